@@ -1,0 +1,56 @@
+"""The ``bharnet`` command. Subcommands are imported only when chosen, so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module implementing it, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "extract": (
+        "bharnet_ros.tools.extract",
+        "run the pose stage on videos or images and write skeleton sequences",
+    ),
+}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """Top-level parser; only the chosen subcommand's module is imported and configured."""
+    parser = argparse.ArgumentParser(
+        prog="bharnet", description="BHaRNet body+hand skeleton action recognition tools."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub_parser)
+            sub_parser.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; user errors become one line on stderr and exit code 2."""
+    from bharnet_ros.core.skeleton import SkeletonError
+    from bharnet_ros.tools import UsageError
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except (UsageError, SkeletonError, FileNotFoundError) as err:
+        print(f"bharnet {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bharnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""The skeleton data contract shared by the pose stage, datasets, recorder and model.
+
+A *frame* is one person at one instant: body joints (V_b, 4), both hands (2, 21, 4) and a
+presence flag per hand. A *sequence* is the same stacked over T frames. Channels are always
+(x, y, z, score). Hand slot 0 is the subject's left hand, slot 1 the right. docs/skeleton_contract.md
+explains coordinate spaces and units; this module is the single definition in code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bharnet_ros.core.layouts import HAND21, get_layout
+
+CHANNELS = 4  # x, y, z, score
+LEFT, RIGHT = 0, 1  # hand slots: the subject's left and right hand
+HAND_JOINTS = HAND21.num_joints
+# Coordinate spaces: "image" = x/width, y/height in [0, 1], z MediaPipe relative depth (x's scale);
+# "world" = metres in a camera- or body-centred frame (Kinect camera space, MediaPipe world).
+SPACES = ("image", "world")
+FORMAT_VERSION = 1
+
+
+class SkeletonError(ValueError):
+    """Skeleton data that breaks the contract (shape, dtype, NaN, time order)."""
+
+
+@dataclass
+class SkeletonFrame:
+    """One person in one camera frame."""
+
+    timestamp: float  # seconds, from the image header (sensor time), not arrival time
+    body: np.ndarray  # (V_b, 4)
+    hands: np.ndarray = field(default_factory=lambda: np.zeros((2, HAND_JOINTS, CHANNELS), np.float32))
+    hand_present: np.ndarray = field(default_factory=lambda: np.zeros(2, bool))
+    person_id: int = 0
+    layout: str = "mediapipe33"
+    space: str = "image"
+
+    def __post_init__(self) -> None:
+        self.body = np.asarray(self.body, dtype=np.float32)
+        self.hands = np.asarray(self.hands, dtype=np.float32)
+        self.hand_present = np.asarray(self.hand_present, dtype=bool)
+        self.timestamp = float(self.timestamp)
+        _check_arrays(self.body[None], self.hands[None], self.hand_present[None], self.layout, self.space)
+
+    @property
+    def body_present(self) -> bool:
+        return bool(np.any(self.body[:, 3] > 0))
+
+    @classmethod
+    def empty(cls, timestamp: float, layout: str = "mediapipe33", person_id: int = 0) -> SkeletonFrame:
+        """A frame in which nothing was found: zeros and no hands, so the timeline has no hole."""
+        v = get_layout(layout).num_joints
+        return cls(timestamp, np.zeros((v, CHANNELS), np.float32), person_id=person_id, layout=layout)
+
+
+@dataclass
+class SkeletonSequence:
+    """T frames of one person, as arrays; the unit the recorder, datasets and model exchange."""
+
+    timestamps: np.ndarray  # (T,) seconds, non-decreasing
+    body: np.ndarray  # (T, V_b, 4)
+    hands: np.ndarray  # (T, 2, 21, 4)
+    hand_present: np.ndarray  # (T, 2) bool
+    person_id: int = 0
+    layout: str = "mediapipe33"
+    space: str = "image"
+    image_size: tuple[int, int] = (0, 0)  # (width, height) of the source frames, (0, 0) if unknown
+
+    def __post_init__(self) -> None:
+        self.timestamps = np.asarray(self.timestamps, dtype=np.float64)
+        self.body = np.asarray(self.body, dtype=np.float32)
+        self.hands = np.asarray(self.hands, dtype=np.float32)
+        self.hand_present = np.asarray(self.hand_present, dtype=bool)
+        self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
+        _check_arrays(self.body, self.hands, self.hand_present, self.layout, self.space)
+        if self.timestamps.shape != (len(self.body),):
+            raise SkeletonError(f"timestamps {self.timestamps.shape} do not match {len(self.body)} frames")
+        if np.any(np.diff(self.timestamps) < 0):
+            raise SkeletonError("timestamps go backwards; split the sequence where time jumps back")
+
+    def __len__(self) -> int:
+        return len(self.body)
+
+    @classmethod
+    def from_frames(
+        cls, frames: list[SkeletonFrame], image_size: tuple[int, int] = (0, 0)
+    ) -> SkeletonSequence:
+        """Stack frames of one person (same layout and space) into a sequence."""
+        if not frames:
+            raise SkeletonError("cannot build a sequence from zero frames")
+        first = frames[0]
+        if any(f.layout != first.layout or f.space != first.space for f in frames):
+            raise SkeletonError("frames mix layouts or coordinate spaces")
+        return cls(
+            timestamps=np.array([f.timestamp for f in frames]),
+            body=np.stack([f.body for f in frames]),
+            hands=np.stack([f.hands for f in frames]),
+            hand_present=np.stack([f.hand_present for f in frames]),
+            person_id=first.person_id,
+            layout=first.layout,
+            space=first.space,
+            image_size=image_size,
+        )
+
+    def frame(self, t: int) -> SkeletonFrame:
+        return SkeletonFrame(
+            self.timestamps[t], self.body[t], self.hands[t], self.hand_present[t],
+            self.person_id, self.layout, self.space,
+        )  # fmt: skip
+
+    def save(self, path: str | Path) -> Path:
+        """Write a compressed .npz (no pickled objects, so loading runs no code)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            path,
+            format_version=np.int32(FORMAT_VERSION),
+            timestamps=self.timestamps,
+            body=self.body,
+            hands=self.hands,
+            hand_present=self.hand_present,
+            person_id=np.int64(self.person_id),
+            layout=np.str_(self.layout),
+            space=np.str_(self.space),
+            image_size=np.array(self.image_size, np.int32),
+        )
+        return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+    @classmethod
+    def load(cls, path: str | Path) -> SkeletonSequence:
+        """Read a file written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as data:
+            version = int(data["format_version"])
+            if version > FORMAT_VERSION:
+                raise SkeletonError(
+                    f"{path}: format version {version} is newer than this code ({FORMAT_VERSION})"
+                )
+            return cls(
+                timestamps=data["timestamps"],
+                body=data["body"],
+                hands=data["hands"],
+                hand_present=data["hand_present"],
+                person_id=int(data["person_id"]),
+                layout=str(data["layout"]),
+                space=str(data["space"]),
+                image_size=tuple(data["image_size"]),
+            )
+
+
+def _check_arrays(body: np.ndarray, hands: np.ndarray, present: np.ndarray, layout: str, space: str) -> None:
+    """Shapes, finiteness and vocabulary of frame-stacked arrays; raises SkeletonError."""
+    try:
+        v = get_layout(layout).num_joints
+    except ValueError as err:
+        raise SkeletonError(str(err)) from None
+    t = len(body)
+    expected = {
+        "body": (body, (t, v, CHANNELS)),
+        "hands": (hands, (t, 2, HAND_JOINTS, CHANNELS)),
+        "hand_present": (present, (t, 2)),
+    }
+    for name, (array, shape) in expected.items():
+        if array.shape != shape:
+            raise SkeletonError(
+                f"{name} has shape {array.shape[1:]}, the {layout} contract needs {shape[1:]}"
+            )
+    if not (np.isfinite(body).all() and np.isfinite(hands).all()):
+        raise SkeletonError("skeleton contains NaN or infinite values; drop the frame or zero the joints")
+    if space not in SPACES:
+        raise SkeletonError(f"unknown coordinate space {space!r}; use one of {SPACES}")

@@ -1,0 +1,1 @@
+"""BHaRNet model family in PyTorch: graphs, backbone, variants, losses and export."""

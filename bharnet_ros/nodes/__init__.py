@@ -1,0 +1,1 @@
+"""rclpy nodes: thin translation between ROS messages/parameters/timers and the core."""

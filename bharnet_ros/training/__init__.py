@@ -1,0 +1,1 @@
+"""Offline training and evaluation: dataset format, importers, synthetic data, training loop."""
