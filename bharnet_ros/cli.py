@@ -10,7 +10,15 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "extract": (
         "bharnet_ros.tools.extract",
-        "run the pose stage on videos or images and write skeleton sequences",
+        "run the pose stage on videos and write skeleton sequences",
+    ),
+    "synth": (
+        "bharnet_ros.tools.synth",
+        "generate synthetic body+hand HRI gesture sequences",
+    ),
+    "model-report": (
+        "bharnet_ros.tools.model_report",
+        "count parameters and GFLOPs of every model variant and write docs/model.md",
     ),
 }
 

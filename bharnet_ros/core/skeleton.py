@@ -45,6 +45,8 @@ class SkeletonFrame:
         self.hands = np.asarray(self.hands, dtype=np.float32)
         self.hand_present = np.asarray(self.hand_present, dtype=bool)
         self.timestamp = float(self.timestamp)
+        if not np.isfinite(self.timestamp):
+            raise SkeletonError(f"timestamp {self.timestamp} is not a finite number of seconds")
         _check_arrays(self.body[None], self.hands[None], self.hand_present[None], self.layout, self.space)
 
     @property
@@ -78,6 +80,8 @@ class SkeletonSequence:
         self.hand_present = np.asarray(self.hand_present, dtype=bool)
         self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
         _check_arrays(self.body, self.hands, self.hand_present, self.layout, self.space)
+        if not np.isfinite(self.timestamps).all():
+            raise SkeletonError("timestamps contain NaN or infinite values")
         if self.timestamps.shape != (len(self.body),):
             raise SkeletonError(f"timestamps {self.timestamps.shape} do not match {len(self.body)} frames")
         if np.any(np.diff(self.timestamps) < 0):

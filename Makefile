@@ -1,0 +1,52 @@
+# Set-up and everyday commands. The README's two commands are `make demo` and `make test`;
+# both create .venv and install everything on first use.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Files that change what `pip install .` puts into the venv (messages, executables, share/).
+PACKAGE_FILES := $(shell git ls-files bharnet_ros msg scripts launch config models CMakeLists.txt \
+                   package.xml pyproject.toml 2>/dev/null)
+# ROS 2 stays on this machine, logs stay in the tree.
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
+export ROS_HOME ?= $(CURDIR)/.ros
+export ROS_LOG_DIR ?= $(CURDIR)/.ros/log
+export GLOG_minloglevel ?= 2
+
+.PHONY: setup test lint format demo lock clean check-system
+
+setup: $(VENV)/.installed
+
+check-system:
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (apt-get install python3.11 python3.11-venv python3.11-dev)"; exit 1; }
+	@command -v cmake >/dev/null && command -v g++ >/dev/null || { echo "error: cmake and g++ are needed to build msg/; run: apt-get install cmake g++"; exit 1; }
+
+$(VENV)/.dependencies: requirements.lock | check-system
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.dependencies $(PACKAGE_FILES)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation --no-deps .
+	touch $@
+
+test: setup lint
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+VIDEO ?= ../shared/data/videos/sign_dobrii_den.mp4
+demo: setup
+	$(BIN)/bharnet extract $(VIDEO) -o out/demo/skeleton.npz --overlay out/demo/overlay.mp4
+
+lock:
+	$(BIN)/python .ci/lock.py > requirements.lock
+
+clean:
+	rm -rf build out .ros .pytest_cache .ruff_cache

@@ -1,0 +1,46 @@
+"""Shared fixtures: real third-party data from ../shared/data (skipped when absent)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("BHARNET_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# ROS 2 in tests: discovery and traffic stay on this machine, logs stay in the tree, and a domain
+# of our own so that parallel runs on one machine do not hear each other.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds.xml"))
+os.environ.setdefault("ROS_HOME", str(REPO / ".ros"))
+os.environ.setdefault("ROS_LOG_DIR", str(REPO / ".ros" / "log"))
+os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 80))
+os.environ.setdefault("AMENT_PREFIX_PATH", sys.prefix)
+# Subprocesses (CLI and node tests) import the checkout, like this process does.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The ../shared/data folder; tests that need it are skipped where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real test data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_file():
+    """``shared_file("videos/x.mp4")``: a path under ../shared/data, or skip where it is missing."""
+
+    def get(relative: str) -> Path:
+        path = SHARED_DATA / relative
+        if not path.exists():
+            pytest.skip(f"real test data not found: {path}")
+        return path
+
+    return get

@@ -1,0 +1,174 @@
+"""Temporal crop and resize: exact lengths, linear values, identity, masks, feeder crops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bharnet_ros.core.resample import (
+    TimeSampling,
+    center_crop,
+    crop_resize_indices,
+    random_crop,
+    resize_indices,
+    resize_mask,
+    resize_time,
+    valid_frame_count,
+)
+
+
+@pytest.mark.parametrize("source", [1, 2, 17, 63, 64, 65, 150, 300])
+@pytest.mark.parametrize("shape", [(25, 3), (2, 21, 4)])
+def test_output_has_exact_length_and_trailing_shape(source: int, shape: tuple[int, ...]) -> None:
+    array = np.random.default_rng(source).normal(size=(source, *shape)).astype(np.float32)
+    out = resize_time(array, 64)
+    assert out.shape == (64, *shape)
+    assert out.dtype == np.float32
+
+
+@pytest.mark.parametrize("shape", [(64, 25, 4), (64, 2, 21, 4), (64,)])
+def test_same_length_is_identity(shape: tuple[int, ...]) -> None:
+    array = np.random.default_rng(0).normal(size=shape)
+    np.testing.assert_array_equal(resize_time(array, 64), array)
+
+
+def test_downsampling_a_ramp_gives_half_pixel_positions() -> None:
+    # 128 frames to 64: output i reads source position 2i + 0.5, the mean of frames 2i and 2i+1.
+    ramp = np.arange(128, dtype=np.float64)
+    np.testing.assert_allclose(resize_time(ramp, 64), 2 * np.arange(64) + 0.5)
+
+
+def test_upsampling_a_ramp_is_linear_and_clamped_at_the_ends() -> None:
+    ramp = 10.0 * np.arange(4)  # 0, 10, 20, 30 -> 8 frames, scale 0.5
+    expected = [0.0, 2.5, 7.5, 12.5, 17.5, 22.5, 27.5, 30.0]
+    np.testing.assert_allclose(resize_time(ramp, 8), expected)
+
+
+def test_interpolation_applies_per_channel_on_a_multi_axis_ramp() -> None:
+    base = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
+    array = np.arange(4, dtype=np.float32)[:, None, None] * 100 + base  # (4, 2, 3)
+    out = resize_time(array, 8)
+    steps = np.array([0, 25, 75, 125, 175, 225, 275, 300], np.float32)[:, None, None]
+    np.testing.assert_allclose(out - base, np.broadcast_to(steps, (8, 2, 3)))
+
+
+def test_single_source_frame_is_repeated() -> None:
+    frame = np.array([[1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(resize_time(frame, 5), np.repeat(frame, 5, axis=0))
+
+
+def test_constant_signal_stays_exactly_constant() -> None:
+    array = np.full((37, 3), 0.123456, dtype=np.float32)
+    np.testing.assert_array_equal(resize_time(array, 64), np.full((64, 3), 0.123456, np.float32))
+
+
+def test_mask_frame_is_valid_only_if_both_blended_frames_are() -> None:
+    mask = np.array([True, True, False, True])
+    # 4 -> 8: positions 0, .25, .75, 1.25, 1.75, 2.25, 2.75, 3
+    expected = [True, True, True, False, False, False, False, True]
+    np.testing.assert_array_equal(resize_mask(mask, 8), expected)
+
+
+def test_mask_identity_and_trailing_axes() -> None:
+    mask = np.random.default_rng(1).random((64, 2)) > 0.5
+    np.testing.assert_array_equal(resize_mask(mask, 64), mask)
+    assert resize_mask(mask, 30).shape == (30, 2)
+
+
+def test_apply_masked_zeroes_invalid_frames() -> None:
+    hands = np.ones((4, 2, 21, 4), np.float32)
+    mask = np.array([[True, True], [True, False], [True, True], [True, True]])
+    sampling = resize_indices(0, 4, 8)
+    out, out_mask = sampling.apply_masked(hands, mask)
+    assert out.shape == (8, 2, 21, 4)
+    np.testing.assert_array_equal(out_mask[:, 0], True)
+    assert not out_mask[2:5, 1].any()
+    assert (out[~out_mask] == 0).all()
+    assert (out[out_mask] == 1).all()
+
+
+def test_bool_data_must_go_through_apply_mask() -> None:
+    with pytest.raises(TypeError):
+        resize_indices(0, 3, 5).apply(np.ones(3, bool))
+
+
+def test_integer_data_is_resampled_as_float() -> None:
+    out = resize_time(np.array([0, 10]), 4)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, [0.0, 2.5, 7.5, 10.0])
+
+
+def test_resize_indices_offsets_into_the_source() -> None:
+    sampling = resize_indices(10, 20, 10)
+    np.testing.assert_array_equal(sampling.lo, np.arange(10, 20))
+    np.testing.assert_array_equal(sampling.weight, 0.0)
+    assert isinstance(sampling, TimeSampling)
+    assert len(sampling) == 10
+
+
+@pytest.mark.parametrize(("start", "stop", "length"), [(5, 5, 64), (3, 1, 64), (-1, 4, 64), (0, 4, 0)])
+def test_resize_indices_rejects_bad_ranges(start: int, stop: int, length: int) -> None:
+    with pytest.raises(ValueError):
+        resize_indices(start, stop, length)
+
+
+def test_valid_frame_count_ignores_all_zero_frames() -> None:
+    body = np.zeros((300, 25, 3), np.float32)
+    body[:120] = np.random.default_rng(2).normal(size=(120, 25, 3))
+    body[50] = 0
+    body[60, 3, 1] = 0.5
+    assert valid_frame_count(body) == 119
+    assert valid_frame_count(np.zeros((10, 2, 21, 4))) == 0
+
+
+def test_center_crop_follows_the_feeder_rounding() -> None:
+    assert center_crop(100, 0.95) == (2, 98)  # int(0.05 * 100 / 2) = 2
+    assert center_crop(64, 0.95) == (1, 63)
+    assert center_crop(10, 0.95) == (0, 10)
+    assert center_crop(64, 1.0) == (0, 64)
+
+
+def test_random_crop_respects_bounds_and_min_length() -> None:
+    rng = np.random.default_rng(3)
+    for valid in (10, 64, 65, 100, 300):
+        for _ in range(50):
+            start, stop = random_crop(valid, (0.5, 1.0), 64, rng)
+            assert 0 <= start < stop <= valid
+            assert stop - start == min(valid, 64) or 64 <= stop - start <= valid
+
+
+def test_random_crop_is_reproducible_with_a_seed() -> None:
+    first = [random_crop(300, rng=np.random.default_rng(7)) for _ in range(3)]
+    assert first == [first[0]] * 3
+
+
+@pytest.mark.parametrize("ratio", [0.0, -0.1, 1.5])
+def test_crop_rejects_bad_ratios(ratio: float) -> None:
+    with pytest.raises(ValueError):
+        center_crop(100, ratio)
+
+
+def test_crop_rejects_empty_clips() -> None:
+    with pytest.raises(ValueError):
+        center_crop(0)
+
+
+def test_crop_resize_indices_centre_and_random() -> None:
+    centre = crop_resize_indices(100, 64, (0.95,))
+    assert len(centre) == 64
+    assert centre.lo.min() == 2
+    assert centre.hi.max() == 97
+    random = crop_resize_indices(300, 64, (0.5, 1.0), np.random.default_rng(0))
+    assert len(random) == 64
+    assert random.lo.min() >= 0
+    assert random.hi.max() < 300
+    with pytest.raises(ValueError):
+        crop_resize_indices(100, 64, (0.5, 0.7, 1.0))
+
+
+def test_one_sampling_keeps_body_and_hands_in_step() -> None:
+    ramp = np.arange(90, dtype=np.float32)
+    body = np.broadcast_to(ramp[:, None, None], (90, 25, 4)).copy()
+    hands = np.broadcast_to(ramp[:, None, None, None], (90, 2, 21, 4)).copy()
+    sampling = crop_resize_indices(90, 64, (0.5, 1.0), np.random.default_rng(4))
+    np.testing.assert_array_equal(sampling.apply(body)[:, 0, 0], sampling.apply(hands)[:, 1, 20, 3])

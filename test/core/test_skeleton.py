@@ -1,0 +1,80 @@
+"""The skeleton data contract: validation, stacking and the .npz file format."""
+
+import numpy as np
+import pytest
+
+from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame, SkeletonSequence
+
+
+def frame(t: float, value: float = 0.5) -> SkeletonFrame:
+    hands = np.full((2, 21, 4), value, np.float32)
+    return SkeletonFrame(t, np.full((33, 4), value, np.float32), hands, np.array([True, False]), 4)
+
+
+def test_empty_frame_keeps_the_timeline():
+    empty = SkeletonFrame.empty(1.5, layout="ntu25")
+    assert empty.body.shape == (25, 4)
+    assert not empty.body_present
+    assert not empty.hand_present.any()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"body": np.zeros((25, 4))}, "mediapipe33 contract"),
+        ({"body": np.zeros((33, 3))}, "mediapipe33 contract"),
+        ({"hands": np.zeros((2, 20, 4))}, "hands"),
+        ({"body": np.full((33, 4), np.nan)}, "NaN"),
+        ({"body": np.zeros((33, 4)), "layout": "coco17"}, "unknown skeleton layout"),
+        ({"body": np.zeros((33, 4)), "space": "pixels"}, "coordinate space"),
+    ],
+)
+def test_contract_violations_are_named(kwargs, message):
+    kwargs.setdefault("body", np.zeros((33, 4)))
+    with pytest.raises(SkeletonError, match=message):
+        SkeletonFrame(0.0, **kwargs)
+
+
+def test_sequence_stacks_frames_and_gives_them_back():
+    sequence = SkeletonSequence.from_frames([frame(0.0), frame(0.1, 0.2)], image_size=(640, 480))
+    assert len(sequence) == 2
+    assert sequence.body.shape == (2, 33, 4)
+    assert sequence.hands.shape == (2, 2, 21, 4)
+    back = sequence.frame(1)
+    assert back.timestamp == pytest.approx(0.1)
+    assert back.person_id == 4
+    np.testing.assert_array_equal(back.body, frame(0.1, 0.2).body)
+
+
+def test_sequence_refuses_time_going_backwards_and_mixed_layouts():
+    with pytest.raises(SkeletonError, match="backwards"):
+        SkeletonSequence.from_frames([frame(1.0), frame(0.5)])
+    with pytest.raises(SkeletonError, match="mix"):
+        SkeletonSequence.from_frames([frame(0.0), SkeletonFrame.empty(0.1, layout="ntu25")])
+    with pytest.raises(SkeletonError, match="zero frames"):
+        SkeletonSequence.from_frames([])
+
+
+def test_file_round_trip_is_exact_and_pickle_free(tmp_path):
+    sequence = SkeletonSequence.from_frames([frame(0.0), frame(1 / 30, 0.3)], image_size=(320, 240))
+    path = sequence.save(tmp_path / "clip.npz")
+    with np.load(path, allow_pickle=False) as data:  # would raise if anything were pickled
+        assert int(data["format_version"]) == 1
+    loaded = SkeletonSequence.load(path)
+    np.testing.assert_array_equal(loaded.body, sequence.body)
+    np.testing.assert_array_equal(loaded.hands, sequence.hands)
+    np.testing.assert_array_equal(loaded.hand_present, sequence.hand_present)
+    np.testing.assert_array_equal(loaded.timestamps, sequence.timestamps)
+    assert (loaded.layout, loaded.space, loaded.image_size, loaded.person_id) == (
+        "mediapipe33", "image", (320, 240), 4,
+    )  # fmt: skip
+
+
+def test_newer_file_versions_are_refused(tmp_path):
+    path = SkeletonSequence.from_frames([frame(0.0)]).save(tmp_path / "clip.npz")
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["format_version"] = np.int32(99)
+    np.savez(path, **arrays)
+    with pytest.raises(SkeletonError, match="newer"):
+        SkeletonSequence.load(path)

@@ -1,0 +1,262 @@
+"""Window buffer and per-person set: ordering, resets, resampling, bounds and timeouts."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
+from bharnet_ros.core.window import PushResult, Window, WindowBuffer, WindowSet
+
+FPS = 30.0
+
+
+def make_frame(t: int, person_id: int = 0, hands: bool = True, stamp: float | None = None) -> SkeletonFrame:
+    """Frame ``t`` of a person whose every coordinate equals ``t`` (a ramp in time), score 1."""
+    body = np.full((33, 4), float(t), np.float32)
+    body[:, 3] = 1.0
+    hand_array = np.full((2, 21, 4), float(t), np.float32)
+    hand_array[..., 3] = 1.0
+    present = np.array([hands, hands])
+    if not hands:
+        hand_array[:] = 0
+    return SkeletonFrame(t / FPS if stamp is None else stamp, body, hand_array, present, person_id=person_id)
+
+
+def test_window_has_exact_length_and_interpolated_stamps() -> None:
+    buffer = WindowBuffer(span=64)
+    for t in range(100):
+        buffer.push(make_frame(t))
+    window = buffer.window(length=64)
+    assert isinstance(window, Window)
+    assert len(window.sequence) == 64
+    assert window.source_frames == 64
+    np.testing.assert_allclose(window.sequence.body[:, 0, 0], np.arange(36, 100))  # identity
+    np.testing.assert_allclose(window.sequence.timestamps, np.arange(36, 100) / FPS)
+    assert window.stamp == pytest.approx(99 / FPS)
+    assert window.first_stamp == pytest.approx(36 / FPS)
+    assert window.hand_mask.shape == (64, 2)
+    assert window.hand_mask.all()
+
+
+def test_window_resamples_a_short_buffer_linearly() -> None:
+    buffer = WindowBuffer(span=64)
+    for t in range(32):
+        buffer.push(make_frame(t))
+    window = buffer.window(length=64)
+    assert window is not None
+    assert window.source_frames == 32
+    assert buffer.fill == pytest.approx(0.5)
+    expected = np.clip((np.arange(64) + 0.5) * 0.5 - 0.5, 0, 31)  # clamped at both ends
+    np.testing.assert_allclose(window.sequence.body[:, 5, 1], expected, atol=1e-5)
+    np.testing.assert_allclose(window.sequence.hands[:, 1, 20, 2], expected, atol=1e-5)
+    assert window.sequence.body.dtype == np.float32
+
+
+def test_window_downsamples_a_long_span() -> None:
+    buffer = WindowBuffer(span=128)
+    for t in range(128):
+        buffer.push(make_frame(t))
+    window = buffer.window(length=64)
+    assert window is not None
+    np.testing.assert_allclose(window.sequence.body[:, 0, 0], 2 * np.arange(64) + 0.5, atol=1e-4)
+    assert window.duration == pytest.approx(127 / FPS)
+
+
+def test_window_fills_short_hand_gaps_and_leaves_long_ones() -> None:
+    buffer = WindowBuffer(span=64, max_gap=8)
+    for t in range(64):
+        short_gap = 10 <= t < 15
+        long_gap = 30 <= t < 45
+        buffer.push(make_frame(t, hands=not (short_gap or long_gap)))
+    window = buffer.window(length=64)
+    assert window is not None
+    assert window.hand_mask[10:15].all()
+    np.testing.assert_allclose(window.sequence.hands[10:15, 0, 0, 0], np.arange(10, 15), atol=1e-4)
+    assert not window.hand_mask[30:45].any()
+    assert (window.sequence.hands[30:45] == 0).all()
+
+
+def test_centre_crop_option_trims_the_span() -> None:
+    buffer = WindowBuffer(span=64, crop_ratio=0.95)
+    for t in range(64):
+        buffer.push(make_frame(t))
+    window = buffer.window(length=64)
+    assert window is not None
+    assert window.source_frames == 62
+    assert window.first_stamp == pytest.approx(1 / FPS)
+    assert window.stamp == pytest.approx(62 / FPS)
+
+
+def test_window_needs_min_frames() -> None:
+    buffer = WindowBuffer(span=64)
+    assert buffer.window() is None
+    buffer.push(make_frame(0))
+    assert buffer.window(min_frames=2) is None
+    single = buffer.window()
+    assert single is not None
+    assert len(single.sequence) == 64
+    assert not buffer.ready()
+    assert buffer.ready(min_frames=1)
+
+
+def test_backwards_timestamp_resets_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    buffer = WindowBuffer(span=16)
+    for t in range(10):
+        assert buffer.push(make_frame(t)) is PushResult.ADDED
+    with caplog.at_level(logging.WARNING):
+        result = buffer.push(make_frame(3))
+    assert result is PushResult.RESET
+    assert buffer.last_result is PushResult.RESET
+    assert "backwards" in caplog.text
+    assert len(buffer) == 1
+    assert buffer.newest_stamp == pytest.approx(3 / FPS)
+    assert buffer.stats.resets == 1
+
+
+def test_duplicate_stamps_are_ignored() -> None:
+    buffer = WindowBuffer(span=16)
+    buffer.push(make_frame(0))
+    buffer.push(make_frame(1))
+    assert buffer.push(make_frame(1)) is PushResult.DUPLICATE
+    assert len(buffer) == 2
+    assert buffer.stats.duplicates == 1
+    assert buffer.stats.frames_pushed == 3
+    assert buffer.stats.resets == 0
+
+
+def test_layout_change_resets(caplog: pytest.LogCaptureFixture) -> None:
+    buffer = WindowBuffer(span=16)
+    buffer.push(make_frame(0))
+    ntu = SkeletonFrame(1.0, np.ones((25, 4), np.float32), layout="ntu25")
+    with caplog.at_level(logging.WARNING):
+        assert buffer.push(ntu) is PushResult.RESET
+    assert len(buffer) == 1
+
+
+def test_memory_stays_bounded() -> None:
+    buffer = WindowBuffer(span=64, max_gap=8)
+    body = np.ones((33, 4), np.float32)
+    for t in range(100_000):
+        buffer.push(SkeletonFrame(t * 0.01, body))
+        assert len(buffer) <= buffer.maxlen
+    assert len(buffer) == 72
+    assert buffer.fill == 1.0
+    assert buffer.ready()
+
+
+def test_nan_frames_never_reach_the_buffer() -> None:
+    buffer = WindowBuffer()
+    buffer.push(make_frame(0))
+    body = np.ones((33, 4), np.float32)
+    body[3, 1] = np.nan
+    with pytest.raises(SkeletonError):
+        buffer.push(SkeletonFrame(1.0, body))
+    frame = make_frame(2)
+    frame.hands[0, 0, 0] = np.inf  # mutated after the contract check
+    with pytest.raises(SkeletonError):
+        buffer.push(frame)
+    with pytest.raises(SkeletonError):
+        buffer.push(make_frame(3, stamp=float("nan")))
+    assert len(buffer) == 1
+    assert buffer.stats.frames_pushed == 1
+
+
+def test_buffer_rejects_other_types() -> None:
+    with pytest.raises(TypeError):
+        WindowBuffer().push(np.zeros((33, 4)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kwargs", [{"span": 0}, {"max_gap": -1}, {"crop_ratio": 0.0}])
+def test_buffer_rejects_bad_settings(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        WindowBuffer(**kwargs)
+
+
+def test_set_creates_one_buffer_per_person() -> None:
+    persons = WindowSet(span=16)
+    for t in range(30):
+        for person_id in (3, 7):
+            buffer = persons.push(make_frame(t, person_id))
+            assert buffer is persons.get(person_id)
+    assert persons.person_ids == [3, 7]
+    assert 3 in persons
+    assert len(persons.get(7)) == 16 + 8
+    assert persons.stats.persons_created == 2
+    assert persons.stats.frames_pushed == 60
+    window = persons.get(3).window()
+    assert window is not None
+    assert window.sequence.person_id == 3
+
+
+def test_set_drops_a_person_after_the_timeout() -> None:
+    persons = WindowSet(timeout=1.0)
+    persons.push(make_frame(0, person_id=1, stamp=0.0))
+    persons.push(make_frame(0, person_id=2, stamp=0.0))
+    persons.push(make_frame(1, person_id=2, stamp=1.0))
+    assert 1 in persons  # exactly at the timeout: still kept
+    persons.push(make_frame(2, person_id=2, stamp=1.5))
+    assert persons.person_ids == [2]
+    assert persons.stats.persons_timed_out == 1
+    assert persons.prune(3.0) == [2]
+    assert len(persons) == 0
+    assert persons.stats.persons_dropped == 2
+
+
+def test_returning_person_after_timeout_starts_a_fresh_buffer() -> None:
+    persons = WindowSet(timeout=0.5)
+    for t in range(10):
+        persons.push(make_frame(t, person_id=4))
+    buffer = persons.push(make_frame(100, person_id=4))
+    assert len(buffer) == 1
+    assert persons.stats.persons_created == 2
+
+
+def test_set_caps_the_number_of_persons() -> None:
+    persons = WindowSet(max_persons=3, timeout=1000.0)
+    for t in range(10_000):
+        persons.push(make_frame(t, person_id=t))
+        assert len(persons) <= 3
+    assert persons.person_ids == [9997, 9998, 9999]
+    assert persons.stats.persons_evicted == 9997
+
+
+def test_cap_evicts_the_stalest_person() -> None:
+    persons = WindowSet(max_persons=2, timeout=1000.0)
+    persons.push(make_frame(0, person_id=1))
+    persons.push(make_frame(1, person_id=2))
+    persons.push(make_frame(2, person_id=1))  # person 2 is now the stalest
+    persons.push(make_frame(3, person_id=3))
+    assert sorted(persons.person_ids) == [1, 3]
+
+
+def test_set_resets_when_time_goes_backwards(caplog: pytest.LogCaptureFixture) -> None:
+    persons = WindowSet()
+    for t in range(10):
+        persons.push(make_frame(t, person_id=1))
+        persons.push(make_frame(t, person_id=2))
+    with caplog.at_level(logging.WARNING):
+        buffer = persons.push(make_frame(0, person_id=1))
+    assert "backwards" in caplog.text
+    assert persons.person_ids == [1]
+    assert len(buffer) == 1
+    assert persons.stats.resets == 1
+
+
+def test_set_counts_duplicates_and_explicit_reset() -> None:
+    persons = WindowSet()
+    persons.push(make_frame(0))
+    persons.push(make_frame(0))
+    assert persons.stats.duplicates == 1
+    persons.reset()
+    assert len(persons) == 0
+    persons.push(make_frame(0))  # a fresh time base accepts any stamp
+    assert len(persons.get(0)) == 1
+
+
+@pytest.mark.parametrize("kwargs", [{"timeout": 0.0}, {"max_persons": 0}, {"span": 0}])
+def test_set_rejects_bad_settings(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        WindowSet(**kwargs)
