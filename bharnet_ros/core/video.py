@@ -1,0 +1,115 @@
+"""Reading video files frame by frame with timestamps in seconds (OpenCV only).
+
+Timestamps are ``index / fps`` whenever the container states a frame rate, because OpenCV's
+``CAP_PROP_POS_MSEC`` is not reliable for every container: on ntu_two_person_hug.avi
+(OpenCV 4.11, FFmpeg back end) it reports 66.7 ms for the first frame and 0 for the last two.
+Only when the frame rate is unknown is ``CAP_PROP_POS_MSEC`` used, kept non-decreasing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import numpy as np
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+
+class VideoError(ValueError):
+    """A video file that exists but cannot be opened or decoded."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about a video; ``frame_count`` is the header's estimate (0 if unknown)."""
+
+    path: Path
+    frame_count: int
+    fps: float  # 0.0 if unknown
+    width: int
+    height: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), the order SkeletonSequence.image_size uses."""
+        return (self.width, self.height)
+
+
+class VideoReader:
+    """One pass over a video's frames as ``(timestamp_seconds, bgr_uint8_image)`` pairs.
+
+    The first frame is decoded on opening, so a file OpenCV opens but cannot decode fails here
+    with a clear error rather than yielding nothing. Iterate once; use ``with`` or :meth:`close`.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"video not found: {self.path}")
+        self._capture = cv2.VideoCapture(str(self.path))
+        if not self._capture.isOpened():
+            raise VideoError(f"cannot open {self.path} as a video (unknown format or damaged file)")
+        self.info = _read_info(self.path, self._capture)
+        ok, self._first = self._capture.read()
+        if not ok:
+            self.close()
+            raise VideoError(f"{self.path} opened but no frame could be decoded (damaged or empty video)")
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the decoder; safe to call twice."""
+        self._capture.release()
+
+    def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
+        if self._first is None:
+            raise VideoError(f"{self.path} has already been read; open it again for a second pass")
+        frame, self._first = self._first, None
+        index, last = 0, 0.0
+        while True:
+            last = self._timestamp(index, last)
+            yield last, frame
+            ok, frame = self._capture.read()
+            if not ok:
+                return
+            index += 1
+
+    def _timestamp(self, index: int, last: float) -> float:
+        if self.info.fps > 0:
+            return index / self.info.fps
+        return max(last, self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
+
+
+def _read_info(path: Path, capture: cv2.VideoCapture) -> VideoInfo:
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return VideoInfo(
+        path=path,
+        frame_count=max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))),
+        fps=float(fps) if np.isfinite(fps) and fps > 0 else 0.0,
+        width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+    )
+
+
+def is_video_file(path: str | Path) -> bool:
+    """True for an existing file with a common video extension (case-insensitive)."""
+    path = Path(path)
+    return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def list_videos(directory: str | Path) -> list[Path]:
+    """Video files directly inside ``directory`` (not recursive), sorted by name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"directory not found: {directory}")
+    return sorted(p for p in directory.iterdir() if is_video_file(p))

@@ -1,0 +1,170 @@
+"""``bharnet extract``: run the pose stage over videos and save skeleton sequences (.npz).
+
+A video gives one :class:`SkeletonSequence` file; a directory gives ``OUT/<stem>.npz`` per video.
+Every decoded frame becomes one sequence frame (zeros where nothing was found), so frame ``t`` of
+the file matches frame ``t`` of the video and of the optional overlay mp4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from bharnet_ros.core.draw import draw_skeleton
+from bharnet_ros.core.pose import BACKENDS, PoseEstimator
+from bharnet_ros.core.skeleton import SkeletonFrame, SkeletonSequence
+from bharnet_ros.core.video import (
+    VIDEO_EXTENSIONS,
+    VideoError,
+    VideoInfo,
+    VideoReader,
+    is_video_file,
+    list_videos,
+)
+from bharnet_ros.tools import UsageError
+
+OVERLAY_FALLBACK_FPS = 25.0  # for the overlay writer when the source states no frame rate
+
+
+@dataclass(frozen=True)
+class Job:
+    """One video to process and where its outputs go."""
+
+    video: Path
+    output: Path
+    overlay: Path | None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``bharnet extract`` (called by ``bharnet_ros.cli`` when the subcommand is chosen)."""
+    parser.add_argument("input", metavar="VIDEO_OR_DIR", type=Path, help="a video file or a folder of videos")
+    parser.add_argument(
+        "-o", "--output", required=True, type=Path,
+        help="output .npz for a video; output folder (one <stem>.npz per video) for a folder",
+    )  # fmt: skip
+    parser.add_argument(
+        "--overlay", type=Path, default=None,
+        help="also write an mp4 with the skeleton drawn (a folder when the input is a folder)",
+    )  # fmt: skip
+    parser.add_argument("--backend", choices=BACKENDS, default="holistic", help="MediaPipe graph(s) to use")
+    parser.add_argument(
+        "--max-frames", type=int, default=None, metavar="N", help="stop after N frames per video"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Extract every job; in a folder an undecodable video is skipped with a message (exit code 1)."""
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UsageError(f"--max-frames must be at least 1, got {args.max_frames}")
+    jobs = plan_jobs(args.input, args.output, args.overlay)
+    skipped = 0
+    for job in jobs:
+        try:
+            print(extract_video(job, args.backend, args.max_frames))
+        except VideoError as err:
+            if not args.input.is_dir():
+                raise UsageError(str(err)) from None
+            print(f"bharnet extract: skipped: {err}", file=sys.stderr)
+            skipped += 1
+    return 1 if skipped else 0
+
+
+def plan_jobs(source: Path, output: Path, overlay: Path | None) -> list[Job]:
+    """Map the input (file or folder) to per-video jobs; user mistakes raise UsageError."""
+    if source.is_dir():
+        videos = list_videos(source)
+        if not videos:
+            raise UsageError(f"no video files in {source} (looked for {', '.join(VIDEO_EXTENSIONS)})")
+        for name, path, suffix in (("-o", output, ".npz"), ("--overlay", overlay, ".mp4")):
+            if path is not None and path.suffix.lower() == suffix:
+                raise UsageError(f"input {source} is a folder, so {name} must be a folder, not {path}")
+        return [
+            Job(v, output / f"{v.stem}.npz", None if overlay is None else overlay / f"{v.stem}.mp4")
+            for v in videos
+        ]
+    if not source.exists():
+        raise UsageError(f"input not found: {source}")
+    if not is_video_file(source):
+        raise UsageError(f"{source} is not a video ({', '.join(VIDEO_EXTENSIONS)}) or a folder of videos")
+    if output.is_dir():
+        output = output / f"{source.stem}.npz"
+    if overlay is not None and overlay.is_dir():
+        overlay = overlay / f"{source.stem}.mp4"
+    return [Job(source, output, overlay)]
+
+
+def extract_video(job: Job, backend: str, max_frames: int | None = None) -> str:
+    """Run the pose stage over one video, write its sequence (and overlay), return a summary line."""
+    frames: list[SkeletonFrame] = []
+    with VideoReader(job.video) as reader, PoseEstimator(backend) as estimator:
+        overlay = Overlay(job.overlay, reader.info.fps) if job.overlay else None
+        progress = tqdm(reader, total=_expected_frames(reader.info, max_frames), desc=job.video.name,
+                        unit="frame", leave=False)  # fmt: skip
+        try:
+            for timestamp, image in progress:
+                frames.append(estimator.estimate(image, timestamp))
+                image_size = (image.shape[1], image.shape[0])
+                if overlay is not None:
+                    overlay.write(image, frames[-1])
+                if len(frames) == max_frames:
+                    break
+        finally:
+            progress.close()
+            if overlay is not None:
+                overlay.close()
+    path = SkeletonSequence.from_frames(frames, image_size=image_size).save(job.output)
+    return _summary(job, frames, path)
+
+
+def _expected_frames(info: VideoInfo, max_frames: int | None) -> int | None:
+    """Progress-bar total: the header's frame count capped by --max-frames; None when unknown."""
+    counts = [n for n in (info.frame_count, max_frames) if n]
+    return min(counts) if counts else None
+
+
+class Overlay:
+    """An mp4 ('mp4v') of drawn frames, opened on the first frame so it takes the decoded size."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path = path
+        self.fps = fps or OVERLAY_FALLBACK_FPS
+        self._writer: cv2.VideoWriter | None = None
+        self._size = (0, 0)
+
+    def write(self, image: np.ndarray, frame: SkeletonFrame) -> None:
+        drawn = draw_skeleton(image, frame, label=f"t={frame.timestamp:.2f}s")
+        if self._writer is None:
+            self._writer = self._open((drawn.shape[1], drawn.shape[0]))
+        if (drawn.shape[1], drawn.shape[0]) != self._size:
+            drawn = cv2.resize(drawn, self._size)  # OpenCV silently drops frames of another size
+        self._writer.write(drawn)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+    def _open(self, size: tuple[int, int]) -> cv2.VideoWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._size = size
+        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
+        if not writer.isOpened():
+            raise UsageError(
+                f"cannot write overlay video {self.path} (is the folder writable and the name .mp4?)"
+            )
+        return writer
+
+
+def _summary(job: Job, frames: list[SkeletonFrame], path: Path) -> str:
+    body = sum(f.body_present for f in frames)
+    left, right = np.sum([f.hand_present for f in frames], axis=0)
+    overlay = f", overlay {job.overlay}" if job.overlay else ""
+    return (
+        f"{job.video.name}: {len(frames)} frames, body in {body}, left hand in {left}, "
+        f"right hand in {right} -> {path}{overlay}"
+    )

@@ -1,0 +1,121 @@
+"""``bharnet extract`` end to end through the CLI entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from bharnet_ros.cli import main
+from bharnet_ros.core.skeleton import SkeletonSequence
+from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.extract import plan_jobs
+
+
+def count_frames(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def write_blank_clip(path: Path, frames: int = 8) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+    for _ in range(frames):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+
+
+def test_extract_video_with_overlay(shared_file, tmp_path, capsys):
+    out, overlay = tmp_path / "dd.npz", tmp_path / "dd.mp4"
+    argv = [
+        "extract",
+        str(shared_file("videos/sign_dobrii_den.mp4")),
+        "-o",
+        str(out),
+        "--overlay",
+        str(overlay),
+    ]
+    assert main(argv) == 0
+    sequence = SkeletonSequence.load(out)
+    assert len(sequence) == 100
+    assert sequence.image_size == (320, 240)
+    assert (sequence.layout, sequence.space) == ("mediapipe33", "image")
+    assert np.all(np.abs(sequence.body).sum(axis=(1, 2)) > 0)  # a body on every frame
+    assert sequence.hand_present.any(axis=1).sum() >= 20  # measured 37 frames with a hand
+    assert count_frames(overlay) == 100
+    assert "100 frames, body in 100" in capsys.readouterr().out
+
+
+def test_extract_folder_with_max_frames(tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a.mp4", "b.avi"):
+        write_blank_clip(videos / name)
+    (videos / "notes.txt").write_text("not a video")
+    argv = ["extract", str(videos), "-o", str(tmp_path / "out"), "--overlay", str(tmp_path / "ov")]
+    assert main([*argv, "--max-frames", "5", "--backend", "hands_pose"]) == 0
+    for stem in ("a", "b"):
+        sequence = SkeletonSequence.load(tmp_path / "out" / f"{stem}.npz")
+        assert len(sequence) == 5
+        assert not sequence.body.any()  # blank frames: nothing found, but every frame is kept
+        assert sequence.timestamps == pytest.approx(np.arange(5) / 10.0)
+        assert count_frames(tmp_path / "ov" / f"{stem}.mp4") == 5
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.npz", "b.npz"]
+    assert capsys.readouterr().out.count("5 frames") == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "input not found"),
+        (["--max-frames", "0"], "--max-frames"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(tmp_path, capsys, extra, message):
+    assert main(["extract", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "x.npz"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("bharnet extract: error:")
+    assert message in err
+
+
+def test_unreadable_video_exits_2(tmp_path, capsys):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    assert main(["extract", str(bad), "-o", str(tmp_path / "x.npz")]) == 2
+    assert "bad.mp4" in capsys.readouterr().err
+
+
+def test_folder_skips_undecodable_videos(tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_blank_clip(videos / "good.mp4", frames=2)
+    (videos / "broken.mp4").write_text("not a video")
+    assert main(["extract", str(videos), "-o", str(tmp_path / "out")]) == 1
+    assert "skipped" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.npz"]
+
+
+def test_folder_without_videos_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="no video files"):
+        plan_jobs(tmp_path, tmp_path / "out", None)
+
+
+def test_folder_input_needs_folder_outputs(tmp_path):
+    write_blank_clip(tmp_path / "a.mp4", frames=1)
+    with pytest.raises(UsageError, match="-o must be a folder"):
+        plan_jobs(tmp_path, tmp_path / "out.npz", None)
+    with pytest.raises(UsageError, match="--overlay must be a folder"):
+        plan_jobs(tmp_path, tmp_path / "out", tmp_path / "ov.mp4")
+
+
+def test_video_into_existing_folder_uses_its_stem(tmp_path):
+    write_blank_clip(tmp_path / "clip.mp4", frames=1)
+    (tmp_path / "out").mkdir()
+    (job,) = plan_jobs(tmp_path / "clip.mp4", tmp_path / "out", None)
+    assert job.output == tmp_path / "out" / "clip.npz"
