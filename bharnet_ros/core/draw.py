@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from bharnet_ros.core.image import to_bgr
 from bharnet_ros.core.layouts import HAND21, get_layout
-from bharnet_ros.core.pose import to_bgr
 from bharnet_ros.core.skeleton import LEFT, RIGHT, SkeletonFrame
 
 Color = tuple[int, int, int]  # BGR

@@ -20,57 +20,15 @@ import warnings
 from types import TracebackType
 from typing import Any
 
-import cv2
 import numpy as np
 
+from bharnet_ros.core.image import to_rgb
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, LEFT, RIGHT, SkeletonFrame
 
 BACKENDS = ("holistic", "hands_pose")
 POSE_LEFT_WRIST, POSE_RIGHT_WRIST = 15, 16  # MediaPipe Pose: subject's left / right wrist
 HAND_WRIST = 0
-
-_TO_RGB = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}
-_TO_BGR = {1: cv2.COLOR_GRAY2BGR, 4: cv2.COLOR_BGRA2BGR}
-_EXPECTED = "expected a uint8 BGR image (H, W, 3), mono (H, W) or (H, W, 1), or BGRA (H, W, 4)"
-
-
-class ImageError(ValueError):
-    """An input image the pose stage cannot use (wrong type, dtype, shape or empty)."""
-
-
-def to_rgb(image: Any) -> np.ndarray:
-    """Check an OpenCV-style image and return it as contiguous RGB uint8 (H, W, 3).
-
-    Accepted: BGR (H, W, 3), mono (H, W) or (H, W, 1) and BGRA (H, W, 4), all uint8 and non-empty.
-    Anything else raises :class:`ImageError` naming the problem, because MediaPipe's own errors
-    for bad input are opaque C++ messages or silent misdetections.
-    """
-    return cv2.cvtColor(_checked(image), _TO_RGB[_channels(image)])
-
-
-def to_bgr(image: Any) -> np.ndarray:
-    """Like :func:`to_rgb` but returns BGR (H, W, 3); a 3-channel input is returned as a copy."""
-    image = _checked(image)
-    channels = _channels(image)
-    return image.copy() if channels == 3 else cv2.cvtColor(image, _TO_BGR[channels])
-
-
-def _channels(image: np.ndarray) -> int:
-    return 1 if image.ndim == 2 else image.shape[2]
-
-
-def _checked(image: Any) -> np.ndarray:
-    """Raise ImageError unless ``image`` is a non-empty uint8 array with 1, 3 or 4 channels."""
-    if not isinstance(image, np.ndarray):
-        raise ImageError(f"got {type(image).__name__}, {_EXPECTED}")
-    if image.dtype != np.uint8:
-        raise ImageError(f"got dtype {image.dtype}; {_EXPECTED} (scale to 0-255 and use astype(np.uint8))")
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-        raise ImageError(f"got shape {image.shape}; {_EXPECTED}")
-    if image.size == 0:
-        raise ImageError(f"got an empty image of shape {image.shape}; {_EXPECTED}")
-    return np.ascontiguousarray(image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image)
 
 
 def assign_hand_slots(costs: np.ndarray) -> list[int | None]:

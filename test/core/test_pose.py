@@ -8,15 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from bharnet_ros.core.image import ImageError, to_rgb
 from bharnet_ros.core.layouts import MP33
-from bharnet_ros.core.pose import (
-    BACKENDS,
-    ImageError,
-    PoseEstimator,
-    assign_hand_slots,
-    hand_slot_costs,
-    to_rgb,
-)
+from bharnet_ros.core.pose import BACKENDS, PoseEstimator, assign_hand_slots, hand_slot_costs
 from bharnet_ros.core.skeleton import LEFT, RIGHT, SkeletonFrame
 from bharnet_ros.core.video import VideoReader
 

@@ -1,0 +1,63 @@
+"""Decoding ROS image fields without cv_bridge: encodings, padding and bad input."""
+
+import cv2
+import numpy as np
+import pytest
+
+from bharnet_ros.core.image import ImageError, decode_compressed, decode_image
+
+
+def bgr_image() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 255, (6, 5, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "convert"),
+    [
+        ("bgr8", None),
+        ("rgb8", cv2.COLOR_BGR2RGB),
+        ("bgra8", cv2.COLOR_BGR2BGRA),
+        ("rgba8", cv2.COLOR_BGR2RGBA),
+    ],
+)
+def test_colour_encodings_come_back_as_bgr(encoding, convert):
+    bgr = bgr_image()
+    raw = bgr if convert is None else cv2.cvtColor(bgr, convert)
+    decoded = decode_image(6, 5, encoding, raw.shape[1] * raw.shape[2], raw.tobytes())
+    np.testing.assert_array_equal(decoded, bgr)
+
+
+def test_mono_encodings_and_row_padding():
+    gray = bgr_image()[:, :, 0]
+    padded = np.zeros((6, 8), np.uint8)  # step 8 > width 5: drivers pad rows
+    padded[:, :5] = gray
+    decoded = decode_image(6, 5, "mono8", 8, padded.tobytes())
+    np.testing.assert_array_equal(decoded[:, :, 2], gray)
+    deep = (gray.astype(np.uint16) << 8).astype(">u2")
+    decoded16 = decode_image(6, 5, "mono16", 10, deep.tobytes(), is_bigendian=1)
+    np.testing.assert_array_equal(decoded16[:, :, 0], gray)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((6, 5, "yuv422", 10, b"\0" * 60), "unsupported image encoding"),
+        ((0, 5, "bgr8", 15, b""), "zero size"),
+        ((6, 5, "bgr8", 12, b"\0" * 90), "shorter than a row"),
+        ((6, 5, "bgr8", 15, b"\0" * 50), "truncated"),
+    ],
+)
+def test_inconsistent_fields_raise_a_clear_error(args, message):
+    with pytest.raises(ImageError, match=message):
+        decode_image(*args)
+
+
+def test_compressed_round_trip_and_garbage():
+    ok, png = cv2.imencode(".png", bgr_image())
+    assert ok
+    np.testing.assert_array_equal(decode_compressed(png.tobytes()), bgr_image())
+    with pytest.raises(ImageError, match="could not be decoded"):
+        decode_compressed(b"not an image")
+    with pytest.raises(ImageError, match="0 bytes"):
+        decode_compressed(b"")
