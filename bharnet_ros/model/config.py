@@ -1,0 +1,176 @@
+"""Model configuration: typed dataclasses read from the YAML files in ``config/model/``.
+
+One YAML file describes one variant. Unknown keys are errors (a typo must not silently fall back
+to a default). ``load_model_config(path, overrides)`` deep-merges overrides first, which is how
+tests and experiments shrink widths or switch options without new files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bharnet_ros.model.backbone import DEFAULT_STAGES
+
+VARIANTS = (
+    "body_expert",
+    "hand_expert",
+    "score_fusion",
+    "bharnet_p",
+    "bharnet_e",
+    "bharnet_e_expert_only",
+)
+PAM_AXES = ("instance", "time", "vertex")
+INTERACTIONS = ("full", "pam")
+NUM_HANDS = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class InputConfig:
+    """Model input: channels, nominal window length and the body layout (hands pad to its V)."""
+
+    channels: int = 3
+    frames: int = 64
+    body_layout: str = "ntu25"
+    num_persons: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSection:
+    """Per-stream backbone shape: base width and ``(multiplier, temporal stride)`` per block."""
+
+    base_channels: int = 64
+    stages: tuple[tuple[int, int], ...] = DEFAULT_STAGES
+    dropout: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionConfig:
+    """Cross-attention: ``favor`` (Performer FAVOR+) or exact ``softmax``; widths per head."""
+
+    kind: str = "favor"
+    heads: int = 8
+    dim_head: int = 64
+    num_features: int | None = None  # None: floor(dim_head * ln(dim_head))
+    redraw_interval: int = 1000  # training forward calls between redraws; 0 = fixed
+
+
+@dataclasses.dataclass(frozen=True)
+class PamConfig:
+    """Pooling Attention Module: the axes kept as tokens (one attention per axis and direction)."""
+
+    keep_axes: tuple[str, ...] = PAM_AXES
+    residual: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpertizedConfig:
+    """BHaRNet-E: first block duplicated per branch, and how the interactive branches exchange."""
+
+    split_block: int = 9
+    interaction: str = "full"  # full: all (M, T', V) tokens; pam: pooled tokens
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """Weights of the individual and complementary terms and label smoothing."""
+
+    complementary: bool = True
+    individual_weight: float = 1.0
+    complementary_weight: float = 1.0
+    label_smoothing: float = 0.0
+    weight_hand_by_reliability: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build one model variant and its loss."""
+
+    variant: str
+    num_classes: int = 120
+    fusion: str = "mean"  # mean | noisy_or
+    input: InputConfig = dataclasses.field(default_factory=InputConfig)
+    backbone: BackboneSection = dataclasses.field(default_factory=BackboneSection)
+    attention: AttentionConfig = dataclasses.field(default_factory=AttentionConfig)
+    pam: PamConfig = dataclasses.field(default_factory=PamConfig)
+    expertized: ExpertizedConfig = dataclasses.field(default_factory=ExpertizedConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for options that name nothing or cannot work together."""
+        checks = [
+            (self.variant in VARIANTS, f"variant {self.variant!r} not in {VARIANTS}"),
+            (self.fusion in ("mean", "noisy_or"), f"fusion {self.fusion!r} not in ('mean', 'noisy_or')"),
+            (set(self.pam.keep_axes) <= set(PAM_AXES), f"pam.keep_axes must come from {PAM_AXES}"),
+            (len(self.pam.keep_axes) > 0, "pam.keep_axes is empty"),
+            (self.expertized.interaction in INTERACTIONS, f"interaction not in {INTERACTIONS}"),
+            (self.attention.kind in ("favor", "softmax"), "attention.kind must be favor or softmax"),
+            (
+                not self.variant.startswith("bharnet_e")
+                or 0 < self.expertized.split_block <= len(self.backbone.stages),
+                f"expertized.split_block must be in 1..{len(self.backbone.stages)}",
+            ),
+            (self.input.num_persons >= 1, "input.num_persons must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"model config: {message}")
+
+
+def _from_dict(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, recursing into nested dataclasses."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"model config {where}: unknown keys {sorted(unknown)}; known: {sorted(names)}")
+    values = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _from_dict(hint, value or {}, f"{where}.{name}")
+        else:
+            values[name] = _as_tuples(value)
+    return cls(**values)
+
+
+def _as_tuples(value: Any) -> Any:
+    """YAML lists become (nested) tuples so configs stay hashable and immutable."""
+    if isinstance(value, list):
+        return tuple(_as_tuples(v) for v in value)
+    return value
+
+
+def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy of ``base`` with ``overrides`` applied; nested mappings merge key by key."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def config_from_dict(data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> ModelConfig:
+    """Validated :class:`ModelConfig` from a mapping (as read from YAML) plus overrides."""
+    config = _from_dict(ModelConfig, deep_merge(data, overrides or {}), "root")
+    config.validate()
+    return config
+
+
+def load_model_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
+    """Read a ``config/model/*.yaml`` file."""
+    with open(path, encoding="utf-8") as stream:
+        data = yaml.safe_load(stream) or {}
+    return config_from_dict(data, overrides)
+
+
+def config_to_dict(config: ModelConfig) -> dict[str, Any]:
+    """Plain-data form (e.g. to store next to a checkpoint)."""
+    return dataclasses.asdict(config)

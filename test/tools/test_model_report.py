@@ -1,0 +1,89 @@
+"""``bharnet model-report`` on tiny configs: counts, table and in-place markdown update."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.model_report import (
+    BEGIN_MARK,
+    END_MARK,
+    add_arguments,
+    measure,
+    run,
+    update_markdown,
+)
+
+TINY_BACKBONE = {"base_channels": 8, "stages": [[1, 1], [2, 2]]}
+
+
+def write_config(folder: Path, name: str, variant: str) -> Path:
+    path = folder / f"{name}.yaml"
+    config = {"variant": variant, "num_classes": 3, "backbone": TINY_BACKBONE}
+    if variant == "bharnet_e":
+        config["expertized"] = {"split_block": 1}
+        config["attention"] = {"heads": 1, "dim_head": 4, "num_features": 4}
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_single_stream_counts_match_a_hand_count(tmp_path):
+    row = measure(write_config(tmp_path, "body", "body_expert"), frames=8)
+    assert row.params > 0
+    assert row.variant == "body_expert"
+    # every block's graph aggregation is one (S, C, T, V) x (V, V) product per instance
+    expected = 2 * 3 * (8 * 8 + 16 * 8) * 25 * 25  # blocks 0 and 1 run their graph conv at T = 8
+    assert row.matmul_macs == expected
+    assert row.total_flops == 2 * (row.module_macs + row.matmul_macs)
+
+
+def test_report_writes_a_table_between_markers_and_keeps_the_rest(tmp_path, capsys):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    write_config(configs, "body_expert", "body_expert")
+    write_config(configs, "bharnet_e", "bharnet_e")
+    doc = tmp_path / "model.md"
+    doc.write_text(f"# Model\n\nhand-written notes\n\n{BEGIN_MARK}\nold table\n{END_MARK}\n\ntail\n")
+    args = parse(["--config-dir", str(configs), "--frames", "8", "--output", str(doc)])
+    assert run(args) == 0
+    text = doc.read_text()
+    assert "hand-written notes" in text
+    assert text.rstrip().endswith("tail")
+    assert "old table" not in text
+    assert "| `bharnet_e` |" in text
+    assert "| `body_expert` |" in text
+    assert "F.A. + Expertized branches" in text
+    assert "bharnet model-report --config-dir" in text
+    assert "| `bharnet_e` |" in capsys.readouterr().out
+
+
+def test_no_write_and_empty_folder(tmp_path):
+    write_config(tmp_path, "hand_expert", "hand_expert")
+    doc = tmp_path / "model.md"
+    assert (
+        run(parse(["--config-dir", str(tmp_path), "--frames", "8", "--output", str(doc), "--no-write"])) == 0
+    )
+    assert not doc.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError, match="no model configs"):
+        run(parse(["--config-dir", str(empty)]))
+
+
+def test_update_appends_a_section_to_a_file_without_markers(tmp_path):
+    doc = tmp_path / "docs" / "model.md"
+    update_markdown(doc, f"{BEGIN_MARK}\nx\n{END_MARK}")
+    update_markdown(doc, f"{BEGIN_MARK}\ny\n{END_MARK}")
+    text = doc.read_text()
+    assert text.count(BEGIN_MARK) == 1
+    assert "y" in text.split(BEGIN_MARK)[1]
