@@ -121,7 +121,7 @@ class PoseEstimator:
             body, hands = self._run_holistic(rgb)
         else:
             body, hands = self._run_hands_pose(rgb, width, height)
-        return _frame(timestamp, person_id, body, hands)
+        return _frame(timestamp, person_id, body, hands, (width, height))
 
     def _run_holistic(self, rgb: np.ndarray) -> tuple[np.ndarray | None, list[np.ndarray | None]]:
         # Holistic's left_hand_landmarks is the subject's left hand (not mirrored like legacy Hands).
@@ -210,7 +210,11 @@ def _hands_with_labels(result: Any) -> list[tuple[np.ndarray, int, float]]:
 
 
 def _frame(
-    timestamp: float, person_id: int, body: np.ndarray | None, hands: list[np.ndarray | None]
+    timestamp: float,
+    person_id: int,
+    body: np.ndarray | None,
+    hands: list[np.ndarray | None],
+    image_size: tuple[int, int],
 ) -> SkeletonFrame:
     """Assemble a contract frame; a missing body is all zeros, missing hands are zeros and not present."""
     hand_array = np.zeros((2, HAND_JOINTS, CHANNELS), np.float32)
@@ -225,4 +229,5 @@ def _frame(
         person_id=person_id,
         layout=MP33.name,
         space="image",
+        image_size=image_size,
     )

@@ -39,11 +39,13 @@ class SkeletonFrame:
     person_id: int = 0
     layout: str = "mediapipe33"
     space: str = "image"
+    image_size: tuple[int, int] = (0, 0)  # (width, height) of the source image, (0, 0) if unknown
 
     def __post_init__(self) -> None:
         self.body = np.asarray(self.body, dtype=np.float32)
         self.hands = np.asarray(self.hands, dtype=np.float32)
         self.hand_present = np.asarray(self.hand_present, dtype=bool)
+        self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
         self.timestamp = float(self.timestamp)
         if not np.isfinite(self.timestamp):
             raise SkeletonError(f"timestamp {self.timestamp} is not a finite number of seconds")
@@ -92,9 +94,9 @@ class SkeletonSequence:
 
     @classmethod
     def from_frames(
-        cls, frames: list[SkeletonFrame], image_size: tuple[int, int] = (0, 0)
+        cls, frames: list[SkeletonFrame], image_size: tuple[int, int] | None = None
     ) -> SkeletonSequence:
-        """Stack frames of one person (same layout and space) into a sequence."""
+        """Stack frames of one person (same layout and space); image size defaults to the first frame's."""
         if not frames:
             raise SkeletonError("cannot build a sequence from zero frames")
         first = frames[0]
@@ -108,13 +110,13 @@ class SkeletonSequence:
             person_id=first.person_id,
             layout=first.layout,
             space=first.space,
-            image_size=image_size,
+            image_size=first.image_size if image_size is None else image_size,
         )
 
     def frame(self, t: int) -> SkeletonFrame:
         return SkeletonFrame(
             self.timestamps[t], self.body[t], self.hands[t], self.hand_present[t],
-            self.person_id, self.layout, self.space,
+            self.person_id, self.layout, self.space, self.image_size,
         )  # fmt: skip
 
     def save(self, path: str | Path) -> Path:

@@ -180,6 +180,7 @@ class WindowBuffer:
             person_id=source.person_id,
             layout=source.layout,
             space=source.space,
+            image_size=source.image_size,
         )
         stamps = source.timestamps
         return Window(sequence, float(stamps[offset + start]), float(stamps[offset + stop - 1]), stop - start)

@@ -28,8 +28,8 @@ def frame_to_msg(
         person_id=int(frame.person_id),
         body_layout=frame.layout,
         space=frame.space,
-        image_width=int(image_size[0]),
-        image_height=int(image_size[1]),
+        image_width=frame.image_size[0],
+        image_height=frame.image_size[1],
         body=frame.body.ravel(),
         left_hand=frame.hands[LEFT].ravel(),
         right_hand=frame.hands[RIGHT].ravel(),
@@ -50,6 +50,7 @@ def msg_to_frame(msg: PersonSkeleton) -> SkeletonFrame:
         person_id=msg.person_id,
         layout=msg.body_layout,
         space=msg.space,
+        image_size=(msg.image_width, msg.image_height),
     )
 
 

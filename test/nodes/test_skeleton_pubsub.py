@@ -35,9 +35,9 @@ for i in range(10):
     body = np.full((33, 4), i, np.float32)
     hands = np.zeros((2, 21, 4), np.float32)
     hands[1] = 0.5
-    frame = SkeletonFrame(100.0 + i / 30, body, hands, np.array([False, True]), person_id=7)
+    frame = SkeletonFrame(100.0 + i / 30, body, hands, np.array([False, True]), 7, image_size=(640, 480))
     header = Header(stamp=seconds_to_stamp(frame.timestamp), frame_id="camera_optical")
-    pub.publish(frame_to_msg(frame, header, (640, 480)))
+    pub.publish(frame_to_msg(frame, header))
     time.sleep(0.02)
 time.sleep(0.5)
 node.destroy_node()
@@ -48,17 +48,24 @@ rclpy.shutdown()
 def make_frame() -> SkeletonFrame:
     rng = np.random.default_rng(0)
     hands = rng.random((2, 21, 4), dtype=np.float32)
-    return SkeletonFrame(12.5, rng.random((33, 4), dtype=np.float32), hands, np.array([True, False]), 3)
+    return SkeletonFrame(
+        12.5, rng.random((33, 4), dtype=np.float32), hands, np.array([True, False]), 3, image_size=(640, 480)
+    )
 
 
 def test_conversion_round_trip_keeps_every_value():
     frame = make_frame()
     header = Header(stamp=seconds_to_stamp(frame.timestamp), frame_id="cam")
-    back = msg_to_frame(frame_to_msg(frame, header, (640, 480)))
+    back = msg_to_frame(frame_to_msg(frame, header))
     np.testing.assert_array_equal(back.body, frame.body)
     np.testing.assert_array_equal(back.hands, frame.hands)
     np.testing.assert_array_equal(back.hand_present, frame.hand_present)
-    assert (back.person_id, back.layout, back.timestamp) == (3, "mediapipe33", 12.5)
+    assert (back.person_id, back.layout, back.timestamp, back.image_size) == (
+        3,
+        "mediapipe33",
+        12.5,
+        (640, 480),
+    )
 
 
 def test_stamp_conversion_is_exact_to_the_nanosecond():

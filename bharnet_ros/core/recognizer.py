@@ -1,0 +1,134 @@
+"""The recognition pipeline without ROS: skeleton frames in, smoothed action decisions out.
+
+Frames are routed to one window per person; every ``stride`` frames a person's window is
+classified and the result smoothed. The recognizer node only converts messages and calls this,
+and deterministic bag evaluation drives the same object, so both produce identical decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from bharnet_ros.core.skeleton import SkeletonFrame
+from bharnet_ros.core.smoothing import LabelSmoother
+from bharnet_ros.core.window import PushResult, Window, WindowSet
+
+
+class WindowClassifier(Protocol):
+    """What the recognizer needs from a model (ONNX Runtime in production)."""
+
+    class_names: list[str]
+    window_length: int
+
+    def classify(self, window: Window) -> dict[str, np.ndarray]:
+        """Class probabilities: key "fused" always; "body" and "hand" where the model has experts."""
+
+
+@dataclass
+class RecognizerConfig:
+    """Window and decision settings; the node exposes each as a ROS parameter."""
+
+    span: int = 64  # source frames per window
+    stride: int = 8  # classify a person's window every this many new frames
+    min_frames: int = 32  # frames needed before the first decision
+    max_gap: int = 8  # hand gaps up to this many frames are interpolated
+    person_timeout: float = 1.0  # seconds without frames before a person's window is dropped
+    max_persons: int = 4
+    smoothing: float = 0.5  # weight of the newest window in the moving average (1 = none)
+    switch_margin: float = 0.1  # probability lead another label needs to replace the current one
+    top_k: int = 5
+
+
+@dataclass
+class ActionResult:
+    """One decision for one person, stamped with the newest frame of its window."""
+
+    person_id: int
+    stamp: float
+    window_start: float
+    label: str
+    class_id: int
+    confidence: float
+    top_labels: list[str]
+    top_scores: list[float]
+    expert_labels: dict[str, tuple[str, float]] = field(default_factory=dict)  # "body"/"hand"
+    hand_fraction: float = 0.0
+
+
+class Recognizer:
+    """Per-person windows + classifier + smoothing, with counters for diagnostics."""
+
+    def __init__(self, classifier: WindowClassifier, config: RecognizerConfig | None = None) -> None:
+        self.classifier = classifier
+        self.config = config or RecognizerConfig()
+        c = self.config
+        self.windows = WindowSet(
+            span=c.span, max_gap=c.max_gap, timeout=c.person_timeout, max_persons=c.max_persons
+        )
+        self._smoothers: dict[int, LabelSmoother] = {}
+        self._since_last: dict[int, int] = {}
+        self.windows_classified = 0
+
+    def push(self, frame: SkeletonFrame) -> ActionResult | None:
+        """Add one frame; returns a decision when this person's stride is due and the window is ready."""
+        buffer = self.windows.push(frame)
+        pid = frame.person_id
+        if buffer.last_result is PushResult.RESET or pid not in self._smoothers:
+            self._start_person(pid)
+        if buffer.last_result is PushResult.DUPLICATE:
+            return None
+        self._since_last[pid] += 1
+        if self._since_last[pid] < self.config.stride:
+            return None
+        window = buffer.window(self.classifier.window_length, min_frames=self.config.min_frames)
+        if window is None:
+            return None
+        self._since_last[pid] = 0
+        return self._decide(pid, window)
+
+    def prune(self, now: float) -> list[int]:
+        """Forget persons not seen since ``now - person_timeout``; returns their ids."""
+        dropped = self.windows.prune(now)
+        for pid in dropped:
+            self._smoothers.pop(pid, None)
+            self._since_last.pop(pid, None)
+        return dropped
+
+    def reset(self) -> None:
+        """Forget everyone (e.g. after the clock jumped)."""
+        self.windows.reset()
+        self._smoothers.clear()
+        self._since_last.clear()
+
+    def _start_person(self, pid: int) -> None:
+        c = self.config
+        self._smoothers[pid] = LabelSmoother(c.smoothing, c.switch_margin)
+        self._since_last[pid] = c.stride - 1  # decide as soon as the window is ready
+
+    def _decide(self, pid: int, window: Window) -> ActionResult:
+        scores = self.classifier.classify(window)
+        self.windows_classified += 1
+        names = self.classifier.class_names
+        fused = scores["fused"]
+        class_id, confidence = self._smoothers[pid].update(fused)
+        top = np.argsort(fused)[::-1][: self.config.top_k]
+        experts = {
+            name: (names[int(np.argmax(p))], float(np.max(p)))
+            for name, p in scores.items()
+            if name != "fused"
+        }
+        return ActionResult(
+            person_id=pid,
+            stamp=window.stamp,
+            window_start=window.first_stamp,
+            label=names[class_id],
+            class_id=class_id,
+            confidence=confidence,
+            top_labels=[names[i] for i in top],
+            top_scores=[float(fused[i]) for i in top],
+            expert_labels=experts,
+            hand_fraction=float(window.hand_mask.any(axis=1).mean()),
+        )

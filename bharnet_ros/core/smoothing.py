@@ -1,0 +1,40 @@
+"""Temporal smoothing with hysteresis, so the published label does not flicker between windows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class LabelSmoother:
+    """Exponential moving average of class probabilities plus a switching margin.
+
+    The label changes only when another class's smoothed probability beats the current label's by
+    ``switch_margin``. ``alpha`` is the weight of the newest window (1 = no smoothing).
+    """
+
+    def __init__(self, alpha: float = 0.5, switch_margin: float = 0.1) -> None:
+        if not 0 < alpha <= 1:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        if switch_margin < 0:
+            raise ValueError(f"switch_margin must be >= 0, got {switch_margin}")
+        self.alpha = alpha
+        self.switch_margin = switch_margin
+        self.probabilities: np.ndarray | None = None
+        self.label: int | None = None
+
+    def update(self, probabilities: np.ndarray) -> tuple[int, float]:
+        """Fold in one window's probabilities; returns (class index, smoothed probability)."""
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        if self.probabilities is None or self.probabilities.shape != probabilities.shape:
+            self.probabilities = probabilities.copy()
+        else:
+            self.probabilities = self.alpha * probabilities + (1 - self.alpha) * self.probabilities
+        best = int(np.argmax(self.probabilities))
+        current = self.label
+        if current is None or self.probabilities[best] > self.probabilities[current] + self.switch_margin:
+            self.label = best
+        return self.label, float(self.probabilities[self.label])
+
+    def reset(self) -> None:
+        self.probabilities = None
+        self.label = None

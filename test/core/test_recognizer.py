@@ -1,0 +1,77 @@
+"""The ROS-free recognition pipeline: stride, readiness, per-person state, stamps.
+
+The classifier is a stand-in here: this test is about windowing and decisions, not the model
+(the ONNX classifier has its own tests).
+"""
+
+import numpy as np
+import pytest
+
+from bharnet_ros.core.recognizer import Recognizer, RecognizerConfig
+from bharnet_ros.core.skeleton import SkeletonFrame
+from bharnet_ros.core.window import Window
+
+
+class HandRaisedClassifier:
+    """Says "raise" when the left hand is present in most of the window, else "idle"."""
+
+    class_names = ["idle", "raise"]
+    window_length = 16
+
+    def __init__(self) -> None:
+        self.windows: list[Window] = []
+
+    def classify(self, window: Window) -> dict[str, np.ndarray]:
+        self.windows.append(window)
+        p = float(window.hand_mask[:, 0].mean())
+        return {"fused": np.array([1 - p, p]), "body": np.array([0.5, 0.5]), "hand": np.array([1 - p, p])}
+
+
+def frame(t: float, person: int = 0, hand: bool = False) -> SkeletonFrame:
+    body = np.full((33, 4), 0.5, np.float32)
+    hands = np.zeros((2, 21, 4), np.float32)
+    if hand:
+        hands[0] = 0.4
+    return SkeletonFrame(t, body, hands, np.array([hand, False]), person_id=person)
+
+
+@pytest.fixture
+def recognizer():
+    config = RecognizerConfig(span=16, stride=4, min_frames=8, smoothing=1.0, switch_margin=0.0)
+    return Recognizer(HandRaisedClassifier(), config)
+
+
+def test_first_decision_when_ready_then_every_stride(recognizer):
+    results = [recognizer.push(frame(i / 30)) for i in range(20)]
+    decided = [i for i, r in enumerate(results) if r is not None]
+    assert decided == [7, 11, 15, 19]  # min_frames = 8, then every 4th frame
+    assert results[19].stamp == pytest.approx(19 / 30)  # the newest frame's stamp
+    assert results[19].window_start == pytest.approx(4 / 30)  # span 16
+    assert results[19].label == "idle"
+
+
+def test_decisions_follow_the_input_and_carry_expert_scores(recognizer):
+    for i in range(16):
+        recognizer.push(frame(i / 30))
+    results = [recognizer.push(frame((16 + i) / 30, hand=True)) for i in range(20)]
+    last = [r for r in results if r][-1]
+    assert last.label == "raise"
+    assert last.top_labels == ["raise", "idle"]
+    assert last.expert_labels["hand"][0] == "raise"
+    assert last.hand_fraction == pytest.approx(1.0)
+
+
+def test_persons_have_separate_windows_and_time_going_back_restarts(recognizer):
+    for i in range(8):
+        assert recognizer.push(frame(i / 30, person=1)) is None or i == 7
+        recognizer.push(frame(i / 30, person=2, hand=True))
+    labels = {w.sequence.person_id for w in recognizer.classifier.windows}
+    assert labels == {1, 2}
+    assert recognizer.push(frame(0.0, person=1)) is None  # backwards: the window starts over
+    assert recognizer.windows.get(1) is not None and len(recognizer.windows.get(1)) == 1
+
+
+def test_prune_forgets_people_who_left(recognizer):
+    recognizer.push(frame(0.0, person=3))
+    assert recognizer.prune(now=5.0) == [3]
+    assert 3 not in recognizer.windows
