@@ -15,10 +15,10 @@ from bharnet_ros.core.window import Window
 class HandRaisedClassifier:
     """Says "raise" when the left hand is present in most of the window, else "idle"."""
 
-    class_names = ["idle", "raise"]
     window_length = 16
 
     def __init__(self) -> None:
+        self.class_names = ["idle", "raise"]
         self.windows: list[Window] = []
 
     def classify(self, window: Window) -> dict[str, np.ndarray]:
@@ -68,7 +68,7 @@ def test_persons_have_separate_windows_and_time_going_back_restarts(recognizer):
     labels = {w.sequence.person_id for w in recognizer.classifier.windows}
     assert labels == {1, 2}
     assert recognizer.push(frame(0.0, person=1)) is None  # backwards: the window starts over
-    assert recognizer.windows.get(1) is not None and len(recognizer.windows.get(1)) == 1
+    assert len(recognizer.windows.get(1)) == 1
 
 
 def test_prune_forgets_people_who_left(recognizer):
