@@ -1,0 +1,151 @@
+"""``bharnet import``: convert a public skeleton dataset into one dataset file (docs/datasets.md).
+
+``bharnet import ntu|mpdata|pkummd|nucla SRC -o OUT.npz [--benchmark ...]`` reads the source with
+the matching importer, writes a :class:`SkeletonDataset` and prints what was imported and what was
+skipped, with reasons.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bharnet_ros.tools import UsageError
+from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
+from bharnet_ros.training.importers import ImportReport, Progress
+from bharnet_ros.training.importers.mpdata import import_mpdata
+from bharnet_ros.training.importers.ntu import import_ntu
+from bharnet_ros.training.importers.nucla import import_nucla
+from bharnet_ros.training.importers.pkummd import import_pkummd
+
+SHOWN_DETAILS = 5  # skipped items listed by name in the summary; the rest are counted
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    kinds = parser.add_subparsers(dest="kind", metavar="FORMAT", required=True)
+    _ntu_arguments(
+        _kind(kinds, "ntu", "NTU RGB+D 60/120 .skeleton files", "a .skeleton file or a folder of them")
+    )
+    _mpdata_arguments(
+        _kind(
+            kinds, "mpdata", "MediaPipe Holistic tutorial data", "MP_Data, a signer_*.npz or a folder of them"
+        )
+    )
+    _pkummd_arguments(
+        _kind(kinds, "pkummd", "PKU-MMD skeletons and labels", "the skeleton folder or its parent")
+    )
+    nucla = _kind(kinds, "nucla", "Northwestern-UCLA JSON files (CTR-GCN)", "the folder of .json files")
+    nucla.add_argument("--benchmark", choices=("xview",), default="xview", help="split pair (default: xview)")
+    nucla.add_argument("--fps", type=float, default=30.0, help="frame rate to assume (default: 30)")
+
+
+def _ntu_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--benchmark",
+        choices=("xsub", "xset", "xview"),
+        help="split pair to record (default: the official ones)",
+    )
+    parser.add_argument(
+        "--meta", type=Path, metavar="DIR",
+        help="folder with the class names and the missing-skeleton lists (e.g. shared/data/ntu_meta)",
+    )  # fmt: skip
+
+
+def _mpdata_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--classes", help="comma-separated class order for MP_Data folders (default: sorted)")
+    parser.add_argument(
+        "--mirrored", action="store_true", help="the webcam frames were mirrored (selfie view)"
+    )
+    parser.add_argument("--fps", type=float, default=30.0, help="frame rate to assume (default: 30)")
+
+
+def _pkummd_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--benchmark", choices=("xsub", "xview"), help="split pair from the official split file"
+    )
+    parser.add_argument("--labels", type=Path, metavar="DIR", help="label folder (default: found beside SRC)")
+    parser.add_argument(
+        "--split-file", type=Path, metavar="FILE", help="official cross_subject/cross_view file"
+    )
+    parser.add_argument(
+        "--class-names", type=Path, metavar="FILE", help="class names, one per line, label order"
+    )
+
+
+def _kind(kinds: argparse._SubParsersAction, name: str, what: str, source: str) -> argparse.ArgumentParser:
+    parser = kinds.add_parser(
+        name, help=f"import {what}", description=f"Import {what} into one dataset file."
+    )
+    parser.add_argument("source", metavar="SRC", type=Path, help=source)
+    parser.add_argument("-o", "--output", required=True, type=Path, help="dataset file to write (.npz)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.source.exists():
+        raise UsageError(f"source {args.source} does not exist; give the {args.kind} data folder or file")
+    try:
+        dataset, report = IMPORTERS[args.kind](args)
+    except DatasetError as err:
+        raise UsageError(str(err)) from None
+    if not len(dataset):
+        reasons = ", ".join(f"{count} {reason}" for reason, count in report.reasons().items()) or "none found"
+        raise UsageError(f"no samples imported from {args.source} ({reasons}); check SRC and the options")
+    path = dataset.save(args.output)
+    print("\n".join(summary(dataset, report, path)))
+    return 0
+
+
+def _progress(kind: str) -> Progress:
+    """A tqdm bar over the files an importer reads (on stderr; removed when done)."""
+    return lambda items: tqdm(items, desc=f"import {kind}", unit="file", leave=False)
+
+
+def _ntu(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
+    benchmarks = (args.benchmark,) if args.benchmark else None
+    return import_ntu(args.source, args.meta, benchmarks, _progress("ntu"))
+
+
+def _mpdata(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
+    classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
+    return import_mpdata(args.source, classes, args.fps, args.mirrored, _progress("mpdata"))
+
+
+def _pkummd(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
+    names = None
+    if args.class_names is not None:
+        if not args.class_names.is_file():
+            raise UsageError(f"class-name file {args.class_names} not found")
+        names = [line.strip() for line in args.class_names.read_text().splitlines() if line.strip()]
+    return import_pkummd(
+        args.source, args.labels, args.benchmark, args.split_file, names, progress=_progress("pkummd")
+    )
+
+
+def _nucla(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
+    return import_nucla(args.source, args.benchmark, args.fps, _progress("nucla"))
+
+
+IMPORTERS = {"ntu": _ntu, "mpdata": _mpdata, "pkummd": _pkummd, "nucla": _nucla}
+
+
+def summary(dataset: SkeletonDataset, report: ImportReport, path: Path) -> list[str]:
+    """Human-readable lines: what was written, the splits, and what was skipped and why."""
+    counts = dataset.class_counts()
+    lines = [
+        f"wrote {path}: {len(dataset)} samples, {int(dataset.frame_counts.sum())} frames, "
+        f"{dataset.num_classes} classes ({int((counts > 0).sum())} with samples), "
+        f"layout {dataset.layout}, space {dataset.space}, up to {dataset.max_persons} persons, "
+        f"hands {'yes' if dataset.has_hands else 'none'}",
+    ]
+    if dataset.splits:
+        lines.append("splits: " + ", ".join(f"{name} {len(idx)}" for name, idx in dataset.splits.items()))
+    lines.append(f"skipped: {len(report.skipped)}")
+    for reason, count in report.reasons().items():
+        lines.append(f"  {count} {reason}")
+        shown = [(item, detail) for item, why, detail in report.skipped if why == reason][:SHOWN_DETAILS]
+        lines.extend(f"    {item}: {detail}" if detail else f"    {item}" for item, detail in shown)
+    lines.extend(f"note: {note}" for note in dict.fromkeys(report.notes))
+    return lines

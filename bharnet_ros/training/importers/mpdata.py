@@ -1,0 +1,263 @@
+"""MediaPipe Holistic recordings from the public action-detection tutorial -> :class:`SkeletonDataset`.
+
+Two inputs are read (layout mediapipe33, space image):
+
+* **Raw tutorial folders** ``MP_Data/<class>/<sequence>/<frame>.npy``: one flat vector per frame,
+  pose 33 x (x, y, z, visibility), then face 468 x k, left hand 21 x k, right hand 21 x k, where
+  k = 3 (1662 values, the tutorial) or k = 4 (2172 values, a common variant). A 258-value
+  variant without the face is read too. An all-zero block means "not detected".
+* **Repacked signer files** ``signer_*.npz`` (``pose`` (N, T, 33, 4), ``left_hand`` and
+  ``right_hand`` (N, T, 21, 3), ``label``, ``class_names``, optional ``seq_id``).
+
+Body scores are MediaPipe's visibility; a hand's score is 1 in frames where it was detected. The
+face is dropped. The tutorial stores no time, so timestamps assume 30 fps (``fps`` changes it).
+
+Left and right: the ``left_hand`` block goes to hand slot 0, the subject's left hand, with no
+swap. Holistic attaches each hand to a pose wrist: on the four shared signers the left-hand
+block's wrist is nearer pose wrist 15 (left_wrist) than 16 in 99.9-100% of its frames, and the
+right-hand block's nearer 16 in 99.6-100% (:func:`nearer_pose_wrist`). The collection loop of
+the notebook behind the raw example hands ``cap.read()`` frames to Holistic without ``cv2.flip``,
+and MediaPipe names the subject's own sides on an unmirrored image, so pose 15 and the left-hand
+block are the subject's left. docs/datasets.md has the numbers. For recordings known to come
+from a mirrored (selfie) camera, ``mirrored=True`` flips x back and swaps the sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bharnet_ros.core.layouts import MP33
+from bharnet_ros.training.dataset import UNKNOWN, DatasetError, Sample, SkeletonDataset
+from bharnet_ros.training.importers import ImportReport, Progress, no_progress
+
+FPS = 30.0  # assumed; the tutorial records webcam frames without timestamps
+POSE_VALUES = 33 * 4
+FACE_POINTS = 468
+HAND_JOINTS = 21
+SIGNER_PREFIX = "signer_"
+
+
+@dataclass(frozen=True)
+class FrameLayout:
+    """Values per face landmark and per hand landmark in one flat tutorial frame vector."""
+
+    face_values: int  # 0: the vector has no face block
+    hand_values: int
+
+    @property
+    def size(self) -> int:
+        return POSE_VALUES + FACE_POINTS * self.face_values + 2 * HAND_JOINTS * self.hand_values
+
+
+FRAME_LAYOUTS = {layout.size: layout for layout in (FrameLayout(3, 3), FrameLayout(4, 4), FrameLayout(0, 3))}
+POSE_WRISTS = (MP33.index("left_wrist"), MP33.index("right_wrist"))  # 15, 16
+# Swaps every left_* joint with its right_* twin (used for mirrored recordings).
+MIRROR_JOINTS = np.array(
+    [
+        MP33.index(name.replace("left", "@").replace("right", "left").replace("@", "right"))
+        for name in MP33.joint_names
+    ]
+)
+
+
+def nearer_pose_wrist(pose: np.ndarray, hand: np.ndarray) -> np.ndarray:
+    """For each frame with the hand block detected: 0 if its wrist is nearer pose wrist 15
+    (left_wrist) than pose wrist 16 (right_wrist) in the image, else 1. Shapes (T, 33, 4), (T, 21, 3).
+    """
+    present = np.abs(hand).sum(axis=(-1, -2)) > 0
+    wrist = hand[present][:, 0, :2]
+    pose = pose[present]
+    to_left = np.linalg.norm(wrist - pose[:, POSE_WRISTS[0], :2], axis=-1)
+    to_right = np.linalg.norm(wrist - pose[:, POSE_WRISTS[1], :2], axis=-1)
+    return (to_right < to_left).astype(np.int64)
+
+
+def split_frames(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat frames (T, D) -> pose (T, 33, 4), left hand (T, 21, 3), right hand (T, 21, 3)."""
+    layout = FRAME_LAYOUTS.get(frames.shape[-1])
+    if frames.ndim != 2 or layout is None:
+        sizes = ", ".join(str(size) for size in sorted(FRAME_LAYOUTS))
+        raise DatasetError(f"frame vectors have shape {frames.shape[1:]}, expected one of {sizes} values")
+    t, hand = len(frames), HAND_JOINTS * layout.hand_values
+    start = POSE_VALUES + FACE_POINTS * layout.face_values
+    pose = frames[:, :POSE_VALUES].reshape(t, 33, 4)
+    left = frames[:, start : start + hand].reshape(t, HAND_JOINTS, layout.hand_values)[..., :3]
+    right = frames[:, start + hand :].reshape(t, HAND_JOINTS, layout.hand_values)[..., :3]
+    return pose, left, right
+
+
+def holistic_sample(
+    name: str,
+    label: int,
+    pose: np.ndarray,
+    hands: tuple[np.ndarray, np.ndarray],
+    timestamps: np.ndarray,
+    subject: int = UNKNOWN,
+    mirrored: bool = False,
+) -> Sample:
+    """One single-person sample from pose (T, 33, 4) and the (left, right) hand blocks (T, 21, 3)."""
+    body = np.asarray(pose, np.float32)
+    blocks = np.stack([np.asarray(hand, np.float32) for hand in hands], axis=1)  # (T, 2, 21, 3)
+    present = np.abs(blocks).sum(axis=(2, 3)) > 0
+    hand_array = np.concatenate(
+        [blocks, np.broadcast_to(present[:, :, None, None], (*blocks.shape[:3], 1))], -1
+    )
+    hand_array = hand_array.astype(np.float32)
+    if mirrored:
+        body, hand_array, present = mirror(body, hand_array, present)
+    return Sample(name, int(label), body[None], hand_array[None], present[None], timestamps, subject=subject)
+
+
+def mirror(body: np.ndarray, hands: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Undo a horizontal flip in image space: x -> 1 - x where observed, left and right swapped."""
+    body, hands = body.copy(), hands.copy()
+    seen_body = np.abs(body).sum(axis=-1) > 0
+    body[..., 0] = np.where(seen_body, 1.0 - body[..., 0], 0.0)
+    hands[..., 0] = np.where(present[..., None], 1.0 - hands[..., 0], 0.0)
+    return body[:, MIRROR_JOINTS], hands[:, ::-1], present[:, ::-1]
+
+
+# --- raw MP_Data folders -----------------------------------------------------------------------
+
+
+def read_mp_data(
+    root: Path,
+    classes: list[str] | None = None,
+    fps: float = FPS,
+    mirrored: bool = False,
+    report: ImportReport | None = None,
+    progress: Progress = no_progress,
+) -> SkeletonDataset:
+    """Read ``root/<class>/<sequence>/<frame>.npy``; classes in the given order, else sorted."""
+    report = report if report is not None else ImportReport()
+    classes = classes if classes is not None else sorted(p.name for p in root.iterdir() if _has_sequences(p))
+    if not classes:
+        raise DatasetError(f"no <class>/<sequence>/<frame>.npy folders under {root}")
+    for name in classes:
+        if not _has_sequences(root / name):
+            report.skip(name, "class without sequences", f"no {root / name}/<sequence>/<frame>.npy")
+    jobs = [(label, seq) for label, name in enumerate(classes) for seq in _sequence_dirs(root / name)]
+    samples = []
+    for label, seq_dir in progress(jobs):
+        try:
+            samples.append(_raw_sequence(seq_dir, label, fps, mirrored))
+        except (DatasetError, ValueError, OSError) as err:
+            report.skip(f"{seq_dir.parent.name}/{seq_dir.name}", "unreadable sequence", str(err))
+    return SkeletonDataset.from_samples(samples, classes, "mediapipe33", "image", notes=_notes(fps, mirrored))
+
+
+def _has_sequences(path: Path) -> bool:
+    return path.is_dir() and any(_sequence_dirs(path))
+
+
+def _sequence_dirs(class_dir: Path) -> list[Path]:
+    if not class_dir.is_dir():
+        return []
+    dirs = [p for p in class_dir.iterdir() if p.is_dir() and any(p.glob("*.npy"))]
+    return sorted(dirs, key=_natural_key)
+
+
+def _natural_key(path: Path) -> tuple[int, int | str]:
+    return (0, int(path.stem)) if path.stem.isdigit() else (1, path.stem)
+
+
+def _raw_sequence(seq_dir: Path, label: int, fps: float, mirrored: bool) -> Sample:
+    files = sorted((p for p in seq_dir.glob("*.npy") if p.stem.isdigit()), key=_natural_key)
+    if not files:
+        raise DatasetError("no numbered frame files (0.npy, 1.npy, ...)")
+    vectors = [np.load(path, allow_pickle=False) for path in files]
+    if len({v.shape for v in vectors}) != 1:
+        raise DatasetError("frame vectors differ in length")
+    pose, left, right = split_frames(np.stack(vectors))
+    numbers = np.array([int(p.stem) for p in files], np.float64)
+    name = f"{seq_dir.parent.name}/{seq_dir.name}"
+    return holistic_sample(name, label, pose, (left, right), numbers / fps, mirrored=mirrored)
+
+
+# --- repacked signer files ---------------------------------------------------------------------
+
+
+def read_signer_file(
+    path: Path, subject: int = UNKNOWN, fps: float = FPS, mirrored: bool = False
+) -> SkeletonDataset:
+    """One ``signer_*.npz``; sample names are ``<signer>/<class>/<sequence>``."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    missing = {"pose", "left_hand", "right_hand", "label", "class_names"} - set(arrays)
+    if missing:
+        raise DatasetError(f"{path} lacks {sorted(missing)}; expected a repacked signer_*.npz")
+    class_names = [str(name) for name in arrays["class_names"]]
+    signer = path.stem.removeprefix(SIGNER_PREFIX)
+    seq_ids = arrays.get("seq_id", np.arange(len(arrays["label"])))
+    samples = []
+    for i, label in enumerate(arrays["label"]):
+        steps = np.arange(arrays["pose"].shape[1]) / fps
+        name = f"{signer}/{class_names[label]}/{seq_ids[i]}"
+        hands = (arrays["left_hand"][i], arrays["right_hand"][i])
+        samples.append(holistic_sample(name, label, arrays["pose"][i], hands, steps, subject, mirrored))
+    return SkeletonDataset.from_samples(
+        samples, class_names, "mediapipe33", "image", notes=_notes(fps, mirrored)
+    )
+
+
+# --- the whole import --------------------------------------------------------------------------
+
+
+def import_mpdata(
+    source: str | Path,
+    classes: list[str] | None = None,
+    fps: float = FPS,
+    mirrored: bool = False,
+    progress: Progress = no_progress,
+) -> tuple[SkeletonDataset, ImportReport]:
+    """Import a signer ``.npz``, a folder of them, or a raw ``MP_Data`` folder (or its parent).
+
+    Signer files get subject ids 1, 2, ... in file-name order and are merged by class name; raw
+    folders have no subject id. ``classes`` fixes the class order of a raw folder.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist; give MP_Data, a signer_*.npz or a folder of them")
+    report = ImportReport()
+    signer_files = [source] if source.is_file() else sorted(source.glob("*.npz"))
+    if signer_files:
+        dataset = _read_signers(signer_files, fps, mirrored, report, progress)
+    else:
+        root = source / "MP_Data" if (source / "MP_Data").is_dir() else source
+        dataset = read_mp_data(root, classes, fps, mirrored, report, progress)
+    report.notes.extend(dataset.notes)
+    return dataset, report
+
+
+def _read_signers(
+    files: list[Path], fps: float, mirrored: bool, report: ImportReport, progress: Progress
+) -> SkeletonDataset:
+    dataset = None
+    for subject, path in enumerate(progress(files), start=1):
+        try:
+            part = read_signer_file(path, subject, fps, mirrored)
+        except (DatasetError, ValueError, OSError) as err:
+            report.skip(path.name, "unreadable signer file", str(err))
+            continue
+        part.notes.append(f"mpdata: subject {subject} = {path.stem.removeprefix(SIGNER_PREFIX)}")
+        dataset = part if dataset is None else dataset.merge(part)
+    if dataset is None:
+        raise DatasetError("none of the signer files could be read")
+    return dataset
+
+
+def _notes(fps: float, mirrored: bool) -> list[str]:
+    side = (
+        "mirrored input: x flipped back and sides swapped"
+        if mirrored
+        else "left_hand block -> slot 0 (the subject's left; unflipped webcam frames)"
+    )
+    return [
+        "mpdata: MediaPipe Holistic tutorial recordings, image space (x, y in [0, 1]); face dropped",
+        "mpdata: body score = visibility; hand score = 1 where the hand was detected",
+        f"mpdata: timestamps assume {fps:g} fps (the tutorial stores no time)",
+        f"mpdata: {side}",
+    ]

@@ -1,0 +1,183 @@
+"""PKU-MMD (Kinect v2, untrimmed videos) -> :class:`SkeletonDataset` of labelled segments.
+
+Input, as distributed:
+
+* a skeleton file per video and view, e.g. ``0002-L.txt``: one line per frame with 150 values,
+  two bodies x 25 joints x (x, y, z) in Kinect v2 order (= layout ntu25), world metres; a body
+  that is absent in a frame is all zeros;
+* a label file with the same name: one line per action instance, ``label,start,end,confidence``
+  (label 1-based). Frames ``start`` to ``end - 1`` become one sample, named ``<video>_<k>``.
+
+Kinect tracking states are not in these files, so a joint's score is 1 where its body is present
+in the frame and 0 where not. The view letter becomes the camera id (L 1, M 2, R 3); subjects are
+not encoded in the file names (-1). Timestamps are the frame index in the video / 30 fps. The
+official split files (``cross_subject.txt``, ``cross_view.txt``) list the training videos after a
+"training" heading and the test videos after a "validation"/"test" heading.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from bharnet_ros.training.dataset import UNKNOWN, DatasetError, Sample, SkeletonDataset
+from bharnet_ros.training.importers import ImportReport, Progress, no_progress
+
+FPS = 30.0  # PKU-MMD records at 30 fps (dataset page)
+VALUES_PER_FRAME = 150  # 2 bodies x 25 joints x 3
+VIEW_CAMERAS = {"L": 1, "M": 2, "R": 3}
+VIDEO_ID = re.compile(r"\d{4}-[LMR]")
+BENCHMARKS = ("xsub", "xview")
+SPLIT_FILES = {
+    "xsub": ("cross_subject.txt", "cross-subject.txt", "cross_subject_v2.txt"),
+    "xview": ("cross_view.txt", "cross-view.txt", "cross_view_v2.txt"),
+}
+
+
+def read_video(skeleton_path: Path, label_path: Path, fps: float = FPS) -> list[Sample]:
+    """The labelled segments of one video; all-zero segments are left out."""
+    frames = np.loadtxt(skeleton_path, dtype=np.float32, ndmin=2)
+    if frames.shape[1] != VALUES_PER_FRAME:
+        raise DatasetError(f"{skeleton_path.name}: {frames.shape[1]} values per frame, expected 150")
+    labels = np.loadtxt(label_path, delimiter=",", ndmin=2)
+    if labels.size and labels.shape[1] < 3:
+        raise DatasetError(f"{label_path.name}: expected lines 'label,start,end,confidence'")
+    stem = skeleton_path.stem
+    camera = VIEW_CAMERAS.get(stem[-1], UNKNOWN) if VIDEO_ID.fullmatch(stem) else UNKNOWN
+    samples = []
+    for k, (label, start, end) in enumerate(labels[:, :3].astype(np.int64)):
+        segment = frames[max(start, 0) : min(end, len(frames))]
+        if len(segment) and np.any(segment):
+            samples.append(segment_sample(f"{stem}_{k}", int(label) - 1, segment, max(start, 0), camera, fps))
+    return samples
+
+
+def segment_sample(name: str, label: int, segment: np.ndarray, start: int, camera: int, fps: float) -> Sample:
+    """(T, 150) rows -> a two-person sample; score 1 where the body is present in the frame."""
+    t = len(segment)
+    xyz = segment.reshape(t, 2, 25, 3).transpose(1, 0, 2, 3)  # (M, T, V, 3)
+    present = np.abs(xyz).sum(axis=(2, 3)) > 0  # (M, T)
+    body = np.concatenate([xyz, np.broadcast_to(present[:, :, None, None], (2, t, 25, 1))], axis=-1)
+    return Sample(
+        name=name,
+        label=label,
+        body=body.astype(np.float32),
+        hands=np.broadcast_to(np.zeros((), np.float32), (2, t, 2, 21, 4)),
+        hand_present=np.broadcast_to(np.zeros((), bool), (2, t, 2)),
+        timestamps=(start + np.arange(t)) / fps,
+        persons=int(present.any(axis=1).sum()),
+        camera=camera,
+    )
+
+
+def read_split_file(path: Path) -> tuple[set[str], set[str]]:
+    """(training videos, test videos) from an official split file; test is empty if not listed."""
+    train: set[str] = set()
+    test: set[str] = set()
+    current = train
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        lowered = line.lower()
+        if "train" in lowered:
+            current = train
+        elif "valid" in lowered or "test" in lowered:
+            current = test
+        current.update(VIDEO_ID.findall(line))
+    if not train:
+        raise DatasetError(f"{path} lists no training videos (ids like 0002-L after a 'training' line)")
+    return train, test
+
+
+def import_pkummd(
+    source: str | Path,
+    labels: str | Path | None = None,
+    benchmark: str | None = None,
+    split_file: str | Path | None = None,
+    class_names: list[str] | None = None,
+    fps: float = FPS,
+    progress: Progress = no_progress,
+) -> tuple[SkeletonDataset, ImportReport]:
+    """Import every video of a skeleton folder that has a label file.
+
+    ``source`` is the skeleton folder (or a folder holding ``skeleton/``); ``labels`` defaults to
+    a ``label`` folder beside or inside it. ``benchmark`` (xsub or xview) reads ``split_file``,
+    by default the official file of that name found beside the folders. Without ``class_names``
+    the classes are named ``action 1``... up to the largest label.
+    """
+    report = ImportReport()
+    skeleton_dir, label_dir = _folders(Path(source), labels)
+    samples: list[Sample] = []
+    for path in progress(_skeleton_files(skeleton_dir)):
+        label_path = label_dir / path.name
+        if not label_path.is_file():
+            report.skip(path.stem, "no label file", str(label_path))
+            continue
+        try:
+            samples.extend(read_video(path, label_path, fps))
+        except (DatasetError, ValueError, OSError) as err:
+            report.skip(path.stem, "unreadable video", str(err))
+    names = class_names or [f"action {k}" for k in range(1, max((s.label for s in samples), default=0) + 2)]
+    splits = _splits(samples, benchmark, split_file, skeleton_dir) if benchmark else {}
+    report.notes.extend(_NOTES)
+    dataset = SkeletonDataset.from_samples(samples, names, "ntu25", "world", splits=splits, notes=_NOTES)
+    return dataset, report
+
+
+_NOTES = (
+    "pkummd: PKU-MMD Kinect v2 skeletons, world metres; segments cut at label start..end-1",
+    "pkummd: score = 1 where the body is present (the files carry no tracking state); no hands",
+    "pkummd: camera = view L/M/R -> 1/2/3; subject unknown; timestamps = video frame / 30 fps",
+)
+
+
+def _folders(source: Path, labels: str | Path | None) -> tuple[Path, Path]:
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source} is not a folder; give the PKU-MMD skeleton folder")
+    skeleton_dir = _child(source, "skeleton") or source
+    if not _skeleton_files(skeleton_dir):
+        raise DatasetError(f"no skeleton .txt files in {skeleton_dir}")
+    if labels is not None:
+        label_dir = Path(labels)
+    else:
+        label_dir = _child(skeleton_dir.parent, "label") or _child(skeleton_dir, "label")
+    if label_dir is None or not label_dir.is_dir():
+        raise DatasetError(f"no label folder found next to {skeleton_dir}; pass it with --labels")
+    return skeleton_dir, label_dir
+
+
+def _skeleton_files(folder: Path) -> list[Path]:
+    """The .txt files of a folder except the official split files."""
+    split_names = {name for names in SPLIT_FILES.values() for name in names}
+    return sorted(path for path in folder.glob("*.txt") if path.name not in split_names)
+
+
+def _child(folder: Path, word: str) -> Path | None:
+    """The first sub-folder whose name contains ``word`` (any case), e.g. Train_Label_PKU_final."""
+    matches = sorted(p for p in folder.iterdir() if p.is_dir() and word in p.name.lower())
+    return matches[0] if matches else None
+
+
+def _splits(
+    samples: list[Sample], benchmark: str, split_file: str | Path | None, skeleton_dir: Path
+) -> dict[str, np.ndarray]:
+    if benchmark not in BENCHMARKS:
+        raise DatasetError(f"unknown PKU-MMD benchmark {benchmark!r}; use one of {', '.join(BENCHMARKS)}")
+    path = Path(split_file) if split_file is not None else _find_split_file(benchmark, skeleton_dir)
+    train, test = read_split_file(path)
+    videos = np.array([s.name.rsplit("_", 1)[0] for s in samples])
+    in_train = np.isin(videos, sorted(train))
+    in_test = np.isin(videos, sorted(test)) if test else ~in_train
+    return {
+        f"{benchmark}_train": np.flatnonzero(in_train),
+        f"{benchmark}_val": np.flatnonzero(in_test & ~in_train),
+    }
+
+
+def _find_split_file(benchmark: str, skeleton_dir: Path) -> Path:
+    for folder in (skeleton_dir, skeleton_dir.parent):
+        for name in SPLIT_FILES[benchmark]:
+            if (folder / name).is_file():
+                return folder / name
+    names = " or ".join(SPLIT_FILES[benchmark])
+    raise DatasetError(f"no {names} beside {skeleton_dir}; pass the official split file with --split-file")

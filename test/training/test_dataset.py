@@ -1,0 +1,217 @@
+"""The dataset file format: exact round trips, merging, selection, versions and pickle safety."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from bharnet_ros.core.skeleton import SkeletonSequence
+from bharnet_ros.training.dataset import FORMAT_VERSION, DatasetError, Sample, SkeletonDataset
+
+
+def sequence(frames: int, seed: int, layout: str = "mediapipe33") -> SkeletonSequence:
+    rng = np.random.default_rng(seed)
+    joints = 33 if layout == "mediapipe33" else 25
+    present = rng.random((frames, 2)) > 0.4
+    hands = rng.random((frames, 2, 21, 4), dtype=np.float32) * present[:, :, None, None]
+    return SkeletonSequence(
+        timestamps=np.arange(frames) / 30.0 + seed,
+        body=rng.random((frames, joints, 4), dtype=np.float32),
+        hands=hands,
+        hand_present=present,
+        layout=layout,
+        image_size=(640, 480),
+    )
+
+
+def small_dataset(class_names=("wave", "point", "stop"), prefix: str = "clip") -> SkeletonDataset:
+    sequences = [sequence(frames, seed) for seed, frames in enumerate((5, 9, 1, 7))]
+    return SkeletonDataset.from_sequences(
+        sequences,
+        labels=[0, 2, 1, 2],
+        class_names=list(class_names),
+        names=[f"{prefix}{i}" for i in range(4)],
+        subjects=[1, 2, 1, 3],
+        hand_intensive=[True, False, True][: len(class_names)],
+        splits={"train": [0, 1, 3], "val": [2]},
+        notes=["made by a test"],
+    )
+
+
+def kinect_sample(name: str, persons: int, frames: int, label: int = 0) -> Sample:
+    body = np.zeros((persons, frames, 25, 4), np.float32)
+    body[..., 3] = 1.0
+    return Sample(
+        name, label, body, np.zeros((persons, frames, 2, 21, 4)), np.zeros((persons, frames, 2), bool),
+        np.arange(frames) / 30.0, persons=persons, subject=7, camera=2, setup=3, replication=1,
+    )  # fmt: skip
+
+
+def assert_same(a: SkeletonDataset, b: SkeletonDataset) -> None:
+    for key in ("body", "hands", "hand_present", "timestamps", "offsets", "labels", "names", "persons",
+                "subjects", "cameras", "setups", "replications", "image_sizes"):  # fmt: skip
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=key)
+        assert getattr(a, key).dtype == getattr(b, key).dtype, key
+    assert (a.class_names, a.layout, a.space, a.hand_intensive, a.notes) == (
+        b.class_names, b.layout, b.space, b.hand_intensive, b.notes,
+    )  # fmt: skip
+    assert a.splits.keys() == b.splits.keys()
+    for name in a.splits:
+        np.testing.assert_array_equal(a.splits[name], b.splits[name])
+
+
+def test_round_trip_is_exact(tmp_path):
+    data = small_dataset()
+    path = data.save(tmp_path / "set")
+    assert path.name == "set.npz"
+    loaded = SkeletonDataset.load(path)
+    assert_same(data, loaded)
+    assert loaded.frame_counts.tolist() == [5, 9, 1, 7]
+    back = loaded.sequence(1)
+    original = sequence(9, 1)
+    np.testing.assert_array_equal(back.body, original.body)
+    np.testing.assert_array_equal(back.hands, original.hands)
+    np.testing.assert_array_equal(back.timestamps, original.timestamps)
+    assert back.image_size == (640, 480)
+
+
+def test_sample_gives_the_per_sample_fields():
+    data = SkeletonDataset.from_samples([kinect_sample("a", 2, 4), kinect_sample("b", 1, 3, label=1)],
+                                        ["x", "y"], "ntu25", "world")  # fmt: skip
+    sample = data.sample(-1)
+    assert (sample.name, sample.label, sample.persons, sample.num_frames) == ("b", 1, 1, 3)
+    assert (sample.subject, sample.camera, sample.setup, sample.replication) == (7, 2, 3, 1)
+    assert sample.body.shape == (2, 3, 25, 4)  # padded to the dataset's M = 2
+    assert not sample.body[1].any()
+    with pytest.raises(IndexError):
+        data.sample(2)
+
+
+def test_handless_data_is_stored_without_hand_arrays(tmp_path):
+    data = SkeletonDataset.from_samples([kinect_sample("a", 2, 4)], ["x"], "ntu25", "world")
+    assert not data.has_hands
+    path = data.save(tmp_path / "kinect.npz")
+    with np.load(path, allow_pickle=False) as raw:
+        assert "hands" not in raw.files
+    loaded = SkeletonDataset.load(path)
+    assert loaded.hands.shape == (2, 4, 2, 21, 4)
+    assert not loaded.hands.any()
+    assert_same(data, loaded)
+
+
+def test_merge_unifies_classes_by_name_and_pads_persons():
+    first = small_dataset(("wave", "point", "stop"))
+    kinect = SkeletonDataset.from_samples([kinect_sample("k", 2, 2)], ["x"], "ntu25", "world")
+    with pytest.raises(DatasetError, match="merge"):
+        first.merge(kinect)
+    second = SkeletonDataset.from_sequences(
+        [sequence(3, 10), sequence(4, 11)], [0, 1], ["stop", "clap"], names=["o0", "o1"],
+        hand_intensive=[False, True], splits={"train": [1], "test": [0]},
+    )  # fmt: skip
+    merged = first.merge(second)
+    assert merged.class_names == ["wave", "point", "stop", "clap"]
+    assert merged.labels.tolist() == [0, 2, 1, 2, 2, 3]
+    assert merged.hand_intensive == [True, False, True, True]
+    assert merged.splits["train"].tolist() == [0, 1, 3, 5]
+    assert merged.splits["test"].tolist() == [4]
+    np.testing.assert_array_equal(merged.sample(5).body, second.sample(1).body)
+    apart = first.merge(second, prefixes=("a_", "b_"))
+    assert sorted(apart.splits) == ["a_train", "a_val", "b_test", "b_train"]
+    assert apart.splits["b_train"].tolist() == [5]
+    with pytest.raises(DatasetError, match="unique"):
+        first.merge(first)
+
+
+def test_merge_pads_the_person_axis():
+    one = SkeletonDataset.from_samples([kinect_sample("a", 1, 3)], ["x"], "ntu25", "world")
+    two = SkeletonDataset.from_samples([kinect_sample("b", 2, 2)], ["x"], "ntu25", "world")
+    merged = one.merge(two)
+    assert merged.body.shape == (2, 5, 25, 4)
+    assert merged.persons.tolist() == [1, 2]
+    assert not merged.sample(0).body[1].any()
+
+
+def test_subset_and_split_keep_order_and_renumber_splits():
+    data = small_dataset()
+    part = data.subset([3, 0])
+    assert part.names.tolist() == ["clip3", "clip0"]
+    assert part.frame_counts.tolist() == [7, 5]
+    assert part.splits["train"].tolist() == [1, 0]  # original train order 0, 3 -> positions 1, 0
+    assert part.splits["val"].tolist() == []
+    np.testing.assert_array_equal(part.sample(0).hands, data.sample(3).hands)
+    val = data.split("val")
+    assert val.names.tolist() == ["clip2"]
+    assert val.splits["val"].tolist() == [0]
+    with pytest.raises(DatasetError, match="train, val"):
+        data.split("xsub_train")
+    with pytest.raises(DatasetError, match="twice"):
+        data.subset([1, 1])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(labels=np.array([0, 5, 1, 2])), "labels must be within"),
+        (lambda d: d.update(offsets=np.array([0, 5, 14, 15, 21])), "offsets"),
+        (lambda d: d.update(names=np.array(["a", "a", "b", "c"])), "unique"),
+        (lambda d: d.update(body=np.full_like(d["body"], np.nan)), "NaN"),
+        (lambda d: d.update(space="pixels"), "coordinate space"),
+        (lambda d: d.update(splits={"train": np.array([4])}), "outside"),
+        (lambda d: d.update(timestamps=d["timestamps"][::-1].copy()), "backwards"),
+    ],
+)
+def test_broken_arrays_are_refused(change, message):
+    fields = dict(vars(small_dataset()))
+    change(fields)
+    with pytest.raises(DatasetError, match=message):
+        SkeletonDataset(**fields)
+
+
+def rewrite(path, **header_changes) -> None:
+    with np.load(path, allow_pickle=False) as raw:
+        arrays = {key: raw[key] for key in raw.files}
+    header = json.loads(str(arrays["header"]))
+    header.update(header_changes)
+    arrays["header"] = np.array(json.dumps(header))
+    np.savez(path, **arrays)
+
+
+def test_newer_versions_and_foreign_files_are_refused(tmp_path):
+    path = small_dataset().save(tmp_path / "set.npz")
+    rewrite(path, version=FORMAT_VERSION + 1)
+    with pytest.raises(DatasetError, match="newer"):
+        SkeletonDataset.load(path)
+    rewrite(path, version=FORMAT_VERSION, format="something else")
+    with pytest.raises(DatasetError, match="not a"):
+        SkeletonDataset.load(path)
+    np.savez(tmp_path / "plain.npz", body=np.zeros(3))
+    with pytest.raises(DatasetError, match="no dataset header"):
+        SkeletonDataset.load(tmp_path / "plain.npz")
+    with pytest.raises(FileNotFoundError):
+        SkeletonDataset.load(tmp_path / "absent.npz")
+
+
+def test_files_hold_no_pickles_and_pickled_content_is_refused(tmp_path):
+    path = small_dataset().save(tmp_path / "set.npz")
+    with np.load(path, allow_pickle=False) as raw:
+        dtypes = {key: raw[key].dtype for key in raw.files}  # would raise on an object array
+    assert all(dtype.kind in "biufU" for dtype in dtypes.values()), dtypes
+    with np.load(path, allow_pickle=False) as raw:
+        arrays = {key: raw[key] for key in raw.files}
+    arrays["names"] = np.array([object(), "b", "c", "d"], dtype=object)
+    np.savez(path, **arrays)
+    with pytest.raises(DatasetError, match="pickled"):
+        SkeletonDataset.load(path)
+    (tmp_path / "evil.npz").write_bytes(pickle.dumps({"header": "x"}))
+    with pytest.raises(DatasetError, match="pickled"):
+        SkeletonDataset.load(tmp_path / "evil.npz")
+
+
+def test_from_sequences_refuses_mixed_inputs():
+    with pytest.raises(DatasetError, match="mix"):
+        SkeletonDataset.from_sequences([sequence(3, 0), sequence(3, 1, "ntu25")], [0, 0], ["a"])
+    with pytest.raises(DatasetError, match="labels"):
+        SkeletonDataset.from_sequences([sequence(3, 0)], [0, 1], ["a"])

@@ -1,0 +1,118 @@
+"""PKU-MMD and Northwestern-UCLA importers, on small files written in their formats."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bharnet_ros.core.layouts import NTU25
+from bharnet_ros.training.dataset import DatasetError
+from bharnet_ros.training.importers.nucla import ACTIONS, KINECT_V1_JOINTS, import_nucla, v1_to_ntu25
+from bharnet_ros.training.importers.pkummd import import_pkummd, read_split_file
+
+# --- PKU-MMD -----------------------------------------------------------------------------------
+
+
+def write_pku(root, frames: int = 60) -> np.ndarray:
+    """skeleton/0002-L.txt (body 2 only in frames 30+), its labels, a video without labels, splits."""
+    rng = np.random.default_rng(0)
+    rows = rng.uniform(-1, 3, (frames, 150)).astype(np.float32)
+    rows[:30, 75:] = 0.0
+    (root / "skeleton").mkdir(parents=True)
+    (root / "label").mkdir()
+    np.savetxt(root / "skeleton" / "0002-L.txt", rows, fmt="%.6f")
+    np.savetxt(root / "skeleton" / "0003-M.txt", rows[:10], fmt="%.6f")
+    (root / "label" / "0002-L.txt").write_text("3,0,20,1\n5,25,60,2\n7,70,90,1\n")
+    (root / "cross_subject.txt").write_text(
+        "Training videos: \n0002-L, 0005-R\nValidataion videos: \n0003-M\n"
+    )
+    return rows
+
+
+def test_pkummd_segments_become_samples(tmp_path):
+    rows = write_pku(tmp_path)
+    dataset, report = import_pkummd(tmp_path, benchmark="xsub")
+    assert dataset.names.tolist() == ["0002-L_0", "0002-L_1"]  # segment 2 lies past the video's end
+    assert dataset.labels.tolist() == [2, 4]
+    assert dataset.class_names[-1] == "action 5"
+    assert dataset.frame_counts.tolist() == [20, 35]
+    assert dataset.persons.tolist() == [1, 2]
+    assert dataset.cameras.tolist() == [1, 1]  # view L
+    assert (dataset.layout, dataset.space) == ("ntu25", "world")
+    second = dataset.sample(1)
+    np.testing.assert_allclose(second.timestamps[0], 25 / 30)
+    np.testing.assert_allclose(second.body[0, 0, :, :3], rows[25, :75].reshape(25, 3), atol=1e-6)
+    np.testing.assert_array_equal(second.body[1, 0], np.zeros((25, 4)))  # body 2 absent before frame 30
+    assert (second.body[1, 5:, :, 3] == 1).all()
+    assert dataset.splits["xsub_train"].tolist() == [0, 1]
+    assert dataset.splits["xsub_val"].tolist() == []
+    assert [(item, reason) for item, reason, _ in report.skipped] == [("0003-M", "no label file")]
+
+
+def test_pkummd_split_file_and_missing_pieces(tmp_path):
+    write_pku(tmp_path)
+    train, test = read_split_file(tmp_path / "cross_subject.txt")
+    assert (train, test) == ({"0002-L", "0005-R"}, {"0003-M"})
+    with pytest.raises(DatasetError, match="split-file"):
+        import_pkummd(tmp_path / "skeleton", labels=tmp_path / "label", benchmark="xview")
+    dataset, _ = import_pkummd(tmp_path / "skeleton", class_names=[f"c{i}" for i in range(6)])
+    assert dataset.class_names[2] == "c2"
+    assert dataset.splits == {}
+    (tmp_path / "label").rename(tmp_path / "elsewhere")
+    with pytest.raises(DatasetError, match="--labels"):
+        import_pkummd(tmp_path)
+
+
+# --- Northwestern-UCLA -------------------------------------------------------------------------
+
+
+def write_nucla(folder, name: str, label: int, frames: int, flat: bool = False) -> np.ndarray:
+    rng = np.random.default_rng(label)
+    joints = rng.uniform(-1, 3, (frames, 20, 3)).round(4)
+    skeletons = joints.reshape(frames, 60) if flat else joints
+    record = {"file_name": name, "skeletons": skeletons.tolist(), "label": label}
+    (folder / f"{name}.json").write_text(json.dumps(record))
+    return joints
+
+
+def test_nucla_maps_kinect_v1_joints_to_ntu25_by_name(tmp_path):
+    first = write_nucla(tmp_path, "a01_s01_e01_v01", 1, 12)
+    write_nucla(tmp_path, "a12_s02_e03_v03", 10, 7, flat=True)
+    write_nucla(tmp_path, "a08_s05_e00_v02", 7, 9)
+    (tmp_path / "broken.json").write_text("{}")
+    dataset, report = import_nucla(tmp_path)
+    assert dataset.names.tolist() == ["a01_s01_e01_v01", "a08_s05_e00_v02", "a12_s02_e03_v03"]
+    assert dataset.labels.tolist() == [0, 6, 9]
+    assert dataset.class_names == list(ACTIONS.values())
+    assert dataset.class_names[6] == "donning"
+    assert dataset.subjects.tolist() == [1, 5, 2]
+    assert dataset.cameras.tolist() == [1, 2, 3]
+    assert dataset.replications.tolist() == [1, 0, 3]
+    assert dataset.splits["xview_train"].tolist() == [0, 1]
+    assert dataset.splits["xview_val"].tolist() == [2]
+    assert [item for item, _, _ in report.skipped] == ["broken"]
+    body = dataset.sample(0).body[0]
+    v1 = KINECT_V1_JOINTS.index
+    np.testing.assert_allclose(body[:, NTU25.index("left_hand"), :3], first[:, v1("hand_left")], rtol=1e-6)
+    np.testing.assert_allclose(body[:, NTU25.index("spine_shoulder"), :3], first[:, v1("shoulder_center")])
+    np.testing.assert_allclose(body[:, NTU25.index("right_foot"), :3], first[:, v1("foot_right")])
+    for missing in ("neck", "left_hand_tip", "left_thumb", "right_hand_tip", "right_thumb"):
+        assert not body[:, NTU25.index(missing)].any(), missing
+    assert (body[:, NTU25.index("head"), 3] == 1).all()
+
+
+def test_v1_mapping_scores_only_present_frames():
+    joints = np.ones((3, 20, 3), np.float32)
+    joints[1] = 0.0
+    out = v1_to_ntu25(joints)
+    assert out.shape == (3, 25, 4)
+    assert out[:, :, 3].sum(axis=1).tolist() == [20, 0, 20]
+
+
+def test_nucla_refuses_other_benchmarks_and_empty_folders(tmp_path):
+    with pytest.raises(DatasetError, match="xview"):
+        import_nucla(tmp_path, benchmark="xsub")
+    with pytest.raises(DatasetError, match=r"no \.json"):
+        import_nucla(tmp_path)
