@@ -20,6 +20,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "bharnet_ros.tools.model_report",
         "count parameters and GFLOPs of every model variant and write docs/model.md",
     ),
+    "run": (
+        "bharnet_ros.tools.run",
+        "start the recognition graph (camera -> pose -> recognizer) in one process",
+    ),
+    "import": (
+        "bharnet_ros.tools.data_import",
+        "convert NTU RGB+D, MediaPipe tutorial, PKU-MMD or N-UCLA skeletons into one dataset file",
+    ),
 }
 
 

@@ -1,0 +1,73 @@
+"""Bounded running statistics for diagnostics and benchmarks: rates, latencies, dropped frames."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+
+class RateMeter:
+    """Events per second over the last ``window`` seconds of the caller's clock."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self._times: deque[float] = deque(maxlen=10_000)
+
+    def tick(self, now: float) -> None:
+        self._times.append(now)
+
+    def rate(self, now: float) -> float:
+        while self._times and self._times[0] < now - self.window:
+            self._times.popleft()
+        if len(self._times) < 2:
+            return 0.0
+        span = max(now - self._times[0], 1e-9)
+        return (len(self._times) - 1) / span
+
+
+class Percentiles:
+    """The last ``size`` samples of a quantity, summarised as p50/p95/max."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self._values: deque[float] = deque(maxlen=size)
+
+    def add(self, value: float) -> None:
+        self._values.append(value)
+
+    def summary(self) -> dict[str, float]:
+        if not self._values:
+            return {"p50": 0.0, "p95": 0.0, "max": 0.0}
+        values = np.fromiter(self._values, float)
+        return {
+            "p50": float(np.percentile(values, 50)),
+            "p95": float(np.percentile(values, 95)),
+            "max": float(values.max()),
+        }
+
+
+class GapDropCounter:
+    """Estimates frames skipped upstream from gaps in their stamps (e.g. by a latest-only queue).
+
+    A gap of about k nominal frame periods means k - 1 frames never reached us. The nominal period
+    is a low percentile of recent gaps (consecutive frames still arrive now and then), so any camera
+    rate works without configuration, even when most frames are being skipped.
+    """
+
+    def __init__(self, history: int = 100) -> None:
+        self._gaps: deque[float] = deque(maxlen=history)
+        self._last: float | None = None
+        self.dropped = 0
+
+    def observe(self, stamp: float) -> int:
+        """Record a frame's stamp; returns how many frames seem to be missing before it."""
+        missing = 0
+        if self._last is not None and stamp > self._last:
+            gap = stamp - self._last
+            if len(self._gaps) >= 5:
+                period = float(np.percentile(self._gaps, 10))
+                missing = max(round(gap / period) - 1, 0) if period > 0 else 0
+            self._gaps.append(gap)
+        self._last = stamp
+        self.dropped += missing
+        return missing

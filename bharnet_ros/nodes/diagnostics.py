@@ -1,0 +1,40 @@
+"""Publishing node health on /diagnostics (diagnostic_msgs), without diagnostic_updater."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+
+OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+
+
+class DiagnosticsPublisher:
+    """One status per node, published by the node's timer: a level, a message and key values."""
+
+    def __init__(self, node: Node, hardware_id: str = "bharnet_ros") -> None:
+        self._node = node
+        self._hardware_id = hardware_id
+        self._publisher = node.create_publisher(DiagnosticArray, "/diagnostics", QoSProfile(depth=10))
+
+    def publish(self, level: bytes, message: str, values: dict[str, Any]) -> DiagnosticStatus:
+        status = DiagnosticStatus(
+            level=level,
+            name=f"{self._node.get_name()}: status",
+            message=message,
+            hardware_id=self._hardware_id,
+            values=[KeyValue(key=k, value=_text(v)) for k, v in values.items()],
+        )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self._node.get_clock().now().to_msg()
+        self._publisher.publish(array)
+        return status
+
+    def destroy(self) -> None:
+        self._node.destroy_publisher(self._publisher)
+
+
+def _text(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,104 @@
+"""The one description of the recognition graph, used by the launch file and by ``bharnet run``.
+
+Both start exactly these nodes with these parameters and remappings, so the two ways of running
+cannot drift apart (a test compares them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bharnet_ros.core.paths import share_file
+
+PACKAGE = "bharnet_ros"
+SKELETON_TOPIC = "bharnet/skeletons"  # relative names: a namespace moves the whole graph
+ACTION_TOPIC = "bharnet/action"
+LABELS_TOPIC = "bharnet/labels"
+OVERLAY_TOPIC = "bharnet/overlay"
+
+
+@dataclass
+class GraphOptions:
+    """The launch arguments; the same names are ``bharnet run`` options."""
+
+    camera_topic: str = "/camera/image_raw"
+    video: str = ""  # a file or camera number: also start the video source node
+    model: str = ""  # ONNX file; empty = the default model shipped in models/
+    device: str = "cpu"  # ONNX Runtime provider: cpu, cuda or auto
+    params_file: str = ""  # empty = config/recognize.yaml
+    overlay: bool = False  # publish the drawn skeleton image
+    namespace: str = ""
+    use_sim_time: bool = False
+
+    def resolved_params_file(self) -> str:
+        return self.params_file or str(share_file("config/recognize.yaml"))
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph: where its code is, its name, parameter overrides and remappings."""
+
+    executable: str  # in lib/bharnet_ros/, for ros2 run and launch_ros
+    module: str  # Python module with ``node_class``, for in-process runs
+    node_class: str
+    name: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+
+
+def describe_graph(options: GraphOptions) -> list[NodeSpec]:
+    """The nodes for these options, in start order (source, pose, recognizer)."""
+    common = {"use_sim_time": options.use_sim_time}
+    nodes = []
+    if options.video:
+        nodes.append(
+            NodeSpec(
+                "video_source_node", "bharnet_ros.nodes.video_source_node", "VideoSourceNode", "video_source",
+                {**common, "video": options.video}, (("image_raw", options.camera_topic),),
+            )
+        )  # fmt: skip
+    nodes.append(
+        NodeSpec(
+            "pose_node", "bharnet_ros.nodes.pose_node", "PoseNode", "pose",
+            {**common, "publish_overlay": options.overlay},
+            (
+                ("image_raw", options.camera_topic),
+                ("image_raw/compressed", options.camera_topic + "/compressed"),
+                ("skeletons", SKELETON_TOPIC),
+                ("overlay", OVERLAY_TOPIC),
+            ),
+        )
+    )  # fmt: skip
+    recognizer_parameters = {**common, "device": options.device}
+    if options.model:
+        recognizer_parameters["model"] = options.model
+    nodes.append(
+        NodeSpec(
+            "recognizer_node", "bharnet_ros.nodes.recognizer_node", "RecognizerNode", "recognizer",
+            recognizer_parameters,
+            (("skeletons", SKELETON_TOPIC), ("action", ACTION_TOPIC), ("labels", LABELS_TOPIC)),
+        )
+    )  # fmt: skip
+    return nodes
+
+
+def ros_arguments(spec: NodeSpec, options: GraphOptions) -> list[str]:
+    """rcl command-line arguments for an in-process node: the YAML file, overrides, remappings.
+
+    rcl parses the parameters file itself, exactly as it does for a launched process.
+    """
+    args = ["--ros-args", "--params-file", options.resolved_params_file()]
+    for name, value in spec.parameters.items():
+        args += ["-p", f"{name}:={_yaml_value(value)}"]
+    for source, target in spec.remappings:
+        args += ["-r", f"{source}:={target}"]
+    return args
+
+
+def _yaml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"'{value}'"
+    return str(value)

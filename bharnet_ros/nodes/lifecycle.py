@@ -1,0 +1,67 @@
+"""What every bharnet lifecycle node shares: autostart, guarded publishing and a spin entry point."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+from bharnet_ros.nodes.environment import use_default_dds_profile
+
+
+class ManagedNode(LifecycleNode):
+    """A lifecycle node that can bring itself up (``autostart``) and never dies on a publish error.
+
+    Configure loads what may fail (models) and reports failure by returning FAILURE, so the node
+    stays up, inspectable and reconfigurable; activate creates the subscriptions.
+    """
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self.publish_failures = 0
+        self._autostart_timer = None
+
+    def start_automatically(self) -> None:
+        """Configure and activate once the executor spins (what a lifecycle manager would do)."""
+        self._autostart_timer = self.create_timer(0.0, self._autostart)
+
+    def _autostart(self) -> None:
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    def safe_publish(self, publisher: Any, msg: Any) -> bool:
+        """Publish, counting and logging (throttled) instead of raising when the middleware refuses."""
+        try:
+            publisher.publish(msg)
+        except Exception as err:  # rclpy raises RCLError subclasses, under overload too
+            self.publish_failures += 1
+            self.get_logger().warning(
+                f"publish on {publisher.topic_name} failed: {err}", throttle_duration_sec=5.0
+            )
+            return False
+        return True
+
+
+def spin_node(make_node: Callable[[], Any], args: list[str] | None = None) -> int:
+    """Entry point body for ``ros2 run``: DDS profile, init, spin until Ctrl-C, clean shutdown."""
+    use_default_dds_profile()
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = make_node()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as err:  # bad parameters: one line, non-zero exit
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

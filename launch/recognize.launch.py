@@ -1,0 +1,65 @@
+"""Camera -> pose -> recognizer -> /bharnet/action.
+
+    ros2 launch bharnet_ros recognize.launch.py camera_topic:=/camera/color/image_raw
+    ros2 launch bharnet_ros recognize.launch.py video:=/path/to/clip.mp4 overlay:=true
+
+The nodes, parameters and remappings come from bharnet_ros.nodes.graph, which `bharnet run`
+(the same graph in one process, for machines without ros2 launch) uses too.
+"""
+
+from launch_ros.actions import Node
+
+from bharnet_ros.nodes.graph import PACKAGE, GraphOptions, describe_graph
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+ARGUMENTS = (
+    ("camera_topic", "/camera/image_raw", "sensor_msgs/Image topic of the camera"),
+    ("video", "", "play this video file (or camera number) through the video source node instead"),
+    ("model", "", "ONNX model; empty = the default model in share/bharnet_ros/models"),
+    ("device", "cpu", "ONNX Runtime device: cpu, cuda or auto"),
+    ("params_file", "", "parameters YAML; empty = share/bharnet_ros/config/recognize.yaml"),
+    ("overlay", "false", "publish the drawn skeleton image on bharnet/overlay"),
+    ("namespace", "", "namespace for all nodes and topics"),
+    ("use_sim_time", "false", "use /clock (bag replay)"),
+)
+
+
+def options_from_context(context) -> GraphOptions:
+    """Launch arguments (strings) -> the typed options the graph description takes."""
+    value = {name: context.launch_configurations[name] for name, _, _ in ARGUMENTS}
+    return GraphOptions(
+        camera_topic=value["camera_topic"],
+        video=value["video"],
+        model=value["model"],
+        device=value["device"],
+        params_file=value["params_file"],
+        overlay=value["overlay"].lower() in ("true", "1", "yes"),
+        namespace=value["namespace"],
+        use_sim_time=value["use_sim_time"].lower() in ("true", "1", "yes"),
+    )
+
+
+def launch_nodes(context, *args, **kwargs):
+    options = options_from_context(context)
+    return [
+        Node(
+            package=PACKAGE,
+            executable=spec.executable,
+            name=spec.name,
+            namespace=options.namespace,
+            parameters=[options.resolved_params_file(), spec.parameters],
+            remappings=list(spec.remappings),
+            output="screen",
+            emulate_tty=True,
+        )
+        for spec in describe_graph(options)
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    declared = [
+        DeclareLaunchArgument(name, default_value=default, description=text)
+        for name, default, text in ARGUMENTS
+    ]
+    return LaunchDescription([*declared, OpaqueFunction(function=launch_nodes)])

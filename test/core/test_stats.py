@@ -1,0 +1,31 @@
+"""Running statistics used by diagnostics."""
+
+import pytest
+
+from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
+
+
+def test_rate_meter_counts_events_in_its_window():
+    meter = RateMeter(window=1.0)
+    for i in range(31):
+        meter.tick(i / 30)
+    assert meter.rate(1.0) == pytest.approx(30.0)
+    assert meter.rate(10.0) == 0.0  # old events expire
+
+
+def test_percentiles_are_bounded_and_summarised():
+    stats = Percentiles(size=100)
+    for value in range(1000):
+        stats.add(float(value))
+    summary = stats.summary()
+    assert summary["max"] == 999.0
+    assert 900 <= summary["p50"] <= 999
+    assert Percentiles().summary() == {"p50": 0.0, "p95": 0.0, "max": 0.0}
+
+
+def test_gaps_in_stamps_count_as_dropped_frames():
+    counter = GapDropCounter()
+    stamps = [i / 30 for i in range(10)] + [13 / 30, 14 / 30]  # frames 10, 11, 12 never arrived
+    missing = [counter.observe(s) for s in stamps]
+    assert missing[10] == 3
+    assert counter.dropped == 3
