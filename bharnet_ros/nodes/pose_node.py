@@ -22,7 +22,7 @@ from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
 from bharnet_ros.msg import PersonSkeletonArray
 from bharnet_ros.nodes.conversions import frame_to_msg, stamp_to_seconds
-from bharnet_ros.nodes.diagnostics import OK, WARN, DiagnosticsPublisher
+from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from bharnet_ros.nodes.lifecycle import ManagedNode, spin_node
 from bharnet_ros.nodes.parameters import Param, declare_parameters
 
@@ -57,6 +57,11 @@ class PoseNode(ManagedNode):
         self.processing = Percentiles()
         self.rate_in = RateMeter()
         self.drops = GapDropCounter()
+        self.error = ""
+        self.diagnostics = DiagnosticsPublisher(self)
+        self.diagnostics_timer = self.create_timer(
+            self.params["diagnostics_period"], self._publish_diagnostics
+        )
         if self.params["autostart"]:
             self.start_automatically()
 
@@ -68,8 +73,10 @@ class PoseNode(ManagedNode):
                 min_tracking_confidence=self.params["min_tracking_confidence"],
             )
         except (ValueError, RuntimeError) as err:
-            self.get_logger().error(f"cannot start the pose stage: {err}")
+            self.error = f"cannot start the pose stage: {err}"
+            self.get_logger().error(self.error)
             return TransitionCallbackReturn.FAILURE
+        self.error = ""
         self.skeleton_pub = self.create_lifecycle_publisher(PersonSkeletonArray, "skeletons", SKELETON_QOS)
         self.overlay_pub = self.create_lifecycle_publisher(Image, "overlay", qos_profile_sensor_data)
         self.diagnostics = DiagnosticsPublisher(self)
@@ -110,8 +117,6 @@ class PoseNode(ManagedNode):
         if self.estimator is not None:
             self.estimator.close()
             self.estimator = None
-            self.destroy_timer(self.diagnostics_timer)
-            self.diagnostics.destroy()
             self.destroy_lifecycle_publisher(self.skeleton_pub)
             self.destroy_lifecycle_publisher(self.overlay_pub)
 
@@ -160,6 +165,8 @@ class PoseNode(ManagedNode):
             "backend": self.params["backend"],
         }
         level, message = (WARN, "bad input frames seen") if self.bad_frames else (OK, "running")
+        if self.estimator is None:
+            level, message = ERROR, self.error or "not configured"
         self.diagnostics.publish(level, message, values)
 
 

@@ -1,0 +1,228 @@
+"""Recognizer node: skeletons in, smoothed actions out on /bharnet/action.
+
+Configure loads the ONNX model and checks which ONNX Runtime provider really runs it (a missing
+or broken model fails configure with a clear log; the node stays up). Activate subscribes. One
+window per person; the core Recognizer decides every ``stride`` frames.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from std_msgs.msg import Header
+
+from bharnet_ros.core.paths import share_file
+from bharnet_ros.core.recognizer import ActionResult, Recognizer, RecognizerConfig, load_window_classifier
+from bharnet_ros.core.skeleton import SkeletonError
+from bharnet_ros.core.stats import Percentiles, RateMeter
+from bharnet_ros.msg import Action, ActionLabels, PersonSkeletonArray
+from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp
+from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
+from bharnet_ros.nodes.lifecycle import ManagedNode, spin_node
+from bharnet_ros.nodes.parameters import Param, declare_parameters
+
+DEFAULT_MODEL = "models/bharnet_e_expert_only.onnx"
+C = RecognizerConfig()
+PARAMS = (
+    Param("model", "", f"ONNX model file; empty = {DEFAULT_MODEL} in the package share"),
+    Param(
+        "device", "cpu", "ONNX Runtime device: cpu, cuda (falls back to cpu unless require_device) or auto"
+    ),
+    Param("require_device", False, "fail configure instead of falling back to CPU"),
+    Param("threads", 1, "ONNX Runtime intra-op threads (1 leaves a core to MediaPipe)", (0, 64)),
+    Param("span", C.span, "source frames per window", (4, 1024)),
+    Param("stride", C.stride, "classify a person's window every this many frames", (1, 1024)),
+    Param("min_frames", C.min_frames, "frames needed before the first decision", (1, 1024)),
+    Param("max_gap", C.max_gap, "hand gaps up to this many frames are interpolated", (0, 256)),
+    Param(
+        "person_timeout",
+        C.person_timeout,
+        "seconds without skeletons before a person is forgotten",
+        (0.05, 60.0),
+    ),
+    Param("max_persons", C.max_persons, "persons tracked at once (the stalest is dropped)", (1, 64)),
+    Param(
+        "smoothing", C.smoothing, "weight of the newest window in the label average (1 = none)", (0.01, 1.0)
+    ),
+    Param("switch_margin", C.switch_margin, "probability lead needed to change the label", (0.0, 1.0)),
+    Param("top_k", C.top_k, "labels listed in each Action", (1, 100)),
+    Param("diagnostics_period", 1.0, "seconds between /diagnostics updates", (0.1, 60.0)),
+    Param("autostart", True, "configure and activate on start-up (no lifecycle manager needed)"),
+)
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class RecognizerNode(ManagedNode):
+    """Runs BHaRNet on per-person sliding windows of skeletons."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("recognizer", **kwargs)
+        self.params = declare_parameters(self, PARAMS)
+        self.recognizer: Recognizer | None = None
+        self.subscription = None
+        self.model_error = ""
+        self.bad_messages = 0
+        self.actions_published = 0
+        self.processing = Percentiles()
+        self.latency = Percentiles()
+        self.rate_in = RateMeter()
+        self._last_arrival = 0.0
+        self.diagnostics = DiagnosticsPublisher(self)
+        self.diagnostics_timer = self.create_timer(self.params["diagnostics_period"], self._tick)
+        if self.params["autostart"]:
+            self.start_automatically()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            classifier = load_window_classifier(self._model_path(), self.params["device"], **self._runtime())
+        except (FileNotFoundError, ValueError, RuntimeError) as err:
+            self.model_error = str(err)
+            self.get_logger().error(f"cannot load the model: {err}")
+            return TransitionCallbackReturn.FAILURE
+        self.model_error = ""
+        self.recognizer = Recognizer(classifier, self._recognizer_config())
+        self.get_logger().info(f"model {classifier.description} running on {classifier.providers}")
+        self.action_pub = self.create_lifecycle_publisher(Action, "action", QoSProfile(depth=10))
+        self.labels_pub = self.create_lifecycle_publisher(ActionLabels, "labels", LATCHED)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.subscription = self.create_subscription(
+            PersonSkeletonArray,
+            "skeletons",
+            self._on_skeletons,
+            QoSProfile(depth=10),
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+        )
+        result = super().on_activate(state)
+        self._publish_labels()
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.destroy_subscription(self.subscription)
+        self.subscription = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        if self.subscription is not None:
+            self.destroy_subscription(self.subscription)
+            self.subscription = None
+        if self.recognizer is not None:
+            self.recognizer = None
+            self.destroy_lifecycle_publisher(self.action_pub)
+            self.destroy_lifecycle_publisher(self.labels_pub)
+
+    def _model_path(self) -> str:
+        return self.params["model"] or str(share_file(DEFAULT_MODEL))
+
+    def _runtime(self) -> dict[str, Any]:
+        return {"require": self.params["require_device"], "threads": self.params["threads"]}
+
+    def _recognizer_config(self) -> RecognizerConfig:
+        names = ("span", "stride", "min_frames", "max_gap", "person_timeout", "max_persons")
+        names += ("smoothing", "switch_margin", "top_k")
+        return RecognizerConfig(**{name: self.params[name] for name in names})
+
+    def _publish_labels(self) -> None:
+        classifier = self.recognizer.classifier
+        msg = ActionLabels(class_names=list(classifier.class_names), model=classifier.description)
+        msg.hand_intensive = list(classifier.hand_intensive)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.safe_publish(self.labels_pub, msg)
+
+    def _on_skeletons(self, msg: PersonSkeletonArray) -> None:
+        received = time.monotonic()
+        self._last_arrival = received
+        self.rate_in.tick(received)
+        for person in msg.persons:
+            try:
+                frame = msg_to_frame(person)
+            except SkeletonError as err:
+                self.bad_messages += 1
+                self.get_logger().warning(f"ignored a skeleton: {err}", throttle_duration_sec=5.0)
+                continue
+            result = self.recognizer.push(frame)
+            if result is not None:
+                self._publish_action(result, person.header, received)
+        self.processing.add(time.monotonic() - received)
+
+    def _publish_action(self, result: ActionResult, header: Header, received: float) -> None:
+        body = result.expert_labels.get("body", ("", 0.0))
+        hand = result.expert_labels.get("hand", ("", 0.0))
+        msg = Action(
+            header=header,  # the newest frame's own header: its stamp and the camera frame_id
+            person_id=result.person_id,
+            label=result.label,
+            class_id=result.class_id,
+            confidence=result.confidence,
+            top_labels=result.top_labels,
+            top_scores=result.top_scores,
+            body_label=body[0],
+            body_score=body[1],
+            hand_label=hand[0],
+            hand_score=hand[1],
+            hand_fraction=result.hand_fraction,
+            window_start=seconds_to_stamp(result.window_start),
+        )
+        msg.processing_latency = time.monotonic() - received
+        if self.safe_publish(self.action_pub, msg):
+            self.actions_published += 1
+            self.latency.add(msg.processing_latency)
+
+    def _tick(self) -> None:
+        """Timer: forget persons who left (also when no skeletons arrive at all), then report.
+
+        "Now" is the newest frame stamp plus the time since it arrived, so it works whatever clock
+        the camera stamps with (system time, sim time, or a bag's original time).
+        """
+        if self.recognizer is None:
+            self.diagnostics.publish(ERROR, self.model_error or "not configured", {"state": "inactive"})
+            return
+        newest = self.recognizer.windows.latest_stamp
+        if newest is not None:
+            self.recognizer.prune(newest + time.monotonic() - self._last_arrival)
+        self._publish_diagnostics()
+
+    def _publish_diagnostics(self) -> None:
+        timing, latency = self.processing.summary(), self.latency.summary()
+        windows = self.recognizer.windows
+        fills = [buffer.fill for _, buffer in windows.items()]
+        values = {
+            "provider": ",".join(self.recognizer.classifier.providers),
+            "input_rate_hz": self.rate_in.rate(time.monotonic()),
+            "processing_ms_p50": 1000 * timing["p50"],
+            "processing_ms_p95": 1000 * timing["p95"],
+            "latency_ms_p95": 1000 * latency["p95"],
+            "windows_classified": self.recognizer.windows_classified,
+            "actions_published": self.actions_published,
+            "persons": len(windows),
+            "window_fill": max(fills, default=0.0),
+            "bad_messages": self.bad_messages,
+            "publish_failures": self.publish_failures,
+            "resets": windows.stats.resets,
+        }
+        level, message = OK, "running"
+        if self.bad_messages or self.publish_failures:
+            level, message = WARN, "bad input or publish failures seen"
+        self.diagnostics.publish(level, message, values)
+
+
+def main(args: list[str] | None = None) -> int:
+    return spin_node(RecognizerNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Pose node with real MediaPipe on real photos: QoS, latest-frame-only, bad input, overlay."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from bharnet_ros.msg import PersonSkeletonArray
+from bharnet_ros.nodes.pose_node import PoseNode
+
+PHOTO = "images/gesture_photos/four_15a73593-b13e-4a1b-99bb-51775cfdfc42.jpg"
+
+
+@pytest.fixture
+def photo(shared_file) -> np.ndarray:
+    return cv2.imread(str(shared_file(PHOTO)))
+
+
+@pytest.fixture
+def pose_graph(ros, wait):
+    """A configured and active pose node, a camera publisher and a skeleton recorder."""
+    pose = ros.add(PoseNode)
+    probe = ros.add(Node, "probe")
+    received: list[PersonSkeletonArray] = []
+    probe.create_subscription(PersonSkeletonArray, "skeletons", received.append, 50)
+    camera = probe.create_publisher(Image, "image_raw", qos_profile_sensor_data)
+    assert wait(lambda: pose.subscription is not None and camera.get_subscription_count() > 0)
+    return pose, probe, camera, received
+
+
+def test_skeleton_carries_the_image_header(pose_graph, photo, make_image, wait):
+    pose, _, camera, received = pose_graph
+    camera.publish(make_image(photo, 1_234_567_890_123, frame_id="head_camera"))
+    assert wait(lambda: received)
+    msg = received[0]
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (1234, 567_890_123)
+    assert msg.header.frame_id == "head_camera"
+    assert len(msg.persons) == 1
+    person = msg.persons[0]
+    assert person.header == msg.header
+    assert (person.image_width, person.image_height) == (photo.shape[1], photo.shape[0])
+    assert person.left_hand_present or person.right_hand_present
+
+
+def test_reliable_camera_publishers_are_compatible(pose_graph, photo, make_image, wait):
+    _, probe, _, received = pose_graph
+    reliable = probe.create_publisher(
+        Image, "image_raw", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+    )
+    assert wait(lambda: reliable.get_subscription_count() > 0)
+    reliable.publish(make_image(photo, 5_000_000_000))
+    assert wait(lambda: any(m.header.stamp.sec == 5 for m in received))
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda m: setattr(m, "encoding", "yuv422_yuy2"),  # unsupported encoding
+        lambda m: setattr(m, "data", bytes(m.data[:100])),  # truncated
+        lambda m: (setattr(m, "height", 0), setattr(m, "data", b"")),  # zero-size
+        lambda m: setattr(m, "step", 3),  # step shorter than a row
+    ],
+    ids=["encoding", "truncated", "zero-size", "step"],
+)
+def test_bad_images_are_counted_and_the_node_keeps_working(pose_graph, photo, make_image, wait, corrupt):
+    pose, _, camera, received = pose_graph
+    bad = make_image(photo, 1_000_000_000)
+    corrupt(bad)
+    camera.publish(bad)
+    assert wait(lambda: pose.bad_frames == 1)
+    camera.publish(make_image(photo, 2_000_000_000))
+    assert wait(lambda: received)
+    assert [m.header.stamp.sec for m in received] == [2]
+
+
+def test_mono_and_rgb_cameras_work(pose_graph, photo, make_image, wait):
+    _, _, camera, received = pose_graph
+    camera.publish(make_image(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), 3_000_000_000, encoding="mono8"))
+    assert wait(lambda: len(received) == 1)
+    time.sleep(0.1)
+    camera.publish(make_image(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB), 4_000_000_000, encoding="rgb8"))
+    assert wait(lambda: len(received) == 2)
+    assert received[1].persons
+
+
+def test_a_60hz_flood_never_builds_a_backlog(pose_graph, photo, make_image, wait):
+    pose, _, camera, received = pose_graph
+    sent = 120
+    for i in range(sent):
+        camera.publish(make_image(photo, (10 + i) * 16_666_667))
+        time.sleep(1 / 60)
+    last_stamp = (10 + sent - 1) * 16_666_667
+    assert wait(lambda: received and _ns(received[-1]) == last_stamp), "the newest frame is processed"
+    processed = len(received)
+    time.sleep(0.5)
+    assert len(received) == processed, "nothing queued behind the newest frame"
+    stamps = [_ns(m) for m in received]
+    assert stamps == sorted(stamps)
+    assert processed < sent  # MediaPipe cannot keep up with 60 Hz on two cores: frames were replaced
+
+
+def test_overlay_only_when_someone_listens(pose_graph, photo, make_image, wait):
+    pose, probe, camera, received = pose_graph
+    camera.publish(make_image(photo, 1_000_000_000))
+    assert wait(lambda: received)
+    overlays: list[Image] = []
+    probe.create_subscription(Image, "overlay", overlays.append, qos_profile_sensor_data)
+    assert wait(lambda: pose.overlay_pub.get_subscription_count() > 0)
+    camera.publish(make_image(photo, 2_000_000_000))
+    assert wait(lambda: overlays)
+    assert overlays[0].header.stamp.sec == 2
+    assert (overlays[0].width, overlays[0].height) == (photo.shape[1], photo.shape[0])
+
+
+def _ns(msg: PersonSkeletonArray) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
