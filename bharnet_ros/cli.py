@@ -28,6 +28,26 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "bharnet_ros.tools.data_import",
         "convert NTU RGB+D, MediaPipe tutorial, PKU-MMD or N-UCLA skeletons into one dataset file",
     ),
+    "train": (
+        "bharnet_ros.tools.train",
+        "train a model from a config/train/*.yaml config (key=value overrides, resume, torchrun DDP)",
+    ),
+    "eval": (
+        "bharnet_ros.tools.evaluate",
+        "evaluate a checkpoint or ONNX model on a dataset split: accuracies, per-class CSV, confusion",
+    ),
+    "export": (
+        "bharnet_ros.tools.export",
+        "export a checkpoint to ONNX with labels and preprocessing, checked against PyTorch",
+    ),
+    "bench": (
+        "bharnet_ros.tools.bench",
+        "benchmark models (PyTorch vs ONNX Runtime) and write docs/benchmarks.md",
+    ),
+    "bag": (
+        "bharnet_ros.tools.bag",
+        "record videos or live topics as rosbag2 bags and evaluate the recognizer on annotated bags",
+    ),
 }
 
 

@@ -44,3 +44,27 @@ def shared_file():
         return path
 
     return get
+
+
+TINY_MODEL_CLASSES = ["idle", "wave", "stop"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """An untrained expert-only BHaRNet-E (classes idle, wave, stop) in ONNX: real ORT inference, tiny."""
+    pytest.importorskip("torch")
+    from bharnet_ros.core.preprocess import PreprocessConfig
+    from bharnet_ros.model.bharnet import build_model
+    from bharnet_ros.model.export import export_onnx
+
+    config = {
+        "variant": "bharnet_e_expert_only",
+        "num_classes": len(TINY_MODEL_CLASSES),
+        "input": {"frames": 16, "body_layout": "mediapipe33", "num_persons": 1},
+        "backbone": {"base_channels": 8},
+    }
+    model = build_model(config).eval()
+    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
+    preprocess = PreprocessConfig(body_layout="mediapipe33", frames=16, num_persons=1)
+    export_onnx(model, path, TINY_MODEL_CLASSES, preprocess, hand_intensive=["stop"])
+    return path

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from bharnet_ros.core.inference import OnnxClassifier
 from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.core.smoothing import LabelSmoother
 from bharnet_ros.core.window import PushResult, Window, WindowSet
@@ -132,3 +133,34 @@ class Recognizer:
             expert_labels=experts,
             hand_fraction=float(window.hand_mask.any(axis=1).mean()),
         )
+
+
+class OnnxWindowClassifier:
+    """An exported model as the recognizer's :class:`WindowClassifier` (ONNX Runtime)."""
+
+    def __init__(self, classifier: OnnxClassifier) -> None:
+        self.onnx = classifier
+        self.class_names = classifier.labels
+        self.window_length = classifier.frames
+        self.providers = classifier.providers
+        marked = set(classifier.metadata.get("hand_intensive") or [])  # class names
+        self.hand_intensive = [name in marked for name in self.class_names]
+        self.description = f"{classifier.path.name} ({classifier.variant})"
+
+    def classify(self, window: Window) -> dict[str, np.ndarray]:
+        prediction = self.onnx.predict_window(window)
+        scores = {"fused": prediction.probabilities}
+        for branch, probabilities in prediction.expert_scores.items():
+            stream = "body" if branch.startswith("body") else "hand" if branch.startswith("hand") else branch
+            scores.setdefault(stream, probabilities)  # the first branch of a stream: its expert
+        return scores
+
+
+def load_window_classifier(
+    path: str, device: str = "cpu", require: bool = False, threads: int | None = 1
+) -> OnnxWindowClassifier:
+    """Open an exported model on ``device`` (cpu, cuda or auto); raises InferenceError with the reason."""
+    providers = "auto" if device == "auto" else (device, "cpu") if device != "cpu" else "cpu"
+    return OnnxWindowClassifier(
+        OnnxClassifier(path, providers=providers, require=require, threads=threads or None)
+    )

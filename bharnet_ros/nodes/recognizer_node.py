@@ -20,8 +20,9 @@ from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.recognizer import ActionResult, Recognizer, RecognizerConfig, load_window_classifier
 from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.core.stats import Percentiles, RateMeter
+from bharnet_ros.core.sync import ApproximateSync, attach_hands
 from bharnet_ros.msg import Action, ActionLabels, PersonSkeletonArray
-from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp
+from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp, stamp_to_seconds
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from bharnet_ros.nodes.lifecycle import ManagedNode, spin_node
 from bharnet_ros.nodes.parameters import Param, declare_parameters
@@ -51,6 +52,12 @@ PARAMS = (
     ),
     Param("switch_margin", C.switch_margin, "probability lead needed to change the label", (0.0, 1.0)),
     Param("top_k", C.top_k, "labels listed in each Action", (1, 100)),
+    Param(
+        "body_topic",
+        "",
+        "take bodies from this PersonSkeletonArray topic (e.g. a depth tracker), hands from ours",
+    ),
+    Param("sync_slop", 0.05, "seconds by which body and hand stamps may differ to be paired", (0.0, 1.0)),
     Param("diagnostics_period", 1.0, "seconds between /diagnostics updates", (0.1, 60.0)),
     Param("autostart", True, "configure and activate on start-up (no lifecycle manager needed)"),
 )
@@ -92,21 +99,61 @@ class RecognizerNode(ManagedNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.subscription = self.create_subscription(
-            PersonSkeletonArray,
-            "skeletons",
-            self._on_skeletons,
-            QoSProfile(depth=10),
-            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-        )
+        if self.params["body_topic"]:
+            self.subscription = self._subscribe_synchronised()
+        else:
+            self.subscription = self._subscribe("skeletons", self._on_skeletons)
         result = super().on_activate(state)
         self._publish_labels()
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.destroy_subscription(self.subscription)
-        self.subscription = None
+        self._unsubscribe()
         return super().on_deactivate(state)
+
+    def _subscribe(self, topic: str, callback):
+        return self.create_subscription(
+            PersonSkeletonArray,
+            topic,
+            callback,
+            QoSProfile(depth=30),  # reliable; absorbs a second of bursts from several persons
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+        )
+
+    def _subscribe_synchronised(self) -> list:
+        """Hands from ``skeletons`` and bodies from ``body_topic``, paired by approximate time.
+
+        message_filters is used where it is installed (a ROS install); core.sync otherwise.
+        """
+        slop, body_topic = self.params["sync_slop"], self.params["body_topic"]
+        try:
+            import message_filters
+        except ImportError:
+            sync = ApproximateSync(slop=slop, queue_size=30)
+
+            def feed(stream: int):
+                def callback(msg: PersonSkeletonArray) -> None:
+                    pair = sync.add(stream, stamp_to_seconds(msg.header.stamp), msg)
+                    if pair is not None:
+                        self._on_synchronised(*pair)
+
+                return callback
+
+            return [self._subscribe("skeletons", feed(0)), self._subscribe(body_topic, feed(1))]
+        subscribers = [
+            message_filters.Subscriber(self, PersonSkeletonArray, topic, qos_profile=QoSProfile(depth=30))
+            for topic in ("skeletons", body_topic)
+        ]
+        synchroniser = message_filters.ApproximateTimeSynchronizer(subscribers, 30, slop)
+        synchroniser.registerCallback(self._on_synchronised)
+        return [subscribers, synchroniser]
+
+    def _unsubscribe(self) -> None:
+        subscriptions = self.subscription if isinstance(self.subscription, list) else [self.subscription]
+        for subscription in subscriptions:
+            if hasattr(subscription, "handle"):  # an rclpy subscription (message_filters objects are not)
+                self.destroy_subscription(subscription)
+        self.subscription = None
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
@@ -118,8 +165,7 @@ class RecognizerNode(ManagedNode):
 
     def _release(self) -> None:
         if self.subscription is not None:
-            self.destroy_subscription(self.subscription)
-            self.subscription = None
+            self._unsubscribe()
         if self.recognizer is not None:
             self.recognizer = None
             self.destroy_lifecycle_publisher(self.action_pub)
@@ -145,18 +191,31 @@ class RecognizerNode(ManagedNode):
 
     def _on_skeletons(self, msg: PersonSkeletonArray) -> None:
         received = time.monotonic()
-        self._last_arrival = received
-        self.rate_in.tick(received)
+        self._push_all(self._frames(msg), msg.header, received)
+
+    def _on_synchronised(self, hands_msg: PersonSkeletonArray, body_msg: PersonSkeletonArray) -> None:
+        received = time.monotonic()
+        frames = attach_hands(self._frames(body_msg), self._frames(hands_msg))
+        self._push_all(frames, body_msg.header, received)
+
+    def _frames(self, msg: PersonSkeletonArray) -> list:
+        """Contract frames of a message; invalid persons are counted, logged and left out."""
+        frames = []
         for person in msg.persons:
             try:
-                frame = msg_to_frame(person)
+                frames.append(msg_to_frame(person))
             except SkeletonError as err:
                 self.bad_messages += 1
                 self.get_logger().warning(f"ignored a skeleton: {err}", throttle_duration_sec=5.0)
-                continue
+        return frames
+
+    def _push_all(self, frames: list, header: Header, received: float) -> None:
+        self._last_arrival = received
+        self.rate_in.tick(received)
+        for frame in frames:
             result = self.recognizer.push(frame)
             if result is not None:
-                self._publish_action(result, person.header, received)
+                self._publish_action(result, header, received)
         self.processing.add(time.monotonic() - received)
 
     def _publish_action(self, result: ActionResult, header: Header, received: float) -> None:

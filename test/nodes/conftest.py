@@ -29,9 +29,14 @@ def ros():
         executor.add_node(node)
         return node
 
+    def adopt(node: Node) -> Node:
+        nodes.append(node)
+        executor.add_node(node)
+        return node
+
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
-    yield SimpleNamespace(context=context, add=add, executor=executor)
+    yield SimpleNamespace(context=context, add=add, adopt=adopt, executor=executor)
     executor.shutdown(timeout_sec=5)
     for node in nodes:
         node.destroy_node()

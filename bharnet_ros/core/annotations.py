@@ -1,0 +1,193 @@
+"""Ground-truth annotations of a recording: labelled time segments, read from CSV or YAML.
+
+Two time bases, chosen by the field names so a file says what it means:
+
+* ``start``, ``end``: seconds relative to the recording, where 0 is the stamp of the first message
+  on the evaluated topic (the first video frame). This is what one reads off a video player.
+* ``start_stamp``, ``end_stamp``: absolute ROS times in seconds (``sec + nanosec * 1e-9`` of the
+  message header stamps), for annotations made from a live recording.
+
+CSV: a header row ``start,end,label`` (or ``start_stamp,end_stamp,label``), then one segment per
+row; blank lines and lines starting with ``#`` are skipped. YAML: a list of mappings with the same
+keys. A segment covers ``start <= t < end``. Segments must not overlap; gaps are allowed (time in a
+gap is not scored). Every problem raises :class:`AnnotationError` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RELATIVE = ("start", "end", "label")
+ABSOLUTE = ("start_stamp", "end_stamp", "label")
+
+
+class AnnotationError(ValueError):
+    """An annotation file that cannot be used; the message names the file, the line and the fix."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Ground truth: ``label`` is performed from ``start`` (inclusive) to ``end`` (exclusive), seconds."""
+
+    start: float
+    end: float
+    label: str
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def contains(self, t: float) -> bool:
+        return self.start <= t < self.end
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """Segments sorted by start, and whether their times are absolute stamps or relative seconds."""
+
+    segments: tuple[Segment, ...]
+    absolute: bool
+
+    def relative_to(self, origin: float) -> list[Segment]:
+        """Segments in seconds since ``origin`` (the first frame's stamp); relative ones stay as they are."""
+        if not self.absolute:
+            return list(self.segments)
+        return [Segment(s.start - origin, s.end - origin, s.label) for s in self.segments]
+
+
+def load_annotations(path: str | Path) -> Annotations:
+    """Read a ``.csv`` or ``.yaml``/``.yml`` annotation file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file not found: {path}")
+    text = path.read_text()
+    if path.suffix.lower() == ".csv":
+        return parse_csv(text, str(path))
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return parse_yaml(text, str(path))
+    raise AnnotationError(f"{path}: unknown annotation format {path.suffix!r}; use a .csv or .yaml file")
+
+
+def parse_csv(text: str, source: str = "<csv>") -> Annotations:
+    """Segments from CSV text with a ``start,end,label`` or ``start_stamp,end_stamp,label`` header."""
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if _is_content(line)]
+    if not lines:
+        raise AnnotationError(f"{source}: no header row; the first line must be {','.join(RELATIVE)}")
+    header_line, header = lines[0][0], [c.strip() for c in next(csv.reader([lines[0][1]]))]
+    columns, absolute = _columns(header, f"{source}:{header_line}")
+    rows = []
+    for number, line in lines[1:]:
+        values = next(csv.reader(io.StringIO(line)))
+        where = f"{source}: line {number}"
+        if len(values) != len(header):
+            raise AnnotationError(
+                f"{where}: {len(values)} values for {len(header)} columns {','.join(header)}"
+            )
+        rows.append((where, dict(zip(header, (v.strip() for v in values), strict=True))))
+    return _build(rows, columns, absolute, source)
+
+
+def parse_yaml(text: str, source: str = "<yaml>") -> Annotations:
+    """Segments from a YAML list of ``{start, end, label}`` (or ``start_stamp``/``end_stamp``) mappings."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise AnnotationError(f"{source}: not valid YAML: {err}".replace("\n", " ")) from None
+    if not isinstance(data, list):
+        raise AnnotationError(f"{source}: expected a list of {{start, end, label}} mappings at the top level")
+    if not data or not all(isinstance(item, dict) for item in data):
+        raise AnnotationError(
+            f"{source}: every item must be a mapping like {{start: 0.0, end: 2.5, label: wave}}"
+        )
+    columns, absolute = _columns(list(data[0]), f"{source}: item 1")
+    rows = []
+    for index, item in enumerate(data, 1):
+        where = f"{source}: item {index}"
+        _columns(list(item), where)
+        rows.append((where, item))
+    return _build(rows, columns, absolute, source)
+
+
+def save_csv(path: str | Path, segments: list[Segment], absolute: bool = False) -> Path:
+    """Write segments as annotation CSV (``repr`` of each float, so reading back is exact)."""
+    path = Path(path)
+    columns = ABSOLUTE if absolute else RELATIVE
+    lines = [",".join(columns), *(f"{s.start!r},{s.end!r},{s.label}" for s in segments)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def label_at(segments: list[Segment], t: float) -> str | None:
+    """The label of the segment containing ``t``, or None in a gap."""
+    return next((s.label for s in segments if s.contains(t)), None)
+
+
+def _is_content(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith("#")
+
+
+def _columns(names: list[Any], where: str) -> tuple[tuple[str, ...], bool]:
+    """The column set (relative or absolute) named by ``names``; AnnotationError for anything else."""
+    names = [str(n) for n in names]
+    for columns, absolute in ((RELATIVE, False), (ABSOLUTE, True)):
+        if sorted(names) == sorted(columns):
+            return columns, absolute
+    unknown = [n for n in names if n not in RELATIVE + ABSOLUTE]
+    problem = f"unknown columns {', '.join(unknown)}" if unknown else f"columns {', '.join(names)}"
+    raise AnnotationError(
+        f"{where}: {problem}; use exactly {','.join(RELATIVE)} (seconds from the first frame) "
+        f"or {','.join(ABSOLUTE)} (absolute stamps)"
+    )
+
+
+def _build(
+    rows: list[tuple[str, dict[str, Any]]], columns: tuple[str, ...], absolute: bool, source: str
+) -> Annotations:
+    if not rows:
+        raise AnnotationError(f"{source}: no segments; add at least one {','.join(columns)} row")
+    start_key, end_key, _ = columns
+    segments = []
+    for where, row in rows:
+        start, end = _seconds(row[start_key], start_key, where), _seconds(row[end_key], end_key, where)
+        label = str(row["label"] if row["label"] is not None else "").strip()
+        if not label:
+            raise AnnotationError(f"{where}: empty label; every segment needs a class name")
+        if end <= start:
+            raise AnnotationError(
+                f"{where}: {end_key} {end} is not after {start_key} {start}; swap or fix them"
+            )
+        if not absolute and start < 0:
+            raise AnnotationError(
+                f"{where}: start {start} is negative; relative times count from the first frame"
+            )
+        segments.append((where, Segment(start, end, label)))
+    segments.sort(key=lambda item: item[1].start)
+    _check_overlaps(segments, source)
+    return Annotations(tuple(s for _, s in segments), absolute)
+
+
+def _seconds(value: Any, name: str, where: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise AnnotationError(f"{where}: {name} {value!r} is not a number of seconds") from None
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise AnnotationError(f"{where}: {name} {value!r} is not a finite number of seconds")
+    return seconds
+
+
+def _check_overlaps(segments: list[tuple[str, Segment]], source: str) -> None:
+    for (where_a, a), (where_b, b) in itertools.pairwise(segments):
+        if b.start < a.end:
+            raise AnnotationError(
+                f"{where_b}: segment {b.label} [{b.start}, {b.end}) overlaps {a.label} [{a.start}, {a.end}) "
+                f"({where_a.removeprefix(source + ': ')}); segments must not overlap"
+            )

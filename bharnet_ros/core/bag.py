@@ -1,0 +1,357 @@
+"""rosbag2 files without ROS: writing camera frames and skeletons, reading topics back (``rosbags``).
+
+Bags are written with ``rosbags`` as real rosbag2 version 9 bags (MCAP or SQLite 3) with
+``metadata.yaml``, the message definitions and the standard RIHS01 type hashes, so ``ros2 bag``
+and Foxglove read them. The typestore is ROS 2 Kilted's plus this package's own messages, parsed
+from ``msg/*.msg``, so bags holding skeletons and actions are read and written the same way.
+No rclpy here: the live recorder and the timed replay (``bharnet_ros.nodes.bag_io``) add that.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import cv2
+import numpy as np
+from rosbags.rosbag2 import Reader, Writer
+from rosbags.rosbag2.enums import StoragePlugin
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rosbags.typesys.store import Typestore
+
+from bharnet_ros.core.image import decode_compressed, decode_image
+from bharnet_ros.core.paths import share_file
+from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, LEFT, RIGHT, SkeletonError, SkeletonFrame
+
+PACKAGE_MESSAGES = ("PersonSkeleton", "PersonSkeletonArray", "Action", "ActionLabels")  # dependency order
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+SKELETON_TYPE = "bharnet_ros/msg/PersonSkeletonArray"
+ACTION_TYPE = "bharnet_ros/msg/Action"
+CAMERA_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
+STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+ENCODINGS = ("bgr8", "rgb8", "mono8", "jpeg")  # what record-video writes; jpeg = CompressedImage
+JPEG_QUALITY = 90
+
+
+class BagError(ValueError):
+    """A bag that cannot be written or read as asked (missing topic, unknown type, bad path)."""
+
+
+@functools.cache
+def typestore() -> Typestore:
+    """Kilted's message types plus ``bharnet_ros/msg/*`` from the package's .msg files (built once)."""
+    store = get_typestore(Stores.ROS2_KILTED)
+    for name in PACKAGE_MESSAGES:
+        text = share_file(f"msg/{name}.msg").read_text()
+        store.register(get_types_from_msg(text, f"bharnet_ros/msg/{name}"))
+    return store
+
+
+def message_class(msgtype: str) -> Any:
+    """The rosbags dataclass of ``msgtype`` such as ``sensor_msgs/msg/Image``; BagError if unknown."""
+    store = typestore()
+    if msgtype not in store.types:
+        raise BagError(f"message type {msgtype} is not known to the rosbags typestore (ROS 2 Kilted + ours)")
+    return store.types[msgtype]
+
+
+def seconds_to_ns(seconds: float) -> int:
+    return round(seconds * 1e9)
+
+
+def stamp_ns(header: Any) -> int:
+    """Nanoseconds of a (rosbags) ``std_msgs/Header`` stamp."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def cdr_header_stamp(data: bytes | memoryview) -> int:
+    """Header stamp (ns) of serialized CDR whose message starts with a ``std_msgs/Header``.
+
+    Reads only the 4-byte encapsulation (byte 1: 1 = little endian) and the two stamp fields, so a
+    replay can pair frames with their stamps without deserializing images.
+    """
+    raw = bytes(data[:12])
+    if len(raw) < 12:
+        raise BagError(f"serialized message of {len(raw)} bytes is too short to hold a header")
+    order = "little" if raw[1] & 1 else "big"
+    sec = int.from_bytes(raw[4:8], order, signed=True)
+    return sec * 1_000_000_000 + int.from_bytes(raw[8:12], order)
+
+
+def make_header(stamp: int, frame_id: str) -> Any:
+    """A rosbags ``std_msgs/msg/Header`` for a stamp in nanoseconds."""
+    time_class = message_class("builtin_interfaces/msg/Time")
+    sec, nanosec = divmod(stamp, 1_000_000_000)
+    return message_class("std_msgs/msg/Header")(stamp=time_class(sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
+# --------------------------------------------------------------------------------------------------
+# Messages built from arrays
+# --------------------------------------------------------------------------------------------------
+
+
+def image_message(image_bgr: np.ndarray, stamp: int, frame_id: str = "camera", encoding: str = "bgr8") -> Any:
+    """A ``sensor_msgs/Image`` (bgr8, rgb8, mono8) or, for ``jpeg``, a ``CompressedImage``."""
+    header = make_header(stamp, frame_id)
+    if encoding == "jpeg":
+        ok, buffer = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            raise BagError(f"OpenCV could not JPEG-encode an image of shape {image_bgr.shape}")
+        return message_class(COMPRESSED_TYPE)(header=header, format="jpeg", data=buffer.reshape(-1))
+    pixels = convert_pixels(image_bgr, encoding)
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    height, width = pixels.shape[:2]
+    return message_class(IMAGE_TYPE)(
+        header=header, height=height, width=width, encoding=encoding, is_bigendian=0,
+        step=width * channels, data=np.ascontiguousarray(pixels).reshape(-1),
+    )  # fmt: skip
+
+
+def convert_pixels(image_bgr: np.ndarray, encoding: str) -> np.ndarray:
+    """A BGR uint8 image in the pixel layout of ``encoding`` (bgr8, rgb8 or mono8)."""
+    if encoding == "bgr8":
+        return image_bgr
+    if encoding == "rgb8":
+        return cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+    if encoding == "mono8":
+        return cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+    raise BagError(f"unsupported encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
+
+
+def skeleton_array_message(frames: list[SkeletonFrame], stamp: int, frame_id: str = "camera") -> Any:
+    """A ``bharnet_ros/PersonSkeletonArray`` for the persons seen in one camera frame."""
+    header = make_header(stamp, frame_id)
+    person_class = message_class("bharnet_ros/msg/PersonSkeleton")
+    persons = [
+        person_class(
+            header=header,
+            person_id=int(f.person_id),
+            body_layout=f.layout,
+            space=f.space,
+            image_width=f.image_size[0],
+            image_height=f.image_size[1],
+            body=f.body.ravel(),
+            left_hand=f.hands[LEFT].ravel(),
+            right_hand=f.hands[RIGHT].ravel(),
+            left_hand_present=bool(f.hand_present[LEFT]),
+            right_hand_present=bool(f.hand_present[RIGHT]),
+        )  # fmt: skip
+        for f in frames
+    ]
+    return message_class(SKELETON_TYPE)(header=header, persons=persons)
+
+
+# --------------------------------------------------------------------------------------------------
+# Arrays from messages
+# --------------------------------------------------------------------------------------------------
+
+
+def decode_camera_message(msg: Any, msgtype: str) -> np.ndarray:
+    """BGR uint8 from a deserialized Image or CompressedImage; ImageError if its fields are bad."""
+    if msgtype == COMPRESSED_TYPE:
+        return decode_compressed(msg.data)
+    return decode_image(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian)
+
+
+def skeleton_frames(msg: Any) -> list[SkeletonFrame]:
+    """Contract frames of a deserialized PersonSkeletonArray; SkeletonError for malformed persons."""
+    return [_person_frame(person) for person in msg.persons]
+
+
+def _person_frame(person: Any) -> SkeletonFrame:
+    body = np.asarray(person.body, np.float32)
+    if body.size % CHANNELS:
+        raise SkeletonError(f"body has {body.size} values, not a multiple of {CHANNELS}")
+    hands = np.stack([_hand(person.left_hand, "left_hand"), _hand(person.right_hand, "right_hand")])
+    return SkeletonFrame(
+        timestamp=stamp_ns(person.header) * 1e-9,
+        body=body.reshape(-1, CHANNELS),
+        hands=hands,
+        hand_present=np.array([person.left_hand_present, person.right_hand_present]),
+        person_id=int(person.person_id),
+        layout=person.body_layout,
+        space=person.space,
+        image_size=(person.image_width, person.image_height),
+    )
+
+
+def _hand(values: Any, field: str) -> np.ndarray:
+    """An absent hand may be empty; anything else must be 21 joints of 4 values."""
+    array = np.asarray(values, np.float32)
+    if array.size == 0:
+        return np.zeros((HAND_JOINTS, CHANNELS), np.float32)
+    if array.size != HAND_JOINTS * CHANNELS:
+        raise SkeletonError(f"{field} has {array.size} values; a hand needs {HAND_JOINTS} x {CHANNELS}")
+    return array.reshape(HAND_JOINTS, CHANNELS)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+
+
+class BagWriter:
+    """A rosbag2 being written: ``add_topic`` once per topic, then ``write`` messages or raw CDR.
+
+    The output folder must not exist yet (rosbag2 never overwrites). Use ``with`` or :meth:`close`.
+    """
+
+    def __init__(self, path: str | Path, storage: str = "mcap") -> None:
+        if storage not in STORAGES:
+            raise BagError(f"unknown storage {storage!r}; use one of {', '.join(STORAGES)}")
+        self.path = Path(path)
+        if self.path.exists():
+            raise BagError(f"{self.path} already exists; choose a new bag folder or delete the old one")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = Writer(self.path, version=9, storage_plugin=STORAGES[storage])
+        self._writer.open()
+        self._connections: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+
+    def __enter__(self) -> BagWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def add_topic(self, topic: str, msgtype: str) -> None:
+        """Declare a topic and its type (definition and hash come from the typestore)."""
+        message_class(msgtype)
+        self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=typestore())
+        self.counts[topic] = 0
+
+    def write_raw(self, topic: str, log_time: int, data: bytes | memoryview) -> None:
+        """Store already serialized CDR bytes, received at ``log_time`` nanoseconds."""
+        self._writer.write(self._connections[topic], log_time, data)
+        self.counts[topic] += 1
+
+    def write(self, topic: str, log_time: int, msg: Any) -> None:
+        """Serialize a rosbags message of the topic's type and store it."""
+        connection = self._connections[topic]
+        self.write_raw(topic, log_time, typestore().serialize_cdr(msg, connection.msgtype))
+
+    def close(self) -> None:
+        """Finish the bag (writes metadata.yaml); safe to call twice."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+@dataclass(frozen=True)
+class VideoBagSummary:
+    """What ``write_video_bag`` stored."""
+
+    path: Path
+    topic: str
+    msgtype: str
+    frames: int
+    first_stamp: int  # nanoseconds
+    last_stamp: int
+
+
+def write_video_bag(
+    video: str | Path,
+    bag: str | Path,
+    topic: str = "/camera/image_raw",
+    *,
+    rate: float = 0.0,
+    storage: str = "mcap",
+    frame_id: str = "camera",
+    encoding: str = "bgr8",
+    start_time: float = 0.0,
+    max_frames: int = 0,
+) -> VideoBagSummary:
+    """Store a video's frames as camera messages stamped ``start_time`` + video time (seconds).
+
+    ``rate`` > 0 restamps the frames at that many per second instead of the video's own times.
+    Header stamp and log time are equal, as for a camera recorded without delay.
+    """
+    from bharnet_ros.core.video import VideoReader
+
+    msgtype = COMPRESSED_TYPE if encoding == "jpeg" else IMAGE_TYPE
+    if encoding not in ENCODINGS:
+        raise BagError(f"unsupported encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
+    stamps: list[int] = []
+    with VideoReader(video) as reader, BagWriter(bag, storage) as writer:
+        writer.add_topic(topic, msgtype)
+        for index, (seconds, image) in enumerate(reader):
+            if max_frames and index >= max_frames:
+                break
+            video_time = index / rate if rate > 0 else seconds
+            stamp = seconds_to_ns(start_time + video_time)
+            writer.write(topic, stamp, image_message(image, stamp, frame_id, encoding))
+            stamps.append(stamp)
+    return VideoBagSummary(Path(bag), topic, msgtype, len(stamps), stamps[0], stamps[-1])
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BagMessage:
+    """One stored message: topic, type, log time (ns) and its serialized CDR bytes."""
+
+    topic: str
+    msgtype: str
+    log_time: int
+    data: bytes
+
+    def decode(self) -> Any:
+        """The rosbags message object."""
+        return typestore().deserialize_cdr(self.data, self.msgtype)
+
+
+def bag_topics(path: str | Path) -> dict[str, str]:
+    """Topic -> message type of every topic in the bag (BagError if it is no readable bag)."""
+    with _open(path) as reader:
+        return {c.topic: c.msgtype for c in reader.connections}
+
+
+def bag_message_counts(path: str | Path) -> dict[str, int]:
+    """Topic -> number of stored messages, from the bag's metadata."""
+    with _open(path) as reader:
+        counts: dict[str, int] = {}
+        for c in reader.connections:
+            counts[c.topic] = counts.get(c.topic, 0) + c.msgcount
+        return counts
+
+
+def read_messages(path: str | Path, topics: list[str] | None = None) -> Iterator[BagMessage]:
+    """Messages of ``topics`` (all when None) in log-time order; BagError for a missing topic."""
+    with _open(path) as reader:
+        available = {c.topic: c.msgtype for c in reader.connections}
+        for topic in topics or []:
+            require_topic(available, topic, path)
+        wanted = [c for c in reader.connections if topics is None or c.topic in topics]
+        for connection, log_time, data in reader.messages(connections=wanted):
+            yield BagMessage(connection.topic, connection.msgtype, log_time, bytes(data))
+
+
+def require_topic(available: dict[str, str], topic: str, path: str | Path) -> str:
+    """The type of ``topic``; BagError naming the topics the bag does have when it is missing."""
+    if topic not in available:
+        raise BagError(
+            f"{path} has no topic {topic}; it has {describe_topics(available)}; pick one with --topic"
+        )
+    return available[topic]
+
+
+def describe_topics(available: dict[str, str]) -> str:
+    """``/a (sensor_msgs/msg/Image), /b (...)`` or ``no topics``."""
+    return ", ".join(f"{t} ({m})" for t, m in sorted(available.items())) or "no topics"
+
+
+def _open(path: str | Path) -> Reader:
+    path = Path(path)
+    if not (path / "metadata.yaml").is_file():
+        raise BagError(f"{path} is not a rosbag2 folder (no metadata.yaml); give the bag's folder")
+    return Reader(path)

@@ -1,0 +1,236 @@
+"""Run an exported BHaRNet ONNX model with ONNX Runtime (no torch, no rclpy).
+
+:class:`OnnxClassifier` loads a file written by ``bharnet export``, reads its metadata (labels,
+preprocess settings, input names and shapes; see ``bharnet_ros.model.export``), creates an ONNX
+Runtime session on the requested execution providers and then checks which providers the session
+really uses: ORT silently falls back to CPU when a provider cannot be loaded, and
+``get_available_providers()`` lists CUDA for onnxruntime-gpu even where CUDA libraries are missing.
+The providers in use are kept in :attr:`OnnxClassifier.providers` and logged; ``require=True``
+turns a fallback into an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
+from bharnet_ros.core.window import Window
+
+logger = logging.getLogger(__name__)
+
+PROVIDER_NAMES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+AUTO_ORDER = ("cuda", "cpu")  # what "auto" tries, where the ORT build offers it
+METADATA_PREFIX = "bharnet."
+REQUIRED_METADATA = ("labels", "preprocess", "inputs", "outputs", "variant", "fusion")
+SUPPORTED_FORMAT = 1
+
+
+class InferenceError(RuntimeError):
+    """The model file or the execution providers cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Scores of one window: class probabilities, the top-k, and per-expert probabilities."""
+
+    probabilities: np.ndarray  # (K,)
+    top_indices: list[int]
+    top_labels: list[str]
+    top_scores: list[float]
+    expert_scores: dict[str, np.ndarray] = field(default_factory=dict)  # branch -> (K,) probabilities
+    logits: np.ndarray | None = None  # (K,) fused logits
+
+    @property
+    def label(self) -> str:
+        return self.top_labels[0]
+
+    @property
+    def score(self) -> float:
+        return self.top_scores[0]
+
+
+def provider_names(providers: str | Sequence[str]) -> list[str]:
+    """Short names (``cuda``, ``cpu``, ...) or ORT names to ORT provider names; ``auto`` as documented."""
+    import onnxruntime as ort
+
+    if isinstance(providers, str):
+        if providers == "auto":
+            available = set(ort.get_available_providers())
+            return [PROVIDER_NAMES[p] for p in AUTO_ORDER if PROVIDER_NAMES[p] in available]
+        providers = [providers]
+    names = []
+    for name in providers:
+        full = PROVIDER_NAMES.get(name.lower(), name)
+        if full not in PROVIDER_NAMES.values():
+            raise InferenceError(f"unknown execution provider {name!r}; use one of {sorted(PROVIDER_NAMES)}")
+        names.append(full)
+    return names
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, stable for large logits."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * logits))
+
+
+class OnnxClassifier:
+    """An exported BHaRNet model with its labels and preprocessing, ready for ``predict``.
+
+    ``providers``: ``"auto"`` (CUDA where the ORT build has it, else CPU), a short name, or a
+    sequence of names in priority order, e.g. ``("cuda", "cpu")``. ``threads`` sets ORT's intra-op
+    thread count (None: ORT's default, one per core).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        providers: str | Sequence[str] = "auto",
+        require: bool = False,
+        threads: int | None = None,
+        top_k: int = 5,
+    ) -> None:
+        self.path = Path(path)
+        self.requested = provider_names(providers)
+        self.session = self._open_session(threads)
+        self.metadata = read_metadata(self.session, self.path)
+        self.labels: list[str] = list(self.metadata["labels"])
+        self.preprocess = PreprocessConfig.from_dict(self.metadata["preprocess"])
+        self.input_shapes: dict[str, list[int]] = dict(self.metadata["inputs"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.variant: str = self.metadata["variant"]
+        self.fusion: str = self.metadata["fusion"]
+        self.top_k = min(top_k, len(self.labels))
+        self.providers: list[str] = self.session.get_providers()
+        self._verify_providers(require)
+
+    def _open_session(self, threads: int | None) -> Any:
+        """The ORT session; a missing or non-ONNX file becomes an InferenceError."""
+        import onnxruntime as ort
+
+        if not self.path.is_file():
+            raise InferenceError(f"model file {self.path} does not exist; export one with `bharnet export`")
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            with warnings.catch_warnings():  # an unavailable provider is reported by _verify_providers
+                warnings.simplefilter("ignore", UserWarning)
+                return ort.InferenceSession(str(self.path), options, providers=self.requested)
+        except Exception as err:  # ORT raises its own exception types for malformed files
+            first = str(err).splitlines()[0][:200]
+            raise InferenceError(f"{self.path} is not a loadable ONNX model ({first})") from None
+
+    def _verify_providers(self, require: bool) -> None:
+        """Log the providers in use; with ``require`` raise if a requested one is not among them."""
+        missing = [p for p in self.requested if p not in self.providers]
+        logger.info("%s runs on %s (requested %s)", self.path.name, self.providers, self.requested)
+        if not missing:
+            return
+        message = (
+            f"ONNX Runtime could not use {missing} for {self.path.name} and runs on {self.providers}; "
+            "install onnxruntime-gpu with matching CUDA/cuDNN, or request 'cpu'"
+        )
+        if require:
+            raise InferenceError(message)
+        logger.warning(message)
+
+    @property
+    def frames(self) -> int:
+        return self.preprocess.frames
+
+    def predict(
+        self,
+        body: np.ndarray | None = None,
+        hand: np.ndarray | None = None,
+        hand_mask: np.ndarray | None = None,
+    ) -> Prediction:
+        """Scores of one sample: body ``(C, T, V, M)``, hand ``(C, T, V, 2)``, hand_mask ``(T,)``.
+
+        A leading batch axis of 1 is accepted too; inputs the model does not take are ignored.
+        """
+        given = {"body": body, "hand": hand, "hand_mask": hand_mask}
+        feed = {}
+        for name in self.input_names:
+            feed[name] = self._batched(name, given[name])
+        outputs = dict(zip(self.output_names, self.session.run(None, feed), strict=True))
+        return self._prediction(outputs)
+
+    def predict_window(self, window: Window, image_size: tuple[int, int] | None = None) -> Prediction:
+        """Preprocess a live window with the model's stored settings and predict.
+
+        ``image_size`` (width, height) enables the aspect correction where the window's sequence
+        does not carry it.
+        """
+        inputs = preprocess_sequence(window.sequence, self.preprocess, image_size)
+        return self.predict(inputs.body, inputs.hand, inputs.hand_mask)
+
+    def _batched(self, name: str, value: np.ndarray | None) -> np.ndarray:
+        """Add the batch axis and check the shape against the model's static input shape."""
+        if value is None:
+            raise ValueError(f"the model needs the {name!r} input")
+        shape = self.input_shapes[name]
+        array = np.asarray(value, dtype=np.float32)
+        if array.ndim == len(shape) - 1:
+            array = array[None]
+        if list(array.shape[1:]) != shape[1:]:
+            raise ValueError(f"{name} has shape {array.shape}, the model expects {tuple(shape)}")
+        return np.ascontiguousarray(array)
+
+    def _prediction(self, outputs: dict[str, np.ndarray]) -> Prediction:
+        """Probabilities (softmax, or per-class sigmoids for Noisy-OR) and the top-k."""
+        to_probability = sigmoid if self.fusion == "noisy_or" else softmax
+        logits = outputs["logits"][0]
+        probabilities = to_probability(logits)
+        order = np.argsort(-probabilities, kind="stable")[: self.top_k]
+        experts = {
+            name.removesuffix("_logits"): to_probability(value[0])
+            for name, value in outputs.items()
+            if name != "logits"
+        }
+        return Prediction(
+            probabilities=probabilities,
+            top_indices=[int(i) for i in order],
+            top_labels=[self.labels[i] for i in order],
+            top_scores=[float(probabilities[i]) for i in order],
+            expert_scores=experts,
+            logits=logits,
+        )
+
+
+def read_metadata(session: Any, path: Path) -> dict[str, Any]:
+    """Our JSON metadata (keys without the ``bharnet.`` prefix); errors if absent or too new."""
+    props = session.get_modelmeta().custom_metadata_map
+    ours = {k.removeprefix(METADATA_PREFIX): v for k, v in props.items() if k.startswith(METADATA_PREFIX)}
+    missing = [key for key in REQUIRED_METADATA if key not in ours]
+    if missing:
+        raise InferenceError(
+            f"{path} has no bharnet metadata ({', '.join(missing)} missing); export it with `bharnet export`"
+        )
+    try:
+        metadata = {key: json.loads(value) for key, value in ours.items()}
+    except json.JSONDecodeError as err:
+        raise InferenceError(f"{path}: bharnet metadata is not valid JSON ({err})") from None
+    version = int(metadata.get("format_version", SUPPORTED_FORMAT))
+    if version > SUPPORTED_FORMAT:
+        raise InferenceError(f"{path}: metadata format {version} is newer than this code; update bharnet_ros")
+    return metadata

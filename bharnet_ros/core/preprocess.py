@@ -1,0 +1,282 @@
+"""The one preprocessing from skeleton sequences to model inputs (numpy only).
+
+Training, export checks and the ROS node all call :func:`preprocess_sequence` (or
+:func:`preprocess_arrays`) with the :class:`PreprocessConfig` stored in the checkpoint and the ONNX
+file, so the model never sees inputs prepared two different ways. Steps, in order:
+
+1. **Layout**: a ``mediapipe33`` body is mapped to ``ntu25`` (``layouts.mp33_to_ntu25``) when the
+   model's body layout is ``ntu25``; detected hands refine the NTU hand joints.
+2. **Hand depth**: in image space MediaPipe gives hand z relative to the hand's own wrist; it is
+   re-anchored on the body's wrist depth so hands and body share one 3-D frame.
+3. **Aspect**: in image space with a known image size, x and z (z has x's scale) are multiplied
+   by width / height, so one unit is one image height on every axis.
+4. **Normalisation** (per sequence, one translation and one scale for all frames, so motion of
+   the whole body inside the window is kept): the centre is the mid-shoulder point averaged over
+   frames where both shoulders were observed, and the body size is the mean 3-D shoulder width
+   over the same frames (``scale="torso"`` uses mid-shoulder to mid-hip instead). Shoulders are
+   chosen because an upper-body camera framing (the usual HRI view) often loses the hips. Other
+   persons and the hands use the first person's centre and size, so their relative positions are
+   kept. ``hand_frame="wrist"`` instead expresses each hand relative to its own wrist landmark
+   (still divided by the body size), which drops where the hand is but keeps its shape and size.
+5. **Absent data stays zero**: a joint with all four channels zero (the contract's "not
+   observed"), a hand slot not present in a frame, missing persons and the dummy hand vertices are
+   exactly zero after every step, and bones or motion that involve an absent joint are zero too.
+6. **Modality** (joint, bone, joint_motion, bone_motion) and packing into body ``(C, T, V, M)``,
+   hand ``(C, T, V, 2)`` float32 and the per-frame hand mask ``(T,)``. Scores are dropped
+   (``channels=3``) unless ``channels=4``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bharnet_ros.core.layouts import MP33, NTU25, get_layout, mp33_to_ntu25
+from bharnet_ros.core.modalities import (
+    MODALITIES,
+    hand_frame_mask,
+    hand_parents,
+    pack_body,
+    pack_hands,
+    to_modality,
+)
+from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, SkeletonSequence
+
+CONFIG_VERSION = 1
+SCALES = ("shoulder", "torso", "none")
+HAND_FRAMES = ("body", "wrist")
+MIN_SIZE = 1e-6  # body sizes below this (degenerate or unobserved) leave the scale at 1
+# Joints that define centre and size, per layout: (left shoulder, right shoulder, left hip, right hip).
+ANCHORS = {
+    "ntu25": tuple(NTU25.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")),
+    "mediapipe33": tuple(MP33.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")),
+}
+WRISTS = {
+    "ntu25": (NTU25.index("left_wrist"), NTU25.index("right_wrist")),
+    "mediapipe33": (MP33.index("left_wrist"), MP33.index("right_wrist")),
+}
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How skeletons become model inputs; stored as a plain dict in checkpoints and ONNX metadata."""
+
+    body_layout: str = "ntu25"  # the model's body layout; mediapipe33 input is mapped to it
+    frames: int = 64  # T the model was trained and exported with
+    num_persons: int = 1  # body instances M
+    channels: int = 3  # 3 = x, y, z (scores dropped); 4 keeps the score channel
+    modality: str = "joint"
+    normalise: bool = True
+    scale: str = "shoulder"  # shoulder | torso | none
+    hand_frame: str = "body"  # body: the body's normalised frame | wrist: relative to each wrist
+    aspect_correction: bool = True  # image space: x, z *= width / height when the size is known
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.body_layout in ANCHORS, f"body_layout must be one of {sorted(ANCHORS)}"),
+            (self.modality in MODALITIES, f"modality must be one of {MODALITIES}"),
+            (self.scale in SCALES, f"scale must be one of {SCALES}"),
+            (self.hand_frame in HAND_FRAMES, f"hand_frame must be one of {HAND_FRAMES}"),
+            (self.channels in (3, 4), "channels must be 3 (x, y, z) or 4 (with score)"),
+            (self.frames >= 1 and self.num_persons >= 1, "frames and num_persons must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"preprocess config: {message}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-compatible dict, with a version for future changes."""
+        return {"version": CONFIG_VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
+        """Inverse of :meth:`to_dict`; unknown keys or a newer version are errors, not ignored."""
+        data = dict(data)
+        version = int(data.pop("version", CONFIG_VERSION))
+        if version > CONFIG_VERSION:
+            raise ValueError(
+                f"preprocess config version {version} is newer than this code ({CONFIG_VERSION})"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"preprocess config: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """One sample: body ``(C, T, V, M)``, hand ``(C, T, V, 2)``, hand mask ``(T,)``, all float32."""
+
+    body: np.ndarray
+    hand: np.ndarray
+    hand_mask: np.ndarray
+
+    def batched(self) -> dict[str, np.ndarray]:
+        """The arrays with a leading batch axis of 1, keyed by the ONNX input names."""
+        return {"body": self.body[None], "hand": self.hand[None], "hand_mask": self.hand_mask[None]}
+
+
+def preprocess_sequence(
+    sequence: SkeletonSequence, config: PreprocessConfig, image_size: tuple[int, int] | None = None
+) -> ModelInputs:
+    """Model inputs of one person's sequence; ``image_size`` overrides ``sequence.image_size``."""
+    size = sequence.image_size if image_size is None else image_size
+    return preprocess_arrays(
+        sequence.body, sequence.hands, sequence.hand_present, sequence.layout, sequence.space, config, size
+    )
+
+
+def preprocess_arrays(
+    body: np.ndarray,
+    hands: np.ndarray,
+    hand_present: np.ndarray,
+    layout: str,
+    space: str,
+    config: PreprocessConfig,
+    image_size: tuple[int, int] = (0, 0),
+) -> ModelInputs:
+    """Model inputs from contract arrays.
+
+    ``body`` is ``(T, V, 4)`` or ``(P, T, V, 4)`` (person 0 is the subject that defines the
+    normalisation); ``hands`` ``(T, 2, 21, 4)`` and ``hand_present`` ``(T, 2)`` are the subject's.
+    """
+    body = _as_persons(np.array(body, dtype=np.float32))
+    hands = np.array(hands, dtype=np.float32)
+    present = np.asarray(hand_present, dtype=bool)
+    hands[~present] = 0.0
+    body, layout = _map_layout(body, hands, present, layout, config.body_layout)
+    if space == "image":
+        _anchor_hand_depth(hands, present, body[0], layout)
+        if config.aspect_correction:
+            _correct_aspect(body, hands, image_size)
+    body_valid = _observed(body)
+    if config.normalise:
+        _normalise(body, hands, present, body_valid, layout, config)
+    body[~body_valid] = 0.0
+    hands[~present] = 0.0
+    return _pack(body, hands, present, layout, config)
+
+
+def _as_persons(body: np.ndarray) -> np.ndarray:
+    """``(T, V, 4)`` to ``(1, T, V, 4)``; checks the channel count."""
+    if body.ndim == 3:
+        body = body[None]
+    if body.ndim != 4 or body.shape[-1] != CHANNELS:
+        raise ValueError(f"expected body (T, V, {CHANNELS}) or (P, T, V, {CHANNELS}), got {body.shape}")
+    return body
+
+
+def _map_layout(
+    body: np.ndarray, hands: np.ndarray, present: np.ndarray, layout: str, target: str
+) -> tuple[np.ndarray, str]:
+    """Map MediaPipe 33 to NTU 25 where the model needs it; other mismatches are errors."""
+    if layout == target:
+        return body, layout
+    if (layout, target) == ("mediapipe33", "ntu25"):
+        mapped = np.stack([mp33_to_ntu25(person, hands, present) for person in body])
+        return mapped, target
+    raise ValueError(f"cannot feed a {layout} skeleton to a model built for {target}")
+
+
+def _observed(points: np.ndarray) -> np.ndarray:
+    """Boolean mask over all axes but the last: False where every channel is zero (not observed)."""
+    return np.any(points != 0.0, axis=-1)
+
+
+def _anchor_hand_depth(hands: np.ndarray, present: np.ndarray, subject: np.ndarray, layout: str) -> None:
+    """Add the body wrist's depth to each present hand's wrist-relative z (in place)."""
+    for slot, wrist in enumerate(WRISTS[layout]):
+        depth = subject[:, wrist, 2]
+        hands[:, slot, :, 2] += np.where(present[:, slot], depth, 0.0)[:, None]
+
+
+def _correct_aspect(body: np.ndarray, hands: np.ndarray, image_size: tuple[int, int]) -> None:
+    """Image space: scale x and z by width / height so all axes are in image heights (in place)."""
+    width, height = image_size
+    if width <= 0 or height <= 0:
+        return
+    factor = np.float32(width / height)
+    body[..., [0, 2]] *= factor
+    hands[..., [0, 2]] *= factor
+
+
+def _normalise(
+    body: np.ndarray,
+    hands: np.ndarray,
+    present: np.ndarray,
+    body_valid: np.ndarray,
+    layout: str,
+    config: PreprocessConfig,
+) -> None:
+    """Centre on the subject's mean mid-shoulder and divide by its body size (in place)."""
+    centre, size = body_centre_and_size(body[0], body_valid[0], layout, config.scale)
+    body[..., :3] = (body[..., :3] - centre) / size
+    if config.hand_frame == "wrist":
+        wrists = hands[:, :, :1, :3].copy()
+        hands[..., :3] = (hands[..., :3] - wrists) / size
+    else:
+        hands[..., :3] = (hands[..., :3] - centre) / size
+    hands[~present] = 0.0
+
+
+def body_centre_and_size(
+    subject: np.ndarray, valid: np.ndarray, layout: str, scale: str = "shoulder"
+) -> tuple[np.ndarray, float]:
+    """Mean mid-shoulder ``(3,)`` and body size of one person ``(T, V, C)`` with validity ``(T, V)``.
+
+    Only frames where both shoulders (and for ``torso`` both hips) were observed count. Without
+    such frames the centre is the mean of all observed joints and the size is 1.
+    """
+    left_s, right_s, left_h, right_h = ANCHORS[layout]
+    xyz = subject[..., :3]
+    shoulders = valid[:, left_s] & valid[:, right_s]
+    if not shoulders.any():
+        centre = xyz[valid].mean(axis=0) if valid.any() else np.zeros(3, np.float32)
+        return centre.astype(np.float32), 1.0
+    mid_shoulder = 0.5 * (xyz[:, left_s] + xyz[:, right_s])
+    centre = mid_shoulder[shoulders].mean(axis=0)
+    if scale == "shoulder":
+        size = np.linalg.norm(xyz[shoulders, left_s] - xyz[shoulders, right_s], axis=-1).mean()
+    elif scale == "torso":
+        torso = shoulders & valid[:, left_h] & valid[:, right_h]
+        mid_hip = 0.5 * (xyz[:, left_h] + xyz[:, right_h])
+        size = np.linalg.norm(mid_shoulder[torso] - mid_hip[torso], axis=-1).mean() if torso.any() else 1.0
+    else:
+        size = 1.0
+    return centre.astype(np.float32), float(size) if size > MIN_SIZE else 1.0
+
+
+def _pack(
+    body: np.ndarray, hands: np.ndarray, present: np.ndarray, layout: str, config: PreprocessConfig
+) -> ModelInputs:
+    """Pack into model tensors and apply the modality; bones/motion touching absent joints are 0."""
+    body_packed = pack_body(body, config.num_persons, config.channels)
+    num_vertices = body_packed.shape[2]
+    hand_packed = pack_hands(hands, num_vertices, config.channels)
+    body_parents = get_layout(layout).parents
+    hand_tree = hand_parents(num_vertices)
+    body_valid = pack_body(_observed(body)[..., None].astype(np.float32), config.num_persons, 1)
+    hand_flags = np.broadcast_to(present[:, :, None, None], (*present.shape, HAND_JOINTS, 1))
+    hand_valid = pack_hands(hand_flags.astype(np.float32), num_vertices, 1)
+    return ModelInputs(
+        body=_modality(body_packed, body_valid, config.modality, body_parents),
+        hand=_modality(hand_packed, hand_valid, config.modality, hand_tree),
+        hand_mask=hand_frame_mask(present),
+    )
+
+
+def _modality(packed: np.ndarray, valid: np.ndarray, modality: str, parents: tuple[int, ...]) -> np.ndarray:
+    """``to_modality`` masked so that anything computed from an absent joint is exactly zero."""
+    values = to_modality(packed, modality, parents)
+    mask = valid > 0
+    if modality in ("bone", "bone_motion"):
+        mask = mask & np.take(mask, np.asarray(parents), axis=-2)
+    if modality in ("joint_motion", "bone_motion"):
+        both = np.zeros_like(mask)
+        both[:, :-1] = mask[:, :-1] & mask[:, 1:]
+        mask = both
+    return np.ascontiguousarray(np.where(mask, values, 0.0).astype(np.float32))

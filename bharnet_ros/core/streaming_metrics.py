@@ -1,0 +1,147 @@
+"""How well a stream of action decisions follows labelled ground-truth segments.
+
+The inputs are the recognizer's decisions (:class:`Prediction`, stamped with the frame each one is
+for) and the annotated :class:`~bharnet_ros.core.annotations.Segment` list, both in seconds since
+the first frame. A decision belongs to the segment whose ``[start, end)`` holds its stamp; decisions
+in gaps between segments are not scored. docs/bags.md explains each number.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bharnet_ros.core.annotations import Segment
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One decision: the stamp of the frame it is for (seconds since the first frame) and its label."""
+
+    stamp: float
+    label: str
+    person_id: int = 0
+    confidence: float = 0.0
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """The decisions inside one segment."""
+
+    start: float
+    end: float
+    truth: str
+    predictions: int
+    majority: str | None  # most frequent predicted label (ties: the one seen first); None if no decision
+    correct: bool
+    delay: float | None  # seconds from the segment start to its first correct decision; None if none
+    label_changes: int
+
+
+@dataclass
+class StreamMetrics:
+    """Summary over all segments; ``None`` where there was nothing to measure."""
+
+    segments: int
+    segments_correct: int
+    segment_accuracy: float | None
+    predictions_scored: int  # decisions inside a segment
+    predictions_correct: int
+    predictions_unscored: int  # decisions in gaps or outside the annotated time
+    frame_accuracy: float | None
+    segments_detected: int  # segments with at least one correct decision
+    delay_mean: float | None
+    delay_median: float | None
+    delay_max: float | None
+    label_changes: int
+    annotated_seconds: float
+    flicker_per_minute: float | None
+    per_segment: list[SegmentResult] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def segment_result(segment: Segment, predictions: list[Prediction]) -> SegmentResult:
+    """Majority label, detection delay and label changes of the decisions inside ``segment``."""
+    inside = sorted(
+        (p for p in predictions if segment.contains(p.stamp)), key=lambda p: (p.stamp, p.person_id)
+    )
+    majority = majority_label([p.label for p in inside])
+    first_correct = next((p.stamp for p in inside if p.label == segment.label), None)
+    return SegmentResult(
+        start=segment.start,
+        end=segment.end,
+        truth=segment.label,
+        predictions=len(inside),
+        majority=majority,
+        correct=majority == segment.label,
+        delay=None if first_correct is None else first_correct - segment.start,
+        label_changes=label_changes(inside),
+    )
+
+
+def majority_label(labels: list[str]) -> str | None:
+    """The most frequent label; among equally frequent ones the one that appears first."""
+    if not labels:
+        return None
+    counts = Counter(labels)
+    best = max(counts.values())
+    return next(label for label in labels if counts[label] == best)
+
+
+def label_changes(predictions: list[Prediction]) -> int:
+    """How often the label switches between consecutive decisions of the same person (in time order)."""
+    changes, last = 0, {}
+    for p in sorted(predictions, key=lambda p: (p.stamp, p.person_id)):
+        if p.person_id in last and last[p.person_id] != p.label:
+            changes += 1
+        last[p.person_id] = p.label
+    return changes
+
+
+def evaluate_stream(segments: list[Segment], predictions: list[Prediction]) -> StreamMetrics:
+    """Segment and frame accuracy, detection delay and flicker of ``predictions`` against ``segments``."""
+    results = [segment_result(s, predictions) for s in segments]
+    scored = [(p, s) for p in predictions for s in segments if s.contains(p.stamp)]
+    correct = sum(p.label == s.label for p, s in scored)
+    delays = [r.delay for r in results if r.delay is not None]
+    changes = sum(r.label_changes for r in results)
+    annotated = float(sum(s.duration for s in segments))
+    return StreamMetrics(
+        segments=len(results),
+        segments_correct=sum(r.correct for r in results),
+        segment_accuracy=_ratio(sum(r.correct for r in results), len(results)),
+        predictions_scored=len(scored),
+        predictions_correct=correct,
+        predictions_unscored=len(predictions) - len(scored),
+        frame_accuracy=_ratio(correct, len(scored)),
+        segments_detected=len(delays),
+        delay_mean=float(np.mean(delays)) if delays else None,
+        delay_median=float(np.median(delays)) if delays else None,
+        delay_max=float(np.max(delays)) if delays else None,
+        label_changes=changes,
+        annotated_seconds=annotated,
+        flicker_per_minute=changes / (annotated / 60.0) if annotated > 0 else None,
+        per_segment=results,
+    )
+
+
+def summarize(values: list[float]) -> dict[str, float | int | None]:
+    """``count``, ``p50``, ``p95`` and ``max`` of a list of durations (None when it is empty)."""
+    if not values:
+        return {"count": 0, "p50": None, "p95": None, "max": None}
+    array = np.asarray(values, float)
+    return {
+        "count": len(values),
+        "p50": float(np.percentile(array, 50)),
+        "p95": float(np.percentile(array, 95)),
+        "max": float(array.max()),
+    }
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None

@@ -1,0 +1,151 @@
+"""Checkpoints as plain data: saved with ``torch.save``, loaded only with ``weights_only=True``.
+
+A checkpoint is one dict of tensors, strings, numbers, lists and dicts::
+
+    {"format_version": 1, "model_config": {...resolved YAML...}, "state_dict": {...},
+     "class_names": [...], "hand_intensive": [...] or None, "preprocess": {...},
+     "epoch": int, "metrics": {name: float}}
+
+Loading never unpickles arbitrary objects (``torch.load(weights_only=True)``), so opening a file
+from elsewhere cannot run code. The model is rebuilt from ``model_config`` and the weights loaded
+strictly, so a checkpoint is self-contained: no YAML file is needed next to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model.bharnet import BHaRNetModel, build_model
+from bharnet_ros.model.config import ModelConfig, config_from_dict, config_to_dict
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "model_config", "state_dict", "class_names", "preprocess")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable, unsafe, malformed or too new."""
+
+
+@dataclass
+class Checkpoint:
+    """The contents of one checkpoint file, as plain data plus a state_dict."""
+
+    model_config: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    class_names: list[str]
+    preprocess: dict[str, Any]
+    hand_intensive: list[str] | None = None
+    epoch: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def config(self) -> ModelConfig:
+        """The validated model config."""
+        return config_from_dict(self.model_config)
+
+    @property
+    def preprocess_config(self) -> PreprocessConfig:
+        return PreprocessConfig.from_dict(self.preprocess)
+
+    def build_model(self) -> BHaRNetModel:
+        """The model of ``model_config`` with these weights, in eval mode."""
+        model = build_model(self.config)
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The on-disk dict (see the module docstring)."""
+        return {"format_version": FORMAT_VERSION, **dataclasses.asdict(self)}
+
+
+def plain(value: Any) -> Any:
+    """Tuples to lists, recursively, so configs are JSON-like plain data."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def make_checkpoint(
+    model: BHaRNetModel,
+    class_names: list[str],
+    preprocess: PreprocessConfig,
+    hand_intensive: list[str] | None = None,
+    epoch: int = 0,
+    metrics: Mapping[str, float] | None = None,
+) -> Checkpoint:
+    """A checkpoint of ``model`` (its config, a CPU copy of its weights) and its metadata."""
+    if len(class_names) != model.config.num_classes:
+        raise ValueError(f"{len(class_names)} class names for a {model.config.num_classes}-class model")
+    return Checkpoint(
+        model_config=plain(config_to_dict(model.config)),
+        state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        class_names=list(class_names),
+        preprocess=preprocess.to_dict(),
+        hand_intensive=None if hand_intensive is None else list(hand_intensive),
+        epoch=int(epoch),
+        metrics={k: float(v) for k, v in (metrics or {}).items()},
+    )
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
+    """Write ``checkpoint`` to ``path`` (parents created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(checkpoint.to_dict(), path)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint safely; raises :class:`CheckpointError` saying what is wrong and what to do."""
+    data = _read(Path(path))
+    version = data.get("format_version")
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path}: not a bharnet checkpoint (no integer format_version)")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {version} is newer than this code ({FORMAT_VERSION}); "
+            "update bharnet_ros"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {missing}; re-save it with save_checkpoint")
+    return Checkpoint(
+        model_config=data["model_config"],
+        state_dict=data["state_dict"],
+        class_names=list(data["class_names"]),
+        preprocess=data["preprocess"],
+        hand_intensive=data.get("hand_intensive"),
+        epoch=int(data.get("epoch", 0)),
+        metrics=dict(data.get("metrics") or {}),
+    )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` with the failure modes turned into CheckpointError."""
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "global" not in str(err):
+            raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?)") from None
+        raise CheckpointError(
+            f"{path}: refused to load: it holds pickled objects other than plain data and tensors, "
+            "which could run code; only load checkpoints written by save_checkpoint"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): {err}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: not a bharnet checkpoint (top level is {type(data).__name__})")
+    return data

@@ -1,0 +1,362 @@
+"""ONNX export of a trained model for the ROS node, with a parity check against PyTorch.
+
+The exported graph has named inputs and outputs (the node relies on them):
+
+* inputs: ``body`` ``(1, C, T, V, M_body)``, ``hand`` ``(1, C, T, V, 2)`` and ``hand_mask``
+  ``(1, T)``; a single-stream expert takes only its own stream, and ``hand_mask`` is an input only
+  where the variant uses it (Noisy-OR fusion weights the hand branches by it);
+* outputs: ``logits`` ``(1, K)`` (the fused prediction), then ``<branch>_logits`` for every branch
+  of a multi-branch model (``body_logits``/``hand_logits``, ``body_expert_logits``, ...).
+
+The ONNX ``metadata_props`` carry JSON values under the keys of :data:`METADATA_KEYS`: labels,
+preprocess settings (``core.preprocess.PreprocessConfig`` as a dict), variant, fusion, input
+shapes, output names, precision and the format version. Export uses the TorchScript exporter
+(``dynamo=False``), a static batch of 1 (a dynamic batch adds ``If`` nodes), frozen random
+features, and only ``matmul`` (no ``Einsum``). :func:`check_parity` runs ONNX Runtime on random
+and on realistic inputs and compares every output to PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from bharnet_ros.core.layouts import HAND21, MP33
+from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
+from bharnet_ros.core.skeleton import SkeletonSequence
+from bharnet_ros.model.attention import freeze_projections
+from bharnet_ros.model.bharnet import BHaRNetModel, ExpertizedModel, ExpertOnlyModel
+from bharnet_ros.model.checkpoint import Checkpoint
+
+METADATA_FORMAT = 1
+METADATA_KEYS = (
+    "bharnet.format_version",
+    "bharnet.variant",
+    "bharnet.fusion",
+    "bharnet.labels",
+    "bharnet.hand_intensive",
+    "bharnet.preprocess",
+    "bharnet.inputs",
+    "bharnet.outputs",
+    "bharnet.precision",
+)
+FP32_TOLERANCE = 1e-4  # max abs difference of any output logit, ONNX Runtime vs PyTorch
+# Why there is no fp16 file: torch's TorchScript exporter fails on half-precision CPU models
+# ("tensor does not have a device") and ONNX Runtime's CPU provider lacks most fp16 kernels, so
+# such a file could be neither written nor checked here. On a GPU, TensorRT's fp16 mode
+# (``trt_fp16_enable``) converts the fp32 graph when it builds its engine.
+FP16_UNSUPPORTED = (
+    "fp16 export is not supported (torch cannot trace half-precision CPU models); export fp32 and "
+    "let the TensorRT execution provider build an fp16 engine (trt_fp16_enable)"
+)
+DEFAULT_OPSET = 17
+
+
+class ExportError(RuntimeError):
+    """Export failed or the exported model does not match PyTorch."""
+
+
+def input_names(model: BHaRNetModel) -> list[str]:
+    """ONNX input names the variant uses, in order."""
+    streams = [getattr(model, "stream", None)] if len(model.branches) == 1 else ["body", "hand"]
+    names = [s for s in streams if s is not None]
+    return [*names, "hand_mask"] if model.fusion == "noisy_or" else names
+
+
+def output_names(model: BHaRNetModel) -> list[str]:
+    """``logits`` and, for multi-branch models, one ``<branch>_logits`` per branch."""
+    branches = list(model.branches) if len(model.branches) > 1 else []
+    return ["logits", *(f"{name}_logits" for name in branches)]
+
+
+def input_shapes(model: BHaRNetModel, batch: int = 1) -> dict[str, list[int]]:
+    """Static input shapes of the exported graph, from the model config."""
+    config = model.config
+    c, t = config.input.channels, config.input.frames
+    v = model.adjacency["body"].shape[-1]
+    shapes = {
+        "body": [batch, c, t, v, config.input.num_persons],
+        "hand": [batch, c, t, v, 2],
+        "hand_mask": [batch, t],
+    }
+    return {name: shapes[name] for name in input_names(model)}
+
+
+class ExportWrapper(nn.Module):
+    """Positional tensors in, a tuple of logits out (the exporter cannot return the model's dict)."""
+
+    def __init__(self, model: BHaRNetModel) -> None:
+        super().__init__()
+        self.model = model
+        self.inputs = input_names(model)
+        self.branches = list(model.branches) if len(model.branches) > 1 else []
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(**dict(zip(self.inputs, tensors, strict=True)))
+        return (out["fused"], *(out[name] for name in self.branches))
+
+
+def prepare_model(checkpoint: Checkpoint, expert_only: bool = False) -> BHaRNetModel:
+    """The checkpoint's model in eval mode with frozen random features; optionally BHaRNet-E's experts."""
+    model = checkpoint.build_model()
+    if expert_only:
+        if not isinstance(model, ExpertizedModel):
+            raise ExportError(
+                f"--expert-only needs a BHaRNet-E checkpoint, this one is {model.config.variant}"
+            )
+        model = model.expert_only()
+    freeze_projections(model)
+    return model.eval()
+
+
+def variant_name(model: BHaRNetModel) -> str:
+    """The variant the exported graph computes (expert-only when reduced from BHaRNet-E)."""
+    return "bharnet_e_expert_only" if isinstance(model, ExpertOnlyModel) else model.config.variant
+
+
+def check_preprocess_matches(model: BHaRNetModel, preprocess: PreprocessConfig) -> None:
+    """The stored preprocessing must produce the tensors this model was built for."""
+    config = model.config.input
+    pairs = {
+        "body_layout": (preprocess.body_layout, config.body_layout),
+        "frames": (preprocess.frames, config.frames),
+        "num_persons": (preprocess.num_persons, config.num_persons),
+        "channels": (preprocess.channels, config.channels),
+    }
+    wrong = {k: v for k, v in pairs.items() if v[0] != v[1]}
+    if wrong:
+        detail = ", ".join(f"{k}: preprocess {a} vs model {b}" for k, (a, b) in wrong.items())
+        raise ExportError(f"preprocess settings do not match the model ({detail})")
+
+
+def build_metadata(
+    model: BHaRNetModel,
+    labels: Sequence[str],
+    preprocess: PreprocessConfig,
+    hand_intensive: Sequence[str] | None,
+    precision: str = "fp32",
+) -> dict[str, Any]:
+    """Metadata values (JSON-serialisable) keyed by :data:`METADATA_KEYS`."""
+    values = [
+        METADATA_FORMAT,
+        variant_name(model),
+        model.fusion,
+        list(labels),
+        None if hand_intensive is None else list(hand_intensive),
+        preprocess.to_dict(),
+        input_shapes(model),
+        output_names(model),
+        precision,
+    ]
+    return dict(zip(METADATA_KEYS, values, strict=True))
+
+
+def export_onnx(
+    model: BHaRNetModel,
+    path: str | Path,
+    labels: Sequence[str],
+    preprocess: PreprocessConfig,
+    hand_intensive: Sequence[str] | None = None,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = False,
+    fp16: bool = False,
+) -> dict[str, Any]:
+    """Write ``model`` as ONNX with our metadata; returns the metadata.
+
+    The model is put in eval mode with its random features frozen first (it stays that way).
+    """
+    if fp16:
+        raise ExportError(FP16_UNSUPPORTED)
+    if opset < DEFAULT_OPSET:
+        raise ExportError(f"opset {opset} is too old; use {DEFAULT_OPSET} or newer")
+    check_preprocess_matches(model, preprocess)
+    if len(labels) != model.config.num_classes:
+        raise ExportError(f"{len(labels)} labels for a {model.config.num_classes}-class model")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    freeze_projections(model)
+    wrapper = ExportWrapper(model).eval()
+    names, outputs = input_names(model), output_names(model)
+    example = tuple(torch.zeros(shape) for shape in input_shapes(model).values())
+    dynamic = {name: {0: "batch"} for name in [*names, *outputs]} if dynamic_batch else None
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter is chosen on purpose (the dynamo one needs onnxscript).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            wrapper, example, str(path), input_names=names, output_names=outputs,
+            opset_version=opset, dynamic_axes=dynamic, do_constant_folding=True, dynamo=False,
+        )  # fmt: skip
+    metadata = build_metadata(model, labels, preprocess, hand_intensive)
+    write_metadata(path, metadata)
+    return metadata
+
+
+def write_metadata(path: Path, metadata: Mapping[str, Any]) -> None:
+    """Store ``metadata`` as JSON strings in the ONNX file's ``metadata_props``."""
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    proto.producer_name = "bharnet_ros"
+    onnx.save(proto, str(path))
+
+
+def op_types(path: str | Path) -> set[str]:
+    """Every node type in the graph (including nested subgraphs)."""
+    proto = onnx.load(str(path))
+    found: set[str] = set()
+    pending = [proto.graph]
+    while pending:
+        graph = pending.pop()
+        for node in graph.node:
+            found.add(node.op_type)
+            pending.extend(attr.g for attr in node.attribute if attr.type == onnx.AttributeProto.GRAPH)
+    return found
+
+
+def random_inputs(model: BHaRNetModel, seed: int = 0) -> dict[str, np.ndarray]:
+    """Standard-normal inputs of the exported shapes (the hand mask random 0/1)."""
+    rng = np.random.default_rng(seed)
+    out = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in input_shapes(model).items()}
+    if "hand_mask" in out:
+        out["hand_mask"] = (out["hand_mask"] > 0).astype(np.float32)
+    return out
+
+
+def realistic_inputs(
+    model: BHaRNetModel, preprocess: PreprocessConfig, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Inputs from :func:`demo_sequence` through the real preprocessing (zeros where data is absent)."""
+    sequence = demo_sequence(preprocess.frames, seed)
+    batched = preprocess_sequence(sequence, preprocess).batched()
+    return {name: batched[name] for name in input_names(model)}
+
+
+def torch_outputs(wrapper: ExportWrapper, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """The wrapper's outputs for numpy inputs, as numpy."""
+    with torch.no_grad():
+        tensors = [torch.from_numpy(inputs[name]) for name in wrapper.inputs]
+        return [x.numpy() for x in wrapper(*tensors)]
+
+
+def check_parity(
+    model: BHaRNetModel, path: str | Path, preprocess: PreprocessConfig, tolerance: float = FP32_TOLERANCE
+) -> dict[str, float]:
+    """Max abs difference ONNX Runtime (CPU) vs PyTorch per input set; ExportError above ``tolerance``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    wrapper = ExportWrapper(model.eval())
+    cases = {"random": random_inputs(model), "realistic": realistic_inputs(model, preprocess)}
+    diffs = {}
+    for case, inputs in cases.items():
+        expected = torch_outputs(wrapper, inputs)
+        got = session.run(None, dict(inputs))
+        diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got, strict=True))
+        if not math.isfinite(diff) or diff > tolerance:
+            raise ExportError(
+                f"ONNX Runtime differs from PyTorch on {case} inputs: "
+                f"max abs diff {diff:.3g} > {tolerance:.3g}"
+            )
+        diffs[case] = diff
+    return diffs
+
+
+def calibrate_batchnorm(model: nn.Module, batches: Sequence[Mapping[str, torch.Tensor]]) -> None:
+    """Give an untrained model trained-like BatchNorm statistics (cumulative averages over ``batches``).
+
+    Untrained BatchNorms (running variance 1) let activations grow by orders of magnitude in eval
+    mode; tests and benchmarks call this so their numbers describe realistic activation ranges.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    was_training = model.training
+    model.train()
+    with torch.no_grad():
+        for batch in batches:
+            model(**batch)
+    model.train(was_training)
+    for norm in norms:
+        norm.momentum = 0.1
+
+
+# A standing person seen from the front in image coordinates (x, y), MediaPipe Pose order.
+_REST_POSE = {
+    "nose": (0.50, 0.20), "left_eye_inner": (0.51, 0.19), "left_eye": (0.52, 0.19),
+    "left_eye_outer": (0.53, 0.19), "right_eye_inner": (0.49, 0.19), "right_eye": (0.48, 0.19),
+    "right_eye_outer": (0.47, 0.19), "left_ear": (0.55, 0.20), "right_ear": (0.45, 0.20),
+    "mouth_left": (0.51, 0.23), "mouth_right": (0.49, 0.23),
+    "left_shoulder": (0.60, 0.32), "right_shoulder": (0.40, 0.32),
+    "left_elbow": (0.63, 0.45), "right_elbow": (0.37, 0.45),
+    "left_wrist": (0.64, 0.57), "right_wrist": (0.36, 0.57),
+    "left_pinky": (0.65, 0.60), "right_pinky": (0.35, 0.60),
+    "left_index": (0.64, 0.61), "right_index": (0.36, 0.61),
+    "left_thumb": (0.63, 0.60), "right_thumb": (0.37, 0.60),
+    "left_hip": (0.56, 0.60), "right_hip": (0.44, 0.60),
+    "left_knee": (0.56, 0.78), "right_knee": (0.44, 0.78),
+    "left_ankle": (0.56, 0.95), "right_ankle": (0.44, 0.95),
+    "left_heel": (0.56, 0.97), "right_heel": (0.44, 0.97),
+    "left_foot_index": (0.57, 0.99), "right_foot_index": (0.43, 0.99),
+}  # fmt: skip
+_RIGHT_ARM = ("right_elbow", "right_wrist", "right_pinky", "right_index", "right_thumb")
+
+
+def demo_sequence(frames: int, seed: int = 0) -> SkeletonSequence:
+    """A plausible live-camera sequence: a person waving the right hand, left hand seen part-time.
+
+    Layout ``mediapipe33``, image space, 640x480; jitter and visibility like a pose estimator's.
+    Used for parity checks and benchmarks until real recordings are at hand.
+    """
+    rng = np.random.default_rng(seed)
+    phase = np.linspace(0.0, 4.0 * np.pi, frames, dtype=np.float32)
+    body = np.zeros((frames, MP33.num_joints, 4), np.float32)
+    for name, (x, y) in _REST_POSE.items():
+        j = MP33.index(name)
+        body[:, j, 0], body[:, j, 1] = x, y
+        body[:, j, 3] = 0.3 if "knee" in name or "ankle" in name or "heel" in name or "foot" in name else 0.95
+        if name in _RIGHT_ARM:
+            lift = 0.25 if name != "right_elbow" else 0.12
+            body[:, j, 0] += 0.05 * np.sin(phase) - (0.04 if name != "right_elbow" else 0.0)
+            body[:, j, 1] -= lift
+    body[..., :3] += rng.normal(0.0, 0.003, (frames, MP33.num_joints, 3)).astype(np.float32)
+    hands, present = _demo_hands(body, frames, rng)
+    return SkeletonSequence(
+        np.arange(frames) / 30.0,
+        body,
+        hands,
+        present,
+        layout="mediapipe33",
+        space="image",
+        image_size=(640, 480),
+    )
+
+
+def _demo_hands(body: np.ndarray, frames: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """21 landmarks fanned out above each wrist; the left hand is missing in about 40 % of frames."""
+    fan = np.zeros((HAND21.num_joints, 3), np.float32)
+    for j in range(1, HAND21.num_joints):
+        finger, step = (j - 1) // 4, (j - 1) % 4 + 1
+        fan[j] = (0.012 * (finger - 2), -0.012 * step, -0.002 * step)
+    hands = np.zeros((frames, 2, HAND21.num_joints, 4), np.float32)
+    present = np.zeros((frames, 2), bool)
+    present[:, 1] = True
+    present[:, 0] = rng.random(frames) > 0.4
+    for slot, wrist in enumerate((MP33.index("left_wrist"), MP33.index("right_wrist"))):
+        hands[:, slot, :, :2] = body[:, wrist, None, :2] + fan[None, :, :2]
+        hands[:, slot, :, 2] = fan[None, :, 2]
+        hands[:, slot, :, 3] = 0.9
+        hands[:, slot, :, :3] += rng.normal(0.0, 0.002, (frames, HAND21.num_joints, 3))
+    hands[~present] = 0.0
+    return hands, present

@@ -1,0 +1,290 @@
+"""Bags and the live ROS graph: recording topics, and replaying a bag into the running graph.
+
+Both move serialized CDR bytes only: the recorder subscribes with ``raw=True`` and stores what it
+receives; the replay publishes the stored bytes (rclpy's ``Publisher.publish`` accepts ``bytes``).
+No message is deserialized in Python, so any type that rclpy can import is recorded and replayed
+unchanged. Bag files themselves are read and written by ``bharnet_ros.core.bag`` (rosbags).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.publisher import Publisher
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from bharnet_ros.core.bag import (
+    COMPRESSED_TYPE,
+    SKELETON_TYPE,
+    BagError,
+    BagWriter,
+    cdr_header_stamp,
+    describe_topics,
+    read_messages,
+)
+from bharnet_ros.nodes.environment import use_default_dds_profile
+from bharnet_ros.nodes.graph import ACTION_TOPIC, SKELETON_TOPIC, GraphOptions, describe_graph
+from bharnet_ros.nodes.runner import create_node
+
+RECORD_DEPTH = 100
+
+
+def message_type(msgtype: str) -> Any:
+    """The rclpy message class of ``pkg/msg/Name``; BagError when that package is not installed."""
+    package, kind, name = msgtype.split("/")
+    try:
+        return getattr(importlib.import_module(f"{package}.{kind}"), name)
+    except (ImportError, AttributeError):
+        raise BagError(
+            f"message type {msgtype} cannot be imported in Python; is {package} installed?"
+        ) from None
+
+
+def matching_qos(node: Node, topic: str) -> QoSProfile:
+    """A subscription QoS every current publisher of ``topic`` can serve.
+
+    Best effort if any publisher is best effort (a reliable reader would get nothing from it);
+    transient local if all publishers are, so latched topics such as /bharnet/labels are recorded.
+    """
+    offered = [info.qos_profile for info in node.get_publishers_info_by_topic(topic)]
+    best_effort = any(q.reliability == ReliabilityPolicy.BEST_EFFORT for q in offered)
+    latched = bool(offered) and all(q.durability == DurabilityPolicy.TRANSIENT_LOCAL for q in offered)
+    return QoSProfile(
+        depth=RECORD_DEPTH,
+        reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
+    )
+
+
+def discover_types(node: Node, topics: list[str], wait: float) -> dict[str, str]:
+    """Types of ``topics`` from the ROS graph, waiting up to ``wait`` s for them to appear.
+
+    Raises BagError naming the topics that are missing and the ones the graph does have.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        known = {name: types[0] for name, types in node.get_topic_names_and_types()}
+        missing = [t for t in topics if t not in known]
+        if not missing or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    if missing:
+        raise BagError(
+            f"no publisher of {', '.join(missing)} appeared within {wait:g} s; the graph has "
+            f"{describe_topics(known)}; start the publisher first or raise --wait"
+        )
+    return {t: known[t] for t in topics}
+
+
+def _full_name(topic: str) -> str:
+    return topic if topic.startswith("/") else "/" + topic
+
+
+def record_topics(
+    bag: str | Path,
+    topics: list[str],
+    *,
+    duration: float = 0.0,
+    storage: str = "mcap",
+    wait: float = 5.0,
+    stop: threading.Event | None = None,
+) -> dict[str, int]:
+    """Record ``topics`` of the live graph into a new bag until ``duration`` s, ``stop`` or Ctrl-C.
+
+    Types come from the graph; messages are stored as received (log time = receive wall time, ns).
+    Returns the number of messages recorded per topic.
+    """
+    topics = [_full_name(t) for t in topics]
+    use_default_dds_profile()
+    context = Context()
+    rclpy.init(context=context)
+    node = Node("bag_recorder", context=context, use_global_arguments=False)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        types = discover_types(node, topics, wait)
+        with BagWriter(bag, storage) as writer:
+            for topic, msgtype in types.items():
+                writer.add_topic(topic, msgtype)
+                node.create_subscription(
+                    message_type(msgtype), topic, _writer_callback(writer, topic), matching_qos(node, topic),
+                    raw=True,
+                )  # fmt: skip
+            _spin_until(executor, duration, stop)
+            return dict(writer.counts)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def _writer_callback(writer: BagWriter, topic: str) -> Callable[[bytes], None]:
+    def store(data: bytes) -> None:
+        writer.write_raw(topic, time.time_ns(), data)
+
+    return store
+
+
+def _spin_until(executor: SingleThreadedExecutor, duration: float, stop: threading.Event | None) -> None:
+    deadline = time.monotonic() + duration if duration > 0 else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            if stop is not None and stop.is_set():
+                return
+            executor.spin_once(timeout_sec=0.05)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return
+
+
+# --------------------------------------------------------------------------------------------------
+# Replay into the real graph
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LiveRun:
+    """What happened while a bag was replayed into the graph (all times from ``time.monotonic``)."""
+
+    sent: int = 0  # messages published
+    published: dict[int, float] = field(default_factory=dict)  # frame stamp (ns) -> publish time
+    processed: list[int] = field(default_factory=list)  # stamps of skeleton messages from the pose stage
+    actions: list[tuple[float, bytes]] = field(default_factory=list)  # (receive time, Action CDR)
+    replay_seconds: float = 0.0  # first to last publish
+    schedule_lag_max: float = 0.0  # worst delay of a publish behind the bag's timing
+    pose_stage: bool = True  # False: skeletons were replayed straight into the recognizer
+
+
+def replay_topic(options: GraphOptions, msgtype: str) -> str:
+    """Where the graph listens for ``msgtype``: the camera topic, its /compressed, or the skeletons."""
+    if msgtype == SKELETON_TYPE:
+        return _full_name(SKELETON_TOPIC)
+    if msgtype == COMPRESSED_TYPE:
+        return options.camera_topic + "/compressed"
+    return options.camera_topic
+
+
+def run_graph_on_bag(
+    bag: str | Path,
+    topic: str,
+    msgtype: str,
+    options: GraphOptions,
+    *,
+    rate: float = 1.0,
+    ready_timeout: float = 90.0,
+    drain: float = 1.5,
+) -> LiveRun:
+    """Start the pose and recognizer nodes in-process, replay ``topic`` with its timing, record actions.
+
+    The nodes are built from :func:`describe_graph` exactly as ``bharnet run`` builds them (for a
+    skeleton topic only the recognizer). Replay starts once every node is subscribed, and ends
+    ``drain`` seconds after the last output arrived, so the final windows are not cut off.
+    """
+    use_default_dds_profile()
+    context = Context()
+    rclpy.init(context=context)
+    executor = MultiThreadedExecutor(context=context)
+    nodes: list[Node] = []
+    run = LiveRun(pose_stage=msgtype != SKELETON_TYPE)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    try:
+        for spec in describe_graph(options):
+            if run.pose_stage or spec.name == "recognizer":
+                nodes.append(create_node(spec, options, context=context))
+        probe = Node("bag_replay", context=context, use_global_arguments=False)
+        nodes.append(probe)
+        publisher = probe.create_publisher(message_type(msgtype), replay_topic(options, msgtype), 10)
+        _listen(probe, run)
+        for node in nodes:
+            executor.add_node(node)
+        thread.start()
+        _wait_ready(probe, publisher, run.pose_stage, ready_timeout)
+        _replay(bag, topic, publisher, rate, run)
+        _drain(run, drain)
+        return run
+    finally:
+        executor.shutdown(timeout_sec=5)
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        if thread.is_alive():
+            thread.join(timeout=5)
+
+
+def _listen(probe: Node, run: LiveRun) -> None:
+    """Raw subscriptions to the actions and (with a pose stage) the skeletons, stamped on arrival."""
+    action_class = message_type("bharnet_ros/msg/Action")
+    probe.create_subscription(
+        action_class, _full_name(ACTION_TOPIC), lambda data: run.actions.append((time.monotonic(), data)),
+        QoSProfile(depth=100), raw=True,
+    )  # fmt: skip
+    if run.pose_stage:
+        probe.create_subscription(
+            message_type(SKELETON_TYPE), _full_name(SKELETON_TOPIC),
+            lambda data: run.processed.append(cdr_header_stamp(data)), QoSProfile(depth=100), raw=True,
+        )  # fmt: skip
+
+
+def _wait_ready(probe: Node, publisher: Publisher, pose_stage: bool, timeout: float) -> None:
+    """Until the first node listens to the replay, the recognizer listens to skeletons and publishes."""
+
+    def ready() -> bool:
+        skeleton_readers = probe.count_subscribers(_full_name(SKELETON_TOPIC))
+        return (
+            publisher.get_subscription_count() > 0
+            and probe.count_publishers(_full_name(ACTION_TOPIC)) > 0
+            and (not pose_stage or skeleton_readers >= 2)  # the recognizer and this probe
+        )
+
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise BagError(
+                f"the graph did not come up within {timeout:g} s (no subscriber on {publisher.topic_name} "
+                "or no recognizer publishing); check the model and the node logs"
+            )
+        time.sleep(0.05)
+    time.sleep(0.5)  # lifecycle publishers are activated just after the subscriptions are created
+
+
+def _replay(bag: str | Path, topic: str, publisher: Publisher, rate: float, run: LiveRun) -> None:
+    """Publish the stored bytes at ``first publish + (log time - first log time) / rate``."""
+    start_wall = first_log = None
+    for message in read_messages(bag, [topic]):
+        if start_wall is None:
+            start_wall, first_log = time.monotonic(), message.log_time
+        due = start_wall + (message.log_time - first_log) * 1e-9 / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        published = time.monotonic()
+        publisher.publish(message.data)
+        run.sent += 1
+        run.published[cdr_header_stamp(message.data)] = published
+        run.schedule_lag_max = max(run.schedule_lag_max, published - due)
+    if run.published:
+        times = run.published.values()
+        run.replay_seconds = max(times) - min(times)
+
+
+def _drain(run: LiveRun, quiet: float, limit: float = 15.0) -> None:
+    """Wait until nothing new arrived for ``quiet`` seconds (at most ``limit`` s)."""
+    deadline = time.monotonic() + limit
+    seen = -1
+    last_change = time.monotonic()
+    while time.monotonic() < deadline:
+        count = len(run.actions) + len(run.processed)
+        if count != seen:
+            seen, last_change = count, time.monotonic()
+        elif time.monotonic() - last_change >= quiet:
+            return
+        time.sleep(0.05)

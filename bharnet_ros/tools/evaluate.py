@@ -1,0 +1,62 @@
+"""``bharnet eval``: accuracy of a checkpoint or an ONNX model on a dataset split.
+
+``bharnet eval MODEL DATASET [--split NAME] --out DIR`` writes summary.json, per_class.csv,
+predictions.csv and confusion.png (see ``bharnet_ros.training.evaluate``) and prints the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bharnet_ros.model.checkpoint import CheckpointError
+from bharnet_ros.tools import UsageError
+from bharnet_ros.training.dataset import DatasetError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="checkpoint (.pt) or exported model (.onnx)")
+    parser.add_argument("dataset", type=Path, help="dataset .npz or `bharnet synth` folder")
+    parser.add_argument("--split", help="split to evaluate (default: every sample)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size for checkpoints (default 32)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def format_summary(values: dict) -> str:
+    """A few readable lines of the summary."""
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.2f} %"
+
+    lines = [
+        f"samples {values['num_samples']}: top-1 {pct(values['top1'])}, top-5 {pct(values['top5'])}, "
+        f"mean-class {pct(values['mean_class'])}"
+    ]
+    if values["hand_intensive_samples"]:
+        count = values["hand_intensive_samples"]
+        lines.append(f"hand-intensive classes ({count} samples): {pct(values['hand_intensive'])}")
+    for name, value in values["branches_top1"].items():
+        lines.append(f"branch {name}: top-1 {pct(value)}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bharnet_ros.core.inference import InferenceError
+    from bharnet_ros.training.evaluate import evaluate, open_model, write_outputs
+    from bharnet_ros.training.train import ConfigError, load_datasets
+
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not args.model.exists():
+        raise UsageError(f"model {args.model} not found; give a checkpoint (.pt) or an exported .onnx")
+    try:
+        model = open_model(args.model)
+        data = load_datasets([args.dataset], args.split)
+        result = evaluate(model, data, args.batch_size, progress=not args.no_progress)
+    except (ConfigError, DatasetError, CheckpointError, InferenceError) as err:
+        raise UsageError(str(err)) from None
+    values = write_outputs(args.out, result, model, data, str(args.dataset), args.split)
+    print(format_summary(values))
+    print(f"wrote {args.out}/summary.json, per_class.csv, predictions.csv, confusion.png")
+    return 0

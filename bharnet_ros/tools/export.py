@@ -1,0 +1,72 @@
+"""``bharnet export CHECKPOINT -o model.onnx``: write the ONNX model the ROS node runs.
+
+The checkpoint's model is exported (optionally only BHaRNet-E's expertized branches) with its
+labels and preprocessing in the ONNX metadata, then ONNX Runtime is checked against PyTorch on
+random and realistic inputs; a mismatch removes nothing but exits non-zero with the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bharnet_ros.tools import UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``bharnet export``."""
+    parser.add_argument("checkpoint", type=Path, help="checkpoint written by training (.pt)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="ONNX file to write")
+    parser.add_argument(
+        "--expert-only",
+        action="store_true",
+        help="export only BHaRNet-E's body and hand expertized branches (light-weight inference)",
+    )
+    parser.add_argument(
+        "--dynamic-batch", action="store_true", help="dynamic batch axis (adds If nodes; default batch 1)"
+    )
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
+    parser.add_argument(
+        "--fp16", action="store_true", help="half precision (not supported yet; says what to do instead)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export, check parity, print a summary; a parity failure exits with 1."""
+    from bharnet_ros.model.checkpoint import CheckpointError, load_checkpoint
+    from bharnet_ros.model.export import (
+        FP16_UNSUPPORTED,
+        ExportError,
+        check_parity,
+        export_onnx,
+        prepare_model,
+    )
+
+    if args.opset < 17:
+        raise UsageError(f"--opset {args.opset} is too old; use 17 or newer")
+    if args.fp16:
+        raise UsageError(FP16_UNSUPPORTED)
+    try:
+        checkpoint = load_checkpoint(args.checkpoint)
+        model = prepare_model(checkpoint, args.expert_only)
+    except (CheckpointError, ExportError) as err:
+        raise UsageError(str(err)) from None
+    preprocess = checkpoint.preprocess_config
+    metadata = export_onnx(
+        model,
+        args.output,
+        checkpoint.class_names,
+        preprocess,
+        checkpoint.hand_intensive,
+        opset=args.opset,
+        dynamic_batch=args.dynamic_batch,
+    )
+    print(f"wrote {args.output} ({metadata['bharnet.variant']}, inputs {metadata['bharnet.inputs']})")
+    try:
+        diffs = check_parity(model, args.output, preprocess)
+    except ExportError as err:
+        print(f"bharnet export: PARITY CHECK FAILED: {err}", file=sys.stderr)
+        return 1
+    print("parity vs PyTorch: " + ", ".join(f"{case} max abs diff {d:.2e}" for case, d in diffs.items()))
+    return 0

@@ -1,0 +1,84 @@
+"""``bharnet train``: train a model from a training config (docs/training.md).
+
+``bharnet train CONFIG [key=value ...] [--train FILES...] [--val FILES...] [--out DIR]`` or
+``bharnet train --resume RUN [key=value ...]``. Overrides use dotted keys of the config
+(``optim.lr=0.05``, ``model.overrides.backbone.base_channels=32``) and come before the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from bharnet_ros.model.checkpoint import CheckpointError
+from bharnet_ros.tools import UsageError
+from bharnet_ros.training.dataset import DatasetError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "items", nargs="*", metavar="CONFIG [key=value ...]",
+        help="training config (config/train/*.yaml; left out with --resume) and dotted-key overrides",
+    )  # fmt: skip
+    parser.add_argument(
+        "--train", nargs="+", metavar="FILE", help="training data: dataset .npz or synth folders"
+    )
+    parser.add_argument(
+        "--val", nargs="+", metavar="FILE", help="validation data (default: the training files)"
+    )
+    parser.add_argument("--out", type=Path, help="run folder (default: runs/<name>-<timestamp>)")
+    parser.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder")
+
+
+def split_items(items: list[str], resume: bool) -> tuple[str | None, list[str]]:
+    """The config path (first item, unless resuming) and the overrides."""
+    if resume:
+        plain = [item for item in items if "=" not in item]
+        if plain:
+            raise UsageError(
+                f"--resume takes the run's stored config; drop {plain[0]!r} or leave out --resume"
+            )
+        return None, items
+    if not items or "=" in items[0]:
+        raise UsageError("name a training config first, e.g. bharnet train config/train/synth_cpu.yaml")
+    extra = [item for item in items[1:] if "=" not in item]
+    if extra:
+        raise UsageError(f"{extra[0]!r} is not a key=value override; write e.g. optim.lr=0.05")
+    return items[0], items[1:]
+
+
+def overrides_from(args: argparse.Namespace, overrides: list[str]) -> list[str]:
+    """Add --train/--val as data overrides (YAML lists of quoted paths).
+
+    ``key=value`` items that argparse swallowed into a file list (overrides written after
+    ``--train``) and that name no existing file are moved back to the overrides.
+    """
+    out = list(overrides)
+    for key in ("train", "val"):
+        given = getattr(args, key) or []
+        stray = [f for f in given if "=" in f and not Path(f).exists()]
+        files = [f for f in given if f not in stray]
+        out.extend(stray)
+        if files:
+            quoted = ", ".join(f"'{Path(f).expanduser().resolve()}'" for f in files)
+            out.append(f"data.{key}=[{quoted}]")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from bharnet_ros.training.train import ConfigError, load_train_config, train
+
+    config_path, overrides = split_items(args.items, args.resume is not None)
+    overrides = overrides_from(args, overrides)
+    try:
+        if args.resume is not None:
+            folder = train({}, resume=args.resume, overrides=overrides)
+        else:
+            config = load_train_config(config_path, overrides)
+            folder = train(config, out=args.out)
+    except (ConfigError, DatasetError, CheckpointError) as err:
+        raise UsageError(str(err)) from None
+    if int(os.environ.get("RANK", "0")) == 0:  # torchrun: one line, not one per process
+        print(f"run folder: {folder}")
+    return 0

@@ -1,0 +1,225 @@
+"""Evaluate a checkpoint or an exported ONNX model on a dataset split.
+
+Both kinds of model go through the same feeder (evaluation mode: centre crop 0.95, no
+augmentation) with the preprocessing stored in the model file, so their numbers are comparable
+and must agree (``test/training/test_train.py`` checks it). Outputs in the chosen folder:
+
+* ``summary.json``: sample count, top-1, top-5, mean-class accuracy, hand-intensive subset
+  accuracy (when the dataset or the model marks hand-intensive classes) and the top-1 of every
+  branch (e.g. body vs hand expert of BHaRNet-E);
+* ``per_class.csv``: per class its flag, sample count, correct count, accuracy and the class it
+  is most often mistaken for;
+* ``predictions.csv``: per sample its name, true and predicted class;
+* ``confusion.png``: the row-normalised confusion matrix.
+
+Dataset classes are matched to the model's labels by name, so a dataset with another class
+order (or a subset of the classes) evaluates correctly; classes the model does not know are an
+error.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from bharnet_ros.core.metrics import ClassificationReport, classification_report, top_k_accuracy
+from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model.attention import freeze_projections
+from bharnet_ros.model.checkpoint import load_checkpoint
+from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.training.feeder import SkeletonFeeder
+from bharnet_ros.training.train import hand_intensive_names, labels_for, progress_bar
+
+
+@dataclass
+class ModelUnderTest:
+    """A model file opened for evaluation: its labels, preprocessing and a batch scorer."""
+
+    path: Path
+    kind: str  # checkpoint | onnx
+    labels: list[str]
+    preprocess: PreprocessConfig
+    hand_intensive: list[str] | None
+    runner: Any  # torch module (checkpoint) or OnnxClassifier
+
+    def scores(self, body: torch.Tensor, hand: torch.Tensor, mask: torch.Tensor) -> dict[str, np.ndarray]:
+        """Per-branch scores ``(N, K)`` of a batch; ``fused`` is the prediction (logits)."""
+        if self.kind == "checkpoint":
+            with torch.no_grad():
+                outputs = self.runner(body, hand, mask)
+            return {name: value.numpy() for name, value in outputs.items() if value.ndim == 2}
+        rows = [
+            self.runner.predict(b.numpy(), h.numpy(), m.numpy())
+            for b, h, m in zip(body, hand, mask, strict=True)
+        ]
+        out = {"fused": np.stack([row.logits for row in rows])}
+        for name in rows[0].expert_scores:
+            out[name] = np.stack([row.expert_scores[name] for row in rows])
+        return out
+
+
+def open_model(path: str | Path) -> ModelUnderTest:
+    """A ``.onnx`` file (ONNX Runtime, CPU) or a checkpoint (PyTorch, CPU, frozen projections)."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        from bharnet_ros.core.inference import OnnxClassifier
+
+        classifier = OnnxClassifier(path, providers="cpu")
+        flags = classifier.metadata.get("hand_intensive")
+        return ModelUnderTest(path, "onnx", classifier.labels, classifier.preprocess, flags, classifier)
+    checkpoint = load_checkpoint(path)
+    model = checkpoint.build_model()
+    freeze_projections(model)
+    return ModelUnderTest(
+        path, "checkpoint", checkpoint.class_names, checkpoint.preprocess_config,
+        checkpoint.hand_intensive, model.eval(),
+    )  # fmt: skip
+
+
+def collect_scores(
+    model: ModelUnderTest, feeder: SkeletonFeeder, batch_size: int, progress: bool
+) -> dict[str, np.ndarray]:
+    """Scores of every sample of ``feeder``, in dataset order."""
+    loader = DataLoader(feeder, batch_size=batch_size, shuffle=False)
+    parts: dict[str, list[np.ndarray]] = {}
+    for body, hand, mask, _ in progress_bar(loader, progress, desc="eval", unit="batch"):
+        for name, value in model.scores(body, hand, mask).items():
+            parts.setdefault(name, []).append(value)
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def subset_classes(data: SkeletonDataset, model: ModelUnderTest) -> list[str] | None:
+    """Hand-intensive class names: the dataset's flags, else those stored with the model."""
+    names = hand_intensive_names(data)
+    return names if names is not None else model.hand_intensive
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Result of :func:`evaluate`: the report, branch accuracies and what was compared."""
+
+    report: ClassificationReport
+    branches: dict[str, float]
+    labels: np.ndarray
+    predictions: np.ndarray
+    scores: dict[str, np.ndarray]
+    class_names: list[str]
+    hand_intensive: list[str] | None
+
+
+def evaluate(
+    model: ModelUnderTest, data: SkeletonDataset, batch_size: int = 32, progress: bool = False
+) -> Evaluation:
+    """Run ``model`` over every sample of ``data`` and compute the metrics."""
+    labels = labels_for(data, model.labels, "model's")
+    feeder = SkeletonFeeder(data, model.preprocess, train=False, labels=labels)
+    scores = collect_scores(model, feeder, batch_size, progress)
+    flagged = subset_classes(data, model)
+    subset = None if flagged is None else [model.labels.index(n) for n in flagged if n in model.labels]
+    report = classification_report(scores["fused"], labels, subset)
+    branches = {name: top_k_accuracy(value, labels, 1) for name, value in scores.items() if name != "fused"}
+    predictions = np.argmax(scores["fused"], axis=1)
+    return Evaluation(report, branches, labels, predictions, scores, list(model.labels), flagged)
+
+
+def summary(result: Evaluation, model: ModelUnderTest, dataset: str, split: str | None) -> dict[str, Any]:
+    """The JSON summary (accuracies as fractions; null where undefined)."""
+    values = result.report.summary()
+    return {
+        "model": str(model.path),
+        "model_kind": model.kind,
+        "dataset": dataset,
+        "split": split,
+        "num_samples": values["num_samples"],
+        "top1": values["top1"],
+        "top5": values["top5"],
+        "mean_class": values["mean_class"],
+        "hand_intensive": values["subset"],
+        "hand_intensive_samples": values["subset_count"],
+        "hand_intensive_classes": result.hand_intensive,
+        "branches_top1": result.branches,
+    }
+
+
+def write_per_class(path: Path, result: Evaluation) -> None:
+    """One row per class: flag, count, correct, accuracy, most frequent wrong prediction."""
+    report, names = result.report, result.class_names
+    flagged = set(result.hand_intensive or [])
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["class", "hand_intensive", "count", "correct", "accuracy", "most_confused_with"])
+        for k, name in enumerate(names):
+            wrong = report.confusion[k].copy()
+            wrong[k] = 0
+            confused = names[int(wrong.argmax())] if wrong.any() else ""
+            accuracy = "" if np.isnan(report.per_class[k]) else f"{report.per_class[k]:.4f}"
+            writer.writerow(
+                [
+                    name,
+                    int(name in flagged),
+                    int(report.counts[k]),
+                    int(report.confusion[k, k]),
+                    accuracy,
+                    confused,
+                ]
+            )
+
+
+def write_predictions(path: Path, data: SkeletonDataset, result: Evaluation) -> None:
+    """One row per sample: name, true class, predicted class, correct."""
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["name", "label", "prediction", "correct"])
+        for name, label, predicted in zip(data.names, result.labels, result.predictions, strict=True):
+            names = result.class_names
+            writer.writerow([name, names[label], names[predicted], int(label == predicted)])
+
+
+def plot_confusion(path: Path, confusion: np.ndarray, class_names: Sequence[str]) -> None:
+    """Row-normalised confusion matrix as a PNG (class names on the axes up to 40 classes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = confusion.sum(axis=1, keepdims=True)
+    normalised = confusion / np.maximum(counts, 1)
+    size = min(4 + 0.25 * len(class_names), 24)
+    fig, ax = plt.subplots(figsize=(size, size))
+    image = ax.imshow(normalised, vmin=0, vmax=1, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if len(class_names) <= 40:
+        ticks = np.arange(len(class_names))
+        ax.set_xticks(ticks, class_names, rotation=90, fontsize=7)
+        ax.set_yticks(ticks, class_names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_outputs(
+    out: Path,
+    result: Evaluation,
+    model: ModelUnderTest,
+    data: SkeletonDataset,
+    dataset: str,
+    split: str | None,
+) -> dict[str, Any]:
+    """All output files; returns the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    values = summary(result, model, dataset, split)
+    (out / "summary.json").write_text(json.dumps(values, indent=2) + "\n")
+    write_per_class(out / "per_class.csv", result)
+    write_predictions(out / "predictions.csv", data, result)
+    plot_confusion(out / "confusion.png", result.report.confusion, result.class_names)
+    return values

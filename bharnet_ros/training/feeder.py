@@ -1,0 +1,283 @@
+"""Training and evaluation feeder: dataset samples to model tensors, with augmentation.
+
+:class:`SkeletonFeeder` is a ``torch.utils.data.Dataset`` over a
+:class:`~bharnet_ros.training.dataset.SkeletonDataset`. Item ``i`` is
+``(body (C, T, V, M), hand (C, T, V, 2), hand_mask (T,), label)`` made in this order:
+
+1. **Hands sorted and gaps filled** (``core.hand_fill.fill_hands``), as the live window does
+   before resampling, so training sees the hands the runtime will see (cached per sample).
+2. **Temporal crop and resize** (``core.resample.crop_resize_indices``): one sampling for body and
+   hands alike, so the streams stay in step. Training draws a crop ratio p in [0.5, 1] at a
+   random offset; evaluation takes the centre 95 %. Data and masks are resampled together, so a
+   frame blended from a detection and a gap is absent (zeros), never a faded pose.
+3. **Raw-coordinate augmentation** (training only): mirroring (x flipped, the left/right body
+   joints swapped, the two hand slots swapped) and hand dropout (runs of whole-hand frames zeroed
+   with the presence flag off). Both act before preprocessing so the hand mask, bones and motion
+   that involve a dropped hand come out exactly as for a real missing detection.
+4. **Preprocessing** (``core.preprocess.preprocess_arrays``) with the model's
+   :class:`~bharnet_ros.core.preprocess.PreprocessConfig`: the one code path of export and runtime.
+5. **Model-space augmentation** (training only): a rotation (3-D Euler angles for ``world`` data
+   as in DeGCN; a small in-plane rotation for ``image`` data, whose depth is unreliable), a
+   uniform scale and Gaussian jitter on observed hand joints. Rotation and scale are linear, so
+   applying them after preprocessing is the same for every modality (bones and motion are
+   differences of joints); they act on x, y, z only, never on a score channel.
+
+Randomness is reproducible: the generator of item ``i`` in epoch ``e`` is seeded from
+``(seed, e, i)``, so results do not depend on the number of DataLoader workers or on which
+worker loads an item. Call :meth:`SkeletonFeeder.set_epoch` before each epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from bharnet_ros.core.hand_fill import fill_hands
+from bharnet_ros.core.layouts import get_layout
+from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_arrays
+from bharnet_ros.core.resample import TEST_P_INTERVAL, TRAIN_P_INTERVAL, crop_resize_indices
+from bharnet_ros.training.dataset import SkeletonDataset
+
+Item = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentations; a probability or magnitude of 0 switches one off."""
+
+    mirror: float = 0.5  # probability of a left/right mirrored sample
+    rotate_3d: float = 0.3  # world space: Euler angles ~ U(-a, a) rad about x, y, z (DeGCN)
+    rotate_2d: float = 0.15  # image space: in-plane angle ~ U(-a, a) rad
+    scale: float = 0.1  # uniform scale ~ U(1 - s, 1 + s)
+    hand_jitter: float = 0.01  # std of Gaussian noise on observed hand joints, in body sizes
+    hand_dropout: float = 0.2  # probability per hand slot of dropping a run of its frames
+    hand_dropout_max: float = 1.0  # longest dropped run as a fraction of T (1 = whole clip)
+
+    def __post_init__(self) -> None:
+        for name in ("mirror", "hand_dropout"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"augment.{name} is a probability; use a value in [0, 1]")
+        if not 0.0 <= self.scale < 1.0:
+            raise ValueError("augment.scale must be in [0, 1)")
+        if not 0.0 < self.hand_dropout_max <= 1.0:
+            raise ValueError("augment.hand_dropout_max must be in (0, 1]")
+        if min(self.rotate_3d, self.rotate_2d, self.hand_jitter) < 0:
+            raise ValueError("augment rotation and jitter magnitudes must not be negative")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> AugmentConfig:
+        """From a config mapping; unknown keys are errors, not silently ignored."""
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"augment: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+NO_AUGMENT = AugmentConfig(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def mirror_permutation(layout: str) -> np.ndarray:
+    """Joint permutation that swaps every ``left`` joint with its ``right`` twin (by name)."""
+    names = get_layout(layout).joint_names
+    index = {name: i for i, name in enumerate(names)}
+    swap = {"left": "right", "right": "left"}
+    permutation = []
+    for name in names:
+        twin = "_".join(swap.get(part, part) for part in name.split("_"))
+        if twin not in index:
+            raise ValueError(f"layout {layout}: joint {name!r} has no mirror twin {twin!r}")
+        permutation.append(index[twin])
+    return np.asarray(permutation, np.int64)
+
+
+def mirror_arrays(
+    body: np.ndarray, hands: np.ndarray, present: np.ndarray, layout: str, space: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Left/right mirror image of body ``(..., T, V, 4)``, hands ``(T, 2, 21, 4)``, presence ``(T, 2)``.
+
+    x becomes ``1 - x`` in image space (fractions of the width) and ``-x`` in world space, only
+    where a joint is observed so absent joints stay zero; left and right joints and hand slots
+    trade places, so a mirrored left-hand gesture looks like the same gesture made with the right.
+    """
+    body = body[..., mirror_permutation(layout), :].copy()
+    hands = hands[:, ::-1].copy()
+    present = present[:, ::-1].copy()
+    for points in (body, hands):
+        observed = np.any(points != 0.0, axis=-1)
+        flipped = 1.0 - points[..., 0] if space == "image" else -points[..., 0]
+        points[..., 0] = np.where(observed, flipped, 0.0)
+    return body, hands, present
+
+
+def drop_hand_frames(
+    hands: np.ndarray, present: np.ndarray, probability: float, max_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per hand slot, with ``probability``, zero a random run of frames and clear its presence."""
+    hands, present = hands.copy(), present.copy()
+    frames = len(present)
+    for slot in range(present.shape[1]):
+        if rng.random() >= probability:
+            continue
+        length = max(1, int(round(rng.uniform(0.1, max_fraction) * frames)))
+        start = int(rng.integers(0, frames - length + 1))
+        hands[start : start + length, slot] = 0.0
+        present[start : start + length, slot] = False
+    return hands, present
+
+
+def rotation_matrix(angles: np.ndarray) -> np.ndarray:
+    """``Rz @ Ry @ Rx`` for Euler angles ``(ax, ay, az)`` in radians."""
+    (cx, cy, cz), (sx, sy, sz) = np.cos(angles), np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def random_rotation(space: str, augment: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """3-D rotation for world data, in-plane (about the camera axis) for image data."""
+    if space == "world":
+        angles = rng.uniform(-augment.rotate_3d, augment.rotate_3d, 3)
+    else:
+        angles = np.array([0.0, 0.0, rng.uniform(-augment.rotate_2d, augment.rotate_2d)])
+    return rotation_matrix(angles)
+
+
+def transform_xyz(tensor: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 3x3 linear map to channels 0-2 of a ``(C, T, V, M)`` tensor (a score channel stays)."""
+    out = tensor.copy()
+    out[:3] = np.einsum("ij,jtvm->itvm", matrix, tensor[:3]).astype(tensor.dtype)
+    return out
+
+
+def jitter_observed(tensor: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise on x, y, z of every non-zero vertex; absent and dummy vertices stay zero."""
+    out = tensor.copy()
+    observed = np.any(tensor[:3] != 0.0, axis=0)
+    noise = rng.normal(0.0, sigma, tensor[:3].shape).astype(tensor.dtype)
+    out[:3] = np.where(observed, tensor[:3] + noise, tensor[:3])
+    return out
+
+
+def valid_length(body: np.ndarray, present: np.ndarray) -> int:
+    """Frames up to the last one with any body joint or hand: trailing empty frames are dropped."""
+    frames = np.any(body != 0.0, axis=(0, 2, 3)) | np.any(present, axis=1)
+    observed = np.flatnonzero(frames)
+    return int(observed[-1]) + 1 if len(observed) else body.shape[1]
+
+
+class SkeletonFeeder(Dataset):
+    """Model inputs and labels of a dataset's samples (see the module docstring).
+
+    ``labels`` replaces the dataset's labels (e.g. a validation set renumbered to the training
+    class list); ``train`` switches on the random crop and augmentations.
+    """
+
+    def __init__(
+        self,
+        data: SkeletonDataset,
+        preprocess: PreprocessConfig,
+        train: bool = False,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+        fill_gaps: bool = True,
+        labels: np.ndarray | None = None,
+    ) -> None:
+        self.data = data
+        self.preprocess = preprocess
+        self.train = train
+        self.augment = (augment or AugmentConfig()) if train else NO_AUGMENT
+        self.seed = seed
+        self.fill_gaps = fill_gaps and data.has_hands
+        self.labels = np.asarray(data.labels if labels is None else labels, np.int64)
+        self.epoch = 0
+        self._filled: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose random crops and augmentations items draw."""
+        self.epoch = int(epoch)
+
+    def rng(self, index: int) -> np.random.Generator:
+        """The generator of item ``index`` in the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def hands_of(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The subject's hands ``(T, 2, 21, 4)`` and presence ``(T, 2)``, gap-filled when enabled."""
+        if index in self._filled:
+            return self._filled[index]
+        sample = self.data.sample(index)
+        hands, present = np.array(sample.hands[0]), np.array(sample.hand_present[0])
+        if self.fill_gaps and present.any():
+            hands, present = fill_hands(hands, present, sample.timestamps)
+            self._filled[index] = (hands, present)
+        return hands, present
+
+    def __getitem__(self, index: int) -> Item:
+        rng = self.rng(index)
+        sample = self.data.sample(index)
+        persons = min(sample.body.shape[0], self.preprocess.num_persons)
+        body = sample.body[:persons]
+        hands, present = self.hands_of(index)
+        body, hands, present = self.crop(body, hands, present, rng)
+        body, hands, present = self.augment_raw(body, hands, present, rng)
+        inputs = preprocess_arrays(
+            body, hands, present, self.data.layout, self.data.space, self.preprocess, sample.image_size
+        )
+        body_tensor, hand_tensor = self.augment_model_space(inputs.body, inputs.hand, rng)
+        return (
+            torch.from_numpy(body_tensor),
+            torch.from_numpy(hand_tensor),
+            torch.from_numpy(inputs.hand_mask),
+            torch.tensor(self.labels[index], dtype=torch.int64),
+        )
+
+    def crop(
+        self, body: np.ndarray, hands: np.ndarray, present: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One temporal crop + resize to T for body ``(P, T, V, 4)`` and the hands."""
+        p_interval = TRAIN_P_INTERVAL if self.train else TEST_P_INTERVAL
+        length = valid_length(body, present)
+        sampling = crop_resize_indices(length, self.preprocess.frames, p_interval, rng)
+        by_time = body.transpose(1, 0, 2, 3)  # (T, P, V, 4): time first for the sampling
+        body_out, _ = sampling.apply_masked(by_time, np.any(by_time != 0.0, axis=-1))
+        hands_out, present_out = sampling.apply_masked(hands, present)
+        return body_out.transpose(1, 0, 2, 3), hands_out, present_out
+
+    def augment_raw(
+        self, body: np.ndarray, hands: np.ndarray, present: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mirroring and hand dropout on contract arrays (a no-op when not training)."""
+        augment = self.augment
+        if augment.mirror > 0 and rng.random() < augment.mirror:
+            body, hands, present = mirror_arrays(body, hands, present, self.data.layout, self.data.space)
+        if augment.hand_dropout > 0:
+            hands, present = drop_hand_frames(
+                hands, present, augment.hand_dropout, augment.hand_dropout_max, rng
+            )
+        return body, hands, present
+
+    def augment_model_space(
+        self, body: np.ndarray, hand: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rotation, scale and hand jitter on preprocessed tensors (a no-op when not training)."""
+        augment = self.augment
+        if augment == NO_AUGMENT:
+            return body, hand
+        matrix = random_rotation(self.data.space, augment, rng)
+        matrix = matrix * rng.uniform(1.0 - augment.scale, 1.0 + augment.scale)
+        body, hand = transform_xyz(body, matrix), transform_xyz(hand, matrix)
+        if augment.hand_jitter > 0:
+            hand = jitter_observed(hand, augment.hand_jitter, rng)
+        return body, hand

@@ -1,0 +1,830 @@
+"""Training of the BHaRNet family: YAML configs with overrides, run folders, checkpoints, DDP.
+
+A training config (``config/train/*.yaml``) names a model YAML and says how to feed and optimise
+it; ``docs/training.md`` lists every key. :func:`load_train_config` reads one and applies
+``dotted.key=value`` overrides; :func:`train` runs it and writes a run folder::
+
+    runs/<name>-<YYYYmmdd-HHMMSS>/
+        config.yaml     the resolved training config (absolute data paths, overrides applied)
+        model.yaml      the resolved model config (num_classes from the data)
+        metrics.csv     one row per epoch: lr, train loss / top-1, validation metrics, seconds
+        metrics.png     loss and accuracy curves
+        best.pt         checkpoint with the best validation top-1 (model/checkpoint.py format)
+        last.pt         checkpoint after the latest epoch
+        resume.pt       optimiser state and history for --resume (plain tensors and numbers)
+
+The recipe is DeGCN's (model_spec section 10): SGD with Nesterov momentum 0.9, weight decay 4e-4,
+linear warm-up then cosine decay (per iteration), label smoothing 0.1. Under ``torchrun``
+(``WORLD_SIZE`` > 1) every process trains on its shard of a ``DistributedSampler`` inside
+``DistributedDataParallel``; ``batch_size`` is the global batch, split evenly over processes.
+Validation is sharded too and the logits are gathered, so every process computes the same
+metrics; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from bharnet_ros.core.metrics import classification_report
+from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.core.skeleton import SkeletonSequence
+from bharnet_ros.model.bharnet import BHaRNetModel, build_model
+from bharnet_ros.model.checkpoint import load_checkpoint, make_checkpoint, plain, save_checkpoint
+from bharnet_ros.model.config import config_from_dict, config_to_dict, deep_merge
+from bharnet_ros.model.losses import build_loss, seed_everything
+from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PREPROCESS_KEYS = ("modality", "normalise", "scale", "hand_frame", "aspect_correction")
+FREE_FORM = ("model.overrides",)  # checked by the model config loader, not against DEFAULTS
+SYNTH_VAL_EVERY = 5  # synth folders: sample i of a class goes to "val" when i % 5 == 4
+
+DEFAULTS: dict[str, Any] = {
+    "name": "run",
+    "seed": 0,
+    "device": "auto",  # auto | cpu | cuda | cuda:N
+    "epochs": 80,
+    "batch_size": 64,  # global batch (split over DDP processes)
+    "eval_batch_size": 64,
+    "workers": 2,
+    "progress": True,
+    "deterministic": False,
+    "eval_every": 1,
+    "model": {
+        "config": None,  # path of a config/model/*.yaml
+        "overrides": {},  # deep-merged into the model YAML
+        "init": {"body": None, "hand": None},  # expert checkpoints (paper IV-A)
+    },
+    "preprocess": {
+        "modality": "joint",
+        "normalise": True,
+        "scale": "shoulder",
+        "hand_frame": "body",
+        "aspect_correction": True,
+    },
+    "data": {
+        "train": [],  # dataset .npz files or `bharnet synth` folders (merged)
+        "val": [],  # empty: the training files
+        "train_split": None,  # None: every sample of the files
+        "val_split": None,
+        "fill_hand_gaps": True,
+    },
+    "augment": AugmentConfig().to_dict(),
+    "optim": {
+        "lr": 0.1,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 4e-4,
+        "warmup_epochs": 5,
+        "min_lr": 0.0,
+        "label_smoothing": 0.1,
+        "grad_clip": 0.0,  # max gradient norm; 0 = off
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A training config or override that names nothing or has a wrong value."""
+
+
+# --- configs -----------------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"optim.lr=0.05"`` to ``(["optim", "lr"], 0.05)``; the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} is not key=value; write e.g. optim.lr=0.05")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML; quote it") from None
+    return key.strip().split("."), value
+
+
+def apply_override(config: dict[str, Any], keys: Sequence[str], value: Any) -> None:
+    """Set a dotted key in place; keys outside :data:`DEFAULTS` are errors (typos must not pass)."""
+    node, defaults = config, DEFAULTS
+    for depth, key in enumerate(keys):
+        path = ".".join(keys[: depth + 1])
+        free = any(path.startswith(prefix + ".") for prefix in FREE_FORM)
+        if not free and (not isinstance(defaults, Mapping) or key not in defaults):
+            known = sorted(defaults) if isinstance(defaults, Mapping) else []
+            raise ConfigError(f"unknown config key {path!r}; known keys here: {', '.join(known)}")
+        if depth == len(keys) - 1:
+            node[key] = value
+            return
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+        defaults = defaults.get(key, {}) if isinstance(defaults, Mapping) else {}
+
+
+def check_keys(config: Mapping[str, Any], defaults: Mapping[str, Any], where: str = "") -> None:
+    """Every key of ``config`` must exist in ``defaults`` (recursively, except free-form sections)."""
+    for key, value in config.items():
+        path = f"{where}{key}"
+        if path in FREE_FORM:
+            continue
+        if key not in defaults:
+            raise ConfigError(f"unknown config key {path!r}; known: {', '.join(sorted(defaults))}")
+        if isinstance(defaults[key], Mapping):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key {path!r} must be a mapping, got {value!r}")
+            check_keys(value, defaults[key], path + ".")
+
+
+def load_train_config(
+    path: str | Path | None, overrides: Iterable[str] = (), base: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Defaults, then the YAML file (or ``base``), then ``key=value`` overrides; validated."""
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"training config {path} not found; see config/train/ for examples")
+        with open(path, encoding="utf-8") as stream:
+            data = yaml.safe_load(stream) or {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path}: a training config must be a YAML mapping")
+    else:
+        data = dict(base or {})
+    check_keys(data, DEFAULTS)
+    config = deep_merge(copy.deepcopy(DEFAULTS), data)
+    for text in overrides:
+        keys, value = parse_override(text)
+        apply_override(config, keys, value)
+    validate_config(config)
+    return config
+
+
+def validate_config(config: Mapping[str, Any]) -> None:
+    """Value checks that need no files; raises :class:`ConfigError`."""
+    positive = ("epochs", "batch_size", "eval_batch_size", "eval_every")
+    for key in positive:
+        if not isinstance(config[key], int) or config[key] < 1:
+            raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
+    if not isinstance(config["workers"], int) or config["workers"] < 0:
+        raise ConfigError(f"workers must be an integer >= 0, got {config['workers']!r}")
+    optim = config["optim"]
+    for key in ("lr", "weight_decay", "momentum", "min_lr", "warmup_epochs", "label_smoothing", "grad_clip"):
+        if not isinstance(optim[key], int | float) or optim[key] < 0:
+            raise ConfigError(f"optim.{key} must be a number >= 0, got {optim[key]!r}")
+    if config["model"]["config"] is None:
+        raise ConfigError("model.config is not set; name a config/model/*.yaml file")
+    try:
+        AugmentConfig.from_dict(config["augment"])
+    except (ValueError, TypeError) as err:
+        raise ConfigError(str(err)) from None
+    for key in ("train", "val"):
+        if isinstance(config["data"][key], str):
+            config["data"][key] = [config["data"][key]]
+
+
+def resolve_path(value: str | Path) -> Path:
+    """A path as given if it exists (relative to the working folder), else relative to the repo."""
+    path = Path(value).expanduser()
+    if path.is_absolute() or path.exists():
+        return path.resolve()
+    candidate = REPO_ROOT / path
+    return candidate.resolve() if candidate.exists() else path
+
+
+def preprocess_from(config: Mapping[str, Any], model_input: Mapping[str, Any]) -> PreprocessConfig:
+    """The model's PreprocessConfig: shape keys from the model's ``input``, the rest from the config."""
+    section = config["preprocess"]
+    try:
+        return PreprocessConfig(
+            body_layout=model_input["body_layout"],
+            frames=model_input["frames"],
+            num_persons=model_input["num_persons"],
+            channels=model_input["channels"],
+            **{key: section[key] for key in PREPROCESS_KEYS},
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def model_config_dict(config: Mapping[str, Any], num_classes: int) -> dict[str, Any]:
+    """The resolved model config (YAML + overrides + classes from the data + label smoothing)."""
+    path = resolve_path(config["model"]["config"])
+    if not path.is_file():
+        raise ConfigError(f"model config {config['model']['config']} not found; see config/model/")
+    with open(path, encoding="utf-8") as stream:
+        data = yaml.safe_load(stream) or {}
+    extra = {"num_classes": num_classes, "loss": {"label_smoothing": config["optim"]["label_smoothing"]}}
+    merged = deep_merge(deep_merge(data, config["model"]["overrides"] or {}), extra)
+    try:
+        return plain(config_to_dict(config_from_dict(merged)))
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"model config {path}: {err}") from None
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+def load_data_file(path: str | Path) -> SkeletonDataset:
+    """A dataset ``.npz`` file or a ``bharnet synth`` folder (classes.txt + index.csv)."""
+    path = resolve_path(path)
+    if path.is_dir():
+        return load_synth_folder(path)
+    if not path.is_file():
+        raise ConfigError(f"data file {path} not found; give a dataset .npz or a `bharnet synth` folder")
+    return SkeletonDataset.load(path)
+
+
+def load_synth_folder(folder: Path) -> SkeletonDataset:
+    """A ``bharnet synth`` output folder as a dataset with splits ``train`` and ``val`` (1 in 5).
+
+    The class list is classes.txt; hand-intensive flags come from the index's column.
+    """
+    if not (folder / "index.csv").is_file() or not (folder / "classes.txt").is_file():
+        raise ConfigError(
+            f"{folder} is a folder without classes.txt and index.csv; is it `bharnet synth` output?"
+        )
+    class_names = [line.strip() for line in (folder / "classes.txt").read_text().splitlines() if line.strip()]
+    with open(folder / "index.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    if not rows:
+        raise ConfigError(f"{folder}/index.csv lists no samples")
+    flags = [False] * len(class_names)
+    for row in rows:
+        flags[int(row["label"])] = bool(int(row["hand_intensive"]))
+    sequences = [SkeletonSequence.load(folder / row["file"]) for row in rows]
+    seen: dict[int, int] = {}
+    val = []
+    for i, row in enumerate(rows):
+        label = int(row["label"])
+        if seen.get(label, 0) % SYNTH_VAL_EVERY == SYNTH_VAL_EVERY - 1:
+            val.append(i)
+        seen[label] = seen.get(label, 0) + 1
+    train = sorted(set(range(len(rows))) - set(val))
+    return SkeletonDataset.from_sequences(
+        sequences,
+        [int(row["label"]) for row in rows],
+        class_names,
+        names=[Path(row["file"]).stem for row in rows],
+        hand_intensive=flags,
+        splits={"train": train, "val": val},
+        notes=[f"synth folder {folder}: split val = every {SYNTH_VAL_EVERY}th sample per class"],
+    )
+
+
+def load_datasets(paths: Sequence[str | Path], split: str | None) -> SkeletonDataset:
+    """Load and merge files (classes unified by name), then select ``split`` if given."""
+    if not paths:
+        raise ConfigError("no data files; set data.train in the config or pass --train FILES")
+    data = load_data_file(paths[0])
+    for path in paths[1:]:
+        data = data.merge(load_data_file(path))
+    if split is None:
+        return data
+    if split not in data.splits:
+        known = ", ".join(sorted(data.splits)) or "none"
+        raise ConfigError(f"no split {split!r} in {list(map(str, paths))}; available: {known}")
+    return data.split(split)
+
+
+def labels_for(data: SkeletonDataset, class_names: Sequence[str], known_as: str = "training") -> np.ndarray:
+    """``data``'s labels renumbered to ``class_names`` (by name); unknown classes are errors."""
+    index = {name: i for i, name in enumerate(class_names)}
+    unknown = sorted({data.class_names[label] for label in data.labels} - set(index))
+    if unknown:
+        raise ConfigError(f"classes {unknown} of the data are not among the {known_as} classes")
+    mapping = np.array([index.get(name, -1) for name in data.class_names], np.int64)
+    return mapping[data.labels]
+
+
+def hand_intensive_names(data: SkeletonDataset) -> list[str] | None:
+    """Names of the classes the dataset marks hand-intensive (None when it does not say)."""
+    if data.hand_intensive is None:
+        return None
+    return [name for name, flag in zip(data.class_names, data.hand_intensive, strict=True) if flag]
+
+
+# --- distributed -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dist:
+    """Process-group facts: world size, rank and the device this process uses."""
+
+    world: int = 1
+    rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str) -> Dist:
+    """Join the torchrun process group when ``WORLD_SIZE`` > 1; else a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if world <= 1:
+        return Dist(1, 0, torch.device(device))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local_rank)
+        chosen = torch.device("cuda", local_rank)
+    else:
+        chosen = torch.device("cpu")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
+    return Dist(world, dist.get_rank(), chosen)
+
+
+# --- model initialisation from experts ---------------------------------------------------------
+
+
+def expert_key_map(model: BHaRNetModel, stream: str, key: str) -> list[str]:
+    """Where a single-stream expert's parameter ``key`` goes in ``model`` (paper IV-A)."""
+    variant = model.config.variant
+    part, _, rest = key.partition(".")
+    if variant in ("body_expert", "hand_expert"):
+        return [key]
+    if variant in ("score_fusion", "bharnet_p"):
+        return [f"{stream}_{part}.{rest}"]
+    if variant != "bharnet_e":
+        raise ConfigError(f"model.init is for score_fusion, bharnet_p and bharnet_e, not {variant}")
+    if part == "head":
+        return [f"{stream}_expert_head.{rest}", f"{stream}_interactive_head.{rest}"]
+    if rest.startswith("blocks."):
+        _, index, tail = rest.split(".", 2)
+        split = model.config.expertized.split_block
+        if int(index) >= split:
+            local = int(index) - split
+            return [f"{stream}_{branch}_tail.{local}.{tail}" for branch in ("expert", "interactive")]
+    return [f"{stream}_trunk.{rest}"]
+
+
+def init_from_experts(model: BHaRNetModel, experts: Mapping[str, str | Path | None]) -> list[str]:
+    """Load pre-trained body/hand expert checkpoints into the matching backbones; returns notes.
+
+    Every backbone weight must match in shape (same width, layout, persons); classifier heads
+    are copied only when their class counts agree (else they stay freshly initialised).
+    """
+    notes = []
+    own = model.state_dict()
+    for stream, path in experts.items():
+        if not path:
+            continue
+        checkpoint = load_checkpoint(resolve_path(path))
+        expected = f"{stream}_expert"
+        if checkpoint.model_config.get("variant") != expected:
+            raise ConfigError(
+                f"model.init.{stream}: {path} is a {checkpoint.model_config.get('variant')}, not a {expected}"
+            )
+        update, skipped_head = {}, False
+        for key, value in checkpoint.state_dict.items():
+            for target in expert_key_map(model, stream, key):
+                if target not in own:
+                    raise ConfigError(f"model.init.{stream}: {target} (from {key}) is not in the model")
+                if own[target].shape != value.shape:
+                    if key.startswith("head."):
+                        skipped_head = True
+                        continue
+                    raise ConfigError(
+                        f"model.init.{stream}: {key} has shape {tuple(value.shape)}, the model needs "
+                        f"{tuple(own[target].shape)}; train the expert with the same width, layout, persons"
+                    )
+                update[target] = value
+        own.update(update)
+        head_note = " (heads not copied: class counts differ)" if skipped_head else ""
+        notes.append(f"initialised the {stream} stream from {path}: {len(update)} tensors{head_note}")
+    model.load_state_dict(own)
+    return notes
+
+
+# --- optimisation ------------------------------------------------------------------------------
+
+
+def learning_rate(optim: Mapping[str, Any], epochs: int, progress: float) -> float:
+    """LR at ``progress`` epochs: linear warm-up to ``lr``, then cosine down to ``min_lr``."""
+    base, low, warmup = float(optim["lr"]), float(optim["min_lr"]), float(optim["warmup_epochs"])
+    if progress < warmup:
+        return base * (progress + 1e-3) / warmup
+    span = max(epochs - warmup, 1e-9)
+    fraction = min(max((progress - warmup) / span, 0.0), 1.0)
+    return low + 0.5 * (base - low) * (1.0 + math.cos(math.pi * fraction))
+
+
+def make_optimizer(model: nn.Module, optim: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """SGD with (Nesterov) momentum and weight decay on every parameter, as in DeGCN."""
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=float(optim["lr"]),
+        momentum=float(optim["momentum"]),
+        nesterov=bool(optim["nesterov"]) and float(optim["momentum"]) > 0,
+        weight_decay=float(optim["weight_decay"]),
+    )
+
+
+# --- loops -------------------------------------------------------------------------------------
+
+
+def to_device(batch: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    return [tensor.to(device, non_blocking=True) for tensor in batch]
+
+
+def progress_bar(iterable: Iterable, enabled: bool, **options: Any) -> Iterable:
+    """A tqdm bar on stderr when ``enabled``, else the iterable itself."""
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, leave=False, dynamic_ncols=True, **options)
+
+
+@dataclass
+class EpochStats:
+    """Running sums of one training epoch."""
+
+    loss: float = 0.0
+    correct: int = 0
+    count: int = 0
+
+    def add(self, loss: float, correct: int, count: int) -> None:
+        self.loss += loss * count
+        self.correct += correct
+        self.count += count
+
+    def reduced(self, env: Dist) -> tuple[float, float]:
+        """Mean loss and top-1 over all processes."""
+        values = torch.tensor([self.loss, self.correct, self.count], dtype=torch.float64)
+        if env.world > 1:
+            values = values.to(env.device)
+            dist.all_reduce(values)
+        loss, correct, count = values.tolist()
+        return loss / max(count, 1), correct / max(count, 1)
+
+
+def train_epoch(run: TrainingRun, epoch: int) -> tuple[float, float]:
+    """One pass over the training shard; returns (mean loss, top-1)."""
+    run.model.train()
+    run.train_feeder.set_epoch(epoch)
+    run.sampler.set_epoch(epoch)
+    stats = EpochStats()
+    steps = len(run.train_loader)
+    bar = progress_bar(run.train_loader, run.show_progress, desc=f"epoch {epoch + 1}", unit="batch")
+    for step, batch in enumerate(bar):
+        lr = learning_rate(run.config["optim"], run.config["epochs"], epoch + step / steps)
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
+        body, hand, mask, labels = to_device(batch, run.env.device)
+        outputs = run.model(body, hand, mask)
+        loss = run.loss_fn(outputs, labels)["total"]
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if run.config["optim"]["grad_clip"] > 0:
+            nn.utils.clip_grad_norm_(run.model.parameters(), run.config["optim"]["grad_clip"])
+        run.optimizer.step()
+        correct = int((outputs["fused"].argmax(1) == labels).sum())
+        stats.add(float(loss.detach()), correct, len(labels))
+        if run.show_progress:
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", lr=f"{lr:.3g}")
+    return stats.reduced(run.env)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, loader: DataLoader, env: Dist, show_progress: bool = False
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Indices and logits (fused and per branch) of every sample the loader yields, in its order."""
+    model.eval()
+    logits: dict[str, list[torch.Tensor]] = {}
+    for batch in progress_bar(loader, show_progress, desc="eval", unit="batch"):
+        body, hand, mask, _ = to_device(batch, env.device)
+        outputs = model(body, hand, mask)
+        for name, value in outputs.items():
+            if value.ndim == 2:
+                logits.setdefault(name, []).append(value.float().cpu())
+    indices = np.asarray(list(loader.sampler), np.int64)
+    return indices, {name: torch.cat(parts).numpy() for name, parts in logits.items()}
+
+
+def gather_predictions(
+    indices: np.ndarray, logits: dict[str, np.ndarray], env: Dist, size: int
+) -> dict[str, np.ndarray]:
+    """All processes' logits, ordered by sample index (DistributedSampler padding removed)."""
+    if env.world > 1:
+        parts: list[Any] = [None] * env.world
+        dist.all_gather_object(parts, (indices, logits))
+        indices = np.concatenate([p[0] for p in parts])
+        logits = {name: np.concatenate([p[1][name] for p in parts]) for name in logits}
+    order = np.full(size, -1, np.int64)
+    order[indices] = np.arange(len(indices))
+    return {name: values[order] for name, values in logits.items()}
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingRun:
+    """Everything one training run holds: config, data, model, optimiser and where it writes."""
+
+    config: dict[str, Any]
+    out: Path
+    env: Dist
+    model_config: dict[str, Any]
+    preprocess: PreprocessConfig
+    class_names: list[str]
+    hand_intensive: list[str] | None
+    model: nn.Module
+    base_model: BHaRNetModel
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    train_feeder: SkeletonFeeder
+    sampler: DistributedSampler
+    train_loader: DataLoader
+    val_loader: DataLoader | None
+    val_labels: np.ndarray
+    start_epoch: int = 0
+    best_top1: float = -1.0
+    history: list[dict[str, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def show_progress(self) -> bool:
+        return bool(self.config["progress"]) and self.env.main
+
+
+def make_loaders(
+    config: Mapping[str, Any], env: Dist, train_feeder: SkeletonFeeder, val_feeder: SkeletonFeeder | None
+) -> tuple[DistributedSampler, DataLoader, DataLoader | None]:
+    """Training loader over a shuffling DistributedSampler (also with one process) and a val loader."""
+    sampler = DistributedSampler(
+        train_feeder, num_replicas=env.world, rank=env.rank, shuffle=True, seed=config["seed"], drop_last=True
+    )
+    per_process = max(1, config["batch_size"] // env.world)
+    drop = len(train_feeder) // env.world >= per_process  # keep one short batch for tiny sets
+    options = {"num_workers": config["workers"], "pin_memory": env.device.type == "cuda"}
+    train_loader = DataLoader(train_feeder, per_process, sampler=sampler, drop_last=drop, **options)
+    if val_feeder is None:
+        return sampler, train_loader, None
+    val_sampler = DistributedSampler(val_feeder, num_replicas=env.world, rank=env.rank, shuffle=False)
+    val_loader = DataLoader(val_feeder, config["eval_batch_size"], sampler=val_sampler, **options)
+    return sampler, train_loader, val_loader
+
+
+def build_run(
+    config: dict[str, Any], out: Path, env: Dist, resume_state: dict[str, Any] | None
+) -> TrainingRun:
+    """Load data, build model, loss, optimiser and loaders; restore state when resuming."""
+    data_cfg = config["data"]
+    train_data = load_datasets(data_cfg["train"], data_cfg["train_split"])
+    val_files = data_cfg["val"] or data_cfg["train"]
+    val_data = (
+        load_datasets(val_files, data_cfg["val_split"]) if data_cfg["val_split"] or data_cfg["val"] else None
+    )
+    class_names = list(train_data.class_names)
+    model_config = (resume_state or {}).get("model_config") or model_config_dict(config, len(class_names))
+    preprocess = preprocess_from(config, model_config["input"])
+    base_model = build_model(model_config).to(env.device)
+    notes = []
+    if resume_state is None:
+        notes = init_from_experts(base_model, config["model"]["init"] or {})
+    else:
+        base_model.load_state_dict(resume_state["state_dict"])
+    model: nn.Module = base_model
+    if env.world > 1:
+        device_ids = [env.device.index] if env.device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(base_model, device_ids=device_ids)
+    augment = AugmentConfig.from_dict(config["augment"])
+    fill = data_cfg["fill_hand_gaps"]
+    train_feeder = SkeletonFeeder(train_data, preprocess, True, augment, config["seed"], fill)
+    val_feeder, val_labels = None, np.zeros(0, np.int64)
+    if val_data is not None and len(val_data):
+        val_labels = labels_for(val_data, class_names)
+        val_feeder = SkeletonFeeder(val_data, preprocess, False, fill_gaps=fill, labels=val_labels)
+    sampler, train_loader, val_loader = make_loaders(config, env, train_feeder, val_feeder)
+    optimizer = make_optimizer(model, config["optim"])
+    run = TrainingRun(
+        config, out, env, model_config, preprocess, class_names, hand_intensive_names(train_data), model,
+        base_model, build_loss(base_model), optimizer, train_feeder, sampler, train_loader, val_loader,
+        val_labels, notes=notes,
+    )  # fmt: skip
+    if resume_state is not None:
+        optimizer.load_state_dict(resume_state["optimizer"])
+        run.start_epoch = int(resume_state["epoch"])
+        run.best_top1 = float(resume_state["best_top1"])
+        run.history = [dict(row) for row in resume_state["history"]]
+    return run
+
+
+def validate(run: TrainingRun) -> dict[str, float]:
+    """Validation metrics of the current model (empty without a validation set)."""
+    if run.val_loader is None:
+        return {}
+    indices, logits = predict(run.model, run.val_loader, run.env, run.show_progress)
+    logits = gather_predictions(indices, logits, run.env, len(run.val_labels))
+    subset = None
+    if run.hand_intensive:
+        subset = [run.class_names.index(name) for name in run.hand_intensive]
+    report = classification_report(logits["fused"], run.val_labels, subset)
+    loss = nn.functional.cross_entropy(torch.from_numpy(logits["fused"]), torch.from_numpy(run.val_labels))
+    metrics = {
+        "val_loss": float(loss),
+        "val_top1": report.top1,
+        "val_top5": report.top5,
+        "val_mean_class": report.mean_class,
+    }
+    if report.subset is not None:
+        metrics["val_hand_intensive"] = report.subset
+    return metrics
+
+
+def save_state(run: TrainingRun, epoch: int, metrics: dict[str, float], best: bool) -> None:
+    """last.pt, best.pt (when improved) and resume.pt; rank 0 only."""
+    checkpoint = make_checkpoint(
+        run.base_model, run.class_names, run.preprocess, run.hand_intensive, epoch, metrics
+    )
+    save_checkpoint(checkpoint, run.out / "last.pt")
+    if best:
+        save_checkpoint(checkpoint, run.out / "best.pt")
+    state = {
+        "epoch": epoch,
+        "best_top1": run.best_top1,
+        "history": run.history,
+        "optimizer": run.optimizer.state_dict(),
+    }
+    partial = run.out / "resume.pt.partial"
+    torch.save(state, partial)
+    os.replace(partial, run.out / "resume.pt")
+
+
+def write_metrics(run: TrainingRun) -> None:
+    """metrics.csv (every epoch so far) and metrics.png."""
+    keys: list[str] = []
+    for row in run.history:
+        keys += [key for key in row if key not in keys]
+    with open(run.out / "metrics.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, keys)
+        writer.writeheader()
+        writer.writerows(run.history)
+    plot_metrics(run.history, run.out / "metrics.png")
+
+
+def plot_metrics(history: Sequence[Mapping[str, float]], path: Path) -> None:
+    """Loss (left) and accuracy (right) per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for key in ("train_loss", "val_loss"):
+        if any(key in row for row in history):
+            left.plot(epochs, [row.get(key, np.nan) for row in history], marker=".", label=key)
+    for key in ("train_top1", "val_top1", "val_mean_class", "val_hand_intensive"):
+        if any(key in row for row in history):
+            right.plot(epochs, [row.get(key, np.nan) for row in history], marker=".", label=key)
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    right.set_xlabel("epoch")
+    right.set_ylabel("accuracy")
+    right.set_ylim(0, 1)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def run_epochs(run: TrainingRun) -> None:
+    """The epoch loop: train, validate, log and checkpoint."""
+    epochs = run.config["epochs"]
+    for epoch in range(run.start_epoch, epochs):
+        started = time.monotonic()
+        train_loss, train_top1 = train_epoch(run, epoch)
+        metrics: dict[str, float] = {}
+        if (epoch + 1) % run.config["eval_every"] == 0 or epoch + 1 == epochs:
+            metrics = validate(run)
+        row = {
+            "epoch": epoch + 1,
+            "lr": run.optimizer.param_groups[0]["lr"],
+            "train_loss": train_loss,
+            "train_top1": train_top1,
+            **metrics,
+            "seconds": time.monotonic() - started,
+        }
+        run.history.append(row)
+        top1 = metrics.get("val_top1", train_top1 if run.val_loader is None else -1.0)
+        best = top1 > run.best_top1
+        run.best_top1 = max(run.best_top1, top1)
+        if run.env.main:
+            save_state(run, epoch + 1, {k: v for k, v in row.items() if k != "epoch"}, best)
+            write_metrics(run)
+            print(format_row(row), flush=True)
+
+
+def format_row(row: Mapping[str, float]) -> str:
+    """One line per epoch for the console."""
+    parts = [f"epoch {int(row['epoch'])}"]
+    for key, value in row.items():
+        if key != "epoch":
+            parts.append(f"{key} {value:.4g}")
+    return "  ".join(parts)
+
+
+def run_folder(config: Mapping[str, Any], out: str | Path | None) -> Path:
+    """``out`` if given, else ``runs/<name>-<timestamp>`` under the working folder."""
+    if out is not None:
+        return Path(out)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{config['name']}-{stamp}"
+
+
+def write_config(run: TrainingRun) -> None:
+    """config.yaml (resolved training config) and model.yaml (resolved model config)."""
+    with open(run.out / "config.yaml", "w", encoding="utf-8") as stream:
+        yaml.safe_dump(plain(run.config), stream, sort_keys=False)
+    with open(run.out / "model.yaml", "w", encoding="utf-8") as stream:
+        yaml.safe_dump(run.model_config, stream, sort_keys=False)
+
+
+def absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy with data files, model config and init checkpoints resolved to absolute paths."""
+    config = copy.deepcopy(config)
+    data = config["data"]
+    for key in ("train", "val"):
+        data[key] = [str(resolve_path(p)) for p in data[key]]
+    config["model"]["config"] = str(resolve_path(config["model"]["config"]))
+    init = config["model"]["init"] or {}
+    config["model"]["init"] = {k: (str(resolve_path(v)) if v else None) for k, v in init.items()}
+    return config
+
+
+def load_resume(folder: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """A run folder's config, and its state (model weights from last.pt plus resume.pt)."""
+    folder = Path(folder)
+    if folder.is_file():
+        folder = folder.parent
+    for name in ("config.yaml", "last.pt", "resume.pt"):
+        if not (folder / name).is_file():
+            raise ConfigError(
+                f"cannot resume {folder}: {name} is missing; give a run folder of `bharnet train`"
+            )
+    with open(folder / "config.yaml", encoding="utf-8") as stream:
+        config = yaml.safe_load(stream)
+    checkpoint = load_checkpoint(folder / "last.pt")
+    state = torch.load(folder / "resume.pt", map_location="cpu", weights_only=True)
+    state.update(model_config=checkpoint.model_config, state_dict=checkpoint.state_dict)
+    return folder, config, state
+
+
+def train(
+    config: dict[str, Any],
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    overrides: Iterable[str] = (),
+) -> Path:
+    """Run (or continue) training; returns the run folder.
+
+    With ``resume`` the run folder's stored config is used (``overrides`` still apply, e.g.
+    ``epochs=120`` to train longer) and training continues after the last finished epoch.
+    """
+    state = None
+    if resume is not None:
+        folder, stored, state = load_resume(resume)
+        config = load_train_config(None, overrides, base=stored)
+        out = folder
+    config = absolute_paths(config)
+    env = setup_distributed(config["device"])
+    seed_everything(config["seed"], config["deterministic"])  # same on every rank: identical init
+    folder = run_folder(config, out)
+    if state is None and (folder / "last.pt").exists():
+        raise ConfigError(
+            f"{folder} already holds a run; continue it with --resume {folder} or pick another --out"
+        )
+    run = build_run(config, folder, env, state)
+    if env.main:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_config(run)
+        for note in run.notes:
+            print(note, flush=True)
+    run_epochs(run)
+    if env.world > 1:
+        dist.destroy_process_group()
+    return folder

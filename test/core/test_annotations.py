@@ -1,0 +1,108 @@
+"""Annotation files: the CSV and YAML formats, both time bases, and one clear error per mistake."""
+
+from __future__ import annotations
+
+import pytest
+
+from bharnet_ros.core.annotations import (
+    AnnotationError,
+    Segment,
+    label_at,
+    load_annotations,
+    parse_csv,
+    parse_yaml,
+    save_csv,
+)
+
+
+def test_relative_csv_skips_comments_and_sorts_segments():
+    text = "# made with a video player\nstart,end,label\n\n2.5,4.0,wave\n0,2.5, idle \n# gap\n5,6.5,stop\n"
+    annotations = parse_csv(text)
+    assert not annotations.absolute
+    assert annotations.segments == (
+        Segment(0, 2.5, "idle"),
+        Segment(2.5, 4.0, "wave"),
+        Segment(5, 6.5, "stop"),
+    )
+    assert annotations.relative_to(100.0) == list(annotations.segments)
+
+
+def test_absolute_csv_columns_in_any_order_become_relative_to_the_first_frame():
+    annotations = parse_csv("label,end_stamp,start_stamp\nwave,1700000012.5,1700000010.0\n")
+    assert annotations.absolute
+    assert annotations.relative_to(1700000000.0) == [Segment(10.0, 12.5, "wave")]
+
+
+def test_yaml_list_of_mappings():
+    annotations = parse_yaml("- {start: 0, end: 1.5, label: idle}\n- start: 1.5\n  end: 3\n  label: wave\n")
+    assert annotations.segments == (Segment(0, 1.5, "idle"), Segment(1.5, 3.0, "wave"))
+
+
+def test_files_are_read_by_extension_and_csv_round_trips(tmp_path):
+    segments = [Segment(0.0, 1.0 / 3.0, "idle"), Segment(1.0 / 3.0, 2.0, "wave")]
+    path = save_csv(tmp_path / "labels.csv", segments)
+    assert list(load_annotations(path).segments) == segments
+    (tmp_path / "labels.yml").write_text("- {start: 0, end: 1, label: stop}\n")
+    assert load_annotations(tmp_path / "labels.yml").segments == (Segment(0, 1, "stop"),)
+
+
+def test_segments_are_half_open():
+    segments = [Segment(0, 1, "idle"), Segment(1, 2, "wave")]
+    assert [label_at(segments, t) for t in (0.0, 0.999, 1.0, 2.0)] == ["idle", "idle", "wave", None]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("start,end,label\n0,1,idle\n3,2,wave\n", "labels.csv: line 3: end 2.0 is not after start 3.0"),
+        ("start,end,label\n1,1,idle\n", "is not after"),
+        (
+            "start,end,label\n0,2,idle\n1.5,3,wave\n",
+            "line 3: segment wave [1.5, 3.0) overlaps idle [0.0, 2.0) (line 2)",
+        ),
+        ("start,end,label,person\n0,1,idle,0\n", "unknown columns person"),
+        ("start,label\n0,idle\n", "use exactly start,end,label"),
+        ("start,end_stamp,label\n0,1,idle\n", "use exactly start,end,label"),
+        ("start,end,label\n0,soon,idle\n", "labels.csv: line 2: end 'soon' is not a number"),
+        ("start,end,label\n0,nan,idle\n", "not a finite number"),
+        ("start,end,label\n0,1,\n", "empty label"),
+        ("start,end,label\n0,1\n", "2 values for 3 columns"),
+        ("start,end,label\n-1,1,idle\n", "negative"),
+        ("start,end,label\n", "no segments"),
+        ("# only a comment\n", "no header row"),
+    ],
+)
+def test_bad_csv_files_say_what_and_where(tmp_path, text, message):
+    path = tmp_path / "labels.csv"
+    path.write_text(text)
+    with pytest.raises(AnnotationError) as error:
+        load_annotations(path)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("start: 0\nend: 1\nlabel: idle\n", "expected a list"),
+        ("- [0, 1, idle]\n", "every item must be a mapping"),
+        (
+            "- {start: 0, end: 1, label: idle}\n- {start: 1, end: 2, label: wave, who: 3}\n",
+            "item 2: unknown columns who",
+        ),
+        ("- {start: 0, end: 1, label: idle}\n- {start: 0.5, end: 2, label: wave}\n", "overlaps"),
+        ("- {start: 0, end: [1, label: idle}\n", "not valid YAML"),
+    ],
+)
+def test_bad_yaml_files_say_what_and_where(text, message):
+    with pytest.raises(AnnotationError) as error:
+        parse_yaml(text, "labels.yaml")
+    assert message in str(error.value)
+
+
+def test_unknown_extension_and_missing_file(tmp_path):
+    (tmp_path / "labels.txt").write_text("start,end,label\n0,1,idle\n")
+    with pytest.raises(AnnotationError, match=r"use a \.csv or \.yaml file"):
+        load_annotations(tmp_path / "labels.txt")
+    with pytest.raises(FileNotFoundError):
+        load_annotations(tmp_path / "missing.csv")

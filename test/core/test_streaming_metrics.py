@@ -1,0 +1,78 @@
+"""Streaming metrics on hand-made timelines whose answers can be counted by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from bharnet_ros.core.annotations import Segment
+from bharnet_ros.core.streaming_metrics import (
+    Prediction,
+    evaluate_stream,
+    label_changes,
+    majority_label,
+    segment_result,
+    summarize,
+)
+
+SEGMENTS = [Segment(0.0, 2.0, "idle"), Segment(2.0, 5.0, "wave"), Segment(6.0, 7.0, "stop")]
+
+
+def predictions(*pairs: tuple[float, str]) -> list[Prediction]:
+    return [Prediction(stamp, label) for stamp, label in pairs]
+
+
+def test_a_hand_made_timeline():
+    stream = predictions(
+        (1.0, "idle"), (1.5, "idle"),  # idle: 2/2 correct, detected 1.0 s after its start
+        (2.5, "idle"), (3.0, "wave"), (3.5, "stop"), (4.0, "wave"), (4.5, "wave"),  # wave: 3/5, 3 changes
+        (5.5, "wave"),  # in the gap 5..6: not scored
+        # stop: no decision at all
+    )  # fmt: skip
+    m = evaluate_stream(SEGMENTS, stream)
+    assert (m.segments, m.segments_correct, m.segment_accuracy) == (3, 2, pytest.approx(2 / 3))
+    assert (m.predictions_scored, m.predictions_correct, m.predictions_unscored) == (7, 5, 1)
+    assert m.frame_accuracy == pytest.approx(5 / 7)
+    assert m.segments_detected == 2
+    assert [r.delay for r in m.per_segment] == [pytest.approx(1.0), pytest.approx(1.0), None]
+    assert m.delay_mean == pytest.approx(1.0)
+    assert m.delay_max == pytest.approx(1.0)
+    assert [r.label_changes for r in m.per_segment] == [0, 3, 0]
+    assert m.annotated_seconds == pytest.approx(6.0)
+    assert m.flicker_per_minute == pytest.approx(3 / (6.0 / 60.0))  # 30 changes per minute
+    assert [(r.majority, r.correct) for r in m.per_segment] == [("idle", True), ("wave", True), (None, False)]
+
+
+def test_nothing_to_score_gives_none_not_zero_division():
+    m = evaluate_stream(SEGMENTS, [])
+    assert m.segment_accuracy == 0.0
+    assert m.frame_accuracy is None
+    assert m.delay_mean is None
+    assert m.flicker_per_minute == 0.0
+    empty = evaluate_stream([], predictions((1.0, "idle")))
+    assert (empty.segment_accuracy, empty.flicker_per_minute, empty.predictions_unscored) == (None, None, 1)
+
+
+def test_segment_end_is_exclusive_and_start_inclusive():
+    result = segment_result(Segment(2.0, 5.0, "wave"), predictions((2.0, "wave"), (5.0, "idle")))
+    assert (result.predictions, result.delay, result.correct) == (1, 0.0, True)
+
+
+def test_majority_ties_go_to_the_label_seen_first():
+    assert majority_label(["wave", "idle", "idle", "wave"]) == "wave"
+    assert majority_label(["idle", "wave", "wave"]) == "wave"
+    assert majority_label([]) is None
+
+
+def test_label_changes_are_counted_per_person():
+    stream = [Prediction(1.0, "idle", 0), Prediction(1.0, "wave", 1), Prediction(2.0, "idle", 0)]
+    stream.append(Prediction(2.0, "wave", 1))
+    assert label_changes(stream) == 0  # interleaved persons are not flicker
+    assert label_changes([*stream, Prediction(3.0, "stop", 1)]) == 1
+
+
+def test_summarize():
+    assert summarize([]) == {"count": 0, "p50": None, "p95": None, "max": None}
+    stats = summarize([0.1, 0.2, 0.3, 0.4])
+    assert stats["count"] == 4
+    assert stats["p50"] == pytest.approx(0.25)
+    assert stats["max"] == pytest.approx(0.4)

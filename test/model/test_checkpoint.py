@@ -1,0 +1,88 @@
+"""Checkpoints: plain-data round trip, refusal of pickled code, version and file errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model.bharnet import build_model
+from bharnet_ros.model.checkpoint import (
+    FORMAT_VERSION,
+    CheckpointError,
+    load_checkpoint,
+    make_checkpoint,
+    save_checkpoint,
+)
+
+SMALL = {"backbone": {"stages": [[1, 1], [2, 2]]}, "expertized": {"split_block": 1}}
+
+
+class NotPlainData:
+    """Stands for any pickled object, which weights_only loading must refuse."""
+
+
+@pytest.fixture
+def saved(tmp_path, tiny_config):
+    model = build_model(tiny_config("bharnet_e", SMALL)).eval()
+    checkpoint = make_checkpoint(
+        model,
+        [f"class{i}" for i in range(5)],
+        PreprocessConfig(frames=16, num_persons=2),
+        hand_intensive=["class1"],
+        epoch=7,
+        metrics={"top1": 0.5},
+    )
+    return model, save_checkpoint(checkpoint, tmp_path / "ckpt" / "model.pt")
+
+
+def test_round_trip_rebuilds_the_same_model(saved, inputs):
+    model, path = saved
+    loaded = load_checkpoint(path)
+    assert loaded.class_names == [f"class{i}" for i in range(5)]
+    assert loaded.hand_intensive == ["class1"]
+    assert (loaded.epoch, loaded.metrics) == (7, {"top1": 0.5})
+    assert loaded.preprocess_config == PreprocessConfig(frames=16, num_persons=2)
+    assert loaded.config == model.config
+    rebuilt = loaded.build_model()
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(**inputs)["fused"], model(**inputs)["fused"])
+
+
+def test_class_names_must_match_the_head(tiny_config):
+    model = build_model(tiny_config("body_expert", SMALL))
+    with pytest.raises(ValueError, match="class names"):
+        make_checkpoint(model, ["a", "b"], PreprocessConfig())
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format_version": 1, "payload": NotPlainData()}, path)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_checkpoint(path)
+
+
+def test_newer_format_is_refused(saved):
+    _, path = saved
+    data = torch.load(path, weights_only=True)
+    data["format_version"] = FORMAT_VERSION + 1
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match="newer than this code"):
+        load_checkpoint(path)
+
+
+def test_missing_corrupt_and_foreign_files(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nothing.pt")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint" * 8)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(corrupt)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(CheckpointError, match="not a bharnet checkpoint"):
+        load_checkpoint(foreign)
+    partial = tmp_path / "partial.pt"
+    torch.save({"format_version": 1, "state_dict": {}}, partial)
+    with pytest.raises(CheckpointError, match="lacks"):
+        load_checkpoint(partial)

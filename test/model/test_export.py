@@ -1,0 +1,153 @@
+"""ONNX export of every variant at tiny size: parity with PyTorch, graph contents, metadata."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model.bharnet import build_model
+from bharnet_ros.model.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from bharnet_ros.model.config import VARIANTS
+from bharnet_ros.model.export import (
+    METADATA_KEYS,
+    ExportError,
+    calibrate_batchnorm,
+    check_parity,
+    export_onnx,
+    op_types,
+    prepare_model,
+    random_inputs,
+    realistic_inputs,
+)
+
+FRAMES = 16
+# Two blocks (BHaRNet-E splits after the first), one body as in the live node.
+SMALL = {
+    "backbone": {"stages": [[1, 1], [2, 2]]},
+    "expertized": {"split_block": 1},
+    "input": {"frames": FRAMES, "num_persons": 1},
+}
+PREPROCESS = PreprocessConfig(frames=FRAMES, num_persons=1)
+LABELS = [f"class{i}" for i in range(5)]
+CONFIG_NAMES = ["body_expert", "hand_expert", "score_fusion", "score_fusion_noisy_or", "bharnet_p"]
+CONFIG_NAMES += ["bharnet_e", "bharnet_e_noisy_or", "bharnet_e_expert_only"]
+
+
+def calibrated(model):
+    """Trained-like BatchNorm statistics, so eval-mode logits have realistic magnitudes."""
+    batch = {
+        "body": torch.randn(4, 3, FRAMES, 25, 1),
+        "hand": torch.randn(4, 3, FRAMES, 25, 2),
+        "hand_mask": torch.ones(4, FRAMES),
+    }
+    calibrate_batchnorm(model, [batch])
+    return model.eval()
+
+
+def test_every_variant_is_covered():
+    assert {name.removesuffix("_noisy_or") for name in CONFIG_NAMES} == set(VARIANTS)
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_export_matches_pytorch_without_einsum_or_if(name, tiny_config, tmp_path):
+    model = calibrated(build_model(tiny_config(name, SMALL)))
+    path = tmp_path / f"{name}.onnx"
+    metadata = export_onnx(model, path, LABELS, PREPROCESS)
+    diffs = check_parity(model, path, PREPROCESS)
+    assert max(diffs.values()) <= 1e-4
+    assert set(diffs) == {"random", "realistic"}
+    assert not op_types(path) & {"Einsum", "If", "Loop"}
+    stored = {p.key: json.loads(p.value) for p in onnx.load(str(path)).metadata_props}
+    assert set(stored) == set(METADATA_KEYS)
+    assert stored == json.loads(json.dumps(metadata))
+    assert stored["bharnet.labels"] == LABELS
+    assert PreprocessConfig.from_dict(stored["bharnet.preprocess"]) == PREPROCESS
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    shapes = {i.name: i.shape for i in session.get_inputs()}
+    assert shapes == stored["bharnet.inputs"]
+    assert [o.name for o in session.get_outputs()] == stored["bharnet.outputs"]
+    assert ("hand_mask" in shapes) == name.endswith("noisy_or")
+
+
+def test_realistic_inputs_have_absent_data_as_zeros(tiny_config):
+    model = build_model(tiny_config("score_fusion", SMALL))
+    inputs = realistic_inputs(model, PREPROCESS)
+    assert inputs["body"].shape == (1, 3, FRAMES, 25, 1)
+    assert not inputs["hand"][..., 21:, :].any()
+    assert inputs["hand"][..., 0].any()
+    assert inputs["hand"][..., 1].any()
+    assert np.isfinite(inputs["body"]).all()
+
+
+def test_expert_only_export_of_a_bharnet_e_checkpoint_sums_the_experts(tiny_config, tmp_path):
+    full = calibrated(build_model(tiny_config("bharnet_e", SMALL)))
+    path = save_checkpoint(make_checkpoint(full, LABELS, PREPROCESS), tmp_path / "e.pt")
+    checkpoint = load_checkpoint(path)
+    model = prepare_model(checkpoint, expert_only=True)
+    onnx_path = tmp_path / "expert.onnx"
+    metadata = export_onnx(model, onnx_path, checkpoint.class_names, PREPROCESS)
+    assert metadata["bharnet.variant"] == "bharnet_e_expert_only"
+    assert metadata["bharnet.outputs"] == ["logits", "body_expert_logits", "hand_expert_logits"]
+    inputs = random_inputs(model, seed=3)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    logits, body_expert, hand_expert = session.run(None, inputs)
+    with torch.no_grad():
+        reference = full(torch.from_numpy(inputs["body"]), torch.from_numpy(inputs["hand"]))
+    expected = (reference["body_expert"] + reference["hand_expert"]).numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+    np.testing.assert_allclose(body_expert, reference["body_expert"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(logits, body_expert + hand_expert, atol=1e-5)
+
+
+def test_expert_only_needs_bharnet_e(tiny_config, tmp_path):
+    model = build_model(tiny_config("score_fusion", SMALL))
+    checkpoint = load_checkpoint(
+        save_checkpoint(make_checkpoint(model, LABELS, PREPROCESS), tmp_path / "s.pt")
+    )
+    with pytest.raises(ExportError, match="BHaRNet-E"):
+        prepare_model(checkpoint, expert_only=True)
+
+
+def test_mismatched_preprocess_labels_and_old_opset_are_refused(tiny_config, tmp_path):
+    model = build_model(tiny_config("body_expert", SMALL)).eval()
+    with pytest.raises(ExportError, match="num_persons"):
+        export_onnx(model, tmp_path / "m.onnx", LABELS, PreprocessConfig(frames=FRAMES, num_persons=2))
+    with pytest.raises(ExportError, match="labels"):
+        export_onnx(model, tmp_path / "m.onnx", LABELS[:2], PREPROCESS)
+    with pytest.raises(ExportError, match="opset"):
+        export_onnx(model, tmp_path / "m.onnx", LABELS, PREPROCESS, opset=13)
+
+
+def test_parity_failure_is_loud(tiny_config, tmp_path):
+    model = calibrated(build_model(tiny_config("body_expert", SMALL)))
+    path = tmp_path / "m.onnx"
+    export_onnx(model, path, LABELS, PREPROCESS)
+    with torch.no_grad():
+        model.head.fc.bias += 1.0  # PyTorch now disagrees with the exported file
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        check_parity(model, path, PREPROCESS)
+
+
+def test_dynamic_batch_export_runs_any_batch(tiny_config, tmp_path):
+    model = calibrated(build_model(tiny_config("score_fusion", SMALL)))
+    path = tmp_path / "dynamic.onnx"
+    export_onnx(model, path, LABELS, PREPROCESS, dynamic_batch=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    body = np.random.default_rng(0).standard_normal((3, 3, FRAMES, 25, 1)).astype(np.float32)
+    hand = np.random.default_rng(1).standard_normal((3, 3, FRAMES, 25, 2)).astype(np.float32)
+    logits = session.run(["logits"], {"body": body, "hand": hand})[0]
+    with torch.no_grad():
+        expected = model(torch.from_numpy(body), torch.from_numpy(hand))["fused"].numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+
+
+def test_fp16_is_refused_with_advice(tiny_config, tmp_path):
+    model = build_model(tiny_config("body_expert", SMALL)).eval()
+    with pytest.raises(ExportError, match="trt_fp16_enable"):
+        export_onnx(model, tmp_path / "m.onnx", LABELS, PREPROCESS, fp16=True)

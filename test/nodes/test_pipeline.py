@@ -1,0 +1,51 @@
+"""The whole graph as `bharnet run` builds it: real video -> pose (MediaPipe) -> recognizer -> action."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from bharnet_ros.core.paths import share_file
+from bharnet_ros.msg import Action
+from bharnet_ros.nodes.graph import ACTION_TOPIC, GraphOptions, describe_graph
+from bharnet_ros.nodes.runner import create_node
+
+
+@pytest.fixture
+def fast_params(tmp_path) -> str:
+    """The shipped YAML with shorter windows, so a 4 s clip yields several decisions."""
+    params = yaml.safe_load(share_file("config/recognize.yaml").read_text())
+    params["/**/video_source"]["ros__parameters"].update(loop=True, max_frames=200)
+    params["/**/recognizer"]["ros__parameters"].update(min_frames=12, stride=4, span=24)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return str(path)
+
+
+def test_video_to_actions_through_the_described_graph(ros, wait, shared_file, fast_params, request):
+    tiny_model = request.getfixturevalue("tiny_model")
+    options = GraphOptions(
+        camera_topic="/test_camera/image_raw",
+        video=str(shared_file("videos/sign_dobrii_den.mp4")),
+        model=str(tiny_model),
+        params_file=fast_params,
+    )
+    probe = ros.add(Node, "probe")
+    image_stamps: set[tuple[int, int]] = set()
+    probe.create_subscription(
+        Image, options.camera_topic, lambda m: image_stamps.add((m.header.stamp.sec, m.header.stamp.nanosec)),
+        qos_profile_sensor_data,
+    )  # fmt: skip
+    actions: list[Action] = []
+    probe.create_subscription(Action, "/" + ACTION_TOPIC, actions.append, 50)
+    for spec in describe_graph(options):
+        ros.adopt(create_node(spec, options, context=ros.context))
+    assert wait(lambda: len(actions) >= 3, timeout=60)
+    stamps = [(a.header.stamp.sec, a.header.stamp.nanosec) for a in actions]
+    assert set(stamps) <= image_stamps, "actions are stamped with real camera frames"
+    assert stamps == sorted(stamps)
+    assert {a.header.frame_id for a in actions} == {"camera"}
+    assert all(a.person_id == 0 and a.label for a in actions)

@@ -1,0 +1,59 @@
+"""``bharnet bench``: argument parsing and the markdown section (no timing in tests)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from bharnet_ros.tools.bench import (
+    BEGIN_MARK,
+    END_MARK,
+    VARIANTS,
+    ModelResult,
+    Timing,
+    add_arguments,
+    render,
+    update_markdown,
+)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_model_is_a_sub_subcommand_with_defaults():
+    args = parse(["model"])
+    assert args.bench_command == "model"
+    assert args.variants == list(VARIANTS)
+    assert args.out is None
+    with pytest.raises(SystemExit):
+        parse([])
+
+
+def fake_section(windows_per_s: float) -> str:
+    timing = Timing("ONNX Runtime fp32", 2, [1.0 / windows_per_s] * 4)
+    result = ModelResult("expert_only", 2_000_000_000, [timing], {"Conv": 0.5}, {})
+    machine = {"CPU": "test cpu"}
+    return render(machine, {"numpy": 100.0, "torch": 90.0, "peak": 100.0}, [result], "bharnet bench model")
+
+
+def test_render_reports_fraction_of_peak():
+    section = fake_section(10.0)
+    assert section.startswith(BEGIN_MARK)
+    assert section.endswith(END_MARK)
+    assert "| BHaRNet-E expert-only | 2.000 | ONNX Runtime fp32 | 2 | 10.0 |" in section
+    assert "| 100.0 | 20.0 | 20 % |" in section  # 2 GFLOPs x 10 windows/s of a 100 GFLOP/s peak
+
+
+def test_update_replaces_only_the_marked_section(tmp_path):
+    path = tmp_path / "docs" / "benchmarks.md"
+    update_markdown(path, fake_section(10.0))
+    path.write_text(path.read_text() + "\n## Notes kept by hand\n", encoding="utf-8")
+    update_markdown(path, fake_section(20.0))
+    text = path.read_text()
+    assert text.count(BEGIN_MARK) == 1
+    assert "| 20.0 |" in text
+    assert "Notes kept by hand" in text

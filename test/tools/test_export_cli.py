@@ -1,0 +1,75 @@
+"""``bharnet export``: the CLI round trip and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+
+from bharnet_ros.cli import main
+from bharnet_ros.core.inference import OnnxClassifier
+from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model.bharnet import build_model
+from bharnet_ros.model.checkpoint import make_checkpoint, save_checkpoint
+from bharnet_ros.model.config import load_model_config
+from bharnet_ros.model.export import calibrate_batchnorm
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "model"
+FRAMES = 16
+TINY = {
+    "num_classes": 3,
+    "backbone": {"base_channels": 8, "stages": [[1, 1], [2, 2]]},
+    "attention": {"heads": 2, "dim_head": 8, "num_features": 16},
+    "expertized": {"split_block": 1},
+    "input": {"frames": FRAMES, "num_persons": 1},
+}
+
+
+@pytest.fixture
+def checkpoint_path(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(load_model_config(CONFIG_DIR / "bharnet_e.yaml", TINY))
+    batch = {"body": torch.randn(4, 3, FRAMES, 25, 1), "hand": torch.randn(4, 3, FRAMES, 25, 2)}
+    calibrate_batchnorm(model, [batch])
+    preprocess = PreprocessConfig(frames=FRAMES, num_persons=1)
+    checkpoint = make_checkpoint(
+        model.eval(), ["wave", "point", "stop"], preprocess, hand_intensive=["point"]
+    )
+    return save_checkpoint(checkpoint, tmp_path / "bharnet_e.pt")
+
+
+def test_export_round_trip(checkpoint_path, tmp_path, capsys):
+    output = tmp_path / "out" / "model.onnx"
+    assert main(["export", str(checkpoint_path), "-o", str(output), "--expert-only"]) == 0
+    printed = capsys.readouterr().out
+    assert "parity vs PyTorch" in printed
+    classifier = OnnxClassifier(output, providers="cpu")
+    assert classifier.labels == ["wave", "point", "stop"]
+    assert classifier.metadata["hand_intensive"] == ["point"]
+    assert classifier.variant == "bharnet_e_expert_only"
+    assert classifier.output_names == ["logits", "body_expert_logits", "hand_expert_logits"]
+    ops = {node.op_type for node in onnx.load(str(output)).graph.node}
+    assert not ops & {"Einsum", "If"}
+
+
+def test_missing_checkpoint_exits_2_with_one_line(tmp_path, capsys):
+    code = main(["export", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "does not exist" in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_old_opset_exits_2(checkpoint_path, tmp_path, capsys):
+    assert main(["export", str(checkpoint_path), "-o", str(tmp_path / "m.onnx"), "--opset", "13"]) == 2
+    assert "opset" in capsys.readouterr().err
+
+
+def test_fp16_exits_2_with_advice(checkpoint_path, tmp_path, capsys):
+    assert main(["export", str(checkpoint_path), "-o", str(tmp_path / "m.onnx"), "--fp16"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "fp16" in err

@@ -1,0 +1,225 @@
+"""End to end: a tiny run trains, checkpoints, resumes and evaluates; configs and overrides."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from bharnet_ros.model.bharnet import build_model
+from bharnet_ros.model.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from bharnet_ros.training import synth
+from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.training.evaluate import evaluate, open_model, write_outputs
+from bharnet_ros.training.train import (
+    ConfigError,
+    init_from_experts,
+    learning_rate,
+    load_train_config,
+    train,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+CLASSES = ("wave", "thumbs_up", "clap")
+TINY = [
+    "epochs=1",
+    "batch_size=4",
+    "eval_batch_size=4",
+    "workers=0",
+    "progress=false",
+    "model.overrides.input.frames=16",
+    "model.overrides.backbone.base_channels=8",
+    "model.overrides.attention.heads=1",
+    "model.overrides.attention.dim_head=8",
+]
+
+
+def tiny_dataset(path: Path) -> Path:
+    """Six synthetic gestures of three classes, splits train (4) and val (2), saved as .npz."""
+    samples = [synth.generate_sample(name, np.random.default_rng(i)) for i in range(2) for name in CLASSES]
+    data = SkeletonDataset.from_sequences(
+        [s.sequence for s in samples],
+        [CLASSES.index(s.class_name) for s in samples],
+        list(CLASSES),
+        names=[f"{s.class_name}_{i // 3}" for i, s in enumerate(samples)],
+        hand_intensive=[False, True, False],
+        splits={"train": [0, 1, 2, 3], "val": [4, 5]},
+    )
+    return data.save(path)
+
+
+@pytest.fixture(scope="module")
+def dataset_file(tmp_path_factory) -> Path:
+    return tiny_dataset(tmp_path_factory.mktemp("data") / "tiny.npz")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, dataset_file) -> Path:
+    """One epoch of tiny BHaRNet-E, then resumed for a second epoch."""
+    out = tmp_path_factory.mktemp("run") / "run"
+    extra = [f"data.train=['{dataset_file}']", "data.train_split=train", "data.val_split=val"]
+    config = load_train_config(REPO / "config/train/synth_cpu.yaml", [*TINY, *extra])
+    train(config, out=out)
+    return out
+
+
+def read_metrics(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "metrics.csv", newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_run_folder_has_configs_metrics_and_safe_checkpoints(trained_run):
+    for name in ("config.yaml", "model.yaml", "metrics.csv", "metrics.png", "best.pt", "last.pt"):
+        assert (trained_run / name).is_file(), name
+    raw = torch.load(trained_run / "last.pt", map_location="cpu", weights_only=True)
+    assert raw["class_names"] == list(CLASSES)
+    assert raw["hand_intensive"] == ["thumbs_up"]
+    assert raw["preprocess"]["frames"] == 16
+    assert raw["preprocess"]["body_layout"] == "ntu25"
+    model_yaml = yaml.safe_load((trained_run / "model.yaml").read_text())
+    assert model_yaml["num_classes"] == 3
+    assert model_yaml["backbone"]["base_channels"] == 8
+    config = yaml.safe_load((trained_run / "config.yaml").read_text())
+    assert Path(config["data"]["train"][0]).is_absolute()
+    row = read_metrics(trained_run)[0]
+    assert {"train_loss", "val_top1", "val_top5", "val_mean_class", "val_hand_intensive"} <= set(row)
+
+
+def test_resume_continues_the_epoch_count(trained_run):
+    before = load_checkpoint(trained_run / "last.pt")
+    assert before.epoch == 1
+    train({}, resume=trained_run, overrides=["epochs=2"])
+    rows = read_metrics(trained_run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    after = load_checkpoint(trained_run / "last.pt")
+    assert after.epoch == 2
+    changed = any(
+        not torch.equal(before.state_dict[k], after.state_dict[k])
+        for k in before.state_dict
+        if before.state_dict[k].is_floating_point()
+    )
+    assert changed
+
+
+def test_checkpoint_and_onnx_evaluations_agree(trained_run, dataset_file, tmp_path):
+    from bharnet_ros.model.export import export_onnx, prepare_model
+
+    checkpoint = load_checkpoint(trained_run / "last.pt")
+    onnx_path = tmp_path / "model.onnx"
+    export_onnx(
+        prepare_model(checkpoint), onnx_path, checkpoint.class_names,
+        checkpoint.preprocess_config, checkpoint.hand_intensive,
+    )  # fmt: skip
+    data = SkeletonDataset.load(dataset_file)
+    torch_model, onnx_model = open_model(trained_run / "last.pt"), open_model(onnx_path)
+    from_torch, from_onnx = evaluate(torch_model, data), evaluate(onnx_model, data)
+    fused_t, fused_o = from_torch.scores["fused"], from_onnx.scores["fused"]
+    scale = max(1.0, float(np.abs(fused_t).max()))
+    assert np.allclose(fused_t, fused_o, atol=1e-4 * scale)
+    assert np.array_equal(from_torch.predictions, from_onnx.predictions)
+    assert from_torch.report.top1 == from_onnx.report.top1
+    assert set(from_onnx.branches) == set(from_torch.branches) == {
+        "body_expert", "hand_expert", "body_interactive", "hand_interactive",
+    }  # fmt: skip
+    values = write_outputs(tmp_path / "eval", from_onnx, onnx_model, data, "tiny", None)
+    assert values["num_samples"] == 6
+    assert values["hand_intensive_samples"] == 2
+    saved = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert saved["top1"] == values["top1"]
+    for name in ("per_class.csv", "predictions.csv", "confusion.png"):
+        assert (tmp_path / "eval" / name).is_file()
+
+
+def test_overrides_apply_with_dotted_keys_and_yaml_values():
+    config = load_train_config(
+        REPO / "config/train/synth_cpu.yaml",
+        [
+            "optim.lr=0.01",
+            "augment.mirror=0",
+            "data.train=[a.npz, b.npz]",
+            "model.overrides.backbone.base_channels=8",
+        ],
+    )
+    assert config["optim"]["lr"] == 0.01
+    assert config["augment"]["mirror"] == 0
+    assert config["data"]["train"] == ["a.npz", "b.npz"]
+    assert config["model"]["overrides"]["backbone"]["base_channels"] == 8
+    assert config["model"]["overrides"]["input"]["frames"] == 32  # untouched siblings stay
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.lrr=0.1", "unknown config key 'optim.lrr'"),
+        ("epochs", "not key=value"),
+        ("epochs=0", "epochs must be a positive integer"),
+        ("augment.mirror=2", "probability"),
+        ("optim.lr=[1", "not valid YAML"),
+    ],
+)
+def test_bad_overrides_are_clear_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_train_config(REPO / "config/train/synth_cpu.yaml", [override])
+
+
+def test_every_shipped_training_config_loads():
+    for path in sorted((REPO / "config/train").glob("*.yaml")):
+        config = load_train_config(path)
+        assert (REPO / config["model"]["config"]).is_file(), path
+
+
+def test_warmup_then_cosine_schedule():
+    optim = {"lr": 0.1, "min_lr": 0.0, "warmup_epochs": 5}
+    assert learning_rate(optim, 80, 0.0) < 0.001
+    assert learning_rate(optim, 80, 5.0) == pytest.approx(0.1)
+    assert learning_rate(optim, 80, 42.5) == pytest.approx(0.05)
+    assert learning_rate(optim, 80, 80.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_experts_initialise_the_streams_of_bharnet_e(tmp_path):
+    small = {
+        "num_classes": 3,
+        "input": {"frames": 16, "num_persons": 1},
+        "backbone": {"base_channels": 8},
+        "attention": {"heads": 1, "dim_head": 8},
+    }
+    paths = {}
+    experts = {}
+    for stream in ("body", "hand"):
+        expert = build_model({**small, "variant": f"{stream}_expert"})
+        experts[stream] = expert
+        paths[stream] = save_checkpoint(
+            make_checkpoint(expert, list(CLASSES), _preprocess()), tmp_path / f"{stream}.pt"
+        )
+    model = build_model({**small, "variant": "bharnet_e"})
+    notes = init_from_experts(model, paths)
+    assert len(notes) == 2
+    state = model.state_dict()
+    split = model.config.expertized.split_block
+    for stream, expert in experts.items():
+        own = expert.state_dict()
+        assert torch.equal(state[f"{stream}_trunk.stem.weight"], own["backbone.stem.weight"])
+        key = next(k for k in own if k.startswith(f"backbone.blocks.{split}."))
+        tail = key.replace(f"backbone.blocks.{split}.", "")
+        for branch in ("expert", "interactive"):
+            assert torch.equal(state[f"{stream}_{branch}_tail.0.{tail}"], own[key])
+            assert torch.equal(state[f"{stream}_{branch}_head.fc.weight"], own["head.fc.weight"])
+    with pytest.raises(ConfigError, match="not a hand_expert"):
+        init_from_experts(model, {"hand": paths["body"]})
+
+
+def _preprocess():
+    from bharnet_ros.core.preprocess import PreprocessConfig
+
+    return PreprocessConfig(body_layout="ntu25", frames=16, num_persons=1)
+
+
+def test_a_finished_run_folder_is_not_overwritten(trained_run):
+    config = load_train_config(REPO / "config/train/synth_cpu.yaml", TINY)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(config, out=trained_run)
