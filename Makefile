@@ -41,9 +41,11 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-VIDEO ?= ../shared/data/videos/sign_dobrii_den.mp4
+# The main job on a built-in input: scripted synthetic gestures through the real ROS graph.
+# `make demo VIDEO=clip.mp4` runs the full pipeline (MediaPipe included) on a video instead.
+VIDEO ?=
 demo: setup
-	$(BIN)/bharnet extract $(VIDEO) -o out/demo/skeleton.npz --overlay out/demo/overlay.mp4
+	$(BIN)/bharnet demo $(if $(VIDEO),--video $(VIDEO))
 
 lock:
 	$(BIN)/python .ci/lock.py > requirements.lock

@@ -8,6 +8,10 @@ import sys
 
 # name -> (module implementing it, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "bharnet_ros.tools.demo",
+        "watch the recognizer on scripted synthetic gestures (or --video) through the real ROS graph",
+    ),
     "extract": (
         "bharnet_ros.tools.extract",
         "run the pose stage on videos and write skeleton sequences",

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from bharnet_ros.core.annotations import AnnotationError, Segment, label_at, load_annotations
+from bharnet_ros.core.annotations import AnnotationError, Annotations, Segment, label_at, load_annotations
 from bharnet_ros.core.bag import (
     ACTION_TYPE,
     CAMERA_TYPES,
@@ -171,7 +171,10 @@ def run_info(args: argparse.Namespace) -> int:
 
 def _add_eval(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", type=Path, help="bag folder")
-    parser.add_argument("--labels", type=Path, required=True, help="annotation .csv or .yaml (docs/bags.md)")
+    parser.add_argument(
+        "--labels", type=Path, default=None,
+        help="annotation .csv or .yaml (docs/bags.md); without it only decisions and timing are reported",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="report folder")
     parser.add_argument("--model", type=Path, default=None, help=f"ONNX model (default {DEFAULT_MODEL})")
     parser.add_argument(
@@ -209,7 +212,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--rate must be positive, got {args.rate}")
     topic, msgtype = choose_topic(args.bag, args.topic)
     try:
-        annotations = load_annotations(args.labels)
+        annotations = load_annotations(args.labels) if args.labels else Annotations((), absolute=False)
     except AnnotationError as err:
         raise UsageError(str(err)) from None
     model = _model_path(args.model)
@@ -227,7 +230,7 @@ def run_eval(args: argparse.Namespace) -> int:
         "topic": topic,
         "msgtype": msgtype,
         "model": str(model),
-        "labels": str(args.labels),
+        "labels": str(args.labels) if args.labels else None,
         "time_base": "absolute" if annotations.absolute else "relative",
         "first_stamp": origin * 1e-9,
         "counts": _counts(run_result),

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from bharnet_ros.core.annotations import Segment
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.core.skeleton import SkeletonSequence
 
@@ -1200,15 +1201,6 @@ def generate_dataset(
         for index in range(per_class):
             s = sample_seed(seed, label, index)
             yield replace(generate_sample(name, np.random.default_rng(s), fps=fps), seed=s)
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Ground truth of a scripted sequence: ``label`` is performed from ``start`` to ``end`` seconds."""
-
-    start: float
-    end: float
-    label: str
 
 
 def generate_scripted(
