@@ -57,11 +57,21 @@ QUANTISATIONS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``bench model`` now; further sub-subcommands (``bench pipeline``) plug in here."""
+    """``bench model``, ``bench pipeline`` and ``bench soak``."""
+    from bharnet_ros.tools import bench_pipeline
+
     sub = parser.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
-    model = sub.add_parser("model", help="model speed: PyTorch eager vs ONNX Runtime CPU, int8, % of peak")
+    model = sub.add_parser("model", help="model speed: PyTorch eager vs ONNX Runtime CPU, int8, %% of peak")
     add_model_arguments(model)
     model.set_defaults(bench_run=run_model)
+    pipeline = sub.add_parser("pipeline", help="the real graph at 30 Hz: FPS, latency, CPU, dropped frames")
+    bench_pipeline.add_pipeline_arguments(pipeline)
+    pipeline.set_defaults(bench_run=bench_pipeline.run_pipeline)
+    soak = sub.add_parser(
+        "soak", help="the real graph for minutes at 30 Hz: memory growth and bounded queues"
+    )
+    bench_pipeline.add_soak_arguments(soak)
+    soak.set_defaults(bench_run=bench_pipeline.run_soak)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

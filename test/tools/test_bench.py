@@ -57,3 +57,39 @@ def test_update_replaces_only_the_marked_section(tmp_path):
     assert text.count(BEGIN_MARK) == 1
     assert "| 20.0 |" in text
     assert "Notes kept by hand" in text
+
+
+def test_help_renders(capsys):
+    from bharnet_ros.cli import main
+
+    for argv in (["bench", "--help"], ["bench", "model", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+    assert "--variants" in capsys.readouterr().out
+
+
+def test_report_sections_are_replaced_in_place(tmp_path):
+    from bharnet_ros.tools.report_doc import machine_lines, replace_section
+
+    path = tmp_path / "bench.md"
+    path.write_text("# Benchmarks\n\nhand-written notes\n")
+    replace_section(path, "bench-pipeline", "first")
+    replace_section(path, "bench-soak", "soak")
+    replace_section(path, "bench-pipeline", "second")
+    text = path.read_text()
+    assert "hand-written notes" in text
+    assert "second" in text
+    assert "first" not in text
+    assert text.count("bench-pipeline:begin") == 1
+    assert "soak" in text
+    assert any(line.startswith("* CPU:") for line in machine_lines())
+
+
+def test_soak_growth_ignores_the_warm_up_minute():
+    from bharnet_ros.tools.bench_pipeline import _growth_mb_per_min
+
+    samples = [(0.0, 100.0), (30.0, 180.0)] + [(60.0 + 10 * i, 200.0 + 0.01 * i) for i in range(30)]
+    assert abs(_growth_mb_per_min(samples)) < 0.1
+    leaking = [(60.0 * i, 200.0 + 5.0 * i) for i in range(1, 10)]
+    assert _growth_mb_per_min(leaking) > 4.9

@@ -1,0 +1,244 @@
+"""``bharnet bench pipeline`` and ``bharnet bench soak``: the whole graph at camera rate, measured.
+
+pipeline: a real video (looped to ``--seconds``) and a synthetic skeleton stream are replayed at
+30 Hz into the real nodes; pose-stage FPS, classifier rate, frame-to-label latency, CPU use and
+dropped frames are written to docs/benchmarks.md with the machine description and the command.
+soak: video source + pose + recognizer for ``--minutes`` at 30 Hz; RSS is sampled every 10 s and
+the run fails if memory grows faster than 1 MB/min or any buffer exceeds its bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from bharnet_ros.core.paths import share_file
+from bharnet_ros.tools import UsageError
+
+RATE_HZ = 30.0
+DEFAULT_VIDEO = "../shared/data/videos/sign_dobrii_den.mp4"
+MAX_GROWTH_MB_PER_MIN = 1.0
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--video", default=DEFAULT_VIDEO, help="real video to replay (looped)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each replayed stream")
+    parser.add_argument("--model", default="", help="ONNX model (default: the shipped one)")
+    parser.add_argument("--out", type=Path, default=None, help="markdown file to update (docs/benchmarks.md)")
+
+
+def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--video", default=DEFAULT_VIDEO, help="real video played in a loop")
+    parser.add_argument("--minutes", type=float, default=10.0, help="soak duration")
+    parser.add_argument("--model", default="", help="ONNX model (default: the shipped one)")
+    parser.add_argument("--out", type=Path, default=None, help="markdown file to update (docs/benchmarks.md)")
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    model = _model(args.model)
+    with tempfile.TemporaryDirectory() as scratch:
+        video_bag = _video_bag(args.video, Path(scratch) / "video", args.seconds)
+        skeleton_bag = _skeleton_bag(Path(scratch) / "skeletons", args.seconds)
+        rows = [
+            _measure("real video + MediaPipe + recognizer", video_bag, "/camera/image_raw", model),
+            _measure("synthetic skeletons + recognizer", skeleton_bag, "/bharnet/skeletons", model),
+        ]
+    table = _pipeline_table(rows, args)
+    print(table)
+    if args.out:
+        from bharnet_ros.tools.report_doc import machine_lines, replace_section
+
+        replace_section(args.out, "bench-pipeline", "\n".join([_command(), "", *machine_lines(), "", table]))
+    return 0
+
+
+def _model(path: str) -> str:
+    try:
+        return path or str(share_file("models/bharnet_e_expert_only.onnx"))
+    except FileNotFoundError as err:
+        raise UsageError(f"{err}; pass --model") from None
+
+
+def _video_bag(video: str, bag: Path, seconds: float) -> Path:
+    """The video's frames, looped to ``seconds``, stamped at exactly 30 Hz (bgr8 Image)."""
+    from bharnet_ros.core.bag import BagWriter, image_message, seconds_to_ns
+    from bharnet_ros.core.video import VideoError, VideoReader
+
+    try:
+        with VideoReader(video) as reader:
+            frames = [frame for _, frame in reader]
+    except (VideoError, FileNotFoundError) as err:
+        raise UsageError(f"{err}; pass --video") from None
+    with BagWriter(bag) as writer:
+        writer.add_topic("/camera/image_raw", "sensor_msgs/msg/Image")
+        for i in range(int(seconds * RATE_HZ)):
+            stamp = seconds_to_ns(1000.0 + i / RATE_HZ)
+            writer.write("/camera/image_raw", stamp, image_message(frames[i % len(frames)], stamp))
+    return bag
+
+
+def _skeleton_bag(bag: Path, seconds: float) -> Path:
+    from bharnet_ros.core.bag import SKELETON_TYPE, BagWriter, seconds_to_ns, skeleton_array_message
+    from bharnet_ros.training.synth import CLASS_NAMES, generate_scripted
+
+    script = [(CLASS_NAMES[i % len(CLASS_NAMES)], 2.0) for i in range(int(seconds / 2))]
+    sequence, _ = generate_scripted(script, np.random.default_rng(0), fps=RATE_HZ)
+    with BagWriter(bag) as writer:
+        writer.add_topic("/bharnet/skeletons", SKELETON_TYPE)
+        for t in range(len(sequence)):
+            frame = sequence.frame(t)
+            frame.timestamp += 1000.0
+            stamp = seconds_to_ns(frame.timestamp)
+            writer.write("/bharnet/skeletons", stamp, skeleton_array_message([frame], stamp))
+    return bag
+
+
+def _measure(name: str, bag: Path, topic: str, model: str) -> dict[str, Any]:
+    """Replay one bag at its 30 Hz timing into the real nodes; CPU is this process's (all nodes)."""
+    from bharnet_ros.core.bag import bag_topics
+    from bharnet_ros.nodes.bag_io import run_graph_on_bag
+    from bharnet_ros.nodes.graph import GraphOptions
+
+    msgtype = bag_topics(bag)[topic]
+    options = GraphOptions(camera_topic="/camera/image_raw", model=model)
+    cpu_before = time.process_time()
+    live = run_graph_on_bag(bag, topic, msgtype, options)
+    cpu = time.process_time() - cpu_before
+    latencies = [received - live.published[s] for received, s in _action_stamps(live) if s in live.published]
+    processed = len(set(live.processed) & set(live.published)) if live.pose_stage else live.sent
+    seconds = max(live.replay_seconds, 1e-9)
+    return {
+        "name": name,
+        "frames": live.sent,
+        "processed_fps": processed / seconds,
+        "dropped": live.sent - processed,
+        "actions_per_s": len(live.actions) / seconds,
+        "latency": latencies,
+        "cpu_cores": cpu / seconds,
+    }
+
+
+def _action_stamps(live: Any) -> list[tuple[float, int]]:
+    from bharnet_ros.core.bag import ACTION_TYPE, stamp_ns, typestore
+
+    return [
+        (received, stamp_ns(typestore().deserialize_cdr(data, ACTION_TYPE).header))
+        for received, data in live.actions
+    ]
+
+
+def _pipeline_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    columns = ("input (30 Hz)", "frames", "processed FPS", "dropped", "classifier runs/s")
+    columns += ("frame-to-label p50 / p95 ms", "CPU (cores)")
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    for r in rows:
+        p50, p95 = (np.percentile(r["latency"], q) * 1000 if r["latency"] else float("nan") for q in (50, 95))
+        lines.append(
+            f"| {r['name']} | {r['frames']} | {r['processed_fps']:.1f} | {r['dropped']} | "
+            f"{r['actions_per_s']:.1f} | {p50:.0f} / {p95:.0f} | {r['cpu_cores']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _command() -> str:
+    return "Produced by `bharnet " + " ".join(sys.argv[1:]) + "`." if len(sys.argv) > 1 else ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Soak
+# --------------------------------------------------------------------------------------------------
+
+
+def run_soak(args: argparse.Namespace) -> int:
+    """The real graph on a looped video at 30 Hz; RSS every 10 s; exit 1 on growth or unbounded buffers."""
+    samples, bounded = _soak(args.video, _model(args.model), args.minutes * 60.0)
+    slope = _growth_mb_per_min(samples)
+    ok = slope <= MAX_GROWTH_MB_PER_MIN and bounded
+    lines = [f"| {t / 60:5.1f} min | {rss:7.1f} MB |" for t, rss in samples]
+    report = "\n".join([
+        f"RSS growth after the first minute: **{slope:+.2f} MB/min** (limit {MAX_GROWTH_MB_PER_MIN} MB/min); "
+        f"buffers within their bounds: {'yes' if bounded else 'NO'}; result: **{'pass' if ok else 'FAIL'}**",
+        "", "| time | RSS |", "|---|---|", *lines,
+    ])  # fmt: skip
+    print(report)
+    if args.out:
+        from bharnet_ros.tools.report_doc import machine_lines, replace_section
+
+        replace_section(args.out, "bench-soak", "\n".join([_command(), "", *machine_lines(), "", report]))
+    return 0 if ok else 1
+
+
+def _soak(video: str, model: str, seconds: float) -> tuple[list[tuple[float, float]], bool]:
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import MultiThreadedExecutor
+
+    from bharnet_ros.nodes.environment import use_default_dds_profile
+    from bharnet_ros.nodes.graph import GraphOptions, describe_graph
+    from bharnet_ros.nodes.runner import create_node
+
+    use_default_dds_profile()
+    with tempfile.TemporaryDirectory() as scratch:
+        options = GraphOptions(video=video, model=model, params_file=_looping_params(Path(scratch)))
+        context = Context()
+        rclpy.init(context=context)
+        executor = MultiThreadedExecutor(context=context)
+        nodes = [create_node(spec, options, context=context) for spec in describe_graph(options)]
+        for node in nodes:
+            executor.add_node(node)
+        thread = threading.Thread(target=executor.spin, daemon=True)
+        thread.start()
+        try:
+            return _sample_rss(seconds, nodes[-1])
+        finally:
+            executor.shutdown(timeout_sec=5)
+            for node in nodes:
+                node.destroy_node()
+            rclpy.try_shutdown(context=context)
+
+
+def _looping_params(folder: Path) -> str:
+    params = yaml.safe_load(share_file("config/recognize.yaml").read_text())
+    params["/**/video_source"]["ros__parameters"].update(loop=True, rate=RATE_HZ)
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return str(path)
+
+
+def _sample_rss(seconds: float, recognizer: Any) -> tuple[list[tuple[float, float]], bool]:
+    """(elapsed s, RSS MB) every 10 s, and whether every window buffer stayed within its bound."""
+    samples, bounded, start = [], True, time.monotonic()
+    while (elapsed := time.monotonic() - start) < seconds:
+        samples.append((elapsed, _rss_mb()))
+        print(f"{elapsed / 60:5.1f} min  RSS {samples[-1][1]:.1f} MB", flush=True)
+        if recognizer.recognizer is not None:
+            windows = recognizer.recognizer.windows
+            bounded &= len(windows) <= windows.max_persons
+            bounded &= all(len(buffer) <= buffer.maxlen for _, buffer in windows.items())
+        time.sleep(min(10.0, max(seconds - elapsed, 0.0)))
+    samples.append((time.monotonic() - start, _rss_mb()))
+    return samples, bounded
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _growth_mb_per_min(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of RSS over time, ignoring the first minute (warm-up, caches)."""
+    steady = [(t, m) for t, m in samples if t >= 60.0] or samples
+    if len(steady) < 2:
+        return 0.0
+    t, m = np.array(steady).T
+    return float(np.polyfit(t / 60.0, m, 1)[0])
