@@ -57,7 +57,7 @@ def spin_node(make_node: Callable[[], Any], args: list[str] | None = None) -> in
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except ValueError as err:  # bad parameters: one line, non-zero exit
+    except (ValueError, FileNotFoundError) as err:  # bad parameters or input: one line, non-zero exit
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:

@@ -184,3 +184,46 @@ def test_external_bodies_are_synchronised_with_our_hands(ros, wait, tiny_model):
     assert wait(lambda: actions)
     assert {a.person_id for a in actions} == {42}
     assert actions[0].hand_fraction > 0
+
+
+def test_lifecycle_transitions_follow_the_documented_table(ros, wait, tiny_model):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node = ros.add(
+        RecognizerNode,
+        parameter_overrides=[Parameter("model", value=str(tiny_model)), Parameter("autostart", value=False)],
+    )
+    time.sleep(0.2)
+    assert node.recognizer is None  # unconfigured: nothing loaded
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.recognizer is not None
+    assert node.subscription is None  # inactive: not listening yet
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert node.subscription is not None
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert node.subscription is None
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert node.recognizer is None
+
+
+def test_parameter_ranges_are_enforced(ros, tiny_model):
+    node = ros.add(RecognizerNode, parameter_overrides=[Parameter("model", value=str(tiny_model))])
+    results = node.set_parameters([Parameter("stride", value=0), Parameter("smoothing", value=0.5)])
+    assert not results[0].successful
+    assert results[1].successful
+    descriptor = node.describe_parameter("stride")
+    assert descriptor.integer_range[0].from_value == 1
+    assert "classify" in descriptor.description
+
+
+def test_publish_failures_are_counted_not_raised(ros):
+    node = ros.add(RecognizerNode, parameter_overrides=[Parameter("autostart", value=False)])
+
+    class RefusingPublisher:  # the middleware edge: publish raises as rclpy does under overload
+        topic_name = "/bharnet/action"
+
+        def publish(self, msg):
+            raise RuntimeError("Failed to publish: cannot publish data")
+
+    assert node.safe_publish(RefusingPublisher(), Action()) is False
+    assert node.publish_failures == 1
