@@ -25,7 +25,8 @@ from rosbags.typesys.store import Typestore
 
 from bharnet_ros.core.image import decode_compressed, decode_image
 from bharnet_ros.core.paths import share_file
-from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, LEFT, RIGHT, SkeletonError, SkeletonFrame
+from bharnet_ros.core.skeleton import SkeletonFrame
+from bharnet_ros.core.skeleton_fields import frame_from_person, person_fields
 
 PACKAGE_MESSAGES = ("PersonSkeleton", "PersonSkeletonArray", "Action", "ActionLabels")  # dependency order
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -127,22 +128,7 @@ def skeleton_array_message(frames: list[SkeletonFrame], stamp: int, frame_id: st
     """A ``bharnet_ros/PersonSkeletonArray`` for the persons seen in one camera frame."""
     header = make_header(stamp, frame_id)
     person_class = message_class("bharnet_ros/msg/PersonSkeleton")
-    persons = [
-        person_class(
-            header=header,
-            person_id=int(f.person_id),
-            body_layout=f.layout,
-            space=f.space,
-            image_width=f.image_size[0],
-            image_height=f.image_size[1],
-            body=f.body.ravel(),
-            left_hand=f.hands[LEFT].ravel(),
-            right_hand=f.hands[RIGHT].ravel(),
-            left_hand_present=bool(f.hand_present[LEFT]),
-            right_hand_present=bool(f.hand_present[RIGHT]),
-        )  # fmt: skip
-        for f in frames
-    ]
+    persons = [person_class(header=header, **person_fields(f)) for f in frames]
     return message_class(SKELETON_TYPE)(header=header, persons=persons)
 
 
@@ -160,34 +146,7 @@ def decode_camera_message(msg: Any, msgtype: str) -> np.ndarray:
 
 def skeleton_frames(msg: Any) -> list[SkeletonFrame]:
     """Contract frames of a deserialized PersonSkeletonArray; SkeletonError for malformed persons."""
-    return [_person_frame(person) for person in msg.persons]
-
-
-def _person_frame(person: Any) -> SkeletonFrame:
-    body = np.asarray(person.body, np.float32)
-    if body.size % CHANNELS:
-        raise SkeletonError(f"body has {body.size} values, not a multiple of {CHANNELS}")
-    hands = np.stack([_hand(person.left_hand, "left_hand"), _hand(person.right_hand, "right_hand")])
-    return SkeletonFrame(
-        timestamp=stamp_ns(person.header) * 1e-9,
-        body=body.reshape(-1, CHANNELS),
-        hands=hands,
-        hand_present=np.array([person.left_hand_present, person.right_hand_present]),
-        person_id=int(person.person_id),
-        layout=person.body_layout,
-        space=person.space,
-        image_size=(person.image_width, person.image_height),
-    )
-
-
-def _hand(values: Any, field: str) -> np.ndarray:
-    """An absent hand may be empty; anything else must be 21 joints of 4 values."""
-    array = np.asarray(values, np.float32)
-    if array.size == 0:
-        return np.zeros((HAND_JOINTS, CHANNELS), np.float32)
-    if array.size != HAND_JOINTS * CHANNELS:
-        raise SkeletonError(f"{field} has {array.size} values; a hand needs {HAND_JOINTS} x {CHANNELS}")
-    return array.reshape(HAND_JOINTS, CHANNELS)
+    return [frame_from_person(person, stamp_ns(person.header) * 1e-9) for person in msg.persons]
 
 
 # --------------------------------------------------------------------------------------------------
