@@ -8,7 +8,7 @@ from typing import Any
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from bharnet_ros.nodes.environment import use_default_dds_profile
 
@@ -23,7 +23,32 @@ class ManagedNode(LifecycleNode):
     def __init__(self, name: str, **kwargs: Any) -> None:
         super().__init__(name, **kwargs)
         self.publish_failures = 0
+        self.subscription: Any = None  # one subscription, or a list (synchronised inputs)
         self._autostart_timer = None
+
+    def release(self) -> None:
+        """Free what configure created; subclasses extend it. Called by cleanup and shutdown."""
+        self.unsubscribe()
+
+    def unsubscribe(self) -> None:
+        """Drop the input subscription(s) (message_filters objects hold theirs and are just dropped)."""
+        subscriptions = self.subscription if isinstance(self.subscription, list) else [self.subscription]
+        for subscription in subscriptions:
+            if hasattr(subscription, "handle"):
+                self.destroy_subscription(subscription)
+        self.subscription = None
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.unsubscribe()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
 
     def start_automatically(self) -> None:
         """Configure and activate once the executor spins (what a lifecycle manager would do)."""

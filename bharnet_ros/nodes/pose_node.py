@@ -51,7 +51,6 @@ class PoseNode(ManagedNode):
         super().__init__("pose", **kwargs)
         self.params = declare_parameters(self, PARAMS)
         self.estimator: PoseEstimator | None = None
-        self.subscription = None
         self.frames_in = 0
         self.bad_frames = 0
         self.processing = Percentiles()
@@ -97,23 +96,8 @@ class PoseNode(ManagedNode):
         )
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.destroy_subscription(self.subscription)
-        self.subscription = None
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _release(self) -> None:
-        if self.subscription is not None:
-            self.destroy_subscription(self.subscription)
-            self.subscription = None
+    def release(self) -> None:
+        super().release()
         if self.estimator is not None:
             self.estimator.close()
             self.estimator = None

@@ -71,7 +71,6 @@ class RecognizerNode(ManagedNode):
         super().__init__("recognizer", **kwargs)
         self.params = declare_parameters(self, PARAMS)
         self.recognizer: Recognizer | None = None
-        self.subscription = None
         self.model_error = ""
         self.bad_messages = 0
         self.actions_published = 0
@@ -106,10 +105,6 @@ class RecognizerNode(ManagedNode):
         result = super().on_activate(state)
         self._publish_labels()
         return result
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._unsubscribe()
-        return super().on_deactivate(state)
 
     def _subscribe(self, topic: str, callback):
         return self.create_subscription(
@@ -148,24 +143,8 @@ class RecognizerNode(ManagedNode):
         synchroniser.registerCallback(self._on_synchronised)
         return [subscribers, synchroniser]
 
-    def _unsubscribe(self) -> None:
-        subscriptions = self.subscription if isinstance(self.subscription, list) else [self.subscription]
-        for subscription in subscriptions:
-            if hasattr(subscription, "handle"):  # an rclpy subscription (message_filters objects are not)
-                self.destroy_subscription(subscription)
-        self.subscription = None
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _release(self) -> None:
-        if self.subscription is not None:
-            self._unsubscribe()
+    def release(self) -> None:
+        super().release()
         if self.recognizer is not None:
             self.recognizer = None
             self.destroy_lifecycle_publisher(self.action_pub)
