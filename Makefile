@@ -13,7 +13,7 @@ export ROS_HOME ?= $(CURDIR)/.ros
 export ROS_LOG_DIR ?= $(CURDIR)/.ros/log
 export GLOG_minloglevel ?= 2
 
-.PHONY: setup test lint format demo lock clean check-system
+.PHONY: setup test lint format demo model lock clean check-system
 
 setup: $(VENV)/.installed
 
@@ -46,6 +46,23 @@ format: setup
 VIDEO ?=
 demo: setup
 	$(BIN)/bharnet demo $(if $(VIDEO),--video $(VIDEO))
+
+# Reproduce models/*.onnx and the model card's figures (about 30-60 minutes on 2 CPU cores).
+model: setup
+	$(BIN)/bharnet synth -o data/synth_train --per-class 100 --seed 0 --force
+	$(BIN)/bharnet synth -o data/synth_test --per-class 20 --seed 1 --force
+	$(BIN)/bharnet import mpdata ../shared/data/mp_holistic_signs -o data/real_signs.npz --rename iloveyou=i_love_you
+	rm -rf runs/synth_cpu runs/synth_body_expert runs/synth_hand_expert runs/eval
+	$(BIN)/bharnet train config/train/synth_cpu.yaml progress=false --train data/synth_train --out runs/synth_cpu
+	$(BIN)/bharnet train config/train/synth_body_expert.yaml epochs=12 progress=false --train data/synth_train --out runs/synth_body_expert
+	$(BIN)/bharnet train config/train/synth_hand_expert.yaml epochs=12 progress=false --train data/synth_train --out runs/synth_hand_expert
+	$(BIN)/bharnet export runs/synth_cpu/last.pt -o models/bharnet_e.onnx
+	$(BIN)/bharnet export runs/synth_cpu/last.pt -o models/bharnet_e_expert_only.onnx --expert-only
+	for m in models/bharnet_e.onnx models/bharnet_e_expert_only.onnx runs/synth_body_expert/last.pt runs/synth_hand_expert/last.pt; do \
+	  n=$$(basename $$(dirname $$m))_$$(basename $$m); \
+	  $(BIN)/bharnet eval $$m data/synth_test --no-progress --out runs/eval/$$n/synth_test && \
+	  $(BIN)/bharnet eval $$m data/real_signs.npz --no-progress --out runs/eval/$$n/real_signs || exit 1; \
+	done
 
 lock:
 	$(BIN)/python .ci/lock.py > requirements.lock

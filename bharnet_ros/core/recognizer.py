@@ -32,8 +32,8 @@ class WindowClassifier(Protocol):
 class RecognizerConfig:
     """Window and decision settings; the node exposes each as a ROS parameter."""
 
-    span: int = 64  # source frames per window
-    stride: int = 8  # classify a person's window every this many new frames
+    span: int = 48  # source frames per window (1.6 s at 30 Hz: about one gesture)
+    stride: int = 4  # classify a person's window every this many new frames
     min_frames: int = 32  # frames needed before the first decision
     max_gap: int = 8  # hand gaps up to this many frames are interpolated
     person_timeout: float = 1.0  # seconds without frames before a person's window is dropped

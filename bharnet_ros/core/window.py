@@ -172,9 +172,11 @@ class WindowBuffer:
         start, stop = center_crop(count, self.crop_ratio)
         sampling = resize_indices(offset + start, offset + stop, length)
         hands, mask = sampling.apply_masked(hands, mask)
+        # Per-joint masks, as in the training feeder: a blend with an unobserved joint stays zero.
+        body, _ = sampling.apply_masked(source.body, np.any(source.body != 0.0, axis=-1))
         sequence = SkeletonSequence(
             timestamps=sampling.apply(source.timestamps),
-            body=sampling.apply(source.body),
+            body=body,
             hands=hands,
             hand_present=mask,
             person_id=source.person_id,

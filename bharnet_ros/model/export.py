@@ -49,7 +49,9 @@ METADATA_KEYS = (
     "bharnet.outputs",
     "bharnet.precision",
 )
-FP32_TOLERANCE = 1e-4  # max abs difference of any output logit, ONNX Runtime vs PyTorch
+# Max abs difference of any output logit, ONNX Runtime vs PyTorch, for logits up to 1 in magnitude;
+# larger logits (a trained model on random inputs reaches thousands) get the same relative bound.
+FP32_TOLERANCE = 1e-4
 # Why there is no fp16 file: torch's TorchScript exporter fails on half-precision CPU models
 # ("tensor does not have a device") and ONNX Runtime's CPU provider lacks most fp16 kernels, so
 # such a file could be neither written nor checked here. On a GPU, TensorRT's fp16 mode
@@ -263,10 +265,11 @@ def check_parity(
         expected = torch_outputs(wrapper, inputs)
         got = session.run(None, dict(inputs))
         diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got, strict=True))
-        if not math.isfinite(diff) or diff > tolerance:
+        scale = max(1.0, max(float(np.abs(a).max()) for a in expected))
+        if not math.isfinite(diff) or diff > tolerance * scale:
             raise ExportError(
                 f"ONNX Runtime differs from PyTorch on {case} inputs: "
-                f"max abs diff {diff:.3g} > {tolerance:.3g}"
+                f"max abs diff {diff:.3g} > {tolerance:.3g} x logit scale {scale:.3g}"
             )
         diffs[case] = diff
     return diffs

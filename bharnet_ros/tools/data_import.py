@@ -37,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         _kind(kinds, "pkummd", "PKU-MMD skeletons and labels", "the skeleton folder or its parent")
     )
     nucla = _kind(kinds, "nucla", "Northwestern-UCLA JSON files (CTR-GCN)", "the folder of .json files")
+    videos = _kind(
+        kinds, "videos", "your own videos, one sub-folder per class", "DIR with DIR/<class>/<video>"
+    )
+    videos.add_argument(
+        "--backend", choices=("holistic", "hands_pose"), default="holistic", help="MediaPipe graph"
+    )
     nucla.add_argument("--benchmark", choices=("xview",), default="xview", help="split pair (default: xview)")
     nucla.add_argument("--fps", type=float, default=30.0, help="frame rate to assume (default: 30)")
 
@@ -80,6 +86,10 @@ def _kind(kinds: argparse._SubParsersAction, name: str, what: str, source: str) 
     )
     parser.add_argument("source", metavar="SRC", type=Path, help=source)
     parser.add_argument("-o", "--output", required=True, type=Path, help="dataset file to write (.npz)")
+    parser.add_argument(
+        "--rename", action="append", default=[], metavar="OLD=NEW",
+        help="rename a class, e.g. iloveyou=i_love_you to match a model's class names (repeatable)",
+    )  # fmt: skip
     return parser
 
 
@@ -90,12 +100,26 @@ def run(args: argparse.Namespace) -> int:
         dataset, report = IMPORTERS[args.kind](args)
     except DatasetError as err:
         raise UsageError(str(err)) from None
+    dataset.class_names = _renamed(dataset.class_names, args.rename)
     if not len(dataset):
         reasons = ", ".join(f"{count} {reason}" for reason, count in report.reasons().items()) or "none found"
         raise UsageError(f"no samples imported from {args.source} ({reasons}); check SRC and the options")
     path = dataset.save(args.output)
     print("\n".join(summary(dataset, report, path)))
     return 0
+
+
+def _renamed(class_names: list[str], pairs: list[str]) -> list[str]:
+    """Class names after ``OLD=NEW`` renames; an unknown OLD or a bad pair is a usage error."""
+    mapping = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            raise UsageError(f"--rename {pair!r} is not OLD=NEW")
+        if old not in class_names:
+            raise UsageError(f"--rename {pair!r}: no class {old!r}; the classes are {', '.join(class_names)}")
+        mapping[old] = new
+    return [mapping.get(name, name) for name in class_names]
 
 
 def _progress(kind: str) -> Progress:
@@ -128,7 +152,13 @@ def _nucla(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
     return import_nucla(args.source, args.benchmark, args.fps, _progress("nucla"))
 
 
-IMPORTERS = {"ntu": _ntu, "mpdata": _mpdata, "pkummd": _pkummd, "nucla": _nucla}
+def _videos(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
+    from bharnet_ros.training.importers.videos import import_videos
+
+    return import_videos(args.source, args.backend, _progress("videos"))
+
+
+IMPORTERS = {"ntu": _ntu, "mpdata": _mpdata, "pkummd": _pkummd, "nucla": _nucla, "videos": _videos}
 
 
 def summary(dataset: SkeletonDataset, report: ImportReport, path: Path) -> list[str]:

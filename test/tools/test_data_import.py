@@ -72,3 +72,27 @@ def test_source_without_samples_is_a_usage_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["import", "ntu", str(tmp_path / "empty"), "-o", str(tmp_path / "x.npz")]) == 2
     assert "no .skeleton files" in capsys.readouterr().err
+
+
+def test_import_videos_runs_the_pose_stage_per_class_folder(tmp_path, shared_file, capsys):
+    import shutil
+
+    clip = shared_file("videos/sign_dobrii_den.mp4")
+    for name in ("greet", "sign"):
+        (tmp_path / "videos" / name).mkdir(parents=True)
+        shutil.copy(clip, tmp_path / "videos" / name / "a.mp4")  # a scratch copy inside tmp_path only
+    (tmp_path / "videos" / "sign" / "broken.mp4").write_bytes(b"not a video")
+    out = tmp_path / "own.npz"
+    assert main(["import", "videos", str(tmp_path / "videos"), "-o", str(out), "--rename", "greet=hello"]) == 0
+    dataset = SkeletonDataset.load(out)
+    assert dataset.class_names == ["hello", "sign"]
+    assert len(dataset) == 2
+    assert dataset.layout == "mediapipe33"
+    assert "unreadable video" in capsys.readouterr().out + str(dataset.notes)
+
+
+def test_rename_of_an_unknown_class_is_a_one_line_error(tmp_path, shared_file, capsys):
+    source = shared_file("mp_holistic_signs/signer_25kamalesh.npz")
+    code = main(["import", "mpdata", str(source), "-o", str(tmp_path / "x.npz"), "--rename", "nope=x"])
+    assert code == 2
+    assert "no class 'nope'" in capsys.readouterr().err
