@@ -83,7 +83,9 @@ def test_import_videos_runs_the_pose_stage_per_class_folder(tmp_path, shared_fil
         shutil.copy(clip, tmp_path / "videos" / name / "a.mp4")  # a scratch copy inside tmp_path only
     (tmp_path / "videos" / "sign" / "broken.mp4").write_bytes(b"not a video")
     out = tmp_path / "own.npz"
-    assert main(["import", "videos", str(tmp_path / "videos"), "-o", str(out), "--rename", "greet=hello"]) == 0
+    assert (
+        main(["import", "videos", str(tmp_path / "videos"), "-o", str(out), "--rename", "greet=hello"]) == 0
+    )
     dataset = SkeletonDataset.load(out)
     assert dataset.class_names == ["hello", "sign"]
     assert len(dataset) == 2
