@@ -16,7 +16,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 
 from bharnet_ros.core.draw import draw_skeleton
-from bharnet_ros.core.image import ImageError, decode_compressed, decode_image
+from bharnet_ros.core.image import ENCODINGS, ImageError, decode_compressed, decode_image
 from bharnet_ros.core.pose import BACKENDS, PoseEstimator
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
@@ -25,6 +25,13 @@ from bharnet_ros.nodes.conversions import frame_to_msg, stamp_to_seconds
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from bharnet_ros.nodes.lifecycle import ManagedNode, spin_node
 from bharnet_ros.nodes.parameters import Param, declare_parameters
+
+try:  # a real ROS install has it; the PyPI wheels do not
+    from cv_bridge import CvBridge
+
+    _CV_BRIDGE = CvBridge()
+except ImportError:
+    _CV_BRIDGE = None
 
 PARAMS = (
     Param("backend", "holistic", f"MediaPipe graph: one of {BACKENDS}"),
@@ -125,8 +132,14 @@ class PoseNode(ManagedNode):
         self.processing.add(time.monotonic() - started)
 
     def _decode(self, msg: Image | CompressedImage):
+        """Our numpy decoding; encodings it lacks (e.g. YUV) go to cv_bridge where it is installed."""
         if isinstance(msg, CompressedImage):
             return decode_compressed(msg.data)
+        if msg.encoding not in ENCODINGS and _CV_BRIDGE is not None:
+            try:
+                return _CV_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="bgr8")
+            except Exception as err:  # cv_bridge raises its own error types
+                raise ImageError(f"cv_bridge could not convert {msg.encoding!r}: {err}") from None
         return decode_image(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian)
 
     def _publish_overlay(self, image, frame: SkeletonFrame, msg: Image | CompressedImage) -> None:

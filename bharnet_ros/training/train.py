@@ -42,6 +42,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from bharnet_ros.core.metrics import classification_report
+from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.core.skeleton import SkeletonSequence
 from bharnet_ros.model.bharnet import BHaRNetModel, build_model
@@ -51,7 +52,6 @@ from bharnet_ros.model.losses import build_loss, seed_everything
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PREPROCESS_KEYS = ("modality", "normalise", "scale", "hand_frame", "aspect_correction")
 FREE_FORM = ("model.overrides",)  # checked by the model config loader, not against DEFAULTS
 SYNTH_VAL_EVERY = 5  # synth folders: sample i of a class goes to "val" when i % 5 == 4
@@ -198,12 +198,14 @@ def validate_config(config: Mapping[str, Any]) -> None:
 
 
 def resolve_path(value: str | Path) -> Path:
-    """A path as given if it exists (relative to the working folder), else relative to the repo."""
+    """A path as given if it exists (relative to the working folder), else a shipped file (config/...)."""
     path = Path(value).expanduser()
     if path.is_absolute() or path.exists():
         return path.resolve()
-    candidate = REPO_ROOT / path
-    return candidate.resolve() if candidate.exists() else path
+    try:
+        return share_file(str(path)).resolve()
+    except FileNotFoundError:
+        return path
 
 
 def preprocess_from(config: Mapping[str, Any], model_input: Mapping[str, Any]) -> PreprocessConfig:
