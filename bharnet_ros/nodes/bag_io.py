@@ -18,7 +18,7 @@ from typing import Any
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -34,7 +34,7 @@ from bharnet_ros.core.bag import (
 )
 from bharnet_ros.nodes.environment import use_default_dds_profile
 from bharnet_ros.nodes.graph import ACTION_TOPIC, SKELETON_TOPIC, GraphOptions, describe_graph
-from bharnet_ros.nodes.runner import create_node
+from bharnet_ros.nodes.runner import NodeThreads, create_node
 
 RECORD_DEPTH = 100
 
@@ -192,32 +192,23 @@ def run_graph_on_bag(
     use_default_dds_profile()
     context = Context()
     rclpy.init(context=context)
-    executor = MultiThreadedExecutor(context=context)
-    nodes: list[Node] = []
+    graph = NodeThreads(context)
     run = LiveRun(pose_stage=msgtype != SKELETON_TYPE)
-    thread = threading.Thread(target=executor.spin, daemon=True)
     try:
         for spec in describe_graph(options):
             if run.pose_stage or spec.name == "recognizer":
-                nodes.append(create_node(spec, options, context=context))
+                graph.add(create_node(spec, options, context=context))
         probe = Node("bag_replay", context=context, use_global_arguments=False)
-        nodes.append(probe)
         publisher = probe.create_publisher(message_type(msgtype), replay_topic(options, msgtype), 10)
         _listen(probe, run)
-        for node in nodes:
-            executor.add_node(node)
-        thread.start()
+        graph.add(probe)
         _wait_ready(probe, publisher, run.pose_stage, ready_timeout)
         _replay(bag, topic, publisher, rate, run)
         _drain(run, drain)
         return run
     finally:
-        executor.shutdown(timeout_sec=5)
-        for node in nodes:
-            node.destroy_node()
+        graph.shutdown()
         rclpy.try_shutdown(context=context)
-        if thread.is_alive():
-            thread.join(timeout=5)
 
 
 def _listen(probe: Node, run: LiveRun) -> None:

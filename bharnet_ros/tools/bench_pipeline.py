@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -179,29 +178,23 @@ def run_soak(args: argparse.Namespace) -> int:
 def _soak(video: str, model: str, seconds: float) -> tuple[list[tuple[float, float]], bool]:
     import rclpy
     from rclpy.context import Context
-    from rclpy.executors import MultiThreadedExecutor
 
     from bharnet_ros.nodes.environment import use_default_dds_profile
     from bharnet_ros.nodes.graph import GraphOptions, describe_graph
-    from bharnet_ros.nodes.runner import create_node
+    from bharnet_ros.nodes.runner import NodeThreads, create_node
 
     use_default_dds_profile()
     with tempfile.TemporaryDirectory() as scratch:
         options = GraphOptions(video=video, model=model, params_file=_looping_params(Path(scratch)))
         context = Context()
         rclpy.init(context=context)
-        executor = MultiThreadedExecutor(context=context)
-        nodes = [create_node(spec, options, context=context) for spec in describe_graph(options)]
-        for node in nodes:
-            executor.add_node(node)
-        thread = threading.Thread(target=executor.spin, daemon=True)
-        thread.start()
+        graph = NodeThreads(context)
         try:
-            return _sample_rss(seconds, nodes[-1])
+            for spec in describe_graph(options):
+                graph.add(create_node(spec, options, context=context))
+            return _sample_rss(seconds, graph.nodes[-1])
         finally:
-            executor.shutdown(timeout_sec=5)
-            for node in nodes:
-                node.destroy_node()
+            graph.shutdown()
             rclpy.try_shutdown(context=context)
 
 
