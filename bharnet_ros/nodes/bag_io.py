@@ -9,6 +9,7 @@ unchanged. Bag files themselves are read and written by ``bharnet_ros.core.bag``
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -173,6 +174,11 @@ def replay_topic(options: GraphOptions, msgtype: str) -> str:
     return options.camera_topic
 
 
+def private_domain_id() -> int:
+    """A ROS domain of this process's own (150-229), so a replay never hears a robot's live graph."""
+    return 150 + os.getpid() % 80
+
+
 def run_graph_on_bag(
     bag: str | Path,
     topic: str,
@@ -187,11 +193,12 @@ def run_graph_on_bag(
 
     The nodes are built from :func:`describe_graph` exactly as ``bharnet run`` builds them (for a
     skeleton topic only the recognizer). Replay starts once every node is subscribed, and ends
-    ``drain`` seconds after the last output arrived, so the final windows are not cut off.
+    ``drain`` seconds after the last output arrived, so the final windows are not cut off. It all
+    runs in a private ROS domain, so other graphs on the machine neither disturb nor see it.
     """
     use_default_dds_profile()
     context = Context()
-    rclpy.init(context=context)
+    rclpy.init(context=context, domain_id=private_domain_id())
     graph = NodeThreads(context)
     run = LiveRun(pose_stage=msgtype != SKELETON_TYPE)
     try:
