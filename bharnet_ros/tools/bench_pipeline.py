@@ -10,7 +10,6 @@ the run fails if memory grows faster than 1 MB/min or any buffer exceeds its bou
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,9 +52,9 @@ def run_pipeline(args: argparse.Namespace) -> int:
     table = _pipeline_table(rows, args)
     print(table)
     if args.out:
-        from bharnet_ros.tools.report_doc import machine_lines, replace_section
+        from bharnet_ros.tools.report_doc import record_measurement
 
-        replace_section(args.out, "bench-pipeline", "\n".join([_command(), "", *machine_lines(), "", table]))
+        record_measurement(args.out, "bench-pipeline", table)
     return 0
 
 
@@ -147,10 +146,6 @@ def _pipeline_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str
     return "\n".join(lines)
 
 
-def _command() -> str:
-    return "Produced by `bharnet " + " ".join(sys.argv[1:]) + "`." if len(sys.argv) > 1 else ""
-
-
 # --------------------------------------------------------------------------------------------------
 # Soak
 # --------------------------------------------------------------------------------------------------
@@ -169,9 +164,9 @@ def run_soak(args: argparse.Namespace) -> int:
     ])  # fmt: skip
     print(report)
     if args.out:
-        from bharnet_ros.tools.report_doc import machine_lines, replace_section
+        from bharnet_ros.tools.report_doc import record_measurement
 
-        replace_section(args.out, "bench-soak", "\n".join([_command(), "", *machine_lines(), "", report]))
+        record_measurement(args.out, "bench-soak", report)
     return 0 if ok else 1
 
 

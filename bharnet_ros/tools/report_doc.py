@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shlex
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +28,17 @@ def replace_section(path: Path, name: str, body: str, title: str = "# Benchmarks
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+def record_measurement(path: Path, name: str, body: str) -> None:
+    """Section ``name`` = the command that produced it, the machine it ran on, then ``body``."""
+    lines = [f"Produced by `{command_line()}`.", "", *machine_lines(), "", body]
+    replace_section(path, name, "\n".join(lines))
+
+
+def command_line() -> str:
+    """The command that is running, as a user would type it."""
+    return "bharnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def machine_lines() -> list[str]:

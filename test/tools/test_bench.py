@@ -7,14 +7,11 @@ import argparse
 import pytest
 
 from bharnet_ros.tools.bench import (
-    BEGIN_MARK,
-    END_MARK,
     VARIANTS,
     ModelResult,
     Timing,
     add_arguments,
     render,
-    update_markdown,
 )
 
 
@@ -42,21 +39,9 @@ def fake_section(windows_per_s: float) -> str:
 
 def test_render_reports_fraction_of_peak():
     section = fake_section(10.0)
-    assert section.startswith(BEGIN_MARK)
-    assert section.endswith(END_MARK)
+    assert section.startswith("Produced by `bharnet bench model`")
     assert "| BHaRNet-E expert-only | 2.000 | ONNX Runtime fp32 | 2 | 10.0 |" in section
     assert "| 100.0 | 20.0 | 20 % |" in section  # 2 GFLOPs x 10 windows/s of a 100 GFLOP/s peak
-
-
-def test_update_replaces_only_the_marked_section(tmp_path):
-    path = tmp_path / "docs" / "benchmarks.md"
-    update_markdown(path, fake_section(10.0))
-    path.write_text(path.read_text() + "\n## Notes kept by hand\n", encoding="utf-8")
-    update_markdown(path, fake_section(20.0))
-    text = path.read_text()
-    assert text.count(BEGIN_MARK) == 1
-    assert "| 20.0 |" in text
-    assert "Notes kept by hand" in text
 
 
 def test_help_renders(capsys):
