@@ -13,7 +13,6 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import cv2
@@ -23,6 +22,7 @@ from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+from bharnet_ros.core.closeable import Closeable
 from bharnet_ros.core.image import decode_compressed, decode_image
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.skeleton import SkeletonFrame
@@ -154,7 +154,7 @@ def skeleton_frames(msg: Any) -> list[SkeletonFrame]:
 # --------------------------------------------------------------------------------------------------
 
 
-class BagWriter:
+class BagWriter(Closeable):
     """A rosbag2 being written: ``add_topic`` once per topic, then ``write`` messages or raw CDR.
 
     The output folder must not exist yet (rosbag2 never overwrites). Use ``with`` or :meth:`close`.
@@ -171,14 +171,6 @@ class BagWriter:
         self._writer.open()
         self._connections: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
-
-    def __enter__(self) -> BagWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def add_topic(self, topic: str, msgtype: str) -> None:
         """Declare a topic and its type (definition and hash come from the typestore)."""

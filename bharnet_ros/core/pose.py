@@ -17,11 +17,11 @@ wheel ships ``pose_landmark_full.tflite`` only, and 0 or 2 make MediaPipe downlo
 from __future__ import annotations
 
 import warnings
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+from bharnet_ros.core.closeable import Closeable
 from bharnet_ros.core.image import to_rgb
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, LEFT, RIGHT, SkeletonFrame
@@ -70,7 +70,7 @@ def _landmarks(landmark_list: Any, with_visibility: bool) -> np.ndarray | None:
     return array if np.isfinite(array).all() else None
 
 
-class PoseEstimator:
+class PoseEstimator(Closeable):
     """MediaPipe body + hands for one person per image, as contract frames.
 
     Use ``static_image_mode=False`` for video (tracking between frames, faster and steadier) and
@@ -95,14 +95,6 @@ class PoseEstimator:
             "min_tracking_confidence": min_tracking_confidence,
         }
         self._graphs = _open_graphs(backend, options)
-
-    def __enter__(self) -> PoseEstimator:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Free the MediaPipe graphs; safe to call twice."""

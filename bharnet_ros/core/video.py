@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import cv2
 import numpy as np
+
+from bharnet_ros.core.closeable import Closeable
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
@@ -39,7 +40,7 @@ class VideoInfo:
         return (self.width, self.height)
 
 
-class VideoReader:
+class VideoReader(Closeable):
     """One pass over a video's frames as ``(timestamp_seconds, bgr_uint8_image)`` pairs.
 
     The first frame is decoded on opening, so a file OpenCV opens but cannot decode fails here
@@ -58,14 +59,6 @@ class VideoReader:
         if not ok:
             self.close()
             raise VideoError(f"{self.path} opened but no frame could be decoded (damaged or empty video)")
-
-    def __enter__(self) -> VideoReader:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Release the decoder; safe to call twice."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import numpy as np
 
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.tools import UsageError
-from bharnet_ros.tools.report_doc import command_line, replace_section
+from bharnet_ros.tools.report_doc import command_line, machine_facts, replace_section
 
 # variant key -> (YAML, expert-only, description)
 VARIANTS = {
@@ -133,27 +132,10 @@ def matmul_peak(threads: int, size: int = PEAK_SIZE, repeats: int = 6) -> dict[s
 
 
 def machine_description(threads: int) -> dict[str, str]:
-    """CPU model, core counts and library versions."""
-    import onnxruntime
-    import torch
-
-    cpu = "unknown"
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "CPU": cpu,
-        "cores usable / benchmark threads": f"{usable} / {threads}",
-        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "Python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "numpy": np.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }
+    """The shared machine facts plus torch's version and this benchmark's thread count."""
+    facts = machine_facts(("torch", "onnxruntime", "numpy"))
+    facts["cores usable"] += f" (benchmark threads: {threads})"
+    return facts
 
 
 def build_live_model(key: str) -> Any:

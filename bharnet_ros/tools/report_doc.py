@@ -43,11 +43,16 @@ def command_line() -> str:
 
 def machine_lines() -> list[str]:
     """Markdown bullets describing where a measurement ran (no torch needed)."""
+    return [f"* {key}: {value}" for key, value in machine_facts().items()]
+
+
+def machine_facts(packages: tuple[str, ...] = ("onnxruntime", "mediapipe", "numpy")) -> dict[str, str]:
+    """CPU model, usable cores, load, Python and the versions of ``packages``."""
     cpu = next(
         (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), "unknown"
     )
-    versions = {name: _version(name) for name in ("onnxruntime", "mediapipe", "numpy")}
-    facts = {
+    versions = {name: _version(name) for name in packages}
+    return {
         "CPU": cpu,
         "cores usable": str(len(os.sched_getaffinity(0))),
         "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
@@ -55,7 +60,6 @@ def machine_lines() -> list[str]:
         **versions,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    return [f"* {key}: {value}" for key, value in facts.items()]
 
 
 def _cpuinfo() -> list[str]:
