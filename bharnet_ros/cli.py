@@ -48,6 +48,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "bharnet_ros.tools.bench",
         "benchmark models (PyTorch vs ONNX Runtime) and write docs/benchmarks.md",
     ),
+    "streams": (
+        "bharnet_ros.tools.streams",
+        "compose streams of real people's gesture clips and score the recognizer on them",
+    ),
     "bag": (
         "bharnet_ros.tools.bag",
         "record videos or live topics as rosbag2 bags and evaluate the recognizer on annotated bags",

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,3 +69,55 @@ def tiny_model(tmp_path_factory):
     preprocess = PreprocessConfig(body_layout="mediapipe33", frames=16, num_persons=1)
     export_onnx(model, path, TINY_MODEL_CLASSES, preprocess, hand_intensive=["stop"])
     return path
+
+
+TINY_RUN = [
+    "epochs=1",
+    "batch_size=4",
+    "eval_batch_size=4",
+    "workers=0",
+    "progress=false",
+    "model.overrides.input.frames=16",
+    "model.overrides.backbone.base_channels=8",
+    "model.overrides.attention.heads=1",
+    "model.overrides.attention.dim_head=8",
+]
+PERSON_CLASSES = ["wave", "clap", "left", "right"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run() -> list[str]:
+    """Overrides that make any training config a one-epoch run of a tiny model."""
+    return list(TINY_RUN)
+
+
+def write_person_file(folder: Path, subject: str, takes: int = 2) -> Path:
+    """One person's import, with the sample names every person's file has (as `import videos` makes).
+
+    Classes wave, clap, left, right (left and right perform a wave); attributes subject, distance.
+    """
+    from bharnet_ros.training import synth
+    from bharnet_ros.training.dataset import SkeletonDataset
+
+    motions = [c if c in synth.CLASS_NAMES else "wave" for c in PERSON_CLASSES]
+    sequences = [
+        synth.generate_sequence(motion, np.random.default_rng([int(subject[1:]), t, i]))
+        for t in range(takes)
+        for i, motion in enumerate(motions)
+    ]
+    data = SkeletonDataset.from_sequences(
+        sequences,
+        [i for _ in range(takes) for i in range(len(PERSON_CLASSES))],
+        PERSON_CLASSES,
+        names=[f"{c}_{t}" for t in range(takes) for c in PERSON_CLASSES],
+        attributes=[
+            {"subject": subject, "distance": f"{1 + t}m"} for t in range(takes) for _ in PERSON_CLASSES
+        ],
+    )
+    return data.save(folder / f"{subject}.npz")
+
+
+@pytest.fixture(scope="session")
+def person_file():
+    """``person_file(folder, "S1", takes=2)``: see :func:`write_person_file`."""
+    return write_person_file

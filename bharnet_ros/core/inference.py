@@ -119,6 +119,7 @@ class OnnxClassifier:
         self.variant: str = self.metadata["variant"]
         self.fusion: str = self.metadata["fusion"]
         self.top_k = min(top_k, len(self.labels))
+        self.temperature = _positive(self.metadata.get("temperature"), 1.0)
         self.providers: list[str] = self.session.get_providers()
         self._verify_providers(require)
 
@@ -200,7 +201,7 @@ class OnnxClassifier:
         """Probabilities (softmax, or per-class sigmoids for Noisy-OR) and the top-k."""
         to_probability = sigmoid if self.fusion == "noisy_or" else softmax
         logits = outputs["logits"][0]
-        probabilities = to_probability(logits)
+        probabilities = to_probability(logits / self.temperature)
         order = np.argsort(-probabilities, kind="stable")[: self.top_k]
         experts = {
             name.removesuffix("_logits"): to_probability(value[0])
@@ -215,6 +216,15 @@ class OnnxClassifier:
             expert_scores=experts,
             logits=logits,
         )
+
+
+def _positive(value: Any, default: float) -> float:
+    """A finite positive number from metadata, else ``default``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if np.isfinite(number) and number > 0 else default
 
 
 def read_metadata(session: Any, path: Path) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from bharnet_ros.core.modalities import (
 )
 from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, SkeletonSequence
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2  # 2 added window_seconds
 SCALES = ("shoulder", "torso", "none")
 HAND_FRAMES = ("body", "wrist")
 MIN_SIZE = 1e-6  # body sizes below this (degenerate or unobserved) leave the scale at 1
@@ -73,6 +73,7 @@ class PreprocessConfig:
     scale: str = "shoulder"  # shoulder | torso | none
     hand_frame: str = "body"  # body: the body's normalised frame | wrist: relative to each wrist
     aspect_correction: bool = True  # image space: x, z *= width / height when the size is known
+    window_seconds: float = 0.0  # > 0: T frames sampled by time over this many seconds (any fps)
 
     def __post_init__(self) -> None:
         checks = [
@@ -82,6 +83,10 @@ class PreprocessConfig:
             (self.hand_frame in HAND_FRAMES, f"hand_frame must be one of {HAND_FRAMES}"),
             (self.channels in (3, 4), "channels must be 3 (x, y, z) or 4 (with score)"),
             (self.frames >= 1 and self.num_persons >= 1, "frames and num_persons must be >= 1"),
+            (
+                isinstance(self.window_seconds, int | float) and 0.0 <= self.window_seconds <= 60.0,
+                "window_seconds must be 0 (frame-count windows) or a duration up to 60 s",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -10,6 +10,12 @@ Resizing is linear interpolation along axis 0 with the sample positions of PyTor
 When ``L == T`` this is the identity. A :class:`TimeSampling` holds the two source frames and the
 blend weight per output frame, so one sampling can be applied to body, hands, masks and timestamps
 and they stay in step.
+
+Models trained with a window *duration* (``PreprocessConfig.window_seconds``) are sampled by
+time instead (:func:`time_window_sampling`): T instants evenly spread over the last W seconds,
+each read from the source frames around it by their timestamps. The same motion recorded at
+10, 20 or 30 fps then gives the same T frames, and the live window and the training feeder agree
+whatever the camera's (or a loaded machine's) frame rate.
 """
 
 from __future__ import annotations
@@ -87,6 +93,28 @@ def resize_indices(start: int, stop: int, length: int) -> TimeSampling:
     weight = position - lo
     hi = np.minimum(lo + 1, count - 1)
     return TimeSampling(lo + start, hi + start, weight)
+
+
+def time_window_sampling(timestamps: np.ndarray, end: float, duration: float, length: int) -> TimeSampling:
+    """Sampling of ``length`` instants evenly spread over ``(end - duration, end]`` by timestamp.
+
+    Instant ``i`` is ``end - duration + (i + 1) * duration / length`` (the last one is ``end``);
+    it blends the source frames just before and after it in time. Instants before the first
+    frame or after the last read that frame (the person held still), so a window longer than
+    the recording repeats its first pose. ``timestamps`` must be non-decreasing.
+    """
+    stamps = np.asarray(timestamps, np.float64)
+    if stamps.ndim != 1 or not len(stamps):
+        raise ValueError("need at least one timestamp")
+    if length <= 0 or not duration > 0:
+        raise ValueError(f"need length > 0 and duration > 0, got {length}, {duration}")
+    instants = end - duration + (np.arange(1, length + 1, dtype=np.float64) * (duration / length))
+    lo = np.clip(np.searchsorted(stamps, instants, side="right") - 1, 0, len(stamps) - 1)
+    hi = np.minimum(lo + 1, len(stamps) - 1)
+    span = stamps[hi] - stamps[lo]
+    weight = np.clip((instants - stamps[lo]) / np.where(span > 0, span, 1.0), 0.0, 1.0 - 1e-12)
+    weight = np.where(span > 0, weight, 0.0)
+    return TimeSampling(lo.astype(np.int64), np.where(weight > 0, hi, lo).astype(np.int64), weight)
 
 
 def resize_time(array: np.ndarray, length: int) -> np.ndarray:

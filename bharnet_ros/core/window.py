@@ -1,12 +1,14 @@
 """Sliding windows of skeleton frames for live recognition, one buffer per tracked person.
 
-A :class:`WindowBuffer` keeps the newest frames of one person (bounded), and on request turns the
-newest ``span`` of them into a fixed-length :class:`Window`: hands sorted and short gaps filled
-(:mod:`hand_fill`), then resampled to T frames (:mod:`resample`) exactly as the test-time feeder
-does. :class:`WindowSet` routes frames to per-person buffers and forgets people who left. Time is
-always the frames' own timestamps (sensor time), so sim time and bag replay behave like live
-cameras. When to run the recognizer (the stride) is the caller's choice. docs/windowing.md has
-the semantics for robot developers.
+A :class:`WindowBuffer` keeps the newest ``seconds`` of one person's frames (bounded), and on
+request turns them into a fixed-length :class:`Window`: hands sorted and short gaps filled
+(:mod:`hand_fill`), then T instants evenly spread over the window read by timestamp
+(:func:`resample.time_window_sampling`), exactly as the training feeder samples a clip. A window
+therefore covers the same stretch of time at 10, 20 or 30 fps, and on a loaded machine that
+drops frames. :class:`WindowSet` routes frames to per-person buffers and forgets people who left.
+Time is always the frames' own timestamps (sensor time), so sim time and bag replay behave like
+live cameras. When to run the recognizer (the stride) is the caller's choice. docs/windowing.md
+has the semantics for robot developers.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from bharnet_ros.core.hand_fill import MAX_GAP, fill_hands
-from bharnet_ros.core.resample import center_crop, resize_indices
+from bharnet_ros.core.resample import time_window_sampling
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame, SkeletonSequence
 
 logger = logging.getLogger(__name__)
 
-SPAN = 64  # source frames per window (about 2.1 s at 30 fps)
-LENGTH = 64  # frames the model sees (T)
+SECONDS = 2.0  # window duration when the model does not state one
+LENGTH = 32  # frames the model sees (T)
+MAX_FRAMES = 512  # frames one buffer holds at most, whatever the frame rate (memory bound)
 
 
 class PushResult(enum.Enum):
@@ -61,9 +64,9 @@ class Window:
     """
 
     sequence: SkeletonSequence  # T frames, timestamps interpolated, hands filled and resampled
-    first_stamp: float  # oldest source frame used
+    first_stamp: float  # where the window starts (its oldest frame, if it holds less than W)
     stamp: float  # newest source frame used
-    source_frames: int  # source frames the T frames were resampled from
+    source_frames: int  # source frames inside the window
 
     @property
     def hand_mask(self) -> np.ndarray:
@@ -76,43 +79,54 @@ class Window:
 
 
 class WindowBuffer:
-    """Bounded, time-ordered frames of ONE person.
+    """Bounded, time-ordered frames of ONE person: the newest ``seconds`` plus hand-fill context.
 
-    Keeps ``span + max_gap`` frames: the newest ``span`` make a window and the ``max_gap`` older
-    ones give the hand sort/interpolation context across the window's start. ``crop_ratio`` < 1
-    applies the test feeder's centre crop (DeGCN uses 0.95) to the span before resizing.
+    Besides the frames inside the window, up to ``max_gap`` older frames are kept so that hand
+    sorting and interpolation see across the window's start. At most ``max_frames`` frames are
+    held, so memory stays bounded at any frame rate (above ``max_frames / seconds`` Hz the window
+    covers less than ``seconds``).
     """
 
-    def __init__(self, span: int = SPAN, max_gap: int = MAX_GAP, crop_ratio: float = 1.0) -> None:
-        if span < 1 or max_gap < 0:
-            raise ValueError(f"need span >= 1 and max_gap >= 0, got {span}, {max_gap}")
-        center_crop(span, crop_ratio)  # validates the ratio
-        self.span = span
+    def __init__(
+        self, seconds: float = SECONDS, max_gap: int = MAX_GAP, max_frames: int = MAX_FRAMES
+    ) -> None:
+        if not (math.isfinite(seconds) and seconds > 0) or max_gap < 0 or max_frames < 2:
+            raise ValueError(
+                f"need seconds > 0, max_gap >= 0 and max_frames >= 2, got {seconds}, {max_gap}, {max_frames}"
+            )
+        self.seconds = float(seconds)
         self.max_gap = max_gap
-        self.crop_ratio = crop_ratio
         self.stats = WindowStats()
         self.last_result: PushResult | None = None
-        self._frames: deque[SkeletonFrame] = deque(maxlen=span + max_gap)
+        self._frames: deque[SkeletonFrame] = deque(maxlen=max_frames)
 
     def __len__(self) -> int:
         return len(self._frames)
 
     @property
     def maxlen(self) -> int:
-        return self.span + self.max_gap
+        return self._frames.maxlen or 0
 
     @property
     def newest_stamp(self) -> float | None:
         return self._frames[-1].timestamp if self._frames else None
 
     @property
-    def fill(self) -> float:
-        """Fraction of the span holding frames, in [0, 1]."""
-        return min(len(self._frames), self.span) / self.span
+    def covered(self) -> float:
+        """Seconds of history inside the window (0 with fewer than two frames)."""
+        if len(self._frames) < 2:
+            return 0.0
+        return min(self._frames[-1].timestamp - self._frames[0].timestamp, self.seconds)
 
-    def ready(self, min_frames: int | None = None) -> bool:
-        """True once at least ``min_frames`` frames (default: a full span) are buffered."""
-        return len(self._frames) >= (self.span if min_frames is None else min_frames)
+    @property
+    def fill(self) -> float:
+        """Fraction of the window's duration holding frames, in [0, 1]."""
+        return self.covered / self.seconds
+
+    def ready(self, min_seconds: float | None = None) -> bool:
+        """True once ``min_seconds`` of history (default: the whole window) are buffered."""
+        need = self.seconds if min_seconds is None else min_seconds
+        return bool(self._frames) and self.covered >= min(need, self.seconds) - 1e-9
 
     def clear(self) -> None:
         """Drop all frames (counters are kept)."""
@@ -134,8 +148,15 @@ class WindowBuffer:
                 self.stats.resets += 1
                 self._frames.clear()
             self._frames.append(frame)
+            self._forget_old(frame.timestamp)
         self.last_result = result
         return result
+
+    def _forget_old(self, newest: float) -> None:
+        """Drop frames older than the window, keeping ``max_gap`` of them as hand-fill context."""
+        start = newest - self.seconds
+        while len(self._frames) > self.max_gap + 1 and self._frames[self.max_gap + 1].timestamp <= start:
+            self._frames.popleft()
 
     def _classify(self, frame: SkeletonFrame) -> PushResult:
         if not self._frames:
@@ -157,25 +178,25 @@ class WindowBuffer:
             return PushResult.RESET
         return PushResult.ADDED
 
-    def window(self, length: int = LENGTH, min_frames: int = 1) -> Window | None:
-        """The newest ``span`` frames as exactly ``length`` frames, or None below ``min_frames``.
+    def window(self, length: int = LENGTH, min_seconds: float = 0.0) -> Window | None:
+        """The newest ``seconds`` as exactly ``length`` frames, or None below ``min_seconds`` of history.
 
         Hands are sorted and short gaps filled over all buffered frames (timestamps as the time
-        axis), then body, hands, hand mask and timestamps share one linear resampling.
+        axis), then body, hands, hand mask and timestamps share one sampling by time. Before the
+        oldest frame the window holds that frame's pose.
         """
-        if len(self._frames) < max(min_frames, 1):
+        if not self._frames or not self.ready(min_seconds):
             return None
         source = SkeletonSequence.from_frames(list(self._frames))
         hands, mask = fill_hands(source.hands, source.hand_present, source.timestamps, self.max_gap)
-        count = min(len(source), self.span)
-        offset = len(source) - count
-        start, stop = center_crop(count, self.crop_ratio)
-        sampling = resize_indices(offset + start, offset + stop, length)
+        stamps = source.timestamps
+        end = float(stamps[-1])
+        sampling = time_window_sampling(stamps, end, self.seconds, length)
         hands, mask = sampling.apply_masked(hands, mask)
         # Per-joint masks, as in the training feeder: a blend with an unobserved joint stays zero.
         body, _ = sampling.apply_masked(source.body, np.any(source.body != 0.0, axis=-1))
         sequence = SkeletonSequence(
-            timestamps=sampling.apply(source.timestamps),
+            timestamps=sampling.apply(stamps),
             body=body,
             hands=hands,
             hand_present=mask,
@@ -184,8 +205,8 @@ class WindowBuffer:
             space=source.space,
             image_size=source.image_size,
         )
-        stamps = source.timestamps
-        return Window(sequence, float(stamps[offset + start]), float(stamps[offset + stop - 1]), stop - start)
+        inside = stamps > end - self.seconds + 1e-9
+        return Window(sequence, max(float(stamps[0]), end - self.seconds), end, int(inside.sum()))
 
 
 class WindowSet:
@@ -200,16 +221,16 @@ class WindowSet:
 
     def __init__(
         self,
-        span: int = SPAN,
+        seconds: float = SECONDS,
         max_gap: int = MAX_GAP,
-        crop_ratio: float = 1.0,
         timeout: float = 1.0,
-        max_persons: int = 8,
+        max_persons: int = 4,
+        max_frames: int = MAX_FRAMES,
     ) -> None:
         if timeout <= 0 or max_persons < 1:
             raise ValueError(f"need timeout > 0 and max_persons >= 1, got {timeout}, {max_persons}")
-        WindowBuffer(span, max_gap, crop_ratio)  # validates the buffer settings up front
-        self.span, self.max_gap, self.crop_ratio = span, max_gap, crop_ratio
+        WindowBuffer(seconds, max_gap, max_frames)  # validates the buffer settings up front
+        self.seconds, self.max_gap, self.max_frames = seconds, max_gap, max_frames
         self.timeout = timeout
         self.max_persons = max_persons
         self.stats = WindowStats()
@@ -276,7 +297,7 @@ class WindowSet:
             while len(self._buffers) >= self.max_persons:
                 self._buffers.popitem(last=False)
                 self.stats.persons_evicted += 1
-            buffer = WindowBuffer(self.span, self.max_gap, self.crop_ratio)
+            buffer = WindowBuffer(self.seconds, self.max_gap, self.max_frames)
             self._buffers[person_id] = buffer
             self.stats.persons_created += 1
         self._buffers.move_to_end(person_id)

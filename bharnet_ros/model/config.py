@@ -85,6 +85,10 @@ class LossConfig:
     complementary_weight: float = 1.0
     label_smoothing: float = 0.0
     weight_hand_by_reliability: bool = True
+    # BHaRNet-E: a cross-entropy on each expertized branch as well (the paper has 0). The light
+    # expert-only export uses those branches alone; trained only through the complementary sum
+    # they learn to complement the interactive ones and are weak alone.
+    expert_weight: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +120,11 @@ class ModelConfig:
                 f"expertized.split_block must be in 1..{len(self.backbone.stages)}",
             ),
             (self.input.num_persons >= 1, "input.num_persons must be >= 1"),
+            (
+                min(self.loss.individual_weight, self.loss.complementary_weight, self.loss.expert_weight)
+                >= 0,
+                "loss weights must not be negative",
+            ),
         ]
         for ok, message in checks:
             if not ok:

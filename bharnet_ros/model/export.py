@@ -10,7 +10,9 @@ The exported graph has named inputs and outputs (the node relies on them):
 
 The ONNX ``metadata_props`` carry JSON values under the keys of :data:`METADATA_KEYS`: labels,
 preprocess settings (``core.preprocess.PreprocessConfig`` as a dict), variant, fusion, input
-shapes, output names, precision and the format version. Export uses the TorchScript exporter
+shapes, output names, precision and the format version; with a calibration also
+``bharnet.temperature`` (the logits are divided by it before the softmax) and
+``bharnet.none_threshold`` (below it the node says ``none``). Export uses the TorchScript exporter
 (``dynamo=False``), a static batch of 1 (a dynamic batch adds ``If`` nodes), frozen random
 features, and only ``matmul`` (no ``Einsum``). :func:`check_parity` runs ONNX Runtime on random
 and on realistic inputs and compares every output to PyTorch.
@@ -171,6 +173,7 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     dynamic_batch: bool = False,
     fp16: bool = False,
+    calibration: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Write ``model`` as ONNX with our metadata; returns the metadata.
 
@@ -198,8 +201,27 @@ def export_onnx(
             opset_version=opset, dynamic_axes=dynamic, do_constant_folding=True, dynamo=False,
         )  # fmt: skip
     metadata = build_metadata(model, labels, preprocess, hand_intensive)
+    if calibration is not None:
+        metadata["bharnet.temperature"] = float(calibration["temperature"])
+        metadata["bharnet.none_threshold"] = float(calibration["none_threshold"])
     write_metadata(path, metadata)
     return metadata
+
+
+def calibration_for(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
+    """The entry of a ``calibration.json`` (from ``bharnet train --loso``) that fits ``model``."""
+    path = Path(path)
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ExportError(f"cannot read the calibration {path} ({err})") from None
+    key = "expert_only" if isinstance(model, ExpertOnlyModel) else "fused"
+    entry = entries.get(key) if isinstance(entries, dict) else None
+    if not isinstance(entry, dict) or not {"temperature", "none_threshold"} <= set(entry):
+        raise ExportError(f"{path} has no {key!r} calibration; give the calibration.json of a --loso run")
+    if not 0 < float(entry["temperature"]) < 1e3 or not 0 <= float(entry["none_threshold"]) <= 1:
+        raise ExportError(f"{path}: the {key!r} calibration values are out of range")
+    return entry
 
 
 def write_metadata(path: Path, metadata: Mapping[str, Any]) -> None:

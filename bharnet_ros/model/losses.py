@@ -4,7 +4,9 @@ Paper Sec. III-B: every listed branch gets an individual cross-entropy, and the 
 loss is a cross-entropy on the averaged branch logits. Its gradient w.r.t. one branch depends on
 the joint prediction, so a branch stops being pushed on classes the other branch already solves,
 which lets body and hand specialise (the mixture-of-experts behaviour). Sec. III-D: BHaRNet-E
-puts individual losses only on the interactive branches and the complementary loss on all four.
+puts individual losses only on the interactive branches and the complementary loss on all four;
+``expert_weight`` > 0 adds individual terms on its expertized branches too, so that the
+expert-only export (those branches alone) stands on its own.
 
 With ``fusion: noisy_or`` the complementary term is a binary cross-entropy of the Noisy-OR fused
 probabilities against the one-hot label. When the outputs carry ``hand_reliability`` (the model
@@ -12,6 +14,7 @@ was given a hand mask), the individual terms of hand branches are weighted per s
 clips without hands do not train the hand experts on noise.
 
     total = individual_weight * sum(individual terms) + complementary_weight * complementary
+            + expert_weight * sum(expertized-branch terms)       (BHaRNet-E only)
 """
 
 from __future__ import annotations
@@ -97,9 +100,19 @@ class BHaRNetLoss(nn.Module):
         averaged = combine_logits([outputs[name] for name in self.branches], "mean")
         return cross_entropy(averaged, target, smoothing)
 
+    @property
+    def expert_branches(self) -> tuple[str, ...]:
+        """Expertized branches that get their own term (``expert_weight`` > 0, BHaRNet-E)."""
+        if self.config.expert_weight <= 0:
+            return ()
+        return tuple(b for b in self.branches if b.endswith("_expert") and b not in self.individual_branches)
+
     def forward(self, outputs: dict[str, torch.Tensor], target: torch.Tensor) -> dict[str, torch.Tensor]:
         terms = self.individual_terms(outputs, target)
         total = self.config.individual_weight * torch.stack(list(terms.values())).sum()
+        for name in self.expert_branches:
+            terms[f"expert/{name}"] = cross_entropy(outputs[name], target, self.config.label_smoothing)
+            total = total + self.config.expert_weight * terms[f"expert/{name}"]
         if self.uses_complementary:
             terms["complementary"] = self.complementary_term(outputs, target)
             total = total + self.config.complementary_weight * terms["complementary"]

@@ -2,7 +2,8 @@
 
 Configure loads the ONNX model and checks which ONNX Runtime provider really runs it (a missing
 or broken model fails configure with a clear log; the node stays up). Activate subscribes. One
-window per person; the core Recognizer decides every ``stride`` frames.
+window per person, covering the model's window duration; the core Recognizer decides every
+``stride_seconds`` and publishes ``none`` when no known gesture is confident enough.
 """
 
 from __future__ import annotations
@@ -36,9 +37,15 @@ PARAMS = (
     ),
     Param("require_device", False, "fail configure instead of falling back to CPU"),
     Param("threads", 1, "ONNX Runtime intra-op threads (1 leaves a core to MediaPipe)", (0, 64)),
-    Param("span", C.span, "source frames per window", (4, 1024)),
-    Param("stride", C.stride, "classify a person's window every this many frames", (1, 1024)),
-    Param("min_frames", C.min_frames, "frames needed before the first decision", (1, 1024)),
+    Param("window_seconds", C.window_seconds, "window duration in seconds; 0 = the model's own", (0.0, 60.0)),
+    Param("stride_seconds", C.stride_seconds, "classify a person's window at most this often", (0.0, 10.0)),
+    Param("min_seconds", C.min_seconds, "seconds of history before a person's first decision", (0.0, 60.0)),
+    Param(
+        "none_threshold",
+        C.none_threshold,
+        "smoothed confidence below which the label is 'none'; 0 = the model's calibrated threshold",
+        (0.0, 1.0),
+    ),
     Param("max_gap", C.max_gap, "hand gaps up to this many frames are interpolated", (0, 256)),
     Param(
         "person_timeout",
@@ -157,9 +164,7 @@ class RecognizerNode(ManagedNode):
         return {"require": self.params["require_device"], "threads": self.params["threads"]}
 
     def _recognizer_config(self) -> RecognizerConfig:
-        names = ("span", "stride", "min_frames", "max_gap", "person_timeout", "max_persons")
-        names += ("smoothing", "switch_margin", "top_k")
-        return RecognizerConfig(**{name: self.params[name] for name in names})
+        return RecognizerConfig.from_params(self.params)
 
     def _publish_labels(self) -> None:
         classifier = self.recognizer.classifier

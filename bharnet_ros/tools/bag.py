@@ -16,7 +16,7 @@ import argparse
 import csv
 import json
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -208,38 +208,58 @@ class EvalRun:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Check the inputs, run one mode, score and write the report."""
-    if args.rate <= 0:
-        raise UsageError(f"--rate must be positive, got {args.rate}")
-    topic, msgtype = choose_topic(args.bag, args.topic)
+    summary = evaluate_bag(
+        args.bag, args.labels, args.out, model=args.model, topic=args.topic, realtime=args.realtime,
+        rate=args.rate, params_file=args.params_file, device=args.device,
+    )  # fmt: skip
+    print(format_table(summary, args.out))
+    return 0
+
+
+def evaluate_bag(
+    bag: Path,
+    labels: Path | None,
+    out: Path,
+    model: Path | None = None,
+    topic: str | None = None,
+    realtime: bool = False,
+    rate: float = 1.0,
+    params_file: str = "",
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Run the recognizer over ``bag`` (deterministic, or ``realtime`` through the graph), score it
+    against ``labels`` and write the report to ``out``; returns the summary (also summary.json)."""
+    if rate <= 0:
+        raise UsageError(f"--rate must be positive, got {rate}")
+    topic, msgtype = choose_topic(bag, topic)
     try:
-        annotations = load_annotations(args.labels) if args.labels else Annotations((), absolute=False)
+        annotations = load_annotations(labels) if labels else Annotations((), absolute=False)
     except AnnotationError as err:
         raise UsageError(str(err)) from None
-    model = _model_path(args.model)
-    params = load_graph_params(args.params_file)
-    origin = first_stamp(args.bag, topic)
-    if args.realtime:
-        run_result = evaluate_realtime(args, topic, msgtype, model, params, origin)
+    model = _model_path(model)
+    params = load_graph_params(params_file)
+    origin = first_stamp(bag, topic)
+    if realtime:
+        run_result = evaluate_realtime(bag, out, rate, device, topic, msgtype, model, params, origin)
     else:
-        run_result = evaluate_offline(args.bag, topic, msgtype, model, args.device, params, origin)
+        run_result = evaluate_offline(bag, topic, msgtype, model, device, params, origin)
     segments = annotations.relative_to(origin * 1e-9)
     metrics = evaluate_stream(segments, run_result.predictions)
     summary = {
         "mode": run_result.mode,
-        "bag": str(args.bag),
+        "bag": str(bag),
         "topic": topic,
         "msgtype": msgtype,
         "model": str(model),
-        "labels": str(args.labels) if args.labels else None,
+        "labels": str(labels) if labels else None,
         "time_base": "absolute" if annotations.absolute else "relative",
         "first_stamp": origin * 1e-9,
         "counts": _counts(run_result),
         "metrics": metrics.as_dict(),
         "timing": run_result.timing,
     }
-    write_report(args.out, summary, run_result, segments, metrics)
-    print(format_table(summary, args.out))
-    return 0
+    write_report(out, summary, run_result, segments, metrics)
+    return summary
 
 
 def choose_topic(bag: Path, requested: str | None) -> tuple[str, str]:
@@ -291,8 +311,7 @@ def load_graph_params(params_file: str) -> dict[str, dict[str, Any]]:
 
 def recognizer_config(params: dict[str, Any]) -> RecognizerConfig:
     """The RecognizerConfig the node would build from the same parameters."""
-    names = {f.name for f in fields(RecognizerConfig)}
-    return RecognizerConfig(**{k: v for k, v in params["recognizer"].items() if k in names})
+    return RecognizerConfig.from_params(params["recognizer"])
 
 
 def _model_path(model: Path | None) -> Path:
@@ -376,19 +395,20 @@ def _recognize(recognizer: Any, persons: list[Any], stamp: int, origin: int, run
 
 
 def evaluate_realtime(
-    args: argparse.Namespace, topic: str, msgtype: str, model: Path, params: dict[str, Any], origin: int
-) -> EvalRun:
+    bag: Path, out: Path, rate: float, device: str, topic: str, msgtype: str, model: Path,
+    params: dict[str, Any], origin: int,
+) -> EvalRun:  # fmt: skip
     """Replay the bag into the in-process graph and turn what came back into an EvalRun."""
     from bharnet_ros.nodes.bag_io import run_graph_on_bag
     from bharnet_ros.nodes.graph import GraphOptions
 
     camera = topic.removesuffix("/compressed") if msgtype == COMPRESSED_TYPE else topic
     options = GraphOptions(
-        camera_topic=camera, model=str(model), device=args.device,
-        params_file=str(_effective_params(args.out, params, msgtype)),
+        camera_topic=camera, model=str(model), device=device,
+        params_file=str(_effective_params(out, params, msgtype)),
     )  # fmt: skip
     try:
-        live = run_graph_on_bag(args.bag, topic, msgtype, options, rate=args.rate)
+        live = run_graph_on_bag(bag, topic, msgtype, options, rate=rate)
     except BagError as err:
         raise UsageError(str(err)) from None
     return live_run(live, origin)

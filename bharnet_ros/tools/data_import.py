@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from bharnet_ros.tools import UsageError
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
-from bharnet_ros.training.importers import ImportReport, Progress
+from bharnet_ros.training.importers import ImportReport, Progress, no_progress
 from bharnet_ros.training.importers.mpdata import import_mpdata
 from bharnet_ros.training.importers.ntu import import_ntu
 from bharnet_ros.training.importers.nucla import import_nucla
@@ -37,12 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         _kind(kinds, "pkummd", "PKU-MMD skeletons and labels", "the skeleton folder or its parent")
     )
     nucla = _kind(kinds, "nucla", "Northwestern-UCLA JSON files (CTR-GCN)", "the folder of .json files")
-    videos = _kind(
-        kinds, "videos", "your own videos, one sub-folder per class", "DIR with DIR/<class>/<video>"
-    )
-    videos.add_argument(
-        "--backend", choices=("holistic", "hands_pose"), default="holistic", help="MediaPipe graph"
-    )
+    _videos_arguments(
+        _kind(
+            kinds, "videos", "your own videos (one sub-folder per class, or --pattern)",
+            "DIR/<class>/<video>, or with --pattern DIR/<person>/<video> or DIR/<video>",
+        )
+    )  # fmt: skip
     nucla.add_argument("--benchmark", choices=("xview",), default="xview", help="split pair (default: xview)")
     nucla.add_argument("--fps", type=float, default=30.0, help="frame rate to assume (default: 30)")
 
@@ -65,6 +65,22 @@ def _mpdata_arguments(parser: argparse.ArgumentParser) -> None:
         "--mirrored", action="store_true", help="the webcam frames were mirrored (selfie view)"
     )
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate to assume (default: 30)")
+
+
+def _videos_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend", choices=("holistic", "hands_pose"), default="holistic", help="MediaPipe graph"
+    )
+    parser.add_argument(
+        "--pattern", metavar="PATTERN",
+        help="fields of the file name, e.g. '{label}_{take}_{distance}_{framing}': {label} is the "
+        "class, {subject} the person (default: --subject, else the first folder below DIR); the "
+        "other fields are kept per sample for per-condition evaluation",
+    )  # fmt: skip
+    parser.add_argument("--subject", help="the person in every video (when neither folder nor pattern says)")
+    parser.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="pose-stage processes side by side (default 1)"
+    )
 
 
 def _pkummd_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +106,7 @@ def _kind(kinds: argparse._SubParsersAction, name: str, what: str, source: str) 
         "--rename", action="append", default=[], metavar="OLD=NEW",
         help="rename a class, e.g. iloveyou=i_love_you to match a model's class names (repeatable)",
     )  # fmt: skip
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -100,13 +117,22 @@ def run(args: argparse.Namespace) -> int:
         dataset, report = IMPORTERS[args.kind](args)
     except DatasetError as err:
         raise UsageError(str(err)) from None
+
     dataset.class_names = _renamed(dataset.class_names, args.rename)
     if not len(dataset):
-        reasons = ", ".join(f"{count} {reason}" for reason, count in report.reasons().items()) or "none found"
-        raise UsageError(f"no samples imported from {args.source} ({reasons}); check SRC and the options")
+        raise UsageError(f"no samples imported from {args.source} ({_why(report)}); check SRC and options")
     path = dataset.save(args.output)
     print("\n".join(summary(dataset, report, path)))
     return 0
+
+
+def _why(report: ImportReport) -> str:
+    """The skip reasons, with the first item's detail (what a single bad file needs to be fixed)."""
+    if not report.skipped:
+        return "none found"
+    reasons = ", ".join(f"{count} {reason}" for reason, count in report.reasons().items())
+    item, _, detail = report.skipped[0]
+    return f"{reasons}; {Path(item).name}: {detail}" if detail else reasons
 
 
 def _renamed(class_names: list[str], pairs: list[str]) -> list[str]:
@@ -122,19 +148,21 @@ def _renamed(class_names: list[str], pairs: list[str]) -> list[str]:
     return [mapping.get(name, name) for name in class_names]
 
 
-def _progress(kind: str) -> Progress:
+def _progress(args: argparse.Namespace) -> Progress:
     """A tqdm bar over the files an importer reads (on stderr; removed when done)."""
-    return lambda items: tqdm(items, desc=f"import {kind}", unit="file", leave=False)
+    if args.no_progress:
+        return no_progress
+    return lambda items: tqdm(items, desc=f"import {args.kind}", unit="file", leave=False)
 
 
 def _ntu(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
     benchmarks = (args.benchmark,) if args.benchmark else None
-    return import_ntu(args.source, args.meta, benchmarks, _progress("ntu"))
+    return import_ntu(args.source, args.meta, benchmarks, _progress(args))
 
 
 def _mpdata(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
     classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
-    return import_mpdata(args.source, classes, args.fps, args.mirrored, _progress("mpdata"))
+    return import_mpdata(args.source, classes, args.fps, args.mirrored, _progress(args))
 
 
 def _pkummd(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
@@ -144,18 +172,27 @@ def _pkummd(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
             raise UsageError(f"class-name file {args.class_names} not found")
         names = [line.strip() for line in args.class_names.read_text().splitlines() if line.strip()]
     return import_pkummd(
-        args.source, args.labels, args.benchmark, args.split_file, names, progress=_progress("pkummd")
+        args.source, args.labels, args.benchmark, args.split_file, names, progress=_progress(args)
     )
 
 
 def _nucla(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
-    return import_nucla(args.source, args.benchmark, args.fps, _progress("nucla"))
+    return import_nucla(args.source, args.benchmark, args.fps, _progress(args))
 
 
 def _videos(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
-    from bharnet_ros.training.importers.videos import import_videos
+    from bharnet_ros.training.importers.videos import PatternError, import_videos
 
-    return import_videos(args.source, args.backend, _progress("videos"))
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    if not args.source.is_dir():
+        raise UsageError(f"{args.source} is not a folder; give the folder that holds the videos")
+    try:
+        return import_videos(
+            args.source, args.backend, _progress(args), args.pattern, args.subject, args.jobs
+        )
+    except PatternError as err:
+        raise UsageError(str(err)) from None
 
 
 IMPORTERS = {"ntu": _ntu, "mpdata": _mpdata, "pkummd": _pkummd, "nucla": _nucla, "videos": _videos}

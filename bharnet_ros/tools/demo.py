@@ -37,20 +37,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bharnet_ros.tools.bag import run_eval
+    from bharnet_ros.tools.bag import evaluate_bag, format_table
 
     bag = args.out / "bag"
     for old in (bag, args.out / "report"):
         shutil.rmtree(old, ignore_errors=True)
     labels = _video_input(args, bag) if args.video else _scripted_input(args, bag)
     print(f"input: {bag} ({'video ' + args.video if args.video else 'scripted synthetic gestures'})")
-    evaluation = argparse.Namespace(
-        bag=bag, labels=labels, out=args.out / "report", model=args.model, topic=None, realtime=True,
-        rate=args.rate, params_file="", device="cpu",
-    )  # fmt: skip
-    run_eval(evaluation)
+    summary = evaluate_bag(bag, labels, args.out / "report", model=args.model, realtime=True, rate=args.rate)
+    print(format_table(summary, args.out / "report"))
     if labels is not None:
-        _print_timeline(args.out / "report" / "summary.json")
+        print_timeline(summary["metrics"]["per_segment"])
     return 0
 
 
@@ -82,11 +79,8 @@ def _video_input(args: argparse.Namespace, bag: Path) -> None:
     return
 
 
-def _print_timeline(summary_path: Path) -> None:
+def print_timeline(segments: list[dict]) -> None:
     """Truth next to what was recognized, one line per scripted segment."""
-    import json
-
-    segments = json.loads(summary_path.read_text())["metrics"]["per_segment"]
     print("\n  time (s)      truth          recognized     first correct after")
     for s in segments:
         delay = "-" if s["delay"] is None else f"{s['delay']:.2f} s"

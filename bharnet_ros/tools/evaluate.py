@@ -9,15 +9,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from bharnet_ros.model.checkpoint import CheckpointError
 from bharnet_ros.tools import UsageError
-from bharnet_ros.training.dataset import DatasetError
+from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="checkpoint (.pt) or exported model (.onnx)")
     parser.add_argument("dataset", type=Path, help="dataset .npz or `bharnet synth` folder")
     parser.add_argument("--split", help="split to evaluate (default: every sample)")
+    parser.add_argument(
+        "--subjects", metavar="S1,S2", help="evaluate only these people (e.g. the held-out ones)"
+    )
+    parser.add_argument(
+        "--known-only", action="store_true",
+        help="leave out samples of classes the model does not know (they are counted and named)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size for checkpoints (default 32)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -38,13 +47,33 @@ def format_summary(values: dict) -> str:
         lines.append(f"hand-intensive classes ({count} samples): {pct(values['hand_intensive'])}")
     for name, value in values["branches_top1"].items():
         lines.append(f"branch {name}: top-1 {pct(value)}")
+    for attribute, groups in values.get("groups", {}).items():
+        parts = [f"{value} {pct(row['top1'])} ({row['samples']})" for value, row in groups.items()]
+        lines.append(f"by {attribute}: " + ", ".join(parts))
     return "\n".join(lines)
+
+
+def select_for_eval(data: SkeletonDataset, labels: list[str], args: argparse.Namespace) -> SkeletonDataset:
+    """The samples to evaluate: ``--subjects`` only, known classes only with ``--known-only``."""
+    from bharnet_ros.training.data import known_classes_only, subject_mask
+
+    if args.subjects:
+        subjects = [name.strip() for name in args.subjects.split(",") if name.strip()]
+        data = data.subset(np.flatnonzero(subject_mask(data, subjects)))
+    if args.known_only:
+        data, left_out = known_classes_only(data, labels)
+        if left_out:
+            print(f"left out the samples of {', '.join(left_out)} (classes the model does not know)")
+    if not len(data):
+        raise UsageError("no samples left to evaluate; check --split, --subjects and the classes")
+    return data
 
 
 def run(args: argparse.Namespace) -> int:
     from bharnet_ros.core.inference import InferenceError
+    from bharnet_ros.training.data import load_datasets
     from bharnet_ros.training.evaluate import evaluate, open_model, write_outputs
-    from bharnet_ros.training.train import ConfigError, load_datasets
+    from bharnet_ros.training.train import ConfigError
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -52,11 +81,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"model {args.model} not found; give a checkpoint (.pt) or an exported .onnx")
     try:
         model = open_model(args.model)
-        data = load_datasets([args.dataset], args.split)
+        data = select_for_eval(load_datasets([args.dataset], args.split), model.labels, args)
         result = evaluate(model, data, args.batch_size, progress=not args.no_progress)
     except (ConfigError, DatasetError, CheckpointError, InferenceError) as err:
         raise UsageError(str(err)) from None
     values = write_outputs(args.out, result, model, data, str(args.dataset), args.split)
     print(format_summary(values))
-    print(f"wrote {args.out}/summary.json, per_class.csv, predictions.csv, confusion.png")
+    print(f"wrote {args.out}/summary.json, per_class.csv, groups.csv, predictions.csv, confusion.png")
     return 0

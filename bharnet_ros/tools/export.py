@@ -30,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fp16", action="store_true", help="half precision (not supported yet; says what to do instead)"
     )
+    parser.add_argument(
+        "--calibration", type=Path, metavar="JSON",
+        help="calibration.json of a `bharnet train --loso` run: temperature and none threshold",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from bharnet_ros.model.export import (
         FP16_UNSUPPORTED,
         ExportError,
+        calibration_for,
         check_parity,
         export_onnx,
         prepare_model,
@@ -50,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         checkpoint = load_checkpoint(args.checkpoint)
         model = prepare_model(checkpoint, args.expert_only)
+        calibration = calibration_for(args.calibration, model) if args.calibration else None
     except (CheckpointError, ExportError) as err:
         raise UsageError(str(err)) from None
     preprocess = checkpoint.preprocess_config
@@ -61,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint.hand_intensive,
         opset=args.opset,
         dynamic_batch=args.dynamic_batch,
+        calibration=calibration,
     )
     print(f"wrote {args.output} ({metadata['bharnet.variant']}, inputs {metadata['bharnet.inputs']})")
     try:

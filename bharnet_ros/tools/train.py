@@ -3,6 +3,8 @@
 ``bharnet train CONFIG [key=value ...] [--train FILES...] [--val FILES...] [--out DIR]`` or
 ``bharnet train --resume RUN [key=value ...]``. Overrides use dotted keys of the config
 (``optim.lr=0.05``, ``model.overrides.backbone.base_channels=32``) and come before the options.
+``--loso`` runs leave-one-subject-out cross-validation instead of one training run
+(``bharnet_ros.training.crossval``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, help="run folder (default: runs/<name>-<timestamp>)")
     parser.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder")
+    parser.add_argument(
+        "--loso", nargs="?", const="all", metavar="S1,S2",
+        help="leave-one-subject-out cross-validation over these people (default: every subject); "
+        "needs --out, continues an interrupted run in the same folder",
+    )  # fmt: skip
 
 
 def split_items(items: list[str], resume: bool) -> tuple[str | None, list[str]]:
@@ -71,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
     config_path, overrides = split_items(args.items, args.resume is not None)
     overrides = overrides_from(args, overrides)
+    if args.loso is not None:
+        return run_loso(args, config_path, overrides)
     try:
         if args.resume is not None:
             folder = train({}, resume=args.resume, overrides=overrides)
@@ -81,4 +90,23 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     if int(os.environ.get("RANK", "0")) == 0:  # torchrun: one line, not one per process
         print(f"run folder: {folder}")
+    return 0
+
+
+def run_loso(args: argparse.Namespace, config_path: str | None, overrides: list[str]) -> int:
+    """``--loso``: one fold per held-out subject, then the pooled summary."""
+    from bharnet_ros.training.crossval import cross_validate
+    from bharnet_ros.training.train import ConfigError, load_train_config
+
+    if args.resume is not None or args.out is None:
+        raise UsageError("--loso needs --out DIR (and no --resume: rerun with the same --out to continue)")
+    subjects = None if args.loso == "all" else [s.strip() for s in args.loso.split(",") if s.strip()]
+    try:
+        config = load_train_config(config_path, overrides)
+        values = cross_validate(config, args.out, subjects)
+    except (ConfigError, DatasetError, CheckpointError) as err:
+        raise UsageError(str(err)) from None
+    folds = ", ".join(f"{s} {100 * v:.1f} %" for s, v in values["folds_top1"].items())
+    print(f"leave-one-subject-out top-1 {100 * values['top1']:.2f} % ({folds})")
+    print(f"wrote {args.out}/summary.json")
     return 0

@@ -10,12 +10,17 @@ arrays) and makes a sample a cheap slice. docs/datasets.md lists every key with 
 
 Channels follow the skeleton contract (core/skeleton.py): x, y, z, score; hand slot 0 is the
 subject's left hand; ``layout`` and ``space`` are stored once per dataset.
+
+Besides the numeric ids, each sample may carry string **attributes** (``subject`` name,
+``distance``, ``framing``, ``take``, ``fps``, ``source``, ...): the recording conditions that
+evaluations group by. Version 2 of the format added them; version-1 files load with none.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,11 +32,13 @@ from bharnet_ros.core.layouts import get_layout
 from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, SPACES, SkeletonSequence
 
 FORMAT_NAME = "bharnet_ros.skeleton_dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-sample string attributes
 UNKNOWN = -1  # subject, camera, setup or replication id that the source does not give
 ID_FIELDS = ("subjects", "cameras", "setups", "replications")
 SAMPLE_KEYS = ("offsets", "labels", "names", "persons", *ID_FIELDS, "image_sizes")
 HAND_KEYS = ("hands", "hand_present")
+ATTRIBUTE_PREFIX = "attribute_"  # file key of attribute column <name>
+ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class DatasetError(ValueError):
@@ -58,6 +65,7 @@ class Sample:
     setup: int = UNKNOWN
     replication: int = UNKNOWN
     image_size: tuple[int, int] = (0, 0)  # (width, height), (0, 0) if unknown
+    attributes: dict[str, str] = field(default_factory=dict)  # e.g. subject, distance, fps
 
     def __post_init__(self) -> None:
         self.body = np.asarray(self.body, np.float32)
@@ -106,6 +114,7 @@ class SkeletonDataset:
     hand_intensive: list[bool] | None = None  # per class, None when not known
     splits: dict[str, np.ndarray] = field(default_factory=dict)  # name -> sample indices
     notes: list[str] = field(default_factory=list)  # provenance and assumptions, one line each
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N,) str per sample
 
     def __post_init__(self) -> None:
         self._coerce()
@@ -129,6 +138,7 @@ class SkeletonDataset:
         if self.hand_intensive is not None:
             self.hand_intensive = [bool(flag) for flag in self.hand_intensive]
         self.notes = [str(note) for note in self.notes]
+        self.attributes = {str(k): np.asarray(v, dtype=str).reshape(-1) for k, v in self.attributes.items()}
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -180,7 +190,27 @@ class SkeletonDataset:
             setup=int(self.setups[i]),
             replication=int(self.replications[i]),
             image_size=(int(self.image_sizes[i, 0]), int(self.image_sizes[i, 1])),
+            attributes={key: str(values[i]) for key, values in self.attributes.items()},
         )
+
+    def attribute(self, name: str) -> np.ndarray:
+        """(N,) str: the attribute ``name`` of every sample ("" where a sample lacks it)."""
+        return self.attributes.get(name, np.full(len(self), "", dtype=str))
+
+    def subject_names(self) -> np.ndarray:
+        """(N,) str: who performs each sample, the unit of cross-subject splits.
+
+        The ``subject`` attribute where set, else the numeric subject id, else "" (unknown).
+        """
+        named = self.attribute("subject")
+        numbered = np.array([f"{s}" if s != UNKNOWN else "" for s in self.subjects.tolist()], dtype=str)
+        return np.where(named != "", named, numbered) if len(self) else named
+
+    def with_name_prefix(self, prefix: str) -> SkeletonDataset:
+        """A copy whose sample names are ``<prefix>/<name>`` (names from two files stay apart)."""
+        copy = self.subset(np.arange(len(self)))
+        copy.names = np.array([f"{prefix}/{name}" for name in self.names.tolist()], dtype=str)
+        return copy
 
     def sequence(self, i: int, person: int = 0) -> SkeletonSequence:
         """One person of sample ``i`` as a contract :class:`SkeletonSequence` (copies)."""
@@ -234,6 +264,7 @@ class SkeletonDataset:
             hand_intensive=None if hand_intensive is None else list(hand_intensive),
             splits={name: np.asarray(list(idx), np.int64) for name, idx in (splits or {}).items()},
             notes=list(notes),
+            attributes=_attribute_columns([s.attributes for s in samples]),
         )
 
     @classmethod
@@ -247,6 +278,7 @@ class SkeletonDataset:
         hand_intensive: Sequence[bool] | None = None,
         splits: dict[str, Iterable[int]] | None = None,
         notes: Sequence[str] = (),
+        attributes: Sequence[dict[str, str]] | None = None,
     ) -> SkeletonDataset:
         """One single-person (M = 1) sample per contract sequence; all must share layout and space."""
         if len(labels) != len(sequences):
@@ -258,9 +290,12 @@ class SkeletonDataset:
             raise DatasetError(f"sequences mix layouts or spaces: {sorted(kinds)}")
         names = names if names is not None else [f"sequence_{i:06d}" for i in range(len(sequences))]
         subjects = subjects if subjects is not None else [UNKNOWN] * len(sequences)
+        attributes = attributes if attributes is not None else [{}] * len(sequences)
         samples = [
-            _sample_from_sequence(seq, name, label, subject)
-            for seq, name, label, subject in zip(sequences, names, labels, subjects, strict=True)
+            _sample_from_sequence(seq, name, label, subject, attrs)
+            for seq, name, label, subject, attrs in zip(
+                sequences, names, labels, subjects, attributes, strict=True
+            )
         ]
         layout, space = kinds.pop()
         return cls.from_samples(samples, class_names, layout, space, hand_intensive, splits, notes)
@@ -297,6 +332,7 @@ class SkeletonDataset:
             hand_intensive=self.hand_intensive,
             splits=splits,
             notes=list(self.notes),
+            attributes={key: values[idx] for key, values in self.attributes.items()},
         )
 
     def _hand_frames(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -319,7 +355,8 @@ class SkeletonDataset:
         their indices, ``other``'s new classes are appended and its labels renumbered. A class is
         hand-intensive if either side says so (unknown counts as no). Splits with the same name
         are unioned; with ``prefixes=("ntu_", "mp_")`` every split is renamed with its side's
-        prefix instead, so the two stay apart. Sample names must stay unique.
+        prefix instead, so the two stay apart. Attributes are unioned ("" where a side lacks one).
+        Sample names must stay unique: qualify them first (:meth:`with_name_prefix`).
         """
         for attribute in ("layout", "space"):
             if getattr(self, attribute) != getattr(other, attribute):
@@ -351,6 +388,10 @@ class SkeletonDataset:
             hand_intensive=_merge_flags(self, other, class_names),
             splits=_merge_splits(self.splits, other.splits, len(self), prefixes),
             notes=self.notes + [note for note in other.notes if note not in self.notes],
+            attributes={
+                key: np.concatenate([self.attribute(key), other.attribute(key)])
+                for key in dict.fromkeys([*self.attributes, *other.attributes])
+            },
         )
 
     # --- files -------------------------------------------------------------------------------
@@ -382,11 +423,13 @@ class SkeletonDataset:
             "splits": {name: idx.tolist() for name, idx in self.splits.items()},
             "notes": self.notes,
             "hands_stored": self.has_hands,
+            "attributes": list(self.attributes),
         }
         arrays = {"header": np.array(json.dumps(header)), "body": self.body, "timestamps": self.timestamps}
         if self.has_hands:
             arrays.update(hands=self.hands, hand_present=self.hand_present)
         arrays.update({key: getattr(self, key) for key in SAMPLE_KEYS})
+        arrays.update({ATTRIBUTE_PREFIX + key: values for key, values in self.attributes.items()})
         return arrays
 
     @classmethod
@@ -413,6 +456,7 @@ class SkeletonDataset:
                 hand_intensive=header.get("hand_intensive"),
                 splits={name: np.asarray(idx, np.int64) for name, idx in header.get("splits", {}).items()},
                 notes=header.get("notes", []),
+                attributes=_stored_attributes(arrays, header, path),
             )
         except DatasetError as err:
             raise DatasetError(f"{path}: {err}") from None
@@ -476,6 +520,11 @@ def _check_sample_arrays(data: SkeletonDataset) -> None:
         raise DatasetError("sample names are not unique; rename duplicates before building the dataset")
     if np.any((data.persons < 0) | (data.persons > data.body.shape[0])):
         raise DatasetError(f"persons must be within 0..{data.body.shape[0]}")
+    for key, values in data.attributes.items():
+        if not ATTRIBUTE_NAME.match(key):
+            raise DatasetError(f"attribute name {key!r} must be lower-case letters, digits and _")
+        if values.shape != (n,):
+            raise DatasetError(f"attribute {key!r} has {len(values)} values for {n} samples")
 
 
 def _check_classes(data: SkeletonDataset) -> None:
@@ -545,7 +594,9 @@ def _frame_index(offsets: np.ndarray, samples: np.ndarray) -> np.ndarray:
     return np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in samples])
 
 
-def _sample_from_sequence(sequence: SkeletonSequence, name: str, label: int, subject: int) -> Sample:
+def _sample_from_sequence(
+    sequence: SkeletonSequence, name: str, label: int, subject: int, attributes: dict[str, str]
+) -> Sample:
     return Sample(
         name=name,
         label=int(label),
@@ -555,6 +606,7 @@ def _sample_from_sequence(sequence: SkeletonSequence, name: str, label: int, sub
         timestamps=sequence.timestamps,
         subject=int(subject),
         image_size=sequence.image_size,
+        attributes=dict(attributes),
     )
 
 
@@ -589,6 +641,12 @@ def _merge_splits(
     return merged
 
 
+def _attribute_columns(rows: Sequence[dict[str, str]]) -> dict[str, np.ndarray]:
+    """Per-sample attribute dicts as columns; a sample without a key gets ""."""
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    return {key: np.array([str(row.get(key, "")) for row in rows], dtype=str) for key in keys}
+
+
 # --- file helpers ------------------------------------------------------------------------------
 
 
@@ -605,6 +663,19 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             return {key: data[key] for key in data.files}
         except (ValueError, OSError, zipfile.BadZipFile) as err:
             raise DatasetError(f"{path} cannot be read safely ({err}); pickled objects are refused") from None
+
+
+def _stored_attributes(arrays: dict[str, np.ndarray], header: dict, path: Path) -> dict[str, np.ndarray]:
+    """The attribute columns the header lists (none in version-1 files)."""
+    names = header.get("attributes", [])
+    missing = [name for name in names if ATTRIBUTE_PREFIX + name not in arrays]
+    if missing:
+        raise DatasetError(f"{path}: attribute arrays {missing} are missing; the file is damaged")
+    columns = {name: arrays[ATTRIBUTE_PREFIX + name] for name in names}
+    for name, values in columns.items():
+        if values.dtype.kind != "U":
+            raise DatasetError(f"{path}: attribute {name!r} is not a string array")
+    return columns
 
 
 def _parse_header(raw: np.ndarray | None, path: Path) -> dict:

@@ -9,6 +9,8 @@ and must agree (``test/training/test_train.py`` checks it). Outputs in the chose
   branch (e.g. body vs hand expert of BHaRNet-E);
 * ``per_class.csv``: per class its flag, sample count, correct count, accuracy and the class it
   is most often mistaken for;
+* ``groups.csv``: top-1 per subject and per value of every sample attribute that varies
+  (e.g. ``distance``), so results can be read per held-out person and per condition;
 * ``predictions.csv``: per sample its name, true and predicted class;
 * ``confusion.png``: the row-normalised confusion matrix.
 
@@ -34,9 +36,10 @@ from bharnet_ros.core.metrics import ClassificationReport, classification_report
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.attention import freeze_projections
 from bharnet_ros.model.checkpoint import load_checkpoint
+from bharnet_ros.training.data import hand_intensive_names, labels_for
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import SkeletonFeeder
-from bharnet_ros.training.train import hand_intensive_names, labels_for, progress_bar
+from bharnet_ros.training.train import progress_bar
 
 
 @dataclass
@@ -125,9 +128,53 @@ def evaluate(
     flagged = subset_classes(data, model)
     subset = None if flagged is None else [model.labels.index(n) for n in flagged if n in model.labels]
     report = classification_report(scores["fused"], labels, subset)
-    branches = {name: top_k_accuracy(value, labels, 1) for name, value in scores.items() if name != "fused"}
     predictions = np.argmax(scores["fused"], axis=1)
-    return Evaluation(report, branches, labels, predictions, scores, list(model.labels), flagged)
+    return Evaluation(
+        report, branch_accuracies(scores, labels), labels, predictions, scores, list(model.labels), flagged
+    )
+
+
+def branch_accuracies(scores: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, float]:
+    """Top-1 of every branch; for BHaRNet-E also ``expert_only`` (what its light export scores)."""
+    branches = {name: top_k_accuracy(value, labels, 1) for name, value in scores.items() if name != "fused"}
+    if {"body_interactive", "body_expert", "hand_expert"} <= set(scores):
+        branches["expert_only"] = top_k_accuracy(scores["body_expert"] + scores["hand_expert"], labels, 1)
+    return branches
+
+
+GROUPED_ATTRIBUTES_SKIPPED = ("take",)  # per-take accuracy says nothing
+
+
+def group_accuracies(data: SkeletonDataset, result: Evaluation) -> dict[str, dict[str, dict[str, float]]]:
+    """Top-1 per subject and per value of each attribute with two or more values.
+
+    ``{"subject": {"S1": {"samples": 45, "top1": 0.91}, ...}, "distance": {...}}``.
+    """
+    correct = result.predictions == result.labels
+    columns = {"subject": data.subject_names()}
+    for name in data.attributes:
+        if name not in ("subject", *GROUPED_ATTRIBUTES_SKIPPED):
+            columns[name] = data.attribute(name)
+    groups: dict[str, dict[str, dict[str, float]]] = {}
+    for name, values in columns.items():
+        distinct = sorted(set(values.tolist()))
+        if len(distinct) < 2:
+            continue
+        groups[name] = {
+            value: {"samples": int((values == value).sum()), "top1": float(correct[values == value].mean())}
+            for value in distinct
+        }
+    return groups
+
+
+def write_groups(path: Path, groups: dict[str, dict[str, dict[str, float]]]) -> None:
+    """groups.csv: attribute, value, samples, top-1."""
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["attribute", "value", "samples", "top1"])
+        for name, values in groups.items():
+            for value, row in values.items():
+                writer.writerow([name, value, row["samples"], f"{row['top1']:.4f}"])
 
 
 def summary(result: Evaluation, model: ModelUnderTest, dataset: str, split: str | None) -> dict[str, Any]:
@@ -218,6 +265,8 @@ def write_outputs(
     """All output files; returns the summary."""
     out.mkdir(parents=True, exist_ok=True)
     values = summary(result, model, dataset, split)
+    values["groups"] = group_accuracies(data, result)
+    write_groups(out / "groups.csv", values["groups"])
     (out / "summary.json").write_text(json.dumps(values, indent=2) + "\n")
     write_per_class(out / "per_class.csv", result)
     write_predictions(out / "predictions.csv", data, result)

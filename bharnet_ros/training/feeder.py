@@ -6,21 +6,31 @@
 
 1. **Hands sorted and gaps filled** (``core.hand_fill.fill_hands``), as the live window does
    before resampling, so training sees the hands the runtime will see (cached per sample).
-2. **Temporal crop and resize** (``core.resample.crop_resize_indices``): one sampling for body and
-   hands alike, so the streams stay in step. Training draws a crop ratio p in [0.5, 1] at a
-   random offset; evaluation takes the centre 95 %. Data and masks are resampled together, so a
-   frame blended from a detection and a gap is absent (zeros), never a faded pose.
+2. **Temporal sampling**: one sampling for body and hands alike, so the streams stay in step.
+   Data and masks are resampled together, so a frame blended from a detection and a gap is
+   absent (zeros), never a faded pose.
+
+   * Models with a window duration (``window_seconds`` > 0) see what the live window sees: T
+     instants over W seconds, read by timestamp (``core.resample.time_window_sampling``).
+     Training draws the window's end so that it overlaps at least ``min_cover`` of the clip (or
+     of the window, if that is shorter) and stretches W by a random speed factor; evaluation
+     centres the window on the clip. A window reaching past the clip holds its first or last pose.
+   * Frame-count models (``window_seconds`` 0): a crop ratio p in [0.5, 1] at a random offset for
+     training, the centre 95 % for evaluation, resized to T (``core.resample.crop_resize_indices``).
 3. **Raw-coordinate augmentation** (training only): mirroring (x flipped, the left/right body
    joints swapped, the two hand slots swapped) and hand dropout (runs of whole-hand frames zeroed
    with the presence flag off). Both act before preprocessing so the hand mask, bones and motion
-   that involve a dropped hand come out exactly as for a real missing detection.
+   that involve a dropped hand come out exactly as for a real missing detection. A mirrored
+   lateral gesture changes class (``left`` becomes ``right``) and one without a mirrored twin in
+   the vocabulary is never mirrored (:func:`mirror_label_map`).
 4. **Preprocessing** (``core.preprocess.preprocess_arrays``) with the model's
    :class:`~bharnet_ros.core.preprocess.PreprocessConfig`: the one code path of export and runtime.
 5. **Model-space augmentation** (training only): a rotation (3-D Euler angles for ``world`` data
    as in DeGCN; a small in-plane rotation for ``image`` data, whose depth is unreliable), a
-   uniform scale and Gaussian jitter on observed hand joints. Rotation and scale are linear, so
-   applying them after preprocessing is the same for every modality (bones and motion are
-   differences of joints); they act on x, y, z only, never on a score channel.
+   uniform scale and Gaussian jitter on observed hand (and, optionally, body) joints. Rotation
+   and scale are linear, so applying them after preprocessing is the same for every modality
+   (bones and motion are differences of joints); they act on x, y, z only, never on a score
+   channel.
 
 Randomness is reproducible: the generator of item ``i`` in epoch ``e`` is seeded from
 ``(seed, e, i)``, so results do not depend on the number of DataLoader workers or on which
@@ -39,7 +49,13 @@ from torch.utils.data import Dataset
 from bharnet_ros.core.hand_fill import fill_hands
 from bharnet_ros.core.layouts import get_layout
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_arrays
-from bharnet_ros.core.resample import TEST_P_INTERVAL, TRAIN_P_INTERVAL, crop_resize_indices
+from bharnet_ros.core.resample import (
+    TEST_P_INTERVAL,
+    TRAIN_P_INTERVAL,
+    TimeSampling,
+    crop_resize_indices,
+    time_window_sampling,
+)
 from bharnet_ros.training.dataset import SkeletonDataset
 
 Item = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -54,8 +70,13 @@ class AugmentConfig:
     rotate_2d: float = 0.15  # image space: in-plane angle ~ U(-a, a) rad
     scale: float = 0.1  # uniform scale ~ U(1 - s, 1 + s)
     hand_jitter: float = 0.01  # std of Gaussian noise on observed hand joints, in body sizes
+    body_jitter: float = 0.0  # std of Gaussian noise on observed body joints (far, noisy people)
     hand_dropout: float = 0.2  # probability per hand slot of dropping a run of its frames
     hand_dropout_max: float = 1.0  # longest dropped run as a fraction of T (1 = whole clip)
+    speed: float = 0.0  # time windows: W stretched by a factor ~ U(1 - s, 1 + s)
+    min_cover: float = 0.5  # time windows: least overlap with the clip, as a fraction
+    mirror_pairs: Any = "auto"  # auto (left/right in class names) or [[a, b], ...] swapped when mirrored
+    mirror_never: tuple[str, ...] = ()  # classes never mirrored (lateral, without a twin)
 
     def __post_init__(self) -> None:
         for name in ("mirror", "hand_dropout"):
@@ -65,8 +86,18 @@ class AugmentConfig:
             raise ValueError("augment.scale must be in [0, 1)")
         if not 0.0 < self.hand_dropout_max <= 1.0:
             raise ValueError("augment.hand_dropout_max must be in (0, 1]")
-        if min(self.rotate_3d, self.rotate_2d, self.hand_jitter) < 0:
+        if min(self.rotate_3d, self.rotate_2d, self.hand_jitter, self.body_jitter) < 0:
             raise ValueError("augment rotation and jitter magnitudes must not be negative")
+        if not 0.0 <= self.speed < 1.0 or not 0.0 < self.min_cover <= 1.0:
+            raise ValueError("augment.speed must be in [0, 1) and augment.min_cover in (0, 1]")
+        if self.mirror_pairs != "auto":
+            pairs = self.mirror_pairs
+            if not isinstance(pairs, list | tuple) or any(
+                not isinstance(pair, list | tuple) or len(pair) != 2 for pair in pairs
+            ):
+                raise ValueError("augment.mirror_pairs must be auto or a list of [class, class] pairs")
+            object.__setattr__(self, "mirror_pairs", tuple(tuple(map(str, pair)) for pair in pairs))
+        object.__setattr__(self, "mirror_never", tuple(map(str, self.mirror_never or ())))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> AugmentConfig:
@@ -78,11 +109,45 @@ class AugmentConfig:
             raise ValueError(f"augment: unknown keys {sorted(unknown)}; known: {sorted(known)}")
         return cls(**data)
 
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if data["mirror_pairs"] != "auto":
+            data["mirror_pairs"] = [list(pair) for pair in data["mirror_pairs"]]
+        data["mirror_never"] = list(data["mirror_never"])
+        return data
 
 
 NO_AUGMENT = AugmentConfig(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+LATERAL = {"left": "right", "right": "left"}
+
+
+def mirror_label_map(class_names: list[str], pairs: Any = "auto", never: tuple[str, ...] = ()) -> np.ndarray:
+    """(K,) the class each class becomes when mirrored, -1 where a class is never mirrored.
+
+    ``auto`` pairs classes whose names differ only by a ``left``/``right`` word (``left`` and
+    ``right``; ``point_left`` and ``point_right``); a class with such a word and no twin in the
+    vocabulary is never mirrored, since its mirror image is a gesture the model does not know.
+    Explicit ``pairs`` replace the automatic ones; ``never`` adds classes that are not mirrored.
+    """
+    index = {name: i for i, name in enumerate(class_names)}
+    target = np.arange(len(class_names), dtype=np.int64)
+    if pairs == "auto":
+        for name, i in index.items():
+            words = name.replace("-", "_").split("_")
+            if any(word in LATERAL for word in words):
+                twin = "_".join(LATERAL.get(word, word) for word in words)
+                target[i] = index.get(twin, index.get(twin.replace("_", "-"), -1))
+    else:
+        for first, second in pairs:
+            unknown = [name for name in (first, second) if name not in index]
+            if unknown:
+                raise ValueError(f"augment.mirror_pairs names {unknown}, not among the classes")
+            target[index[first]], target[index[second]] = index[second], index[first]
+    for name in never:
+        if name not in index:
+            raise ValueError(f"augment.mirror_never names {name!r}, not among the classes")
+        target[index[name]] = -1
+    return target
 
 
 def mirror_permutation(layout: str) -> np.ndarray:
@@ -199,6 +264,9 @@ class SkeletonFeeder(Dataset):
         self.seed = seed
         self.fill_gaps = fill_gaps and data.has_hands
         self.labels = np.asarray(data.labels if labels is None else labels, np.int64)
+        self.mirror_to = mirror_label_map(
+            data.class_names, self.augment.mirror_pairs, self.augment.mirror_never
+        )
         self.epoch = 0
         self._filled: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -230,8 +298,9 @@ class SkeletonFeeder(Dataset):
         persons = min(sample.body.shape[0], self.preprocess.num_persons)
         body = sample.body[:persons]
         hands, present = self.hands_of(index)
-        body, hands, present = self.crop(body, hands, present, rng)
-        body, hands, present = self.augment_raw(body, hands, present, rng)
+        body, hands, present = self.crop(body, hands, present, sample.timestamps, rng)
+        label = int(self.labels[index])
+        body, hands, present, label = self.augment_raw(body, hands, present, label, rng)
         inputs = preprocess_arrays(
             body, hands, present, self.data.layout, self.data.space, self.preprocess, sample.image_size
         )
@@ -240,33 +309,55 @@ class SkeletonFeeder(Dataset):
             torch.from_numpy(body_tensor),
             torch.from_numpy(hand_tensor),
             torch.from_numpy(inputs.hand_mask),
-            torch.tensor(self.labels[index], dtype=torch.int64),
+            torch.tensor(label, dtype=torch.int64),
         )
 
+    def sampling(self, length: int, timestamps: np.ndarray, rng: np.random.Generator) -> TimeSampling:
+        """The temporal sampling of a clip's first ``length`` frames (see the module docstring)."""
+        seconds = self.preprocess.window_seconds
+        if seconds <= 0:
+            p_interval = TRAIN_P_INTERVAL if self.train else TEST_P_INTERVAL
+            return crop_resize_indices(length, self.preprocess.frames, p_interval, rng)
+        stamps = timestamps[:length]
+        first, last = float(stamps[0]), float(stamps[-1])
+        if not self.train:
+            return time_window_sampling(
+                stamps, 0.5 * (first + last + seconds), seconds, self.preprocess.frames
+            )
+        speed = self.augment.speed
+        seconds *= rng.uniform(1.0 - speed, 1.0 + speed) if speed > 0 else 1.0
+        cover = self.augment.min_cover * min(seconds, last - first)
+        end = rng.uniform(first + cover, last + seconds - cover)
+        return time_window_sampling(stamps, end, seconds, self.preprocess.frames)
+
     def crop(
-        self, body: np.ndarray, hands: np.ndarray, present: np.ndarray, rng: np.random.Generator
+        self,
+        body: np.ndarray,
+        hands: np.ndarray,
+        present: np.ndarray,
+        timestamps: np.ndarray,
+        rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One temporal crop + resize to T for body ``(P, T, V, 4)`` and the hands."""
-        p_interval = TRAIN_P_INTERVAL if self.train else TEST_P_INTERVAL
-        length = valid_length(body, present)
-        sampling = crop_resize_indices(length, self.preprocess.frames, p_interval, rng)
+        """One temporal sampling to T frames for body ``(P, T, V, 4)`` and the hands."""
+        sampling = self.sampling(valid_length(body, present), timestamps, rng)
         by_time = body.transpose(1, 0, 2, 3)  # (T, P, V, 4): time first for the sampling
         body_out, _ = sampling.apply_masked(by_time, np.any(by_time != 0.0, axis=-1))
         hands_out, present_out = sampling.apply_masked(hands, present)
         return body_out.transpose(1, 0, 2, 3), hands_out, present_out
 
     def augment_raw(
-        self, body: np.ndarray, hands: np.ndarray, present: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mirroring and hand dropout on contract arrays (a no-op when not training)."""
+        self, body: np.ndarray, hands: np.ndarray, present: np.ndarray, label: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Mirroring (with the mirrored class) and hand dropout; a no-op when not training."""
         augment = self.augment
-        if augment.mirror > 0 and rng.random() < augment.mirror:
+        if augment.mirror > 0 and rng.random() < augment.mirror and self.mirror_to[label] >= 0:
             body, hands, present = mirror_arrays(body, hands, present, self.data.layout, self.data.space)
+            label = int(self.mirror_to[label])
         if augment.hand_dropout > 0:
             hands, present = drop_hand_frames(
                 hands, present, augment.hand_dropout, augment.hand_dropout_max, rng
             )
-        return body, hands, present
+        return body, hands, present, label
 
     def augment_model_space(
         self, body: np.ndarray, hand: np.ndarray, rng: np.random.Generator
@@ -280,4 +371,6 @@ class SkeletonFeeder(Dataset):
         body, hand = transform_xyz(body, matrix), transform_xyz(hand, matrix)
         if augment.hand_jitter > 0:
             hand = jitter_observed(hand, augment.hand_jitter, rng)
+        if augment.body_jitter > 0:
+            body = jitter_observed(body, augment.body_jitter, rng)
         return body, hand

@@ -63,6 +63,7 @@ CLASSES: tuple[GestureClass, ...] = (
     GestureClass("stop", False, "arm pushed forwards, open palm towards the camera"),
     GestureClass("come_here", True, "palm up, fingers curling repeatedly (beckoning)"),
     GestureClass("clap", False, "both hands clapping in front of the chest"),
+    GestureClass("fidget", False, "no gesture: both arms wander through random poses without a hold"),
 )
 CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in CLASSES)
 HAND_INTENSIVE: tuple[bool, ...] = tuple(c.hand_intensive for c in CLASSES)
@@ -488,7 +489,7 @@ class Timing:
 
 _HOLD_SECONDS: dict[str, tuple[float, float]] = {
     "idle": (1.0, 2.5), "wave": (1.0, 2.2), "hello": (0.7, 1.2), "thanks": (0.7, 1.2),
-    "stop": (0.6, 1.5), "come_here": (1.2, 2.2), "clap": (1.0, 2.2),
+    "stop": (0.6, 1.5), "come_here": (1.2, 2.2), "clap": (1.0, 2.2), "fidget": (1.5, 3.0),
     **dict.fromkeys(SHARED_ARM_CLASSES, (0.6, 1.6)),
 }  # fmt: skip
 
@@ -718,9 +719,28 @@ def _clap(m: Motion) -> ArmTracks:
     return track, other
 
 
+def _wander(m: Motion, rng: np.random.Generator) -> np.ndarray:
+    """One arm through 2-5 random poses during the hold, moving all the time (no pose is held)."""
+    k = m.scale
+    poses = []
+    for _ in range(int(rng.integers(2, 6))):
+        wrist = _v(rng.uniform(-0.35, 0.45), rng.uniform(-0.55, 0.35), rng.uniform(0.0, 0.45)) * k
+        orientation = str(rng.choice(list(ORIENTATIONS)))
+        shape = str(rng.choice(["relaxed", "flat", "open", "fist"]))
+        poses.append(_oriented(wrist, orientation, _v(rng.uniform(0.2, 1.0), -1.0, -0.1), shape, m.shape_rng))
+    return m.stroke(poses)
+
+
+def _fidget(m: Motion) -> ArmTracks:
+    """No gesture at all: stretching, gesticulating while talking, scratching, reaching."""
+    dominant = _wander(m, m.rng)
+    return dominant, _wander(m, m.rng) if m.rng.random() < 0.6 else None
+
+
 MOTIONS: dict[str, Callable[[Motion], ArmTracks]] = {
     "idle": _idle, "wave": _wave, "hello": _hello, "thanks": _thanks, "stop": _stop,
-    "come_here": _come_here, "clap": _clap, **{name: _shared_arm(name) for name in SHARED_ARM_CLASSES},
+    "come_here": _come_here, "clap": _clap, "fidget": _fidget,
+    **{name: _shared_arm(name) for name in SHARED_ARM_CLASSES},
 }  # fmt: skip
 
 

@@ -9,7 +9,9 @@ it; ``docs/training.md`` lists every key. :func:`load_train_config` reads one an
         model.yaml      the resolved model config (num_classes from the data)
         metrics.csv     one row per epoch: lr, train loss / top-1, validation metrics, seconds
         metrics.png     loss and accuracy curves
-        best.pt         checkpoint with the best validation top-1 (model/checkpoint.py format)
+        best.pt         checkpoint with the best validation top-1 (model/checkpoint.py format);
+                        not written without validation data (augmented training accuracy
+                        would choose it)
         last.pt         checkpoint after the latest epoch
         resume.pt       optimiser state and history for --resume (plain tensors and numbers)
 
@@ -42,19 +44,16 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from bharnet_ros.core.metrics import classification_report
-from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.preprocess import PreprocessConfig
-from bharnet_ros.core.skeleton import SkeletonSequence
 from bharnet_ros.model.bharnet import BHaRNetModel, build_model
 from bharnet_ros.model.checkpoint import load_checkpoint, make_checkpoint, plain, save_checkpoint
 from bharnet_ros.model.config import config_from_dict, config_to_dict, deep_merge
 from bharnet_ros.model.losses import build_loss, seed_everything
-from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.training.data import AUTO, hand_intensive_names, labels_for, resolve_path, select_data
 from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder
 
-PREPROCESS_KEYS = ("modality", "normalise", "scale", "hand_frame", "aspect_correction")
-FREE_FORM = ("model.overrides",)  # checked by the model config loader, not against DEFAULTS
-SYNTH_VAL_EVERY = 5  # synth folders: sample i of a class goes to "val" when i % 5 == 4
+PREPROCESS_KEYS = ("modality", "normalise", "scale", "hand_frame", "aspect_correction", "window_seconds")
+FREE_FORM = ("model.overrides", "data.relabel")  # free-form mappings, checked where they are used
 
 DEFAULTS: dict[str, Any] = {
     "name": "run",
@@ -78,12 +77,18 @@ DEFAULTS: dict[str, Any] = {
         "scale": "shoulder",
         "hand_frame": "body",
         "aspect_correction": True,
+        "window_seconds": 0.0,  # > 0: windows of this duration sampled by time (any frame rate)
     },
     "data": {
         "train": [],  # dataset .npz files or `bharnet synth` folders (merged)
-        "val": [],  # empty: the training files
-        "train_split": None,  # None: every sample of the files
-        "val_split": None,
+        "val": [],  # validation files; empty: validate on part of the training files (below)
+        "train_split": AUTO,  # auto/null: every sample that does not validate; or a split name
+        "val_split": AUTO,  # auto: the split "val" where the data has one; null: none; or a name
+        "val_subjects": [],  # people who validate (and do not train)
+        "val_fraction": 0.0,  # without a val split: this fraction of each class validates
+        "exclude_subjects": [],  # people left out of training and validation (held-out tests)
+        "classes": [],  # the classes to train, in label order (empty: every class of the data)
+        "relabel": {},  # class merges applied first, e.g. {clap: none, fidget: none}
         "fill_hand_gaps": True,
     },
     "augment": AugmentConfig().to_dict(),
@@ -192,20 +197,15 @@ def validate_config(config: Mapping[str, Any]) -> None:
         AugmentConfig.from_dict(config["augment"])
     except (ValueError, TypeError) as err:
         raise ConfigError(str(err)) from None
-    for key in ("train", "val"):
-        if isinstance(config["data"][key], str):
+    for key in ("train", "val", "val_subjects", "exclude_subjects"):
+        if isinstance(config["data"][key], str | int):
             config["data"][key] = [config["data"][key]]
-
-
-def resolve_path(value: str | Path) -> Path:
-    """A path as given if it exists (relative to the working folder), else a shipped file (config/...)."""
-    path = Path(value).expanduser()
-    if path.is_absolute() or path.exists():
-        return path.resolve()
-    try:
-        return share_file(str(path)).resolve()
-    except FileNotFoundError:
-        return path
+        config["data"][key] = list(config["data"][key] or [])
+    for key in ("val_subjects", "exclude_subjects"):
+        config["data"][key] = [str(subject) for subject in config["data"][key]]
+    fraction = config["data"]["val_fraction"]
+    if not isinstance(fraction, int | float) or not 0 <= fraction < 1:
+        raise ConfigError(f"data.val_fraction must be in [0, 1), got {fraction!r}")
 
 
 def preprocess_from(config: Mapping[str, Any], model_input: Mapping[str, Any]) -> PreprocessConfig:
@@ -236,88 +236,6 @@ def model_config_dict(config: Mapping[str, Any], num_classes: int) -> dict[str, 
         return plain(config_to_dict(config_from_dict(merged)))
     except (ValueError, TypeError) as err:
         raise ConfigError(f"model config {path}: {err}") from None
-
-
-# --- data --------------------------------------------------------------------------------------
-
-
-def load_data_file(path: str | Path) -> SkeletonDataset:
-    """A dataset ``.npz`` file or a ``bharnet synth`` folder (classes.txt + index.csv)."""
-    path = resolve_path(path)
-    if path.is_dir():
-        return load_synth_folder(path)
-    if not path.is_file():
-        raise ConfigError(f"data file {path} not found; give a dataset .npz or a `bharnet synth` folder")
-    return SkeletonDataset.load(path)
-
-
-def load_synth_folder(folder: Path) -> SkeletonDataset:
-    """A ``bharnet synth`` output folder as a dataset with splits ``train`` and ``val`` (1 in 5).
-
-    The class list is classes.txt; hand-intensive flags come from the index's column.
-    """
-    if not (folder / "index.csv").is_file() or not (folder / "classes.txt").is_file():
-        raise ConfigError(
-            f"{folder} is a folder without classes.txt and index.csv; is it `bharnet synth` output?"
-        )
-    class_names = [line.strip() for line in (folder / "classes.txt").read_text().splitlines() if line.strip()]
-    with open(folder / "index.csv", newline="") as stream:
-        rows = list(csv.DictReader(stream))
-    if not rows:
-        raise ConfigError(f"{folder}/index.csv lists no samples")
-    flags = [False] * len(class_names)
-    for row in rows:
-        flags[int(row["label"])] = bool(int(row["hand_intensive"]))
-    sequences = [SkeletonSequence.load(folder / row["file"]) for row in rows]
-    seen: dict[int, int] = {}
-    val = []
-    for i, row in enumerate(rows):
-        label = int(row["label"])
-        if seen.get(label, 0) % SYNTH_VAL_EVERY == SYNTH_VAL_EVERY - 1:
-            val.append(i)
-        seen[label] = seen.get(label, 0) + 1
-    train = sorted(set(range(len(rows))) - set(val))
-    return SkeletonDataset.from_sequences(
-        sequences,
-        [int(row["label"]) for row in rows],
-        class_names,
-        names=[Path(row["file"]).stem for row in rows],
-        hand_intensive=flags,
-        splits={"train": train, "val": val},
-        notes=[f"synth folder {folder}: split val = every {SYNTH_VAL_EVERY}th sample per class"],
-    )
-
-
-def load_datasets(paths: Sequence[str | Path], split: str | None) -> SkeletonDataset:
-    """Load and merge files (classes unified by name), then select ``split`` if given."""
-    if not paths:
-        raise ConfigError("no data files; set data.train in the config or pass --train FILES")
-    data = load_data_file(paths[0])
-    for path in paths[1:]:
-        data = data.merge(load_data_file(path))
-    if split is None:
-        return data
-    if split not in data.splits:
-        known = ", ".join(sorted(data.splits)) or "none"
-        raise ConfigError(f"no split {split!r} in {list(map(str, paths))}; available: {known}")
-    return data.split(split)
-
-
-def labels_for(data: SkeletonDataset, class_names: Sequence[str], known_as: str = "training") -> np.ndarray:
-    """``data``'s labels renumbered to ``class_names`` (by name); unknown classes are errors."""
-    index = {name: i for i, name in enumerate(class_names)}
-    unknown = sorted({data.class_names[label] for label in data.labels} - set(index))
-    if unknown:
-        raise ConfigError(f"classes {unknown} of the data are not among the {known_as} classes")
-    mapping = np.array([index.get(name, -1) for name in data.class_names], np.int64)
-    return mapping[data.labels]
-
-
-def hand_intensive_names(data: SkeletonDataset) -> list[str] | None:
-    """Names of the classes the dataset marks hand-intensive (None when it does not say)."""
-    if data.hand_intensive is None:
-        return None
-    return [name for name, flag in zip(data.class_names, data.hand_intensive, strict=True) if flag]
 
 
 # --- distributed -------------------------------------------------------------------------------
@@ -593,18 +511,15 @@ def build_run(
 ) -> TrainingRun:
     """Load data, build model, loss, optimiser and loaders; restore state when resuming."""
     data_cfg = config["data"]
-    train_data = load_datasets(data_cfg["train"], data_cfg["train_split"])
-    val_files = data_cfg["val"] or data_cfg["train"]
-    val_data = (
-        load_datasets(val_files, data_cfg["val_split"]) if data_cfg["val_split"] or data_cfg["val"] else None
-    )
+    selection = select_data(data_cfg, config["seed"])
+    train_data, val_data = selection.train, selection.val
     class_names = list(train_data.class_names)
     model_config = (resume_state or {}).get("model_config") or model_config_dict(config, len(class_names))
     preprocess = preprocess_from(config, model_config["input"])
     base_model = build_model(model_config).to(env.device)
-    notes = []
+    notes = list(selection.notes)
     if resume_state is None:
-        notes = init_from_experts(base_model, config["model"]["init"] or {})
+        notes += init_from_experts(base_model, config["model"]["init"] or {})
     else:
         base_model.load_state_dict(resume_state["state_dict"])
     model: nn.Module = base_model
@@ -614,6 +529,7 @@ def build_run(
     augment = AugmentConfig.from_dict(config["augment"])
     fill = data_cfg["fill_hand_gaps"]
     train_feeder = SkeletonFeeder(train_data, preprocess, True, augment, config["seed"], fill)
+    notes.append(mirror_note(class_names, train_feeder.mirror_to, augment.mirror))
     val_feeder, val_labels = None, np.zeros(0, np.int64)
     if val_data is not None and len(val_data):
         val_labels = labels_for(val_data, class_names)
@@ -631,6 +547,20 @@ def build_run(
         run.best_top1 = float(resume_state["best_top1"])
         run.history = [dict(row) for row in resume_state["history"]]
     return run
+
+
+def mirror_note(class_names: Sequence[str], mirror_to: np.ndarray, probability: float) -> str:
+    """One line saying which classes mirroring swaps and which it leaves alone."""
+    if probability <= 0:
+        return "mirroring: off"
+    pairs = enumerate(zip(class_names, mirror_to.tolist(), strict=True))
+    swapped = [f"{name}<->{class_names[t]}" for i, (name, t) in pairs if t > i]
+    never = [name for name, t in zip(class_names, mirror_to, strict=True) if t < 0]
+    parts = [f"mirroring: p={probability:g}"]
+    parts.append(f"swaps {', '.join(swapped)}" if swapped else "no class swapped")
+    if never:
+        parts.append(f"never mirrored: {', '.join(never)}")
+    return "; ".join(parts)
 
 
 def validate(run: TrainingRun) -> dict[str, float]:
@@ -732,8 +662,8 @@ def run_epochs(run: TrainingRun) -> None:
             "seconds": time.monotonic() - started,
         }
         run.history.append(row)
-        top1 = metrics.get("val_top1", train_top1 if run.val_loader is None else -1.0)
-        best = top1 > run.best_top1
+        top1 = metrics.get("val_top1", -1.0)  # without validation there is no best, only last
+        best = run.val_loader is not None and top1 > run.best_top1
         run.best_top1 = max(run.best_top1, top1)
         if run.env.main:
             save_state(run, epoch + 1, {k: v for k, v in row.items() if k != "epoch"}, best)

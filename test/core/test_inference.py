@@ -117,7 +117,7 @@ def test_predict_gives_top_k_and_expert_scores(model_path):
 
 
 def test_predict_window_uses_the_stored_preprocessing(model_path):
-    buffer = WindowBuffer(span=24)
+    buffer = WindowBuffer(seconds=1.0)
     for t in range(24):
         buffer.push(demo_sequence(24).frame(t))
     window = buffer.window(length=FRAMES)

@@ -16,6 +16,7 @@ class HandRaisedClassifier:
     """Says "raise" when the left hand is present in most of the window, else "idle"."""
 
     window_length = 16
+    window_seconds = 16 / 30
 
     def __init__(self) -> None:
         self.class_names = ["idle", "raise"]
@@ -37,17 +38,57 @@ def frame(t: float, person: int = 0, hand: bool = False) -> SkeletonFrame:
 
 @pytest.fixture
 def recognizer():
-    config = RecognizerConfig(span=16, stride=4, min_frames=8, smoothing=1.0, switch_margin=0.0)
+    config = RecognizerConfig(stride_seconds=4 / 30, min_seconds=7 / 30, smoothing=1.0, switch_margin=0.0)
     return Recognizer(HandRaisedClassifier(), config)
 
 
 def test_first_decision_when_ready_then_every_stride(recognizer):
     results = [recognizer.push(frame(i / 30)) for i in range(20)]
     decided = [i for i, r in enumerate(results) if r is not None]
-    assert decided == [7, 11, 15, 19]  # min_frames = 8, then every 4th frame
+    assert decided == [7, 11, 15, 19]  # 7/30 s of history, then every 4/30 s
     assert results[19].stamp == pytest.approx(19 / 30)  # the newest frame's stamp
-    assert results[19].window_start == pytest.approx(4 / 30)  # span 16
+    assert results[19].window_start == pytest.approx(3 / 30)  # the model's 16/30 s window
     assert results[19].label == "idle"
+
+
+def test_stride_is_in_sensor_time_whatever_the_frame_rate():
+    config = RecognizerConfig(stride_seconds=0.2, min_seconds=0.0, smoothing=1.0)
+    for fps in (10, 30, 90):
+        recognizer = Recognizer(HandRaisedClassifier(), config)
+        decided = [recognizer.push(frame(i / fps)) for i in range(fps * 2)]
+        stamps = [r.stamp for r in decided if r is not None]
+        assert len(stamps) == 10, fps  # 2 s at one decision per 0.2 s
+        assert np.diff(stamps).min() >= 0.2 - 1e-9
+
+
+def test_the_window_duration_comes_from_the_model_unless_configured():
+    assert Recognizer(HandRaisedClassifier()).window_seconds == pytest.approx(16 / 30)
+    configured = Recognizer(HandRaisedClassifier(), RecognizerConfig(window_seconds=3.0))
+    assert configured.window_seconds == 3.0
+    assert configured.windows.get(0) is None
+    configured.push(frame(0.0))
+    assert configured.windows.get(0).seconds == 3.0
+
+
+def test_low_confidence_becomes_none():
+    config = RecognizerConfig(
+        stride_seconds=0.0, min_seconds=0.0, smoothing=1.0, none_threshold=0.9, max_gap=0
+    )
+    recognizer = Recognizer(HandRaisedClassifier(), config)
+    results = [recognizer.push(frame(i / 30, hand=i % 2 == 0)) for i in range(30)]
+    last = results[-1]
+    assert last.label == "none"
+    assert last.class_id == -1  # the model has no "none" class
+    assert last.top_labels[0] in ("idle", "raise")  # the raw scores are still published
+    sure = [recognizer.push(frame((30 + i) / 30, hand=True)) for i in range(40)][-1]
+    assert sure.label == "raise"
+
+
+def test_from_params_takes_the_config_keys_and_ignores_the_rest():
+    params = {"window_seconds": 1.5, "smoothing": 0.3, "model": "x.onnx", "threads": 2}
+    config = RecognizerConfig.from_params(params)
+    assert config.window_seconds == 1.5
+    assert config.smoothing == 0.3
 
 
 def test_decisions_follow_the_input_and_carry_expert_scores(recognizer):

@@ -25,85 +25,100 @@ def make_frame(t: int, person_id: int = 0, hands: bool = True, stamp: float | No
     return SkeletonFrame(t / FPS if stamp is None else stamp, body, hand_array, present, person_id=person_id)
 
 
-def test_window_has_exact_length_and_interpolated_stamps() -> None:
-    buffer = WindowBuffer(span=64)
+def test_window_covers_its_duration_by_time() -> None:
+    buffer = WindowBuffer(seconds=2.0)
     for t in range(100):
         buffer.push(make_frame(t))
-    window = buffer.window(length=64)
+    window = buffer.window(length=60)
     assert isinstance(window, Window)
-    assert len(window.sequence) == 64
-    assert window.source_frames == 64
-    np.testing.assert_allclose(window.sequence.body[:, 0, 0], np.arange(36, 100))  # identity
-    np.testing.assert_allclose(window.sequence.timestamps, np.arange(36, 100) / FPS)
+    assert len(window.sequence) == 60
+    assert window.source_frames == 60  # frames 40..99 lie inside (99 - 60, 99] / 30 s
+    # Instant i is 99/30 - 2 + (i + 1) * 2/60: at 30 fps exactly frame 40 + i.
+    np.testing.assert_allclose(window.sequence.body[:, 0, 0], np.arange(40, 100), atol=1e-4)
+    np.testing.assert_allclose(window.sequence.timestamps, np.arange(40, 100) / FPS, atol=1e-9)
     assert window.stamp == pytest.approx(99 / FPS)
-    assert window.first_stamp == pytest.approx(36 / FPS)
-    assert window.hand_mask.shape == (64, 2)
+    assert window.first_stamp == pytest.approx(99 / FPS - 2.0)
+    assert window.duration == pytest.approx(2.0)
+    assert window.hand_mask.shape == (60, 2)
     assert window.hand_mask.all()
 
 
-def test_window_resamples_a_short_buffer_linearly() -> None:
-    buffer = WindowBuffer(span=64)
-    for t in range(32):
+def test_a_short_history_holds_its_first_pose() -> None:
+    buffer = WindowBuffer(seconds=2.0)
+    for t in range(30):  # one second of frames
         buffer.push(make_frame(t))
-    window = buffer.window(length=64)
+    window = buffer.window(length=20)
     assert window is not None
-    assert window.source_frames == 32
-    assert buffer.fill == pytest.approx(0.5)
-    expected = np.clip((np.arange(64) + 0.5) * 0.5 - 0.5, 0, 31)  # clamped at both ends
-    np.testing.assert_allclose(window.sequence.body[:, 5, 1], expected, atol=1e-5)
-    np.testing.assert_allclose(window.sequence.hands[:, 1, 20, 2], expected, atol=1e-5)
+    assert buffer.fill == pytest.approx(29 / 30 / 2.0)
+    instants = 29 / FPS - 2.0 + np.arange(1, 21) * 0.1
+    expected = np.clip(instants * FPS, 0, 29)  # frame value = index; before frame 0 it holds frame 0
+    np.testing.assert_allclose(window.sequence.body[:, 5, 1], expected, atol=1e-4)
+    np.testing.assert_allclose(window.sequence.hands[:, 1, 20, 2], expected, atol=1e-4)
+    assert window.first_stamp == pytest.approx(0.0)
     assert window.sequence.body.dtype == np.float32
 
 
-def test_window_downsamples_a_long_span() -> None:
-    buffer = WindowBuffer(span=128)
-    for t in range(128):
-        buffer.push(make_frame(t))
-    window = buffer.window(length=64)
+@pytest.mark.parametrize("fps", [10.0, 15.0, 20.0, 30.0, 12.5])
+def test_the_same_motion_at_any_frame_rate_gives_the_same_window(fps: float) -> None:
+    """A smooth motion sampled at 10-30 fps: the T frames agree within the motion's curvature."""
+    buffer = WindowBuffer(seconds=2.0)
+    for k in range(int(3.0 * fps) + 1):
+        t = k / fps
+        body = np.zeros((33, 4), np.float32)
+        body[:, 0] = 0.5 + 0.2 * np.sin(2 * np.pi * 0.5 * t)
+        body[:, 1] = 0.3 + 0.1 * t
+        body[:, 3] = 1.0
+        buffer.push(SkeletonFrame(t, body))
+    window = buffer.window(length=32)
     assert window is not None
-    np.testing.assert_allclose(window.sequence.body[:, 0, 0], 2 * np.arange(64) + 0.5, atol=1e-4)
-    assert window.duration == pytest.approx(127 / FPS)
+    instants = window.stamp - 2.0 + np.arange(1, 33) * (2.0 / 32)
+    np.testing.assert_allclose(window.sequence.body[:, 0, 0], 0.5 + 0.2 * np.sin(np.pi * instants), atol=6e-3)
+    np.testing.assert_allclose(window.sequence.body[:, 0, 1], 0.3 + 0.1 * instants, atol=1e-5)
+
+
+def test_uneven_timestamps_are_read_by_time_not_by_index() -> None:
+    buffer = WindowBuffer(seconds=1.0)
+    stamps = [0.0, 0.1, 0.15, 0.5, 0.55, 0.6, 1.0]  # a stall, then a burst
+    for stamp in stamps:
+        body = np.full((33, 4), stamp, np.float32)  # every value equals the stamp
+        body[:, 3] = 1.0
+        buffer.push(SkeletonFrame(stamp, body))
+    window = buffer.window(length=10)
+    assert window is not None
+    np.testing.assert_allclose(window.sequence.body[:, 0, 0], np.arange(1, 11) / 10, atol=1e-6)
 
 
 def test_window_fills_short_hand_gaps_and_leaves_long_ones() -> None:
-    buffer = WindowBuffer(span=64, max_gap=8)
+    buffer = WindowBuffer(seconds=63 / FPS, max_gap=8)
     for t in range(64):
         short_gap = 10 <= t < 15
         long_gap = 30 <= t < 45
         buffer.push(make_frame(t, hands=not (short_gap or long_gap)))
-    window = buffer.window(length=64)
-    assert window is not None
-    assert window.hand_mask[10:15].all()
-    np.testing.assert_allclose(window.sequence.hands[10:15, 0, 0, 0], np.arange(10, 15), atol=1e-4)
-    assert not window.hand_mask[30:45].any()
-    assert (window.sequence.hands[30:45] == 0).all()
+    window = buffer.window(length=63)
+    assert window is not None  # instant i reads frame i + 1
+    assert window.hand_mask[9:14].all()
+    np.testing.assert_allclose(window.sequence.hands[9:14, 0, 0, 0], np.arange(10, 15), atol=1e-4)
+    assert not window.hand_mask[29:44].any()
+    assert (window.sequence.hands[29:44] == 0).all()
 
 
-def test_centre_crop_option_trims_the_span() -> None:
-    buffer = WindowBuffer(span=64, crop_ratio=0.95)
-    for t in range(64):
-        buffer.push(make_frame(t))
-    window = buffer.window(length=64)
-    assert window is not None
-    assert window.source_frames == 62
-    assert window.first_stamp == pytest.approx(1 / FPS)
-    assert window.stamp == pytest.approx(62 / FPS)
-
-
-def test_window_needs_min_frames() -> None:
-    buffer = WindowBuffer(span=64)
+def test_window_needs_min_seconds_of_history() -> None:
+    buffer = WindowBuffer(seconds=2.0)
     assert buffer.window() is None
     buffer.push(make_frame(0))
-    assert buffer.window(min_frames=2) is None
+    assert buffer.window(min_seconds=0.5) is None
     single = buffer.window()
     assert single is not None
-    assert len(single.sequence) == 64
+    assert len(single.sequence) == 32
+    for t in range(1, 16):
+        buffer.push(make_frame(t))
+    assert buffer.ready(min_seconds=0.5)
     assert not buffer.ready()
-    assert buffer.ready(min_frames=1)
+    assert buffer.window(min_seconds=0.6) is None
 
 
 def test_backwards_timestamp_resets_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    buffer = WindowBuffer(span=16)
+    buffer = WindowBuffer(seconds=0.5)
     for t in range(10):
         assert buffer.push(make_frame(t)) is PushResult.ADDED
     with caplog.at_level(logging.WARNING):
@@ -117,7 +132,7 @@ def test_backwards_timestamp_resets_with_a_warning(caplog: pytest.LogCaptureFixt
 
 
 def test_duplicate_stamps_are_ignored() -> None:
-    buffer = WindowBuffer(span=16)
+    buffer = WindowBuffer(seconds=0.5)
     buffer.push(make_frame(0))
     buffer.push(make_frame(1))
     assert buffer.push(make_frame(1)) is PushResult.DUPLICATE
@@ -128,7 +143,7 @@ def test_duplicate_stamps_are_ignored() -> None:
 
 
 def test_layout_change_resets(caplog: pytest.LogCaptureFixture) -> None:
-    buffer = WindowBuffer(span=16)
+    buffer = WindowBuffer(seconds=0.5)
     buffer.push(make_frame(0))
     ntu = SkeletonFrame(1.0, np.ones((25, 4), np.float32), layout="ntu25")
     with caplog.at_level(logging.WARNING):
@@ -137,14 +152,22 @@ def test_layout_change_resets(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_memory_stays_bounded() -> None:
-    buffer = WindowBuffer(span=64, max_gap=8)
+    buffer = WindowBuffer(seconds=0.64, max_gap=8)
     body = np.ones((33, 4), np.float32)
     for t in range(100_000):
         buffer.push(SkeletonFrame(t * 0.01, body))
         assert len(buffer) <= buffer.maxlen
-    assert len(buffer) == 72
+    assert len(buffer) == 64 + 8 + 1  # the window, the hand-fill context and the frame at its start
     assert buffer.fill == 1.0
     assert buffer.ready()
+
+
+def test_a_burst_cannot_grow_a_buffer_past_max_frames() -> None:
+    buffer = WindowBuffer(seconds=10.0, max_frames=100)
+    body = np.ones((33, 4), np.float32)
+    for t in range(5000):
+        buffer.push(SkeletonFrame(t * 1e-4, body))  # 10 kHz
+    assert len(buffer) == 100
 
 
 def test_nan_frames_never_reach_the_buffer() -> None:
@@ -169,21 +192,23 @@ def test_buffer_rejects_other_types() -> None:
         WindowBuffer().push(np.zeros((33, 4)))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kwargs", [{"span": 0}, {"max_gap": -1}, {"crop_ratio": 0.0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"seconds": 0.0}, {"seconds": float("nan")}, {"max_gap": -1}, {"max_frames": 1}]
+)
 def test_buffer_rejects_bad_settings(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         WindowBuffer(**kwargs)
 
 
 def test_set_creates_one_buffer_per_person() -> None:
-    persons = WindowSet(span=16)
+    persons = WindowSet(seconds=0.5)
     for t in range(30):
         for person_id in (3, 7):
             buffer = persons.push(make_frame(t, person_id))
             assert buffer is persons.get(person_id)
     assert persons.person_ids == [3, 7]
     assert 3 in persons
-    assert len(persons.get(7)) == 16 + 8
+    assert len(persons.get(7)) == 15 + 8 + 1
     assert persons.stats.persons_created == 2
     assert persons.stats.frames_pushed == 60
     window = persons.get(3).window()
@@ -256,7 +281,7 @@ def test_set_counts_duplicates_and_explicit_reset() -> None:
     assert len(persons.get(0)) == 1
 
 
-@pytest.mark.parametrize("kwargs", [{"timeout": 0.0}, {"max_persons": 0}, {"span": 0}])
+@pytest.mark.parametrize("kwargs", [{"timeout": 0.0}, {"max_persons": 0}, {"seconds": -1.0}])
 def test_set_rejects_bad_settings(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         WindowSet(**kwargs)

@@ -68,7 +68,9 @@ def test_recording_a_missing_topic_names_the_graph_topics(ros, tmp_path, capsys)
 
 def test_realtime_eval_replays_a_short_bag_through_the_graph(tmp_path, shared_file, tiny_model):
     params = yaml.safe_load(share_file("config/recognize.yaml").read_text())
-    params["/**/recognizer"]["ros__parameters"].update(min_frames=12, stride=4, span=24)
+    params["/**/recognizer"]["ros__parameters"].update(
+        min_seconds=0.4, stride_seconds=0.13, window_seconds=0.8
+    )
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
     video_bag = tmp_path / "video_bag"

@@ -19,7 +19,9 @@ def fast_params(tmp_path) -> str:
     """The shipped YAML with shorter windows, so a 4 s clip yields several decisions."""
     params = yaml.safe_load(share_file("config/recognize.yaml").read_text())
     params["/**/video_source"]["ros__parameters"].update(loop=True, max_frames=200)
-    params["/**/recognizer"]["ros__parameters"].update(min_frames=12, stride=4, span=24)
+    params["/**/recognizer"]["ros__parameters"].update(
+        min_seconds=0.4, stride_seconds=0.13, window_seconds=0.8
+    )
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return str(path)

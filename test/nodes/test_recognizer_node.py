@@ -40,9 +40,9 @@ def graph(ros, wait, tiny_model):
         RecognizerNode,
         parameter_overrides=[
             Parameter("model", value=str(tiny_model)),
-            Parameter("stride", value=4),
-            Parameter("min_frames", value=16),
-            Parameter("span", value=32),
+            Parameter("stride_seconds", value=4 / 30),
+            Parameter("min_seconds", value=0.5),
+            Parameter("window_seconds", value=32 / 30),
         ],
     )
     probe = ros.add(Node, "probe")
@@ -165,8 +165,8 @@ def test_external_bodies_are_synchronised_with_our_hands(ros, wait, tiny_model):
         parameter_overrides=[
             Parameter("model", value=str(tiny_model)),
             Parameter("body_topic", value="/tracker/bodies"),
-            Parameter("min_frames", value=16),
-            Parameter("stride", value=4),
+            Parameter("min_seconds", value=0.5),
+            Parameter("stride_seconds", value=4 / 30),
         ],
     )
     probe = ros.add(Node, "probe")
@@ -208,11 +208,13 @@ def test_lifecycle_transitions_follow_the_documented_table(ros, wait, tiny_model
 
 def test_parameter_ranges_are_enforced(ros, tiny_model):
     node = ros.add(RecognizerNode, parameter_overrides=[Parameter("model", value=str(tiny_model))])
-    results = node.set_parameters([Parameter("stride", value=0), Parameter("smoothing", value=0.5)])
+    results = node.set_parameters(
+        [Parameter("stride_seconds", value=-1.0), Parameter("smoothing", value=0.5)]
+    )
     assert not results[0].successful
     assert results[1].successful
-    descriptor = node.describe_parameter("stride")
-    assert descriptor.integer_range[0].from_value == 1
+    descriptor = node.describe_parameter("stride_seconds")
+    assert descriptor.floating_point_range[0].from_value == 0.0
     assert "classify" in descriptor.description
 
 

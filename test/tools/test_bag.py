@@ -154,7 +154,9 @@ def test_record_video_refuses_to_overwrite(tmp_path, shared_file, capsys):
 def fast_params(tmp_path) -> str:
     """The shipped parameters with short windows, so a few seconds give many decisions."""
     params = yaml.safe_load(share_file("config/recognize.yaml").read_text())
-    params["/**/recognizer"]["ros__parameters"].update(min_frames=12, stride=4, span=24)
+    params["/**/recognizer"]["ros__parameters"].update(
+        min_seconds=0.4, stride_seconds=0.13, window_seconds=0.8
+    )
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return str(path)

@@ -98,3 +98,138 @@ def test_rename_of_an_unknown_class_is_a_one_line_error(tmp_path, shared_file, c
     code = main(["import", "mpdata", str(source), "-o", str(tmp_path / "x.npz"), "--rename", "nope=x"])
     assert code == 2
     assert "no class 'nope'" in capsys.readouterr().err
+
+
+def hri_clips(shared_file, root, layout: dict[str, list[str]]):
+    """Link real HRI clips into ``root/<person>/<clip>`` (links only; nothing is copied)."""
+    for person, clips in layout.items():
+        (root / person).mkdir(parents=True)
+        for clip in clips:
+            (root / person / clip).symlink_to(shared_file(f"hri_gestures/{person}/{clip}"))
+    return root
+
+
+def test_import_videos_with_a_pattern_keeps_people_and_conditions(tmp_path, shared_file, capsys):
+    layout = {"S6": ["left_3_6m_full.avi", "come_1_1m_upper.avi"], "S2": ["left_2_4m_full.avi"]}
+    source = hri_clips(shared_file, tmp_path / "hri", layout)
+    (source / "S2" / "notes.avi").symlink_to(shared_file("hri_gestures/S2/yes_1_1m_upper.avi"))
+    out = tmp_path / "hri.npz"
+    pattern = "{label}_{take}_{distance}_{framing}"
+    argv = [
+        "import",
+        "videos",
+        str(source),
+        "--pattern",
+        pattern,
+        "-o",
+        str(out),
+        "--jobs",
+        "2",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    data = SkeletonDataset.load(out)
+    assert data.class_names == ["come", "left"]
+    assert data.names.tolist() == ["S2/left_2_4m_full", "S6/come_1_1m_upper", "S6/left_3_6m_full"]
+    assert data.subject_names().tolist() == ["S2", "S6", "S6"]
+    assert data.attribute("distance").tolist() == ["4m", "1m", "6m"]
+    assert data.attribute("framing").tolist() == ["full", "upper", "full"]
+    assert data.attribute("fps").tolist() == ["20", "10", "10"]  # S6 was filmed at 10 fps
+    assert data.attribute("source").tolist() == ["hri"] * 3
+    printed = capsys.readouterr().out
+    assert "name does not match --pattern" in printed
+    assert "notes.avi" in printed
+
+
+def test_import_videos_reads_extracted_skeletons_and_a_given_subject(tmp_path, capsys):
+    from bharnet_ros.training import synth
+
+    folder = tmp_path / "skeletons"
+    for take in (1, 2):
+        sequence = synth.generate_sequence("wave", np.random.default_rng(take), fps=15.0)
+        sequence.save(folder / f"wave-{take}.npz")
+    out = tmp_path / "own.npz"
+    argv = [
+        "import",
+        "videos",
+        str(folder),
+        "--pattern",
+        "{label}-{take}",
+        "--subject",
+        "ann",
+        "-o",
+        str(out),
+    ]
+    assert main([*argv, "--no-progress"]) == 0
+    data = SkeletonDataset.load(out)
+    assert data.names.tolist() == ["ann/wave-1", "ann/wave-2"]
+    assert data.attribute("fps").tolist() == ["15", "15"]
+    assert data.attribute("take").tolist() == ["1", "2"]
+
+
+def test_a_pattern_without_a_label_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "v").mkdir()
+    assert (
+        main(["import", "videos", str(tmp_path / "v"), "--pattern", "{take}", "-o", str(tmp_path / "x")]) == 2
+    )
+    assert "needs a {label} field" in capsys.readouterr().err
+
+
+def test_people_imported_separately_train_together(tmp_path, person_file):
+    """`bharnet train --train S1.npz S2.npz`: equal sample names are qualified, not refused."""
+    files = [person_file(tmp_path, subject) for subject in ("S1", "S2")]
+    data = SkeletonDataset.load(files[0])
+    assert data.names[0] == "wave_0"
+    from bharnet_ros.training.data import load_datasets
+
+    merged = load_datasets(files)
+    assert merged.names.tolist()[:1] + merged.names.tolist()[-1:] == ["S1/wave_0", "S2/right_1"]
+
+
+def test_crlf_ntu_file_with_a_suffixed_name_imports_and_a_bad_name_says_why(shared_file, tmp_path, capsys):
+    original = shared_file("ntu_samples/S017C003P020R002A057.skeleton").read_bytes()
+    crlf = original.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    (tmp_path / "S017C003P020R002A057_copy.skeleton").write_bytes(crlf)
+    assert (
+        main(
+            ["import", "ntu", str(tmp_path / "S017C003P020R002A057_copy.skeleton"), "-o", str(tmp_path / "a")]
+        )
+        == 0
+    )
+    assert SkeletonDataset.load(tmp_path / "a.npz").subjects.tolist() == [20]
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "my_recording.skeleton").write_bytes(crlf)
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "import",
+                "ntu",
+                str(tmp_path / "bad" / "my_recording.skeleton"),
+                "-o",
+                str(tmp_path / "b"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "my_recording" in error
+    assert "does not contain exactly one NTU sample name" in error
+
+
+def test_signer_files_drop_the_empty_class_and_honour_classes(shared_data, tmp_path, capsys):
+    source = shared_data / "mp_holistic_signs"
+    assert main(["import", "mpdata", str(source), "-o", str(tmp_path / "all"), "--no-progress"]) == 0
+    data = SkeletonDataset.load(tmp_path / "all.npz")
+    assert data.class_names == ["hello", "thanks", "iloveyou"]
+    assert "classes without samples dropped: blank" in capsys.readouterr().out
+    assert sorted(set(data.subject_names().tolist())) == [
+        "25kamalesh", "AkashSharma095", "Atulkoirala", "Bhavyagokhroo",
+    ]  # fmt: skip
+    argv = ["import", "mpdata", str(source), "-o", str(tmp_path / "two"), "--classes", "thanks,hello"]
+    assert main([*argv, "--no-progress"]) == 0
+    two = SkeletonDataset.load(tmp_path / "two.npz")
+    assert two.class_names == ["thanks", "hello"]
+    assert len(two) == 240

@@ -58,6 +58,9 @@ def assert_same(a: SkeletonDataset, b: SkeletonDataset) -> None:
     assert (a.class_names, a.layout, a.space, a.hand_intensive, a.notes) == (
         b.class_names, b.layout, b.space, b.hand_intensive, b.notes,
     )  # fmt: skip
+    assert {k: v.tolist() for k, v in a.attributes.items()} == {
+        k: v.tolist() for k, v in b.attributes.items()
+    }
     assert a.splits.keys() == b.splits.keys()
     for name in a.splits:
         np.testing.assert_array_equal(a.splits[name], b.splits[name])
@@ -215,3 +218,51 @@ def test_from_sequences_refuses_mixed_inputs():
         SkeletonDataset.from_sequences([sequence(3, 0), sequence(3, 1, "ntu25")], [0, 0], ["a"])
     with pytest.raises(DatasetError, match="labels"):
         SkeletonDataset.from_sequences([sequence(3, 0)], [0, 1], ["a"])
+
+
+def with_attributes(data: SkeletonDataset, **columns: list[str]) -> SkeletonDataset:
+    return SkeletonDataset(
+        **{**{f: getattr(data, f) for f in data.__dataclass_fields__}, "attributes": columns}
+    )
+
+
+def test_attributes_round_trip_and_reach_the_samples(tmp_path):
+    data = with_attributes(
+        small_dataset(), subject=["ann", "bo", "ann", ""], distance=["1m", "4m", "6m", "1m"]
+    )
+    loaded = SkeletonDataset.load(data.save(tmp_path / "set.npz"))
+    assert_same(data, loaded)
+    assert loaded.attribute("distance").tolist() == ["1m", "4m", "6m", "1m"]
+    assert loaded.sample(1).attributes == {"subject": "bo", "distance": "4m"}
+    assert loaded.attribute("framing").tolist() == ["", "", "", ""]
+    # The subject attribute names people; the numeric id stands in where it is empty.
+    assert loaded.subject_names().tolist() == ["ann", "bo", "ann", "3"]
+    assert loaded.subset([2, 0]).attribute("distance").tolist() == ["6m", "1m"]
+
+
+def test_version_1_files_load_without_attributes(tmp_path):
+    path = small_dataset().save(tmp_path / "set.npz")
+    rewrite(path, version=1)
+    loaded = SkeletonDataset.load(path)
+    assert loaded.attributes == {}
+    assert loaded.subject_names().tolist() == ["1", "2", "1", "3"]
+
+
+def test_merge_unions_attributes_and_prefixes_keep_names_apart():
+    first = with_attributes(small_dataset(), distance=["1m"] * 4)
+    second = with_attributes(small_dataset(), take=["1", "2", "3", "4"])
+    with pytest.raises(DatasetError, match="not unique"):
+        first.merge(second)
+    merged = first.with_name_prefix("a").merge(second.with_name_prefix("b"))
+    assert merged.names.tolist()[3:5] == ["a/clip3", "b/clip0"]
+    assert merged.attribute("distance").tolist() == ["1m"] * 4 + [""] * 4
+    assert merged.attribute("take").tolist() == [""] * 4 + ["1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [({"Distance": ["1m"] * 4}, "lower-case"), ({"distance": ["1m"] * 3}, "3 values for 4 samples")],
+)
+def test_bad_attributes_are_refused(columns, message):
+    with pytest.raises(DatasetError, match=message):
+        with_attributes(small_dataset(), **columns)

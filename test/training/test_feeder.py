@@ -17,6 +17,7 @@ from bharnet_ros.training.feeder import (
     AugmentConfig,
     SkeletonFeeder,
     mirror_arrays,
+    mirror_label_map,
     mirror_permutation,
 )
 
@@ -172,3 +173,78 @@ def test_bad_augment_config_is_an_error():
         AugmentConfig.from_dict({"mirorr": 0.5})
     with pytest.raises(ValueError, match="probability"):
         AugmentConfig(mirror=1.5)
+
+
+def motion_dataset(fps_list: list[float], seconds: float = 3.0) -> SkeletonDataset:
+    """The same smooth arm motion recorded at several frame rates (one sample per rate)."""
+    sequences = []
+    for fps in fps_list:
+        t = np.arange(int(round(seconds * fps)) + 1) / fps
+        body = np.zeros((len(t), 33, 4), np.float32)
+        body[..., 0] = np.linspace(0.4, 0.6, 33)[None]
+        body[..., 1] = np.linspace(0.2, 0.8, 33)[None]
+        body[:, [11, 12], 0] = [0.55, 0.45]  # shoulders: the body size is 0.1 image widths
+        body[:, 15, 0] += 0.1 * np.sin(2 * np.pi * 0.7 * t)  # the left wrist swings
+        body[:, 15, 1] -= 0.05 * t
+        body[..., 3] = 1.0
+        hands = np.zeros((len(t), 2, 21, 4), np.float32)
+        hands[:, 0, :, 0] = body[:, 15, None, 0] + np.linspace(0, 0.03, 21)[None]
+        hands[:, 0, :, 1] = body[:, 15, None, 1]
+        hands[:, 0, :, 3] = 1.0
+        present = np.zeros((len(t), 2), bool)
+        present[:, 0] = True
+        sequences.append(SkeletonSequence(t, body, hands, present, image_size=(640, 480)))
+    return SkeletonDataset.from_sequences(sequences, [0] * len(sequences), ["swing"])
+
+
+def test_time_windows_give_the_same_input_at_any_frame_rate():
+    """Evaluation windows of the same motion at 10, 15, 20 and 30 fps agree within tolerance."""
+    config = PreprocessConfig(body_layout="ntu25", frames=24, num_persons=1, window_seconds=2.0)
+    feeder = SkeletonFeeder(motion_dataset([10.0, 15.0, 20.0, 30.0]), config, train=False)
+    items = [feeder[i] for i in range(4)]
+    for body, hand, mask, _ in items[:3]:
+        assert torch.allclose(body, items[3][0], atol=0.06)  # body sizes: a few % of a shoulder width
+        assert torch.allclose(hand, items[3][1], atol=0.06)
+        assert torch.equal(mask, items[3][2])
+    frame_count = SkeletonFeeder(motion_dataset([10.0, 30.0]), PreprocessConfig("ntu25", 24, 1), train=False)
+    assert not torch.allclose(frame_count[0][0], frame_count[1][0], atol=0.06)  # frame counts do differ
+
+
+def test_training_time_windows_overlap_the_clip_and_vary():
+    config = PreprocessConfig(
+        body_layout="mediapipe33", frames=T, num_persons=1, normalise=False, window_seconds=1.0
+    )
+    augment = only(speed=0.2, min_cover=0.8)
+    feeder = SkeletonFeeder(ramp_dataset(90), config, train=True, augment=augment, seed=0)
+    ends = set()
+    for epoch in range(6):
+        feeder.set_epoch(epoch)
+        body = feeder[0][0][0, :, 0, 0].numpy()
+        frames = (body - 0.3) / 0.004  # the ramp encodes the frame index
+        assert frames.min() >= -1e-3
+        assert frames.max() <= 89 + 1e-3
+        assert frames.max() - frames.min() >= 0.6 * 30 * 0.8 - 1  # most of the window is inside the clip
+        ends.add(round(float(frames[-1]), 2))
+    assert len(ends) > 3
+
+
+def test_mirror_label_map_pairs_lateral_classes_and_never_mirrors_a_lone_one():
+    names = ["left", "right", "point_left", "point_right", "wave", "swipe_left"]
+    assert mirror_label_map(names).tolist() == [1, 0, 3, 2, 4, -1]
+    assert mirror_label_map(names, [["wave", "swipe_left"]]).tolist() == [0, 1, 2, 3, 5, 4]
+    assert mirror_label_map(names, never=("wave",)).tolist()[4] == -1
+    with pytest.raises(ValueError, match="not among the classes"):
+        mirror_label_map(names, [["wave", "jump"]])
+
+
+def test_a_mirrored_lateral_sample_changes_class_and_a_lone_one_is_not_mirrored():
+    data = ramp_dataset()
+    both = SkeletonDataset.from_sequences(
+        [data.sequence(0)] * 3, [0, 1, 2], ["left", "right", "swipe_left"], names=["a", "b", "c"]
+    )
+    config = PreprocessConfig(body_layout="mediapipe33", frames=T, num_persons=1)
+    feeder = SkeletonFeeder(both, config, train=True, augment=only(mirror=1.0), seed=0)
+    plain = SkeletonFeeder(both, config, train=True, augment=NO_AUGMENT, seed=0)
+    assert [int(feeder[i][3]) for i in range(3)] == [1, 0, 2]
+    assert not torch.equal(feeder[0][0], plain[0][0])  # mirrored
+    assert torch.equal(feeder[2][0], plain[2][0])  # never mirrored under its own label

@@ -95,8 +95,8 @@ def test_save_and_load_round_trip(tmp_path):
 
 def test_vocabulary_is_fixed_and_flags_the_hand_classes():
     assert synth.CLASS_NAMES[:4] == ("idle", "wave", "hello", "thanks")
-    assert len(synth.CLASS_NAMES) == 13
-    assert synth.CLASS_NAMES[-1] == "clap"
+    assert len(synth.CLASS_NAMES) == 14
+    assert synth.CLASS_NAMES[-2:] == ("clap", "fidget")  # new classes are appended
     assert all(synth.HAND_INTENSIVE[synth.class_index(n)] for n in synth.SHARED_ARM_CLASSES)
     assert not any(synth.HAND_INTENSIVE[synth.class_index(n)] for n in ("idle", "wave", "stop", "clap"))
     with pytest.raises(ValueError, match="unknown gesture class"):

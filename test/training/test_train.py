@@ -26,17 +26,6 @@ from bharnet_ros.training.train import (
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ("wave", "thumbs_up", "clap")
-TINY = [
-    "epochs=1",
-    "batch_size=4",
-    "eval_batch_size=4",
-    "workers=0",
-    "progress=false",
-    "model.overrides.input.frames=16",
-    "model.overrides.backbone.base_channels=8",
-    "model.overrides.attention.heads=1",
-    "model.overrides.attention.dim_head=8",
-]
 
 
 def tiny_dataset(path: Path) -> Path:
@@ -59,11 +48,11 @@ def dataset_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, dataset_file) -> Path:
+def trained_run(tmp_path_factory, dataset_file, tiny_run) -> Path:
     """One epoch of tiny BHaRNet-E, then resumed for a second epoch."""
     out = tmp_path_factory.mktemp("run") / "run"
     extra = [f"data.train=['{dataset_file}']", "data.train_split=train", "data.val_split=val"]
-    config = load_train_config(REPO / "config/train/synth_cpu.yaml", [*TINY, *extra])
+    config = load_train_config(REPO / "config/train/synth_cpu.yaml", [*tiny_run, *extra])
     train(config, out=out)
     return out
 
@@ -124,8 +113,9 @@ def test_checkpoint_and_onnx_evaluations_agree(trained_run, dataset_file, tmp_pa
     assert np.array_equal(from_torch.predictions, from_onnx.predictions)
     assert from_torch.report.top1 == from_onnx.report.top1
     assert set(from_onnx.branches) == set(from_torch.branches) == {
-        "body_expert", "hand_expert", "body_interactive", "hand_interactive",
+        "body_expert", "hand_expert", "body_interactive", "hand_interactive", "expert_only",
     }  # fmt: skip
+    assert from_onnx.branches["expert_only"] == from_torch.branches["expert_only"]
     values = write_outputs(tmp_path / "eval", from_onnx, onnx_model, data, "tiny", None)
     assert values["num_samples"] == 6
     assert values["hand_intensive_samples"] == 2
@@ -219,7 +209,7 @@ def _preprocess():
     return PreprocessConfig(body_layout="ntu25", frames=16, num_persons=1)
 
 
-def test_a_finished_run_folder_is_not_overwritten(trained_run):
-    config = load_train_config(REPO / "config/train/synth_cpu.yaml", TINY)
+def test_a_finished_run_folder_is_not_overwritten(trained_run, tiny_run):
+    config = load_train_config(REPO / "config/train/synth_cpu.yaml", tiny_run)
     with pytest.raises(ConfigError, match="already holds a run"):
         train(config, out=trained_run)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bharnet_ros.core.layouts import MP33
+from bharnet_ros.training.classes import drop_empty_classes, select_classes
 from bharnet_ros.training.dataset import UNKNOWN, DatasetError, Sample, SkeletonDataset
 from bharnet_ros.training.importers import ImportReport, Progress, no_progress
 
@@ -192,12 +193,15 @@ def read_signer_file(
     class_names = [str(name) for name in arrays["class_names"]]
     signer = path.stem.removeprefix(SIGNER_PREFIX)
     seq_ids = arrays.get("seq_id", np.arange(len(arrays["label"])))
+    attributes = {"subject": signer, "fps": f"{fps:g}", "source": path.parent.name}
     samples = []
     for i, label in enumerate(arrays["label"]):
         steps = np.arange(arrays["pose"].shape[1]) / fps
         name = f"{signer}/{class_names[label]}/{seq_ids[i]}"
         hands = (arrays["left_hand"][i], arrays["right_hand"][i])
-        samples.append(holistic_sample(name, label, arrays["pose"][i], hands, steps, subject, mirrored))
+        sample = holistic_sample(name, label, arrays["pose"][i], hands, steps, subject, mirrored)
+        sample.attributes = dict(attributes)
+        samples.append(sample)
     return SkeletonDataset.from_samples(
         samples, class_names, "mediapipe33", "image", notes=_notes(fps, mirrored)
     )
@@ -215,8 +219,11 @@ def import_mpdata(
 ) -> tuple[SkeletonDataset, ImportReport]:
     """Import a signer ``.npz``, a folder of them, or a raw ``MP_Data`` folder (or its parent).
 
-    Signer files get subject ids 1, 2, ... in file-name order and are merged by class name; raw
-    folders have no subject id. ``classes`` fixes the class order of a raw folder.
+    Signer files get subject ids 1, 2, ... in file-name order (and the signer's name as the
+    ``subject`` attribute) and are merged by class name; raw folders have no subject id.
+    ``classes`` fixes the class order; for signer files it also selects the classes kept. Without
+    ``classes``, classes that have no sample (the signer files list an empty ``blank``) are
+    dropped, with a note.
     """
     source = Path(source)
     if not source.exists():
@@ -225,9 +232,13 @@ def import_mpdata(
     signer_files = [source] if source.is_file() else sorted(source.glob("*.npz"))
     if signer_files:
         dataset = _read_signers(signer_files, fps, mirrored, report, progress)
+        if classes is not None:
+            dataset = select_classes(dataset, classes, report)
     else:
         root = source / "MP_Data" if (source / "MP_Data").is_dir() else source
         dataset = read_mp_data(root, classes, fps, mirrored, report, progress)
+    if classes is None:  # a class the user asked for stays, even without samples
+        dataset = drop_empty_classes(dataset, report)
     report.notes.extend(dataset.notes)
     return dataset, report
 

@@ -86,10 +86,14 @@ class NtuIds:
 
     @classmethod
     def parse(cls, name: str) -> NtuIds:
-        match = NAME_PATTERN.fullmatch(name)
-        if match is None:
-            raise ValueError(f"{name!r} is not an NTU sample name (SsssCcccPpppRrrrAaaa)")
-        return cls(*(int(group) for group in match.groups()))
+        """The ids of the one NTU sample name inside ``name`` (``S001C001P001R001A001_copy`` works)."""
+        matches = NAME_PATTERN.findall(name)
+        if len(matches) != 1:
+            raise ValueError(
+                f"{name!r} does not contain exactly one NTU sample name (SsssCcccPpppRrrrAaaa); "
+                "rename the file so that it does, e.g. S001C001P001R001A001.skeleton"
+            )
+        return cls(*(int(group) for group in matches[0]))
 
 
 @dataclass

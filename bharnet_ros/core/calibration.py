@@ -1,0 +1,122 @@
+"""Confidence calibration and the "none of these" threshold (numpy only).
+
+A classifier trained with cross-entropy is over-confident on people it never saw. Temperature
+scaling divides the logits by one number T, fitted to minimise the negative log-likelihood of
+held-out predictions (here: the pooled out-of-fold logits of a leave-one-subject-out run); it
+changes no decision, only how far a probability can be trusted. The expected calibration error
+(ECE) measures the gap between confidence and accuracy over equal-width confidence bins.
+
+The ``none`` threshold is then chosen on the same held-out predictions: the largest threshold
+that turns at most ``budget`` of the in-vocabulary samples from correct into ``none``. Motions
+outside the vocabulary are never used to choose it; they only measure it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+ECE_BINS = 15
+TEMPERATURE_RANGE = (0.05, 20.0)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature``."""
+    scaled = np.asarray(logits, np.float64) / temperature
+    scaled -= scaled.max(axis=-1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean NLL of the true labels under ``softmax(logits / temperature)``."""
+    probabilities = softmax(logits, temperature)
+    picked = probabilities[np.arange(len(labels)), labels]
+    return float(-np.log(np.maximum(picked, 1e-12)).mean())
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature minimising the NLL (golden-section search on log T)."""
+    labels = np.asarray(labels, np.int64)
+    low, high = np.log(TEMPERATURE_RANGE[0]), np.log(TEMPERATURE_RANGE[1])
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    a, b = high - ratio * (high - low), low + ratio * (high - low)
+    fa, fb = (negative_log_likelihood(logits, labels, np.exp(x)) for x in (a, b))
+    for _ in range(60):
+        if fa < fb:
+            high, b, fb = b, a, fa
+            a = high - ratio * (high - low)
+            fa = negative_log_likelihood(logits, labels, np.exp(a))
+        else:
+            low, a, fa = a, b, fb
+            b = low + ratio * (high - low)
+            fb = negative_log_likelihood(logits, labels, np.exp(b))
+    return float(np.exp(0.5 * (low + high)))
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE: sample-weighted mean |accuracy - confidence| over ``bins`` equal-width confidence bins."""
+    probabilities = np.asarray(probabilities, np.float64)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == np.asarray(labels)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            error += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(error)
+
+
+def none_threshold(probabilities: np.ndarray, labels: np.ndarray, budget: float = 0.02) -> float:
+    """The largest confidence threshold that rejects at most ``budget`` of the samples that are right.
+
+    Rejected means: the top probability is below the threshold, so the label becomes ``none``.
+    """
+    probabilities = np.asarray(probabilities, np.float64)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == np.asarray(labels)
+    right = np.sort(confidence[correct])
+    allowed = int(np.floor(budget * len(confidence)))
+    if not len(right) or allowed >= len(right):
+        return float(right[-1]) if len(right) else 0.0
+    return float(right[allowed])
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What a model's metadata carries to turn logits into trustworthy probabilities and ``none``."""
+
+    temperature: float
+    none_threshold: float
+    ece_before: float
+    ece_after: float
+    budget: float  # fraction of correct in-vocabulary samples the threshold may turn into none
+    accuracy: float  # top-1 of the held-out samples it was fitted on
+    accuracy_with_none: float  # the same, counting a rejection as wrong
+    samples: int
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def calibrate(logits: np.ndarray, labels: np.ndarray, budget: float = 0.02) -> Calibration:
+    """Fit the temperature and the none threshold on held-out logits ``(N, K)`` and labels."""
+    logits, labels = np.asarray(logits, np.float64), np.asarray(labels, np.int64)
+    temperature = fit_temperature(logits, labels)
+    before, after = softmax(logits), softmax(logits, temperature)
+    threshold = none_threshold(after, labels, budget)
+    correct = after.argmax(axis=1) == labels
+    accepted = after.max(axis=1) >= threshold
+    return Calibration(
+        temperature=temperature,
+        none_threshold=threshold,
+        ece_before=expected_calibration_error(before, labels),
+        ece_after=expected_calibration_error(after, labels),
+        budget=budget,
+        accuracy=float(correct.mean()),
+        accuracy_with_none=float((correct & accepted).mean()),
+        samples=len(labels),
+    )

@@ -1,0 +1,136 @@
+"""Compose test videos from real clips: labelled streams, and several people side by side.
+
+A recognizer is used on a continuous camera stream, but public gesture datasets come as one
+short clip per gesture. :func:`compose_stream` plays clips one after another (with "idle" clips
+in between) into one video and returns the labelled segments, so the whole graph can be
+evaluated on a stream of real people with known truth (``bharnet bag record-video`` and ``bag
+eval``). :func:`side_by_side` puts different people's clips next to each other in one frame,
+for multi-person tests. Nothing here is committed data: the videos are written where the caller
+says, from clips the caller owns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bharnet_ros.core.annotations import Segment
+from bharnet_ros.core.video import VideoReader
+
+FOURCC = "mp4v"
+ONSET_SHOULDER_WIDTHS = 0.35  # a wrist this far from its first position: the gesture has started
+
+
+class ComposeError(ValueError):
+    """Clips that cannot be put together (unreadable, or of different sizes or rates)."""
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Part of a clip: seconds ``[start, end)`` (end None: to the end); ``label`` None = unscored.
+
+    ``onset`` is where the labelled action really starts, in seconds from ``start`` (people raise
+    an arm from rest first); the segment is labelled from there.
+    """
+
+    video: Path
+    label: str | None = None
+    start: float = 0.0
+    end: float | None = None
+    onset: float = 0.0
+
+
+def clip_frames(piece: Piece) -> Iterator[tuple[float, np.ndarray]]:
+    """The frames of a piece with their times in the clip."""
+    with VideoReader(piece.video) as reader:
+        for stamp, image in reader:
+            if stamp < piece.start - 1e-9:
+                continue
+            if piece.end is not None and stamp >= piece.end - 1e-9:
+                return
+            yield stamp, image
+
+
+def video_format(path: Path) -> tuple[float, tuple[int, int]]:
+    """(fps, (width, height)) of a video file."""
+    with VideoReader(path) as reader:
+        return reader.info.fps, reader.info.size
+
+
+def compose_stream(pieces: Sequence[Piece], output: Path) -> list[Segment]:
+    """Write the pieces one after another into ``output`` (mp4); returns the labelled segments.
+
+    All clips must share frame rate and size (a stream is one camera). Segment times are seconds
+    from the first frame of ``output``.
+    """
+    if not pieces:
+        raise ComposeError("no clips to compose")
+    fps, size = video_format(pieces[0].video)
+    for piece in pieces[1:]:
+        if video_format(piece.video) != (fps, size):
+            raise ComposeError(f"{piece.video} differs in frame rate or size from {pieces[0].video}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(output), cv2.VideoWriter_fourcc(*FOURCC), fps, size)
+    segments, written = [], 0
+    try:
+        for piece in pieces:
+            first = written
+            for _, image in clip_frames(piece):
+                writer.write(image)
+                written += 1
+            if piece.label is not None and written > first:
+                start = min(first / fps + piece.onset, written / fps)
+                segments.append(Segment(round(start, 6), round(written / fps, 6), piece.label))
+    finally:
+        writer.release()
+    return segments
+
+
+def side_by_side(videos: Sequence[Path], output: Path, height: int = 480) -> int:
+    """Clips next to each other in one frame (each scaled to ``height``); returns frames written.
+
+    The result lasts as long as the shortest clip and plays at the first clip's rate.
+    """
+    readers = [iter(VideoReader(v)) for v in videos]
+    fps, _ = video_format(videos[0])
+    writer, written = None, 0
+    try:
+        for frames in zip(*readers, strict=False):
+            tiles = [
+                cv2.resize(image, (round(image.shape[1] * height / image.shape[0]), height))
+                for _, image in frames
+            ]
+            canvas = np.concatenate(tiles, axis=1)
+            if writer is None:
+                writer = cv2.VideoWriter(
+                    str(output), cv2.VideoWriter_fourcc(*FOURCC), fps, canvas.shape[1::-1]
+                )
+            writer.write(canvas)
+            written += 1
+    finally:
+        if writer is not None:
+            writer.release()
+    return written
+
+
+def motion_onset(
+    timestamps: np.ndarray, body: np.ndarray, shoulders: tuple[int, int], wrists: tuple[int, int]
+) -> float:
+    """Seconds from the first frame until a wrist has moved ``ONSET_SHOULDER_WIDTHS`` from its start.
+
+    ``body`` is ``(T, V, C)`` with x, y first. A clip whose wrists never move that far (a pose held
+    from the first frame, or standing still) starts at 0.
+    """
+    xy = np.asarray(body, np.float64)[..., :2]
+    seen = np.all(xy[:, list(shoulders) + list(wrists)] != 0.0, axis=(1, 2))
+    if not seen.any():
+        return 0.0
+    first = int(np.argmax(seen))
+    width = np.linalg.norm(xy[seen, shoulders[0]] - xy[seen, shoulders[1]], axis=-1).mean()
+    moved = np.linalg.norm(xy[:, list(wrists)] - xy[first, list(wrists)], axis=-1).max(axis=1)
+    started = np.flatnonzero(seen & (moved > ONSET_SHOULDER_WIDTHS * max(width, 1e-6)))
+    return float(timestamps[started[0]] - timestamps[0]) if len(started) else 0.0

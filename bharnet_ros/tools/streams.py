@@ -1,0 +1,220 @@
+"""``bharnet streams``: the recognizer on continuous streams of real people, scored against truth.
+
+Gesture datasets come as one clip per gesture; a robot sees a continuous stream. For each person
+and distance of a clip folder laid out as ``SRC/<person>/<label>_<take>_<distance>_<framing>.avi``
+(``../shared/data/hri_gestures``), this composes one stream video: the person's gesture clips in a
+seeded random order, with stretches of their ``static`` clip (standing still, unscored) between
+them. Each gesture segment starts at the motion onset found in the clip's skeletons (the dataset
+from ``bharnet import videos``), so the delay measured is from the moment the arm starts moving.
+The stream becomes a camera bag (``bag record-video``) and is scored with ``bag eval``, through
+MediaPipe and the recognizer (``--realtime``: through the real ROS graph).
+
+Models: ``--model`` for every person, or ``--cv RUN`` to use, for each person, the fold model of a
+``bharnet train --loso`` run that never saw them (exported to ONNX here, with the run's
+calibration). Output: ``OUT/<person>_<distance>/`` (video, labels, bag, report) and
+``OUT/summary.json`` with the pooled segment accuracy, detection delay and flicker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bharnet_ros.tools import UsageError
+
+CLIP = re.compile(r"^(?P<label>.+?)_(?P<take>[^_]+)_(?P<distance>[^_]+)_(?P<framing>[^_]+)$")
+IDLE_LABEL = "static"  # standing still: the filler between gestures, not scored
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "source", type=Path, help="clip folder: SRC/<person>/<label>_<take>_<distance>_<framing>.avi"
+    )
+    parser.add_argument(
+        "--dataset", type=Path, required=True, help="the clips' skeletons (bharnet import videos)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    models = parser.add_mutually_exclusive_group(required=True)
+    models.add_argument("--model", type=Path, help="ONNX model for every person")
+    models.add_argument(
+        "--cv", type=Path, metavar="RUN", help="a --loso run: each person gets its fold's model"
+    )
+    parser.add_argument("--subjects", help="comma-separated people (default: every folder)")
+    parser.add_argument("--distances", default="", help="comma-separated distances (default: all)")
+    parser.add_argument("--skip", default="random", help="labels left out of the streams (default random)")
+    parser.add_argument("--gap", type=float, default=1.5, help="seconds of standing still between gestures")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the gesture order")
+    parser.add_argument("--realtime", action="store_true", help="replay through the real ROS graph")
+    parser.add_argument(
+        "--params-file", default="", help="graph parameters YAML (default config/recognize.yaml)"
+    )
+    parser.add_argument("--expert-only", action="store_true", help="with --cv: export the expert-only model")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
+
+    if not args.source.is_dir():
+        raise UsageError(f"{args.source} is not a folder of per-person clip folders")
+    try:
+        skeletons = SkeletonDataset.load(args.dataset)
+    except (DatasetError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from None
+    results = {}
+    for person in _people(args):
+        for distance, pieces in person_streams(args, person, skeletons).items():
+            name = f"{person}_{distance}"
+            results[name] = run_stream(args, person, pieces, args.out / name)
+            print(_line(name, results[name]), flush=True)
+    if not results:
+        raise UsageError("no stream could be composed; check --subjects, --distances and the clip names")
+    summary = pooled(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(_pooled_line(summary))
+    print(f"wrote {args.out}/summary.json")
+    return 0
+
+
+def _people(args: argparse.Namespace) -> list[str]:
+    people = sorted(d.name for d in args.source.iterdir() if d.is_dir())
+    if args.subjects:
+        wanted = [s.strip() for s in args.subjects.split(",") if s.strip()]
+        unknown = sorted(set(wanted) - set(people))
+        if unknown:
+            raise UsageError(f"no clip folders for {unknown} under {args.source}; found {people}")
+        people = wanted
+    return people
+
+
+def person_streams(args: argparse.Namespace, person: str, skeletons: Any) -> dict[str, list]:
+    """Per distance, the pieces of one stream: shuffled gestures with still stretches between."""
+    from bharnet_ros.core.compose import Piece
+
+    clips: dict[str, list[tuple[str, Path]]] = {}
+    for video in sorted((args.source / person).iterdir()):
+        match = CLIP.match(video.stem)
+        if match and video.is_file():
+            clips.setdefault(match["distance"], []).append((match["label"], video))
+    wanted = [d for d in args.distances.split(",") if d] or sorted(clips)
+    skipped = {s for s in args.skip.split(",") if s}
+    rng = np.random.default_rng([args.seed, sum(map(ord, person))])
+    streams = {}
+    for distance in wanted:
+        gestures = [(label, v) for label, v in clips.get(distance, []) if label not in skipped | {IDLE_LABEL}]
+        idle = [v for label, v in clips.get(distance, []) if label == IDLE_LABEL]
+        pieces = []
+        for index in rng.permutation(len(gestures)):
+            label, video = gestures[index]
+            if idle:
+                pieces.append(Piece(idle[0], None, 0.0, args.gap))
+            pieces.append(Piece(video, label, onset=clip_onset(skeletons, person, video.stem)))
+        if pieces:
+            streams[distance] = pieces
+    return streams
+
+
+def clip_onset(skeletons: Any, person: str, stem: str) -> float:
+    """Motion onset of one clip, from its skeletons in the dataset (0 when it is not there)."""
+    from bharnet_ros.core.compose import motion_onset
+    from bharnet_ros.core.layouts import MP33
+
+    names = skeletons.names.tolist()
+    name = next((n for n in (f"{person}/{stem}", stem) if n in names), None)
+    if name is None:
+        return 0.0
+    sample = skeletons.sample(names.index(name))
+    shoulders = (MP33.index("left_shoulder"), MP33.index("right_shoulder"))
+    wrists = (MP33.index("left_wrist"), MP33.index("right_wrist"))
+    return motion_onset(sample.timestamps, sample.body[0], shoulders, wrists)
+
+
+def run_stream(args: argparse.Namespace, person: str, pieces: list, folder: Path) -> dict[str, Any]:
+    """Compose, record and evaluate one stream; returns its bag eval summary."""
+    from bharnet_ros.core.annotations import save_csv
+    from bharnet_ros.core.bag import BagError, write_video_bag
+    from bharnet_ros.core.compose import ComposeError, compose_stream
+    from bharnet_ros.tools.bag import evaluate_bag
+
+    if folder.exists() and any(folder.iterdir()):
+        raise UsageError(f"{folder} is not empty; choose a new --out (nothing is overwritten)")
+    try:
+        segments = compose_stream(pieces, folder / "stream.mp4")
+        write_video_bag(folder / "stream.mp4", folder / "bag")
+    except (ComposeError, BagError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    labels = save_csv(folder / "labels.csv", segments)
+    model = args.model or fold_model(args.cv, person, folder, args.expert_only)
+    return evaluate_bag(
+        folder / "bag", labels, folder / "report", model=model, realtime=args.realtime,
+        params_file=args.params_file,
+    )  # fmt: skip
+
+
+def fold_model(run: Path, person: str, folder: Path, expert_only: bool) -> Path:
+    """The ONNX export of the fold of ``run`` that held ``person`` out."""
+    from bharnet_ros.model.checkpoint import CheckpointError, load_checkpoint
+    from bharnet_ros.model.export import ExportError, calibration_for, export_onnx, prepare_model
+
+    checkpoint_path = run / f"fold_{person}" / "last.pt"
+    if not checkpoint_path.is_file():
+        raise UsageError(f"{checkpoint_path} not found; give the --out folder of `bharnet train --loso`")
+    try:
+        checkpoint = load_checkpoint(checkpoint_path)
+        model = prepare_model(checkpoint, expert_only)
+        calibration_file = run / "calibration.json"
+        calibration = calibration_for(calibration_file, model) if calibration_file.is_file() else None
+        path = folder / "model.onnx"
+        export_onnx(
+            model, path, checkpoint.class_names, checkpoint.preprocess_config, checkpoint.hand_intensive,
+            calibration=calibration,
+        )  # fmt: skip
+    except (CheckpointError, ExportError) as err:
+        raise UsageError(str(err)) from None
+    return path
+
+
+def pooled(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Segment accuracy, delay and flicker over every stream's segments."""
+    segments = [s for r in results.values() for s in r["metrics"]["per_segment"]]
+    delays = [s["delay"] for s in segments if s["delay"] is not None]
+    minutes = sum(r["metrics"]["annotated_seconds"] for r in results.values()) / 60.0
+    changes = sum(r["metrics"]["label_changes"] for r in results.values())
+    per_label: dict[str, list[bool]] = {}
+    for s in segments:
+        per_label.setdefault(s["truth"], []).append(bool(s["correct"]))
+    return {
+        "streams": len(results),
+        "segments": len(segments),
+        "segment_accuracy": float(np.mean([s["correct"] for s in segments])) if segments else None,
+        "segments_detected": len(delays),
+        "delay_mean": float(np.mean(delays)) if delays else None,
+        "delay_median": float(np.median(delays)) if delays else None,
+        "flicker_per_minute": changes / minutes if minutes > 0 else None,
+        "per_label_accuracy": {k: float(np.mean(v)) for k, v in sorted(per_label.items())},
+        "per_stream": {
+            name: {k: r["metrics"][k] for k in ("segment_accuracy", "delay_mean", "flicker_per_minute")}
+            for name, r in results.items()
+        },
+    }
+
+
+def _line(name: str, summary: dict[str, Any]) -> str:
+    m = summary["metrics"]
+    delay = "n/a" if m["delay_mean"] is None else f"{m['delay_mean']:.2f} s"
+    return f"{name}: segments {m['segments_correct']}/{m['segments']}, mean delay {delay}"
+
+
+def _pooled_line(summary: dict[str, Any]) -> str:
+    accuracy = summary["segment_accuracy"]
+    delay = summary["delay_mean"]
+    return (
+        f"{summary['streams']} streams, {summary['segments']} gestures: segment accuracy "
+        f"{'n/a' if accuracy is None else f'{100 * accuracy:.1f} %'}, mean time to the first correct label "
+        f"{'n/a' if delay is None else f'{delay:.2f} s'}"
+    )

@@ -1,0 +1,66 @@
+"""Class-list edits of a dataset: keep some classes, drop empty ones, merge classes into one.
+
+Each returns a new :class:`SkeletonDataset` whose labels index the new class list; samples of
+classes that are not kept are left out. Importers and training use them so that a class without
+samples never becomes a trained output unnoticed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
+from bharnet_ros.training.importers import ImportReport
+
+
+def relabel(data: SkeletonDataset, mapping: Mapping[str, str], class_names: Sequence[str]) -> SkeletonDataset:
+    """Samples whose class is a key of ``mapping``, relabelled to ``mapping[class]`` in ``class_names``."""
+    unknown = sorted(set(mapping.values()) - set(class_names))
+    if unknown:
+        raise DatasetError(f"target classes {unknown} are not in the new class list {list(class_names)}")
+    index = {name: i for i, name in enumerate(class_names)}
+    old_to_new = np.array([index.get(mapping.get(name, ""), -1) for name in data.class_names], np.int64)
+    new_labels = old_to_new[data.labels] if len(data) else np.zeros(0, np.int64)
+    keep = np.flatnonzero(new_labels >= 0)
+    kept = data.subset(keep)
+    flags = _flags(data, mapping, class_names)
+    kept.labels = new_labels[keep]
+    kept.class_names = list(class_names)
+    kept.hand_intensive = flags
+    return SkeletonDataset(**{f: getattr(kept, f) for f in kept.__dataclass_fields__})
+
+
+def _flags(
+    data: SkeletonDataset, mapping: Mapping[str, str], class_names: Sequence[str]
+) -> list[bool] | None:
+    if data.hand_intensive is None:
+        return None
+    flagged = {
+        mapping[n] for n, f in zip(data.class_names, data.hand_intensive, strict=True) if f and n in mapping
+    }
+    return [name in flagged for name in class_names]
+
+
+def select_classes(data: SkeletonDataset, classes: Sequence[str], report: ImportReport) -> SkeletonDataset:
+    """Only ``classes``, in that order; unknown names are an error, other classes are dropped."""
+    unknown = [name for name in classes if name not in data.class_names]
+    if unknown:
+        raise DatasetError(f"--classes names {unknown}, not among {data.class_names}")
+    dropped = [name for name in data.class_names if name not in classes]
+    if dropped:
+        report.notes.append(f"classes left out (not in --classes): {', '.join(dropped)}")
+    return relabel(data, {name: name for name in classes}, classes)
+
+
+def drop_empty_classes(data: SkeletonDataset, report: ImportReport | None = None) -> SkeletonDataset:
+    """The dataset without classes that have no sample (noted in ``report`` when given)."""
+    counts = data.class_counts()
+    empty = [name for name, count in zip(data.class_names, counts, strict=True) if count == 0]
+    if not empty:
+        return data
+    if report is not None:
+        report.notes.append(f"classes without samples dropped: {', '.join(empty)}")
+    kept = [name for name in data.class_names if name not in empty]
+    return relabel(data, {name: name for name in kept}, kept)

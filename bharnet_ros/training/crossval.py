@@ -1,0 +1,155 @@
+"""Leave-one-subject-out cross-validation: a model is as good as its accuracy on people it never saw.
+
+For each held-out person, :func:`cross_validate` trains the config with that person left out of
+training and validation (``data.exclude_subjects``), then evaluates the fold's ``last.pt`` on
+that person only. The held-out person never chooses a checkpoint or a recipe: the fold keeps its
+last epoch, so the pooled result estimates accuracy on new people. Output::
+
+    OUT/fold_<subject>/          a training run folder, plus test/ with its evaluation
+    OUT/summary.json             pooled and per-fold top-1, per subject, per condition, per branch
+    OUT/per_class.csv, groups.csv, predictions.csv, confusion.png   over all held-out samples
+    OUT/calibration.json         temperature, ECE and the none threshold fitted on the held-out
+                                 logits (``fused``, and ``expert_only`` for BHaRNet-E), for
+                                 ``bharnet export --calibration``
+
+A fold whose ``test/summary.json`` exists is not trained again, so an interrupted run continues
+where it stopped (``--loso`` with the same ``--out``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bharnet_ros.core.calibration import calibrate
+from bharnet_ros.core.metrics import classification_report
+from bharnet_ros.training.data import load_datasets, subject_mask
+from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
+from bharnet_ros.training.evaluate import (
+    Evaluation,
+    branch_accuracies,
+    evaluate,
+    group_accuracies,
+    open_model,
+    plot_confusion,
+    write_groups,
+    write_outputs,
+    write_per_class,
+    write_predictions,
+)
+from bharnet_ros.training.train import train
+
+
+def fold_subjects(data: SkeletonDataset, wanted: Sequence[str] | None) -> list[str]:
+    """The held-out people: ``wanted`` (checked against the data) or every known subject."""
+    known = sorted(set(data.subject_names().tolist()) - {""})
+    if not wanted:
+        if len(known) < 2:
+            raise DatasetError("cross-validation needs samples of two or more known subjects")
+        return known
+    subject_mask(data, wanted)  # raises for unknown names
+    return list(wanted)
+
+
+def cross_validate(
+    config: dict[str, Any], out: str | Path, subjects: Sequence[str] | None = None, progress: bool = False
+) -> dict[str, Any]:
+    """Train and test one fold per held-out subject; returns the pooled summary (also on disk)."""
+    out = Path(out)
+    data = load_datasets(config["data"]["train"])
+    held_out = fold_subjects(data, subjects)
+    results = []
+    for subject in held_out:
+        print(f"fold {subject}: training without {subject}", flush=True)
+        results.append(run_fold(config, data, subject, out / f"fold_{_safe(subject)}", progress))
+    return write_pooled(out, held_out, results)
+
+
+def run_fold(
+    config: dict[str, Any], data: SkeletonDataset, subject: str, folder: Path, progress: bool
+) -> tuple[SkeletonDataset, Evaluation]:
+    """Train without ``subject`` (unless already done) and evaluate ``last.pt`` on ``subject``."""
+    test = data.subset(np.flatnonzero(subject_mask(data, [subject])))
+    if not (folder / "test" / "summary.json").is_file():
+        fold = copy.deepcopy(config)
+        fold["data"]["exclude_subjects"] = [*fold["data"]["exclude_subjects"], subject]
+        fold["data"]["val_subjects"] = [s for s in fold["data"]["val_subjects"] if s != subject]
+        if not (folder / "last.pt").is_file():
+            train(fold, out=folder)
+    model = open_model(folder / "last.pt")
+    result = evaluate(model, test, progress=progress)
+    write_outputs(folder / "test", result, model, test, f"subject {subject}", None)
+    return test, result
+
+
+def pooled(results: Sequence[tuple[SkeletonDataset, Evaluation]]) -> tuple[SkeletonDataset, Evaluation]:
+    """All folds' held-out samples and predictions as one evaluation."""
+    data = results[0][0]
+    for part, _ in results[1:]:
+        data = data.merge(part)
+    first = results[0][1]
+    scores = {name: np.concatenate([r.scores[name] for _, r in results]) for name in first.scores}
+    labels = np.concatenate([r.labels for _, r in results])
+    subset = None
+    if first.hand_intensive is not None:
+        subset = [first.class_names.index(n) for n in first.hand_intensive if n in first.class_names]
+    report = classification_report(scores["fused"], labels, subset)
+    predictions = np.argmax(scores["fused"], axis=1)
+    evaluation = Evaluation(
+        report,
+        branch_accuracies(scores, labels),
+        labels,
+        predictions,
+        scores,
+        first.class_names,
+        first.hand_intensive,
+    )
+    return data, evaluation
+
+
+def write_pooled(
+    out: Path, subjects: Sequence[str], results: Sequence[tuple[SkeletonDataset, Evaluation]]
+) -> dict[str, Any]:
+    """summary.json and the pooled tables and plot in ``out``."""
+    data, result = pooled(results)
+    folds = {s: float(r.report.top1) for s, (_, r) in zip(subjects, results, strict=True)}
+    fold_branches = {s: r.branches for s, (_, r) in zip(subjects, results, strict=True)}
+    values = {
+        "kind": "leave-one-subject-out",
+        "subjects": list(subjects),
+        "num_samples": int(len(result.labels)),
+        "top1": float(result.report.top1),
+        "mean_fold_top1": float(np.mean(list(folds.values()))),
+        "min_fold_top1": float(np.min(list(folds.values()))),
+        "mean_class": float(result.report.mean_class),
+        "folds_top1": folds,
+        "branches_top1": result.branches,
+        "folds_branches_top1": fold_branches,
+        "groups": group_accuracies(data, result),
+    }
+    values["calibration"] = held_out_calibrations(result)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(values, indent=2) + "\n")
+    (out / "calibration.json").write_text(json.dumps(values["calibration"], indent=2) + "\n")
+    write_groups(out / "groups.csv", values["groups"])
+    write_per_class(out / "per_class.csv", result)
+    write_predictions(out / "predictions.csv", data, result)
+    plot_confusion(out / "confusion.png", result.report.confusion, result.class_names)
+    return values
+
+
+def held_out_calibrations(result: Evaluation) -> dict[str, dict[str, float]]:
+    """Calibration of the fused logits and, for BHaRNet-E, of its expert-only sum."""
+    logits = {"fused": result.scores["fused"]}
+    if "body_interactive" in result.scores:
+        logits["expert_only"] = result.scores["body_expert"] + result.scores["hand_expert"]
+    return {name: calibrate(values, result.labels).to_dict() for name, values in logits.items()}
+
+
+def _safe(subject: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in subject)

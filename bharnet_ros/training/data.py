@@ -1,0 +1,278 @@
+"""Which samples train and which validate: loading data files and selecting splits and people.
+
+Training data comes from dataset ``.npz`` files and ``bharnet synth`` folders, merged by class
+name. Sample names are qualified with their file's name when two files share one (two people
+imported separately both have ``attention_1_1m_upper``). :func:`select_data` then applies the
+``data`` section of a training config:
+
+* ``relabel`` and ``classes``: the vocabulary. ``relabel`` merges classes (``{clap: none}``);
+  ``classes`` lists the classes to train, in label order, and leaves out the samples of others
+  (empty: every class of the data);
+* ``exclude_subjects``: people left out of training *and* validation (the held-out person of a
+  cross-validation fold);
+* validation: ``data.val`` files if given, else ``val_subjects`` (people), else the named
+  ``val_split`` (``auto``: the ``val`` split where the data has one, as ``bharnet synth`` folders
+  do), else a class-stratified ``val_fraction``; none at all is allowed but reported;
+* training: the named ``train_split`` (``auto``: every sample) minus the validation samples.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bharnet_ros.core.paths import share_file
+from bharnet_ros.core.skeleton import SkeletonSequence
+from bharnet_ros.training.classes import drop_empty_classes, relabel
+from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
+
+SYNTH_VAL_EVERY = 5  # synth folders: sample i of a class goes to "val" when i % 5 == 4
+AUTO = "auto"
+
+
+def resolve_path(value: str | Path) -> Path:
+    """A path as given if it exists (relative to the working folder), else a shipped file (config/...)."""
+    path = Path(value).expanduser()
+    if path.is_absolute() or path.exists():
+        return path.resolve()
+    try:
+        return share_file(str(path)).resolve()
+    except FileNotFoundError:
+        return path
+
+
+def load_data_file(path: str | Path) -> SkeletonDataset:
+    """A dataset ``.npz`` file or a ``bharnet synth`` folder (classes.txt + index.csv)."""
+    path = resolve_path(path)
+    if path.is_dir():
+        return load_synth_folder(path)
+    if not path.is_file():
+        raise DatasetError(f"data file {path} not found; give a dataset .npz or a `bharnet synth` folder")
+    return SkeletonDataset.load(path)
+
+
+def load_synth_folder(folder: Path) -> SkeletonDataset:
+    """A ``bharnet synth`` output folder as a dataset with splits ``train`` and ``val`` (1 in 5).
+
+    The class list is classes.txt; hand-intensive flags come from the index's column.
+    """
+    if not (folder / "index.csv").is_file() or not (folder / "classes.txt").is_file():
+        raise DatasetError(
+            f"{folder} is a folder without classes.txt and index.csv; is it `bharnet synth` output?"
+        )
+    class_names = [line.strip() for line in (folder / "classes.txt").read_text().splitlines() if line.strip()]
+    with open(folder / "index.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    if not rows:
+        raise DatasetError(f"{folder}/index.csv lists no samples")
+    flags = [False] * len(class_names)
+    for row in rows:
+        flags[int(row["label"])] = bool(int(row["hand_intensive"]))
+    labels = [int(row["label"]) for row in rows]
+    val = every_nth_per_class(labels, SYNTH_VAL_EVERY)
+    return SkeletonDataset.from_sequences(
+        [SkeletonSequence.load(folder / row["file"]) for row in rows],
+        labels,
+        class_names,
+        names=[Path(row["file"]).stem for row in rows],
+        hand_intensive=flags,
+        splits={"train": sorted(set(range(len(rows))) - set(val)), "val": val},
+        notes=[f"synth folder {folder}: split val = every {SYNTH_VAL_EVERY}th sample per class"],
+        attributes=[{"source": folder.name}] * len(rows),
+    )
+
+
+def every_nth_per_class(labels: Sequence[int], n: int) -> list[int]:
+    """Indices of the n-th, 2n-th, ... sample of each class (a deterministic stratified pick)."""
+    seen: dict[int, int] = {}
+    picked = []
+    for i, label in enumerate(labels):
+        if seen.get(label, 0) % n == n - 1:
+            picked.append(i)
+        seen[label] = seen.get(label, 0) + 1
+    return picked
+
+
+def load_datasets(paths: Sequence[str | Path], split: str | None = None) -> SkeletonDataset:
+    """Load and merge files (classes unified by name), then select ``split`` if given.
+
+    When two files hold samples of the same name, every file's names are qualified with the
+    file's name (``S1/attention_1_1m_upper``), so separately imported people merge.
+    """
+    if not paths:
+        raise DatasetError("no data files; set data.train in the config or pass --train FILES")
+    parts = [load_data_file(path) for path in paths]
+    names = [name for part in parts for name in part.names.tolist()]
+    if len(set(names)) != len(names):
+        parts = [part.with_name_prefix(tag) for part, tag in zip(parts, _file_tags(paths), strict=True)]
+    data = parts[0]
+    for part in parts[1:]:
+        data = data.merge(part)
+    if split is None:
+        return data
+    if split not in data.splits:
+        known = ", ".join(sorted(data.splits)) or "none"
+        raise DatasetError(f"no split {split!r} in {list(map(str, paths))}; available: {known}")
+    return data.split(split)
+
+
+def _file_tags(paths: Sequence[str | Path]) -> list[str]:
+    """Short distinct names of data files: the stem, with parent folders added until unique."""
+    full = [resolve_path(p) for p in paths]
+    for depth in range(1, max(len(p.parts) for p in full) + 1):
+        tags = ["/".join((*p.parent.parts[len(p.parent.parts) - depth + 1 :], p.stem)) for p in full]
+        if len(set(tags)) == len(tags):
+            return tags
+    return [f"{i}:{p.stem}" for i, p in enumerate(full)]
+
+
+def labels_for(data: SkeletonDataset, class_names: Sequence[str], known_as: str = "training") -> np.ndarray:
+    """``data``'s labels renumbered to ``class_names`` (by name); unknown classes are errors."""
+    index = {name: i for i, name in enumerate(class_names)}
+    unknown = sorted({data.class_names[label] for label in data.labels} - set(index))
+    if unknown:
+        raise DatasetError(
+            f"classes {unknown} of the data are not among the {known_as} classes "
+            f"({', '.join(class_names)}); rename them at import (--rename OLD=NEW) or leave them out"
+        )
+    mapping = np.array([index.get(name, -1) for name in data.class_names], np.int64)
+    return mapping[data.labels]
+
+
+def known_classes_only(
+    data: SkeletonDataset, class_names: Sequence[str]
+) -> tuple[SkeletonDataset, list[str]]:
+    """The samples whose class is in ``class_names``, and the names of the classes left out."""
+    known = set(class_names)
+    left_out = sorted({data.class_names[label] for label in data.labels} - known)
+    keep = [i for i, label in enumerate(data.labels.tolist()) if data.class_names[label] in known]
+    return data.subset(keep), left_out
+
+
+def hand_intensive_names(data: SkeletonDataset) -> list[str] | None:
+    """Names of the classes the dataset marks hand-intensive (None when it does not say)."""
+    if data.hand_intensive is None:
+        return None
+    return [name for name, flag in zip(data.class_names, data.hand_intensive, strict=True) if flag]
+
+
+def subject_mask(data: SkeletonDataset, subjects: Sequence[str]) -> np.ndarray:
+    """(N,) bool: samples performed by one of ``subjects`` (names as :meth:`subject_names` gives)."""
+    wanted = {str(s) for s in subjects}
+    names = data.subject_names()
+    unknown = sorted(wanted - set(names.tolist()))
+    if unknown:
+        known = ", ".join(sorted(set(names.tolist()) - {""})) or "none"
+        raise DatasetError(f"subjects {unknown} are not in the data; its subjects are: {known}")
+    return np.isin(names, sorted(wanted))
+
+
+@dataclass
+class DataSelection:
+    """Training and validation samples chosen by a config's ``data`` section, and how."""
+
+    train: SkeletonDataset
+    val: SkeletonDataset | None
+    notes: list[str] = field(default_factory=list)
+
+
+def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
+    """Apply a training config's ``data`` section (see the module docstring)."""
+    data = vocabulary(load_datasets(section["train"]), section)
+    notes: list[str] = []
+    excluded = list(section.get("exclude_subjects") or [])
+    if excluded:
+        data = data.subset(np.flatnonzero(~subject_mask(data, excluded)))
+        notes.append(f"left out subjects {', '.join(map(str, excluded))} (training and validation)")
+    val_idx, how = _validation_indices(data, section, seed)
+    if section["val"]:
+        val = vocabulary(load_datasets(section["val"], _named(section["val_split"])), section)
+        if excluded:
+            val = val.subset(np.flatnonzero(~subject_mask(val, excluded)))
+        how = f"validation: the files {', '.join(map(str, section['val']))}"
+    else:
+        val = data.subset(val_idx) if len(val_idx) else None
+    train_idx = _training_indices(data, section["train_split"], set(val_idx.tolist()))
+    train = drop_empty_classes(data.subset(train_idx))
+    empty = sorted(set(data.class_names) - set(train.class_names))
+    if empty:
+        notes.append(f"classes without training samples left out: {', '.join(empty)}")
+    notes.append(how)
+    return DataSelection(train, val, notes)
+
+
+def vocabulary(data: SkeletonDataset, section: Mapping[str, Any]) -> SkeletonDataset:
+    """``data`` with the config's ``relabel`` merges applied and only its ``classes`` kept."""
+    merges = {str(k): str(v) for k, v in (section.get("relabel") or {}).items()}
+    unknown = sorted(set(merges) - set(data.class_names))
+    if unknown:
+        raise DatasetError(f"data.relabel names {unknown}, not among the classes {data.class_names}")
+    merged = [merges.get(name, name) for name in data.class_names]
+    wanted = [str(name) for name in section.get("classes") or dict.fromkeys(merged)]
+    missing = sorted(set(wanted) - set(merged))
+    if missing:
+        raise DatasetError(f"data.classes names {missing}, not among the classes {sorted(set(merged))}")
+    mapping = {name: merges.get(name, name) for name in data.class_names if merges.get(name, name) in wanted}
+    return relabel(data, mapping, wanted)
+
+
+def _named(split: str | None) -> str | None:
+    return None if split in (None, AUTO) else split
+
+
+def _validation_indices(
+    data: SkeletonDataset, section: Mapping[str, Any], seed: int
+) -> tuple[np.ndarray, str]:
+    """Validation sample indices inside ``data`` and a sentence saying how they were chosen."""
+    if section["val"]:
+        return np.zeros(0, np.int64), ""
+    if section.get("val_subjects"):
+        subjects = list(section["val_subjects"])
+        return np.flatnonzero(subject_mask(data, subjects)), f"validation: subjects {', '.join(subjects)}"
+    split = section["val_split"]
+    if split == AUTO and "val" in data.splits:
+        split = "val"
+    if split not in (None, AUTO):
+        if split not in data.splits:
+            known = ", ".join(sorted(data.splits)) or "none"
+            raise DatasetError(f"no split {split!r} in the training data; available: {known}")
+        return np.sort(data.splits[split]), f"validation: split {split!r}"
+    fraction = float(section.get("val_fraction") or 0.0)
+    if fraction > 0:
+        picked = stratified_fraction(data.labels, fraction, seed)
+        return picked, f"validation: {100 * fraction:g} % of each class, drawn with seed {seed}"
+    return np.zeros(0, np.int64), (
+        "no validation data: every epoch is kept as last.pt and best.pt is not written "
+        "(set data.val_subjects, data.val_fraction, data.val_split or data.val)"
+    )
+
+
+def _training_indices(data: SkeletonDataset, split: str | None, validation: set[int]) -> np.ndarray:
+    if split in (None, AUTO):
+        members = np.arange(len(data))
+    elif split in data.splits:
+        members = np.sort(data.splits[split])
+    else:
+        known = ", ".join(sorted(data.splits)) or "none"
+        raise DatasetError(
+            f"no split {split!r} in the training data; available: {known} "
+            f"(data.train_split=auto trains on every sample that does not validate)"
+        )
+    return np.array([i for i in members.tolist() if i not in validation], np.int64)
+
+
+def stratified_fraction(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """About ``fraction`` of each class's indices (at least one where a class has two or more)."""
+    rng = np.random.default_rng(seed)
+    picked = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        count = min(len(members) - 1, max(1, round(fraction * len(members))))
+        if count > 0:
+            picked.extend(rng.choice(members, count, replace=False).tolist())
+    return np.sort(np.asarray(picked, np.int64))

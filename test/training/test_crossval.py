@@ -1,0 +1,83 @@
+"""Leave-one-subject-out: folds never train on their held-out person, results pool and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bharnet_ros.model.checkpoint import load_checkpoint
+from bharnet_ros.training.crossval import cross_validate
+from bharnet_ros.training.data import load_datasets
+from bharnet_ros.training.train import load_train_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cv_run(tmp_path_factory, person_file, tiny_run) -> tuple[Path, dict, list[Path]]:
+    folder = tmp_path_factory.mktemp("cv")
+    files = [person_file(folder, s, takes=1) for s in ("S1", "S2", "S3")]
+    train_files = "[" + ", ".join(f"'{f}'" for f in files) + "]"
+    config = load_train_config(
+        REPO / "config/train/synth_cpu.yaml",
+        [*tiny_run, f"data.train={train_files}", "preprocess.window_seconds=1.0"],
+    )
+    values = cross_validate(config, folder / "out", ["S1", "S3"])
+    return folder / "out", values, files
+
+
+def test_each_fold_trains_without_its_person_and_tests_only_on_them(cv_run):
+    out, values, files = cv_run
+    assert values["subjects"] == ["S1", "S3"]
+    for subject in ("S1", "S3"):
+        fold = out / f"fold_{subject}"
+        config = (fold / "config.yaml").read_text()
+        assert f"- {subject}" in config.split("exclude_subjects:")[1].split("\n")[1]
+        assert not (fold / "best.pt").exists()  # no validation: only last.pt is kept
+        assert load_checkpoint(fold / "last.pt").epoch == 1
+        tested = json.loads((fold / "test" / "summary.json").read_text())
+        assert tested["num_samples"] == 4
+        assert set(tested["groups"].get("subject", {subject: None})) == {subject}
+
+
+def test_pooled_summary_covers_every_held_out_sample(cv_run):
+    out, values, _ = cv_run
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["num_samples"] == 8
+    assert set(saved["folds_top1"]) == {"S1", "S3"}
+    assert 0.0 <= saved["top1"] <= 1.0
+    assert set(saved["groups"]["subject"]) == {"S1", "S3"}
+    assert "expert_only" in saved["branches_top1"]
+    for name in ("per_class.csv", "groups.csv", "predictions.csv", "confusion.png", "calibration.json"):
+        assert (out / name).is_file(), name
+    calibration = json.loads((out / "calibration.json").read_text())
+    assert set(calibration) == {"fused", "expert_only"}
+    assert calibration["fused"]["temperature"] > 0
+
+
+def test_a_finished_fold_is_not_trained_again(cv_run):
+    out, values, files = cv_run
+    stamp = (out / "fold_S1" / "last.pt").stat().st_mtime_ns
+    config = load_train_config(None, base=json.loads(json.dumps(_config_of(out / "fold_S1"))))
+    config["data"]["exclude_subjects"] = []
+    again = cross_validate(config, out, ["S1", "S3"])
+    assert (out / "fold_S1" / "last.pt").stat().st_mtime_ns == stamp
+    assert again["top1"] == values["top1"]
+
+
+def test_unknown_subjects_are_refused(cv_run, tmp_path):
+    _, _, files = cv_run
+    from bharnet_ros.training.crossval import fold_subjects
+    from bharnet_ros.training.dataset import DatasetError
+
+    with pytest.raises(DatasetError, match="S7"):
+        fold_subjects(load_datasets(files), ["S7"])
+    assert fold_subjects(load_datasets(files), None) == ["S1", "S2", "S3"]
+
+
+def _config_of(fold: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((fold / "config.yaml").read_text())

@@ -1,0 +1,122 @@
+"""Choosing training and validation data: merged files, people, splits and the vocabulary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bharnet_ros.training.data import (
+    known_classes_only,
+    labels_for,
+    load_datasets,
+    select_data,
+    stratified_fraction,
+)
+from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
+from bharnet_ros.training.train import DEFAULTS
+
+CLASSES = ["wave", "clap", "left", "right"]
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory, person_file) -> list[Path]:
+    folder = tmp_path_factory.mktemp("people")
+    return [person_file(folder, s) for s in ("S1", "S2", "S3")]
+
+
+def section(**values) -> dict:
+    data = dict(DEFAULTS["data"])
+    data.update(values)
+    return data
+
+
+def test_files_with_the_same_sample_names_merge_with_qualified_names(people):
+    data = load_datasets(people)
+    assert len(data) == 24
+    assert data.names[0] == "S1/wave_0"
+    assert len(set(data.names.tolist())) == 24
+    assert sorted(set(data.subject_names().tolist())) == ["S1", "S2", "S3"]
+    assert set(data.attribute("distance").tolist()) == {"1m", "2m"}
+
+
+def test_file_tags_add_the_parent_folder_when_stems_collide(tmp_path, person_file):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = person_file(tmp_path / "a", "S1", takes=1)
+    second = person_file(tmp_path / "b", "S1", takes=1)
+    data = load_datasets([first, second])
+    assert data.names[0] == "a/S1/wave_0"
+    assert data.names[4] == "b/S1/wave_0"
+
+
+def test_excluded_and_validation_subjects_never_train(people):
+    chosen = select_data(
+        section(train=[str(p) for p in people], exclude_subjects=["S3"], val_subjects=["S2"])
+    )
+    assert set(chosen.train.subject_names().tolist()) == {"S1"}
+    assert set(chosen.val.subject_names().tolist()) == {"S2"}
+    assert any("left out subjects S3" in note for note in chosen.notes)
+
+
+def test_unknown_subjects_are_named_with_the_known_ones(people):
+    with pytest.raises(DatasetError, match="S9.*S1, S2, S3"):
+        select_data(section(train=[str(p) for p in people], val_subjects=["S9"]))
+
+
+def test_auto_splits_train_on_everything_without_a_val_split(people):
+    chosen = select_data(section(train=[str(p) for p in people]))
+    assert len(chosen.train) == 24
+    assert chosen.val is None
+    assert any("no validation data" in note and "best.pt is not written" in note for note in chosen.notes)
+
+
+def test_val_fraction_is_stratified_and_disjoint(people):
+    chosen = select_data(section(train=[str(p) for p in people], val_fraction=0.25), seed=3)
+    assert len(chosen.val) == 8  # 2 of each class's 6
+    assert np.bincount(chosen.val.labels).tolist() == [2, 2, 2, 2]
+    assert not set(chosen.val.names.tolist()) & set(chosen.train.names.tolist())
+
+
+def test_stratified_fraction_keeps_one_sample_of_each_class_for_training():
+    picked = stratified_fraction(np.array([0, 0, 1, 2, 2, 2]), 0.9, seed=0)
+    assert np.bincount(np.array([0, 0, 1, 2, 2, 2])[picked], minlength=3).tolist() == [1, 0, 2]
+
+
+def test_a_named_split_that_does_not_exist_says_what_exists(people):
+    with pytest.raises(DatasetError, match="no split 'train'.*train_split=auto"):
+        select_data(section(train=[str(p) for p in people], train_split="train"))
+
+
+def test_relabel_and_classes_define_the_vocabulary(people):
+    chosen = select_data(
+        section(train=[str(p) for p in people], relabel={"clap": "none"}, classes=["left", "right", "none"])
+    )
+    assert chosen.train.class_names == ["left", "right", "none"]
+    assert np.bincount(chosen.train.labels).tolist() == [6, 6, 6]  # wave is left out
+
+
+def test_relabel_of_an_unknown_class_is_an_error(people):
+    with pytest.raises(DatasetError, match="data.relabel names"):
+        select_data(section(train=[str(people[0])], relabel={"jump": "none"}))
+
+
+def test_classes_without_training_samples_are_left_out_with_a_note(tmp_path, people):
+    data = SkeletonDataset.load(people[0])
+    data.class_names = [*data.class_names, "blank"]
+    path = SkeletonDataset(**{f: getattr(data, f) for f in data.__dataclass_fields__}).save(
+        tmp_path / "x.npz"
+    )
+    chosen = select_data(section(train=[str(path)]))
+    assert chosen.train.class_names == CLASSES
+    assert any("without training samples left out: blank" in note for note in chosen.notes)
+
+
+def test_labels_for_unknown_classes_suggests_a_fix(people):
+    data = load_datasets(people[:1])
+    with pytest.raises(DatasetError, match="--rename OLD=NEW"):
+        labels_for(data, ["wave", "clap"], "model's")
+    kept, left_out = known_classes_only(data, ["wave", "clap"])
+    assert left_out == ["left", "right"]
+    assert len(kept) == 4
