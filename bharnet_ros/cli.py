@@ -52,6 +52,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "bharnet_ros.tools.streams",
         "compose streams of real people's gesture clips and score the recognizer on them",
     ),
+    "open-set": (
+        "bharnet_ros.tools.open_set",
+        "measure how often the recognizer says none on motion outside its vocabulary",
+    ),
     "bag": (
         "bharnet_ros.tools.bag",
         "record videos or live topics as rosbag2 bags and evaluate the recognizer on annotated bags",

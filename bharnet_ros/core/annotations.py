@@ -110,7 +110,11 @@ def parse_yaml(text: str, source: str = "<yaml>") -> Annotations:
     rows = []
     for index, item in enumerate(data, 1):
         where = f"{source}: item {index}"
-        _columns(list(item), where)
+        if _columns(list(item), where)[1] != absolute:
+            raise AnnotationError(
+                f"{where}: uses {','.join(ABSOLUTE if not absolute else RELATIVE)} but item 1 uses "
+                f"{','.join(columns)}; use one time base (start/end or start_stamp/end_stamp) in a file"
+            )
         rows.append((where, item))
     return _build(rows, columns, absolute, source)
 

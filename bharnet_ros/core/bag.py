@@ -5,20 +5,33 @@ Bags are written with ``rosbags`` as real rosbag2 version 9 bags (MCAP or SQLite
 and Foxglove read them. The typestore is ROS 2 Kilted's plus this package's own messages, parsed
 from ``msg/*.msg``, so bags holding skeletons and actions are read and written the same way.
 No rclpy here: the live recorder and the timed replay (``bharnet_ros.nodes.bag_io``) add that.
+
+A bag whose writer never closed (a killed recording) has no ``metadata.yaml``; :func:`reindex_bag`
+rebuilds it from the storage files, as ``ros2 bag reindex`` does, recovering the complete records
+of an MCAP file that was cut off. :meth:`BagWriter.flush` puts what was recorded on disk, so such
+a bag holds everything up to the last flush.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+import os
+import sqlite3
+import struct
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
-from rosbags.rosbag2 import Reader, Writer
+import yaml
+from rosbags.rosbag2 import Reader, ReaderError, Writer
 from rosbags.rosbag2.enums import StoragePlugin
+from rosbags.rosbag2.metadata import dump_qos_v9
+from rosbags.rosbag2.storage_mcap import McapWriter
+from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
@@ -37,6 +50,10 @@ CAMERA_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 ENCODINGS = ("bgr8", "rgb8", "mono8", "jpeg")  # what record-video writes; jpeg = CompressedImage
 JPEG_QUALITY = 90
+STORAGE_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
+RECOVERED_SUFFIX = ".recovered.mcap"  # the complete records of a cut-off MCAP file, made by reindex_bag
+MCAP_MAGIC = b"\x89MCAP0\r\n"
+MCAP_HEADER, MCAP_FOOTER, MCAP_DATA_END = 0x01, 0x02, 0x0F  # record opcodes (MCAP specification)
 
 
 class BagError(ValueError):
@@ -188,6 +205,22 @@ class BagWriter(Closeable):
         connection = self._connections[topic]
         self.write_raw(topic, log_time, typestore().serialize_cdr(msg, connection.msgtype))
 
+    def flush(self) -> None:
+        """Put every message written so far into the storage file, so a killed process loses only
+        what came after (the bag is then read back through :func:`reindex_bag`).
+
+        rosbags keeps MCAP messages in a 1 MiB chunk in memory, and SQLite ones in a transaction,
+        until the bag is closed; this closes the chunk or commits early. It reaches into rosbags'
+        storage writers, which have no public flush.
+        """
+        storage = self._writer.storage if self._writer is not None else None
+        if isinstance(storage, McapWriter):
+            if storage.chunk.msgs:
+                storage.close_chunk()
+            storage.bio.flush()
+        elif isinstance(storage, Sqlite3Writer):
+            storage.conn.commit()
+
     def close(self) -> None:
         """Finish the bag (writes metadata.yaml); safe to call twice."""
         if self._writer is not None:
@@ -301,8 +334,236 @@ def describe_topics(available: dict[str, str]) -> str:
     return ", ".join(f"{t} ({m})" for t, m in sorted(available.items())) or "no topics"
 
 
-def _open(path: str | Path) -> Reader:
+# What rosbags and the storage libraries raise for a damaged file, besides ReaderError.
+DAMAGED = (ReaderError, OSError, ValueError, TypeError, IndexError, struct.error, sqlite3.Error)
+
+
+@contextmanager
+def _open(path: str | Path) -> Iterator[Reader]:
+    """An open Reader; a missing metadata.yaml or a damaged storage file is a one-line BagError."""
     path = Path(path)
     if not (path / "metadata.yaml").is_file():
-        raise BagError(f"{path} is not a rosbag2 folder (no metadata.yaml); give the bag's folder")
-    return Reader(path)
+        fix = "run `bharnet bag info` on it to rebuild it" if storage_files(path) else "give the bag's folder"
+        raise BagError(f"{path} is not a rosbag2 folder (no metadata.yaml); {fix}")
+    try:
+        with Reader(path) as reader:
+            yield reader
+    except BagError:
+        raise
+    except DAMAGED as err:
+        raise BagError(
+            f"{path}: the bag cannot be read ({_reason(err)}): its storage file is damaged or cut off; "
+            "if the recording was killed, move metadata.yaml aside and run `bharnet bag info` to rebuild it"
+        ) from None
+
+
+def _reason(err: Exception) -> str:
+    return str(err).strip().rstrip(".") or type(err).__name__
+
+
+# --------------------------------------------------------------------------------------------------
+# Reindexing a bag without metadata.yaml
+# --------------------------------------------------------------------------------------------------
+
+
+def storage_files(folder: str | Path) -> list[Path]:
+    """The .mcap and .db3 files of a bag folder, by name (a recovered copy replaces its original)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    files = sorted(p for p in folder.iterdir() if p.suffix in STORAGE_SUFFIXES and p.is_file())
+    recovered = {p.name.removesuffix(RECOVERED_SUFFIX) for p in files if p.name.endswith(RECOVERED_SUFFIX)}
+    return [p for p in files if p.name.endswith(RECOVERED_SUFFIX) or p.stem not in recovered]
+
+
+def reindex_bag(folder: str | Path) -> str:
+    """Write the missing ``metadata.yaml`` of a bag folder from its storage files; returns a note.
+
+    Like ``ros2 bag reindex``, topics, types, QoS and message counts come from the storage files.
+    A cut-off MCAP file (no footer: the writer was killed) is not changed: its complete records
+    are copied into ``<name>.recovered.mcap``, which the new metadata names instead. Nothing that
+    exists is overwritten. Raises BagError when there is nothing to index.
+    """
+    folder = Path(folder)
+    if (folder / "metadata.yaml").exists():
+        raise BagError(f"{folder} already has a metadata.yaml; nothing to reindex")
+    files = storage_files(folder)
+    storages = {STORAGE_SUFFIXES[p.suffix] for p in files}
+    if not files:
+        raise BagError(f"{folder} is not a rosbag2 folder (no metadata.yaml, no .mcap or .db3 file)")
+    if len(storages) > 1:
+        raise BagError(f"{folder} holds both .mcap and .db3 files; keep the files of one bag only")
+    readable, notes = [], []
+    for file in files:
+        usable, note = _readable_storage(file)
+        readable.append(usable)
+        notes.extend([note] if note else [])
+    metadata = _metadata_of(readable, storages.pop())
+    if not metadata["topics_with_message_count"]:
+        raise BagError(f"{folder}: nothing was stored before the recording stopped (no topic); record again")
+    text = yaml.safe_dump({"rosbag2_bagfile_information": metadata}, sort_keys=False)
+    _create(folder / "metadata.yaml", lambda out: out.write(text.encode()))
+    count, topics = metadata["message_count"], len(metadata["topics_with_message_count"])
+    rebuilt = (
+        f"no metadata.yaml (the recording was not closed); rebuilt it: {count} messages, {topics} topic(s)"
+    )
+    return "; ".join([rebuilt, *notes])
+
+
+def _readable_storage(file: Path) -> tuple[Path, str | None]:
+    """A storage file rosbags can open: the file itself, or the recovered copy of a cut-off MCAP."""
+    if file.suffix == ".db3":
+        _roll_back_unfinished(file)
+        return file, None
+    try:
+        with Reader(file):
+            return file, None
+    except DAMAGED as err:
+        if file.name.endswith(RECOVERED_SUFFIX):
+            raise BagError(f"{file} cannot be read ({_reason(err)}); delete it and reindex again") from None
+    recovered = file.with_name(file.stem + RECOVERED_SUFFIX)
+    kept = recover_mcap(file, recovered)
+    return (
+        recovered,
+        f"{file.name} was cut off; its {kept} bytes of complete records were copied to {recovered.name}",
+    )
+
+
+def _roll_back_unfinished(file: Path) -> None:
+    """Let SQLite undo a transaction the killed writer left open (its journal), as any client would."""
+    try:
+        connection = sqlite3.connect(file)
+        try:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as err:
+        raise BagError(f"{file} is not a readable SQLite bag ({_reason(err)})") from None
+
+
+def mcap_complete_end(file: Path) -> int:
+    """Offset just after the last complete record of an MCAP file's data section (0: no header).
+
+    Records are an opcode byte, a little-endian u64 length and the content; scanning stops at the
+    data-end or footer record, at an unknown opcode (garbage) or at a record the file cuts off.
+    """
+    size = file.stat().st_size
+    with file.open("rb") as stream:
+        if stream.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
+            return 0
+        end = len(MCAP_MAGIC)
+        while len(head := stream.read(9)) == 9:
+            opcode, length = head[0], int.from_bytes(head[1:], "little")
+            at_start = end == len(MCAP_MAGIC)
+            if (at_start and opcode != MCAP_HEADER) or opcode in (MCAP_FOOTER, MCAP_DATA_END):
+                break
+            if not MCAP_HEADER <= opcode <= MCAP_DATA_END or end + 9 + length > size:
+                break
+            stream.seek(length, os.SEEK_CUR)
+            end += 9 + length
+    return end if end > len(MCAP_MAGIC) else 0
+
+
+def recover_mcap(source: Path, target: Path) -> int:
+    """Copy the complete records of a cut-off MCAP file into a new valid (unindexed) MCAP file.
+
+    The copy ends with a data-end record and a footer without summary, which readers accept by
+    scanning the records. ``source`` is left as it is; returns the number of bytes kept.
+    """
+    end = mcap_complete_end(source)
+    if not end:
+        raise BagError(f"{source}: nothing was stored before the recording stopped (no MCAP header)")
+    data_end = struct.pack("<BQI", MCAP_DATA_END, 4, 0)  # opcode, length, data CRC (0: none)
+    footer = struct.pack("<BQQQI", MCAP_FOOTER, 20, 0, 0, 0)  # no summary section, no CRC
+
+    def write(out: BinaryIO) -> None:
+        with source.open("rb") as stream:
+            remaining = end
+            while remaining > 0 and (block := stream.read(min(remaining, 1 << 20))):
+                out.write(block)
+                remaining -= len(block)
+        out.write(data_end + footer + MCAP_MAGIC)
+
+    _create(target, write)
+    return end
+
+
+def _create(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write a new file through a temporary name beside it; an existing ``path`` is never replaced."""
+    if path.exists():
+        raise BagError(f"{path} already exists; move it aside and reindex again")
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with temporary.open("wb") as out:
+            write(out)
+        os.replace(temporary, path)
+    except OSError as err:
+        raise BagError(
+            f"cannot write {path} ({err.strerror or err}); copy the bag somewhere writable"
+        ) from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _metadata_of(files: list[Path], storage: str) -> dict[str, Any]:
+    """rosbag2 version 9 metadata (as rosbags' Writer writes it on close) of readable storage files."""
+    topics: dict[tuple[str, str], dict[str, Any]] = {}
+    entries, first, last = [], None, None
+    for file in files:
+        with Reader(file) as reader:
+            count = reader.message_count
+            if count:  # rosbags' end_time is one past the last message
+                first = reader.start_time if first is None else min(first, reader.start_time)
+                last = reader.end_time - 1 if last is None else max(last, reader.end_time - 1)
+            entries.append(_file_entry(file.name, reader.start_time, reader.end_time - 1, count))
+            for connection in reader.connections:
+                entry = topics.setdefault((connection.topic, connection.msgtype), _topic_entry(connection))
+                entry["message_count"] += connection.msgcount
+    total = _file_entry("", first or 0, last or 0, int(first is not None))
+    return {
+        "version": 9,
+        "storage_identifier": storage,
+        "relative_file_paths": [file.name for file in files],
+        "duration": total["duration"],
+        "starting_time": total["starting_time"],
+        "message_count": sum(entry["message_count"] for entry in entries),
+        "topics_with_message_count": list(topics.values()),
+        "compression_format": "",
+        "compression_mode": "",
+        "files": entries,
+        "custom_data": None,
+        "ros_distro": "rosbags",
+    }
+
+
+def _topic_entry(connection: Any) -> dict[str, Any]:
+    return {
+        "topic_metadata": {
+            "name": connection.topic,
+            "type": connection.msgtype,
+            "serialization_format": connection.ext.serialization_format,
+            "offered_qos_profiles": dump_qos_v9(list(connection.ext.offered_qos_profiles)),
+            "type_description_hash": connection.digest or _type_hash(connection.msgtype),
+        },
+        "message_count": 0,
+    }
+
+
+def _type_hash(msgtype: str) -> str:
+    """RIHS01 hash of a type the typestore knows, else empty (readers accept that)."""
+    try:
+        return typestore().hash_rihs01(msgtype)
+    except Exception:  # an unknown or unparsable type just has no hash
+        return ""
+
+
+def _file_entry(name: str, start: int, last: int, count: int) -> dict[str, Any]:
+    """A ``files`` entry: start and duration of the messages from ``start`` to ``last`` (ns)."""
+    if not count:
+        start = last = 0
+    return {
+        "path": name,
+        "starting_time": {"nanoseconds_since_epoch": start},
+        "duration": {"nanoseconds": last - start},
+        "message_count": count,
+    }

@@ -111,9 +111,7 @@ class OnnxClassifier:
         self.requested = provider_names(providers)
         self.session = self._open_session(threads)
         self.metadata = read_metadata(self.session, self.path)
-        self.labels: list[str] = list(self.metadata["labels"])
-        self.preprocess = PreprocessConfig.from_dict(self.metadata["preprocess"])
-        self.input_shapes: dict[str, list[int]] = dict(self.metadata["inputs"])
+        self.labels, self.preprocess, self.input_shapes = checked_metadata(self.metadata, self.path)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.variant: str = self.metadata["variant"]
@@ -122,6 +120,36 @@ class OnnxClassifier:
         self.temperature = _positive(self.metadata.get("temperature"), 1.0)
         self.providers: list[str] = self.session.get_providers()
         self._verify_providers(require)
+        self._check_graph()
+
+    def _check_graph(self) -> None:
+        """The metadata must describe the real graph: same inputs and shapes, one logit per label,
+        and a dry run on zeros must give finite outputs. Otherwise the model is refused here, at
+        load (configure), not at the first window."""
+        where = f"{self.path}: the model's metadata disagrees with its graph"
+        graph = {i.name: [d if isinstance(d, int) else 1 for d in i.shape] for i in self.session.get_inputs()}
+        if graph != self.input_shapes:
+            raise InferenceError(f"{where}: metadata inputs {self.input_shapes}, graph inputs {graph}")
+        frames = {shape[2] for name, shape in graph.items() if name in ("body", "hand")}
+        frames |= {shape[1] for name, shape in graph.items() if name == "hand_mask"}
+        if frames != {self.preprocess.frames}:
+            raise InferenceError(
+                f"{where}: {self.preprocess.frames} frames in metadata, {sorted(frames)} in the graph"
+            )
+        if "logits" not in self.output_names:
+            raise InferenceError(f"{where}: no 'logits' output (outputs: {self.output_names})")
+        feed = {name: np.zeros(shape, np.float32) for name, shape in graph.items()}
+        try:
+            outputs = self.session.run(None, feed)
+        except Exception as err:  # ORT's own exception types
+            raise InferenceError(f"{where}: a dry run failed ({str(err).splitlines()[0][:160]})") from None
+        for name, value in zip(self.output_names, outputs, strict=True):
+            if value.shape != (1, len(self.labels)):
+                raise InferenceError(
+                    f"{where}: output {name} has shape {value.shape} for {len(self.labels)} labels"
+                )
+            if not np.isfinite(value).all():
+                raise InferenceError(f"{where}: output {name} is not finite on a zero input")
 
     def _open_session(self, threads: int | None) -> Any:
         """The ORT session; a missing or non-ONNX file becomes an InferenceError."""
@@ -216,6 +244,28 @@ class OnnxClassifier:
             expert_scores=experts,
             logits=logits,
         )
+
+
+def checked_metadata(
+    metadata: dict[str, Any], path: Path
+) -> tuple[list[str], PreprocessConfig, dict[str, list[int]]]:
+    """Labels, preprocessing and input shapes from the metadata, each checked for its type."""
+    labels, inputs = metadata["labels"], metadata["inputs"]
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise InferenceError(f"{path}: metadata labels must be a non-empty list of names")
+    if len(set(labels)) != len(labels):
+        raise InferenceError(f"{path}: metadata labels repeat a name")
+    shapes_ok = isinstance(inputs, dict) and all(
+        isinstance(shape, list) and all(isinstance(d, int) and d > 0 for d in shape)
+        for shape in inputs.values()
+    )
+    if not shapes_ok or not ({"body", "hand"} & set(inputs)):
+        raise InferenceError(f"{path}: metadata inputs must map body/hand/hand_mask to static shapes")
+    try:
+        preprocess = PreprocessConfig.from_dict(metadata["preprocess"])
+    except (ValueError, TypeError) as err:
+        raise InferenceError(f"{path}: metadata preprocess is unusable ({err})") from None
+    return list(labels), preprocess, {str(k): list(v) for k, v in inputs.items()}
 
 
 def _positive(value: Any, default: float) -> float:

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from bharnet_ros.core.inference import OnnxClassifier
-from bharnet_ros.core.skeleton import SkeletonFrame
+from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.smoothing import LabelSmoother
-from bharnet_ros.core.window import SECONDS, PushResult, Window, WindowSet
+from bharnet_ros.core.window import SECONDS, PushResult, Window, WindowBuffer, WindowSet
 
 NONE = "none"  # the label of "no known gesture"
 
@@ -30,6 +30,7 @@ class WindowClassifier(Protocol):
     class_names: list[str]
     window_length: int
     window_seconds: float  # 0 when the model was trained on frame counts
+    body_layout: str  # the model's body layout; frames must have it or map to it
 
     def classify(self, window: Window) -> dict[str, np.ndarray]:
         """Class probabilities: key "fused" always; "body" and "hand" where the model has experts."""
@@ -81,6 +82,26 @@ class ActionResult:
     hand_fraction: float = 0.0
 
 
+@dataclass
+class PersonState:
+    """What the recognizer keeps per person, stored in the person's window buffer (one owner).
+
+    It goes when the window set drops the person (timeout, eviction) or resets their buffer.
+    """
+
+    smoother: LabelSmoother
+    last_decision: float | None = None  # stamp of the person's last decision
+
+
+@dataclass
+class RecognizerStats:
+    """Frames the recognizer turned away, by reason (for diagnostics)."""
+
+    incompatible_layout: int = 0  # a body layout the model cannot use
+    persons_refused: int = 0  # new persons while every slot was busy
+    nonfinite_scores: int = 0  # a window whose scores were not finite (the person was reset)
+
+
 class Recognizer:
     """Per-person windows + classifier + smoothing, with counters for diagnostics."""
 
@@ -93,52 +114,85 @@ class Recognizer:
         self.windows = WindowSet(
             self.window_seconds, max_gap=c.max_gap, timeout=c.person_timeout, max_persons=c.max_persons
         )
-        self._smoothers: dict[int, LabelSmoother] = {}
-        self._last_decision: dict[int, float | None] = {}
+        self.accepted_layouts = accepted_layouts(getattr(classifier, "body_layout", ""))
+        self.stats = RecognizerStats()
         self.windows_classified = 0
 
-    def push(self, frame: SkeletonFrame) -> ActionResult | None:
-        """Add one frame; returns a decision when this person's stride is due and the window is ready."""
-        buffer = self.windows.push(frame)
-        pid = frame.person_id
-        if buffer.last_result is PushResult.RESET or pid not in self._smoothers:
-            self._start_person(pid)
+    def push(self, frame: SkeletonFrame, arrival: float | None = None) -> ActionResult | None:
+        """Add one frame; returns a decision when this person's stride is due and the window is ready.
+
+        ``arrival`` is when the frame arrived (the node's clock; default: its stamp), which times
+        persons out. Raises SkeletonError, before touching any state, for a frame the model cannot
+        use (its body layout), so a caller can count and drop it.
+        """
+        if self.accepted_layouts and frame.layout not in self.accepted_layouts:
+            self.stats.incompatible_layout += 1
+            raise SkeletonError(
+                f"a {frame.layout} body cannot feed this model (it takes {', '.join(self.accepted_layouts)})"
+            )
+        buffer = self.windows.push(frame, arrival)
+        if buffer is None:
+            self.stats.persons_refused += 1
+            return None
+        state = self._state(buffer)
         if buffer.last_result is PushResult.DUPLICATE:
             return None
-        last = self._last_decision[pid]
+        last = state.last_decision
         if last is not None and frame.timestamp - last < self.config.stride_seconds - 1e-9:
             return None
         window = buffer.window(self.classifier.window_length, min_seconds=self.config.min_seconds)
         if window is None:
             return None
-        self._last_decision[pid] = frame.timestamp
-        return self._decide(pid, window)
+        state.last_decision = frame.timestamp
+        return self._decide(frame.person_id, window, state)
 
     def prune(self, now: float) -> list[int]:
-        """Forget persons not seen since ``now - person_timeout``; returns their ids."""
-        dropped = self.windows.prune(now)
-        for pid in dropped:
-            self._smoothers.pop(pid, None)
-            self._last_decision.pop(pid, None)
-        return dropped
+        """Forget persons whose last frame arrived before ``now - person_timeout``; returns their ids."""
+        return self.windows.prune(now)
+
+    def person_states(self) -> dict[int, PersonState]:
+        """The per-person state of everyone tracked now."""
+        return {pid: b.state["recognizer"] for pid, b in self.windows.items() if "recognizer" in b.state}
+
+    def apply_live(self, config: RecognizerConfig) -> None:
+        """Use ``config``'s decision settings from the next frame on, keeping every person's window.
+
+        Stride, minimum history, smoothing, switch margin, top-k and the none threshold change, and
+        each person's smoother keeps its average. The window settings (duration, gap filling,
+        timeout, person limit) belong to the window set and keep their values; they need a new
+        Recognizer.
+        """
+        window_settings = ("window_seconds", "max_gap", "person_timeout", "max_persons")
+        kept = {name: getattr(self.config, name) for name in window_settings}
+        self.config = RecognizerConfig(**{**vars(config), **kept})
+        self.none_threshold = self.config.threshold_for(self.classifier)
+        for state in self.person_states().values():
+            state.smoother.alpha, state.smoother.switch_margin = (
+                self.config.smoothing,
+                self.config.switch_margin,
+            )
 
     def reset(self) -> None:
         """Forget everyone (e.g. after the clock jumped)."""
         self.windows.reset()
-        self._smoothers.clear()
-        self._last_decision.clear()
 
-    def _start_person(self, pid: int) -> None:
-        c = self.config
-        self._smoothers[pid] = LabelSmoother(c.smoothing, c.switch_margin)
-        self._last_decision[pid] = None  # decide as soon as the window is ready
+    def _state(self, buffer: WindowBuffer) -> PersonState:
+        """The buffer's recognizer state, created on a person's first frame or after a reset."""
+        if "recognizer" not in buffer.state:
+            smoother = LabelSmoother(self.config.smoothing, self.config.switch_margin)
+            buffer.state["recognizer"] = PersonState(smoother)
+        return buffer.state["recognizer"]
 
-    def _decide(self, pid: int, window: Window) -> ActionResult:
+    def _decide(self, pid: int, window: Window, state: PersonState) -> ActionResult | None:
         scores = self.classifier.classify(window)
         self.windows_classified += 1
+        fused = np.asarray(scores["fused"], np.float64)
+        if not np.isfinite(fused).all():
+            self.stats.nonfinite_scores += 1
+            state.smoother.reset()
+            return None
         names = self.classifier.class_names
-        fused = scores["fused"]
-        class_id, confidence = self._smoothers[pid].update(fused)
+        class_id, confidence = state.smoother.update(fused)
         label = names[class_id]
         if confidence < self.none_threshold and label != NONE:
             label, class_id = NONE, names.index(NONE) if NONE in names else -1
@@ -146,7 +200,7 @@ class Recognizer:
         experts = {
             name: (names[int(np.argmax(p))], float(np.max(p)))
             for name, p in scores.items()
-            if name != "fused"
+            if name != "fused" and np.isfinite(p).all()
         }
         return ActionResult(
             person_id=pid,
@@ -162,6 +216,13 @@ class Recognizer:
         )
 
 
+def accepted_layouts(model_layout: str) -> tuple[str, ...]:
+    """Body layouts a model built for ``model_layout`` can take (preprocessing maps MP33 to NTU25)."""
+    if model_layout == "ntu25":
+        return ("ntu25", "mediapipe33")
+    return (model_layout,) if model_layout else ()
+
+
 class OnnxWindowClassifier:
     """An exported model as the recognizer's :class:`WindowClassifier` (ONNX Runtime)."""
 
@@ -170,6 +231,7 @@ class OnnxWindowClassifier:
         self.class_names = classifier.labels
         self.window_length = classifier.frames
         self.window_seconds = classifier.preprocess.window_seconds
+        self.body_layout = classifier.preprocess.body_layout
         self.none_threshold = float(classifier.metadata.get("none_threshold") or 0.0)
         self.providers = classifier.providers
         marked = set(classifier.metadata.get("hand_intensive") or [])  # class names

@@ -21,6 +21,11 @@ HAND_JOINTS = HAND21.num_joints
 # Coordinate spaces: "image" = x/width, y/height in [0, 1], z MediaPipe relative depth (x's scale);
 # "world" = metres in a camera- or body-centred frame (Kinect camera space, MediaPipe world).
 SPACES = ("image", "world")
+BODY_LAYOUTS = ("mediapipe33", "ntu25")  # layouts a frame's body may have (hand21 is for hands only)
+# Largest plausible |x|, |y|, |z| per space: image space allows landmarks several frames outside
+# the image (MediaPipe extrapolates); world space allows a large room. Beyond these a value is
+# garbage (FLT_MAX, 1e30) that would overflow the model's arithmetic.
+COORDINATE_LIMITS = {"image": 10.0, "world": 100.0}
 FORMAT_VERSION = 1
 
 
@@ -50,6 +55,7 @@ class SkeletonFrame:
         if not np.isfinite(self.timestamp):
             raise SkeletonError(f"timestamp {self.timestamp} is not a finite number of seconds")
         _check_arrays(self.body[None], self.hands[None], self.hand_present[None], self.layout, self.space)
+        self.hand_present = self.hand_present & np.any(self.hands[..., :3] != 0.0, axis=(-2, -1))
 
     @property
     def body_present(self) -> bool:
@@ -159,11 +165,10 @@ class SkeletonSequence:
 
 
 def _check_arrays(body: np.ndarray, hands: np.ndarray, present: np.ndarray, layout: str, space: str) -> None:
-    """Shapes, finiteness and vocabulary of frame-stacked arrays; raises SkeletonError."""
-    try:
-        v = get_layout(layout).num_joints
-    except ValueError as err:
-        raise SkeletonError(str(err)) from None
+    """Shapes, finiteness, bounds and vocabulary of frame-stacked arrays; raises SkeletonError."""
+    if layout not in BODY_LAYOUTS:
+        raise SkeletonError(f"{layout!r} is not a body layout; a body is one of {', '.join(BODY_LAYOUTS)}")
+    v = get_layout(layout).num_joints
     t = len(body)
     expected = {
         "body": (body, (t, v, CHANNELS)),
@@ -179,3 +184,9 @@ def _check_arrays(body: np.ndarray, hands: np.ndarray, present: np.ndarray, layo
         raise SkeletonError("skeleton contains NaN or infinite values; drop the frame or zero the joints")
     if space not in SPACES:
         raise SkeletonError(f"unknown coordinate space {space!r}; use one of {SPACES}")
+    limit = COORDINATE_LIMITS[space]
+    if np.abs(body[..., :3]).max(initial=0.0) > limit or np.abs(hands[..., :3]).max(initial=0.0) > limit:
+        raise SkeletonError(f"coordinates beyond ±{limit:g} are not plausible in {space} space")
+    for name, scores in (("body", body[..., 3]), ("hand", hands[..., 3])):
+        if scores.size and (scores.min() < 0.0 or scores.max() > 1.0):
+            raise SkeletonError(f"{name} scores must lie in [0, 1]")

@@ -4,6 +4,9 @@ Timestamps are ``index / fps`` whenever the container states a frame rate, becau
 ``CAP_PROP_POS_MSEC`` is not reliable for every container: on ntu_two_person_hug.avi
 (OpenCV 4.11, FFmpeg back end) it reports 66.7 ms for the first frame and 0 for the last two.
 Only when the frame rate is unknown is ``CAP_PROP_POS_MSEC`` used, kept non-decreasing.
+
+A file that ends well before the frame count its header states (a copy or download cut short) is
+reported as damaged when the last frame has been read, rather than passing as a shorter video.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ import numpy as np
 from bharnet_ros.core.closeable import Closeable
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+# Frames a decoded video may fall short of its header's count before it counts as truncated: some
+# containers estimate the count from the duration, so it can be off by a frame or two.
+MISSING_FRAMES_TOLERATED = 2
+MISSING_FRACTION_TOLERATED = 0.02
 
 
 class VideoError(ValueError):
@@ -65,6 +72,7 @@ class VideoReader(Closeable):
         self._capture.release()
 
     def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
+        """Frames in order; VideoError after the last one if the file is clearly cut short."""
         if self._first is None:
             raise VideoError(f"{self.path} has already been read; open it again for a second pass")
         frame, self._first = self._first, None
@@ -74,8 +82,18 @@ class VideoReader(Closeable):
             yield last, frame
             ok, frame = self._capture.read()
             if not ok:
+                self._check_complete(index + 1)
                 return
             index += 1
+
+    def _check_complete(self, decoded: int) -> None:
+        expected = self.info.frame_count
+        tolerated = max(MISSING_FRAMES_TOLERATED, round(MISSING_FRACTION_TOLERATED * expected))
+        if expected and decoded < expected - tolerated:
+            raise VideoError(
+                f"{self.path} ends after {decoded} of the {expected} frames its header states "
+                "(truncated or damaged file); copy or export it again"
+            )
 
     def _timestamp(self, index: int, last: float) -> float:
         if self.info.fps > 0:

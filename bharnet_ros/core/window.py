@@ -16,8 +16,9 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,8 @@ class WindowStats:
     resets: int = 0
     persons_created: int = 0
     persons_timed_out: int = 0
-    persons_evicted: int = 0  # dropped because the person cap was reached
+    persons_evicted: int = 0  # silent persons dropped to make room for a new one
+    persons_refused: int = 0  # frames of new persons refused while every slot was busy
 
     @property
     def persons_dropped(self) -> int:
@@ -98,6 +100,8 @@ class WindowBuffer:
         self.max_gap = max_gap
         self.stats = WindowStats()
         self.last_result: PushResult | None = None
+        self.last_arrival = 0.0  # when the newest frame arrived (the owner's clock; see WindowSet)
+        self.state: dict[str, Any] = {}  # per-person state of the buffer's owner, dropped with it
         self._frames: deque[SkeletonFrame] = deque(maxlen=max_frames)
 
     def __len__(self) -> int:
@@ -212,11 +216,15 @@ class WindowBuffer:
 class WindowSet:
     """One :class:`WindowBuffer` per person id, with bounded memory whatever the input.
 
-    A buffer is created on a person's first frame and dropped once the newest frame of any person
-    is more than ``timeout`` seconds newer than that person's last frame (track loss). At most
-    ``max_persons`` buffers exist; a new person beyond that evicts the stalest. A timestamp older
-    than the newest one seen (bag loop, sim reset) clears every buffer, since all belong to the old
-    timeline.
+    Each person has their own timeline: a stamp going backwards resets only that person, so two
+    cameras (or a tracker) with skewed clocks do not wipe each other out. Age is measured on the
+    *arrival* clock passed to :meth:`push` (the node's receive time; by default the frame's own
+    stamp, as in bag replay): a person whose last frame arrived more than ``timeout`` seconds ago
+    is dropped. At most ``max_persons`` buffers exist. A new person is admitted only by evicting
+    the stalest one, and only if that one has been silent for ``evict_after`` seconds: persons who
+    are being served keep their windows, and the newcomer is refused and counted
+    (``stats.persons_refused``). Everything a caller keeps per person lives in the buffer's
+    ``state``, so it is dropped with the buffer.
     """
 
     def __init__(
@@ -226,6 +234,7 @@ class WindowSet:
         timeout: float = 1.0,
         max_persons: int = 4,
         max_frames: int = MAX_FRAMES,
+        evict_after: float | None = None,
     ) -> None:
         if timeout <= 0 or max_persons < 1:
             raise ValueError(f"need timeout > 0 and max_persons >= 1, got {timeout}, {max_persons}")
@@ -233,9 +242,11 @@ class WindowSet:
         self.seconds, self.max_gap, self.max_frames = seconds, max_gap, max_frames
         self.timeout = timeout
         self.max_persons = max_persons
+        self.evict_after = 0.5 * timeout if evict_after is None else evict_after
         self.stats = WindowStats()
-        self.latest_stamp: float | None = None
-        self._buffers: OrderedDict[int, WindowBuffer] = OrderedDict()  # stalest first
+        self.latest_stamp: float | None = None  # newest frame stamp seen (any person)
+        self.latest_arrival: float | None = None  # arrival time of the newest frame
+        self._buffers: dict[int, WindowBuffer] = {}
 
     def __len__(self) -> int:
         return len(self._buffers)
@@ -256,51 +267,54 @@ class WindowSet:
     def reset(self) -> None:
         """Forget every person and the time base (counters are kept)."""
         self._buffers.clear()
-        self.latest_stamp = None
+        self.latest_stamp = self.latest_arrival = None
 
-    def push(self, frame: SkeletonFrame) -> WindowBuffer:
-        """Route a frame to its person's buffer (created if new) and return that buffer."""
+    def push(self, frame: SkeletonFrame, arrival: float | None = None) -> WindowBuffer | None:
+        """Route a frame to its person's buffer (created if there is room) and return that buffer.
+
+        Returns None when the person is new and every slot serves someone fresh (counted).
+        """
         _check_frame(frame)
-        if self.latest_stamp is not None and frame.timestamp < self.latest_stamp:
-            logger.warning(
-                "timestamp went backwards (%.6f -> %.6f s); all %d person buffers reset",
-                self.latest_stamp, frame.timestamp, len(self._buffers),
-            )  # fmt: skip
-            self.stats.resets += 1
-            self.reset()
-        self.latest_stamp = frame.timestamp
-        self.prune(frame.timestamp)
-        buffer = self._buffer_for(frame.person_id)
-        self._count(buffer.push(frame))
+        arrival = frame.timestamp if arrival is None else float(arrival)
+        self.prune(arrival)
+        buffer = self._buffer_for(frame.person_id, arrival)
+        if buffer is None:
+            return None
+        result = buffer.push(frame)
+        if result is PushResult.RESET:
+            buffer.state.clear()
+        buffer.last_arrival = arrival
+        self.latest_stamp, self.latest_arrival = frame.timestamp, arrival
+        self._count(result)
         return buffer
 
     def prune(self, now: float) -> list[int]:
-        """Drop persons whose newest frame is more than ``timeout`` s older than ``now``.
+        """Drop persons whose last frame arrived more than ``timeout`` s before ``now``.
 
-        ``push`` calls this with each frame's stamp; a node may also call it from a timer (with the
-        same clock as the frame stamps) so people vanish when no frames arrive at all.
+        ``push`` calls this with each frame's arrival; a node also calls it from a timer (with the
+        same clock) so that people vanish when no frames arrive at all.
         """
-        dropped = []
-        while self._buffers:
-            person_id, buffer = next(iter(self._buffers.items()))
-            newest = buffer.newest_stamp
-            if newest is not None and now - newest <= self.timeout:
-                break
+        dropped = [pid for pid, b in self._buffers.items() if now - b.last_arrival > self.timeout]
+        for person_id in dropped:
             del self._buffers[person_id]
-            dropped.append(person_id)
         self.stats.persons_timed_out += len(dropped)
         return dropped
 
-    def _buffer_for(self, person_id: int) -> WindowBuffer:
+    def _buffer_for(self, person_id: int, arrival: float) -> WindowBuffer | None:
         buffer = self._buffers.get(person_id)
-        if buffer is None:
-            while len(self._buffers) >= self.max_persons:
-                self._buffers.popitem(last=False)
-                self.stats.persons_evicted += 1
-            buffer = WindowBuffer(self.seconds, self.max_gap, self.max_frames)
-            self._buffers[person_id] = buffer
-            self.stats.persons_created += 1
-        self._buffers.move_to_end(person_id)
+        if buffer is not None:
+            return buffer
+        if len(self._buffers) >= self.max_persons:
+            stalest = min(self._buffers, key=lambda pid: self._buffers[pid].last_arrival)
+            if arrival - self._buffers[stalest].last_arrival <= self.evict_after:
+                self.stats.persons_refused += 1
+                return None
+            del self._buffers[stalest]
+            self.stats.persons_evicted += 1
+        buffer = WindowBuffer(self.seconds, self.max_gap, self.max_frames)
+        buffer.last_arrival = arrival
+        self._buffers[person_id] = buffer
+        self.stats.persons_created += 1
         return buffer
 
     def _count(self, result: PushResult) -> None:

@@ -57,9 +57,19 @@ class Checkpoint:
         return PreprocessConfig.from_dict(self.preprocess)
 
     def build_model(self) -> BHaRNetModel:
-        """The model of ``model_config`` with these weights, in eval mode."""
-        model = build_model(self.config)
-        model.load_state_dict(self.state_dict)
+        """The model of ``model_config`` with these weights, in eval mode.
+
+        Raises CheckpointError when the config is invalid or the weights do not fit it (a file
+        edited or assembled from two runs).
+        """
+        try:
+            model = build_model(self.config)
+            model.load_state_dict(self.state_dict)
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(
+                f"the checkpoint's weights do not fit its model config ({_first_detail(err)}); "
+                "use a checkpoint written by bharnet train"
+            ) from None
         return model.eval()
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,7 +118,7 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint safely; raises :class:`CheckpointError` saying what is wrong and what to do."""
-    data = _read(Path(path))
+    data = read_plain_data(path)
     version = data.get("format_version")
     if not isinstance(version, int):
         raise CheckpointError(f"{path}: not a bharnet checkpoint (no integer format_version)")
@@ -131,21 +141,40 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     )
 
 
-def _read(path: Path) -> dict[str, Any]:
-    """``torch.load(weights_only=True)`` with the failure modes turned into CheckpointError."""
+def read_plain_data(path: str | Path, what: str = "checkpoint") -> dict[str, Any]:
+    """A dict saved with ``torch.save``, read with ``weights_only=True``; CheckpointError otherwise.
+
+    Used for checkpoints and for training's ``resume.pt``. The messages are one line each and never
+    pass on torch's advice to retry with ``weights_only=False``, which would run the file's code.
+    """
+    path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+        raise CheckpointError(f"{what} {path} does not exist; check the path")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "global" not in str(err):
-            raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?)") from None
+        raise CheckpointError(_unpickling_problem(path, what, str(err))) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as err:
         raise CheckpointError(
-            f"{path}: refused to load: it holds pickled objects other than plain data and tensors, "
-            "which could run code; only load checkpoints written by save_checkpoint"
+            f"{path}: not a readable {what} (corrupt or truncated: {type(err).__name__}); use an intact copy"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): {err}") from None
     if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: not a bharnet checkpoint (top level is {type(data).__name__})")
+        raise CheckpointError(f"{path}: not a bharnet {what} (top level is {type(data).__name__})")
     return data
+
+
+def _unpickling_problem(path: Path, what: str, text: str) -> str:
+    """Why torch's safe unpickler stopped: a forbidden object (torch names its GLOBAL) or damage."""
+    if "global" in text.lower():
+        return (
+            f"{path}: refused to load: it holds pickled objects other than plain data and tensors, "
+            f"which could run code; only load {what} files written by bharnet"
+        )
+    return f"{path}: not a readable {what} (corrupt, truncated or not from torch.save); use an intact copy"
+
+
+def _first_detail(err: Exception, limit: int = 160) -> str:
+    """The first specific line of a (multi-line) torch error, shortened for a one-line message."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    detail = (lines[1] if len(lines) > 1 else lines[0]) if lines else type(err).__name__
+    return detail if len(detail) <= limit else detail[: limit - 3] + "..."

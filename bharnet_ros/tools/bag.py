@@ -2,7 +2,8 @@
 
 * ``record-video VIDEO -o BAG``: a video file as a camera bag (Image or, for jpeg, CompressedImage).
 * ``record -o BAG TOPICS...``: record live topics of the running graph (a small ``ros2 bag record``).
-* ``info BAG``: topics, types and message counts.
+* ``info BAG``: topics, types and message counts. A bag without ``metadata.yaml`` (a recording
+  that was killed) is reindexed first, as ``ros2 bag reindex`` does (also by ``eval``).
 * ``eval BAG --labels FILE --out DIR``: run the recognizer over the bag and score its decisions
   against labelled segments. Deterministic by default (the core pipeline driven by the bag's
   stamps, no ROS); ``--realtime`` replays the bag into the real graph and also measures latency.
@@ -37,6 +38,7 @@ from bharnet_ros.core.bag import (
     decode_camera_message,
     describe_topics,
     read_messages,
+    reindex_bag,
     require_topic,
     skeleton_frames,
     stamp_ns,
@@ -46,6 +48,7 @@ from bharnet_ros.core.bag import (
 from bharnet_ros.core.recognizer import RecognizerConfig
 from bharnet_ros.core.streaming_metrics import Prediction, StreamMetrics, evaluate_stream, summarize
 from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.outputs import check_output_folder, staged_folder
 
 DEFAULT_MODEL = "models/bharnet_e_expert_only.onnx"  # the recognizer node's default, in the share
 POSE_PARAMETERS = ("backend", "min_detection_confidence", "min_tracking_confidence")
@@ -93,6 +96,9 @@ def _add_record_video(parser: argparse.ArgumentParser) -> None:
         help="stamp of the first frame: seconds since the epoch, or 'now' (default 0: stamps = video time)",
     )  # fmt: skip
     parser.add_argument("--max-frames", type=int, default=0, help="stop after N frames (default: all)")
+    parser.add_argument(
+        "--force", action="store_true", help="replace the bag files of an existing BAG (nothing else)"
+    )
     parser.set_defaults(bag_run=run_record_video)
 
 
@@ -104,16 +110,19 @@ def run_record_video(args: argparse.Namespace) -> int:
         raise UsageError("--rate and --max-frames must not be negative")
     if not args.topic.startswith("/"):
         raise UsageError(f"--topic {args.topic!r} must be an absolute name such as /camera/image_raw")
+    start_time = _start_time(args.start_time)
+    check_output_folder(args.output, [args.video], args.force, "-o", empty_ok=False)
     try:
-        summary = write_video_bag(
-            args.video, args.output, args.topic, rate=args.rate, storage=args.storage,
-            frame_id=args.frame_id, encoding=args.encoding, start_time=_start_time(args.start_time),
-            max_frames=args.max_frames,
-        )  # fmt: skip
+        with staged_folder(args.output) as staged:
+            summary = write_video_bag(
+                args.video, staged, args.topic, rate=args.rate, storage=args.storage,
+                frame_id=args.frame_id, encoding=args.encoding, start_time=start_time,
+                max_frames=args.max_frames,
+            )  # fmt: skip
     except (BagError, VideoError) as err:
         raise UsageError(str(err)) from None
     span = (summary.last_stamp - summary.first_stamp) * 1e-9
-    print(f"{summary.path}: {summary.frames} frames of {summary.msgtype} on {summary.topic}, {span:.2f} s")
+    print(f"{args.output}: {summary.frames} frames of {summary.msgtype} on {summary.topic}, {span:.2f} s")
     return 0
 
 
@@ -143,6 +152,9 @@ def run_record(args: argparse.Namespace) -> int:
 
     if args.duration < 0 or args.wait < 0:
         raise UsageError("--duration and --wait must not be negative")
+    if args.output.exists():
+        raise UsageError(f"-o {args.output} already exists; a recording always goes into a new bag folder")
+    check_output_folder(args.output, option="-o")
     try:
         counts = record_topics(
             args.output, args.topics, duration=args.duration, storage=args.storage, wait=args.wait
@@ -154,14 +166,25 @@ def run_record(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    """Print one line per topic."""
+    """Print one line per topic (after reindexing a bag that has no metadata.yaml)."""
     try:
+        repair_if_unindexed(args.bag)
         topics, counts = bag_topics(args.bag), bag_message_counts(args.bag)
     except BagError as err:
         raise UsageError(str(err)) from None
     for topic, msgtype in sorted(topics.items()):
         print(f"{topic}  {msgtype}  {counts.get(topic, 0)} messages")
     return 0
+
+
+def repair_if_unindexed(bag: Path) -> None:
+    """Rebuild a missing metadata.yaml from the storage files (like ``ros2 bag reindex``) and say so.
+
+    A recording killed with SIGKILL, or a power cut, leaves the storage file without metadata;
+    what it stored up to then becomes readable again. The note goes to stdout.
+    """
+    if bag.is_dir() and not (bag / "metadata.yaml").exists():
+        print(f"{bag}: {reindex_bag(bag)}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -176,6 +199,9 @@ def _add_eval(parser: argparse.ArgumentParser) -> None:
         help="annotation .csv or .yaml (docs/bags.md); without it only decisions and timing are reported",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="report folder")
+    parser.add_argument(
+        "--force", action="store_true", help="replace the report files in a non-empty --out (nothing else)"
+    )
     parser.add_argument("--model", type=Path, default=None, help=f"ONNX model (default {DEFAULT_MODEL})")
     parser.add_argument(
         "--topic", default=None,
@@ -210,7 +236,7 @@ def run_eval(args: argparse.Namespace) -> int:
     """Check the inputs, run one mode, score and write the report."""
     summary = evaluate_bag(
         args.bag, args.labels, args.out, model=args.model, topic=args.topic, realtime=args.realtime,
-        rate=args.rate, params_file=args.params_file, device=args.device,
+        rate=args.rate, params_file=args.params_file, device=args.device, force=args.force,
     )  # fmt: skip
     print(format_table(summary, args.out))
     return 0
@@ -226,11 +252,29 @@ def evaluate_bag(
     rate: float = 1.0,
     params_file: str = "",
     device: str = "cpu",
+    force: bool = False,
 ) -> dict[str, Any]:
     """Run the recognizer over ``bag`` (deterministic, or ``realtime`` through the graph), score it
-    against ``labels`` and write the report to ``out``; returns the summary (also summary.json)."""
+    against ``labels`` and write the report to ``out``; returns the summary (also summary.json).
+
+    ``out`` is checked first (a non-empty folder needs ``force``) and the report is written into a
+    staged folder that is moved into place at the end. Bag problems are one-line UsageErrors.
+    """
     if rate <= 0:
         raise UsageError(f"--rate must be positive, got {rate}")
+    check_output_folder(out, [bag, labels, model], force)
+    try:
+        repair_if_unindexed(bag)
+        with staged_folder(out) as staged:
+            return _evaluate_into(bag, labels, staged, model, topic, realtime, rate, params_file, device)
+    except BagError as err:
+        raise UsageError(str(err)) from None
+
+
+def _evaluate_into(
+    bag: Path, labels: Path | None, out: Path, model: Path | None, topic: str | None, realtime: bool,
+    rate: float, params_file: str, device: str,
+) -> dict[str, Any]:  # fmt: skip
     topic, msgtype = choose_topic(bag, topic)
     try:
         annotations = load_annotations(labels) if labels else Annotations((), absolute=False)

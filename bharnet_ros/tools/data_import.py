@@ -2,7 +2,7 @@
 
 ``bharnet import ntu|mpdata|pkummd|nucla SRC -o OUT.npz [--benchmark ...]`` reads the source with
 the matching importer, writes a :class:`SkeletonDataset` and prints what was imported and what was
-skipped, with reasons.
+skipped, with reasons. An existing OUT is replaced only with ``--force``, and never when it is SRC.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.outputs import atomic_file, check_output_file
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 from bharnet_ros.training.importers import ImportReport, Progress, no_progress
 from bharnet_ros.training.importers.mpdata import import_mpdata
@@ -106,6 +107,7 @@ def _kind(kinds: argparse._SubParsersAction, name: str, what: str, source: str) 
         "--rename", action="append", default=[], metavar="OLD=NEW",
         help="rename a class, e.g. iloveyou=i_love_you to match a model's class names (repeatable)",
     )  # fmt: skip
+    parser.add_argument("--force", action="store_true", help="replace an existing dataset file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -113,6 +115,7 @@ def _kind(kinds: argparse._SubParsersAction, name: str, what: str, source: str) 
 def run(args: argparse.Namespace) -> int:
     if not args.source.exists():
         raise UsageError(f"source {args.source} does not exist; give the {args.kind} data folder or file")
+    output = check_output_file(args.output, [args.source], args.force, suffix=".npz")
     try:
         dataset, report = IMPORTERS[args.kind](args)
     except DatasetError as err:
@@ -121,8 +124,9 @@ def run(args: argparse.Namespace) -> int:
     dataset.class_names = _renamed(dataset.class_names, args.rename)
     if not len(dataset):
         raise UsageError(f"no samples imported from {args.source} ({_why(report)}); check SRC and options")
-    path = dataset.save(args.output)
-    print("\n".join(summary(dataset, report, path)))
+    with atomic_file(output) as temporary:
+        dataset.save(temporary)
+    print("\n".join(summary(dataset, report, output)))
     return 0
 
 

@@ -5,17 +5,20 @@ stored as a skeleton bag with its true segments. It is replayed in real time int
 recognizer node (default model, Fast DDS), and the recognized timeline is printed next to the
 truth, with latencies, plus a timeline plot. ``--video`` runs the full pipeline (video -> MediaPipe
 pose node -> recognizer) on a real video instead.
+
+The demo writes ``OUT/bag``, ``OUT/labels.csv`` and ``OUT/report/``. A non-empty OUT needs
+``--force``, and even then only those files are replaced: nothing else in OUT is deleted.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.outputs import atomic_file, check_output_folder, staged_folder
 
 SCRIPT = (
     ("idle", 2.0), ("wave", 3.0), ("thumbs_up", 3.0), ("stop", 3.0), ("come_here", 3.0),
@@ -34,17 +37,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic performer")
     parser.add_argument("--rate", type=float, default=1.0, help="replay speed factor")
     parser.add_argument("--short", action="store_true", help="a 5-second script instead of 22 s (for tests)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="reuse a non-empty --out (only the demo's own files are replaced)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from bharnet_ros.tools.bag import evaluate_bag, format_table
 
+    video = Path(args.video) if args.video else None
+    check_output_folder(args.out, [video, args.model], args.force)
     bag = args.out / "bag"
-    for old in (bag, args.out / "report"):
-        shutil.rmtree(old, ignore_errors=True)
-    labels = _video_input(args, bag) if args.video else _scripted_input(args, bag)
+    with staged_folder(bag) as staged:
+        labels = _video_input(args, staged) if video else _scripted_input(args, staged)
     print(f"input: {bag} ({'video ' + args.video if args.video else 'scripted synthetic gestures'})")
-    summary = evaluate_bag(bag, labels, args.out / "report", model=args.model, realtime=True, rate=args.rate)
+    summary = evaluate_bag(
+        bag, labels, args.out / "report", model=args.model, realtime=True, rate=args.rate, force=args.force
+    )
     print(format_table(summary, args.out / "report"))
     if labels is not None:
         print_timeline(summary["metrics"]["per_segment"])
@@ -66,7 +77,9 @@ def _scripted_input(args: argparse.Namespace, bag: Path) -> Path:
             frame.timestamp += START
             stamp = seconds_to_ns(frame.timestamp)
             writer.write(SKELETON_TOPIC, stamp, skeleton_array_message([frame], stamp))
-    return save_csv(args.out / "labels.csv", segments)
+    with atomic_file(args.out / "labels.csv") as temporary:
+        save_csv(temporary, segments)
+    return args.out / "labels.csv"
 
 
 def _video_input(args: argparse.Namespace, bag: Path) -> None:

@@ -2,18 +2,24 @@
 
 ``bharnet eval MODEL DATASET [--split NAME] --out DIR`` writes summary.json, per_class.csv,
 predictions.csv and confusion.png (see ``bharnet_ros.training.evaluate``) and prints the summary.
+A non-empty DIR needs ``--force``, which replaces those files only.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bharnet_ros.model.checkpoint import CheckpointError
 from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.outputs import check_output_folder, staged_folder
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
+
+if TYPE_CHECKING:
+    from bharnet_ros.training.evaluate import ModelUnderTest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave out samples of classes the model does not know (they are counted and named)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--force", action="store_true", help="replace the report files in a non-empty --out")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size for checkpoints (default 32)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -69,6 +76,24 @@ def select_for_eval(data: SkeletonDataset, labels: list[str], args: argparse.Nam
     return data
 
 
+def check_model_fits(model: ModelUnderTest, data: SkeletonDataset, args: argparse.Namespace) -> None:
+    """Preprocess one sample for the model before the long run, so a model built for another
+    skeleton layout (e.g. mediapipe33 against NTU data) is a one-line error, not a traceback."""
+    from bharnet_ros.core.preprocess import preprocess_arrays
+
+    sample = data.sample(0)
+    persons = min(len(sample.body), model.preprocess.num_persons)
+    try:
+        preprocess_arrays(
+            sample.body[:persons], sample.hands[0], sample.hand_present[0], data.layout, data.space,
+            model.preprocess, sample.image_size,
+        )  # fmt: skip
+    except ValueError as err:
+        raise UsageError(
+            f"{args.model} does not fit {args.dataset}: {err}; evaluate it on data of its own layout"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from bharnet_ros.core.inference import InferenceError
     from bharnet_ros.training.data import load_datasets
@@ -79,13 +104,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not args.model.exists():
         raise UsageError(f"model {args.model} not found; give a checkpoint (.pt) or an exported .onnx")
+    check_output_folder(args.out, [args.model, args.dataset], args.force)
     try:
         model = open_model(args.model)
         data = select_for_eval(load_datasets([args.dataset], args.split), model.labels, args)
+        check_model_fits(model, data, args)
         result = evaluate(model, data, args.batch_size, progress=not args.no_progress)
     except (ConfigError, DatasetError, CheckpointError, InferenceError) as err:
         raise UsageError(str(err)) from None
-    values = write_outputs(args.out, result, model, data, str(args.dataset), args.split)
+    with staged_folder(args.out) as staged:
+        values = write_outputs(staged, result, model, data, str(args.dataset), args.split)
     print(format_summary(values))
     print(f"wrote {args.out}/summary.json, per_class.csv, groups.csv, predictions.csv, confusion.png")
     return 0

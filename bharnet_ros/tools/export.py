@@ -2,7 +2,8 @@
 
 The checkpoint's model is exported (optionally only BHaRNet-E's expertized branches) with its
 labels and preprocessing in the ONNX metadata, then ONNX Runtime is checked against PyTorch on
-random and realistic inputs; a mismatch removes nothing but exits non-zero with the numbers.
+random and realistic inputs; a mismatch removes nothing but exits non-zero with the numbers. The
+output must not be the checkpoint, and an existing one is replaced only with ``--force``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import sys
 from pathlib import Path
 
 from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.outputs import atomic_file, check_output_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bharnet export``."""
     parser.add_argument("checkpoint", type=Path, help="checkpoint written by training (.pt)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="ONNX file to write")
+    parser.add_argument("--force", action="store_true", help="replace an existing ONNX file")
     parser.add_argument(
         "--expert-only",
         action="store_true",
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--opset {args.opset} is too old; use 17 or newer")
     if args.fp16:
         raise UsageError(FP16_UNSUPPORTED)
+    check_output_file(args.output, [args.checkpoint, args.calibration], args.force)
     try:
         checkpoint = load_checkpoint(args.checkpoint)
         model = prepare_model(checkpoint, args.expert_only)
@@ -59,16 +63,14 @@ def run(args: argparse.Namespace) -> int:
     except (CheckpointError, ExportError) as err:
         raise UsageError(str(err)) from None
     preprocess = checkpoint.preprocess_config
-    metadata = export_onnx(
-        model,
-        args.output,
-        checkpoint.class_names,
-        preprocess,
-        checkpoint.hand_intensive,
-        opset=args.opset,
-        dynamic_batch=args.dynamic_batch,
-        calibration=calibration,
-    )
+    try:
+        with atomic_file(args.output) as temporary:
+            metadata = export_onnx(
+                model, temporary, checkpoint.class_names, preprocess, checkpoint.hand_intensive,
+                opset=args.opset, dynamic_batch=args.dynamic_batch, calibration=calibration,
+            )  # fmt: skip
+    except ExportError as err:
+        raise UsageError(str(err)) from None
     print(f"wrote {args.output} ({metadata['bharnet.variant']}, inputs {metadata['bharnet.inputs']})")
     try:
         diffs = check_parity(model, args.output, preprocess)

@@ -2,13 +2,15 @@
 
 A video gives one :class:`SkeletonSequence` file; a directory gives ``OUT/<stem>.npz`` per video.
 Every decoded frame becomes one sequence frame (zeros where nothing was found), so frame ``t`` of
-the file matches frame ``t`` of the video and of the optional overlay mp4.
+the file matches frame ``t`` of the video and of the optional overlay mp4. Every output is checked
+before the first video is processed (existing files need ``--force``) and written atomically.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from bharnet_ros.core.video import (
     list_videos,
 )
 from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.outputs import atomic_file, check_output_file
 
 OVERLAY_FALLBACK_FPS = 25.0  # for the overlay writer when the source states no frame rate
 
@@ -56,13 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-frames", type=int, default=None, metavar="N", help="stop after N frames per video"
     )
+    parser.add_argument("--force", action="store_true", help="replace existing output files")
 
 
 def run(args: argparse.Namespace) -> int:
     """Extract every job; in a folder an undecodable video is skipped with a message (exit code 1)."""
     if args.max_frames is not None and args.max_frames < 1:
         raise UsageError(f"--max-frames must be at least 1, got {args.max_frames}")
-    jobs = plan_jobs(args.input, args.output, args.overlay)
+    jobs = check_outputs(plan_jobs(args.input, args.output, args.overlay), args.force)
     skipped = 0
     for job in jobs:
         try:
@@ -99,11 +103,26 @@ def plan_jobs(source: Path, output: Path, overlay: Path | None) -> list[Job]:
     return [Job(source, output, overlay)]
 
 
+def check_outputs(jobs: list[Job], force: bool) -> list[Job]:
+    """The jobs with their outputs checked (not a video, not existing without ``force``) before any work."""
+    checked = []
+    for job in jobs:
+        output = check_output_file(job.output, [job.video], force, suffix=".npz")
+        overlay = (
+            None if job.overlay is None else check_output_file(job.overlay, [job.video], force, "--overlay")
+        )
+        checked.append(Job(job.video, output, overlay))
+    return checked
+
+
 def extract_video(job: Job, backend: str, max_frames: int | None = None) -> str:
     """Run the pose stage over one video, write its sequence (and overlay), return a summary line."""
     frames: list[SkeletonFrame] = []
-    with VideoReader(job.video) as reader, PoseEstimator(backend) as estimator:
-        overlay = Overlay(job.overlay, reader.info.fps) if job.overlay else None
+    with ExitStack() as stack:
+        reader = stack.enter_context(VideoReader(job.video))
+        estimator = stack.enter_context(PoseEstimator(backend))
+        overlay_path = stack.enter_context(atomic_file(job.overlay)) if job.overlay else None
+        overlay = Overlay(overlay_path, reader.info.fps) if overlay_path else None
         progress = tqdm(reader, total=_expected_frames(reader.info, max_frames), desc=job.video.name,
                         unit="frame", leave=False)  # fmt: skip
         try:
@@ -118,8 +137,9 @@ def extract_video(job: Job, backend: str, max_frames: int | None = None) -> str:
             progress.close()
             if overlay is not None:
                 overlay.close()
-    path = SkeletonSequence.from_frames(frames, image_size=image_size).save(job.output)
-    return _summary(job, frames, path)
+    with atomic_file(job.output) as temporary:
+        SkeletonSequence.from_frames(frames, image_size=image_size).save(temporary)
+    return _summary(job, frames, job.output)
 
 
 def _expected_frames(info: VideoInfo, max_frames: int | None) -> int | None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.outputs import atomic_file, check_output_file, check_output_folder, staged_folder
 from bharnet_ros.training import synth
 
 # Lines drawn for a MediaPipe Pose body in the preview (pairs of joint names).
@@ -59,7 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preview", type=Path, default=None, metavar="PNG", help="also draw sample 0 of each class into PNG"
     )
-    parser.add_argument("--force", action="store_true", help="write into a non-empty output folder")
+    parser.add_argument(
+        "--force", action="store_true",
+        help="write into a non-empty output folder (replacing files of the same names) and over --preview",
+    )  # fmt: skip
 
 
 def _classes(text: str | None) -> list[str]:
@@ -80,12 +84,11 @@ def _check(args: argparse.Namespace) -> list[str]:
         raise UsageError(f"--seed must be 0 or more, got {args.seed}")
     if not 1.0 <= args.fps <= 240.0:
         raise UsageError(f"--fps must be between 1 and 240, got {args.fps}")
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"{args.out} exists and is not a folder")
-    if args.out.is_dir() and any(args.out.iterdir()) and not args.force:
-        raise UsageError(f"{args.out} is not empty; choose a new folder or pass --force")
     if args.preview is not None and args.preview.suffix.lower() != ".png":
         raise UsageError(f"--preview must name a .png file, got {args.preview}")
+    check_output_folder(args.out, force=args.force, option="-o")
+    if args.preview is not None:
+        check_output_file(args.preview, force=args.force, option="--preview")
     return _classes(args.classes)
 
 
@@ -208,9 +211,11 @@ def write_preview(path: Path, seed: int, fps: float, classes: list[str]) -> None
 
 def run(args: argparse.Namespace) -> int:
     classes = _check(args)
-    count = write_dataset(args.out, classes, args.per_class, args.seed, args.fps)
+    with staged_folder(args.out) as staged:
+        count = write_dataset(staged, classes, args.per_class, args.seed, args.fps)
     print(f"wrote {count} sequences of {len(classes)} classes to {args.out}")
     if args.preview is not None:
-        write_preview(args.preview, args.seed, args.fps, classes)
+        with atomic_file(args.preview) as temporary:
+            write_preview(temporary, args.seed, args.fps, classes)
         print(f"preview: {args.preview}")
     return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bharnet_ros.model.checkpoint import CheckpointError
 from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.outputs import check_output_folder
 from bharnet_ros.training.dataset import DatasetError
 
 
@@ -78,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
     config_path, overrides = split_items(args.items, args.resume is not None)
     overrides = overrides_from(args, overrides)
+    if args.out is not None:  # a file or an unwritable place fails now; an existing run is refused later
+        check_output_folder(args.out, force=True)
     if args.loso is not None:
         return run_loso(args, config_path, overrides)
     try:

@@ -46,7 +46,14 @@ from torch.utils.data import DataLoader, DistributedSampler
 from bharnet_ros.core.metrics import classification_report
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.bharnet import BHaRNetModel, build_model
-from bharnet_ros.model.checkpoint import load_checkpoint, make_checkpoint, plain, save_checkpoint
+from bharnet_ros.model.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    make_checkpoint,
+    plain,
+    read_plain_data,
+    save_checkpoint,
+)
 from bharnet_ros.model.config import config_from_dict, config_to_dict, deep_merge
 from bharnet_ros.model.losses import build_loss, seed_everything
 from bharnet_ros.training.data import AUTO, hand_intensive_names, labels_for, resolve_path, select_data
@@ -708,6 +715,9 @@ def absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+RESUME_KEYS = ("epoch", "best_top1", "history", "optimizer")  # what save_state writes to resume.pt
+
+
 def load_resume(folder: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     """A run folder's config, and its state (model weights from last.pt plus resume.pt)."""
     folder = Path(folder)
@@ -718,10 +728,19 @@ def load_resume(folder: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any
             raise ConfigError(
                 f"cannot resume {folder}: {name} is missing; give a run folder of `bharnet train`"
             )
-    with open(folder / "config.yaml", encoding="utf-8") as stream:
-        config = yaml.safe_load(stream)
+    try:
+        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(
+            f"cannot resume {folder}: config.yaml is not valid YAML ({err})".replace("\n", " ")
+        ) from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"cannot resume {folder}: config.yaml is not a training config")
     checkpoint = load_checkpoint(folder / "last.pt")
-    state = torch.load(folder / "resume.pt", map_location="cpu", weights_only=True)
+    state = read_plain_data(folder / "resume.pt", "resume state")
+    missing = [key for key in RESUME_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"{folder / 'resume.pt'} lacks {missing}; it was not written by bharnet train")
     state.update(model_config=checkpoint.model_config, state_dict=checkpoint.state_dict)
     return folder, config, state
 

@@ -106,3 +106,9 @@ def test_unknown_extension_and_missing_file(tmp_path):
         load_annotations(tmp_path / "labels.txt")
     with pytest.raises(FileNotFoundError):
         load_annotations(tmp_path / "missing.csv")
+
+
+def test_yaml_that_mixes_relative_and_absolute_times_is_an_error():
+    text = "- {start: 0.0, end: 1.0, label: wave}\n- {start_stamp: 5.0, end_stamp: 6.0, label: stop}\n"
+    with pytest.raises(AnnotationError, match="item 2: uses start_stamp,end_stamp,label but item 1 uses"):
+        parse_yaml(text, "labels.yaml")

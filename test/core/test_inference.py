@@ -125,3 +125,49 @@ def test_predict_window_uses_the_stored_preprocessing(model_path):
     prediction = classifier.predict_window(window, image_size=(640, 480))
     assert prediction.top_labels[0] in LABELS
     assert np.isfinite(prediction.probabilities).all()
+
+
+def with_metadata(source: Path, target: Path, **changes) -> Path:
+    """A copy of the model whose bharnet metadata has ``changes`` (JSON values) applied."""
+    import json
+
+    proto = onnx.load(str(source))
+    for entry in proto.metadata_props:
+        key = entry.key.removeprefix("bharnet.")
+        if key in changes:
+            entry.value = json.dumps(changes[key])
+    onnx.save(proto, str(target))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"labels": ["a", "b", "c"]}, "shape \\(1, 5\\) for 3 labels"),
+        ({"labels": {"0": "wave"}}, "labels must be a non-empty list"),
+        ({"preprocess": {**PREPROCESS.to_dict(), "frames": 64}}, "64 frames in metadata"),
+        ({"inputs": {"skeleton": [1, 3, 16, 25, 1], "hand": [1, 3, 16, 25, 2]}}, "graph inputs"),
+        ({"inputs": {"body": [1, 3, 16, 25, 1]}}, "graph inputs"),
+        ({"preprocess": {"frames": "many"}}, "preprocess is unusable"),
+    ],
+)
+def test_metadata_that_disagrees_with_the_graph_is_refused_at_load(model_path, tmp_path, changes, message):
+    broken = with_metadata(model_path, tmp_path / "broken.onnx", **changes)
+    with pytest.raises(InferenceError, match=message):
+        OnnxClassifier(broken, providers="cpu")
+
+
+def test_temperature_in_the_metadata_softens_probabilities(model_path, tmp_path):
+    body = np.random.default_rng(0).normal(size=(3, FRAMES, 25, 1)).astype(np.float32)
+    hand = np.zeros((3, FRAMES, 25, 2), np.float32)
+    plain = OnnxClassifier(model_path, providers="cpu").predict(body, hand)
+    import onnx.helper
+
+    proto = onnx.load(str(model_path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "bharnet.temperature", "4.0"
+    onnx.save(proto, str(tmp_path / "warm.onnx"))
+    warm = OnnxClassifier(tmp_path / "warm.onnx", providers="cpu").predict(body, hand)
+    assert warm.top_labels[0] == plain.top_labels[0]
+    assert warm.score < plain.score
+    np.testing.assert_allclose(warm.logits, plain.logits, rtol=1e-6)

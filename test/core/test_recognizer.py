@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bharnet_ros.core.recognizer import Recognizer, RecognizerConfig
-from bharnet_ros.core.skeleton import SkeletonFrame
+from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.window import Window
 
 
@@ -17,6 +17,7 @@ class HandRaisedClassifier:
 
     window_length = 16
     window_seconds = 16 / 30
+    body_layout = "ntu25"  # takes mediapipe33 bodies (mapped) and ntu25
 
     def __init__(self) -> None:
         self.class_names = ["idle", "raise"]
@@ -116,3 +117,61 @@ def test_prune_forgets_people_who_left(recognizer):
     recognizer.push(frame(0.0, person=3))
     assert recognizer.prune(now=5.0) == [3]
     assert 3 not in recognizer.windows
+
+
+def test_per_person_state_goes_with_the_window_under_id_churn():
+    """Thousands of short-lived ids: nothing the recognizer keeps grows with them."""
+    config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.0, max_persons=4, person_timeout=0.2)
+    recognizer = Recognizer(HandRaisedClassifier(), config)
+    for i in range(3000):
+        recognizer.push(frame(i / 30, person=i // 3))  # a new id every 0.1 s
+    assert len(recognizer.windows) <= 4
+    assert len(recognizer.person_states()) <= 4
+    assert set(recognizer.person_states()) <= set(recognizer.windows.person_ids)
+    recognizer.reset()
+    assert recognizer.person_states() == {}
+
+
+def test_a_body_layout_the_model_cannot_use_is_refused_before_any_state_changes():
+    classifier = HandRaisedClassifier()
+    classifier.body_layout = "mediapipe33"
+    recognizer = Recognizer(classifier)
+    ntu = SkeletonFrame(0.0, np.full((25, 4), 0.5, np.float32), layout="ntu25")
+    with pytest.raises(SkeletonError, match="cannot feed this model"):
+        recognizer.push(ntu)
+    assert recognizer.stats.incompatible_layout == 1
+    assert len(recognizer.windows) == 0
+
+
+class NaNOnceClassifier(HandRaisedClassifier):
+    """Returns non-finite scores for its second window, then behaves."""
+
+    def classify(self, window: Window) -> dict[str, np.ndarray]:
+        scores = super().classify(window)
+        if len(self.windows) == 2:
+            scores["fused"] = np.array([np.nan, np.nan])
+        return scores
+
+
+def test_non_finite_scores_reset_the_person_instead_of_freezing_the_label():
+    config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.0, smoothing=0.5)
+    recognizer = Recognizer(NaNOnceClassifier(), config)
+    results = [recognizer.push(frame(i / 30, hand=i > 3)) for i in range(30)]
+    assert results[1] is None  # the NaN window: no decision
+    assert recognizer.stats.nonfinite_scores == 1
+    later = [r for r in results[2:] if r is not None]
+    assert all(np.isfinite(r.confidence) for r in later)
+    assert later[-1].label == "raise"
+
+
+def test_a_fifth_person_is_refused_and_counted_while_four_are_served():
+    config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.0, max_persons=4)
+    recognizer = Recognizer(HandRaisedClassifier(), config)
+    decided = set()
+    for i in range(60):
+        for person in range(5):
+            result = recognizer.push(frame(i / 30, person=person))
+            if result is not None:
+                decided.add(result.person_id)
+    assert decided == {0, 1, 2, 3}
+    assert recognizer.stats.persons_refused == 60

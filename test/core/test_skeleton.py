@@ -25,7 +25,11 @@ def test_empty_frame_keeps_the_timeline():
         ({"body": np.zeros((33, 3))}, "mediapipe33 contract"),
         ({"hands": np.zeros((2, 20, 4))}, "hands"),
         ({"body": np.full((33, 4), np.nan)}, "NaN"),
-        ({"body": np.zeros((33, 4)), "layout": "coco17"}, "unknown skeleton layout"),
+        ({"body": np.zeros((33, 4)), "layout": "coco17"}, "not a body layout"),
+        ({"body": np.zeros((21, 4)), "layout": "hand21"}, "not a body layout"),
+        ({"body": np.full((33, 4), 1e38)}, "not plausible in image space"),
+        ({"body": np.full((25, 4), 3e30), "layout": "ntu25", "space": "world"}, "plausible"),
+        ({"body": np.full((33, 4), 2.0)}, "scores must lie in"),
         ({"body": np.zeros((33, 4)), "space": "pixels"}, "coordinate space"),
     ],
 )
@@ -78,3 +82,11 @@ def test_newer_file_versions_are_refused(tmp_path):
     np.savez(path, **arrays)
     with pytest.raises(SkeletonError, match="newer"):
         SkeletonSequence.load(path)
+
+
+def test_hands_marked_present_but_empty_count_as_absent():
+    hands = np.zeros((2, 21, 4), np.float32)
+    hands[1, :, :3] = 0.5
+    hands[1, :, 3] = 1.0
+    frame = SkeletonFrame(0.0, np.zeros((33, 4)), hands, np.array([True, True]))
+    assert frame.hand_present.tolist() == [False, True]

@@ -69,3 +69,16 @@ def test_list_videos_filters_by_extension(tmp_path):
     assert not is_video_file(tmp_path / "sub.mp4")
     with pytest.raises(FileNotFoundError):
         list_videos(tmp_path / "missing")
+
+
+def test_a_video_cut_short_is_an_error_after_its_last_frame(tmp_path):
+    path = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for i in range(40):
+        writer.write(np.full((48, 64, 3), 5 * i, np.uint8))
+    writer.release()
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    decoded = []
+    with VideoReader(path) as reader, pytest.raises(VideoError, match="ends after .* of the 40 frames"):
+        decoded.extend(reader)
+    assert 0 < len(decoded) < 40

@@ -11,13 +11,14 @@ from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.window import PushResult, Window, WindowBuffer, WindowSet
 
 FPS = 30.0
+RAMP = 0.01  # coordinate per frame index: frame t has every coordinate equal to t * RAMP
 
 
 def make_frame(t: int, person_id: int = 0, hands: bool = True, stamp: float | None = None) -> SkeletonFrame:
-    """Frame ``t`` of a person whose every coordinate equals ``t`` (a ramp in time), score 1."""
-    body = np.full((33, 4), float(t), np.float32)
+    """Frame ``t`` of a person whose every coordinate equals ``t * RAMP`` (a ramp in time), score 1."""
+    body = np.full((33, 4), t * RAMP, np.float32)
     body[:, 3] = 1.0
-    hand_array = np.full((2, 21, 4), float(t), np.float32)
+    hand_array = np.full((2, 21, 4), t * RAMP, np.float32)
     hand_array[..., 3] = 1.0
     present = np.array([hands, hands])
     if not hands:
@@ -34,7 +35,7 @@ def test_window_covers_its_duration_by_time() -> None:
     assert len(window.sequence) == 60
     assert window.source_frames == 60  # frames 40..99 lie inside (99 - 60, 99] / 30 s
     # Instant i is 99/30 - 2 + (i + 1) * 2/60: at 30 fps exactly frame 40 + i.
-    np.testing.assert_allclose(window.sequence.body[:, 0, 0], np.arange(40, 100), atol=1e-4)
+    np.testing.assert_allclose(window.sequence.body[:, 0, 0], np.arange(40, 100) * RAMP, atol=1e-6)
     np.testing.assert_allclose(window.sequence.timestamps, np.arange(40, 100) / FPS, atol=1e-9)
     assert window.stamp == pytest.approx(99 / FPS)
     assert window.first_stamp == pytest.approx(99 / FPS - 2.0)
@@ -52,8 +53,8 @@ def test_a_short_history_holds_its_first_pose() -> None:
     assert buffer.fill == pytest.approx(29 / 30 / 2.0)
     instants = 29 / FPS - 2.0 + np.arange(1, 21) * 0.1
     expected = np.clip(instants * FPS, 0, 29)  # frame value = index; before frame 0 it holds frame 0
-    np.testing.assert_allclose(window.sequence.body[:, 5, 1], expected, atol=1e-4)
-    np.testing.assert_allclose(window.sequence.hands[:, 1, 20, 2], expected, atol=1e-4)
+    np.testing.assert_allclose(window.sequence.body[:, 5, 1], expected * RAMP, atol=1e-6)
+    np.testing.assert_allclose(window.sequence.hands[:, 1, 20, 2], expected * RAMP, atol=1e-6)
     assert window.first_stamp == pytest.approx(0.0)
     assert window.sequence.body.dtype == np.float32
 
@@ -97,7 +98,7 @@ def test_window_fills_short_hand_gaps_and_leaves_long_ones() -> None:
     window = buffer.window(length=63)
     assert window is not None  # instant i reads frame i + 1
     assert window.hand_mask[9:14].all()
-    np.testing.assert_allclose(window.sequence.hands[9:14, 0, 0, 0], np.arange(10, 15), atol=1e-4)
+    np.testing.assert_allclose(window.sequence.hands[9:14, 0, 0, 0], np.arange(10, 15) * RAMP, atol=1e-6)
     assert not window.hand_mask[29:44].any()
     assert (window.sequence.hands[29:44] == 0).all()
 
@@ -239,35 +240,65 @@ def test_returning_person_after_timeout_starts_a_fresh_buffer() -> None:
     assert persons.stats.persons_created == 2
 
 
-def test_set_caps_the_number_of_persons() -> None:
-    persons = WindowSet(max_persons=3, timeout=1000.0)
-    for t in range(10_000):
-        persons.push(make_frame(t, person_id=t))
-        assert len(persons) <= 3
-    assert persons.person_ids == [9997, 9998, 9999]
-    assert persons.stats.persons_evicted == 9997
+def test_a_fifth_person_does_not_silence_the_four_being_served() -> None:
+    persons = WindowSet(max_persons=4, timeout=1.0)
+    for t in range(120):  # four seconds, five persons in every frame
+        for person_id in range(5):
+            persons.push(make_frame(t, person_id=person_id))
+    assert persons.person_ids == [0, 1, 2, 3]
+    assert len(persons.get(0)) >= 60  # a full two-second window, never evicted
+    assert persons.stats.persons_refused == 120
+    assert persons.stats.persons_evicted == 0
 
 
-def test_cap_evicts_the_stalest_person() -> None:
-    persons = WindowSet(max_persons=2, timeout=1000.0)
+def test_sixty_persons_leave_the_tracked_ones_alone() -> None:
+    persons = WindowSet(max_persons=4, timeout=1.0)
+    for t in range(60):
+        for person_id in range(60):
+            persons.push(make_frame(t, person_id=person_id))
+        assert len(persons) <= 4
+    assert persons.person_ids == [0, 1, 2, 3]
+
+
+def test_a_silent_person_makes_room_for_a_new_one() -> None:
+    persons = WindowSet(max_persons=2, timeout=1000.0, evict_after=0.2)
     persons.push(make_frame(0, person_id=1))
     persons.push(make_frame(1, person_id=2))
-    persons.push(make_frame(2, person_id=1))  # person 2 is now the stalest
-    persons.push(make_frame(3, person_id=3))
+    persons.push(make_frame(5, person_id=1))  # person 2 has been silent for 4 frames (0.13 s)
+    assert persons.push(make_frame(6, person_id=3)) is None
+    persons.push(make_frame(8, person_id=1))
+    assert persons.push(make_frame(9, person_id=3)) is not None  # person 2: 8 frames, 0.27 s
     assert sorted(persons.person_ids) == [1, 3]
+    assert (persons.stats.persons_evicted, persons.stats.persons_refused) == (1, 1)
 
 
-def test_set_resets_when_time_goes_backwards(caplog: pytest.LogCaptureFixture) -> None:
+def test_time_going_backwards_resets_only_that_person(caplog: pytest.LogCaptureFixture) -> None:
     persons = WindowSet()
     for t in range(10):
         persons.push(make_frame(t, person_id=1))
         persons.push(make_frame(t, person_id=2))
+    persons.get(1).state["mine"] = 1
     with caplog.at_level(logging.WARNING):
         buffer = persons.push(make_frame(0, person_id=1))
     assert "backwards" in caplog.text
-    assert persons.person_ids == [1]
+    assert persons.person_ids == [1, 2]
     assert len(buffer) == 1
+    assert buffer.state == {}  # what the owner kept for the old timeline is gone too
+    assert len(persons.get(2)) == 10
     assert persons.stats.resets == 1
+
+
+def test_persons_on_skewed_clocks_both_keep_their_windows() -> None:
+    """Stamps 5000 s apart (two unsynchronised cameras): ages come from the arrival clock."""
+    persons = WindowSet(timeout=1.0)
+    for t in range(60):
+        arrival = t / FPS
+        persons.push(make_frame(t, person_id=1, stamp=arrival), arrival=arrival)
+        persons.push(make_frame(t, person_id=2, stamp=5000.0 + arrival), arrival=arrival)
+    assert persons.stats.resets == 0
+    assert len(persons.get(1)) == len(persons.get(2)) == 60
+    assert persons.prune(2.0) == []
+    assert sorted(persons.prune(3.5)) == [1, 2]
 
 
 def test_set_counts_duplicates_and_explicit_reset() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -20,6 +22,13 @@ SMALL = {"backbone": {"stages": [[1, 1], [2, 2]]}, "expertized": {"split_block":
 
 class NotPlainData:
     """Stands for any pickled object, which weights_only loading must refuse."""
+
+
+class RunsCode:
+    """Unpickling this calls os.system: what a malicious checkpoint does."""
+
+    def __reduce__(self):
+        return (os.system, ("echo this must never run",))
 
 
 @pytest.fixture
@@ -86,3 +95,25 @@ def test_missing_corrupt_and_foreign_files(tmp_path):
     torch.save({"format_version": 1, "state_dict": {}}, partial)
     with pytest.raises(CheckpointError, match="lacks"):
         load_checkpoint(partial)
+
+
+def test_a_pickle_that_would_run_code_is_refused_without_torch_advice(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format_version": 1, "payload": RunsCode()}, path)
+    with pytest.raises(CheckpointError, match="refused to load") as refused:
+        load_checkpoint(path)
+    assert "weights_only" not in str(refused.value)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint") as unreadable:
+        load_checkpoint(truncated)
+    assert "\n" not in str(unreadable.value)
+
+
+def test_weights_that_do_not_fit_the_config_are_a_checkpoint_error(saved, tiny_config):
+    _, path = saved
+    checkpoint = load_checkpoint(path)
+    other = build_model(tiny_config("bharnet_e", {**SMALL, "backbone": {"base_channels": 16}}))
+    checkpoint.state_dict = other.state_dict()
+    with pytest.raises(CheckpointError, match="do not fit its model config"):
+        checkpoint.build_model()

@@ -273,3 +273,159 @@ def test_info_lists_topics(tmp_path, capsys):
     write_camera_bag(tmp_path / "b", smooth_images(3), encoding="jpeg")
     assert main(["bag", "info", str(tmp_path / "b")]) == 0
     assert capsys.readouterr().out.strip() == "/cam  sensor_msgs/msg/CompressedImage  3 messages"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+@pytest.mark.parametrize("action", ["info", "eval"])
+def test_a_truncated_or_empty_mcap_is_a_one_line_error(tmp_path, capsys, damage, action):
+    path = tmp_path / "b"
+    write_camera_bag(path, smooth_images(2))
+    storage = path / "b.mcap"
+    data = storage.read_bytes()
+    storage.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+    extra = ["--out", str(tmp_path / "out")] if action == "eval" else []
+    assert main(["bag", action, str(path), *extra]) == 2
+    error = one_line_error(capsys)
+    assert "cannot be read" in error
+    assert "move metadata.yaml aside" in error
+
+
+def test_labels_that_mix_time_bases_are_a_one_line_error(tmp_path, capsys):
+    write_camera_bag(tmp_path / "b", smooth_images(2))
+    labels = tmp_path / "labels.yaml"
+    labels.write_text("- {start: 0, end: 1, label: idle}\n- {start_stamp: 5, end_stamp: 6, label: wave}\n")
+    argv = ["bag", "eval", str(tmp_path / "b"), "--labels", str(labels), "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert "one time base" in one_line_error(capsys)
+
+
+KILLED_RECORDER = """
+import os, signal, sys
+import numpy as np
+from bharnet_ros.core import bag
+from bharnet_ros.training.synth import generate_scripted
+
+sequence, _ = generate_scripted([("idle", 2.0), ("wave", 2.0)], np.random.default_rng(5))
+writer = bag.BagWriter(sys.argv[1], sys.argv[2])
+writer.add_topic("/bharnet/skeletons", bag.SKELETON_TYPE)
+for t in range(len(sequence)):
+    stamp = {origin} + round(sequence.timestamps[t] * 1e9)
+    writer.write("/bharnet/skeletons", stamp, bag.skeleton_array_message([sequence.frame(t)], stamp))
+    if t + 1 == int(sys.argv[3]):
+        writer.flush()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("storage", sorted(bag.STORAGES))
+def test_a_killed_recording_is_reindexed_then_read_and_evaluated(
+    tmp_path, capsys, tiny_model, fast_params, storage
+):
+    import subprocess
+    import sys
+
+    path, flushed = tmp_path / "killed", 90
+    script = KILLED_RECORDER.replace("{origin}", str(ORIGIN))
+    done = subprocess.run([sys.executable, "-c", script, str(path), storage, str(flushed)], timeout=120)
+    assert done.returncode == -9
+    assert not (path / "metadata.yaml").exists()
+    stored = path / f"killed.{'mcap' if storage == 'mcap' else 'db3'}"
+    before = stored.read_bytes()
+    assert main(["bag", "info", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert f"rebuilt it: {flushed} messages" in printed
+    assert printed.endswith(f"/bharnet/skeletons  {bag.SKELETON_TYPE}  {flushed} messages\n")
+    if storage == "mcap":  # the cut-off file stays as it was; SQLite only undoes the open transaction
+        assert stored.read_bytes() == before
+    out = tmp_path / "report"
+    argv = [
+        "bag",
+        "eval",
+        str(path),
+        "--out",
+        str(out),
+        "--model",
+        str(tiny_model),
+        "--params-file",
+        fast_params,
+    ]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["frames"] == flushed
+    assert summary["counts"]["actions"] > 0
+
+
+def test_a_bag_folder_without_anything_recorded_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "b.mcap").write_bytes(b"")
+    assert main(["bag", "info", str(tmp_path / "b")]) == 2
+    assert "nothing was stored" in one_line_error(capsys)
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["b.mcap"]
+
+
+def test_sigterm_ends_a_recording_with_its_metadata(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import rclpy
+    from rclpy.node import Node
+
+    from bharnet_ros.msg import Action
+
+    path = tmp_path / "recorded"
+    command = [sys.executable, "-m", "bharnet_ros.cli", "bag", "record", "-o", str(path), "/sigterm/action"]
+    recorder = subprocess.Popen([*command, "--wait", "60"], stdout=subprocess.PIPE, text=True)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = Node("sigterm_talker", context=context)
+        publisher = node.create_publisher(Action, "/sigterm/action", 10)
+        deadline = time.monotonic() + 60
+        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the matching finishes on both sides
+        for i in range(5):
+            publisher.publish(Action(label=f"label{i}", person_id=i))
+            time.sleep(0.02)
+        time.sleep(1.0)
+        recorder.send_signal(signal.SIGTERM)
+        output, _ = recorder.communicate(timeout=30)
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+        rclpy.try_shutdown(context=context)
+    assert recorder.returncode == 0
+    assert output.strip() == f"{path}: /sigterm/action 5"
+    assert (path / "metadata.yaml").is_file()
+    assert bag.bag_message_counts(path) == {"/sigterm/action": 5}
+
+
+def test_record_video_force_replaces_the_bag_files_only(tmp_path, shared_file, capsys):
+    video = str(shared_file("videos/sign_dobrii_den.mp4"))
+    out = tmp_path / "video_bag"
+    assert main(["bag", "record-video", video, "-o", str(out), "--max-frames", "4"]) == 0
+    (out / "notes.txt").write_text("mine")
+    assert main(["bag", "record-video", video, "-o", str(out), "--max-frames", "2"]) == 2
+    assert "already exists; pass --force" in one_line_error(capsys)
+    assert bag.bag_message_counts(out) == {"/camera/image_raw": 4}
+    assert main(["bag", "record-video", video, "-o", str(out), "--max-frames", "2", "--force"]) == 0
+    assert bag.bag_message_counts(out) == {"/camera/image_raw": 2}
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.yaml", "notes.txt", "video_bag.mcap"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["video_bag"]  # no staging folder left
+
+
+def test_eval_report_folder_needs_force_and_keeps_other_files(tmp_path, tiny_model, fast_params, capsys):
+    skeleton_bag = tmp_path / "skeleton_bag"
+    scripted_skeleton_bag(skeleton_bag)
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    argv = ["bag", "eval", str(skeleton_bag), "--out", str(out), "--model", str(tiny_model)]
+    assert main([*argv, "--params-file", fast_params]) == 2
+    assert "is not empty; pass --force" in one_line_error(capsys)
+    assert main([*argv, "--params-file", fast_params, "--force"]) == 0
+    assert {"notes.txt", "summary.json", "timeline.png", "predictions.csv"} == {p.name for p in out.iterdir()}
+    assert main(["bag", "eval", str(skeleton_bag), "--out", str(skeleton_bag), "--force"]) == 2
+    assert "also an input" in one_line_error(capsys)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from bharnet_ros.cli import main
 from bharnet_ros.training.dataset import SkeletonDataset
@@ -233,3 +234,92 @@ def test_signer_files_drop_the_empty_class_and_honour_classes(shared_data, tmp_p
     two = SkeletonDataset.load(tmp_path / "two.npz")
     assert two.class_names == ["thanks", "hello"]
     assert len(two) == 240
+
+
+def test_import_never_writes_onto_its_source_and_replaces_an_output_only_with_force(
+    shared_file, tmp_path, capsys
+):
+    source = tmp_path / "signer_x.npz"
+    source.write_bytes(shared_file("mp_holistic_signs/signer_25kamalesh.npz").read_bytes())  # scratch copy
+    original = source.read_bytes()
+    for extra in ([], ["--force"]):
+        assert main(["import", "mpdata", str(source), "-o", str(source), "--no-progress", *extra]) == 2
+        assert "also an input" in capsys.readouterr().err
+    assert source.read_bytes() == original
+    out = tmp_path / "out.npz"
+    out.write_text("an older dataset")
+    assert main(["import", "mpdata", str(source), "-o", str(out), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1
+    assert "already exists; pass --force" in error
+    assert out.read_text() == "an older dataset"
+    assert main(["import", "mpdata", str(source), "-o", str(out), "--no-progress", "--force"]) == 0
+    assert len(SkeletonDataset.load(out)) == 90
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz", "signer_x.npz"]  # no temporary files
+
+
+@pytest.mark.parametrize(
+    ("output", "message"), [("folder", "is a folder"), ("file.npz/x.npz", "not a folder")]
+)
+def test_an_output_that_is_a_folder_or_cannot_be_created_is_one_line(tmp_path, capsys, output, message):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.npz").write_text("")
+    argv = ["import", "ntu", str(tmp_path / "folder"), "-o", str(tmp_path / output)]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1
+    assert message in error
+
+
+def test_a_truncated_signer_file_is_skipped_and_reported(shared_file, tmp_path, capsys):
+    data = shared_file("mp_holistic_signs/signer_25kamalesh.npz").read_bytes()
+    (tmp_path / "signers").mkdir()
+    (tmp_path / "signers" / "signer_a.npz").write_bytes(data)
+    (tmp_path / "signers" / "signer_b.npz").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "signs.npz"
+    assert main(["import", "mpdata", str(tmp_path / "signers"), "-o", str(out), "--no-progress"]) == 0
+    assert len(SkeletonDataset.load(out)) == 90
+    printed = capsys.readouterr().out
+    assert "skipped: 1" in printed
+    assert "signer_b.npz: File is not a zip file" in printed
+
+
+def test_a_nan_in_one_ntu_file_skips_that_file_by_name(shared_data, tmp_path, capsys):
+    folder = tmp_path / "ntu"
+    folder.mkdir()
+    for path in sorted((shared_data / "ntu_samples").glob("*.skeleton")):
+        (folder / path.name).write_bytes(path.read_bytes())  # scratch copies
+    broken = folder / "S017C003P020R002A055.skeleton"
+    lines = broken.read_text().splitlines()
+    joint = next(i for i, line in enumerate(lines) if len(line.split()) == 12)
+    lines[joint] = " ".join(["nan", *lines[joint].split()[1:]])
+    broken.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "ntu.npz"
+    assert main(["import", "ntu", str(folder), "-o", str(out), "--no-progress"]) == 0
+    assert len(SkeletonDataset.load(out)) == 5
+    printed = capsys.readouterr().out
+    assert "skipped: 1" in printed
+    assert "S017C003P020R002A055" in printed
+    assert "NaN or infinite" in printed
+
+
+def test_a_truncated_video_is_skipped_not_imported_as_a_short_sample(tmp_path, capsys):
+    import cv2
+
+    folder = tmp_path / "videos" / "wave"
+    folder.mkdir(parents=True)
+    clip = folder / "cut.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for i in range(40):
+        writer.write(np.full((48, 64, 3), 5 * i, np.uint8))
+    writer.release()
+    clip.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])  # the header still says 40 frames
+    from bharnet_ros.training import synth
+
+    synth.generate_sequence("wave", np.random.default_rng(0)).save(folder / "whole.npz")
+    out = tmp_path / "own.npz"
+    assert main(["import", "videos", str(tmp_path / "videos"), "-o", str(out), "--no-progress"]) == 0
+    assert SkeletonDataset.load(out).names.tolist() == ["wave/whole.npz"]
+    printed = capsys.readouterr().out
+    assert "skipped: 1" in printed
+    assert "truncated or damaged" in printed

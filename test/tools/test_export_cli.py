@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import onnx
@@ -73,3 +74,40 @@ def test_fp16_exits_2_with_advice(checkpoint_path, tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert "fp16" in err
+
+
+def test_export_never_replaces_its_checkpoint_and_needs_force_for_an_existing_onnx(
+    checkpoint_path, tmp_path, capsys
+):
+    original = checkpoint_path.read_bytes()
+    for extra in ([], ["--force"]):
+        assert main(["export", str(checkpoint_path), "-o", str(checkpoint_path), *extra]) == 2
+        assert "also an input" in capsys.readouterr().err
+    assert checkpoint_path.read_bytes() == original
+    output = tmp_path / "model.onnx"
+    output.write_text("an earlier export")
+    assert main(["export", str(checkpoint_path), "-o", str(output), "--expert-only"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "already exists; pass --force" in err
+    assert output.read_text() == "an earlier export"
+    assert main(["export", str(checkpoint_path), "-o", str(output), "--expert-only", "--force"]) == 0
+    assert OnnxClassifier(output, providers="cpu").labels == ["wave", "point", "stop"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bharnet_e.pt", "model.onnx"]  # no temporary
+
+
+class RunsCode:
+    """Unpickling this calls os.system."""
+
+    def __reduce__(self):
+        return (os.system, ("echo this must never run",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_in_one_line(tmp_path, capsys):
+    evil = tmp_path / "evil.pt"
+    torch.save({"format_version": 1, "payload": RunsCode()}, evil)
+    assert main(["export", str(evil), "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "refused to load" in err
+    assert "weights_only" not in err

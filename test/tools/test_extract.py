@@ -119,3 +119,30 @@ def test_video_into_existing_folder_uses_its_stem(tmp_path):
     (tmp_path / "out").mkdir()
     (job,) = plan_jobs(tmp_path / "clip.mp4", tmp_path / "out", None)
     assert job.output == tmp_path / "out" / "clip.npz"
+
+
+def test_existing_outputs_are_refused_before_any_video_is_processed(tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        write_blank_clip(videos / name, frames=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b.npz").write_text("an earlier extraction")
+    argv = ["extract", str(videos), "-o", str(out), "--backend", "hands_pose"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "b.npz already exists; pass --force" in err
+    assert sorted(p.name for p in out.iterdir()) == ["b.npz"]  # a.npz was not made either
+    assert main([*argv, "--force"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.npz", "b.npz"]  # no temporary files
+    assert len(SkeletonSequence.load(out / "b.npz")) == 2
+
+
+def test_an_output_onto_the_video_itself_is_refused(tmp_path, capsys):
+    clip = tmp_path / "clip.mp4"
+    write_blank_clip(clip, frames=1)
+    assert main(["extract", str(clip), "-o", str(tmp_path / "x.npz"), "--overlay", str(clip), "--force"]) == 2
+    assert "also an input" in capsys.readouterr().err
+    assert count_frames(clip) == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,7 @@ def test_train_then_eval_from_the_command_line(trained, synth_folder, tmp_path, 
         (["train", "missing.yaml"], "not found"),
         (["train", CONFIG, "--train", "/nonexistent/data.npz"], "not found"),
         (["train", "--resume", "/nonexistent/run"], "cannot resume"),
+        (["train", CONFIG, "--out", CONFIG], "is a file; give a folder name"),
         (["eval", "/nonexistent/best.pt", "data.npz", "--out", "x"], "not found"),
     ],
 )
@@ -78,3 +81,61 @@ def test_eval_with_an_unknown_split_is_a_usage_error(trained, synth_folder, tmp_
     argv = ["eval", str(trained / "last.pt"), str(synth_folder), "--split", "nope", "--out", str(tmp_path)]
     assert main(argv) == 2
     assert "no split 'nope'" in capsys.readouterr().err
+
+
+def test_eval_out_needs_force_and_keeps_other_files(trained, synth_folder, tmp_path, capsys):
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    argv = ["eval", str(trained / "last.pt"), str(synth_folder), "--out", str(out), "--no-progress"]
+    assert main(argv) == 2
+    assert "is not empty; pass --force" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert main([*argv, "--force"]) == 0
+    assert {"notes.txt", "summary.json", "confusion.png"} <= {p.name for p in out.iterdir()}
+    assert [p.name for p in tmp_path.iterdir()] == ["eval"]  # no staging folder left
+
+
+def test_eval_of_a_model_built_for_another_layout_is_one_line(tiny_model, tmp_path, capsys):
+    import numpy as np
+
+    from bharnet_ros.training.dataset import Sample, SkeletonDataset
+
+    body = np.zeros((1, 20, 25, 4), np.float32)
+    body[..., :3], body[..., 3] = 0.1, 1.0
+    samples = [
+        Sample(f"s{i}", i, body, np.zeros((1, 20, 2, 21, 4)), np.zeros((1, 20, 2), bool), np.arange(20) / 30)
+        for i in range(3)
+    ]
+    data = SkeletonDataset.from_samples(samples, ["idle", "wave", "stop"], "ntu25", "world")
+    path = data.save(tmp_path / "ntu_like.npz")
+    assert main(["eval", str(tiny_model), str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "does not fit" in err
+    assert "ntu25" in err
+
+
+class RunsCode:
+    """Unpickling this calls os.system."""
+
+    def __reduce__(self):
+        return (os.system, ("echo this must never run",))
+
+
+@pytest.mark.parametrize(("damage", "message"), [("evil", "refused to load"), ("cut", "not a readable")])
+def test_resume_from_an_unsafe_or_truncated_state_is_one_line(trained, tmp_path, capsys, damage, message):
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    state = run / "resume.pt"
+    if damage == "evil":
+        torch.save({"epoch": 1, "payload": RunsCode()}, state)
+    else:
+        state.write_bytes(state.read_bytes()[:100])
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert message in err
+    assert "weights_only" not in err

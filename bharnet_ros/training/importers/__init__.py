@@ -12,6 +12,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from bharnet_ros.training.dataset import DatasetError, Sample
+
 # Wraps the list of files an importer walks through, e.g. with a tqdm progress bar.
 Progress = Callable[[list[Any]], Iterable[Any]]
 
@@ -34,3 +38,21 @@ class ImportReport:
     def reasons(self) -> Counter[str]:
         """How many items were skipped for each reason."""
         return Counter(reason for _, reason, _ in self.skipped)
+
+
+def require_finite(sample: Sample) -> Sample:
+    """``sample`` unchanged, or DatasetError naming it and its first bad frame.
+
+    Importers call this per file, so one file with a NaN or infinite coordinate or time is
+    skipped and reported by name instead of failing the whole import when the dataset is built.
+    """
+    bad = ~np.isfinite(sample.timestamps)
+    for values in (sample.body, sample.hands):
+        bad |= ~np.isfinite(values).all(axis=tuple(i for i in range(values.ndim) if i != 1))
+    if bad.any():
+        frame = int(np.flatnonzero(bad)[0])
+        raise DatasetError(
+            f"{sample.name}: NaN or infinite values in {int(bad.sum())} frame(s), the first at frame "
+            f"{frame}; fix or remove the file"
+        )
+    return sample

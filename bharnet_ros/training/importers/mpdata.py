@@ -24,6 +24,8 @@ from a mirrored (selfie) camera, ``mirrored=True`` flips x back and swaps the si
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,13 +34,16 @@ import numpy as np
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.training.classes import drop_empty_classes, select_classes
 from bharnet_ros.training.dataset import UNKNOWN, DatasetError, Sample, SkeletonDataset
-from bharnet_ros.training.importers import ImportReport, Progress, no_progress
+from bharnet_ros.training.importers import ImportReport, Progress, no_progress, require_finite
 
 FPS = 30.0  # assumed; the tutorial records webcam frames without timestamps
 POSE_VALUES = 33 * 4
 FACE_POINTS = 468
 HAND_JOINTS = 21
 SIGNER_PREFIX = "signer_"
+# What a truncated or damaged .npy/.npz raises besides DatasetError: numpy's ValueError, the zip
+# reader's BadZipFile, zlib's error inside a member, EOFError, KeyError for a lost member, OSError.
+UNREADABLE = (DatasetError, ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ def read_mp_data(
     for label, seq_dir in progress(jobs):
         try:
             samples.append(_raw_sequence(seq_dir, label, fps, mirrored))
-        except (DatasetError, ValueError, OSError) as err:
+        except UNREADABLE as err:
             report.skip(f"{seq_dir.parent.name}/{seq_dir.name}", "unreadable sequence", str(err))
     return SkeletonDataset.from_samples(samples, classes, "mediapipe33", "image", notes=_notes(fps, mirrored))
 
@@ -175,7 +180,7 @@ def _raw_sequence(seq_dir: Path, label: int, fps: float, mirrored: bool) -> Samp
     pose, left, right = split_frames(np.stack(vectors))
     numbers = np.array([int(p.stem) for p in files], np.float64)
     name = f"{seq_dir.parent.name}/{seq_dir.name}"
-    return holistic_sample(name, label, pose, (left, right), numbers / fps, mirrored=mirrored)
+    return require_finite(holistic_sample(name, label, pose, (left, right), numbers / fps, mirrored=mirrored))
 
 
 # --- repacked signer files ---------------------------------------------------------------------
@@ -201,7 +206,7 @@ def read_signer_file(
         hands = (arrays["left_hand"][i], arrays["right_hand"][i])
         sample = holistic_sample(name, label, arrays["pose"][i], hands, steps, subject, mirrored)
         sample.attributes = dict(attributes)
-        samples.append(sample)
+        samples.append(require_finite(sample))
     return SkeletonDataset.from_samples(
         samples, class_names, "mediapipe33", "image", notes=_notes(fps, mirrored)
     )
@@ -250,13 +255,14 @@ def _read_signers(
     for subject, path in enumerate(progress(files), start=1):
         try:
             part = read_signer_file(path, subject, fps, mirrored)
-        except (DatasetError, ValueError, OSError) as err:
-            report.skip(path.name, "unreadable signer file", str(err))
+        except UNREADABLE as err:
+            report.skip(path.name, "unreadable signer file", str(err) or type(err).__name__)
             continue
         part.notes.append(f"mpdata: subject {subject} = {path.stem.removeprefix(SIGNER_PREFIX)}")
         dataset = part if dataset is None else dataset.merge(part)
     if dataset is None:
-        raise DatasetError("none of the signer files could be read")
+        item, _, detail = report.skipped[-1]
+        raise DatasetError(f"none of the signer files could be read ({item}: {detail})")
     return dataset
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from bharnet_ros.training.dataset import DatasetError, Sample, SkeletonDataset
-from bharnet_ros.training.importers import ImportReport, Progress, no_progress
+from bharnet_ros.training.importers import ImportReport, Progress, no_progress, require_finite
 
 NAME_PATTERN = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
 FPS = 30.0  # Kinect v2 skeleton rate
@@ -260,7 +260,7 @@ def read_ntu_sample(path: str | Path) -> Sample:
     if not keep.any():
         raise NtuFormatError("no body in any frame")
     frames = int(keep.sum())
-    return Sample(
+    sample = Sample(
         name=path.stem,
         label=ids.action - 1,
         body=body[:, keep],
@@ -273,6 +273,7 @@ def read_ntu_sample(path: str | Path) -> Sample:
         setup=ids.setup,
         replication=ids.replication,
     )
+    return require_finite(sample)
 
 
 # --- the whole import --------------------------------------------------------------------------

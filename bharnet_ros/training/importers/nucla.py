@@ -25,7 +25,7 @@ import numpy as np
 
 from bharnet_ros.core.layouts import NTU25
 from bharnet_ros.training.dataset import DatasetError, Sample, SkeletonDataset
-from bharnet_ros.training.importers import ImportReport, Progress, no_progress
+from bharnet_ros.training.importers import ImportReport, Progress, no_progress, require_finite
 
 FPS = 30.0  # assumed, see the module docstring
 NAME_PATTERN = re.compile(r"a(\d+)_s(\d+)_e(\d+)_v(\d+)")
@@ -76,7 +76,7 @@ def read_nucla_sample(path: Path, fps: float = FPS) -> Sample:
     joints = joints.reshape(len(joints), len(KINECT_V1_JOINTS), 3)
     body = v1_to_ntu25(joints)
     t = len(body)
-    return Sample(
+    sample = Sample(
         name=name,
         label=label,
         body=body[None],
@@ -87,6 +87,7 @@ def read_nucla_sample(path: Path, fps: float = FPS) -> Sample:
         camera=view,
         replication=episode,
     )
+    return require_finite(sample)
 
 
 def import_nucla(

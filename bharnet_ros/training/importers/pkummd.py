@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bharnet_ros.training.dataset import UNKNOWN, DatasetError, Sample, SkeletonDataset
-from bharnet_ros.training.importers import ImportReport, Progress, no_progress
+from bharnet_ros.training.importers import ImportReport, Progress, no_progress, require_finite
 
 FPS = 30.0  # PKU-MMD records at 30 fps (dataset page)
 VALUES_PER_FRAME = 150  # 2 bodies x 25 joints x 3
@@ -50,7 +50,8 @@ def read_video(skeleton_path: Path, label_path: Path, fps: float = FPS) -> list[
     for k, (label, start, end) in enumerate(labels[:, :3].astype(np.int64)):
         segment = frames[max(start, 0) : min(end, len(frames))]
         if len(segment) and np.any(segment):
-            samples.append(segment_sample(f"{stem}_{k}", int(label) - 1, segment, max(start, 0), camera, fps))
+            sample = segment_sample(f"{stem}_{k}", int(label) - 1, segment, max(start, 0), camera, fps)
+            samples.append(require_finite(sample))
     return samples
 
 

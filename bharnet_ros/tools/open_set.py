@@ -1,0 +1,96 @@
+"""``bharnet open-set``: how often the recognizer says ``none`` on motion outside its vocabulary.
+
+A robot must not act on a confident wrong label when someone does tai chi, signs, hugs or waves a
+hand close to the camera. Each video goes through the whole pipeline (``bag record-video``, then
+``bag eval``: MediaPipe and the recognizer with its calibrated threshold) with one segment labelled
+``none`` over its whole length; the share of decisions that say ``none`` is the rejection rate,
+and everything else is a false accept. Output: ``OUT/<video stem>/`` (bag and report) and
+``OUT/summary.json`` with the rates per video and pooled over all decisions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bharnet_ros.tools import UsageError
+
+NONE = "none"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("videos", nargs="+", type=Path, help="videos of motion outside the vocabulary")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
+    parser.add_argument("--params-file", default="", help="graph parameters (default config/recognize.yaml)")
+    parser.add_argument("--realtime", action="store_true", help="replay through the real ROS graph")
+
+
+def run(args: argparse.Namespace) -> int:
+    missing = [str(v) for v in args.videos if not v.is_file()]
+    if missing:
+        raise UsageError(f"videos not found: {', '.join(missing)}")
+    stems = [v.stem for v in args.videos]
+    if len(set(stems)) != len(stems):
+        raise UsageError("two videos share a file name; give each a distinct name")
+    results = {video.stem: evaluate_video(args, video) for video in args.videos}
+    summary = pooled(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for name, row in summary["per_video"].items():
+        print(f"{name}: {row['decisions']} decisions, none {_pct(row['none_rate'])}, top {row['labels']}")
+    print(f"pooled: none {_pct(summary['none_rate'])} of {summary['decisions']} decisions")
+    return 0
+
+
+def evaluate_video(args: argparse.Namespace, video: Path) -> dict[str, Any]:
+    """Record one video as a bag and evaluate it against a single ``none`` segment."""
+    from bharnet_ros.core.annotations import Segment, save_csv
+    from bharnet_ros.core.bag import BagError, write_video_bag
+    from bharnet_ros.tools.bag import evaluate_bag
+
+    folder = args.out / video.stem
+    if folder.exists() and any(folder.iterdir()):
+        raise UsageError(f"{folder} is not empty; choose a new --out (nothing is overwritten)")
+    try:
+        summary = write_video_bag(video, folder / "bag")
+    except (BagError, ValueError) as err:
+        raise UsageError(f"{video}: {err}") from None
+    seconds = (summary.last_stamp - summary.first_stamp) * 1e-9 + 1.0
+    labels = save_csv(folder / "labels.csv", [Segment(0.0, seconds, NONE)])
+    return evaluate_bag(
+        folder / "bag", labels, folder / "report", model=args.model, realtime=args.realtime,
+        params_file=args.params_file,
+    )  # fmt: skip
+
+
+def pooled(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Rejection rates per video and over all decisions."""
+    per_video, total, rejected = {}, 0, 0
+    for name, result in results.items():
+        counts = _label_counts(result)
+        decisions = sum(counts.values())
+        total += decisions
+        rejected += counts.get(NONE, 0)
+        per_video[name] = {
+            "decisions": decisions,
+            "none_rate": counts.get(NONE, 0) / decisions if decisions else None,
+            "labels": dict(counts.most_common(4)),
+        }
+    return {"decisions": total, "none_rate": rejected / total if total else None, "per_video": per_video}
+
+
+def _label_counts(result: dict[str, Any]) -> Counter[str]:
+    """Decision labels of one evaluation, from its predictions.csv."""
+    import csv
+
+    path = Path(result["bag"]).parent / "report" / "predictions.csv"
+    with path.open(newline="") as stream:
+        return Counter(row["label"] for row in csv.DictReader(stream))
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"

@@ -1,0 +1,154 @@
+"""Output paths of the ``bharnet`` commands: checked before the work starts, written atomically.
+
+Every command that writes follows one rule: it never writes onto one of its own inputs, never
+replaces an existing output unless the user passed ``--force``, and never deletes anything it did
+not create in the same run. The checks run before the long work (pose stage, import, training),
+so a mistake costs nothing. Files are written under a temporary name beside the target and renamed
+into place when complete, so an interrupted command leaves the old output, or nothing, and no
+half-written file. Folders are written into a temporary folder beside the target and their files
+moved in at the end; ``--force`` replaces only the files of the same names.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bharnet_ros.tools import UsageError
+
+FORCE_HINT = "pass --force to replace it or choose another name"
+
+
+def check_output_file(
+    path: Path, inputs: Iterable[Path | None] = (), force: bool = False, option: str = "-o", suffix: str = ""
+) -> Path:
+    """The file a command will write (``suffix`` added when missing), checked against the rule.
+
+    Raises UsageError when the path is a folder, is one of ``inputs``, already exists (without
+    ``force``) or cannot be created.
+    """
+    if path.is_dir():
+        example = path / f"name{suffix or '.out'}"
+        raise UsageError(f"{option} {path} is a folder; give a file name such as {example}")
+    if suffix and path.suffix != suffix:
+        path = path.with_name(path.name + suffix)
+    _check_not_an_input(path, inputs, option)
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder; give another file name")
+    if path.exists() and not force:
+        raise UsageError(f"{option} {path} already exists; {FORCE_HINT}")
+    _check_creatable(path, option)
+    return path
+
+
+def check_output_folder(
+    path: Path,
+    inputs: Iterable[Path | None] = (),
+    force: bool = False,
+    option: str = "--out",
+    empty_ok: bool = True,
+) -> Path:
+    """A folder a command will write into, checked against the rule.
+
+    An existing non-empty folder (or, with ``empty_ok`` False, any existing one, as for bags)
+    needs ``force``; even then only the files the command writes are replaced.
+    """
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} is a file; give a folder name")
+    _check_not_an_input(path, inputs, option)
+    if path.is_dir() and not force and (not empty_ok or any(path.iterdir())):
+        problem = "is not empty" if empty_ok else "already exists"
+        raise UsageError(
+            f"{option} {path} {problem}; pass --force to replace the files this command writes "
+            "there (nothing else is touched) or choose a new folder"
+        )
+    _check_creatable(path, option)
+    return path
+
+
+def _check_not_an_input(path: Path, inputs: Iterable[Path | None], option: str) -> None:
+    for given in inputs:
+        if given is not None and _same_path(path, given):
+            raise UsageError(f"{option} {path} is also an input of this command; write the output elsewhere")
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def _check_creatable(path: Path, option: str) -> None:
+    """The nearest existing folder above ``path`` must be a writable folder."""
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path} cannot be created: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path} cannot be created: {parent} is not writable; choose another place")
+
+
+def _temporary_name(path: Path) -> Path:
+    """A hidden, unique name beside ``path`` with its suffix (writers choose the format by it)."""
+    return path.with_name(f".{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}")
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; it is renamed onto ``path`` when the block succeeds.
+
+    When the block fails the temporary file (and any file the writer derived from its name, such
+    as ``<name>.partial``) is removed; an OSError while writing becomes a UsageError.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_name(path)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException as err:
+        for leftover in temporary.parent.glob(temporary.name + "*"):
+            leftover.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise UsageError(f"cannot write {path}: {err.strerror or err}") from None
+        raise
+
+
+@contextmanager
+def staged_folder(path: Path) -> Iterator[Path]:
+    """Yield a not-yet-existing folder to write into; its contents are moved to ``path`` on success.
+
+    The staged folder has the same name as ``path`` (a bag names its storage file after its folder)
+    and lives in a temporary folder beside it. Moving replaces files of the same names only; when
+    the block fails the temporary folder, which this run created, is removed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    holder = path.parent / f".{path.name}.tmp-{secrets.token_hex(4)}"
+    holder.mkdir()
+    staged = holder / path.name
+    try:
+        yield staged
+        if staged.exists():
+            _move_into(staged, path)
+    except BaseException as err:
+        if isinstance(err, OSError):
+            raise UsageError(f"cannot write {path}: {err.strerror or err}") from None
+        raise
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+def _move_into(source: Path, target: Path) -> None:
+    """Move ``source`` to ``target``; into an existing folder, entry by entry (same names replaced)."""
+    if not target.is_dir():
+        os.replace(source, target)
+        return
+    for entry in source.iterdir():
+        if entry.is_dir():
+            _move_into(entry, target / entry.name)
+        else:
+            os.replace(entry, target / entry.name)

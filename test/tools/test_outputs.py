@@ -1,0 +1,80 @@
+"""The output rule shared by every command: checked before the work, written atomically."""
+
+from __future__ import annotations
+
+import pytest
+
+from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.outputs import atomic_file, check_output_file, check_output_folder, staged_folder
+
+
+def test_an_output_file_is_checked_against_inputs_existence_and_folders(tmp_path):
+    source = tmp_path / "data.npz"
+    source.write_bytes(b"recording")
+    with pytest.raises(UsageError, match="also an input"):
+        check_output_file(tmp_path / "data", [source], force=True, suffix=".npz")
+    with pytest.raises(UsageError, match="already exists; pass --force"):
+        check_output_file(source)
+    assert check_output_file(source, force=True) == source
+    with pytest.raises(UsageError, match="is a folder"):
+        check_output_file(tmp_path, suffix=".npz")
+    with pytest.raises(UsageError, match="data.npz is a file, not a folder"):
+        check_output_file(source / "x.npz")
+    assert check_output_file(tmp_path / "new" / "out", suffix=".npz") == tmp_path / "new" / "out.npz"
+
+
+def test_an_output_folder_needs_force_when_not_empty(tmp_path):
+    assert check_output_folder(tmp_path / "new") == tmp_path / "new"
+    (tmp_path / "user.txt").write_text("mine")
+    with pytest.raises(UsageError, match="is not empty; pass --force"):
+        check_output_folder(tmp_path)
+    assert check_output_folder(tmp_path, force=True) == tmp_path
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="already exists"):
+        check_output_folder(tmp_path / "empty", empty_ok=False)
+    with pytest.raises(UsageError, match="is a file"):
+        check_output_folder(tmp_path / "user.txt")
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "out.npz"
+    target.write_text("old")
+
+    def interrupted_write() -> None:
+        with atomic_file(target) as temporary:
+            temporary.write_text("half")
+            temporary.with_name(temporary.name + ".partial").write_text("half")
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        interrupted_write()
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz"]
+    with atomic_file(target) as temporary:
+        temporary.write_text("new")
+    assert target.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz"]
+
+
+def test_a_staged_folder_replaces_only_files_of_the_same_names(tmp_path):
+    out = tmp_path / "report"
+    (out / "sub").mkdir(parents=True)
+    (out / "summary.json").write_text("old")
+    (out / "sub" / "user.txt").write_text("mine")
+    with staged_folder(out) as staged:
+        (staged / "sub").mkdir(parents=True)
+        (staged / "summary.json").write_text("new")
+        (staged / "sub" / "plot.png").write_text("new")
+    assert (out / "summary.json").read_text() == "new"
+    assert sorted(p.name for p in (out / "sub").iterdir()) == ["plot.png", "user.txt"]
+
+    def interrupted_write() -> None:
+        with staged_folder(out) as staged:
+            staged.mkdir()
+            (staged / "summary.json").write_text("half")
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        interrupted_write()
+    assert (out / "summary.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
