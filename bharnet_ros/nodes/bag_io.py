@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from bharnet_ros.nodes.graph import ACTION_TOPIC, SKELETON_TOPIC, GraphOptions, 
 from bharnet_ros.nodes.runner import NodeThreads, create_node
 
 RECORD_DEPTH = 100
+FLUSH_SECONDS = 1.0  # a killed recorder loses at most this much (the rest is on disk, see reindex_bag)
 
 
 def message_type(msgtype: str) -> Any:
@@ -103,9 +106,12 @@ def record_topics(
     """Record ``topics`` of the live graph into a new bag until ``duration`` s, ``stop`` or Ctrl-C.
 
     Types come from the graph; messages are stored as received (log time = receive wall time, ns).
-    Returns the number of messages recorded per topic.
+    SIGTERM ends the recording like Ctrl-C, so the bag is closed with its metadata.yaml, as
+    ``ros2 bag record`` does. What was received is flushed to disk every ``FLUSH_SECONDS``, so even
+    a SIGKILL leaves a bag that ``bharnet bag info`` can reindex. Returns the messages per topic.
     """
     topics = [_full_name(t) for t in topics]
+    stop = stop if stop is not None else threading.Event()
     use_default_dds_profile()
     context = Context()
     rclpy.init(context=context)
@@ -114,14 +120,14 @@ def record_topics(
     executor.add_node(node)
     try:
         types = discover_types(node, topics, wait)
-        with BagWriter(bag, storage) as writer:
+        with _stop_on_sigterm(stop), BagWriter(bag, storage) as writer:
             for topic, msgtype in types.items():
                 writer.add_topic(topic, msgtype)
                 node.create_subscription(
                     message_type(msgtype), topic, _writer_callback(writer, topic), matching_qos(node, topic),
                     raw=True,
                 )  # fmt: skip
-            _spin_until(executor, duration, stop)
+            _spin_until(executor, duration, stop, writer)
             return dict(writer.counts)
     finally:
         executor.shutdown()
@@ -136,13 +142,34 @@ def _writer_callback(writer: BagWriter, topic: str) -> Callable[[bytes], None]:
     return store
 
 
-def _spin_until(executor: SingleThreadedExecutor, duration: float, stop: threading.Event | None) -> None:
-    deadline = time.monotonic() + duration if duration > 0 else None
+@contextmanager
+def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
+    """While recording, SIGTERM sets ``stop`` (a clean end) instead of killing the process.
+
+    Signal handlers can only be set from the main thread; elsewhere (tests) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        while deadline is None or time.monotonic() < deadline:
-            if stop is not None and stop.is_set():
-                return
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _spin_until(
+    executor: SingleThreadedExecutor, duration: float, stop: threading.Event, writer: BagWriter
+) -> None:
+    """Spin until the duration, ``stop`` or Ctrl-C, flushing the bag every FLUSH_SECONDS."""
+    deadline = time.monotonic() + duration if duration > 0 else None
+    next_flush = time.monotonic() + FLUSH_SECONDS
+    try:
+        while (deadline is None or time.monotonic() < deadline) and not stop.is_set():
             executor.spin_once(timeout_sec=0.05)
+            if time.monotonic() >= next_flush:
+                writer.flush()
+                next_flush = time.monotonic() + FLUSH_SECONDS
     except (KeyboardInterrupt, ExternalShutdownException):
         return
 
