@@ -1,8 +1,13 @@
-"""Middleware settings applied before rclpy starts, so every entry point behaves the same."""
+"""Process settings around rclpy that every entry point shares: the DDS profile before start, and a
+teardown that a second Ctrl-C cannot interrupt."""
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
+
+from rclpy.signals import uninstall_signal_handlers
 
 from bharnet_ros.core.paths import share_file
 
@@ -21,3 +26,18 @@ def use_default_dds_profile(environ: dict[str, str] | None = None) -> str | None
         except FileNotFoundError:
             return None
     return environ[FASTDDS_PROFILE_VAR]
+
+
+def ignore_further_interrupts() -> None:
+    """Ignore SIGINT from now until the process exits; entry points call this as teardown starts.
+
+    ``timeout -s INT`` and a terminal's Ctrl-C signal the whole process group, so a second SIGINT
+    often lands while the nodes are being destroyed or the interpreter exits, and would leave a
+    KeyboardInterrupt traceback or a death by signal. rclpy's handler is uninstalled first, since
+    ``rclpy.shutdown`` would otherwise put Python's handler back in the middle of the teardown.
+    Only the main thread may change signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    uninstall_signal_handlers()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

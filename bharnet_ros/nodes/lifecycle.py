@@ -1,4 +1,15 @@
-"""What every bharnet lifecycle node shares: autostart, guarded publishing and a spin entry point."""
+"""What every bharnet lifecycle node shares.
+
+* Parameters that really apply: live ones at once, the others on the next configure, which reads
+  every parameter again (``Param.live`` / ``read_only`` in each node's table).
+* Symmetric resources: configure acquires (model, publishers) and cleanup/shutdown release them;
+  activate subscribes and deactivate unsubscribes. The ``/diagnostics`` publisher and its timer
+  live as long as the node, so an unconfigured node still reports why.
+* A warning when a second graph shares the ROS domain (same node name, or a second publisher on a
+  topic only this node should publish).
+* Core (Python ``logging``) records on the node's logger, publishing that never raises, autostart,
+  and a ``ros2 run`` entry point that exits quietly.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +18,104 @@ from collections.abc import Callable
 from typing import Any
 
 import rclpy
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile
+from rclpy.subscription import Subscription
 
-from bharnet_ros.nodes.environment import use_default_dds_profile
+from bharnet_ros.nodes.core_logging import route_core_logging, stop_routing_core_logging
+from bharnet_ros.nodes.diagnostics import WARN, DiagnosticsPublisher
+from bharnet_ros.nodes.environment import ignore_further_interrupts, use_default_dds_profile
+from bharnet_ros.nodes.parameters import ON_CONFIGURE, Param, declare_parameters, read_parameters
+
+MANAGED_PARAMS = (
+    Param("diagnostics_period", 1.0, "seconds between /diagnostics updates", (0.1, 60.0), live=True),
+    Param(
+        "autostart",
+        True,
+        "configure and activate on start-up (no lifecycle manager needed)",
+        read_only=True,
+    ),
+)
+SHARED_DOMAIN_HINT = (
+    "two graphs seem to share this ROS domain; give one its own namespace (bharnet run --namespace "
+    "NAME, or namespace:=NAME for the launch file) or its own ROS_DOMAIN_ID"
+)
+Status = tuple[bytes, str, dict[str, Any]]  # diagnostics level, message, key values
 
 
 class ManagedNode(LifecycleNode):
-    """A lifecycle node that can bring itself up (``autostart``) and never dies on a publish error.
+    """A lifecycle node whose parameters apply, whose resources follow its transitions, and that
+    never dies on a publish error.
 
-    Configure loads what may fail (models) and reports failure by returning FAILURE, so the node
-    stays up, inspectable and reconfigurable; activate creates the subscriptions.
+    Subclasses implement :meth:`acquire` (configure; return FAILURE and the node stays up,
+    inspectable and reconfigurable), :meth:`subscribe` (activate), :meth:`status` (diagnostics)
+    and extend :meth:`release` (cleanup and shutdown) and :meth:`apply_live`.
     """
 
-    def __init__(self, name: str, **kwargs: Any) -> None:
+    def __init__(self, name: str, params: tuple[Param, ...], **kwargs: Any) -> None:
         super().__init__(name, **kwargs)
+        self.param_table = {param.name: param for param in params}
+        self.params = declare_parameters(self, params)  # the values in effect
+        self.pending: set[str] = set()  # set since the last configure, applied by the next one
         self.publish_failures = 0
-        self.subscription: Any = None  # one subscription, or a list (synchronised inputs)
+        self.inputs: list[Subscription] = []  # flat: every rclpy subscription activate made
+        self.conflicts: list[str] = []
+        self._configured_publishers: list[Any] = []
+        self.add_post_set_parameters_callback(self._on_parameters_set)
+        self.diagnostics = DiagnosticsPublisher(self)
+        self.diagnostics_timer = self.create_timer(self.params["diagnostics_period"], self._on_timer)
+        route_core_logging(self)
         self._autostart_timer = None
+        if self.params["autostart"]:
+            self.start_automatically()
+
+    # --- what subclasses provide -------------------------------------------------------------
+
+    def acquire(self) -> TransitionCallbackReturn:
+        """Configure: load what may fail and create the publishers (with ``create_configured_publisher``)."""
+        return TransitionCallbackReturn.SUCCESS
+
+    def subscribe(self) -> list[Subscription]:
+        """Activate: the input subscriptions."""
+        return []
 
     def release(self) -> None:
-        """Free what configure created; subclasses extend it. Called by cleanup and shutdown."""
+        """Free what configure and activate created. Called by cleanup and shutdown."""
         self.unsubscribe()
+        for publisher in self._configured_publishers:
+            self.destroy_lifecycle_publisher(publisher)
+        self._configured_publishers.clear()
 
-    def unsubscribe(self) -> None:
-        """Drop the input subscription(s) (message_filters objects hold theirs and are just dropped)."""
-        subscriptions = self.subscription if isinstance(self.subscription, list) else [self.subscription]
-        for subscription in subscriptions:
-            if hasattr(subscription, "handle"):
-                self.destroy_subscription(subscription)
-        self.subscription = None
+    def apply_live(self, names: set[str]) -> None:
+        """Live parameters ``names`` were just set (``self.params`` holds the new values)."""
+        if "diagnostics_period" in names:
+            self.diagnostics_timer.timer_period_ns = int(self.params["diagnostics_period"] * 1e9)
+
+    def status(self) -> Status:
+        """The diagnostics level, message and values, once per ``diagnostics_period``."""
+        raise NotImplementedError
+
+    def periodic(self) -> None:
+        """Housekeeping run by the diagnostics timer just before :meth:`status`."""
+
+    def exclusive_topics(self) -> list[str]:
+        """Topics that should have no publisher but this node (a second one means a second graph)."""
+        return []
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.params = read_parameters(self, tuple(self.param_table.values()))
+        self.pending.clear()
+        return self.acquire()
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.inputs = self.subscribe()
+        return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.unsubscribe()
@@ -50,6 +129,29 @@ class ManagedNode(LifecycleNode):
         self.release()
         return TransitionCallbackReturn.SUCCESS
 
+    def create_configured_publisher(self, msg_type: Any, topic: str, qos: QoSProfile | int) -> Any:
+        """A lifecycle publisher that :meth:`release` destroys again."""
+        publisher = self.create_lifecycle_publisher(msg_type, topic, qos)
+        self._configured_publishers.append(publisher)
+        return publisher
+
+    def unsubscribe(self) -> None:
+        """Destroy every input subscription, so no callback runs once the node is inactive."""
+        inputs, self.inputs = self.inputs, []
+        for subscription in inputs:
+            self.destroy_subscription(subscription)
+
+    def destroy_node(self) -> None:
+        """Destroy the node, and its lifecycle state machine with it.
+
+        rclpy's LifecycleNode leaves the state machine to the garbage collector, and the state
+        machine keeps the rcl node alive: the node would stay in the ROS graph (and look like a
+        second node of its name) until the Python object happened to be collected.
+        """
+        stop_routing_core_logging(self)
+        super().destroy_node()
+        self._state_machine.destroy_when_not_in_use()
+
     def start_automatically(self) -> None:
         """Configure and activate once the executor spins (what a lifecycle manager would do)."""
         self._autostart_timer = self.create_timer(0.0, self._autostart)
@@ -59,21 +161,115 @@ class ManagedNode(LifecycleNode):
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
 
+    # --- parameters ------------------------------------------------------------------------------
+
+    def _on_parameters_set(self, parameters: list[Parameter]) -> None:
+        """After a successful set: apply live values now, note the others for the next configure."""
+        changed = [p for p in parameters if p.name in self.param_table and p.value != self.params[p.name]]
+        live = {p.name: p.value for p in changed if self._is_live(p.name)}
+        deferred = [p.name for p in changed if not self._is_live(p.name)]
+        if deferred:
+            self.get_logger().info(f"{', '.join(deferred)} {ON_CONFIGURE}")
+        self.pending = {
+            name for name in self.param_table
+            if not self._is_live(name) and self.get_parameter(name).value != self.params[name]
+        }  # fmt: skip
+        if live:
+            self.params.update(live)
+            self.apply_live(set(live))
+
+    def set_parameters(self, parameter_list: list[Parameter]) -> list[SetParametersResult]:
+        results = super().set_parameters(parameter_list)
+        return [self._say_when(result, [p]) for result, p in zip(results, parameter_list, strict=True)]
+
+    def set_parameters_atomically(self, parameter_list: list[Parameter]) -> SetParametersResult:
+        """Also what the ``set_parameters`` services call, so ``ros2 param set`` shows the reason."""
+        return self._say_when(super().set_parameters_atomically(parameter_list), parameter_list)
+
+    def _say_when(self, result: SetParametersResult, parameters: list[Parameter]) -> SetParametersResult:
+        """Successful sets of configure-time parameters say so in their reason.
+
+        rclpy drops the reason an on-set callback gives with success, so it is added here.
+        """
+        deferred = [p.name for p in parameters if p.name in self.param_table and not self._is_live(p.name)]
+        if result.successful and deferred:
+            result.reason = f"{', '.join(deferred)} {ON_CONFIGURE}"
+        return result
+
+    def _is_live(self, name: str) -> bool:
+        return self.param_table[name].live
+
+    # --- diagnostics and graph checks ------------------------------------------------------------
+
+    def _on_timer(self) -> None:
+        self.periodic()
+        level, message, values = self.status()
+        conflicts = self._check_graph()
+        if conflicts:
+            level, message = max(level, WARN), f"{message}; {'; '.join(conflicts)}"
+        if self.pending:
+            values["pending_reconfigure"] = ",".join(sorted(self.pending))
+        self.diagnostics.publish(level, message, values)
+
+    def _check_graph(self) -> list[str]:
+        """Warn (once per change) about another node with our name or another publisher of our topics."""
+        try:
+            conflicts = self.graph_conflicts()
+        except InvalidHandle:  # a publisher destroyed by a concurrent cleanup
+            return self.conflicts
+        if conflicts and conflicts != self.conflicts:
+            self.get_logger().warning(f"{'; '.join(conflicts)}: {SHARED_DOMAIN_HINT}")
+        self.conflicts = conflicts
+        return conflicts
+
+    def graph_conflicts(self) -> list[str]:
+        """Other nodes named like this one, and other publishers on :meth:`exclusive_topics`."""
+        found = []
+        me = (self.get_name(), self.get_namespace())
+        if list(self.get_node_names_and_namespaces()).count(me) > 1:
+            found.append(f"another node is named {self.get_fully_qualified_name()}")
+        for topic in self.exclusive_topics():
+            others = self.count_publishers(topic) - 1
+            if others > 0:
+                found.append(f"{others} other publisher(s) on {topic}")
+        return found
+
+    # --- publishing ------------------------------------------------------------------------------
+
     def safe_publish(self, publisher: Any, msg: Any) -> bool:
-        """Publish, counting and logging (throttled) instead of raising when the middleware refuses."""
+        """Publish, counting and logging (throttled) instead of raising when the middleware refuses.
+
+        A publisher destroyed under a running callback, or a context already shut down by Ctrl-C,
+        means the node is being torn down: that is no failure and is not reported.
+        """
         try:
             publisher.publish(msg)
+        except InvalidHandle:
+            return False
         except Exception as err:  # rclpy raises RCLError subclasses, under overload too
+            if not self.context.ok():
+                return False
             self.publish_failures += 1
             self.get_logger().warning(
-                f"publish on {publisher.topic_name} failed: {err}", throttle_duration_sec=5.0
+                f"publish on {_topic_name(publisher)} failed: {err}", throttle_duration_sec=5.0
             )
             return False
         return True
 
 
+def _topic_name(publisher: Any) -> str:
+    try:
+        return publisher.topic_name
+    except InvalidHandle:
+        return "a destroyed publisher"
+
+
 def spin_node(make_node: Callable[[], Any], args: list[str] | None = None) -> int:
-    """Entry point body for ``ros2 run``: DDS profile, init, spin until Ctrl-C, clean shutdown."""
+    """Entry point body for ``ros2 run``: DDS profile, init, spin until Ctrl-C, quiet shutdown.
+
+    Teardown ignores further Ctrl-C: ``timeout -s INT`` signals the whole process group, so a second
+    SIGINT arrives while the node is being destroyed.
+    """
     use_default_dds_profile()
     rclpy.init(args=args)
     node = None
@@ -86,6 +282,7 @@ def spin_node(make_node: Callable[[], Any], args: list[str] | None = None) -> in
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:
+        ignore_further_interrupts()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

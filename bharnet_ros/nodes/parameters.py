@@ -1,4 +1,9 @@
-"""Declarative ROS parameters: one table per node gives name, default, description and range."""
+"""Declarative ROS parameters: one table per node gives name, default, description, range and when a
+change applies.
+
+A parameter is either ``live`` (a set applies at once), ``read_only`` (fixed once the node is up),
+or, by default, read again by the next configure transition.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,25 @@ from rclpy.node import Node
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter; ``limits`` (min, max) become a descriptor range that ROS enforces on set."""
+    """One parameter; ``limits`` (min, max) become a descriptor range that ROS enforces on set.
+
+    ``live`` parameters apply as soon as they are set; the others wait for the next configure
+    (``read_only`` ones cannot be set at all after start-up).
+    """
 
     name: str
     default: Any
     description: str
     limits: tuple[float, float] | None = None
     read_only: bool = False
+    live: bool = False
 
     def descriptor(self) -> ParameterDescriptor:
-        descriptor = ParameterDescriptor(description=self.description, read_only=self.read_only)
+        descriptor = ParameterDescriptor(
+            description=self.description,
+            read_only=self.read_only,
+            additional_constraints=self.when_applied(),
+        )
         if self.limits is not None and isinstance(self.default, bool):
             raise ValueError(f"parameter {self.name}: a bool has no range")
         if self.limits is not None and isinstance(self.default, int):
@@ -31,11 +45,25 @@ class Param:
             descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
         return descriptor
 
+    def when_applied(self) -> str:
+        """When a set takes effect, in words (shown by ``ros2 param describe``)."""
+        if self.read_only:
+            return "read-only: set it at start-up (YAML, launch or --ros-args)"
+        return "applies at once" if self.live else ON_CONFIGURE
+
+
+ON_CONFIGURE = "takes effect on the next configure (lifecycle cleanup, then configure)"
+
 
 def declare_parameters(node: Node, params: tuple[Param, ...]) -> dict[str, Any]:
     """Declare every parameter (YAML and launch overrides apply) and return the current values."""
     for param in params:
         node.declare_parameter(param.name, param.default, param.descriptor())
+    return read_parameters(node, params)
+
+
+def read_parameters(node: Node, params: tuple[Param, ...]) -> dict[str, Any]:
+    """The node's current value of every parameter in the table."""
     return {param.name: node.get_parameter(param.name).value for param in params}
 
 

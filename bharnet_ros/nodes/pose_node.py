@@ -2,6 +2,8 @@
 
 Only the latest image is ever processed: the subscription is best-effort with depth 1, so frames
 that arrive while MediaPipe works are replaced, never queued. The skeleton header is the image's.
+Configure reads the parameters and starts MediaPipe, so a new backend or threshold takes effect on
+the next configure; ``publish_overlay`` applies at once.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ import sys
 import time
 from typing import Any
 
-from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 
 from bharnet_ros.core.draw import draw_skeleton
@@ -22,9 +25,10 @@ from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
 from bharnet_ros.msg import PersonSkeletonArray
 from bharnet_ros.nodes.conversions import frame_to_msg, stamp_to_seconds
-from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
-from bharnet_ros.nodes.lifecycle import ManagedNode, spin_node
-from bharnet_ros.nodes.parameters import Param, declare_parameters
+from bharnet_ros.nodes.core_logging import speaking_for
+from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
+from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spin_node
+from bharnet_ros.nodes.parameters import Param
 
 try:  # a real ROS install has it; the PyPI wheels do not
     from cv_bridge import CvBridge
@@ -38,9 +42,10 @@ PARAMS = (
     Param("min_detection_confidence", 0.5, "MediaPipe detection threshold", (0.0, 1.0)),
     Param("min_tracking_confidence", 0.5, "MediaPipe tracking threshold", (0.0, 1.0)),
     Param("compressed", False, "subscribe to sensor_msgs/CompressedImage on image_raw/compressed"),
-    Param("publish_overlay", True, "publish the drawn skeleton on 'overlay' (only while subscribed)"),
-    Param("diagnostics_period", 1.0, "seconds between /diagnostics updates", (0.1, 60.0)),
-    Param("autostart", True, "configure and activate on start-up (no lifecycle manager needed)"),
+    Param(
+        "publish_overlay", True, "publish the drawn skeleton on 'overlay' (only while subscribed)", live=True
+    ),
+    *MANAGED_PARAMS,
 )
 SKELETON_QOS = QoSProfile(depth=10)  # reliable: skeletons are small and every gap hurts a window
 IMAGE_QOS = QoSProfile(
@@ -55,63 +60,59 @@ class PoseNode(ManagedNode):
     """Runs the MediaPipe pose stage on the newest camera image."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__("pose", **kwargs)
-        self.params = declare_parameters(self, PARAMS)
         self.estimator: PoseEstimator | None = None
+        self.skeleton_pub = self.overlay_pub = None
         self.frames_in = 0
         self.bad_frames = 0
         self.processing = Percentiles()
         self.rate_in = RateMeter()
         self.drops = GapDropCounter()
         self.error = ""
-        self.diagnostics = DiagnosticsPublisher(self)
-        self.diagnostics_timer = self.create_timer(
-            self.params["diagnostics_period"], self._publish_diagnostics
-        )
-        if self.params["autostart"]:
-            self.start_automatically()
+        super().__init__("pose", PARAMS, **kwargs)
 
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def acquire(self) -> TransitionCallbackReturn:
         try:
-            self.estimator = PoseEstimator(
-                backend=self.params["backend"],
-                min_detection_confidence=self.params["min_detection_confidence"],
-                min_tracking_confidence=self.params["min_tracking_confidence"],
-            )
+            with speaking_for(self):
+                self.estimator = PoseEstimator(
+                    backend=self.params["backend"],
+                    min_detection_confidence=self.params["min_detection_confidence"],
+                    min_tracking_confidence=self.params["min_tracking_confidence"],
+                )
         except (ValueError, RuntimeError) as err:
             self.error = f"cannot start the pose stage: {err}"
             self.get_logger().error(self.error)
             return TransitionCallbackReturn.FAILURE
         self.error = ""
-        self.skeleton_pub = self.create_lifecycle_publisher(PersonSkeletonArray, "skeletons", SKELETON_QOS)
-        self.overlay_pub = self.create_lifecycle_publisher(Image, "overlay", qos_profile_sensor_data)
-        self.diagnostics = DiagnosticsPublisher(self)
-        self.diagnostics_timer = self.create_timer(
-            self.params["diagnostics_period"], self._publish_diagnostics
-        )
+        self.skeleton_pub = self.create_configured_publisher(PersonSkeletonArray, "skeletons", SKELETON_QOS)
+        self.overlay_pub = self.create_configured_publisher(Image, "overlay", qos_profile_sensor_data)
         self.get_logger().info(f"pose stage ready: MediaPipe {self.params['backend']}")
         return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def subscribe(self) -> list[Subscription]:
         compressed = self.params["compressed"]
-        self.subscription = self.create_subscription(
+        subscription = self.create_subscription(
             CompressedImage if compressed else Image,
             "image_raw/compressed" if compressed else "image_raw",
             self._on_image,
             IMAGE_QOS,
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
-        return super().on_activate(state)
+        return [subscription]
 
     def release(self) -> None:
         super().release()
+        self.skeleton_pub = self.overlay_pub = None
         if self.estimator is not None:
             self.estimator.close()
             self.estimator = None
-            self.destroy_lifecycle_publisher(self.skeleton_pub)
-            self.destroy_lifecycle_publisher(self.overlay_pub)
+
+    def exclusive_topics(self) -> list[str]:
+        return [self.skeleton_pub.topic_name] if self.skeleton_pub is not None else []
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
+        estimator = self.estimator
+        if estimator is None:  # an image taken just before cleanup
+            return
         started = time.monotonic()
         self.frames_in += 1
         self.rate_in.tick(started)
@@ -119,7 +120,8 @@ class PoseNode(ManagedNode):
         self.drops.observe(stamp)
         try:
             image = self._decode(msg)
-            frame = self.estimator.estimate(image, stamp)
+            with speaking_for(self):
+                frame = estimator.estimate(image, stamp)
         except (ImageError, SkeletonError) as err:
             self.bad_frames += 1
             self.get_logger().warning(f"skipped an image: {err}", throttle_duration_sec=5.0)
@@ -149,7 +151,7 @@ class PoseNode(ManagedNode):
         overlay.data = drawn.tobytes()
         self.safe_publish(self.overlay_pub, overlay)
 
-    def _publish_diagnostics(self) -> None:
+    def status(self) -> Status:
         timing = self.processing.summary()
         values = {
             "input_rate_hz": self.rate_in.rate(time.monotonic()),
@@ -161,10 +163,9 @@ class PoseNode(ManagedNode):
             "publish_failures": self.publish_failures,
             "backend": self.params["backend"],
         }
-        level, message = (WARN, "bad input frames seen") if self.bad_frames else (OK, "running")
         if self.estimator is None:
-            level, message = ERROR, self.error or "not configured"
-        self.diagnostics.publish(level, message, values)
+            return ERROR, self.error or "not configured", values
+        return (WARN, "bad input frames seen", values) if self.bad_frames else (OK, "running", values)
 
 
 def main(args: list[str] | None = None) -> int:

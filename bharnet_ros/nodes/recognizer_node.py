@@ -1,9 +1,10 @@
 """Recognizer node: skeletons in, smoothed actions out on /bharnet/action.
 
-Configure loads the ONNX model and checks which ONNX Runtime provider really runs it (a missing
-or broken model fails configure with a clear log; the node stays up). Activate subscribes. One
-window per person, covering the model's window duration; the core Recognizer decides every
-``stride_seconds`` and publishes ``none`` when no known gesture is confident enough.
+Configure reads the parameters, loads the ONNX model and checks which ONNX Runtime provider really
+runs it (a missing or broken model fails configure with a clear log; the node stays up). Activate
+subscribes. One window per person, covering the model's window duration; the core Recognizer
+decides every ``stride_seconds`` and publishes ``none`` when no known gesture is confident enough.
+The decision parameters (``Param.live``) apply to the running recognizer at once.
 """
 
 from __future__ import annotations
@@ -15,18 +16,21 @@ from typing import Any
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.subscription import Subscription
 from std_msgs.msg import Header
 
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.recognizer import ActionResult, Recognizer, RecognizerConfig, load_window_classifier
 from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.core.stats import Percentiles, RateMeter
-from bharnet_ros.core.sync import ApproximateSync, attach_hands
+from bharnet_ros.core.sync import attach_hands
 from bharnet_ros.msg import Action, ActionLabels, PersonSkeletonArray
-from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp, stamp_to_seconds
-from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
-from bharnet_ros.nodes.lifecycle import ManagedNode, spin_node
-from bharnet_ros.nodes.parameters import Param, declare_parameters
+from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp
+from bharnet_ros.nodes.core_logging import speaking_for
+from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
+from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spin_node
+from bharnet_ros.nodes.pairing import subscribe_pair
+from bharnet_ros.nodes.parameters import Param
 
 DEFAULT_MODEL = "models/bharnet_e_expert_only.onnx"
 C = RecognizerConfig()
@@ -38,13 +42,26 @@ PARAMS = (
     Param("require_device", False, "fail configure instead of falling back to CPU"),
     Param("threads", 1, "ONNX Runtime intra-op threads (1 leaves a core to MediaPipe)", (0, 64)),
     Param("window_seconds", C.window_seconds, "window duration in seconds; 0 = the model's own", (0.0, 60.0)),
-    Param("stride_seconds", C.stride_seconds, "classify a person's window at most this often", (0.0, 10.0)),
-    Param("min_seconds", C.min_seconds, "seconds of history before a person's first decision", (0.0, 60.0)),
+    Param(
+        "stride_seconds",
+        C.stride_seconds,
+        "classify a person's window at most this often",
+        (0.0, 10.0),
+        live=True,
+    ),
+    Param(
+        "min_seconds",
+        C.min_seconds,
+        "seconds of history before a person's first decision",
+        (0.0, 60.0),
+        live=True,
+    ),
     Param(
         "none_threshold",
         C.none_threshold,
         "smoothed confidence below which the label is 'none'; 0 = the model's calibrated threshold",
         (0.0, 1.0),
+        live=True,
     ),
     Param("max_gap", C.max_gap, "hand gaps up to this many frames are interpolated", (0, 256)),
     Param(
@@ -55,29 +72,38 @@ PARAMS = (
     ),
     Param("max_persons", C.max_persons, "persons tracked at once (the stalest is dropped)", (1, 64)),
     Param(
-        "smoothing", C.smoothing, "weight of the newest window in the label average (1 = none)", (0.01, 1.0)
+        "smoothing",
+        C.smoothing,
+        "weight of the newest window in the label average (1 = none)",
+        (0.01, 1.0),
+        live=True,
     ),
-    Param("switch_margin", C.switch_margin, "probability lead needed to change the label", (0.0, 1.0)),
-    Param("top_k", C.top_k, "labels listed in each Action", (1, 100)),
+    Param(
+        "switch_margin",
+        C.switch_margin,
+        "probability lead needed to change the label",
+        (0.0, 1.0),
+        live=True,
+    ),
+    Param("top_k", C.top_k, "labels listed in each Action", (1, 100), live=True),
     Param(
         "body_topic",
         "",
         "take bodies from this PersonSkeletonArray topic (e.g. a depth tracker), hands from ours",
     ),
     Param("sync_slop", 0.05, "seconds by which body and hand stamps may differ to be paired", (0.0, 1.0)),
-    Param("diagnostics_period", 1.0, "seconds between /diagnostics updates", (0.1, 60.0)),
-    Param("autostart", True, "configure and activate on start-up (no lifecycle manager needed)"),
+    *MANAGED_PARAMS,
 )
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+SKELETON_QOS = QoSProfile(depth=30)  # reliable; absorbs a second of bursts from several persons
 
 
 class RecognizerNode(ManagedNode):
     """Runs BHaRNet on per-person sliding windows of skeletons."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__("recognizer", **kwargs)
-        self.params = declare_parameters(self, PARAMS)
         self.recognizer: Recognizer | None = None
+        self.action_pub = self.labels_pub = None
         self.model_error = ""
         self.bad_messages = 0
         self.actions_published = 0
@@ -85,86 +111,64 @@ class RecognizerNode(ManagedNode):
         self.latency = Percentiles()
         self.rate_in = RateMeter()
         self._last_arrival = 0.0
-        self.diagnostics = DiagnosticsPublisher(self)
-        self.diagnostics_timer = self.create_timer(self.params["diagnostics_period"], self._tick)
-        if self.params["autostart"]:
-            self.start_automatically()
+        super().__init__("recognizer", PARAMS, **kwargs)
 
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def acquire(self) -> TransitionCallbackReturn:
+        device, runtime = self.params["device"], self._runtime()
         try:
-            classifier = load_window_classifier(self._model_path(), self.params["device"], **self._runtime())
+            with speaking_for(self):
+                classifier = load_window_classifier(self._model_path(), device, **runtime)
         except (FileNotFoundError, ValueError, RuntimeError) as err:
             self.model_error = str(err)
             self.get_logger().error(f"cannot load the model: {err}")
             return TransitionCallbackReturn.FAILURE
         self.model_error = ""
-        self.recognizer = Recognizer(classifier, self._recognizer_config())
+        self.recognizer = Recognizer(classifier, RecognizerConfig.from_params(self.params))
         self.get_logger().info(f"model {classifier.description} running on {classifier.providers}")
-        self.action_pub = self.create_lifecycle_publisher(Action, "action", QoSProfile(depth=10))
-        self.labels_pub = self.create_lifecycle_publisher(ActionLabels, "labels", LATCHED)
+        self.action_pub = self.create_configured_publisher(Action, "action", QoSProfile(depth=10))
+        self.labels_pub = self.create_configured_publisher(ActionLabels, "labels", LATCHED)
         return TransitionCallbackReturn.SUCCESS
 
+    def subscribe(self) -> list[Subscription]:
+        """Skeletons; with ``body_topic``, hands from ours and bodies from there, paired by stamp."""
+        overrides = QoSOverridingOptions.with_default_policies()
+        if not self.params["body_topic"]:
+            return [
+                self.create_subscription(
+                    PersonSkeletonArray, "skeletons", self._on_skeletons, SKELETON_QOS,
+                    qos_overriding_options=overrides,
+                )
+            ]  # fmt: skip
+        topics = ("skeletons", self.params["body_topic"])
+        return subscribe_pair(
+            self, PersonSkeletonArray, topics, self._on_synchronised, self.params["sync_slop"], SKELETON_QOS,
+            qos_overriding_options=overrides,
+        )  # fmt: skip
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self.params["body_topic"]:
-            self.subscription = self._subscribe_synchronised()
-        else:
-            self.subscription = self._subscribe("skeletons", self._on_skeletons)
         result = super().on_activate(state)
         self._publish_labels()
         return result
 
-    def _subscribe(self, topic: str, callback):
-        return self.create_subscription(
-            PersonSkeletonArray,
-            topic,
-            callback,
-            QoSProfile(depth=30),  # reliable; absorbs a second of bursts from several persons
-            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-        )
-
-    def _subscribe_synchronised(self) -> list:
-        """Hands from ``skeletons`` and bodies from ``body_topic``, paired by approximate time.
-
-        message_filters is used where it is installed (a ROS install); core.sync otherwise.
-        """
-        slop, body_topic = self.params["sync_slop"], self.params["body_topic"]
-        try:
-            import message_filters
-        except ImportError:
-            sync = ApproximateSync(slop=slop, queue_size=30)
-
-            def feed(stream: int):
-                def callback(msg: PersonSkeletonArray) -> None:
-                    pair = sync.add(stream, stamp_to_seconds(msg.header.stamp), msg)
-                    if pair is not None:
-                        self._on_synchronised(*pair)
-
-                return callback
-
-            return [self._subscribe("skeletons", feed(0)), self._subscribe(body_topic, feed(1))]
-        subscribers = [
-            message_filters.Subscriber(self, PersonSkeletonArray, topic, qos_profile=QoSProfile(depth=30))
-            for topic in ("skeletons", body_topic)
-        ]
-        synchroniser = message_filters.ApproximateTimeSynchronizer(subscribers, 30, slop)
-        synchroniser.registerCallback(self._on_synchronised)
-        return [subscribers, synchroniser]
-
     def release(self) -> None:
         super().release()
+        self.recognizer = None
+        self.action_pub = self.labels_pub = None
+
+    def apply_live(self, names: set[str]) -> None:
+        """Decision settings go to the running recognizer; every person's window is kept."""
+        super().apply_live(names)
         if self.recognizer is not None:
-            self.recognizer = None
-            self.destroy_lifecycle_publisher(self.action_pub)
-            self.destroy_lifecycle_publisher(self.labels_pub)
+            self.recognizer.apply_live(RecognizerConfig.from_params(self.params))
+
+    def exclusive_topics(self) -> list[str]:
+        return [self.action_pub.topic_name] if self.action_pub is not None else []
 
     def _model_path(self) -> str:
         return self.params["model"] or str(share_file(DEFAULT_MODEL))
 
     def _runtime(self) -> dict[str, Any]:
         return {"require": self.params["require_device"], "threads": self.params["threads"]}
-
-    def _recognizer_config(self) -> RecognizerConfig:
-        return RecognizerConfig.from_params(self.params)
 
     def _publish_labels(self) -> None:
         classifier = self.recognizer.classifier
@@ -194,12 +198,16 @@ class RecognizerNode(ManagedNode):
         return frames
 
     def _push_all(self, frames: list, header: Header, received: float) -> None:
+        recognizer = self.recognizer
+        if recognizer is None:  # a message taken just before cleanup
+            return
         self._last_arrival = received
         self.rate_in.tick(received)
-        for frame in frames:
-            result = self.recognizer.push(frame)
-            if result is not None:
-                self._publish_action(result, header, received)
+        with speaking_for(self):
+            for frame in frames:
+                result = recognizer.push(frame)
+                if result is not None:
+                    self._publish_action(result, header, received)
         self.processing.add(time.monotonic() - received)
 
     def _publish_action(self, result: ActionResult, header: Header, received: float) -> None:
@@ -225,21 +233,21 @@ class RecognizerNode(ManagedNode):
             self.actions_published += 1
             self.latency.add(msg.processing_latency)
 
-    def _tick(self) -> None:
-        """Timer: forget persons who left (also when no skeletons arrive at all), then report.
+    def periodic(self) -> None:
+        """Forget persons who left, also when no skeletons arrive at all.
 
         "Now" is the newest frame stamp plus the time since it arrived, so it works whatever clock
         the camera stamps with (system time, sim time, or a bag's original time).
         """
-        if self.recognizer is None:
-            self.diagnostics.publish(ERROR, self.model_error or "not configured", {"state": "inactive"})
-            return
-        newest = self.recognizer.windows.latest_stamp
+        recognizer = self.recognizer
+        newest = recognizer.windows.latest_stamp if recognizer is not None else None
         if newest is not None:
-            self.recognizer.prune(newest + time.monotonic() - self._last_arrival)
-        self._publish_diagnostics()
+            with speaking_for(self):
+                recognizer.prune(newest + time.monotonic() - self._last_arrival)
 
-    def _publish_diagnostics(self) -> None:
+    def status(self) -> Status:
+        if self.recognizer is None:
+            return ERROR, self.model_error or "not configured", {"state": "inactive"}
         timing, latency = self.processing.summary(), self.latency.summary()
         windows = self.recognizer.windows
         fills = [buffer.fill for _, buffer in windows.items()]
@@ -257,10 +265,9 @@ class RecognizerNode(ManagedNode):
             "publish_failures": self.publish_failures,
             "resets": windows.stats.resets,
         }
-        level, message = OK, "running"
         if self.bad_messages or self.publish_failures:
-            level, message = WARN, "bad input or publish failures seen"
-        self.diagnostics.publish(level, message, values)
+            return WARN, "bad input or publish failures seen", values
+        return OK, "running", values
 
 
 def main(args: list[str] | None = None) -> int:

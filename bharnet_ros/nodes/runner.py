@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import threading
 import time
+from collections.abc import Callable
 
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
-from bharnet_ros.nodes.environment import use_default_dds_profile
-from bharnet_ros.nodes.graph import GraphOptions, NodeSpec, describe_graph, ros_arguments
+from bharnet_ros.nodes.environment import ignore_further_interrupts, use_default_dds_profile
+from bharnet_ros.nodes.graph import ACTION_TOPIC, GraphOptions, NodeSpec, describe_graph, ros_arguments
+
+DISCOVERY_SECONDS = 3.0  # how long start-up looks for another graph (the node imports overlap it)
+WATCH_SECONDS = 15.0  # after start, a conflict the nodes find (slow discovery) still stops the graph
 
 
 def create_node(spec: NodeSpec, options: GraphOptions, context: Context | None = None) -> Node:
@@ -40,41 +46,139 @@ class NodeThreads:
         self.nodes: list[Node] = []
         self._executors: list[SingleThreadedExecutor] = []
         self._threads: list[threading.Thread] = []
+        self._stopping = False
 
     def add(self, node: Node) -> Node:
         executor = SingleThreadedExecutor(context=self.context)
         executor.add_node(node)
-        thread = threading.Thread(target=executor.spin, name=node.get_name(), daemon=True)
+        thread = threading.Thread(target=self._spin, args=(executor,), name=node.get_name(), daemon=True)
         self.nodes.append(node)
         self._executors.append(executor)
         self._threads.append(thread)
         thread.start()
         return node
 
-    def shutdown(self) -> None:
-        """Stop the executors, destroy the nodes and join the threads (the context stays)."""
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the executors, let each thread finish the callback in hand, then destroy the nodes.
+
+        rclpy's ``Executor.shutdown`` returns without waiting for a running callback, so the threads
+        are joined first; destroying a node under a running callback breaks its publishers
+        (InvalidHandle). The context stays.
+        """
+        self._stopping = True
         for executor in self._executors:
-            executor.shutdown(timeout_sec=5)
+            executor.shutdown(timeout_sec=0)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         for node in self.nodes:
             node.destroy_node()
-        for thread in self._threads:
-            thread.join(timeout=5)
+
+    def _spin(self, executor: SingleThreadedExecutor) -> None:
+        """Spin until shut down; errors of a callback cut short by the shutdown are not reported."""
+        try:
+            executor.spin()
+        except ExternalShutdownException:
+            pass
+        except Exception:
+            if not self._stopping:
+                raise
 
 
-def run_graph(options: GraphOptions, duration: float = 0.0) -> int:
-    """Start every node of the graph until Ctrl-C or ``duration`` seconds."""
+def find_conflicts(
+    options: GraphOptions,
+    context: Context | None = None,
+    wait: float = DISCOVERY_SECONDS,
+    meanwhile: Callable[[], object] = lambda: None,
+) -> list[str]:
+    """What of this graph already runs in the ROS domain: nodes of its names, its action topic.
+
+    Discovery takes a few seconds, so this looks for up to ``wait`` seconds (less once it finds
+    one), running ``meanwhile`` (slow work such as imports) while discovery goes on.
+    """
+    name = f"bharnet_run_check_{os.getpid()}"
+    probe = Node(name, context=context, start_parameter_services=False, enable_rosout=False)
+    try:
+        deadline = time.monotonic() + wait
+        meanwhile()
+        while not (found := _conflicts(probe, options)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return found
+    finally:
+        probe.destroy_node()
+
+
+def _conflicts(probe: Node, options: GraphOptions) -> list[str]:
+    namespace = "/" + options.namespace.strip("/")
+    running = set(probe.get_node_names_and_namespaces())
+    found = [
+        f"a node {_join(namespace, spec.name)} is already running"
+        for spec in describe_graph(options)
+        if (spec.name, namespace) in running
+    ]
+    action = _join(namespace, ACTION_TOPIC)
+    if probe.count_publishers(action):
+        found.append(f"{action} already has a publisher")
+    return found
+
+
+def _import_nodes(options: GraphOptions) -> None:
+    """Import the node modules (MediaPipe, ONNX Runtime: seconds) while discovery runs."""
+    for spec in describe_graph(options):
+        importlib.import_module(spec.module)
+
+
+def _join(namespace: str, name: str) -> str:
+    return namespace.rstrip("/") + "/" + name
+
+
+def refusal(conflicts: list[str]) -> str:
+    """The start-up error when another graph runs in this ROS domain, with what to do about it."""
+    domain = os.environ.get("ROS_DOMAIN_ID", "0")
+    return (
+        f"error: another recognition graph is running in ROS domain {domain}: {'; '.join(conflicts)}.\n"
+        "Two graphs under the same names share nodes and topics (each pose node takes both cameras).\n"
+        "Start this one with --namespace NAME (its topics move under /NAME), or with another domain,\n"
+        "e.g. ROS_DOMAIN_ID=42 bharnet run ..."
+    )
+
+
+def run_graph(options: GraphOptions, duration: float = 0.0, discovery: float = DISCOVERY_SECONDS) -> int:
+    """Start every node of the graph until Ctrl-C or ``duration`` seconds; exits quietly.
+
+    Refuses (exit code 2) when the same graph already runs in the ROS domain: before starting
+    (:func:`find_conflicts`), or when the nodes find it within ``WATCH_SECONDS`` of the start, since
+    discovery can take longer than the check before. Teardown ignores further Ctrl-C (the process
+    is exiting).
+    """
     use_default_dds_profile()
     rclpy.init()
     graph = NodeThreads()
     try:
-        for spec in describe_graph(options):
-            graph.add(create_node(spec, options))
-        deadline = time.monotonic() + duration if duration > 0 else None
-        while rclpy.ok() and (deadline is None or time.monotonic() < deadline):
-            time.sleep(0.1)
+        conflicts = find_conflicts(options, wait=discovery, meanwhile=lambda: _import_nodes(options))
+        if not conflicts:
+            for spec in describe_graph(options):
+                graph.add(create_node(spec, options))
+            conflicts = _wait(graph, duration)
+        if conflicts:
+            print(refusal(conflicts), file=sys.stderr)
+            return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        ignore_further_interrupts()
         graph.shutdown()
         rclpy.try_shutdown()
     return 0
+
+
+def _wait(graph: NodeThreads, duration: float) -> list[str]:
+    """Run until shutdown or ``duration``; returns early with what the nodes found of another graph."""
+    started = time.monotonic()
+    while rclpy.ok() and (duration <= 0 or time.monotonic() < started + duration):
+        if time.monotonic() < started + WATCH_SECONDS:
+            conflicts = [c for node in graph.nodes for c in getattr(node, "conflicts", [])]
+            if conflicts:
+                return conflicts
+        time.sleep(0.1)
+    return []

@@ -1,7 +1,8 @@
 """Video source node: publishes a video file or a V4L2 camera as sensor_msgs/Image (bgr8).
 
 For demos, tests and bag making; robots use their own camera driver. Frames are stamped with the
-node clock (sim time works) at the file's native rate or the ``rate`` parameter.
+node clock (sim time works) at the file's native rate or the ``rate`` parameter. It is not a
+lifecycle node and reads its parameters once, so they are read-only after start-up.
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ from bharnet_ros.nodes.lifecycle import spin_node
 from bharnet_ros.nodes.parameters import Param, declare_parameters
 
 PARAMS = (
-    Param("video", "", "video file to play, or a camera device number such as '0' (V4L2)"),
+    Param("video", "", "video file to play, or a camera device number such as '0' (V4L2)", read_only=True),
     Param(
-        "rate", 0.0, "frames per second to publish; 0 = the file's own rate (30 for cameras)", (0.0, 240.0)
+        "rate",
+        0.0,
+        "frames per second to publish; 0 = the file's own rate (30 for cameras)",
+        (0.0, 240.0),
+        read_only=True,
     ),
-    Param("loop", False, "start the file again at its end"),
-    Param("frame_id", "camera", "frame_id of the published images"),
-    Param("max_frames", 0, "stop after this many frames (0 = no limit)", (0, 10_000_000)),
+    Param("loop", False, "start the file again at its end", read_only=True),
+    Param("frame_id", "camera", "frame_id of the published images", read_only=True),
+    Param("max_frames", 0, "stop after this many frames (0 = no limit)", (0, 10_000_000), read_only=True),
 )
 
 

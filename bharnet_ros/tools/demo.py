@@ -1,10 +1,13 @@
 """``bharnet demo``: see the recognizer work with no camera and nothing to download.
 
-The default input is a scripted sequence of gestures from the project's synthetic generator,
-stored as a skeleton bag with its true segments. It is replayed in real time into the real ROS 2
-recognizer node (default model, Fast DDS), and the recognized timeline is printed next to the
-truth, with latencies, plus a timeline plot. ``--video`` runs the full pipeline (video -> MediaPipe
-pose node -> recognizer) on a real video instead.
+Where the real HRI recordings are beside the project (``../shared/data/hri_gestures``, or
+``--people DIR``), the default input is **real people**: one person's gesture clips played one
+after another as a continuous camera stream, with their true segments. The stream becomes a camera
+bag that is replayed in real time through the whole ROS 2 graph (MediaPipe pose node, recognizer
+node with the default model, Fast DDS), and the recognized timeline is printed next to the truth,
+with latencies, plus a timeline plot. Without those recordings the input is a scripted sequence of
+the project's synthetic gestures, stored as a skeleton bag and replayed into the recognizer node.
+``--video`` runs the full pipeline on any video instead.
 
 The demo writes ``OUT/bag``, ``OUT/labels.csv`` and ``OUT/report/``. A non-empty OUT needs
 ``--force``, and even then only those files are replaced: nothing else in OUT is deleted.
@@ -13,6 +16,7 @@ The demo writes ``OUT/bag``, ``OUT/labels.csv`` and ``OUT/report/``. A non-empty
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +24,15 @@ import numpy as np
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import atomic_file, check_output_folder, staged_folder
 
+# Synthetic fallback: the gestures the default model knows from the generator; fidget is "none".
 SCRIPT = (
-    ("idle", 2.0), ("wave", 3.0), ("thumbs_up", 3.0), ("stop", 3.0), ("come_here", 3.0),
-    ("victory_sign", 3.0), ("clap", 3.0), ("idle", 2.0),
+    ("idle", 2.0), ("thumbs_up", 3.0), ("fidget", 3.0), ("victory_sign", 3.0), ("ok_sign", 3.0),
+    ("thumbs_down", 3.0), ("pointing", 3.0), ("idle", 2.0),
 )  # fmt: skip
-SHORT_SCRIPT = (("idle", 1.0), ("wave", 2.0), ("stop", 2.0))
+SHORT_SCRIPT = (("idle", 1.0), ("thumbs_up", 2.0), ("victory_sign", 2.0))
+SYNTH_TRUTH = {"fidget": "none", "idle": None}  # truth names in the model's vocabulary (None: unscored)
+PEOPLE = Path("../shared/data/hri_gestures")  # the real recordings, beside the project
+PEOPLE_SCRIPT = ("greeting", "stop", "come", "left", "right", "attention", "yes", "no")
 FPS = 30.0
 START = 1000.0  # stamp of the first frame, seconds
 SKELETON_TOPIC = "/bharnet/skeletons"
@@ -35,6 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for the bag and report")
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic performer")
+    parser.add_argument(
+        "--people", type=Path, default=None,
+        help=f"real recordings DIR/<person>/<gesture>_<take>_<distance>_<framing>.avi (default {PEOPLE} "
+        "where it exists; else synthetic gestures)",
+    )  # fmt: skip
+    parser.add_argument("--person", default="S2", help="whose clips to play (default S2)")
+    parser.add_argument("--distance", default="4m", help="which distance's clips (default 4m)")
+    parser.add_argument(
+        "--synthetic", action="store_true", help="the synthetic script even where people exist"
+    )
     parser.add_argument("--rate", type=float, default=1.0, help="replay speed factor")
     parser.add_argument("--short", action="store_true", help="a 5-second script instead of 22 s (for tests)")
     parser.add_argument(
@@ -48,11 +66,17 @@ def run(args: argparse.Namespace) -> int:
     from bharnet_ros.tools.bag import evaluate_bag, format_table
 
     video = Path(args.video) if args.video else None
+    people = None if video or args.synthetic else _people_folder(args.people)
     check_output_folder(args.out, [video, args.model], args.force)
     bag = args.out / "bag"
     with staged_folder(bag) as staged:
-        labels = _video_input(args, staged) if video else _scripted_input(args, staged)
-    print(f"input: {bag} ({'video ' + args.video if args.video else 'scripted synthetic gestures'})")
+        if video:
+            labels, what = _video_input(args, staged), f"video {args.video}"
+        elif people:
+            labels, what = _people_input(args, people, staged)
+        else:
+            labels, what = _scripted_input(args, staged), "scripted synthetic gestures"
+    print(f"input: {bag} ({what})")
     summary = evaluate_bag(
         bag, labels, args.out / "report", model=args.model, realtime=True, rate=args.rate, force=args.force
     )
@@ -70,6 +94,11 @@ def _scripted_input(args: argparse.Namespace, bag: Path) -> Path:
 
     script = SHORT_SCRIPT if args.short else SCRIPT
     sequence, segments = generate_scripted(list(script), np.random.default_rng(args.seed), fps=FPS)
+    segments = [
+        replace(s, label=SYNTH_TRUTH.get(s.label, s.label))
+        for s in segments
+        if SYNTH_TRUTH.get(s.label, s.label)
+    ]
     with BagWriter(bag) as writer:
         writer.add_topic(SKELETON_TOPIC, SKELETON_TYPE)
         for t in range(len(sequence)):
@@ -80,6 +109,41 @@ def _scripted_input(args: argparse.Namespace, bag: Path) -> Path:
     with atomic_file(args.out / "labels.csv") as temporary:
         save_csv(temporary, segments)
     return args.out / "labels.csv"
+
+
+def _people_folder(given: Path | None) -> Path | None:
+    """The real recordings to play: ``--people``, else the default folder where it exists."""
+    if given is not None:
+        if not given.is_dir():
+            raise UsageError(f"--people {given} is not a folder of per-person clip folders")
+        return given
+    return PEOPLE if PEOPLE.is_dir() else None
+
+
+def _people_input(args: argparse.Namespace, people: Path, bag: Path) -> tuple[Path, str]:
+    """One person's clips as a continuous stream video, its bag and its labels file."""
+    from bharnet_ros.core.annotations import save_csv
+    from bharnet_ros.core.bag import BagError, write_video_bag
+    from bharnet_ros.core.compose import ComposeError, Piece, compose_stream
+
+    folder = people / args.person
+    script = PEOPLE_SCRIPT[:3] if args.short else PEOPLE_SCRIPT
+    pieces = []
+    for label in script:
+        clips = sorted(folder.glob(f"{label}_*_{args.distance}_*.avi"))
+        if not clips:
+            raise UsageError(f"no {label} clip at {args.distance} in {folder}; pick --person and --distance")
+        pieces.append(Piece(clips[0], label))
+    try:
+        with atomic_file(args.out / "stream.mp4") as temporary:
+            segments = compose_stream(pieces, temporary)
+        write_video_bag(args.out / "stream.mp4", bag)
+    except (ComposeError, BagError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    with atomic_file(args.out / "labels.csv") as temporary:
+        save_csv(temporary, segments)
+    what = f"real person {args.person} at {args.distance}: {', '.join(script)} (HRI recordings, {people})"
+    return args.out / "labels.csv", what
 
 
 def _video_input(args: argparse.Namespace, bag: Path) -> None:

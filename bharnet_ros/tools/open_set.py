@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.outputs import check_output_folder, staged_folder
 
 NONE = "none"
 
@@ -24,6 +25,7 @@ NONE = "none"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("videos", nargs="+", type=Path, help="videos of motion outside the vocabulary")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--force", action="store_true", help="reuse a non-empty --out")
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
     parser.add_argument("--params-file", default="", help="graph parameters (default config/recognize.yaml)")
     parser.add_argument("--realtime", action="store_true", help="replay through the real ROS graph")
@@ -33,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [str(v) for v in args.videos if not v.is_file()]
     if missing:
         raise UsageError(f"videos not found: {', '.join(missing)}")
+    check_output_folder(args.out, [*args.videos, args.model], args.force)
     stems = [v.stem for v in args.videos]
     if len(set(stems)) != len(stems):
         raise UsageError("two videos share a file name; give each a distinct name")
@@ -53,17 +56,16 @@ def evaluate_video(args: argparse.Namespace, video: Path) -> dict[str, Any]:
     from bharnet_ros.tools.bag import evaluate_bag
 
     folder = args.out / video.stem
-    if folder.exists() and any(folder.iterdir()):
-        raise UsageError(f"{folder} is not empty; choose a new --out (nothing is overwritten)")
     try:
-        summary = write_video_bag(video, folder / "bag")
+        with staged_folder(folder / "bag") as staged:
+            summary = write_video_bag(video, staged)
     except (BagError, ValueError) as err:
         raise UsageError(f"{video}: {err}") from None
     seconds = (summary.last_stamp - summary.first_stamp) * 1e-9 + 1.0
     labels = save_csv(folder / "labels.csv", [Segment(0.0, seconds, NONE)])
     return evaluate_bag(
         folder / "bag", labels, folder / "report", model=args.model, realtime=args.realtime,
-        params_file=args.params_file,
+        params_file=args.params_file, force=args.force,
     )  # fmt: skip
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.outputs import check_output_folder, staged_folder
 
 CLIP = re.compile(r"^(?P<label>.+?)_(?P<take>[^_]+)_(?P<distance>[^_]+)_(?P<framing>[^_]+)$")
 IDLE_LABEL = "static"  # standing still: the filler between gestures, not scored
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset", type=Path, required=True, help="the clips' skeletons (bharnet import videos)"
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--force", action="store_true", help="reuse a non-empty --out")
     models = parser.add_mutually_exclusive_group(required=True)
     models.add_argument("--model", type=Path, help="ONNX model for every person")
     models.add_argument(
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.source.is_dir():
         raise UsageError(f"{args.source} is not a folder of per-person clip folders")
+    check_output_folder(args.out, [args.source, args.dataset, args.model], args.force)
     try:
         skeletons = SkeletonDataset.load(args.dataset)
     except (DatasetError, FileNotFoundError) as err:
@@ -141,18 +144,17 @@ def run_stream(args: argparse.Namespace, person: str, pieces: list, folder: Path
     from bharnet_ros.core.compose import ComposeError, compose_stream
     from bharnet_ros.tools.bag import evaluate_bag
 
-    if folder.exists() and any(folder.iterdir()):
-        raise UsageError(f"{folder} is not empty; choose a new --out (nothing is overwritten)")
     try:
         segments = compose_stream(pieces, folder / "stream.mp4")
-        write_video_bag(folder / "stream.mp4", folder / "bag")
+        with staged_folder(folder / "bag") as staged:
+            write_video_bag(folder / "stream.mp4", staged)
     except (ComposeError, BagError, ValueError) as err:
         raise UsageError(str(err)) from None
     labels = save_csv(folder / "labels.csv", segments)
     model = args.model or fold_model(args.cv, person, folder, args.expert_only)
     return evaluate_bag(
         folder / "bag", labels, folder / "report", model=model, realtime=args.realtime,
-        params_file=args.params_file,
+        params_file=args.params_file, force=args.force,
     )  # fmt: skip
 
 

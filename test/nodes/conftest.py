@@ -10,8 +10,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import rclpy
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter, parameter_value_to_python
+from rclpy.parameter_client import AsyncParameterClient
 from sensor_msgs.msg import Image
 
 
@@ -38,10 +43,10 @@ def ros():
     thread.start()
     yield SimpleNamespace(context=context, add=add, adopt=adopt, executor=executor)
     executor.shutdown(timeout_sec=5)
+    thread.join(timeout=10)  # the callback in hand finishes before its node is destroyed
     for node in nodes:
         node.destroy_node()
     rclpy.try_shutdown(context=context)
-    thread.join(timeout=5)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
@@ -73,3 +78,62 @@ def wait():
 @pytest.fixture
 def make_image():
     return image_message
+
+
+class ParameterClient:
+    """What ``ros2 param get/set`` does: calls the node's parameter services (not ``set_parameters``)."""
+
+    def __init__(self, probe: Node, node_name: str) -> None:
+        self.client = AsyncParameterClient(probe, node_name)
+        assert self.client.wait_for_services(timeout_sec=20), f"no parameter services on {node_name}"
+
+    def set(self, **values) -> dict[str, SetParametersResult]:
+        """Set each parameter on its own (like ``ros2 param set``); name -> the node's result."""
+        future = self.client.set_parameters([Parameter(name, value=v) for name, v in values.items()])
+        assert wait_for(future.done), "no answer from set_parameters"
+        return dict(zip(values, future.result().results, strict=True))
+
+    def get(self, *names: str) -> dict:
+        future = self.client.get_parameters(list(names))
+        assert wait_for(future.done), "no answer from get_parameters"
+        return {n: parameter_value_to_python(v) for n, v in zip(names, future.result().values, strict=True)}
+
+
+@pytest.fixture
+def parameter_client(ros):
+    """``parameter_client("recognizer")``: a parameter client for that node, on its own probe node."""
+    probe = ros.add(Node, "parameter_probe")
+    return lambda node_name: ParameterClient(probe, node_name)
+
+
+TRANSITIONS = {
+    "configure": Transition.TRANSITION_CONFIGURE,
+    "cleanup": Transition.TRANSITION_CLEANUP,
+    "activate": Transition.TRANSITION_ACTIVATE,
+    "deactivate": Transition.TRANSITION_DEACTIVATE,
+}
+
+
+class LifecycleClient:
+    """What ``ros2 lifecycle set`` does: calls the node's ``change_state`` service."""
+
+    def __init__(self, probe: Node, node_name: str) -> None:
+        self.client = probe.create_client(ChangeState, f"/{node_name}/change_state")
+        assert self.client.wait_for_service(timeout_sec=20), f"no lifecycle services on {node_name}"
+
+    def set(self, *transitions: str) -> bool:
+        """Run the transitions in order; True when every one succeeded."""
+        for transition in transitions:
+            request = ChangeState.Request(transition=Transition(id=TRANSITIONS[transition]))
+            future = self.client.call_async(request)
+            assert wait_for(future.done, timeout=60), f"no answer to {transition}"
+            if not future.result().success:
+                return False
+        return True
+
+
+@pytest.fixture
+def lifecycle(ros):
+    """``lifecycle("recognizer").set("deactivate", "cleanup")``: lifecycle transitions over the service."""
+    probe = ros.add(Node, "lifecycle_probe")
+    return lambda node_name: LifecycleClient(probe, node_name)

@@ -30,7 +30,7 @@ def pose_graph(ros, wait):
     received: list[PersonSkeletonArray] = []
     probe.create_subscription(PersonSkeletonArray, "skeletons", received.append, 50)
     camera = probe.create_publisher(Image, "image_raw", qos_profile_sensor_data)
-    assert wait(lambda: pose.subscription is not None and camera.get_subscription_count() > 0)
+    assert wait(lambda: pose.inputs and camera.get_subscription_count() > 0)
     return pose, probe, camera, received
 
 
@@ -120,3 +120,24 @@ def test_overlay_only_when_someone_listens(pose_graph, photo, make_image, wait):
 
 def _ns(msg: PersonSkeletonArray) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def test_parameters_through_a_parameter_client(pose_graph, parameter_client, lifecycle):
+    pose = pose_graph[0]
+    client = parameter_client("pose")
+    results = client.set(publish_overlay=False, backend="hands_pose", min_detection_confidence=0.7)
+    assert results["publish_overlay"].successful
+    assert not results["publish_overlay"].reason  # live: no note
+    assert pose.params["publish_overlay"] is False
+    for name in ("backend", "min_detection_confidence"):
+        assert results[name].successful
+        assert "next configure" in results[name].reason
+    assert pose.estimator.backend == "holistic"  # MediaPipe keeps running as configured
+    assert pose.pending == {"backend", "min_detection_confidence"}
+    assert lifecycle("pose").set("deactivate", "cleanup", "configure", "activate")
+    assert pose.estimator.backend == "hands_pose"
+    assert pose.params["min_detection_confidence"] == 0.7
+    assert not pose.pending
+    refused = client.set(autostart=False)["autostart"]
+    assert not refused.successful
+    assert "read-only" in refused.reason

@@ -5,18 +5,22 @@ Skeleton streams come from the project's synthetic generator, so no video is nee
 
 from __future__ import annotations
 
+import sys
 import time
+import types
 
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import Log
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Header
 
+from bharnet_ros.core.sync import ApproximateSync
 from bharnet_ros.msg import Action, ActionLabels, PersonSkeletonArray
-from bharnet_ros.nodes.conversions import frame_to_msg, seconds_to_stamp
+from bharnet_ros.nodes.conversions import frame_to_msg, seconds_to_stamp, stamp_to_seconds
 from bharnet_ros.nodes.recognizer_node import RecognizerNode
 from bharnet_ros.training.synth import generate_sequence
 
@@ -49,7 +53,7 @@ def graph(ros, wait, tiny_model):
     actions: list[Action] = []
     probe.create_subscription(Action, "action", actions.append, 100)
     publisher = probe.create_publisher(PersonSkeletonArray, "skeletons", 100)
-    assert wait(lambda: recognizer.subscription is not None and publisher.get_subscription_count() > 0)
+    assert wait(lambda: recognizer.inputs and publisher.get_subscription_count() > 0)
     return recognizer, probe, publisher, actions
 
 
@@ -136,8 +140,7 @@ def test_missing_model_fails_configure_but_the_node_stays_up(ros, wait, tmp_path
     assert wait(lambda: any(s.level == DiagnosticStatus.ERROR for a in statuses for s in a.status))
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     node.set_parameters([Parameter("model", value=str(tmp_path / "broken.onnx"))])
-    node.params["model"] = str(tmp_path / "broken.onnx")
-    node.trigger_configure()
+    node.trigger_configure()  # reads the parameters again
     assert "not a loadable ONNX model" in node.model_error
 
 
@@ -159,7 +162,51 @@ def test_cuda_request_falls_back_to_cpu_and_says_so(ros, wait, tiny_model):
     assert wait(lambda: "could not use" in strict.model_error)
 
 
-def test_external_bodies_are_synchronised_with_our_hands(ros, wait, tiny_model):
+class _StandInSubscriber:
+    """message_filters.Subscriber's API: one rclpy subscription, kept in ``sub``."""
+
+    def __init__(self, node, msg_type, topic, qos_profile=10, **kwargs) -> None:
+        self.callbacks = []
+        self.sub = node.create_subscription(msg_type, topic, self._signal, qos_profile, **kwargs)
+
+    def registerCallback(self, callback, *args) -> None:  # noqa: N802 (message_filters' name)
+        self.callbacks.append((callback, args))
+
+    def _signal(self, *msgs) -> None:
+        for callback, args in self.callbacks:
+            callback(*msgs, *args)
+
+
+class _StandInSynchronizer(_StandInSubscriber):
+    """message_filters.ApproximateTimeSynchronizer's API for two inputs, pairing with core.sync."""
+
+    def __init__(self, inputs, queue_size: int, slop: float) -> None:
+        self.callbacks = []
+        self.pairing = ApproximateSync(slop, queue_size)
+        for stream, source in enumerate(inputs):
+            source.registerCallback(self._add, stream)
+
+    def _add(self, msg, stream: int) -> None:
+        pair = self.pairing.add(stream, stamp_to_seconds(msg.header.stamp), msg)
+        if pair is not None:
+            self._signal(*pair)
+
+
+def _stand_in_message_filters() -> types.ModuleType:
+    module = types.ModuleType("message_filters")
+    module.Subscriber, module.ApproximateTimeSynchronizer = _StandInSubscriber, _StandInSynchronizer
+    return module
+
+
+@pytest.fixture(params=["core_sync", "message_filters_api"])
+def sync_path(request, monkeypatch) -> str:
+    """Both ways of pairing bodies and hands: core.sync (no message_filters) and message_filters' API."""
+    stand_in = None if request.param == "core_sync" else _stand_in_message_filters()
+    monkeypatch.setitem(sys.modules, "message_filters", stand_in)  # None makes the import fail
+    return request.param
+
+
+def test_external_bodies_are_synchronised_and_unsubscribed(ros, wait, tiny_model, lifecycle, sync_path):
     node = ros.add(
         RecognizerNode,
         parameter_overrides=[
@@ -174,16 +221,31 @@ def test_external_bodies_are_synchronised_with_our_hands(ros, wait, tiny_model):
     probe.create_subscription(Action, "action", actions.append, 100)
     hands = probe.create_publisher(PersonSkeletonArray, "skeletons", 100)
     bodies = probe.create_publisher(PersonSkeletonArray, "/tracker/bodies", 100)
-    assert wait(lambda: node.subscription is not None and bodies.get_subscription_count() > 0)
-    for ours, tracked in zip(stream(0, frames=24), stream(0, frames=24, start=100.01), strict=True):
-        for person in tracked.persons:
-            person.person_id = 42  # the tracker's own ids
-        hands.publish(ours)
-        bodies.publish(tracked)
-        time.sleep(1 / 60)
+    assert wait(lambda: len(node.inputs) == 2 and bodies.get_subscription_count() > 0)
+    _publish_pairs(hands, bodies, start=100.0)
     assert wait(lambda: actions)
     assert {a.person_id for a in actions} == {42}
     assert actions[0].hand_fraction > 0
+    transitions = lifecycle("recognizer")
+    assert transitions.set("deactivate")
+    assert wait(lambda: hands.get_subscription_count() == 0 and bodies.get_subscription_count() == 0)
+    assert transitions.set("cleanup")  # used to crash: a live subscription fed a freed recognizer
+    _publish_pairs(hands, bodies, start=200.0, frames=4)
+    assert transitions.set("configure", "activate")
+    assert wait(lambda: hands.get_subscription_count() == 1 and bodies.get_subscription_count() == 1)
+    count = len(actions)
+    _publish_pairs(hands, bodies, start=300.0)
+    assert wait(lambda: len(actions) > count)
+
+
+def _publish_pairs(hands, bodies, start: float, frames: int = 24) -> None:
+    """Our skeletons and a tracker's bodies (its own person ids), 10 ms apart, paced at 60 Hz."""
+    for ours, tracked in zip(stream(0, frames, start), stream(0, frames, start + 0.01), strict=True):
+        for person in tracked.persons:
+            person.person_id = 42
+        hands.publish(ours)
+        bodies.publish(tracked)
+        time.sleep(1 / 60)
 
 
 def test_lifecycle_transitions_follow_the_documented_table(ros, wait, tiny_model):
@@ -197,11 +259,11 @@ def test_lifecycle_transitions_follow_the_documented_table(ros, wait, tiny_model
     assert node.recognizer is None  # unconfigured: nothing loaded
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.recognizer is not None
-    assert node.subscription is None  # inactive: not listening yet
+    assert not node.inputs  # inactive: not listening yet
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    assert node.subscription is not None
+    assert node.inputs
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    assert node.subscription is None
+    assert not node.inputs
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert node.recognizer is None
 
@@ -229,3 +291,64 @@ def test_publish_failures_are_counted_not_raised(ros):
 
     assert node.safe_publish(RefusingPublisher(), Action()) is False
     assert node.publish_failures == 1
+
+
+def test_live_parameters_apply_at_once_and_keep_every_window(graph, wait, parameter_client):
+    recognizer, _, publisher, actions = graph
+    publish_all(publisher, stream(frames=30), wait, recognizer, 30)
+    core = recognizer.recognizer
+    buffered = len(core.windows.get(0))
+    client = parameter_client("recognizer")
+    results = client.set(top_k=2, smoothing=0.8, switch_margin=0.2, none_threshold=0.6, stride_seconds=0.1)
+    assert all(r.successful and not r.reason for r in results.values())
+    assert client.get("top_k", "none_threshold") == {"top_k": 2, "none_threshold": 0.6}
+    assert recognizer.recognizer is core
+    assert len(core.windows.get(0)) == buffered  # every window is kept
+    config = core.config
+    assert (config.top_k, config.smoothing, config.switch_margin, config.stride_seconds) == (2, 0.8, 0.2, 0.1)
+    assert core.none_threshold == 0.6
+    publish_all(publisher, stream(frames=10, start=101.0), wait, recognizer, 40)
+    assert wait(lambda: any(a.header.stamp.sec >= 101 for a in actions))
+    later = [a for a in actions if a.header.stamp.sec >= 101]  # decided after the set
+    assert all(len(a.top_labels) == 2 for a in later)
+    assert core.windows.stats.resets == 0
+
+
+def test_configure_time_parameters_say_when_and_apply_on_reconfigure(graph, parameter_client, lifecycle):
+    recognizer = graph[0]
+    client = parameter_client("recognizer")
+    result = client.set(window_seconds=0.5)["window_seconds"]
+    assert result.successful
+    assert "next configure" in result.reason
+    assert client.get("window_seconds") == {"window_seconds": 0.5}
+    assert recognizer.recognizer.window_seconds == pytest.approx(32 / 30)  # the running one is kept
+    assert recognizer.pending == {"window_seconds"}
+    assert lifecycle("recognizer").set("deactivate", "cleanup", "configure", "activate")
+    assert recognizer.recognizer.window_seconds == 0.5
+    assert not recognizer.pending
+
+
+def test_read_only_and_out_of_range_sets_are_refused(ros, tiny_model, parameter_client):
+    node = ros.add(
+        RecognizerNode,
+        parameter_overrides=[Parameter("model", value=str(tiny_model)), Parameter("autostart", value=False)],
+    )
+    results = parameter_client("recognizer").set(autostart=True, stride_seconds=-1.0, smoothing=0.3)
+    assert not results["autostart"].successful
+    assert "read-only" in results["autostart"].reason
+    assert not results["stride_seconds"].successful
+    assert results["smoothing"].successful
+    assert node.params["smoothing"] == 0.3  # live values are taken even before configure
+
+
+def test_core_log_lines_reach_rosout_under_the_node_name(graph, wait):
+    recognizer, probe, publisher, _ = graph
+    logs: list[Log] = []
+    subscription = probe.create_subscription(Log, "/rosout", logs.append, 100)
+    assert wait(lambda: subscription.get_publisher_count() > 0)
+    publish_all(publisher, stream(frames=5, start=50.0), wait, recognizer, 5)
+    publish_all(publisher, stream(frames=2, start=10.0), wait, recognizer, 7)  # core/window.py warns
+    assert wait(lambda: any("timestamp went backwards" in log.msg for log in logs))
+    line = next(log for log in logs if "timestamp went backwards" in log.msg)
+    assert line.name == "recognizer.window"
+    assert line.level == Log.WARN

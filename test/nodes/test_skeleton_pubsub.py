@@ -20,6 +20,7 @@ PUBLISHER = """
 import sys, time
 import numpy as np
 import rclpy
+import rclpy.duration
 from std_msgs.msg import Header
 from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.nodes.conversions import frame_to_msg, seconds_to_stamp
@@ -32,14 +33,16 @@ deadline = time.monotonic() + 20
 while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
     time.sleep(0.05)
 for i in range(10):
-    body = np.full((33, 4), i, np.float32)
+    body = np.full((33, 4), i / 10, np.float32)
+    body[:, 3] = 1.0
     hands = np.zeros((2, 21, 4), np.float32)
     hands[1] = 0.5
     frame = SkeletonFrame(100.0 + i / 30, body, hands, np.array([False, True]), 7, image_size=(640, 480))
     header = Header(stamp=seconds_to_stamp(frame.timestamp), frame_id="camera_optical")
     pub.publish(frame_to_msg(frame, header))
     time.sleep(0.02)
-time.sleep(0.5)
+# Reliable QoS: exit only once the subscriber has acknowledged every message.
+assert pub.wait_for_all_acked(rclpy.duration.Duration(seconds=20))
 node.destroy_node()
 rclpy.shutdown()
 """
@@ -122,7 +125,7 @@ def test_skeletons_cross_process_boundary_over_fast_dds(ros_node):
     assert publisher.returncode == 0
     assert len(received) == 10
     frames = [msg_to_frame(m) for m in received]
-    assert [f.body[0, 0] for f in frames] == list(range(10))
+    assert [f.body[0, 0] for f in frames] == [np.float32(i / 10) for i in range(10)]
     assert all(m.header.frame_id == "camera_optical" for m in received)
     assert all(f.person_id == 7 and f.hand_present.tolist() == [False, True] for f in frames)
     assert np.all(np.diff([f.timestamp for f in frames]) > 0)

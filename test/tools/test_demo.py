@@ -1,18 +1,19 @@
-"""The demo's command path (short script): synthetic bag -> real recognizer node -> timeline."""
+"""The demo's command paths: real people's clips (or synthetic gestures) -> the real graph -> timeline."""
 
 import json
 
 from bharnet_ros.cli import main
 
 
-def test_short_demo_prints_truth_and_recognition(tmp_path, tiny_model, capsys):
+def test_short_synthetic_demo_prints_truth_and_recognition(tmp_path, tiny_model, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--short", "--rate", "2", "--model", str(tiny_model), "--out", str(out)]) == 0
+    argv = ["demo", "--synthetic", "--short", "--rate", "2", "--model", str(tiny_model)]
+    assert main([*argv, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "truth" in printed
     assert "end-to-end latency" in printed
     summary = json.loads((out / "report" / "summary.json").read_text())
-    assert [s["truth"] for s in summary["metrics"]["per_segment"]] == ["idle", "wave", "stop"]
+    assert [s["truth"] for s in summary["metrics"]["per_segment"]] == ["thumbs_up", "victory_sign"]
     assert summary["counts"]["actions"] > 0
     assert (out / "report" / "timeline.png").is_file()
     assert (out / "labels.csv").is_file()
@@ -28,7 +29,7 @@ def test_demo_never_deletes_a_users_files(tmp_path, tiny_model, capsys):
     (out / "report").mkdir(parents=True)
     (out / "report" / "notes.txt").write_text("my notes")
     (out / "thesis.tex").write_text("my thesis")
-    argv = ["demo", "--short", "--rate", "2", "--model", str(tiny_model), "--out", str(out)]
+    argv = ["demo", "--synthetic", "--short", "--rate", "2", "--model", str(tiny_model), "--out", str(out)]
     assert main(argv) == 2
     assert "is not empty; pass --force" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["report", "thesis.tex"]
@@ -37,3 +38,19 @@ def test_demo_never_deletes_a_users_files(tmp_path, tiny_model, capsys):
     assert (out / "report" / "notes.txt").read_text() == "my notes"
     assert (out / "report" / "summary.json").is_file()
     assert sorted(p.name for p in out.iterdir()) == ["bag", "labels.csv", "report", "thesis.tex"]
+
+
+def test_demo_plays_real_people_through_the_whole_graph(tmp_path, shared_file, tiny_model, capsys):
+    people = tmp_path / "people" / "S6"
+    people.mkdir(parents=True)
+    for name in ("greeting_3_6m_full.avi", "stop_3_6m_full.avi", "come_3_6m_full.avi"):
+        (people / name).symlink_to(shared_file(f"hri_gestures/S6/{name}"))
+    out = tmp_path / "demo"
+    argv = ["demo", "--short", "--people", str(tmp_path / "people"), "--person", "S6", "--distance", "6m"]
+    assert main([*argv, "--model", str(tiny_model), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "real person S6 at 6m" in printed
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert [s["truth"] for s in summary["metrics"]["per_segment"]] == ["greeting", "stop", "come"]
+    assert summary["counts"]["processed"] > 0  # MediaPipe ran on the frames
+    assert (out / "stream.mp4").is_file()

@@ -1,0 +1,81 @@
+"""Two topics paired by approximate stamp time: message_filters where installed, core.sync otherwise.
+
+Both ways go through :func:`subscribe_pair`, which returns the plain rclpy subscriptions it made.
+The node keeps them in one flat list and destroys each on deactivate, whichever way made them:
+message_filters' ``Subscriber`` objects are only wrappers around such a subscription (its ``sub``),
+so dropping the wrapper alone would leave the subscription live.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from rclpy.subscription import Subscription
+
+from bharnet_ros.core.sync import ApproximateSync
+from bharnet_ros.nodes.conversions import stamp_to_seconds
+
+PairCallback = Callable[[Any, Any], None]  # (message of the first topic, message of the second)
+
+
+def subscribe_pair(
+    node: Node,
+    msg_type: type,
+    topics: tuple[str, str],
+    callback: PairCallback,
+    slop: float,
+    qos: QoSProfile,
+    queue_size: int = 30,
+    **options: Any,
+) -> list[Subscription]:
+    """Call ``callback(first, second)`` for messages of the two topics whose stamps are within ``slop``.
+
+    ``options`` go to each ``create_subscription`` (e.g. ``qos_overriding_options``).
+    """
+    args = (node, msg_type, topics, callback, slop, qos, queue_size)
+    message_filters = _message_filters()
+    if message_filters is None:
+        return _pair_with_core_sync(*args, **options)
+    return _pair_with_message_filters(message_filters, *args, **options)
+
+
+def _message_filters() -> ModuleType | None:
+    try:
+        return importlib.import_module("message_filters")
+    except ImportError:  # the PyPI wheels do not have it; a ROS install does
+        return None
+
+
+def _pair_with_core_sync(
+    node, msg_type, topics, callback, slop, qos, queue_size, **options: Any
+) -> list[Subscription]:
+    sync = ApproximateSync(slop=slop, queue_size=queue_size)
+
+    def feed(stream: int) -> Callable[[Any], None]:
+        def on_message(msg: Any) -> None:
+            pair = sync.add(stream, stamp_to_seconds(msg.header.stamp), msg)
+            if pair is not None:
+                callback(*pair)
+
+        return on_message
+
+    return [
+        node.create_subscription(msg_type, topic, feed(i), qos, **options) for i, topic in enumerate(topics)
+    ]
+
+
+def _pair_with_message_filters(
+    message_filters: ModuleType, node, msg_type, topics, callback, slop, qos, queue_size, **options: Any
+) -> list[Subscription]:
+    """The synchroniser stays alive through the subscriptions' callbacks, which refer to it."""
+    inputs = [
+        message_filters.Subscriber(node, msg_type, topic, qos_profile=qos, **options) for topic in topics
+    ]
+    synchroniser = message_filters.ApproximateTimeSynchronizer(inputs, queue_size, slop)
+    synchroniser.registerCallback(callback)
+    return [wrapper.sub for wrapper in inputs]

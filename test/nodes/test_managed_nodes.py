@@ -1,0 +1,103 @@
+"""What both lifecycle nodes share: one /diagnostics publisher for life, and a warning when a second
+graph shares the ROS domain (node level, and `bharnet run` refusing to start)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from bharnet_ros.core.paths import CHECKOUT
+from bharnet_ros.nodes.graph import GraphOptions
+from bharnet_ros.nodes.pose_node import PoseNode
+from bharnet_ros.nodes.recognizer_node import RecognizerNode
+from bharnet_ros.nodes.runner import find_conflicts
+
+PERIOD = 0.25  # diagnostics_period in these tests
+
+
+def test_one_diagnostics_publisher_per_node_across_reconfigures(ros, wait, tiny_model, lifecycle):
+    period = Parameter("diagnostics_period", value=PERIOD)
+    ros.add(PoseNode, parameter_overrides=[period])
+    ros.add(RecognizerNode, parameter_overrides=[period, Parameter("model", value=str(tiny_model))])
+    probe = ros.add(Node, "diagnostics_probe")
+    received: list[tuple[str, bytes, float]] = []  # node, publisher gid, arrival
+
+    def record(msg: DiagnosticArray, info: dict) -> None:
+        for status in msg.status:
+            gid = bytes(info["publisher_gid"]["data"])
+            received.append((status.name.split(":")[0], gid, time.monotonic()))
+
+    probe.create_subscription(DiagnosticArray, "/diagnostics", record, 100)
+    for name in ("pose", "recognizer"):
+        transitions = lifecycle(name)
+        assert wait(lambda name=name: _running(received, name))
+        for _ in range(2):
+            assert transitions.set("deactivate", "cleanup", "configure", "activate")
+    received.clear()
+    started = time.monotonic()
+    assert wait(lambda: min(Counter(node for node, _, _ in received).values(), default=0) >= 6)
+    elapsed = time.monotonic() - started
+    publishers = Counter(info.node_name for info in probe.get_publishers_info_by_topic("/diagnostics"))
+    assert publishers == {"pose": 1, "recognizer": 1}
+    gids, counts = defaultdict(set), Counter()
+    for node, gid, _ in received:
+        gids[node].add(gid)
+        counts[node] += 1
+    assert {node: len(ids) for node, ids in gids.items()} == {"pose": 1, "recognizer": 1}
+    for node, count in counts.items():  # one timer each: never more often than the period
+        assert count <= elapsed / PERIOD + 2, f"{node}: {count} messages in {elapsed:.2f} s"
+
+
+def _running(received: list, name: str) -> bool:
+    return any(node == name for node, _, _ in received)
+
+
+def test_a_second_graph_in_the_domain_is_reported(ros, wait, tiny_model):
+    model = Parameter("model", value=str(tiny_model))
+    ours = ros.add(RecognizerNode, parameter_overrides=[model, Parameter("diagnostics_period", value=PERIOD)])
+    probe = ros.add(Node, "probe")
+    statuses: list[DiagnosticStatus] = []
+    probe.create_subscription(DiagnosticArray, "/diagnostics", lambda m: statuses.extend(m.status), 100)
+    assert wait(lambda: ours.action_pub is not None)
+    elsewhere = rclpy.Context()  # another process's participant, in the same ROS domain
+    rclpy.init(context=elsewhere)
+    manual = Parameter("autostart", value=False)
+    theirs = RecognizerNode(context=elsewhere, parameter_overrides=[model, manual])
+    try:
+        theirs.trigger_configure()  # publishes on /action too
+        assert wait(lambda: any(_warns_of_a_second_graph(s) for s in statuses))
+        assert wait(lambda: _reported(ours.conflicts, "another node is named /recognizer"))
+        assert wait(lambda: _reported(ours.conflicts, "1 other publisher(s) on /action"))
+        assert "a node /recognizer is already running" in find_conflicts(GraphOptions(), context=ros.context)
+        assert find_conflicts(GraphOptions(namespace="robot2"), context=ros.context, wait=0.5) == []
+    finally:
+        theirs.destroy_node()
+        rclpy.try_shutdown(context=elsewhere)
+    assert wait(lambda: not ours.conflicts)
+
+
+def _reported(conflicts: list[str], text: str) -> bool:
+    return any(text in conflict for conflict in conflicts)
+
+
+def _warns_of_a_second_graph(status: DiagnosticStatus) -> bool:
+    return status.level == DiagnosticStatus.WARN and "another node is named" in status.message
+
+
+def test_bharnet_run_refuses_to_start_a_second_graph(ros, wait, tiny_model):
+    first = ros.add(RecognizerNode, parameter_overrides=[Parameter("model", value=str(tiny_model))])
+    assert wait(lambda: first.inputs)
+    command = [sys.executable, "-m", "bharnet_ros.cli", "run", "--model", str(tiny_model), "--duration", "30"]
+    result = subprocess.run(command, cwd=CHECKOUT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "another recognition graph is running" in result.stderr
+    assert "/recognizer" in result.stderr.split("another recognition graph")[1]
+    assert "--namespace" in result.stderr
+    assert "ROS_DOMAIN_ID" in result.stderr

@@ -1,0 +1,109 @@
+"""Ctrl-C ends `bharnet run` and `ros2 run` nodes quietly, also when a second SIGINT hits teardown.
+
+`timeout -s INT` and a terminal signal the whole process group, so two SIGINTs arrive close together;
+the pose node is busy publishing when the first one lands.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from rclpy.node import Node
+
+from bharnet_ros.core.paths import CHECKOUT, share_file
+from bharnet_ros.msg import PersonSkeletonArray
+
+CAMERA = "/shutdown_test/image_raw"
+
+
+@pytest.fixture
+def looping_video(tmp_path) -> tuple[str, str]:
+    """A short synthetic clip and a parameters file that loops it (frames flow until the end)."""
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25, (320, 240))
+    for i in range(25):
+        frame = np.full((240, 320, 3), 40, np.uint8)
+        cv2.circle(frame, (40 + 10 * i, 120), 30, (200, 180, 160), -1)
+        writer.write(frame)
+    writer.release()
+    params = yaml.safe_load(share_file("config/recognize.yaml").read_text())
+    params["/**/video_source"]["ros__parameters"]["loop"] = True
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    return str(video), str(params_file)
+
+
+class Output:
+    """Collects a process's output lines in a thread, so the test can wait on them."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=lambda: self.lines.extend(process.stdout), daemon=True)
+        self._thread.start()
+
+    def text(self) -> str:
+        self._thread.join(timeout=30)
+        return "".join(self.lines)
+
+
+def _start(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", *args],
+        cwd=CHECKOUT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, signalled like `timeout -s INT` does
+    )
+
+
+def _interrupt_twice(process: subprocess.Popen) -> None:
+    for _ in range(2):
+        try:
+            os.killpg(process.pid, signal.SIGINT)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
+def _assert_quiet_exit(process: subprocess.Popen, output: Output) -> None:
+    assert process.wait(timeout=60) == 0
+    text = output.text()
+    for noise in ("Traceback", "Exception in thread", "InvalidHandle", "KeyboardInterrupt"):
+        assert noise not in text, text
+
+
+def test_bharnet_run_exits_quietly_on_a_double_ctrl_c(ros, wait, tiny_model, looping_video):
+    video, params_file = looping_video
+    skeletons: list[PersonSkeletonArray] = []
+    probe = ros.add(Node, "probe")
+    probe.create_subscription(PersonSkeletonArray, "/bharnet/skeletons", skeletons.append, 10)
+    run = ["bharnet_ros.cli", "run", "--video", video, "--camera-topic", CAMERA, "--model", str(tiny_model)]
+    process = _start([*run, "--params-file", params_file])
+    output = Output(process)
+    try:
+        assert wait(lambda: len(skeletons) >= 10, timeout=90), "".join(output.lines)  # the pose stage works
+        _interrupt_twice(process)
+        _assert_quiet_exit(process, output)
+    finally:
+        process.kill()
+
+
+def test_a_ros2_run_node_exits_quietly_on_a_double_ctrl_c(wait, tiny_model):
+    process = _start(["bharnet_ros.nodes.recognizer_node", "--ros-args", "-p", f"model:={tiny_model}"])
+    output = Output(process)
+    try:
+        assert wait(lambda: any("running on" in line for line in output.lines), timeout=90)
+        _interrupt_twice(process)
+        _assert_quiet_exit(process, output)
+    finally:
+        process.kill()

@@ -1,0 +1,42 @@
+"""Streams of real people's clips and the open-set check, end to end through the CLI (real MediaPipe)."""
+
+from __future__ import annotations
+
+import json
+
+from bharnet_ros.cli import main
+
+
+def test_a_stream_of_one_persons_clips_is_composed_recorded_and_scored(
+    tmp_path, shared_file, tiny_model, person_file, capsys
+):
+    source = tmp_path / "hri" / "S6"
+    source.mkdir(parents=True)
+    for name in ("come_3_6m_full.avi", "left_3_6m_full.avi", "static_3_6m_full.avi"):
+        (source / name).symlink_to(shared_file(f"hri_gestures/S6/{name}"))
+    dataset = person_file(tmp_path, "S7", takes=1)  # no clip of S6 in it: onsets default to 0
+    out = tmp_path / "streams"
+    argv = ["streams", str(tmp_path / "hri"), "--dataset", str(dataset), "--model", str(tiny_model)]
+    assert main([*argv, "--out", str(out), "--gap", "1.0"]) == 0
+    folder = out / "S6_6m"
+    labels = (folder / "labels.csv").read_text().splitlines()
+    assert labels[0] == "start,end,label"
+    assert sorted(line.split(",")[2] for line in labels[1:]) == ["come", "left"]  # static only fills gaps
+    report = json.loads((folder / "report" / "summary.json").read_text())
+    assert report["metrics"]["segments"] == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["streams"] == 1
+    assert summary["segments"] == 2
+    assert "S6_6m: segments" in capsys.readouterr().out
+    assert main([*argv, "--out", str(out)]) == 2  # an existing report is not overwritten
+
+
+def test_open_set_counts_how_often_the_answer_is_none(tmp_path, shared_file, tiny_model, capsys):
+    video = shared_file("videos/sign_dobrii_den.mp4")
+    out = tmp_path / "open"
+    assert main(["open-set", str(video), "--model", str(tiny_model), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    row = summary["per_video"]["sign_dobrii_den"]
+    assert row["decisions"] > 0
+    assert 0.0 <= summary["none_rate"] <= 1.0
+    assert "pooled: none" in capsys.readouterr().out
