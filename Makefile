@@ -13,7 +13,7 @@ export ROS_HOME ?= $(CURDIR)/.ros
 export ROS_LOG_DIR ?= $(CURDIR)/.ros/log
 export GLOG_minloglevel ?= 2
 
-.PHONY: setup test lint format demo model model-cv lock clean check-system
+.PHONY: setup test lint format demo model model-cv fuzz lock clean check-system
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,10 @@ $(VENV)/.installed: $(VENV)/.dependencies $(PACKAGE_FILES)
 
 test: setup lint
 	$(BIN)/pytest
+
+# A long property-based search of the skeleton message path (the short one runs in `make test`).
+fuzz: setup
+	BHARNET_FUZZ_EXAMPLES=3000 $(BIN)/pytest -q test/nodes/test_fuzz.py
 
 lint: setup
 	$(BIN)/ruff check .

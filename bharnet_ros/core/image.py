@@ -92,10 +92,42 @@ def decode_image(
     return pixels if conversion is None else cv2.cvtColor(pixels, conversion)
 
 
-def decode_compressed(data: Any) -> np.ndarray:
-    """BGR uint8 from the bytes of a ``sensor_msgs/CompressedImage`` (JPEG, PNG, ...)."""
+def decode_compressed(data: Any, max_pixels: int = 0) -> np.ndarray:
+    """BGR uint8 from the bytes of a ``sensor_msgs/CompressedImage`` (JPEG, PNG, ...).
+
+    With ``max_pixels``, an image larger than that is decoded at 1/2, 1/4 or 1/8 scale (JPEG
+    decodes straight to the smaller size, so a huge image never takes its full memory), then
+    shrunk to fit.
+    """
     buffer = np.frombuffer(data, np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    image = cv2.imdecode(buffer, _decode_flag(buffer, max_pixels)) if buffer.size else None
     if image is None:
         raise ImageError(f"compressed image data ({buffer.size} bytes) could not be decoded")
-    return image
+    return fit_pixels(image, max_pixels)
+
+
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def _decode_flag(buffer: np.ndarray, max_pixels: int) -> int:
+    """The imdecode flag that keeps a decode within about ``max_pixels`` (a peek at 1/8 scale first)."""
+    if max_pixels <= 0 or not buffer.size:
+        return cv2.IMREAD_COLOR
+    peek = cv2.imdecode(buffer, cv2.IMREAD_REDUCED_COLOR_8)
+    if peek is None:
+        return cv2.IMREAD_COLOR
+    full = peek.shape[0] * peek.shape[1] * 64
+    for factor in (1, 2, 4):
+        if full / factor**2 <= max_pixels:
+            return cv2.IMREAD_COLOR if factor == 1 else _REDUCED[factor]
+    return _REDUCED[8]
+
+
+def fit_pixels(image: np.ndarray, max_pixels: int) -> np.ndarray:
+    """``image`` shrunk (aspect kept) to at most ``max_pixels`` pixels; unchanged if it fits or 0."""
+    pixels = image.shape[0] * image.shape[1]
+    if max_pixels <= 0 or pixels <= max_pixels:
+        return image
+    scale = (max_pixels / pixels) ** 0.5
+    size = (max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

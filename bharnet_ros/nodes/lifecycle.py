@@ -27,7 +27,7 @@ from rclpy.qos import QoSProfile
 from rclpy.subscription import Subscription
 
 from bharnet_ros.nodes.core_logging import route_core_logging, stop_routing_core_logging
-from bharnet_ros.nodes.diagnostics import WARN, DiagnosticsPublisher
+from bharnet_ros.nodes.diagnostics import ERROR, WARN, DiagnosticsPublisher
 from bharnet_ros.nodes.environment import ignore_further_interrupts, use_default_dds_profile
 from bharnet_ros.nodes.parameters import ON_CONFIGURE, Param, declare_parameters, read_parameters
 
@@ -62,6 +62,7 @@ class ManagedNode(LifecycleNode):
         self.params = declare_parameters(self, params)  # the values in effect
         self.pending: set[str] = set()  # set since the last configure, applied by the next one
         self.publish_failures = 0
+        self.callback_errors, self.last_callback_error = 0, ""
         self.inputs: list[Subscription] = []  # flat: every rclpy subscription activate made
         self.conflicts: list[str] = []
         self._configured_publishers: list[Any] = []
@@ -111,6 +112,7 @@ class ManagedNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.params = read_parameters(self, tuple(self.param_table.values()))
         self.pending.clear()
+        self.callback_errors, self.last_callback_error = 0, ""
         return self.acquire()
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -201,9 +203,30 @@ class ManagedNode(LifecycleNode):
 
     # --- diagnostics and graph checks ------------------------------------------------------------
 
+    def guarded(self, callback: Callable[..., None]) -> Callable[..., None]:
+        """``callback`` that cannot stop its executor thread: an exception is logged (throttled),
+        counted in ``callback_errors`` and turns the diagnostics ERROR until the next configure."""
+
+        def run(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception as err:
+                self.callback_errors += 1
+                self.last_callback_error = f"{type(err).__name__}: {err}"[:200]
+                self.get_logger().error(
+                    f"a callback failed ({self.last_callback_error}); the node keeps running",
+                    throttle_duration_sec=5.0,
+                )
+
+        return run
+
     def _on_timer(self) -> None:
-        self.periodic()
+        self.guarded(self.periodic)()
         level, message, values = self.status()
+        if self.callback_errors:
+            values["callback_errors"] = self.callback_errors
+            message = f"{self.callback_errors} callbacks failed, last: {self.last_callback_error}"
+            level = ERROR
         conflicts = self._check_graph()
         if conflicts:
             level, message = max(level, WARN), f"{message}; {'; '.join(conflicts)}"

@@ -19,7 +19,7 @@ from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 
 from bharnet_ros.core.draw import draw_skeleton
-from bharnet_ros.core.image import ENCODINGS, ImageError, decode_compressed, decode_image
+from bharnet_ros.core.image import ENCODINGS, ImageError, decode_compressed, decode_image, fit_pixels
 from bharnet_ros.core.pose import BACKENDS, PoseEstimator
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
@@ -37,6 +37,8 @@ try:  # a real ROS install has it; the PyPI wheels do not
 except ImportError:
     _CV_BRIDGE = None
 
+MAX_IMAGE_PIXELS = 3840 * 2160  # 4K UHD: more detail than MediaPipe uses, a bounded decode
+
 PARAMS = (
     Param("backend", "holistic", f"MediaPipe graph: one of {BACKENDS}"),
     Param("min_detection_confidence", 0.5, "MediaPipe detection threshold", (0.0, 1.0)),
@@ -44,6 +46,13 @@ PARAMS = (
     Param("compressed", False, "subscribe to sensor_msgs/CompressedImage on image_raw/compressed"),
     Param(
         "publish_overlay", True, "publish the drawn skeleton on 'overlay' (only while subscribed)", live=True
+    ),
+    Param(
+        "max_image_pixels",
+        MAX_IMAGE_PIXELS,
+        "larger images are shrunk to this many pixels before the pose stage (and counted)",
+        (64 * 64, 1 << 30),
+        live=True,
     ),
     *MANAGED_PARAMS,
 )
@@ -64,6 +73,7 @@ class PoseNode(ManagedNode):
         self.skeleton_pub = self.overlay_pub = None
         self.frames_in = 0
         self.bad_frames = 0
+        self.frames_downscaled = 0
         self.processing = Percentiles()
         self.rate_in = RateMeter()
         self.drops = GapDropCounter()
@@ -120,6 +130,9 @@ class PoseNode(ManagedNode):
         self.drops.observe(stamp)
         try:
             image = self._decode(msg)
+            if image.shape[0] * image.shape[1] > self.params["max_image_pixels"]:
+                self.frames_downscaled += 1
+                image = fit_pixels(image, self.params["max_image_pixels"])
             with speaking_for(self):
                 frame = estimator.estimate(image, stamp)
         except (ImageError, SkeletonError) as err:
@@ -136,7 +149,7 @@ class PoseNode(ManagedNode):
     def _decode(self, msg: Image | CompressedImage):
         """Our numpy decoding; encodings it lacks (e.g. YUV) go to cv_bridge where it is installed."""
         if isinstance(msg, CompressedImage):
-            return decode_compressed(msg.data)
+            return decode_compressed(msg.data, self.params["max_image_pixels"])
         if msg.encoding not in ENCODINGS and _CV_BRIDGE is not None:
             try:
                 return _CV_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="bgr8")
@@ -160,6 +173,7 @@ class PoseNode(ManagedNode):
             "frames_received": self.frames_in,
             "frames_dropped_upstream": self.drops.dropped,
             "bad_frames": self.bad_frames,
+            "frames_downscaled": self.frames_downscaled,
             "publish_failures": self.publish_failures,
             "backend": self.params["backend"],
         }

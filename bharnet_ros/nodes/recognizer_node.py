@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -22,7 +23,7 @@ from std_msgs.msg import Header
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.recognizer import ActionResult, Recognizer, RecognizerConfig, load_window_classifier
 from bharnet_ros.core.skeleton import SkeletonError
-from bharnet_ros.core.stats import Percentiles, RateMeter
+from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
 from bharnet_ros.core.sync import attach_hands
 from bharnet_ros.msg import Action, ActionLabels, PersonSkeletonArray
 from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp
@@ -94,6 +95,8 @@ PARAMS = (
     Param("sync_slop", 0.05, "seconds by which body and hand stamps may differ to be paired", (0.0, 1.0)),
     *MANAGED_PARAMS,
 )
+# Diagnostics values that make the status WARN while they are non-zero.
+TROUBLES = ("bad_messages", "publish_failures", "unstamped_frames", "persons_refused", "nonfinite_scores")
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 SKELETON_QOS = QoSProfile(depth=30)  # reliable; absorbs a second of bursts from several persons
 
@@ -110,7 +113,10 @@ class RecognizerNode(ManagedNode):
         self.processing = Percentiles()
         self.latency = Percentiles()
         self.rate_in = RateMeter()
-        self._last_arrival = 0.0
+        self.unstamped_frames = 0
+        self.messages_lost = 0  # reported by the middleware
+        self.drops: dict[int, GapDropCounter] = {}  # per person: frames missing between stamps
+        self.frames_dropped = 0  # of persons no longer tracked
         super().__init__("recognizer", PARAMS, **kwargs)
 
     def acquire(self) -> TransitionCallbackReturn:
@@ -135,14 +141,14 @@ class RecognizerNode(ManagedNode):
         if not self.params["body_topic"]:
             return [
                 self.create_subscription(
-                    PersonSkeletonArray, "skeletons", self._on_skeletons, SKELETON_QOS,
-                    qos_overriding_options=overrides,
+                    PersonSkeletonArray, "skeletons", self.guarded(self._on_skeletons), SKELETON_QOS,
+                    qos_overriding_options=overrides, event_callbacks=self._lost_messages(),
                 )
             ]  # fmt: skip
         topics = ("skeletons", self.params["body_topic"])
         return subscribe_pair(
-            self, PersonSkeletonArray, topics, self._on_synchronised, self.params["sync_slop"], SKELETON_QOS,
-            qos_overriding_options=overrides,
+            self, PersonSkeletonArray, topics, self.guarded(self._on_synchronised), self.params["sync_slop"],
+            SKELETON_QOS, qos_overriding_options=overrides,
         )  # fmt: skip
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -186,29 +192,68 @@ class RecognizerNode(ManagedNode):
         frames = attach_hands(self._frames(body_msg), self._frames(hands_msg))
         self._push_all(frames, body_msg.header, received)
 
+    def _lost_messages(self) -> SubscriptionEventCallbacks:
+        """Count what the middleware reports as lost on the way to us (where the RMW supports it)."""
+
+        def on_lost(info: Any) -> None:
+            self.messages_lost += int(info.total_count_change)
+
+        return SubscriptionEventCallbacks(message_lost=on_lost)
+
     def _frames(self, msg: PersonSkeletonArray) -> list:
-        """Contract frames of a message; invalid persons are counted, logged and left out."""
+        """Contract frames of a message; invalid persons are counted, logged and left out.
+
+        An unstamped message (stamp 0, from a driver that never sets it) is timed by this node's
+        clock instead, with a throttled warning and a counter, so its frames are not all duplicates.
+        """
         frames = []
         for person in msg.persons:
             try:
-                frames.append(msg_to_frame(person))
+                frame = msg_to_frame(person)
             except SkeletonError as err:
-                self.bad_messages += 1
-                self.get_logger().warning(f"ignored a skeleton: {err}", throttle_duration_sec=5.0)
+                self._refuse(f"ignored a skeleton: {err}")
+                continue
+            if frame.timestamp == 0.0:
+                frame.timestamp = self._unstamped()
+            frames.append(frame)
         return frames
+
+    def _unstamped(self) -> float:
+        self.unstamped_frames += 1
+        self.get_logger().warning(
+            "skeletons arrive with stamp 0; timing them by this node's clock (fix the camera driver)",
+            throttle_duration_sec=10.0,
+        )
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _refuse(self, why: str) -> None:
+        self.bad_messages += 1
+        self.get_logger().warning(why, throttle_duration_sec=5.0)
 
     def _push_all(self, frames: list, header: Header, received: float) -> None:
         recognizer = self.recognizer
         if recognizer is None:  # a message taken just before cleanup
             return
-        self._last_arrival = received
         self.rate_in.tick(received)
         with speaking_for(self):
             for frame in frames:
-                result = recognizer.push(frame)
+                self.drops.setdefault(frame.person_id, GapDropCounter()).observe(frame.timestamp)
+                try:
+                    result = recognizer.push(frame, arrival=received)
+                except SkeletonError as err:
+                    self._refuse(f"ignored a skeleton: {err}")
+                    continue
                 if result is not None:
                     self._publish_action(result, header, received)
+        self._forget_drop_counters()
         self.processing.add(time.monotonic() - received)
+
+    def _forget_drop_counters(self) -> None:
+        """Drop estimators of persons the recognizer no longer tracks (bounded under id churn)."""
+        if len(self.drops) > 2 * self.recognizer.windows.max_persons:
+            tracked = set(self.recognizer.windows.person_ids)
+            self.frames_dropped += sum(c.dropped for p, c in self.drops.items() if p not in tracked)
+            self.drops = {p: c for p, c in self.drops.items() if p in tracked}
 
     def _publish_action(self, result: ActionResult, header: Header, received: float) -> None:
         body = result.expert_labels.get("body", ("", 0.0))
@@ -236,14 +281,14 @@ class RecognizerNode(ManagedNode):
     def periodic(self) -> None:
         """Forget persons who left, also when no skeletons arrive at all.
 
-        "Now" is the newest frame stamp plus the time since it arrived, so it works whatever clock
-        the camera stamps with (system time, sim time, or a bag's original time).
+        Age is the time since a person's last frame *arrived* (this node's monotonic clock), so it
+        works whatever clock the camera stamps with, and per person: skewed clocks of two cameras
+        do not time each other out.
         """
         recognizer = self.recognizer
-        newest = recognizer.windows.latest_stamp if recognizer is not None else None
-        if newest is not None:
+        if recognizer is not None:
             with speaking_for(self):
-                recognizer.prune(newest + time.monotonic() - self._last_arrival)
+                recognizer.prune(time.monotonic())  # persons age on the arrival clock
 
     def status(self) -> Status:
         if self.recognizer is None:
@@ -262,12 +307,40 @@ class RecognizerNode(ManagedNode):
             "persons": len(windows),
             "window_fill": max(fills, default=0.0),
             "bad_messages": self.bad_messages,
+            "incompatible_layout": self.recognizer.stats.incompatible_layout,
+            "nonfinite_scores": self.recognizer.stats.nonfinite_scores,
+            "unstamped_frames": self.unstamped_frames,
+            "persons_refused": self.recognizer.stats.persons_refused,
+            "frames_received": windows.stats.frames_pushed,
+            "frames_dropped_upstream": self.frames_dropped + sum(c.dropped for c in self.drops.values()),
+            "messages_lost": self.messages_lost,
+            "frames_not_classified": windows.stats.frames_pushed - self.recognizer.windows_classified,
             "publish_failures": self.publish_failures,
             "resets": windows.stats.resets,
         }
-        if self.bad_messages or self.publish_failures:
-            return WARN, "bad input or publish failures seen", values
-        return OK, "running", values
+        return self._level(values), self._message(values), values
+
+    @staticmethod
+    def _level(values: dict[str, Any]) -> int:
+        troubles = (
+            "bad_messages",
+            "publish_failures",
+            "unstamped_frames",
+            "persons_refused",
+            "nonfinite_scores",
+        )
+        return WARN if any(values[key] for key in troubles) else OK
+
+    @staticmethod
+    def _message(values: dict[str, Any]) -> str:
+        parts = []
+        if values["bad_messages"] or values["publish_failures"]:
+            parts.append("bad input or publish failures seen")
+        if values["unstamped_frames"]:
+            parts.append("unstamped input timed by the node clock")
+        if values["persons_refused"]:
+            parts.append(f"more persons than max_persons: {values['persons_refused']} frames refused")
+        return "; ".join(parts) or "running"
 
 
 def main(args: list[str] | None = None) -> int:

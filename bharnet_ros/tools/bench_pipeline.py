@@ -202,7 +202,8 @@ def _looping_params(folder: Path) -> str:
 
 
 def _sample_rss(seconds: float, recognizer: Any) -> tuple[list[tuple[float, float]], bool]:
-    """(elapsed s, RSS MB) every 10 s, and whether every window buffer stayed within its bound."""
+    """(elapsed s, RSS MB) every 10 s, and whether every window buffer, the recognizer's per-person
+    state and the node's per-person counters stayed within their bounds."""
     samples, bounded, start = [], True, time.monotonic()
     while (elapsed := time.monotonic() - start) < seconds:
         samples.append((elapsed, _rss_mb()))
@@ -211,6 +212,8 @@ def _sample_rss(seconds: float, recognizer: Any) -> tuple[list[tuple[float, floa
             windows = recognizer.recognizer.windows
             bounded &= len(windows) <= windows.max_persons
             bounded &= all(len(buffer) <= buffer.maxlen for _, buffer in windows.items())
+            bounded &= len(recognizer.recognizer.person_states()) <= windows.max_persons
+            bounded &= len(recognizer.drops) <= 2 * windows.max_persons + 1
         time.sleep(min(10.0, max(seconds - elapsed, 0.0)))
     samples.append((time.monotonic() - start, _rss_mb()))
     return samples, bounded

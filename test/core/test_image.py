@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bharnet_ros.core.image import ImageError, decode_compressed, decode_image
+from bharnet_ros.core.image import ImageError, decode_compressed, decode_image, fit_pixels
 
 
 def bgr_image() -> np.ndarray:
@@ -61,3 +61,21 @@ def test_compressed_round_trip_and_garbage():
         decode_compressed(b"not an image")
     with pytest.raises(ImageError, match="0 bytes"):
         decode_compressed(b"")
+
+
+def test_a_huge_jpeg_is_decoded_small_and_fitted():
+    big = np.zeros((3000, 4000, 3), np.uint8)
+    cv2.rectangle(big, (1000, 1000), (3000, 2000), (255, 255, 255), -1)
+    ok, jpeg = cv2.imencode(".jpg", big)
+    assert ok
+    image = decode_compressed(jpeg.tobytes(), max_pixels=640 * 480)
+    assert image.shape[0] * image.shape[1] <= 640 * 480
+    assert abs(image.shape[1] / image.shape[0] - 4 / 3) < 0.02  # aspect kept
+    assert decode_compressed(jpeg.tobytes()).shape == (3000, 4000, 3)  # no limit: full size
+
+
+def test_fit_pixels_leaves_small_images_alone():
+    small = np.zeros((48, 64, 3), np.uint8)
+    assert fit_pixels(small, 64 * 48) is small
+    assert fit_pixels(small, 0) is small
+    assert fit_pixels(small, 16 * 12).shape == (12, 16, 3)

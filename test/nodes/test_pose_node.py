@@ -102,7 +102,7 @@ def test_a_60hz_flood_never_builds_a_backlog(pose_graph, photo, make_image, wait
     assert len(received) == processed, "nothing queued behind the newest frame"
     stamps = [_ns(m) for m in received]
     assert stamps == sorted(stamps)
-    assert processed < sent  # MediaPipe cannot keep up with 60 Hz on two cores: frames were replaced
+    assert processed <= sent  # a fast machine keeps up; a slow one replaces frames, never queues them
 
 
 def test_overlay_only_when_someone_listens(pose_graph, photo, make_image, wait):
@@ -141,3 +141,16 @@ def test_parameters_through_a_parameter_client(pose_graph, parameter_client, lif
     refused = client.set(autostart=False)["autostart"]
     assert not refused.successful
     assert "read-only" in refused.reason
+
+
+def test_an_image_above_max_image_pixels_is_shrunk_counted_and_still_seen(
+    pose_graph, photo, make_image, wait, parameter_client
+):
+    pose, _, camera, received = pose_graph
+    result = parameter_client("pose").set(max_image_pixels=200 * 150)["max_image_pixels"]
+    assert result.successful
+    assert not result.reason  # live
+    camera.publish(make_image(photo, 2_000_000_000))
+    assert wait(lambda: received)
+    assert pose.frames_downscaled == 1
+    assert len(received[0].persons) == 1  # the person is still found at 200x150

@@ -1,0 +1,162 @@
+"""The recognizer node under hostile input (issue #10): nothing kills it or freezes its output.
+
+Each case publishes what a careless or broken robot would send, over real Fast DDS, into the real
+node with a real ONNX model, then checks that the node keeps publishing sound actions and that
+/diagnostics names what was refused.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_msgs.msg import Header
+
+from bharnet_ros.msg import Action, PersonSkeletonArray
+from bharnet_ros.nodes.conversions import frame_to_msg, seconds_to_stamp
+from bharnet_ros.nodes.recognizer_node import RecognizerNode
+from bharnet_ros.training.synth import generate_sequence
+
+WAVE = generate_sequence("wave", np.random.default_rng(0))
+
+
+def message(
+    t: int, persons: list[int], start: float = 100.0, stamp: float | None = None
+) -> PersonSkeletonArray:
+    """Frame ``t`` of a synthetic wave for each person id, stamped at 30 Hz from ``start``."""
+    seconds = start + t / 30 if stamp is None else stamp
+    header = Header(stamp=seconds_to_stamp(seconds), frame_id="camera")
+    people = []
+    for pid in persons:
+        frame = WAVE.frame(t % len(WAVE))
+        frame.timestamp, frame.person_id = seconds, pid
+        people.append(frame_to_msg(frame, header))
+    return PersonSkeletonArray(header=header, persons=people)
+
+
+@pytest.fixture
+def node(ros, wait, tiny_model):
+    recognizer = ros.add(
+        RecognizerNode,
+        parameter_overrides=[
+            Parameter("model", value=str(tiny_model)),
+            Parameter("stride_seconds", value=0.1),
+            Parameter("min_seconds", value=0.3),
+            Parameter("window_seconds", value=0.8),
+            Parameter("diagnostics_period", value=0.2),
+        ],
+    )
+    probe = ros.add(Node, "probe")
+    actions: list[Action] = []
+    statuses: list = []
+    probe.create_subscription(Action, "action", actions.append, 500)
+    probe.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda m: statuses.extend(s for s in m.status if "recognizer" in s.name),
+        50,
+    )
+    publisher = probe.create_publisher(PersonSkeletonArray, "skeletons", 100)
+    assert wait(lambda: recognizer.inputs and publisher.get_subscription_count() > 0)
+    return recognizer, publisher, actions, statuses
+
+
+def publish(publisher, messages, rate: float = 60.0) -> None:
+    for msg in messages:
+        publisher.publish(msg)
+        time.sleep(1 / rate)
+
+
+def level(status) -> int:
+    return status.level[0] if isinstance(status.level, bytes) else int(status.level)
+
+
+def latest(statuses: list) -> dict[str, str]:
+    return {kv.key: kv.value for kv in statuses[-1].values} if statuses else {}
+
+
+def test_a_hand_layout_as_a_body_is_refused_and_the_node_keeps_going(node, wait):
+    recognizer, publisher, actions, statuses = node
+    bad = message(0, [9])
+    bad.persons[0].body_layout = "hand21"
+    bad.persons[0].body = np.zeros(84, np.float32)
+    publish(publisher, [bad] * 5)
+    publish(publisher, [message(t, [1]) for t in range(40)])
+    assert wait(lambda: any(a.person_id == 1 for a in actions))
+    assert wait(lambda: int(latest(statuses).get("bad_messages", 0)) == 5)
+    assert level(statuses[-1]) == 1  # WARN names the refusals
+
+
+def test_one_huge_value_is_refused_and_confidences_stay_finite(node, wait):
+    recognizer, publisher, actions, statuses = node
+    messages = [message(t, [1]) for t in range(60)]
+    poisoned = messages[20].persons[0]
+    body = np.array(poisoned.body, np.float32)
+    body[4] = np.finfo(np.float32).max
+    poisoned.body = body
+    absurd = messages[30].persons[0]
+    absurd.body = np.full(len(absurd.body), 1e30, np.float32)
+    publish(publisher, messages)
+    assert wait(lambda: recognizer.bad_messages == 2)
+    assert wait(lambda: len(actions) >= 10)
+    assert all(np.isfinite(a.confidence) for a in actions)
+
+
+def test_a_fifth_person_does_not_silence_the_others(node, wait, ros):
+    recognizer, publisher, actions, statuses = node
+    publish(publisher, [message(t, [0, 1, 2, 3, 4]) for t in range(60)])
+    assert wait(lambda: {0, 1, 2, 3} <= {a.person_id for a in actions})
+    assert 4 not in {a.person_id for a in actions}
+    assert wait(lambda: int(latest(statuses).get("persons_refused", 0)) > 0)
+    assert "max_persons" in statuses[-1].message
+
+
+def test_unstamped_input_is_timed_by_the_node_and_reported(node, wait):
+    recognizer, publisher, actions, statuses = node
+    publish(publisher, [message(t, [1], stamp=0.0) for t in range(60)])
+    assert wait(lambda: len(actions) > 0)
+    assert wait(lambda: int(latest(statuses).get("unstamped_frames", 0)) == 60)
+
+
+def test_persons_on_clocks_5000_s_apart_both_get_actions(node, wait):
+    recognizer, publisher, actions, statuses = node
+    pairs = [(message(t, [1]), message(t, [2], start=5100.0)) for t in range(60)]
+    publish(publisher, [m for pair in pairs for m in pair], rate=120.0)
+    assert wait(lambda: {1, 2} <= {a.person_id for a in actions})
+    assert recognizer.recognizer.windows.stats.resets == 0
+
+
+def test_an_exception_in_a_callback_is_reported_and_the_node_recovers(node, wait, monkeypatch):
+    recognizer, publisher, actions, statuses = node
+    classifier = recognizer.recognizer.classifier
+    original = classifier.classify
+
+    def broken(window):  # the edge under test is the node's callback guard, not the model
+        raise RuntimeError("model exploded")
+
+    monkeypatch.setattr(classifier, "classify", broken)
+    publish(publisher, [message(t, [1]) for t in range(20)])
+    assert wait(lambda: recognizer.callback_errors > 0)
+    assert wait(lambda: statuses and level(statuses[-1]) == 2 and "model exploded" in statuses[-1].message)
+    monkeypatch.setattr(classifier, "classify", original)
+    publish(publisher, [message(t, [1]) for t in range(20, 60)])
+    assert wait(lambda: len(actions) > 0)  # the executor thread survived
+
+
+def test_a_burst_is_counted_not_silently_lost(node, wait):
+    recognizer, publisher, actions, statuses = node
+    messages = [message(t, [1]) for t in range(300)]
+    for msg in messages:
+        publisher.publish(msg)  # as fast as Python can: far above any camera rate
+    assert wait(lambda: len(actions) > 0)
+    assert wait(lambda: int(latest(statuses).get("frames_not_classified", 0)) > 0)
+
+    values = latest(statuses)
+    received = int(values["frames_received"])
+    assert 0 < received <= 300
+    assert int(values["frames_not_classified"]) == received - int(values["windows_classified"])
+    assert {"frames_dropped_upstream", "messages_lost"} <= set(values)
