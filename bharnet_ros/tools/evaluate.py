@@ -37,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace the report files in a non-empty --out")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size for checkpoints (default 32)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--views", type=int, default=1, metavar="N",
+        help="windows per clip, logits averaged (time-window models; default 1: the centre)",
+    )  # fmt: skip
 
 
 def format_summary(values: dict) -> str:
@@ -100,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
     from bharnet_ros.training.evaluate import evaluate, open_model, write_outputs
     from bharnet_ros.training.train import ConfigError
 
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.batch_size < 1 or args.views < 1:
+        raise UsageError(f"--batch-size and --views must be at least 1, got {args.batch_size}, {args.views}")
     if not args.model.exists():
         raise UsageError(f"model {args.model} not found; give a checkpoint (.pt) or an exported .onnx")
     check_output_folder(args.out, [args.model, args.dataset], args.force)
@@ -109,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         model = open_model(args.model)
         data = select_for_eval(load_datasets([args.dataset], args.split), model.labels, args)
         check_model_fits(model, data, args)
-        result = evaluate(model, data, args.batch_size, progress=not args.no_progress)
+        result = evaluate(model, data, args.batch_size, progress=not args.no_progress, views=args.views)
     except (ConfigError, DatasetError, CheckpointError, InferenceError) as err:
         raise UsageError(str(err)) from None
     with staged_folder(args.out) as staged:

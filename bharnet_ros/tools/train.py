@@ -37,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave-one-subject-out cross-validation over these people (default: every subject); "
         "needs --out, continues an interrupted run in the same folder",
     )  # fmt: skip
+    parser.add_argument(
+        "--views", type=int, default=1, metavar="N",
+        help="with --loso: windows per test clip, their logits averaged (default 1: the centre)",
+    )  # fmt: skip
 
 
 def split_items(items: list[str], resume: bool) -> tuple[str | None, list[str]]:
@@ -103,10 +107,12 @@ def run_loso(args: argparse.Namespace, config_path: str | None, overrides: list[
 
     if args.resume is not None or args.out is None:
         raise UsageError("--loso needs --out DIR (and no --resume: rerun with the same --out to continue)")
+    if args.views < 1:
+        raise UsageError(f"--views must be at least 1, got {args.views}")
     subjects = None if args.loso == "all" else [s.strip() for s in args.loso.split(",") if s.strip()]
     try:
         config = load_train_config(config_path, overrides)
-        values = cross_validate(config, args.out, subjects)
+        values = cross_validate(config, args.out, subjects, views=args.views)
     except (ConfigError, DatasetError, CheckpointError) as err:
         raise UsageError(str(err)) from None
     folds = ", ".join(f"{s} {100 * v:.1f} %" for s, v in values["folds_top1"].items())

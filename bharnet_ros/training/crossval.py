@@ -57,21 +57,28 @@ def fold_subjects(data: SkeletonDataset, wanted: Sequence[str] | None) -> list[s
 
 
 def cross_validate(
-    config: dict[str, Any], out: str | Path, subjects: Sequence[str] | None = None, progress: bool = False
+    config: dict[str, Any],
+    out: str | Path,
+    subjects: Sequence[str] | None = None,
+    progress: bool = False,
+    views: int = 1,
 ) -> dict[str, Any]:
-    """Train and test one fold per held-out subject; returns the pooled summary (also on disk)."""
+    """Train and test one fold per held-out subject; returns the pooled summary (also on disk).
+
+    ``views``: windows per test clip whose logits are averaged (see ``evaluate``).
+    """
     out = Path(out)
     data = load_datasets(config["data"]["train"])
     held_out = fold_subjects(data, subjects)
     results = []
     for subject in held_out:
         print(f"fold {subject}: training without {subject}", flush=True)
-        results.append(run_fold(config, data, subject, out / f"fold_{_safe(subject)}", progress))
-    return write_pooled(out, held_out, results)
+        results.append(run_fold(config, data, subject, out / f"fold_{_safe(subject)}", progress, views))
+    return write_pooled(out, held_out, results, views)
 
 
 def run_fold(
-    config: dict[str, Any], data: SkeletonDataset, subject: str, folder: Path, progress: bool
+    config: dict[str, Any], data: SkeletonDataset, subject: str, folder: Path, progress: bool, views: int = 1
 ) -> tuple[SkeletonDataset, Evaluation]:
     """Train without ``subject`` (unless already done) and evaluate ``last.pt`` on ``subject``."""
     test = data.subset(np.flatnonzero(subject_mask(data, [subject])))
@@ -82,7 +89,7 @@ def run_fold(
         if not (folder / "last.pt").is_file():
             train(fold, out=folder)
     model = open_model(folder / "last.pt")
-    result = evaluate(model, test, progress=progress)
+    result = evaluate(model, test, progress=progress, views=views)
     write_outputs(folder / "test", result, model, test, f"subject {subject}", None)
     return test, result
 
@@ -113,7 +120,7 @@ def pooled(results: Sequence[tuple[SkeletonDataset, Evaluation]]) -> tuple[Skele
 
 
 def write_pooled(
-    out: Path, subjects: Sequence[str], results: Sequence[tuple[SkeletonDataset, Evaluation]]
+    out: Path, subjects: Sequence[str], results: Sequence[tuple[SkeletonDataset, Evaluation]], views: int = 1
 ) -> dict[str, Any]:
     """summary.json and the pooled tables and plot in ``out``."""
     data, result = pooled(results)
@@ -122,6 +129,7 @@ def write_pooled(
     values = {
         "kind": "leave-one-subject-out",
         "subjects": list(subjects),
+        "views": views,
         "num_samples": int(len(result.labels)),
         "top1": float(result.report.top1),
         "mean_fold_top1": float(np.mean(list(folds.values()))),

@@ -119,12 +119,19 @@ class Evaluation:
 
 
 def evaluate(
-    model: ModelUnderTest, data: SkeletonDataset, batch_size: int = 32, progress: bool = False
+    model: ModelUnderTest, data: SkeletonDataset, batch_size: int = 32, progress: bool = False, views: int = 1
 ) -> Evaluation:
-    """Run ``model`` over every sample of ``data`` and compute the metrics."""
+    """Run ``model`` over every sample of ``data`` and compute the metrics.
+
+    ``views`` > 1 (time-window models): each clip is scored by that many windows spread over it,
+    whose logits are averaged, as the live recognizer looks at a gesture through many windows.
+    """
     labels = labels_for(data, model.labels, "model's")
     feeder = SkeletonFeeder(data, model.preprocess, train=False, labels=labels)
-    scores = collect_scores(model, feeder, batch_size, progress)
+    if views <= 1 or model.preprocess.window_seconds <= 0:
+        scores = collect_scores(model, feeder, batch_size, progress)
+    else:
+        scores = averaged_views(model, feeder, batch_size, progress, views)
     flagged = subset_classes(data, model)
     subset = None if flagged is None else [model.labels.index(n) for n in flagged if n in model.labels]
     report = classification_report(scores["fused"], labels, subset)
@@ -132,6 +139,18 @@ def evaluate(
     return Evaluation(
         report, branch_accuracies(scores, labels), labels, predictions, scores, list(model.labels), flagged
     )
+
+
+def averaged_views(
+    model: ModelUnderTest, feeder: SkeletonFeeder, batch_size: int, progress: bool, views: int
+) -> dict[str, np.ndarray]:
+    """Per-branch logits averaged over ``views`` windows evenly spread over each clip."""
+    total: dict[str, np.ndarray] = {}
+    for view in range(views):
+        feeder.view = (view + 0.5) / views
+        for name, value in collect_scores(model, feeder, batch_size, progress).items():
+            total[name] = total.get(name, 0.0) + value / views
+    return total
 
 
 def branch_accuracies(scores: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, float]:

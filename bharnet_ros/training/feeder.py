@@ -14,7 +14,9 @@
      instants over W seconds, read by timestamp (``core.resample.time_window_sampling``).
      Training draws the window's end so that it overlaps at least ``min_cover`` of the clip (or
      of the window, if that is shorter) and stretches W by a random speed factor; evaluation
-     centres the window on the clip. A window reaching past the clip holds its first or last pose.
+     centres the window on the clip, or places it at ``view`` (0 to 1) between the first and the
+     last window that overlap the clip by ``EVAL_COVER``. A window reaching past the clip holds
+     its first or last pose.
    * Frame-count models (``window_seconds`` 0): a crop ratio p in [0.5, 1] at a random offset for
      training, the centre 95 % for evaluation, resized to T (``core.resample.crop_resize_indices``).
 3. **Raw-coordinate augmentation** (training only): mirroring (x flipped, the left/right body
@@ -118,6 +120,7 @@ class AugmentConfig:
 
 
 NO_AUGMENT = AugmentConfig(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+EVAL_COVER = 0.8  # evaluation windows overlap the clip (or the window) by at least this fraction
 LATERAL = {"left": "right", "right": "left"}
 
 
@@ -268,6 +271,7 @@ class SkeletonFeeder(Dataset):
             data.class_names, self.augment.mirror_pairs, self.augment.mirror_never
         )
         self.epoch = 0
+        self.view = 0.5  # evaluation: where the window sits in the clip (0 first, 0.5 centre, 1 last)
         self._filled: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -321,9 +325,9 @@ class SkeletonFeeder(Dataset):
         stamps = timestamps[:length]
         first, last = float(stamps[0]), float(stamps[-1])
         if not self.train:
-            return time_window_sampling(
-                stamps, 0.5 * (first + last + seconds), seconds, self.preprocess.frames
-            )
+            cover = EVAL_COVER * min(seconds, last - first)
+            end = first + cover + self.view * (last + seconds - 2 * cover - first)
+            return time_window_sampling(stamps, end, seconds, self.preprocess.frames)
         speed = self.augment.speed
         seconds *= rng.uniform(1.0 - speed, 1.0 + speed) if speed > 0 else 1.0
         cover = self.augment.min_cover * min(seconds, last - first)

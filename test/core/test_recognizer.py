@@ -175,3 +175,41 @@ def test_a_fifth_person_is_refused_and_counted_while_four_are_served():
                 decided.add(result.person_id)
     assert decided == {0, 1, 2, 3}
     assert recognizer.stats.persons_refused == 60
+
+
+def smooth_wave(t: float) -> SkeletonFrame:
+    """A noise-free person waving the left arm at 0.7 Hz (a smooth motion any frame rate samples)."""
+    body = np.zeros((33, 4), np.float32)
+    body[:, 0] = np.linspace(0.4, 0.6, 33)
+    body[:, 1] = np.linspace(0.2, 0.8, 33)
+    body[[11, 12], 0] = [0.55, 0.45]
+    body[15, :2] = [0.7 + 0.1 * np.sin(2 * np.pi * 0.7 * t), 0.3 - 0.05 * np.cos(2 * np.pi * 0.7 * t)]
+    body[:, 3] = 1.0
+    hands = np.zeros((2, 21, 4), np.float32)
+    hands[0, :, 0] = body[15, 0] + np.linspace(0.0, 0.04, 21)
+    hands[0, :, 1] = body[15, 1] - np.linspace(0.0, 0.05, 21)
+    hands[0, :, 3] = 1.0
+    return SkeletonFrame(t, body, hands, np.array([True, False]), image_size=(640, 480))
+
+
+@pytest.mark.parametrize("fps", [10, 15, 20, 30])
+def test_the_same_motion_at_any_frame_rate_gives_the_same_input_and_decision(fps, tiny_model):
+    """A real (tiny) ONNX model: the window input and the decision do not depend on the frame rate."""
+    from bharnet_ros.core.preprocess import preprocess_sequence
+    from bharnet_ros.core.recognizer import load_window_classifier
+
+    classifier = load_window_classifier(str(tiny_model))
+    config = RecognizerConfig(window_seconds=1.5, stride_seconds=0.0, min_seconds=1.5, smoothing=1.0)
+
+    def run(rate: int):
+        recognizer = Recognizer(classifier, config)
+        decisions = [recognizer.push(smooth_wave(k / rate)) for k in range(2 * rate + 1)]
+        window = recognizer.windows.get(0).window(classifier.window_length, 1.5)
+        return decisions[-1], preprocess_sequence(window.sequence, classifier.onnx.preprocess)
+
+    decision, inputs = run(fps)
+    reference, expected = run(60)
+    np.testing.assert_allclose(inputs.body, expected.body, atol=0.05)  # body sizes
+    np.testing.assert_allclose(inputs.hand, expected.hand, atol=0.05)
+    assert decision.label == reference.label
+    np.testing.assert_allclose(decision.top_scores, reference.top_scores, atol=0.02)
