@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = "bharnet_ros"
+DEFAULT_MODEL = "models/bharnet_e_expert_only.onnx"  # what the recognizer runs unless told otherwise
 CHECKOUT = Path(__file__).resolve().parents[2]  # the repository root when running from source
 
 
@@ -26,3 +27,8 @@ def share_file(relative: str) -> Path:
             return path
     looked = ", ".join(str(p) for p in candidates)
     raise FileNotFoundError(f"{relative} not found (looked in {looked}); is bharnet_ros installed?")
+
+
+def default_model() -> Path:
+    """The shipped default model (FileNotFoundError where it is not installed)."""
+    return share_file(DEFAULT_MODEL)

@@ -84,13 +84,12 @@ class PoseEstimator(Closeable):
         static_image_mode: bool = False,
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
-        model_complexity: int = 1,
     ) -> None:
-        _check_options(backend, model_complexity, min_detection_confidence, min_tracking_confidence)
+        _check_options(backend, min_detection_confidence, min_tracking_confidence)
         self.backend = backend
         options = {
             "static_image_mode": static_image_mode,
-            "model_complexity": 1,
+            "model_complexity": 1,  # the only complexity the wheel ships (see the module docstring)
             "min_detection_confidence": min_detection_confidence,
             "min_tracking_confidence": min_tracking_confidence,
         }
@@ -147,15 +146,9 @@ class PoseEstimator(Closeable):
         return body, slots
 
 
-def _check_options(backend: str, complexity: int, detection: float, tracking: float) -> None:
+def _check_options(backend: str, detection: float, tracking: float) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"unknown pose backend {backend!r}; use one of {BACKENDS}")
-    if complexity != 1:
-        raise ValueError(
-            f"model_complexity={complexity} is not supported: mediapipe 0.10.21 ships only the complexity-1 "
-            "pose model (pose_landmark_full.tflite); 0 and 2 make it download a model at run time, "
-            "which fails offline. Use model_complexity=1."
-        )
     for name, value in (("min_detection_confidence", detection), ("min_tracking_confidence", tracking)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {value}")

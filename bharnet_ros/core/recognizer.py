@@ -16,10 +16,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from bharnet_ros.core.hand_fill import MAX_GAP
 from bharnet_ros.core.inference import OnnxClassifier
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.smoothing import LabelSmoother
-from bharnet_ros.core.window import SECONDS, PushResult, Window, WindowBuffer, WindowSet
+from bharnet_ros.core.window import (
+    MAX_PERSONS,
+    PERSON_TIMEOUT,
+    SECONDS,
+    PushResult,
+    Window,
+    WindowBuffer,
+    WindowSet,
+)
 
 NONE = "none"  # the label of "no known gesture"
 
@@ -43,9 +52,9 @@ class RecognizerConfig:
     window_seconds: float = 0.0  # window duration; 0 = the model's own (its training window)
     stride_seconds: float = 0.15  # classify a person's window at most this often (sensor time)
     min_seconds: float = 0.5  # history needed before a person's first decision
-    max_gap: int = 8  # hand gaps up to this many frames are interpolated
-    person_timeout: float = 1.0  # seconds without frames before a person's window is dropped
-    max_persons: int = 4
+    max_gap: int = MAX_GAP  # hand gaps up to this many frames are interpolated
+    person_timeout: float = PERSON_TIMEOUT  # seconds without frames before a person's window is dropped
+    max_persons: int = MAX_PERSONS
     smoothing: float = 0.5  # weight of the newest window in the moving average (1 = none)
     switch_margin: float = 0.1  # probability lead another label needs to replace the current one
     top_k: int = 5

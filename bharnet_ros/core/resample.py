@@ -117,28 +117,6 @@ def time_window_sampling(timestamps: np.ndarray, end: float, duration: float, le
     return TimeSampling(lo.astype(np.int64), np.where(weight > 0, hi, lo).astype(np.int64), weight)
 
 
-def resize_time(array: np.ndarray, length: int) -> np.ndarray:
-    """Resize the whole time axis (axis 0) of ``array`` to ``length`` frames by linear interpolation."""
-    return resize_indices(0, len(array), length).apply(array)
-
-
-def resize_mask(mask: np.ndarray, length: int) -> np.ndarray:
-    """Resize a boolean mask (T, ...) with the rule of :meth:`TimeSampling.apply_mask`."""
-    return resize_indices(0, len(mask), length).apply_mask(mask)
-
-
-def valid_frame_count(array: np.ndarray) -> int:
-    """Number of frames (axis 0) with any non-zero value, the feeder's count of real frames.
-
-    Dataset arrays are zero-padded at the end, so the valid frames are the first ``count`` ones;
-    works for any trailing shape, e.g. body (T, V, C) or (T, M, V, C).
-    """
-    array = np.asarray(array)
-    if array.ndim == 0:
-        raise ValueError("expected an array with a time axis")
-    return int(np.count_nonzero(array.reshape(len(array), -1).any(axis=1)))
-
-
 def center_crop(valid_frames: int, ratio: float = TEST_P_INTERVAL[0]) -> tuple[int, int]:
     """Test-time crop: keep the middle ``ratio`` of the frames, as ``(start, stop)``.
 

@@ -61,6 +61,11 @@ class SkeletonFrame:
     def body_present(self) -> bool:
         return bool(np.any(self.body[:, 3] > 0))
 
+    @property
+    def person_found(self) -> bool:
+        """Whether the pose stage saw anyone: a body or a hand (a frame to publish)."""
+        return self.body_present or bool(self.hand_present.any())
+
     @classmethod
     def empty(cls, timestamp: float, layout: str = "mediapipe33", person_id: int = 0) -> SkeletonFrame:
         """A frame in which nothing was found: zeros and no hands, so the timeline has no hole."""

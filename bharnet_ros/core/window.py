@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 SECONDS = 2.0  # window duration when the model does not state one
 LENGTH = 32  # frames the model sees (T)
 MAX_FRAMES = 512  # frames one buffer holds at most, whatever the frame rate (memory bound)
+PERSON_TIMEOUT = 1.0  # seconds without frames before a person is forgotten
+MAX_PERSONS = 4  # persons tracked at once
 
 
 class PushResult(enum.Enum):
@@ -231,8 +233,8 @@ class WindowSet:
         self,
         seconds: float = SECONDS,
         max_gap: int = MAX_GAP,
-        timeout: float = 1.0,
-        max_persons: int = 4,
+        timeout: float = PERSON_TIMEOUT,
+        max_persons: int = MAX_PERSONS,
         max_frames: int = MAX_FRAMES,
         evict_after: float | None = None,
     ) -> None:

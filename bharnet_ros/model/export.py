@@ -342,7 +342,7 @@ def demo_sequence(frames: int, seed: int = 0) -> SkeletonSequence:
     """A plausible live-camera sequence: a person waving the right hand, left hand seen part-time.
 
     Layout ``mediapipe33``, image space, 640x480; jitter and visibility like a pose estimator's.
-    Used for parity checks and benchmarks until real recordings are at hand.
+    Used for parity checks and benchmarks: a realistic input that needs no data files.
     """
     rng = np.random.default_rng(seed)
     phase = np.linspace(0.0, 4.0 * np.pi, frames, dtype=np.float32)

@@ -32,9 +32,6 @@ class DiagnosticsPublisher:
         self._publisher.publish(array)
         return status
 
-    def destroy(self) -> None:
-        self._node.destroy_publisher(self._publisher)
-
 
 def _text(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)

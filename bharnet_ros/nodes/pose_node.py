@@ -139,8 +139,7 @@ class PoseNode(ManagedNode):
             self.bad_frames += 1
             self.get_logger().warning(f"skipped an image: {err}", throttle_duration_sec=5.0)
             return
-        found = frame.body_present or bool(frame.hand_present.any())
-        persons = [frame_to_msg(frame, msg.header)] if found else []
+        persons = [frame_to_msg(frame, msg.header)] if frame.person_found else []
         self.safe_publish(self.skeleton_pub, PersonSkeletonArray(header=msg.header, persons=persons))
         if self.params["publish_overlay"] and self.overlay_pub.get_subscription_count() > 0:
             self._publish_overlay(image, frame, msg)

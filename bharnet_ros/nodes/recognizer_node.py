@@ -20,7 +20,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
 from std_msgs.msg import Header
 
-from bharnet_ros.core.paths import share_file
+from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
 from bharnet_ros.core.recognizer import ActionResult, Recognizer, RecognizerConfig, load_window_classifier
 from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
@@ -33,7 +33,6 @@ from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spi
 from bharnet_ros.nodes.pairing import subscribe_pair
 from bharnet_ros.nodes.parameters import Param
 
-DEFAULT_MODEL = "models/bharnet_e_expert_only.onnx"
 C = RecognizerConfig()
 PARAMS = (
     Param("model", "", f"ONNX model file; empty = {DEFAULT_MODEL} in the package share"),
@@ -171,7 +170,7 @@ class RecognizerNode(ManagedNode):
         return [self.action_pub.topic_name] if self.action_pub is not None else []
 
     def _model_path(self) -> str:
-        return self.params["model"] or str(share_file(DEFAULT_MODEL))
+        return self.params["model"] or str(default_model())
 
     def _runtime(self) -> dict[str, Any]:
         return {"require": self.params["require_device"], "threads": self.params["threads"]}

@@ -45,12 +45,19 @@ from bharnet_ros.core.bag import (
     typestore,
     write_video_bag,
 )
+from bharnet_ros.core.params_file import (
+    GRAPH_PARAMS,
+    ParamsFileError,
+    node_parameters,
+    read_params_file,
+    set_node_parameters,
+)
+from bharnet_ros.core.paths import DEFAULT_MODEL, default_model, share_file
 from bharnet_ros.core.recognizer import RecognizerConfig
 from bharnet_ros.core.streaming_metrics import Prediction, StreamMetrics, evaluate_stream, summarize
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import check_output_folder, staged_folder
 
-DEFAULT_MODEL = "models/bharnet_e_expert_only.onnx"  # the recognizer node's default, in the share
 POSE_PARAMETERS = ("backend", "min_detection_confidence", "min_tracking_confidence")
 
 
@@ -338,19 +345,12 @@ def first_stamp(bag: Path, topic: str) -> int:
 
 def load_graph_params(params_file: str) -> dict[str, dict[str, Any]]:
     """``{"pose": {...}, "recognizer": {...}}`` from the graph's parameters YAML (``/**/<node>`` keys)."""
-    from bharnet_ros.core.paths import share_file
-
     try:
-        path = Path(params_file) if params_file else share_file("config/recognize.yaml")
-        data = yaml.safe_load(path.read_text()) or {}
-    except (FileNotFoundError, yaml.YAMLError) as err:
-        raise UsageError(f"cannot read the parameters file: {err}".replace("\n", " ")) from None
-    params = {"path": str(path), "pose": {}, "recognizer": {}}
-    for key, value in data.items():
-        name = str(key).rstrip("/").split("/")[-1]
-        if name in ("pose", "recognizer") and isinstance(value, dict):
-            params[name] = dict(value.get("ros__parameters") or {})
-    return params
+        data = read_params_file(params_file)
+    except ParamsFileError as err:
+        raise UsageError(str(err)) from None
+    path = params_file or str(share_file(GRAPH_PARAMS))
+    return {"path": path, **{node: node_parameters(data, node) for node in ("pose", "recognizer")}}
 
 
 def recognizer_config(params: dict[str, Any]) -> RecognizerConfig:
@@ -363,10 +363,8 @@ def _model_path(model: Path | None) -> Path:
         if not model.is_file():
             raise UsageError(f"model {model} not found; give an exported .onnx file with --model")
         return model
-    from bharnet_ros.core.paths import share_file
-
     try:
-        return share_file(DEFAULT_MODEL)
+        return default_model()
     except FileNotFoundError:
         raise UsageError(f"no --model given and the default {DEFAULT_MODEL} is not installed") from None
 
@@ -424,7 +422,7 @@ def _frames_of(msg: Any, msgtype: str, estimator: Any, pose_seconds: list[float]
     started = time.perf_counter()
     frame = estimator.estimate(image, stamp_ns(msg.header) * 1e-9)
     pose_seconds.append(time.perf_counter() - started)
-    return [frame] if frame.body_present or bool(frame.hand_present.any()) else []  # as the pose node
+    return [frame] if frame.person_found else []  # as the pose node
 
 
 def _recognize(recognizer: Any, persons: list[Any], stamp: int, origin: int, run: EvalRun) -> None:
@@ -460,10 +458,8 @@ def evaluate_realtime(
 
 def _effective_params(out: Path, params: dict[str, Any], msgtype: str) -> Path:
     """The parameters file the live graph gets (the pose node reads /compressed for jpeg bags)."""
-    data = yaml.safe_load(Path(params["path"]).read_text()) or {}
-    for key, value in data.items():
-        if str(key).rstrip("/").split("/")[-1] == "pose" and isinstance(value, dict):
-            value.setdefault("ros__parameters", {})["compressed"] = msgtype == COMPRESSED_TYPE
+    data = read_params_file(params["path"])
+    set_node_parameters(data, "pose", compressed=msgtype == COMPRESSED_TYPE)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "params.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

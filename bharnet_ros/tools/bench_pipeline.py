@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from bharnet_ros.core.paths import share_file
+from bharnet_ros.core.params_file import read_params_file, set_node_parameters
+from bharnet_ros.core.paths import default_model
 from bharnet_ros.tools import UsageError
 
 RATE_HZ = 30.0
@@ -60,7 +61,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
 def _model(path: str) -> str:
     try:
-        return path or str(share_file("models/bharnet_e_expert_only.onnx"))
+        return path or str(default_model())
     except FileNotFoundError as err:
         raise UsageError(f"{err}; pass --model") from None
 
@@ -194,8 +195,8 @@ def _soak(video: str, model: str, seconds: float) -> tuple[list[tuple[float, flo
 
 
 def _looping_params(folder: Path) -> str:
-    params = yaml.safe_load(share_file("config/recognize.yaml").read_text())
-    params["/**/video_source"]["ros__parameters"].update(loop=True, rate=RATE_HZ)
+    params = read_params_file()
+    set_node_parameters(params, "video_source", loop=True, rate=RATE_HZ)
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return str(path)

@@ -1,6 +1,6 @@
 """``bharnet synth``: write a labelled set of synthetic gesture sequences, optionally a preview picture.
 
-Output folder layout (issue #4 will define the full dataset format later)::
+Output folder layout (training reads it directly; ``bharnet_ros.training.data.load_synth_folder``)::
 
     OUT/classes.txt        class names, one per line, line number - 1 = label
     OUT/index.csv          file,label,class_name,hand_intensive,seed
@@ -18,26 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bharnet_ros.core.layouts import MP33
+from bharnet_ros.core.layouts import HAND21, MP33
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import atomic_file, check_output_file, check_output_folder, staged_folder
 from bharnet_ros.training import synth
 
-# Lines drawn for a MediaPipe Pose body in the preview (pairs of joint names).
-_BODY_LINES = (
-    ("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"),
-    *((f"{s}_{a}", f"{s}_{b}") for s in ("left", "right") for a, b in (
-        ("shoulder", "elbow"), ("elbow", "wrist"), ("wrist", "pinky"), ("wrist", "index"),
-        ("wrist", "thumb"), ("shoulder", "hip"), ("hip", "knee"), ("knee", "ankle"),
-        ("ankle", "heel"), ("heel", "foot_index"), ("eye", "ear"), ("eye_inner", "eye"),
-    )),
-    ("nose", "left_eye_inner"), ("nose", "right_eye_inner"), ("mouth_left", "mouth_right"),
-)  # fmt: skip
-# Hand lines: each finger from the wrist, plus the knuckle line across the palm.
-_HAND_LINES = (
-    (0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (9, 10), (10, 11), (11, 12),
-    (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20), (5, 9), (9, 13), (13, 17),
-)  # fmt: skip
 _SIDE_COLOURS = ("tab:blue", "tab:red")  # subject's left, right
 PREVIEW_FRAMES = 4
 
@@ -128,9 +113,9 @@ def _draw_body(ax, seq, t: int) -> None:
         matplotlib.patches.Rectangle((0, 0), width, height, fill=False, color="0.6", ls="--", lw=0.8)
     )
     px = seq.body[t, :, :2] * [width, height]
-    for a, b in _BODY_LINES:
-        i, j = MP33.index(a), MP33.index(b)
-        side = 0 if a.startswith("left") else 1 if a.startswith("right") else None
+    for i, j in MP33.edges:  # the layout's own tree, as the overlay draws it
+        name = MP33.joint_names[i]
+        side = 0 if name.startswith("left") else 1 if name.startswith("right") else None
         colour = "0.35" if side is None else _SIDE_COLOURS[side]
         alpha = 0.25 + 0.75 * min(seq.body[t, i, 3], seq.body[t, j, 3])
         ax.plot(px[[i, j], 0], px[[i, j], 1], color=colour, lw=1.2, alpha=alpha)
@@ -140,7 +125,7 @@ def _draw_body(ax, seq, t: int) -> None:
 
 
 def _draw_hand(ax, px: np.ndarray, colour: str, lw: float) -> None:
-    for a, b in _HAND_LINES:
+    for a, b in HAND21.edges:
         ax.plot(px[[a, b], 0], px[[a, b], 1], color=colour, lw=lw)
     ax.plot(px[[4, 8, 12, 16, 20], 0], px[[4, 8, 12, 16, 20], 1], ".", color="k", ms=2.5)
 

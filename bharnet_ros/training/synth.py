@@ -1,4 +1,4 @@
-"""Procedurally generated body+hand gesture sequences for human-robot interaction (issue #4).
+"""Procedurally generated body+hand gesture sequences for human-robot interaction.
 
 The generator builds a standing person from a few kinematic pieces and films them with a pinhole
 camera, so that its output is exactly what the live pose stage emits: a

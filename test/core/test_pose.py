@@ -158,12 +158,6 @@ def test_to_rgb_converts_channel_order():
     assert to_rgb(np.full((2, 3, 1), 7, np.uint8)).shape == (2, 3, 3)
 
 
-@pytest.mark.parametrize("complexity", [0, 2])
-def test_other_model_complexity_is_refused_before_any_download(complexity):
-    with pytest.raises(ValueError, match="download"):
-        PoseEstimator(model_complexity=complexity)
-
-
 def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="backend"):
         PoseEstimator("openpose")

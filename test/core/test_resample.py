@@ -11,10 +11,17 @@ from bharnet_ros.core.resample import (
     crop_resize_indices,
     random_crop,
     resize_indices,
-    resize_mask,
-    resize_time,
-    valid_frame_count,
+    time_window_sampling,
 )
+
+
+def resize_time(array: np.ndarray, length: int) -> np.ndarray:
+    """The whole time axis resized: the sampling the feeder applies to a clip."""
+    return resize_indices(0, len(array), length).apply(array)
+
+
+def resize_mask(mask: np.ndarray, length: int) -> np.ndarray:
+    return resize_indices(0, len(mask), length).apply_mask(mask)
 
 
 @pytest.mark.parametrize("source", [1, 2, 17, 63, 64, 65, 150, 300])
@@ -112,15 +119,6 @@ def test_resize_indices_rejects_bad_ranges(start: int, stop: int, length: int) -
         resize_indices(start, stop, length)
 
 
-def test_valid_frame_count_ignores_all_zero_frames() -> None:
-    body = np.zeros((300, 25, 3), np.float32)
-    body[:120] = np.random.default_rng(2).normal(size=(120, 25, 3))
-    body[50] = 0
-    body[60, 3, 1] = 0.5
-    assert valid_frame_count(body) == 119
-    assert valid_frame_count(np.zeros((10, 2, 21, 4))) == 0
-
-
 def test_center_crop_follows_the_feeder_rounding() -> None:
     assert center_crop(100, 0.95) == (2, 98)  # int(0.05 * 100 / 2) = 2
     assert center_crop(64, 0.95) == (1, 63)
@@ -172,3 +170,14 @@ def test_one_sampling_keeps_body_and_hands_in_step() -> None:
     hands = np.broadcast_to(ramp[:, None, None, None], (90, 2, 21, 4)).copy()
     sampling = crop_resize_indices(90, 64, (0.5, 1.0), np.random.default_rng(4))
     np.testing.assert_array_equal(sampling.apply(body)[:, 0, 0], sampling.apply(hands)[:, 1, 20, 3])
+
+
+def test_time_window_reads_instants_by_timestamp_and_holds_the_ends() -> None:
+    stamps = np.array([0.0, 0.1, 0.3, 0.35, 1.0])
+    sampling = time_window_sampling(stamps, end=1.0, duration=1.5, length=6)
+    values = sampling.apply(stamps)  # the interpolated time of each instant
+    np.testing.assert_allclose(values, [0.0, 0.0, 0.25, 0.5, 0.75, 1.0], atol=1e-12)
+    with pytest.raises(ValueError, match="timestamp"):
+        time_window_sampling(np.zeros(0), 1.0, 1.0, 4)
+    with pytest.raises(ValueError, match="duration"):
+        time_window_sampling(stamps, 1.0, 0.0, 4)

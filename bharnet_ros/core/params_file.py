@@ -1,0 +1,51 @@
+"""ROS 2 parameter files (``config/recognize.yaml``) read without ROS, for offline tools.
+
+A parameter file maps node names (``/**/recognizer``, ``/robot/pose``, ``recognizer``) to a
+``ros__parameters`` mapping. Offline evaluation reads the same file as the live graph, so a bag
+scored with ``bharnet bag eval`` runs with the settings the robot runs with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bharnet_ros.core.paths import share_file
+
+GRAPH_PARAMS = "config/recognize.yaml"
+
+
+class ParamsFileError(ValueError):
+    """A parameter file that cannot be read; the message names the file and the problem."""
+
+
+def read_params_file(path: str | Path | None = None) -> dict[str, Any]:
+    """The whole file as a mapping (the shipped ``config/recognize.yaml`` when ``path`` is empty)."""
+    try:
+        path = Path(path) if path else share_file(GRAPH_PARAMS)
+        data = yaml.safe_load(path.read_text()) or {}
+    except (FileNotFoundError, OSError, yaml.YAMLError) as err:
+        raise ParamsFileError(f"cannot read the parameters file: {err}".replace("\n", " ")) from None
+    if not isinstance(data, Mapping):
+        raise ParamsFileError(f"{path}: a parameters file maps node names to ros__parameters")
+    return dict(data)
+
+
+def node_parameters(data: Mapping[str, Any], node: str) -> dict[str, Any]:
+    """The ``ros__parameters`` of ``node`` in a parameters mapping (any namespace wildcard)."""
+    for key, value in data.items():
+        if str(key).rstrip("/").split("/")[-1] == node and isinstance(value, Mapping):
+            return dict(value.get("ros__parameters") or {})
+    return {}
+
+
+def set_node_parameters(data: dict[str, Any], node: str, **values: Any) -> None:
+    """Set ``values`` in ``node``'s ``ros__parameters`` (in place), adding the node if missing."""
+    for key, value in data.items():
+        if str(key).rstrip("/").split("/")[-1] == node and isinstance(value, dict):
+            value.setdefault("ros__parameters", {}).update(values)
+            return
+    data[f"/**/{node}"] = {"ros__parameters": dict(values)}
