@@ -26,11 +26,22 @@ os.environ.setdefault("AMENT_PREFIX_PATH", sys.prefix)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
 
+def missing_data(what: str) -> None:
+    """Skip a test whose real data is absent; under CI (``CI=true``) fail instead, loudly.
+
+    CI runs with ``../shared`` beside the clone, so a missing file there is a broken set-up that
+    would otherwise let dozens of tests skip quietly and the run stay green.
+    """
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"real test data not found: {what} (CI=true: ../shared must be beside the clone)")
+    pytest.skip(f"real test data not found: {what}")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The ../shared/data folder; tests that need it are skipped where it is absent."""
+    """The ../shared/data folder; tests that need it are skipped where it is absent (failed under CI)."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real test data not found at {SHARED_DATA}")
+        missing_data(str(SHARED_DATA))
     return SHARED_DATA
 
 
@@ -41,7 +52,7 @@ def shared_file():
     def get(relative: str) -> Path:
         path = SHARED_DATA / relative
         if not path.exists():
-            pytest.skip(f"real test data not found: {path}")
+            missing_data(str(path))
         return path
 
     return get

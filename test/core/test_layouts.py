@@ -74,3 +74,59 @@ def test_mapping_works_on_sequences_and_rejects_other_shapes():
     assert mp33_to_ntu25(np.zeros((7, 33, 4))).shape == (7, 25, 4)
     with pytest.raises(ValueError, match="33, 4"):
         mp33_to_ntu25(np.zeros((25, 4)))
+
+
+# The mapping written out joint by joint (x, y, z, score), as docs/skeleton_contract.md states it.
+NTU_FROM_MP = {
+    "spine_base": ("left_hip", "right_hip"), "head": ("left_ear", "right_ear"),
+    "left_shoulder": ("left_shoulder",), "left_elbow": ("left_elbow",), "left_wrist": ("left_wrist",),
+    "left_hand": ("left_wrist", "left_pinky", "left_index"), "right_shoulder": ("right_shoulder",),
+    "right_elbow": ("right_elbow",), "right_wrist": ("right_wrist",),
+    "right_hand": ("right_wrist", "right_pinky", "right_index"), "left_hip": ("left_hip",),
+    "left_knee": ("left_knee",), "left_ankle": ("left_ankle",), "left_foot": ("left_foot_index",),
+    "right_hip": ("right_hip",), "right_knee": ("right_knee",), "right_ankle": ("right_ankle",),
+    "right_foot": ("right_foot_index",), "spine_shoulder": ("left_shoulder", "right_shoulder"),
+    "left_hand_tip": ("left_index",), "left_thumb": ("left_thumb",), "right_hand_tip": ("right_index",),
+    "right_thumb": ("right_thumb",),
+}  # fmt: skip
+
+
+def distinct_body(seed: int = 4) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    body = rng.uniform(-1.0, 1.0, (33, 4)).astype(np.float32)
+    body[:, 3] = rng.uniform(0.3, 1.0, 33)
+    return body
+
+
+def test_every_ntu_joint_comes_from_its_mediapipe_joints_in_all_four_channels():
+    body = distinct_body()
+    ntu = mp33_to_ntu25(body)
+    for name, sources in NTU_FROM_MP.items():
+        points = body[[MP33.index(s) for s in sources]]
+        expected = np.append(points[:, :3].mean(axis=0), points[:, 3].min())
+        np.testing.assert_allclose(ntu[NTU25.index(name)], expected, rtol=1e-6, err_msg=name)
+    top, base, head = (ntu[NTU25.index(n)] for n in ("spine_shoulder", "spine_base", "head"))
+    np.testing.assert_allclose(ntu[NTU25.index("spine_mid"), :3], 0.5 * (base[:3] + top[:3]), rtol=1e-6)
+    neck = top[:3] + 0.35 * (head[:3] - top[:3])
+    np.testing.assert_allclose(ntu[NTU25.index("neck"), :3], neck, rtol=1e-6)
+
+
+def test_a_detected_hand_adds_its_relative_depth_to_the_wrists_depth():
+    body = distinct_body()
+    rng = np.random.default_rng(5)
+    hands = rng.uniform(-0.2, 0.2, (2, 21, 4)).astype(np.float32)
+    hands[..., 3] = 0.9
+    ntu = mp33_to_ntu25(body, hands, np.array([True, True]))
+    for slot, side in enumerate(("left", "right")):
+        wrist_z = body[MP33.index(f"{side}_wrist"), 2]
+        tip = hands[slot, HAND21.index("middle_tip")]
+        np.testing.assert_allclose(ntu[NTU25.index(f"{side}_hand_tip"), :2], tip[:2], rtol=1e-6)
+        np.testing.assert_allclose(ntu[NTU25.index(f"{side}_hand_tip"), 2], tip[2] + wrist_z, rtol=1e-6)
+        thumb = hands[slot, HAND21.index("thumb_tip")]
+        np.testing.assert_allclose(ntu[NTU25.index(f"{side}_thumb"), 2], thumb[2] + wrist_z, rtol=1e-6)
+        palm = hands[
+            slot, [HAND21.index(n) for n in ("wrist", "index_mcp", "middle_mcp", "ring_mcp", "pinky_mcp")]
+        ]
+        np.testing.assert_allclose(
+            ntu[NTU25.index(f"{side}_hand"), 2], palm[:, 2].mean() + wrist_z, rtol=1e-5
+        )

@@ -131,6 +131,7 @@ def test_aspect_correction_uses_image_size():
     plain = preprocess_sequence(sequence, config, image_size=(0, 0))
     np.testing.assert_allclose(corrected.body[0], plain.body[0] * 640 / 480, rtol=1e-6)
     np.testing.assert_allclose(corrected.body[1], plain.body[1])
+    np.testing.assert_allclose(corrected.body[2], plain.body[2] * 640 / 480, rtol=1e-6)  # z has x's scale
 
 
 def test_config_round_trips_through_json():
@@ -147,3 +148,19 @@ def test_config_refuses_unknown_keys_newer_versions_and_bad_values():
         PreprocessConfig.from_dict({**data, "version": 99})
     with pytest.raises(ValueError, match="modality"):
         PreprocessConfig(modality="velocity")
+
+
+def test_frames_with_an_occluded_shoulder_do_not_move_the_centre_or_the_unit():
+    """Centre and body size come only from frames where both shoulders were seen."""
+    arrays = world_sequence()
+    left, right = NTU25.index("left_shoulder"), NTU25.index("right_shoulder")
+    both = np.ones(FRAMES, bool)
+    both[3::4] = False
+    arrays["body"][~both, left] = 0.0  # occluded: not observed in those frames
+    out = run(arrays, PreprocessConfig(frames=FRAMES))
+    body = out.body[:, :, :, 0]
+    mid = 0.5 * (body[:, both, left] + body[:, both, right])
+    np.testing.assert_allclose(mid.mean(axis=1), 0.0, atol=1e-5)
+    width = np.linalg.norm(body[:, both, left] - body[:, both, right], axis=0)
+    assert width.mean() == pytest.approx(1.0, abs=1e-5)
+    assert np.all(body[:, ~both, left] == 0.0)  # the occluded joint stays absent

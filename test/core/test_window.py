@@ -316,3 +316,22 @@ def test_set_counts_duplicates_and_explicit_reset() -> None:
 def test_set_rejects_bad_settings(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         WindowSet(**kwargs)
+
+
+def test_hand_gaps_are_filled_along_time_not_frame_index() -> None:
+    """A stall then a burst: a hand missing in between is interpolated by the timestamps."""
+    buffer = WindowBuffer(seconds=1.0, max_gap=8)
+    stamps = [0.0, 0.1, 0.2, 1.0]
+    for k, stamp in enumerate(stamps):
+        seen = k in (0, 3)
+        hands = np.zeros((2, 21, 4), np.float32)
+        hands[0, :, :3] = 0.5 + stamp  # the hand moves with time
+        hands[0, :, 3] = 1.0
+        body = np.full((33, 4), 0.5, np.float32)
+        buffer.push(
+            SkeletonFrame(stamp, body, hands if seen else np.zeros_like(hands), np.array([seen, False]))
+        )
+    window = buffer.window(length=10)
+    assert window is not None
+    np.testing.assert_allclose(window.sequence.hands[:, 0, 0, 0], 0.5 + np.arange(1, 11) / 10, atol=1e-6)
+    assert window.hand_mask[:, 0].all()

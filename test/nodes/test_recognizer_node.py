@@ -144,13 +144,16 @@ def test_missing_model_fails_configure_but_the_node_stays_up(ros, wait, tmp_path
     assert "not a loadable ONNX model" in node.model_error
 
 
-def test_cuda_request_falls_back_to_cpu_and_says_so(ros, wait, tiny_model):
+def test_cuda_request_runs_on_cuda_or_falls_back_to_cpu_and_says_so(ros, wait, tiny_model):
     node = ros.add(
         RecognizerNode,
         parameter_overrides=[Parameter("model", value=str(tiny_model)), Parameter("device", value="cuda")],
     )
     assert wait(lambda: node.recognizer is not None)
-    assert node.recognizer.classifier.providers == ["CPUExecutionProvider"]
+    providers = node.recognizer.classifier.providers
+    if providers[0] == "CUDAExecutionProvider":  # onnxruntime-gpu on a machine with a GPU
+        return
+    assert providers == ["CPUExecutionProvider"]
     strict = ros.add(
         RecognizerNode,
         parameter_overrides=[
@@ -255,7 +258,7 @@ def test_lifecycle_transitions_follow_the_documented_table(ros, wait, tiny_model
         RecognizerNode,
         parameter_overrides=[Parameter("model", value=str(tiny_model)), Parameter("autostart", value=False)],
     )
-    time.sleep(0.2)
+    assert node._autostart_timer is None  # nothing will configure it behind our back
     assert node.recognizer is None  # unconfigured: nothing loaded
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.recognizer is not None
