@@ -7,6 +7,11 @@ really uses: ORT silently falls back to CPU when a provider cannot be loaded, an
 ``get_available_providers()`` lists CUDA for onnxruntime-gpu even where CUDA libraries are missing.
 The providers in use are kept in :attr:`OnnxClassifier.providers` and logged; ``require=True``
 turns a fallback into an error.
+
+Every window's result is one :class:`WindowScores`: fused probabilities and logits, the
+per-branch probabilities under the model's own branch names, and which branches are the body and
+the hand expert (the ``bharnet.experts`` metadata entry). The recognizer and the node read it
+as it is.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,24 +48,72 @@ class InferenceError(RuntimeError):
     """The model file or the execution providers cannot be used; the message says why and what to do."""
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """Scores of one window: class probabilities, the top-k, and per-expert probabilities."""
+@dataclass(frozen=True, eq=False)
+class WindowScores:
+    """The scores of one window, as the model gives them and the recognizer decides on them.
 
-    probabilities: np.ndarray  # (K,)
-    top_indices: list[int]
-    top_labels: list[str]
-    top_scores: list[float]
-    expert_scores: dict[str, np.ndarray] = field(default_factory=dict)  # branch -> (K,) probabilities
-    logits: np.ndarray | None = None  # (K,) fused logits
+    ``probabilities`` (K,) is the fused prediction and ``logits`` its logits (None where a
+    classifier has none). ``branches`` holds each branch's probabilities (K,) under the model's
+    branch name (``body_expert``, ``hand_interactive``, ``body``, ...); ``experts`` says which of
+    them is the body expert and which the hand expert (``{"body": "body_expert", ...}``), empty for
+    a single-branch model.
+    """
+
+    labels: Sequence[str]
+    probabilities: np.ndarray
+    logits: np.ndarray | None = None
+    branches: Mapping[str, np.ndarray] = field(default_factory=dict)
+    experts: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.experts.values()) - set(self.branches))
+        if unknown:
+            raise ValueError(f"experts name branches {unknown} that are not among {sorted(self.branches)}")
 
     @property
     def label(self) -> str:
-        return self.top_labels[0]
+        """The most probable label."""
+        return self.labels[int(np.argmax(self.probabilities))]
 
     @property
     def score(self) -> float:
-        return self.top_scores[0]
+        """The probability of :attr:`label`."""
+        return float(np.max(self.probabilities))
+
+    def finite(self) -> bool:
+        """Whether the fused probabilities are all finite numbers."""
+        return bool(np.isfinite(self.probabilities).all())
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most probable labels with their probabilities, best first (ties: label order)."""
+        order = np.argsort(-np.asarray(self.probabilities), kind="stable")[:k]
+        return [(self.labels[i], float(self.probabilities[i])) for i in order]
+
+    def expert_votes(self) -> dict[str, tuple[str, float]]:
+        """Each expert's top-1 label and probability by stream (``body``, ``hand``).
+
+        An expert whose probabilities are not all finite casts no vote.
+        """
+        votes = {}
+        for stream, branch in self.experts.items():
+            p = self.branches[branch]
+            if np.isfinite(p).all():
+                votes[stream] = (self.labels[int(np.argmax(p))], float(np.max(p)))
+        return votes
+
+
+def experts_by_name(branches: Iterable[str]) -> dict[str, str]:
+    """The expert of each stream for a model file without ``bharnet.experts`` (older exports).
+
+    The first branch whose name starts with ``body`` is the body expert, the first starting with
+    ``hand`` the hand expert: right for every variant exported before the entry existed.
+    """
+    experts: dict[str, str] = {}
+    for branch in branches:
+        for stream in ("body", "hand"):
+            if branch.startswith(stream):
+                experts.setdefault(stream, branch)
+    return experts
 
 
 def provider_names(providers: str | Sequence[str]) -> list[str]:
@@ -105,7 +158,6 @@ class OnnxClassifier:
         providers: str | Sequence[str] = "auto",
         require: bool = False,
         threads: int | None = None,
-        top_k: int = 5,
     ) -> None:
         self.path = Path(path)
         self.requested = provider_names(providers)
@@ -116,7 +168,8 @@ class OnnxClassifier:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.variant: str = self.metadata["variant"]
         self.fusion: str = self.metadata["fusion"]
-        self.top_k = min(top_k, len(self.labels))
+        self.branches = [name.removesuffix("_logits") for name in self.output_names if name != "logits"]
+        self.experts = checked_experts(self.metadata, self.branches, self.path)
         self.temperature = _positive(self.metadata.get("temperature"), 1.0)
         self.providers: list[str] = self.session.get_providers()
         self._verify_providers(require)
@@ -192,7 +245,7 @@ class OnnxClassifier:
         body: np.ndarray | None = None,
         hand: np.ndarray | None = None,
         hand_mask: np.ndarray | None = None,
-    ) -> Prediction:
+    ) -> WindowScores:
         """Scores of one sample: body ``(C, T, V, M)``, hand ``(C, T, V, 2)``, hand_mask ``(T,)``.
 
         A leading batch axis of 1 is accepted too; inputs the model does not take are ignored.
@@ -202,9 +255,9 @@ class OnnxClassifier:
         for name in self.input_names:
             feed[name] = self._batched(name, given[name])
         outputs = dict(zip(self.output_names, self.session.run(None, feed), strict=True))
-        return self._prediction(outputs)
+        return self._scores(outputs)
 
-    def predict_window(self, window: Window, image_size: tuple[int, int] | None = None) -> Prediction:
+    def predict_window(self, window: Window, image_size: tuple[int, int] | None = None) -> WindowScores:
         """Preprocess a live window with the model's stored settings and predict.
 
         ``image_size`` (width, height) enables the aspect correction where the window's sequence
@@ -225,24 +278,17 @@ class OnnxClassifier:
             raise ValueError(f"{name} has shape {array.shape}, the model expects {tuple(shape)}")
         return np.ascontiguousarray(array)
 
-    def _prediction(self, outputs: dict[str, np.ndarray]) -> Prediction:
-        """Probabilities (softmax, or per-class sigmoids for Noisy-OR) and the top-k."""
+    def _scores(self, outputs: dict[str, np.ndarray]) -> WindowScores:
+        """Probabilities (softmax, or per-class sigmoids for Noisy-OR) of the fused logits and branches."""
         to_probability = sigmoid if self.fusion == "noisy_or" else softmax
         logits = outputs["logits"][0]
-        probabilities = to_probability(logits / self.temperature)
-        order = np.argsort(-probabilities, kind="stable")[: self.top_k]
-        experts = {
-            name.removesuffix("_logits"): to_probability(value[0])
-            for name, value in outputs.items()
-            if name != "logits"
-        }
-        return Prediction(
-            probabilities=probabilities,
-            top_indices=[int(i) for i in order],
-            top_labels=[self.labels[i] for i in order],
-            top_scores=[float(probabilities[i]) for i in order],
-            expert_scores=experts,
+        branches = {name: to_probability(outputs[f"{name}_logits"][0]) for name in self.branches}
+        return WindowScores(
+            labels=self.labels,
+            probabilities=to_probability(logits / self.temperature),
             logits=logits,
+            branches=branches,
+            experts=self.experts,
         )
 
 
@@ -266,6 +312,19 @@ def checked_metadata(
     except (ValueError, TypeError) as err:
         raise InferenceError(f"{path}: metadata preprocess is unusable ({err})") from None
     return list(labels), preprocess, {str(k): list(v) for k, v in inputs.items()}
+
+
+def checked_experts(metadata: dict[str, Any], branches: list[str], path: Path) -> dict[str, str]:
+    """The body and hand expert branches: the ``experts`` entry, or the name rule for older files."""
+    if "experts" not in metadata:
+        return experts_by_name(branches)
+    experts = metadata["experts"]
+    valid = isinstance(experts, dict) and all(
+        stream in ("body", "hand") and branch in branches for stream, branch in experts.items()
+    )
+    if not valid:
+        raise InferenceError(f"{path}: metadata experts {experts!r} must map body/hand to outputs {branches}")
+    return dict(experts)
 
 
 def _positive(value: Any, default: float) -> float:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bharnet_ros.core.hand_fill import MAX_GAP
-from bharnet_ros.core.inference import OnnxClassifier
+from bharnet_ros.core.inference import OnnxClassifier, WindowScores
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.smoothing import LabelSmoother
 from bharnet_ros.core.window import (
@@ -34,15 +34,18 @@ NONE = "none"  # the label of "no known gesture"
 
 
 class WindowClassifier(Protocol):
-    """What the recognizer needs from a model (ONNX Runtime in production)."""
+    """What the recognizer and the node need from a model (ONNX Runtime in production)."""
 
     class_names: list[str]
     window_length: int
     window_seconds: float  # 0 when the model was trained on frame counts
     body_layout: str  # the model's body layout; frames must have it or map to it
+    providers: list[str]  # the execution providers really running the model (diagnostics)
+    description: str  # the model in a few words (logs, /bharnet/labels)
+    hand_intensive: list[bool]  # per class: whether the hands carry it (/bharnet/labels)
 
-    def classify(self, window: Window) -> dict[str, np.ndarray]:
-        """Class probabilities: key "fused" always; "body" and "hand" where the model has experts."""
+    def classify(self, window: Window) -> WindowScores:
+        """The window's scores: fused probabilities, and the experts' where the model has them."""
 
 
 @dataclass
@@ -195,22 +198,16 @@ class Recognizer:
     def _decide(self, pid: int, window: Window, state: PersonState) -> ActionResult | None:
         scores = self.classifier.classify(window)
         self.windows_classified += 1
-        fused = np.asarray(scores["fused"], np.float64)
-        if not np.isfinite(fused).all():
+        if not scores.finite():
             self.stats.nonfinite_scores += 1
             state.smoother.reset()
             return None
         names = self.classifier.class_names
-        class_id, confidence = state.smoother.update(fused)
+        class_id, confidence = state.smoother.update(np.asarray(scores.probabilities, np.float64))
         label = names[class_id]
         if confidence < self.none_threshold and label != NONE:
             label, class_id = NONE, names.index(NONE) if NONE in names else -1
-        top = np.argsort(fused)[::-1][: self.config.top_k]
-        experts = {
-            name: (names[int(np.argmax(p))], float(np.max(p)))
-            for name, p in scores.items()
-            if name != "fused" and np.isfinite(p).all()
-        }
+        top = scores.top(self.config.top_k)
         return ActionResult(
             person_id=pid,
             stamp=window.stamp,
@@ -218,9 +215,9 @@ class Recognizer:
             label=label,
             class_id=class_id,
             confidence=confidence,
-            top_labels=[names[i] for i in top],
-            top_scores=[float(fused[i]) for i in top],
-            expert_labels=experts,
+            top_labels=[name for name, _ in top],
+            top_scores=[score for _, score in top],
+            expert_labels=scores.expert_votes(),
             hand_fraction=float(window.hand_mask.any(axis=1).mean()),
         )
 
@@ -247,13 +244,9 @@ class OnnxWindowClassifier:
         self.hand_intensive = [name in marked for name in self.class_names]
         self.description = f"{classifier.path.name} ({classifier.variant})"
 
-    def classify(self, window: Window) -> dict[str, np.ndarray]:
-        prediction = self.onnx.predict_window(window)
-        scores = {"fused": prediction.probabilities}
-        for branch, probabilities in prediction.expert_scores.items():
-            stream = "body" if branch.startswith("body") else "hand" if branch.startswith("hand") else branch
-            scores.setdefault(stream, probabilities)  # the first branch of a stream: its expert
-        return scores
+    def classify(self, window: Window) -> WindowScores:
+        """The window through the model's stored preprocessing and ONNX Runtime."""
+        return self.onnx.predict_window(window)
 
 
 def load_window_classifier(

@@ -1,6 +1,6 @@
 """How well a stream of action decisions follows labelled ground-truth segments.
 
-The inputs are the recognizer's decisions (:class:`Prediction`, stamped with the frame each one is
+The inputs are the recognizer's decisions (:class:`Decision`, stamped with the frame each one is
 for) and the annotated :class:`~bharnet_ros.core.annotations.Segment` list, both in seconds since
 the first frame. A decision belongs to the segment whose ``[start, end)`` holds its stamp; decisions
 in gaps between segments are not scored. docs/bags.md explains each number.
@@ -18,8 +18,11 @@ from bharnet_ros.core.annotations import Segment
 
 
 @dataclass(frozen=True)
-class Prediction:
-    """One decision: the stamp of the frame it is for (seconds since the first frame) and its label."""
+class Decision:
+    """One decision: the stamp of the frame it is for (seconds since the first frame) and its label.
+
+    (A window's scores are :class:`bharnet_ros.core.inference.WindowScores`; this is what was decided.)
+    """
 
     stamp: float
     label: str
@@ -65,7 +68,7 @@ class StreamMetrics:
         return asdict(self)
 
 
-def segment_result(segment: Segment, predictions: list[Prediction]) -> SegmentResult:
+def segment_result(segment: Segment, predictions: list[Decision]) -> SegmentResult:
     """Majority label, detection delay and label changes of the decisions inside ``segment``."""
     inside = sorted(
         (p for p in predictions if segment.contains(p.stamp)), key=lambda p: (p.stamp, p.person_id)
@@ -93,7 +96,7 @@ def majority_label(labels: list[str]) -> str | None:
     return next(label for label in labels if counts[label] == best)
 
 
-def label_changes(predictions: list[Prediction]) -> int:
+def label_changes(predictions: list[Decision]) -> int:
     """How often the label switches between consecutive decisions of the same person (in time order)."""
     changes, last = 0, {}
     for p in sorted(predictions, key=lambda p: (p.stamp, p.person_id)):
@@ -103,7 +106,7 @@ def label_changes(predictions: list[Prediction]) -> int:
     return changes
 
 
-def evaluate_stream(segments: list[Segment], predictions: list[Prediction]) -> StreamMetrics:
+def evaluate_stream(segments: list[Segment], predictions: list[Decision]) -> StreamMetrics:
     """Segment and frame accuracy, detection delay and flicker of ``predictions`` against ``segments``."""
     results = [segment_result(s, predictions) for s in segments]
     scored = [(p, s) for p in predictions for s in segments if s.contains(p.stamp)]

@@ -10,7 +10,8 @@ The exported graph has named inputs and outputs (the node relies on them):
 
 The ONNX ``metadata_props`` carry JSON values under the keys of :data:`METADATA_KEYS`: labels,
 preprocess settings (``core.preprocess.PreprocessConfig`` as a dict), variant, fusion, input
-shapes, output names, precision and the format version; with a calibration also
+shapes, output names, which branches are the body and the hand expert (``bharnet.experts``),
+precision and the format version; with a calibration also
 ``bharnet.temperature`` (the logits are divided by it before the softmax) and
 ``bharnet.none_threshold`` (below it the node says ``none``). Export uses the TorchScript exporter
 (``dynamo=False``), a static batch of 1 (a dynamic batch adds ``If`` nodes), frozen random
@@ -32,9 +33,7 @@ import onnx
 import torch
 from torch import nn
 
-from bharnet_ros.core.layouts import HAND21, MP33
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
-from bharnet_ros.core.skeleton import SkeletonSequence
 from bharnet_ros.model.attention import freeze_projections
 from bharnet_ros.model.bharnet import BHaRNetModel, ExpertizedModel, ExpertOnlyModel
 from bharnet_ros.model.checkpoint import Checkpoint
@@ -49,6 +48,7 @@ METADATA_KEYS = (
     "bharnet.preprocess",
     "bharnet.inputs",
     "bharnet.outputs",
+    "bharnet.experts",
     "bharnet.precision",
 )
 # Max abs difference of any output logit, ONNX Runtime vs PyTorch, for logits up to 1 in magnitude;
@@ -76,10 +76,30 @@ def input_names(model: BHaRNetModel) -> list[str]:
     return [*names, "hand_mask"] if model.fusion == "noisy_or" else names
 
 
+def output_branches(model: BHaRNetModel) -> list[str]:
+    """The branches the exported graph outputs besides the fused logits: all of a multi-branch model."""
+    return list(model.branches) if len(model.branches) > 1 else []
+
+
 def output_names(model: BHaRNetModel) -> list[str]:
     """``logits`` and, for multi-branch models, one ``<branch>_logits`` per branch."""
-    branches = list(model.branches) if len(model.branches) > 1 else []
-    return ["logits", *(f"{name}_logits" for name in branches)]
+    return ["logits", *(f"{name}_logits" for name in output_branches(model))]
+
+
+def expert_branches(model: BHaRNetModel) -> dict[str, str]:
+    """The output branch that is each stream's own expert: ``{"body": ..., "hand": ...}``.
+
+    BHaRNet-E names them ``body_expert``/``hand_expert`` (its interactive branches are not experts);
+    the two-stream variants name their streams ``body``/``hand``. A single-branch model outputs no
+    branch, so it has no entry. The node publishes these branches' top-1 as the expert votes.
+    """
+    branches = output_branches(model)
+    experts = {}
+    for stream in ("body", "hand"):
+        named = [name for name in (f"{stream}_expert", stream) if name in branches]
+        if named:
+            experts[stream] = named[0]
+    return experts
 
 
 def input_shapes(model: BHaRNetModel, batch: int = 1) -> dict[str, list[int]]:
@@ -102,7 +122,7 @@ class ExportWrapper(nn.Module):
         super().__init__()
         self.model = model
         self.inputs = input_names(model)
-        self.branches = list(model.branches) if len(model.branches) > 1 else []
+        self.branches = output_branches(model)
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(**dict(zip(self.inputs, tensors, strict=True)))
@@ -159,6 +179,7 @@ def build_metadata(
         preprocess.to_dict(),
         input_shapes(model),
         output_names(model),
+        expert_branches(model),
         precision,
     ]
     return dict(zip(METADATA_KEYS, values, strict=True))
@@ -260,7 +281,13 @@ def random_inputs(model: BHaRNetModel, seed: int = 0) -> dict[str, np.ndarray]:
 def realistic_inputs(
     model: BHaRNetModel, preprocess: PreprocessConfig, seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """Inputs from :func:`demo_sequence` through the real preprocessing (zeros where data is absent)."""
+    """Inputs from a synthetic wave (``training.synth.demo_sequence``) through the real preprocessing.
+
+    Zeros where data is absent. The generator is imported here, not at module level, because the
+    training package imports this one.
+    """
+    from bharnet_ros.training.synth import demo_sequence
+
     sequence = demo_sequence(preprocess.frames, seed)
     batched = preprocess_sequence(sequence, preprocess).batched()
     return {name: batched[name] for name in input_names(model)}
@@ -295,93 +322,3 @@ def check_parity(
             )
         diffs[case] = diff
     return diffs
-
-
-def calibrate_batchnorm(model: nn.Module, batches: Sequence[Mapping[str, torch.Tensor]]) -> None:
-    """Give an untrained model trained-like BatchNorm statistics (cumulative averages over ``batches``).
-
-    Untrained BatchNorms (running variance 1) let activations grow by orders of magnitude in eval
-    mode; tests and benchmarks call this so their numbers describe realistic activation ranges.
-    """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None
-    was_training = model.training
-    model.train()
-    with torch.no_grad():
-        for batch in batches:
-            model(**batch)
-    model.train(was_training)
-    for norm in norms:
-        norm.momentum = 0.1
-
-
-# A standing person seen from the front in image coordinates (x, y), MediaPipe Pose order.
-_REST_POSE = {
-    "nose": (0.50, 0.20), "left_eye_inner": (0.51, 0.19), "left_eye": (0.52, 0.19),
-    "left_eye_outer": (0.53, 0.19), "right_eye_inner": (0.49, 0.19), "right_eye": (0.48, 0.19),
-    "right_eye_outer": (0.47, 0.19), "left_ear": (0.55, 0.20), "right_ear": (0.45, 0.20),
-    "mouth_left": (0.51, 0.23), "mouth_right": (0.49, 0.23),
-    "left_shoulder": (0.60, 0.32), "right_shoulder": (0.40, 0.32),
-    "left_elbow": (0.63, 0.45), "right_elbow": (0.37, 0.45),
-    "left_wrist": (0.64, 0.57), "right_wrist": (0.36, 0.57),
-    "left_pinky": (0.65, 0.60), "right_pinky": (0.35, 0.60),
-    "left_index": (0.64, 0.61), "right_index": (0.36, 0.61),
-    "left_thumb": (0.63, 0.60), "right_thumb": (0.37, 0.60),
-    "left_hip": (0.56, 0.60), "right_hip": (0.44, 0.60),
-    "left_knee": (0.56, 0.78), "right_knee": (0.44, 0.78),
-    "left_ankle": (0.56, 0.95), "right_ankle": (0.44, 0.95),
-    "left_heel": (0.56, 0.97), "right_heel": (0.44, 0.97),
-    "left_foot_index": (0.57, 0.99), "right_foot_index": (0.43, 0.99),
-}  # fmt: skip
-_RIGHT_ARM = ("right_elbow", "right_wrist", "right_pinky", "right_index", "right_thumb")
-
-
-def demo_sequence(frames: int, seed: int = 0) -> SkeletonSequence:
-    """A plausible live-camera sequence: a person waving the right hand, left hand seen part-time.
-
-    Layout ``mediapipe33``, image space, 640x480; jitter and visibility like a pose estimator's.
-    Used for parity checks and benchmarks: a realistic input that needs no data files.
-    """
-    rng = np.random.default_rng(seed)
-    phase = np.linspace(0.0, 4.0 * np.pi, frames, dtype=np.float32)
-    body = np.zeros((frames, MP33.num_joints, 4), np.float32)
-    for name, (x, y) in _REST_POSE.items():
-        j = MP33.index(name)
-        body[:, j, 0], body[:, j, 1] = x, y
-        body[:, j, 3] = 0.3 if "knee" in name or "ankle" in name or "heel" in name or "foot" in name else 0.95
-        if name in _RIGHT_ARM:
-            lift = 0.25 if name != "right_elbow" else 0.12
-            body[:, j, 0] += 0.05 * np.sin(phase) - (0.04 if name != "right_elbow" else 0.0)
-            body[:, j, 1] -= lift
-    body[..., :3] += rng.normal(0.0, 0.003, (frames, MP33.num_joints, 3)).astype(np.float32)
-    hands, present = _demo_hands(body, frames, rng)
-    return SkeletonSequence(
-        np.arange(frames) / 30.0,
-        body,
-        hands,
-        present,
-        layout="mediapipe33",
-        space="image",
-        image_size=(640, 480),
-    )
-
-
-def _demo_hands(body: np.ndarray, frames: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """21 landmarks fanned out above each wrist; the left hand is missing in about 40 % of frames."""
-    fan = np.zeros((HAND21.num_joints, 3), np.float32)
-    for j in range(1, HAND21.num_joints):
-        finger, step = (j - 1) // 4, (j - 1) % 4 + 1
-        fan[j] = (0.012 * (finger - 2), -0.012 * step, -0.002 * step)
-    hands = np.zeros((frames, 2, HAND21.num_joints, 4), np.float32)
-    present = np.zeros((frames, 2), bool)
-    present[:, 1] = True
-    present[:, 0] = rng.random(frames) > 0.4
-    for slot, wrist in enumerate((MP33.index("left_wrist"), MP33.index("right_wrist"))):
-        hands[:, slot, :, :2] = body[:, wrist, None, :2] + fan[None, :, :2]
-        hands[:, slot, :, 2] = fan[None, :, 2]
-        hands[:, slot, :, 3] = 0.9
-        hands[:, slot, :, :3] += rng.normal(0.0, 0.002, (frames, HAND21.num_joints, 3))
-    hands[~present] = 0.0
-    return hands, present

@@ -36,8 +36,8 @@ from bharnet_ros.core.bag import (
     read_messages,
 )
 from bharnet_ros.nodes.environment import use_default_dds_profile
-from bharnet_ros.nodes.graph import ACTION_TOPIC, SKELETON_TOPIC, GraphOptions, describe_graph
-from bharnet_ros.nodes.runner import NodeThreads, create_node
+from bharnet_ros.nodes.graph import ACTION_TOPIC, SKELETON_TOPIC, GraphOptions
+from bharnet_ros.nodes.runner import running_graph
 
 RECORD_DEPTH = 100
 FLUSH_SECONDS = 1.0  # a killed recorder loses at most this much (the rest is on disk, see reindex_bag)
@@ -218,31 +218,22 @@ def run_graph_on_bag(
 ) -> LiveRun:
     """Start the pose and recognizer nodes in-process, replay ``topic`` with its timing, record actions.
 
-    The nodes are built from :func:`describe_graph` exactly as ``bharnet run`` builds them (for a
+    The nodes are started by :func:`running_graph` exactly as ``bharnet run`` starts them (for a
     skeleton topic only the recognizer). Replay starts once every node is subscribed, and ends
     ``drain`` seconds after the last output arrived, so the final windows are not cut off. It all
     runs in a private ROS domain, so other graphs on the machine neither disturb nor see it.
     """
-    use_default_dds_profile()
-    context = Context()
-    rclpy.init(context=context, domain_id=private_domain_id())
-    graph = NodeThreads(context)
     run = LiveRun(pose_stage=msgtype != SKELETON_TYPE)
-    try:
-        for spec in describe_graph(options):
-            if run.pose_stage or spec.name == "recognizer":
-                graph.add(create_node(spec, options, context=context))
-        probe = Node("bag_replay", context=context, use_global_arguments=False)
+    only = None if run.pose_stage else ("recognizer",)
+    with running_graph(options, only=only, domain_id=private_domain_id()) as graph:
+        probe = Node("bag_replay", context=graph.context, use_global_arguments=False)
         publisher = probe.create_publisher(message_type(msgtype), replay_topic(options, msgtype), 10)
         _listen(probe, run)
         graph.add(probe)
         _wait_ready(probe, publisher, run.pose_stage, ready_timeout)
         _replay(bag, topic, publisher, rate, run)
         _drain(run, drain)
-        return run
-    finally:
-        graph.shutdown()
-        rclpy.try_shutdown(context=context)
+    return run
 
 
 def _listen(probe: Node, run: LiveRun) -> None:

@@ -1,4 +1,6 @@
-"""``bharnet run``: the launch file's graph in one process, for machines without ``ros2 launch``."""
+"""The recognition graph in this process: ``bharnet run`` (the launch file's graph, for machines
+without ``ros2 launch``), the real-time bag replay and the soak all start it with
+:func:`running_graph`."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 
 import rclpy
 from rclpy.context import Context
@@ -33,22 +36,23 @@ def create_node(spec: NodeSpec, options: GraphOptions, context: Context | None =
     )
 
 
-class NodeThreads:
-    """Each node spun by its own single-threaded executor in its own thread.
+class RunningGraph:
+    """The nodes of an in-process graph, each spun by its own single-threaded executor in its own thread.
 
     Like separate processes, a node never waits for another node's callbacks. One shared
     MultiThreadedExecutor for the whole graph measured 6-27 FPS through the pose stage where this
-    keeps the full 30 Hz (docs/benchmarks.md).
+    keeps the full 30 Hz (docs/benchmarks.md). Made and torn down by :func:`running_graph`.
     """
 
     def __init__(self, context: Context | None = None) -> None:
-        self.context = context
+        self.context = context  # None: rclpy's default context
         self.nodes: list[Node] = []
         self._executors: list[SingleThreadedExecutor] = []
         self._threads: list[threading.Thread] = []
         self._stopping = False
 
     def add(self, node: Node) -> Node:
+        """Spin ``node`` in a thread of its own; it is destroyed with the graph."""
         executor = SingleThreadedExecutor(context=self.context)
         executor.add_node(node)
         thread = threading.Thread(target=self._spin, args=(executor,), name=node.get_name(), daemon=True)
@@ -57,6 +61,17 @@ class NodeThreads:
         self._threads.append(thread)
         thread.start()
         return node
+
+    def node(self, name: str) -> Node:
+        """The node called ``name`` (KeyError if the graph has none)."""
+        for node in self.nodes:
+            if node.get_name() == name:
+                return node
+        raise KeyError(f"the graph has no node {name}; it has {[n.get_name() for n in self.nodes]}")
+
+    def ok(self) -> bool:
+        """False once the context was shut down (Ctrl-C in a standalone graph)."""
+        return rclpy.ok(context=self.context)
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the executors, let each thread finish the callback in hand, then destroy the nodes.
@@ -83,6 +98,57 @@ class NodeThreads:
         except Exception:
             if not self._stopping:
                 raise
+
+
+class GraphConflictError(RuntimeError):
+    """The same graph already runs in this ROS domain; ``conflicts`` says what was found."""
+
+    def __init__(self, conflicts: list[str]) -> None:
+        super().__init__("; ".join(conflicts))
+        self.conflicts = conflicts
+
+
+@contextmanager
+def running_graph(
+    options: GraphOptions,
+    *,
+    only: Collection[str] | None = None,
+    domain_id: int | None = None,
+    discovery: float | None = None,
+    standalone: bool = False,
+) -> Iterator[RunningGraph]:
+    """The nodes of :func:`describe_graph` started in this process, torn down when the block ends.
+
+    ``only`` names the nodes to start (None: all). ``domain_id`` gives the graph a ROS domain of
+    its own (None: ``ROS_DOMAIN_ID``). With ``discovery`` set, it first looks that many seconds
+    for the same graph in the domain and raises GraphConflictError if one runs. A ``standalone``
+    graph is what the process runs (``bharnet run``): it uses rclpy's default context, so Ctrl-C
+    shuts it down as it does a launched node, and its teardown ignores a further Ctrl-C. Otherwise
+    the graph has a context of its own. Teardown joins the executor threads before destroying the
+    nodes, then shuts the context down.
+    """
+    use_default_dds_profile()
+    context = None if standalone else Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    graph = RunningGraph(context)
+    try:
+        if discovery is not None:
+            _refuse_a_second_graph(options, context, discovery)
+        for spec in describe_graph(options):
+            if only is None or spec.name in only:
+                graph.add(create_node(spec, options, context=context))
+        yield graph
+    finally:
+        if standalone:
+            ignore_further_interrupts()
+        graph.shutdown()
+        rclpy.try_shutdown(context=context)
+
+
+def _refuse_a_second_graph(options: GraphOptions, context: Context | None, wait: float) -> None:
+    conflicts = find_conflicts(options, context, wait=wait, meanwhile=lambda: _import_nodes(options))
+    if conflicts:
+        raise GraphConflictError(conflicts)
 
 
 def find_conflicts(
@@ -151,31 +217,23 @@ def run_graph(options: GraphOptions, duration: float = 0.0, discovery: float = D
     discovery can take longer than the check before. Teardown ignores further Ctrl-C (the process
     is exiting).
     """
-    use_default_dds_profile()
-    rclpy.init()
-    graph = NodeThreads()
     try:
-        conflicts = find_conflicts(options, wait=discovery, meanwhile=lambda: _import_nodes(options))
-        if not conflicts:
-            for spec in describe_graph(options):
-                graph.add(create_node(spec, options))
+        with running_graph(options, discovery=discovery, standalone=True) as graph:
             conflicts = _wait(graph, duration)
-        if conflicts:
-            print(refusal(conflicts), file=sys.stderr)
-            return 2
+            if conflicts:
+                raise GraphConflictError(conflicts)
+    except GraphConflictError as conflict:
+        print(refusal(conflict.conflicts), file=sys.stderr)
+        return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    finally:
-        ignore_further_interrupts()
-        graph.shutdown()
-        rclpy.try_shutdown()
     return 0
 
 
-def _wait(graph: NodeThreads, duration: float) -> list[str]:
+def _wait(graph: RunningGraph, duration: float) -> list[str]:
     """Run until shutdown or ``duration``; returns early with what the nodes found of another graph."""
     started = time.monotonic()
-    while rclpy.ok() and (duration <= 0 or time.monotonic() < started + duration):
+    while graph.ok() and (duration <= 0 or time.monotonic() < started + duration):
         if time.monotonic() < started + WATCH_SECONDS:
             conflicts = [c for node in graph.nodes for c in getattr(node, "conflicts", [])]
             if conflicts:

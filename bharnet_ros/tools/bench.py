@@ -143,9 +143,9 @@ def build_live_model(key: str) -> Any:
     import torch
 
     from bharnet_ros.model.attention import freeze_projections
+    from bharnet_ros.model.batchnorm import calibrate_batchnorm
     from bharnet_ros.model.bharnet import build_model
     from bharnet_ros.model.config import load_model_config
-    from bharnet_ros.model.export import calibrate_batchnorm
 
     yaml_name, expert_only, _ = VARIANTS[key]
     torch.manual_seed(0)

@@ -103,35 +103,25 @@ def _skeleton_bag(bag: Path, seconds: float) -> Path:
 def _measure(name: str, bag: Path, topic: str, model: str) -> dict[str, Any]:
     """Replay one bag at its 30 Hz timing into the real nodes; CPU is this process's (all nodes)."""
     from bharnet_ros.core.bag import bag_topics
+    from bharnet_ros.nodes.bag_eval import live_run
     from bharnet_ros.nodes.bag_io import run_graph_on_bag
     from bharnet_ros.nodes.graph import GraphOptions
 
-    msgtype = bag_topics(bag)[topic]
     options = GraphOptions(camera_topic="/camera/image_raw", model=model)
     cpu_before = time.process_time()
-    live = run_graph_on_bag(bag, topic, msgtype, options)
+    live = run_graph_on_bag(bag, topic, bag_topics(bag)[topic], options)
     cpu = time.process_time() - cpu_before
-    latencies = [received - live.published[s] for received, s in _action_stamps(live) if s in live.published]
-    processed = len(set(live.processed) & set(live.published)) if live.pose_stage else live.sent
+    run = live_run(live, origin=0)
     seconds = max(live.replay_seconds, 1e-9)
     return {
         "name": name,
-        "frames": live.sent,
-        "processed_fps": processed / seconds,
-        "dropped": live.sent - processed,
-        "actions_per_s": len(live.actions) / seconds,
-        "latency": latencies,
+        "frames": run.frames,
+        "processed_fps": run.processed / seconds,
+        "dropped": run.frames - run.processed,
+        "actions_per_s": len(run.predictions) / seconds,
+        "latency": [v for v in run.latencies if v is not None],
         "cpu_cores": cpu / seconds,
     }
-
-
-def _action_stamps(live: Any) -> list[tuple[float, int]]:
-    from bharnet_ros.core.bag import ACTION_TYPE, stamp_ns, typestore
-
-    return [
-        (received, stamp_ns(typestore().deserialize_cdr(data, ACTION_TYPE).header))
-        for received, data in live.actions
-    ]
 
 
 def _pipeline_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
@@ -172,26 +162,13 @@ def run_soak(args: argparse.Namespace) -> int:
 
 
 def _soak(video: str, model: str, seconds: float) -> tuple[list[tuple[float, float]], bool]:
-    import rclpy
-    from rclpy.context import Context
+    from bharnet_ros.nodes.graph import GraphOptions
+    from bharnet_ros.nodes.runner import running_graph
 
-    from bharnet_ros.nodes.environment import use_default_dds_profile
-    from bharnet_ros.nodes.graph import GraphOptions, describe_graph
-    from bharnet_ros.nodes.runner import NodeThreads, create_node
-
-    use_default_dds_profile()
     with tempfile.TemporaryDirectory() as scratch:
         options = GraphOptions(video=video, model=model, params_file=_looping_params(Path(scratch)))
-        context = Context()
-        rclpy.init(context=context)
-        graph = NodeThreads(context)
-        try:
-            for spec in describe_graph(options):
-                graph.add(create_node(spec, options, context=context))
-            return _sample_rss(seconds, graph.nodes[-1])
-        finally:
-            graph.shutdown()
-            rclpy.try_shutdown(context=context)
+        with running_graph(options) as graph:
+            return _sample_rss(seconds, graph.node("recognizer"))
 
 
 def _looping_params(folder: Path) -> str:

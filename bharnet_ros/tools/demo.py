@@ -63,8 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bharnet_ros.tools.bag import evaluate_bag, format_table
+    from bharnet_ros.tools.bag import format_table
 
+    if args.rate <= 0:
+        raise UsageError(f"--rate must be positive, got {args.rate}")
     video = Path(args.video) if args.video else None
     people = None if video or args.synthetic else _people_folder(args.people)
     check_output_folder(args.out, [video, args.model], args.force)
@@ -77,13 +79,23 @@ def run(args: argparse.Namespace) -> int:
         else:
             labels, what = _scripted_input(args, staged), "scripted synthetic gestures"
     print(f"input: {bag} ({what})")
-    summary = evaluate_bag(
-        bag, labels, args.out / "report", model=args.model, realtime=True, rate=args.rate, force=args.force
-    )
+    summary = _evaluate(bag, labels, args.out / "report", args.model, args.rate)
     print(format_table(summary, args.out / "report"))
     if labels is not None:
         print_timeline(summary["metrics"]["per_segment"])
     return 0
+
+
+def _evaluate(bag: Path, labels: Path | None, report: Path, model: Path | None, rate: float) -> dict:
+    """The bag replayed in real time through the graph and scored; the report is staged into place."""
+    from bharnet_ros.core.bag_eval import EvalError, evaluate_bag
+    from bharnet_ros.nodes.bag_eval import realtime_replay
+
+    try:
+        with staged_folder(report) as staged:
+            return evaluate_bag(bag, labels, staged, model=model, replay=realtime_replay(rate))
+    except EvalError as err:
+        raise UsageError(str(err)) from None
 
 
 def _scripted_input(args: argparse.Namespace, bag: Path) -> Path:

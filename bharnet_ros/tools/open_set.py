@@ -53,7 +53,8 @@ def evaluate_video(args: argparse.Namespace, video: Path) -> dict[str, Any]:
     """Record one video as a bag and evaluate it against a single ``none`` segment."""
     from bharnet_ros.core.annotations import Segment, save_csv
     from bharnet_ros.core.bag import BagError, write_video_bag
-    from bharnet_ros.tools.bag import evaluate_bag
+    from bharnet_ros.core.bag_eval import EvalError, evaluate_bag
+    from bharnet_ros.nodes.bag_eval import realtime_replay
 
     folder = args.out / video.stem
     try:
@@ -63,10 +64,14 @@ def evaluate_video(args: argparse.Namespace, video: Path) -> dict[str, Any]:
         raise UsageError(f"{video}: {err}") from None
     seconds = (summary.last_stamp - summary.first_stamp) * 1e-9 + 1.0
     labels = save_csv(folder / "labels.csv", [Segment(0.0, seconds, NONE)])
-    return evaluate_bag(
-        folder / "bag", labels, folder / "report", model=args.model, realtime=args.realtime,
-        params_file=args.params_file, force=args.force,
-    )  # fmt: skip
+    replay = realtime_replay() if args.realtime else None
+    try:
+        with staged_folder(folder / "report") as report:
+            return evaluate_bag(
+                folder / "bag", labels, report, model=args.model, params_file=args.params_file, replay=replay
+            )
+    except EvalError as err:
+        raise UsageError(str(err)) from None
 
 
 def pooled(results: dict[str, dict[str, Any]]) -> dict[str, Any]:

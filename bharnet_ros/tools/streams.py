@@ -141,8 +141,9 @@ def run_stream(args: argparse.Namespace, person: str, pieces: list, folder: Path
     """Compose, record and evaluate one stream; returns its bag eval summary."""
     from bharnet_ros.core.annotations import save_csv
     from bharnet_ros.core.bag import BagError, write_video_bag
+    from bharnet_ros.core.bag_eval import EvalError, evaluate_bag
     from bharnet_ros.core.compose import ComposeError, compose_stream
-    from bharnet_ros.tools.bag import evaluate_bag
+    from bharnet_ros.nodes.bag_eval import realtime_replay
 
     try:
         segments = compose_stream(pieces, folder / "stream.mp4")
@@ -152,10 +153,14 @@ def run_stream(args: argparse.Namespace, person: str, pieces: list, folder: Path
         raise UsageError(str(err)) from None
     labels = save_csv(folder / "labels.csv", segments)
     model = args.model or fold_model(args.cv, person, folder, args.expert_only)
-    return evaluate_bag(
-        folder / "bag", labels, folder / "report", model=model, realtime=args.realtime,
-        params_file=args.params_file, force=args.force,
-    )  # fmt: skip
+    replay = realtime_replay() if args.realtime else None
+    try:
+        with staged_folder(folder / "report") as report:
+            return evaluate_bag(
+                folder / "bag", labels, report, model=model, params_file=args.params_file, replay=replay
+            )
+    except EvalError as err:
+        raise UsageError(str(err)) from None
 
 
 def fold_model(run: Path, person: str, folder: Path, expert_only: bool) -> Path:

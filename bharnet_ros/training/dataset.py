@@ -6,7 +6,8 @@ file loads with ``np.load(allow_pickle=False)``, so opening a dataset never runs
 have different lengths, so the frames of all samples are stored back to back along one frame axis
 F and ``offsets`` says where each sample starts: sample i owns frames
 ``offsets[i]:offsets[i + 1]``. That keeps every array a plain numeric block (no ragged object
-arrays) and makes a sample a cheap slice. docs/datasets.md lists every key with its shape and dtype.
+arrays) and makes a sample a cheap slice. docs/datasets.md lists every key with its shape and dtype;
+``training/dataset_file.py`` reads and writes the file.
 
 Channels follow the skeleton contract (core/skeleton.py): x, y, z, score; hand slot 0 is the
 subject's left hand; ``layout`` and ``space`` are stored once per dataset.
@@ -18,10 +19,7 @@ evaluations group by. Version 2 of the format added them; version-1 files load w
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +29,8 @@ import numpy as np
 from bharnet_ros.core.layouts import get_layout
 from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, SPACES, SkeletonSequence
 
-FORMAT_NAME = "bharnet_ros.skeleton_dataset"
-FORMAT_VERSION = 2  # 2: per-sample string attributes
 UNKNOWN = -1  # subject, camera, setup or replication id that the source does not give
 ID_FIELDS = ("subjects", "cameras", "setups", "replications")
-SAMPLE_KEYS = ("offsets", "labels", "names", "persons", *ID_FIELDS, "image_sizes")
-HAND_KEYS = ("hands", "hand_present")
-ATTRIBUTE_PREFIX = "attribute_"  # file key of attribute column <name>
 ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -394,72 +387,20 @@ class SkeletonDataset:
             },
         )
 
-    # --- files -------------------------------------------------------------------------------
+    # --- files (the format lives in training/dataset_file.py) ------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write a compressed ``.npz`` (the suffix is added if missing); returns the path written.
+        """Write the dataset file (``.npz``; the suffix is added if missing); returns the path written."""
+        from bharnet_ros.training.dataset_file import save_dataset  # it imports this module
 
-        The file is written next to the target and renamed into place, so a crash never leaves a
-        half-written dataset under the final name. Without any hand, the hand arrays are left out.
-        """
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        with open(partial, "wb") as handle:
-            np.savez_compressed(handle, **self._file_arrays())
-        os.replace(partial, path)
-        return path
-
-    def _file_arrays(self) -> dict[str, np.ndarray]:
-        header = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "layout": self.layout,
-            "space": self.space,
-            "class_names": self.class_names,
-            "hand_intensive": self.hand_intensive,
-            "splits": {name: idx.tolist() for name, idx in self.splits.items()},
-            "notes": self.notes,
-            "hands_stored": self.has_hands,
-            "attributes": list(self.attributes),
-        }
-        arrays = {"header": np.array(json.dumps(header)), "body": self.body, "timestamps": self.timestamps}
-        if self.has_hands:
-            arrays.update(hands=self.hands, hand_present=self.hand_present)
-        arrays.update({key: getattr(self, key) for key in SAMPLE_KEYS})
-        arrays.update({ATTRIBUTE_PREFIX + key: values for key, values in self.attributes.items()})
-        return arrays
+        return save_dataset(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> SkeletonDataset:
-        """Read a file written by :meth:`save`; refuses pickled content and newer format versions."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"dataset file {path} not found")
-        arrays = _read_npz(path)
-        header = _parse_header(arrays.pop("header", None), path)
-        body = arrays["body"]
-        if not header.get("hands_stored", True):
-            arrays["hands"] = _zeros_of((*body.shape[:2], 2, HAND_JOINTS, CHANNELS), np.float32)
-            arrays["hand_present"] = _zeros_of((*body.shape[:2], 2), bool)
-        missing = [key for key in ("body", "timestamps", *HAND_KEYS, *SAMPLE_KEYS) if key not in arrays]
-        if missing:
-            raise DatasetError(f"{path}: missing arrays {missing}; the file is damaged or not a dataset")
-        try:
-            return cls(
-                **{key: arrays[key] for key in ("body", "timestamps", *HAND_KEYS, *SAMPLE_KEYS)},
-                class_names=header["class_names"],
-                layout=header["layout"],
-                space=header["space"],
-                hand_intensive=header.get("hand_intensive"),
-                splits={name: np.asarray(idx, np.int64) for name, idx in header.get("splits", {}).items()},
-                notes=header.get("notes", []),
-                attributes=_stored_attributes(arrays, header, path),
-            )
-        except DatasetError as err:
-            raise DatasetError(f"{path}: {err}") from None
+        """Read a dataset file; refuses pickled content and newer format versions."""
+        from bharnet_ros.training.dataset_file import load_dataset  # it imports this module
+
+        return load_dataset(path)
 
 
 # --- checks ------------------------------------------------------------------------------------
@@ -548,13 +489,13 @@ def _checked_split(name: str, indices: np.ndarray, size: int) -> np.ndarray:
 # --- array helpers -----------------------------------------------------------------------------
 
 
-def _zeros_of(shape: tuple[int, ...], dtype: type) -> np.ndarray:
+def read_only_zeros(shape: tuple[int, ...], dtype: type) -> np.ndarray:
     """Read-only zeros of any shape that take no memory (a broadcast view of one element)."""
     return np.broadcast_to(np.zeros((), dtype), shape)
 
 
 def _zeros(like: np.ndarray, frames: int) -> np.ndarray:
-    return _zeros_of((like.shape[0], frames, *like.shape[2:]), like.dtype)
+    return read_only_zeros((like.shape[0], frames, *like.shape[2:]), like.dtype)
 
 
 def _pad_persons(array: np.ndarray, m: int) -> np.ndarray:
@@ -571,19 +512,19 @@ def _concat_frames(arrays: list[np.ndarray], m: int, empty_shape: tuple[int, ...
 
 def _concat_hands(samples: Sequence[Sample], m: int, frames: int, any_hands: bool) -> np.ndarray:
     if not any_hands:
-        return _zeros_of((m, frames, 2, HAND_JOINTS, CHANNELS), np.float32)
+        return read_only_zeros((m, frames, 2, HAND_JOINTS, CHANNELS), np.float32)
     return _concat_frames([s.hands for s in samples], m, (m, 0, 2, HAND_JOINTS, CHANNELS))
 
 
 def _concat_presence(samples: Sequence[Sample], m: int, frames: int, any_hands: bool) -> np.ndarray:
     if not any_hands:
-        return _zeros_of((m, frames, 2), bool)
+        return read_only_zeros((m, frames, 2), bool)
     return np.concatenate([_pad_persons(s.hand_present, m) for s in samples], axis=1)
 
 
 def _merged_hands(first: np.ndarray, second: np.ndarray, m: int, frames: int, any_hands: bool) -> np.ndarray:
     if not any_hands:
-        return _zeros_of((m, frames, *first.shape[2:]), first.dtype)
+        return read_only_zeros((m, frames, *first.shape[2:]), first.dtype)
     return np.concatenate([_pad_persons(np.array(first), m), _pad_persons(np.array(second), m)], axis=1)
 
 
@@ -645,55 +586,3 @@ def _attribute_columns(rows: Sequence[dict[str, str]]) -> dict[str, np.ndarray]:
     """Per-sample attribute dicts as columns; a sample without a key gets ""."""
     keys = list(dict.fromkeys(key for row in rows for key in row))
     return {key: np.array([str(row.get(key, "")) for row in rows], dtype=str) for key in keys}
-
-
-# --- file helpers ------------------------------------------------------------------------------
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of the file, loaded without pickle; damaged or pickled content is refused."""
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as err:
-        raise DatasetError(f"{path} cannot be read safely ({err}); pickled objects are refused") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise DatasetError(f"{path} is a single array, not a dataset (.npz with a header)")
-    with data:
-        try:
-            return {key: data[key] for key in data.files}
-        except (ValueError, OSError, zipfile.BadZipFile) as err:
-            raise DatasetError(f"{path} cannot be read safely ({err}); pickled objects are refused") from None
-
-
-def _stored_attributes(arrays: dict[str, np.ndarray], header: dict, path: Path) -> dict[str, np.ndarray]:
-    """The attribute columns the header lists (none in version-1 files)."""
-    names = header.get("attributes", [])
-    missing = [name for name in names if ATTRIBUTE_PREFIX + name not in arrays]
-    if missing:
-        raise DatasetError(f"{path}: attribute arrays {missing} are missing; the file is damaged")
-    columns = {name: arrays[ATTRIBUTE_PREFIX + name] for name in names}
-    for name, values in columns.items():
-        if values.dtype.kind != "U":
-            raise DatasetError(f"{path}: attribute {name!r} is not a string array")
-    return columns
-
-
-def _parse_header(raw: np.ndarray | None, path: Path) -> dict:
-    if raw is None or raw.dtype.kind != "U" or raw.shape != ():
-        raise DatasetError(f"{path} has no dataset header; it is not a bharnet_ros dataset file")
-    try:
-        header = json.loads(str(raw))
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path}: the header is not valid JSON ({err})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-        raise DatasetError(f"{path} is not a {FORMAT_NAME} file")
-    version = header.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise DatasetError(
-            f"{path}: dataset format version {version} is newer than this code reads "
-            f"({FORMAT_VERSION}); update bharnet_ros"
-        )
-    for key in ("class_names", "layout", "space"):
-        if key not in header:
-            raise DatasetError(f"{path}: the header lacks {key!r}")
-    return header

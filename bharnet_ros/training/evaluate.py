@@ -64,8 +64,8 @@ class ModelUnderTest:
             for b, h, m in zip(body, hand, mask, strict=True)
         ]
         out = {"fused": np.stack([row.logits for row in rows])}
-        for name in rows[0].expert_scores:
-            out[name] = np.stack([row.expert_scores[name] for row in rows])
+        for name in rows[0].branches:
+            out[name] = np.stack([row.branches[name] for row in rows])
         return out
 
 

@@ -119,7 +119,9 @@ class AugmentConfig:
         return data
 
 
-NO_AUGMENT = AugmentConfig(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+NO_AUGMENT = AugmentConfig(
+    mirror=0.0, rotate_3d=0.0, rotate_2d=0.0, scale=0.0, hand_jitter=0.0, hand_dropout=0.0
+)
 EVAL_COVER = 0.8  # evaluation windows overlap the clip (or the window) by at least this fraction
 LATERAL = {"left": "right", "right": "left"}
 

@@ -10,12 +10,20 @@ import onnx
 import pytest
 import torch
 
-from bharnet_ros.core.inference import InferenceError, OnnxClassifier, provider_names
+from bharnet_ros.core.inference import (
+    InferenceError,
+    OnnxClassifier,
+    WindowScores,
+    experts_by_name,
+    provider_names,
+)
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.core.window import WindowBuffer
+from bharnet_ros.model.batchnorm import calibrate_batchnorm
 from bharnet_ros.model.bharnet import build_model
 from bharnet_ros.model.config import load_model_config
-from bharnet_ros.model.export import calibrate_batchnorm, demo_sequence, export_onnx
+from bharnet_ros.model.export import export_onnx
+from bharnet_ros.training.synth import demo_sequence
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "model"
 FRAMES = 16
@@ -97,23 +105,50 @@ def test_metadata_is_read(model_path):
     assert classifier.variant == "score_fusion"
 
 
-def test_predict_gives_top_k_and_expert_scores(model_path):
-    classifier = OnnxClassifier(model_path, providers="cpu", top_k=3)
+def test_predict_gives_top_k_and_expert_votes(model_path):
+    classifier = OnnxClassifier(model_path, providers="cpu")
     rng = np.random.default_rng(0)
     body = rng.standard_normal((3, FRAMES, 25, 1)).astype(np.float32)
     hand = rng.standard_normal((3, FRAMES, 25, 2)).astype(np.float32)
-    prediction = classifier.predict(body, hand, np.ones(FRAMES, np.float32))
-    assert prediction.probabilities.shape == (5,)
-    assert prediction.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
-    assert len(prediction.top_labels) == len(prediction.top_scores) == 3
-    assert prediction.top_scores == sorted(prediction.top_scores, reverse=True)
-    assert prediction.label == LABELS[int(np.argmax(prediction.probabilities))]
-    assert prediction.score == pytest.approx(float(prediction.probabilities.max()))
-    assert set(prediction.expert_scores) == {"body", "hand"}
+    scores = classifier.predict(body, hand, np.ones(FRAMES, np.float32))
+    assert scores.probabilities.shape == (5,)
+    assert scores.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    top = scores.top(3)
+    assert len(top) == 3
+    assert [p for _, p in top] == sorted((p for _, p in top), reverse=True)
+    assert scores.label == top[0][0] == LABELS[int(np.argmax(scores.probabilities))]
+    assert scores.score == pytest.approx(float(scores.probabilities.max()))
+    assert set(scores.branches) == {"body", "hand"}
+    assert scores.experts == {"body": "body", "hand": "hand"}  # score fusion: the streams are the experts
+    hand_label, hand_score = scores.expert_votes()["hand"]
+    assert hand_label == LABELS[int(np.argmax(scores.branches["hand"]))]
+    assert hand_score == pytest.approx(float(scores.branches["hand"].max()))
     batched = classifier.predict(body[None], hand[None])
-    np.testing.assert_allclose(batched.probabilities, prediction.probabilities, rtol=1e-6)
+    np.testing.assert_allclose(batched.probabilities, scores.probabilities, rtol=1e-6)
     with pytest.raises(ValueError, match="expects"):
         classifier.predict(body[:, :8], hand)
+
+
+def test_window_scores_rank_ties_in_label_order_and_skip_non_finite_experts():
+    branches = {"body_expert": np.array([0.2, 0.8, 0.0]), "hand_expert": np.full(3, np.nan)}
+    experts = {"body": "body_expert", "hand": "hand_expert"}
+    scores = WindowScores(["a", "b", "c"], np.array([0.4, 0.2, 0.4]), branches=branches, experts=experts)
+    assert scores.top(2) == [("a", 0.4), ("c", 0.4)]
+    assert scores.expert_votes() == {"body": ("b", 0.8)}
+    with pytest.raises(ValueError, match="not among"):
+        WindowScores(["a"], np.ones(1), experts={"body": "body_expert"})
+
+
+def test_files_without_the_experts_entry_fall_back_to_the_branch_names(model_path, tmp_path):
+    import onnx.helper
+
+    proto = onnx.load(str(model_path))
+    kept = {p.key: p.value for p in proto.metadata_props if p.key != "bharnet.experts"}
+    onnx.helper.set_model_props(proto, kept)
+    onnx.save(proto, str(tmp_path / "old.onnx"))
+    assert OnnxClassifier(tmp_path / "old.onnx", providers="cpu").experts == {"body": "body", "hand": "hand"}
+    branches = ["body_expert", "hand_expert", "body_interactive", "hand_interactive"]
+    assert experts_by_name(branches) == {"body": "body_expert", "hand": "hand_expert"}
 
 
 def test_predict_window_uses_the_stored_preprocessing(model_path):
@@ -122,9 +157,9 @@ def test_predict_window_uses_the_stored_preprocessing(model_path):
         buffer.push(demo_sequence(24).frame(t))
     window = buffer.window(length=FRAMES)
     classifier = OnnxClassifier(model_path, providers="cpu")
-    prediction = classifier.predict_window(window, image_size=(640, 480))
-    assert prediction.top_labels[0] in LABELS
-    assert np.isfinite(prediction.probabilities).all()
+    scores = classifier.predict_window(window, image_size=(640, 480))
+    assert scores.label in LABELS
+    assert scores.finite()
 
 
 def with_metadata(source: Path, target: Path, **changes) -> Path:
@@ -149,6 +184,7 @@ def with_metadata(source: Path, target: Path, **changes) -> Path:
         ({"inputs": {"skeleton": [1, 3, 16, 25, 1], "hand": [1, 3, 16, 25, 2]}}, "graph inputs"),
         ({"inputs": {"body": [1, 3, 16, 25, 1]}}, "graph inputs"),
         ({"preprocess": {"frames": "many"}}, "preprocess is unusable"),
+        ({"experts": {"body": "body_expert"}}, "metadata experts"),
     ],
 )
 def test_metadata_that_disagrees_with_the_graph_is_refused_at_load(model_path, tmp_path, changes, message):
@@ -168,6 +204,6 @@ def test_temperature_in_the_metadata_softens_probabilities(model_path, tmp_path)
     entry.key, entry.value = "bharnet.temperature", "4.0"
     onnx.save(proto, str(tmp_path / "warm.onnx"))
     warm = OnnxClassifier(tmp_path / "warm.onnx", providers="cpu").predict(body, hand)
-    assert warm.top_labels[0] == plain.top_labels[0]
+    assert warm.label == plain.label
     assert warm.score < plain.score
     np.testing.assert_allclose(warm.logits, plain.logits, rtol=1e-6)

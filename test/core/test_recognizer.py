@@ -7,6 +7,7 @@ The classifier is a stand-in here: this test is about windowing and decisions, n
 import numpy as np
 import pytest
 
+from bharnet_ros.core.inference import WindowScores
 from bharnet_ros.core.recognizer import Recognizer, RecognizerConfig
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.window import Window
@@ -18,15 +19,24 @@ class HandRaisedClassifier:
     window_length = 16
     window_seconds = 16 / 30
     body_layout = "ntu25"  # takes mediapipe33 bodies (mapped) and ntu25
+    description = "hand-raised stand-in"
 
     def __init__(self) -> None:
         self.class_names = ["idle", "raise"]
+        self.hand_intensive = [False, True]
+        self.providers = ["CPUExecutionProvider"]
         self.windows: list[Window] = []
 
-    def classify(self, window: Window) -> dict[str, np.ndarray]:
+    def classify(self, window: Window) -> WindowScores:
         self.windows.append(window)
         p = float(window.hand_mask[:, 0].mean())
-        return {"fused": np.array([1 - p, p]), "body": np.array([0.5, 0.5]), "hand": np.array([1 - p, p])}
+        return self.scores(np.array([1 - p, p]))
+
+    def scores(self, fused: np.ndarray) -> WindowScores:
+        """``fused`` as the fused and the hand expert's scores; the body expert is undecided."""
+        branches = {"body_expert": np.array([0.5, 0.5]), "hand_expert": fused}
+        experts = {"body": "body_expert", "hand": "hand_expert"}
+        return WindowScores(self.class_names, fused, branches=branches, experts=experts)
 
 
 def frame(t: float, person: int = 0, hand: bool = False) -> SkeletonFrame:
@@ -99,7 +109,7 @@ def test_decisions_follow_the_input_and_carry_expert_scores(recognizer):
     last = [r for r in results if r][-1]
     assert last.label == "raise"
     assert last.top_labels == ["raise", "idle"]
-    assert last.expert_labels["hand"][0] == "raise"
+    assert last.expert_labels == {"body": ("idle", 0.5), "hand": ("raise", 1.0)}
     assert last.hand_fraction == pytest.approx(1.0)
 
 
@@ -146,10 +156,10 @@ def test_a_body_layout_the_model_cannot_use_is_refused_before_any_state_changes(
 class NaNOnceClassifier(HandRaisedClassifier):
     """Returns non-finite scores for its second window, then behaves."""
 
-    def classify(self, window: Window) -> dict[str, np.ndarray]:
+    def classify(self, window: Window) -> WindowScores:
         scores = super().classify(window)
         if len(self.windows) == 2:
-            scores["fused"] = np.array([np.nan, np.nan])
+            return self.scores(np.array([np.nan, np.nan]))
         return scores
 
 

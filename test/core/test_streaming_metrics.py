@@ -6,7 +6,7 @@ import pytest
 
 from bharnet_ros.core.annotations import Segment
 from bharnet_ros.core.streaming_metrics import (
-    Prediction,
+    Decision,
     evaluate_stream,
     label_changes,
     majority_label,
@@ -17,8 +17,8 @@ from bharnet_ros.core.streaming_metrics import (
 SEGMENTS = [Segment(0.0, 2.0, "idle"), Segment(2.0, 5.0, "wave"), Segment(6.0, 7.0, "stop")]
 
 
-def predictions(*pairs: tuple[float, str]) -> list[Prediction]:
-    return [Prediction(stamp, label) for stamp, label in pairs]
+def predictions(*pairs: tuple[float, str]) -> list[Decision]:
+    return [Decision(stamp, label) for stamp, label in pairs]
 
 
 def test_a_hand_made_timeline():
@@ -64,10 +64,10 @@ def test_majority_ties_go_to_the_label_seen_first():
 
 
 def test_label_changes_are_counted_per_person():
-    stream = [Prediction(1.0, "idle", 0), Prediction(1.0, "wave", 1), Prediction(2.0, "idle", 0)]
-    stream.append(Prediction(2.0, "wave", 1))
+    stream = [Decision(1.0, "idle", 0), Decision(1.0, "wave", 1), Decision(2.0, "idle", 0)]
+    stream.append(Decision(2.0, "wave", 1))
     assert label_changes(stream) == 0  # interleaved persons are not flicker
-    assert label_changes([*stream, Prediction(3.0, "stop", 1)]) == 1
+    assert label_changes([*stream, Decision(3.0, "stop", 1)]) == 1
 
 
 def test_summarize():

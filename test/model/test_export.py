@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model.batchnorm import calibrate_batchnorm
 from bharnet_ros.model.bharnet import build_model
 from bharnet_ros.model.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from bharnet_ros.model.config import VARIANTS
 from bharnet_ros.model.export import (
     METADATA_KEYS,
     ExportError,
-    calibrate_batchnorm,
     check_parity,
     export_onnx,
     op_types,
@@ -73,6 +73,9 @@ def test_export_matches_pytorch_without_einsum_or_if(name, tiny_config, tmp_path
     assert shapes == stored["bharnet.inputs"]
     assert [o.name for o in session.get_outputs()] == stored["bharnet.outputs"]
     assert ("hand_mask" in shapes) == name.endswith("noisy_or")
+    two_streams = {} if name.endswith("_expert") else {"body": "body", "hand": "hand"}
+    experts = {"body": "body_expert", "hand": "hand_expert"} if name.startswith("bharnet_e") else two_streams
+    assert stored["bharnet.experts"] == experts
 
 
 def test_realistic_inputs_have_absent_data_as_zeros(tiny_config):

@@ -1,6 +1,8 @@
-"""The whole graph as `bharnet run` builds it: real video -> pose (MediaPipe) -> recognizer -> action."""
+"""The whole graph as `bharnet run` starts it: real video -> pose (MediaPipe) -> recognizer -> action."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 import yaml
@@ -10,8 +12,8 @@ from sensor_msgs.msg import Image
 
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.msg import Action
-from bharnet_ros.nodes.graph import ACTION_TOPIC, GraphOptions, describe_graph
-from bharnet_ros.nodes.runner import create_node
+from bharnet_ros.nodes.graph import ACTION_TOPIC, GraphOptions
+from bharnet_ros.nodes.runner import running_graph
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ def fast_params(tmp_path) -> str:
     return str(path)
 
 
-def test_video_to_actions_through_the_described_graph(ros, wait, shared_file, fast_params, request):
+def test_video_to_actions_through_the_running_graph(ros, wait, shared_file, fast_params, request):
     tiny_model = request.getfixturevalue("tiny_model")
     options = GraphOptions(
         camera_topic="/test_camera/image_raw",
@@ -43,9 +45,11 @@ def test_video_to_actions_through_the_described_graph(ros, wait, shared_file, fa
     )  # fmt: skip
     actions: list[Action] = []
     probe.create_subscription(Action, "/" + ACTION_TOPIC, actions.append, 50)
-    for spec in describe_graph(options):
-        ros.adopt(create_node(spec, options, context=ros.context))
-    assert wait(lambda: len(actions) >= 3, timeout=60)
+    with running_graph(options) as graph:
+        assert [node.get_name() for node in graph.nodes] == ["video_source", "pose", "recognizer"]
+        assert wait(lambda: len(actions) >= 3, timeout=60)
+    assert not graph.ok()  # the graph's own context is shut down, after its threads were joined
+    assert not [t.name for t in threading.enumerate() if t.name in ("video_source", "pose", "recognizer")]
     stamps = [(a.header.stamp.sec, a.header.stamp.nanosec) for a in actions]
     assert set(stamps) <= image_stamps, "actions are stamped with real camera frames"
     assert stamps == sorted(stamps)

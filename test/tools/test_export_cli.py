@@ -12,10 +12,10 @@ import torch
 from bharnet_ros.cli import main
 from bharnet_ros.core.inference import OnnxClassifier
 from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model.batchnorm import calibrate_batchnorm
 from bharnet_ros.model.bharnet import build_model
 from bharnet_ros.model.checkpoint import make_checkpoint, save_checkpoint
 from bharnet_ros.model.config import load_model_config
-from bharnet_ros.model.export import calibrate_batchnorm
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "model"
 FRAMES = 16

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from bharnet_ros.core.skeleton import SkeletonSequence
-from bharnet_ros.training.dataset import FORMAT_VERSION, DatasetError, Sample, SkeletonDataset
+from bharnet_ros.training.dataset import DatasetError, Sample, SkeletonDataset
+from bharnet_ros.training.dataset_file import FORMAT_VERSION
 
 
 def sequence(frames: int, seed: int, layout: str = "mediapipe33") -> SkeletonSequence:

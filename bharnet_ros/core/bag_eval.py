@@ -1,0 +1,328 @@
+"""Scoring the recognizer on a bag against annotations: the deterministic run, scores and report.
+
+The deterministic run reads the evaluated topic in bag order and drives the same core objects the
+nodes use, with the header stamps as the only clock, so every run gives the same decisions. The
+real-time run (replay into the live ROS graph) is ``bharnet_ros.nodes.bag_eval``; it plugs into
+:func:`evaluate_bag` as its ``replay``, so both modes share the options, scores and report. No
+rclpy here. Formats and metrics: docs/bags.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bharnet_ros.core.annotations import AnnotationError, Annotations, Segment, label_at, load_annotations
+from bharnet_ros.core.bag import (
+    CAMERA_TYPES,
+    SKELETON_TYPE,
+    BagError,
+    bag_topics,
+    cdr_header_stamp,
+    decode_camera_message,
+    describe_topics,
+    read_messages,
+    require_topic,
+    skeleton_frames,
+    stamp_ns,
+)
+from bharnet_ros.core.params_file import ParamsFileError, node_parameters, read_params_file
+from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
+from bharnet_ros.core.streaming_metrics import Decision, StreamMetrics, evaluate_stream, summarize
+
+POSE_PARAMETERS = ("backend", "min_detection_confidence", "min_tracking_confidence")
+
+
+class EvalError(ValueError):
+    """An evaluation that cannot run; the message is one line naming the problem and its fix."""
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """What one evaluation runs: which messages of which bag, and the recognizer they go through."""
+
+    bag: Path
+    topic: str
+    msgtype: str  # sensor_msgs Image or CompressedImage (pose stage first), or SKELETON_TYPE
+    model: Path  # exported ONNX model
+    device: str = "cpu"  # ONNX Runtime device: cpu, cuda or auto
+    recognizer: Mapping[str, Any] = field(default_factory=dict)  # the recognizer node's parameters
+    pose: Mapping[str, Any] = field(default_factory=dict)  # the pose node's parameters
+    origin: int = 0  # header stamp (ns) of the first message: time 0 of the report
+    params_file: str = ""  # the parameters file the two mappings come from ("" = the shipped one)
+
+
+@dataclass
+class EvalRun:
+    """Decisions and counts of one evaluation, before scoring."""
+
+    mode: str
+    frames: int  # messages on the evaluated topic
+    processed: int  # frames that reached the recognizer stage (pose run, or skeletons fed)
+    dropped: int | None  # frames published but never processed (real time; None without a pose stage)
+    bad_frames: int  # frames that could not be decoded
+    predictions: list[Decision]
+    latencies: list[float | None]  # per prediction: end-to-end (real time) or window processing seconds
+    timing: dict[str, Any] = field(default_factory=dict)  # wall-clock measurements (vary between runs)
+
+
+Replay = Callable[[EvalOptions, Path], EvalRun]  # a mode other than the deterministic one; Path: report
+
+
+def evaluate_bag(
+    bag: Path,
+    labels: Path | None,
+    out: Path,
+    *,
+    model: Path | None = None,
+    topic: str | None = None,
+    params_file: str = "",
+    device: str = "cpu",
+    replay: Replay | None = None,
+) -> dict[str, Any]:
+    """Run the recognizer over ``bag``, score it against ``labels`` and write the report into ``out``.
+
+    Deterministic unless ``replay`` is given (``nodes.bag_eval.realtime_replay`` replays the bag
+    into the live graph). Without ``labels`` only decisions and timing are reported. Returns the
+    summary, also written as ``out/summary.json``. Problems with the inputs raise EvalError.
+    """
+    try:
+        annotations = load_annotations(labels) if labels else Annotations((), absolute=False)
+        options = eval_options(bag, topic=topic, model=model, params_file=params_file, device=device)
+        run = replay(options, out) if replay is not None else evaluate_offline(options)
+    except (AnnotationError, BagError, ParamsFileError) as err:
+        raise EvalError(str(err)) from None
+    segments = annotations.relative_to(options.origin * 1e-9)
+    metrics = evaluate_stream(segments, run.predictions)
+    summary = run_summary(options, labels, annotations, run, metrics)
+    write_report(out, summary, run, segments, metrics)
+    return summary
+
+
+def eval_options(
+    bag: Path,
+    *,
+    topic: str | None = None,
+    model: Path | None = None,
+    params_file: str = "",
+    device: str = "cpu",
+) -> EvalOptions:
+    """The options for ``bag``: its topic (:func:`choose_topic`), the model (default: the shipped one),
+    the pose and recognizer parameters of ``params_file`` and the first stamp on the topic."""
+    topic, msgtype = choose_topic(bag, topic)
+    model = model_path(model)
+    params = read_params_file(params_file)
+    return EvalOptions(
+        bag=bag, topic=topic, msgtype=msgtype, model=model, device=device,
+        recognizer=node_parameters(params, "recognizer"), pose=node_parameters(params, "pose"),
+        origin=first_stamp(bag, topic), params_file=params_file,
+    )  # fmt: skip
+
+
+def choose_topic(bag: Path, requested: str | None) -> tuple[str, str]:
+    """The topic to evaluate and its type: ``requested``, else skeletons, else the one camera topic."""
+    topics = bag_topics(bag)
+    if requested is not None:
+        msgtype = require_topic(topics, requested, bag)
+        if msgtype not in (*CAMERA_TYPES, SKELETON_TYPE):
+            raise EvalError(
+                f"{requested} holds {msgtype}; eval reads sensor_msgs Image/CompressedImage or "
+                f"{SKELETON_TYPE}; the bag has {describe_topics(topics)}"
+            )
+        return requested, msgtype
+    skeletons = [t for t, m in sorted(topics.items()) if m == SKELETON_TYPE]
+    cameras = [t for t, m in sorted(topics.items()) if m in CAMERA_TYPES]
+    candidates = skeletons or cameras
+    if len(candidates) != 1:
+        problem = "no camera or skeleton topic" if not candidates else "several candidate topics"
+        raise EvalError(f"{bag} has {problem}: {describe_topics(topics)}; pick one with --topic")
+    return candidates[0], topics[candidates[0]]
+
+
+def model_path(model: Path | None) -> Path:
+    """``model`` if it exists, else the shipped default model."""
+    if model is not None:
+        if not model.is_file():
+            raise EvalError(f"model {model} not found; give an exported .onnx file with --model")
+        return model
+    try:
+        return default_model()
+    except FileNotFoundError:
+        raise EvalError(f"no --model given and the default {DEFAULT_MODEL} is not installed") from None
+
+
+def first_stamp(bag: Path, topic: str) -> int:
+    """Header stamp (ns) of the first message on ``topic``: time 0 of relative annotations."""
+    for message in read_messages(bag, [topic]):
+        return cdr_header_stamp(message.data)
+    raise EvalError(f"{bag}: topic {topic} holds no messages; record some frames first")
+
+
+# --------------------------------------------------------------------------------------------------
+# The deterministic run
+# --------------------------------------------------------------------------------------------------
+
+
+def evaluate_offline(options: EvalOptions) -> EvalRun:
+    """Decode, pose and recognize every frame in bag order, timed by the header stamps (no ROS)."""
+    from bharnet_ros.core.image import ImageError
+    from bharnet_ros.core.pose import PoseEstimator
+    from bharnet_ros.core.recognizer import Recognizer, RecognizerConfig
+    from bharnet_ros.core.skeleton import SkeletonError
+
+    recognizer = Recognizer(_classifier(options), RecognizerConfig.from_params(options.recognizer))
+    pose = {k: v for k, v in options.pose.items() if k in POSE_PARAMETERS}
+    estimator = PoseEstimator(**pose) if options.msgtype in CAMERA_TYPES else None
+    run = EvalRun("deterministic", 0, 0, 0, 0, [], [])
+    pose_seconds: list[float] = []
+    started = time.perf_counter()
+    try:
+        for message in read_messages(options.bag, [options.topic]):
+            run.frames += 1
+            try:
+                persons = _frames_of(message.decode(), options.msgtype, estimator, pose_seconds)
+            except (ImageError, SkeletonError):
+                run.bad_frames += 1
+                continue
+            run.processed += 1
+            _recognize(recognizer, persons, cdr_header_stamp(message.data), options.origin, run)
+    finally:
+        if estimator is not None:
+            estimator.close()
+    run.timing = _offline_timing(run, time.perf_counter() - started, pose_seconds)
+    return run
+
+
+def _classifier(options: EvalOptions) -> Any:
+    from bharnet_ros.core.inference import InferenceError
+    from bharnet_ros.core.recognizer import load_window_classifier
+
+    threads = options.recognizer.get("threads", 1)
+    try:
+        return load_window_classifier(str(options.model), options.device, threads=threads)
+    except (InferenceError, ValueError) as err:
+        raise EvalError(f"cannot load the model: {err}") from None
+
+
+def _frames_of(msg: Any, msgtype: str, estimator: Any, pose_seconds: list[float]) -> list[Any]:
+    """The persons of one message: pose-estimated from an image (none if nothing was found) or as stored."""
+    if msgtype == SKELETON_TYPE:
+        return skeleton_frames(msg)
+    image = decode_camera_message(msg, msgtype)
+    started = time.perf_counter()
+    frame = estimator.estimate(image, stamp_ns(msg.header) * 1e-9)
+    pose_seconds.append(time.perf_counter() - started)
+    return [frame] if frame.person_found else []  # as the pose node
+
+
+def _recognize(recognizer: Any, persons: list[Any], stamp: int, origin: int, run: EvalRun) -> None:
+    recognizer.prune(stamp * 1e-9)
+    for frame in persons:
+        started = time.perf_counter()
+        result = recognizer.push(frame)
+        if result is not None:
+            run.latencies.append(time.perf_counter() - started)
+            relative = round(result.stamp - origin * 1e-9, 6)
+            run.predictions.append(Decision(relative, result.label, result.person_id, result.confidence))
+
+
+def _offline_timing(run: EvalRun, wall: float, pose_seconds: list[float]) -> dict[str, Any]:
+    return {
+        "wall_seconds": wall,
+        "processed_fps": run.processed / wall if wall > 0 else None,
+        "window_seconds": summarize([v for v in run.latencies if v is not None]),
+        "pose_seconds": summarize(pose_seconds),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Summary and report
+# --------------------------------------------------------------------------------------------------
+
+
+def run_summary(
+    options: EvalOptions, labels: Path | None, annotations: Annotations, run: EvalRun, metrics: StreamMetrics
+) -> dict[str, Any]:
+    """The contents of summary.json: what was evaluated, the counts, the scores and the timing."""
+    return {
+        "mode": run.mode,
+        "bag": str(options.bag),
+        "topic": options.topic,
+        "msgtype": options.msgtype,
+        "model": str(options.model),
+        "labels": str(labels) if labels else None,
+        "time_base": "absolute" if annotations.absolute else "relative",
+        "first_stamp": options.origin * 1e-9,
+        "counts": {
+            "frames": run.frames,
+            "processed": run.processed,
+            "dropped": run.dropped,
+            "bad_frames": run.bad_frames,
+            "actions": len(run.predictions),
+        },
+        "metrics": metrics.as_dict(),
+        "timing": run.timing,
+    }
+
+
+def write_report(
+    out: Path, summary: dict[str, Any], run: EvalRun, segments: list[Segment], metrics: StreamMetrics
+) -> None:
+    """summary.json, predictions.csv and timeline.png in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_predictions(out / "predictions.csv", run, segments)
+    plot_timeline(out / "timeline.png", segments, run.predictions, metrics, summary["mode"])
+
+
+def write_predictions(path: Path, run: EvalRun, segments: list[Segment]) -> None:
+    """One row per decision: stamp (s since the first frame), person, label, confidence, truth, latency.
+
+    Latency (end to end) is filled in real-time mode only, so deterministic files are identical.
+    """
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["stamp", "person_id", "label", "confidence", "truth", "latency_ms"])
+        for p, latency in zip(run.predictions, run.latencies, strict=True):
+            shown = "" if latency is None or run.mode != "realtime" else f"{1000 * latency:.1f}"
+            truth = label_at(segments, p.stamp) or ""
+            writer.writerow([f"{p.stamp:.6f}", p.person_id, p.label, f"{p.confidence:.6f}", truth, shown])
+
+
+def plot_timeline(
+    path: Path, segments: list[Segment], predictions: list[Decision], metrics: StreamMetrics, mode: str
+) -> None:
+    """Two lanes over bag time: annotated segments and the predicted label between decisions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    labels = sorted({s.label for s in segments} | {p.label for p in predictions})
+    colors = {label: plt.get_cmap("tab20")(i % 20) for i, label in enumerate(labels)}
+    end = max([s.end for s in segments] + [p.stamp for p in predictions] + [0.0])
+    figure, axis = plt.subplots(figsize=(10, 2.6))
+    for s in segments:
+        axis.broken_barh([(s.start, s.duration)], (1.1, 0.8), color=colors[s.label])
+    for p, following in zip(predictions, [*predictions[1:], None], strict=True):
+        stop = following.stamp if following is not None else end
+        axis.broken_barh([(p.stamp, max(stop - p.stamp, 0.0))], (0.1, 0.8), color=colors[p.label])
+    axis.set_yticks([0.5, 1.5], ["predicted", "truth"])
+    axis.set_xlabel("seconds since the first frame")
+    axis.set_xlim(0, max(end, 1e-3))
+    axis.set_title(f"{mode}: segment accuracy {_percent(metrics.segment_accuracy)}, "
+                   f"frame accuracy {_percent(metrics.frame_accuracy)}")  # fmt: skip
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[label]) for label in labels]
+    axis.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(figure)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"

@@ -1,0 +1,88 @@
+"""The real-time mode of the bag evaluation: the bag replayed into the live graph, with its timing.
+
+``bharnet_ros.core.bag_eval.evaluate_bag`` runs it when given :func:`realtime_replay`; options,
+scores and report are the core's. The nodes are those of ``bharnet run``, started with the same
+parameters file (the pose node reading ``/compressed`` for a CompressedImage bag), in a private ROS
+domain (``nodes.bag_io``). rclpy is imported only when a replay starts, so a command that may
+run either mode imports this module and stays free of rclpy in the deterministic one.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from bharnet_ros.core.bag import ACTION_TYPE, COMPRESSED_TYPE, stamp_ns, typestore
+from bharnet_ros.core.bag_eval import EvalOptions, EvalRun, Replay
+from bharnet_ros.core.params_file import read_params_file, set_node_parameters
+from bharnet_ros.core.streaming_metrics import Decision, summarize
+from bharnet_ros.nodes.graph import GraphOptions
+
+if TYPE_CHECKING:
+    from bharnet_ros.nodes.bag_io import LiveRun
+
+
+def realtime_replay(rate: float = 1.0) -> Replay:
+    """The real-time mode for ``core.bag_eval.evaluate_bag``: replay at ``rate`` times recorded speed."""
+    if rate <= 0:
+        raise ValueError(f"the replay rate must be positive, got {rate}")
+    return partial(evaluate_realtime, rate=rate)
+
+
+def evaluate_realtime(options: EvalOptions, out: Path, rate: float = 1.0) -> EvalRun:
+    """Replay the bag into the in-process graph and turn what came back into an EvalRun.
+
+    The parameters file the nodes are started with is written to ``out/params.yaml``. Raises
+    BagError when the graph does not come up.
+    """
+    from bharnet_ros.nodes.bag_io import run_graph_on_bag  # rclpy: only now (see the module doc)
+
+    camera = (
+        options.topic.removesuffix("/compressed") if options.msgtype == COMPRESSED_TYPE else options.topic
+    )
+    graph = GraphOptions(
+        camera_topic=camera, model=str(options.model), device=options.device,
+        params_file=str(graph_params_file(options, out)),
+    )  # fmt: skip
+    live = run_graph_on_bag(options.bag, options.topic, options.msgtype, graph, rate=rate)
+    return live_run(live, options.origin)
+
+
+def graph_params_file(options: EvalOptions, out: Path) -> Path:
+    """``out/params.yaml``: the options' parameters file, with the pose node's ``compressed`` set
+    to whether the bag holds CompressedImage (the pose node then reads the ``/compressed`` topic)."""
+    data = read_params_file(options.params_file)
+    set_node_parameters(data, "pose", compressed=options.msgtype == COMPRESSED_TYPE)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "params.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def live_run(live: LiveRun, origin: int) -> EvalRun:
+    """A replay's ``LiveRun`` as an EvalRun: decisions stamped relative to ``origin`` (ns), each with
+    its end-to-end latency (receive time - publish time of the frame it is for), and the counts."""
+    run = EvalRun("realtime", live.sent, 0, None, 0, [], [])
+    for received, data in live.actions:
+        msg = typestore().deserialize_cdr(data, ACTION_TYPE)
+        stamp = stamp_ns(msg.header)
+        relative = round((stamp - origin) * 1e-9, 6)
+        run.predictions.append(Decision(relative, msg.label, int(msg.person_id), float(msg.confidence)))
+        published = live.published.get(stamp)
+        run.latencies.append(None if published is None else received - published)
+    if live.pose_stage:
+        run.processed = len(set(live.processed) & set(live.published))
+        run.dropped = run.frames - run.processed
+    else:
+        run.processed = run.frames
+    seconds = live.replay_seconds
+    run.timing = {
+        "replay_seconds": seconds,
+        "processed_fps": run.processed / seconds if seconds > 0 else None,
+        "latency_seconds": summarize([v for v in run.latencies if v is not None]),
+        "schedule_lag_max_seconds": live.schedule_lag_max,
+    }
+    return run

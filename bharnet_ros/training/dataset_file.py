@@ -1,0 +1,144 @@
+"""The dataset file: one compressed, pickle-free ``.npz`` per :class:`SkeletonDataset`.
+
+The file holds a JSON ``header`` (format name and version, layout, space, class names, per-class
+hand flags, splits, notes, which attribute columns exist and whether hands are stored), the frame
+arrays, the per-sample columns and one ``attribute_<name>`` string array per attribute.
+docs/datasets.md lists every key. A dataset without any hand leaves the hand arrays out; they load
+as read-only zeros. Version 2 added the attributes; version-1 files load with none, and newer
+versions are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS
+from bharnet_ros.training.dataset import ID_FIELDS, DatasetError, SkeletonDataset, read_only_zeros
+
+FORMAT_NAME = "bharnet_ros.skeleton_dataset"
+FORMAT_VERSION = 2  # 2: per-sample string attributes
+SAMPLE_KEYS = ("offsets", "labels", "names", "persons", *ID_FIELDS, "image_sizes")
+HAND_KEYS = ("hands", "hand_present")
+ATTRIBUTE_PREFIX = "attribute_"  # file key of attribute column <name>
+
+
+def save_dataset(data: SkeletonDataset, path: str | Path) -> Path:
+    """Write a compressed ``.npz`` (the suffix is added if missing); returns the path written.
+
+    The file is written next to the target and renamed into place, so a crash never leaves a
+    half-written dataset under the final name. Without any hand, the hand arrays are left out.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as handle:
+        np.savez_compressed(handle, **_file_arrays(data))
+    os.replace(partial, path)
+    return path
+
+
+def load_dataset(path: str | Path) -> SkeletonDataset:
+    """Read a file written by :func:`save_dataset`; refuses pickled content and newer format versions."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset file {path} not found")
+    arrays = _read_npz(path)
+    header = _parse_header(arrays.pop("header", None), path)
+    body = arrays["body"]
+    if not header.get("hands_stored", True):
+        arrays["hands"] = read_only_zeros((*body.shape[:2], 2, HAND_JOINTS, CHANNELS), np.float32)
+        arrays["hand_present"] = read_only_zeros((*body.shape[:2], 2), bool)
+    missing = [key for key in ("body", "timestamps", *HAND_KEYS, *SAMPLE_KEYS) if key not in arrays]
+    if missing:
+        raise DatasetError(f"{path}: missing arrays {missing}; the file is damaged or not a dataset")
+    try:
+        return SkeletonDataset(
+            **{key: arrays[key] for key in ("body", "timestamps", *HAND_KEYS, *SAMPLE_KEYS)},
+            class_names=header["class_names"],
+            layout=header["layout"],
+            space=header["space"],
+            hand_intensive=header.get("hand_intensive"),
+            splits={name: np.asarray(idx, np.int64) for name, idx in header.get("splits", {}).items()},
+            notes=header.get("notes", []),
+            attributes=_stored_attributes(arrays, header, path),
+        )
+    except DatasetError as err:
+        raise DatasetError(f"{path}: {err}") from None
+
+
+def _file_arrays(data: SkeletonDataset) -> dict[str, np.ndarray]:
+    """Every array the file stores, the JSON header among them, by file key."""
+    header = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "layout": data.layout,
+        "space": data.space,
+        "class_names": data.class_names,
+        "hand_intensive": data.hand_intensive,
+        "splits": {name: idx.tolist() for name, idx in data.splits.items()},
+        "notes": data.notes,
+        "hands_stored": data.has_hands,
+        "attributes": list(data.attributes),
+    }
+    arrays = {"header": np.array(json.dumps(header)), "body": data.body, "timestamps": data.timestamps}
+    if data.has_hands:
+        arrays.update(hands=data.hands, hand_present=data.hand_present)
+    arrays.update({key: getattr(data, key) for key in SAMPLE_KEYS})
+    arrays.update({ATTRIBUTE_PREFIX + key: values for key, values in data.attributes.items()})
+    return arrays
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the file, loaded without pickle; damaged or pickled content is refused."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise DatasetError(f"{path} cannot be read safely ({err}); pickled objects are refused") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise DatasetError(f"{path} is a single array, not a dataset (.npz with a header)")
+    with data:
+        try:
+            return {key: data[key] for key in data.files}
+        except (ValueError, OSError, zipfile.BadZipFile) as err:
+            raise DatasetError(f"{path} cannot be read safely ({err}); pickled objects are refused") from None
+
+
+def _stored_attributes(arrays: dict[str, np.ndarray], header: dict, path: Path) -> dict[str, np.ndarray]:
+    """The attribute columns the header lists (none in version-1 files)."""
+    names = header.get("attributes", [])
+    missing = [name for name in names if ATTRIBUTE_PREFIX + name not in arrays]
+    if missing:
+        raise DatasetError(f"{path}: attribute arrays {missing} are missing; the file is damaged")
+    columns = {name: arrays[ATTRIBUTE_PREFIX + name] for name in names}
+    for name, values in columns.items():
+        if values.dtype.kind != "U":
+            raise DatasetError(f"{path}: attribute {name!r} is not a string array")
+    return columns
+
+
+def _parse_header(raw: np.ndarray | None, path: Path) -> dict:
+    if raw is None or raw.dtype.kind != "U" or raw.shape != ():
+        raise DatasetError(f"{path} has no dataset header; it is not a bharnet_ros dataset file")
+    try:
+        header = json.loads(str(raw))
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path}: the header is not valid JSON ({err})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise DatasetError(f"{path} is not a {FORMAT_NAME} file")
+    version = header.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DatasetError(
+            f"{path}: dataset format version {version} is newer than this code reads "
+            f"({FORMAT_VERSION}); update bharnet_ros"
+        )
+    for key in ("class_names", "layout", "space"):
+        if key not in header:
+            raise DatasetError(f"{path}: the header lacks {key!r}")
+    return header

@@ -1,0 +1,102 @@
+"""The bag evaluation as a library: options from a bag, the deterministic run, another mode plugged
+in as ``replay``, and the report (the CLI around it is test/tools/test_bag.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from bharnet_ros.core import bag
+from bharnet_ros.core.annotations import Segment, save_csv
+from bharnet_ros.core.bag_eval import EvalError, EvalOptions, EvalRun, eval_options, evaluate_bag
+from bharnet_ros.core.streaming_metrics import Decision
+from bharnet_ros.training.synth import generate_scripted
+
+ORIGIN = 1_700_000_000_000_000_000  # ns
+TOPIC = "/bharnet/skeletons"
+
+
+@pytest.fixture
+def skeleton_bag(tmp_path) -> Path:
+    """Two seconds each of idle and wave as skeleton messages stamped from ORIGIN."""
+    sequence, _ = generate_scripted([("idle", 2.0), ("wave", 2.0)], np.random.default_rng(3))
+    path = tmp_path / "skeletons"
+    with bag.BagWriter(path) as writer:
+        writer.add_topic(TOPIC, bag.SKELETON_TYPE)
+        for t in range(len(sequence)):
+            stamp = ORIGIN + round(sequence.timestamps[t] * 1e9)
+            writer.write(TOPIC, stamp, bag.skeleton_array_message([sequence.frame(t)], stamp))
+    return path
+
+
+@pytest.fixture
+def params_file(tmp_path) -> str:
+    """Short windows, so four seconds give many decisions; no pose section (a skeleton bag needs none)."""
+    windows = {"min_seconds": 0.4, "stride_seconds": 0.13, "window_seconds": 0.8}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"/**/recognizer": {"ros__parameters": windows}}))
+    return str(path)
+
+
+@pytest.fixture
+def labels(tmp_path) -> Path:
+    return save_csv(tmp_path / "labels.csv", [Segment(0.0, 2.0, "idle"), Segment(2.0, 4.0, "wave")])
+
+
+def test_options_come_from_the_bag_and_the_parameters_file(skeleton_bag, tiny_model, params_file):
+    options = eval_options(skeleton_bag, model=tiny_model, params_file=params_file)
+    assert (options.topic, options.msgtype, options.origin) == (TOPIC, bag.SKELETON_TYPE, ORIGIN)
+    assert options.recognizer == {"min_seconds": 0.4, "stride_seconds": 0.13, "window_seconds": 0.8}
+    assert options.pose == {}
+    assert eval_options(skeleton_bag, model=tiny_model).pose["backend"] == "holistic"  # the shipped file
+    assert options.params_file == params_file
+
+
+def test_the_deterministic_run_scores_and_writes_the_report(
+    tmp_path, skeleton_bag, tiny_model, params_file, labels
+):
+    summary = evaluate_bag(
+        skeleton_bag, labels, tmp_path / "report", model=tiny_model, params_file=params_file
+    )
+    assert summary["mode"] == "deterministic"
+    assert summary["counts"]["frames"] == summary["counts"]["processed"] == 120
+    assert summary["counts"]["actions"] == summary["metrics"]["predictions_scored"] > 10
+    assert json.loads((tmp_path / "report" / "summary.json").read_text()) == summary
+    written = {p.name for p in (tmp_path / "report").iterdir()}
+    assert written == {"summary.json", "predictions.csv", "timeline.png"}
+
+
+def test_another_mode_plugs_in_as_replay(tmp_path, skeleton_bag, tiny_model, labels):
+    seen: list[tuple[EvalOptions, Path]] = []
+
+    def replay(options: EvalOptions, out: Path) -> EvalRun:
+        seen.append((options, out))
+        predictions = [Decision(1.0, "idle"), Decision(2.5, "wave"), Decision(3.0, "stop")]
+        return EvalRun("realtime", 120, 118, 2, 0, predictions, [0.02, None, 0.03], {"replay_seconds": 4.0})
+
+    summary = evaluate_bag(skeleton_bag, labels, tmp_path / "report", model=tiny_model, replay=replay)
+    assert [(o.topic, out) for o, out in seen] == [(TOPIC, tmp_path / "report")]
+    assert summary["counts"] == {"frames": 120, "processed": 118, "dropped": 2, "bad_frames": 0, "actions": 3}
+    assert summary["metrics"]["segments_correct"] == 2  # wave: a tie with stop, and seen first
+    assert summary["timing"] == {"replay_seconds": 4.0}
+    rows = (tmp_path / "report" / "predictions.csv").read_text().splitlines()
+    assert rows[1:] == [
+        "1.000000,0,idle,0.000000,idle,20.0",
+        "2.500000,0,wave,0.000000,wave,",
+        "3.000000,0,stop,0.000000,wave,30.0",
+    ]
+
+
+def test_input_problems_are_one_line_eval_errors(tmp_path, skeleton_bag, labels):
+    with pytest.raises(EvalError, match="model .*missing.onnx not found"):
+        evaluate_bag(skeleton_bag, labels, tmp_path / "out", model=tmp_path / "missing.onnx")
+    with pytest.raises(EvalError, match="has no topic /camera"):
+        evaluate_bag(skeleton_bag, labels, tmp_path / "out", topic="/camera")
+    labels.write_text("start,end,label\n2,1,idle\n")
+    with pytest.raises(EvalError, match="not after"):
+        evaluate_bag(skeleton_bag, labels, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
