@@ -223,3 +223,37 @@ def test_the_same_motion_at_any_frame_rate_gives_the_same_input_and_decision(fps
     np.testing.assert_allclose(inputs.hand, expected.hand, atol=0.05)
     assert decision.label == reference.label
     np.testing.assert_allclose(decision.top_scores, reference.top_scores, atol=0.02)
+
+
+class ScriptedClassifier(HandRaisedClassifier):
+    """Returns the given fused probabilities, one per window, in order."""
+
+    def __init__(self, script: list[list[float]]) -> None:
+        super().__init__()
+        self.script = list(script)
+
+    def classify(self, window: Window) -> WindowScores:
+        self.windows.append(window)
+        return self.scores(np.array(self.script[len(self.windows) - 1]))
+
+
+def test_smoothing_and_switch_margin_decide_when_the_label_may_change():
+    script = [[0.6, 0.4], [0.35, 0.65], [0.35, 0.65], [0.35, 0.65]]
+    config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.0, smoothing=0.5, switch_margin=0.2)
+    recognizer = Recognizer(ScriptedClassifier(script), config)
+    results = [recognizer.push(frame(i / 30)) for i in range(len(script))]
+    assert [r.label for r in results] == ["idle", "idle", "idle", "raise"]
+    # smoothed: (0.6, 0.4) -> (0.475, 0.525) -> (0.4125, 0.5875) -> (0.38125, 0.61875)
+    assert [r.confidence for r in results] == pytest.approx([0.6, 0.475, 0.4125, 0.61875])
+    assert results[1].top_labels[0] == "raise"  # the raw top-1 already changed; the decision holds
+
+
+def test_without_smoothing_or_margin_the_label_follows_each_window():
+    script = [[0.6, 0.4], [0.35, 0.65], [0.7, 0.3]]
+    for smoothing, margin in ((1.0, 0.2), (0.5, 0.0)):
+        config = RecognizerConfig(
+            stride_seconds=0.0, min_seconds=0.0, smoothing=smoothing, switch_margin=margin
+        )
+        recognizer = Recognizer(ScriptedClassifier(script), config)
+        labels = [recognizer.push(frame(i / 30)).label for i in range(len(script))]
+        assert labels[1] == "raise", (smoothing, margin)
