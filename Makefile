@@ -61,7 +61,7 @@ data/hri.npz:
 data/signs.npz:
 	$(BIN)/bharnet import mpdata $(SHARED)/mp_holistic_signs -o $@ --rename iloveyou=i_love_you --no-progress --force
 data/synth_extra/index.csv:
-	$(BIN)/bharnet synth -o data/synth_extra --per-class 60 --seed 0 --classes $(SYNTH_EXTRA) --force
+	$(BIN)/bharnet synth -o data/synth_extra --per-class 30 --seed 0 --classes $(SYNTH_EXTRA) --force
 MODEL_DATA := data/hri.npz data/signs.npz data/synth_extra/index.csv
 
 # Reproduce models/*.onnx (about an hour on 2 CPU cores, 15 minutes of it the pose stage on 270 clips).
