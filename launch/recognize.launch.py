@@ -2,6 +2,7 @@
 
     ros2 launch bharnet_ros recognize.launch.py camera_topic:=/camera/color/image_raw
     ros2 launch bharnet_ros recognize.launch.py video:=/path/to/clip.mp4 overlay:=true
+    ros2 launch bharnet_ros recognize.launch.py backend:=multi namespace:=robot1
 
 The nodes, parameters and remappings come from bharnet_ros.nodes.graph, which `bharnet run`
 (the same graph in one process, for machines without ros2 launch) uses too.
@@ -14,10 +15,11 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
 ARGUMENTS = (
-    ("camera_topic", "/camera/image_raw", "sensor_msgs/Image topic of the camera"),
+    ("camera_topic", "camera/image_raw", "sensor_msgs/Image topic of the camera (relative: under namespace)"),
     ("video", "", "play this video file (or camera number) through the video source node instead"),
     ("model", "", "ONNX model; empty = the default model in share/bharnet_ros/models"),
     ("device", "cpu", "ONNX Runtime device: cpu, cuda or auto"),
+    ("backend", "", "pose backend: holistic, hands_pose or multi; empty = the one in params_file"),
     ("params_file", "", "parameters YAML; empty = share/bharnet_ros/config/recognize.yaml"),
     ("overlay", "false", "publish the drawn skeleton image on bharnet/overlay"),
     ("namespace", "", "namespace for all nodes and topics"),
@@ -33,6 +35,7 @@ def options_from_context(context) -> GraphOptions:
         video=value["video"],
         model=value["model"],
         device=value["device"],
+        backend=value["backend"],
         params_file=value["params_file"],
         overlay=value["overlay"].lower() in ("true", "1", "yes"),
         namespace=value["namespace"],

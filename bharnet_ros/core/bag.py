@@ -41,7 +41,8 @@ from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.core.skeleton_fields import frame_from_person, person_fields
 
-PACKAGE_MESSAGES = ("PersonSkeleton", "PersonSkeletonArray", "Action", "ActionLabels")  # dependency order
+# In dependency order: a message comes after the ones it contains.
+PACKAGE_MESSAGES = ("PersonSkeleton", "PersonSkeletonArray", "Action", "ActionClass", "ActionLabels")
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 SKELETON_TYPE = "bharnet_ros/msg/PersonSkeletonArray"

@@ -22,10 +22,11 @@ OVERLAY_TOPIC = "bharnet/overlay"
 class GraphOptions:
     """The launch arguments; the same names are ``bharnet run`` options."""
 
-    camera_topic: str = "/camera/image_raw"
+    camera_topic: str = "camera/image_raw"  # relative: a namespace moves it with the graph
     video: str = ""  # a file or camera number: also start the video source node
     model: str = ""  # ONNX file; empty = the default model shipped in models/
     device: str = "cpu"  # ONNX Runtime provider: cpu, cuda or auto
+    backend: str = ""  # the pose node's MediaPipe backend; empty = the one in the parameters file
     params_file: str = ""  # empty = config/recognize.yaml
     overlay: bool = False  # publish the drawn skeleton image
     namespace: str = ""
@@ -58,10 +59,13 @@ def describe_graph(options: GraphOptions) -> list[NodeSpec]:
                 {**common, "video": options.video}, (("image_raw", options.camera_topic),),
             )
         )  # fmt: skip
+    pose_parameters = {**common, "publish_overlay": options.overlay}
+    if options.backend:
+        pose_parameters["backend"] = options.backend
     nodes.append(
         NodeSpec(
             "pose_node", "bharnet_ros.nodes.pose_node", "PoseNode", "pose",
-            {**common, "publish_overlay": options.overlay},
+            pose_parameters,
             (
                 ("image_raw", options.camera_topic),
                 ("image_raw/compressed", options.camera_topic + "/compressed"),

@@ -25,7 +25,7 @@ from bharnet_ros.core.recognizer import ActionResult, Recognizer, RecognizerConf
 from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
 from bharnet_ros.core.sync import attach_hands
-from bharnet_ros.msg import Action, ActionLabels, PersonSkeletonArray
+from bharnet_ros.msg import Action, ActionClass, ActionLabels, PersonSkeletonArray
 from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp
 from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
@@ -165,6 +165,8 @@ class RecognizerNode(ManagedNode):
         super().apply_live(names)
         if self.recognizer is not None:
             self.recognizer.apply_live(RecognizerConfig.from_params(self.params))
+        if "none_threshold" in names and self.labels_pub is not None and self.labels_pub.is_activated:
+            self._publish_labels()  # the latched threshold follows the live value
 
     def exclusive_topics(self) -> list[str]:
         return [self.action_pub.topic_name] if self.action_pub is not None else []
@@ -176,8 +178,14 @@ class RecognizerNode(ManagedNode):
         return {"require": self.params["require_device"], "threads": self.params["threads"]}
 
     def _publish_labels(self) -> None:
+        """The class list as vision_msgs/LabelInfo shapes it: the class map and the none threshold in use.
+
+        Latched, so a robot that starts later still learns what each ``Action.class_id`` means.
+        """
         classifier = self.recognizer.classifier
-        msg = ActionLabels(class_names=list(classifier.class_names), model=classifier.description)
+        msg = ActionLabels(threshold=float(self.recognizer.none_threshold), model=classifier.description)
+        names = classifier.class_names
+        msg.class_map = [ActionClass(class_id=i, class_name=name) for i, name in enumerate(names)]
         msg.hand_intensive = list(classifier.hand_intensive)
         msg.header.stamp = self.get_clock().now().to_msg()
         self.safe_publish(self.labels_pub, msg)

@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "video": "play this video file (or camera number) through the video source node instead",
         "model": "ONNX model (default: the model shipped in models/)",
         "device": "ONNX Runtime device: cpu, cuda or auto",
+        "backend": "pose backend: holistic, hands_pose or multi; empty = the one in the parameters file",
         "params_file": "parameters YAML (default: config/recognize.yaml)",
         "overlay": "publish the drawn skeleton image on bharnet/overlay",
         "namespace": "namespace for all nodes and topics",
@@ -43,8 +44,17 @@ def run(args: argparse.Namespace) -> int:
     options = GraphOptions(**{f.name: getattr(args, f.name) for f in fields(GraphOptions)})
     if options.device not in ("cpu", "cuda", "auto"):
         raise UsageError(f"--device {options.device!r} is not one of cpu, cuda, auto")
+    if options.backend and options.backend not in pose_backends():
+        raise UsageError(f"--backend {options.backend!r} is not one of {', '.join(pose_backends())}")
     try:
         options.resolved_params_file()
     except FileNotFoundError as err:
         raise UsageError(str(err)) from None
     return run_graph(options, args.duration)
+
+
+def pose_backends() -> tuple[str, ...]:
+    """The pose node's ``backend`` values; ``multi`` is named until core.pose lists it itself."""
+    from bharnet_ros.core.pose import BACKENDS
+
+    return tuple(dict.fromkeys((*BACKENDS, "multi")))

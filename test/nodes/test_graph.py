@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 import types
@@ -13,6 +14,7 @@ from bharnet_ros.core.paths import CHECKOUT
 from bharnet_ros.nodes import pose_node, recognizer_node, video_source_node
 from bharnet_ros.nodes.graph import GraphOptions, describe_graph, ros_arguments
 from bharnet_ros.nodes.parameters import defaults
+from bharnet_ros.tools import UsageError, run
 
 NODE_PARAMS = {
     "video_source": video_source_node.PARAMS,
@@ -39,6 +41,29 @@ def test_camera_graph_and_video_graph():
     assert video[0].parameters["video"] == "clip.mp4"
     assert video[2].parameters["model"] == "m.onnx"
     assert video[2].parameters["device"] == "cuda"
+
+
+def test_default_camera_topic_is_relative_so_a_namespace_moves_it():
+    pose = describe_graph(GraphOptions(namespace="robot1"))[0]
+    assert ("image_raw", "camera/image_raw") in pose.remappings
+    assert ("image_raw/compressed", "camera/image_raw/compressed") in pose.remappings
+
+
+def test_backend_overrides_the_pose_parameter_only_when_given():
+    assert "backend" not in describe_graph(GraphOptions())[0].parameters  # the YAML's value stays
+    pose, recognizer = describe_graph(GraphOptions(backend="multi"))
+    assert pose.parameters["backend"] == "multi"
+    assert "backend" not in recognizer.parameters
+    assert "backend:='multi'" in ros_arguments(pose, GraphOptions(backend="multi"))
+
+
+def test_bharnet_run_refuses_an_unknown_backend():
+    parser = argparse.ArgumentParser()
+    run.add_arguments(parser)
+    assert parser.parse_args(["--backend", "multi"]).backend == "multi"
+    assert {"holistic", "hands_pose", "multi"} <= set(run.pose_backends())
+    with pytest.raises(UsageError, match="--backend 'mediapipe'"):
+        run.run(parser.parse_args(["--backend", "mediapipe"]))
 
 
 def test_every_node_spec_points_at_a_real_class():
@@ -129,9 +154,11 @@ def test_launch_file_starts_the_same_nodes_as_bharnet_run(launch_api):
             "/v.mp4" if entity.name == "video" else entity.default_value[0].text
         )
     context.launch_configurations["overlay"] = "true"
+    context.launch_configurations["backend"] = "multi"
     nodes = launch_file.launch_nodes(context)
     options = launch_file.options_from_context(context)
     assert options.overlay
-    assert (options.video, options.camera_topic) == ("/v.mp4", "/camera/image_raw")
+    assert (options.video, options.camera_topic, options.backend) == ("/v.mp4", "camera/image_raw", "multi")
     expected = describe_graph(options)
     assert [n.node_executable for n in nodes] == [s.executable for s in expected]
+    assert expected[1].parameters["backend"] == "multi"  # the pose node, after the video source

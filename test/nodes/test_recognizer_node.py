@@ -97,8 +97,21 @@ def test_labels_are_latched_for_late_subscribers(graph, ros, wait):
         QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL),
     )
     assert wait(lambda: labels)
-    assert list(labels[0].class_names) == CLASSES
+    assert [(c.class_id, c.class_name) for c in labels[0].class_map] == list(enumerate(CLASSES))
     assert list(labels[0].hand_intensive) == [False, False, True]
+    recognizer = graph[0]
+    assert labels[0].threshold == pytest.approx(recognizer.recognizer.none_threshold)
+
+
+def test_labels_follow_a_live_none_threshold(graph, ros, wait):
+    recognizer = graph[0]
+    late = ros.add(Node, "late")
+    labels: list[ActionLabels] = []
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    late.create_subscription(ActionLabels, "labels", labels.append, latched)
+    assert wait(lambda: labels)
+    recognizer.set_parameters([Parameter("none_threshold", value=0.45)])
+    assert wait(lambda: labels[-1].threshold == pytest.approx(0.45))
 
 
 def test_persons_get_their_own_windows(graph, wait):
