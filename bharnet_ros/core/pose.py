@@ -16,7 +16,9 @@ wheel ships ``pose_landmark_full.tflite`` only, and 0 or 2 make MediaPipe downlo
 
 from __future__ import annotations
 
+import importlib
 import warnings
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -149,26 +151,35 @@ class PoseEstimator(Closeable):
 def _check_options(backend: str, detection: float, tracking: float) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"unknown pose backend {backend!r}; use one of {BACKENDS}")
+    check_confidences(detection, tracking)
+
+
+def check_confidences(detection: float, tracking: float) -> None:
+    """ValueError unless both MediaPipe thresholds are in [0, 1]."""
     for name, value in (("min_detection_confidence", detection), ("min_tracking_confidence", tracking)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {value}")
 
 
 def _open_graphs(backend: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Create the MediaPipe solution objects (imported here: mediapipe takes seconds to import).
+    """Create the MediaPipe solution objects (imported here: mediapipe takes seconds to import)."""
+    mp_hands = import_mediapipe("mediapipe.python.solutions.hands")
+    mp_holistic = import_mediapipe("mediapipe.python.solutions.holistic")
+    mp_pose = import_mediapipe("mediapipe.python.solutions.pose")
+    if backend == "holistic":
+        return {"holistic": mp_holistic.Holistic(**options)}
+    return {"pose": mp_pose.Pose(**options), "hands": mp_hands.Hands(max_num_hands=2, **options)}
+
+
+def import_mediapipe(module: str = "mediapipe") -> ModuleType:
+    """Import a mediapipe module on first use (it takes seconds), without others' warnings.
 
     Importing mediapipe imports matplotlib, which raises pyparsing DeprecationWarnings that are
     neither ours nor actionable, so they are silenced for the import only.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        from mediapipe.python.solutions import hands as mp_hands
-        from mediapipe.python.solutions import holistic as mp_holistic
-        from mediapipe.python.solutions import pose as mp_pose
-
-    if backend == "holistic":
-        return {"holistic": mp_holistic.Holistic(**options)}
-    return {"pose": mp_pose.Pose(**options), "hands": mp_hands.Hands(max_num_hands=2, **options)}
+        return importlib.import_module(module)
 
 
 def _optional(landmark_list: Any, with_visibility: bool) -> np.ndarray | None:

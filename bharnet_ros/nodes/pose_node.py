@@ -3,7 +3,9 @@
 Only the latest image is ever processed: the subscription is best-effort with depth 1, so frames
 that arrive while MediaPipe works are replaced, never queued. The skeleton header is the image's.
 Configure reads the parameters and starts MediaPipe, so a new backend or threshold takes effect on
-the next configure; ``publish_overlay`` applies at once.
+the next configure; ``publish_overlay`` applies at once. With ``backend: multi`` every person found
+gets their own PersonSkeleton, with the id of their track. The overlay topic exists only while
+``publish_overlay`` is on.
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 
-from bharnet_ros.core.draw import draw_skeleton
 from bharnet_ros.core.image import ENCODINGS, ImageError, decode_compressed, decode_image, fit_pixels
-from bharnet_ros.core.pose import BACKENDS, PoseEstimator
-from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
+from bharnet_ros.core.pose_multi import MAX_POSES, NUM_POSES
+from bharnet_ros.core.pose_stage import ALL_BACKENDS, PoseStage, draw_persons
+from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
 from bharnet_ros.msg import PersonSkeletonArray
 from bharnet_ros.nodes.conversions import frame_to_msg, stamp_to_seconds
@@ -40,7 +43,17 @@ except ImportError:
 MAX_IMAGE_PIXELS = 3840 * 2160  # 4K UHD: more detail than MediaPipe uses, a bounded decode
 
 PARAMS = (
-    Param("backend", "holistic", f"MediaPipe graph: one of {BACKENDS}"),
+    Param(
+        "backend",
+        "holistic",
+        f"MediaPipe graph: one of {ALL_BACKENDS}; holistic and hands_pose follow one person, multi everyone",
+    ),
+    Param("num_poses", NUM_POSES, "persons per image with backend multi", (1, MAX_POSES)),
+    Param(
+        "mirrored_input",
+        False,
+        "the camera gives mirror images (Kinect v2 colour, selfie webcams): flip them before the pose stage",
+    ),
     Param("min_detection_confidence", 0.5, "MediaPipe detection threshold", (0.0, 1.0)),
     Param("min_tracking_confidence", 0.5, "MediaPipe tracking threshold", (0.0, 1.0)),
     Param("compressed", False, "subscribe to sensor_msgs/CompressedImage on image_raw/compressed"),
@@ -69,11 +82,12 @@ class PoseNode(ManagedNode):
     """Runs the MediaPipe pose stage on the newest camera image."""
 
     def __init__(self, **kwargs: Any) -> None:
-        self.estimator: PoseEstimator | None = None
+        self.estimator: PoseStage | None = None
         self.skeleton_pub = self.overlay_pub = None
         self.frames_in = 0
         self.bad_frames = 0
         self.frames_downscaled = 0
+        self.persons_seen = 0  # in the newest processed image
         self.processing = Percentiles()
         self.rate_in = RateMeter()
         self.drops = GapDropCounter()
@@ -83,8 +97,10 @@ class PoseNode(ManagedNode):
     def acquire(self) -> TransitionCallbackReturn:
         try:
             with speaking_for(self):
-                self.estimator = PoseEstimator(
+                self.estimator = PoseStage(
                     backend=self.params["backend"],
+                    num_poses=self.params["num_poses"],
+                    mirrored_input=self.params["mirrored_input"],
                     min_detection_confidence=self.params["min_detection_confidence"],
                     min_tracking_confidence=self.params["min_tracking_confidence"],
                 )
@@ -94,7 +110,7 @@ class PoseNode(ManagedNode):
             return TransitionCallbackReturn.FAILURE
         self.error = ""
         self.skeleton_pub = self.create_configured_publisher(PersonSkeletonArray, "skeletons", SKELETON_QOS)
-        self.overlay_pub = self.create_configured_publisher(Image, "overlay", qos_profile_sensor_data)
+        self._advertise_overlay(self.params["publish_overlay"])
         self.get_logger().info(f"pose stage ready: MediaPipe {self.params['backend']}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -116,6 +132,24 @@ class PoseNode(ManagedNode):
             self.estimator.close()
             self.estimator = None
 
+    def apply_live(self, names: set[str]) -> None:
+        """``publish_overlay`` advertises or withdraws the overlay topic at once (while configured)."""
+        super().apply_live(names)
+        if "publish_overlay" in names and self.skeleton_pub is not None:
+            self._advertise_overlay(self.params["publish_overlay"])
+
+    def _advertise_overlay(self, wanted: bool) -> None:
+        """Create the overlay publisher (enabled if the node is active) or destroy it."""
+        if wanted and self.overlay_pub is None:
+            publisher = self.create_configured_publisher(Image, "overlay", qos_profile_sensor_data)
+            if self.inputs:  # active: a publisher made now missed the activate transition
+                publisher.on_activate(None)
+            self.overlay_pub = publisher
+        elif not wanted and self.overlay_pub is not None:
+            publisher, self.overlay_pub = self.overlay_pub, None
+            self._configured_publishers.remove(publisher)
+            self.destroy_lifecycle_publisher(publisher)
+
     def exclusive_topics(self) -> list[str]:
         return [self.skeleton_pub.topic_name] if self.skeleton_pub is not None else []
 
@@ -134,15 +168,18 @@ class PoseNode(ManagedNode):
                 self.frames_downscaled += 1
                 image = fit_pixels(image, self.params["max_image_pixels"])
             with speaking_for(self):
-                frame = estimator.estimate(image, stamp)
+                image, frames = estimator.process(image, stamp)
         except (ImageError, SkeletonError) as err:
             self.bad_frames += 1
             self.get_logger().warning(f"skipped an image: {err}", throttle_duration_sec=5.0)
             return
-        persons = [frame_to_msg(frame, msg.header)] if frame.person_found else []
+        found = [frame for frame in frames if frame.person_found]
+        self.persons_seen = len(found)
+        persons = [frame_to_msg(frame, msg.header) for frame in found]
         self.safe_publish(self.skeleton_pub, PersonSkeletonArray(header=msg.header, persons=persons))
-        if self.params["publish_overlay"] and self.overlay_pub.get_subscription_count() > 0:
-            self._publish_overlay(image, frame, msg)
+        overlay = self.overlay_pub
+        if overlay is not None and overlay.get_subscription_count() > 0:
+            self._publish_overlay(overlay, draw_persons(image, found, show_ids=estimator.multi), msg)
         self.processing.add(time.monotonic() - started)
 
     def _decode(self, msg: Image | CompressedImage):
@@ -156,12 +193,11 @@ class PoseNode(ManagedNode):
                 raise ImageError(f"cv_bridge could not convert {msg.encoding!r}: {err}") from None
         return decode_image(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian)
 
-    def _publish_overlay(self, image, frame: SkeletonFrame, msg: Image | CompressedImage) -> None:
-        drawn = draw_skeleton(image, frame)
+    def _publish_overlay(self, publisher: Any, drawn: np.ndarray, msg: Image | CompressedImage) -> None:
         overlay = Image(header=msg.header, height=drawn.shape[0], width=drawn.shape[1], encoding="bgr8")
         overlay.step = drawn.shape[1] * 3
         overlay.data = drawn.tobytes()
-        self.safe_publish(self.overlay_pub, overlay)
+        self.safe_publish(publisher, overlay)
 
     def status(self) -> Status:
         timing = self.processing.summary()
@@ -175,6 +211,7 @@ class PoseNode(ManagedNode):
             "frames_downscaled": self.frames_downscaled,
             "publish_failures": self.publish_failures,
             "backend": self.params["backend"],
+            "persons": self.persons_seen,
         }
         if self.estimator is None:
             return ERROR, self.error or "not configured", values

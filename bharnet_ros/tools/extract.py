@@ -1,9 +1,11 @@
 """``bharnet extract``: run the pose stage over videos and save skeleton sequences (.npz).
 
 A video gives one :class:`SkeletonSequence` file; a directory gives ``OUT/<stem>.npz`` per video.
-Every decoded frame becomes one sequence frame (zeros where nothing was found), so frame ``t`` of
-the file matches frame ``t`` of the video and of the optional overlay mp4. Every output is checked
-before the first video is processed (existing files need ``--force``) and written atomically.
+With ``--backend multi`` a video gives one file per tracked person instead, ``<stem>_p<id>.npz``
+beside where the single file would go. Every decoded frame becomes one sequence frame (zeros where
+nothing was found, or where that person was not seen), so frame ``t`` of every file matches frame
+``t`` of the video and of the optional overlay mp4. Every output is checked before the first video
+is processed (existing files need ``--force``) and written atomically.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from bharnet_ros.core.draw import draw_skeleton
-from bharnet_ros.core.pose import BACKENDS, PoseEstimator
+from bharnet_ros.core.pose_multi import MAX_POSES, NUM_POSES
+from bharnet_ros.core.pose_stage import ALL_BACKENDS, PoseStage, draw_persons
 from bharnet_ros.core.skeleton import SkeletonFrame, SkeletonSequence
 from bharnet_ros.core.video import (
     VIDEO_EXTENSIONS,
@@ -33,6 +35,22 @@ from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import atomic_file, check_output_file
 
 OVERLAY_FALLBACK_FPS = 25.0  # for the overlay writer when the source states no frame rate
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """How to run the pose stage on every video."""
+
+    backend: str = "holistic"
+    num_poses: int = NUM_POSES
+    mirrored_input: bool = False
+
+    @property
+    def multi(self) -> bool:
+        return self.backend == "multi"
+
+    def open(self) -> PoseStage:
+        return PoseStage(self.backend, num_poses=self.num_poses, mirrored_input=self.mirrored_input)
 
 
 @dataclass(frozen=True)
@@ -55,7 +73,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--overlay", type=Path, default=None,
         help="also write an mp4 with the skeleton drawn (a folder when the input is a folder)",
     )  # fmt: skip
-    parser.add_argument("--backend", choices=BACKENDS, default="holistic", help="MediaPipe graph(s) to use")
+    parser.add_argument(
+        "--backend", choices=ALL_BACKENDS, default="holistic",
+        help="MediaPipe graph(s): holistic or hands_pose (one person), multi (everyone, one file per person)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--num-poses", type=int, default=NUM_POSES, metavar="N", help="persons per frame with --backend multi"
+    )
+    parser.add_argument(
+        "--mirrored-input", action="store_true",
+        help="the videos are mirror images (NTU RGB+D, Kinect v2 colour, selfie webcams): flip them first",
+    )  # fmt: skip
     parser.add_argument(
         "--max-frames", type=int, default=None, metavar="N", help="stop after N frames per video"
     )
@@ -66,11 +94,14 @@ def run(args: argparse.Namespace) -> int:
     """Extract every job; in a folder an undecodable video is skipped with a message (exit code 1)."""
     if args.max_frames is not None and args.max_frames < 1:
         raise UsageError(f"--max-frames must be at least 1, got {args.max_frames}")
-    jobs = check_outputs(plan_jobs(args.input, args.output, args.overlay), args.force)
+    if not 1 <= args.num_poses <= MAX_POSES:
+        raise UsageError(f"--num-poses must be in [1, {MAX_POSES}], got {args.num_poses}")
+    stage = StageOptions(args.backend, args.num_poses, args.mirrored_input)
+    jobs = check_outputs(plan_jobs(args.input, args.output, args.overlay), args.force, stage.multi)
     skipped = 0
     for job in jobs:
         try:
-            print(extract_video(job, args.backend, args.max_frames))
+            print(extract_video(job, stage, args.max_frames))
         except VideoError as err:
             if not args.input.is_dir():
                 raise UsageError(str(err)) from None
@@ -103,11 +134,18 @@ def plan_jobs(source: Path, output: Path, overlay: Path | None) -> list[Job]:
     return [Job(source, output, overlay)]
 
 
-def check_outputs(jobs: list[Job], force: bool) -> list[Job]:
-    """The jobs with their outputs checked (not a video, not existing without ``force``) before any work."""
+def check_outputs(jobs: list[Job], force: bool, per_person: bool = False) -> list[Job]:
+    """The jobs with their outputs checked (not a video, not existing without ``force``) before any work.
+
+    With ``per_person`` (``--backend multi``) the files are ``<stem>_p<id>.npz``, so any of those
+    already there counts as existing.
+    """
     checked = []
     for job in jobs:
         output = check_output_file(job.output, [job.video], force, suffix=".npz")
+        earlier = sorted(output.parent.glob(f"{output.stem}_p*.npz")) if per_person else []
+        if earlier and not force:
+            raise UsageError(f"-o {earlier[0]} already exists; pass --force to replace it")
         overlay = (
             None if job.overlay is None else check_output_file(job.overlay, [job.video], force, "--overlay")
         )
@@ -115,31 +153,57 @@ def check_outputs(jobs: list[Job], force: bool) -> list[Job]:
     return checked
 
 
-def extract_video(job: Job, backend: str, max_frames: int | None = None) -> str:
-    """Run the pose stage over one video, write its sequence (and overlay), return a summary line."""
-    frames: list[SkeletonFrame] = []
+def extract_video(job: Job, stage: StageOptions, max_frames: int | None = None) -> str:
+    """Run the pose stage over one video, write its sequence(s) (and overlay), return a summary line."""
+    persons: dict[int, dict[int, SkeletonFrame]] = {}  # person id -> frame index -> frame
+    stamps: list[float] = []
     with ExitStack() as stack:
         reader = stack.enter_context(VideoReader(job.video))
-        estimator = stack.enter_context(PoseEstimator(backend))
+        pose = stack.enter_context(stage.open())
         overlay_path = stack.enter_context(atomic_file(job.overlay)) if job.overlay else None
         overlay = Overlay(overlay_path, reader.info.fps) if overlay_path else None
         progress = tqdm(reader, total=_expected_frames(reader.info, max_frames), desc=job.video.name,
                         unit="frame", leave=False)  # fmt: skip
         try:
             for timestamp, image in progress:
-                frames.append(estimator.estimate(image, timestamp))
+                image, frames = pose.process(image, timestamp)
+                for frame in frames:
+                    persons.setdefault(frame.person_id, {})[len(stamps)] = frame
+                stamps.append(timestamp)
                 image_size = (image.shape[1], image.shape[0])
                 if overlay is not None:
-                    overlay.write(image, frames[-1])
-                if len(frames) == max_frames:
+                    overlay.write(image, frames, timestamp, stage.multi)
+                if len(stamps) == max_frames:
                     break
         finally:
             progress.close()
             if overlay is not None:
                 overlay.close()
-    with atomic_file(job.output) as temporary:
-        SkeletonSequence.from_frames(frames, image_size=image_size).save(temporary)
-    return _summary(job, frames, job.output)
+    if not stage.multi:
+        sequence = _timeline(persons.get(0, {}), stamps, 0, image_size)
+        _save(sequence, job.output)
+        return _summary(job, sequence, job.output)
+    written = []
+    for person_id, seen in sorted(persons.items()):
+        path = job.output.with_name(f"{job.output.stem}_p{person_id}.npz")
+        _save(_timeline(seen, stamps, person_id, image_size), path)
+        written.append((person_id, path, seen))
+    return _multi_summary(job, len(stamps), written)
+
+
+def _timeline(
+    seen: dict[int, SkeletonFrame], stamps: list[float], person_id: int, image_size: tuple[int, int]
+) -> SkeletonSequence:
+    """One person's frames on the video's timeline: an empty frame wherever they were not seen."""
+    frames = [
+        seen.get(t) or SkeletonFrame.empty(stamp, person_id=person_id) for t, stamp in enumerate(stamps)
+    ]
+    return SkeletonSequence.from_frames(frames, image_size=image_size)
+
+
+def _save(sequence: SkeletonSequence, path: Path) -> None:
+    with atomic_file(path) as temporary:
+        sequence.save(temporary)
 
 
 def _expected_frames(info: VideoInfo, max_frames: int | None) -> int | None:
@@ -157,8 +221,8 @@ class Overlay:
         self._writer: cv2.VideoWriter | None = None
         self._size = (0, 0)
 
-    def write(self, image: np.ndarray, frame: SkeletonFrame) -> None:
-        drawn = draw_skeleton(image, frame, label=f"t={frame.timestamp:.2f}s")
+    def write(self, image: np.ndarray, frames: list[SkeletonFrame], timestamp: float, show_ids: bool) -> None:
+        drawn = draw_persons(image, frames, label=f"t={timestamp:.2f}s", show_ids=show_ids)
         if self._writer is None:
             self._writer = self._open((drawn.shape[1], drawn.shape[0]))
         if (drawn.shape[1], drawn.shape[0]) != self._size:
@@ -180,11 +244,24 @@ class Overlay:
         return writer
 
 
-def _summary(job: Job, frames: list[SkeletonFrame], path: Path) -> str:
-    body = sum(f.body_present for f in frames)
-    left, right = np.sum([f.hand_present for f in frames], axis=0)
+def _summary(job: Job, sequence: SkeletonSequence, path: Path) -> str:
+    body = int(np.any(sequence.body[..., 3] > 0, axis=1).sum())
+    left, right = sequence.hand_present.sum(axis=0)
     overlay = f", overlay {job.overlay}" if job.overlay else ""
     return (
-        f"{job.video.name}: {len(frames)} frames, body in {body}, left hand in {left}, "
+        f"{job.video.name}: {len(sequence)} frames, body in {body}, left hand in {left}, "
         f"right hand in {right} -> {path}{overlay}"
     )
+
+
+def _multi_summary(job: Job, frames: int, written: list[tuple[int, Path, dict[int, SkeletonFrame]]]) -> str:
+    """One line: per person id, the frames they were seen in, with each hand, and their file."""
+    overlay = f", overlay {job.overlay}" if job.overlay else ""
+    if not written:
+        return f"{job.video.name}: {frames} frames, nobody found, no file written{overlay}"
+    parts = []
+    for person_id, path, seen in written:
+        left = sum(bool(f.hand_present[0]) for f in seen.values())
+        right = sum(bool(f.hand_present[1]) for f in seen.values())
+        parts.append(f"person {person_id} in {len(seen)} (left hand {left}, right hand {right}) -> {path}")
+    return f"{job.video.name}: {frames} frames, {len(written)} persons: " + "; ".join(parts) + overlay

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def pose_backends() -> tuple[str, ...]:
-    """The pose node's ``backend`` values; ``multi`` is named until core.pose lists it itself."""
-    from bharnet_ros.core.pose import BACKENDS
+    """The pose node's ``backend`` values (single-person MediaPipe graphs and ``multi``)."""
+    from bharnet_ros.core.pose_stage import ALL_BACKENDS
 
-    return tuple(dict.fromkeys((*BACKENDS, "multi")))
+    return tuple(ALL_BACKENDS)

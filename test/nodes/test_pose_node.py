@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
@@ -154,3 +155,58 @@ def test_an_image_above_max_image_pixels_is_shrunk_counted_and_still_seen(
     assert wait(lambda: received)
     assert pose.frames_downscaled == 1
     assert len(received[0].persons) == 1  # the person is still found at 200x150
+
+
+def test_the_overlay_topic_exists_only_while_the_overlay_is_on(
+    ros, wait, photo, make_image, parameter_client, lifecycle
+):
+    pose = ros.add(PoseNode, parameter_overrides=[Parameter("publish_overlay", value=False)])
+    probe = ros.add(Node, "probe")
+    overlays: list[Image] = []
+    probe.create_subscription(Image, "overlay", overlays.append, qos_profile_sensor_data)
+    camera = probe.create_publisher(Image, "image_raw", qos_profile_sensor_data)
+    assert wait(lambda: pose.inputs and camera.get_subscription_count() > 0)
+    assert probe.count_publishers("/overlay") == 0, "not advertised while off"
+    client = parameter_client("pose")
+    assert client.set(publish_overlay=True)["publish_overlay"].successful
+    assert wait(lambda: pose.overlay_pub is not None and pose.overlay_pub.get_subscription_count() > 0)
+    camera.publish(make_image(photo, 1_000_000_000))
+    assert wait(lambda: overlays), "turned on live, it publishes at once"
+    assert client.set(publish_overlay=False)["publish_overlay"].successful
+    assert wait(lambda: probe.count_publishers("/overlay") == 0)
+    assert lifecycle("pose").set("deactivate", "cleanup", "configure", "activate")
+    assert probe.count_publishers("/overlay") == 0
+
+
+def two_people(shared_file) -> np.ndarray:
+    """One frame of two different people side by side (the middle 400 pixels of each clip)."""
+    tiles = []
+    for clip in ("hri_gestures/S2/greeting_1_1m_upper.avi", "hri_gestures/S1/stop_1_1m_upper.avi"):
+        capture = cv2.VideoCapture(str(shared_file(clip)))
+        capture.set(cv2.CAP_PROP_POS_FRAMES, 40)
+        tiles.append(capture.read()[1][:, 120:520])
+        capture.release()
+    return np.concatenate(tiles, axis=1)
+
+
+def test_multi_backend_publishes_every_person_with_their_own_id(
+    ros, wait, make_image, shared_file, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("BHARNET_CACHE_DIR", str(tmp_path / "cache"))
+    overrides = [Parameter("backend", value="multi"), Parameter("num_poses", value=3)]
+    pose = ros.add(PoseNode, parameter_overrides=overrides)
+    probe = ros.add(Node, "probe")
+    received: list[PersonSkeletonArray] = []
+    probe.create_subscription(PersonSkeletonArray, "skeletons", received.append, 50)
+    camera = probe.create_publisher(Image, "image_raw", qos_profile_sensor_data)
+    assert wait(lambda: pose.inputs and camera.get_subscription_count() > 0, timeout=60)
+    image = two_people(shared_file)
+    for frame in range(3):  # 20 fps: within the tracker's patience
+        count = len(received)
+        camera.publish(make_image(image, 1_000_000_000 + frame * 50_000_000))
+        assert wait(lambda n=count: len(received) > n)
+    persons = received[-1].persons
+    assert len(persons) == 2
+    assert sorted(p.person_id for p in persons) == [0, 1], "the same two ids on every frame"
+    assert all(p.header == received[-1].header for p in persons)
+    assert pose.status()[2]["persons"] == 2

@@ -12,6 +12,7 @@ from bharnet_ros.cli import main
 from bharnet_ros.core.skeleton import SkeletonSequence
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.extract import plan_jobs
+from bharnet_ros.tools.pose_compare import compose_pair
 
 
 def count_frames(path: Path) -> int:
@@ -146,3 +147,45 @@ def test_an_output_onto_the_video_itself_is_refused(tmp_path, capsys):
     assert main(["extract", str(clip), "-o", str(tmp_path / "x.npz"), "--overlay", str(clip), "--force"]) == 2
     assert "also an input" in capsys.readouterr().err
     assert count_frames(clip) == 1
+
+
+def test_extract_multi_writes_one_file_per_person(shared_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BHARNET_CACHE_DIR", str(tmp_path / "cache"))
+    pair = tmp_path / "pair.mp4"
+    people = [shared_file(f"hri_gestures/{clip}_1_1m_upper.avi") for clip in ("S1/greeting", "S2/stop")]
+    compose_pair(*people, pair)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["extract", str(pair), "-o", str(out), "--backend", "multi", "--num-poses", "2", "--max-frames"]
+    argv.append("40")
+    assert main([*argv, "--overlay", str(tmp_path / "pair_overlay.mp4")]) == 0
+    assert "2 persons: person 0 in 40" in capsys.readouterr().out
+    files = sorted(out.iterdir())
+    assert [p.name for p in files] == ["pair_p0.npz", "pair_p1.npz"]
+    for person_id, path in enumerate(files):
+        sequence = SkeletonSequence.load(path)
+        assert (len(sequence), sequence.person_id, sequence.image_size) == (40, person_id, (800, 480))
+    waver, stopper = (SkeletonSequence.load(p).body[:, 0, 0] for p in files)  # nose x; 0 where unseen
+    assert np.all(waver[waver > 0] < 0.5), "person 0 stays the one on the left"
+    assert np.all(stopper[stopper > 0] > 0.5)
+    assert count_frames(tmp_path / "pair_overlay.mp4") == 40
+    assert main(argv) == 2
+    assert "pair_p0.npz already exists; pass --force" in capsys.readouterr().err
+
+
+def test_mirrored_input_undoes_a_flipped_video(shared_file, tmp_path):
+    source = shared_file("hri_gestures/S1/greeting_1_1m_upper.avi")
+    capture, flipped = cv2.VideoCapture(str(source)), tmp_path / "flipped.avi"
+    writer = cv2.VideoWriter(str(flipped), cv2.VideoWriter_fourcc(*"FFV1"), 20.0, (640, 480))  # lossless
+    for _ in range(40):
+        writer.write(cv2.flip(capture.read()[1], 1))
+    writer.release()
+    capture.release()
+    common = ["--max-frames", "40", "--backend", "hands_pose"]
+    assert main(["extract", str(source), "-o", str(tmp_path / "original.npz"), *common]) == 0
+    unmirror = ["-o", str(tmp_path / "unmirrored.npz"), "--mirrored-input"]
+    assert main(["extract", str(flipped), *unmirror, *common]) == 0
+    original, unmirrored = (SkeletonSequence.load(tmp_path / n) for n in ("original.npz", "unmirrored.npz"))
+    assert original.hand_present[:, 0].sum() >= 10, "the subject waves their left hand"
+    np.testing.assert_array_equal(unmirrored.hand_present, original.hand_present)
+    np.testing.assert_allclose(unmirrored.body[:, 15:17, :2], original.body[:, 15:17, :2], atol=0.02)

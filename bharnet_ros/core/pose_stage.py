@@ -1,0 +1,108 @@
+"""The pose stage as the pose node and ``bharnet extract`` run it: any backend, mirrored input undone.
+
+* ``"holistic"`` and ``"hands_pose"``: one person per image (:class:`~bharnet_ros.core.pose.PoseEstimator`),
+  person id 0, a frame for every image (zeros when nobody is found).
+* ``"multi"``: every person, each with the id of their track
+  (:class:`~bharnet_ros.core.pose_multi.MultiPoseEstimator`), a frame per person found.
+
+Some cameras deliver mirror images: the Kinect v2 colour stream (and so the NTU RGB+D videos) and
+webcams in selfie mode. MediaPipe then names the subject's left hand their right, and lateral
+gestures flip. With ``mirrored_input`` the image is flipped horizontally before the pose stage, so
+left is the subject's left again; the returned image is the un-mirrored one, which is the image
+the landmarks (and any overlay) refer to.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from bharnet_ros.core.closeable import Closeable
+from bharnet_ros.core.draw import draw_skeleton
+from bharnet_ros.core.pose import BACKENDS, PoseEstimator
+from bharnet_ros.core.pose_multi import NUM_POSES, MultiPoseEstimator
+from bharnet_ros.core.skeleton import SkeletonFrame
+
+MULTI = "multi"
+ALL_BACKENDS = (*BACKENDS, MULTI)
+NOSE = 0
+TAG_COLOR = (255, 255, 255)
+
+
+class PoseStage(Closeable):
+    """One video stream's pose stage; create one per stream (MediaPipe tracks between frames)."""
+
+    def __init__(
+        self,
+        backend: str = "holistic",
+        num_poses: int = NUM_POSES,
+        mirrored_input: bool = False,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+    ) -> None:
+        if backend not in ALL_BACKENDS:
+            raise ValueError(f"unknown pose backend {backend!r}; use one of {ALL_BACKENDS}")
+        self.backend = backend
+        self.mirrored_input = mirrored_input
+        confidences = {
+            "min_detection_confidence": min_detection_confidence,
+            "min_tracking_confidence": min_tracking_confidence,
+        }
+        if backend == MULTI:
+            self._estimator: PoseEstimator | MultiPoseEstimator = MultiPoseEstimator(num_poses, **confidences)
+        else:
+            self._estimator = PoseEstimator(backend, **confidences)
+
+    @property
+    def multi(self) -> bool:
+        return self.backend == MULTI
+
+    def close(self) -> None:
+        """Free the MediaPipe graphs; safe to call twice."""
+        self._estimator.close()
+
+    def process(self, image_bgr: np.ndarray, timestamp: float) -> tuple[np.ndarray, list[SkeletonFrame]]:
+        """(the image the landmarks refer to, the persons' frames) for one camera image.
+
+        Single-person backends return exactly one frame (check ``person_found``); ``multi``
+        returns one frame per person found, ordered by id.
+        """
+        image = unmirror(image_bgr) if self.mirrored_input else image_bgr
+        if isinstance(self._estimator, MultiPoseEstimator):
+            return image, self._estimator.estimate(image, timestamp)
+        return image, [self._estimator.estimate(image, timestamp)]
+
+
+def unmirror(image: np.ndarray) -> np.ndarray:
+    """The image flipped left to right: a mirrored camera's view as a normal camera sees it."""
+    if not isinstance(image, np.ndarray) or image.ndim < 2:
+        return image  # the pose stage's own check reports what is wrong with it
+    return cv2.flip(image, 1)
+
+
+def draw_persons(
+    image_bgr: np.ndarray, frames: list[SkeletonFrame], label: str | None = None, show_ids: bool = False
+) -> np.ndarray:
+    """A drawn copy of the image: every person's skeleton, ``label`` in the corner and, with
+    ``show_ids``, each person's track id above their head, so tracks can be followed."""
+    canvas = image_bgr
+    for index, frame in enumerate(frames):
+        canvas = draw_skeleton(canvas, frame, label=label if index == 0 else None)
+    if not frames:
+        canvas = draw_skeleton(image_bgr, SkeletonFrame.empty(0.0), label=label)
+    if show_ids:
+        _tag_ids(canvas, frames)
+    return canvas
+
+
+def _tag_ids(canvas: np.ndarray, frames: list[SkeletonFrame]) -> None:
+    """Write ``id N`` above each person's nose, in place."""
+    height, width = canvas.shape[:2]
+    scale = max(0.4, height / 960)
+    for frame in frames:
+        if frame.body_present:
+            x, y = frame.body[NOSE, :2]
+            column = int(np.clip(x * width, 0, width - 1))
+            row = int(np.clip(y * height - 40 * scale, 12, height - 1))
+            text = f"id {frame.person_id}"
+            cv2.putText(canvas, text, (column, row), cv2.FONT_HERSHEY_SIMPLEX, scale, TAG_COLOR, 2)

@@ -1,0 +1,196 @@
+"""The multi-person pose stage: bundles built offline, hands given to bodies, real two-person clips,
+and mirrored input undone for every back end."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from bharnet_ros.core import task_bundles
+from bharnet_ros.core.pose_multi import MultiPoseEstimator, assign_hands_to_bodies
+from bharnet_ros.core.pose_stage import PoseStage
+from bharnet_ros.core.skeleton import LEFT, RIGHT
+from bharnet_ros.core.video import VideoReader
+from bharnet_ros.tools.pose_compare import compose_pair
+
+GREETING = "hri_gestures/S1/greeting_1_1m_upper.avi"  # waves with one hand
+STOP = "hri_gestures/S2/stop_1_1m_upper.avi"
+
+
+@pytest.fixture(scope="module")
+def bundle_cache(tmp_path_factory) -> Path:
+    """Bundles built once for this module, in a private cache (never the user's)."""
+    folder = tmp_path_factory.mktemp("bundles")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(task_bundles.CACHE_ENV, str(folder))
+        task_bundles.ensure_bundles()
+    return folder
+
+
+@pytest.fixture
+def private_cache(bundle_cache, monkeypatch) -> Path:
+    monkeypatch.setenv(task_bundles.CACHE_ENV, str(bundle_cache))
+    return bundle_cache
+
+
+def test_bundles_are_built_once_from_the_wheels_models(bundle_cache):
+    bundles = task_bundles.ensure_bundles(bundle_cache)
+    for path, members in ((bundles.pose, task_bundles.POSE_BUNDLE), (bundles.hand, task_bundles.HAND_BUNDLE)):
+        with zipfile.ZipFile(path) as bundle:
+            assert sorted(bundle.namelist()) == sorted(members.members)
+            for info in bundle.infolist():
+                assert info.compress_type == zipfile.ZIP_STORED
+        built = path.stat().st_mtime_ns
+        task_bundles.ensure_bundles(bundle_cache)
+        assert path.stat().st_mtime_ns == built, "a built bundle is reused"
+    assert sorted(p.name for p in bundle_cache.iterdir()) == sorted([bundles.pose.name, bundles.hand.name])
+
+
+def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv(task_bundles.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert task_bundles.cache_dir() == tmp_path / "xdg" / "bharnet_ros"
+    monkeypatch.setenv(task_bundles.CACHE_ENV, str(tmp_path / "mine"))
+    assert task_bundles.cache_dir() == tmp_path / "mine"
+
+
+def body_points(x: float) -> list[list[float]]:
+    """Left wrist, right wrist, left shoulder, right shoulder of a person facing the camera at x."""
+    return [[x + 60, 300], [x - 60, 300], [x + 40, 150], [x - 40, 150]]
+
+
+def test_each_hand_goes_to_its_nearest_wrist():
+    bodies = np.array([body_points(200), body_points(600)], np.float64)
+    hands = np.array([[655, 305], [145, 295], [258, 302]], np.float64)
+    slots = assign_hands_to_bodies(hands, [LEFT, RIGHT, LEFT], bodies, 1000.0)
+    assert slots == [(1, LEFT), (0, RIGHT), (0, LEFT)]
+
+
+def test_one_hand_per_wrist_and_far_hands_are_dropped():
+    bodies = np.array([body_points(200)], np.float64)
+    hands = np.array([[260, 300], [262, 301], [900, 100]], np.float64)
+    slots = assign_hands_to_bodies(hands, [LEFT, LEFT, LEFT], bodies, 1000.0)
+    assert slots == [(0, LEFT), None, None], "the nearer copy keeps the wrist; the far hand is nobody's"
+
+
+def test_the_tasks_label_settles_hands_between_both_wrists():
+    folded = [[190, 300], [210, 300], [240, 150], [160, 150]]  # both wrists in front of the chest
+    bodies = np.array([folded], np.float64)
+    middle = np.array([[200, 300], [201, 300]], np.float64)
+    assert assign_hands_to_bodies(middle, [RIGHT, LEFT], bodies, 1000.0) == [(0, RIGHT), (0, LEFT)]
+    assert assign_hands_to_bodies(middle, [LEFT, RIGHT], bodies, 1000.0) == [(0, LEFT), (0, RIGHT)]
+
+
+def test_no_hands_or_no_bodies():
+    assert assign_hands_to_bodies(np.zeros((0, 2)), [], np.array([body_points(0)], float), 100.0) == []
+    assert assign_hands_to_bodies(np.ones((1, 2)), [LEFT], np.zeros((0, 4, 2)), 100.0) == [None]
+
+
+@pytest.fixture(scope="module")
+def pair_clip(shared_file, tmp_path_factory) -> Path:
+    """S1 greeting on the left, S2 stop on the right, as one 800x480 video (3.8 s)."""
+    path = tmp_path_factory.mktemp("pair") / "greeting_stop.mp4"
+    assert compose_pair(shared_file(GREETING), shared_file(STOP), path) > 60
+    return path
+
+
+@pytest.fixture(scope="module")
+def pair_frames(pair_clip, bundle_cache):
+    with MultiPoseEstimator(bundle_dir=str(bundle_cache)) as estimator, VideoReader(pair_clip) as reader:
+        return [estimator.estimate(image, stamp) for stamp, image in reader]
+
+
+def test_two_people_keep_one_id_each_for_the_whole_clip(pair_frames):
+    by_side: dict[str, set[int]] = {"left": set(), "right": set()}
+    for frames in pair_frames:
+        assert len(frames) <= 2
+        assert [f.person_id for f in frames] == sorted(f.person_id for f in frames)
+        for frame in frames:
+            by_side["left" if frame.body[0, 0] < 0.5 else "right"].add(frame.person_id)
+    assert all(len(ids) == 1 for ids in by_side.values()), by_side
+    assert by_side["left"] != by_side["right"]
+    seen = [len(frames) for frames in pair_frames]
+    assert seen.count(2) >= len(pair_frames) // 2, "both people found in most frames"
+
+
+def test_hands_sit_on_their_own_bodys_wrists(pair_frames):
+    checked = 0
+    for frames in pair_frames:
+        for frame in frames:
+            width, height = frame.image_size
+            for slot, wrist in ((LEFT, 15), (RIGHT, 16)):
+                if frame.hand_present[slot]:
+                    gap = (frame.hands[slot, 0, :2] - frame.body[wrist, :2]) * (width, height)
+                    assert np.hypot(*gap) < 80, f"person {frame.person_id} slot {slot}: {gap} px"
+                    checked += 1
+    assert checked > 50
+    waver = [f for frames in pair_frames for f in frames if f.body[0, 0] < 0.5]
+    assert sum(f.hand_present.any() for f in waver) > len(waver) // 2
+
+
+def test_frames_follow_the_contract(pair_frames):
+    frame = next(f for frames in pair_frames for f in frames)
+    assert (frame.layout, frame.space, frame.image_size) == ("mediapipe33", "image", (800, 480))
+    assert frame.body.shape == (33, 4)
+    assert frame.hands.shape == (2, 21, 4)
+
+
+def test_blank_images_find_nobody_and_closed_estimators_refuse(bundle_cache):
+    estimator = MultiPoseEstimator(num_poses=2, bundle_dir=str(bundle_cache))
+    assert estimator.estimate(np.zeros((120, 160, 3), np.uint8), 0.0) == []
+    assert estimator.estimate(np.zeros((120, 160, 3), np.uint8), 0.0) == [], "equal stamps are fine"
+    estimator.close()
+    estimator.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        estimator.estimate(np.zeros((120, 160, 3), np.uint8), 1.0)
+    with pytest.raises(ValueError, match="num_poses"):
+        MultiPoseEstimator(num_poses=0, bundle_dir=str(bundle_cache))
+
+
+def flipped_copy(source: Path, target: Path, frames: int) -> Path:
+    """The first frames of a clip mirrored by OpenCV, stored losslessly (FFV1)."""
+    with VideoReader(source) as reader:
+        writer = cv2.VideoWriter(
+            str(target), cv2.VideoWriter_fourcc(*"FFV1"), reader.info.fps, reader.info.size
+        )
+        for index, (_, image) in enumerate(reader):
+            if index == frames:
+                break
+            writer.write(cv2.flip(image, 1))
+    writer.release()
+    return target
+
+
+def run_stage(clip: Path, backend: str, mirrored: bool, frames: int) -> list:
+    """The first person's frame per video frame (None where nobody was found)."""
+    found = []
+    with PoseStage(backend, mirrored_input=mirrored) as stage, VideoReader(clip) as reader:
+        for index, (stamp, image) in enumerate(reader):
+            if index == frames:
+                break
+            persons = [f for f in stage.process(image, stamp)[1] if f.person_found]
+            found.append(persons[0] if persons else None)
+    return found
+
+
+@pytest.mark.parametrize("backend", ["holistic", "multi"])
+def test_an_unmirrored_flipped_clip_gives_the_original_sides(backend, shared_file, tmp_path, private_cache):
+    frames = 40
+    original = shared_file(GREETING)
+    flipped = flipped_copy(original, tmp_path / "flipped.avi", frames)
+    truth = run_stage(original, backend, False, frames)
+    unmirrored = run_stage(flipped, backend, True, frames)
+    mirrored = run_stage(flipped, backend, False, frames)
+    waving = [t for t, f in enumerate(truth) if f is not None and f.hand_present.sum() == 1]
+    assert len(waving) >= 12, "the greeting clip shows one waving hand from frame 20 on"
+    for t in waving:
+        side = int(np.argmax(truth[t].hand_present))
+        assert unmirrored[t] is not None
+        assert list(unmirrored[t].hand_present) == list(truth[t].hand_present)
+        assert np.allclose(unmirrored[t].body[15:17, :2], truth[t].body[15:17, :2], atol=0.02)
+        if mirrored[t] is not None and mirrored[t].hand_present.sum() == 1:
+            assert mirrored[t].hand_present[1 - side], "without un-mirroring the sides swap"

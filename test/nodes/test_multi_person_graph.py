@@ -1,0 +1,91 @@
+"""Two real people side by side through the whole graph (video source, multi-person pose node,
+recognizer with the shipped model): stable ids, each person's own gesture, and swapped sides swap
+the answers.
+
+The graph runs on sim time, and the test advances ``/clock`` one video frame (50 ms) at a time,
+each step once the pose node has answered the previous frame. The nodes and topics are the real
+ones, but no frame is dropped however loaded the machine is, and the stamps keep the clip's own
+pace, so the recognizer sees the gestures at their real speed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+import yaml
+from builtin_interfaces.msg import Time
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+
+from bharnet_ros.core.paths import share_file
+from bharnet_ros.msg import Action, PersonSkeletonArray
+from bharnet_ros.nodes.graph import ACTION_TOPIC, SKELETON_TOPIC, GraphOptions
+from bharnet_ros.nodes.runner import running_graph
+from bharnet_ros.tools.pose_compare import compose_pair
+
+# The shipped model's words for these HRI gestures (what it says for each clip alone).
+GESTURES = {"greeting": ("hri_gestures/S1/greeting_1_1m_upper.avi", "wave"),
+            "stop": ("hri_gestures/S2/stop_1_1m_upper.avi", "stop")}  # fmt: skip
+FRAME_NS = 50_000_000  # the clips' 20 fps
+START_S = 1000
+
+
+@pytest.fixture
+def multi_params(tmp_path) -> str:
+    params = yaml.safe_load(share_file("config/recognize.yaml").read_text())
+    params["/**/video_source"]["ros__parameters"].update(rate=20.0)
+    params["/**/pose"]["ros__parameters"].update(backend="multi", num_poses=2)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return str(path)
+
+
+def play_in_lock_step(graph, clock, skeletons: list, wait) -> None:
+    """Advance sim time frame by frame, each step once the pose node has published for the last one."""
+    source = graph.node("video_source")
+    assert wait(lambda: graph.node("pose").inputs and graph.node("recognizer").inputs, timeout=120)
+    stamp_ns = START_S * 1_000_000_000
+    while not source.finished:
+        answered = len(skeletons)
+        clock.publish(Clock(clock=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)))
+        wait(lambda n=answered: len(skeletons) > n or source.finished, timeout=5)
+        stamp_ns += FRAME_NS
+    time.sleep(1.0)  # the recognizer finishes the last skeletons
+
+
+@pytest.mark.parametrize(("left", "right"), [("greeting", "stop"), ("stop", "greeting")])
+def test_two_people_keep_their_ids_and_get_their_own_gesture(
+    left, right, ros, wait, shared_file, multi_params, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("BHARNET_CACHE_DIR", str(tmp_path / "cache"))
+    clip = tmp_path / "pair.mp4"
+    frames = compose_pair(shared_file(GESTURES[left][0]), shared_file(GESTURES[right][0]), clip)
+    options = GraphOptions(
+        camera_topic="/pair_camera/image_raw", video=str(clip), params_file=multi_params, use_sim_time=True
+    )
+    probe = ros.add(Node, "probe")
+    clock = probe.create_publisher(Clock, "/clock", 10)
+    skeletons: list[PersonSkeletonArray] = []
+    actions: list[Action] = []
+    probe.create_subscription(PersonSkeletonArray, "/" + SKELETON_TOPIC, skeletons.append, 100)
+    probe.create_subscription(Action, "/" + ACTION_TOPIC, actions.append, 100)
+    with running_graph(options) as graph:
+        play_in_lock_step(graph, clock, skeletons, wait)
+        windows = set(graph.node("recognizer").recognizer.windows.person_ids)
+    assert len(skeletons) >= frames - 3, "the pose node answered (nearly) every frame"
+
+    sides: dict[str, set[int]] = {"left": set(), "right": set()}
+    for msg in skeletons:
+        for person in msg.persons:
+            nose_x = person.body[0]  # body is row-major (33, 4): x of the nose
+            sides["left" if nose_x < 0.5 else "right"].add(person.person_id)
+    assert all(len(ids) == 1 for ids in sides.values()), f"one id per person for the whole clip: {sides}"
+    (left_id,), (right_id,) = sides["left"], sides["right"]
+    assert left_id != right_id
+    assert windows == {left_id, right_id}, "the recognizer keeps one window per tracked person"
+
+    labels = {pid: Counter(a.label for a in actions if a.person_id == pid) for pid in (left_id, right_id)}
+    assert labels[left_id].most_common(1)[0][0] == GESTURES[left][1], labels
+    assert labels[right_id].most_common(1)[0][0] == GESTURES[right][1], labels
