@@ -85,37 +85,43 @@ def conv_bn(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Seque
     return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=(stride, 1), groups=groups), nn.BatchNorm2d(c_out))
 
 
-def split_subsets(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """``(n, groups*S*c, a, b)`` with channels ordered (group, subset, c) to ``(n, S, groups*c, a, b)``."""
-    n, _, a, b = x.shape
-    x = x.reshape(n, groups, NUM_SUBSETS, -1, a, b).transpose(1, 2)
-    return x.reshape(n, NUM_SUBSETS, -1, a, b)
-
-
-def aggregate(values: torch.Tensor, topology: torch.Tensor) -> torch.Tensor:
+def aggregate(values: torch.Tensor, topology_t: torch.Tensor, subset_dim: int) -> torch.Tensor:
     """Graph aggregation ``out[..., t, i] = sum_s sum_j A[s, ..., i, j] x[s, ..., t, j]`` via matmul.
 
-    ``values`` is ``(n, S, C, T, V)``; ``topology`` broadcasts to ``(n, S, C, V, V)``.
+    ``topology_t`` holds the adjacencies transposed (``[..., j, i]``), so the matmul reads both
+    operands as they are laid out; the subsets are summed over ``subset_dim`` of the product.
     """
-    return torch.matmul(values, topology.transpose(-1, -2)).sum(dim=1)
+    return torch.matmul(values, topology_t).sum(dim=subset_dim)
 
 
 class SpatialGraphConv(nn.Module):
     """Plain graph convolution (block 0): one 1x1 projection per subset and a learnable adjacency.
 
-    The adjacency starts from the normalised skeleton graph and is trained freely.
+    Projection and aggregation commute, so the few input channels are aggregated first, over all
+    subsets in one matmul against the stacked adjacencies, and one 1x1 convolution then mixes the
+    ``(subset, channel)`` inputs; the projections' biases become a per-joint bias. This costs
+    ``c_in / c_out`` of projecting first. The adjacency starts from the normalised skeleton graph
+    and is trained freely.
     """
 
     def __init__(self, c_in: int, c_out: int, adjacency: np.ndarray) -> None:
         super().__init__()
-        self.project = nn.Conv2d(c_in, NUM_SUBSETS * c_out, 1)
+        self.mix = nn.Conv2d(NUM_SUBSETS * c_in, c_out, 1, bias=False)
+        self.subset_bias = nn.Parameter(torch.zeros(NUM_SUBSETS, c_out))
         self.adjacency = nn.Parameter(torch.as_tensor(adjacency, dtype=torch.float32).clone())
         self.norm = nn.BatchNorm2d(c_out)
 
+    def reset_mix(self) -> None:
+        """Kaiming-normal with each subset projection's own fan-out (``c_out``), as when projecting first."""
+        gain = nn.init.calculate_gain("leaky_relu", LEAK)
+        nn.init.normal_(self.mix.weight, 0.0, gain / self.mix.out_channels**0.5)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, t, v = x.shape
-        values = self.project(x).reshape(n, NUM_SUBSETS, -1, t, v)
-        return self.norm(aggregate(values, self.adjacency.unsqueeze(1)))
+        adjacency_t = self.adjacency.transpose(-1, -2).unsqueeze(1)  # (S, 1, V, V)
+        spread = torch.matmul(x.unsqueeze(1), adjacency_t)  # (n, S, c_in, T, V)
+        bias = torch.matmul(self.subset_bias.t(), self.adjacency.sum(dim=-1))  # (c_out, V)
+        return self.norm(self.mix(spread.reshape(n, -1, t, v)) + bias.unsqueeze(1))
 
 
 def relation_channels(c_in: int, reduction: int, groups: int) -> int:
@@ -131,13 +137,17 @@ class TopologyRefinedGraphConv(nn.Module):
     adjacency. Channels are split into ``groups``; each group derives its own relations and
     topologies from its own input channels (grouped 1x1 convolutions). ``alpha`` starts at 0, so
     training starts from the skeleton graph.
+
+    Every tensor keeps the channel order (group, subset, channel) of the grouped convolutions, so
+    splitting off the subsets is a reshape; the relations are built transposed (``[j, i]``), as the
+    aggregation's matmul reads them; and ``q``, ``k`` project the time-averaged input, which equals
+    averaging their projections.
     """
 
     def __init__(self, c_in: int, c_out: int, adjacency: np.ndarray, groups: int, reduction: int) -> None:
         super().__init__()
         rel = relation_channels(c_in, reduction, groups)
         self.groups = groups
-        # Output channels are ordered (group, subset, channel) so grouping stays within a group.
         self.query = nn.Conv2d(c_in, NUM_SUBSETS * rel, 1, groups=groups)
         self.key = nn.Conv2d(c_in, NUM_SUBSETS * rel, 1, groups=groups)
         self.value = nn.Conv2d(c_in, NUM_SUBSETS * c_out, 1, groups=groups)
@@ -147,24 +157,33 @@ class TopologyRefinedGraphConv(nn.Module):
         self.norm = nn.BatchNorm2d(c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = self.query(x).mean(dim=2)  # (n, G*S*r, V)
-        k = self.key(x).mean(dim=2)
-        relation = torch.tanh(q.unsqueeze(-1) - k.unsqueeze(-2))  # (n, G*S*r, V_recv, V_send)
-        refined = split_subsets(self.expand(relation), self.groups)  # (n, S, C, V, V)
-        topology = self.alpha * refined + self.adjacency.unsqueeze(1)
-        values = split_subsets(self.value(x), self.groups)  # (n, S, C, T, V)
-        return self.norm(aggregate(values, topology))
+        n, _, t, v = x.shape
+        split = (n, self.groups, NUM_SUBSETS, -1)
+        mean = x.mean(dim=2, keepdim=True)
+        q, k = self.query(mean), self.key(mean)  # (n, G*S*r, 1, V)
+        relation_t = torch.tanh(q - k.transpose(-1, -2))  # (n, G*S*r, V_send j, V_recv i)
+        expand = self.expand  # alpha scales its weights, not its (larger) output
+        refined_t = nn.functional.conv2d(
+            relation_t, self.alpha * expand.weight, self.alpha * expand.bias, groups=expand.groups
+        ).reshape(*split, v, v)  # alpha * refinement, (n, G, S, C/G, V, V)
+        topology_t = refined_t + self.adjacency.transpose(-1, -2).unsqueeze(1)
+        values = self.value(x).reshape(*split, t, v)  # (n, G, S, C/G, T, V)
+        return self.norm(aggregate(values, topology_t, subset_dim=2).reshape(n, -1, t, v))
 
 
 class DeformableTemporalConv(nn.Module):
     """DeTGC: temporal convolution over frames sampled at learnable fractional offsets.
 
-    Output frame ``t0`` (every ``stride``-th input frame) gathers ``num_samples`` frames at
+    Output frame ``t0`` (every ``stride``-th input frame) reads ``num_samples`` frames at
     ``t0 + offset_j`` by linear interpolation (clamped to the sequence), and a 1x1 convolution mixes
     channels and samples (the same as a ``(num_samples, 1, 1)`` 3-D convolution). Offsets start
     evenly spread over the receptive field of a ``kernel``-tap convolution with ``dilation`` and are
-    shared by all channels and joints. They depend only on parameters, so an exported model sees
-    constant gather indices.
+    shared by all channels and joints.
+
+    The two frames around each sample are gathered as channels of their own and the interpolation
+    weights are folded into the mixing convolution's weights: the fractional part of an offset is
+    the same for every output frame, and clamping the two frame indices equals clamping the
+    position. Indices and weights depend only on parameters, so an exported model sees constants.
     """
 
     def __init__(self, channels: int, kernel: int, dilation: int, stride: int, num_samples: int) -> None:
@@ -176,25 +195,22 @@ class DeformableTemporalConv(nn.Module):
         self.mix = nn.Conv2d(channels * num_samples, channels, 1)
         self.norm = nn.BatchNorm2d(channels)
 
-    def sample_positions(self, num_frames: int) -> torch.Tensor:
-        """Fractional input positions ``(T_out, num_samples)`` read by each output frame."""
-        starts = torch.arange(
-            0, num_frames, self.stride, dtype=self.offsets.dtype, device=self.offsets.device
-        )
-        return (starts.unsqueeze(1) + self.offsets.unsqueeze(0)).clamp(0, num_frames - 1)
+    def taps(self, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames read, ordered (sample, below/above, output frame), and each pair's weights ``(K, 2)``."""
+        starts = torch.arange(0, num_frames, self.stride, device=self.offsets.device)
+        whole = self.offsets.detach().floor()
+        low = starts.unsqueeze(0) + whole.long().unsqueeze(1)  # (K, T_out)
+        frames = torch.stack([low, low + 1], dim=1).clamp(0, num_frames - 1)
+        fraction = self.offsets - whole
+        return frames.reshape(-1), torch.stack([1 - fraction, fraction], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, t, v = x.shape
-        positions = self.sample_positions(t)
-        low = positions.detach().floor()
-        weight = (positions - low).reshape(1, 1, -1, 1)
-        low_index = low.long().reshape(-1)
-        high_index = (low_index + 1).clamp(max=t - 1)
-        x_low = x.index_select(2, low_index)
-        x_high = x.index_select(2, high_index)
-        sampled = x_low + (x_high - x_low) * weight  # (n, c, T_out*K, v)
-        sampled = sampled.reshape(n, c, -1, self.num_samples, v).transpose(2, 3)
-        return self.norm(self.mix(sampled.reshape(n, c * self.num_samples, -1, v)))
+        n, _, t, v = x.shape
+        frames, pair_weights = self.taps(t)
+        c, inputs = self.mix.out_channels, self.mix.in_channels * 2  # static, also in a traced graph
+        pairs = x.index_select(2, frames).reshape(n, inputs, -1, v)
+        weight = self.mix.weight.reshape(c, c, self.num_samples, 1) * pair_weights.reshape(1, 1, -1, 2)
+        return self.norm(nn.functional.conv2d(pairs, weight.reshape(c, inputs, 1, 1), self.mix.bias))
 
 
 class MultiScaleTemporal(nn.Module):
@@ -289,6 +305,9 @@ def init_weights(module: nn.Module) -> None:
         elif isinstance(layer, nn.BatchNorm1d | nn.BatchNorm2d):
             nn.init.ones_(layer.weight)
             nn.init.zeros_(layer.bias)
+    for layer in module.modules():
+        if isinstance(layer, SpatialGraphConv):
+            layer.reset_mix()
 
 
 def fold_instances(x: torch.Tensor) -> torch.Tensor:

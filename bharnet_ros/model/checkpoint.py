@@ -2,13 +2,20 @@
 
 A checkpoint is one dict of tensors, strings, numbers, lists and dicts::
 
-    {"format_version": 1, "model_config": {...resolved YAML...}, "state_dict": {...},
+    {"format_version": 2, "model_config": {...resolved YAML...}, "state_dict": {...},
      "class_names": [...], "hand_intensive": [...] or None, "preprocess": {...},
      "epoch": int, "metrics": {name: float}}
 
 Loading never unpickles arbitrary objects (``torch.load(weights_only=True)``), so opening a file
 from elsewhere cannot run code. The model is rebuilt from ``model_config`` and the weights loaded
 strictly, so a checkpoint is self-contained: no YAML file is needed next to it.
+
+Format 2 changed the layout of block 0's graph convolution (``backbone.SpatialGraphConv``):
+format 1 stored per-subset projections ``graph_conv.project`` (weight ``(S*C_out, C_in, 1, 1)``,
+bias ``(S*C_out,)``); format 2 stores the same numbers as ``graph_conv.mix`` (weight
+``(C_out, S*C_in, 1, 1)``) and ``graph_conv.subset_bias`` ``(S, C_out)``. Loading a format-1 file
+rearranges them (:func:`upgrade_state_dict`), which is exact: the outputs match the old layout's
+to float rounding.
 """
 
 from __future__ import annotations
@@ -26,8 +33,10 @@ import torch
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.bharnet import BHaRNetModel, build_model
 from bharnet_ros.model.config import ModelConfig, config_from_dict, config_to_dict
+from bharnet_ros.model.graph import NUM_SUBSETS
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: block 0 aggregates before projecting (graph_conv.mix, graph_conv.subset_bias)
+BLOCK0_PROJECTION = "graph_conv.project."
 REQUIRED_KEYS = ("format_version", "model_config", "state_dict", "class_names", "preprocess")
 
 
@@ -132,13 +141,67 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}; re-save it with save_checkpoint")
     return Checkpoint(
         model_config=data["model_config"],
-        state_dict=data["state_dict"],
+        state_dict=upgrade_state_dict(data["state_dict"], version),
         class_names=list(data["class_names"]),
         preprocess=data["preprocess"],
         hand_intensive=data.get("hand_intensive"),
         epoch=int(data.get("epoch", 0)),
         metrics=dict(data.get("metrics") or {}),
     )
+
+
+def upgrade_state_dict(state: Mapping[str, torch.Tensor], version: int) -> dict[str, torch.Tensor]:
+    """The weights of a format-``version`` checkpoint in this code's layout (a rearrangement, no change)."""
+    if version >= 2:
+        return dict(state)
+    upgraded = {}
+    for key, value in state.items():
+        name = upgraded_name(key)
+        upgraded[name] = upgrade_tensor(name, value)
+    return upgraded
+
+
+def upgraded_name(key: str) -> str:
+    """The format-2 name of a format-1 parameter."""
+    prefix, found, name = key.rpartition(BLOCK0_PROJECTION)
+    if not found:
+        return key
+    return f"{prefix}graph_conv.mix.weight" if name == "weight" else f"{prefix}graph_conv.subset_bias"
+
+
+def block0_mix_weight(projection: torch.Tensor) -> torch.Tensor:
+    """Per-subset projections ``(S*C_out, C_in, 1, 1)`` as one mixing weight ``(C_out, S*C_in, 1, 1)``."""
+    c_in = projection.shape[1]
+    weights = projection.reshape(NUM_SUBSETS, -1, c_in).transpose(0, 1)
+    return weights.reshape(-1, NUM_SUBSETS * c_in, 1, 1).contiguous()
+
+
+def upgrade_optimizer_state(
+    state: dict[str, Any], parameter_names: list[str], version: int
+) -> dict[str, Any]:
+    """An SGD state_dict of a format-``version`` run with its momentum in this code's layout.
+
+    ``parameter_names`` are the model's parameters in optimiser order; format 2 kept that order.
+    """
+    if version >= 2:
+        return state
+    per_parameter = {}
+    for index, buffers in state["state"].items():
+        name = parameter_names[int(index)]
+        per_parameter[index] = {
+            key: upgrade_tensor(name, value) if isinstance(value, torch.Tensor) else value
+            for key, value in buffers.items()
+        }
+    return {**state, "state": per_parameter}
+
+
+def upgrade_tensor(name: str, value: torch.Tensor) -> torch.Tensor:
+    """A format-1 tensor (weight or its momentum) shaped for the format-2 parameter ``name``."""
+    if name.endswith("graph_conv.mix.weight"):
+        return block0_mix_weight(value)
+    if name.endswith("graph_conv.subset_bias"):
+        return value.reshape(NUM_SUBSETS, -1)
+    return value
 
 
 def read_plain_data(path: str | Path, what: str = "checkpoint") -> dict[str, Any]:

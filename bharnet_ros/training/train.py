@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from bharnet_ros.core.metrics import classification_report
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.bharnet import BHaRNetModel, build_model
+from bharnet_ros.model.checkpoint import FORMAT_VERSION as CHECKPOINT_FORMAT
 from bharnet_ros.model.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -53,6 +54,7 @@ from bharnet_ros.model.checkpoint import (
     plain,
     read_plain_data,
     save_checkpoint,
+    upgrade_optimizer_state,
 )
 from bharnet_ros.model.config import config_from_dict, config_to_dict, deep_merge
 from bharnet_ros.model.losses import build_loss, seed_everything
@@ -549,7 +551,9 @@ def build_run(
         val_labels, notes=notes,
     )  # fmt: skip
     if resume_state is not None:
-        optimizer.load_state_dict(resume_state["optimizer"])
+        names = [name for name, _ in base_model.named_parameters()]
+        version = int(resume_state.get("format_version", 1))  # resume.pt of format 1 has no version
+        optimizer.load_state_dict(upgrade_optimizer_state(resume_state["optimizer"], names, version))
         run.start_epoch = int(resume_state["epoch"])
         run.best_top1 = float(resume_state["best_top1"])
         run.history = [dict(row) for row in resume_state["history"]]
@@ -605,6 +609,7 @@ def save_state(run: TrainingRun, epoch: int, metrics: dict[str, float], best: bo
         "best_top1": run.best_top1,
         "history": run.history,
         "optimizer": run.optimizer.state_dict(),
+        "format_version": CHECKPOINT_FORMAT,
     }
     partial = run.out / "resume.pt.partial"
     torch.save(state, partial)

@@ -70,6 +70,6 @@ def test_stream_adjacencies_pad_hands_to_body_vertex_count():
 def test_inward_aggregation_moves_child_features_to_parent():
     a = torch.as_tensor(adjacency_from_parents((0, 0, 1)))  # chain 0 <- 1 <- 2
     x = torch.tensor([1.0, 10.0, 100.0]).reshape(1, 1, 1, 1, 3).expand(1, 3, 1, 1, 3)
-    out = aggregate(x, a.unsqueeze(1))  # sum over subsets of A_s x
+    out = aggregate(x, a.transpose(-1, -2).unsqueeze(1), subset_dim=1)  # sum over subsets of A_s x
     # self + inward (from the child) + outward (from the parent)
     np.testing.assert_allclose(out[0, 0, 0].numpy(), [1 + 10, 10 + 100 + 1, 100 + 10])
