@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from bharnet_ros.core.paths import share_file
+from bharnet_ros.core.paths import default_model, share_file
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.report_doc import command_line, machine_facts, replace_section
 
@@ -83,6 +83,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--agreement-windows", type=int, default=64, help="windows for the int8 accuracy check"
     )
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 quantised model")
+    parser.add_argument(
+        "--shipped",
+        type=Path,
+        default=None,
+        help="also time this exported model (default: the shipped default)",
+    )
+    parser.add_argument("--no-shipped", action="store_true", help="skip the shipped model")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,15 +166,37 @@ def build_live_model(key: str) -> Any:
     return model.eval()
 
 
-def count_flops(wrapper: Any, inputs: dict[str, np.ndarray]) -> int:
-    """FLOPs of one batch-1 forward (convolutions and matrix products)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+def onnx_flops(path: Path) -> int:
+    """FLOPs of one run of an ONNX model: its ``Conv``, ``MatMul`` and ``Gemm`` nodes (2 per MAC).
 
-    tensors = [torch.from_numpy(inputs[name]) for name in wrapper.inputs]
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        wrapper(*tensors)
-    return int(counter.get_total_flops())
+    Counted on the exported graph, so the built variants and a shipped file are counted alike.
+    """
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    graph = model.graph
+    shapes = {
+        info.name: [dim.dim_value for dim in info.type.tensor_type.shape.dim]
+        for info in [*graph.value_info, *graph.input, *graph.output]
+    }
+    shapes.update({init.name: list(init.dims) for init in graph.initializer})
+    total = 0
+    for node in graph.node:
+        if node.op_type in ("Conv", "MatMul", "Gemm"):
+            total += node_macs(node, shapes)
+    return 2 * total
+
+
+def node_macs(node: Any, shapes: dict[str, list[int]]) -> int:
+    """Multiply-accumulates of one Conv, MatMul or Gemm node, from its input and output shapes."""
+    out = shapes[node.output[0]]
+    if node.op_type == "Conv":
+        weight = shapes[node.input[1]]  # (C_out, C_in / groups, *kernel)
+        return int(np.prod(out)) * int(np.prod(weight[1:]))
+    first = shapes[node.input[0]]
+    transposed = any(a.name == "transA" and a.i for a in node.attribute)
+    inner = first[-2] if transposed else first[-1]
+    return int(np.prod(out)) * inner
 
 
 def torch_call(wrapper: Any, inputs: dict[str, np.ndarray], threads: int) -> Callable[[], Any]:
@@ -207,22 +236,66 @@ def interleaved_timings(candidates: list[Candidate], rounds: int = 4) -> list[Ti
     return [Timing(c.runtime, c.threads, found) for c, found in zip(candidates, samples, strict=True)]
 
 
-def ort_session(path: Path, threads: int, profile_prefix: str | None = None) -> Any:
+# ONNX Runtime graph optimisation levels compared by the benchmark; "all" is what the node uses.
+OPT_LEVELS = ("basic", "extended", "all")
+
+
+def ort_session(
+    path: Path,
+    threads: int,
+    profile_prefix: str | None = None,
+    level: str = "all",
+    save_to: Path | None = None,
+) -> Any:
+    """A CPU session; ``level`` is the graph optimisation level, ``save_to`` writes the optimised graph."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.graph_optimization_level = {
+        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[level]
+    if save_to is not None:
+        options.optimized_model_filepath = str(save_to)
     if profile_prefix:
         options.enable_profiling = True
         options.profile_file_prefix = profile_prefix
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def ort_call(path: Path, inputs: dict[str, np.ndarray], threads: int) -> Callable[[], Any]:
+def ort_call(
+    path: Path, inputs: dict[str, np.ndarray], threads: int, level: str = "all"
+) -> Callable[[], Any]:
     """One batch-1 ONNX Runtime CPU run as a callable."""
-    session = ort_session(path, threads)
+    session = ort_session(path, threads, level=level)
     return lambda: session.run(None, inputs)
+
+
+def ort_candidates(
+    path: Path, inputs: dict[str, np.ndarray], args: argparse.Namespace, workdir: Path
+) -> list[Candidate]:
+    """fp32 at 1 and ``--threads`` threads, every optimisation level, and the saved optimised graph.
+
+    The saved graph is ONNX Runtime's own output at level "all", loaded again with optimisation off:
+    what a deployment that caches the optimised model would run.
+    """
+    label = "ONNX Runtime fp32"
+    candidates = [
+        Candidate(label, threads, ort_call(path, inputs, threads), args.runs)
+        for threads in sorted({1, args.threads})
+    ]
+    for level in OPT_LEVELS[:-1]:
+        call = ort_call(path, inputs, args.threads, level)
+        candidates.append(Candidate(f"{label}, optimisation {level}", args.threads, call, args.runs))
+    saved = workdir / f"{path.stem}_optimised.onnx"
+    ort_session(path, args.threads, save_to=saved)
+    call = ort_call(saved, inputs, args.threads, "none")
+    candidates.append(Candidate(f"{label}, saved optimised graph", args.threads, call, args.runs))
+    return candidates
 
 
 def ort_op_shares(path: Path, inputs: dict[str, np.ndarray], threads: int, workdir: Path) -> dict[str, float]:
@@ -283,9 +356,9 @@ def int8_accuracy(fp32: Path, int8: Path, windows: list[dict[str, np.ndarray]]) 
 
 @dataclass
 class ModelResult:
-    """Everything measured for one variant."""
+    """Everything measured for one model."""
 
-    key: str
+    name: str
     flops: int
     timings: list[Timing]
     op_shares: dict[str, float]
@@ -303,13 +376,13 @@ def measure_variant(key: str, args: argparse.Namespace, workdir: Path) -> ModelR
     path = workdir / f"{key}.onnx"
     labels = [str(i) for i in range(model.config.num_classes)]
     export_onnx(model, path, labels, PreprocessConfig(**LIVE_INPUT))
-    flops = count_flops(wrapper, inputs)
-    print(f"[{key}] {flops / 1e9:.3f} GFLOPs per window", file=sys.stderr)
+    flops = onnx_flops(path)
+    name = VARIANTS[key][2]
+    print(f"[{name}] {flops / 1e9:.3f} GFLOPs per window", file=sys.stderr)
     candidates = [
-        Candidate("PyTorch eager", args.threads, torch_call(wrapper, inputs, args.threads), args.torch_runs)
+        Candidate("PyTorch eager", args.threads, torch_call(wrapper, inputs, args.threads), args.torch_runs),
+        *ort_candidates(path, inputs, args, workdir),
     ]
-    for threads in sorted({1, args.threads}):
-        candidates.append(Candidate("ONNX Runtime fp32", threads, ort_call(path, inputs, threads), args.runs))
     int8 = {}
     windows = [] if args.no_int8 else agreement_windows(model, args.agreement_windows)
     for label, (suffix, op_types, signed) in ({} if args.no_int8 else QUANTISATIONS).items():
@@ -318,14 +391,39 @@ def measure_variant(key: str, args: argparse.Namespace, workdir: Path) -> ModelR
             Candidate(label, args.threads, ort_call(int8_path, inputs, args.threads), args.runs)
         )
         int8[label] = int8_accuracy(path, int8_path, windows)
+    return finish(name, flops, candidates, int8, path, inputs, args, workdir)
+
+
+def measure_file(path: Path, args: argparse.Namespace, workdir: Path) -> ModelResult:
+    """Time an exported model as it is (the shipped default): ONNX Runtime only, random inputs."""
+    session = ort_session(path, 1)
+    rng = np.random.default_rng(0)
+    inputs = {node.name: rng.standard_normal(node.shape).astype(np.float32) for node in session.get_inputs()}
+    flops = onnx_flops(path)
+    name = f"shipped `{path.name}`"
+    print(f"[{name}] {flops / 1e9:.3f} GFLOPs per window", file=sys.stderr)
+    return finish(name, flops, ort_candidates(path, inputs, args, workdir), {}, path, inputs, args, workdir)
+
+
+def finish(
+    name: str,
+    flops: int,
+    candidates: list[Candidate],
+    int8: dict[str, dict[str, float]],
+    path: Path,
+    inputs: dict[str, np.ndarray],
+    args: argparse.Namespace,
+    workdir: Path,
+) -> ModelResult:
+    """Time the candidates side by side and profile the fp32 model."""
     timings = interleaved_timings(candidates)
     shares = ort_op_shares(path, inputs, args.threads, workdir)
     for timing in timings:
         print(
-            f"[{key}] {timing.runtime} x{timing.threads}: {timing.windows_per_s:.1f} windows/s",
+            f"[{name}] {timing.runtime} x{timing.threads}: {timing.windows_per_s:.1f} windows/s",
             file=sys.stderr,
         )
-    return ModelResult(key, flops, timings, shares, int8)
+    return ModelResult(name, flops, timings, shares, int8)
 
 
 def run_model(args: argparse.Namespace) -> int:
@@ -334,10 +432,13 @@ def run_model(args: argparse.Namespace) -> int:
         raise UsageError("--runs, --torch-runs and --threads must be >= 1")
     if args.out is not None and args.out.exists() and args.out.is_dir():
         raise UsageError(f"--out {args.out} is a folder; give a markdown file such as docs/benchmarks.md")
+    shipped = shipped_model(args)
     machine = machine_description(args.threads)
     peak_before = matmul_peak(args.threads)
     with tempfile.TemporaryDirectory(prefix="bharnet_bench_") as tmp:
         results = [measure_variant(key, args, Path(tmp)) for key in args.variants]
+        if shipped is not None:
+            results.append(measure_file(shipped, args, Path(tmp)))
     peak_after = matmul_peak(args.threads)
     machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     peak = {k: max(peak_before[k], peak_after[k]) for k in peak_before}
@@ -347,6 +448,24 @@ def run_model(args: argparse.Namespace) -> int:
         replace_section(args.out, "bench-model", section)
         print(f"updated {args.out}", file=sys.stderr)
     return 0
+
+
+def shipped_model(args: argparse.Namespace) -> Path | None:
+    """The exported model to time besides the variants: ``--shipped``, else the default if present."""
+    if args.no_shipped:
+        return None
+    if args.shipped is not None:
+        if not args.shipped.is_file():
+            raise UsageError(f"--shipped {args.shipped} does not exist; give an exported .onnx file")
+        return args.shipped
+    path = default_model()
+    if not path.is_file():
+        print(
+            f"note: no shipped model at {path} (make model builds it); timing the variants only",
+            file=sys.stderr,
+        )
+        return None
+    return path
 
 
 def render(machine: dict[str, str], peak: dict[str, float], results: list[ModelResult], command: str) -> str:
@@ -366,7 +485,7 @@ def render(machine: dict[str, str], peak: dict[str, float], results: list[ModelR
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
-        name = VARIANTS[result.key][2]
+        name = result.name
         for t in result.timings:
             achieved = result.flops * t.windows_per_s / 1e9
             lines.append(
@@ -377,7 +496,7 @@ def render(machine: dict[str, str], peak: dict[str, float], results: list[ModelR
             )
     lines.append("")
     for result in results:
-        name = VARIANTS[result.key][2]
+        name = result.name
         for label, q in result.int8.items():
             lines.append(
                 f"* {name}, {label.removeprefix('ONNX Runtime ')} vs fp32 on {q['windows']:.0f} windows "

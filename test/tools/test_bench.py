@@ -11,6 +11,7 @@ from bharnet_ros.tools.bench import (
     ModelResult,
     Timing,
     add_arguments,
+    onnx_flops,
     render,
 )
 
@@ -32,7 +33,7 @@ def test_model_is_a_sub_subcommand_with_defaults():
 
 def fake_section(windows_per_s: float) -> str:
     timing = Timing("ONNX Runtime fp32", 2, [1.0 / windows_per_s] * 4)
-    result = ModelResult("expert_only", 2_000_000_000, [timing], {"Conv": 0.5}, {})
+    result = ModelResult("BHaRNet-E expert-only", 2_000_000_000, [timing], {"Conv": 0.5}, {})
     machine = {"CPU": "test cpu"}
     return render(machine, {"numpy": 100.0, "torch": 90.0, "peak": 100.0}, [result], "bharnet bench model")
 
@@ -42,6 +43,33 @@ def test_render_reports_fraction_of_peak():
     assert section.startswith("Produced by `bharnet bench model`")
     assert "| BHaRNet-E expert-only | 2.000 | ONNX Runtime fp32 | 2 | 10.0 |" in section
     assert "| 100.0 | 20.0 | 20 % |" in section  # 2 GFLOPs x 10 windows/s of a 100 GFLOP/s peak
+
+
+def test_flops_are_counted_on_the_onnx_graph(tmp_path):
+    """A grouped 3x1 convolution and a batched matmul, counted from their shapes (2 FLOPs per MAC)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.zeros((8, 2, 3, 1), np.float32), "w")  # 4 -> 8 channels, 2 groups
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["y"], group=2, pads=[1, 0, 1, 0]),
+            helper.make_node("MatMul", ["y", "a"], ["z"]),
+        ],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 10, 5]),
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, [5, 5]),
+        ],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 8, 10, 5])],
+        [weight],
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    conv = (8 * 10 * 5) * (2 * 3)  # outputs x (inputs per group x kernel)
+    matmul = (8 * 10 * 5) * 5
+    assert onnx_flops(path) == 2 * (conv + matmul)
 
 
 def test_help_renders(capsys):
