@@ -17,7 +17,7 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
 from bharnet_ros.msg import Action, PersonSkeletonArray
-from bharnet_ros.nodes.conversions import frame_to_msg, seconds_to_stamp
+from bharnet_ros.nodes.conversions import frame_to_msg, seconds_to_stamp, stamp_to_seconds
 from bharnet_ros.nodes.recognizer_node import RecognizerNode
 from bharnet_ros.training.synth import generate_sequence
 
@@ -102,7 +102,9 @@ def test_one_huge_value_is_refused_and_confidences_stay_finite(node, wait):
     absurd.body = np.full(len(absurd.body), 1e30, np.float32)
     publish(publisher, messages)
     assert wait(lambda: recognizer.bad_messages == 2)
-    assert wait(lambda: len(actions) >= 10)
+    absurd_stamp = stamp_to_seconds(messages[30].header.stamp)
+    # Decisions go on past both refusals (however many messages a loaded machine drops on the way).
+    assert wait(lambda: any(stamp_to_seconds(a.header.stamp) > absurd_stamp for a in actions))
     assert all(np.isfinite(a.confidence) for a in actions)
 
 
