@@ -41,6 +41,7 @@ from bharnet_ros.nodes.runner import running_graph
 
 RECORD_DEPTH = 100
 FLUSH_SECONDS = 1.0  # a killed recorder loses at most this much (the rest is on disk, see reindex_bag)
+DRAIN_SECONDS = 0.2  # at the end, messages already received are taken from the queue and stored
 
 
 def message_type(msgtype: str) -> Any:
@@ -102,13 +103,15 @@ def record_topics(
     storage: str = "mcap",
     wait: float = 5.0,
     stop: threading.Event | None = None,
+    progress: dict[str, int] | None = None,
 ) -> dict[str, int]:
     """Record ``topics`` of the live graph into a new bag until ``duration`` s, ``stop`` or Ctrl-C.
 
     Types come from the graph; messages are stored as received (log time = receive wall time, ns).
     SIGTERM ends the recording like Ctrl-C, so the bag is closed with its metadata.yaml, as
     ``ros2 bag record`` does. What was received is flushed to disk every ``FLUSH_SECONDS``, so even
-    a SIGKILL leaves a bag that ``bharnet bag info`` can reindex. Returns the messages per topic.
+    a SIGKILL leaves a bag that ``bharnet bag info`` can reindex. Returns the messages per topic;
+    ``progress``, when given, holds them while recording (for a caller that watches).
     """
     topics = [_full_name(t) for t in topics]
     stop = stop if stop is not None else threading.Event()
@@ -124,7 +127,8 @@ def record_topics(
             for topic, msgtype in types.items():
                 writer.add_topic(topic, msgtype)
                 node.create_subscription(
-                    message_type(msgtype), topic, _writer_callback(writer, topic), matching_qos(node, topic),
+                    message_type(msgtype), topic, _writer_callback(writer, topic, progress),
+                    matching_qos(node, topic),
                     raw=True,
                 )  # fmt: skip
             _spin_until(executor, duration, stop, writer)
@@ -135,9 +139,13 @@ def record_topics(
         rclpy.try_shutdown(context=context)
 
 
-def _writer_callback(writer: BagWriter, topic: str) -> Callable[[bytes], None]:
+def _writer_callback(
+    writer: BagWriter, topic: str, progress: dict[str, int] | None
+) -> Callable[[bytes], None]:
     def store(data: bytes) -> None:
         writer.write_raw(topic, time.time_ns(), data)
+        if progress is not None:
+            progress[topic] = writer.counts[topic]
 
     return store
 
@@ -161,7 +169,10 @@ def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
 def _spin_until(
     executor: SingleThreadedExecutor, duration: float, stop: threading.Event, writer: BagWriter
 ) -> None:
-    """Spin until the duration, ``stop`` or Ctrl-C, flushing the bag every FLUSH_SECONDS."""
+    """Spin until the duration, ``stop`` or Ctrl-C, flushing the bag every FLUSH_SECONDS.
+
+    Messages that had already arrived when it ends (SIGTERM, the duration) are still stored.
+    """
     deadline = time.monotonic() + duration if duration > 0 else None
     next_flush = time.monotonic() + FLUSH_SECONDS
     try:
@@ -170,6 +181,9 @@ def _spin_until(
             if time.monotonic() >= next_flush:
                 writer.flush()
                 next_flush = time.monotonic() + FLUSH_SECONDS
+        drain_until = time.monotonic() + DRAIN_SECONDS
+        while time.monotonic() < drain_until:
+            executor.spin_once(timeout_sec=0.01)
     except (KeyboardInterrupt, ExternalShutdownException):
         return
 

@@ -16,14 +16,17 @@ from bharnet_ros.model.bharnet import build_model
 from bharnet_ros.model.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from bharnet_ros.model.config import VARIANTS
 from bharnet_ros.model.export import (
+    FP32_TOLERANCE,
     METADATA_KEYS,
     ExportError,
+    ExportWrapper,
     check_parity,
     export_onnx,
     op_types,
     prepare_model,
     random_inputs,
     realistic_inputs,
+    torch_outputs,
 )
 
 FRAMES = 16
@@ -133,6 +136,37 @@ def test_parity_failure_is_loud(tiny_config, tmp_path):
     export_onnx(model, path, LABELS, PREPROCESS)
     with torch.no_grad():
         model.head.fc.bias += 1.0  # PyTorch now disagrees with the exported file
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        check_parity(model, path, PREPROCESS)
+
+
+def shift_output(model, branch: str, delta: float) -> None:
+    """Make PyTorch's ``branch`` output (``fused`` or a branch name) differ from the export by ``delta``."""
+    forward = type(model).forward.__get__(model)
+
+    def shifted(*args, **kwargs):
+        out = dict(forward(*args, **kwargs))
+        out[branch] = out[branch] + delta
+        return out
+
+    model.forward = shifted
+
+
+@pytest.mark.parametrize(
+    "branch", ["fused", "body_expert", "hand_expert", "body_interactive", "hand_interactive"]
+)
+def test_parity_checks_every_head_at_its_tolerance(branch, tiny_config, tmp_path):
+    model = calibrated(build_model(tiny_config("bharnet_e", SMALL)))
+    path = tmp_path / "bharnet_e.onnx"
+    export_onnx(model, path, LABELS, PREPROCESS)
+    wrapper = ExportWrapper(model)
+    scales = [
+        max(1.0, max(float(np.abs(x).max()) for x in torch_outputs(wrapper, inputs)))
+        for inputs in (random_inputs(model), realistic_inputs(model, PREPROCESS))
+    ]
+    shift_output(model, branch, 0.5 * FP32_TOLERANCE * min(scales))  # just below the tolerance
+    check_parity(model, path, PREPROCESS)
+    shift_output(model, branch, 1.5 * FP32_TOLERANCE * max(scales))  # just above it
     with pytest.raises(ExportError, match="differs from PyTorch"):
         check_parity(model, path, PREPROCESS)
 

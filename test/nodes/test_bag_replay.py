@@ -24,24 +24,31 @@ def test_record_live_topics_with_their_types(ros, wait, tmp_path, make_image):
     talker = ros.add(Node, "talker")
     images = talker.create_publisher(Image, "/rec/image_raw", qos_profile_sensor_data)  # best effort
     actions = talker.create_publisher(Action, "/rec/action", 10)
-    stop, counts = threading.Event(), {}
+    stop, counts, progress = threading.Event(), {}, {}
 
     def record() -> None:
-        counts.update(record_topics(tmp_path / "b", ["/rec/image_raw", "rec/action"], wait=10, stop=stop))
+        topics = ["/rec/image_raw", "rec/action"]
+        counts.update(record_topics(tmp_path / "b", topics, wait=10, stop=stop, progress=progress))
 
     recorder = threading.Thread(target=record)
     recorder.start()
-    assert wait(lambda: images.get_subscription_count() > 0 and actions.get_subscription_count() > 0)
-    time.sleep(0.5)  # let the matching finish on both sides before the first message
     pixels = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
-    for i in range(5):
+
+    def send(i: int) -> None:
         images.publish(make_image(pixels, stamp_ns=1_000_000_000 + i))
         actions.publish(Action(label=f"label{i}", person_id=i))
-        time.sleep(0.02)
-    time.sleep(1.0)
+
+    # Warm-up messages until both topics are being recorded (discovery done on both sides).
+    assert wait(lambda: send(-1) or (progress.get("/rec/image_raw") and progress.get("/rec/action")))
+    before = dict(progress)
+    for i in range(5):
+        send(i)
+        time.sleep(0.02)  # pacing only: a best-effort burst could outrun the recorder
+    assert wait(lambda: all(progress[t] >= before[t] + 5 for t in before))
     stop.set()
     recorder.join(timeout=10)
-    assert counts == {"/rec/image_raw": 5, "/rec/action": 5}
+    assert set(counts) == set(before)
+    assert all(counts[t] >= before[t] + 5 for t in before)
     assert bag.bag_topics(tmp_path / "b") == {
         "/rec/image_raw": bag.IMAGE_TYPE,
         "/rec/action": bag.ACTION_TYPE,
@@ -50,7 +57,7 @@ def test_record_live_topics_with_their_types(ros, wait, tmp_path, make_image):
     first = recorded[0].decode()
     assert np.array_equal(bag.decode_camera_message(first, bag.IMAGE_TYPE), pixels)
     labels = [m.decode().label for m in bag.read_messages(tmp_path / "b", ["/rec/action"])]
-    assert labels == [f"label{i}" for i in range(5)]
+    assert [label for label in labels if label != "label-1"] == [f"label{i}" for i in range(5)]
 
 
 def test_recording_a_missing_topic_names_the_graph_topics(ros, tmp_path, capsys):

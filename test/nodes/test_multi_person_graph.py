@@ -25,9 +25,11 @@ from bharnet_ros.nodes.graph import ACTION_TOPIC, SKELETON_TOPIC, GraphOptions
 from bharnet_ros.nodes.runner import running_graph
 from bharnet_ros.tools.pose_compare import compose_pair
 
-# The shipped model's words for these HRI gestures (what it says for each clip alone).
-GESTURES = {"greeting": ("hri_gestures/S1/greeting_1_1m_upper.avi", "wave"),
-            "stop": ("hri_gestures/S2/stop_1_1m_upper.avi", "stop")}  # fmt: skip
+# Two HRI clips of gestures the shipped model knows by these names.
+GESTURES = {
+    "greeting": "hri_gestures/S1/greeting_1_1m_upper.avi",
+    "stop": "hri_gestures/S2/stop_1_1m_upper.avi",
+}
 FRAME_NS = 50_000_000  # the clips' 20 fps
 START_S = 1000
 
@@ -61,7 +63,7 @@ def test_two_people_keep_their_ids_and_get_their_own_gesture(
 ):
     monkeypatch.setenv("BHARNET_CACHE_DIR", str(tmp_path / "cache"))
     clip = tmp_path / "pair.mp4"
-    frames = compose_pair(shared_file(GESTURES[left][0]), shared_file(GESTURES[right][0]), clip)
+    frames = compose_pair(shared_file(GESTURES[left]), shared_file(GESTURES[right]), clip)
     options = GraphOptions(
         camera_topic="/pair_camera/image_raw", video=str(clip), params_file=multi_params, use_sim_time=True
     )
@@ -86,6 +88,6 @@ def test_two_people_keep_their_ids_and_get_their_own_gesture(
     assert left_id != right_id
     assert windows == {left_id, right_id}, "the recognizer keeps one window per tracked person"
 
-    labels = {pid: Counter(a.label for a in actions if a.person_id == pid) for pid in (left_id, right_id)}
-    assert labels[left_id].most_common(1)[0][0] == GESTURES[left][1], labels
-    assert labels[right_id].most_common(1)[0][0] == GESTURES[right][1], labels
+    for pid, gesture in ((left_id, left), (right_id, right)):
+        said = Counter(a.label for a in actions if a.person_id == pid and a.label != "none")
+        assert said[gesture] > max((n for label, n in said.items() if label != gesture), default=0), said

@@ -84,7 +84,6 @@ def test_mono_and_rgb_cameras_work(pose_graph, photo, make_image, wait):
     _, _, camera, received = pose_graph
     camera.publish(make_image(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), 3_000_000_000, encoding="mono8"))
     assert wait(lambda: len(received) == 1)
-    time.sleep(0.1)
     camera.publish(make_image(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB), 4_000_000_000, encoding="rgb8"))
     assert wait(lambda: len(received) == 2)
     assert received[1].persons
@@ -99,8 +98,7 @@ def test_a_60hz_flood_never_builds_a_backlog(pose_graph, photo, make_image, wait
     last_stamp = (10 + sent - 1) * 16_666_667
     assert wait(lambda: received and _ns(received[-1]) == last_stamp), "the newest frame is processed"
     processed = len(received)
-    time.sleep(0.5)
-    assert len(received) == processed, "nothing queued behind the newest frame"
+    assert pose.frames_in == processed, "every image taken in was answered, the newest last: no backlog"
     stamps = [_ns(m) for m in received]
     assert stamps == sorted(stamps)
     assert processed <= sent  # a fast machine keeps up; a slow one replaces frames, never queues them

@@ -370,7 +370,9 @@ def test_sigterm_ends_a_recording_with_its_metadata(tmp_path):
     import time
 
     import rclpy
+    from rclpy.duration import Duration
     from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy, QoSProfile
 
     from bharnet_ros.msg import Action
 
@@ -381,15 +383,15 @@ def test_sigterm_ends_a_recording_with_its_metadata(tmp_path):
     rclpy.init(context=context)
     try:
         node = Node("sigterm_talker", context=context)
-        publisher = node.create_publisher(Action, "/sigterm/action", 10)
+        # Latched, so the recorder gets all five whenever it subscribes; acknowledged = recorded.
+        latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        publisher = node.create_publisher(Action, "/sigterm/action", latched)
+        for i in range(5):
+            publisher.publish(Action(label=f"label{i}", person_id=i))
         deadline = time.monotonic() + 60
         while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)  # the matching finishes on both sides
-        for i in range(5):
-            publisher.publish(Action(label=f"label{i}", person_id=i))
-            time.sleep(0.02)
-        time.sleep(1.0)
+        assert publisher.wait_for_all_acked(Duration(seconds=30))
         recorder.send_signal(signal.SIGTERM)
         output, _ = recorder.communicate(timeout=30)
     finally:
