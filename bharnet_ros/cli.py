@@ -60,6 +60,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "bharnet_ros.tools.bag",
         "record videos or live topics as rosbag2 bags and evaluate the recognizer on annotated bags",
     ),
+    "teach": (
+        "bharnet_ros.tools.teach",
+        "teach new gestures: record takes, add them to the model in minutes, measure the learning curve",
+    ),
 }
 
 

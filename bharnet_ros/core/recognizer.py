@@ -188,6 +188,33 @@ class Recognizer:
         """Forget everyone (e.g. after the clock jumped)."""
         self.windows.reset()
 
+    def replace_classifier(self, classifier: WindowClassifier) -> bool:
+        """Classify with ``classifier`` from the next frame on; True when every window was kept.
+
+        The windows stay when the new model reads them as the old one did: the same window
+        duration in use, the same number of frames and the same body layouts. Otherwise everyone
+        starts afresh (the window counters are kept). A person's smoothed average is over the old
+        class list, so it restarts unless the class lists are identical.
+        """
+        seconds = self.config.window_for(classifier)
+        layouts = accepted_layouts(getattr(classifier, "body_layout", ""))
+        same_input = (seconds, classifier.window_length, layouts) == (
+            self.window_seconds,
+            self.classifier.window_length,
+            self.accepted_layouts,
+        )
+        same_labels = list(classifier.class_names) == list(self.classifier.class_names)
+        self.classifier = classifier
+        self.none_threshold = self.config.threshold_for(classifier)
+        if not same_input:
+            self.windows.reset()
+            self.windows.seconds, self.window_seconds, self.accepted_layouts = seconds, seconds, layouts
+            return False
+        if not same_labels:
+            for _, buffer in self.windows.items():
+                buffer.state.pop("recognizer", None)
+        return True
+
     def _state(self, buffer: WindowBuffer) -> PersonState:
         """The buffer's recognizer state, created on a person's first frame or after a reset."""
         if "recognizer" not in buffer.state:

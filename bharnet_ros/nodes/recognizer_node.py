@@ -5,23 +5,39 @@ runs it (a missing or broken model fails configure with a clear log; the node st
 subscribes. One window per person, covering the model's window duration; the core Recognizer
 decides every ``stride_seconds`` and publishes ``none`` when no known gesture is confident enough.
 The decision parameters (``Param.live``) apply to the running recognizer at once.
+
+Hot swap: setting ``model`` (``ros2 param set /recognizer model new.onnx``, i.e. the standard
+``~/set_parameters`` service) loads and checks the new model while the old one keeps running. A
+file that cannot be loaded refuses the set with the reason, and nothing changes. A good one
+replaces the old model between two messages: every person's window is kept where the new model
+reads windows as the old one did (duration, frames, body layout), the class list is republished
+on ``bharnet/labels`` and the change is logged and reported on ``/diagnostics``.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any
 
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
 from std_msgs.msg import Header
 
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
-from bharnet_ros.core.recognizer import ActionResult, Recognizer, RecognizerConfig, load_window_classifier
+from bharnet_ros.core.recognizer import (
+    ActionResult,
+    OnnxWindowClassifier,
+    Recognizer,
+    RecognizerConfig,
+    load_window_classifier,
+)
 from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
 from bharnet_ros.core.sync import attach_hands
@@ -35,7 +51,13 @@ from bharnet_ros.nodes.parameters import Param
 
 C = RecognizerConfig()
 PARAMS = (
-    Param("model", "", f"ONNX model file; empty = {DEFAULT_MODEL} in the package share"),
+    Param(
+        "model",
+        "",
+        f"ONNX model file; empty = {DEFAULT_MODEL} in the package share. A new file is loaded and "
+        "checked while the old model runs; a bad one is refused and the old model stays",
+        live=True,
+    ),
     Param(
         "device", "cpu", "ONNX Runtime device: cpu, cuda (falls back to cpu unless require_device) or auto"
     ),
@@ -116,13 +138,17 @@ class RecognizerNode(ManagedNode):
         self.messages_lost = 0  # reported by the middleware
         self.drops: dict[int, GapDropCounter] = {}  # per person: frames missing between stamps
         self.frames_dropped = 0  # of persons no longer tracked
+        self.swap_lock = threading.Lock()  # a model swap never runs inside a push or a prune
+        self.staged_model: tuple[str, OnnxWindowClassifier] | None = None  # loaded, not yet in use
+        self.model_swaps = self.model_refusals = 0
+        self.last_model_change = ""
         super().__init__("recognizer", PARAMS, **kwargs)
+        self.add_on_set_parameters_callback(self._load_new_model)
 
     def acquire(self) -> TransitionCallbackReturn:
-        device, runtime = self.params["device"], self._runtime()
+        self.staged_model = None
         try:
-            with speaking_for(self):
-                classifier = load_window_classifier(self._model_path(), device, **runtime)
+            classifier = self._load(self.params["model"])
         except (FileNotFoundError, ValueError, RuntimeError) as err:
             self.model_error = str(err)
             self.get_logger().error(f"cannot load the model: {err}")
@@ -165,14 +191,52 @@ class RecognizerNode(ManagedNode):
         super().apply_live(names)
         if self.recognizer is not None:
             self.recognizer.apply_live(RecognizerConfig.from_params(self.params))
-        if "none_threshold" in names and self.labels_pub is not None and self.labels_pub.is_activated:
+        if "model" in names:
+            self._swap_model()
+        elif "none_threshold" in names and self.labels_pub is not None and self.labels_pub.is_activated:
             self._publish_labels()  # the latched threshold follows the live value
+
+    def _load_new_model(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Before a set of ``model`` succeeds: load and check the new file (refused if it fails).
+
+        Without a running model (unconfigured) the set is accepted as is: configure loads it.
+        """
+        wanted = [p.value for p in parameters if p.name == "model"]
+        if not wanted or self.recognizer is None or wanted[-1] == self.params["model"]:
+            return SetParametersResult(successful=True)
+        try:
+            self.staged_model = (wanted[-1], self._load(wanted[-1]))
+        except (FileNotFoundError, ValueError, RuntimeError) as err:
+            self.model_refusals += 1
+            reason = f"model not loaded, the old one keeps running: {err}"
+            self.last_model_change = f"refused {wanted[-1]}: {err}"[:300]
+            self.get_logger().warning(reason)
+            return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _swap_model(self) -> None:
+        """Put the model that :meth:`_load_new_model` checked in place of the running one."""
+        staged, self.staged_model = self.staged_model, None
+        if staged is None or staged[0] != self.params["model"] or self.recognizer is None:
+            return
+        with self.swap_lock:
+            old = self.recognizer.classifier.description
+            kept = self.recognizer.replace_classifier(staged[1])
+        self.model_swaps += 1
+        windows = "windows kept" if kept else "windows reset (the new model reads other windows)"
+        self.last_model_change = f"{old} -> {staged[1].description}, {windows}"
+        self.get_logger().info(f"model swapped: {self.last_model_change}")
+        if self.labels_pub is not None and self.labels_pub.is_activated:
+            self._publish_labels()
+
+    def _load(self, model: str) -> OnnxWindowClassifier:
+        """The model file (empty: the default) on the configured device, checked by a dry run."""
+        path = model or str(default_model())
+        with speaking_for(self):
+            return load_window_classifier(path, self.params["device"], **self._runtime())
 
     def exclusive_topics(self) -> list[str]:
         return [self.action_pub.topic_name] if self.action_pub is not None else []
-
-    def _model_path(self) -> str:
-        return self.params["model"] or str(default_model())
 
     def _runtime(self) -> dict[str, Any]:
         return {"require": self.params["require_device"], "threads": self.params["threads"]}
@@ -242,7 +306,7 @@ class RecognizerNode(ManagedNode):
         if recognizer is None:  # a message taken just before cleanup
             return
         self.rate_in.tick(received)
-        with speaking_for(self):
+        with speaking_for(self), self.swap_lock:
             for frame in frames:
                 self.drops.setdefault(frame.person_id, GapDropCounter()).observe(frame.timestamp)
                 try:
@@ -294,7 +358,7 @@ class RecognizerNode(ManagedNode):
         """
         recognizer = self.recognizer
         if recognizer is not None:
-            with speaking_for(self):
+            with speaking_for(self), self.swap_lock:
                 recognizer.prune(time.monotonic())  # persons age on the arrival clock
 
     def status(self) -> Status:
@@ -324,7 +388,12 @@ class RecognizerNode(ManagedNode):
             "frames_not_classified": windows.stats.frames_pushed - self.recognizer.windows_classified,
             "publish_failures": self.publish_failures,
             "resets": windows.stats.resets,
+            "model": self.recognizer.classifier.description,
+            "model_swaps": self.model_swaps,
+            "model_swaps_refused": self.model_refusals,
         }
+        if self.last_model_change:
+            values["last_model_change"] = self.last_model_change
         return self._level(values), self._message(values), values
 
     @staticmethod

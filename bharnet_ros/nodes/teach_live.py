@@ -1,0 +1,102 @@
+"""Takes from the running graph for ``bharnet teach record``: the pose node's skeletons, live.
+
+:class:`LiveSkeletons` subscribes to ``bharnet/skeletons`` (``PersonSkeletonArray``, as the pose
+node publishes it) and keeps the frames that arrive while a take records. Frames carry the pose
+stage's own stamps (the camera image's), which the takes are trimmed on. It is a
+``training.teach_record.TakeSource``; :func:`live_skeletons` gives one on a node of its own, with
+an executor thread, for the command line. Tests pass their own node.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+
+from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
+from bharnet_ros.msg import PersonSkeletonArray
+from bharnet_ros.nodes.conversions import msg_to_frame
+from bharnet_ros.nodes.environment import use_default_dds_profile
+from bharnet_ros.nodes.graph import SKELETON_TOPIC
+
+NO_PUBLISHER = "nobody publishes {topic}: start the graph first (bharnet run, or ros2 launch bharnet_ros ...)"
+
+
+class LiveSkeletons:
+    """Frames of a skeleton topic, collected while :meth:`record` runs (a take source)."""
+
+    def __init__(
+        self, node: Node, topic: str = SKELETON_TOPIC, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.node = node
+        self.sleep = sleep
+        self._lock = threading.Lock()
+        self._frames: list[SkeletonFrame] | None = None  # None while no take records
+        self.bad_messages = 0
+        self.subscription = node.create_subscription(
+            PersonSkeletonArray, topic, self._on_message, QoSProfile(depth=30)
+        )
+        self.description = f"live {self.subscription.topic_name}"
+
+    def record(self, seconds: float) -> list[SkeletonFrame]:
+        """The frames that arrive during the next ``seconds`` (wall time)."""
+        with self._lock:
+            self._frames = []
+        self.sleep(seconds)
+        with self._lock:
+            frames, self._frames = self._frames, None
+        return frames
+
+    def publishers(self) -> int:
+        return self.node.count_publishers(self.subscription.topic_name)
+
+    def wait_for_publisher(self, timeout: float) -> None:
+        """Return once the topic has a publisher; ValueError naming the fix after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while not self.publishers():
+            if time.monotonic() > deadline:
+                raise ValueError(NO_PUBLISHER.format(topic=self.subscription.topic_name))
+            time.sleep(0.1)
+
+    def _on_message(self, msg: PersonSkeletonArray) -> None:
+        with self._lock:
+            if self._frames is None:
+                return
+        frames = []
+        for person in msg.persons:
+            try:
+                frames.append(msg_to_frame(person))
+            except SkeletonError:
+                self.bad_messages += 1
+        with self._lock:
+            if self._frames is not None:
+                self._frames.extend(frames)
+
+
+@contextmanager
+def live_skeletons(topic: str = SKELETON_TOPIC, wait: float = 10.0) -> Iterator[LiveSkeletons]:
+    """A :class:`LiveSkeletons` on its own node and executor thread, once the topic has a publisher."""
+    use_default_dds_profile()
+    context = Context()
+    rclpy.init(context=context)
+    node = Node("bharnet_teach_record", context=context, use_global_arguments=False)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        source = LiveSkeletons(node, topic)
+        source.wait_for_publisher(wait)
+        yield source
+    finally:
+        executor.shutdown(timeout_sec=5)
+        thread.join(timeout=5)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)

@@ -1,0 +1,371 @@
+"""``bharnet teach``: teach the robot new gestures from its own camera (docs/teaching.md).
+
+* ``record -o takes.npz --subject NAME``: record takes of new gestures. Live from the running
+  graph's ``bharnet/skeletons`` (default), or from ``--video`` or ``--bag``. With ``--gestures`` it
+  prompts for each take with a countdown and shows its length and hand presence, so a bad take is
+  recorded again; with ``--labels`` (start, end, label per take) it cuts a recorded video or bag
+  without asking. Takes are trimmed to the motion on the pose stage's stamps; flagged takes (no
+  person, too short, no hands in a hand gesture) are never kept.
+* ``train TAKES... -o model.onnx``: the base model (a checkpoint) with the new gestures added (or
+  replacing its vocabulary), its old classes rehearsed with its own training data; exported with
+  a parity check and written with its checkpoint (``model.pt``) beside it.
+* ``curve --out DIR``: the learning curve of docs/teaching.md on real people.
+
+The recording and training code is in ``training/teach_record.py``, ``teach_takes.py``,
+``teach.py`` and ``teach_curve.py``; the live source in ``nodes/teach_live.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.outputs import atomic_file, check_output_file, check_output_folder, staged_folder
+
+if TYPE_CHECKING:  # torch-free at import time: only the chosen action loads training code
+    from bharnet_ros.core.annotations import Annotations
+    from bharnet_ros.training.dataset import SkeletonDataset
+    from bharnet_ros.training.teach_takes import Take, TrimSettings
+
+DEFAULT_BASE = "models/bharnet_e.pt"  # the default model's checkpoint, where it ships
+DEFAULT_RECIPE = "config/train/real_cpu.yaml"  # its training data: rehearsal for the shipped base
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``teach`` actions, each with its own options."""
+    actions = parser.add_subparsers(dest="teach_command", metavar="ACTION", required=True)
+    _add_record(actions.add_parser("record", help="record takes of new gestures (live, video or bag)"))
+    _add_train(actions.add_parser("train", help="add the recorded gestures to the model and export it"))
+    _add_curve(actions.add_parser("curve", help="measure the learning curve on real people"))
+
+
+def run(args: argparse.Namespace) -> int:
+    return args.teach_run(args)
+
+
+def names(text: str) -> list[str]:
+    """A comma-separated list (argparse type)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def counts(text: str) -> list[int]:
+    """Comma-separated positive integers (argparse type)."""
+    try:
+        values = [int(value) for value in names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers such as 1,3,5") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive whole numbers such as 1,3,5")
+    return values
+
+
+# --------------------------------------------------------------------------------------------------
+# record
+# --------------------------------------------------------------------------------------------------
+
+
+def _add_record(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--video", type=Path, help="a video file instead of the live graph")
+    source.add_argument("--bag", type=Path, help="a bag (skeleton or camera topic) instead of the live graph")
+    parser.add_argument(
+        "--topic", default=None,
+        help="live: the skeleton topic (default bharnet/skeletons); bag: the topic to read",
+    )  # fmt: skip
+    parser.add_argument("-o", "--output", type=Path, required=True, help="dataset file to write (.npz)")
+    parser.add_argument("--subject", required=True, help="who performs (stored as the subject attribute)")
+    parser.add_argument(
+        "--gestures", type=names, default=[], help="interactive: gesture names, e.g. follow_me,stop"
+    )
+    parser.add_argument("--labels", type=Path, help="headless: start,end,label per take (.csv or .yaml)")
+    parser.add_argument("--takes", type=int, default=5, help="interactive: takes per gesture (default 5)")
+    parser.add_argument(
+        "--seconds", type=float, default=3.0, help="interactive: seconds per take (default 3)"
+    )
+    parser.add_argument("--countdown", type=int, default=3, help="interactive: countdown seconds (default 3)")
+    parser.add_argument(
+        "--hand-gestures", type=names, default=[], metavar="NAMES",
+        help="gestures made with the hands: a take without hands is flagged",
+    )  # fmt: skip
+    parser.add_argument(
+        "--trim", choices=("motion", "fixed", "none"), default="motion", help="default motion"
+    )
+    parser.add_argument("--trim-seconds", type=float, default=2.0, help="--trim fixed: window length")
+    parser.add_argument("--min-seconds", type=float, default=0.5, help="shorter takes are flagged")
+    parser.add_argument("--backend", default="holistic", help="pose stage for videos and camera bags")
+    parser.add_argument("--wait", type=float, default=10.0, help="live: seconds to wait for the pose node")
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    parser.set_defaults(teach_run=run_record)
+
+
+def run_record(args: argparse.Namespace) -> int:
+    """Record, print each take, write the kept ones; exit code 1 when flagged takes were skipped."""
+    from bharnet_ros.core.annotations import AnnotationError, load_annotations
+    from bharnet_ros.core.bag import BagError
+    from bharnet_ros.core.video import VideoError
+    from bharnet_ros.training.teach_takes import TrimSettings
+
+    _check_record_options(args)
+    output = check_output_file(args.output, [args.video, args.bag, args.labels], args.force, suffix=".npz")
+    try:
+        settings = TrimSettings(args.trim, args.trim_seconds, min_seconds=args.min_seconds)
+        annotations = load_annotations(args.labels) if args.labels else None
+        takes = (
+            _headless_takes(args, settings, annotations)
+            if annotations
+            else _interactive_takes(args, settings)
+        )
+    except (AnnotationError, BagError, VideoError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    return _write_takes(takes, args, output)
+
+
+def _check_record_options(args: argparse.Namespace) -> None:
+    if args.labels and not (args.video or args.bag):
+        raise UsageError("--labels cuts a recording: give it with --video or --bag")
+    if not args.labels and not args.gestures:
+        raise UsageError("name the gestures to record (--gestures follow_me,stop) or give --labels")
+    if args.takes < 1 or args.seconds <= 0 or args.countdown < 0:
+        raise UsageError("--takes must be at least 1, --seconds positive and --countdown not negative")
+
+
+def _frames(args: argparse.Namespace) -> list:
+    """Every skeleton frame of --video or --bag (the pose stage runs here for videos and camera bags)."""
+    from bharnet_ros.training.teach_record import bag_frames, video_frames
+
+    print(f"running the pose stage on {args.video or args.bag} ...", flush=True)
+    if args.video:
+        return video_frames(args.video, args.backend)
+    return bag_frames(args.bag, args.topic, args.backend)
+
+
+def _headless_takes(args: argparse.Namespace, settings: TrimSettings, annotations: Annotations) -> list[Take]:
+    from bharnet_ros.training.teach_record import cut_takes
+
+    source = args.video or args.bag
+    takes = cut_takes(_frames(args), annotations, settings, args.hand_gestures, source.name)
+    for take in takes:
+        print(take.line())
+    return takes
+
+
+def _interactive_takes(args: argparse.Namespace, settings: TrimSettings) -> list[Take]:
+    from bharnet_ros.training.teach_record import Prompt, RecordedFrames, TakePlan, record_interactively
+
+    plan = TakePlan(args.gestures, args.takes, args.seconds, args.countdown, set(args.hand_gestures))
+    if args.video or args.bag:
+        recording = RecordedFrames(_frames(args), (args.video or args.bag).name)
+        return record_interactively(recording, plan, settings, Prompt())
+    from bharnet_ros.nodes.teach_live import live_skeletons
+
+    with live_skeletons(args.topic or "bharnet/skeletons", args.wait) as source:
+        print(f"recording from {source.description}")
+        return record_interactively(source, plan, settings, Prompt())
+
+
+def _write_takes(takes: list[Take], args: argparse.Namespace, output: Path) -> int:
+    from bharnet_ros.training.teach_takes import takes_dataset
+
+    flagged = [take for take in takes if not take.ok]
+    gestures = args.gestures or list(dict.fromkeys(take.gesture for take in takes))
+    try:
+        data = takes_dataset(takes, args.subject, gestures, args.hand_gestures)
+    except ValueError as err:
+        raise UsageError(f"{err}; nothing written") from None
+    with atomic_file(output) as temporary:
+        data.save(temporary)
+    per_class = ", ".join(
+        f"{name} {int(n)}" for name, n in zip(data.class_names, data.class_counts(), strict=True)
+    )
+    print(f"wrote {output}: {len(data)} takes ({per_class}) of {args.subject}")
+    for take in flagged:
+        print(f"skipped {take.gesture} take {take.number}: {take.problem}", file=sys.stderr)
+    return 1 if flagged else 0
+
+
+# --------------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------------
+
+
+def _add_train(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("takes", nargs="+", type=Path, help="dataset files from `teach record` (merged)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="ONNX model to write")
+    parser.add_argument("--base", type=Path, help=f"checkpoint to start from (default {DEFAULT_BASE})")
+    parser.add_argument("--replace", action="store_true", help="the new gestures replace the base vocabulary")
+    parser.add_argument("--keep", type=names, default=[], help="--replace: base classes to keep, e.g. none")
+    rehearse = parser.add_mutually_exclusive_group()
+    rehearse.add_argument(
+        "--rehearse", nargs="+", type=Path, metavar="DATA",
+        help="the base model's training data (default: the files in config.yaml beside --base)",
+    )  # fmt: skip
+    rehearse.add_argument("--no-rehearse", action="store_true", help="keep the old rows frozen instead")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="export all four BHaRNet-E branches (default: expert-only, as shipped)",
+    )
+    parser.add_argument(
+        "--calibration", type=Path, metavar="JSON_OR_ONNX",
+        help="temperature and none threshold: a --loso calibration.json or a model that carries them",
+    )  # fmt: skip
+    parser.add_argument("--views", type=int, default=6, help="augmented windows per take (default 6)")
+    parser.add_argument(
+        "--steps", type=int, default=300, help="optimiser steps on the features (default 300)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true", help="replace existing output files")
+    parser.set_defaults(teach_run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Teach, write the checkpoint and the ONNX model, check parity (exit code 1 when it fails)."""
+    from bharnet_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from bharnet_ros.model.export import ExportError
+    from bharnet_ros.training.dataset import DatasetError
+    from bharnet_ros.training.teach import TeachSettings, export_taught, teach
+
+    if args.views < 1 or args.steps < 1:
+        raise UsageError("--views and --steps must be at least 1")
+    base_path = args.base or _default_base()
+    inputs = [*args.takes, base_path, args.calibration, *(args.rehearse or [])]
+    onnx_path = check_output_file(args.output, inputs, args.force, suffix=".onnx")
+    checkpoint_path = check_output_file(onnx_path.with_suffix(".pt"), inputs, args.force)
+    started = time.monotonic()
+    try:
+        base = load_checkpoint(base_path)
+        takes = _load_takes(args.takes)
+        rehearsal = _rehearsal(args, base_path)
+        settings = TeachSettings(args.replace, tuple(args.keep), args.views, steps=args.steps, seed=args.seed)
+        result = teach(base, takes, rehearsal, settings)
+    except (CheckpointError, DatasetError, ExportError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    for note in result.notes:
+        print(note)
+    with atomic_file(checkpoint_path) as temporary:
+        save_checkpoint(result.checkpoint, temporary)
+    try:
+        with atomic_file(onnx_path) as temporary:
+            metadata, diffs = export_taught(result.checkpoint, temporary, not args.full, args.calibration)
+    except ExportError as err:
+        print(f"bharnet teach train: EXPORT FAILED: {err}", file=sys.stderr)
+        return 1
+    classes = metadata["bharnet.labels"]
+    print(
+        f"taught {', '.join(result.new_classes) or 'no new class'} ({len(classes)} classes in all; "
+        f"training windows top-1 {100 * result.train_top1:.0f} %) in {time.monotonic() - started:.0f} s "
+        f"(features {result.seconds['features']:.0f} s, fit {result.seconds['fit']:.0f} s)"
+    )
+    print(f"wrote {onnx_path} ({metadata['bharnet.variant']}) and {checkpoint_path}")
+    print("parity vs PyTorch: " + ", ".join(f"{case} max abs diff {d:.2e}" for case, d in diffs.items()))
+    print(f"load it into the running recognizer: ros2 param set /recognizer model {onnx_path.resolve()}")
+    return 0
+
+
+def _shipped(relative: str) -> Path:
+    from bharnet_ros.core.paths import share_file
+
+    try:
+        return share_file(relative)
+    except FileNotFoundError:
+        return Path(relative)
+
+
+def _default_base() -> Path:
+    base = _shipped(DEFAULT_BASE)
+    if not base.is_file():
+        raise UsageError(
+            f"no {DEFAULT_BASE} ships here; pass --base CHECKPOINT (the default model's last.pt, "
+            "e.g. runs/real_cpu/last.pt from `make model`)"
+        )
+    return base
+
+
+def _load_takes(paths: list[Path]) -> SkeletonDataset:
+    from bharnet_ros.training.data import load_datasets
+
+    return load_datasets(paths)
+
+
+def _rehearsal(args: argparse.Namespace, base_path: Path) -> SkeletonDataset | None:
+    """The rehearsal data: --rehearse, else the base run's training data where it is still there.
+
+    For the shipped base that is the default recipe's data (``make model`` imports it into data/).
+    Without any, the old classes would be mistaken for new ones, so that needs --no-rehearse.
+    """
+    from bharnet_ros.training.teach import TrainingData, load_rehearsal, rehearsal_beside, training_data_of
+
+    if args.no_rehearse or (args.replace and not args.keep):
+        return None
+    source = rehearsal_beside(base_path)
+    if not source.files and args.base is None:
+        source = training_data_of(_shipped(DEFAULT_RECIPE))
+    if args.rehearse:
+        source = TrainingData(list(args.rehearse))
+    if not source.files:
+        raise UsageError(
+            "no training data of the base model to rehearse the old gestures with: give it with "
+            "--rehearse DATA..., or pass --no-rehearse (old gestures may then be taken for new ones)"
+        )
+    print(f"rehearsing the old gestures with {', '.join(str(f) for f in source.files)}")
+    return load_rehearsal(source)
+
+
+# --------------------------------------------------------------------------------------------------
+# curve
+# --------------------------------------------------------------------------------------------------
+
+
+def _add_curve(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base", nargs="+", type=Path, required=True,
+        help="checkpoints trained without the new gestures (e.g. the folds of a --loso run)",
+    )  # fmt: skip
+    parser.add_argument("--data", nargs="+", type=Path, required=True, help="dataset files (merged)")
+    parser.add_argument("--new", type=names, required=True, help="the gestures to teach, held out of --base")
+    parser.add_argument(
+        "--pool", type=names, default=[], help="people who may teach (default: all with takes of --new)"
+    )
+    parser.add_argument("--takes", type=counts, default=[1, 2, 3], help="takes per gesture (default 1,2,3)")
+    parser.add_argument("--teachers", type=counts, default=[1, 2], help="people who teach (default 1,2)")
+    parser.add_argument("--draws", type=int, default=3, help="random choices of takes per point (default 3)")
+    parser.add_argument("--views", type=int, default=6, help="augmented windows per take (default 6)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for curve.md, curve.json, runs.csv")
+    parser.add_argument("--force", action="store_true", help="replace the files of an earlier run")
+    parser.set_defaults(teach_run=run_curve)
+
+
+def run_curve(args: argparse.Namespace) -> int:
+    """Measure the curve and print its table."""
+    from bharnet_ros.model.checkpoint import CheckpointError
+    from bharnet_ros.training.data import load_datasets
+    from bharnet_ros.training.dataset import DatasetError
+    from bharnet_ros.training.teach import TeachSettings
+    from bharnet_ros.training.teach_curve import CurvePlan, run_curve, write_curve
+
+    if args.draws < 1 or args.views < 1:
+        raise UsageError("--draws and --views must be at least 1")
+    check_output_folder(args.out, [*args.base, *args.data], args.force)
+    started = time.monotonic()
+    plan = CurvePlan(
+        args.new, args.takes, args.teachers, args.pool, args.draws, TeachSettings(views=args.views)
+    )
+    try:
+        runs = run_curve(args.base, load_datasets(args.data), plan)
+    except (CheckpointError, DatasetError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    if not runs:
+        raise UsageError("no point of the curve is possible: the teachers have fewer takes than asked for")
+    about = {
+        "base": [str(p) for p in args.base],
+        "data": [str(p) for p in args.data],
+        "seconds": time.monotonic() - started,
+    }
+    with staged_folder(args.out) as folder:
+        table = write_curve(folder, runs, plan, about)
+    print(table + f"({len(runs)} fits in {about['seconds']:.0f} s; every fit in {args.out / 'runs.csv'})")
+    return 0

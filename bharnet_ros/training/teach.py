@@ -1,0 +1,454 @@
+"""Teaching a trained model new gestures in minutes on a CPU: new classifier rows on frozen features.
+
+A few takes cannot retrain a graph network, and retraining it would forget the old gestures. So
+the base model's backbone stays exactly as it is and only its classifier heads (one linear layer
+per branch: for BHaRNet-E the body and hand expertized and interactive branches) change:
+
+1. **Features, once.** Every take goes through the frozen base model ``views`` times, each time
+   as a different augmented training window (``training/feeder.py``: window position, speed,
+   rotation, scale, mirroring, hand dropout). Forward pre-hooks on the heads catch each branch's
+   pooled feature. Samples of the base model's own training data (``rehearsal``, at most
+   ``rehearsal_per_class`` per old class, ``rehearsal_views`` windows each) go through too, so the
+   old classes keep their place; the more varied they are, the better the new rows are placed.
+2. **Heads.** Old classes start from their base rows; each new class gets a row imprinted from its
+   mean feature (centred, scaled to the old rows' norm) and the old rows' mean bias. All rows are
+   then trained with Adam on the cached features: class-balanced cross-entropy of the fused
+   logits and, for BHaRNet-E, of the expert-only sum (the node's default export), plus a pull of
+   the old rows towards their base values (``anchor``), a light update. Without rehearsal data
+   the old rows stay frozen: nothing would tell them where the old classes are.
+3. **The model.** The base architecture with the new class count, the base weights and the new
+   heads, as a normal checkpoint (``model/checkpoint.py``) with the base preprocessing, so
+   ``bharnet export`` (here :func:`export_taught`: ``export_onnx`` and ``check_parity``) and the
+   unchanged node run it.
+
+``add`` puts the new gestures after the base vocabulary; ``replace`` keeps only the new gestures
+(and the base classes named in ``keep``, e.g. ``none``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader
+
+from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model.bharnet import BHaRNetModel, ExpertizedModel, SingleStreamModel, build_model
+from bharnet_ros.model.checkpoint import Checkpoint, make_checkpoint
+from bharnet_ros.model.export import (
+    ExportError,
+    calibration_for,
+    check_parity,
+    export_onnx,
+    prepare_model,
+)
+from bharnet_ros.training.classes import relabel
+from bharnet_ros.training.data import known_classes_only, load_datasets, resolve_path, vocabulary
+from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder
+
+TEACH_AUGMENT = AugmentConfig(
+    mirror=0.5, rotate_2d=0.15, scale=0.1, hand_jitter=0.01, hand_dropout=0.2, speed=0.2, min_cover=0.8
+)
+
+
+@dataclass(frozen=True)
+class TeachSettings:
+    """How new gestures are taught (see the module docstring)."""
+
+    replace: bool = False  # the new gestures replace the base vocabulary
+    keep: tuple[str, ...] = ()  # replace: base classes that stay
+    views: int = 6  # augmented windows per take
+    rehearsal_per_class: int = 20  # base training samples per old class
+    rehearsal_views: int = 4  # augmented windows per rehearsal sample (more: better-placed new rows)
+    steps: int = 300  # Adam steps on the cached features
+    lr: float = 0.01
+    anchor: float = 1.0  # pull of the old rows towards their base values
+    label_smoothing: float = 0.1
+    batch_size: int = 32  # windows per forward pass while caching features
+    seed: int = 0
+    augment: AugmentConfig = TEACH_AUGMENT
+
+
+@dataclass
+class Features:
+    """The pooled feature each classifier head takes, for N windows, with their labels and hand masks."""
+
+    branches: dict[str, torch.Tensor]  # branch -> (N, C)
+    hand_mask: torch.Tensor  # (N, T)
+    labels: torch.Tensor  # (N,)
+    samples: np.ndarray  # (N,) index of each window's sample in its dataset
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def select(self, keep: np.ndarray) -> Features:
+        """The windows where ``keep`` (a bool mask or indices) says so."""
+        index = torch.as_tensor(np.flatnonzero(keep) if keep.dtype == bool else keep, dtype=torch.long)
+        return Features(
+            {name: value[index] for name, value in self.branches.items()},
+            self.hand_mask[index], self.labels[index], self.samples[index.numpy()],
+        )  # fmt: skip
+
+    @classmethod
+    def concat(cls, parts: Sequence[Features]) -> Features:
+        return cls(
+            {name: torch.cat([p.branches[name] for p in parts]) for name in parts[0].branches},
+            torch.cat([p.hand_mask for p in parts]), torch.cat([p.labels for p in parts]),
+            np.concatenate([p.samples for p in parts]),
+        )  # fmt: skip
+
+
+@dataclass
+class Heads:
+    """One classifier row per class and branch: weights (K, C) and biases (K,)."""
+
+    weight: dict[str, torch.Tensor]
+    bias: dict[str, torch.Tensor]
+
+    def logits(self, features: Features) -> dict[str, torch.Tensor]:
+        return {
+            name: F.linear(x, self.weight[name], self.bias[name]) for name, x in features.branches.items()
+        }
+
+    def copy(self, trainable: bool = False) -> Heads:
+        """Detached copies of the rows; ``trainable`` ones require gradients."""
+        weight = {n: w.detach().clone().requires_grad_(trainable) for n, w in self.weight.items()}
+        return Heads(weight, {n: b.detach().clone().requires_grad_(trainable) for n, b in self.bias.items()})
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [*self.weight.values(), *self.bias.values()]
+
+
+def head_modules(model: BHaRNetModel) -> dict[str, tuple[str, nn.Module]]:
+    """Each branch's classifier head and its name in the model's state_dict."""
+    names = {id(module): name for name, module in model.named_modules()}
+    heads = {}
+    for branch in model.branches:
+        head = model.head if isinstance(model, SingleStreamModel) else getattr(model, f"{branch}_head")
+        heads[branch] = (names[id(head)], head)
+    return heads
+
+
+def base_heads(model: BHaRNetModel) -> Heads:
+    """The model's own classifier rows."""
+    heads = head_modules(model)
+    return Heads(
+        {b: head.fc.weight.detach().clone() for b, (_, head) in heads.items()},
+        {b: head.fc.bias.detach().clone() for b, (_, head) in heads.items()},
+    )
+
+
+def extract_features(
+    model: BHaRNetModel,
+    data: SkeletonDataset,
+    classes: Sequence[str],
+    preprocess: PreprocessConfig,
+    views: int = 1,
+    augment: AugmentConfig | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> Features:
+    """Features of ``views`` augmented windows per sample, or of the centred window without ``augment``.
+
+    Labels index ``classes``, which must name every class of ``data``. The samples are relabelled
+    first, so mirroring swaps lateral classes within ``classes``.
+    """
+    data = relabel(data, {name: name for name in data.class_names if name in classes}, classes)
+    train = augment is not None
+    feeder = SkeletonFeeder(data, preprocess, train=train, augment=augment, seed=seed)
+    caught: dict[str, torch.Tensor] = {}
+    hooks = [
+        head.register_forward_pre_hook(lambda _, args, branch=branch: caught.__setitem__(branch, args[0]))
+        for branch, (_, head) in head_modules(model).items()
+    ]
+    parts = []
+    try:
+        with torch.no_grad():
+            for view in range(views if train else 1):
+                feeder.set_epoch(view)
+                first = 0
+                for body, hand, mask, label in DataLoader(feeder, batch_size=batch_size):
+                    model(body, hand, mask)
+                    samples = np.arange(first, first + len(label))
+                    parts.append(Features(dict(caught), mask, label, samples))
+                    first += len(label)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return Features.concat(parts)
+
+
+def vocabulary_for(base_classes: Sequence[str], taught: Sequence[str], settings: TeachSettings) -> list[str]:
+    """The taught classes: base then new (``add``), or the kept base classes then new (``replace``)."""
+    unknown = sorted(set(settings.keep) - set(base_classes))
+    if unknown:
+        known = ", ".join(base_classes)
+        raise ValueError(f"--keep names {unknown}, which the base model does not know ({known})")
+    first = [c for c in base_classes if c in settings.keep] if settings.replace else list(base_classes)
+    return first + [c for c in taught if c not in first]
+
+
+def initial_heads(base: Heads, base_classes: Sequence[str], classes: Sequence[str], train: Features) -> Heads:
+    """Base rows for old classes; for new ones the centred mean feature at the old rows' norm."""
+    weight, bias = {}, {}
+    for branch, base_weight in base.weight.items():
+        x = train.branches[branch]
+        centre = x.mean(dim=0)
+        norm = base_weight.norm(dim=1).mean()
+        rows, biases = [], []
+        for k, name in enumerate(classes):
+            if name in base_classes:
+                rows.append(base_weight[base_classes.index(name)])
+                biases.append(base.bias[branch][base_classes.index(name)])
+                continue
+            mean = x[train.labels == k].mean(dim=0) - centre
+            rows.append(norm * mean / mean.norm().clamp_min(1e-6))
+            biases.append(base.bias[branch].mean())
+        weight[branch], bias[branch] = torch.stack(rows), torch.stack(biases)
+    return Heads(weight, bias)
+
+
+def fused_logits(model: BHaRNetModel, logits: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    """The model's fused prediction from branch logits (its own fusion rule)."""
+    return model.fuse(logits, mask)["fused"]
+
+
+def expert_logits(model: BHaRNetModel, logits: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    """BHaRNet-E's expert-only prediction (the light export); the fused one for other variants."""
+    if not isinstance(model, ExpertizedModel):
+        return fused_logits(model, logits, mask)
+    experts = model.expert_only()
+    return experts.fuse({name: logits[name] for name in experts.branches}, mask)["fused"]
+
+
+def fit_heads(
+    model: BHaRNetModel,
+    start: Heads,
+    old_rows: Sequence[int],
+    train: Features,
+    settings: TeachSettings,
+    frozen_old: bool = False,
+) -> Heads:
+    """Train every row on the cached features (see the module docstring).
+
+    The ``old_rows`` (the base model's classes) are pulled towards their values in ``start``, or
+    kept exactly with ``frozen_old``.
+    """
+    torch.manual_seed(settings.seed)
+    heads, mask = start.copy(trainable=True), train.hand_mask
+    old = torch.tensor(sorted(old_rows), dtype=torch.long)
+    counts = torch.bincount(train.labels, minlength=len(next(iter(start.bias.values())))).float()
+    weights = torch.where(counts > 0, len(train) / (counts.clamp_min(1) * (counts > 0).sum()), 0.0)
+    optimizer = torch.optim.Adam(heads.tensors(), lr=settings.lr)
+    for _ in range(settings.steps):
+        optimizer.zero_grad()
+        logits = heads.logits(train)
+        loss = sum(
+            F.cross_entropy(out, train.labels, weight=weights, label_smoothing=settings.label_smoothing)
+            for out in (fused_logits(model, logits, mask), expert_logits(model, logits, mask))
+        )
+        if len(old) and not frozen_old:
+            moved = (
+                ((now[old] - then[old]) ** 2).sum()
+                for now, then in zip(heads.tensors(), start.tensors(), strict=True)
+            )
+            loss = loss + settings.anchor * sum(moved)
+        loss.backward()
+        if len(old) and frozen_old:
+            hold_old_rows(heads, old)
+        optimizer.step()
+    return heads.copy()
+
+
+def hold_old_rows(heads: Heads, old: torch.Tensor) -> None:
+    """Without rehearsal: no gradient for the old rows, nor for the new rows' biases.
+
+    Nothing in the training data speaks for the old classes then, so the new rows' biases stay at
+    the old rows' mean (their imprinted start) and only their directions are learnt.
+    """
+    for weight in heads.weight.values():
+        weight.grad[old] = 0.0
+    for bias in heads.bias.values():
+        bias.grad[:] = 0.0
+
+
+def accuracy(model: BHaRNetModel, heads: Heads, features: Features, expert_only: bool = True) -> float:
+    """Top-1 of ``heads`` on ``features`` (the expert-only prediction, or the fused one)."""
+    if len(features) == 0:
+        return float("nan")
+    with torch.no_grad():
+        logits = heads.logits(features)
+        scores = (expert_logits if expert_only else fused_logits)(model, logits, features.hand_mask)
+    return float((scores.argmax(dim=1) == features.labels).float().mean())
+
+
+def per_class_cap(data: SkeletonDataset, limit: int, seed: int) -> SkeletonDataset:
+    """At most ``limit`` random samples of each class."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for label in np.unique(data.labels):
+        members = np.flatnonzero(data.labels == label)
+        keep.extend(rng.choice(members, min(limit, len(members)), replace=False).tolist())
+    return data.subset(sorted(keep))
+
+
+@dataclass
+class TeachResult:
+    """A taught model: its checkpoint, the model (eval mode), what changed and how long it took."""
+
+    checkpoint: Checkpoint
+    model: BHaRNetModel
+    new_classes: list[str]
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    train_top1: float = float("nan")
+
+
+def teach(
+    base: Checkpoint,
+    takes: SkeletonDataset,
+    rehearsal: SkeletonDataset | None = None,
+    settings: TeachSettings | None = None,
+) -> TeachResult:
+    """The base model with the takes' gestures added (or instead of its own); see the module docstring."""
+    settings = settings or TeachSettings()
+    started = time.monotonic()
+    model = prepare_model(base)
+    classes = vocabulary_for(base.class_names, takes.class_names, settings)
+    old_rows = [i for i, c in enumerate(classes) if c in base.class_names]
+    parts = [window_features(model, base, takes, classes, settings, settings.views)]
+    notes = []
+    if rehearsal is not None and old_rows:
+        kept, _ = known_classes_only(rehearsal, [classes[i] for i in old_rows])
+        kept = per_class_cap(kept, settings.rehearsal_per_class, settings.seed)
+        if len(kept):
+            parts.append(window_features(model, base, kept, classes, settings, settings.rehearsal_views))
+            notes.append(f"rehearsed {len(kept)} samples of {len(set(kept.labels.tolist()))} old classes")
+    frozen = len(parts) == 1 and bool(old_rows)
+    if frozen:
+        notes.append("no rehearsal data: the old classes' rows stay as they were")
+    train = Features.concat(parts)
+    cached = time.monotonic()
+    start = initial_heads(base_heads(model), base.class_names, classes, train)
+    heads = fit_heads(model, start, old_rows, train, settings, frozen_old=frozen)
+    checkpoint = taught_checkpoint(base, classes, heads, hand_intensive_of(base, takes, classes))
+    return TeachResult(
+        checkpoint, prepare_model(checkpoint), [c for c in classes if c not in base.class_names], notes,
+        {"features": cached - started, "fit": time.monotonic() - cached}, accuracy(model, heads, train),
+    )  # fmt: skip
+
+
+def window_features(
+    model: BHaRNetModel,
+    base: Checkpoint,
+    data: SkeletonDataset,
+    classes: Sequence[str],
+    settings: TeachSettings,
+    views: int,
+) -> Features:
+    """Features of ``views`` augmented training windows per sample, with the base preprocessing."""
+    return extract_features(
+        model, data, classes, base.preprocess_config, views, settings.augment, settings.seed,
+        settings.batch_size,
+    )  # fmt: skip
+
+
+def hand_intensive_of(base: Checkpoint, takes: SkeletonDataset, classes: Sequence[str]) -> list[str] | None:
+    """Hand-intensive class names of the taught model: the base's and the takes' (None if neither says)."""
+    flagged = set(base.hand_intensive or [])
+    if takes.hand_intensive is not None:
+        flagged |= {n for n, flag in zip(takes.class_names, takes.hand_intensive, strict=True) if flag}
+    if base.hand_intensive is None and takes.hand_intensive is None:
+        return None
+    return [c for c in classes if c in flagged]
+
+
+def taught_checkpoint(
+    base: Checkpoint, classes: Sequence[str], heads: Heads, hand_intensive: list[str] | None
+) -> Checkpoint:
+    """The base checkpoint with ``classes`` and the heads' rows in place of its classifier."""
+    config = dict(base.model_config, num_classes=len(classes))
+    model = build_model(config)
+    state = dict(base.state_dict)
+    for branch, (prefix, _) in head_modules(model).items():
+        state[f"{prefix}.fc.weight"] = heads.weight[branch].clone()
+        state[f"{prefix}.fc.bias"] = heads.bias[branch].clone()
+    model.load_state_dict(state)
+    metrics = {"taught_classes": float(len([c for c in classes if c not in base.class_names]))}
+    return make_checkpoint(model, list(classes), base.preprocess_config, hand_intensive, base.epoch, metrics)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a training config trained on: its data files that exist here, relabels, people left out."""
+
+    files: list[Path] = field(default_factory=list)
+    relabel: dict[str, str] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
+
+
+def rehearsal_beside(checkpoint_path: str | Path) -> TrainingData:
+    """The training data of the run that wrote a checkpoint (``config.yaml`` beside it; none without)."""
+    return training_data_of(Path(checkpoint_path).parent / "config.yaml")
+
+
+def training_data_of(config_path: str | Path) -> TrainingData:
+    """A training config's ``data``: the ``train`` files still there, ``relabel``, left-out people."""
+    config_path = Path(config_path)
+    if not config_path.is_file():
+        return TrainingData()
+    section = (yaml.safe_load(config_path.read_text()) or {}).get("data") or {}
+    files = [resolve_path(p) for p in section.get("train") or []]
+    return TrainingData(
+        [f for f in files if f.exists()],
+        {str(k): str(v) for k, v in (section.get("relabel") or {}).items()},
+        [str(p) for p in section.get("exclude_subjects") or []],
+    )
+
+
+def load_rehearsal(source: TrainingData) -> SkeletonDataset:
+    """The rehearsal data: the files merged, relabelled as the base run did, its left-out people dropped."""
+    data = load_datasets(source.files)
+    merges = {k: v for k, v in source.relabel.items() if k in data.class_names}
+    data = vocabulary(data, {"relabel": merges, "classes": []})
+    if source.left_out:
+        data = data.subset(np.flatnonzero(~np.isin(data.subject_names(), source.left_out)))
+    return data
+
+
+def calibration_from(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
+    """Temperature and none threshold from a ``calibration.json`` or an exported model's metadata."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        return calibration_for(path, model)
+    try:
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    except Exception as err:  # onnx raises its own decode errors
+        raise ExportError(f"cannot read {path} ({str(err).splitlines()[0][:120]})") from None
+    keys = ("temperature", "none_threshold")
+    if not all(f"bharnet.{key}" in props for key in keys):
+        raise ExportError(f"{path} carries no calibration (bharnet.temperature, bharnet.none_threshold)")
+    return {key: float(props[f"bharnet.{key}"]) for key in keys}
+
+
+def export_taught(
+    checkpoint: Checkpoint, path: str | Path, expert_only: bool = True, calibration: str | Path | None = None
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Export like ``bharnet export`` (metadata, calibration) and check parity; (metadata, diffs)."""
+    model = prepare_model(checkpoint, expert_only)
+    entries = calibration_from(calibration, model) if calibration else None
+    metadata = export_onnx(
+        model, path, checkpoint.class_names, checkpoint.preprocess_config, checkpoint.hand_intensive,
+        calibration=entries,
+    )  # fmt: skip
+    return metadata, check_parity(model, path, checkpoint.preprocess_config)

@@ -1,0 +1,280 @@
+"""The learning curve of teaching (docs/teaching.md): how many takes, from how many people, a new
+gesture needs, and what the old vocabulary loses meanwhile.
+
+The set-up, on real people only:
+
+* one or more **base models**, trained without the new gestures (``data.classes``), each with some
+  people left out (``data.exclude_subjects``, e.g. the folds of ``bharnet train --loso``). A base
+  model *saw* the people with old-class samples in the data who were not left out (read from the
+  ``config.yaml`` beside it, as ``bharnet teach train`` reads its rehearsal data); everyone else
+  is *unseen* by it;
+* **teachers**: ``teachers`` people of the ``pool`` (default: everyone with takes of the new
+  gestures); only their takes of the new gestures teach, ``takes`` per gesture in total, drawn at
+  random ``draws`` times (the same draw is never counted twice);
+* **evaluation** on the people the base model never saw who did not teach: their takes of the new
+  gestures, and their old-class samples for the old vocabulary, the model always choosing among
+  every class. A choice of teachers that leaves nobody to evaluate is skipped;
+* **rehearsal**: the old-class samples of the people the base model saw (its own training data),
+  as ``bharnet teach train`` rehearses with the base model's training data.
+
+Features are cached once per base model (``training.teach.extract_features``); each point of the
+curve then fits the heads exactly as ``bharnet teach train`` does and scores the expert-only
+prediction (the node's default export) and the fused one. The backbone is the base model's, so
+these are the exported model's scores on the same centred windows.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bharnet_ros.model.bharnet import BHaRNetModel
+from bharnet_ros.model.checkpoint import Checkpoint, load_checkpoint
+from bharnet_ros.model.export import prepare_model
+from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.training.teach import (
+    Features,
+    Heads,
+    TeachSettings,
+    accuracy,
+    base_heads,
+    extract_features,
+    fit_heads,
+    initial_heads,
+    per_class_cap,
+    rehearsal_beside,
+    vocabulary_for,
+)
+
+
+@dataclass(frozen=True)
+class CurvePlan:
+    """What the curve measures (see the module docstring)."""
+
+    new: list[str]
+    takes: list[int]
+    teachers: list[int] = field(default_factory=lambda: [1, 2])
+    pool: list[str] = field(default_factory=list)  # who may teach; empty: everyone with new takes
+    draws: int = 3
+    settings: TeachSettings = field(default_factory=TeachSettings)
+
+
+@dataclass
+class CurveRun:
+    """One fit: the base model, who taught, how many takes, and the scores on unseen people."""
+
+    base: str
+    teachers: str
+    takes: int
+    draw: int
+    evaluated: str
+    new_top1: float
+    old_base: float
+    old_taught: float
+    new_top1_fused: float
+    old_base_fused: float
+    old_taught_fused: float
+
+
+SCORES = ("new_top1", "old_base", "old_taught", "new_top1_fused", "old_base_fused", "old_taught_fused")
+
+
+@dataclass
+class CurveData:
+    """One base model's cached features of every window the curve needs."""
+
+    teach: Features  # augmented windows of every take of the new gestures
+    new_eval: Features  # centred windows of the same takes
+    old_eval: Features  # centred windows of the unseen people's old-class samples
+    rehearsal: Features | None  # old-class samples of the people the base model saw
+    new_subjects: np.ndarray  # subject of each sample of the new-gesture set
+    old_subjects: np.ndarray
+    unseen: list[str]  # the people the base model never saw
+
+
+def run_curve(base_paths: Sequence[str | Path], data: SkeletonDataset, plan: CurvePlan) -> list[CurveRun]:
+    """Every fit of the plan for every base model, in order (base, teachers, takes, group, draw)."""
+    runs = []
+    for path in base_paths:
+        base = load_checkpoint(path)
+        known = sorted(set(plan.new) & set(base.class_names))
+        if known:
+            raise ValueError(f"{path} already knows {known}; train the base model without them")
+        model = prepare_model(base)
+        classes = vocabulary_for(base.class_names, plan.new, plan.settings)
+        cached = cache_features(model, base, data, classes, plan, rehearsal_beside(path).left_out)
+        name = Path(path).parent.name
+        pool = plan.pool or sorted(set(cached.new_subjects.tolist()))
+        for teachers, takes in itertools.product(plan.teachers, plan.takes):
+            for group in itertools.combinations(pool, teachers):
+                runs.extend(runs_for_group(model, base, classes, cached, plan, list(group), takes, name))
+    return runs
+
+
+def cache_features(
+    model: BHaRNetModel,
+    base: Checkpoint,
+    data: SkeletonDataset,
+    classes: list[str],
+    plan: CurvePlan,
+    left_out: list[str],
+) -> CurveData:
+    """Features of every window the plan uses with this base model, computed once."""
+    settings, preprocess = plan.settings, base.preprocess_config
+    names = np.array(data.class_names)[data.labels]
+    subjects = data.subject_names()
+    old = np.isin(names, base.class_names)
+    seen = sorted(set(subjects[old].tolist()) - set(left_out))
+    unseen = sorted(set(subjects.tolist()) - set(seen))
+    new_set = data.subset(np.flatnonzero(np.isin(names, plan.new)))
+    old_set = data.subset(np.flatnonzero(old & np.isin(subjects, unseen)))
+    rehearse = data.subset(np.flatnonzero(old & np.isin(subjects, seen)))
+    if not len(new_set) or not len(old_set):
+        raise ValueError(
+            "the data needs takes of the new gestures and old-class samples of people the base model "
+            f"never saw (it left out {', '.join(left_out) or 'nobody'})"
+        )
+    augment, seed, batch = settings.augment, settings.seed, settings.batch_size
+    rehearsal = None
+    if len(rehearse):
+        rehearse = per_class_cap(rehearse, settings.rehearsal_per_class, seed)
+        rehearsal = extract_features(
+            model, rehearse, classes, preprocess, settings.rehearsal_views, augment, seed, batch
+        )
+    return CurveData(
+        teach=extract_features(model, new_set, classes, preprocess, settings.views, augment, seed, batch),
+        new_eval=extract_features(model, new_set, classes, preprocess, batch_size=batch),
+        old_eval=extract_features(model, old_set, classes, preprocess, batch_size=batch),
+        rehearsal=rehearsal,
+        new_subjects=new_set.subject_names(),
+        old_subjects=old_set.subject_names(),
+        unseen=unseen,
+    )
+
+
+def runs_for_group(
+    model: BHaRNetModel,
+    base: Checkpoint,
+    classes: list[str],
+    cached: CurveData,
+    plan: CurvePlan,
+    group: list[str],
+    takes: int,
+    base_name: str,
+) -> list[CurveRun]:
+    """The draws of ``takes`` takes per gesture from ``group``; none where they have too few or
+    nobody unseen is left to evaluate."""
+    evaluated = [p for p in cached.unseen if p not in group]
+    new_eval = cached.new_eval.select(np.isin(cached.new_subjects, evaluated))
+    old_eval = cached.old_eval.select(np.isin(cached.old_subjects, evaluated))
+    if takes < len(group) or not len(new_eval) or not len(old_eval):
+        return []
+    base_rows = base_heads(model)
+    runs, drawn = [], set()
+    for draw in range(plan.draws):
+        rng = np.random.default_rng([plan.settings.seed, takes, draw, *map(ord, "".join(group))])
+        chosen = draw_takes(cached, classes, plan.new, group, takes, rng)
+        if chosen is None or chosen in drawn:
+            continue
+        drawn.add(chosen)
+        heads = fit_for(model, base, classes, cached, np.array(sorted(chosen)), plan.settings)
+        scores = [
+            accuracy(model, rows, features, expert_only)
+            for expert_only in (True, False)
+            for rows, features in ((heads, new_eval), (base_rows, old_eval), (heads, old_eval))
+        ]
+        who = sorted(set(cached.new_subjects[np.isin(cached.new_subjects, evaluated)].tolist()))
+        runs.append(CurveRun(base_name, "+".join(group), takes, draw, "+".join(who), *scores))
+    return runs
+
+
+def draw_takes(
+    cached: CurveData,
+    classes: list[str],
+    new: list[str],
+    group: list[str],
+    takes: int,
+    rng: np.random.Generator,
+) -> frozenset[int] | None:
+    """Sample indices: ``takes`` per gesture split evenly over the teachers; None if one has too few."""
+    labels = cached.new_eval.labels.numpy()
+    per_teacher = [takes // len(group) + (i < takes % len(group)) for i in range(len(group))]
+    chosen: list[int] = []
+    for gesture in new:
+        for person, count in zip(group, per_teacher, strict=True):
+            mine = np.flatnonzero((labels == classes.index(gesture)) & (cached.new_subjects == person))
+            if len(mine) < count:
+                return None
+            chosen.extend(rng.choice(mine, count, replace=False).tolist())
+    return frozenset(chosen)
+
+
+def fit_for(
+    model: BHaRNetModel, base: Checkpoint, classes: list[str], cached: CurveData, chosen: np.ndarray,
+    settings: TeachSettings,
+) -> Heads:  # fmt: skip
+    """The heads ``bharnet teach train`` would fit on these takes (and the rehearsal)."""
+    parts = [cached.teach.select(np.isin(cached.teach.samples, chosen))]
+    if cached.rehearsal is not None:
+        parts.append(cached.rehearsal)
+    train = Features.concat(parts)
+    old_rows = [i for i, name in enumerate(classes) if name in base.class_names]
+    start = initial_heads(base_heads(model), base.class_names, classes, train)
+    return fit_heads(model, start, old_rows, train, settings, frozen_old=cached.rehearsal is None)
+
+
+def summarise(runs: Sequence[CurveRun]) -> list[dict[str, float | int]]:
+    """One row per (teachers, takes): the mean over runs, and the worst run on the new gestures."""
+    rows = []
+    keys = sorted({(r.teachers.count("+") + 1, r.takes) for r in runs})
+    for teachers, takes in keys:
+        mine = [r for r in runs if r.teachers.count("+") + 1 == teachers and r.takes == takes]
+        row: dict[str, float | int] = {"teachers": teachers, "takes": takes, "runs": len(mine)}
+        for name in SCORES:
+            row[name] = float(np.mean([getattr(r, name) for r in mine]))
+        row["new_top1_min"] = float(min(r.new_top1 for r in mine))
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: Sequence[dict[str, float | int]]) -> str:
+    """The summary as a markdown table (percentages; old vocabulary as base -> taught)."""
+    lines = [
+        "| teachers | takes per gesture | fits | new gestures, unseen people (worst fit) | "
+        "old vocabulary: base → taught | fused model: new, old base → taught |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        delta = 100 * (r["old_taught"] - r["old_base"])
+        lines.append(
+            f"| {r['teachers']} | {r['takes']} | {r['runs']} | {100 * r['new_top1']:.1f} % "
+            f"({100 * r['new_top1_min']:.1f} %) | {100 * r['old_base']:.1f} → {100 * r['old_taught']:.1f} % "
+            f"({delta:+.1f}) | {100 * r['new_top1_fused']:.1f} %, {100 * r['old_base_fused']:.1f} → "
+            f"{100 * r['old_taught_fused']:.1f} % |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_curve(folder: Path, runs: Sequence[CurveRun], plan: CurvePlan, about: dict[str, object]) -> str:
+    """``runs.csv`` (every fit), ``curve.json`` (plan, summary) and ``curve.md`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "runs.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(asdict(runs[0])))
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in runs)
+    rows = summarise(runs)
+    plan_dict = {k: v for k, v in asdict(plan).items() if k != "settings"}
+    settings = asdict(plan.settings)
+    settings["augment"] = plan.settings.augment.to_dict()
+    (folder / "curve.json").write_text(
+        json.dumps({"plan": plan_dict, "settings": settings, **about, "summary": rows}, indent=2) + "\n"
+    )
+    table = markdown_table(rows)
+    (folder / "curve.md").write_text(table)
+    return table

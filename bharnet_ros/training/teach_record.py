@@ -1,0 +1,230 @@
+"""Recording takes for ``bharnet teach record``: where the skeletons come from and how takes are cut.
+
+Skeleton sources, all giving contract frames stamped by the pose stage:
+
+* a video file, through the pose stage (``core.pose_stage``, as ``bharnet extract`` runs it);
+* a bag: its ``PersonSkeletonArray`` topic as recorded, or else its camera topic through the pose
+  stage;
+* the running graph: ``nodes/teach_live.py`` subscribes to the pose node's ``bharnet/skeletons``
+  (rclpy lives there, not here).
+
+Takes are cut in one of two ways:
+
+* **headless** (:func:`cut_takes`): a labels file (``core.annotations``: ``start,end,label`` in
+  seconds from the first frame, or absolute ``start_stamp,end_stamp``) names the gesture of each
+  segment of a recorded video or bag. Flagged segments are skipped and listed.
+* **interactive** (:func:`record_interactively`): for each gesture and take, a countdown in the
+  terminal ("perform `follow_me` now (take 3 of 5)"), then ``seconds`` of frames from the source.
+  The take's length and hand presence are shown; the user keeps it, records it again or stops. A
+  flagged take is never kept: the user records it again or skips it. Answers are read from a text
+  stream and the countdown waits on a :class:`Clock`, so a test feeds the answers and a fast clock.
+
+A file source used interactively hands out consecutive stretches of its recording, one per take.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from bharnet_ros.core.annotations import Annotations
+from bharnet_ros.core.bag import (
+    CAMERA_TYPES,
+    SKELETON_TYPE,
+    BagError,
+    bag_topics,
+    decode_camera_message,
+    read_messages,
+    require_topic,
+    skeleton_frames,
+    stamp_ns,
+)
+from bharnet_ros.core.skeleton import SkeletonFrame
+from bharnet_ros.training.teach_takes import Take, TrimSettings, make_take
+
+
+class TakeSource(Protocol):
+    """Where the frames of each take come from."""
+
+    description: str
+
+    def record(self, seconds: float) -> list[SkeletonFrame]:
+        """The frames of the next ``seconds`` (live: from now on; a file: its next stretch)."""
+
+
+class Clock(Protocol):
+    def sleep(self, seconds: float) -> None: ...
+
+
+class WallClock:
+    """The real clock for the countdown."""
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class RecordingEndedError(Exception):
+    """A file source has no frames left for another take."""
+
+
+def video_frames(path: str | Path, backend: str = "holistic", mirrored: bool = False) -> list[SkeletonFrame]:
+    """Every person's frames of a video through the pose stage, stamped with the video's time."""
+    from bharnet_ros.core.pose_stage import PoseStage
+    from bharnet_ros.core.video import VideoReader
+
+    frames: list[SkeletonFrame] = []
+    with VideoReader(path) as reader, PoseStage(backend, mirrored_input=mirrored) as stage:
+        for timestamp, image in reader:
+            frames.extend(stage.process(image, timestamp)[1])
+    return frames
+
+
+def bag_frames(path: str | Path, topic: str | None = None, backend: str = "holistic") -> list[SkeletonFrame]:
+    """A bag's skeletons: its PersonSkeletonArray topic, else its camera topic through the pose stage.
+
+    ``topic`` picks one; by default the first skeleton topic, else the first camera topic.
+    """
+    available = bag_topics(path)
+    topic = topic or default_topic(available, path)
+    msgtype = require_topic(available, topic, path)
+    if msgtype == SKELETON_TYPE:
+        return [frame for m in read_messages(path, [topic]) for frame in skeleton_frames(m.decode())]
+    if msgtype not in CAMERA_TYPES:
+        raise BagError(f"{path}: topic {topic} holds {msgtype}, neither skeletons nor camera images")
+    from bharnet_ros.core.pose_stage import PoseStage
+
+    frames: list[SkeletonFrame] = []
+    with PoseStage(backend) as stage:
+        for message in read_messages(path, [topic]):
+            msg = message.decode()
+            image = decode_camera_message(msg, msgtype)
+            frames.extend(stage.process(image, stamp_ns(msg.header) * 1e-9)[1])
+    return frames
+
+
+def default_topic(available: dict[str, str], path: str | Path) -> str:
+    """The bag's first skeleton topic, else its first camera topic."""
+    for wanted in ((SKELETON_TYPE,), CAMERA_TYPES):
+        found = sorted(topic for topic, msgtype in available.items() if msgtype in wanted)
+        if found:
+            return found[0]
+    raise BagError(f"{path} has neither a skeleton nor a camera topic; it has {sorted(available)}")
+
+
+class RecordedFrames:
+    """A recording's frames handed out stretch by stretch, one stretch per take."""
+
+    def __init__(self, frames: Sequence[SkeletonFrame], description: str) -> None:
+        self.frames = sorted(frames, key=lambda f: f.timestamp)
+        self.description = description
+        self.cursor = self.frames[0].timestamp if self.frames else 0.0
+
+    def record(self, seconds: float) -> list[SkeletonFrame]:
+        if not self.frames or self.cursor > self.frames[-1].timestamp:
+            raise RecordingEndedError(f"{self.description} has no frames left for another take")
+        start, self.cursor = self.cursor, self.cursor + seconds
+        return [f for f in self.frames if start <= f.timestamp < self.cursor]
+
+
+def cut_takes(
+    frames: Sequence[SkeletonFrame],
+    annotations: Annotations,
+    settings: TrimSettings,
+    hand_gestures: Iterable[str] = (),
+    source: str = "",
+) -> list[Take]:
+    """One take per labelled segment (trimmed inside it and checked); takes numbered per gesture."""
+    if not frames:
+        raise ValueError(f"{source or 'the recording'} holds no skeleton frames")
+    origin = min(f.timestamp for f in frames)
+    marked = set(hand_gestures)
+    counts: dict[str, int] = {}
+    takes = []
+    for segment in annotations.relative_to(origin):
+        counts[segment.label] = counts.get(segment.label, 0) + 1
+        inside = [f for f in frames if segment.contains(f.timestamp - origin)]
+        takes.append(
+            make_take(segment.label, counts[segment.label], inside, settings, segment.label in marked, source)
+        )
+    return takes
+
+
+@dataclass
+class TakePlan:
+    """What the interactive recording asks for."""
+
+    gestures: list[str]
+    takes: int = 5
+    seconds: float = 3.0  # recorded per take
+    countdown: int = 3  # seconds counted down before each take
+    hand_gestures: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Prompt:
+    """The terminal side: messages out, answers in (one line each), a countdown on ``clock``."""
+
+    answers: TextIO = sys.stdin
+    out: TextIO = sys.stdout
+    clock: Clock = field(default_factory=WallClock)
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def ask(self, question: str) -> str | None:
+        """The answer, lower-cased and stripped; None when the input has ended."""
+        print(question, end="", file=self.out, flush=True)
+        line = self.answers.readline()
+        return None if line == "" else line.strip().lower()
+
+    def countdown(self, text: str, seconds: int) -> None:
+        self.say(text)
+        for left in range(seconds, 0, -1):
+            print(f"  {left} ...", file=self.out, flush=True)
+            self.clock.sleep(1.0)
+        self.say("  go!")
+
+
+KEEP_QUESTION = "  Enter keeps it, r records it again, q stops: "
+REDO_QUESTION = "  not kept. Enter records it again, s skips it, q stops: "
+
+
+def record_interactively(
+    source: TakeSource, plan: TakePlan, settings: TrimSettings, prompt: Prompt
+) -> list[Take]:
+    """Every kept take and every take left flagged, in recording order (see the module docstring)."""
+    takes: list[Take] = []
+    for gesture in plan.gestures:
+        for number in range(1, plan.takes + 1):
+            outcome = _one_take(source, plan, settings, prompt, gesture, number)
+            if outcome is None:
+                return takes
+            takes.append(outcome)
+    return takes
+
+
+def _one_take(
+    source: TakeSource, plan: TakePlan, settings: TrimSettings, prompt: Prompt, gesture: str, number: int
+) -> Take | None:
+    """Record until the user keeps a good take or skips a flagged one; None to stop altogether."""
+    while True:
+        prompt.countdown(f"perform `{gesture}` now (take {number} of {plan.takes})", plan.countdown)
+        try:
+            frames = source.record(plan.seconds)
+        except RecordingEndedError as err:
+            prompt.say(f"stopping: {err}")
+            return None
+        take = make_take(gesture, number, frames, settings, gesture in plan.hand_gestures, source.description)
+        prompt.say("  " + take.line())
+        answer = prompt.ask(KEEP_QUESTION if take.ok else REDO_QUESTION)
+        if answer is None or answer == "q":
+            prompt.say("stopping" if answer else "input ended: stopping")
+            return None
+        if take.ok and answer == "":
+            return take
+        if not take.ok and answer == "s":
+            return take

@@ -1,0 +1,137 @@
+"""A new model in the running recognizer: set ``model``, no restart; a bad file is refused.
+
+Through a real parameter client (``ros2 param set``), over Fast DDS, with tiny exported models.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from std_msgs.msg import Header
+
+from bharnet_ros.core.recognizer import Recognizer, RecognizerConfig, load_window_classifier
+from bharnet_ros.msg import ActionLabels, PersonSkeletonArray
+from bharnet_ros.nodes.conversions import frame_to_msg, msg_to_frame, seconds_to_stamp
+from bharnet_ros.nodes.recognizer_node import RecognizerNode
+from bharnet_ros.training.synth import generate_sequence
+
+FOUR = ["idle", "wave", "stop", "follow_me"]
+
+
+def export_tiny(path, labels, frames=16):
+    """An untrained expert-only BHaRNet-E with these labels (like conftest's tiny_model)."""
+    from bharnet_ros.core.preprocess import PreprocessConfig
+    from bharnet_ros.model.bharnet import build_model
+    from bharnet_ros.model.export import export_onnx
+
+    config = {
+        "variant": "bharnet_e_expert_only",
+        "num_classes": len(labels),
+        "input": {"frames": frames, "body_layout": "mediapipe33", "num_persons": 1},
+        "backbone": {"base_channels": 8},
+    }
+    preprocess = PreprocessConfig(body_layout="mediapipe33", frames=frames, num_persons=1)
+    export_onnx(build_model(config).eval(), path, labels, preprocess, hand_intensive=["follow_me"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    pytest.importorskip("torch")
+    folder = tmp_path_factory.mktemp("swap")
+    (folder / "broken.onnx").write_bytes(b"not a model")
+    return {
+        "four": export_tiny(folder / "four.onnx", FOUR),
+        "short": export_tiny(folder / "short.onnx", FOUR, frames=8),
+        "broken": folder / "broken.onnx",
+    }
+
+
+def messages(frames=30, start=100.0):
+    sequence = generate_sequence("wave", np.random.default_rng(0))
+    for t in range(frames):
+        frame = sequence.frame(t % len(sequence))
+        frame.timestamp = start + t / 30
+        header = Header(stamp=seconds_to_stamp(frame.timestamp), frame_id="camera")
+        yield PersonSkeletonArray(header=header, persons=[frame_to_msg(frame, header)])
+
+
+@pytest.fixture
+def running(ros, wait, tiny_model):
+    """A recognizer on the tiny 3-class model with a person's window filled, and its latched labels."""
+    node = ros.add(
+        RecognizerNode,
+        parameter_overrides=[
+            Parameter("model", value=str(tiny_model)),
+            Parameter("window_seconds", value=1.0),
+        ],
+    )
+    probe = ros.add(Node, "probe")
+    labels: list[ActionLabels] = []
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    probe.create_subscription(ActionLabels, "labels", labels.append, latched)
+    publisher = probe.create_publisher(PersonSkeletonArray, "skeletons", 100)
+    assert wait(lambda: node.inputs and publisher.get_subscription_count() > 0 and labels)
+    for msg in messages():
+        publisher.publish(msg)
+        time.sleep(1 / 60)
+    assert wait(lambda: node.recognizer.windows.stats.frames_pushed >= 30)
+    return node, labels
+
+
+def test_a_good_model_replaces_the_running_one_and_keeps_the_windows(running, models, wait, parameter_client):
+    node, labels = running
+    core, buffered = node.recognizer, len(node.recognizer.windows.get(0))
+    result = parameter_client("recognizer").set(model=str(models["four"]))["model"]
+    assert result.successful, result.reason
+    assert node.recognizer is core  # no restart: the same core recognizer, a new classifier
+    assert core.classifier.class_names == FOUR
+    assert len(core.windows.get(0)) == buffered  # same window, frames and layout: every frame kept
+    assert wait(lambda: [c.class_name for c in labels[-1].class_map] == FOUR)
+    assert "four.onnx" in labels[-1].model
+    level, _, values = node.status()
+    assert values["model_swaps"] == 1
+    assert "four.onnx" in values["model"]
+    assert "windows kept" in values["last_model_change"]
+
+
+def test_a_model_reading_other_windows_resets_them(running, models, parameter_client):
+    node, _ = running
+    assert parameter_client("recognizer").set(model=str(models["short"]))["model"].successful
+    assert node.recognizer.classifier.window_length == 8
+    assert len(node.recognizer.windows) == 0
+    assert "windows reset" in node.status()[2]["last_model_change"]
+
+
+@pytest.mark.parametrize("bad", ["broken", "missing"])
+def test_a_bad_model_is_refused_and_the_old_one_keeps_running(
+    running, models, bad, parameter_client, tmp_path
+):
+    node, labels = running
+    path = models["broken"] if bad == "broken" else tmp_path / "missing.onnx"
+    client = parameter_client("recognizer")
+    before = client.get("model")["model"]
+    result = client.set(model=str(path))["model"]
+    assert not result.successful
+    assert "old one keeps running" in result.reason
+    assert client.get("model")["model"] == before  # the parameter did not change
+    assert node.recognizer.classifier.class_names == ["idle", "wave", "stop"]
+    assert len(node.recognizer.windows) == 1
+    assert [c.class_name for c in labels[-1].class_map] == ["idle", "wave", "stop"]
+    values = node.status()[2]
+    assert (values["model_swaps"], values["model_swaps_refused"]) == (0, 1)
+
+
+def test_the_core_keeps_windows_but_restarts_smoothing_for_a_new_class_list(tiny_model, models):
+    recognizer = Recognizer(load_window_classifier(str(tiny_model)), RecognizerConfig(min_seconds=0.2))
+    for msg in messages(frames=20):
+        recognizer.push(msg_to_frame(msg.persons[0]))
+    assert "recognizer" in recognizer.windows.get(0).state
+    assert recognizer.replace_classifier(load_window_classifier(str(models["four"])))
+    assert len(recognizer.windows.get(0)) == 20
+    assert "recognizer" not in recognizer.windows.get(0).state  # the old class list's average is gone

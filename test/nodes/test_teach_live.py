@@ -1,0 +1,121 @@
+"""Teaching live through the graph: a scripted pose publisher, the interactive recording on
+``bharnet/skeletons``, a taught model and its hot swap into the running recognizer."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from std_msgs.msg import Header
+
+from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model.batchnorm import calibrate_batchnorm
+from bharnet_ros.model.bharnet import build_model
+from bharnet_ros.model.checkpoint import make_checkpoint
+from bharnet_ros.model.config import load_model_config
+from bharnet_ros.msg import ActionLabels, PersonSkeletonArray
+from bharnet_ros.nodes.conversions import frame_to_msg, seconds_to_stamp
+from bharnet_ros.nodes.graph import GraphOptions, describe_graph
+from bharnet_ros.nodes.runner import create_node
+from bharnet_ros.nodes.teach_live import LiveSkeletons
+from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.training.synth import generate_sequence
+from bharnet_ros.training.teach import TeachSettings, export_taught, teach
+from bharnet_ros.training.teach_record import Prompt, TakePlan, record_interactively
+from bharnet_ros.training.teach_takes import TrimSettings, takes_dataset
+
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "model" / "bharnet_e.yaml"
+BASE_CLASSES = ["idle", "wave"]
+
+
+class ScriptedPose:
+    """Publishes a synthetic performer's skeletons at 30 Hz, stamped with the wall clock, once started."""
+
+    def __init__(self, node: Node, motion: str) -> None:
+        self.publisher = node.create_publisher(PersonSkeletonArray, "bharnet/skeletons", 30)
+        self.sequence = generate_sequence(motion, np.random.default_rng(3))
+        self.started, self.stopped = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.started.wait()
+        t = 0
+        while not self.stopped.is_set():
+            frame = self.sequence.frame(t % len(self.sequence))
+            frame.timestamp = time.time()
+            header = Header(stamp=seconds_to_stamp(frame.timestamp), frame_id="camera")
+            self.publisher.publish(PersonSkeletonArray(header=header, persons=[frame_to_msg(frame, header)]))
+            t += 1
+            time.sleep(1 / 30)
+
+
+class NoWait:
+    def sleep(self, seconds: float) -> None:
+        pass
+
+
+def tiny_base():
+    torch.manual_seed(0)
+    tiny = {
+        "num_classes": 2,
+        "backbone": {"base_channels": 8, "stages": [[1, 1], [2, 2]]},
+        "attention": {"heads": 1, "dim_head": 8, "num_features": 16},
+        "expertized": {"split_block": 1},
+        "input": {"frames": 16, "num_persons": 1},
+    }
+    model = build_model(load_model_config(CONFIG, tiny))
+    calibrate_batchnorm(model, [{"body": torch.randn(4, 3, 16, 25, 1), "hand": torch.randn(4, 3, 16, 25, 2)}])
+    preprocess = PreprocessConfig(frames=16, num_persons=1, window_seconds=1.0)
+    return make_checkpoint(model.eval(), BASE_CLASSES, preprocess, hand_intensive=[])
+
+
+def rehearsal() -> SkeletonDataset:
+    sequences = [generate_sequence(c, np.random.default_rng(i)) for i, c in enumerate(BASE_CLASSES)]
+    return SkeletonDataset.from_sequences(sequences, [0, 1], BASE_CLASSES)
+
+
+def test_record_live_teach_and_swap_into_the_running_recognizer(ros, wait, parameter_client, tmp_path):
+    base = tiny_base()
+    export_taught(base, tmp_path / "base.onnx")
+    options = GraphOptions(model=str(tmp_path / "base.onnx"))  # the recognizer as bharnet run makes it
+    spec = next(spec for spec in describe_graph(options) if spec.node_class == "RecognizerNode")
+    recognizer = ros.adopt(create_node(spec, options, ros.context))
+    probe = ros.add(Node, "teach_probe")
+    labels: list[ActionLabels] = []
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    probe.create_subscription(ActionLabels, "bharnet/labels", labels.append, latched)
+    pose = ScriptedPose(probe, "clap")
+
+    def sleep(seconds: float) -> None:  # nobody in view for the first take, then the performer
+        time.sleep(seconds)
+        pose.started.set()
+
+    source = LiveSkeletons(probe, sleep=sleep)
+    assert wait(lambda: source.publishers() > 0 and recognizer.inputs and labels)
+    out = io.StringIO()
+    prompt = Prompt(io.StringIO("\n\n\n"), out, NoWait())  # redo the flagged take, keep two good ones
+    plan = TakePlan(["clap"], takes=2, seconds=1.2, countdown=1, hand_gestures={"clap"})
+    takes = record_interactively(source, plan, TrimSettings(min_seconds=0.5), prompt)
+    pose.stopped.set()
+    text = out.getvalue()
+    assert "perform `clap` now (take 1 of 2)" in text
+    assert "FLAGGED: no person: no skeleton arrived" in text  # the first take: nobody published yet
+    assert [(t.gesture, t.number, t.ok) for t in takes] == [("clap", 1, True), ("clap", 2, True)]
+    assert all(t.seconds > 0.5 for t in takes)
+    assert takes[0].sequence.timestamps[0] > time.time() - 60  # the publisher's stamps
+    data = takes_dataset(takes, "ana", ["clap"], ["clap"])
+
+    result = teach(base, data, rehearsal(), TeachSettings(views=2, steps=20, batch_size=8))
+    export_taught(result.checkpoint, tmp_path / "taught.onnx")
+    assert recognizer.recognizer.windows.stats.frames_pushed > 0  # it saw the performer too
+    result = parameter_client("recognizer").set(model=str(tmp_path / "taught.onnx"))["model"]
+    assert result.successful, result.reason
+    assert wait(lambda: [c.class_name for c in labels[-1].class_map] == ["idle", "wave", "clap"])
+    assert recognizer.status()[2]["model_swaps"] == 1

@@ -1,0 +1,136 @@
+"""``bharnet teach record`` headless on a real video and on a bag made from it, and ``teach train``
+from a tiny base to an ONNX model the node loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bharnet_ros.cli import main
+from bharnet_ros.core.bag import write_video_bag
+from bharnet_ros.core.inference import OnnxClassifier
+from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model.batchnorm import calibrate_batchnorm
+from bharnet_ros.model.bharnet import build_model
+from bharnet_ros.model.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from bharnet_ros.model.config import load_model_config
+from bharnet_ros.tools.teach import DEFAULT_BASE, _shipped
+from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.training.synth import generate_sequence
+
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "model" / "bharnet_e.yaml"
+CLIP = "hri_gestures/S2/greeting_1_1m_upper.avi"  # 92 frames at 20 fps: a person waving at 1 m
+LABELS = "start,end,label\n0.0,4.0,greeting\n4.2,4.4,greeting\n"  # the second take is too short
+
+
+@pytest.fixture
+def labels(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text(LABELS)
+    return path
+
+
+def check_takes_file(path: Path, capsys) -> None:
+    out, err = capsys.readouterr()
+    assert "greeting take 1:" in out
+    assert "skipped greeting take 2: too short" in err
+    data = SkeletonDataset.load(path)
+    assert data.class_names == ["greeting"]
+    assert data.names.tolist() == ["S2/greeting_1"]
+    assert data.attribute("subject").tolist() == ["S2"]
+    assert data.hand_intensive == [False]
+    duration = data.sample(0).timestamps[-1] - data.sample(0).timestamps[0]
+    assert 1.0 < duration <= 4.0  # trimmed to the motion on the pose stage's stamps
+
+
+def test_record_a_video_headless_with_a_labels_file(shared_file, tmp_path, labels, capsys):
+    out = tmp_path / "takes.npz"
+    args = ["teach", "record", "--video", str(shared_file(CLIP)), "--labels", str(labels)]
+    code = main([*args, "--subject", "S2", "-o", str(out)])
+    assert code == 1  # written, but a take was skipped
+    check_takes_file(out, capsys)
+    assert main([*args, "--subject", "S2", "-o", str(out)]) == 2  # exists: never overwritten silently
+    assert "--force" in capsys.readouterr().err
+
+
+def test_record_a_camera_bag_headless(shared_file, tmp_path, labels, capsys):
+    bag = tmp_path / "bag"
+    write_video_bag(shared_file(CLIP), bag, start_time=1000.0)
+    out = tmp_path / "takes.npz"
+    code = main(
+        ["teach", "record", "--bag", str(bag), "--labels", str(labels), "--subject", "S2", "-o", str(out)]
+    )
+    assert code == 1
+    check_takes_file(out, capsys)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--labels", "x.csv"], "--labels cuts a recording"),
+        ([], "name the gestures"),
+    ],
+)
+def test_record_option_mistakes_are_one_line_errors(tmp_path, capsys, extra, message):
+    assert main(["teach", "record", "--subject", "a", "-o", str(tmp_path / "t.npz"), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.fixture
+def base_checkpoint(tmp_path) -> Path:
+    """A tiny BHaRNet-E on classes idle and wave (window 1 s), saved like a training run's last.pt."""
+    torch.manual_seed(0)
+    tiny = {
+        "num_classes": 2,
+        "backbone": {"base_channels": 8, "stages": [[1, 1], [2, 2]]},
+        "attention": {"heads": 1, "dim_head": 8, "num_features": 16},
+        "expertized": {"split_block": 1},
+        "input": {"frames": 16, "num_persons": 1},
+    }
+    model = build_model(load_model_config(CONFIG, tiny))
+    calibrate_batchnorm(model, [{"body": torch.randn(4, 3, 16, 25, 1), "hand": torch.randn(4, 3, 16, 25, 2)}])
+    preprocess = PreprocessConfig(frames=16, num_persons=1, window_seconds=1.0)
+    checkpoint = make_checkpoint(model.eval(), ["idle", "wave"], preprocess, hand_intensive=[])
+    return save_checkpoint(checkpoint, tmp_path / "base" / "last.pt")
+
+
+def synth_takes(path: Path, classes: list[str], subject: str) -> Path:
+    sequences = [
+        generate_sequence(c, np.random.default_rng([i, k])) for i, c in enumerate(classes) for k in range(2)
+    ]
+    return SkeletonDataset.from_sequences(
+        sequences, [i for i in range(len(classes)) for _ in range(2)], classes,
+        names=[f"{subject}/{c}_{k}" for c in classes for k in range(2)],
+        attributes=[{"subject": subject}] * len(sequences),
+    ).save(path)  # fmt: skip
+
+
+def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint, tmp_path, capsys):
+    takes = synth_takes(tmp_path / "ana.npz", ["stop", "clap"], "ana")
+    rehearsal = synth_takes(tmp_path / "old.npz", ["idle", "wave"], "old")
+    out = tmp_path / "taught.onnx"
+    args = ["teach", "train", str(takes), "--base", str(base_checkpoint), "-o", str(out), "--views", "2"]
+    assert main([*args, "--steps", "20", "--rehearse", str(rehearsal)]) == 0
+    text = capsys.readouterr().out
+    assert "taught stop, clap (4 classes in all" in text
+    assert "parity vs PyTorch" in text
+    classifier = OnnxClassifier(out, providers="cpu")
+    assert classifier.labels == ["idle", "wave", "stop", "clap"]
+    assert classifier.variant == "bharnet_e_expert_only"
+    assert load_checkpoint(tmp_path / "taught.pt").class_names == classifier.labels
+    assert main([*args, "--no-rehearse"]) == 2  # the outputs exist: --force replaces them
+    assert "already exists" in capsys.readouterr().err
+    assert main([*args, "--no-rehearse", "--force", "--steps", "5"]) == 0
+
+
+def test_train_without_a_base_or_rehearsal_says_how_to_give_them(base_checkpoint, tmp_path, capsys):
+    takes = synth_takes(tmp_path / "ana.npz", ["stop"], "ana")
+    if not _shipped(DEFAULT_BASE).is_file():
+        assert main(["teach", "train", str(takes), "-o", str(tmp_path / "m.onnx")]) == 2
+        assert "--base" in capsys.readouterr().err
+    args = ["teach", "train", str(takes), "--base", str(base_checkpoint), "-o", str(tmp_path / "m.onnx")]
+    assert main(args) == 2  # no config.yaml beside the base: nothing to rehearse the old gestures with
+    assert "--no-rehearse" in capsys.readouterr().err

@@ -1,0 +1,153 @@
+"""Teaching new gestures to a tiny BHaRNet-E: new classifier rows on frozen features, old rows
+rehearsed or held, and an export that the unchanged node loads (labels, experts, calibration)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from bharnet_ros.core.inference import OnnxClassifier
+from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model.batchnorm import calibrate_batchnorm
+from bharnet_ros.model.bharnet import build_model
+from bharnet_ros.model.checkpoint import make_checkpoint, save_checkpoint
+from bharnet_ros.model.config import load_model_config
+from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.training.synth import generate_sequence
+from bharnet_ros.training.teach import (
+    TeachSettings,
+    base_heads,
+    export_taught,
+    load_rehearsal,
+    rehearsal_beside,
+    teach,
+)
+from bharnet_ros.training.teach_curve import CurvePlan, run_curve, write_curve
+
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "model" / "bharnet_e.yaml"
+FAST = TeachSettings(views=2, steps=30, rehearsal_per_class=2, batch_size=8)
+
+
+def tiny_base():
+    """An untrained two-block BHaRNet-E on idle and wave, its batch norms set on random inputs."""
+    tiny = {
+        "num_classes": 2,
+        "backbone": {"base_channels": 8, "stages": [[1, 1], [2, 2]]},
+        "attention": {"heads": 1, "dim_head": 8, "num_features": 16},
+        "expertized": {"split_block": 1},
+        "input": {"frames": 16, "body_layout": "mediapipe33", "num_persons": 1},
+    }
+    torch.manual_seed(0)
+    model = build_model(load_model_config(CONFIG, tiny))
+    calibrate_batchnorm(model, [{"body": torch.randn(4, 3, 16, 33, 1), "hand": torch.randn(4, 3, 16, 33, 2)}])
+    preprocess = PreprocessConfig(body_layout="mediapipe33", frames=16, num_persons=1, window_seconds=1.0)
+    return make_checkpoint(model.eval(), ["idle", "wave"], preprocess, hand_intensive=[])
+
+
+def takes_of(classes, per_class=2, subject="ana", hand=()):
+    sequences = [
+        generate_sequence(c, np.random.default_rng([i, k]))
+        for i, c in enumerate(classes)
+        for k in range(per_class)
+    ]
+    labels = [i for i in range(len(classes)) for _ in range(per_class)]
+    return SkeletonDataset.from_sequences(
+        sequences, labels, classes,
+        names=[f"{subject}/{c}_{k}" for c in classes for k in range(per_class)],
+        hand_intensive=[c in hand for c in classes],
+        attributes=[{"subject": subject, "take": str(k)} for _ in classes for k in range(per_class)],
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def base():
+    return tiny_base()
+
+
+def test_new_gestures_are_added_after_the_old_ones_which_are_rehearsed(base):
+    result = teach(base, takes_of(["stop", "clap"], hand=["clap"]), takes_of(["idle", "wave"]), FAST)
+    checkpoint = result.checkpoint
+    assert checkpoint.class_names == ["idle", "wave", "stop", "clap"]
+    assert result.new_classes == ["stop", "clap"]
+    assert checkpoint.hand_intensive == ["clap"]
+    assert checkpoint.preprocess == base.preprocess  # the base preprocessing: the node reads it unchanged
+    assert result.notes[0].startswith("rehearsed 4 samples of 2 old classes")
+    heads = base_heads(result.model)
+    assert heads.weight["body_expert"].shape[0] == 4
+    backbone = [k for k in base.state_dict if "head" not in k]
+    assert all(torch.equal(base.state_dict[k], checkpoint.state_dict[k]) for k in backbone)  # frozen
+
+
+def test_without_rehearsal_the_old_rows_stay_exactly(base):
+    result = teach(base, takes_of(["stop"]), None, FAST)
+    assert result.notes == ["no rehearsal data: the old classes' rows stay as they were"]
+    for branch, weight in base_heads(result.model).weight.items():
+        assert torch.equal(weight[:2], base.state_dict[f"{branch}_head.fc.weight"])
+
+
+def test_replace_keeps_only_the_named_base_classes(base):
+    settings = TeachSettings(replace=True, keep=("idle",), views=1, steps=5)
+    result = teach(base, takes_of(["stop", "clap"]), None, settings)
+    assert result.checkpoint.class_names == ["idle", "stop", "clap"]
+    with pytest.raises(ValueError, match="does not know"):
+        teach(base, takes_of(["stop"]), None, TeachSettings(replace=True, keep=("nope",)))
+
+
+def test_the_export_keeps_experts_preprocess_and_calibration_and_passes_parity(base, tmp_path):
+    result = teach(base, takes_of(["stop"]), takes_of(["idle", "wave"]), FAST)
+    calibration = tmp_path / "calibration.json"
+    calibration.write_text(json.dumps({"expert_only": {"temperature": 1.5, "none_threshold": 0.4}}))
+    metadata, diffs = export_taught(result.checkpoint, tmp_path / "m.onnx", calibration=calibration)
+    assert set(diffs) == {"random", "realistic"}
+    classifier = OnnxClassifier(tmp_path / "m.onnx", providers="cpu")
+    assert classifier.labels == ["idle", "wave", "stop"]
+    assert classifier.experts == {"body": "body_expert", "hand": "hand_expert"}
+    assert classifier.preprocess.window_seconds == 1.0
+    assert (classifier.temperature, classifier.metadata["none_threshold"]) == (1.5, 0.4)
+    # a shipped model's calibration travels to the taught model
+    _, _ = export_taught(
+        result.checkpoint, tmp_path / "again.onnx", expert_only=False, calibration=tmp_path / "m.onnx"
+    )
+    again = OnnxClassifier(tmp_path / "again.onnx", providers="cpu")
+    assert again.variant == "bharnet_e"
+    assert again.metadata["none_threshold"] == 0.4
+
+
+def test_rehearsal_data_is_found_beside_the_base_checkpoint(base, tmp_path):
+    data = takes_of(["idle", "fidget"]).merge(takes_of(["idle"], subject="bo")).save(tmp_path / "old.npz")
+    save_checkpoint(base, tmp_path / "run" / "last.pt")
+    section = {
+        "train": [str(data), str(tmp_path / "gone.npz")],
+        "relabel": {"fidget": "wave"},
+        "exclude_subjects": ["bo"],
+    }
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump({"data": section}))
+    source = rehearsal_beside(tmp_path / "run" / "last.pt")
+    assert source.files == [data]  # the files that are still there
+    rehearsal = load_rehearsal(source)
+    assert sorted(set(rehearsal.class_names)) == ["idle", "wave"]
+    assert set(rehearsal.subject_names().tolist()) == {"ana"}  # bo was left out of the base run
+    assert rehearsal_beside(tmp_path / "elsewhere.pt").files == []
+
+
+def test_the_curve_teaches_from_seen_people_and_evaluates_the_one_left_out(base, tmp_path):
+    people = [takes_of(["idle", "wave", "stop"], subject=p) for p in ("ana", "bo", "cy")]
+    data = people[0].merge(people[1]).merge(people[2])
+    save_checkpoint(base, tmp_path / "fold_bo" / "last.pt")
+    section = {"train": [], "exclude_subjects": ["bo"]}
+    (tmp_path / "fold_bo" / "config.yaml").write_text(yaml.safe_dump({"data": section}))
+    settings = TeachSettings(views=1, rehearsal_views=1, steps=5, batch_size=8)
+    plan = CurvePlan(["stop"], takes=[1, 2, 3], teachers=[1, 2], draws=2, settings=settings)
+    runs = run_curve([tmp_path / "fold_bo" / "last.pt"], data, plan)
+    assert {r.evaluated for r in runs} == {"bo"}  # only the person the base never saw
+    assert {r.teachers for r in runs} == {"ana", "cy", "ana+cy"}
+    assert {(r.teachers, r.takes) for r in runs} >= {("ana", 1), ("ana", 2), ("ana+cy", 2)}
+    assert all(r.takes <= 2 * r.teachers.count("+") + 2 for r in runs)  # 2 takes per person at most
+    table = write_curve(tmp_path / "curve", runs, plan, {"base": "fold_bo"})
+    assert table.startswith("| teachers | takes per gesture |")
+    assert {"runs.csv", "curve.json", "curve.md"} <= {p.name for p in (tmp_path / "curve").iterdir()}

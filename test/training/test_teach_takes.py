@@ -1,0 +1,210 @@
+"""Takes of taught gestures without ROS: trimming on the pose stage's stamps, the checks that flag
+bad takes, the dataset file they become, and the recording flows (labels file, interactive prompt)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from bharnet_ros.core.annotations import parse_csv
+from bharnet_ros.core.skeleton import SkeletonFrame, SkeletonSequence
+from bharnet_ros.training.data import load_datasets
+from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.training.synth import generate_sequence
+from bharnet_ros.training.teach_record import (
+    Prompt,
+    RecordedFrames,
+    TakePlan,
+    cut_takes,
+    record_interactively,
+)
+from bharnet_ros.training.teach_takes import (
+    Take,
+    TrimSettings,
+    make_take,
+    motion_energy,
+    takes_dataset,
+    trim,
+)
+
+FPS = 20
+
+
+def still_then_wave(still: float = 2.0, start: float = 50.0, fps: int = FPS) -> list[SkeletonFrame]:
+    """A person standing still for ``still`` s, waving, then standing still again: frames at ``fps``."""
+    wave = generate_sequence("wave", np.random.default_rng(1))
+    rest = wave.frame(0)
+    frames = [rest] * int(still * fps) + [wave.frame(t) for t in range(0, len(wave), 30 // fps)]
+    frames += [wave.frame(len(wave) - 1)] * int(still * fps)
+    out = []
+    for i, frame in enumerate(frames):
+        copy = SkeletonFrame(start + i / fps, frame.body, frame.hands, frame.hand_present, 0)
+        out.append(copy)
+    return out
+
+
+def sequence_of(frames: list[SkeletonFrame]) -> SkeletonSequence:
+    return SkeletonSequence.from_frames(frames)
+
+
+def test_motion_trimming_cuts_the_still_parts_on_the_stamps():
+    frames = still_then_wave()
+    whole = sequence_of(frames)
+    cut = trim(whole, TrimSettings())
+    assert whole.timestamps[-1] - whole.timestamps[0] > 2.0
+    assert cut.timestamps[0] > whole.timestamps[0] + 1.0  # most of the first still part is gone
+    assert cut.timestamps[-1] < whole.timestamps[-1] - 1.0
+    assert cut.timestamps[0] <= 52.0 + 0.3  # the wave starts at 52 s; margin 0.3 s kept
+    energy = motion_energy(whole)
+    assert energy[: int(1.5 * FPS)].max() < 0.05 * energy.max()
+
+
+def test_trimming_is_the_same_at_any_frame_rate():
+    cuts = [trim(sequence_of(still_then_wave(fps=fps)), TrimSettings()) for fps in (10, 30)]
+    starts = [c.timestamps[0] for c in cuts]
+    ends = [c.timestamps[-1] for c in cuts]
+    assert abs(starts[0] - starts[1]) < 0.25
+    assert abs(ends[0] - ends[1]) < 0.25
+
+
+def test_fixed_window_and_no_trimming():
+    whole = sequence_of(still_then_wave())
+    fixed = trim(whole, TrimSettings("fixed", seconds=1.0))
+    assert fixed.timestamps[-1] - fixed.timestamps[0] == pytest.approx(1.0, abs=1.5 / FPS)
+    assert len(trim(whole, TrimSettings("none"))) == len(whole)
+
+
+def test_a_still_take_is_kept_whole():
+    frames = [
+        SkeletonFrame(i / FPS, f.body, f.hands, f.hand_present) for i, f in enumerate(still_then_wave()[:30])
+    ]
+    whole = sequence_of(frames)
+    assert len(trim(whole, TrimSettings())) == len(whole)
+
+
+def without_hands(frames: list[SkeletonFrame]) -> list[SkeletonFrame]:
+    return [SkeletonFrame(f.timestamp, f.body, person_id=f.person_id) for f in frames]
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("nobody", "no person: no skeleton"),
+        ("empty_frames", "no person: a body in only 0 %"),
+        ("short", "too short"),
+        ("no_hands", "no hands"),
+    ],
+)
+def test_bad_takes_are_flagged_with_a_one_line_reason(case, reason):
+    frames = still_then_wave()
+    if case == "nobody":
+        frames = []
+    elif case == "empty_frames":
+        frames = [SkeletonFrame.empty(f.timestamp) for f in frames]
+    elif case == "short":
+        frames = frames[40:45]  # a quarter of a second
+    else:
+        frames = without_hands(frames)
+    take = make_take("wave", 1, frames, TrimSettings(), hand_gesture=True)
+    assert not take.ok
+    assert take.problem.startswith(reason)
+    assert "\n" not in take.problem
+    assert "FLAGGED" in take.line()
+
+
+def test_hands_are_only_required_for_hand_gestures():
+    take = make_take("wave", 1, without_hands(still_then_wave()), TrimSettings(), hand_gesture=False)
+    assert take.ok, take.problem
+    assert take.hand_fraction == 0.0
+    assert "hands in 0 %" in take.line()
+
+
+def test_the_main_person_is_kept_when_several_are_seen():
+    frames = still_then_wave()
+    passer_by = [SkeletonFrame(f.timestamp, f.body, person_id=7) for f in frames[:10]]
+    take = make_take("wave", 1, frames + passer_by, TrimSettings())
+    assert take.ok
+    assert take.sequence.person_id == 0
+
+
+def takes_of(subject: str) -> list[Take]:
+    good = make_take("wave", 1, still_then_wave(), TrimSettings(), source="clip.mp4")
+    second = make_take("wave", 2, still_then_wave(start=80.0), TrimSettings(), source="clip.mp4")
+    flagged = make_take("stop", 1, [], TrimSettings())
+    clap = make_take("clap", 1, still_then_wave(start=90.0), TrimSettings())
+    return [good, second, flagged, clap]
+
+
+def test_the_dataset_holds_good_takes_with_subject_and_take_and_merges(tmp_path):
+    data = takes_dataset(takes_of("ana"), "ana", ["stop", "wave", "clap"], hand_gestures=["clap"])
+    assert data.class_names == ["wave", "clap"]  # stop has no good take
+    assert data.hand_intensive == [False, True]
+    assert data.names.tolist() == ["ana/wave_1", "ana/wave_2", "ana/clap_1"]
+    assert data.attribute("subject").tolist() == ["ana"] * 3
+    assert data.attribute("take").tolist() == ["1", "2", "1"]
+    assert data.attribute("source").tolist()[0] == "clip.mp4"
+    first = data.save(tmp_path / "ana.npz")
+    takes_dataset(takes_of("bo"), "bo", ["wave"]).save(tmp_path / "bo.npz")
+    merged = load_datasets([first, tmp_path / "bo.npz"])
+    assert len(merged) == 6
+    assert sorted(set(merged.subject_names().tolist())) == ["ana", "bo"]
+    assert SkeletonDataset.load(first).class_names == ["wave", "clap"]
+
+
+def test_no_good_take_is_an_error_not_an_empty_file():
+    with pytest.raises(ValueError, match="no good take"):
+        takes_dataset([make_take("stop", 1, [], TrimSettings())], "ana", ["stop"])
+
+
+def test_a_labels_file_cuts_takes_and_flags_bad_segments():
+    frames = still_then_wave(start=10.0) + still_then_wave(start=20.0)
+    labels = parse_csv("start,end,label\n0,7,wave\n10,10.2,wave\n30,35,stop\n")
+    takes = cut_takes(frames, labels, TrimSettings(), hand_gestures=["wave"], source="rec")
+    assert [(t.gesture, t.number) for t in takes] == [("wave", 1), ("wave", 2), ("stop", 1)]
+    assert takes[0].ok
+    assert takes[1].problem.startswith("too short")
+    assert takes[2].problem.startswith("no person")
+
+
+class FastClock:
+    def __init__(self) -> None:
+        self.slept = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+
+
+def test_the_prompt_counts_down_records_and_lets_the_user_redo_a_take():
+    recording = RecordedFrames(still_then_wave(1.0, start=10.0) + still_then_wave(1.0, start=0.0), "clip")
+    out, clock = io.StringIO(), FastClock()
+    prompt = Prompt(io.StringIO("r\n\n"), out, clock)
+    plan = TakePlan(["wave"], takes=1, seconds=10.0, countdown=3)
+    takes = record_interactively(recording, plan, TrimSettings(), prompt)
+    text = out.getvalue()
+    assert text.count("perform `wave` now (take 1 of 1)") == 2  # recorded again after "r"
+    assert "3 ..." in text
+    assert "go!" in text
+    assert clock.slept == 6.0
+    assert len(takes) == 1
+    assert takes[0].ok
+    assert takes[0].sequence.timestamps[0] >= 10.0  # the second recording was kept
+
+
+def test_a_flagged_take_is_never_kept_and_input_end_stops():
+    frames = [SkeletonFrame.empty(i / FPS) for i in range(60)] + still_then_wave(still=0.5, start=3.0)
+    out = io.StringIO()
+    prompt = Prompt(io.StringIO("\n"), out, FastClock())  # Enter after the flagged take: record again
+    plan = TakePlan(["wave"], takes=2, seconds=3.0, countdown=0, hand_gestures={"wave"})
+    takes = record_interactively(RecordedFrames(frames, "clip"), plan, TrimSettings(), prompt)
+    assert "FLAGGED: no person" in out.getvalue()
+    assert "input ended: stopping" in out.getvalue()
+    assert takes == []
+    skipped = record_interactively(
+        RecordedFrames(frames, "clip"), plan, TrimSettings(), Prompt(io.StringIO("s\nq\n"), out, FastClock())
+    )
+    assert len(skipped) == 1
+    assert not skipped[0].ok  # skipped: listed, not kept
+    with pytest.raises(ValueError, match="no good take"):
+        takes_dataset(skipped, "ana", ["wave"])
