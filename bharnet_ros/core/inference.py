@@ -250,12 +250,18 @@ class OnnxClassifier:
 
         A leading batch axis of 1 is accepted too; inputs the model does not take are ignored.
         """
+        return self._scores(self.logits(body, hand, hand_mask))
+
+    def logits(
+        self,
+        body: np.ndarray | None = None,
+        hand: np.ndarray | None = None,
+        hand_mask: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The raw outputs of one sample by output name (``logits``, ``<branch>_logits``), batch axis kept."""
         given = {"body": body, "hand": hand, "hand_mask": hand_mask}
-        feed = {}
-        for name in self.input_names:
-            feed[name] = self._batched(name, given[name])
-        outputs = dict(zip(self.output_names, self.session.run(None, feed), strict=True))
-        return self._scores(outputs)
+        feed = {name: self._batched(name, given[name]) for name in self.input_names}
+        return dict(zip(self.output_names, self.session.run(None, feed), strict=True))
 
     def predict_window(self, window: Window, image_size: tuple[int, int] | None = None) -> WindowScores:
         """Preprocess a live window with the model's stored settings and predict.

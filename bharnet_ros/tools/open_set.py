@@ -4,7 +4,9 @@ A robot must not act on a confident wrong label when someone does tai chi, signs
 hand close to the camera. Each video goes through the whole pipeline (``bag record-video``, then
 ``bag eval``: MediaPipe and the recognizer with its calibrated threshold) with one segment labelled
 ``none`` over its whole length; the share of decisions that say ``none`` is the rejection rate,
-and everything else is a false accept. Output: ``OUT/<video stem>/`` (bag and report) and
+and everything else is a false accept. The vocabulary's own "do nothing" classes (``--no-command``,
+by default the HRI set's ``random`` and ``static``) are no command to a robot either: the
+no-command rate counts them with ``none``. Output: ``OUT/<video stem>/`` (bag and report) and
 ``OUT/summary.json`` with the rates per video and pooled over all decisions.
 """
 
@@ -29,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
     parser.add_argument("--params-file", default="", help="graph parameters (default config/recognize.yaml)")
     parser.add_argument("--realtime", action="store_true", help="replay through the real ROS graph")
+    parser.add_argument(
+        "--no-command",
+        default="random,static",
+        help="classes that mean 'do nothing', counted with none as no command (default random,static)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,12 +47,14 @@ def run(args: argparse.Namespace) -> int:
     if len(set(stems)) != len(stems):
         raise UsageError("two videos share a file name; give each a distinct name")
     results = {video.stem: evaluate_video(args, video) for video in args.videos}
-    summary = pooled(results)
+    summary = pooled(results, {NONE, *filter(None, args.no_command.split(","))})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     for name, row in summary["per_video"].items():
-        print(f"{name}: {row['decisions']} decisions, none {_pct(row['none_rate'])}, top {row['labels']}")
-    print(f"pooled: none {_pct(summary['none_rate'])} of {summary['decisions']} decisions")
+        rates = f"none {_pct(row['none_rate'])}, no command {_pct(row['no_command_rate'])}"
+        print(f"{name}: {row['decisions']} decisions, {rates}, top {row['labels']}")
+    rates = f"none {_pct(summary['none_rate'])}, no command {_pct(summary['no_command_rate'])}"
+    print(f"pooled: {rates} of {summary['decisions']} decisions")
     return 0
 
 
@@ -74,20 +83,31 @@ def evaluate_video(args: argparse.Namespace, video: Path) -> dict[str, Any]:
         raise UsageError(str(err)) from None
 
 
-def pooled(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Rejection rates per video and over all decisions."""
-    per_video, total, rejected = {}, 0, 0
+def pooled(results: dict[str, dict[str, Any]], no_command: set[str]) -> dict[str, Any]:
+    """Rejection rates (``none`` alone, and every no-command label) per video and over all decisions."""
+    per_video, pooled_counts = {}, Counter()
     for name, result in results.items():
         counts = _label_counts(result)
-        decisions = sum(counts.values())
-        total += decisions
-        rejected += counts.get(NONE, 0)
-        per_video[name] = {
-            "decisions": decisions,
-            "none_rate": counts.get(NONE, 0) / decisions if decisions else None,
-            "labels": dict(counts.most_common(4)),
-        }
-    return {"decisions": total, "none_rate": rejected / total if total else None, "per_video": per_video}
+        pooled_counts += counts
+        per_video[name] = {**rejection_rates(counts, no_command), "labels": dict(counts.most_common(4))}
+    return {
+        **rejection_rates(pooled_counts, no_command),
+        "no_command": sorted(no_command),
+        "per_video": per_video,
+    }
+
+
+def rejection_rates(counts: Counter[str], no_command: set[str]) -> dict[str, Any]:
+    """Decisions, the share that said ``none`` and the share that said any no-command label."""
+    decisions = sum(counts.values())
+    if not decisions:
+        return {"decisions": 0, "none_rate": None, "no_command_rate": None}
+    idle = sum(counts.get(label, 0) for label in no_command)
+    return {
+        "decisions": decisions,
+        "none_rate": counts.get(NONE, 0) / decisions,
+        "no_command_rate": idle / decisions,
+    }
 
 
 def _label_counts(result: dict[str, Any]) -> Counter[str]:

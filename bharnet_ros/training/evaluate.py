@@ -60,12 +60,12 @@ class ModelUnderTest:
                 outputs = self.runner(body, hand, mask)
             return {name: value.numpy() for name, value in outputs.items() if value.ndim == 2}
         rows = [
-            self.runner.predict(b.numpy(), h.numpy(), m.numpy())
+            self.runner.logits(b.numpy(), h.numpy(), m.numpy())
             for b, h, m in zip(body, hand, mask, strict=True)
         ]
-        out = {"fused": np.stack([row.logits for row in rows])}
-        for name in rows[0].branches:
-            out[name] = np.stack([row.branches[name] for row in rows])
+        out = {"fused": np.concatenate([row["logits"] for row in rows])}
+        for name in self.runner.branches:  # logits, as the checkpoint gives them
+            out[name] = np.concatenate([row[f"{name}_logits"] for row in rows])
         return out
 
 

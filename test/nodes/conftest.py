@@ -13,7 +13,7 @@ import rclpy
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.parameter_client import AsyncParameterClient
@@ -22,29 +22,32 @@ from sensor_msgs.msg import Image
 
 @pytest.fixture
 def ros():
-    """``ros.add(node_class, **kwargs)`` starts a node on a spinning executor; all is torn down after."""
+    """``ros.add(node_class, **kwargs)`` starts a node spinning; all is torn down after.
+
+    Each node gets its own single-threaded executor and thread, as ``bharnet run`` runs the graph:
+    a node's callbacks never run concurrently with each other, only with other nodes'.
+    """
     context = rclpy.Context()
     rclpy.init(context=context)
-    executor = MultiThreadedExecutor(context=context)
-    nodes: list[Node] = []
-
-    def add(node_class: Callable[..., Node], *args, **kwargs) -> Node:
-        node = node_class(*args, context=context, **kwargs)
-        nodes.append(node)
-        executor.add_node(node)
-        return node
+    spinning: list[tuple[Node, SingleThreadedExecutor, threading.Thread]] = []
 
     def adopt(node: Node) -> Node:
-        nodes.append(node)
+        executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
+        thread = threading.Thread(target=executor.spin, daemon=True)
+        thread.start()
+        spinning.append((node, executor, thread))
         return node
 
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield SimpleNamespace(context=context, add=add, adopt=adopt, executor=executor)
-    executor.shutdown(timeout_sec=5)
-    thread.join(timeout=10)  # the callback in hand finishes before its node is destroyed
-    for node in nodes:
+    def add(node_class: Callable[..., Node], *args, **kwargs) -> Node:
+        return adopt(node_class(*args, context=context, **kwargs))
+
+    yield SimpleNamespace(context=context, add=add, adopt=adopt)
+    for _, executor, _ in spinning:
+        executor.shutdown(timeout_sec=5)
+    for _, _, thread in spinning:
+        thread.join(timeout=10)  # the callback in hand finishes before its node is destroyed
+    for node, _, _ in spinning:
         node.destroy_node()
     rclpy.try_shutdown(context=context)
 

@@ -41,9 +41,11 @@ def test_single_stream_counts_match_a_hand_count(tmp_path):
     row = measure(write_config(tmp_path, "body", "body_expert"), frames=8)
     assert row.params > 0
     assert row.variant == "body_expert"
-    # every block's graph aggregation is one (S, C, T, V) x (V, V) product per instance
-    expected = 2 * 3 * (8 * 8 + 16 * 8) * 25 * 25  # blocks 0 and 1 run their graph conv at T = 8
-    assert row.matmul_macs == expected
+    # every block's graph aggregation is one (S, C, T, V) x (V, V) product per instance; block 0
+    # aggregates its 3 input channels before mixing, block 1 its 16; both at T = 8, two persons
+    expected = 2 * 3 * (3 * 8 + 16 * 8) * 25 * 25
+    # plus weights folded at run time (constants in the export): under 1 %
+    assert expected <= row.matmul_macs <= 1.01 * expected
     assert row.total_flops == 2 * (row.module_macs + row.matmul_macs)
 
 

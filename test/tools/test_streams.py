@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 from bharnet_ros.cli import main
+from bharnet_ros.tools.open_set import rejection_rates
 
 
 def test_a_stream_of_one_persons_clips_is_composed_recorded_and_scored(
@@ -38,5 +40,12 @@ def test_open_set_counts_how_often_the_answer_is_none(tmp_path, shared_file, tin
     summary = json.loads((out / "summary.json").read_text())
     row = summary["per_video"]["sign_dobrii_den"]
     assert row["decisions"] > 0
-    assert 0.0 <= summary["none_rate"] <= 1.0
+    assert 0.0 <= summary["none_rate"] <= summary["no_command_rate"] <= 1.0
+    assert summary["no_command"] == ["none", "random", "static"]
     assert "pooled: none" in capsys.readouterr().out
+
+
+def test_do_nothing_classes_count_as_no_command():
+    rates = rejection_rates(Counter({"none": 1, "random": 2, "wave": 1}), {"none", "random"})
+    assert rates == {"decisions": 4, "none_rate": 0.25, "no_command_rate": 0.75}
+    assert rejection_rates(Counter(), {"none"})["no_command_rate"] is None
