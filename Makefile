@@ -13,7 +13,7 @@ export ROS_HOME ?= $(CURDIR)/.ros
 export ROS_LOG_DIR ?= $(CURDIR)/.ros/log
 export GLOG_minloglevel ?= 2
 
-.PHONY: setup test lint format demo model model-cv fuzz lock clean check-system
+.PHONY: setup test lint format demo model model-cv teach-curve fuzz mutation lock clean check-system
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,16 @@ test: setup lint
 # A long property-based search of the skeleton message path (the short one runs in `make test`).
 fuzz: setup
 	BHARNET_FUZZ_EXAMPLES=3000 $(BIN)/pytest -q test/nodes/test_fuzz.py
+
+# Mutation testing (docs/testing.md, with each module's score and time): mutmut over the modules of
+# [tool.mutmut] in pyproject.toml, one at a time with only its own test file. A benchmark, not a
+# gate, and not part of `make test`. `make mutation MUTATE="smoothing resample"`: some modules only.
+MUTMUT_VERSION := 3.8.1
+MUTATE ?=
+mutation: setup
+	$(BIN)/pip show mutmut 2>/dev/null | grep -qx "Version: $(MUTMUT_VERSION)" || \
+	  $(BIN)/pip install --quiet --disable-pip-version-check mutmut==$(MUTMUT_VERSION)
+	$(BIN)/python .ci/mutation.py $(MUTATE)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -64,7 +74,7 @@ data/synth_extra/index.csv:
 	$(BIN)/bharnet synth -o data/synth_extra --per-class 30 --seed 0 --classes $(SYNTH_EXTRA) --force
 MODEL_DATA := data/hri.npz data/signs.npz data/synth_extra/index.csv
 
-# Reproduce models/*.onnx (about an hour on 2 CPU cores, 15 minutes of it the pose stage on 270 clips).
+# Reproduce models/ (about 75 minutes on 2 CPU cores, 15 of them the pose stage on 270 clips).
 # The temperature and the none threshold come from config/train/real_cpu_calibration.json, which
 # `make model-cv` writes from people the folds never saw.
 model: setup $(MODEL_DATA)
@@ -74,6 +84,7 @@ model: setup $(MODEL_DATA)
 	  --calibration config/train/real_cpu_calibration.json
 	$(BIN)/bharnet export runs/real_cpu/last.pt -o models/bharnet_e_expert_only.onnx --expert-only --force \
 	  --calibration config/train/real_cpu_calibration.json
+	cp runs/real_cpu/last.pt models/bharnet_e.pt
 	$(BIN)/bharnet open-set $(SHARED)/videos/kinetics_tai_chi.mp4 $(SHARED)/videos/hand_gestures_closeup.mp4 \
 	  $(SHARED)/videos/sign_dobrii_den.mp4 $(SHARED)/videos/ntu_two_person_hug.avi --out runs/open_set --force
 
@@ -86,8 +97,23 @@ model-cv: setup $(MODEL_DATA)
 	$(BIN)/bharnet streams $(SHARED)/hri_gestures --dataset data/hri.npz --cv runs/cv --expert-only \
 	  --subjects S1,S2,S3,S4,S5,S6 --out runs/streams --force
 
+# The learning curve of docs/teaching.md (about half an hour on 2 CPU cores): three base models
+# without five HRI gestures, each leaving one person out, then those gestures taught from one or two
+# people's takes and measured on the person left out; and three signs taught from the signers.
+TEACH_OLD := [attention,back,continue,left,'no',random,right,static,turnback,'yes']
+teach-curve: setup data/hri.npz data/signs.npz
+	for p in S4 S5 S6; do test -f runs/teach_base/fold_$$p/last.pt || \
+	  $(BIN)/bharnet train config/train/real_cpu.yaml "data.train=[data/hri.npz]" "data.relabel={}" \
+	    "data.classes=$(TEACH_OLD)" "data.exclude_subjects=[$$p]" epochs=40 progress=false \
+	    --out runs/teach_base/fold_$$p || exit 1; done
+	$(BIN)/bharnet teach curve --base runs/teach_base/fold_S4/last.pt runs/teach_base/fold_S5/last.pt \
+	  runs/teach_base/fold_S6/last.pt --data data/hri.npz --new come,greeting,shrug,slowdown,stop \
+	  --takes 1,2,3,4,6 --out runs/teach_curve/hri --force
+	$(BIN)/bharnet teach curve --base runs/teach_base/fold_S6/last.pt --data data/signs.npz data/hri.npz \
+	  --new hello,thanks,i_love_you --takes 1,3,5,10 --out runs/teach_curve/signs --force
+
 lock:
 	$(BIN)/python .ci/lock.py > requirements.lock
 
 clean:
-	rm -rf build out .ros .pytest_cache .ruff_cache
+	rm -rf build out .ros .pytest_cache .ruff_cache .mutmut mutants

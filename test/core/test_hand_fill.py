@@ -185,3 +185,108 @@ def test_empty_and_handless_sequences() -> None:
     out, mask = fill_hands(np.zeros((5, 2, 21, 4)), np.zeros((5, 2), bool))
     assert not mask.any()
     assert out.dtype == np.float32
+
+
+@pytest.mark.parametrize("flipped", [False, True])
+def test_two_hands_are_matched_against_the_one_known_track(flipped: bool) -> None:
+    hands, present = two_hand_track(8)
+    present[:5, 1] = False  # only the left hand until frame 5
+    hands[:5, 1] = 0
+    truth = hands.copy()
+    if flipped:
+        hands[5] = hands[5, ::-1].copy()
+    out, mask = sort_hands(hands, present)
+    np.testing.assert_array_equal(out, truth)
+    np.testing.assert_array_equal(mask, present)
+    assert out.dtype == np.float32
+
+
+def test_lone_hand_midway_between_the_tracks_keeps_its_label() -> None:
+    hands = np.zeros((2, 2, 21, 4), np.float32)
+    hands[0, 0], hands[0, 1] = make_hand(0.25, 0.5), make_hand(0.75, 0.5)
+    hands[1, 0] = make_hand(0.5, 0.5)  # exactly as far from both tracks: not nearer the other one
+    present = np.array([[True, True], [True, False]])
+    _, mask = sort_hands(hands, present)
+    np.testing.assert_array_equal(mask, present)
+
+
+def test_a_slot_never_seen_has_no_track_even_at_the_origin() -> None:
+    hands = np.zeros((2, 2, 21, 4), np.float32)
+    hands[0, 0] = make_hand(0.9, 0.9)
+    hands[1, 0] = make_hand(0.1, 0.1)  # a left hand far from the left track, near (0, 0)
+    present = np.array([[True, False], [True, False]])
+    _, mask = sort_hands(hands, present)
+    np.testing.assert_array_equal(mask, present)
+
+
+@pytest.mark.parametrize(("gap", "moved"), [(8, True), (9, False)])
+def test_a_track_is_remembered_across_exactly_memory_missing_frames(gap: int, moved: bool) -> None:
+    hands, present = two_hand_track(20)
+    present[:, 0] = False
+    hands[:, 0] = 0
+    present[5 : 5 + gap, 1] = False
+    hands[5 : 5 + gap, 1] = 0
+    back = 5 + gap  # the right hand comes back labelled left
+    hands[back, 0], hands[back, 1] = hands[back, 1].copy(), 0
+    flipped = present.copy()
+    flipped[back] = [True, False]
+    _, mask = sort_hands(hands, flipped, memory=8)
+    assert mask[back].tolist() == ([False, True] if moved else [True, False])
+
+
+def test_fill_hands_uses_max_gap_as_memory_and_as_gap_limit() -> None:
+    hands, present = two_hand_track(30)
+    present[:, 0] = False
+    hands[:, 0] = 0
+    present[5:15, 1] = False  # 10 missing frames, then back labelled left
+    hands[5:15, 1] = 0
+    hands[15:, 0], hands[15:, 1] = hands[15:, 1].copy(), 0
+    flipped = present.copy()
+    flipped[15:] = [True, False]
+    _, mask = fill_hands(hands, flipped, max_gap=10)
+    assert mask[:, 1].all()
+    assert not mask[:, 0].any()
+
+
+@pytest.mark.filterwarnings("error")
+def test_equal_stamps_inside_the_clip_fall_back_to_indices_without_warnings() -> None:
+    hands = np.zeros((5, 2, 21, 4), np.float32)
+    hands[1, 0, :, 0] = 1.0
+    hands[4, 0, :, 0] = 4.0
+    present = np.zeros((5, 2), bool)
+    present[[1, 4], 0] = True
+    out, mask = interpolate_gaps(hands, present, np.array([0.0, 0.5, 0.5, 0.5, 0.5]))
+    assert mask[1:, 0].all()
+    np.testing.assert_allclose(out[2:4, 0, :, 0], [[2.0] * 21, [3.0] * 21], atol=1e-6)
+
+
+def test_gap_weights_divide_by_the_time_span_whatever_its_length() -> None:
+    hands = np.zeros((4, 2, 21, 4), np.float32)
+    hands[0, 0, :, 0] = 0.0
+    hands[3, 0, :, 0] = 0.3
+    present = np.array([[True, False], [False, False], [False, False], [True, False]])
+    out, _ = interpolate_gaps(hands, present, np.array([0.0, 0.1, 0.2, 0.5]))  # a 0.5 s span
+    np.testing.assert_allclose(out[1:3, 0, 0, 0], [0.06, 0.12], atol=1e-6)
+
+
+def test_integer_mask_works_like_a_bool_mask() -> None:
+    hands, present = two_hand_track(12)
+    present[4:6, 0] = False
+    out, mask = fill_hands(hands, present.astype(int))
+    expected, expected_mask = fill_hands(hands, present)
+    assert mask.dtype == bool
+    np.testing.assert_array_equal(mask, expected_mask)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_errors_say_what_is_wrong() -> None:
+    hands, present = two_hand_track(12)
+    with pytest.raises(ValueError, match=r"hands must be \(T, 2, 21, 4\), got \(12, 1, 21, 4\)"):
+        fill_hands(hands[:, :1], present[:, :1])
+    with pytest.raises(ValueError, match=r"hand mask \(5, 2\) does not match hands \(12, 2\)"):
+        fill_hands(hands, present[:5])
+    with pytest.raises(ValueError, match=r"timestamps \(11,\) do not match 12 frames"):
+        fill_hands(hands, present, timestamps=np.arange(11.0))
+    for stamps in (np.arange(12.0)[::-1], np.r_[np.arange(11.0), np.nan]):
+        with pytest.raises(ValueError, match="timestamps must be finite and non-decreasing"):
+            fill_hands(hands, present, timestamps=stamps)

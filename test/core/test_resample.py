@@ -181,3 +181,80 @@ def test_time_window_reads_instants_by_timestamp_and_holds_the_ends() -> None:
         time_window_sampling(np.zeros(0), 1.0, 1.0, 4)
     with pytest.raises(ValueError, match="duration"):
         time_window_sampling(stamps, 1.0, 0.0, 4)
+
+
+def test_one_frame_clips_and_one_frame_outputs_are_allowed() -> None:
+    assert center_crop(1) == (0, 1)
+    assert random_crop(1, rng=np.random.default_rng(0)) == (0, 1)
+    np.testing.assert_array_equal(crop_resize_indices(1, 4).lo, 0)
+    np.testing.assert_allclose(resize_time(np.arange(4.0), 1), [1.5])  # position 0.5 * 4 - 0.5
+    sampling = time_window_sampling(np.array([0.0, 0.25, 0.5]), end=0.5, duration=0.5, length=1)
+    np.testing.assert_array_equal(sampling.lo, [2])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: center_crop(0), "no valid frames to crop"),
+        (lambda: center_crop(10, 1.5), r"crop ratio must be in \(0, 1\], got 1.5"),
+        (lambda: resize_indices(3, 1, 4), r"empty or negative source range \[3, 1\)"),
+        (lambda: resize_indices(0, 4, 0), "target length must be positive, got 0"),
+        (lambda: crop_resize_indices(100, 64, (0.5, 0.7, 1.0)), "p_interval needs one"),
+        (lambda: time_window_sampling(np.zeros(3), 1.0, 1.0, 0), "need length > 0 and duration > 0, got 0"),
+    ],
+)
+def test_errors_say_what_is_wrong(call, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_bool_data_error_points_to_apply_mask() -> None:
+    with pytest.raises(TypeError, match="use apply_mask for boolean arrays"):
+        resize_indices(0, 3, 5).apply(np.ones(3, bool))
+
+
+def test_crop_resize_defaults_to_64_frames_and_uses_the_given_centre_ratio() -> None:
+    assert len(crop_resize_indices(100)) == 64
+    whole = crop_resize_indices(100, 64, (1.0,))
+    assert (whole.lo.min(), whole.hi.max()) == (0, 99)
+
+
+def test_random_crop_draws_its_ratio_from_the_whole_range() -> None:
+    rng = np.random.default_rng(5)
+    crops = [random_crop(1000, (0.5, 0.6), 64, rng) for _ in range(200)]
+    lengths = [stop - start for start, stop in crops]
+    assert 500 <= min(lengths) < 520
+    assert 580 < max(lengths) < 600
+    start, stop = random_crop(100, (0.1, 0.1))  # no rng given; min_length defaults to 64
+    assert stop - start == 64
+
+
+def test_crop_resize_passes_the_rng_and_the_ratio_range_to_the_random_crop() -> None:
+    def crops() -> list[tuple[int, int]]:
+        """(start, stop) of five seeded crops of 100 frames, read back from their samplings."""
+        samplings = [crop_resize_indices(100, 40, (0.5, 0.6), np.random.default_rng(s)) for s in range(5)]
+        return [(int(s.lo.min()), int(s.hi.max()) + 1) for s in samplings]  # under 120 frames: exact
+
+    first = crops()
+    assert crops() == first
+    assert all(50 <= stop - start < 60 for start, stop in first)
+
+
+@pytest.mark.filterwarnings("error")
+def test_time_window_blends_the_two_frames_around_each_instant() -> None:
+    stamps = np.array([0.0, 0.1, 0.3, 0.35, 1.0])
+    sampling = time_window_sampling(stamps, end=1.0, duration=1.5, length=6)
+    # instants -0.25, 0, 0.25, 0.5, 0.75, 1.0 as positions between frame indices
+    expected = [0.0, 0.0, 1.75, 3 + 0.15 / 0.65, 3 + 0.4 / 0.65, 4.0]
+    np.testing.assert_allclose(sampling.apply(np.arange(5.0)), expected)
+    assert ((sampling.weight >= 0) & (sampling.weight < 1)).all()
+    # an instant on a frame's timestamp, or after the last one, reads that frame alone
+    mask = sampling.apply_mask(np.array([True, True, True, False, True]))
+    np.testing.assert_array_equal(mask, [True, True, True, False, False, True])
+
+
+def test_integer_masks_work_like_bool_masks() -> None:
+    sampling = resize_indices(0, 4, 8)
+    out = sampling.apply_mask(np.array([1, 1, 0, 1]))
+    assert out.dtype == bool
+    np.testing.assert_array_equal(out, sampling.apply_mask(np.array([True, True, False, True])))

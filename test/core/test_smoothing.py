@@ -32,3 +32,22 @@ def test_no_smoothing_follows_the_raw_argmax_and_reset_forgets():
 def test_bad_settings_are_refused(alpha, margin):
     with pytest.raises(ValueError, match="must be"):
         LabelSmoother(alpha, margin)
+
+
+def test_defaults_are_half_weight_and_a_tenth_margin():
+    smoother = LabelSmoother()
+    assert (smoother.alpha, smoother.switch_margin) == (0.5, 0.1)
+
+
+def test_a_lead_of_exactly_the_margin_does_not_switch():
+    smoother = LabelSmoother(alpha=1.0, switch_margin=0.25)
+    smoother.update([1.0, 0.0])
+    assert smoother.update([0.375, 0.625]) == (0, 0.375)  # 0.625 == 0.375 + 0.25: not beaten
+    assert smoother.update([0.25, 0.75])[0] == 1
+
+
+def test_after_reset_the_next_window_decides_alone():
+    smoother = LabelSmoother(alpha=0.5, switch_margin=0.1)
+    smoother.update([0.9, 0.1])
+    smoother.reset()
+    assert smoother.update([0.2, 0.8]) == (1, 0.8)
