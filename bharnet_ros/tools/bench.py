@@ -313,16 +313,22 @@ def ort_op_shares(path: Path, inputs: dict[str, np.ndarray], threads: int, workd
 
 
 def quantise(path: Path, name: str, op_types: list[str] | None, signed_weights: bool) -> Path:
-    """int8 dynamic quantisation (weights int8, activations quantised at run time)."""
+    """int8 dynamic quantisation (weights int8, activations quantised at run time).
+
+    The graph is constant-folded first (ONNX Runtime's basic level), so that weights the export
+    computes from parameters (DeTGC's folded interpolation) are initializers the quantiser can read.
+    """
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    folded = path.with_name(f"{path.stem}_folded.onnx")
+    ort_session(path, 1, level="basic", save_to=folded)
     out = path.with_name(f"{path.stem}_{name}.onnx")
     weight_type = QuantType.QInt8 if signed_weights else QuantType.QUInt8
     logging.disable(logging.WARNING)  # the quantiser's "consider pre-processing" advice on the root logger
     try:
-        quantize_dynamic(str(path), str(out), weight_type=weight_type, op_types_to_quantize=op_types)
+        quantize_dynamic(str(folded), str(out), weight_type=weight_type, op_types_to_quantize=op_types)
     finally:
         logging.disable(logging.NOTSET)
     return out
