@@ -66,8 +66,8 @@ def _model(path: str) -> str:
         raise UsageError(f"{err}; pass --model") from None
 
 
-def _video_bag(video: str, bag: Path, seconds: float) -> Path:
-    """The video's frames, looped to ``seconds``, stamped at exactly 30 Hz (bgr8 Image)."""
+def _video_bag(video: str, bag: Path, seconds: float, rate: float = RATE_HZ) -> Path:
+    """The video's frames, looped to ``seconds``, stamped at exactly ``rate`` (30 Hz; bgr8 Image)."""
     from bharnet_ros.core.bag import BagWriter, image_message, seconds_to_ns
     from bharnet_ros.core.video import VideoError, VideoReader
 
@@ -78,8 +78,8 @@ def _video_bag(video: str, bag: Path, seconds: float) -> Path:
         raise UsageError(f"{err}; pass --video") from None
     with BagWriter(bag) as writer:
         writer.add_topic("/camera/image_raw", "sensor_msgs/msg/Image")
-        for i in range(int(seconds * RATE_HZ)):
-            stamp = seconds_to_ns(1000.0 + i / RATE_HZ)
+        for i in range(int(seconds * rate)):
+            stamp = seconds_to_ns(1000.0 + i / rate)
             writer.write("/camera/image_raw", stamp, image_message(frames[i % len(frames)], stamp))
     return bag
 
@@ -100,14 +100,17 @@ def _skeleton_bag(bag: Path, seconds: float) -> Path:
     return bag
 
 
-def _measure(name: str, bag: Path, topic: str, model: str) -> dict[str, Any]:
-    """Replay one bag at its 30 Hz timing into the real nodes; CPU is this process's (all nodes)."""
+def _measure(name: str, bag: Path, topic: str, model: str, params_file: str = "") -> dict[str, Any]:
+    """Replay one bag at its own timing into the real nodes; CPU is this process's (all nodes).
+
+    ``params_file`` replaces config/recognize.yaml (e.g. the multi pose back end, for several people).
+    """
     from bharnet_ros.core.bag import bag_topics
     from bharnet_ros.nodes.bag_eval import live_run
     from bharnet_ros.nodes.bag_io import run_graph_on_bag
     from bharnet_ros.nodes.graph import GraphOptions
 
-    options = GraphOptions(camera_topic="/camera/image_raw", model=model)
+    options = GraphOptions(camera_topic="/camera/image_raw", model=model, params_file=params_file)
     cpu_before = time.process_time()
     live = run_graph_on_bag(bag, topic, bag_topics(bag)[topic], options)
     cpu = time.process_time() - cpu_before
