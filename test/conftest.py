@@ -82,6 +82,37 @@ def tiny_model(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def teach_base():
+    """``teach_base(body_layout)``: an untrained two-block BHaRNet-E checkpoint on idle and wave
+    (window 1 s), its batch norms set on random inputs: the base model of the teaching tests."""
+    torch = pytest.importorskip("torch")
+    from bharnet_ros.core.layouts import LAYOUTS
+    from bharnet_ros.core.preprocess import PreprocessConfig
+    from bharnet_ros.model.batchnorm import calibrate_batchnorm
+    from bharnet_ros.model.bharnet import build_model
+    from bharnet_ros.model.checkpoint import make_checkpoint
+    from bharnet_ros.model.config import load_model_config
+
+    def make(body_layout: str = "ntu25"):
+        tiny = {
+            "num_classes": 2,
+            "backbone": {"base_channels": 8, "stages": [[1, 1], [2, 2]]},
+            "attention": {"heads": 1, "dim_head": 8, "num_features": 16},
+            "expertized": {"split_block": 1},
+            "input": {"frames": 16, "body_layout": body_layout, "num_persons": 1},
+        }
+        torch.manual_seed(0)
+        model = build_model(load_model_config(REPO / "config" / "model" / "bharnet_e.yaml", tiny))
+        joints = LAYOUTS[body_layout].num_joints
+        batch = {"body": torch.randn(4, 3, 16, joints, 1), "hand": torch.randn(4, 3, 16, joints, 2)}
+        calibrate_batchnorm(model, [batch])
+        preprocess = PreprocessConfig(body_layout=body_layout, frames=16, num_persons=1, window_seconds=1.0)
+        return make_checkpoint(model.eval(), ["idle", "wave"], preprocess, hand_intensive=[])
+
+    return make
+
+
 TINY_RUN = [
     "epochs=1",
     "batch_size=4",

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import rclpy
-from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
@@ -35,7 +33,7 @@ from bharnet_ros.core.bag import (
     describe_topics,
     read_messages,
 )
-from bharnet_ros.nodes.environment import use_default_dds_profile
+from bharnet_ros.nodes.environment import private_node
 from bharnet_ros.nodes.graph import ACTION_TOPIC, SKELETON_TOPIC, GraphOptions
 from bharnet_ros.nodes.runner import running_graph
 
@@ -115,13 +113,7 @@ def record_topics(
     """
     topics = [_full_name(t) for t in topics]
     stop = stop if stop is not None else threading.Event()
-    use_default_dds_profile()
-    context = Context()
-    rclpy.init(context=context)
-    node = Node("bag_recorder", context=context, use_global_arguments=False)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    try:
+    with private_node("bag_recorder") as (node, executor):
         types = discover_types(node, topics, wait)
         with _stop_on_sigterm(stop), BagWriter(bag, storage) as writer:
             for topic, msgtype in types.items():
@@ -133,10 +125,6 @@ def record_topics(
                 )  # fmt: skip
             _spin_until(executor, duration, stop, writer)
             return dict(writer.counts)
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
 
 
 def _writer_callback(

@@ -6,7 +6,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
 from rclpy.signals import uninstall_signal_handlers
 
 from bharnet_ros.core.paths import share_file
@@ -41,3 +47,20 @@ def ignore_further_interrupts() -> None:
         return
     uninstall_signal_handlers()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def private_node(name: str) -> Iterator[tuple[Node, SingleThreadedExecutor]]:
+    """One node on its own context and executor (a tool's node beside no graph of ours), torn down after."""
+    use_default_dds_profile()
+    context = Context()
+    rclpy.init(context=context)
+    node = Node(name, context=context, use_global_arguments=False)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        yield node, executor
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)

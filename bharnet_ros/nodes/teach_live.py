@@ -14,16 +14,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import rclpy
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.msg import PersonSkeletonArray
 from bharnet_ros.nodes.conversions import msg_to_frame
-from bharnet_ros.nodes.environment import use_default_dds_profile
+from bharnet_ros.nodes.environment import private_node
 from bharnet_ros.nodes.graph import SKELETON_TOPIC
 
 NO_PUBLISHER = "nobody publishes {topic}: start the graph first (bharnet run, or ros2 launch bharnet_ros ...)"
@@ -83,20 +80,13 @@ class LiveSkeletons:
 @contextmanager
 def live_skeletons(topic: str = SKELETON_TOPIC, wait: float = 10.0) -> Iterator[LiveSkeletons]:
     """A :class:`LiveSkeletons` on its own node and executor thread, once the topic has a publisher."""
-    use_default_dds_profile()
-    context = Context()
-    rclpy.init(context=context)
-    node = Node("bharnet_teach_record", context=context, use_global_arguments=False)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    try:
-        source = LiveSkeletons(node, topic)
-        source.wait_for_publisher(wait)
-        yield source
-    finally:
-        executor.shutdown(timeout_sec=5)
-        thread.join(timeout=5)
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
+    with private_node("bharnet_teach_record") as (node, executor):
+        thread = threading.Thread(target=executor.spin, daemon=True)
+        thread.start()
+        try:
+            source = LiveSkeletons(node, topic)
+            source.wait_for_publisher(wait)
+            yield source
+        finally:
+            executor.shutdown(timeout_sec=5)
+            thread.join(timeout=5)

@@ -6,19 +6,12 @@ from __future__ import annotations
 import io
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Header
 
-from bharnet_ros.core.preprocess import PreprocessConfig
-from bharnet_ros.model.batchnorm import calibrate_batchnorm
-from bharnet_ros.model.bharnet import build_model
-from bharnet_ros.model.checkpoint import make_checkpoint
-from bharnet_ros.model.config import load_model_config
 from bharnet_ros.msg import ActionLabels, PersonSkeletonArray
 from bharnet_ros.nodes.conversions import frame_to_msg, seconds_to_stamp
 from bharnet_ros.nodes.graph import GraphOptions, describe_graph
@@ -30,7 +23,6 @@ from bharnet_ros.training.teach import TeachSettings, export_taught, teach
 from bharnet_ros.training.teach_record import Prompt, TakePlan, record_interactively
 from bharnet_ros.training.teach_takes import TrimSettings, takes_dataset
 
-CONFIG = Path(__file__).resolve().parents[2] / "config" / "model" / "bharnet_e.yaml"
 BASE_CLASSES = ["idle", "wave"]
 
 
@@ -61,28 +53,15 @@ class NoWait:
         pass
 
 
-def tiny_base():
-    torch.manual_seed(0)
-    tiny = {
-        "num_classes": 2,
-        "backbone": {"base_channels": 8, "stages": [[1, 1], [2, 2]]},
-        "attention": {"heads": 1, "dim_head": 8, "num_features": 16},
-        "expertized": {"split_block": 1},
-        "input": {"frames": 16, "num_persons": 1},
-    }
-    model = build_model(load_model_config(CONFIG, tiny))
-    calibrate_batchnorm(model, [{"body": torch.randn(4, 3, 16, 25, 1), "hand": torch.randn(4, 3, 16, 25, 2)}])
-    preprocess = PreprocessConfig(frames=16, num_persons=1, window_seconds=1.0)
-    return make_checkpoint(model.eval(), BASE_CLASSES, preprocess, hand_intensive=[])
-
-
 def rehearsal() -> SkeletonDataset:
     sequences = [generate_sequence(c, np.random.default_rng(i)) for i, c in enumerate(BASE_CLASSES)]
     return SkeletonDataset.from_sequences(sequences, [0, 1], BASE_CLASSES)
 
 
-def test_record_live_teach_and_swap_into_the_running_recognizer(ros, wait, parameter_client, tmp_path):
-    base = tiny_base()
+def test_record_live_teach_and_swap_into_the_running_recognizer(
+    ros, wait, parameter_client, tmp_path, teach_base
+):
+    base = teach_base()
     export_taught(base, tmp_path / "base.onnx")
     options = GraphOptions(model=str(tmp_path / "base.onnx"))  # the recognizer as bharnet run makes it
     spec = next(spec for spec in describe_graph(options) if spec.node_class == "RecognizerNode")

@@ -7,21 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from bharnet_ros.cli import main
 from bharnet_ros.core.bag import write_video_bag
 from bharnet_ros.core.inference import OnnxClassifier
-from bharnet_ros.core.preprocess import PreprocessConfig
-from bharnet_ros.model.batchnorm import calibrate_batchnorm
-from bharnet_ros.model.bharnet import build_model
-from bharnet_ros.model.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
-from bharnet_ros.model.config import load_model_config
+from bharnet_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from bharnet_ros.tools.teach import DEFAULT_BASE, _shipped
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.synth import generate_sequence
 
-CONFIG = Path(__file__).resolve().parents[2] / "config" / "model" / "bharnet_e.yaml"
 CLIP = "hri_gestures/S2/greeting_1_1m_upper.avi"  # 92 frames at 20 fps: a person waving at 1 m
 LABELS = "start,end,label\n0.0,4.0,greeting\n4.2,4.4,greeting\n"  # the second take is too short
 
@@ -80,21 +74,9 @@ def test_record_option_mistakes_are_one_line_errors(tmp_path, capsys, extra, mes
 
 
 @pytest.fixture
-def base_checkpoint(tmp_path) -> Path:
-    """A tiny BHaRNet-E on classes idle and wave (window 1 s), saved like a training run's last.pt."""
-    torch.manual_seed(0)
-    tiny = {
-        "num_classes": 2,
-        "backbone": {"base_channels": 8, "stages": [[1, 1], [2, 2]]},
-        "attention": {"heads": 1, "dim_head": 8, "num_features": 16},
-        "expertized": {"split_block": 1},
-        "input": {"frames": 16, "num_persons": 1},
-    }
-    model = build_model(load_model_config(CONFIG, tiny))
-    calibrate_batchnorm(model, [{"body": torch.randn(4, 3, 16, 25, 1), "hand": torch.randn(4, 3, 16, 25, 2)}])
-    preprocess = PreprocessConfig(frames=16, num_persons=1, window_seconds=1.0)
-    checkpoint = make_checkpoint(model.eval(), ["idle", "wave"], preprocess, hand_intensive=[])
-    return save_checkpoint(checkpoint, tmp_path / "base" / "last.pt")
+def base_checkpoint(tmp_path, teach_base) -> Path:
+    """The tiny teaching base (idle, wave; window 1 s), saved like a training run's last.pt."""
+    return save_checkpoint(teach_base(), tmp_path / "base" / "last.pt")
 
 
 def synth_takes(path: Path, classes: list[str], subject: str) -> Path:

@@ -4,7 +4,6 @@ rehearsed or held, and an export that the unchanged node loads (labels, experts,
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +11,7 @@ import torch
 import yaml
 
 from bharnet_ros.core.inference import OnnxClassifier
-from bharnet_ros.core.preprocess import PreprocessConfig
-from bharnet_ros.model.batchnorm import calibrate_batchnorm
-from bharnet_ros.model.bharnet import build_model
-from bharnet_ros.model.checkpoint import make_checkpoint, save_checkpoint
-from bharnet_ros.model.config import load_model_config
+from bharnet_ros.model.checkpoint import save_checkpoint
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.synth import generate_sequence
 from bharnet_ros.training.teach import (
@@ -29,24 +24,7 @@ from bharnet_ros.training.teach import (
 )
 from bharnet_ros.training.teach_curve import CurvePlan, run_curve, write_curve
 
-CONFIG = Path(__file__).resolve().parents[2] / "config" / "model" / "bharnet_e.yaml"
 FAST = TeachSettings(views=2, steps=30, rehearsal_per_class=2, batch_size=8)
-
-
-def tiny_base():
-    """An untrained two-block BHaRNet-E on idle and wave, its batch norms set on random inputs."""
-    tiny = {
-        "num_classes": 2,
-        "backbone": {"base_channels": 8, "stages": [[1, 1], [2, 2]]},
-        "attention": {"heads": 1, "dim_head": 8, "num_features": 16},
-        "expertized": {"split_block": 1},
-        "input": {"frames": 16, "body_layout": "mediapipe33", "num_persons": 1},
-    }
-    torch.manual_seed(0)
-    model = build_model(load_model_config(CONFIG, tiny))
-    calibrate_batchnorm(model, [{"body": torch.randn(4, 3, 16, 33, 1), "hand": torch.randn(4, 3, 16, 33, 2)}])
-    preprocess = PreprocessConfig(body_layout="mediapipe33", frames=16, num_persons=1, window_seconds=1.0)
-    return make_checkpoint(model.eval(), ["idle", "wave"], preprocess, hand_intensive=[])
 
 
 def takes_of(classes, per_class=2, subject="ana", hand=()):
@@ -65,8 +43,8 @@ def takes_of(classes, per_class=2, subject="ana", hand=()):
 
 
 @pytest.fixture(scope="module")
-def base():
-    return tiny_base()
+def base(teach_base):
+    return teach_base("mediapipe33")
 
 
 def test_new_gestures_are_added_after_the_old_ones_which_are_rehearsed(base):
