@@ -11,6 +11,7 @@ says, from clips the caller owns.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from bharnet_ros.core.annotations import Segment
 from bharnet_ros.core.video import VideoReader
 
 FOURCC = "mp4v"
+PAIR_HEIGHT = 480
+PAIR_CROP = 400  # pixels kept of each 640-wide clip: the person stays large enough for the pose detector
 ONSET_SHOULDER_WIDTHS = 0.35  # a wrist this far from its first position: the gesture has started
 
 
@@ -115,6 +118,53 @@ def side_by_side(videos: Sequence[Path], output: Path, height: int = 480) -> int
         if writer is not None:
             writer.release()
     return written
+
+
+def compose_pair(
+    left: Path, right: Path, output: Path, crop: int = PAIR_CROP, height: int = PAIR_HEIGHT
+) -> int:
+    """Two people's clips side by side in one mp4: the middle ``crop`` pixels of each, scaled to
+    ``height`` (:func:`side_by_side`). Returns the frames written.
+
+    Cropping keeps each person large in the frame: the Tasks pose detector sees the whole image at
+    224 x 224, and a person in a 1280-pixel-wide frame is often too small for it.
+    """
+    return compose_people([left, right], output, crop, height)
+
+
+def compose_people(
+    clips: Sequence[Path],
+    output: Path,
+    crop: int = PAIR_CROP,
+    height: int = PAIR_HEIGHT,
+    max_frames: int | None = None,
+) -> int:
+    """Any number of people's clips side by side, as :func:`compose_pair` does for two; at most
+    ``max_frames`` frames (the shortest clip ends it anyway). Returns the frames written."""
+    with tempfile.TemporaryDirectory() as folder:
+        strips = [
+            _middle_strip(clip, Path(folder) / f"{index}.avi", crop, max_frames)
+            for index, clip in enumerate(clips)
+        ]
+        return side_by_side(strips, output, height)
+
+
+def _middle_strip(clip: Path, output: Path, width: int, max_frames: int | None = None) -> Path:
+    """The middle ``width`` columns of a clip (its first ``max_frames`` frames), stored losslessly
+    (FFV1) at the clip's rate."""
+    with VideoReader(clip) as reader:
+        clip_width, clip_height = reader.info.size
+        start, kept = max(0, (clip_width - width) // 2), min(width, clip_width)
+        lossless = cv2.VideoWriter_fourcc(*"FFV1")
+        writer = cv2.VideoWriter(str(output), lossless, reader.info.fps or 20.0, (kept, clip_height))
+        try:
+            for index, (_, image) in enumerate(reader):
+                if index == max_frames:
+                    break
+                writer.write(np.ascontiguousarray(image[:, start : start + kept]))
+        finally:
+            writer.release()
+    return output
 
 
 def motion_onset(

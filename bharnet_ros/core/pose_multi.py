@@ -12,10 +12,15 @@ wrist, none farther than ``HAND_GATE``. The Tasks handedness label agrees with t
 normal camera (perception.md: 36 of 38 hands, where legacy Hands is the reverse), so a hand whose
 label disagrees with a wrist's side pays ``LABEL_PENALTY`` for it: the label settles crossed or
 close hands, and a clear distance still wins over it. A hand that reaches no body is dropped.
+
+The two landmarkers work on the same image at the same time, the hands in a worker thread:
+MediaPipe releases the GIL while it runs, so on two cores a frame costs about the slower of the
+two rather than their sum (docs/benchmarks.md, "Several people").
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -71,12 +76,14 @@ class MultiPoseEstimator(Closeable):
         self.num_poses = num_poses
         self.tracker = PersonTracker(max_age=track_max_age)
         self._last_ms = -1
+        self._hand_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hand_landmarker")
         self._pose, self._hands = _open_landmarkers(
             num_poses, min_detection_confidence, min_tracking_confidence, bundle_dir
         )
 
     def close(self) -> None:
-        """Free the MediaPipe graphs; safe to call twice."""
+        """Free the MediaPipe graphs and the hand worker; safe to call twice."""
+        self._hand_worker.shutdown(wait=True)
         for landmarker in (self._pose, self._hands):
             if landmarker is not None:
                 landmarker.close()
@@ -91,9 +98,12 @@ class MultiPoseEstimator(Closeable):
         mp = import_mediapipe()
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
         when = self._video_ms(timestamp)
-        found = self._pose.detect_for_video(image, when).pose_landmarks
+        hands_job = self._hand_worker.submit(self._hands.detect_for_video, image, when)
+        try:
+            found = self._pose.detect_for_video(image, when).pose_landmarks
+        finally:
+            found_hands = hands_job.result()  # even when the pose failed: one call at a time each
         bodies = [body for body in map(_body, found) if body is not None]
-        found_hands = self._hands.detect_for_video(image, when)
         hands, present = self._hands_per_body(found_hands, bodies, (width, height))
         ids = self.tracker.update(*_tracker_input(bodies, (width, height)), timestamp)
         frames = [

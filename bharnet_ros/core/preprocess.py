@@ -152,7 +152,6 @@ def preprocess_arrays(
     body = _as_persons(np.array(body, dtype=np.float32))
     hands = np.array(hands, dtype=np.float32)
     present = np.asarray(hand_present, dtype=bool)
-    hands[~present] = 0.0
     body, layout = _map_layout(body, hands, present, layout, config.body_layout)
     if space == "image":
         _anchor_hand_depth(hands, present, body[0], layout)
@@ -160,9 +159,8 @@ def preprocess_arrays(
             _correct_aspect(body, hands, image_size)
     body_valid = _observed(body)
     if config.normalise:
-        _normalise(body, hands, present, body_valid, layout, config)
-    body[~body_valid] = 0.0
-    hands[~present] = 0.0
+        _normalise(body, hands, body_valid, layout, config)
+    body[~body_valid] = 0.0  # absent hands are zeroed by the packing's mask
     return _pack(body, hands, present, layout, config)
 
 
@@ -210,12 +208,7 @@ def _correct_aspect(body: np.ndarray, hands: np.ndarray, image_size: tuple[int, 
 
 
 def _normalise(
-    body: np.ndarray,
-    hands: np.ndarray,
-    present: np.ndarray,
-    body_valid: np.ndarray,
-    layout: str,
-    config: PreprocessConfig,
+    body: np.ndarray, hands: np.ndarray, body_valid: np.ndarray, layout: str, config: PreprocessConfig
 ) -> None:
     """Centre on the subject's mean mid-shoulder and divide by its body size (in place)."""
     centre, size = body_centre_and_size(body[0], body_valid[0], layout, config.scale)
@@ -225,7 +218,6 @@ def _normalise(
         hands[..., :3] = (hands[..., :3] - wrists) / size
     else:
         hands[..., :3] = (hands[..., :3] - centre) / size
-    hands[~present] = 0.0
 
 
 def body_centre_and_size(

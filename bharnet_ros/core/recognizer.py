@@ -126,7 +126,7 @@ class Recognizer:
         self.windows = WindowSet(
             self.window_seconds, max_gap=c.max_gap, timeout=c.person_timeout, max_persons=c.max_persons
         )
-        self.accepted_layouts = accepted_layouts(getattr(classifier, "body_layout", ""))
+        self.accepted_layouts = accepted_layouts(classifier.body_layout)
         self.stats = RecognizerStats()
         self.windows_classified = 0
 
@@ -197,7 +197,7 @@ class Recognizer:
         class list, so it restarts unless the class lists are identical.
         """
         seconds = self.config.window_for(classifier)
-        layouts = accepted_layouts(getattr(classifier, "body_layout", ""))
+        layouts = accepted_layouts(classifier.body_layout)
         same_input = (seconds, classifier.window_length, layouts) == (
             self.window_seconds,
             self.classifier.window_length,

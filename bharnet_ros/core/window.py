@@ -246,8 +246,6 @@ class WindowSet:
         self.max_persons = max_persons
         self.evict_after = 0.5 * timeout if evict_after is None else evict_after
         self.stats = WindowStats()
-        self.latest_stamp: float | None = None  # newest frame stamp seen (any person)
-        self.latest_arrival: float | None = None  # arrival time of the newest frame
         self._buffers: dict[int, WindowBuffer] = {}
 
     def __len__(self) -> int:
@@ -269,7 +267,6 @@ class WindowSet:
     def reset(self) -> None:
         """Forget every person and the time base (counters are kept)."""
         self._buffers.clear()
-        self.latest_stamp = self.latest_arrival = None
 
     def push(self, frame: SkeletonFrame, arrival: float | None = None) -> WindowBuffer | None:
         """Route a frame to its person's buffer (created if there is room) and return that buffer.
@@ -286,7 +283,6 @@ class WindowSet:
         if result is PushResult.RESET:
             buffer.state.clear()
         buffer.last_arrival = arrival
-        self.latest_stamp, self.latest_arrival = frame.timestamp, arrival
         self._count(result)
         return buffer
 
@@ -314,7 +310,6 @@ class WindowSet:
             del self._buffers[stalest]
             self.stats.persons_evicted += 1
         buffer = WindowBuffer(self.seconds, self.max_gap, self.max_frames)
-        buffer.last_arrival = arrival
         self._buffers[person_id] = buffer
         self.stats.persons_created += 1
         return buffer

@@ -86,8 +86,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shipped",
         type=Path,
+        nargs="+",
         default=None,
-        help="also time this exported model (default: the shipped default)",
+        metavar="ONNX",
+        help="also time these exported models (default: the shipped default), e.g. two exports to compare",
     )
     parser.add_argument("--no-shipped", action="store_true", help="skip the shipped model")
 
@@ -406,7 +408,7 @@ def measure_file(path: Path, args: argparse.Namespace, workdir: Path) -> ModelRe
     rng = np.random.default_rng(0)
     inputs = {node.name: rng.standard_normal(node.shape).astype(np.float32) for node in session.get_inputs()}
     flops = onnx_flops(path)
-    name = f"shipped `{path.name}`"
+    name = f"shipped `{path.name}`" if path.resolve() == default_model().resolve() else f"file `{path.name}`"
     print(f"[{name}] {flops / 1e9:.3f} GFLOPs per window", file=sys.stderr)
     return finish(name, flops, ort_candidates(path, inputs, args, workdir), {}, path, inputs, args, workdir)
 
@@ -438,13 +440,12 @@ def run_model(args: argparse.Namespace) -> int:
         raise UsageError("--runs, --torch-runs and --threads must be >= 1")
     if args.out is not None and args.out.exists() and args.out.is_dir():
         raise UsageError(f"--out {args.out} is a folder; give a markdown file such as docs/benchmarks.md")
-    shipped = shipped_model(args)
+    files = exported_files(args)
     machine = machine_description(args.threads)
     peak_before = matmul_peak(args.threads)
     with tempfile.TemporaryDirectory(prefix="bharnet_bench_") as tmp:
         results = [measure_variant(key, args, Path(tmp)) for key in args.variants]
-        if shipped is not None:
-            results.append(measure_file(shipped, args, Path(tmp)))
+        results += [measure_file(path, args, Path(tmp)) for path in files]
     peak_after = matmul_peak(args.threads)
     machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     peak = {k: max(peak_before[k], peak_after[k]) for k in peak_before}
@@ -456,22 +457,23 @@ def run_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def shipped_model(args: argparse.Namespace) -> Path | None:
-    """The exported model to time besides the variants: ``--shipped``, else the default if present."""
+def exported_files(args: argparse.Namespace) -> list[Path]:
+    """The exported models to time besides the variants: ``--shipped``, else the default if present."""
     if args.no_shipped:
-        return None
+        return []
     if args.shipped is not None:
-        if not args.shipped.is_file():
-            raise UsageError(f"--shipped {args.shipped} does not exist; give an exported .onnx file")
-        return args.shipped
+        for path in args.shipped:
+            if not path.is_file():
+                raise UsageError(f"--shipped {path} does not exist; give exported .onnx files")
+        return list(args.shipped)
     path = default_model()
     if not path.is_file():
         print(
             f"note: no shipped model at {path} (make model builds it); timing the variants only",
             file=sys.stderr,
         )
-        return None
-    return path
+        return []
+    return [path]
 
 
 def render(machine: dict[str, str], peak: dict[str, float], results: list[ModelResult], command: str) -> str:

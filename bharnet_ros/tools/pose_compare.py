@@ -3,8 +3,9 @@
 ``python -m bharnet_ros.tools.pose_compare CLIP...`` runs each back end over the same videos and
 prints one Markdown row per back end: how often a body and each hand were found, and the time
 per frame (the pose stage alone, decoding excluded). ``--pair LEFT RIGHT`` instead composes the
-two clips side by side (:func:`compose_pair`) and reports, per track id of the multi back end,
-where the person stood and in how many frames they were seen. docs/pose_stage.md has the results.
+two clips side by side (``core.compose.compose_pair``) and reports, per track id of the multi back
+end, where the person stood and in how many frames they were seen. docs/pose_stage.md has the
+results. The measuring is :mod:`bharnet_ros.core.pose_eval`; this tool parses, prints and writes.
 
 ``--people 1 2 3`` is issue #11's benchmark: for a fixed set of real HRI clip groups
 (:data:`PEOPLE_GROUPS`), N different people are composed side by side at run time (nothing is
@@ -23,131 +24,45 @@ import shlex
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import yaml
 
-from bharnet_ros.core.compose import Piece, compose_stream, side_by_side
-from bharnet_ros.core.inference import WindowScores
+from bharnet_ros.core.compose import PAIR_CROP, Piece, compose_pair, compose_people, compose_stream
 from bharnet_ros.core.params_file import read_params_file, set_node_parameters
 from bharnet_ros.core.paths import default_model
+from bharnet_ros.core.pose_eval import (
+    ComposedRun,
+    Counts,
+    PeopleFigures,
+    clip_gesture,
+    compare,
+    figures,
+    group_length,
+    people_benchmark,
+)
 from bharnet_ros.core.pose_multi import NUM_POSES
 from bharnet_ros.core.pose_stage import ALL_BACKENDS, MULTI, PoseStage
-from bharnet_ros.core.recognizer import NONE, Recognizer, WindowClassifier, load_window_classifier
-from bharnet_ros.core.skeleton import SkeletonFrame
+from bharnet_ros.core.recognizer import load_window_classifier
 from bharnet_ros.core.video import VideoReader
-from bharnet_ros.core.window import Window
 from bharnet_ros.tools.report_doc import machine_facts, replace_section
 
-PAIR_HEIGHT = 480
-PAIR_CROP = 400  # pixels kept of each 640-wide clip: the person stays large enough for the pose detector
 
-
-@dataclass
-class Counts:
-    """Detections and per-frame times of one back end over some clips."""
-
-    frames: int = 0
-    body: int = 0
-    left: int = 0
-    right: int = 0
-    any_hand: int = 0
-    seconds: list[float] = field(default_factory=list)
-
-    def row(self, backend: str, clips: int) -> str:
-        median, p90 = np.percentile(self.seconds, [50, 90]) * 1000 if self.seconds else (0.0, 0.0)
-        found = (self.body, self.left, self.right, self.any_hand)
-        rates = " | ".join(f"{100 * n / max(self.frames, 1):.0f} %" for n in found)
-        return f"| {backend} | {clips} | {self.frames} | {rates} | {median:.0f} / {p90:.0f} |"
+def counts_row(counts: Counts, backend: str, clips: int) -> str:
+    """One Markdown row of :data:`HEADER`."""
+    median, p90 = np.percentile(counts.seconds, [50, 90]) * 1000 if counts.seconds else (0.0, 0.0)
+    found = (counts.body, counts.left, counts.right, counts.any_hand)
+    rates = " | ".join(f"{100 * n / max(counts.frames, 1):.0f} %" for n in found)
+    return f"| {backend} | {clips} | {counts.frames} | {rates} | {median:.0f} / {p90:.0f} |"
 
 
 HEADER = (
     "| backend | clips | frames | body | left hand | right hand | ≥ 1 hand | ms per frame, median / p90 |\n"
     "|---|---|---|---|---|---|---|---|"
 )
-
-
-def compare(
-    clips: Sequence[Path], backends: Sequence[str], max_frames: int | None = None
-) -> dict[str, Counts]:
-    """Each back end over every clip (a fresh pose stage per clip); the first person counts for multi."""
-    results = {}
-    for backend in backends:
-        counts = Counts()
-        for clip in clips:
-            with PoseStage(backend) as stage, VideoReader(clip) as reader:
-                for index, (stamp, image) in enumerate(reader):
-                    if index == max_frames:
-                        break
-                    started = time.perf_counter()
-                    _, frames = stage.process(image, stamp)
-                    counts.seconds.append(time.perf_counter() - started)
-                    _count(counts, frames[0] if frames else None)
-        results[backend] = counts
-    return results
-
-
-def _count(counts: Counts, frame) -> None:
-    counts.frames += 1
-    if frame is None:
-        return
-    counts.body += frame.body_present
-    counts.left += bool(frame.hand_present[0])
-    counts.right += bool(frame.hand_present[1])
-    counts.any_hand += bool(frame.hand_present.any())
-
-
-def compose_pair(
-    left: Path, right: Path, output: Path, crop: int = PAIR_CROP, height: int = PAIR_HEIGHT
-) -> int:
-    """Two people's clips side by side in one mp4: the middle ``crop`` pixels of each, scaled to
-    ``height`` (:func:`~bharnet_ros.core.compose.side_by_side`). Returns the frames written.
-
-    Cropping keeps each person large in the frame: the Tasks pose detector sees the whole image at
-    224 x 224, and a person in a 1280-pixel-wide frame is often too small for it.
-    """
-    return compose_people([left, right], output, crop, height)
-
-
-def compose_people(
-    clips: Sequence[Path],
-    output: Path,
-    crop: int = PAIR_CROP,
-    height: int = PAIR_HEIGHT,
-    max_frames: int | None = None,
-) -> int:
-    """Any number of people's clips side by side, as :func:`compose_pair` does for two; at most
-    ``max_frames`` frames (the shortest clip ends it anyway). Returns the frames written."""
-    with tempfile.TemporaryDirectory() as folder:
-        strips = [
-            _middle_strip(clip, Path(folder) / f"{index}.avi", crop, max_frames)
-            for index, clip in enumerate(clips)
-        ]
-        return side_by_side(strips, output, height)
-
-
-def _middle_strip(clip: Path, output: Path, width: int, max_frames: int | None = None) -> Path:
-    """The middle ``width`` columns of a clip (its first ``max_frames`` frames), stored losslessly
-    (FFV1) at the clip's rate."""
-    with VideoReader(clip) as reader:
-        clip_width, clip_height = reader.info.size
-        start, kept = max(0, (clip_width - width) // 2), min(width, clip_width)
-        lossless = cv2.VideoWriter_fourcc(*"FFV1")
-        writer = cv2.VideoWriter(str(output), lossless, reader.info.fps or 20.0, (kept, clip_height))
-        try:
-            for index, (_, image) in enumerate(reader):
-                if index == max_frames:
-                    break
-                writer.write(np.ascontiguousarray(image[:, start : start + kept]))
-        finally:
-            writer.release()
-    return output
 
 
 def pair_report(left: Path, right: Path, crop: int = PAIR_CROP) -> list[str]:
@@ -195,63 +110,6 @@ PEOPLE_GROUPS: tuple[tuple[str, str, str], ...] = (
     ("S4/back", "S5/continue", "S1/left"),
     ("S5/no", "S1/shrug", "S2/stop"),
 )
-PEOPLE_SECTION = "bench-people"
-LIVE_RATE_HZ = 20.0  # the clips' own frame rate
-NOSE = 0
-
-
-@dataclass
-class Person:
-    """One strip of a composed clip: who was filmed there, and what the pipeline made of them."""
-
-    clip: Path
-    gesture: str
-    ids: list[int] = field(default_factory=list)  # the track id at this strip, per frame found
-    labels: list[str] = field(default_factory=list)  # the person's recognizer's decisions
-
-    @property
-    def switches(self) -> int:
-        """How often the id at this strip changed after the first one."""
-        return sum(a != b for a, b in zip(self.ids, self.ids[1:], strict=False))
-
-    @property
-    def said(self) -> list[str]:
-        """The decisions that name a gesture (not ``none``)."""
-        return [label for label in self.labels if label != NONE]
-
-    @property
-    def majority(self) -> str:
-        """The person's answer: the most frequent non-``none`` decision (``none`` if there was none)."""
-        return Counter(self.said).most_common(1)[0][0] if self.said else NONE
-
-
-@dataclass
-class ComposedRun:
-    """One composed clip through the multi back end, with a recognizer per person."""
-
-    people: list[Person]
-    frames: int = 0
-    pose_seconds: list[float] = field(default_factory=list)  # the pose stage, per frame
-    classify_seconds: list[float] = field(default_factory=list)  # the classifier, per decision
-
-
-class TimedClassifier:
-    """A recognizer's classifier that records how long each classification takes."""
-
-    def __init__(self, inner: WindowClassifier) -> None:
-        self.inner = inner
-        self.seconds: list[float] = []
-
-    def __getattr__(self, name: str) -> Any:
-        """Everything but ``classify`` is the wrapped classifier's (class names, window length...)."""
-        return getattr(self.inner, name)
-
-    def classify(self, window: Window) -> WindowScores:
-        """The wrapped classifier's scores; the time taken goes to ``seconds``."""
-        started = time.perf_counter()
-        scores = self.inner.classify(window)
-        self.seconds.append(time.perf_counter() - started)
-        return scores
 
 
 def group_clips(data: Path, group: Sequence[str]) -> list[Path]:
@@ -259,143 +117,9 @@ def group_clips(data: Path, group: Sequence[str]) -> list[Path]:
     return [data / f"{name}{TAKE}" for name in group]
 
 
-def clip_gesture(clip: Path) -> str:
-    """The gesture a HRI clip shows: its name up to the first underscore."""
-    return clip.name.split("_")[0]
-
-
-def group_length(clips: Sequence[Path], max_frames: int | None = None) -> int:
-    """Frames every composition of the group is cut to: its shortest clip (so 1, 2 and 3 people see
-    the same frames of each clip), at most ``max_frames``."""
-    counts = []
-    for clip in clips:
-        with VideoReader(clip) as reader:
-            counts.append(reader.info.frame_count or sys.maxsize)  # 0 = unknown: the clip decides
-    return min([*counts, max_frames or sys.maxsize])
-
-
-def run_composed(
-    clips: Sequence[Path],
-    classifier: WindowClassifier,
-    num_poses: int,
-    max_frames: int | None = None,
-    crop: int = PAIR_CROP,
-) -> ComposedRun:
-    """Compose ``clips`` side by side, run the multi back end on every frame (timed), and give each
-    strip's person to their own :class:`Recognizer` (RecognizerConfig defaults), as the node would."""
-    timed = TimedClassifier(classifier)
-    run = ComposedRun([Person(clip, clip_gesture(clip)) for clip in clips])
-    recognizers = [Recognizer(timed) for _ in clips]
-    with tempfile.TemporaryDirectory() as folder:
-        video = Path(folder) / "people.mp4"
-        compose_people(clips, video, crop, max_frames=max_frames)
-        with PoseStage(MULTI, num_poses=num_poses) as stage, VideoReader(video) as reader:
-            for stamp, image in reader:
-                started = time.perf_counter()
-                _, frames = stage.process(image, stamp)
-                run.pose_seconds.append(time.perf_counter() - started)
-                run.frames += 1
-                _follow(run.people, recognizers, frames)
-    run.classify_seconds = timed.seconds
-    return run
-
-
-def _follow(people: list[Person], recognizers: list[Recognizer], frames: list[SkeletonFrame]) -> None:
-    """Note each strip's id in this image and push its frame to that person's recognizer."""
-    last_ids = [person.ids[-1] if person.ids else None for person in people]
-    for strip, frame in by_strip(frames, last_ids).items():
-        people[strip].ids.append(frame.person_id)
-        result = recognizers[strip].push(frame)
-        if result is not None:
-            people[strip].labels.append(result.label)
-
-
-def by_strip(frames: Sequence[SkeletonFrame], last_ids: Sequence[int | None]) -> dict[int, SkeletonFrame]:
-    """Each strip's body in one image (a person = a strip position, found by the nose). Where two
-    bodies share a strip, the one with the id last seen there wins, else the lower id."""
-    strips = len(last_ids)
-    chosen: dict[int, SkeletonFrame] = {}
-    for frame in frames:  # ordered by id
-        if not frame.body_present:
-            continue
-        strip = int(np.clip(frame.body[NOSE, 0] * strips, 0, strips - 1))
-        if strip not in chosen or frame.person_id == last_ids[strip]:
-            chosen[strip] = frame
-    return chosen
-
-
-def people_benchmark(
-    groups: Sequence[Sequence[Path]],
-    counts: Sequence[int],
-    classifier: WindowClassifier,
-    num_poses: int,
-    max_frames: int | None = None,
-    crop: int = PAIR_CROP,
-) -> dict[int, list[ComposedRun]]:
-    """Runs per number of people: 1 = each clip that any count uses, alone (the baseline), N > 1 =
-    each group's first N clips side by side; all cut to the group's :func:`group_length`."""
-    runs: dict[int, list[ComposedRun]] = {}
-    used = max(counts)
-    for count in sorted({1, *counts}):
-        runs[count] = []
-        for group in groups:
-            length = group_length(group, max_frames)
-            compositions = [[clip] for clip in group[:used]] if count == 1 else [group[:count]]
-            for clips in compositions:
-                runs[count].append(run_composed(clips, classifier, num_poses, length, crop))
-                print(
-                    f"{_people(count)}: {', '.join(c.parent.name + '/' + c.name for c in clips)}", flush=True
-                )
-    return runs
-
-
-@dataclass
-class PeopleFigures:
-    """The figures of one number of people, over all its runs."""
-
-    people: int
-    clips: int
-    frames: int
-    pose_ms: tuple[float, float]  # median, p95
-    fps: float  # frames / pose-stage seconds
-    found: float  # fraction of person-frames with a body at the person's strip
-    switches_per_100: float  # id switches per 100 frames of video
-    accuracy: float  # per person, majority decision = the clip's gesture
-    accuracy_alone: float  # the same clips, each alone
-    decisions: float  # fraction of non-none decisions naming the clip's gesture
-    decisions_alone: float
-    classify_ms: tuple[float, float]  # per decision: median, p95
-
-
-def figures(runs: dict[int, list[ComposedRun]], count: int) -> PeopleFigures:
-    """Summarise the runs of ``count`` people, and the 1-person runs of the same clips."""
-    composed = runs[count]
-    people = [p for run in composed for p in run.people]
-    clips = {p.clip for p in people}
-    alone = [p for run in runs[1] for p in run.people if p.clip in clips]
-    seconds = [s for run in composed for s in run.pose_seconds]
-    frames = sum(run.frames for run in composed)
-    classify = [s for run in composed for s in run.classify_seconds] or [float("nan")]
-    return PeopleFigures(
-        people=count,
-        clips=len(composed),
-        frames=frames,
-        pose_ms=tuple(np.percentile(seconds, [50, 95]) * 1000),
-        fps=frames / max(sum(seconds), 1e-9),
-        found=sum(len(p.ids) for p in people) / max(frames * count, 1),
-        switches_per_100=100 * sum(p.switches for p in people) / max(frames, 1),
-        accuracy=_share(p.majority == p.gesture for p in people),
-        accuracy_alone=_share(p.majority == p.gesture for p in alone),
-        decisions=_share(label == p.gesture for p in people for label in p.said),
-        decisions_alone=_share(label == p.gesture for p in alone for label in p.said),
-        classify_ms=tuple(np.percentile(classify, [50, 95]) * 1000),
-    )
-
-
-def _share(hits: Iterable[bool]) -> float:
-    """The fraction of true values (NaN for none)."""
-    values = list(hits)
-    return sum(values) / len(values) if values else float("nan")
+PEOPLE_SECTION = "bench-people"
+LIVE_RATE_HZ = 20.0  # the clips' own frame rate
+NOSE = 0
 
 
 PEOPLE_HEADER = (
@@ -561,7 +285,9 @@ def run_people(args: argparse.Namespace, argv: Sequence[str]) -> int:
     classifier = load_window_classifier(model)
     groups = [group_clips(args.data, group) for group in PEOPLE_GROUPS[: args.groups]]
     _check_clips(groups, classifier.class_names)
-    runs = people_benchmark(groups, args.people, classifier, args.num_poses, args.max_frames, args.crop)
+    runs = people_benchmark(
+        groups, args.people, classifier, args.num_poses, args.max_frames, args.crop, progress=_progress
+    )
     table = {count: figures(runs, count) for count in runs}
     latency = {}
     if args.live_seconds > 0:
@@ -576,6 +302,11 @@ def run_people(args: argparse.Namespace, argv: Sequence[str]) -> int:
         facts["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         _write_section(args, argv, Path(model), facts, report)
     return 0
+
+
+def _progress(count: int, clips: Sequence[Path]) -> None:
+    """One line per finished run: how many people, and whose clips."""
+    print(f"{_people(count)}: {', '.join(c.parent.name + '/' + c.name for c in clips)}", flush=True)
 
 
 def _check_clips(groups: Sequence[Sequence[Path]], class_names: Sequence[str]) -> None:
@@ -627,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give clips to compare, --pair LEFT RIGHT, or --people N")
     print(HEADER)
     for backend, counts in compare(args.clips, args.backends, args.max_frames).items():
-        print(counts.row(backend, len(args.clips)))
+        print(counts_row(counts, backend, len(args.clips)))
     return 0
 
 

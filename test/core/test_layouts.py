@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bharnet_ros.core.layouts import HAND21, LAYOUTS, MP33, NTU25, get_layout, mp33_to_ntu25
+from bharnet_ros.core.layouts import HAND21, LAYOUTS, MP33, NTU25, SkeletonLayout, get_layout, mp33_to_ntu25
 
 
 @pytest.mark.parametrize("layout", LAYOUTS.values(), ids=lambda layout: layout.name)
@@ -130,3 +130,29 @@ def test_a_detected_hand_adds_its_relative_depth_to_the_wrists_depth():
         np.testing.assert_allclose(
             ntu[NTU25.index(f"{side}_hand"), 2], palm[:, 2].mean() + wrist_z, rtol=1e-5
         )
+
+
+def test_mapped_sequences_keep_per_frame_scores_and_float32():
+    """Each frame's derived joints take that frame's worst source score, spine and neck included."""
+    body = np.stack([mp_body(), mp_body()]).astype(np.float64)
+    body[..., 3] = 1.0
+    body[0, MP33.index("left_hip"), 3] = 0.2
+    body[1, MP33.index("right_shoulder"), 3] = 0.4
+    ntu = mp33_to_ntu25(body)
+    assert ntu.dtype == np.float32
+    assert ntu[:, NTU25.index("spine_base"), 3] == pytest.approx([0.2, 1.0])
+    assert ntu[:, NTU25.index("spine_shoulder"), 3] == pytest.approx([1.0, 0.4])
+    assert ntu[:, NTU25.index("spine_mid"), 3] == pytest.approx([0.2, 0.4])  # blended: min of both ends
+    assert ntu[:, NTU25.index("neck"), 3] == pytest.approx([1.0, 0.4])
+    assert mp33_to_ntu25(body, np.zeros((2, 2, 21, 4)), np.zeros((2, 2), bool)).dtype == np.float32
+
+
+def test_a_layout_needs_a_parent_per_joint_and_one_root():
+    chain = SkeletonLayout("chain", ("a", "b", "c"), (0, 0, 1))
+    assert (chain.root, chain.edges) == (0, ((1, 0), (2, 1)))
+    with pytest.raises(ValueError, match=r"layout bad: 3 names, 2 parents"):
+        SkeletonLayout("bad", ("a", "b", "c"), (0, 0))
+    with pytest.raises(ValueError, match=r"layout bad: expected one root, found \[0, 1\]"):
+        SkeletonLayout("bad", ("a", "b", "c"), (0, 1, 1))
+    with pytest.raises(ValueError, match=r"expected one root, found \[\]"):
+        SkeletonLayout("bad", ("a", "b"), (1, 0))

@@ -3,6 +3,7 @@ and mirrored input undone for every back end."""
 
 from __future__ import annotations
 
+import threading
 import zipfile
 from pathlib import Path
 
@@ -11,11 +12,11 @@ import numpy as np
 import pytest
 
 from bharnet_ros.core import task_bundles
+from bharnet_ros.core.compose import compose_pair
 from bharnet_ros.core.pose_multi import MultiPoseEstimator, assign_hands_to_bodies
 from bharnet_ros.core.pose_stage import PoseStage
 from bharnet_ros.core.skeleton import LEFT, RIGHT
 from bharnet_ros.core.video import VideoReader
-from bharnet_ros.tools.pose_compare import compose_pair
 
 GREETING = "hri_gestures/S1/greeting_1_1m_upper.avi"  # waves with one hand
 STOP = "hri_gestures/S2/stop_1_1m_upper.avi"
@@ -140,11 +141,15 @@ def test_frames_follow_the_contract(pair_frames):
 
 
 def test_blank_images_find_nobody_and_closed_estimators_refuse(bundle_cache):
+    before = set(threading.enumerate())
     estimator = MultiPoseEstimator(num_poses=2, bundle_dir=str(bundle_cache))
     assert estimator.estimate(np.zeros((120, 160, 3), np.uint8), 0.0) == []
     assert estimator.estimate(np.zeros((120, 160, 3), np.uint8), 0.0) == [], "equal stamps are fine"
+    worker = {t for t in set(threading.enumerate()) - before if t.name.startswith("hand_landmarker")}
+    assert worker, "the hand landmarker runs in its own thread"
     estimator.close()
     estimator.close()
+    assert not worker & set(threading.enumerate()), "close() ends the worker"
     with pytest.raises(RuntimeError, match="closed"):
         estimator.estimate(np.zeros((120, 160, 3), np.uint8), 1.0)
     with pytest.raises(ValueError, match="num_poses"):

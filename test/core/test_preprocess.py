@@ -9,7 +9,12 @@ import pytest
 
 from bharnet_ros.core.layouts import MP33, NTU25
 from bharnet_ros.core.modalities import MODALITIES
-from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_arrays, preprocess_sequence
+from bharnet_ros.core.preprocess import (
+    PreprocessConfig,
+    body_centre_and_size,
+    preprocess_arrays,
+    preprocess_sequence,
+)
 from bharnet_ros.core.skeleton import SkeletonSequence
 
 FRAMES = 16
@@ -164,3 +169,259 @@ def test_frames_with_an_occluded_shoulder_do_not_move_the_centre_or_the_unit():
     width = np.linalg.norm(body[:, both, left] - body[:, both, right], axis=0)
     assert width.mean() == pytest.approx(1.0, abs=1e-5)
     assert np.all(body[:, ~both, left] == 0.0)  # the occluded joint stays absent
+
+
+def image_arrays(seed: int = 2) -> dict[str, np.ndarray]:
+    """MediaPipe image-space arrays with distinct x, y, z, score; the left hand absent in frame 0."""
+    rng = np.random.default_rng(seed)
+    body = rng.uniform(0.2, 0.8, (FRAMES, MP33.num_joints, 4)).astype(np.float32)
+    hands = rng.uniform(-0.1, 0.1, (FRAMES, 2, 21, 4)).astype(np.float32)
+    hands[..., 3] = 0.9
+    present = np.ones((FRAMES, 2), bool)
+    present[0, 0] = False
+    hands[~present] = 0.0
+    return {"body": body, "hands": hands, "hand_present": present}
+
+
+def image_run(arrays: dict[str, np.ndarray], image_size: tuple[int, int] = (0, 0), **options):
+    config = PreprocessConfig(
+        body_layout="mediapipe33", frames=FRAMES, normalise=False, channels=4, **options
+    )
+    return preprocess_arrays(
+        arrays["body"], arrays["hands"], arrays["hand_present"], "mediapipe33", "image", config, image_size
+    )
+
+
+def test_hand_depth_is_anchored_on_the_body_wrist():
+    """MediaPipe hand z is wrist-relative; in image space each present hand gets its body wrist's z."""
+    arrays = image_arrays()
+    out = image_run(arrays)
+    for slot, wrist in enumerate((MP33.index("left_wrist"), MP33.index("right_wrist"))):
+        present = arrays["hand_present"][:, slot]
+        hand = out.hand[..., slot][:, present, :21]  # (C, T', 21)
+        given = arrays["hands"][present, slot].transpose(2, 0, 1)
+        depth = arrays["body"][present, wrist, 2][:, None]
+        np.testing.assert_allclose(hand[2], given[2] + depth, rtol=1e-6)
+        np.testing.assert_array_equal(hand[:2], given[:2])
+        np.testing.assert_array_equal(hand[3], 0.9)  # the score is left alone
+    assert not out.hand[:, 0, :, 0].any()  # the absent hand gets no depth
+
+
+def test_world_space_hands_are_not_re_anchored():
+    arrays = image_arrays()
+    config = PreprocessConfig(body_layout="mediapipe33", frames=FRAMES, normalise=False, channels=4)
+    out = preprocess_arrays(
+        arrays["body"], arrays["hands"], arrays["hand_present"], "mediapipe33", "world", config
+    )
+    np.testing.assert_allclose(out.hand[:, 1:, :21, 0], arrays["hands"][1:, 0].transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize("image_size", [(640, 0), (0, 480), (-640, 480), (640, -480)])
+def test_aspect_correction_needs_both_sides_of_the_image(image_size):
+    arrays = image_arrays()
+    np.testing.assert_array_equal(image_run(arrays, image_size).body, image_run(arrays).body)
+
+
+@pytest.mark.parametrize("image_size", [(1, 480), (640, 1)])
+def test_aspect_correction_scales_x_and_z_of_body_and_hands_only(image_size):
+    arrays = image_arrays()
+    factor = np.float32(image_size[0] / image_size[1])
+    plain, corrected = image_run(arrays), image_run(arrays, image_size)
+    for name in ("body", "hand"):
+        before, after = getattr(plain, name), getattr(corrected, name)
+        np.testing.assert_allclose(after[[0, 2]], before[[0, 2]] * factor, rtol=1e-6)
+        np.testing.assert_array_equal(after[[1, 3]], before[[1, 3]])
+
+
+def test_aspect_correction_can_be_turned_off():
+    arrays = image_arrays()
+    off = image_run(arrays, (640, 480), aspect_correction=False)
+    np.testing.assert_array_equal(off.body, image_run(arrays).body)
+
+
+def test_detected_hands_refine_the_ntu_hand_joints():
+    """A MediaPipe body fed to an NTU model takes its hand tips from the detected hands."""
+    arrays = image_arrays()
+    config = PreprocessConfig(frames=FRAMES, normalise=False)
+    tip = NTU25.index("right_hand_tip")
+
+    def body_of(hands):
+        return preprocess_arrays(
+            arrays["body"], hands, arrays["hand_present"], "mediapipe33", "world", config
+        ).body
+
+    moved = arrays["hands"].copy()
+    moved[:, 1, :, 0] += 0.05
+    assert np.abs(body_of(moved)[0, :, tip] - body_of(arrays["hands"])[0, :, tip]).min() > 0.01
+
+
+@pytest.mark.parametrize("modality", ["bone", "bone_motion"])
+def test_bone_from_an_absent_parent_is_zero(modality):
+    arrays = world_sequence()
+    arrays["body"][:, NTU25.index("left_wrist")] = 0.0  # parent of the observed left hand joint
+    out = run(arrays, PreprocessConfig(frames=FRAMES, modality=modality))
+    assert not out.body[:, :, NTU25.index("left_hand")].any()
+    assert out.body[:, 1:-1, NTU25.index("right_hand")].any()
+
+
+@pytest.mark.parametrize("modality", ["joint_motion", "bone_motion"])
+def test_motion_needs_the_joint_in_both_frames(modality):
+    arrays = world_sequence()
+    knee = NTU25.index("left_knee")
+    arrays["body"][0, knee] = 0.0  # seen from frame 1 on
+    arrays["body"][9, knee] = 0.0
+    out = run(arrays, PreprocessConfig(frames=FRAMES, modality=modality))
+    moving = np.abs(out.body[:, :, knee, 0]).sum(axis=0) > 0
+    expected = np.ones(FRAMES, bool)
+    expected[[0, 8, 9, FRAMES - 1]] = False  # frames that touch an absent one, and the last
+    np.testing.assert_array_equal(moving, expected)
+
+
+def test_hands_are_finite_and_in_the_body_frame():
+    """Hands share the body's centre and unit: a hand joint on the right shoulder lands on it."""
+    arrays = world_sequence()
+    shoulder = NTU25.index("right_shoulder")
+    arrays["hands"][1, 1, 5] = arrays["body"][1, shoulder]
+    out = run(arrays, PreprocessConfig(frames=FRAMES))
+    assert np.isfinite(out.hand).all()
+    np.testing.assert_allclose(out.hand[:, 1, 5, 1], out.body[:, 1, shoulder, 0], atol=1e-6)
+
+
+def test_absent_hands_are_zero_even_when_their_slot_holds_data():
+    arrays = world_sequence()
+    arrays["hands"][~arrays["hand_present"]] = 5.0  # stale numbers in a slot marked absent
+    for hand_frame in ("body", "wrist"):
+        out = run(arrays, PreprocessConfig(frames=FRAMES, hand_frame=hand_frame))
+        assert not out.hand[:, ::2, :, 0].any()
+
+
+def test_hand_presence_may_be_given_as_zeros_and_ones():
+    arrays = world_sequence()
+    as_int = {**arrays, "hand_present": arrays["hand_present"].astype(np.int64)}
+    np.testing.assert_array_equal(
+        run(as_int, PreprocessConfig(frames=FRAMES)).hand, run(arrays, PreprocessConfig(frames=FRAMES)).hand
+    )
+
+
+def test_four_channels_keep_the_hand_score():
+    out = run(world_sequence(), PreprocessConfig(frames=FRAMES, channels=4))
+    assert out.hand.shape == (4, FRAMES, 25, 2)
+    assert out.hand[3, 1::2, :21, 0].any()
+
+
+def test_batched_keys_are_the_onnx_input_names():
+    out = run(world_sequence(), PreprocessConfig(frames=FRAMES))
+    assert sorted(out.batched()) == ["body", "hand", "hand_mask"]
+    assert out.batched()["hand_mask"].shape == (1, FRAMES)
+
+
+def test_body_must_have_four_channels():
+    arrays = world_sequence()
+    with pytest.raises(ValueError, match=r"expected body \(T, V, 4\)"):
+        run({**arrays, "body": arrays["body"][..., :3]}, PreprocessConfig(frames=FRAMES))
+    with pytest.raises(ValueError, match=r"expected body"):
+        run({**arrays, "body": arrays["body"][None, None]}, PreprocessConfig(frames=FRAMES))
+
+
+def shoulders_and_hips(frames: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """An NTU body whose shoulders are 0.4 apart around (0, 1, 2) and whose hips are 0.5 below."""
+    body = np.zeros((frames, NTU25.num_joints, 4), np.float32)
+    for name, x, y in [
+        ("left_shoulder", 0.2, 1.0),
+        ("right_shoulder", -0.2, 1.0),
+        ("left_hip", 0.1, 0.5),
+        ("right_hip", -0.1, 0.5),
+    ]:
+        body[:, NTU25.index(name)] = (x, y, 2.0, 1.0)
+    return body, np.any(body != 0, axis=-1)
+
+
+@pytest.mark.parametrize(("scale", "size"), [("shoulder", 0.4), ("torso", 0.5), ("none", 1.0)])
+def test_body_size_per_scale(scale, size):
+    body, valid = shoulders_and_hips()
+    centre, found = body_centre_and_size(body, valid, "ntu25", scale)
+    assert found == pytest.approx(size, rel=1e-6)
+    np.testing.assert_allclose(centre, [0.0, 1.0, 2.0], atol=1e-7)
+    assert centre.dtype == np.float32
+    assert isinstance(found, float)
+
+
+def test_body_size_defaults_to_shoulder_width():
+    body, valid = shoulders_and_hips()
+    assert body_centre_and_size(body, valid, "ntu25")[1] == pytest.approx(0.4, rel=1e-6)
+
+
+@pytest.mark.filterwarnings("error")  # no mean of an empty selection
+def test_torso_counts_only_frames_with_shoulders_and_both_hips():
+    body, valid = shoulders_and_hips(frames=4)
+    body[1, NTU25.index("left_hip")] = (5.0, 9.0, 9.0, 1.0)
+    valid[1, NTU25.index("left_hip")] = False  # marked unobserved: must not count
+    body[2, NTU25.index("right_hip"), 1] = 9.0  # a lone hip, marked unobserved
+    valid[2, NTU25.index("right_hip")] = False
+    assert body_centre_and_size(body, valid, "ntu25", "torso")[1] == pytest.approx(0.5, rel=1e-6)
+    valid[:, NTU25.index("left_hip")] = False  # no frame with both hips
+    assert body_centre_and_size(body, valid, "ntu25", "torso")[1] == 1.0
+
+
+def test_torso_scale_sets_the_unit_through_preprocessing():
+    body, _ = shoulders_and_hips(FRAMES)
+    hands, present = np.zeros((FRAMES, 2, 21, 4), np.float32), np.zeros((FRAMES, 2), bool)
+    out = preprocess_arrays(
+        body, hands, present, "ntu25", "world", PreprocessConfig(frames=FRAMES, scale="torso")
+    )
+    assert out.body[1, 0, NTU25.index("left_hip"), 0] == pytest.approx(-1.0, rel=1e-5)
+
+
+def test_without_shoulders_the_centre_is_the_mean_observed_joint_and_the_size_one():
+    body, valid = shoulders_and_hips()
+    valid[:, NTU25.index("left_shoulder")] = False
+    centre, size = body_centre_and_size(body, valid, "ntu25")
+    np.testing.assert_allclose(centre, [(-0.2 + 0.1 - 0.1) / 3, (1.0 + 0.5 + 0.5) / 3, 2.0], atol=1e-6)
+    assert centre.shape == (3,)
+    assert centre.dtype == np.float32
+    assert size == 1.0
+
+
+def test_nothing_observed_gives_origin_and_unit():
+    body = np.zeros((4, NTU25.num_joints, 4), np.float32)
+    centre, size = body_centre_and_size(body, np.zeros((4, NTU25.num_joints), bool), "ntu25")
+    np.testing.assert_array_equal(centre, np.zeros(3))
+    assert centre.shape == (3,)
+    assert centre.dtype == np.float32
+    assert size == 1.0
+
+
+def test_coinciding_shoulders_leave_the_unit_at_one():
+    body, valid = shoulders_and_hips()
+    body[:, NTU25.index("left_shoulder"), :3] = body[:, NTU25.index("right_shoulder"), :3]
+    assert body_centre_and_size(body, valid, "ntu25")[1] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"channels": 2}, r"channels must be 3 \(x, y, z\) or 4 \(with score\)"),
+        ({"frames": 0}, "frames and num_persons must be >= 1"),
+        ({"num_persons": 0}, "frames and num_persons must be >= 1"),
+        (
+            {"window_seconds": 60.5},
+            r"window_seconds must be 0 \(frame-count windows\) or a duration up to 60 s",
+        ),
+        ({"window_seconds": -1.0}, "window_seconds must be 0"),
+        ({"window_seconds": "2"}, "window_seconds must be 0"),
+    ],
+)
+def test_config_bounds(options, message):
+    with pytest.raises(ValueError, match=message):
+        PreprocessConfig(**options)
+
+
+def test_config_edges_that_are_allowed():
+    assert PreprocessConfig(frames=1, num_persons=1, window_seconds=60.0).window_seconds == 60.0
+    assert PreprocessConfig(frames=1, num_persons=1).frames == 1
+
+
+def test_config_without_a_version_is_read_as_the_current_one():
+    data = PreprocessConfig(frames=8).to_dict()
+    del data["version"]
+    assert PreprocessConfig.from_dict(data) == PreprocessConfig(frames=8)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bharnet_ros.core.inference import WindowScores
-from bharnet_ros.core.recognizer import Recognizer, RecognizerConfig
+from bharnet_ros.core.recognizer import Recognizer, RecognizerConfig, accepted_layouts, load_window_classifier
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.window import Window
 
@@ -257,3 +257,226 @@ def test_without_smoothing_or_margin_the_label_follows_each_window():
         recognizer = Recognizer(ScriptedClassifier(script), config)
         labels = [recognizer.push(frame(i / 30)).label for i in range(len(script))]
         assert labels[1] == "raise", (smoothing, margin)
+
+
+def test_live_settings_change_decisions_and_keep_windows_and_averages():
+    config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.0, smoothing=1.0, switch_margin=0.0, top_k=5)
+    recognizer = Recognizer(ScriptedClassifier([[0.6, 0.4]] * 3 + [[0.2, 0.8]] * 4), config)
+    for i in range(3):
+        recognizer.push(frame(i / 30))
+    smoother = recognizer.person_states()[0].smoother
+    live = RecognizerConfig(
+        window_seconds=9.0, max_gap=0, person_timeout=0.1, max_persons=1,  # window settings: kept
+        stride_seconds=0.05, min_seconds=0.2, smoothing=0.5, switch_margin=0.25, top_k=1, none_threshold=0.55,
+    )  # fmt: skip
+    recognizer.apply_live(live)
+    assert recognizer.person_states()[0].smoother is smoother  # the average goes on
+    assert (smoother.alpha, smoother.switch_margin) == (0.5, 0.25)
+    kept = ("window_seconds", "max_gap", "person_timeout", "max_persons")
+    assert [getattr(recognizer.config, n) for n in kept] == [0.0, config.max_gap, config.person_timeout, 4]
+    assert recognizer.none_threshold == 0.55
+    assert len(recognizer.windows.get(0)) == 3
+    assert [recognizer.push(frame(i / 30)) for i in range(3, 6)] == [None] * 3  # below 0.2 s of history
+    first = recognizer.push(frame(6 / 30))  # smoothed (0.4, 0.6): "raise" leads by 0.2 < 0.25
+    assert (first.label, first.confidence) == ("none", pytest.approx(0.4))  # below 0.55
+    assert first.top_labels == ["raise"]  # top_k 1
+    assert recognizer.push(frame(7 / 30)) is None  # stride 0.05 s
+    assert recognizer.push(frame(8 / 30)).label == "raise"  # (0.3, 0.7) after the second window
+
+
+def test_live_settings_reach_people_who_arrive_later():
+    recognizer = Recognizer(HandRaisedClassifier(), RecognizerConfig())
+    recognizer.apply_live(RecognizerConfig(smoothing=0.3, switch_margin=0.05))
+    recognizer.push(frame(0.0, person=7))
+    smoother = recognizer.person_states()[7].smoother
+    assert (smoother.alpha, smoother.switch_margin) == (0.3, 0.05)
+
+
+class OtherClassifier(HandRaisedClassifier):
+    """The stand-in with other class names, window, layout or calibrated threshold."""
+
+    def __init__(self, names=("idle", "raise"), length=16, seconds=16 / 30, layout="ntu25", threshold=0.0):
+        super().__init__()
+        self.class_names, self.window_length, self.window_seconds = list(names), length, seconds
+        self.body_layout, self.none_threshold = layout, threshold
+
+
+def swap_after(frames: int, new: HandRaisedClassifier) -> tuple[Recognizer, bool]:
+    """A recognizer that saw ``frames`` frames of person 0, then replaced its classifier."""
+    config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.0)
+    recognizer = Recognizer(HandRaisedClassifier(), config)
+    for i in range(frames):
+        recognizer.push(frame(i / 30))
+    return recognizer, recognizer.replace_classifier(new)
+
+
+def test_a_model_with_the_same_input_and_labels_keeps_windows_and_averages():
+    recognizer, kept = swap_after(5, OtherClassifier(threshold=0.4))
+    state = recognizer.windows.get(0).state["recognizer"]
+    assert kept
+    assert len(recognizer.windows.get(0)) == 5
+    assert recognizer.person_states()[0] is state
+    assert recognizer.none_threshold == 0.4  # the new model's calibration
+    assert recognizer.push(frame(5 / 30)) is not None
+    assert recognizer.classifier.windows  # the new model classifies
+
+
+def test_a_model_with_other_labels_keeps_windows_but_restarts_averages():
+    recognizer, kept = swap_after(5, OtherClassifier(names=("rest", "wave")))
+    assert kept
+    assert len(recognizer.windows.get(0)) == 5
+    assert recognizer.person_states() == {}
+    assert recognizer.push(frame(5 / 30)).label in ("rest", "wave")
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        OtherClassifier(length=8),
+        OtherClassifier(seconds=1.0),
+        OtherClassifier(layout="mediapipe33"),
+    ],
+    ids=["frames", "seconds", "layout"],
+)
+def test_a_model_that_reads_windows_differently_starts_everyone_afresh(new):
+    recognizer, kept = swap_after(5, new)
+    assert not kept
+    assert len(recognizer.windows) == 0
+    assert recognizer.window_seconds == new.window_seconds
+    assert recognizer.windows.seconds == new.window_seconds
+    assert recognizer.accepted_layouts == accepted_layouts(new.body_layout)
+    recognizer.push(frame(5 / 30))
+    assert recognizer.windows.get(0).seconds == new.window_seconds
+
+
+def test_accepted_layouts():
+    assert accepted_layouts("ntu25") == ("ntu25", "mediapipe33")
+    assert accepted_layouts("mediapipe33") == ("mediapipe33",)
+    assert accepted_layouts("") == ()
+
+
+class CalibratedClassifier(ScriptedClassifier):
+    """A scripted classifier whose model carries a calibrated none threshold and a ``none`` class."""
+
+    none_threshold = 0.55
+
+    def __init__(self, script: list[list[float]]) -> None:
+        super().__init__(script)
+        self.class_names = ["idle", "none", "raise"]
+
+
+def test_the_models_calibrated_threshold_applies_unless_configured():
+    script = [[0.5, 0.05, 0.45], [0.55, 0.05, 0.4]]  # top 0.5, then exactly the threshold
+    config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.0, smoothing=1.0, switch_margin=0.0)
+    recognizer = Recognizer(CalibratedClassifier(script), config)
+    assert recognizer.none_threshold == 0.55
+    below, level = (recognizer.push(frame(i / 30)) for i in range(2))
+    assert (below.label, below.class_id) == ("none", 1)  # the model's own none class
+    assert (level.label, level.class_id) == ("idle", 0)  # at the threshold is enough
+    recognizer.apply_live(config)
+    assert recognizer.none_threshold == 0.55  # still the model's
+    configured = Recognizer(CalibratedClassifier(script), RecognizerConfig(none_threshold=0.3))
+    assert configured.none_threshold == 0.3
+
+
+def test_window_settings_reach_the_window_set():
+    config = RecognizerConfig(person_timeout=0.7, max_persons=2, max_gap=3)
+    recognizer = Recognizer(HandRaisedClassifier(), config)
+    for person in range(3):
+        recognizer.push(frame(0.0, person=person))
+    assert recognizer.windows.person_ids == [0, 1]
+    assert recognizer.stats.persons_refused == 1
+    assert recognizer.windows.get(0).max_gap == 3
+    assert recognizer.prune(now=0.69) == []
+    assert recognizer.prune(now=0.71) == [0, 1]
+
+
+def test_persons_time_out_by_arrival_not_by_stamp():
+    recognizer = Recognizer(HandRaisedClassifier(), RecognizerConfig(person_timeout=1.0))
+    recognizer.push(frame(0.0, person=5), arrival=100.0)  # a replayed stamp, arriving now
+    assert recognizer.prune(now=100.5) == []
+    assert recognizer.prune(now=101.5) == [5]
+
+
+def test_counters_count_every_event():
+    config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.0)
+    nan = [np.nan, np.nan]
+    recognizer = Recognizer(ScriptedClassifier([[0.6, 0.4], nan, nan, [0.6, 0.4]]), config)
+    results = [recognizer.push(frame(i / 30)) for i in range(4)]
+    assert [r is not None for r in results] == [True, False, False, True]
+    assert recognizer.windows_classified == 4
+    assert recognizer.stats.nonfinite_scores == 2
+    classifier = HandRaisedClassifier()
+    classifier.body_layout = "mediapipe33"
+    refusing = Recognizer(classifier)
+    ntu = SkeletonFrame(0.0, np.full((25, 4), 0.5, np.float32), layout="ntu25")
+    for _ in range(2):
+        with pytest.raises(SkeletonError, match=r"it takes mediapipe33\)"):
+            refusing.push(ntu)
+    assert refusing.stats.incompatible_layout == 2
+    assert refusing.windows_classified == 0
+
+
+def test_hand_fraction_is_the_share_of_frames_with_a_hand():
+    config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.0, max_gap=0)
+    recognizer = Recognizer(HandRaisedClassifier(), config)
+    results = [recognizer.push(frame(i / 30, hand=i >= 8)) for i in range(16)]
+    assert results[-1].hand_fraction == pytest.approx(0.5, abs=1 / 16)
+
+
+def test_two_label_changes_in_a_row_without_frames_in_between():
+    recognizer, _ = swap_after(5, OtherClassifier(names=("rest", "wave")))
+    assert recognizer.replace_classifier(OtherClassifier(names=("a", "b")))
+    assert recognizer.person_states() == {}
+
+
+def test_load_window_classifier_runs_one_cpu_thread_by_default(tiny_model):
+    classifier = load_window_classifier(str(tiny_model))
+    assert classifier.onnx.requested == ["CPUExecutionProvider"]
+    assert classifier.providers == ["CPUExecutionProvider"]
+    assert classifier.onnx.session.get_session_options().intra_op_num_threads == 1
+    assert (
+        load_window_classifier(str(tiny_model), threads=2)
+        .onnx.session.get_session_options()
+        .intra_op_num_threads
+        == 2
+    )
+    assert (
+        load_window_classifier(str(tiny_model), threads=0)
+        .onnx.session.get_session_options()
+        .intra_op_num_threads
+        == 0
+    )
+
+
+def test_load_window_classifier_asks_for_cuda_then_cpu(tiny_model):
+    import onnxruntime as ort
+
+    from bharnet_ros.core.inference import InferenceError, provider_names
+
+    assert load_window_classifier(str(tiny_model), "auto").onnx.requested == provider_names("auto")
+    cuda = load_window_classifier(str(tiny_model), "cuda")
+    assert cuda.onnx.requested == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert cuda.providers[-1] == "CPUExecutionProvider"
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("CUDA is available here: nothing to refuse")
+    with pytest.raises(InferenceError, match="could not use"):
+        load_window_classifier(str(tiny_model), "cuda", require=True)
+
+
+def test_an_exported_model_describes_itself(tiny_model, tmp_path):
+    import onnx
+
+    classifier = load_window_classifier(str(tiny_model))
+    assert classifier.class_names == ["idle", "wave", "stop"]
+    assert classifier.window_length == 16
+    assert classifier.window_seconds == 0.0
+    assert classifier.body_layout == "mediapipe33"
+    assert classifier.hand_intensive == [False, False, True]
+    assert classifier.none_threshold == 0.0
+    assert classifier.description == "tiny.onnx (bharnet_e_expert_only)"
+    proto = onnx.load(str(tiny_model))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "bharnet.none_threshold", "0.35"
+    onnx.save(proto, str(tmp_path / "calibrated.onnx"))
+    assert load_window_classifier(str(tmp_path / "calibrated.onnx")).none_threshold == 0.35

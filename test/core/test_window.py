@@ -335,3 +335,130 @@ def test_hand_gaps_are_filled_along_time_not_frame_index() -> None:
     assert window is not None
     np.testing.assert_allclose(window.sequence.hands[:, 0, 0, 0], 0.5 + np.arange(1, 11) / 10, atol=1e-6)
     assert window.hand_mask[:, 0].all()
+
+
+def test_errors_name_what_is_wrong() -> None:
+    buffer = WindowBuffer()
+    with pytest.raises(TypeError, match="expected a SkeletonFrame, got ndarray"):
+        buffer.push(np.zeros((33, 4)))  # type: ignore[arg-type]
+    stale = make_frame(0)
+    stale.timestamp = float("nan")  # changed after the contract check
+    with pytest.raises(SkeletonError, match="frame timestamp nan is not finite"):
+        buffer.push(stale)
+    frame = make_frame(1)
+    frame.body[0, 0] = np.inf
+    with pytest.raises(
+        SkeletonError, match="frame contains NaN or infinite values; the buffer does not take it"
+    ):
+        buffer.push(frame)
+    with pytest.raises(
+        ValueError, match=r"need seconds > 0, max_gap >= 0 and max_frames >= 2, got 1.0, -1, 5"
+    ):
+        WindowBuffer(1.0, -1, 5)
+    with pytest.raises(ValueError, match=r"need timeout > 0 and max_persons >= 1, got 1.0, 0"):
+        WindowSet(timeout=1.0, max_persons=0)
+
+
+def test_settings_at_their_bounds_are_allowed() -> None:
+    assert WindowBuffer(max_gap=0, max_frames=2).maxlen == 2
+    persons = WindowSet(max_gap=0, max_frames=2, max_persons=1)
+    persons.push(make_frame(0))
+    assert persons.get(0).maxlen == 2
+    assert persons.get(0).max_gap == 0
+
+
+@pytest.mark.parametrize("kwargs", [{"max_gap": -1}, {"max_frames": 1}])
+def test_set_checks_the_buffer_settings_before_any_frame(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="max_gap >= 0 and max_frames >= 2"):
+        WindowSet(**kwargs)
+
+
+def test_reset_warnings_name_the_person_and_what_changed(caplog: pytest.LogCaptureFixture) -> None:
+    buffer = WindowBuffer(seconds=0.5)
+    buffer.push(make_frame(5, person_id=4))
+    with caplog.at_level(logging.WARNING):
+        buffer.push(make_frame(2, person_id=4))
+        buffer.push(SkeletonFrame(1.0, np.ones((25, 4), np.float32), layout="ntu25", person_id=4))
+    assert "person 4: timestamp went backwards (0.166667 -> 0.066667 s); window buffer reset" in caplog.text
+    assert (
+        "person 4: layout/space changed from mediapipe33/image to ntu25/image; window buffer reset"
+        in caplog.text
+    )
+
+
+def test_counters_add_up_over_many_events() -> None:
+    buffer = WindowBuffer(seconds=0.5)
+    persons = WindowSet(seconds=0.5, timeout=10.0, max_persons=1, evict_after=0.0)
+    for t in (0, 0, 1, 1, 0, 1, 0):  # duplicates at 2nd and 4th, resets at 5th and 7th
+        buffer.push(make_frame(t))
+        persons.push(make_frame(t))
+    assert (buffer.stats.duplicates, buffer.stats.resets) == (2, 2)
+    assert (persons.stats.duplicates, persons.stats.resets) == (2, 2)
+    for person_id in (1, 2):
+        persons.push(make_frame(1, person_id=person_id), arrival=5.0 * person_id)
+    assert persons.stats.persons_evicted == 2
+
+
+def test_a_window_keeps_its_person_layout_space_and_image_size() -> None:
+    buffer = WindowBuffer(seconds=0.5)
+    for t in range(10):
+        body = np.full((25, 4), 0.5, np.float32)
+        frame = SkeletonFrame(
+            t / FPS, body, layout="ntu25", space="world", image_size=(640, 480), person_id=9
+        )
+        buffer.push(frame)
+    sequence = buffer.window(length=8).sequence
+    assert (sequence.person_id, sequence.layout, sequence.space, sequence.image_size) == (
+        9,
+        "ntu25",
+        "world",
+        (640, 480),
+    )
+
+
+def test_window_gap_filling_uses_the_buffers_max_gap() -> None:
+    for max_gap, filled in ((2, True), (1, False)):
+        buffer = WindowBuffer(seconds=9 / FPS, max_gap=max_gap)
+        for t in range(10):
+            buffer.push(make_frame(t, hands=t not in (4, 5)))
+        window = buffer.window(length=9)  # instant i reads frame i + 1
+        assert bool(window.hand_mask[3:5].all()) is filled, max_gap
+
+
+def test_readiness_and_the_frames_inside_at_exact_bounds() -> None:
+    buffer = WindowBuffer(seconds=0.5)
+    for t in range(4):
+        buffer.push(make_frame(t, stamp=t * 0.125))
+    assert buffer.covered == 0.375
+    assert buffer.ready(0.375)  # exactly the history asked for
+    buffer.push(make_frame(4, stamp=0.5))
+    window = buffer.window(length=4)
+    assert window.source_frames == 4  # the frame at exactly end - seconds is the window's start, not inside
+
+
+def test_old_frames_beyond_the_hand_fill_context_are_forgotten() -> None:
+    buffer = WindowBuffer(seconds=0.25, max_gap=2)
+    for t in range(10):
+        buffer.push(make_frame(t, stamp=t * 0.125))
+    # the window (0.875, 1.125]: 2 frames, the frame at its start, and 2 of context
+    assert [round(f.timestamp, 3) for f in buffer._frames] == [0.625, 0.75, 0.875, 1.0, 1.125]
+
+
+def test_eviction_needs_the_stalest_to_be_silent_longer_than_evict_after() -> None:
+    persons = WindowSet(timeout=10.0, max_persons=1, evict_after=1.0)
+    persons.push(make_frame(0, person_id=1), arrival=0.0)
+    assert persons.push(make_frame(1, person_id=2), arrival=1.0) is None  # silent exactly 1 s: kept
+    assert persons.push(make_frame(2, person_id=2), arrival=1.01) is not None
+    assert persons.person_ids == [2]
+
+
+def test_default_eviction_is_after_half_the_timeout() -> None:
+    persons = WindowSet(timeout=2.0, max_persons=1)
+    assert persons.evict_after == 1.0
+
+
+def test_items_lists_every_person_with_their_buffer() -> None:
+    persons = WindowSet()
+    for person_id in (5, 2):
+        persons.push(make_frame(0, person_id=person_id))
+    assert [(pid, buffer is persons.get(pid)) for pid, buffer in persons.items()] == [(5, True), (2, True)]

@@ -19,11 +19,11 @@ from builtin_interfaces.msg import Time
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 
+from bharnet_ros.core.compose import compose_pair
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.msg import Action, PersonSkeletonArray
 from bharnet_ros.nodes.graph import ACTION_TOPIC, SKELETON_TOPIC, GraphOptions
 from bharnet_ros.nodes.runner import running_graph
-from bharnet_ros.tools.pose_compare import compose_pair
 
 # Two HRI clips of gestures the shipped model knows by these names.
 GESTURES = {

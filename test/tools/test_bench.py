@@ -6,11 +6,13 @@ import argparse
 
 import pytest
 
+from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.bench import (
     VARIANTS,
     ModelResult,
     Timing,
     add_arguments,
+    exported_files,
     onnx_flops,
     render,
 )
@@ -29,6 +31,16 @@ def test_model_is_a_sub_subcommand_with_defaults():
     assert args.out is None
     with pytest.raises(SystemExit):
         parse([])
+
+
+def test_exported_files_to_time(tmp_path):
+    first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    first.write_bytes(b"x")
+    second.write_bytes(b"x")
+    assert exported_files(parse(["model", "--shipped", str(first), str(second)])) == [first, second]
+    assert exported_files(parse(["model", "--no-shipped"])) == []
+    with pytest.raises(UsageError, match="c.onnx does not exist"):
+        exported_files(parse(["model", "--shipped", str(first), str(tmp_path / "c.onnx")]))
 
 
 def fake_section(windows_per_s: float) -> str:

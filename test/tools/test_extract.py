@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from bharnet_ros.cli import main
+from bharnet_ros.core.compose import compose_pair
 from bharnet_ros.core.skeleton import SkeletonSequence
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.extract import plan_jobs
-from bharnet_ros.tools.pose_compare import compose_pair
 
 
 def count_frames(path: Path) -> int:
