@@ -65,7 +65,8 @@ def compare(
     return results
 
 
-def _count(counts: Counts, frame) -> None:
+def _count(counts: Counts, frame: SkeletonFrame | None) -> None:
+    """Count one frame's detections (the first person's; None: nobody found)."""
     counts.frames += 1
     if frame is None:
         return

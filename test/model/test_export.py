@@ -19,6 +19,7 @@ from bharnet_ros.model.export import (
     METADATA_KEYS,
     ExportError,
     ExportWrapper,
+    calibration_for,
     check_parity,
     export_onnx,
     op_types,
@@ -26,6 +27,7 @@ from bharnet_ros.model.export import (
     random_inputs,
     realistic_inputs,
     torch_outputs,
+    variant_name,
 )
 
 FRAMES = 16
@@ -70,6 +72,10 @@ def test_export_matches_pytorch_without_einsum_or_if(name, tiny_config, tmp_path
     assert set(stored) == set(METADATA_KEYS)
     assert stored == json.loads(json.dumps(metadata))
     assert stored["bharnet.labels"] == LABELS
+    assert stored["bharnet.variant"] == name.removesuffix("_noisy_or")
+    assert stored["bharnet.precision"] == "fp32"
+    assert {"Conv", "MatMul"} <= op_types(path)
+    assert onnx.load(str(path)).producer_name == "bharnet_ros"
     assert PreprocessConfig.from_dict(stored["bharnet.preprocess"]) == PREPROCESS
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     shapes = {i.name: i.shape for i in session.get_inputs()}
@@ -188,3 +194,120 @@ def test_fp16_is_refused_with_advice(tiny_config, tmp_path):
     model = build_model(tiny_config("body_expert", SMALL)).eval()
     with pytest.raises(ExportError, match="trt_fp16_enable"):
         export_onnx(model, tmp_path / "m.onnx", LABELS, PREPROCESS, fp16=True)
+
+
+def test_hand_intensive_classes_are_stored(tiny_config, tmp_path):
+    model = build_model(tiny_config("body_expert", SMALL)).eval()
+    metadata = export_onnx(model, tmp_path / "m.onnx", LABELS, PREPROCESS, hand_intensive=["class3"])
+    assert metadata["bharnet.hand_intensive"] == ["class3"]
+    assert export_onnx(model, tmp_path / "n.onnx", LABELS, PREPROCESS)["bharnet.hand_intensive"] is None
+
+
+def test_op_types_look_inside_subgraphs(tmp_path):
+    from onnx import TensorProto, helper
+
+    branch = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "branch",
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    node = helper.make_node("If", ["cond"], ["out"], then_branch=branch, else_branch=branch)
+    graph = helper.make_graph(
+        [node],
+        "outer",
+        [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1])],
+        initializer=[helper.make_tensor("x", TensorProto.FLOAT, [1], [1.0])],
+    )
+    path = tmp_path / "if.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    assert op_types(path) == {"If", "Relu"}
+
+
+def test_random_inputs_are_seeded_and_the_hand_mask_is_zeros_and_ones(tiny_config):
+    model = build_model(tiny_config("score_fusion_noisy_or", SMALL))
+    first, again, other = random_inputs(model), random_inputs(model, seed=0), random_inputs(model, seed=1)
+    for name in first:
+        np.testing.assert_array_equal(first[name], again[name])
+    assert not np.array_equal(first["body"], other["body"])
+    mask = first["hand_mask"]
+    assert set(np.unique(mask)) == {0.0, 1.0}
+    assert 0.2 < mask.mean() < 0.8
+
+
+def test_prepare_model_keeps_all_branches_unless_asked(tiny_config, tmp_path):
+    full = build_model(tiny_config("bharnet_e", SMALL))
+    checkpoint = load_checkpoint(
+        save_checkpoint(make_checkpoint(full, LABELS, PREPROCESS), tmp_path / "e.pt")
+    )
+    assert variant_name(prepare_model(checkpoint)) == "bharnet_e"
+    assert variant_name(prepare_model(checkpoint, expert_only=True)) == "bharnet_e_expert_only"
+
+
+def test_parity_scale_is_at_least_one_for_small_logits(tiny_config, tmp_path):
+    """With logits far below 1 the tolerance is 1e-4 absolute, not relative to the tiny logits."""
+    model = calibrated(build_model(tiny_config("body_expert", SMALL)))
+    with torch.no_grad():
+        model.head.fc.weight *= 1e-3
+        model.head.fc.bias *= 1e-3
+    path = tmp_path / "small.onnx"
+    export_onnx(model, path, LABELS, PREPROCESS)
+    assert (
+        max(float(np.abs(x).max()) for x in torch_outputs(ExportWrapper(model), random_inputs(model))) < 0.5
+    )
+    shift_output(model, "fused", 0.5 * PARITY_TOLERANCE)
+    check_parity(model, path, PREPROCESS)
+    shift_output(model, "fused", 1.5 * PARITY_TOLERANCE)
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        check_parity(model, path, PREPROCESS)
+
+
+@pytest.fixture
+def expert(tiny_config):
+    full = build_model(tiny_config("bharnet_e", SMALL))
+    return full, full.expert_only()
+
+
+def test_calibration_for_picks_the_entry_of_the_model(expert, tmp_path):
+    full, expert_only = expert
+    path = tmp_path / "calibration.json"
+    entries = {
+        "fused": {"temperature": 1.5, "none_threshold": 0.3},
+        "expert_only": {"temperature": 2.0, "none_threshold": 0.4},
+    }
+    path.write_text(json.dumps(entries))
+    assert calibration_for(path, full) == entries["fused"]
+    assert calibration_for(str(path), expert_only) == entries["expert_only"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read the calibration"),
+        ("{not json", "cannot read the calibration"),
+        ("[]", "has no 'fused' calibration; give the calibration.json of a --loso run"),
+        ('{"fused": {"temperature": 1.0}}', "has no 'fused' calibration"),
+        ('{"fused": [1, 2]}', "has no 'fused' calibration"),
+        (
+            '{"fused": {"temperature": 0.0, "none_threshold": 0.3}}',
+            "the 'fused' calibration values are out of range",
+        ),
+        ('{"fused": {"temperature": 1e3, "none_threshold": 0.3}}', "out of range"),
+        ('{"fused": {"temperature": 1.0, "none_threshold": -0.1}}', "out of range"),
+        ('{"fused": {"temperature": 1.0, "none_threshold": 1.1}}', "out of range"),
+    ],
+)
+def test_calibration_for_refuses_what_does_not_fit(expert, tmp_path, content, message):
+    path = tmp_path / "calibration.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ExportError, match=message):
+        calibration_for(path, expert[0])
+
+
+def test_calibration_bounds_are_inclusive_where_documented(expert, tmp_path):
+    path = tmp_path / "calibration.json"
+    for threshold in (0.0, 1.0):
+        path.write_text(json.dumps({"fused": {"temperature": 999.0, "none_threshold": threshold}}))
+        assert calibration_for(path, expert[0])["none_threshold"] == threshold
