@@ -5,8 +5,9 @@ short clip per gesture. :func:`compose_stream` plays clips one after another (wi
 in between) into one video and returns the labelled segments, so the whole graph can be
 evaluated on a stream of real people with known truth (``bharnet bag record-video`` and ``bag
 eval``). :func:`side_by_side` puts different people's clips next to each other in one frame,
-for multi-person tests. Nothing here is committed data: the videos are written where the caller
-says, from clips the caller owns.
+and :func:`compose_people` (:func:`compose_pair` for two) does so with the middle strip of each,
+for multi-person tests and the several-people benchmark. Nothing here is committed data: the
+videos are written where the caller says, from clips the caller owns.
 """
 
 from __future__ import annotations
