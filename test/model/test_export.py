@@ -311,3 +311,44 @@ def test_calibration_bounds_are_inclusive_where_documented(expert, tmp_path):
     for threshold in (0.0, 1.0):
         path.write_text(json.dumps({"fused": {"temperature": 999.0, "none_threshold": threshold}}))
         assert calibration_for(path, expert[0])["none_threshold"] == threshold
+
+
+def test_preprocess_mismatches_are_named_one_by_one(tiny_config, tmp_path):
+    model = build_model(tiny_config("body_expert", SMALL)).eval()
+    for wrong, named in [
+        ({"frames": 8}, "frames: preprocess 8 vs model 16"),
+        ({"body_layout": "mediapipe33"}, "body_layout: preprocess mediapipe33 vs model ntu25"),
+        ({"channels": 4}, "channels: preprocess 4 vs model 3"),
+        (
+            {"num_persons": 2, "frames": 8},
+            "frames: preprocess 8 vs model 16, num_persons: preprocess 2 vs model 1",
+        ),
+    ]:
+        config = PreprocessConfig(**{"frames": FRAMES, "num_persons": 1, **wrong})
+        with pytest.raises(ExportError, match=rf"do not match the model \({named}\)"):
+            export_onnx(model, tmp_path / "m.onnx", LABELS, config)
+
+
+def test_realistic_inputs_are_the_same_every_time(tiny_config):
+    model = build_model(tiny_config("score_fusion_noisy_or", SMALL))
+    first, again = realistic_inputs(model, PREPROCESS), realistic_inputs(model, PREPROCESS, seed=0)
+    for name in first:
+        np.testing.assert_array_equal(first[name], again[name])
+
+
+def test_a_calibration_may_sharpen(expert, tmp_path):
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"fused": {"temperature": 0.5, "none_threshold": 0.2}}))
+    assert calibration_for(path, expert[0])["temperature"] == 0.5
+
+
+def test_a_calibration_and_a_new_folder_go_into_the_export(tiny_config, tmp_path):
+    model = build_model(tiny_config("body_expert", SMALL)).eval()
+    path = tmp_path / "new" / "folder" / "m.onnx"
+    calibration = {"temperature": 1.5, "none_threshold": 0.3}
+    metadata = export_onnx(model, path, LABELS, PREPROCESS, calibration=calibration, dynamic_batch=True)
+    assert (metadata["bharnet.temperature"], metadata["bharnet.none_threshold"]) == (1.5, 0.3)
+    stored = {p.key: json.loads(p.value) for p in onnx.load(str(path)).metadata_props}
+    assert (stored["bharnet.temperature"], stored["bharnet.none_threshold"]) == (1.5, 0.3)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[0] == "batch"
