@@ -60,6 +60,7 @@ from bharnet_ros.model.config import config_from_dict, config_to_dict, deep_merg
 from bharnet_ros.model.losses import build_loss, seed_everything
 from bharnet_ros.training.data import AUTO, hand_intensive_names, labels_for, resolve_path, select_data
 from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder
+from bharnet_ros.training.sampling import ClassBalancedSampler
 
 PREPROCESS_KEYS = ("modality", "normalise", "scale", "hand_frame", "aspect_correction", "window_seconds")
 FREE_FORM = ("model.overrides", "data.relabel")  # free-form mappings, checked where they are used
@@ -99,6 +100,7 @@ DEFAULTS: dict[str, Any] = {
         "classes": [],  # the classes to train, in label order (empty: every class of the data)
         "relabel": {},  # class merges applied first, e.g. {clap: none, fidget: none}
         "fill_hand_gaps": True,
+        "class_balance": 0.0,  # 0: classes as often as the data has them; 1: all equally often
     },
     "augment": AugmentConfig().to_dict(),
     "optim": {
@@ -212,6 +214,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
         config["data"][key] = list(config["data"][key] or [])
     for key in ("val_subjects", "exclude_subjects"):
         config["data"][key] = [str(subject) for subject in config["data"][key]]
+    balance = config["data"]["class_balance"]
+    if isinstance(balance, bool) or not isinstance(balance, int | float) or not 0 <= balance <= 1:
+        raise ConfigError(f"data.class_balance must be in [0, 1], got {balance!r}")
     fraction = config["data"]["val_fraction"]
     if not isinstance(fraction, int | float) or not 0 <= fraction < 1:
         raise ConfigError(f"data.val_fraction must be in [0, 1), got {fraction!r}")
@@ -483,7 +488,7 @@ class TrainingRun:
     loss_fn: nn.Module
     optimizer: torch.optim.Optimizer
     train_feeder: SkeletonFeeder
-    sampler: DistributedSampler
+    sampler: DistributedSampler | ClassBalancedSampler
     train_loader: DataLoader
     val_loader: DataLoader | None
     val_labels: np.ndarray
@@ -497,13 +502,23 @@ class TrainingRun:
         return bool(self.config["progress"]) and self.env.main
 
 
-def make_loaders(
-    config: Mapping[str, Any], env: Dist, train_feeder: SkeletonFeeder, val_feeder: SkeletonFeeder | None
-) -> tuple[DistributedSampler, DataLoader, DataLoader | None]:
-    """Training loader over a shuffling DistributedSampler (also with one process) and a val loader."""
-    sampler = DistributedSampler(
+def training_sampler(
+    config: Mapping[str, Any], env: Dist, train_feeder: SkeletonFeeder
+) -> DistributedSampler | ClassBalancedSampler:
+    """A shuffling sampler of this process's shard (also with one process), class-balanced if asked."""
+    balance = config["data"]["class_balance"]
+    if balance > 0:
+        return ClassBalancedSampler(train_feeder.labels, balance, env.world, env.rank, config["seed"])
+    return DistributedSampler(
         train_feeder, num_replicas=env.world, rank=env.rank, shuffle=True, seed=config["seed"], drop_last=True
     )
+
+
+def make_loaders(
+    config: Mapping[str, Any], env: Dist, train_feeder: SkeletonFeeder, val_feeder: SkeletonFeeder | None
+) -> tuple[DistributedSampler | ClassBalancedSampler, DataLoader, DataLoader | None]:
+    """Training loader over :func:`training_sampler` and a val loader."""
+    sampler = training_sampler(config, env, train_feeder)
     per_process = max(1, config["batch_size"] // env.world)
     drop = len(train_feeder) // env.world >= per_process  # keep one short batch for tiny sets
     options = {"num_workers": config["workers"], "pin_memory": env.device.type == "cuda"}

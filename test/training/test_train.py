@@ -150,6 +150,8 @@ def test_overrides_apply_with_dotted_keys_and_yaml_values():
         ("epochs=0", "epochs must be a positive integer"),
         ("augment.mirror=2", "probability"),
         ("optim.lr=[1", "not valid YAML"),
+        ("data.class_balance=1.5", "class_balance must be in"),
+        ("data.class_balance=true", "class_balance must be in"),
     ],
 )
 def test_bad_overrides_are_clear_errors(override, message):
@@ -207,6 +209,14 @@ def _preprocess():
     from bharnet_ros.core.preprocess import PreprocessConfig
 
     return PreprocessConfig(body_layout="ntu25", frames=16, num_persons=1)
+
+
+def test_a_class_balanced_run_trains_on_balanced_epochs(dataset_file, tiny_run, tmp_path):
+    extra = [f"data.train=['{dataset_file}']", "data.val_split=null", "data.class_balance=1"]
+    config = load_train_config(REPO / "config/train/synth_cpu.yaml", [*tiny_run, *extra])
+    folder = train(config, out=tmp_path / "balanced")
+    assert yaml.safe_load((folder / "config.yaml").read_text())["data"]["class_balance"] == 1
+    assert len(read_metrics(folder)) == 1
 
 
 def test_a_finished_run_folder_is_not_overwritten(trained_run, tiny_run):
