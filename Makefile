@@ -74,7 +74,7 @@ data/synth_extra/index.csv:
 	$(BIN)/bharnet synth -o data/synth_extra --per-class 30 --seed 0 --classes $(SYNTH_EXTRA) --force
 MODEL_DATA := data/hri.npz data/signs.npz data/synth_extra/index.csv
 
-# Reproduce models/ (about 75 minutes on 2 CPU cores, 15 of them the pose stage on 270 clips).
+# Reproduce models/ (about an hour on 2 CPU cores, 15 minutes of it the pose stage on 270 clips).
 # The temperature and the none threshold come from config/train/real_cpu_calibration.json, which
 # `make model-cv` writes from people the folds never saw.
 model: setup $(MODEL_DATA)
@@ -85,8 +85,9 @@ model: setup $(MODEL_DATA)
 	$(BIN)/bharnet export runs/real_cpu/last.pt -o models/bharnet_e_expert_only.onnx --expert-only --force \
 	  --calibration config/train/real_cpu_calibration.json
 	cp runs/real_cpu/last.pt models/bharnet_e.pt
-	$(BIN)/bharnet open-set $(SHARED)/videos/kinetics_tai_chi.mp4 $(SHARED)/videos/hand_gestures_closeup.mp4 \
-	  $(SHARED)/videos/sign_dobrii_den.mp4 $(SHARED)/videos/ntu_two_person_hug.avi --out runs/open_set --force
+	$(BIN)/bharnet open-set --model models/bharnet_e_expert_only.onnx $(SHARED)/videos/kinetics_tai_chi.mp4 \
+	  $(SHARED)/videos/hand_gestures_closeup.mp4 $(SHARED)/videos/sign_dobrii_den.mp4 \
+	  $(SHARED)/videos/ntu_two_person_hug.avi --out runs/open_set --force
 
 # The model card's figures on people the model never saw (several hours on 2 CPU cores): one fold per
 # HRI person and per signer, then the streams of real clips, each person scored by their own fold.
