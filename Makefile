@@ -105,7 +105,7 @@ TEACH_OLD := [attention,back,continue,left,'no',random,right,static,turnback,'ye
 teach-curve: setup data/hri.npz data/signs.npz
 	for p in S4 S5 S6; do test -f runs/teach_base/fold_$$p/last.pt || \
 	  $(BIN)/bharnet train config/train/real_cpu.yaml "data.train=[data/hri.npz]" "data.relabel={}" \
-	    "data.classes=$(TEACH_OLD)" "data.exclude_subjects=[$$p]" epochs=40 progress=false \
+	    "data.classes=$(TEACH_OLD)" "data.exclude_subjects=[$$p]" data.class_balance=0 epochs=40 progress=false \
 	    --out runs/teach_base/fold_$$p || exit 1; done
 	$(BIN)/bharnet teach curve --base runs/teach_base/fold_S4/last.pt runs/teach_base/fold_S5/last.pt \
 	  runs/teach_base/fold_S6/last.pt --data data/hri.npz --new come,greeting,shrug,slowdown,stop \
