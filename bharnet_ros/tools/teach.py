@@ -217,6 +217,7 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--steps", type=int, default=300, help="optimiser steps on the features (default 300)"
     )
+    _add_finetune(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="replace existing output files")
     parser.set_defaults(teach_run=run_train)
@@ -229,8 +230,8 @@ def run_train(args: argparse.Namespace) -> int:
     from bharnet_ros.training.dataset import DatasetError
     from bharnet_ros.training.teach import TeachSettings, export_taught, teach
 
-    if args.views < 1 or args.steps < 1:
-        raise UsageError("--views and --steps must be at least 1")
+    if args.views < 1 or args.steps < 1 or args.finetune_epochs < 0:
+        raise UsageError("--views and --steps must be at least 1, --finetune-epochs at least 0")
     base_path = args.base or _default_base()
     inputs = [*args.takes, base_path, args.calibration, *(args.rehearse or [])]
     onnx_path = check_output_file(args.output, inputs, args.force, suffix=".onnx")
@@ -240,7 +241,10 @@ def run_train(args: argparse.Namespace) -> int:
         base = load_checkpoint(base_path)
         takes = _load_takes(args.takes)
         rehearsal = _rehearsal(args, base_path)
-        settings = TeachSettings(args.replace, tuple(args.keep), args.views, steps=args.steps, seed=args.seed)
+        settings = TeachSettings(
+            args.replace, tuple(args.keep), args.views, steps=args.steps, seed=args.seed,
+            finetune_epochs=args.finetune_epochs,
+        )  # fmt: skip
         result = teach(base, takes, rehearsal, settings)
     except (CheckpointError, DatasetError, ExportError, ValueError) as err:
         raise UsageError(str(err)) from None
@@ -258,12 +262,19 @@ def run_train(args: argparse.Namespace) -> int:
     print(
         f"taught {', '.join(result.new_classes) or 'no new class'} ({len(classes)} classes in all; "
         f"training windows top-1 {100 * result.train_top1:.0f} %) in {time.monotonic() - started:.0f} s "
-        f"(features {result.seconds['features']:.0f} s, fit {result.seconds['fit']:.0f} s)"
+        f"({', '.join(f'{step} {seconds:.0f} s' for step, seconds in result.seconds.items())})"
     )
     print(f"wrote {onnx_path} ({metadata['bharnet.variant']}) and {checkpoint_path}")
     print("parity vs PyTorch: " + ", ".join(f"{case} max abs diff {d:.2e}" for case, d in diffs.items()))
     print(f"load it into the running recognizer: ros2 param set /recognizer model {onnx_path.resolve()}")
     return 0
+
+
+def _add_finetune(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--finetune-epochs", type=int, default=0, metavar="N",
+        help="then train the whole network N epochs on the takes and the rehearsal (default 0: heads only)",
+    )  # fmt: skip
 
 
 def _shipped(relative: str) -> Path:
@@ -334,6 +345,7 @@ def _add_curve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teachers", type=counts, default=[1, 2], help="people who teach (default 1,2)")
     parser.add_argument("--draws", type=int, default=3, help="random choices of takes per point (default 3)")
     parser.add_argument("--views", type=int, default=6, help="augmented windows per take (default 6)")
+    _add_finetune(parser)
     parser.add_argument("--out", type=Path, required=True, help="folder for curve.md, curve.json, runs.csv")
     parser.add_argument("--force", action="store_true", help="replace the files of an earlier run")
     parser.set_defaults(teach_run=run_curve)
@@ -347,13 +359,14 @@ def run_curve(args: argparse.Namespace) -> int:
     from bharnet_ros.training.teach import TeachSettings
     from bharnet_ros.training.teach_curve import CurvePlan, run_curve, write_curve
 
-    if args.draws < 1 or args.views < 1:
-        raise UsageError("--draws and --views must be at least 1")
+    if args.draws < 1 or args.views < 1 or args.finetune_epochs < 0:
+        raise UsageError("--draws and --views must be at least 1, --finetune-epochs at least 0")
     check_output_folder(args.out, [*args.base, *args.data], args.force)
     started = time.monotonic()
     plan = CurvePlan(
-        args.new, args.takes, args.teachers, args.pool, args.draws, TeachSettings(views=args.views)
-    )
+        args.new, args.takes, args.teachers, args.pool, args.draws,
+        TeachSettings(views=args.views, finetune_epochs=args.finetune_epochs),
+    )  # fmt: skip
     try:
         runs = run_curve(args.base, load_datasets(args.data), plan)
     except (CheckpointError, DatasetError, ValueError) as err:

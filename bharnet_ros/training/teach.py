@@ -16,7 +16,11 @@ per branch: for BHaRNet-E the body and hand expertized and interactive branches)
    logits and, for BHaRNet-E, of the expert-only sum (the node's default export), plus a pull of
    the old rows towards their base values (``anchor``), a light update. Without rehearsal data
    the old rows stay frozen: nothing would tell them where the old classes are.
-3. **The model.** The base architecture with the new class count, the base weights and the new
+3. **Optionally, a short fine-tune** (``finetune_epochs`` > 0, rehearsal data needed): the whole
+   network, from those heads, a few class-balanced epochs on the takes and the rehearsal samples
+   with the base recipe's loss and a small learning rate. Normalisation statistics and random
+   features stay the base model's (eval mode): a few dozen takes cannot estimate them.
+4. **The model.** The base architecture with the new class count, the base weights and the new
    heads, as a normal checkpoint (``model/checkpoint.py``) with the base preprocessing, so
    ``bharnet export`` (here :func:`export_taught`: ``export_onnx`` and ``check_parity``) and the
    unchanged node run it.
@@ -51,10 +55,12 @@ from bharnet_ros.model.export import (
     export_onnx,
     prepare_model,
 )
+from bharnet_ros.model.losses import build_loss
 from bharnet_ros.training.classes import relabel
 from bharnet_ros.training.data import known_classes_only, load_datasets, resolve_path, vocabulary
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder
+from bharnet_ros.training.sampling import ClassBalancedSampler
 
 TEACH_AUGMENT = AugmentConfig(
     mirror=0.5, rotate_2d=0.15, scale=0.1, hand_jitter=0.01, hand_dropout=0.2, speed=0.2, min_cover=0.8
@@ -75,6 +81,8 @@ class TeachSettings:
     anchor: float = 1.0  # pull of the old rows towards their base values
     label_smoothing: float = 0.1
     batch_size: int = 32  # windows per forward pass while caching features
+    finetune_epochs: int = 0  # epochs of the whole network after the heads (0: heads only)
+    finetune_lr: float = 0.005
     seed: int = 0
     augment: AugmentConfig = TEACH_AUGMENT
 
@@ -327,7 +335,7 @@ def teach(
     classes = vocabulary_for(base.class_names, takes.class_names, settings)
     old_rows = [i for i, c in enumerate(classes) if c in base.class_names]
     parts = [window_features(model, base, takes, classes, settings, settings.views)]
-    notes = []
+    notes, kept = [], None
     if rehearsal is not None and old_rows:
         kept, _ = known_classes_only(rehearsal, [classes[i] for i in old_rows])
         kept = per_class_cap(kept, settings.rehearsal_per_class, settings.seed)
@@ -342,9 +350,58 @@ def teach(
     start = initial_heads(base_heads(model), base.class_names, classes, train)
     heads = fit_heads(model, start, old_rows, train, settings, frozen_old=frozen)
     checkpoint = taught_checkpoint(base, classes, heads, hand_intensive_of(base, takes, classes))
+    seconds = {"features": cached - started, "fit": time.monotonic() - cached}
+    if settings.finetune_epochs > 0 and frozen:
+        notes.append("no fine-tune without rehearsal data: it would forget the old classes")
+    elif settings.finetune_epochs > 0:
+        checkpoint = finetune(checkpoint, teaching_set(takes, kept, classes), settings)
+        seconds["finetune"] = time.monotonic() - cached - seconds["fit"]
+        notes.append(f"fine-tuned the whole network for {settings.finetune_epochs} epoch(s)")
     return TeachResult(
         checkpoint, prepare_model(checkpoint), [c for c in classes if c not in base.class_names], notes,
-        {"features": cached - started, "fit": time.monotonic() - cached}, accuracy(model, heads, train),
+        seconds, accuracy(model, heads, train),
+    )  # fmt: skip
+
+
+def teaching_set(
+    takes: SkeletonDataset, rehearsal: SkeletonDataset | None, classes: Sequence[str]
+) -> SkeletonDataset:
+    """The takes and the rehearsal samples (if any) as one dataset labelled by ``classes``."""
+    parts = [
+        relabel(data, {name: name for name in data.class_names if name in classes}, classes)
+        for data in (takes, rehearsal) if data is not None and len(data)
+    ]  # fmt: skip
+    if len(parts) == 1:
+        return parts[0]
+    return parts[0].with_name_prefix("take").merge(parts[1].with_name_prefix("rehearsal"))
+
+
+def finetune(checkpoint: Checkpoint, data: SkeletonDataset, settings: TeachSettings) -> Checkpoint:
+    """``checkpoint`` trained further on ``data`` (labelled by its classes); see the module docstring."""
+    torch.manual_seed(settings.seed)
+    model = prepare_model(checkpoint)
+    feeder = SkeletonFeeder(
+        data, checkpoint.preprocess_config, train=True, augment=settings.augment, seed=settings.seed
+    )
+    sampler = ClassBalancedSampler(feeder.labels, 1.0, seed=settings.seed)
+    loader = DataLoader(feeder, settings.batch_size, sampler=sampler)
+    loss_fn = build_loss(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings.finetune_lr, momentum=0.9, nesterov=True)
+    total = settings.finetune_epochs * len(loader)
+    for epoch in range(settings.finetune_epochs):
+        feeder.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        for step, (body, hand, mask, labels) in enumerate(loader):
+            done = (epoch * len(loader) + step) / total
+            for group in optimizer.param_groups:
+                group["lr"] = settings.finetune_lr * 0.5 * (1 + np.cos(np.pi * done))
+            loss = loss_fn(model(body, hand, mask), labels)["total"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return make_checkpoint(
+        model.eval(), checkpoint.class_names, checkpoint.preprocess_config, checkpoint.hand_intensive,
+        checkpoint.epoch, checkpoint.metrics,
     )  # fmt: skip
 
 

@@ -20,7 +20,9 @@ The set-up, on real people only:
 Features are cached once per base model (``training.teach.extract_features``); each point of the
 curve then fits the heads exactly as ``bharnet teach train`` does and scores the expert-only
 prediction (the node's default export) and the fused one. The backbone is the base model's, so
-these are the exported model's scores on the same centred windows.
+these are the exported model's scores on the same centred windows. With a fine-tune
+(``finetune_epochs`` > 0) each fit also trains the whole network on its takes and the rehearsal
+samples, as ``bharnet teach train --finetune-epochs`` does, and the fine-tuned model is scored.
 """
 
 from __future__ import annotations
@@ -45,10 +47,13 @@ from bharnet_ros.training.teach import (
     accuracy,
     base_heads,
     extract_features,
+    finetune,
     fit_heads,
     initial_heads,
     per_class_cap,
     rehearsal_beside,
+    taught_checkpoint,
+    teaching_set,
     vocabulary_for,
 )
 
@@ -96,6 +101,7 @@ class CurveData:
     new_subjects: np.ndarray  # subject of each sample of the new-gesture set
     old_subjects: np.ndarray
     unseen: list[str]  # the people the base model never saw
+    samples: dict[str, SkeletonDataset]  # "new", "old" and "rehearsal": the samples behind them
 
 
 def run_curve(base_paths: Sequence[str | Path], data: SkeletonDataset, plan: CurvePlan) -> list[CurveRun]:
@@ -155,6 +161,7 @@ def cache_features(
         new_subjects=new_set.subject_names(),
         old_subjects=old_set.subject_names(),
         unseen=unseen,
+        samples={"new": new_set, "old": old_set, "rehearsal": rehearse},
     )
 
 
@@ -184,10 +191,19 @@ def runs_for_group(
             continue
         drawn.add(chosen)
         heads = fit_for(model, base, classes, cached, np.array(sorted(chosen)), plan.settings)
+        taught, tuned_new, tuned_old = model, new_eval, old_eval
+        if plan.settings.finetune_epochs > 0:
+            taught, heads, tuned_new, tuned_old = finetuned_for(
+                base, classes, cached, chosen, heads, evaluated, plan
+            )
         scores = [
-            accuracy(model, rows, features, expert_only)
+            accuracy(scorer, rows, features, expert_only)
             for expert_only in (True, False)
-            for rows, features in ((heads, new_eval), (base_rows, old_eval), (heads, old_eval))
+            for scorer, rows, features in (
+                (taught, heads, tuned_new),
+                (model, base_rows, old_eval),
+                (taught, heads, tuned_old),
+            )
         ]
         who = sorted(set(cached.new_subjects[np.isin(cached.new_subjects, evaluated)].tolist()))
         runs.append(CurveRun(base_name, "+".join(group), takes, draw, "+".join(who), *scores))
@@ -227,6 +243,29 @@ def fit_for(
     old_rows = [i for i, name in enumerate(classes) if name in base.class_names]
     start = initial_heads(base_heads(model), base.class_names, classes, train)
     return fit_heads(model, start, old_rows, train, settings, frozen_old=cached.rehearsal is None)
+
+
+def finetuned_for(
+    base: Checkpoint, classes: list[str], cached: CurveData, chosen: frozenset[int], heads: Heads,
+    evaluated: list[str], plan: CurvePlan,
+) -> tuple[BHaRNetModel, Heads, Features, Features]:  # fmt: skip
+    """The fit's heads and the whole network fine-tuned on its takes and the rehearsal; the model,
+    its rows and its features of the evaluated people's new and old samples."""
+    settings, samples = plan.settings, cached.samples
+    rehearsal = samples["rehearsal"] if cached.rehearsal is not None else None
+    data = teaching_set(samples["new"].subset(sorted(chosen)), rehearsal, classes)
+    model = prepare_model(finetune(taught_checkpoint(base, classes, heads, None), data, settings))
+    scored = [
+        extract_features(
+            model,
+            samples[part].subset(np.flatnonzero(np.isin(subjects, evaluated))),
+            classes,
+            base.preprocess_config,
+            batch_size=settings.batch_size,
+        )  # fmt: skip
+        for part, subjects in (("new", cached.new_subjects), ("old", cached.old_subjects))
+    ]
+    return model, base_heads(model), scored[0], scored[1]
 
 
 def summarise(runs: Sequence[CurveRun]) -> list[dict[str, float | int]]:

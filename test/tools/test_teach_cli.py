@@ -106,6 +106,14 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     assert main([*args, "--no-rehearse"]) == 2  # the outputs exist: --force replaces them
     assert "already exists" in capsys.readouterr().err
     assert main([*args, "--no-rehearse", "--force", "--steps", "5"]) == 0
+    tuned = [*args, "--rehearse", str(rehearsal), "--force", "--steps", "5", "--finetune-epochs", "1"]
+    assert main(tuned) == 0
+    text = capsys.readouterr().out
+    assert "fine-tuned the whole network for 1 epoch(s)" in text
+    assert "finetune" in text  # its time, beside the features' and the fit's
+    assert OnnxClassifier(out, providers="cpu").labels == ["idle", "wave", "stop", "clap"]
+    assert main([*args, "--force", "--finetune-epochs", "-1"]) == 2
+    assert "--finetune-epochs at least 0" in capsys.readouterr().err
 
 
 def test_train_without_a_base_or_rehearsal_says_how_to_give_them(base_checkpoint, tmp_path, capsys):

@@ -4,6 +4,7 @@ rehearsed or held, and an export that the unchanged node loads (labels, experts,
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from bharnet_ros.training.teach import (
     rehearsal_beside,
     teach,
 )
-from bharnet_ros.training.teach_curve import CurvePlan, run_curve, write_curve
+from bharnet_ros.training.teach_curve import SCORES, CurvePlan, run_curve, write_curve
 
 FAST = TeachSettings(views=2, steps=30, rehearsal_per_class=2, batch_size=8)
 
@@ -66,6 +67,28 @@ def test_without_rehearsal_the_old_rows_stay_exactly(base):
     assert result.notes == ["no rehearsal data: the old classes' rows stay as they were"]
     for branch, weight in base_heads(result.model).weight.items():
         assert torch.equal(weight[:2], base.state_dict[f"{branch}_head.fc.weight"])
+
+
+def test_a_fine_tune_moves_the_backbone_and_keeps_the_preprocessing(base):
+    settings = TeachSettings(views=1, steps=5, rehearsal_per_class=2, batch_size=8, finetune_epochs=2)
+    result = teach(base, takes_of(["stop"]), takes_of(["idle", "wave"]), settings)
+    checkpoint = result.checkpoint
+    assert checkpoint.class_names == ["idle", "wave", "stop"]
+    assert checkpoint.preprocess == base.preprocess
+    assert result.notes[-1] == "fine-tuned the whole network for 2 epoch(s)"
+    assert result.seconds["finetune"] > 0
+    backbone = [k for k in base.state_dict if "head" not in k and base.state_dict[k].is_floating_point()]
+    assert any(not torch.equal(base.state_dict[k], checkpoint.state_dict[k]) for k in backbone)
+    running = [k for k in backbone if "running_" in k]
+    assert running  # normalisation statistics stay the base model's
+    assert all(torch.equal(base.state_dict[k], checkpoint.state_dict[k]) for k in running)
+
+
+def test_no_fine_tune_without_rehearsal_where_old_classes_stay(base):
+    result = teach(base, takes_of(["stop"]), None, TeachSettings(views=1, steps=5, finetune_epochs=2))
+    assert result.notes[-1] == "no fine-tune without rehearsal data: it would forget the old classes"
+    backbone = [k for k in base.state_dict if "head" not in k]
+    assert all(torch.equal(base.state_dict[k], result.checkpoint.state_dict[k]) for k in backbone)
 
 
 def test_replace_keeps_only_the_named_base_classes(base):
@@ -129,3 +152,21 @@ def test_the_curve_teaches_from_seen_people_and_evaluates_the_one_left_out(base,
     table = write_curve(tmp_path / "curve", runs, plan, {"base": "fold_bo"})
     assert table.startswith("| teachers | takes per gesture |")
     assert {"runs.csv", "curve.json", "curve.md"} <= {p.name for p in (tmp_path / "curve").iterdir()}
+
+
+def test_a_curve_with_a_fine_tune_scores_the_fine_tuned_model(base, tmp_path):
+    people = [takes_of(["idle", "wave", "stop"], subject=p) for p in ("ana", "bo")]
+    save_checkpoint(base, tmp_path / "fold_bo" / "last.pt")
+    section = {"train": [], "exclude_subjects": ["bo"]}
+    (tmp_path / "fold_bo" / "config.yaml").write_text(yaml.safe_dump({"data": section}))
+    settings = TeachSettings(views=1, rehearsal_views=1, steps=5, batch_size=8, finetune_epochs=1)
+    plan = CurvePlan(["stop"], takes=[1], teachers=[1], draws=1, settings=settings)
+    heads_only = CurvePlan(
+        ["stop"], takes=[1], teachers=[1], draws=1, settings=replace(settings, finetune_epochs=0)
+    )
+    data = people[0].merge(people[1])
+    [tuned] = run_curve([tmp_path / "fold_bo" / "last.pt"], data, plan)
+    [plain] = run_curve([tmp_path / "fold_bo" / "last.pt"], data, heads_only)
+    assert (tuned.teachers, tuned.evaluated) == ("ana", "bo")
+    assert tuned.old_base == plain.old_base  # the base model is scored as it is
+    assert all(0.0 <= getattr(tuned, name) <= 1.0 for name in SCORES)
