@@ -61,6 +61,7 @@ from bharnet_ros.training.data import known_classes_only, load_datasets, resolve
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder
 from bharnet_ros.training.sampling import ClassBalancedSampler
+from bharnet_ros.training.train import learning_rate, make_optimizer
 
 TEACH_AUGMENT = AugmentConfig(
     mirror=0.5, rotate_2d=0.15, scale=0.1, hand_jitter=0.01, hand_dropout=0.2, speed=0.2, min_cover=0.8
@@ -386,15 +387,14 @@ def finetune(checkpoint: Checkpoint, data: SkeletonDataset, settings: TeachSetti
     sampler = ClassBalancedSampler(feeder.labels, 1.0, seed=settings.seed)
     loader = DataLoader(feeder, settings.batch_size, sampler=sampler)
     loss_fn = build_loss(model)
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings.finetune_lr, momentum=0.9, nesterov=True)
-    total = settings.finetune_epochs * len(loader)
+    optim = {"lr": settings.finetune_lr, "min_lr": 0.0, "warmup_epochs": 0, "momentum": 0.9}
+    optimizer = make_optimizer(model, {**optim, "nesterov": True, "weight_decay": 0.0})
     for epoch in range(settings.finetune_epochs):
         feeder.set_epoch(epoch)
         sampler.set_epoch(epoch)
         for step, (body, hand, mask, labels) in enumerate(loader):
-            done = (epoch * len(loader) + step) / total
             for group in optimizer.param_groups:
-                group["lr"] = settings.finetune_lr * 0.5 * (1 + np.cos(np.pi * done))
+                group["lr"] = learning_rate(optim, settings.finetune_epochs, epoch + step / len(loader))
             loss = loss_fn(model(body, hand, mask), labels)["total"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -252,8 +252,7 @@ def finetuned_for(
     """The fit's heads and the whole network fine-tuned on its takes and the rehearsal; the model,
     its rows and its features of the evaluated people's new and old samples."""
     settings, samples = plan.settings, cached.samples
-    rehearsal = samples["rehearsal"] if cached.rehearsal is not None else None
-    data = teaching_set(samples["new"].subset(sorted(chosen)), rehearsal, classes)
+    data = teaching_set(samples["new"].subset(sorted(chosen)), samples["rehearsal"], classes)
     model = prepare_model(finetune(taught_checkpoint(base, classes, heads, None), data, settings))
     scored = [
         extract_features(
