@@ -308,7 +308,8 @@ def _rehearsal(args: argparse.Namespace, base_path: Path) -> SkeletonDataset | N
     For the shipped base that is the default recipe's data (``make model`` imports it into data/).
     Without any, the old classes would be mistaken for new ones, so that needs --no-rehearse.
     """
-    from bharnet_ros.training.teach import TrainingData, load_rehearsal, rehearsal_beside, training_data_of
+    from bharnet_ros.training.data import TrainingData, training_data_of
+    from bharnet_ros.training.teach import load_rehearsal, rehearsal_beside
 
     if args.no_rehearse or (args.replace and not args.keep):
         return None

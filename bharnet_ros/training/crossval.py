@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from bharnet_ros.core.calibration import calibrate
 from bharnet_ros.core.metrics import classification_report
-from bharnet_ros.training.data import load_datasets, subject_mask
+from bharnet_ros.training.data import load_datasets, resolve_path, subject_mask, training_data_of
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 from bharnet_ros.training.evaluate import (
     Evaluation,
@@ -42,7 +42,7 @@ from bharnet_ros.training.evaluate import (
     write_per_class,
     write_predictions,
 )
-from bharnet_ros.training.train import train
+from bharnet_ros.training.train import ConfigError, expert_file, train
 
 
 def fold_subjects(data: SkeletonDataset, wanted: Sequence[str] | None) -> list[str]:
@@ -86,12 +86,52 @@ def run_fold(
         fold = copy.deepcopy(config)
         fold["data"]["exclude_subjects"] = [*fold["data"]["exclude_subjects"], subject]
         fold["data"]["val_subjects"] = [s for s in fold["data"]["val_subjects"] if s != subject]
+        fold["model"]["init"] = fold_experts(fold["model"]["init"], subject)
         if not (folder / "last.pt").is_file():
             train(fold, out=folder)
     model = open_model(folder / "last.pt")
     result = evaluate(model, test, progress=progress, views=views)
     write_outputs(folder / "test", result, model, test, f"subject {subject}", None)
     return test, result
+
+
+def fold_experts(init: Mapping[str, Any] | None, subject: str) -> dict[str, str | None]:
+    """The expert checkpoints (``model.init``) of the fold that holds out ``subject``.
+
+    A ``--loso`` folder of experts gives its fold of the same person, so every fold starts from
+    experts that never saw the person it is tested on. An expert that did see them is refused:
+    its weights would carry that person into the fold and inflate the held-out score.
+    """
+    chosen: dict[str, str | None] = {}
+    for stream, path in (init or {}).items():
+        if not path:
+            chosen[stream] = None
+            continue
+        folder = resolve_path(path) / f"fold_{_safe(subject)}"
+        checkpoint = expert_file(folder if folder.is_dir() else path)
+        if not left_out_of(checkpoint, subject):
+            raise ConfigError(
+                f"model.init.{stream}: {checkpoint} was trained on {subject}, the person this fold holds "
+                f"out; give the experts' --loso folder (bharnet train ... --loso {subject} --out DIR) instead"
+            )
+        chosen[stream] = str(checkpoint)
+    return chosen
+
+
+def left_out_of(checkpoint: Path, subject: str) -> bool:
+    """Whether the run that wrote ``checkpoint`` never trained on ``subject`` (its ``config.yaml``)."""
+    config = checkpoint.parent / "config.yaml"
+    if not config.is_file():
+        raise ConfigError(
+            f"cannot tell which people {checkpoint} was trained on: no config.yaml beside it; "
+            "give a checkpoint in the run folder bharnet train wrote"
+        )
+    trained = training_data_of(config)
+    if subject in trained.left_out:
+        return True
+    if not trained.files:
+        raise ConfigError(f"cannot tell whether {checkpoint} was trained on {subject}: its data is not here")
+    return subject not in load_datasets(trained.files).subject_names()
 
 
 def pooled(results: Sequence[tuple[SkeletonDataset, Evaluation]]) -> tuple[SkeletonDataset, Evaluation]:

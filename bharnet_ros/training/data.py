@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.skeleton import SkeletonSequence
@@ -276,3 +277,26 @@ def stratified_fraction(labels: np.ndarray, fraction: float, seed: int) -> np.nd
         if count > 0:
             picked.extend(rng.choice(members, count, replace=False).tolist())
     return np.sort(np.asarray(picked, np.int64))
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a training config trained on: its data files that exist here, relabels, people left out."""
+
+    files: list[Path] = field(default_factory=list)
+    relabel: dict[str, str] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
+
+
+def training_data_of(config_path: str | Path) -> TrainingData:
+    """A training config's ``data``: the ``train`` files still there, ``relabel``, left-out people."""
+    config_path = Path(config_path)
+    if not config_path.is_file():
+        return TrainingData()
+    section = (yaml.safe_load(config_path.read_text()) or {}).get("data") or {}
+    files = [resolve_path(p) for p in section.get("train") or []]
+    return TrainingData(
+        [f for f in files if f.exists()],
+        {str(k): str(v) for k, v in (section.get("relabel") or {}).items()},
+        [str(p) for p in section.get("exclude_subjects") or []],
+    )

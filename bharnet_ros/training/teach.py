@@ -41,7 +41,6 @@ import numpy as np
 import onnx
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -57,7 +56,13 @@ from bharnet_ros.model.export import (
 )
 from bharnet_ros.model.losses import build_loss
 from bharnet_ros.training.classes import relabel
-from bharnet_ros.training.data import known_classes_only, load_datasets, resolve_path, vocabulary
+from bharnet_ros.training.data import (
+    TrainingData,
+    known_classes_only,
+    load_datasets,
+    training_data_of,
+    vocabulary,
+)
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder
 from bharnet_ros.training.sampling import ClassBalancedSampler
@@ -445,32 +450,9 @@ def taught_checkpoint(
     return make_checkpoint(model, list(classes), base.preprocess_config, hand_intensive, base.epoch, metrics)
 
 
-@dataclass(frozen=True)
-class TrainingData:
-    """What a training config trained on: its data files that exist here, relabels, people left out."""
-
-    files: list[Path] = field(default_factory=list)
-    relabel: dict[str, str] = field(default_factory=dict)
-    left_out: list[str] = field(default_factory=list)
-
-
 def rehearsal_beside(checkpoint_path: str | Path) -> TrainingData:
     """The training data of the run that wrote a checkpoint (``config.yaml`` beside it; none without)."""
     return training_data_of(Path(checkpoint_path).parent / "config.yaml")
-
-
-def training_data_of(config_path: str | Path) -> TrainingData:
-    """A training config's ``data``: the ``train`` files still there, ``relabel``, left-out people."""
-    config_path = Path(config_path)
-    if not config_path.is_file():
-        return TrainingData()
-    section = (yaml.safe_load(config_path.read_text()) or {}).get("data") or {}
-    files = [resolve_path(p) for p in section.get("train") or []]
-    return TrainingData(
-        [f for f in files if f.exists()],
-        {str(k): str(v) for k, v in (section.get("relabel") or {}).items()},
-        [str(p) for p in section.get("exclude_subjects") or []],
-    )
 
 
 def load_rehearsal(source: TrainingData) -> SkeletonDataset:

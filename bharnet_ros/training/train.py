@@ -310,6 +310,16 @@ def expert_key_map(model: BHaRNetModel, stream: str, key: str) -> list[str]:
     return [f"{stream}_trunk.{rest}"]
 
 
+def expert_file(path: str | Path) -> Path:
+    """The checkpoint ``model.init`` names: a file, or a training run folder's ``last.pt``."""
+    path = resolve_path(path)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.is_file():
+        raise ConfigError(f"model.init: {path} does not exist; give an expert's checkpoint or its run folder")
+    return path
+
+
 def init_from_experts(model: BHaRNetModel, experts: Mapping[str, str | Path | None]) -> list[str]:
     """Load pre-trained body/hand expert checkpoints into the matching backbones; returns notes.
 
@@ -321,7 +331,7 @@ def init_from_experts(model: BHaRNetModel, experts: Mapping[str, str | Path | No
     for stream, path in experts.items():
         if not path:
             continue
-        checkpoint = load_checkpoint(resolve_path(path))
+        checkpoint = load_checkpoint(expert_file(path))
         expected = f"{stream}_expert"
         if checkpoint.model_config.get("variant") != expected:
             raise ConfigError(

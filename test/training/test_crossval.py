@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from bharnet_ros.model.checkpoint import load_checkpoint
-from bharnet_ros.training.crossval import cross_validate
+from bharnet_ros.training.crossval import cross_validate, fold_experts
 from bharnet_ros.training.data import load_datasets
-from bharnet_ros.training.train import load_train_config
+from bharnet_ros.training.train import ConfigError, load_train_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,3 +82,39 @@ def _config_of(fold: Path) -> dict:
     import yaml
 
     return yaml.safe_load((fold / "config.yaml").read_text())
+
+
+def test_a_fold_starts_from_the_experts_fold_of_its_own_person(cv_run, tiny_run, tmp_path):
+    out, _, files = cv_run
+    train_files = "[" + ", ".join(f"'{f}'" for f in files) + "]"
+    experts = {}
+    for stream in ("body", "hand"):
+        config = load_train_config(
+            REPO / f"config/train/synth_{stream}_expert.yaml",
+            [*tiny_run, f"data.train={train_files}", "preprocess.window_seconds=1.0"],
+        )
+        cross_validate(config, tmp_path / stream, ["S1"])
+        experts[stream] = tmp_path / stream
+    config = load_train_config(
+        REPO / "config/train/synth_cpu.yaml",
+        [*tiny_run, f"data.train={train_files}", "preprocess.window_seconds=1.0"]
+        + [f"model.init.{stream}={folder}" for stream, folder in experts.items()],
+    )
+    cross_validate(config, tmp_path / "joint", ["S1"])
+    init = _config_of(tmp_path / "joint" / "fold_S1")["model"]["init"]
+    assert init == {s: str(tmp_path / s / "fold_S1" / "last.pt") for s in ("body", "hand")}
+
+
+def test_an_expert_that_saw_the_held_out_person_is_refused(cv_run, tmp_path):
+    out, _, _ = cv_run
+    # fold_S3 trained on S1 and S2: fine for the S3 fold, a leak for the S1 fold
+    assert fold_experts({"body": str(out / "fold_S3"), "hand": None}, "S3")["body"].endswith("last.pt")
+    assert fold_experts({"body": str(out)}, "S1") == {"body": str(out / "fold_S1" / "last.pt")}
+    with pytest.raises(ConfigError, match="trained on S1, the person this fold holds out"):
+        fold_experts({"body": str(out / "fold_S3")}, "S1")
+    alone = tmp_path / "expert.pt"
+    shutil.copy(out / "fold_S3" / "last.pt", alone)
+    with pytest.raises(ConfigError, match="no config.yaml beside it"):
+        fold_experts({"hand": str(alone)}, "S1")
+    with pytest.raises(ConfigError, match="does not exist"):
+        fold_experts({"hand": str(tmp_path / "missing.pt")}, "S1")

@@ -185,11 +185,12 @@ def test_experts_initialise_the_streams_of_bharnet_e(tmp_path):
     for stream in ("body", "hand"):
         expert = build_model({**small, "variant": f"{stream}_expert"})
         experts[stream] = expert
+        (tmp_path / stream).mkdir()
         paths[stream] = save_checkpoint(
-            make_checkpoint(expert, list(CLASSES), _preprocess()), tmp_path / f"{stream}.pt"
+            make_checkpoint(expert, list(CLASSES), _preprocess()), tmp_path / stream / "last.pt"
         )
     model = build_model({**small, "variant": "bharnet_e"})
-    notes = init_from_experts(model, paths)
+    notes = init_from_experts(model, {"body": tmp_path / "body", "hand": paths["hand"]})  # a run folder
     assert len(notes) == 2
     state = model.state_dict()
     split = model.config.expertized.split_block
