@@ -289,14 +289,17 @@ class TrainingData:
 
 
 def training_data_of(config_path: str | Path) -> TrainingData:
-    """A training config's ``data``: the ``train`` files still there, ``relabel``, left-out people."""
+    """A training config's ``data``: the ``train`` files still there, ``relabel``, left-out people.
+
+    A missing or unreadable config gives an empty record: callers then say the data is unknown.
+    """
     config_path = Path(config_path)
-    if not config_path.is_file():
+    try:
+        section = yaml.safe_load(config_path.read_text(encoding="utf-8")).get("data") or {}
+        return TrainingData(
+            [f for f in (resolve_path(p) for p in section.get("train") or []) if f.exists()],
+            {str(k): str(v) for k, v in (section.get("relabel") or {}).items()},
+            [str(p) for p in section.get("exclude_subjects") or []],
+        )
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, TypeError):
         return TrainingData()
-    section = (yaml.safe_load(config_path.read_text()) or {}).get("data") or {}
-    files = [resolve_path(p) for p in section.get("train") or []]
-    return TrainingData(
-        [f for f in files if f.exists()],
-        {str(k): str(v) for k, v in (section.get("relabel") or {}).items()},
-        [str(p) for p in section.get("exclude_subjects") or []],
-    )

@@ -118,3 +118,9 @@ def test_an_expert_that_saw_the_held_out_person_is_refused(cv_run, tmp_path):
         fold_experts({"hand": str(alone)}, "S1")
     with pytest.raises(ConfigError, match="does not exist"):
         fold_experts({"hand": str(tmp_path / "missing.pt")}, "S1")
+    (tmp_path / "run").mkdir()
+    shutil.copy(alone, tmp_path / "run" / "last.pt")
+    for text in ("[not yaml", "- a list, not a config", "data: {train: 3}"):
+        (tmp_path / "run" / "config.yaml").write_text(text)
+        with pytest.raises(ConfigError, match="its data is not here"):
+            fold_experts({"body": str(tmp_path / "run")}, "S1")
