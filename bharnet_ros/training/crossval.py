@@ -86,8 +86,8 @@ def run_fold(
         fold = copy.deepcopy(config)
         fold["data"]["exclude_subjects"] = [*fold["data"]["exclude_subjects"], subject]
         fold["data"]["val_subjects"] = [s for s in fold["data"]["val_subjects"] if s != subject]
-        fold["model"]["init"] = fold_experts(fold["model"]["init"], subject)
         if not (folder / "last.pt").is_file():
+            fold["model"]["init"] = fold_experts(fold["model"]["init"], subject)
             train(fold, out=folder)
     model = open_model(folder / "last.pt")
     result = evaluate(model, test, progress=progress, views=views)
