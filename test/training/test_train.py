@@ -21,6 +21,7 @@ from bharnet_ros.training.train import (
     init_from_experts,
     learning_rate,
     load_train_config,
+    model_config_dict,
     train,
 )
 
@@ -204,6 +205,25 @@ def test_experts_initialise_the_streams_of_bharnet_e(tmp_path):
             assert torch.equal(state[f"{stream}_{branch}_head.fc.weight"], own["head.fc.weight"])
     with pytest.raises(ConfigError, match="not a hand_expert"):
         init_from_experts(model, {"hand": paths["body"]})
+
+
+def test_the_default_models_experts_fit_its_streams(tmp_path):
+    """`make model` starts real_cpu.yaml from real_cpu_{body,hand}_expert.yaml: every backbone
+    weight must carry over, and only the heads (15 HRI classes against 24) stay fresh."""
+    model = build_model(model_config_dict(load_train_config(REPO / "config/train/real_cpu.yaml"), 24))
+    for stream in ("body", "hand"):
+        config = load_train_config(REPO / f"config/train/real_cpu_{stream}_expert.yaml")
+        assert config["data"]["train"] == ["data/hri.npz"]
+        expert = build_model(model_config_dict(config, 15))
+        (tmp_path / stream).mkdir()
+        save_checkpoint(
+            make_checkpoint(expert, [f"c{i}" for i in range(15)], _preprocess()),
+            tmp_path / stream / "last.pt",
+        )
+        (note,) = init_from_experts(model, {stream: tmp_path / stream})
+        assert "heads not copied" in note
+        own = expert.state_dict()
+        assert torch.equal(model.state_dict()[f"{stream}_trunk.stem.weight"], own["backbone.stem.weight"])
 
 
 def _preprocess():
