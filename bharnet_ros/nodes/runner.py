@@ -90,13 +90,17 @@ class RunningGraph:
             node.destroy_node()
 
     def _spin(self, executor: SingleThreadedExecutor) -> None:
-        """Spin until shut down; errors of a callback cut short by the shutdown are not reported."""
+        """Spin until shut down; errors of a callback cut short by the shutdown are not reported.
+
+        Ctrl-C shuts the context down from rclpy's signal handler before ``shutdown`` runs, so a
+        spin that then fails on the invalid context is part of the shutdown too.
+        """
         try:
             executor.spin()
         except ExternalShutdownException:
             pass
         except Exception:
-            if not self._stopping:
+            if not self._stopping and self.ok():
                 raise
 
 

@@ -16,11 +16,14 @@ import time
 import cv2
 import numpy as np
 import pytest
+import rclpy
 import yaml
+from rclpy.context import Context
 from rclpy.node import Node
 
 from bharnet_ros.core.paths import CHECKOUT, share_file
 from bharnet_ros.msg import PersonSkeletonArray
+from bharnet_ros.nodes.runner import RunningGraph
 
 CAMERA = "/shutdown_test/image_raw"
 
@@ -107,3 +110,35 @@ def test_a_ros2_run_node_exits_quietly_on_a_double_ctrl_c(wait, tiny_model):
         _assert_quiet_exit(process, output)
     finally:
         process.kill()
+
+
+class _SpinAfterCtrlC:
+    """An executor whose spin fails as rclpy's does when Ctrl-C invalidates the context mid-wait."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    def spin(self) -> None:
+        rclpy.shutdown(context=self.context)
+        raise RuntimeError("failed to initialize wait set: the given context is not valid")
+
+
+def test_a_spin_cut_short_by_ctrl_c_is_not_reported():
+    context = Context()
+    rclpy.init(context=context)
+    graph = RunningGraph(context)
+    graph._spin(_SpinAfterCtrlC(context))  # the context is gone: part of the shutdown, no error
+
+
+def test_a_spin_error_while_running_is_reported():
+    context = Context()
+    rclpy.init(context=context)
+    graph = RunningGraph(context)
+
+    class Broken:
+        def spin(self) -> None:
+            raise RuntimeError("a callback failed")
+
+    with pytest.raises(RuntimeError, match="a callback failed"):
+        graph._spin(Broken())
+    rclpy.shutdown(context=context)
