@@ -40,6 +40,7 @@ class BackboneConfig:
     """Shape of one backbone; the defaults are the single-stream DeGCN of the paper."""
 
     in_channels: int = 3
+    motion: bool = False  # append each joint's velocity to its in_channels (see with_motion)
     base_channels: int = 64
     stages: tuple[tuple[int, int], ...] = DEFAULT_STAGES
     num_instances: int = 2
@@ -53,9 +54,14 @@ class BackboneConfig:
     def depth(self) -> int:
         return len(self.stages)
 
+    @property
+    def stem_channels(self) -> int:
+        """Channels the first block sees: the input's, doubled when velocities are appended."""
+        return self.in_channels * (2 if self.motion else 1)
+
     def block_plan(self) -> list[tuple[int, int, int]]:
         """``(in_channels, out_channels, temporal_stride)`` of every block."""
-        plan, c_in = [], self.in_channels
+        plan, c_in = [], self.stem_channels
         for multiplier, stride in self.stages:
             c_out = self.base_channels * multiplier
             plan.append((c_in, c_out, stride))
@@ -65,7 +71,7 @@ class BackboneConfig:
     def out_channels(self, stop: int | None = None) -> int:
         """Channels after the blocks ``[0, stop)``."""
         plan = self.block_plan()[:stop]
-        return plan[-1][1] if plan else self.in_channels
+        return plan[-1][1] if plan else self.stem_channels
 
     def validate(self) -> None:
         """Fail early on widths the grouped convolutions cannot split."""
@@ -321,6 +327,19 @@ def unfold_instances(x: torch.Tensor, num_instances: int) -> torch.Tensor:
     return x.reshape(-1, num_instances, *x.shape[1:])
 
 
+def with_motion(x: torch.Tensor) -> torch.Tensor:
+    """Joints ``(N, C, T, V, M)`` with their velocities ``x[t+1] - x[t]`` appended as channels.
+
+    A velocity is zero where the joint is absent (all channels zero) in either frame, and in the
+    last frame, as in ``core.modalities.motion``: a hand that appears is not a jump from the origin.
+    """
+    observed = (x != 0).any(dim=1, keepdim=True)
+    both = observed[:, :, 1:] & observed[:, :, :-1]
+    velocity = (x[:, :, 1:] - x[:, :, :-1]) * both.to(x.dtype)
+    velocity = torch.cat([velocity, torch.zeros_like(x[:, :, :1])], dim=2)
+    return torch.cat([x, velocity], dim=1)
+
+
 class Backbone(nn.Module):
     """Stem normalisation and blocks ``[0, stop)``; ``stop`` defaults to the whole stack.
 
@@ -334,7 +353,7 @@ class Backbone(nn.Module):
         self.config = config
         self.num_vertices = adjacency.shape[-1]
         self.stop = config.depth if stop is None else stop
-        self.stem = nn.BatchNorm1d(config.num_instances * self.num_vertices * config.in_channels)
+        self.stem = nn.BatchNorm1d(config.num_instances * self.num_vertices * config.stem_channels)
         self.blocks = build_blocks(config, adjacency, 0, self.stop)
         init_weights(self.stem)
 
@@ -344,6 +363,8 @@ class Backbone(nn.Module):
 
     def normalise_input(self, x: torch.Tensor) -> torch.Tensor:
         """BatchNorm over every (instance, joint, channel) series, then fold instances."""
+        if self.config.motion:
+            x = with_motion(x)
         n, c, t, v, m = x.shape
         series = x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t)
         series = self.stem(series).reshape(n, m, v, c, t)

@@ -57,6 +57,7 @@ def backbone_config(config: ModelConfig, stream: str) -> BackboneConfig:
     instances = config.input.num_persons if stream == "body" else NUM_HANDS
     return BackboneConfig(
         in_channels=config.input.channels,
+        motion=config.input.motion,
         base_channels=config.backbone.base_channels,
         stages=config.backbone.stages,
         num_instances=instances,

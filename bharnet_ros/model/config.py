@@ -38,6 +38,10 @@ class InputConfig:
     frames: int = 64
     body_layout: str = "ntu25"
     num_persons: int = 2
+    # Each joint's frame-to-frame velocity as extra channels, computed inside the model (so the
+    # preprocessing, the augmentation and the ONNX inputs stay those of joint positions): motions
+    # that differ mainly in direction are then visible to the first layer.
+    motion: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +124,7 @@ class ModelConfig:
                 f"expertized.split_block must be in 1..{len(self.backbone.stages)}",
             ),
             (self.input.num_persons >= 1, "input.num_persons must be >= 1"),
+            (isinstance(self.input.motion, bool), "input.motion must be true or false"),
             (
                 min(self.loss.individual_weight, self.loss.complementary_weight, self.loss.expert_weight)
                 >= 0,

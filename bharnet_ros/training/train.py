@@ -323,7 +323,7 @@ def expert_file(path: str | Path) -> Path:
 def init_from_experts(model: BHaRNetModel, experts: Mapping[str, str | Path | None]) -> list[str]:
     """Load pre-trained body/hand expert checkpoints into the matching backbones; returns notes.
 
-    Every backbone weight must match in shape (same width, layout, persons); classifier heads
+    Every backbone weight must match in shape (same width, layout, persons, input.motion); heads
     are copied only when their class counts agree (else they stay freshly initialised).
     """
     notes = []
@@ -348,7 +348,8 @@ def init_from_experts(model: BHaRNetModel, experts: Mapping[str, str | Path | No
                         continue
                     raise ConfigError(
                         f"model.init.{stream}: {key} has shape {tuple(value.shape)}, the model needs "
-                        f"{tuple(own[target].shape)}; train the expert with the same width, layout, persons"
+                        f"{tuple(own[target].shape)}; train the expert with the same width, layout, "
+                        "persons and input.motion"
                     )
                 update[target] = value
         own.update(update)

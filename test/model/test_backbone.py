@@ -14,6 +14,7 @@ from bharnet_ros.model.backbone import (
     TopologyRefinedGraphConv,
     build_blocks,
     relation_channels,
+    with_motion,
 )
 from bharnet_ros.model.graph import layout_adjacency
 
@@ -108,3 +109,22 @@ def test_topology_refinement_starts_at_the_skeleton_graph():
     block = GCNBlock(8, 8, 1, NTU, first=False, config=BackboneConfig(base_channels=8))
     assert block.graph_conv.alpha.item() == 0.0
     torch.testing.assert_close(block.graph_conv.adjacency.detach(), torch.as_tensor(NTU))
+
+
+def test_velocities_are_appended_and_zero_where_a_joint_is_absent():
+    x = torch.zeros(1, 3, 4, 2, 1)
+    x[0, :, :, 0, 0] = torch.tensor([[0.5, 1.5, 3.5, 6.5]] * 3)  # a joint moving by 1, 2, 3
+    x[0, :, 2:, 1, 0] = 5.0  # a joint that appears at frame 2 and then stays
+    out = with_motion(x)
+    assert out.shape == (1, 6, 4, 2, 1)
+    assert torch.equal(out[:, :3], x)
+    assert out[0, 3:, :, 0, 0].tolist() == [[1.0, 2.0, 3.0, 0.0]] * 3
+    assert not out[0, 3:, :, 1, 0].any()  # no jump from the origin when it appears
+
+
+def test_a_motion_backbone_takes_positions_and_doubles_its_stem():
+    config = BackboneConfig(base_channels=8, stages=((1, 1), (2, 2)), num_instances=1, motion=True)
+    backbone = Backbone(config, NTU)
+    assert backbone.stem.num_features == 25 * 6
+    assert config.block_plan()[0][0] == 6
+    assert backbone(torch.randn(2, 3, 16, 25, 1)).shape == (2, 1, 16, 8, 25)

@@ -14,7 +14,7 @@ from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.batchnorm import calibrate_batchnorm
 from bharnet_ros.model.bharnet import build_model
 from bharnet_ros.model.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
-from bharnet_ros.model.config import VARIANTS
+from bharnet_ros.model.config import VARIANTS, deep_merge
 from bharnet_ros.model.export import (
     METADATA_KEYS,
     ExportError,
@@ -85,6 +85,15 @@ def test_export_matches_pytorch_without_einsum_or_if(name, tiny_config, tmp_path
     two_streams = {} if name.endswith("_expert") else {"body": "body", "hand": "hand"}
     experts = {"body": "body_expert", "hand": "hand_expert"} if name.startswith("bharnet_e") else two_streams
     assert stored["bharnet.experts"] == experts
+
+
+@pytest.mark.parametrize("name", ["body_expert", "bharnet_e"])
+def test_velocity_channels_export_with_parity_and_the_same_inputs(name, tiny_config, tmp_path):
+    model = calibrated(build_model(tiny_config(name, deep_merge(SMALL, {"input": {"motion": True}}))))
+    path = tmp_path / "motion.onnx"
+    metadata = export_onnx(model, path, LABELS, PREPROCESS)
+    assert max(check_parity(model, path, PREPROCESS).values()) <= PARITY_TOLERANCE
+    assert metadata["bharnet.inputs"]["body"][1] == 3  # positions in, velocities inside the graph
 
 
 def test_realistic_inputs_have_absent_data_as_zeros(tiny_config):

@@ -205,6 +205,9 @@ def test_experts_initialise_the_streams_of_bharnet_e(tmp_path):
             assert torch.equal(state[f"{stream}_{branch}_head.fc.weight"], own["head.fc.weight"])
     with pytest.raises(ConfigError, match="not a hand_expert"):
         init_from_experts(model, {"hand": paths["body"]})
+    moving = build_model({**small, "variant": "bharnet_e", "input": {**small["input"], "motion": True}})
+    with pytest.raises(ConfigError, match="input.motion"):
+        init_from_experts(moving, {"body": paths["body"]})
 
 
 def test_the_default_models_experts_fit_its_streams(tmp_path):
