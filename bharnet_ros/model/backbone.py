@@ -316,12 +316,6 @@ def init_weights(module: nn.Module) -> None:
             layer.reset_mix()
 
 
-def fold_instances(x: torch.Tensor) -> torch.Tensor:
-    """``(N, C, T, V, M)`` to ``(N*M, C, T, V)``: each instance becomes its own sample."""
-    n, c, t, v, m = x.shape
-    return x.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v)
-
-
 def unfold_instances(x: torch.Tensor, num_instances: int) -> torch.Tensor:
     """``(N*M, C, T, V)`` to ``(N, M, C, T, V)``."""
     return x.reshape(-1, num_instances, *x.shape[1:])

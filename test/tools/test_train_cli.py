@@ -15,16 +15,6 @@ from bharnet_ros.tools.synth import write_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "config/train/synth_cpu.yaml")
-TINY = [
-    "epochs=1",
-    "batch_size=4",
-    "workers=0",
-    "progress=false",
-    "model.overrides.input.frames=16",
-    "model.overrides.backbone.base_channels=8",
-    "model.overrides.attention.heads=1",
-    "model.overrides.attention.dim_head=8",
-]
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +26,11 @@ def synth_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(synth_folder, tmp_path_factory) -> Path:
+def trained(synth_folder, tmp_path_factory, tiny_run) -> Path:
     """A run folder made by ``bharnet train`` (one tiny epoch; overrides also work after --train)."""
     run = tmp_path_factory.mktemp("runs") / "run"
-    assert main(["train", CONFIG, *TINY[:2], "--train", str(synth_folder), *TINY[2:], "--out", str(run)]) == 0
+    argv = ["train", CONFIG, *tiny_run[:2], "--train", str(synth_folder), *tiny_run[2:], "--out", str(run)]
+    assert main(argv) == 0
     assert yaml.safe_load((run / "model.yaml").read_text())["backbone"]["base_channels"] == 8
     return run
 
