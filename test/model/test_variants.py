@@ -132,3 +132,5 @@ def test_config_typos_and_bad_options_are_rejected(tiny_config):
         tiny_config("bharnet_e", {"expertized": {"split_block": 11}})
     with pytest.raises(ValueError, match="variant"):
         build_model({"variant": "bharnet_x"})
+    with pytest.raises(ValueError, match="input.motion must be true or false"):
+        tiny_config("bharnet_e", {"input": {"motion": "yes"}})
