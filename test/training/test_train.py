@@ -186,10 +186,7 @@ def test_experts_initialise_the_streams_of_bharnet_e(tmp_path):
     for stream in ("body", "hand"):
         expert = build_model({**small, "variant": f"{stream}_expert"})
         experts[stream] = expert
-        (tmp_path / stream).mkdir()
-        paths[stream] = save_checkpoint(
-            make_checkpoint(expert, list(CLASSES), _preprocess()), tmp_path / stream / "last.pt"
-        )
+        paths[stream] = _expert_run(expert, list(CLASSES), tmp_path / stream)
     model = build_model({**small, "variant": "bharnet_e"})
     notes = init_from_experts(model, {"body": tmp_path / "body", "hand": paths["hand"]})  # a run folder
     assert len(notes) == 2
@@ -218,15 +215,17 @@ def test_the_default_models_experts_fit_its_streams(tmp_path):
         config = load_train_config(REPO / f"config/train/real_cpu_{stream}_expert.yaml")
         assert config["data"]["train"] == ["data/hri.npz"]
         expert = build_model(model_config_dict(config, 15))
-        (tmp_path / stream).mkdir()
-        save_checkpoint(
-            make_checkpoint(expert, [f"c{i}" for i in range(15)], _preprocess()),
-            tmp_path / stream / "last.pt",
-        )
+        _expert_run(expert, [f"c{i}" for i in range(15)], tmp_path / stream)
         (note,) = init_from_experts(model, {stream: tmp_path / stream})
         assert "heads not copied" in note
         own = expert.state_dict()
         assert torch.equal(model.state_dict()[f"{stream}_trunk.stem.weight"], own["backbone.stem.weight"])
+
+
+def _expert_run(expert, classes: list[str], folder: Path) -> Path:
+    """A run folder holding ``expert`` as its ``last.pt``, as ``bharnet train`` leaves one."""
+    folder.mkdir()
+    return save_checkpoint(make_checkpoint(expert, classes, _preprocess()), folder / "last.pt")
 
 
 def _preprocess():
