@@ -296,14 +296,21 @@ def hold_old_rows(heads: Heads, old: torch.Tensor) -> None:
         bias.grad[:] = 0.0
 
 
+def predictions(
+    model: BHaRNetModel, heads: Heads, features: Features, expert_only: bool = True
+) -> torch.Tensor:
+    """The class ``heads`` give each window of ``features`` (the expert-only prediction, or the fused one)."""
+    with torch.no_grad():
+        logits = heads.logits(features)
+        scores = (expert_logits if expert_only else fused_logits)(model, logits, features.hand_mask)
+    return scores.argmax(dim=1)
+
+
 def accuracy(model: BHaRNetModel, heads: Heads, features: Features, expert_only: bool = True) -> float:
     """Top-1 of ``heads`` on ``features`` (the expert-only prediction, or the fused one)."""
     if len(features) == 0:
         return float("nan")
-    with torch.no_grad():
-        logits = heads.logits(features)
-        scores = (expert_logits if expert_only else fused_logits)(model, logits, features.hand_mask)
-    return float((scores.argmax(dim=1) == features.labels).float().mean())
+    return float((predictions(model, heads, features, expert_only) == features.labels).float().mean())
 
 
 def per_class_cap(data: SkeletonDataset, limit: int, seed: int) -> SkeletonDataset:

@@ -149,6 +149,7 @@ def test_the_curve_teaches_from_seen_people_and_evaluates_the_one_left_out(base,
     assert {r.teachers for r in runs} == {"ana", "cy", "ana+cy"}
     assert {(r.teachers, r.takes) for r in runs} >= {("ana", 1), ("ana", 2), ("ana+cy", 2)}
     assert all(r.takes <= 2 * r.teachers.count("+") + 2 for r in runs)  # 2 takes per person at most
+    assert all(0.0 <= r.old_as_new <= 1.0 - r.old_taught + 1e-6 for r in runs)  # taken for new: wrong
     table = write_curve(tmp_path / "curve", runs, plan, {"base": "fold_bo"})
     assert table.startswith("| teachers | takes per gesture |")
     assert {"runs.csv", "curve.json", "curve.md"} <= {p.name for p in (tmp_path / "curve").iterdir()}
