@@ -194,6 +194,7 @@ def runs_for_group(
     if takes < len(group) or not len(new_eval) or not len(old_eval):
         return []
     base_rows = base_heads(model)
+    new_rows = [classes.index(c) for c in plan.new]
     runs, drawn = [], set()
     for draw in range(plan.draws):
         rng = np.random.default_rng([plan.settings.seed, takes, draw, *map(ord, "".join(group))])
@@ -216,7 +217,7 @@ def runs_for_group(
                 (taught, heads, tuned_old),
             )
         ]
-        scores.append(share_labelled_new(taught, heads, tuned_old, [classes.index(c) for c in plan.new]))
+        scores.append(share_labelled_new(taught, heads, tuned_old, new_rows))
         who = sorted(set(cached.new_subjects[np.isin(cached.new_subjects, evaluated)].tolist()))
         runs.append(CurveRun(base_name, "+".join(group), takes, draw, "+".join(who), *scores))
     return runs
