@@ -217,7 +217,7 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--steps", type=int, default=300, help="optimiser steps on the features (default 300)"
     )
-    _add_finetune(parser)
+    _add_fit_options(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="replace existing output files")
     parser.set_defaults(teach_run=run_train)
@@ -232,6 +232,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.views < 1 or args.steps < 1 or args.finetune_epochs < 0:
         raise UsageError("--views and --steps must be at least 1, --finetune-epochs at least 0")
+    _check_fit_options(args)
     base_path = args.base or _default_base()
     inputs = [*args.takes, base_path, args.calibration, *(args.rehearse or [])]
     onnx_path = check_output_file(args.output, inputs, args.force, suffix=".onnx")
@@ -243,7 +244,7 @@ def run_train(args: argparse.Namespace) -> int:
         rehearsal = _rehearsal(args, base_path)
         settings = TeachSettings(
             args.replace, tuple(args.keep), args.views, steps=args.steps, seed=args.seed,
-            finetune_epochs=args.finetune_epochs,
+            finetune_epochs=args.finetune_epochs, label_smoothing=args.label_smoothing,
         )  # fmt: skip
         result = teach(base, takes, rehearsal, settings)
     except (CheckpointError, DatasetError, ExportError, ValueError) as err:
@@ -270,11 +271,20 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_finetune(parser: argparse.ArgumentParser) -> None:
+def _add_fit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--label-smoothing", type=float, default=0.1, metavar="EPS",
+        help="of the heads' fit (default 0.1; 0 keeps more of the old vocabulary, docs/teaching.md)",
+    )  # fmt: skip
     parser.add_argument(
         "--finetune-epochs", type=int, default=0, metavar="N",
         help="then train the whole network N epochs on the takes and the rehearsal (default 0: heads only)",
     )  # fmt: skip
+
+
+def _check_fit_options(args: argparse.Namespace) -> None:
+    if not 0.0 <= args.label_smoothing < 1.0:  # also refuses nan
+        raise UsageError(f"--label-smoothing must be in [0, 1), not {args.label_smoothing}")
 
 
 def _shipped(relative: str) -> Path:
@@ -340,13 +350,17 @@ def _add_curve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", type=Path, required=True, help="dataset files (merged)")
     parser.add_argument("--new", type=names, required=True, help="the gestures to teach, held out of --base")
     parser.add_argument(
+        "--reference", nargs="+", type=Path, default=[],
+        help="checkpoints trained with every gesture from the start, leaving out people as --base does",
+    )  # fmt: skip
+    parser.add_argument(
         "--pool", type=names, default=[], help="people who may teach (default: all with takes of --new)"
     )
     parser.add_argument("--takes", type=counts, default=[1, 2, 3], help="takes per gesture (default 1,2,3)")
     parser.add_argument("--teachers", type=counts, default=[1, 2], help="people who teach (default 1,2)")
     parser.add_argument("--draws", type=int, default=3, help="random choices of takes per point (default 3)")
     parser.add_argument("--views", type=int, default=6, help="augmented windows per take (default 6)")
-    _add_finetune(parser)
+    _add_fit_options(parser)
     parser.add_argument("--out", type=Path, required=True, help="folder for curve.md, curve.json, runs.csv")
     parser.add_argument("--force", action="store_true", help="replace the files of an earlier run")
     parser.set_defaults(teach_run=run_curve)
@@ -358,28 +372,34 @@ def run_curve(args: argparse.Namespace) -> int:
     from bharnet_ros.training.data import load_datasets
     from bharnet_ros.training.dataset import DatasetError
     from bharnet_ros.training.teach import TeachSettings
-    from bharnet_ros.training.teach_curve import CurvePlan, run_curve, write_curve
+    from bharnet_ros.training.teach_curve import CurvePlan, run_curve, score_reference, write_curve
 
     if args.draws < 1 or args.views < 1 or args.finetune_epochs < 0:
         raise UsageError("--draws and --views must be at least 1, --finetune-epochs at least 0")
-    check_output_folder(args.out, [*args.base, *args.data], args.force)
+    _check_fit_options(args)
+    check_output_folder(args.out, [*args.base, *args.data, *args.reference], args.force)
     started = time.monotonic()
     plan = CurvePlan(
         args.new, args.takes, args.teachers, args.pool, args.draws,
-        TeachSettings(views=args.views, finetune_epochs=args.finetune_epochs),
+        TeachSettings(
+            views=args.views, finetune_epochs=args.finetune_epochs, label_smoothing=args.label_smoothing
+        ),
     )  # fmt: skip
     try:
-        runs = run_curve(args.base, load_datasets(args.data), plan)
+        data = load_datasets(args.data)
+        references = [score_reference(path, data, args.new) for path in args.reference]
+        runs = run_curve(args.base, data, plan)
     except (CheckpointError, DatasetError, ValueError) as err:
         raise UsageError(str(err)) from None
     if not runs:
         raise UsageError("no point of the curve is possible: the teachers have fewer takes than asked for")
     about = {
         "base": [str(p) for p in args.base],
+        "reference": [str(p) for p in args.reference],
         "data": [str(p) for p in args.data],
         "seconds": time.monotonic() - started,
     }
     with staged_folder(args.out) as folder:
-        table = write_curve(folder, runs, plan, about)
+        table = write_curve(folder, runs, plan, about, references)
     print(table + f"({len(runs)} fits in {about['seconds']:.0f} s; every fit in {args.out / 'runs.csv'})")
     return 0

@@ -24,6 +24,11 @@ that the new rows took (old samples labelled as a new gesture). The backbone is 
 these are the exported model's scores on the same centred windows. With a fine-tune
 (``finetune_epochs`` > 0) each fit also trains the whole network on its takes and the rehearsal
 samples, as ``bharnet teach train --finetune-epochs`` does, and the fine-tuned model is scored.
+
+**References** put the curve in proportion: models trained with every gesture, old and new, from
+the start, leaving out the same people as the bases. Scored on their left-out people as the taught
+models are, they say what the vocabulary loses by growing at all (a larger vocabulary is harder
+to choose from) rather than by being taught.
 """
 
 from __future__ import annotations
@@ -286,6 +291,71 @@ def finetuned_for(
     return model, base_heads(model), scored[0], scored[1]
 
 
+@dataclass
+class ReferenceRun:
+    """A model trained with every gesture from the start, scored on the people it left out."""
+
+    reference: str
+    evaluated: str
+    new_top1: float
+    old_top1: float
+    new_top1_fused: float
+    old_top1_fused: float
+    old_as_new: float
+
+
+REFERENCE_SCORES = ("new_top1", "old_top1", "new_top1_fused", "old_top1_fused", "old_as_new")
+
+
+def score_reference(path: str | Path, data: SkeletonDataset, new: Sequence[str]) -> ReferenceRun:
+    """The reference's top-1 on its left-out people's new-gesture and old-vocabulary samples."""
+    reference = load_checkpoint(path)
+    missing = sorted(set(new) - set(reference.class_names))
+    left_out = rehearsal_beside(path).left_out
+    if missing or not left_out:
+        raise ValueError(
+            f"{path} is no reference: it must be trained with every gesture (it lacks {missing}) "
+            f"and leave people out (data.exclude_subjects; it left out {left_out or 'nobody'})"
+        )
+    names = np.array(data.class_names)[data.labels]
+    unseen = np.isin(data.subject_names(), left_out) & np.isin(names, reference.class_names)
+    model, classes = prepare_model(reference), reference.class_names
+    rows = base_heads(model)
+    scores = {}
+    for part, members in (("new", np.isin(names, new)), ("old", ~np.isin(names, new))):
+        if not (unseen & members).any():
+            raise ValueError(f"the data has no {part}-gesture samples of {', '.join(left_out)}")
+        scores[part] = extract_features(
+            model, data.subset(np.flatnonzero(unseen & members)), classes, reference.preprocess_config
+        )
+    new_rows = [classes.index(c) for c in new]
+    return ReferenceRun(
+        Path(path).parent.name, "+".join(sorted(set(data.subject_names()[unseen].tolist()))),
+        accuracy(model, rows, scores["new"]), accuracy(model, rows, scores["old"]),
+        accuracy(model, rows, scores["new"], False), accuracy(model, rows, scores["old"], False),
+        share_labelled_new(model, rows, scores["old"], new_rows),
+    )  # fmt: skip
+
+
+def reference_table(references: Sequence[ReferenceRun]) -> str:
+    """The references' mean scores as a markdown table, one row per reference and their mean."""
+    lines = [
+        "| trained with every gesture from the start | evaluated | new gestures | old vocabulary | "
+        "old vocabulary taken for a new gesture | fused model: new, old |",
+        "|---|---|---|---|---|---|",
+    ]
+    means = ReferenceRun(
+        "mean", f"{len(references)} people",
+        *(float(np.mean([getattr(r, name) for r in references])) for name in REFERENCE_SCORES),
+    )  # fmt: skip
+    for r in [*references, means] if len(references) > 1 else references:
+        lines.append(
+            f"| {r.reference} | {r.evaluated} | {100 * r.new_top1:.1f} % | {100 * r.old_top1:.1f} % | "
+            f"{100 * r.old_as_new:.1f} % | {100 * r.new_top1_fused:.1f} %, {100 * r.old_top1_fused:.1f} % |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def summarise(runs: Sequence[CurveRun]) -> list[dict[str, float | int]]:
     """One row per (teachers, takes): the mean over runs, and the worst run on the new gestures."""
     rows = []
@@ -320,8 +390,15 @@ def markdown_table(rows: Sequence[dict[str, float | int]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_curve(folder: Path, runs: Sequence[CurveRun], plan: CurvePlan, about: dict[str, object]) -> str:
-    """``runs.csv`` (every fit), ``curve.json`` (plan, summary) and ``curve.md`` into ``folder``."""
+def write_curve(
+    folder: Path,
+    runs: Sequence[CurveRun],
+    plan: CurvePlan,
+    about: dict[str, object],
+    references: Sequence[ReferenceRun] = (),
+) -> str:
+    """``runs.csv`` (every fit), ``curve.json`` (plan, summary, references) and ``curve.md`` (the
+    summary's table, then the references') into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "runs.csv", "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=list(asdict(runs[0])))
@@ -331,9 +408,9 @@ def write_curve(folder: Path, runs: Sequence[CurveRun], plan: CurvePlan, about: 
     plan_dict = {k: v for k, v in asdict(plan).items() if k != "settings"}
     settings = asdict(plan.settings)
     settings["augment"] = plan.settings.augment.to_dict()
-    (folder / "curve.json").write_text(
-        json.dumps({"plan": plan_dict, "settings": settings, **about, "summary": rows}, indent=2) + "\n"
-    )
-    table = markdown_table(rows)
+    record = {"plan": plan_dict, "settings": settings, **about, "summary": rows}
+    record["references"] = [asdict(r) for r in references]
+    (folder / "curve.json").write_text(json.dumps(record, indent=2) + "\n")
+    table = markdown_table(rows) + (f"\n{reference_table(references)}" if references else "")
     (folder / "curve.md").write_text(table)
     return table

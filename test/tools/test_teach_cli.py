@@ -114,6 +114,10 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     assert OnnxClassifier(out, providers="cpu").labels == ["idle", "wave", "stop", "clap"]
     assert main([*args, "--force", "--finetune-epochs", "-1"]) == 2
     assert "--finetune-epochs at least 0" in capsys.readouterr().err
+    for bad in ("nan", "1", "-0.1"):
+        assert main([*args, "--force", "--label-smoothing", bad]) == 2
+        assert "--label-smoothing must be in [0, 1)" in capsys.readouterr().err
+    assert main([*args, "--no-rehearse", "--force", "--steps", "5", "--label-smoothing", "0"]) == 0
 
 
 def test_train_without_a_base_or_rehearsal_says_how_to_give_them(base_checkpoint, tmp_path, capsys):
@@ -124,3 +128,35 @@ def test_train_without_a_base_or_rehearsal_says_how_to_give_them(base_checkpoint
     args = ["teach", "train", str(takes), "--base", str(base_checkpoint), "-o", str(tmp_path / "m.onnx")]
     assert main(args) == 2  # no config.yaml beside the base: nothing to rehearse the old gestures with
     assert "--no-rehearse" in capsys.readouterr().err
+
+
+def fold_leaving_out(checkpoint, folder: Path, person: str) -> Path:
+    """``checkpoint`` saved as a fold of a run that left ``person`` out (its config.yaml says so)."""
+    path = save_checkpoint(checkpoint, folder / "last.pt")
+    (folder / "config.yaml").write_text(f"data:\n  exclude_subjects: [{person}]\n")
+    return path
+
+
+def test_curve_with_a_reference_writes_both_tables(teach_base, tmp_path, capsys):
+    from bharnet_ros.training.teach import TeachSettings, teach
+
+    people = [synth_takes(tmp_path / f"{p}.npz", ["idle", "wave", "stop"], p) for p in ("ana", "bo")]
+    base = teach_base()
+    every = teach(base, SkeletonDataset.load(people[0]), None, TeachSettings(views=1, steps=5)).checkpoint
+    folds = [
+        fold_leaving_out(base, tmp_path / "old_bo", "bo"),
+        fold_leaving_out(every, tmp_path / "all_bo", "bo"),
+    ]
+    args = ["teach", "curve", "--base", str(folds[0]), "--data", *map(str, people), "--new", "stop"]
+    args += ["--takes", "1", "--teachers", "1", "--draws", "1", "--views", "1", "--out", str(tmp_path / "c")]
+    assert main([*args, "--reference", str(folds[1])]) == 0
+    table = (tmp_path / "c" / "curve.md").read_text()
+    assert "| 1 | 1 | 1 |" in table  # one teacher, one take, one fit
+    assert "| all_bo | bo |" in table
+    assert main([*args, "--reference", str(folds[0]), "--force"]) == 2
+    assert (
+        "is no reference: it must be trained with every gesture (it lacks ['stop'])"
+        in capsys.readouterr().err
+    )
+    assert main([*args, "--force", "--label-smoothing", "1.5"]) == 2
+    assert "--label-smoothing must be in [0, 1)" in capsys.readouterr().err

@@ -23,7 +23,14 @@ from bharnet_ros.training.teach import (
     rehearsal_beside,
     teach,
 )
-from bharnet_ros.training.teach_curve import SCORES, CurvePlan, run_curve, write_curve
+from bharnet_ros.training.teach_curve import (
+    REFERENCE_SCORES,
+    SCORES,
+    CurvePlan,
+    run_curve,
+    score_reference,
+    write_curve,
+)
 
 FAST = TeachSettings(views=2, steps=30, rehearsal_per_class=2, batch_size=8)
 
@@ -153,6 +160,20 @@ def test_the_curve_teaches_from_seen_people_and_evaluates_the_one_left_out(base,
     table = write_curve(tmp_path / "curve", runs, plan, {"base": "fold_bo"})
     assert table.startswith("| teachers | takes per gesture |")
     assert {"runs.csv", "curve.json", "curve.md"} <= {p.name for p in (tmp_path / "curve").iterdir()}
+
+
+def test_a_reference_trained_with_every_gesture_is_scored_on_the_people_it_left_out(base, tmp_path):
+    data = takes_of(["idle", "wave", "stop"], subject="ana").merge(takes_of(["idle", "stop"], subject="bo"))
+    every = teach(base, takes_of(["stop"]), takes_of(["idle", "wave"]), FAST).checkpoint
+    for name, left_out in (("all_bo", ["bo"]), ("all", [])):
+        save_checkpoint(every, tmp_path / name / "last.pt")
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump({"data": {"exclude_subjects": left_out}}))
+    reference = score_reference(tmp_path / "all_bo" / "last.pt", data, ["stop"])
+    assert (reference.reference, reference.evaluated) == ("all_bo", "bo")
+    assert 0.0 <= reference.old_as_new <= 1.0 - reference.old_top1 + 1e-6
+    assert all(0.0 <= getattr(reference, name) <= 1.0 for name in REFERENCE_SCORES)
+    with pytest.raises(ValueError, match="it left out nobody"):
+        score_reference(tmp_path / "all" / "last.pt", data, ["stop"])
 
 
 def test_a_curve_with_a_fine_tune_scores_the_fine_tuned_model(base, tmp_path):
