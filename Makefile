@@ -113,7 +113,7 @@ model-cv: setup $(MODEL_DATA) $(EXPERTS)
 	$(BIN)/bharnet streams $(SHARED)/hri_gestures --dataset data/hri.npz --cv runs/cv --expert-only \
 	  --subjects $(HRI_PEOPLE) --out runs/streams --force
 
-# The learning curve of docs/teaching.md (about 70 minutes on 2 CPU cores): three base models
+# The learning curve of docs/teaching.md (about 90 minutes on 2 CPU cores): three base models
 # without five HRI gestures, each leaving one person out and started from body and hand experts of
 # the same data (as the shipped model is), then those gestures taught from one or two people's
 # takes and measured on the person left out; the same three models trained with every gesture from
