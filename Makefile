@@ -13,7 +13,7 @@ export ROS_HOME ?= $(CURDIR)/.ros
 export ROS_LOG_DIR ?= $(CURDIR)/.ros/log
 export GLOG_minloglevel ?= 2
 
-.PHONY: setup test lint format demo model model-cv teach-curve fuzz mutation lock clean check-system
+.PHONY: setup test lint format demo model model-cv people-curve teach-curve fuzz mutation lock clean check-system
 
 setup: $(VENV)/.installed
 
@@ -112,6 +112,13 @@ model-cv: setup $(MODEL_DATA) $(EXPERTS)
 	cp runs/cv/calibration.json config/train/real_cpu_calibration.json
 	$(BIN)/bharnet streams $(SHARED)/hri_gestures --dataset data/hri.npz --cv runs/cv --expert-only \
 	  --subjects $(HRI_PEOPLE) --out runs/streams --force
+
+# Accuracy against the number of people trained on (models/README.md, about 70 minutes on 2 CPU
+# cores): the HRI-only recipe, S2, S4 and S5 held out, each fold trained on 1 to 5 of the others.
+people-curve: setup data/hri.npz
+	for k in 1 2 3 4 5; do $(BIN)/bharnet train config/train/real_cpu.yaml "data.train=[data/hri.npz]" \
+	  "data.relabel={}" epochs=50 data.class_balance=0 progress=false --loso S2,S4,S5 --train-people $$k \
+	  --out runs/people/k$$k || exit 1; done
 
 # The learning curve of docs/teaching.md (about 90 minutes on 2 CPU cores): three base models
 # without five HRI gestures, each leaving one person out and started from body and hand experts of

@@ -41,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--views", type=int, default=1, metavar="N",
         help="with --loso: windows per test clip, their logits averaged (default 1: the centre)",
     )  # fmt: skip
+    parser.add_argument(
+        "--train-people", type=int, metavar="K",
+        help="with --loso: train each fold on only K of the other people (the K after the held-out "
+        "one in sorted order), to see how accuracy grows with the number of people",
+    )  # fmt: skip
 
 
 def split_items(items: list[str], resume: bool) -> tuple[str | None, list[str]]:
@@ -87,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         check_output_folder(args.out, force=True)
     if args.loso is not None:
         return run_loso(args, config_path, overrides)
+    if args.train_people is not None:
+        raise UsageError("--train-people works with --loso: add --loso S1,S2 (the people to hold out)")
     try:
         if args.resume is not None:
             folder = train({}, resume=args.resume, overrides=overrides)
@@ -109,13 +116,16 @@ def run_loso(args: argparse.Namespace, config_path: str | None, overrides: list[
         raise UsageError("--loso needs --out DIR (and no --resume: rerun with the same --out to continue)")
     if args.views < 1:
         raise UsageError(f"--views must be at least 1, got {args.views}")
+    if args.train_people is not None and args.train_people < 1:
+        raise UsageError(f"--train-people must be at least 1, got {args.train_people}")
     subjects = None if args.loso == "all" else [s.strip() for s in args.loso.split(",") if s.strip()]
     try:
         config = load_train_config(config_path, overrides)
-        values = cross_validate(config, args.out, subjects, views=args.views)
+        values = cross_validate(config, args.out, subjects, views=args.views, train_people=args.train_people)
     except (ConfigError, DatasetError, CheckpointError) as err:
         raise UsageError(str(err)) from None
     folds = ", ".join(f"{s} {100 * v:.1f} %" for s, v in values["folds_top1"].items())
-    print(f"leave-one-subject-out top-1 {100 * values['top1']:.2f} % ({folds})")
+    people = "" if args.train_people is None else f", trained on {args.train_people} of the others"
+    print(f"leave-one-subject-out top-1 {100 * values['top1']:.2f} % ({folds}{people})")
     print(f"wrote {args.out}/summary.json")
     return 0

@@ -14,6 +14,11 @@ last epoch, so the pooled result estimates accuracy on new people. Output::
 
 A fold whose ``test/summary.json`` exists is not trained again, so an interrupted run continues
 where it stopped (``--loso`` with the same ``--out``).
+
+``train_people`` (``--train-people K``) asks how accuracy grows with the number of people: each
+fold then trains on only K of the other people of the training data, the K that follow the
+held-out person in sorted order (cyclically), so every fold sees the same number of people and
+a rerun draws the same ones.
 """
 
 from __future__ import annotations
@@ -62,29 +67,57 @@ def cross_validate(
     subjects: Sequence[str] | None = None,
     progress: bool = False,
     views: int = 1,
+    train_people: int | None = None,
 ) -> dict[str, Any]:
     """Train and test one fold per held-out subject; returns the pooled summary (also on disk).
 
     ``views``: windows per test clip whose logits are averaged (see ``evaluate``).
+    ``train_people``: train each fold on only this many of the other people (module doc).
     """
     out = Path(out)
     data = load_datasets(config["data"]["train"])
     held_out = fold_subjects(data, subjects)
+    excluded = set(config["data"]["exclude_subjects"])
+    people = [p for p in fold_subjects(data, None) if p not in excluded] if train_people is not None else []
     results = []
     for subject in held_out:
-        print(f"fold {subject}: training without {subject}", flush=True)
-        results.append(run_fold(config, data, subject, out / f"fold_{_safe(subject)}", progress, views))
-    return write_pooled(out, held_out, results, views)
+        left_out = [subject, *unused_people(people, subject, train_people)]
+        print(f"fold {subject}: training without {', '.join(left_out)}", flush=True)
+        folder = out / f"fold_{_safe(subject)}"
+        results.append(run_fold(config, data, left_out, folder, progress, views))
+    return write_pooled(out, held_out, results, views, train_people)
+
+
+def unused_people(people: Sequence[str], subject: str, train_people: int | None) -> list[str]:
+    """The people a fold also leaves out to train on ``train_people`` of the others (none if None)."""
+    if train_people is None:
+        return []
+    others = sorted(p for p in people if p != subject)
+    if not 1 <= train_people <= len(others):
+        raise DatasetError(
+            f"--train-people must be between 1 and {len(others)} (the people left to train on), "
+            f"got {train_people}"
+        )
+    after = [p for p in others if p > subject] + [p for p in others if p < subject]
+    return after[train_people:]
 
 
 def run_fold(
-    config: dict[str, Any], data: SkeletonDataset, subject: str, folder: Path, progress: bool, views: int = 1
+    config: dict[str, Any],
+    data: SkeletonDataset,
+    left_out: Sequence[str],
+    folder: Path,
+    progress: bool,
+    views: int = 1,
 ) -> tuple[SkeletonDataset, Evaluation]:
-    """Train without ``subject`` (unless already done) and evaluate ``last.pt`` on ``subject``."""
+    """Train without ``left_out`` (unless already done), evaluate ``last.pt`` on its first person."""
+    subject = left_out[0]
     test = data.subset(np.flatnonzero(subject_mask(data, [subject])))
+    excluded = [*config["data"]["exclude_subjects"], *left_out]
+    check_fold_people(folder, excluded)
     if not (folder / "test" / "summary.json").is_file():
         fold = copy.deepcopy(config)
-        fold["data"]["exclude_subjects"] = [*fold["data"]["exclude_subjects"], subject]
+        fold["data"]["exclude_subjects"] = excluded
         fold["data"]["val_subjects"] = [s for s in fold["data"]["val_subjects"] if s != subject]
         if not (folder / "last.pt").is_file():
             fold["model"]["init"] = fold_experts(fold["model"]["init"], subject)
@@ -93,6 +126,19 @@ def run_fold(
     result = evaluate(model, test, progress=progress, views=views)
     write_outputs(folder / "test", result, model, test, f"subject {subject}", None)
     return test, result
+
+
+def check_fold_people(folder: Path, excluded: Sequence[str]) -> None:
+    """Refuse to reuse a fold that left out other people (say, another ``--train-people``)."""
+    config = folder / "config.yaml"
+    if not config.is_file():
+        return
+    recorded = set(training_data_of(config).left_out)
+    if recorded != set(excluded):
+        raise ConfigError(
+            f"{folder} was trained without {', '.join(sorted(recorded)) or 'nobody'}, but this run "
+            f"leaves out {', '.join(sorted(excluded))}; give another --out"
+        )
 
 
 def fold_experts(init: Mapping[str, Any] | None, subject: str) -> dict[str, str | None]:
@@ -160,7 +206,11 @@ def pooled(results: Sequence[tuple[SkeletonDataset, Evaluation]]) -> tuple[Skele
 
 
 def write_pooled(
-    out: Path, subjects: Sequence[str], results: Sequence[tuple[SkeletonDataset, Evaluation]], views: int = 1
+    out: Path,
+    subjects: Sequence[str],
+    results: Sequence[tuple[SkeletonDataset, Evaluation]],
+    views: int = 1,
+    train_people: int | None = None,
 ) -> dict[str, Any]:
     """summary.json and the pooled tables and plot in ``out``."""
     data, result = pooled(results)
@@ -170,6 +220,7 @@ def write_pooled(
         "kind": "leave-one-subject-out",
         "subjects": list(subjects),
         "views": views,
+        "train_people": train_people,
         "num_samples": int(len(result.labels)),
         "top1": float(result.report.top1),
         "mean_fold_top1": float(np.mean(list(folds.values()))),

@@ -59,6 +59,8 @@ def test_train_then_eval_from_the_command_line(trained, synth_folder, tmp_path, 
         (["train", "--resume", "/nonexistent/run"], "cannot resume"),
         (["train", CONFIG, "--out", CONFIG], "is a file; give a folder name"),
         (["eval", "/nonexistent/best.pt", "data.npz", "--out", "x"], "not found"),
+        (["train", CONFIG, "--train-people", "2"], "--train-people works with --loso"),
+        (["train", CONFIG, "--loso", "--train-people", "0", "--out", "x"], "must be at least 1"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(argv, message, capsys):

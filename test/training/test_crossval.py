@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bharnet_ros.model.checkpoint import load_checkpoint
-from bharnet_ros.training.crossval import cross_validate, fold_experts
+from bharnet_ros.training.crossval import cross_validate, fold_experts, unused_people
 from bharnet_ros.training.data import load_datasets
 from bharnet_ros.training.train import ConfigError, load_train_config
 
@@ -66,6 +66,28 @@ def test_a_finished_fold_is_not_trained_again(cv_run):
     again = cross_validate(config, out, ["S1", "S3"])
     assert (out / "fold_S1" / "last.pt").stat().st_mtime_ns == stamp
     assert again["top1"] == values["top1"]
+
+
+def test_train_people_keeps_the_next_people_after_the_held_out_one(cv_run, tiny_run):
+    out, _, files = cv_run
+    assert unused_people(["S1", "S2", "S3", "S4"], "S3", 2) == ["S2"]  # trains on S4, S1
+    assert unused_people(["S1", "S2", "S3"], "S1", None) == []
+    assert unused_people(["S1", "S2"], "S3", 1) == ["S2"]  # a pool without the held-out person
+    from bharnet_ros.training.dataset import DatasetError
+
+    for wrong in (0, 3):
+        with pytest.raises(DatasetError, match="between 1 and 2"):
+            unused_people(["S1", "S2", "S3"], "S1", wrong)
+    train_files = "[" + ", ".join(f"'{f}'" for f in files) + "]"
+    config = load_train_config(
+        REPO / "config/train/synth_cpu.yaml",
+        [*tiny_run, f"data.train={train_files}", "preprocess.window_seconds=1.0"],
+    )
+    values = cross_validate(config, out.parent / "one_person", ["S3"], train_people=1)
+    assert values["train_people"] == 1
+    assert _config_of(out.parent / "one_person" / "fold_S3")["data"]["exclude_subjects"] == ["S3", "S2"]
+    with pytest.raises(ConfigError, match="was trained without S2, S3, but this run leaves out S3"):
+        cross_validate(config, out.parent / "one_person", ["S3"])  # the same --out, all the others
 
 
 def test_unknown_subjects_are_refused(cv_run, tmp_path):
