@@ -113,12 +113,18 @@ model-cv: setup $(MODEL_DATA) $(EXPERTS)
 	$(BIN)/bharnet streams $(SHARED)/hri_gestures --dataset data/hri.npz --cv runs/cv --expert-only \
 	  --subjects $(HRI_PEOPLE) --out runs/streams --force
 
-# Accuracy against the number of people trained on (models/README.md, about 70 minutes on 2 CPU
-# cores): the HRI-only recipe, S2, S4 and S5 held out, each fold trained on 1 to 5 of the others.
+# Accuracy against the number of people trained on (models/README.md, about 90 minutes on 2 CPU
+# cores): the HRI-only recipe, S2, S4 and S5 held out, each fold trained on 1 to 5 of the others;
+# then three people again, started from experts trained on the same three.
+HRI_ONLY := config/train/real_cpu.yaml "data.train=[data/hri.npz]" "data.relabel={}" epochs=50 \
+  data.class_balance=0 progress=false
 people-curve: setup data/hri.npz
-	for k in 1 2 3 4 5; do $(BIN)/bharnet train config/train/real_cpu.yaml "data.train=[data/hri.npz]" \
-	  "data.relabel={}" epochs=50 data.class_balance=0 progress=false --loso S2,S4,S5 --train-people $$k \
+	for k in 1 2 3 4 5; do $(BIN)/bharnet train $(HRI_ONLY) --loso S2,S4,S5 --train-people $$k \
 	  --out runs/people/k$$k || exit 1; done
+	for e in body hand; do $(BIN)/bharnet train config/train/real_cpu_$${e}_expert.yaml progress=false \
+	  --loso S2,S4,S5 --train-people 3 --out runs/people_$$e/k3 || exit 1; done
+	$(BIN)/bharnet train $(HRI_ONLY) model.init.body=runs/people_body/k3 model.init.hand=runs/people_hand/k3 \
+	  --loso S2,S4,S5 --train-people 3 --out runs/people_e/k3
 
 # The learning curve of docs/teaching.md (about 90 minutes on 2 CPU cores): three base models
 # without five HRI gestures, each leaving one person out and started from body and hand experts of
