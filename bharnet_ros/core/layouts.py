@@ -131,6 +131,24 @@ def get_layout(name: str) -> SkeletonLayout:
         raise ValueError(f"unknown skeleton layout {name!r}; known: {sorted(LAYOUTS)}") from None
 
 
+def mirror_permutation(layout: str) -> np.ndarray:
+    """Joint permutation that swaps every ``left`` joint with its ``right`` twin (by name).
+
+    The mirror image of a skeleton is its joints in this order with x negated (about a centred
+    origin); both the training augmentation and the model's test-time mirroring use it.
+    """
+    names = get_layout(layout).joint_names
+    index = {name: i for i, name in enumerate(names)}
+    swap = {"left": "right", "right": "left"}
+    permutation = []
+    for name in names:
+        twin = "_".join(swap.get(part, part) for part in name.split("_"))
+        if twin not in index:
+            raise ValueError(f"layout {layout}: joint {name!r} has no mirror twin {twin!r}")
+        permutation.append(index[twin])
+    return np.asarray(permutation, np.int64)
+
+
 # --- MediaPipe 33 -> NTU 25 ---------------------------------------------------------------------
 # Each NTU joint is the mean of these MediaPipe joints; spine and neck are derived below.
 _MP33_TO_NTU25_DIRECT = {

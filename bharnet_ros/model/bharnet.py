@@ -3,8 +3,10 @@
 Every model takes ``forward(body, hand, hand_mask=None)`` with body ``(N, C, T, V, M_body)``, hand
 ``(N, C, T, V, 2)`` (21 landmarks padded to the body's V) and an optional per-frame hand mask
 ``(N, T)``, and returns a dict of branch logits ``(N, num_classes)`` plus ``"fused"`` (the
-prediction). With a hand mask it also returns ``"hand_reliability"`` ``(N,)``. Class attributes
-tell the loss which branches exist (``branches``), which get an individual cross-entropy
+prediction). With a hand mask it also returns ``"hand_reliability"`` ``(N,)``. A config with
+``test_mirror`` averages those logits over the input and its mirror image in evaluation mode
+(``model/mirror.py``); ``forward_once`` is always the single pass. Class attributes tell the
+loss which branches exist (``branches``), which get an individual cross-entropy
 (``individual_branches``) and which are hand branches (down-weighted by reliability).
 
 Variants (paper Sec. III and Table III):
@@ -47,6 +49,7 @@ from bharnet_ros.model.config import (
 )
 from bharnet_ros.model.fusion import combine_logits, hand_reliability, noisy_or_logits
 from bharnet_ros.model.graph import stream_adjacencies
+from bharnet_ros.model.mirror import mirror_averaged
 
 Outputs = dict[str, torch.Tensor]
 STREAMS = ("body", "hand")
@@ -157,6 +160,27 @@ class BHaRNetModel(nn.Module):
         """Channels of the last block's output."""
         return backbone_config(self.config, "body").out_channels()
 
+    def forward(
+        self,
+        body: torch.Tensor | None = None,
+        hand: torch.Tensor | None = None,
+        hand_mask: torch.Tensor | None = None,
+    ) -> Outputs:
+        """Branch logits and ``fused``; in evaluation, averaged with the mirror image if configured."""
+        if self.training or not self.config.test_mirror:
+            return self.forward_once(body, hand, hand_mask)
+        layout = self.config.input.body_layout
+        return mirror_averaged(self.forward_once, body, hand, hand_mask, layout, self.config.test_mirror)
+
+    def forward_once(
+        self,
+        body: torch.Tensor | None = None,
+        hand: torch.Tensor | None = None,
+        hand_mask: torch.Tensor | None = None,
+    ) -> Outputs:
+        """The outputs of one input, without test-time mirroring."""
+        raise NotImplementedError
+
     def fuse(self, logits: Outputs, hand_mask: torch.Tensor | None) -> Outputs:
         """Add ``fused`` (and ``hand_reliability`` when a mask is given) to the branch logits."""
         names = self.branches
@@ -183,7 +207,7 @@ class SingleStreamModel(BHaRNetModel):
         self.backbone = self.make_backbone(stream)
         self.head = self.make_head(self.backbone.out_channels)
 
-    def forward(
+    def forward_once(
         self,
         body: torch.Tensor | None = None,
         hand: torch.Tensor | None = None,
@@ -208,7 +232,7 @@ class ScoreFusionModel(BHaRNetModel):
         self.body_head = self.make_head(self.feature_channels)
         self.hand_head = self.make_head(self.feature_channels)
 
-    def forward(
+    def forward_once(
         self, body: torch.Tensor, hand: torch.Tensor, hand_mask: torch.Tensor | None = None
     ) -> Outputs:
         logits = {
@@ -238,7 +262,7 @@ class PoolingAttentionModel(BHaRNetModel):
         self.body_head = self.make_head(channels)
         self.hand_head = self.make_head(channels)
 
-    def forward(
+    def forward_once(
         self, body: torch.Tensor, hand: torch.Tensor, hand_mask: torch.Tensor | None = None
     ) -> Outputs:
         body_features = self.body_backbone(body)
@@ -287,7 +311,7 @@ class ExpertizedModel(BHaRNetModel):
         tail = getattr(self, f"{stream}_{branch}_tail")
         return unfold_instances(tail(trunk), getattr(self, f"{stream}_trunk").config.num_instances)
 
-    def forward(
+    def forward_once(
         self, body: torch.Tensor, hand: torch.Tensor, hand_mask: torch.Tensor | None = None
     ) -> Outputs:
         trunks = {"body": self.body_trunk.forward_folded(body), "hand": self.hand_trunk.forward_folded(hand)}
@@ -334,7 +358,7 @@ class ExpertOnlyModel(BHaRNetModel):
             raise KeyError(f"BHaRNet-E state_dict lacks {len(missing)} expert keys, e.g. {missing[:3]}")
         self.load_state_dict({key: state[key] for key in own})
 
-    def forward(
+    def forward_once(
         self, body: torch.Tensor, hand: torch.Tensor, hand_mask: torch.Tensor | None = None
     ) -> Outputs:
         logits = {}

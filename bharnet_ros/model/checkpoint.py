@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,11 @@ class Checkpoint:
                 "use a checkpoint written by bharnet train"
             ) from None
         return model.eval()
+
+    def with_test_mirror(self, class_map: Sequence[int]) -> Checkpoint:
+        """This checkpoint scored with test-time mirroring (``class_map``, see ``ModelConfig``) or
+        without it (empty), whatever it was trained with: the weights are the same either way."""
+        return dataclasses.replace(self, model_config={**self.model_config, "test_mirror": list(class_map)})
 
     def to_dict(self) -> dict[str, Any]:
         """The on-disk dict (see the module docstring)."""

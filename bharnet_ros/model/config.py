@@ -108,6 +108,10 @@ class ModelConfig:
     pam: PamConfig = dataclasses.field(default_factory=PamConfig)
     expertized: ExpertizedConfig = dataclasses.field(default_factory=ExpertizedConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    # Test-time mirroring: per class, the class its mirror image is (-1: none in the vocabulary).
+    # Non-empty: in evaluation mode the logits are averaged over the input and its mirror image
+    # (``model/mirror.py``); training is unchanged. Empty: off.
+    test_mirror: tuple[int, ...] = ()
 
     def validate(self) -> None:
         """Raise ``ValueError`` for options that name nothing or cannot work together."""
@@ -125,6 +129,14 @@ class ModelConfig:
             ),
             (self.input.num_persons >= 1, "input.num_persons must be >= 1"),
             (isinstance(self.input.motion, bool), "input.motion must be true or false"),
+            (
+                not self.test_mirror
+                or (
+                    len(self.test_mirror) == self.num_classes
+                    and all(-1 <= c < self.num_classes for c in self.test_mirror)
+                ),
+                f"test_mirror must give one class in -1..{self.num_classes - 1} per class, or be empty",
+            ),
             (
                 min(self.loss.individual_weight, self.loss.complementary_weight, self.loss.expert_weight)
                 >= 0,

@@ -11,7 +11,8 @@ The exported graph has named inputs and outputs (the node relies on them):
 The ONNX ``metadata_props`` carry JSON values under the keys of :data:`METADATA_KEYS`: labels,
 preprocess settings (``core.preprocess.PreprocessConfig`` as a dict), variant, fusion, input
 shapes, output names, which branches are the body and the hand expert (``bharnet.experts``),
-precision and the format version; with a calibration also
+precision, the format version and whether the graph averages each window with its mirror image
+(``bharnet.test_mirror``, ``model/mirror.py``); with a calibration also
 ``bharnet.temperature`` (the logits are divided by it before the softmax) and
 ``bharnet.none_threshold`` (below it the node says ``none``). Export uses the TorchScript exporter
 (``dynamo=False``), a static batch of 1 (a dynamic batch adds ``If`` nodes), frozen random
@@ -50,6 +51,7 @@ METADATA_KEYS = (
     "bharnet.outputs",
     "bharnet.experts",
     "bharnet.precision",
+    "bharnet.test_mirror",
 )
 # Max abs difference of any output logit, ONNX Runtime vs PyTorch, for logits up to 1 in magnitude;
 # larger logits (a trained model on random inputs reaches thousands) get the same relative bound.
@@ -181,6 +183,7 @@ def build_metadata(
         output_names(model),
         expert_branches(model),
         precision,
+        bool(model.config.test_mirror),
     ]
     return dict(zip(METADATA_KEYS, values, strict=True))
 
@@ -217,6 +220,8 @@ def export_onnx(
     with torch.no_grad(), warnings.catch_warnings():
         # The TorchScript exporter is chosen on purpose (the dynamo one needs onnxscript).
         warnings.simplefilter("ignore", DeprecationWarning)
+        # Test-time mirroring's index tables are constants of the graph, as the tracer warns.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             wrapper, example, str(path), input_names=names, output_names=outputs,
             opset_version=opset, dynamic_axes=dynamic, do_constant_folding=True, dynamo=False,

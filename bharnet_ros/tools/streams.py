@@ -11,8 +11,8 @@ MediaPipe and the recognizer (``--realtime``: through the real ROS graph).
 
 Models: ``--model`` for every person, or ``--cv RUN`` to use, for each person, the fold model of a
 ``bharnet train --loso`` run that never saw them (exported to ONNX here, with the run's
-calibration). Output: ``OUT/<person>_<distance>/`` (video, labels, bag, report) and
-``OUT/summary.json`` with the pooled segment accuracy, detection delay and flicker.
+calibration and its test-time mirroring). Output: ``OUT/<person>_<distance>/`` (video, labels,
+bag, report) and ``OUT/summary.json`` with the pooled segment accuracy, detection delay and flicker.
 """
 
 from __future__ import annotations
@@ -173,6 +173,9 @@ def fold_model(run: Path, person: str, folder: Path, expert_only: bool) -> Path:
         raise UsageError(f"{checkpoint_path} not found; give the --out folder of `bharnet train --loso`")
     try:
         checkpoint = load_checkpoint(checkpoint_path)
+        mirror = run_test_mirror(run)
+        if mirror is not None:
+            checkpoint = checkpoint.with_test_mirror(mirror)
         model = prepare_model(checkpoint, expert_only)
         calibration_file = run / "calibration.json"
         calibration = calibration_for(calibration_file, model) if calibration_file.is_file() else None
@@ -184,6 +187,15 @@ def fold_model(run: Path, person: str, folder: Path, expert_only: bool) -> Path:
     except (CheckpointError, ExportError) as err:
         raise UsageError(str(err)) from None
     return path
+
+
+def run_test_mirror(run: Path) -> list[int] | None:
+    """The test-time mirroring a ``--loso`` run scored its folds with (None: not recorded)."""
+    try:
+        mirror = json.loads((run / "summary.json").read_text()).get("test_mirror")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return mirror if isinstance(mirror, list) else None
 
 
 def pooled(results: dict[str, dict[str, Any]]) -> dict[str, Any]:

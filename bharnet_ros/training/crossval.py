@@ -13,7 +13,11 @@ last epoch, so the pooled result estimates accuracy on new people. Output::
                                  ``bharnet export --calibration``
 
 A fold whose ``test/summary.json`` exists is not trained again, so an interrupted run continues
-where it stopped (``--loso`` with the same ``--out``).
+where it stopped (``--loso`` with the same ``--out``). Every fold is scored with the config's
+test-time mirroring (``model.test_mirror``), also a fold trained before that setting changed:
+the weights do not depend on it, so a rerun with ``model.test_mirror=true`` re-scores a run.
+``summary.json`` records the class map in use (``test_mirror``, empty when off), which ``bharnet
+streams --cv`` exports the folds with.
 
 ``train_people`` (``--train-people K``) asks how accuracy grows with the number of people: each
 fold then trains on only K of the other people of the training data, the K that follow the
@@ -47,7 +51,7 @@ from bharnet_ros.training.evaluate import (
     write_per_class,
     write_predictions,
 )
-from bharnet_ros.training.train import ConfigError, expert_file, train
+from bharnet_ros.training.train import ConfigError, expert_file, test_mirror_classes, train
 
 
 def fold_subjects(data: SkeletonDataset, wanted: Sequence[str] | None) -> list[str]:
@@ -85,7 +89,8 @@ def cross_validate(
         print(f"fold {subject}: training without {', '.join(left_out)}", flush=True)
         folder = out / f"fold_{_safe(subject)}"
         results.append(run_fold(config, data, left_out, folder, progress, views))
-    return write_pooled(out, held_out, results, views, train_people)
+    mirror = test_mirror_classes(config, results[0][1].class_names)
+    return write_pooled(out, held_out, results, views, train_people, mirror)
 
 
 def unused_people(people: Sequence[str], subject: str, train_people: int | None) -> list[str]:
@@ -122,7 +127,7 @@ def run_fold(
         if not (folder / "last.pt").is_file():
             fold["model"]["init"] = fold_experts(fold["model"]["init"], subject)
             train(fold, out=folder)
-    model = open_model(folder / "last.pt")
+    model = open_model(folder / "last.pt", lambda ckpt: test_mirror_classes(config, ckpt.class_names))
     result = evaluate(model, test, progress=progress, views=views)
     write_outputs(folder / "test", result, model, test, f"subject {subject}", None)
     return test, result
@@ -211,6 +216,7 @@ def write_pooled(
     results: Sequence[tuple[SkeletonDataset, Evaluation]],
     views: int = 1,
     train_people: int | None = None,
+    test_mirror: Sequence[int] = (),
 ) -> dict[str, Any]:
     """summary.json and the pooled tables and plot in ``out``."""
     data, result = pooled(results)
@@ -221,6 +227,7 @@ def write_pooled(
         "subjects": list(subjects),
         "views": views,
         "train_people": train_people,
+        "test_mirror": list(test_mirror),
         "num_samples": int(len(result.labels)),
         "top1": float(result.report.top1),
         "mean_fold_top1": float(np.mean(list(folds.values()))),

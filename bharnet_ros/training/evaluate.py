@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 from bharnet_ros.core.metrics import ClassificationReport, classification_report, top_k_accuracy
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.attention import freeze_projections
-from bharnet_ros.model.checkpoint import load_checkpoint
+from bharnet_ros.model.checkpoint import Checkpoint, load_checkpoint
 from bharnet_ros.training.data import hand_intensive_names, labels_for
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import SkeletonFeeder
@@ -69,8 +69,14 @@ class ModelUnderTest:
         return out
 
 
-def open_model(path: str | Path) -> ModelUnderTest:
-    """A ``.onnx`` file (ONNX Runtime, CPU) or a checkpoint (PyTorch, CPU, frozen projections)."""
+def open_model(
+    path: str | Path, test_mirror: Callable[[Checkpoint], Sequence[int]] | None = None
+) -> ModelUnderTest:
+    """A ``.onnx`` file (ONNX Runtime, CPU) or a checkpoint (PyTorch, CPU, frozen projections).
+
+    ``test_mirror`` gives a checkpoint the test-time mirroring to score with (its class map, empty
+    for none) in place of the one it was trained with; ONNX files keep what they were exported with.
+    """
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         from bharnet_ros.core.inference import OnnxClassifier
@@ -79,6 +85,8 @@ def open_model(path: str | Path) -> ModelUnderTest:
         flags = classifier.metadata.get("hand_intensive")
         return ModelUnderTest(path, "onnx", classifier.labels, classifier.preprocess, flags, classifier)
     checkpoint = load_checkpoint(path)
+    if test_mirror is not None:
+        checkpoint = checkpoint.with_test_mirror(test_mirror(checkpoint))
     model = checkpoint.build_model()
     freeze_projections(model)
     return ModelUnderTest(

@@ -49,7 +49,7 @@ import torch
 from torch.utils.data import Dataset
 
 from bharnet_ros.core.hand_fill import fill_hands
-from bharnet_ros.core.layouts import get_layout
+from bharnet_ros.core.layouts import mirror_permutation
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_arrays
 from bharnet_ros.core.resample import (
     TEST_P_INTERVAL,
@@ -153,20 +153,6 @@ def mirror_label_map(class_names: list[str], pairs: Any = "auto", never: tuple[s
             raise ValueError(f"augment.mirror_never names {name!r}, not among the classes")
         target[index[name]] = -1
     return target
-
-
-def mirror_permutation(layout: str) -> np.ndarray:
-    """Joint permutation that swaps every ``left`` joint with its ``right`` twin (by name)."""
-    names = get_layout(layout).joint_names
-    index = {name: i for i, name in enumerate(names)}
-    swap = {"left": "right", "right": "left"}
-    permutation = []
-    for name in names:
-        twin = "_".join(swap.get(part, part) for part in name.split("_"))
-        if twin not in index:
-            raise ValueError(f"layout {layout}: joint {name!r} has no mirror twin {twin!r}")
-        permutation.append(index[twin])
-    return np.asarray(permutation, np.int64)
 
 
 def mirror_arrays(

@@ -64,7 +64,7 @@ from bharnet_ros.training.data import (
     vocabulary,
 )
 from bharnet_ros.training.dataset import SkeletonDataset
-from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder
+from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder, mirror_label_map
 from bharnet_ros.training.sampling import ClassBalancedSampler
 from bharnet_ros.training.train import learning_rate, make_optimizer
 
@@ -192,7 +192,7 @@ def extract_features(
                 feeder.set_epoch(view)
                 first = 0
                 for body, hand, mask, label in DataLoader(feeder, batch_size=batch_size):
-                    model(body, hand, mask)
+                    model.forward_once(body, hand, mask)  # one feature row per window
                     samples = np.arange(first, first + len(label))
                     parts.append(Features(dict(caught), mask, label, samples))
                     first += len(label)
@@ -446,7 +446,8 @@ def taught_checkpoint(
     base: Checkpoint, classes: Sequence[str], heads: Heads, hand_intensive: list[str] | None
 ) -> Checkpoint:
     """The base checkpoint with ``classes`` and the heads' rows in place of its classifier."""
-    config = dict(base.model_config, num_classes=len(classes))
+    mirror = mirror_label_map(list(classes)).tolist() if base.model_config.get("test_mirror") else []
+    config = dict(base.model_config, num_classes=len(classes), test_mirror=mirror)
     model = build_model(config)
     state = dict(base.state_dict)
     for branch, (prefix, _) in head_modules(model).items():

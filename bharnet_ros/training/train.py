@@ -59,7 +59,7 @@ from bharnet_ros.model.checkpoint import (
 from bharnet_ros.model.config import config_from_dict, config_to_dict, deep_merge
 from bharnet_ros.model.losses import build_loss, seed_everything
 from bharnet_ros.training.data import AUTO, hand_intensive_names, labels_for, resolve_path, select_data
-from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder
+from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder, mirror_label_map
 from bharnet_ros.training.sampling import ClassBalancedSampler
 
 PREPROCESS_KEYS = ("modality", "normalise", "scale", "hand_frame", "aspect_correction", "window_seconds")
@@ -80,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
         "config": None,  # path of a config/model/*.yaml
         "overrides": {},  # deep-merged into the model YAML
         "init": {"body": None, "hand": None},  # expert checkpoints (paper IV-A)
+        "test_mirror": False,  # evaluate on each window and its mirror image (model/mirror.py)
     },
     "preprocess": {
         "modality": "joint",
@@ -204,6 +205,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"optim.{key} must be a number >= 0, got {optim[key]!r}")
     if config["model"]["config"] is None:
         raise ConfigError("model.config is not set; name a config/model/*.yaml file")
+    if not isinstance(config["model"]["test_mirror"], bool):
+        raise ConfigError(f"model.test_mirror must be true or false, got {config['model']['test_mirror']!r}")
+    if config["model"]["test_mirror"] and not config["preprocess"]["normalise"]:
+        raise ConfigError("model.test_mirror needs preprocess.normalise: true (it mirrors centred skeletons)")
     try:
         AugmentConfig.from_dict(config["augment"])
     except (ValueError, TypeError) as err:
@@ -237,19 +242,31 @@ def preprocess_from(config: Mapping[str, Any], model_input: Mapping[str, Any]) -
         raise ConfigError(str(err)) from None
 
 
-def model_config_dict(config: Mapping[str, Any], num_classes: int) -> dict[str, Any]:
+def model_config_dict(config: Mapping[str, Any], class_names: Sequence[str]) -> dict[str, Any]:
     """The resolved model config (YAML + overrides + classes from the data + label smoothing)."""
     path = resolve_path(config["model"]["config"])
     if not path.is_file():
         raise ConfigError(f"model config {config['model']['config']} not found; see config/model/")
     with open(path, encoding="utf-8") as stream:
         data = yaml.safe_load(stream) or {}
-    extra = {"num_classes": num_classes, "loss": {"label_smoothing": config["optim"]["label_smoothing"]}}
+    extra = {
+        "num_classes": len(class_names),
+        "loss": {"label_smoothing": config["optim"]["label_smoothing"]},
+        "test_mirror": test_mirror_classes(config, class_names),
+    }
     merged = deep_merge(deep_merge(data, config["model"]["overrides"] or {}), extra)
     try:
         return plain(config_to_dict(config_from_dict(merged)))
     except (ValueError, TypeError) as err:
         raise ConfigError(f"model config {path}: {err}") from None
+
+
+def test_mirror_classes(config: Mapping[str, Any], class_names: Sequence[str]) -> list[int]:
+    """The model config's ``test_mirror`` for ``class_names``: the training mirror's class map, or []."""
+    if not config["model"]["test_mirror"]:
+        return []
+    augment = AugmentConfig.from_dict(config["augment"])
+    return mirror_label_map(list(class_names), augment.mirror_pairs, augment.mirror_never).tolist()
 
 
 # --- distributed -------------------------------------------------------------------------------
@@ -549,7 +566,7 @@ def build_run(
     selection = select_data(data_cfg, config["seed"])
     train_data, val_data = selection.train, selection.val
     class_names = list(train_data.class_names)
-    model_config = (resume_state or {}).get("model_config") or model_config_dict(config, len(class_names))
+    model_config = (resume_state or {}).get("model_config") or model_config_dict(config, class_names)
     preprocess = preprocess_from(config, model_config["input"])
     base_model = build_model(model_config).to(env.device)
     notes = list(selection.notes)

@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from bharnet_ros.core.layouts import HAND21, LAYOUTS, MP33, NTU25, SkeletonLayout, get_layout, mp33_to_ntu25
+from bharnet_ros.core.layouts import (
+    HAND21,
+    LAYOUTS,
+    MP33,
+    NTU25,
+    SkeletonLayout,
+    get_layout,
+    mirror_permutation,
+    mp33_to_ntu25,
+)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS.values(), ids=lambda layout: layout.name)
@@ -156,3 +165,15 @@ def test_a_layout_needs_a_parent_per_joint_and_one_root():
         SkeletonLayout("bad", ("a", "b", "c"), (0, 1, 1))
     with pytest.raises(ValueError, match=r"expected one root, found \[\]"):
         SkeletonLayout("bad", ("a", "b"), (1, 0))
+
+
+def test_mirror_permutation_swaps_sides_by_name():
+    perm = mirror_permutation("mediapipe33")
+    names = MP33.joint_names
+    assert names[perm[MP33.index("left_wrist")]] == "right_wrist"
+    assert names[perm[MP33.index("mouth_right")]] == "mouth_left"
+    assert perm[MP33.index("nose")] == MP33.index("nose")
+    assert np.array_equal(perm[perm], np.arange(len(names)))
+    ntu = mirror_permutation("ntu25")
+    assert NTU25.joint_names[ntu[NTU25.index("left_hand_tip")]] == "right_hand_tip"
+    assert ntu[NTU25.index("spine_mid")] == NTU25.index("spine_mid")

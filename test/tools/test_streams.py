@@ -49,3 +49,13 @@ def test_do_nothing_classes_count_as_no_command():
     rates = rejection_rates(Counter({"none": 1, "random": 2, "wave": 1}), {"none", "random"})
     assert rates == {"decisions": 4, "none_rate": 0.25, "no_command_rate": 0.75}
     assert rejection_rates(Counter(), {"none"})["no_command_rate"] is None
+
+
+def test_folds_are_exported_with_the_test_mirror_their_run_was_scored_with(tmp_path):
+    from bharnet_ros.tools.streams import run_test_mirror
+
+    assert run_test_mirror(tmp_path) is None  # no summary: each checkpoint's own setting
+    (tmp_path / "summary.json").write_text(json.dumps({"test_mirror": [1, 0, 2]}))
+    assert run_test_mirror(tmp_path) == [1, 0, 2]
+    (tmp_path / "summary.json").write_text("[1, 0]")
+    assert run_test_mirror(tmp_path) is None

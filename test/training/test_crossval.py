@@ -68,6 +68,22 @@ def test_a_finished_fold_is_not_trained_again(cv_run):
     assert again["top1"] == values["top1"]
 
 
+def test_a_rerun_with_test_mirror_rescores_the_trained_folds(cv_run, tmp_path):
+    out, values, _ = cv_run
+    assert values["test_mirror"] == []
+    again_out = tmp_path / "out"
+    shutil.copytree(out, again_out)
+    stamp = (again_out / "fold_S1" / "last.pt").stat().st_mtime_ns
+    config = load_train_config(None, base=json.loads(json.dumps(_config_of(out / "fold_S1"))))
+    config["data"]["exclude_subjects"] = []
+    config["model"]["test_mirror"] = True
+    again = cross_validate(config, again_out, ["S1", "S3"])
+    assert (again_out / "fold_S1" / "last.pt").stat().st_mtime_ns == stamp  # scored, not retrained
+    classes = load_checkpoint(again_out / "fold_S1" / "last.pt").class_names
+    assert len(again["test_mirror"]) == len(classes)
+    assert json.loads((again_out / "summary.json").read_text())["test_mirror"] == again["test_mirror"]
+
+
 def test_train_people_keeps_the_next_people_after_the_held_out_one(cv_run, tiny_run):
     out, _, files = cv_run
     assert unused_people(["S1", "S2", "S3", "S4"], "S3", 2) == ["S2"]  # trains on S4, S1

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from bharnet_ros.core.layouts import MP33, NTU25
+from bharnet_ros.core.layouts import MP33, mirror_permutation
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.core.skeleton import SkeletonSequence
 from bharnet_ros.training import synth
@@ -18,7 +18,6 @@ from bharnet_ros.training.feeder import (
     SkeletonFeeder,
     mirror_arrays,
     mirror_label_map,
-    mirror_permutation,
 )
 
 T = 16
@@ -54,18 +53,6 @@ def test_item_shapes_and_types(data):
     assert label.dtype == torch.int64
     assert int(label) == data.labels[0]
     assert torch.all(hand[:, :, 21:] == 0)  # dummy vertices stay zero after augmentation
-
-
-def test_mirror_permutation_swaps_sides_by_name():
-    perm = mirror_permutation("mediapipe33")
-    names = MP33.joint_names
-    assert names[perm[MP33.index("left_wrist")]] == "right_wrist"
-    assert names[perm[MP33.index("mouth_right")]] == "mouth_left"
-    assert perm[MP33.index("nose")] == MP33.index("nose")
-    assert np.array_equal(perm[perm], np.arange(len(names)))
-    ntu = mirror_permutation("ntu25")
-    assert NTU25.joint_names[ntu[NTU25.index("left_hand_tip")]] == "right_hand_tip"
-    assert ntu[NTU25.index("spine_mid")] == NTU25.index("spine_mid")
 
 
 def test_mirror_arrays_flips_observed_x_and_swaps_slots():

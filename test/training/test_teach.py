@@ -126,6 +126,17 @@ def test_the_export_keeps_experts_preprocess_and_calibration_and_passes_parity(b
     assert again.metadata["none_threshold"] == 0.4
 
 
+def test_a_base_with_test_mirror_teaches_a_model_that_mirrors_its_new_vocabulary(base, tmp_path):
+    mirrored = base.with_test_mirror([0, 1])
+    takes = replace(takes_of(["pointing", "clap", "stop"]), class_names=["point_left", "point_right", "stop"])
+    result = teach(mirrored, takes, None, FAST)
+    assert result.checkpoint.class_names == ["idle", "wave", "point_left", "point_right", "stop"]
+    assert result.checkpoint.model_config["test_mirror"] == [0, 1, 3, 2, 4]
+    metadata, _ = export_taught(result.checkpoint, tmp_path / "m.onnx")
+    assert metadata["bharnet.test_mirror"] is True
+    assert teach(base, takes_of(["stop"]), None, FAST).checkpoint.model_config["test_mirror"] == []
+
+
 def test_rehearsal_data_is_found_beside_the_base_checkpoint(base, tmp_path):
     data = takes_of(["idle", "fidget"]).merge(takes_of(["idle"], subject="bo")).save(tmp_path / "old.npz")
     save_checkpoint(base, tmp_path / "run" / "last.pt")

@@ -160,6 +160,29 @@ def test_bad_overrides_are_clear_errors(override, message):
         load_train_config(REPO / "config/train/synth_cpu.yaml", [override])
 
 
+def test_test_mirror_needs_a_boolean_and_centred_skeletons():
+    path = REPO / "config/train/synth_cpu.yaml"
+    with pytest.raises(ConfigError, match="test_mirror must be true or false"):
+        load_train_config(path, ["model.test_mirror=1"])
+    with pytest.raises(ConfigError, match="preprocess.normalise"):
+        load_train_config(path, ["model.test_mirror=true", "preprocess.normalise=false"])
+
+
+def test_test_mirror_stores_the_training_mirrors_class_map(dataset_file, tiny_run, tmp_path):
+    """The checkpoint keeps, per class, its mirror image's class as the training mirror pairs it."""
+    extra = [f"data.train=['{dataset_file}']", "data.val_split=null", "model.test_mirror=true"]
+    config = load_train_config(
+        REPO / "config/train/synth_cpu.yaml", [*tiny_run, *extra, "augment.mirror_pairs=[[wave, clap]]"]
+    )
+    folder = train(config, out=tmp_path / "mirrored")
+    checkpoint = load_checkpoint(folder / "last.pt")
+    assert checkpoint.class_names == list(CLASSES)
+    assert checkpoint.model_config["test_mirror"] == [2, 1, 0]
+    assert open_model(folder / "last.pt").runner.config.test_mirror == (2, 1, 0)
+    unmirrored = open_model(folder / "last.pt", lambda _: [])
+    assert unmirrored.runner.config.test_mirror == ()
+
+
 def test_every_shipped_training_config_loads():
     for path in sorted((REPO / "config/train").glob("*.yaml")):
         config = load_train_config(path)
@@ -210,12 +233,13 @@ def test_experts_initialise_the_streams_of_bharnet_e(tmp_path):
 def test_the_default_models_experts_fit_its_streams(tmp_path):
     """`make model` starts real_cpu.yaml from real_cpu_{body,hand}_expert.yaml: every backbone
     weight must carry over, and only the heads (15 HRI classes against 24) stay fresh."""
-    model = build_model(model_config_dict(load_train_config(REPO / "config/train/real_cpu.yaml"), 24))
+    classes = [f"c{i}" for i in range(24)]
+    model = build_model(model_config_dict(load_train_config(REPO / "config/train/real_cpu.yaml"), classes))
     for stream in ("body", "hand"):
         config = load_train_config(REPO / f"config/train/real_cpu_{stream}_expert.yaml")
         assert config["data"]["train"] == ["data/hri.npz"]
-        expert = build_model(model_config_dict(config, 15))
-        _expert_run(expert, [f"c{i}" for i in range(15)], tmp_path / stream)
+        expert = build_model(model_config_dict(config, classes[:15]))
+        _expert_run(expert, classes[:15], tmp_path / stream)
         (note,) = init_from_experts(model, {stream: tmp_path / stream})
         assert "heads not copied" in note
         own = expert.state_dict()
