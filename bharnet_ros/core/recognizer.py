@@ -269,7 +269,8 @@ class OnnxWindowClassifier:
         self.providers = classifier.providers
         marked = set(classifier.metadata.get("hand_intensive") or [])  # class names
         self.hand_intensive = [name in marked for name in self.class_names]
-        self.description = f"{classifier.path.name} ({classifier.variant})"
+        mirrored = ", test-time mirroring" if classifier.metadata.get("test_mirror") is True else ""
+        self.description = f"{classifier.path.name} ({classifier.variant}{mirrored})"
 
     def classify(self, window: Window) -> WindowScores:
         """The window through the model's stored preprocessing and ONNX Runtime."""

@@ -3,11 +3,12 @@
 A robot must not act on a confident wrong label when someone does tai chi, signs, hugs or waves a
 hand close to the camera. Each video goes through the whole pipeline (``bag record-video``, then
 ``bag eval``: MediaPipe and the recognizer with its calibrated threshold) with one segment labelled
-``none`` over its whole length; the share of decisions that say ``none`` is the rejection rate,
-and everything else is a false accept. The vocabulary's own "do nothing" classes (``--no-command``,
-by default the HRI set's ``random`` and ``static``) are no command to a robot either: the
-no-command rate counts them with ``none``. Output: ``OUT/<video stem>/`` (bag and report) and
-``OUT/summary.json`` with the rates per video and pooled over all decisions.
+``none`` over its whole length (the bag is removed once scored; ``--keep-bags`` keeps it); the
+share of decisions that say ``none`` is the rejection rate, and everything else is a false accept.
+The vocabulary's own "do nothing" classes (``--no-command``, by default the HRI set's ``random``
+and ``static``) are no command to a robot either: the no-command rate counts them with ``none``.
+Output: ``OUT/<video stem>/`` (labels, report, and the bag with ``--keep-bags``) and ``OUT/summary.json`` with the rates per video
+and pooled over all decisions.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bharnet_ros.tools import UsageError
-from bharnet_ros.tools.outputs import check_output_folder, staged_folder
+from bharnet_ros.tools.outputs import check_output_folder, scratch_folder, staged_folder
 
 NONE = "none"
 
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
     parser.add_argument("--params-file", default="", help="graph parameters (default config/recognize.yaml)")
     parser.add_argument("--realtime", action="store_true", help="replay through the real ROS graph")
+    parser.add_argument("--keep-bags", action="store_true", help="keep each video's camera bag (large)")
     parser.add_argument(
         "--no-command",
         default="random,static",
@@ -59,7 +61,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def evaluate_video(args: argparse.Namespace, video: Path) -> dict[str, Any]:
-    """Record one video as a bag and evaluate it against a single ``none`` segment."""
+    """Record one video as a bag and evaluate it against a single ``none`` segment (the bag is kept
+    only with ``--keep-bags``)."""
+    with scratch_folder(args.out / video.stem / "bag", args.keep_bags):
+        return record_and_score(args, video)
+
+
+def record_and_score(args: argparse.Namespace, video: Path) -> dict[str, Any]:
+    """The video's camera bag and its evaluation."""
     from bharnet_ros.core.annotations import Segment, save_csv
     from bharnet_ros.core.bag import BagError, write_video_bag
     from bharnet_ros.core.bag_eval import EvalError, evaluate_bag

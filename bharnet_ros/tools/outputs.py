@@ -142,6 +142,19 @@ def staged_folder(path: Path) -> Iterator[Path]:
         shutil.rmtree(holder, ignore_errors=True)
 
 
+@contextmanager
+def scratch_folder(path: Path, keep: bool = False) -> Iterator[Path]:
+    """A folder the block fills and uses, removed afterwards unless ``keep`` (e.g. a camera bag
+    recorded only to be scored: hundreds of MB per minute of video). A folder that was there
+    before the command ran is never removed."""
+    existed = path.exists()
+    try:
+        yield path
+    finally:
+        if not keep and not existed:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _move_into(source: Path, target: Path) -> None:
     """Move ``source`` to ``target``; into an existing folder, entry by entry (same names replaced)."""
     if not target.is_dir():

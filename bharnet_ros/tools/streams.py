@@ -7,7 +7,8 @@ seeded random order, with stretches of their ``static`` clip (standing still, un
 them. Each gesture segment starts at the motion onset found in the clip's skeletons (the dataset
 from ``bharnet import videos``), so the delay measured is from the moment the arm starts moving.
 The stream becomes a camera bag (``bag record-video``) and is scored with ``bag eval``, through
-MediaPipe and the recognizer (``--realtime``: through the real ROS graph).
+MediaPipe and the recognizer (``--realtime``: through the real ROS graph). The bag is removed
+once scored (``--keep-bags`` keeps it); the stream's video stays and records it again.
 
 Models: ``--model`` for every person, or ``--cv RUN`` to use, for each person, the fold model of a
 ``bharnet train --loso`` run that never saw them (exported to ONNX here, with the run's
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from bharnet_ros.tools import UsageError
-from bharnet_ros.tools.outputs import check_output_folder, staged_folder
+from bharnet_ros.tools.outputs import check_output_folder, scratch_folder, staged_folder
 
 CLIP = re.compile(r"^(?P<label>.+?)_(?P<take>[^_]+)_(?P<distance>[^_]+)_(?P<framing>[^_]+)$")
 IDLE_LABEL = "static"  # standing still: the filler between gestures, not scored
@@ -56,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--params-file", default="", help="graph parameters YAML (default config/recognize.yaml)"
     )
     parser.add_argument("--expert-only", action="store_true", help="with --cv: export the expert-only model")
+    parser.add_argument(
+        "--keep-bags", action="store_true", help="keep each stream's camera bag (large) for replays"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,7 +142,14 @@ def clip_onset(skeletons: Any, person: str, stem: str) -> float:
 
 
 def run_stream(args: argparse.Namespace, person: str, pieces: list, folder: Path) -> dict[str, Any]:
-    """Compose, record and evaluate one stream; returns its bag eval summary."""
+    """Compose, record and evaluate one stream; returns its bag eval summary (the bag is kept
+    only with ``--keep-bags``)."""
+    with scratch_folder(folder / "bag", args.keep_bags):
+        return record_and_score(args, person, pieces, folder)
+
+
+def record_and_score(args: argparse.Namespace, person: str, pieces: list, folder: Path) -> dict[str, Any]:
+    """The stream's video, its camera bag, the fold's model and the bag evaluation."""
     from bharnet_ros.core.annotations import save_csv
     from bharnet_ros.core.bag import BagError, write_video_bag
     from bharnet_ros.core.bag_eval import EvalError, evaluate_bag

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from bharnet_ros.tools import UsageError
-from bharnet_ros.tools.outputs import atomic_file, check_output_file, check_output_folder, staged_folder
+from bharnet_ros.tools.outputs import (
+    atomic_file,
+    check_output_file,
+    check_output_folder,
+    scratch_folder,
+    staged_folder,
+)
 
 
 def test_an_output_file_is_checked_against_inputs_existence_and_folders(tmp_path):
@@ -78,3 +84,26 @@ def test_a_staged_folder_replaces_only_files_of_the_same_names(tmp_path):
         interrupted_write()
     assert (out / "summary.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_a_scratch_folder_is_removed_after_use_unless_kept_or_there_before(tmp_path):
+    with scratch_folder(tmp_path / "bag") as bag:
+        bag.mkdir()
+        (bag / "data.mcap").write_text("x")
+    assert not (tmp_path / "bag").exists()
+    with scratch_folder(tmp_path / "kept", keep=True) as bag:
+        bag.mkdir()
+    assert (tmp_path / "kept").is_dir()
+
+    def fail(folder):
+        folder.mkdir()
+        raise RuntimeError("scoring failed")
+
+    with scratch_folder(tmp_path / "failed") as bag, pytest.raises(RuntimeError):
+        fail(bag)
+    assert not (tmp_path / "failed").exists()
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "old.mcap").write_text("y")
+    with scratch_folder(tmp_path / "theirs"):
+        pass
+    assert (tmp_path / "theirs" / "old.mcap").is_file()  # not created by this run: never removed

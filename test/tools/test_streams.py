@@ -26,6 +26,8 @@ def test_a_stream_of_one_persons_clips_is_composed_recorded_and_scored(
     assert sorted(line.split(",")[2] for line in labels[1:]) == ["come", "left"]  # static only fills gaps
     report = json.loads((folder / "report" / "summary.json").read_text())
     assert report["metrics"]["segments"] == 2
+    assert (folder / "stream.mp4").is_file()
+    assert not (folder / "bag").exists()  # scored, then removed (--keep-bags keeps it)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["streams"] == 1
     assert summary["segments"] == 2
@@ -39,6 +41,8 @@ def test_open_set_counts_how_often_the_answer_is_none(tmp_path, shared_file, tin
     assert main(["open-set", str(video), "--model", str(tiny_model), "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     row = summary["per_video"]["sign_dobrii_den"]
+    assert (out / "sign_dobrii_den" / "report" / "summary.json").is_file()
+    assert not (out / "sign_dobrii_den" / "bag").exists()
     assert row["decisions"] > 0
     assert 0.0 <= summary["none_rate"] <= summary["no_command_rate"] <= 1.0
     assert summary["no_command"] == ["none", "random", "static"]
