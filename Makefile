@@ -117,7 +117,7 @@ model-cv: setup $(MODEL_DATA) $(EXPERTS)
 # cores): the HRI-only recipe, S2, S4 and S5 held out, each fold trained on 1 to 5 of the others;
 # then three people again, started from experts trained on the same three.
 HRI_ONLY := config/train/real_cpu.yaml "data.train=[data/hri.npz]" "data.relabel={}" epochs=50 \
-  data.class_balance=0 progress=false
+  data.class_balance=0 model.test_mirror=false progress=false
 people-curve: setup data/hri.npz
 	for k in 1 2 3 4 5; do $(BIN)/bharnet train $(HRI_ONLY) --loso S2,S4,S5 --train-people $$k \
 	  --out runs/people/k$$k || exit 1; done
