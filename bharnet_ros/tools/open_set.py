@@ -7,8 +7,8 @@ hand close to the camera. Each video goes through the whole pipeline (``bag reco
 share of decisions that say ``none`` is the rejection rate, and everything else is a false accept.
 The vocabulary's own "do nothing" classes (``--no-command``, by default the HRI set's ``random``
 and ``static``) are no command to a robot either: the no-command rate counts them with ``none``.
-Output: ``OUT/<video stem>/`` (labels, report, and the bag with ``--keep-bags``) and ``OUT/summary.json`` with the rates per video
-and pooled over all decisions.
+Output: ``OUT/<video stem>/`` (labels, report, and the bag with ``--keep-bags``) and
+``OUT/summary.json`` with the rates per video and pooled over all decisions.
 """
 
 from __future__ import annotations
