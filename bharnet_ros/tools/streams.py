@@ -13,7 +13,8 @@ once scored (``--keep-bags`` keeps it); the stream's video stays and records it 
 Models: ``--model`` for every person, or ``--cv RUN`` to use, for each person, the fold model of a
 ``bharnet train --loso`` run that never saw them (exported to ONNX here, with the run's
 calibration and its test-time mirroring). Output: ``OUT/<person>_<distance>/`` (video, labels,
-bag, report) and ``OUT/summary.json`` with the pooled segment accuracy, detection delay and flicker.
+report; the bag with ``--keep-bags``) and ``OUT/summary.json`` with the pooled segment accuracy,
+detection delay and flicker.
 """
 
 from __future__ import annotations

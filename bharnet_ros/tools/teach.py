@@ -360,6 +360,11 @@ def _add_curve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teachers", type=counts, default=[1, 2], help="people who teach (default 1,2)")
     parser.add_argument("--draws", type=int, default=3, help="random choices of takes per point (default 3)")
     parser.add_argument("--views", type=int, default=6, help="augmented windows per take (default 6)")
+    parser.add_argument(
+        "--test-mirror",
+        action="store_true",
+        help="score each window with its mirror image, as the export does",
+    )
     _add_fit_options(parser)
     parser.add_argument("--out", type=Path, required=True, help="folder for curve.md, curve.json, runs.csv")
     parser.add_argument("--force", action="store_true", help="replace the files of an earlier run")
@@ -384,6 +389,7 @@ def run_curve(args: argparse.Namespace) -> int:
         TeachSettings(
             views=args.views, finetune_epochs=args.finetune_epochs, label_smoothing=args.label_smoothing
         ),
+        args.test_mirror,
     )  # fmt: skip
     try:
         data = load_datasets(args.data)

@@ -55,6 +55,7 @@ from bharnet_ros.model.export import (
     prepare_model,
 )
 from bharnet_ros.model.losses import build_loss
+from bharnet_ros.model.mirror import mirror_body, mirror_hand
 from bharnet_ros.training.classes import relabel
 from bharnet_ros.training.data import (
     TrainingData,
@@ -101,6 +102,7 @@ class Features:
     hand_mask: torch.Tensor  # (N, T)
     labels: torch.Tensor  # (N,)
     samples: np.ndarray  # (N,) index of each window's sample in its dataset
+    mirrored: dict[str, torch.Tensor] | None = None  # the same of each window's mirror image
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -108,17 +110,21 @@ class Features:
     def select(self, keep: np.ndarray) -> Features:
         """The windows where ``keep`` (a bool mask or indices) says so."""
         index = torch.as_tensor(np.flatnonzero(keep) if keep.dtype == bool else keep, dtype=torch.long)
+        mirrored = None if self.mirrored is None else {n: v[index] for n, v in self.mirrored.items()}
         return Features(
             {name: value[index] for name, value in self.branches.items()},
-            self.hand_mask[index], self.labels[index], self.samples[index.numpy()],
+            self.hand_mask[index], self.labels[index], self.samples[index.numpy()], mirrored,
         )  # fmt: skip
 
     @classmethod
     def concat(cls, parts: Sequence[Features]) -> Features:
+        mirrored = None
+        if all(p.mirrored is not None for p in parts):
+            mirrored = {name: torch.cat([p.mirrored[name] for p in parts]) for name in parts[0].mirrored}
         return cls(
             {name: torch.cat([p.branches[name] for p in parts]) for name in parts[0].branches},
             torch.cat([p.hand_mask for p in parts]), torch.cat([p.labels for p in parts]),
-            np.concatenate([p.samples for p in parts]),
+            np.concatenate([p.samples for p in parts]), mirrored,
         )  # fmt: skip
 
 
@@ -128,16 +134,35 @@ class Heads:
 
     weight: dict[str, torch.Tensor]
     bias: dict[str, torch.Tensor]
+    mirror: tuple[int, ...] = ()  # per row, its mirror class (-1: none): test-time mirroring
 
     def logits(self, features: Features) -> dict[str, torch.Tensor]:
-        return {
+        """Per branch; averaged with the mirror images' logits where both rows and features have them
+        (as ``model/mirror.py`` averages in the exported model)."""
+        plain = {
             name: F.linear(x, self.weight[name], self.bias[name]) for name, x in features.branches.items()
         }
+        if not self.mirror or features.mirrored is None:
+            return plain
+        twins = torch.as_tensor([c if c >= 0 else k for k, c in enumerate(self.mirror)])
+        has_twin = torch.as_tensor([c >= 0 for c in self.mirror])
+        out = {}
+        for name, value in plain.items():
+            seen = F.linear(features.mirrored[name], self.weight[name], self.bias[name]).index_select(
+                1, twins
+            )
+            out[name] = torch.where(has_twin, 0.5 * (value + seen), value)
+        return out
 
     def copy(self, trainable: bool = False) -> Heads:
         """Detached copies of the rows; ``trainable`` ones require gradients."""
         weight = {n: w.detach().clone().requires_grad_(trainable) for n, w in self.weight.items()}
-        return Heads(weight, {n: b.detach().clone().requires_grad_(trainable) for n, b in self.bias.items()})
+        bias = {n: b.detach().clone().requires_grad_(trainable) for n, b in self.bias.items()}
+        return Heads(weight, bias, self.mirror)
+
+    def mirrored_for(self, classes: Sequence[str]) -> Heads:
+        """These rows, scoring with test-time mirroring for the vocabulary ``classes`` (their order)."""
+        return Heads(self.weight, self.bias, tuple(mirror_label_map(list(classes)).tolist()))
 
     def tensors(self) -> list[torch.Tensor]:
         return [*self.weight.values(), *self.bias.values()]
@@ -171,11 +196,13 @@ def extract_features(
     augment: AugmentConfig | None = None,
     seed: int = 0,
     batch_size: int = 32,
+    mirrored: bool = False,
 ) -> Features:
     """Features of ``views`` augmented windows per sample, or of the centred window without ``augment``.
 
     Labels index ``classes``, which must name every class of ``data``. The samples are relabelled
-    first, so mirroring swaps lateral classes within ``classes``.
+    first, so mirroring swaps lateral classes within ``classes``. ``mirrored`` also keeps the
+    features of each window's mirror image, for scoring with test-time mirroring.
     """
     data = relabel(data, {name: name for name in data.class_names if name in classes}, classes)
     train = augment is not None
@@ -193,8 +220,13 @@ def extract_features(
                 first = 0
                 for body, hand, mask, label in DataLoader(feeder, batch_size=batch_size):
                     model.forward_once(body, hand, mask)  # one feature row per window
+                    plain, mirror_image = dict(caught), None
+                    if mirrored:
+                        layout = model.config.input.body_layout
+                        model.forward_once(mirror_body(body, layout), mirror_hand(hand), mask)
+                        mirror_image = dict(caught)
                     samples = np.arange(first, first + len(label))
-                    parts.append(Features(dict(caught), mask, label, samples))
+                    parts.append(Features(plain, mask, label, samples, mirror_image))
                     first += len(label)
     finally:
         for hook in hooks:

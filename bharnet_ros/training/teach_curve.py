@@ -24,6 +24,8 @@ that the new rows took (old samples labelled as a new gesture). The backbone is 
 these are the exported model's scores on the same centred windows. With a fine-tune
 (``finetune_epochs`` > 0) each fit also trains the whole network on its takes and the rehearsal
 samples, as ``bharnet teach train --finetune-epochs`` does, and the fine-tuned model is scored.
+With ``test_mirror`` every score averages each window with its mirror image, as the export of a
+mirroring base does (``model/mirror.py``); the fit itself is unchanged.
 
 **References** put the curve in proportion: models trained with every gesture, old and new, from
 the start, leaving out the same people as the bases. Scored on their left-out people as the taught
@@ -75,6 +77,7 @@ class CurvePlan:
     pool: list[str] = field(default_factory=list)  # who may teach; empty: everyone with new takes
     draws: int = 3
     settings: TeachSettings = field(default_factory=TeachSettings)
+    test_mirror: bool = False  # score each window with its mirror image, as a mirroring export does
 
 
 @dataclass
@@ -171,8 +174,12 @@ def cache_features(
         )
     return CurveData(
         teach=extract_features(model, new_set, classes, preprocess, settings.views, augment, seed, batch),
-        new_eval=extract_features(model, new_set, classes, preprocess, batch_size=batch),
-        old_eval=extract_features(model, old_set, classes, preprocess, batch_size=batch),
+        new_eval=extract_features(
+            model, new_set, classes, preprocess, batch_size=batch, mirrored=plan.test_mirror
+        ),
+        old_eval=extract_features(
+            model, old_set, classes, preprocess, batch_size=batch, mirrored=plan.test_mirror
+        ),
         rehearsal=rehearsal,
         new_subjects=new_set.subject_names(),
         old_subjects=old_set.subject_names(),
@@ -199,6 +206,8 @@ def runs_for_group(
     if takes < len(group) or not len(new_eval) or not len(old_eval):
         return []
     base_rows = base_heads(model)
+    if plan.test_mirror:
+        base_rows = base_rows.mirrored_for(base.class_names)
     new_rows = [classes.index(c) for c in plan.new]
     runs, drawn = [], set()
     for draw in range(plan.draws):
@@ -213,6 +222,8 @@ def runs_for_group(
             taught, heads, tuned_new, tuned_old = finetuned_for(
                 base, classes, cached, chosen, heads, evaluated, plan
             )
+        if plan.test_mirror:
+            heads = heads.mirrored_for(classes)
         scores = [
             accuracy(scorer, rows, features, expert_only)
             for expert_only in (True, False)
@@ -285,6 +296,7 @@ def finetuned_for(
             classes,
             base.preprocess_config,
             batch_size=settings.batch_size,
+            mirrored=plan.test_mirror,
         )  # fmt: skip
         for part, subjects in (("new", cached.new_subjects), ("old", cached.old_subjects))
     ]

@@ -10,15 +10,19 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from torch.utils.data import DataLoader
 
 from bharnet_ros.core.inference import OnnxClassifier
 from bharnet_ros.model.checkpoint import save_checkpoint
+from bharnet_ros.model.export import prepare_model
 from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.training.feeder import SkeletonFeeder, mirror_label_map
 from bharnet_ros.training.synth import generate_sequence
 from bharnet_ros.training.teach import (
     TeachSettings,
     base_heads,
     export_taught,
+    extract_features,
     load_rehearsal,
     rehearsal_beside,
     teach,
@@ -203,3 +207,33 @@ def test_a_curve_with_a_fine_tune_scores_the_fine_tuned_model(base, tmp_path):
     assert (tuned.teachers, tuned.evaluated) == ("ana", "bo")
     assert tuned.old_base == plain.old_base  # the base model is scored as it is
     assert all(0.0 <= getattr(tuned, name) <= 1.0 for name in SCORES)
+
+
+def test_the_curve_scores_mirrored_features_as_the_mirroring_model_does(base):
+    """Heads on the features of a window and of its mirror image give what the exported model with
+    test-time mirroring gives, so a mirrored curve measures the product."""
+    data = takes_of(["idle", "wave"])
+    classes = base.class_names
+    model = prepare_model(base)
+    features = extract_features(model, data, classes, base.preprocess_config, mirrored=True)
+    logits = base_heads(model).mirrored_for(classes).logits(features)
+    mirroring = prepare_model(base.with_test_mirror(mirror_label_map(classes).tolist()))
+    feeder = SkeletonFeeder(data, base.preprocess_config, train=False)
+    body, hand, mask, _ = next(iter(DataLoader(feeder, batch_size=len(data))))
+    with torch.no_grad():
+        expected = mirroring(body, hand, mask)
+    for branch, value in logits.items():
+        torch.testing.assert_close(value, expected[branch], atol=1e-4, rtol=1e-4)
+    assert features.select(np.array([1])).mirrored["body_expert"].shape[0] == 1
+
+
+def test_a_mirrored_curve_records_it_and_scores_in_range(base, tmp_path):
+    people = [takes_of(["idle", "wave", "stop"], subject=p) for p in ("ana", "bo")]
+    save_checkpoint(base, tmp_path / "fold_bo" / "last.pt")
+    (tmp_path / "fold_bo" / "config.yaml").write_text(yaml.safe_dump({"data": {"exclude_subjects": ["bo"]}}))
+    settings = TeachSettings(views=1, rehearsal_views=1, steps=5, batch_size=8)
+    plan = CurvePlan(["stop"], takes=[1], teachers=[1], draws=1, settings=settings, test_mirror=True)
+    [run] = run_curve([tmp_path / "fold_bo" / "last.pt"], people[0].merge(people[1]), plan)
+    assert all(0.0 <= getattr(run, name) <= 1.0 for name in SCORES)
+    write_curve(tmp_path / "curve", [run], plan, {"base": "fold_bo"})
+    assert json.loads((tmp_path / "curve" / "curve.json").read_text())["plan"]["test_mirror"] is True
