@@ -3,6 +3,7 @@ from a tiny base to an ONNX model the node loads."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,5 @@ def test_curve_with_a_reference_writes_both_tables(teach_base, tmp_path, capsys)
     )
     assert main([*args, "--force", "--label-smoothing", "1.5"]) == 2
     assert "--label-smoothing must be in [0, 1)" in capsys.readouterr().err
+    assert main([*args, "--force", "--test-mirror"]) == 0
+    assert json.loads((tmp_path / "c" / "curve.json").read_text())["plan"]["test_mirror"] is True
