@@ -59,14 +59,21 @@ def mirror_averaged(
         None if hand is None else torch.cat([hand, mirror_hand(hand)]),
         None if hand_mask is None else torch.cat([hand_mask, hand_mask]),
     )
-    twins = torch.as_tensor([c if c >= 0 else k for k, c in enumerate(class_map)])
-    has_twin = torch.as_tensor([c >= 0 for c in class_map])
     out = {}
     for name, value in both.items():
         pair = value.reshape(2, -1, *value.shape[1:])
         if value.ndim == 2 and value.shape[1] == len(class_map):
-            through_twin = pair[1].index_select(1, twins.to(value.device))
-            out[name] = torch.where(has_twin.to(value.device), 0.5 * (pair[0] + through_twin), pair[0])
+            out[name] = average_with_mirror(pair[0], pair[1], class_map)
         else:
             out[name] = pair[0]  # e.g. the hand reliability, the same for both images
     return out
+
+
+def average_with_mirror(
+    logits: torch.Tensor, mirrored: torch.Tensor, class_map: Sequence[int]
+) -> torch.Tensor:
+    """Logits ``(N, K)`` of windows averaged with those of their mirror images: a class counts
+    through its twin in the mirror image, a class without one (-1) through the window alone."""
+    twins = torch.as_tensor([c if c >= 0 else k for k, c in enumerate(class_map)], device=logits.device)
+    has_twin = torch.as_tensor([c >= 0 for c in class_map], device=logits.device)
+    return torch.where(has_twin, 0.5 * (logits + mirrored.index_select(1, twins)), logits)

@@ -55,7 +55,7 @@ from bharnet_ros.model.export import (
     prepare_model,
 )
 from bharnet_ros.model.losses import build_loss
-from bharnet_ros.model.mirror import mirror_body, mirror_hand
+from bharnet_ros.model.mirror import average_with_mirror, mirror_body, mirror_hand
 from bharnet_ros.training.classes import relabel
 from bharnet_ros.training.data import (
     TrainingData,
@@ -144,15 +144,12 @@ class Heads:
         }
         if not self.mirror or features.mirrored is None:
             return plain
-        twins = torch.as_tensor([c if c >= 0 else k for k, c in enumerate(self.mirror)])
-        has_twin = torch.as_tensor([c >= 0 for c in self.mirror])
-        out = {}
-        for name, value in plain.items():
-            seen = F.linear(features.mirrored[name], self.weight[name], self.bias[name]).index_select(
-                1, twins
+        return {
+            name: average_with_mirror(
+                value, F.linear(features.mirrored[name], self.weight[name], self.bias[name]), self.mirror
             )
-            out[name] = torch.where(has_twin, 0.5 * (value + seen), value)
-        return out
+            for name, value in plain.items()
+        }
 
     def copy(self, trainable: bool = False) -> Heads:
         """Detached copies of the rows; ``trainable`` ones require gradients."""
