@@ -130,11 +130,7 @@ class ModelConfig:
             (self.input.num_persons >= 1, "input.num_persons must be >= 1"),
             (isinstance(self.input.motion, bool), "input.motion must be true or false"),
             (
-                not self.test_mirror
-                or (
-                    len(self.test_mirror) == self.num_classes
-                    and all(-1 <= c < self.num_classes for c in self.test_mirror)
-                ),
+                not self.test_mirror or _is_class_map(self.test_mirror, self.num_classes),
                 f"test_mirror must give one class in -1..{self.num_classes - 1} per class, or be empty",
             ),
             (
@@ -146,6 +142,13 @@ class ModelConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"model config: {message}")
+
+
+def _is_class_map(values: Any, num_classes: int) -> bool:
+    """One integer class in -1..num_classes-1 per class (bools, floats and text are not classes)."""
+    if not isinstance(values, tuple | list) or len(values) != num_classes:
+        return False
+    return all(type(c) is int and -1 <= c < num_classes for c in values)
 
 
 def _from_dict(cls: type, data: Mapping[str, Any], where: str) -> Any:

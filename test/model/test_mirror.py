@@ -82,7 +82,18 @@ def test_training_and_an_empty_map_use_the_single_pass(tiny_config, inputs):
         torch.testing.assert_close(plain(**inputs)["fused"], model.eval().forward_once(**inputs)["fused"])
 
 
-@pytest.mark.parametrize("bad", [[0, 1, 2], [0, 1, 2, 3, 5], [0, 1, 2, 3, -2]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [0, 1, 2],
+        [0, 1, 2, 3, 5],
+        [0, 1, 2, 3, -2],
+        [0, 1.5, 2, 3, 4],
+        ["a", 1, 2, 3, 4],
+        [True, 1, 2, 3, 4],
+        "01234",
+    ],
+)
 def test_a_class_map_that_does_not_fit_the_classes_is_refused(bad, tiny_config):
     with pytest.raises(ValueError, match="test_mirror"):
         tiny_config("bharnet_e", {"test_mirror": bad}).validate()
