@@ -166,20 +166,14 @@ class BHaRNetModel(nn.Module):
         hand: torch.Tensor | None = None,
         hand_mask: torch.Tensor | None = None,
     ) -> Outputs:
-        """Branch logits and ``fused``; in evaluation, averaged with the mirror image if configured."""
+        """Branch logits and ``fused``; in evaluation, averaged with the mirror image if configured.
+
+        Each variant computes one input in its ``forward_once``.
+        """
         if self.training or not self.config.test_mirror:
             return self.forward_once(body, hand, hand_mask)
         layout = self.config.input.body_layout
         return mirror_averaged(self.forward_once, body, hand, hand_mask, layout, self.config.test_mirror)
-
-    def forward_once(
-        self,
-        body: torch.Tensor | None = None,
-        hand: torch.Tensor | None = None,
-        hand_mask: torch.Tensor | None = None,
-    ) -> Outputs:
-        """The outputs of one input, without test-time mirroring."""
-        raise NotImplementedError
 
     def fuse(self, logits: Outputs, hand_mask: torch.Tensor | None) -> Outputs:
         """Add ``fused`` (and ``hand_reliability`` when a mask is given) to the branch logits."""
