@@ -61,6 +61,26 @@ def shared_file():
 TINY_MODEL_CLASSES = ["idle", "wave", "stop"]
 
 
+def model_with_metadata(source: Path, target: Path, **changes) -> Path:
+    """A copy of an exported model whose ``bharnet.*`` metadata entries are set to ``changes``
+    (Python values, stored as JSON as the export stores them): malformed models for refusal tests."""
+    import json
+
+    import onnx
+
+    proto = onnx.load(str(source))
+    props = {entry.key: entry.value for entry in proto.metadata_props}
+    props.update({f"bharnet.{key}": json.dumps(value) for key, value in changes.items()})
+    onnx.helper.set_model_props(proto, props)
+    onnx.save(proto, str(target))
+    return target
+
+
+@pytest.fixture(scope="session")
+def with_metadata():
+    return model_with_metadata
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """An untrained expert-only BHaRNet-E (classes idle, wave, stop) in ONNX: real ORT inference, tiny."""

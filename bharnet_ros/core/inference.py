@@ -208,7 +208,11 @@ class OnnxClassifier:
         """The ORT session; a missing or non-ONNX file becomes an InferenceError."""
         import onnxruntime as ort
 
-        if not self.path.is_file():
+        try:
+            exists = self.path.is_file()
+        except OSError as err:  # a name too long, a folder we may not enter
+            raise InferenceError(f"cannot read model file {self.path}: {err.strerror}") from None
+        if not exists:
             raise InferenceError(f"model file {self.path} does not exist; export one with `bharnet export`")
         options = ort.SessionOptions()
         if threads is not None:
@@ -313,11 +317,31 @@ def checked_metadata(
     )
     if not shapes_ok or not ({"body", "hand"} & set(inputs)):
         raise InferenceError(f"{path}: metadata inputs must map body/hand/hand_mask to static shapes")
+    check_decision_metadata(metadata, path)
     try:
         preprocess = PreprocessConfig.from_dict(metadata["preprocess"])
     except (ValueError, TypeError) as err:
         raise InferenceError(f"{path}: metadata preprocess is unusable ({err})") from None
     return list(labels), preprocess, {str(k): list(v) for k, v in inputs.items()}
+
+
+def check_decision_metadata(metadata: dict[str, Any], path: Path) -> None:
+    """The optional entries the recognizer decides with must have their types: a file that says
+    ``none_threshold: 5`` would publish nothing but ``none``, and NaN would never say it."""
+    threshold = metadata.get("none_threshold")
+    if threshold is not None and not (_is_number(threshold) and 0 <= threshold <= 1):
+        raise InferenceError(f"{path}: metadata none_threshold {threshold!r} must be a number in [0, 1]")
+    flags = metadata.get("hand_intensive")
+    if flags is not None and not (isinstance(flags, list) and all(isinstance(x, str) for x in flags)):
+        raise InferenceError(f"{path}: metadata hand_intensive {flags!r} must be a list of class names")
+    for key in ("variant", "fusion"):
+        if not isinstance(metadata[key], str):
+            raise InferenceError(f"{path}: metadata {key} {metadata[key]!r} must be text")
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float (JSON numbers), not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 def checked_experts(metadata: dict[str, Any], branches: list[str], path: Path) -> dict[str, str]:
@@ -355,7 +379,9 @@ def read_metadata(session: Any, path: Path) -> dict[str, Any]:
         metadata = {key: json.loads(value) for key, value in ours.items()}
     except json.JSONDecodeError as err:
         raise InferenceError(f"{path}: bharnet metadata is not valid JSON ({err})") from None
-    version = int(metadata.get("format_version", SUPPORTED_FORMAT))
+    version = metadata.get("format_version", SUPPORTED_FORMAT)
+    if not _is_number(version) or version != int(version):
+        raise InferenceError(f"{path}: metadata format_version {version!r} is not a whole number")
     if version > SUPPORTED_FORMAT:
         raise InferenceError(f"{path}: metadata format {version} is newer than this code; update bharnet_ros")
     return metadata

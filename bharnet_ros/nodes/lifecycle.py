@@ -3,8 +3,10 @@
 * Parameters that really apply: live ones at once, the others on the next configure, which reads
   every parameter again (``Param.live`` / ``read_only`` in each node's table).
 * Symmetric resources: configure acquires (model, publishers) and cleanup/shutdown release them;
-  activate subscribes and deactivate unsubscribes. The ``/diagnostics`` publisher and its timer
-  live as long as the node, so an unconfigured node still reports why.
+  activate subscribes and deactivate unsubscribes. A transition that fails (a bad parameter, an
+  exception) leaves nothing half made and says why on ``/diagnostics``. The ``/diagnostics``
+  publisher and its timer live as long as the node, on the steady clock, so an unconfigured node
+  still reports why, and a paused ``/clock`` (sim time) does not silence it.
 * A warning when a second graph shares the ROS domain (same node name, or a second publisher on a
   topic only this node should publish).
 * Core (Python ``logging``) records on the node's logger, publishing that never raises, autostart,
@@ -19,6 +21,7 @@ from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidHandle
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -65,10 +68,14 @@ class ManagedNode(LifecycleNode):
         self.callback_errors, self.last_callback_error = 0, ""
         self.inputs: list[Subscription] = []  # flat: every rclpy subscription activate made
         self.conflicts: list[str] = []
+        self.transition_error = ""  # why the last configure or activate failed
         self._configured_publishers: list[Any] = []
+        self.add_on_set_parameters_callback(self._check_values)
         self.add_post_set_parameters_callback(self._on_parameters_set)
         self.diagnostics = DiagnosticsPublisher(self)
-        self.diagnostics_timer = self.create_timer(self.params["diagnostics_period"], self._on_timer)
+        self.diagnostics_timer = self.create_timer(
+            self.params["diagnostics_period"], self._on_timer, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        )
         route_core_logging(self)
         self._autostart_timer = None
         if self.params["autostart"]:
@@ -96,6 +103,10 @@ class ManagedNode(LifecycleNode):
         if "diagnostics_period" in names:
             self.diagnostics_timer.timer_period_ns = int(self.params["diagnostics_period"] * 1e9)
 
+    def reapply(self, parameter: Parameter) -> bool:
+        """Whether a set to the value already in effect must apply again (e.g. a file that changed)."""
+        return False
+
     def status(self) -> Status:
         """The diagnostics level, message and values, once per ``diagnostics_period``."""
         raise NotImplementedError
@@ -113,11 +124,39 @@ class ManagedNode(LifecycleNode):
         self.params = read_parameters(self, tuple(self.param_table.values()))
         self.pending.clear()
         self.callback_errors, self.last_callback_error = 0, ""
-        return self.acquire()
+        problems = list(filter(None, (p.problem(self.params[p.name]) for p in self.param_table.values())))
+        if problems:  # values given at start-up (YAML, launch) skip the on-set check
+            return self._failed("configure", "; ".join(problems))
+        try:
+            result = self.acquire()
+        except Exception as err:
+            self.release()
+            return self._failed("configure", f"{type(err).__name__}: {err}")
+        self.transition_error = ""
+        return result
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.inputs = self.subscribe()
+        before = list(self.subscriptions)
+        try:
+            self.inputs = self.subscribe()
+        except Exception as err:  # destroy what it made before it failed
+            self.inputs = [s for s in self.subscriptions if all(s is not b for b in before)]
+            self.unsubscribe()
+            return self._failed("activate", f"{type(err).__name__}: {err}")
+        self.transition_error = ""
         return super().on_activate(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition raised past its own handling: free everything and go back to unconfigured."""
+        self.release()
+        self._failed(f"{state.label} transition", "an unexpected error (resources released)")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _failed(self, transition: str, why: str) -> TransitionCallbackReturn:
+        """Log and keep why a transition failed (shown on /diagnostics); the node stays up."""
+        self.transition_error = f"{transition} failed: {why}"[:300]
+        self.get_logger().error(f"{self.transition_error}; the node keeps running, fix it and retry")
+        return TransitionCallbackReturn.FAILURE
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.unsubscribe()
@@ -165,9 +204,21 @@ class ManagedNode(LifecycleNode):
 
     # --- parameters ------------------------------------------------------------------------------
 
+    def _check_values(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Refuse text that is not one of a parameter's choices, or fails its check, at the set."""
+        for parameter in parameters:
+            param = self.param_table.get(parameter.name)
+            problem = param.problem(parameter.value) if param is not None else ""
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
+        return SetParametersResult(successful=True)
+
     def _on_parameters_set(self, parameters: list[Parameter]) -> None:
         """After a successful set: apply live values now, note the others for the next configure."""
-        changed = [p for p in parameters if p.name in self.param_table and p.value != self.params[p.name]]
+        changed = [
+            p for p in parameters
+            if p.name in self.param_table and (p.value != self.params[p.name] or self.reapply(p))
+        ]  # fmt: skip
         live = {p.name: p.value for p in changed if self._is_live(p.name)}
         deferred = [p.name for p in changed if not self._is_live(p.name)]
         if deferred:
@@ -232,6 +283,9 @@ class ManagedNode(LifecycleNode):
             level, message = max(level, WARN), f"{message}; {'; '.join(conflicts)}"
         if self.pending:
             values["pending_reconfigure"] = ",".join(sorted(self.pending))
+        if self.transition_error:
+            level, message = ERROR, f"{message}; {self.transition_error}"
+            values["transition_error"] = self.transition_error
         self.diagnostics.publish(level, message, values)
 
     def _check_graph(self) -> list[str]:

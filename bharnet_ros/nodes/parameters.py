@@ -7,6 +7,7 @@ or, by default, read again by the next configure transition.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,8 @@ class Param:
     """One parameter; ``limits`` (min, max) become a descriptor range that ROS enforces on set.
 
     ``live`` parameters apply as soon as they are set; the others wait for the next configure
-    (``read_only`` ones cannot be set at all after start-up).
+    (``read_only`` ones cannot be set at all after start-up). ``choices`` (text parameters) and
+    ``check`` (a value's problem in words, or "") refuse a bad value at the set, not at configure.
     """
 
     name: str
@@ -28,6 +30,14 @@ class Param:
     limits: tuple[float, float] | None = None
     read_only: bool = False
     live: bool = False
+    choices: tuple[str, ...] = ()
+    check: Callable[[Any], str] | None = None
+
+    def problem(self, value: Any) -> str:
+        """Why ``value`` cannot be set (ROS checks types and ranges itself), or ""."""
+        if self.choices and value not in self.choices:
+            return f"{self.name} must be one of {', '.join(self.choices)}, not {value!r}"
+        return self.check(value) if self.check is not None else ""
 
     def descriptor(self) -> ParameterDescriptor:
         descriptor = ParameterDescriptor(
@@ -70,3 +80,17 @@ def read_parameters(node: Node, params: tuple[Param, ...]) -> dict[str, Any]:
 def defaults(params: tuple[Param, ...]) -> dict[str, Any]:
     """Name -> default, e.g. to write config/recognize.yaml or to describe the graph."""
     return {param.name: param.default for param in params}
+
+
+def topic_name_problem(name: str) -> str:
+    """Why ``name`` is no valid topic name (as a node would expand it), or "" (also for empty)."""
+    from rclpy.expand_topic_name import expand_topic_name
+    from rclpy.validate_full_topic_name import validate_full_topic_name
+
+    if not name:
+        return ""
+    try:
+        validate_full_topic_name(expand_topic_name(name, "node", "/"))
+    except Exception as err:  # rclpy raises ValueError or InvalidTopicNameException
+        return f"{name!r} is no valid topic name ({str(err).splitlines()[0][:160]})"
+    return ""

@@ -47,6 +47,7 @@ PARAMS = (
         "backend",
         "holistic",
         f"MediaPipe graph: one of {ALL_BACKENDS}; holistic and hands_pose follow one person, multi everyone",
+        choices=ALL_BACKENDS,
     ),
     Param("num_poses", NUM_POSES, "persons per image with backend multi", (1, MAX_POSES)),
     Param(

@@ -8,7 +8,9 @@ The decision parameters (``Param.live``) apply to the running recognizer at once
 
 Hot swap: setting ``model`` (``ros2 param set /recognizer model new.onnx``, i.e. the standard
 ``~/set_parameters`` service) loads and checks the new model while the old one keeps running. A
-file that cannot be loaded refuses the set with the reason, and nothing changes. A good one
+file that cannot be loaded refuses the set with the reason, and nothing changes. Setting the same
+path again loads the file again if it changed on disk since it was loaded (a model taught again
+under the same name). A good one
 replaces the old model between two messages: every person's window is kept where the new model
 reads windows as the old one did (duration, frames, body layout), the class list is republished
 on ``bharnet/labels`` and the change is logged and reported on ``/diagnostics``.
@@ -16,6 +18,7 @@ on ``bharnet/labels`` and the change is logged and reported on ``/diagnostics``.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -30,6 +33,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
 from std_msgs.msg import Header
 
+from bharnet_ros.core.inference import InferenceError
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
 from bharnet_ros.core.recognizer import (
     ActionResult,
@@ -47,7 +51,7 @@ from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
 from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spin_node
 from bharnet_ros.nodes.pairing import subscribe_pair
-from bharnet_ros.nodes.parameters import Param
+from bharnet_ros.nodes.parameters import Param, topic_name_problem
 
 C = RecognizerConfig()
 PARAMS = (
@@ -59,7 +63,10 @@ PARAMS = (
         live=True,
     ),
     Param(
-        "device", "cpu", "ONNX Runtime device: cpu, cuda (falls back to cpu unless require_device) or auto"
+        "device",
+        "cpu",
+        "ONNX Runtime device: cpu, cuda (falls back to cpu unless require_device) or auto",
+        choices=("cpu", "cuda", "auto"),
     ),
     Param("require_device", False, "fail configure instead of falling back to CPU"),
     Param("threads", 1, "ONNX Runtime intra-op threads (1 leaves a core to MediaPipe)", (0, 64)),
@@ -112,6 +119,7 @@ PARAMS = (
         "body_topic",
         "",
         "take bodies from this PersonSkeletonArray topic (e.g. a depth tracker), hands from ours",
+        check=topic_name_problem,
     ),
     Param("sync_slop", 0.05, "seconds by which body and hand stamps may differ to be paired", (0.0, 1.0)),
     *MANAGED_PARAMS,
@@ -119,7 +127,8 @@ PARAMS = (
 # Diagnostics values that make the status WARN while they are non-zero.
 TROUBLES = ("bad_messages", "publish_failures", "unstamped_frames", "persons_refused", "nonfinite_scores")
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-SKELETON_QOS = QoSProfile(depth=30)  # reliable; absorbs a second of bursts from several persons
+# Reliable; absorbs bursts from several persons, and the seconds a model swap on a GPU may take.
+SKELETON_QOS = QoSProfile(depth=120)
 
 
 class RecognizerNode(ManagedNode):
@@ -139,7 +148,8 @@ class RecognizerNode(ManagedNode):
         self.drops: dict[int, GapDropCounter] = {}  # per person: frames missing between stamps
         self.frames_dropped = 0  # of persons no longer tracked
         self.swap_lock = threading.Lock()  # a model swap never runs inside a push or a prune
-        self.staged_model: tuple[str, OnnxWindowClassifier] | None = None  # loaded, not yet in use
+        self.staged_model: tuple[str, OnnxWindowClassifier, FileStamp] | None = None  # loaded, not in use
+        self.model_stamp: FileStamp = None  # the running model file's identity when it was loaded
         self.model_swaps = self.model_refusals = 0
         self.last_model_change = ""
         super().__init__("recognizer", PARAMS, **kwargs)
@@ -147,13 +157,14 @@ class RecognizerNode(ManagedNode):
 
     def acquire(self) -> TransitionCallbackReturn:
         self.staged_model = None
+        stamp = file_stamp(self._model_path(self.params["model"]))
         try:
             classifier = self._load(self.params["model"])
-        except (FileNotFoundError, ValueError, RuntimeError) as err:
-            self.model_error = str(err)
+        except Exception as err:  # no model file may stop the node (InferenceError says why)
+            self.model_error = _why(err)
             self.get_logger().error(f"cannot load the model: {err}")
             return TransitionCallbackReturn.FAILURE
-        self.model_error = ""
+        self.model_error, self.model_stamp = "", stamp
         self.recognizer = Recognizer(classifier, RecognizerConfig.from_params(self.params))
         self.get_logger().info(f"model {classifier.description} running on {classifier.providers}")
         self.action_pub = self.create_configured_publisher(Action, "action", QoSProfile(depth=10))
@@ -178,7 +189,8 @@ class RecognizerNode(ManagedNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)
-        self._publish_labels()
+        if result == TransitionCallbackReturn.SUCCESS:
+            self._publish_labels()
         return result
 
     def release(self) -> None:
@@ -199,20 +211,29 @@ class RecognizerNode(ManagedNode):
     def _load_new_model(self, parameters: list[Parameter]) -> SetParametersResult:
         """Before a set of ``model`` succeeds: load and check the new file (refused if it fails).
 
-        Without a running model (unconfigured) the set is accepted as is: configure loads it.
+        Without a running model (unconfigured) the set is accepted as is: configure loads it. The
+        running model's own path is loaded again only if the file changed since it was loaded.
         """
         wanted = [p.value for p in parameters if p.name == "model"]
-        if not wanted or self.recognizer is None or wanted[-1] == self.params["model"]:
+        if not wanted or self.recognizer is None:
+            return SetParametersResult(successful=True)
+        stamp = file_stamp(self._model_path(wanted[-1]))
+        if wanted[-1] == self.params["model"] and stamp == self.model_stamp:
             return SetParametersResult(successful=True)
         try:
-            self.staged_model = (wanted[-1], self._load(wanted[-1]))
-        except (FileNotFoundError, ValueError, RuntimeError) as err:
+            self.staged_model = (wanted[-1], self._load(wanted[-1]), stamp)
+        except Exception as err:  # no model file may stop the node (InferenceError says why)
             self.model_refusals += 1
-            reason = f"model not loaded, the old one keeps running: {err}"
-            self.last_model_change = f"refused {wanted[-1]}: {err}"[:300]
+            reason = f"model not loaded, the old one keeps running: {_why(err)}"
+            self.last_model_change = f"refused {wanted[-1]}: {_why(err)}"[:300]
             self.get_logger().warning(reason)
             return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
+
+    def reapply(self, parameter: Parameter) -> bool:
+        """A set of the running model's path whose changed file was just loaded applies again."""
+        staged = self.staged_model
+        return parameter.name == "model" and staged is not None and staged[0] == parameter.value
 
     def _swap_model(self) -> None:
         """Put the model that :meth:`_load_new_model` checked in place of the running one."""
@@ -222,7 +243,7 @@ class RecognizerNode(ManagedNode):
         with self.swap_lock:
             old = self.recognizer.classifier.description
             kept = self.recognizer.replace_classifier(staged[1])
-        self.model_swaps += 1
+        self.model_swaps, self.model_stamp = self.model_swaps + 1, staged[2]
         windows = "windows kept" if kept else "windows reset (the new model reads other windows)"
         self.last_model_change = f"{old} -> {staged[1].description}, {windows}"
         self.get_logger().info(f"model swapped: {self.last_model_change}")
@@ -231,9 +252,12 @@ class RecognizerNode(ManagedNode):
 
     def _load(self, model: str) -> OnnxWindowClassifier:
         """The model file (empty: the default) on the configured device, checked by a dry run."""
-        path = model or str(default_model())
         with speaking_for(self):
-            return load_window_classifier(path, self.params["device"], **self._runtime())
+            return load_window_classifier(self._model_path(model), self.params["device"], **self._runtime())
+
+    @staticmethod
+    def _model_path(model: str) -> str:
+        return model or str(default_model())
 
     def exclusive_topics(self) -> list[str]:
         return [self.action_pub.topic_name] if self.action_pub is not None else []
@@ -398,14 +422,7 @@ class RecognizerNode(ManagedNode):
 
     @staticmethod
     def _level(values: dict[str, Any]) -> int:
-        troubles = (
-            "bad_messages",
-            "publish_failures",
-            "unstamped_frames",
-            "persons_refused",
-            "nonfinite_scores",
-        )
-        return WARN if any(values[key] for key in troubles) else OK
+        return WARN if any(values[key] for key in TROUBLES) else OK
 
     @staticmethod
     def _message(values: dict[str, Any]) -> str:
@@ -417,6 +434,23 @@ class RecognizerNode(ManagedNode):
         if values["persons_refused"]:
             parts.append(f"more persons than max_persons: {values['persons_refused']} frames refused")
         return "; ".join(parts) or "running"
+
+
+FileStamp = tuple[int, int, int] | None
+
+
+def file_stamp(path: str) -> FileStamp:
+    """A file's identity and version (inode, size, modification time), None if it cannot be read."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):  # missing, a name too long, a NUL in the name
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _why(err: Exception) -> str:
+    """An error in one line: our own errors as they say it, others with their type."""
+    return str(err) if isinstance(err, InferenceError) else f"{type(err).__name__}: {err}"
 
 
 def main(args: list[str] | None = None) -> int:

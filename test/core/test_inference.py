@@ -162,19 +162,6 @@ def test_predict_window_uses_the_stored_preprocessing(model_path):
     assert scores.finite()
 
 
-def with_metadata(source: Path, target: Path, **changes) -> Path:
-    """A copy of the model whose bharnet metadata has ``changes`` (JSON values) applied."""
-    import json
-
-    proto = onnx.load(str(source))
-    for entry in proto.metadata_props:
-        key = entry.key.removeprefix("bharnet.")
-        if key in changes:
-            entry.value = json.dumps(changes[key])
-    onnx.save(proto, str(target))
-    return target
-
-
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -185,9 +172,18 @@ def with_metadata(source: Path, target: Path, **changes) -> Path:
         ({"inputs": {"body": [1, 3, 16, 25, 1]}}, "graph inputs"),
         ({"preprocess": {"frames": "many"}}, "preprocess is unusable"),
         ({"experts": {"body": "body_expert"}}, "metadata experts"),
+        ({"none_threshold": 5.0}, "none_threshold 5.0 must be a number in \\[0, 1\\]"),
+        ({"none_threshold": float("nan")}, "none_threshold nan"),
+        ({"none_threshold": "0.3"}, "none_threshold '0.3'"),
+        ({"hand_intensive": 5}, "hand_intensive 5 must be a list of class names"),
+        ({"format_version": None}, "format_version None is not a whole number"),
+        ({"format_version": [1]}, "format_version \\[1\\]"),
+        ({"variant": 3}, "variant 3 must be text"),
     ],
 )
-def test_metadata_that_disagrees_with_the_graph_is_refused_at_load(model_path, tmp_path, changes, message):
+def test_metadata_that_disagrees_with_the_graph_is_refused_at_load(
+    model_path, tmp_path, changes, message, with_metadata
+):
     broken = with_metadata(model_path, tmp_path / "broken.onnx", **changes)
     with pytest.raises(InferenceError, match=message):
         OnnxClassifier(broken, providers="cpu")

@@ -41,14 +41,20 @@ def export_tiny(path, labels, frames=16):
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, with_metadata):
     pytest.importorskip("torch")
     folder = tmp_path_factory.mktemp("swap")
     (folder / "broken.onnx").write_bytes(b"not a model")
+    four = export_tiny(folder / "four.onnx", FOUR)
     return {
-        "four": export_tiny(folder / "four.onnx", FOUR),
+        "four": four,
         "short": export_tiny(folder / "short.onnx", FOUR, frames=8),
         "broken": folder / "broken.onnx",
+        "missing": folder / "missing.onnx",
+        "name_too_long": folder / ("m" * 300 + ".onnx"),
+        "flags_not_a_list": with_metadata(four, folder / "flags.onnx", hand_intensive=5),
+        "threshold_5": with_metadata(four, folder / "threshold.onnx", none_threshold=5.0),
+        "version_null": with_metadata(four, folder / "version.onnx", format_version=None),
     }
 
 
@@ -108,15 +114,14 @@ def test_a_model_reading_other_windows_resets_them(running, models, parameter_cl
     assert "windows reset" in node.status()[2]["last_model_change"]
 
 
-@pytest.mark.parametrize("bad", ["broken", "missing"])
-def test_a_bad_model_is_refused_and_the_old_one_keeps_running(
-    running, models, bad, parameter_client, tmp_path
-):
+@pytest.mark.parametrize(
+    "bad", ["broken", "missing", "name_too_long", "flags_not_a_list", "threshold_5", "version_null"]
+)
+def test_a_bad_model_is_refused_and_the_old_one_keeps_running(running, models, bad, parameter_client):
     node, labels = running
-    path = models["broken"] if bad == "broken" else tmp_path / "missing.onnx"
     client = parameter_client("recognizer")
     before = client.get("model")["model"]
-    result = client.set(model=str(path))["model"]
+    result = client.set(model=str(models[bad]))["model"]
     assert not result.successful
     assert "old one keeps running" in result.reason
     assert client.get("model")["model"] == before  # the parameter did not change
@@ -125,6 +130,20 @@ def test_a_bad_model_is_refused_and_the_old_one_keeps_running(
     assert [c.class_name for c in labels[-1].class_map] == ["idle", "wave", "stop"]
     values = node.status()[2]
     assert (values["model_swaps"], values["model_swaps_refused"]) == (0, 1)
+
+
+def test_the_same_path_set_again_loads_the_file_if_it_changed(running, wait, parameter_client, tmp_path):
+    node, labels = running
+    client = parameter_client("recognizer")
+    taught = export_tiny(tmp_path / "taught.onnx", FOUR)
+    assert client.set(model=str(taught))["model"].successful
+    assert client.set(model=str(taught))["model"].successful  # unchanged: nothing to do
+    assert node.status()[2]["model_swaps"] == 1
+    export_tiny(tmp_path / "taught.onnx", [*FOUR, "go_charge"])  # taught again, same name
+    assert client.set(model=str(taught))["model"].successful
+    assert node.recognizer.classifier.class_names == [*FOUR, "go_charge"]
+    assert wait(lambda: labels[-1].class_map[-1].class_name == "go_charge")
+    assert node.status()[2]["model_swaps"] == 2
 
 
 def test_the_core_keeps_windows_but_restarts_smoothing_for_a_new_class_list(tiny_model, models):

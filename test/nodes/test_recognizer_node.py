@@ -357,6 +357,69 @@ def test_read_only_and_out_of_range_sets_are_refused(ros, tiny_model, parameter_
     assert node.params["smoothing"] == 0.3  # live values are taken even before configure
 
 
+def test_text_parameters_outside_their_choices_are_refused_at_the_set(ros, tiny_model, parameter_client):
+    node = ros.add(
+        RecognizerNode,
+        parameter_overrides=[Parameter("model", value=str(tiny_model)), Parameter("autostart", value=False)],
+    )
+    results = parameter_client("recognizer").set(device="banana", body_topic="bad topic!!", sync_slop=0.1)
+    assert not results["device"].successful
+    assert "cpu, cuda, auto" in results["device"].reason
+    assert not results["body_topic"].successful
+    assert "no valid topic name" in results["body_topic"].reason
+    assert results["sync_slop"].successful
+    assert (node.get_parameter("device").value, node.get_parameter("body_topic").value) == ("cpu", "")
+
+
+def test_a_bad_value_given_at_start_up_fails_configure_with_its_reason(ros, wait, tiny_model):
+    node = ros.add(
+        RecognizerNode,
+        parameter_overrides=[Parameter("model", value=str(tiny_model)), Parameter("device", value="")],
+    )
+    probe = ros.add(Node, "probe")
+    statuses: list[DiagnosticArray] = []
+    probe.create_subscription(DiagnosticArray, "/diagnostics", statuses.append, 10)
+    assert wait(lambda: any("device must be one of" in s.message for a in statuses for s in a.status))
+    assert node.recognizer is None
+
+
+def test_a_failed_activate_leaves_no_subscription_behind(ros, tiny_model):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    class FailingActivate(RecognizerNode):
+        def subscribe(self):  # one subscription made, then a failure, as an invalid second topic does
+            self.create_subscription(PersonSkeletonArray, "skeletons", lambda msg: None, 10)
+            raise ValueError("second topic refused")
+
+    node = ros.add(
+        FailingActivate,
+        parameter_overrides=[Parameter("model", value=str(tiny_model)), Parameter("autostart", value=False)],
+    )
+    before = len(list(node.subscriptions))
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.FAILURE
+    assert len(list(node.subscriptions)) == before
+    assert "activate failed: ValueError: second topic refused" in node.transition_error
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS  # back in inactive, cleanly
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.transition_error == ""
+
+
+def test_diagnostics_keep_coming_under_sim_time_without_a_clock(ros, wait, tiny_model):
+    ros.add(
+        RecognizerNode,
+        parameter_overrides=[
+            Parameter("model", value=str(tiny_model)),
+            Parameter("use_sim_time", value=True),
+            Parameter("diagnostics_period", value=0.2),
+        ],
+    )  # nothing publishes /clock: the graph started before `ros2 bag play --clock`
+    probe = ros.add(Node, "probe")
+    statuses: list[DiagnosticArray] = []
+    probe.create_subscription(DiagnosticArray, "/diagnostics", statuses.append, 10)
+    assert wait(lambda: len(statuses) >= 3)
+
+
 def test_core_log_lines_reach_rosout_under_the_node_name(graph, wait):
     recognizer, probe, publisher, _ = graph
     logs: list[Log] = []
