@@ -8,13 +8,13 @@ tests and experiments shrink widths or switch options without new files.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.model.backbone import DEFAULT_STAGES
 
 VARIANTS = (
@@ -162,10 +162,30 @@ def _from_dict(cls: type, data: Mapping[str, Any], where: str) -> Any:
     for name, value in data.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
+            if not isinstance(value, Mapping | None):
+                raise ValueError(f"model config {where}.{name} must be a mapping, got {value!r}")
             values[name] = _from_dict(hint, value or {}, f"{where}.{name}")
         else:
+            _check_scalar(hint, value, f"{where}.{name}")
             values[name] = _as_tuples(value)
     return cls(**values)
+
+
+def _check_scalar(hint: Any, value: Any, where: str) -> None:
+    """A field typed bool, int, float or str must hold one (a bool is no number; NaN is refused)."""
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    elif hint is str:
+        ok = isinstance(value, str)
+    else:
+        return
+    if not ok:
+        expected = {bool: "true or false", int: "an integer", float: "a finite number", str: "text"}[hint]
+        raise ValueError(f"model config {where} must be {expected}, got {value!r}")
 
 
 def _as_tuples(value: Any) -> Any:
@@ -196,7 +216,7 @@ def config_from_dict(data: Mapping[str, Any], overrides: Mapping[str, Any] | Non
 def load_model_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
     """Read a ``config/model/*.yaml`` file."""
     with open(path, encoding="utf-8") as stream:
-        data = yaml.safe_load(stream) or {}
+        data = load_yaml(stream) or {}
     return config_from_dict(data, overrides)
 
 

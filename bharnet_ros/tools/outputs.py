@@ -71,9 +71,12 @@ def check_output_folder(
 
 
 def _check_not_an_input(path: Path, inputs: Iterable[Path | None], option: str) -> None:
+    """Neither an input itself nor inside an input folder (where the next run would read it back)."""
     for given in inputs:
         if given is not None and _same_path(path, given):
             raise UsageError(f"{option} {path} is also an input of this command; write the output elsewhere")
+        if given is not None and given.is_dir() and path.resolve().is_relative_to(given.resolve()):
+            raise UsageError(f"{option} {path} is inside the input folder {given}; write it elsewhere")
 
 
 def _same_path(a: Path, b: Path) -> bool:

@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--val", nargs="+", metavar="FILE", help="validation data (default: the training files)"
     )
     parser.add_argument("--out", type=Path, help="run folder (default: runs/<name>-<timestamp>)")
+    parser.add_argument(
+        "--force", action="store_true",
+        help="write into a non-empty --out that is not a run of this command (only its files are replaced)",
+    )  # fmt: skip
     parser.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder")
     parser.add_argument(
         "--loso", nargs="?", const="all", metavar="S1,S2",
@@ -88,12 +92,12 @@ def run(args: argparse.Namespace) -> int:
 
     config_path, overrides = split_items(args.items, args.resume is not None)
     overrides = overrides_from(args, overrides)
-    if args.out is not None:  # a file or an unwritable place fails now; an existing run is refused later
-        check_output_folder(args.out, force=True)
+    if args.out is not None:
+        check_run_folder(args.out, args.loso is not None, args.force)
     if args.loso is not None:
         return run_loso(args, config_path, overrides)
-    if args.train_people is not None:
-        raise UsageError("--train-people works with --loso: add --loso S1,S2 (the people to hold out)")
+    if args.train_people is not None or args.views != 1:
+        raise UsageError("--train-people and --views work with --loso: add --loso S1,S2 (the people to hold out)")
     try:
         if args.resume is not None:
             folder = train({}, resume=args.resume, overrides=overrides)
@@ -105,6 +109,26 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0:  # torchrun: one line, not one per process
         print(f"run folder: {folder}")
     return 0
+
+
+def check_run_folder(out: Path, loso: bool, force: bool) -> None:
+    """``--out`` must be new or empty; with ``--loso`` it may also hold an earlier ``--loso`` run
+    (its folds are continued or re-scored). Anything else there needs ``--force``."""
+    check_output_folder(out, force=True)  # a file or an unwritable place
+    if force or not out.is_dir():
+        return
+    from bharnet_ros.training.crossval import is_loso_output
+
+    names = [entry.name for entry in out.iterdir()]
+    ours = [name for name in names if loso and is_loso_output(out / name)]
+    if len(ours) < len(names):
+        what = "a run of `bharnet train --loso`" if loso else "empty"
+        other = sorted(set(names) - set(ours))[:3]
+        hint = " (continue a run with --resume)" if "resume.pt" in names and not loso else ""
+        raise UsageError(
+            f"--out {out} is not {what}: it holds {', '.join(other)}; choose a new folder{hint}, "
+            "or pass --force to write there anyway"
+        )
 
 
 def run_loso(args: argparse.Namespace, config_path: str | None, overrides: list[str]) -> int:
@@ -119,6 +143,8 @@ def run_loso(args: argparse.Namespace, config_path: str | None, overrides: list[
     if args.train_people is not None and args.train_people < 1:
         raise UsageError(f"--train-people must be at least 1, got {args.train_people}")
     subjects = None if args.loso == "all" else [s.strip() for s in args.loso.split(",") if s.strip()]
+    if subjects is not None and (not subjects or len(set(subjects)) < len(subjects)):
+        raise UsageError(f"--loso {args.loso!r}: name each person to hold out once, e.g. --loso S1,S2")
     try:
         config = load_train_config(config_path, overrides)
         values = cross_validate(config, args.out, subjects, views=args.views, train_people=args.train_people)

@@ -37,6 +37,7 @@ import numpy as np
 
 from bharnet_ros.core.calibration import calibrate
 from bharnet_ros.core.metrics import classification_report
+from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.training.data import load_datasets, resolve_path, subject_mask, training_data_of
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 from bharnet_ros.training.evaluate import (
@@ -51,7 +52,15 @@ from bharnet_ros.training.evaluate import (
     write_per_class,
     write_predictions,
 )
-from bharnet_ros.training.train import ConfigError, expert_file, test_mirror_classes, train
+from bharnet_ros.training.train import (
+    DEFAULTS,
+    FREE_FORM,
+    ConfigError,
+    absolute_paths,
+    expert_file,
+    test_mirror_classes,
+    train,
+)
 
 
 def fold_subjects(data: SkeletonDataset, wanted: Sequence[str] | None) -> list[str]:
@@ -120,13 +129,13 @@ def run_fold(
     test = data.subset(np.flatnonzero(subject_mask(data, [subject])))
     excluded = [*config["data"]["exclude_subjects"], *left_out]
     check_fold_people(folder, excluded)
-    if not (folder / "test" / "summary.json").is_file():
-        fold = copy.deepcopy(config)
-        fold["data"]["exclude_subjects"] = excluded
-        fold["data"]["val_subjects"] = [s for s in fold["data"]["val_subjects"] if s != subject]
-        if not (folder / "last.pt").is_file():
-            fold["model"]["init"] = fold_experts(fold["model"]["init"], subject)
-            train(fold, out=folder)
+    fold = copy.deepcopy(config)
+    fold["data"]["exclude_subjects"] = excluded
+    fold["data"]["val_subjects"] = [s for s in fold["data"]["val_subjects"] if s != subject]
+    check_fold_config(folder, fold)
+    if not (folder / "last.pt").is_file():
+        fold["model"]["init"] = fold_experts(fold["model"]["init"], subject)
+        train(fold, out=folder)
     model = open_model(folder / "last.pt", lambda ckpt: test_mirror_classes(config, ckpt.class_names))
     result = evaluate(model, test, progress=progress, views=views)
     write_outputs(folder / "test", result, model, test, f"subject {subject}", None)
@@ -144,6 +153,50 @@ def check_fold_people(folder: Path, excluded: Sequence[str]) -> None:
             f"{folder} was trained without {', '.join(sorted(recorded)) or 'nobody'}, but this run "
             f"leaves out {', '.join(sorted(excluded))}; give another --out"
         )
+
+
+# What a fold's reuse does not depend on: how it is run and scored, not what it learns. The experts
+# (model.init) are checked by fold_experts when a fold trains, and the people by check_fold_people.
+REUSE_IGNORES = (
+    "name", "progress", "workers", "eval_batch_size", "deterministic", "device", "model.test_mirror",
+    "model.init", "data.exclude_subjects",
+)  # fmt: skip
+
+
+def check_fold_config(folder: Path, fold: Mapping[str, Any]) -> None:
+    """Refuse to reuse a trained fold whose config or data differ from this run's: its score would
+    be reported as this config's result. Keys older runs lack count as their defaults."""
+    stored = folder / "config.yaml"
+    if not (folder / "last.pt").is_file() or not stored.is_file():
+        return
+    old = _flat(load_yaml(stored.read_text(encoding="utf-8")) or {})
+    new, defaults = _flat(absolute_paths(dict(fold))), _flat(DEFAULTS)
+    changed = [
+        key for key, value in new.items()
+        if not key.startswith(REUSE_IGNORES) and old.get(key, defaults.get(key, value)) != value
+    ]  # fmt: skip
+    if changed:
+        shown = ", ".join(f"{k} {old.get(k, defaults.get(k))!r} -> {new[k]!r}" for k in changed[:3])
+        raise ConfigError(f"{folder} was trained with another config ({shown}); give another --out")
+    newer = [f for f in new["data.train"] if Path(f).is_file() and _mtime(f) > _mtime(folder / "last.pt")]
+    if newer:
+        raise ConfigError(f"{newer[0]} changed after {folder} was trained; give another --out")
+
+
+def _flat(config: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 0.1}}`` as ``{"optim.lr": 0.1}`` (free-form sections stay whole)."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        path = f"{where}{key}"
+        if isinstance(value, Mapping) and path not in FREE_FORM:
+            out.update(_flat(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _mtime(path: str | Path) -> float:
+    return Path(path).stat().st_mtime
 
 
 def fold_experts(init: Mapping[str, Any] | None, subject: str) -> dict[str, str | None]:
@@ -208,6 +261,14 @@ def pooled(results: Sequence[tuple[SkeletonDataset, Evaluation]]) -> tuple[Skele
         first.hand_intensive,
     )
     return data, evaluation
+
+
+POOLED_FILES = ("summary.json", "calibration.json", "groups.csv", "per_class.csv", "predictions.csv")
+
+
+def is_loso_output(path: Path) -> bool:
+    """Whether ``path``, in an ``--out`` folder, is something cross-validation writes there."""
+    return path.name in (*POOLED_FILES, "confusion.png") or (path.name.startswith("fold_") and path.is_dir())
 
 
 def write_pooled(

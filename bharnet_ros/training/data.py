@@ -29,6 +29,7 @@ import yaml
 
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.skeleton import SkeletonSequence
+from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.training.classes import drop_empty_classes, relabel
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 
@@ -200,6 +201,11 @@ def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
         val = data.subset(val_idx) if len(val_idx) else None
     train_idx = _training_indices(data, section["train_split"], set(val_idx.tolist()))
     train = drop_empty_classes(data.subset(train_idx))
+    if len(train) == 0:
+        raise DatasetError(
+            "no training samples left after data.exclude_subjects, val_subjects and the splits; "
+            "leave some people or samples to train on"
+        )
     empty = sorted(set(data.class_names) - set(train.class_names))
     if empty:
         notes.append(f"classes without training samples left out: {', '.join(empty)}")
@@ -295,7 +301,7 @@ def training_data_of(config_path: str | Path) -> TrainingData:
     """
     config_path = Path(config_path)
     try:
-        section = yaml.safe_load(config_path.read_text(encoding="utf-8")).get("data") or {}
+        section = load_yaml(config_path.read_text(encoding="utf-8")).get("data") or {}
         return TrainingData(
             [f for f in (resolve_path(p) for p in section.get("train") or []) if f.exists()],
             {str(k): str(v) for k, v in (section.get("relabel") or {}).items()},

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -99,15 +98,33 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of the file, loaded without pickle; damaged or pickled content is refused."""
     try:
         data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as err:
-        raise DatasetError(f"{path} cannot be read safely ({err}); pickled objects are refused") from None
+    except Exception as err:  # numpy and zipfile fail on other files in many ways (EOFError, ...)
+        raise DatasetError(_unreadable(path, err)) from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise DatasetError(f"{path} is a single array, not a dataset (.npz with a header)")
     with data:
         try:
             return {key: data[key] for key in data.files}
-        except (ValueError, OSError, zipfile.BadZipFile) as err:
-            raise DatasetError(f"{path} cannot be read safely ({err}); pickled objects are refused") from None
+        except Exception as err:
+            raise DatasetError(_unreadable(path, err, inside=True)) from None
+
+
+def _unreadable(path: Path, err: Exception, inside: bool = False) -> str:
+    """Why a dataset file (or, ``inside``, an array in it) could not be read: pickles are refused,
+    anything else is damage."""
+    pickled = inside or _starts_like_a_pickle(path)
+    if isinstance(err, ValueError) and "pickle" in str(err) and pickled:
+        return f"{path} holds pickled objects, which are refused (they could run code); export it again"
+    if isinstance(err, OSError):
+        return f"{path} cannot be read ({err.strerror or err})"
+    kind = type(err).__name__
+    return f"{path} is no intact dataset file (empty, truncated or not an .npz: {kind}); use an intact copy"
+
+
+def _starts_like_a_pickle(path: Path) -> bool:
+    """Pickles of protocol 2 and later begin with 0x80 (numpy calls any unknown file a pickle)."""
+    with open(path, "rb") as stream:
+        return stream.read(1) == b"\x80"
 
 
 def _stored_attributes(arrays: dict[str, np.ndarray], header: dict, path: Path) -> dict[str, np.ndarray]:

@@ -29,6 +29,7 @@ import copy
 import csv
 import math
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from bharnet_ros.core.metrics import classification_report
 from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.model.bharnet import BHaRNetModel, build_model
 from bharnet_ros.model.checkpoint import FORMAT_VERSION as CHECKPOINT_FORMAT
 from bharnet_ros.model.checkpoint import (
@@ -64,6 +66,7 @@ from bharnet_ros.training.sampling import ClassBalancedSampler
 
 PREPROCESS_KEYS = ("modality", "normalise", "scale", "hand_frame", "aspect_correction", "window_seconds")
 FREE_FORM = ("model.overrides", "data.relabel")  # free-form mappings, checked where they are used
+CHECKED_WHERE_USED = ("augment.mirror_pairs",)  # "auto" or a list of pairs: AugmentConfig checks it
 
 DEFAULTS: dict[str, Any] = {
     "name": "run",
@@ -109,12 +112,15 @@ DEFAULTS: dict[str, Any] = {
         "momentum": 0.9,
         "nesterov": True,
         "weight_decay": 4e-4,
-        "warmup_epochs": 5,
+        "warmup_epochs": 5.0,
         "min_lr": 0.0,
         "label_smoothing": 0.1,
         "grad_clip": 0.0,  # max gradient norm; 0 = off
     },
 }
+
+
+LARGEST_COUNT = 10**6  # epochs, batch sizes: far above any real run, far below what overflows
 
 
 class ConfigError(ValueError):
@@ -130,7 +136,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r} is not key=value; write e.g. optim.lr=0.05")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError:
         raise ConfigError(f"override {text!r}: the value is not valid YAML; quote it") from None
     return key.strip().split("."), value
@@ -176,8 +182,10 @@ def load_train_config(
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"training config {path} not found; see config/train/ for examples")
-        with open(path, encoding="utf-8") as stream:
-            data = yaml.safe_load(stream) or {}
+        try:
+            data = load_yaml(path.read_text(encoding="utf-8")) or {}
+        except (UnicodeDecodeError, yaml.YAMLError) as err:
+            raise ConfigError(f"training config {path} is not readable YAML ({type(err).__name__})") from None
         if not isinstance(data, Mapping):
             raise ConfigError(f"{path}: a training config must be a YAML mapping")
     else:
@@ -191,12 +199,52 @@ def load_train_config(
     return config
 
 
+def check_types(config: Mapping[str, Any], defaults: Mapping[str, Any], where: str = "") -> None:
+    """Each value has its default's type (a bool is no number, an int is a float), numbers are
+    finite, and the free-form sections are mappings: what a typo'd override gives must not reach
+    training as text or NaN."""
+    for key, default in defaults.items():
+        path, value = f"{where}{key}", config[key]
+        if path in CHECKED_WHERE_USED:
+            continue
+        if path in FREE_FORM:
+            if value is not None and not isinstance(value, Mapping):
+                raise ConfigError(f"{path} must be a mapping, e.g. {path}={{a: b}}, got {value!r}")
+        elif isinstance(default, Mapping):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{path} must be a mapping (set its keys: {path}.KEY=VALUE), got {value!r}")
+            check_types(value, default, path + ".")
+        elif default is not None and value is not None and not _same_type(value, default):
+            raise ConfigError(f"{path} must be {_type_name(default)}, got {value!r}")
+
+
+def _same_type(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and math.isfinite(value)
+    return isinstance(value, type(default))
+
+
+def _type_name(default: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a finite number", str: "text", list: "a list"}
+    return names.get(type(default), type(default).__name__)
+
+
 def validate_config(config: Mapping[str, Any]) -> None:
     """Value checks that need no files; raises :class:`ConfigError`."""
+    for key in ("train", "val", "val_subjects", "exclude_subjects"):
+        if isinstance(config["data"][key], str | int):
+            config["data"][key] = [config["data"][key]]
+    check_types(config, DEFAULTS)
     positive = ("epochs", "batch_size", "eval_batch_size", "eval_every")
     for key in positive:
-        if not isinstance(config[key], int) or config[key] < 1:
-            raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
+        if not 1 <= config[key] <= LARGEST_COUNT:
+            raise ConfigError(f"{key} must be an integer from 1 to {LARGEST_COUNT}, got {config[key]!r}")
+    if not 0 <= config["seed"] < 2**32:
+        raise ConfigError(f"seed must be an integer from 0 to 2**32 - 1, got {config['seed']!r}")
+    if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", config["device"]):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {config['device']!r}")
     if not isinstance(config["workers"], int) or config["workers"] < 0:
         raise ConfigError(f"workers must be an integer >= 0, got {config['workers']!r}")
     optim = config["optim"]
@@ -214,8 +262,6 @@ def validate_config(config: Mapping[str, Any]) -> None:
     except (ValueError, TypeError) as err:
         raise ConfigError(str(err)) from None
     for key in ("train", "val", "val_subjects", "exclude_subjects"):
-        if isinstance(config["data"][key], str | int):
-            config["data"][key] = [config["data"][key]]
         config["data"][key] = list(config["data"][key] or [])
     for key in ("val_subjects", "exclude_subjects"):
         config["data"][key] = [str(subject) for subject in config["data"][key]]
@@ -247,8 +293,12 @@ def model_config_dict(config: Mapping[str, Any], class_names: Sequence[str]) -> 
     path = resolve_path(config["model"]["config"])
     if not path.is_file():
         raise ConfigError(f"model config {config['model']['config']} not found; see config/model/")
-    with open(path, encoding="utf-8") as stream:
-        data = yaml.safe_load(stream) or {}
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"model config {path} is not readable YAML ({type(err).__name__})") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"model config {path} is not a YAML mapping; name a config/model/*.yaml file")
     extra = {
         "num_classes": len(class_names),
         "loss": {"label_smoothing": config["optim"]["label_smoothing"]},
@@ -777,7 +827,7 @@ def load_resume(folder: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any
                 f"cannot resume {folder}: {name} is missing; give a run folder of `bharnet train`"
             )
     try:
-        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+        config = load_yaml((folder / "config.yaml").read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ConfigError(
             f"cannot resume {folder}: config.yaml is not valid YAML ({err})".replace("\n", " ")

@@ -110,6 +110,16 @@ def test_a_pickle_that_would_run_code_is_refused_without_torch_advice(tmp_path):
     assert "\n" not in str(unreadable.value)
 
 
+@pytest.mark.parametrize("text", ["a\nb\n", "root:x:0:0:root:/root:/bin/bash\n", "(]}", ""])
+def test_any_other_file_is_a_one_line_checkpoint_error(tmp_path, text):
+    """torch's unpickler fails on text in many ways (IndexError, EOFError, ...): all are one error."""
+    path = tmp_path / "notes.pt"
+    path.write_text(text)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint") as unreadable:
+        load_checkpoint(path)
+    assert "\n" not in str(unreadable.value)
+
+
 def test_weights_that_do_not_fit_the_config_are_a_checkpoint_error(saved, tiny_config):
     _, path = saved
     checkpoint = load_checkpoint(path)

@@ -29,6 +29,18 @@ def test_an_output_file_is_checked_against_inputs_existence_and_folders(tmp_path
     assert check_output_file(tmp_path / "new" / "out", suffix=".npz") == tmp_path / "new" / "out.npz"
 
 
+def test_an_output_inside_an_input_folder_is_refused_even_with_force(tmp_path):
+    """The next run would read it back as input (a skeleton file among the videos, say)."""
+    source = tmp_path / "recordings"
+    (source / "S7").mkdir(parents=True)
+    for output in (source / "all.npz", source / "S7" / "streams"):
+        with pytest.raises(UsageError, match="inside the input folder"):
+            check_output_folder(output, [source], force=True)
+    with pytest.raises(UsageError, match="inside the input folder"):
+        check_output_file(source / "S7" / "all", [source], force=True, suffix=".npz")
+    assert check_output_file(tmp_path / "all", [source], suffix=".npz") == tmp_path / "all.npz"
+
+
 def test_an_output_folder_needs_force_when_not_empty(tmp_path):
     assert check_output_folder(tmp_path / "new") == tmp_path / "new"
     (tmp_path / "user.txt").write_text("mine")

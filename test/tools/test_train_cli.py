@@ -59,15 +59,53 @@ def test_train_then_eval_from_the_command_line(trained, synth_folder, tmp_path, 
         (["train", "--resume", "/nonexistent/run"], "cannot resume"),
         (["train", CONFIG, "--out", CONFIG], "is a file; give a folder name"),
         (["eval", "/nonexistent/best.pt", "data.npz", "--out", "x"], "not found"),
-        (["train", CONFIG, "--train-people", "2"], "--train-people works with --loso"),
+        (["train", CONFIG, "--train-people", "2"], "--train-people and --views work with --loso"),
+        (["train", CONFIG, "--views", "0"], "--train-people and --views work with --loso"),
         (["train", CONFIG, "--loso", "--train-people", "0", "--out", "x"], "must be at least 1"),
+        (["train", CONFIG, "--loso", "S1,S1", "--out", "x"], "name each person to hold out once"),
+        (["train", CONFIG, "--loso", ",", "--out", "x"], "name each person to hold out once"),
+        (["train", CONFIG, "optim.lr=.nan"], "optim.lr must be a finite number, got nan"),
+        (["train", CONFIG, "optim.warmup_epochs=.inf"], "optim.warmup_epochs must be a finite number"),
+        (["train", CONFIG, "augment.rotate_2d=.nan"], "augment.rotate_2d must be a finite number"),
+        (["train", CONFIG, "epochs=true"], "epochs must be an integer, got True"),
+        (["train", CONFIG, "batch_size=100000000000000000000"], "batch_size must be an integer from 1"),
+        (["train", CONFIG, "seed=abc"], "seed must be an integer"),
+        (["train", CONFIG, "device=abc"], "device must be auto, cpu, cuda or cuda:N"),
+        (["train", CONFIG, "model=abc"], "model must be a mapping"),
+        (["train", CONFIG, "model.overrides=abc"], "model.overrides must be a mapping"),
+        (["train", CONFIG, "data.relabel=abc"], "data.relabel must be a mapping"),
+        (["train", CONFIG, "preprocess.normalise=abc"], "preprocess.normalise must be true or false"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(argv, message, capsys):
+    """Each of these is refused before anything is written (no run folder is made)."""
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err
     assert len(err.splitlines()) == 1
+
+
+def test_train_into_a_folder_of_other_files_needs_force(synth_folder, tiny_run, tmp_path, capsys):
+    """``--out`` holding someone's files is refused (nothing written), also for ``--loso``."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    argv = ["train", CONFIG, *tiny_run, "--train", str(synth_folder), "--out", str(out)]
+    for extra in ([], ["--loso", "S1"]):
+        assert main([*argv, *extra]) == 2
+        assert "pass --force" in capsys.readouterr().err
+        assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert main([*argv, "--force"]) == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "last.pt").is_file()
+
+
+def test_yes_and_no_are_class_names_not_booleans(tmp_path, capsys):
+    """YAML 1.1 would read ``[stop, yes]`` as ``[stop, True]``; configs read them as ROS does."""
+    from bharnet_ros.training.train import load_train_config
+
+    config = load_train_config(CONFIG, ["data.classes=[stop, yes, no]", "augment.rotate_2d=1e-1"])
+    assert config["data"]["classes"] == ["stop", "yes", "no"]
+    assert config["augment"]["rotate_2d"] == 0.1
 
 
 def test_eval_with_an_unknown_split_is_a_usage_error(trained, synth_folder, tmp_path, capsys):

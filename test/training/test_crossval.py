@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -82,6 +83,25 @@ def test_a_rerun_with_test_mirror_rescores_the_trained_folds(cv_run, tmp_path):
     classes = load_checkpoint(again_out / "fold_S1" / "last.pt").class_names
     assert len(again["test_mirror"]) == len(classes)
     assert json.loads((again_out / "summary.json").read_text())["test_mirror"] == again["test_mirror"]
+
+
+def test_a_rerun_with_another_config_or_newer_data_is_refused(cv_run, tmp_path):
+    """Trained folds are reused only for the config and data they were trained with: anything else
+    would report the old folds as the new config's result."""
+    out, _, files = cv_run
+    config = load_train_config(None, base=json.loads(json.dumps(_config_of(out / "fold_S1"))))
+    config["data"]["exclude_subjects"] = []
+    config["epochs"] = 2
+    with pytest.raises(ConfigError, match="trained with another config \\(epochs 1 -> 2\\)"):
+        cross_validate(config, out, ["S1"])
+    config["epochs"] = 1
+    stamp = files[1].stat()
+    try:
+        os.utime(files[1], (stamp.st_atime, stamp.st_mtime + 3600))  # the data changed since
+        with pytest.raises(ConfigError, match="changed after .*fold_S1 was trained"):
+            cross_validate(config, out, ["S1"])
+    finally:
+        os.utime(files[1], (stamp.st_atime, stamp.st_mtime))
 
 
 def test_train_people_keeps_the_next_people_after_the_held_out_one(cv_run, tiny_run):

@@ -198,6 +198,16 @@ def test_newer_versions_and_foreign_files_are_refused(tmp_path):
         SkeletonDataset.load(tmp_path / "absent.npz")
 
 
+@pytest.mark.parametrize("damage", ["empty", "truncated", "text"])
+def test_a_damaged_file_is_one_dataset_error(tmp_path, damage):
+    path = small_dataset().save(tmp_path / "set.npz")
+    content = {"empty": b"", "truncated": path.read_bytes()[:300], "text": b"name,label\n"}[damage]
+    path.write_bytes(content)
+    with pytest.raises(DatasetError, match="no intact dataset file") as refused:
+        SkeletonDataset.load(path)
+    assert "\n" not in str(refused.value)
+
+
 def test_files_hold_no_pickles_and_pickled_content_is_refused(tmp_path):
     path = small_dataset().save(tmp_path / "set.npz")
     with np.load(path, allow_pickle=False) as raw:
