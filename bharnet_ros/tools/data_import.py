@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import atomic_file, check_output_file
+from bharnet_ros.training.classes import relabel
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 from bharnet_ros.training.importers import ImportReport, Progress, no_progress
 from bharnet_ros.training.importers.mpdata import import_mpdata
@@ -75,10 +76,13 @@ def _videos_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pattern", metavar="PATTERN",
         help="fields of the file name, e.g. '{label}_{take}_{distance}_{framing}': {label} is the "
-        "class, {subject} the person (default: --subject, else the first folder below DIR); the "
-        "other fields are kept per sample for per-condition evaluation",
+        "class, {subject} the person (default: --subject, else the first folder below DIR that is "
+        "not a videos folder, else DIR's name); the other fields are kept per sample for "
+        "per-condition evaluation",
     )  # fmt: skip
-    parser.add_argument("--subject", help="the person in every video (when neither folder nor pattern says)")
+    parser.add_argument(
+        "--subject", help="the person in every video (instead of the folder; a {subject} field wins)"
+    )
     parser.add_argument(
         "--jobs", type=int, default=1, metavar="N", help="pose-stage processes side by side (default 1)"
     )
@@ -105,7 +109,8 @@ def _kind(kinds: argparse._SubParsersAction, name: str, what: str, source: str) 
     parser.add_argument("-o", "--output", required=True, type=Path, help="dataset file to write (.npz)")
     parser.add_argument(
         "--rename", action="append", default=[], metavar="OLD=NEW",
-        help="rename a class, e.g. iloveyou=i_love_you to match a model's class names (repeatable)",
+        help="rename a class, e.g. iloveyou=i_love_you to match a model's class names; a NEW that is "
+        "already a class merges the two (repeatable)",
     )  # fmt: skip
     parser.add_argument("--force", action="store_true", help="replace an existing dataset file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -121,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     except DatasetError as err:
         raise UsageError(str(err)) from None
 
-    dataset.class_names = _renamed(dataset.class_names, args.rename)
+    dataset = renamed(dataset, args.rename, report)
     if not len(dataset):
         raise UsageError(f"no samples imported from {args.source} ({_why(report)}); check SRC and options")
     with atomic_file(output) as temporary:
@@ -139,8 +144,24 @@ def _why(report: ImportReport) -> str:
     return f"{reasons}; {Path(item).name}: {detail}" if detail else reasons
 
 
-def _renamed(class_names: list[str], pairs: list[str]) -> list[str]:
-    """Class names after ``OLD=NEW`` renames; an unknown OLD or a bad pair is a usage error."""
+def renamed(dataset: SkeletonDataset, pairs: list[str], report: ImportReport) -> SkeletonDataset:
+    """``dataset`` with its classes renamed by ``OLD=NEW`` pairs (``--rename``).
+
+    A NEW that is already a class (or the NEW of another pair) merges the classes: their samples
+    share one label, placed where the first of them was, so the class names stay unique and the
+    file stays loadable. Each merge is noted in the report and in the dataset's notes.
+    """
+    mapping = _rename_mapping(dataset.class_names, pairs)
+    names = [mapping.get(name, name) for name in dataset.class_names]
+    notes = _merge_notes(dataset.class_names, names)
+    result = relabel(dataset, dict(zip(dataset.class_names, names, strict=True)), list(dict.fromkeys(names)))
+    result.notes = [*result.notes, *notes]
+    report.notes.extend(notes)
+    return result
+
+
+def _rename_mapping(class_names: list[str], pairs: list[str]) -> dict[str, str]:
+    """OLD -> NEW from ``--rename`` pairs; an unknown OLD or a bad pair is a usage error."""
     mapping = {}
     for pair in pairs:
         old, sep, new = pair.partition("=")
@@ -149,7 +170,19 @@ def _renamed(class_names: list[str], pairs: list[str]) -> list[str]:
         if old not in class_names:
             raise UsageError(f"--rename {pair!r}: no class {old!r}; the classes are {', '.join(class_names)}")
         mapping[old] = new
-    return [mapping.get(name, name) for name in class_names]
+    return mapping
+
+
+def _merge_notes(old_names: list[str], new_names: list[str]) -> list[str]:
+    """One line per class that several old classes were renamed into."""
+    sources: dict[str, list[str]] = {}
+    for old, new in zip(old_names, new_names, strict=True):
+        sources.setdefault(new, []).append(old)
+    return [
+        f"--rename: classes {', '.join(olds)} merged into {new!r}"
+        for new, olds in sources.items()
+        if len(olds) > 1
+    ]
 
 
 def _progress(args: argparse.Namespace) -> Progress:

@@ -323,3 +323,101 @@ def test_a_truncated_video_is_skipped_not_imported_as_a_short_sample(tmp_path, c
     printed = capsys.readouterr().out
     assert "skipped: 1" in printed
     assert "truncated or damaged" in printed
+
+
+def skeleton_files(folder, *stems: str) -> None:
+    """Small skeleton files as `bharnet extract` writes them, made by the synthetic generator."""
+    from bharnet_ros.training import synth
+
+    for i, stem in enumerate(stems):
+        synth.generate_sequence("wave", np.random.default_rng(i), fps=15.0).save(folder / f"{stem}.npz")
+
+
+HRI_PATTERN = "{label}_{take}_{distance}_{framing}"
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_empty_and_truncated_skeleton_files_are_skipped_by_path(tmp_path, capsys, jobs):
+    person = tmp_path / "people" / "S7"
+    skeleton_files(person, "come_1_1m_upper", "left_2_4m_full")
+    (person / "empty_1_1m_upper.npz").write_bytes(b"")
+    whole = (person / "left_2_4m_full.npz").read_bytes()
+    (person / "cut_1_1m_upper.npz").write_bytes(whole[: len(whole) // 2])
+    out = tmp_path / "own.npz"
+    argv = ["import", "videos", str(tmp_path / "people"), "--pattern", HRI_PATTERN, "-o", str(out)]
+    assert main([*argv, "--jobs", jobs, "--no-progress"]) == 0
+    assert SkeletonDataset.load(out).names.tolist() == ["S7/come_1_1m_upper", "S7/left_2_4m_full"]
+    printed = capsys.readouterr().out
+    assert "skipped: 2" in printed
+    assert str(person / "empty_1_1m_upper.npz") in printed
+    assert str(person / "cut_1_1m_upper.npz") in printed
+
+
+def test_a_video_beside_its_skeleton_file_is_refused_in_one_line_before_the_pose_stage(tmp_path, capsys):
+    person = tmp_path / "people" / "S7"
+    skeleton_files(person, "come_1_1m_upper")
+    (person / "come_1_1m_upper.avi").write_bytes(b"not a video: the pose stage would skip it, not refuse")
+    out = tmp_path / "own.npz"
+    argv = ["import", "videos", str(tmp_path / "people"), "--pattern", HRI_PATTERN, "-o", str(out)]
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "S7/come_1_1m_upper.avi" in err
+    assert "S7/come_1_1m_upper.npz" in err
+    assert not out.exists()
+
+
+def test_a_persons_own_folder_keeps_the_person_and_labels_with_underscores(tmp_path, capsys):
+    person = tmp_path / "S7"
+    (person / "videos").mkdir(parents=True)
+    skeleton_files(person / "videos", "turn_back_1_1m_upper", "come_2_4m_full")
+    out = tmp_path / "s7.npz"
+    assert (
+        main(["import", "videos", str(person), "--pattern", HRI_PATTERN, "-o", str(out), "--no-progress"])
+        == 0
+    )
+    data = SkeletonDataset.load(out)
+    assert data.class_names == ["come", "turn_back"]
+    assert data.subject_names().tolist() == ["S7", "S7"]
+    assert data.attribute("take").tolist() == ["2", "1"]
+    assert data.attribute("distance").tolist() == ["4m", "1m"]
+    assert data.attribute("framing").tolist() == ["full", "upper"]
+    note = [line for line in capsys.readouterr().out.splitlines() if "'S7'" in line]
+    assert len(note) == 1
+    assert note[0].startswith("note: ")
+    assert "--subject" in note[0]
+
+
+def test_rename_onto_an_existing_class_merges_the_two(tmp_path, capsys):
+    person = tmp_path / "people" / "S7"
+    skeleton_files(person, "come_1_1m_upper", "left_2_4m_full", "stop_1_1m_upper")
+    out = tmp_path / "own.npz"
+    argv = ["import", "videos", str(tmp_path / "people"), "--pattern", HRI_PATTERN, "-o", str(out)]
+    assert main([*argv, "--rename", "come=left", "--no-progress"]) == 0
+    data = SkeletonDataset.load(out)
+    assert data.class_names == ["left", "stop"]
+    assert [data.class_names[label] for label in data.labels] == ["left", "left", "stop"]
+    assert any("merged" in note for note in data.notes)
+    assert "classes come, left merged into 'left'" in capsys.readouterr().out
+
+
+def test_a_merge_keeps_class_order_and_hand_flags(tmp_path):
+    from bharnet_ros.tools.data_import import renamed
+    from bharnet_ros.training import synth
+    from bharnet_ros.training.importers import ImportReport
+
+    sequences = [synth.generate_sequence("wave", np.random.default_rng(i)) for i in range(4)]
+    data = SkeletonDataset.from_sequences(
+        sequences,
+        [0, 1, 2, 3],
+        ["a", "b", "c", "d"],
+        names=list("wxyz"),
+        hand_intensive=[False, False, True, False],
+    )
+    report = ImportReport()
+    data = renamed(data, ["c=a", "d=e", "b=e"], report)
+    assert data.class_names == ["a", "e"]
+    assert data.labels.tolist() == [0, 1, 0, 1]
+    assert data.hand_intensive == [True, False]
+    assert len(report.notes) == 2
+    assert SkeletonDataset.load(data.save(tmp_path / "merged.npz")).class_names == ["a", "e"]

@@ -6,7 +6,13 @@ Two layouts are read:
 * with a file-name ``pattern`` such as ``"{label}_{take}_{distance}_{framing}"``: videos anywhere
   under ``DIR`` (typically ``DIR/<person>/<video>``), the class taken from the ``{label}`` field of
   the file name. The person is the ``{subject}`` field when the pattern has one, else the
-  ``subject`` argument, else the first folder below ``DIR``.
+  ``subject`` argument, else the first folder below ``DIR`` that is not a plain videos folder
+  (``videos``, ``dynamic_videos``, as in the HRI dataset's ``S1/videos/``), else the name of
+  ``DIR`` itself (a person's own folder); the report notes that last guess. Non-label fields
+  match no separator character next to them in the pattern, so a label may contain ``_``.
+
+Two files that would give one sample name (``x.avi`` and ``x.npz``, or ``S7/x.avi`` and
+``S7/sub/x.avi``) are refused when the files are listed, before any pose stage runs.
 
 Every other field of the pattern is kept as a sample attribute (e.g. ``distance``), together with
 ``subject``, ``fps`` (the video's frame rate) and ``source`` (the folder name of ``DIR``), so
@@ -21,6 +27,8 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import zipfile
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -29,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from bharnet_ros.core.pose import PoseEstimator
-from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame, SkeletonSequence
+from bharnet_ros.core.skeleton import SkeletonFrame, SkeletonSequence
 from bharnet_ros.core.video import VideoError, VideoReader, is_video_file, list_videos
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 from bharnet_ros.training.importers import ImportReport, Progress, no_progress
@@ -52,25 +60,48 @@ class VideoJob:
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """A ``{field}`` pattern as a regex over file stems; ``{label}`` is required, fields unique."""
+    """A ``{field}`` pattern as a regex over file stems; ``{label}`` is required, fields unique.
+
+    Every field but ``{label}`` matches no separator character (``_``, ``-``, space, ...) of the
+    text around it in the pattern, and the label takes the rest: ``turn_back_1_1m_upper`` under
+    ``{label}_{take}_{distance}_{framing}`` is label ``turn_back``, not ``turn``.
+    """
     names = FIELD.findall(pattern)
     if "label" not in names:
         raise PatternError(f"--pattern {pattern!r} needs a {{label}} field, e.g. '{{label}}_{{take}}'")
     if len(set(names)) != len(names):
         raise PatternError(f"--pattern {pattern!r} names a field twice")
-    parts, last = [], 0
-    for match in FIELD.finditer(pattern):
-        parts.append(re.escape(pattern[last : match.start()]))
-        parts.append(f"(?P<{match.group(1)}>.+?)")
-        last = match.end()
-    parts.append(re.escape(pattern[last:]))
+    texts = FIELD.split(pattern)[0::2]  # the literal text before, between and after the fields
+    parts = [re.escape(texts[0])]
+    for i, name in enumerate(names):
+        parts.append(f"(?P<{name}>{_field_regex(name, texts[i] + texts[i + 1])})")
+        parts.append(re.escape(texts[i + 1]))
     return re.compile("^" + "".join(parts) + "$")
 
 
+def _field_regex(name: str, around: str) -> str:
+    """What one field matches: the label anything, another field no separator found ``around`` it."""
+    if name == "label":
+        return ".+"
+    separators = "".join(sorted({c for c in around if not c.isalnum()}))
+    return f"[^{re.escape(separators)}]+" if separators else ".+?"
+
+
 def find_jobs(root: Path, pattern: str | None, subject: str | None, report: ImportReport) -> list[VideoJob]:
-    """The videos to import, in a stable order, with labels and attributes."""
+    """The videos to import, in a stable order, with labels and attributes.
+
+    Raises DatasetError naming the files when two of them would give one sample name, so that the
+    clash is found before the pose stage runs on every video, not after.
+    """
     if pattern is None:
-        return _class_folder_jobs(root, subject)
+        jobs = _class_folder_jobs(root, subject, report)
+    else:
+        jobs = _pattern_jobs(root, pattern, subject, report)
+    check_unique_names(jobs, root)
+    return jobs
+
+
+def _pattern_jobs(root: Path, pattern: str, subject: str | None, report: ImportReport) -> list[VideoJob]:
     regex = compile_pattern(pattern)
     jobs = []
     for video in _videos_below(root):
@@ -79,7 +110,7 @@ def find_jobs(root: Path, pattern: str | None, subject: str | None, report: Impo
             report.skip(str(video), "name does not match --pattern", pattern)
             continue
         fields = match.groupdict()
-        person = fields.pop("subject", None) or subject or _first_folder(root, video)
+        person = fields.pop("subject", None) or subject or _person_folder(root, video, report)
         label = fields.pop("label")
         attributes = {"subject": person, **fields} if person else dict(fields)
         name = f"{person}/{video.stem}" if person else video.stem
@@ -87,13 +118,31 @@ def find_jobs(root: Path, pattern: str | None, subject: str | None, report: Impo
     return jobs
 
 
-def _class_folder_jobs(root: Path, subject: str | None) -> list[VideoJob]:
+def _class_folder_jobs(root: Path, subject: str | None, report: ImportReport) -> list[VideoJob]:
+    if not subject:
+        report.notes.append("videos: no person recorded (one folder per class); --subject NAME sets one")
     attributes = {"subject": subject} if subject else {}
     return [
         VideoJob(video, folder.name, f"{folder.name}/{video.name}", dict(attributes))
         for folder in sorted(d for d in root.iterdir() if d.is_dir())
         for video in list_videos(folder) + sorted(p for p in folder.iterdir() if _is_skeleton_file(p))
     ]
+
+
+def check_unique_names(jobs: list[VideoJob], root: Path) -> None:
+    """DatasetError listing the files behind each sample name that more than one file gives."""
+    paths: dict[str, list[Path]] = {}
+    for job in jobs:
+        paths.setdefault(job.name, []).append(job.path)
+    clashes = [files for files in paths.values() if len(files) > 1]
+    if not clashes:
+        return
+    shown = "; ".join(" and ".join(str(p.relative_to(root)) for p in files) for files in clashes[:3])
+    more = f" (and {len(clashes) - 3} more)" if len(clashes) > 3 else ""
+    raise DatasetError(
+        f"files under {root} give the same sample name: {shown}{more}; keep one file per name "
+        "(move the .npz files of bharnet extract to a folder of their own, or rename)"
+    )
 
 
 def _videos_below(root: Path) -> list[Path]:
@@ -104,9 +153,23 @@ def _is_skeleton_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".npz"
 
 
-def _first_folder(root: Path, video: Path) -> str:
-    parts = video.relative_to(root).parts
-    return parts[0] if len(parts) > 1 else ""
+MEDIA_FOLDER = re.compile(r"(.*[_\-\s])?videos?", re.IGNORECASE)  # videos, dynamic_videos, ...
+
+
+def _person_folder(root: Path, video: Path, report: ImportReport) -> str:
+    """The person when neither pattern nor --subject says: the first folder below ``root`` that is
+    not a plain videos folder (``S7/videos/x.avi`` is S7's), else ``root``'s own name (noted)."""
+    people = [part for part in video.relative_to(root).parts[:-1] if not MEDIA_FOLDER.fullmatch(part)]
+    if people:
+        return people[0]
+    person = root.resolve().name
+    note = (
+        f"videos: files not in a person's folder get the person {person!r} (the name of {root}); "
+        "--subject NAME overrides"
+    )
+    if note not in report.notes:
+        report.notes.append(note)
+    return person
 
 
 def import_videos(
@@ -179,10 +242,19 @@ def read_skeleton_file(path: Path) -> Outcome:
     """A sequence written by ``bharnet extract``, with the frame rate its timestamps show."""
     try:
         sequence = SkeletonSequence.load(path)
-    except (SkeletonError, ValueError, KeyError, OSError) as err:
-        return f"unreadable skeleton file: {err}"
+    except Exception as err:  # any damage (empty, cut, not a zip) skips this one file, reported
+        return f"unreadable skeleton file: {_damage(err)}"
     if not sequence.body.any():
         return "no person found: "
     steps = np.diff(sequence.timestamps)
     steps = steps[steps > 0]
     return sequence, float(1.0 / np.median(steps)) if len(steps) else 0.0
+
+
+def _damage(err: Exception) -> str:
+    """What is wrong with a skeleton file, from the error that reading it raised."""
+    if isinstance(err, EOFError | zipfile.BadZipFile | zlib.error):
+        return f"empty, truncated or not an .npz file ({err})"
+    if "allow_pickle" in str(err):  # what numpy says of a text file or a pickle
+        return "not an .npz file (text or a pickle); bharnet extract writes .npz skeleton files"
+    return str(err) or type(err).__name__

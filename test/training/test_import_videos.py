@@ -1,0 +1,133 @@
+"""``importers/videos.py`` without MediaPipe: file-name patterns, people, name clashes, bad files.
+
+Listing the jobs reads no file, so empty files stand in for videos here; skeleton files are
+written by the project's own synthetic generator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bharnet_ros.training.dataset import DatasetError
+from bharnet_ros.training.importers import ImportReport
+from bharnet_ros.training.importers.videos import compile_pattern, find_jobs, read_skeleton_file
+
+HRI = "{label}_{take}_{distance}_{framing}"
+
+
+def touch(root: Path, *relative: str) -> Path:
+    """Empty files at ``root/relative`` (the job list looks only at names)."""
+    for name in relative:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    return root
+
+
+def jobs_of(root: Path, pattern: str | None = HRI, subject: str | None = None):
+    report = ImportReport()
+    return find_jobs(root, pattern, subject, report), report
+
+
+@pytest.mark.parametrize(
+    ("pattern", "stem", "fields"),
+    [
+        (
+            HRI,
+            "turn_back_1_1m_upper",
+            {"label": "turn_back", "take": "1", "distance": "1m", "framing": "upper"},
+        ),
+        (HRI, "come_2_4m_full", {"label": "come", "take": "2", "distance": "4m", "framing": "full"}),
+        ("{subject}-{label}_{take}", "S7-slow_down_3", {"subject": "S7", "label": "slow_down", "take": "3"}),
+        ("{take}_{label}", "1_turn_back", {"take": "1", "label": "turn_back"}),
+        ("{label}-{take}", "wave-1", {"label": "wave", "take": "1"}),
+    ],
+)
+def test_a_label_with_separators_takes_what_the_other_fields_leave(pattern, stem, fields):
+    assert compile_pattern(pattern).match(stem).groupdict() == fields
+
+
+def test_the_person_is_the_first_folder_below_src_that_is_not_a_videos_folder(tmp_path):
+    root = touch(
+        tmp_path / "people",
+        "S7/videos/come_1_1m_upper.avi",
+        "S7/dynamic_videos/turn_back_1_1m_upper.avi",
+        "S8/left_2_4m_full.npz",
+    )
+    jobs, report = jobs_of(root)
+    assert [job.attributes["subject"] for job in jobs] == ["S7", "S7", "S8"]
+    assert [job.name for job in jobs] == [
+        "S7/turn_back_1_1m_upper",
+        "S7/come_1_1m_upper",
+        "S8/left_2_4m_full",
+    ]
+    assert [job.label for job in jobs] == ["turn_back", "come", "left"]
+    assert report.notes == []
+
+
+def test_a_persons_own_folder_gives_its_name_with_a_note(tmp_path):
+    root = touch(tmp_path / "S9", "come_1_1m_upper.npz", "videos/left_2_4m_full.avi")
+    jobs, report = jobs_of(root)
+    assert [job.attributes["subject"] for job in jobs] == ["S9", "S9"]
+    assert [job.name for job in jobs] == ["S9/come_1_1m_upper", "S9/left_2_4m_full"]
+    assert len(report.notes) == 1
+    assert "'S9'" in report.notes[0]
+    assert "--subject" in report.notes[0]
+
+    jobs, report = jobs_of(root, subject="ann")
+    assert [job.attributes["subject"] for job in jobs] == ["ann", "ann"]
+    assert report.notes == []
+
+
+def test_class_folders_keep_their_layout_and_note_a_missing_person(tmp_path):
+    root = touch(tmp_path / "own", "wave/a.avi", "wave/a.npz", "stop/b.mp4")
+    jobs, report = jobs_of(root, pattern=None)
+    assert [(job.label, job.name, job.attributes) for job in jobs] == [
+        ("stop", "stop/b.mp4", {}),
+        ("wave", "wave/a.avi", {}),
+        ("wave", "wave/a.npz", {}),
+    ]
+    assert any("--subject" in note for note in report.notes)
+    jobs, report = jobs_of(root, pattern=None, subject="ann")
+    assert {job.attributes["subject"] for job in jobs} == {"ann"}
+
+
+@pytest.mark.parametrize(
+    "clash",
+    [
+        ("S7/x_1_1m_upper.avi", "S7/x_1_1m_upper.npz"),  # bharnet extract -o the video folder
+        ("S7/x_1_1m_upper.avi", "S7/x_1_1m_upper.mp4"),
+        ("S7/sub/x_1_1m_upper.avi", "S7/x_1_1m_upper.avi"),
+    ],
+)
+def test_two_files_with_one_sample_name_are_refused_when_listed(tmp_path, clash):
+    root = touch(tmp_path / "people", *clash, "S7/come_1_1m_upper.avi")
+    with pytest.raises(DatasetError) as refused:
+        jobs_of(root)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert all(name in message for name in clash)
+    assert "come_1_1m_upper" not in message
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: b"",  # 0 bytes
+        lambda data: data[: len(data) // 2],  # truncated
+        lambda data: data[:100] + bytes(200) + data[300:],  # corrupt in the middle
+        lambda data: b"x_1_1m_upper\n",  # a text file
+    ],
+)
+def test_a_damaged_skeleton_file_gives_a_reason_not_an_exception(tmp_path, damage):
+    from bharnet_ros.training import synth
+
+    good = synth.generate_sequence("wave", np.random.default_rng(0), fps=15.0).save(tmp_path / "good.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(damage(Path(good).read_bytes()))
+    outcome = read_skeleton_file(bad)
+    assert isinstance(outcome, str)
+    assert outcome.startswith("unreadable skeleton file: ")
+    assert outcome.split(": ", 1)[1]
