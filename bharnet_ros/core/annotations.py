@@ -67,12 +67,23 @@ def load_annotations(path: str | Path) -> Annotations:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path}")
-    text = path.read_text()
-    if path.suffix.lower() == ".csv":
-        return parse_csv(text, str(path))
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return parse_yaml(text, str(path))
-    raise AnnotationError(f"{path}: unknown annotation format {path.suffix!r}; use a .csv or .yaml file")
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".yaml", ".yml"):
+        raise AnnotationError(f"{path}: unknown annotation format {path.suffix!r}; use a .csv or .yaml file")
+    text = _read_text(path)
+    return parse_csv(text, str(path)) if suffix == ".csv" else parse_yaml(text, str(path))
+
+
+def _read_text(path: Path) -> str:
+    """The file's UTF-8 text; AnnotationError naming the file when it is not text or unreadable."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise AnnotationError(
+            f"{path}: not a UTF-8 text file (byte {err.start}); give the labels as a .csv or .yaml text file"
+        ) from None
+    except OSError as err:
+        raise AnnotationError(f"cannot read {path}: {err.strerror or err}") from None
 
 
 def parse_csv(text: str, source: str = "<csv>") -> Annotations:

@@ -309,8 +309,8 @@ def plot_timeline(
     figure, axis = plt.subplots(figsize=(10, 2.6))
     for s in segments:
         axis.broken_barh([(s.start, s.duration)], (1.1, 0.8), color=colors[s.label])
-    for p, following in zip(predictions, [*predictions[1:], None], strict=True):
-        stop = following.stamp if following is not None else end
+    for i, p in enumerate(predictions):  # each label lasts until the next decision
+        stop = predictions[i + 1].stamp if i + 1 < len(predictions) else end
         axis.broken_barh([(p.stamp, max(stop - p.stamp, 0.0))], (0.1, 0.8), color=colors[p.label])
     axis.set_yticks([0.5, 1.5], ["predicted", "truth"])
     axis.set_xlabel("seconds since the first frame")

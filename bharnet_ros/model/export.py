@@ -234,20 +234,48 @@ def export_onnx(
     return metadata
 
 
+CALIBRATION_RANGES = {  # name: (whether a value is in range, the range in words)
+    "temperature": (lambda t: 0.0 < t < 1e3, "above 0 and below 1000"),
+    "none_threshold": (lambda t: 0.0 <= t <= 1.0, "in [0, 1]"),
+}
+
+
 def calibration_for(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
-    """The entry of a ``calibration.json`` (from ``bharnet train --loso``) that fits ``model``."""
+    """The entry of a ``calibration.json`` (from ``bharnet train --loso``) that fits ``model``.
+
+    Every problem (not JSON text, no entry for the model, a value that is no finite number in
+    range) is an ExportError naming the file and the entry, so the CLIs can refuse in one line.
+    """
     path = Path(path)
     try:
         entries = json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise ExportError(f"cannot read the calibration {path}: it is not a JSON text file") from None
     except (OSError, json.JSONDecodeError) as err:
         raise ExportError(f"cannot read the calibration {path} ({err})") from None
     key = "expert_only" if isinstance(model, ExpertOnlyModel) else "fused"
     entry = entries.get(key) if isinstance(entries, dict) else None
-    if not isinstance(entry, dict) or not {"temperature", "none_threshold"} <= set(entry):
+    if not isinstance(entry, dict) or not set(CALIBRATION_RANGES) <= set(entry):
         raise ExportError(f"{path} has no {key!r} calibration; give the calibration.json of a --loso run")
-    if not 0 < float(entry["temperature"]) < 1e3 or not 0 <= float(entry["none_threshold"]) <= 1:
-        raise ExportError(f"{path}: the {key!r} calibration values are out of range")
-    return entry
+    return {
+        name: calibration_value(entry[name], name, f"{path}: the {key!r} calibration's")
+        for name in CALIBRATION_RANGES
+    }
+
+
+def calibration_value(value: Any, name: str, where: str) -> float:
+    """``value`` of the calibration entry ``name`` as a float, or an ExportError naming ``where``.
+
+    A JSON number only (not a string or a bool), finite and in :data:`CALIBRATION_RANGES`: a bad
+    temperature or threshold would silently change every decision of the node.
+    """
+    in_range, words = CALIBRATION_RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ExportError(f"{where} {name} {json.dumps(value)} is not a number; give a number {words}")
+    number = float(value)
+    if not (math.isfinite(number) and in_range(number)):
+        raise ExportError(f"{where} {name} {json.dumps(value)} is out of range; it must be a number {words}")
+    return number
 
 
 def write_metadata(path: Path, metadata: Mapping[str, Any]) -> None:

@@ -29,7 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dynamic-batch", action="store_true", help="dynamic batch axis (adds If nodes; default batch 1)"
     )
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
+    parser.add_argument(
+        "--opset", type=int, default=17,
+        help="ONNX opset, from 17 to the highest the installed torch exporter writes (default 17)",
+    )  # fmt: skip
     parser.add_argument(
         "--fp16", action="store_true", help="half precision (not supported yet; says what to do instead)"
     )
@@ -53,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.opset < 17:
         raise UsageError(f"--opset {args.opset} is too old; use 17 or newer")
+    if args.opset > highest_opset():
+        raise UsageError(
+            f"--opset {args.opset} is newer than torch {torch_version()}'s ONNX exporter writes; "
+            f"use 17 to {highest_opset()}"
+        )
     if args.fp16:
         raise UsageError(FP16_UNSUPPORTED)
     check_output_file(args.output, [args.checkpoint, args.calibration], args.force)
@@ -79,3 +87,24 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print("parity vs PyTorch: " + ", ".join(f"{case} max abs diff {d:.2e}" for case, d in diffs.items()))
     return 0
+
+
+# The highest opset of torch's TorchScript exporter (the one export uses) where torch does not
+# say: 20 from torch 2.5 on. Above it torch only warns and then fails deep in the export.
+FALLBACK_HIGHEST_OPSET = 20
+
+
+def highest_opset() -> int:
+    """The highest ONNX opset the installed torch's TorchScript exporter supports."""
+    try:
+        from torch.onnx import _constants
+    except ImportError:
+        return FALLBACK_HIGHEST_OPSET
+    return int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", FALLBACK_HIGHEST_OPSET))
+
+
+def torch_version() -> str:
+    """The installed torch's version, for messages."""
+    import torch
+
+    return torch.__version__.split("+")[0]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    missing = [str(v) for v in args.videos if not v.is_file()]
-    if missing:
-        raise UsageError(f"videos not found: {', '.join(missing)}")
+    """Evaluate every video, write summary.json, print the rates; exit code 1 when a video was skipped."""
+    from bharnet_ros.tools.streams import check_model, check_params_file
+
+    check_videos(args.videos)
     check_output_folder(args.out, [*args.videos, args.model], args.force)
     stems = [v.stem for v in args.videos]
     if len(set(stems)) != len(stems):
         raise UsageError("two videos share a file name; give each a distinct name")
-    results = {video.stem: evaluate_video(args, video) for video in args.videos}
+    check_model(args.model)
+    check_params_file(args.params_file)
+    results, skipped = {}, {}
+    for video in args.videos:
+        try:
+            results[video.stem] = evaluate_video(args, video)
+        except SkippedVideoError as err:
+            skipped[video.stem] = str(err)
+            print(f"skipped {video}: {err}", file=sys.stderr, flush=True)
+    if not results:
+        raise UsageError(f"no video could be recorded: {'; '.join(skipped.values())}")
     summary = pooled(results, {NONE, *filter(None, args.no_command.split(","))})
+    summary["skipped"] = skipped
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     for name, row in summary["per_video"].items():
@@ -57,14 +70,49 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: {row['decisions']} decisions, {rates}, top {row['labels']}")
     rates = f"none {_pct(summary['none_rate'])}, no command {_pct(summary['no_command_rate'])}"
     print(f"pooled: {rates} of {summary['decisions']} decisions")
-    return 0
+    return 1 if skipped else 0
+
+
+class SkippedVideoError(Exception):
+    """A video that failed while being recorded as a bag (e.g. cut short); the others still count."""
+
+
+def check_videos(videos: list[Path]) -> None:
+    """Every video is a file that opens and decodes, checked before any is recorded."""
+    from bharnet_ros.core.video import VideoError, VideoReader
+
+    folders = [v for v in videos if v.is_dir()]
+    if folders:
+        raise UsageError(
+            f"{folders[0]} is a folder; list the video files themselves, e.g. {folders[0]}/*.mp4"
+        )
+    missing = [str(v) for v in videos if not v.is_file()]
+    if missing:
+        raise UsageError(f"videos not found: {', '.join(missing)}")
+    unreadable = []
+    for video in videos:
+        try:
+            with VideoReader(video):
+                pass
+        except (VideoError, OSError) as err:
+            unreadable.append(str(err))
+    if unreadable:
+        raise UsageError(f"{'; '.join(unreadable)}; leave those videos out or convert them (e.g. to .mp4)")
 
 
 def evaluate_video(args: argparse.Namespace, video: Path) -> dict[str, Any]:
     """Record one video as a bag and evaluate it against a single ``none`` segment (the bag is kept
-    only with ``--keep-bags``)."""
-    with scratch_folder(args.out / video.stem / "bag", args.keep_bags):
-        return record_and_score(args, video)
+    only with ``--keep-bags``). SkippedVideoError when the video fails while recorded; the folder
+    this made for it is removed again then."""
+    folder = args.out / video.stem
+    existed = folder.exists()
+    try:
+        with scratch_folder(folder / "bag", args.keep_bags):
+            return record_and_score(args, video)
+    except SkippedVideoError:
+        if not existed and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
 
 
 def record_and_score(args: argparse.Namespace, video: Path) -> dict[str, Any]:
@@ -79,7 +127,7 @@ def record_and_score(args: argparse.Namespace, video: Path) -> dict[str, Any]:
         with staged_folder(folder / "bag") as staged:
             summary = write_video_bag(video, staged)
     except (BagError, ValueError) as err:
-        raise UsageError(f"{video}: {err}") from None
+        raise SkippedVideoError(str(err)) from None
     seconds = (summary.last_stamp - summary.first_stamp) * 1e-9 + 1.0
     labels = save_csv(folder / "labels.csv", [Segment(0.0, seconds, NONE)])
     replay = realtime_replay() if args.realtime else None

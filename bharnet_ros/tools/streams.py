@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from bharnet_ros.tools.outputs import check_output_folder, scratch_folder, stage
 
 CLIP = re.compile(r"^(?P<label>.+?)_(?P<take>[^_]+)_(?P<distance>[^_]+)_(?P<framing>[^_]+)$")
 IDLE_LABEL = "static"  # standing still: the filler between gestures, not scored
+MAX_GAP = 60.0  # --gap: at most this many seconds (a stretch is capped by the static clip's length anyway)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subjects", help="comma-separated people (default: every folder)")
     parser.add_argument("--distances", default="", help="comma-separated distances (default: all)")
     parser.add_argument("--skip", default="random", help="labels left out of the streams (default random)")
-    parser.add_argument("--gap", type=float, default=1.5, help="seconds of standing still between gestures")
+    parser.add_argument(
+        "--gap", type=float, default=1.5,
+        help=f"seconds of standing still between gestures, 0 to {MAX_GAP:g} (default 1.5)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the gesture order")
     parser.add_argument("--realtime", action="store_true", help="replay through the real ROS graph")
     parser.add_argument(
@@ -68,25 +73,85 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.source.is_dir():
         raise UsageError(f"{args.source} is not a folder of per-person clip folders")
-    check_output_folder(args.out, [args.source, args.dataset, args.model], args.force)
+    check_gap(args.gap)
+    check_output_folder(args.out, [args.source, args.dataset, args.model, args.cv], args.force)
     try:
         skeletons = SkeletonDataset.load(args.dataset)
     except (DatasetError, FileNotFoundError) as err:
         raise UsageError(str(err)) from None
-    results = {}
-    for person in _people(args):
-        for distance, pieces in person_streams(args, person, skeletons).items():
-            name = f"{person}_{distance}"
-            results[name] = run_stream(args, person, pieces, args.out / name)
-            print(_line(name, results[name]), flush=True)
-    if not results:
+    streams = {
+        f"{person}_{distance}": (person, pieces)
+        for person in _people(args)
+        for distance, pieces in person_streams(args, person, skeletons).items()
+    }
+    if not streams:
         raise UsageError("no stream could be composed; check --subjects, --distances and the clip names")
+    check_models(args, sorted({person for person, _ in streams.values()}))
+    check_params_file(args.params_file)
+    results = {}
+    for name, (person, pieces) in streams.items():
+        results[name] = run_stream(args, person, pieces, args.out / name)
+        print(_line(name, results[name]), flush=True)
     summary = pooled(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(_pooled_line(summary))
     print(f"wrote {args.out}/summary.json")
     return 0
+
+
+def check_gap(gap: float) -> None:
+    """--gap: a finite number of seconds from 0 to :data:`MAX_GAP` (nan or -1 would silently mean no gap)."""
+    if not (math.isfinite(gap) and 0.0 <= gap <= MAX_GAP):
+        raise UsageError(
+            f"--gap must be a number of seconds from 0 to {MAX_GAP:g} (standing still between gestures), "
+            f"not {gap:g}"
+        )
+
+
+def check_models(args: argparse.Namespace, people: list[str]) -> None:
+    """Before any stream is composed: --model opens, or --cv has a usable fold for each of ``people``."""
+    if args.cv is None:
+        check_model(args.model)
+        return
+    if not args.cv.is_dir():
+        raise UsageError(f"--cv {args.cv} is not a folder; give the --out folder of `bharnet train --loso`")
+    missing = [p for p in people if not (args.cv / f"fold_{p}" / "last.pt").is_file()]
+    if missing:
+        raise UsageError(
+            f"--cv {args.cv} has no fold for {', '.join(missing)} (fold_<person>/last.pt); give a "
+            "`bharnet train --loso` run that left them out, or leave them out with --subjects"
+        )
+    for person in people:
+        fold_inputs(args.cv, person, args.expert_only)
+
+
+def check_model(model: Path | None) -> None:
+    """An ONNX model the recognizer can load (None: the shipped one must be installed), checked
+    before any video is composed or recorded; UsageError with the reason."""
+    from bharnet_ros.core.bag_eval import EvalError, model_path
+    from bharnet_ros.core.inference import InferenceError
+    from bharnet_ros.core.recognizer import load_window_classifier
+
+    try:
+        load_window_classifier(str(model_path(model)), "cpu")
+    except (EvalError, InferenceError, ValueError) as err:
+        raise UsageError(f"cannot load the model: {err}") from None
+
+
+def check_params_file(params_file: str) -> None:
+    """The graph parameters file parses (empty: the shipped one), checked before any work."""
+    from bharnet_ros.core.params_file import ParamsFileError, read_params_file
+
+    try:
+        read_params_file(params_file)
+    except ParamsFileError as err:
+        raise UsageError(f"--params-file: {err}") from None
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"--params-file {params_file} is not a YAML text file; give a ROS 2 parameters file "
+            "such as config/recognize.yaml"
+        ) from None
 
 
 def _people(args: argparse.Namespace) -> list[str]:
@@ -177,8 +242,25 @@ def record_and_score(args: argparse.Namespace, person: str, pieces: list, folder
 
 def fold_model(run: Path, person: str, folder: Path, expert_only: bool) -> Path:
     """The ONNX export of the fold of ``run`` that held ``person`` out."""
+    from bharnet_ros.model.export import ExportError, export_onnx
+
+    checkpoint, model, calibration = fold_inputs(run, person, expert_only)
+    path = folder / "model.onnx"
+    try:
+        export_onnx(
+            model, path, checkpoint.class_names, checkpoint.preprocess_config, checkpoint.hand_intensive,
+            calibration=calibration,
+        )  # fmt: skip
+    except ExportError as err:
+        raise UsageError(str(err)) from None
+    return path
+
+
+def fold_inputs(run: Path, person: str, expert_only: bool) -> tuple[Any, Any, dict[str, float] | None]:
+    """The checkpoint of the fold of ``run`` that held ``person`` out, its model to export (with the
+    run's test-time mirroring) and the run's calibration for it (None without calibration.json)."""
     from bharnet_ros.model.checkpoint import CheckpointError, load_checkpoint
-    from bharnet_ros.model.export import ExportError, calibration_for, export_onnx, prepare_model
+    from bharnet_ros.model.export import ExportError, calibration_for, prepare_model
 
     checkpoint_path = run / f"fold_{person}" / "last.pt"
     if not checkpoint_path.is_file():
@@ -191,14 +273,9 @@ def fold_model(run: Path, person: str, folder: Path, expert_only: bool) -> Path:
         model = prepare_model(checkpoint, expert_only)
         calibration_file = run / "calibration.json"
         calibration = calibration_for(calibration_file, model) if calibration_file.is_file() else None
-        path = folder / "model.onnx"
-        export_onnx(
-            model, path, checkpoint.class_names, checkpoint.preprocess_config, checkpoint.hand_intensive,
-            calibration=calibration,
-        )  # fmt: skip
     except (CheckpointError, ExportError) as err:
         raise UsageError(str(err)) from None
-    return path
+    return checkpoint, model, calibration
 
 
 def run_test_mirror(run: Path) -> list[int] | None:

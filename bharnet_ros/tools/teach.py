@@ -18,6 +18,7 @@ The recording and training code is in ``training/teach_record.py``, ``teach_take
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -125,12 +126,27 @@ def run_record(args: argparse.Namespace) -> int:
 
 
 def _check_record_options(args: argparse.Namespace) -> None:
+    """Refuse option mistakes before the pose stage runs; strips --subject."""
     if args.labels and not (args.video or args.bag):
         raise UsageError("--labels cuts a recording: give it with --video or --bag")
     if not args.labels and not args.gestures:
         raise UsageError("name the gestures to record (--gestures follow_me,stop) or give --labels")
-    if args.takes < 1 or args.seconds <= 0 or args.countdown < 0:
-        raise UsageError("--takes must be at least 1, --seconds positive and --countdown not negative")
+    if args.takes < 1 or args.countdown < 0:
+        raise UsageError("--takes must be at least 1 and --countdown not negative")
+    _check_seconds("--seconds", args.seconds, positive=True)
+    if not args.subject.strip():
+        raise UsageError("--subject is empty; name who performs the takes, e.g. --subject alice")
+    args.subject = args.subject.strip()
+    _check_seconds("--trim-seconds", args.trim_seconds, positive=True)
+    _check_seconds("--min-seconds", args.min_seconds)
+    _check_seconds("--wait", args.wait)
+
+
+def _check_seconds(flag: str, value: float, positive: bool = False) -> None:
+    """A finite number of seconds, not negative (or positive); nan would switch a check off silently."""
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        least = "above 0" if positive else "0 or more"
+        raise UsageError(f"{flag} must be a finite number of seconds, {least} (not {value:g})")
 
 
 def _frames(args: argparse.Namespace) -> list:
@@ -207,7 +223,7 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="export all four BHaRNet-E branches (default: expert-only, as shipped)",
+        help="export all four BHaRNet-E branches (default: expert-only, as shipped; other variants: whole)",
     )
     parser.add_argument(
         "--calibration", type=Path, metavar="JSON_OR_ONNX",
@@ -228,7 +244,7 @@ def run_train(args: argparse.Namespace) -> int:
     from bharnet_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from bharnet_ros.model.export import ExportError
     from bharnet_ros.training.dataset import DatasetError
-    from bharnet_ros.training.teach import TeachSettings, export_taught, teach
+    from bharnet_ros.training.teach import TeachSettings, check_calibration, export_taught, teach
 
     if args.views < 1 or args.steps < 1 or args.finetune_epochs < 0:
         raise UsageError("--views and --steps must be at least 1, --finetune-epochs at least 0")
@@ -240,6 +256,8 @@ def run_train(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         base = load_checkpoint(base_path)
+        if args.calibration:  # read now: a bad file must not cost a fit and leave model.pt behind
+            check_calibration(base, args.calibration, not args.full)
         takes = _load_takes(args.takes)
         rehearsal = _rehearsal(args, base_path)
         settings = TeachSettings(
@@ -377,7 +395,13 @@ def run_curve(args: argparse.Namespace) -> int:
     from bharnet_ros.training.data import load_datasets
     from bharnet_ros.training.dataset import DatasetError
     from bharnet_ros.training.teach import TeachSettings
-    from bharnet_ros.training.teach_curve import CurvePlan, run_curve, score_reference, write_curve
+    from bharnet_ros.training.teach_curve import (
+        CurvePlan,
+        check_plan,
+        run_curve,
+        score_reference,
+        write_curve,
+    )
 
     if args.draws < 1 or args.views < 1 or args.finetune_epochs < 0:
         raise UsageError("--draws and --views must be at least 1, --finetune-epochs at least 0")
@@ -393,6 +417,7 @@ def run_curve(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         data = load_datasets(args.data)
+        check_plan(data, plan)  # before the references are scored: a typo costs nothing
         references = [score_reference(path, data, args.new) for path in args.reference]
         runs = run_curve(args.base, data, plan)
     except (CheckpointError, DatasetError, ValueError) as err:

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if args.loso is not None:
         return run_loso(args, config_path, overrides)
     if args.train_people is not None or args.views != 1:
-        raise UsageError("--train-people and --views work with --loso: add --loso S1,S2 (the people to hold out)")
+        raise UsageError("--train-people and --views work with --loso: add --loso S1,S2 (people to hold out)")
     try:
         if args.resume is not None:
             folder = train({}, resume=args.resume, overrides=overrides)

@@ -31,6 +31,7 @@ per branch: for BHaRNet-E the body and hand expertized and interactive branches)
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from bharnet_ros.model.checkpoint import Checkpoint, make_checkpoint
 from bharnet_ros.model.export import (
     ExportError,
     calibration_for,
+    calibration_value,
     check_parity,
     export_onnx,
     prepare_model,
@@ -376,14 +378,13 @@ def teach(
     model = prepare_model(base)
     classes = vocabulary_for(base.class_names, takes.class_names, settings)
     old_rows = [i for i, c in enumerate(classes) if c in base.class_names]
+    kept = rehearsal_samples(rehearsal, [classes[i] for i in old_rows], settings)
+    check_something_to_teach(base, takes, classes, settings, kept is not None)
     parts = [window_features(model, base, takes, classes, settings, settings.views)]
-    notes, kept = [], None
-    if rehearsal is not None and old_rows:
-        kept, _ = known_classes_only(rehearsal, [classes[i] for i in old_rows])
-        kept = per_class_cap(kept, settings.rehearsal_per_class, settings.seed)
-        if len(kept):
-            parts.append(window_features(model, base, kept, classes, settings, settings.rehearsal_views))
-            notes.append(f"rehearsed {len(kept)} samples of {len(set(kept.labels.tolist()))} old classes")
+    notes = []
+    if kept is not None:
+        parts.append(window_features(model, base, kept, classes, settings, settings.rehearsal_views))
+        notes.append(f"rehearsed {len(kept)} samples of {len(set(kept.labels.tolist()))} old classes")
     frozen = len(parts) == 1 and bool(old_rows)
     if frozen:
         notes.append("no rehearsal data: the old classes' rows stay as they were")
@@ -403,6 +404,42 @@ def teach(
         checkpoint, prepare_model(checkpoint), [c for c in classes if c not in base.class_names], notes,
         seconds, accuracy(model, heads, train),
     )  # fmt: skip
+
+
+def rehearsal_samples(
+    rehearsal: SkeletonDataset | None, old_classes: Sequence[str], settings: TeachSettings
+) -> SkeletonDataset | None:
+    """The rehearsal samples of the old classes that stay, at most ``rehearsal_per_class`` each;
+    None when there are none (then the old rows stay frozen)."""
+    if rehearsal is None or not old_classes:
+        return None
+    kept, _ = known_classes_only(rehearsal, list(old_classes))
+    kept = per_class_cap(kept, settings.rehearsal_per_class, settings.seed)
+    return kept if len(kept) else None
+
+
+def check_something_to_teach(
+    base: Checkpoint,
+    takes: SkeletonDataset,
+    classes: Sequence[str],
+    settings: TeachSettings,
+    rehearsed: bool,
+) -> None:
+    """ValueError when the takes could not change the model at all.
+
+    Takes only of classes the base already knows teach nothing new; without rehearsal samples the
+    old rows stay frozen, so the fit would leave every row as it was and the output would be the
+    base unchanged. (With rehearsal the known rows are refined; ``replace`` makes a new vocabulary.)
+    """
+    if settings.replace or rehearsed or any(c not in base.class_names for c in classes):
+        return
+    known = ", ".join(takes.class_names)
+    raise ValueError(
+        f"the takes are only of classes the base model already knows ({known}) and without rehearsal "
+        "data its rows stay frozen, so the takes would not be used: record a new gesture, rehearse "
+        "(--rehearse DATA, or drop --no-rehearse) to refine the known classes, or --replace --keep "
+        "CLASSES to make a new vocabulary"
+    )
 
 
 def teaching_set(
@@ -503,7 +540,11 @@ def load_rehearsal(source: TrainingData) -> SkeletonDataset:
 
 
 def calibration_from(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
-    """Temperature and none threshold from a ``calibration.json`` or an exported model's metadata."""
+    """Temperature and none threshold from a ``calibration.json`` or an exported model's metadata.
+
+    Both are checked as ``bharnet export`` checks a calibration.json (finite numbers in range);
+    every problem is an ExportError naming the file and the entry.
+    """
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         return calibration_for(path, model)
@@ -514,14 +555,48 @@ def calibration_from(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
     keys = ("temperature", "none_threshold")
     if not all(f"bharnet.{key}" in props for key in keys):
         raise ExportError(f"{path} carries no calibration (bharnet.temperature, bharnet.none_threshold)")
-    return {key: float(props[f"bharnet.{key}"]) for key in keys}
+    return {
+        key: calibration_value(stored_value(props[f"bharnet.{key}"]), key, f"{path}: its") for key in keys
+    }
+
+
+def stored_value(text: str) -> Any:
+    """A metadata value as stored (JSON text); the raw text where it is not JSON."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def export_model(checkpoint: Checkpoint, expert_only: bool = True) -> BHaRNetModel:
+    """The model the export of ``checkpoint`` runs (eval mode, random features frozen).
+
+    ``expert_only`` reduces BHaRNet-E to its expertized branches, as shipped; other variants have
+    no lighter form and export whole (rather than failing after the fit).
+    """
+    model = prepare_model(checkpoint)
+    if expert_only and isinstance(model, ExpertizedModel):
+        return prepare_model(checkpoint, expert_only=True)
+    return model
+
+
+def check_calibration(base: Checkpoint, path: str | Path, expert_only: bool = True) -> dict[str, float]:
+    """The calibration an export of a model taught from ``base`` will carry, read before teaching.
+
+    A taught model has the base's variant, so the base says which entry (fused or expert-only) the
+    export takes; a bad file is then refused before minutes of fitting, not after.
+    """
+    return calibration_from(path, export_model(base, expert_only))
 
 
 def export_taught(
     checkpoint: Checkpoint, path: str | Path, expert_only: bool = True, calibration: str | Path | None = None
 ) -> tuple[dict[str, Any], dict[str, float]]:
-    """Export like ``bharnet export`` (metadata, calibration) and check parity; (metadata, diffs)."""
-    model = prepare_model(checkpoint, expert_only)
+    """Export like ``bharnet export`` (metadata, calibration) and check parity; (metadata, diffs).
+
+    ``expert_only`` applies to BHaRNet-E only (:func:`export_model`).
+    """
+    model = export_model(checkpoint, expert_only)
     entries = calibration_from(calibration, model) if calibration else None
     metadata = export_onnx(
         model, path, checkpoint.class_names, checkpoint.preprocess_config, checkpoint.hand_intensive,

@@ -125,6 +125,7 @@ class CurveData:
 
 def run_curve(base_paths: Sequence[str | Path], data: SkeletonDataset, plan: CurvePlan) -> list[CurveRun]:
     """Every fit of the plan for every base model, in order (base, teachers, takes, group, draw)."""
+    check_plan(data, plan)
     runs = []
     for path in base_paths:
         base = load_checkpoint(path)
@@ -140,6 +141,31 @@ def run_curve(base_paths: Sequence[str | Path], data: SkeletonDataset, plan: Cur
             for group in itertools.combinations(pool, teachers):
                 runs.extend(runs_for_group(model, base, classes, cached, plan, list(group), takes, name))
     return runs
+
+
+def check_plan(data: SkeletonDataset, plan: CurvePlan) -> None:
+    """ValueError naming what the data lacks: a new gesture it has no takes of, or a person of the
+    pool without takes of the new gestures (who could never teach), so that a typo is not reported
+    as "no point of the curve is possible"."""
+    names = np.array(data.class_names)[data.labels]
+    unknown = [c for c in plan.new if c not in set(names.tolist())]
+    if unknown:
+        raise ValueError(
+            f"the data has no takes of {', '.join(unknown)} (--new); its classes are "
+            f"{', '.join(sorted(set(names.tolist())))}"
+        )
+    teachers = sorted(set(data.subject_names()[np.isin(names, plan.new)].tolist()))
+    strangers = [p for p in plan.pool if p not in teachers]
+    if strangers:
+        raise ValueError(
+            f"--pool names {', '.join(strangers)}, who have no takes of {', '.join(plan.new)} in the "
+            f"data; people with takes: {', '.join(teachers) or 'none'}"
+        )
+    pool = len(plan.pool or teachers)
+    if min(plan.teachers) > pool:
+        raise ValueError(
+            f"--teachers {min(plan.teachers)} needs that many people in the pool, which has {pool}"
+        )
 
 
 def cache_features(

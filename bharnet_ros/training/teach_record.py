@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from bharnet_ros.core.annotations import Annotations
+from bharnet_ros.core.annotations import Annotations, Segment
 from bharnet_ros.core.bag import (
     CAMERA_TYPES,
     SKELETON_TYPE,
@@ -141,16 +141,39 @@ def cut_takes(
     if not frames:
         raise ValueError(f"{source or 'the recording'} holds no skeleton frames")
     origin = min(f.timestamp for f in frames)
+    length = max(f.timestamp for f in frames) - origin
     marked = set(hand_gestures)
     counts: dict[str, int] = {}
     takes = []
-    for segment in annotations.relative_to(origin):
-        counts[segment.label] = counts.get(segment.label, 0) + 1
+    for segment, given in zip(annotations.relative_to(origin), annotations.segments, strict=True):
+        number = counts[segment.label] = counts.get(segment.label, 0) + 1
+        if segment.end <= 0 or segment.start > length:
+            problem = outside_problem(given, annotations.absolute, origin, length)
+            takes.append(Take(segment.label, number, None, problem, source))
+            continue
         inside = [f for f in frames if segment.contains(f.timestamp - origin)]
-        takes.append(
-            make_take(segment.label, counts[segment.label], inside, settings, segment.label in marked, source)
-        )
+        takes.append(make_take(segment.label, number, inside, settings, segment.label in marked, source))
     return takes
+
+
+def outside_problem(segment: Segment, absolute: bool, origin: float, length: float) -> str:
+    """Why a labelled segment that lies wholly outside the recording gives no take, and the fix.
+
+    Not "no person": nobody could have been seen there. A segment after the end is usually a typo
+    or a labels file of another recording; absolute stamps far off are usually another clock.
+    """
+    if absolute:
+        where = f"[{segment.start:.3f}, {segment.end:.3f})"
+        return (
+            f"outside the recording: stamps {where} lie outside its frames' stamps "
+            f"[{origin:.3f}, {origin + length:.3f}]; give the stamps on the recording's clock, or "
+            "start,end in seconds from its first frame"
+        )
+    return (
+        f"outside the recording: [{segment.start:g}, {segment.end:g}) s lies outside its "
+        f"[0, {length:.2f}] s; fix the segment's start,end (seconds from the first frame) or give "
+        "the labels of this recording"
+    )
 
 
 @dataclass

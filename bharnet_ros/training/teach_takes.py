@@ -29,6 +29,7 @@ files of several people merge without clashes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -59,10 +60,13 @@ class TrimSettings:
     def __post_init__(self) -> None:
         if self.mode not in TRIM_MODES:
             raise ValueError(f"unknown trim mode {self.mode!r}; use one of {', '.join(TRIM_MODES)}")
-        if self.seconds <= 0 or self.min_seconds < 0 or self.margin < 0:
-            raise ValueError("trim seconds must be positive, margin and minimum length not negative")
+        lengths = (self.seconds, self.min_seconds, self.margin)
+        if not all(math.isfinite(x) for x in lengths) or self.seconds <= 0 or min(lengths) < 0:
+            raise ValueError(
+                "trim seconds must be a positive number, margin and minimum length finite and not negative"
+            )
         for name in ("threshold", "min_body", "min_hands"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
+            if not 0.0 <= getattr(self, name) <= 1.0:  # also refuses nan
                 raise ValueError(f"{name} is a fraction; use a value in [0, 1]")
 
 

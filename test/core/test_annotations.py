@@ -112,3 +112,15 @@ def test_yaml_that_mixes_relative_and_absolute_times_is_an_error():
     text = "- {start: 0.0, end: 1.0, label: wave}\n- {start_stamp: 5.0, end_stamp: 6.0, label: stop}\n"
     with pytest.raises(AnnotationError, match="item 2: uses start_stamp,end_stamp,label but item 1 uses"):
         parse_yaml(text, "labels.yaml")
+
+
+def test_a_file_that_is_not_utf8_text_is_named_in_one_line(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_bytes(b"RIFF\xfa\x00\x00AVI LIST")  # e.g. a video given as the labels
+    with pytest.raises(AnnotationError, match="not a UTF-8 text file") as caught:
+        load_annotations(path)
+    assert str(caught.value).startswith(f"{path}: ")
+    video = tmp_path / "take.avi"
+    video.write_bytes(b"RIFF\xfa\x00\x00AVI LIST")
+    with pytest.raises(AnnotationError, match=r"unknown annotation format '\.avi'"):
+        load_annotations(video)  # the extension is checked before the bytes are decoded

@@ -91,6 +91,18 @@ def test_another_mode_plugs_in_as_replay(tmp_path, skeleton_bag, tiny_model, lab
     ]
 
 
+def test_a_replay_without_any_decision_still_writes_its_report(tmp_path, skeleton_bag, tiny_model, labels):
+    """A clip in which nobody was ever recognised (no person, too short) is a result, not a crash."""
+
+    def replay(options: EvalOptions, out: Path) -> EvalRun:
+        return EvalRun("realtime", 120, 120, 0, 0, [], [], {})
+
+    summary = evaluate_bag(skeleton_bag, labels, tmp_path / "report", model=tiny_model, replay=replay)
+    assert summary["counts"]["actions"] == 0
+    assert summary["metrics"]["segments_correct"] == 0
+    assert (tmp_path / "report" / "timeline.png").is_file()
+
+
 def test_input_problems_are_one_line_eval_errors(tmp_path, skeleton_bag, labels):
     with pytest.raises(EvalError, match="model .*missing.onnx not found"):
         evaluate_bag(skeleton_bag, labels, tmp_path / "out", model=tmp_path / "missing.onnx")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -300,7 +301,7 @@ def test_calibration_for_picks_the_entry_of_the_model(expert, tmp_path):
         ('{"fused": [1, 2]}', "has no 'fused' calibration"),
         (
             '{"fused": {"temperature": 0.0, "none_threshold": 0.3}}',
-            "the 'fused' calibration values are out of range",
+            "the 'fused' calibration's temperature 0.0 is out of range; it must be a number above 0",
         ),
         ('{"fused": {"temperature": 1e3, "none_threshold": 0.3}}', "out of range"),
         ('{"fused": {"temperature": 1.0, "none_threshold": -0.1}}', "out of range"),
@@ -313,6 +314,40 @@ def test_calibration_for_refuses_what_does_not_fit(expert, tmp_path, content, me
         path.write_text(content)
     with pytest.raises(ExportError, match=message):
         calibration_for(path, expert[0])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"fused": {"temperature": "abc", "none_threshold": 0.5}}', 'temperature "abc" is not a number'),
+        ('{"fused": {"temperature": null, "none_threshold": 0.5}}', "temperature null is not a number"),
+        ('{"fused": {"temperature": true, "none_threshold": 0.5}}', "temperature true is not a number"),
+        ('{"fused": {"temperature": 1.0, "none_threshold": NaN}}', "none_threshold NaN is out of range"),
+        ('{"fused": {"temperature": Infinity, "none_threshold": 0.5}}', "temperature Infinity is out of"),
+        ('{"fused": {"temperature": -1, "none_threshold": 0.5}}', "temperature -1 is out of range"),
+    ],
+)
+def test_a_bad_calibration_value_is_named_with_its_file(expert, tmp_path, content, message):
+    path = tmp_path / "calibration.json"
+    path.write_text(content)
+    with pytest.raises(
+        ExportError, match=re.escape(f"{path}: the 'fused' calibration's {message}")
+    ) as caught:
+        calibration_for(path, expert[0])
+    assert "\n" not in str(caught.value)
+
+
+def test_a_binary_calibration_file_is_refused_by_name(expert, tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"PK\x03\x04\x80\xff\xfe binary")
+    with pytest.raises(ExportError, match=re.escape(f"cannot read the calibration {path}: it is not a JSON")):
+        calibration_for(path, expert[0])
+
+
+def test_a_calibration_comes_back_as_plain_floats(expert, tmp_path):
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"fused": {"temperature": 2, "none_threshold": 0, "ece": 0.1}}))
+    assert calibration_for(path, expert[0]) == {"temperature": 2.0, "none_threshold": 0.0}
 
 
 def test_calibration_bounds_are_inclusive_where_documented(expert, tmp_path):

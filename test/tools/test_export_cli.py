@@ -69,6 +69,55 @@ def test_old_opset_exits_2(checkpoint_path, tmp_path, capsys):
     assert "opset" in capsys.readouterr().err
 
 
+def test_an_opset_newer_than_the_exporter_writes_exits_2_with_the_range(checkpoint_path, tmp_path, capsys):
+    from bharnet_ros.tools.export import highest_opset
+
+    output = tmp_path / "m.onnx"
+    assert main(["export", str(checkpoint_path), "-o", str(output), "--opset", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert f"use 17 to {highest_opset()}" in err
+    assert not output.exists()
+    assert highest_opset() >= 17
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        (b"\x80\x02binary checkpoint", "is not a JSON text file"),
+        (
+            b'{"expert_only": {"temperature": "abc", "none_threshold": 0.5}}',
+            'temperature "abc" is not a number',
+        ),
+        (
+            b'{"expert_only": {"temperature": null, "none_threshold": 0.5}}',
+            "temperature null is not a number",
+        ),
+    ],
+)
+def test_a_bad_calibration_exits_2_naming_the_file_and_entry(
+    checkpoint_path, tmp_path, capsys, content, named
+):
+    calibration = tmp_path / "calibration.json"
+    calibration.write_bytes(content)
+    output = tmp_path / "m.onnx"
+    argv = [
+        "export",
+        str(checkpoint_path),
+        "-o",
+        str(output),
+        "--expert-only",
+        "--calibration",
+        str(calibration),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert str(calibration) in err
+    assert named in err
+    assert not output.exists()
+
+
 def test_fp16_exits_2_with_advice(checkpoint_path, tmp_path, capsys):
     assert main(["export", str(checkpoint_path), "-o", str(tmp_path / "m.onnx"), "--fp16"]) == 2
     err = capsys.readouterr().err

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
 
 from bharnet_ros.cli import main
 from bharnet_ros.tools.open_set import rejection_rates
@@ -63,3 +68,111 @@ def test_folds_are_exported_with_the_test_mirror_their_run_was_scored_with(tmp_p
     assert run_test_mirror(tmp_path) == [1, 0, 2]
     (tmp_path / "summary.json").write_text("[1, 0]")
     assert run_test_mirror(tmp_path) is None
+
+
+def write_clip(path: Path, frames: int = 12, cut: bool = False) -> Path:
+    """A tiny grey MJPG clip (``cut``: its second half cut off, so it opens but ends early)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), 5 * i, np.uint8))
+    writer.release()
+    if cut:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+@pytest.fixture
+def clip_folder(tmp_path, person_file):
+    """SRC/P/ with a gesture clip and a static clip, and a dataset file: inputs of one stream."""
+    person = tmp_path / "src" / "P"
+    person.mkdir(parents=True)
+    for name in ("come_1_1m_upper.avi", "static_1_1m_upper.avi"):
+        write_clip(person / name)
+    return tmp_path / "src", person_file(tmp_path, "S7", takes=1)
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--model", "nosuch.onnx"], "cannot load the model: model nosuch.onnx not found"),
+        (["--model", "{text}"], "is not a loadable ONNX model"),
+        (["--cv", "nosuch_run"], "--cv nosuch_run is not a folder"),
+        (["--cv", "{empty}"], "has no fold for P (fold_<person>/last.pt)"),
+        (["--model", "{model}", "--params-file", "nosuch.yaml"], "--params-file: cannot read"),
+        (["--model", "{model}", "--params-file", "{text}"], "a parameters file maps node names"),
+        (["--model", "{model}", "--gap=-1"], "--gap must be a number of seconds from 0 to 60"),
+        (["--model", "{model}", "--gap", "nan"], "--gap must be a number of seconds from 0 to 60"),
+        (["--model", "{model}", "--gap", "1e30"], "--gap must be a number of seconds from 0 to 60"),
+    ],
+)
+def test_streams_check_models_and_options_before_composing_anything(
+    clip_folder, tiny_model, tmp_path, capsys, extra, message
+):
+    source, dataset = clip_folder
+    (tmp_path / "text.onnx").write_text("not a model\n")
+    (tmp_path / "empty_run").mkdir()
+    names = {"{text}": tmp_path / "text.onnx", "{empty}": tmp_path / "empty_run", "{model}": tiny_model}
+    extra = [str(names.get(arg, arg)) for arg in extra]
+    out = tmp_path / "streams"
+    assert main(["streams", str(source), "--dataset", str(dataset), *extra, "--out", str(out)]) == 2
+    assert message in one_line_error(capsys)
+    assert not out.exists()  # nothing composed: a corrected rerun needs no --force
+
+
+def test_streams_check_every_fold_of_a_cv_run_before_composing_anything(
+    clip_folder, teach_base, tmp_path, capsys
+):
+    from bharnet_ros.model.checkpoint import save_checkpoint
+
+    source, dataset = clip_folder
+    run = tmp_path / "cv"
+    (run / "fold_P").mkdir(parents=True)
+    (run / "fold_P" / "last.pt").write_bytes(b"")
+    out = tmp_path / "streams"
+    argv = ["streams", str(source), "--dataset", str(dataset), "--cv", str(run), "--out", str(out)]
+    assert main(argv) == 2
+    assert "last.pt" in one_line_error(capsys)  # an empty checkpoint
+    save_checkpoint(teach_base(), run / "fold_P" / "last.pt")
+    (run / "calibration.json").write_text('{"fused": {"temperature": null, "none_threshold": 0.5}}')
+    assert main(argv) == 2
+    assert "calibration's temperature null is not a number" in one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_open_set_checks_its_videos_and_model_before_recording_any(tmp_path, tiny_model, capsys):
+    good = write_clip(tmp_path / "good.avi")
+    (tmp_path / "broken.mp4").write_text("not a video\n")
+    out = tmp_path / "open"
+    argv = ["open-set", "--model", str(tiny_model), "--out", str(out)]
+    assert main([*argv, str(tmp_path)]) == 2
+    assert f"{tmp_path} is a folder; list the video files themselves" in one_line_error(capsys)
+    assert main([*argv, str(good), str(tmp_path / "broken.mp4")]) == 2
+    assert f"cannot open {tmp_path / 'broken.mp4'} as a video" in one_line_error(capsys)
+    assert main(["open-set", str(good), "--model", str(tmp_path / "none.onnx"), "--out", str(out)]) == 2
+    assert "cannot load the model" in one_line_error(capsys)
+    assert main([*argv, str(good), "--params-file", str(good)]) == 2
+    assert "--params-file" in one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_open_set_skips_a_video_that_fails_while_recorded_and_keeps_the_others(
+    tmp_path, shared_file, tiny_model, capsys
+):
+    good = tmp_path / "good.avi"
+    good.symlink_to(shared_file("hri_gestures/S2/greeting_1_1m_upper.avi"))  # 4.6 s of a person waving
+    cut = write_clip(tmp_path / "cut.avi", frames=40, cut=True)  # opens, then ends early
+    out = tmp_path / "open"
+    assert main(["open-set", str(cut), str(good), "--model", str(tiny_model), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert f"skipped {cut}: " in captured.err
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["per_video"]) == ["good"]
+    assert "ends after" in summary["skipped"]["cut"]
+    assert not (out / "cut").exists()  # its half-made folder is gone
+    assert "pooled: none" in captured.out

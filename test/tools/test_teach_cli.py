@@ -67,11 +67,21 @@ def test_record_a_camera_bag_headless(shared_file, tmp_path, labels, capsys):
     [
         (["--labels", "x.csv"], "--labels cuts a recording"),
         ([], "name the gestures"),
+        (
+            ["--gestures", "wave", "--trim", "fixed", "--trim-seconds", "nan"],
+            "--trim-seconds must be a finite",
+        ),
+        (["--gestures", "wave", "--min-seconds", "nan"], "--min-seconds must be a finite number of seconds"),
+        (["--gestures", "wave", "--seconds", "inf"], "--seconds must be a finite number of seconds"),
+        (["--gestures", "wave", "--subject", " "], "--subject is empty; name who performs the takes"),
     ],
 )
 def test_record_option_mistakes_are_one_line_errors(tmp_path, capsys, extra, message):
     assert main(["teach", "record", "--subject", "a", "-o", str(tmp_path / "t.npz"), *extra]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "t.npz").exists()
 
 
 @pytest.fixture
@@ -129,6 +139,55 @@ def test_train_without_a_base_or_rehearsal_says_how_to_give_them(base_checkpoint
     args = ["teach", "train", str(takes), "--base", str(base_checkpoint), "-o", str(tmp_path / "m.onnx")]
     assert main(args) == 2  # no config.yaml beside the base: nothing to rehearse the old gestures with
     assert "--no-rehearse" in capsys.readouterr().err
+
+
+def test_train_refuses_a_bad_calibration_before_teaching_and_writes_nothing(
+    base_checkpoint, tmp_path, capsys
+):
+    takes = synth_takes(tmp_path / "ana.npz", ["stop"], "ana")
+    calibration = tmp_path / "calibration.json"
+    calibration.write_text('{"expert_only": {"temperature": "abc", "none_threshold": 0.5}}')
+    out = tmp_path / "m.onnx"
+    args = ["teach", "train", str(takes), "--base", str(base_checkpoint), "-o", str(out), "--no-rehearse"]
+    assert main([*args, "--calibration", str(calibration)]) == 2
+    err = capsys.readouterr().err
+    assert f"{calibration}: the 'expert_only' calibration's temperature \"abc\" is not a number" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert not out.with_suffix(".pt").exists()  # so the corrected rerun needs no --force
+    calibration.write_bytes(b"\x80\x02\x8a binary")
+    assert main([*args, "--calibration", str(calibration)]) == 2
+    assert "is not a JSON text file" in capsys.readouterr().err
+
+
+def test_train_refuses_takes_that_could_not_change_the_model(base_checkpoint, tmp_path, capsys):
+    takes = synth_takes(tmp_path / "ana.npz", ["wave"], "ana")  # the base knows wave already
+    out = tmp_path / "m.onnx"
+    args = ["teach", "train", str(takes), "--base", str(base_checkpoint), "-o", str(out), "--no-rehearse"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "only of classes the base model already knows (wave)" in err
+    assert "--replace" in err
+    assert not out.exists()
+    assert not out.with_suffix(".pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--new", "stop,nosuch"], "the data has no takes of nosuch (--new)"),
+        (["--new", "stop", "--pool", "S9"], "--pool names S9, who have no takes of stop in the data"),
+    ],
+)
+def test_curve_names_an_unknown_gesture_or_person(teach_base, tmp_path, capsys, extra, message):
+    data = synth_takes(tmp_path / "ana.npz", ["idle", "stop"], "ana")
+    base = fold_leaving_out(teach_base(), tmp_path / "old_bo", "bo")
+    args = ["teach", "curve", "--base", str(base), "--data", str(data), "--out", str(tmp_path / "c")]
+    assert main([*args, *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "no point of the curve" not in err
+    assert not (tmp_path / "c").exists()
 
 
 def fold_leaving_out(checkpoint, folder: Path, person: str) -> Path:

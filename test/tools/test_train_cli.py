@@ -96,7 +96,8 @@ def test_train_into_a_folder_of_other_files_needs_force(synth_folder, tiny_run, 
         assert "pass --force" in capsys.readouterr().err
         assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     assert main([*argv, "--force"]) == 0
-    assert (out / "notes.txt").read_text() == "mine" and (out / "last.pt").is_file()
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "last.pt").is_file()
 
 
 def test_yes_and_no_are_class_names_not_booleans(tmp_path, capsys):

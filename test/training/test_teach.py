@@ -7,20 +7,24 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import yaml
 from torch.utils.data import DataLoader
 
 from bharnet_ros.core.inference import OnnxClassifier
-from bharnet_ros.model.checkpoint import save_checkpoint
-from bharnet_ros.model.export import prepare_model
+from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model.bharnet import build_model
+from bharnet_ros.model.checkpoint import make_checkpoint, save_checkpoint
+from bharnet_ros.model.export import ExportError, prepare_model
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import SkeletonFeeder, mirror_label_map
 from bharnet_ros.training.synth import generate_sequence
 from bharnet_ros.training.teach import (
     TeachSettings,
     base_heads,
+    check_calibration,
     export_taught,
     extract_features,
     load_rehearsal,
@@ -31,6 +35,7 @@ from bharnet_ros.training.teach_curve import (
     REFERENCE_SCORES,
     SCORES,
     CurvePlan,
+    check_plan,
     run_curve,
     score_reference,
     write_curve,
@@ -78,6 +83,15 @@ def test_without_rehearsal_the_old_rows_stay_exactly(base):
     assert result.notes == ["no rehearsal data: the old classes' rows stay as they were"]
     for branch, weight in base_heads(result.model).weight.items():
         assert torch.equal(weight[:2], base.state_dict[f"{branch}_head.fc.weight"])
+
+
+def test_takes_only_of_known_classes_without_rehearsal_are_refused_not_ignored(base):
+    with pytest.raises(ValueError, match=r"only of classes the base model already knows \(wave\)"):
+        teach(base, takes_of(["wave"]), None, FAST)
+    # with rehearsal the known rows are refined; with --replace the vocabulary changes
+    assert teach(base, takes_of(["wave"]), takes_of(["idle", "wave"]), FAST).new_classes == []
+    replaced = teach(base, takes_of(["wave"]), None, replace(FAST, replace=True, keep=("idle",)))
+    assert replaced.checkpoint.class_names == ["idle", "wave"]
 
 
 def test_a_fine_tune_moves_the_backbone_and_keeps_the_preprocessing(base):
@@ -130,6 +144,41 @@ def test_the_export_keeps_experts_preprocess_and_calibration_and_passes_parity(b
     assert again.metadata["none_threshold"] == 0.4
 
 
+def test_a_bad_calibration_is_refused_before_teaching(base, tmp_path):
+    calibration = tmp_path / "calibration.json"
+    calibration.write_text(json.dumps({"expert_only": {"temperature": None, "none_threshold": 0.4}}))
+    with pytest.raises(ExportError, match=r"'expert_only' calibration's temperature null is not a number"):
+        check_calibration(base, calibration)
+    calibration.write_text(json.dumps({"fused": {"temperature": 2.0, "none_threshold": 0.4}}))
+    assert check_calibration(base, calibration, expert_only=False) == {
+        "temperature": 2.0,
+        "none_threshold": 0.4,
+    }
+    with pytest.raises(ExportError, match="no 'expert_only' calibration"):
+        check_calibration(base, calibration)  # the default export is expert-only: its entry is needed
+
+
+def test_a_models_stored_calibration_is_checked_like_a_file(base, tmp_path):
+    model = tmp_path / "m.onnx"
+    export_taught(base, model, calibration=None)
+    proto = onnx.load(str(model))
+    for key, value in (("bharnet.temperature", '"abc"'), ("bharnet.none_threshold", "NaN")):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(model))
+    with pytest.raises(ExportError, match=r"m\.onnx: its temperature \"abc\" is not a number"):
+        check_calibration(base, model)
+
+
+def test_a_base_of_another_variant_exports_whole_instead_of_failing_after_the_fit(tmp_path):
+    config = {"variant": "body_expert", "num_classes": 2, "backbone": {"base_channels": 8}}
+    config["input"] = {"frames": 16, "body_layout": "mediapipe33", "num_persons": 1}
+    preprocess = PreprocessConfig(body_layout="mediapipe33", frames=16, num_persons=1)
+    single = make_checkpoint(build_model(config).eval(), ["idle", "wave"], preprocess, [])
+    metadata, _ = export_taught(single, tmp_path / "m.onnx", expert_only=True)
+    assert metadata["bharnet.variant"] == "body_expert"
+
+
 def test_a_base_with_test_mirror_teaches_a_model_that_mirrors_its_new_vocabulary(base, tmp_path):
     mirrored = base.with_test_mirror([0, 1])
     takes = replace(takes_of(["pointing", "clap", "stop"]), class_names=["point_left", "point_right", "stop"])
@@ -175,6 +224,17 @@ def test_the_curve_teaches_from_seen_people_and_evaluates_the_one_left_out(base,
     table = write_curve(tmp_path / "curve", runs, plan, {"base": "fold_bo"})
     assert table.startswith("| teachers | takes per gesture |")
     assert {"runs.csv", "curve.json", "curve.md"} <= {p.name for p in (tmp_path / "curve").iterdir()}
+
+
+def test_a_curve_plan_naming_an_unknown_gesture_or_person_says_which():
+    data = takes_of(["idle", "stop"], subject="ana").merge(takes_of(["idle"], subject="bo"))
+    with pytest.raises(ValueError, match="the data has no takes of nosuch"):
+        check_plan(data, CurvePlan(["stop", "nosuch"], takes=[1]))
+    with pytest.raises(ValueError, match="--pool names S9, bo, who have no takes of stop in the data"):
+        check_plan(data, CurvePlan(["stop"], takes=[1], pool=["ana", "S9", "bo"]))
+    with pytest.raises(ValueError, match="--teachers 2 needs that many people in the pool, which has 1"):
+        check_plan(data, CurvePlan(["stop"], takes=[1], teachers=[2]))
+    check_plan(data, CurvePlan(["stop"], takes=[1], teachers=[1], pool=["ana"]))
 
 
 def test_a_reference_trained_with_every_gesture_is_scored_on_the_people_it_left_out(base, tmp_path):

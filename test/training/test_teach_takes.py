@@ -165,7 +165,37 @@ def test_a_labels_file_cuts_takes_and_flags_bad_segments():
     assert [(t.gesture, t.number) for t in takes] == [("wave", 1), ("wave", 2), ("stop", 1)]
     assert takes[0].ok
     assert takes[1].problem.startswith("too short")
-    assert takes[2].problem.startswith("no person")
+    assert takes[2].problem.startswith("outside the recording: [30, 35) s lies outside its [0, ")
+
+
+def test_a_segment_outside_the_recording_is_not_blamed_on_a_missing_person():
+    frames = still_then_wave(start=10.0) + still_then_wave(start=20.0)  # nobody from 19.15 s to 20 s
+    end = max(f.timestamp for f in frames) - 10.0
+    labels = parse_csv(f"start,end,label\n9.2,9.9,wave\n{end + 1},{end + 5},wave\n")
+    inside_gap, after_end = cut_takes(frames, labels, TrimSettings(), source="rec")
+    assert inside_gap.problem.startswith("no person")  # inside the recording: nobody was seen there
+    assert after_end.problem.startswith(f"outside the recording: [{end + 1:g}, {end + 5:g}) s")
+    assert f"[0, {end:.2f}] s" in after_end.problem
+    assert "fix the segment's start,end" in after_end.problem
+    other_clock = parse_csv("start_stamp,end_stamp,label\n0,2,wave\n1700000000,1700000002,wave\n")
+    for take in cut_takes(frames, other_clock, TrimSettings(), source="rec"):
+        assert take.problem.startswith("outside the recording: stamps [")
+        assert "[10.000, " in take.problem
+        assert "the recording's clock" in take.problem
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"mode": "fixed", "seconds": float("nan")},
+        {"min_seconds": float("nan")},
+        {"margin": float("inf")},
+        {"threshold": float("nan")},
+    ],
+)
+def test_trim_settings_refuse_values_that_are_no_finite_number(settings):
+    with pytest.raises(ValueError, match="finite|fraction"):
+        TrimSettings(**settings)
 
 
 class FastClock:
