@@ -261,7 +261,8 @@ def test_eval_user_errors_exit_2(tmp_path, capsys, setup, message):
     labels = save_csv(tmp_path / "labels.csv", [Segment(0, 1, "idle")])
     model = tmp_path / "missing.onnx"
     if setup == "not_a_bag":
-        path = tmp_path
+        path = tmp_path / "plain"
+        path.mkdir()
     if setup == "bad_labels":
         labels.write_text("start,end,label\n2,1,idle\n")
     argv = ["bag", "eval", str(path), "--labels", str(labels), "--out", str(tmp_path / "out")]
