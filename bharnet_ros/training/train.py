@@ -182,12 +182,7 @@ def load_train_config(
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"training config {path} not found; see config/train/ for examples")
-        try:
-            data = load_yaml(path.read_text(encoding="utf-8")) or {}
-        except (UnicodeDecodeError, yaml.YAMLError) as err:
-            raise ConfigError(f"training config {path} is not readable YAML ({type(err).__name__})") from None
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{path}: a training config must be a YAML mapping")
+        data = read_mapping(path, "training config", "see config/train/ for examples")
     else:
         data = dict(base or {})
     check_keys(data, DEFAULTS)
@@ -229,6 +224,17 @@ def _same_type(value: Any, default: Any) -> bool:
 def _type_name(default: Any) -> str:
     names = {bool: "true or false", int: "an integer", float: "a finite number", str: "text", list: "a list"}
     return names.get(type(default), type(default).__name__)
+
+
+def read_mapping(path: Path, what: str, hint: str) -> dict[str, Any]:
+    """A YAML file holding one mapping (empty: {}); anything else is a ConfigError with ``hint``."""
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{what} {path} is not readable YAML ({type(err).__name__}); {hint}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{what} {path} is not a YAML mapping; {hint}")
+    return dict(data)
 
 
 def validate_config(config: Mapping[str, Any]) -> None:
@@ -293,12 +299,7 @@ def model_config_dict(config: Mapping[str, Any], class_names: Sequence[str]) -> 
     path = resolve_path(config["model"]["config"])
     if not path.is_file():
         raise ConfigError(f"model config {config['model']['config']} not found; see config/model/")
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8")) or {}
-    except (UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"model config {path} is not readable YAML ({type(err).__name__})") from None
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"model config {path} is not a YAML mapping; name a config/model/*.yaml file")
+    data = read_mapping(path, "model config", "name a config/model/*.yaml file")
     extra = {
         "num_classes": len(class_names),
         "loss": {"label_smoothing": config["optim"]["label_smoothing"]},
