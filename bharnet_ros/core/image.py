@@ -27,6 +27,17 @@ ENCODINGS: dict[str, tuple[int, type, int | None]] = {
 }
 
 
+MAX_IMAGE_PIXELS = 3840 * 2160  # 4K UHD: more detail than MediaPipe uses, a bounded decode
+# MediaPipe aborts the whole process (an uncaught C++ exception) on a side of 32767 px or more; no
+# camera gives more than 8K, so longer sides are shrunk first, whatever the pixel budget.
+MAX_SIDE = 8192
+# A PNG decodes at full size (only JPEG decodes straight to a smaller scale): one claiming more
+# pixels than this (about 200 MB as BGR; a decompression bomb is a few kB) is refused unread.
+MAX_PNG_PIXELS = MAX_SIDE * MAX_SIDE
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8"
+
+
 class ImageError(ValueError):
     """An input image the pose stage cannot use (wrong type, dtype, shape or empty)."""
 
@@ -36,9 +47,10 @@ def to_rgb(image: Any) -> np.ndarray:
 
     Accepted: BGR (H, W, 3), mono (H, W) or (H, W, 1) and BGRA (H, W, 4), all uint8 and non-empty.
     Anything else raises :class:`ImageError` naming the problem, because MediaPipe's own errors
-    for bad input are opaque C++ messages or silent misdetections.
+    for bad input are opaque C++ messages or silent misdetections. A side longer than
+    :data:`MAX_SIDE` is shrunk (aspect kept), since MediaPipe would abort the process on it.
     """
-    return cv2.cvtColor(_checked(image), _TO_RGB[_channels(image)])
+    return cv2.cvtColor(fit_pixels(_checked(image), 0), _TO_RGB[_channels(image)])
 
 
 def to_bgr(image: Any) -> np.ndarray:
@@ -92,42 +104,83 @@ def decode_image(
     return pixels if conversion is None else cv2.cvtColor(pixels, conversion)
 
 
-def decode_compressed(data: Any, max_pixels: int = 0) -> np.ndarray:
-    """BGR uint8 from the bytes of a ``sensor_msgs/CompressedImage`` (JPEG, PNG, ...).
+def decode_compressed(data: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """BGR uint8 from the bytes of a ``sensor_msgs/CompressedImage`` (JPEG or PNG, the formats of
+    image_transport's ``compressed``), at most ``max_pixels`` pixels and :data:`MAX_SIDE` a side."""
+    return decode_compressed_sized(data, max_pixels)[0]
 
-    With ``max_pixels``, an image larger than that is decoded at 1/2, 1/4 or 1/8 scale (JPEG
-    decodes straight to the smaller size, so a huge image never takes its full memory), then
-    shrunk to fit.
+
+def decode_compressed_sized(data: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, bool]:
+    """:func:`decode_compressed`, and whether the image was larger than the limits (so shrunk).
+
+    A JPEG larger than ``max_pixels`` decodes at 1/2, 1/4 or 1/8 scale, so a huge one never takes
+    its full memory; a PNG claiming more than :data:`MAX_PNG_PIXELS` is refused before decoding.
     """
     buffer = np.frombuffer(data, np.uint8)
-    image = cv2.imdecode(buffer, _decode_flag(buffer, max_pixels)) if buffer.size else None
+    width, height = compressed_size(buffer)
+    flag = _decode_flag(width * height, max_pixels)
+    try:
+        image = cv2.imdecode(buffer, flag)
+    except cv2.error as err:  # e.g. a PNG of under 8 px a side in some OpenCV builds
+        raise ImageError(
+            f"compressed image ({buffer.size} bytes) could not be decoded: {_first_line(err)}"
+        ) from None
     if image is None:
         raise ImageError(f"compressed image data ({buffer.size} bytes) could not be decoded")
-    return fit_pixels(image, max_pixels)
+    fitted = fit_pixels(image, max_pixels)
+    return fitted, fitted is not image or flag != cv2.IMREAD_COLOR
+
+
+def compressed_size(buffer: np.ndarray) -> tuple[int, int]:
+    """(width, height) that a JPEG or PNG declares, read without decoding it in full."""
+    head = buffer[:24].tobytes()
+    if head.startswith(PNG_SIGNATURE) and len(head) == 24:
+        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        if width * height > MAX_PNG_PIXELS:
+            raise ImageError(
+                f"a PNG of {width}x{height} pixels is too large to decode (at most {MAX_PNG_PIXELS})"
+            )
+        return width, height
+    if head.startswith(JPEG_SIGNATURE):
+        try:
+            peek = cv2.imdecode(buffer, cv2.IMREAD_REDUCED_COLOR_8)  # decodes only 1/8 of each side
+        except cv2.error as err:
+            raise ImageError(
+                f"JPEG data ({buffer.size} bytes) could not be decoded: {_first_line(err)}"
+            ) from None
+        if peek is None:
+            raise ImageError(f"JPEG data ({buffer.size} bytes) could not be decoded")
+        return peek.shape[1] * 8, peek.shape[0] * 8
+    raise ImageError(
+        f"compressed image data ({buffer.size} bytes) is neither JPEG nor PNG; publish image_transport's "
+        "compressed format (jpeg or png)"
+    )
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[-1][:160] if str(err).strip() else type(err).__name__
 
 
 _REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
-def _decode_flag(buffer: np.ndarray, max_pixels: int) -> int:
-    """The imdecode flag that keeps a decode within about ``max_pixels`` (a peek at 1/8 scale first)."""
-    if max_pixels <= 0 or not buffer.size:
-        return cv2.IMREAD_COLOR
-    peek = cv2.imdecode(buffer, cv2.IMREAD_REDUCED_COLOR_8)
-    if peek is None:
-        return cv2.IMREAD_COLOR
-    full = peek.shape[0] * peek.shape[1] * 64
+def _decode_flag(full: int, max_pixels: int) -> int:
+    """The imdecode flag that keeps a decode of ``full`` pixels within about ``max_pixels`` (the
+    reduced flags shrink JPEG while decoding; other formats decode at full size and are shrunk after)."""
     for factor in (1, 2, 4):
-        if full / factor**2 <= max_pixels:
+        if max_pixels <= 0 or full / factor**2 <= max_pixels:
             return cv2.IMREAD_COLOR if factor == 1 else _REDUCED[factor]
     return _REDUCED[8]
 
 
 def fit_pixels(image: np.ndarray, max_pixels: int) -> np.ndarray:
-    """``image`` shrunk (aspect kept) to at most ``max_pixels`` pixels; unchanged if it fits or 0."""
-    pixels = image.shape[0] * image.shape[1]
-    if max_pixels <= 0 or pixels <= max_pixels:
+    """``image`` shrunk (aspect kept) to at most ``max_pixels`` pixels (0: no pixel limit) and at
+    most :data:`MAX_SIDE` a side; the same array if it fits."""
+    height, width = image.shape[:2]
+    scale = min(1.0, MAX_SIDE / max(height, width))
+    if max_pixels > 0:
+        scale = min(scale, (max_pixels / (height * width)) ** 0.5)
+    if scale >= 1.0:
         return image
-    scale = (max_pixels / pixels) ** 0.5
-    size = (max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale)))
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

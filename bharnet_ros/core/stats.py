@@ -46,12 +46,17 @@ class Percentiles:
         }
 
 
+MAX_COUNTED_GAP = 10.0  # seconds
+
+
 class GapDropCounter:
     """Estimates frames skipped upstream from gaps in their stamps (e.g. by a latest-only queue).
 
     A gap of about k nominal frame periods means k - 1 frames never reached us. The nominal period
     is a low percentile of recent gaps (consecutive frames still arrive now and then), so any camera
-    rate works without configuration, even when most frames are being skipped.
+    rate works without configuration, even when most frames are being skipped. A gap longer than
+    :data:`MAX_COUNTED_GAP` is a pause or a clock jump (a bag looping, one frame stamped 0), not
+    frames lost: it counts nothing and does not enter the period estimate.
     """
 
     def __init__(self, history: int = 100) -> None:
@@ -62,7 +67,7 @@ class GapDropCounter:
     def observe(self, stamp: float) -> int:
         """Record a frame's stamp; returns how many frames seem to be missing before it."""
         missing = 0
-        if self._last is not None and stamp > self._last:
+        if self._last is not None and self._last < stamp <= self._last + MAX_COUNTED_GAP:
             gap = stamp - self._last
             if len(self._gaps) >= 5:
                 period = float(np.percentile(self._gaps, 10))

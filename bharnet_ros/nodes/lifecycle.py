@@ -22,7 +22,7 @@ from typing import Any
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import InvalidHandle
+from rclpy.exceptions import InvalidHandle, NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -355,8 +355,8 @@ def spin_node(make_node: Callable[[], Any], args: list[str] | None = None) -> in
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (ValueError, FileNotFoundError) as err:  # bad parameters or input: one line, non-zero exit
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, ParameterException, NameValidationException) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)  # bad parameters or input: one line, exit 2
         return 2
     finally:
         ignore_further_interrupts()
@@ -364,3 +364,8 @@ def spin_node(make_node: Callable[[], Any], args: list[str] | None = None) -> in
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _one_line(err: Exception) -> str:
+    """rclpy's parameter and name errors span lines (a caret under the bad character): join them."""
+    return " ".join(line.strip() for line in str(err).splitlines() if line.strip())[:300]

@@ -21,7 +21,14 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 
-from bharnet_ros.core.image import ENCODINGS, ImageError, decode_compressed, decode_image, fit_pixels
+from bharnet_ros.core.image import (
+    ENCODINGS,
+    MAX_IMAGE_PIXELS,
+    ImageError,
+    decode_compressed_sized,
+    decode_image,
+    fit_pixels,
+)
 from bharnet_ros.core.pose_multi import MAX_POSES, NUM_POSES
 from bharnet_ros.core.pose_stage import ALL_BACKENDS, PoseStage, draw_persons
 from bharnet_ros.core.skeleton import SkeletonError
@@ -40,7 +47,6 @@ try:  # a real ROS install has it; the PyPI wheels do not
 except ImportError:
     _CV_BRIDGE = None
 
-MAX_IMAGE_PIXELS = 3840 * 2160  # 4K UHD: more detail than MediaPipe uses, a bounded decode
 
 PARAMS = (
     Param(
@@ -120,7 +126,7 @@ class PoseNode(ManagedNode):
         subscription = self.create_subscription(
             CompressedImage if compressed else Image,
             "image_raw/compressed" if compressed else "image_raw",
-            self._on_image,
+            self.guarded(self._on_image),
             IMAGE_QOS,
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
@@ -164,10 +170,10 @@ class PoseNode(ManagedNode):
         stamp = stamp_to_seconds(msg.header.stamp)
         self.drops.observe(stamp)
         try:
-            image = self._decode(msg)
-            if image.shape[0] * image.shape[1] > self.params["max_image_pixels"]:
-                self.frames_downscaled += 1
-                image = fit_pixels(image, self.params["max_image_pixels"])
+            image, shrunk = self._decode(msg)
+            fitted = fit_pixels(image, self.params["max_image_pixels"])
+            self.frames_downscaled += int(shrunk or fitted is not image)
+            image = fitted
             with speaking_for(self):
                 image, frames = estimator.process(image, stamp)
         except (ImageError, SkeletonError) as err:
@@ -183,16 +189,18 @@ class PoseNode(ManagedNode):
             self._publish_overlay(overlay, draw_persons(image, found, show_ids=estimator.multi), msg)
         self.processing.add(time.monotonic() - started)
 
-    def _decode(self, msg: Image | CompressedImage):
-        """Our numpy decoding; encodings it lacks (e.g. YUV) go to cv_bridge where it is installed."""
+    def _decode(self, msg: Image | CompressedImage) -> tuple[np.ndarray, bool]:
+        """The BGR image, and whether decoding already shrank it. Our numpy decoding; encodings it
+        lacks (e.g. YUV) go to cv_bridge where it is installed."""
         if isinstance(msg, CompressedImage):
-            return decode_compressed(msg.data, self.params["max_image_pixels"])
+            return decode_compressed_sized(msg.data, self.params["max_image_pixels"])
         if msg.encoding not in ENCODINGS and _CV_BRIDGE is not None:
             try:
-                return _CV_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="bgr8")
+                return _CV_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="bgr8"), False
             except Exception as err:  # cv_bridge raises its own error types
                 raise ImageError(f"cv_bridge could not convert {msg.encoding!r}: {err}") from None
-        return decode_image(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian)
+        image = decode_image(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian)
+        return image, False
 
     def _publish_overlay(self, publisher: Any, drawn: np.ndarray, msg: Image | CompressedImage) -> None:
         overlay = Image(header=msg.header, height=drawn.shape[0], width=drawn.shape[1], encoding="bgr8")

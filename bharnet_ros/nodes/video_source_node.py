@@ -21,7 +21,12 @@ from bharnet_ros.nodes.lifecycle import spin_node
 from bharnet_ros.nodes.parameters import Param, declare_parameters
 
 PARAMS = (
-    Param("video", "", "video file to play, or a camera device number such as '0' (V4L2)", read_only=True),
+    Param(
+        "video",
+        "",
+        "video file, or a camera device number as text (V4L2): -p video:=\"'0'\" (a bare 0 is an int)",
+        read_only=True,
+    ),
     Param(
         "rate",
         0.0,

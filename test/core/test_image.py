@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bharnet_ros.core.image import ImageError, decode_compressed, decode_image, fit_pixels
+from bharnet_ros.core.image import MAX_SIDE, ImageError, decode_compressed, decode_image, fit_pixels, to_rgb
 
 
 def bgr_image() -> np.ndarray:
@@ -57,7 +57,7 @@ def test_compressed_round_trip_and_garbage():
     ok, png = cv2.imencode(".png", bgr_image())
     assert ok
     np.testing.assert_array_equal(decode_compressed(png.tobytes()), bgr_image())
-    with pytest.raises(ImageError, match="could not be decoded"):
+    with pytest.raises(ImageError, match="neither JPEG nor PNG"):
         decode_compressed(b"not an image")
     with pytest.raises(ImageError, match="0 bytes"):
         decode_compressed(b"")
@@ -71,7 +71,43 @@ def test_a_huge_jpeg_is_decoded_small_and_fitted():
     image = decode_compressed(jpeg.tobytes(), max_pixels=640 * 480)
     assert image.shape[0] * image.shape[1] <= 640 * 480
     assert abs(image.shape[1] / image.shape[0] - 4 / 3) < 0.02  # aspect kept
-    assert decode_compressed(jpeg.tobytes()).shape == (3000, 4000, 3)  # no limit: full size
+    assert decode_compressed(jpeg.tobytes(), max_pixels=0).shape == (3000, 4000, 3)  # no limit: full size
+
+
+def png_header(width: int, height: int) -> bytes:
+    """The first bytes of a PNG declaring ``width`` x ``height`` (what a decompression bomb sends)."""
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + len(ihdr).to_bytes(4, "big") + b"IHDR" + ihdr + b"\0" * 64
+
+
+def test_a_png_claiming_too_many_pixels_is_refused_unread():
+    with pytest.raises(ImageError, match="40000x40000 pixels is too large"):
+        decode_compressed(png_header(40000, 40000))
+
+
+@pytest.mark.parametrize(("height", "width"), [(4, 4), (1, 1), (2, 40000)])
+def test_tiny_and_extreme_pngs_decode_or_fail_as_image_errors(height, width):
+    ok, png = cv2.imencode(".png", np.full((height, width, 3), 128, np.uint8))
+    assert ok
+    try:
+        image = decode_compressed(png.tobytes())
+    except ImageError:
+        return
+    assert max(image.shape[:2]) <= MAX_SIDE
+
+
+def test_other_compressed_formats_are_refused():
+    ok, bmp = cv2.imencode(".bmp", bgr_image())
+    assert ok
+    with pytest.raises(ImageError, match="neither JPEG nor PNG"):
+        decode_compressed(bmp.tobytes())
+
+
+def test_a_side_longer_than_mediapipe_takes_is_shrunk():
+    """MediaPipe aborts the process on a side of 32767 px; every image reaching it is shorter."""
+    long = np.zeros((1, 32767, 3), np.uint8)
+    assert max(to_rgb(long).shape[:2]) <= MAX_SIDE
+    assert fit_pixels(np.zeros((40000, 8, 3), np.uint8), 0).shape[0] == MAX_SIDE
 
 
 def test_fit_pixels_leaves_small_images_alone():

@@ -29,3 +29,17 @@ def test_gaps_in_stamps_count_as_dropped_frames():
     missing = [counter.observe(s) for s in stamps]
     assert missing[10] == 3
     assert counter.dropped == 3
+
+
+def test_a_clock_jump_is_no_burst_of_lost_frames():
+    """One frame stamped 0 in an epoch-stamped stream must not report billions of drops."""
+    counter = GapDropCounter()
+    epoch = 1.7e9
+    for i in range(10):
+        counter.observe(epoch + i / 30)
+    counter.observe(0.0)  # a driver glitch
+    for i in range(10, 20):
+        counter.observe(epoch + i / 30)
+    assert counter.dropped == 0
+    counter.observe(epoch + 22 / 30)  # two frames really missing
+    assert counter.dropped == 2

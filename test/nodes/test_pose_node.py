@@ -7,10 +7,12 @@ import time
 import cv2
 import numpy as np
 import pytest
+from builtin_interfaces.msg import Time
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 
 from bharnet_ros.msg import PersonSkeletonArray
 from bharnet_ros.nodes.pose_node import PoseNode
@@ -78,6 +80,40 @@ def test_bad_images_are_counted_and_the_node_keeps_working(pose_graph, photo, ma
     camera.publish(make_image(photo, 2_000_000_000))
     assert wait(lambda: received)
     assert [m.header.stamp.sec for m in received] == [2]
+
+
+def test_a_side_mediapipe_would_abort_on_is_shrunk_and_the_node_keeps_working(
+    pose_graph, photo, make_image, wait
+):
+    """A 1 x 32767 image fits max_image_pixels but would abort MediaPipe (and the process)."""
+    pose, _, camera, received = pose_graph
+    camera.publish(make_image(np.zeros((1, 32767, 3), np.uint8), 1_000_000_000))
+    assert wait(lambda: len(received) == 1)
+    assert pose.frames_downscaled == 1
+    camera.publish(make_image(photo, 2_000_000_000))
+    assert wait(lambda: len(received) == 2)
+    assert len(received[1].persons) == 1
+
+
+def test_compressed_images_that_cannot_be_decoded_are_counted(ros, photo, wait, parameter_client):
+    """A 4 x 4 PNG, a PNG bomb's header and a BMP: counted as bad frames, and the next JPEG works."""
+    pose = ros.add(PoseNode, parameter_overrides=[Parameter("compressed", value=True)])
+    probe = ros.add(Node, "probe")
+    received: list[PersonSkeletonArray] = []
+    probe.create_subscription(PersonSkeletonArray, "skeletons", received.append, 50)
+    camera = probe.create_publisher(CompressedImage, "image_raw/compressed", qos_profile_sensor_data)
+    assert wait(lambda: pose.inputs and camera.get_subscription_count() > 0)
+    bomb = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (40000).to_bytes(4, "big") * 2 + b"\x08\x02" + bytes(70)
+    tiny_png = cv2.imencode(".png", photo[:4, :4])[1].tobytes()
+    bmp = cv2.imencode(".bmp", photo[:64, :64])[1].tobytes()
+    for second, data in enumerate([tiny_png, bomb, bmp], start=1):
+        seen = pose.bad_frames + len(received)
+        camera.publish(CompressedImage(header=Header(stamp=Time(sec=second)), format="png", data=data))
+        assert wait(lambda seen=seen: pose.bad_frames + len(received) > seen)
+    assert pose.callback_errors == 0
+    jpeg = cv2.imencode(".jpg", photo)[1].tobytes()
+    camera.publish(CompressedImage(header=Header(stamp=Time(sec=9)), format="jpeg", data=jpeg))
+    assert wait(lambda: any(m.header.stamp.sec == 9 and m.persons for m in received))
 
 
 def test_mono_and_rgb_cameras_work(pose_graph, photo, make_image, wait):

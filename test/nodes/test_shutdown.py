@@ -112,6 +112,18 @@ def test_a_ros2_run_node_exits_quietly_on_a_double_ctrl_c(wait, tiny_model):
         process.kill()
 
 
+@pytest.mark.parametrize("setting", ["rate:=30", "rate:=-1.0", "video:=0"])
+def test_a_bad_start_up_parameter_is_one_line_and_exit_2(setting):
+    """``ros2 run`` with a parameter of the wrong type or range: one line, not rclpy's traceback."""
+    args = [sys.executable, "-m", "bharnet_ros.nodes.video_source_node", "--ros-args", "-p", setting]
+    done = subprocess.run(args, cwd=CHECKOUT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: ")
+    assert setting.split(":=")[0] in lines[0]
+
+
 class _SpinAfterCtrlC:
     """An executor whose spin fails as rclpy's does when Ctrl-C invalidates the context mid-wait."""
 
