@@ -9,8 +9,11 @@ Two time bases, chosen by the field names so a file says what it means:
 
 CSV: a header row ``start,end,label`` (or ``start_stamp,end_stamp,label``), then one segment per
 row; blank lines and lines starting with ``#`` are skipped. YAML: a list of mappings with the same
-keys. A segment covers ``start <= t < end``. Segments must not overlap; gaps are allowed (time in a
-gap is not scored). Every problem raises :class:`AnnotationError` naming the file and the line.
+keys, read as ROS 2 reads YAML (:func:`~bharnet_ros.core.yaml12.load_yaml`), so the labels ``yes``
+and ``no`` stay text; a label YAML reads as anything but text (``true``, ``3``, a list) is refused
+rather than turned into a different class name. A segment covers ``start <= t < end``. Segments
+must not overlap; gaps are allowed (time in a gap is not scored). Every problem raises
+:class:`AnnotationError` naming the file and the line.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from bharnet_ros.core.yaml12 import load_yaml
 
 RELATIVE = ("start", "end", "label")
 ABSOLUTE = ("start_stamp", "end_stamp", "label")
@@ -108,7 +113,7 @@ def parse_csv(text: str, source: str = "<csv>") -> Annotations:
 def parse_yaml(text: str, source: str = "<yaml>") -> Annotations:
     """Segments from a YAML list of ``{start, end, label}`` (or ``start_stamp``/``end_stamp``) mappings."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as err:
         raise AnnotationError(f"{source}: not valid YAML: {err}".replace("\n", " ")) from None
     if not isinstance(data, list):
@@ -172,7 +177,7 @@ def _build(
     segments = []
     for where, row in rows:
         start, end = _seconds(row[start_key], start_key, where), _seconds(row[end_key], end_key, where)
-        label = str(row["label"] if row["label"] is not None else "").strip()
+        label = _label(row["label"], where)
         if not label:
             raise AnnotationError(f"{where}: empty label; every segment needs a class name")
         if end <= start:
@@ -187,6 +192,18 @@ def _build(
     segments.sort(key=lambda item: item[1].start)
     _check_overlaps(segments, source)
     return Annotations(tuple(s for _, s in segments), absolute)
+
+
+def _label(value: Any, where: str) -> str:
+    """The class name of a row: text only, since YAML reads ``true``, ``010`` or ``1:30`` as other values."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise AnnotationError(
+            f"{where}: label {value!r} is not text (YAML reads it as {type(value).__name__}); "
+            "put the class name in quotes, e.g. label: '3'"
+        )
+    return value.strip()
 
 
 def _seconds(value: Any, name: str, where: str) -> float:

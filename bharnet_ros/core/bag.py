@@ -15,6 +15,7 @@ a bag holds everything up to the last flush.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sqlite3
 import struct
@@ -53,6 +54,8 @@ ENCODINGS = ("bgr8", "rgb8", "mono8", "jpeg")  # what record-video writes; jpeg 
 JPEG_QUALITY = 90
 STORAGE_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
 RECOVERED_SUFFIX = ".recovered.mcap"  # the complete records of a cut-off MCAP file, made by reindex_bag
+MAX_STAMP_SECONDS = 2**31 - 1  # builtin_interfaces/Time.sec is an int32 (and never negative here)
+MIN_RATE, MAX_RATE = 0.01, 1000.0  # frames/s write_video_bag restamps at (0: the video's own times)
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 MCAP_HEADER, MCAP_FOOTER, MCAP_DATA_END = 0x01, 0x02, 0x0F  # record opcodes (MCAP specification)
 
@@ -256,24 +259,55 @@ def write_video_bag(
     """Store a video's frames as camera messages stamped ``start_time`` + video time (seconds).
 
     ``rate`` > 0 restamps the frames at that many per second instead of the video's own times.
-    Header stamp and log time are equal, as for a camera recorded without delay.
+    Header stamp and log time are equal, as for a camera recorded without delay. Every stamp must
+    fit a ROS time (0 to :data:`MAX_STAMP_SECONDS`): a start time or rate that cannot is a BagError,
+    raised before the first frame is written where the video's header states its frame count.
     """
     from bharnet_ros.core.video import VideoReader
 
     msgtype = COMPRESSED_TYPE if encoding == "jpeg" else IMAGE_TYPE
     if encoding not in ENCODINGS:
         raise BagError(f"unsupported encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
+    check_stamping(start_time, rate)
     stamps: list[int] = []
-    with VideoReader(video) as reader, BagWriter(bag, storage) as writer:
-        writer.add_topic(topic, msgtype)
-        for index, (seconds, image) in enumerate(reader):
-            if max_frames and index >= max_frames:
-                break
-            video_time = index / rate if rate > 0 else seconds
-            stamp = seconds_to_ns(start_time + video_time)
-            writer.write(topic, stamp, image_message(image, stamp, frame_id, encoding))
-            stamps.append(stamp)
+    with VideoReader(video) as reader:
+        per_second, counts = rate or reader.info.fps, [n for n in (reader.info.frame_count, max_frames) if n]
+        if per_second and counts:  # the last frame's stamp, known before decoding on
+            _check_last_stamp(start_time, (min(counts) - 1) / per_second, min(counts))
+        with BagWriter(bag, storage) as writer:
+            writer.add_topic(topic, msgtype)
+            for index, (seconds, image) in enumerate(reader):
+                if max_frames and index >= max_frames:
+                    break
+                video_time = index / rate if rate > 0 else seconds
+                _check_last_stamp(start_time, video_time, index + 1)
+                stamp = seconds_to_ns(start_time + video_time)
+                writer.write(topic, stamp, image_message(image, stamp, frame_id, encoding))
+                stamps.append(stamp)
     return VideoBagSummary(Path(bag), topic, msgtype, len(stamps), stamps[0], stamps[-1])
+
+
+def check_stamping(start_time: float, rate: float) -> None:
+    """BagError unless ``start_time`` is a ROS time in seconds and ``rate`` is 0 or a sane frame rate."""
+    if not (math.isfinite(start_time) and 0 <= start_time <= MAX_STAMP_SECONDS):
+        raise BagError(
+            f"start time {start_time} s is not between 0 and {MAX_STAMP_SECONDS} s (what a ROS time holds); "
+            "give seconds since the epoch"
+        )
+    if rate != 0 and not (math.isfinite(rate) and MIN_RATE <= rate <= MAX_RATE):
+        raise BagError(
+            f"rate {rate} is neither 0 (the video's own times) nor {MIN_RATE} to {MAX_RATE:g} frames/s"
+        )
+
+
+def _check_last_stamp(start_time: float, video_time: float, frames: int) -> None:
+    """BagError when frame number ``frames``, ``video_time`` s into the video, is stamped past a ROS time."""
+    if math.isfinite(video_time) and start_time + video_time <= MAX_STAMP_SECONDS:
+        return
+    raise BagError(
+        f"frame {frames} would be stamped past {MAX_STAMP_SECONDS} s, the latest ROS time; "
+        "give an earlier start time or a higher rate"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -415,6 +449,7 @@ def _readable_storage(file: Path) -> tuple[Path, str | None]:
     """A storage file rosbags can open: the file itself, or the recovered copy of a cut-off MCAP."""
     if file.suffix == ".db3":
         _roll_back_unfinished(file)
+        _check_sqlite_bag(file)
         return file, None
     try:
         with Reader(file):
@@ -440,6 +475,17 @@ def _roll_back_unfinished(file: Path) -> None:
             connection.close()
     except sqlite3.Error as err:
         raise BagError(f"{file} is not a readable SQLite bag ({_reason(err)})") from None
+
+
+def _check_sqlite_bag(file: Path) -> None:
+    """A .db3 file must hold rosbag2's tables; any other SQLite file (or an empty one) is refused."""
+    try:
+        with Reader(file):
+            return
+    except DAMAGED as err:
+        raise BagError(
+            f"{file} is not a rosbag2 SQLite file ({_reason(err)}); move it out of the bag folder"
+        ) from None
 
 
 def mcap_complete_end(file: Path) -> int:

@@ -16,12 +16,16 @@ Formats, metrics and an example report: docs/bags.md.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 from bharnet_ros.core.bag import (
     ENCODINGS,
+    MAX_RATE,
+    MAX_STAMP_SECONDS,
+    MIN_RATE,
     STORAGES,
     BagError,
     bag_message_counts,
@@ -32,6 +36,10 @@ from bharnet_ros.core.bag import (
 from bharnet_ros.core.paths import DEFAULT_MODEL
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import check_output_folder, staged_folder
+
+MAX_RECORD_SECONDS = 7 * 24 * 3600.0  # --duration of `bag record`: a week
+MAX_WAIT_SECONDS = 3600.0  # --wait of `bag record`
+MIN_REPLAY_RATE, MAX_REPLAY_RATE = 0.01, 100.0  # --rate of `bag eval --realtime` and `demo`
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,8 +69,9 @@ def _add_record_video(parser: argparse.ArgumentParser) -> None:
         "--topic", default="/camera/image_raw", help="camera topic (default /camera/image_raw)"
     )
     parser.add_argument(
-        "--rate", type=float, default=0.0, help="restamp at HZ frames/s (default: video time)"
-    )
+        "--rate", type=float, default=0.0,
+        help=f"restamp at HZ frames/s, {MIN_RATE} to {MAX_RATE:g} (default 0: video time)",
+    )  # fmt: skip
     parser.add_argument(
         "--storage", choices=sorted(STORAGES), default="mcap", help="bag storage (default mcap)"
     )
@@ -85,12 +94,18 @@ def _add_record_video(parser: argparse.ArgumentParser) -> None:
 def run_record_video(args: argparse.Namespace) -> int:
     """Write the bag and print what it holds."""
     from bharnet_ros.core.video import VideoError
+    from bharnet_ros.nodes.parameters import topic_name_problem
 
-    if args.rate < 0 or args.max_frames < 0:
-        raise UsageError("--rate and --max-frames must not be negative")
+    if args.max_frames < 0:
+        raise UsageError(f"--max-frames must not be negative, got {args.max_frames}")
+    if args.rate != 0:
+        check_number("--rate", args.rate, MIN_RATE, MAX_RATE, "frames/s, or 0 for the video's own times")
     if not args.topic.startswith("/"):
         raise UsageError(f"--topic {args.topic!r} must be an absolute name such as /camera/image_raw")
+    if problem := topic_name_problem(args.topic):
+        raise UsageError(f"--topic {problem}; use a name such as /camera/image_raw")
     start_time = _start_time(args.start_time)
+    check_input_file(args.video, "video")
     check_output_folder(args.output, [args.video], args.force, "-o", empty_ok=False)
     try:
         with staged_folder(args.output) as staged:
@@ -107,22 +122,49 @@ def run_record_video(args: argparse.Namespace) -> int:
 
 
 def _start_time(text: str) -> float:
+    """Seconds since the epoch of the first frame: 'now' or a number a ROS time can hold."""
     if text == "now":
         return time.time()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         raise UsageError(f"--start-time {text!r} is neither seconds since the epoch nor 'now'") from None
+    return check_number(
+        "--start-time", seconds, 0.0, MAX_STAMP_SECONDS, "seconds since the epoch (a ROS time)"
+    )
+
+
+def check_number(option: str, value: float, low: float, high: float, unit: str) -> float:
+    """``value`` when it is finite and within [low, high]; else a UsageError naming the option.
+
+    A plain ``value < 0`` check lets NaN through (every comparison with NaN is false), which made
+    a wait never end and a replay run unpaced.
+    """
+    if not (math.isfinite(value) and low <= value <= high):
+        raise UsageError(f"{option} {value} is out of range; give {low:.10g} to {high:.10g} {unit}")
+    return value
+
+
+def check_input_file(path: Path, what: str) -> None:
+    """The input ``path`` must be an existing file (checked before any output is made)."""
+    if not path.exists():
+        raise UsageError(f"{what} not found: {path}; check the path")
+    if not path.is_file():
+        raise UsageError(f"{what} {path} is not a file; give the {what} file itself")
 
 
 def _add_record(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("topics", nargs="+", metavar="TOPIC", help="topics to record, e.g. /bharnet/action")
     parser.add_argument("-o", "--output", type=Path, required=True, help="new bag folder")
-    parser.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (default: Ctrl-C)")
+    parser.add_argument(
+        "--duration", type=float, default=0.0, help="stop after S seconds, at most a week (default: Ctrl-C)"
+    )
     parser.add_argument(
         "--storage", choices=sorted(STORAGES), default="mcap", help="bag storage (default mcap)"
     )
-    parser.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the topics to appear")
+    parser.add_argument(
+        "--wait", type=float, default=5.0, help="seconds (at most 3600) to wait for the topics to appear"
+    )
     parser.set_defaults(bag_run=run_record)
 
 
@@ -130,8 +172,8 @@ def run_record(args: argparse.Namespace) -> int:
     """Record until the duration or Ctrl-C, then print the message counts."""
     from bharnet_ros.nodes.bag_io import record_topics
 
-    if args.duration < 0 or args.wait < 0:
-        raise UsageError("--duration and --wait must not be negative")
+    check_number("--duration", args.duration, 0.0, MAX_RECORD_SECONDS, "seconds (0: until Ctrl-C)")
+    check_number("--wait", args.wait, 0.0, MAX_WAIT_SECONDS, "seconds")
     if args.output.exists():
         raise UsageError(f"-o {args.output} already exists; a recording always goes into a new bag folder")
     check_output_folder(args.output, option="-o")
@@ -188,7 +230,10 @@ def _add_eval(parser: argparse.ArgumentParser) -> None:
         help="topic to evaluate (default: the bharnet skeleton topic if present, else the camera topic)",
     )  # fmt: skip
     parser.add_argument("--realtime", action="store_true", help="replay into the live graph and time it")
-    parser.add_argument("--rate", type=float, default=1.0, help="replay speed factor for --realtime")
+    parser.add_argument(
+        "--rate", type=float, default=1.0,
+        help=f"replay speed factor for --realtime, {MIN_REPLAY_RATE} to {MAX_REPLAY_RATE:g} (default 1)",
+    )  # fmt: skip
     parser.add_argument(
         "--params-file", default="", help="graph parameters YAML (default config/recognize.yaml)"
     )
@@ -206,8 +251,9 @@ def run_eval(args: argparse.Namespace) -> int:
     from bharnet_ros.core.bag_eval import EvalError, evaluate_bag
     from bharnet_ros.nodes.bag_eval import realtime_replay
 
-    if args.rate <= 0:
-        raise UsageError(f"--rate must be positive, got {args.rate}")
+    check_number("--rate", args.rate, MIN_REPLAY_RATE, MAX_REPLAY_RATE, "times the recorded speed")
+    if args.labels is not None:
+        check_input_file(args.labels, "labels file")
     check_output_folder(args.out, [args.bag, args.labels, args.model], args.force)
     replay = realtime_replay(args.rate) if args.realtime else None
     try:

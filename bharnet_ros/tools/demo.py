@@ -16,13 +16,19 @@ The demo writes ``OUT/bag``, ``OUT/labels.csv`` and ``OUT/report/``. A non-empty
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import atomic_file, check_output_folder, staged_folder
+
+if TYPE_CHECKING:
+    from bharnet_ros.core.compose import Piece
 
 # Synthetic fallback: the gestures the default model knows from the generator; fidget is "none".
 SCRIPT = (
@@ -53,7 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--synthetic", action="store_true", help="the synthetic script even where people exist"
     )
-    parser.add_argument("--rate", type=float, default=1.0, help="replay speed factor")
+    parser.add_argument(
+        "--rate", type=float, default=1.0, help="replay speed factor, 0.01 to 100 (default 1)"
+    )
     parser.add_argument("--short", action="store_true", help="a 5-second script instead of 22 s (for tests)")
     parser.add_argument(
         "--force",
@@ -63,19 +71,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bharnet_ros.tools.bag import format_table
+    from bharnet_ros.tools.bag import MAX_REPLAY_RATE, MIN_REPLAY_RATE, check_number, format_table
 
-    if args.rate <= 0:
-        raise UsageError(f"--rate must be positive, got {args.rate}")
+    check_number("--rate", args.rate, MIN_REPLAY_RATE, MAX_REPLAY_RATE, "times the recorded speed")
     video = Path(args.video) if args.video else None
     people = None if video or args.synthetic else _people_folder(args.people)
+    check_inputs(video, args.model)
+    pieces = _people_pieces(args, people) if people else []
     check_output_folder(args.out, [video, args.model], args.force)
     bag = args.out / "bag"
-    with staged_folder(bag) as staged:
+    with _removed_if_left_empty(args.out), staged_folder(bag) as staged:
         if video:
             labels, what = _video_input(args, staged), f"video {args.video}"
         elif people:
-            labels, what = _people_input(args, people, staged)
+            labels, what = _people_input(args, people, pieces, staged)
         else:
             labels, what = _scripted_input(args, staged), "scripted synthetic gestures"
     print(f"input: {bag} ({what})")
@@ -84,6 +93,36 @@ def run(args: argparse.Namespace) -> int:
     if labels is not None:
         print_timeline(summary["metrics"]["per_segment"])
     return 0
+
+
+def check_inputs(video: Path | None, model: Path | None) -> None:
+    """The video opens and has a frame and the model file exists, before ``--out`` is made."""
+    from bharnet_ros.core.video import VideoError, VideoReader
+
+    if model is not None and not model.is_file():
+        raise UsageError(f"--model {model} not found; give an exported .onnx file")
+    if video is None:
+        return
+    try:
+        with VideoReader(video):
+            pass
+    except (FileNotFoundError, VideoError) as err:
+        raise UsageError(f"--video: {err}") from None
+
+
+@contextmanager
+def _removed_if_left_empty(folder: Path) -> Iterator[None]:
+    """When the block fails, remove ``folder`` (and the folders above it) that this run created and
+    left empty, so a refused demo leaves nothing behind; anything with files in it stays."""
+    created = [path for path in (folder, *folder.absolute().parents) if not path.exists()]
+    try:
+        yield
+    except BaseException:
+        for path in created:  # the deepest first
+            if not path.is_dir() or any(path.iterdir()):
+                break
+            path.rmdir()
+        raise
 
 
 def _evaluate(bag: Path, labels: Path | None, report: Path, model: Path | None, rate: float) -> dict:
@@ -132,20 +171,27 @@ def _people_folder(given: Path | None) -> Path | None:
     return PEOPLE if PEOPLE.is_dir() else None
 
 
-def _people_input(args: argparse.Namespace, people: Path, bag: Path) -> tuple[Path, str]:
-    """One person's clips as a continuous stream video, its bag and its labels file."""
-    from bharnet_ros.core.annotations import save_csv
-    from bharnet_ros.core.bag import BagError, write_video_bag
-    from bharnet_ros.core.compose import ComposeError, Piece, compose_stream
+def _people_pieces(args: argparse.Namespace, people: Path) -> list[Piece]:
+    """The clip of each scripted gesture of ``--person`` at ``--distance`` (UsageError if one is missing)."""
+    from bharnet_ros.core.compose import Piece
 
     folder = people / args.person
-    script = PEOPLE_SCRIPT[:3] if args.short else PEOPLE_SCRIPT
     pieces = []
-    for label in script:
+    for label in PEOPLE_SCRIPT[:3] if args.short else PEOPLE_SCRIPT:
         clips = sorted(folder.glob(f"{label}_*_{args.distance}_*.avi"))
         if not clips:
             raise UsageError(f"no {label} clip at {args.distance} in {folder}; pick --person and --distance")
         pieces.append(Piece(clips[0], label))
+    return pieces
+
+
+def _people_input(args: argparse.Namespace, people: Path, pieces: list[Piece], bag: Path) -> tuple[Path, str]:
+    """One person's clips as a continuous stream video, its bag and its labels file."""
+    from bharnet_ros.core.annotations import save_csv
+    from bharnet_ros.core.bag import BagError, write_video_bag
+    from bharnet_ros.core.compose import ComposeError, compose_stream
+
+    script = [piece.label for piece in pieces]
     try:
         with atomic_file(args.out / "stream.mp4") as temporary:
             segments = compose_stream(pieces, temporary)

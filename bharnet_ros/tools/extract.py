@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.num_poses <= MAX_POSES:
         raise UsageError(f"--num-poses must be in [1, {MAX_POSES}], got {args.num_poses}")
     stage = StageOptions(args.backend, args.num_poses, args.mirrored_input)
-    jobs = check_outputs(plan_jobs(args.input, args.output, args.overlay), args.force, stage.multi)
+    folder = args.input if args.input.is_dir() else None
+    jobs = check_outputs(plan_jobs(args.input, args.output, args.overlay), args.force, stage.multi, folder)
     skipped = 0
     for job in jobs:
         try:
@@ -134,23 +135,41 @@ def plan_jobs(source: Path, output: Path, overlay: Path | None) -> list[Job]:
     return [Job(source, output, overlay)]
 
 
-def check_outputs(jobs: list[Job], force: bool, per_person: bool = False) -> list[Job]:
-    """The jobs with their outputs checked (not a video, not existing without ``force``) before any work.
+def check_outputs(
+    jobs: list[Job], force: bool, per_person: bool = False, folder: Path | None = None
+) -> list[Job]:
+    """The jobs with their outputs checked before any work: not an input, not inside the input
+    ``folder`` (the next run would read an overlay back as a video), not existing without ``force``,
+    and no two jobs writing the same file (``clip.avi`` and ``clip.mp4`` both make ``clip.npz``).
 
     With ``per_person`` (``--backend multi``) the files are ``<stem>_p<id>.npz``, so any of those
     already there counts as existing.
     """
+    _check_no_clashes(jobs)
     checked = []
     for job in jobs:
-        output = check_output_file(job.output, [job.video], force, suffix=".npz")
+        output = check_output_file(job.output, [job.video, folder], force, suffix=".npz")
         earlier = sorted(output.parent.glob(f"{output.stem}_p*.npz")) if per_person else []
         if earlier and not force:
             raise UsageError(f"-o {earlier[0]} already exists; pass --force to replace it")
-        overlay = (
-            None if job.overlay is None else check_output_file(job.overlay, [job.video], force, "--overlay")
-        )
+        overlay = job.overlay and check_output_file(job.overlay, [job.video, folder], force, "--overlay")
         checked.append(Job(job.video, output, overlay))
     return checked
+
+
+def _check_no_clashes(jobs: list[Job]) -> None:
+    """UsageError when two videos would write the same output file (the second would replace the first)."""
+    writers: dict[Path, Path] = {}
+    for job in jobs:
+        if job.overlay is not None and job.overlay.absolute() == job.output.absolute():
+            raise UsageError(f"-o and --overlay are the same file {job.output}; give them different names")
+        for path in filter(None, (job.output, job.overlay)):
+            first = writers.setdefault(path.absolute(), job.video)
+            if first != job.video:
+                raise UsageError(
+                    f"{first.name} and {job.video.name} both write {path}; rename one of them "
+                    "or extract them one at a time"
+                )
 
 
 def extract_video(job: Job, stage: StageOptions, max_frames: int | None = None) -> str:

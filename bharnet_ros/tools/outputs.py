@@ -139,10 +139,24 @@ def staged_folder(path: Path) -> Iterator[Path]:
             _move_into(staged, path)
     except BaseException as err:
         if isinstance(err, OSError):
-            raise UsageError(f"cannot write {path}: {err.strerror or err}") from None
+            raise UsageError(_staging_problem(err, path, holder)) from None
         raise
     finally:
         shutil.rmtree(holder, ignore_errors=True)
+
+
+def _staging_problem(err: OSError, path: Path, holder: Path) -> str:
+    """The one-line message for an OSError in a staged block, blaming the output only when it is at fault.
+
+    An error with no errno was raised by the command itself about an input ("video not found: …")
+    and its message says it all; one naming a file outside the output is about that file.
+    """
+    if err.errno is None and err.args:
+        return str(err)
+    named = Path(os.fsdecode(err.filename)).absolute() if isinstance(err.filename, str | bytes) else None
+    if named is not None and not any(named.is_relative_to(p.absolute()) for p in (path, holder)):
+        return f"cannot use {named}: {err.strerror or err}"
+    return f"cannot write {path}: {err.strerror or err}"
 
 
 @contextmanager

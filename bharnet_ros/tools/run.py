@@ -1,11 +1,23 @@
-"""``bharnet run``: start the recognition graph in one process (same graph as the launch file)."""
+"""``bharnet run``: start the recognition graph in one process (same graph as the launch file).
+
+Every option is checked before the graph starts (the nodes would otherwise fail seconds later with
+a traceback, or run without a model): names, the video (it opens and has a frame) and the model
+that the recognizer would load (it loads).
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import fields
+from typing import Any
 
 from bharnet_ros.tools import UsageError
+
+MAX_DURATION = 7 * 24 * 3600.0  # --duration: a week
+# A ROS namespace (rcl's rules): parts of letters, digits and '_' not starting with a digit, no
+# empty part, no '/' at the end; relative ones get a leading '/' from rcl.
+NAMESPACE = re.compile(r"/?[A-Za-z_][A-Za-z0-9_]*(?:/[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,15 +45,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 flag, default=default, help=f"{help_text[option.name]} (default: {default!r})"
             )
     parser.add_argument(
-        "--duration", type=float, default=0.0, help="stop after this many seconds (0: Ctrl-C)"
+        "--duration", type=float, default=0.0, help="stop after this many seconds, at most a week (0: Ctrl-C)"
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from bharnet_ros.nodes.graph import GraphOptions
     from bharnet_ros.nodes.runner import run_graph
+    from bharnet_ros.tools.bag import check_number
 
     options = GraphOptions(**{f.name: getattr(args, f.name) for f in fields(GraphOptions)})
+    check_number("--duration", args.duration, 0.0, MAX_DURATION, "seconds (0: until Ctrl-C)")
+    check_options(options)
+    return run_graph(options, args.duration)
+
+
+def check_options(options: Any) -> None:
+    """Raise UsageError for the first option the graph would fail on (or, for the model, run without).
+
+    ``options`` is a ``nodes.graph.GraphOptions`` (not imported here: tools load without nodes/).
+    """
     if options.device not in ("cpu", "cuda", "auto"):
         raise UsageError(f"--device {options.device!r} is not one of cpu, cuda, auto")
     if options.backend and options.backend not in pose_backends():
@@ -50,7 +73,56 @@ def run(args: argparse.Namespace) -> int:
         options.resolved_params_file()
     except FileNotFoundError as err:
         raise UsageError(str(err)) from None
-    return run_graph(options, args.duration)
+    check_names(options.camera_topic, options.namespace)
+    if options.video and not options.video.isdigit():  # a camera number is opened by the node
+        check_video(options.video)
+    check_model(options)
+
+
+def check_names(camera_topic: str, namespace: str) -> None:
+    """The camera topic and the namespace must be valid ROS names (rcl raises deep inside otherwise)."""
+    from bharnet_ros.nodes.parameters import topic_name_problem
+
+    if not camera_topic:
+        raise UsageError("--camera-topic is empty; give a topic such as camera/image_raw")
+    if problem := topic_name_problem(camera_topic):
+        raise UsageError(f"--camera-topic {problem}; give a topic such as camera/image_raw")
+    if namespace and namespace != "/" and not NAMESPACE.fullmatch(namespace):
+        raise UsageError(
+            f"--namespace {namespace!r} is invalid: use letters, digits and '_' in '/'-separated parts "
+            "that do not start with a digit, e.g. robot1 or /lab/robot1"
+        )
+
+
+def check_video(video: str) -> None:
+    """The video file must exist, open and have a first frame (the source node reads it seconds later)."""
+    from bharnet_ros.core.video import VideoError, VideoReader
+
+    try:
+        with VideoReader(video):
+            pass
+    except (FileNotFoundError, VideoError) as err:
+        raise UsageError(f"--video: {err}") from None
+
+
+def check_model(options: Any) -> None:
+    """The model the recognizer will run (``--model``, else the parameters file's, else the shipped
+    default) must load: a node without one would only log an error and publish nothing."""
+    from bharnet_ros.core.inference import InferenceError
+    from bharnet_ros.core.params_file import ParamsFileError, node_parameters, read_params_file
+    from bharnet_ros.core.paths import default_model
+    from bharnet_ros.core.recognizer import load_window_classifier
+
+    try:
+        configured = node_parameters(read_params_file(options.resolved_params_file()), "recognizer")
+    except ParamsFileError as err:
+        raise UsageError(f"--params-file: {err}") from None
+    try:
+        model = options.model or str(configured.get("model") or "") or str(default_model())
+        load_window_classifier(model, "cpu")  # the file is checked; the device is the node's business
+    except (InferenceError, FileNotFoundError, ValueError) as err:
+        where = "--model" if options.model else f"the model of {options.resolved_params_file()}"
+        raise UsageError(f"{where}: {err}") from None
 
 
 def pose_backends() -> tuple[str, ...]:

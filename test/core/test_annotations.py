@@ -124,3 +124,20 @@ def test_a_file_that_is_not_utf8_text_is_named_in_one_line(tmp_path):
     video.write_bytes(b"RIFF\xfa\x00\x00AVI LIST")
     with pytest.raises(AnnotationError, match=r"unknown annotation format '\.avi'"):
         load_annotations(video)  # the extension is checked before the bytes are decoded
+
+
+def test_yaml_labels_yes_and_no_stay_class_names(tmp_path):
+    path = tmp_path / "labels.yaml"
+    path.write_text(
+        "- {start: 0, end: 1, label: no}\n- {start: 1, end: 2, label: yes}\n"
+        "- {start: 2, end: 3, label: on}\n- {start: 3, end: 4, label: off}\n"
+    )
+    assert [s.label for s in load_annotations(path).segments] == ["no", "yes", "on", "off"]
+
+
+@pytest.mark.parametrize("label", ["true", "010", "3", "[wave]", "{a: 1}"])
+def test_yaml_labels_that_are_not_text_are_refused(label):
+    with pytest.raises(AnnotationError, match="item 1: label .* is not text") as error:
+        parse_yaml(f"- {{start: 0, end: 1, label: {label}}}\n", "labels.yaml")
+    assert "quotes" in str(error.value)
+    assert parse_yaml(f"- {{start: 0, end: 1, label: '{label}'}}\n").segments[0].label == label

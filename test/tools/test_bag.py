@@ -432,3 +432,132 @@ def test_eval_report_folder_needs_force_and_keeps_other_files(tmp_path, tiny_mod
     assert {"notes.txt", "summary.json", "timeline.png", "predictions.csv"} == {p.name for p in out.iterdir()}
     assert main(["bag", "eval", str(skeleton_bag), "--out", str(skeleton_bag), "--force"]) == 2
     assert "also an input" in one_line_error(capsys)
+
+
+def write_tiny_video(path: Path, frames: int = 3) -> Path:
+    """A 10 fps MJPG clip of ``smooth_images`` (a few KB)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for image in smooth_images(frames):
+        writer.write(image)
+    writer.release()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--start-time", "nan", "--start-time nan is out of range"),
+        ("--start-time", "inf", "--start-time inf is out of range"),
+        ("--start-time", "-5", "give 0 to 2147483647 seconds"),
+        ("--start-time", "3e9", "--start-time 3000000000.0 is out of range"),
+        ("--start-time", "2147483647", "frame 3 would be stamped past 2147483647 s"),
+        ("--rate", "inf", "--rate inf is out of range"),
+        ("--rate", "nan", "--rate nan is out of range"),
+        ("--rate", "1e-12", "give 0.01 to 1000 frames/s"),
+        ("--rate", "-1", "--rate -1.0 is out of range"),
+        ("--topic", "/bad topic", "--topic '/bad topic' is no valid topic name"),
+    ],
+)
+def test_record_video_refuses_unusable_stamps_and_names(tmp_path, capsys, option, value, message):
+    video = write_tiny_video(tmp_path / "three.avi")
+    assert main(["bag", "record-video", str(video), "-o", str(tmp_path / "b"), option, value]) == 2
+    assert message in one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["three.avi"]  # no bag, no staging folder
+
+
+def test_record_video_stamps_reach_the_last_ros_time(tmp_path):
+    video = write_tiny_video(tmp_path / "three.avi")
+    out = tmp_path / "b"
+    argv = ["bag", "record-video", str(video), "-o", str(out), "--rate", "1", "--start-time", "2147483645"]
+    assert main(argv) == 0
+    last = bag.MAX_STAMP_SECONDS * 1_000_000_000
+    assert [m.log_time for m in bag.read_messages(out)] == [last - 2_000_000_000, last - 1_000_000_000, last]
+
+
+@pytest.mark.parametrize("missing", ["nothing", "folder"])
+def test_record_video_of_a_missing_video_blames_the_input(tmp_path, capsys, missing):
+    video = tmp_path / "clip.mp4"
+    if missing == "folder":
+        video.mkdir()
+    assert main(["bag", "record-video", str(video), "-o", str(tmp_path / "out" / "b")]) == 2
+    error = one_line_error(capsys)
+    assert ("video not found" if missing == "nothing" else "is not a file") in error
+    assert "cannot write" not in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_staged_folder_blames_the_output_only_for_its_own_files(tmp_path):
+    from bharnet_ros.tools import UsageError
+    from bharnet_ros.tools.outputs import staged_folder
+
+    out = tmp_path / "out"
+    problems = [
+        FileNotFoundError("video not found: /clip.mp4"),  # raised by our own code about an input
+        FileNotFoundError(2, "No such file or directory", str(tmp_path / "in.csv")),
+        OSError(28, "No space left on device"),  # while writing: no file named
+    ]
+    messages = []
+    for problem in problems:
+        with pytest.raises(UsageError) as caught, staged_folder(out):
+            raise problem
+        messages.append(str(caught.value))
+    assert messages == [
+        "video not found: /clip.mp4",
+        f"cannot use {tmp_path / 'in.csv'}: No such file or directory",
+        f"cannot write {out}: No space left on device",
+    ]
+
+
+@pytest.mark.parametrize("content", ["other_sqlite", "empty"])
+@pytest.mark.parametrize("action", ["info", "eval"])
+def test_a_db3_that_is_not_a_bag_is_a_one_line_error(tmp_path, capsys, content, action):
+    import sqlite3
+
+    folder = tmp_path / "b"
+    folder.mkdir()
+    db3 = folder / "inventory.db3"
+    if content == "empty":
+        db3.write_bytes(b"")
+    else:
+        with sqlite3.connect(db3) as connection:
+            connection.execute("CREATE TABLE parts (name TEXT)")
+    before = db3.read_bytes()
+    extra = ["--out", str(tmp_path / "out")] if action == "eval" else []
+    assert main(["bag", action, str(folder), *extra]) == 2
+    assert f"{db3} is not a rosbag2 SQLite file" in one_line_error(capsys)
+    assert sorted(p.name for p in folder.iterdir()) == ["inventory.db3"]
+    assert db3.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bag", "record", "-o", "{tmp}/rec", "/nope", "--wait", "nan"],
+        ["bag", "record", "-o", "{tmp}/rec", "/nope", "--duration", "nan"],
+        ["bag", "record", "-o", "{tmp}/rec", "/nope", "--duration", "inf"],
+        ["bag", "eval", "{tmp}/b", "--out", "{tmp}/rep", "--realtime", "--rate", "nan"],
+        ["bag", "eval", "{tmp}/b", "--out", "{tmp}/rep", "--realtime", "--rate", "inf"],
+    ],
+)
+def test_non_finite_durations_waits_and_rates_are_refused(tmp_path, capsys, argv):
+    assert main([arg.format(tmp=tmp_path) for arg in argv]) == 2
+    assert "is out of range" in one_line_error(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_with_a_missing_labels_file_names_it_before_making_the_report(tmp_path, capsys):
+    write_camera_bag(tmp_path / "b", smooth_images(2))
+    argv = [
+        "bag",
+        "eval",
+        str(tmp_path / "b"),
+        "--labels",
+        str(tmp_path / "no.csv"),
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert main(argv) == 2
+    error = one_line_error(capsys)
+    assert f"labels file not found: {tmp_path / 'no.csv'}" in error
+    assert "cannot write" not in error
+    assert not (tmp_path / "r").exists()

@@ -54,3 +54,19 @@ def test_demo_plays_real_people_through_the_whole_graph(tmp_path, shared_file, t
     assert [s["truth"] for s in summary["metrics"]["per_segment"]] == ["greeting", "stop", "come"]
     assert summary["counts"]["processed"] > 0  # MediaPipe ran on the frames
     assert (out / "stream.mp4").is_file()
+
+
+def test_a_refused_demo_leaves_no_out_folder(tmp_path, capsys):
+    text = tmp_path / "text.mp4"
+    text.write_text("not a video")
+    for argv in (
+        ["--video", str(tmp_path / "missing.mp4")],
+        ["--video", str(text)],
+        ["--synthetic", "--model", str(tmp_path / "missing.onnx")],
+        ["--synthetic", "--rate", "nan"],
+    ):
+        assert main(["demo", *argv, "--out", str(tmp_path / "out" / "demo")]) == 2
+        error = capsys.readouterr().err.strip()
+        assert len(error.splitlines()) == 1
+        assert "cannot write" not in error
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["text.mp4"]

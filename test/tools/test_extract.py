@@ -189,3 +189,37 @@ def test_mirrored_input_undoes_a_flipped_video(shared_file, tmp_path):
     assert original.hand_present[:, 0].sum() >= 10, "the subject waves their left hand"
     np.testing.assert_array_equal(unmirrored.hand_present, original.hand_present)
     np.testing.assert_allclose(unmirrored.body[:, 15:17, :2], original.body[:, 15:17, :2], atol=0.02)
+
+
+def test_two_videos_of_one_stem_are_refused_before_any_work(tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_blank_clip(videos / "clip.mp4", frames=2)
+    write_blank_clip(videos / "clip.avi", frames=2)
+    assert main(["extract", str(videos), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"clip.avi and clip.mp4 both write {tmp_path / 'out' / 'clip.npz'}" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["-o", "--overlay"])
+def test_outputs_inside_the_input_folder_are_refused(tmp_path, capsys, where):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_blank_clip(videos / "clip.avi", frames=2)
+    outputs = {"-o": str(tmp_path / "out"), "--overlay": str(tmp_path / "overlay")}
+    outputs[where] = str(videos)  # the next run would read the overlay clip.mp4 back as a video
+    assert main(["extract", str(videos), "-o", outputs["-o"], "--overlay", outputs["--overlay"]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"is inside the input folder {videos}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["videos"]
+    assert sorted(p.name for p in videos.iterdir()) == ["clip.avi"]
+
+
+def test_npz_and_overlay_of_one_video_must_differ(tmp_path, capsys):
+    write_blank_clip(tmp_path / "clip.mp4", frames=2)
+    target = str(tmp_path / "clip.npz")
+    assert main(["extract", str(tmp_path / "clip.mp4"), "-o", target, "--overlay", target]) == 2
+    assert "-o and --overlay are the same file" in capsys.readouterr().err
