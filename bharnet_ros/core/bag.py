@@ -55,6 +55,9 @@ JPEG_QUALITY = 90
 STORAGE_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
 RECOVERED_SUFFIX = ".recovered.mcap"  # the complete records of a cut-off MCAP file, made by reindex_bag
 MAX_STAMP_SECONDS = 2**31 - 1  # builtin_interfaces/Time.sec is an int32 (and never negative here)
+# A video's first frame is stamped this many seconds by default: ROS reads a header stamp of 0 as
+# "not set", so a recognizer would time that frame by its own clock and then see time run backwards.
+VIDEO_START_SECONDS = 1000.0
 MIN_RATE, MAX_RATE = 0.01, 1000.0  # frames/s write_video_bag restamps at (0: the video's own times)
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 MCAP_HEADER, MCAP_FOOTER, MCAP_DATA_END = 0x01, 0x02, 0x0F  # record opcodes (MCAP specification)
@@ -253,7 +256,7 @@ def write_video_bag(
     storage: str = "mcap",
     frame_id: str = "camera",
     encoding: str = "bgr8",
-    start_time: float = 0.0,
+    start_time: float = VIDEO_START_SECONDS,
     max_frames: int = 0,
 ) -> VideoBagSummary:
     """Store a video's frames as camera messages stamped ``start_time`` + video time (seconds).
@@ -289,10 +292,10 @@ def write_video_bag(
 
 def check_stamping(start_time: float, rate: float) -> None:
     """BagError unless ``start_time`` is a ROS time in seconds and ``rate`` is 0 or a sane frame rate."""
-    if not (math.isfinite(start_time) and 0 <= start_time <= MAX_STAMP_SECONDS):
+    if not (math.isfinite(start_time) and 0 < start_time <= MAX_STAMP_SECONDS):
         raise BagError(
-            f"start time {start_time} s is not between 0 and {MAX_STAMP_SECONDS} s (what a ROS time holds); "
-            "give seconds since the epoch"
+            f"start time {start_time} s is not above 0 and up to {MAX_STAMP_SECONDS} s (a ROS time, where 0 "
+            "means 'not stamped'); give seconds since the epoch"
         )
     if rate != 0 and not (math.isfinite(rate) and MIN_RATE <= rate <= MAX_RATE):
         raise BagError(

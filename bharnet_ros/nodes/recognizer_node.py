@@ -18,6 +18,7 @@ on ``bharnet/labels`` and the change is logged and reported on ``/diagnostics``.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -129,6 +130,9 @@ TROUBLES = ("bad_messages", "publish_failures", "unstamped_frames", "persons_ref
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Reliable; absorbs bursts from several persons, and the seconds a model swap on a GPU may take.
 SKELETON_QOS = QoSProfile(depth=120)
+# Seconds after a stamped message during which a stamp-0 one is refused rather than timed by the
+# node's clock: mixed into a stamped stream, our clock's time would reset every window it reaches.
+STAMPED_MEMORY = 5.0
 
 
 class RecognizerNode(ManagedNode):
@@ -144,6 +148,7 @@ class RecognizerNode(ManagedNode):
         self.latency = Percentiles()
         self.rate_in = RateMeter()
         self.unstamped_frames = 0
+        self.last_stamped = -math.inf  # monotonic time of the last frame with a real stamp
         self.messages_lost = 0  # reported by the middleware
         self.drops: dict[int, GapDropCounter] = {}  # per person: frames missing between stamps
         self.frames_dropped = 0  # of persons no longer tracked
@@ -299,7 +304,8 @@ class RecognizerNode(ManagedNode):
         """Contract frames of a message; invalid persons are counted, logged and left out.
 
         An unstamped message (stamp 0, from a driver that never sets it) is timed by this node's
-        clock instead, with a throttled warning and a counter, so its frames are not all duplicates.
+        clock instead, with a throttled warning and a counter, so its frames are not all duplicates;
+        within :data:`STAMPED_MEMORY` of a stamped frame it is refused instead (a second publisher).
         """
         frames = []
         for person in msg.persons:
@@ -308,7 +314,12 @@ class RecognizerNode(ManagedNode):
             except SkeletonError as err:
                 self._refuse(f"ignored a skeleton: {err}")
                 continue
-            if frame.timestamp == 0.0:
+            if frame.timestamp != 0.0:
+                self.last_stamped = time.monotonic()
+            elif time.monotonic() - self.last_stamped < STAMPED_MEMORY:
+                self._refuse("ignored a skeleton with stamp 0 among stamped ones (a second publisher?)")
+                continue
+            else:
                 frame.timestamp = self._unstamped()
             frames.append(frame)
         return frames

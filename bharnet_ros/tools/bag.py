@@ -27,6 +27,7 @@ from bharnet_ros.core.bag import (
     MAX_STAMP_SECONDS,
     MIN_RATE,
     STORAGES,
+    VIDEO_START_SECONDS,
     BagError,
     bag_message_counts,
     bag_topics,
@@ -81,8 +82,9 @@ def _add_record_video(parser: argparse.ArgumentParser) -> None:
         help="Image pixel encoding, or jpeg for sensor_msgs/CompressedImage (default bgr8)",
     )  # fmt: skip
     parser.add_argument(
-        "--start-time", default="0",
-        help="stamp of the first frame: seconds since the epoch, or 'now' (default 0: stamps = video time)",
+        "--start-time", default=f"{VIDEO_START_SECONDS:g}",
+        help=f"stamp of the first frame: seconds since the epoch, or 'now' (default {VIDEO_START_SECONDS:g}: "
+        "stamps = that + video time; 0 would read as 'not stamped')",
     )  # fmt: skip
     parser.add_argument("--max-frames", type=int, default=0, help="stop after N frames (default: all)")
     parser.add_argument(

@@ -40,7 +40,6 @@ SYNTH_TRUTH = {"fidget": "none", "idle": None}  # truth names in the model's voc
 PEOPLE = Path("../shared/data/hri_gestures")  # the real recordings, beside the project
 PEOPLE_SCRIPT = ("greeting", "stop", "come", "left", "right", "attention", "yes", "no")
 FPS = 30.0
-START = 1000.0  # stamp of the first frame, seconds
 SKELETON_TOPIC = "/bharnet/skeletons"
 
 
@@ -140,7 +139,13 @@ def _evaluate(bag: Path, labels: Path | None, report: Path, model: Path | None, 
 def _scripted_input(args: argparse.Namespace, bag: Path) -> Path:
     """A skeleton bag of the scripted gestures and its labels file (seconds from the first frame)."""
     from bharnet_ros.core.annotations import save_csv
-    from bharnet_ros.core.bag import SKELETON_TYPE, BagWriter, seconds_to_ns, skeleton_array_message
+    from bharnet_ros.core.bag import (
+        SKELETON_TYPE,
+        VIDEO_START_SECONDS,
+        BagWriter,
+        seconds_to_ns,
+        skeleton_array_message,
+    )
     from bharnet_ros.training.synth import generate_scripted
 
     script = SHORT_SCRIPT if args.short else SCRIPT
@@ -154,7 +159,7 @@ def _scripted_input(args: argparse.Namespace, bag: Path) -> Path:
         writer.add_topic(SKELETON_TOPIC, SKELETON_TYPE)
         for t in range(len(sequence)):
             frame = sequence.frame(t)
-            frame.timestamp += START
+            frame.timestamp += VIDEO_START_SECONDS  # as a camera bag's first frame
             stamp = seconds_to_ns(frame.timestamp)
             writer.write(SKELETON_TOPIC, stamp, skeleton_array_message([frame], stamp))
     with atomic_file(args.out / "labels.csv") as temporary:

@@ -124,6 +124,17 @@ def test_unstamped_input_is_timed_by_the_node_and_reported(node, wait):
     assert wait(lambda: int(latest(statuses).get("unstamped_frames", 0)) == 60)
 
 
+def test_stamp_0_among_stamped_messages_is_refused_and_no_window_resets(node, wait):
+    recognizer, publisher, actions, statuses = node
+    stream = [message(t, [1]) for t in range(60)]
+    mixed = [m for t, m in enumerate(stream) for m in ([m, message(t, [1], stamp=0.0)] if t % 3 else [m])]
+    publish(publisher, mixed, rate=120.0)
+    assert wait(lambda: recognizer.bad_messages == 40)
+    assert wait(lambda: len(actions) > 0)
+    assert recognizer.recognizer.windows.stats.resets == 0
+    assert recognizer.unstamped_frames == 0
+
+
 def test_persons_on_clocks_5000_s_apart_both_get_actions(node, wait):
     recognizer, publisher, actions, statuses = node
     pairs = [(message(t, [1]), message(t, [2], start=5100.0)) for t in range(60)]

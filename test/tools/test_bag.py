@@ -140,7 +140,12 @@ def test_record_video_stamps_frames_with_video_time(tmp_path, shared_file):
         main(["bag", "record-video", str(video), "-o", str(restamped), "--max-frames", "3", "--rate", "10"])
         == 0
     )
-    assert [m.log_time for m in bag.read_messages(restamped)] == [0, 100_000_000, 200_000_000]
+    start = round(bag.VIDEO_START_SECONDS * 1e9)  # by default no frame carries ROS's "not set" stamp 0
+    assert [m.log_time for m in bag.read_messages(restamped)] == [
+        start,
+        start + 100_000_000,
+        start + 200_000_000,
+    ]
 
 
 def test_record_video_refuses_to_overwrite(tmp_path, shared_file, capsys):
@@ -449,6 +454,7 @@ def write_tiny_video(path: Path, frames: int = 3) -> Path:
         ("--start-time", "nan", "--start-time nan is out of range"),
         ("--start-time", "inf", "--start-time inf is out of range"),
         ("--start-time", "-5", "give 0 to 2147483647 seconds"),
+        ("--start-time", "0", "0 means 'not stamped'"),
         ("--start-time", "3e9", "--start-time 3000000000.0 is out of range"),
         ("--start-time", "2147483647", "frame 3 would be stamped past 2147483647 s"),
         ("--rate", "inf", "--rate inf is out of range"),

@@ -53,7 +53,7 @@ def test_record_a_video_headless_with_a_labels_file(shared_file, tmp_path, label
 
 def test_record_a_camera_bag_headless(shared_file, tmp_path, labels, capsys):
     bag = tmp_path / "bag"
-    write_video_bag(shared_file(CLIP), bag, start_time=1000.0)
+    write_video_bag(shared_file(CLIP), bag)
     out = tmp_path / "takes.npz"
     code = main(
         ["teach", "record", "--bag", str(bag), "--labels", str(labels), "--subject", "S2", "-o", str(out)]
