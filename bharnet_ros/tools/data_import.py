@@ -198,8 +198,19 @@ def _ntu(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
 
 
 def _mpdata(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
-    classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
+    classes = _class_list(args.classes) if args.classes is not None else None
     return import_mpdata(args.source, classes, args.fps, args.mirrored, _progress(args))
+
+
+def _class_list(text: str) -> list[str]:
+    """``--classes a,b,c`` as names; an empty list or a name given twice is a usage error."""
+    classes = [name.strip() for name in text.split(",") if name.strip()]
+    if not classes:
+        raise UsageError(f"--classes {text!r} names no class; give names like --classes hello,thanks")
+    twice = sorted({name for name in classes if classes.count(name) > 1})
+    if twice:
+        raise UsageError(f"--classes names {', '.join(twice)} more than once; give each class once")
+    return classes
 
 
 def _pkummd(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
@@ -207,7 +218,13 @@ def _pkummd(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
     if args.class_names is not None:
         if not args.class_names.is_file():
             raise UsageError(f"class-name file {args.class_names} not found")
-        names = [line.strip() for line in args.class_names.read_text().splitlines() if line.strip()]
+        try:
+            text = args.class_names.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(
+                f"class-name file {args.class_names} is not UTF-8 text; give one name per line"
+            ) from None
+        names = [line.strip() for line in text.splitlines() if line.strip()]
     return import_pkummd(
         args.source, args.labels, args.benchmark, args.split_file, names, progress=_progress(args)
     )

@@ -421,3 +421,79 @@ def test_a_merge_keeps_class_order_and_hand_flags(tmp_path):
     assert data.hand_intensive == [True, False]
     assert len(report.notes) == 2
     assert SkeletonDataset.load(data.save(tmp_path / "merged.npz")).class_names == ["a", "e"]
+
+
+def one_line_error(capsys) -> str:
+    """The error the last failed command printed, checked to be a single line."""
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    return error
+
+
+def test_a_pkummd_video_with_bad_labels_is_skipped_and_named(tmp_path, capsys):
+    for folder in ("skeleton", "label"):
+        (tmp_path / "pku" / folder).mkdir(parents=True)
+    for video, labels in (("0002-L", "3,0,20,1\n"), ("0003-M", "3,0,20,1\nnan,20,30,1\n")):
+        np.savetxt(tmp_path / "pku" / "skeleton" / f"{video}.txt", np.ones((30, 150)), fmt="%.1f")
+        (tmp_path / "pku" / "label" / f"{video}.txt").write_text(labels)
+    out = tmp_path / "pku.npz"
+    assert main(["import", "pkummd", str(tmp_path / "pku"), "-o", str(out), "--no-progress"]) == 0
+    assert SkeletonDataset.load(out).names.tolist() == ["0002-L_0"]
+    printed = capsys.readouterr().out
+    assert "skipped: 1" in printed
+    assert "0003-M: 0003-M.txt: action line 2 (nan,20,30): label and frames must be whole numbers" in printed
+
+
+def test_a_single_ntu_file_with_a_huge_frame_count_is_one_line(tmp_path, capsys):
+    path = tmp_path / "S001C001P001R001A001.skeleton"
+    path.write_text("99999999999\n0\n")
+    assert main(["import", "ntu", str(path), "-o", str(tmp_path / "x.npz"), "--no-progress"]) == 2
+    error = one_line_error(capsys)
+    assert "S001C001P001R001A001" in error
+    assert "header says 99999999999 frames" in error
+
+
+def test_a_nucla_file_of_the_wrong_json_type_is_skipped_and_reported(tmp_path, capsys):
+    source = tmp_path / "nucla"
+    source.mkdir()
+    record = {"file_name": "a01_s01_e01_v01", "skeletons": np.ones((4, 20, 3)).tolist(), "label": 1}
+    (source / "a01_s01_e01_v01.json").write_text(json.dumps(record))
+    (source / "a02_s01_e01_v01.json").write_text(json.dumps([record]))
+    (source / "a03_s01_e01_v01.json").write_text(json.dumps({**record, "skeletons": []}))
+    out = tmp_path / "ucla.npz"
+    assert main(["import", "nucla", str(source), "-o", str(out), "--no-progress"]) == 0
+    assert SkeletonDataset.load(out).names.tolist() == ["a01_s01_e01_v01"]
+    printed = capsys.readouterr().out
+    assert "skipped: 2" in printed
+    assert "a02_s01_e01_v01: the JSON holds a list" in printed
+    assert "a03_s01_e01_v01: skeletons is an empty list" in printed
+
+
+@pytest.mark.parametrize("fps", ["nan", "inf", "0", "-30", "1e9"])
+def test_a_bad_fps_is_one_line_for_every_importer_that_takes_it(tmp_path, shared_file, capsys, fps):
+    source = tmp_path / "nucla"
+    source.mkdir()
+    for kind, path in (("nucla", source), ("mpdata", shared_file("mp_holistic_signs/signer_25kamalesh.npz"))):
+        argv = ["import", kind, str(path), "-o", str(tmp_path / "x.npz"), "--fps", fps, "--no-progress"]
+        assert main(argv) == 2
+        assert "--fps" in one_line_error(capsys)
+    assert not (tmp_path / "x.npz").exists()
+
+
+@pytest.mark.parametrize(("classes", "message"), [(",", "names no class"), ("hello,hello", "more than once")])
+def test_an_empty_or_repeating_class_list_is_one_line(tmp_path, shared_file, capsys, classes, message):
+    source = shared_file("mp_holistic_signs/signer_25kamalesh.npz")
+    argv = ["import", "mpdata", str(source), "-o", str(tmp_path / "x.npz"), "--classes", classes]
+    assert main(argv) == 2
+    assert message in one_line_error(capsys)
+
+
+@pytest.mark.parametrize(("content", "message"), [(b"\xff\xfe\x00", "not UTF-8"), (b"\n\n", "empty")])
+def test_a_bad_pkummd_class_name_file_is_one_line(tmp_path, capsys, content, message):
+    (tmp_path / "pku" / "skeleton").mkdir(parents=True)
+    (tmp_path / "pku" / "label").mkdir()
+    np.savetxt(tmp_path / "pku" / "skeleton" / "0002-L.txt", np.ones((5, 150)), fmt="%.1f")
+    (tmp_path / "names.txt").write_bytes(content)
+    argv = ["import", "pkummd", str(tmp_path / "pku"), "-o", str(tmp_path / "x.npz")]
+    assert main([*argv, "--class-names", str(tmp_path / "names.txt")]) == 2
+    assert message in one_line_error(capsys)

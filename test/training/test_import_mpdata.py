@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import re
+import tracemalloc
+import zipfile
+
 import numpy as np
 import pytest
 
 from bharnet_ros.core.layouts import MP33
+from bharnet_ros.training.dataset import DatasetError
 from bharnet_ros.training.importers.mpdata import (
     import_mpdata,
     nearer_pose_wrist,
@@ -130,3 +136,128 @@ def test_mirrored_recordings_are_flipped_back_and_sides_swapped(shared_file):
     np.testing.assert_array_equal(mirrored.hand_present[0, :, 0], plain.hand_present[0, :, 1])
     np.testing.assert_array_equal(mirrored.body[0, :, left_wrist, 1:], plain.body[0, :, right_wrist, 1:])
     assert not mirrored.hands[0][~mirrored.hand_present[0]].any()  # absent hands stay zero
+
+
+def signer_arrays(samples: int = 2, frames: int = 3) -> dict[str, np.ndarray]:
+    """The arrays of a small, valid repacked signer file."""
+    rng = np.random.default_rng(0)
+    return {
+        "pose": rng.random((samples, frames, 33, 4)).astype(np.float32),
+        "left_hand": rng.random((samples, frames, 21, 3)),
+        "right_hand": rng.random((samples, frames, 21, 3)),
+        "label": np.arange(samples) % 2,
+        "class_names": np.array(["hello", "thanks"]),
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"pose": np.zeros(5)}, "pose has shape (5,)"),
+        ({"pose": np.zeros((2, 3, 20, 4))}, "expected (samples, frames, 33, 4)"),
+        ({"pose": np.full((2, 3, 33, 4), "x")}, "must hold numbers"),
+        ({"left_hand": np.zeros((2, 3, 21, 2))}, "left_hand has shape (2, 3, 21, 2)"),
+        ({"right_hand": np.zeros((2, 4, 21, 3))}, "right_hand has shape"),
+        ({"label": np.arange(3)}, "label must be 2 integers"),
+        ({"label": np.array([0.0, 1.0])}, "label must be 2 integers"),
+        ({"label": np.array(1)}, "label must be 2 integers"),
+        ({"label": np.array([0, 7])}, "do not index the 2 class_names"),
+        ({"label": np.array([0, -1])}, "do not index the 2 class_names"),
+        ({"class_names": np.array([1.5, 2.5])}, "class_names must be"),
+        ({"class_names": np.array([["a", "b"]])}, "class_names must be"),
+        ({"seq_id": np.arange(1)}, "seq_id has shape (1,)"),
+        (signer_arrays(frames=0), "no samples or no frames"),
+        (signer_arrays(samples=0), "no samples or no frames"),
+        ({"pose": np.full((2, 3, 33, 4), np.nan)}, "NaN or infinite"),
+    ],
+)
+def test_signer_files_of_the_wrong_type_or_shape_are_skipped_with_a_reason(tmp_path, change, reason):
+    np.savez(tmp_path / "signer_good.npz", **signer_arrays())
+    np.savez(tmp_path / "signer_bad.npz", **{**signer_arrays(), **change})
+    dataset, report = import_mpdata(tmp_path)
+    assert set(dataset.subject_names().tolist()) == {"good"}
+    [(item, why, detail)] = report.skipped
+    assert (item, why) == ("signer_bad.npz", "unreadable signer file")
+    assert reason in detail
+
+
+def npy_header(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
+    """A .npy header that declares ``shape``, followed by a few bytes of data."""
+    stream = io.BytesIO()
+    np.lib.format.write_array_header_1_0(stream, {"descr": descr, "fortran_order": False, "shape": shape})
+    return stream.getvalue() + bytes(64)
+
+
+@pytest.mark.parametrize(
+    ("member", "reason"),
+    [
+        (npy_header((10**11,)), "declares shape (100000000000,)"),
+        (npy_header((-5,)), "declares shape (-5,)"),
+        (npy_header((2, 3, 33, 4)), "truncated"),
+        (npy_header((2,), "|O"), "Python objects"),
+        (b"not an array", "magic"),
+    ],
+    ids=["huge shape", "negative shape", "truncated", "objects", "no magic"],
+)
+def test_signer_array_headers_are_checked_before_allocating(tmp_path, member, reason):
+    arrays = signer_arrays()
+    with zipfile.ZipFile(tmp_path / "signer_bad.npz", "w") as archive:
+        for key, array in arrays.items():
+            stream = io.BytesIO()
+            np.save(stream, array)
+            archive.writestr(f"{key}.npy", member if key == "pose" else stream.getvalue())
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=re.escape(reason)):  # DatasetError, or numpy's for magic
+            read_signer_file(tmp_path / "signer_bad.npz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 24
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (npy_header((10**11,)), "declares shape"),
+        (npy_header((1662,)), "truncated"),
+        (npy_header((3,), "|O"), "Python objects"),
+        (b"", "EOF"),
+    ],
+    ids=["huge shape", "truncated", "objects", "empty file"],
+)
+def test_raw_frame_files_are_checked_before_allocating(tmp_path, frame, reason):
+    folder = tmp_path / "MP_Data" / "hello"
+    for seq in ("0", "1"):
+        (folder / seq).mkdir(parents=True)
+        for f in range(3):
+            np.save(folder / seq / f"{f}.npy", frame_vector(3, 3, left=True, right=True, seed=f))
+    (folder / "1" / "1.npy").write_bytes(frame)
+    dataset, report = import_mpdata(tmp_path)
+    assert dataset.names.tolist() == ["hello/0"]
+    [(item, why, detail)] = report.skipped
+    assert (item, why) == ("hello/1", "unreadable sequence")
+    assert reason in detail
+
+
+@pytest.mark.parametrize("fps", [float("nan"), float("-inf"), 0.0, -1.0, 1001.0])
+def test_a_bad_frame_rate_is_refused(shared_data, fps):
+    with pytest.raises(DatasetError, match="--fps"):
+        import_mpdata(shared_data / "mp_holistic_signs" / "raw_example_25kamalesh", fps=fps)
+
+
+def test_a_signer_file_packed_with_an_unknown_compression_is_skipped(tmp_path):
+    np.savez(tmp_path / "signer_good.npz", **signer_arrays())
+    np.savez(tmp_path / "signer_odd.npz", **signer_arrays())
+    data = bytearray((tmp_path / "signer_odd.npz").read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local and central headers
+        start = data.find(signature)
+        while start >= 0:
+            data[start + offset : start + offset + 2] = (99).to_bytes(2, "little")  # no such method
+            start = data.find(signature, start + 4)
+    (tmp_path / "signer_odd.npz").write_bytes(bytes(data))
+    dataset, report = import_mpdata(tmp_path)
+    assert set(dataset.subject_names().tolist()) == {"good"}
+    [(item, _, detail)] = report.skipped
+    assert item == "signer_odd.npz"
+    assert "cannot be unpacked" in detail

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import tracemalloc
 
 import numpy as np
 import pytest
 
+from bharnet_ros.training import importers
+from bharnet_ros.training.dataset import DatasetError
 from bharnet_ros.training.importers.ntu import (
     KinectBody,
     NtuFormatError,
@@ -198,3 +202,68 @@ def test_benchmark_rules():
     assert splits["xset_val"].tolist() == [1]
     assert default_benchmarks(np.array([1, 17])) == ("xsub", "xview")
     assert default_benchmarks(setups) == ("xsub", "xset")
+
+
+ONE_BODY = skeleton_text([[("7", standing(0, 0.0, 0.0))]])
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("99999999999\n" + ONE_BODY.split("\n", 1)[1], "header says 99999999999 frames"),
+        ("1\n7\n" + ONE_BODY.split("\n", 2)[2] * 7, "7 bodies; Kinect tracks at most 6"),
+        ("1\n999999999999999\n" + ONE_BODY.split("\n", 2)[2], "Kinect tracks at most 6"),
+        ("1\n1\n7 0 1 1 1 1 0 0.1 0.2 2\n99999999999999\n", "99999999999999 joints"),
+        ("9" * 10_000 + "\n", "a field of 10000 characters"),
+        (ONE_BODY.replace(" 100 200 ", " 100 " + "2" * 1_000_000 + " ", 1), "a field of 1000000 characters"),
+        (ONE_BODY.replace(" 0 0 0 2", " 0 0 0 7", 1), "trackingState"),
+        (ONE_BODY.replace(" 0 0 0 2", " 0 0 0 nan", 1), "trackingState"),
+    ],
+    ids=[
+        "huge frame count",
+        "7 bodies",
+        "huge body count",
+        "huge joint count",
+        "giant count",
+        "giant field",
+        "state 7",
+        "state nan",
+    ],
+)
+def test_header_counts_and_giant_fields_are_refused_before_allocating(text, reason):
+    tracemalloc.start()
+    try:
+        with pytest.raises(NtuFormatError, match=re.escape(reason)):
+            parse_skeleton_text(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * len(text) + (1 << 20)  # sized by the text, not by a count or the longest field
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "reason"),
+    [
+        ("S001C001P001R001A000", ONE_BODY, "A000"),
+        ("S001C001P001R001A121", ONE_BODY, "A121"),
+        ("S001C001P001R001A001", "0\n", "no body in any frame"),
+        ("S001C001P001R001A001", "", "empty"),
+    ],
+    ids=["action 0", "action 121", "no frames", "empty file"],
+)
+def test_a_bad_file_in_a_folder_is_skipped_and_the_good_one_kept(tmp_path, name, text, reason):
+    (tmp_path / "S001C001P001R001A002.skeleton").write_text(skeleton_text([[("7", standing(0, 0, 0))]]))
+    (tmp_path / f"{name}.skeleton").write_text(text)
+    dataset, report = import_ntu(tmp_path)
+    assert dataset.names.tolist() == ["S001C001P001R001A002"]
+    [(item, why, detail)] = report.skipped
+    assert (item, why) == (name, "unreadable .skeleton file")
+    assert reason in detail
+
+
+def test_a_file_larger_than_any_real_one_is_refused_unread(tmp_path, monkeypatch):
+    path = tmp_path / "S001C001P001R001A001.skeleton"
+    path.write_text(ONE_BODY)
+    monkeypatch.setattr(importers, "MAX_TEXT_FILE_BYTES", len(ONE_BODY) - 1)
+    with pytest.raises(DatasetError, match="is it the right file"):
+        read_ntu_sample(path)

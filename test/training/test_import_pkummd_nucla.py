@@ -116,3 +116,133 @@ def test_nucla_refuses_other_benchmarks_and_empty_folders(tmp_path):
         import_nucla(tmp_path, benchmark="xsub")
     with pytest.raises(DatasetError, match=r"no \.json"):
         import_nucla(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("labels", "reason"),
+    [
+        ("100000000,0,20,1\n", "label 1e+08 outside 1..51"),
+        ("1e30,0,20,1\n", "outside 1..51"),
+        ("nan,0,20,1\n", "whole numbers"),
+        ("3,inf,20,1\n", "whole numbers"),
+        ("0,0,20,1\n", "label 0 outside"),
+        ("3,1.5,20,1\n", "whole numbers"),
+        ("3,30,10,1\n", "0 <= start < end"),
+        ("3,20,20,1\n", "0 <= start < end"),
+        ("3,-5,20,1\n", "0 <= start < end"),
+        ("3,0,1e30,1\n", "0 <= start < end"),
+        ("3,0,20,1\n9,0,nan,1\n", "action line 2"),
+        ("\n", "the PKU-MMD label file is empty"),
+        ("3,0\n", "expected lines"),
+        ("a,b,c,d\n", "could not convert"),
+    ],
+)
+def test_pkummd_bad_label_lines_refuse_that_video_only(tmp_path, labels, reason):
+    write_pku(tmp_path)
+    np.savetxt(tmp_path / "skeleton" / "0004-R.txt", np.ones((30, 150)), fmt="%.1f")
+    (tmp_path / "label" / "0004-R.txt").write_text(labels)
+    dataset, report = import_pkummd(tmp_path)
+    assert dataset.names.tolist() == ["0002-L_0", "0002-L_1"]
+    assert dataset.num_classes == 5  # a huge label did not stretch the class list
+    skipped = {item: (why, detail) for item, why, detail in report.skipped}
+    assert skipped["0004-R"][0] == "unreadable video"
+    assert reason in skipped["0004-R"][1]
+
+
+@pytest.mark.parametrize(
+    ("rows", "reason"),
+    [("", "the PKU-MMD skeleton file is empty"), ("1 2 3\n", "3 values per frame"), ("nan " * 150, "NaN")],
+    ids=["empty", "short rows", "nan"],
+)
+def test_pkummd_bad_skeleton_files_refuse_that_video_only(tmp_path, rows, reason):
+    write_pku(tmp_path)
+    (tmp_path / "skeleton" / "0004-R.txt").write_text(rows)
+    (tmp_path / "label" / "0004-R.txt").write_text("3,0,20,1\n")
+    dataset, report = import_pkummd(tmp_path)
+    assert len(dataset) == 2
+    skipped = {item: detail for item, _, detail in report.skipped}
+    assert reason in skipped["0004-R"]
+
+
+def test_pkummd_labels_are_bounded_by_the_given_class_names(tmp_path):
+    write_pku(tmp_path)  # 0002-L has labels 3, 5 and 7
+    dataset, report = import_pkummd(tmp_path, class_names=["a", "b", "c", "d", "e", "f"])
+    assert len(dataset) == 0
+    details = {item: detail for item, _, detail in report.skipped}
+    assert "label 7 outside 1..6" in details["0002-L"]
+    with pytest.raises(DatasetError, match="class-name list is empty"):
+        import_pkummd(tmp_path, class_names=[])
+
+
+@pytest.mark.parametrize("fps", [float("nan"), float("inf"), 0.0, -30.0, 1e6])
+def test_pkummd_and_nucla_refuse_a_bad_frame_rate(tmp_path, fps):
+    write_pku(tmp_path)
+    with pytest.raises(DatasetError, match="--fps"):
+        import_pkummd(tmp_path, fps=fps)
+    write_nucla(tmp_path, "a01_s01_e01_v01", 1, 3)
+    with pytest.raises(DatasetError, match="--fps"):
+        import_nucla(tmp_path, fps=fps)
+
+
+def test_nucla_notes_state_the_frame_rate_used(tmp_path):
+    write_nucla(tmp_path, "a01_s01_e01_v01", 1, 3)
+    dataset, _ = import_nucla(tmp_path, fps=15.0)
+    np.testing.assert_allclose(dataset.timestamps, np.arange(3) / 15.0)
+    assert any("15 fps" in note for note in dataset.notes)
+
+
+SKELETON = np.ones((3, 20, 3)).tolist()
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ([1, 2], "holds a list"),
+        ("text", "holds a string"),
+        ({"file_name": ["a01_s01_e01_v01"], "skeletons": SKELETON}, "file_name is"),
+        ({"file_name": "a01_s01_e01_v9999999999999999999999", "skeletons": SKELETON}, "above 9999"),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": SKELETON, "label": None}, "label is null"),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": SKELETON, "label": "3"}, 'label is "3"'),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": SKELETON, "label": 0}, "label is 0"),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": SKELETON, "label": 1.5}, "label is 1.5"),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": SKELETON, "label": 1e400}, "label is Infinity"),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": SKELETON, "label": True}, "label is true"),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": SKELETON, "label": "x" * 10**5}, "..."),
+        ({"file_name": "a07_s01_e01_v01", "skeletons": SKELETON}, "not an N-UCLA action"),
+        ({"file_name": "a01_s01_e01_v01"}, "no 'skeletons'"),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": None}, "skeletons is null"),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": {"0": 1}}, "skeletons is an object"),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": []}, "at least one frame"),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": [[[None, 1, 2]] * 20]}, "other than numbers"),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": [[["1", "2", "3"]] * 20]}, "other than numbers"),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": [[1.0] * 60, [1.0] * 59]}, "ragged"),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": [[1.0] * 59]}, "shape (1, 59)"),
+        ({"file_name": "a01_s01_e01_v01", "skeletons": [[[float("nan")] * 3] * 20]}, "NaN"),
+    ],
+)
+def test_nucla_wrong_json_types_skip_that_file_with_a_reason(tmp_path, record, reason):
+    write_nucla(tmp_path, "a02_s01_e01_v01", 2, 4)
+    (tmp_path / "bad.json").write_text(json.dumps(record))
+    dataset, report = import_nucla(tmp_path)
+    assert dataset.names.tolist() == ["a02_s01_e01_v01"]
+    [(item, why, detail)] = report.skipped
+    assert (item, why) == ("bad", "unreadable sample")
+    assert reason in detail
+    assert len(detail) < 200
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"label": 1', "not valid"),
+        (b"\xff\xfe", "UTF-8"),
+    ],
+    ids=["deep nesting", "cut short", "not utf-8"],
+)
+def test_nucla_broken_json_is_skipped_with_a_reason(tmp_path, content, reason):
+    write_nucla(tmp_path, "a02_s01_e01_v01", 2, 4)
+    (tmp_path / "bad.json").write_bytes(content)
+    dataset, report = import_nucla(tmp_path)
+    assert len(dataset) == 1
+    assert reason in report.skipped[0][2]

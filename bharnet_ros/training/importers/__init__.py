@@ -7,9 +7,11 @@ needs the network; all read local copies of the datasets.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,10 @@ from bharnet_ros.training.dataset import DatasetError, Sample
 
 # Wraps the list of files an importer walks through, e.g. with a tqdm progress bar.
 Progress = Callable[[list[Any]], Iterable[Any]]
+MAX_FPS = 1000.0  # no skeleton source records faster; a larger --fps is a typo
+# The largest text file (.skeleton, .json) read whole; real ones are at most a few MB. Bounds the
+# memory a wrong or hostile file can take before its content is checked.
+MAX_TEXT_FILE_BYTES = 64 << 20
 
 
 def no_progress(items: list[Any]) -> Iterable[Any]:
@@ -38,6 +44,35 @@ class ImportReport:
     def reasons(self) -> Counter[str]:
         """How many items were skipped for each reason."""
         return Counter(reason for _, reason, _ in self.skipped)
+
+
+def check_fps(fps: float) -> float:
+    """``fps`` if it is a usable frame rate (finite, above 0, at most :data:`MAX_FPS`), else
+    DatasetError; a zero, negative or NaN rate would make every timestamp wrong."""
+    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise DatasetError(f"--fps {fps} is not a frame rate; give a number above 0 and at most {MAX_FPS:g}")
+    return float(fps)
+
+
+def check_text_file_size(path: Path, what: str) -> None:
+    """DatasetError if ``path`` is larger than :data:`MAX_TEXT_FILE_BYTES` (checked before reading)."""
+    size = path.stat().st_size
+    if size > MAX_TEXT_FILE_BYTES:
+        raise DatasetError(
+            f"{path.name}: {size} bytes, more than the {MAX_TEXT_FILE_BYTES >> 20} MiB a {what} holds; "
+            "is it the right file?"
+        )
+
+
+def check_sample(sample: Sample) -> Sample:
+    """``sample`` unchanged, or DatasetError if it has no frame or a NaN or infinite value.
+
+    Every importer passes each sample through here, so an empty or damaged file is skipped and
+    reported by name instead of being written into the dataset or failing the whole import.
+    """
+    if sample.num_frames == 0:
+        raise DatasetError(f"{sample.name}: no frames; a sample needs at least one")
+    return require_finite(sample)
 
 
 def require_finite(sample: Sample) -> Sample:

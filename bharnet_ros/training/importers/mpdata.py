@@ -9,6 +9,9 @@ Two inputs are read (layout mediapipe33, space image):
 * **Repacked signer files** ``signer_*.npz`` (``pose`` (N, T, 33, 4), ``left_hand`` and
   ``right_hand`` (N, T, 21, 3), ``label``, ``class_names``, optional ``seq_id``).
 
+Both are read without pickles, each array's declared size checked before it is allocated; a file
+of the wrong type, shape or size is skipped with the reason.
+
 Body scores are MediaPipe's visibility; a hand's score is 1 in frames where it was detected. The
 face is dropped. The tutorial stores no time, so timestamps assume 30 fps (``fps`` changes it).
 
@@ -24,23 +27,30 @@ from a mirrored (selfie) camera, ``mirrored=True`` flips x back and swaps the si
 
 from __future__ import annotations
 
+import math
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.training.classes import drop_empty_classes, select_classes
 from bharnet_ros.training.dataset import UNKNOWN, DatasetError, Sample, SkeletonDataset
-from bharnet_ros.training.importers import ImportReport, Progress, no_progress, require_finite
+from bharnet_ros.training.importers import ImportReport, Progress, check_fps, check_sample, no_progress
 
 FPS = 30.0  # assumed; the tutorial records webcam frames without timestamps
 POSE_VALUES = 33 * 4
 FACE_POINTS = 468
 HAND_JOINTS = 21
 SIGNER_PREFIX = "signer_"
+SIGNER_KEYS = ("pose", "left_hand", "right_hand", "label", "class_names", "seq_id")  # seq_id optional
+# Array sizes the headers may declare, checked before numpy allocates anything: a real signer file
+# holds a few MB, a raw frame vector 2172 numbers.
+MAX_SIGNER_BYTES = 1 << 30
+MAX_FRAME_BYTES = 1 << 16
 # What a truncated or damaged .npy/.npz raises besides DatasetError: numpy's ValueError, the zip
 # reader's BadZipFile, zlib's error inside a member, EOFError, KeyError for a lost member, OSError.
 UNREADABLE = (DatasetError, ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
@@ -174,13 +184,72 @@ def _raw_sequence(seq_dir: Path, label: int, fps: float, mirrored: bool) -> Samp
     files = sorted((p for p in seq_dir.glob("*.npy") if p.stem.isdigit()), key=_natural_key)
     if not files:
         raise DatasetError("no numbered frame files (0.npy, 1.npy, ...)")
-    vectors = [np.load(path, allow_pickle=False) for path in files]
+    vectors = [_read_frame(path) for path in files]
     if len({v.shape for v in vectors}) != 1:
         raise DatasetError("frame vectors differ in length")
     pose, left, right = split_frames(np.stack(vectors))
     numbers = np.array([int(p.stem) for p in files], np.float64)
     name = f"{seq_dir.parent.name}/{seq_dir.name}"
-    return require_finite(holistic_sample(name, label, pose, (left, right), numbers / fps, mirrored=mirrored))
+    return check_sample(holistic_sample(name, label, pose, (left, right), numbers / fps, mirrored=mirrored))
+
+
+def _read_frame(path: Path) -> np.ndarray:
+    """One raw frame vector, its size checked from the .npy header before it is read."""
+    with path.open("rb") as stream:
+        return read_npy(stream, path.name, MAX_FRAME_BYTES)
+
+
+# --- bounded .npy / .npz reading ---------------------------------------------------------------
+
+
+def read_npy(stream: IO[bytes], name: str, max_bytes: int) -> np.ndarray:
+    """The array in an open .npy stream, refused before anything is allocated when its header
+    declares Python objects (never unpickled), a negative dimension or more than ``max_bytes``,
+    and after reading when the data is shorter than the header says.
+
+    ``np.load`` sizes its buffer from the header alone, so a 100-byte file could ask for terabytes.
+    The array returned is read-only.
+    """
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise DatasetError(f"{name}: .npy format version {version} is not supported (1.0 or 2.0)")
+    if dtype.hasobject:
+        raise DatasetError(f"{name} holds Python objects; save plain arrays (numbers or text)")
+    size = math.prod(shape) * dtype.itemsize
+    if min(shape, default=0) < 0 or size > max_bytes:
+        raise DatasetError(
+            f"{name} declares shape {shape} of {dtype}, more than the {max_bytes} bytes allowed "
+            "here; the file is damaged or not what it is named"
+        )
+    data = stream.read(size)
+    if len(data) < size:
+        raise DatasetError(f"{name} is truncated: {len(data)} of {size} bytes of array data")
+    return np.frombuffer(data, dtype, count=math.prod(shape)).reshape(shape, order="F" if fortran else "C")
+
+
+def read_npz(path: Path, keys: tuple[str, ...], max_bytes: int) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of an .npz file that has them, together at most ``max_bytes``."""
+    arrays: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive:
+        members = set(archive.namelist())
+        for key in (key for key in keys if f"{key}.npy" in members):
+            with _open_member(archive, f"{key}.npy") as stream:
+                arrays[key] = read_npy(stream, f"{path.name}:{key}", max_bytes)
+            max_bytes -= arrays[key].nbytes
+    return arrays
+
+
+def _open_member(archive: zipfile.ZipFile, member: str) -> IO[bytes]:
+    """A member of a zip file opened for reading; DatasetError if it is encrypted or compressed
+    in a way the zip reader does not know (it raises RuntimeError or NotImplementedError)."""
+    try:
+        return archive.open(member)
+    except (RuntimeError, NotImplementedError) as err:
+        raise DatasetError(f"{member} cannot be unpacked: {err}") from None
 
 
 # --- repacked signer files ---------------------------------------------------------------------
@@ -190,26 +259,62 @@ def read_signer_file(
     path: Path, subject: int = UNKNOWN, fps: float = FPS, mirrored: bool = False
 ) -> SkeletonDataset:
     """One ``signer_*.npz``; sample names are ``<signer>/<class>/<sequence>``."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
-    missing = {"pose", "left_hand", "right_hand", "label", "class_names"} - set(arrays)
-    if missing:
-        raise DatasetError(f"{path} lacks {sorted(missing)}; expected a repacked signer_*.npz")
-    class_names = [str(name) for name in arrays["class_names"]]
+    fps = check_fps(fps)
+    arrays = read_npz(path, SIGNER_KEYS, MAX_SIGNER_BYTES)
+    check_signer_arrays(arrays, path.name)
+    class_names = arrays["class_names"].tolist()
     signer = path.stem.removeprefix(SIGNER_PREFIX)
-    seq_ids = arrays.get("seq_id", np.arange(len(arrays["label"])))
+    seq_ids = arrays.get("seq_id", np.arange(len(arrays["label"]))).tolist()
     attributes = {"subject": signer, "fps": f"{fps:g}", "source": path.parent.name}
+    steps = np.arange(arrays["pose"].shape[1]) / fps
     samples = []
-    for i, label in enumerate(arrays["label"]):
-        steps = np.arange(arrays["pose"].shape[1]) / fps
+    for i, label in enumerate(arrays["label"].tolist()):
         name = f"{signer}/{class_names[label]}/{seq_ids[i]}"
         hands = (arrays["left_hand"][i], arrays["right_hand"][i])
         sample = holistic_sample(name, label, arrays["pose"][i], hands, steps, subject, mirrored)
         sample.attributes = dict(attributes)
-        samples.append(require_finite(sample))
+        samples.append(check_sample(sample))
     return SkeletonDataset.from_samples(
         samples, class_names, "mediapipe33", "image", notes=_notes(fps, mirrored)
     )
+
+
+def check_signer_arrays(arrays: dict[str, np.ndarray], name: str) -> None:
+    """DatasetError naming the first array of a signer file with the wrong type, shape or values.
+
+    Expected: ``pose`` (N, T, 33, 4), ``left_hand`` and ``right_hand`` (N, T, 21, 3), all numbers;
+    ``label`` (N,) integers indexing ``class_names`` (C,) text; optional ``seq_id`` (N,); N, T >= 1.
+    """
+    missing = [key for key in SIGNER_KEYS[:-1] if key not in arrays]
+    if missing:
+        raise DatasetError(f"{name} lacks {missing}; expected a repacked signer_*.npz")
+    problem = _signer_problem(arrays)
+    if problem:
+        raise DatasetError(f"{name}: {problem}")
+
+
+def _signer_problem(arrays: dict[str, np.ndarray]) -> str:
+    """What is wrong with a signer file's arrays, or "" if nothing."""
+    pose, labels, names = arrays["pose"], arrays["label"], arrays["class_names"]
+    if pose.ndim != 4 or pose.shape[2:] != (33, 4):
+        return f"pose has shape {pose.shape}, expected (samples, frames, 33, 4)"
+    n, t = pose.shape[:2]
+    if n == 0 or t == 0:
+        return f"pose has shape {pose.shape}: no samples or no frames"
+    for key in ("left_hand", "right_hand"):
+        if arrays[key].shape != (n, t, HAND_JOINTS, 3):
+            return f"{key} has shape {arrays[key].shape}, expected {(n, t, HAND_JOINTS, 3)} as pose"
+    if any(arrays[key].dtype.kind not in "iuf" for key in ("pose", "left_hand", "right_hand")):
+        return "pose and hands must hold numbers"
+    if names.ndim != 1 or names.dtype.kind != "U" or not len(names):
+        return f"class_names must be a non-empty list of text, got {names.dtype} of shape {names.shape}"
+    if labels.shape != (n,) or labels.dtype.kind not in "iu":
+        return f"label must be {n} integers (one per sample), got {labels.dtype} of shape {labels.shape}"
+    if labels.min() < 0 or labels.max() >= len(names):
+        return f"labels {labels.min()}..{labels.max()} do not index the {len(names)} class_names"
+    if "seq_id" in arrays and arrays["seq_id"].shape != (n,):
+        return f"seq_id has shape {arrays['seq_id'].shape}, expected ({n},)"
+    return ""
 
 
 # --- the whole import --------------------------------------------------------------------------
@@ -231,6 +336,7 @@ def import_mpdata(
     dropped, with a note.
     """
     source = Path(source)
+    fps = check_fps(fps)
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist; give MP_Data, a signer_*.npz or a folder of them")
     report = ImportReport()

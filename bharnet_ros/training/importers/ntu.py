@@ -6,6 +6,8 @@ The steps follow the preprocessing that DeGCN, CTR-GCN and SGN share (model_spec
    body line (bodyID first), the joint count (25) and 25 lines of 12 fields
    ``x y z depthX depthY colorX colorY orientW orientX orientY orientZ trackingState``. The file is
    read as whitespace-separated tokens, so CRLF (the official files) and LF copies parse the same.
+   Counts are checked against what the file can hold (and at most 6 bodies per frame, Kinect's
+   limit) before anything is sized by them; a file that breaks the layout is skipped, reported.
 2. **Denoise.** With more than one bodyID in a file: drop bodies seen in <= 11 frames; drop bodies
    whose share of implausible frames (x-extent > 0.8 * y-extent, i.e. wider than tall) is at least
    0.69754, but never the last body; rank the rest by motion (sum of the per-axis variance of all
@@ -32,7 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from bharnet_ros.training.dataset import DatasetError, Sample, SkeletonDataset
-from bharnet_ros.training.importers import ImportReport, Progress, no_progress, require_finite
+from bharnet_ros.training.importers import (
+    ImportReport,
+    Progress,
+    check_sample,
+    check_text_file_size,
+    no_progress,
+)
 
 NAME_PATTERN = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
 FPS = 30.0  # Kinect v2 skeleton rate
@@ -40,6 +48,10 @@ BODY_FIELDS = 10
 JOINT_FIELDS = 12
 NTU_JOINTS = 25
 TRACKING_SCORE = np.array([0.0, 0.5, 1.0], np.float32)  # indexed by trackingState
+MAX_BODIES = 6  # Kinect v2 tracks at most six bodies per frame
+# The longest field: body ids have 17 digits, coordinates about 10 characters. A longer one is
+# damage, refused before it is parsed as a count or a number.
+MAX_FIELD_CHARS = 32
 MIN_TRACKED_FRAMES = 11  # bodies seen in this many frames or fewer are noise
 SPREAD_RATIO = 0.8  # a frame is plausible when its x-extent <= 0.8 * its y-extent
 SPREAD_NOISE_FRACTION = 0.69754  # bodies with at least this share of implausible frames are noise
@@ -132,21 +144,35 @@ class SkeletonFile:
 
 
 def read_skeleton_file(path: str | Path) -> SkeletonFile:
-    """Parse one ``.skeleton`` file (CRLF or LF)."""
-    return parse_skeleton_text(Path(path).read_text(encoding="ascii", errors="replace"))
+    """Parse one ``.skeleton`` file (CRLF or LF); one larger than any real one is refused unread."""
+    path = Path(path)
+    check_text_file_size(path, ".skeleton file")
+    return parse_skeleton_text(path.read_text(encoding="ascii", errors="replace"))
 
 
 def parse_skeleton_text(text: str) -> SkeletonFile:
-    """Parse the text of a ``.skeleton`` file; raises :class:`NtuFormatError` on a broken layout."""
+    """Parse the text of a ``.skeleton`` file; raises :class:`NtuFormatError` on a broken layout.
+
+    The counts in the file are checked against what its text can hold before anything is sized by
+    them, so a damaged header fails with a reason instead of allocating gigabytes.
+    """
     tokens = text.split()
     if not tokens:
         raise NtuFormatError("the file is empty")
+    longest = max(len(token) for token in tokens)
+    if longest > MAX_FIELD_CHARS:
+        raise NtuFormatError(f"a field of {longest} characters; .skeleton fields are short numbers")
     num_frames = _count(tokens, 0)
+    if num_frames >= len(tokens):  # every frame has at least its body count
+        raise NtuFormatError(
+            f"the header says {num_frames} frames but the file has only {len(tokens)} fields (truncated?)"
+        )
     counts, blocks, end = _walk_frames(tokens, num_frames)
     if end != len(tokens):
         raise NtuFormatError(f"{len(tokens) - end} values left after the {num_frames} frames")
-    words = np.array(tokens)
-    return SkeletonFile(num_frames, counts, [_body(body_id, rows, words) for body_id, rows in blocks.items()])
+    return SkeletonFile(
+        num_frames, counts, [_body(body_id, rows, tokens) for body_id, rows in blocks.items()]
+    )
 
 
 def _walk_frames(
@@ -158,6 +184,8 @@ def _walk_frames(
     pos = 1
     for frame in range(num_frames):
         counts[frame] = _count(tokens, pos)
+        if counts[frame] > MAX_BODIES:
+            raise NtuFormatError(f"frame {frame}: {counts[frame]} bodies; Kinect tracks at most {MAX_BODIES}")
         pos += 1
         for _ in range(counts[frame]):
             body_id = tokens[pos] if pos < len(tokens) else ""
@@ -180,15 +208,19 @@ def _count(tokens: list[str], pos: int) -> int:
     return int(tokens[pos])
 
 
-def _body(body_id: str, rows: list[tuple[int, int]], words: np.ndarray) -> KinectBody:
+def _body(body_id: str, rows: list[tuple[int, int]], tokens: list[str]) -> KinectBody:
+    """One bodyID's joints: its joint blocks' fields parsed straight to numbers (8 bytes each)."""
     frames = np.array([frame for frame, _ in rows], np.int64)
-    starts = np.array([start for _, start in rows], np.int64)
+    fields = NTU_JOINTS * JOINT_FIELDS
     try:
-        block = words[starts[:, None] + np.arange(NTU_JOINTS * JOINT_FIELDS)].astype(np.float64)
+        block = np.array([tokens[start : start + fields] for _, start in rows], np.float64)
     except ValueError:
         raise NtuFormatError(f"body {body_id}: a joint field is not a number") from None
     block = block.reshape(len(rows), NTU_JOINTS, JOINT_FIELDS)
-    return KinectBody(body_id, frames, block[..., :3].astype(np.float32), block[..., 11].astype(np.int64))
+    state = block[..., 11]
+    if not np.isin(state, (0, 1, 2)).all():
+        raise NtuFormatError(f"body {body_id}: a trackingState other than 0, 1 or 2")
+    return KinectBody(body_id, frames, block[..., :3].astype(np.float32), state.astype(np.int64))
 
 
 # --- denoising and actors ----------------------------------------------------------------------
@@ -253,6 +285,8 @@ def read_ntu_sample(path: str | Path) -> Sample:
     """One ``.skeleton`` file as a denoised two-slot sample; raises ValueError if unusable."""
     path = Path(path)
     ids = NtuIds.parse(path.stem)
+    if not 1 <= ids.action <= NTU120_ACTIONS:
+        raise NtuFormatError(f"action A{ids.action:03d} in the name; NTU actions are A001..A120")
     parsed = read_skeleton_file(path)
     actors = assign_actors(rank_bodies(parsed.bodies))
     body, present = actor_arrays(actors, parsed.num_frames)
@@ -273,7 +307,7 @@ def read_ntu_sample(path: str | Path) -> Sample:
         setup=ids.setup,
         replication=ids.replication,
     )
-    return require_finite(sample)
+    return check_sample(sample)
 
 
 # --- the whole import --------------------------------------------------------------------------
@@ -342,7 +376,7 @@ def _read_samples(
         else:
             try:
                 samples.append(read_ntu_sample(path))
-            except (ValueError, OSError) as err:
+            except (ValueError, OSError) as err:  # DatasetError and NtuFormatError are ValueErrors
                 report.skip(name, "unreadable .skeleton file", str(err))
         seen.add(name)
     return samples
@@ -378,7 +412,13 @@ def read_class_names(meta: Path) -> list[str]:
     for file_name in CLASS_NAME_FILES:
         path = meta / file_name
         if path.is_file():
-            lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise DatasetError(
+                    f"{path} is not UTF-8 text; it should list one class name per line"
+                ) from None
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
             return [line.split("\t", 1)[1] if "\t" in line else line for line in lines]
     raise DatasetError(f"no class-name file in {meta}; expected one of {', '.join(CLASS_NAME_FILES)}")
 

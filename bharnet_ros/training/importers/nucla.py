@@ -25,7 +25,14 @@ import numpy as np
 
 from bharnet_ros.core.layouts import NTU25
 from bharnet_ros.training.dataset import DatasetError, Sample, SkeletonDataset
-from bharnet_ros.training.importers import ImportReport, Progress, no_progress, require_finite
+from bharnet_ros.training.importers import (
+    ImportReport,
+    Progress,
+    check_fps,
+    check_sample,
+    check_text_file_size,
+    no_progress,
+)
 
 FPS = 30.0  # assumed, see the module docstring
 NAME_PATTERN = re.compile(r"a(\d+)_s(\d+)_e(\d+)_v(\d+)")
@@ -51,6 +58,8 @@ ACTIONS = {
     5: "sit down", 6: "stand up", 8: "donning", 9: "doffing", 11: "throw", 12: "carry",
 }  # fmt: skip
 XVIEW_TRAIN_VIEWS = frozenset((1, 2))
+MAX_ID = 9999  # action, subject, episode and view numbers in the file name have two digits
+MAX_NAME_CHARS = 255  # the longest file_name kept as a sample name
 
 
 def v1_to_ntu25(joints: np.ndarray) -> np.ndarray:
@@ -64,17 +73,16 @@ def v1_to_ntu25(joints: np.ndarray) -> np.ndarray:
 
 
 def read_nucla_sample(path: Path, fps: float = FPS) -> Sample:
-    """One CTR-GCN style JSON file as a single-person sample."""
-    record = json.loads(path.read_text(encoding="utf-8"))
-    name = str(record.get("file_name", path.stem))
-    match = NAME_PATTERN.search(name)
-    if match is None:
-        raise DatasetError(f"file name {name!r} is not like a01_s01_e01_v01")
-    action, subject, episode, view = (int(group) for group in match.groups())
-    label = int(record["label"]) - 1 if "label" in record else list(ACTIONS).index(action)
-    joints = np.asarray(record["skeletons"], np.float32)
-    joints = joints.reshape(len(joints), len(KINECT_V1_JOINTS), 3)
-    body = v1_to_ntu25(joints)
+    """One CTR-GCN style JSON file as a single-person sample; DatasetError says what is wrong."""
+    record = _read_record(path)
+    name = record.get("file_name", path.stem)
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
+        raise DatasetError(f"file_name is {_shown(name)}; expected a name like a01_s01_e01_v01")
+    action, subject, episode, view = _name_ids(name)
+    label = _label(record["label"]) if "label" in record else _action_label(action)
+    if "skeletons" not in record:
+        raise DatasetError("no 'skeletons' entry; expected a list of frames of 20 joints x (x, y, z)")
+    body = v1_to_ntu25(_joints(record["skeletons"]))
     t = len(body)
     sample = Sample(
         name=name,
@@ -87,13 +95,88 @@ def read_nucla_sample(path: Path, fps: float = FPS) -> Sample:
         camera=view,
         replication=episode,
     )
-    return require_finite(sample)
+    return check_sample(sample)
+
+
+def _read_record(path: Path) -> dict:
+    """The JSON object of one file; size, syntax and top-level type checked."""
+    check_text_file_size(path, "N-UCLA .json file")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise DatasetError("JSON nested too deeply to be an N-UCLA sample") from None
+    except ValueError as err:  # also UnicodeDecodeError and JSONDecodeError
+        raise DatasetError(f"not valid UTF-8 JSON ({err})") from None
+    if not isinstance(record, dict):
+        raise DatasetError(
+            f"the JSON holds {_kind(record)}, expected an object with file_name, skeletons, label"
+        )
+    return record
+
+
+def _name_ids(name: str) -> tuple[int, int, int, int]:
+    """(action, subject, episode, view) from a name like ``a01_s01_e01_v01``."""
+    match = NAME_PATTERN.search(name)
+    if match is None:
+        raise DatasetError(f"file name {_shown(name)} is not like a01_s01_e01_v01")
+    ids = tuple(int(group) for group in match.groups())
+    if max(ids) > MAX_ID:
+        raise DatasetError(
+            f"file name {_shown(name)} has a number above {MAX_ID}; expected like a01_s01_e01_v01"
+        )
+    return ids
+
+
+def _label(value: object) -> int:
+    """A 1-based ``label`` entry as a 0-based label; whole numbers 1..10 only."""
+    whole = isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
+    if not whole or not 1 <= value <= len(ACTIONS):
+        raise DatasetError(f"label is {_shown(value)}; expected a whole number 1..{len(ACTIONS)}")
+    return int(value) - 1
+
+
+def _action_label(action: int) -> int:
+    """The label of an a-number when the file has no ``label`` entry."""
+    if action not in ACTIONS:
+        raise DatasetError(f"no label and a{action:02d} is not an N-UCLA action ({sorted(ACTIONS)})")
+    return list(ACTIONS).index(action)
+
+
+def _joints(skeletons: object) -> np.ndarray:
+    """``skeletons`` as (T, 20, 3) float32, T >= 1: frames of 20 x (x, y, z) or of 60 numbers."""
+    if not isinstance(skeletons, list):
+        raise DatasetError(f"skeletons is {_kind(skeletons)}; expected a list of frames")
+    if not skeletons:
+        raise DatasetError("skeletons is an empty list; a sample needs at least one frame")
+    try:
+        values = np.array(skeletons)
+    except ValueError:
+        raise DatasetError("skeletons are ragged: frames or joints differ in length") from None
+    if values.dtype.kind not in "iuf":
+        raise DatasetError("skeletons hold something other than numbers (null, text, true/false or lists)")
+    joints = len(KINECT_V1_JOINTS)
+    if values.shape[1:] not in ((joints, 3), (joints * 3,)):
+        raise DatasetError(f"skeletons have shape {values.shape}; expected (frames, 20, 3) or (frames, 60)")
+    return values.reshape(len(values), joints, 3).astype(np.float32)
+
+
+def _shown(value: object) -> str:
+    """A JSON value as the file spells it, cut short (a giant value must not flood the report)."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _kind(value: object) -> str:
+    """A JSON value's type in the words of JSON, for error messages."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
+    return names.get(type(value), "a number")
 
 
 def import_nucla(
     source: str | Path, benchmark: str | None = "xview", fps: float = FPS, progress: Progress = no_progress
 ) -> tuple[SkeletonDataset, ImportReport]:
     """Import every ``*.json`` under ``source``; ``benchmark`` xview adds xview_train/xview_val."""
+    fps = check_fps(fps)
     if benchmark not in (None, "xview"):
         raise DatasetError(f"N-UCLA has one protocol, xview; {benchmark!r} is not available")
     source = Path(source)
@@ -107,20 +190,22 @@ def import_nucla(
     for path in progress(files):
         try:
             samples.append(read_nucla_sample(path, fps))
-        except (DatasetError, ValueError, KeyError, OSError) as err:
-            report.skip(path.stem, "unreadable sample", f"{type(err).__name__}: {err}")
+        except (ValueError, OSError) as err:  # DatasetError is a ValueError
+            report.skip(path.stem, "unreadable sample", str(err))
     views = np.array([s.camera for s in samples], np.int64)
     train = np.isin(views, sorted(XVIEW_TRAIN_VIEWS))
     splits = {"xview_train": np.flatnonzero(train), "xview_val": np.flatnonzero(~train)} if benchmark else {}
-    report.notes.extend(_NOTES)
+    notes = _notes(fps)
+    report.notes.extend(notes)
     dataset = SkeletonDataset.from_samples(
-        samples, list(ACTIONS.values()), "ntu25", "world", splits=splits, notes=_NOTES
+        samples, list(ACTIONS.values()), "ntu25", "world", splits=splits, notes=notes
     )
     return dataset, report
 
 
-_NOTES = (
-    "nucla: N-UCLA Kinect v1 skeletons mapped to ntu25 by joint name (shoulder_center -> spine_shoulder)",
-    "nucla: neck, hand tips and thumbs do not exist in Kinect v1 and are zero with score 0",
-    "nucla: score = 1 where the skeleton is present; no hands; timestamps assume 30 fps",
-)
+def _notes(fps: float) -> list[str]:
+    return [
+        "nucla: N-UCLA Kinect v1 skeletons mapped to ntu25 by joint name (shoulder_center -> spine_shoulder)",
+        "nucla: neck, hand tips and thumbs do not exist in Kinect v1 and are zero with score 0",
+        f"nucla: score = 1 where the skeleton is present; no hands; timestamps assume {fps:g} fps",
+    ]

@@ -7,6 +7,8 @@ Input, as distributed:
   that is absent in a frame is all zeros;
 * a label file with the same name: one line per action instance, ``label,start,end,confidence``
   (label 1-based). Frames ``start`` to ``end - 1`` become one sample, named ``<video>_<k>``.
+  A label file with a line that cannot be right (a NaN or fraction, a label outside 1..51 or the
+  class names given, start >= end, a negative start) refuses its video, which is reported.
 
 Kinect tracking states are not in these files, so a joint's score is 1 where its body is present
 in the frame and 0 where not. The view letter becomes the camera id (L 1, M 2, R 3); subjects are
@@ -23,9 +25,18 @@ from pathlib import Path
 import numpy as np
 
 from bharnet_ros.training.dataset import UNKNOWN, DatasetError, Sample, SkeletonDataset
-from bharnet_ros.training.importers import ImportReport, Progress, no_progress, require_finite
+from bharnet_ros.training.importers import (
+    ImportReport,
+    Progress,
+    check_fps,
+    check_sample,
+    check_text_file_size,
+    no_progress,
+)
 
 FPS = 30.0  # PKU-MMD records at 30 fps (dataset page)
+NUM_ACTIONS = 51  # PKU-MMD's action classes; the largest label accepted without class names
+MAX_FRAME = 10_000_000  # a frame index past this (over 3 days at 30 fps) is a broken label file
 VALUES_PER_FRAME = 150  # 2 bodies x 25 joints x 3
 VIEW_CAMERAS = {"L": 1, "M": 2, "R": 3}
 VIDEO_ID = re.compile(r"\d{4}-[LMR]")
@@ -36,23 +47,68 @@ SPLIT_FILES = {
 }
 
 
-def read_video(skeleton_path: Path, label_path: Path, fps: float = FPS) -> list[Sample]:
-    """The labelled segments of one video; all-zero segments are left out."""
-    frames = np.loadtxt(skeleton_path, dtype=np.float32, ndmin=2)
+def read_video(
+    skeleton_path: Path, label_path: Path, fps: float = FPS, num_classes: int = NUM_ACTIONS
+) -> list[Sample]:
+    """The labelled segments of one video; all-zero segments are left out.
+
+    A label file with a line that cannot be right (see :func:`read_labels`) refuses the whole
+    video, so that it is reported rather than imported in part or with made-up labels.
+    """
+    frames = np.loadtxt(_data_lines(skeleton_path, "PKU-MMD skeleton file"), dtype=np.float32, ndmin=2)
     if frames.shape[1] != VALUES_PER_FRAME:
         raise DatasetError(f"{skeleton_path.name}: {frames.shape[1]} values per frame, expected 150")
-    labels = np.loadtxt(label_path, delimiter=",", ndmin=2)
-    if labels.size and labels.shape[1] < 3:
-        raise DatasetError(f"{label_path.name}: expected lines 'label,start,end,confidence'")
+    labels = read_labels(label_path, num_classes)
     stem = skeleton_path.stem
     camera = VIEW_CAMERAS.get(stem[-1], UNKNOWN) if VIDEO_ID.fullmatch(stem) else UNKNOWN
     samples = []
-    for k, (label, start, end) in enumerate(labels[:, :3].astype(np.int64)):
-        segment = frames[max(start, 0) : min(end, len(frames))]
+    for k, (label, start, end) in enumerate(labels.tolist()):
+        segment = frames[start : min(end, len(frames))]  # a segment past the video's end is cut there
         if len(segment) and np.any(segment):
-            sample = segment_sample(f"{stem}_{k}", int(label) - 1, segment, max(start, 0), camera, fps)
-            samples.append(require_finite(sample))
+            samples.append(
+                check_sample(segment_sample(f"{stem}_{k}", label - 1, segment, start, camera, fps))
+            )
     return samples
+
+
+def read_labels(path: Path, num_classes: int = NUM_ACTIONS) -> np.ndarray:
+    """(K, 3) int64 ``label, start, end`` per action line, or DatasetError naming the bad line.
+
+    Every value must be a whole number; the label within 1..``num_classes`` and the frames
+    0 <= start < end <= :data:`MAX_FRAME`. Checked before any conversion to int, where a NaN or
+    1e30 would silently become a garbage number.
+    """
+    values = np.loadtxt(_data_lines(path, "PKU-MMD label file"), delimiter=",", ndmin=2)
+    if values.shape[1] < 3:
+        raise DatasetError(f"{path.name}: expected lines 'label,start,end,confidence'")
+    for k, row in enumerate(values[:, :3]):
+        problem = _label_problem(row, num_classes)
+        if problem:
+            raise DatasetError(
+                f"{path.name}: action line {k + 1} ({','.join(f'{v:g}' for v in row)}): {problem}"
+            )
+    return values[:, :3].astype(np.int64)
+
+
+def _data_lines(path: Path, what: str) -> list[str]:
+    """The non-blank lines of a text file of bounded size; DatasetError if there are none."""
+    check_text_file_size(path, what)
+    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    if not lines:
+        raise DatasetError(f"{path.name}: the {what} is empty")
+    return lines
+
+
+def _label_problem(row: np.ndarray, num_classes: int) -> str:
+    """What is wrong with one ``label, start, end`` row, or "" if nothing."""
+    label, start, end = row
+    if not np.isfinite(row).all() or np.any(row != np.round(row)):
+        return "label and frames must be whole numbers"
+    if not 1 <= label <= num_classes:
+        return f"label {label:g} outside 1..{num_classes} (pass --class-names for more classes)"
+    if not 0 <= start < end <= MAX_FRAME:
+        return f"frames must satisfy 0 <= start < end <= {MAX_FRAME}"
+    return ""
 
 
 def segment_sample(name: str, label: int, segment: np.ndarray, start: int, camera: int, fps: float) -> Sample:
@@ -106,8 +162,12 @@ def import_pkummd(
     by default the official file of that name found beside the folders. Without ``class_names``
     the classes are named ``action 1``... up to the largest label.
     """
+    fps = check_fps(fps)
+    if class_names is not None and not class_names:
+        raise DatasetError("the class-name list is empty; give one name per line, in label order")
     report = ImportReport()
     skeleton_dir, label_dir = _folders(Path(source), labels)
+    num_classes = len(class_names) if class_names else NUM_ACTIONS
     samples: list[Sample] = []
     for path in progress(_skeleton_files(skeleton_dir)):
         label_path = label_dir / path.name
@@ -115,21 +175,23 @@ def import_pkummd(
             report.skip(path.stem, "no label file", str(label_path))
             continue
         try:
-            samples.extend(read_video(path, label_path, fps))
+            samples.extend(read_video(path, label_path, fps, num_classes))
         except (DatasetError, ValueError, OSError) as err:
             report.skip(path.stem, "unreadable video", str(err))
     names = class_names or [f"action {k}" for k in range(1, max((s.label for s in samples), default=0) + 2)]
     splits = _splits(samples, benchmark, split_file, skeleton_dir) if benchmark else {}
-    report.notes.extend(_NOTES)
-    dataset = SkeletonDataset.from_samples(samples, names, "ntu25", "world", splits=splits, notes=_NOTES)
+    notes = _notes(fps)
+    report.notes.extend(notes)
+    dataset = SkeletonDataset.from_samples(samples, names, "ntu25", "world", splits=splits, notes=notes)
     return dataset, report
 
 
-_NOTES = (
-    "pkummd: PKU-MMD Kinect v2 skeletons, world metres; segments cut at label start..end-1",
-    "pkummd: score = 1 where the body is present (the files carry no tracking state); no hands",
-    "pkummd: camera = view L/M/R -> 1/2/3; subject unknown; timestamps = video frame / 30 fps",
-)
+def _notes(fps: float) -> list[str]:
+    return [
+        "pkummd: PKU-MMD Kinect v2 skeletons, world metres; segments cut at label start..end-1",
+        "pkummd: score = 1 where the body is present (the files carry no tracking state); no hands",
+        f"pkummd: camera = view L/M/R -> 1/2/3; subject unknown; timestamps = video frame / {fps:g} fps",
+    ]
 
 
 def _folders(source: Path, labels: str | Path | None) -> tuple[Path, Path]:
@@ -140,6 +202,8 @@ def _folders(source: Path, labels: str | Path | None) -> tuple[Path, Path]:
         raise DatasetError(f"no skeleton .txt files in {skeleton_dir}")
     if labels is not None:
         label_dir = Path(labels)
+        if not label_dir.is_dir():
+            raise DatasetError(f"label folder {label_dir} not found; pass the folder of label .txt files")
     else:
         label_dir = _child(skeleton_dir.parent, "label") or _child(skeleton_dir, "label")
     if label_dir is None or not label_dir.is_dir():
@@ -165,6 +229,8 @@ def _splits(
     if benchmark not in BENCHMARKS:
         raise DatasetError(f"unknown PKU-MMD benchmark {benchmark!r}; use one of {', '.join(BENCHMARKS)}")
     path = Path(split_file) if split_file is not None else _find_split_file(benchmark, skeleton_dir)
+    if not path.is_file():
+        raise DatasetError(f"split file {path} not found; pass the official split file with --split-file")
     train, test = read_split_file(path)
     videos = np.array([s.name.rsplit("_", 1)[0] for s in samples])
     in_train = np.isin(videos, sorted(train))
