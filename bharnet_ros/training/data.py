@@ -61,32 +61,63 @@ def load_data_file(path: str | Path) -> SkeletonDataset:
 def load_synth_folder(folder: Path) -> SkeletonDataset:
     """A ``bharnet synth`` output folder as a dataset with splits ``train`` and ``val`` (1 in 5).
 
-    The class list is classes.txt; hand-intensive flags come from the index's column.
+    The class list is classes.txt; hand-intensive flags come from the index's column. A row that
+    names a file outside the folder, a label outside classes.txt or an unreadable file is a
+    DatasetError naming the row: the folder may come from elsewhere.
     """
     if not (folder / "index.csv").is_file() or not (folder / "classes.txt").is_file():
         raise DatasetError(
             f"{folder} is a folder without classes.txt and index.csv; is it `bharnet synth` output?"
         )
-    class_names = [line.strip() for line in (folder / "classes.txt").read_text().splitlines() if line.strip()]
-    with open(folder / "index.csv", newline="") as stream:
-        rows = list(csv.DictReader(stream))
+    try:
+        class_names = [
+            line.strip() for line in (folder / "classes.txt").read_text().splitlines() if line.strip()
+        ]
+        with open(folder / "index.csv", newline="") as stream:
+            rows = list(csv.DictReader(stream))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DatasetError(f"{folder}: classes.txt or index.csv cannot be read ({err})") from None
     if not rows:
         raise DatasetError(f"{folder}/index.csv lists no samples")
+    entries = [_synth_row(folder, row, k + 2, len(class_names)) for k, row in enumerate(rows)]
     flags = [False] * len(class_names)
-    for row in rows:
-        flags[int(row["label"])] = bool(int(row["hand_intensive"]))
-    labels = [int(row["label"]) for row in rows]
+    for _, label, hand_intensive in entries:
+        flags[label] = flags[label] or hand_intensive
+    labels = [label for _, label, _ in entries]
     val = every_nth_per_class(labels, SYNTH_VAL_EVERY)
     return SkeletonDataset.from_sequences(
-        [SkeletonSequence.load(folder / row["file"]) for row in rows],
+        [_synth_sequence(folder, file) for file, _, _ in entries],
         labels,
         class_names,
-        names=[Path(row["file"]).stem for row in rows],
+        names=[Path(file).stem for file, _, _ in entries],
         hand_intensive=flags,
         splits={"train": sorted(set(range(len(rows))) - set(val)), "val": val},
         notes=[f"synth folder {folder}: split val = every {SYNTH_VAL_EVERY}th sample per class"],
         attributes=[{"source": folder.name}] * len(rows),
     )
+
+
+def _synth_row(folder: Path, row: dict, line: int, num_classes: int) -> tuple[str, int, bool]:
+    """(file, label, hand-intensive) of one index.csv row, each checked."""
+    file, label, flag = (row.get(key) or "" for key in ("file", "label", "hand_intensive"))
+    where = f"{folder}/index.csv line {line}"
+    if not file or Path(file).is_absolute() or ".." in Path(file).parts:
+        raise DatasetError(f"{where}: file {file!r} is not a file name inside the folder")
+    if not label.isdigit() or int(label) >= num_classes:
+        raise DatasetError(f"{where}: label {label!r} is not 0..{num_classes - 1} (a line of classes.txt)")
+    if flag not in ("0", "1"):
+        raise DatasetError(f"{where}: hand_intensive {flag!r} is neither 0 nor 1")
+    return file, int(label), flag == "1"
+
+
+def _synth_sequence(folder: Path, file: str) -> SkeletonSequence:
+    """One sample file of a synth folder; any damage is a DatasetError naming it."""
+    try:
+        return SkeletonSequence.load(folder / file)
+    except Exception as err:  # numpy and zipfile fail on damaged files in many ways
+        raise DatasetError(
+            f"{folder / file} cannot be read ({err or type(err).__name__}); run bharnet synth again"
+        ) from None
 
 
 def every_nth_per_class(labels: Sequence[int], n: int) -> list[int]:

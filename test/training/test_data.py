@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bharnet_ros.cli import main
 from bharnet_ros.training.data import (
     known_classes_only,
     labels_for,
@@ -120,3 +121,25 @@ def test_labels_for_unknown_classes_suggests_a_fix(people):
     kept, left_out = known_classes_only(data, ["wave", "clap"])
     assert left_out == ["left", "right"]
     assert len(kept) == 4
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("../outside.npz,0,wave,0,1", "is not a file name inside the folder"),
+        ("/etc/passwd,0,wave,0,1", "is not a file name inside the folder"),
+        ("wave_0000.npz,99,wave,0,1", "label '99' is not 0.."),
+        ("wave_0000.npz,-1,wave,0,1", "label '-1' is not 0.."),
+        ("wave_0000.npz,0,wave,yes,1", "hand_intensive 'yes' is neither 0 nor 1"),
+        ("missing.npz,0,wave,0,1", "missing.npz cannot be read"),
+        ("classes.txt,0,wave,0,1", "classes.txt cannot be read"),
+    ],
+)
+def test_a_synth_folder_row_that_cannot_be_true_is_named(tmp_path, row, message):
+    folder = tmp_path / "set"
+    assert main(["synth", "-o", str(folder), "--per-class", "1", "--seed", "0", "--classes", "wave"]) == 0
+    with open(folder / "index.csv", "a") as index:
+        index.write(row + "\n")
+    with pytest.raises(DatasetError) as err:
+        load_datasets([folder])
+    assert message in str(err.value)
