@@ -36,6 +36,7 @@ import numpy as np
 
 from bharnet_ros.core.paths import default_model, share_file
 from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.outputs import check_document
 from bharnet_ros.tools.report_doc import command_line, machine_facts, replace_section
 
 # variant key -> (YAML, expert-only, description)
@@ -45,6 +46,9 @@ VARIANTS = {
 }
 LIVE_INPUT = {"frames": 64, "num_persons": 1, "body_layout": "ntu25"}
 PEAK_SIZE = 2048
+MOST_RUNS = 100_000  # timed runs per measurement: hours already
+MOST_THREADS = 256  # ONNX Runtime and torch threads: beyond any CPU this runs on
+MOST_WINDOWS = 10_000  # windows of the int8 accuracy check
 # label -> (file suffix, op types to quantise (None: all supported), signed int8 weights)
 QUANTISATIONS = {
     "ONNX Runtime int8 dynamic, all ops": ("int8_all", None, False),
@@ -436,11 +440,10 @@ def finish(
 
 def run_model(args: argparse.Namespace) -> int:
     """``bharnet bench model``."""
-    if args.runs < 1 or args.torch_runs < 1 or args.threads < 1:
-        raise UsageError("--runs, --torch-runs and --threads must be >= 1")
-    if args.out is not None and args.out.exists() and args.out.is_dir():
-        raise UsageError(f"--out {args.out} is a folder; give a markdown file such as docs/benchmarks.md")
+    check_counts(args)
     files = exported_files(args)
+    if args.out is not None:
+        check_document(args.out, files)
     machine = machine_description(args.threads)
     peak_before = matmul_peak(args.threads)
     with tempfile.TemporaryDirectory(prefix="bharnet_bench_") as tmp:
@@ -455,6 +458,18 @@ def run_model(args: argparse.Namespace) -> int:
         replace_section(args.out, "bench-model", section)
         print(f"updated {args.out}", file=sys.stderr)
     return 0
+
+
+def check_counts(args: argparse.Namespace) -> None:
+    """Each count of ``bench model`` within its range (0 int8 windows would divide by zero at the end)."""
+    for option, value, most in (
+        ("--runs", args.runs, MOST_RUNS),
+        ("--torch-runs", args.torch_runs, MOST_RUNS),
+        ("--threads", args.threads, MOST_THREADS),
+        ("--agreement-windows", args.agreement_windows, MOST_WINDOWS),
+    ):
+        if not 1 <= value <= most:
+            raise UsageError(f"{option} must be a whole number from 1 to {most}, got {value}")
 
 
 def exported_files(args: argparse.Namespace) -> list[Path]:

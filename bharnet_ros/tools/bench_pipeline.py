@@ -21,10 +21,16 @@ import yaml
 from bharnet_ros.core.params_file import read_params_file, set_node_parameters
 from bharnet_ros.core.paths import default_model
 from bharnet_ros.tools import UsageError
+from bharnet_ros.tools.outputs import check_document
 
 RATE_HZ = 30.0
 DEFAULT_VIDEO = "../shared/data/videos/sign_dobrii_den.mp4"
 MAX_GROWTH_MB_PER_MIN = 1.0
+# --seconds of `pipeline`: one scripted gesture lasts 2 s; five minutes of 30 Hz camera frames is a
+# bag of several GB in the temporary folder
+SHORTEST_STREAM, LONGEST_STREAM = 2.0, 300.0
+# --minutes of `soak`: the growth is fitted after the first minute, so it needs more; at most a week
+SHORTEST_SOAK, LONGEST_SOAK = 2.0, 7 * 24 * 60.0
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +48,10 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
-    model = _model(args.model)
+    from bharnet_ros.tools.bag import check_number
+
+    check_number("--seconds", args.seconds, SHORTEST_STREAM, LONGEST_STREAM, "seconds")
+    model = _check_inputs(args)
     with tempfile.TemporaryDirectory() as scratch:
         video_bag = _video_bag(args.video, Path(scratch) / "video", args.seconds)
         skeleton_bag = _skeleton_bag(Path(scratch) / "skeletons", args.seconds)
@@ -59,11 +68,29 @@ def run_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_inputs(args: argparse.Namespace) -> str:
+    """The model to run, once the model, the video and ``--out`` are checked (before any work)."""
+    from bharnet_ros.tools.run import check_video
+
+    model = _model(args.model)
+    check_video(args.video)
+    if args.out:
+        check_document(args.out, [Path(model), Path(args.video)])
+    return model
+
+
 def _model(path: str) -> str:
+    """``--model`` or the shipped default, loaded once here: the node would only log a model it
+    cannot load and publish nothing, which a soak would count as a pass."""
+    from bharnet_ros.core.inference import InferenceError
+    from bharnet_ros.core.recognizer import load_window_classifier
+
     try:
-        return path or str(default_model())
-    except FileNotFoundError as err:
-        raise UsageError(f"{err}; pass --model") from None
+        model = path or str(default_model())
+        load_window_classifier(model, "cpu")
+    except (InferenceError, FileNotFoundError, ValueError) as err:
+        raise UsageError(f"--model: {err}" if path else f"{err}; pass --model") from None
+    return model
 
 
 def _video_bag(video: str, bag: Path, seconds: float, rate: float = RATE_HZ) -> Path:
@@ -147,7 +174,10 @@ def _pipeline_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str
 
 def run_soak(args: argparse.Namespace) -> int:
     """The real graph on a looped video at 30 Hz; RSS every 10 s; exit 1 on growth or unbounded buffers."""
-    samples, bounded = _soak(args.video, _model(args.model), args.minutes * 60.0)
+    from bharnet_ros.tools.bag import check_number
+
+    check_number("--minutes", args.minutes, SHORTEST_SOAK, LONGEST_SOAK, "minutes")
+    samples, bounded = _soak(args.video, _check_inputs(args), args.minutes * 60.0)
     slope = _growth_mb_per_min(samples)
     ok = slope <= MAX_GROWTH_MB_PER_MIN and bounded
     lines = [f"| {t / 60:5.1f} min | {rss:7.1f} MB |" for t, rss in samples]

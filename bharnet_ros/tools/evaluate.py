@@ -21,6 +21,9 @@ from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 if TYPE_CHECKING:
     from bharnet_ros.training.evaluate import ModelUnderTest
 
+MOST_VIEWS = 100  # windows per clip: each is a full pass over the data, and 100 already overlap closely
+MOST_BATCH = 4096  # clips per batch of a checkpoint: larger only runs out of memory
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="checkpoint (.pt) or exported model (.onnx)")
@@ -104,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
     from bharnet_ros.training.evaluate import evaluate, open_model, write_outputs
     from bharnet_ros.training.train import ConfigError
 
-    if args.batch_size < 1 or args.views < 1:
-        raise UsageError(f"--batch-size and --views must be at least 1, got {args.batch_size}, {args.views}")
+    if not 1 <= args.batch_size <= MOST_BATCH:
+        raise UsageError(f"--batch-size must be from 1 to {MOST_BATCH}, got {args.batch_size}")
+    if not 1 <= args.views <= MOST_VIEWS:
+        raise UsageError(f"--views must be from 1 to {MOST_VIEWS}, got {args.views}")
     if not args.model.exists():
         raise UsageError(f"model {args.model} not found; give a checkpoint (.pt) or an exported .onnx")
     check_output_folder(args.out, [args.model, args.dataset], args.force)

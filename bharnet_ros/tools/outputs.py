@@ -70,6 +70,29 @@ def check_output_folder(
     return path
 
 
+def check_document(path: Path, inputs: Iterable[Path | None] = (), option: str = "--out") -> Path:
+    """A text file a command updates in place (only its own generated section), checked before the work.
+
+    Rewriting one section keeps everything else, so an existing file needs no ``--force``; but it
+    must be a regular UTF-8 text file, else the update would fail after the long measurement (or,
+    for a device such as /dev/null, replace it).
+    """
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder; give the markdown file to update")
+    _check_not_an_input(path, inputs, option)
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{option} {path} is not a regular file; give a markdown file")
+    if path.exists():
+        try:
+            path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"{option} {path} is not a UTF-8 text file; give a markdown file") from None
+        except OSError as err:
+            raise UsageError(f"{option} {path} cannot be read: {err.strerror or err}") from None
+    _check_creatable(path, option)
+    return path
+
+
 def _check_not_an_input(path: Path, inputs: Iterable[Path | None], option: str) -> None:
     """Neither an input itself nor inside an input folder (where the next run would read it back)."""
     for given in inputs:

@@ -14,6 +14,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from bharnet_ros.tools.outputs import atomic_file
+
 
 def replace_section(path: Path, name: str, body: str, title: str = "# Benchmarks") -> None:
     """Put ``body`` between the markers called ``name`` (appended with markers if absent)."""
@@ -26,8 +28,8 @@ def replace_section(path: Path, name: str, body: str, title: str = "# Benchmarks
         text = pattern.sub(lambda _: section, text, count=1)
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    with atomic_file(path) as temporary:  # an interrupted update leaves the old file, not half of it
+        temporary.write_text(text, encoding="utf-8")
 
 
 def record_measurement(path: Path, name: str, body: str) -> None:

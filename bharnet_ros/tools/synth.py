@@ -25,6 +25,7 @@ from bharnet_ros.training import synth
 
 _SIDE_COLOURS = ("tab:blue", "tab:red")  # subject's left, right
 PREVIEW_FRAMES = 4
+MOST_PER_CLASS = 10_000  # samples per class: the four-digit file names, and hours of generation already
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,23 +59,27 @@ def _classes(text: str | None) -> list[str]:
     unknown = [n for n in names if n not in synth.CLASS_NAMES]
     if unknown or not names:
         raise UsageError(f"unknown class(es) {unknown}; choose from {', '.join(synth.CLASS_NAMES)}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # the same files would be written twice and listed twice in index.csv
+        raise UsageError(f"--classes names {', '.join(repeated)} more than once; give each class once")
     return names
 
 
 def _check(args: argparse.Namespace) -> list[str]:
     """Validate the arguments; return the classes to generate."""
-    if args.per_class < 1:
-        raise UsageError(f"--per-class must be at least 1, got {args.per_class}")
+    if not 1 <= args.per_class <= MOST_PER_CLASS:
+        raise UsageError(f"--per-class must be from 1 to {MOST_PER_CLASS}, got {args.per_class}")
     if args.seed < 0:
         raise UsageError(f"--seed must be 0 or more, got {args.seed}")
     if not 1.0 <= args.fps <= 240.0:
         raise UsageError(f"--fps must be between 1 and 240, got {args.fps}")
     if args.preview is not None and args.preview.suffix.lower() != ".png":
         raise UsageError(f"--preview must name a .png file, got {args.preview}")
+    classes = _classes(args.classes)
     check_output_folder(args.out, force=args.force, option="-o")
     if args.preview is not None:
         check_output_file(args.preview, force=args.force, option="--preview")
-    return _classes(args.classes)
+    return classes
 
 
 def write_dataset(out: Path, classes: list[str], per_class: int, seed: int, fps: float) -> int:

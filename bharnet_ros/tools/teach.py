@@ -34,6 +34,14 @@ if TYPE_CHECKING:  # torch-free at import time: only the chosen action loads tra
 
 DEFAULT_BASE = "models/bharnet_e.pt"  # the default model's checkpoint, where it ships
 DEFAULT_RECIPE = "config/train/real_cpu.yaml"  # its training data: rehearsal for the shipped base
+LONGEST_SECONDS = 600.0  # any duration of `record` (take, wait, trim): ten minutes is far beyond a gesture
+LONGEST_COUNTDOWN = 60  # seconds counted down before a take
+MOST_TAKES = 100  # takes per gesture in one interactive session
+MOST_VIEWS = 100  # augmented windows per take (default 6): more only costs time
+MOST_STEPS = 100_000  # optimiser steps on the features (default 300)
+MOST_EPOCHS = 1000  # fine-tune epochs on a few takes
+MOST_DRAWS = 100  # random choices of takes per point of the curve
+LARGEST_SEED = 2**32 - 1  # numpy refuses negative seeds, torch overflows above 64 bits
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,6 +123,9 @@ def run_record(args: argparse.Namespace) -> int:
     try:
         settings = TrimSettings(args.trim, args.trim_seconds, min_seconds=args.min_seconds)
         annotations = load_annotations(args.labels) if args.labels else None
+        if annotations:
+            labels = list(dict.fromkeys(segment.label for segment in annotations.segments))
+            _check_hand_gestures(args.hand_gestures, labels, str(args.labels))
         takes = (
             _headless_takes(args, settings, annotations)
             if annotations
@@ -131,8 +142,11 @@ def _check_record_options(args: argparse.Namespace) -> None:
         raise UsageError("--labels cuts a recording: give it with --video or --bag")
     if not args.labels and not args.gestures:
         raise UsageError("name the gestures to record (--gestures follow_me,stop) or give --labels")
-    if args.takes < 1 or args.countdown < 0:
-        raise UsageError("--takes must be at least 1 and --countdown not negative")
+    _check_unique("--gestures", args.gestures)
+    if args.gestures:
+        _check_hand_gestures(args.hand_gestures, args.gestures, "--gestures")
+    _check_count("--takes", args.takes, 1, MOST_TAKES)
+    _check_count("--countdown", args.countdown, 0, LONGEST_COUNTDOWN)
     _check_seconds("--seconds", args.seconds, positive=True)
     if not args.subject.strip():
         raise UsageError("--subject is empty; name who performs the takes, e.g. --subject alice")
@@ -140,13 +154,54 @@ def _check_record_options(args: argparse.Namespace) -> None:
     _check_seconds("--trim-seconds", args.trim_seconds, positive=True)
     _check_seconds("--min-seconds", args.min_seconds)
     _check_seconds("--wait", args.wait)
+    _check_source(args)
 
 
 def _check_seconds(flag: str, value: float, positive: bool = False) -> None:
-    """A finite number of seconds, not negative (or positive); nan would switch a check off silently."""
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+    """A finite number of seconds, not negative (or positive), at most LONGEST_SECONDS; nan would
+    switch a check off silently and a huge value would wait or record for ever."""
+    if not math.isfinite(value) or value < 0 or (positive and value == 0) or value > LONGEST_SECONDS:
         least = "above 0" if positive else "0 or more"
-        raise UsageError(f"{flag} must be a finite number of seconds, {least} (not {value:g})")
+        raise UsageError(
+            f"{flag} must be a finite number of seconds, {least} and at most {LONGEST_SECONDS:g} "
+            f"(not {value:g})"
+        )
+
+
+def _check_count(flag: str, value: int, least: int, most: int) -> None:
+    """A whole number in [least, most]: a huge count would run (or prompt) for days."""
+    if not least <= value <= most:
+        raise UsageError(f"{flag} must be a whole number from {least} to {most}, got {value}")
+
+
+def _check_unique(flag: str, gestures: list[str]) -> None:
+    """Each name once: a repeated gesture would record twice under one name, one set of takes
+    overwriting the other's numbers."""
+    repeated = sorted({name for name in gestures if gestures.count(name) > 1})
+    if repeated:
+        raise UsageError(f"{flag} names {', '.join(repeated)} more than once; give each gesture once")
+
+
+def _check_hand_gestures(hand_gestures: list[str], gestures: list[str], where: str) -> None:
+    """Every --hand-gestures name must be recorded, else a typo silently flags nothing."""
+    unknown = [name for name in hand_gestures if name not in gestures]
+    if unknown:
+        raise UsageError(
+            f"--hand-gestures {', '.join(unknown)} not among the gestures of {where} "
+            f"({', '.join(gestures)}); check the spelling"
+        )
+
+
+def _check_source(args: argparse.Namespace) -> None:
+    """The recording must exist, and a live topic must be a valid ROS name (rclpy raises otherwise)."""
+    source = args.video or args.bag
+    if source is not None and not source.exists():
+        raise UsageError(f"{'--video' if args.video else '--bag'} {source} not found; check the path")
+    if source is None and args.topic:
+        from bharnet_ros.nodes.parameters import topic_name_problem
+
+        if problem := topic_name_problem(args.topic):
+            raise UsageError(f"--topic {problem}; give a topic such as bharnet/skeletons")
 
 
 def _frames(args: argparse.Namespace) -> list:
@@ -246,8 +301,9 @@ def run_train(args: argparse.Namespace) -> int:
     from bharnet_ros.training.dataset import DatasetError
     from bharnet_ros.training.teach import TeachSettings, check_calibration, export_taught, teach
 
-    if args.views < 1 or args.steps < 1 or args.finetune_epochs < 0:
-        raise UsageError("--views and --steps must be at least 1, --finetune-epochs at least 0")
+    _check_count("--views", args.views, 1, MOST_VIEWS)
+    _check_count("--steps", args.steps, 1, MOST_STEPS)
+    _check_count("--seed", args.seed, 0, LARGEST_SEED)
     _check_fit_options(args)
     base_path = args.base or _default_base()
     inputs = [*args.takes, base_path, args.calibration, *(args.rehearse or [])]
@@ -301,6 +357,7 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_fit_options(args: argparse.Namespace) -> None:
+    _check_count("--finetune-epochs", args.finetune_epochs, 0, MOST_EPOCHS)
     if not 0.0 <= args.label_smoothing < 1.0:  # also refuses nan
         raise UsageError(f"--label-smoothing must be in [0, 1), not {args.label_smoothing}")
 
@@ -403,8 +460,8 @@ def run_curve(args: argparse.Namespace) -> int:
         write_curve,
     )
 
-    if args.draws < 1 or args.views < 1 or args.finetune_epochs < 0:
-        raise UsageError("--draws and --views must be at least 1, --finetune-epochs at least 0")
+    _check_count("--draws", args.draws, 1, MOST_DRAWS)
+    _check_count("--views", args.views, 1, MOST_VIEWS)
     _check_fit_options(args)
     check_output_folder(args.out, [*args.base, *args.data, *args.reference], args.force)
     started = time.monotonic()

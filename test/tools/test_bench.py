@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,76 @@ def test_soak_growth_ignores_the_warm_up_minute():
     assert abs(_growth_mb_per_min(samples)) < 0.1
     leaking = [(60.0 * i, 200.0 + 5.0 * i) for i in range(1, 10)]
     assert _growth_mb_per_min(leaking) > 4.9
+
+
+def one_line_error(argv: list[str], capsys) -> str:
+    """Run ``bharnet ARGV``; it must exit 2 with a single line on stderr, which is returned."""
+    from bharnet_ros.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["soak", "--minutes", "nan"], "--minutes nan is out of range; give 2 to 10080 minutes"),
+        (["soak", "--minutes", "-1"], "--minutes -1.0 is out of range"),
+        (["soak", "--minutes", "inf"], "--minutes inf is out of range"),
+        (["soak", "--minutes", "1e9"], "--minutes 1000000000.0 is out of range"),
+        (["soak", "--minutes", "1"], "--minutes 1.0 is out of range"),  # no samples after the first minute
+        (
+            ["soak", "--model", "/nonexistent/m.onnx"],
+            "--model: model file /nonexistent/m.onnx does not exist",
+        ),
+        (["pipeline", "--seconds", "nan"], "--seconds nan is out of range; give 2 to 300 seconds"),
+        (["pipeline", "--seconds", "-5"], "--seconds -5.0 is out of range"),
+        (["pipeline", "--seconds", "0"], "--seconds 0.0 is out of range"),
+        (["pipeline", "--seconds", "1e6"], "--seconds 1000000.0 is out of range"),
+        (
+            ["pipeline", "--model", "/nonexistent/m.onnx"],
+            "--model: model file /nonexistent/m.onnx does not exist",
+        ),
+        (["model", "--agreement-windows", "0"], "--agreement-windows must be a whole number from 1 to 10000"),
+        (["model", "--threads", "100000"], "--threads must be a whole number from 1 to 256"),
+        (["model", "--runs", "0"], "--runs must be a whole number from 1 to 100000"),
+    ],
+)
+def test_bad_durations_counts_and_models_are_one_line_before_any_work(argv, message, capsys):
+    assert message in one_line_error(["bench", *argv], capsys)
+
+
+def test_a_model_that_does_not_load_is_refused_up_front(tmp_path, capsys):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00not a model")
+    for action in ("pipeline", "soak"):
+        assert "is not a loadable ONNX model" in one_line_error(
+            ["bench", action, "--model", str(junk)], capsys
+        )
+
+
+def test_a_missing_video_is_refused_up_front(tiny_model, capsys):
+    for action in ("pipeline", "soak"):
+        argv = ["bench", action, "--model", str(tiny_model), "--video", "/nonexistent/v.mp4"]
+        assert "--video: video not found: /nonexistent/v.mp4" in one_line_error(argv, capsys)
+
+
+def test_out_is_checked_before_the_measurement(tiny_model, shared_file, tmp_path, capsys):
+    video = str(shared_file("videos/sign_dobrii_den.mp4"))
+    binary = tmp_path / "binary.md"
+    binary.write_bytes(b"\xff\xfe\x00")
+    cases = [
+        (tmp_path, "is a folder; give the markdown file to update"),
+        (binary, "is not a UTF-8 text file"),
+        (tiny_model, "is also an input of this command"),
+        (Path("/dev/null"), "is not a regular file"),
+    ]
+    for action in ("pipeline", "soak"):
+        for out, message in cases:
+            argv = ["bench", action, "--model", str(tiny_model), "--video", video, "--out", str(out)]
+            assert message in one_line_error(argv, capsys)
+    assert binary.read_bytes() == b"\xff\xfe\x00"
+    argv = ["bench", "model", "--shipped", str(tiny_model), "--out", str(tiny_model)]
+    assert "is also an input of this command" in one_line_error(argv, capsys)

@@ -89,3 +89,50 @@ def test_update_appends_a_section_to_a_file_without_markers(tmp_path):
     text = doc.read_text()
     assert text.count(BEGIN_MARK) == 1
     assert "y" in text.split(BEGIN_MARK)[1]
+
+
+def test_frames_has_an_upper_bound():
+    with pytest.raises(UsageError, match="--frames must be from 4 to 1000, got 100000000"):
+        run(parse(["--frames", "100000000", "--no-write"]))
+
+
+def test_output_is_checked_before_any_config_is_measured(tmp_path, monkeypatch):
+    """A folder, a binary file, a device or a file among the configs is refused before the work."""
+    import bharnet_ros.tools.model_report as model_report
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    yaml_file = write_config(configs, "body_expert", "body_expert")
+    binary = tmp_path / "model.md"
+    binary.write_bytes(b"\xff\xfe\x00")
+    monkeypatch.setattr(model_report, "measure", lambda *_: pytest.fail("measured before the checks"))
+    cases = [
+        (tmp_path, "is a folder"),
+        (binary, "is not a UTF-8 text file"),
+        (Path("/dev/null"), "is not a regular file"),
+        (yaml_file, "is also an input"),
+        (configs / "notes.md", "is inside the input folder"),
+    ]
+    for output, message in cases:
+        with pytest.raises(UsageError, match=message):
+            run(parse(["--config-dir", str(configs), "--frames", "8", "--output", str(output)]))
+    assert binary.read_bytes() == b"\xff\xfe\x00"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{{{", "is not readable YAML"),
+        ("just text", "is not a YAML mapping"),
+        ("variant: nope", "variant 'nope' not in"),
+        ("variant: body_expert\nnum_classes: abc", "num_classes must be an integer"),
+        ("variant: body_expert\nnum_classes: -1", "cannot be built"),
+    ],
+)
+def test_a_bad_config_is_one_line_naming_it(tmp_path, text, message):
+    write_config(tmp_path, "good", "body_expert")
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(UsageError, match=message) as raised:
+        run(parse(["--config-dir", str(tmp_path), "--frames", "8", "--no-write"]))
+    assert "bad.yaml" in str(raised.value)
+    assert len(str(raised.value).splitlines()) == 1

@@ -74,6 +74,21 @@ def test_record_a_camera_bag_headless(shared_file, tmp_path, labels, capsys):
         (["--gestures", "wave", "--min-seconds", "nan"], "--min-seconds must be a finite number of seconds"),
         (["--gestures", "wave", "--seconds", "inf"], "--seconds must be a finite number of seconds"),
         (["--gestures", "wave", "--subject", " "], "--subject is empty; name who performs the takes"),
+        (["--gestures", "wave,stop,wave"], "--gestures names wave more than once; give each gesture once"),
+        (
+            ["--gestures", "wave", "--seconds", "601"],
+            "--seconds must be a finite number of seconds, above 0 and at",
+        ),
+        (["--gestures", "wave", "--wait", "nan"], "--wait must be a finite number of seconds"),
+        (["--gestures", "wave", "--wait", "-1"], "--wait must be a finite number of seconds, 0 or more"),
+        (["--gestures", "wave", "--wait", "1e9"], "at most 600 (not 1e+09)"),
+        (["--gestures", "wave", "--takes", "1000000"], "--takes must be a whole number from 1 to 100"),
+        (["--gestures", "wave", "--countdown", "-1"], "--countdown must be a whole number from 0 to 60"),
+        (["--gestures", "wave", "--countdown", "100000"], "--countdown must be a whole number from 0 to 60"),
+        (["--gestures", "wave", "--hand-gestures", "wav"], "--hand-gestures wav not among the gestures"),
+        (["--gestures", "wave", "--topic", "bad topic!"], "--topic 'bad topic!' is no valid topic name"),
+        (["--gestures", "wave", "--video", "/nonexistent/v.mp4"], "--video /nonexistent/v.mp4 not found"),
+        (["--gestures", "wave", "--bag", "/nonexistent/bag"], "--bag /nonexistent/bag not found"),
     ],
 )
 def test_record_option_mistakes_are_one_line_errors(tmp_path, capsys, extra, message):
@@ -82,6 +97,50 @@ def test_record_option_mistakes_are_one_line_errors(tmp_path, capsys, extra, mes
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "t.npz").exists()
+
+
+def test_record_refuses_hand_gestures_missing_from_the_labels(tmp_path, labels, capsys):
+    """Checked once the labels are read, before the pose stage runs on the video."""
+    video = tmp_path / "v.avi"
+    video.write_bytes(b"not read: the check comes first")
+    out = tmp_path / "t.npz"
+    argv = ["teach", "record", "--video", str(video), "--labels", str(labels), "--hand-gestures", "greting"]
+    assert main([*argv, "--subject", "a", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--hand-gestures greting not among the gestures of {labels} (greeting)" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["train", "t.npz", "--views", "100000"], "--views must be a whole number from 1 to 100"),
+        (["train", "t.npz", "--views", "0"], "--views must be a whole number from 1 to 100"),
+        (["train", "t.npz", "--steps", "0"], "--steps must be a whole number from 1 to 100000"),
+        (["train", "t.npz", "--steps", "10000000"], "--steps must be a whole number from 1 to 100000"),
+        (["train", "t.npz", "--seed", "-1"], "--seed must be a whole number from 0 to 4294967295"),
+        (["train", "t.npz", "--seed", str(2**70)], "--seed must be a whole number from 0 to 4294967295"),
+        (
+            ["train", "t.npz", "--finetune-epochs", "1000000"],
+            "--finetune-epochs must be a whole number from 0",
+        ),
+        (
+            ["curve", "--base", "b.pt", "--data", "d.npz", "--new", "x", "--draws", "1000000"],
+            "--draws must be",
+        ),
+        (
+            ["curve", "--base", "b.pt", "--data", "d.npz", "--new", "x", "--views", "1000000"],
+            "--views must be",
+        ),
+    ],
+)
+def test_train_and_curve_counts_are_bounded(tmp_path, capsys, extra, message):
+    assert main(["teach", *extra, "-o" if extra[0] == "train" else "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture
@@ -124,7 +183,7 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     assert "finetune" in text  # its time, beside the features' and the fit's
     assert OnnxClassifier(out, providers="cpu").labels == ["idle", "wave", "stop", "clap"]
     assert main([*args, "--force", "--finetune-epochs", "-1"]) == 2
-    assert "--finetune-epochs at least 0" in capsys.readouterr().err
+    assert "--finetune-epochs must be a whole number from 0 to 1000" in capsys.readouterr().err
     for bad in ("nan", "1", "-0.1"):
         assert main([*args, "--force", "--label-smoothing", bad]) == 2
         assert "--label-smoothing must be in [0, 1)" in capsys.readouterr().err

@@ -335,8 +335,13 @@ def test_cli_writes_a_labelled_set(tmp_path, capsys):
         (["--seed", "-1"], "--seed"),
         (["--classes", "jump"], "unknown class"),
         (["--preview", "x.jpg"], ".png"),
+        (["--per-class", "100000000"], "--per-class must be from 1 to 10000, got 100000000"),
+        (["--classes", "wave,ok_sign,wave"], "--classes names wave more than once; give each class once"),
     ],
 )
 def test_cli_reports_user_mistakes(tmp_path, capsys, extra, message):
     assert main(["synth", "-o", str(tmp_path / "o"), *extra]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
