@@ -127,7 +127,7 @@ class ModelConfig:
                 or 0 < self.expertized.split_block <= len(self.backbone.stages),
                 f"expertized.split_block must be in 1..{len(self.backbone.stages)}",
             ),
-            (self.input.num_persons >= 1, "input.num_persons must be >= 1"),
+            *self._size_checks(),
             (isinstance(self.input.motion, bool), "input.motion must be true or false"),
             (
                 not self.test_mirror or _is_class_map(self.test_mirror, self.num_classes),
@@ -142,6 +142,39 @@ class ModelConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"model config: {message}")
+
+    def _size_checks(self) -> list[tuple[bool, str]]:
+        """Every size within what a model can be built with: 0 or -1 fails deep inside torch, and
+        a huge width asks for more memory than any machine has, after the data is loaded."""
+        sizes = [
+            ("num_classes", self.num_classes, 100_000),
+            ("input.channels", self.input.channels, 64),
+            ("input.frames", self.input.frames, 10_000),
+            ("input.num_persons", self.input.num_persons, 16),
+            ("backbone.base_channels", self.backbone.base_channels, 4096),
+            ("attention.heads", self.attention.heads, 64),
+            ("attention.dim_head", self.attention.dim_head, 1024),
+            ("attention.num_features", self.attention.num_features or 1, 65_536),
+        ]
+        checks = [
+            (1 <= value <= most, f"{name} must be 1..{most}, not {value}") for name, value, most in sizes
+        ]
+        return [
+            *checks,
+            (
+                _are_stages(self.backbone.stages),
+                "backbone.stages must be 1..64 blocks of [multiplier 1..64, temporal stride 1..4]",
+            ),
+            (0 <= self.backbone.dropout < 1, "backbone.dropout must be in [0, 1)"),
+            (0 <= self.loss.label_smoothing < 1, "loss.label_smoothing must be in [0, 1)"),
+            (self.attention.redraw_interval >= 0, "attention.redraw_interval must not be negative"),
+        ]
+
+
+def _are_stages(stages: Any) -> bool:
+    """1 to 64 blocks, each a (channel multiplier 1..64, temporal stride 1..4) pair."""
+    pairs = all(isinstance(s, tuple | list) and len(s) == 2 for s in stages)
+    return 1 <= len(stages) <= 64 and pairs and all(1 <= m <= 64 and 1 <= t <= 4 for m, t in stages)
 
 
 def _is_class_map(values: Any, num_classes: int) -> bool:

@@ -134,3 +134,23 @@ def test_config_typos_and_bad_options_are_rejected(tiny_config):
         build_model({"variant": "bharnet_x"})
     with pytest.raises(ValueError, match="input.motion must be true or false"):
         tiny_config("bharnet_e", {"input": {"motion": "yes"}})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"num_classes": -1}, "num_classes must be 1..100000, not -1"),
+        ({"num_classes": 0}, "num_classes must be 1..100000"),
+        ({"backbone": {"base_channels": 10**9}}, "backbone.base_channels must be 1..4096"),
+        ({"attention": {"heads": 0}}, "attention.heads must be 1..64"),
+        ({"input": {"frames": 0}}, "input.frames must be 1..10000"),
+        ({"backbone": {"stages": [[1, 9], [1, 1]]}, "expertized": {"split_block": 1}}, "backbone.stages"),
+        ({"backbone": {"stages": [[1], [1, 1]]}, "expertized": {"split_block": 1}}, "backbone.stages"),
+        ({"backbone": {"dropout": 1.0}}, "backbone.dropout must be in [0, 1)"),
+        ({"loss": {"label_smoothing": -0.1}}, "loss.label_smoothing must be in [0, 1)"),
+    ],
+)
+def test_sizes_no_model_can_be_built_with_are_refused_by_name(tiny_config, overrides, message):
+    with pytest.raises(ValueError, match="model config") as err:
+        tiny_config("bharnet_e", overrides).validate()
+    assert message in str(err.value)

@@ -126,7 +126,7 @@ def test_output_is_checked_before_any_config_is_measured(tmp_path, monkeypatch):
         ("just text", "is not a YAML mapping"),
         ("variant: nope", "variant 'nope' not in"),
         ("variant: body_expert\nnum_classes: abc", "num_classes must be an integer"),
-        ("variant: body_expert\nnum_classes: -1", "cannot be built"),
+        ("variant: body_expert\nnum_classes: -1", "num_classes must be 1..100000"),
     ],
 )
 def test_a_bad_config_is_one_line_naming_it(tmp_path, text, message):
