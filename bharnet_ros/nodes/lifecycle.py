@@ -21,6 +21,7 @@ from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidHandle, NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException
@@ -348,10 +349,9 @@ def spin_node(make_node: Callable[[], Any], args: list[str] | None = None) -> in
     SIGINT arrives while the node is being destroyed.
     """
     use_default_dds_profile()
-    rclpy.init(args=args)
     node = None
     try:
-        node = make_node()
+        node = _started(make_node, args)
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -364,6 +364,16 @@ def spin_node(make_node: Callable[[], Any], args: list[str] | None = None) -> in
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _started(make_node: Callable[[], Any], args: list[str] | None) -> Any:
+    """``rclpy.init`` and the node. ``--ros-args`` that rcl cannot parse (``-p video:=`` with no
+    value, a remapping to ``{node}``) raise rcl's RCLError with a traceback: a ValueError here."""
+    try:
+        rclpy.init(args=args)
+        return make_node()
+    except RCLError as err:
+        raise ValueError(str(err)) from None
 
 
 def _one_line(err: Exception) -> str:

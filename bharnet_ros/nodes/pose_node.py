@@ -95,6 +95,8 @@ class PoseNode(ManagedNode):
         self.bad_frames = 0
         self.frames_downscaled = 0
         self.persons_seen = 0  # in the newest processed image
+        self.wrong_type: list[str] = []  # what publishes another type on the image topic, in words
+        self.wrong_type_publishers = 0
         self.processing = Percentiles()
         self.rate_in = RateMeter()
         self.drops = GapDropCounter()
@@ -156,6 +158,28 @@ class PoseNode(ManagedNode):
             publisher, self.overlay_pub = self.overlay_pub, None
             self._configured_publishers.remove(publisher)
             self.destroy_lifecycle_publisher(publisher)
+
+    def periodic(self) -> None:
+        """Look for publishers of another message type on the image topic (once per diagnostics tick).
+
+        DDS never delivers their messages and says nothing, so a camera topic that carries
+        CompressedImage (``compressed`` left false) would otherwise look like no camera at all.
+        """
+        found, count = [], 0
+        for subscription in self.inputs:
+            wanted = _type_name(subscription.msg_type)
+            publishers = self.get_publishers_info_by_topic(subscription.topic_name)
+            others = [info.topic_type for info in publishers if info.topic_type != wanted]
+            if others:
+                types = sorted(set(others))
+                found.append(
+                    f"{len(others)} publisher(s) on {subscription.topic_name} send {', '.join(types)}, which "
+                    f"never reaches this node: it takes {wanted}{_hint(wanted, types)}"
+                )
+                count += len(others)
+        if found and found != self.wrong_type:
+            self.get_logger().warning("; ".join(found))
+        self.wrong_type, self.wrong_type_publishers = found, count
 
     def exclusive_topics(self) -> list[str]:
         return [self.skeleton_pub.topic_name] if self.skeleton_pub is not None else []
@@ -222,9 +246,27 @@ class PoseNode(ManagedNode):
             "backend": self.params["backend"],
             "persons": self.persons_seen,
         }
+        if self.wrong_type_publishers:
+            values["wrong_type_publishers"] = self.wrong_type_publishers
         if self.estimator is None:
             return ERROR, self.error or "not configured", values
+        if self.wrong_type:
+            return WARN, "; ".join(self.wrong_type), values
         return (WARN, "bad input frames seen", values) if self.bad_frames else (OK, "running", values)
+
+
+def _type_name(msg_type: Any) -> str:
+    """``sensor_msgs/msg/Image`` for the class ``sensor_msgs.msg.Image``, as the ROS graph names types."""
+    return f"{msg_type.__module__.split('.')[0]}/msg/{msg_type.__name__}"
+
+
+def _hint(wanted: str, found: list[str]) -> str:
+    """What to change when a camera's type and the ``compressed`` parameter disagree."""
+    if wanted.endswith("/Image") and "sensor_msgs/msg/CompressedImage" in found:
+        return " (set compressed: true for compressed images and give the raw topic; /compressed is added)"
+    if wanted.endswith("/CompressedImage") and "sensor_msgs/msg/Image" in found:
+        return " (for raw images set compressed: false)"
+    return ""
 
 
 def main(args: list[str] | None = None) -> int:

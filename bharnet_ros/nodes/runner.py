@@ -13,7 +13,9 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.context import Context
+from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -104,6 +106,20 @@ class RunningGraph:
                 raise
 
 
+class NodeStartError(RuntimeError):
+    """A node of the graph could not be created: a parameter of the wrong type or out of its range
+    (in the parameters file), a remapping rcl cannot parse, a video that went away."""
+
+    def __init__(self, node: str, err: Exception) -> None:
+        text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        super().__init__(f"the {node} node cannot start: {text or type(err).__name__}"[:400])
+        self.node = node
+
+
+# What a node's constructor raises for bad parameters, names or input (rclpy and our nodes).
+START_ERRORS = (ParameterException, NameValidationException, RCLError, ValueError, OSError)
+
+
 class GraphConflictError(RuntimeError):
     """The same graph already runs in this ROS domain; ``conflicts`` says what was found."""
 
@@ -140,7 +156,11 @@ def running_graph(
             _refuse_a_second_graph(options, context, discovery)
         for spec in describe_graph(options):
             if only is None or spec.name in only:
-                graph.add(create_node(spec, options, context=context))
+                try:
+                    node = create_node(spec, options, context=context)
+                except START_ERRORS as err:
+                    raise NodeStartError(spec.name, err) from err
+                graph.add(node)
         yield graph
     finally:
         if standalone:
@@ -218,8 +238,9 @@ def run_graph(options: GraphOptions, duration: float = 0.0, discovery: float = D
 
     Refuses (exit code 2) when the same graph already runs in the ROS domain: before starting
     (:func:`find_conflicts`), or when the nodes find it within ``WATCH_SECONDS`` of the start, since
-    discovery can take longer than the check before. Teardown ignores further Ctrl-C (the process
-    is exiting).
+    discovery can take longer than the check before. A node that cannot be created (a parameter of
+    the wrong type or range in the parameters file) is one line and exit code 2 too. Teardown
+    ignores further Ctrl-C (the process is exiting).
     """
     try:
         with running_graph(options, discovery=discovery, standalone=True) as graph:
@@ -228,6 +249,9 @@ def run_graph(options: GraphOptions, duration: float = 0.0, discovery: float = D
                 raise GraphConflictError(conflicts)
     except GraphConflictError as conflict:
         print(refusal(conflict.conflicts), file=sys.stderr)
+        return 2
+    except NodeStartError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -77,6 +77,7 @@ def check_options(options: Any) -> None:
     if options.video and not options.video.isdigit():  # a camera number is opened by the node
         check_video(options.video)
     check_model(options)
+    check_text_parameters(options)
 
 
 def check_names(camera_topic: str, namespace: str) -> None:
@@ -87,6 +88,11 @@ def check_names(camera_topic: str, namespace: str) -> None:
         raise UsageError("--camera-topic is empty; give a topic such as camera/image_raw")
     if problem := topic_name_problem(camera_topic):
         raise UsageError(f"--camera-topic {problem}; give a topic such as camera/image_raw")
+    if "{" in camera_topic or "}" in camera_topic:  # valid in a topic name, not as a remapping's target
+        raise UsageError(
+            f"--camera-topic {camera_topic!r}: substitutions such as {{node}} cannot be remapped to; "
+            "give the topic name itself, such as camera/image_raw"
+        )
     if namespace and namespace != "/" and not NAMESPACE.fullmatch(namespace):
         raise UsageError(
             f"--namespace {namespace!r} is invalid: use letters, digits and '_' in '/'-separated parts "
@@ -123,6 +129,32 @@ def check_model(options: Any) -> None:
     except (InferenceError, FileNotFoundError, ValueError) as err:
         where = "--model" if options.model else f"the model of {options.resolved_params_file()}"
         raise UsageError(f"{where}: {err}") from None
+
+
+def check_text_parameters(options: Any) -> None:
+    """The parameters file's text values with a fixed set of values or a check (the pose node's
+    ``backend``, the recognizer's ``body_topic``) must pass it: the node's configure would refuse
+    the value and the graph would run without that node. Values the options override are checked
+    as options; wrong types and ranges are rclpy's to refuse when the node starts."""
+    import importlib
+
+    from bharnet_ros.core.params_file import ParamsFileError, node_parameters, read_params_file
+    from bharnet_ros.nodes.graph import describe_graph
+
+    path = options.resolved_params_file()
+    try:
+        data = read_params_file(path)
+    except ParamsFileError as err:
+        raise UsageError(f"--params-file: {err}") from None
+    for spec in describe_graph(options):
+        configured = node_parameters(data, spec.name)
+        for param in importlib.import_module(spec.module).PARAMS:
+            value = configured.get(param.name)
+            if param.name in spec.parameters or not isinstance(value, str):
+                continue
+            if problem := param.problem(value):
+                named = problem if problem.startswith(param.name) else f"{param.name} {problem}"
+                raise UsageError(f"{path}: the {spec.name} node's {named}")
 
 
 def pose_backends() -> tuple[str, ...]:

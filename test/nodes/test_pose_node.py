@@ -7,7 +7,9 @@ import time
 import cv2
 import numpy as np
 import pytest
+import rclpy
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -244,3 +246,26 @@ def test_multi_backend_publishes_every_person_with_their_own_id(
     assert sorted(p.person_id for p in persons) == [0, 1], "the same two ids on every frame"
     assert all(p.header == received[-1].header for p in persons)
     assert pose.status()[2]["persons"] == 2
+
+
+def test_a_camera_publishing_another_type_on_the_image_topic_is_reported(ros, wait):
+    """DDS drops messages of another type silently: a CompressedImage camera on the raw topic
+    (``compressed`` left false) looked like no camera at all, with OK diagnostics."""
+    pose = ros.add(PoseNode, parameter_overrides=[Parameter("diagnostics_period", value=0.1)])
+    assert wait(lambda: pose.inputs)
+    context = rclpy.Context()  # a participant of its own: one participant refuses two types on a topic
+    rclpy.init(context=context)
+    camera = Node("compressed_camera", context=context)
+    try:
+        camera.create_publisher(CompressedImage, "image_raw", qos_profile_sensor_data)
+        assert wait(lambda: pose.wrong_type_publishers == 1)
+        level, message, values = pose.status()
+        assert level == DiagnosticStatus.WARN
+        assert "sensor_msgs/msg/CompressedImage" in message
+        assert "set compressed: true" in message
+        assert values["wrong_type_publishers"] == 1
+    finally:
+        camera.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert wait(lambda: pose.wrong_type_publishers == 0), "gone with the publisher"
+    assert pose.status()[0] == DiagnosticStatus.OK

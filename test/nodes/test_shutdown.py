@@ -124,6 +124,18 @@ def test_a_bad_start_up_parameter_is_one_line_and_exit_2(setting):
     assert setting.split(":=")[0] in lines[0]
 
 
+@pytest.mark.parametrize("rule", [["-p", "video:="], ["-r", "image_raw:={node}/x"]])
+def test_ros_arguments_rcl_cannot_parse_are_our_one_line_and_exit_2(rule):
+    """rcl refuses the rule in ``rclpy.init`` (it logs one line of its own): no traceback follows."""
+    args = [sys.executable, "-m", "bharnet_ros.nodes.video_source_node", "--ros-args", *rule]
+    done = subprocess.run(args, cwd=CHECKOUT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    ours = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(ours) == 1
+    assert rule[1] in ours[0]
+
+
 class _SpinAfterCtrlC:
     """An executor whose spin fails as rclpy's does when Ctrl-C invalidates the context mid-wait."""
 

@@ -1,18 +1,23 @@
-"""Video source node: real video frames, stamps from the node clock (sim time too), bad input."""
+"""Video source node: real video frames, stamps from the node clock (sim time too), bad input,
+and diagnostics that say when the video ended or failed."""
 
 from __future__ import annotations
 
+import os
 import time
 
+import cv2
+import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 
-from bharnet_ros.nodes.video_source_node import VideoSourceNode
+from bharnet_ros.nodes.video_source_node import MAX_RATE, VideoSourceNode
 
 
 def test_plays_a_real_video_and_stops_at_max_frames(ros, wait, shared_file):
@@ -65,3 +70,97 @@ def test_missing_video_is_refused_with_a_clear_error(ros, tmp_path):
         )
     with pytest.raises(ValueError, match="'video' is empty"):
         ros.add(VideoSourceNode)
+
+
+def write_clip(path, frames: int, fps: float = 25.0) -> str:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), i, np.uint8))
+    writer.release()
+    return str(path)
+
+
+@pytest.fixture
+def source_diagnostics(ros):
+    """The video source's /diagnostics statuses, as they arrive."""
+    probe = ros.add(Node, "diagnostics_probe")
+    statuses: list[DiagnosticStatus] = []
+
+    def record(msg: DiagnosticArray) -> None:
+        statuses.extend(s for s in msg.status if s.name.startswith("video_source"))
+
+    probe.create_subscription(DiagnosticArray, "/diagnostics", record, 100)
+    return statuses
+
+
+def _values(status: DiagnosticStatus) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def test_a_looping_file_deleted_while_playing_stops_it_and_the_node_keeps_reporting(
+    ros, wait, tmp_path, source_diagnostics
+):
+    """Reading the file again for the next loop found it gone: that used to kill the executor thread."""
+    video = write_clip(tmp_path / "clip.avi", 5)
+    node = ros.add(
+        VideoSourceNode,
+        parameter_overrides=[
+            Parameter("video", value=video),
+            Parameter("loop", value=True),
+            Parameter("rate", value=100.0),
+            Parameter("diagnostics_period", value=0.1),
+        ],
+    )
+    assert wait(lambda: node.frames_published >= 2)
+    os.remove(video)
+    assert wait(lambda: node.finished)
+    assert "video not found" in node.error
+    published = node.frames_published
+    assert published >= 5
+    count = len(source_diagnostics)
+    assert wait(lambda: len(source_diagnostics) >= count + 3), "its diagnostics keep coming"
+    last = source_diagnostics[-1]
+    assert last.level == DiagnosticStatus.ERROR
+    assert "video not found" in last.message
+    assert _values(last)["state"] == "failed"
+    assert node.frames_published == published
+
+
+def test_the_end_of_a_video_is_said_on_diagnostics_which_stay_alive(ros, wait, tmp_path, source_diagnostics):
+    video = write_clip(tmp_path / "clip.avi", 4)
+    overrides = [Parameter("video", value=video), Parameter("diagnostics_period", value=0.1)]
+    node = ros.add(VideoSourceNode, parameter_overrides=overrides)
+    assert wait(lambda: any(_values(s)["state"] == "playing" for s in source_diagnostics))
+    assert wait(lambda: node.finished)
+    count = len(source_diagnostics)
+    assert wait(lambda: len(source_diagnostics) >= count + 3)
+    last = source_diagnostics[-1]
+    assert last.level == DiagnosticStatus.OK
+    assert last.message == "end of video after 4 frames"
+    assert _values(last)["frames_published"] == "4"
+    assert not node.error
+
+
+def test_a_file_rate_above_the_parameter_range_is_capped(ros, tmp_path):
+    """A container stating 1000 fps published 1000 frames a second; ``rate`` allows at most 240."""
+    video = write_clip(tmp_path / "fast.avi", 3, fps=1000.0)
+    node = ros.add(VideoSourceNode, parameter_overrides=[Parameter("video", value=video)])
+    assert node.rate == MAX_RATE
+    assert abs(node.timer.timer_period_ns - 1e9 / MAX_RATE) < 2
+
+
+def test_sim_time_without_a_clock_is_reported_not_silent(ros, wait, tmp_path, source_diagnostics):
+    """``bharnet run --use-sim-time --video F`` with nothing publishing /clock: say why no frame comes."""
+    node = ros.add(
+        VideoSourceNode,
+        parameter_overrides=[
+            Parameter("video", value=write_clip(tmp_path / "clip.avi", 4)),
+            Parameter("use_sim_time", value=True),
+            Parameter("diagnostics_period", value=0.1),
+        ],
+    )
+    assert wait(lambda: len(source_diagnostics) >= 3)
+    last = source_diagnostics[-1]
+    assert last.level == DiagnosticStatus.WARN
+    assert "no /clock" in last.message
+    assert node.frames_published == 0

@@ -1,14 +1,19 @@
-"""``bharnet run`` refuses unusable options in one line before the graph starts (no ROS needed)."""
+"""``bharnet run`` refuses unusable options in one line before the graph starts (no ROS needed), and
+values only rclpy can judge in one line when it starts the nodes (a subprocess)."""
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from bharnet_ros.cli import main
+from bharnet_ros.core.paths import CHECKOUT, share_file
 from bharnet_ros.nodes.graph import GraphOptions
 from bharnet_ros.tools import run
 
@@ -28,6 +33,9 @@ def write_clip(path, frames: int) -> str:
         ("empty_video", "--video:"),
         ("missing_video", "--video: video not found"),
         ("camera_topic", "--camera-topic 'bad topic' is no valid topic name"),
+        ("camera_topic_substitution", "--camera-topic '{node}/x': substitutions such as {node} cannot"),
+        ("params_backend", "the pose node's backend must be one of holistic, hands_pose, multi, not 'nope'"),
+        ("params_body_topic", "the recognizer node's body_topic 'a b' is no valid topic name"),
         ("namespace", "--namespace 'a b' is invalid"),
         ("namespace_digit", "--namespace 'robot/1a' is invalid"),
         ("model", "--model: "),
@@ -39,11 +47,16 @@ def test_unusable_options_are_one_line_before_the_graph_starts(tmp_path, capsys,
     text.write_text("not a video")
     csv = tmp_path / "model.csv"
     csv.write_text("a,b\n")
+    backend = params_file(tmp_path / "backend.yaml", "pose", backend="nope")
+    body_topic = params_file(tmp_path / "body_topic.yaml", "recognizer", body_topic="a b")
     argv = {
         "text_video": ["--video", str(text)],
         "empty_video": ["--video", write_clip(tmp_path / "zero.avi", 0)],
         "missing_video": ["--video", str(tmp_path / "nope.mp4")],
         "camera_topic": ["--camera-topic", "bad topic"],
+        "camera_topic_substitution": ["--camera-topic", "{node}/x"],
+        "params_backend": ["--params-file", backend],
+        "params_body_topic": ["--params-file", body_topic],
         "namespace": ["--namespace", "a b"],
         "namespace_digit": ["--namespace", "robot/1a"],
         "model": ["--model", str(csv)],
@@ -53,6 +66,35 @@ def test_unusable_options_are_one_line_before_the_graph_starts(tmp_path, capsys,
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1
     assert message in error
+
+
+def params_file(path, node: str, **values) -> str:
+    """The shipped parameters file with ``values`` set for ``node``."""
+    data = yaml.safe_load(share_file("config/recognize.yaml").read_text())
+    data[f"/**/{node}"]["ros__parameters"].update(values)
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("node", "values", "message"),
+    [
+        ("pose", {"num_poses": "two"}, "the pose node cannot start: Trying to set parameter 'num_poses'"),
+        ("video_source", {"rate": -5.0}, "the video_source node cannot start: Invalid parameter value"),
+    ],
+    ids=["type", "range"],
+)
+def test_a_parameters_file_value_rclpy_refuses_is_one_line_and_exit_2(tmp_path, node, values, message):
+    """rclpy refuses it while the node is created, after the checks: that was a traceback (exit 1)."""
+    params = params_file(tmp_path / "params.yaml", node, **values)
+    video = write_clip(tmp_path / "clip.avi", 3)
+    argv = [sys.executable, "-m", "bharnet_ros.cli", "run", "--duration", "5", "--params-file", params]
+    done = subprocess.run([*argv, "--video", video], cwd=CHECKOUT, capture_output=True, text=True, timeout=99)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert message in errors[0]
+    assert "Traceback" not in done.stderr
 
 
 def test_usable_options_pass_the_checks(tmp_path, tiny_model):
