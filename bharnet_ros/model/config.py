@@ -28,6 +28,7 @@ VARIANTS = (
 PAM_AXES = ("instance", "time", "vertex")
 INTERACTIONS = ("full", "pam")
 NUM_HANDS = 2
+MAX_WIDTH = 4096  # channels of the widest layer; the paper's full model has 512
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,16 +160,25 @@ class ModelConfig:
         checks = [
             (1 <= value <= most, f"{name} must be 1..{most}, not {value}") for name, value, most in sizes
         ]
+        stages_ok = _are_stages(self.backbone.stages)
+        widest = self._widest() if stages_ok else 0
         return [
             *checks,
+            (stages_ok, "backbone.stages must be 1..64 blocks of [multiplier 1..64, temporal stride 1..4]"),
             (
-                _are_stages(self.backbone.stages),
-                "backbone.stages must be 1..64 blocks of [multiplier 1..64, temporal stride 1..4]",
+                widest <= MAX_WIDTH,
+                f"the widest layer must be at most {MAX_WIDTH} channels (base_channels x the largest "
+                f"stage multiplier, and heads x dim_head), not {widest}",
             ),
             (0 <= self.backbone.dropout < 1, "backbone.dropout must be in [0, 1)"),
             (0 <= self.loss.label_smoothing < 1, "loss.label_smoothing must be in [0, 1)"),
             (self.attention.redraw_interval >= 0, "attention.redraw_interval must not be negative"),
         ]
+
+    def _widest(self) -> int:
+        """Channels of the widest block or attention projection (weights grow with its square)."""
+        blocks = self.backbone.base_channels * max(m for m, _ in self.backbone.stages)
+        return max(blocks, self.attention.heads * self.attention.dim_head)
 
 
 def _are_stages(stages: Any) -> bool:

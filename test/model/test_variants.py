@@ -147,6 +147,8 @@ def test_config_typos_and_bad_options_are_rejected(tiny_config):
         ({"backbone": {"stages": [[1, 9], [1, 1]]}, "expertized": {"split_block": 1}}, "backbone.stages"),
         ({"backbone": {"stages": [[1], [1, 1]]}, "expertized": {"split_block": 1}}, "backbone.stages"),
         ({"backbone": {"dropout": 1.0}}, "backbone.dropout must be in [0, 1)"),
+        ({"backbone": {"base_channels": 4096}}, "the widest layer must be at most 4096 channels"),
+        ({"attention": {"heads": 64, "dim_head": 1024}}, "not 65536"),
         ({"loss": {"label_smoothing": -0.1}}, "loss.label_smoothing must be in [0, 1)"),
     ],
 )
