@@ -22,23 +22,42 @@ TEMPERATURE_RANGE = (0.05, 20.0)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature``."""
-    scaled = np.asarray(logits, np.float64) / temperature
-    scaled -= scaled.max(axis=-1, keepdims=True)
-    exp = np.exp(scaled)
+    """Row-wise softmax of ``logits / temperature``; the largest logit is subtracted before dividing,
+    so a temperature near 0 cannot overflow. ValueError for a temperature that is not > 0 (0
+    divides by zero, a negative one silently turns the ranking upside down)."""
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    logits = np.asarray(logits, np.float64)
+    exp = np.exp((logits - logits.max(axis=-1, keepdims=True)) / temperature)
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     """Mean NLL of the true labels under ``softmax(logits / temperature)``."""
+    logits, labels = check_predictions(logits, labels)
     probabilities = softmax(logits, temperature)
     picked = probabilities[np.arange(len(labels)), labels]
     return float(-np.log(np.maximum(picked, 1e-12)).mean())
 
 
+def check_predictions(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``scores`` (N, K) as float64 and ``labels`` (N,) as int64, each label a class index in [0, K).
+
+    ValueError otherwise: a label of -1 would silently pick the last class, one of K an IndexError.
+    """
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
+    if scores.ndim != 2 or not scores.shape[0] or not scores.shape[1] or labels.shape != scores.shape[:1]:
+        raise ValueError(
+            f"need scores (N, K) with N, K >= 1 and labels (N,), got {scores.shape}, {labels.shape}"
+        )
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= scores.shape[1]:
+        raise ValueError(f"labels must be class indices in [0, {scores.shape[1]})")
+    return scores, labels.astype(np.int64)
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature minimising the NLL (golden-section search on log T)."""
-    labels = np.asarray(labels, np.int64)
+    logits, labels = check_predictions(logits, labels)
     low, high = np.log(TEMPERATURE_RANGE[0]), np.log(TEMPERATURE_RANGE[1])
     ratio = (np.sqrt(5.0) - 1.0) / 2.0
     a, b = high - ratio * (high - low), low + ratio * (high - low)
@@ -57,7 +76,9 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
     """ECE: sample-weighted mean |accuracy - confidence| over ``bins`` equal-width confidence bins."""
-    probabilities = np.asarray(probabilities, np.float64)
+    probabilities, labels = check_predictions(probabilities, labels)
+    if bins < 1:
+        raise ValueError(f"need at least one bin, got {bins}")
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == np.asarray(labels)
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -74,8 +95,11 @@ def none_threshold(probabilities: np.ndarray, labels: np.ndarray, budget: float 
     """The largest confidence threshold that rejects at most ``budget`` of the samples that are right.
 
     Rejected means: the top probability is below the threshold, so the label becomes ``none``.
+    ValueError for a budget outside [0, 1] (a negative one indexed from the end).
     """
-    probabilities = np.asarray(probabilities, np.float64)
+    if not 0 <= budget <= 1:
+        raise ValueError(f"budget must be a fraction in [0, 1], got {budget}")
+    probabilities, labels = check_predictions(probabilities, labels)
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == np.asarray(labels)
     right = np.sort(confidence[correct])
@@ -104,7 +128,7 @@ class Calibration:
 
 def calibrate(logits: np.ndarray, labels: np.ndarray, budget: float = 0.02) -> Calibration:
     """Fit the temperature and the none threshold on held-out logits ``(N, K)`` and labels."""
-    logits, labels = np.asarray(logits, np.float64), np.asarray(labels, np.int64)
+    logits, labels = check_predictions(logits, labels)
     temperature = fit_temperature(logits, labels)
     before, after = softmax(logits), softmax(logits, temperature)
     threshold = none_threshold(after, labels, budget)

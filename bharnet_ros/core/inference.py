@@ -66,6 +66,9 @@ class WindowScores:
     experts: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        shape = np.shape(self.probabilities)
+        if shape != (len(self.labels),):
+            raise ValueError(f"probabilities have shape {shape}, need one per label ({len(self.labels)})")
         unknown = sorted(set(self.experts.values()) - set(self.branches))
         if unknown:
             raise ValueError(f"experts name branches {unknown} that are not among {sorted(self.branches)}")
@@ -134,14 +137,20 @@ def provider_names(providers: str | Sequence[str]) -> list[str]:
     return names
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, stable for large logits."""
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Softmax of ``logits / temperature`` over the last axis, in float64.
+
+    The largest logit is subtracted before dividing, so logits up to FLT_MAX with a temperature
+    near 0 give finite probabilities (dividing first overflows to inf, and inf - inf is NaN).
+    """
+    logits = np.asarray(logits, np.float64)
+    shifted = np.exp((logits - logits.max(axis=-1, keepdims=True)) / temperature)
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * logits))
+def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Per-class probabilities of ``logits / temperature``, in float64 (saturates, never overflows)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * (np.asarray(logits, np.float64) / temperature)))
 
 
 class OnnxClassifier:
@@ -295,7 +304,7 @@ class OnnxClassifier:
         branches = {name: to_probability(outputs[f"{name}_logits"][0]) for name in self.branches}
         return WindowScores(
             labels=self.labels,
-            probabilities=to_probability(logits / self.temperature),
+            probabilities=to_probability(logits, self.temperature),
             logits=logits,
             branches=branches,
             experts=self.experts,

@@ -28,6 +28,9 @@ from bharnet_ros.core.window import (
     Window,
     WindowBuffer,
     WindowSet,
+    finite_number,
+    stamp_slack,
+    whole_number,
 )
 
 NONE = "none"  # the label of "no known gesture"
@@ -62,6 +65,27 @@ class RecognizerConfig:
     switch_margin: float = 0.1  # probability lead another label needs to replace the current one
     top_k: int = 5
     none_threshold: float = 0.0  # smoothed confidence below this publishes "none"; 0 = the model's own
+
+    def __post_init__(self) -> None:
+        """Refuse values that would silently stop decisions (a NaN switch margin or a smoothing of 0
+        freeze the label for good, a NaN minimum history never fills); ValueError names the field.
+        The recognizer node's parameter ranges lie inside these bounds."""
+        number, whole = finite_number, whole_number
+        checks = [
+            (number(self.window_seconds) and 0 <= self.window_seconds <= 60, "window_seconds", "[0, 60]"),
+            (number(self.stride_seconds) and self.stride_seconds >= 0, "stride_seconds", ">= 0"),
+            (number(self.min_seconds) and self.min_seconds >= 0, "min_seconds", ">= 0"),
+            (whole(self.max_gap, 0), "max_gap", "a whole number >= 0"),
+            (number(self.person_timeout) and self.person_timeout > 0, "person_timeout", "> 0"),
+            (whole(self.max_persons, 1), "max_persons", "a whole number >= 1"),
+            (number(self.smoothing) and 0 < self.smoothing <= 1, "smoothing", "in (0, 1]"),
+            (number(self.switch_margin) and 0 <= self.switch_margin <= 1, "switch_margin", "in [0, 1]"),
+            (whole(self.top_k, 1), "top_k", "a whole number >= 1"),
+            (number(self.none_threshold) and 0 <= self.none_threshold <= 1, "none_threshold", "in [0, 1]"),
+        ]
+        for ok, name, bound in checks:
+            if not ok:
+                raise ValueError(f"recognizer config: {name} must be {bound}, got {getattr(self, name)!r}")
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> RecognizerConfig:
@@ -150,7 +174,7 @@ class Recognizer:
         if buffer.last_result is PushResult.DUPLICATE:
             return None
         last = state.last_decision
-        if last is not None and frame.timestamp - last < self.config.stride_seconds - 1e-9:
+        if last is not None and frame.timestamp - last < self.config.stride_seconds - stamp_slack(last):
             return None
         window = buffer.window(self.classifier.window_length, min_seconds=self.config.min_seconds)
         if window is None:
@@ -159,7 +183,8 @@ class Recognizer:
         return self._decide(frame.person_id, window, state)
 
     def prune(self, now: float) -> list[int]:
-        """Forget persons whose last frame arrived before ``now - person_timeout``; returns their ids."""
+        """Forget persons whose last frame arrived more than ``person_timeout`` before (or after) ``now``;
+        returns their ids."""
         return self.windows.prune(now)
 
     def person_states(self) -> dict[int, PersonState]:

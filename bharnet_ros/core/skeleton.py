@@ -8,8 +8,10 @@ explains coordinate spaces and units; this module is the single definition in co
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +28,8 @@ BODY_LAYOUTS = ("mediapipe33", "ntu25")  # layouts a frame's body may have (hand
 # the image (MediaPipe extrapolates); world space allows a large room. Beyond these a value is
 # garbage (FLT_MAX, 1e30) that would overflow the model's arithmetic.
 COORDINATE_LIMITS = {"image": 10.0, "world": 100.0}
+MAX_IMAGE_SIDE = 2**31 - 1  # image sides are stored as int32 in sequence files
+PERSON_ID_RANGE = (-(2**63), 2**63 - 1)  # person ids are stored as int64 in sequence files
 FORMAT_VERSION = 1
 
 
@@ -47,13 +51,20 @@ class SkeletonFrame:
     image_size: tuple[int, int] = (0, 0)  # (width, height) of the source image, (0, 0) if unknown
 
     def __post_init__(self) -> None:
-        self.body = np.asarray(self.body, dtype=np.float32)
-        self.hands = np.asarray(self.hands, dtype=np.float32)
+        self.validate()
+
+    def validate(self) -> None:
+        """Convert the fields to their contract types and check them; raises SkeletonError.
+
+        Runs when a frame is built, and again where frames enter a buffer, because a frame's fields
+        can be reassigned or its arrays mutated after it was built.
+        """
+        self.body = _float_array(self.body, "body")
+        self.hands = _float_array(self.hands, "hands")
         self.hand_present = np.asarray(self.hand_present, dtype=bool)
-        self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
-        self.timestamp = float(self.timestamp)
-        if not np.isfinite(self.timestamp):
-            raise SkeletonError(f"timestamp {self.timestamp} is not a finite number of seconds")
+        self.image_size = _image_size(self.image_size)
+        self.person_id = _person_id(self.person_id)
+        self.timestamp = _seconds(self.timestamp)
         _check_arrays(self.body[None], self.hands[None], self.hand_present[None], self.layout, self.space)
         self.hand_present = self.hand_present & np.any(self.hands[..., :3] != 0.0, axis=(-2, -1))
 
@@ -88,10 +99,11 @@ class SkeletonSequence:
 
     def __post_init__(self) -> None:
         self.timestamps = np.asarray(self.timestamps, dtype=np.float64)
-        self.body = np.asarray(self.body, dtype=np.float32)
-        self.hands = np.asarray(self.hands, dtype=np.float32)
+        self.body = _float_array(self.body, "body")
+        self.hands = _float_array(self.hands, "hands")
         self.hand_present = np.asarray(self.hand_present, dtype=bool)
-        self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
+        self.image_size = _image_size(self.image_size)
+        self.person_id = _person_id(self.person_id)
         _check_arrays(self.body, self.hands, self.hand_present, self.layout, self.space)
         if not np.isfinite(self.timestamps).all():
             raise SkeletonError("timestamps contain NaN or infinite values")
@@ -167,6 +179,54 @@ class SkeletonSequence:
                 space=str(data["space"]),
                 image_size=tuple(data["image_size"]),
             )
+
+
+def _float_array(value: Any, name: str) -> np.ndarray:
+    """``value`` as a float32 array; SkeletonError for what is not numbers (text, ragged lists)."""
+    try:
+        return np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise SkeletonError(f"{name} is not an array of numbers ({err})") from None
+
+
+def _seconds(value: Any) -> float:
+    """A timestamp as a finite float; SkeletonError for None, text that is no number, NaN or inf."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise SkeletonError(f"timestamp {value!r} is not a number of seconds") from None
+    if not np.isfinite(seconds):
+        raise SkeletonError(f"timestamp {seconds} is not a finite number of seconds")
+    return seconds
+
+
+def _whole(value: Any, what: str) -> int:
+    """An integer (Python or numpy) as int; SkeletonError for floats, text or None."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise SkeletonError(f"{what} must be a whole number, got {value!r}") from None
+
+
+def _image_size(value: Any) -> tuple[int, int]:
+    """(width, height) in pixels, each 0 (unknown) to MAX_IMAGE_SIDE; SkeletonError otherwise."""
+    try:
+        width, height = value
+    except (TypeError, ValueError):
+        raise SkeletonError(f"image_size must be (width, height), got {value!r}") from None
+    size = (_whole(width, "image width"), _whole(height, "image height"))
+    if not all(0 <= side <= MAX_IMAGE_SIDE for side in size):
+        raise SkeletonError(f"image_size {size} must hold sides from 0 (unknown) to {MAX_IMAGE_SIDE} pixels")
+    return size
+
+
+def _person_id(value: Any) -> int:
+    """A person id as int within the int64 range the sequence files store; SkeletonError otherwise."""
+    person = _whole(value, "person_id")
+    low, high = PERSON_ID_RANGE
+    if not low <= person <= high:
+        raise SkeletonError(f"person_id {person} is outside the int64 range")
+    return person
 
 
 def _check_arrays(body: np.ndarray, hands: np.ndarray, present: np.ndarray, layout: str, space: str) -> None:

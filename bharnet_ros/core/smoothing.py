@@ -15,16 +15,21 @@ class LabelSmoother:
     def __init__(self, alpha: float = 0.5, switch_margin: float = 0.1) -> None:
         if not 0 < alpha <= 1:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-        if switch_margin < 0:
-            raise ValueError(f"switch_margin must be >= 0, got {switch_margin}")
+        if not 0 <= switch_margin <= 1:  # NaN too: no lead would ever beat it, the label would freeze
+            raise ValueError(f"switch_margin must be in [0, 1], got {switch_margin}")
         self.alpha = alpha
         self.switch_margin = switch_margin
         self.probabilities: np.ndarray | None = None
         self.label: int | None = None
 
     def update(self, probabilities: np.ndarray) -> tuple[int, float]:
-        """Fold in one window's probabilities; returns (class index, smoothed probability)."""
+        """Fold in one window's probabilities; returns (class index, smoothed probability).
+
+        ValueError for an empty or non-finite vector: one NaN would stay in the average for good.
+        """
         probabilities = np.asarray(probabilities, dtype=np.float64)
+        if probabilities.ndim != 1 or not probabilities.size or not np.isfinite(probabilities).all():
+            raise ValueError(f"need one finite probability per class, got {probabilities}")
         if self.probabilities is None or self.probabilities.shape != probabilities.shape:
             self.probabilities = probabilities.copy()
         else:

@@ -24,7 +24,7 @@ import numpy as np
 
 from bharnet_ros.core.hand_fill import MAX_GAP, fill_hands
 from bharnet_ros.core.resample import time_window_sampling
-from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame, SkeletonSequence
+from bharnet_ros.core.skeleton import SkeletonFrame, SkeletonSequence
 
 logger = logging.getLogger(__name__)
 
@@ -87,19 +87,28 @@ class WindowBuffer:
 
     Besides the frames inside the window, up to ``max_gap`` older frames are kept so that hand
     sorting and interpolation see across the window's start. At most ``max_frames`` frames are
-    held, so memory stays bounded at any frame rate (above ``max_frames / seconds`` Hz the window
-    covers less than ``seconds``).
+    held, so memory stays bounded at any frame rate. Frames closer than ``min_step`` seconds
+    (about 250 Hz with the defaults) are thinned: while the newest frame is that close to the one
+    before it, a new frame replaces it instead of being appended, so that a full buffer still spans
+    the whole window (a 10 kHz sensor, or a burst of frames stamped 1e-12 s apart, can neither
+    shorten the window nor flush its history) and the newest frame is always kept.
     """
 
     def __init__(
         self, seconds: float = SECONDS, max_gap: int = MAX_GAP, max_frames: int = MAX_FRAMES
     ) -> None:
-        if not (math.isfinite(seconds) and seconds > 0) or max_gap < 0 or max_frames < 2:
+        if not (
+            finite_number(seconds)
+            and seconds > 0
+            and whole_number(max_gap, 0)
+            and whole_number(max_frames, 2)
+        ):
             raise ValueError(
                 f"need seconds > 0, max_gap >= 0 and max_frames >= 2, got {seconds}, {max_gap}, {max_frames}"
             )
         self.seconds = float(seconds)
-        self.max_gap = max_gap
+        self.max_gap = int(max_gap)
+        self.min_step = min_step(self.seconds, self.max_gap, int(max_frames))
         self.stats = WindowStats()
         self.last_result: PushResult | None = None
         self.last_arrival = 0.0  # when the newest frame arrived (the owner's clock; see WindowSet)
@@ -132,7 +141,7 @@ class WindowBuffer:
     def ready(self, min_seconds: float | None = None) -> bool:
         """True once ``min_seconds`` of history (default: the whole window) are buffered."""
         need = self.seconds if min_seconds is None else min_seconds
-        return bool(self._frames) and self.covered >= min(need, self.seconds) - 1e-9
+        return bool(self._frames) and self.covered >= min(need, self.seconds) - stamp_slack(self.newest_stamp)
 
     def clear(self) -> None:
         """Drop all frames (counters are kept)."""
@@ -153,10 +162,18 @@ class WindowBuffer:
             if result is PushResult.RESET:
                 self.stats.resets += 1
                 self._frames.clear()
+            if self._newest_is_provisional():
+                self._frames.pop()  # thinning: the new frame takes the place of the newest
             self._frames.append(frame)
             self._forget_old(frame.timestamp)
         self.last_result = result
         return result
+
+    def _newest_is_provisional(self) -> bool:
+        """Whether the newest frame lies within ``min_step`` of the one before it; the next frame
+        then replaces it, so every kept frame but the newest is at least ``min_step`` from the next."""
+        frames = self._frames
+        return len(frames) >= 2 and frames[-1].timestamp - frames[-2].timestamp < self.min_step
 
     def _forget_old(self, newest: float) -> None:
         """Drop frames older than the window, keeping ``max_gap`` of them as hand-fill context."""
@@ -211,7 +228,7 @@ class WindowBuffer:
             space=source.space,
             image_size=source.image_size,
         )
-        inside = stamps > end - self.seconds + 1e-9
+        inside = stamps > end - self.seconds + stamp_slack(end)
         return Window(sequence, max(float(stamps[0]), end - self.seconds), end, int(inside.sum()))
 
 
@@ -238,13 +255,16 @@ class WindowSet:
         max_frames: int = MAX_FRAMES,
         evict_after: float | None = None,
     ) -> None:
-        if timeout <= 0 or max_persons < 1:
+        if not (finite_number(timeout) and timeout > 0 and whole_number(max_persons, 1)):
             raise ValueError(f"need timeout > 0 and max_persons >= 1, got {timeout}, {max_persons}")
+        evict_after = 0.5 * timeout if evict_after is None else evict_after
+        if not (finite_number(evict_after) and evict_after >= 0):
+            raise ValueError(f"need a finite evict_after >= 0, got {evict_after}")
         WindowBuffer(seconds, max_gap, max_frames)  # validates the buffer settings up front
         self.seconds, self.max_gap, self.max_frames = seconds, max_gap, max_frames
         self.timeout = timeout
-        self.max_persons = max_persons
-        self.evict_after = 0.5 * timeout if evict_after is None else evict_after
+        self.max_persons = int(max_persons)
+        self.evict_after = evict_after
         self.stats = WindowStats()
         self._buffers: dict[int, WindowBuffer] = {}
 
@@ -272,9 +292,11 @@ class WindowSet:
         """Route a frame to its person's buffer (created if there is room) and return that buffer.
 
         Returns None when the person is new and every slot serves someone fresh (counted).
+        Raises SkeletonError for a frame that breaks the contract, ValueError for an arrival that
+        is not a finite time.
         """
         _check_frame(frame)
-        arrival = frame.timestamp if arrival is None else float(arrival)
+        arrival = frame.timestamp if arrival is None else _arrival(arrival)
         self.prune(arrival)
         buffer = self._buffer_for(frame.person_id, arrival)
         if buffer is None:
@@ -287,12 +309,16 @@ class WindowSet:
         return buffer
 
     def prune(self, now: float) -> list[int]:
-        """Drop persons whose last frame arrived more than ``timeout`` s before ``now``.
+        """Drop persons whose last frame arrived more than ``timeout`` s before ``now``, or more
+        than ``timeout`` s after it (the clock went back, or a frame came stamped in the future).
 
         ``push`` calls this with each frame's arrival; a node also calls it from a timer (with the
-        same clock) so that people vanish when no frames arrive at all.
+        same clock) so that people vanish when no frames arrive at all. Dropping persons from the
+        future matters where stamps are the clock (bag replay): one frame stamped years ahead
+        would otherwise hold its slot, and refuse newcomers, until the stamps caught up.
         """
-        dropped = [pid for pid, b in self._buffers.items() if now - b.last_arrival > self.timeout]
+        now = _arrival(now)
+        dropped = [pid for pid, b in self._buffers.items() if abs(now - b.last_arrival) > self.timeout]
         for person_id in dropped:
             del self._buffers[person_id]
         self.stats.persons_timed_out += len(dropped)
@@ -320,12 +346,48 @@ class WindowSet:
         self.stats.resets += int(result is PushResult.RESET)
 
 
+def min_step(seconds: float, max_gap: int, max_frames: int) -> float:
+    """The closest spacing of kept frames at which ``max_frames`` still hold the window.
+
+    A full buffer holds the frames inside the window, up to ``max_gap`` + 1 frames at or before
+    its start (hand-fill context, capped at half the buffer) and the newest frame, which may be
+    closer than the step; the rest of the buffer divides the window.
+    """
+    room = max_frames - min(max_gap, max_frames // 2) - 3
+    return seconds / max(room, 1)
+
+
+def stamp_slack(stamp: float | None) -> float:
+    """Rounding slack for durations between stamps near ``stamp``: a few float64 steps of it.
+
+    ROS epoch stamps (about 1.7e9 s) resolve only 0.24 microseconds, so a fixed nanosecond of slack
+    let a stride of exactly four frames come out as five every other time.
+    """
+    return max(1e-9, 4 * math.ulp(stamp or 0.0))
+
+
+def finite_number(value: Any) -> bool:
+    """A finite int or float (numpy included), not a bool."""
+    number = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    return number and math.isfinite(value)
+
+
+def whole_number(value: Any, low: int = 0) -> bool:
+    """An int (numpy included, not a bool) of at least ``low``."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= low
+
+
+def _arrival(value: Any) -> float:
+    """An arrival time as a finite float; ValueError otherwise (a NaN would keep a person forever)."""
+    if not finite_number(value):
+        raise ValueError(f"arrival time {value!r} is not a finite number of seconds")
+    return float(value)
+
+
 def _check_frame(frame: SkeletonFrame) -> None:
-    """Cheap re-check at the buffer's door: the contract is verified when a frame is built, but
-    arrays can be mutated later and the contract does not cover the timestamp's finiteness."""
+    """The whole contract again at the buffer's door: it is verified when a frame is built, but
+    fields can be reassigned and arrays mutated later, and a broken frame inside the buffer would
+    make every window fail until it left the buffer."""
     if not isinstance(frame, SkeletonFrame):
         raise TypeError(f"expected a SkeletonFrame, got {type(frame).__name__}")
-    if not math.isfinite(frame.timestamp):
-        raise SkeletonError(f"frame timestamp {frame.timestamp} is not finite")
-    if not (np.isfinite(frame.body).all() and np.isfinite(frame.hands).all()):
-        raise SkeletonError("frame contains NaN or infinite values; the buffer does not take it")
+    frame.validate()

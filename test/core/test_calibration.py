@@ -57,3 +57,61 @@ def test_none_threshold_rejects_at_most_the_budget_of_correct_samples():
     assert none_threshold(probabilities, labels, 0.1) > none_threshold(probabilities, labels, 0.02)
     result = calibrate(logits, labels, budget=0.02)
     assert result.accuracy - result.accuracy_with_none <= 0.02 + 1e-12
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan"), float("inf")])
+def test_softmax_refuses_a_temperature_that_is_not_positive(temperature):
+    with pytest.raises(ValueError, match="temperature must be"):
+        softmax(np.array([[1.0, 2.0]]), temperature)
+
+
+@pytest.mark.parametrize("temperature", [1e-30, 0.05, 1.0, 20.0, 1e30])
+def test_softmax_stays_finite_for_logits_of_1e30_and_float32_max(temperature):
+    big = float(np.finfo(np.float32).max)
+    logits = np.array([[1e30, -1e30, 0.0], [big, -big, 0.0], [big, big, big]])
+    probabilities = softmax(logits, temperature)
+    assert np.isfinite(probabilities).all()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert probabilities[0].argmax() == probabilities[1].argmax() == 0
+
+
+def test_calibration_of_extreme_logits_is_finite():
+    logits = np.array([[1e30, -1e30], [-1e30, 1e30], [0.0, 0.0], [1e30, 0.0]])
+    result = calibrate(logits, np.array([0, 1, 0, 1]))
+    assert all(np.isfinite(value) for value in result.to_dict().values())
+
+
+@pytest.mark.parametrize(
+    ("scores", "labels"),
+    [
+        (np.zeros((2, 3)), np.array([0, 3])),  # a class that does not exist: was an IndexError
+        (np.zeros((2, 3)), np.array([-1, 0])),  # was silently the last class
+        (np.zeros((2, 3)), np.array([0.5, 1.0])),
+        (np.zeros(3), np.array([0])),
+        (np.zeros((2, 3)), np.array([0])),
+        (np.zeros((0, 3)), np.zeros(0, int)),
+    ],
+)
+def test_labels_must_be_class_indices_of_the_scores(scores, labels):
+    for call in (
+        calibrate,
+        fit_temperature,
+        negative_log_likelihood,
+        expected_calibration_error,
+        none_threshold,
+    ):
+        with pytest.raises(ValueError, match="need scores|class indices"):
+            call(scores, labels)
+
+
+@pytest.mark.parametrize("budget", [-0.5, 1.5, float("nan")])
+def test_the_none_budget_is_a_fraction(budget):
+    """A negative budget used to index the sorted confidences from the end."""
+    probabilities = softmax(np.random.default_rng(0).normal(size=(20, 3)))
+    with pytest.raises(ValueError, match="budget must be a fraction"):
+        none_threshold(probabilities, np.zeros(20, int), budget)
+
+
+def test_the_calibration_error_needs_a_bin():
+    with pytest.raises(ValueError, match="at least one bin"):
+        expected_calibration_error(np.full((2, 2), 0.5), np.array([0, 1]), bins=0)

@@ -16,6 +16,8 @@ from bharnet_ros.core.inference import (
     WindowScores,
     experts_by_name,
     provider_names,
+    sigmoid,
+    softmax,
 )
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.core.window import WindowBuffer
@@ -203,3 +205,34 @@ def test_temperature_in_the_metadata_softens_probabilities(model_path, tmp_path)
     assert warm.label == plain.label
     assert warm.score < plain.score
     np.testing.assert_allclose(warm.logits, plain.logits, rtol=1e-6)
+
+
+def test_a_temperature_near_zero_gives_finite_one_hot_probabilities(model_path, tmp_path):
+    """logits / 1e-300 overflowed float32 to inf, and inf - inf made every window NaN."""
+    body = np.random.default_rng(0).normal(size=(3, FRAMES, 25, 1)).astype(np.float32)
+    hand = np.zeros((3, FRAMES, 25, 2), np.float32)
+    proto = onnx.load(str(model_path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "bharnet.temperature", "1e-300"
+    onnx.save(proto, str(tmp_path / "cold.onnx"))
+    cold = OnnxClassifier(tmp_path / "cold.onnx", providers="cpu").predict(body, hand)
+    assert cold.finite()
+    assert cold.score == 1.0
+    assert cold.label == LABELS[int(np.argmax(cold.logits))]
+
+
+@pytest.mark.parametrize("temperature", [1e-38, 0.05, 1.0, 1e30])
+def test_softmax_and_sigmoid_stay_finite_at_float32_max(temperature):
+    big = np.finfo(np.float32).max
+    logits = np.array([[big, -big, 0.0], [1e30, -1e30, 0.0], [big, big, big]], np.float32)
+    for probabilities in (softmax(logits, temperature), sigmoid(logits, temperature)):
+        assert np.isfinite(probabilities).all()
+        assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    np.testing.assert_allclose(softmax(logits, temperature).sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("probabilities", [np.ones(2), np.ones(4), np.ones((1, 3)), np.float64(1.0)])
+def test_window_scores_need_one_probability_per_label(probabilities):
+    """A classifier returning K+1 scores used to fail later with an IndexError in the recognizer."""
+    with pytest.raises(ValueError, match="need one per label"):
+        WindowScores(["a", "b", "c"], probabilities)

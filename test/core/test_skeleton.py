@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame, SkeletonSequence
 
@@ -90,3 +92,82 @@ def test_hands_marked_present_but_empty_count_as_absent():
     hands[1, :, 3] = 1.0
     frame = SkeletonFrame(0.0, np.zeros((33, 4)), hands, np.array([True, True]))
     assert frame.hand_present.tolist() == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timestamp": None}, "not a number of seconds"),
+        ({"timestamp": "soon"}, "not a number of seconds"),
+        ({"timestamp": float("inf")}, "not a finite number"),
+        ({"image_size": None}, r"must be \(width, height\)"),
+        ({"image_size": (640,)}, r"must be \(width, height\)"),
+        ({"image_size": (640, 480, 3)}, r"must be \(width, height\)"),
+        ({"image_size": (640.5, 480)}, "whole number"),
+        ({"image_size": (-640, 480)}, "from 0"),
+        ({"image_size": (2**31, 480)}, "from 0"),
+        ({"person_id": 1.5}, "whole number"),
+        ({"person_id": "7"}, "whole number"),
+        ({"person_id": float("nan")}, "whole number"),
+        ({"person_id": 2**63}, "int64"),
+        ({"body": np.full((33, 4), "x")}, "not an array of numbers"),
+        ({"body": [[0.0, 0.0], [0.0]]}, "not an array of numbers"),
+    ],
+)
+def test_fields_that_are_no_contract_values_are_refused_by_name(kwargs, message):
+    """A careless caller gets a SkeletonError naming the field, not an IndexError or TypeError."""
+    kwargs = {"timestamp": 0.0, "body": np.zeros((33, 4)), **kwargs}
+    with pytest.raises(SkeletonError, match=message):
+        SkeletonFrame(**kwargs)
+
+
+def test_integer_fields_take_numpy_integers_and_the_extremes_of_their_range():
+    edge = SkeletonFrame(0.0, np.zeros((33, 4)), person_id=np.int64(-(2**63)), image_size=(2**31 - 1, 0))
+    assert type(edge.person_id) is int
+    assert edge.person_id == -(2**63)
+    assert edge.image_size == (2**31 - 1, 0)
+    sequence = SkeletonSequence.from_frames([edge])
+    with pytest.raises(SkeletonError, match="image_size"):
+        SkeletonSequence(
+            sequence.timestamps, sequence.body, sequence.hands, sequence.hand_present, image_size=(-1, 1)
+        )
+
+
+def test_validate_checks_a_frame_again_after_it_was_changed():
+    changed = frame(0.0)
+    changed.validate()  # a sound frame passes again
+    changed.body[0, 3] = 2.0  # a score beyond [0, 1], written after the frame was built
+    with pytest.raises(SkeletonError, match="scores"):
+        changed.validate()
+    changed = frame(0.0)
+    changed.hands = np.zeros((3, 21, 4))
+    with pytest.raises(SkeletonError, match="hands has shape"):
+        changed.validate()
+
+
+coordinates = st.one_of(
+    st.floats(width=32),  # NaN, infinities, FLT_MAX and subnormals included
+    st.sampled_from([0.0, 1e-40, 0.5, 1.0, 10.0, 10.000001, -10.0, 3.4028235e38]),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    timestamp=st.one_of(st.floats(), st.sampled_from([1e18, -1e18, 1e-12, 0.0])),
+    value=coordinates,
+    joint=st.integers(0, 32),
+    person_id=st.one_of(st.integers(), st.floats()),
+    image_size=st.tuples(st.integers(-(2**40), 2**40), st.integers(-(2**40), 2**40)),
+)
+def test_any_frame_is_either_refused_or_within_the_contract(timestamp, value, joint, person_id, image_size):
+    body = np.zeros((33, 4), np.float32)
+    body[joint] = value
+    try:
+        made = SkeletonFrame(timestamp, body, person_id=person_id, image_size=image_size)
+    except SkeletonError:
+        return
+    assert np.isfinite(made.timestamp)
+    assert np.abs(made.body[:, :3]).max() <= 10.0
+    assert 0.0 <= made.body[:, 3].min() <= made.body[:, 3].max() <= 1.0
+    assert all(0 <= side < 2**31 for side in made.image_size)
+    assert isinstance(made.person_id, int)

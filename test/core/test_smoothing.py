@@ -51,3 +51,20 @@ def test_after_reset_the_next_window_decides_alone():
     smoother.update([0.9, 0.1])
     smoother.reset()
     assert smoother.update([0.2, 0.8]) == (1, 0.8)
+
+
+@pytest.mark.parametrize("margin", [float("nan"), float("inf"), 1.5])
+def test_a_margin_no_lead_can_beat_is_refused(margin):
+    """With a NaN margin the comparison is always false: the first label would stay for good."""
+    with pytest.raises(ValueError, match="switch_margin must be in"):
+        LabelSmoother(0.5, margin)
+    LabelSmoother(0.5, 1.0)  # the largest margin allowed
+
+
+@pytest.mark.parametrize("probabilities", [[np.nan, 0.5], [np.inf, 0.0], [], [[0.5, 0.5]]])
+def test_scores_that_would_poison_the_average_are_refused(probabilities):
+    smoother = LabelSmoother()
+    smoother.update([0.6, 0.4])
+    with pytest.raises(ValueError, match="one finite probability per class"):
+        smoother.update(probabilities)
+    assert smoother.update([0.6, 0.4]) == (0, pytest.approx(0.6))  # the average is untouched
