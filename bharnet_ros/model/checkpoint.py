@@ -143,15 +143,35 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}; re-save it with save_checkpoint")
+    state_dict = upgrade_state_dict(data["state_dict"], version)
+    broken = non_finite_weights(state_dict)
+    if broken:
+        raise CheckpointError(
+            f"{path}: {len(broken)} of its weight tensors (e.g. {broken[0]}) hold NaN or infinite values, so "
+            "every prediction would be NaN: the training that wrote it diverged; use an earlier "
+            "checkpoint or train again (lower optim.lr, set optim.grad_clip)"
+        )
     return Checkpoint(
         model_config=data["model_config"],
-        state_dict=upgrade_state_dict(data["state_dict"], version),
+        state_dict=state_dict,
         class_names=list(data["class_names"]),
         preprocess=data["preprocess"],
         hand_intensive=data.get("hand_intensive"),
         epoch=int(data.get("epoch", 0)),
         metrics=dict(data.get("metrics") or {}),
     )
+
+
+def non_finite_weights(state: Mapping[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of ``state`` that hold NaN or infinite values.
+
+    A training that diverged leaves such weights; a model built from them predicts NaN for every
+    input, which argmax silently reads as class 0.
+    """
+    tensors = {name: value for name, value in state.items() if isinstance(value, torch.Tensor)}
+    return [
+        name for name, value in tensors.items() if value.is_floating_point() and not value.isfinite().all()
+    ]
 
 
 def upgrade_state_dict(state: Mapping[str, torch.Tensor], version: int) -> dict[str, torch.Tensor]:

@@ -87,7 +87,9 @@ def check_model_fits(model: ModelUnderTest, data: SkeletonDataset, args: argpars
     """Preprocess one sample for the model before the long run, so a model built for another
     skeleton layout (e.g. mediapipe33 against NTU data) is a one-line error, not a traceback."""
     from bharnet_ros.core.preprocess import preprocess_arrays
+    from bharnet_ros.training.feeder import check_samples
 
+    check_samples(data)  # first: an empty or absurd sample 0 must not read as a layout problem
     sample = data.sample(0)
     persons = min(len(sample.body), model.preprocess.num_persons)
     try:

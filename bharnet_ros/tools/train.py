@@ -88,7 +88,7 @@ def overrides_from(args: argparse.Namespace, overrides: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bharnet_ros.training.train import ConfigError, load_train_config, train
+    from bharnet_ros.training.train import ConfigError, DivergedError, load_train_config, train
 
     config_path, overrides = split_items(args.items, args.resume is not None)
     overrides = overrides_from(args, overrides)
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             config = load_train_config(config_path, overrides)
             folder = train(config, out=args.out)
-    except (ConfigError, DatasetError, CheckpointError) as err:
+    except (ConfigError, DatasetError, CheckpointError, DivergedError) as err:
         raise UsageError(str(err)) from None
     if int(os.environ.get("RANK", "0")) == 0:  # torchrun: one line, not one per process
         print(f"run folder: {folder}")
@@ -134,7 +134,7 @@ def check_run_folder(out: Path, loso: bool, force: bool) -> None:
 def run_loso(args: argparse.Namespace, config_path: str | None, overrides: list[str]) -> int:
     """``--loso``: one fold per held-out subject, then the pooled summary."""
     from bharnet_ros.training.crossval import cross_validate
-    from bharnet_ros.training.train import ConfigError, load_train_config
+    from bharnet_ros.training.train import ConfigError, DivergedError, load_train_config
 
     if args.resume is not None or args.out is None:
         raise UsageError("--loso needs --out DIR (and no --resume: rerun with the same --out to continue)")
@@ -148,7 +148,7 @@ def run_loso(args: argparse.Namespace, config_path: str | None, overrides: list[
     try:
         config = load_train_config(config_path, overrides)
         values = cross_validate(config, args.out, subjects, views=args.views, train_people=args.train_people)
-    except (ConfigError, DatasetError, CheckpointError) as err:
+    except (ConfigError, DatasetError, CheckpointError, DivergedError) as err:
         raise UsageError(str(err)) from None
     folds = ", ".join(f"{s} {100 * v:.1f} %" for s, v in values["folds_top1"].items())
     people = "" if args.train_people is None else f", trained on {args.train_people} of the others"

@@ -38,7 +38,14 @@ import numpy as np
 from bharnet_ros.core.calibration import calibrate
 from bharnet_ros.core.metrics import classification_report
 from bharnet_ros.core.yaml12 import load_yaml
-from bharnet_ros.training.data import load_datasets, resolve_path, subject_mask, training_data_of
+from bharnet_ros.training.data import (
+    load_datasets,
+    name_list,
+    resolve_path,
+    subject_mask,
+    training_data_of,
+    vocabulary,
+)
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 from bharnet_ros.training.evaluate import (
     Evaluation,
@@ -92,6 +99,10 @@ def cross_validate(
     held_out = fold_subjects(data, subjects)
     excluded = set(config["data"]["exclude_subjects"])
     people = [p for p in fold_subjects(data, None) if p not in excluded] if train_people is not None else []
+    check_fold_classes(config, data, held_out, people, train_people)
+    unknown = int((data.subject_names() == "").sum())
+    if unknown:
+        print(f"{unknown} samples name no subject: they train in every fold and are never tested", flush=True)
     results = []
     for subject in held_out:
         left_out = [subject, *unused_people(people, subject, train_people)]
@@ -100,6 +111,34 @@ def cross_validate(
         results.append(run_fold(config, data, left_out, folder, progress, views))
     mirror = test_mirror_classes(config, results[0][1].class_names)
     return write_pooled(out, held_out, results, views, train_people, mirror)
+
+
+def check_fold_classes(
+    config: Mapping[str, Any],
+    data: SkeletonDataset,
+    held_out: Sequence[str],
+    people: Sequence[str],
+    train_people: int | None,
+) -> None:
+    """Refuse, before any fold trains, a fold that would have no training sample of a class.
+
+    Such a fold could never predict that class, its held-out person would be tested on a class the
+    model does not know, and the folds' class lists would differ, so they could not be pooled.
+    """
+    data = vocabulary(data, config["data"])
+    names = data.subject_names()
+    always_out = {*config["data"]["exclude_subjects"], *config["data"]["val_subjects"]}
+    every_class = set(data.labels.tolist())
+    for subject in held_out:
+        left_out = sorted({*always_out, subject, *unused_people(people, subject, train_people)})
+        trained = set(data.labels[~np.isin(names, left_out)].tolist())
+        missing = sorted(data.class_names[label] for label in every_class - trained)
+        if missing:
+            raise DatasetError(
+                f"the fold of {subject} would have no training sample of {name_list(missing)}: only "
+                f"people it leaves out ({name_list(left_out)}) perform them; leave these classes out "
+                "(data.classes) or add people who perform them"
+            )
 
 
 def unused_people(people: Sequence[str], subject: str, train_people: int | None) -> list[str]:

@@ -170,8 +170,8 @@ def labels_for(data: SkeletonDataset, class_names: Sequence[str], known_as: str 
     unknown = sorted({data.class_names[label] for label in data.labels} - set(index))
     if unknown:
         raise DatasetError(
-            f"classes {unknown} of the data are not among the {known_as} classes "
-            f"({', '.join(class_names)}); rename them at import (--rename OLD=NEW) or leave them out"
+            f"classes {name_list(unknown)} of the data are not among the {known_as} classes "
+            f"({name_list(list(class_names))}); rename them at import (--rename OLD=NEW) or leave them out"
         )
     mapping = np.array([index.get(name, -1) for name in data.class_names], np.int64)
     return mapping[data.labels]
@@ -232,16 +232,43 @@ def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
         val = data.subset(val_idx) if len(val_idx) else None
     train_idx = _training_indices(data, section["train_split"], set(val_idx.tolist()))
     train = drop_empty_classes(data.subset(train_idx))
+    check_trainable(train, val)
+    empty = sorted(set(data.class_names) - set(train.class_names))
+    if empty:
+        notes.append(f"classes without training samples left out: {name_list(empty)}")
+    notes.append(how)
+    return DataSelection(train, val, notes)
+
+
+def check_trainable(train: SkeletonDataset, val: SkeletonDataset | None) -> None:
+    """Refuse a selection no classifier can be trained or validated on, before any work.
+
+    Without training samples there is nothing to learn; with one class a model only ever says that
+    class; a class that only validates can never be predicted, so it could only count as errors.
+    """
     if len(train) == 0:
         raise DatasetError(
             "no training samples left after data.exclude_subjects, val_subjects and the splits; "
             "leave some people or samples to train on"
         )
-    empty = sorted(set(data.class_names) - set(train.class_names))
-    if empty:
-        notes.append(f"classes without training samples left out: {', '.join(empty)}")
-    notes.append(how)
-    return DataSelection(train, val, notes)
+    if train.num_classes < 2:
+        raise DatasetError(
+            f"only the class {train.class_names[0]} has training samples, and a classifier needs two "
+            "or more; add samples of other classes or check data.classes and data.relabel"
+        )
+    validating = {val.class_names[label] for label in val.labels} if val is not None else set()
+    unlearnt = sorted(validating - set(train.class_names))
+    if unlearnt:
+        raise DatasetError(
+            f"classes {name_list(unlearnt)} have validation samples but no training samples, so the "
+            "model cannot learn them; train on some of their samples or leave them out (data.classes)"
+        )
+
+
+def name_list(names: Sequence[str], limit: int = 10) -> str:
+    """``names`` joined by commas, the first ``limit`` of them and a count of the rest."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
 def vocabulary(data: SkeletonDataset, section: Mapping[str, Any]) -> SkeletonDataset:

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 from bharnet_ros.core.metrics import ClassificationReport, classification_report, top_k_accuracy
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.attention import freeze_projections
-from bharnet_ros.model.checkpoint import Checkpoint, load_checkpoint
+from bharnet_ros.model.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from bharnet_ros.training.data import hand_intensive_names, labels_for
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import SkeletonFeeder
@@ -140,6 +140,7 @@ def evaluate(
         scores = collect_scores(model, feeder, batch_size, progress)
     else:
         scores = averaged_views(model, feeder, batch_size, progress, views)
+    check_scores(model, data, scores["fused"])
     flagged = subset_classes(data, model)
     subset = None if flagged is None else [model.labels.index(n) for n in flagged if n in model.labels]
     report = classification_report(scores["fused"], labels, subset)
@@ -147,6 +148,16 @@ def evaluate(
     return Evaluation(
         report, branch_accuracies(scores, labels), labels, predictions, scores, list(model.labels), flagged
     )
+
+
+def check_scores(model: ModelUnderTest, data: SkeletonDataset, fused: np.ndarray) -> None:
+    """Refuse NaN or infinite scores: argmax would read them as class 0 and report an accuracy."""
+    broken = np.flatnonzero(~np.isfinite(fused).all(axis=1))
+    if len(broken):
+        raise CheckpointError(
+            f"{model.path} scores {len(broken)} of {len(fused)} samples (first: {data.names[broken[0]]}) "
+            "as NaN or infinite: its weights are broken (a training that diverged?); use another model"
+        )
 
 
 def averaged_views(

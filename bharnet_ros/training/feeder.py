@@ -58,7 +58,8 @@ from bharnet_ros.core.resample import (
     crop_resize_indices,
     time_window_sampling,
 )
-from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.core.skeleton import COORDINATE_LIMITS
+from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 
 Item = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -224,6 +225,47 @@ def jitter_observed(tensor: np.ndarray, sigma: float, rng: np.random.Generator) 
     return out
 
 
+TIME_LIMIT = 1e10  # seconds: |timestamp| beyond this (year 2286 in Unix time) keeps < 2 us precision
+
+
+def check_samples(data: SkeletonDataset) -> None:
+    """Refuse samples the feeder cannot turn into finite model inputs, naming the first one.
+
+    The dataset format only asks for finite numbers. A sample without frames cannot be sampled;
+    coordinates beyond the skeleton contract's limits (``core.skeleton.COORDINATE_LIMITS``, e.g.
+    1e30 or FLT_MAX) overflow the preprocessing's squares into inf and NaN; scores outside [0, 1]
+    break the contract; and timestamps beyond :data:`TIME_LIMIT` overflow or blur the time windows.
+    """
+    empty = np.flatnonzero(data.frame_counts == 0)
+    if len(empty):
+        raise DatasetError(f"sample {data.names[empty[0]]} has no frames; leave it out of the dataset")
+    limit = COORDINATE_LIMITS[data.space]
+    parts = [("body", data.body), ("hand", data.hands)] if data.has_hands else [("body", data.body)]
+    for part, array in parts:
+        check_range(data, array[..., :3], (-limit, limit), f"{part} coordinates ({data.space} space)")
+        check_range(data, array[..., 3], (0.0, 1.0), f"{part} scores")
+    check_range(data, data.timestamps, (-TIME_LIMIT, TIME_LIMIT), "timestamps (seconds)")
+
+
+def check_range(data: SkeletonDataset, values: np.ndarray, bounds: tuple[float, float], what: str) -> None:
+    """A DatasetError naming the first sample with a value outside ``bounds``; ``values`` has the
+    frame axis first (timestamps) or second (person, frame, ...)."""
+    low, high = bounds
+    if not values.size or (values.min() >= low and values.max() <= high):
+        return
+    frames = len(data.timestamps)
+    by_frame = np.moveaxis(values, 1, 0).reshape(frames, -1) if values.ndim > 1 else values[:, None]
+    outside = (by_frame < low) | (by_frame > high)
+    frame = int(np.argmax(outside.any(axis=1)))
+    sample = int(np.searchsorted(data.offsets, frame, side="right")) - 1
+    wrong = by_frame[frame][outside[frame]]
+    worst = float(wrong[np.argmax(np.abs(wrong))])
+    raise DatasetError(
+        f"sample {data.names[sample]}: {what} reach {worst:.3g}, outside [{low:g}, {high:g}]; "
+        "fix or leave out that sample"
+    )
+
+
 def valid_length(body: np.ndarray, present: np.ndarray) -> int:
     """Frames up to the last one with any body joint or hand: trailing empty frames are dropped."""
     frames = np.any(body != 0.0, axis=(0, 2, 3)) | np.any(present, axis=1)
@@ -248,6 +290,7 @@ class SkeletonFeeder(Dataset):
         fill_gaps: bool = True,
         labels: np.ndarray | None = None,
     ) -> None:
+        check_samples(data)
         self.data = data
         self.preprocess = preprocess
         self.train = train

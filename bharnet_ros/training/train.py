@@ -45,7 +45,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from bharnet_ros.core.metrics import classification_report
-from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_arrays
 from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.model.bharnet import BHaRNetModel, build_model
 from bharnet_ros.model.checkpoint import FORMAT_VERSION as CHECKPOINT_FORMAT
@@ -53,6 +53,7 @@ from bharnet_ros.model.checkpoint import (
     CheckpointError,
     load_checkpoint,
     make_checkpoint,
+    non_finite_weights,
     plain,
     read_plain_data,
     save_checkpoint,
@@ -61,6 +62,7 @@ from bharnet_ros.model.checkpoint import (
 from bharnet_ros.model.config import config_from_dict, config_to_dict, deep_merge
 from bharnet_ros.model.losses import build_loss, seed_everything
 from bharnet_ros.training.data import AUTO, hand_intensive_names, labels_for, resolve_path, select_data
+from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder, mirror_label_map
 from bharnet_ros.training.sampling import ClassBalancedSampler
 
@@ -125,6 +127,10 @@ LARGEST_COUNT = 10**6  # epochs, batch sizes: far above any real run, far below 
 
 class ConfigError(ValueError):
     """A training config or override that names nothing or has a wrong value."""
+
+
+class DivergedError(RuntimeError):
+    """The loss or the weights became NaN or infinite; the run stops before saving them."""
 
 
 # --- configs -----------------------------------------------------------------------------------
@@ -507,14 +513,72 @@ def train_epoch(run: TrainingRun, epoch: int) -> tuple[float, float]:
         loss = run.loss_fn(outputs, labels)["total"]
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if run.config["optim"]["grad_clip"] > 0:
-            nn.utils.clip_grad_norm_(run.model.parameters(), run.config["optim"]["grad_clip"])
+        norm = gradient_norm(run.model, run.config["optim"]["grad_clip"])
+        if not math.isfinite(norm):  # a NaN loss gives NaN gradients too
+            raise DivergedError(diverged_message(run, epoch, step, float(loss.detach()), hand))
         run.optimizer.step()
         correct = int((outputs["fused"].argmax(1) == labels).sum())
         stats.add(float(loss.detach()), correct, len(labels))
         if run.show_progress:
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}", lr=f"{lr:.3g}")
     return stats.reduced(run.env)
+
+
+def gradient_norm(model: nn.Module, clip: float) -> float:
+    """The total gradient norm of this step, clipped to ``clip`` afterwards when ``clip`` > 0.
+
+    Training stops when it is not finite, before the step writes NaN into the weights. Under DDP
+    the gradients are already averaged over the processes, so every process gets the same norm
+    and stops at the same step (a per-process loss check could stop one process alone and hang
+    the others).
+    """
+    if clip > 0:
+        return float(nn.utils.clip_grad_norm_(model.parameters(), clip))
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return float(nn.utils.get_total_norm(grads)) if grads else 0.0
+
+
+def diverged_message(run: TrainingRun, epoch: int, step: int, loss: float, hand: torch.Tensor) -> str:
+    """One line for a batch whose gradients are NaN or infinite, with the likely cause."""
+    if not bool(hand.any()) and uses_hands(run.base_model):
+        what = (
+            f"no sample of batch {step + 1} has a hand, and the hand stream's gradients overflow on "
+            "all-zero input"
+        )
+        return diverged_after(
+            run, epoch, what, "train on data with more hands, a larger batch_size or a body expert"
+        )
+    return diverged_after(run, epoch, f"batch {step + 1} has loss {loss:.4g} and NaN or infinite gradients")
+
+
+def diverged_after(
+    run: TrainingRun, epoch: int, what: str, fix: str = "lower optim.lr or set optim.grad_clip"
+) -> str:
+    """One line: the divergence in ``epoch``, what the run folder keeps, and what to change."""
+    return f"training diverged in epoch {epoch + 1}: {what}; {kept_checkpoints(run)}; {fix}"
+
+
+def uses_hands(model: BHaRNetModel) -> bool:
+    """Whether ``model`` has a hand stream (every variant but the body expert)."""
+    return getattr(model, "stream", "hand") == "hand"
+
+
+def kept_checkpoints(run: TrainingRun) -> str:
+    """What the run folder still holds after a divergence (its files are never overwritten)."""
+    if run.start_epoch == 0 and not run.history:
+        return "no checkpoint was written"
+    epoch = run.history[-1]["epoch"] if run.history else run.start_epoch
+    return f"last.pt keeps epoch {int(epoch)}"
+
+
+def weights_finite(run: TrainingRun) -> bool:
+    """Whether every weight and buffer is finite, on every process (one all-reduce per call)."""
+    finite = not non_finite_weights(run.base_model.state_dict())
+    if run.env.world > 1:
+        flag = torch.tensor([float(finite)], device=run.env.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        finite = bool(flag.item())
+    return finite
 
 
 @torch.no_grad()
@@ -637,6 +701,7 @@ def build_run(
     if val_data is not None and len(val_data):
         val_labels = labels_for(val_data, class_names)
         val_feeder = SkeletonFeeder(val_data, preprocess, False, fill_gaps=fill, labels=val_labels)
+    check_data_fits(base_model, preprocess, train_data, val_data)  # after the feeders' sample checks
     sampler, train_loader, val_loader = make_loaders(config, env, train_feeder, val_feeder)
     optimizer = make_optimizer(model, config["optim"])
     run = TrainingRun(
@@ -652,6 +717,41 @@ def build_run(
         run.best_top1 = float(resume_state["best_top1"])
         run.history = [dict(row) for row in resume_state["history"]]
     return run
+
+
+def check_data_fits(
+    model: BHaRNetModel,
+    preprocess: PreprocessConfig,
+    train_data: SkeletonDataset,
+    val_data: SkeletonDataset | None,
+) -> None:
+    """Refuse, before any work, data this model cannot learn from or take.
+
+    A hand-stream model on data without a single hand would only see zeros there, and their
+    gradients overflow to NaN in the first step. A skeleton layout the preprocessing cannot map to
+    the model's (e.g. NTU-25 data for a MediaPipe-33 model) would fail in the first batch.
+    """
+    if uses_hands(model) and not train_data.has_hands:
+        raise ConfigError(
+            f"the training data has no hand in any frame, but a {model.config.variant} model learns "
+            "from hands; add hands to the data (bharnet extract) or train a body expert "
+            "(model.config=config/model/body_expert.yaml)"
+        )
+    for data in (train_data, val_data):
+        if data is None or not len(data):
+            continue
+        sample = data.sample(0)
+        persons = min(len(sample.body), preprocess.num_persons)
+        try:
+            preprocess_arrays(
+                sample.body[:persons], sample.hands[0], sample.hand_present[0], data.layout, data.space,
+                preprocess, sample.image_size,
+            )  # fmt: skip
+        except ValueError as err:
+            raise ConfigError(
+                f"the data does not fit the model: {err}; train a model of the data's layout "
+                f"(model.overrides.input.body_layout={data.layout})"
+            ) from None
 
 
 def mirror_note(class_names: Sequence[str], mirror_to: np.ndarray, probability: float) -> str:
@@ -756,9 +856,13 @@ def run_epochs(run: TrainingRun) -> None:
     for epoch in range(run.start_epoch, epochs):
         started = time.monotonic()
         train_loss, train_top1 = train_epoch(run, epoch)
+        if not weights_finite(run):
+            raise DivergedError(diverged_after(run, epoch, "the weights became NaN or infinite"))
         metrics: dict[str, float] = {}
         if (epoch + 1) % run.config["eval_every"] == 0 or epoch + 1 == epochs:
             metrics = validate(run)
+        if not math.isfinite(metrics.get("val_loss", 0.0)):
+            raise DivergedError(diverged_after(run, epoch, f"the validation loss is {metrics['val_loss']}"))
         row = {
             "epoch": epoch + 1,
             "lr": run.optimizer.param_groups[0]["lr"],

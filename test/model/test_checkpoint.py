@@ -127,3 +127,16 @@ def test_weights_that_do_not_fit_the_config_are_a_checkpoint_error(saved, tiny_c
     checkpoint.state_dict = other.state_dict()
     with pytest.raises(CheckpointError, match="do not fit its model config"):
         checkpoint.build_model()
+
+
+def test_weights_with_nan_or_inf_are_refused_naming_a_tensor(saved):
+    """What a diverged training leaves: a model of it predicts NaN, which argmax reads as class 0."""
+    _, path = saved
+    raw = torch.load(path, weights_only=True)
+    name = next(k for k, v in raw["state_dict"].items() if v.is_floating_point())
+    raw["state_dict"][name].view(-1)[0] = float("inf")
+    torch.save(raw, path)
+    with pytest.raises(
+        CheckpointError, match=f"1 of its weight tensors \\(e.g. {name}\\) hold NaN or infinite"
+    ):
+        load_checkpoint(path)

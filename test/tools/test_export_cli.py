@@ -64,6 +64,18 @@ def test_missing_checkpoint_exits_2_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_a_checkpoint_with_nan_weights_exits_2_before_writing(checkpoint_path, tmp_path, capsys):
+    """A diverged training's checkpoint would export a model that says NaN for everything."""
+    raw = torch.load(checkpoint_path, weights_only=True)
+    next(iter(raw["state_dict"].values())).fill_(float("nan"))
+    torch.save(raw, checkpoint_path)
+    assert main(["export", str(checkpoint_path), "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "hold NaN or infinite values" in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_old_opset_exits_2(checkpoint_path, tmp_path, capsys):
     assert main(["export", str(checkpoint_path), "-o", str(tmp_path / "m.onnx"), "--opset", "13"]) == 2
     assert "opset" in capsys.readouterr().err

@@ -174,3 +174,45 @@ def test_resume_from_an_unsafe_or_truncated_state_is_one_line(trained, tmp_path,
     assert len(err.splitlines()) == 1
     assert message in err
     assert "weights_only" not in err
+
+
+def far_away_file(folder: Path) -> Path:
+    """Three synthetic gestures per class (``write_dataset``), the second clip's body at 1e30."""
+    from bharnet_ros.training.data import load_datasets
+
+    write_dataset(folder / "synth", ["wave", "clap"], per_class=3, seed=0, fps=30.0)
+    data = load_datasets([folder / "synth"])
+    data.body[0, data.offsets[1] : data.offsets[2], :, :3] = 1e30
+    return data.save(folder / "far.npz")
+
+
+def test_a_clip_of_absurd_coordinates_is_one_line_for_train_and_eval(trained, tiny_run, tmp_path, capsys):
+    """1e30 passes the file format (it is finite) but would train a model of NaN weights."""
+    path = far_away_file(tmp_path)
+    capsys.readouterr()  # the generator's progress bar
+    out = tmp_path / "run"
+    assert main(["train", CONFIG, *tiny_run, "--train", str(path), "--out", str(out)]) == 2
+    assert main(["eval", str(trained / "last.pt"), str(path), "--out", str(tmp_path / "eval")]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2
+    assert all("body coordinates (image space) reach 1e+30, outside [-10, 10]" in line for line in errors)
+    assert not out.exists()
+    assert not (tmp_path / "eval").exists()
+
+
+def test_a_training_that_diverges_is_one_line_and_exit_2(synth_folder, tiny_run, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        CONFIG,
+        *tiny_run,
+        "optim.lr=1e30",
+        "optim.warmup_epochs=0",
+        "--train",
+        str(synth_folder),
+    ]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "training diverged in epoch 1" in err
+    assert not (out / "last.pt").exists()

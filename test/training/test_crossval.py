@@ -12,6 +12,7 @@ import pytest
 from bharnet_ros.model.checkpoint import load_checkpoint
 from bharnet_ros.training.crossval import cross_validate, fold_experts, unused_people
 from bharnet_ros.training.data import load_datasets
+from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 from bharnet_ros.training.train import ConfigError, load_train_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -182,3 +183,20 @@ def test_an_expert_that_saw_the_held_out_person_is_refused(cv_run, tmp_path):
         (tmp_path / "run" / "config.yaml").write_text(text)
         with pytest.raises(ConfigError, match="its data is not here"):
             fold_experts({"body": str(tmp_path / "run")}, "S1")
+
+
+def test_a_class_only_the_held_out_person_performs_is_refused_before_any_fold(cv_run, tiny_run, tmp_path):
+    """That fold could never predict the class, and its class list would differ from the others'."""
+    _, _, files = cv_run
+    data = SkeletonDataset.load(files[2])
+    data.class_names = ["jump", *data.class_names[1:]]  # S3's waves are the only jumps
+    jumper = SkeletonDataset(**{f: getattr(data, f) for f in data.__dataclass_fields__}).save(
+        tmp_path / "S3.npz"
+    )
+    train_files = f"['{files[0]}', '{files[1]}', '{jumper}']"
+    config = load_train_config(REPO / "config/train/synth_cpu.yaml", [*tiny_run, f"data.train={train_files}"])
+    with pytest.raises(DatasetError, match="the fold of S3 would have no training sample of jump"):
+        cross_validate(config, tmp_path / "out", ["S1", "S3"])
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(DatasetError, match="the fold of S1 would have no training sample of jump: .*S1, S3"):
+        cross_validate(config, tmp_path / "out", None, train_people=1)  # S1's fold trains on S2 only

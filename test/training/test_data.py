@@ -143,3 +143,34 @@ def test_a_synth_folder_row_that_cannot_be_true_is_named(tmp_path, row, message)
     with pytest.raises(DatasetError) as err:
         load_datasets([folder])
     assert message in str(err.value)
+
+
+def test_one_class_with_training_samples_is_refused(people):
+    """A one-class model only ever says that class: training it would be work for nothing."""
+    with pytest.raises(DatasetError, match="only the class wave has training samples.*two or more"):
+        select_data(section(train=[str(people[0])], classes=["wave"]))
+    with pytest.raises(DatasetError, match="only the class all has training samples"):
+        select_data(section(train=[str(people[0])], relabel={c: "all" for c in CLASSES}))
+
+
+def test_a_class_that_only_validates_is_refused(tmp_path, people, person_file):
+    """The model could never predict it: its validation samples could only count as errors."""
+    data = SkeletonDataset.load(person_file(tmp_path, "S4"))
+    data.class_names = ["jump", *data.class_names[1:]]  # S4's waves are the only jumps
+    fields = {f: getattr(data, f) for f in data.__dataclass_fields__}
+    jumper = SkeletonDataset(**fields).save(tmp_path / "S4.npz")
+    files = [*map(str, people), str(jumper)]
+    with pytest.raises(DatasetError, match="classes jump have validation samples but no training samples"):
+        select_data(section(train=files, val_subjects=["S4"]))
+    with pytest.raises(DatasetError, match="classes jump have validation samples"):
+        select_data(section(train=[str(p) for p in people], val=[str(jumper)]))
+
+
+def test_a_long_list_of_classes_without_samples_is_shortened_in_the_note(tmp_path, people):
+    data = SkeletonDataset.load(people[0])
+    data.class_names = [*data.class_names, *(f"unused{i:05d}" for i in range(10000))]
+    path = SkeletonDataset(**{f: getattr(data, f) for f in data.__dataclass_fields__}).save(
+        tmp_path / "x.npz"
+    )
+    (note,) = [n for n in select_data(section(train=[str(path)])).notes if "without training samples" in n]
+    assert note.endswith("unused00009 and 9990 more")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from bharnet_ros.core.layouts import MP33, mirror_permutation
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.core.skeleton import SkeletonSequence
 from bharnet_ros.training import synth
-from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.training.dataset import DatasetError, Sample, SkeletonDataset
 from bharnet_ros.training.feeder import (
     NO_AUGMENT,
     AugmentConfig,
@@ -235,3 +237,70 @@ def test_a_mirrored_lateral_sample_changes_class_and_a_lone_one_is_not_mirrored(
     assert [int(feeder[i][3]) for i in range(3)] == [1, 0, 2]
     assert not torch.equal(feeder[0][0], plain[0][0])  # mirrored
     assert torch.equal(feeder[2][0], plain[2][0])  # never mirrored under its own label
+
+
+def damaged(change) -> SkeletonDataset:
+    """``synth_dataset(3)`` with ``change`` applied to a copy of its second sample (sequence_000001)."""
+    data = synth_dataset(3)
+    samples = [
+        dataclasses.replace(s, body=s.body.copy(), hands=s.hands.copy(), timestamps=s.timestamps.copy())
+        for s in data
+    ]
+    samples[1] = change(samples[1])
+    return SkeletonDataset.from_samples(samples, data.class_names, data.layout, data.space)
+
+
+def set_values(field: str, index: tuple, value: float):
+    def change(sample: Sample) -> Sample:
+        getattr(sample, field)[index] = value
+        return sample
+
+    return change
+
+
+def no_frames(sample: Sample) -> Sample:
+    return dataclasses.replace(
+        sample, body=sample.body[:, :0], hands=sample.hands[:, :0],
+        hand_present=sample.hand_present[:, :0], timestamps=sample.timestamps[:0],
+    )  # fmt: skip
+
+
+XYZ = (Ellipsis, slice(0, 3))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (set_values("body", XYZ, 1e30), "body coordinates .*reach 1e\\+30, outside \\[-10, 10\\]"),
+        (set_values("body", (0, 3, 0, 0), -np.finfo(np.float32).max), "body coordinates .*reach -3.4e\\+38"),
+        (set_values("hands", XYZ, 3e38), "hand coordinates .*reach 3e\\+38"),
+        (set_values("body", (Ellipsis, 3), 2.0), "body scores reach 2, outside \\[0, 1\\]"),
+        (set_values("timestamps", (slice(None),), 1e300), "timestamps .*reach 1e\\+300"),
+        (no_frames, "has no frames"),
+    ],
+)
+def test_samples_the_model_cannot_take_are_named_before_any_item(change, message):
+    """The format only asks for finite numbers: FLT_MAX overflows the preprocessing into NaN,
+    1e300 s overflows the time windows and a sample without frames cannot be sampled."""
+    with pytest.raises(DatasetError, match=f"sample sequence_000001.*{message}"):
+        SkeletonFeeder(damaged(change), PreprocessConfig(body_layout="ntu25", frames=T), train=True)
+
+
+def at_the_limits(sample: Sample) -> Sample:
+    """Every joint and hand joint at +10 in even frames and -10 in odd ones (image space's limit)."""
+    for array in (sample.body, sample.hands):
+        array[:, ::2, ..., :3] = 10.0
+        array[:, 1::2, ..., :3] = -10.0
+    return sample
+
+
+@pytest.mark.parametrize("window", [0.0, 2.0])
+def test_the_most_extreme_values_allowed_give_finite_items(window):
+    """Coordinates at the image-space limit and a clock at 1e10 s still give finite model inputs."""
+    data = damaged(at_the_limits)
+    data.timestamps += 1e10 - data.timestamps.max()
+    config = PreprocessConfig(body_layout="ntu25", frames=T, window_seconds=window)
+    for train in (True, False):
+        feeder = SkeletonFeeder(data, config, train=train)
+        for index in range(len(data)):
+            assert all(torch.isfinite(tensor).all() for tensor in feeder[index][:3])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,13 @@ import torch
 import yaml
 
 from bharnet_ros.model.bharnet import build_model
-from bharnet_ros.model.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from bharnet_ros.model.checkpoint import CheckpointError, load_checkpoint, make_checkpoint, save_checkpoint
 from bharnet_ros.training import synth
-from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.training.dataset import Sample, SkeletonDataset
 from bharnet_ros.training.evaluate import evaluate, open_model, write_outputs
 from bharnet_ros.training.train import (
     ConfigError,
+    DivergedError,
     init_from_experts,
     learning_rate,
     load_train_config,
@@ -270,3 +272,101 @@ def test_a_finished_run_folder_is_not_overwritten(trained_run, tiny_run):
     config = load_train_config(REPO / "config/train/synth_cpu.yaml", tiny_run)
     with pytest.raises(ConfigError, match="already holds a run"):
         train(config, out=trained_run)
+
+
+def tiny_config(tiny_run: list[str], data_file: Path, *extra: str) -> dict:
+    """synth_cpu.yaml as a one-epoch tiny run on ``data_file``."""
+    return load_train_config(
+        REPO / "config/train/synth_cpu.yaml", [*tiny_run, f"data.train=['{data_file}']", *extra]
+    )
+
+
+def with_hands_in(first: int, path: Path) -> Path:
+    """Six synthetic gestures of three classes where only the first ``first`` keep their hands."""
+    samples = [synth.generate_sample(name, np.random.default_rng(i)) for i in range(2) for name in CLASSES]
+    for sample in samples[first:]:
+        sample.sequence.hands[:] = 0.0
+        sample.sequence.hand_present[:] = False
+    data = SkeletonDataset.from_sequences(
+        [s.sequence for s in samples],
+        [CLASSES.index(s.class_name) for s in samples],
+        list(CLASSES),
+        names=[f"{s.class_name}_{i}" for i, s in enumerate(samples)],
+    )
+    return data.save(path)
+
+
+def test_a_run_that_diverges_in_its_first_epoch_stops_without_a_checkpoint(dataset_file, tiny_run, tmp_path):
+    """optim.lr=1e30 is a finite number, so the config takes it; the weights then overflow."""
+    config = tiny_config(
+        tiny_run, dataset_file, "optim.lr=1e30", "optim.warmup_epochs=0", "data.val_split=val"
+    )
+    with pytest.raises(DivergedError, match="training diverged in epoch 1: .*no checkpoint was written"):
+        train(config, out=tmp_path / "run")
+    assert not (tmp_path / "run" / "last.pt").exists()
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_a_resumed_run_that_diverges_keeps_its_finite_checkpoints(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    done = load_checkpoint(run / "last.pt").epoch
+    best = (run / "best.pt").read_bytes()
+    overrides = ["epochs=9", "optim.lr=1e30", "optim.warmup_epochs=0"]
+    with pytest.raises(
+        DivergedError, match=f"in epoch {done + 1}: .*; last.pt keeps epoch {done}; lower optim.lr"
+    ):
+        train({}, resume=run, overrides=overrides)
+    assert load_checkpoint(run / "last.pt").epoch == done  # loading also checks that every weight is finite
+    assert (run / "best.pt").read_bytes() == best
+    assert len(read_metrics(run)) == done
+
+
+def test_a_batch_without_any_hand_stops_the_run_naming_the_cause(tiny_run, tmp_path):
+    """All-zero hand input makes each BatchNorm of the hand stream multiply the gradients by
+    1/sqrt(eps): they overflow to NaN. Nothing NaN is saved and the message says why."""
+    data_file = with_hands_in(1, tmp_path / "one_hand.npz")
+    config = tiny_config(tiny_run, data_file, "batch_size=2", "augment.hand_dropout=0")
+    with pytest.raises(DivergedError, match="no sample of batch 1 has a hand.*larger batch_size"):
+        train(config, out=tmp_path / "run")
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_data_without_hands_is_refused_for_a_hand_model_before_any_work(tiny_run, tmp_path):
+    data_file = with_hands_in(0, tmp_path / "no_hands.npz")
+    with pytest.raises(ConfigError, match="no hand in any frame, but a bharnet_e model.*body_expert.yaml"):
+        train(tiny_config(tiny_run, data_file), out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def ntu_like_file(path: Path) -> Path:
+    """Six NTU-25 world-space clips of three classes (random poses, no hands)."""
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(6):
+        body = np.zeros((1, 20, 25, 4), np.float32)
+        body[..., :3] = rng.normal(0.0, 0.3, (1, 1, 25, 3)) + rng.normal(0.0, 0.01, (1, 20, 25, 3))
+        body[..., 3] = 1.0
+        samples.append(
+            Sample(
+                f"s{i}", i % 3, body, np.zeros((1, 20, 2, 21, 4)), np.zeros((1, 20, 2)), np.arange(20) / 30
+            )
+        )
+    return SkeletonDataset.from_samples(samples, list(CLASSES), "ntu25", "world").save(path)
+
+
+def test_data_of_a_layout_the_model_cannot_take_is_refused_before_any_work(tiny_run, tmp_path):
+    extra = ["model.config=config/model/body_expert.yaml", "model.overrides.input.body_layout=mediapipe33"]
+    config = tiny_config(tiny_run, ntu_like_file(tmp_path / "ntu.npz"), *extra)
+    with pytest.raises(ConfigError, match="cannot feed a ntu25 skeleton.*body_layout=ntu25"):
+        train(config, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluating_a_model_that_scores_nan_is_refused(trained_run, dataset_file):
+    """argmax reads NaN scores as class 0; a model that gives them must not report an accuracy."""
+    model = open_model(trained_run / "last.pt")
+    with torch.no_grad():
+        next(model.runner.parameters()).fill_(float("nan"))
+    with pytest.raises(CheckpointError, match="scores 6 of 6 samples .*as NaN or infinite"):
+        evaluate(model, SkeletonDataset.load(dataset_file))
