@@ -16,7 +16,6 @@ Formats, metrics and an example report: docs/bags.md.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from bharnet_ros.core.bag import (
     write_video_bag,
 )
 from bharnet_ros.core.paths import DEFAULT_MODEL
-from bharnet_ros.tools import UsageError
+from bharnet_ros.tools import UsageError, check_number
 from bharnet_ros.tools.outputs import check_output_folder, staged_folder
 
 MAX_RECORD_SECONDS = 7 * 24 * 3600.0  # --duration of `bag record`: a week
@@ -134,17 +133,6 @@ def _start_time(text: str) -> float:
     return check_number(
         "--start-time", seconds, 0.0, MAX_STAMP_SECONDS, "seconds since the epoch (a ROS time)"
     )
-
-
-def check_number(option: str, value: float, low: float, high: float, unit: str) -> float:
-    """``value`` when it is finite and within [low, high]; else a UsageError naming the option.
-
-    A plain ``value < 0`` check lets NaN through (every comparison with NaN is false), which made
-    a wait never end and a replay run unpaced.
-    """
-    if not (math.isfinite(value) and low <= value <= high):
-        raise UsageError(f"{option} {value} is out of range; give {low:.10g} to {high:.10g} {unit}")
-    return value
 
 
 def check_input_file(path: Path, what: str) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from bharnet_ros.core.paths import default_model, share_file
-from bharnet_ros.tools import UsageError
+from bharnet_ros.tools import UsageError, check_count
 from bharnet_ros.tools.outputs import check_document
 from bharnet_ros.tools.report_doc import command_line, machine_facts, replace_section
 
@@ -468,8 +468,7 @@ def check_counts(args: argparse.Namespace) -> None:
         ("--threads", args.threads, MOST_THREADS),
         ("--agreement-windows", args.agreement_windows, MOST_WINDOWS),
     ):
-        if not 1 <= value <= most:
-            raise UsageError(f"{option} must be a whole number from 1 to {most}, got {value}")
+        check_count(option, value, 1, most)
 
 
 def exported_files(args: argparse.Namespace) -> list[Path]:

@@ -48,7 +48,7 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
-    from bharnet_ros.tools.bag import check_number
+    from bharnet_ros.tools import check_number
 
     check_number("--seconds", args.seconds, SHORTEST_STREAM, LONGEST_STREAM, "seconds")
     model = _check_inputs(args)
@@ -174,7 +174,7 @@ def _pipeline_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str
 
 def run_soak(args: argparse.Namespace) -> int:
     """The real graph on a looped video at 30 Hz; RSS every 10 s; exit 1 on growth or unbounded buffers."""
-    from bharnet_ros.tools.bag import check_number
+    from bharnet_ros.tools import check_number
 
     check_number("--minutes", args.minutes, SHORTEST_SOAK, LONGEST_SOAK, "minutes")
     samples, bounded = _soak(args.video, _check_inputs(args), args.minutes * 60.0)

@@ -70,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bharnet_ros.tools.bag import MAX_REPLAY_RATE, MIN_REPLAY_RATE, check_number, format_table
+    from bharnet_ros.tools import check_number
+    from bharnet_ros.tools.bag import MAX_REPLAY_RATE, MIN_REPLAY_RATE, format_table
 
     check_number("--rate", args.rate, MIN_REPLAY_RATE, MAX_REPLAY_RATE, "times the recorded speed")
     video = Path(args.video) if args.video else None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bharnet_ros.model.checkpoint import CheckpointError
-from bharnet_ros.tools import UsageError
+from bharnet_ros.tools import UsageError, check_count
 from bharnet_ros.tools.outputs import check_output_folder, staged_folder
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 
@@ -109,10 +109,8 @@ def run(args: argparse.Namespace) -> int:
     from bharnet_ros.training.evaluate import evaluate, open_model, write_outputs
     from bharnet_ros.training.train import ConfigError
 
-    if not 1 <= args.batch_size <= MOST_BATCH:
-        raise UsageError(f"--batch-size must be from 1 to {MOST_BATCH}, got {args.batch_size}")
-    if not 1 <= args.views <= MOST_VIEWS:
-        raise UsageError(f"--views must be from 1 to {MOST_VIEWS}, got {args.views}")
+    check_count("--batch-size", args.batch_size, 1, MOST_BATCH)
+    check_count("--views", args.views, 1, MOST_VIEWS)
     if not args.model.exists():
         raise UsageError(f"model {args.model} not found; give a checkpoint (.pt) or an exported .onnx")
     check_output_folder(args.out, [args.model, args.dataset], args.force)

@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bharnet_ros.nodes.graph import GraphOptions
     from bharnet_ros.nodes.runner import run_graph
-    from bharnet_ros.tools.bag import check_number
+    from bharnet_ros.tools import check_number
 
     options = GraphOptions(**{f.name: getattr(args, f.name) for f in fields(GraphOptions)})
     check_number("--duration", args.duration, 0.0, MAX_DURATION, "seconds (0: until Ctrl-C)")

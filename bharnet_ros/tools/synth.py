@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bharnet_ros.core.layouts import HAND21, MP33
-from bharnet_ros.tools import UsageError
+from bharnet_ros.tools import UsageError, check_count
 from bharnet_ros.tools.outputs import atomic_file, check_output_file, check_output_folder, staged_folder
 from bharnet_ros.training import synth
 
@@ -67,8 +67,7 @@ def _classes(text: str | None) -> list[str]:
 
 def _check(args: argparse.Namespace) -> list[str]:
     """Validate the arguments; return the classes to generate."""
-    if not 1 <= args.per_class <= MOST_PER_CLASS:
-        raise UsageError(f"--per-class must be from 1 to {MOST_PER_CLASS}, got {args.per_class}")
+    check_count("--per-class", args.per_class, 1, MOST_PER_CLASS)
     if args.seed < 0:
         raise UsageError(f"--seed must be 0 or more, got {args.seed}")
     if not 1.0 <= args.fps <= 240.0:

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bharnet_ros.tools import UsageError
+from bharnet_ros.tools import UsageError, check_count
 from bharnet_ros.tools.outputs import atomic_file, check_output_file, check_output_folder, staged_folder
 
 if TYPE_CHECKING:  # torch-free at import time: only the chosen action loads training code
@@ -145,8 +145,8 @@ def _check_record_options(args: argparse.Namespace) -> None:
     _check_unique("--gestures", args.gestures)
     if args.gestures:
         _check_hand_gestures(args.hand_gestures, args.gestures, "--gestures")
-    _check_count("--takes", args.takes, 1, MOST_TAKES)
-    _check_count("--countdown", args.countdown, 0, LONGEST_COUNTDOWN)
+    check_count("--takes", args.takes, 1, MOST_TAKES)
+    check_count("--countdown", args.countdown, 0, LONGEST_COUNTDOWN)
     _check_seconds("--seconds", args.seconds, positive=True)
     if not args.subject.strip():
         raise UsageError("--subject is empty; name who performs the takes, e.g. --subject alice")
@@ -166,12 +166,6 @@ def _check_seconds(flag: str, value: float, positive: bool = False) -> None:
             f"{flag} must be a finite number of seconds, {least} and at most {LONGEST_SECONDS:g} "
             f"(not {value:g})"
         )
-
-
-def _check_count(flag: str, value: int, least: int, most: int) -> None:
-    """A whole number in [least, most]: a huge count would run (or prompt) for days."""
-    if not least <= value <= most:
-        raise UsageError(f"{flag} must be a whole number from {least} to {most}, got {value}")
 
 
 def _check_unique(flag: str, gestures: list[str]) -> None:
@@ -301,9 +295,9 @@ def run_train(args: argparse.Namespace) -> int:
     from bharnet_ros.training.dataset import DatasetError
     from bharnet_ros.training.teach import TeachSettings, check_calibration, export_taught, teach
 
-    _check_count("--views", args.views, 1, MOST_VIEWS)
-    _check_count("--steps", args.steps, 1, MOST_STEPS)
-    _check_count("--seed", args.seed, 0, LARGEST_SEED)
+    check_count("--views", args.views, 1, MOST_VIEWS)
+    check_count("--steps", args.steps, 1, MOST_STEPS)
+    check_count("--seed", args.seed, 0, LARGEST_SEED)
     _check_fit_options(args)
     base_path = args.base or _default_base()
     inputs = [*args.takes, base_path, args.calibration, *(args.rehearse or [])]
@@ -357,7 +351,7 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_fit_options(args: argparse.Namespace) -> None:
-    _check_count("--finetune-epochs", args.finetune_epochs, 0, MOST_EPOCHS)
+    check_count("--finetune-epochs", args.finetune_epochs, 0, MOST_EPOCHS)
     if not 0.0 <= args.label_smoothing < 1.0:  # also refuses nan
         raise UsageError(f"--label-smoothing must be in [0, 1), not {args.label_smoothing}")
 
@@ -460,8 +454,8 @@ def run_curve(args: argparse.Namespace) -> int:
         write_curve,
     )
 
-    _check_count("--draws", args.draws, 1, MOST_DRAWS)
-    _check_count("--views", args.views, 1, MOST_VIEWS)
+    check_count("--draws", args.draws, 1, MOST_DRAWS)
+    check_count("--views", args.views, 1, MOST_VIEWS)
     _check_fit_options(args)
     check_output_folder(args.out, [*args.base, *args.data, *args.reference], args.force)
     started = time.monotonic()

@@ -92,7 +92,7 @@ def test_update_appends_a_section_to_a_file_without_markers(tmp_path):
 
 
 def test_frames_has_an_upper_bound():
-    with pytest.raises(UsageError, match="--frames must be from 4 to 1000, got 100000000"):
+    with pytest.raises(UsageError, match="--frames must be a whole number from 4 to 1000, got 100000000"):
         run(parse(["--frames", "100000000", "--no-write"]))
 
 
