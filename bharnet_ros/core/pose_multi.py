@@ -36,7 +36,15 @@ from bharnet_ros.core.pose import (
     check_confidences,
     import_mediapipe,
 )
-from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, LEFT, RIGHT, SkeletonFrame
+from bharnet_ros.core.skeleton import (
+    CHANNELS,
+    HAND_JOINTS,
+    LEFT,
+    RIGHT,
+    SkeletonError,
+    SkeletonFrame,
+    timestamp_seconds,
+)
 from bharnet_ros.core.task_bundles import ensure_bundles
 from bharnet_ros.core.tracking import MAX_AGE, PersonTracker
 
@@ -51,6 +59,9 @@ HAND_GATE = 0.6
 LABEL_PENALTY = 0.5  # shoulder widths added when the Tasks handedness label names the other side
 MIN_SHOULDER_FRACTION = 0.02  # shoulder-width floor, as a fraction of the image diagonal (side views)
 UNMATCHABLE = 1e6
+# Seconds (about 30,000 years): MediaPipe counts microseconds in an int64, and a stamp beyond its
+# range would stay the VIDEO-mode clock's floor, failing every later frame.
+MAX_TIMESTAMP = 1e12
 
 
 class MultiPoseEstimator(Closeable):
@@ -90,9 +101,14 @@ class MultiPoseEstimator(Closeable):
         self._pose = self._hands = None
 
     def estimate(self, image_bgr: np.ndarray, timestamp: float) -> list[SkeletonFrame]:
-        """The persons in one image, ordered by id; an empty list when nobody is found."""
+        """The persons in one image, ordered by id; an empty list when nobody is found.
+
+        ImageError for an image and SkeletonError for a stamp the stage cannot use, raised before
+        anything changes, so one bad frame never stalls the ones after it.
+        """
         if self._pose is None:
             raise RuntimeError("MultiPoseEstimator is closed; create a new one")
+        timestamp = _checked_stamp(timestamp)
         rgb = to_rgb(image_bgr)
         height, width = rgb.shape[:2]
         mp = import_mediapipe()
@@ -163,6 +179,14 @@ def assign_hands_to_bodies(
         if costs[row, column] < UNMATCHABLE:
             slots[int(row)] = (int(column) // 2, int(column_sides[column]))
     return slots
+
+
+def _checked_stamp(timestamp: float) -> float:
+    """The stamp as float; SkeletonError for one that is no finite number or beyond MAX_TIMESTAMP."""
+    seconds = timestamp_seconds(timestamp)
+    if abs(seconds) > MAX_TIMESTAMP:
+        raise SkeletonError(f"timestamp {seconds} s is beyond the {MAX_TIMESTAMP:g} s MediaPipe can take")
+    return seconds
 
 
 def _open_landmarkers(

@@ -29,7 +29,7 @@ BODY_LAYOUTS = ("mediapipe33", "ntu25")  # layouts a frame's body may have (hand
 # garbage (FLT_MAX, 1e30) that would overflow the model's arithmetic.
 COORDINATE_LIMITS = {"image": 10.0, "world": 100.0}
 MAX_IMAGE_SIDE = 2**31 - 1  # image sides are stored as int32 in sequence files
-PERSON_ID_RANGE = (-(2**63), 2**63 - 1)  # person ids are stored as int64 in sequence files
+PERSON_ID_RANGE = (-(2**31), 2**31 - 1)  # the int32 of PersonSkeleton.person_id (files store int64)
 FORMAT_VERSION = 1
 
 
@@ -64,7 +64,7 @@ class SkeletonFrame:
         self.hand_present = np.asarray(self.hand_present, dtype=bool)
         self.image_size = _image_size(self.image_size)
         self.person_id = _person_id(self.person_id)
-        self.timestamp = _seconds(self.timestamp)
+        self.timestamp = timestamp_seconds(self.timestamp)
         _check_arrays(self.body[None], self.hands[None], self.hand_present[None], self.layout, self.space)
         self.hand_present = self.hand_present & np.any(self.hands[..., :3] != 0.0, axis=(-2, -1))
 
@@ -189,7 +189,7 @@ def _float_array(value: Any, name: str) -> np.ndarray:
         raise SkeletonError(f"{name} is not an array of numbers ({err})") from None
 
 
-def _seconds(value: Any) -> float:
+def timestamp_seconds(value: Any) -> float:
     """A timestamp as a finite float; SkeletonError for None, text that is no number, NaN or inf."""
     try:
         seconds = float(value)
@@ -221,11 +221,11 @@ def _image_size(value: Any) -> tuple[int, int]:
 
 
 def _person_id(value: Any) -> int:
-    """A person id as int within the int64 range the sequence files store; SkeletonError otherwise."""
+    """A person id as int within the int32 range of the skeleton message; SkeletonError otherwise."""
     person = _whole(value, "person_id")
     low, high = PERSON_ID_RANGE
     if not low <= person <= high:
-        raise SkeletonError(f"person_id {person} is outside the int64 range")
+        raise SkeletonError(f"person_id {person} is outside the int32 range of PersonSkeleton.person_id")
     return person
 
 

@@ -9,51 +9,86 @@ of the pose-stage person whose wrists are nearest.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from bharnet_ros.core.layouts import get_layout
-from bharnet_ros.core.skeleton import SkeletonFrame
+from bharnet_ros.core.skeleton import SkeletonFrame, timestamp_seconds
 
 WRIST_NAMES = ("left_wrist", "right_wrist")
+RESTART_GAP = 1.0  # seconds a stamp may lie behind the last pair before it counts as a restart
 
 
 class ApproximateSync:
     """Emits (a, b) pairs whose stamps differ by at most ``slop`` seconds; each item is used once.
 
-    Items older than a matched pair are dropped, and each queue keeps at most ``queue_size`` items,
-    so memory is bounded whatever the input rates.
+    Pairs come out in time order on both streams, since the recognizer resets a person's window
+    when time goes backwards: items at or before a matched pair are dropped, whatever order they
+    came in, and an item arriving at or before its stream's last paired stamp is dropped as late
+    (counted in ``late``). One stamp more than :data:`RESTART_GAP` before that is a restart (a bag
+    loop, a camera restarted) and starts over, so no single message can stall the pairing. Each
+    queue keeps at most ``queue_size`` items, so memory is bounded whatever the input rates.
     """
 
     def __init__(self, slop: float = 0.05, queue_size: int = 10) -> None:
-        if slop < 0 or queue_size < 1:
-            raise ValueError(f"need slop >= 0 and queue_size >= 1, got {slop}, {queue_size}")
+        if not 0 <= slop < math.inf or queue_size < 1:
+            raise ValueError(f"need a finite slop >= 0 and queue_size >= 1, got {slop}, {queue_size}")
         self.slop = slop
         self._queues: tuple[deque, deque] = (deque(maxlen=queue_size), deque(maxlen=queue_size))
+        self._last = [-math.inf, -math.inf]  # each stream's newest paired stamp
+        self.late = 0
 
     def add(self, stream: int, stamp: float, item: Any) -> tuple[Any, Any] | None:
-        """Add an item to stream 0 or 1; returns a matched (stream 0 item, stream 1 item) or None."""
+        """Add an item to stream 0 or 1; returns a matched (stream 0 item, stream 1 item) or None.
+
+        ValueError for another stream, SkeletonError for a stamp that is no finite number.
+        """
+        if stream not in (0, 1):
+            raise ValueError(f"stream must be 0 or 1, got {stream!r}")
+        stream, stamp = int(stream), timestamp_seconds(stamp)
+        if stamp < self._last[stream] - RESTART_GAP:
+            self._restart()
+        elif stamp <= self._last[stream]:
+            self.late += 1
+            return None
         other = self._queues[1 - stream]
-        best = min(range(len(other)), key=lambda i: abs(other[i][0] - stamp), default=None)
-        if best is None or abs(other[best][0] - stamp) > self.slop:
+        partner = min(other, key=lambda entry: abs(entry[0] - stamp), default=None)
+        if partner is None or abs(partner[0] - stamp) > self.slop:
             self._queues[stream].append((stamp, item))
             return None
-        partner = other[best][1]
-        for _ in range(best + 1):  # the partner and everything older in its queue
-            other.popleft()
-        return (item, partner) if stream == 0 else (partner, item)
+        self._paired(stream, stamp)
+        self._paired(1 - stream, partner[0])
+        return (item, partner[1]) if stream == 0 else (partner[1], item)
+
+    def _paired(self, stream: int, stamp: float) -> None:
+        """Forget the stream's items at or before a paired ``stamp``: they could only pair backwards."""
+        self._last[stream] = stamp
+        queue = self._queues[stream]
+        kept = [entry for entry in queue if entry[0] > stamp]
+        queue.clear()
+        queue.extend(kept)
+
+    def _restart(self) -> None:
+        for queue in self._queues:
+            queue.clear()
+        self._last = [-math.inf, -math.inf]
 
 
 def attach_hands(bodies: list[SkeletonFrame], hand_sources: list[SkeletonFrame]) -> list[SkeletonFrame]:
     """Each external body with the hands of the pose-stage person whose wrists are nearest.
 
-    Both must be in the same coordinate space. A body with no pose-stage person keeps no hands.
+    Both must be in the same coordinate space. Each pose-stage person's hands go to one body at
+    most (the assignment with the least total wrist distance), so a crowd of external bodies never
+    shares one person's hands; a body left without a pose-stage person, or with no body found,
+    keeps no hands.
     """
+    sources = _hand_source_per_body(bodies, hand_sources)
     merged = []
-    for body in bodies:
-        source = _nearest_by_wrists(body, hand_sources)
+    for body, source in zip(bodies, sources, strict=True):
         hands = source.hands if source is not None else np.zeros_like(body.hands)
         present = source.hand_present if source is not None else np.zeros(2, bool)
         merged.append(
@@ -70,9 +105,19 @@ def _wrists(frame: SkeletonFrame) -> np.ndarray:
     return frame.body[[layout.index(name) for name in WRIST_NAMES], :2]
 
 
-def _nearest_by_wrists(body: SkeletonFrame, candidates: list[SkeletonFrame]) -> SkeletonFrame | None:
-    usable = [c for c in candidates if c.space == body.space and c.body_present]
-    if not usable:
-        return None
-    distances = [float(np.linalg.norm(_wrists(body) - _wrists(c), axis=1).sum()) for c in usable]
-    return usable[int(np.argmin(distances))]
+def _hand_source_per_body(
+    bodies: list[SkeletonFrame], candidates: list[SkeletonFrame]
+) -> list[SkeletonFrame | None]:
+    """The pose-stage person per body, one-to-one by least total wrist distance (None: nobody)."""
+    chosen: list[SkeletonFrame | None] = [None] * len(bodies)
+    for space in {body.space for body in bodies}:
+        rows = [i for i, body in enumerate(bodies) if body.space == space and body.body_present]
+        usable = [c for c in candidates if c.space == space and c.body_present]
+        if not rows or not usable:
+            continue
+        costs = np.array(
+            [[np.linalg.norm(_wrists(bodies[i]) - _wrists(c), axis=1).sum() for c in usable] for i in rows]
+        )
+        for row, column in zip(*linear_sum_assignment(costs), strict=True):
+            chosen[rows[row]] = usable[column]
+    return chosen

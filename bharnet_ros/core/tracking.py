@@ -11,28 +11,37 @@ does for detections:
   matched;
 * a track survives misses for ``max_age`` seconds (a person hidden for a moment keeps their id),
   then it is retired;
-* a detection no track claims starts a new track with a new id; ids are never reused, so a
-  retired person's window cannot be continued by someone else.
+* a detection no track claims starts a new track with a new id; ids are not reused, so a retired
+  person's window cannot be continued by someone else. Ids count up to :data:`MAX_TRACK_ID` (the
+  message's int32 field) and only then start again at ``first_id``, skipping live ones;
+* at most ``max_tracks`` tracks are kept: a flaky detector whose bodies jump about starts a track
+  per body per frame, and without the bound memory and matching time would grow with the frame
+  rate times ``max_age``. The longest-unseen tracks make room first.
 
 ROS-free and MediaPipe-free: plain arrays in pixels, timestamps in seconds.
 """
 
 from __future__ import annotations
 
-import itertools
+import operator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from bharnet_ros.core.skeleton import timestamp_seconds
+
 MAX_AGE = 0.5  # seconds a track survives without a detection
 MAX_COST = 0.75  # matches costing more are refused (cost is in [0, 1])
 BOX_WEIGHT = 0.5  # share of 1 - IoU in the cost; the rest is the keypoint distance
 VELOCITY_SMOOTHING = 0.5  # weight of the newest displacement in the velocity estimate
+MAX_TRACKS = 128  # tracks kept at once, and so bodies accepted per frame
+MAX_TRACK_ID = 2**31 - 1  # PersonSkeleton.person_id is an int32
 UNMATCHABLE = 1e6
 
 
-@dataclass
+@dataclass(eq=False)
 class Track:
     """One tracked person: where they were last seen and how fast they moved (pixels per second)."""
 
@@ -57,30 +66,50 @@ def body_box(keypoints: np.ndarray, visible: np.ndarray) -> np.ndarray:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes; 0 for empty boxes."""
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(0.0, width) * max(0.0, height)
-    union = _area(a) + _area(b) - inter
-    return float(inter / union) if union > 0 else 0.0
+    """Intersection over union of two (x0, y0, x1, y1) boxes (see :func:`box_ious`)."""
+    return float(box_ious(np.reshape(a, (1, 4)), np.reshape(b, (1, 4)))[0, 0])
 
 
-def keypoint_distance(a: np.ndarray, b: np.ndarray, shared: np.ndarray, scale: float) -> float:
-    """Mean distance of the keypoints visible in both, in units of ``scale``, capped at 1."""
-    if not shared.any() or scale <= 0:
-        return 1.0
-    mean = float(np.linalg.norm(a[shared] - b[shared], axis=1).mean())
-    return min(1.0, mean / scale)
+def box_ious(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) intersection over union of N and M boxes.
+
+    Boxes of zero area (a body whose joints lie on a line or on one point) overlap nothing, except
+    an equal box: they score 1 there, so a still, degenerate body keeps its track.
+    """
+    low = np.maximum(a[:, None, :2], b[None, :, :2])
+    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(high - low, 0.0, None), axis=-1)
+    union = _areas(a)[:, None] + _areas(b)[None, :] - inter
+    same = np.all(a[:, None, :] == b[None, :, :], axis=-1)
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), same.astype(np.float64))
 
 
-def match_cost(
-    track: Track, box: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, when: float
-) -> float:
-    """Cost in [0, 1] of giving the detection to the track (0: the same place and pose)."""
-    predicted_box, predicted_keypoints = track.predicted(when)
-    scale = float(np.sqrt(max(_area(box), _area(track.box))))
-    overlap = 1.0 - box_iou(predicted_box, box)
-    distance = keypoint_distance(predicted_keypoints, keypoints, track.visible & visible, scale)
+def keypoint_distances(a: np.ndarray, b: np.ndarray, shared: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """(N, M) mean distance of the keypoints ``shared`` (N, M, K) by ``a`` (N, K, 2) and ``b`` (M, K, 2),
+    in units of ``scale`` (N, M), capped at 1; 1 without shared keypoints.
+
+    A zero scale (both bodies a single point) gives 0 for the same point and 1 otherwise.
+    """
+    gaps = np.linalg.norm(a[:, None] - b[None, :], axis=-1)
+    count = shared.sum(axis=-1)
+    mean = np.where(shared, gaps, 0.0).sum(axis=-1) / np.maximum(count, 1)
+    relative = np.where(scale > 0, mean / np.where(scale > 0, scale, 1.0), (mean > 0).astype(np.float64))
+    return np.where(count > 0, np.minimum(relative, 1.0), 1.0)
+
+
+def match_costs(
+    tracks: list[Track], boxes: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, when: float
+) -> np.ndarray:
+    """(detections, tracks) costs in [0, 1] of giving each detection to each track (0: the same
+    place and pose); NaN where coordinates too large for float64 overflowed."""
+    predicted = [track.predicted(when) for track in tracks]
+    predicted_boxes = np.array([box for box, _ in predicted]).reshape(-1, 4)
+    predicted_points = np.array([points for _, points in predicted])
+    track_boxes = np.array([track.box for track in tracks]).reshape(-1, 4)
+    shared = visible[:, None, :] & np.array([track.visible for track in tracks])[None, :, :]
+    scale = _body_scales(boxes, track_boxes)
+    overlap = 1.0 - box_ious(boxes, predicted_boxes)
+    distance = keypoint_distances(keypoints, predicted_points, shared, scale)
     return BOX_WEIGHT * overlap + (1.0 - BOX_WEIGHT) * distance
 
 
@@ -88,18 +117,32 @@ class PersonTracker:
     """Gives each detected body the id of the person it continues, or a new one.
 
     Call :meth:`update` once per frame with every body found in it (possibly none). A frame
-    whose timestamp goes backwards (a bag loop, a restarted camera) retires every track: the
-    people are the same, but nothing says where they are now.
+    whose timestamp goes backwards (a bag loop, a restarted camera), or whose bodies have another
+    number of keypoints than the tracked ones, retires every track: the people may be the same,
+    but nothing says where they are now.
     """
 
-    def __init__(self, max_age: float = MAX_AGE, max_cost: float = MAX_COST, first_id: int = 0) -> None:
-        if max_age < 0 or not 0 < max_cost <= 1:
+    def __init__(
+        self,
+        max_age: float = MAX_AGE,
+        max_cost: float = MAX_COST,
+        first_id: int = 0,
+        max_tracks: int = MAX_TRACKS,
+    ) -> None:
+        if not max_age >= 0 or not 0 < max_cost <= 1:
             raise ValueError(f"need max_age >= 0 and max_cost in (0, 1], got {max_age}, {max_cost}")
+        self.max_tracks, self.first_id = operator.index(max_tracks), operator.index(first_id)
+        if self.max_tracks < 1 or not 0 <= self.first_id <= MAX_TRACK_ID + 1 - self.max_tracks:
+            raise ValueError(
+                f"need max_tracks >= 1 and first_id in [0, {MAX_TRACK_ID + 1} - max_tracks], "
+                f"got {max_tracks}, {first_id}"
+            )
         self.max_age = max_age
         self.max_cost = max_cost
         self.tracks: list[Track] = []
         self.retired: list[int] = []  # ids retired by the latest update
-        self._ids = itertools.count(first_id)
+        self._next_id = self.first_id
+        self._wrapped = False  # ids went past MAX_TRACK_ID once: new ones must skip live ones
         self._last_time: float | None = None
 
     @property
@@ -109,21 +152,21 @@ class PersonTracker:
     def update(self, keypoints: np.ndarray, visible: np.ndarray, timestamp: float) -> list[int]:
         """Ids for the N bodies of one frame, in their order.
 
-        ``keypoints`` (N, K, 2) are pixels (any isotropic unit works), ``visible`` (N, K) says
-        which keypoints to trust.
+        ``keypoints`` (N, K, 2) are finite pixels (any isotropic unit works), ``visible`` (N, K)
+        says which keypoints to trust; N is at most ``max_tracks``. Bad input raises ValueError
+        (SkeletonError for the timestamp) and leaves the tracker as it was.
         """
-        keypoints, visible = np.asarray(keypoints, np.float64), np.asarray(visible, bool)
-        if keypoints.ndim != 3 or keypoints.shape[2:] != (2,) or visible.shape != keypoints.shape[:2]:
-            shapes = f"{keypoints.shape} and {visible.shape}"
-            raise ValueError(f"need keypoints (N, K, 2) and visible (N, K), got {shapes}")
-        self.retired = self._retire(timestamp)
-        boxes = [body_box(k, v) for k, v in zip(keypoints, visible, strict=True)]
+        keypoints, visible = self._checked(keypoints, visible)
+        timestamp = timestamp_seconds(timestamp)
+        self.retired = self._retire(timestamp, keypoints.shape[1])
+        boxes = np.array([body_box(k, v) for k, v in zip(keypoints, visible, strict=True)]).reshape(-1, 4)
         matches = self._match(boxes, keypoints, visible, timestamp)
+        self.retired += self._make_room(len(boxes) - len(matches), matches.values())
         ids = []
         for index, (box, points, seen) in enumerate(zip(boxes, keypoints, visible, strict=True)):
             track = matches.get(index)
             if track is None:
-                track = Track(next(self._ids), box, points, seen, timestamp)
+                track = Track(self._new_id(), box, points, seen, timestamp)
                 self.tracks.append(track)
             else:
                 _follow(track, box, points, seen, timestamp)
@@ -137,29 +180,42 @@ class PersonTracker:
         self._last_time = None
         return retired
 
-    def _retire(self, timestamp: float) -> list[int]:
-        """Drop tracks unseen for longer than ``max_age``, or all of them when time went backwards."""
-        if self._last_time is not None and timestamp < self._last_time:
+    def _checked(self, keypoints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints as float64 (N, K, 2) and visible as bool (N, K); ValueError for anything else."""
+        keypoints, visible = np.asarray(keypoints, np.float64), np.asarray(visible, bool)
+        if keypoints.ndim != 3 or keypoints.shape[2:] != (2,) or visible.shape != keypoints.shape[:2]:
+            shapes = f"{keypoints.shape} and {visible.shape}"
+            raise ValueError(f"need keypoints (N, K, 2) and visible (N, K), got {shapes}")
+        if keypoints.shape[1] == 0 or not np.isfinite(keypoints).all():
+            raise ValueError("need at least one keypoint per body, and finite ones (no NaN or inf)")
+        if len(keypoints) > self.max_tracks:
+            raise ValueError(
+                f"{len(keypoints)} bodies in one frame; the tracker takes at most {self.max_tracks}"
+            )
+        return keypoints, visible
+
+    def _retire(self, timestamp: float, num_keypoints: int) -> list[int]:
+        """Drop tracks unseen for longer than ``max_age``; all of them when time went backwards or
+        the bodies have another number of keypoints."""
+        went_back = self._last_time is not None and timestamp < self._last_time
+        if went_back or any(len(t.keypoints) != num_keypoints for t in self.tracks):
+            retired = self.reset()
             self._last_time = timestamp
-            return self.reset()
+            return retired
         self._last_time = timestamp
-        old = [t for t in self.tracks if timestamp - t.last_seen > self.max_age]
-        self.tracks = [t for t in self.tracks if t not in old]
-        return [t.track_id for t in old]
+        old = {t.track_id for t in self.tracks if timestamp - t.last_seen > self.max_age}
+        self.tracks = [t for t in self.tracks if t.track_id not in old]
+        return sorted(old)
 
     def _match(
-        self, boxes: list[np.ndarray], keypoints: np.ndarray, visible: np.ndarray, timestamp: float
+        self, boxes: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, timestamp: float
     ) -> dict[int, Track]:
         """Detection index -> track, globally cheapest, pairs above ``max_cost`` left unmatched."""
-        if not self.tracks or not boxes:
+        if not self.tracks or not len(boxes):
             return {}
-        costs = np.array(
-            [
-                [match_cost(track, box, points, seen, timestamp) for track in self.tracks]
-                for box, points, seen in zip(boxes, keypoints, visible, strict=True)
-            ]
-        )
-        costs[costs > self.max_cost] = UNMATCHABLE
+        with np.errstate(over="ignore", invalid="ignore"):
+            costs = match_costs(self.tracks, boxes, keypoints, visible, timestamp)
+        costs[~(costs <= self.max_cost)] = UNMATCHABLE  # NaN from overflowing coordinates too
         rows, columns = linear_sum_assignment(costs)
         return {
             int(row): self.tracks[column]
@@ -167,21 +223,55 @@ class PersonTracker:
             if costs[row, column] < UNMATCHABLE
         }
 
+    def _make_room(self, new: int, claimed: Iterable[Track]) -> list[int]:
+        """Retire the longest-unseen unclaimed tracks until ``new`` more fit in ``max_tracks``."""
+        excess = len(self.tracks) + new - self.max_tracks
+        if excess <= 0:
+            return []
+        kept = {id(track) for track in claimed}
+        spare = sorted((t for t in self.tracks if id(t) not in kept), key=lambda t: t.last_seen)
+        gone = {t.track_id for t in spare[:excess]}
+        self.tracks = [t for t in self.tracks if t.track_id not in gone]
+        return sorted(gone)
+
+    def _new_id(self) -> int:
+        """The next id; past MAX_TRACK_ID counting starts again at ``first_id``, skipping live ids."""
+        live = set(self.active_ids) if self._wrapped else set()
+        while True:
+            candidate = self._next_id
+            self._wrapped |= candidate == MAX_TRACK_ID
+            self._next_id = self.first_id if candidate == MAX_TRACK_ID else candidate + 1
+            if candidate not in live:
+                return candidate
+
 
 def _follow(track: Track, box: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, when: float) -> None:
     """Move a track to its new detection and update its velocity (box centre, pixels per second)."""
     elapsed = when - track.last_seen
     if elapsed > 0:
-        step = (_centre(box) - _centre(track.box)) / elapsed
-        track.velocity = VELOCITY_SMOOTHING * step + (1.0 - VELOCITY_SMOOTHING) * track.velocity
+        with np.errstate(over="ignore", invalid="ignore"):  # stamps a hair apart: no speed to trust
+            step = (_centre(box) - _centre(track.box)) / elapsed
+            velocity = VELOCITY_SMOOTHING * step + (1.0 - VELOCITY_SMOOTHING) * track.velocity
+        track.velocity = velocity if np.isfinite(velocity).all() else np.zeros(2)
     track.box, track.keypoints, track.visible = box, keypoints, visible
     track.last_seen = when
     track.hits += 1
 
 
 def _centre(box: np.ndarray) -> np.ndarray:
-    return (box[:2] + box[2:]) / 2.0
+    return box[:2] / 2.0 + box[2:] / 2.0  # no overflow near the float64 limit
 
 
-def _area(box: np.ndarray) -> float:
-    return float(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
+def _areas(boxes: np.ndarray) -> np.ndarray:
+    """(N,) areas of (N, 4) boxes; 0 for flat ones."""
+    return np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0.0, None), axis=-1)
+
+
+def _body_scales(boxes: np.ndarray, track_boxes: np.ndarray) -> np.ndarray:
+    """(N, T) body size for the keypoint distance: the square root of the larger box's area, or, for
+    flat boxes (every joint on a line), the longest side; 0 only when both are single points."""
+    area = np.maximum(_areas(boxes)[:, None], _areas(track_boxes)[None, :])
+    sides = np.max(boxes[:, 2:] - boxes[:, :2], axis=-1)
+    track_sides = np.max(track_boxes[:, 2:] - track_boxes[:, :2], axis=-1)
+    side = np.maximum(sides[:, None], track_sides[None, :])
+    return np.where(area > 0, np.sqrt(area), side)

@@ -15,7 +15,7 @@ from bharnet_ros.core import task_bundles
 from bharnet_ros.core.compose import compose_pair
 from bharnet_ros.core.pose_multi import MultiPoseEstimator, assign_hands_to_bodies
 from bharnet_ros.core.pose_stage import PoseStage
-from bharnet_ros.core.skeleton import LEFT, RIGHT
+from bharnet_ros.core.skeleton import LEFT, RIGHT, SkeletonError
 from bharnet_ros.core.video import VideoReader
 
 GREETING = "hri_gestures/S1/greeting_1_1m_upper.avi"  # waves with one hand
@@ -154,6 +154,17 @@ def test_blank_images_find_nobody_and_closed_estimators_refuse(bundle_cache):
         estimator.estimate(np.zeros((120, 160, 3), np.uint8), 1.0)
     with pytest.raises(ValueError, match="num_poses"):
         MultiPoseEstimator(num_poses=0, bundle_dir=str(bundle_cache))
+
+
+def test_a_bad_stamp_is_refused_and_the_frames_after_it_go_on(bundle_cache):
+    """A stamp of 1e300 s once became the VIDEO-mode clock's floor and every later frame failed."""
+    blank = np.zeros((120, 160, 3), np.uint8)
+    with MultiPoseEstimator(num_poses=1, bundle_dir=str(bundle_cache)) as estimator:
+        for stamp in (float("nan"), float("inf"), 1e300, "soon", None):
+            with pytest.raises(SkeletonError, match="timestamp"):
+                estimator.estimate(blank, stamp)
+        assert estimator.estimate(blank, 1.0) == []
+        assert estimator.estimate(blank, 0.5) == [], "a stamp going back is fine"
 
 
 def flipped_copy(source: Path, target: Path, frames: int) -> Path:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bharnet_ros.core.tracking import MAX_AGE, PersonTracker, body_box, box_iou
+from bharnet_ros.core.skeleton import SkeletonError
+from bharnet_ros.core.tracking import MAX_AGE, MAX_TRACK_ID, PersonTracker, body_box, box_iou
 
 FPS = 20.0
 # A stick figure (head, shoulders, elbows, wrists, hips) around its centre, in units of its height.
@@ -102,3 +105,105 @@ def test_bad_shapes_and_settings_are_refused():
         PersonTracker().update(np.zeros((2, 5)), np.ones((2, 5), bool), 0.0)
     with pytest.raises(ValueError, match="max_cost"):
         PersonTracker(max_cost=0.0)
+    with pytest.raises(ValueError, match="max_age"):
+        PersonTracker(max_age=float("nan"))  # would never retire a track
+    for first_id in (-1, MAX_TRACK_ID, 2**63):
+        with pytest.raises(ValueError, match="first_id"):
+            PersonTracker(first_id=first_id)
+
+
+def test_bad_frames_are_refused_and_change_nothing():
+    tracker = PersonTracker()
+    (pid,) = detect(tracker, [person(200)], 0.0)
+    nan_body = person(200)
+    nan_body[0, 0] = np.nan
+    shown = np.ones((1, len(FIGURE)), bool)
+    bad_frames = [
+        (nan_body[None], shown, 0.05, ValueError, "finite"),
+        (np.full((1, len(FIGURE), 2), np.inf), shown, 0.05, ValueError, "finite"),
+        (np.zeros((1, 0, 2)), np.ones((1, 0), bool), 0.05, ValueError, "at least one keypoint"),
+        (np.zeros((200, len(FIGURE), 2)), np.ones((200, len(FIGURE)), bool), 0.05, ValueError, "at most"),
+        (person(200)[None], shown, float("nan"), SkeletonError, "finite"),
+        (person(200)[None], shown, "soon", SkeletonError, "number of seconds"),
+    ]
+    for keypoints, visible, stamp, error, message in bad_frames:
+        with pytest.raises(error, match=message):
+            tracker.update(keypoints, visible, stamp)
+    assert detect(tracker, [person(201)], 0.1) == [pid], "the refused frames left the track as it was"
+
+
+def test_degenerate_bodies_keep_their_ids():
+    """Joints all on one point, or all on a line (zero-area boxes), and two identical skeletons."""
+    tracker = PersonTracker()
+    point = np.full((len(FIGURE), 2), 300.0)
+    line = np.stack([np.linspace(0, 100, len(FIGURE)), np.full(len(FIGURE), 50.0)], axis=1)
+    first = detect(tracker, [point, line, person(500), person(500)], 0.0)
+    assert len(set(first)) == 4
+    for step in range(1, 6):
+        shifted = line + np.array([step, 0])
+        assert detect(tracker, [point, shifted, person(500), person(500)], step / FPS) == first
+
+
+def test_a_flaky_detector_keeps_the_tracks_bounded():
+    """Sixteen bodies teleporting every frame start a track each; the oldest make room."""
+    tracker = PersonTracker(max_tracks=32)
+    seen: set[int] = set()
+    for step in range(60):
+        people = [person(100_000 * step + 1000 * i) for i in range(16)]
+        ids = detect(tracker, people, step / 100)
+        assert len(set(ids)) == 16
+        assert not seen & set(ids), "a teleported body gets a new id, never an old one"
+        seen |= set(ids)
+        assert len(tracker.tracks) <= 32
+    assert len(tracker.retired) >= 16, "evicted tracks are reported as retired"
+
+
+def test_ids_wrap_below_the_int32_limit_and_skip_live_ones():
+    tracker = PersonTracker(first_id=MAX_TRACK_ID - 3, max_tracks=4)
+    rng = np.random.default_rng(2)
+    (stander,) = detect(tracker, [person(300)], 0.0)
+    for step in range(1, 30):
+        others = [person(x, 800) for x in rng.uniform(0, 4000, 2)]
+        ids = detect(tracker, [person(300), *others], step / 100)
+        assert ids[0] == stander
+        assert len(set(ids)) == 3
+        assert all(MAX_TRACK_ID - 3 <= pid <= MAX_TRACK_ID for pid in ids)
+
+
+def test_stamps_a_hair_apart_give_no_runaway_velocity():
+    tracker = PersonTracker()
+    (pid,) = detect(tracker, [person(200)], 0.0)
+    assert detect(tracker, [person(202)], 5e-324) == [pid]  # 2 px in no time: an infinite speed
+    assert detect(tracker, [person(203)], 0.05) == [pid]
+
+
+def test_another_keypoint_count_retires_every_track():
+    tracker = PersonTracker()
+    (first,) = detect(tracker, [person(100)], 0.0)
+    (other,) = tracker.update(np.full((1, 33, 2), 100.0), np.ones((1, 33), bool), 0.05)
+    assert tracker.retired == [first]
+    assert other != first
+
+
+kinds = st.sampled_from(["person", "point", "line"])
+body_strategy = st.tuples(st.floats(-1e4, 1e4), st.floats(-1e4, 1e4), st.floats(0, 500), kinds)
+
+
+@settings(max_examples=40, deadline=None)
+@given(frames=st.lists(st.tuples(st.floats(-0.1, 1.0), st.lists(body_strategy, max_size=12)), max_size=15))
+def test_any_frames_give_unique_bounded_ids(frames):
+    """Bodies appearing, vanishing, jumping, stacked on each other, flat, and stamps jumping back."""
+    tracker = PersonTracker(max_tracks=16)
+    t = 0.0
+    for step, bodies in frames:
+        t += step
+        people = [
+            person(x, y, h) if kind == "person" else np.full((len(FIGURE), 2), x) if kind == "point"
+            else np.stack([np.linspace(x, x + h, len(FIGURE)), np.full(len(FIGURE), y)], axis=1)
+            for x, y, h, kind in bodies
+        ]  # fmt: skip
+        ids = detect(tracker, people, t)
+        assert len(set(ids)) == len(ids) == len(bodies)
+        assert all(0 <= pid <= MAX_TRACK_ID for pid in ids)
+        assert len(tracker.tracks) <= 16
+        assert sorted(tracker.active_ids) == sorted(set(tracker.active_ids))
