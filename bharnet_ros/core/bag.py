@@ -15,8 +15,11 @@ a bag holds everything up to the last flush.
 from __future__ import annotations
 
 import functools
+import io
 import math
 import os
+import re
+import shutil
 import sqlite3
 import struct
 from collections.abc import Callable, Iterator
@@ -28,11 +31,13 @@ from typing import Any, BinaryIO
 import cv2
 import numpy as np
 import yaml
-from rosbags.rosbag2 import Reader, ReaderError, Writer
+from rosbags.rosbag2 import Reader, ReaderError, Writer, WriterError, storage_mcap
+from rosbags.rosbag2 import reader as rosbags_reader
 from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.rosbag2.metadata import dump_qos_v9
 from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
+from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
@@ -61,10 +66,20 @@ VIDEO_START_SECONDS = 1000.0
 MIN_RATE, MAX_RATE = 0.01, 1000.0  # frames/s write_video_bag restamps at (0: the video's own times)
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 MCAP_HEADER, MCAP_FOOTER, MCAP_DATA_END = 0x01, 0x02, 0x0F  # record opcodes (MCAP specification)
+# Bounds on what a bag's own fields can make the reader do. A metadata.yaml is a few kB per topic
+# (ruamel parses about 1.5 MB/s, so 8 MiB is seconds); one MCAP chunk or one message is held in
+# memory whole once decompressed, and a camera frame is at most a few hundred MB.
+MAX_METADATA_BYTES = 8 << 20
+MAX_RECORD_BYTES = 1 << 30
+MAX_REASON_CHARS = 300  # of a library's error message quoted in ours
 
 
 class BagError(ValueError):
     """A bag that cannot be written or read as asked (missing topic, unknown type, bad path)."""
+
+
+class MessageError(BagError):
+    """A stored message whose bytes do not deserialize as its topic's type (a damaged frame)."""
 
 
 @functools.cache
@@ -328,14 +343,27 @@ class BagMessage:
     data: bytes
 
     def decode(self) -> Any:
-        """The rosbags message object."""
-        return typestore().deserialize_cdr(self.data, self.msgtype)
+        """The rosbags message object; MessageError when the bytes are no such message (damaged,
+        cut off, or of another type than the topic's)."""
+        try:
+            return typestore().deserialize_cdr(self.data, self.msgtype)
+        except (SerdeError, struct.error, ValueError, IndexError) as err:
+            raise MessageError(
+                f"a message on {self.topic} (log time {self.log_time} ns) is no {self.msgtype} "
+                f"({_reason(err)})"
+            ) from None
 
 
 def bag_topics(path: str | Path) -> dict[str, str]:
     """Topic -> message type of every topic in the bag (BagError if it is no readable bag)."""
     with _open(path) as reader:
         return {c.topic: c.msgtype for c in reader.connections}
+
+
+def bag_duration(path: str | Path) -> int:
+    """Nanoseconds from the bag's first to its last log time (all topics), from its metadata."""
+    with _open(path) as reader:
+        return reader.duration
 
 
 def bag_message_counts(path: str | Path) -> dict[str, int]:
@@ -373,30 +401,152 @@ def describe_topics(available: dict[str, str]) -> str:
 
 
 # What rosbags and the storage libraries raise for a damaged file, besides ReaderError.
-DAMAGED = (ReaderError, OSError, ValueError, TypeError, IndexError, struct.error, sqlite3.Error)
+DAMAGED = (
+    ReaderError, OSError, ValueError, TypeError, IndexError, struct.error, sqlite3.Error,
+    storage_mcap.zstd.ZstdError,
+)  # fmt: skip
+REBUILD = "move metadata.yaml aside and run `bharnet bag info` to rebuild it from the storage files"
 
 
 @contextmanager
 def _open(path: str | Path) -> Iterator[Reader]:
-    """An open Reader; a missing metadata.yaml or a damaged storage file is a one-line BagError."""
+    """An open Reader; a missing, oversized or wrong metadata.yaml or a damaged storage file is a
+    one-line BagError."""
     path = Path(path)
-    if not (path / "metadata.yaml").is_file():
+    metadata = path / "metadata.yaml"
+    if not metadata.is_file():
         fix = "run `bharnet bag info` on it to rebuild it" if storage_files(path) else "give the bag's folder"
         raise BagError(f"{path} is not a rosbag2 folder (no metadata.yaml); {fix}")
+    if (size := metadata.stat().st_size) > MAX_METADATA_BYTES:
+        raise BagError(
+            f"{metadata} holds {size} bytes, more than rosbag2 metadata ever does (at most "
+            f"{MAX_METADATA_BYTES} are read); it is not a bag's metadata: {REBUILD}"
+        )
+    if odd := next((p for p in path.iterdir() if p.exists() and not (p.is_file() or p.is_dir())), None):
+        raise BagError(  # opening a pipe waits for a writer forever; a device never ends
+            f"{odd} in the bag folder is not a regular file (a pipe, socket or device); "
+            "remove it, a bag holds plain files only"
+        )
     try:
         with Reader(path) as reader:
+            _check_connections(reader, path)
             yield reader
     except BagError:
         raise
     except DAMAGED as err:
         raise BagError(
-            f"{path}: the bag cannot be read ({_reason(err)}): its storage file is damaged or cut off; "
-            "if the recording was killed, move metadata.yaml aside and run `bharnet bag info` to rebuild it"
+            f"{path}: the bag cannot be read ({_reason(err)}): its metadata.yaml or storage file is "
+            f"damaged or cut off; if the recording was killed, {REBUILD}"
         ) from None
 
 
+def _check_connections(reader: Reader, path: Path) -> None:
+    """BagError unless metadata.yaml names each storage file once and gives every topic a text name,
+    one text type and a message count (rosbags takes it as written: a number where a name belongs,
+    or a file or topic listed twice, would pass)."""
+    files = [Path(storage.path).name for storage in getattr(reader.storage, "storages", [])]
+    if len(set(files)) < len(files):
+        twice = next(name for name in files if files.count(name) > 1)
+        raise BagError(
+            f"{path}: metadata.yaml names {twice} more than once (it would be read twice); {REBUILD}"
+        )
+    types: dict[str, str] = {}
+    for c in reader.connections:
+        if not (isinstance(c.topic, str) and isinstance(c.msgtype, str)):
+            raise BagError(
+                f"{path}: topic {c.topic!r} of type {c.msgtype!r} in metadata.yaml is not a name; {REBUILD}"
+            )
+        if not isinstance(c.msgcount, int) or isinstance(c.msgcount, bool) or c.msgcount < 0:
+            raise BagError(f"{path}: message count {c.msgcount!r} of {c.topic} is not a count; {REBUILD}")
+        if c.topic in types:
+            kinds = c.msgtype if types[c.topic] == c.msgtype else f"{types[c.topic]} and {c.msgtype}"
+            raise BagError(
+                f"{path}: metadata.yaml lists topic {c.topic} twice (as {kinds}), where rosbag2 lists "
+                f"each topic once with its one type; {REBUILD}"
+            )
+        types[c.topic] = c.msgtype
+
+
 def _reason(err: Exception) -> str:
-    return str(err).strip().rstrip(".") or type(err).__name__
+    """A library's error message as one short line (YAML errors, for one, span several)."""
+    text = re.sub(r"\s+", " ", str(err)).strip().rstrip(".") or type(err).__name__
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
+
+
+# --------------------------------------------------------------------------------------------------
+# Bounds on rosbags' reading
+# --------------------------------------------------------------------------------------------------
+
+
+def _bound_rosbags() -> None:
+    """Keep rosbags' memory within what a bag file holds, whatever its length fields declare.
+
+    rosbags reads an MCAP record with ``file.read(length)``, and Python allocates ``length`` bytes
+    before reading (a length of 2**40 in a damaged file is a MemoryError); it decompresses a chunk,
+    or a message of a bag compressed per message, whole and unbounded (a few kB of zstd can expand
+    to many GB). This replaces three of its module internals: the record read checks the length
+    against the file first, and decompression stops past the declared size (at most
+    :data:`MAX_RECORD_BYTES`). Either case is a ReaderError, which :func:`_open` reports.
+    """
+    internals = (getattr(storage_mcap, "read_exact", None), getattr(storage_mcap, "DECOMPRESSORS", None))
+    if not (callable(internals[0]) and isinstance(internals[1], dict) and hasattr(rosbags_reader, "zstd")):
+        return  # another rosbags release than the pinned one: its reads stay as they are
+    if getattr(storage_mcap.read_exact, "bounded", False):
+        return
+    read_exact = storage_mcap.read_exact
+
+    def read_within_file(stream: BinaryIO, size: int) -> bytes:
+        if not isinstance(stream, io.BytesIO):  # a BytesIO allocates only what it holds
+            left = os.fstat(stream.fileno()).st_size - stream.tell()
+            if size > left:
+                raise ReaderError(
+                    f"Truncated record at offset {stream.tell()}: expected {size} bytes, "
+                    f"the file holds {left}"
+                )
+        return read_exact(stream, size)
+
+    read_within_file.bounded = True  # type: ignore[attr-defined]
+    storage_mcap.read_exact = read_within_file
+    storage_mcap.DECOMPRESSORS["zstd"] = functools.partial(_inflate, "zstd")
+    storage_mcap.DECOMPRESSORS["lz4"] = functools.partial(_inflate, "lz4")
+    rosbags_reader.zstd = _MessageZstd  # type: ignore[assignment]
+
+
+def _inflate(compression: str, data: bytes, size: int, declared: bool = True) -> bytes:
+    """``data`` decompressed, refused (ReaderError) as soon as it grows past ``size`` bytes."""
+    from lz4.frame import LZ4FrameDecompressor
+
+    what = f"{compression} data declared as {size} bytes" if declared else f"a {compression} message"
+    if size > MAX_RECORD_BYTES:
+        raise ReaderError(f"{what} is more than the {MAX_RECORD_BYTES} bytes read at once")
+    factory = storage_mcap.zstd.ZstdDecompressor if compression == "zstd" else LZ4FrameDecompressor
+    out = bytearray()
+    while data:  # one frame after another, as zstd.decompress does
+        decompressor = factory()
+        try:
+            out += decompressor.decompress(data, max_length=size + 1 - len(out))
+        except (storage_mcap.zstd.ZstdError, RuntimeError) as err:
+            raise ReaderError(f"{what} cannot be decompressed ({_reason(err)})") from None
+        if len(out) > size:
+            limit = "" if declared else f" (at most {size} bytes are read at once)"
+            raise ReaderError(f"{what} decompresses to more{limit}")
+        if not decompressor.eof:
+            raise ReaderError(f"{what} is cut off")
+        data = decompressor.unused_data
+    return bytes(out)
+
+
+class _MessageZstd:
+    """What rosbags' bag reader uses of the zstd module, with bounded per-message decompression."""
+
+    open = staticmethod(storage_mcap.zstd.open)
+
+    @staticmethod
+    def decompress(data: bytes) -> bytes:
+        return _inflate("zstd", data, MAX_RECORD_BYTES, declared=False)
+
+
+_bound_rosbags()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -461,7 +611,12 @@ def _readable_storage(file: Path) -> tuple[Path, str | None]:
         if file.name.endswith(RECOVERED_SUFFIX):
             raise BagError(f"{file} cannot be read ({_reason(err)}); delete it and reindex again") from None
     recovered = file.with_name(file.stem + RECOVERED_SUFFIX)
-    kept = recover_mcap(file, recovered)
+    raw = recovered.with_name(f".{recovered.stem}.raw-{os.getpid()}.mcap")
+    try:
+        kept = recover_mcap(file, raw)
+        index_mcap(raw, recovered)
+    finally:
+        raw.unlink(missing_ok=True)
     return (
         recovered,
         f"{file.name} was cut off; its {kept} bytes of complete records were copied to {recovered.name}",
@@ -518,7 +673,8 @@ def recover_mcap(source: Path, target: Path) -> int:
     """Copy the complete records of a cut-off MCAP file into a new valid (unindexed) MCAP file.
 
     The copy ends with a data-end record and a footer without summary, which readers accept by
-    scanning the records. ``source`` is left as it is; returns the number of bytes kept.
+    scanning the records (:func:`index_mcap` then indexes it). ``source`` is left as it is;
+    returns the number of bytes kept.
     """
     end = mcap_complete_end(source)
     if not end:
@@ -536,6 +692,47 @@ def recover_mcap(source: Path, target: Path) -> int:
 
     _create(target, write)
     return end
+
+
+def index_mcap(source: Path, target: Path) -> None:
+    """Rewrite a readable unindexed MCAP file (a recovered one) as a new indexed file, message by message.
+
+    rosbags reads an unindexed file only while its log times never go backwards, and a recorder's
+    log times are its wall clock, which can step back (NTP); indexed, each chunk is sorted when
+    read and the chunks are merged. Messages are streamed, so memory holds one chunk (1 MiB).
+    They are taken in file order with rosbags' record scan (``messages_scan``, which its
+    ``messages`` wraps with the order check).
+    """
+    if target.exists():
+        raise BagError(f"{target} already exists; move it aside and reindex again")
+    holder = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        with Reader(source) as reader, Writer(holder, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+            by_id = {c.id: _copy_connection(writer, c) for c in reader.connections}
+            for connection, log_time, data in reader.storage.messages_scan(reader.connections):
+                writer.write(by_id[connection.id], log_time, data)
+        os.replace(holder / f"{holder.name}.mcap", target)
+    except OSError as err:
+        raise BagError(
+            f"cannot write {target} ({err.strerror or err}); copy the bag somewhere writable"
+        ) from None
+    except (*DAMAGED, WriterError) as err:
+        raise BagError(f"{source} cannot be indexed ({_reason(err)}); its records are damaged") from None
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+def _copy_connection(writer: Writer, connection: Any) -> Any:
+    """The writer's connection for a reader's: added once per topic, type and QoS (as rosbags requires)."""
+    for known in writer.connections:
+        if (known.topic, known.msgtype, known.ext) == (connection.topic, connection.msgtype, connection.ext):
+            return known
+    return writer.add_connection(
+        connection.topic, connection.msgtype, msgdef=connection.msgdef.data,
+        rihs01=connection.digest or _type_hash(connection.msgtype) or "-",
+        serialization_format=connection.ext.serialization_format,
+        offered_qos_profiles=connection.ext.offered_qos_profiles,
+    )  # fmt: skip
 
 
 def _create(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -569,6 +766,13 @@ def _metadata_of(files: list[Path], storage: str) -> dict[str, Any]:
             for connection in reader.connections:
                 entry = topics.setdefault((connection.topic, connection.msgtype), _topic_entry(connection))
                 entry["message_count"] += connection.msgcount
+    names = [name for name, _ in topics]
+    if twice := next((name for name in names if names.count(name) > 1), None):
+        kinds = " and ".join(msgtype for name, msgtype in topics if name == twice)
+        raise BagError(
+            f"{files[0].parent}: the storage files hold topic {twice} as {kinds}, where rosbag2 keeps "
+            "one type per topic; they were not written by one rosbag2 recording"
+        )
     total = _file_entry("", first or 0, last or 0, int(first is not None))
     return {
         "version": 9,

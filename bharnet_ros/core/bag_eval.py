@@ -22,6 +22,9 @@ from bharnet_ros.core.bag import (
     CAMERA_TYPES,
     SKELETON_TYPE,
     BagError,
+    MessageError,
+    bag_duration,
+    bag_message_counts,
     bag_topics,
     cdr_header_stamp,
     decode_camera_message,
@@ -36,6 +39,10 @@ from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
 from bharnet_ros.core.streaming_metrics import Decision, StreamMetrics, evaluate_stream, summarize
 
 POSE_PARAMETERS = ("backend", "min_detection_confidence", "min_tracking_confidence")
+LEGEND_LABELS = 20  # labels named in timeline.png's legend (colours repeat after 20 anyway)
+# How far outside the bag's time (seconds) annotations may lie before they are taken for another
+# bag's, or for the wrong unit or time base (log times and header stamps differ by a little).
+LABELS_SLACK_SECONDS = 1.0
 
 
 class EvalError(ValueError):
@@ -94,6 +101,7 @@ def evaluate_bag(
     try:
         annotations = load_annotations(labels) if labels else Annotations((), absolute=False)
         options = eval_options(bag, topic=topic, model=model, params_file=params_file, device=device)
+        check_labels_in_bag(annotations, labels, options)
         run = replay(options, out) if replay is not None else evaluate_offline(options)
     except (AnnotationError, BagError, ParamsFileError) as err:
         raise EvalError(str(err)) from None
@@ -122,6 +130,32 @@ def eval_options(
         recognizer=node_parameters(params, "recognizer"), pose=node_parameters(params, "pose"),
         origin=first_stamp(bag, topic), params_file=params_file,
     )  # fmt: skip
+
+
+def check_labels_in_bag(annotations: Annotations, labels: Path | None, options: EvalOptions) -> None:
+    """EvalError when no segment lies within the bag's time: nothing could be scored.
+
+    Such a file belongs to another recording, or gives milliseconds, or uses the other time base
+    (absolute stamps under ``start``/``end``); checked before the pose stage runs. The bag's length
+    is its log-time span from metadata.yaml (a bag that states none is not checked).
+    """
+    length = bag_duration(options.bag) * 1e-9
+    segments = annotations.relative_to(options.origin * 1e-9)
+    if not segments or length <= 0:
+        return
+    slack = LABELS_SLACK_SECONDS
+    if any(s.start <= length + slack and s.end >= -slack for s in segments):
+        return
+    base = (
+        "start_stamp/end_stamp are absolute header stamps in seconds since the epoch"
+        if annotations.absolute
+        else "start/end are seconds from the first frame"
+    )
+    raise EvalError(
+        f"{labels}: no segment lies within the bag's {length:.2f} s (the segments run from "
+        f"{segments[0].start:.2f} to {max(s.end for s in segments):.2f} s after its first frame, stamped "
+        f"{options.origin * 1e-9:.3f}); {base}: check the file is this bag's and its times' unit and base"
+    )
 
 
 def choose_topic(bag: Path, requested: str | None) -> tuple[str, str]:
@@ -157,9 +191,30 @@ def model_path(model: Path | None) -> Path:
 
 
 def first_stamp(bag: Path, topic: str) -> int:
-    """Header stamp (ns) of the first message on ``topic``: time 0 of relative annotations."""
+    """Header stamp (ns) of the first message on ``topic`` that deserializes: time 0 of relative
+    annotations (a damaged frame before it is counted as undecodable by the run).
+
+    EvalError when the topic holds no such message, saying what metadata.yaml claims.
+    """
+    seen, msgtype = 0, ""
     for message in read_messages(bag, [topic]):
+        seen, msgtype = seen + 1, message.msgtype
+        try:
+            message.decode()
+        except MessageError:
+            continue
         return cdr_header_stamp(message.data)
+    if seen:
+        raise EvalError(
+            f"{bag}: none of the {seen} messages on {topic} deserializes as {msgtype}; "
+            "the topic's messages are damaged or of another type than its metadata says"
+        )
+    declared = bag_message_counts(bag).get(topic, 0)
+    if declared:
+        raise EvalError(
+            f"{bag}: metadata.yaml counts {declared} messages on {topic}, but its storage files hold "
+            "none of that topic and type; move metadata.yaml aside and run `bharnet bag info` to rebuild it"
+        )
     raise EvalError(f"{bag}: topic {topic} holds no messages; record some frames first")
 
 
@@ -186,7 +241,7 @@ def evaluate_offline(options: EvalOptions) -> EvalRun:
             run.frames += 1
             try:
                 persons = _frames_of(message.decode(), options.msgtype, estimator, pose_seconds)
-            except (ImageError, SkeletonError):
+            except (MessageError, ImageError, SkeletonError):
                 run.bad_frames += 1
                 continue
             run.processed += 1
@@ -306,19 +361,27 @@ def plot_timeline(
     labels = sorted({s.label for s in segments} | {p.label for p in predictions})
     colors = {label: plt.get_cmap("tab20")(i % 20) for i, label in enumerate(labels)}
     end = max([s.end for s in segments] + [p.stamp for p in predictions] + [0.0])
+    stops = [p.stamp for p in predictions[1:]] + [end] if predictions else []  # a label lasts until the next
+    lanes = (
+        (1.1, [(s.start, s.duration) for s in segments], [colors[s.label] for s in segments]),
+        (0.1, [(p.stamp, max(stop - p.stamp, 0.0)) for p, stop in zip(predictions, stops, strict=True)],
+         [colors[p.label] for p in predictions]),
+    )  # fmt: skip
     figure, axis = plt.subplots(figsize=(10, 2.6))
-    for s in segments:
-        axis.broken_barh([(s.start, s.duration)], (1.1, 0.8), color=colors[s.label])
-    for i, p in enumerate(predictions):  # each label lasts until the next decision
-        stop = predictions[i + 1].stamp if i + 1 < len(predictions) else end
-        axis.broken_barh([(p.stamp, max(stop - p.stamp, 0.0))], (0.1, 0.8), color=colors[p.label])
+    for y, spans, facecolors in lanes:  # one collection per lane: thousands of segments draw at once
+        if spans:
+            axis.broken_barh(spans, (y, 0.8), facecolors=facecolors, edgecolors=facecolors)
     axis.set_yticks([0.5, 1.5], ["predicted", "truth"])
     axis.set_xlabel("seconds since the first frame")
     axis.set_xlim(0, max(end, 1e-3))
     axis.set_title(f"{mode}: segment accuracy {_percent(metrics.segment_accuracy)}, "
                    f"frame accuracy {_percent(metrics.frame_accuracy)}")  # fmt: skip
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[label]) for label in labels]
-    axis.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    shown = labels[:LEGEND_LABELS]  # a labels file may name thousands; the legend stays readable
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[label]) for label in shown]
+    if len(labels) > len(shown):
+        handles.append(plt.Rectangle((0, 0), 1, 1, color="white"))
+        shown = [*shown, f"... {len(labels) - len(shown)} more"]
+    axis.legend(handles, shown, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(figure)

@@ -8,6 +8,8 @@ in gaps between segments are not scored. docs/bags.md explains each number.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -70,9 +72,11 @@ class StreamMetrics:
 
 def segment_result(segment: Segment, predictions: list[Decision]) -> SegmentResult:
     """Majority label, detection delay and label changes of the decisions inside ``segment``."""
-    inside = sorted(
-        (p for p in predictions if segment.contains(p.stamp)), key=lambda p: (p.stamp, p.person_id)
-    )
+    return _result_of(segment, [p for p in predictions if segment.contains(p.stamp)])
+
+
+def _result_of(segment: Segment, inside: list[Decision]) -> SegmentResult:
+    inside = sorted(inside, key=lambda p: (p.stamp, p.person_id))
     majority = majority_label([p.label for p in inside])
     first_correct = next((p.stamp for p in inside if p.label == segment.label), None)
     return SegmentResult(
@@ -108,8 +112,9 @@ def label_changes(predictions: list[Decision]) -> int:
 
 def evaluate_stream(segments: list[Segment], predictions: list[Decision]) -> StreamMetrics:
     """Segment and frame accuracy, detection delay and flicker of ``predictions`` against ``segments``."""
-    results = [segment_result(s, predictions) for s in segments]
-    scored = [(p, s) for p in predictions for s in segments if s.contains(p.stamp)]
+    inside = decisions_inside(segments, predictions)
+    results = [_result_of(s, found) for s, found in zip(segments, inside, strict=True)]
+    scored = [(p, s) for s, found in zip(segments, inside, strict=True) for p in found]
     correct = sum(p.label == s.label for p, s in scored)
     delays = [r.delay for r in results if r.delay is not None]
     changes = sum(r.label_changes for r in results)
@@ -131,6 +136,25 @@ def evaluate_stream(segments: list[Segment], predictions: list[Decision]) -> Str
         flicker_per_minute=changes / (annotated / 60.0) if annotated > 0 else None,
         per_segment=results,
     )
+
+
+def decisions_inside(segments: list[Segment], predictions: list[Decision]) -> list[list[Decision]]:
+    """For each segment (in the given order) the decisions whose stamp it holds.
+
+    Annotated segments do not overlap, so each decision is looked up by bisection: a long bag
+    against a labels file of many thousand segments stays fast. Overlapping segments (only from
+    code) are matched one by one.
+    """
+    order = sorted(range(len(segments)), key=lambda i: segments[i].start)
+    if any(segments[a].end > segments[b].start for a, b in itertools.pairwise(order)):
+        return [[p for p in predictions if s.contains(p.stamp)] for s in segments]
+    starts = [segments[i].start for i in order]
+    found: list[list[Decision]] = [[] for _ in segments]
+    for p in predictions:
+        k = bisect.bisect_right(starts, p.stamp) - 1
+        if k >= 0 and segments[order[k]].contains(p.stamp):
+            found[order[k]].append(p)
+    return found
 
 
 def summarize(values: list[float]) -> dict[str, float | int | None]:

@@ -65,7 +65,7 @@ def graph_params_file(options: EvalOptions, out: Path) -> Path:
 def live_run(live: LiveRun, origin: int) -> EvalRun:
     """A replay's ``LiveRun`` as an EvalRun: decisions stamped relative to ``origin`` (ns), each with
     its end-to-end latency (receive time - publish time of the frame it is for), and the counts."""
-    run = EvalRun("realtime", live.sent, 0, None, 0, [], [])
+    run = EvalRun("realtime", live.sent + live.undecodable, 0, None, live.undecodable, [], [])
     for received, data in live.actions:
         msg = typestore().deserialize_cdr(data, ACTION_TYPE)
         stamp = stamp_ns(msg.header)
@@ -75,9 +75,9 @@ def live_run(live: LiveRun, origin: int) -> EvalRun:
         run.latencies.append(None if published is None else received - published)
     if live.pose_stage:
         run.processed = len(set(live.processed) & set(live.published))
-        run.dropped = run.frames - run.processed
+        run.dropped = live.sent - run.processed
     else:
-        run.processed = run.frames
+        run.processed = live.sent
     seconds = live.replay_seconds
     run.timing = {
         "replay_seconds": seconds,

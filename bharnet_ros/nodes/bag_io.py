@@ -2,8 +2,9 @@
 
 Both move serialized CDR bytes only: the recorder subscribes with ``raw=True`` and stores what it
 receives; the replay publishes the stored bytes (rclpy's ``Publisher.publish`` accepts ``bytes``).
-No message is deserialized in Python, so any type that rclpy can import is recorded and replayed
-unchanged. Bag files themselves are read and written by ``bharnet_ros.core.bag`` (rosbags).
+rclpy deserializes nothing, so any type that rclpy can import is recorded and replayed unchanged;
+the replay only checks with rosbags that each message is one of its type, and skips one that is
+not. Bag files themselves are read and written by ``bharnet_ros.core.bag`` (rosbags).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bharnet_ros.core.bag import (
     SKELETON_TYPE,
     BagError,
     BagWriter,
+    MessageError,
     cdr_header_stamp,
     describe_topics,
     read_messages,
@@ -39,6 +41,10 @@ from bharnet_ros.nodes.runner import running_graph
 
 RECORD_DEPTH = 100
 FLUSH_SECONDS = 1.0  # a killed recorder loses at most this much (the rest is on disk, see reindex_bag)
+# A replay waits at most this long (wall time) between two messages: a recording that paused for
+# an hour, or a log time that jumps a year, replays as a pause of this length (the stamps stay as
+# recorded). It is well above the recognizer's person_timeout (1 s), so persons still time out.
+MAX_REPLAY_GAP_SECONDS = 5.0
 DRAIN_SECONDS = 0.2  # at the end, messages already received are taken from the queue and stored
 
 
@@ -186,6 +192,7 @@ class LiveRun:
     """What happened while a bag was replayed into the graph (all times from ``time.monotonic``)."""
 
     sent: int = 0  # messages published
+    undecodable: int = 0  # messages not published: their bytes are no message of the topic's type
     published: dict[int, float] = field(default_factory=dict)  # frame stamp (ns) -> publish time
     processed: list[int] = field(default_factory=list)  # stamps of skeleton messages from the pose stage
     actions: list[tuple[float, bytes]] = field(default_factory=list)  # (receive time, Action CDR)
@@ -275,12 +282,25 @@ def _wait_ready(probe: Node, publisher: Publisher, pose_stage: bool, timeout: fl
 
 
 def _replay(bag: str | Path, topic: str, publisher: Publisher, rate: float, run: LiveRun) -> None:
-    """Publish the stored bytes at ``first publish + (log time - first log time) / rate``."""
-    start_wall = first_log = None
+    """Publish the stored bytes at their log times' spacing divided by ``rate``.
+
+    A message that does not deserialize is counted, not published (the nodes would get it as
+    garbage). A gap between log times is replayed as at most :data:`MAX_REPLAY_GAP_SECONDS`, and
+    log time running backwards as no wait, so the replay's length is bounded by its messages.
+    """
+    due = previous_log = None
     for message in read_messages(bag, [topic]):
-        if start_wall is None:
-            start_wall, first_log = time.monotonic(), message.log_time
-        due = start_wall + (message.log_time - first_log) * 1e-9 / rate
+        try:
+            message.decode()
+        except MessageError:
+            run.undecodable += 1
+            continue
+        if due is None or previous_log is None:
+            due = time.monotonic()
+        else:
+            gap = (message.log_time - previous_log) * 1e-9 / rate
+            due += min(max(gap, 0.0), MAX_REPLAY_GAP_SECONDS)
+        previous_log = message.log_time
         delay = due - time.monotonic()
         if delay > 0:
             time.sleep(delay)

@@ -112,3 +112,23 @@ def test_input_problems_are_one_line_eval_errors(tmp_path, skeleton_bag, labels)
     with pytest.raises(EvalError, match="not after"):
         evaluate_bag(skeleton_bag, labels, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_labels_file_of_thousands_of_segments_reports_in_seconds(tmp_path, skeleton_bag, tiny_model):
+    """timeline.png drew one bar collection per segment (20 000 segments: eight minutes), and every
+    distinct label went into the legend; now each lane is one collection and the legend is capped."""
+    import time
+
+    segments = [Segment(i * 0.002, i * 0.002 + 0.001, f"class{i % 1000}") for i in range(20_000)]
+    labels = save_csv(tmp_path / "labels.csv", segments)
+
+    def replay(options: EvalOptions, out: Path) -> EvalRun:
+        predictions = [Decision(i * 0.013, "idle") for i in range(3000)]
+        return EvalRun("realtime", 120, 120, 0, 0, predictions, [None] * len(predictions), {})
+
+    started = time.perf_counter()
+    summary = evaluate_bag(skeleton_bag, labels, tmp_path / "report", model=tiny_model, replay=replay)
+    assert time.perf_counter() - started < 30
+    assert summary["metrics"]["segments"] == 20_000
+    assert summary["metrics"]["predictions_scored"] + summary["metrics"]["predictions_unscored"] == 3000
+    assert (tmp_path / "report" / "timeline.png").stat().st_size > 0

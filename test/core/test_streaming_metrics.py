@@ -76,3 +76,29 @@ def test_summarize():
     assert stats["count"] == 4
     assert stats["p50"] == pytest.approx(0.25)
     assert stats["max"] == pytest.approx(0.4)
+
+
+def test_decisions_are_found_by_bisection_with_the_same_answer():
+    import random
+    import time
+
+    from bharnet_ros.core.streaming_metrics import decisions_inside
+
+    rng = random.Random(4)
+    segments = [Segment(i * 1.0, i * 1.0 + rng.uniform(0.1, 1.0), rng.choice("abc")) for i in range(300)]
+    rng.shuffle(segments)  # any order: results come back in the segments' own order
+    stream = [Decision(rng.uniform(-5, 305), rng.choice("abc"), rng.randrange(3)) for _ in range(2000)]
+    naive = [[p for p in stream if s.contains(p.stamp)] for s in segments]
+    assert decisions_inside(segments, stream) == naive
+    overlapping = [Segment(0.0, 2.0, "a"), Segment(1.0, 3.0, "b")]  # only from code, matched one by one
+    assert decisions_inside(overlapping, predictions((1.5, "a"), (2.5, "b"))) == [
+        predictions((1.5, "a")),
+        predictions((1.5, "a"), (2.5, "b")),
+    ]
+    # A labels file of 100k segments against an hour of decisions: was segments x decisions (minutes).
+    many = [Segment(i * 0.01, i * 0.01 + 0.005, "a") for i in range(100_000)]
+    hour = [Decision(i * 0.13, "a") for i in range(27_000)]
+    started = time.perf_counter()
+    metrics = evaluate_stream(many, hour)
+    assert time.perf_counter() - started < 10
+    assert metrics.predictions_scored + metrics.predictions_unscored == len(hour)

@@ -104,3 +104,32 @@ def test_realtime_eval_replays_a_short_bag_through_the_graph(tmp_path, shared_fi
     rows = (out / "predictions.csv").read_text().splitlines()[1:]
     assert all(float(row.split(",")[-1]) > 0 for row in rows)
     assert (out / "timeline.png").stat().st_size > 0
+
+
+def test_the_replay_skips_damaged_messages_and_shortens_long_pauses(tmp_path):
+    """A log time that jumps a day (a paused recording, or a damaged bag) made the replay sleep a
+    day, and a message that was not what its topic says went to the nodes as garbage."""
+    from types import SimpleNamespace
+
+    from bharnet_ros.nodes import bag_io
+    from bharnet_ros.nodes.bag_eval import live_run
+
+    origin, day = 1_700_000_000_000_000_000, 86_400 * 10**9
+    log_times = [origin, origin + 10**7, origin + 2 * 10**7, origin + day - 10**9, origin + day]
+    with bag.BagWriter(tmp_path / "b") as writer:
+        writer.add_topic("/s", bag.SKELETON_TYPE)
+        for i, log_time in enumerate(log_times):
+            message = bag.skeleton_array_message([], log_time)
+            data = bag.typestore().serialize_cdr(message, bag.SKELETON_TYPE)
+            writer.write_raw("/s", log_time, data[:20] if i == 1 else data)
+    published: list[bytes] = []
+    publisher = SimpleNamespace(publish=published.append)
+    run = bag_io.LiveRun(pose_stage=False)
+    started = time.monotonic()
+    bag_io._replay(tmp_path / "b", "/s", publisher, 1.0, run)
+    elapsed = time.monotonic() - started  # 10 ms + 5 s (for a day) + 1 s
+    assert bag_io.MAX_REPLAY_GAP_SECONDS + 1 <= elapsed < bag_io.MAX_REPLAY_GAP_SECONDS + 4
+    assert (run.sent, run.undecodable, len(published)) == (4, 1, 4)
+    assert [bag.cdr_header_stamp(p) for p in published] == [log_times[i] for i in (0, 2, 3, 4)]
+    counts = live_run(run, origin)
+    assert (counts.frames, counts.processed, counts.bad_frames, counts.dropped) == (5, 4, 1, None)

@@ -567,3 +567,328 @@ def test_eval_with_a_missing_labels_file_names_it_before_making_the_report(tmp_p
     assert f"labels file not found: {tmp_path / 'no.csv'}" in error
     assert "cannot write" not in error
     assert not (tmp_path / "r").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# Bags from somewhere else: wrong metadata, length fields beyond the file, compression bombs and
+# messages that are not what their topic says. Each is one line and exit code 2, or counted.
+# --------------------------------------------------------------------------------------------------
+
+
+def edit_metadata(path: Path, change) -> None:
+    """Apply ``change`` to the bag's metadata (the rosbag2_bagfile_information mapping) in place."""
+    data = yaml.safe_load((path / "metadata.yaml").read_text())
+    change(data["rosbag2_bagfile_information"])
+    (path / "metadata.yaml").write_text(yaml.safe_dump(data))
+
+
+def first_topic(info: dict) -> dict:
+    return info["topics_with_message_count"][0]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("not_yaml", "Could not load YAML"),  # ruamel's message spans lines; ours is one
+        ("topic_number", "topic 5 of type 'sensor_msgs/msg/Image' in metadata.yaml is not a name"),
+        ("count_text", "message count 'many' of /cam is not a count"),
+        ("count_negative", "message count -5 of /cam is not a count"),
+        ("topic_twice", "lists topic /cam twice (as sensor_msgs/msg/Image and bharnet_ros/msg/Action)"),
+        ("file_twice", "names b.mcap more than once"),
+        ("oversized", "bytes, more than rosbag2 metadata ever does (at most 100 are read)"),
+    ],
+)
+@pytest.mark.parametrize("action", ["info", "eval"])
+def test_metadata_that_is_no_rosbag2_metadata_is_a_one_line_error(
+    tmp_path, capsys, monkeypatch, damage, message, action
+):
+    path = tmp_path / "b"
+    write_camera_bag(path, smooth_images(2))
+    changes = {
+        "topic_number": lambda m: first_topic(m)["topic_metadata"].update(name=5),
+        "count_text": lambda m: first_topic(m).update(message_count="many"),
+        "count_negative": lambda m: first_topic(m).update(message_count=-5),
+        "topic_twice": lambda m: m["topics_with_message_count"].append(
+            {
+                **first_topic(m),
+                "topic_metadata": {**first_topic(m)["topic_metadata"], "type": bag.ACTION_TYPE},
+            }
+        ),
+        "file_twice": lambda m: m["relative_file_paths"].append("b.mcap"),
+        "zstd_garbage": lambda m: m.update(compression_mode="message", compression_format="zstd"),
+    }
+    if damage == "not_yaml":
+        (path / "metadata.yaml").write_text("rosbag2_bagfile_information: {version: [\n  9\n")
+    elif damage == "oversized":
+        monkeypatch.setattr(bag, "MAX_METADATA_BYTES", 100)
+    else:
+        edit_metadata(path, changes[damage])
+    extra = ["--out", str(tmp_path / "out")] if action == "eval" else []
+    assert main(["bag", action, str(path), *extra]) == 2
+    error = one_line_error(capsys)
+    assert message in error
+    assert "move metadata.yaml aside" in error
+    assert not (tmp_path / "out").exists()
+
+
+def chunk_index_fields(data: bytes) -> tuple[int, int]:
+    """Offsets of compressed_size and uncompressed_size in the first chunk index of an MCAP file."""
+    at = int.from_bytes(data[-37 + 9 : -37 + 17], "little")  # the footer's summary_start
+    while data[at] != 0x08:  # chunk index
+        at += 9 + int.from_bytes(data[at + 1 : at + 9], "little")
+    at += 9 + 32  # opcode, length, message start/end, chunk start offset, chunk length
+    at += 4 + int.from_bytes(data[at : at + 4], "little") + 8  # message index offsets, index length
+    at += 4 + int.from_bytes(data[at : at + 4], "little")  # compression name
+    return at, at + 8
+
+
+def first_chunk(data: bytes) -> int:
+    """Offset of the first chunk record of an MCAP file."""
+    at = len(bag.MCAP_MAGIC)
+    while data[at] != 0x06:
+        at += 9 + int.from_bytes(data[at + 1 : at + 9], "little")
+    return at
+
+
+@pytest.mark.parametrize("index", ["indexed", "unindexed"])
+def test_length_fields_beyond_the_file_are_refused_before_reading(tmp_path, capsys, index):
+    path = tmp_path / "b"
+    write_camera_bag(path, smooth_images(3))
+    storage = path / "b.mcap"
+    if index == "unindexed":  # as a recovered cut-off file: records only, read by scanning
+        bag.recover_mcap(storage, tmp_path / "plain.mcap")
+        storage.write_bytes((tmp_path / "plain.mcap").read_bytes())
+    data = bytearray(storage.read_bytes())
+    if index == "indexed":  # rosbags read 2**40 bytes of chunk at once: MemoryError, a traceback
+        field = chunk_index_fields(bytes(data))[0]
+        data[field : field + 8] = (1 << 40).to_bytes(8, "little")
+    else:
+        chunk = first_chunk(bytes(data))
+        data[chunk + 1 : chunk + 9] = (1 << 40).to_bytes(8, "little")
+    storage.write_bytes(bytes(data))
+    argv = ["bag", "eval", str(path), "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    error = one_line_error(capsys)
+    assert f"expected {1 << 40} bytes, the file holds" in error
+    assert "cannot be read" in error
+
+
+def compressed_bag(path: Path, mode, images: list[np.ndarray]) -> None:
+    """A bag written by rosbags itself with zstd compression (MCAP chunks, or each message)."""
+    from rosbags.rosbag2 import Writer
+    from rosbags.rosbag2.enums import CompressionFormat, StoragePlugin
+
+    writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.set_compression(mode, CompressionFormat.ZSTD)
+    with writer:
+        connection = writer.add_connection("/cam", bag.IMAGE_TYPE, typestore=bag.typestore())
+        for i, image in enumerate(images):
+            stamp = ORIGIN + i * PERIOD
+            data = bag.typestore().serialize_cdr(bag.image_message(image, stamp), bag.IMAGE_TYPE)
+            writer.write(connection, stamp, data)
+
+
+@pytest.mark.parametrize("damage", ["none", "declared_smaller", "over_the_bound"])
+def test_compressed_chunks_decompress_within_their_declared_size(tmp_path, capsys, monkeypatch, damage):
+    from rosbags.rosbag2.enums import CompressionMode
+
+    path = tmp_path / "b"
+    black = np.zeros((512, 512, 3), np.uint8)  # 768 kB of zeros: a few hundred bytes of zstd
+    compressed_bag(path, CompressionMode.STORAGE, [black, black])
+    if damage == "declared_smaller":  # a bomb: the chunk expands far past what it declares
+        data = bytearray((path / "b.mcap").read_bytes())
+        chunk, (_, uncompressed) = first_chunk(bytes(data)), chunk_index_fields(bytes(data))
+        for field in (chunk + 9 + 16, uncompressed):  # in the chunk record and in its index
+            data[field : field + 8] = (1000).to_bytes(8, "little")
+        (path / "b.mcap").write_bytes(bytes(data))
+    if damage == "over_the_bound":
+        monkeypatch.setattr(bag, "MAX_RECORD_BYTES", 1 << 20)
+    if damage == "none":
+        assert [m.decode().width for m in bag.read_messages(path, ["/cam"])] == [512, 512]
+        return
+    assert main(["bag", "eval", str(path), "--out", str(tmp_path / "out")]) == 2
+    error = one_line_error(capsys)
+    expected = {
+        "declared_smaller": "zstd data declared as 1000 bytes decompresses to more",
+        "over_the_bound": f"is more than the {1 << 20} bytes read at once",
+    }
+    assert expected[damage] in error
+
+
+def test_messages_compressed_one_by_one_decompress_within_the_bound(tmp_path, capsys, monkeypatch):
+    from rosbags.rosbag2.enums import CompressionMode
+
+    path = tmp_path / "b"
+    images = smooth_images(2)
+    compressed_bag(path, CompressionMode.MESSAGE, images)
+    decoded = [bag.decode_camera_message(m.decode(), m.msgtype) for m in bag.read_messages(path, ["/cam"])]
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, images, strict=True))
+    plain = tmp_path / "plain"  # metadata says compressed per message, but nothing is
+    write_camera_bag(plain, images)
+    edit_metadata(plain, lambda m: m.update(compression_mode="message", compression_format="zstd"))
+    assert main(["bag", "eval", str(plain), "--out", str(tmp_path / "out")]) == 2
+    assert "a zstd message cannot be decompressed" in one_line_error(capsys)
+    monkeypatch.setattr(bag, "MAX_RECORD_BYTES", 1000)  # each message is about 9 kB
+    assert main(["bag", "eval", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "a zstd message decompresses to more (at most 1000 bytes are read at once)" in one_line_error(
+        capsys
+    )
+
+
+def skeleton_payloads(count: int) -> list[bytes]:
+    """Serialized skeleton messages of the scripted idle-then-wave sequence, stamped from ORIGIN."""
+    sequence, _ = generate_scripted([("idle", 2.0), ("wave", 2.0)], np.random.default_rng(5))
+    payloads = []
+    for t in range(count):
+        stamp = ORIGIN + round(sequence.timestamps[t] * 1e9)
+        message = bag.skeleton_array_message([sequence.frame(t)], stamp)
+        payloads.append(bytes(bag.typestore().serialize_cdr(message, bag.SKELETON_TYPE)))
+    return payloads
+
+
+def raw_bag(path: Path, payloads: list[bytes], msgtype: str = bag.SKELETON_TYPE) -> None:
+    with bag.BagWriter(path) as writer:
+        writer.add_topic("/bharnet/skeletons", msgtype)
+        for i, data in enumerate(payloads):
+            writer.write_raw("/bharnet/skeletons", ORIGIN + i * PERIOD, data)
+
+
+def test_messages_that_do_not_deserialize_are_counted_as_undecodable(tmp_path, tiny_model, fast_params):
+    payloads = skeleton_payloads(60)
+    text = bytes(
+        bag.typestore().serialize_cdr(
+            bag.message_class("std_msgs/msg/String")(data="hi"), "std_msgs/msg/String"
+        )
+    )
+    damaged = [payloads[0][:30], *payloads[1:20], text, payloads[21][:-9], *payloads[22:]]
+    path = tmp_path / "b"
+    raw_bag(path, damaged)
+    out = tmp_path / "out"
+    argv = [
+        "bag",
+        "eval",
+        str(path),
+        "--out",
+        str(out),
+        "--model",
+        str(tiny_model),
+        "--params-file",
+        fast_params,
+    ]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["frames"] == 60
+    assert (
+        summary["counts"]["bad_frames"] == summary["counts"]["frames"] - summary["counts"]["processed"] == 3
+    )
+    assert summary["first_stamp"] == pytest.approx(
+        bag.cdr_header_stamp(payloads[1]) * 1e-9
+    )  # the first whole one
+
+
+@pytest.mark.parametrize("content", ["truncated", "other_type", "empty"])
+def test_a_topic_of_nothing_but_damaged_messages_is_a_one_line_error(tmp_path, capsys, content):
+    payloads = skeleton_payloads(3)
+    image = bag.typestore().serialize_cdr(bag.image_message(smooth_images(1)[0], ORIGIN), bag.IMAGE_TYPE)
+    damaged = {
+        "truncated": [p[: len(p) // 2] for p in payloads],
+        "other_type": [bytes(image)] * 3,  # a camera frame where skeletons belong
+        "empty": [b""] * 3,
+    }[content]
+    raw_bag(tmp_path / "b", damaged)
+    assert main(["bag", "eval", str(tmp_path / "b"), "--out", str(tmp_path / "out")]) == 2
+    error = one_line_error(capsys)
+    assert f"none of the 3 messages on /bharnet/skeletons deserializes as {bag.SKELETON_TYPE}" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_metadata_that_counts_messages_the_storage_lacks_says_so(tmp_path, capsys):
+    path = tmp_path / "b"
+    write_camera_bag(path, smooth_images(2))
+    edit_metadata(path, lambda m: first_topic(m)["topic_metadata"].update(type=bag.COMPRESSED_TYPE))
+    assert main(["bag", "eval", str(path), "--out", str(tmp_path / "out")]) == 2
+    error = one_line_error(capsys)
+    assert "metadata.yaml counts 2 messages on /cam, but its storage files hold none" in error
+    assert "move metadata.yaml aside" in error
+
+
+@pytest.mark.parametrize(
+    ("segments", "absolute", "message"),
+    [
+        ([Segment(1000.0, 2000.0, "idle")], False, "start/end are seconds from the first frame"),
+        ([Segment(ORIGIN * 1e-9, ORIGIN * 1e-9 + 2, "idle")], False, "run from 1700000000.00 to"),
+        ([Segment(1e9, 1e9 + 2, "idle")], True, "start_stamp/end_stamp are absolute header stamps"),
+    ],
+)
+def test_labels_that_miss_the_bag_entirely_are_a_one_line_error(
+    tmp_path, capsys, segments, absolute, message
+):
+    """Another recording's labels, or stamps under start/end, scored nothing and reported 0 %."""
+    path = tmp_path / "b"
+    write_camera_bag(path, smooth_images(3))
+    labels = save_csv(tmp_path / "labels.csv", segments, absolute=absolute)
+    argv = ["bag", "eval", str(path), "--labels", str(labels), "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    error = one_line_error(capsys)
+    assert f"{labels}: no segment lies within the bag's 0.07 s" in error
+    assert message in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_killed_recording_whose_clock_stepped_back_is_still_read(tmp_path, capsys):
+    """The recorder's log times are its wall clock; after an NTP step back, the recovered (unindexed)
+    copy was refused by rosbags ("not in timestamp order"), and reindexing again could not help."""
+    import shutil
+
+    payloads = skeleton_payloads(40)
+    writer = bag.BagWriter(tmp_path / "recording")
+    writer.add_topic("/bharnet/skeletons", bag.SKELETON_TYPE)
+    for i, data in enumerate(payloads):
+        step_back = 5_000_000_000 if i >= 20 else 0
+        writer.write_raw("/bharnet/skeletons", ORIGIN + i * PERIOD - step_back, data)
+    writer.flush()
+    killed = tmp_path / "killed"  # the storage file as a SIGKILL leaves it: no footer, no metadata
+    killed.mkdir()
+    shutil.copyfile(tmp_path / "recording" / "recording.mcap", killed / "killed.mcap")
+    writer.close()
+    assert main(["bag", "info", str(killed)]) == 0
+    assert "rebuilt it: 40 messages" in capsys.readouterr().out
+    stored = sorted(bag.cdr_header_stamp(m.data) for m in bag.read_messages(killed, ["/bharnet/skeletons"]))
+    assert stored == [bag.cdr_header_stamp(p) for p in payloads]
+    log_times = [m.log_time for m in bag.read_messages(killed)]
+    assert log_times == sorted(log_times)
+    assert sorted(p.name for p in killed.iterdir()) == [
+        "killed.mcap",
+        "killed.recovered.mcap",
+        "metadata.yaml",
+    ]
+
+
+def test_a_pipe_in_the_bag_folder_is_refused_not_waited_on(tmp_path, capsys):
+    """A tarball can hold a named pipe; opening it as the storage file waited for a writer forever."""
+    import os
+
+    path = tmp_path / "b"
+    write_camera_bag(path, smooth_images(2))
+    (path / "b.mcap").unlink()
+    os.mkfifo(path / "b.mcap")
+    assert main(["bag", "info", str(path)]) == 2
+    assert f"{path / 'b.mcap'} in the bag folder is not a regular file" in one_line_error(capsys)
+
+
+def test_storage_holding_a_topic_with_two_types_is_not_reindexed(tmp_path, capsys):
+    """Reindexed, such files gave a metadata.yaml that listed the topic twice, which reading refuses."""
+    from rosbags.rosbag2 import Writer
+    from rosbags.rosbag2.enums import StoragePlugin
+
+    path = tmp_path / "b"
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        for msgtype in (bag.SKELETON_TYPE, bag.ACTION_TYPE):
+            writer.add_connection("/x", msgtype, typestore=bag.typestore())
+    (path / "metadata.yaml").unlink()
+    assert main(["bag", "info", str(path)]) == 2
+    error = one_line_error(capsys)
+    assert (
+        f"hold topic /x as {bag.SKELETON_TYPE} and {bag.ACTION_TYPE}, where rosbag2 keeps one type" in error
+    )
+    assert sorted(p.name for p in path.iterdir()) == ["b.mcap"]
