@@ -563,7 +563,7 @@ def test_set_rejects_settings_that_are_not_finite_or_not_whole(kwargs: dict) -> 
     steps=st.lists(
         st.tuples(
             st.sampled_from([0.0, 1e-12, 1e-4, 1 / 30, 0.5, 3.0, -0.2, 1e9, -1e9]),
-            st.sampled_from([0, 1, 2, 3, 4, 5, -1, 2**40, -(2**62)]),
+            st.sampled_from([0, 1, 2, 3, 4, 5, -1, 2**31 - 1, -(2**31)]),
         ),
         min_size=1,
         max_size=200,
