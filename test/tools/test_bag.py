@@ -167,6 +167,13 @@ def fast_params(tmp_path) -> str:
     return str(path)
 
 
+def eval_summary(bag_path: Path, out: Path, model: Path, params: str) -> dict:
+    """Run the deterministic eval of ``bag_path`` without labels; its summary.json."""
+    argv = ["bag", "eval", str(bag_path), "--out", str(out), "--model", str(model), "--params-file", params]
+    assert main(argv) == 0
+    return json.loads((out / "summary.json").read_text())
+
+
 def eval_twice(tmp_path: Path, bag_path: Path, labels: Path, model: Path, params: str) -> dict:
     """Run the deterministic eval twice; everything but wall-clock timing must be identical."""
     results = []
@@ -343,20 +350,7 @@ def test_a_killed_recording_is_reindexed_then_read_and_evaluated(
     assert printed.endswith(f"/bharnet/skeletons  {bag.SKELETON_TYPE}  {flushed} messages\n")
     if storage == "mcap":  # the cut-off file stays as it was; SQLite only undoes the open transaction
         assert stored.read_bytes() == before
-    out = tmp_path / "report"
-    argv = [
-        "bag",
-        "eval",
-        str(path),
-        "--out",
-        str(out),
-        "--model",
-        str(tiny_model),
-        "--params-file",
-        fast_params,
-    ]
-    assert main(argv) == 0
-    summary = json.loads((out / "summary.json").read_text())
+    summary = eval_summary(path, tmp_path / "report", tiny_model, fast_params)
     assert summary["counts"]["frames"] == flushed
     assert summary["counts"]["actions"] > 0
 
@@ -763,20 +757,7 @@ def test_messages_that_do_not_deserialize_are_counted_as_undecodable(tmp_path, t
     damaged = [payloads[0][:30], *payloads[1:20], text, payloads[21][:-9], *payloads[22:]]
     path = tmp_path / "b"
     raw_bag(path, damaged)
-    out = tmp_path / "out"
-    argv = [
-        "bag",
-        "eval",
-        str(path),
-        "--out",
-        str(out),
-        "--model",
-        str(tiny_model),
-        "--params-file",
-        fast_params,
-    ]
-    assert main(argv) == 0
-    summary = json.loads((out / "summary.json").read_text())
+    summary = eval_summary(path, tmp_path / "out", tiny_model, fast_params)
     assert summary["counts"]["frames"] == 60
     assert (
         summary["counts"]["bad_frames"] == summary["counts"]["frames"] - summary["counts"]["processed"] == 3
