@@ -44,17 +44,28 @@ def multi_params(tmp_path) -> str:
     return str(path)
 
 
-def play_in_lock_step(graph, clock, skeletons: list, wait) -> None:
-    """Advance sim time frame by frame, each step once the pose node has published for the last one."""
-    source = graph.node("video_source")
-    assert wait(lambda: graph.node("pose").inputs and graph.node("recognizer").inputs, timeout=120)
+def play_in_lock_step(graph, clock, skeletons: list, wait) -> set[int]:
+    """Advance sim time frame by frame, each step once the pose node has published for the last one;
+    returns every person id the recognizer held a window for along the way.
+
+    The ids are read while frames flow: persons age on the arrival clock, and a second after the
+    last frame the recognizer rightly forgets them.
+    """
+    source, recognizer = graph.node("video_source"), graph.node("recognizer")
+    assert wait(lambda: graph.node("pose").inputs and recognizer.inputs, timeout=120)
     stamp_ns = START_S * 1_000_000_000
+    windows: set[int] = set()
     while not source.finished:
         answered = len(skeletons)
         clock.publish(Clock(clock=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)))
         wait(lambda n=answered: len(skeletons) > n or source.finished, timeout=5)
+        with recognizer.swap_lock:
+            windows.update(recognizer.recognizer.windows.person_ids)
         stamp_ns += FRAME_NS
-    time.sleep(1.0)  # the recognizer finishes the last skeletons
+    persons = sum(len(msg.persons) for msg in skeletons)
+    wait(lambda: recognizer.recognizer.windows.stats.frames_pushed >= persons, timeout=5)
+    time.sleep(0.2)  # the last actions reach the probe
+    return windows
 
 
 @pytest.mark.parametrize(("left", "right"), [("greeting", "stop"), ("stop", "greeting")])
@@ -74,8 +85,7 @@ def test_two_people_keep_their_ids_and_get_their_own_gesture(
     probe.create_subscription(PersonSkeletonArray, "/" + SKELETON_TOPIC, skeletons.append, 100)
     probe.create_subscription(Action, "/" + ACTION_TOPIC, actions.append, 100)
     with running_graph(options) as graph:
-        play_in_lock_step(graph, clock, skeletons, wait)
-        windows = set(graph.node("recognizer").recognizer.windows.person_ids)
+        windows = play_in_lock_step(graph, clock, skeletons, wait)
     assert len(skeletons) >= frames - 3, "the pose node answered (nearly) every frame"
 
     sides: dict[str, set[int]] = {"left": set(), "right": set()}

@@ -75,6 +75,7 @@ def running(ros, wait, tiny_model):
         parameter_overrides=[
             Parameter("model", value=str(tiny_model)),
             Parameter("window_seconds", value=1.0),
+            Parameter("person_timeout", value=30.0),  # windows outlive a slow CI machine
         ],
     )
     probe = ros.add(Node, "probe")

@@ -47,6 +47,7 @@ def graph(ros, wait, tiny_model):
             Parameter("stride_seconds", value=4 / 30),
             Parameter("min_seconds", value=0.5),
             Parameter("window_seconds", value=32 / 30),
+            Parameter("person_timeout", value=30.0),  # windows outlive a slow CI machine
         ],
     )
     probe = ros.add(Node, "probe")
