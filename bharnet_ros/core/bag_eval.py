@@ -108,6 +108,7 @@ def evaluate_bag(
     segments = annotations.relative_to(options.origin * 1e-9)
     metrics = evaluate_stream(segments, run.predictions)
     summary = run_summary(options, labels, annotations, run, metrics)
+    summary["silence"] = silence_reason(options, run)
     write_report(out, summary, run, segments, metrics)
     return summary
 
@@ -323,6 +324,34 @@ def run_summary(
         "metrics": metrics.as_dict(),
         "timing": run.timing,
     }
+
+
+def silence_reason(options: EvalOptions, run: EvalRun) -> str | None:
+    """Why a run that processed frames decided nothing (None if it decided, or nothing reached the
+    recognizer): the recognizer times frames by their header stamps, and a bag whose stamps never
+    advance, or span less than the history a first decision needs, silently gives no action."""
+    if run.predictions or not run.processed:
+        return None
+    from bharnet_ros.core.recognizer import RecognizerConfig
+
+    stamps = [cdr_header_stamp(m.data) for m in read_messages(options.bag, [options.topic])]
+    span = (max(stamps) - min(stamps)) * 1e-9 if stamps else 0.0
+    need = RecognizerConfig.from_params(options.recognizer).min_seconds
+    if span == 0:
+        stamp = min(stamps, default=0) * 1e-9
+        return (
+            f"no action: all {len(stamps)} frames carry the same header stamp ({stamp:.3f} s), so the "
+            "recognizer saw no time pass; record with real stamps (bharnet bag record-video has them)"
+        )
+    if span < need:
+        return (
+            f"no action: the frames span {span:.3f} s, less than the {need} s of history "
+            "a first decision needs (min_seconds)"
+        )
+    return (
+        "no action: no window was classified; check that the pose stage finds a person "
+        "in these frames (bharnet extract)"
+    )
 
 
 def write_report(

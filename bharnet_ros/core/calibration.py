@@ -43,7 +43,8 @@ def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature:
 def check_predictions(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``scores`` (N, K) as float64 and ``labels`` (N,) as int64, each label a class index in [0, K).
 
-    ValueError otherwise: a label of -1 would silently pick the last class, one of K an IndexError.
+    ValueError otherwise: a label of -1 would silently pick the last class, one of K an IndexError,
+    and a NaN score would make every fitted value NaN.
     """
     scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
     if scores.ndim != 2 or not scores.shape[0] or not scores.shape[1] or labels.shape != scores.shape[:1]:
@@ -52,6 +53,9 @@ def check_predictions(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
         )
     if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= scores.shape[1]:
         raise ValueError(f"labels must be class indices in [0, {scores.shape[1]})")
+    if not np.isfinite(scores).all():  # a NaN would make every fitted value NaN without a word
+        bad = int((~np.isfinite(scores).all(axis=1)).sum())
+        raise ValueError(f"{bad} of {len(scores)} score rows are not finite (NaN or inf): a diverged model?")
     return scores, labels.astype(np.int64)
 
 

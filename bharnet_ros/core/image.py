@@ -31,9 +31,13 @@ MAX_IMAGE_PIXELS = 3840 * 2160  # 4K UHD: more detail than MediaPipe uses, a bou
 # MediaPipe aborts the whole process (an uncaught C++ exception) on a side of 32767 px or more; no
 # camera gives more than 8K, so longer sides are shrunk first, whatever the pixel budget.
 MAX_SIDE = 8192
-# A PNG decodes at full size (only JPEG decodes straight to a smaller scale): one claiming more
-# pixels than this (about 200 MB as BGR; a decompression bomb is a few kB) is refused unread.
-MAX_PNG_PIXELS = MAX_SIDE * MAX_SIDE
+# A compressed image claiming more pixels than an 8K square is refused unread: a PNG decodes at
+# full size (about 200 MB as BGR at this limit; a decompression bomb is a few kB), and even at 1/8
+# scale a JPEG header claiming 65535 px a side costs 200 MB and seconds of decoding.
+MAX_COMPRESSED_PIXELS = MAX_SIDE * MAX_SIDE
+# JPEG start-of-frame markers (C0-CF without DHT C4, JPG C8 and DAC CC) carry the image size.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_MAX_SEGMENTS = 4096  # markers read before the frame header; real files need a handful
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8"
 
@@ -114,7 +118,7 @@ def decode_compressed_sized(data: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> tu
     """:func:`decode_compressed`, and whether the image was larger than the limits (so shrunk).
 
     A JPEG larger than ``max_pixels`` decodes at 1/2, 1/4 or 1/8 scale, so a huge one never takes
-    its full memory; a PNG claiming more than :data:`MAX_PNG_PIXELS` is refused before decoding.
+    its full memory; one claiming more than :data:`MAX_COMPRESSED_PIXELS` is refused before decoding.
     """
     buffer = np.frombuffer(data, np.uint8)
     width, height = compressed_size(buffer)
@@ -132,29 +136,42 @@ def decode_compressed_sized(data: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> tu
 
 
 def compressed_size(buffer: np.ndarray) -> tuple[int, int]:
-    """(width, height) that a JPEG or PNG declares, read without decoding it in full."""
+    """(width, height) that a JPEG or PNG declares, read from its header without decoding it;
+    ImageError if it claims more than :data:`MAX_COMPRESSED_PIXELS`."""
     head = buffer[:24].tobytes()
     if head.startswith(PNG_SIGNATURE) and len(head) == 24:
-        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-        if width * height > MAX_PNG_PIXELS:
-            raise ImageError(
-                f"a PNG of {width}x{height} pixels is too large to decode (at most {MAX_PNG_PIXELS})"
-            )
-        return width, height
-    if head.startswith(JPEG_SIGNATURE):
-        try:
-            peek = cv2.imdecode(buffer, cv2.IMREAD_REDUCED_COLOR_8)  # decodes only 1/8 of each side
-        except cv2.error as err:
-            raise ImageError(
-                f"JPEG data ({buffer.size} bytes) could not be decoded: {_first_line(err)}"
-            ) from None
-        if peek is None:
-            raise ImageError(f"JPEG data ({buffer.size} bytes) could not be decoded")
-        return peek.shape[1] * 8, peek.shape[0] * 8
-    raise ImageError(
-        f"compressed image data ({buffer.size} bytes) is neither JPEG nor PNG; publish image_transport's "
-        "compressed format (jpeg or png)"
-    )
+        size, kind = (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")), "PNG"
+    elif head.startswith(JPEG_SIGNATURE):
+        size, kind = _jpeg_size(memoryview(buffer)), "JPEG"
+    else:
+        raise ImageError(
+            f"compressed image data ({buffer.size} bytes) is neither JPEG nor PNG; publish image_transport's "
+            "compressed format (jpeg or png)"
+        )
+    if size[0] * size[1] > MAX_COMPRESSED_PIXELS:
+        raise ImageError(
+            f"a {kind} of {size[0]}x{size[1]} pixels is too large to decode (at most {MAX_COMPRESSED_PIXELS})"
+        )
+    return size
+
+
+def _jpeg_size(data: memoryview) -> tuple[int, int]:
+    """(width, height) from a JPEG's start-of-frame segment; ImageError if there is none."""
+    at = 2
+    for _ in range(_JPEG_MAX_SEGMENTS):
+        if at >= len(data) or data[at] != 0xFF:  # each segment starts with a marker
+            break
+        while at < len(data) and data[at] == 0xFF:  # fill bytes before the marker's code
+            at += 1
+        if at + 3 > len(data):
+            break
+        marker, length = data[at], int.from_bytes(data[at + 1 : at + 3], "big")
+        if marker in _JPEG_SOF and at + 8 <= len(data):
+            return int.from_bytes(data[at + 6 : at + 8], "big"), int.from_bytes(data[at + 4 : at + 6], "big")
+        if marker == 0xDA or length < 2:  # image data before any frame header, or a broken length
+            break
+        at += 1 + length
+    raise ImageError(f"JPEG data ({len(data)} bytes) has no readable frame header (width and height)")
 
 
 def _first_line(err: Exception) -> str:

@@ -114,6 +114,7 @@ class WindowBuffer:
         self.last_arrival = 0.0  # when the newest frame arrived (the owner's clock; see WindowSet)
         self.state: dict[str, Any] = {}  # per-person state of the buffer's owner, dropped with it
         self._frames: deque[SkeletonFrame] = deque(maxlen=max_frames)
+        self._resets_logged: dict[str, int] = {}  # reset warnings by message, for throttling
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -186,7 +187,7 @@ class WindowBuffer:
             return PushResult.ADDED
         newest = self._frames[-1]
         if frame.layout != newest.layout or frame.space != newest.space:
-            logger.warning(
+            self._warn_reset(
                 "person %d: layout/space changed from %s/%s to %s/%s; window buffer reset",
                 frame.person_id, newest.layout, newest.space, frame.layout, frame.space,
             )  # fmt: skip
@@ -194,12 +195,21 @@ class WindowBuffer:
         if frame.timestamp == newest.timestamp:
             return PushResult.DUPLICATE
         if frame.timestamp < newest.timestamp:
-            logger.warning(
+            self._warn_reset(
                 "person %d: timestamp went backwards (%.6f -> %.6f s); window buffer reset",
                 frame.person_id, newest.timestamp, frame.timestamp,
             )  # fmt: skip
             return PushResult.RESET
         return PushResult.ADDED
+
+    def _warn_reset(self, message: str, *args: object) -> None:
+        """Log the 1st, 10th, 100th, ... reset of each kind in this buffer: a stream running
+        backwards resets on every frame, and a warning per frame would bury the log
+        (``stats.resets`` counts them all)."""
+        count = self._resets_logged[message] = self._resets_logged.get(message, 0) + 1
+        if count == 10 ** (len(str(count)) - 1):
+            suffix = "" if count == 1 else f" (the {count}th time for this person; logged at 1, 10, 100, ...)"
+            logger.warning(message + suffix, *args)
 
     def window(self, length: int = LENGTH, min_seconds: float = 0.0) -> Window | None:
         """The newest ``seconds`` as exactly ``length`` frames, or None below ``min_seconds`` of history.

@@ -302,6 +302,8 @@ def format_table(summary: dict[str, Any], out: Path) -> str:
         ("processed FPS", "n/a" if fps is None else f"{fps:.1f}"),
         ("report", f"{out}/summary.json, timeline.png, predictions.csv"),
     ]  # fmt: skip
+    if summary.get("silence"):
+        rows.insert(1, ("why no action", summary["silence"]))
     title = f"bag eval ({summary['mode']}) of {summary['topic']} in {summary['bag']}"
     return "\n".join([title, *(f"  {name:<20}{value}" for name, value in rows)])
 

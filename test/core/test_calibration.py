@@ -104,6 +104,15 @@ def test_labels_must_be_class_indices_of_the_scores(scores, labels):
             call(scores, labels)
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_scores_are_refused_not_fitted_into_nan(value):
+    scores = np.random.default_rng(0).normal(size=(6, 3))
+    scores[2, 1] = value
+    for call in (calibrate, fit_temperature, expected_calibration_error, none_threshold):
+        with pytest.raises(ValueError, match="1 of 6 score rows are not finite"):
+            call(scores, np.array([0, 1, 2, 0, 1, 2]))
+
+
 @pytest.mark.parametrize("budget", [-0.5, 1.5, float("nan")])
 def test_the_none_budget_is_a_fraction(budget):
     """A negative budget used to index the sorted confidences from the end."""

@@ -4,7 +4,15 @@ import cv2
 import numpy as np
 import pytest
 
-from bharnet_ros.core.image import MAX_SIDE, ImageError, decode_compressed, decode_image, fit_pixels, to_rgb
+from bharnet_ros.core.image import (
+    MAX_SIDE,
+    ImageError,
+    compressed_size,
+    decode_compressed,
+    decode_image,
+    fit_pixels,
+    to_rgb,
+)
 
 
 def bgr_image() -> np.ndarray:
@@ -115,3 +123,26 @@ def test_fit_pixels_leaves_small_images_alone():
     assert fit_pixels(small, 64 * 48) is small
     assert fit_pixels(small, 0) is small
     assert fit_pixels(small, 16 * 12).shape == (12, 16, 3)
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A real JPEG whose frame header is rewritten to declare ``width`` x ``height``."""
+    ok, jpeg = cv2.imencode(".jpg", bgr_image())
+    data = bytearray(jpeg.tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def test_a_jpeg_header_claiming_too_many_pixels_is_refused_unread():
+    assert compressed_size(np.frombuffer(jpeg_claiming(640, 480), np.uint8)) == (640, 480)
+    with pytest.raises(ImageError, match="JPEG of 65000x65000 pixels is too large"):
+        decode_compressed(jpeg_claiming(65000, 65000))
+
+
+@pytest.mark.parametrize(
+    "data", [b"\xff\xd8", b"\xff\xd8\xff\xda\x00\x08", b"\xff\xd8\x00\x00\x00", b"\xff\xd8\xff\xe0\x00"]
+)
+def test_a_jpeg_without_a_frame_header_is_an_image_error(data):
+    with pytest.raises(ImageError, match="no readable frame header"):
+        decode_compressed(data)

@@ -584,3 +584,14 @@ def test_any_stream_of_stamps_and_ids_keeps_memory_bounded_and_windows_sound(ste
             assert window.sequence.body.shape == (8, 33, 4)
             assert np.isfinite(window.sequence.body).all()
             assert window.first_stamp <= window.stamp
+
+
+def test_a_stream_running_backwards_warns_at_1_10_and_100_resets(caplog: pytest.LogCaptureFixture) -> None:
+    buffer = WindowBuffer(seconds=0.5)
+    with caplog.at_level(logging.WARNING):
+        for t in range(200, -1, -1):
+            buffer.push(make_frame(t, person_id=3))
+    assert buffer.stats.resets == 200
+    warnings = [r.getMessage() for r in caplog.records if "went backwards" in r.getMessage()]
+    assert len(warnings) == 3
+    assert "the 100th time for this person" in warnings[-1]

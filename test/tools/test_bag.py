@@ -767,6 +767,45 @@ def test_messages_that_do_not_deserialize_are_counted_as_undecodable(tmp_path, t
     )  # the first whole one
 
 
+def skeleton_bag_stamped(path: Path, stamps: list[int]) -> None:
+    """A skeleton bag of the scripted sequence whose header stamps are ``stamps`` (ns)."""
+    sequence, _ = generate_scripted([("idle", 2.0), ("wave", 2.0)], np.random.default_rng(5))
+    payloads = [
+        bytes(
+            bag.typestore().serialize_cdr(
+                bag.skeleton_array_message([sequence.frame(t)], stamp), bag.SKELETON_TYPE
+            )
+        )
+        for t, stamp in enumerate(stamps)
+    ]
+    raw_bag(path, payloads)
+
+
+@pytest.mark.parametrize(
+    ("stamps", "reason"),
+    [
+        ([ORIGIN] * 60, "all 60 frames carry the same header stamp"),
+        (
+            [ORIGIN + i * 1_000_000 for i in range(60)],
+            "the frames span 0.059 s, less than the 0.4 s of history",
+        ),
+    ],
+)
+def test_a_bag_that_gives_no_action_says_why(tmp_path, capsys, tiny_model, fast_params, stamps, reason):
+    path = tmp_path / "b"
+    skeleton_bag_stamped(path, stamps)
+    summary = eval_summary(path, tmp_path / "out", tiny_model, fast_params)
+    assert (summary["counts"]["processed"], summary["counts"]["actions"]) == (60, 0)
+    assert reason in summary["silence"]
+    assert f"why no action       no action: {reason}" in capsys.readouterr().out
+
+
+def test_a_bag_with_actions_has_no_silence_reason(tmp_path, tiny_model, fast_params):
+    path = tmp_path / "b"
+    raw_bag(path, skeleton_payloads(60))
+    assert eval_summary(path, tmp_path / "out", tiny_model, fast_params)["silence"] is None
+
+
 @pytest.mark.parametrize("content", ["truncated", "other_type", "empty"])
 def test_a_topic_of_nothing_but_damaged_messages_is_a_one_line_error(tmp_path, capsys, content):
     payloads = skeleton_payloads(3)
