@@ -57,6 +57,12 @@ def to_rgb(image: Any) -> np.ndarray:
     return cv2.cvtColor(fit_pixels(_checked(image), 0), _TO_RGB[_channels(image)])
 
 
+def camera_size(image: np.ndarray) -> tuple[int, int]:
+    """(width, height) of an image as the camera gave it, before any shrinking for MediaPipe:
+    the size a skeleton frame reports (landmarks are normalized, so shrinking does not move them)."""
+    return int(image.shape[1]), int(image.shape[0])
+
+
 def to_bgr(image: Any) -> np.ndarray:
     """Like :func:`to_rgb` but returns BGR (H, W, 3); a 3-channel input is returned as a copy."""
     image = _checked(image)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from bharnet_ros.core.closeable import Closeable
-from bharnet_ros.core.image import to_rgb
+from bharnet_ros.core.image import camera_size, to_rgb
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, LEFT, RIGHT, SkeletonFrame
 
@@ -114,7 +114,7 @@ class PoseEstimator(Closeable):
             body, hands = self._run_holistic(rgb)
         else:
             body, hands = self._run_hands_pose(rgb, width, height)
-        return _frame(timestamp, person_id, body, hands, (width, height))
+        return _frame(timestamp, person_id, body, hands, camera_size(image_bgr))
 
     def _run_holistic(self, rgb: np.ndarray) -> tuple[np.ndarray | None, list[np.ndarray | None]]:
         # Holistic's left_hand_landmarks is the subject's left hand (not mirrored like legacy Hands).

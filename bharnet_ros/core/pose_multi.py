@@ -27,7 +27,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from bharnet_ros.core.closeable import Closeable
-from bharnet_ros.core.image import to_rgb
+from bharnet_ros.core.image import camera_size, to_rgb
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.core.pose import (
     HAND_WRIST,
@@ -123,7 +123,7 @@ class MultiPoseEstimator(Closeable):
         hands, present = self._hands_per_body(found_hands, bodies, (width, height))
         ids = self.tracker.update(*_tracker_input(bodies, (width, height)), timestamp)
         frames = [
-            _person(timestamp, pid, body, hands[i], present[i], (width, height))
+            _person(timestamp, pid, body, hands[i], present[i], camera_size(image_bgr))
             for i, (pid, body) in enumerate(zip(ids, bodies, strict=True))
         ]
         return sorted(frames, key=lambda frame: frame.person_id)

@@ -118,6 +118,12 @@ def test_blank_image_gives_empty_frame(static_estimator):
     assert (frame.timestamp, frame.person_id) == (1.5, 3)
 
 
+@pytest.mark.parametrize("backend", ["holistic", "hands_pose"])
+def test_a_frame_reports_the_camera_size_of_an_image_shrunk_for_mediapipe(static_estimator, backend):
+    frame = static_estimator(backend).estimate(np.zeros((9000, 30, 3), np.uint8), 1.0)
+    assert frame.image_size == (30, 9000)  # MediaPipe saw 8192 x 27, the camera gave 9000 x 30
+
+
 def test_mono_and_bgra_images_are_accepted(shared_file, static_estimator):
     photo = sorted(shared_file(PHOTOS).glob("four_*.jpg"))[0]
     bgr = cv2.imread(str(photo))
