@@ -334,7 +334,8 @@ def silence_reason(options: EvalOptions, run: EvalRun) -> str | None:
         return None
     from bharnet_ros.core.recognizer import RecognizerConfig
 
-    stamps = [cdr_header_stamp(m.data) for m in read_messages(options.bag, [options.topic])]
+    messages = read_messages(options.bag, [options.topic])
+    stamps = [cdr_header_stamp(m.data) for m in messages if len(m.data) >= 12]  # shorter: no header
     span = (max(stamps) - min(stamps)) * 1e-9 if stamps else 0.0
     need = RecognizerConfig.from_params(options.recognizer).min_seconds
     if span == 0:

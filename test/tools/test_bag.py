@@ -768,7 +768,8 @@ def test_messages_that_do_not_deserialize_are_counted_as_undecodable(tmp_path, t
 
 
 def skeleton_bag_stamped(path: Path, stamps: list[int]) -> None:
-    """A skeleton bag of the scripted sequence whose header stamps are ``stamps`` (ns)."""
+    """A skeleton bag of the scripted sequence whose header stamps are ``stamps`` (ns), and one
+    message too short to hold a header (undecodable, and no stamp to read)."""
     sequence, _ = generate_scripted([("idle", 2.0), ("wave", 2.0)], np.random.default_rng(5))
     payloads = [
         bytes(
@@ -778,7 +779,7 @@ def skeleton_bag_stamped(path: Path, stamps: list[int]) -> None:
         )
         for t, stamp in enumerate(stamps)
     ]
-    raw_bag(path, payloads)
+    raw_bag(path, [*payloads, b"\0" * 5])
 
 
 @pytest.mark.parametrize(
