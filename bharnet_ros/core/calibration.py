@@ -17,19 +17,19 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from bharnet_ros.core import inference
+
 ECE_BINS = 15
 TEMPERATURE_RANGE = (0.05, 20.0)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature``; the largest logit is subtracted before dividing,
-    so a temperature near 0 cannot overflow. ValueError for a temperature that is not > 0 (0
-    divides by zero, a negative one silently turns the ranking upside down)."""
+    """Row-wise softmax of ``logits / temperature`` (the node's own, :func:`inference.softmax`).
+    ValueError for a temperature that is not > 0 (0 divides by zero, a negative one silently turns
+    the ranking upside down)."""
     if not (np.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
-    logits = np.asarray(logits, np.float64)
-    exp = np.exp((logits - logits.max(axis=-1, keepdims=True)) / temperature)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    return inference.softmax(logits, temperature)
 
 
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
-from bharnet_ros.core.window import Window
+from bharnet_ros.core.window import Window, finite_number
 
 logger = logging.getLogger(__name__)
 
@@ -338,7 +338,7 @@ def check_decision_metadata(metadata: dict[str, Any], path: Path) -> None:
     """The optional entries the recognizer decides with must have their types: a file that says
     ``none_threshold: 5`` would publish nothing but ``none``, and NaN would never say it."""
     threshold = metadata.get("none_threshold")
-    if threshold is not None and not (_is_number(threshold) and 0 <= threshold <= 1):
+    if threshold is not None and not (finite_number(threshold) and 0 <= threshold <= 1):
         raise InferenceError(f"{path}: metadata none_threshold {threshold!r} must be a number in [0, 1]")
     flags = metadata.get("hand_intensive")
     if flags is not None and not (isinstance(flags, list) and all(isinstance(x, str) for x in flags)):
@@ -346,11 +346,6 @@ def check_decision_metadata(metadata: dict[str, Any], path: Path) -> None:
     for key in ("variant", "fusion"):
         if not isinstance(metadata[key], str):
             raise InferenceError(f"{path}: metadata {key} {metadata[key]!r} must be text")
-
-
-def _is_number(value: Any) -> bool:
-    """A finite int or float (JSON numbers), not a bool."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 def checked_experts(metadata: dict[str, Any], branches: list[str], path: Path) -> dict[str, str]:
@@ -389,7 +384,7 @@ def read_metadata(session: Any, path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise InferenceError(f"{path}: bharnet metadata is not valid JSON ({err})") from None
     version = metadata.get("format_version", SUPPORTED_FORMAT)
-    if not _is_number(version) or version != int(version):
+    if not finite_number(version) or version != int(version):
         raise InferenceError(f"{path}: metadata format_version {version!r} is not a whole number")
     if version > SUPPORTED_FORMAT:
         raise InferenceError(f"{path}: metadata format {version} is newer than this code; update bharnet_ros")

@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from bharnet_ros.core.skeleton import timestamp_seconds
+from bharnet_ros.core.skeleton import PERSON_ID_RANGE, timestamp_seconds
 
 MAX_AGE = 0.5  # seconds a track survives without a detection
 MAX_COST = 0.75  # matches costing more are refused (cost is in [0, 1])
 BOX_WEIGHT = 0.5  # share of 1 - IoU in the cost; the rest is the keypoint distance
 VELOCITY_SMOOTHING = 0.5  # weight of the newest displacement in the velocity estimate
 MAX_TRACKS = 128  # tracks kept at once, and so bodies accepted per frame
-MAX_TRACK_ID = 2**31 - 1  # PersonSkeleton.person_id is an int32
+MAX_TRACK_ID = PERSON_ID_RANGE[1]  # PersonSkeleton.person_id is an int32
 UNMATCHABLE = 1e6
 
 
