@@ -313,6 +313,7 @@ def run_train(args: argparse.Namespace) -> int:
         settings = TeachSettings(
             args.replace, tuple(args.keep), args.views, steps=args.steps, seed=args.seed,
             finetune_epochs=args.finetune_epochs, label_smoothing=args.label_smoothing,
+            feature_dropout=args.feature_dropout,
         )  # fmt: skip
         result = teach(base, takes, rehearsal, settings)
     except (CheckpointError, DatasetError, ExportError, ValueError) as err:
@@ -345,6 +346,10 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         help="of the heads' fit (default 0.1; 0 keeps more of the old vocabulary, docs/teaching.md)",
     )  # fmt: skip
     parser.add_argument(
+        "--feature-dropout", type=float, default=0.3, metavar="P",
+        help="share of the cached features zeroed per step of the heads' fit (default 0.3; 0: none)",
+    )  # fmt: skip
+    parser.add_argument(
         "--finetune-epochs", type=int, default=0, metavar="N",
         help="then train the whole network N epochs on the takes and the rehearsal (default 0: heads only)",
     )  # fmt: skip
@@ -354,6 +359,8 @@ def _check_fit_options(args: argparse.Namespace) -> None:
     check_count("--finetune-epochs", args.finetune_epochs, 0, MOST_EPOCHS)
     if not 0.0 <= args.label_smoothing < 1.0:  # also refuses nan
         raise UsageError(f"--label-smoothing must be in [0, 1), not {args.label_smoothing}")
+    if not 0.0 <= args.feature_dropout < 1.0:
+        raise UsageError(f"--feature-dropout must be in [0, 1), not {args.feature_dropout}")
 
 
 def _shipped(relative: str) -> Path:
@@ -462,7 +469,8 @@ def run_curve(args: argparse.Namespace) -> int:
     plan = CurvePlan(
         args.new, args.takes, args.teachers, args.pool, args.draws,
         TeachSettings(
-            views=args.views, finetune_epochs=args.finetune_epochs, label_smoothing=args.label_smoothing
+            views=args.views, finetune_epochs=args.finetune_epochs, label_smoothing=args.label_smoothing,
+            feature_dropout=args.feature_dropout,
         ),
         args.test_mirror,
     )  # fmt: skip

@@ -14,7 +14,9 @@ per branch: for BHaRNet-E the body and hand expertized and interactive branches)
    mean feature (centred, scaled to the old rows' norm) and the old rows' mean bias. All rows are
    then trained with Adam on the cached features: class-balanced cross-entropy of the fused
    logits and, for BHaRNet-E, of the expert-only sum (the node's default export), plus a pull of
-   the old rows towards their base values (``anchor``), a light update. Without rehearsal data
+   the old rows towards their base values (``anchor``), a light update. Each step sees the
+   features through dropout (``feature_dropout``), so the rows hold for people other than the
+   teachers and the base model's training people. Without rehearsal data
    the old rows stay frozen: nothing would tell them where the old classes are.
 3. **Optionally, a short fine-tune** (``finetune_epochs`` > 0, rehearsal data needed): the whole
    network, from those heads, a few class-balanced epochs on the takes and the rehearsal samples
@@ -89,6 +91,7 @@ class TeachSettings:
     lr: float = 0.01
     anchor: float = 1.0  # pull of the old rows towards their base values
     label_smoothing: float = 0.1
+    feature_dropout: float = 0.3  # share of feature values zeroed per step of the fit
     batch_size: int = 32  # windows per forward pass while caching features
     finetune_epochs: int = 0  # epochs of the whole network after the heads (0: heads only)
     finetune_lr: float = 0.005
@@ -297,7 +300,7 @@ def fit_heads(
     optimizer = torch.optim.Adam(heads.tensors(), lr=settings.lr)
     for _ in range(settings.steps):
         optimizer.zero_grad()
-        logits = heads.logits(train)
+        logits = heads.logits(dropped(train, settings.feature_dropout))
         loss = sum(
             F.cross_entropy(out, train.labels, weight=weights, label_smoothing=settings.label_smoothing)
             for out in (fused_logits(model, logits, mask), expert_logits(model, logits, mask))
@@ -313,6 +316,20 @@ def fit_heads(
             hold_old_rows(heads, old)
         optimizer.step()
     return heads.copy()
+
+
+def dropped(features: Features, rate: float) -> Features:
+    """The features with a share ``rate`` of their values zeroed at random (the rest scaled up).
+
+    The takes are few and come from one or two people, and the rehearsal windows are the base
+    model's own training data, on which its features are sharper than on anyone else. Rows fitted
+    through dropout cannot lean on a few dimensions of those windows, so they hold for other
+    people's windows as well (docs/teaching.md, section 4).
+    """
+    if rate == 0:
+        return features
+    kept = {name: F.dropout(value, rate) for name, value in features.branches.items()}
+    return Features(kept, features.hand_mask, features.labels, features.samples)
 
 
 def hold_old_rows(heads: Heads, old: torch.Tensor) -> None:

@@ -187,7 +187,11 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     for bad in ("nan", "1", "-0.1"):
         assert main([*args, "--force", "--label-smoothing", bad]) == 2
         assert "--label-smoothing must be in [0, 1)" in capsys.readouterr().err
-    assert main([*args, "--no-rehearse", "--force", "--steps", "5", "--label-smoothing", "0"]) == 0
+    for bad in ("nan", "1", "-0.5"):
+        assert main([*args, "--force", "--feature-dropout", bad]) == 2
+        assert "--feature-dropout must be in [0, 1)" in capsys.readouterr().err
+    smoothing_and_dropout = ["--label-smoothing", "0", "--feature-dropout", "0"]
+    assert main([*args, "--no-rehearse", "--force", "--steps", "5", *smoothing_and_dropout]) == 0
 
 
 def test_train_without_a_base_or_rehearsal_says_how_to_give_them(base_checkpoint, tmp_path, capsys):
@@ -279,5 +283,7 @@ def test_curve_with_a_reference_writes_both_tables(teach_base, tmp_path, capsys)
     )
     assert main([*args, "--force", "--label-smoothing", "1.5"]) == 2
     assert "--label-smoothing must be in [0, 1)" in capsys.readouterr().err
+    assert main([*args, "--force", "--feature-dropout", "1"]) == 2
+    assert "--feature-dropout must be in [0, 1)" in capsys.readouterr().err
     assert main([*args, "--force", "--test-mirror"]) == 0
     assert json.loads((tmp_path / "c" / "curve.json").read_text())["plan"]["test_mirror"] is True

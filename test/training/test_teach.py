@@ -22,9 +22,11 @@ from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import SkeletonFeeder, mirror_label_map
 from bharnet_ros.training.synth import generate_sequence
 from bharnet_ros.training.teach import (
+    Features,
     TeachSettings,
     base_heads,
     check_calibration,
+    dropped,
     export_taught,
     extract_features,
     load_rehearsal,
@@ -83,6 +85,29 @@ def test_without_rehearsal_the_old_rows_stay_exactly(base):
     assert result.notes == ["no rehearsal data: the old classes' rows stay as they were"]
     for branch, weight in base_heads(result.model).weight.items():
         assert torch.equal(weight[:2], base.state_dict[f"{branch}_head.fc.weight"])
+
+
+def test_feature_dropout_zeroes_a_share_of_the_values_and_keeps_their_scale():
+    torch.manual_seed(0)
+    labels = torch.zeros(400, dtype=torch.long)
+    features = Features({"body": torch.ones(400, 50)}, torch.ones(400, 4), labels, np.arange(400))
+    assert dropped(features, 0.0) is features
+    kept = dropped(features, 0.5)
+    values = kept.branches["body"]
+    assert 0.45 < float((values == 0).float().mean()) < 0.55
+    assert set(values.unique().tolist()) == {0.0, 2.0}  # the kept ones scaled: the mean stays 1
+    assert kept.labels is labels
+    assert kept.hand_mask is features.hand_mask
+
+
+def test_the_fit_through_dropout_is_seeded_and_differs_from_the_plain_one(base):
+    takes, rehearsal = takes_of(["stop"]), takes_of(["idle", "wave"])
+    rows = [
+        base_heads(teach(base, takes, rehearsal, replace(FAST, feature_dropout=rate)).model).weight
+        for rate in (0.5, 0.5, 0.0)
+    ]
+    assert all(torch.equal(rows[0][b], rows[1][b]) for b in rows[0])  # the same takes teach the same rows
+    assert not all(torch.equal(rows[0][b], rows[2][b]) for b in rows[0])
 
 
 def test_takes_only_of_known_classes_without_rehearsal_are_refused_not_ignored(base):
