@@ -109,14 +109,17 @@ def stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
+CDR_STAMP_BYTES = 12  # the encapsulation and a header's two stamp fields
+
+
 def cdr_header_stamp(data: bytes | memoryview) -> int:
     """Header stamp (ns) of serialized CDR whose message starts with a ``std_msgs/Header``.
 
     Reads only the 4-byte encapsulation (byte 1: 1 = little endian) and the two stamp fields, so a
     replay can pair frames with their stamps without deserializing images.
     """
-    raw = bytes(data[:12])
-    if len(raw) < 12:
+    raw = bytes(data[:CDR_STAMP_BYTES])
+    if len(raw) < CDR_STAMP_BYTES:
         raise BagError(f"serialized message of {len(raw)} bytes is too short to hold a header")
     order = "little" if raw[1] & 1 else "big"
     sec = int.from_bytes(raw[4:8], order, signed=True)

@@ -20,6 +20,7 @@ from typing import Any
 from bharnet_ros.core.annotations import AnnotationError, Annotations, Segment, label_at, load_annotations
 from bharnet_ros.core.bag import (
     CAMERA_TYPES,
+    CDR_STAMP_BYTES,
     SKELETON_TYPE,
     BagError,
     MessageError,
@@ -335,7 +336,7 @@ def silence_reason(options: EvalOptions, run: EvalRun) -> str | None:
     from bharnet_ros.core.recognizer import RecognizerConfig
 
     messages = read_messages(options.bag, [options.topic])
-    stamps = [cdr_header_stamp(m.data) for m in messages if len(m.data) >= 12]  # shorter: no header
+    stamps = [cdr_header_stamp(m.data) for m in messages if len(m.data) >= CDR_STAMP_BYTES]
     span = (max(stamps) - min(stamps)) * 1e-9 if stamps else 0.0
     need = RecognizerConfig.from_params(options.recognizer).min_seconds
     if span == 0:

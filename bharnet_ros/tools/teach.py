@@ -357,10 +357,12 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
 
 def _check_fit_options(args: argparse.Namespace) -> None:
     check_count("--finetune-epochs", args.finetune_epochs, 0, MOST_EPOCHS)
-    if not 0.0 <= args.label_smoothing < 1.0:  # also refuses nan
-        raise UsageError(f"--label-smoothing must be in [0, 1), not {args.label_smoothing}")
-    if not 0.0 <= args.feature_dropout < 1.0:
-        raise UsageError(f"--feature-dropout must be in [0, 1), not {args.feature_dropout}")
+    for option, value in (
+        ("--label-smoothing", args.label_smoothing),
+        ("--feature-dropout", args.feature_dropout),
+    ):
+        if not 0.0 <= value < 1.0:  # also refuses nan
+            raise UsageError(f"{option} must be in [0, 1), not {value}")
 
 
 def _shipped(relative: str) -> Path:
