@@ -126,12 +126,13 @@ people-curve: setup data/hri.npz
 	$(BIN)/bharnet train $(HRI_ONLY) model.init.body=runs/people_body/k3 model.init.hand=runs/people_hand/k3 \
 	  --loso S2,S4,S5 --train-people 3 --out runs/people_e/k3
 
-# The learning curve of docs/teaching.md (about 90 minutes on 2 CPU cores): three base models
+# The learning curve of docs/teaching.md (about 100 minutes on 2 CPU cores): three base models
 # without five HRI gestures, each leaving one person out and started from body and hand experts of
 # the same data (as the shipped model is), then those gestures taught from one or two people's
 # takes and measured on the person left out; the same three models trained with every gesture from
-# the start as references; and three signs taught from the signers.
+# the start as references; and three signs taught from the signers, to the first base and to all three.
 TEACH_OLD := [attention,back,continue,left,'no',random,right,static,turnback,'yes']
+TEACH_BASES := runs/teach_base/fold_S4/last.pt runs/teach_base/fold_S5/last.pt runs/teach_base/fold_S6/last.pt
 TEACH_FOLD = "data.exclude_subjects=[$$p]" progress=false
 teach-curve: setup data/hri.npz data/signs.npz
 	for p in S4 S5 S6; do for r in teach teach_all; do \
@@ -143,12 +144,13 @@ teach-curve: setup data/hri.npz data/signs.npz
 	  $(BIN)/bharnet train config/train/real_cpu.yaml "data.train=[data/hri.npz]" "data.relabel={}" "$$c" \
 	    $(TEACH_FOLD) data.class_balance=0 epochs=40 model.init.body=runs/$${r}_body/fold_$$p \
 	    model.init.hand=runs/$${r}_hand/fold_$$p --out runs/$${r}_base/fold_$$p || exit 1; done; done
-	$(BIN)/bharnet teach curve --base runs/teach_base/fold_S4/last.pt runs/teach_base/fold_S5/last.pt \
-	  runs/teach_base/fold_S6/last.pt --data data/hri.npz --new come,greeting,shrug,slowdown,stop \
+	$(BIN)/bharnet teach curve --base $(TEACH_BASES) --data data/hri.npz --new come,greeting,shrug,slowdown,stop \
 	  --reference runs/teach_all_base/fold_S4/last.pt runs/teach_all_base/fold_S5/last.pt \
 	  runs/teach_all_base/fold_S6/last.pt --takes 1,2,3,4,6 --out runs/teach_curve/hri --force
 	$(BIN)/bharnet teach curve --base runs/teach_base/fold_S6/last.pt --data data/signs.npz data/hri.npz \
 	  --new hello,thanks,i_love_you --takes 1,3,5,10 --out runs/teach_curve/signs --force
+	$(BIN)/bharnet teach curve --base $(TEACH_BASES) --data data/signs.npz data/hri.npz \
+	  --new hello,thanks,i_love_you --takes 1,3,5,10 --test-mirror --out runs/teach_curve/signs3 --force
 
 lock:
 	$(BIN)/python .ci/lock.py > requirements.lock

@@ -41,6 +41,7 @@ MOST_VIEWS = 100  # augmented windows per take (default 6): more only costs time
 MOST_STEPS = 100_000  # optimiser steps on the features (default 300)
 MOST_EPOCHS = 1000  # fine-tune epochs on a few takes
 MOST_DRAWS = 100  # random choices of takes per point of the curve
+REHEARSAL_VIEWS = 4  # augmented windows rehearsed per sample (TeachSettings.rehearsal_views)
 LARGEST_SEED = 2**32 - 1  # numpy refuses negative seeds, torch overflows above 64 bits
 
 
@@ -313,7 +314,7 @@ def run_train(args: argparse.Namespace) -> int:
         settings = TeachSettings(
             args.replace, tuple(args.keep), args.views, steps=args.steps, seed=args.seed,
             finetune_epochs=args.finetune_epochs, label_smoothing=args.label_smoothing,
-            feature_dropout=args.feature_dropout,
+            feature_dropout=args.feature_dropout, rehearsal_candidates=args.rehearsal_candidates,
         )  # fmt: skip
         result = teach(base, takes, rehearsal, settings)
     except (CheckpointError, DatasetError, ExportError, ValueError) as err:
@@ -350,6 +351,11 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         help="share of the cached features zeroed per step of the heads' fit (default 0.3; 0: none)",
     )  # fmt: skip
     parser.add_argument(
+        "--rehearsal-candidates", type=int, default=12, metavar="N",
+        help=f"augmented windows drawn per rehearsal sample, of which the {REHEARSAL_VIEWS} the base "
+        f"model is least sure of are rehearsed (default 12; {REHEARSAL_VIEWS}: no choice)",
+    )  # fmt: skip
+    parser.add_argument(
         "--finetune-epochs", type=int, default=0, metavar="N",
         help="then train the whole network N epochs on the takes and the rehearsal (default 0: heads only)",
     )  # fmt: skip
@@ -357,6 +363,7 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
 
 def _check_fit_options(args: argparse.Namespace) -> None:
     check_count("--finetune-epochs", args.finetune_epochs, 0, MOST_EPOCHS)
+    check_count("--rehearsal-candidates", args.rehearsal_candidates, REHEARSAL_VIEWS, MOST_VIEWS)
     for option, value in (
         ("--label-smoothing", args.label_smoothing),
         ("--feature-dropout", args.feature_dropout),
@@ -472,7 +479,7 @@ def run_curve(args: argparse.Namespace) -> int:
         args.new, args.takes, args.teachers, args.pool, args.draws,
         TeachSettings(
             views=args.views, finetune_epochs=args.finetune_epochs, label_smoothing=args.label_smoothing,
-            feature_dropout=args.feature_dropout,
+            feature_dropout=args.feature_dropout, rehearsal_candidates=args.rehearsal_candidates,
         ),
         args.test_mirror,
     )  # fmt: skip

@@ -8,8 +8,9 @@ per branch: for BHaRNet-E the body and hand expertized and interactive branches)
    as a different augmented training window (``training/feeder.py``: window position, speed,
    rotation, scale, mirroring, hand dropout). Forward pre-hooks on the heads catch each branch's
    pooled feature. Samples of the base model's own training data (``rehearsal``, at most
-   ``rehearsal_per_class`` per old class, ``rehearsal_views`` windows each) go through too, so the
-   old classes keep their place; the more varied they are, the better the new rows are placed.
+   ``rehearsal_per_class`` per old class) go through too, so the old classes keep their place:
+   ``rehearsal_candidates`` windows each, of which the ``rehearsal_views`` the base model is least
+   sure of are kept, as it sees its own training data more sharply than other people's gestures.
 2. **Heads.** Old classes start from their base rows; each new class gets a row imprinted from its
    mean feature (centred, scaled to the old rows' norm) and the old rows' mean bias. All rows are
    then trained with Adam on the cached features: class-balanced cross-entropy of the fused
@@ -87,6 +88,7 @@ class TeachSettings:
     views: int = 6  # augmented windows per take
     rehearsal_per_class: int = 20  # base training samples per old class
     rehearsal_views: int = 4  # augmented windows per rehearsal sample (more: better-placed new rows)
+    rehearsal_candidates: int = 12  # windows drawn per rehearsal sample; its least sure views are kept
     steps: int = 300  # Adam steps on the cached features
     lr: float = 0.01
     anchor: float = 1.0  # pull of the old rows towards their base values
@@ -400,7 +402,7 @@ def teach(
     parts = [window_features(model, base, takes, classes, settings, settings.views)]
     notes = []
     if kept is not None:
-        parts.append(window_features(model, base, kept, classes, settings, settings.rehearsal_views))
+        parts.append(rehearsal_features(model, base, kept, classes, settings))
         notes.append(f"rehearsed {len(kept)} samples of {len(set(kept.labels.tolist()))} old classes")
     frozen = len(parts) == 1 and bool(old_rows)
     if frozen:
@@ -513,6 +515,42 @@ def window_features(
         model, data, classes, base.preprocess_config, views, settings.augment, settings.seed,
         settings.batch_size,
     )  # fmt: skip
+
+
+def rehearsal_features(
+    model: BHaRNetModel,
+    base: Checkpoint,
+    data: SkeletonDataset,
+    classes: Sequence[str],
+    settings: TeachSettings,
+) -> Features:
+    """The rehearsal windows: of ``rehearsal_candidates`` augmented windows per sample, the
+    ``rehearsal_views`` on which the base model is least sure of the sample's class.
+
+    The base model was trained on these samples, so it sees them more sharply than anyone else's
+    gestures; new rows placed against its sharpest views take the old gestures of people it never
+    saw. Its least sure views are the nearest to how those people look to it (docs/teaching.md,
+    section 4, "Hard rehearsal").
+    """
+    drawn = max(settings.rehearsal_candidates, settings.rehearsal_views)
+    features = window_features(model, base, data, classes, settings, drawn)
+    return features.select(least_sure(model, base, classes, features, settings.rehearsal_views))
+
+
+def least_sure(
+    model: BHaRNetModel, base: Checkpoint, classes: Sequence[str], features: Features, count: int
+) -> np.ndarray:
+    """Indices of the ``count`` windows of each sample with the lowest base-model probability
+    (expert-only) of its label; every label must be a base class."""
+    to_base = torch.tensor([base.class_names.index(c) if c in base.class_names else -1 for c in classes])
+    with torch.no_grad():
+        scores = expert_logits(model, base_heads(model).logits(features), features.hand_mask)
+        sure = scores.softmax(dim=1)[torch.arange(len(features)), to_base[features.labels]].numpy()
+    order = np.lexsort((sure, features.samples))  # by sample, least sure first
+    rank = np.empty(len(order), dtype=np.int64)
+    starts = np.searchsorted(features.samples[order], features.samples[order])
+    rank[order] = np.arange(len(order)) - starts
+    return np.flatnonzero(rank < count)
 
 
 def hand_intensive_of(base: Checkpoint, takes: SkeletonDataset, classes: Sequence[str]) -> list[str] | None:

@@ -61,6 +61,7 @@ from bharnet_ros.training.teach import (
     per_class_cap,
     predictions,
     rehearsal_beside,
+    rehearsal_features,
     taught_checkpoint,
     teaching_set,
     vocabulary_for,
@@ -195,9 +196,7 @@ def cache_features(
     rehearsal = None
     if len(rehearse):
         rehearse = per_class_cap(rehearse, settings.rehearsal_per_class, seed)
-        rehearsal = extract_features(
-            model, rehearse, classes, preprocess, settings.rehearsal_views, augment, seed, batch
-        )
+        rehearsal = rehearsal_features(model, base, rehearse, classes, settings)
     return CurveData(
         teach=extract_features(model, new_set, classes, preprocess, settings.views, augment, seed, batch),
         new_eval=extract_features(

@@ -13,9 +13,10 @@ from bharnet_ros.cli import main
 from bharnet_ros.core.bag import write_video_bag
 from bharnet_ros.core.inference import OnnxClassifier
 from bharnet_ros.model.checkpoint import load_checkpoint, save_checkpoint
-from bharnet_ros.tools.teach import DEFAULT_BASE, _shipped
+from bharnet_ros.tools.teach import DEFAULT_BASE, REHEARSAL_VIEWS, _shipped
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.synth import generate_sequence
+from bharnet_ros.training.teach import TeachSettings
 
 CLIP = "hri_gestures/S2/greeting_1_1m_upper.avi"  # 92 frames at 20 fps: a person waving at 1 m
 LABELS = "start,end,label\n0.0,4.0,greeting\n4.2,4.4,greeting\n"  # the second take is too short
@@ -190,8 +191,11 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     for bad in ("nan", "1", "-0.5"):
         assert main([*args, "--force", "--feature-dropout", bad]) == 2
         assert "--feature-dropout must be in [0, 1)" in capsys.readouterr().err
-    smoothing_and_dropout = ["--label-smoothing", "0", "--feature-dropout", "0"]
-    assert main([*args, "--no-rehearse", "--force", "--steps", "5", *smoothing_and_dropout]) == 0
+    for bad in ("3", "101"):
+        assert main([*args, "--force", "--rehearsal-candidates", bad]) == 2
+        assert "--rehearsal-candidates" in capsys.readouterr().err
+    fit_options = ["--label-smoothing", "0", "--feature-dropout", "0", "--rehearsal-candidates", "4"]
+    assert main([*args, "--rehearse", str(rehearsal), "--force", "--steps", "5", *fit_options]) == 0
 
 
 def test_train_without_a_base_or_rehearsal_says_how_to_give_them(base_checkpoint, tmp_path, capsys):
@@ -285,5 +289,11 @@ def test_curve_with_a_reference_writes_both_tables(teach_base, tmp_path, capsys)
     assert "--label-smoothing must be in [0, 1)" in capsys.readouterr().err
     assert main([*args, "--force", "--feature-dropout", "1"]) == 2
     assert "--feature-dropout must be in [0, 1)" in capsys.readouterr().err
+    assert main([*args, "--force", "--rehearsal-candidates", "0"]) == 2
+    assert "--rehearsal-candidates must be a whole number from 4 to 100" in capsys.readouterr().err
     assert main([*args, "--force", "--test-mirror"]) == 0
     assert json.loads((tmp_path / "c" / "curve.json").read_text())["plan"]["test_mirror"] is True
+
+
+def test_the_cli_names_as_many_rehearsed_views_as_the_fit_keeps():
+    assert TeachSettings().rehearsal_views == REHEARSAL_VIEWS

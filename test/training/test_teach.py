@@ -27,11 +27,15 @@ from bharnet_ros.training.teach import (
     base_heads,
     check_calibration,
     dropped,
+    expert_logits,
     export_taught,
     extract_features,
+    least_sure,
     load_rehearsal,
     rehearsal_beside,
+    rehearsal_features,
     teach,
+    window_features,
 )
 from bharnet_ros.training.teach_curve import (
     REFERENCE_SCORES,
@@ -108,6 +112,30 @@ def test_the_fit_through_dropout_is_seeded_and_differs_from_the_plain_one(base):
     ]
     assert all(torch.equal(rows[0][b], rows[1][b]) for b in rows[0])  # the same takes teach the same rows
     assert not all(torch.equal(rows[0][b], rows[2][b]) for b in rows[0])
+
+
+def test_rehearsal_keeps_the_views_the_base_model_is_least_sure_of(base):
+    """Of the candidate windows of each rehearsal sample, the ``rehearsal_views`` with the lowest
+    base-model probability of the sample's class are kept; a plain draw when there is no choice."""
+    data, model = takes_of(["idle", "wave"]), prepare_model(base)
+    classes = [*base.class_names, "stop"]  # the taught vocabulary: labels index it, not the base's
+    settings = replace(FAST, rehearsal_views=2, rehearsal_candidates=5)
+    drawn = window_features(model, base, data, classes, settings, 5)
+    with torch.no_grad():
+        scores = expert_logits(model, base_heads(model).logits(drawn), drawn.hand_mask).softmax(dim=1)
+    sure = scores[torch.arange(len(drawn)), drawn.labels].numpy()
+    kept = least_sure(model, base, classes, drawn, 2)
+    for sample in range(len(data)):
+        mine = np.flatnonzero(drawn.samples == sample)
+        chosen = np.intersect1d(mine, kept)
+        assert len(chosen) == 2
+        assert sure[chosen].max() <= np.setdiff1d(sure[mine], sure[chosen]).min()
+    rehearsed = rehearsal_features(model, base, data, classes, settings)
+    assert torch.equal(rehearsed.branches["body_expert"], drawn.select(kept).branches["body_expert"])
+    plain = replace(settings, rehearsal_candidates=2)  # no choice: the first two views, as drawn
+    expected = window_features(model, base, data, classes, plain, 2)
+    got = rehearsal_features(model, base, data, classes, plain)
+    assert torch.equal(got.branches["hand_expert"], expected.branches["hand_expert"])
 
 
 def test_takes_only_of_known_classes_without_rehearsal_are_refused_not_ignored(base):
