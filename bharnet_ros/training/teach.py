@@ -87,7 +87,7 @@ class TeachSettings:
     keep: tuple[str, ...] = ()  # replace: base classes that stay
     views: int = 6  # augmented windows per take
     rehearsal_per_class: int = 20  # base training samples per old class
-    rehearsal_views: int = 4  # augmented windows per rehearsal sample (more: better-placed new rows)
+    rehearsal_views: int = 4  # augmented windows kept per rehearsal sample (more: better-placed new rows)
     rehearsal_candidates: int = 12  # windows drawn per rehearsal sample; its least sure views are kept
     steps: int = 300  # Adam steps on the cached features
     lr: float = 0.01
