@@ -29,10 +29,10 @@
    :class:`~bharnet_ros.core.preprocess.PreprocessConfig`: the one code path of export and runtime.
 5. **Model-space augmentation** (training only): a rotation (3-D Euler angles for ``world`` data
    as in DeGCN; a small in-plane rotation for ``image`` data, whose depth is unreliable), a
-   uniform scale and Gaussian jitter on observed hand (and, optionally, body) joints. Rotation
-   and scale are linear, so applying them after preprocessing is the same for every modality
-   (bones and motion are differences of joints); they act on x, y, z only, never on a score
-   channel.
+   uniform scale, optionally a shear (``augment.shear``) and Gaussian jitter on observed hand (and,
+   optionally, body) joints. Rotation, scale and shear are linear, so applying them after
+   preprocessing is the same for every modality (bones and motion are differences of joints);
+   they act on x, y, z only, never on a score channel.
 
 Randomness is reproducible: the generator of item ``i`` in epoch ``e`` is seeded from
 ``(seed, e, i)``, so results do not depend on the number of DataLoader workers or on which
@@ -41,6 +41,7 @@ worker loads an item. Call :meth:`SkeletonFeeder.set_epoch` before each epoch.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -72,6 +73,7 @@ class AugmentConfig:
     rotate_3d: float = 0.3  # world space: Euler angles ~ U(-a, a) rad about x, y, z (DeGCN)
     rotate_2d: float = 0.15  # image space: in-plane angle ~ U(-a, a) rad
     scale: float = 0.1  # uniform scale ~ U(1 - s, 1 + s)
+    shear: float = 0.0  # off-diagonal terms ~ U(-s, s) of a linear map: other proportions and views
     hand_jitter: float = 0.01  # std of Gaussian noise on observed hand joints, in body sizes
     body_jitter: float = 0.0  # std of Gaussian noise on observed body joints (far, noisy people)
     hand_dropout: float = 0.2  # probability per hand slot of dropping a run of its frames
@@ -91,6 +93,8 @@ class AugmentConfig:
             raise ValueError("augment.hand_dropout_max must be in (0, 1]")
         if min(self.rotate_3d, self.rotate_2d, self.hand_jitter, self.body_jitter) < 0:
             raise ValueError("augment rotation and jitter magnitudes must not be negative")
+        if not 0.0 <= self.shear < 1.0:
+            raise ValueError("augment.shear must be in [0, 1)")
         if not 0.0 <= self.speed < 1.0 or not 0.0 < self.min_cover <= 1.0:
             raise ValueError("augment.speed must be in [0, 1) and augment.min_cover in (0, 1]")
         if self.mirror_pairs != "auto":
@@ -207,6 +211,21 @@ def random_rotation(space: str, augment: AugmentConfig, rng: np.random.Generator
     else:
         angles = np.array([0.0, 0.0, rng.uniform(-augment.rotate_2d, augment.rotate_2d)])
     return rotation_matrix(angles)
+
+
+def random_shear(space: str, shear: float, rng: np.random.Generator) -> np.ndarray:
+    """The identity with off-diagonal terms ~ U(-shear, shear): between x, y and z for world data,
+    between x and y only for image data (whose depth is unreliable).
+
+    A person's proportions and the camera's view of them differ from one person and room to the
+    next in ways a rotation and a uniform scale do not reach; a shear stretches the skeleton along
+    a diagonal, as a leaning or differently built person does.
+    """
+    axes = 3 if space == "world" else 2
+    matrix = np.eye(3)
+    for i, j in itertools.permutations(range(axes), 2):
+        matrix[i, j] = rng.uniform(-shear, shear)
+    return matrix
 
 
 def transform_xyz(tensor: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -403,6 +422,8 @@ class SkeletonFeeder(Dataset):
             return body, hand
         matrix = random_rotation(self.data.space, augment, rng)
         matrix = matrix * rng.uniform(1.0 - augment.scale, 1.0 + augment.scale)
+        if augment.shear > 0:  # drawn only when on: the other draws stay those of earlier recipes
+            matrix = matrix @ random_shear(self.data.space, augment.shear, rng)
         body, hand = transform_xyz(body, matrix), transform_xyz(hand, matrix)
         if augment.hand_jitter > 0:
             hand = jitter_observed(hand, augment.hand_jitter, rng)

@@ -20,6 +20,7 @@ from bharnet_ros.training.feeder import (
     SkeletonFeeder,
     mirror_arrays,
     mirror_label_map,
+    random_shear,
 )
 
 T = 16
@@ -162,6 +163,33 @@ def test_bad_augment_config_is_an_error():
         AugmentConfig.from_dict({"mirorr": 0.5})
     with pytest.raises(ValueError, match="probability"):
         AugmentConfig(mirror=1.5)
+    for shear in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=r"augment.shear must be in \[0, 1\)"):
+            AugmentConfig(shear=shear)
+
+
+@pytest.mark.parametrize(("space", "axes"), [("image", 2), ("world", 3)])
+def test_a_shear_has_unit_diagonal_and_keeps_image_depth_apart(space, axes):
+    matrix = random_shear(space, 0.3, np.random.default_rng(0))
+    off = ~np.eye(3, dtype=bool)
+    assert np.array_equal(np.diag(matrix), np.ones(3))
+    assert np.all(np.abs(matrix[off]) <= 0.3)
+    assert np.count_nonzero(matrix[off]) == axes * (axes - 1)  # image: z neither moves nor moves x, y
+
+
+def test_a_sheared_item_is_a_linear_map_of_the_plain_one(data):
+    """Image data: x and y mix with unit diagonal, z and the hand mask stay as they were."""
+    config = PreprocessConfig(body_layout="ntu25", frames=T, num_persons=1)
+    plain = SkeletonFeeder(data, config, train=True, augment=NO_AUGMENT)[1]
+    sheared = SkeletonFeeder(data, config, train=True, augment=only(shear=0.3))[1]
+    points = plain[0][:2].reshape(2, -1).numpy().T
+    moved = sheared[0][:2].reshape(2, -1).numpy().T
+    matrix = np.linalg.lstsq(points, moved, rcond=None)[0].T
+    assert np.allclose(points @ matrix.T, moved, atol=1e-5)
+    assert np.allclose(np.diag(matrix), 1.0, atol=1e-5)
+    assert np.all((np.abs(matrix[[0, 1], [1, 0]]) > 0) & (np.abs(matrix[[0, 1], [1, 0]]) <= 0.3))
+    assert torch.allclose(plain[0][2], sheared[0][2])
+    assert torch.equal(plain[2], sheared[2])
 
 
 def motion_dataset(fps_list: list[float], seconds: float = 3.0) -> SkeletonDataset:
