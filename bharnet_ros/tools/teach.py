@@ -22,7 +22,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bharnet_ros.tools import UsageError, check_count
 from bharnet_ros.tools.outputs import atomic_file, check_output_file, check_output_folder, staged_folder
@@ -41,6 +41,7 @@ MOST_VIEWS = 100  # augmented windows per take (default 6): more only costs time
 MOST_STEPS = 100_000  # optimiser steps on the features (default 300)
 MOST_EPOCHS = 1000  # fine-tune epochs on a few takes
 MOST_DRAWS = 100  # random choices of takes per point of the curve
+MOST_DISTILL = 100.0  # weight of the fine-tune's distillation (beyond it the takes teach nothing)
 REHEARSAL_VIEWS = 4  # augmented windows rehearsed per sample (TeachSettings.rehearsal_views)
 LARGEST_SEED = 2**32 - 1  # numpy refuses negative seeds, torch overflows above 64 bits
 
@@ -313,8 +314,7 @@ def run_train(args: argparse.Namespace) -> int:
         rehearsal = _rehearsal(args, base_path)
         settings = TeachSettings(
             args.replace, tuple(args.keep), args.views, steps=args.steps, seed=args.seed,
-            finetune_epochs=args.finetune_epochs, label_smoothing=args.label_smoothing,
-            feature_dropout=args.feature_dropout, rehearsal_candidates=args.rehearsal_candidates,
+            **_fit_settings(args),
         )  # fmt: skip
         result = teach(base, takes, rehearsal, settings)
     except (CheckpointError, DatasetError, ExportError, ValueError) as err:
@@ -359,17 +359,40 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         "--finetune-epochs", type=int, default=0, metavar="N",
         help="then train the whole network N epochs on the takes and the rehearsal (default 0: heads only)",
     )  # fmt: skip
+    parser.add_argument(
+        "--finetune-part", choices=("all", "tails"), default="all",
+        help="what the fine-tune trains: all (default), or tails: BHaRNet-E's trunks stay as they are",
+    )  # fmt: skip
+    parser.add_argument(
+        "--finetune-distill", type=float, default=0.0, metavar="W",
+        help="weight of keeping the old classes' logits during the fine-tune (default 0: none; "
+        f"at most {MOST_DISTILL:g})",
+    )  # fmt: skip
 
 
 def _check_fit_options(args: argparse.Namespace) -> None:
     check_count("--finetune-epochs", args.finetune_epochs, 0, MOST_EPOCHS)
     check_count("--rehearsal-candidates", args.rehearsal_candidates, REHEARSAL_VIEWS, MOST_VIEWS)
+    if not 0.0 <= args.finetune_distill <= MOST_DISTILL:  # also refuses nan
+        raise UsageError(f"--finetune-distill must be in [0, {MOST_DISTILL:g}], not {args.finetune_distill}")
     for option, value in (
         ("--label-smoothing", args.label_smoothing),
         ("--feature-dropout", args.feature_dropout),
     ):
         if not 0.0 <= value < 1.0:  # also refuses nan
             raise UsageError(f"{option} must be in [0, 1), not {value}")
+
+
+def _fit_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The TeachSettings fields of the options both `teach train` and `teach curve` take."""
+    return {
+        "label_smoothing": args.label_smoothing,
+        "feature_dropout": args.feature_dropout,
+        "rehearsal_candidates": args.rehearsal_candidates,
+        "finetune_epochs": args.finetune_epochs,
+        "finetune_part": args.finetune_part,
+        "finetune_distill": args.finetune_distill,
+    }
 
 
 def _shipped(relative: str) -> Path:
@@ -478,8 +501,7 @@ def run_curve(args: argparse.Namespace) -> int:
     plan = CurvePlan(
         args.new, args.takes, args.teachers, args.pool, args.draws,
         TeachSettings(
-            views=args.views, finetune_epochs=args.finetune_epochs, label_smoothing=args.label_smoothing,
-            feature_dropout=args.feature_dropout, rehearsal_candidates=args.rehearsal_candidates,
+            views=args.views, **_fit_settings(args),
         ),
         args.test_mirror,
     )  # fmt: skip

@@ -20,9 +20,13 @@ per branch: for BHaRNet-E the body and hand expertized and interactive branches)
    teachers and the base model's training people. Without rehearsal data
    the old rows stay frozen: nothing would tell them where the old classes are.
 3. **Optionally, a short fine-tune** (``finetune_epochs`` > 0, rehearsal data needed): the whole
-   network, from those heads, a few class-balanced epochs on the takes and the rehearsal samples
-   with the base recipe's loss and a small learning rate. Normalisation statistics and random
-   features stay the base model's (eval mode): a few dozen takes cannot estimate them.
+   network (or with ``finetune_part="tails"`` all but BHaRNet-E's shared trunks), from those heads,
+   a few class-balanced epochs on the takes and the rehearsal samples with the base recipe's loss
+   and a small learning rate. ``finetune_distill`` adds a distillation term: every branch's
+   distribution over the old classes, softened, is kept close to that of the model before the
+   fine-tune, so the features may move to set the new gestures apart while the old classes keep
+   their relations. Normalisation statistics and random features stay the base model's (eval
+   mode): a few dozen takes cannot estimate them.
 4. **The model.** The base architecture with the new class count, the base weights and the new
    heads, as a normal checkpoint (``model/checkpoint.py``) with the base preprocessing, so
    ``bharnet export`` (here :func:`export_taught`: ``export_onnx`` and ``check_parity``) and the
@@ -77,6 +81,7 @@ from bharnet_ros.training.train import learning_rate, make_optimizer
 TEACH_AUGMENT = AugmentConfig(
     mirror=0.5, rotate_2d=0.15, scale=0.1, hand_jitter=0.01, hand_dropout=0.2, speed=0.2, min_cover=0.8
 )
+DISTILL_TEMPERATURE = 2.0  # softens the old classes' distributions the fine-tune keeps
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,8 @@ class TeachSettings:
     batch_size: int = 32  # windows per forward pass while caching features
     finetune_epochs: int = 0  # epochs of the whole network after the heads (0: heads only)
     finetune_lr: float = 0.005
+    finetune_part: str = "all"  # "tails": BHaRNet-E's trunks stay, its tails, exchanges and heads train
+    finetune_distill: float = 0.0  # weight of keeping the old classes' logits of the model before it
     seed: int = 0
     augment: AugmentConfig = TEACH_AUGMENT
 
@@ -395,6 +402,8 @@ def teach(
     settings = settings or TeachSettings()
     started = time.monotonic()
     model = prepare_model(base)
+    if settings.finetune_epochs:
+        check_finetune_part(model, settings.finetune_part)
     classes = vocabulary_for(base.class_names, takes.class_names, settings)
     old_rows = [i for i, c in enumerate(classes) if c in base.class_names]
     kept = rehearsal_samples(rehearsal, [classes[i] for i in old_rows], settings)
@@ -416,9 +425,9 @@ def teach(
     if settings.finetune_epochs > 0 and frozen:
         notes.append("no fine-tune without rehearsal data: it would forget the old classes")
     elif settings.finetune_epochs > 0:
-        checkpoint = finetune(checkpoint, teaching_set(takes, kept, classes), settings)
+        checkpoint = finetune(checkpoint, teaching_set(takes, kept, classes), settings, old_rows)
         seconds["finetune"] = time.monotonic() - cached - seconds["fit"]
-        notes.append(f"fine-tuned the whole network for {settings.finetune_epochs} epoch(s)")
+        notes.append(finetune_note(settings))
     return TeachResult(
         checkpoint, prepare_model(checkpoint), [c for c in classes if c not in base.class_names], notes,
         seconds, accuracy(model, heads, train),
@@ -474,10 +483,26 @@ def teaching_set(
     return parts[0].with_name_prefix("take").merge(parts[1].with_name_prefix("rehearsal"))
 
 
-def finetune(checkpoint: Checkpoint, data: SkeletonDataset, settings: TeachSettings) -> Checkpoint:
-    """``checkpoint`` trained further on ``data`` (labelled by its classes); see the module docstring."""
+def finetune_note(settings: TeachSettings) -> str:
+    """What the fine-tune trained, for the command's output."""
+    part = "the whole network" if settings.finetune_part == "all" else "the tails and heads"
+    distill = f", keeping the old classes' logits (weight {settings.finetune_distill:g})"
+    return f"fine-tuned {part} for {settings.finetune_epochs} epoch(s)" + (
+        distill if settings.finetune_distill > 0 else ""
+    )
+
+
+def finetune(
+    checkpoint: Checkpoint, data: SkeletonDataset, settings: TeachSettings, old_rows: Sequence[int] = ()
+) -> Checkpoint:
+    """``checkpoint`` trained further on ``data`` (labelled by its classes); see the module docstring.
+
+    ``old_rows`` are the classes whose logits ``settings.finetune_distill`` keeps.
+    """
     torch.manual_seed(settings.seed)
     model = prepare_model(checkpoint)
+    teacher = prepare_model(checkpoint) if settings.finetune_distill > 0 and old_rows else None
+    old = torch.tensor(sorted(old_rows), dtype=torch.long)
     feeder = SkeletonFeeder(
         data, checkpoint.preprocess_config, train=True, augment=settings.augment, seed=settings.seed
     )
@@ -485,6 +510,7 @@ def finetune(checkpoint: Checkpoint, data: SkeletonDataset, settings: TeachSetti
     loader = DataLoader(feeder, settings.batch_size, sampler=sampler)
     loss_fn = build_loss(model)
     optim = {"lr": settings.finetune_lr, "min_lr": 0.0, "warmup_epochs": 0, "momentum": 0.9}
+    freeze_outside(model, settings.finetune_part)
     optimizer = make_optimizer(model, {**optim, "nesterov": True, "weight_decay": 0.0})
     for epoch in range(settings.finetune_epochs):
         feeder.set_epoch(epoch)
@@ -492,7 +518,12 @@ def finetune(checkpoint: Checkpoint, data: SkeletonDataset, settings: TeachSetti
         for step, (body, hand, mask, labels) in enumerate(loader):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(optim, settings.finetune_epochs, epoch + step / len(loader))
-            loss = loss_fn(model(body, hand, mask), labels)["total"]
+            outputs = model(body, hand, mask)
+            loss = loss_fn(outputs, labels)["total"]
+            if teacher is not None:
+                with torch.no_grad():
+                    kept = teacher(body, hand, mask)
+                loss = loss + settings.finetune_distill * distillation(outputs, kept, old, model.branches)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -500,6 +531,46 @@ def finetune(checkpoint: Checkpoint, data: SkeletonDataset, settings: TeachSetti
         model.eval(), checkpoint.class_names, checkpoint.preprocess_config, checkpoint.hand_intensive,
         checkpoint.epoch, checkpoint.metrics,
     )  # fmt: skip
+
+
+def freeze_outside(model: BHaRNetModel, part: str) -> None:
+    """Keep all but the fine-tuned ``part`` of ``model`` as it is: nothing for ``all``; for
+    ``tails`` BHaRNet-E's trunks, the low-level features every branch builds on."""
+    check_finetune_part(model, part)
+    if part == "all":
+        return
+    for stream in ("body", "hand"):
+        getattr(model, f"{stream}_trunk").requires_grad_(False)
+
+
+def check_finetune_part(model: BHaRNetModel, part: str) -> None:
+    """ValueError unless ``part`` names what a fine-tune of ``model`` can train."""
+    if part != "all" and (part != "tails" or not isinstance(model, ExpertizedModel)):
+        raise ValueError(
+            f"the fine-tuned part must be 'all', or 'tails' of a BHaRNet-E base (this one is "
+            f"{model.config.variant}), not {part!r}"
+        )
+
+
+def distillation(
+    outputs: dict[str, torch.Tensor],
+    kept: dict[str, torch.Tensor],
+    old: torch.Tensor,
+    branches: Sequence[str],
+    temperature: float = DISTILL_TEMPERATURE,
+) -> torch.Tensor:
+    """Mean over ``branches`` of the KL divergence of the softened distribution over the ``old``
+    classes, from ``kept`` (the model before the fine-tune) to ``outputs``; scaled by T² so its
+    gradient stays the size of the cross-entropy's."""
+    terms = [
+        F.kl_div(
+            F.log_softmax(outputs[name][:, old] / temperature, dim=1),
+            F.log_softmax(kept[name][:, old] / temperature, dim=1),
+            log_target=True, reduction="batchmean",
+        )
+        for name in branches
+    ]  # fmt: skip
+    return torch.stack(terms).mean() * temperature**2
 
 
 def window_features(

@@ -54,6 +54,7 @@ from bharnet_ros.training.teach import (
     TeachSettings,
     accuracy,
     base_heads,
+    check_finetune_part,
     extract_features,
     finetune,
     fit_heads,
@@ -134,6 +135,8 @@ def run_curve(base_paths: Sequence[str | Path], data: SkeletonDataset, plan: Cur
         if known:
             raise ValueError(f"{path} already knows {known}; train the base model without them")
         model = prepare_model(base)
+        if plan.settings.finetune_epochs:
+            check_finetune_part(model, plan.settings.finetune_part)
         classes = vocabulary_for(base.class_names, plan.new, plan.settings)
         cached = cache_features(model, base, data, classes, plan, rehearsal_beside(path).left_out)
         name = Path(path).parent.name
@@ -313,7 +316,8 @@ def finetuned_for(
     its rows and its features of the evaluated people's new and old samples."""
     settings, samples = plan.settings, cached.samples
     data = teaching_set(samples["new"].subset(sorted(chosen)), samples["rehearsal"], classes)
-    model = prepare_model(finetune(taught_checkpoint(base, classes, heads, None), data, settings))
+    old_rows = [i for i, name in enumerate(classes) if name in base.class_names]
+    model = prepare_model(finetune(taught_checkpoint(base, classes, heads, None), data, settings, old_rows))
     scored = [
         extract_features(
             model,

@@ -194,6 +194,17 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     for bad in ("3", "101"):
         assert main([*args, "--force", "--rehearsal-candidates", bad]) == 2
         assert "--rehearsal-candidates" in capsys.readouterr().err
+    for bad in ("nan", "-1", "101", "inf"):
+        assert main([*args, "--force", "--finetune-distill", bad]) == 2
+        assert "--finetune-distill must be in [0, 100]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--force", "--finetune-part", "trunk"])
+    assert "invalid choice: 'trunk'" in capsys.readouterr().err
+    tails = ["--finetune-epochs", "1", "--finetune-part", "tails", "--finetune-distill", "2"]
+    assert main([*args, "--rehearse", str(rehearsal), "--force", "--steps", "5", *tails]) == 0
+    assert "fine-tuned the tails and heads for 1 epoch(s), keeping the old classes' logits (weight 2)" in (
+        capsys.readouterr().out
+    )
     fit_options = ["--label-smoothing", "0", "--feature-dropout", "0", "--rehearsal-candidates", "4"]
     assert main([*args, "--rehearse", str(rehearsal), "--force", "--steps", "5", *fit_options]) == 0
 

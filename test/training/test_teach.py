@@ -26,6 +26,7 @@ from bharnet_ros.training.teach import (
     TeachSettings,
     base_heads,
     check_calibration,
+    distillation,
     dropped,
     expert_logits,
     export_taught,
@@ -160,6 +161,44 @@ def test_a_fine_tune_moves_the_backbone_and_keeps_the_preprocessing(base):
     running = [k for k in backbone if "running_" in k]
     assert running  # normalisation statistics stay the base model's
     assert all(torch.equal(base.state_dict[k], checkpoint.state_dict[k]) for k in running)
+
+
+def test_a_fine_tune_of_the_tails_keeps_the_trunks(base):
+    settings = TeachSettings(
+        views=1, steps=5, rehearsal_per_class=2, batch_size=8, finetune_epochs=2, finetune_part="tails",
+        finetune_distill=1.0,
+    )  # fmt: skip
+    result = teach(base, takes_of(["stop"]), takes_of(["idle", "wave"]), settings)
+    state = result.checkpoint.state_dict
+    assert result.notes[-1] == (
+        "fine-tuned the tails and heads for 2 epoch(s), keeping the old classes' logits (weight 1)"
+    )
+    trunk = [k for k in base.state_dict if "_trunk." in k]
+    tails = [k for k in base.state_dict if "_tail." in k and base.state_dict[k].is_floating_point()]
+    assert trunk
+    assert all(torch.equal(base.state_dict[k], state[k]) for k in trunk)
+    assert any(not torch.equal(base.state_dict[k], state[k]) for k in tails if "running_" not in k)
+
+
+def test_tails_of_a_model_without_trunks_are_refused_before_any_work(teach_base):
+    single = teach_base("mediapipe33")
+    model = build_model(single.model_config | {"variant": "score_fusion"})
+    checkpoint = make_checkpoint(model.eval(), single.class_names, single.preprocess_config, [])
+    settings = TeachSettings(views=1, steps=5, finetune_epochs=1, finetune_part="tails")
+    with pytest.raises(ValueError, match="'tails' of a BHaRNet-E base \\(this one is score_fusion\\)"):
+        teach(checkpoint, takes_of(["stop"]), takes_of(["idle", "wave"]), settings)
+
+
+def test_distillation_keeps_the_old_classes_relations_and_ignores_the_new_ones():
+    kept = {"a": torch.tensor([[2.0, 0.0, -1.0]]), "b": torch.tensor([[0.0, 1.0, 5.0]])}
+    old = torch.tensor([0, 1])
+    assert distillation(kept, kept, old, ["a", "b"]).item() == pytest.approx(0.0, abs=1e-7)
+    new_only = {"a": torch.tensor([[2.0, 0.0, 9.0]]), "b": torch.tensor([[0.0, 1.0, -9.0]])}
+    assert distillation(new_only, kept, old, ["a", "b"]).item() == pytest.approx(0.0, abs=1e-7)
+    shifted = {"a": torch.tensor([[5.0, 3.0, -1.0]]), "b": kept["b"]}  # the same relations, moved
+    assert distillation(shifted, kept, old, ["a", "b"]).item() == pytest.approx(0.0, abs=1e-6)
+    swapped = {"a": torch.tensor([[0.0, 2.0, -1.0]]), "b": kept["b"]}
+    assert distillation(swapped, kept, old, ["a", "b"]).item() > 0.1
 
 
 def test_no_fine_tune_without_rehearsal_where_old_classes_stay(base):
@@ -309,7 +348,10 @@ def test_a_curve_with_a_fine_tune_scores_the_fine_tuned_model(base, tmp_path):
     save_checkpoint(base, tmp_path / "fold_bo" / "last.pt")
     section = {"train": [], "exclude_subjects": ["bo"]}
     (tmp_path / "fold_bo" / "config.yaml").write_text(yaml.safe_dump({"data": section}))
-    settings = TeachSettings(views=1, rehearsal_views=1, steps=5, batch_size=8, finetune_epochs=1)
+    settings = TeachSettings(
+        views=1, rehearsal_views=1, steps=5, batch_size=8, finetune_epochs=1, finetune_part="tails",
+        finetune_distill=1.0,
+    )  # fmt: skip
     plan = CurvePlan(["stop"], takes=[1], teachers=[1], draws=1, settings=settings)
     heads_only = CurvePlan(
         ["stop"], takes=[1], teachers=[1], draws=1, settings=replace(settings, finetune_epochs=0)
