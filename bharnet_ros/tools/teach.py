@@ -357,7 +357,8 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--finetune-epochs", type=int, default=0, metavar="N",
-        help="then train the whole network N epochs on the takes and the rehearsal (default 0: heads only)",
+        help="then train the network (--finetune-part) N epochs on the takes and the rehearsal "
+        "(default 0: heads only)",
     )  # fmt: skip
     parser.add_argument(
         "--finetune-part", choices=("all", "tails"), default="all",

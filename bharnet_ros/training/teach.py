@@ -100,7 +100,7 @@ class TeachSettings:
     label_smoothing: float = 0.1
     feature_dropout: float = 0.3  # share of feature values zeroed per step of the fit
     batch_size: int = 32  # windows per forward pass while caching features
-    finetune_epochs: int = 0  # epochs of the whole network after the heads (0: heads only)
+    finetune_epochs: int = 0  # fine-tune epochs after the heads, of finetune_part (0: heads only)
     finetune_lr: float = 0.005
     finetune_part: str = "all"  # "tails": BHaRNet-E's trunks stay, its tails, exchanges and heads train
     finetune_distill: float = 0.0  # weight of keeping the old classes' logits of the model before it
