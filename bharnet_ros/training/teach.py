@@ -255,6 +255,11 @@ def vocabulary_for(base_classes: Sequence[str], taught: Sequence[str], settings:
     return first + [c for c in taught if c not in first]
 
 
+def old_class_rows(base_classes: Sequence[str], classes: Sequence[str]) -> list[int]:
+    """The rows of ``classes`` that the base model already knows."""
+    return [i for i, name in enumerate(classes) if name in base_classes]
+
+
 def initial_heads(base: Heads, base_classes: Sequence[str], classes: Sequence[str], train: Features) -> Heads:
     """Base rows for old classes; for new ones the centred mean feature at the old rows' norm."""
     weight, bias = {}, {}
@@ -405,7 +410,7 @@ def teach(
     if settings.finetune_epochs:
         check_finetune_part(model, settings.finetune_part)
     classes = vocabulary_for(base.class_names, takes.class_names, settings)
-    old_rows = [i for i, c in enumerate(classes) if c in base.class_names]
+    old_rows = old_class_rows(base.class_names, classes)
     kept = rehearsal_samples(rehearsal, [classes[i] for i in old_rows], settings)
     check_something_to_teach(base, takes, classes, settings, kept is not None)
     parts = [window_features(model, base, takes, classes, settings, settings.views)]

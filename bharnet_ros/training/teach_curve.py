@@ -59,6 +59,7 @@ from bharnet_ros.training.teach import (
     finetune,
     fit_heads,
     initial_heads,
+    old_class_rows,
     per_class_cap,
     predictions,
     rehearsal_beside,
@@ -303,7 +304,7 @@ def fit_for(
     if cached.rehearsal is not None:
         parts.append(cached.rehearsal)
     train = Features.concat(parts)
-    old_rows = [i for i, name in enumerate(classes) if name in base.class_names]
+    old_rows = old_class_rows(base.class_names, classes)
     start = initial_heads(base_heads(model), base.class_names, classes, train)
     return fit_heads(model, start, old_rows, train, settings, frozen_old=cached.rehearsal is None)
 
@@ -316,7 +317,7 @@ def finetuned_for(
     its rows and its features of the evaluated people's new and old samples."""
     settings, samples = plan.settings, cached.samples
     data = teaching_set(samples["new"].subset(sorted(chosen)), samples["rehearsal"], classes)
-    old_rows = [i for i, name in enumerate(classes) if name in base.class_names]
+    old_rows = old_class_rows(base.class_names, classes)
     model = prepare_model(finetune(taught_checkpoint(base, classes, heads, None), data, settings, old_rows))
     scored = [
         extract_features(
