@@ -26,7 +26,9 @@ per branch: for BHaRNet-E the body and hand expertized and interactive branches)
    distribution over the old classes, softened, is kept close to that of the model before the
    fine-tune, so the features may move to set the new gestures apart while the old classes keep
    their relations. Normalisation statistics and random features stay the base model's (eval
-   mode): a few dozen takes cannot estimate them.
+   mode): a few dozen takes cannot estimate them. Each window takes one pass, as in the base
+   model's training: mirroring is one of its augmentations, so a base that scores every window
+   with its mirror image (``test_mirror``) need not run the network twice per step.
 4. **The model.** The base architecture with the new class count, the base weights and the new
    heads, as a normal checkpoint (``model/checkpoint.py``) with the base preprocessing, so
    ``bharnet export`` (here :func:`export_taught`: ``export_onnx`` and ``check_parity``) and the
@@ -523,11 +525,11 @@ def finetune(
         for step, (body, hand, mask, labels) in enumerate(loader):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(optim, settings.finetune_epochs, epoch + step / len(loader))
-            outputs = model(body, hand, mask)
+            outputs = model.forward_once(body, hand, mask)
             loss = loss_fn(outputs, labels)["total"]
             if teacher is not None:
                 with torch.no_grad():
-                    kept = teacher(body, hand, mask)
+                    kept = teacher.forward_once(body, hand, mask)
                 loss = loss + settings.finetune_distill * distillation(outputs, kept, old, model.branches)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

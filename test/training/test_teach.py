@@ -163,6 +163,18 @@ def test_a_fine_tune_moves_the_backbone_and_keeps_the_preprocessing(base):
     assert all(torch.equal(base.state_dict[k], checkpoint.state_dict[k]) for k in running)
 
 
+def test_a_fine_tune_of_a_mirroring_base_runs_the_network_once_per_window(base, monkeypatch):
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("a fine-tune step scored a window with its mirror image")
+
+    monkeypatch.setattr("bharnet_ros.model.bharnet.mirror_averaged", no_second_pass)
+    settings = TeachSettings(
+        views=1, steps=5, rehearsal_per_class=2, batch_size=8, finetune_epochs=1, finetune_distill=1.0
+    )
+    result = teach(base.with_test_mirror([0, 1]), takes_of(["stop"]), takes_of(["idle", "wave"]), settings)
+    assert result.checkpoint.model_config["test_mirror"] == [0, 1, 2]
+
+
 def test_a_fine_tune_of_the_tails_keeps_the_trunks(base):
     settings = TeachSettings(
         views=1, steps=5, rehearsal_per_class=2, batch_size=8, finetune_epochs=2, finetune_part="tails",
