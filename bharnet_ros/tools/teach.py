@@ -285,6 +285,7 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
         "--steps", type=int, default=300, help="optimiser steps on the features (default 300)"
     )
     _add_fit_options(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="replace existing output files")
     parser.set_defaults(teach_run=run_train)
@@ -316,7 +317,7 @@ def run_train(args: argparse.Namespace) -> int:
             args.replace, tuple(args.keep), args.views, steps=args.steps, seed=args.seed,
             **_fit_settings(args),
         )  # fmt: skip
-        result = teach(base, takes, rehearsal, settings)
+        result = teach(base, takes, rehearsal, settings, show_progress=not args.no_progress)
     except (CheckpointError, DatasetError, ExportError, ValueError) as err:
         raise UsageError(str(err)) from None
     for note in result.notes:
@@ -475,6 +476,7 @@ def _add_curve(parser: argparse.ArgumentParser) -> None:
         help="score each window with its mirror image, as the export does",
     )
     _add_fit_options(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.add_argument("--out", type=Path, required=True, help="folder for curve.md, curve.json, runs.csv")
     parser.add_argument("--force", action="store_true", help="replace the files of an earlier run")
     parser.set_defaults(teach_run=run_curve)
@@ -510,7 +512,7 @@ def run_curve(args: argparse.Namespace) -> int:
         data = load_datasets(args.data)
         check_plan(data, plan)  # before the references are scored: a typo costs nothing
         references = [score_reference(path, data, args.new) for path in args.reference]
-        runs = run_curve(args.base, data, plan)
+        runs = run_curve(args.base, data, plan, show_progress=not args.no_progress)
     except (CheckpointError, DatasetError, ValueError) as err:
         raise UsageError(str(err)) from None
     if not runs:

@@ -41,8 +41,9 @@ per branch: for BHaRNet-E the body and hand expertized and interactive branches)
 from __future__ import annotations
 
 import json
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ from bharnet_ros.training.data import (
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder, mirror_label_map
 from bharnet_ros.training.sampling import ClassBalancedSampler
-from bharnet_ros.training.train import learning_rate, make_optimizer
+from bharnet_ros.training.train import learning_rate, make_optimizer, progress_bar
 
 TEACH_AUGMENT = AugmentConfig(
     mirror=0.5, rotate_2d=0.15, scale=0.1, hand_jitter=0.01, hand_dropout=0.2, speed=0.2, min_cover=0.8
@@ -210,12 +211,14 @@ def extract_features(
     seed: int = 0,
     batch_size: int = 32,
     mirrored: bool = False,
+    progress: str | None = None,
 ) -> Features:
     """Features of ``views`` augmented windows per sample, or of the centred window without ``augment``.
 
     Labels index ``classes``, which must name every class of ``data``. The samples are relabelled
     first, so mirroring swaps lateral classes within ``classes``. ``mirrored`` also keeps the
-    features of each window's mirror image, for scoring with test-time mirroring.
+    features of each window's mirror image, for scoring with test-time mirroring. ``progress``
+    names a progress bar on stderr (None: no bar).
     """
     data = relabel(data, {name: name for name in data.class_names if name in classes}, classes)
     train = augment is not None
@@ -226,25 +229,39 @@ def extract_features(
         for branch, (_, head) in head_modules(model).items()
     ]
     parts = []
+    passes = views if train else 1
+    batches = progress_bar(
+        view_batches(feeder, passes, batch_size), progress is not None, desc=progress, unit="batch",
+        total=passes * math.ceil(len(feeder) / batch_size),
+    )  # fmt: skip
     try:
         with torch.no_grad():
-            for view in range(views if train else 1):
-                feeder.set_epoch(view)
-                first = 0
-                for body, hand, mask, label in DataLoader(feeder, batch_size=batch_size):
-                    model.forward_once(body, hand, mask)  # one feature row per window
-                    plain, mirror_image = dict(caught), None
-                    if mirrored:
-                        layout = model.config.input.body_layout
-                        model.forward_once(mirror_body(body, layout), mirror_hand(hand), mask)
-                        mirror_image = dict(caught)
-                    samples = np.arange(first, first + len(label))
-                    parts.append(Features(plain, mask, label, samples, mirror_image))
-                    first += len(label)
+            for first, (body, hand, mask, label) in batches:
+                model.forward_once(body, hand, mask)  # one feature row per window
+                plain, mirror_image = dict(caught), None
+                if mirrored:
+                    layout = model.config.input.body_layout
+                    model.forward_once(mirror_body(body, layout), mirror_hand(hand), mask)
+                    mirror_image = dict(caught)
+                samples = np.arange(first, first + len(label))
+                parts.append(Features(plain, mask, label, samples, mirror_image))
     finally:
         for hook in hooks:
             hook.remove()
     return Features.concat(parts)
+
+
+def view_batches(
+    feeder: SkeletonFeeder, views: int, batch_size: int
+) -> Iterator[tuple[int, list[torch.Tensor]]]:
+    """(index of the batch's first sample, batch) over ``views`` passes of ``feeder`` in order,
+    each pass its own draw of the augmentation."""
+    for view in range(views):
+        feeder.set_epoch(view)
+        first = 0
+        for batch in DataLoader(feeder, batch_size=batch_size):
+            yield first, batch
+            first += len(batch[-1])
 
 
 def vocabulary_for(base_classes: Sequence[str], taught: Sequence[str], settings: TeachSettings) -> list[str]:
@@ -404,8 +421,10 @@ def teach(
     takes: SkeletonDataset,
     rehearsal: SkeletonDataset | None = None,
     settings: TeachSettings | None = None,
+    show_progress: bool = False,
 ) -> TeachResult:
-    """The base model with the takes' gestures added (or instead of its own); see the module docstring."""
+    """The base model with the takes' gestures added (or instead of its own); see the module
+    docstring. ``show_progress`` draws progress bars of its slow steps on stderr."""
     settings = settings or TeachSettings()
     started = time.monotonic()
     model = prepare_model(base)
@@ -415,10 +434,11 @@ def teach(
     old_rows = old_class_rows(base.class_names, classes)
     kept = rehearsal_samples(rehearsal, [classes[i] for i in old_rows], settings)
     check_something_to_teach(base, takes, classes, settings, kept is not None)
-    parts = [window_features(model, base, takes, classes, settings, settings.views)]
+    bars = ("features of the takes", "features of the rehearsal") if show_progress else (None, None)
+    parts = [window_features(model, base, takes, classes, settings, settings.views, bars[0])]
     notes = []
     if kept is not None:
-        parts.append(rehearsal_features(model, base, kept, classes, settings))
+        parts.append(rehearsal_features(model, base, kept, classes, settings, bars[1]))
         notes.append(f"rehearsed {len(kept)} samples of {len(set(kept.labels.tolist()))} old classes")
     frozen = len(parts) == 1 and bool(old_rows)
     if frozen:
@@ -432,7 +452,8 @@ def teach(
     if settings.finetune_epochs > 0 and frozen:
         notes.append("no fine-tune without rehearsal data: it would forget the old classes")
     elif settings.finetune_epochs > 0:
-        checkpoint = finetune(checkpoint, teaching_set(takes, kept, classes), settings, old_rows)
+        data = teaching_set(takes, kept, classes)
+        checkpoint = finetune(checkpoint, data, settings, old_rows, show_progress)
         seconds["finetune"] = time.monotonic() - cached - seconds["fit"]
         notes.append(finetune_note(settings))
     return TeachResult(
@@ -500,7 +521,11 @@ def finetune_note(settings: TeachSettings) -> str:
 
 
 def finetune(
-    checkpoint: Checkpoint, data: SkeletonDataset, settings: TeachSettings, old_rows: Sequence[int] = ()
+    checkpoint: Checkpoint,
+    data: SkeletonDataset,
+    settings: TeachSettings,
+    old_rows: Sequence[int] = (),
+    show_progress: bool = False,
 ) -> Checkpoint:
     """``checkpoint`` trained further on ``data`` (labelled by its classes); see the module docstring.
 
@@ -522,7 +547,8 @@ def finetune(
     for epoch in range(settings.finetune_epochs):
         feeder.set_epoch(epoch)
         sampler.set_epoch(epoch)
-        for step, (body, hand, mask, labels) in enumerate(loader):
+        desc = f"fine-tune epoch {epoch + 1}/{settings.finetune_epochs}"
+        for step, (body, hand, mask, labels) in enumerate(progress_bar(loader, show_progress, desc=desc)):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(optim, settings.finetune_epochs, epoch + step / len(loader))
             outputs = model.forward_once(body, hand, mask)
@@ -587,11 +613,12 @@ def window_features(
     classes: Sequence[str],
     settings: TeachSettings,
     views: int,
+    progress: str | None = None,
 ) -> Features:
     """Features of ``views`` augmented training windows per sample, with the base preprocessing."""
     return extract_features(
         model, data, classes, base.preprocess_config, views, settings.augment, settings.seed,
-        settings.batch_size,
+        settings.batch_size, progress=progress,
     )  # fmt: skip
 
 
@@ -601,6 +628,7 @@ def rehearsal_features(
     data: SkeletonDataset,
     classes: Sequence[str],
     settings: TeachSettings,
+    progress: str | None = None,
 ) -> Features:
     """The rehearsal windows: of ``rehearsal_candidates`` augmented windows per sample, the
     ``rehearsal_views`` on which the base model is least sure of the sample's class.
@@ -611,7 +639,7 @@ def rehearsal_features(
     section 4, "Hard rehearsal").
     """
     drawn = max(settings.rehearsal_candidates, settings.rehearsal_views)
-    features = window_features(model, base, data, classes, settings, drawn)
+    features = window_features(model, base, data, classes, settings, drawn, progress)
     return features.select(least_sure(model, base, classes, features, settings.rehearsal_views))
 
 

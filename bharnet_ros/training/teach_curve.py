@@ -68,6 +68,7 @@ from bharnet_ros.training.teach import (
     teaching_set,
     vocabulary_for,
 )
+from bharnet_ros.training.train import progress_bar
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,11 @@ class CurveData:
     samples: dict[str, SkeletonDataset]  # "new", "old" and "rehearsal": the samples behind them
 
 
-def run_curve(base_paths: Sequence[str | Path], data: SkeletonDataset, plan: CurvePlan) -> list[CurveRun]:
-    """Every fit of the plan for every base model, in order (base, teachers, takes, group, draw)."""
+def run_curve(
+    base_paths: Sequence[str | Path], data: SkeletonDataset, plan: CurvePlan, show_progress: bool = False
+) -> list[CurveRun]:
+    """Every fit of the plan for every base model, in order (base, teachers, takes, group, draw);
+    ``show_progress`` draws progress bars on stderr."""
     check_plan(data, plan)
     runs = []
     for path in base_paths:
@@ -139,12 +143,17 @@ def run_curve(base_paths: Sequence[str | Path], data: SkeletonDataset, plan: Cur
         if plan.settings.finetune_epochs:
             check_finetune_part(model, plan.settings.finetune_part)
         classes = vocabulary_for(base.class_names, plan.new, plan.settings)
-        cached = cache_features(model, base, data, classes, plan, rehearsal_beside(path).left_out)
         name = Path(path).parent.name
+        progress = f"features for {name}" if show_progress else None
+        cached = cache_features(model, base, data, classes, plan, rehearsal_beside(path).left_out, progress)
         pool = plan.pool or sorted(set(cached.new_subjects.tolist()))
-        for teachers, takes in itertools.product(plan.teachers, plan.takes):
-            for group in itertools.combinations(pool, teachers):
-                runs.extend(runs_for_group(model, base, classes, cached, plan, list(group), takes, name))
+        points = [
+            (takes, list(group))
+            for teachers, takes in itertools.product(plan.teachers, plan.takes)
+            for group in itertools.combinations(pool, teachers)
+        ]
+        for takes, group in progress_bar(points, show_progress, desc=f"fits on {name}", unit="point"):
+            runs.extend(runs_for_group(model, base, classes, cached, plan, group, takes, name))
     return runs
 
 
@@ -180,8 +189,10 @@ def cache_features(
     classes: list[str],
     plan: CurvePlan,
     left_out: list[str],
+    progress: str | None = None,
 ) -> CurveData:
-    """Features of every window the plan uses with this base model, computed once."""
+    """Features of every window the plan uses with this base model, computed once; ``progress``
+    names a progress bar on stderr (None: no bar)."""
     settings, preprocess = plan.settings, base.preprocess_config
     names = np.array(data.class_names)[data.labels]
     subjects = data.subject_names()
@@ -200,9 +211,11 @@ def cache_features(
     rehearsal = None
     if len(rehearse):
         rehearse = per_class_cap(rehearse, settings.rehearsal_per_class, seed)
-        rehearsal = rehearsal_features(model, base, rehearse, classes, settings)
+        rehearsal = rehearsal_features(model, base, rehearse, classes, settings, progress)
     return CurveData(
-        teach=extract_features(model, new_set, classes, preprocess, settings.views, augment, seed, batch),
+        teach=extract_features(
+            model, new_set, classes, preprocess, settings.views, augment, seed, batch, progress=progress
+        ),
         new_eval=extract_features(
             model, new_set, classes, preprocess, batch_size=batch, mirrored=plan.test_mirror
         ),

@@ -167,7 +167,8 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     out = tmp_path / "taught.onnx"
     args = ["teach", "train", str(takes), "--base", str(base_checkpoint), "-o", str(out), "--views", "2"]
     assert main([*args, "--steps", "20", "--rehearse", str(rehearsal)]) == 0
-    text = capsys.readouterr().out
+    text, bars = capsys.readouterr()
+    assert "features of the takes" in bars and "features of the rehearsal" in bars
     assert "taught stop, clap (4 classes in all" in text
     assert "parity vs PyTorch" in text
     classifier = OnnxClassifier(out, providers="cpu")
@@ -179,7 +180,8 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     assert main([*args, "--no-rehearse", "--force", "--steps", "5"]) == 0
     tuned = [*args, "--rehearse", str(rehearsal), "--force", "--steps", "5", "--finetune-epochs", "1"]
     assert main(tuned) == 0
-    text = capsys.readouterr().out
+    text, bars = capsys.readouterr()
+    assert "fine-tune epoch 1/1" in bars
     assert "fine-tuned the whole network for 1 epoch(s)" in text
     assert "finetune" in text  # its time, beside the features' and the fit's
     assert OnnxClassifier(out, providers="cpu").labels == ["idle", "wave", "stop", "clap"]
@@ -207,6 +209,9 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     )
     fit_options = ["--label-smoothing", "0", "--feature-dropout", "0", "--rehearsal-candidates", "4"]
     assert main([*args, "--rehearse", str(rehearsal), "--force", "--steps", "5", *fit_options]) == 0
+    capsys.readouterr()
+    assert main([*tuned, "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_train_without_a_base_or_rehearsal_says_how_to_give_them(base_checkpoint, tmp_path, capsys):
@@ -288,6 +293,8 @@ def test_curve_with_a_reference_writes_both_tables(teach_base, tmp_path, capsys)
     args = ["teach", "curve", "--base", str(folds[0]), "--data", *map(str, people), "--new", "stop"]
     args += ["--takes", "1", "--teachers", "1", "--draws", "1", "--views", "1", "--out", str(tmp_path / "c")]
     assert main([*args, "--reference", str(folds[1])]) == 0
+    bars = capsys.readouterr().err
+    assert "features for old_bo" in bars and "fits on old_bo" in bars
     table = (tmp_path / "c" / "curve.md").read_text()
     assert "| 1 | 1 | 1 |" in table  # one teacher, one take, one fit
     assert "| all_bo | bo |" in table
@@ -302,7 +309,8 @@ def test_curve_with_a_reference_writes_both_tables(teach_base, tmp_path, capsys)
     assert "--feature-dropout must be in [0, 1)" in capsys.readouterr().err
     assert main([*args, "--force", "--rehearsal-candidates", "0"]) == 2
     assert "--rehearsal-candidates must be a whole number from 4 to 100" in capsys.readouterr().err
-    assert main([*args, "--force", "--test-mirror"]) == 0
+    assert main([*args, "--force", "--test-mirror", "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
     assert json.loads((tmp_path / "c" / "curve.json").read_text())["plan"]["test_mirror"] is True
 
 
