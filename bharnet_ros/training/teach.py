@@ -548,7 +548,8 @@ def finetune(
         feeder.set_epoch(epoch)
         sampler.set_epoch(epoch)
         desc = f"fine-tune epoch {epoch + 1}/{settings.finetune_epochs}"
-        for step, (body, hand, mask, labels) in enumerate(progress_bar(loader, show_progress, desc=desc)):
+        batches = progress_bar(loader, show_progress, desc=desc, unit="batch")
+        for step, (body, hand, mask, labels) in enumerate(batches):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(optim, settings.finetune_epochs, epoch + step / len(loader))
             outputs = model.forward_once(body, hand, mask)
