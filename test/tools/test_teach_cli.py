@@ -168,7 +168,8 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     args = ["teach", "train", str(takes), "--base", str(base_checkpoint), "-o", str(out), "--views", "2"]
     assert main([*args, "--steps", "20", "--rehearse", str(rehearsal)]) == 0
     text, bars = capsys.readouterr()
-    assert "features of the takes" in bars and "features of the rehearsal" in bars
+    assert "features of the takes" in bars
+    assert "features of the rehearsal" in bars
     assert "taught stop, clap (4 classes in all" in text
     assert "parity vs PyTorch" in text
     classifier = OnnxClassifier(out, providers="cpu")
@@ -294,7 +295,8 @@ def test_curve_with_a_reference_writes_both_tables(teach_base, tmp_path, capsys)
     args += ["--takes", "1", "--teachers", "1", "--draws", "1", "--views", "1", "--out", str(tmp_path / "c")]
     assert main([*args, "--reference", str(folds[1])]) == 0
     bars = capsys.readouterr().err
-    assert "features for old_bo" in bars and "fits on old_bo" in bars
+    assert "features for old_bo" in bars
+    assert "fits on old_bo" in bars
     table = (tmp_path / "c" / "curve.md").read_text()
     assert "| 1 | 1 | 1 |" in table  # one teacher, one take, one fit
     assert "| all_bo | bo |" in table
