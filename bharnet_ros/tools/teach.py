@@ -370,11 +370,18 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         help="weight of keeping the old classes' logits during the fine-tune (default 0: none; "
         f"at most {MOST_DISTILL:g})",
     )  # fmt: skip
+    parser.add_argument(
+        "--finetune-balance", type=float, default=1.0, metavar="B",
+        help="class balance of the fine-tune's sampling: 1 (default) every class equally often, "
+        "0 every sample equally often (fewer old gestures taken for new ones, docs/teaching.md)",
+    )  # fmt: skip
 
 
 def _check_fit_options(args: argparse.Namespace) -> None:
     check_count("--finetune-epochs", args.finetune_epochs, 0, MOST_EPOCHS)
     check_count("--rehearsal-candidates", args.rehearsal_candidates, REHEARSAL_VIEWS, MOST_VIEWS)
+    if not 0.0 <= args.finetune_balance <= 1.0:  # also refuses nan
+        raise UsageError(f"--finetune-balance must be in [0, 1], not {args.finetune_balance}")
     if not 0.0 <= args.finetune_distill <= MOST_DISTILL:  # also refuses nan
         raise UsageError(f"--finetune-distill must be in [0, {MOST_DISTILL:g}], not {args.finetune_distill}")
     for option, value in (
@@ -394,6 +401,7 @@ def _fit_settings(args: argparse.Namespace) -> dict[str, Any]:
         "finetune_epochs": args.finetune_epochs,
         "finetune_part": args.finetune_part,
         "finetune_distill": args.finetune_distill,
+        "finetune_balance": args.finetune_balance,
     }
 
 

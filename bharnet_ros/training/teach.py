@@ -22,8 +22,10 @@ per branch: for BHaRNet-E the body and hand expertized and interactive branches)
 3. **Optionally, a short fine-tune** (``finetune_epochs`` > 0, rehearsal data needed): the whole
    network (or with ``finetune_part="tails"`` all but BHaRNet-E's shared trunks), from those heads,
    a few class-balanced epochs on the takes and the rehearsal samples with the base recipe's loss
-   and a small learning rate. ``finetune_distill`` adds a distillation term: every branch's
-   distribution over the old classes, softened, is kept close to that of the model before the
+   and a small learning rate. ``finetune_balance`` below 1 draws the few takes less often than
+   the classes' equal share, so fewer old windows are taken for a new gesture.
+   ``finetune_distill`` adds a distillation term: every branch's distribution over the old
+   classes, softened, is kept close to that of the model before the
    fine-tune, so the features may move to set the new gestures apart while the old classes keep
    their relations. Normalisation statistics and random features stay the base model's (eval
    mode): a few dozen takes cannot estimate them. Each window takes one pass, as in the base
@@ -107,6 +109,7 @@ class TeachSettings:
     finetune_lr: float = 0.005
     finetune_part: str = "all"  # "tails": BHaRNet-E's trunks stay, its tails, exchanges and heads train
     finetune_distill: float = 0.0  # weight of keeping the old classes' logits of the model before it
+    finetune_balance: float = 1.0  # fine-tune sampling: 1 every class equally often, 0 each sample
     seed: int = 0
     augment: AugmentConfig = TEACH_AUGMENT
 
@@ -515,8 +518,11 @@ def finetune_note(settings: TeachSettings) -> str:
     """What the fine-tune trained, for the command's output."""
     part = "the whole network" if settings.finetune_part == "all" else "the tails and heads"
     distill = f", keeping the old classes' logits (weight {settings.finetune_distill:g})"
-    return f"fine-tuned {part} for {settings.finetune_epochs} epoch(s)" + (
-        distill if settings.finetune_distill > 0 else ""
+    balance = f", class balance {settings.finetune_balance:g}"
+    return (
+        f"fine-tuned {part} for {settings.finetune_epochs} epoch(s)"
+        + (distill if settings.finetune_distill > 0 else "")
+        + (balance if settings.finetune_balance != 1.0 else "")
     )
 
 
@@ -538,7 +544,7 @@ def finetune(
     feeder = SkeletonFeeder(
         data, checkpoint.preprocess_config, train=True, augment=settings.augment, seed=settings.seed
     )
-    sampler = ClassBalancedSampler(feeder.labels, 1.0, seed=settings.seed)
+    sampler = ClassBalancedSampler(feeder.labels, settings.finetune_balance, seed=settings.seed)
     loader = DataLoader(feeder, settings.batch_size, sampler=sampler)
     loss_fn = build_loss(model)
     optim = {"lr": settings.finetune_lr, "min_lr": 0.0, "warmup_epochs": 0, "momentum": 0.9}

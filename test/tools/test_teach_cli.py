@@ -200,6 +200,9 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     for bad in ("nan", "-1", "101", "inf"):
         assert main([*args, "--force", "--finetune-distill", bad]) == 2
         assert "--finetune-distill must be in [0, 100]" in capsys.readouterr().err
+    for bad in ("nan", "-0.1", "1.5"):
+        assert main([*args, "--force", "--finetune-balance", bad]) == 2
+        assert "--finetune-balance must be in [0, 1]" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*args, "--force", "--finetune-part", "trunk"])
     assert "invalid choice: 'trunk'" in capsys.readouterr().err
@@ -211,8 +214,10 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     fit_options = ["--label-smoothing", "0", "--feature-dropout", "0", "--rehearsal-candidates", "4"]
     assert main([*args, "--rehearse", str(rehearsal), "--force", "--steps", "5", *fit_options]) == 0
     capsys.readouterr()
-    assert main([*tuned, "--no-progress"]) == 0
-    assert capsys.readouterr().err == ""
+    assert main([*tuned, "--no-progress", "--finetune-balance", "0"]) == 0
+    text, bars = capsys.readouterr()
+    assert bars == ""
+    assert "fine-tuned the whole network for 1 epoch(s), class balance 0" in text
 
 
 def test_train_without_a_base_or_rehearsal_says_how_to_give_them(base_checkpoint, tmp_path, capsys):
