@@ -431,8 +431,7 @@ def teach(
     settings = settings or TeachSettings()
     started = time.monotonic()
     model = prepare_model(base)
-    if settings.finetune_epochs:
-        check_finetune_part(model, settings.finetune_part)
+    check_finetune(model, settings)
     classes = vocabulary_for(base.class_names, takes.class_names, settings)
     old_rows = old_class_rows(base.class_names, classes)
     kept = rehearsal_samples(rehearsal, [classes[i] for i in old_rows], settings)
@@ -581,6 +580,15 @@ def freeze_outside(model: BHaRNetModel, part: str) -> None:
         return
     for stream in ("body", "hand"):
         getattr(model, f"{stream}_trunk").requires_grad_(False)
+
+
+def check_finetune(model: BHaRNetModel, settings: TeachSettings) -> None:
+    """ValueError, before any work, for a fine-tune the settings ask for and cannot run."""
+    if not settings.finetune_epochs:
+        return
+    check_finetune_part(model, settings.finetune_part)
+    if not 0.0 <= settings.finetune_balance <= 1.0:  # also refuses nan
+        raise ValueError(f"the fine-tune's class balance must be in [0, 1], not {settings.finetune_balance}")
 
 
 def check_finetune_part(model: BHaRNetModel, part: str) -> None:

@@ -54,7 +54,7 @@ from bharnet_ros.training.teach import (
     TeachSettings,
     accuracy,
     base_heads,
-    check_finetune_part,
+    check_finetune,
     extract_features,
     finetune,
     fit_heads,
@@ -140,8 +140,7 @@ def run_curve(
         if known:
             raise ValueError(f"{path} already knows {known}; train the base model without them")
         model = prepare_model(base)
-        if plan.settings.finetune_epochs:
-            check_finetune_part(model, plan.settings.finetune_part)
+        check_finetune(model, plan.settings)
         classes = vocabulary_for(base.class_names, plan.new, plan.settings)
         name = Path(path).parent.name
         progress = f"features for {name}" if show_progress else None

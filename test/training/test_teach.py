@@ -201,6 +201,14 @@ def test_tails_of_a_model_without_trunks_are_refused_before_any_work(teach_base)
         teach(checkpoint, takes_of(["stop"]), takes_of(["idle", "wave"]), settings)
 
 
+def test_a_fine_tune_class_balance_outside_0_to_1_is_refused_before_any_work(base, monkeypatch):
+    monkeypatch.setattr("bharnet_ros.training.teach.window_features", pytest.fail)
+    for bad in (-0.1, 1.5, float("nan")):
+        settings = TeachSettings(views=1, steps=5, finetune_epochs=1, finetune_balance=bad)
+        with pytest.raises(ValueError, match="class balance must be in \\[0, 1\\]"):
+            teach(base, takes_of(["stop"]), takes_of(["idle", "wave"]), settings)
+
+
 def test_distillation_keeps_the_old_classes_relations_and_ignores_the_new_ones():
     kept = {"a": torch.tensor([[2.0, 0.0, -1.0]]), "b": torch.tensor([[0.0, 1.0, 5.0]])}
     old = torch.tensor([0, 1])
