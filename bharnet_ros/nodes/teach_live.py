@@ -36,19 +36,26 @@ class LiveSkeletons:
         self.sleep = sleep
         self._lock = threading.Lock()
         self._frames: list[SkeletonFrame] | None = None  # None while no take records
-        self.bad_messages = 0
+        self.bad_messages = 0  # skeletons that could not be read, during the current take
+        self._last_problem = ""
         self.subscription = node.create_subscription(
             PersonSkeletonArray, topic, self._on_message, QoSProfile(depth=30)
         )
         self.description = f"live {self.subscription.topic_name}"
 
     def record(self, seconds: float) -> list[SkeletonFrame]:
-        """The frames that arrive during the next ``seconds`` (wall time)."""
+        """The frames that arrive during the next ``seconds`` (wall time); skeletons that could not
+        be read are logged, so that a take flagged "no person" is not blamed on the person."""
         with self._lock:
-            self._frames = []
+            self._frames, self.bad_messages = [], 0
         self.sleep(seconds)
         with self._lock:
             frames, self._frames = self._frames, None
+        if self.bad_messages:
+            self.node.get_logger().warning(
+                f"{self.bad_messages} skeletons of this take could not be read ({self._last_problem}); "
+                "check the publisher of the skeleton topic"
+            )
         return frames
 
     def publishers(self) -> int:
@@ -66,15 +73,17 @@ class LiveSkeletons:
         with self._lock:
             if self._frames is None:
                 return
-        frames = []
+        frames, problems = [], []
         for person in msg.persons:
             try:
                 frames.append(msg_to_frame(person))
-            except SkeletonError:
-                self.bad_messages += 1
+            except SkeletonError as err:
+                problems.append(str(err))
         with self._lock:
             if self._frames is not None:
                 self._frames.extend(frames)
+                self.bad_messages += len(problems)
+                self._last_problem = problems[-1] if problems else self._last_problem
 
 
 @contextmanager

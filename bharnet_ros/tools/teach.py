@@ -29,6 +29,7 @@ from bharnet_ros.tools.outputs import atomic_file, check_output_file, check_outp
 
 if TYPE_CHECKING:  # torch-free at import time: only the chosen action loads training code
     from bharnet_ros.core.annotations import Annotations
+    from bharnet_ros.training.data import TrainingData
     from bharnet_ros.training.dataset import SkeletonDataset
     from bharnet_ros.training.teach_takes import Take, TrimSettings
 
@@ -144,6 +145,10 @@ def _check_record_options(args: argparse.Namespace) -> None:
         raise UsageError("--labels cuts a recording: give it with --video or --bag")
     if not args.labels and not args.gestures:
         raise UsageError("name the gestures to record (--gestures follow_me,stop) or give --labels")
+    if args.labels and args.gestures:
+        raise UsageError("--labels names the gestures of its takes; drop --gestures (it is for prompts)")
+    if args.video and args.topic:
+        raise UsageError("--topic names a live or bag topic; drop it with --video")
     _check_unique("--gestures", args.gestures)
     if args.gestures:
         _check_hand_gestures(args.hand_gestures, args.gestures, "--gestures")
@@ -156,7 +161,21 @@ def _check_record_options(args: argparse.Namespace) -> None:
     _check_seconds("--trim-seconds", args.trim_seconds, positive=True)
     _check_seconds("--min-seconds", args.min_seconds)
     _check_seconds("--wait", args.wait)
+    _check_take_length(args)
     _check_source(args)
+
+
+def _check_take_length(args: argparse.Namespace) -> None:
+    """--min-seconds must fit in a take, else every take is flagged "too short"."""
+    longest = [("--seconds", args.seconds)] if args.gestures else []
+    if args.trim == "fixed":
+        longest.append(("--trim-seconds", args.trim_seconds))
+    for flag, seconds in longest:
+        if args.min_seconds >= seconds:
+            raise UsageError(
+                f"--min-seconds {args.min_seconds:g} is not shorter than {flag} {seconds:g}, so every take "
+                f"would be flagged too short; lower --min-seconds or raise {flag}"
+            )
 
 
 def _check_seconds(flag: str, value: float, positive: bool = False) -> None:
@@ -302,8 +321,10 @@ def run_train(args: argparse.Namespace) -> int:
     check_count("--steps", args.steps, 1, MOST_STEPS)
     check_count("--seed", args.seed, 0, LARGEST_SEED)
     _check_fit_options(args)
+    _check_vocabulary_options(args)
     base_path = args.base or _default_base()
-    inputs = [*args.takes, base_path, args.calibration, *(args.rehearse or [])]
+    rehearsal = _rehearsal_source(args, base_path)
+    inputs = [*args.takes, base_path, args.calibration, *(rehearsal.files if rehearsal else [])]
     onnx_path = check_output_file(args.output, inputs, args.force, suffix=".onnx")
     checkpoint_path = check_output_file(onnx_path.with_suffix(".pt"), inputs, args.force)
     started = time.monotonic()
@@ -312,12 +333,12 @@ def run_train(args: argparse.Namespace) -> int:
         if args.calibration:  # read now: a bad file must not cost a fit and leave model.pt behind
             check_calibration(base, args.calibration, not args.full)
         takes = _load_takes(args.takes)
-        rehearsal = _rehearsal(args, base_path)
+        rehearsal_data = _load_rehearsal(rehearsal)
         settings = TeachSettings(
             args.replace, tuple(args.keep), args.views, steps=args.steps, seed=args.seed,
             **_fit_settings(args),
         )  # fmt: skip
-        result = teach(base, takes, rehearsal, settings, show_progress=not args.no_progress)
+        result = teach(base, takes, rehearsal_data, settings, show_progress=not args.no_progress)
     except (CheckpointError, DatasetError, ExportError, ValueError) as err:
         raise UsageError(str(err)) from None
     for note in result.notes:
@@ -424,33 +445,60 @@ def _default_base() -> Path:
     return base
 
 
+def _check_vocabulary_options(args: argparse.Namespace) -> None:
+    """--keep works only with --replace, and --rehearse with --replace only when something is kept."""
+    if args.keep and not args.replace:
+        raise UsageError("--keep names the base classes --replace keeps; add --replace or drop --keep")
+    if args.replace and args.rehearse and not args.keep:
+        raise UsageError(
+            "--replace without --keep keeps no base class, so nothing would be rehearsed; "
+            "add --keep CLASSES or drop --rehearse"
+        )
+
+
 def _load_takes(paths: list[Path]) -> SkeletonDataset:
+    """The merged takes; ValueError naming a sample nothing can be learnt from."""
     from bharnet_ros.training.data import load_datasets
+    from bharnet_ros.training.teach_takes import unusable_samples
 
-    return load_datasets(paths)
+    takes = load_datasets(paths)
+    unusable = unusable_samples(takes)
+    if unusable:
+        name, problem = unusable[0]
+        raise ValueError(f"take {name} cannot be taught from ({problem}); record it again or leave it out")
+    return takes
 
 
-def _rehearsal(args: argparse.Namespace, base_path: Path) -> SkeletonDataset | None:
+def _rehearsal_source(args: argparse.Namespace, base_path: Path) -> TrainingData | None:
     """The rehearsal data: --rehearse, else the base run's training data where it is still there.
 
     For the shipped base that is the default recipe's data (``make model`` imports it into data/).
     Without any, the old classes would be mistaken for new ones, so that needs --no-rehearse.
+    Found before the work, so that the output can be checked against its files.
     """
     from bharnet_ros.training.data import TrainingData, training_data_of
-    from bharnet_ros.training.teach import load_rehearsal, rehearsal_beside
+    from bharnet_ros.training.teach import rehearsal_beside
 
     if args.no_rehearse or (args.replace and not args.keep):
         return None
+    if args.rehearse:
+        return TrainingData(list(args.rehearse))
     source = rehearsal_beside(base_path)
     if not source.files and args.base is None:
         source = training_data_of(_shipped(DEFAULT_RECIPE))
-    if args.rehearse:
-        source = TrainingData(list(args.rehearse))
     if not source.files:
         raise UsageError(
             "no training data of the base model to rehearse the old gestures with: give it with "
             "--rehearse DATA..., or pass --no-rehearse (old gestures may then be taken for new ones)"
         )
+    return source
+
+
+def _load_rehearsal(source: TrainingData | None) -> SkeletonDataset | None:
+    from bharnet_ros.training.teach import load_rehearsal
+
+    if source is None:
+        return None
     print(f"rehearsing the old gestures with {', '.join(str(f) for f in source.files)}")
     return load_rehearsal(source)
 
@@ -507,7 +555,9 @@ def run_curve(args: argparse.Namespace) -> int:
     check_count("--draws", args.draws, 1, MOST_DRAWS)
     check_count("--views", args.views, 1, MOST_VIEWS)
     _check_fit_options(args)
-    check_output_folder(args.out, [*args.base, *args.data, *args.reference], args.force)
+    checkpoints = [*args.base, *args.reference]
+    run_folders = [path.parent for path in checkpoints if (path.parent / "config.yaml").is_file()]
+    check_output_folder(args.out, [*checkpoints, *args.data, *run_folders], args.force)
     started = time.monotonic()
     plan = CurvePlan(
         args.new, args.takes, args.teachers, args.pool, args.draws,

@@ -51,6 +51,11 @@ def select_classes(data: SkeletonDataset, classes: Sequence[str], report: Import
     dropped = [name for name in data.class_names if name not in classes]
     if dropped:
         report.notes.append(f"classes left out (not in --classes): {', '.join(dropped)}")
+    return labelled_by(data, classes)
+
+
+def labelled_by(data: SkeletonDataset, classes: Sequence[str]) -> SkeletonDataset:
+    """``data`` with its labels indexing ``classes``, in that order (samples of other classes dropped)."""
     return relabel(data, {name: name for name in classes}, classes)
 
 
@@ -62,5 +67,4 @@ def drop_empty_classes(data: SkeletonDataset, report: ImportReport | None = None
         return data
     if report is not None:
         report.notes.append(f"classes without samples dropped: {', '.join(empty)}")
-    kept = [name for name in data.class_names if name not in empty]
-    return relabel(data, {name: name for name in kept}, kept)
+    return labelled_by(data, [name for name in data.class_names if name not in empty])

@@ -70,7 +70,7 @@ from bharnet_ros.model.export import (
 )
 from bharnet_ros.model.losses import build_loss
 from bharnet_ros.model.mirror import average_with_mirror, mirror_body, mirror_hand
-from bharnet_ros.training.classes import relabel
+from bharnet_ros.training.classes import labelled_by
 from bharnet_ros.training.data import (
     TrainingData,
     known_classes_only,
@@ -223,7 +223,7 @@ def extract_features(
     features of each window's mirror image, for scoring with test-time mirroring. ``progress``
     names a progress bar on stderr (None: no bar).
     """
-    data = relabel(data, {name: name for name in data.class_names if name in classes}, classes)
+    data = labelled_by(data, classes)
     train = augment is not None
     feeder = SkeletonFeeder(data, preprocess, train=train, augment=augment, seed=seed)
     caught: dict[str, torch.Tensor] = {}
@@ -274,7 +274,13 @@ def vocabulary_for(base_classes: Sequence[str], taught: Sequence[str], settings:
         known = ", ".join(base_classes)
         raise ValueError(f"--keep names {unknown}, which the base model does not know ({known})")
     first = [c for c in base_classes if c in settings.keep] if settings.replace else list(base_classes)
-    return first + [c for c in taught if c not in first]
+    classes = first + [c for c in taught if c not in first]
+    if len(classes) < 2:
+        raise ValueError(
+            f"the taught model would know only {', '.join(classes)}: a classifier needs two classes or "
+            "more; record another gesture, or keep base classes (--keep none)"
+        )
+    return classes
 
 
 def old_class_rows(base_classes: Sequence[str], classes: Sequence[str]) -> list[int]:
@@ -438,7 +444,8 @@ def teach(
     check_something_to_teach(base, takes, classes, settings, kept is not None)
     bars = ("features of the takes", "features of the rehearsal") if show_progress else (None, None)
     parts = [window_features(model, base, takes, classes, settings, settings.views, bars[0])]
-    notes = []
+    refined = [c for c in takes.class_names if c in base.class_names]
+    notes = [f"takes of {', '.join(refined)}, which the base model knows, refine it"] if refined else []
     if kept is not None:
         parts.append(rehearsal_features(model, base, kept, classes, settings, bars[1]))
         notes.append(f"rehearsed {len(kept)} samples of {len(set(kept.labels.tolist()))} old classes")
@@ -504,10 +511,7 @@ def teaching_set(
     takes: SkeletonDataset, rehearsal: SkeletonDataset | None, classes: Sequence[str]
 ) -> SkeletonDataset:
     """The takes and the rehearsal samples (if any) as one dataset labelled by ``classes``."""
-    parts = [
-        relabel(data, {name: name for name in data.class_names if name in classes}, classes)
-        for data in (takes, rehearsal) if data is not None and len(data)
-    ]  # fmt: skip
+    parts = [labelled_by(data, classes) for data in (takes, rehearsal) if data is not None and len(data)]
     if len(parts) == 1:
         return parts[0]
     return parts[0].with_name_prefix("take").merge(parts[1].with_name_prefix("rehearsal"))

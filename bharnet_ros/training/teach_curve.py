@@ -157,9 +157,16 @@ def run_curve(
 
 
 def check_plan(data: SkeletonDataset, plan: CurvePlan) -> None:
-    """ValueError naming what the data lacks: a new gesture it has no takes of, or a person of the
-    pool without takes of the new gestures (who could never teach), so that a typo is not reported
-    as "no point of the curve is possible"."""
+    """ValueError naming what the plan or the data lacks: a new gesture the data has no takes of,
+    a name given twice, a person of the pool without takes of the new gestures (who could never
+    teach), or more teachers than the pool holds, so that a typo is not reported as "no point of
+    the curve is possible" or silently left out of the curve."""
+    if not plan.new:
+        raise ValueError("--new names no gesture; give the gestures to teach, e.g. --new come,stop")
+    for option, given in (("--new", plan.new), ("--pool", plan.pool)):
+        repeated = sorted({name for name in given if given.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{option} names {', '.join(repeated)} more than once; give each once")
     names = np.array(data.class_names)[data.labels]
     unknown = [c for c in plan.new if c not in set(names.tolist())]
     if unknown:
@@ -175,9 +182,9 @@ def check_plan(data: SkeletonDataset, plan: CurvePlan) -> None:
             f"data; people with takes: {', '.join(teachers) or 'none'}"
         )
     pool = len(plan.pool or teachers)
-    if min(plan.teachers) > pool:
+    if max(plan.teachers) > pool:
         raise ValueError(
-            f"--teachers {min(plan.teachers)} needs that many people in the pool, which has {pool}"
+            f"--teachers {max(plan.teachers)} needs that many people in the pool, which has {pool}"
         )
 
 

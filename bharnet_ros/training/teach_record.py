@@ -243,7 +243,7 @@ def _one_take(
             return None
         take = make_take(gesture, number, frames, settings, gesture in plan.hand_gestures, source.description)
         prompt.say("  " + take.line())
-        answer = prompt.ask(KEEP_QUESTION if take.ok else REDO_QUESTION)
+        answer = _answer(prompt, take.ok)
         if answer is None or answer == "q":
             prompt.say("stopping" if answer else "input ended: stopping")
             return None
@@ -251,3 +251,14 @@ def _one_take(
             return take
         if not take.ok and answer == "s":
             return take
+
+
+def _answer(prompt: Prompt, good: bool) -> str | None:
+    """The user's choice for a take (None when the input has ended); asks again on anything else,
+    since a stray key must not throw a good take away or record over the next stretch of a file."""
+    question, choices = (KEEP_QUESTION, ("", "r", "q")) if good else (REDO_QUESTION, ("", "s", "q"))
+    while True:
+        answer = prompt.ask(question)
+        if answer is None or answer in choices:
+            return answer
+        prompt.say(f"  {answer!r} is none of the choices")

@@ -17,7 +17,8 @@ Trimming (:class:`TrimSettings`):
 Checks, each giving a one-line reason; a flagged take is never kept (interactive recording asks
 for it again, headless recording skips and lists it):
 
-* no person: a body in fewer than ``min_body`` of the frames, or no frames at all;
+* no person: a body in fewer than ``min_body`` of the frames, no skeleton for more than
+  ``max_gap`` seconds (the pose stage sends nothing while it sees nobody), or no frames at all;
 * too short: less than ``min_seconds`` left after trimming;
 * no hands: a gesture the user marked as a hand gesture with a hand in fewer than ``min_hands``
   of the frames.
@@ -56,14 +57,17 @@ class TrimSettings:
     min_seconds: float = 0.5  # shorter takes are flagged
     min_body: float = 0.5  # fraction of frames with a body; fewer means nobody was there
     min_hands: float = 0.3  # hand gestures: fraction of frames with a hand
+    max_gap: float = 0.5  # seconds without any skeleton inside a take; longer means nobody was there
 
     def __post_init__(self) -> None:
         if self.mode not in TRIM_MODES:
             raise ValueError(f"unknown trim mode {self.mode!r}; use one of {', '.join(TRIM_MODES)}")
-        lengths = (self.seconds, self.min_seconds, self.margin)
-        if not all(math.isfinite(x) for x in lengths) or self.seconds <= 0 or min(lengths) < 0:
+        lengths = (self.seconds, self.min_seconds, self.margin, self.max_gap)
+        positive = min(self.seconds, self.max_gap) > 0
+        if not all(math.isfinite(x) for x in lengths) or not positive or min(lengths) < 0:
             raise ValueError(
-                "trim seconds must be a positive number, margin and minimum length finite and not negative"
+                "trim seconds and the longest gap must be positive numbers, margin and minimum length "
+                "finite and not negative"
             )
         for name in ("threshold", "min_body", "min_hands"):
             if not 0.0 <= getattr(self, name) <= 1.0:  # also refuses nan
@@ -175,6 +179,7 @@ def smooth(values: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
         return values
     step = float(np.median(np.diff(timestamps)))
     width = max(1, int(round(SMOOTHING_SECONDS / step))) if step > 0 else 1
+    width = min(width, len(values))  # a wider kernel would lengthen the result
     return np.convolve(values, np.ones(width) / width, mode="same")
 
 
@@ -193,6 +198,8 @@ def trim(sequence: SkeletonSequence, settings: TrimSettings) -> SkeletonSequence
         moving = np.flatnonzero(energy >= settings.threshold * energy.max())
         start, end = stamps[moving[0]] - settings.margin, stamps[moving[-1]] + settings.margin
     keep = np.flatnonzero((stamps >= start) & (stamps <= end))
+    if not len(keep):  # a fixed window shorter than a frame step: the frame nearest its centre
+        keep = np.array([np.abs(stamps - (start + end) / 2).argmin()])
     return slice_sequence(sequence, keep[0], keep[-1] + 1)
 
 
@@ -212,6 +219,9 @@ def problem_of(sequence: SkeletonSequence | None, hand_gesture: bool, settings: 
     body = float((sequence.body[..., 3] > 0).any(axis=1).mean())
     if body < settings.min_body:
         return f"no person: a body in only {100 * body:.0f} % of the frames (step into the camera's view)"
+    gap = float(np.diff(sequence.timestamps).max(initial=0.0))
+    if gap > settings.max_gap:  # the pose stage sends nothing while it sees nobody
+        return f"no person: nobody seen for {gap:.1f} s of the take (stay in the camera's view)"
     seconds = duration(sequence)
     if seconds < settings.min_seconds:
         return f"too short: {seconds:.2f} s of motion, at least {settings.min_seconds:g} s needed"
@@ -261,3 +271,18 @@ def takes_dataset(
         notes=[f"bharnet teach record: {len(kept)} takes of {subject}"],
         attributes=[{"subject": subject, "take": str(take.number), "source": take.source} for take in kept],
     )
+
+
+def unusable_samples(data: SkeletonDataset) -> list[tuple[str, str]]:
+    """(name, reason) of each sample no gesture can be learnt from: no body in any frame, or one frame.
+
+    `teach record` never keeps such a take, but a takes file may come from elsewhere.
+    """
+    seen = (data.body[0, ..., 3] > 0).any(axis=-1)  # (F,) a body in the frame
+    found = []
+    for name, first, stop in zip(data.names.tolist(), data.offsets[:-1], data.offsets[1:], strict=True):
+        if not seen[first:stop].any():
+            found.append((name, "no person: no body in any frame"))
+        elif data.timestamps[stop - 1] <= data.timestamps[first]:
+            found.append((name, "too short: a single moment"))
+    return found

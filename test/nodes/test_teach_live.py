@@ -98,3 +98,23 @@ def test_record_live_teach_and_swap_into_the_running_recognizer(
     assert result.successful, result.reason
     assert wait(lambda: [c.class_name for c in labels[-1].class_map] == ["idle", "wave", "clap"])
     assert recognizer.status()[2]["model_swaps"] == 1
+
+
+def test_skeletons_that_cannot_be_read_during_a_take_are_counted_and_logged(ros, capfd):
+    node = ros.add(Node, "teach_bad_skeletons")
+    frame = generate_sequence("wave", np.random.default_rng(0)).frame(0)
+    good = PersonSkeletonArray(persons=[frame_to_msg(frame, Header())])
+    bad = PersonSkeletonArray(persons=[frame_to_msg(frame, Header())])
+    bad.persons[0].body = np.full(10, 0.5, np.float32)  # not four values per joint
+
+    def sleep(seconds: float) -> None:  # the messages arrive while the take records
+        for msg in (good, bad, bad):
+            source._on_message(msg)
+
+    source = LiveSkeletons(node, sleep=sleep)
+    assert len(source.record(1.0)) == 1
+    assert source.bad_messages == 2
+    assert "2 skeletons of this take could not be read" in capfd.readouterr().err
+    source.sleep = lambda seconds: source._on_message(good)
+    source.record(1.0)
+    assert source.bad_messages == 0  # counted per take

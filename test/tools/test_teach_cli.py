@@ -90,6 +90,13 @@ def test_record_a_camera_bag_headless(shared_file, tmp_path, labels, capsys):
         (["--gestures", "wave", "--topic", "bad topic!"], "--topic 'bad topic!' is no valid topic name"),
         (["--gestures", "wave", "--video", "/nonexistent/v.mp4"], "--video /nonexistent/v.mp4 not found"),
         (["--gestures", "wave", "--bag", "/nonexistent/bag"], "--bag /nonexistent/bag not found"),
+        (["--gestures", "wave", "--video", "v.mp4", "--labels", "x.csv"], "drop --gestures"),
+        (["--gestures", "wave", "--video", "v.mp4", "--topic", "t"], "drop it with --video"),
+        (["--gestures", "wave", "--seconds", "1", "--min-seconds", "2"], "not shorter than --seconds 1"),
+        (
+            ["--gestures", "wave", "--trim", "fixed", "--trim-seconds", "0.4"],
+            "--min-seconds 0.5 is not shorter than --trim-seconds 0.4",
+        ),
     ],
 )
 def test_record_option_mistakes_are_one_line_errors(tmp_path, capsys, extra, message):
@@ -264,8 +271,52 @@ def test_train_refuses_takes_that_could_not_change_the_model(base_checkpoint, tm
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
+        (["--keep", "idle"], "--keep names the base classes --replace keeps; add --replace or drop --keep"),
+        (["--replace", "--rehearse", "r.npz"], "--replace without --keep keeps no base class"),
+    ],
+)
+def test_train_refuses_vocabulary_options_it_would_ignore(base_checkpoint, tmp_path, capsys, extra, message):
+    takes = synth_takes(tmp_path / "ana.npz", ["stop"], "ana")
+    out = tmp_path / "m.onnx"
+    assert main(["teach", "train", str(takes), "--base", str(base_checkpoint), "-o", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_train_refuses_a_take_without_anybody_in_it(base_checkpoint, tmp_path, capsys):
+    takes = SkeletonDataset.load(synth_takes(tmp_path / "ana.npz", ["stop", "clap"], "ana"))
+    takes.body[:, takes.offsets[1] : takes.offsets[2]] = 0.0  # nobody in the second take
+    takes.save(tmp_path / "nobody.npz")
+    out = tmp_path / "m.onnx"
+    argv = ["teach", "train", str(tmp_path / "nobody.npz"), "--base", str(base_checkpoint), "--no-rehearse"]
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "take ana/stop_1 cannot be taught from (no person: no body in any frame); record it again" in err
+    assert not out.exists()
+
+
+def test_train_output_may_not_go_into_the_rehearsal_data_of_the_base(teach_base, tmp_path, capsys):
+    rehearsal = tmp_path / "rehearsal"
+    synth_takes(rehearsal / "old.npz", ["idle", "wave"], "bo")
+    base = save_checkpoint(teach_base(), tmp_path / "run" / "last.pt")
+    (tmp_path / "run" / "config.yaml").write_text(f"data:\n  train: [{rehearsal}]\n")
+    takes = synth_takes(tmp_path / "ana.npz", ["stop"], "ana")
+    out = rehearsal / "m.onnx"
+    assert main(["teach", "train", str(takes), "--base", str(base), "-o", str(out)]) == 2
+    assert f"is inside the input folder {rehearsal}" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
         (["--new", "stop,nosuch"], "the data has no takes of nosuch (--new)"),
         (["--new", "stop", "--pool", "S9"], "--pool names S9, who have no takes of stop in the data"),
+        (["--new", "stop", "--pool", "ana,ana"], "--pool names ana more than once"),
+        (["--new", ","], "--new names no gesture"),
+        (["--new", "stop", "--teachers", "1,99"], "--teachers 99 needs that many people in the pool"),
     ],
 )
 def test_curve_names_an_unknown_gesture_or_person(teach_base, tmp_path, capsys, extra, message):
@@ -277,6 +328,15 @@ def test_curve_names_an_unknown_gesture_or_person(teach_base, tmp_path, capsys, 
     assert message in err
     assert "no point of the curve" not in err
     assert not (tmp_path / "c").exists()
+
+
+def test_curve_does_not_write_into_the_run_folder_of_a_base(teach_base, tmp_path, capsys):
+    data = synth_takes(tmp_path / "ana.npz", ["idle", "stop"], "ana")
+    base = fold_leaving_out(teach_base(), tmp_path / "old_bo", "bo")
+    args = ["teach", "curve", "--base", str(base), "--data", str(data), "--new", "stop"]
+    assert main([*args, "--out", str(tmp_path / "old_bo"), "--force"]) == 2
+    assert "is also an input of this command" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "old_bo").iterdir()) == ["config.yaml", "last.pt"]
 
 
 def fold_leaving_out(checkpoint, folder: Path, person: str) -> Path:

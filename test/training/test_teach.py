@@ -234,6 +234,14 @@ def test_replace_keeps_only_the_named_base_classes(base):
     assert result.checkpoint.class_names == ["idle", "stop", "clap"]
     with pytest.raises(ValueError, match="does not know"):
         teach(base, takes_of(["stop"]), None, TeachSettings(replace=True, keep=("nope",)))
+    with pytest.raises(ValueError, match="would know only stop: a classifier needs two classes or more"):
+        teach(base, takes_of(["stop"]), None, TeachSettings(replace=True))
+
+
+def test_takes_of_a_gesture_the_base_knows_refine_it_and_say_so(base):
+    result = teach(base, takes_of(["wave", "stop"]), takes_of(["idle", "wave"]), FAST)
+    assert result.checkpoint.class_names == ["idle", "wave", "stop"]
+    assert result.notes[0] == "takes of wave, which the base model knows, refine it"
 
 
 def test_the_export_keeps_experts_preprocess_and_calibration_and_passes_parity(base, tmp_path):
@@ -345,8 +353,22 @@ def test_a_curve_plan_naming_an_unknown_gesture_or_person_says_which():
     with pytest.raises(ValueError, match="--pool names S9, bo, who have no takes of stop in the data"):
         check_plan(data, CurvePlan(["stop"], takes=[1], pool=["ana", "S9", "bo"]))
     with pytest.raises(ValueError, match="--teachers 2 needs that many people in the pool, which has 1"):
-        check_plan(data, CurvePlan(["stop"], takes=[1], teachers=[2]))
+        check_plan(data, CurvePlan(["stop"], takes=[1], teachers=[1, 2]))
     check_plan(data, CurvePlan(["stop"], takes=[1], teachers=[1], pool=["ana"]))
+
+
+@pytest.mark.parametrize(
+    ("new", "pool", "message"),
+    [
+        ([], [], "--new names no gesture"),
+        (["stop", "stop"], [], "--new names stop more than once"),
+        (["stop"], ["ana", "ana"], "--pool names ana more than once"),
+    ],
+)
+def test_a_curve_plan_naming_nothing_or_a_name_twice_says_so(new, pool, message):
+    data = takes_of(["idle", "stop"], subject="ana").merge(takes_of(["idle"], subject="bo"))
+    with pytest.raises(ValueError, match=message):
+        check_plan(data, CurvePlan(new, takes=[1], teachers=[1], pool=pool))
 
 
 def test_a_reference_trained_with_every_gesture_is_scored_on_the_people_it_left_out(base, tmp_path):

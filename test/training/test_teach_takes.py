@@ -114,6 +114,21 @@ def test_bad_takes_are_flagged_with_a_one_line_reason(case, reason):
     assert "FLAGGED" in take.line()
 
 
+def test_a_take_where_the_person_was_missing_is_flagged_though_every_frame_that_came_has_a_body():
+    frames = still_then_wave()  # the pose stage sends nothing while it sees nobody
+    missing = [f for f in frames if not 52.2 <= f.timestamp <= 53.2]
+    take = make_take("wave", 1, missing, TrimSettings())
+    assert take.problem == "no person: nobody seen for 1.1 s of the take (stay in the camera's view)"
+
+
+@pytest.mark.parametrize("frames", [2, 3, 4, 5])
+@pytest.mark.parametrize("mode", ["motion", "fixed"])
+def test_takes_of_a_few_frames_are_flagged_not_a_crash(frames, mode):
+    moving = still_then_wave(still=0.0)[10 : 10 + frames]
+    take = make_take("wave", 1, moving, TrimSettings(mode, seconds=0.01))
+    assert take.problem.startswith("too short")
+
+
 def test_hands_are_only_required_for_hand_gestures():
     take = make_take("wave", 1, without_hands(still_then_wave()), TrimSettings(), hand_gesture=False)
     assert take.ok, take.problem
@@ -191,6 +206,8 @@ def test_a_segment_outside_the_recording_is_not_blamed_on_a_missing_person():
         {"min_seconds": float("nan")},
         {"margin": float("inf")},
         {"threshold": float("nan")},
+        {"max_gap": 0.0},
+        {"max_gap": float("inf")},
     ],
 )
 def test_trim_settings_refuse_values_that_are_no_finite_number(settings):
@@ -220,6 +237,18 @@ def test_the_prompt_counts_down_records_and_lets_the_user_redo_a_take():
     assert len(takes) == 1
     assert takes[0].ok
     assert takes[0].sequence.timestamps[0] >= 10.0  # the second recording was kept
+
+
+def test_an_answer_that_is_no_choice_is_asked_again_not_taken_as_redo():
+    recording = RecordedFrames(still_then_wave(1.0, start=10.0) + still_then_wave(1.0, start=0.0), "clip")
+    out = io.StringIO()
+    prompt = Prompt(io.StringIO("x\ns\n\n"), out, FastClock())  # "s" only skips a flagged take
+    takes = record_interactively(recording, TakePlan(["wave"], 1, 10.0, 0), TrimSettings(), prompt)
+    assert out.getvalue().count("perform `wave`") == 1
+    assert "'x' is none of the choices" in out.getvalue()
+    assert "'s' is none of the choices" in out.getvalue()
+    assert len(takes) == 1
+    assert takes[0].ok
 
 
 def test_a_flagged_take_is_never_kept_and_input_end_stops():
