@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from bharnet_ros.core.layouts import get_layout
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
+from bharnet_ros.core.skeleton import SkeletonError, SkeletonSequence
 from bharnet_ros.core.window import Window, finite_number
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ AUTO_ORDER = ("cuda", "cpu")  # what "auto" tries, where the ORT build offers it
 METADATA_PREFIX = "bharnet."
 REQUIRED_METADATA = ("labels", "preprocess", "inputs", "outputs", "variant", "fusion")
 SUPPORTED_FORMAT = 1
+MAX_TEMPERATURE = 1e3  # a calibrated temperature is near 1; beyond this every class is equally likely
+MAX_CLASSES = 65536  # ActionClass.class_id on /bharnet/labels is a uint16
 
 
 class InferenceError(RuntimeError):
@@ -179,14 +183,15 @@ class OnnxClassifier:
         self.fusion: str = self.metadata["fusion"]
         self.branches = [name.removesuffix("_logits") for name in self.output_names if name != "logits"]
         self.experts = checked_experts(self.metadata, self.branches, self.path)
-        self.temperature = _positive(self.metadata.get("temperature"), 1.0)
+        temperature = self.metadata.get("temperature")  # checked by checked_metadata
+        self.temperature = 1.0 if temperature is None else float(temperature)
         self.providers: list[str] = self.session.get_providers()
         self._verify_providers(require)
         self._check_graph()
 
     def _check_graph(self) -> None:
         """The metadata must describe the real graph: same inputs and shapes, one logit per label,
-        and a dry run on zeros must give finite outputs. Otherwise the model is refused here, at
+        and a dry run on a still window must give finite outputs. Otherwise the model is refused here, at
         load (configure), not at the first window."""
         where = f"{self.path}: the model's metadata disagrees with its graph"
         graph = {i.name: [d if isinstance(d, int) else 1 for d in i.shape] for i in self.session.get_inputs()}
@@ -200,7 +205,10 @@ class OnnxClassifier:
             )
         if "logits" not in self.output_names:
             raise InferenceError(f"{where}: no 'logits' output (outputs: {self.output_names})")
-        feed = {name: np.zeros(shape, np.float32) for name, shape in graph.items()}
+        try:
+            feed = self._still_window_feed()
+        except (ValueError, SkeletonError) as err:
+            raise InferenceError(f"{where}: its preprocessing makes other inputs ({err})") from None
         try:
             outputs = self.session.run(None, feed)
         except Exception as err:  # ORT's own exception types
@@ -213,16 +221,32 @@ class OnnxClassifier:
             if not np.isfinite(value).all():
                 raise InferenceError(f"{where}: output {name} is not finite on a zero input")
 
+    def _still_window_feed(self) -> dict[str, np.ndarray]:
+        """A window of nobody moving, through the stored preprocessing as every live window goes:
+        metadata whose preprocessing makes other shapes than the graph takes (persons, channels)
+        fails here, not at every window after a swap."""
+        t = self.preprocess.frames
+        layout = self.preprocess.body_layout
+        sequence = SkeletonSequence(
+            np.arange(t) / 30.0, np.zeros((t, get_layout(layout).num_joints, 4)), np.zeros((t, 2, 21, 4)),
+            np.zeros((t, 2), bool), layout=layout,
+        )  # fmt: skip
+        inputs = preprocess_sequence(sequence, self.preprocess)
+        given = {"body": inputs.body, "hand": inputs.hand, "hand_mask": inputs.hand_mask}
+        return {name: self._batched(name, given[name]) for name in self.input_names}
+
     def _open_session(self, threads: int | None) -> Any:
         """The ORT session; a missing or non-ONNX file becomes an InferenceError."""
         import onnxruntime as ort
 
         try:
-            exists = self.path.is_file()
+            exists, regular = self.path.exists(), self.path.is_file()
         except OSError as err:  # a name too long, a folder we may not enter
             raise InferenceError(f"cannot read model file {self.path}: {err.strerror}") from None
         if not exists:
             raise InferenceError(f"model file {self.path} does not exist; export one with `bharnet export`")
+        if not regular:
+            raise InferenceError(f"model {self.path} is not a regular file; give an .onnx file")
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
@@ -340,6 +364,15 @@ def check_decision_metadata(metadata: dict[str, Any], path: Path) -> None:
     threshold = metadata.get("none_threshold")
     if threshold is not None and not (finite_number(threshold) and 0 <= threshold <= 1):
         raise InferenceError(f"{path}: metadata none_threshold {threshold!r} must be a number in [0, 1]")
+    temperature = metadata.get("temperature")
+    if temperature is not None and not (finite_number(temperature) and 0 < temperature < MAX_TEMPERATURE):
+        raise InferenceError(
+            f"{path}: metadata temperature {temperature!r} must be a number above 0 and below "
+            f"{MAX_TEMPERATURE:g}"
+        )
+    labels = metadata["labels"]
+    if len(labels) > MAX_CLASSES:
+        raise InferenceError(f"{path}: {len(labels)} labels, more than /bharnet/labels holds ({MAX_CLASSES})")
     flags = metadata.get("hand_intensive")
     if flags is not None and not (isinstance(flags, list) and all(isinstance(x, str) for x in flags)):
         raise InferenceError(f"{path}: metadata hand_intensive {flags!r} must be a list of class names")
@@ -359,15 +392,6 @@ def checked_experts(metadata: dict[str, Any], branches: list[str], path: Path) -
     if not valid:
         raise InferenceError(f"{path}: metadata experts {experts!r} must map body/hand to outputs {branches}")
     return dict(experts)
-
-
-def _positive(value: Any, default: float) -> float:
-    """A finite positive number from metadata, else ``default``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return default
-    return number if np.isfinite(number) and number > 0 else default
 
 
 def read_metadata(session: Any, path: Path) -> dict[str, Any]:

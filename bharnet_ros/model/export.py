@@ -34,6 +34,7 @@ import onnx
 import torch
 from torch import nn
 
+from bharnet_ros.core.inference import MAX_TEMPERATURE
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
 from bharnet_ros.model.attention import freeze_projections
 from bharnet_ros.model.bharnet import BHaRNetModel, ExpertizedModel, ExpertOnlyModel
@@ -235,7 +236,7 @@ def export_onnx(
 
 
 CALIBRATION_RANGES = {  # name: (whether a value is in range, the range in words)
-    "temperature": (lambda t: 0.0 < t < 1e3, "above 0 and below 1000"),
+    "temperature": (lambda t: 0.0 < t < MAX_TEMPERATURE, f"above 0 and below {MAX_TEMPERATURE:g}"),
     "none_threshold": (lambda t: 0.0 <= t <= 1.0, "in [0, 1]"),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
-from bharnet_ros.core.skeleton import SkeletonFrame
+from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.skeleton_fields import frame_from_person, person_fields
 from bharnet_ros.msg import PersonSkeleton
 
@@ -25,5 +25,9 @@ def frame_to_msg(frame: SkeletonFrame, header: Header) -> PersonSkeleton:
 
 
 def msg_to_frame(msg: PersonSkeleton) -> SkeletonFrame:
-    """Contract frame from a message; raises SkeletonError for wrong sizes, layouts or NaN values."""
+    """Contract frame from a message; raises SkeletonError for wrong sizes, layouts, NaN values or
+    a stamp whose nanoseconds make a second or more (a time no clock gives, which would wrap the
+    stamps derived from it)."""
+    if msg.header.stamp.nanosec >= 1_000_000_000:
+        raise SkeletonError(f"stamp nanosec {msg.header.stamp.nanosec} is not below 1e9")
     return frame_from_person(msg, stamp_to_seconds(msg.header.stamp))

@@ -103,6 +103,12 @@ class ManagedNode(LifecycleNode):
         """Live parameters ``names`` were just set (``self.params`` holds the new values)."""
         if "diagnostics_period" in names:
             self.diagnostics_timer.timer_period_ns = int(self.params["diagnostics_period"] * 1e9)
+            self.diagnostics_timer.reset()  # else the tick already due under the old period comes first
+
+    def check_set(self, parameters: list[Parameter]) -> SetParametersResult:
+        """A set whose every value passed its own check: what it would cost to apply it (e.g.
+        loading a file) is tried last, so that a set refused for another value costs nothing."""
+        return SetParametersResult(successful=True)
 
     def reapply(self, parameter: Parameter) -> bool:
         """Whether a set to the value already in effect must apply again (e.g. a file that changed)."""
@@ -212,7 +218,7 @@ class ManagedNode(LifecycleNode):
             problem = param.problem(parameter.value) if param is not None else ""
             if problem:
                 return SetParametersResult(successful=False, reason=problem)
-        return SetParametersResult(successful=True)
+        return self.check_set(parameters)
 
     def _on_parameters_set(self, parameters: list[Parameter]) -> None:
         """After a successful set: apply live values now, note the others for the next configure."""

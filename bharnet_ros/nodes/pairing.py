@@ -31,13 +31,16 @@ def subscribe_pair(
     slop: float,
     qos: QoSProfile,
     queue_size: int = 30,
+    on_arrival: Callable[[int], None] = lambda stream: None,
     **options: Any,
 ) -> list[Subscription]:
     """Call ``callback(first, second)`` for messages of the two topics whose stamps are within ``slop``.
 
-    ``options`` go to each ``create_subscription`` (e.g. ``qos_overriding_options``).
+    ``on_arrival(stream)`` is called for every message of topic ``stream`` (0 or 1) as it comes,
+    paired or not, so that a node can say when one arrives and nothing pairs. ``options`` go to each
+    ``create_subscription`` (e.g. ``qos_overriding_options``).
     """
-    args = (node, msg_type, topics, callback, slop, qos, queue_size)
+    args = (node, msg_type, topics, callback, slop, qos, queue_size, on_arrival)
     message_filters = _message_filters()
     if message_filters is None:
         return _pair_with_core_sync(*args, **options)
@@ -52,12 +55,13 @@ def _message_filters() -> ModuleType | None:
 
 
 def _pair_with_core_sync(
-    node, msg_type, topics, callback, slop, qos, queue_size, **options: Any
+    node, msg_type, topics, callback, slop, qos, queue_size, on_arrival, **options: Any
 ) -> list[Subscription]:
     sync = ApproximateSync(slop=slop, queue_size=queue_size)
 
     def feed(stream: int) -> Callable[[Any], None]:
         def on_message(msg: Any) -> None:
+            on_arrival(stream)
             pair = sync.add(stream, stamp_to_seconds(msg.header.stamp), msg)
             if pair is not None:
                 callback(*pair)
@@ -70,12 +74,23 @@ def _pair_with_core_sync(
 
 
 def _pair_with_message_filters(
-    message_filters: ModuleType, node, msg_type, topics, callback, slop, qos, queue_size, **options: Any
+    message_filters: ModuleType,
+    node,
+    msg_type,
+    topics,
+    callback,
+    slop,
+    qos,
+    queue_size,
+    on_arrival,
+    **options: Any,
 ) -> list[Subscription]:
     """The synchroniser stays alive through the subscriptions' callbacks, which refer to it."""
     inputs = [
         message_filters.Subscriber(node, msg_type, topic, qos_profile=qos, **options) for topic in topics
     ]
+    for stream, source in enumerate(inputs):
+        source.registerCallback(lambda msg, stream=stream: on_arrival(stream))
     synchroniser = message_filters.ApproximateTimeSynchronizer(inputs, queue_size, slop)
     synchroniser.registerCallback(callback)
     return [wrapper.sub for wrapper in inputs]

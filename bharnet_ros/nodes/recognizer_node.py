@@ -7,8 +7,9 @@ decides every ``stride_seconds`` and publishes ``none`` when no known gesture is
 The decision parameters (``Param.live``) apply to the running recognizer at once.
 
 Hot swap: setting ``model`` (``ros2 param set /recognizer model new.onnx``, i.e. the standard
-``~/set_parameters`` service) loads and checks the new model while the old one keeps running. A
-file that cannot be loaded refuses the set with the reason, and nothing changes. Setting the same
+``~/set_parameters`` service) loads and checks the new model before the set returns, between two
+skeleton messages (the others queue meanwhile). A file that cannot be loaded refuses the set with
+the reason, and the old model stays. Setting the same
 path again loads the file again if it changed on disk since it was loaded (a model taught again
 under the same name). A good one
 replaces the old model between two messages: every person's window is kept where the new model
@@ -23,13 +24,15 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
+from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_policy_name_from_kind
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
 from std_msgs.msg import Header
@@ -47,7 +50,7 @@ from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
 from bharnet_ros.core.sync import attach_hands
 from bharnet_ros.msg import Action, ActionClass, ActionLabels, PersonSkeletonArray
-from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp
+from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp, stamp_to_seconds
 from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
 from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spin_node
@@ -126,7 +129,10 @@ PARAMS = (
     *MANAGED_PARAMS,
 )
 # Diagnostics values that make the status WARN while they are non-zero.
-TROUBLES = ("bad_messages", "publish_failures", "unstamped_frames", "persons_refused", "nonfinite_scores")
+TROUBLES = (
+    "bad_messages", "publish_failures", "unstamped_frames", "persons_refused", "nonfinite_scores",
+    "incompatible_qos", "pairing_stalled",
+)  # fmt: skip
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Reliable; absorbs bursts from several persons, and the seconds a model swap on a GPU may take.
 SKELETON_QOS = QoSProfile(depth=120)
@@ -150,6 +156,8 @@ class RecognizerNode(ManagedNode):
         self.unstamped_frames = 0
         self.last_stamped = -math.inf  # monotonic time of the last frame with a real stamp
         self.messages_lost = 0  # reported by the middleware
+        self.incompatible_qos = 0  # publishers the middleware could not connect to us
+        self.pairing = PairingCounts()  # with body_topic
         self.drops: dict[int, GapDropCounter] = {}  # per person: frames missing between stamps
         self.frames_dropped = 0  # of persons no longer tracked
         self.swap_lock = threading.Lock()  # a model swap never runs inside a push or a prune
@@ -158,7 +166,6 @@ class RecognizerNode(ManagedNode):
         self.model_swaps = self.model_refusals = 0
         self.last_model_change = ""
         super().__init__("recognizer", PARAMS, **kwargs)
-        self.add_on_set_parameters_callback(self._load_new_model)
 
     def acquire(self) -> TransitionCallbackReturn:
         self.staged_model = None
@@ -178,18 +185,19 @@ class RecognizerNode(ManagedNode):
 
     def subscribe(self) -> list[Subscription]:
         """Skeletons; with ``body_topic``, hands from ours and bodies from there, paired by stamp."""
-        overrides = QoSOverridingOptions.with_default_policies()
+        options = {
+            "qos_overriding_options": QoSOverridingOptions.with_default_policies(),
+            "event_callbacks": self._subscription_events(),
+        }
         if not self.params["body_topic"]:
+            callback = self.guarded(self._on_skeletons)
             return [
-                self.create_subscription(
-                    PersonSkeletonArray, "skeletons", self.guarded(self._on_skeletons), SKELETON_QOS,
-                    qos_overriding_options=overrides, event_callbacks=self._lost_messages(),
-                )
-            ]  # fmt: skip
+                self.create_subscription(PersonSkeletonArray, "skeletons", callback, SKELETON_QOS, **options)
+            ]
         topics = ("skeletons", self.params["body_topic"])
         return subscribe_pair(
             self, PersonSkeletonArray, topics, self.guarded(self._on_synchronised), self.params["sync_slop"],
-            SKELETON_QOS, qos_overriding_options=overrides,
+            SKELETON_QOS, on_arrival=self._count_arrival, **options,
         )  # fmt: skip
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -213,7 +221,7 @@ class RecognizerNode(ManagedNode):
         elif "none_threshold" in names and self.labels_pub is not None and self.labels_pub.is_activated:
             self._publish_labels()  # the latched threshold follows the live value
 
-    def _load_new_model(self, parameters: list[Parameter]) -> SetParametersResult:
+    def check_set(self, parameters: list[Parameter]) -> SetParametersResult:
         """Before a set of ``model`` succeeds: load and check the new file (refused if it fails).
 
         Without a running model (unconfigured) the set is accepted as is: configure loads it. The
@@ -241,7 +249,7 @@ class RecognizerNode(ManagedNode):
         return parameter.name == "model" and staged is not None and staged[0] == parameter.value
 
     def _swap_model(self) -> None:
-        """Put the model that :meth:`_load_new_model` checked in place of the running one."""
+        """Put the model that :meth:`check_set` checked in place of the running one."""
         staged, self.staged_model = self.staged_model, None
         if staged is None or staged[0] != self.params["model"] or self.recognizer is None:
             return
@@ -285,20 +293,33 @@ class RecognizerNode(ManagedNode):
 
     def _on_skeletons(self, msg: PersonSkeletonArray) -> None:
         received = time.monotonic()
-        self._push_all(self._frames(msg), msg.header, received)
+        self._push_all(self._frames(msg), msg, received)
 
     def _on_synchronised(self, hands_msg: PersonSkeletonArray, body_msg: PersonSkeletonArray) -> None:
         received = time.monotonic()
+        self.pairing.pairs += 1
         frames = attach_hands(self._frames(body_msg), self._frames(hands_msg))
-        self._push_all(frames, body_msg.header, received)
+        self._push_all(frames, body_msg, received)
 
-    def _lost_messages(self) -> SubscriptionEventCallbacks:
-        """Count what the middleware reports as lost on the way to us (where the RMW supports it)."""
+    def _subscription_events(self) -> SubscriptionEventCallbacks:
+        """Count what the middleware reports (where the RMW supports it): messages lost on the way,
+        and publishers whose QoS cannot reach us (a best-effort tracker: nothing would ever arrive)."""
 
         def on_lost(info: Any) -> None:
             self.messages_lost += int(info.total_count_change)
 
-        return SubscriptionEventCallbacks(message_lost=on_lost)
+        def on_incompatible(info: Any) -> None:
+            self.incompatible_qos += int(info.total_count_change)
+            policy = qos_policy_name_from_kind(info.last_policy_kind)
+            self.get_logger().warning(
+                f"a publisher's QoS cannot reach this subscription ({policy}); "
+                "match it with the qos_overrides parameters (docs/nodes.md)"
+            )
+
+        return SubscriptionEventCallbacks(message_lost=on_lost, incompatible_qos=on_incompatible)
+
+    def _count_arrival(self, stream: int) -> None:
+        self.pairing.arrived[stream] += 1
 
     def _frames(self, msg: PersonSkeletonArray) -> list:
         """Contract frames of a message; invalid persons are counted, logged and left out.
@@ -336,10 +357,11 @@ class RecognizerNode(ManagedNode):
         self.bad_messages += 1
         self.get_logger().warning(why, throttle_duration_sec=5.0)
 
-    def _push_all(self, frames: list, header: Header, received: float) -> None:
+    def _push_all(self, frames: list, msg: PersonSkeletonArray, received: float) -> None:
         recognizer = self.recognizer
         if recognizer is None:  # a message taken just before cleanup
             return
+        stamps = {stamp_to_seconds(person.header.stamp): person.header.stamp for person in msg.persons}
         self.rate_in.tick(received)
         with speaking_for(self), self.swap_lock:
             for frame in frames:
@@ -350,7 +372,7 @@ class RecognizerNode(ManagedNode):
                     self._refuse(f"ignored a skeleton: {err}")
                     continue
                 if result is not None:
-                    self._publish_action(result, header, received)
+                    self._publish_action(result, action_header(result.stamp, msg.header, stamps), received)
         self._forget_drop_counters()
         self.processing.add(time.monotonic() - received)
 
@@ -365,7 +387,7 @@ class RecognizerNode(ManagedNode):
         body = result.expert_labels.get("body", ("", 0.0))
         hand = result.expert_labels.get("hand", ("", 0.0))
         msg = Action(
-            header=header,  # the newest frame's own header: its stamp and the camera frame_id
+            header=header,
             person_id=result.person_id,
             label=result.label,
             class_id=result.class_id,
@@ -420,6 +442,7 @@ class RecognizerNode(ManagedNode):
             "frames_received": windows.stats.frames_pushed,
             "frames_dropped_upstream": self.frames_dropped + sum(c.dropped for c in self.drops.values()),
             "messages_lost": self.messages_lost,
+            "incompatible_qos": self.incompatible_qos,
             "frames_not_classified": windows.stats.frames_pushed - self.recognizer.windows_classified,
             "publish_failures": self.publish_failures,
             "resets": windows.stats.resets,
@@ -429,11 +452,13 @@ class RecognizerNode(ManagedNode):
         }
         if self.last_model_change:
             values["last_model_change"] = self.last_model_change
+        if self.params["body_topic"]:
+            values.update(self.pairing.report())
         return self._level(values), self._message(values), values
 
     @staticmethod
     def _level(values: dict[str, Any]) -> int:
-        return WARN if any(values[key] for key in TROUBLES) else OK
+        return WARN if any(values.get(key) for key in TROUBLES) else OK
 
     @staticmethod
     def _message(values: dict[str, Any]) -> str:
@@ -444,7 +469,31 @@ class RecognizerNode(ManagedNode):
             parts.append("unstamped input timed by the node clock")
         if values["persons_refused"]:
             parts.append(f"more persons than max_persons: {values['persons_refused']} frames refused")
+        if values["incompatible_qos"]:
+            parts.append("a publisher's QoS cannot reach the skeleton subscription")
+        if values.get("pairing_stalled"):
+            parts.append("skeletons arrive but bodies and hands do not pair: check sync_slop and both clocks")
         return "; ".join(parts) or "running"
+
+
+@dataclass
+class PairingCounts:
+    """Messages of the two paired topics (hands, bodies) and the pairs made of them."""
+
+    arrived: list[int] = field(default_factory=lambda: [0, 0])
+    pairs: int = 0
+    reported: tuple[int, int] = (0, 0)  # (messages, pairs) at the last report
+
+    def report(self) -> dict[str, int]:
+        """Diagnostics values; ``pairing_stalled`` when messages came since the last report and
+        none paired (bodies stamped on another clock, or beyond sync_slop): no action could follow."""
+        messages = sum(self.arrived)
+        stalled = messages > self.reported[0] and self.pairs == self.reported[1]
+        self.reported = (messages, self.pairs)
+        return {
+            "hand_messages": self.arrived[0], "body_messages": self.arrived[1], "pairs": self.pairs,
+            "pairing_stalled": int(stalled),
+        }  # fmt: skip
 
 
 FileStamp = tuple[int, int, int] | None
@@ -457,6 +506,12 @@ def file_stamp(path: str) -> FileStamp:
     except (OSError, ValueError):  # missing, a name too long, a NUL in the name
         return None
     return info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def action_header(stamp: float, header: Header, stamps: dict[float, Time]) -> Header:
+    """An Action's header: the newest frame's own stamp, to the nanosecond as it came (this node's
+    clock for an unstamped frame), and the camera frame_id of the message it came in."""
+    return Header(stamp=stamps.get(stamp) or seconds_to_stamp(stamp), frame_id=header.frame_id)
 
 
 def _why(err: Exception) -> str:

@@ -85,6 +85,8 @@ def test_unknown_provider_name_is_an_error():
 def test_missing_file_non_onnx_file_and_foreign_model(model_path, tmp_path):
     with pytest.raises(InferenceError, match="does not exist"):
         OnnxClassifier(tmp_path / "nothing.onnx")
+    with pytest.raises(InferenceError, match="is not a regular file; give an .onnx file"):
+        OnnxClassifier(tmp_path)
     text = tmp_path / "notes.onnx"
     text.write_text("not a model")
     with pytest.raises(InferenceError, match="not a loadable ONNX model"):
@@ -181,6 +183,12 @@ def test_predict_window_uses_the_stored_preprocessing(model_path):
         ({"format_version": None}, "format_version None is not a whole number"),
         ({"format_version": [1]}, "format_version \\[1\\]"),
         ({"variant": 3}, "variant 3 must be text"),
+        ({"preprocess": {**PREPROCESS.to_dict(), "num_persons": 2}}, "its preprocessing makes other inputs"),
+        ({"temperature": float("nan")}, "metadata temperature nan must be a number above 0 and below 1000"),
+        ({"temperature": -3}, "metadata temperature -3"),
+        ({"temperature": "hot"}, "metadata temperature 'hot'"),
+        ({"temperature": 1e300}, r"metadata temperature 1e\+300"),
+        ({"labels": [f"c{i}" for i in range(65537)]}, "65537 labels, more than /bharnet/labels holds"),
     ],
 )
 def test_metadata_that_disagrees_with_the_graph_is_refused_at_load(

@@ -101,3 +101,20 @@ def test_bharnet_run_refuses_to_start_a_second_graph(ros, wait, tiny_model):
     assert "/recognizer" in result.stderr.split("another recognition graph")[1]
     assert "--namespace" in result.stderr
     assert "ROS_DOMAIN_ID" in result.stderr
+
+
+def test_a_shorter_diagnostics_period_applies_at_once_not_after_the_old_tick(
+    ros, wait, tiny_model, parameter_client
+):
+    model = Parameter("model", value=str(tiny_model))
+    ros.add(RecognizerNode, parameter_overrides=[model, Parameter("diagnostics_period", value=PERIOD)])
+    probe = ros.add(Node, "diagnostics_period_probe")
+    statuses: list[DiagnosticStatus] = []
+    probe.create_subscription(DiagnosticArray, "/diagnostics", lambda m: statuses.extend(m.status), 100)
+    assert wait(lambda: statuses)
+    client = parameter_client("recognizer")
+    assert client.set(diagnostics_period=60.0)["diagnostics_period"].successful
+    time.sleep(3 * PERIOD)  # a tick due under the old period has passed: the next one is a minute away
+    assert client.set(diagnostics_period=PERIOD)["diagnostics_period"].successful
+    statuses.clear()
+    assert wait(lambda: statuses, timeout=20.0)  # not the minute the 60 s period had scheduled

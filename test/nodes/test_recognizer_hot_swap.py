@@ -14,6 +14,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Header
 
+from bharnet_ros.core.inference import OnnxClassifier
 from bharnet_ros.core.recognizer import Recognizer, RecognizerConfig, load_window_classifier
 from bharnet_ros.msg import ActionLabels, PersonSkeletonArray
 from bharnet_ros.nodes.conversions import frame_to_msg, msg_to_frame, seconds_to_stamp
@@ -46,6 +47,7 @@ def models(tmp_path_factory, with_metadata):
     folder = tmp_path_factory.mktemp("swap")
     (folder / "broken.onnx").write_bytes(b"not a model")
     four = export_tiny(folder / "four.onnx", FOUR)
+    two_persons = {**OnnxClassifier(four, providers="cpu").preprocess.to_dict(), "num_persons": 2}
     return {
         "four": four,
         "short": export_tiny(folder / "short.onnx", FOUR, frames=8),
@@ -55,6 +57,9 @@ def models(tmp_path_factory, with_metadata):
         "flags_not_a_list": with_metadata(four, folder / "flags.onnx", hand_intensive=5),
         "threshold_5": with_metadata(four, folder / "threshold.onnx", none_threshold=5.0),
         "version_null": with_metadata(four, folder / "version.onnx", format_version=None),
+        "temperature_nan": with_metadata(four, folder / "temperature.onnx", temperature=float("nan")),
+        "preprocess_lies": with_metadata(four, folder / "persons.onnx", preprocess=two_persons),
+        "a_folder": folder,
     }
 
 
@@ -116,8 +121,12 @@ def test_a_model_reading_other_windows_resets_them(running, models, parameter_cl
 
 
 @pytest.mark.parametrize(
-    "bad", ["broken", "missing", "name_too_long", "flags_not_a_list", "threshold_5", "version_null"]
-)
+    "bad",
+    [
+        "broken", "missing", "name_too_long", "flags_not_a_list", "threshold_5", "version_null",
+        "temperature_nan", "preprocess_lies", "a_folder",
+    ],
+)  # fmt: skip
 def test_a_bad_model_is_refused_and_the_old_one_keeps_running(running, models, bad, parameter_client):
     node, labels = running
     client = parameter_client("recognizer")
@@ -131,6 +140,16 @@ def test_a_bad_model_is_refused_and_the_old_one_keeps_running(running, models, b
     assert [c.class_name for c in labels[-1].class_map] == ["idle", "wave", "stop"]
     values = node.status()[2]
     assert (values["model_swaps"], values["model_swaps_refused"]) == (0, 1)
+
+
+def test_a_set_refused_for_another_parameter_loads_no_model(running, models):
+    node, _ = running
+    result = node.set_parameters_atomically(
+        [Parameter("model", value=str(models["four"])), Parameter("body_topic", value="not a topic")]
+    )
+    assert not result.successful
+    assert node.staged_model is None  # refused before the file was loaded
+    assert node.recognizer.classifier.class_names == ["idle", "wave", "stop"]
 
 
 def test_the_same_path_set_again_loads_the_file_if_it_changed(running, wait, parameter_client, tmp_path):

@@ -13,14 +13,16 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Log
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from std_msgs.msg import Header
 
 from bharnet_ros.core.sync import ApproximateSync
 from bharnet_ros.msg import Action, ActionLabels, PersonSkeletonArray
 from bharnet_ros.nodes.conversions import frame_to_msg, seconds_to_stamp, stamp_to_seconds
+from bharnet_ros.nodes.diagnostics import OK, WARN
 from bharnet_ros.nodes.recognizer_node import RecognizerNode
 from bharnet_ros.training.synth import generate_sequence
 
@@ -71,11 +73,14 @@ def _received(recognizer) -> int:
 
 
 def test_actions_carry_source_stamps_and_frame_id(graph, wait):
+    """Each person's own stamp, to the nanosecond at an epoch-scale time, not the array's."""
     recognizer, _, publisher, actions = graph
-    messages = list(stream())
+    messages = list(stream(start=1_764_000_000.123456789))
+    for msg in messages:
+        msg.header.stamp.sec += 500  # the array published later than its persons were seen
     publish_all(publisher, messages, wait, recognizer, len(messages))
     assert wait(lambda: len(actions) >= 5)
-    source = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in messages}
+    source = {(m.persons[0].header.stamp.sec, m.persons[0].header.stamp.nanosec) for m in messages}
     stamps = [(a.header.stamp.sec, a.header.stamp.nanosec) for a in actions]
     assert set(stamps) <= source  # each action is stamped with a real frame's stamp
     assert stamps == sorted(stamps)
@@ -132,6 +137,14 @@ def test_nan_landmarks_are_ignored_and_counted(graph, wait):
         time.sleep(1 / 60)
     assert wait(lambda: recognizer.bad_messages == 1)
     assert wait(lambda: _received(recognizer) == 19)
+
+
+def test_a_stamp_with_a_second_of_nanoseconds_is_ignored_and_counted(graph, wait):
+    recognizer, _, publisher, _ = graph
+    messages = list(stream(frames=20, start=2.0**31 - 2))
+    messages[10].persons[0].header.stamp.nanosec = 3_900_000_000  # a uint32, but no time
+    publish_all(publisher, messages, wait, recognizer, 19)
+    assert wait(lambda: recognizer.bad_messages == 1)
 
 
 def test_time_going_backwards_restarts_the_window(graph, wait):
@@ -255,9 +268,30 @@ def test_external_bodies_are_synchronised_and_unsubscribed(ros, wait, tiny_model
     assert wait(lambda: len(actions) > count)
 
 
-def _publish_pairs(hands, bodies, start: float, frames: int = 24) -> None:
+def test_bodies_that_never_pair_are_reported_not_silently_dropped(ros, wait, tiny_model, sync_path):
+    overrides = [Parameter("model", value=str(tiny_model)), Parameter("body_topic", value="/bodies")]
+    overrides.append(Parameter("diagnostics_period", value=60.0))  # only this test's calls report
+    node = ros.add(RecognizerNode, parameter_overrides=overrides)
+    probe = ros.add(Node, "probe")
+    hands = probe.create_publisher(PersonSkeletonArray, "skeletons", 100)
+    bodies = probe.create_publisher(PersonSkeletonArray, "/bodies", 100)
+    assert wait(lambda: len(node.inputs) == 2 and bodies.get_subscription_count() > 0)
+    node.status()  # the report before: nothing came yet
+    _publish_pairs(hands, bodies, start=100.0, frames=10, body_offset=1000.0)  # a tracker on another clock
+    assert wait(lambda: node.pairing.arrived == [10, 10])
+    level, message, values = node.status()
+    assert (values["hand_messages"], values["body_messages"], values["pairs"]) == (10, 10, 0)
+    assert level == WARN
+    assert "bodies and hands do not pair: check sync_slop and both clocks" in message
+    _publish_pairs(hands, bodies, start=200.0, frames=10)
+    assert wait(lambda: node.pairing.pairs > 0)
+    assert node.status()[0] == OK
+
+
+def _publish_pairs(hands, bodies, start: float, frames: int = 24, body_offset: float = 0.01) -> None:
     """Our skeletons and a tracker's bodies (its own person ids), 10 ms apart, paced at 60 Hz."""
-    for ours, tracked in zip(stream(0, frames, start), stream(0, frames, start + 0.01), strict=True):
+    tracked_stream = stream(0, frames, start + body_offset)
+    for ours, tracked in zip(stream(0, frames, start), tracked_stream, strict=True):
         for person in tracked.persons:
             person.person_id = 42
         hands.publish(ours)
@@ -432,3 +466,14 @@ def test_core_log_lines_reach_rosout_under_the_node_name(graph, wait):
     line = next(log for log in logs if "timestamp went backwards" in log.msg)
     assert line.name == "recognizer.window"
     assert line.level == Log.WARN
+
+
+def test_a_publisher_whose_qos_cannot_reach_the_recognizer_is_reported(graph, ros, wait):
+    recognizer = graph[0]
+    tracker = ros.add(Node, "best_effort_tracker")
+    quiet = PublisherEventCallbacks(incompatible_qos=lambda info: None)  # its own side is not tested
+    tracker.create_publisher(PersonSkeletonArray, "skeletons", qos_profile_sensor_data, event_callbacks=quiet)
+    assert wait(lambda: recognizer.incompatible_qos > 0)
+    level, message, values = recognizer.status()
+    assert level == WARN
+    assert "a publisher's QoS cannot reach the skeleton subscription" in message
