@@ -18,10 +18,10 @@ ARGUMENTS = (
     ("camera_topic", "camera/image_raw", "sensor_msgs/Image topic of the camera (relative: under namespace)"),
     ("video", "", "play this video file (or camera number) through the video source node instead"),
     ("model", "", "ONNX model; empty = the default model in share/bharnet_ros/models"),
-    ("device", "cpu", "ONNX Runtime device: cpu, cuda or auto"),
+    ("device", "", "ONNX Runtime device: cpu, cuda or auto; empty = the one in params_file"),
     ("backend", "", "pose backend: holistic, hands_pose or multi; empty = the one in params_file"),
     ("params_file", "", "parameters YAML; empty = share/bharnet_ros/config/recognize.yaml"),
-    ("overlay", "false", "publish the drawn skeleton image on bharnet/overlay"),
+    ("overlay", "false", "true: publish the drawn skeleton image on bharnet/overlay; false: as params_file"),
     ("namespace", "", "namespace for all nodes and topics"),
     ("use_sim_time", "false", "use /clock (bag replay)"),
 )

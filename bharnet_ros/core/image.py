@@ -39,6 +39,7 @@ MAX_COMPRESSED_PIXELS = MAX_SIDE * MAX_SIDE
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_MAX_SEGMENTS = 4096  # markers read before the frame header; real files need a handful
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_MAX_CHUNKS = 100_000  # a 33-megapixel PNG written in 8 kB chunks has a few thousand
 JPEG_SIGNATURE = b"\xff\xd8"
 
 
@@ -145,8 +146,8 @@ def compressed_size(buffer: np.ndarray) -> tuple[int, int]:
     """(width, height) that a JPEG or PNG declares, read from its header without decoding it;
     ImageError if it claims more than :data:`MAX_COMPRESSED_PIXELS`."""
     head = buffer[:24].tobytes()
-    if head.startswith(PNG_SIGNATURE) and len(head) == 24:
-        size, kind = (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")), "PNG"
+    if head.startswith(PNG_SIGNATURE):
+        size, kind = _png_size(memoryview(buffer)), "PNG"
     elif head.startswith(JPEG_SIGNATURE):
         size, kind = _jpeg_size(memoryview(buffer)), "JPEG"
     else:
@@ -159,6 +160,26 @@ def compressed_size(buffer: np.ndarray) -> tuple[int, int]:
             f"a {kind} of {size[0]}x{size[1]} pixels is too large to decode (at most {MAX_COMPRESSED_PIXELS})"
         )
     return size
+
+
+def _png_size(data: memoryview) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR; ImageError unless every chunk lies within the data (a
+    chunk claiming gigabytes makes the decoder allocate them before it finds the data short)."""
+    at, chunks = len(PNG_SIGNATURE), 0
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind = bytes(data[at + 4 : at + 8])
+        if at + 12 + length > len(data) or chunks >= _PNG_MAX_CHUNKS:
+            raise ImageError(f"PNG data ({len(data)} bytes) has a chunk beyond its end, or too many chunks")
+        if chunks == 0 and (kind != b"IHDR" or length != 13):
+            raise ImageError(f"PNG data ({len(data)} bytes) does not start with its header chunk (IHDR)")
+        at, chunks = at + 12 + length, chunks + 1
+        if kind == b"IEND":
+            break
+    if chunks == 0:
+        raise ImageError(f"PNG data ({len(data)} bytes) has no header chunk (IHDR)")
+    ihdr = len(PNG_SIGNATURE) + 8
+    return int.from_bytes(data[ihdr : ihdr + 4], "big"), int.from_bytes(data[ihdr + 4 : ihdr + 8], "big")
 
 
 def _jpeg_size(data: memoryview) -> tuple[int, int]:

@@ -12,7 +12,10 @@ OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.E
 
 
 class DiagnosticsPublisher:
-    """One status per node, published by the node's timer: a level, a message and key values."""
+    """One status per node, published by the node's timer: a level, a message and key values.
+
+    The status is named after the node with its namespace (``pose: status``, or ``robot2/pose:
+    status`` in namespace robot2), so graphs in two namespaces stay apart on /diagnostics."""
 
     def __init__(self, node: Node, hardware_id: str = "bharnet_ros") -> None:
         self._node = node
@@ -22,7 +25,7 @@ class DiagnosticsPublisher:
     def publish(self, level: bytes, message: str, values: dict[str, Any]) -> DiagnosticStatus:
         status = DiagnosticStatus(
             level=level,
-            name=f"{self._node.get_name()}: status",
+            name=f"{self._node.get_fully_qualified_name().lstrip('/')}: status",
             message=message,
             hardware_id=self._hardware_id,
             values=[KeyValue(key=k, value=_text(v)) for k, v in values.items()],

@@ -17,21 +17,30 @@ from rclpy.signals import uninstall_signal_handlers
 
 from bharnet_ros.core.paths import share_file
 
-FASTDDS_PROFILE_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"
+FASTDDS_PROFILE_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"  # Fast DDS 3 (Kilted and later)
+FASTRTPS_PROFILE_VAR = "FASTRTPS_DEFAULT_PROFILES_FILE"  # Fast DDS 2 (Jazzy and earlier)
+FAST_DDS_2_DISTROS = ("humble", "iron", "jazzy")
 
 
 def use_default_dds_profile(environ: dict[str, str] | None = None) -> str | None:
     """Point Fast DDS at the shipped profile (large shared-memory segment) unless the user chose one.
 
-    Must run before ``rclpy.init``. Returns the profile in effect, or None if none is available.
+    Fast DDS 2 (ROS 2 Jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE and Fast DDS 3 (Kilted) reads
+    FASTDDS_DEFAULT_PROFILES_FILE (and warns that the old name is deprecated), so the variable is
+    the one the sourced distribution's Fast DDS reads (Kilted's where ``ROS_DISTRO`` is not set, as
+    with the PyPI wheels). Must run before ``rclpy.init``. Returns the profile in effect, or None.
     """
     environ = os.environ if environ is None else environ
-    if FASTDDS_PROFILE_VAR not in environ:
-        try:
-            environ[FASTDDS_PROFILE_VAR] = str(share_file("config/fastdds.xml"))
-        except FileNotFoundError:
-            return None
-    return environ[FASTDDS_PROFILE_VAR]
+    for chosen in (FASTDDS_PROFILE_VAR, FASTRTPS_PROFILE_VAR):
+        if chosen in environ:
+            return environ[chosen]
+    fast_dds_2 = environ.get("ROS_DISTRO", "").lower() in FAST_DDS_2_DISTROS
+    variable = FASTRTPS_PROFILE_VAR if fast_dds_2 else FASTDDS_PROFILE_VAR
+    try:
+        environ[variable] = str(share_file("config/fastdds.xml"))
+    except FileNotFoundError:
+        return None
+    return environ[variable]
 
 
 def ignore_further_interrupts() -> None:

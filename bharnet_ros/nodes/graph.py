@@ -25,10 +25,10 @@ class GraphOptions:
     camera_topic: str = "camera/image_raw"  # relative: a namespace moves it with the graph
     video: str = ""  # a file or camera number: also start the video source node
     model: str = ""  # ONNX file; empty = the default model shipped in models/
-    device: str = "cpu"  # ONNX Runtime provider: cpu, cuda or auto
+    device: str = ""  # ONNX Runtime provider: cpu, cuda or auto; empty = the parameters file's
     backend: str = ""  # the pose node's MediaPipe backend; empty = the one in the parameters file
     params_file: str = ""  # empty = config/recognize.yaml
-    overlay: bool = False  # publish the drawn skeleton image
+    overlay: bool = False  # publish the drawn skeleton image; False = as the parameters file says
     namespace: str = ""
     use_sim_time: bool = False
 
@@ -59,7 +59,7 @@ def describe_graph(options: GraphOptions) -> list[NodeSpec]:
                 {**common, "video": options.video}, (("image_raw", options.camera_topic),),
             )
         )  # fmt: skip
-    pose_parameters = {**common, "publish_overlay": options.overlay}
+    pose_parameters = {**common, "publish_overlay": True} if options.overlay else dict(common)
     if options.backend:
         pose_parameters["backend"] = options.backend
     nodes.append(
@@ -74,7 +74,7 @@ def describe_graph(options: GraphOptions) -> list[NodeSpec]:
             ),
         )
     )  # fmt: skip
-    recognizer_parameters = {**common, "device": options.device}
+    recognizer_parameters = {**common, "device": options.device} if options.device else dict(common)
     if options.model:
         recognizer_parameters["model"] = options.model
     nodes.append(
@@ -103,6 +103,6 @@ def ros_arguments(spec: NodeSpec, options: GraphOptions) -> list[str]:
 def _yaml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return f"'{value}'"
+    if isinstance(value, str):  # YAML single quotes: a quote inside is written twice
+        return "'" + value.replace("'", "''") + "'"
     return str(value)

@@ -8,6 +8,7 @@ so dropping the wrapper alone would leave the subscription live.
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Callable
 from types import ModuleType
@@ -38,7 +39,8 @@ def subscribe_pair(
 
     ``on_arrival(stream)`` is called for every message of topic ``stream`` (0 or 1) as it comes,
     paired or not, so that a node can say when one arrives and nothing pairs. ``options`` go to each
-    ``create_subscription`` (e.g. ``qos_overriding_options``).
+    ``create_subscription`` (e.g. ``qos_overriding_options``), each with its own copy of ``qos``,
+    since qos_overrides edit the profile they are given.
     """
     args = (node, msg_type, topics, callback, slop, qos, queue_size, on_arrival)
     message_filters = _message_filters()
@@ -69,7 +71,8 @@ def _pair_with_core_sync(
         return on_message
 
     return [
-        node.create_subscription(msg_type, topic, feed(i), qos, **options) for i, topic in enumerate(topics)
+        node.create_subscription(msg_type, topic, feed(i), copy.copy(qos), **options)
+        for i, topic in enumerate(topics)
     ]
 
 
@@ -87,7 +90,8 @@ def _pair_with_message_filters(
 ) -> list[Subscription]:
     """The synchroniser stays alive through the subscriptions' callbacks, which refer to it."""
     inputs = [
-        message_filters.Subscriber(node, msg_type, topic, qos_profile=qos, **options) for topic in topics
+        message_filters.Subscriber(node, msg_type, topic, qos_profile=copy.copy(qos), **options)
+        for topic in topics
     ]
     for stream, source in enumerate(inputs):
         source.registerCallback(lambda msg, stream=stream: on_arrival(stream))

@@ -10,6 +10,7 @@ gets their own PersonSkeleton, with the id of their track. The overlay topic exi
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from typing import Any
@@ -129,7 +130,7 @@ class PoseNode(ManagedNode):
             CompressedImage if compressed else Image,
             "image_raw/compressed" if compressed else "image_raw",
             self.guarded(self._on_image),
-            IMAGE_QOS,
+            copy.copy(IMAGE_QOS),  # qos_overrides edit the profile they are given
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
         return [subscription]
@@ -194,6 +195,7 @@ class PoseNode(ManagedNode):
         stamp = stamp_to_seconds(msg.header.stamp)
         self.drops.observe(stamp)
         try:
+            stamp = self._tracking_stamp(msg.header.stamp)
             image, shrunk = self._decode(msg)
             fitted = fit_pixels(image, self.params["max_image_pixels"])
             self.frames_downscaled += int(shrunk or fitted is not image)
@@ -212,6 +214,20 @@ class PoseNode(ManagedNode):
         if overlay is not None and overlay.get_subscription_count() > 0:
             self._publish_overlay(overlay, draw_persons(image, found, show_ids=estimator.multi), msg)
         self.processing.add(time.monotonic() - started)
+
+    def _tracking_stamp(self, stamp: Any) -> float:
+        """The image's time in seconds for the pose stage (tracks age on it). ImageError for a stamp
+        whose nanoseconds make a second or more; an unstamped image (0) is timed by this node's
+        clock, else persons would never age out of the tracker. The skeletons keep the image's header."""
+        if stamp.nanosec >= 1_000_000_000:
+            raise ImageError(f"stamp nanosec {stamp.nanosec} is not below 1e9")
+        if stamp.sec == 0 and stamp.nanosec == 0:
+            self.get_logger().warning(
+                "images arrive with stamp 0; tracking on this node's clock (fix the camera driver)",
+                throttle_duration_sec=10.0,
+            )
+            return self.get_clock().now().nanoseconds * 1e-9
+        return stamp_to_seconds(stamp)
 
     def _decode(self, msg: Image | CompressedImage) -> tuple[np.ndarray, bool]:
         """The BGR image, and whether decoding already shrank it. Our numpy decoding; encodings it

@@ -19,6 +19,7 @@ on ``bharnet/labels`` and the change is logged and reported on ``/diagnostics``.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import sys
@@ -191,9 +192,8 @@ class RecognizerNode(ManagedNode):
         }
         if not self.params["body_topic"]:
             callback = self.guarded(self._on_skeletons)
-            return [
-                self.create_subscription(PersonSkeletonArray, "skeletons", callback, SKELETON_QOS, **options)
-            ]
+            qos = copy.copy(SKELETON_QOS)  # qos_overrides edit the profile they are given
+            return [self.create_subscription(PersonSkeletonArray, "skeletons", callback, qos, **options)]
         topics = ("skeletons", self.params["body_topic"])
         return subscribe_pair(
             self, PersonSkeletonArray, topics, self.guarded(self._on_synchronised), self.params["sync_slop"],

@@ -31,6 +31,7 @@ from bharnet_ros.nodes.lifecycle import spin_node
 from bharnet_ros.nodes.parameters import Param, declare_parameters
 
 MAX_RATE = 240.0  # frames per second: the top of ``rate``, and of a file's own rate
+MIN_RATE = 0.01  # frames per second: a slower ``rate`` (other than 0) is refused, not a timer of years
 PARAMS = (
     Param(
         "video",
@@ -64,6 +65,11 @@ class VideoSourceNode(Node):
         self.error = ""  # why playing stopped before the end, if it did
         if not self.params["video"]:
             raise ValueError("parameter 'video' is empty: set a video file or a camera number")
+        if 0 < self.params["rate"] < MIN_RATE:
+            raise ValueError(
+                f"parameter 'rate' {self.params['rate']:g} is below {MIN_RATE:g} frames per second; "
+                "give 0 for the file's own rate, or a rate from 0.01 to 240"
+            )
         self.rate = self.params["rate"] or self._native_rate()
         self.publisher = self.create_publisher(Image, "image_raw", qos_profile_sensor_data)
         self._frames = frames(self.params["video"], self.params["loop"])

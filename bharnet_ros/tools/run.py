@@ -28,10 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "camera_topic": "sensor_msgs/Image topic of the camera",
         "video": "play this video file (or camera number) through the video source node instead",
         "model": "ONNX model (default: the model shipped in models/)",
-        "device": "ONNX Runtime device: cpu, cuda or auto",
+        "device": "ONNX Runtime device: cpu, cuda or auto; empty = the one in the parameters file",
         "backend": "pose backend: holistic, hands_pose or multi; empty = the one in the parameters file",
         "params_file": "parameters YAML (default: config/recognize.yaml)",
-        "overlay": "publish the drawn skeleton image on bharnet/overlay",
+        "overlay": "publish the drawn skeleton image on bharnet/overlay (else as the parameters file says)",
         "namespace": "namespace for all nodes and topics",
         "use_sim_time": "use /clock (bag replay)",
     }
@@ -65,7 +65,7 @@ def check_options(options: Any) -> None:
 
     ``options`` is a ``nodes.graph.GraphOptions`` (not imported here: tools load without nodes/).
     """
-    if options.device not in ("cpu", "cuda", "auto"):
+    if options.device and options.device not in ("cpu", "cuda", "auto"):
         raise UsageError(f"--device {options.device!r} is not one of cpu, cuda, auto")
     if options.backend and options.backend not in pose_backends():
         raise UsageError(f"--backend {options.backend!r} is not one of {', '.join(pose_backends())}")

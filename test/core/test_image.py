@@ -93,6 +93,19 @@ def test_a_png_claiming_too_many_pixels_is_refused_unread():
         decode_compressed(png_header(40000, 40000))
 
 
+@pytest.mark.parametrize("chunk", ["IHDR", "IDAT"])
+def test_a_png_chunk_claiming_gigabytes_is_refused_before_decoding(chunk):
+    """OpenCV allocated the claimed 4 GB before it found the data short."""
+    ok, png = cv2.imencode(".png", bgr_image())
+    data = bytearray(png.tobytes())
+    at = data.find(chunk.encode()) - 4
+    data[at : at + 4] = (0xFFFFFFF0).to_bytes(4, "big")
+    with pytest.raises(ImageError, match="has a chunk beyond its end"):
+        decode_compressed(bytes(data))
+    with pytest.raises(ImageError, match="has a chunk beyond its end"):
+        decode_compressed(png.tobytes()[:40])  # cut inside its first data chunk
+
+
 @pytest.mark.parametrize(("height", "width"), [(4, 4), (1, 1), (2, 40000)])
 def test_tiny_and_extreme_pngs_decode_or_fail_as_image_errors(height, width):
     ok, png = cv2.imencode(".png", np.full((height, width, 3), 128, np.uint8))

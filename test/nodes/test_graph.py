@@ -14,6 +14,7 @@ from bharnet_ros.core.paths import CHECKOUT
 from bharnet_ros.nodes import pose_node, recognizer_node, video_source_node
 from bharnet_ros.nodes.graph import GraphOptions, describe_graph, ros_arguments
 from bharnet_ros.nodes.parameters import defaults
+from bharnet_ros.nodes.runner import create_node
 from bharnet_ros.tools import UsageError, run
 
 NODE_PARAMS = {
@@ -55,6 +56,23 @@ def test_backend_overrides_the_pose_parameter_only_when_given():
     assert pose.parameters["backend"] == "multi"
     assert "backend" not in recognizer.parameters
     assert "backend:='multi'" in ros_arguments(pose, GraphOptions(backend="multi"))
+
+
+def test_device_and_overlay_are_the_parameters_files_unless_given():
+    pose, recognizer = describe_graph(GraphOptions())
+    assert "publish_overlay" not in pose.parameters
+    assert "device" not in recognizer.parameters
+    pose, recognizer = describe_graph(GraphOptions(overlay=True, device="auto"))
+    assert pose.parameters["publish_overlay"] is True
+    assert recognizer.parameters["device"] == "auto"
+
+
+def test_a_path_with_a_quote_reaches_the_node_as_it_is(ros, tmp_path):
+    model = str(tmp_path / "O'Neil's model.onnx")  # rcl parsed the quote as the value's end
+    options = GraphOptions(model=model)
+    spec = next(spec for spec in describe_graph(options) if spec.name == "recognizer")
+    node = ros.adopt(create_node(spec, options, ros.context))
+    assert node.get_parameter("model").value == model
 
 
 def test_bharnet_run_refuses_an_unknown_backend():

@@ -118,3 +118,15 @@ def test_a_shorter_diagnostics_period_applies_at_once_not_after_the_old_tick(
     assert client.set(diagnostics_period=PERIOD)["diagnostics_period"].successful
     statuses.clear()
     assert wait(lambda: statuses, timeout=20.0)  # not the minute the 60 s period had scheduled
+
+
+def test_graphs_in_two_namespaces_stay_apart_on_diagnostics(ros, wait, tiny_model):
+    model = Parameter("model", value=str(tiny_model))
+    for namespace in ("robot1", "robot2"):
+        ros.add(RecognizerNode, namespace=namespace, parameter_overrides=[model])
+    probe = ros.add(Node, "namespaces_probe")
+    names: set[str] = set()
+    probe.create_subscription(
+        DiagnosticArray, "/diagnostics", lambda m: names.update(s.name for s in m.status), 100
+    )
+    assert wait(lambda: {"robot1/recognizer: status", "robot2/recognizer: status"} <= names)

@@ -63,6 +63,19 @@ def test_reliable_camera_publishers_are_compatible(pose_graph, photo, make_image
     assert wait(lambda: any(m.header.stamp.sec == 5 for m in received))
 
 
+def test_qos_overrides_of_one_node_leave_the_next_one_best_effort(ros, wait):
+    from bharnet_ros.nodes.pose_node import IMAGE_QOS
+
+    reliable = Parameter("qos_overrides./image_raw.subscription.reliability", value="reliable")
+    first = ros.add(PoseNode, parameter_overrides=[reliable])
+    assert wait(lambda: first.inputs)
+    assert first.inputs[0].qos_profile.reliability == ReliabilityPolicy.RELIABLE
+    assert IMAGE_QOS.reliability == ReliabilityPolicy.BEST_EFFORT  # the shared default is untouched
+    second = ros.add(PoseNode, namespace="second")
+    assert wait(lambda: second.inputs)
+    assert second.inputs[0].qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+
+
 @pytest.mark.parametrize(
     "corrupt",
     [
@@ -70,8 +83,9 @@ def test_reliable_camera_publishers_are_compatible(pose_graph, photo, make_image
         lambda m: setattr(m, "data", bytes(m.data[:100])),  # truncated
         lambda m: (setattr(m, "height", 0), setattr(m, "data", b"")),  # zero-size
         lambda m: setattr(m, "step", 3),  # step shorter than a row
+        lambda m: setattr(m.header.stamp, "nanosec", 4_000_000_000),  # a uint32, but no time
     ],
-    ids=["encoding", "truncated", "zero-size", "step"],
+    ids=["encoding", "truncated", "zero-size", "step", "stamp"],
 )
 def test_bad_images_are_counted_and_the_node_keeps_working(pose_graph, photo, make_image, wait, corrupt):
     pose, _, camera, received = pose_graph
@@ -269,3 +283,29 @@ def test_a_camera_publishing_another_type_on_the_image_topic_is_reported(ros, wa
         rclpy.try_shutdown(context=context)
     assert wait(lambda: pose.wrong_type_publishers == 0), "gone with the publisher"
     assert pose.status()[0] == DiagnosticStatus.OK
+
+
+def test_unstamped_images_are_tracked_on_the_node_clock_so_persons_who_left_age_out(
+    ros, wait, make_image, shared_file, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("BHARNET_CACHE_DIR", str(tmp_path / "cache"))
+    overrides = [Parameter("backend", value="multi"), Parameter("num_poses", value=3)]
+    pose = ros.add(PoseNode, parameter_overrides=overrides)
+    probe = ros.add(Node, "probe")
+    received: list[PersonSkeletonArray] = []
+    probe.create_subscription(PersonSkeletonArray, "skeletons", received.append, 50)
+    camera = probe.create_publisher(Image, "image_raw", qos_profile_sensor_data)
+    assert wait(lambda: pose.inputs and camera.get_subscription_count() > 0, timeout=60)
+    image = two_people(shared_file)
+    for pause in (0.0, 1.5):  # then longer away than the tracker's patience (0.5 s)
+        time.sleep(pause)
+        count = len(received)
+        camera.publish(make_image(image, 0))  # a driver that never stamps
+        assert wait(lambda n=count: len(received) > n)
+    first, again = (
+        sorted(p.person_id for p in received[0].persons),
+        sorted(p.person_id for p in received[-1].persons),
+    )
+    assert len(first) == 2
+    assert not set(first) & set(again)  # new ids: the two who came back are new tracks
+    assert received[-1].header.stamp.sec == 0  # the skeletons keep the image's header

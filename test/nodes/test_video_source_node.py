@@ -72,6 +72,14 @@ def test_missing_video_is_refused_with_a_clear_error(ros, tmp_path):
         ros.add(VideoSourceNode)
 
 
+@pytest.mark.parametrize("rate", [1e-300, 1e-10, 0.001])
+def test_a_rate_too_slow_for_a_timer_is_refused_in_one_line(ros, tmp_path, rate):
+    video = write_clip(tmp_path / "clip.avi", 3)
+    overrides = [Parameter("video", value=video), Parameter("rate", value=rate)]
+    with pytest.raises(ValueError, match="is below 0.01 frames per second; give 0 for the file's own rate"):
+        ros.add(VideoSourceNode, parameter_overrides=overrides)
+
+
 def write_clip(path, frames: int, fps: float = 25.0) -> str:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
     for i in range(frames):
