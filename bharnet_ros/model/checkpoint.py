@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +144,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}; re-save it with save_checkpoint")
+    check_fields(data, path)
     state_dict = upgrade_state_dict(data["state_dict"], version)
     broken = non_finite_weights(state_dict)
     if broken:
@@ -160,6 +162,46 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         epoch=int(data.get("epoch", 0)),
         metrics=dict(data.get("metrics") or {}),
     )
+
+
+def check_fields(data: Mapping[str, Any], path: str | Path) -> None:
+    """CheckpointError naming the first field whose type is not what save_checkpoint writes, so a
+    hand-made or damaged file is refused at load, not as a TypeError deep in eval or export."""
+    names, hand, metrics = data["class_names"], data.get("hand_intensive"), data.get("metrics")
+    epoch = data.get("epoch", 0)
+    valid = {
+        "model_config": isinstance(data["model_config"], dict),
+        "state_dict": isinstance(data["state_dict"], dict)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data["state_dict"].items()),
+        "class_names": _distinct_texts(names) and len(names) > 0,
+        "preprocess": isinstance(data["preprocess"], dict) and _preprocess_ok(data["preprocess"]),
+        "hand_intensive": hand is None or _distinct_texts(hand),
+        "epoch": isinstance(epoch, int) and not isinstance(epoch, bool),
+        "metrics": metrics is None
+        or (isinstance(metrics, dict) and all(isinstance(v, int | float) for v in metrics.values())),
+    }
+    wrong = [field for field, ok in valid.items() if not ok]
+    if wrong:
+        raise CheckpointError(
+            f"{path}: its {wrong[0]} is not what bharnet writes; the file is damaged or was not "
+            "written by save_checkpoint"
+        )
+
+
+def _distinct_texts(values: Any) -> bool:
+    return (
+        isinstance(values, list | tuple)
+        and all(isinstance(v, str) and v for v in values)
+        and len(set(values)) == len(values)
+    )
+
+
+def _preprocess_ok(section: dict) -> bool:
+    try:
+        PreprocessConfig.from_dict(section)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def non_finite_weights(state: Mapping[str, Any]) -> list[str]:
@@ -235,10 +277,14 @@ def read_plain_data(path: str | Path, what: str = "checkpoint") -> dict[str, Any
     pass on torch's advice to retry with ``weights_only=False``, which would run the file's code.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{what} {path} is a folder; give the file itself (e.g. {path / 'last.pt'})")
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist; check the path")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's advice to load unsafely is not passed on
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(_unpickling_problem(path, what, str(err))) from None
     except Exception as err:  # torch's unpickler fails on other files in many ways (IndexError, ...)

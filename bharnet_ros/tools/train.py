@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 
 from bharnet_ros.model.checkpoint import CheckpointError
-from bharnet_ros.tools import UsageError
+from bharnet_ros.tools import UsageError, check_count
+from bharnet_ros.tools.evaluate import MOST_VIEWS
 from bharnet_ros.tools.outputs import check_output_folder
 from bharnet_ros.training.dataset import DatasetError
 
@@ -92,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
     config_path, overrides = split_items(args.items, args.resume is not None)
     overrides = overrides_from(args, overrides)
+    if args.resume is not None and args.out is not None:
+        raise UsageError("--resume continues in the run's own folder; drop --out")
     if args.out is not None:
         check_run_folder(args.out, args.loso is not None, args.force)
     if args.loso is not None:
@@ -103,12 +106,23 @@ def run(args: argparse.Namespace) -> int:
             folder = train({}, resume=args.resume, overrides=overrides)
         else:
             config = load_train_config(config_path, overrides)
+            check_out_beside_data(config, args.out)
             folder = train(config, out=args.out)
     except (ConfigError, DatasetError, CheckpointError, DivergedError) as err:
         raise UsageError(str(err)) from None
     if int(os.environ.get("RANK", "0")) == 0:  # torchrun: one line, not one per process
         print(f"run folder: {folder}")
     return 0
+
+
+def check_out_beside_data(config: dict, out: Path | None) -> None:
+    """The run folder (``--out``, or the default under runs/) must be a place a folder can be made,
+    and neither a data file nor inside a data folder of the config (the next run would read it)."""
+    from bharnet_ros.training.data import resolve_path
+    from bharnet_ros.training.train import run_folder
+
+    inputs = [resolve_path(path) for key in ("train", "val") for path in config["data"][key]]
+    check_output_folder(run_folder(config, out), inputs, force=True, option="--out")
 
 
 def check_run_folder(out: Path, loso: bool, force: bool) -> None:
@@ -138,8 +152,7 @@ def run_loso(args: argparse.Namespace, config_path: str | None, overrides: list[
 
     if args.resume is not None or args.out is None:
         raise UsageError("--loso needs --out DIR (and no --resume: rerun with the same --out to continue)")
-    if args.views < 1:
-        raise UsageError(f"--views must be at least 1, got {args.views}")
+    check_count("--views", args.views, 1, MOST_VIEWS)
     if args.train_people is not None and args.train_people < 1:
         raise UsageError(f"--train-people must be at least 1, got {args.train_people}")
     subjects = None if args.loso == "all" else [s.strip() for s in args.loso.split(",") if s.strip()]
@@ -147,6 +160,7 @@ def run_loso(args: argparse.Namespace, config_path: str | None, overrides: list[
         raise UsageError(f"--loso {args.loso!r}: name each person to hold out once, e.g. --loso S1,S2")
     try:
         config = load_train_config(config_path, overrides)
+        check_out_beside_data(config, args.out)
         values = cross_validate(config, args.out, subjects, views=args.views, train_people=args.train_people)
     except (ConfigError, DatasetError, CheckpointError, DivergedError) as err:
         raise UsageError(str(err)) from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,10 @@ FORMAT_VERSION = 2  # 2: per-sample string attributes
 SAMPLE_KEYS = ("offsets", "labels", "names", "persons", *ID_FIELDS, "image_sizes")
 HAND_KEYS = ("hands", "hand_present")
 ATTRIBUTE_PREFIX = "attribute_"  # file key of attribute column <name>
+# A file whose arrays would unpack to more than this many times its size (and over the floor) is
+# refused before loading: skeleton arrays compress about 1.5 times, a zip bomb of zeros a thousand.
+MOST_EXPANSION = 50
+EXPANSION_FLOOR = 1 << 30  # bytes
 
 
 def save_dataset(data: SkeletonDataset, path: str | Path) -> Path:
@@ -96,6 +101,7 @@ def _file_arrays(data: SkeletonDataset) -> dict[str, np.ndarray]:
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of the file, loaded without pickle; damaged or pickled content is refused."""
+    _check_expansion(path)
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as err:  # numpy and zipfile fail on other files in many ways (EOFError, ...)
@@ -107,6 +113,22 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             return {key: data[key] for key in data.files}
         except Exception as err:
             raise DatasetError(_unreadable(path, err, inside=True)) from None
+
+
+def _check_expansion(path: Path) -> None:
+    """DatasetError when the arrays would unpack to far more than the file holds (see
+    :data:`MOST_EXPANSION`); a file that is no zip archive is left to the loader to name."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(member.file_size for member in archive.infolist())
+        size = path.stat().st_size
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    if declared > max(EXPANSION_FLOOR, MOST_EXPANSION * size):
+        raise DatasetError(
+            f"{path} would unpack {size / 2**20:.1f} MiB into {declared / 2**30:.1f} GiB of arrays, far more "
+            "than skeleton data compresses; it is refused (a damaged or hostile file)"
+        )
 
 
 def _unreadable(path: Path, err: Exception, inside: bool = False) -> str:

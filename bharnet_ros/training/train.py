@@ -123,6 +123,16 @@ DEFAULTS: dict[str, Any] = {
 
 
 LARGEST_COUNT = 10**6  # epochs, batch sizes: far above any real run, far below what overflows
+MOST_WORKERS = 256  # data loader processes
+OPTIM_LIMITS = {  # the largest value of each optim setting; all are >= 0 (1e308 overflowed in torch)
+    "lr": 100.0,
+    "momentum": 1.0,
+    "weight_decay": 1.0,
+    "min_lr": 100.0,
+    "warmup_epochs": float(LARGEST_COUNT),
+    "label_smoothing": 1.0,
+    "grad_clip": 1e6,
+}
 
 
 class ConfigError(ValueError):
@@ -158,6 +168,11 @@ def apply_override(config: dict[str, Any], keys: Sequence[str], value: Any) -> N
             known = sorted(defaults) if isinstance(defaults, Mapping) else []
             raise ConfigError(f"unknown config key {path!r}; known keys here: {', '.join(known)}")
         if depth == len(keys) - 1:
+            section = defaults.get(key) if isinstance(defaults, Mapping) else None
+            mapping = isinstance(section, Mapping) and isinstance(value, Mapping)
+            if mapping and not free and path not in FREE_FORM:
+                check_keys(value, section, path + ".")  # optim={lr: 0.1} sets lr, keeps the rest
+                value = deep_merge(copy.deepcopy(node.get(key) or {}), dict(value))
             node[key] = value
             return
         if not isinstance(node.get(key), dict):
@@ -257,14 +272,15 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"seed must be an integer from 0 to 2**32 - 1, got {config['seed']!r}")
     if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", config["device"]):
         raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {config['device']!r}")
-    if not isinstance(config["workers"], int) or config["workers"] < 0:
-        raise ConfigError(f"workers must be an integer >= 0, got {config['workers']!r}")
+    if not isinstance(config["workers"], int) or not 0 <= config["workers"] <= MOST_WORKERS:
+        raise ConfigError(f"workers must be an integer from 0 to {MOST_WORKERS}, got {config['workers']!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]+", config["name"]) or set(config["name"]) == {"."}:
+        raise ConfigError(f"name must be a plain folder name (letters, digits, _.+-), got {config['name']!r}")
     optim = config["optim"]
-    for key in ("lr", "weight_decay", "momentum", "min_lr", "warmup_epochs", "label_smoothing", "grad_clip"):
-        if not isinstance(optim[key], int | float) or optim[key] < 0:
-            raise ConfigError(f"optim.{key} must be a number >= 0, got {optim[key]!r}")
-    if config["model"]["config"] is None:
-        raise ConfigError("model.config is not set; name a config/model/*.yaml file")
+    for key, most in OPTIM_LIMITS.items():
+        if not isinstance(optim[key], int | float) or not 0 <= optim[key] <= most:
+            raise ConfigError(f"optim.{key} must be a number from 0 to {most:g}, got {optim[key]!r}")
+    check_paths(config)
     if not isinstance(config["model"]["test_mirror"], bool):
         raise ConfigError(f"model.test_mirror must be true or false, got {config['model']['test_mirror']!r}")
     if config["model"]["test_mirror"] and not config["preprocess"]["normalise"]:
@@ -283,6 +299,24 @@ def validate_config(config: Mapping[str, Any]) -> None:
     fraction = config["data"]["val_fraction"]
     if not isinstance(fraction, int | float) or not 0 <= fraction < 1:
         raise ConfigError(f"data.val_fraction must be in [0, 1), got {fraction!r}")
+
+
+def check_paths(config: Mapping[str, Any]) -> None:
+    """The file settings hold file names (text): model.config, model.init.*, data.train and data.val;
+    data.relabel maps class names to class names."""
+    model = config["model"]
+    if model["config"] is None:
+        raise ConfigError("model.config is not set; name a config/model/*.yaml file")
+    init = model["init"] or {}
+    named = [("model.config", model["config"])]
+    named += [(f"model.init.{stream}", path) for stream, path in init.items() if path is not None]
+    named += [(f"data.{key}", path) for key in ("train", "val") for path in config["data"][key] or []]
+    for key, value in named:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key} must name a file, got {value!r}")
+    relabel = config["data"]["relabel"] or {}
+    if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in relabel.items()):
+        raise ConfigError(f"data.relabel must map names to names (e.g. {{clap: none}}), not {relabel!r}")
 
 
 def preprocess_from(config: Mapping[str, Any], model_input: Mapping[str, Any]) -> PreprocessConfig:
@@ -347,6 +381,11 @@ def setup_distributed(device: str) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device={device}, but this PyTorch sees no CUDA GPU; train with device=cpu (or auto), "
+            "or install a CUDA build of PyTorch on a machine with a GPU"
+        )
     if world <= 1:
         return Dist(1, 0, torch.device(device))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -710,13 +749,36 @@ def build_run(
         val_labels, notes=notes,
     )  # fmt: skip
     if resume_state is not None:
-        names = [name for name, _ in base_model.named_parameters()]
-        version = int(resume_state.get("format_version", 1))  # resume.pt of format 1 has no version
-        optimizer.load_state_dict(upgrade_optimizer_state(resume_state["optimizer"], names, version))
-        run.start_epoch = int(resume_state["epoch"])
-        run.best_top1 = float(resume_state["best_top1"])
-        run.history = [dict(row) for row in resume_state["history"]]
+        continue_from(run, resume_state)
     return run
+
+
+def continue_from(run: TrainingRun, state: Mapping[str, Any]) -> None:
+    """The optimiser, epoch, best score and history of a resumed run; CheckpointError (or
+    ConfigError, for data whose classes changed since) when resume.pt cannot be what it claims."""
+    if list(run.class_names) != list(state["class_names"]):
+        raise ConfigError(
+            f"the run's data now has the classes {run.class_names}, its weights {state['class_names']}: "
+            "the data files changed since; start a new run"
+        )
+    epoch, best, history = state["epoch"], state["best_top1"], state["history"]
+    fields_ok = (
+        isinstance(epoch, int) and not isinstance(epoch, bool) and 0 <= epoch <= LARGEST_COUNT
+        and isinstance(best, int | float) and isinstance(history, list)
+        and all(isinstance(row, dict) for row in history) and isinstance(state["optimizer"], dict)
+    )  # fmt: skip
+    names = [name for name, _ in run.base_model.named_parameters()]
+    version = int(state.get("format_version", 1))  # resume.pt of format 1 has no version
+    try:
+        if not fields_ok:
+            raise ValueError("a field has the wrong type")
+        run.optimizer.load_state_dict(upgrade_optimizer_state(state["optimizer"], names, version))
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        raise CheckpointError(
+            f"{run.out / 'resume.pt'} does not fit this run ({str(err)[:120]}); it is damaged or from "
+            "another run: start a new one"
+        ) from None
+    run.start_epoch, run.best_top1, run.history = epoch, float(best), [dict(row) for row in history]
 
 
 def check_data_fits(
@@ -944,8 +1006,27 @@ def load_resume(folder: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any
     missing = [key for key in RESUME_KEYS if key not in state]
     if missing:
         raise CheckpointError(f"{folder / 'resume.pt'} lacks {missing}; it was not written by bharnet train")
-    state.update(model_config=checkpoint.model_config, state_dict=checkpoint.state_dict)
+    weights = {"model_config": checkpoint.model_config, "state_dict": checkpoint.state_dict}
+    state.update(weights, class_names=checkpoint.class_names)
     return folder, config, state
+
+
+FIXED_ON_RESUME = ("model", "preprocess", "data")  # the weights' meaning: classes, inputs, layers
+
+
+def check_resumable(stored: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """ConfigError for an override of ``--resume`` that would change what the trained weights mean
+    (the classes, the inputs or the network): resumed weights would silently mean something else."""
+
+    def meaning(section: Mapping[str, Any]) -> Any:  # test-time mirroring only changes the scoring
+        return plain({k: v for k, v in section.items() if k != "test_mirror"})
+
+    changed = [key for key in FIXED_ON_RESUME if meaning(stored[key]) != meaning(config[key])]
+    if changed:
+        raise ConfigError(
+            f"--resume continues the run as it was: its {', '.join(changed)} settings cannot change "
+            "(the weights were trained for them); start a new run, e.g. with model.init from it"
+        )
 
 
 def train(
@@ -963,6 +1044,7 @@ def train(
     if resume is not None:
         folder, stored, state = load_resume(resume)
         config = load_train_config(None, overrides, base=stored)
+        check_resumable(load_train_config(None, base=stored), config)
         out = folder
     config = absolute_paths(config)
     env = setup_distributed(config["device"])

@@ -140,3 +140,30 @@ def test_weights_with_nan_or_inf_are_refused_naming_a_tensor(saved):
         CheckpointError, match=f"1 of its weight tensors \\(e.g. {name}\\) hold NaN or infinite"
     ):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("epoch", "abc"),
+        ("class_names", 5),
+        ("class_names", [1, 2, 3, 4, 5]),
+        ("class_names", ["a"] * 5),
+        ("metrics", 5),
+        ("preprocess", {"frames": "many"}),
+        ("state_dict", "x"),
+        ("hand_intensive", 3),
+    ],
+)
+def test_fields_of_the_wrong_type_are_refused_at_load_naming_the_field(saved, field, value):
+    _, path = saved
+    raw = torch.load(path, weights_only=True)
+    raw[field] = value
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=f"its {field} is not what bharnet writes"):
+        load_checkpoint(path)
+
+
+def test_a_folder_is_named_as_a_folder(tmp_path):
+    with pytest.raises(CheckpointError, match="is a folder; give the file itself"):
+        load_checkpoint(tmp_path)

@@ -176,6 +176,51 @@ def test_resume_from_an_unsafe_or_truncated_state_is_one_line(trained, tmp_path,
     assert "weights_only" not in err
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("epoch", "resume.pt does not fit this run"),
+        ("history", "resume.pt does not fit this run"),
+        ("optimizer", "resume.pt does not fit this run"),
+    ],
+)
+def test_resume_from_a_state_of_wrong_fields_is_one_line(trained, tmp_path, capsys, change, message):
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    state = torch.load(run / "resume.pt", weights_only=True)
+    state[change] = {"epoch": "abc", "history": 5, "optimizer": {"state": {}, "param_groups": []}}[change]
+    torch.save(state, run / "resume.pt")
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert message in err
+
+
+def test_resume_keeps_the_runs_classes_data_and_folder(trained, synth_folder, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    assert main(["train", "--resume", str(run), "data.classes=[thumbs_up, wave]"]) == 2
+    assert "its data settings cannot change" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--out", str(tmp_path / "elsewhere")]) == 2
+    assert "drop --out" in capsys.readouterr().err
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_train_writes_neither_into_nor_onto_its_data(synth_folder, tiny_run, tmp_path, capsys):
+    data = tmp_path / "synth"
+    shutil.copytree(synth_folder, data)
+    before = sorted(p.name for p in data.iterdir())
+    for out, extra in ((data / "run", []), (data, ["--force"])):
+        argv = ["train", CONFIG, *tiny_run, "--train", str(data), "--out", str(out), *extra]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1
+        assert "input" in err
+    assert sorted(p.name for p in data.iterdir()) == before
+
+
 def far_away_file(folder: Path) -> Path:
     """Three synthetic gestures per class (``write_dataset``), the second clip's body at 1e30."""
     from bharnet_ros.training.data import load_datasets
@@ -206,7 +251,7 @@ def test_a_training_that_diverges_is_one_line_and_exit_2(synth_folder, tiny_run,
         "train",
         CONFIG,
         *tiny_run,
-        "optim.lr=1e30",
+        "optim.lr=100",
         "optim.warmup_epochs=0",
         "--train",
         str(synth_folder),

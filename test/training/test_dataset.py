@@ -208,6 +208,20 @@ def test_a_damaged_file_is_one_dataset_error(tmp_path, damage):
     assert "\n" not in str(refused.value)
 
 
+def test_a_file_that_would_unpack_to_far_more_than_it_holds_is_refused_unread(tmp_path, monkeypatch):
+    from bharnet_ros.training import dataset_file
+
+    monkeypatch.setattr(dataset_file, "EXPANSION_FLOOR", 1 << 20)  # 1 MiB here, 1 GiB in use
+    path = small_dataset().save(tmp_path / "set.npz")
+    with np.load(path, allow_pickle=False) as raw:
+        arrays = {key: raw[key] for key in raw.files}
+    arrays["body"] = np.zeros((1, 40_000, 33, 4), np.float32)  # 21 MB of zeros in a few kB
+    np.savez_compressed(path, **arrays)
+    with pytest.raises(DatasetError, match="would unpack .* MiB into .* GiB of arrays, far more"):
+        SkeletonDataset.load(path)
+    assert SkeletonDataset.load(small_dataset().save(tmp_path / "fine.npz"))
+
+
 def test_files_hold_no_pickles_and_pickled_content_is_refused(tmp_path):
     path = small_dataset().save(tmp_path / "set.npz")
     with np.load(path, allow_pickle=False) as raw:

@@ -155,11 +155,31 @@ def test_overrides_apply_with_dotted_keys_and_yaml_values():
         ("optim.lr=[1", "not valid YAML"),
         ("data.class_balance=1.5", "class_balance must be in"),
         ("data.class_balance=true", "class_balance must be a finite number, got True"),
+        ("model.config=5", "model.config must name a file, got 5"),
+        ("model.init.body=5", "model.init.body must name a file, got 5"),
+        ("data.train=[5]", "data.train must name a file, got 5"),
+        ("optim.lr=1e308", "optim.lr must be a number from 0 to 100"),
+        ("optim.momentum=1e300", "optim.momentum must be a number from 0 to 1"),
+        ("workers=100000", "workers must be an integer from 0 to 256"),
+        ("data.relabel={wave: null}", "data.relabel must map names to names"),
+        ("data.relabel={wave: [1, 2]}", "data.relabel must map names to names"),
+        ("name=../elsewhere", "name must be a plain folder name"),
+        ("name=/abs", "name must be a plain folder name"),
+        ("optim={lrr: 0.1}", "unknown config key 'optim.lrr'"),
     ],
 )
 def test_bad_overrides_are_clear_errors(override, message):
     with pytest.raises(ConfigError, match=message):
         load_train_config(REPO / "config/train/synth_cpu.yaml", [override])
+
+
+def test_a_mapping_override_sets_its_keys_and_keeps_the_rest_of_the_section():
+    config = load_train_config(
+        REPO / "config/train/synth_cpu.yaml", ["optim={lr: 0.01}", "model.init={body: a.pt}"]
+    )
+    assert config["optim"]["lr"] == 0.01
+    assert config["optim"]["momentum"] == 0.9  # kept, not dropped with the section
+    assert config["model"]["init"] == {"body": "a.pt", "hand": None}
 
 
 def test_test_mirror_needs_a_boolean_and_centred_skeletons():
@@ -297,9 +317,9 @@ def with_hands_in(first: int, path: Path) -> Path:
 
 
 def test_a_run_that_diverges_in_its_first_epoch_stops_without_a_checkpoint(dataset_file, tiny_run, tmp_path):
-    """optim.lr=1e30 is a finite number, so the config takes it; the weights then overflow."""
+    """optim.lr=100 is a finite number, so the config takes it; the weights then overflow."""
     config = tiny_config(
-        tiny_run, dataset_file, "optim.lr=1e30", "optim.warmup_epochs=0", "data.val_split=val"
+        tiny_run, dataset_file, "optim.lr=100", "optim.warmup_epochs=0", "data.val_split=val"
     )
     with pytest.raises(DivergedError, match="training diverged in epoch 1: .*no checkpoint was written"):
         train(config, out=tmp_path / "run")
@@ -312,7 +332,7 @@ def test_a_resumed_run_that_diverges_keeps_its_finite_checkpoints(trained_run, t
     shutil.copytree(trained_run, run)
     done = load_checkpoint(run / "last.pt").epoch
     best = (run / "best.pt").read_bytes()
-    overrides = ["epochs=9", "optim.lr=1e30", "optim.warmup_epochs=0"]
+    overrides = ["epochs=9", "optim.lr=100", "optim.warmup_epochs=0"]
     with pytest.raises(
         DivergedError, match=f"in epoch {done + 1}: .*; last.pt keeps epoch {done}; lower optim.lr"
     ):
