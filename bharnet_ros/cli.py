@@ -99,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, SkeletonError, FileNotFoundError) as err:
         print(f"bharnet {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RecursionError:  # JSON, YAML or config overrides nested thousands deep
+        print(
+            f"bharnet {args.command}: error: an input (a JSON or YAML file, or an override) is nested "
+            "too deeply to read; check the files given",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print(f"bharnet {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -35,7 +35,12 @@ from bharnet_ros.core.bag import (
     skeleton_frames,
     stamp_ns,
 )
-from bharnet_ros.core.params_file import ParamsFileError, node_parameters, read_params_file
+from bharnet_ros.core.params_file import (
+    ParamsFileError,
+    node_parameters,
+    read_params_file,
+    recognizer_parameters,
+)
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
 from bharnet_ros.core.streaming_metrics import Decision, StreamMetrics, evaluate_stream, summarize
 
@@ -129,7 +134,7 @@ def eval_options(
     params = read_params_file(params_file)
     return EvalOptions(
         bag=bag, topic=topic, msgtype=msgtype, model=model, device=device,
-        recognizer=node_parameters(params, "recognizer"), pose=node_parameters(params, "pose"),
+        recognizer=recognizer_parameters(params), pose=node_parameters(params, "pose"),
         origin=first_stamp(bag, topic), params_file=params_file,
     )  # fmt: skip
 

@@ -35,11 +35,28 @@ def read_params_file(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def node_parameters(data: Mapping[str, Any], node: str) -> dict[str, Any]:
-    """The ``ros__parameters`` of ``node`` in a parameters mapping (any namespace wildcard)."""
+    """The ``ros__parameters`` of ``node`` in a parameters mapping (any namespace wildcard);
+    ParamsFileError when they are not a mapping of names."""
     for key, value in data.items():
         if str(key).rstrip("/").split("/")[-1] == node and isinstance(value, Mapping):
-            return dict(value.get("ros__parameters") or {})
+            values = value.get("ros__parameters") or {}
+            if not isinstance(values, Mapping) or not all(isinstance(name, str) for name in values):
+                raise ParamsFileError(f"{key}: ros__parameters must map parameter names to values")
+            return dict(values)
     return {}
+
+
+def recognizer_parameters(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The recognizer's ``ros__parameters``, checked as the recognizer reads them (offline tools
+    have no rclpy to refuse a bad value); ParamsFileError naming the problem."""
+    from bharnet_ros.core.recognizer import RecognizerConfig
+
+    values = node_parameters(data, "recognizer")
+    try:
+        RecognizerConfig.from_params(values)
+    except (ValueError, TypeError) as err:
+        raise ParamsFileError(f"the recognizer's parameters: {err}") from None
+    return values
 
 
 def set_node_parameters(data: dict[str, Any], node: str, **values: Any) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+LARGEST_SEED = 2**32 - 1  # numpy refuses negative seeds, torch overflows above 64 bits
+
 
 class UsageError(Exception):
     """A problem with the user's input; the CLI prints it as one line and exits non-zero.
@@ -34,3 +36,8 @@ def check_count(option: str, value: int, least: int, most: int) -> int:
     if not least <= value <= most:
         raise UsageError(f"{option} must be a whole number from {least} to {most}, got {value}")
     return value
+
+
+def check_seed(value: int) -> int:
+    """``--seed``: a whole number from 0 to :data:`LARGEST_SEED`."""
+    return check_count("--seed", value, 0, LARGEST_SEED)

@@ -140,7 +140,7 @@ def check_input_file(path: Path, what: str) -> None:
     if not path.exists():
         raise UsageError(f"{what} not found: {path}; check the path")
     if not path.is_file():
-        raise UsageError(f"{what} {path} is not a file; give the {what} file itself")
+        raise UsageError(f"{what} {path} is not a file; give the {what} itself")
 
 
 def _add_record(parser: argparse.ArgumentParser) -> None:

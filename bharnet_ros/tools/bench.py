@@ -477,8 +477,7 @@ def exported_files(args: argparse.Namespace) -> list[Path]:
         return []
     if args.shipped is not None:
         for path in args.shipped:
-            if not path.is_file():
-                raise UsageError(f"--shipped {path} does not exist; give exported .onnx files")
+            check_loadable(path)
         return list(args.shipped)
     path = default_model()
     if not path.is_file():
@@ -488,6 +487,16 @@ def exported_files(args: argparse.Namespace) -> list[Path]:
         )
         return []
     return [path]
+
+
+def check_loadable(path: Path) -> None:
+    """--shipped files must be models the recognizer loads, found out before minutes of timing."""
+    from bharnet_ros.core.inference import InferenceError, OnnxClassifier
+
+    try:
+        OnnxClassifier(path, providers="cpu")
+    except InferenceError as err:
+        raise UsageError(f"--shipped: {err}") from None
 
 
 def render(machine: dict[str, str], peak: dict[str, float], results: list[ModelResult], command: str) -> str:

@@ -120,7 +120,8 @@ def _kind(kinds: argparse._SubParsersAction, name: str, what: str, source: str) 
 def run(args: argparse.Namespace) -> int:
     if not args.source.exists():
         raise UsageError(f"source {args.source} does not exist; give the {args.kind} data folder or file")
-    output = check_output_file(args.output, [args.source], args.force, suffix=".npz")
+    extra = [getattr(args, name, None) for name in ("meta", "labels", "split_file", "class_names")]
+    output = check_output_file(args.output, [args.source, *extra], args.force, suffix=".npz")
     try:
         dataset, report = IMPORTERS[args.kind](args)
     except DatasetError as err:

@@ -70,10 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bharnet_ros.tools import check_number
+    from bharnet_ros.tools import check_number, check_seed
     from bharnet_ros.tools.bag import MAX_REPLAY_RATE, MIN_REPLAY_RATE, format_table
 
     check_number("--rate", args.rate, MIN_REPLAY_RATE, MAX_REPLAY_RATE, "times the recorded speed")
+    check_seed(args.seed)
     video = Path(args.video) if args.video else None
     people = None if video or args.synthetic else _people_folder(args.people)
     check_inputs(video, args.model)

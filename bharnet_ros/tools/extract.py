@@ -153,6 +153,8 @@ def check_outputs(
         if earlier and not force:
             raise UsageError(f"-o {earlier[0]} already exists; pass --force to replace it")
         overlay = job.overlay and check_output_file(job.overlay, [job.video, folder], force, "--overlay")
+        if overlay and overlay.absolute() == output.absolute():  # -o gained its .npz
+            raise UsageError(f"-o and --overlay are the same file {output}; give them different names")
         checked.append(Job(job.video, output, overlay))
     return checked
 

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from bharnet_ros.tools import UsageError
-from bharnet_ros.tools.outputs import check_output_folder, scratch_folder, staged_folder
+from bharnet_ros.tools.outputs import atomic_file, check_output_folder, scratch_folder, staged_folder
 
 NONE = "none"
+SUMMARY = "summary.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     stems = [v.stem for v in args.videos]
     if len(set(stems)) != len(stems):
         raise UsageError("two videos share a file name; give each a distinct name")
+    if SUMMARY in stems:  # each video gets a folder of its name beside the summary
+        raise UsageError(f"a video named {SUMMARY}.* would take the summary's place in --out; rename it")
     check_model(args.model)
     check_params_file(args.params_file)
     results, skipped = {}, {}
@@ -63,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no video could be recorded: {'; '.join(skipped.values())}")
     summary = pooled(results, {NONE, *filter(None, args.no_command.split(","))})
     summary["skipped"] = skipped
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with atomic_file(args.out / SUMMARY) as temporary:
+        temporary.write_text(json.dumps(summary, indent=2) + "\n")
     for name, row in summary["per_video"].items():
         rates = f"none {_pct(row['none_rate'])}, no command {_pct(row['no_command_rate'])}"
         print(f"{name}: {row['decisions']} decisions, {rates}, top {row['labels']}")

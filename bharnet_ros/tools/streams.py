@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from bharnet_ros.tools import UsageError
-from bharnet_ros.tools.outputs import check_output_folder, scratch_folder, staged_folder
+from bharnet_ros.tools import UsageError, check_seed
+from bharnet_ros.tools.outputs import atomic_file, check_output_folder, scratch_folder, staged_folder
 
 CLIP = re.compile(r"^(?P<label>.+?)_(?P<take>[^_]+)_(?P<distance>[^_]+)_(?P<framing>[^_]+)$")
 IDLE_LABEL = "static"  # standing still: the filler between gestures, not scored
@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.source.is_dir():
         raise UsageError(f"{args.source} is not a folder of per-person clip folders")
     check_gap(args.gap)
+    check_seed(args.seed)
     check_output_folder(args.out, [args.source, args.dataset, args.model, args.cv], args.force)
     try:
         skeletons = SkeletonDataset.load(args.dataset)
@@ -94,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         print(_line(name, results[name]), flush=True)
     summary = pooled(results)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with atomic_file(args.out / "summary.json") as temporary:
+        temporary.write_text(json.dumps(summary, indent=2) + "\n")
     print(_pooled_line(summary))
     print(f"wrote {args.out}/summary.json")
     return 0
@@ -141,10 +143,10 @@ def check_model(model: Path | None) -> None:
 
 def check_params_file(params_file: str) -> None:
     """The graph parameters file parses (empty: the shipped one), checked before any work."""
-    from bharnet_ros.core.params_file import ParamsFileError, read_params_file
+    from bharnet_ros.core.params_file import ParamsFileError, read_params_file, recognizer_parameters
 
     try:
-        read_params_file(params_file)
+        recognizer_parameters(read_params_file(params_file))
     except ParamsFileError as err:
         raise UsageError(f"--params-file: {err}") from None
     except UnicodeDecodeError:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bharnet_ros.core.layouts import HAND21, MP33
-from bharnet_ros.tools import UsageError, check_count
+from bharnet_ros.tools import UsageError, check_count, check_seed
 from bharnet_ros.tools.outputs import atomic_file, check_output_file, check_output_folder, staged_folder
 from bharnet_ros.training import synth
 
@@ -68,8 +68,7 @@ def _classes(text: str | None) -> list[str]:
 def _check(args: argparse.Namespace) -> list[str]:
     """Validate the arguments; return the classes to generate."""
     check_count("--per-class", args.per_class, 1, MOST_PER_CLASS)
-    if args.seed < 0:
-        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
+    check_seed(args.seed)
     if not 1.0 <= args.fps <= 240.0:
         raise UsageError(f"--fps must be between 1 and 240, got {args.fps}")
     if args.preview is not None and args.preview.suffix.lower() != ".png":
@@ -77,6 +76,8 @@ def _check(args: argparse.Namespace) -> list[str]:
     classes = _classes(args.classes)
     check_output_folder(args.out, force=args.force, option="-o")
     if args.preview is not None:
+        if args.preview.absolute() == args.out.absolute():
+            raise UsageError("--preview and -o name the same path; give the preview its own .png name")
         check_output_file(args.preview, force=args.force, option="--preview")
     return classes
 

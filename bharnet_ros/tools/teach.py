@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bharnet_ros.tools import UsageError, check_count
+from bharnet_ros.tools import UsageError, check_count, check_seed
 from bharnet_ros.tools.outputs import atomic_file, check_output_file, check_output_folder, staged_folder
 
 if TYPE_CHECKING:  # torch-free at import time: only the chosen action loads training code
@@ -44,7 +44,6 @@ MOST_EPOCHS = 1000  # fine-tune epochs on a few takes
 MOST_DRAWS = 100  # random choices of takes per point of the curve
 MOST_DISTILL = 100.0  # weight of the fine-tune's distillation (beyond it the takes teach nothing)
 REHEARSAL_VIEWS = 4  # augmented windows rehearsed per sample (TeachSettings.rehearsal_views)
-LARGEST_SEED = 2**32 - 1  # numpy refuses negative seeds, torch overflows above 64 bits
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -319,7 +318,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     check_count("--views", args.views, 1, MOST_VIEWS)
     check_count("--steps", args.steps, 1, MOST_STEPS)
-    check_count("--seed", args.seed, 0, LARGEST_SEED)
+    check_seed(args.seed)
     _check_fit_options(args)
     _check_vocabulary_options(args)
     base_path = args.base or _default_base()

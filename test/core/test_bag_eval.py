@@ -56,6 +56,24 @@ def test_options_come_from_the_bag_and_the_parameters_file(skeleton_bag, tiny_mo
     assert options.params_file == params_file
 
 
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"ros__parameters": [1, 2]}, "ros__parameters must map parameter names to values"),
+        ({"ros__parameters": {"stride_seconds": "abc"}}, "the recognizer's parameters: .*stride"),
+        ({"ros__parameters": {"stride_seconds": float("nan")}}, "the recognizer's parameters: .*stride"),
+    ],
+)
+def test_a_parameters_file_the_recognizer_could_not_use_is_one_error(
+    tmp_path, skeleton_bag, tiny_model, labels, section, message
+):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"/**/recognizer": section}))
+    with pytest.raises(EvalError, match=message) as refused:
+        evaluate_bag(skeleton_bag, labels, tmp_path / "report", model=tiny_model, params_file=str(path))
+    assert "\n" not in str(refused.value)
+
+
 def test_the_deterministic_run_scores_and_writes_the_report(
     tmp_path, skeleton_bag, tiny_model, params_file, labels
 ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import pytest
@@ -34,14 +35,16 @@ def test_model_is_a_sub_subcommand_with_defaults():
         parse([])
 
 
-def test_exported_files_to_time(tmp_path):
-    first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
-    first.write_bytes(b"x")
-    second.write_bytes(b"x")
+def test_exported_files_to_time(tmp_path, tiny_model):
+    first, second = tiny_model, tmp_path / "b.onnx"
+    shutil.copy(tiny_model, second)
     assert exported_files(parse(["model", "--shipped", str(first), str(second)])) == [first, second]
     assert exported_files(parse(["model", "--no-shipped"])) == []
     with pytest.raises(UsageError, match="c.onnx does not exist"):
         exported_files(parse(["model", "--shipped", str(first), str(tmp_path / "c.onnx")]))
+    (tmp_path / "text.onnx").write_bytes(b"x")  # refused before minutes of timing, not after
+    with pytest.raises(UsageError, match="--shipped: .*text.onnx is not a loadable ONNX model"):
+        exported_files(parse(["model", "--shipped", str(tmp_path / "text.onnx")]))
 
 
 def fake_section(windows_per_s: float) -> str:

@@ -32,6 +32,15 @@ def test_import_ntu_with_metadata(shared_data, tmp_path, capsys):
     assert "skipped: 0" in printed
 
 
+def test_import_writes_nothing_into_its_metadata_folder(shared_file, tmp_path, capsys):
+    meta = tmp_path / "meta"
+    meta.mkdir()
+    source = shared_file("ntu_samples/S017C003P020R002A057.skeleton")
+    assert main(["import", "ntu", str(source), "--meta", str(meta), "-o", str(meta / "out.npz")]) == 2
+    assert f"is inside the input folder {meta}" in capsys.readouterr().err
+    assert list(meta.iterdir()) == []
+
+
 def test_import_ntu_one_benchmark(shared_file, tmp_path):
     out = tmp_path / "ntu"
     source = shared_file("ntu_samples/S017C003P020R002A057.skeleton")

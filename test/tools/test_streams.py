@@ -109,6 +109,8 @@ def one_line_error(capsys) -> str:
         (["--model", "{model}", "--gap=-1"], "--gap must be a number of seconds from 0 to 60"),
         (["--model", "{model}", "--gap", "nan"], "--gap must be a number of seconds from 0 to 60"),
         (["--model", "{model}", "--gap", "1e30"], "--gap must be a number of seconds from 0 to 60"),
+        (["--model", "{model}", "--seed=-1"], "--seed must be a whole number from 0 to 4294967295"),
+        (["--model", "{model}", "--params-file", "{stride_abc}"], "the recognizer's parameters"),
     ],
 )
 def test_streams_check_models_and_options_before_composing_anything(
@@ -117,7 +119,9 @@ def test_streams_check_models_and_options_before_composing_anything(
     source, dataset = clip_folder
     (tmp_path / "text.onnx").write_text("not a model\n")
     (tmp_path / "empty_run").mkdir()
+    (tmp_path / "stride.yaml").write_text("/**/recognizer:\n  ros__parameters:\n    stride_seconds: abc\n")
     names = {"{text}": tmp_path / "text.onnx", "{empty}": tmp_path / "empty_run", "{model}": tiny_model}
+    names["{stride_abc}"] = tmp_path / "stride.yaml"
     extra = [str(names.get(arg, arg)) for arg in extra]
     out = tmp_path / "streams"
     assert main(["streams", str(source), "--dataset", str(dataset), *extra, "--out", str(out)]) == 2
@@ -158,6 +162,9 @@ def test_open_set_checks_its_videos_and_model_before_recording_any(tmp_path, tin
     assert "cannot load the model" in one_line_error(capsys)
     assert main([*argv, str(good), "--params-file", str(good)]) == 2
     assert "--params-file" in one_line_error(capsys)
+    clash = write_clip(tmp_path / "summary.json.avi")
+    assert main([*argv, str(clash)]) == 2
+    assert "would take the summary's place" in one_line_error(capsys)
     assert not out.exists()
 
 

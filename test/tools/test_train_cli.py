@@ -78,6 +78,8 @@ def test_train_then_eval_from_the_command_line(trained, synth_folder, tmp_path, 
         (["train", CONFIG, "model.overrides=abc"], "model.overrides must be a mapping"),
         (["train", CONFIG, "data.relabel=abc"], "data.relabel must be a mapping"),
         (["train", CONFIG, "preprocess.normalise=abc"], "preprocess.normalise must be true or false"),
+        (["train", CONFIG, "model.overrides=" + "[" * 100_000], "nested too deeply to read"),
+        (["train", CONFIG, "--loso", "S1", "--views", "1000000000", "--out", "x"], "--views must be a whole"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(argv, message, capsys):
