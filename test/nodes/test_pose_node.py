@@ -239,9 +239,9 @@ def two_people(shared_file) -> np.ndarray:
     return np.concatenate(tiles, axis=1)
 
 
-def test_multi_backend_publishes_every_person_with_their_own_id(
-    ros, wait, make_image, shared_file, tmp_path, monkeypatch
-):
+@pytest.fixture
+def multi_graph(ros, wait, tmp_path, monkeypatch):
+    """A pose node on the multi backend, a camera publisher and the skeletons it sends."""
     monkeypatch.setenv("BHARNET_CACHE_DIR", str(tmp_path / "cache"))
     overrides = [Parameter("backend", value="multi"), Parameter("num_poses", value=3)]
     pose = ros.add(PoseNode, parameter_overrides=overrides)
@@ -250,6 +250,11 @@ def test_multi_backend_publishes_every_person_with_their_own_id(
     probe.create_subscription(PersonSkeletonArray, "skeletons", received.append, 50)
     camera = probe.create_publisher(Image, "image_raw", qos_profile_sensor_data)
     assert wait(lambda: pose.inputs and camera.get_subscription_count() > 0, timeout=60)
+    return pose, camera, received
+
+
+def test_multi_backend_publishes_every_person_with_their_own_id(multi_graph, wait, make_image, shared_file):
+    pose, camera, received = multi_graph
     image = two_people(shared_file)
     for frame in range(3):  # 20 fps: within the tracker's patience
         count = len(received)
@@ -286,16 +291,9 @@ def test_a_camera_publishing_another_type_on_the_image_topic_is_reported(ros, wa
 
 
 def test_unstamped_images_are_tracked_on_the_node_clock_so_persons_who_left_age_out(
-    ros, wait, make_image, shared_file, tmp_path, monkeypatch
+    multi_graph, wait, make_image, shared_file
 ):
-    monkeypatch.setenv("BHARNET_CACHE_DIR", str(tmp_path / "cache"))
-    overrides = [Parameter("backend", value="multi"), Parameter("num_poses", value=3)]
-    pose = ros.add(PoseNode, parameter_overrides=overrides)
-    probe = ros.add(Node, "probe")
-    received: list[PersonSkeletonArray] = []
-    probe.create_subscription(PersonSkeletonArray, "skeletons", received.append, 50)
-    camera = probe.create_publisher(Image, "image_raw", qos_profile_sensor_data)
-    assert wait(lambda: pose.inputs and camera.get_subscription_count() > 0, timeout=60)
+    _, camera, received = multi_graph
     image = two_people(shared_file)
     for pause in (0.0, 1.5):  # then longer away than the tracker's patience (0.5 s)
         time.sleep(pause)
