@@ -92,7 +92,7 @@ _MP33_PARENT_OF = {
     "left_eye_inner": "nose", "left_eye": "left_eye_inner", "left_eye_outer": "left_eye",
     "left_ear": "left_eye_outer", "right_eye_inner": "nose", "right_eye": "right_eye_inner",
     "right_eye_outer": "right_eye", "right_ear": "right_eye_outer",
-    "mouth_left": "nose", "mouth_right": "mouth_left",
+    "mouth_left": "nose", "mouth_right": "nose",
     "left_shoulder": "nose", "right_shoulder": "nose",
     "left_elbow": "left_shoulder", "left_wrist": "left_elbow", "left_pinky": "left_wrist",
     "left_index": "left_wrist", "left_thumb": "left_wrist",
@@ -176,10 +176,12 @@ NECK_TOWARD_HEAD = 0.35  # MediaPipe has no neck: it sits this far from mid-shou
 
 
 def _mean_joints(points: np.ndarray, layout: SkeletonLayout, names: tuple[str, ...]) -> np.ndarray:
-    """Mean of coordinates, minimum of scores (a derived joint is as reliable as its worst source)."""
+    """Mean of coordinates, minimum of scores (a derived joint is as reliable as its worst source);
+    all zeros, i.e. absent, where any source is absent (all zeros), not a mean pulled to the origin."""
     rows = points[..., [layout.index(n) for n in names], :]
     out = rows.mean(axis=-2)
     out[..., 3] = rows[..., 3].min(axis=-1)
+    out[(~rows.any(axis=-1)).any(axis=-1)] = 0.0
     return out
 
 

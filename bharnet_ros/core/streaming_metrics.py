@@ -125,7 +125,7 @@ def evaluate_stream(segments: list[Segment], predictions: list[Decision]) -> Str
         segment_accuracy=_ratio(sum(r.correct for r in results), len(results)),
         predictions_scored=len(scored),
         predictions_correct=correct,
-        predictions_unscored=len(predictions) - len(scored),
+        predictions_unscored=len(predictions) - len({id(p) for p, _ in scored}),  # in no segment
         frame_accuracy=_ratio(correct, len(scored)),
         segments_detected=len(delays),
         delay_mean=float(np.mean(delays)) if delays else None,

@@ -248,6 +248,7 @@ def calibration_for(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
     range) is an ExportError naming the file and the entry, so the CLIs can refuse in one line.
     """
     path = Path(path)
+    check_calibratable(model, path)
     try:
         entries = json.loads(path.read_text())
     except UnicodeDecodeError:
@@ -262,6 +263,16 @@ def calibration_for(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
         name: calibration_value(entry[name], name, f"{path}: the {key!r} calibration's")
         for name in CALIBRATION_RANGES
     }
+
+
+def check_calibratable(model: BHaRNetModel, path: str | Path) -> None:
+    """ExportError for a Noisy-OR model: calibrations are fitted on softmax probabilities, while
+    such a model reads per-class sigmoids, so the threshold would reject other windows than fitted."""
+    if getattr(model, "fusion", "mean") == "noisy_or":
+        raise ExportError(
+            f"{path}: calibrations are fitted on softmax probabilities, but this model's Noisy-OR "
+            "fusion gives per-class sigmoids; export it without a calibration"
+        )
 
 
 def calibration_value(value: Any, name: str, where: str) -> float:

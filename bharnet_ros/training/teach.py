@@ -64,6 +64,7 @@ from bharnet_ros.model.export import (
     ExportError,
     calibration_for,
     calibration_value,
+    check_calibratable,
     check_parity,
     export_onnx,
     prepare_model,
@@ -728,6 +729,7 @@ def calibration_from(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         return calibration_for(path, model)
+    check_calibratable(model, path)
     try:
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     except Exception as err:  # onnx raises its own decode errors

@@ -66,6 +66,9 @@ def test_derived_joint_is_as_reliable_as_its_worst_source():
     body = mp_body()
     body[MP33.index("left_hip"), 3] = 0.2
     assert mp33_to_ntu25(body)[NTU25.index("spine_base"), 3] == pytest.approx(0.2)
+    body[MP33.index("left_hip")] = 0.0  # not seen at all: the derived joint is absent too
+    assert not mp33_to_ntu25(body)[NTU25.index("spine_base")].any()
+    assert mp33_to_ntu25(body)[NTU25.index("spine_shoulder")].any()  # its sources were seen
 
 
 def test_detected_hand_replaces_the_coarse_hand_joints_only_where_present():
@@ -177,3 +180,12 @@ def test_mirror_permutation_swaps_sides_by_name():
     ntu = mirror_permutation("ntu25")
     assert NTU25.joint_names[ntu[NTU25.index("left_hand_tip")]] == "right_hand_tip"
     assert ntu[NTU25.index("spine_mid")] == NTU25.index("spine_mid")
+
+
+@pytest.mark.parametrize("layout", [NTU25, MP33], ids=lambda layout: layout.name)
+def test_each_tree_is_its_own_mirror_image(layout):
+    """Mirroring swaps left and right joints; the bones (joint minus parent) of a mirrored skeleton
+    are the mirrored bones only if each joint's mirror hangs off its parent's mirror."""
+    perm = mirror_permutation(layout.name)
+    parents = np.array(layout.parents)
+    assert np.array_equal(parents[perm], perm[parents])

@@ -52,6 +52,11 @@ def test_nothing_to_score_gives_none_not_zero_division():
     assert (empty.segment_accuracy, empty.flicker_per_minute, empty.predictions_unscored) == (None, None, 1)
 
 
+def test_a_decision_in_two_overlapping_segments_is_not_taken_off_the_unscored_twice():
+    m = evaluate_stream([Segment(0.0, 4.0, "a"), Segment(2.0, 6.0, "b")], predictions((3.0, "a"), (7.0, "a")))
+    assert (m.predictions_scored, m.predictions_unscored) == (2, 1)
+
+
 def test_segment_end_is_exclusive_and_start_inclusive():
     result = segment_result(Segment(2.0, 5.0, "wave"), predictions((2.0, "wave"), (5.0, "idle")))
     assert (result.predictions, result.delay, result.correct) == (1, 0.0, True)

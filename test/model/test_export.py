@@ -291,6 +291,15 @@ def test_calibration_for_picks_the_entry_of_the_model(expert, tmp_path):
     assert calibration_for(str(path), expert_only) == entries["expert_only"]
 
 
+def test_a_noisy_or_model_takes_no_softmax_calibration(tiny_config, tmp_path):
+    """Its runtime probabilities are per-class sigmoids: a softmax-fitted threshold rejects others."""
+    model = build_model(tiny_config("bharnet_e", {**SMALL, "fusion": "noisy_or"}))
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"fused": {"temperature": 1.5, "none_threshold": 0.3}}))
+    with pytest.raises(ExportError, match="Noisy-OR fusion gives per-class sigmoids"):
+        calibration_for(path, model)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
