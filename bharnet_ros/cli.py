@@ -10,7 +10,7 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
         "bharnet_ros.tools.demo",
-        "watch the recognizer on scripted synthetic gestures (or --video) through the real ROS graph",
+        "watch the recognizer on real people (or synthetic gestures, or --video) through the ROS graph",
     ),
     "extract": (
         "bharnet_ros.tools.extract",

@@ -82,7 +82,7 @@ def load_annotations(path: str | Path) -> Annotations:
 def _read_text(path: Path) -> str:
     """The file's UTF-8 text; AnnotationError naming the file when it is not text or unreadable."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a BOM, as spreadsheets save CSV, is not a column name
     except UnicodeDecodeError as err:
         raise AnnotationError(
             f"{path}: not a UTF-8 text file (byte {err.start}); give the labels as a .csv or .yaml text file"

@@ -44,7 +44,14 @@ from bharnet_ros.core.params_file import (
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
 from bharnet_ros.core.streaming_metrics import Decision, StreamMetrics, evaluate_stream, summarize
 
-POSE_PARAMETERS = ("backend", "min_detection_confidence", "min_tracking_confidence")
+# The pose node's parameters that shape its pose stage (``core.pose_stage.PoseStage``).
+POSE_PARAMETERS = (
+    "backend",
+    "num_poses",
+    "mirrored_input",
+    "min_detection_confidence",
+    "min_tracking_confidence",
+)
 LEGEND_LABELS = 20  # labels named in timeline.png's legend (colours repeat after 20 anyway)
 # How far outside the bag's time (seconds) annotations may lie before they are taken for another
 # bag's, or for the wrong unit or time base (log times and header stamps differ by a little).
@@ -108,6 +115,8 @@ def evaluate_bag(
         annotations = load_annotations(labels) if labels else Annotations((), absolute=False)
         options = eval_options(bag, topic=topic, model=model, params_file=params_file, device=device)
         check_labels_in_bag(annotations, labels, options)
+        if replay is not None:
+            check_replayable(options)
         run = replay(options, out) if replay is not None else evaluate_offline(options)
     except (AnnotationError, BagError, ParamsFileError) as err:
         raise EvalError(str(err)) from None
@@ -233,13 +242,11 @@ def first_stamp(bag: Path, topic: str) -> int:
 def evaluate_offline(options: EvalOptions) -> EvalRun:
     """Decode, pose and recognize every frame in bag order, timed by the header stamps (no ROS)."""
     from bharnet_ros.core.image import ImageError
-    from bharnet_ros.core.pose import PoseEstimator
     from bharnet_ros.core.recognizer import Recognizer, RecognizerConfig
     from bharnet_ros.core.skeleton import SkeletonError
 
     recognizer = Recognizer(_classifier(options), RecognizerConfig.from_params(options.recognizer))
-    pose = {k: v for k, v in options.pose.items() if k in POSE_PARAMETERS}
-    estimator = PoseEstimator(**pose) if options.msgtype in CAMERA_TYPES else None
+    estimator = _pose_stage(options) if options.msgtype in CAMERA_TYPES else None
     run = EvalRun("deterministic", 0, 0, 0, 0, [], [])
     pose_seconds: list[float] = []
     started = time.perf_counter()
@@ -260,6 +267,30 @@ def evaluate_offline(options: EvalOptions) -> EvalRun:
     return run
 
 
+def check_replayable(options: EvalOptions) -> None:
+    """EvalError now rather than after the live graph's start-up wait: the model must load and the
+    pose section name a pose back end."""
+    from bharnet_ros.core.pose_stage import ALL_BACKENDS
+
+    _classifier(options)
+    backend = options.pose.get("backend", "holistic")
+    if options.msgtype in CAMERA_TYPES and backend not in ALL_BACKENDS:
+        raise EvalError(
+            f"the parameters file's pose backend {backend!r} is none of {', '.join(ALL_BACKENDS)}"
+        )
+
+
+def _pose_stage(options: EvalOptions) -> Any:
+    """The pose stage the pose node would build from the parameters file's pose section."""
+    from bharnet_ros.core.pose_stage import PoseStage
+
+    settings = {k: v for k, v in options.pose.items() if k in POSE_PARAMETERS}
+    try:
+        return PoseStage(**settings)
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise EvalError(f"the parameters file's pose section: {str(err).splitlines()[0][:200]}") from None
+
+
 def _classifier(options: EvalOptions) -> Any:
     from bharnet_ros.core.inference import InferenceError
     from bharnet_ros.core.recognizer import load_window_classifier
@@ -277,9 +308,9 @@ def _frames_of(msg: Any, msgtype: str, estimator: Any, pose_seconds: list[float]
         return skeleton_frames(msg)
     image = decode_camera_message(msg, msgtype)
     started = time.perf_counter()
-    frame = estimator.estimate(image, stamp_ns(msg.header) * 1e-9)
+    _, frames = estimator.process(image, stamp_ns(msg.header) * 1e-9)
     pose_seconds.append(time.perf_counter() - started)
-    return [frame] if frame.person_found else []  # as the pose node
+    return [frame for frame in frames if frame.person_found]  # as the pose node
 
 
 def _recognize(recognizer: Any, persons: list[Any], stamp: int, origin: int, run: EvalRun) -> None:

@@ -16,6 +16,7 @@ import yaml
 from bharnet_ros.core.paths import share_file
 
 GRAPH_PARAMS = "config/recognize.yaml"
+MOST_THREADS = 64  # the recognizer node's ``threads`` range
 
 
 class ParamsFileError(ValueError):
@@ -56,6 +57,9 @@ def recognizer_parameters(data: Mapping[str, Any]) -> dict[str, Any]:
         RecognizerConfig.from_params(values)
     except (ValueError, TypeError) as err:
         raise ParamsFileError(f"the recognizer's parameters: {err}") from None
+    threads = values.get("threads", 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MOST_THREADS:
+        raise ParamsFileError(f"the recognizer's threads must be 0 to {MOST_THREADS}, not {threads!r}")
     return values
 
 

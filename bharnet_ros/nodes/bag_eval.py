@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from bharnet_ros.core.bag import ACTION_TYPE, COMPRESSED_TYPE, stamp_ns, typestore
-from bharnet_ros.core.bag_eval import EvalOptions, EvalRun, Replay
+from bharnet_ros.core.bag_eval import EvalError, EvalOptions, EvalRun, Replay
 from bharnet_ros.core.params_file import read_params_file, set_node_parameters
 from bharnet_ros.core.streaming_metrics import Decision, summarize
 from bharnet_ros.nodes.graph import GraphOptions
@@ -36,9 +36,10 @@ def evaluate_realtime(options: EvalOptions, out: Path, rate: float = 1.0) -> Eva
     """Replay the bag into the in-process graph and turn what came back into an EvalRun.
 
     The parameters file the nodes are started with is written to ``out/params.yaml``. Raises
-    BagError when the graph does not come up.
+    BagError when the graph does not come up, EvalError when a node refuses its parameters.
     """
     from bharnet_ros.nodes.bag_io import run_graph_on_bag  # rclpy: only now (see the module doc)
+    from bharnet_ros.nodes.runner import NodeStartError
 
     camera = (
         options.topic.removesuffix("/compressed") if options.msgtype == COMPRESSED_TYPE else options.topic
@@ -47,7 +48,10 @@ def evaluate_realtime(options: EvalOptions, out: Path, rate: float = 1.0) -> Eva
         camera_topic=camera, model=str(options.model), device=options.device,
         params_file=str(graph_params_file(options, out)),
     )  # fmt: skip
-    live = run_graph_on_bag(options.bag, options.topic, options.msgtype, graph, rate=rate)
+    try:
+        live = run_graph_on_bag(options.bag, options.topic, options.msgtype, graph, rate=rate)
+    except NodeStartError as err:  # a parameter rclpy refuses, as `bharnet run` reports it
+        raise EvalError(str(err)) from None
     return live_run(live, options.origin)
 
 

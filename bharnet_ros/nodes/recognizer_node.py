@@ -39,6 +39,7 @@ from rclpy.subscription import Subscription
 from std_msgs.msg import Header
 
 from bharnet_ros.core.inference import InferenceError
+from bharnet_ros.core.params_file import MOST_THREADS
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
 from bharnet_ros.core.recognizer import (
     ActionResult,
@@ -74,7 +75,7 @@ PARAMS = (
         choices=("cpu", "cuda", "auto"),
     ),
     Param("require_device", False, "fail configure instead of falling back to CPU"),
-    Param("threads", 1, "ONNX Runtime intra-op threads (1 leaves a core to MediaPipe)", (0, 64)),
+    Param("threads", 1, "ONNX Runtime intra-op threads (1 leaves a core to MediaPipe)", (0, MOST_THREADS)),
     Param("window_seconds", C.window_seconds, "window duration in seconds; 0 = the model's own", (0.0, 60.0)),
     Param(
         "stride_seconds",

@@ -108,6 +108,7 @@ def run_record_video(args: argparse.Namespace) -> int:
     start_time = _start_time(args.start_time)
     check_input_file(args.video, "video")
     check_output_folder(args.output, [args.video], args.force, "-o", empty_ok=False)
+    check_same_storage(args.output, args.storage)
     try:
         with staged_folder(args.output) as staged:
             summary = write_video_bag(
@@ -122,6 +123,19 @@ def run_record_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_same_storage(output: Path, storage: str) -> None:
+    """--force replaces a bag's files of the same names; a bag of the other storage would stay
+    beside the new one (both a .mcap and a .db3), which no reader takes."""
+    suffixes = {".mcap": "mcap", ".db3": "sqlite3"}
+    others = [p for p in output.glob("*") if suffixes.get(p.suffix, storage) != storage]
+    if others:
+        found = suffixes[others[0].suffix]
+        raise UsageError(
+            f"-o {output} holds a bag stored as {found} ({others[0].name}); --force replaces a bag of "
+            f"the same storage only: choose another -o, or --storage {found}"
+        )
+
+
 def _start_time(text: str) -> float:
     """Seconds since the epoch of the first frame: 'now' or a number a ROS time can hold."""
     if text == "now":
@@ -130,8 +144,10 @@ def _start_time(text: str) -> float:
         seconds = float(text)
     except ValueError:
         raise UsageError(f"--start-time {text!r} is neither seconds since the epoch nor 'now'") from None
+    if seconds == 0:
+        raise UsageError("--start-time 0 means 'not stamped' to ROS; give seconds since the epoch, or now")
     return check_number(
-        "--start-time", seconds, 0.0, MAX_STAMP_SECONDS, "seconds since the epoch (a ROS time)"
+        "--start-time", seconds, 0.0, MAX_STAMP_SECONDS, "seconds since the epoch (a ROS time, above 0)"
     )
 
 
@@ -161,9 +177,13 @@ def _add_record(parser: argparse.ArgumentParser) -> None:
 def run_record(args: argparse.Namespace) -> int:
     """Record until the duration or Ctrl-C, then print the message counts."""
     from bharnet_ros.nodes.bag_io import record_topics
+    from bharnet_ros.nodes.parameters import topic_name_problem
 
     check_number("--duration", args.duration, 0.0, MAX_RECORD_SECONDS, "seconds (0: until Ctrl-C)")
     check_number("--wait", args.wait, 0.0, MAX_WAIT_SECONDS, "seconds")
+    for topic in args.topics:  # before waiting --wait seconds for a name no topic can have
+        if problem := topic_name_problem(topic):
+            raise UsageError(f"{problem}; give topics such as /bharnet/action")
     if args.output.exists():
         raise UsageError(f"-o {args.output} already exists; a recording always goes into a new bag folder")
     check_output_folder(args.output, option="-o")

@@ -97,11 +97,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check_inputs(video: Path | None, model: Path | None) -> None:
-    """The video opens and has a frame and the model file exists, before ``--out`` is made."""
+    """The video opens and has a frame and the model loads, before ``--out`` is made."""
+    from bharnet_ros.core.inference import InferenceError
+    from bharnet_ros.core.recognizer import load_window_classifier
     from bharnet_ros.core.video import VideoError, VideoReader
 
-    if model is not None and not model.is_file():
-        raise UsageError(f"--model {model} not found; give an exported .onnx file")
+    if model is not None:
+        try:  # now, not after the graph's start-up wait
+            load_window_classifier(str(model), "cpu")
+        except InferenceError as err:
+            raise UsageError(f"--model: {err}") from None
     if video is None:
         return
     try:
@@ -175,7 +180,10 @@ def _people_folder(given: Path | None) -> Path | None:
         if not given.is_dir():
             raise UsageError(f"--people {given} is not a folder of per-person clip folders")
         return given
-    return PEOPLE if PEOPLE.is_dir() else None
+    from bharnet_ros.core.paths import CHECKOUT
+
+    beside = [CHECKOUT / PEOPLE, PEOPLE]  # beside the checkout wherever the demo runs from
+    return next((folder.resolve() for folder in beside if folder.is_dir()), None)
 
 
 def _people_pieces(args: argparse.Namespace, people: Path) -> list[Piece]:

@@ -14,9 +14,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from bharnet_ros.tools import UsageError
 
@@ -125,20 +128,43 @@ def _temporary_name(path: Path) -> Path:
 
 
 @contextmanager
+def terminated_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``, a container stop) raises KeyboardInterrupt, so that
+    the block's clean-up runs as it does for Ctrl-C instead of the process vanishing with its
+    temporary output left behind. Only in the main thread, and only where nobody else handles
+    SIGTERM (rclpy installs its own handler for the live graph)."""
+    handled = signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)
+    if handled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextmanager
 def atomic_file(path: Path) -> Iterator[Path]:
     """Yield a temporary path to write; it is renamed onto ``path`` when the block succeeds.
 
     When the block fails the temporary file (and any file the writer derived from its name, such
     as ``<name>.partial``) is removed; an OSError while writing becomes a UsageError.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    made = _make_parents(path)
     temporary = _temporary_name(path)
     try:
-        yield temporary
+        with terminated_as_interrupt():
+            yield temporary
         os.replace(temporary, path)
     except BaseException as err:
         for leftover in temporary.parent.glob(temporary.name + "*"):
             leftover.unlink(missing_ok=True)
+        _remove_empty(made)
         if isinstance(err, OSError):
             raise UsageError(f"cannot write {path}: {err.strerror or err}") from None
         raise
@@ -152,20 +178,39 @@ def staged_folder(path: Path) -> Iterator[Path]:
     and lives in a temporary folder beside it. Moving replaces files of the same names only; when
     the block fails the temporary folder, which this run created, is removed.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    made = _make_parents(path)
     holder = path.parent / f".{path.name}.tmp-{secrets.token_hex(4)}"
     holder.mkdir()
     staged = holder / path.name
     try:
-        yield staged
+        with terminated_as_interrupt():
+            yield staged
         if staged.exists():
             _move_into(staged, path)
     except BaseException as err:
+        shutil.rmtree(holder, ignore_errors=True)
+        _remove_empty(made)
         if isinstance(err, OSError):
             raise UsageError(_staging_problem(err, path, holder)) from None
         raise
     finally:
         shutil.rmtree(holder, ignore_errors=True)
+
+
+def _make_parents(path: Path) -> list[Path]:
+    """Create the missing folders above ``path``; returns those this made, deepest first."""
+    missing = [parent for parent in path.absolute().parents if not parent.exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed command made (deepest first), where they are still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _staging_problem(err: OSError, path: Path, holder: Path) -> str:

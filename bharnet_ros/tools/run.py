@@ -41,9 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if isinstance(default, bool):
             parser.add_argument(flag, action="store_true", help=help_text[option.name])
         else:
-            parser.add_argument(
-                flag, default=default, help=f"{help_text[option.name]} (default: {default!r})"
-            )
+            said = "default" in help_text[option.name] or "empty =" in help_text[option.name]
+            suffix = "" if said else f" (default: {default!r})"
+            parser.add_argument(flag, default=default, help=help_text[option.name] + suffix)
     parser.add_argument(
         "--duration", type=float, default=0.0, help="stop after this many seconds, at most a week (0: Ctrl-C)"
     )

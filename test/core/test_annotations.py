@@ -27,6 +27,12 @@ def test_relative_csv_skips_comments_and_sorts_segments():
     assert annotations.relative_to(100.0) == list(annotations.segments)
 
 
+def test_a_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_reads_as_any_other(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_bytes("start,end,label\n0,2.5,idle\n".encode("utf-8-sig"))
+    assert load_annotations(path).segments == (Segment(0, 2.5, "idle"),)
+
+
 def test_absolute_csv_columns_in_any_order_become_relative_to_the_first_frame():
     annotations = parse_csv("label,end_stamp,start_stamp\nwave,1700000012.5,1700000010.0\n")
     assert annotations.absolute

@@ -150,3 +150,16 @@ def test_a_labels_file_of_thousands_of_segments_reports_in_seconds(tmp_path, ske
     assert summary["metrics"]["segments"] == 20_000
     assert summary["metrics"]["predictions_scored"] + summary["metrics"]["predictions_unscored"] == 3000
     assert (tmp_path / "report" / "timeline.png").stat().st_size > 0
+
+
+def test_the_offline_pose_stage_is_built_from_the_whole_pose_section(tiny_model):
+    from bharnet_ros.core.bag import IMAGE_TYPE
+    from bharnet_ros.core.bag_eval import _pose_stage
+
+    pose = {"backend": "multi", "num_poses": 2, "mirrored_input": True, "compressed": False}
+    options = EvalOptions(Path("b"), "/camera/image_raw", IMAGE_TYPE, tiny_model, pose=pose)
+    with _pose_stage(options) as stage:
+        assert (stage.backend, stage.mirrored_input) == ("multi", True)  # as the pose node builds it
+    bad = EvalOptions(Path("b"), "/camera/image_raw", IMAGE_TYPE, tiny_model, pose={"backend": "foo"})
+    with pytest.raises(EvalError, match="the parameters file's pose section: unknown pose backend 'foo'"):
+        _pose_stage(bad)

@@ -416,6 +416,22 @@ def test_record_video_force_replaces_the_bag_files_only(tmp_path, shared_file, c
     assert bag.bag_message_counts(out) == {"/camera/image_raw": 2}
     assert sorted(p.name for p in out.iterdir()) == ["metadata.yaml", "notes.txt", "video_bag.mcap"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["video_bag"]  # no staging folder left
+    argv = [
+        "bag",
+        "record-video",
+        video,
+        "-o",
+        str(out),
+        "--max-frames",
+        "2",
+        "--force",
+        "--storage",
+        "sqlite3",
+    ]
+    assert main(argv) == 2  # the .mcap would stay beside a new .db3, which no reader takes
+    assert "holds a bag stored as mcap (video_bag.mcap); --force replaces a bag of the same storage" in (
+        one_line_error(capsys)
+    )
 
 
 def test_eval_report_folder_needs_force_and_keeps_other_files(tmp_path, tiny_model, fast_params, capsys):
@@ -447,8 +463,8 @@ def write_tiny_video(path: Path, frames: int = 3) -> Path:
     [
         ("--start-time", "nan", "--start-time nan is out of range"),
         ("--start-time", "inf", "--start-time inf is out of range"),
-        ("--start-time", "-5", "give 0 to 2147483647 seconds"),
-        ("--start-time", "0", "0 means 'not stamped'"),
+        ("--start-time", "-5", "seconds since the epoch (a ROS time, above 0)"),
+        ("--start-time", "0", "--start-time 0 means 'not stamped'"),
         ("--start-time", "3e9", "--start-time 3000000000.0 is out of range"),
         ("--start-time", "2147483647", "frame 3 would be stamped past 2147483647 s"),
         ("--rate", "inf", "--rate inf is out of range"),
@@ -460,9 +476,9 @@ def write_tiny_video(path: Path, frames: int = 3) -> Path:
 )
 def test_record_video_refuses_unusable_stamps_and_names(tmp_path, capsys, option, value, message):
     video = write_tiny_video(tmp_path / "three.avi")
-    assert main(["bag", "record-video", str(video), "-o", str(tmp_path / "b"), option, value]) == 2
+    assert main(["bag", "record-video", str(video), "-o", str(tmp_path / "sub" / "b"), option, value]) == 2
     assert message in one_line_error(capsys)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["three.avi"]  # no bag, no staging folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["three.avi"]  # no bag, staging or parent folder
 
 
 def test_record_video_stamps_reach_the_last_ros_time(tmp_path):
@@ -542,6 +558,12 @@ def test_a_db3_that_is_not_a_bag_is_a_one_line_error(tmp_path, capsys, content, 
 def test_non_finite_durations_waits_and_rates_are_refused(tmp_path, capsys, argv):
     assert main([arg.format(tmp=tmp_path) for arg in argv]) == 2
     assert "is out of range" in one_line_error(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_record_refuses_a_topic_name_at_once_not_after_waiting(tmp_path, capsys):
+    assert main(["bag", "record", "-o", str(tmp_path / "rec"), "/chat ter", "--wait", "3600"]) == 2
+    assert "'/chat ter' is no valid topic name" in one_line_error(capsys)
     assert list(tmp_path.iterdir()) == []
 
 

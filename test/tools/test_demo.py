@@ -63,7 +63,9 @@ def test_a_refused_demo_leaves_no_out_folder(tmp_path, capsys):
         ["--video", str(tmp_path / "missing.mp4")],
         ["--video", str(text)],
         ["--synthetic", "--model", str(tmp_path / "missing.onnx")],
+        ["--synthetic", "--model", str(text)],  # not a model: refused before the graph's start-up wait
         ["--synthetic", "--rate", "nan"],
+        ["--synthetic", "--seed=-1"],
     ):
         assert main(["demo", *argv, "--out", str(tmp_path / "out" / "demo")]) == 2
         error = capsys.readouterr().err.strip()

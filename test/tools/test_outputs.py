@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
+from bharnet_ros.core.paths import CHECKOUT
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import (
     atomic_file,
@@ -119,3 +124,30 @@ def test_a_scratch_folder_is_removed_after_use_unless_kept_or_there_before(tmp_p
     with scratch_folder(tmp_path / "theirs"):
         pass
     assert (tmp_path / "theirs" / "old.mcap").is_file()  # not created by this run: never removed
+
+
+TERMINATED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from bharnet_ros.tools.outputs import atomic_file, staged_folder
+out = Path(sys.argv[1])
+try:
+    with staged_folder(out / "report") as staged:
+        staged.mkdir()
+        (staged / "big.bin").write_bytes(b"x" * 1000)
+        with atomic_file(out / "summary.json") as temporary:
+            temporary.write_text("{}")
+            os.kill(os.getpid(), signal.SIGTERM)  # kill, a container stop
+except KeyboardInterrupt:
+    sys.exit(143)
+"""
+
+
+def test_a_terminated_write_leaves_nothing_behind(tmp_path):
+    """SIGTERM left a hidden staging folder (hundreds of MB for a bag) that nothing removed."""
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(CHECKOUT)}
+    done = subprocess.run([sys.executable, "-c", TERMINATED_WRITER, str(out)], env=env, timeout=60)
+    assert done.returncode == 143
+    assert list(out.iterdir()) == []
