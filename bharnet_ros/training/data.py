@@ -224,7 +224,7 @@ def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
         notes.append(f"left out subjects {', '.join(map(str, excluded))} (training and validation)")
     val_idx, how = _validation_indices(data, section, seed)
     if section["val"]:
-        val = vocabulary(load_datasets(section["val"], _named(section["val_split"])), section)
+        val = vocabulary(load_datasets(section["val"], _named(section["val_split"])), section, strict=False)
         if excluded:
             val = val.subset(np.flatnonzero(~subject_mask(val, excluded)))
         how = f"validation: the files {', '.join(map(str, section['val']))}"
@@ -271,16 +271,20 @@ def name_list(names: Sequence[str], limit: int = 10) -> str:
     return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
-def vocabulary(data: SkeletonDataset, section: Mapping[str, Any]) -> SkeletonDataset:
-    """``data`` with the config's ``relabel`` merges applied and only its ``classes`` kept."""
+def vocabulary(data: SkeletonDataset, section: Mapping[str, Any], strict: bool = True) -> SkeletonDataset:
+    """``data`` with the config's ``relabel`` merges applied and only its ``classes`` kept.
+
+    ``strict`` (the training files): a ``relabel`` or ``classes`` name the data lacks is an error,
+    since it is a typo there. Validation files need only some of the classes (one held-out person's
+    gestures), so with ``strict`` off the names they lack are passed over."""
     merges = {str(k): str(v) for k, v in (section.get("relabel") or {}).items()}
     unknown = sorted(set(merges) - set(data.class_names))
-    if unknown:
+    if unknown and strict:
         raise DatasetError(f"data.relabel names {unknown}, not among the classes {data.class_names}")
     merged = [merges.get(name, name) for name in data.class_names]
     wanted = [str(name) for name in section.get("classes") or dict.fromkeys(merged)]
     missing = sorted(set(wanted) - set(merged))
-    if missing:
+    if missing and strict:
         raise DatasetError(f"data.classes names {missing}, not among the classes {sorted(set(merged))}")
     mapping = {name: merges.get(name, name) for name in data.class_names if merges.get(name, name) in wanted}
     return relabel(data, mapping, wanted)

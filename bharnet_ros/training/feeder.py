@@ -5,7 +5,8 @@
 ``(body (C, T, V, M), hand (C, T, V, 2), hand_mask (T,), label)`` made in this order:
 
 1. **Hands sorted and gaps filled** (``core.hand_fill.fill_hands``), as the live window does
-   before resampling, so training sees the hands the runtime will see (cached per sample).
+   before resampling (cached per sample). Filled over the whole clip, so a gap at a window's end
+   is filled from later frames, which the live node cannot see yet (docs/training.md).
 2. **Temporal sampling**: one sampling for body and hands alike, so the streams stay in step.
    Data and masks are resampled together, so a frame blended from a detection and a gap is
    absent (zeros), never a faded pose.
@@ -42,6 +43,7 @@ worker loads an item. Call :meth:`SkeletonFeeder.set_epoch` before each epoch.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -131,6 +133,11 @@ EVAL_COVER = 0.8  # evaluation windows overlap the clip (or the window) by at le
 LATERAL = {"left": "right", "right": "left"}
 
 
+def _words(name: str) -> tuple[str, ...]:
+    """A class name's words, lower case: ``Turn_Left``, ``turn-left`` and ``turn left`` alike."""
+    return tuple(re.split(r"[\s_-]+", name.strip().lower()))
+
+
 def mirror_label_map(class_names: list[str], pairs: Any = "auto", never: tuple[str, ...] = ()) -> np.ndarray:
     """(K,) the class each class becomes when mirrored, -1 where a class is never mirrored.
 
@@ -142,16 +149,22 @@ def mirror_label_map(class_names: list[str], pairs: Any = "auto", never: tuple[s
     index = {name: i for i, name in enumerate(class_names)}
     target = np.arange(len(class_names), dtype=np.int64)
     if pairs == "auto":
+        by_words = {_words(name): i for name, i in index.items()}
         for name, i in index.items():
-            words = name.replace("-", "_").split("_")
+            words = _words(name)
             if any(word in LATERAL for word in words):
-                twin = "_".join(LATERAL.get(word, word) for word in words)
-                target[i] = index.get(twin, index.get(twin.replace("_", "-"), -1))
+                target[i] = by_words.get(tuple(LATERAL.get(word, word) for word in words), -1)
     else:
+        paired: set[str] = set()
         for first, second in pairs:
             unknown = [name for name in (first, second) if name not in index]
             if unknown:
                 raise ValueError(f"augment.mirror_pairs names {unknown}, not among the classes")
+            if first == second or {first, second} & paired:
+                raise ValueError(
+                    f"augment.mirror_pairs pairs {first!r} or {second!r} twice; give each class one twin"
+                )
+            paired |= {first, second}
             target[index[first]], target[index[second]] = index[second], index[first]
     for name in never:
         if name not in index:
@@ -188,7 +201,7 @@ def drop_hand_frames(
     for slot in range(present.shape[1]):
         if rng.random() >= probability:
             continue
-        length = max(1, int(round(rng.uniform(0.1, max_fraction) * frames)))
+        length = max(1, int(round(rng.uniform(min(0.1, max_fraction), max_fraction) * frames)))
         start = int(rng.integers(0, frames - length + 1))
         hands[start : start + length, slot] = 0.0
         present[start : start + length, slot] = False

@@ -23,13 +23,19 @@ import numpy as np
 from torch.utils.data import Sampler
 
 
-def class_quotas(counts: np.ndarray, total: int, balance: float) -> np.ndarray:
-    """How many draws each class gets in an epoch of ``total`` samples (sums to ``total``)."""
+def class_quotas(
+    counts: np.ndarray, total: int, balance: float, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """How many draws each class gets in an epoch of ``total`` samples (sums to ``total``).
+
+    The draws left over after rounding go to the largest remainders; ties are broken by ``rng``
+    (each epoch its own), so that over epochs tied classes get them equally often."""
     weights = np.where(counts > 0, counts.astype(np.float64) ** (1.0 - balance), 0.0)
     share = weights / weights.sum() * total
     quotas = np.floor(share).astype(np.int64)
     remainder = total - int(quotas.sum())
-    order = np.argsort(-(share - quotas), kind="stable")  # largest remainders first
+    ties = rng.random(len(counts)) if rng is not None else np.zeros(len(counts))
+    order = np.lexsort((ties, -np.round(share - quotas, 9)))  # largest remainders first
     quotas[order[:remainder]] += 1
     return quotas
 
@@ -74,7 +80,7 @@ class ClassBalancedSampler(Sampler[int]):
         rng = np.random.default_rng([self.seed, self.epoch])
         classes, inverse = np.unique(self.labels, return_inverse=True)
         counts = np.bincount(inverse, minlength=len(classes))
-        quotas = class_quotas(counts, len(self.labels), self.balance)
+        quotas = class_quotas(counts, len(self.labels), self.balance, rng)
         members = [np.flatnonzero(inverse == k) for k in range(len(classes))]
         parts = [draw_from_class(m, int(q), rng) for m, q in zip(members, quotas, strict=True) if q]
         return rng.permutation(np.concatenate(parts))

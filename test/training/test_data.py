@@ -166,6 +166,23 @@ def test_a_class_that_only_validates_is_refused(tmp_path, people, person_file):
         select_data(section(train=[str(p) for p in people], val=[str(jumper)]))
 
 
+def test_a_validation_file_may_hold_only_some_of_the_classes(tmp_path, people):
+    """One held-out person's gestures: relabel and classes name classes the file lacks."""
+    lateral = select_data(section(train=[str(people[2])], classes=["left", "right"])).train
+    val = lateral.save(tmp_path / "S3_lateral.npz")
+    chosen = select_data(
+        section(
+            train=[str(p) for p in people[:2]],
+            val=[str(val)],
+            relabel={"clap": "wave"},
+            classes=["wave", "left", "right"],
+        )
+    )
+    assert set(np.array(chosen.val.class_names)[chosen.val.labels].tolist()) == {"left", "right"}
+    with pytest.raises(DatasetError, match="data.relabel names \\['jump'\\]"):  # training files stay strict
+        select_data(section(train=[str(p) for p in people[:2]], relabel={"jump": "wave"}))
+
+
 def test_a_long_list_of_classes_without_samples_is_shortened_in_the_note(tmp_path, people):
     data = SkeletonDataset.load(people[0])
     data.class_names = [*data.class_names, *(f"unused{i:05d}" for i in range(10000))]

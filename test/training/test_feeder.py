@@ -18,6 +18,7 @@ from bharnet_ros.training.feeder import (
     NO_AUGMENT,
     AugmentConfig,
     SkeletonFeeder,
+    drop_hand_frames,
     mirror_arrays,
     mirror_label_map,
     random_shear,
@@ -252,6 +253,21 @@ def test_mirror_label_map_pairs_lateral_classes_and_never_mirrors_a_lone_one():
     assert mirror_label_map(names, never=("wave",)).tolist()[4] == -1
     with pytest.raises(ValueError, match="not among the classes"):
         mirror_label_map(names, [["wave", "jump"]])
+    with pytest.raises(ValueError, match="pairs 'left' or 'wave' twice"):
+        mirror_label_map(names, [["left", "right"], ["left", "wave"]])
+
+
+def test_lateral_names_pair_whatever_their_case_and_separators():
+    assert mirror_label_map(["Turn_Left", "Turn_Right"]).tolist() == [1, 0]
+    assert mirror_label_map(["turn left", "turn right", "wave"]).tolist() == [1, 0, 2]
+    assert mirror_label_map(["swipe-left", "swipe_right"]).tolist() == [1, 0]
+
+
+def test_hand_dropout_runs_shorter_than_a_tenth_of_the_window():
+    hands, present = np.ones((100, 2, 21, 4), np.float32), np.ones((100, 2), bool)
+    rng = np.random.default_rng(0)
+    _, kept = drop_hand_frames(hands, present, 1.0, 0.05, rng)  # crashed: uniform(0.1, 0.05)
+    assert 95 <= kept.sum(axis=0).min() < 100
 
 
 def test_a_mirrored_lateral_sample_changes_class_and_a_lone_one_is_not_mirrored():

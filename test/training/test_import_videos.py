@@ -13,7 +13,7 @@ import pytest
 
 from bharnet_ros.training.dataset import DatasetError
 from bharnet_ros.training.importers import ImportReport
-from bharnet_ros.training.importers.videos import compile_pattern, find_jobs, read_skeleton_file
+from bharnet_ros.training.importers.videos import PatternError, compile_pattern, find_jobs, read_skeleton_file
 
 HRI = "{label}_{take}_{distance}_{framing}"
 
@@ -79,6 +79,18 @@ def test_a_persons_own_folder_gives_its_name_with_a_note(tmp_path):
     jobs, report = jobs_of(root, subject="ann")
     assert [job.attributes["subject"] for job in jobs] == ["ann", "ann"]
     assert report.notes == []
+
+
+def test_a_videos_folder_given_as_src_belongs_to_the_person_above_it(tmp_path):
+    root = touch(tmp_path / "S7" / "videos", "come_1_1m_upper.npz")
+    jobs, _ = jobs_of(root)
+    assert [job.attributes["subject"] for job in jobs] == ["S7"]  # was "videos", for everyone
+
+
+@pytest.mark.parametrize("field", ["fps", "source"])
+def test_a_pattern_field_the_import_sets_itself_is_refused(field):
+    with pytest.raises(PatternError, match=f"{{{field}}} is an attribute the import sets itself"):
+        compile_pattern(f"{{label}}_{{{field}}}")
 
 
 def test_class_folders_keep_their_layout_and_note_a_missing_person(tmp_path):

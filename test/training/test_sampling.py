@@ -90,3 +90,14 @@ def test_training_picks_the_balanced_sampler_only_when_asked(balance, kind):
     config = {"seed": 0, "data": {"class_balance": balance}}
     sampler = training_sampler(config, Dist(), LabelsOnly())
     assert isinstance(sampler, kind)
+
+
+def test_tied_classes_share_the_draws_left_over_across_epochs():
+    """10 draws over 3 classes: the tenth went to the first class every epoch."""
+    labels = [0] * 2 + [1] * 3 + [2] * 5
+    sampler = ClassBalancedSampler(labels, 1.0)
+    draws = np.zeros(3)
+    for epoch in range(300):
+        sampler.set_epoch(epoch)
+        draws += np.bincount(np.asarray(labels)[list(sampler)], minlength=3)
+    assert np.allclose(draws / 300, 10 / 3, atol=0.15)

@@ -71,6 +71,12 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
         raise PatternError(f"--pattern {pattern!r} needs a {{label}} field, e.g. '{{label}}_{{take}}'")
     if len(set(names)) != len(names):
         raise PatternError(f"--pattern {pattern!r} names a field twice")
+    taken = sorted(set(names) & RESERVED_FIELDS)
+    if taken:
+        raise PatternError(
+            f"--pattern {pattern!r}: {{{taken[0]}}} is an attribute the import sets itself (the video's "
+            "measured frame rate, the import folder); name the field otherwise, e.g. {file_fps}"
+        )
     texts = FIELD.split(pattern)[0::2]  # the literal text before, between and after the fields
     parts = [re.escape(texts[0])]
     for i, name in enumerate(names):
@@ -153,16 +159,19 @@ def _is_skeleton_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".npz"
 
 
+RESERVED_FIELDS = {"fps", "source"}  # attributes every imported sample gets from the import itself
 MEDIA_FOLDER = re.compile(r"(.*[_\-\s])?videos?", re.IGNORECASE)  # videos, dynamic_videos, ...
 
 
 def _person_folder(root: Path, video: Path, report: ImportReport) -> str:
     """The person when neither pattern nor --subject says: the first folder below ``root`` that is
-    not a plain videos folder (``S7/videos/x.avi`` is S7's), else ``root``'s own name (noted)."""
+    not a plain videos folder (``S7/videos/x.avi`` is S7's), else the name of ``root`` or, where
+    ``root`` is a videos folder itself (``import videos S7/videos``), of the folder above (noted)."""
     people = [part for part in video.relative_to(root).parts[:-1] if not MEDIA_FOLDER.fullmatch(part)]
     if people:
         return people[0]
-    person = root.resolve().name
+    named = [folder.name for folder in (root.resolve(), *root.resolve().parents) if folder.name]
+    person = next((name for name in named if not MEDIA_FOLDER.fullmatch(name)), root.resolve().name)
     note = (
         f"videos: files not in a person's folder get the person {person!r} (the name of {root}); "
         "--subject NAME overrides"
