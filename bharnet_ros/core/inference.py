@@ -219,7 +219,7 @@ class OnnxClassifier:
                     f"{where}: output {name} has shape {value.shape} for {len(self.labels)} labels"
                 )
             if not np.isfinite(value).all():
-                raise InferenceError(f"{where}: output {name} is not finite on a zero input")
+                raise InferenceError(f"{where}: output {name} is not finite on a still window")
 
     def _still_window_feed(self) -> dict[str, np.ndarray]:
         """A window of nobody moving, through the stored preprocessing as every live window goes:
