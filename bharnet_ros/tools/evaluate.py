@@ -44,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--views", type=int, default=1, metavar="N",
         help="windows per clip, logits averaged (time-window models; default 1: the centre)",
     )  # fmt: skip
+    parser.add_argument(
+        "--causal-hands", action="store_true",
+        help="fill hand gaps only from frames up to each window's end, as the live node can",
+    )  # fmt: skip
 
 
 def format_summary(values: dict) -> str:
@@ -118,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
         model = open_model(args.model)
         data = select_for_eval(load_datasets([args.dataset], args.split), model.labels, args)
         check_model_fits(model, data, args)
-        result = evaluate(model, data, args.batch_size, progress=not args.no_progress, views=args.views)
+        result = evaluate(
+            model, data, args.batch_size, progress=not args.no_progress, views=args.views,
+            causal_hands=args.causal_hands,
+        )  # fmt: skip
     except (ConfigError, DatasetError, CheckpointError, InferenceError) as err:
         raise UsageError(str(err)) from None
     with staged_folder(args.out) as staged:

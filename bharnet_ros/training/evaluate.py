@@ -127,15 +127,22 @@ class Evaluation:
 
 
 def evaluate(
-    model: ModelUnderTest, data: SkeletonDataset, batch_size: int = 32, progress: bool = False, views: int = 1
+    model: ModelUnderTest,
+    data: SkeletonDataset,
+    batch_size: int = 32,
+    progress: bool = False,
+    views: int = 1,
+    causal_hands: bool = False,
 ) -> Evaluation:
     """Run ``model`` over every sample of ``data`` and compute the metrics.
 
     ``views`` > 1 (time-window models): each clip is scored by that many windows spread over it,
     whose logits are averaged, as the live recognizer looks at a gesture through many windows.
+    ``causal_hands`` fills each window's hand gaps only from frames up to its end, as the live node
+    can (training fills them from the whole clip).
     """
     labels = labels_for(data, model.labels, "model's")
-    feeder = SkeletonFeeder(data, model.preprocess, train=False, labels=labels)
+    feeder = SkeletonFeeder(data, model.preprocess, train=False, labels=labels, causal_fill=causal_hands)
     if views <= 1 or model.preprocess.window_seconds <= 0:
         scores = collect_scores(model, feeder, batch_size, progress)
     else:

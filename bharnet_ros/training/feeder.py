@@ -298,6 +298,15 @@ def check_range(data: SkeletonDataset, values: np.ndarray, bounds: tuple[float, 
     )
 
 
+def fill_up_to(
+    hands: np.ndarray, present: np.ndarray, timestamps: np.ndarray, stop: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hands sorted and gaps filled from the frames before ``stop`` only: a window as the live
+    node builds it, which has no later frame to fill a gap at its end from."""
+    filled, mask = fill_hands(hands[:stop], present[:stop], timestamps[:stop])
+    return np.concatenate([filled, hands[stop:]]), np.concatenate([mask, present[stop:]])
+
+
 def valid_length(body: np.ndarray, present: np.ndarray) -> int:
     """Frames up to the last one with any body joint or hand: trailing empty frames are dropped."""
     frames = np.any(body != 0.0, axis=(0, 2, 3)) | np.any(present, axis=1)
@@ -321,6 +330,7 @@ class SkeletonFeeder(Dataset):
         seed: int = 0,
         fill_gaps: bool = True,
         labels: np.ndarray | None = None,
+        causal_fill: bool = False,
     ) -> None:
         check_samples(data)
         self.data = data
@@ -329,6 +339,7 @@ class SkeletonFeeder(Dataset):
         self.augment = (augment or AugmentConfig()) if train else NO_AUGMENT
         self.seed = seed
         self.fill_gaps = fill_gaps and data.has_hands
+        self.causal_fill = causal_fill  # fill each window's gaps only from frames up to its end
         self.labels = np.asarray(data.labels if labels is None else labels, np.int64)
         self.mirror_to = mirror_label_map(
             data.class_names, self.augment.mirror_pairs, self.augment.mirror_never
@@ -354,7 +365,7 @@ class SkeletonFeeder(Dataset):
             return self._filled[index]
         sample = self.data.sample(index)
         hands, present = np.array(sample.hands[0]), np.array(sample.hand_present[0])
-        if self.fill_gaps and present.any():
+        if self.fill_gaps and present.any() and not self.causal_fill:  # causal: in crop()
             hands, present = fill_hands(hands, present, sample.timestamps)
             self._filled[index] = (hands, present)
         return hands, present
@@ -407,6 +418,8 @@ class SkeletonFeeder(Dataset):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One temporal sampling to T frames for body ``(P, T, V, 4)`` and the hands."""
         sampling = self.sampling(valid_length(body, present), timestamps, rng)
+        if self.causal_fill and self.fill_gaps and present.any():
+            hands, present = fill_up_to(hands, present, timestamps, int(sampling.hi.max()) + 1)
         by_time = body.transpose(1, 0, 2, 3)  # (T, P, V, 4): time first for the sampling
         body_out, _ = sampling.apply_masked(by_time, np.any(by_time != 0.0, axis=-1))
         hands_out, present_out = sampling.apply_masked(hands, present)

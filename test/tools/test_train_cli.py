@@ -45,6 +45,9 @@ def test_train_then_eval_from_the_command_line(trained, synth_folder, tmp_path, 
     assert summary["num_samples"] == 2
     assert summary["split"] == "val"
     assert "top-1" in capsys.readouterr().out
+    argv[-1] = str(tmp_path / "causal")  # hands filled as the live node fills them
+    assert main([*argv, "--no-progress", "--causal-hands", "--views", "2"]) == 0
+    assert json.loads((tmp_path / "causal" / "summary.json").read_text())["num_samples"] == 2
 
 
 @pytest.mark.parametrize(

@@ -348,3 +348,24 @@ def test_the_most_extreme_values_allowed_give_finite_items(window):
         feeder = SkeletonFeeder(data, config, train=train)
         for index in range(len(data)):
             assert all(torch.isfinite(tensor).all() for tensor in feeder[index][:3])
+
+
+def test_a_causal_fill_leaves_a_gap_at_the_windows_end_open_as_the_live_node_does():
+    """The feeder fills over the whole clip, so a gap at the window's end is filled from frames the
+    node has not seen yet; with causal_fill only frames up to the window's end fill it."""
+    sample = synth.generate_sample("wave", np.random.default_rng(0))
+    sequence = sample.sequence
+    config = PreprocessConfig(body_layout="ntu25", frames=T, window_seconds=1.0)
+    probe = SkeletonFeeder(
+        SkeletonDataset.from_sequences([sequence], [sample.label], synth.CLASS_NAMES), config
+    )
+    end = int(probe.sampling(len(sequence), sequence.timestamps, np.random.default_rng(0)).hi.max())
+    sequence.hand_present[end - 2 : end + 3] = False  # a gap of 5 frames around the window's end
+    sequence.hands[end - 2 : end + 3] = 0.0
+    assert sequence.hand_present[end + 3].any()  # a hand after the gap: the whole clip can fill it
+    data = SkeletonDataset.from_sequences([sequence], [sample.label], synth.CLASS_NAMES)
+    whole = SkeletonFeeder(data, config)[0][2]
+    causal = SkeletonFeeder(data, config, causal_fill=True)[0][2]
+    assert whole[-1] == 1.0  # filled from the frames after the gap
+    assert causal[-1] == 0.0  # the node would show it absent
+    assert torch.equal(whole[: T // 2], causal[: T // 2])
