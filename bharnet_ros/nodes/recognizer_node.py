@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
@@ -362,7 +361,6 @@ class RecognizerNode(ManagedNode):
         recognizer = self.recognizer
         if recognizer is None:  # a message taken just before cleanup
             return
-        stamps = {stamp_to_seconds(person.header.stamp): person.header.stamp for person in msg.persons}
         self.rate_in.tick(received)
         with speaking_for(self), self.swap_lock:
             for frame in frames:
@@ -373,7 +371,7 @@ class RecognizerNode(ManagedNode):
                     self._refuse(f"ignored a skeleton: {err}")
                     continue
                 if result is not None:
-                    self._publish_action(result, action_header(result.stamp, msg.header, stamps), received)
+                    self._publish_action(result, action_header(result.stamp, msg), received)
         self._forget_drop_counters()
         self.processing.add(time.monotonic() - received)
 
@@ -509,10 +507,12 @@ def file_stamp(path: str) -> FileStamp:
     return info.st_ino, info.st_size, info.st_mtime_ns
 
 
-def action_header(stamp: float, header: Header, stamps: dict[float, Time]) -> Header:
+def action_header(stamp: float, msg: PersonSkeletonArray) -> Header:
     """An Action's header: the newest frame's own stamp, to the nanosecond as it came (this node's
-    clock for an unstamped frame), and the camera frame_id of the message it came in."""
-    return Header(stamp=stamps.get(stamp) or seconds_to_stamp(stamp), frame_id=header.frame_id)
+    clock for an unstamped frame), and the camera frame_id of the message it came in. Looked up
+    only when a decision is published, not for every message."""
+    own = (p.header.stamp for p in msg.persons if stamp_to_seconds(p.header.stamp) == stamp)
+    return Header(stamp=next(own, None) or seconds_to_stamp(stamp), frame_id=msg.header.frame_id)
 
 
 def _why(err: Exception) -> str:

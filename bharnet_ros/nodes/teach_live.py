@@ -83,7 +83,8 @@ class LiveSkeletons:
             if self._frames is not None:
                 self._frames.extend(frames)
                 self.bad_messages += len(problems)
-                self._last_problem = problems[-1] if problems else self._last_problem
+                if problems:
+                    self._last_problem = problems[-1]
 
 
 @contextmanager

@@ -182,19 +182,19 @@ def staged_folder(path: Path) -> Iterator[Path]:
     holder = path.parent / f".{path.name}.tmp-{secrets.token_hex(4)}"
     holder.mkdir()
     staged = holder / path.name
+    done = False
     try:
         with terminated_as_interrupt():
             yield staged
         if staged.exists():
             _move_into(staged, path)
-    except BaseException as err:
-        shutil.rmtree(holder, ignore_errors=True)
-        _remove_empty(made)
-        if isinstance(err, OSError):
-            raise UsageError(_staging_problem(err, path, holder)) from None
-        raise
+        done = True
+    except OSError as err:
+        raise UsageError(_staging_problem(err, path, holder)) from None
     finally:
         shutil.rmtree(holder, ignore_errors=True)
+        if not done:
+            _remove_empty(made)
 
 
 def _make_parents(path: Path) -> list[Path]:
