@@ -66,7 +66,7 @@ PARAMS = (
     Param("min_tracking_confidence", 0.5, "MediaPipe tracking threshold", (0.0, 1.0)),
     Param("compressed", False, "subscribe to sensor_msgs/CompressedImage on image_raw/compressed"),
     Param(
-        "publish_overlay", True, "publish the drawn skeleton on 'overlay' (only while subscribed)", live=True
+        "publish_overlay", False, "publish the drawn skeleton on 'overlay' (only while subscribed)", live=True
     ),
     Param(
         "max_image_pixels",
@@ -268,7 +268,9 @@ class PoseNode(ManagedNode):
             return ERROR, self.error or "not configured", values
         if self.wrong_type:
             return WARN, "; ".join(self.wrong_type), values
-        return (WARN, "bad input frames seen", values) if self.bad_frames else (OK, "running", values)
+        troubles = ["bad input frames seen"] if self.bad_frames else []
+        troubles += ["publishing failed"] if self.publish_failures else []
+        return (WARN, "; ".join(troubles), values) if troubles else (OK, "running", values)
 
 
 def _type_name(msg_type: Any) -> str:

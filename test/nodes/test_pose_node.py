@@ -156,8 +156,9 @@ def test_a_60hz_flood_never_builds_a_backlog(pose_graph, photo, make_image, wait
     assert processed <= sent  # a fast machine keeps up; a slow one replaces frames, never queues them
 
 
-def test_overlay_only_when_someone_listens(pose_graph, photo, make_image, wait):
+def test_overlay_only_when_someone_listens(pose_graph, photo, make_image, wait, parameter_client):
     pose, probe, camera, received = pose_graph
+    assert parameter_client("pose").set(publish_overlay=True)["publish_overlay"].successful
     camera.publish(make_image(photo, 1_000_000_000))
     assert wait(lambda: received)
     overlays: list[Image] = []
@@ -176,10 +177,10 @@ def _ns(msg: PersonSkeletonArray) -> int:
 def test_parameters_through_a_parameter_client(pose_graph, parameter_client, lifecycle):
     pose = pose_graph[0]
     client = parameter_client("pose")
-    results = client.set(publish_overlay=False, backend="hands_pose", min_detection_confidence=0.7)
+    results = client.set(publish_overlay=True, backend="hands_pose", min_detection_confidence=0.7)
     assert results["publish_overlay"].successful
     assert not results["publish_overlay"].reason  # live: no note
-    assert pose.params["publish_overlay"] is False
+    assert pose.params["publish_overlay"] is True
     for name in ("backend", "min_detection_confidence"):
         assert results[name].successful
         assert "next configure" in results[name].reason
@@ -210,7 +211,7 @@ def test_an_image_above_max_image_pixels_is_shrunk_counted_and_still_seen(
 def test_the_overlay_topic_exists_only_while_the_overlay_is_on(
     ros, wait, photo, make_image, parameter_client, lifecycle
 ):
-    pose = ros.add(PoseNode, parameter_overrides=[Parameter("publish_overlay", value=False)])
+    pose = ros.add(PoseNode)  # the overlay is off by default
     probe = ros.add(Node, "probe")
     overlays: list[Image] = []
     probe.create_subscription(Image, "overlay", overlays.append, qos_profile_sensor_data)
@@ -288,6 +289,22 @@ def test_a_camera_publishing_another_type_on_the_image_topic_is_reported(ros, wa
         rclpy.try_shutdown(context=context)
     assert wait(lambda: pose.wrong_type_publishers == 0), "gone with the publisher"
     assert pose.status()[0] == DiagnosticStatus.OK
+
+
+def test_publish_failures_warn_on_diagnostics(ros, wait):
+    pose = ros.add(PoseNode)
+    assert wait(lambda: pose.inputs)
+
+    class RefusingPublisher:  # the middleware edge: publish raises as rclpy does under overload
+        topic_name = "/skeletons"
+
+        def publish(self, msg):
+            raise RuntimeError("Failed to publish: cannot publish data")
+
+    assert pose.status()[0] == DiagnosticStatus.OK
+    assert pose.safe_publish(RefusingPublisher(), PersonSkeletonArray()) is False
+    level, message, values = pose.status()
+    assert (level, message, values["publish_failures"]) == (DiagnosticStatus.WARN, "publishing failed", 1)
 
 
 def test_unstamped_images_are_tracked_on_the_node_clock_so_persons_who_left_age_out(
