@@ -122,17 +122,27 @@ def stand_in_launch_modules() -> dict[str, types.ModuleType]:
         def __init__(self):
             self.launch_configurations = {}
 
-    class DeclareLaunchArgument:
-        def __init__(self, name, default_value="", description=""):
+    class DeclareLaunchArgument:  # launch.actions.DeclareLaunchArgument(name, *, default_value, ...)
+        def __init__(self, name, *, default_value=None, description=None, choices=None):
+            assert all(isinstance(text, str) for text in (name, default_value, description))
             self.name, self.description = name, description
             self.default_value = [types.SimpleNamespace(text=default_value)]
 
-    class OpaqueFunction:
-        def __init__(self, function):
+    class OpaqueFunction:  # launch.actions.OpaqueFunction(*, function, args=None, kwargs=None)
+        def __init__(self, *, function, args=None, kwargs=None):
+            assert callable(function)
             self.function = function
 
-    class Node:
-        def __init__(self, *, package, executable, name, namespace, parameters, remappings, **options):
+    class Node:  # launch_ros.actions.Node, with the ExecuteProcess options our file passes
+        def __init__(
+            self, *, executable, package=None, name=None, namespace=None, exec_name=None,
+            parameters=None, remappings=None, ros_arguments=None, arguments=None,
+            output="log", emulate_tty=False,
+        ):  # fmt: skip
+            assert output in ("log", "screen", "both", "own_log")
+            assert isinstance(emulate_tty, bool)
+            assert all(isinstance(p, str | dict) for p in parameters or [])
+            assert all(isinstance(a, str) and isinstance(b, str) for a, b in remappings or [])
             self.node_package, self.node_executable, self.node_name = package, executable, name
             self.namespace, self.parameters, self.remappings = namespace, parameters, remappings
 
