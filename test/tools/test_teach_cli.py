@@ -13,7 +13,7 @@ from bharnet_ros.cli import main
 from bharnet_ros.core.bag import write_video_bag
 from bharnet_ros.core.inference import OnnxClassifier
 from bharnet_ros.model.checkpoint import load_checkpoint, save_checkpoint
-from bharnet_ros.tools.teach import DEFAULT_BASE, REHEARSAL_VIEWS, _shipped
+from bharnet_ros.tools.teach import DEFAULT_BASE, REHEARSAL_VIEWS
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.synth import generate_sequence
 from bharnet_ros.training.teach import TeachSettings
@@ -227,11 +227,15 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     assert "fine-tuned the whole network for 1 epoch(s), class balance 0" in text
 
 
-def test_train_without_a_base_or_rehearsal_says_how_to_give_them(base_checkpoint, tmp_path, capsys):
+def test_train_without_a_base_or_rehearsal_says_how_to_give_them(
+    base_checkpoint, tmp_path, capsys, monkeypatch
+):
     takes = synth_takes(tmp_path / "ana.npz", ["stop"], "ana")
-    if not _shipped(DEFAULT_BASE).is_file():
-        assert main(["teach", "train", str(takes), "-o", str(tmp_path / "m.onnx")]) == 2
-        assert "--base" in capsys.readouterr().err
+    # An install without the default checkpoint (the edge: where share/ files are looked up).
+    monkeypatch.setattr("bharnet_ros.tools.teach._shipped", lambda relative: tmp_path / "absent" / relative)
+    assert main(["teach", "train", str(takes), "-o", str(tmp_path / "m.onnx")]) == 2
+    assert f"no {DEFAULT_BASE} ships here; pass --base CHECKPOINT" in capsys.readouterr().err
+    monkeypatch.undo()
     args = ["teach", "train", str(takes), "--base", str(base_checkpoint), "-o", str(tmp_path / "m.onnx")]
     assert main(args) == 2  # no config.yaml beside the base: nothing to rehearse the old gestures with
     assert "--no-rehearse" in capsys.readouterr().err
