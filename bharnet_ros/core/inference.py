@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from bharnet_ros.core.layouts import get_layout
+from bharnet_ros.core.onnx_graph import OnnxGraphError, unbounded_operators
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonSequence
 from bharnet_ros.core.window import Window, finite_number
@@ -46,6 +47,8 @@ REQUIRED_METADATA = ("labels", "preprocess", "inputs", "outputs", "variant", "fu
 SUPPORTED_FORMAT = 1
 MAX_TEMPERATURE = 1e3  # a calibrated temperature is near 1; beyond this every class is equally likely
 MAX_CLASSES = 65536  # ActionClass.class_id on /bharnet/labels is a uint16
+MAX_LABEL_LENGTH = 200  # a class name is published in every Action; it is a name, not a document
+FUSIONS = ("mean", "noisy_or")
 
 
 class InferenceError(RuntimeError):
@@ -193,7 +196,9 @@ class OnnxClassifier:
         """The metadata must describe the real graph: same inputs and shapes, one logit per label,
         and a dry run on a still window must give finite outputs. Otherwise the model is refused here, at
         load (configure), not at the first window."""
+        self._check_operators()
         where = f"{self.path}: the model's metadata disagrees with its graph"
+        self._check_outputs(where)
         graph = {i.name: [d if isinstance(d, int) else 1 for d in i.shape] for i in self.session.get_inputs()}
         if graph != self.input_shapes:
             raise InferenceError(f"{where}: metadata inputs {self.input_shapes}, graph inputs {graph}")
@@ -203,8 +208,6 @@ class OnnxClassifier:
             raise InferenceError(
                 f"{where}: {self.preprocess.frames} frames in metadata, {sorted(frames)} in the graph"
             )
-        if "logits" not in self.output_names:
-            raise InferenceError(f"{where}: no 'logits' output (outputs: {self.output_names})")
         try:
             feed = self._still_window_feed()
         except (ValueError, SkeletonError) as err:
@@ -220,6 +223,35 @@ class OnnxClassifier:
                 )
             if not np.isfinite(value).all():
                 raise InferenceError(f"{where}: output {name} is not finite on a still window")
+
+    def _check_operators(self) -> None:
+        """Refuse graphs that could run without end (a Loop with a huge trip count hangs the dry
+        run, and with it configure) or that need a custom operator library."""
+        try:
+            unbounded = unbounded_operators(self.path)
+        except (OSError, OnnxGraphError) as err:
+            raise InferenceError(f"{self.path} is not a loadable ONNX model ({err})") from None
+        if unbounded:
+            raise InferenceError(
+                f"{self.path}: the graph uses {', '.join(unbounded)}, which no exported BHaRNet model "
+                "does (it could run without end); export the model with `bharnet export`"
+            )
+
+    def _check_outputs(self, where: str) -> None:
+        """The graph's outputs are the metadata's: ``logits`` and ``<branch>_logits``, float tensors."""
+        declared = self.metadata["outputs"]
+        if declared != self.output_names:
+            raise InferenceError(
+                f"{where}: metadata outputs {shown(declared, 160)}, graph outputs {self.output_names}"
+            )
+        if "logits" not in self.output_names:
+            raise InferenceError(f"{where}: no 'logits' output (outputs: {self.output_names})")
+        for output in self.session.get_outputs():
+            named = output.name == "logits" or output.name.endswith("_logits")
+            if not named or output.type != "tensor(float)":
+                raise InferenceError(
+                    f"{where}: output {output.name} ({output.type}) is not a float tensor of logits"
+                )
 
     def _still_window_feed(self) -> dict[str, np.ndarray]:
         """A window of nobody moving, through the stored preprocessing as every live window goes:
@@ -340,8 +372,11 @@ def checked_metadata(
 ) -> tuple[list[str], PreprocessConfig, dict[str, list[int]]]:
     """Labels, preprocessing and input shapes from the metadata, each checked for its type."""
     labels, inputs = metadata["labels"], metadata["inputs"]
-    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
-        raise InferenceError(f"{path}: metadata labels must be a non-empty list of names")
+    if not isinstance(labels, list) or not labels or not all(plain_label(x) for x in labels):
+        raise InferenceError(
+            f"{path}: metadata labels must be a non-empty list of names (printable, 1 to "
+            f"{MAX_LABEL_LENGTH} characters)"
+        )
     if len(set(labels)) != len(labels):
         raise InferenceError(f"{path}: metadata labels repeat a name")
     shapes_ok = isinstance(inputs, dict) and all(
@@ -358,16 +393,27 @@ def checked_metadata(
     return list(labels), preprocess, {str(k): list(v) for k, v in inputs.items()}
 
 
+def shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a hostile file's values go into one-line messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def plain_label(value: Any) -> bool:
+    """A class name that can go into every Action and a terminal: printable text of sane length."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_LABEL_LENGTH and value.isprintable()
+
+
 def check_decision_metadata(metadata: dict[str, Any], path: Path) -> None:
     """The optional entries the recognizer decides with must have their types: a file that says
     ``none_threshold: 5`` would publish nothing but ``none``, and NaN would never say it."""
     threshold = metadata.get("none_threshold")
     if threshold is not None and not (finite_number(threshold) and 0 <= threshold <= 1):
-        raise InferenceError(f"{path}: metadata none_threshold {threshold!r} must be a number in [0, 1]")
+        raise InferenceError(f"{path}: metadata none_threshold {shown(threshold)} must be a number in [0, 1]")
     temperature = metadata.get("temperature")
     if temperature is not None and not (finite_number(temperature) and 0 < temperature < MAX_TEMPERATURE):
         raise InferenceError(
-            f"{path}: metadata temperature {temperature!r} must be a number above 0 and below "
+            f"{path}: metadata temperature {shown(temperature)} must be a number above 0 and below "
             f"{MAX_TEMPERATURE:g}"
         )
     labels = metadata["labels"]
@@ -375,10 +421,11 @@ def check_decision_metadata(metadata: dict[str, Any], path: Path) -> None:
         raise InferenceError(f"{path}: {len(labels)} labels, more than /bharnet/labels holds ({MAX_CLASSES})")
     flags = metadata.get("hand_intensive")
     if flags is not None and not (isinstance(flags, list) and all(isinstance(x, str) for x in flags)):
-        raise InferenceError(f"{path}: metadata hand_intensive {flags!r} must be a list of class names")
-    for key in ("variant", "fusion"):
-        if not isinstance(metadata[key], str):
-            raise InferenceError(f"{path}: metadata {key} {metadata[key]!r} must be text")
+        raise InferenceError(f"{path}: metadata hand_intensive {shown(flags)} must be a list of class names")
+    if not isinstance(metadata["variant"], str):
+        raise InferenceError(f"{path}: metadata variant {shown(metadata['variant'])} must be text")
+    if metadata["fusion"] not in FUSIONS:
+        raise InferenceError(f"{path}: metadata fusion {shown(metadata['fusion'])} must be one of {FUSIONS}")
 
 
 def checked_experts(metadata: dict[str, Any], branches: list[str], path: Path) -> dict[str, str]:
@@ -390,7 +437,9 @@ def checked_experts(metadata: dict[str, Any], branches: list[str], path: Path) -
         stream in ("body", "hand") and branch in branches for stream, branch in experts.items()
     )
     if not valid:
-        raise InferenceError(f"{path}: metadata experts {experts!r} must map body/hand to outputs {branches}")
+        raise InferenceError(
+            f"{path}: metadata experts {shown(experts)} must map body/hand to outputs {branches}"
+        )
     return dict(experts)
 
 
@@ -405,11 +454,13 @@ def read_metadata(session: Any, path: Path) -> dict[str, Any]:
         )
     try:
         metadata = {key: json.loads(value) for key, value in ours.items()}
-    except json.JSONDecodeError as err:
-        raise InferenceError(f"{path}: bharnet metadata is not valid JSON ({err})") from None
+    except (ValueError, RecursionError) as err:  # not JSON, a 5000-digit number, nesting too deep
+        raise InferenceError(f"{path}: bharnet metadata is not usable JSON ({str(err)[:160]})") from None
     version = metadata.get("format_version", SUPPORTED_FORMAT)
-    if not finite_number(version) or version != int(version):
-        raise InferenceError(f"{path}: metadata format_version {version!r} is not a whole number")
+    if not finite_number(version) or version != int(version) or version < 1:
+        raise InferenceError(f"{path}: metadata format_version {shown(version)} is not a whole number")
     if version > SUPPORTED_FORMAT:
-        raise InferenceError(f"{path}: metadata format {version} is newer than this code; update bharnet_ros")
+        raise InferenceError(
+            f"{path}: metadata format {shown(version)} is newer than this code; update bharnet_ros"
+        )
     return metadata

@@ -46,6 +46,8 @@ from bharnet_ros.core.modalities import (
 from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, SkeletonSequence
 
 CONFIG_VERSION = 2  # 2 added window_seconds
+MAX_FRAMES = 10_000  # the model config's bounds: a file may not declare inputs beyond them
+MAX_PERSONS = 16
 SCALES = ("shoulder", "torso", "none")
 HAND_FRAMES = ("body", "wrist")
 MIN_SIZE = 1e-6  # body sizes below this (degenerate or unobserved) leave the scale at 1
@@ -76,15 +78,23 @@ class PreprocessConfig:
     window_seconds: float = 0.0  # > 0: T frames sampled by time over this many seconds (any fps)
 
     def __post_init__(self) -> None:
+        """Every field of its own type and range: these settings come from files (checkpoints, ONNX
+        metadata), and a string ``"false"`` or a float frame count would change or break every input."""
         checks = [
-            (self.body_layout in ANCHORS, f"body_layout must be one of {sorted(ANCHORS)}"),
-            (self.modality in MODALITIES, f"modality must be one of {MODALITIES}"),
-            (self.scale in SCALES, f"scale must be one of {SCALES}"),
-            (self.hand_frame in HAND_FRAMES, f"hand_frame must be one of {HAND_FRAMES}"),
-            (self.channels in (3, 4), "channels must be 3 (x, y, z) or 4 (with score)"),
-            (self.frames >= 1 and self.num_persons >= 1, "frames and num_persons must be >= 1"),
+            (_one_of(self.body_layout, ANCHORS), f"body_layout must be one of {sorted(ANCHORS)}"),
+            (_one_of(self.modality, MODALITIES), f"modality must be one of {MODALITIES}"),
+            (_one_of(self.scale, SCALES), f"scale must be one of {SCALES}"),
+            (_one_of(self.hand_frame, HAND_FRAMES), f"hand_frame must be one of {HAND_FRAMES}"),
+            (_whole(self.channels, 3, 4), "channels must be 3 (x, y, z) or 4 (with score)"),
+            (_whole(self.frames, 1, MAX_FRAMES), f"frames must be a whole number from 1 to {MAX_FRAMES}"),
             (
-                isinstance(self.window_seconds, int | float) and 0.0 <= self.window_seconds <= 60.0,
+                _whole(self.num_persons, 1, MAX_PERSONS),
+                f"num_persons must be a whole number from 1 to {MAX_PERSONS}",
+            ),
+            (type(self.normalise) is bool, "normalise must be true or false"),
+            (type(self.aspect_correction) is bool, "aspect_correction must be true or false"),
+            (
+                _seconds(self.window_seconds),
                 "window_seconds must be 0 (frame-count windows) or a duration up to 60 s",
             ),
         ]
@@ -99,8 +109,12 @@ class PreprocessConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
         """Inverse of :meth:`to_dict`; unknown keys or a newer version are errors, not ignored."""
+        if not isinstance(data, dict):
+            raise ValueError(f"preprocess config must be a mapping, not {type(data).__name__}")
         data = dict(data)
-        version = int(data.pop("version", CONFIG_VERSION))
+        version = data.pop("version", CONFIG_VERSION)
+        if not _whole(version, 1, None):
+            raise ValueError(f"preprocess config version {version!r} is not a whole number from 1")
         if version > CONFIG_VERSION:
             raise ValueError(
                 f"preprocess config version {version} is newer than this code ({CONFIG_VERSION})"
@@ -110,6 +124,21 @@ class PreprocessConfig:
         if unknown:
             raise ValueError(f"preprocess config: unknown keys {sorted(unknown)}; known: {sorted(known)}")
         return cls(**data)
+
+
+def _one_of(value: Any, allowed: Any) -> bool:
+    return isinstance(value, str) and value in allowed
+
+
+def _whole(value: Any, low: int, high: int | None) -> bool:
+    """An int (numpy included, not a bool) in [low, high]."""
+    number = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    return number and low <= value and (high is None or value <= high)
+
+
+def _seconds(value: Any) -> bool:
+    number = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    return number and 0.0 <= value <= 60.0
 
 
 @dataclass(frozen=True)

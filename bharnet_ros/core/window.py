@@ -378,8 +378,11 @@ def stamp_slack(stamp: float | None) -> float:
 
 def finite_number(value: Any) -> bool:
     """A finite int or float (numpy included), not a bool."""
-    number = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-    return number and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | np.integer):  # every int is finite; math.isfinite overflows on huge ones
+        return True
+    return isinstance(value, float | np.floating) and math.isfinite(value)
 
 
 def whole_number(value: Any, low: int = 0) -> bool:

@@ -72,11 +72,16 @@ class ExportError(RuntimeError):
     """Export failed or the exported model does not match PyTorch."""
 
 
+class ParityError(ExportError):
+    """ONNX Runtime computes something else than PyTorch from the exported file."""
+
+
 def input_names(model: BHaRNetModel) -> list[str]:
     """ONNX input names the variant uses, in order."""
     streams = [getattr(model, "stream", None)] if len(model.branches) == 1 else ["body", "hand"]
     names = [s for s in streams if s is not None]
-    return [*names, "hand_mask"] if model.fusion == "noisy_or" else names
+    weighs_hands = model.fusion == "noisy_or" and bool(set(model.branches) & model.hand_branches)
+    return [*names, "hand_mask"] if weighs_hands else names
 
 
 def output_branches(model: BHaRNetModel) -> list[str]:
@@ -253,8 +258,8 @@ def calibration_for(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
         entries = json.loads(path.read_text())
     except UnicodeDecodeError:
         raise ExportError(f"cannot read the calibration {path}: it is not a JSON text file") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise ExportError(f"cannot read the calibration {path} ({err})") from None
+    except (OSError, ValueError, RecursionError) as err:  # ValueError: not JSON, a 5000-digit number
+        raise ExportError(f"cannot read the calibration {path} ({str(err)[:160]})") from None
     key = "expert_only" if isinstance(model, ExpertOnlyModel) else "fused"
     entry = entries.get(key) if isinstance(entries, dict) else None
     if not isinstance(entry, dict) or not set(CALIBRATION_RANGES) <= set(entry):
@@ -284,10 +289,11 @@ def calibration_value(value: Any, name: str, where: str) -> float:
     in_range, words = CALIBRATION_RANGES[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ExportError(f"{where} {name} {json.dumps(value)} is not a number; give a number {words}")
-    number = float(value)
-    if not (math.isfinite(number) and in_range(number)):
-        raise ExportError(f"{where} {name} {json.dumps(value)} is out of range; it must be a number {words}")
-    return number
+    if not (in_range(value) and math.isfinite(value)):  # range first: float() overflows on a 400-digit int
+        shown = json.dumps(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise ExportError(f"{where} {name} {shown} is out of range; it must be a number {words}")
+    return float(value)
 
 
 def write_metadata(path: Path, metadata: Mapping[str, Any]) -> None:
@@ -348,22 +354,63 @@ def torch_outputs(wrapper: ExportWrapper, inputs: Mapping[str, np.ndarray]) -> l
 def check_parity(
     model: BHaRNetModel, path: str | Path, preprocess: PreprocessConfig, tolerance: float = FP32_TOLERANCE
 ) -> dict[str, float]:
-    """Max abs difference ONNX Runtime (CPU) vs PyTorch per input set; ExportError above ``tolerance``."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    """Max abs difference ONNX Runtime (CPU) vs PyTorch per input set; ParityError above ``tolerance``."""
     wrapper = ExportWrapper(model.eval())
     cases = {"random": random_inputs(model), "realistic": realistic_inputs(model, preprocess)}
     diffs = {}
     for case, inputs in cases.items():
         expected = torch_outputs(wrapper, inputs)
-        got = session.run(None, dict(inputs))
-        diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got, strict=True))
-        scale = max(1.0, max(float(np.abs(a).max()) for a in expected))
+        got = onnx_runtime_outputs(path, inputs)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: reported as a NaN difference
+            diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got, strict=True))
+            scale = max(1.0, max(float(np.abs(a).max()) for a in expected))
         if not math.isfinite(diff) or diff > tolerance * scale:
-            raise ExportError(
+            raise ParityError(
                 f"ONNX Runtime differs from PyTorch on {case} inputs: "
                 f"max abs diff {diff:.3g} > {tolerance:.3g} x logit scale {scale:.3g}"
             )
         diffs[case] = diff
     return diffs
+
+
+def onnx_runtime_outputs(path: str | Path, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """Every output of the exported file for ``inputs`` on ONNX Runtime's CPU provider."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, dict(inputs))
+    except Exception as err:  # ORT's own exception types
+        raise ExportError(
+            f"ONNX Runtime cannot run the exported graph ({str(err).splitlines()[0][:160]})"
+        ) from None
+
+
+def check_loadable(path: str | Path) -> None:
+    """ExportError unless the recognizer node would accept the file as it is."""
+    from bharnet_ros.core.inference import InferenceError, OnnxClassifier
+
+    try:
+        OnnxClassifier(path, providers="cpu", threads=1)
+    except InferenceError as err:
+        reason = str(err).replace(f"{path}: ", "").replace(str(path), "the file")
+        raise ExportError(f"the recognizer would refuse the exported file: {reason}") from None
+
+
+def export_checked(
+    model: BHaRNetModel,
+    path: str | Path,
+    labels: Sequence[str],
+    preprocess: PreprocessConfig,
+    hand_intensive: Sequence[str] | None = None,
+    **options: Any,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """:func:`export_onnx`, then parity with PyTorch and a load as the node does; (metadata, diffs).
+
+    Give it a temporary path (``tools.outputs.atomic_file``): a file that fails either check must
+    never take the place of a good one.
+    """
+    metadata = export_onnx(model, path, labels, preprocess, hand_intensive, **options)
+    diffs = check_parity(model, path, preprocess)
+    check_loadable(path)
+    return metadata, diffs

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-FUSIONS = ("mean", "noisy_or")
 MIN_LOG = -30.0  # log(1 - r) for r = 1; exp(-30) ~ 1e-13 is "no contribution" at float32
 MIN_EVIDENCE = 1e-20  # keeps log(p) finite when every branch says "no" (fused logit >= -46)
 SMALL_EVIDENCE = 1e-3  # below this, log(1 - e^-s) = log(s) - s/2 to float32 precision

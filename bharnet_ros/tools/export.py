@@ -2,8 +2,10 @@
 
 The checkpoint's model is exported (optionally only BHaRNet-E's expertized branches) with its
 labels and preprocessing in the ONNX metadata, then ONNX Runtime is checked against PyTorch on
-random and realistic inputs; a mismatch removes nothing but exits non-zero with the numbers. The
-output must not be the checkpoint, and an existing one is replaced only with ``--force``.
+random and realistic inputs, and the file is loaded as the recognizer node loads it. The file is
+written beside the output and takes its place only when both checks pass: a mismatch exits
+non-zero with the numbers and leaves any earlier file as it was. The output must not be the
+checkpoint, and an existing one is replaced only with ``--force``.
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from bharnet_ros.model.export import (
         FP16_UNSUPPORTED,
         ExportError,
+        ParityError,
         calibration_for,
-        check_parity,
-        export_onnx,
+        export_checked,
         prepare_model,
     )
 
@@ -70,21 +72,19 @@ def run(args: argparse.Namespace) -> int:
         calibration = calibration_for(args.calibration, model) if args.calibration else None
     except (CheckpointError, ExportError) as err:
         raise UsageError(str(err)) from None
-    preprocess = checkpoint.preprocess_config
     try:
         with atomic_file(args.output) as temporary:
-            metadata = export_onnx(
-                model, temporary, checkpoint.class_names, preprocess, checkpoint.hand_intensive,
-                opset=args.opset, dynamic_batch=args.dynamic_batch, calibration=calibration,
+            metadata, diffs = export_checked(
+                model, temporary, checkpoint.class_names, checkpoint.preprocess_config,
+                checkpoint.hand_intensive, opset=args.opset, dynamic_batch=args.dynamic_batch,
+                calibration=calibration,
             )  # fmt: skip
-    except ExportError as err:
-        raise UsageError(str(err)) from None
-    print(f"wrote {args.output} ({metadata['bharnet.variant']}, inputs {metadata['bharnet.inputs']})")
-    try:
-        diffs = check_parity(model, args.output, preprocess)
-    except ExportError as err:
-        print(f"bharnet export: PARITY CHECK FAILED: {err}", file=sys.stderr)
+    except ParityError as err:
+        print(f"bharnet export: PARITY CHECK FAILED, nothing written: {err}", file=sys.stderr)
         return 1
+    except ExportError as err:
+        raise UsageError(f"{err}; nothing written") from None
+    print(f"wrote {args.output} ({metadata['bharnet.variant']}, inputs {metadata['bharnet.inputs']})")
     print("parity vs PyTorch: " + ", ".join(f"{case} max abs diff {d:.2e}" for case, d in diffs.items()))
     return 0
 

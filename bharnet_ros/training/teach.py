@@ -33,7 +33,7 @@ per branch: for BHaRNet-E the body and hand expertized and interactive branches)
    with its mirror image (``test_mirror``) need not run the network twice per step.
 4. **The model.** The base architecture with the new class count, the base weights and the new
    heads, as a normal checkpoint (``model/checkpoint.py``) with the base preprocessing, so
-   ``bharnet export`` (here :func:`export_taught`: ``export_onnx`` and ``check_parity``) and the
+   ``bharnet export`` (here :func:`export_taught`: ``export_checked``) and the
    unchanged node run it.
 
 ``add`` puts the new gestures after the base vocabulary; ``replace`` keeps only the new gestures
@@ -65,8 +65,7 @@ from bharnet_ros.model.export import (
     calibration_for,
     calibration_value,
     check_calibratable,
-    check_parity,
-    export_onnx,
+    export_checked,
     prepare_model,
 )
 from bharnet_ros.model.losses import build_loss
@@ -780,8 +779,7 @@ def export_taught(
     """
     model = export_model(checkpoint, expert_only)
     entries = calibration_from(calibration, model) if calibration else None
-    metadata = export_onnx(
+    return export_checked(
         model, path, checkpoint.class_names, checkpoint.preprocess_config, checkpoint.hand_intensive,
         calibration=entries,
     )  # fmt: skip
-    return metadata, check_parity(model, path, checkpoint.preprocess_config)

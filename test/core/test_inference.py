@@ -189,6 +189,13 @@ def test_predict_window_uses_the_stored_preprocessing(model_path):
         ({"temperature": "hot"}, "metadata temperature 'hot'"),
         ({"temperature": 1e300}, r"metadata temperature 1e\+300"),
         ({"labels": [f"c{i}" for i in range(65537)]}, "65537 labels, more than /bharnet/labels holds"),
+        ({"temperature": 10**400}, "metadata temperature 10000000000.*\\.\\.\\. must be a number above 0"),
+        ({"format_version": 10**400}, "metadata format 10000000000.*\\.\\.\\. is newer than this code"),
+        ({"fusion": "max"}, "metadata fusion 'max' must be one of \\('mean', 'noisy_or'\\)"),
+        ({"labels": ["wave", "point\n\x1b[2J", "stop", "come", "none"]}, "names \\(printable, 1 to 200"),
+        ({"labels": ["wave", "p" * 201, "stop", "come", "none"]}, "names \\(printable, 1 to 200"),
+        ({"labels": ["wave", "", "stop", "come", "none"]}, "names \\(printable, 1 to 200"),
+        ({"outputs": ["logits"]}, "metadata outputs \\['logits'\\], graph outputs"),
     ],
 )
 def test_metadata_that_disagrees_with_the_graph_is_refused_at_load(
@@ -244,3 +251,104 @@ def test_window_scores_need_one_probability_per_label(probabilities):
     """A classifier returning K+1 scores used to fail later with an IndexError in the recognizer."""
     with pytest.raises(ValueError, match="need one per label"):
         WindowScores(["a", "b", "c"], probabilities)
+
+
+def raw_metadata(source: Path, target: Path, key: str, text: str) -> Path:
+    """A copy of ``source`` whose ``bharnet.<key>`` entry is ``text`` as it is (not JSON-encoded)."""
+    proto = onnx.load(str(source))
+    props = {entry.key: entry.value for entry in proto.metadata_props}
+    onnx.helper.set_model_props(proto, {**props, f"bharnet.{key}": text})
+    onnx.save(proto, str(target))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [("temperature", "1" + "0" * 5000), ("labels", "[" * 100_000 + "]" * 100_000), ("labels", "[wave")],
+)
+def test_metadata_that_is_no_usable_json_is_refused_in_one_line(model_path, tmp_path, key, text):
+    broken = raw_metadata(model_path, tmp_path / "broken.onnx", key, text)
+    with pytest.raises(InferenceError, match="bharnet metadata is not usable JSON") as refused:
+        OnnxClassifier(broken, providers="cpu")
+    assert len(str(refused.value)) < 400
+
+
+def hand_built(model_path: Path, target: Path, tail: list[onnx.NodeProto], output_type: int) -> Path:
+    """A graph of our inputs whose ``logits`` come out of ``tail`` (from ``flat_logits``), carrying
+    the metadata of ``model_path`` made to match it: what a hostile or foreign exporter could write."""
+    helper, float_type = onnx.helper, onnx.TensorProto.FLOAT
+    inputs = [
+        helper.make_tensor_value_info("body", float_type, [1, 3, FRAMES, 25, 1]),
+        helper.make_tensor_value_info("hand", float_type, [1, 3, FRAMES, 25, 2]),
+    ]
+    weights = helper.make_tensor("W", float_type, [3 * FRAMES * 25, 5], np.zeros(3 * FRAMES * 25 * 5))
+    shape = helper.make_tensor("shape", onnx.TensorProto.INT64, [2], [1, -1])
+    nodes = [
+        helper.make_node("Reshape", ["body", "shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "W"], ["flat_logits"]),
+        *tail,
+    ]
+    output = helper.make_tensor_value_info("logits", output_type, [1, 5])
+    graph = helper.make_graph(nodes, "hand_built", inputs, [output], [weights, shape])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    props = {entry.key: entry.value for entry in onnx.load(str(model_path)).metadata_props}
+    props.update({"bharnet.outputs": '["logits"]', "bharnet.experts": "{}"})
+    helper.set_model_props(proto, props)
+    onnx.save(proto, str(target))
+    return target
+
+
+def endless_loop() -> list[onnx.NodeProto]:
+    """``flat_logits`` plus the result of a Loop of 10^15 empty turns: hangs a dry run unchecked."""
+    helper, tensor = onnx.helper, onnx.TensorProto
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["go"], ["go_on"]), helper.make_node("Identity", ["sum"], ["sum_out"])],
+        "turn",
+        [
+            helper.make_tensor_value_info("i", tensor.INT64, []),
+            helper.make_tensor_value_info("go", tensor.BOOL, []),
+            helper.make_tensor_value_info("sum", tensor.FLOAT, []),
+        ],
+        [
+            helper.make_tensor_value_info("go_on", tensor.BOOL, []),
+            helper.make_tensor_value_info("sum_out", tensor.FLOAT, []),
+        ],
+    )
+    constants = {"turns": (tensor.INT64, 10**15), "go": (tensor.BOOL, True), "zero": (tensor.FLOAT, 0.0)}
+    return [
+        *(helper.make_node("Constant", [], [name], value=helper.make_tensor(name, kind, [], [value]))
+          for name, (kind, value) in constants.items()),
+        helper.make_node("Loop", ["turns", "go", "zero"], ["total"], body=body),
+        helper.make_node("Add", ["flat_logits", "total"], ["logits"]),
+    ]  # fmt: skip
+
+
+def test_hand_built_graphs_of_our_shape_load_and_predict(model_path, tmp_path):
+    plain = [onnx.helper.make_node("Identity", ["flat_logits"], ["logits"])]
+    classifier = OnnxClassifier(hand_built(model_path, tmp_path / "plain.onnx", plain, 1), providers="cpu")
+    assert classifier.predict(np.zeros((3, FRAMES, 25, 1)), np.zeros((3, FRAMES, 25, 2))).label in LABELS
+
+
+@pytest.mark.parametrize(
+    ("tail", "output_type", "message"),
+    [
+        (endless_loop(), onnx.TensorProto.FLOAT, "the graph uses Loop, which no exported BHaRNet model does"),
+        (
+            [onnx.helper.make_node("Cast", ["flat_logits"], ["logits"], to=onnx.TensorProto.INT64)],
+            onnx.TensorProto.INT64,
+            "output logits \\(tensor\\(int64\\)\\) is not a float tensor of logits",
+        ),
+        (
+            [onnx.helper.make_node("Cast", ["flat_logits"], ["logits"], to=onnx.TensorProto.STRING)],
+            onnx.TensorProto.STRING,
+            "output logits \\(tensor\\(string\\)\\) is not a float tensor",
+        ),
+    ],
+)
+def test_graphs_that_could_hang_or_give_no_float_logits_are_refused_before_a_run(
+    model_path, tmp_path, tail, output_type, message
+):
+    hostile = hand_built(model_path, tmp_path / "hostile.onnx", tail, output_type)
+    with pytest.raises(InferenceError, match=message):
+        OnnxClassifier(hostile, providers="cpu")

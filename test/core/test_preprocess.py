@@ -401,8 +401,18 @@ def test_coinciding_shoulders_leave_the_unit_at_one():
     ("options", "message"),
     [
         ({"channels": 2}, r"channels must be 3 \(x, y, z\) or 4 \(with score\)"),
-        ({"frames": 0}, "frames and num_persons must be >= 1"),
-        ({"num_persons": 0}, "frames and num_persons must be >= 1"),
+        ({"frames": 0}, "frames must be a whole number from 1 to 10000"),
+        ({"frames": 10_001}, "frames must be a whole number from 1 to 10000"),
+        ({"frames": 32.0}, "frames must be a whole number"),
+        ({"frames": True}, "frames must be a whole number"),
+        ({"num_persons": 0}, "num_persons must be a whole number from 1 to 16"),
+        ({"num_persons": 17}, "num_persons must be a whole number from 1 to 16"),
+        ({"channels": 3.0}, "channels must be 3"),
+        ({"normalise": "false"}, "normalise must be true or false"),
+        ({"aspect_correction": 1}, "aspect_correction must be true or false"),
+        ({"body_layout": ["ntu25"]}, "body_layout must be one of"),
+        ({"window_seconds": True}, "window_seconds must be 0"),
+        ({"window_seconds": float("nan")}, "window_seconds must be 0"),
         (
             {"window_seconds": 60.5},
             r"window_seconds must be 0 \(frame-count windows\) or a duration up to 60 s",
@@ -414,6 +424,20 @@ def test_coinciding_shoulders_leave_the_unit_at_one():
 def test_config_bounds(options, message):
     with pytest.raises(ValueError, match=message):
         PreprocessConfig(**options)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"version": float("inf")}, "version inf is not a whole number"),
+        ({"version": "2"}, "version '2' is not a whole number"),
+        ({"version": 10**400}, "newer than this code"),
+        (["frames", 32], "must be a mapping, not list"),
+    ],
+)
+def test_stored_configs_with_impossible_versions_or_types_are_refused(data, message):
+    with pytest.raises(ValueError, match=message):
+        PreprocessConfig.from_dict(data)
 
 
 def test_config_edges_that_are_allowed():

@@ -315,6 +315,15 @@ def test_a_noisy_or_model_takes_no_softmax_calibration(tiny_config, tmp_path):
         ('{"fused": {"temperature": 1e3, "none_threshold": 0.3}}', "out of range"),
         ('{"fused": {"temperature": 1.0, "none_threshold": -0.1}}', "out of range"),
         ('{"fused": {"temperature": 1.0, "none_threshold": 1.1}}', "out of range"),
+        (
+            '{"fused": {"temperature": 1%s, "none_threshold": 0.3}}' % ("0" * 400),
+            "temperature 10000.*\\.\\.\\. is out of range",
+        ),
+        (
+            '{"fused": {"temperature": 1%s, "none_threshold": 0.3}}' % ("0" * 5000),
+            "cannot read the calibration",
+        ),
+        ("[" * 100_000 + "]" * 100_000, "cannot read the calibration"),
     ],
 )
 def test_calibration_for_refuses_what_does_not_fit(expert, tmp_path, content, message):

@@ -172,3 +172,39 @@ def test_a_checkpoint_that_would_run_code_is_refused_in_one_line(tmp_path, capsy
     assert len(err.strip().splitlines()) == 1
     assert "refused to load" in err
     assert "weights_only" not in err
+
+
+def checkpoint_of(variant: str, path: Path, **overrides) -> Path:
+    """A tiny checkpoint of ``variant`` (a config in config/model) with ``overrides``."""
+    torch.manual_seed(0)
+    model = build_model(load_model_config(CONFIG_DIR / f"{variant}.yaml", {**TINY, **overrides}))
+    batch = {"body": torch.randn(4, 3, FRAMES, 25, 1), "hand": torch.randn(4, 3, FRAMES, 25, 2)}
+    calibrate_batchnorm(model, [batch])
+    preprocess = PreprocessConfig(frames=FRAMES, num_persons=1)
+    return save_checkpoint(make_checkpoint(model.eval(), ["wave", "point", "stop"], preprocess), path)
+
+
+def test_a_failed_parity_check_leaves_the_earlier_file_as_it_was(checkpoint_path, tmp_path, capsys):
+    output = tmp_path / "model.onnx"
+    assert main(["export", str(checkpoint_path), "-o", str(output)]) == 0
+    good = output.read_bytes()
+    checkpoint = torch.load(checkpoint_path, weights_only=True)
+    for name, weights in checkpoint["state_dict"].items():
+        if name.endswith("fc.weight"):
+            weights *= 1e38  # still finite, but the logits overflow: inf - inf, no parity
+    torch.save(checkpoint, tmp_path / "huge.pt")
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "huge.pt"), "-o", str(output), "--force"]) == 1
+    err = capsys.readouterr().err
+    assert "PARITY CHECK FAILED, nothing written" in err
+    assert len(err.strip().splitlines()) == 1
+    assert output.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bharnet_e.pt", "huge.pt", "model.onnx"]
+
+
+def test_a_body_expert_with_noisy_or_fusion_exports_without_a_hand_mask(tmp_path, capsys):
+    source = checkpoint_of("body_expert", tmp_path / "body.pt", fusion="noisy_or")
+    output = tmp_path / "body.onnx"
+    assert main(["export", str(source), "-o", str(output)]) == 0
+    assert "parity vs PyTorch" in capsys.readouterr().out
+    assert OnnxClassifier(output, providers="cpu").input_names == ["body"]

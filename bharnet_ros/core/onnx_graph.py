@@ -1,0 +1,116 @@
+"""Which operators an ONNX file's graph uses, read from its protobuf bytes (no ``onnx`` package).
+
+The robot runs models with ONNX Runtime alone, and a model file is an input like any other: before
+the recognizer runs a graph it checks that the graph cannot run for ever. Exported BHaRNet graphs
+are plain feed-forward graphs; a ``Loop`` or ``Scan`` with a huge trip count (a few hundred bytes)
+would hang the dry run at configure, and with it the node. Only the fields that can hold nodes are
+walked (the main graph, nested subgraphs of attributes, and model-local functions); weights are
+skipped without being copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+# Field numbers of onnx.proto (ModelProto, GraphProto, NodeProto, AttributeProto, FunctionProto).
+MODEL_GRAPH, MODEL_FUNCTIONS = 7, 25
+GRAPH_NODE = 1
+NODE_OP_TYPE, NODE_ATTRIBUTE, NODE_DOMAIN = 4, 5, 7
+ATTRIBUTE_GRAPH, ATTRIBUTE_GRAPHS = 6, 11
+FUNCTION_NODE = 7
+VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
+# Operators whose running time the graph's own data decides, and the domains of standard operators.
+UNBOUNDED_OPS = frozenset({"Loop", "Scan", "SequenceMap"})
+STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
+
+
+class OnnxGraphError(ValueError):
+    """The bytes are not a well-formed ONNX protobuf."""
+
+
+def operators(path: str | Path) -> set[tuple[str, str]]:
+    """Every ``(domain, op_type)`` in the model's graphs, nested subgraphs and local functions."""
+    model = memoryview(Path(path).read_bytes())
+    found: set[tuple[str, str]] = set()
+    pending = list(_messages(model, {MODEL_GRAPH: "graph", MODEL_FUNCTIONS: "function"}))
+    while pending:  # a stack, not recursion: nesting depth is the file's choice
+        kind, message = pending.pop()
+        node_field = GRAPH_NODE if kind == "graph" else FUNCTION_NODE
+        for _, node in _messages(message, {node_field: "node"}):
+            found.add(_node_operator(node, pending))
+    return found
+
+
+def unbounded_operators(path: str | Path) -> list[str]:
+    """The operators of the file that could run without end or that ONNX Runtime would take from
+    a custom library, as ``domain::op`` or ``op``, sorted; empty for a feed-forward graph."""
+    return sorted(
+        op if domain in STANDARD_DOMAINS else f"{domain}::{op}"
+        for domain, op in operators(path)
+        if op in UNBOUNDED_OPS or domain not in STANDARD_DOMAINS
+    )
+
+
+def _node_operator(node: memoryview, pending: list[tuple[str, memoryview]]) -> tuple[str, str]:
+    """The node's (domain, op_type); the subgraphs of its attributes go onto ``pending``."""
+    op_type = domain = ""
+    for number, wire, value in _fields(node):
+        if wire != LENGTH_DELIMITED:
+            continue
+        if number == NODE_OP_TYPE:
+            op_type = _text(value)
+        elif number == NODE_DOMAIN:
+            domain = _text(value)
+        elif number == NODE_ATTRIBUTE:
+            pending.extend(_messages(value, {ATTRIBUTE_GRAPH: "graph", ATTRIBUTE_GRAPHS: "graph"}))
+    return domain, op_type
+
+
+def _messages(data: memoryview, kinds: dict[int, str]) -> Iterator[tuple[str, memoryview]]:
+    """The embedded messages of ``data`` whose field numbers ``kinds`` names, with their kind."""
+    for number, wire, value in _fields(data):
+        if number in kinds and wire == LENGTH_DELIMITED:
+            yield kinds[number], value
+
+
+def _fields(data: memoryview) -> Iterator[tuple[int, int, memoryview]]:
+    """(field number, wire type, payload) of each field; fixed and varint payloads come empty."""
+    position = 0
+    while position < len(data):
+        key, position = _varint(data, position)
+        number, wire = key >> 3, key & 7
+        if wire == VARINT:
+            _, position = _varint(data, position)
+            value = data[0:0]
+        elif wire in (FIXED64, FIXED32):
+            position += 8 if wire == FIXED64 else 4
+            value = data[0:0]
+        elif wire == LENGTH_DELIMITED:
+            length, position = _varint(data, position)
+            value, position = data[position : position + length], position + length
+        else:
+            raise OnnxGraphError(f"unsupported protobuf wire type {wire}")
+        if position > len(data):
+            raise OnnxGraphError("a field runs past the end of its message")
+        yield number, wire, value
+
+
+def _varint(data: memoryview, position: int) -> tuple[int, int]:
+    """The base-128 integer at ``position`` and the position after it."""
+    result = shift = 0
+    while position < len(data) and shift < 70:
+        byte = data[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, position
+        shift += 7
+    raise OnnxGraphError("a protobuf integer is cut off or too long")
+
+
+def _text(value: memoryview) -> str:
+    try:
+        return bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        raise OnnxGraphError("an operator name is not UTF-8 text") from None

@@ -1,0 +1,62 @@
+"""Operators read from ONNX bytes without the onnx package: the same as onnx's own reading."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from bharnet_ros.core.onnx_graph import OnnxGraphError, operators, unbounded_operators
+
+
+def save(graph: onnx.GraphProto, path, functions=()) -> str:
+    proto = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("lab", 1)],
+        functions=list(functions),
+    )
+    onnx.save(proto, str(path))
+    return str(path)
+
+
+def scalar(name: str) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [])
+
+
+def test_an_exported_model_has_the_operators_onnx_lists_and_nothing_unbounded(tiny_model):
+    from bharnet_ros.model.export import op_types
+
+    assert {op for _, op in operators(tiny_model)} == op_types(tiny_model)
+    assert unbounded_operators(tiny_model) == []
+
+
+def test_a_loop_inside_a_branch_and_a_custom_operator_are_found(tmp_path):
+    loop = helper.make_node("Loop", ["n", "c"], [], body=helper.make_graph([], "b", [], []))
+    looping = helper.make_graph([loop], "then", [], [scalar("y")])
+    plain = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "else", [], [scalar("y")])
+    nodes = [
+        helper.make_node("If", ["c"], ["y"], then_branch=looping, else_branch=plain),
+        helper.make_node("Warp", ["y"], ["z"], domain="lab"),
+    ]
+    graph = helper.make_graph(nodes, "g", [scalar("x"), scalar("n"), scalar("c")], [scalar("z")])
+    path = save(graph, tmp_path / "nested.onnx")
+    assert operators(path) == {("", "If"), ("", "Loop"), ("", "Identity"), ("lab", "Warp")}
+    assert unbounded_operators(path) == ["Loop", "lab::Warp"]
+
+
+def test_operators_of_model_local_functions_count(tmp_path):
+    scan = helper.make_node("Scan", ["x"], ["y"], body=helper.make_graph([], "b", [], []), num_scan_inputs=1)
+    function = helper.make_function("lab", "Sweep", ["x"], ["y"], [scan], [helper.make_opsetid("", 17)])
+    graph = helper.make_graph(
+        [helper.make_node("Sweep", ["x"], ["y"], domain="lab")], "g", [scalar("x")], [scalar("y")]
+    )
+    assert unbounded_operators(save(graph, tmp_path / "f.onnx", [function])) == ["Scan", "lab::Sweep"]
+
+
+@pytest.mark.parametrize("cut", [1, 2, 7, 40])
+def test_cut_off_or_foreign_bytes_are_an_error_not_a_hang(tiny_model, tmp_path, cut):
+    data = tiny_model.read_bytes()
+    broken = tmp_path / "cut.onnx"
+    broken.write_bytes(data[: len(data) - cut] if cut < 40 else b"\xff" * cut)
+    with pytest.raises(OnnxGraphError):
+        operators(broken)
