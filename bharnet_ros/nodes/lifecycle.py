@@ -31,7 +31,7 @@ from rclpy.qos import QoSProfile
 from rclpy.subscription import Subscription
 
 from bharnet_ros.nodes.core_logging import route_core_logging, stop_routing_core_logging
-from bharnet_ros.nodes.diagnostics import ERROR, WARN, DiagnosticsPublisher
+from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from bharnet_ros.nodes.environment import ignore_further_interrupts, use_default_dds_profile
 from bharnet_ros.nodes.parameters import ON_CONFIGURE, Param, declare_parameters, read_parameters
 
@@ -200,6 +200,22 @@ class ManagedNode(LifecycleNode):
         super().destroy_node()
         self._state_machine.destroy_when_not_in_use()
 
+    def _LifecycleNodeMixin__change_state(self, transition_id: int) -> TransitionCallbackReturn:  # noqa: N802
+        """Refuse a transition the current state does not offer before rclpy starts it.
+
+        Kilted's rclpy answers such a request with failure, but Jazzy's raises out of the
+        ``change_state`` service and kills the node, and lifecycle managers (nav2's, launch's
+        ``ChangeState``) send ``configure`` by id to a node that ``autostart`` already activated.
+        """
+        offered = {description[0] for description in self._state_machine.available_transitions}
+        if transition_id not in offered:
+            state = self._state_machine.current_state[1]
+            self.get_logger().warning(
+                f"transition {transition_id} is not available in state {state}; refused"
+            )
+            return TransitionCallbackReturn.ERROR
+        return super()._LifecycleNodeMixin__change_state(transition_id)
+
     def start_automatically(self) -> None:
         """Configure and activate once the executor spins (what a lifecycle manager would do)."""
         self._autostart_timer = self.create_timer(0.0, self._autostart)
@@ -281,6 +297,12 @@ class ManagedNode(LifecycleNode):
     def _on_timer(self) -> None:
         self.guarded(self.periodic)()
         level, message, values = self.status()
+        state = values["lifecycle_state"] = self._state_machine.current_state[1]
+        if state == "inactive" and level == OK:
+            level, message = WARN, "inactive: configured but not processing; activate it"
+        if state == "finalized":
+            level, message = WARN, "shut down (finalized); start the node again to use it"
+            self.diagnostics_timer.cancel()  # this status is its last
         if self.callback_errors:
             values["callback_errors"] = self.callback_errors
             message = f"{self.callback_errors} callbacks failed, last: {self.last_callback_error}"

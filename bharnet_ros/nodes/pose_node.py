@@ -98,6 +98,7 @@ class PoseNode(ManagedNode):
         self.persons_seen = 0  # in the newest processed image
         self.wrong_type: list[str] = []  # what publishes another type on the image topic, in words
         self.wrong_type_publishers = 0
+        self.image_publishers: int | None = None  # on the image topic, any type; None: not looked yet
         self.processing = Percentiles()
         self.rate_in = RateMeter()
         self.drops = GapDropCounter()
@@ -161,15 +162,18 @@ class PoseNode(ManagedNode):
             self.destroy_lifecycle_publisher(publisher)
 
     def periodic(self) -> None:
-        """Look for publishers of another message type on the image topic (once per diagnostics tick).
+        """Count the image topic's publishers, and those of another message type (once per
+        diagnostics tick).
 
-        DDS never delivers their messages and says nothing, so a camera topic that carries
-        CompressedImage (``compressed`` left false) would otherwise look like no camera at all.
+        DDS never delivers another type's messages and says nothing, so a camera topic that carries
+        CompressedImage (``compressed`` left false) would otherwise look like no camera at all; and
+        no publisher at all is most often a wrong ``camera_topic``.
         """
-        found, count = [], 0
+        found, count, anyone = [], 0, 0
         for subscription in self.inputs:
             wanted = _type_name(subscription.msg_type)
             publishers = self.get_publishers_info_by_topic(subscription.topic_name)
+            anyone += len(publishers)
             others = [info.topic_type for info in publishers if info.topic_type != wanted]
             if others:
                 types = sorted(set(others))
@@ -181,6 +185,7 @@ class PoseNode(ManagedNode):
         if found and found != self.wrong_type:
             self.get_logger().warning("; ".join(found))
         self.wrong_type, self.wrong_type_publishers = found, count
+        self.image_publishers = anyone if self.inputs else None
 
     def exclusive_topics(self) -> list[str]:
         return [self.skeleton_pub.topic_name] if self.skeleton_pub is not None else []
@@ -264,12 +269,16 @@ class PoseNode(ManagedNode):
         }
         if self.wrong_type_publishers:
             values["wrong_type_publishers"] = self.wrong_type_publishers
+        if self.image_publishers is not None:
+            values["image_publishers"] = self.image_publishers
         if self.estimator is None:
             return ERROR, self.error or "not configured", values
         if self.wrong_type:
             return WARN, "; ".join(self.wrong_type), values
         troubles = ["bad input frames seen"] if self.bad_frames else []
         troubles += ["publishing failed"] if self.publish_failures else []
+        if self.image_publishers == 0 and self.inputs:  # a wrong camera_topic looks just like this
+            troubles += [f"nothing publishes on {self.inputs[0].topic_name}; check camera_topic"]
         return (WARN, "; ".join(troubles), values) if troubles else (OK, "running", values)
 
 

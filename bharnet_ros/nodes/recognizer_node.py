@@ -419,7 +419,7 @@ class RecognizerNode(ManagedNode):
 
     def status(self) -> Status:
         if self.recognizer is None:
-            return ERROR, self.model_error or "not configured", {"state": "inactive"}
+            return ERROR, self.model_error or "not configured", {}
         timing, latency = self.processing.summary(), self.latency.summary()
         windows = self.recognizer.windows
         fills = [buffer.fill for _, buffer in windows.items()]

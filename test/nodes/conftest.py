@@ -114,6 +114,7 @@ TRANSITIONS = {
     "cleanup": Transition.TRANSITION_CLEANUP,
     "activate": Transition.TRANSITION_ACTIVATE,
     "deactivate": Transition.TRANSITION_DEACTIVATE,
+    "shutdown": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,  # from unconfigured
 }
 
 

@@ -288,7 +288,20 @@ def test_a_camera_publishing_another_type_on_the_image_topic_is_reported(ros, wa
         camera.destroy_node()
         rclpy.try_shutdown(context=context)
     assert wait(lambda: pose.wrong_type_publishers == 0), "gone with the publisher"
-    assert pose.status()[0] == DiagnosticStatus.OK
+    assert wait(lambda: pose.image_publishers == 0)
+    assert pose.status()[:2] == (DiagnosticStatus.WARN, "nothing publishes on /image_raw; check camera_topic")
+
+
+def test_a_camera_topic_nobody_publishes_on_warns_and_a_camera_clears_it(ros, wait):
+    pose = ros.add(PoseNode, parameter_overrides=[Parameter("diagnostics_period", value=0.1)])
+    assert wait(lambda: pose.image_publishers == 0)
+    level, message, values = pose.status()
+    assert (level, values["image_publishers"]) == (DiagnosticStatus.WARN, 0)
+    assert "nothing publishes on /image_raw" in message
+    camera = ros.add(Node, "camera").create_publisher(Image, "image_raw", qos_profile_sensor_data)
+    assert wait(lambda: pose.image_publishers == 1)
+    assert pose.status()[:2] == (DiagnosticStatus.OK, "running")
+    assert camera.get_subscription_count() == 1
 
 
 def test_publish_failures_warn_on_diagnostics(ros, wait):
@@ -301,10 +314,11 @@ def test_publish_failures_warn_on_diagnostics(ros, wait):
         def publish(self, msg):
             raise RuntimeError("Failed to publish: cannot publish data")
 
-    assert pose.status()[0] == DiagnosticStatus.OK
+    assert "publishing failed" not in pose.status()[1]
     assert pose.safe_publish(RefusingPublisher(), PersonSkeletonArray()) is False
     level, message, values = pose.status()
-    assert (level, message, values["publish_failures"]) == (DiagnosticStatus.WARN, "publishing failed", 1)
+    assert (level, values["publish_failures"]) == (DiagnosticStatus.WARN, 1)
+    assert message.startswith("publishing failed")
 
 
 def test_unstamped_images_are_tracked_on_the_node_clock_so_persons_who_left_age_out(

@@ -1,0 +1,65 @@
+"""ManagedNode's own lifecycle rules, through the real change_state service."""
+
+from __future__ import annotations
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy._rclpy_pybind11 import RCLError
+from rclpy.lifecycle import LifecycleNode
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from bharnet_ros.nodes.recognizer_node import RecognizerNode
+
+
+def jazzy_change_state(node: LifecycleNode, transition_id: int):
+    """Jazzy's rclpy starts every transition it is asked for and raises on one the state lacks."""
+    offered = {description[0] for description in node._state_machine.available_transitions}
+    if transition_id not in offered:
+        raise RCLError("Transition is not registered")
+    raise AssertionError("only refused transitions reach this stand-in")
+
+
+def test_a_transition_the_state_lacks_is_refused_and_the_node_lives_on(
+    ros, wait, lifecycle, monkeypatch, tiny_model
+):
+    """A lifecycle manager sends configure by id to a node autostart already activated."""
+    node = ros.add(RecognizerNode, parameter_overrides=[Parameter("model", value=str(tiny_model))])
+    assert wait(lambda: node._state_machine.current_state[1] == "active")
+    monkeypatch.setattr(
+        LifecycleNode, "_LifecycleNodeMixin__change_state", jazzy_change_state
+    )  # the rclpy edge
+    client = lifecycle("recognizer")
+    assert not client.set("configure")
+    assert not client.set("cleanup")
+    assert node._state_machine.current_state[1] == "active"
+    monkeypatch.undo()
+    assert client.set("deactivate", "cleanup"), "the node still answers and follows valid transitions"
+
+
+def test_diagnostics_name_the_lifecycle_state_and_a_shut_down_node_falls_silent(
+    ros, wait, lifecycle, tiny_model
+):
+    overrides = [Parameter("model", value=str(tiny_model)), Parameter("diagnostics_period", value=0.1)]
+    node = ros.add(RecognizerNode, parameter_overrides=overrides)
+    statuses: list[DiagnosticStatus] = []
+    probe = ros.add(Node, "diagnostics_probe")
+    probe.create_subscription(DiagnosticArray, "/diagnostics", lambda m: statuses.extend(m.status), 100)
+
+    def latest(state: str) -> DiagnosticStatus | None:
+        found = [s for s in statuses if {v.key: v.value for v in s.values}.get("lifecycle_state") == state]
+        return found[-1] if found else None
+
+    assert wait(lambda: latest("active") is not None)
+    assert latest("active").level == DiagnosticStatus.OK
+    client = lifecycle("recognizer")
+    assert client.set("deactivate")
+    assert wait(lambda: latest("inactive") is not None)
+    assert latest("inactive").level == DiagnosticStatus.WARN
+    assert "inactive: configured but not processing; activate it" in latest("inactive").message
+    assert client.set("cleanup")
+    assert wait(lambda: latest("unconfigured") is not None)
+    assert latest("unconfigured").level == DiagnosticStatus.ERROR
+    assert client.set("shutdown")
+    assert wait(lambda: latest("finalized") is not None)
+    assert "shut down (finalized)" in latest("finalized").message
+    assert wait(lambda: node.diagnostics_timer.is_canceled()), "the finalized status is the last"
