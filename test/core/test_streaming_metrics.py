@@ -83,9 +83,48 @@ def test_summarize():
     assert stats["max"] == pytest.approx(0.4)
 
 
+class CountedStamp(float):
+    """A decision stamp that counts every ordering comparison made with it, in ``budget``.
+
+    Matching decisions to segments is all comparisons of stamps with segment bounds, so their
+    number measures the work without a clock: a bisection makes about log2(segments) per decision,
+    comparing every decision with every segment makes ``segments`` each.
+    """
+
+    budget: ComparisonBudget
+
+    def __lt__(self, other):
+        self.budget.spend()
+        return float.__lt__(self, other)
+
+    def __le__(self, other):
+        self.budget.spend()
+        return float.__le__(self, other)
+
+    def __gt__(self, other):
+        self.budget.spend()
+        return float.__gt__(self, other)
+
+    def __ge__(self, other):
+        self.budget.spend()
+        return float.__ge__(self, other)
+
+
+class ComparisonBudget:
+    """At most ``limit`` comparisons; one more fails at once, so a quadratic match fails in
+    seconds instead of running for minutes before its count could be checked."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+
+    def spend(self) -> None:
+        self.used += 1
+        if self.used > self.limit:
+            raise AssertionError(f"more than {self.limit} stamp comparisons: decisions are not bisected")
+
+
 def test_decisions_are_found_by_bisection_with_the_same_answer():
     import random
-    import time
 
     from bharnet_ros.core.streaming_metrics import decisions_inside
 
@@ -100,10 +139,17 @@ def test_decisions_are_found_by_bisection_with_the_same_answer():
         predictions((1.5, "a")),
         predictions((1.5, "a"), (2.5, "b")),
     ]
-    # A labels file of 100k segments against an hour of decisions: was segments x decisions (minutes).
+
+
+def test_many_segments_cost_about_log_segments_comparisons_per_decision(monkeypatch):
+    """A labels file of 100k segments against an hour of decisions was segments x decisions
+    comparisons (minutes); by bisection it is about decisions x log2(segments)."""
+    import math
+
     many = [Segment(i * 0.01, i * 0.01 + 0.005, "a") for i in range(100_000)]
-    hour = [Decision(i * 0.13, "a") for i in range(27_000)]
-    started = time.perf_counter()
+    budget = ComparisonBudget(27_000 * 4 * math.ceil(math.log2(len(many))))  # vs 2.7e9 one by one
+    monkeypatch.setattr(CountedStamp, "budget", budget, raising=False)
+    hour = [Decision(CountedStamp(i * 0.13), "a") for i in range(27_000)]
     metrics = evaluate_stream(many, hour)
-    assert time.perf_counter() - started < 10
+    assert budget.used >= len(hour)  # every decision was compared: the count is of the real work
     assert metrics.predictions_scored + metrics.predictions_unscored == len(hour)

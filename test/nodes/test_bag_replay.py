@@ -7,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import yaml
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -63,20 +64,26 @@ def test_record_live_topics_with_their_types(ros, wait, tmp_path, make_image):
 def test_recording_a_missing_topic_names_the_graph_topics(ros, tmp_path, capsys):
     talker = ros.add(Node, "talker")
     talker.create_publisher(Action, "/present/action", 10)
-    assert (
-        main(["bag", "record", "-o", str(tmp_path / "b"), "/absent", "--wait", "1", "--duration", "1"]) == 2
-    )
-    error = capsys.readouterr().err.strip()
-    assert "\n" not in error
-    assert "/absent" in error
+    for wait in (1, 2, 4, 8, 16):  # each try a new participant, given longer to discover the talker
+        argv = ["bag", "record", "-o", str(tmp_path / "b"), "/absent", "--wait", str(wait)]
+        assert main([*argv, "--duration", "1"]) == 2
+        error = capsys.readouterr().err.strip()
+        assert "\n" not in error
+        assert "/absent" in error
+        assert not (tmp_path / "b").exists()
+        if "/present/action" in error:
+            break
     assert "/present/action (bharnet_ros/msg/Action)" in error
-    assert not (tmp_path / "b").exists()
 
 
 def test_realtime_eval_replays_a_short_bag_through_the_graph(tmp_path, shared_file, tiny_model):
     params = yaml.safe_load(share_file("config/recognize.yaml").read_text())
+    # A slow pose node drops frames by design and its skeletons then come seconds apart: a long
+    # person_timeout keeps the person's window across such gaps, and a half-speed replay (6 s)
+    # leaves time for two frames 0.4 s apart, so a decision comes even from a pose node a hundred
+    # times slower than one at 25 fps (which gives some 17 decisions).
     params["/**/recognizer"]["ros__parameters"].update(
-        min_seconds=0.4, stride_seconds=0.13, window_seconds=0.8
+        min_seconds=0.4, stride_seconds=0.13, window_seconds=0.8, person_timeout=30.0
     )
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
@@ -91,6 +98,7 @@ def test_realtime_eval_replays_a_short_bag_through_the_graph(tmp_path, shared_fi
     labels = save_csv(tmp_path / "labels.csv", [Segment(0.0, 1.5, "idle"), Segment(1.5, 3.0, "wave")])
     out = tmp_path / "report"
     argv = ["bag", "eval", str(video_bag), "--labels", str(labels), "--out", str(out), "--realtime"]
+    argv += ["--rate", "0.5"]
     assert main([*argv, "--model", str(tiny_model), "--params-file", str(params_file)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     counts, timing = summary["counts"], summary["timing"]
@@ -106,7 +114,7 @@ def test_realtime_eval_replays_a_short_bag_through_the_graph(tmp_path, shared_fi
     assert (out / "timeline.png").stat().st_size > 0
 
 
-def test_the_replay_skips_damaged_messages_and_shortens_long_pauses(tmp_path):
+def test_the_replay_skips_damaged_messages_and_shortens_long_pauses(tmp_path, monkeypatch):
     """A log time that jumps a day (a paused recording, or a damaged bag) made the replay sleep a
     day, and a message that was not what its topic says went to the nodes as garbage."""
     from types import SimpleNamespace
@@ -125,11 +133,28 @@ def test_the_replay_skips_damaged_messages_and_shortens_long_pauses(tmp_path):
     published: list[bytes] = []
     publisher = SimpleNamespace(publish=published.append)
     run = bag_io.LiveRun(pose_stage=False)
-    started = time.monotonic()
+    clock = FakeClock()
+    monkeypatch.setattr(bag_io, "time", clock)
     bag_io._replay(tmp_path / "b", "/s", publisher, 1.0, run)
-    elapsed = time.monotonic() - started  # 10 ms + 5 s (for a day) + 1 s
-    assert bag_io.MAX_REPLAY_GAP_SECONDS + 1 <= elapsed < bag_io.MAX_REPLAY_GAP_SECONDS + 4
+    # 20 ms (the damaged message's 10 ms are no wait of their own), 5 s for a day, then 1 s.
+    assert clock.sleeps == pytest.approx([0.02, bag_io.MAX_REPLAY_GAP_SECONDS, 1.0])
+    assert run.replay_seconds == pytest.approx(0.02 + bag_io.MAX_REPLAY_GAP_SECONDS + 1.0)
     assert (run.sent, run.undecodable, len(published)) == (4, 1, 4)
     assert [bag.cdr_header_stamp(p) for p in published] == [log_times[i] for i in (0, 2, 3, 4)]
     counts = live_run(run, origin)
     assert (counts.frames, counts.processed, counts.bad_frames, counts.dropped) == (5, 4, 1, None)
+
+
+class FakeClock:
+    """Stands in for the ``time`` module of ``bag_io``: ``sleep`` is recorded and moves ``monotonic``
+    on at once, so a replay's waits are checked exactly and without waiting them."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 1000.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections import Counter, defaultdict
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.time import Time
 
 from bharnet_ros.core.paths import CHECKOUT
 from bharnet_ros.nodes.graph import GraphOptions
@@ -27,12 +27,13 @@ def test_one_diagnostics_publisher_per_node_across_reconfigures(ros, wait, tiny_
     ros.add(PoseNode, parameter_overrides=[period])
     ros.add(RecognizerNode, parameter_overrides=[period, Parameter("model", value=str(tiny_model))])
     probe = ros.add(Node, "diagnostics_probe")
-    received: list[tuple[str, bytes, float]] = []  # node, publisher gid, arrival
+    received: list[tuple[str, bytes, int]] = []  # node, publisher gid, header stamp (ns)
 
     def record(msg: DiagnosticArray, info: dict) -> None:
+        stamp = Time.from_msg(msg.header.stamp).nanoseconds
         for status in msg.status:
             gid = bytes(info["publisher_gid"]["data"])
-            received.append((status.name.split(":")[0], gid, time.monotonic()))
+            received.append((status.name.split(":")[0], gid, stamp))
 
     probe.create_subscription(DiagnosticArray, "/diagnostics", record, 100)
     for name in ("pose", "recognizer"):
@@ -40,19 +41,19 @@ def test_one_diagnostics_publisher_per_node_across_reconfigures(ros, wait, tiny_
         assert wait(lambda name=name: _running(received, name))
         for _ in range(2):
             assert transitions.set("deactivate", "cleanup", "configure", "activate")
-    received.clear()
-    started = time.monotonic()
-    assert wait(lambda: min(Counter(node for node, _, _ in received).values(), default=0) >= 6)
-    elapsed = time.monotonic() - started
+    since = probe.get_clock().now().nanoseconds  # what was published before may still arrive
+    assert wait(lambda: min(Counter(n for n, _, t in received if t >= since).values(), default=0) >= 10)
     publishers = Counter(info.node_name for info in probe.get_publishers_info_by_topic("/diagnostics"))
     assert publishers == {"pose": 1, "recognizer": 1}
-    gids, counts = defaultdict(set), Counter()
-    for node, gid, _ in received:
+    gids, stamps = defaultdict(set), defaultdict(list)
+    for node, gid, stamp in received:
         gids[node].add(gid)
-        counts[node] += 1
+        if stamp >= since:
+            stamps[node].append(stamp)
     assert {node: len(ids) for node, ids in gids.items()} == {"pose": 1, "recognizer": 1}
-    for node, count in counts.items():  # one timer each: never more often than the period
-        assert count <= elapsed / PERIOD + 2, f"{node}: {count} messages in {elapsed:.2f} s"
+    for node, sent in stamps.items():  # one timer each: never more often than the period
+        span = (max(sent) - min(sent)) * 1e-9
+        assert len(sent) <= span / PERIOD + 3, f"{node}: {len(sent)} messages stamped within {span:.2f} s"
 
 
 def _running(received: list, name: str) -> bool:
@@ -107,17 +108,23 @@ def test_a_shorter_diagnostics_period_applies_at_once_not_after_the_old_tick(
     ros, wait, tiny_model, parameter_client
 ):
     model = Parameter("model", value=str(tiny_model))
-    ros.add(RecognizerNode, parameter_overrides=[model, Parameter("diagnostics_period", value=PERIOD)])
+    node = ros.add(RecognizerNode, parameter_overrides=[model, Parameter("diagnostics_period", value=PERIOD)])
     probe = ros.add(Node, "diagnostics_period_probe")
-    statuses: list[DiagnosticStatus] = []
-    probe.create_subscription(DiagnosticArray, "/diagnostics", lambda m: statuses.extend(m.status), 100)
-    assert wait(lambda: statuses)
+    stamps: list[int] = []  # header stamps (ns) of the node's /diagnostics
+    probe.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda m: stamps.append(Time.from_msg(m.header.stamp).nanoseconds),
+        100,
+    )
+    assert wait(lambda: stamps)
     client = parameter_client("recognizer")
     assert client.set(diagnostics_period=60.0)["diagnostics_period"].successful
-    time.sleep(3 * PERIOD)  # a tick due under the old period has passed: the next one is a minute away
+    # Until any tick due under the old period has passed: then the next one is a minute away.
+    assert wait(lambda: node.diagnostics_timer.time_until_next_call() > 30e9)
     assert client.set(diagnostics_period=PERIOD)["diagnostics_period"].successful
-    statuses.clear()
-    assert wait(lambda: statuses, timeout=20.0)  # not the minute the 60 s period had scheduled
+    since = probe.get_clock().now().nanoseconds  # statuses published before may still arrive
+    assert wait(lambda: any(t >= since for t in stamps), timeout=20.0)  # not the minute 60 s scheduled
 
 
 def test_graphs_in_two_namespaces_stay_apart_on_diagnostics(ros, wait, tiny_model):
