@@ -8,7 +8,7 @@ PACKAGE_FILES := $(shell git ls-files bharnet_ros msg scripts launch config mode
                    package.xml pyproject.toml 2>/dev/null)
 # ROS 2 stays on this machine, logs stay in the tree.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
-export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
+export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_localhost.xml
 export ROS_HOME ?= $(CURDIR)/.ros
 export ROS_LOG_DIR ?= $(CURDIR)/.ros/log
 export GLOG_minloglevel ?= 2

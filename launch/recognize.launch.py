@@ -10,7 +10,7 @@ The nodes, parameters and remappings come from bharnet_ros.nodes.graph, which `b
 
 from launch_ros.actions import Node
 
-from bharnet_ros.nodes.graph import PACKAGE, GraphOptions, describe_graph
+from bharnet_ros.nodes.graph import BACKENDS, DEVICES, PACKAGE, GraphOptions, describe_graph
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
@@ -25,6 +25,13 @@ ARGUMENTS = (
     ("namespace", "", "namespace for all nodes and topics"),
     ("use_sim_time", "false", "use /clock (bag replay)"),
 )
+# Values ros2 launch refuses before any node starts (instead of a configure error in a node's log).
+CHOICES = {
+    "device": ["", *DEVICES],
+    "backend": ["", *BACKENDS],
+    "overlay": ["true", "false"],
+    "use_sim_time": ["true", "false"],
+}
 
 
 def options_from_context(context) -> GraphOptions:
@@ -37,9 +44,9 @@ def options_from_context(context) -> GraphOptions:
         device=value["device"],
         backend=value["backend"],
         params_file=value["params_file"],
-        overlay=value["overlay"].lower() in ("true", "1", "yes"),
+        overlay=value["overlay"] == "true",
         namespace=value["namespace"],
-        use_sim_time=value["use_sim_time"].lower() in ("true", "1", "yes"),
+        use_sim_time=value["use_sim_time"] == "true",
     )
 
 
@@ -62,7 +69,7 @@ def launch_nodes(context, *args, **kwargs):
 
 def generate_launch_description() -> LaunchDescription:
     declared = [
-        DeclareLaunchArgument(name, default_value=default, description=text)
+        DeclareLaunchArgument(name, default_value=default, description=text, choices=CHOICES.get(name))
         for name, default, text in ARGUMENTS
     ]
     return LaunchDescription([*declared, OpaqueFunction(function=launch_nodes)])

@@ -54,6 +54,7 @@ from bharnet_ros.msg import Action, ActionClass, ActionLabels, PersonSkeletonArr
 from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp, stamp_to_seconds
 from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
+from bharnet_ros.nodes.graph import DEVICES
 from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spin_node
 from bharnet_ros.nodes.pairing import subscribe_pair
 from bharnet_ros.nodes.parameters import Param, topic_name_problem
@@ -71,7 +72,7 @@ PARAMS = (
         "device",
         "cpu",
         "ONNX Runtime device: cpu, cuda (falls back to cpu unless require_device) or auto",
-        choices=("cpu", "cuda", "auto"),
+        choices=DEVICES,
     ),
     Param("require_device", False, "fail configure instead of falling back to CPU"),
     Param("threads", 1, "ONNX Runtime intra-op threads (1 leaves a core to MediaPipe)", (0, MOST_THREADS)),

@@ -125,6 +125,8 @@ def stand_in_launch_modules() -> dict[str, types.ModuleType]:
     class DeclareLaunchArgument:  # launch.actions.DeclareLaunchArgument(name, *, default_value, ...)
         def __init__(self, name, *, default_value=None, description=None, choices=None):
             assert all(isinstance(text, str) for text in (name, default_value, description))
+            assert choices is None or default_value in choices  # launch refuses it otherwise
+            self.choices = choices
             self.name, self.description = name, description
             self.default_value = [types.SimpleNamespace(text=default_value)]
 
@@ -193,3 +195,22 @@ def test_launch_file_starts_the_same_nodes_as_bharnet_run(launch_api):
     expected = describe_graph(options)
     assert [n.node_executable for n in nodes] == [s.executable for s in expected]
     assert expected[1].parameters["backend"] == "multi"  # the pose node, after the video source
+
+
+def test_launch_choices_are_the_nodes_own(launch_api):
+    from bharnet_ros.core.pose_stage import ALL_BACKENDS
+    from bharnet_ros.nodes.graph import BACKENDS
+
+    assert BACKENDS == ALL_BACKENDS  # graph.py stays free of MediaPipe and OpenCV imports
+    spec = importlib.util.spec_from_file_location(
+        "recognize_launch", CHECKOUT / "launch" / "recognize.launch.py"
+    )
+    launch_file = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launch_file)
+    declared = {
+        e.name: e.choices for e in launch_file.generate_launch_description().entities if hasattr(e, "choices")
+    }
+    device = next(p for p in recognizer_node.PARAMS if p.name == "device")
+    assert declared["device"] == ["", *device.choices]
+    assert declared["backend"] == ["", *ALL_BACKENDS]
+    assert declared["overlay"] == declared["use_sim_time"] == ["true", "false"]
