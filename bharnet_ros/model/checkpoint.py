@@ -10,6 +10,13 @@ Loading never unpickles arbitrary objects (``torch.load(weights_only=True)``), s
 from elsewhere cannot run code. The model is rebuilt from ``model_config`` and the weights loaded
 strictly, so a checkpoint is self-contained: no YAML file is needed next to it.
 
+A file is hostile until checked: before any of its weights are read or a model is allocated, every
+tensor must be a plain one whose elements its storage holds (an expanded view of a few bytes can
+claim terabytes), and the model its config describes is first built on the ``meta`` device (shapes
+only, no memory) to bound its size (:data:`MAX_PARAMETERS`) and to require the weights' names and
+shapes to be exactly that model's (:func:`check_weights_fit`). A 2 kB file can otherwise describe a
+model of tens of GiB, which every consumer would allocate before ``load_state_dict`` looked.
+
 Format 2 changed the layout of block 0's graph convolution (``backbone.SpatialGraphConv``):
 format 1 stored per-subset projections ``graph_conv.project`` (weight ``(S*C_out, C_in, 1, 1)``,
 bias ``(S*C_out,)``); format 2 stores the same numbers as ``graph_conv.mix`` (weight
@@ -21,6 +28,7 @@ to float rounding.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import pickle
 import warnings
 from collections.abc import Mapping, Sequence
@@ -32,7 +40,7 @@ import torch
 
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.bharnet import BHaRNetModel, build_model
-from bharnet_ros.model.config import ModelConfig, config_from_dict, config_to_dict
+from bharnet_ros.model.config import MAX_PARAMETERS, ModelConfig, config_from_dict, config_to_dict
 from bharnet_ros.model.graph import NUM_SUBSETS
 
 FORMAT_VERSION = 2  # 2: block 0 aggregates before projecting (graph_conv.mix, graph_conv.subset_bias)
@@ -68,9 +76,11 @@ class Checkpoint:
     def build_model(self) -> BHaRNetModel:
         """The model of ``model_config`` with these weights, in eval mode.
 
-        Raises CheckpointError when the config is invalid or the weights do not fit it (a file
-        edited or assembled from two runs).
+        Raises CheckpointError when the config is invalid, too large, or the weights do not fit it
+        (a file edited or assembled from two runs), found on a meta-device model before any memory
+        is allocated.
         """
+        check_weights_fit(self.model_config, self.state_dict)
         try:
             model = build_model(self.config)
             model.load_state_dict(self.state_dict)
@@ -131,28 +141,31 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint safely; raises :class:`CheckpointError` saying what is wrong and what to do."""
+    """Read a checkpoint safely; raises :class:`CheckpointError` saying what is wrong and what to do.
+
+    The checks run cheapest and safest first: types, then the tensors' storage (before any value is
+    read), the format upgrade, the weights against a meta-device model of the config (before
+    anything of the model's size is allocated), and last the weights' values.
+    """
     data = read_plain_data(path)
-    version = data.get("format_version")
-    if not isinstance(version, int):
-        raise CheckpointError(f"{path}: not a bharnet checkpoint (no integer format_version)")
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format {version} is newer than this code ({FORMAT_VERSION}); "
-            "update bharnet_ros"
-        )
+    version = checked_version(data.get("format_version"), path)
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}; re-save it with save_checkpoint")
     check_fields(data, path)
-    state_dict = upgrade_state_dict(data["state_dict"], version)
-    broken = non_finite_weights(state_dict)
-    if broken:
+    check_storage(data["state_dict"], path)
+    state_dict = upgraded_weights(data["state_dict"], version, path)
+    try:
+        check_weights_fit(data["model_config"], state_dict)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    classes = config_from_dict(data["model_config"]).num_classes  # valid: check_weights_fit built it
+    if len(data["class_names"]) != classes:
         raise CheckpointError(
-            f"{path}: {len(broken)} of its weight tensors (e.g. {broken[0]}) hold NaN or infinite values, so "
-            "every prediction would be NaN: the training that wrote it diverged; use an earlier "
-            "checkpoint or train again (lower optim.lr, set optim.grad_clip)"
+            f"{path}: {len(data['class_names'])} class names for a {classes}-class model; the file is "
+            "damaged or was edited, use one written by bharnet train"
         )
+    check_finite(state_dict, path)
     return Checkpoint(
         model_config=data["model_config"],
         state_dict=state_dict,
@@ -162,6 +175,136 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         epoch=int(data.get("epoch", 0)),
         metrics=dict(data.get("metrics") or {}),
     )
+
+
+def checked_version(version: Any, path: str | Path) -> int:
+    """The file's ``format_version``: a whole number from 1 to :data:`FORMAT_VERSION`.
+
+    ``True`` is an ``int`` to Python but no format; 0 or below names none either, and a number of
+    hundreds of digits is described rather than printed, so the message stays one short line.
+    """
+    if type(version) is not int or version < 1:
+        raise CheckpointError(
+            f"{path}: not a bharnet checkpoint (its format_version is no whole number from 1 to "
+            f"{FORMAT_VERSION})"
+        )
+    if version > FORMAT_VERSION:
+        shown = version if version < 10**9 else "(a number too long to show)"
+        raise CheckpointError(
+            f"{path}: checkpoint format {shown} is newer than this code ({FORMAT_VERSION}); "
+            "update bharnet_ros"
+        )
+    return version
+
+
+def check_storage(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """CheckpointError naming the first tensor that is not a plain CPU tensor backed by its own
+    elements, checked from its metadata alone: an expanded (stride-0) or overlapping view stores a
+    few bytes yet claims up to terabytes, which any look at its values (the NaN check, the format
+    upgrade, ``load_state_dict``) would allocate."""
+    for name, tensor in state.items():
+        problem = storage_problem(tensor)
+        if problem:
+            raise CheckpointError(
+                f"{path}: its weight {_shown_name(name)} {problem}; bharnet never writes such a tensor, "
+                "so the file is damaged or hostile"
+            )
+
+
+def storage_problem(tensor: torch.Tensor) -> str | None:
+    """Why ``tensor`` is not one bharnet writes (dense, CPU, unquantised, each element stored once)."""
+    if tensor.layout is not torch.strided or tensor.is_quantized or tensor.device.type != "cpu":
+        return f"is a {tensor.layout} {tensor.dtype} tensor on {tensor.device.type}, not a plain CPU tensor"
+    if any(stride == 0 and size > 1 for size, stride in zip(tensor.shape, tensor.stride(), strict=True)):
+        return (
+            f"repeats one stored value along an axis (shape {tuple(tensor.shape)}, stride {tensor.stride()})"
+        )
+    if tensor.numel() * tensor.element_size() > tensor.untyped_storage().nbytes():
+        return f"claims {tensor.numel()} elements, more than its storage holds"
+    return None
+
+
+def upgraded_weights(
+    state: Mapping[str, torch.Tensor], version: int, path: str | Path
+) -> dict[str, torch.Tensor]:
+    """:func:`upgrade_state_dict`, with a malformed old tensor (a wrong shape) a CheckpointError."""
+    try:
+        return upgrade_state_dict(state, version)
+    except Exception as err:  # reshape and indexing fail in several ways on a wrong shape
+        raise CheckpointError(
+            f"{path}: its format-{version} weights cannot be converted to format {FORMAT_VERSION} "
+            f"({_first_detail(err)}); the file is damaged, use an intact copy"
+        ) from None
+
+
+def check_finite(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """CheckpointError when weights hold NaN or infinities (or cannot even be checked for them)."""
+    try:
+        broken = non_finite_weights(state)
+    except Exception as err:  # a dtype isfinite does not support
+        raise CheckpointError(
+            f"{path}: its weights cannot be checked for NaN ({_first_detail(err)}); the file is damaged"
+        ) from None
+    if broken:
+        raise CheckpointError(
+            f"{path}: {len(broken)} of its weight tensors (e.g. {broken[0]}) hold NaN or "
+            "infinite values, so every prediction would be NaN: the training that wrote it diverged; "
+            "use an earlier checkpoint or train again (lower optim.lr, set optim.grad_clip)"
+        )
+
+
+def expected_shapes(model_config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The state_dict names and shapes of the model ``model_config`` describes.
+
+    The model is built on the ``meta`` device, which records shapes and allocates nothing, so a
+    config whose width times depth is enormous costs only the construction; it is refused when
+    its parameters and buffers exceed :data:`MAX_PARAMETERS`. CheckpointError (no path) otherwise.
+    """
+    try:
+        config = config_from_dict(model_config)
+        with torch.device("meta"):
+            model = build_model(config)
+    except Exception as err:  # config validation and module construction fail in many ways
+        raise CheckpointError(f"its model_config does not describe a model ({_first_detail(err)})") from None
+    size = sum(t.numel() for t in itertools.chain(model.parameters(), model.buffers()))
+    if size > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"its model_config describes a model of {size:,} parameters, more than the {MAX_PARAMETERS:,} "
+            "a checkpoint may have (the paper's model has about 3 million); it was not written by "
+            "bharnet train"
+        )
+    return {name: tuple(value.shape) for name, value in model.state_dict().items()}
+
+
+def check_weights_fit(model_config: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> None:
+    """CheckpointError (no path) unless ``state`` has exactly the names and shapes of the model of
+    ``model_config``; found on a meta-device model (:func:`expected_shapes`), before anything of the
+    model's size is allocated."""
+    mismatch = first_mismatch(expected_shapes(model_config), state)
+    if mismatch:
+        raise CheckpointError(
+            f"the checkpoint's weights do not fit its model config ({mismatch}); "
+            "use a checkpoint written by bharnet train"
+        )
+
+
+def first_mismatch(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, torch.Tensor]) -> str | None:
+    """The first difference between the model's names and shapes and ``state``'s, in words; None if none."""
+    if not state:
+        return "it holds no weights"
+    for name, shape in expected.items():
+        if name not in state:
+            return f"{name} is missing"
+        if tuple(state[name].shape) != shape:
+            return f"{name} has shape {tuple(state[name].shape)}, the config makes {shape}"
+    extra = next((name for name in state if name not in expected), None)
+    return None if extra is None else f"{_shown_name(extra)} is not in the model"
+
+
+def _shown_name(name: str, limit: int = 80) -> str:
+    """A weight name from the file as one short line (it may hold newlines or be megabytes long)."""
+    shown = repr(name[: limit + 1])
+    return shown if len(name) <= limit else shown[:-1] + "...'"
 
 
 def check_fields(data: Mapping[str, Any], path: str | Path) -> None:

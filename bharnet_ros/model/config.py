@@ -29,6 +29,11 @@ PAM_AXES = ("instance", "time", "vertex")
 INTERACTIONS = ("full", "pam")
 NUM_HANDS = 2
 MAX_WIDTH = 4096  # channels of the widest layer; the paper's full model has 512
+# Parameters and buffers of a model a checkpoint may describe. The widths and the depth are capped
+# one by one below, but their product is not (4096 channels x 64 blocks is ~11 G parameters, ~47 GiB),
+# so checkpoint loading counts a meta-device model's parameters against this (model/checkpoint.py).
+# The largest shipped config (bharnet_p) has ~4.7 M, the paper's BHaRNet-E ~2.9 M.
+MAX_PARAMETERS = 50_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +151,9 @@ class ModelConfig:
 
     def _size_checks(self) -> list[tuple[bool, str]]:
         """Every size within what a model can be built with: 0 or -1 fails deep inside torch, and
-        a huge width asks for more memory than any machine has, after the data is loaded."""
+        a huge width asks for more memory than any machine has, after the data is loaded. Each
+        size is bounded on its own; their product (the model's size) is bounded by
+        :data:`MAX_PARAMETERS` where a checkpoint is loaded."""
         sizes = [
             ("num_classes", self.num_classes, 100_000),
             ("input.channels", self.input.channels, 64),

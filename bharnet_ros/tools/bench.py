@@ -406,11 +406,11 @@ def measure_variant(key: str, args: argparse.Namespace, workdir: Path) -> ModelR
     return finish(name, flops, candidates, int8, path, inputs, args, workdir)
 
 
-def measure_file(path: Path, args: argparse.Namespace, workdir: Path) -> ModelResult:
-    """Time an exported model as it is (the shipped default): ONNX Runtime only, random inputs."""
-    session = ort_session(path, 1)
-    rng = np.random.default_rng(0)
-    inputs = {node.name: rng.standard_normal(node.shape).astype(np.float32) for node in session.get_inputs()}
+def measure_file(
+    path: Path, inputs: dict[str, np.ndarray], args: argparse.Namespace, workdir: Path
+) -> ModelResult:
+    """Time an exported model as it is (the shipped default): ONNX Runtime only, on ``inputs``
+    (from :func:`file_inputs`, made before any timing)."""
     flops = onnx_flops(path)
     name = f"shipped `{path.name}`" if path.resolve() == default_model().resolve() else f"file `{path.name}`"
     print(f"[{name}] {flops / 1e9:.3f} GFLOPs per window", file=sys.stderr)
@@ -443,12 +443,12 @@ def run_model(args: argparse.Namespace) -> int:
     check_counts(args)
     files = exported_files(args)
     if args.out is not None:
-        check_document(args.out, files)
+        check_document(args.out, [path for path, _ in files])
     machine = machine_description(args.threads)
     peak_before = matmul_peak(args.threads)
     with tempfile.TemporaryDirectory(prefix="bharnet_bench_") as tmp:
         results = [measure_variant(key, args, Path(tmp)) for key in args.variants]
-        results += [measure_file(path, args, Path(tmp)) for path in files]
+        results += [measure_file(path, inputs, args, Path(tmp)) for path, inputs in files]
     peak_after = matmul_peak(args.threads)
     machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     peak = {k: max(peak_before[k], peak_after[k]) for k in peak_before}
@@ -471,14 +471,13 @@ def check_counts(args: argparse.Namespace) -> None:
         check_count(option, value, 1, most)
 
 
-def exported_files(args: argparse.Namespace) -> list[Path]:
-    """The exported models to time besides the variants: ``--shipped``, else the default if present."""
+def exported_files(args: argparse.Namespace) -> list[tuple[Path, dict[str, np.ndarray]]]:
+    """The exported models to time besides the variants (``--shipped``, else the default if present),
+    each with its batch-1 inputs: all loaded and checked here, before minutes of timing."""
     if args.no_shipped:
         return []
     if args.shipped is not None:
-        for path in args.shipped:
-            check_loadable(path)
-        return list(args.shipped)
+        return [(path, file_inputs(path, "--shipped")) for path in args.shipped]
     path = default_model()
     if not path.is_file():
         print(
@@ -486,17 +485,33 @@ def exported_files(args: argparse.Namespace) -> list[Path]:
             file=sys.stderr,
         )
         return []
-    return [path]
+    return [(path, file_inputs(path, "shipped model"))]
 
 
-def check_loadable(path: Path) -> None:
-    """--shipped files must be models the recognizer loads, found out before minutes of timing."""
+def file_inputs(path: Path, option: str) -> dict[str, np.ndarray]:
+    """Batch-1 inputs for an exported model the recognizer loads; UsageError naming ``option`` if not.
+
+    The shapes are the recognizer's (:class:`OnnxClassifier` checks its metadata against the graph
+    and runs it once), so a ``--dynamic-batch`` export, whose graph names its batch axis ``batch``
+    instead of a number, gets batch 1 like any other.
+    """
     from bharnet_ros.core.inference import InferenceError, OnnxClassifier
 
     try:
-        OnnxClassifier(path, providers="cpu")
+        classifier = OnnxClassifier(path, providers="cpu")
     except InferenceError as err:
-        raise UsageError(f"--shipped: {err}") from None
+        raise UsageError(f"{option}: {err}") from None
+    return random_feed({name: classifier.input_shapes[name] for name in classifier.input_names})
+
+
+def random_feed(shapes: dict[str, list[int]], seed: int = 0) -> dict[str, np.ndarray]:
+    """Standard-normal float32 inputs of ``shapes``; ``hand_mask`` random 0/1, as a real mask is
+    (Noisy-OR weighs the hand branch by it, so normals would time a window no camera gives)."""
+    rng = np.random.default_rng(seed)
+    feed = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+    if "hand_mask" in feed:
+        feed["hand_mask"] = (feed["hand_mask"] > 0).astype(np.float32)
+    return feed
 
 
 def render(machine: dict[str, str], peak: dict[str, float], results: list[ModelResult], command: str) -> str:

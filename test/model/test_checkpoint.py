@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model import checkpoint as checkpoint_module
 from bharnet_ros.model.bharnet import build_model
 from bharnet_ros.model.checkpoint import (
     FORMAT_VERSION,
@@ -16,6 +17,7 @@ from bharnet_ros.model.checkpoint import (
     make_checkpoint,
     save_checkpoint,
 )
+from bharnet_ros.model.config import config_from_dict
 
 SMALL = {"backbone": {"stages": [[1, 1], [2, 2]]}, "expertized": {"split_block": 1}}
 
@@ -167,3 +169,165 @@ def test_fields_of_the_wrong_type_are_refused_at_load_naming_the_field(saved, fi
 def test_a_folder_is_named_as_a_folder(tmp_path):
     with pytest.raises(CheckpointError, match="is a folder; give the file itself"):
         load_checkpoint(tmp_path)
+
+
+def resaved(path, **changes):
+    """The checkpoint at ``path`` rewritten with ``changes`` to its raw dict (as a hostile file is)."""
+    raw = torch.load(path, weights_only=True)
+    raw.update(changes)
+    torch.save(raw, path)
+    return raw
+
+
+def test_a_config_too_large_in_product_is_refused_on_the_meta_device(saved, monkeypatch):
+    """Width and depth are each within their caps, their product is ~68 M parameters: the file is
+    a few kB, the model it describes is refused from shapes alone, never built in memory."""
+    _, path = saved
+    huge = {
+        "variant": "body_expert",
+        "num_classes": 5,
+        "backbone": {"base_channels": 4096, "stages": [[1, 1]] * 2},
+    }
+    config_from_dict(huge)  # each size alone passes validation
+    resaved(path, model_config=huge, state_dict={})  # the size is refused before the weights are compared
+    devices = []
+    real_build = checkpoint_module.build_model
+
+    def recording_build(config):
+        devices.append(torch.empty(0).device.type)  # the device the model is built on
+        return real_build(config)
+
+    monkeypatch.setattr(checkpoint_module, "build_model", recording_build)
+    with pytest.raises(
+        CheckpointError, match=r"describes a model of [\d,]+ parameters, more than the 50,000,000"
+    ):
+        load_checkpoint(path)
+    assert devices == ["meta"]
+    assert path.stat().st_size < 10_000
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda state: {}, "it holds no weights"),
+        (lambda state: dict(list(state.items())[1:]), "is missing"),
+        (lambda state: {**state, "extra.weight": torch.zeros(2)}, "'extra.weight' is not in the model"),
+        (
+            lambda state: {**state, next(iter(state)): torch.zeros(3, 1)},
+            r"has shape \(3, 1\), the config makes",
+        ),
+    ],
+)
+def test_weights_must_have_the_configs_names_and_shapes_exactly(saved, edit, message):
+    _, path = saved
+    raw = torch.load(path, weights_only=True)
+    resaved(path, state_dict=edit(raw["state_dict"]))
+    with pytest.raises(CheckpointError, match=f"do not fit its model config \\(.*{message}") as refused:
+        load_checkpoint(path)
+    assert "\n" not in str(refused.value)
+
+
+def test_build_model_checks_the_weights_before_building(saved, monkeypatch):
+    """A Checkpoint made in memory (not loaded) is checked the same way before it is allocated."""
+    _, path = saved
+    checkpoint = load_checkpoint(path)
+    checkpoint.state_dict = {}
+    devices = []
+    real_build = checkpoint_module.build_model
+    monkeypatch.setattr(
+        checkpoint_module,
+        "build_model",
+        lambda c: devices.append(torch.empty(0).device.type) or real_build(c),
+    )
+    with pytest.raises(CheckpointError, match="it holds no weights"):
+        checkpoint.build_model()
+    assert devices == ["meta"]
+
+
+@pytest.mark.parametrize("version", [True, False, 0, -1, 2.0, "2", None])
+def test_format_version_must_be_a_whole_number_from_1(saved, version):
+    _, path = saved
+    resaved(path, format_version=version)
+    with pytest.raises(CheckpointError, match="not a bharnet checkpoint"):
+        load_checkpoint(path)
+
+
+def test_a_huge_format_version_is_described_not_printed(saved):
+    """A 301-digit version is a valid pickle; the message names it without printing it."""
+    _, path = saved
+    resaved(path, format_version=10**300)
+    with pytest.raises(CheckpointError, match=r"format \(a number too long to show\) is newer") as refused:
+        load_checkpoint(path)
+    assert len(str(refused.value)) < 300
+
+
+def test_a_malformed_format1_file_is_a_one_line_error(saved):
+    _, path = saved
+    raw = torch.load(path, weights_only=True)
+    state = {
+        key.replace("graph_conv.mix.weight", "graph_conv.project.weight"): value
+        for key, value in raw["state_dict"].items()
+    }
+    name = next(key for key in state if key.endswith("graph_conv.project.weight"))
+    state[name] = torch.zeros(5)  # one axis: the upgrade cannot rearrange it
+    resaved(path, format_version=1, state_dict=state)
+    with pytest.raises(CheckpointError, match="format-1 weights cannot be converted to format 2") as refused:
+        load_checkpoint(path)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: torch.zeros(1).expand(10**6, 10**6), "repeats one stored value along an axis"),
+        (lambda: torch.zeros(2000).as_strided((1000, 1000), (1, 1)), "more than its storage holds"),
+        (lambda: torch.empty(10**6, 10**6, device="meta"), "not a plain CPU tensor"),
+        (lambda: torch.eye(3).to_sparse(), "not a plain CPU tensor"),
+    ],
+)
+def test_tensors_claiming_more_than_they_store_are_refused_before_their_values_are_read(saved, make, message):
+    """An expanded tensor of 10^12 elements takes 4 bytes on disk; the NaN check would allocate 4 TB."""
+    _, path = saved
+    raw = torch.load(path, weights_only=True)
+    name = next(iter(raw["state_dict"]))
+    resaved(path, state_dict={**raw["state_dict"], name: make()})
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(CheckpointError, match=f"its weight '{name}' .*{message}"):
+        load_checkpoint(path)
+
+
+def test_hostile_checkpoints_are_one_line_cli_errors(saved, tmp_path, capsys):
+    """``bharnet export`` of each hostile kind: exit 2, one line on stderr, no traceback."""
+    from bharnet_ros.cli import main
+
+    _, path = saved
+    raw = torch.load(path, weights_only=True)
+    name = next(iter(raw["state_dict"]))
+    hostile = {
+        "product": {
+            "model_config": {
+                **raw["model_config"],
+                "backbone": {"base_channels": 4096, "stages": [[1, 1]] * 2},
+            }
+        },
+        "empty": {"state_dict": {}},
+        "expanded": {"state_dict": {**raw["state_dict"], name: torch.zeros(1).expand(10**6, 10**6)}},
+        "bool_version": {"format_version": True},
+    }
+    for kind, changes in hostile.items():
+        file = tmp_path / f"{kind}.pt"
+        torch.save({**raw, **changes}, file)
+        assert main(["export", str(file), "-o", str(tmp_path / f"{kind}.onnx")]) == 2, kind
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert str(file) in err
+        assert "Traceback" not in err
+        assert not (tmp_path / f"{kind}.onnx").exists()
+
+
+def test_a_class_list_of_another_length_than_the_heads_is_refused(saved, tmp_path):
+    data = torch.load(saved[1], weights_only=True)
+    data["class_names"] = data["class_names"][:2]  # five heads, two names
+    torch.save(data, tmp_path / "two.pt")
+    with pytest.raises(CheckpointError, match="2 class names for a 5-class model"):
+        load_checkpoint(tmp_path / "two.pt")

@@ -38,7 +38,8 @@ def test_model_is_a_sub_subcommand_with_defaults():
 def test_exported_files_to_time(tmp_path, tiny_model):
     first, second = tiny_model, tmp_path / "b.onnx"
     shutil.copy(tiny_model, second)
-    assert exported_files(parse(["model", "--shipped", str(first), str(second)])) == [first, second]
+    files = exported_files(parse(["model", "--shipped", str(first), str(second)]))
+    assert [path for path, _ in files] == [first, second]
     assert exported_files(parse(["model", "--no-shipped"])) == []
     with pytest.raises(UsageError, match="c.onnx does not exist"):
         exported_files(parse(["model", "--shipped", str(first), str(tmp_path / "c.onnx")]))
@@ -195,3 +196,47 @@ def test_out_is_checked_before_the_measurement(tiny_model, shared_file, tmp_path
     assert binary.read_bytes() == b"\xff\xfe\x00"
     argv = ["bench", "model", "--shipped", str(tiny_model), "--out", str(tiny_model)]
     assert "is also an input of this command" in one_line_error(argv, capsys)
+
+
+def test_a_dynamic_batch_export_is_fed_batch_1_with_a_0_1_hand_mask(tmp_path):
+    """Its graph names the batch axis "batch" (a string, which numpy cannot size): the inputs take
+    the recognizer's shapes, batch 1; the Noisy-OR hand mask is 0/1, as a real one."""
+    import numpy as np
+
+    from bharnet_ros.core.preprocess import PreprocessConfig
+    from bharnet_ros.model.bharnet import build_model
+    from bharnet_ros.model.export import export_onnx, input_shapes
+    from bharnet_ros.tools.bench import ort_call, ort_session
+
+    config = {
+        "variant": "bharnet_e_expert_only",
+        "num_classes": 3,
+        "fusion": "noisy_or",
+        "input": {"frames": 16, "num_persons": 1},
+        "backbone": {"base_channels": 8},
+    }
+    model = build_model(config).eval()
+    path = tmp_path / "dynamic.onnx"
+    export_onnx(model, path, ["a", "b", "c"], PreprocessConfig(frames=16, num_persons=1), dynamic_batch=True)
+    assert all(node.shape[0] == "batch" for node in ort_session(path, 1).get_inputs())
+    [(found, inputs)] = exported_files(parse(["model", "--shipped", str(path)]))
+    assert found == path
+    assert {name: list(value.shape) for name, value in inputs.items()} == input_shapes(model)
+    assert "hand_mask" in inputs
+    assert set(np.unique(inputs["hand_mask"])) == {0.0, 1.0}
+    assert all(value.dtype == np.float32 for value in inputs.values())
+    ort_call(path, inputs, 1)()  # one untimed run: the feed is what the graph takes
+
+
+def test_a_refused_model_is_refused_before_anything_is_measured(tmp_path, monkeypatch, capsys):
+    from bharnet_ros.tools import bench
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("measured before the refusal")
+
+    for name in ("matmul_peak", "measure_variant", "measure_file"):
+        monkeypatch.setattr(bench, name, never)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00not a model")
+    argv = ["bench", "model", "--variants", "expert_only", "--shipped", str(junk)]
+    assert "--shipped: " in one_line_error(argv, capsys)
