@@ -1,27 +1,99 @@
-"""Shared fixtures: real third-party data from ../shared/data (skipped when absent)."""
+"""Shared fixtures (real third-party data from ../shared/data, skipped when absent) and the test
+session's environment: a ROS domain of its own, and ROS logs and caches in a temporary folder."""
 
 from __future__ import annotations
 
+import atexit
+import fcntl
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bharnet_ros.core.task_bundles import CACHE_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("BHARNET_SHARED_DATA", REPO.parent / "shared" / "data"))
 
+NTU_META_FILES = (
+    "ntu120_class_names.tsv",
+    "NTU_RGBD_samples_with_missing_skeletons.txt",
+    "NTU_RGBD120_samples_with_missing_skeletons.txt",
+)
+MP_RAW_EXAMPLE = "mp_holistic_signs/raw_example_25kamalesh"
+MP_SIGNERS = ("25kamalesh", "AkashSharma095", "Atulkoirala", "Bhavyagokhroo")
+
+DOMAIN_OVERRIDE = "BHARNET_TEST_DOMAIN_ID"
+DOMAIN_IDS = range(1, 102)  # 0-101 are safe with the default port mapping on Linux; 0 is everyone's
+DOMAIN_LOCKS = Path("/tmp")  # machine-wide, whatever TMPDIR says: the domain is machine-wide too
+ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SESSION_OWNER = os.getpid()
+SESSION_TMP = Path(tempfile.mkdtemp(prefix="bharnet-test-"))  # this run's ROS logs and caches
+
+
+def remove_session_tmp() -> None:
+    """Delete this run's temporary folder at exit (in the process that made it, not forked children)."""
+    if os.getpid() == SESSION_OWNER:
+        shutil.rmtree(SESSION_TMP, ignore_errors=True)
+
+
+def try_lock(domain: int) -> int | None:
+    """A descriptor of ``domain``'s lock file, flock-ed, or None where another test run holds it.
+
+    Read-only, so that any user can lock a file another user made; children do not inherit it.
+    """
+    try:
+        lock = os.open(DOMAIN_LOCKS / f"bharnet-test-domain-{domain}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError:  # a file we may not open: count the id as taken
+        return None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock)
+        return None
+    return lock
+
+
+def claim_domain() -> tuple[int, int | None]:
+    """A ROS domain id for this session, and the lock that reserves it until this process exits.
+
+    Each test run on the machine takes the first id no other run holds (the lock dies with its
+    process, so a crashed run frees its id), never the user's own ``ROS_DOMAIN_ID``: tests must
+    not join a live graph, nor another run's, or the checks for a second graph fail.
+    ``BHARNET_TEST_DOMAIN_ID`` chooses the id instead (no lock).
+    """
+    if os.environ.get(DOMAIN_OVERRIDE):
+        return int(os.environ[DOMAIN_OVERRIDE]), None
+    live = os.environ.get("ROS_DOMAIN_ID", "").strip()
+    for domain in DOMAIN_IDS:
+        if str(domain) != live and (lock := try_lock(domain)):
+            return domain, lock
+    held = f"ROS domain ids {DOMAIN_IDS[0]}-{DOMAIN_IDS[-1]} are all held by other test runs"
+    raise RuntimeError(f"{held}; set {DOMAIN_OVERRIDE}")
+
+
+atexit.register(remove_session_tmp)
+DOMAIN_ID, DOMAIN_LOCK = claim_domain()  # the descriptor stays open (locked) all session
+
 os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# ROS 2 in tests: discovery and traffic stay on this machine, logs stay in the tree, and a domain
-# of our own so that parallel runs on one machine do not hear each other.
+# ROS 2 in tests, set before any rclpy context exists (subprocesses inherit it): discovery and
+# traffic stay on this machine, in a domain of this session's own; logs go to the session folder
+# unless ROS_LOG_DIR is set.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds.xml"))
-os.environ.setdefault("ROS_HOME", str(REPO / ".ros"))
-os.environ.setdefault("ROS_LOG_DIR", str(REPO / ".ros" / "log"))
-os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 80))
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_localhost.xml"))
+os.environ.setdefault("ROS_HOME", str(SESSION_TMP / "ros"))
+os.environ["ROS_LOG_DIR"] = os.environ.get("ROS_LOG_DIR") or str(SESSION_TMP / "ros" / "log")
+os.environ["ROS_DOMAIN_ID"] = str(DOMAIN_ID)
 os.environ.setdefault("AMENT_PREFIX_PATH", sys.prefix)
+# Downloaded and built task bundles (tests that test the cache point it at their own tmp_path).
+os.environ[CACHE_ENV] = os.environ.get(CACHE_ENV) or str(SESSION_TMP / "cache")
+if ON_CI:  # Hypothesis's caches too (locally .hypothesis keeps failing examples for the next run)
+    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(SESSION_TMP / "hypothesis"))
 # Subprocesses (CLI and node tests) import the checkout, like this process does.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
@@ -32,14 +104,17 @@ def missing_data(what: str) -> None:
     CI runs with ``../shared`` beside the clone, so a missing file there is a broken set-up that
     would otherwise let dozens of tests skip quietly and the run stay green.
     """
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if ON_CI:
         pytest.fail(f"real test data not found: {what} (CI=true: ../shared must be beside the clone)")
     pytest.skip(f"real test data not found: {what}")
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The ../shared/data folder; tests that need it are skipped where it is absent (failed under CI)."""
+    """The ../shared/data folder, skipped where it is absent (failed under CI).
+
+    It says nothing of the folders inside: tests ask :func:`shared_file` for what they read.
+    """
     if not SHARED_DATA.is_dir():
         missing_data(str(SHARED_DATA))
     return SHARED_DATA
@@ -47,7 +122,10 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_file():
-    """``shared_file("videos/x.mp4")``: a path under ../shared/data, or skip where it is missing."""
+    """``shared_file("videos/x.mp4")``: a file or folder under ../shared/data, or skip where it is missing.
+
+    Ask for what the test reads, not for the root: a copy of the data can lack one folder.
+    """
 
     def get(relative: str) -> Path:
         path = SHARED_DATA / relative
@@ -56,6 +134,50 @@ def shared_file():
         return path
 
     return get
+
+
+@pytest.fixture(scope="session")
+def shared_files():
+    """``shared_files("images/gesture_photos", "*.jpg", 40)``: the sorted matches in a folder under
+    ../shared/data, or skip where fewer than ``count`` are there (an empty or partial copy)."""
+
+    def get(folder: str, pattern: str, count: int) -> list[Path]:
+        paths = sorted((SHARED_DATA / folder).glob(pattern))
+        if len(paths) < count:
+            missing_data(f"{SHARED_DATA / folder / pattern} ({len(paths)} of {count} files)")
+        return paths
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def ntu_samples(shared_file, shared_files) -> Path:
+    """The folder of the six real NTU .skeleton samples (skipped where one is missing)."""
+    shared_files("ntu_samples", "*.skeleton", 6)
+    return shared_file("ntu_samples")
+
+
+@pytest.fixture(scope="session")
+def ntu_meta(shared_file) -> Path:
+    """The NTU metadata folder with the class names and both missing-skeleton lists."""
+    for name in NTU_META_FILES:
+        shared_file(f"ntu_meta/{name}")
+    return shared_file("ntu_meta")
+
+
+@pytest.fixture(scope="session")
+def mp_raw_example(shared_file, shared_files) -> Path:
+    """The raw MediaPipe tutorial folder with its one 30-frame sequence (hello/0)."""
+    shared_files(f"{MP_RAW_EXAMPLE}/MP_Data/hello/0", "*.npy", 30)
+    return shared_file(MP_RAW_EXAMPLE)
+
+
+@pytest.fixture(scope="session")
+def mp_signers(shared_file) -> Path:
+    """The folder of the four repacked signer files (and the raw example, which has no .npz)."""
+    for signer in MP_SIGNERS:
+        shared_file(f"mp_holistic_signs/signer_{signer}.npz")
+    return shared_file("mp_holistic_signs")
 
 
 TINY_MODEL_CLASSES = ["idle", "wave", "stop"]

@@ -156,7 +156,7 @@ class ManagedNode(LifecycleNode):
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         """A transition raised past its own handling: free everything and go back to unconfigured."""
         self.release()
-        self._failed(f"{state.label} transition", "an unexpected error (resources released)")
+        self._failed(f"the transition from {state.label}", "an unexpected error (resources released)")
         return TransitionCallbackReturn.SUCCESS
 
     def _failed(self, transition: str, why: str) -> TransitionCallbackReturn:

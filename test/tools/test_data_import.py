@@ -11,17 +11,9 @@ from bharnet_ros.cli import main
 from bharnet_ros.training.dataset import SkeletonDataset
 
 
-def test_import_ntu_with_metadata(shared_data, tmp_path, capsys):
+def test_import_ntu_with_metadata(ntu_samples, ntu_meta, tmp_path, capsys):
     out = tmp_path / "ntu.npz"
-    argv = [
-        "import",
-        "ntu",
-        str(shared_data / "ntu_samples"),
-        "-o",
-        str(out),
-        "--meta",
-        str(shared_data / "ntu_meta"),
-    ]
+    argv = ["import", "ntu", str(ntu_samples), "-o", str(out), "--meta", str(ntu_meta)]
     assert main(argv) == 0
     dataset = SkeletonDataset.load(out)
     assert len(dataset) == 6
@@ -50,10 +42,10 @@ def test_import_ntu_one_benchmark(shared_file, tmp_path):
     assert sorted(dataset.splits) == ["xset_train", "xset_val"]
 
 
-def test_import_mpdata_raw_folder_lists_skipped_classes(shared_data, tmp_path, capsys):
+def test_import_mpdata_raw_folder_lists_skipped_classes(mp_raw_example, tmp_path, capsys):
     out = tmp_path / "mp.npz"
-    source = shared_data / "mp_holistic_signs" / "raw_example_25kamalesh"
-    assert main(["import", "mpdata", str(source), "-o", str(out), "--classes", "hello,thanks,iloveyou"]) == 0
+    argv = ["import", "mpdata", str(mp_raw_example), "-o", str(out), "--classes", "hello,thanks,iloveyou"]
+    assert main(argv) == 0
     assert SkeletonDataset.load(out).names.tolist() == ["hello/0"]
     printed = capsys.readouterr().out
     assert "skipped: 2" in printed
@@ -229,8 +221,8 @@ def test_crlf_ntu_file_with_a_suffixed_name_imports_and_a_bad_name_says_why(shar
     assert "does not contain exactly one NTU sample name" in error
 
 
-def test_signer_files_drop_the_empty_class_and_honour_classes(shared_data, tmp_path, capsys):
-    source = shared_data / "mp_holistic_signs"
+def test_signer_files_drop_the_empty_class_and_honour_classes(mp_signers, tmp_path, capsys):
+    source = mp_signers  # the four signer files (the raw example beside them has no .npz)
     assert main(["import", "mpdata", str(source), "-o", str(tmp_path / "all"), "--no-progress"]) == 0
     data = SkeletonDataset.load(tmp_path / "all.npz")
     assert data.class_names == ["hello", "thanks", "iloveyou"]
@@ -293,10 +285,10 @@ def test_a_truncated_signer_file_is_skipped_and_reported(shared_file, tmp_path, 
     assert "signer_b.npz: File is not a zip file" in printed
 
 
-def test_a_nan_in_one_ntu_file_skips_that_file_by_name(shared_data, tmp_path, capsys):
+def test_a_nan_in_one_ntu_file_skips_that_file_by_name(ntu_samples, tmp_path, capsys):
     folder = tmp_path / "ntu"
     folder.mkdir()
-    for path in sorted((shared_data / "ntu_samples").glob("*.skeleton")):
+    for path in sorted(ntu_samples.glob("*.skeleton")):
         (folder / path.name).write_bytes(path.read_bytes())  # scratch copies
     broken = folder / "S017C003P020R002A055.skeleton"
     lines = broken.read_text().splitlines()

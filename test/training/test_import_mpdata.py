@@ -31,25 +31,22 @@ def frame_vector(face_values: int, hand_values: int, left: bool, right: bool, se
     return np.concatenate([pose, face, *hands])
 
 
-def test_raw_example_matches_the_repacked_signer_file(shared_data):
-    raw, report = import_mpdata(shared_data / "mp_holistic_signs" / "raw_example_25kamalesh")
+def test_raw_example_matches_the_repacked_signer_file(mp_raw_example, shared_file):
+    raw, report = import_mpdata(mp_raw_example)
     assert raw.names.tolist() == ["hello/0"]
     assert raw.class_names == ["hello"]
     assert report.skipped == []
     assert (raw.layout, raw.space, raw.max_persons) == ("mediapipe33", "image", 1)
     assert raw.frame_counts.tolist() == [30]
     np.testing.assert_allclose(raw.timestamps, np.arange(30) / 30.0)
-    with np.load(shared_data / "mp_holistic_signs" / "signer_25kamalesh.npz", allow_pickle=False) as packed:
+    with np.load(shared_file("mp_holistic_signs/signer_25kamalesh.npz"), allow_pickle=False) as packed:
         assert packed["seq_id"][0] == 0
         np.testing.assert_array_equal(raw.body[0], packed["pose"][0])
     assert not raw.hand_present.any()  # in this clip both hands stay below the frame
 
 
-def test_raw_folder_with_a_fixed_class_order_reports_empty_classes(shared_data):
-    raw, report = import_mpdata(
-        shared_data / "mp_holistic_signs" / "raw_example_25kamalesh" / "MP_Data",
-        classes=["thanks", "hello", "iloveyou"],
-    )
+def test_raw_folder_with_a_fixed_class_order_reports_empty_classes(mp_raw_example):
+    raw, report = import_mpdata(mp_raw_example / "MP_Data", classes=["thanks", "hello", "iloveyou"])
     assert raw.class_names == ["thanks", "hello", "iloveyou"]
     assert raw.labels.tolist() == [1]
     assert sorted(item for item, _, _ in report.skipped) == ["iloveyou", "thanks"]
@@ -87,8 +84,8 @@ def test_left_hand_block_is_the_hand_at_pose_left_wrist(shared_file, signer):
     assert (right == 1).mean() >= 0.99  # measured 99.6..100 % nearer pose 16 (right_wrist)
 
 
-def test_folder_of_signers_gets_subject_ids(shared_data):
-    dataset, report = import_mpdata(shared_data / "mp_holistic_signs")
+def test_folder_of_signers_gets_subject_ids(mp_signers):
+    dataset, report = import_mpdata(mp_signers)
     assert len(dataset) == 360
     assert [int(dataset.subjects[i]) for i in (0, 90, 180, 270)] == [1, 2, 3, 4]
     assert dataset.names[90].startswith("AkashSharma095/")
@@ -241,9 +238,10 @@ def test_raw_frame_files_are_checked_before_allocating(tmp_path, frame, reason):
 
 
 @pytest.mark.parametrize("fps", [float("nan"), float("-inf"), 0.0, -1.0, 1001.0])
-def test_a_bad_frame_rate_is_refused(shared_data, fps):
+def test_a_bad_frame_rate_is_refused(tmp_path, fps):
+    """The frame rate is checked before the source is read, so any source will do."""
     with pytest.raises(DatasetError, match="--fps"):
-        import_mpdata(shared_data / "mp_holistic_signs" / "raw_example_25kamalesh", fps=fps)
+        import_mpdata(tmp_path, fps=fps)
 
 
 def test_a_signer_file_packed_with_an_unknown_compression_is_skipped(tmp_path):

@@ -63,8 +63,8 @@ def lying(frame: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def real(shared_data):
-    dataset, report = import_ntu(shared_data / "ntu_samples", shared_data / "ntu_meta")
+def real(ntu_samples, ntu_meta):
+    dataset, report = import_ntu(ntu_samples, ntu_meta)
     return dataset, report
 
 
@@ -156,12 +156,12 @@ def test_bodies_without_shared_frames_continue_one_actor():
     assert sum(len(slot) for slot in assign_actors([first, third, second, extra])) == 3  # d is dropped
 
 
-def test_missing_skeleton_list_entries_are_skipped(shared_data, tmp_path):
-    source = shared_data / "ntu_samples" / "S017C003P020R002A054.skeleton"
+def test_missing_skeleton_list_entries_are_skipped(shared_file, ntu_meta, tmp_path):
+    source = shared_file("ntu_samples/S017C003P020R002A054.skeleton")
     shutil.copy(source, tmp_path / source.name)
     shutil.copy(source, tmp_path / "S017C003P020R001A059.skeleton")  # named in the official lists
     (tmp_path / "S001C001P001R001A001.skeleton").write_text("3\n1\n")  # truncated
-    dataset, report = import_ntu(tmp_path, shared_data / "ntu_meta")
+    dataset, report = import_ntu(tmp_path, ntu_meta)
     assert dataset.names.tolist() == ["S017C003P020R002A054"]
     reasons = {item: reason for item, reason, _ in report.skipped}
     assert reasons == {
