@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import io
-import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 from rclpy.node import Node
@@ -24,28 +24,51 @@ from bharnet_ros.training.teach_record import Prompt, TakePlan, record_interacti
 from bharnet_ros.training.teach_takes import TrimSettings, takes_dataset
 
 BASE_CLASSES = ["idle", "wave"]
+FPS = 30.0
+CHUNK = 10  # frames published before waiting for them: well under the subscription's depth of 30
 
 
 class ScriptedPose:
-    """Publishes a synthetic performer's skeletons at 30 Hz, stamped with the wall clock, once started."""
+    """A synthetic performer on ``bharnet/skeletons`` over DDS, one take's frames at a time.
+
+    Each take is published as fast as it is taken in, stamped 1/30 s apart from the last: a take's
+    length and gaps come from the stamps, as they do from a camera's, never from how fast this
+    (possibly loaded) machine publishes. A stall of wall-clock pacing would read as "nobody in view".
+    """
 
     def __init__(self, node: Node, motion: str) -> None:
         self.publisher = node.create_publisher(PersonSkeletonArray, "bharnet/skeletons", 30)
         self.sequence = generate_sequence(motion, np.random.default_rng(3))
-        self.started, self.stopped = threading.Event(), threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.stamp = time.time()  # any camera clock would do; the recognizer times by the stamps
+        self.sent = 0
+        self.takes: list[list[float]] = []  # the stamps published for each take
 
-    def _run(self) -> None:
-        self.started.wait()
-        t = 0
-        while not self.stopped.is_set():
-            frame = self.sequence.frame(t % len(self.sequence))
-            frame.timestamp = time.time()
+    def publish(self, count: int) -> None:
+        """The next ``count`` frames, stamped 1/30 s apart."""
+        for _ in range(count):
+            frame = self.sequence.frame(self.sent % len(self.sequence))
+            frame.timestamp = self.stamp + self.sent / FPS
             header = Header(stamp=seconds_to_stamp(frame.timestamp), frame_id="camera")
             self.publisher.publish(PersonSkeletonArray(header=header, persons=[frame_to_msg(frame, header)]))
-            t += 1
-            time.sleep(1 / 30)
+            self.takes[-1].append(frame.timestamp)
+            self.sent += 1
+
+
+def collected(source: LiveSkeletons) -> int:
+    """How many frames the take now recording has received (the source keeps no public count)."""
+    with source._lock:
+        return len(source._frames or [])
+
+
+def perform(pose: ScriptedPose, source: LiveSkeletons, seconds: float, wait: Callable[..., bool]) -> None:
+    """Publish a take of ``seconds`` at 30 fps in chunks, each awaited until the source has it all,
+    so that no frame is lost to a full subscription queue on a slow machine."""
+    pose.takes.append([])
+    total = round(seconds * FPS)
+    while (done := len(pose.takes[-1])) < total:
+        pose.publish(min(CHUNK, total - done))
+        arrived = wait(lambda: collected(source) == len(pose.takes[-1]), timeout=60)
+        assert arrived, "the take's frames did not arrive"
 
 
 class NoWait:
@@ -71,24 +94,29 @@ def test_record_live_teach_and_swap_into_the_running_recognizer(
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     probe.create_subscription(ActionLabels, "bharnet/labels", labels.append, latched)
     pose = ScriptedPose(probe, "clap")
+    calls = []
 
     def sleep(seconds: float) -> None:  # nobody in view for the first take, then the performer
-        time.sleep(seconds)
-        pose.started.set()
+        calls.append(seconds)
+        if len(calls) > 1:
+            perform(pose, source, seconds, wait)
 
     source = LiveSkeletons(probe, sleep=sleep)
     assert wait(lambda: source.publishers() > 0 and recognizer.inputs and labels)
+    assert wait(lambda: pose.publisher.get_subscription_count() >= 2)  # ours and the recognizer's
     out = io.StringIO()
     prompt = Prompt(io.StringIO("\n\n\n"), out, NoWait())  # redo the flagged take, keep two good ones
     plan = TakePlan(["clap"], takes=2, seconds=1.2, countdown=1, hand_gestures={"clap"})
     takes = record_interactively(source, plan, TrimSettings(min_seconds=0.5), prompt)
-    pose.stopped.set()
     text = out.getvalue()
     assert "perform `clap` now (take 1 of 2)" in text
     assert "FLAGGED: no person: no skeleton arrived" in text  # the first take: nobody published yet
     assert [(t.gesture, t.number, t.ok) for t in takes] == [("clap", 1, True), ("clap", 2, True)]
     assert all(t.seconds > 0.5 for t in takes)
-    assert takes[0].sequence.timestamps[0] > time.time() - 60  # the publisher's stamps
+    for take, stamps in zip(takes, pose.takes, strict=True):  # trimmed on the publisher's stamps
+        first, last = take.sequence.timestamps[[0, -1]]
+        assert stamps[0] - 1e-6 <= first < last <= stamps[-1] + 1e-6
+        assert np.allclose(np.diff(take.sequence.timestamps), 1 / FPS, atol=1e-5)
     data = takes_dataset(takes, "ana", ["clap"], ["clap"])
 
     result = teach(base, data, rehearsal(), TeachSettings(views=2, steps=20, batch_size=8))

@@ -1,8 +1,17 @@
 """The demo's command paths: real people's clips (or synthetic gestures) -> the real graph -> timeline."""
 
 import json
+from pathlib import Path
+
+import pytest
 
 from bharnet_ros.cli import main
+from bharnet_ros.core import paths
+from bharnet_ros.core.annotations import load_annotations
+from bharnet_ros.core.bag import SKELETON_TYPE, bag_message_counts, bag_topics
+from bharnet_ros.tools import demo
+
+SYNTHETIC_TRUTH = ["thumbs_up", "none", "victory_sign", "ok_sign", "thumbs_down", "pointing"]
 
 
 def test_short_synthetic_demo_prints_truth_and_recognition(tmp_path, tiny_model, capsys):
@@ -72,3 +81,85 @@ def test_a_refused_demo_leaves_no_out_folder(tmp_path, capsys):
         assert len(error.splitlines()) == 1
         assert "cannot write" not in error
         assert sorted(p.name for p in tmp_path.iterdir()) == ["text.mp4"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The default input (`make demo`, `bharnet demo` with no options): the real recordings beside the
+# checkout where they are, else the synthetic script. The checkout's location and the working
+# folder are the edge moved to tmp_path, so the real ../shared/data neither helps nor hides a case.
+# --------------------------------------------------------------------------------------------------
+
+
+def layout(tmp_path: Path, monkeypatch, recordings: bool) -> Path:
+    """A checkout at tmp_path/work/main beside ../shared/data, which holds the recordings' folder
+    hri_gestures (with an empty S2) only when ``recordings``; the demo runs from tmp_path/elsewhere,
+    which has no ../shared. Returns the recordings' folder, whether it exists or not."""
+    checkout, shared = tmp_path / "work" / "main", tmp_path / "work" / "shared" / "data"
+    (shared / "videos").mkdir(parents=True)  # other shared data is no reason to play people
+    if recordings:
+        (shared / "hri_gestures" / "S2").mkdir(parents=True)
+    checkout.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.setattr(paths, "CHECKOUT", checkout)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    return shared / "hri_gestures"
+
+
+def test_the_default_people_are_the_recordings_beside_the_checkout(tmp_path, monkeypatch):
+    people = layout(tmp_path, monkeypatch, recordings=True)
+    assert demo._people_folder(None) == people.resolve()
+
+
+def test_without_recordings_beside_the_checkout_there_are_no_default_people(tmp_path, monkeypatch):
+    layout(tmp_path, monkeypatch, recordings=False)
+    assert demo._people_folder(None) is None
+
+
+def test_recordings_beside_the_working_folder_are_found_when_the_checkout_has_none(tmp_path, monkeypatch):
+    """An installed copy runs from a site-packages checkout; the user's working folder may be the
+    project, with the recordings beside it."""
+    layout(tmp_path, monkeypatch, recordings=False)
+    people = tmp_path / "shared" / "data" / "hri_gestures"
+    people.mkdir(parents=True)  # ../shared/data/hri_gestures of the working folder
+    assert demo._people_folder(None) == people.resolve()
+
+
+class StoppedBeforeGraphError(Exception):
+    """Raised instead of replaying the bag through the graph: the input is chosen and written by then."""
+
+
+def stop_before_the_graph(monkeypatch) -> list[dict]:
+    """Fake the demo's graph run (the replay through the ROS nodes, tested above with --synthetic
+    and --people), recording what it was asked to play: these tests are about the input choice."""
+    calls: list[dict] = []
+
+    def evaluate(bag: Path, labels: Path | None, report: Path, model: Path | None, rate: float) -> dict:
+        calls.append({"bag": bag, "labels": labels, "model": model, "rate": rate})
+        raise StoppedBeforeGraphError
+
+    monkeypatch.setattr(demo, "_evaluate", evaluate)
+    return calls
+
+
+def test_demo_without_options_or_recordings_plays_the_synthetic_script(tmp_path, monkeypatch, capsys):
+    layout(tmp_path, monkeypatch, recordings=False)
+    calls = stop_before_the_graph(monkeypatch)
+    with pytest.raises(StoppedBeforeGraphError):
+        main(["demo"])
+    out = Path("out/demo")  # --out's default, in the working folder (tmp_path/elsewhere)
+    assert "(scripted synthetic gestures)" in capsys.readouterr().out
+    assert calls == [{"bag": out / "bag", "labels": out / "labels.csv", "model": None, "rate": 1.0}]
+    assert bag_topics(out / "bag") == {"/bharnet/skeletons": SKELETON_TYPE}  # skeletons, no camera
+    assert bag_message_counts(out / "bag")["/bharnet/skeletons"] == 22 * 30  # the 22 s script at 30 fps
+    assert [s.label for s in load_annotations(out / "labels.csv").segments] == SYNTHETIC_TRUTH
+    assert not (out / "stream.mp4").exists()
+
+
+def test_demo_without_options_plays_the_people_beside_the_checkout(tmp_path, monkeypatch, capsys):
+    """S2 at 4m is the default; an empty S2 stops the demo at its first clip, naming the folder used."""
+    people = layout(tmp_path, monkeypatch, recordings=True)
+    calls = stop_before_the_graph(monkeypatch)
+    assert main(["demo"]) == 2
+    assert f"no greeting clip at 4m in {people.resolve() / 'S2'}" in capsys.readouterr().err
+    assert calls == []
+    assert not (tmp_path / "elsewhere" / "out").exists()
