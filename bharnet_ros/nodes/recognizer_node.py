@@ -208,9 +208,14 @@ class RecognizerNode(ManagedNode):
         return result
 
     def release(self) -> None:
+        """Drop the model and the per-person stream state: a stream seen again after a new
+        configure is a new stream, not a gap of dropped frames, and an old stamp says nothing
+        about whether the new one is stamped. The counters on /diagnostics keep counting."""
         super().release()
         self.recognizer = None
         self.action_pub = self.labels_pub = None
+        self.frames_dropped += sum(counter.dropped for counter in self.drops.values())
+        self.drops, self.last_stamped = {}, -math.inf
 
     def apply_live(self, names: set[str]) -> None:
         """Decision settings go to the running recognizer; every person's window is kept."""

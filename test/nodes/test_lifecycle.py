@@ -7,8 +7,12 @@ from rclpy._rclpy_pybind11 import RCLError
 from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from std_msgs.msg import Header
 
+from bharnet_ros.msg import PersonSkeletonArray
+from bharnet_ros.nodes.conversions import frame_to_msg, seconds_to_stamp
 from bharnet_ros.nodes.recognizer_node import RecognizerNode
+from bharnet_ros.training.synth import demo_sequence
 
 
 def jazzy_change_state(node: LifecycleNode, transition_id: int):
@@ -63,3 +67,33 @@ def test_diagnostics_name_the_lifecycle_state_and_a_shut_down_node_falls_silent(
     assert wait(lambda: latest("finalized") is not None)
     assert "shut down (finalized)" in latest("finalized").message
     assert wait(lambda: node.diagnostics_timer.is_canceled()), "the finalized status is the last"
+
+
+def skeletons(start: float, frames: int) -> list[PersonSkeletonArray]:
+    """One person's skeletons at 30 Hz from ``start`` (seconds)."""
+    sequence, messages = demo_sequence(frames), []
+    for t in range(frames):
+        frame = sequence.frame(t)
+        frame.timestamp = start + t / 30
+        header = Header(stamp=seconds_to_stamp(frame.timestamp))
+        messages.append(PersonSkeletonArray(header=header, persons=[frame_to_msg(frame, header)]))
+    return messages
+
+
+def test_a_stream_seen_again_after_a_new_configure_is_no_gap_of_dropped_frames(
+    ros, wait, lifecycle, tiny_model
+):
+    overrides = [Parameter("model", value=str(tiny_model)), Parameter("person_timeout", value=60.0)]
+    node = ros.add(RecognizerNode, parameter_overrides=overrides)
+    publisher = ros.add(Node, "camera_skeletons").create_publisher(PersonSkeletonArray, "skeletons", 100)
+
+    def send(start: float, expected: int) -> None:
+        assert wait(lambda: node.inputs and publisher.get_subscription_count() > 0)
+        for msg in skeletons(start, 10):
+            publisher.publish(msg)
+        assert wait(lambda: node.status()[2]["frames_received"] >= expected)
+
+    send(100.0, 10)
+    assert lifecycle("recognizer").set("deactivate", "cleanup", "configure", "activate")
+    send(104.0, 10)  # the same person 3.7 s on, to the new recognizer after the reconfigure
+    assert node.status()[2]["frames_dropped_upstream"] == 0
