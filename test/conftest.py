@@ -110,17 +110,6 @@ def missing_data(what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The ../shared/data folder, skipped where it is absent (failed under CI).
-
-    It says nothing of the folders inside: tests ask :func:`shared_file` for what they read.
-    """
-    if not SHARED_DATA.is_dir():
-        missing_data(str(SHARED_DATA))
-    return SHARED_DATA
-
-
-@pytest.fixture(scope="session")
 def shared_file():
     """``shared_file("videos/x.mp4")``: a file or folder under ../shared/data, or skip where it is missing.
 
