@@ -172,10 +172,12 @@ def build_live_model(key: str) -> Any:
     return model.eval()
 
 
-def onnx_flops(path: Path) -> int:
+def onnx_flops(path: Path) -> int | None:
     """FLOPs of one run of an ONNX model: its ``Conv``, ``MatMul`` and ``Gemm`` nodes (2 per MAC).
 
     Counted on the exported graph, so the built variants and a shipped file are counted alike.
+    None where shape inference leaves a counted node's sizes unknown (a ``--dynamic-batch``
+    export): a count of 0 would be a wrong number in the table.
     """
     import onnx
 
@@ -189,8 +191,16 @@ def onnx_flops(path: Path) -> int:
     total = 0
     for node in graph.node:
         if node.op_type in ("Conv", "MatMul", "Gemm"):
+            sizes = [shapes.get(name) for name in (node.output[0], *node.input[:2])]
+            if any(not size or 0 in size for size in sizes):
+                return None
             total += node_macs(node, shapes)
     return 2 * total
+
+
+def shown_gflops(flops: int | None) -> str:
+    """GFLOPs with three decimals, or n/a where they could not be counted."""
+    return "n/a" if flops is None else f"{flops / 1e9:.3f}"
 
 
 def node_macs(node: Any, shapes: dict[str, list[int]]) -> int:
@@ -371,7 +381,7 @@ class ModelResult:
     """Everything measured for one model."""
 
     name: str
-    flops: int
+    flops: int | None
     timings: list[Timing]
     op_shares: dict[str, float]
     int8: dict[str, dict[str, float]]  # quantisation label -> accuracy vs fp32
@@ -390,7 +400,7 @@ def measure_variant(key: str, args: argparse.Namespace, workdir: Path) -> ModelR
     export_onnx(model, path, labels, PreprocessConfig(**LIVE_INPUT))
     flops = onnx_flops(path)
     name = VARIANTS[key][2]
-    print(f"[{name}] {flops / 1e9:.3f} GFLOPs per window", file=sys.stderr)
+    print(f"[{name}] {shown_gflops(flops)} GFLOPs per window", file=sys.stderr)
     candidates = [
         Candidate("PyTorch eager", args.threads, torch_call(wrapper, inputs, args.threads), args.torch_runs),
         *ort_candidates(path, inputs, args, workdir),
@@ -413,13 +423,13 @@ def measure_file(
     (from :func:`file_inputs`, made before any timing)."""
     flops = onnx_flops(path)
     name = f"shipped `{path.name}`" if path.resolve() == default_model().resolve() else f"file `{path.name}`"
-    print(f"[{name}] {flops / 1e9:.3f} GFLOPs per window", file=sys.stderr)
+    print(f"[{name}] {shown_gflops(flops)} GFLOPs per window", file=sys.stderr)
     return finish(name, flops, ort_candidates(path, inputs, args, workdir), {}, path, inputs, args, workdir)
 
 
 def finish(
     name: str,
-    flops: int,
+    flops: int | None,
     candidates: list[Candidate],
     int8: dict[str, dict[str, float]],
     path: Path,
@@ -533,12 +543,14 @@ def render(machine: dict[str, str], peak: dict[str, float], results: list[ModelR
     for result in results:
         name = result.name
         for t in result.timings:
-            achieved = result.flops * t.windows_per_s / 1e9
+            gflops, rate = shown_gflops(result.flops), "n/a | n/a"
+            if result.flops is not None:
+                achieved = result.flops * t.windows_per_s / 1e9
+                rate = f"{achieved:.1f} | {100 * achieved / peak['peak']:.0f} %"
             lines.append(
-                f"| {name} | {result.flops / 1e9:.3f} | {t.runtime} | {t.threads} | {t.windows_per_s:.1f} | "
+                f"| {name} | {gflops} | {t.runtime} | {t.threads} | {t.windows_per_s:.1f} | "
                 f"{t.percentile(50) * 1e3:.1f} | {t.percentile(95) * 1e3:.1f} | {min(t.samples) * 1e3:.1f} | "
-                f"{achieved:.1f} | "
-                f"{100 * achieved / peak['peak']:.0f} % |"
+                f"{rate} |"
             )
     lines.append("")
     for result in results:

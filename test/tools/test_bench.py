@@ -48,9 +48,9 @@ def test_exported_files_to_time(tmp_path, tiny_model):
         exported_files(parse(["model", "--shipped", str(tmp_path / "text.onnx")]))
 
 
-def fake_section(windows_per_s: float) -> str:
+def fake_section(windows_per_s: float, flops: int | None = 2_000_000_000) -> str:
     timing = Timing("ONNX Runtime fp32", 2, [1.0 / windows_per_s] * 4)
-    result = ModelResult("BHaRNet-E expert-only", 2_000_000_000, [timing], {"Conv": 0.5}, {})
+    result = ModelResult("BHaRNet-E expert-only", flops, [timing], {"Conv": 0.5}, {})
     machine = {"CPU": "test cpu"}
     return render(machine, {"numpy": 100.0, "torch": 90.0, "peak": 100.0}, [result], "bharnet bench model")
 
@@ -60,6 +60,9 @@ def test_render_reports_fraction_of_peak():
     assert section.startswith("Produced by `bharnet bench model`")
     assert "| BHaRNet-E expert-only | 2.000 | ONNX Runtime fp32 | 2 | 10.0 |" in section
     assert "| 100.0 | 20.0 | 20 % |" in section  # 2 GFLOPs x 10 windows/s of a 100 GFLOP/s peak
+    uncounted = fake_section(10.0, flops=None)
+    assert "| BHaRNet-E expert-only | n/a | ONNX Runtime fp32 | 2 | 10.0 |" in uncounted
+    assert "| 100.0 | n/a | n/a |" in uncounted
 
 
 def test_flops_are_counted_on_the_onnx_graph(tmp_path):
@@ -206,7 +209,7 @@ def test_a_dynamic_batch_export_is_fed_batch_1_with_a_0_1_hand_mask(tmp_path):
     from bharnet_ros.core.preprocess import PreprocessConfig
     from bharnet_ros.model.bharnet import build_model
     from bharnet_ros.model.export import export_onnx, input_shapes
-    from bharnet_ros.tools.bench import ort_call, ort_session
+    from bharnet_ros.tools.bench import onnx_flops, ort_call, ort_session
 
     config = {
         "variant": "bharnet_e_expert_only",
@@ -226,6 +229,10 @@ def test_a_dynamic_batch_export_is_fed_batch_1_with_a_0_1_hand_mask(tmp_path):
     assert set(np.unique(inputs["hand_mask"])) == {0.0, 1.0}
     assert all(value.dtype == np.float32 for value in inputs.values())
     ort_call(path, inputs, 1)()  # one untimed run: the feed is what the graph takes
+    assert onnx_flops(path) is None  # symbolic sizes: n/a in the table, not a count of 0
+    static = tmp_path / "static.onnx"
+    export_onnx(model, static, ["a", "b", "c"], PreprocessConfig(frames=16, num_persons=1))
+    assert onnx_flops(static) > 0
 
 
 def test_a_refused_model_is_refused_before_anything_is_measured(tmp_path, monkeypatch, capsys):
