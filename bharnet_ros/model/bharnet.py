@@ -140,7 +140,9 @@ class BHaRNetModel(nn.Module):
 
     branches: tuple[str, ...] = ()
     individual_branches: tuple[str, ...] = ()
-    hand_branches: frozenset[str] = frozenset({"hand", "hand_expert", "hand_interactive"})
+    # Branches whose evidence is the hand's: weighted by hand reliability in Noisy-OR fusion and,
+    # with loss.weight_hand_by_reliability, in their own loss terms.
+    hand_branches: frozenset[str] = frozenset({"hand", "hand_expert"})
     reduction: str = "mean"
 
     def __init__(self, config: ModelConfig) -> None:
@@ -278,6 +280,10 @@ class ExpertizedModel(BHaRNetModel):
 
     branches = ("body_expert", "hand_expert", "body_interactive", "hand_interactive")
     individual_branches = ("body_interactive", "hand_interactive")
+    # The body stream's interactive branch attends to the hand tokens and carries their values (its
+    # own tokens only weigh them, and there is no residual): a missing hand empties it, not the hand
+    # stream's interactive branch, which carries the body's values.
+    hand_branches = frozenset({"hand_expert", "body_interactive"})
     reduction = "sum"
 
     def __init__(self, config: ModelConfig) -> None:

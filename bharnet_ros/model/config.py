@@ -80,7 +80,8 @@ class PamConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ExpertizedConfig:
-    """BHaRNet-E: first block duplicated per branch, and how the interactive branches exchange."""
+    """BHaRNet-E: the blocks from ``split_block`` on are duplicated per branch (the last one by
+    default), and how the interactive branches exchange."""
 
     split_block: int = 9
     interaction: str = "full"  # full: all (M, T', V) tokens; pam: pooled tokens

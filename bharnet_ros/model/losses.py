@@ -81,17 +81,19 @@ class BHaRNetLoss(nn.Module):
         """A complementary term needs at least two branches to combine."""
         return self.config.complementary and len(self.branches) > 1
 
+    def branch_term(self, outputs: dict[str, torch.Tensor], target: torch.Tensor, name: str) -> torch.Tensor:
+        """Cross-entropy of one branch; a hand branch's is weighted per sample by hand reliability
+        (``weight_hand_by_reliability``), so clips without hands do not train it on zeros."""
+        reliability = outputs.get("hand_reliability") if self.config.weight_hand_by_reliability else None
+        weight = reliability if name in self.hand_branches else None
+        return cross_entropy(outputs[name], target, self.config.label_smoothing, weight)
+
     def individual_terms(
         self, outputs: dict[str, torch.Tensor], target: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        reliability = outputs.get("hand_reliability") if self.config.weight_hand_by_reliability else None
-        terms = {}
-        for name in self.individual_branches:
-            weight = reliability if name in self.hand_branches else None
-            terms[f"individual/{name}"] = cross_entropy(
-                outputs[name], target, self.config.label_smoothing, weight
-            )
-        return terms
+        return {
+            f"individual/{name}": self.branch_term(outputs, target, name) for name in self.individual_branches
+        }
 
     def complementary_term(self, outputs: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         smoothing = self.config.label_smoothing
@@ -111,7 +113,7 @@ class BHaRNetLoss(nn.Module):
         terms = self.individual_terms(outputs, target)
         total = self.config.individual_weight * torch.stack(list(terms.values())).sum()
         for name in self.expert_branches:
-            terms[f"expert/{name}"] = cross_entropy(outputs[name], target, self.config.label_smoothing)
+            terms[f"expert/{name}"] = self.branch_term(outputs, target, name)
             total = total + self.config.expert_weight * terms[f"expert/{name}"]
         if self.uses_complementary:
             terms["complementary"] = self.complementary_term(outputs, target)

@@ -597,6 +597,20 @@ def diverged_after(
     return f"training diverged in epoch {epoch + 1}: {what}; {kept_checkpoints(run)}; {fix}"
 
 
+def check_every_branch_learns(model: BHaRNetModel, initialised: bool) -> None:
+    """Refuse BHaRNet-E without the complementary term and without an expert term when nothing
+    initialises it: its expertized branches would get no gradient, stay random, and still count in
+    every prediction (and the expert-only export would be random)."""
+    loss = model.config.loss
+    untrained = [b for b in model.branches if b not in model.individual_branches]
+    if untrained and not loss.complementary and loss.expert_weight <= 0 and not initialised:
+        raise ConfigError(
+            f"with loss.complementary: false and loss.expert_weight: 0 the branches {untrained} never "
+            "learn but count in every prediction; set loss.complementary: true or loss.expert_weight > 0, "
+            "or start them from trained experts (model.init)"
+        )
+
+
 def uses_hands(model: BHaRNetModel) -> bool:
     """Whether ``model`` has a hand stream (every variant but the body expert)."""
     return getattr(model, "stream", "hand") == "hand"
@@ -725,6 +739,7 @@ def build_run(
     base_model = build_model(model_config).to(env.device)
     notes = list(selection.notes)
     if resume_state is None:
+        check_every_branch_learns(base_model, any((config["model"]["init"] or {}).values()))
         notes += init_from_experts(base_model, config["model"]["init"] or {})
     else:
         base_model.load_state_dict(resume_state["state_dict"])

@@ -72,8 +72,10 @@ def test_model_with_zero_hand_stream_keeps_the_body_branch(tiny_config, inputs):
     assert torch.all(torch.sigmoid(out["fused"]) >= torch.sigmoid(out["body"]) - 1e-6)
 
 
-def test_expertized_noisy_or_only_discounts_hand_branches(tiny_config, inputs):
+def test_expertized_noisy_or_discounts_the_branches_that_carry_the_hand(tiny_config, inputs):
+    """Without hands, what is left is the body expert and the hand stream's interactive branch,
+    which carries the body's values (the body stream's carries the hand's)."""
     model = build_model(tiny_config("bharnet_e_noisy_or")).train()
     out = model(inputs["body"], inputs["hand"], torch.zeros(2, 16))
-    expected = noisy_or_logits([out["body_expert"], out["body_interactive"]], [None, None])
+    expected = noisy_or_logits([out["body_expert"], out["hand_interactive"]], [None, None])
     torch.testing.assert_close(out["fused"], expected, atol=1e-4, rtol=1e-4)

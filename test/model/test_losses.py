@@ -53,6 +53,26 @@ def test_hand_terms_are_weighted_by_hand_reliability():
     torch.testing.assert_close(loss["individual/body"], F.cross_entropy(outputs["body"], TARGET))
 
 
+def test_a_clip_without_hands_trains_no_branch_whose_evidence_is_the_hand(tiny_config, inputs):
+    """BHaRNet-E's body-stream interactive branch reads the hand tokens' values, and the hand
+    expert sees only the hand: a handless clip's terms there weigh nothing, also the expert term."""
+    model = build_model(tiny_config("bharnet_e", {"loss": {"expert_weight": 0.5}}))
+    out = model(inputs["body"], inputs["hand"], torch.tensor([[0.0] * 16, [1.0] * 16]))
+    loss = build_loss(model)(out, TARGET)
+    smoothing = model.config.loss.label_smoothing
+    for name, weighted in [
+        ("individual/body_interactive", True),
+        ("expert/hand_expert", True),
+        ("individual/hand_interactive", False),
+        ("expert/body_expert", False),
+    ]:
+        per_sample = F.cross_entropy(
+            out[name.split("/")[1]], TARGET, label_smoothing=smoothing, reduction="none"
+        )
+        expected = per_sample[1] / 2 if weighted else per_sample.mean()
+        torch.testing.assert_close(loss[name], expected, msg=name)
+
+
 def test_expertized_individual_losses_only_on_interactive_branches(tiny_config, inputs):
     model = build_model(tiny_config("bharnet_e"))
     loss = build_loss(model)(model(**inputs), TARGET)

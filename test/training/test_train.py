@@ -390,3 +390,10 @@ def test_evaluating_a_model_that_scores_nan_is_refused(trained_run, dataset_file
         next(model.runner.parameters()).fill_(float("nan"))
     with pytest.raises(CheckpointError, match="scores 6 of 6 samples .*as NaN or infinite"):
         evaluate(model, SkeletonDataset.load(dataset_file))
+
+
+def test_bharnet_e_whose_expert_branches_could_never_learn_is_refused(dataset_file, tiny_run, tmp_path):
+    silent = ["model.overrides.loss.complementary=false", "model.overrides.loss.expert_weight=0"]
+    with pytest.raises(ConfigError, match=r"\['body_expert', 'hand_expert'\] never learn"):
+        train(tiny_config(tiny_run, dataset_file, *silent), out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
