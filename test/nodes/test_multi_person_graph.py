@@ -10,7 +10,6 @@ pace, so the recognizer sees the gestures at their real speed.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import pytest
@@ -39,32 +38,35 @@ def multi_params(tmp_path) -> str:
     params = yaml.safe_load(share_file("config/recognize.yaml").read_text())
     params["/**/video_source"]["ros__parameters"].update(rate=20.0)
     params["/**/pose"]["ros__parameters"].update(backend="multi", num_poses=2)
+    # Persons age on the arrival clock: a loaded machine's slow frames must not time them out.
+    params["/**/recognizer"]["ros__parameters"].update(person_timeout=30.0)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return str(path)
 
 
-def play_in_lock_step(graph, clock, skeletons: list, wait) -> set[int]:
+def play_in_lock_step(graph, clock, skeletons: list, actions: list, wait) -> set[int]:
     """Advance sim time frame by frame, each step once the pose node has published for the last one;
     returns every person id the recognizer held a window for along the way.
 
-    The ids are read while frames flow: persons age on the arrival clock, and a second after the
-    last frame the recognizer rightly forgets them.
+    It returns once the recognizer took every person of every skeleton message and the probe got
+    every action it published. The ids are read while frames flow, as a robot would see them.
     """
     source, recognizer = graph.node("video_source"), graph.node("recognizer")
     assert wait(lambda: graph.node("pose").inputs and recognizer.inputs, timeout=120)
+    assert wait(lambda: clock.get_subscription_count() >= len(graph.nodes)), "every node hears /clock"
     stamp_ns = START_S * 1_000_000_000
     windows: set[int] = set()
     while not source.finished:
         answered = len(skeletons)
         clock.publish(Clock(clock=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)))
-        wait(lambda n=answered: len(skeletons) > n or source.finished, timeout=5)
+        assert wait(lambda n=answered: len(skeletons) > n or source.finished, timeout=120), stamp_ns
         with recognizer.swap_lock:
             windows.update(recognizer.recognizer.windows.person_ids)
         stamp_ns += FRAME_NS
     persons = sum(len(msg.persons) for msg in skeletons)
-    wait(lambda: recognizer.recognizer.windows.stats.frames_pushed >= persons, timeout=5)
-    time.sleep(0.2)  # the last actions reach the probe
+    assert wait(lambda: recognizer.recognizer.windows.stats.frames_pushed >= persons, timeout=120)
+    assert wait(lambda: len(actions) >= recognizer.actions_published, timeout=60), "the last actions arrive"
     return windows
 
 
@@ -85,7 +87,7 @@ def test_two_people_keep_their_ids_and_get_their_own_gesture(
     probe.create_subscription(PersonSkeletonArray, "/" + SKELETON_TOPIC, skeletons.append, 100)
     probe.create_subscription(Action, "/" + ACTION_TOPIC, actions.append, 100)
     with running_graph(options) as graph:
-        windows = play_in_lock_step(graph, clock, skeletons, wait)
+        windows = play_in_lock_step(graph, clock, skeletons, actions, wait)
     assert len(skeletons) >= frames - 3, "the pose node answered (nearly) every frame"
 
     sides: dict[str, set[int]] = {"left": set(), "right": set()}

@@ -142,12 +142,15 @@ def test_a_bad_model_is_refused_and_the_old_one_keeps_running(running, models, b
     assert (values["model_swaps"], values["model_swaps_refused"]) == (0, 1)
 
 
-def test_a_set_refused_for_another_parameter_loads_no_model(running, models):
+def test_a_set_refused_for_another_parameter_loads_no_model(running, models, wait, parameter_client):
+    """One atomic set of a new model and a bad topic: refused before the model file is loaded."""
     node, _ = running
-    result = node.set_parameters_atomically(
+    client = parameter_client("recognizer").client
+    future = client.set_parameters_atomically(
         [Parameter("model", value=str(models["four"])), Parameter("body_topic", value="not a topic")]
     )
-    assert not result.successful
+    assert wait(future.done), "no answer from set_parameters_atomically"
+    assert not future.result().result.successful
     assert node.staged_model is None  # refused before the file was loaded
     assert node.recognizer.classifier.class_names == ["idle", "wave", "stop"]
 

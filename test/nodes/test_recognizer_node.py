@@ -27,6 +27,7 @@ from bharnet_ros.nodes.recognizer_node import RecognizerNode
 from bharnet_ros.training.synth import generate_sequence
 
 CLASSES = ["idle", "wave", "stop"]  # the tiny model of conftest.py
+WAVE = generate_sequence("wave", np.random.default_rng(0))
 
 
 def stream(person_id: int = 0, frames: int = 48, start: float = 100.0):
@@ -40,24 +41,31 @@ def stream(person_id: int = 0, frames: int = 48, start: float = 100.0):
         yield PersonSkeletonArray(header=header, persons=[frame_to_msg(frame, header)])
 
 
-@pytest.fixture
-def graph(ros, wait, tiny_model):
-    recognizer = ros.add(
-        RecognizerNode,
-        parameter_overrides=[
-            Parameter("model", value=str(tiny_model)),
-            Parameter("stride_seconds", value=4 / 30),
-            Parameter("min_seconds", value=0.5),
-            Parameter("window_seconds", value=32 / 30),
-            Parameter("person_timeout", value=30.0),  # windows outlive a slow CI machine
-        ],
-    )
+SETTINGS = {
+    "stride_seconds": 4 / 30,
+    "min_seconds": 0.5,
+    "window_seconds": 32 / 30,
+    "person_timeout": 30.0,  # windows outlive a slow CI machine
+}
+
+
+def start(ros, wait, model, **params):
+    """A recognizer on ``model`` with the test settings (``params`` override them), a probe that
+    records its actions and a skeleton publisher it hears: (recognizer, probe, publisher, actions)."""
+    values = {"model": str(model), **SETTINGS, **params}
+    overrides = [Parameter(name, value=value) for name, value in values.items()]
+    recognizer = ros.add(RecognizerNode, parameter_overrides=overrides)
     probe = ros.add(Node, "probe")
     actions: list[Action] = []
     probe.create_subscription(Action, "action", actions.append, 100)
     publisher = probe.create_publisher(PersonSkeletonArray, "skeletons", 100)
     assert wait(lambda: recognizer.inputs and publisher.get_subscription_count() > 0)
     return recognizer, probe, publisher, actions
+
+
+@pytest.fixture
+def graph(ros, wait, tiny_model):
+    return start(ros, wait, tiny_model)
 
 
 def publish_all(publisher, messages, wait, recognizer, count, rate: float = 60.0):
@@ -109,14 +117,13 @@ def test_labels_are_latched_for_late_subscribers(graph, ros, wait):
     assert labels[0].threshold == pytest.approx(recognizer.recognizer.none_threshold)
 
 
-def test_labels_follow_a_live_none_threshold(graph, ros, wait):
-    recognizer = graph[0]
+def test_labels_follow_a_live_none_threshold(graph, ros, wait, parameter_client):
     late = ros.add(Node, "late")
     labels: list[ActionLabels] = []
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     late.create_subscription(ActionLabels, "labels", labels.append, latched)
     assert wait(lambda: labels)
-    recognizer.set_parameters([Parameter("none_threshold", value=0.45)])
+    assert parameter_client("recognizer").set(none_threshold=0.45)["none_threshold"].successful
     assert wait(lambda: labels[-1].threshold == pytest.approx(0.45))
 
 
@@ -155,7 +162,9 @@ def test_time_going_backwards_restarts_the_window(graph, wait):
     assert len(recognizer.recognizer.windows.get(0)) == 5
 
 
-def test_missing_model_fails_configure_but_the_node_stays_up(ros, wait, tmp_path):
+def test_missing_model_fails_configure_but_the_node_stays_up(
+    ros, wait, tmp_path, parameter_client, lifecycle
+):
     node = ros.add(
         RecognizerNode, parameter_overrides=[Parameter("model", value=str(tmp_path / "nope.onnx"))]
     )
@@ -166,9 +175,10 @@ def test_missing_model_fails_configure_but_the_node_stays_up(ros, wait, tmp_path
     assert node.recognizer is None
     assert wait(lambda: any(s.level == DiagnosticStatus.ERROR for a in statuses for s in a.status))
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
-    node.set_parameters([Parameter("model", value=str(tmp_path / "broken.onnx"))])
-    node.trigger_configure()  # reads the parameters again
+    assert parameter_client("recognizer").set(model=str(tmp_path / "broken.onnx"))["model"].successful
+    assert not lifecycle("recognizer").set("configure")  # reads the parameters again, and fails
     assert "not a loadable ONNX model" in node.model_error
+    assert node.recognizer is None
 
 
 def test_cuda_request_runs_on_cuda_or_falls_back_to_cpu_and_says_so(ros, wait, tiny_model):
@@ -319,18 +329,6 @@ def test_lifecycle_transitions_follow_the_documented_table(ros, wait, tiny_model
     assert node.recognizer is None
 
 
-def test_parameter_ranges_are_enforced(ros, tiny_model):
-    node = ros.add(RecognizerNode, parameter_overrides=[Parameter("model", value=str(tiny_model))])
-    results = node.set_parameters(
-        [Parameter("stride_seconds", value=-1.0), Parameter("smoothing", value=0.5)]
-    )
-    assert not results[0].successful
-    assert results[1].successful
-    descriptor = node.describe_parameter("stride_seconds")
-    assert descriptor.floating_point_range[0].from_value == 0.0
-    assert "classify" in descriptor.description
-
-
 def test_publish_failures_are_counted_not_raised(ros):
     node = ros.add(RecognizerNode, parameter_overrides=[Parameter("autostart", value=False)])
 
@@ -379,17 +377,29 @@ def test_configure_time_parameters_say_when_and_apply_on_reconfigure(graph, para
     assert not recognizer.pending
 
 
-def test_read_only_and_out_of_range_sets_are_refused(ros, tiny_model, parameter_client):
+def test_read_only_and_out_of_range_sets_are_refused(ros, wait, tiny_model, parameter_client):
     node = ros.add(
         RecognizerNode,
         parameter_overrides=[Parameter("model", value=str(tiny_model)), Parameter("autostart", value=False)],
     )
-    results = parameter_client("recognizer").set(autostart=True, stride_seconds=-1.0, smoothing=0.3)
+    client = parameter_client("recognizer")
+    results = client.set(autostart=True, stride_seconds=-1.0, smoothing=0.3)
     assert not results["autostart"].successful
     assert "read-only" in results["autostart"].reason
     assert not results["stride_seconds"].successful
     assert results["smoothing"].successful
     assert node.params["smoothing"] == 0.3  # live values are taken even before configure
+    assert client.get("stride_seconds") == {"stride_seconds": 0.15}
+    descriptor = describe(client, "stride_seconds", wait)  # what `ros2 param describe` shows
+    assert descriptor.floating_point_range[0].from_value == 0.0
+    assert "classify" in descriptor.description
+
+
+def describe(client, name: str, wait):
+    """The descriptor of parameter ``name``, through the node's describe_parameters service."""
+    future = client.client.describe_parameters([name])
+    assert wait(future.done), "no answer from describe_parameters"
+    return future.result().descriptors[0]
 
 
 def test_text_parameters_outside_their_choices_are_refused_at_the_set(ros, tiny_model, parameter_client):
@@ -477,3 +487,109 @@ def test_a_publisher_whose_qos_cannot_reach_the_recognizer_is_reported(graph, ro
     level, message, values = recognizer.status()
     assert level == WARN
     assert "a publisher's QoS cannot reach the skeleton subscription" in message
+
+
+def reconfigure(lifecycle, recognizer, publisher, wait) -> None:
+    """Cleanup and configure again (configure-time parameters apply), and wait until it listens."""
+    assert lifecycle("recognizer").set("deactivate", "cleanup", "configure", "activate")
+    assert wait(lambda: recognizer.inputs and publisher.get_subscription_count() > 0)
+
+
+def ort_threads(recognizer) -> int:
+    """The intra-op threads of the ONNX Runtime session the recognizer runs."""
+    return recognizer.recognizer.classifier.onnx.session.get_session_options().intra_op_num_threads
+
+
+def test_threads_reach_onnx_runtime_on_the_next_configure(graph, wait, parameter_client, lifecycle):
+    recognizer, _, publisher, actions = graph
+    assert ort_threads(recognizer) == 1
+    result = parameter_client("recognizer").set(threads=2)["threads"]
+    assert result.successful
+    assert "next configure" in result.reason
+    assert ort_threads(recognizer) == 1  # the running session is kept until then
+    reconfigure(lifecycle, recognizer, publisher, wait)
+    assert ort_threads(recognizer) == 2
+    publish_all(publisher, stream(), wait, recognizer, 48)
+    assert wait(lambda: actions), "the new session decides"
+
+
+HANDS = next(WAVE.frame(t).hands for t in range(len(WAVE)) if WAVE.frame(t).hand_present.all())
+HAND_GAP = range(20, 26)  # frames without hands: 6, a gap the default max_gap (8) fills
+
+
+def hands_gone_for_a_while(start: float):
+    """The 'wave' stream with the same two hands seen in every frame but those of HAND_GAP."""
+    for t, msg in enumerate(stream(start=start)):
+        person, seen = msg.persons[0], t not in HAND_GAP
+        person.left_hand_present = person.right_hand_present = seen
+        person.left_hand, person.right_hand = (hand.ravel() * seen for hand in HANDS)
+        yield msg
+
+
+def hand_fractions_across_the_gap(actions, start: float) -> list[float]:
+    """``hand_fraction`` of the decisions whose window holds the whole of HAND_GAP."""
+    first, last = start + HAND_GAP.start / 30, start + HAND_GAP[-1] / 30
+    return [
+        a.hand_fraction
+        for a in actions
+        if stamp_to_seconds(a.window_start) < first < last < stamp_to_seconds(a.header.stamp)
+    ]
+
+
+def test_max_gap_decides_which_hand_gaps_are_filled(graph, wait, parameter_client, lifecycle):
+    """A 6-frame hand gap is filled under the default max_gap (8), and no longer under max_gap 2."""
+    recognizer, _, publisher, actions = graph
+    publish_all(publisher, hands_gone_for_a_while(100.0), wait, recognizer, 48)
+    assert wait(lambda: len(actions) >= recognizer.actions_published)
+    filled = hand_fractions_across_the_gap(actions, 100.0)
+    assert filled
+    assert all(fraction == 1.0 for fraction in filled)
+    assert parameter_client("recognizer").set(max_gap=2)["max_gap"].successful
+    reconfigure(lifecycle, recognizer, publisher, wait)
+    publish_all(publisher, hands_gone_for_a_while(200.0), wait, recognizer, 48)
+    assert wait(lambda: len(actions) >= recognizer.actions_published)
+    unfilled = hand_fractions_across_the_gap(actions, 200.0)
+    assert unfilled
+    assert all(fraction < 1.0 for fraction in unfilled)
+
+
+def test_a_person_beyond_max_persons_is_refused_and_counted(ros, wait, tiny_model):
+    recognizer, _, publisher, actions = start(ros, wait, tiny_model, max_persons=2)
+    three = [
+        PersonSkeletonArray(header=a.header, persons=[*a.persons, *b.persons, *c.persons])
+        for a, b, c in zip(stream(0), stream(1), stream(2), strict=True)
+    ]
+    publish_all(publisher, three, wait, recognizer, 2 * len(three))
+    assert wait(lambda: recognizer.recognizer.stats.persons_refused == len(three)), "every frame of the third"
+    assert sorted(recognizer.recognizer.windows.person_ids) == [0, 1]
+    assert wait(lambda: {0, 1} <= {a.person_id for a in actions})
+    assert 2 not in {a.person_id for a in actions}
+    level, message, values = recognizer.status()
+    assert (level, values["persons_refused"]) == (WARN, len(three))
+    assert f"more persons than max_persons: {len(three)} frames refused" in message
+
+
+def test_a_person_who_stops_sending_is_forgotten_after_person_timeout(
+    ros, wait, tiny_model, parameter_client, lifecycle
+):
+    """Set from 60 s to 0.5 s: the person goes (however long that takes on a loaded machine, the
+    wait ends long before 60 s would have passed)."""
+    recognizer, _, publisher, _ = start(ros, wait, tiny_model, person_timeout=60.0)
+    assert parameter_client("recognizer").set(person_timeout=0.5)["person_timeout"].successful
+    reconfigure(lifecycle, recognizer, publisher, wait)
+    publish_all(publisher, stream(person_id=7, frames=10), wait, recognizer, 10)
+    windows = recognizer.recognizer.windows
+    assert wait(lambda: 7 not in windows and windows.stats.persons_timed_out >= 1, timeout=30)
+
+
+def test_min_seconds_set_live_delays_a_new_persons_first_decision(graph, wait, parameter_client):
+    """Set through the client while running (0.5 s -> 1 s): a person who appears next gets their
+    first decision once their frames span 1 s (sensor time), no sooner."""
+    recognizer, _, publisher, actions = graph
+    result = parameter_client("recognizer").set(min_seconds=1.0)["min_seconds"]
+    assert result.successful
+    assert not result.reason  # live: no note
+    publish_all(publisher, stream(person_id=3, start=100.0), wait, recognizer, 48)
+    assert wait(lambda: any(a.person_id == 3 for a in actions))
+    first = min(stamp_to_seconds(a.header.stamp) for a in actions if a.person_id == 3)
+    assert first - 100.0 == pytest.approx(1.0, abs=0.01)
