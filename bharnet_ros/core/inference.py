@@ -160,6 +160,16 @@ def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * (np.asarray(logits, np.float64) / temperature)))
 
 
+def random_feed(shapes: Mapping[str, Sequence[int]], seed: int = 0) -> dict[str, np.ndarray]:
+    """Standard-normal float32 inputs of ``shapes``; ``hand_mask`` random 0/1, as a real mask is
+    (Noisy-OR weighs the hand branches by it): for parity checks and timing, not for decisions."""
+    rng = np.random.default_rng(seed)
+    feed = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+    if "hand_mask" in feed:
+        feed["hand_mask"] = (feed["hand_mask"] > 0).astype(np.float32)
+    return feed
+
+
 class OnnxClassifier:
     """An exported BHaRNet model with its labels and preprocessing, ready for ``predict``.
 

@@ -34,7 +34,7 @@ import onnx
 import torch
 from torch import nn
 
-from bharnet_ros.core.inference import MAX_TEMPERATURE
+from bharnet_ros.core.inference import MAX_TEMPERATURE, random_feed
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
 from bharnet_ros.model.attention import freeze_projections
 from bharnet_ros.model.bharnet import BHaRNetModel, ExpertizedModel, ExpertOnlyModel
@@ -322,11 +322,7 @@ def op_types(path: str | Path) -> set[str]:
 
 def random_inputs(model: BHaRNetModel, seed: int = 0) -> dict[str, np.ndarray]:
     """Standard-normal inputs of the exported shapes (the hand mask random 0/1)."""
-    rng = np.random.default_rng(seed)
-    out = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in input_shapes(model).items()}
-    if "hand_mask" in out:
-        out["hand_mask"] = (out["hand_mask"] > 0).astype(np.float32)
-    return out
+    return random_feed(input_shapes(model), seed)
 
 
 def realistic_inputs(

@@ -505,23 +505,13 @@ def file_inputs(path: Path, option: str) -> dict[str, np.ndarray]:
     and runs it once), so a ``--dynamic-batch`` export, whose graph names its batch axis ``batch``
     instead of a number, gets batch 1 like any other.
     """
-    from bharnet_ros.core.inference import InferenceError, OnnxClassifier
+    from bharnet_ros.core.inference import InferenceError, OnnxClassifier, random_feed
 
     try:
         classifier = OnnxClassifier(path, providers="cpu")
     except InferenceError as err:
         raise UsageError(f"{option}: {err}") from None
     return random_feed({name: classifier.input_shapes[name] for name in classifier.input_names})
-
-
-def random_feed(shapes: dict[str, list[int]], seed: int = 0) -> dict[str, np.ndarray]:
-    """Standard-normal float32 inputs of ``shapes``; ``hand_mask`` random 0/1, as a real mask is
-    (Noisy-OR weighs the hand branch by it, so normals would time a window no camera gives)."""
-    rng = np.random.default_rng(seed)
-    feed = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
-    if "hand_mask" in feed:
-        feed["hand_mask"] = (feed["hand_mask"] > 0).astype(np.float32)
-    return feed
 
 
 def render(machine: dict[str, str], peak: dict[str, float], results: list[ModelResult], command: str) -> str:
