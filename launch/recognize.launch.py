@@ -10,7 +10,8 @@ The nodes, parameters and remappings come from bharnet_ros.nodes.graph, which `b
 
 from launch_ros.actions import Node
 
-from bharnet_ros.nodes.graph import BACKENDS, DEVICES, PACKAGE, GraphOptions, describe_graph
+from bharnet_ros.core.inference import DEVICES
+from bharnet_ros.nodes.graph import BACKENDS, PACKAGE, GraphOptions, describe_graph
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 

@@ -70,7 +70,7 @@ def claim_domain() -> tuple[int, int | None]:
         return int(os.environ[DOMAIN_OVERRIDE]), None
     live = os.environ.get("ROS_DOMAIN_ID", "").strip()
     for domain in DOMAIN_IDS:
-        if str(domain) != live and (lock := try_lock(domain)):
+        if str(domain) != live and (lock := try_lock(domain)) is not None:
             return domain, lock
     held = f"ROS domain ids {DOMAIN_IDS[0]}-{DOMAIN_IDS[-1]} are all held by other test runs"
     raise RuntimeError(f"{held}; set {DOMAIN_OVERRIDE}")

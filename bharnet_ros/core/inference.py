@@ -42,6 +42,7 @@ PROVIDER_NAMES = {
     "cpu": "CPUExecutionProvider",
 }
 AUTO_ORDER = ("cuda", "cpu")  # what "auto" tries, where the ORT build offers it
+DEVICES = ("cpu", "cuda", "auto")  # what the recognizer's device parameter and the CLIs take
 METADATA_PREFIX = "bharnet."
 REQUIRED_METADATA = ("labels", "preprocess", "inputs", "outputs", "variant", "fusion")
 SUPPORTED_FORMAT = 1

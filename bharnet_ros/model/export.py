@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -353,10 +353,11 @@ def check_parity(
     """Max abs difference ONNX Runtime (CPU) vs PyTorch per input set; ParityError above ``tolerance``."""
     wrapper = ExportWrapper(model.eval())
     cases = {"random": random_inputs(model), "realistic": realistic_inputs(model, preprocess)}
+    run = onnx_runtime(path)
     diffs = {}
     for case, inputs in cases.items():
         expected = torch_outputs(wrapper, inputs)
-        got = onnx_runtime_outputs(path, inputs)
+        got = run(inputs)
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: reported as a NaN difference
             diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got, strict=True))
             scale = max(1.0, max(float(np.abs(a).max()) for a in expected))
@@ -369,17 +370,26 @@ def check_parity(
     return diffs
 
 
-def onnx_runtime_outputs(path: str | Path, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    """Every output of the exported file for ``inputs`` on ONNX Runtime's CPU provider."""
+def onnx_runtime(path: str | Path) -> Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]:
+    """A function giving every output of the exported file for some inputs, on one ONNX Runtime
+    CPU session; a graph ORT cannot load or run is an ExportError."""
     import onnxruntime as ort
+
+    def failed(err: Exception) -> ExportError:
+        return ExportError(f"ONNX Runtime cannot run the exported graph ({str(err).splitlines()[0][:160]})")
 
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return session.run(None, dict(inputs))
     except Exception as err:  # ORT's own exception types
-        raise ExportError(
-            f"ONNX Runtime cannot run the exported graph ({str(err).splitlines()[0][:160]})"
-        ) from None
+        raise failed(err) from None
+
+    def run(inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            return session.run(None, dict(inputs))
+        except Exception as err:
+            raise failed(err) from None
+
+    return run
 
 
 def check_loadable(path: str | Path) -> None:

@@ -16,7 +16,6 @@ SKELETON_TOPIC = "bharnet/skeletons"  # relative names: a namespace moves the wh
 ACTION_TOPIC = "bharnet/action"
 LABELS_TOPIC = "bharnet/labels"
 OVERLAY_TOPIC = "bharnet/overlay"
-DEVICES = ("cpu", "cuda", "auto")  # the recognizer's device parameter
 BACKENDS = ("holistic", "hands_pose", "multi")  # the pose node's backend (core.pose_stage.ALL_BACKENDS)
 
 

@@ -37,7 +37,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
 from std_msgs.msg import Header
 
-from bharnet_ros.core.inference import InferenceError
+from bharnet_ros.core.inference import DEVICES, InferenceError
 from bharnet_ros.core.params_file import MOST_THREADS
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
 from bharnet_ros.core.recognizer import (
@@ -54,7 +54,6 @@ from bharnet_ros.msg import Action, ActionClass, ActionLabels, PersonSkeletonArr
 from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp, stamp_to_seconds
 from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
-from bharnet_ros.nodes.graph import DEVICES
 from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spin_node
 from bharnet_ros.nodes.pairing import subscribe_pair
 from bharnet_ros.nodes.parameters import Param, topic_name_problem

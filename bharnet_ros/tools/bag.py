@@ -33,6 +33,7 @@ from bharnet_ros.core.bag import (
     reindex_bag,
     write_video_bag,
 )
+from bharnet_ros.core.inference import DEVICES
 from bharnet_ros.core.paths import DEFAULT_MODEL
 from bharnet_ros.tools import UsageError, check_number
 from bharnet_ros.tools.outputs import check_output_folder, staged_folder
@@ -247,9 +248,7 @@ def _add_eval(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--params-file", default="", help="graph parameters YAML (default config/recognize.yaml)"
     )
-    parser.add_argument(
-        "--device", choices=("cpu", "cuda", "auto"), default="cpu", help="ONNX Runtime device"
-    )
+    parser.add_argument("--device", choices=DEVICES, default="cpu", help="ONNX Runtime device")
     parser.set_defaults(bag_run=run_eval)
 
 

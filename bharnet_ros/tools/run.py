@@ -65,8 +65,10 @@ def check_options(options: Any) -> None:
 
     ``options`` is a ``nodes.graph.GraphOptions`` (not imported here: tools load without nodes/).
     """
-    if options.device and options.device not in ("cpu", "cuda", "auto"):
-        raise UsageError(f"--device {options.device!r} is not one of cpu, cuda, auto")
+    from bharnet_ros.core.inference import DEVICES
+
+    if options.device and options.device not in DEVICES:
+        raise UsageError(f"--device {options.device!r} is not one of {', '.join(DEVICES)}")
     if options.backend and options.backend not in pose_backends():
         raise UsageError(f"--backend {options.backend!r} is not one of {', '.join(pose_backends())}")
     try:

@@ -93,21 +93,15 @@ class CountedStamp(float):
 
     budget: ComparisonBudget
 
-    def __lt__(self, other):
-        self.budget.spend()
-        return float.__lt__(self, other)
+    def _counted(compare):  # noqa: N805  (a decorator used in the class body, not a method)
+        def counted(self, other):
+            self.budget.spend()
+            return compare(self, other)
 
-    def __le__(self, other):
-        self.budget.spend()
-        return float.__le__(self, other)
+        return counted
 
-    def __gt__(self, other):
-        self.budget.spend()
-        return float.__gt__(self, other)
-
-    def __ge__(self, other):
-        self.budget.spend()
-        return float.__ge__(self, other)
+    __lt__, __le__ = _counted(float.__lt__), _counted(float.__le__)
+    __gt__, __ge__ = _counted(float.__gt__), _counted(float.__ge__)
 
 
 class ComparisonBudget:

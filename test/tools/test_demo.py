@@ -91,9 +91,10 @@ def test_a_refused_demo_leaves_no_out_folder(tmp_path, capsys):
 
 
 def layout(tmp_path: Path, monkeypatch, recordings: bool) -> Path:
-    """A checkout at tmp_path/work/main beside ../shared/data, which holds the recordings' folder
-    hri_gestures (with an empty S2) only when ``recordings``; the demo runs from tmp_path/elsewhere,
-    which has no ../shared. Returns the recordings' folder, whether it exists or not."""
+    """A checkout folder ``main`` with ``../shared/data`` beside it, which holds the recordings'
+    folder hri_gestures (with an empty S2) only when ``recordings``; the demo runs from a folder
+    with no ../shared. All of it under ``tmp_path``. Returns the recordings' folder, whether it
+    exists or not."""
     checkout, shared = tmp_path / "work" / "main", tmp_path / "work" / "shared" / "data"
     (shared / "videos").mkdir(parents=True)  # other shared data is no reason to play people
     if recordings:
