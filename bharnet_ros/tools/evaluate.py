@@ -1,6 +1,6 @@
 """``bharnet eval``: accuracy of a checkpoint or an ONNX model on a dataset split.
 
-``bharnet eval MODEL DATASET [--split NAME] --out DIR`` writes summary.json, per_class.csv,
+``bharnet eval MODEL DATASET [--split NAME] [--with MODEL ...] --out DIR`` writes summary.json, per_class.csv,
 predictions.csv and confusion.png (see ``bharnet_ros.training.evaluate``) and prints the summary.
 A non-empty DIR needs ``--force``, which replaces those files only.
 """
@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--known-only", action="store_true",
         help="leave out samples of classes the model does not know (they are counted and named)",
     )  # fmt: skip
+    parser.add_argument(
+        "--with", dest="members", type=Path, nargs="+", default=[], metavar="MODEL",
+        help="average these models' logits with MODEL's (an ensemble; same classes, any preprocessing)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--force", action="store_true", help="replace the report files in a non-empty --out")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size for checkpoints (default 32)")
@@ -56,7 +60,8 @@ def format_summary(values: dict) -> str:
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.2f} %"
 
-    lines = [
+    lines = [f"ensemble of {1 + len(values['ensemble_with'])} models"] if values["ensemble_with"] else []
+    lines += [
         f"samples {values['num_samples']}: top-1 {pct(values['top1'])}, top-5 {pct(values['top5'])}, "
         f"mean-class {pct(values['mean_class'])}"
     ]
@@ -103,8 +108,18 @@ def check_model_fits(model: ModelUnderTest, data: SkeletonDataset, args: argpars
         )  # fmt: skip
     except ValueError as err:
         raise UsageError(
-            f"{args.model} does not fit {args.dataset}: {err}; evaluate it on data of its own layout"
+            f"{model.path} does not fit {args.dataset}: {err}; evaluate it on data of its own layout"
         ) from None
+
+
+def check_same_classes(model: ModelUnderTest, members: list[ModelUnderTest]) -> None:
+    """An ensemble averages logits class by class, so every model must list the same classes."""
+    for member in members:
+        if member.labels != model.labels:
+            raise UsageError(
+                f"{member.path} has other classes than {model.path} ({len(member.labels)} against "
+                f"{len(model.labels)}, or another order); --with takes models trained on the same classes"
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,16 +130,20 @@ def run(args: argparse.Namespace) -> int:
 
     check_count("--batch-size", args.batch_size, 1, MOST_BATCH)
     check_count("--views", args.views, 1, MOST_VIEWS)
-    if not args.model.exists():
-        raise UsageError(f"model {args.model} not found; give a checkpoint (.pt) or an exported .onnx")
-    check_output_folder(args.out, [args.model, args.dataset], args.force)
+    for path in (args.model, *args.members):
+        if not path.exists():
+            raise UsageError(f"model {path} not found; give a checkpoint (.pt) or an exported .onnx")
+    check_output_folder(args.out, [args.model, *args.members, args.dataset], args.force)
     try:
         model = open_model(args.model)
+        members = [open_model(path) for path in args.members]
+        check_same_classes(model, members)
         data = select_for_eval(load_datasets([args.dataset], args.split), model.labels, args)
-        check_model_fits(model, data, args)
+        for each in (model, *members):
+            check_model_fits(each, data, args)
         result = evaluate(
             model, data, args.batch_size, progress=not args.no_progress, views=args.views,
-            causal_hands=args.causal_hands,
+            causal_hands=args.causal_hands, members=members,
         )  # fmt: skip
     except (ConfigError, DatasetError, CheckpointError, InferenceError) as err:
         raise UsageError(str(err)) from None

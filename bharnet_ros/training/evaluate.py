@@ -124,6 +124,7 @@ class Evaluation:
     scores: dict[str, np.ndarray]
     class_names: list[str]
     hand_intensive: list[str] | None
+    members: tuple[str, ...] = ()  # the models averaged with the first one (an ensemble)
 
 
 def evaluate(
@@ -133,28 +134,53 @@ def evaluate(
     progress: bool = False,
     views: int = 1,
     causal_hands: bool = False,
+    members: Sequence[ModelUnderTest] = (),
 ) -> Evaluation:
     """Run ``model`` over every sample of ``data`` and compute the metrics.
 
     ``views`` > 1 (time-window models): each clip is scored by that many windows spread over it,
     whose logits are averaged, as the live recognizer looks at a gesture through many windows.
     ``causal_hands`` fills each window's hand gaps only from frames up to its end, as the live node
-    can (training fills them from the whole clip).
+    can (training fills them from the whole clip). ``members``: more models whose logits are
+    averaged with ``model``'s, branch by branch (an ensemble, as the paper averages its joint and
+    bone models at inference); each keeps its own preprocessing, and all share ``model``'s classes.
     """
+    for member in members:
+        if list(member.labels) != list(model.labels):
+            raise ValueError(f"{member.path} has other classes than {model.path}; an ensemble needs one list")
     labels = labels_for(data, model.labels, "model's")
+    everyone = (model, *members)
+    runs = [model_scores(m, data, labels, batch_size, progress, views, causal_hands) for m in everyone]
+    shared = set.intersection(*(set(run) for run in runs))
+    scores = {name: sum(run[name] for run in runs) / len(runs) for name in runs[0] if name in shared}
+    flagged = subset_classes(data, model)
+    subset = None if flagged is None else [model.labels.index(n) for n in flagged if n in model.labels]
+    report = classification_report(scores["fused"], labels, subset)
+    predictions = np.argmax(scores["fused"], axis=1)
+    members_used = tuple(str(member.path) for member in members)
+    return Evaluation(
+        report, branch_accuracies(scores, labels), labels, predictions, scores, list(model.labels), flagged,
+        members_used,
+    )  # fmt: skip
+
+
+def model_scores(
+    model: ModelUnderTest,
+    data: SkeletonDataset,
+    labels: np.ndarray,
+    batch_size: int,
+    progress: bool,
+    views: int,
+    causal_hands: bool,
+) -> dict[str, np.ndarray]:
+    """One model's per-branch logits of every sample, with its own preprocessing; finite or refused."""
     feeder = SkeletonFeeder(data, model.preprocess, train=False, labels=labels, causal_fill=causal_hands)
     if views <= 1 or model.preprocess.window_seconds <= 0:
         scores = collect_scores(model, feeder, batch_size, progress)
     else:
         scores = averaged_views(model, feeder, batch_size, progress, views)
     check_scores(model, data, scores["fused"])
-    flagged = subset_classes(data, model)
-    subset = None if flagged is None else [model.labels.index(n) for n in flagged if n in model.labels]
-    report = classification_report(scores["fused"], labels, subset)
-    predictions = np.argmax(scores["fused"], axis=1)
-    return Evaluation(
-        report, branch_accuracies(scores, labels), labels, predictions, scores, list(model.labels), flagged
-    )
+    return scores
 
 
 def check_scores(model: ModelUnderTest, data: SkeletonDataset, fused: np.ndarray) -> None:
@@ -228,6 +254,7 @@ def summary(result: Evaluation, model: ModelUnderTest, dataset: str, split: str 
     return {
         "model": str(model.path),
         "model_kind": model.kind,
+        "ensemble_with": list(result.members),
         "dataset": dataset,
         "split": split,
         "num_samples": values["num_samples"],

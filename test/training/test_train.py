@@ -383,6 +383,21 @@ def test_data_of_a_layout_the_model_cannot_take_is_refused_before_any_work(tiny_
     assert not (tmp_path / "run").exists()
 
 
+def test_an_ensemble_scores_the_mean_of_its_models_logits(trained_run, dataset_file):
+    """``members``: each model scores with its own preprocessing; logits are averaged per branch."""
+    from bharnet_ros.training.feeder import mirror_label_map
+
+    data = SkeletonDataset.load(dataset_file)
+    first = open_model(trained_run / "last.pt")
+    second = open_model(trained_run / "last.pt", lambda c: mirror_label_map(c.class_names).tolist())
+    alone = [evaluate(model, data).scores for model in (first, second)]
+    together = evaluate(first, data, members=[second])
+    assert together.members == (str(trained_run / "last.pt"),)
+    for name, value in together.scores.items():
+        assert np.allclose(value, (alone[0][name] + alone[1][name]) / 2, atol=1e-5)
+    assert np.array_equal(together.predictions, together.scores["fused"].argmax(axis=1))
+
+
 def test_evaluating_a_model_that_scores_nan_is_refused(trained_run, dataset_file):
     """argmax reads NaN scores as class 0; a model that gives them must not report an accuracy."""
     model = open_model(trained_run / "last.pt")
