@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bharnet_ros.training.evaluate import ModelUnderTest
 
 MOST_VIEWS = 100  # windows per clip: each is a full pass over the data, and 100 already overlap closely
+MOST_MEMBERS = 16  # models averaged with --with: each is a full pass, and each is held in memory
 MOST_BATCH = 4096  # clips per batch of a checkpoint: larger only runs out of memory
 
 
@@ -130,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_count("--batch-size", args.batch_size, 1, MOST_BATCH)
     check_count("--views", args.views, 1, MOST_VIEWS)
+    check_count("the number of --with models", len(args.members), 0, MOST_MEMBERS)
     for path in (args.model, *args.members):
         if not path.exists():
             raise UsageError(f"model {path} not found; give a checkpoint (.pt) or an exported .onnx")

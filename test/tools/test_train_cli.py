@@ -90,6 +90,7 @@ def test_eval_with_averages_models_and_refuses_other_classes(
         (["eval", "m.pt", "d.npz", "--out", "x", "--views", "1000000"], "--views must be a whole number"),
         (["eval", "m.pt", "d.npz", "--out", "x", "--views", "0"], "--views must be a whole number"),
         (["eval", "m.pt", "d.npz", "--out", "x", "--batch-size", "10000000"], "--batch-size must be a whole"),
+        (["eval", "m.pt", "d.npz", "--out", "x", "--with", *["m.pt"] * 17], "--with models must be a whole"),
         (["train", CONFIG, "--train-people", "2"], "--train-people and --views work with --loso"),
         (["train", CONFIG, "--views", "0"], "--train-people and --views work with --loso"),
         (["train", CONFIG, "--loso", "--train-people", "0", "--out", "x"], "must be at least 1"),
