@@ -1,8 +1,8 @@
 """``bharnet eval``: accuracy of a checkpoint or an ONNX model on a dataset split.
 
-``bharnet eval MODEL DATASET [--split NAME] [--with MODEL ...] --out DIR`` writes summary.json, per_class.csv,
-predictions.csv and confusion.png (see ``bharnet_ros.training.evaluate``) and prints the summary.
-A non-empty DIR needs ``--force``, which replaces those files only.
+``bharnet eval MODEL DATASET [--split NAME] [--with MODEL ...] --out DIR`` writes summary.json,
+per_class.csv, predictions.csv and confusion.png (see ``bharnet_ros.training.evaluate``) and
+prints the summary. A non-empty DIR needs ``--force``, which replaces those files only.
 """
 
 from __future__ import annotations
@@ -113,20 +113,10 @@ def check_model_fits(model: ModelUnderTest, data: SkeletonDataset, args: argpars
         ) from None
 
 
-def check_same_classes(model: ModelUnderTest, members: list[ModelUnderTest]) -> None:
-    """An ensemble averages logits class by class, so every model must list the same classes."""
-    for member in members:
-        if member.labels != model.labels:
-            raise UsageError(
-                f"{member.path} has other classes than {model.path} ({len(member.labels)} against "
-                f"{len(model.labels)}, or another order); --with takes models trained on the same classes"
-            )
-
-
 def run(args: argparse.Namespace) -> int:
     from bharnet_ros.core.inference import InferenceError
     from bharnet_ros.training.data import load_datasets
-    from bharnet_ros.training.evaluate import evaluate, open_model, write_outputs
+    from bharnet_ros.training.evaluate import check_ensemble, evaluate, open_model, write_outputs
     from bharnet_ros.training.train import ConfigError
 
     check_count("--batch-size", args.batch_size, 1, MOST_BATCH)
@@ -139,7 +129,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         model = open_model(args.model)
         members = [open_model(path) for path in args.members]
-        check_same_classes(model, members)
+        try:
+            check_ensemble(model, members)
+        except ValueError as err:
+            raise UsageError(f"{err}; check the models given to --with") from None
         data = select_for_eval(load_datasets([args.dataset], args.split), model.labels, args)
         for each in (model, *members):
             check_model_fits(each, data, args)

@@ -145,9 +145,7 @@ def evaluate(
     averaged with ``model``'s, branch by branch (an ensemble, as the paper averages its joint and
     bone models at inference); each keeps its own preprocessing, and all share ``model``'s classes.
     """
-    for member in members:
-        if list(member.labels) != list(model.labels):
-            raise ValueError(f"{member.path} has other classes than {model.path}; an ensemble needs one list")
+    check_ensemble(model, members)
     labels = labels_for(data, model.labels, "model's")
     everyone = (model, *members)
     runs = [model_scores(m, data, labels, batch_size, progress, views, causal_hands) for m in everyone]
@@ -162,6 +160,16 @@ def evaluate(
         report, branch_accuracies(scores, labels), labels, predictions, scores, list(model.labels), flagged,
         members_used,
     )  # fmt: skip
+
+
+def check_ensemble(model: ModelUnderTest, members: Sequence[ModelUnderTest]) -> None:
+    """An ensemble averages logits class by class, so every model must list the same classes."""
+    for member in members:
+        if list(member.labels) != list(model.labels):
+            raise ValueError(
+                f"{member.path} has other classes than {model.path} ({len(member.labels)} against "
+                f"{len(model.labels)}, or another order); an ensemble needs models of the same classes"
+            )
 
 
 def model_scores(
