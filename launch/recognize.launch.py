@@ -11,7 +11,7 @@ The nodes, parameters and remappings come from bharnet_ros.nodes.graph, which `b
 from launch_ros.actions import Node
 
 from bharnet_ros.core.inference import DEVICES
-from bharnet_ros.nodes.graph import BACKENDS, PACKAGE, GraphOptions, describe_graph
+from bharnet_ros.nodes.graph import AUTOSTART, BACKENDS, PACKAGE, GraphOptions, describe_graph
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
@@ -25,6 +25,7 @@ ARGUMENTS = (
     ("overlay", "false", "true: publish the drawn skeleton image on bharnet/overlay; false: as params_file"),
     ("namespace", "", "namespace for all nodes and topics"),
     ("use_sim_time", "false", "use /clock (bag replay)"),
+    ("autostart", "", "true or false: pose and recognizer activate themselves; empty = as params_file"),
 )
 # Values ros2 launch refuses before any node starts (instead of a configure error in a node's log).
 CHOICES = {
@@ -32,6 +33,7 @@ CHOICES = {
     "backend": ["", *BACKENDS],
     "overlay": ["true", "false"],
     "use_sim_time": ["true", "false"],
+    "autostart": ["", *AUTOSTART],
 }
 
 
@@ -48,6 +50,7 @@ def options_from_context(context) -> GraphOptions:
         overlay=value["overlay"] == "true",
         namespace=value["namespace"],
         use_sim_time=value["use_sim_time"] == "true",
+        autostart=value["autostart"],
     )
 
 

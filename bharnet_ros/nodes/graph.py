@@ -17,6 +17,7 @@ ACTION_TOPIC = "bharnet/action"
 LABELS_TOPIC = "bharnet/labels"
 OVERLAY_TOPIC = "bharnet/overlay"
 BACKENDS = ("holistic", "hands_pose", "multi")  # the pose node's backend (core.pose_stage.ALL_BACKENDS)
+AUTOSTART = ("true", "false")  # the lifecycle nodes' autostart, as a launch argument spells it
 
 
 @dataclass
@@ -32,6 +33,7 @@ class GraphOptions:
     overlay: bool = False  # publish the drawn skeleton image; False = as the parameters file says
     namespace: str = ""
     use_sim_time: bool = False
+    autostart: str = ""  # true: the lifecycle nodes activate themselves; empty = the parameters file's
 
     def resolved_params_file(self) -> str:
         return self.params_file or str(share_file("config/recognize.yaml"))
@@ -60,7 +62,10 @@ def describe_graph(options: GraphOptions) -> list[NodeSpec]:
                 {**common, "video": options.video}, (("image_raw", options.camera_topic),),
             )
         )  # fmt: skip
-    pose_parameters = {**common, "publish_overlay": True} if options.overlay else dict(common)
+    managed = dict(common)  # the lifecycle nodes: pose and recognizer
+    if options.autostart:
+        managed["autostart"] = options.autostart == "true"
+    pose_parameters = {**managed, "publish_overlay": True} if options.overlay else dict(managed)
     if options.backend:
         pose_parameters["backend"] = options.backend
     nodes.append(
@@ -75,7 +80,7 @@ def describe_graph(options: GraphOptions) -> list[NodeSpec]:
             ),
         )
     )  # fmt: skip
-    recognizer_parameters = {**common, "device": options.device} if options.device else dict(common)
+    recognizer_parameters = {**managed, "device": options.device} if options.device else dict(managed)
     if options.model:
         recognizer_parameters["model"] = options.model
     nodes.append(

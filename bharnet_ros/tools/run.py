@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "overlay": "publish the drawn skeleton image on bharnet/overlay (else as the parameters file says)",
         "namespace": "namespace for all nodes and topics",
         "use_sim_time": "use /clock (bag replay)",
+        "autostart": "true: pose and recognizer configure and activate themselves; false: they wait for "
+        "lifecycle transitions; empty = the one in the parameters file",
     }
     for option in fields(GraphOptions):
         flag = "--" + option.name.replace("_", "-")
@@ -66,9 +68,12 @@ def check_options(options: Any) -> None:
     ``options`` is a ``nodes.graph.GraphOptions`` (not imported here: tools load without nodes/).
     """
     from bharnet_ros.core.inference import DEVICES
+    from bharnet_ros.nodes.graph import AUTOSTART
 
     if options.device and options.device not in DEVICES:
         raise UsageError(f"--device {options.device!r} is not one of {', '.join(DEVICES)}")
+    if options.autostart not in ("", *AUTOSTART):
+        raise UsageError(f"--autostart {options.autostart!r} is not true or false")
     if options.backend and options.backend not in pose_backends():
         raise UsageError(f"--backend {options.backend!r} is not one of {', '.join(pose_backends())}")
     try:

@@ -70,6 +70,34 @@ def test_device_and_overlay_are_the_parameters_files_unless_given():
     assert recognizer.parameters["device"] == "auto"
 
 
+def test_autostart_is_the_parameters_files_unless_given_and_only_for_lifecycle_nodes():
+    assert all("autostart" not in spec.parameters for spec in describe_graph(GraphOptions(video="x.mp4")))
+    source, pose, recognizer = describe_graph(GraphOptions(video="x.mp4", autostart="false"))
+    assert "autostart" not in source.parameters  # the video source is a plain node
+    assert pose.parameters["autostart"] is recognizer.parameters["autostart"] is False
+    assert "autostart:=false" in ros_arguments(recognizer, GraphOptions(autostart="false"))
+    assert describe_graph(GraphOptions(autostart="true"))[1].parameters["autostart"] is True
+
+
+def test_a_node_started_with_autostart_false_waits_for_its_configure_call(ros, lifecycle):
+    """What a lifecycle manager needs: the node comes up unconfigured, and configure is its call."""
+    options = GraphOptions(autostart="false")
+    spec = next(spec for spec in describe_graph(options) if spec.name == "recognizer")
+    node = ros.adopt(create_node(spec, options, ros.context))
+    assert node.get_parameter("autostart").value is False
+    assert node._state_machine.current_state[1] == "unconfigured"
+    assert lifecycle("recognizer").set("configure")  # refused had the node configured itself
+    assert node._state_machine.current_state[1] == "inactive"
+
+
+def test_bharnet_run_refuses_an_autostart_other_than_true_or_false():
+    parser = argparse.ArgumentParser()
+    run.add_arguments(parser)
+    assert parser.parse_args(["--autostart", "false"]).autostart == "false"
+    with pytest.raises(UsageError, match="--autostart 'no' is not true or false"):
+        run.run(parser.parse_args(["--autostart", "no"]))
+
+
 def test_a_path_with_a_quote_reaches_the_node_as_it_is(ros, tmp_path):
     model = str(tmp_path / "O'Neil's model.onnx")  # rcl parsed the quote as the value's end
     options = GraphOptions(model=model)
@@ -188,9 +216,11 @@ def test_launch_file_starts_the_same_nodes_as_bharnet_run(launch_api):
         )
     context.launch_configurations["overlay"] = "true"
     context.launch_configurations["backend"] = "multi"
+    context.launch_configurations["autostart"] = "false"
     nodes = launch_file.launch_nodes(context)
     options = launch_file.options_from_context(context)
     assert options.overlay
+    assert options.autostart == "false"
     assert (options.video, options.camera_topic, options.backend) == ("/v.mp4", "camera/image_raw", "multi")
     expected = describe_graph(options)
     assert [n.node_executable for n in nodes] == [s.executable for s in expected]
@@ -214,3 +244,4 @@ def test_launch_choices_are_the_nodes_own(launch_api):
     assert declared["device"] == ["", *device.choices]
     assert declared["backend"] == ["", *ALL_BACKENDS]
     assert declared["overlay"] == declared["use_sim_time"] == ["true", "false"]
+    assert declared["autostart"] == ["", "true", "false"]
