@@ -352,7 +352,7 @@ def write_pooled(
 def held_out_calibrations(result: Evaluation) -> dict[str, dict[str, float]]:
     """Calibration of the fused logits and, for BHaRNet-E, of its expert-only sum."""
     logits = {"fused": result.scores["fused"]}
-    if "body_interactive" in result.scores:
+    if "expert_only" in result.branches:
         logits["expert_only"] = result.scores["body_expert"] + result.scores["hand_expert"]
     return {name: calibrate(values, result.labels).to_dict() for name, values in logits.items()}
 

@@ -53,6 +53,11 @@ class ModelUnderTest:
     hand_intensive: list[str] | None
     runner: Any  # torch module (checkpoint) or OnnxClassifier
 
+    @property
+    def fusion(self) -> str:
+        """How its branches combine: ``mean`` (summed logits) or ``noisy_or``."""
+        return self.runner.fusion
+
     def scores(self, body: torch.Tensor, hand: torch.Tensor, mask: torch.Tensor) -> dict[str, np.ndarray]:
         """Per-branch scores ``(N, K)`` of a batch; ``fused`` is the prediction (logits)."""
         if self.kind == "checkpoint":
@@ -156,9 +161,10 @@ def evaluate(
     report = classification_report(scores["fused"], labels, subset)
     predictions = np.argmax(scores["fused"], axis=1)
     members_used = tuple(str(member.path) for member in members)
+    summed = all(m.fusion == "mean" for m in everyone)
     return Evaluation(
-        report, branch_accuracies(scores, labels), labels, predictions, scores, list(model.labels), flagged,
-        members_used,
+        report, branch_accuracies(scores, labels, summed), labels, predictions, scores, list(model.labels),
+        flagged, members_used,
     )  # fmt: skip
 
 
@@ -213,10 +219,16 @@ def averaged_views(
     return total
 
 
-def branch_accuracies(scores: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, float]:
-    """Top-1 of every branch; for BHaRNet-E also ``expert_only`` (what its light export scores)."""
+def branch_accuracies(
+    scores: dict[str, np.ndarray], labels: np.ndarray, summed: bool = True
+) -> dict[str, float]:
+    """Top-1 of every branch; for BHaRNet-E also ``expert_only`` (what its light export scores).
+
+    ``summed``: the model fuses by summing logits. Noisy-OR weighs the hand expert by hand presence,
+    which the branch logits do not hold, so its expert-only score is measured on its own export.
+    """
     branches = {name: top_k_accuracy(value, labels, 1) for name, value in scores.items() if name != "fused"}
-    if {"body_interactive", "body_expert", "hand_expert"} <= set(scores):
+    if summed and {"body_interactive", "body_expert", "hand_expert"} <= set(scores):
         branches["expert_only"] = top_k_accuracy(scores["body_expert"] + scores["hand_expert"], labels, 1)
     return branches
 

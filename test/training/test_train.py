@@ -398,6 +398,18 @@ def test_an_ensemble_scores_the_mean_of_its_models_logits(trained_run, dataset_f
     assert np.array_equal(together.predictions, together.scores["fused"].argmax(axis=1))
 
 
+def test_a_noisy_or_model_reports_no_summed_expert_only_score(trained_run, dataset_file):
+    """Noisy-OR weighs the hand expert by hand presence, so the sum of the two experts' logits is
+    not what its expert-only export decides; that is measured on the export itself."""
+    data = SkeletonDataset.load(dataset_file)
+    model = open_model(trained_run / "last.pt")
+    assert "expert_only" in evaluate(model, data).branches
+    model.runner.fusion = "noisy_or"  # the same weights, fused as a noisy_or config builds them
+    result = evaluate(model, data)
+    assert "expert_only" not in result.branches
+    assert {"body_expert", "hand_expert"} <= set(result.branches)
+
+
 def test_evaluating_a_model_that_scores_nan_is_refused(trained_run, dataset_file):
     """argmax reads NaN scores as class 0; a model that gives them must not report an accuracy."""
     model = open_model(trained_run / "last.pt")
