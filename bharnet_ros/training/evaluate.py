@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,9 +153,9 @@ def evaluate(
     check_ensemble(model, members)
     labels = labels_for(data, model.labels, "model's")
     everyone = (model, *members)
-    runs = [model_scores(m, data, labels, batch_size, progress, views, causal_hands) for m in everyone]
-    shared = set.intersection(*(set(run) for run in runs))
-    scores = {name: sum(run[name] for run in runs) / len(runs) for name in runs[0] if name in shared}
+    scores = mean_scores(
+        model_scores(m, data, labels, batch_size, progress, views, causal_hands) for m in everyone
+    )
     flagged = subset_classes(data, model)
     subset = None if flagged is None else [model.labels.index(n) for n in flagged if n in model.labels]
     report = classification_report(scores["fused"], labels, subset)
@@ -211,12 +211,26 @@ def averaged_views(
     model: ModelUnderTest, feeder: SkeletonFeeder, batch_size: int, progress: bool, views: int
 ) -> dict[str, np.ndarray]:
     """Per-branch logits averaged over ``views`` windows evenly spread over each clip."""
+
+    def each_view() -> Iterator[dict[str, np.ndarray]]:
+        for view in range(views):
+            feeder.view = (view + 0.5) / views
+            yield collect_scores(model, feeder, batch_size, progress)
+
+    return mean_scores(each_view())
+
+
+def mean_scores(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Branch-by-branch mean of several score sets (views of a clip, models of an ensemble); only
+    the branches every set has."""
     total: dict[str, np.ndarray] = {}
-    for view in range(views):
-        feeder.view = (view + 0.5) / views
-        for name, value in collect_scores(model, feeder, batch_size, progress).items():
-            total[name] = total.get(name, 0.0) + value / views
-    return total
+    count = 0
+    for part in parts:
+        total = (
+            dict(part) if not count else {name: total[name] + part[name] for name in total if name in part}
+        )
+        count += 1
+    return {name: value / count for name, value in total.items()}
 
 
 def branch_accuracies(
