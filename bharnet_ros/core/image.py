@@ -37,6 +37,10 @@ MAX_SIDE = 8192
 MAX_COMPRESSED_PIXELS = MAX_SIDE * MAX_SIDE
 # JPEG start-of-frame markers (C0-CF without DHT C4, JPG C8 and DAC CC) carry the image size.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers without a length (TEM, RST0-7), which the decoder steps over; a stuffed 00, SOI or EOI
+# before the frame header is not a JPEG the size can be read from.
+_JPEG_PARAMETERLESS = frozenset({0x01, *range(0xD0, 0xD8)})
+_JPEG_NOT_BEFORE_FRAME = frozenset({0x00, 0xD8, 0xD9})
 _JPEG_MAX_SEGMENTS = 4096  # markers read before the frame header; real files need a handful
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_MAX_CHUNKS = 100_000  # a 33-megapixel PNG written in 8 kB chunks has a few thousand
@@ -195,7 +199,10 @@ def _jpeg_size(data: memoryview) -> tuple[int, int]:
         marker, length = data[at], int.from_bytes(data[at + 1 : at + 3], "big")
         if marker in _JPEG_SOF and at + 8 <= len(data):
             return int.from_bytes(data[at + 6 : at + 8], "big"), int.from_bytes(data[at + 4 : at + 6], "big")
-        if marker == 0xDA or length < 2:  # image data before any frame header, or a broken length
+        if marker in _JPEG_PARAMETERLESS:  # read as the decoder reads it, or a header hides behind
+            at += 1
+            continue
+        if marker == 0xDA or marker in _JPEG_NOT_BEFORE_FRAME or length < 2:  # image data first, or broken
             break
         at += 1 + length
     raise ImageError(f"JPEG data ({len(data)} bytes) has no readable frame header (width and height)")

@@ -47,6 +47,7 @@ class Percentiles:
 
 
 MAX_COUNTED_GAP = 10.0  # seconds
+MIN_FRAME_PERIOD = 1e-3  # seconds: no camera runs above 1000 Hz, so a shorter gap is not a period
 
 
 class GapDropCounter:
@@ -56,7 +57,9 @@ class GapDropCounter:
     is a low percentile of recent gaps (consecutive frames still arrive now and then), so any camera
     rate works without configuration, even when most frames are being skipped. A gap longer than
     :data:`MAX_COUNTED_GAP` is a pause or a clock jump (a bag looping, one frame stamped 0), not
-    frames lost: it counts nothing and does not enter the period estimate.
+    frames lost: it counts nothing and does not enter the period estimate. Nor does one shorter than
+    :data:`MIN_FRAME_PERIOD` (frames stamped microseconds apart), which would make every ordinary
+    gap look like thousands of lost frames.
     """
 
     def __init__(self, history: int = 100) -> None:
@@ -70,9 +73,9 @@ class GapDropCounter:
         if self._last is not None and self._last < stamp <= self._last + MAX_COUNTED_GAP:
             gap = stamp - self._last
             if len(self._gaps) >= 5:
-                period = float(np.percentile(self._gaps, 10))
-                missing = max(round(gap / period) - 1, 0) if period > 0 else 0
-            self._gaps.append(gap)
+                missing = max(round(gap / float(np.percentile(self._gaps, 10))) - 1, 0)
+            if gap >= MIN_FRAME_PERIOD:
+                self._gaps.append(gap)
         self._last = stamp
         self.dropped += missing
         return missing

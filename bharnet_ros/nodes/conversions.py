@@ -24,10 +24,21 @@ def frame_to_msg(frame: SkeletonFrame, header: Header) -> PersonSkeleton:
     return PersonSkeleton(header=header, **person_fields(frame))
 
 
+def stamp_problem(stamp: Time) -> str:
+    """Why a stamp is no time a clock gives ("" if it is one): nanoseconds that make a second or
+    more (they would wrap the stamps derived from it), or a time before 1970, which rclpy's
+    ``Time.from_msg`` refuses, so a subscriber of ours would fail on the stamp we passed on."""
+    if stamp.nanosec >= 1_000_000_000:
+        return f"stamp nanosec {stamp.nanosec} is not below 1e9"
+    if stamp.sec < 0:
+        return f"stamp sec {stamp.sec} is negative (before 1970)"
+    return ""
+
+
 def msg_to_frame(msg: PersonSkeleton) -> SkeletonFrame:
     """Contract frame from a message; raises SkeletonError for wrong sizes, layouts, NaN values or
-    a stamp whose nanoseconds make a second or more (a time no clock gives, which would wrap the
-    stamps derived from it)."""
-    if msg.header.stamp.nanosec >= 1_000_000_000:
-        raise SkeletonError(f"stamp nanosec {msg.header.stamp.nanosec} is not below 1e9")
+    a stamp no clock gives (:func:`stamp_problem`)."""
+    problem = stamp_problem(msg.header.stamp)
+    if problem:
+        raise SkeletonError(problem)
     return frame_from_person(msg, stamp_to_seconds(msg.header.stamp))

@@ -24,7 +24,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidHandle, NameValidationException, ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
@@ -51,7 +51,23 @@ SHARED_DOMAIN_HINT = (
 Status = tuple[bytes, str, dict[str, Any]]  # diagnostics level, message, key values
 
 
-class ManagedNode(LifecycleNode):
+class CallbackErrorCount:
+    """For a node: exceptions from its callbacks, logged (throttled) and counted, so that its
+    diagnostics can say that it survived them and what the last one was."""
+
+    callback_errors = 0
+    last_callback_error = ""
+
+    def note_callback_error(self, err: Exception) -> None:
+        self.callback_errors += 1
+        self.last_callback_error = f"{type(err).__name__}: {err}"[:200]
+        self.get_logger().error(  # type: ignore[attr-defined]
+            f"a callback failed ({self.last_callback_error}); the node keeps running",
+            throttle_duration_sec=5.0,
+        )
+
+
+class ManagedNode(CallbackErrorCount, LifecycleNode):
     """A lifecycle node whose parameters apply, whose resources follow its transitions, and that
     never dies on a publish error.
 
@@ -66,7 +82,7 @@ class ManagedNode(LifecycleNode):
         self.params = declare_parameters(self, params)  # the values in effect
         self.pending: set[str] = set()  # set since the last configure, applied by the next one
         self.publish_failures = 0
-        self.callback_errors, self.last_callback_error = 0, ""
+        self.transitions_refused = 0  # requests for a transition the current state does not offer
         self.inputs: list[Subscription] = []  # flat: every rclpy subscription activate made
         self.conflicts: list[str] = []
         self.transition_error = ""  # why the last configure or activate failed
@@ -210,6 +226,7 @@ class ManagedNode(LifecycleNode):
         offered = {description[0] for description in self._state_machine.available_transitions}
         if transition_id not in offered:
             state = self._state_machine.current_state[1]
+            self.transitions_refused += 1
             self.get_logger().warning(
                 f"transition {transition_id} is not available in state {state}; refused"
             )
@@ -285,12 +302,7 @@ class ManagedNode(LifecycleNode):
             try:
                 callback(*args)
             except Exception as err:
-                self.callback_errors += 1
-                self.last_callback_error = f"{type(err).__name__}: {err}"[:200]
-                self.get_logger().error(
-                    f"a callback failed ({self.last_callback_error}); the node keeps running",
-                    throttle_duration_sec=5.0,
-                )
+                self.note_callback_error(err)
 
         return run
 
@@ -310,6 +322,8 @@ class ManagedNode(LifecycleNode):
         conflicts = self._check_graph()
         if conflicts:
             level, message = max(level, WARN), f"{message}; {'; '.join(conflicts)}"
+        if self.transitions_refused:
+            values["transitions_refused"] = self.transitions_refused
         if self.pending:
             values["pending_reconfigure"] = ",".join(sorted(self.pending))
         if self.transition_error:
@@ -380,7 +394,9 @@ def spin_node(make_node: Callable[[], Any], args: list[str] | None = None) -> in
     node = None
     try:
         node = _started(make_node, args)
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        spin_through_errors(executor, node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, FileNotFoundError, ParameterException, NameValidationException) as err:
@@ -392,6 +408,28 @@ def spin_node(make_node: Callable[[], Any], args: list[str] | None = None) -> in
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def spin_through_errors(
+    executor: Executor, node: CallbackErrorCount, stopping: Callable[[], bool] = lambda: False
+) -> None:
+    """Spin until the executor or its context shuts down.
+
+    Our callbacks are :meth:`ManagedNode.guarded`, but rclpy runs some of its own: its time source
+    raises on a /clock message with a negative time. Such an error is logged and counted
+    on the node (:class:`CallbackErrorCount`), and spinning goes on, since one bad
+    message must not stop the node. Errors while stopping belong to the shutdown and are dropped.
+    """
+    while True:
+        try:
+            executor.spin()
+            return
+        except ExternalShutdownException:
+            return
+        except Exception as err:
+            if stopping() or not executor.context.ok():
+                return
+            node.note_callback_error(err)
 
 
 def _started(make_node: Callable[[], Any], args: list[str] | None) -> Any:

@@ -35,7 +35,7 @@ from bharnet_ros.core.pose_stage import ALL_BACKENDS, PoseStage, draw_persons
 from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
 from bharnet_ros.msg import PersonSkeletonArray
-from bharnet_ros.nodes.conversions import frame_to_msg, stamp_to_seconds
+from bharnet_ros.nodes.conversions import frame_to_msg, stamp_problem, stamp_to_seconds
 from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
 from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spin_node
@@ -222,10 +222,11 @@ class PoseNode(ManagedNode):
 
     def _tracking_stamp(self, stamp: Any) -> float:
         """The image's time in seconds for the pose stage (tracks age on it). ImageError for a stamp
-        whose nanoseconds make a second or more; an unstamped image (0) is timed by this node's
-        clock, else persons would never age out of the tracker. The skeletons keep the image's header."""
-        if stamp.nanosec >= 1_000_000_000:
-            raise ImageError(f"stamp nanosec {stamp.nanosec} is not below 1e9")
+        no clock gives (``stamp_problem``); an unstamped image (0) is timed by this node's clock,
+        else persons would never age out of the tracker. The skeletons keep the image's header."""
+        problem = stamp_problem(stamp)
+        if problem:
+            raise ImageError(problem)
         if stamp.sec == 0 and stamp.nanosec == 0:
             self.get_logger().warning(
                 "images arrive with stamp 0; tracking on this node's clock (fix the camera driver)",

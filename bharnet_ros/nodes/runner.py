@@ -21,6 +21,7 @@ from rclpy.node import Node
 
 from bharnet_ros.nodes.environment import ignore_further_interrupts, use_default_dds_profile
 from bharnet_ros.nodes.graph import ACTION_TOPIC, GraphOptions, NodeSpec, describe_graph, ros_arguments
+from bharnet_ros.nodes.lifecycle import spin_through_errors
 
 DISCOVERY_SECONDS = 3.0  # how long start-up looks for another graph (the node imports overlap it)
 WATCH_SECONDS = 15.0  # after start, a conflict the nodes find (slow discovery) still stops the graph
@@ -57,7 +58,8 @@ class RunningGraph:
         """Spin ``node`` in a thread of its own; it is destroyed with the graph."""
         executor = SingleThreadedExecutor(context=self.context)
         executor.add_node(node)
-        thread = threading.Thread(target=self._spin, args=(executor,), name=node.get_name(), daemon=True)
+        spin = (executor, node, lambda: self._stopping or not self.ok())
+        thread = threading.Thread(target=spin_through_errors, args=spin, name=node.get_name(), daemon=True)
         self.nodes.append(node)
         self._executors.append(executor)
         self._threads.append(thread)
@@ -90,20 +92,6 @@ class RunningGraph:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         for node in self.nodes:
             node.destroy_node()
-
-    def _spin(self, executor: SingleThreadedExecutor) -> None:
-        """Spin until shut down; errors of a callback cut short by the shutdown are not reported.
-
-        Ctrl-C shuts the context down from rclpy's signal handler before ``shutdown`` runs, so a
-        spin that then fails on the invalid context is part of the shutdown too.
-        """
-        try:
-            executor.spin()
-        except ExternalShutdownException:
-            pass
-        except Exception:
-            if not self._stopping and self.ok():
-                raise
 
 
 class NodeStartError(RuntimeError):

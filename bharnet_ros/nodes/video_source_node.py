@@ -27,7 +27,7 @@ from sensor_msgs.msg import Image
 
 from bharnet_ros.core.video import VideoError, VideoReader
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
-from bharnet_ros.nodes.lifecycle import spin_node
+from bharnet_ros.nodes.lifecycle import CallbackErrorCount, spin_node
 from bharnet_ros.nodes.parameters import Param, declare_parameters
 
 MAX_RATE = 240.0  # frames per second: the top of ``rate``, and of a file's own rate
@@ -53,7 +53,7 @@ PARAMS = (
 )
 
 
-class VideoSourceNode(Node):
+class VideoSourceNode(CallbackErrorCount, Node):
     """Reads frames on a timer and publishes them on ``image_raw``."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -160,8 +160,12 @@ class VideoSourceNode(Node):
             "frames_published": self.frames_published,
             "publish_failures": self.publish_failures,
         }
+        if self.callback_errors:
+            values["callback_errors"] = self.callback_errors
         if self.error:
             return ERROR, f"stopped after {self.frames_published} frames: {self.error}", values
+        if self.callback_errors:
+            return ERROR, f"{self.callback_errors} callbacks failed, last: {self.last_callback_error}", values
         if self.finished:
             return OK, f"end of video after {self.frames_published} frames", values
         clock = self.get_clock()

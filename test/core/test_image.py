@@ -153,6 +153,24 @@ def test_a_jpeg_header_claiming_too_many_pixels_is_refused_unread():
         decode_compressed(jpeg_claiming(65000, 65000))
 
 
+def jpeg_hiding(width: int, height: int, length_after_rst: bool) -> bytes:
+    """A real 64x48 JPEG preceded by a copy of its segments claiming ``width`` x ``height``, after
+    an RST marker (which has no length). With ``length_after_rst``, two bytes after the marker give
+    the copy's length: a reader that takes them as the marker's length skips the copy and sees the
+    small frame, while the decoder steps over them and decodes the copy's huge one."""
+    copy = jpeg_claiming(width, height)[2:-2]
+    gap = (2 + len(copy)).to_bytes(2, "big") if length_after_rst else b""
+    return b"\xff\xd8\xff\xd0" + gap + copy + jpeg_claiming(64, 48)[2:]
+
+
+@pytest.mark.parametrize("length_after_rst", [False, True])
+def test_a_frame_header_hidden_behind_a_marker_without_length_is_not_missed(length_after_rst):
+    with pytest.raises(ImageError, match="JPEG of 16000x16000 pixels is too large|no readable frame header"):
+        decode_compressed(jpeg_hiding(16000, 16000, length_after_rst))
+    hidden = np.frombuffer(jpeg_hiding(640, 480, length_after_rst=False), np.uint8)
+    assert compressed_size(hidden) == (640, 480)  # read as the decoder reads it
+
+
 @pytest.mark.parametrize(
     "data", [b"\xff\xd8", b"\xff\xd8\xff\xda\x00\x08", b"\xff\xd8\x00\x00\x00", b"\xff\xd8\xff\xe0\x00"]
 )

@@ -43,3 +43,13 @@ def test_a_clock_jump_is_no_burst_of_lost_frames():
     assert counter.dropped == 0
     counter.observe(epoch + 22 / 30)  # two frames really missing
     assert counter.dropped == 2
+
+
+def test_frames_stamped_microseconds_apart_do_not_set_the_frame_period():
+    """A burst stamped 1 µs apart, then an ordinary 30 Hz stream with no gap: nothing was lost."""
+    counter = GapDropCounter()
+    for i in range(10):
+        counter.observe(100.0 + i * 1e-6)
+    for i in range(1, 100):
+        counter.observe(101.0 + i / 30)
+    assert counter.dropped == 0

@@ -19,13 +19,16 @@ from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.parameter_client import AsyncParameterClient
 from sensor_msgs.msg import Image
 
+from bharnet_ros.nodes.lifecycle import CallbackErrorCount, spin_through_errors
+
 
 @pytest.fixture
 def ros():
     """``ros.add(node_class, **kwargs)`` starts a node spinning; all is torn down after.
 
-    Each node gets its own single-threaded executor and thread, as ``bharnet run`` runs the graph:
-    a node's callbacks never run concurrently with each other, only with other nodes'.
+    Each node gets its own single-threaded executor and thread, spun as ``bharnet run`` spins it
+    (``spin_through_errors``): a node's callbacks never run concurrently with each other, only with
+    other nodes'.
     """
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -34,7 +37,10 @@ def ros():
     def adopt(node: Node) -> Node:
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
-        thread = threading.Thread(target=executor.spin, daemon=True)
+        target, args = executor.spin, ()
+        if isinstance(node, CallbackErrorCount):  # ours
+            target, args = spin_through_errors, (executor, node, lambda: not context.ok())
+        thread = threading.Thread(target=target, args=args, daemon=True)
         thread.start()
         spinning.append((node, executor, thread))
         return node

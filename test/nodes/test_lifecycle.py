@@ -36,6 +36,7 @@ def test_a_transition_the_state_lacks_is_refused_and_the_node_lives_on(
     assert not client.set("configure")
     assert not client.set("cleanup")
     assert node._state_machine.current_state[1] == "active"
+    assert node.transitions_refused == 2  # counted for /diagnostics
     monkeypatch.undo()
     assert client.set("deactivate", "cleanup"), "the node still answers and follows valid transitions"
 

@@ -88,8 +88,9 @@ def test_qos_overrides_of_one_node_leave_the_next_one_best_effort(ros, wait):
         lambda m: (setattr(m, "height", 0), setattr(m, "data", b"")),  # zero-size
         lambda m: setattr(m, "step", 3),  # step shorter than a row
         lambda m: setattr(m.header.stamp, "nanosec", 4_000_000_000),  # a uint32, but no time
+        lambda m: setattr(m.header.stamp, "sec", -5),  # before 1970: subscribers' Time.from_msg raises
     ],
-    ids=["encoding", "truncated", "zero-size", "step", "stamp"],
+    ids=["encoding", "truncated", "zero-size", "step", "stamp", "negative-stamp"],
 )
 def test_bad_images_are_counted_and_the_node_keeps_working(pose_graph, photo, make_image, wait, corrupt):
     pose, _, camera, received = pose_graph

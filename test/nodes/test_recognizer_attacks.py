@@ -11,9 +11,11 @@ import time
 
 import numpy as np
 import pytest
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Header
 
 from bharnet_ros.msg import Action, PersonSkeletonArray
@@ -159,6 +161,27 @@ def test_an_exception_in_a_callback_is_reported_and_the_node_recovers(node, wait
     monkeypatch.setattr(classifier, "classify", original)
     publish(publisher, [message(t, [1]) for t in range(20, 60)])
     assert wait(lambda: len(actions) > 0)  # the executor thread survived
+
+
+def test_a_clock_message_rclpy_cannot_read_is_reported_and_the_node_keeps_running(ros, wait, tiny_model):
+    """A /clock message with a negative time makes rclpy's own time source raise in the executor,
+    outside any callback of ours: the node counts it and goes on with the next good clock."""
+    recognizer = ros.add(
+        RecognizerNode,
+        parameter_overrides=[
+            Parameter("model", value=str(tiny_model)),
+            Parameter("use_sim_time", value=True),
+            Parameter("diagnostics_period", value=0.2),
+        ],
+    )
+    probe = ros.add(Node, "probe")
+    clock = probe.create_publisher(Clock, "/clock", 10)
+    assert wait(lambda: clock.get_subscription_count() > 0)
+    clock.publish(Clock(clock=Time(sec=-1)))
+    assert wait(lambda: recognizer.callback_errors == 1)
+    assert "Seconds value must not be negative" in recognizer.last_callback_error
+    clock.publish(Clock(clock=Time(sec=300)))
+    assert wait(lambda: recognizer.get_clock().now().nanoseconds == 300 * 10**9)
 
 
 def test_a_burst_is_counted_not_silently_lost(node, wait):

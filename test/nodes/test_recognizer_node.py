@@ -146,10 +146,14 @@ def test_nan_landmarks_are_ignored_and_counted(graph, wait):
     assert wait(lambda: _received(recognizer) == 19)
 
 
-def test_a_stamp_with_a_second_of_nanoseconds_is_ignored_and_counted(graph, wait):
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("nanosec", 3_900_000_000), ("sec", -1)],  # a uint32 but no time; before 1970 (an int32)
+)
+def test_a_stamp_no_clock_gives_is_ignored_and_counted(graph, wait, field, value):
     recognizer, _, publisher, _ = graph
     messages = list(stream(frames=20, start=2.0**31 - 2))
-    messages[10].persons[0].header.stamp.nanosec = 3_900_000_000  # a uint32, but no time
+    setattr(messages[10].persons[0].header.stamp, field, value)
     publish_all(publisher, messages, wait, recognizer, 19)
     assert wait(lambda: recognizer.bad_messages == 1)
 
