@@ -21,12 +21,14 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.yaml12 import load_yaml
 
 RELATIVE = ("start", "end", "label")
@@ -96,18 +98,25 @@ def parse_csv(text: str, source: str = "<csv>") -> Annotations:
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if _is_content(line)]
     if not lines:
         raise AnnotationError(f"{source}: no header row; the first line must be {','.join(RELATIVE)}")
-    header_line, header = lines[0][0], [c.strip() for c in next(csv.reader([lines[0][1]]))]
+    header_line, header = lines[0][0], [c.strip() for c in _csv_values(lines[0][1], f"{source}: line 1")]
     columns, absolute = _columns(header, f"{source}:{header_line}")
     rows = []
     for number, line in lines[1:]:
-        values = next(csv.reader(io.StringIO(line)))
         where = f"{source}: line {number}"
+        values = _csv_values(line, where)
         if len(values) != len(header):
             raise AnnotationError(
                 f"{where}: {len(values)} values for {len(header)} columns {','.join(header)}"
             )
         rows.append((where, dict(zip(header, (v.strip() for v in values), strict=True))))
     return _build(rows, columns, absolute, source)
+
+
+def _csv_values(line: str, where: str) -> list[str]:
+    try:
+        return next(csv.reader(io.StringIO(line)))
+    except csv.Error as err:  # e.g. a field over the csv module's 131072 characters
+        raise AnnotationError(f"{where}: not a CSV row ({err})") from None
 
 
 def parse_yaml(text: str, source: str = "<yaml>") -> Annotations:
@@ -180,6 +189,11 @@ def _build(
         label = _label(row["label"], where)
         if not label:
             raise AnnotationError(f"{where}: empty label; every segment needs a class name")
+        if not plain_label(label):
+            raise AnnotationError(
+                f"{where}: label {label[:40]!r} is not printable text of at most {MAX_LABEL_LENGTH} "
+                "characters, which every class name must be"
+            )
         if end <= start:
             raise AnnotationError(
                 f"{where}: {end_key} {end} is not after {start_key} {start}; swap or fix them"
@@ -209,10 +223,10 @@ def _label(value: Any, where: str) -> str:
 def _seconds(value: Any, name: str, where: str) -> float:
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
-        raise AnnotationError(f"{where}: {name} {value!r} is not a number of seconds") from None
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
-        raise AnnotationError(f"{where}: {name} {value!r} is not a finite number of seconds")
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of hundreds of digits
+        raise AnnotationError(f"{where}: {name} {shown(value)} is not a number of seconds") from None
+    if isinstance(value, bool) or not math.isfinite(seconds):
+        raise AnnotationError(f"{where}: {name} {shown(value)} is not a finite number of seconds")
     return seconds
 
 

@@ -10,6 +10,7 @@ rclpy here. Formats and metrics: docs/bags.md.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -386,9 +387,15 @@ def silence_reason(options: EvalOptions, run: EvalRun) -> str | None:
             f"no action: the frames span {span:.3f} s, less than the {need} s of history "
             "a first decision needs (min_seconds)"
         )
+    backwards = sum(later < earlier for earlier, later in itertools.pairwise(stamps))
+    if backwards * 4 > len(stamps):
+        return (
+            f"no action: the header stamps go backwards {backwards} times in {len(stamps)} frames (in the "
+            "bag's order), and each time the recognizer restarts the window; record with increasing stamps"
+        )
     return (
-        "no action: no window was classified; check that the pose stage finds a person "
-        "in these frames (bharnet extract)"
+        "no action: no window was classified; check that the frames show a person (for a camera "
+        "bag, run the pose stage on the video: bharnet extract)"
     )
 
 

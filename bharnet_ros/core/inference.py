@@ -406,7 +406,10 @@ def checked_metadata(
 
 def shown(value: Any, limit: int = 40) -> str:
     """``repr(value)`` cut to ``limit`` characters: a hostile file's values go into one-line messages."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more digits than Python converts to text
+        return f"<{type(value).__name__} too large to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -431,10 +434,13 @@ def check_decision_metadata(metadata: dict[str, Any], path: Path) -> None:
     if len(labels) > MAX_CLASSES:
         raise InferenceError(f"{path}: {len(labels)} labels, more than /bharnet/labels holds ({MAX_CLASSES})")
     flags = metadata.get("hand_intensive")
-    if flags is not None and not (isinstance(flags, list) and all(isinstance(x, str) for x in flags)):
+    if flags is not None and not (isinstance(flags, list) and all(plain_label(x) for x in flags)):
         raise InferenceError(f"{path}: metadata hand_intensive {shown(flags)} must be a list of class names")
-    if not isinstance(metadata["variant"], str):
-        raise InferenceError(f"{path}: metadata variant {shown(metadata['variant'])} must be text")
+    if not plain_label(metadata["variant"]):  # it goes into logs and /diagnostics
+        raise InferenceError(
+            f"{path}: metadata variant {shown(metadata['variant'])} must be printable text of at most "
+            f"{MAX_LABEL_LENGTH} characters"
+        )
     if metadata["fusion"] not in FUSIONS:
         raise InferenceError(f"{path}: metadata fusion {shown(metadata['fusion'])} must be one of {FUSIONS}")
 

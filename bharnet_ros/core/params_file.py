@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from bharnet_ros.core.paths import share_file
+from bharnet_ros.core.yaml12 import NoAliasLoader
 
 GRAPH_PARAMS = "config/recognize.yaml"
 MOST_THREADS = 64  # the recognizer node's ``threads`` range
@@ -27,9 +28,11 @@ def read_params_file(path: str | Path | None = None) -> dict[str, Any]:
     """The whole file as a mapping (the shipped ``config/recognize.yaml`` when ``path`` is empty)."""
     try:
         path = Path(path) if path else share_file(GRAPH_PARAMS)
-        data = yaml.safe_load(path.read_text()) or {}
-    except (FileNotFoundError, OSError, yaml.YAMLError) as err:
-        raise ParamsFileError(f"cannot read the parameters file: {err}".replace("\n", " ")) from None
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=NoAliasLoader) or {}
+    except UnicodeDecodeError:
+        raise ParamsFileError(f"{path} is not a UTF-8 text file; give a YAML parameters file") from None
+    except (OSError, ValueError, yaml.YAMLError) as err:  # ValueError: an integer of thousands of digits
+        raise ParamsFileError(f"cannot read the parameters file: {err}".replace("\n", " ")[:400]) from None
     if not isinstance(data, Mapping):
         raise ParamsFileError(f"{path}: a parameters file maps node names to ros__parameters")
     return dict(data)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bharnet_ros.core.hand_fill import MAX_GAP
-from bharnet_ros.core.inference import OnnxClassifier, WindowScores
+from bharnet_ros.core.inference import OnnxClassifier, WindowScores, shown
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.smoothing import LabelSmoother
 from bharnet_ros.core.window import (
@@ -85,7 +85,8 @@ class RecognizerConfig:
         ]
         for ok, name, bound in checks:
             if not ok:
-                raise ValueError(f"recognizer config: {name} must be {bound}, got {getattr(self, name)!r}")
+                value = shown(getattr(self, name))
+                raise ValueError(f"recognizer config: {name} must be {bound}, got {value}")
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> RecognizerConfig:

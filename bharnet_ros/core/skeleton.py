@@ -28,6 +28,7 @@ BODY_LAYOUTS = ("mediapipe33", "ntu25")  # layouts a frame's body may have (hand
 # the image (MediaPipe extrapolates); world space allows a large room. Beyond these a value is
 # garbage (FLT_MAX, 1e30) that would overflow the model's arithmetic.
 COORDINATE_LIMITS = {"image": 10.0, "world": 100.0}
+TIME_LIMIT = 1e10  # seconds: |timestamp| beyond this (year 2286 in Unix time) keeps < 2 us precision
 MAX_IMAGE_SIDE = 2**31 - 1  # image sides are stored as int32 in sequence files
 PERSON_ID_RANGE = (-(2**31), 2**31 - 1)  # the int32 of PersonSkeleton.person_id (files store int64)
 FORMAT_VERSION = 1

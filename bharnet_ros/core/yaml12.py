@@ -4,6 +4,7 @@
 PyYAML follows YAML 1.1, where the HRI gesture names ``yes`` and ``no`` become booleans (so
 ``data.classes=[stop,yes]`` named a class ``True``) and ``1e30`` stays text. Training configs,
 their ``key=value`` overrides and model configs are read with :func:`load_yaml` instead.
+Neither loader takes aliases (:class:`NoAliasLoader`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,23 @@ FLOAT = re.compile(
 )
 
 
-class Yaml12Loader(yaml.SafeLoader):
-    """SafeLoader with the YAML 1.2 core schema's booleans and floats."""
+class NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (``*name``), as ROS 2's parameter parser does: a few lines
+    of nested aliases (a "billion laughs") expand to billions of values in whoever walks them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "YAML aliases (*name) are not supported; write the value out",
+                self.peek_event().start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
+class Yaml12Loader(NoAliasLoader):
+    """NoAliasLoader with the YAML 1.2 core schema's booleans and floats."""
 
 
 Yaml12Loader.yaml_implicit_resolvers = {
@@ -40,4 +56,7 @@ Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT, list("-+012
 
 def load_yaml(source: str | IO[str]) -> Any:
     """The YAML document in ``source`` (text or an open file), read with :class:`Yaml12Loader`."""
-    return yaml.load(source, Loader=Yaml12Loader)  # a SafeLoader: no Python objects
+    try:
+        return yaml.load(source, Loader=Yaml12Loader)  # a SafeLoader: no Python objects, nor aliases
+    except ValueError as err:  # an integer of more digits than Python converts
+        raise yaml.YAMLError(f"a value cannot be read: {err}") from None

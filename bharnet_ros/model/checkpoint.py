@@ -31,13 +31,16 @@ import dataclasses
 import itertools
 import pickle
 import warnings
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+from bharnet_ros.core.inference import plain_label
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.bharnet import BHaRNetModel, build_model
 from bharnet_ros.model.config import MAX_PARAMETERS, ModelConfig, config_from_dict, config_to_dict
@@ -253,6 +256,18 @@ def check_finite(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
         )
 
 
+def meta_model(model_config: Mapping[str, Any]) -> tuple[nn.Module, int]:
+    """The model ``model_config`` describes, built on the ``meta`` device (shapes only, no memory),
+    and its number of parameters and buffers. CheckpointError (no path) if it describes none."""
+    try:
+        config = config_from_dict(model_config)
+        with torch.device("meta"):
+            model = build_model(config)
+    except Exception as err:  # config validation and module construction fail in many ways
+        raise CheckpointError(f"its model_config does not describe a model ({_first_detail(err)})") from None
+    return model, sum(t.numel() for t in itertools.chain(model.parameters(), model.buffers()))
+
+
 def expected_shapes(model_config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """The state_dict names and shapes of the model ``model_config`` describes.
 
@@ -260,13 +275,7 @@ def expected_shapes(model_config: Mapping[str, Any]) -> dict[str, tuple[int, ...
     config whose width times depth is enormous costs only the construction; it is refused when
     its parameters and buffers exceed :data:`MAX_PARAMETERS`. CheckpointError (no path) otherwise.
     """
-    try:
-        config = config_from_dict(model_config)
-        with torch.device("meta"):
-            model = build_model(config)
-    except Exception as err:  # config validation and module construction fail in many ways
-        raise CheckpointError(f"its model_config does not describe a model ({_first_detail(err)})") from None
-    size = sum(t.numel() for t in itertools.chain(model.parameters(), model.buffers()))
+    model, size = meta_model(model_config)
     if size > MAX_PARAMETERS:
         raise CheckpointError(
             f"its model_config describes a model of {size:,} parameters, more than the {MAX_PARAMETERS:,} "
@@ -313,11 +322,13 @@ def check_fields(data: Mapping[str, Any], path: str | Path) -> None:
     names, hand, metrics = data["class_names"], data.get("hand_intensive"), data.get("metrics")
     epoch = data.get("epoch", 0)
     valid = {
-        "model_config": isinstance(data["model_config"], dict),
+        "model_config": isinstance(data["model_config"], dict) and small_plain_data(data["model_config"]),
         "state_dict": isinstance(data["state_dict"], dict)
         and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data["state_dict"].items()),
         "class_names": _distinct_texts(names) and len(names) > 0,
-        "preprocess": isinstance(data["preprocess"], dict) and _preprocess_ok(data["preprocess"]),
+        "preprocess": isinstance(data["preprocess"], dict)
+        and small_plain_data(data["preprocess"])
+        and _preprocess_ok(data["preprocess"]),
         "hand_intensive": hand is None or _distinct_texts(hand),
         "epoch": isinstance(epoch, int) and not isinstance(epoch, bool),
         "metrics": metrics is None
@@ -332,11 +343,40 @@ def check_fields(data: Mapping[str, Any], path: str | Path) -> None:
 
 
 def _distinct_texts(values: Any) -> bool:
+    """Distinct names an Action and a terminal can carry (``core.inference.plain_label``)."""
     return (
         isinstance(values, list | tuple)
-        and all(isinstance(v, str) and v for v in values)
+        and all(plain_label(v) for v in values)
         and len(set(values)) == len(values)
     )
+
+
+MOST_CONFIG_VALUES = 100_000  # a model config has a few hundred; lists of class indices a few more
+MOST_TEXT = 10_000  # characters of one text value (names of kinds, layouts, paths)
+
+
+def small_plain_data(value: Any) -> bool:
+    """Whether ``value`` is YAML-like data (dicts, lists, short text, numbers) of at most
+    :data:`MOST_CONFIG_VALUES` values, counted as a reader would walk it. A pickle can make one list
+    appear ten times in each of nine nested levels: 11 kB that expand to a billion values."""
+    pending, seen = [value], 0
+    while pending:
+        item = pending.pop()
+        seen += 1
+        if seen > MOST_CONFIG_VALUES:
+            return False
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return False
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if len(item) > MOST_TEXT:
+                return False
+        elif not (item is None or isinstance(item, bool | int | float)):
+            return False
+    return True
 
 
 def _preprocess_ok(section: dict) -> bool:
@@ -424,6 +464,7 @@ def read_plain_data(path: str | Path, what: str = "checkpoint") -> dict[str, Any
         raise CheckpointError(f"{what} {path} is a folder; give the file itself (e.g. {path / 'last.pt'})")
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist; check the path")
+    _check_archive(path, what)
     try:
         with warnings.catch_warnings():  # torch's advice to load unsafely is not passed on
             warnings.simplefilter("ignore")
@@ -437,6 +478,26 @@ def read_plain_data(path: str | Path, what: str = "checkpoint") -> dict[str, Any
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: not a bharnet {what} (top level is {type(data).__name__})")
     return data
+
+
+def _check_archive(path: Path, what: str) -> None:
+    """CheckpointError unless ``path`` is what ``torch.save`` writes: a zip archive of uncompressed
+    entries. torch would allocate before any check of ours for the others: a compressed entry
+    (3 GB of zeros in 4 MB), or a storage size declared in the legacy format."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise CheckpointError(
+            f"{path}: not a readable {what} (corrupt, truncated or not the zip archive torch.save writes); "
+            "use an intact copy"
+        ) from None
+    stored = all(member.compress_type == zipfile.ZIP_STORED for member in members)
+    if not stored or sum(member.file_size for member in members) > path.stat().st_size:
+        raise CheckpointError(
+            f"{path}: refused to load: its entries are compressed, which torch.save never does (a few MB "
+            f"can unpack to gigabytes); only load {what} files written by bharnet"
+        )
 
 
 def _unpickling_problem(path: Path, what: str, text: str) -> str:

@@ -7,6 +7,7 @@ tests and experiments shrink widths or switch options without new files.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import typing
@@ -247,13 +248,14 @@ def _as_tuples(value: Any) -> Any:
 
 
 def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Copy of ``base`` with ``overrides`` applied; nested mappings merge key by key."""
-    out = dict(base)
+    """Deep copy of ``base`` with ``overrides`` applied; nested mappings merge key by key. Nothing
+    of either argument is shared with the result, so editing it leaves both as they were."""
+    out = copy.deepcopy(dict(base))
     for key, value in overrides.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = deep_merge(out[key], value)
         else:
-            out[key] = value
+            out[key] = copy.deepcopy(value)
     return out
 
 

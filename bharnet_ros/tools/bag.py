@@ -263,7 +263,8 @@ def run_eval(args: argparse.Namespace) -> int:
     check_number("--rate", args.rate, MIN_REPLAY_RATE, MAX_REPLAY_RATE, "times the recorded speed")
     if args.labels is not None:
         check_input_file(args.labels, "labels file")
-    check_output_folder(args.out, [args.bag, args.labels, args.model], args.force)
+    params = Path(args.params_file) if args.params_file else None
+    check_output_folder(args.out, [args.bag, args.labels, args.model, params], args.force)
     replay = realtime_replay(args.rate) if args.realtime else None
     try:
         repair_if_unindexed(args.bag)

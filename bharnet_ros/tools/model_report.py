@@ -127,19 +127,21 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def check_configs(paths: list[Path]) -> None:
-    """Read and validate every config before the first is built: a bad file is one line naming it."""
-    from bharnet_ros.model.config import config_from_dict
-    from bharnet_ros.training.train import ConfigError, read_mapping
+    """Read and validate every config before the first is built (on the meta device, so a huge one
+    costs no memory, and is refused above MAX_PARAMETERS): a bad file is one line naming it."""
+    from bharnet_ros.model.checkpoint import CheckpointError
+    from bharnet_ros.training.train import ConfigError, check_loadable_size, read_mapping
 
+    hint = "fix it or move it out of --config-dir"
     for path in paths:
         try:
-            config_from_dict(
-                read_mapping(path, "model config", "fix it or move it out of --config-dir")
-            ).validate()
+            data = read_mapping(path, "model config", hint)
         except ConfigError as err:
             raise UsageError(str(err)) from None
-        except (ValueError, TypeError) as err:
-            raise UsageError(f"{path}: {err}; fix it or move it out of --config-dir") from None
+        try:
+            check_loadable_size(data)
+        except (ConfigError, CheckpointError) as err:
+            raise UsageError(f"{path}: {str(err).removeprefix('its model_config ')}; {hint}") from None
 
 
 def measure_or_explain(path: Path, frames: int) -> Measurement:

@@ -27,6 +27,9 @@ NONE = "none"
 SUMMARY = "summary.json"
 
 
+DEFAULT_NO_COMMAND = ("random", "static")  # the HRI set's "do nothing" classes
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("videos", nargs="+", type=Path, help="videos of motion outside the vocabulary")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
@@ -37,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-bags", action="store_true", help="keep each video's camera bag (large)")
     parser.add_argument(
         "--no-command",
-        default="random,static",
-        help="classes that mean 'do nothing', counted with none as no command (default random,static)",
+        default=None,
+        help="classes that mean 'do nothing', counted with none as no command (default: random and "
+        "static, where the model has them)",
     )
 
 
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("two videos share a file name; give each a distinct name")
     if SUMMARY in stems:  # each video gets a folder of its name beside the summary
         raise UsageError(f"a video named {SUMMARY}.* would take the summary's place in --out; rename it")
-    check_model(args.model)
+    no_command = {NONE, *no_command_classes(args.no_command, check_model(args.model))}
     check_params_file(args.params_file)
     results, skipped = {}, {}
     for video in args.videos:
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"skipped {video}: {err}", file=sys.stderr, flush=True)
     if not results:
         raise UsageError(f"no video could be recorded: {'; '.join(skipped.values())}")
-    summary = pooled(results, {NONE, *filter(None, args.no_command.split(","))})
+    summary = pooled(results, no_command)
     summary["skipped"] = skipped
     with atomic_file(args.out / SUMMARY) as temporary:
         temporary.write_text(json.dumps(summary, indent=2) + "\n")
@@ -78,6 +82,21 @@ def run(args: argparse.Namespace) -> int:
 
 class SkippedVideoError(Exception):
     """A video that failed while being recorded as a bag (e.g. cut short); the others still count."""
+
+
+def no_command_classes(given: str | None, class_names: list[str]) -> list[str]:
+    """The classes of ``--no-command`` (default: the HRI set's random and static, where the model has
+    them); UsageError for a name the model lacks, which would silently count nothing."""
+    if given is None:
+        return [name for name in DEFAULT_NO_COMMAND if name in class_names]
+    names = [name.strip() for name in given.split(",") if name.strip()]
+    unknown = [name for name in names if name not in class_names]
+    if unknown:
+        raise UsageError(
+            f"--no-command names {', '.join(unknown)}, not classes of the model; check the spelling "
+            f"(its classes: {', '.join(class_names)})"[:400]
+        )
+    return names
 
 
 def check_videos(videos: list[Path]) -> None:

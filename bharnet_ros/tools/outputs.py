@@ -63,6 +63,7 @@ def check_output_folder(
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} {path} is a file; give a folder name")
     _check_not_an_input(path, inputs, option)
+    _check_holds_no_input(path, inputs, option)
     if path.is_dir() and not force and (not empty_ok or any(path.iterdir())):
         problem = "is not empty" if empty_ok else "already exists"
         raise UsageError(
@@ -103,6 +104,17 @@ def _check_not_an_input(path: Path, inputs: Iterable[Path | None], option: str) 
             raise UsageError(f"{option} {path} is also an input of this command; write the output elsewhere")
         if given is not None and given.is_dir() and path.resolve().is_relative_to(given.resolve()):
             raise UsageError(f"{option} {path} is inside the input folder {given}; write it elsewhere")
+
+
+def _check_holds_no_input(folder: Path, inputs: Iterable[Path | None], option: str) -> None:
+    """An output folder must not hold an input: a file the command writes there could replace it."""
+    for given in inputs:
+        inside = given is not None and folder.exists() and given.resolve().is_relative_to(folder.resolve())
+        if inside:
+            raise UsageError(
+                f"{option} {folder} holds the input {given}, which this command's files could "
+                "replace; write the output to another folder"
+            )
 
 
 def _same_path(a: Path, b: Path) -> bool:
@@ -153,13 +165,17 @@ def atomic_file(path: Path) -> Iterator[Path]:
     """Yield a temporary path to write; it is renamed onto ``path`` when the block succeeds.
 
     When the block fails the temporary file (and any file the writer derived from its name, such
-    as ``<name>.partial``) is removed; an OSError while writing becomes a UsageError.
+    as ``<name>.partial``) is removed; an OSError while writing becomes a UsageError. A symbolic
+    link is followed (its target is written, the link kept), and a replaced file keeps its mode.
     """
+    path = Path(os.path.realpath(path))
     made = _make_parents(path)
     temporary = _temporary_name(path)
     try:
         with terminated_as_interrupt():
             yield temporary
+        if path.is_file():
+            shutil.copymode(path, temporary)
         os.replace(temporary, path)
     except BaseException as err:
         for leftover in temporary.parent.glob(temporary.name + "*"):

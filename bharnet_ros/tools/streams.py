@@ -128,15 +128,15 @@ def check_models(args: argparse.Namespace, people: list[str]) -> None:
         fold_inputs(args.cv, person, args.expert_only)
 
 
-def check_model(model: Path | None) -> None:
-    """An ONNX model the recognizer can load (None: the shipped one must be installed), checked
-    before any video is composed or recorded; UsageError with the reason."""
+def check_model(model: Path | None) -> list[str]:
+    """The class names of an ONNX model the recognizer can load (None: the shipped one must be
+    installed), checked before any video is composed or recorded; UsageError with the reason."""
     from bharnet_ros.core.bag_eval import EvalError, model_path
     from bharnet_ros.core.inference import InferenceError
     from bharnet_ros.core.recognizer import load_window_classifier
 
     try:
-        load_window_classifier(str(model_path(model)), "cpu")
+        return list(load_window_classifier(str(model_path(model)), "cpu").class_names)
     except (EvalError, InferenceError, ValueError) as err:
         raise UsageError(f"cannot load the model: {err}") from None
 

@@ -189,11 +189,18 @@ def _check_seconds(flag: str, value: float, positive: bool = False) -> None:
 
 
 def _check_unique(flag: str, gestures: list[str]) -> None:
-    """Each name once: a repeated gesture would record twice under one name, one set of takes
-    overwriting the other's numbers."""
+    """Each name once (a repeated gesture would record twice under one name, one set of takes
+    overwriting the other's numbers), and each one a name an Action can carry."""
     repeated = sorted({name for name in gestures if gestures.count(name) > 1})
     if repeated:
         raise UsageError(f"{flag} names {', '.join(repeated)} more than once; give each gesture once")
+    from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label
+
+    odd = [name for name in gestures if not plain_label(name)]
+    if odd:
+        raise UsageError(
+            f"{flag}: gesture name {odd[0]!r} is not printable text of 1 to {MAX_LABEL_LENGTH} characters"
+        )
 
 
 def _check_hand_gestures(hand_gestures: list[str], gestures: list[str], where: str) -> None:

@@ -163,9 +163,11 @@ def run_fold(
     progress: bool,
     views: int = 1,
 ) -> tuple[SkeletonDataset, Evaluation]:
-    """Train without ``left_out`` (unless already done), evaluate ``last.pt`` on its first person."""
+    """Train without ``left_out`` (unless already done), evaluate ``last.pt`` on its first person,
+    in the training's vocabulary (``data.classes`` and ``data.relabel``)."""
     subject = left_out[0]
-    test = data.subset(np.flatnonzero(subject_mask(data, [subject])))
+    person = data.subset(np.flatnonzero(subject_mask(data, [subject])))
+    test = vocabulary(person, config["data"], strict=False)
     excluded = [*config["data"]["exclude_subjects"], *left_out]
     check_fold_people(folder, excluded)
     fold = copy.deepcopy(config)

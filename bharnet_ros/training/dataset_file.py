@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,13 +57,14 @@ def load_dataset(path: str | Path) -> SkeletonDataset:
         raise FileNotFoundError(f"dataset file {path} not found")
     arrays = _read_npz(path)
     header = _parse_header(arrays.pop("header", None), path)
-    body = arrays["body"]
-    if not header.get("hands_stored", True):
-        arrays["hands"] = read_only_zeros((*body.shape[:2], 2, HAND_JOINTS, CHANNELS), np.float32)
-        arrays["hand_present"] = read_only_zeros((*body.shape[:2], 2), bool)
-    missing = [key for key in ("body", "timestamps", *HAND_KEYS, *SAMPLE_KEYS) if key not in arrays]
+    stored = ("body", "timestamps", *(HAND_KEYS if header.get("hands_stored", True) else ()), *SAMPLE_KEYS)
+    missing = [key for key in stored if key not in arrays]
     if missing:
         raise DatasetError(f"{path}: missing arrays {missing}; the file is damaged or not a dataset")
+    if not header.get("hands_stored", True):
+        frames = arrays["body"].shape[:2]
+        arrays["hands"] = read_only_zeros((*frames, 2, HAND_JOINTS, CHANNELS), np.float32)
+        arrays["hand_present"] = read_only_zeros((*frames, 2), bool)
     try:
         return SkeletonDataset(
             **{key: arrays[key] for key in ("body", "timestamps", *HAND_KEYS, *SAMPLE_KEYS)},
@@ -75,6 +78,8 @@ def load_dataset(path: str | Path) -> SkeletonDataset:
         )
     except DatasetError as err:
         raise DatasetError(f"{path}: {err}") from None
+    except (TypeError, ValueError) as err:  # arrays of a type or shape the dataset cannot take
+        raise DatasetError(f"{path}: the file is damaged ({type(err).__name__}: {err})"[:300]) from None
 
 
 def _file_arrays(data: SkeletonDataset) -> dict[str, np.ndarray]:
@@ -180,4 +185,28 @@ def _parse_header(raw: np.ndarray | None, path: Path) -> dict:
     for key in ("class_names", "layout", "space"):
         if key not in header:
             raise DatasetError(f"{path}: the header lacks {key!r}")
+    for key, (check, kind) in HEADER_TYPES.items():
+        if key in header and not check(header[key]):
+            raise DatasetError(f"{path}: the header's {key!r} is not {kind}; the file is damaged")
     return header
+
+
+def _list_of(kind: type) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, list) and all(type(item) is kind for item in value)
+
+
+# Header fields and the JSON types they must have: a hand-edited or hostile header is refused by
+# name instead of failing later as an error from deep inside.
+HEADER_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "class_names": (_list_of(str), "a list of strings"),
+    "layout": (lambda value: isinstance(value, str), "a string"),
+    "space": (lambda value: isinstance(value, str), "a string"),
+    "hand_intensive": (lambda value: value is None or _list_of(bool)(value), "a list of true/false"),
+    "splits": (
+        lambda value: isinstance(value, dict) and all(_list_of(int)(idx) for idx in value.values()),
+        "a mapping of split names to lists of sample indices",
+    ),
+    "notes": (_list_of(str), "a list of strings"),
+    "attributes": (_list_of(str), "a list of strings"),
+    "hands_stored": (lambda value: isinstance(value, bool), "true or false"),
+}

@@ -43,6 +43,7 @@ worker loads an item. Call :meth:`SkeletonFeeder.set_epoch` before each epoch.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -61,10 +62,14 @@ from bharnet_ros.core.resample import (
     crop_resize_indices,
     time_window_sampling,
 )
-from bharnet_ros.core.skeleton import COORDINATE_LIMITS
+from bharnet_ros.core.skeleton import COORDINATE_LIMITS, TIME_LIMIT
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 
 Item = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+# Largest rotation (rad) and jitter (body sizes): beyond them a sample is no longer a person.
+MOST_MAGNITUDE = {"rotate_3d": math.pi, "rotate_2d": math.pi, "hand_jitter": 1.0, "body_jitter": 1.0}
 
 
 @dataclass(frozen=True)
@@ -93,8 +98,9 @@ class AugmentConfig:
             raise ValueError("augment.scale must be in [0, 1)")
         if not 0.0 < self.hand_dropout_max <= 1.0:
             raise ValueError("augment.hand_dropout_max must be in (0, 1]")
-        if min(self.rotate_3d, self.rotate_2d, self.hand_jitter, self.body_jitter) < 0:
-            raise ValueError("augment rotation and jitter magnitudes must not be negative")
+        for name, most in MOST_MAGNITUDE.items():
+            if not 0.0 <= getattr(self, name) <= most:  # NaN fails too
+                raise ValueError(f"augment.{name} must be in [0, {most:g}]")
         if not 0.0 <= self.shear < 1.0:
             raise ValueError("augment.shear must be in [0, 1)")
         if not 0.0 <= self.speed < 1.0 or not 0.0 < self.min_cover <= 1.0:
@@ -257,16 +263,13 @@ def jitter_observed(tensor: np.ndarray, sigma: float, rng: np.random.Generator) 
     return out
 
 
-TIME_LIMIT = 1e10  # seconds: |timestamp| beyond this (year 2286 in Unix time) keeps < 2 us precision
-
-
 def check_samples(data: SkeletonDataset) -> None:
     """Refuse samples the feeder cannot turn into finite model inputs, naming the first one.
 
     The dataset format only asks for finite numbers. A sample without frames cannot be sampled;
     coordinates beyond the skeleton contract's limits (``core.skeleton.COORDINATE_LIMITS``, e.g.
     1e30 or FLT_MAX) overflow the preprocessing's squares into inf and NaN; scores outside [0, 1]
-    break the contract; and timestamps beyond :data:`TIME_LIMIT` overflow or blur the time windows.
+    break the contract; and timestamps beyond ``core.skeleton.TIME_LIMIT`` overflow or blur the time windows.
     """
     empty = np.flatnonzero(data.frame_counts == 0)
     if len(empty):

@@ -53,13 +53,14 @@ from bharnet_ros.model.checkpoint import (
     CheckpointError,
     load_checkpoint,
     make_checkpoint,
+    meta_model,
     non_finite_weights,
     plain,
     read_plain_data,
     save_checkpoint,
     upgrade_optimizer_state,
 )
-from bharnet_ros.model.config import config_from_dict, config_to_dict, deep_merge
+from bharnet_ros.model.config import MAX_PARAMETERS, config_from_dict, config_to_dict, deep_merge
 from bharnet_ros.model.losses import build_loss, seed_everything
 from bharnet_ros.training.data import AUTO, hand_intensive_names, labels_for, resolve_path, select_data
 from bharnet_ros.training.dataset import SkeletonDataset
@@ -172,7 +173,7 @@ def apply_override(config: dict[str, Any], keys: Sequence[str], value: Any) -> N
             mapping = isinstance(section, Mapping) and isinstance(value, Mapping)
             if mapping and not free and path not in FREE_FORM:
                 check_keys(value, section, path + ".")  # optim={lr: 0.1} sets lr, keeps the rest
-                value = deep_merge(copy.deepcopy(node.get(key) or {}), dict(value))
+                value = deep_merge(node.get(key) or {}, value)
             node[key] = value
             return
         if not isinstance(node.get(key), dict):
@@ -207,7 +208,7 @@ def load_train_config(
     else:
         data = dict(base or {})
     check_keys(data, DEFAULTS)
-    config = deep_merge(copy.deepcopy(DEFAULTS), data)
+    config = deep_merge(DEFAULTS, data)
     for text in overrides:
         keys, value = parse_override(text)
         apply_override(config, keys, value)
@@ -356,8 +357,7 @@ def test_mirror_classes(config: Mapping[str, Any], class_names: Sequence[str]) -
     """The model config's ``test_mirror`` for ``class_names``: the training mirror's class map, or []."""
     if not config["model"]["test_mirror"]:
         return []
-    augment = AugmentConfig.from_dict(config["augment"])
-    return mirror_label_map(list(class_names), augment.mirror_pairs, augment.mirror_never).tolist()
+    return mirror_map(config, class_names).tolist()
 
 
 # --- distributed -------------------------------------------------------------------------------
@@ -734,8 +734,10 @@ def build_run(
     selection = select_data(data_cfg, config["seed"])
     train_data, val_data = selection.train, selection.val
     class_names = list(train_data.class_names)
+    mirror_map(config, class_names)
     model_config = (resume_state or {}).get("model_config") or model_config_dict(config, class_names)
     preprocess = preprocess_from(config, model_config["input"])
+    check_loadable_size(model_config)
     base_model = build_model(model_config).to(env.device)
     notes = list(selection.notes)
     if resume_state is None:
@@ -1027,6 +1029,27 @@ def load_resume(folder: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any
 
 
 FIXED_ON_RESUME = ("model", "preprocess", "data")  # the weights' meaning: classes, inputs, layers
+
+
+def mirror_map(config: Mapping[str, Any], class_names: Sequence[str]) -> np.ndarray:
+    """The training mirror's class map (``mirror_label_map``); ConfigError for ``augment.mirror_pairs``
+    or ``mirror_never`` naming classes the data lacks."""
+    augment = AugmentConfig.from_dict(config["augment"])
+    try:
+        return mirror_label_map(list(class_names), augment.mirror_pairs, augment.mirror_never)
+    except ValueError as err:
+        raise ConfigError(f"{err} ({', '.join(class_names)})"[:400]) from None
+
+
+def check_loadable_size(model_config: Mapping[str, Any]) -> None:
+    """ConfigError for a model larger than any checkpoint may be (:data:`MAX_PARAMETERS`): no command
+    could load what training wrote, after hours of it or memory the machine may not have."""
+    size = meta_model(model_config)[1]
+    if size > MAX_PARAMETERS:
+        raise ConfigError(
+            f"the model would have {size:,} parameters, more than the {MAX_PARAMETERS:,} a checkpoint may "
+            "have (BHaRNet-E has about 3 million); lower model.overrides.backbone.base_channels or the stages"
+        )
 
 
 def check_resumable(stored: Mapping[str, Any], config: Mapping[str, Any]) -> None:

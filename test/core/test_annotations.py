@@ -76,6 +76,9 @@ def test_segments_are_half_open():
         ("start,end,label\n-1,1,idle\n", "negative"),
         ("start,end,label\n", "no segments"),
         ("# only a comment\n", "no header row"),
+        ("start,end,label\n0,1," + "w" * 200_000 + "\n", "line 2: not a CSV row (field larger"),
+        ("start,end,label\n0,1," + "w" * 201 + "\n", "is not printable text of at most 200"),
+        ("start,end,label\n0,1,wa\tve\n", "is not printable text"),
     ],
 )
 def test_bad_csv_files_say_what_and_where(tmp_path, text, message):
@@ -98,6 +101,10 @@ def test_bad_csv_files_say_what_and_where(tmp_path, text, message):
         ),
         ("- {start: 0, end: 1, label: idle}\n- {start: 0.5, end: 2, label: wave}\n", "overlaps"),
         ("- {start: 0, end: [1, label: idle}\n", "not valid YAML"),
+        ("- {start: 0, end: " + "9" * 400 + ", label: idle}\n", "end 99999"),
+        ("- {start: 0, end: " + "9" * 5000 + ", label: idle}\n", "not valid YAML"),
+        ("- {start: true, end: 2, label: idle}\n", "start True is not a finite number"),
+        ("- &a {start: 0, end: 1, label: idle}\n- *a\n", "aliases (*name) are not supported"),
     ],
 )
 def test_bad_yaml_files_say_what_and_where(text, message):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+import yaml
 
-from bharnet_ros.core.yaml12 import load_yaml
+from bharnet_ros.core.yaml12 import NoAliasLoader, load_yaml
 
 
 @pytest.mark.parametrize(
@@ -26,3 +27,14 @@ def test_values_read_as_yaml_1_2(text, value):
 
 def test_nan_is_a_number():
     assert math.isnan(load_yaml(".nan"))
+
+
+def test_aliases_are_refused_as_ros_2_refuses_them():
+    """Nine lines of nested aliases would expand to a billion values in whoever walks them."""
+    laughs = "a0: &a0 [lol, lol, lol]\n" + "".join(
+        f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}]\n" for i in range(1, 9)
+    )
+    with pytest.raises(yaml.YAMLError, match="aliases"):
+        load_yaml(laughs)
+    with pytest.raises(yaml.YAMLError, match="aliases"):
+        yaml.load(laughs, Loader=NoAliasLoader)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from bharnet_ros.model.checkpoint import (
     load_checkpoint,
     make_checkpoint,
     save_checkpoint,
+    small_plain_data,
 )
 from bharnet_ros.model.config import config_from_dict
 
@@ -110,6 +112,53 @@ def test_a_pickle_that_would_run_code_is_refused_without_torch_advice(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable checkpoint") as unreadable:
         load_checkpoint(truncated)
     assert "\n" not in str(unreadable.value)
+
+
+def test_compressed_and_legacy_files_are_refused_before_torch_reads_them(saved, tmp_path):
+    """torch allocates what such a file declares before any check: 3 GB of zeros fit in 4 MB."""
+    _, path = saved
+    deflated = tmp_path / "deflated.pt"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as target:
+        for member in source.infolist():
+            target.writestr(member.filename, source.read(member))
+    with pytest.raises(CheckpointError, match="refused to load: its entries are compressed"):
+        load_checkpoint(deflated)
+    legacy = tmp_path / "legacy.pt"
+    torch.save(torch.load(path, weights_only=True), legacy, _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointError, match="not the zip archive torch.save writes"):
+        load_checkpoint(legacy)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("class_names", ["class0", "\x1b[31mred", "class2", "class3", "class4"]),
+        ("class_names", ["class0", "x" * 201, "class2", "class3", "class4"]),
+        ("hand_intensive", ["line\nbreak"]),
+    ],
+)
+def test_class_names_no_terminal_or_action_could_show_are_refused(saved, field, value):
+    _, path = saved
+    data = torch.load(path, weights_only=True)
+    data[field] = value
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match=f"its {field} is not what bharnet writes"):
+        load_checkpoint(path)
+
+
+def test_a_config_that_expands_to_billions_of_values_is_refused(saved):
+    """Pickle keeps shared references: one list ten times at each of nine levels is 11 kB on disk."""
+    _, path = saved
+    data = torch.load(path, weights_only=True)
+    nested: list = [0]
+    for _ in range(9):
+        nested = [nested] * 10
+    data["model_config"]["test_mirror"] = nested
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match="its model_config is not what bharnet writes"):
+        load_checkpoint(path)
+    assert small_plain_data({"a": [1, 2.0, "x", None, True]})
+    assert not small_plain_data({"a": {1: 2}})
 
 
 @pytest.mark.parametrize("text", ["a\nb\n", "root:x:0:0:root:/root:/bin/bash\n", "(]}", ""])

@@ -447,6 +447,32 @@ def test_eval_report_folder_needs_force_and_keeps_other_files(tmp_path, tiny_mod
     assert {"notes.txt", "summary.json", "timeline.png", "predictions.csv"} == {p.name for p in out.iterdir()}
     assert main(["bag", "eval", str(skeleton_bag), "--out", str(skeleton_bag), "--force"]) == 2
     assert "also an input" in one_line_error(capsys)
+    labels = out / "predictions.csv"  # a report's own file name, given as the input
+    assert main([*argv, "--labels", str(labels), "--params-file", fast_params, "--force"]) == 2
+    assert "holds the input" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xf2\x00\xff binary", "is not a UTF-8 text file"),
+        (
+            b"a: &a [1, 2]\nrecognizer:\n  ros__parameters:\n    max_gap: *a\n",
+            "aliases (*name) are not supported",
+        ),
+    ],
+)
+def test_eval_with_a_parameters_file_it_cannot_read_is_one_line(
+    tmp_path, tiny_model, capsys, content, message
+):
+    skeleton_bag = tmp_path / "skeleton_bag"
+    scripted_skeleton_bag(skeleton_bag)
+    params = tmp_path / "params.yaml"
+    params.write_bytes(content)
+    argv = ["bag", "eval", str(skeleton_bag), "--out", str(tmp_path / "report"), "--model", str(tiny_model)]
+    assert main([*argv, "--params-file", str(params)]) == 2
+    assert message in one_line_error(capsys)
+    assert not (tmp_path / "report").exists()
 
 
 def write_tiny_video(path: Path, frames: int = 3) -> Path:
@@ -811,6 +837,10 @@ def skeleton_bag_stamped(path: Path, stamps: list[int]) -> None:
         (
             [ORIGIN + i * 1_000_000 for i in range(60)],
             "the frames span 0.059 s, less than the 0.4 s of history",
+        ),
+        (
+            [ORIGIN + (60 - i) * 33_000_000 for i in range(60)],
+            "the header stamps go backwards 59 times in 60 frames",
         ),
     ],
 )

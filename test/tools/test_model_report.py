@@ -127,6 +127,13 @@ def test_output_is_checked_before_any_config_is_measured(tmp_path, monkeypatch):
         ("variant: nope", "variant 'nope' not in"),
         ("variant: body_expert\nnum_classes: abc", "num_classes must be an integer"),
         ("variant: body_expert\nnum_classes: -1", "num_classes must be 1..100000"),
+        (  # 10 billion parameters: counted on the meta device, never allocated
+            "variant: body_expert\nbackbone: {base_channels: 64, stages: ["
+            + ", ".join(["[64, 1]"] * 64)
+            + "]}",
+            "more than the 50,000,000 a checkpoint may have",
+        ),
+        ("a: &x 1\nb: *x\n", "is not readable YAML"),
     ],
 )
 def test_a_bad_config_is_one_line_naming_it(tmp_path, text, message):

@@ -46,6 +46,30 @@ def test_an_output_inside_an_input_folder_is_refused_even_with_force(tmp_path):
     assert check_output_file(tmp_path / "all", [source], suffix=".npz") == tmp_path / "all.npz"
 
 
+def test_an_output_folder_holding_an_input_is_refused_even_with_force(tmp_path):
+    """With --force the command's files replace those of the same names: the input among them."""
+    report = tmp_path / "report"
+    (report / "labels").mkdir(parents=True)
+    labels = report / "labels" / "predictions.csv"
+    labels.write_text("start,end,label\n0,1,wave\n")
+    with pytest.raises(UsageError, match="holds the input"):
+        check_output_folder(report, [labels], force=True)
+    assert check_output_folder(tmp_path / "elsewhere", [labels], force=True) == tmp_path / "elsewhere"
+
+
+def test_a_written_file_keeps_its_mode_and_a_link_keeps_pointing_at_it(tmp_path):
+    target = tmp_path / "report.md"
+    target.write_text("old")
+    target.chmod(0o600)
+    link = tmp_path / "link.md"
+    link.symlink_to(target)
+    with atomic_file(link) as temporary:
+        temporary.write_text("new")
+    assert link.is_symlink()
+    assert target.read_text() == "new"
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
 def test_an_output_folder_needs_force_when_not_empty(tmp_path):
     assert check_output_folder(tmp_path / "new") == tmp_path / "new"
     (tmp_path / "user.txt").write_text("mine")

@@ -50,8 +50,20 @@ def test_open_set_counts_how_often_the_answer_is_none(tmp_path, shared_file, tin
     assert not (out / "sign_dobrii_den" / "bag").exists()
     assert row["decisions"] > 0
     assert 0.0 <= summary["none_rate"] <= summary["no_command_rate"] <= 1.0
-    assert summary["no_command"] == ["none", "random", "static"]
+    assert summary["no_command"] == ["none"]  # the tiny model has no random or static class
     assert "pooled: none" in capsys.readouterr().out
+
+
+def test_no_command_classes_must_be_classes_of_the_model():
+    from bharnet_ros.tools import UsageError
+    from bharnet_ros.tools.open_set import no_command_classes
+
+    hri = ["stop", "random", "static"]
+    assert no_command_classes(None, hri) == ["random", "static"]
+    assert no_command_classes(None, ["wave"]) == []
+    assert no_command_classes("random", hri) == ["random"]
+    with pytest.raises(UsageError, match="--no-command names statc, not classes of the model"):
+        no_command_classes("random,statc", hri)
 
 
 def test_do_nothing_classes_count_as_no_command():

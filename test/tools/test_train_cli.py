@@ -234,6 +234,10 @@ def test_resume_keeps_the_runs_classes_data_and_folder(trained, synth_folder, tm
     shutil.copytree(trained, run)
     assert main(["train", "--resume", str(run), "data.classes=[thumbs_up, wave]"]) == 2
     assert "its data settings cannot change" in capsys.readouterr().err
+    stored = (run / "config.yaml").read_text()
+    assert main(["train", "--resume", str(run), "model.overrides.backbone.base_channels=32"]) == 2
+    assert "its model settings cannot change" in capsys.readouterr().err
+    assert (run / "config.yaml").read_text() == stored
     assert main(["train", "--resume", str(run), "--out", str(tmp_path / "elsewhere")]) == 2
     assert "drop --out" in capsys.readouterr().err
     assert not (tmp_path / "elsewhere").exists()
@@ -292,3 +296,26 @@ def test_a_training_that_diverges_is_one_line_and_exit_2(synth_folder, tiny_run,
     assert len(err.splitlines()) == 1
     assert "training diverged in epoch 1" in err
     assert not (out / "last.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("augment.rotate_2d=1e308", "augment.rotate_2d must be in [0, 3.14159]"),
+        ("augment.hand_jitter=1e30", "augment.hand_jitter must be in [0, 1]"),
+        ("augment.mirror_pairs=[[wave, nope]]", "augment.mirror_pairs names ['nope'], not among the classes"),
+        ("augment.mirror_never=[nope]", "augment.mirror_never names 'nope', not among the classes"),
+        ("model.overrides.backbone.base_channels=384", "more than the 50,000,000 a checkpoint may have"),
+    ],
+)
+def test_settings_no_training_could_use_are_one_line_before_training(
+    synth_folder, tiny_run, tmp_path, capsys, override, message
+):
+    """Refused before any epoch, and nothing is left behind: a model too large for any command to
+    load again, an augmentation of absurd size, mirroring that names classes the data lacks."""
+    out = tmp_path / "run"
+    assert main(["train", CONFIG, *tiny_run, override, "--train", str(synth_folder), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert message in err
+    assert not out.exists()

@@ -200,3 +200,15 @@ def test_a_class_only_the_held_out_person_performs_is_refused_before_any_fold(cv
     assert not (tmp_path / "out").exists()
     with pytest.raises(DatasetError, match="the fold of S1 would have no training sample of jump: .*S1, S3"):
         cross_validate(config, tmp_path / "out", None, train_people=1)  # S1's fold trains on S2 only
+
+
+def test_folds_test_in_the_vocabulary_they_trained_in(cv_run, tiny_run, tmp_path):
+    """With ``data.classes`` (and ``data.relabel``) the held-out person is tested on those classes."""
+    _, _, files = cv_run
+    train_files = "[" + ", ".join(f"'{f}'" for f in files) + "]"
+    config = load_train_config(
+        REPO / "config/train/synth_cpu.yaml",
+        [*tiny_run, f"data.train={train_files}", "data.classes=[wave, clap]", "preprocess.window_seconds=1"],
+    )
+    values = cross_validate(config, tmp_path / "out", ["S1"])
+    assert values["num_samples"] == 2  # S1's wave and clap; its left and right are not in the vocabulary

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -21,25 +23,44 @@ def sample(frames: int) -> Sample:
     )
 
 
-@pytest.mark.parametrize("fps", [float("nan"), float("inf"), -float("inf"), 0.0, -30.0, 1000.5, 1e308])
+@pytest.mark.parametrize(
+    "fps", [float("nan"), float("inf"), -float("inf"), 0.0, 1e-300, 0.09, -30.0, 1000.5, 1e308]
+)
 def test_frame_rates_that_are_not_finite_positive_and_sane_are_refused(fps):
     with pytest.raises(DatasetError, match="--fps"):
         check_fps(fps)
 
 
-@pytest.mark.parametrize("fps", [0.5, 10, 30.0, 1000.0])
+@pytest.mark.parametrize("fps", [0.1, 0.5, 10, 30.0, 1000.0])
 def test_usable_frame_rates_pass(fps):
     assert check_fps(fps) == fps
 
 
 def test_a_sample_without_frames_is_refused_by_name():
-    assert check_sample(sample(3)).num_frames == 3
+    assert check_sample(sample(3), "world").num_frames == 3
     with pytest.raises(DatasetError, match="clip: no frames"):
-        check_sample(sample(0))
+        check_sample(sample(0), "world")
     broken = sample(2)
     broken.body[0, 1, 3, 0] = np.inf
     with pytest.raises(DatasetError, match="NaN or infinite"):
-        check_sample(broken)
+        check_sample(broken, "world")
+
+
+@pytest.mark.parametrize(
+    ("space", "damage", "message"),
+    [
+        ("world", lambda s: s.body.__setitem__((0, 1, 3, 0), 1e30), "body coordinates beyond ±100"),
+        ("image", lambda s: s.hands.__setitem__((0, 1, 0, 3, 1), 11.0), "hand coordinates beyond ±10"),
+        ("world", lambda s: s.body.__setitem__((0, 0, 0, 3), 1.5), "body scores outside [0, 1]"),
+        ("world", lambda s: s.timestamps.__setitem__(1, 1e300), "timestamps beyond ±1e+10 s"),
+    ],
+)
+def test_a_sample_training_would_refuse_is_skipped_at_import_by_name(space, damage, message):
+    """Finite, so the file format takes it, but every training on the dataset would fail on it."""
+    broken = sample(2)
+    damage(broken)
+    with pytest.raises(DatasetError, match=re.escape(f"clip: {message}")):
+        check_sample(broken, space)
 
 
 def test_text_files_over_the_bound_are_refused_before_reading(tmp_path, monkeypatch):

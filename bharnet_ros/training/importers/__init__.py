@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from bharnet_ros.core.skeleton import COORDINATE_LIMITS, TIME_LIMIT
 from bharnet_ros.training.dataset import DatasetError, Sample
 
 # Wraps the list of files an importer walks through, e.g. with a tqdm progress bar.
 Progress = Callable[[list[Any]], Iterable[Any]]
 MAX_FPS = 1000.0  # no skeleton source records faster; a larger --fps is a typo
+MIN_FPS = 0.1  # one frame per 10 s; below it the timestamps of a long recording leave TIME_LIMIT
 # The largest text file (.skeleton, .json) read whole; real ones are at most a few MB. Bounds the
 # memory a wrong or hostile file can take before its content is checked.
 MAX_TEXT_FILE_BYTES = 64 << 20
@@ -49,8 +51,8 @@ class ImportReport:
 def check_fps(fps: float) -> float:
     """``fps`` if it is a usable frame rate (finite, above 0, at most :data:`MAX_FPS`), else
     DatasetError; a zero, negative or NaN rate would make every timestamp wrong."""
-    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
-        raise DatasetError(f"--fps {fps} is not a frame rate; give a number above 0 and at most {MAX_FPS:g}")
+    if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+        raise DatasetError(f"--fps {fps} is not a frame rate; give a number from {MIN_FPS:g} to {MAX_FPS:g}")
     return float(fps)
 
 
@@ -64,15 +66,34 @@ def check_text_file_size(path: Path, what: str) -> None:
         )
 
 
-def check_sample(sample: Sample) -> Sample:
-    """``sample`` unchanged, or DatasetError if it has no frame or a NaN or infinite value.
+def check_sample(sample: Sample, space: str) -> Sample:
+    """``sample`` unchanged, or DatasetError if it has no frame, a NaN or infinite value, or a value
+    training would refuse: coordinates beyond the skeleton contract's limits in ``space``, scores
+    outside [0, 1], timestamps beyond :data:`~bharnet_ros.core.skeleton.TIME_LIMIT`.
 
     Every importer passes each sample through here, so an empty or damaged file is skipped and
-    reported by name instead of being written into the dataset or failing the whole import.
+    reported by name instead of being written into the dataset, failing the whole import, or
+    failing every training on the dataset later.
     """
     if sample.num_frames == 0:
         raise DatasetError(f"{sample.name}: no frames; a sample needs at least one")
-    return require_finite(sample)
+    require_finite(sample)
+    problem = _out_of_range(sample, space)
+    if problem:
+        raise DatasetError(f"{sample.name}: {problem}; fix or remove the file")
+    return sample
+
+
+def _out_of_range(sample: Sample, space: str) -> str:
+    limit = COORDINATE_LIMITS[space]
+    for part, array in (("body", sample.body), ("hand", sample.hands)):
+        if np.abs(array[..., :3]).max(initial=0.0) > limit:
+            return f"{part} coordinates beyond ±{limit:g}, not plausible in {space} space"
+        if array.size and (array[..., 3].min() < 0.0 or array[..., 3].max() > 1.0):
+            return f"{part} scores outside [0, 1]"
+    if np.abs(sample.timestamps).max(initial=0.0) > TIME_LIMIT:
+        return f"timestamps beyond ±{TIME_LIMIT:g} s"
+    return ""
 
 
 def require_finite(sample: Sample) -> Sample:

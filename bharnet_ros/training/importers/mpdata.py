@@ -190,7 +190,8 @@ def _raw_sequence(seq_dir: Path, label: int, fps: float, mirrored: bool) -> Samp
     pose, left, right = split_frames(np.stack(vectors))
     numbers = np.array([int(p.stem) for p in files], np.float64)
     name = f"{seq_dir.parent.name}/{seq_dir.name}"
-    return check_sample(holistic_sample(name, label, pose, (left, right), numbers / fps, mirrored=mirrored))
+    sample = holistic_sample(name, label, pose, (left, right), numbers / fps, mirrored=mirrored)
+    return check_sample(sample, "image")
 
 
 def _read_frame(path: Path) -> np.ndarray:
@@ -273,7 +274,7 @@ def read_signer_file(
         hands = (arrays["left_hand"][i], arrays["right_hand"][i])
         sample = holistic_sample(name, label, arrays["pose"][i], hands, steps, subject, mirrored)
         sample.attributes = dict(attributes)
-        samples.append(check_sample(sample))
+        samples.append(check_sample(sample, "image"))
     return SkeletonDataset.from_samples(
         samples, class_names, "mediapipe33", "image", notes=_notes(fps, mirrored)
     )

@@ -307,7 +307,7 @@ def read_ntu_sample(path: str | Path) -> Sample:
         setup=ids.setup,
         replication=ids.replication,
     )
-    return check_sample(sample)
+    return check_sample(sample, "world")
 
 
 # --- the whole import --------------------------------------------------------------------------

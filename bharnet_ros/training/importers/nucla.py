@@ -95,7 +95,7 @@ def read_nucla_sample(path: Path, fps: float = FPS) -> Sample:
         camera=view,
         replication=episode,
     )
-    return check_sample(sample)
+    return check_sample(sample, "world")
 
 
 def _read_record(path: Path) -> dict:
@@ -129,8 +129,9 @@ def _name_ids(name: str) -> tuple[int, int, int, int]:
 
 def _label(value: object) -> int:
     """A 1-based ``label`` entry as a 0-based label; whole numbers 1..10 only."""
-    whole = isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
-    if not whole or not 1 <= value <= len(ACTIONS):
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not 1 <= value <= len(ACTIONS) or not float(value).is_integer():  # range first:
+        # float() of a 400-digit JSON integer overflows
         raise DatasetError(f"label is {_shown(value)}; expected a whole number 1..{len(ACTIONS)}")
     return int(value) - 1
 

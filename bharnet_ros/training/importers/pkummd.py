@@ -66,7 +66,7 @@ def read_video(
         segment = frames[start : min(end, len(frames))]  # a segment past the video's end is cut there
         if len(segment) and np.any(segment):
             samples.append(
-                check_sample(segment_sample(f"{stem}_{k}", label - 1, segment, start, camera, fps))
+                check_sample(segment_sample(f"{stem}_{k}", label - 1, segment, start, camera, fps), "world")
             )
     return samples
 
