@@ -30,7 +30,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "import": (
         "bharnet_ros.tools.data_import",
-        "convert NTU RGB+D, MediaPipe tutorial, PKU-MMD or N-UCLA skeletons into one dataset file",
+        "convert NTU RGB+D, MediaPipe tutorial, PKU-MMD or N-UCLA skeletons, or your own videos, into one "
+        "dataset file",
     ),
     "train": (
         "bharnet_ros.tools.train",

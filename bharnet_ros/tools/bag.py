@@ -216,7 +216,8 @@ def repair_if_unindexed(bag: Path) -> None:
     A recording killed with SIGKILL, or a power cut, leaves the storage file without metadata;
     what it stored up to then becomes readable again. The note goes to stdout.
     """
-    if bag.is_dir() and not (bag / "metadata.yaml").exists():
+    metadata = bag / "metadata.yaml"
+    if bag.is_dir() and not (metadata.exists() or metadata.is_symlink()):  # a link: not ours to write
         print(f"{bag}: {reindex_bag(bag)}")
 
 

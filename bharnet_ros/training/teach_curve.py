@@ -159,8 +159,8 @@ def run_curve(
 def check_plan(data: SkeletonDataset, plan: CurvePlan) -> None:
     """ValueError naming what the plan or the data lacks: a new gesture the data has no takes of,
     a name given twice, a person of the pool without takes of the new gestures (who could never
-    teach), or more teachers than the pool holds, so that a typo is not reported as "no point of
-    the curve is possible" or silently left out of the curve."""
+    teach), more teachers than the pool holds, or more takes than any teacher has, so that a typo is
+    not reported as "no point of the curve is possible" (after the work) or silently left out."""
     if not plan.new:
         raise ValueError("--new names no gesture; give the gestures to teach, e.g. --new come,stop")
     for option, given in (("--new", plan.new), ("--pool", plan.pool)):
@@ -185,6 +185,12 @@ def check_plan(data: SkeletonDataset, plan: CurvePlan) -> None:
     if max(plan.teachers) > pool:
         raise ValueError(
             f"--teachers {max(plan.teachers)} needs that many people in the pool, which has {pool}"
+        )
+    people = data.subject_names()
+    most = max(int(np.sum((people == p) & (names == c))) for p in plan.pool or teachers for c in plan.new)
+    if min(plan.takes) > most:
+        raise ValueError(
+            f"--takes {min(plan.takes)}: no teacher has more than {most} takes of one gesture; ask for fewer"
         )
 
 

@@ -282,6 +282,32 @@ def test_eval_user_errors_exit_2(tmp_path, capsys, setup, message):
     assert message in one_line_error(capsys)
 
 
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("missing", "not found; give the bag's folder"),
+        ("folder", "metadata.yaml is not a regular file"),
+        ("device", "metadata.yaml is not a regular file"),
+        ("dangling", "metadata.yaml is not a regular file"),
+    ],
+)
+def test_info_names_a_missing_bag_or_a_metadata_file_that_is_none(tmp_path, capsys, damage, message):
+    path = tmp_path / "b"
+    write_camera_bag(path, smooth_images(2))
+    metadata = path / "metadata.yaml"
+    if damage == "missing":
+        path = tmp_path / "nowhere"
+    else:
+        metadata.unlink()
+        if damage == "folder":
+            metadata.mkdir()
+        else:
+            metadata.symlink_to("/dev/null" if damage == "device" else tmp_path / "gone.yaml")
+    assert main(["bag", "info", str(path)]) == 2
+    assert message in one_line_error(capsys)
+    assert not (tmp_path / "gone.yaml").exists()  # no reindex writes through the link
+
+
 def test_info_lists_topics(tmp_path, capsys):
     write_camera_bag(tmp_path / "b", smooth_images(3), encoding="jpeg")
     assert main(["bag", "info", str(tmp_path / "b")]) == 0

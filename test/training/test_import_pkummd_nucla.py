@@ -77,6 +77,15 @@ def write_nucla(folder, name: str, label: int, frames: int, flat: bool = False) 
     return joints
 
 
+def test_a_nucla_file_repeating_a_file_name_is_skipped_by_name(tmp_path):
+    write_nucla(tmp_path, "a02_s01_e01_v01", 2, 4)
+    record = json.loads((tmp_path / "a02_s01_e01_v01.json").read_text())
+    (tmp_path / "z_copy.json").write_text(json.dumps(record))
+    dataset, report = import_nucla(tmp_path)
+    assert dataset.names.tolist() == ["a02_s01_e01_v01"]
+    assert [(item, why) for item, why, _ in report.skipped] == [("z_copy", "duplicate sample")]
+
+
 def test_nucla_maps_kinect_v1_joints_to_ntu25_by_name(tmp_path):
     first = write_nucla(tmp_path, "a01_s01_e01_v01", 1, 12)
     write_nucla(tmp_path, "a12_s02_e03_v03", 10, 7, flat=True)

@@ -355,6 +355,9 @@ def test_a_curve_plan_naming_an_unknown_gesture_or_person_says_which():
     with pytest.raises(ValueError, match="--teachers 2 needs that many people in the pool, which has 1"):
         check_plan(data, CurvePlan(["stop"], takes=[1], teachers=[1, 2]))
     check_plan(data, CurvePlan(["stop"], takes=[1], teachers=[1], pool=["ana"]))
+    with pytest.raises(ValueError, match="--takes 3: no teacher has more than 2 takes of one gesture"):
+        check_plan(data, CurvePlan(["stop"], takes=[3, 10**12], teachers=[1]))
+    check_plan(data, CurvePlan(["stop"], takes=[2, 10**12], teachers=[1]))  # some points are possible
 
 
 @pytest.mark.parametrize(

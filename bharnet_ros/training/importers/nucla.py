@@ -187,12 +187,18 @@ def import_nucla(
     if not files:
         raise DatasetError(f"no .json files under {source}")
     report = ImportReport()
-    samples = []
+    samples, seen = [], set()
     for path in progress(files):
         try:
-            samples.append(read_nucla_sample(path, fps))
+            sample = read_nucla_sample(path, fps)
         except (ValueError, OSError) as err:  # DatasetError is a ValueError
             report.skip(path.stem, "unreadable sample", str(err))
+            continue
+        if sample.name in seen:
+            report.skip(path.stem, "duplicate sample", f"its file_name {sample.name} came in an earlier file")
+            continue
+        seen.add(sample.name)
+        samples.append(sample)
     views = np.array([s.camera for s in samples], np.int64)
     train = np.isin(views, sorted(XVIEW_TRAIN_VIEWS))
     splits = {"xview_train": np.flatnonzero(train), "xview_val": np.flatnonzero(~train)} if benchmark else {}
