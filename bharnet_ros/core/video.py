@@ -11,6 +11,7 @@ reported as damaged when the last frame has been read, rather than passing as a 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,10 @@ import cv2
 import numpy as np
 
 from bharnet_ros.core.closeable import Closeable
+
+# FFmpeg's own lines about a damaged file ("moov atom not found") would come before, and garble,
+# the one-line error the tools give; a value the user set is kept.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 # Frames a decoded video may fall short of its header's count before it counts as truncated: some

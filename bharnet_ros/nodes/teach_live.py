@@ -74,11 +74,19 @@ class LiveSkeletons:
             if self._frames is None:
                 return
         frames, problems = [], []
+        arrived = self.node.get_clock().now().nanoseconds * 1e-9
         for person in msg.persons:
             try:
                 frames.append(msg_to_frame(person))
             except SkeletonError as err:
                 problems.append(str(err))
+                continue
+            if frames[-1].timestamp == 0.0:  # a camera driver that never stamps: time it on arrival,
+                frames[-1].timestamp = arrived  # as the recognizer does, or the take is one frame
+                self.node.get_logger().warning(
+                    "skeletons arrive with stamp 0; timing them on arrival (fix the camera driver)",
+                    throttle_duration_sec=10.0,
+                )
         with self._lock:
             if self._frames is not None:
                 self._frames.extend(frames)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # torch-free at import time: only the chosen action loads tra
     from bharnet_ros.core.annotations import Annotations
     from bharnet_ros.training.data import TrainingData
     from bharnet_ros.training.dataset import SkeletonDataset
+    from bharnet_ros.training.teach_record import Recording
     from bharnet_ros.training.teach_takes import Take, TrimSettings
 
 DEFAULT_BASE = "models/bharnet_e.pt"  # the default model's checkpoint, where it ships
@@ -157,6 +158,8 @@ def _check_record_options(args: argparse.Namespace) -> None:
     if not args.subject.strip():
         raise UsageError("--subject is empty; name who performs the takes, e.g. --subject alice")
     args.subject = args.subject.strip()
+    if not args.subject.isprintable() or len(args.subject) > 200:
+        raise UsageError(f"--subject {args.subject[:40]!r} is not printable text of at most 200 characters")
     _check_seconds("--trim-seconds", args.trim_seconds, positive=True)
     _check_seconds("--min-seconds", args.min_seconds)
     _check_seconds("--wait", args.wait)
@@ -191,11 +194,14 @@ def _check_seconds(flag: str, value: float, positive: bool = False) -> None:
 def _check_unique(flag: str, gestures: list[str]) -> None:
     """Each name once (a repeated gesture would record twice under one name, one set of takes
     overwriting the other's numbers), and each one a name an Action can carry."""
+    from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label
+    from bharnet_ros.training.classes import same_words
+
     repeated = sorted({name for name in gestures if gestures.count(name) > 1})
     if repeated:
         raise UsageError(f"{flag} names {', '.join(repeated)} more than once; give each gesture once")
-    from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label
-
+    if pair := same_words(gestures):
+        raise UsageError(f"{flag} names {pair[0]} and {pair[1]}, one gesture by their words; give one name")
     odd = [name for name in gestures if not plain_label(name)]
     if odd:
         raise UsageError(
@@ -225,7 +231,7 @@ def _check_source(args: argparse.Namespace) -> None:
             raise UsageError(f"--topic {problem}; give a topic such as bharnet/skeletons")
 
 
-def _frames(args: argparse.Namespace) -> list:
+def _recording(args: argparse.Namespace) -> Recording:
     """Every skeleton frame of --video or --bag (the pose stage runs here for videos and camera bags)."""
     from bharnet_ros.training.teach_record import bag_frames, video_frames
 
@@ -239,7 +245,10 @@ def _headless_takes(args: argparse.Namespace, settings: TrimSettings, annotation
     from bharnet_ros.training.teach_record import cut_takes
 
     source = args.video or args.bag
-    takes = cut_takes(_frames(args), annotations, settings, args.hand_gestures, source.name)
+    recording = _recording(args)
+    takes = cut_takes(
+        recording.frames, annotations, settings, args.hand_gestures, source.name, span=recording.span
+    )
     for take in takes:
         print(take.line())
     return takes
@@ -250,7 +259,7 @@ def _interactive_takes(args: argparse.Namespace, settings: TrimSettings) -> list
 
     plan = TakePlan(args.gestures, args.takes, args.seconds, args.countdown, set(args.hand_gestures))
     if args.video or args.bag:
-        recording = RecordedFrames(_frames(args), (args.video or args.bag).name)
+        recording = RecordedFrames(_recording(args).frames, (args.video or args.bag).name)
         return record_interactively(recording, plan, settings, Prompt())
     from bharnet_ros.nodes.teach_live import live_skeletons
 
@@ -329,6 +338,8 @@ def run_train(args: argparse.Namespace) -> int:
     _check_fit_options(args)
     _check_vocabulary_options(args)
     base_path = args.base or _default_base()
+    if base_path.suffix == ".onnx":
+        raise UsageError(f"--base {base_path} is an ONNX file, which cannot be taught; give its .pt file")
     rehearsal = _rehearsal_source(args, base_path)
     inputs = [*args.takes, base_path, args.calibration, *(rehearsal.files if rehearsal else [])]
     onnx_path = check_output_file(args.output, inputs, args.force, suffix=".onnx")
@@ -464,6 +475,8 @@ def _check_vocabulary_options(args: argparse.Namespace) -> None:
 
 def _load_takes(paths: list[Path]) -> SkeletonDataset:
     """The merged takes; ValueError naming a sample nothing can be learnt from."""
+    import numpy as np
+
     from bharnet_ros.training.data import load_datasets
     from bharnet_ros.training.teach_takes import unusable_samples
 
@@ -472,6 +485,13 @@ def _load_takes(paths: list[Path]) -> SkeletonDataset:
     if unusable:
         name, problem = unusable[0]
         raise ValueError(f"take {name} cannot be taught from ({problem}); record it again or leave it out")
+    counts = np.bincount(takes.labels, minlength=takes.num_classes)
+    empty = [name for name, count in zip(takes.class_names, counts, strict=True) if count == 0]
+    if empty:
+        raise ValueError(
+            f"the takes name {', '.join(empty)} but hold no take of it; record some, or leave it out "
+            "(bharnet teach record writes only the gestures it recorded)"
+        )
     return takes
 
 

@@ -7,12 +7,29 @@ samples never becomes a trained output unnoticed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 from bharnet_ros.training.importers import ImportReport
+
+
+def name_words(name: str) -> tuple[str, ...]:
+    """A class name's words, lower case: ``Turn_Left``, ``turn-left`` and ``turn left`` alike."""
+    return tuple(re.split(r"[\s_-]+", name.strip().lower()))
+
+
+def same_words(names: Sequence[str]) -> tuple[str, str] | None:
+    """The first two different names of ``names`` made of the same words (``Clap`` and ``clap``),
+    which a person means as one gesture; None if there are none."""
+    seen: dict[tuple[str, ...], str] = {}
+    for name in names:
+        other = seen.setdefault(name_words(name), name)
+        if other != name:
+            return other, name
+    return None
 
 
 def relabel(data: SkeletonDataset, mapping: Mapping[str, str], class_names: Sequence[str]) -> SkeletonDataset:

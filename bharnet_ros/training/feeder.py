@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -63,6 +62,7 @@ from bharnet_ros.core.resample import (
     time_window_sampling,
 )
 from bharnet_ros.core.skeleton import COORDINATE_LIMITS, TIME_LIMIT
+from bharnet_ros.training.classes import name_words
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 
 Item = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -139,11 +139,6 @@ EVAL_COVER = 0.8  # evaluation windows overlap the clip (or the window) by at le
 LATERAL = {"left": "right", "right": "left"}
 
 
-def _words(name: str) -> tuple[str, ...]:
-    """A class name's words, lower case: ``Turn_Left``, ``turn-left`` and ``turn left`` alike."""
-    return tuple(re.split(r"[\s_-]+", name.strip().lower()))
-
-
 def mirror_label_map(class_names: list[str], pairs: Any = "auto", never: tuple[str, ...] = ()) -> np.ndarray:
     """(K,) the class each class becomes when mirrored, -1 where a class is never mirrored.
 
@@ -155,9 +150,9 @@ def mirror_label_map(class_names: list[str], pairs: Any = "auto", never: tuple[s
     index = {name: i for i, name in enumerate(class_names)}
     target = np.arange(len(class_names), dtype=np.int64)
     if pairs == "auto":
-        by_words = {_words(name): i for name, i in index.items()}
+        by_words = {name_words(name): i for name, i in index.items()}
         for name, i in index.items():
-            words = _words(name)
+            words = name_words(name)
             if any(word in LATERAL for word in words):
                 target[i] = by_words.get(tuple(LATERAL.get(word, word) for word in words), -1)
     else:

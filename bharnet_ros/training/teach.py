@@ -70,7 +70,7 @@ from bharnet_ros.model.export import (
 )
 from bharnet_ros.model.losses import build_loss
 from bharnet_ros.model.mirror import average_with_mirror, mirror_body, mirror_hand
-from bharnet_ros.training.classes import labelled_by
+from bharnet_ros.training.classes import labelled_by, same_words
 from bharnet_ros.training.data import (
     TrainingData,
     known_classes_only,
@@ -268,13 +268,19 @@ def view_batches(
 
 
 def vocabulary_for(base_classes: Sequence[str], taught: Sequence[str], settings: TeachSettings) -> list[str]:
-    """The taught classes: base then new (``add``), or the kept base classes then new (``replace``)."""
+    """The taught classes: base then new (``add``), or the kept base classes then new (``replace``);
+    ValueError for two names of one gesture (``Clap`` beside ``clap``)."""
     unknown = sorted(set(settings.keep) - set(base_classes))
     if unknown:
         known = ", ".join(base_classes)
         raise ValueError(f"--keep names {unknown}, which the base model does not know ({known})")
     first = [c for c in base_classes if c in settings.keep] if settings.replace else list(base_classes)
     classes = first + [c for c in taught if c not in first]
+    if pair := same_words(classes):
+        raise ValueError(
+            f"{pair[0]} and {pair[1]} would be two classes of one gesture (the same words); rename the "
+            f"takes of {pair[1]} (bharnet teach record names them)"
+        )
     if len(classes) < 2:
         raise ValueError(
             f"the taught model would know only {', '.join(classes)}: a classifier needs two classes or "
@@ -444,8 +450,7 @@ def teach(
     check_something_to_teach(base, takes, classes, settings, kept is not None)
     bars = ("features of the takes", "features of the rehearsal") if show_progress else (None, None)
     parts = [window_features(model, base, takes, classes, settings, settings.views, bars[0])]
-    refined = [c for c in takes.class_names if c in base.class_names]
-    notes = [f"takes of {', '.join(refined)}, which the base model knows, refine it"] if refined else []
+    notes = refinement_notes([c for c in takes.class_names if c in base.class_names], kept is not None)
     if kept is not None:
         parts.append(rehearsal_features(model, base, kept, classes, settings, bars[1]))
         notes.append(f"rehearsed {len(kept)} samples of {len(set(kept.labels.tolist()))} old classes")
@@ -471,6 +476,17 @@ def teach(
     )  # fmt: skip
 
 
+def refinement_notes(known: list[str], rehearsed: bool) -> list[str]:
+    """What the takes of classes the base already knows do: refine their rows with rehearsal data;
+    without it the old rows stay frozen, so those takes are not used."""
+    if not known:
+        return []
+    if rehearsed:
+        return [f"takes of {', '.join(known)}, which the base model knows, refine it"]
+    return [f"takes of {', '.join(known)}, which the base model knows, are not used: without rehearsal data "
+            "its rows stay as they were"]  # fmt: skip
+
+
 def rehearsal_samples(
     rehearsal: SkeletonDataset | None, old_classes: Sequence[str], settings: TeachSettings
 ) -> SkeletonDataset | None:
@@ -494,16 +510,15 @@ def check_something_to_teach(
 
     Takes only of classes the base already knows teach nothing new; without rehearsal samples the
     old rows stay frozen, so the fit would leave every row as it was and the output would be the
-    base unchanged. (With rehearsal the known rows are refined; ``replace`` makes a new vocabulary.)
+    base unchanged, with ``replace`` too. (With rehearsal the known rows are refined.)
     """
-    if settings.replace or rehearsed or any(c not in base.class_names for c in classes):
+    if rehearsed or any(c not in base.class_names for c in classes):
         return
     known = ", ".join(takes.class_names)
     raise ValueError(
         f"the takes are only of classes the base model already knows ({known}) and without rehearsal "
-        "data its rows stay frozen, so the takes would not be used: record a new gesture, rehearse "
-        "(--rehearse DATA, or drop --no-rehearse) to refine the known classes, or --replace --keep "
-        "CLASSES to make a new vocabulary"
+        "data its rows stay frozen, so the takes would not be used: record a new gesture, or rehearse "
+        "(--rehearse DATA, or drop --no-rehearse) to refine the known classes"
     )
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -71,19 +72,30 @@ class RecordingEndedError(Exception):
     """A file source has no frames left for another take."""
 
 
-def video_frames(path: str | Path, backend: str = "holistic", mirrored: bool = False) -> list[SkeletonFrame]:
+@dataclass
+class Recording:
+    """A recording's skeleton frames, and the stamps of its first and last image or message (None
+    if it has none): labels count from the first, whether or not anybody was in view then."""
+
+    frames: list[SkeletonFrame]
+    span: tuple[float, float] | None
+
+
+def video_frames(path: str | Path, backend: str = "holistic", mirrored: bool = False) -> Recording:
     """Every person's frames of a video through the pose stage, stamped with the video's time."""
     from bharnet_ros.core.pose_stage import PoseStage
     from bharnet_ros.core.video import VideoReader
 
     frames: list[SkeletonFrame] = []
+    stamps: list[float] = []
     with VideoReader(path) as reader, PoseStage(backend, mirrored_input=mirrored) as stage:
         for timestamp, image in reader:
+            stamps.append(timestamp)
             frames.extend(stage.process(image, timestamp)[1])
-    return frames
+    return Recording(frames, (stamps[0], stamps[-1]) if stamps else None)
 
 
-def bag_frames(path: str | Path, topic: str | None = None, backend: str = "holistic") -> list[SkeletonFrame]:
+def bag_frames(path: str | Path, topic: str | None = None, backend: str = "holistic") -> Recording:
     """A bag's skeletons: its PersonSkeletonArray topic, else its camera topic through the pose stage.
 
     ``topic`` picks one; by default the first skeleton topic, else the first camera topic.
@@ -91,19 +103,21 @@ def bag_frames(path: str | Path, topic: str | None = None, backend: str = "holis
     available = bag_topics(path)
     topic = topic or default_topic(available, path)
     msgtype = require_topic(available, topic, path)
-    if msgtype == SKELETON_TYPE:
-        return [frame for m in read_messages(path, [topic]) for frame in skeleton_frames(m.decode())]
-    if msgtype not in CAMERA_TYPES:
+    if msgtype != SKELETON_TYPE and msgtype not in CAMERA_TYPES:
         raise BagError(f"{path}: topic {topic} holds {msgtype}, neither skeletons nor camera images")
     from bharnet_ros.core.pose_stage import PoseStage
 
     frames: list[SkeletonFrame] = []
-    with PoseStage(backend) as stage:
+    stamps: list[float] = []
+    with PoseStage(backend) if msgtype != SKELETON_TYPE else nullcontext() as stage:
         for message in read_messages(path, [topic]):
             msg = message.decode()
-            image = decode_camera_message(msg, msgtype)
-            frames.extend(stage.process(image, stamp_ns(msg.header) * 1e-9)[1])
-    return frames
+            stamps.append(stamp_ns(msg.header) * 1e-9)
+            if stage is None:
+                frames.extend(skeleton_frames(msg))
+            else:
+                frames.extend(stage.process(decode_camera_message(msg, msgtype), stamps[-1])[1])
+    return Recording(frames, (min(stamps), max(stamps)) if stamps else None)
 
 
 def default_topic(available: dict[str, str], path: str | Path) -> str:
@@ -136,12 +150,16 @@ def cut_takes(
     settings: TrimSettings,
     hand_gestures: Iterable[str] = (),
     source: str = "",
+    span: tuple[float, float] | None = None,
 ) -> list[Take]:
-    """One take per labelled segment (trimmed inside it and checked); takes numbered per gesture."""
+    """One take per labelled segment (trimmed inside it and checked); takes numbered per gesture.
+
+    Relative labels count from ``span``'s start (the recording's first image or message; by
+    default the first frame with a person)."""
     if not frames:
         raise ValueError(f"{source or 'the recording'} holds no skeleton frames")
-    origin = min(f.timestamp for f in frames)
-    length = max(f.timestamp for f in frames) - origin
+    origin, end = span or (min(f.timestamp for f in frames), max(f.timestamp for f in frames))
+    length = end - origin
     marked = set(hand_gestures)
     counts: dict[str, int] = {}
     takes = []

@@ -146,3 +146,23 @@ def test_skeletons_that_cannot_be_read_during_a_take_are_counted_and_logged(ros,
     source.sleep = lambda seconds: source._on_message(good)
     source.record(1.0)
     assert source.bad_messages == 0  # counted per take
+
+
+def test_unstamped_skeletons_are_timed_on_arrival_not_collapsed_into_one_frame(ros, capfd):
+    """A camera driver that never stamps: the pose node passes stamp 0 on, as the recognizer copes."""
+    node = ros.add(Node, "teach_unstamped")
+    sequence = generate_sequence("wave", np.random.default_rng(0))
+
+    def sleep(seconds: float) -> None:
+        for t in range(5):
+            source._on_message(PersonSkeletonArray(persons=[frame_to_msg(sequence.frame(t), Header())]))
+            time.sleep(0.01)  # arrivals a little apart, as a camera's are
+
+    source = LiveSkeletons(node, sleep=sleep)
+    frames = source.record(1.0)
+    stamps = [frame.timestamp for frame in frames]
+    assert len(stamps) == 5
+    assert all(stamp > 0 for stamp in stamps)
+    assert stamps == sorted(stamps)
+    assert len(set(stamps)) == 5
+    assert "skeletons arrive with stamp 0" in capfd.readouterr().err

@@ -76,6 +76,8 @@ def test_record_a_camera_bag_headless(shared_file, tmp_path, labels, capsys):
         (["--gestures", "wave", "--seconds", "inf"], "--seconds must be a finite number of seconds"),
         (["--gestures", "wave", "--subject", " "], "--subject is empty; name who performs the takes"),
         (["--gestures", "wave,stop,wave"], "--gestures names wave more than once; give each gesture once"),
+        (["--gestures", "wave,Wave"], "--gestures names wave and Wave, one gesture by their words"),
+        (["--gestures", "wave", "--subject", "ana\x1b[31m"], "--subject 'ana\\x1b[31m' is not printable"),
         (
             ["--gestures", "wave", "--seconds", "601"],
             "--seconds must be a finite number of seconds, above 0 and at",
@@ -267,7 +269,7 @@ def test_train_refuses_takes_that_could_not_change_the_model(base_checkpoint, tm
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "only of classes the base model already knows (wave)" in err
-    assert "--replace" in err
+    assert "--rehearse" in err
     assert not out.exists()
     assert not out.with_suffix(".pt").exists()
 
@@ -277,6 +279,7 @@ def test_train_refuses_takes_that_could_not_change_the_model(base_checkpoint, tm
     [
         (["--keep", "idle"], "--keep names the base classes --replace keeps; add --replace or drop --keep"),
         (["--replace", "--rehearse", "r.npz"], "--replace without --keep keeps no base class"),
+        (["--base", "models/bharnet_e.onnx"], "is an ONNX file, which cannot be taught; give its .pt file"),
     ],
 )
 def test_train_refuses_vocabulary_options_it_would_ignore(base_checkpoint, tmp_path, capsys, extra, message):
@@ -287,6 +290,21 @@ def test_train_refuses_vocabulary_options_it_would_ignore(base_checkpoint, tmp_p
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_train_refuses_takes_that_name_a_gesture_without_a_take_of_it(base_checkpoint, tmp_path, capsys):
+    """Its row would start from the mean of no features: NaN weights, and a failed export."""
+    takes = SkeletonDataset.load(synth_takes(tmp_path / "ana.npz", ["stop", "clap"], "ana"))
+    takes.class_names = [*takes.class_names, "ghost"]
+    takes.save(tmp_path / "ghost.npz")
+    out = tmp_path / "m.onnx"
+    argv = ["teach", "train", str(tmp_path / "ghost.npz"), "--base", str(base_checkpoint), "--no-rehearse"]
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "the takes name ghost but hold no take of it" in err
+    assert len(err.splitlines()) == 1
+    assert not out.exists()
+    assert not out.with_suffix(".pt").exists()
 
 
 def test_train_refuses_a_take_without_anybody_in_it(base_checkpoint, tmp_path, capsys):

@@ -18,6 +18,7 @@ from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.bharnet import build_model
 from bharnet_ros.model.checkpoint import make_checkpoint, save_checkpoint
 from bharnet_ros.model.export import ExportError, prepare_model
+from bharnet_ros.training.classes import same_words
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import SkeletonFeeder, mirror_label_map
 from bharnet_ros.training.synth import generate_sequence
@@ -142,10 +143,12 @@ def test_rehearsal_keeps_the_views_the_base_model_is_least_sure_of(base):
 def test_takes_only_of_known_classes_without_rehearsal_are_refused_not_ignored(base):
     with pytest.raises(ValueError, match=r"only of classes the base model already knows \(wave\)"):
         teach(base, takes_of(["wave"]), None, FAST)
-    # with rehearsal the known rows are refined; with --replace the vocabulary changes
-    assert teach(base, takes_of(["wave"]), takes_of(["idle", "wave"]), FAST).new_classes == []
-    replaced = teach(base, takes_of(["wave"]), None, replace(FAST, replace=True, keep=("idle",)))
-    assert replaced.checkpoint.class_names == ["idle", "wave"]
+    with pytest.raises(ValueError, match=r"only of classes the base model already knows \(wave\)"):
+        teach(base, takes_of(["wave"]), None, replace(FAST, replace=True, keep=("idle",)))  # the same rows
+    # with rehearsal the known rows are refined, and the output says so
+    refined = teach(base, takes_of(["wave"]), takes_of(["idle", "wave"]), FAST)
+    assert refined.new_classes == []
+    assert refined.notes[0] == "takes of wave, which the base model knows, refine it"
 
 
 def test_a_fine_tune_moves_the_backbone_and_keeps_the_preprocessing(base):
@@ -226,6 +229,18 @@ def test_no_fine_tune_without_rehearsal_where_old_classes_stay(base):
     assert result.notes[-1] == "no fine-tune without rehearsal data: it would forget the old classes"
     backbone = [k for k in base.state_dict if "head" not in k]
     assert all(torch.equal(base.state_dict[k], result.checkpoint.state_dict[k]) for k in backbone)
+
+
+def test_two_names_of_one_gesture_are_refused_not_taught_as_rivals(base):
+    takes = takes_of(["wave", "stop"])
+    takes.class_names = ["Wave", "stop"]  # typed by a second teacher; the base knows wave
+    with pytest.raises(ValueError, match="wave and Wave would be two classes of one gesture"):
+        teach(base, takes, None, FAST)
+    takes.class_names = ["clap", "Clap"]
+    with pytest.raises(ValueError, match="clap and Clap would be two classes"):
+        teach(base, takes, None, FAST)
+    assert same_words(["turn_left", "Turn Left"]) == ("turn_left", "Turn Left")
+    assert same_words(["left", "right", "stop"]) is None
 
 
 def test_replace_keeps_only_the_named_base_classes(base):

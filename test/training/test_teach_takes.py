@@ -267,3 +267,16 @@ def test_a_flagged_take_is_never_kept_and_input_end_stops():
     assert not skipped[0].ok  # skipped: listed, not kept
     with pytest.raises(ValueError, match="no good take"):
         takes_dataset(skipped, "ana", ["wave"])
+
+
+def test_relative_labels_count_from_the_recordings_first_image_not_its_first_person():
+    """Nobody in view for the first 3 s of a recording that starts at 7 s: the labels of a bag or a
+    video count from its first image, as bag eval counts them."""
+    frames = still_then_wave(start=10.0)
+    labels = parse_csv("start,end,label\n3,9,wave\n")
+    [take] = cut_takes(frames, labels, TrimSettings(), source="rec", span=(7.0, frames[-1].timestamp))
+    assert take.ok
+    assert take.sequence.timestamps[0] >= 10.0
+    [late] = cut_takes(frames, parse_csv("start,end,label\n6,9,wave\n"), TrimSettings(), span=(7.0, 20.0))
+    assert late.ok
+    assert late.sequence.timestamps[0] >= 13.0  # not 16 s: 6 s after the first image
