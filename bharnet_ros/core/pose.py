@@ -175,11 +175,19 @@ def import_mediapipe(module: str = "mediapipe") -> ModuleType:
     """Import a mediapipe module on first use (it takes seconds), without others' warnings.
 
     Importing mediapipe imports matplotlib, which raises pyparsing DeprecationWarnings that are
-    neither ours nor actionable, so they are silenced for the import only.
+    neither ours nor actionable, so they are silenced for the import only. RuntimeError naming the
+    fix where a mediapipe without the legacy ``solutions`` API (0.10.30 and later) is installed, as
+    rosdep's pip key installs the newest release.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return importlib.import_module(module)
+        try:
+            return importlib.import_module(module)
+        except ImportError as err:
+            raise RuntimeError(
+                f"cannot import {module} ({err}); the pose stage runs on mediapipe==0.10.21 (0.10.30 and "
+                "later lack the legacy solutions API): pip install -r requirements-runtime.txt"
+            ) from None
 
 
 def _optional(landmark_list: Any, with_visibility: bool) -> np.ndarray | None:

@@ -20,6 +20,18 @@ BACKENDS = ("holistic", "hands_pose", "multi")  # the pose node's backend (core.
 AUTOSTART = ("true", "false")  # the lifecycle nodes' autostart, as a launch argument spells it
 
 
+def launch_flag(name: str, text: str) -> str:
+    """A true/false launch argument as ``"true"``, ``"false"`` or ``""`` (not given), read as
+    launch's own conditions read one: true or 1, false or 0, in any case (a parent launch file
+    passes ``use_sim_time:=True``); ValueError naming the argument otherwise."""
+    word = text.strip().lower()
+    if word in ("", *AUTOSTART):
+        return word
+    if word in ("1", "0"):
+        return AUTOSTART[word == "0"]
+    raise ValueError(f"launch argument {name}:={text!r} is not true or false (nor 1 or 0)")
+
+
 @dataclass
 class GraphOptions:
     """The launch arguments; the same names are ``bharnet run`` options."""
@@ -49,11 +61,12 @@ class NodeSpec:
     name: str
     parameters: dict[str, Any] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
+    lifecycle: bool = False  # a managed node, which the launch file starts as a LifecycleNode
 
 
 def describe_graph(options: GraphOptions) -> list[NodeSpec]:
     """The nodes for these options, in start order (source, pose, recognizer)."""
-    common = {"use_sim_time": options.use_sim_time}
+    common = {"use_sim_time": True} if options.use_sim_time else {}  # false: as the parameters file
     nodes = []
     if options.video:
         nodes.append(
@@ -78,6 +91,7 @@ def describe_graph(options: GraphOptions) -> list[NodeSpec]:
                 ("skeletons", SKELETON_TOPIC),
                 ("overlay", OVERLAY_TOPIC),
             ),
+            lifecycle=True,
         )
     )  # fmt: skip
     recognizer_parameters = {**managed, "device": options.device} if options.device else dict(managed)
@@ -88,6 +102,7 @@ def describe_graph(options: GraphOptions) -> list[NodeSpec]:
             "recognizer_node", "bharnet_ros.nodes.recognizer_node", "RecognizerNode", "recognizer",
             recognizer_parameters,
             (("skeletons", SKELETON_TOPIC), ("action", ACTION_TOPIC), ("labels", LABELS_TOPIC)),
+            lifecycle=True,
         )
     )  # fmt: skip
     return nodes

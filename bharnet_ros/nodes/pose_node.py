@@ -1,7 +1,10 @@
 """Pose node: camera images in, body+hand skeletons (PersonSkeletonArray) out.
 
-Only the latest image is ever processed: the subscription is best-effort with depth 1, so frames
-that arrive while MediaPipe works are replaced, never queued. The skeleton header is the image's.
+Only the latest image is ever processed: the subscription has depth 1, so frames that arrive while
+MediaPipe works are replaced, never queued. Its reliability follows the camera's publishers, as
+``ros2 bag record`` does (``image_reliability: auto``): reliable when every publisher is reliable,
+since Fast DDS drops most large frames of a reliable camera to a best-effort reader in another
+process, and best-effort otherwise, which takes any publisher. The skeleton header is the image's.
 Configure reads the parameters and starts MediaPipe, so a new backend or threshold takes effect on
 the next configure; ``publish_overlay`` applies at once. With ``backend: multi`` every person found
 gets their own PersonSkeleton, with the id of their track. The overlay topic exists only while
@@ -17,8 +20,8 @@ from typing import Any
 
 import numpy as np
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions, QoSPolicyKind
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -49,6 +52,9 @@ except ImportError:
     _CV_BRIDGE = None
 
 
+AUTO = "auto"
+RELIABILITIES = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
+
 PARAMS = (
     Param(
         "backend",
@@ -75,6 +81,12 @@ PARAMS = (
         (64 * 64, 1 << 30),
         live=True,
     ),
+    Param(
+        "image_reliability",
+        AUTO,
+        "image subscription: auto (reliable when every publisher is, else best_effort), or either one",
+        choices=(AUTO, *RELIABILITIES),
+    ),
     *MANAGED_PARAMS,
 )
 SKELETON_QOS = QoSProfile(depth=10)  # reliable: skeletons are small and every gap hurts a window
@@ -99,6 +111,7 @@ class PoseNode(ManagedNode):
         self.wrong_type: list[str] = []  # what publishes another type on the image topic, in words
         self.wrong_type_publishers = 0
         self.image_publishers: int | None = None  # on the image topic, any type; None: not looked yet
+        self.reliability = ReliabilityPolicy.BEST_EFFORT  # what the image subscription asked for
         self.processing = Percentiles()
         self.rate_in = RateMeter()
         self.drops = GapDropCounter()
@@ -127,14 +140,47 @@ class PoseNode(ManagedNode):
 
     def subscribe(self) -> list[Subscription]:
         compressed = self.params["compressed"]
+        msg_type, topic = (CompressedImage, "image_raw/compressed") if compressed else (Image, "image_raw")
+        resolved = self.resolve_topic_name(topic)
+        publishers = self.get_publishers_info_by_topic(resolved)
+        self.reliability = self._wanted_reliability(
+            resolved, [info for info in publishers if info.topic_type == _type_name(msg_type)]
+        )
+        profile = copy.copy(IMAGE_QOS)  # qos_overrides edit the profile they are given
+        profile.reliability = self.reliability
         subscription = self.create_subscription(
-            CompressedImage if compressed else Image,
-            "image_raw/compressed" if compressed else "image_raw",
+            msg_type,
+            topic,
             self.guarded(self._on_image),
-            copy.copy(IMAGE_QOS),  # qos_overrides edit the profile they are given
-            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+            profile,
+            qos_overriding_options=QoSOverridingOptions([QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH]),
         )
         return [subscription]
+
+    def _wanted_reliability(self, topic: str, publishers: list[Any]) -> ReliabilityPolicy:
+        """The image subscription's reliability for these publishers (see the module docstring).
+
+        ``qos_overrides.<topic>.subscription.reliability`` given at start-up fixes it, as
+        ``image_reliability`` does. rclpy declares an override parameter once, read-only, with the
+        first subscription's value, so it cannot follow the publishers: this node reads the given
+        override itself (from rclpy's store of the start-up values) and declares none for it."""
+        override = self._parameter_overrides.get(f"qos_overrides.{topic}.subscription.reliability")
+        chosen = override.value if override is not None else self.params["image_reliability"]
+        if chosen in RELIABILITIES:
+            return RELIABILITIES[chosen]
+        reliable = [info.qos_profile.reliability == ReliabilityPolicy.RELIABLE for info in publishers]
+        return ReliabilityPolicy.RELIABLE if reliable and all(reliable) else ReliabilityPolicy.BEST_EFFORT
+
+    def _follow_publishers(self, publishers: list[Any]) -> None:
+        """Subscribe again when the camera's publishers call for the other reliability (auto)."""
+        wanted = self._wanted_reliability(self.inputs[0].topic_name, publishers)
+        if wanted == self.reliability:
+            return
+        self.get_logger().info(
+            f"the image publishers call for a {wanted.name.lower()} subscription: subscribing again"
+        )
+        self.unsubscribe()
+        self.inputs = self.subscribe()
 
     def release(self) -> None:
         super().release()
@@ -170,10 +216,11 @@ class PoseNode(ManagedNode):
         no publisher at all is most often a wrong ``camera_topic``.
         """
         found, count, anyone = [], 0, 0
-        for subscription in self.inputs:
+        for subscription in list(self.inputs):
             wanted = _type_name(subscription.msg_type)
             publishers = self.get_publishers_info_by_topic(subscription.topic_name)
             anyone += len(publishers)
+            self._follow_publishers([info for info in publishers if info.topic_type == wanted])
             others = [info.topic_type for info in publishers if info.topic_type != wanted]
             if others:
                 types = sorted(set(others))
@@ -267,6 +314,7 @@ class PoseNode(ManagedNode):
             "publish_failures": self.publish_failures,
             "backend": self.params["backend"],
             "persons": self.persons_seen,
+            "image_reliability": self.reliability.name.lower(),
         }
         if self.wrong_type_publishers:
             values["wrong_type_publishers"] = self.wrong_type_publishers

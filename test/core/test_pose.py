@@ -201,3 +201,17 @@ def test_without_body_the_label_decides_and_the_surer_hand_wins():
     ]
     assert assign_hand_slots(hand_slot_costs(hands, None, [LEFT, LEFT], np.array([0.6, 0.9]))) == [None, LEFT]
     assert assign_hand_slots(np.zeros((0, 2))) == []
+
+
+def test_a_mediapipe_without_the_legacy_api_is_named_with_the_fix(monkeypatch):
+    """rosdep's pip key installs the newest mediapipe, which has no mediapipe.python.solutions."""
+    import importlib
+
+    from bharnet_ros.core.pose import import_mediapipe
+
+    def missing(name, package=None):
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    monkeypatch.setattr(importlib, "import_module", missing)  # the edge: which wheel is installed
+    with pytest.raises(RuntimeError, match="runs on mediapipe==0.10.21.*requirements-runtime.txt"):
+        import_mediapipe("mediapipe.python.solutions.holistic")

@@ -12,7 +12,7 @@ import yaml
 
 from bharnet_ros.core.paths import CHECKOUT
 from bharnet_ros.nodes import pose_node, recognizer_node, video_source_node
-from bharnet_ros.nodes.graph import GraphOptions, describe_graph, ros_arguments
+from bharnet_ros.nodes.graph import GraphOptions, describe_graph, launch_flag, ros_arguments
 from bharnet_ros.nodes.parameters import defaults
 from bharnet_ros.nodes.runner import create_node
 from bharnet_ros.tools import UsageError, run
@@ -176,9 +176,15 @@ def stand_in_launch_modules() -> dict[str, types.ModuleType]:
             self.node_package, self.node_executable, self.node_name = package, executable, name
             self.namespace, self.parameters, self.remappings = namespace, parameters, remappings
 
+    class LifecycleNode(Node):  # launch_ros.actions.LifecycleNode(*, name, namespace, **node_kwargs)
+        def __init__(self, *, name, namespace, **kwargs):
+            assert isinstance(name, str)
+            assert isinstance(namespace, str)
+            super().__init__(name=name, namespace=namespace, **kwargs)
+
     launch.LaunchDescription, launch.LaunchContext, launch.actions = LaunchDescription, LaunchContext, actions
     actions.DeclareLaunchArgument, actions.OpaqueFunction = DeclareLaunchArgument, OpaqueFunction
-    ros_actions.Node, launch_ros.actions = Node, ros_actions
+    ros_actions.Node, ros_actions.LifecycleNode, launch_ros.actions = Node, LifecycleNode, ros_actions
     return {
         "launch": launch,
         "launch.actions": actions,
@@ -214,13 +220,15 @@ def test_launch_file_starts_the_same_nodes_as_bharnet_run(launch_api):
         context.launch_configurations[entity.name] = (
             "/v.mp4" if entity.name == "video" else entity.default_value[0].text
         )
-    context.launch_configurations["overlay"] = "true"
+    context.launch_configurations["overlay"] = "True"  # as a parent launch file may pass it
     context.launch_configurations["backend"] = "multi"
-    context.launch_configurations["autostart"] = "false"
+    context.launch_configurations["autostart"] = "0"
     nodes = launch_file.launch_nodes(context)
     options = launch_file.options_from_context(context)
     assert options.overlay
     assert options.autostart == "false"
+    lifecycle = [type(n).__name__ == "LifecycleNode" for n in nodes]
+    assert lifecycle == [False, True, True]  # the video source is a plain node
     assert (options.video, options.camera_topic, options.backend) == ("/v.mp4", "camera/image_raw", "multi")
     expected = describe_graph(options)
     assert [n.node_executable for n in nodes] == [s.executable for s in expected]
@@ -243,5 +251,24 @@ def test_launch_choices_are_the_nodes_own(launch_api):
     device = next(p for p in recognizer_node.PARAMS if p.name == "device")
     assert declared["device"] == ["", *device.choices]
     assert declared["backend"] == ["", *ALL_BACKENDS]
-    assert declared["overlay"] == declared["use_sim_time"] == ["true", "false"]
-    assert declared["autostart"] == ["", "true", "false"]
+    assert declared["overlay"] is declared["use_sim_time"] is declared["autostart"] is None  # launch_flag
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [("true", "true"), ("True", "true"), ("1", "true"), ("FALSE", "false"), ("0", "false"), ("", "")],
+)
+def test_true_false_launch_arguments_read_as_launch_conditions_read_them(text, flag):
+    assert launch_flag("use_sim_time", text) == flag
+
+
+def test_a_launch_flag_that_is_neither_true_nor_false_names_the_argument():
+    with pytest.raises(ValueError, match="launch argument overlay:='yes' is not true or false"):
+        launch_flag("overlay", "yes")
+
+
+def test_use_sim_time_false_leaves_the_parameters_file_its_say():
+    specs = describe_graph(GraphOptions(video="/v.mp4"))
+    assert all("use_sim_time" not in spec.parameters for spec in specs)
+    specs = describe_graph(GraphOptions(video="/v.mp4", use_sim_time=True))
+    assert all(spec.parameters["use_sim_time"] is True for spec in specs)

@@ -67,6 +67,36 @@ def test_reliable_camera_publishers_are_compatible(pose_graph, photo, make_image
     assert wait(lambda: any(m.header.stamp.sec == 5 for m in received))
 
 
+def test_the_image_subscription_follows_the_reliability_of_the_camera(ros, wait, photo, make_image):
+    """Reliable while every publisher is (Fast DDS drops most large frames of a reliable camera in
+    another process to a best-effort reader), best effort as soon as one is not, which takes both."""
+    fast = Parameter("diagnostics_period", value=0.1)  # the publishers are looked at on each tick
+    pose = ros.add(PoseNode, parameter_overrides=[fast])
+    fixed = ros.add(
+        PoseNode,
+        namespace="fixed",
+        parameter_overrides=[fast, Parameter("image_reliability", value="best_effort")],
+        cli_args=["--ros-args", "-r", "image_raw:=/image_raw"],  # the same camera
+    )
+    probe = ros.add(Node, "probe")
+    received: list[PersonSkeletonArray] = []
+    probe.create_subscription(PersonSkeletonArray, "skeletons", received.append, 50)
+
+    def reliability(node) -> ReliabilityPolicy | None:
+        return node.inputs[0].qos_profile.reliability if node.inputs else None
+
+    assert wait(lambda: reliability(pose) == ReliabilityPolicy.BEST_EFFORT)  # no camera yet
+    camera = probe.create_publisher(Image, "image_raw", QoSProfile(depth=10))  # reliable, as most drivers
+    assert wait(lambda: reliability(pose) == ReliabilityPolicy.RELIABLE)
+    assert wait(lambda: camera.get_subscription_count() == 2)
+    camera.publish(make_image(photo, 7_000_000_000))
+    assert wait(lambda: any(m.header.stamp.sec == 7 for m in received))
+    assert reliability(fixed) == ReliabilityPolicy.BEST_EFFORT
+    assert pose.status()[2]["image_reliability"] == "reliable"
+    probe.create_publisher(Image, "image_raw", qos_profile_sensor_data)  # a best-effort one joins
+    assert wait(lambda: reliability(pose) == ReliabilityPolicy.BEST_EFFORT)
+
+
 def test_qos_overrides_of_one_node_leave_the_next_one_best_effort(ros, wait):
     from bharnet_ros.nodes.pose_node import IMAGE_QOS
 
