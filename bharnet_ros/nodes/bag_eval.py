@@ -57,9 +57,12 @@ def evaluate_realtime(options: EvalOptions, out: Path, rate: float = 1.0) -> Eva
 
 def graph_params_file(options: EvalOptions, out: Path) -> Path:
     """``out/params.yaml``: the options' parameters file, with the pose node's ``compressed`` set
-    to whether the bag holds CompressedImage (the pose node then reads the ``/compressed`` topic)."""
+    to whether the bag holds CompressedImage (the pose node then reads the ``/compressed`` topic),
+    and its image subscription reliable like the replay's publisher from the start (``auto`` would
+    switch to it on a diagnostics tick, perhaps in the middle of the replay)."""
     data = read_params_file(options.params_file)
-    set_node_parameters(data, "pose", compressed=options.msgtype == COMPRESSED_TYPE)
+    compressed = options.msgtype == COMPRESSED_TYPE
+    set_node_parameters(data, "pose", compressed=compressed, image_reliability="reliable")
     out.mkdir(parents=True, exist_ok=True)
     path = out / "params.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
