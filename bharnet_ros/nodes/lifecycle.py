@@ -410,15 +410,14 @@ def spin_node(make_node: Callable[[], Any], args: list[str] | None = None) -> in
     return 0
 
 
-def spin_through_errors(
-    executor: Executor, node: CallbackErrorCount, stopping: Callable[[], bool] = lambda: False
-) -> None:
+def spin_through_errors(executor: Executor, node: Any, stopping: Callable[[], bool] = lambda: False) -> None:
     """Spin until the executor or its context shuts down.
 
     Our callbacks are :meth:`ManagedNode.guarded`, but rclpy runs some of its own: its time source
     raises on a /clock message with a negative time. Such an error is logged and counted
     on the node (:class:`CallbackErrorCount`), and spinning goes on, since one bad
-    message must not stop the node. Errors while stopping belong to the shutdown and are dropped.
+    message must not stop the node; a node without that count (a tool's probe) raises it. Errors
+    while stopping belong to the shutdown and are dropped.
     """
     while True:
         try:
@@ -429,6 +428,8 @@ def spin_through_errors(
         except Exception as err:
             if stopping() or not executor.context.ok():
                 return
+            if not isinstance(node, CallbackErrorCount):
+                raise
             node.note_callback_error(err)
 
 

@@ -23,7 +23,7 @@ from rclpy.node import Node
 
 from bharnet_ros.core.paths import CHECKOUT, share_file
 from bharnet_ros.msg import PersonSkeletonArray
-from bharnet_ros.nodes.lifecycle import spin_through_errors
+from bharnet_ros.nodes.lifecycle import CallbackErrorCount, spin_through_errors
 
 CAMERA = "/shutdown_test/image_raw"
 
@@ -147,7 +147,7 @@ class _SpinAfterCtrlC:
         raise RuntimeError("failed to initialize wait set: the given context is not valid")
 
 
-class _Noting:
+class _Noting(CallbackErrorCount):
     """The node's side of spin_through_errors: the errors it was told of."""
 
     def __init__(self) -> None:
@@ -183,4 +183,7 @@ def test_a_spin_error_while_running_is_noted_and_spinning_goes_on():
     spin_through_errors(executor, node)
     assert executor.spins == 2
     assert [str(err) for err in node.errors] == ["rclpy's time source failed"]
+    executor.spins = 0
+    with pytest.raises(RuntimeError, match="time source"):  # a tool's own probe node: not ours to hide
+        spin_through_errors(executor, object())
     rclpy.shutdown(context=context)
