@@ -19,8 +19,9 @@ import time
 from typing import Any
 
 import numpy as np
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions, QoSPolicyKind
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
@@ -154,8 +155,21 @@ class PoseNode(ManagedNode):
             self.guarded(self._on_image),
             profile,
             qos_overriding_options=QoSOverridingOptions([QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH]),
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible),
         )
         return [subscription]
+
+    def _on_incompatible(self, info: Any) -> None:
+        """A publisher this subscription cannot hear: with ``auto``, a best-effort camera joining
+        while the subscription is reliable, which the next diagnostics tick follows."""
+        policy = qos_policy_name_from_kind(info.last_policy_kind)
+        fix = "subscribing again at the next check"
+        if self.params["image_reliability"] != AUTO:
+            fix = "set image_reliability to auto or best_effort"
+        self.get_logger().info(
+            f"an image publisher's QoS cannot reach this subscription ({policy}); {fix}",
+            throttle_duration_sec=5.0,
+        )
 
     def _wanted_reliability(self, topic: str, publishers: list[Any]) -> ReliabilityPolicy:
         """The image subscription's reliability for these publishers (see the module docstring).
