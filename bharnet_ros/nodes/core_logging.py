@@ -65,7 +65,7 @@ class _CoreLogRouter(logging.Handler):
         if node is None:
             return
         try:
-            self._logger(node, record.name).log(record.getMessage(), ros_severity(record.levelno))
+            _log_at(self._logger(node, record.name), record.getMessage(), ros_severity(record.levelno))
         except Exception:  # a node being destroyed: drop the line, never raise into the core
             return
 
@@ -84,6 +84,22 @@ class _CoreLogRouter(logging.Handler):
             yield
         finally:
             self._current.node = previous
+
+
+def _log_at(logger: RcutilsLogger, message: str, severity: LoggingSeverity) -> None:
+    """``logger`` at ``severity``, one call site per severity: rclpy keys a logging call's state by
+    the line that makes it and refuses another severity from the same line (a ValueError), which
+    would drop every line but those of the first severity a module used."""
+    if severity == LoggingSeverity.FATAL:
+        logger.fatal(message)
+    elif severity == LoggingSeverity.ERROR:
+        logger.error(message)
+    elif severity == LoggingSeverity.WARN:
+        logger.warning(message)
+    elif severity == LoggingSeverity.INFO:
+        logger.info(message)
+    else:
+        logger.debug(message)
 
 
 _ROUTER = _CoreLogRouter()

@@ -176,9 +176,11 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _failed(self, transition: str, why: str) -> TransitionCallbackReturn:
-        """Log and keep why a transition failed (shown on /diagnostics); the node stays up."""
+        """Log and keep why a transition failed (shown on /diagnostics); the node stays up. Once a
+        signal shut the context down, the failure is the shutdown's, and nothing is logged."""
         self.transition_error = f"{transition} failed: {why}"[:300]
-        self.get_logger().error(f"{self.transition_error}; the node keeps running, fix it and retry")
+        if self.context.ok():
+            self.get_logger().error(f"{self.transition_error}; the node keeps running, fix it and retry")
         return TransitionCallbackReturn.FAILURE
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -239,6 +241,8 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
 
     def _autostart(self) -> None:
         self.destroy_timer(self._autostart_timer)
+        if not self.context.ok():  # a signal came during start-up: configuring would only fail
+            return
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
 

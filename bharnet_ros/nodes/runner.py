@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import rclpy
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.context import Context
-from rclpy.exceptions import NameValidationException, ParameterException
+from rclpy.exceptions import InvalidHandle, NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -147,6 +147,8 @@ def running_graph(
                 try:
                     node = create_node(spec, options, context=context)
                 except START_ERRORS as err:
+                    if not rclpy.ok(context=context):  # SIGTERM or Ctrl-C during start-up
+                        raise ExternalShutdownException() from None
                     raise NodeStartError(spec.name, err) from err
                 graph.add(node)
         yield graph
@@ -179,16 +181,23 @@ def find_conflicts(
     try:
         deadline = time.monotonic() + wait
         meanwhile()
-        while not (found := _conflicts(probe, options)) and time.monotonic() < deadline:
+        while not (found := _conflicts(probe, options, context)) and time.monotonic() < deadline:
             time.sleep(0.1)
         return found
     finally:
         probe.destroy_node()
 
 
-def _conflicts(probe: Node, options: GraphOptions) -> list[str]:
+def _conflicts(probe: Node, options: GraphOptions, context: Context | None) -> list[str]:
+    """What :func:`find_conflicts` looks for; ExternalShutdownException once a signal (SIGTERM,
+    Ctrl-C) shut the context down, which rclpy's handlers do without raising anything."""
+    try:
+        running = set(probe.get_node_names_and_namespaces())
+    except (RCLError, InvalidHandle):
+        if not rclpy.ok(context=context):
+            raise ExternalShutdownException() from None
+        raise
     namespace = "/" + options.namespace.strip("/")
-    running = set(probe.get_node_names_and_namespaces())
     found = [
         f"a node {_join(namespace, spec.name)} is already running"
         for spec in describe_graph(options)

@@ -187,3 +187,17 @@ def test_a_spin_error_while_running_is_noted_and_spinning_goes_on():
     with pytest.raises(RuntimeError, match="time source"):  # a tool's own probe node: not ours to hide
         spin_through_errors(executor, object())
     rclpy.shutdown(context=context)
+
+
+def test_a_signal_during_the_start_up_check_ends_it_as_a_shutdown_not_an_error():
+    """rclpy's SIGTERM handler shuts the context down without raising: the check for another graph,
+    which runs while the node modules import, must not call into the dead context (an RCLError)."""
+    from rclpy.executors import ExternalShutdownException
+
+    from bharnet_ros.nodes.graph import GraphOptions
+    from bharnet_ros.nodes.runner import find_conflicts
+
+    context = Context()
+    rclpy.init(context=context)
+    with pytest.raises(ExternalShutdownException):
+        find_conflicts(GraphOptions(), context, wait=5.0, meanwhile=lambda: rclpy.shutdown(context=context))
