@@ -100,6 +100,9 @@ def attach_hands(bodies: list[SkeletonFrame], hand_sources: list[SkeletonFrame])
     return merged
 
 
+MOST_MATCHED = 64  # persons of one message matched to hands: the top of the recognizer's max_persons
+
+
 def _wrists(frame: SkeletonFrame) -> np.ndarray:
     layout = get_layout(frame.layout)
     return frame.body[[layout.index(name) for name in WRIST_NAMES], :2]
@@ -108,16 +111,21 @@ def _wrists(frame: SkeletonFrame) -> np.ndarray:
 def _hand_source_per_body(
     bodies: list[SkeletonFrame], candidates: list[SkeletonFrame]
 ) -> list[SkeletonFrame | None]:
-    """The pose-stage person per body, one-to-one by least total wrist distance (None: nobody)."""
+    """The pose-stage person per body, one-to-one by least total wrist distance (None: nobody).
+
+    At most :data:`MOST_MATCHED` of each are matched (the rest get no hands): the assignment grows
+    with the cube of their number, and a message of a thousand persons froze the node for seconds.
+    """
     chosen: list[SkeletonFrame | None] = [None] * len(bodies)
     for space in {body.space for body in bodies}:
         rows = [i for i, body in enumerate(bodies) if body.space == space and body.body_present]
-        usable = [c for c in candidates if c.space == space and c.body_present]
+        usable = [c for c in candidates if c.space == space and c.body_present][:MOST_MATCHED]
+        rows = rows[:MOST_MATCHED]
         if not rows or not usable:
             continue
-        costs = np.array(
-            [[np.linalg.norm(_wrists(bodies[i]) - _wrists(c), axis=1).sum() for c in usable] for i in rows]
-        )
+        body_wrists = np.stack([_wrists(bodies[i]) for i in rows])  # (B, 2, 2)
+        hand_wrists = np.stack([_wrists(c) for c in usable])  # (H, 2, 2)
+        costs = np.linalg.norm(body_wrists[:, None] - hand_wrists[None], axis=-1).sum(-1)
         for row, column in zip(*linear_sum_assignment(costs), strict=True):
             chosen[rows[row]] = usable[column]
     return chosen

@@ -12,6 +12,7 @@ reported as damaged when the last frame has been read, rather than passing as a 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,8 @@ class VideoReader(Closeable):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.exists() and not self.path.is_file():
+            raise VideoError(f"{self.path} is not a regular file (a folder or a device); give a video file")
         if not self.path.is_file():
             raise FileNotFoundError(f"video not found: {self.path}")
         self._capture = cv2.VideoCapture(str(self.path))
@@ -115,6 +118,28 @@ def _read_info(path: Path, capture: cv2.VideoCapture) -> VideoInfo:
         width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
         height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
     )
+
+
+def camera_number(video: str) -> int | None:
+    """The camera a ``video`` option names by its number (``0`` is /dev/video0), else None (a file).
+    Up to four ASCII digits: ``str.isdigit`` also takes other scripts' digits and 23-digit numbers."""
+    return int(video) if re.fullmatch(r"[0-9]{1,4}", video) else None
+
+
+def check_camera(number: int) -> None:
+    """VideoError unless camera ``number`` opens (opened and released again); OpenCV's own lines
+    about a missing camera are held back, so the error is one line."""
+    level = cv2.getLogLevel()
+    cv2.setLogLevel(0)  # silent
+    try:
+        capture = cv2.VideoCapture(number)
+    finally:
+        cv2.setLogLevel(level)
+    try:
+        if not capture.isOpened():
+            raise VideoError(f"camera {number} could not be opened (is it /dev/video{number}?)")
+    finally:
+        capture.release()
 
 
 def is_video_file(path: str | Path) -> bool:

@@ -49,6 +49,15 @@ def subscribe_pair(
     return _pair_with_message_filters(message_filters, *args, **options)
 
 
+def stamp_on_arrival(node: Any, msg: Any) -> None:
+    """Give an unstamped message (stamp 0: a driver that never stamps) its arrival time on ``node``'s
+    clock, in place, so that it pairs by when it came: at 0, every message after the first would
+    be older than the last pair and dropped as late. The persons keep their own stamps (0), which
+    the recognizer times by its clock as it times all unstamped frames."""
+    if msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0:
+        msg.header.stamp = node.get_clock().now().to_msg()
+
+
 def _message_filters() -> ModuleType | None:
     try:
         return importlib.import_module("message_filters")
@@ -64,6 +73,7 @@ def _pair_with_core_sync(
     def feed(stream: int) -> Callable[[Any], None]:
         def on_message(msg: Any) -> None:
             on_arrival(stream)
+            stamp_on_arrival(node, msg)
             pair = sync.add(stream, stamp_to_seconds(msg.header.stamp), msg)
             if pair is not None:
                 callback(*pair)
@@ -93,8 +103,13 @@ def _pair_with_message_filters(
         message_filters.Subscriber(node, msg_type, topic, qos_profile=copy.copy(qos), **options)
         for topic in topics
     ]
-    for stream, source in enumerate(inputs):
-        source.registerCallback(lambda msg, stream=stream: on_arrival(stream))
+    for stream, source in enumerate(inputs):  # called before the synchroniser's, registered after
+
+        def arrived(msg: Any, stream: int = stream) -> None:
+            on_arrival(stream)
+            stamp_on_arrival(node, msg)
+
+        source.registerCallback(arrived)
     synchroniser = message_filters.ApproximateTimeSynchronizer(inputs, queue_size, slop)
     synchroniser.registerCallback(callback)
     return [wrapper.sub for wrapper in inputs]

@@ -25,7 +25,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from bharnet_ros.core.video import VideoError, VideoReader
+from bharnet_ros.core.video import VideoError, VideoReader, camera_number
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from bharnet_ros.nodes.lifecycle import CallbackErrorCount, spin_node
 from bharnet_ros.nodes.parameters import Param, declare_parameters
@@ -85,7 +85,7 @@ class VideoSourceNode(CallbackErrorCount, Node):
     def _native_rate(self) -> float:
         """The file's own frame rate (30 when unknown or a camera), at most :data:`MAX_RATE`."""
         video = self.params["video"]
-        if video.isdigit():
+        if camera_number(video) is not None:
             return 30.0
         with VideoReader(video) as reader:
             fps = reader.info.fps if reader.info.fps > 0 else 30.0
@@ -94,6 +94,11 @@ class VideoSourceNode(CallbackErrorCount, Node):
                 f"{video} states {fps:g} frames per second; publishing at {MAX_RATE:g} (set 'rate' to choose)"
             )
             return MAX_RATE
+        if fps < MIN_RATE:  # a damaged header: at its word the first frame would come in hours
+            self.get_logger().warning(
+                f"{video} states {fps:g} frames per second; publishing at 30 (set 'rate' to choose)"
+            )
+            return 30.0
         return fps
 
     def _publish_next(self) -> None:
@@ -188,11 +193,12 @@ def frames(video: str, loop: bool) -> Iterator[np.ndarray]:
     A camera that stops delivering frames raises VideoError; closing the iterator releases the
     file or the camera.
     """
-    if video.isdigit():
-        capture = cv2.VideoCapture(int(video))
+    number = camera_number(video)
+    if number is not None:
+        capture = cv2.VideoCapture(number)
         try:
             if not capture.isOpened():
-                raise VideoError(f"camera {video} could not be opened (is it /dev/video{video}?)")
+                raise VideoError(f"camera {number} could not be opened (is it /dev/video{number}?)")
             while True:
                 ok, frame = capture.read()
                 if not ok:

@@ -81,7 +81,7 @@ def check_options(options: Any) -> None:
     except FileNotFoundError as err:
         raise UsageError(str(err)) from None
     check_names(options.camera_topic, options.namespace)
-    if options.video and not options.video.isdigit():  # a camera number is opened by the node
+    if options.video:
         check_video(options.video)
     check_model(options)
     check_text_parameters(options)
@@ -108,10 +108,14 @@ def check_names(camera_topic: str, namespace: str) -> None:
 
 
 def check_video(video: str) -> None:
-    """The video file must exist, open and have a first frame (the source node reads it seconds later)."""
-    from bharnet_ros.core.video import VideoError, VideoReader
+    """The video file must exist, open and have a first frame (the source node reads it seconds
+    later); a camera given by its number must open."""
+    from bharnet_ros.core.video import VideoError, VideoReader, camera_number, check_camera
 
     try:
+        if (number := camera_number(video)) is not None:
+            check_camera(number)
+            return
         with VideoReader(video):
             pass
     except (FileNotFoundError, VideoError) as err:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from bharnet_ros.core.layouts import MP33, NTU25
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
-from bharnet_ros.core.sync import RESTART_GAP, ApproximateSync, attach_hands
+from bharnet_ros.core.sync import MOST_MATCHED, RESTART_GAP, ApproximateSync, attach_hands
 
 
 def test_pairs_within_slop_in_either_arrival_order():
@@ -149,3 +149,13 @@ def test_bodies_not_found_and_other_spaces_get_no_hands():
     merged = attach_hands([empty, world], [frame(MP33, [(0.2, 0.5), (0.3, 0.5)], hands_value=0.5)])
     assert [m.hand_present.any() for m in merged] == [False, False]
     assert [m.person_id for m in merged] == [4, 5]
+
+
+def test_a_message_of_a_thousand_persons_matches_a_bounded_number_of_them():
+    """The assignment grows with the cube of the persons: a flood is matched up to MOST_MATCHED."""
+    bodies = [frame(NTU25, [(i / 200, 0.5), (i / 200 + 0.001, 0.5)], i) for i in range(1000)]
+    pose = [frame(MP33, [(i / 200, 0.5), (i / 200 + 0.001, 0.5)], hands_value=0.5) for i in range(1000)]
+    merged = attach_hands(bodies, pose)
+    assert len(merged) == 1000
+    assert sum(m.hand_present.any() for m in merged) == MOST_MATCHED
+    assert all(m.hand_present.any() for m in merged[:MOST_MATCHED])  # each with its own person's hands

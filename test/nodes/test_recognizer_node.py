@@ -11,6 +11,7 @@ import types
 
 import numpy as np
 import pytest
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Log
 from rclpy.event_handler import PublisherEventCallbacks
@@ -300,6 +301,29 @@ def test_bodies_that_never_pair_are_reported_not_silently_dropped(ros, wait, tin
     _publish_pairs(hands, bodies, start=200.0, frames=10)
     assert wait(lambda: node.pairing.pairs > 0)
     assert node.status()[0] == OK
+
+
+def test_unstamped_bodies_and_hands_pair_by_arrival(ros, wait, tiny_model, sync_path):
+    """A camera and a tracker that never stamp: pairing by stamp 0 paired once, then dropped the
+    rest as late; they pair by when they come, and the recognizer times them by its clock."""
+    overrides = [Parameter("model", value=str(tiny_model)), Parameter("body_topic", value="/bodies")]
+    node = ros.add(RecognizerNode, parameter_overrides=[*overrides, Parameter("min_seconds", value=0.3)])
+    probe = ros.add(Node, "probe")
+    actions: list[Action] = []
+    probe.create_subscription(Action, "action", actions.append, 100)
+    hands = probe.create_publisher(PersonSkeletonArray, "skeletons", 100)
+    bodies = probe.create_publisher(PersonSkeletonArray, "/bodies", 100)
+    assert wait(lambda: len(node.inputs) == 2 and bodies.get_subscription_count() > 0)
+    for ours, tracked in zip(stream(0, 40, 1.0), stream(0, 40, 1.0), strict=True):
+        for msg in (ours, tracked):
+            for person in msg.persons:
+                person.header.stamp = msg.header.stamp = Time()
+        hands.publish(ours)
+        bodies.publish(tracked)
+        time.sleep(1 / 30)
+    assert wait(lambda: node.pairing.pairs >= 20)
+    assert wait(lambda: actions)
+    assert node.unstamped_frames > 0
 
 
 def _publish_pairs(hands, bodies, start: float, frames: int = 24, body_offset: float = 0.01) -> None:

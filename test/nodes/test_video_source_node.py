@@ -4,7 +4,9 @@ and diagnostics that say when the video ended or failed."""
 from __future__ import annotations
 
 import os
+import struct
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -170,6 +172,18 @@ def test_a_file_rate_above_the_parameter_range_is_capped(ros, tmp_path):
     node = ros.add(VideoSourceNode, parameter_overrides=[Parameter("video", value=video)])
     assert node.rate == MAX_RATE
     assert abs(node.timer.timer_period_ns - 1e9 / MAX_RATE) < 2
+
+
+def test_a_file_rate_below_the_parameter_range_plays_at_30(ros, tmp_path):
+    """A header stating 0.001 fps would hold the first frame back for 1000 s, without a word."""
+    video = tmp_path / "slow.avi"
+    data = bytearray(Path(write_clip(video, 3)).read_bytes())
+    main_header, stream_header = data.find(b"avih"), data.find(b"strh")
+    struct.pack_into("<I", data, main_header + 8, 10**9)  # microseconds per frame
+    struct.pack_into("<II", data, stream_header + 28, 1000, 1)  # scale, rate: 1/1000 fps
+    video.write_bytes(bytes(data))
+    node = ros.add(VideoSourceNode, parameter_overrides=[Parameter("video", value=str(video))])
+    assert node.rate == 30.0
 
 
 def test_sim_time_without_a_clock_is_reported_not_silent(ros, wait, tmp_path, source_diagnostics):

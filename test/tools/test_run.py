@@ -32,6 +32,9 @@ def write_clip(path, frames: int) -> str:
         ("text_video", "--video: cannot open"),
         ("empty_video", "--video:"),
         ("missing_video", "--video: video not found"),
+        ("folder_video", "is not a regular file (a folder or a device)"),
+        ("missing_camera", "--video: camera 9999 could not be opened (is it /dev/video9999?)"),
+        ("long_number", "--video: video not found: 99999999999999999999999"),
         ("camera_topic", "--camera-topic 'bad topic' is no valid topic name"),
         ("camera_topic_substitution", "--camera-topic '{node}/x': substitutions such as {node} cannot"),
         ("params_backend", "the pose node's backend must be one of holistic, hands_pose, multi, not 'nope'"),
@@ -53,6 +56,9 @@ def test_unusable_options_are_one_line_before_the_graph_starts(tmp_path, capsys,
         "text_video": ["--video", str(text)],
         "empty_video": ["--video", write_clip(tmp_path / "zero.avi", 0)],
         "missing_video": ["--video", str(tmp_path / "nope.mp4")],
+        "folder_video": ["--video", str(tmp_path)],
+        "missing_camera": ["--video", "9999"],
+        "long_number": ["--video", "99999999999999999999999"],  # no camera number, a file name
         "camera_topic": ["--camera-topic", "bad topic"],
         "camera_topic_substitution": ["--camera-topic", "{node}/x"],
         "params_backend": ["--params-file", backend],
@@ -97,12 +103,15 @@ def test_a_parameters_file_value_rclpy_refuses_is_one_line_and_exit_2(tmp_path, 
     assert "Traceback" not in done.stderr
 
 
-def test_usable_options_pass_the_checks(tmp_path, tiny_model):
+def test_usable_options_pass_the_checks(tmp_path, tiny_model, monkeypatch):
     options = GraphOptions(
         video=write_clip(tmp_path / "three.avi", 3), model=str(tiny_model), namespace="/lab/robot1"
     )
     run.check_options(options)
+    opened = []
+    monkeypatch.setattr("bharnet_ros.core.video.check_camera", opened.append)  # the edge: a camera
     run.check_options(GraphOptions(video="0", namespace="robot1"))  # a camera number; the default model
+    assert opened == [0]
     parser = argparse.ArgumentParser()
     run.add_arguments(parser)
     assert parser.parse_args(["--duration", "2"]).duration == 2.0
