@@ -93,6 +93,15 @@ def test_a_pattern_field_the_import_sets_itself_is_refused(field):
         compile_pattern(f"{{label}}_{{{field}}}")
 
 
+def test_fields_with_nothing_between_them_are_refused_not_guessed():
+    """Under {label}{take} the name wave11 would split anywhere; a separator decides it."""
+    with pytest.raises(PatternError, match="two fields with nothing between them"):
+        compile_pattern("{label}{take}_{distance}")
+    with pytest.raises(PatternError, match="braces around no field name"):
+        compile_pattern("{label}_{Take}")
+    assert compile_pattern("x{label}_{take}y").match("xwave_1y")["take"] == "1"
+
+
 def test_class_folders_keep_their_layout_and_note_a_missing_person(tmp_path):
     root = touch(tmp_path / "own", "wave/a.avi", "wave/a.npz", "stop/b.mp4")
     jobs, report = jobs_of(root, pattern=None)

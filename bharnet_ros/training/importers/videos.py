@@ -78,6 +78,15 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
             "measured frame rate, the import folder); name the field otherwise, e.g. {file_fps}"
         )
     texts = FIELD.split(pattern)[0::2]  # the literal text before, between and after the fields
+    if any("{" in text or "}" in text for text in texts):  # {Take}, {0}: read as text, matching nothing
+        raise PatternError(
+            f"--pattern {pattern!r} has braces around no field name; a field is a lower-case name: {{take}}"
+        )
+    if any(not text for text in texts[1:-1]):  # "{label}{take}": where one ends is a guess
+        raise PatternError(
+            f"--pattern {pattern!r} has two fields with nothing between them; put the separator of "
+            "the file names between them, e.g. '{label}_{take}'"
+        )
     parts = [re.escape(texts[0])]
     for i, name in enumerate(names):
         parts.append(f"(?P<{name}>{_field_regex(name, texts[i] + texts[i + 1])})")
