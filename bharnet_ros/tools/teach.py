@@ -569,7 +569,7 @@ def run_curve(args: argparse.Namespace) -> int:
     from bharnet_ros.model.checkpoint import CheckpointError
     from bharnet_ros.training.data import load_datasets
     from bharnet_ros.training.dataset import DatasetError
-    from bharnet_ros.training.teach import TeachSettings
+    from bharnet_ros.training.teach import TeachSettings, rehearsal_beside
     from bharnet_ros.training.teach_curve import (
         CurvePlan,
         check_plan,
@@ -594,7 +594,8 @@ def run_curve(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         data = load_datasets(args.data)
-        check_plan(data, plan)  # before the references are scored: a typo costs nothing
+        left_out = [rehearsal_beside(path).left_out for path in args.base]
+        check_plan(data, plan, left_out)  # before the references are scored: a typo costs nothing
         references = [score_reference(path, data, args.new) for path in args.reference]
         runs = run_curve(args.base, data, plan, show_progress=not args.no_progress)
     except (CheckpointError, DatasetError, ValueError) as err:

@@ -156,11 +156,12 @@ def run_curve(
     return runs
 
 
-def check_plan(data: SkeletonDataset, plan: CurvePlan) -> None:
+def check_plan(data: SkeletonDataset, plan: CurvePlan, left_out: Sequence[Sequence[str]] = ()) -> None:
     """ValueError naming what the plan or the data lacks: a new gesture the data has no takes of,
     a name given twice, a person of the pool without takes of the new gestures (who could never
-    teach), more teachers than the pool holds, or more takes than any teacher has, so that a typo is
-    not reported as "no point of the curve is possible" (after the work) or silently left out."""
+    teach), more teachers than the pool holds (besides the people each base left out, ``left_out``),
+    or more takes than any teacher has, so that a typo is not reported as "no point of the curve is
+    possible" (after the work) or silently left out."""
     if not plan.new:
         raise ValueError("--new names no gesture; give the gestures to teach, e.g. --new come,stop")
     for option, given in (("--new", plan.new), ("--pool", plan.pool)):
@@ -186,6 +187,13 @@ def check_plan(data: SkeletonDataset, plan: CurvePlan) -> None:
         raise ValueError(
             f"--teachers {max(plan.teachers)} needs that many people in the pool, which has {pool}"
         )
+    for people in left_out:  # each base's held-out people are tested, never teach
+        free = len(set(plan.pool or teachers) - set(people))
+        if max(plan.teachers) > free:
+            raise ValueError(
+                f"--teachers {max(plan.teachers)} needs that many people besides those a base left out "
+                f"({', '.join(people)}), and the pool has {free}"
+            )
     people = data.subject_names()
     most = max(int(np.sum((people == p) & (names == c))) for p in plan.pool or teachers for c in plan.new)
     if min(plan.takes) > most:

@@ -373,6 +373,12 @@ def test_a_curve_plan_naming_an_unknown_gesture_or_person_says_which():
     with pytest.raises(ValueError, match="--takes 3: no teacher has more than 2 takes of one gesture"):
         check_plan(data, CurvePlan(["stop"], takes=[3, 10**12], teachers=[1]))
     check_plan(data, CurvePlan(["stop"], takes=[2, 10**12], teachers=[1]))  # some points are possible
+    two = data.merge(takes_of(["stop"], subject="cy"))
+    check_plan(two, CurvePlan(["stop"], takes=[1], teachers=[2]))
+    with pytest.raises(
+        ValueError, match=r"--teachers 2 needs that many people besides those a base left out \(cy\)"
+    ):
+        check_plan(two, CurvePlan(["stop"], takes=[1], teachers=[2]), left_out=[["bo"], ["cy"]])
 
 
 @pytest.mark.parametrize(
