@@ -98,7 +98,8 @@ def parse_csv(text: str, source: str = "<csv>") -> Annotations:
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if _is_content(line)]
     if not lines:
         raise AnnotationError(f"{source}: no header row; the first line must be {','.join(RELATIVE)}")
-    header_line, header = lines[0][0], [c.strip() for c in _csv_values(lines[0][1], f"{source}: line 1")]
+    header_line = lines[0][0]
+    header = [c.strip() for c in _csv_values(lines[0][1], f"{source}: line {header_line}")]
     columns, absolute = _columns(header, f"{source}:{header_line}")
     rows = []
     for number, line in lines[1:]:

@@ -256,32 +256,33 @@ def check_finite(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
         )
 
 
-def meta_model(model_config: Mapping[str, Any]) -> tuple[nn.Module, int]:
-    """The model ``model_config`` describes, built on the ``meta`` device (shapes only, no memory),
-    and its number of parameters and buffers. CheckpointError (no path) if it describes none."""
+def meta_model(model_config: Mapping[str, Any]) -> nn.Module:
+    """The model ``model_config`` describes, built on the ``meta`` device, which records shapes and
+    allocates nothing, so a config whose width times depth is enormous costs only the construction.
+    CheckpointError (no path) if it describes no model, or one of more parameters and buffers than
+    any checkpoint may have (:data:`MAX_PARAMETERS`)."""
     try:
         config = config_from_dict(model_config)
         with torch.device("meta"):
             model = build_model(config)
     except Exception as err:  # config validation and module construction fail in many ways
-        raise CheckpointError(f"its model_config does not describe a model ({_first_detail(err)})") from None
-    return model, sum(t.numel() for t in itertools.chain(model.parameters(), model.buffers()))
+        raise CheckpointError(f"it describes no model ({_first_detail(err)})") from None
+    size = sum(t.numel() for t in itertools.chain(model.parameters(), model.buffers()))
+    if size > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"it describes a model of {size:,} parameters, more than the {MAX_PARAMETERS:,} a checkpoint "
+            "may have (BHaRNet-E has about 3 million)"
+        )
+    return model
 
 
 def expected_shapes(model_config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    """The state_dict names and shapes of the model ``model_config`` describes.
-
-    The model is built on the ``meta`` device, which records shapes and allocates nothing, so a
-    config whose width times depth is enormous costs only the construction; it is refused when
-    its parameters and buffers exceed :data:`MAX_PARAMETERS`. CheckpointError (no path) otherwise.
-    """
-    model, size = meta_model(model_config)
-    if size > MAX_PARAMETERS:
-        raise CheckpointError(
-            f"its model_config describes a model of {size:,} parameters, more than the {MAX_PARAMETERS:,} "
-            "a checkpoint may have (the paper's model has about 3 million); it was not written by "
-            "bharnet train"
-        )
+    """The state_dict names and shapes of the model ``model_config`` describes (:func:`meta_model`);
+    CheckpointError (no path) for a config no checkpoint of bharnet train has."""
+    try:
+        model = meta_model(model_config)
+    except CheckpointError as err:
+        raise CheckpointError(f"its model_config: {err}; it was not written by bharnet train") from None
     return {name: tuple(value.shape) for name, value in model.state_dict().items()}
 
 

@@ -144,11 +144,11 @@ class PoseNode(ManagedNode):
         msg_type, topic = (CompressedImage, "image_raw/compressed") if compressed else (Image, "image_raw")
         resolved = self.resolve_topic_name(topic)
         publishers = self.get_publishers_info_by_topic(resolved)
-        self.reliability = self._wanted_reliability(
+        reliability = self._wanted_reliability(
             resolved, [info for info in publishers if info.topic_type == _type_name(msg_type)]
         )
         profile = copy.copy(IMAGE_QOS)  # qos_overrides edit the profile they are given
-        profile.reliability = self.reliability
+        profile.reliability = reliability
         subscription = self.create_subscription(
             msg_type,
             topic,
@@ -157,44 +157,60 @@ class PoseNode(ManagedNode):
             qos_overriding_options=QoSOverridingOptions([QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH]),
             event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible),
         )
+        self.reliability = reliability
         return [subscription]
 
     def _on_incompatible(self, info: Any) -> None:
-        """A publisher this subscription cannot hear: with ``auto``, a best-effort camera joining
-        while the subscription is reliable, which the next diagnostics tick follows."""
+        """A publisher this subscription cannot hear. With ``auto``, a best-effort camera joining
+        while the subscription is reliable: the next diagnostics tick follows it. Otherwise the
+        node hears nothing from that camera, which the user must fix."""
         policy = qos_policy_name_from_kind(info.last_policy_kind)
-        fix = "subscribing again at the next check"
-        if self.params["image_reliability"] != AUTO:
-            fix = "set image_reliability to auto or best_effort"
-        self.get_logger().info(
+        if policy == "RELIABILITY" and self._reliability_setting() == AUTO:
+            self.get_logger().info(
+                "a best-effort image publisher joined; subscribing best effort at the next check",
+                throttle_duration_sec=5.0,
+            )
+            return
+        fix = (
+            "set image_reliability to auto (and drop its qos_overrides)"
+            if policy == "RELIABILITY"
+            else ("match the camera's QoS with qos_overrides (docs/nodes.md)")
+        )
+        self.get_logger().warning(
             f"an image publisher's QoS cannot reach this subscription ({policy}); {fix}",
             throttle_duration_sec=5.0,
         )
 
-    def _wanted_reliability(self, topic: str, publishers: list[Any]) -> ReliabilityPolicy:
-        """The image subscription's reliability for these publishers (see the module docstring).
-
-        ``qos_overrides.<topic>.subscription.reliability`` given at start-up fixes it, as
-        ``image_reliability`` does. rclpy declares an override parameter once, read-only, with the
-        first subscription's value, so it cannot follow the publishers: this node reads the given
+    def _reliability_setting(self, topic: str | None = None) -> str:
+        """``image_reliability``, or the ``qos_overrides.<topic>.subscription.reliability`` given at
+        start-up. rclpy declares an override parameter once, read-only, with the first
+        subscription's value, so it could not follow the publishers: this node reads the given
         override itself (from rclpy's store of the start-up values) and declares none for it."""
+        topic = topic or (self.inputs[0].topic_name if self.inputs else "")
         override = self._parameter_overrides.get(f"qos_overrides.{topic}.subscription.reliability")
-        chosen = override.value if override is not None else self.params["image_reliability"]
+        chosen = str(override.value).lower() if override is not None else self.params["image_reliability"]
+        return chosen if chosen in RELIABILITIES else AUTO  # system_default: what the publishers offer
+
+    def _wanted_reliability(self, topic: str, publishers: list[Any]) -> ReliabilityPolicy:
+        """The image subscription's reliability for these publishers (see the module docstring)."""
+        chosen = self._reliability_setting(topic)
         if chosen in RELIABILITIES:
             return RELIABILITIES[chosen]
         reliable = [info.qos_profile.reliability == ReliabilityPolicy.RELIABLE for info in publishers]
         return ReliabilityPolicy.RELIABLE if reliable and all(reliable) else ReliabilityPolicy.BEST_EFFORT
 
     def _follow_publishers(self, publishers: list[Any]) -> None:
-        """Subscribe again when the camera's publishers call for the other reliability (auto)."""
+        """Subscribe again when the camera's publishers call for the other reliability (auto). The
+        new subscription is made before the old one goes, so a failure leaves the node listening."""
         wanted = self._wanted_reliability(self.inputs[0].topic_name, publishers)
         if wanted == self.reliability:
             return
         self.get_logger().info(
             f"the image publishers call for a {wanted.name.lower()} subscription: subscribing again"
         )
-        self.unsubscribe()
-        self.inputs = self.subscribe()
+        old, self.inputs = self.inputs, self.subscribe()
+        for subscription in old:
+            self.destroy_subscription(subscription)
 
     def release(self) -> None:
         super().release()

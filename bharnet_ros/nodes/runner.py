@@ -191,20 +191,21 @@ def find_conflicts(
 def _conflicts(probe: Node, options: GraphOptions, context: Context | None) -> list[str]:
     """What :func:`find_conflicts` looks for; ExternalShutdownException once a signal (SIGTERM,
     Ctrl-C) shut the context down, which rclpy's handlers do without raising anything."""
+    namespace = "/" + options.namespace.strip("/")
+    action = _join(namespace, ACTION_TOPIC)
     try:
         running = set(probe.get_node_names_and_namespaces())
+        published = probe.count_publishers(action)
     except (RCLError, InvalidHandle):
         if not rclpy.ok(context=context):
             raise ExternalShutdownException() from None
         raise
-    namespace = "/" + options.namespace.strip("/")
     found = [
         f"a node {_join(namespace, spec.name)} is already running"
         for spec in describe_graph(options)
         if (spec.name, namespace) in running
     ]
-    action = _join(namespace, ACTION_TOPIC)
-    if probe.count_publishers(action):
+    if published:
         found.append(f"{action} already has a publisher")
     return found
 

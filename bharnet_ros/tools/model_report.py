@@ -129,8 +129,8 @@ def command_line(args: argparse.Namespace) -> str:
 def check_configs(paths: list[Path]) -> None:
     """Read and validate every config before the first is built (on the meta device, so a huge one
     costs no memory, and is refused above MAX_PARAMETERS): a bad file is one line naming it."""
-    from bharnet_ros.model.checkpoint import CheckpointError
-    from bharnet_ros.training.train import ConfigError, check_loadable_size, read_mapping
+    from bharnet_ros.model.checkpoint import CheckpointError, meta_model
+    from bharnet_ros.training.train import ConfigError, read_mapping
 
     hint = "fix it or move it out of --config-dir"
     for path in paths:
@@ -139,9 +139,9 @@ def check_configs(paths: list[Path]) -> None:
         except ConfigError as err:
             raise UsageError(str(err)) from None
         try:
-            check_loadable_size(data)
-        except (ConfigError, CheckpointError) as err:
-            raise UsageError(f"{path}: {str(err).removeprefix('its model_config ')}; {hint}") from None
+            meta_model(data)
+        except CheckpointError as err:
+            raise UsageError(f"{path}: {err}; {hint}") from None
 
 
 def measure_or_explain(path: Path, frames: int) -> Measurement:

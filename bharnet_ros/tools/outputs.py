@@ -60,6 +60,7 @@ def check_output_folder(
     An existing non-empty folder (or, with ``empty_ok`` False, any existing one, as for bags)
     needs ``force``; even then only the files the command writes are replaced.
     """
+    inputs = list(inputs)  # walked twice
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} {path} is a file; give a folder name")
     _check_not_an_input(path, inputs, option)

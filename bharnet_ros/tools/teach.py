@@ -141,6 +141,8 @@ def run_record(args: argparse.Namespace) -> int:
 
 def _check_record_options(args: argparse.Namespace) -> None:
     """Refuse option mistakes before the pose stage runs; strips --subject."""
+    from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
+
     if args.labels and not (args.video or args.bag):
         raise UsageError("--labels cuts a recording: give it with --video or --bag")
     if not args.labels and not args.gestures:
@@ -158,8 +160,10 @@ def _check_record_options(args: argparse.Namespace) -> None:
     if not args.subject.strip():
         raise UsageError("--subject is empty; name who performs the takes, e.g. --subject alice")
     args.subject = args.subject.strip()
-    if not args.subject.isprintable() or len(args.subject) > 200:
-        raise UsageError(f"--subject {args.subject[:40]!r} is not printable text of at most 200 characters")
+    if not plain_label(args.subject):
+        raise UsageError(
+            f"--subject {shown(args.subject)} is not printable text of at most {MAX_LABEL_LENGTH} characters"
+        )
     _check_seconds("--trim-seconds", args.trim_seconds, positive=True)
     _check_seconds("--min-seconds", args.min_seconds)
     _check_seconds("--wait", args.wait)
@@ -194,7 +198,7 @@ def _check_seconds(flag: str, value: float, positive: bool = False) -> None:
 def _check_unique(flag: str, gestures: list[str]) -> None:
     """Each name once (a repeated gesture would record twice under one name, one set of takes
     overwriting the other's numbers), and each one a name an Action can carry."""
-    from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label
+    from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
     from bharnet_ros.training.classes import same_words
 
     repeated = sorted({name for name in gestures if gestures.count(name) > 1})
@@ -205,7 +209,7 @@ def _check_unique(flag: str, gestures: list[str]) -> None:
     odd = [name for name in gestures if not plain_label(name)]
     if odd:
         raise UsageError(
-            f"{flag}: gesture name {odd[0]!r} is not printable text of 1 to {MAX_LABEL_LENGTH} characters"
+            f"{flag}: gesture name {shown(odd[0])} is not printable text of 1 to {MAX_LABEL_LENGTH} letters"
         )
 
 
@@ -338,7 +342,7 @@ def run_train(args: argparse.Namespace) -> int:
     _check_fit_options(args)
     _check_vocabulary_options(args)
     base_path = args.base or _default_base()
-    if base_path.suffix == ".onnx":
+    if base_path.suffix.lower() == ".onnx":
         raise UsageError(f"--base {base_path} is an ONNX file, which cannot be taught; give its .pt file")
     rehearsal = _rehearsal_source(args, base_path)
     inputs = [*args.takes, base_path, args.calibration, *(rehearsal.files if rehearsal else [])]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label
+from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.layouts import get_layout
 from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, SPACES, SkeletonSequence
 
@@ -473,7 +473,7 @@ def _check_classes(data: SkeletonDataset) -> None:
     odd = [name for name in data.class_names if not plain_label(name)]
     if odd:
         raise DatasetError(
-            f"class name {odd[0]!r} is not printable text of 1 to {MAX_LABEL_LENGTH} characters, which "
+            f"class name {shown(odd[0])} is not printable text of 1 to {MAX_LABEL_LENGTH} characters, which "
             "every Action label must be; rename the class (its folder, or the label in the file)"
         )
     if len(set(data.class_names)) != len(data.class_names):

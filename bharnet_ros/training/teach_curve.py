@@ -176,6 +176,18 @@ def check_plan(data: SkeletonDataset, plan: CurvePlan, left_out: Sequence[Sequen
             f"{', '.join(sorted(set(names.tolist())))}"
         )
     teachers = sorted(set(data.subject_names()[np.isin(names, plan.new)].tolist()))
+    _check_pool(plan, teachers, left_out)
+    people = data.subject_names()
+    most = max(int(np.sum((people == p) & (names == c))) for p in plan.pool or teachers for c in plan.new)
+    if min(plan.takes) > most:
+        raise ValueError(
+            f"--takes {min(plan.takes)}: no teacher has more than {most} takes of one gesture; ask for fewer"
+        )
+
+
+def _check_pool(plan: CurvePlan, teachers: list[str], left_out: Sequence[Sequence[str]]) -> None:
+    """The pool's people must have takes of the new gestures, and be enough for ``--teachers``
+    without the people each base left out (they are tested, never teach)."""
     strangers = [p for p in plan.pool if p not in teachers]
     if strangers:
         raise ValueError(
@@ -187,19 +199,13 @@ def check_plan(data: SkeletonDataset, plan: CurvePlan, left_out: Sequence[Sequen
         raise ValueError(
             f"--teachers {max(plan.teachers)} needs that many people in the pool, which has {pool}"
         )
-    for people in left_out:  # each base's held-out people are tested, never teach
-        free = len(set(plan.pool or teachers) - set(people))
+    for held_out in left_out:
+        free = len(set(plan.pool or teachers) - set(held_out))
         if max(plan.teachers) > free:
             raise ValueError(
                 f"--teachers {max(plan.teachers)} needs that many people besides those a base left out "
-                f"({', '.join(people)}), and the pool has {free}"
+                f"({', '.join(held_out)}), and the pool has {free}"
             )
-    people = data.subject_names()
-    most = max(int(np.sum((people == p) & (names == c))) for p in plan.pool or teachers for c in plan.new)
-    if min(plan.takes) > most:
-        raise ValueError(
-            f"--takes {min(plan.takes)}: no teacher has more than {most} takes of one gesture; ask for fewer"
-        )
 
 
 def cache_features(

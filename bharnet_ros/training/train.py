@@ -60,7 +60,7 @@ from bharnet_ros.model.checkpoint import (
     save_checkpoint,
     upgrade_optimizer_state,
 )
-from bharnet_ros.model.config import MAX_PARAMETERS, config_from_dict, config_to_dict, deep_merge
+from bharnet_ros.model.config import config_from_dict, config_to_dict, deep_merge
 from bharnet_ros.model.losses import build_loss, seed_everything
 from bharnet_ros.training.data import AUTO, hand_intensive_names, labels_for, resolve_path, select_data
 from bharnet_ros.training.dataset import SkeletonDataset
@@ -1042,14 +1042,14 @@ def mirror_map(config: Mapping[str, Any], class_names: Sequence[str]) -> np.ndar
 
 
 def check_loadable_size(model_config: Mapping[str, Any]) -> None:
-    """ConfigError for a model larger than any checkpoint may be (:data:`MAX_PARAMETERS`): no command
-    could load what training wrote, after hours of it or memory the machine may not have."""
-    size = meta_model(model_config)[1]
-    if size > MAX_PARAMETERS:
+    """ConfigError for a model no checkpoint may hold (``checkpoint.meta_model``): no command could
+    load what training wrote, after hours of it or memory the machine may not have."""
+    try:
+        meta_model(model_config)
+    except CheckpointError as err:
         raise ConfigError(
-            f"the model would have {size:,} parameters, more than the {MAX_PARAMETERS:,} a checkpoint may "
-            "have (BHaRNet-E has about 3 million); lower model.overrides.backbone.base_channels or the stages"
-        )
+            f"the model config: {err}; lower model.overrides.backbone.base_channels or the stages"
+        ) from None
 
 
 def check_resumable(stored: Mapping[str, Any], config: Mapping[str, Any]) -> None:
