@@ -419,7 +419,7 @@ def _open(path: str | Path) -> Iterator[Reader]:
     metadata = path / "metadata.yaml"
     if not path.exists():
         raise BagError(f"{path} not found; give the bag's folder")
-    if (metadata.exists() or metadata.is_symlink()) and not metadata.is_file():  # a folder, a device
+    if os.path.lexists(metadata) and not metadata.is_file():  # a folder, a device, a dangling link
         raise BagError(f"{metadata} is not a regular file; restore the bag's metadata.yaml")
     if not metadata.is_file():
         fix = "run `bharnet bag info` on it to rebuild it" if storage_files(path) else "give the bag's folder"
@@ -580,7 +580,7 @@ def reindex_bag(folder: str | Path) -> str:
     exists is overwritten. Raises BagError when there is nothing to index.
     """
     folder = Path(folder)
-    if (folder / "metadata.yaml").exists() or (folder / "metadata.yaml").is_symlink():
+    if os.path.lexists(folder / "metadata.yaml"):  # a dangling link too: never written through
         raise BagError(f"{folder} already has a metadata.yaml; nothing to reindex")
     files = storage_files(folder)
     storages = {STORAGE_SUFFIXES[p.suffix] for p in files}

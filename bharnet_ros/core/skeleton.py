@@ -28,7 +28,7 @@ BODY_LAYOUTS = ("mediapipe33", "ntu25")  # layouts a frame's body may have (hand
 # the image (MediaPipe extrapolates); world space allows a large room. Beyond these a value is
 # garbage (FLT_MAX, 1e30) that would overflow the model's arithmetic.
 COORDINATE_LIMITS = {"image": 10.0, "world": 100.0}
-TIME_LIMIT = 1e10  # seconds: |timestamp| beyond this (year 2286 in Unix time) keeps < 2 us precision
+TIME_LIMIT = 1e10  # seconds (year 2286 in Unix time): below it, float64 stamps keep < 2 us precision
 MAX_IMAGE_SIDE = 2**31 - 1  # image sides are stored as int32 in sequence files
 PERSON_ID_RANGE = (-(2**31), 2**31 - 1)  # the int32 of PersonSkeleton.person_id (files store int64)
 FORMAT_VERSION = 1
@@ -230,6 +230,17 @@ def _person_id(value: Any) -> int:
     return person
 
 
+def check_plausible(body: np.ndarray, hands: np.ndarray, space: str) -> None:
+    """SkeletonError for coordinates beyond :data:`COORDINATE_LIMITS` in ``space`` or scores outside
+    [0, 1], in arrays of any leading shape whose last axis is the four channels."""
+    limit = COORDINATE_LIMITS[space]
+    if np.abs(body[..., :3]).max(initial=0.0) > limit or np.abs(hands[..., :3]).max(initial=0.0) > limit:
+        raise SkeletonError(f"coordinates beyond ±{limit:g} are not plausible in {space} space")
+    for name, scores in (("body", body[..., 3]), ("hand", hands[..., 3])):
+        if scores.size and (scores.min() < 0.0 or scores.max() > 1.0):
+            raise SkeletonError(f"{name} scores must lie in [0, 1]")
+
+
 def _check_arrays(body: np.ndarray, hands: np.ndarray, present: np.ndarray, layout: str, space: str) -> None:
     """Shapes, finiteness, bounds and vocabulary of frame-stacked arrays; raises SkeletonError."""
     if layout not in BODY_LAYOUTS:
@@ -250,9 +261,4 @@ def _check_arrays(body: np.ndarray, hands: np.ndarray, present: np.ndarray, layo
         raise SkeletonError("skeleton contains NaN or infinite values; drop the frame or zero the joints")
     if space not in SPACES:
         raise SkeletonError(f"unknown coordinate space {space!r}; use one of {SPACES}")
-    limit = COORDINATE_LIMITS[space]
-    if np.abs(body[..., :3]).max(initial=0.0) > limit or np.abs(hands[..., :3]).max(initial=0.0) > limit:
-        raise SkeletonError(f"coordinates beyond ±{limit:g} are not plausible in {space} space")
-    for name, scores in (("body", body[..., 3]), ("hand", hands[..., 3])):
-        if scores.size and (scores.min() < 0.0 or scores.max() > 1.0):
-            raise SkeletonError(f"{name} scores must lie in [0, 1]")
+    check_plausible(body, hands, space)

@@ -18,6 +18,7 @@ from scipy.optimize import linear_sum_assignment
 
 from bharnet_ros.core.layouts import get_layout
 from bharnet_ros.core.skeleton import SkeletonFrame, timestamp_seconds
+from bharnet_ros.core.window import MOST_PERSONS
 
 WRIST_NAMES = ("left_wrist", "right_wrist")
 RESTART_GAP = 1.0  # seconds a stamp may lie behind the last pair before it counts as a restart
@@ -100,7 +101,7 @@ def attach_hands(bodies: list[SkeletonFrame], hand_sources: list[SkeletonFrame])
     return merged
 
 
-MOST_MATCHED = 64  # persons of one message matched to hands: the top of the recognizer's max_persons
+MOST_MATCHED = MOST_PERSONS  # persons of one message matched to hands: no more are ever followed
 
 
 def _wrists(frame: SkeletonFrame) -> np.ndarray:

@@ -126,20 +126,24 @@ def camera_number(video: str) -> int | None:
     return int(video) if re.fullmatch(r"[0-9]{1,4}", video) else None
 
 
-def check_camera(number: int) -> None:
-    """VideoError unless camera ``number`` opens (opened and released again); OpenCV's own lines
-    about a missing camera are held back, so the error is one line."""
+def open_camera(number: int) -> cv2.VideoCapture:
+    """Camera ``number``, open; VideoError if it is not there. OpenCV's own lines about a missing
+    camera are held back, so the error is one line."""
     level = cv2.getLogLevel()
     cv2.setLogLevel(0)  # silent
     try:
         capture = cv2.VideoCapture(number)
     finally:
         cv2.setLogLevel(level)
-    try:
-        if not capture.isOpened():
-            raise VideoError(f"camera {number} could not be opened (is it /dev/video{number}?)")
-    finally:
+    if not capture.isOpened():
         capture.release()
+        raise VideoError(f"camera {number} could not be opened (is it /dev/video{number}?)")
+    return capture
+
+
+def check_camera(number: int) -> None:
+    """VideoError unless camera ``number`` opens (opened and released again)."""
+    open_camera(number).release()
 
 
 def is_video_file(path: str | Path) -> bool:

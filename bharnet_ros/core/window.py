@@ -33,6 +33,7 @@ LENGTH = 32  # frames the model sees (T)
 MAX_FRAMES = 512  # frames one buffer holds at most, whatever the frame rate (memory bound)
 PERSON_TIMEOUT = 1.0  # seconds without frames before a person is forgotten
 MAX_PERSONS = 4  # persons tracked at once
+MOST_PERSONS = 64  # the largest max_persons a recognizer takes
 
 
 class PushResult(enum.Enum):

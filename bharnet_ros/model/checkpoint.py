@@ -493,11 +493,15 @@ def _check_archive(path: Path, what: str) -> None:
             f"{path}: not a readable {what} (corrupt, truncated or not the zip archive torch.save writes); "
             "use an intact copy"
         ) from None
-    stored = all(member.compress_type == zipfile.ZIP_STORED for member in members)
-    if not stored or sum(member.file_size for member in members) > path.stat().st_size:
+    if not all(member.compress_type == zipfile.ZIP_STORED for member in members):
         raise CheckpointError(
             f"{path}: refused to load: its entries are compressed, which torch.save never does (a few MB "
             f"can unpack to gigabytes); only load {what} files written by bharnet"
+        )
+    if sum(member.file_size for member in members) > path.stat().st_size:
+        raise CheckpointError(
+            f"{path}: refused to load: its entries claim more bytes than the file holds (they overlap); "
+            f"only load {what} files written by bharnet"
         )
 
 

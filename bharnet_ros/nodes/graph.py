@@ -17,7 +17,7 @@ ACTION_TOPIC = "bharnet/action"
 LABELS_TOPIC = "bharnet/labels"
 OVERLAY_TOPIC = "bharnet/overlay"
 BACKENDS = ("holistic", "hands_pose", "multi")  # the pose node's backend (core.pose_stage.ALL_BACKENDS)
-AUTOSTART = ("true", "false")  # the lifecycle nodes' autostart, as a launch argument spells it
+AUTOSTART = ("true", "false")  # the words of a true/false launch argument (autostart, overlay, ...)
 
 
 def launch_flag(name: str, text: str) -> str:
@@ -28,7 +28,7 @@ def launch_flag(name: str, text: str) -> str:
     if word in ("", *AUTOSTART):
         return word
     if word in ("1", "0"):
-        return AUTOSTART[word == "0"]
+        return {"1": "true", "0": "false"}[word]
     raise ValueError(f"launch argument {name}:={text!r} is not true or false (nor 1 or 0)")
 
 

@@ -58,6 +58,14 @@ class CallbackErrorCount:
     callback_errors = 0
     last_callback_error = ""
 
+    def with_callback_errors(self, status: Status) -> Status:
+        """``status``, turned ERROR and naming the last failure once a callback failed."""
+        level, message, values = status
+        if not self.callback_errors:
+            return status
+        values["callback_errors"] = self.callback_errors
+        return ERROR, f"{self.callback_errors} callbacks failed, last: {self.last_callback_error}", values
+
     def note_callback_error(self, err: Exception) -> None:
         self.callback_errors += 1
         self.last_callback_error = f"{type(err).__name__}: {err}"[:200]
@@ -319,10 +327,7 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
         if state == "finalized":
             level, message = WARN, "shut down (finalized); start the node again to use it"
             self.diagnostics_timer.cancel()  # this status is its last
-        if self.callback_errors:
-            values["callback_errors"] = self.callback_errors
-            message = f"{self.callback_errors} callbacks failed, last: {self.last_callback_error}"
-            level = ERROR
+        level, message, values = self.with_callback_errors((level, message, values))
         conflicts = self._check_graph()
         if conflicts:
             level, message = max(level, WARN), f"{message}; {'; '.join(conflicts)}"

@@ -103,7 +103,7 @@ def _pair_with_message_filters(
         message_filters.Subscriber(node, msg_type, topic, qos_profile=copy.copy(qos), **options)
         for topic in topics
     ]
-    for stream, source in enumerate(inputs):  # called before the synchroniser's, registered after
+    for stream, source in enumerate(inputs):  # registered before the synchroniser's: called first
 
         def arrived(msg: Any, stream: int = stream) -> None:
             on_arrival(stream)

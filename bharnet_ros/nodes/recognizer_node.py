@@ -50,6 +50,7 @@ from bharnet_ros.core.recognizer import (
 from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
 from bharnet_ros.core.sync import attach_hands
+from bharnet_ros.core.window import MOST_PERSONS
 from bharnet_ros.msg import Action, ActionClass, ActionLabels, PersonSkeletonArray
 from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp, stamp_to_seconds
 from bharnet_ros.nodes.core_logging import speaking_for
@@ -104,7 +105,9 @@ PARAMS = (
         "seconds without skeletons before a person is forgotten",
         (0.05, 60.0),
     ),
-    Param("max_persons", C.max_persons, "persons tracked at once (the stalest is dropped)", (1, 64)),
+    Param(
+        "max_persons", C.max_persons, "persons tracked at once (the stalest is dropped)", (1, MOST_PERSONS)
+    ),
     Param(
         "smoothing",
         C.smoothing,

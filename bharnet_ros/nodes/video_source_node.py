@@ -17,7 +17,6 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-import cv2
 import numpy as np
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidHandle
@@ -25,12 +24,13 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from bharnet_ros.core.video import VideoError, VideoReader, camera_number
+from bharnet_ros.core.video import VideoError, VideoReader, camera_number, open_camera
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from bharnet_ros.nodes.lifecycle import CallbackErrorCount, spin_node
 from bharnet_ros.nodes.parameters import Param, declare_parameters
 
 MAX_RATE = 240.0  # frames per second: the top of ``rate``, and of a file's own rate
+DEFAULT_RATE = 30.0  # frames per second of a camera, or of a file that states no usable rate
 MIN_RATE = 0.01  # frames per second: a slower ``rate`` (other than 0) is refused, not a timer of years
 PARAMS = (
     Param(
@@ -83,12 +83,13 @@ class VideoSourceNode(CallbackErrorCount, Node):
         )
 
     def _native_rate(self) -> float:
-        """The file's own frame rate (30 when unknown or a camera), at most :data:`MAX_RATE`."""
+        """The file's own frame rate, at most :data:`MAX_RATE`; :data:`DEFAULT_RATE` for a camera, a
+        file that states none, or one that states less than :data:`MIN_RATE` (a damaged header)."""
         video = self.params["video"]
         if camera_number(video) is not None:
-            return 30.0
+            return DEFAULT_RATE
         with VideoReader(video) as reader:
-            fps = reader.info.fps if reader.info.fps > 0 else 30.0
+            fps = reader.info.fps if reader.info.fps > 0 else DEFAULT_RATE
         if fps > MAX_RATE:  # some containers state 1000 fps (a time base, not a frame rate)
             self.get_logger().warning(
                 f"{video} states {fps:g} frames per second; publishing at {MAX_RATE:g} (set 'rate' to choose)"
@@ -96,9 +97,9 @@ class VideoSourceNode(CallbackErrorCount, Node):
             return MAX_RATE
         if fps < MIN_RATE:  # a damaged header: at its word the first frame would come in hours
             self.get_logger().warning(
-                f"{video} states {fps:g} frames per second; publishing at 30 (set 'rate' to choose)"
+                f"{video} states {fps:g} frames per second; publishing at {DEFAULT_RATE:g} (set 'rate')"
             )
-            return 30.0
+            return DEFAULT_RATE
         return fps
 
     def _publish_next(self) -> None:
@@ -165,12 +166,10 @@ class VideoSourceNode(CallbackErrorCount, Node):
             "frames_published": self.frames_published,
             "publish_failures": self.publish_failures,
         }
-        if self.callback_errors:
-            values["callback_errors"] = self.callback_errors
         if self.error:
             return ERROR, f"stopped after {self.frames_published} frames: {self.error}", values
         if self.callback_errors:
-            return ERROR, f"{self.callback_errors} callbacks failed, last: {self.last_callback_error}", values
+            return self.with_callback_errors((OK, "", values))
         if self.finished:
             return OK, f"end of video after {self.frames_published} frames", values
         clock = self.get_clock()
@@ -195,10 +194,8 @@ def frames(video: str, loop: bool) -> Iterator[np.ndarray]:
     """
     number = camera_number(video)
     if number is not None:
-        capture = cv2.VideoCapture(number)
+        capture = open_camera(number)
         try:
-            if not capture.isOpened():
-                raise VideoError(f"camera {number} could not be opened (is it /dev/video{number}?)")
             while True:
                 ok, frame = capture.read()
                 if not ok:

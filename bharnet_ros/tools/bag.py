@@ -16,6 +16,7 @@ Formats, metrics and an example report: docs/bags.md.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -216,8 +217,7 @@ def repair_if_unindexed(bag: Path) -> None:
     A recording killed with SIGKILL, or a power cut, leaves the storage file without metadata;
     what it stored up to then becomes readable again. The note goes to stdout.
     """
-    metadata = bag / "metadata.yaml"
-    if bag.is_dir() and not (metadata.exists() or metadata.is_symlink()):  # a link: not ours to write
+    if bag.is_dir() and not os.path.lexists(bag / "metadata.yaml"):  # a dangling link: not ours to write
         print(f"{bag}: {reindex_bag(bag)}")
 
 

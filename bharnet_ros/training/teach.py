@@ -510,7 +510,7 @@ def check_something_to_teach(
 
     Takes only of classes the base already knows teach nothing new; without rehearsal samples the
     old rows stay frozen, so the fit would leave every row as it was and the output would be the
-    base unchanged, with ``replace`` too. (With rehearsal the known rows are refined.)
+    base unchanged, or (``replace``) its kept rows unchanged. (With rehearsal they are refined.)
     """
     if rehearsed or any(c not in base.class_names for c in classes):
         return

@@ -74,8 +74,8 @@ class RecordingEndedError(Exception):
 
 @dataclass
 class Recording:
-    """A recording's skeleton frames, and the stamps of its first and last image or message (None
-    if it has none): labels count from the first, whether or not anybody was in view then."""
+    """A recording's skeleton frames, and the earliest and latest stamps of its images or messages
+    (None if it has none): labels count from the earliest, whether or not anybody was in view."""
 
     frames: list[SkeletonFrame]
     span: tuple[float, float] | None
@@ -154,8 +154,8 @@ def cut_takes(
 ) -> list[Take]:
     """One take per labelled segment (trimmed inside it and checked); takes numbered per gesture.
 
-    Relative labels count from ``span``'s start (the recording's first image or message; by
-    default the first frame with a person)."""
+    Relative labels count from ``span``'s start (the recording's earliest image or message; by
+    default the earliest frame with a person)."""
     if not frames:
         raise ValueError(f"{source or 'the recording'} holds no skeleton frames")
     origin, end = span or (min(f.timestamp for f in frames), max(f.timestamp for f in frames))

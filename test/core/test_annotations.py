@@ -77,6 +77,7 @@ def test_segments_are_half_open():
         ("start,end,label\n", "no segments"),
         ("# only a comment\n", "no header row"),
         ("start,end,label\n0,1," + "w" * 200_000 + "\n", "line 2: not a CSV row (field larger"),
+        ("# made by hand\n\nstart,end," + "l" * 200_000 + "\n", "line 3: not a CSV row"),
         ("start,end,label\n0,1," + "w" * 201 + "\n", "is not printable text of at most 200"),
         ("start,end,label\n0,1,wa\tve\n", "is not printable text"),
     ],

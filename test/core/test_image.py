@@ -165,7 +165,8 @@ def jpeg_hiding(width: int, height: int, length_after_rst: bool) -> bytes:
 
 @pytest.mark.parametrize("length_after_rst", [False, True])
 def test_a_frame_header_hidden_behind_a_marker_without_length_is_not_missed(length_after_rst):
-    with pytest.raises(ImageError, match="JPEG of 16000x16000 pixels is too large|no readable frame header"):
+    message = "no readable frame header" if length_after_rst else "JPEG of 16000x16000 pixels is too large"
+    with pytest.raises(ImageError, match=message):
         decode_compressed(jpeg_hiding(16000, 16000, length_after_rst))
     hidden = np.frombuffer(jpeg_hiding(640, 480, length_after_rst=False), np.uint8)
     assert compressed_size(hidden) == (640, 480)  # read as the decoder reads it

@@ -46,7 +46,7 @@ def test_a_clock_jump_is_no_burst_of_lost_frames():
 
 
 def test_frames_stamped_microseconds_apart_do_not_set_the_frame_period():
-    """A burst stamped 1 µs apart, then an ordinary 30 Hz stream with no gap: nothing was lost."""
+    """A burst stamped 1 µs apart, a pause, then an ordinary 30 Hz stream: nothing was lost."""
     counter = GapDropCounter()
     for i in range(10):
         counter.observe(100.0 + i * 1e-6)

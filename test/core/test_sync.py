@@ -154,8 +154,11 @@ def test_bodies_not_found_and_other_spaces_get_no_hands():
 def test_a_message_of_a_thousand_persons_matches_a_bounded_number_of_them():
     """The assignment grows with the cube of the persons: a flood is matched up to MOST_MATCHED."""
     bodies = [frame(NTU25, [(i / 200, 0.5), (i / 200 + 0.001, 0.5)], i) for i in range(1000)]
-    pose = [frame(MP33, [(i / 200, 0.5), (i / 200 + 0.001, 0.5)], hands_value=0.5) for i in range(1000)]
+    pose = [
+        frame(MP33, [(i / 200, 0.5), (i / 200 + 0.001, 0.5)], hands_value=(i + 1) / 1000) for i in range(1000)
+    ]
     merged = attach_hands(bodies, pose)
     assert len(merged) == 1000
     assert sum(m.hand_present.any() for m in merged) == MOST_MATCHED
-    assert all(m.hand_present.any() for m in merged[:MOST_MATCHED])  # each with its own person's hands
+    for i, body in enumerate(merged[:MOST_MATCHED]):  # each with its own person's hands
+        assert body.hands[0, 0, 0] == pytest.approx((i + 1) / 1000)

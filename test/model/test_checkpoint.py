@@ -123,6 +123,13 @@ def test_compressed_and_legacy_files_are_refused_before_torch_reads_them(saved, 
             target.writestr(member.filename, source.read(member))
     with pytest.raises(CheckpointError, match="refused to load: its entries are compressed"):
         load_checkpoint(deflated)
+    overlapping = tmp_path / "overlapping.pt"
+    data = bytearray(path.read_bytes())
+    directory = data.rfind(b"PK\x01\x02")  # the last entry of the central directory: say it is huge
+    data[directory + 24 : directory + 28] = (2**31).to_bytes(4, "little")
+    overlapping.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="claim more bytes than the file holds"):
+        load_checkpoint(overlapping)
     legacy = tmp_path / "legacy.pt"
     torch.save(torch.load(path, weights_only=True), legacy, _use_new_zipfile_serialization=False)
     with pytest.raises(CheckpointError, match="not the zip archive torch.save writes"):

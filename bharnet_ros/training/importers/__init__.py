@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from bharnet_ros.core.skeleton import COORDINATE_LIMITS, TIME_LIMIT
+from bharnet_ros.core.skeleton import TIME_LIMIT, SkeletonError, check_plausible
 from bharnet_ros.training.dataset import DatasetError, Sample
 
 # Wraps the list of files an importer walks through, e.g. with a tqdm progress bar.
 Progress = Callable[[list[Any]], Iterable[Any]]
 MAX_FPS = 1000.0  # no skeleton source records faster; a larger --fps is a typo
-MIN_FPS = 0.1  # one frame per 10 s; below it the timestamps of a long recording leave TIME_LIMIT
+MIN_FPS = 0.1  # one frame per 10 s: no skeleton source records slower; a smaller --fps is a typo
 # The largest text file (.skeleton, .json) read whole; real ones are at most a few MB. Bounds the
 # memory a wrong or hostile file can take before its content is checked.
 MAX_TEXT_FILE_BYTES = 64 << 20
@@ -71,29 +71,20 @@ def check_sample(sample: Sample, space: str) -> Sample:
     training would refuse: coordinates beyond the skeleton contract's limits in ``space``, scores
     outside [0, 1], timestamps beyond :data:`~bharnet_ros.core.skeleton.TIME_LIMIT`.
 
-    Every importer passes each sample through here, so an empty or damaged file is skipped and
-    reported by name instead of being written into the dataset, failing the whole import, or
-    failing every training on the dataset later.
+    The file importers pass each sample through here (videos go through the pose stage, which
+    keeps the contract), so an empty or damaged file is skipped and reported by name instead of
+    being written into the dataset, failing the whole import, or failing every training later.
     """
     if sample.num_frames == 0:
         raise DatasetError(f"{sample.name}: no frames; a sample needs at least one")
     require_finite(sample)
-    problem = _out_of_range(sample, space)
-    if problem:
-        raise DatasetError(f"{sample.name}: {problem}; fix or remove the file")
-    return sample
-
-
-def _out_of_range(sample: Sample, space: str) -> str:
-    limit = COORDINATE_LIMITS[space]
-    for part, array in (("body", sample.body), ("hand", sample.hands)):
-        if np.abs(array[..., :3]).max(initial=0.0) > limit:
-            return f"{part} coordinates beyond ±{limit:g}, not plausible in {space} space"
-        if array.size and (array[..., 3].min() < 0.0 or array[..., 3].max() > 1.0):
-            return f"{part} scores outside [0, 1]"
+    try:
+        check_plausible(sample.body, sample.hands, space)
+    except SkeletonError as err:
+        raise DatasetError(f"{sample.name}: {err}; fix or remove the file") from None
     if np.abs(sample.timestamps).max(initial=0.0) > TIME_LIMIT:
-        return f"timestamps beyond ±{TIME_LIMIT:g} s"
-    return ""
+        raise DatasetError(f"{sample.name}: timestamps beyond ±{TIME_LIMIT:g} s; fix or remove the file")
+    return sample
 
 
 def require_finite(sample: Sample) -> Sample:
