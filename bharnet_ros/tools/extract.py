@@ -152,7 +152,9 @@ def check_outputs(
         earlier = sorted(output.parent.glob(f"{output.stem}_p*.npz")) if per_person else []
         if earlier and not force:
             raise UsageError(f"-o {earlier[0]} already exists; pass --force to replace it")
-        overlay = job.overlay and check_output_file(job.overlay, [job.video, folder], force, "--overlay")
+        overlay = job.overlay and check_output_file(
+            job.overlay, [job.video, folder], force, "--overlay", suffix=".mp4"
+        )  # an MP4 writer: another suffix failed after the pose stage had run
         if overlay and overlay.absolute() == output.absolute():  # -o gained its .npz
             raise UsageError(f"-o and --overlay are the same file {output}; give them different names")
         checked.append(Job(job.video, output, overlay))

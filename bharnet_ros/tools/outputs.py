@@ -42,6 +42,8 @@ def check_output_file(
     _check_not_an_input(path, inputs, option)
     if path.is_dir():
         raise UsageError(f"{option} {path} is a folder; give another file name")
+    if path.exists() and not path.is_file():  # --force would put a file in a device's or a FIFO's place
+        raise UsageError(f"{option} {path} is not a regular file (a device or a pipe); give a file name")
     if path.exists() and not force:
         raise UsageError(f"{option} {path} already exists; {FORCE_HINT}")
     _check_creatable(path, option)
@@ -94,6 +96,8 @@ def check_document(path: Path, inputs: Iterable[Path | None] = (), option: str =
             raise UsageError(f"{option} {path} is not a UTF-8 text file; give a markdown file") from None
         except OSError as err:
             raise UsageError(f"{option} {path} cannot be read: {err.strerror or err}") from None
+    if path.suffix.lower() not in (".md", ".markdown"):  # a section appended to YAML or code breaks it
+        raise UsageError(f"{option} {path} is not a markdown file (.md); give the markdown file to update")
     _check_creatable(path, option)
     return path
 

@@ -224,13 +224,16 @@ def record_and_score(args: argparse.Namespace, person: str, pieces: list, folder
     from bharnet_ros.core.compose import ComposeError, compose_stream
     from bharnet_ros.nodes.bag_eval import realtime_replay
 
-    try:
-        segments = compose_stream(pieces, folder / "stream.mp4")
+    try:  # each file under its own name only once whole: a Ctrl-C leaves no half stream
+        with atomic_file(folder / "stream.mp4") as temporary:
+            segments = compose_stream(pieces, temporary)
         with staged_folder(folder / "bag") as staged:
             write_video_bag(folder / "stream.mp4", staged)
     except (ComposeError, BagError, ValueError) as err:
         raise UsageError(str(err)) from None
-    labels = save_csv(folder / "labels.csv", segments)
+    with atomic_file(folder / "labels.csv") as temporary:
+        save_csv(temporary, segments)
+    labels = folder / "labels.csv"
     model = args.model or fold_model(args.cv, person, folder, args.expert_only)
     replay = realtime_replay() if args.realtime else None
     try:
@@ -249,10 +252,11 @@ def fold_model(run: Path, person: str, folder: Path, expert_only: bool) -> Path:
     checkpoint, model, calibration = fold_inputs(run, person, expert_only)
     path = folder / "model.onnx"
     try:
-        export_onnx(
-            model, path, checkpoint.class_names, checkpoint.preprocess_config, checkpoint.hand_intensive,
-            calibration=calibration,
-        )  # fmt: skip
+        with atomic_file(path) as temporary:
+            export_onnx(
+                model, temporary, checkpoint.class_names, checkpoint.preprocess_config,
+                checkpoint.hand_intensive, calibration=calibration,
+            )  # fmt: skip
     except ExportError as err:
         raise UsageError(str(err)) from None
     return path
@@ -271,7 +275,7 @@ def fold_inputs(run: Path, person: str, expert_only: bool) -> tuple[Any, Any, di
         checkpoint = load_checkpoint(checkpoint_path)
         mirror = run_test_mirror(run)
         if mirror is not None:
-            checkpoint = checkpoint.with_test_mirror(mirror)
+            checkpoint = _mirrored(checkpoint, mirror, run / "summary.json")
         model = prepare_model(checkpoint, expert_only)
         calibration_file = run / "calibration.json"
         calibration = calibration_for(calibration_file, model) if calibration_file.is_file() else None
@@ -280,8 +284,26 @@ def fold_inputs(run: Path, person: str, expert_only: bool) -> tuple[Any, Any, di
     return checkpoint, model, calibration
 
 
+def _mirrored(checkpoint: Any, mirror: list[int], summary: Path) -> Any:
+    """``checkpoint`` with the run's test-time mirroring; UsageError naming ``summary`` if its
+    ``test_mirror`` does not fit the fold's model (a hand-edited or damaged summary)."""
+    from bharnet_ros.core.inference import shown
+    from bharnet_ros.model.config import config_from_dict
+
+    mirrored = checkpoint.with_test_mirror(mirror)
+    try:
+        config_from_dict(mirrored.model_config)
+    except (ValueError, TypeError):
+        raise UsageError(
+            f"{summary}: test_mirror {shown(mirror)} does not fit the fold's {len(checkpoint.class_names)} "
+            "classes; restore the summary of `bharnet train --loso`"
+        ) from None
+    return mirrored
+
+
 def run_test_mirror(run: Path) -> list[int] | None:
-    """The test-time mirroring a ``--loso`` run scored its folds with (None: not recorded)."""
+    """The test-time mirroring a ``--loso`` run scored its folds with (None: not recorded; a value
+    the fold's model cannot take is refused where it is applied, naming this file)."""
     try:
         mirror = json.loads((run / "summary.json").read_text()).get("test_mirror")
     except (OSError, ValueError, AttributeError):

@@ -112,6 +112,7 @@ def test_output_is_checked_before_any_config_is_measured(tmp_path, monkeypatch):
         (Path("/dev/null"), "is not a regular file"),
         (yaml_file, "is also an input"),
         (configs / "notes.md", "is inside the input folder"),
+        (tmp_path / "recognize.yaml", "is not a markdown file"),  # a table appended would break it
     ]
     for output, message in cases:
         with pytest.raises(UsageError, match=message):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,6 +46,16 @@ def test_an_output_inside_an_input_folder_is_refused_even_with_force(tmp_path):
     with pytest.raises(UsageError, match="inside the input folder"):
         check_output_file(source / "S7" / "all", [source], force=True, suffix=".npz")
     assert check_output_file(tmp_path / "all", [source], suffix=".npz") == tmp_path / "all.npz"
+
+
+def test_an_output_file_that_is_a_pipe_or_a_device_is_refused_even_with_force(tmp_path):
+    """--force would put the output in the device's place (/dev/null, run as root)."""
+    pipe = tmp_path / "fifo.onnx"
+    os.mkfifo(pipe)
+    for path in (pipe, Path("/dev/null")):
+        with pytest.raises(UsageError, match="is not a regular file"):
+            check_output_file(path, force=True)
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
 
 
 def test_an_output_folder_holding_an_input_is_refused_even_with_force(tmp_path):

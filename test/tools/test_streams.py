@@ -82,6 +82,22 @@ def test_folds_are_exported_with_the_test_mirror_their_run_was_scored_with(tmp_p
     assert run_test_mirror(tmp_path) is None
 
 
+def test_a_test_mirror_that_does_not_fit_the_fold_names_the_summary(tmp_path):
+    from bharnet_ros.core.paths import CHECKOUT
+    from bharnet_ros.model.checkpoint import load_checkpoint
+    from bharnet_ros.tools import UsageError
+    from bharnet_ros.tools.streams import _mirrored
+
+    checkpoint = load_checkpoint(CHECKOUT / "models" / "bharnet_e.pt")
+    summary = tmp_path / "summary.json"
+    with pytest.raises(
+        UsageError, match=r"summary.json: test_mirror \[999\] does not fit the fold's 24 classes"
+    ):
+        _mirrored(checkpoint, [999], summary)
+    keep = list(range(len(checkpoint.class_names)))
+    assert _mirrored(checkpoint, keep, summary).model_config["test_mirror"] == keep
+
+
 def write_clip(path: Path, frames: int = 12, cut: bool = False) -> Path:
     """A tiny grey MJPG clip (``cut``: its second half cut off, so it opens but ends early)."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
