@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 import types
+from typing import Any
 
 import numpy as np
 import pytest
@@ -261,12 +262,7 @@ def test_external_bodies_are_synchronised_and_unsubscribed(ros, wait, tiny_model
             Parameter("stride_seconds", value=4 / 30),
         ],
     )
-    probe = ros.add(Node, "probe")
-    actions: list[Action] = []
-    probe.create_subscription(Action, "action", actions.append, 100)
-    hands = probe.create_publisher(PersonSkeletonArray, "skeletons", 100)
-    bodies = probe.create_publisher(PersonSkeletonArray, "/tracker/bodies", 100)
-    assert wait(lambda: len(node.inputs) == 2 and bodies.get_subscription_count() > 0)
+    actions, hands, bodies = paired_inputs(ros, wait, node, "/tracker/bodies")
     _publish_pairs(hands, bodies, start=100.0)
     assert wait(lambda: actions)
     assert {a.person_id for a in actions} == {42}
@@ -308,12 +304,7 @@ def test_unstamped_bodies_and_hands_pair_by_arrival(ros, wait, tiny_model, sync_
     rest as late; they pair by when they come, and the recognizer times them by its clock."""
     overrides = [Parameter("model", value=str(tiny_model)), Parameter("body_topic", value="/bodies")]
     node = ros.add(RecognizerNode, parameter_overrides=[*overrides, Parameter("min_seconds", value=0.3)])
-    probe = ros.add(Node, "probe")
-    actions: list[Action] = []
-    probe.create_subscription(Action, "action", actions.append, 100)
-    hands = probe.create_publisher(PersonSkeletonArray, "skeletons", 100)
-    bodies = probe.create_publisher(PersonSkeletonArray, "/bodies", 100)
-    assert wait(lambda: len(node.inputs) == 2 and bodies.get_subscription_count() > 0)
+    actions, hands, bodies = paired_inputs(ros, wait, node, "/bodies")
     for ours, tracked in zip(stream(0, 40, 1.0), stream(0, 40, 1.0), strict=True):
         for msg in (ours, tracked):
             for person in msg.persons:
@@ -324,6 +315,17 @@ def test_unstamped_bodies_and_hands_pair_by_arrival(ros, wait, tiny_model, sync_
     assert wait(lambda: node.pairing.pairs >= 20)
     assert wait(lambda: actions)
     assert node.unstamped_frames > 0
+
+
+def paired_inputs(ros, wait, node, body_topic: str) -> tuple[list[Action], Any, Any]:
+    """The actions of ``node`` as they come, and publishers of hands and of bodies it listens to."""
+    probe = ros.add(Node, "probe")
+    actions: list[Action] = []
+    probe.create_subscription(Action, "action", actions.append, 100)
+    hands = probe.create_publisher(PersonSkeletonArray, "skeletons", 100)
+    bodies = probe.create_publisher(PersonSkeletonArray, body_topic, 100)
+    assert wait(lambda: len(node.inputs) == 2 and bodies.get_subscription_count() > 0)
+    return actions, hands, bodies
 
 
 def _publish_pairs(hands, bodies, start: float, frames: int = 24, body_offset: float = 0.01) -> None:
