@@ -131,7 +131,12 @@ def fresh_node(context, model) -> Iterator[RecognizerNode]:
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    # Messages carry whole skeleton arrays: large inputs are the point, so are not a health problem.
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
     **CI_SETTINGS,
 )
 @given(batch=st.lists(messages(), min_size=1, max_size=8))
