@@ -42,7 +42,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
 from bharnet_ros.core.closeable import Closeable
-from bharnet_ros.core.image import decode_compressed, decode_image
+from bharnet_ros.core.image import MAX_IMAGE_PIXELS, decode_compressed, decode_image, fit_pixels
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.core.skeleton_fields import frame_from_person, person_fields
@@ -179,11 +179,13 @@ def skeleton_array_message(frames: list[SkeletonFrame], stamp: int, frame_id: st
 # --------------------------------------------------------------------------------------------------
 
 
-def decode_camera_message(msg: Any, msgtype: str) -> np.ndarray:
-    """BGR uint8 from a deserialized Image or CompressedImage; ImageError if its fields are bad."""
+def decode_camera_message(msg: Any, msgtype: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """BGR uint8 from a deserialized Image or CompressedImage, shrunk to ``max_pixels`` as the pose
+    node shrinks it (its ``max_image_pixels``); ImageError if its fields are bad."""
     if msgtype == COMPRESSED_TYPE:
-        return decode_compressed(msg.data)
-    return decode_image(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian)
+        return decode_compressed(msg.data, max_pixels)
+    image = decode_image(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian)
+    return fit_pixels(image, max_pixels)
 
 
 def skeleton_frames(msg: Any) -> list[SkeletonFrame]:

@@ -247,6 +247,7 @@ def evaluate_offline(options: EvalOptions) -> EvalRun:
     from bharnet_ros.core.skeleton import SkeletonError
 
     recognizer = Recognizer(_classifier(options), RecognizerConfig.from_params(options.recognizer))
+    max_pixels = max_image_pixels(options.pose)
     estimator = _pose_stage(options) if options.msgtype in CAMERA_TYPES else None
     run = EvalRun("deterministic", 0, 0, 0, 0, [], [])
     pose_seconds: list[float] = []
@@ -255,7 +256,7 @@ def evaluate_offline(options: EvalOptions) -> EvalRun:
         for message in read_messages(options.bag, [options.topic]):
             run.frames += 1
             try:
-                persons = _frames_of(message.decode(), options.msgtype, estimator, pose_seconds)
+                persons = _frames_of(message.decode(), options.msgtype, estimator, max_pixels, pose_seconds)
             except (MessageError, ImageError, SkeletonError):
                 run.bad_frames += 1
                 continue
@@ -281,6 +282,22 @@ def check_replayable(options: EvalOptions) -> None:
         )
 
 
+def max_image_pixels(pose: Mapping[str, Any]) -> int:
+    """The pose section's ``max_image_pixels`` (the node's default when absent), which offline
+    decoding shrinks images to as the pose node does; EvalError for a value the node refuses."""
+    from bharnet_ros.core.image import IMAGE_PIXELS_RANGE, MAX_IMAGE_PIXELS
+    from bharnet_ros.core.inference import shown
+
+    value = pose.get("max_image_pixels", MAX_IMAGE_PIXELS)
+    low, high = IMAGE_PIXELS_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise EvalError(
+            f"the parameters file's pose max_image_pixels must be an integer from {low} to {high}, "
+            f"not {shown(value)}"
+        )
+    return value
+
+
 def _pose_stage(options: EvalOptions) -> Any:
     """The pose stage the pose node would build from the parameters file's pose section."""
     from bharnet_ros.core.pose_stage import PoseStage
@@ -303,11 +320,13 @@ def _classifier(options: EvalOptions) -> Any:
         raise EvalError(f"cannot load the model: {err}") from None
 
 
-def _frames_of(msg: Any, msgtype: str, estimator: Any, pose_seconds: list[float]) -> list[Any]:
+def _frames_of(
+    msg: Any, msgtype: str, estimator: Any, max_pixels: int, pose_seconds: list[float]
+) -> list[Any]:
     """The persons of one message: pose-estimated from an image (none if nothing was found) or as stored."""
     if msgtype == SKELETON_TYPE:
         return skeleton_frames(msg)
-    image = decode_camera_message(msg, msgtype)
+    image = decode_camera_message(msg, msgtype, max_pixels)
     started = time.perf_counter()
     _, frames = estimator.process(image, stamp_ns(msg.header) * 1e-9)
     pose_seconds.append(time.perf_counter() - started)

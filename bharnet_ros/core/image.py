@@ -28,6 +28,7 @@ ENCODINGS: dict[str, tuple[int, type, int | None]] = {
 
 
 MAX_IMAGE_PIXELS = 3840 * 2160  # 4K UHD: more detail than MediaPipe uses, a bounded decode
+IMAGE_PIXELS_RANGE = (64 * 64, 1 << 30)  # what the pose node's max_image_pixels may be set to
 # MediaPipe aborts the whole process (an uncaught C++ exception) on a side of 32767 px or more; no
 # camera gives more than 8K, so longer sides are shrunk first, whatever the pixel budget.
 MAX_SIDE = 8192

@@ -28,6 +28,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from bharnet_ros.core.image import (
     ENCODINGS,
+    IMAGE_PIXELS_RANGE,
     MAX_IMAGE_PIXELS,
     ImageError,
     decode_compressed_sized,
@@ -79,7 +80,7 @@ PARAMS = (
         "max_image_pixels",
         MAX_IMAGE_PIXELS,
         "larger images are shrunk to this many pixels before the pose stage (and counted)",
-        (64 * 64, 1 << 30),
+        IMAGE_PIXELS_RANGE,
         live=True,
     ),
     Param(

@@ -184,3 +184,13 @@ def test_the_offline_pose_stage_is_built_from_the_whole_pose_section(tiny_model)
     bad = EvalOptions(Path("b"), "/camera/image_raw", IMAGE_TYPE, tiny_model, pose={"backend": "foo"})
     with pytest.raises(EvalError, match="the parameters file's pose section: unknown pose backend 'foo'"):
         _pose_stage(bad)
+
+
+@pytest.mark.parametrize("value", [0, 100, 1 << 31, 2.5, True, "4k"])
+def test_a_max_image_pixels_the_pose_node_refuses_is_one_eval_error(value):
+    from bharnet_ros.core.bag_eval import max_image_pixels
+
+    with pytest.raises(EvalError, match="pose max_image_pixels must be an integer from 4096 to"):
+        max_image_pixels({"max_image_pixels": value})
+    assert max_image_pixels({}) == 3840 * 2160  # the node's default
+    assert max_image_pixels({"max_image_pixels": 4096}) == 4096

@@ -46,6 +46,15 @@ def write_camera_bag(path: Path, images: list[np.ndarray], topic: str = "/cam", 
     return stamps
 
 
+@pytest.mark.parametrize("encoding", bag.ENCODINGS)
+def test_offline_decoding_shrinks_images_as_the_pose_node_does(encoding):
+    image = smooth_images(1, height=96, width=128)[0]
+    msg = bag.image_message(image, ORIGIN, "cam", encoding)
+    msgtype = bag.COMPRESSED_TYPE if encoding == "jpeg" else bag.IMAGE_TYPE
+    assert bag.decode_camera_message(msg, msgtype).shape == (96, 128, 3)  # under the default limit
+    assert bag.decode_camera_message(msg, msgtype, max_pixels=48 * 64).shape == (48, 64, 3)  # aspect kept
+
+
 @pytest.mark.parametrize("storage", sorted(bag.STORAGES))
 @pytest.mark.parametrize("encoding", bag.ENCODINGS)
 def test_camera_frames_round_trip(tmp_path, storage, encoding):
