@@ -34,9 +34,17 @@ class Param:
     check: Callable[[Any], str] | None = None
 
     def problem(self, value: Any) -> str:
-        """Why ``value`` cannot be set (ROS checks types and ranges itself), or ""."""
+        """Why ``value`` cannot be set (ROS checks types itself), or "".
+
+        The range is checked again: ROS lets a float within a relative 1e-6 past a bound through
+        (``Node.PARAM_REL_TOL``), which the core would then refuse when the value is applied.
+        """
         if self.choices and value not in self.choices:
             return f"{self.name} must be one of {', '.join(self.choices)}, not {value!r}"
+        if self.limits is not None and isinstance(value, int | float) and not isinstance(value, bool):
+            low, high = self.limits
+            if not low <= value <= high:
+                return f"{self.name} must be from {low:g} to {high:g}, not {value!r}"
         return self.check(value) if self.check is not None else ""
 
     def descriptor(self) -> ParameterDescriptor:

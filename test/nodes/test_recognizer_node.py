@@ -425,6 +425,21 @@ def test_read_only_and_out_of_range_sets_are_refused(ros, wait, tiny_model, para
     assert "classify" in descriptor.description
 
 
+def test_a_float_just_past_its_range_is_refused_and_later_sets_still_apply(
+    ros, wait, tiny_model, parameter_client
+):
+    node = ros.add(RecognizerNode, parameter_overrides=[Parameter("model", value=str(tiny_model))])
+    client = parameter_client("recognizer")
+    results = client.set(none_threshold=1.0000005, smoothing=1.0000005)  # within rclpy's 1e-6 tolerance
+    for name in ("none_threshold", "smoothing"):
+        assert not results[name].successful
+        assert f"{name} must be from" in results[name].reason
+        assert results[name].reason.endswith("to 1, not 1.0000005")
+    assert client.set(top_k=2)["top_k"].successful
+    assert node.params["top_k"] == 2
+    assert node.callback_errors == 0
+
+
 def describe(client, name: str, wait):
     """The descriptor of parameter ``name``, through the node's describe_parameters service."""
     future = client.client.describe_parameters([name])
