@@ -194,6 +194,11 @@ class WindowBuffer:
             )  # fmt: skip
             return PushResult.RESET
         if frame.timestamp == newest.timestamp:
+            self._warn_reset(
+                "person %d: a frame with the newest frame's stamp (%.6f s) was ignored; a camera whose "
+                "stamps do not advance gives no decisions",
+                frame.person_id, frame.timestamp,
+            )  # fmt: skip
             return PushResult.DUPLICATE
         if frame.timestamp < newest.timestamp:
             self._warn_reset(
@@ -204,9 +209,9 @@ class WindowBuffer:
         return PushResult.ADDED
 
     def _warn_reset(self, message: str, *args: object) -> None:
-        """Log the 1st, 10th, 100th, ... reset of each kind in this buffer: a stream running
-        backwards resets on every frame, and a warning per frame would bury the log
-        (``stats.resets`` counts them all)."""
+        """Log the 1st, 10th, 100th, ... reset or ignored frame of each kind in this buffer: a
+        stream running backwards resets on every frame, and a warning per frame would bury the log
+        (``stats.resets`` and ``stats.duplicates`` count them all)."""
         count = self._resets_logged[message] = self._resets_logged.get(message, 0) + 1
         if count == 10 ** (len(str(count)) - 1):
             suffix = "" if count == 1 else f" (the {count}th time for this person; logged at 1, 10, 100, ...)"

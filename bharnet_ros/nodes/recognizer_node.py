@@ -135,7 +135,7 @@ PARAMS = (
 # Diagnostics values that make the status WARN while they are non-zero.
 TROUBLES = (
     "bad_messages", "publish_failures", "unstamped_frames", "persons_refused", "nonfinite_scores",
-    "incompatible_qos", "pairing_stalled",
+    "incompatible_qos", "pairing_stalled", "frames_repeated",
 )  # fmt: skip
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Reliable; absorbs bursts from several persons, and the seconds a model swap on a GPU may take.
@@ -447,6 +447,7 @@ class RecognizerNode(ManagedNode):
             "unstamped_frames": self.unstamped_frames,
             "persons_refused": self.recognizer.stats.persons_refused,
             "frames_received": windows.stats.frames_pushed,
+            "frames_repeated": windows.stats.duplicates,
             "frames_dropped_upstream": self.frames_dropped + sum(c.dropped for c in self.drops.values()),
             "messages_lost": self.messages_lost,
             "incompatible_qos": self.incompatible_qos,
@@ -474,6 +475,10 @@ class RecognizerNode(ManagedNode):
             parts.append("bad input or publish failures seen")
         if values["unstamped_frames"]:
             parts.append("unstamped input timed by the node clock")
+        if values["frames_repeated"]:
+            parts.append(
+                f"{values['frames_repeated']} frames repeated their person's newest stamp and were ignored"
+            )
         if values["persons_refused"]:
             parts.append(f"more persons than max_persons: {values['persons_refused']} frames refused")
         if values["incompatible_qos"]:

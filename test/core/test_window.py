@@ -134,14 +134,19 @@ def test_backwards_timestamp_resets_with_a_warning(caplog: pytest.LogCaptureFixt
     assert buffer.stats.resets == 1
 
 
-def test_duplicate_stamps_are_ignored() -> None:
+def test_duplicate_stamps_are_ignored_and_logged_sparingly(caplog: pytest.LogCaptureFixture) -> None:
     buffer = WindowBuffer(seconds=0.5)
     buffer.push(make_frame(0))
     buffer.push(make_frame(1))
-    assert buffer.push(make_frame(1)) is PushResult.DUPLICATE
+    with caplog.at_level(logging.WARNING):
+        assert buffer.push(make_frame(1)) is PushResult.DUPLICATE
+        assert "stamps do not advance" in caplog.text
+        for _ in range(11):
+            buffer.push(make_frame(1))  # a camera with a frozen stamp
+    assert len(caplog.records) == 2  # the 1st and the 10th
     assert len(buffer) == 2
-    assert buffer.stats.duplicates == 1
-    assert buffer.stats.frames_pushed == 3
+    assert buffer.stats.duplicates == 12
+    assert buffer.stats.frames_pushed == 14
     assert buffer.stats.resets == 0
 
 

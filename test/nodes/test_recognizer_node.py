@@ -168,6 +168,18 @@ def test_time_going_backwards_restarts_the_window(graph, wait):
     assert len(recognizer.recognizer.windows.get(0)) == 5
 
 
+def test_frames_whose_stamp_never_advances_are_reported_not_silently_dropped(graph, wait):
+    recognizer, _, publisher, actions = graph
+    frozen = list(stream(frames=20))
+    for msg in frozen:  # a camera driver whose stamp is stuck
+        msg.header.stamp = msg.persons[0].header.stamp = frozen[0].header.stamp
+    publish_all(publisher, frozen, wait, recognizer, 20)
+    level, message, values = recognizer.status()
+    assert (level, values["frames_repeated"]) == (WARN, 19)
+    assert "19 frames repeated their person's newest stamp" in message
+    assert not actions
+
+
 def test_missing_model_fails_configure_but_the_node_stays_up(
     ros, wait, tmp_path, parameter_client, lifecycle
 ):
