@@ -48,6 +48,7 @@ REQUIRED_METADATA = ("labels", "preprocess", "inputs", "outputs", "variant", "fu
 SUPPORTED_FORMAT = 1
 MAX_TEMPERATURE = 1e3  # a calibrated temperature is near 1; beyond this every class is equally likely
 MAX_CLASSES = 65536  # ActionClass.class_id on /bharnet/labels is a uint16
+MOST_MODEL_BYTES = 512 << 20  # BHaRNet at the paper's size is tens of MB; a file is read whole
 MAX_LABEL_LENGTH = 200  # a class name is published in every Action; it is a name, not a document
 FUSIONS = ("mean", "noisy_or")
 
@@ -176,7 +177,10 @@ class OnnxClassifier:
 
     ``providers``: ``"auto"`` (CUDA where the ORT build has it, else CPU), a short name, or a
     sequence of names in priority order, e.g. ``("cuda", "cpu")``. ``threads`` sets ORT's intra-op
-    thread count (None: ORT's default, one per core).
+    thread count (None: ORT's default, one per core). ``model``: the file's bytes, where the caller
+    has read them (``path`` then only names the model). ``isolated``: load and dry-run the file in
+    a child process first (:mod:`~bharnet_ros.core.model_check`), so that a graph that computes for
+    an hour or asks for gigabytes is refused instead of holding a running node.
     """
 
     def __init__(
@@ -185,10 +189,18 @@ class OnnxClassifier:
         providers: str | Sequence[str] = "auto",
         require: bool = False,
         threads: int | None = None,
+        model: bytes | None = None,
+        isolated: bool = False,
     ) -> None:
         self.path = Path(path)
         self.requested = provider_names(providers)
-        self.session = self._open_session(threads)
+        model = self._read() if model is None else model
+        self._check_operators(model)
+        if isolated:
+            from bharnet_ros.core.model_check import check_in_child
+
+            check_in_child(self.path, model)
+        self.session = self._open_session(model, threads)
         self.metadata = read_metadata(self.session, self.path)
         self.labels, self.preprocess, self.input_shapes = checked_metadata(self.metadata, self.path)
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -207,7 +219,6 @@ class OnnxClassifier:
         """The metadata must describe the real graph: same inputs and shapes, one logit per label,
         and a dry run on a still window must give finite outputs. Otherwise the model is refused here, at
         load (configure), not at the first window."""
-        self._check_operators()
         where = f"{self.path}: the model's metadata disagrees with its graph"
         self._check_outputs(where)
         graph = {i.name: [d if isinstance(d, int) else 1 for d in i.shape] for i in self.session.get_inputs()}
@@ -235,12 +246,12 @@ class OnnxClassifier:
             if not np.isfinite(value).all():
                 raise InferenceError(f"{where}: output {name} is not finite on a still window")
 
-    def _check_operators(self) -> None:
+    def _check_operators(self, model: bytes) -> None:
         """Refuse graphs that could run without end (a Loop with a huge trip count hangs the dry
         run, and with it configure) or that need a custom operator library."""
         try:
-            unbounded = unbounded_operators(self.path)
-        except (OSError, OnnxGraphError) as err:
+            unbounded = unbounded_operators(model)
+        except OnnxGraphError as err:
             raise InferenceError(f"{self.path} is not a loadable ONNX model ({err})") from None
         if unbounded:
             raise InferenceError(
@@ -278,18 +289,28 @@ class OnnxClassifier:
         given = {"body": inputs.body, "hand": inputs.hand, "hand_mask": inputs.hand_mask}
         return {name: self._batched(name, given[name]) for name in self.input_names}
 
-    def _open_session(self, threads: int | None) -> Any:
-        """The ORT session; a missing or non-ONNX file becomes an InferenceError."""
-        import onnxruntime as ort
-
+    def _read(self) -> bytes:
+        """The file's bytes, read once: the checks and the session see the same model even if
+        the file is rewritten meanwhile. A missing file or a folder becomes an InferenceError."""
         try:
             exists, regular = self.path.exists(), self.path.is_file()
-        except OSError as err:  # a name too long, a folder we may not enter
+            if exists and regular and self.path.stat().st_size > MOST_MODEL_BYTES:
+                raise InferenceError(
+                    f"model file {self.path} holds {self.path.stat().st_size >> 20} MiB; an exported "
+                    f"model is far smaller, and {MOST_MODEL_BYTES >> 20} MiB is the most loaded"
+                )
+            if exists and regular:
+                return self.path.read_bytes()
+        except OSError as err:  # a name too long, a folder we may not enter, a file we may not read
             raise InferenceError(f"cannot read model file {self.path}: {err.strerror}") from None
         if not exists:
             raise InferenceError(f"model file {self.path} does not exist; export one with `bharnet export`")
-        if not regular:
-            raise InferenceError(f"model {self.path} is not a regular file; give an .onnx file")
+        raise InferenceError(f"model {self.path} is not a regular file; give an .onnx file")
+
+    def _open_session(self, model: bytes, threads: int | None) -> Any:
+        """The ORT session; bytes that are not an ONNX model become an InferenceError."""
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
@@ -297,7 +318,7 @@ class OnnxClassifier:
         try:
             with warnings.catch_warnings():  # an unavailable provider is reported by _verify_providers
                 warnings.simplefilter("ignore", UserWarning)
-                return ort.InferenceSession(str(self.path), options, providers=self.requested)
+                return ort.InferenceSession(model, options, providers=self.requested)
         except Exception as err:  # ORT raises its own exception types for malformed files
             first = str(err).splitlines()[0][:200]
             raise InferenceError(f"{self.path} is not a loadable ONNX model ({first})") from None

@@ -29,9 +29,10 @@ class OnnxGraphError(ValueError):
     """The bytes are not a well-formed ONNX protobuf."""
 
 
-def operators(path: str | Path) -> set[tuple[str, str]]:
-    """Every ``(domain, op_type)`` in the model's graphs, nested subgraphs and local functions."""
-    model = memoryview(Path(path).read_bytes())
+def operators(source: str | Path | bytes) -> set[tuple[str, str]]:
+    """Every ``(domain, op_type)`` in the model's graphs, nested subgraphs and local functions;
+    ``source`` is the file or its bytes."""
+    model = memoryview(source if isinstance(source, bytes) else Path(source).read_bytes())
     found: set[tuple[str, str]] = set()
     pending = list(_messages(model, {MODEL_GRAPH: "graph", MODEL_FUNCTIONS: "function"}))
     while pending:  # a stack, not recursion: nesting depth is the file's choice
@@ -42,12 +43,12 @@ def operators(path: str | Path) -> set[tuple[str, str]]:
     return found
 
 
-def unbounded_operators(path: str | Path) -> list[str]:
+def unbounded_operators(source: str | Path | bytes) -> list[str]:
     """The operators of the file that could run without end or that ONNX Runtime would take from
     a custom library, as ``domain::op`` or ``op``, sorted; empty for a feed-forward graph."""
     return sorted(
         op if domain in STANDARD_DOMAINS else f"{domain}::{op}"
-        for domain, op in operators(path)
+        for domain, op in operators(source)
         if op in UNBOUNDED_OPS or domain not in STANDARD_DOMAINS
     )
 

@@ -304,10 +304,11 @@ class OnnxWindowClassifier:
 
 
 def load_window_classifier(
-    path: str, device: str = "cpu", require: bool = False, threads: int | None = 1
+    path: str, device: str = "cpu", require: bool = False, threads: int | None = 1, isolated: bool = False
 ) -> OnnxWindowClassifier:
-    """Open an exported model on ``device`` (cpu, cuda or auto); raises InferenceError with the reason."""
+    """Open an exported model on ``device`` (cpu, cuda or auto); raises InferenceError with the reason.
+    ``isolated``: check it in a child process first (``OnnxClassifier``), as a running node does."""
     providers = "auto" if device == "auto" else (device, "cpu") if device != "cpu" else "cpu"
     return OnnxWindowClassifier(
-        OnnxClassifier(path, providers=providers, require=require, threads=threads or None)
+        OnnxClassifier(path, providers=providers, require=require, threads=threads or None, isolated=isolated)
     )

@@ -284,7 +284,8 @@ class RecognizerNode(ManagedNode):
         return [self.action_pub.topic_name] if self.action_pub is not None else []
 
     def _runtime(self) -> dict[str, Any]:
-        return {"require": self.params["require_device"], "threads": self.params["threads"]}
+        """How the node opens a model: checked in a child process first, so that no file holds it."""
+        return {"require": self.params["require_device"], "threads": self.params["threads"], "isolated": True}
 
     def _publish_labels(self) -> None:
         """The class list as vision_msgs/LabelInfo shapes it: the class map and the none threshold in use.

@@ -354,3 +354,49 @@ def test_graphs_that_could_hang_or_give_no_float_logits_are_refused_before_a_run
     hostile = hand_built(model_path, tmp_path / "hostile.onnx", tail, output_type)
     with pytest.raises(InferenceError, match=message):
         OnnxClassifier(hostile, providers="cpu")
+
+
+def costly(inputs: dict[str, list[int]], op: str) -> list[onnx.NodeProto]:
+    """``flat_logits`` plus zero times the sum of ``op`` over ``ConstantOfShape`` tensors of the
+    given shapes: a few hundred bytes whose load or run costs what those shapes say."""
+    helper, tensor = onnx.helper, onnx.TensorProto
+    one = helper.make_tensor("one", tensor.FLOAT, [1], [1.0])
+    nodes = []
+    for name, shape in inputs.items():
+        size = helper.make_tensor(f"{name}_shape", tensor.INT64, [len(shape)], shape)
+        nodes.append(helper.make_node("Constant", [], [f"{name}_shape"], value=size))
+        nodes.append(helper.make_node("ConstantOfShape", [f"{name}_shape"], [name], value=one))
+    zero = helper.make_tensor("zero", tensor.FLOAT, [], [0.0])
+    return [
+        *nodes,
+        helper.make_node(op, list(inputs), ["costly"]),
+        helper.make_node("ReduceSum", ["costly"], ["total"], keepdims=0),
+        helper.make_node("Constant", [], ["zero"], value=zero),
+        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        helper.make_node("Add", ["flat_logits", "nothing"], ["logits"]),
+    ]
+
+
+def test_a_model_checked_in_a_child_process_loads_as_in_this_one(model_path):
+    classifier = OnnxClassifier(model_path, providers="cpu", isolated=True)
+    assert classifier.labels == LABELS
+
+
+def test_a_model_whose_load_computes_for_long_is_refused_by_the_child_check(
+    model_path, tmp_path, monkeypatch
+):
+    from bharnet_ros.core import model_check
+
+    monkeypatch.setattr(model_check, "CHECK_SECONDS", 1.0)
+    tail = costly({"x": [1, 1, 2048, 2048], "w": [1, 1, 512, 512]}, "Conv")  # folded at load: minutes
+    hostile = hand_built(model_path, tmp_path / "slow.onnx", tail, onnx.TensorProto.FLOAT)
+    with pytest.raises(InferenceError, match="running it once took longer than 1 s, so it is refused"):
+        OnnxClassifier(hostile, providers="cpu", isolated=True)
+
+
+def test_a_model_that_asks_for_gigabytes_is_refused_by_the_child_check(model_path, tmp_path):
+    tail = costly({"huge": [1 << 31]}, "Abs")  # 8 GiB of floats at each run
+    hostile = hand_built(model_path, tmp_path / "huge.onnx", tail, onnx.TensorProto.FLOAT)
+    with pytest.raises(InferenceError, match="huge.onnx: .*a dry run failed") as refused:
+        OnnxClassifier(hostile, providers="cpu", isolated=True)
+    assert "\n" not in str(refused.value)

@@ -1,0 +1,77 @@
+"""A model file's first load and dry run, in a child process with a time and memory budget.
+
+An ONNX file is an input like any other, and its cost is the file's choice: a few hundred bytes
+of standard operators (a convolution of two ``ConstantOfShape`` tensors) make ONNX Runtime's
+constant folding run for an hour when the session is created, or expand a constant to gigabytes
+at each run. No static reading bounds that, since exported graphs use the same operators. So a
+running node first opens a new file here: the child loads the same bytes, runs the same checks and
+dry run (:class:`~bharnet_ros.core.inference.OnnxClassifier`, on CPU), and is killed past
+:data:`CHECK_SECONDS`; its address space is capped at :data:`CHECK_MEMORY`. Only a file that
+passed is opened by the node itself, whose executor is then held for no longer than the child was.
+
+Run as ``python -m bharnet_ros.core.model_check NAME`` with the model's bytes on stdin: exit 0 if
+the model loads, else exit 1 with the reason as the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+CHECK_SECONDS = 20.0  # an exported model loads and runs once in well under a second
+CHECK_MEMORY = 4 << 30  # address space: ONNX Runtime and NumPy need a few hundred MB of it
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding bharnet_ros
+
+
+def check_in_child(path: Path, model: bytes, seconds: float | None = None) -> None:
+    """Load ``model`` (the bytes of ``path``) and run it once in a child process; InferenceError
+    with the reason if that fails, or takes more than ``seconds`` (default :data:`CHECK_SECONDS`)
+    or more than :data:`CHECK_MEMORY`."""
+    from bharnet_ros.core.inference import InferenceError
+
+    seconds = CHECK_SECONDS if seconds is None else seconds
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(PACKAGE_ROOT), env.get("PYTHONPATH"))))
+    command = [sys.executable, "-m", "bharnet_ros.core.model_check", str(path)]
+    try:
+        done = subprocess.run(
+            command, input=model, capture_output=True, timeout=seconds, env=env, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise InferenceError(
+            f"{path}: loading the model and running it once took longer than {seconds:g} s, so it is "
+            "refused (an exported model takes well under a second); export it with `bharnet export`"
+        ) from None
+    if done.returncode == 0:
+        return
+    said = done.stdout.decode("utf-8", "replace").strip().splitlines()
+    if said:
+        raise InferenceError(said[-1][:400])
+    raise InferenceError(
+        f"{path}: the model's check ended without a reason (exit status {done.returncode}); "
+        f"a graph that needs more than {CHECK_MEMORY >> 30} GiB of memory ends this way"
+    )
+
+
+def main() -> int:
+    """The child: cap the address space, then load and dry-run the bytes on stdin."""
+    resource.setrlimit(resource.RLIMIT_AS, (CHECK_MEMORY, CHECK_MEMORY))
+    from bharnet_ros.core.inference import InferenceError, OnnxClassifier
+
+    name = sys.argv[1] if len(sys.argv) > 1 else "model"
+    try:
+        OnnxClassifier(name, providers="cpu", threads=1, model=sys.stdin.buffer.read())
+    except InferenceError as err:
+        print(str(err).replace("\n", " "))
+        return 1
+    except MemoryError:
+        print(f"{name}: the model needs more than {CHECK_MEMORY >> 30} GiB of memory to load and run once")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
