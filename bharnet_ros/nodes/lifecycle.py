@@ -385,6 +385,32 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
             return False
         return True
 
+    def split_publishers(self, subscription: Subscription) -> tuple[list[Any], list[str]]:
+        """The publishers on a subscription's topic that send its type, and the types the others
+        send. DDS never delivers another type and says nothing, so a topic of the wrong type looks
+        like a silent one: the nodes report those publishers on /diagnostics."""
+        wanted = message_type_name(subscription.msg_type)
+        publishers = self.get_publishers_info_by_topic(subscription.topic_name)
+        return (
+            [info for info in publishers if info.topic_type == wanted],
+            [info.topic_type for info in publishers if info.topic_type != wanted],
+        )
+
+
+def message_type_name(msg_type: Any) -> str:
+    """``sensor_msgs/msg/Image`` for the class ``sensor_msgs.msg.Image``, as the ROS graph names types."""
+    return f"{msg_type.__module__.split('.')[0]}/msg/{msg_type.__name__}"
+
+
+def wrong_type_problem(topic: str, wanted: str, others: list[str], hint: str = "") -> str:
+    """The sentence for ``others`` (types other publishers send on ``topic``), or "" for none."""
+    if not others:
+        return ""
+    return (
+        f"{len(others)} publisher(s) on {topic} send {', '.join(sorted(set(others)))}, which never "
+        f"reaches this node: it takes {wanted}{hint}"
+    )
+
 
 def _topic_name(publisher: Any) -> str:
     try:

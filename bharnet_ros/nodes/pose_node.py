@@ -43,7 +43,14 @@ from bharnet_ros.msg import PersonSkeletonArray
 from bharnet_ros.nodes.conversions import frame_to_msg, stamp_problem, stamp_to_seconds
 from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
-from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spin_node
+from bharnet_ros.nodes.lifecycle import (
+    MANAGED_PARAMS,
+    ManagedNode,
+    Status,
+    message_type_name,
+    spin_node,
+    wrong_type_problem,
+)
 from bharnet_ros.nodes.parameters import Param
 
 try:  # a real ROS install has it; the PyPI wheels do not
@@ -146,7 +153,7 @@ class PoseNode(ManagedNode):
         resolved = self.resolve_topic_name(topic)
         publishers = self.get_publishers_info_by_topic(resolved)
         reliability = self._wanted_reliability(
-            resolved, [info for info in publishers if info.topic_type == _type_name(msg_type)]
+            resolved, [info for info in publishers if info.topic_type == message_type_name(msg_type)]
         )
         profile = copy.copy(IMAGE_QOS)  # qos_overrides edit the profile they are given
         profile.reliability = reliability
@@ -248,17 +255,13 @@ class PoseNode(ManagedNode):
         """
         found, count, anyone = [], 0, 0
         for subscription in list(self.inputs):
-            wanted = _type_name(subscription.msg_type)
-            publishers = self.get_publishers_info_by_topic(subscription.topic_name)
-            anyone += len(publishers)
-            self._follow_publishers([info for info in publishers if info.topic_type == wanted])
-            others = [info.topic_type for info in publishers if info.topic_type != wanted]
-            if others:
-                types = sorted(set(others))
-                found.append(
-                    f"{len(others)} publisher(s) on {subscription.topic_name} send {', '.join(types)}, which "
-                    f"never reaches this node: it takes {wanted}{_hint(wanted, types)}"
-                )
+            wanted = message_type_name(subscription.msg_type)
+            matching, others = self.split_publishers(subscription)
+            anyone += len(matching) + len(others)
+            self._follow_publishers(matching)
+            problem = wrong_type_problem(subscription.topic_name, wanted, others, _hint(wanted, others))
+            if problem:
+                found.append(problem)
                 count += len(others)
         if found and found != self.wrong_type:
             self.get_logger().warning("; ".join(found))
@@ -360,11 +363,6 @@ class PoseNode(ManagedNode):
         if self.image_publishers == 0 and self.inputs:  # a wrong camera_topic looks just like this
             troubles += [f"nothing publishes on {self.inputs[0].topic_name}; check camera_topic"]
         return (WARN, "; ".join(troubles), values) if troubles else (OK, "running", values)
-
-
-def _type_name(msg_type: Any) -> str:
-    """``sensor_msgs/msg/Image`` for the class ``sensor_msgs.msg.Image``, as the ROS graph names types."""
-    return f"{msg_type.__module__.split('.')[0]}/msg/{msg_type.__name__}"
 
 
 def _hint(wanted: str, found: list[str]) -> str:

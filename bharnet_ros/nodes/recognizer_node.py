@@ -55,7 +55,14 @@ from bharnet_ros.msg import Action, ActionClass, ActionLabels, PersonSkeletonArr
 from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp, stamp_to_seconds
 from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
-from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spin_node
+from bharnet_ros.nodes.lifecycle import (
+    MANAGED_PARAMS,
+    ManagedNode,
+    Status,
+    message_type_name,
+    spin_node,
+    wrong_type_problem,
+)
 from bharnet_ros.nodes.pairing import subscribe_pair
 from bharnet_ros.nodes.parameters import Param, topic_name_problem
 
@@ -135,7 +142,7 @@ PARAMS = (
 # Diagnostics values that make the status WARN while they are non-zero.
 TROUBLES = (
     "bad_messages", "publish_failures", "unstamped_frames", "persons_refused", "nonfinite_scores",
-    "incompatible_qos", "pairing_stalled", "frames_repeated",
+    "incompatible_qos", "pairing_stalled", "frames_repeated", "wrong_type_publishers",
 )  # fmt: skip
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Reliable; absorbs bursts from several persons, and the seconds a model swap on a GPU may take.
@@ -158,6 +165,8 @@ class RecognizerNode(ManagedNode):
         self.latency = Percentiles()
         self.rate_in = RateMeter()
         self.unstamped_frames = 0
+        self.wrong_type: list[str] = []  # what publishes another type on a skeleton topic, in words
+        self.wrong_type_publishers = 0
         self.last_stamped = -math.inf  # monotonic time of the last frame with a real stamp
         self.messages_lost = 0  # reported by the middleware
         self.incompatible_qos = 0  # publishers the middleware could not connect to us
@@ -425,6 +434,20 @@ class RecognizerNode(ManagedNode):
         if recognizer is not None:
             with speaking_for(self), self.swap_lock:
                 recognizer.prune(time.monotonic())  # persons age on the arrival clock
+        self._find_wrong_types()
+
+    def _find_wrong_types(self) -> None:
+        """Publishers of another type on a skeleton topic (a body tracker's own message on
+        ``body_topic``), which DDS drops silently: logged once, and a WARN on /diagnostics."""
+        found, count = [], 0
+        for subscription in list(self.inputs):
+            others = self.split_publishers(subscription)[1]
+            wanted = message_type_name(subscription.msg_type)
+            found += filter(None, [wrong_type_problem(subscription.topic_name, wanted, others)])
+            count += len(others)
+        if found and found != self.wrong_type:
+            self.get_logger().warning("; ".join(found))
+        self.wrong_type, self.wrong_type_publishers = found, count
 
     def status(self) -> Status:
         if self.recognizer is None:
@@ -461,6 +484,9 @@ class RecognizerNode(ManagedNode):
         }
         if self.last_model_change:
             values["last_model_change"] = self.last_model_change
+        if self.wrong_type_publishers:
+            values["wrong_type_publishers"] = self.wrong_type_publishers
+            values["wrong_type"] = "; ".join(self.wrong_type)
         if self.params["body_topic"]:
             values.update(self.pairing.report())
         return self._level(values), self._message(values), values
@@ -476,6 +502,8 @@ class RecognizerNode(ManagedNode):
             parts.append("bad input or publish failures seen")
         if values["unstamped_frames"]:
             parts.append("unstamped input timed by the node clock")
+        if values.get("wrong_type"):
+            parts.append(values["wrong_type"])
         if values["frames_repeated"]:
             parts.append(
                 f"{values['frames_repeated']} frames repeated their person's newest stamp and were ignored"

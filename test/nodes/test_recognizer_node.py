@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Log
@@ -19,7 +20,7 @@ from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
-from std_msgs.msg import Header
+from std_msgs.msg import Header, String
 
 from bharnet_ros.core.sync import ApproximateSync
 from bharnet_ros.msg import Action, ActionLabels, PersonSkeletonArray
@@ -178,6 +179,34 @@ def test_frames_whose_stamp_never_advances_are_reported_not_silently_dropped(gra
     assert (level, values["frames_repeated"]) == (WARN, 19)
     assert "19 frames repeated their person's newest stamp" in message
     assert not actions
+
+
+def test_a_publisher_of_another_type_on_the_skeleton_topic_is_reported(ros, wait, tiny_model):
+    """DDS drops another type's messages silently: a tracker publishing its own message type on
+    the skeleton topic looked like a quiet topic, with OK diagnostics."""
+    recognizer = ros.add(
+        RecognizerNode,
+        parameter_overrides=[
+            Parameter("model", value=str(tiny_model)),
+            Parameter("diagnostics_period", value=0.1),
+        ],
+    )
+    assert wait(lambda: recognizer.inputs)
+    context = rclpy.Context()  # a participant of its own: one participant refuses two types on a topic
+    rclpy.init(context=context)
+    tracker = Node("tracker", context=context)
+    try:
+        tracker.create_publisher(String, "skeletons", 10)
+        assert wait(lambda: recognizer.wrong_type_publishers == 1)
+        level, message, values = recognizer.status()
+        assert (level, values["wrong_type_publishers"]) == (WARN, 1)
+        assert "on /skeletons send std_msgs/msg/String" in message
+        assert "it takes bharnet_ros/msg/PersonSkeletonArray" in message
+    finally:
+        tracker.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert wait(lambda: recognizer.wrong_type_publishers == 0), "gone with the publisher"
+    assert recognizer.status()[0] == OK
 
 
 def test_missing_model_fails_configure_but_the_node_stays_up(
