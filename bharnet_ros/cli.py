@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, SkeletonError, FileNotFoundError) as err:
         print(f"bharnet {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a name too long, a folder we may not write, a full disk
+        print(f"bharnet {args.command}: error: {os_problem(err)}", file=sys.stderr)
+        return 2
     except RecursionError:  # JSON, YAML or config overrides nested thousands deep
         print(
             f"bharnet {args.command}: error: an input (a JSON or YAML file, or an override) is nested "
@@ -110,6 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bharnet {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def os_problem(err: OSError) -> str:
+    """One line for an error of the operating system: the file it concerns, shortened, and why."""
+    if err.filename is None or err.strerror is None:
+        return str(err).splitlines()[0][:300] if str(err) else type(err).__name__
+    name = str(err.filename)
+    shown = name if len(name) <= 120 else f"{name[:60]}...{name[-40:]}"
+    return f"{shown}: {err.strerror}; check the path and its permissions"
 
 
 if __name__ == "__main__":

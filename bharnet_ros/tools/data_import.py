@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import atomic_file, check_output_file
 from bharnet_ros.training.classes import relabel
@@ -122,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"source {args.source} does not exist; give the {args.kind} data folder or file")
     extra = [getattr(args, name, None) for name in ("meta", "labels", "split_file", "class_names")]
     output = check_output_file(args.output, [args.source, *extra], args.force, suffix=".npz")
+    for pair in args.rename:  # before the import, which may take hours of pose stage
+        _rename_pair(pair)
     try:
         dataset, report = IMPORTERS[args.kind](args)
     except DatasetError as err:
@@ -161,13 +164,25 @@ def renamed(dataset: SkeletonDataset, pairs: list[str], report: ImportReport) ->
     return result
 
 
+def _rename_pair(pair: str) -> tuple[str, str]:
+    """(OLD, NEW) of one ``--rename``; a usage error for a pair that is not OLD=NEW, or a NEW that
+    is no class name (printable, at most 200 characters)."""
+    old, sep, new = pair.partition("=")
+    if not sep or not old or not new:
+        raise UsageError(f"--rename {shown(pair, 80)} is not OLD=NEW")
+    if not plain_label(new):
+        raise UsageError(
+            f"--rename {shown(pair, 80)}: NEW must be a class name of printable characters, at most "
+            f"{MAX_LABEL_LENGTH} of them"
+        )
+    return old, new
+
+
 def _rename_mapping(class_names: list[str], pairs: list[str]) -> dict[str, str]:
     """OLD -> NEW from ``--rename`` pairs; an unknown OLD or a bad pair is a usage error."""
     mapping = {}
     for pair in pairs:
-        old, sep, new = pair.partition("=")
-        if not sep or not old or not new:
-            raise UsageError(f"--rename {pair!r} is not OLD=NEW")
+        old, new = _rename_pair(pair)
         if old not in class_names:
             raise UsageError(f"--rename {pair!r}: no class {old!r}; the classes are {', '.join(class_names)}")
         mapping[old] = new

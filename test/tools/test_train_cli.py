@@ -108,6 +108,9 @@ def test_eval_with_averages_models_and_refuses_other_classes(
         (["train", CONFIG, "data.relabel=abc"], "data.relabel must be a mapping"),
         (["train", CONFIG, "preprocess.normalise=abc"], "preprocess.normalise must be true or false"),
         (["train", CONFIG, "model.overrides=" + "[" * 100_000], "nested too deeply to read"),
+        (["synth", "-o", "a" * 300], "File name too long; check the path"),
+        (["import", "ntu", "n" * 300, "-o", "x.npz"], "File name too long; check the path"),
+        (["import", "ntu", "config", "-o", "x.npz", "--rename", "a=b\tc"], "--rename 'a=b\\tc': NEW must be"),
         (["train", CONFIG, "--loso", "S1", "--views", "1000000000", "--out", "x"], "--views must be a whole"),
     ],
 )
