@@ -31,7 +31,7 @@ from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.skeleton import SkeletonSequence
 from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.training.classes import drop_empty_classes, relabel
-from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
+from bharnet_ros.training.dataset import DatasetError, SkeletonDataset, whole_number
 
 SYNTH_VAL_EVERY = 5  # synth folders: sample i of a class goes to "val" when i % 5 == 4
 AUTO = "auto"
@@ -103,11 +103,12 @@ def _synth_row(folder: Path, row: dict, line: int, num_classes: int) -> tuple[st
     where = f"{folder}/index.csv line {line}"
     if not file or Path(file).is_absolute() or ".." in Path(file).parts:
         raise DatasetError(f"{where}: file {file!r} is not a file name inside the folder")
-    if not label.isdigit() or int(label) >= num_classes:
+    number = whole_number(label)
+    if number is None or number >= num_classes:
         raise DatasetError(f"{where}: label {label!r} is not 0..{num_classes - 1} (a line of classes.txt)")
     if flag not in ("0", "1"):
         raise DatasetError(f"{where}: hand_intensive {flag!r} is neither 0 nor 1")
-    return file, int(label), flag == "1"
+    return file, number, flag == "1"
 
 
 def _synth_sequence(folder: Path, file: str) -> SkeletonSequence:

@@ -28,7 +28,7 @@ import numpy as np
 
 from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.layouts import get_layout
-from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, SPACES, SkeletonSequence
+from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, MAX_IMAGE_SIDE, SPACES, SkeletonSequence
 
 UNKNOWN = -1  # subject, camera, setup or replication id that the source does not give
 ID_FIELDS = ("subjects", "cameras", "setups", "replications")
@@ -448,6 +448,10 @@ def _check_sample_arrays(data: SkeletonDataset) -> None:
             raise DatasetError(f"{key} has shape {getattr(data, key).shape}, expected ({n},)")
     if data.image_sizes.shape != (n, 2):
         raise DatasetError(f"image_sizes has shape {data.image_sizes.shape}, expected ({n}, 2)")
+    if np.any(data.image_sizes < 0) or np.any(data.image_sizes > MAX_IMAGE_SIDE):
+        raise DatasetError(
+            f"image_sizes must be 0 (unknown) to {MAX_IMAGE_SIDE} pixels a side (the skeleton contract)"
+        )
     offsets = data.offsets
     if offsets.shape != (n + 1,) or offsets[0] != 0 or offsets[-1] != len(data.timestamps):
         raise DatasetError(f"offsets must run from 0 to {len(data.timestamps)} in {n + 1} steps")
@@ -593,3 +597,10 @@ def _attribute_columns(rows: Sequence[dict[str, str]]) -> dict[str, np.ndarray]:
     """Per-sample attribute dicts as columns; a sample without a key gets ""."""
     keys = list(dict.fromkeys(key for row in rows for key in row))
     return {key: np.array([str(row.get(key, "")) for row in rows], dtype=str) for key in keys}
+
+
+def whole_number(text: str, digits: int = 9) -> int | None:
+    """The number that ``text`` writes in at most ``digits`` ASCII digits, else None. File names
+    and fields are read with it: ``str.isdigit`` also takes ``²`` and other scripts' digits, which
+    ``int`` refuses, and numbers of thousands of digits."""
+    return int(text) if 0 < len(text) <= digits and text.isascii() and text.isdigit() else None

@@ -78,7 +78,11 @@ def load_dataset(path: str | Path) -> SkeletonDataset:
         )
     except DatasetError as err:
         raise DatasetError(f"{path}: {err}") from None
-    except (TypeError, ValueError) as err:  # arrays of a type or shape the dataset cannot take
+    except (
+        TypeError,
+        ValueError,
+        OverflowError,
+    ) as err:  # arrays of a type, shape or size the dataset cannot take
         raise DatasetError(f"{path}: the file is damaged ({type(err).__name__}: {err})"[:300]) from None
 
 
@@ -177,7 +181,9 @@ def _parse_header(raw: np.ndarray | None, path: Path) -> dict:
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise DatasetError(f"{path} is not a {FORMAT_NAME} file")
     version = header.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if type(version) is not int or version < 1:
+        raise DatasetError(f"{path}: the header's 'version' is not a format version; the file is damaged")
+    if version > FORMAT_VERSION:
         raise DatasetError(
             f"{path}: dataset format version {version} is newer than this code reads "
             f"({FORMAT_VERSION}); update bharnet_ros"

@@ -130,6 +130,8 @@ def test_labels_for_unknown_classes_suggests_a_fix(people):
         ("/etc/passwd,0,wave,0,1", "is not a file name inside the folder"),
         ("wave_0000.npz,99,wave,0,1", "label '99' is not 0.."),
         ("wave_0000.npz,-1,wave,0,1", "label '-1' is not 0.."),
+        ("wave_0000.npz,²,wave,0,1", "label '²' is not 0.."),
+        ("wave_0000.npz," + "0" * 5000 + ",wave,0,1", "is not 0.."),
         ("wave_0000.npz,0,wave,yes,1", "hand_intensive 'yes' is neither 0 nor 1"),
         ("missing.npz,0,wave,0,1", "missing.npz cannot be read"),
         ("classes.txt,0,wave,0,1", "classes.txt cannot be read"),

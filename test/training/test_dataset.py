@@ -165,6 +165,8 @@ def test_subset_and_split_keep_order_and_renumber_splits():
         (lambda d: d.update(space="pixels"), "coordinate space"),
         (lambda d: d.update(splits={"train": np.array([4])}), "outside"),
         (lambda d: d.update(timestamps=d["timestamps"][::-1].copy()), "backwards"),
+        (lambda d: d.update(image_sizes=np.full((4, 2), -1)), "image_sizes must be 0"),
+        (lambda d: d.update(image_sizes=np.full((4, 2), 2**62)), "image_sizes must be 0"),
     ],
 )
 def test_broken_arrays_are_refused(change, message):
@@ -196,6 +198,21 @@ def test_newer_versions_and_foreign_files_are_refused(tmp_path):
         SkeletonDataset.load(tmp_path / "plain.npz")
     with pytest.raises(FileNotFoundError):
         SkeletonDataset.load(tmp_path / "absent.npz")
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ({"splits": {"train": [10**20]}}, "the file is damaged \\(OverflowError"),
+        ({"version": True}, "'version' is not a format version"),
+        ({"version": 0}, "'version' is not a format version"),
+    ],
+)
+def test_a_header_value_out_of_any_range_is_one_dataset_error(tmp_path, header, message):
+    path = small_dataset().save(tmp_path / "set.npz")
+    rewrite(path, **header)
+    with pytest.raises(DatasetError, match=message):
+        SkeletonDataset.load(path)
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "text"])

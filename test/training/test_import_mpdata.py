@@ -114,8 +114,13 @@ def test_raw_folders_in_all_variants_and_bad_sequences(tmp_path):
                 np.save(folder / f"{f}.npy", frame_vector(face, hand, left=f % 2 == 0, right=True, seed=f))
     (root / "sign1" / "9").mkdir()
     np.save(root / "sign1" / "9" / "0.npy", np.zeros(100))
+    superscript = root / "sign0" / "\u00b2"  # str.isdigit says yes, int says no
+    superscript.mkdir()
+    for f in range(5):
+        np.save(superscript / f"{f}.npy", frame_vector(3, 3, left=True, right=True, seed=f))
+    np.save(root / "sign0" / "0" / "\u00b2.npy", np.zeros(100))  # not a numbered frame: left alone
     dataset, report = import_mpdata(tmp_path)
-    assert dataset.names.tolist() == ["sign0/0", "sign0/1", "sign1/0", "sign1/1"]
+    assert dataset.names.tolist() == ["sign0/0", "sign0/1", "sign0/\u00b2", "sign1/0", "sign1/1"]
     assert dataset.hand_present[0, :5].tolist() == [[f % 2 == 0, True] for f in range(5)]
     assert [(item, reason) for item, reason, _ in report.skipped] == [("sign1/9", "unreadable sequence")]
     assert "1662" in report.skipped[0][2]

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bharnet_ros.training.dataset import DatasetError, Sample, SkeletonDataset
+from bharnet_ros.training.dataset import DatasetError, Sample, SkeletonDataset, whole_number
 from bharnet_ros.training.importers import (
     ImportReport,
     Progress,
@@ -203,9 +203,10 @@ def _walk_frames(
 def _count(tokens: list[str], pos: int) -> int:
     if pos >= len(tokens):
         raise NtuFormatError("the file ends where a count was expected (truncated?)")
-    if not tokens[pos].isdigit():
-        raise NtuFormatError(f"expected a count at field {pos}, found {tokens[pos]!r}")
-    return int(tokens[pos])
+    count = whole_number(tokens[pos], digits=18)  # the callers name a count too large for its field
+    if count is None:
+        raise NtuFormatError(f"expected a count at field {pos}, found {tokens[pos][:40]!r}")
+    return count
 
 
 def _body(body_id: str, rows: list[tuple[int, int]], tokens: list[str]) -> KinectBody:
