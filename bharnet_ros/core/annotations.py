@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
+from bharnet_ros.core.skeleton import TIME_LIMIT
 from bharnet_ros.core.yaml12 import load_yaml
 
 RELATIVE = ("start", "end", "label")
@@ -228,6 +229,11 @@ def _seconds(value: Any, name: str, where: str) -> float:
         raise AnnotationError(f"{where}: {name} {shown(value)} is not a number of seconds") from None
     if isinstance(value, bool) or not math.isfinite(seconds):
         raise AnnotationError(f"{where}: {name} {shown(value)} is not a finite number of seconds")
+    if abs(seconds) > TIME_LIMIT:  # the skeleton contract's bound on any stamp
+        raise AnnotationError(
+            f"{where}: {name} {shown(value)} is beyond {TIME_LIMIT:g} s (year 2286 as a Unix time); "
+            "give seconds from the start of the recording or header stamps"
+        )
     return seconds
 
 

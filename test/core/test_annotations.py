@@ -71,6 +71,8 @@ def test_segments_are_half_open():
         ("start,end_stamp,label\n0,1,idle\n", "use exactly start,end,label"),
         ("start,end,label\n0,soon,idle\n", "labels.csv: line 2: end 'soon' is not a number"),
         ("start,end,label\n0,nan,idle\n", "not a finite number"),
+        ("start,end,label\n0,0.5,idle\n1e307,1.7e308,wave\n", "line 3: start '1e307' is beyond 1e+10 s"),
+        ("start_stamp,end_stamp,label\n-1.7e308,1.7e308,idle\n", "is beyond 1e+10 s"),
         ("start,end,label\n0,1,\n", "empty label"),
         ("start,end,label\n0,1\n", "2 values for 3 columns"),
         ("start,end,label\n-1,1,idle\n", "negative"),
