@@ -8,13 +8,14 @@ skipped, with reasons. An existing OUT is replaced only with ``--force``, and ne
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from tqdm import tqdm
 
 from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.tools import UsageError
-from bharnet_ros.tools.outputs import atomic_file, check_output_file
+from bharnet_ros.tools.outputs import atomic_file, check_output_file, terminated_as_interrupt
 from bharnet_ros.training.classes import relabel
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 from bharnet_ros.training.importers import ImportReport, Progress, no_progress
@@ -126,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     for pair in args.rename:  # before the import, which may take hours of pose stage
         _rename_pair(pair)
     try:
-        dataset, report = IMPORTERS[args.kind](args)
+        with terminated_as_interrupt():  # a pose-stage pool is shut down, not left running
+            dataset, report = IMPORTERS[args.kind](args)
     except DatasetError as err:
         raise UsageError(str(err)) from None
 
@@ -253,8 +255,9 @@ def _nucla(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
 def _videos(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
     from bharnet_ros.training.importers.videos import PatternError, import_videos
 
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    cores = os.cpu_count() or 1
+    if not 1 <= args.jobs <= cores:  # each process runs MediaPipe on threads of its own
+        raise UsageError(f"--jobs must be 1 to {cores} (the cores of this machine), got {args.jobs}")
     if not args.source.is_dir():
         raise UsageError(f"{args.source} is not a folder; give the folder that holds the videos")
     try:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -332,6 +337,39 @@ def skeleton_files(folder, *stems: str) -> None:
 
     for i, stem in enumerate(stems):
         synth.generate_sequence("wave", np.random.default_rng(i), fps=15.0).save(folder / f"{stem}.npz")
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_sigterm_during_a_pooled_import_leaves_no_pose_stage_process_behind(tmp_path, shared_file):
+    layout = {"S2": ["left_2_4m_full.avi", "come_1_1m_upper.avi", "yes_1_1m_upper.avi"]}
+    source = hri_clips(shared_file, tmp_path / "hri", layout)
+    argv = ["import", "videos", str(source), "--pattern", HRI_PATTERN, "-o", str(tmp_path / "o.npz")]
+    command = [sys.executable, "-m", "bharnet_ros.cli", *argv, "--jobs", "2", "--no-progress"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(workers := children(process.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(workers) >= 2, "the pool never started"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130
+    assert "interrupted" in process.stderr.read()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "a worker outlived the command"
+    assert not (tmp_path / "o.npz").exists()
 
 
 HRI_PATTERN = "{label}_{take}_{distance}_{framing}"

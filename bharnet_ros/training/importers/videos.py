@@ -25,12 +25,12 @@ imported with different patterns without running MediaPipe again.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import re
 import zipfile
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -236,8 +236,10 @@ def _extract_all(todo: list[VideoJob], backend: str, jobs: int) -> Iterator[Outc
         yield from (extract_video(path, backend) for path in paths)
         return
     context = multiprocessing.get_context("spawn")  # MediaPipe graphs must not cross a fork
-    with ProcessPoolExecutor(min(jobs, len(paths)), mp_context=context) as pool:
-        yield from pool.map(extract_video, paths, [backend] * len(paths))
+    # A pool that terminates its workers when left early (Ctrl-C, SIGTERM, an error): a pool that
+    # waits for them would leave them running, or blocked on a pipe nobody reads, after the command.
+    with context.Pool(min(jobs, len(paths))) as pool:
+        yield from pool.imap(functools.partial(extract_video, backend=backend), paths)
 
 
 def extract_video(video: Path, backend: str) -> Outcome:
