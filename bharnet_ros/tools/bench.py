@@ -453,7 +453,7 @@ def run_model(args: argparse.Namespace) -> int:
     check_counts(args)
     files = exported_files(args)
     if args.out is not None:
-        check_document(args.out, [path for path, _ in files])
+        check_document(args.out, [path for path, _ in files], section="bench-model")
     machine = machine_description(args.threads)
     peak_before = matmul_peak(args.threads)
     with tempfile.TemporaryDirectory(prefix="bharnet_bench_") as tmp:

@@ -51,7 +51,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from bharnet_ros.tools import check_number
 
     check_number("--seconds", args.seconds, SHORTEST_STREAM, LONGEST_STREAM, "seconds")
-    model = _check_inputs(args)
+    model = _check_inputs(args, "bench-pipeline")
     with tempfile.TemporaryDirectory() as scratch:
         video_bag = _video_bag(args.video, Path(scratch) / "video", args.seconds)
         skeleton_bag = _skeleton_bag(Path(scratch) / "skeletons", args.seconds)
@@ -68,14 +68,15 @@ def run_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_inputs(args: argparse.Namespace) -> str:
-    """The model to run, once the model, the video and ``--out`` are checked (before any work)."""
+def _check_inputs(args: argparse.Namespace, section: str) -> str:
+    """The model to run, once the model, the video and ``--out`` (with its ``section``) are checked
+    (before any work)."""
     from bharnet_ros.tools.run import check_video
 
     model = _model(args.model)
     check_video(args.video)
     if args.out:
-        check_document(args.out, [Path(model), Path(args.video)])
+        check_document(args.out, [Path(model), Path(args.video)], section=section)
     return model
 
 
@@ -179,7 +180,7 @@ def run_soak(args: argparse.Namespace) -> int:
     from bharnet_ros.tools import check_number
 
     check_number("--minutes", args.minutes, SHORTEST_SOAK, LONGEST_SOAK, "minutes")
-    samples, bounded = _soak(args.video, _check_inputs(args), args.minutes * 60.0)
+    samples, bounded = _soak(args.video, _check_inputs(args, "bench-soak"), args.minutes * 60.0)
     slope = _growth_mb_per_min(samples)
     ok = slope <= MAX_GROWTH_MB_PER_MIN and bounded
     lines = [f"| {t / 60:5.1f} min | {rss:7.1f} MB |" for t, rss in samples]

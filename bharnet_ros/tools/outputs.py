@@ -77,12 +77,14 @@ def check_output_folder(
     return path
 
 
-def check_document(path: Path, inputs: Iterable[Path | None] = (), option: str = "--out") -> Path:
-    """A text file a command updates in place (only its own generated section), checked before the work.
+def check_document(
+    path: Path, inputs: Iterable[Path | None] = (), option: str = "--out", section: str = ""
+) -> Path:
+    """A text file a command updates in place (only its own generated ``section``), checked before the work.
 
     Rewriting one section keeps everything else, so an existing file needs no ``--force``; but it
-    must be a regular UTF-8 text file, else the update would fail after the long measurement (or,
-    for a device such as /dev/null, replace it).
+    must be a regular UTF-8 text file whose section markers are intact, else the update would fail
+    after the long measurement (or, for a device such as /dev/null, replace it).
     """
     if path.is_dir():
         raise UsageError(f"{option} {path} is a folder; give the markdown file to update")
@@ -91,13 +93,17 @@ def check_document(path: Path, inputs: Iterable[Path | None] = (), option: str =
         raise UsageError(f"{option} {path} is not a regular file; give a markdown file")
     if path.exists():
         try:
-            path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise UsageError(f"{option} {path} is not a UTF-8 text file; give a markdown file") from None
         except OSError as err:
             raise UsageError(f"{option} {path} cannot be read: {err.strerror or err}") from None
     if path.suffix.lower() not in (".md", ".markdown"):  # a section appended to YAML or code breaks it
         raise UsageError(f"{option} {path} is not a markdown file (.md); give the markdown file to update")
+    if section and path.exists():
+        from bharnet_ros.tools.report_doc import section_span
+
+        section_span(text, section, path)
     _check_creatable(path, option)
     return path
 

@@ -119,6 +119,19 @@ def test_report_sections_are_replaced_in_place(tmp_path):
     assert any(line.startswith("* CPU:") for line in machine_lines())
 
 
+def test_a_section_whose_markers_are_broken_is_left_as_it_is(tmp_path):
+    """A begin marker whose end was deleted: replacing up to the next run's end marker would
+    delete the hand-written text between them."""
+    from bharnet_ros.tools.report_doc import replace_section
+
+    path = tmp_path / "bench.md"
+    text = "# Benchmarks\n\n<!-- bench-soak:begin (x) -->\nold\n\nhand-written notes\n"
+    path.write_text(text)
+    with pytest.raises(UsageError, match="1 begin and 0 end markers of the generated section 'bench-soak'"):
+        replace_section(path, "bench-soak", "new")
+    assert path.read_text() == text
+
+
 def test_soak_growth_ignores_the_warm_up_minute():
     from bharnet_ros.tools.bench_pipeline import _growth_mb_per_min
 

@@ -114,6 +114,12 @@ def test_output_is_checked_before_any_config_is_measured(tmp_path, monkeypatch):
         (configs / "notes.md", "is inside the input folder"),
         (tmp_path / "recognize.yaml", "is not a markdown file"),  # a table appended would break it
     ]
+    for name, text in {
+        "ended.md": "notes\n<!-- model-report:end -->\nmore\n<!-- model-report:begin -->\n",
+        "open.md": "<!-- model-report:begin -->\nold table\nhand-written notes\n",
+    }.items():
+        (tmp_path / name).write_text(text)
+        cases.append((tmp_path / name, "markers of the generated section 'model-report'.*mend them by hand"))
     for output, message in cases:
         with pytest.raises(UsageError, match=message):
             run(parse(["--config-dir", str(configs), "--frames", "8", "--output", str(output)]))
