@@ -146,8 +146,11 @@ def _start_time(text: str) -> float:
         seconds = float(text)
     except ValueError:
         raise UsageError(f"--start-time {text!r} is neither seconds since the epoch nor 'now'") from None
-    if seconds == 0:
-        raise UsageError("--start-time 0 means 'not stamped' to ROS; give seconds since the epoch, or now")
+    if abs(seconds) < 0.5e-9:  # a stamp is whole nanoseconds: 1e-10 s would be 0 too
+        raise UsageError(
+            f"--start-time {text} is stamp 0 to ROS, which means 'not stamped'; give seconds since "
+            "the epoch, or now"
+        )
     return check_number(
         "--start-time", seconds, 0.0, MAX_STAMP_SECONDS, "seconds since the epoch (a ROS time, above 0)"
     )
