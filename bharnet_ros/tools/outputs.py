@@ -214,6 +214,7 @@ def staged_folder(path: Path) -> Iterator[Path]:
         with terminated_as_interrupt():
             yield staged
         if staged.exists():
+            _check_mergeable(staged, path)
             _move_into(staged, path)
         done = True
     except OSError as err:
@@ -265,6 +266,20 @@ def scratch_folder(path: Path, keep: bool = False) -> Iterator[Path]:
     finally:
         if not keep and not existed:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _check_mergeable(source: Path, target: Path) -> None:
+    """UsageError, before anything moves, where an entry of ``source`` would land on one of the other
+    kind in ``target`` (a file onto a folder, or a folder onto a file): the move would stop halfway."""
+    if not target.is_dir():
+        return
+    for entry in source.iterdir():
+        there = target / entry.name
+        if entry.is_dir() and there.is_dir():
+            _check_mergeable(entry, there)
+        elif there.exists() and entry.is_dir() != there.is_dir():
+            kind = "a folder" if there.is_dir() else "a file"
+            raise UsageError(f"{there} is {kind} where this command writes its output; move it away")
 
 
 def _move_into(source: Path, target: Path) -> None:

@@ -53,6 +53,8 @@ def save_dataset(data: SkeletonDataset, path: str | Path) -> Path:
 def load_dataset(path: str | Path) -> SkeletonDataset:
     """Read a file written by :func:`save_dataset`; refuses pickled content and newer format versions."""
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"{path} is a folder; give a dataset file (.npz, from `bharnet import`)")
     if not path.is_file():
         raise FileNotFoundError(f"dataset file {path} not found")
     arrays = _read_npz(path)

@@ -139,6 +139,23 @@ def test_a_staged_folder_replaces_only_files_of_the_same_names(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
 
 
+def test_a_staged_folder_that_would_land_a_file_on_a_folder_moves_nothing(tmp_path):
+    out = tmp_path / "set"
+    (out / "b.npz").mkdir(parents=True)  # a folder named like one of the files written
+    (out / "a.npz").write_text("old")
+
+    def write() -> None:
+        with staged_folder(out) as staged:
+            staged.mkdir()
+            for name in ("a.npz", "b.npz"):
+                (staged / name).write_text("new")
+
+    with pytest.raises(UsageError, match="b.npz is a folder where this command writes its output"):
+        write()
+    assert (out / "a.npz").read_text() == "old"  # nothing moved halfway
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+
+
 def test_a_scratch_folder_is_removed_after_use_unless_kept_or_there_before(tmp_path):
     with scratch_folder(tmp_path / "bag") as bag:
         bag.mkdir()

@@ -198,6 +198,8 @@ def test_newer_versions_and_foreign_files_are_refused(tmp_path):
         SkeletonDataset.load(tmp_path / "plain.npz")
     with pytest.raises(FileNotFoundError):
         SkeletonDataset.load(tmp_path / "absent.npz")
+    with pytest.raises(FileNotFoundError, match="is a folder; give a dataset file"):
+        SkeletonDataset.load(tmp_path)
 
 
 @pytest.mark.parametrize(
