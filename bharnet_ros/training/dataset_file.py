@@ -63,6 +63,11 @@ def load_dataset(path: str | Path) -> SkeletonDataset:
     missing = [key for key in stored if key not in arrays]
     if missing:
         raise DatasetError(f"{path}: missing arrays {missing}; the file is damaged or not a dataset")
+    for key in ("body", "timestamps", "hands"):  # text or complex numbers would be cast, silently
+        if key in arrays and arrays[key].dtype.kind not in "fiu":
+            raise DatasetError(
+                f"{path}: {key} holds {arrays[key].dtype} values, not real numbers; the file is damaged"
+            )
     if not header.get("hands_stored", True):
         frames = arrays["body"].shape[:2]
         arrays["hands"] = read_only_zeros((*frames, 2, HAND_JOINTS, CHANNELS), np.float32)

@@ -185,6 +185,17 @@ def rewrite(path, **header_changes) -> None:
     np.savez(path, **arrays)
 
 
+@pytest.mark.parametrize(("key", "kind"), [("body", complex), ("timestamps", str), ("hands", complex)])
+def test_arrays_of_text_or_complex_numbers_are_refused_not_cast(tmp_path, key, kind):
+    path = small_dataset().save(tmp_path / "set.npz")
+    with np.load(path, allow_pickle=False) as raw:
+        arrays = {name: raw[name] for name in raw.files}
+    arrays[key] = arrays[key].astype(kind)
+    np.savez(path, **arrays)
+    with pytest.raises(DatasetError, match=f"{key} holds .* values, not real numbers"):
+        SkeletonDataset.load(path)
+
+
 def test_newer_versions_and_foreign_files_are_refused(tmp_path):
     path = small_dataset().save(tmp_path / "set.npz")
     rewrite(path, version=FORMAT_VERSION + 1)
