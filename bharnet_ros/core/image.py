@@ -46,6 +46,11 @@ _JPEG_MAX_SEGMENTS = 4096  # markers read before the frame header; real files ne
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_MAX_CHUNKS = 100_000  # a 33-megapixel PNG written in 8 kB chunks has a few thousand
 JPEG_SIGNATURE = b"\xff\xd8"
+# Start-of-scan marker: entropy-coded data stuffs every 0xFF with 0x00, so each occurrence is a
+# scan header. A progressive JPEG may repeat scans without limit, and the decoder walks every block
+# of the image in each: a few hundred kB held a node for seconds. Cameras send one scan (baseline).
+JPEG_SCAN = b"\xff\xda"
+MOST_SCAN_PIXELS = 32 * MAX_IMAGE_PIXELS  # a 4K image in 32 scans, 8192 x 8192 in 3; under 1 s here
 
 
 class ImageError(ValueError):
@@ -163,6 +168,13 @@ def compressed_size(buffer: np.ndarray) -> tuple[int, int]:
     if size[0] * size[1] > MAX_COMPRESSED_PIXELS:
         raise ImageError(
             f"a {kind} of {size[0]}x{size[1]} pixels is too large to decode (at most {MAX_COMPRESSED_PIXELS})"
+        )
+    scans = buffer.tobytes().count(JPEG_SCAN) if kind == "JPEG" else 1
+    if scans * size[0] * size[1] > MOST_SCAN_PIXELS:
+        raise ImageError(
+            f"a JPEG of {size[0]}x{size[1]} pixels in {scans} scans would take seconds to decode (each "
+            f"scan goes over every pixel, and pixels times scans may be at most {MOST_SCAN_PIXELS}); "
+            "send baseline JPEGs (one scan), as cameras do"
         )
     return size
 

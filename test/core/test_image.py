@@ -153,6 +153,15 @@ def test_a_jpeg_header_claiming_too_many_pixels_is_refused_unread():
         decode_compressed(jpeg_claiming(65000, 65000))
 
 
+def test_a_jpeg_of_many_scans_is_refused_before_decoding_and_a_progressive_one_decodes():
+    ok, progressive = cv2.imencode(".jpg", bgr_image(), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert progressive.tobytes().count(b"\xff\xda") > 1
+    assert decode_compressed(progressive.tobytes()).shape == bgr_image().shape
+    scans = jpeg_claiming(4096, 4096)[:-2] + b"\xff\xda\x00\x08" * 20 + b"\xff\xd9"  # scans repeated
+    with pytest.raises(ImageError, match="JPEG of 4096x4096 pixels in 21 scans would take seconds"):
+        decode_compressed(scans)
+
+
 def jpeg_hiding(width: int, height: int, length_after_rst: bool) -> bytes:
     """A real 64x48 JPEG preceded by a copy of its segments claiming ``width`` x ``height``, after
     an RST marker (which has no length). With ``length_after_rst``, two bytes after the marker give
