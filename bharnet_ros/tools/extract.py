@@ -34,7 +34,8 @@ from bharnet_ros.core.video import (
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import atomic_file, check_output_file
 
-OVERLAY_FALLBACK_FPS = 25.0  # for the overlay writer when the source states no frame rate
+OVERLAY_FALLBACK_FPS = 25.0  # for the overlay writer when the source states no usable frame rate
+OVERLAY_FPS_RANGE = (1.0, 240.0)  # what the overlay keeps of a source's rate (mp4v takes < 65536)
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def extract_video(job: Job, stage: StageOptions, max_frames: int | None = None) 
         reader = stack.enter_context(VideoReader(job.video))
         pose = stack.enter_context(stage.open())
         overlay_path = stack.enter_context(atomic_file(job.overlay)) if job.overlay else None
-        overlay = Overlay(overlay_path, reader.info.fps) if overlay_path else None
+        overlay = Overlay(overlay_path, reader.info.fps, job.overlay) if overlay_path else None
         progress = tqdm(reader, total=_expected_frames(reader.info, max_frames), desc=job.video.name,
                         unit="frame", leave=False)  # fmt: skip
         try:
@@ -236,11 +237,17 @@ def _expected_frames(info: VideoInfo, max_frames: int | None) -> int | None:
 
 
 class Overlay:
-    """An mp4 ('mp4v') of drawn frames, opened on the first frame so it takes the decoded size."""
+    """An mp4 ('mp4v') of drawn frames, opened on the first frame so it takes the decoded size.
 
-    def __init__(self, path: Path, fps: float) -> None:
+    ``path`` is where it is written (a temporary name), ``destination`` the name the user gave.
+    A frame rate the mp4v writer cannot take (none stated, a time base of 90000, a thousandth of a
+    frame per second) becomes :data:`OVERLAY_FALLBACK_FPS`: the overlay is for looking at.
+    """
+
+    def __init__(self, path: Path, fps: float, destination: Path | None = None) -> None:
         self.path = path
-        self.fps = fps or OVERLAY_FALLBACK_FPS
+        self.destination = destination or path
+        self.fps = fps if OVERLAY_FPS_RANGE[0] <= fps <= OVERLAY_FPS_RANGE[1] else OVERLAY_FALLBACK_FPS
         self._writer: cv2.VideoWriter | None = None
         self._size = (0, 0)
 
@@ -261,9 +268,7 @@ class Overlay:
         self._size = size
         writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
         if not writer.isOpened():
-            raise UsageError(
-                f"cannot write overlay video {self.path} (is the folder writable and the name .mp4?)"
-            )
+            raise UsageError(f"cannot write overlay video {self.destination}; is its folder writable?")
         return writer
 
 

@@ -223,3 +223,17 @@ def test_npz_and_overlay_of_one_video_must_differ(tmp_path, capsys):
     target = str(tmp_path / "clip.npz")
     assert main(["extract", str(tmp_path / "clip.mp4"), "-o", target, "--overlay", target]) == 2
     assert "-o and --overlay are the same file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fps", [0.0, 0.001, 90000.0])
+def test_an_overlay_of_a_video_with_an_unwritable_frame_rate_is_written_at_the_fallback(tmp_path, fps):
+    from bharnet_ros.tools.extract import OVERLAY_FALLBACK_FPS, Overlay
+
+    path = tmp_path / "overlay.mp4"
+    overlay = Overlay(path, fps)
+    overlay.write(np.zeros((48, 64, 3), np.uint8), [], 0.0, show_ids=False)
+    overlay.close()
+    capture = cv2.VideoCapture(str(path))
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(OVERLAY_FALLBACK_FPS)
+    assert capture.read()[0]
+    capture.release()
