@@ -58,6 +58,11 @@ class VideoReader(Closeable):
 
     The first frame is decoded on opening, so a file OpenCV opens but cannot decode fails here
     with a clear error rather than yielding nothing. Iterate once; use ``with`` or :meth:`close`.
+
+    Frames are timed as frame index / stated rate. An AVI may hold empty "drop frame" chunks (a
+    capture tool's missed frames), which the decoder skips: while the container's own times run
+    forward, a frame they put half a period or more later than its index says moves the times of
+    it and all later frames by the gap, and frames the drops account for do not count as missing.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -74,6 +79,10 @@ class VideoReader(Closeable):
         if not ok:
             self.close()
             raise VideoError(f"{self.path} opened but no frame could be decoded (damaged or empty video)")
+        self._container_start = self._container_time()
+        self._container_last = 0.0
+        self._trust_container = True  # until its times run backwards
+        self._dropped = 0  # frames the container's times skip (empty AVI chunks)
 
     def close(self) -> None:
         """Release the decoder; safe to call twice."""
@@ -97,16 +106,32 @@ class VideoReader(Closeable):
     def _check_complete(self, decoded: int) -> None:
         expected = self.info.frame_count
         tolerated = max(MISSING_FRAMES_TOLERATED, round(MISSING_FRACTION_TOLERATED * expected))
-        if expected and decoded < expected - tolerated:
+        if expected and decoded + self._dropped < expected - tolerated:
             raise VideoError(
                 f"{self.path} ends after {decoded} of the {expected} frames its header states "
                 "(truncated or damaged file); copy or export it again"
             )
 
     def _timestamp(self, index: int, last: float) -> float:
-        if self.info.fps > 0:
-            return index / self.info.fps
-        return max(last, self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
+        fps = self.info.fps
+        if fps <= 0:
+            return max(last, self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
+        if self._trust_container:
+            self._count_drops(index, fps)
+        return (index + self._dropped) / fps
+
+    def _count_drops(self, index: int, fps: float) -> None:
+        """Add the frames the container's time for frame ``index`` puts it behind by (rounded)."""
+        container = self._container_time() - self._container_start
+        if container < self._container_last:  # e.g. 0 for the last frames of some AVIs
+            self._trust_container = False
+            return
+        self._container_last = container
+        self._dropped += max(0, round(container * fps) - (index + self._dropped))
+
+    def _container_time(self) -> float:
+        seconds = self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        return seconds if np.isfinite(seconds) else 0.0
 
 
 def _read_info(path: Path, capture: cv2.VideoCapture) -> VideoInfo:

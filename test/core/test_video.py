@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import cv2
 import numpy as np
 import pytest
@@ -82,3 +84,43 @@ def test_a_video_cut_short_is_an_error_after_its_last_frame(tmp_path):
     with VideoReader(path) as reader, pytest.raises(VideoError, match="ends after .* of the 40 frames"):
         decoded.extend(reader)
     assert 0 < len(decoded) < 40
+
+
+def riff(kind: bytes, payload: bytes) -> bytes:
+    """A RIFF chunk (``kind``, little-endian size, payload padded to an even length)."""
+    return kind + struct.pack("<I", len(payload)) + payload + b"\0" * (len(payload) % 2)
+
+
+def mjpeg_avi_with_drops(path, frames: int, dropped: set[int], fps: int = 25, size=(64, 48)) -> None:
+    """An MJPEG AVI in which the chunks of ``dropped`` frames are empty: the 'drop frames' that
+    capture tools write for frames the camera missed, and that decoders skip."""
+    width, height = size
+    chunks = []
+    for i in range(frames):
+        image = np.full((height, width, 3), 8 * (i % 30), np.uint8)
+        chunks.append(b"" if i in dropped else cv2.imencode(".jpg", image)[1].tobytes())
+    avih = struct.pack("<14I", 1_000_000 // fps, 0, 0, 0x10, frames, 0, 1, 0, width, height, 0, 0, 0, 0)
+    strh = struct.pack(
+        "<4s4sI2H8I4h", b"vids", b"MJPG", 0, 0, 0, 0, 1, fps, 0, frames, 0, 0xFFFFFFFF, 0, 0, 0, width, height
+    )
+    strf = struct.pack("<I2i2H4s5I", 40, width, height, 1, 24, b"MJPG", width * height * 3, 0, 0, 0, 0)
+    streams = b"strl" + riff(b"strh", strh) + riff(b"strf", strf)
+    header = b"hdrl" + riff(b"avih", avih) + riff(b"LIST", streams)
+    movi, index, offset = b"movi", b"", 4
+    for data in chunks:
+        index += struct.pack("<4s3I", b"00dc", 0x10 if data else 0, offset, len(data))
+        movi += riff(b"00dc", data)
+        offset += len(riff(b"00dc", data))
+    path.write_bytes(
+        riff(b"RIFF", b"AVI " + riff(b"LIST", header) + riff(b"LIST", movi) + riff(b"idx1", index))
+    )
+
+
+def test_an_avi_with_drop_frames_is_complete_and_timed_by_its_container(tmp_path):
+    path = tmp_path / "drops.avi"
+    dropped = set(range(9, 100, 10))  # every tenth frame missed by the camera
+    mjpeg_avi_with_drops(path, 100, dropped)
+    with VideoReader(path) as reader:
+        stamps = [t for t, _ in reader]  # not 'truncated': the header counts the drops
+    kept = [i for i in range(100) if i not in dropped]
+    assert stamps == pytest.approx([i / 25 for i in kept])
