@@ -38,6 +38,7 @@ from bharnet_ros.core.pose import (
 )
 from bharnet_ros.core.skeleton import (
     CHANNELS,
+    COORDINATE_LIMITS,
     HAND_JOINTS,
     LEFT,
     RIGHT,
@@ -221,9 +222,15 @@ def _open_landmarkers(
 
 
 def _body(landmarks: list[Any]) -> np.ndarray | None:
-    """(33, 4) x, y, z, visibility of one pose; None where MediaPipe gave non-finite values."""
+    """(33, 4) x, y, z, visibility of one pose; None where MediaPipe gave values the skeleton
+    contract refuses (non-finite, or far outside the image after a strange frame): that body is
+    left out, and the frame's other persons and the tracker go on."""
     array = np.array([(p.x, p.y, p.z, p.visibility or 0.0) for p in landmarks], np.float32)
-    return array if array.shape == (MP33.num_joints, CHANNELS) and np.isfinite(array).all() else None
+    return array if array.shape == (MP33.num_joints, CHANNELS) and _plausible(array) else None
+
+
+def _plausible(points: np.ndarray) -> bool:
+    return bool(np.isfinite(points).all() and np.abs(points[:, :3]).max() <= COORDINATE_LIMITS["image"])
 
 
 def _hands(result: Any) -> tuple[np.ndarray, list[int], list[float]]:
@@ -231,7 +238,7 @@ def _hands(result: Any) -> tuple[np.ndarray, list[int], list[float]]:
     hands, sides, scores = [], [], []
     for landmarks, handedness in zip(result.hand_landmarks, result.handedness, strict=False):
         hand = np.array([(p.x, p.y, p.z, 1.0) for p in landmarks], np.float32)
-        if hand.shape == (HAND_JOINTS, CHANNELS) and np.isfinite(hand).all() and handedness:
+        if hand.shape == (HAND_JOINTS, CHANNELS) and _plausible(hand) and handedness:
             hands.append(hand)
             sides.append(LEFT if handedness[0].category_name == "Left" else RIGHT)
             scores.append(float(handedness[0].score))

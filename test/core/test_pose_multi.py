@@ -210,3 +210,21 @@ def test_an_unmirrored_flipped_clip_gives_the_original_sides(backend, shared_fil
         assert np.allclose(unmirrored[t].body[15:17, :2], truth[t].body[15:17, :2], atol=0.02)
         if mirrored[t] is not None and mirrored[t].hand_present.sum() == 1:
             assert mirrored[t].hand_present[1 - side], "without un-mirroring the sides swap"
+
+
+def test_a_body_or_hand_far_outside_the_image_is_left_out_not_an_error():
+    """After a strange frame, MediaPipe's tracking can place landmarks far outside the image; the
+    contract refuses those, and refusing the whole frame would come after the tracker moved on."""
+    from types import SimpleNamespace
+
+    from bharnet_ros.core.pose_multi import _body, _hands
+
+    def point(x: float) -> SimpleNamespace:
+        return SimpleNamespace(x=x, y=0.5, z=0.0, visibility=0.9)
+
+    assert _body([point(0.5)] * 33) is not None
+    assert _body([point(0.5)] * 32 + [point(50.0)]) is None
+    side = [SimpleNamespace(category_name="Left", score=0.9)]
+    result = SimpleNamespace(hand_landmarks=[[point(0.5)] * 21, [point(-40.0)] * 21], handedness=[side, side])
+    hands, sides, _ = _hands(result)
+    assert hands.shape == (1, 21, 4)
