@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             folder = train({}, resume=args.resume, overrides=overrides)
         else:
             config = load_train_config(config_path, overrides)
-            check_out_beside_data(config, args.out)
+            check_out_beside_inputs(config, args.out, config_path)
             folder = train(config, out=args.out)
     except (ConfigError, DatasetError, CheckpointError, DivergedError) as err:
         raise UsageError(str(err)) from None
@@ -115,13 +115,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_out_beside_data(config: dict, out: Path | None) -> None:
+def check_out_beside_inputs(config: dict, out: Path | None, config_path: str | None) -> None:
     """The run folder (``--out``, or the default under runs/) must be a place a folder can be made,
-    and neither a data file nor inside a data folder of the config (the next run would read it)."""
+    neither an input nor inside an input folder (the next run would read it), and hold no input
+    (its config.yaml, model.yaml or checkpoints would replace them): the data, the training config,
+    the model config and the checkpoints of ``model.init``."""
     from bharnet_ros.training.data import resolve_path
     from bharnet_ros.training.train import run_folder
 
     inputs = [resolve_path(path) for key in ("train", "val") for path in config["data"][key]]
+    model = config["model"]
+    inputs += [resolve_path(path) for path in [model["config"], *(model["init"] or {}).values()] if path]
+    inputs += [Path(config_path)] if config_path else []
     check_output_folder(run_folder(config, out), inputs, force=True, option="--out")
 
 
@@ -160,7 +165,7 @@ def run_loso(args: argparse.Namespace, config_path: str | None, overrides: list[
         raise UsageError(f"--loso {args.loso!r}: name each person to hold out once, e.g. --loso S1,S2")
     try:
         config = load_train_config(config_path, overrides)
-        check_out_beside_data(config, args.out)
+        check_out_beside_inputs(config, args.out, config_path)
         values = cross_validate(config, args.out, subjects, views=args.views, train_people=args.train_people)
     except (ConfigError, DatasetError, CheckpointError, DivergedError) as err:
         raise UsageError(str(err)) from None

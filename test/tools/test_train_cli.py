@@ -122,6 +122,23 @@ def test_usage_errors_are_one_line_and_exit_2(argv, message, capsys):
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("held", ["config", "model.config"])
+def test_train_never_writes_over_its_own_configs_even_with_force(
+    synth_folder, tiny_run, tmp_path, capsys, held
+):
+    out = tmp_path / "run"
+    out.mkdir()
+    config = out / "config.yaml"
+    config.write_text(Path(CONFIG).read_text())
+    model = out / "model.yaml"
+    model.write_text((REPO / "config/model/bharnet_e.yaml").read_text())
+    training = str(config) if held == "config" else CONFIG
+    argv = ["train", training, *tiny_run, f"model.config={model}", "--train", str(synth_folder)]
+    assert main([*argv, "--out", str(out), "--force"]) == 2
+    assert "holds the input" in capsys.readouterr().err
+    assert config.read_text() == Path(CONFIG).read_text()
+
+
 def test_train_into_a_folder_of_other_files_needs_force(synth_folder, tiny_run, tmp_path, capsys):
     """``--out`` holding someone's files is refused (nothing written), also for ``--loso``."""
     out = tmp_path / "mine"
