@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import pickle
 import warnings
 import zipfile
@@ -136,10 +137,16 @@ def make_checkpoint(
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
-    """Write ``checkpoint`` to ``path`` (parents created)."""
+    """Write ``checkpoint`` to ``path`` (parents created), whole or not at all: it is written
+    beside as ``<name>.partial`` and renamed, so a run killed while saving keeps its last good file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(checkpoint.to_dict(), path)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        torch.save(checkpoint.to_dict(), partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 

@@ -44,6 +44,7 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from bharnet_ros.core.inference import shown
 from bharnet_ros.core.metrics import classification_report
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_arrays
 from bharnet_ros.core.yaml12 import load_yaml
@@ -790,12 +791,34 @@ def continue_from(run: TrainingRun, state: Mapping[str, Any]) -> None:
         if not fields_ok:
             raise ValueError("a field has the wrong type")
         run.optimizer.load_state_dict(upgrade_optimizer_state(state["optimizer"], names, version))
+        check_optimizer_buffers(run.optimizer)
     except (ValueError, KeyError, TypeError, IndexError) as err:
         raise CheckpointError(
             f"{run.out / 'resume.pt'} does not fit this run ({str(err)[:120]}); it is damaged or from "
             "another run: start a new one"
         ) from None
     run.start_epoch, run.best_top1, run.history = epoch, float(best), [dict(row) for row in history]
+    if epoch >= run.config["epochs"]:
+        raise ConfigError(
+            f"{run.out} has trained {epoch} epochs already; to train on, resume with epochs=N above {epoch}"
+        )
+
+
+def check_optimizer_buffers(optimizer: torch.optim.Optimizer) -> None:
+    """ValueError unless every per-parameter buffer of a loaded optimiser state (momentum, ...) has
+    its parameter's shape and dtype and finite values: the optimiser itself checks none of it, and a
+    few hundred bytes can claim a buffer of 10^11 elements."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for name, value in optimizer.state.get(param, {}).items():
+                if not torch.is_tensor(value) or value.dim() == 0:
+                    continue
+                if value.shape != param.shape or value.dtype != param.dtype:
+                    raise ValueError(
+                        f"a {name} of shape {tuple(value.shape)[:8]} for a parameter of {tuple(param.shape)}"
+                    )
+                if not bool(torch.isfinite(value).all()):
+                    raise ValueError(f"a {name} holds NaN or infinite values")
 
 
 def check_data_fits(
@@ -1023,6 +1046,11 @@ def load_resume(folder: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any
     missing = [key for key in RESUME_KEYS if key not in state]
     if missing:
         raise CheckpointError(f"{folder / 'resume.pt'} lacks {missing}; it was not written by bharnet train")
+    if state["epoch"] != checkpoint.epoch:
+        raise CheckpointError(
+            f"{folder}: last.pt holds epoch {checkpoint.epoch} and resume.pt epoch {shown(state['epoch'])}; "
+            "they are not one run's pair (copied from another run, or a save was cut off): start a new run"
+        )
     weights = {"model_config": checkpoint.model_config, "state_dict": checkpoint.state_dict}
     state.update(weights, class_names=checkpoint.class_names)
     return folder, config, state

@@ -62,6 +62,22 @@ def test_round_trip_rebuilds_the_same_model(saved, inputs):
         torch.testing.assert_close(rebuilt(**inputs)["fused"], model(**inputs)["fused"])
 
 
+def test_a_save_cut_off_keeps_the_last_good_file_and_no_partial_one(saved, monkeypatch):
+    _, path = saved
+    before = path.read_bytes()
+
+    def cut_off(data, target) -> None:
+        with open(target, "wb") as stream:
+            stream.write(b"PK\x03\x04 half of a checkpoint")
+        raise KeyboardInterrupt  # SIGTERM or Ctrl-C in the middle of the write
+
+    monkeypatch.setattr(torch, "save", cut_off)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(load_checkpoint(path), path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt"]
+
+
 def test_class_names_must_match_the_head(tiny_config):
     model = build_model(tiny_config("body_expert", SMALL))
     with pytest.raises(ValueError, match="class names"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -230,9 +231,12 @@ def test_resume_from_an_unsafe_or_truncated_state_is_one_line(trained, tmp_path,
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ("epoch", "resume.pt does not fit this run"),
+        ("epoch", "last.pt holds epoch 1 and resume.pt epoch 'abc'; they are not one run's pair"),
         ("history", "resume.pt does not fit this run"),
         ("optimizer", "resume.pt does not fit this run"),
+        ("small buffer", "does not fit this run (a momentum_buffer of shape (3,) for a parameter of"),
+        ("huge buffer", "does not fit this run (a momentum_buffer of shape (100000000000,)"),
+        ("nan buffer", "does not fit this run (a momentum_buffer holds NaN"),
     ],
 )
 def test_resume_from_a_state_of_wrong_fields_is_one_line(trained, tmp_path, capsys, change, message):
@@ -241,12 +245,37 @@ def test_resume_from_a_state_of_wrong_fields_is_one_line(trained, tmp_path, caps
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     state = torch.load(run / "resume.pt", weights_only=True)
-    state[change] = {"epoch": "abc", "history": 5, "optimizer": {"state": {}, "param_groups": []}}[change]
+    if change.endswith("buffer"):
+        buffers = state["optimizer"]["state"][0]
+        buffers["momentum_buffer"] = {
+            "small buffer": torch.zeros(3),
+            "huge buffer": torch.zeros(1).expand(10**11),  # a few bytes on disk
+            "nan buffer": torch.full_like(buffers["momentum_buffer"], float("nan")),
+        }[change]
+    else:
+        state[change] = {"epoch": "abc", "history": 5, "optimizer": {"state": {}, "param_groups": []}}[change]
     torch.save(state, run / "resume.pt")
     assert main(["train", "--resume", str(run)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert message in err
+
+
+def test_resume_with_a_last_checkpoint_of_another_epoch_or_no_epochs_left_is_one_line(
+    trained, tmp_path, capsys
+):
+    from bharnet_ros.model.checkpoint import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    assert main(["train", "--resume", str(run), "epochs=1"]) == 2
+    assert (
+        "has trained 1 epochs already; to train on, resume with epochs=N above 1" in capsys.readouterr().err
+    )
+    checkpoint = load_checkpoint(run / "last.pt")
+    save_checkpoint(dataclasses.replace(checkpoint, epoch=3), run / "last.pt")  # another run's, say
+    assert main(["train", "--resume", str(run), "epochs=4"]) == 2
+    assert "last.pt holds epoch 3 and resume.pt epoch 1" in capsys.readouterr().err
 
 
 def test_resume_keeps_the_runs_classes_data_and_folder(trained, synth_folder, tmp_path, capsys):
