@@ -169,7 +169,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         check_weights_fit(data["model_config"], state_dict)
     except CheckpointError as err:
         raise CheckpointError(f"{path}: {err}") from None
-    classes = config_from_dict(data["model_config"]).num_classes  # valid: check_weights_fit built it
+    config = config_from_dict(data["model_config"])  # valid: check_weights_fit built it
+    mismatch = preprocess_mismatch(config, PreprocessConfig.from_dict(data["preprocess"]))
+    if mismatch:
+        raise CheckpointError(
+            f"{path}: its preprocess settings do not match its model ({mismatch}); the file was edited"
+        )
+    classes = config.num_classes
     if len(data["class_names"]) != classes:
         raise CheckpointError(
             f"{path}: {len(data['class_names'])} class names for a {classes}-class model; the file is "
@@ -185,6 +191,18 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         epoch=int(data.get("epoch", 0)),
         metrics=dict(data.get("metrics") or {}),
     )
+
+
+def preprocess_mismatch(config: ModelConfig, preprocess: PreprocessConfig) -> str:
+    """How ``preprocess`` would make other tensors than the model takes, in words ("" if it fits)."""
+    model = config.input
+    pairs = {
+        "body_layout": (preprocess.body_layout, model.body_layout),
+        "frames": (preprocess.frames, model.frames),
+        "num_persons": (preprocess.num_persons, model.num_persons),
+        "channels": (preprocess.channels, model.channels),
+    }
+    return ", ".join(f"{k}: preprocess {a} vs model {b}" for k, (a, b) in pairs.items() if a != b)
 
 
 def checked_version(version: Any, path: str | Path) -> int:

@@ -38,7 +38,7 @@ from bharnet_ros.core.inference import MAX_TEMPERATURE, random_feed
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
 from bharnet_ros.model.attention import freeze_projections
 from bharnet_ros.model.bharnet import BHaRNetModel, ExpertizedModel, ExpertOnlyModel
-from bharnet_ros.model.checkpoint import Checkpoint
+from bharnet_ros.model.checkpoint import Checkpoint, preprocess_mismatch
 
 METADATA_FORMAT = 1
 METADATA_KEYS = (
@@ -157,17 +157,9 @@ def variant_name(model: BHaRNetModel) -> str:
 
 def check_preprocess_matches(model: BHaRNetModel, preprocess: PreprocessConfig) -> None:
     """The stored preprocessing must produce the tensors this model was built for."""
-    config = model.config.input
-    pairs = {
-        "body_layout": (preprocess.body_layout, config.body_layout),
-        "frames": (preprocess.frames, config.frames),
-        "num_persons": (preprocess.num_persons, config.num_persons),
-        "channels": (preprocess.channels, config.channels),
-    }
-    wrong = {k: v for k, v in pairs.items() if v[0] != v[1]}
-    if wrong:
-        detail = ", ".join(f"{k}: preprocess {a} vs model {b}" for k, (a, b) in wrong.items())
-        raise ExportError(f"preprocess settings do not match the model ({detail})")
+    mismatch = preprocess_mismatch(model.config, preprocess)
+    if mismatch:
+        raise ExportError(f"preprocess settings do not match the model ({mismatch})")
 
 
 def build_metadata(

@@ -41,7 +41,7 @@ def saved(tmp_path, tiny_config):
     checkpoint = make_checkpoint(
         model,
         [f"class{i}" for i in range(5)],
-        PreprocessConfig(frames=16, num_persons=2),
+        PreprocessConfig(frames=64, num_persons=2),
         hand_intensive=["class1"],
         epoch=7,
         metrics={"top1": 0.5},
@@ -55,7 +55,7 @@ def test_round_trip_rebuilds_the_same_model(saved, inputs):
     assert loaded.class_names == [f"class{i}" for i in range(5)]
     assert loaded.hand_intensive == ["class1"]
     assert (loaded.epoch, loaded.metrics) == (7, {"top1": 0.5})
-    assert loaded.preprocess_config == PreprocessConfig(frames=16, num_persons=2)
+    assert loaded.preprocess_config == PreprocessConfig(frames=64, num_persons=2)
     assert loaded.config == model.config
     rebuilt = loaded.build_model()
     with torch.no_grad():
@@ -76,6 +76,20 @@ def test_a_save_cut_off_keeps_the_last_good_file_and_no_partial_one(saved, monke
         save_checkpoint(load_checkpoint(path), path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("frames", 32), ("num_persons", 1), ("body_layout", "mediapipe33")]
+)
+def test_preprocess_settings_that_do_not_fit_the_model_are_refused_at_load(saved, key, value):
+    _, path = saved
+    data = torch.load(path, weights_only=True)
+    data["preprocess"][key] = value
+    torch.save(data, path)
+    with pytest.raises(
+        CheckpointError, match=f"preprocess settings do not match its model \\({key}: preprocess"
+    ):
+        load_checkpoint(path)
 
 
 def test_class_names_must_match_the_head(tiny_config):
