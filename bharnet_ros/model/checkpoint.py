@@ -276,8 +276,9 @@ def check_finite(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
     if broken:
         raise CheckpointError(
             f"{path}: {len(broken)} of its weight tensors (e.g. {broken[0]}) hold NaN or "
-            "infinite values, so every prediction would be NaN: the training that wrote it diverged; "
-            "use an earlier checkpoint or train again (lower optim.lr, set optim.grad_clip)"
+            "infinite values (or a negative variance), so every prediction would be NaN: the training "
+            "that wrote it diverged; use an earlier checkpoint or train again (lower optim.lr, set "
+            "optim.grad_clip)"
         )
 
 
@@ -301,21 +302,22 @@ def meta_model(model_config: Mapping[str, Any]) -> nn.Module:
     return model
 
 
-def expected_shapes(model_config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    """The state_dict names and shapes of the model ``model_config`` describes (:func:`meta_model`);
-    CheckpointError (no path) for a config no checkpoint of bharnet train has."""
+def expected_tensors(model_config: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """The state_dict names, shapes and dtypes of the model ``model_config`` describes
+    (:func:`meta_model`); CheckpointError (no path) for a config no checkpoint of bharnet train has."""
     try:
         model = meta_model(model_config)
     except CheckpointError as err:
         raise CheckpointError(f"its model_config: {err}; it was not written by bharnet train") from None
-    return {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    return {name: (tuple(value.shape), value.dtype) for name, value in model.state_dict().items()}
 
 
 def check_weights_fit(model_config: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> None:
-    """CheckpointError (no path) unless ``state`` has exactly the names and shapes of the model of
-    ``model_config``; found on a meta-device model (:func:`expected_shapes`), before anything of the
-    model's size is allocated."""
-    mismatch = first_mismatch(expected_shapes(model_config), state)
+    """CheckpointError (no path) unless ``state`` has exactly the names, shapes and dtypes of the
+    model of ``model_config``; found on a meta-device model (:func:`expected_tensors`), before
+    anything of the model's size is allocated. A float64 or complex tensor would be cast on load,
+    silently: 1e300 becomes infinite, an imaginary NaN vanishes."""
+    mismatch = first_mismatch(expected_tensors(model_config), state)
     if mismatch:
         raise CheckpointError(
             f"the checkpoint's weights do not fit its model config ({mismatch}); "
@@ -323,15 +325,20 @@ def check_weights_fit(model_config: Mapping[str, Any], state: Mapping[str, torch
         )
 
 
-def first_mismatch(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, torch.Tensor]) -> str | None:
-    """The first difference between the model's names and shapes and ``state``'s, in words; None if none."""
+def first_mismatch(
+    expected: Mapping[str, tuple[tuple[int, ...], torch.dtype]], state: Mapping[str, torch.Tensor]
+) -> str | None:
+    """The first difference between the model's names, shapes and dtypes and ``state``'s, in
+    words; None if none."""
     if not state:
         return "it holds no weights"
-    for name, shape in expected.items():
+    for name, (shape, dtype) in expected.items():
         if name not in state:
             return f"{name} is missing"
         if tuple(state[name].shape) != shape:
             return f"{name} has shape {tuple(state[name].shape)}, the config makes {shape}"
+        if state[name].dtype != dtype:
+            return f"{name} holds {state[name].dtype} values, the model {dtype}"
     extra = next((name for name in state if name not in expected), None)
     return None if extra is None else f"{_shown_name(extra)} is not in the model"
 
@@ -414,15 +421,21 @@ def _preprocess_ok(section: dict) -> bool:
 
 
 def non_finite_weights(state: Mapping[str, Any]) -> list[str]:
-    """Names of the floating-point tensors of ``state`` that hold NaN or infinite values.
+    """Names of the tensors of ``state`` that make every prediction NaN: floating-point ones holding
+    NaN or infinite values, and BatchNorm variances below 0 (their square root is NaN).
 
     A training that diverged leaves such weights; a model built from them predicts NaN for every
     input, which argmax silently reads as class 0.
     """
-    tensors = {name: value for name, value in state.items() if isinstance(value, torch.Tensor)}
     return [
-        name for name, value in tensors.items() if value.is_floating_point() and not value.isfinite().all()
+        name for name, value in state.items() if isinstance(value, torch.Tensor) and _makes_nan(name, value)
     ]
+
+
+def _makes_nan(name: str, value: torch.Tensor) -> bool:
+    if not value.is_floating_point():
+        return False
+    return not bool(value.isfinite().all()) or (name.endswith("running_var") and bool((value < 0).any()))
 
 
 def upgrade_state_dict(state: Mapping[str, torch.Tensor], version: int) -> dict[str, torch.Tensor]:

@@ -213,6 +213,28 @@ def test_weights_with_nan_or_inf_are_refused_naming_a_tensor(saved):
         load_checkpoint(path)
 
 
+def test_a_negative_batchnorm_variance_is_refused_as_nan_weights_are(saved):
+    _, path = saved
+    raw = torch.load(path, weights_only=True)
+    name = next(k for k in raw["state_dict"] if k.endswith("running_var"))
+    raw["state_dict"][name].view(-1)[0] = -1.0  # finite, yet every output of the model is NaN
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=f"e.g. {name}\\) hold NaN or infinite values \\(or a negative"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex64, torch.float16, torch.int64])
+def test_weights_of_another_dtype_are_refused_not_cast(saved, dtype):
+    """float64 1e300 would become infinite in float32, and an imaginary NaN would vanish."""
+    _, path = saved
+    raw = torch.load(path, weights_only=True)
+    name = next(k for k, v in raw["state_dict"].items() if v.is_floating_point())
+    raw["state_dict"][name] = raw["state_dict"][name].to(dtype)
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=f"{name} holds {dtype} values, the model torch.float32"):
+        load_checkpoint(path)
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
