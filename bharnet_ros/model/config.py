@@ -35,6 +35,8 @@ MAX_WIDTH = 4096  # channels of the widest layer; the paper's full model has 512
 # so checkpoint loading counts a meta-device model's parameters against this (model/checkpoint.py).
 # The largest shipped config (bharnet_p) has ~4.7 M, the paper's BHaRNet-E ~2.9 M.
 MAX_PARAMETERS = 50_000_000
+# Classes of one model: Kinetics has 700; an evaluation keeps a K x K confusion matrix and plots it.
+MOST_CLASSES = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +159,7 @@ class ModelConfig:
         size is bounded on its own; their product (the model's size) is bounded by
         :data:`MAX_PARAMETERS` where a checkpoint is loaded."""
         sizes = [
-            ("num_classes", self.num_classes, 100_000),
+            ("num_classes", self.num_classes, MOST_CLASSES),
             ("input.channels", self.input.channels, 64),
             ("input.frames", self.input.frames, 10_000),
             ("input.num_persons", self.input.num_persons, 16),

@@ -84,9 +84,15 @@ def open_model(
     """
     path = Path(path)
     if path.suffix.lower() == ".onnx":
-        from bharnet_ros.core.inference import OnnxClassifier
+        from bharnet_ros.core.inference import InferenceError, OnnxClassifier
+        from bharnet_ros.model.config import MOST_CLASSES
 
         classifier = OnnxClassifier(path, providers="cpu")
+        if len(classifier.labels) > MOST_CLASSES:  # a checkpoint's model config is bounded the same way
+            raise InferenceError(
+                f"{path} has {len(classifier.labels)} classes; an evaluation (a confusion matrix of "
+                f"classes x classes) takes at most {MOST_CLASSES}"
+            )
         flags = classifier.metadata.get("hand_intensive")
         return ModelUnderTest(path, "onnx", classifier.labels, classifier.preprocess, flags, classifier)
     checkpoint = load_checkpoint(path)

@@ -139,8 +139,8 @@ def test_config_typos_and_bad_options_are_rejected(tiny_config):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"num_classes": -1}, "num_classes must be 1..100000, not -1"),
-        ({"num_classes": 0}, "num_classes must be 1..100000"),
+        ({"num_classes": -1}, "num_classes must be 1..4096, not -1"),
+        ({"num_classes": 0}, "num_classes must be 1..4096"),
         ({"backbone": {"base_channels": 10**9}}, "backbone.base_channels must be 1..4096"),
         ({"attention": {"heads": 0}}, "attention.heads must be 1..64"),
         ({"input": {"frames": 0}}, "input.frames must be 1..10000"),

@@ -133,7 +133,7 @@ def test_output_is_checked_before_any_config_is_measured(tmp_path, monkeypatch):
         ("just text", "is not a YAML mapping"),
         ("variant: nope", "variant 'nope' not in"),
         ("variant: body_expert\nnum_classes: abc", "num_classes must be an integer"),
-        ("variant: body_expert\nnum_classes: -1", "num_classes must be 1..100000"),
+        ("variant: body_expert\nnum_classes: -1", "num_classes must be 1..4096"),
         (  # 10 billion parameters: counted on the meta device, never allocated
             "variant: body_expert\nbackbone: {base_channels: 64, stages: ["
             + ", ".join(["[64, 1]"] * 64)

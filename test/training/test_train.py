@@ -424,3 +424,13 @@ def test_bharnet_e_whose_expert_branches_could_never_learn_is_refused(dataset_fi
     with pytest.raises(ConfigError, match=r"\['body_expert', 'hand_expert'\] never learn"):
         train(tiny_config(tiny_run, dataset_file, *silent), out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_an_onnx_model_of_more_classes_than_an_evaluation_takes_is_refused(tiny_model, monkeypatch):
+    """A confusion matrix of 65 536 classes squared is 34 GB: refused by name, not allocated."""
+    from bharnet_ros.core.inference import InferenceError
+    from bharnet_ros.model import config
+
+    monkeypatch.setattr(config, "MOST_CLASSES", 2)  # the tiny model has 3
+    with pytest.raises(InferenceError, match="has 3 classes; an evaluation .* takes at most 2"):
+        open_model(tiny_model)
