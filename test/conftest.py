@@ -273,8 +273,9 @@ def write_person_file(folder: Path, subject: str, takes: int = 2) -> Path:
     from bharnet_ros.training.dataset import SkeletonDataset
 
     motions = [c if c in synth.CLASS_NAMES else "wave" for c in PERSON_CLASSES]
+    seed = int(subject[1:]) if subject[1:].isdigit() else sum(subject.encode())
     sequences = [
-        synth.generate_sequence(motion, np.random.default_rng([int(subject[1:]), t, i]))
+        synth.generate_sequence(motion, np.random.default_rng([seed, t, i]))
         for t in range(takes)
         for i, motion in enumerate(motions)
     ]

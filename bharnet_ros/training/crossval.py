@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from bharnet_ros.core.calibration import calibrate
+from bharnet_ros.core.inference import shown
 from bharnet_ros.core.metrics import classification_report
 from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.training.data import (
@@ -73,12 +74,26 @@ from bharnet_ros.training.train import (
 def fold_subjects(data: SkeletonDataset, wanted: Sequence[str] | None) -> list[str]:
     """The held-out people: ``wanted`` (checked against the data) or every known subject."""
     known = sorted(set(data.subject_names().tolist()) - {""})
+    check_fold_folders(known)
     if not wanted:
         if len(known) < 2:
             raise DatasetError("cross-validation needs samples of two or more known subjects")
         return known
     subject_mask(data, wanted)  # raises for unknown names
     return list(wanted)
+
+
+def check_fold_folders(subjects: Sequence[str]) -> None:
+    """DatasetError where two people would share a fold folder (``S 1`` and ``S_1`` both give
+    ``fold_S_1``): the second fold would find the first's and stop, whatever ``--out``."""
+    folders: dict[str, str] = {}
+    for subject in subjects:
+        other = folders.setdefault(_safe(subject), subject)
+        if other != subject:
+            raise DatasetError(
+                f"the people {shown(other)} and {shown(subject)} would share the fold folder "
+                f"fold_{_safe(subject)}; rename one of them (bharnet import ... --subject NAME)"
+            )
 
 
 def cross_validate(

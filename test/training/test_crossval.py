@@ -137,6 +137,14 @@ def test_unknown_subjects_are_refused(cv_run, tmp_path):
     assert fold_subjects(load_datasets(files), None) == ["S1", "S2", "S3"]
 
 
+def test_people_whose_fold_folders_would_clash_are_refused_before_any_fold(tmp_path, person_file):
+    from bharnet_ros.training.crossval import fold_subjects
+
+    files = [person_file(tmp_path, s, takes=1) for s in ("S 1", "S_1")]
+    with pytest.raises(DatasetError, match="'S 1' and 'S_1' would share the fold folder fold_S_1"):
+        fold_subjects(load_datasets(files), None)
+
+
 def _config_of(fold: Path) -> dict:
     import yaml
 
