@@ -225,6 +225,7 @@ def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
         notes.append(f"left out subjects {', '.join(map(str, excluded))} (training and validation)")
     val_idx, how = _validation_indices(data, section, seed)
     if section["val"]:
+        check_apart(section["train"], section["val"])
         val = vocabulary(load_datasets(section["val"], _named(section["val_split"])), section, strict=False)
         if excluded:
             val = val.subset(np.flatnonzero(~subject_mask(val, excluded)))
@@ -239,6 +240,18 @@ def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
         notes.append(f"classes without training samples left out: {name_list(empty)}")
     notes.append(how)
     return DataSelection(train, val, notes)
+
+
+def check_apart(train: Sequence[str | Path], val: Sequence[str | Path]) -> None:
+    """DatasetError for a file given both to train and to validate: best.pt would be chosen on
+    samples the model learned, which the run would not say."""
+    trained = {resolve_path(path).resolve() for path in train}
+    both = [str(path) for path in val if resolve_path(path).resolve() in trained]
+    if both:
+        raise DatasetError(
+            f"{both[0]} is given for training and for validation; validate on other files, or give "
+            "none (data.val_fraction holds out a share of the training samples)"
+        )
 
 
 def check_trainable(train: SkeletonDataset, val: SkeletonDataset | None) -> None:

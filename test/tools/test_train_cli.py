@@ -140,6 +140,13 @@ def test_train_never_writes_over_its_own_configs_even_with_force(
     assert config.read_text() == Path(CONFIG).read_text()
 
 
+def test_validating_on_the_training_files_is_refused(synth_folder, tiny_run, tmp_path, capsys):
+    argv = ["train", CONFIG, *tiny_run, "--train", str(synth_folder), "--val", str(synth_folder)]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    assert "is given for training and for validation" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_into_a_folder_of_other_files_needs_force(synth_folder, tiny_run, tmp_path, capsys):
     """``--out`` holding someone's files is refused (nothing written), also for ``--loso``."""
     out = tmp_path / "mine"
