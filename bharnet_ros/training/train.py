@@ -51,6 +51,7 @@ from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.model.bharnet import BHaRNetModel, build_model
 from bharnet_ros.model.checkpoint import FORMAT_VERSION as CHECKPOINT_FORMAT
 from bharnet_ros.model.checkpoint import (
+    Checkpoint,
     CheckpointError,
     load_checkpoint,
     make_checkpoint,
@@ -434,11 +435,18 @@ def expert_file(path: str | Path) -> Path:
     return path
 
 
-def init_from_experts(model: BHaRNetModel, experts: Mapping[str, str | Path | None]) -> list[str]:
+def init_from_experts(
+    model: BHaRNetModel,
+    experts: Mapping[str, str | Path | None],
+    class_names: Sequence[str] | None = None,
+    preprocess: PreprocessConfig | None = None,
+) -> list[str]:
     """Load pre-trained body/hand expert checkpoints into the matching backbones; returns notes.
 
-    Every backbone weight must match in shape (same width, layout, persons, input.motion); heads
-    are copied only when their class counts agree (else they stay freshly initialised).
+    Every backbone weight must match in shape (same width, layout, persons, input.motion), and the
+    expert must read its inputs as the model will (``preprocess``: modality, hand frame, scale);
+    heads are copied only when the expert's classes are ``class_names`` (else they stay freshly
+    initialised: a head of the same size for other classes would start with the wrong meanings).
     """
     notes = []
     own = model.state_dict()
@@ -451,15 +459,17 @@ def init_from_experts(model: BHaRNetModel, experts: Mapping[str, str | Path | No
             raise ConfigError(
                 f"model.init.{stream}: {path} is a {checkpoint.model_config.get('variant')}, not a {expected}"
             )
+        check_expert_inputs(stream, checkpoint, preprocess)
+        same_classes = class_names is None or list(checkpoint.class_names) == list(class_names)
         update, skipped_head = {}, False
         for key, value in checkpoint.state_dict.items():
             for target in expert_key_map(model, stream, key):
                 if target not in own:
                     raise ConfigError(f"model.init.{stream}: {target} (from {key}) is not in the model")
+                if key.startswith("head.") and (own[target].shape != value.shape or not same_classes):
+                    skipped_head = True
+                    continue
                 if own[target].shape != value.shape:
-                    if key.startswith("head."):
-                        skipped_head = True
-                        continue
                     raise ConfigError(
                         f"model.init.{stream}: {key} has shape {tuple(value.shape)}, the model needs "
                         f"{tuple(own[target].shape)}; train the expert with the same width, layout, "
@@ -467,10 +477,29 @@ def init_from_experts(model: BHaRNetModel, experts: Mapping[str, str | Path | No
                     )
                 update[target] = value
         own.update(update)
-        head_note = " (heads not copied: class counts differ)" if skipped_head else ""
+        head_note = " (heads not copied: other classes)" if skipped_head else ""
         notes.append(f"initialised the {stream} stream from {path}: {len(update)} tensors{head_note}")
     model.load_state_dict(own)
     return notes
+
+
+def check_expert_inputs(stream: str, expert: Checkpoint, preprocess: PreprocessConfig | None) -> None:
+    """ConfigError where an expert read its inputs otherwise than the model will (bone vectors
+    against joints, hands in the body's frame against the wrist's): its weights would mean
+    something else there."""
+    if preprocess is None:
+        return
+    theirs = expert.preprocess_config
+    differ = [
+        f"{key} {getattr(theirs, key)} vs {getattr(preprocess, key)}"
+        for key in ("modality", "hand_frame", "scale", "normalise")
+        if getattr(theirs, key) != getattr(preprocess, key)
+    ]
+    if differ:
+        raise ConfigError(
+            f"model.init.{stream}: the expert read its inputs otherwise ({', '.join(differ)}); "
+            "train it with the same preprocess settings"
+        )
 
 
 # --- optimisation ------------------------------------------------------------------------------
@@ -743,7 +772,7 @@ def build_run(
     notes = list(selection.notes)
     if resume_state is None:
         check_every_branch_learns(base_model, any((config["model"]["init"] or {}).values()))
-        notes += init_from_experts(base_model, config["model"]["init"] or {})
+        notes += init_from_experts(base_model, config["model"]["init"] or {}, class_names, preprocess)
     else:
         base_model.load_state_dict(resume_state["state_dict"])
     model: nn.Module = base_model

@@ -252,6 +252,22 @@ def test_experts_initialise_the_streams_of_bharnet_e(tmp_path):
         init_from_experts(moving, {"body": paths["body"]})
 
 
+def test_an_experts_head_for_other_classes_is_not_copied_and_other_inputs_are_refused(tmp_path):
+    import dataclasses
+
+    small = {"num_classes": 3, "input": {"frames": 16, "num_persons": 1}, "backbone": {"base_channels": 8}}
+    expert = build_model({**small, "variant": "body_expert"})
+    _expert_run(expert, list(CLASSES), tmp_path / "body")
+    model = build_model({**small, "attention": {"heads": 1, "dim_head": 8}, "variant": "bharnet_e"})
+    fresh = model.state_dict()["body_expert_head.fc.weight"].clone()
+    (note,) = init_from_experts(model, {"body": tmp_path / "body"}, ["x", "y", "z"], _preprocess())
+    assert "heads not copied: other classes" in note  # as many classes, other meanings
+    assert torch.equal(model.state_dict()["body_expert_head.fc.weight"], fresh)
+    bones = dataclasses.replace(_preprocess(), modality="bone")
+    with pytest.raises(ConfigError, match="read its inputs otherwise \\(modality joint vs bone\\)"):
+        init_from_experts(model, {"body": tmp_path / "body"}, list(CLASSES), bones)
+
+
 def test_the_default_models_experts_fit_its_streams(tmp_path):
     """`make model` starts real_cpu.yaml from real_cpu_{body,hand}_expert.yaml: every backbone
     weight must carry over, and only the heads (15 HRI classes against 24) stay fresh."""
@@ -270,8 +286,14 @@ def test_the_default_models_experts_fit_its_streams(tmp_path):
 
 def _expert_run(expert, classes: list[str], folder: Path) -> Path:
     """A run folder holding ``expert`` as its ``last.pt``, as ``bharnet train`` leaves one."""
+    from bharnet_ros.core.preprocess import PreprocessConfig
+
     folder.mkdir()
-    return save_checkpoint(make_checkpoint(expert, classes, _preprocess()), folder / "last.pt")
+    shape = expert.config.input
+    preprocess = PreprocessConfig(
+        body_layout=shape.body_layout, frames=shape.frames, num_persons=shape.num_persons
+    )
+    return save_checkpoint(make_checkpoint(expert, classes, preprocess), folder / "last.pt")
 
 
 def _preprocess():
