@@ -362,7 +362,8 @@ def check_fields(data: Mapping[str, Any], path: str | Path) -> None:
         "preprocess": isinstance(data["preprocess"], dict)
         and small_plain_data(data["preprocess"])
         and _preprocess_ok(data["preprocess"]),
-        "hand_intensive": hand is None or _distinct_texts(hand),
+        "hand_intensive": hand is None
+        or (_distinct_texts(hand) and _distinct_texts(names) and set(hand) <= set(names)),  # names of classes
         "epoch": isinstance(epoch, int) and not isinstance(epoch, bool),
         "metrics": metrics is None
         or (isinstance(metrics, dict) and all(isinstance(v, int | float) for v in metrics.values())),

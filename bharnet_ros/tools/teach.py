@@ -128,6 +128,7 @@ def run_record(args: argparse.Namespace) -> int:
         annotations = load_annotations(args.labels) if args.labels else None
         if annotations:
             labels = list(dict.fromkeys(segment.label for segment in annotations.segments))
+            _check_unique(f"--labels {args.labels}", labels)  # Wave and wave: one gesture
             _check_hand_gestures(args.hand_gestures, labels, str(args.labels))
         takes = (
             _headless_takes(args, settings, annotations)

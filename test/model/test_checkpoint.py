@@ -246,6 +246,7 @@ def test_weights_of_another_dtype_are_refused_not_cast(saved, dtype):
         ("preprocess", {"frames": "many"}),
         ("state_dict", "x"),
         ("hand_intensive", 3),
+        ("hand_intensive", ["no_such_class"]),
         ("class_names", ["class0", "\x1b[31mred", "class2", "class3", "class4"]),  # reach a terminal
         ("class_names", ["class0", "x" * 201, "class2", "class3", "class4"]),
         ("hand_intensive", ["line\nbreak"]),

@@ -122,6 +122,16 @@ def test_record_refuses_hand_gestures_missing_from_the_labels(tmp_path, labels, 
     assert not out.exists()
 
 
+def test_record_refuses_a_labels_file_naming_one_gesture_two_ways(tmp_path, capsys):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("start,end,label\n0.5,1.5,Wave\n2.0,3.0,wave\n")
+    video = tmp_path / "v.avi"
+    video.write_bytes(b"not read: the check comes first")
+    argv = ["teach", "record", "--video", str(video), "--labels", str(labels), "--subject", "a"]
+    assert main([*argv, "-o", str(tmp_path / "t.npz")]) == 2
+    assert "names Wave and wave, one gesture by their words" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
