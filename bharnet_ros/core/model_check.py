@@ -15,6 +15,7 @@ the model loads, else exit 1 with the reason as the last line of stdout.
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import subprocess
@@ -25,6 +26,8 @@ CHECK_SECONDS = 20.0  # an exported model loads and runs once in well under a se
 CHECK_MEMORY = 4 << 30  # address space: ONNX Runtime and NumPy need a few hundred MB of it
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding bharnet_ros
 
+logger = logging.getLogger(__name__)
+
 
 def check_in_child(path: Path, model: bytes, seconds: float | None = None) -> None:
     """Load ``model`` (the bytes of ``path``) and run it once in a child process; InferenceError
@@ -33,32 +36,61 @@ def check_in_child(path: Path, model: bytes, seconds: float | None = None) -> No
     from bharnet_ros.core.inference import InferenceError
 
     seconds = CHECK_SECONDS if seconds is None else seconds
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(PACKAGE_ROOT), env.get("PYTHONPATH"))))
-    command = [sys.executable, "-m", "bharnet_ros.core.model_check", str(path)]
     try:
         done = subprocess.run(
-            command, input=model, capture_output=True, timeout=seconds, env=env, check=False
+            _child_command(path),
+            input=model,
+            capture_output=True,
+            timeout=seconds,
+            env=_child_env(),
+            check=False,
         )
     except subprocess.TimeoutExpired:
         raise InferenceError(
             f"{path}: loading the model and running it once took longer than {seconds:g} s, so it is "
             "refused (an exported model takes well under a second); export it with `bharnet export`"
         ) from None
+    except OSError as err:  # no interpreter to start: the file is opened as before, unchecked
+        logger.warning(
+            "the model check could not start a child process (%s); %s is loaded unchecked", err, path
+        )
+        return
     if done.returncode == 0:
         return
     said = done.stdout.decode("utf-8", "replace").strip().splitlines()
     if said:
         raise InferenceError(said[-1][:400])
+    errors = done.stderr.decode("utf-8", "replace").strip().splitlines()
     raise InferenceError(
-        f"{path}: the model's check ended without a reason (exit status {done.returncode}); "
-        f"a graph that needs more than {CHECK_MEMORY >> 30} GiB of memory ends this way"
+        f"{path}: the model's check ended with exit status {done.returncode} "
+        f"({errors[-1][:200] if errors else 'no message'}); a graph that needs more than "
+        f"{CHECK_MEMORY >> 30} GiB of memory ends this way"
     )
+
+
+def _child_command(path: Path) -> list[str]:
+    """This process's interpreter, blind to modules in the working folder (``-P``)."""
+    return [sys.executable, "-P", "-m", "bharnet_ros.core.model_check", str(path)]
+
+
+def _child_env() -> dict[str, str]:
+    """This process's environment, with the package's own folder after PYTHONPATH (an overlay
+    sourced later keeps its place) and UTF-8 for the reason the child prints."""
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (env.get("PYTHONPATH"), str(PACKAGE_ROOT))))
+    return env
+
+
+def _cap_memory() -> None:
+    """Cap the address space at :data:`CHECK_MEMORY`, or at a lower hard limit already in force."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = CHECK_MEMORY if hard == resource.RLIM_INFINITY else min(CHECK_MEMORY, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
 def main() -> int:
     """The child: cap the address space, then load and dry-run the bytes on stdin."""
-    resource.setrlimit(resource.RLIMIT_AS, (CHECK_MEMORY, CHECK_MEMORY))
+    _cap_memory()
     from bharnet_ros.core.inference import InferenceError, OnnxClassifier
 
     name = sys.argv[1] if len(sys.argv) > 1 else "model"

@@ -400,3 +400,14 @@ def test_a_model_that_asks_for_gigabytes_is_refused_by_the_child_check(model_pat
     with pytest.raises(InferenceError, match="huge.onnx: .*a dry run failed") as refused:
         OnnxClassifier(hostile, providers="cpu", isolated=True)
     assert "\n" not in str(refused.value)
+
+
+def test_a_model_check_that_cannot_start_loads_the_model_unchecked_with_a_warning(
+    model_path, monkeypatch, caplog
+):
+    from bharnet_ros.core import model_check
+
+    monkeypatch.setattr(model_check, "_child_command", lambda path: ["/nonexistent/python"])
+    with caplog.at_level(logging.WARNING):
+        assert OnnxClassifier(model_path, providers="cpu", isolated=True).labels == LABELS
+    assert "could not start a child process" in caplog.text
