@@ -25,12 +25,13 @@ imported with different patterns without running MediaPipe again.
 
 from __future__ import annotations
 
-import functools
 import multiprocessing
 import re
 import zipfile
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,10 +242,17 @@ def _extract_all(todo: list[VideoJob], backend: str, jobs: int) -> Iterator[Outc
         yield from (extract_video(path, backend) for path in paths)
         return
     context = multiprocessing.get_context("spawn")  # MediaPipe graphs must not cross a fork
-    # A pool that terminates its workers when left early (Ctrl-C, SIGTERM, an error): a pool that
-    # waits for them would leave them running, or blocked on a pipe nobody reads, after the command.
-    with context.Pool(min(jobs, len(paths))) as pool:
-        yield from pool.imap(functools.partial(extract_video, backend=backend), paths)
+    with ProcessPoolExecutor(min(jobs, len(paths)), mp_context=context) as pool:
+        try:
+            yield from pool.map(extract_video, paths, [backend] * len(paths))
+        except BrokenProcessPool:
+            raise DatasetError(
+                "a pose-stage process died (out of memory?); import with fewer --jobs"
+            ) from None
+        except BaseException:  # Ctrl-C, SIGTERM: the workers would go on, or block on a pipe nobody reads
+            for child in multiprocessing.active_children():
+                child.terminate()
+            raise
 
 
 def extract_video(video: Path, backend: str) -> Outcome:
