@@ -44,6 +44,11 @@ def jobs_of(root: Path, pattern: str | None = HRI, subject: str | None = None):
         ("{take}_{label}", "1_turn_back", {"take": "1", "label": "turn_back"}),
         ("{label}-{take}", "wave-1", {"label": "wave", "take": "1"}),
         ("{label}take{take}x{size}", "wavetake12x3", {"label": "wave", "take": "12", "size": "3"}),
+        (
+            "person{subject}take{take}_{label}",
+            "personAlberttake3_wave",
+            {"subject": "Albert", "take": "3", "label": "wave"},
+        ),
     ],
 )
 def test_a_label_with_separators_takes_what_the_other_fields_leave(pattern, stem, fields):

@@ -90,22 +90,25 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
         )
     parts = [re.escape(texts[0])]
     for i, name in enumerate(names):
-        parts.append(f"(?P<{name}>{_field_regex(name, texts[i], texts[i + 1])})")
-        parts.append(re.escape(texts[i + 1]))
+        parts.append(_field_regex(name, texts[i], texts[i + 1]))
     return re.compile("^" + "".join(parts) + "$")
 
 
 def _field_regex(name: str, before: str, after: str) -> str:
-    """What one field matches: the label anything, another field no separator found around it.
+    """One field and the text after it: the label anything, another field no separator character
+    (``_``, ``-``, space, ...) found around it.
 
-    Where the text around holds letters and digits only (``{take}x{distance}``), the field stops at
-    the first character of the text after it: a lazy ``.+?`` per field would let a long file name
-    backtrack for hours against a pattern of several such fields.
+    Where the text around holds letters and digits only (``take{take}x``), the field ends where
+    that text first follows it, for good (an atomic group): a lazy field that could grow later
+    would let a long file name backtrack for hours against a pattern of several such fields.
     """
+    field, text = f"(?P<{name}>", re.escape(after)
     if name == "label":
-        return ".+"
-    separators = {c for c in before + after if not c.isalnum()} or set(after[:1])
-    return f"[^{re.escape(''.join(sorted(separators)))}]+" if separators else ".+"
+        return f"{field}.+){text}"
+    separators = "".join(sorted({c for c in before + after if not c.isalnum()}))
+    if separators:
+        return f"{field}[^{re.escape(separators)}]+){text}"
+    return f"(?>{field}.+?){text})" if after else f"{field}.+)"
 
 
 def find_jobs(root: Path, pattern: str | None, subject: str | None, report: ImportReport) -> list[VideoJob]:
