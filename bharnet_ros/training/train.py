@@ -819,9 +819,12 @@ def continue_from(run: TrainingRun, state: Mapping[str, Any]) -> None:
     try:
         if not fields_ok:
             raise ValueError("a field has the wrong type")
-        run.optimizer.load_state_dict(upgrade_optimizer_state(state["optimizer"], names, version))
-        check_optimizer_buffers(run.optimizer)
-    except (ValueError, KeyError, TypeError, IndexError) as err:
+        optimizer_state = upgrade_optimizer_state(state["optimizer"], names, version)
+        check_optimizer_buffers(
+            optimizer_state, [p for group in run.optimizer.param_groups for p in group["params"]]
+        )
+        run.optimizer.load_state_dict(optimizer_state)
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
         raise CheckpointError(
             f"{run.out / 'resume.pt'} does not fit this run ({str(err)[:120]}); it is damaged or from "
             "another run: start a new one"
@@ -833,21 +836,24 @@ def continue_from(run: TrainingRun, state: Mapping[str, Any]) -> None:
         )
 
 
-def check_optimizer_buffers(optimizer: torch.optim.Optimizer) -> None:
-    """ValueError unless every per-parameter buffer of a loaded optimiser state (momentum, ...) has
-    its parameter's shape and dtype and finite values: the optimiser itself checks none of it, and a
-    few hundred bytes can claim a buffer of 10^11 elements."""
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            for name, value in optimizer.state.get(param, {}).items():
-                if not torch.is_tensor(value) or value.dim() == 0:
-                    continue
-                if value.shape != param.shape or value.dtype != param.dtype:
-                    raise ValueError(
-                        f"a {name} of shape {tuple(value.shape)[:8]} for a parameter of {tuple(param.shape)}"
-                    )
-                if not bool(torch.isfinite(value).all()):
-                    raise ValueError(f"a {name} holds NaN or infinite values")
+def check_optimizer_buffers(state: Mapping[str, Any], params: Sequence[torch.Tensor]) -> None:
+    """ValueError unless every per-parameter buffer of a stored optimiser ``state`` (momentum, ...)
+    is a dense tensor of its parameter's shape and dtype with finite values, checked before the
+    optimiser takes them: it checks none of it, and casts first, so a few stored bytes that claim
+    10^11 elements would be allocated."""
+    for index, buffers in dict(state.get("state") or {}).items():
+        param = params[index]
+        for name, value in dict(buffers).items():
+            if not torch.is_tensor(value) or value.dim() == 0:
+                continue
+            if value.shape != param.shape or value.dtype != param.dtype or not value.is_contiguous():
+                kind = "" if value.is_contiguous() else "non-dense "
+                raise ValueError(
+                    f"a {kind}{name} of shape {tuple(value.shape)[:8]} and {value.dtype} for a parameter of "
+                    f"{tuple(param.shape)} and {param.dtype}"
+                )
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(f"a {name} holds NaN or infinite values")
 
 
 def check_data_fits(

@@ -241,8 +241,10 @@ def test_resume_from_an_unsafe_or_truncated_state_is_one_line(trained, tmp_path,
         ("epoch", "last.pt holds epoch 1 and resume.pt epoch 'abc'; they are not one run's pair"),
         ("history", "resume.pt does not fit this run"),
         ("optimizer", "resume.pt does not fit this run"),
-        ("small buffer", "does not fit this run (a momentum_buffer of shape (3,) for a parameter of"),
-        ("huge buffer", "does not fit this run (a momentum_buffer of shape (100000000000,)"),
+        ("small buffer", "does not fit this run (a momentum_buffer of shape (3,) and torch.float32 for a"),
+        ("huge buffer", "does not fit this run (a non-dense momentum_buffer of shape (100000000000,)"),
+        ("double buffer", "and torch.float64 for a parameter of"),
+        ("spread buffer", "does not fit this run (a non-dense momentum_buffer of shape"),
         ("nan buffer", "does not fit this run (a momentum_buffer holds NaN"),
     ],
 )
@@ -257,6 +259,8 @@ def test_resume_from_a_state_of_wrong_fields_is_one_line(trained, tmp_path, caps
         buffers["momentum_buffer"] = {
             "small buffer": torch.zeros(3),
             "huge buffer": torch.zeros(1).expand(10**11),  # a few bytes on disk
+            "double buffer": buffers["momentum_buffer"].double(),
+            "spread buffer": torch.zeros(1).expand(buffers["momentum_buffer"].shape),  # the right shape
             "nan buffer": torch.full_like(buffers["momentum_buffer"], float("nan")),
         }[change]
     else:
