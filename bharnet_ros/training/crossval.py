@@ -74,12 +74,12 @@ from bharnet_ros.training.train import (
 def fold_subjects(data: SkeletonDataset, wanted: Sequence[str] | None) -> list[str]:
     """The held-out people: ``wanted`` (checked against the data) or every known subject."""
     known = sorted(set(data.subject_names().tolist()) - {""})
-    check_fold_folders(known)
     if not wanted:
         if len(known) < 2:
             raise DatasetError("cross-validation needs samples of two or more known subjects")
-        return known
+        wanted = known
     subject_mask(data, wanted)  # raises for unknown names
+    check_fold_folders(wanted)
     return list(wanted)
 
 

@@ -143,6 +143,7 @@ def test_people_whose_fold_folders_would_clash_are_refused_before_any_fold(tmp_p
     files = [person_file(tmp_path, s, takes=1) for s in ("S 1", "S_1")]
     with pytest.raises(DatasetError, match="'S 1' and 'S_1' would share the fold folder fold_S_1"):
         fold_subjects(load_datasets(files), None)
+    assert fold_subjects(load_datasets(files), ["S 1"]) == ["S 1"]  # one of them alone has a fold
 
 
 def _config_of(fold: Path) -> dict:
