@@ -115,19 +115,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# What a run (or a --loso fold) writes into its folder: an input of that name there would be replaced.
+RUN_FILES = frozenset({"config.yaml", "model.yaml", "last.pt", "best.pt", "resume.pt", "metrics.csv"})
+
+
 def check_out_beside_inputs(config: dict, out: Path | None, config_path: str | None) -> None:
     """The run folder (``--out``, or the default under runs/) must be a place a folder can be made,
-    neither an input nor inside an input folder (the next run would read it), and hold no input
-    (its config.yaml, model.yaml or checkpoints would replace them): the data, the training config,
-    the model config and the checkpoints of ``model.init``."""
+    neither a data file nor inside a data folder of the config (the next run would read it), and
+    must not hold the training config, the model config or a ``model.init`` checkpoint under a
+    name the run writes (``config.yaml``, ``last.pt``, ...): ``--force`` would replace it."""
     from bharnet_ros.training.data import resolve_path
     from bharnet_ros.training.train import run_folder
 
+    folder = run_folder(config, out)
     inputs = [resolve_path(path) for key in ("train", "val") for path in config["data"][key]]
+    check_output_folder(folder, inputs, force=True, option="--out")
     model = config["model"]
-    inputs += [resolve_path(path) for path in [model["config"], *(model["init"] or {}).values()] if path]
-    inputs += [Path(config_path)] if config_path else []
-    check_output_folder(run_folder(config, out), inputs, force=True, option="--out")
+    given = [resolve_path(path) for path in [model["config"], *(model["init"] or {}).values()] if path]
+    for path in [*given, *([Path(config_path)] if config_path else [])]:
+        path = path / "last.pt" if path.is_dir() else path
+        inside = folder.exists() and path.resolve().is_relative_to(folder.resolve())
+        if inside and path.name in RUN_FILES:
+            raise UsageError(
+                f"--out {folder} holds the input {path}, which this run's own {path.name} would "
+                "replace; write the run to another folder"
+            )
 
 
 def check_run_folder(out: Path, loso: bool, force: bool) -> None:

@@ -379,3 +379,12 @@ def test_settings_no_training_could_use_are_one_line_before_training(
     assert len(err.splitlines()) == 1
     assert message in err
     assert not out.exists()
+
+
+def test_a_config_of_another_name_may_live_in_the_run_folder(synth_folder, tiny_run, tmp_path):
+    out = tmp_path / "exp1"
+    out.mkdir()
+    (out / "train.yaml").write_text(Path(CONFIG).read_text())  # a run writes config.yaml, not this
+    argv = ["train", str(out / "train.yaml"), *tiny_run, "--train", str(synth_folder), "--out", str(out)]
+    assert main([*argv, "--force"]) == 0
+    assert (out / "train.yaml").read_text() == Path(CONFIG).read_text()
