@@ -224,7 +224,7 @@ def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
         data = data.subset(np.flatnonzero(~subject_mask(data, excluded)))
         notes.append(f"left out subjects {', '.join(map(str, excluded))} (training and validation)")
     val_idx, how = _validation_indices(data, section, seed)
-    if section["val"]:
+    if section["val"] and not _other_splits(section):
         check_apart(section["train"], section["val"])
         val = vocabulary(load_datasets(section["val"], _named(section["val_split"])), section, strict=False)
         if excluded:
@@ -240,6 +240,12 @@ def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
         notes.append(f"classes without training samples left out: {name_list(empty)}")
     notes.append(how)
     return DataSelection(train, val, notes)
+
+
+def _other_splits(section: Mapping[str, Any]) -> bool:
+    """Whether training and validation take two different named splits (one file may hold both)."""
+    train, val = section.get("train_split"), section.get("val_split")
+    return bool(train) and bool(val) and train != val
 
 
 def check_apart(train: Sequence[str | Path], val: Sequence[str | Path]) -> None:
