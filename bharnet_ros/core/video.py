@@ -60,9 +60,10 @@ class VideoReader(Closeable):
     with a clear error rather than yielding nothing. Iterate once; use ``with`` or :meth:`close`.
 
     Frames are timed as frame index / stated rate. An AVI may hold empty "drop frame" chunks (a
-    capture tool's missed frames), which the decoder skips: while the container's own times run
-    forward, a frame they put half a period or more later than its index says moves the times of
-    it and all later frames by the gap, and frames the drops account for do not count as missing.
+    capture tool's missed frames), which the decoder skips: in an ``.avi``, while the container's
+    own times run forward, a frame they put half a period or more later than its index says moves
+    the times of it and all later frames by the gap, and frames the drops account for do not count
+    as missing.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -81,7 +82,9 @@ class VideoReader(Closeable):
             raise VideoError(f"{self.path} opened but no frame could be decoded (damaged or empty video)")
         self._container_start = self._container_time()
         self._container_last = 0.0
-        self._trust_container = True  # until its times run backwards
+        # Drop frames are AVI's; elsewhere (a phone's variable-rate MP4) the stated rate is an average
+        # and the container's times would ratchet ahead of it. In an AVI, until its times run backwards.
+        self._trust_container = self.path.suffix.lower() == ".avi"
         self._dropped = 0  # frames the container's times skip (empty AVI chunks)
 
     def close(self) -> None:
