@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -86,7 +87,11 @@ def _videos_arguments(parser: argparse.ArgumentParser) -> None:
         "--subject", help="the person in every video (instead of the folder; a {subject} field wins)"
     )
     parser.add_argument(
-        "--jobs", type=int, default=1, metavar="N", help="pose-stage processes side by side (default 1)"
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="pose-stage processes side by side (default 1; at most one per core this process may use)",
     )
 
 
@@ -255,9 +260,15 @@ def _nucla(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
 def _videos(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
     from bharnet_ros.training.importers.videos import PatternError, import_videos
 
-    cores = os.cpu_count() or 1
-    if not 1 <= args.jobs <= cores:  # each process runs MediaPipe on threads of its own
-        raise UsageError(f"--jobs must be 1 to {cores} (the cores of this machine), got {args.jobs}")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    cores = len(os.sched_getaffinity(0))
+    if args.jobs > cores:  # each process runs MediaPipe on threads of its own
+        print(
+            f"--jobs {args.jobs}: this process may use {cores} cores; running {cores} pose stages",
+            file=sys.stderr,
+        )
+        args.jobs = cores
     if not args.source.is_dir():
         raise UsageError(f"{args.source} is not a folder; give the folder that holds the videos")
     try:
