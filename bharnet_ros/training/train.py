@@ -484,15 +484,22 @@ def init_from_experts(
 
 
 def check_expert_inputs(stream: str, expert: Checkpoint, preprocess: PreprocessConfig | None) -> None:
-    """ConfigError where an expert read its inputs otherwise than the model will (bone vectors
-    against joints, hands in the body's frame against the wrist's): its weights would mean
-    something else there."""
+    """ConfigError where an expert read its inputs otherwise than the model's ``stream`` will (bone
+    vectors against joints, a hand expert's hands in the body's frame against the wrist's): its
+    weights would mean something else there."""
     if preprocess is None:
         return
     theirs = expert.preprocess_config
+    keys = (
+        "modality",
+        "scale",
+        "normalise",
+        "aspect_correction",
+        *(("hand_frame",) if stream == "hand" else ()),
+    )
     differ = [
         f"{key} {getattr(theirs, key)} vs {getattr(preprocess, key)}"
-        for key in ("modality", "hand_frame", "scale", "normalise")
+        for key in keys
         if getattr(theirs, key) != getattr(preprocess, key)
     ]
     if differ:
