@@ -16,6 +16,7 @@ Formats, metrics and an example report: docs/bags.md.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from pathlib import Path
@@ -146,7 +147,7 @@ def _start_time(text: str) -> float:
         seconds = float(text)
     except ValueError:
         raise UsageError(f"--start-time {text!r} is neither seconds since the epoch nor 'now'") from None
-    if abs(seconds) < 0.5e-9:  # a stamp is whole nanoseconds: 1e-10 s would be 0 too
+    if math.isfinite(seconds) and round(seconds * 1e9) == 0:  # whole nanoseconds: 5e-10 s is 0 too
         raise UsageError(
             f"--start-time {text} is stamp 0 to ROS, which means 'not stamped'; give seconds since "
             "the epoch, or now"

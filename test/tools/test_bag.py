@@ -527,6 +527,7 @@ def write_tiny_video(path: Path, frames: int = 3) -> Path:
         ("--start-time", "-5", "seconds since the epoch (a ROS time, above 0)"),
         ("--start-time", "0", "--start-time 0 is stamp 0 to ROS, which means 'not stamped'"),
         ("--start-time", "1e-10", "--start-time 1e-10 is stamp 0 to ROS"),
+        ("--start-time", "5e-10", "--start-time 5e-10 is stamp 0 to ROS"),
         ("--start-time", "3e9", "--start-time 3000000000.0 is out of range"),
         ("--start-time", "2147483647", "frame 3 would be stamped past 2147483647 s"),
         ("--rate", "inf", "--rate inf is out of range"),
