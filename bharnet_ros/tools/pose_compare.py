@@ -48,6 +48,7 @@ from bharnet_ros.core.pose_multi import NUM_POSES
 from bharnet_ros.core.pose_stage import ALL_BACKENDS, MULTI, PoseStage
 from bharnet_ros.core.recognizer import load_window_classifier
 from bharnet_ros.core.video import VideoReader
+from bharnet_ros.tools.outputs import check_document
 from bharnet_ros.tools.report_doc import machine_facts, replace_section
 
 
@@ -282,6 +283,8 @@ def run_people(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``--people``: measure, print, and with ``--out`` write the docs section."""
     facts = machine_facts()
     model = args.model or str(default_model())
+    if args.out:  # before the measurement, which a broken file would otherwise lose
+        check_document(args.out, [Path(model), args.data], section=PEOPLE_SECTION)
     classifier = load_window_classifier(model)
     groups = [group_clips(args.data, group) for group in PEOPLE_GROUPS[: args.groups]]
     _check_clips(groups, classifier.class_names)
