@@ -155,11 +155,12 @@ def decode_compressed_sized(data: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> tu
 def compressed_size(buffer: np.ndarray) -> tuple[int, int]:
     """(width, height) that a JPEG or PNG declares, read from its header without decoding it;
     ImageError if it claims more than :data:`MAX_COMPRESSED_PIXELS`."""
-    head = buffer[:24].tobytes()
+    head, frame = buffer[:24].tobytes(), 0
     if head.startswith(PNG_SIGNATURE):
         size, kind = _png_size(memoryview(buffer)), "PNG"
     elif head.startswith(JPEG_SIGNATURE):
-        size, kind = _jpeg_size(memoryview(buffer)), "JPEG"
+        width, height, frame = _jpeg_size(memoryview(buffer))
+        size, kind = (width, height), "JPEG"
     else:
         raise ImageError(
             f"compressed image data ({buffer.size} bytes) is neither JPEG nor PNG; publish image_transport's "
@@ -169,7 +170,7 @@ def compressed_size(buffer: np.ndarray) -> tuple[int, int]:
         raise ImageError(
             f"a {kind} of {size[0]}x{size[1]} pixels is too large to decode (at most {MAX_COMPRESSED_PIXELS})"
         )
-    scans = buffer.tobytes().count(JPEG_SCAN) if kind == "JPEG" else 1
+    scans = _scan_count(buffer[frame:]) if kind == "JPEG" else 1
     if scans * size[0] * size[1] > MOST_SCAN_PIXELS:
         raise ImageError(
             f"a JPEG of {size[0]}x{size[1]} pixels in {scans} scans would take seconds to decode (each "
@@ -199,8 +200,14 @@ def _png_size(data: memoryview) -> tuple[int, int]:
     return int.from_bytes(data[ihdr : ihdr + 4], "big"), int.from_bytes(data[ihdr + 4 : ihdr + 8], "big")
 
 
-def _jpeg_size(data: memoryview) -> tuple[int, int]:
-    """(width, height) from a JPEG's start-of-frame segment; ImageError if there is none."""
+def _scan_count(data: np.ndarray) -> int:
+    """Start-of-scan markers in JPEG data after its frame header (a thumbnail before it has its own)."""
+    return int(np.count_nonzero((data[:-1] == JPEG_SCAN[0]) & (data[1:] == JPEG_SCAN[1])))
+
+
+def _jpeg_size(data: memoryview) -> tuple[int, int, int]:
+    """(width, height, where the frame header starts) from a JPEG's start-of-frame segment;
+    ImageError if there is none."""
     at = 2
     for _ in range(_JPEG_MAX_SEGMENTS):
         if at >= len(data) or data[at] != 0xFF:  # each segment starts with a marker
@@ -211,7 +218,11 @@ def _jpeg_size(data: memoryview) -> tuple[int, int]:
             break
         marker, length = data[at], int.from_bytes(data[at + 1 : at + 3], "big")
         if marker in _JPEG_SOF and at + 8 <= len(data):
-            return int.from_bytes(data[at + 6 : at + 8], "big"), int.from_bytes(data[at + 4 : at + 6], "big")
+            width, height = (
+                int.from_bytes(data[at + 6 : at + 8], "big"),
+                int.from_bytes(data[at + 4 : at + 6], "big"),
+            )
+            return width, height, at
         if marker in _JPEG_PARAMETERLESS:  # read as the decoder reads it, or a header hides behind
             at += 1
             continue
