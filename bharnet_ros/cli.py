@@ -121,7 +121,7 @@ def os_problem(err: OSError) -> str:
         return str(err).splitlines()[0][:300] if str(err) else type(err).__name__
     name = str(err.filename)
     shown = name if len(name) <= 120 else f"{name[:60]}...{name[-40:]}"
-    return f"{shown}: {err.strerror}; check the path and its permissions"
+    return f"{shown}: {err.strerror}"
 
 
 if __name__ == "__main__":

@@ -177,8 +177,8 @@ class OnnxClassifier:
 
     ``providers``: ``"auto"`` (CUDA where the ORT build has it, else CPU), a short name, or a
     sequence of names in priority order, e.g. ``("cuda", "cpu")``. ``threads`` sets ORT's intra-op
-    thread count (None: ORT's default, one per core). ``model``: the file's bytes, where the caller
-    has read them (``path`` then only names the model). ``isolated``: load and dry-run the file in
+    thread count (None: ORT's default, one per core). ``model_bytes``: the file's bytes, where the
+    caller has read them (``path`` then only names the model). ``isolated``: load and dry-run the file in
     a child process first (:mod:`~bharnet_ros.core.model_check`), so that a graph that computes for
     an hour or asks for gigabytes is refused instead of holding a running node.
     """
@@ -189,12 +189,12 @@ class OnnxClassifier:
         providers: str | Sequence[str] = "auto",
         require: bool = False,
         threads: int | None = None,
-        model: bytes | None = None,
+        model_bytes: bytes | None = None,
         isolated: bool = False,
     ) -> None:
         self.path = Path(path)
         self.requested = provider_names(providers)
-        model = self._read() if model is None else model
+        model = self._read() if model_bytes is None else model_bytes
         self._check_operators(model)
         if isolated:
             from bharnet_ros.core.model_check import check_in_child

@@ -95,7 +95,7 @@ def main() -> int:
 
     name = sys.argv[1] if len(sys.argv) > 1 else "model"
     try:
-        OnnxClassifier(name, providers="cpu", threads=1, model=sys.stdin.buffer.read())
+        OnnxClassifier(name, providers="cpu", threads=1, model_bytes=sys.stdin.buffer.read())
     except InferenceError as err:
         print(str(err).replace("\n", " "))
         return 1

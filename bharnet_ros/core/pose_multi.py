@@ -230,6 +230,7 @@ def _body(landmarks: list[Any]) -> np.ndarray | None:
 
 
 def _plausible(points: np.ndarray) -> bool:
+    """Finite landmarks within the skeleton contract's image-space bound."""
     return bool(np.isfinite(points).all() and np.abs(points[:, :3]).max() <= COORDINATE_LIMITS["image"])
 
 

@@ -188,27 +188,27 @@ class WindowBuffer:
             return PushResult.ADDED
         newest = self._frames[-1]
         if frame.layout != newest.layout or frame.space != newest.space:
-            self._warn_reset(
+            self._warn_rarely(
                 "person %d: layout/space changed from %s/%s to %s/%s; window buffer reset",
                 frame.person_id, newest.layout, newest.space, frame.layout, frame.space,
             )  # fmt: skip
             return PushResult.RESET
         if frame.timestamp == newest.timestamp:
-            self._warn_reset(
+            self._warn_rarely(
                 "person %d: a frame with the newest frame's stamp (%.6f s) was ignored; a camera whose "
                 "stamps do not advance gives no decisions",
                 frame.person_id, frame.timestamp,
             )  # fmt: skip
             return PushResult.DUPLICATE
         if frame.timestamp < newest.timestamp:
-            self._warn_reset(
+            self._warn_rarely(
                 "person %d: timestamp went backwards (%.6f -> %.6f s); window buffer reset",
                 frame.person_id, newest.timestamp, frame.timestamp,
             )  # fmt: skip
             return PushResult.RESET
         return PushResult.ADDED
 
-    def _warn_reset(self, message: str, *args: object) -> None:
+    def _warn_rarely(self, message: str, *args: object) -> None:
         """Log the 1st, 10th, 100th, ... reset or ignored frame of each kind in this buffer: a
         stream running backwards resets on every frame, and a warning per frame would bury the log
         (``stats.resets`` and ``stats.duplicates`` count them all)."""

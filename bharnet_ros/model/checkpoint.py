@@ -434,6 +434,7 @@ def non_finite_weights(state: Mapping[str, Any]) -> list[str]:
 
 
 def _makes_nan(name: str, value: torch.Tensor) -> bool:
+    """Whether weight ``name`` turns every output NaN: a non-finite value, or a negative variance."""
     if not value.is_floating_point():
         return False
     return not bool(value.isfinite().all()) or (name.endswith("running_var") and bool((value < 0).any()))

@@ -44,7 +44,7 @@ class Param:
         if self.limits is not None and isinstance(value, int | float) and not isinstance(value, bool):
             low, high = self.limits
             if not low <= value <= high:
-                return f"{self.name} must be from {low:g} to {high:g}, not {value!r}"
+                return f"{self.name} must be from {_number(low)} to {_number(high)}, not {value!r}"
         return self.check(value) if self.check is not None else ""
 
     def descriptor(self) -> ParameterDescriptor:
@@ -68,6 +68,11 @@ class Param:
         if self.read_only:
             return "read-only: set it at start-up (YAML, launch or --ros-args)"
         return "applies at once" if self.live else ON_CONFIGURE
+
+
+def _number(value: float) -> str:
+    """A bound as a user types it: 1 for 1.0, 1073741824 for 1 << 30."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 ON_CONFIGURE = "takes effect on the next configure (lifecycle cleanup, then configure)"

@@ -424,7 +424,8 @@ class RecognizerNode(ManagedNode):
             self.latency.add(msg.processing_latency)
 
     def periodic(self) -> None:
-        """Forget persons who left, also when no skeletons arrive at all.
+        """Forget persons who left, also when no skeletons arrive at all, and look for publishers
+        of another type on the skeleton topics (:meth:`_find_wrong_types`).
 
         Age is the time since a person's last frame *arrived* (this node's monotonic clock), so it
         works whatever clock the camera stamps with, and per person: skewed clocks of two cameras
@@ -443,7 +444,9 @@ class RecognizerNode(ManagedNode):
         for subscription in list(self.inputs):
             others = self.split_publishers(subscription)[1]
             wanted = message_type_name(subscription.msg_type)
-            found += filter(None, [wrong_type_problem(subscription.topic_name, wanted, others)])
+            problem = wrong_type_problem(subscription.topic_name, wanted, others)
+            if problem:
+                found.append(problem)
             count += len(others)
         if found and found != self.wrong_type:
             self.get_logger().warning("; ".join(found))

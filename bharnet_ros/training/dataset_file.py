@@ -85,11 +85,7 @@ def load_dataset(path: str | Path) -> SkeletonDataset:
         )
     except DatasetError as err:
         raise DatasetError(f"{path}: {err}") from None
-    except (
-        TypeError,
-        ValueError,
-        OverflowError,
-    ) as err:  # arrays of a type, shape or size the dataset cannot take
+    except (TypeError, ValueError, OverflowError) as err:  # arrays the dataset cannot take
         raise DatasetError(f"{path}: the file is damaged ({type(err).__name__}: {err})"[:300]) from None
 
 
