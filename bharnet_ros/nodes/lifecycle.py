@@ -91,6 +91,8 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
         self.pending: set[str] = set()  # set since the last configure, applied by the next one
         self.publish_failures = 0
         self.transitions_refused = 0  # requests for a transition the current state does not offer
+        self.wrong_type: list[str] = []  # publishers of another type on an input topic, in words
+        self.wrong_type_publishers = 0
         self.inputs: list[Subscription] = []  # flat: every rclpy subscription activate made
         self.conflicts: list[str] = []
         self.transition_error = ""  # why the last configure or activate failed
@@ -385,16 +387,29 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
             return False
         return True
 
-    def split_publishers(self, subscription: Subscription) -> tuple[list[Any], list[str]]:
-        """The publishers on a subscription's topic that send its type, and the types the others
-        send. DDS never delivers another type and says nothing, so a topic of the wrong type looks
-        like a silent one: the nodes report those publishers on /diagnostics."""
-        wanted = message_type_name(subscription.msg_type)
-        publishers = self.get_publishers_info_by_topic(subscription.topic_name)
-        return (
-            [info for info in publishers if info.topic_type == wanted],
-            [info.topic_type for info in publishers if info.topic_type != wanted],
-        )
+    def find_wrong_types(
+        self, hint: Callable[[str, list[str]], str] = lambda wanted, others: ""
+    ) -> list[list[Any]]:
+        """Each input's publishers that send its type; those of other types are put in words in
+        ``wrong_type`` (logged when they change) and counted in ``wrong_type_publishers``.
+
+        DDS never delivers another type and says nothing, so a topic of the wrong type looks like a
+        silent one. ``hint(wanted, other types)`` adds what to change to the words.
+        """
+        found, count, matched = [], 0, []
+        for subscription in list(self.inputs):
+            wanted = message_type_name(subscription.msg_type)
+            publishers = self.get_publishers_info_by_topic(subscription.topic_name)
+            matched.append([info for info in publishers if info.topic_type == wanted])
+            others = [info.topic_type for info in publishers if info.topic_type != wanted]
+            problem = wrong_type_problem(subscription.topic_name, wanted, others, hint(wanted, others))
+            if problem:
+                found.append(problem)
+                count += len(others)
+        if found and found != self.wrong_type:
+            self.get_logger().warning("; ".join(found))
+        self.wrong_type, self.wrong_type_publishers = found, count
+        return matched
 
 
 def message_type_name(msg_type: Any) -> str:

@@ -49,7 +49,6 @@ from bharnet_ros.nodes.lifecycle import (
     Status,
     message_type_name,
     spin_node,
-    wrong_type_problem,
 )
 from bharnet_ros.nodes.parameters import Param
 
@@ -117,8 +116,6 @@ class PoseNode(ManagedNode):
         self.bad_frames = 0
         self.frames_downscaled = 0
         self.persons_seen = 0  # in the newest processed image
-        self.wrong_type: list[str] = []  # what publishes another type on the image topic, in words
-        self.wrong_type_publishers = 0
         self.image_publishers: int | None = None  # on the image topic, any type; None: not looked yet
         self.reliability = ReliabilityPolicy.BEST_EFFORT  # what the image subscription asked for
         self.processing = Percentiles()
@@ -253,19 +250,10 @@ class PoseNode(ManagedNode):
         CompressedImage (``compressed`` left false) would otherwise look like no camera at all; and
         no publisher at all is most often a wrong ``camera_topic``.
         """
-        found, count, anyone = [], 0, 0
-        for subscription in list(self.inputs):
-            wanted = message_type_name(subscription.msg_type)
-            matching, others = self.split_publishers(subscription)
-            anyone += len(matching) + len(others)
+        matched = self.find_wrong_types(_hint)
+        for matching in matched:
             self._follow_publishers(matching)
-            problem = wrong_type_problem(subscription.topic_name, wanted, others, _hint(wanted, others))
-            if problem:
-                found.append(problem)
-                count += len(others)
-        if found and found != self.wrong_type:
-            self.get_logger().warning("; ".join(found))
-        self.wrong_type, self.wrong_type_publishers = found, count
+        anyone = sum(map(len, matched)) + self.wrong_type_publishers
         self.image_publishers = anyone if self.inputs else None
 
     def exclusive_topics(self) -> list[str]:

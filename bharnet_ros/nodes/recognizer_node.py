@@ -59,9 +59,7 @@ from bharnet_ros.nodes.lifecycle import (
     MANAGED_PARAMS,
     ManagedNode,
     Status,
-    message_type_name,
     spin_node,
-    wrong_type_problem,
 )
 from bharnet_ros.nodes.pairing import subscribe_pair
 from bharnet_ros.nodes.parameters import Param, topic_name_problem
@@ -165,8 +163,6 @@ class RecognizerNode(ManagedNode):
         self.latency = Percentiles()
         self.rate_in = RateMeter()
         self.unstamped_frames = 0
-        self.wrong_type: list[str] = []  # what publishes another type on a skeleton topic, in words
-        self.wrong_type_publishers = 0
         self.last_stamped = -math.inf  # monotonic time of the last frame with a real stamp
         self.messages_lost = 0  # reported by the middleware
         self.incompatible_qos = 0  # publishers the middleware could not connect to us
@@ -425,7 +421,7 @@ class RecognizerNode(ManagedNode):
 
     def periodic(self) -> None:
         """Forget persons who left, also when no skeletons arrive at all, and look for publishers
-        of another type on the skeleton topics (:meth:`_find_wrong_types`).
+        of another type on the skeleton topics (``find_wrong_types``).
 
         Age is the time since a person's last frame *arrived* (this node's monotonic clock), so it
         works whatever clock the camera stamps with, and per person: skewed clocks of two cameras
@@ -435,22 +431,7 @@ class RecognizerNode(ManagedNode):
         if recognizer is not None:
             with speaking_for(self), self.swap_lock:
                 recognizer.prune(time.monotonic())  # persons age on the arrival clock
-        self._find_wrong_types()
-
-    def _find_wrong_types(self) -> None:
-        """Publishers of another type on a skeleton topic (a body tracker's own message on
-        ``body_topic``), which DDS drops silently: logged once, and a WARN on /diagnostics."""
-        found, count = [], 0
-        for subscription in list(self.inputs):
-            others = self.split_publishers(subscription)[1]
-            wanted = message_type_name(subscription.msg_type)
-            problem = wrong_type_problem(subscription.topic_name, wanted, others)
-            if problem:
-                found.append(problem)
-            count += len(others)
-        if found and found != self.wrong_type:
-            self.get_logger().warning("; ".join(found))
-        self.wrong_type, self.wrong_type_publishers = found, count
+        self.find_wrong_types()  # a body tracker's own message on body_topic, say
 
     def status(self) -> Status:
         if self.recognizer is None:
