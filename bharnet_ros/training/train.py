@@ -935,13 +935,15 @@ def validate(run: TrainingRun) -> dict[str, float]:
 
 
 def save_state(run: TrainingRun, epoch: int, metrics: dict[str, float], best: bool) -> None:
-    """last.pt, best.pt (when improved) and resume.pt; rank 0 only."""
+    """last.pt, best.pt (when improved) and resume.pt; rank 0 only.
+
+    ``--resume`` needs last.pt and resume.pt of one epoch: resume.pt is written aside first and put
+    in place right after last.pt, so a kill leaves both of the old epoch or (but for the instant
+    between two renames) both of the new one.
+    """
     checkpoint = make_checkpoint(
         run.base_model, run.class_names, run.preprocess, run.hand_intensive, epoch, metrics
     )
-    save_checkpoint(checkpoint, run.out / "last.pt")
-    if best:
-        save_checkpoint(checkpoint, run.out / "best.pt")
     state = {
         "epoch": epoch,
         "best_top1": run.best_top1,
@@ -951,7 +953,10 @@ def save_state(run: TrainingRun, epoch: int, metrics: dict[str, float], best: bo
     }
     partial = run.out / "resume.pt.partial"
     torch.save(state, partial)
+    save_checkpoint(checkpoint, run.out / "last.pt")
     os.replace(partial, run.out / "resume.pt")
+    if best:
+        save_checkpoint(checkpoint, run.out / "best.pt")
 
 
 def write_metrics(run: TrainingRun) -> None:
