@@ -38,12 +38,12 @@ from bharnet_ros.core.pose import (
 )
 from bharnet_ros.core.skeleton import (
     CHANNELS,
-    COORDINATE_LIMITS,
     HAND_JOINTS,
     LEFT,
     RIGHT,
     SkeletonError,
     SkeletonFrame,
+    check_plausible,
     timestamp_seconds,
 )
 from bharnet_ros.core.task_bundles import ensure_bundles
@@ -230,8 +230,14 @@ def _body(landmarks: list[Any]) -> np.ndarray | None:
 
 
 def _plausible(points: np.ndarray) -> bool:
-    """Finite landmarks within the skeleton contract's image-space bound."""
-    return bool(np.isfinite(points).all() and np.abs(points[:, :3]).max() <= COORDINATE_LIMITS["image"])
+    """Finite landmarks that the skeleton contract takes in image space (``check_plausible``)."""
+    if not np.isfinite(points).all():
+        return False
+    try:
+        check_plausible(points, np.zeros((0, CHANNELS), np.float32), "image")
+    except SkeletonError:
+        return False
+    return True
 
 
 def _hands(result: Any) -> tuple[np.ndarray, list[int], list[float]]:
