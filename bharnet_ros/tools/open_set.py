@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("two videos share a file name; give each a distinct name")
     if SUMMARY in stems:  # each video gets a folder of its name beside the summary
         raise UsageError(f"a video named {SUMMARY}.* would take the summary's place in --out; rename it")
+    odd = [str(v) for v in args.videos if v.stem in ("", ".", "..")]
+    if odd:  # '...mp4' has the stem '..': its folder would be the parent of --out
+        raise UsageError(f"{odd[0]}: a video named only by dots has no folder of its own in --out; rename it")
     no_command = {NONE, *no_command_classes(args.no_command, check_model(args.model))}
     check_params_file(args.params_file)
     results, skipped = {}, {}

@@ -260,6 +260,7 @@ def scratch_folder(path: Path, keep: bool = False) -> Iterator[Path]:
     """A folder the block fills and uses, removed afterwards unless ``keep`` (e.g. a camera bag
     recorded only to be scored: hundreds of MB per minute of video). A folder that was there
     before the command ran is never removed."""
+    path = path.resolve()  # judged and removed as one place: 'out/../bag' before out exists is bag
     existed = path.exists()
     try:
         yield path

@@ -177,6 +177,9 @@ def test_a_scratch_folder_is_removed_after_use_unless_kept_or_there_before(tmp_p
     with scratch_folder(tmp_path / "theirs"):
         pass
     assert (tmp_path / "theirs" / "old.mcap").is_file()  # not created by this run: never removed
+    with scratch_folder(tmp_path / "not_yet" / ".." / "theirs"):  # is 'theirs', though not_yet is absent
+        (tmp_path / "not_yet").mkdir()
+    assert (tmp_path / "theirs" / "old.mcap").is_file()
 
 
 TERMINATED_WRITER = """

@@ -193,6 +193,9 @@ def test_open_set_checks_its_videos_and_model_before_recording_any(tmp_path, tin
     clash = write_clip(tmp_path / "summary.json.avi")
     assert main([*argv, str(clash)]) == 2
     assert "would take the summary's place" in one_line_error(capsys)
+    dots = write_clip(tmp_path / "...avi")  # its stem '..' would make the parent of --out its folder
+    assert main([*argv, str(dots)]) == 2
+    assert "a video named only by dots has no folder of its own" in one_line_error(capsys)
     assert not out.exists()
 
 
