@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import apsw
 import cv2
 import numpy as np
 import yaml
@@ -43,6 +44,7 @@ from rosbags.typesys.store import Typestore
 
 from bharnet_ros.core.closeable import Closeable
 from bharnet_ros.core.image import MAX_IMAGE_PIXELS, decode_compressed, decode_image, fit_pixels
+from bharnet_ros.core.inference import shown
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.core.skeleton_fields import frame_from_person, person_fields
@@ -388,6 +390,8 @@ def read_messages(path: str | Path, topics: list[str] | None = None) -> Iterator
             require_topic(available, topic, path)
         wanted = [c for c in reader.connections if topics is None or c.topic in topics]
         for connection, log_time, data in reader.messages(connections=wanted):
+            if not isinstance(data, bytes | bytearray | memoryview):  # a number in a .db3's data column
+                raise TypeError(f"a message of {connection.topic} holds {type(data).__name__}, not bytes")
             yield BagMessage(connection.topic, connection.msgtype, log_time, bytes(data))
 
 
@@ -407,9 +411,10 @@ def describe_topics(available: dict[str, str]) -> str:
 
 # What rosbags and the storage libraries raise for a damaged file, besides ReaderError.
 DAMAGED = (
-    ReaderError, OSError, ValueError, TypeError, IndexError, struct.error, sqlite3.Error,
+    ReaderError, OSError, ValueError, TypeError, IndexError, struct.error, sqlite3.Error, apsw.Error,
     storage_mcap.zstd.ZstdError,
 )  # fmt: skip
+MOST_NAME = 1000  # characters of a topic or type name: they go into one-line reports
 REBUILD = "move metadata.yaml aside and run `bharnet bag info` to rebuild it from the storage files"
 
 
@@ -436,6 +441,7 @@ def _open(path: str | Path) -> Iterator[Reader]:
             f"{odd} in the bag folder is not a regular file (a pipe, socket or device); "
             "remove it, a bag holds plain files only"
         )
+    _check_not_file_compressed(metadata, path)
     try:
         with Reader(path) as reader:
             _check_connections(reader, path)
@@ -447,6 +453,17 @@ def _open(path: str | Path) -> Iterator[Reader]:
             f"{path}: the bag cannot be read ({_reason(err)}): its metadata.yaml or storage file is "
             f"damaged or cut off; if the recording was killed, {REBUILD}"
         ) from None
+
+
+def _check_not_file_compressed(metadata: Path, path: Path) -> None:
+    """BagError for a bag compressed file by file: the reader would inflate each whole storage file
+    to disk before reading a message, without a bound (64 kB of zstd wrote 2 GiB)."""
+    mode = re.search(r"^\s*compression_mode:\s*['\"]?(\w*)", metadata.read_text("utf-8", "replace"), re.M)
+    if mode and mode.group(1).lower() == "file":
+        raise BagError(
+            f"{path} is compressed file by file, which is not read (it unpacks without bound); "
+            "convert it first: ros2 bag convert, with compression_mode message or none"
+        )
 
 
 def _check_connections(reader: Reader, path: Path) -> None:
@@ -461,9 +478,11 @@ def _check_connections(reader: Reader, path: Path) -> None:
         )
     types: dict[str, str] = {}
     for c in reader.connections:
-        if not (isinstance(c.topic, str) and isinstance(c.msgtype, str)):
+        names = (c.topic, c.msgtype)
+        if not all(isinstance(n, str) and n.isprintable() and 0 < len(n) <= MOST_NAME for n in names):
             raise BagError(
-                f"{path}: topic {c.topic!r} of type {c.msgtype!r} in metadata.yaml is not a name; {REBUILD}"
+                f"{path}: topic {shown(c.topic, 80)} of type {shown(c.msgtype, 80)} in metadata.yaml is "
+                f"not a name (printable, 1 to {MOST_NAME} characters); {REBUILD}"
             )
         if not isinstance(c.msgcount, int) or isinstance(c.msgcount, bool) or c.msgcount < 0:
             raise BagError(f"{path}: message count {c.msgcount!r} of {c.topic} is not a count; {REBUILD}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import cv2
@@ -670,6 +671,8 @@ def first_topic(info: dict) -> dict:
     [
         ("not_yaml", "Could not load YAML"),  # ruamel's message spans lines; ours is one
         ("topic_number", "topic 5 of type 'sensor_msgs/msg/Image' in metadata.yaml is not a name"),
+        ("topic_forged", "topic '/x\\n/fake  42 messages\\x1b[31m' of type"),
+        ("file_compressed", "is compressed file by file, which is not read"),
         ("count_text", "message count 'many' of /cam is not a count"),
         ("count_negative", "message count -5 of /cam is not a count"),
         ("topic_twice", "lists topic /cam twice (as sensor_msgs/msg/Image and bharnet_ros/msg/Action)"),
@@ -685,6 +688,10 @@ def test_metadata_that_is_no_rosbag2_metadata_is_a_one_line_error(
     write_camera_bag(path, smooth_images(2))
     changes = {
         "topic_number": lambda m: first_topic(m)["topic_metadata"].update(name=5),
+        "topic_forged": lambda m: first_topic(m)["topic_metadata"].update(
+            name="/x\n/fake  42 messages\x1b[31m"
+        ),
+        "file_compressed": lambda m: m.update(compression_mode="FILE", compression_format="zstd"),
         "count_text": lambda m: first_topic(m).update(message_count="many"),
         "count_negative": lambda m: first_topic(m).update(message_count=-5),
         "topic_twice": lambda m: m["topics_with_message_count"].append(
@@ -706,7 +713,7 @@ def test_metadata_that_is_no_rosbag2_metadata_is_a_one_line_error(
     assert main(["bag", action, str(path), *extra]) == 2
     error = one_line_error(capsys)
     assert message in error
-    assert "move metadata.yaml aside" in error
+    assert "ros2 bag convert" in error if damage == "file_compressed" else "move metadata.yaml aside" in error
     assert not (tmp_path / "out").exists()
 
 
@@ -1002,3 +1009,13 @@ def test_storage_holding_a_topic_with_two_types_is_not_reindexed(tmp_path, capsy
         f"hold topic /x as {bag.SKELETON_TYPE} and {bag.ACTION_TYPE}, where rosbag2 keeps one type" in error
     )
     assert sorted(p.name for p in path.iterdir()) == ["b.mcap"]
+
+
+def test_a_db3_message_whose_data_is_a_number_is_a_one_line_error(tmp_path):
+    path = tmp_path / "b"
+    write_camera_bag(path, smooth_images(2), storage="sqlite3")
+    (database,) = path.glob("*.db3")
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE messages SET data = 1125899906842624")  # 2**50: bytes() of it is 1 PB
+    with pytest.raises(bag.BagError, match="holds int, not bytes"):
+        list(bag.read_messages(path, ["/cam"]))
