@@ -35,13 +35,14 @@ from bharnet_ros.core.bag import (
     reindex_bag,
     write_video_bag,
 )
-from bharnet_ros.core.inference import DEVICES
+from bharnet_ros.core.inference import DEVICES, shown
 from bharnet_ros.core.paths import DEFAULT_MODEL
 from bharnet_ros.tools import UsageError, check_number
 from bharnet_ros.tools.outputs import check_output_folder, staged_folder
 
 MAX_RECORD_SECONDS = 7 * 24 * 3600.0  # --duration of `bag record`: a week
 MAX_WAIT_SECONDS = 3600.0  # --wait of `bag record`
+MOST_FRAME_ID = 1000  # characters of --frame-id, a name that goes into every message
 MIN_REPLAY_RATE, MAX_REPLAY_RATE = 0.01, 100.0  # --rate of `bag eval --realtime` and `demo`
 
 
@@ -108,6 +109,11 @@ def run_record_video(args: argparse.Namespace) -> int:
         raise UsageError(f"--topic {args.topic!r} must be an absolute name such as /camera/image_raw")
     if problem := topic_name_problem(args.topic):
         raise UsageError(f"--topic {problem}; use a name such as /camera/image_raw")
+    if not (args.frame_id.isprintable() and _utf8(args.frame_id) and len(args.frame_id) <= MOST_FRAME_ID):
+        raise UsageError(
+            f"--frame-id {shown(args.frame_id)} is not printable UTF-8 text of at most {MOST_FRAME_ID} "
+            "characters; give a frame name such as camera_optical"
+        )
     start_time = _start_time(args.start_time)
     check_input_file(args.video, "video")
     check_output_folder(args.output, [args.video], args.force, "-o", empty_ok=False)
@@ -137,6 +143,15 @@ def check_same_storage(output: Path, storage: str) -> None:
             f"-o {output} holds a bag stored as {found} ({others[0].name}); --force replaces a bag of "
             f"the same storage only: choose another -o, or --storage {found}"
         )
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (bytes of a command line that are not become surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _start_time(text: str) -> float:

@@ -536,6 +536,8 @@ def write_tiny_video(path: Path, frames: int = 3) -> Path:
         ("--rate", "1e-12", "give 0.01 to 1000 frames/s"),
         ("--rate", "-1", "--rate -1.0 is out of range"),
         ("--topic", "/bad topic", "--topic '/bad topic' is no valid topic name"),
+        ("--frame-id", "\udcff\udcfe", "is not printable UTF-8 text"),  # bytes 0xff 0xfe on a command line
+        ("--frame-id", "cam\nera", "is not printable UTF-8 text"),
     ],
 )
 def test_record_video_refuses_unusable_stamps_and_names(tmp_path, capsys, option, value, message):
