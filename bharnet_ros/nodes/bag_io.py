@@ -33,6 +33,7 @@ from bharnet_ros.core.bag import (
     MessageError,
     cdr_header_stamp,
     describe_topics,
+    message_class,
     read_messages,
 )
 from bharnet_ros.nodes.environment import private_node
@@ -121,11 +122,14 @@ def record_topics(
     stop = stop if stop is not None else threading.Event()
     with private_node("bag_recorder") as (node, executor):
         types = discover_types(node, topics, wait)
+        classes = {topic: message_type(msgtype) for topic, msgtype in types.items()}
+        for msgtype in types.values():  # both checked before the bag exists: a refusal leaves none
+            message_class(msgtype)
         with _stop_on_sigterm(stop), BagWriter(bag, storage) as writer:
             for topic, msgtype in types.items():
                 writer.add_topic(topic, msgtype)
                 node.create_subscription(
-                    message_type(msgtype), topic, _writer_callback(writer, topic, progress),
+                    classes[topic], topic, _writer_callback(writer, topic, progress),
                     matching_qos(node, topic),
                     raw=True,
                 )  # fmt: skip

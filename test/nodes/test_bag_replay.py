@@ -61,6 +61,18 @@ def test_record_live_topics_with_their_types(ros, wait, tmp_path, make_image):
     assert [label for label in labels if label != "label-1"] == [f"label{i}" for i in range(5)]
 
 
+def test_recording_a_type_the_typestore_lacks_leaves_no_bag(ros, wait, tmp_path, capsys):
+    """rosbags stores only the types it knows: the refusal comes before the bag is made."""
+    from rcl_interfaces.srv import ListParameters  # its service event type is not in rosbags' store
+
+    talker = ros.add(Node, "talker")
+    talker.create_publisher(ListParameters.Event, "/odd/events", 10)
+    argv = ["bag", "record", "-o", str(tmp_path / "b"), "/odd/events", "--wait", "10", "--duration", "1"]
+    assert main(argv) == 2
+    assert "is not known to the rosbags typestore" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
 def test_recording_a_missing_topic_names_the_graph_topics(ros, tmp_path, capsys):
     talker = ros.add(Node, "talker")
     talker.create_publisher(Action, "/present/action", 10)
