@@ -9,6 +9,7 @@ run either mode imports this module and stays free of rclpy in the deterministic
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,7 +82,8 @@ def live_run(live: LiveRun, origin: int) -> EvalRun:
         published = live.published.get(stamp)
         run.latencies.append(None if published is None else received - published)
     if live.pose_stage:
-        run.processed = len(set(live.processed) & set(live.published))
+        # as many of each stamp as were both sent and processed: a bag may repeat a stamp
+        run.processed = sum((Counter(live.processed) & Counter(live.stamps_sent)).values())
         run.dropped = live.sent - run.processed
     else:
         run.processed = live.sent

@@ -198,6 +198,7 @@ class LiveRun:
     sent: int = 0  # messages published
     undecodable: int = 0  # messages not published: their bytes are no message of the topic's type
     published: dict[int, float] = field(default_factory=dict)  # frame stamp (ns) -> publish time
+    stamps_sent: list[int] = field(default_factory=list)  # frame stamps (ns), repeated ones each time
     processed: list[int] = field(default_factory=list)  # stamps of skeleton messages from the pose stage
     actions: list[tuple[float, bytes]] = field(default_factory=list)  # (receive time, Action CDR)
     replay_seconds: float = 0.0  # first to last publish
@@ -312,6 +313,7 @@ def _replay(bag: str | Path, topic: str, publisher: Publisher, rate: float, run:
         publisher.publish(message.data)
         run.sent += 1
         run.published[cdr_header_stamp(message.data)] = published
+        run.stamps_sent.append(cdr_header_stamp(message.data))
         run.schedule_lag_max = max(run.schedule_lag_max, published - due)
     if run.published:
         times = run.published.values()

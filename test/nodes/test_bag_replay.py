@@ -157,6 +157,16 @@ def test_the_replay_skips_damaged_messages_and_shortens_long_pauses(tmp_path, mo
     assert (counts.frames, counts.processed, counts.bad_frames, counts.dropped) == (5, 4, 1, None)
 
 
+def test_frames_that_repeat_a_stamp_count_each_time_they_are_processed():
+    from bharnet_ros.nodes import bag_io
+    from bharnet_ros.nodes.bag_eval import live_run
+
+    stamp = 1_700_000_000_000_000_000
+    run = bag_io.LiveRun(sent=3, stamps_sent=[stamp] * 3, published={stamp: 1.0}, processed=[stamp] * 2)
+    counts = live_run(run, stamp)
+    assert (counts.processed, counts.dropped) == (2, 1)  # a set of stamps had counted 1 and 2
+
+
 class FakeClock:
     """Stands in for the ``time`` module of ``bag_io``: ``sleep`` is recorded and moves ``monotonic``
     on at once, so a replay's waits are checked exactly and without waiting them."""
