@@ -413,8 +413,10 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
 
 
 def message_type_name(msg_type: Any) -> str:
-    """``sensor_msgs/msg/Image`` for the class ``sensor_msgs.msg.Image``, as the ROS graph names types."""
-    return f"{msg_type.__module__.split('.')[0]}/msg/{msg_type.__name__}"
+    """``sensor_msgs/msg/Image`` for the class ``sensor_msgs.msg.Image``, as the ROS graph names
+    types (``rcl_interfaces/srv/ListParameters_Event`` for a service's event messages)."""
+    package, kind = [*msg_type.__module__.split("."), "msg"][:2]
+    return f"{package}/{kind}/{msg_type.__name__}"
 
 
 def wrong_type_problem(topic: str, wanted: str, others: list[str], hint: str = "") -> str:
