@@ -387,6 +387,15 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
             return False
         return True
 
+    def split_publishers(self, topic: str, msg_type: Any) -> tuple[list[Any], list[str]]:
+        """The publishers on ``topic`` (resolved) that send ``msg_type``, and the types the others send."""
+        wanted = message_type_name(msg_type)
+        publishers = self.get_publishers_info_by_topic(topic)
+        return (
+            [info for info in publishers if info.topic_type == wanted],
+            [info.topic_type for info in publishers if info.topic_type != wanted],
+        )
+
     def find_wrong_types(
         self, hint: Callable[[str, list[str]], str] = lambda wanted, others: ""
     ) -> list[list[Any]]:
@@ -399,9 +408,8 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
         found, count, matched = [], 0, []
         for subscription in list(self.inputs):
             wanted = message_type_name(subscription.msg_type)
-            publishers = self.get_publishers_info_by_topic(subscription.topic_name)
-            matched.append([info for info in publishers if info.topic_type == wanted])
-            others = [info.topic_type for info in publishers if info.topic_type != wanted]
+            matching, others = self.split_publishers(subscription.topic_name, subscription.msg_type)
+            matched.append(matching)
             problem = wrong_type_problem(subscription.topic_name, wanted, others, hint(wanted, others))
             if problem:
                 found.append(problem)

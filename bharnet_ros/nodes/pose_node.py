@@ -47,7 +47,6 @@ from bharnet_ros.nodes.lifecycle import (
     MANAGED_PARAMS,
     ManagedNode,
     Status,
-    message_type_name,
     spin_node,
 )
 from bharnet_ros.nodes.parameters import Param
@@ -148,10 +147,7 @@ class PoseNode(ManagedNode):
         compressed = self.params["compressed"]
         msg_type, topic = (CompressedImage, "image_raw/compressed") if compressed else (Image, "image_raw")
         resolved = self.resolve_topic_name(topic)
-        publishers = self.get_publishers_info_by_topic(resolved)
-        reliability = self._wanted_reliability(
-            resolved, [info for info in publishers if info.topic_type == message_type_name(msg_type)]
-        )
+        reliability = self._wanted_reliability(resolved, self.split_publishers(resolved, msg_type)[0])
         profile = copy.copy(IMAGE_QOS)  # qos_overrides edit the profile they are given
         profile.reliability = reliability
         subscription = self.create_subscription(
