@@ -73,6 +73,7 @@ MCAP_HEADER, MCAP_FOOTER, MCAP_DATA_END = 0x01, 0x02, 0x0F  # record opcodes (MC
 # memory whole once decompressed, and a camera frame is at most a few hundred MB.
 MAX_METADATA_BYTES = 8 << 20
 MAX_RECORD_BYTES = 1 << 30
+MAX_HELD_BYTES = 2 << 30  # of MCAP chunks unpacked at once (chunks overlapping in time)
 MAX_REASON_CHARS = 300  # of a library's error message quoted in ours
 
 
@@ -445,6 +446,7 @@ def _open(path: str | Path) -> Iterator[Reader]:
     try:
         with Reader(path) as reader:
             _check_connections(reader, path)
+            _check_chunks_held(reader, path)
             yield reader
     except BagError:
         raise
@@ -464,6 +466,30 @@ def _check_not_file_compressed(metadata: Path, path: Path) -> None:
             f"{path} is compressed file by file, which is not read (it unpacks without bound); "
             "convert it first: ros2 bag convert, with compression_mode message or none"
         )
+
+
+def _check_chunks_held(reader: Reader, path: Path) -> None:
+    """BagError if an MCAP file's chunks overlap in time so much that reading it holds more than
+    :data:`MAX_HELD_BYTES` unpacked at once: rosbags merges the chunks by log time and keeps each
+    one unpacked from its first message to its last. Recorded bags hold a chunk or two at a time."""
+    for storage in getattr(reader.storage, "storages", []):
+        sizes = [
+            (c.message_start_time, c.message_end_time, c.uncompressed_size)
+            for c in getattr(storage, "chunks", [])
+        ]
+        events = sorted(
+            [(start, 0, size) for start, _, size in sizes] + [(end, 1, -size) for _, end, size in sizes]
+        )
+        held = most = 0
+        for _, _, change in events:  # at equal times a chunk starts before another ends, as merged
+            held += change
+            most = max(most, held)
+        if most > MAX_HELD_BYTES:
+            raise BagError(
+                f"{path}: {Path(storage.path).name} has chunks overlapping in time: reading it would "
+                f"hold {most} bytes unpacked at once, more than {MAX_HELD_BYTES}; "
+                "rewrite it in time order: ros2 bag convert"
+            )
 
 
 def _check_connections(reader: Reader, path: Path) -> None:

@@ -154,9 +154,11 @@ def check_labels_in_bag(annotations: Annotations, labels: Path | None, options: 
 
     Such a file belongs to another recording, or gives milliseconds, or uses the other time base
     (absolute stamps under ``start``/``end``); checked before the pose stage runs. The bag's length
-    is its log-time span from metadata.yaml (a bag that states none is not checked).
+    is the longer of its log-time span and the span of the topic's header stamps: a bag recorded
+    from a faster or slower replay has stamps spanning more or less than its log times.
     """
-    length = bag_duration(options.bag) * 1e-9
+    last = last_header_stamp(options.bag, options.topic)
+    length = max(bag_duration(options.bag), (last or options.origin) - options.origin) * 1e-9
     segments = annotations.relative_to(options.origin * 1e-9)
     if not segments or length <= 0:
         return
@@ -173,6 +175,17 @@ def check_labels_in_bag(annotations: Annotations, labels: Path | None, options: 
         f"{segments[0].start:.2f} to {max(s.end for s in segments):.2f} s after its first frame, stamped "
         f"{options.origin * 1e-9:.3f}); {base}: check the file is this bag's and its times' unit and base"
     )
+
+
+def last_header_stamp(bag: Path, topic: str) -> int | None:
+    """The latest header stamp (ns) on ``topic``, from each message's first bytes (no image is
+    decoded); None when no message holds a header."""
+    latest = None
+    for message in read_messages(bag, [topic]):
+        if len(message.data) >= CDR_STAMP_BYTES:
+            stamp = cdr_header_stamp(message.data)
+            latest = stamp if latest is None else max(latest, stamp)
+    return latest
 
 
 def choose_topic(bag: Path, requested: str | None) -> tuple[str, str]:

@@ -194,3 +194,28 @@ def test_a_max_image_pixels_the_pose_node_refuses_is_one_eval_error(value):
         max_image_pixels({"max_image_pixels": value})
     assert max_image_pixels({}) == 3840 * 2160  # the node's default
     assert max_image_pixels({"max_image_pixels": 4096}) == 4096
+
+
+@pytest.mark.parametrize(("labelled", "accepted"), [((5.0, 8.0), True), ((12.0, 14.0), False)])
+def test_labels_are_checked_against_the_span_of_the_header_stamps(tmp_path, tiny_model, labelled, accepted):
+    """A bag recorded from a tenfold replay: its stamps span 9 s, its log times 0.9 s. Labels 5 s in
+    were refused as lying past the bag; labels past its stamps still are."""
+    from bharnet_ros.core.annotations import Annotations
+    from bharnet_ros.core.bag_eval import check_labels_in_bag
+
+    sequence, _ = generate_scripted([("wave", 1.0)], np.random.default_rng(3))
+    path = tmp_path / "fast"
+    with bag.BagWriter(path) as writer:
+        writer.add_topic(TOPIC, bag.SKELETON_TYPE)
+        for i in range(10):
+            stamp = ORIGIN + i * 1_000_000_000
+            writer.write(
+                TOPIC, ORIGIN + i * 100_000_000, bag.skeleton_array_message([sequence.frame(i)], stamp)
+            )
+    options = eval_options(path, model=tiny_model)
+    annotations = Annotations((Segment(*labelled, "wave"),), absolute=False)
+    if accepted:
+        check_labels_in_bag(annotations, tmp_path / "labels.csv", options)
+        return
+    with pytest.raises(EvalError, match="no segment lies within the bag's 9.00 s"):
+        check_labels_in_bag(annotations, tmp_path / "labels.csv", options)

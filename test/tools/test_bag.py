@@ -803,6 +803,28 @@ def test_compressed_chunks_decompress_within_their_declared_size(tmp_path, capsy
     assert expected[damage] in error
 
 
+@pytest.mark.parametrize("order", ["in_time", "overlapping"])
+def test_chunks_that_would_be_held_unpacked_together_are_refused(tmp_path, capsys, monkeypatch, order):
+    path, image = tmp_path / "b", smooth_images(1)[0]
+    # three chunks of two frames each: one after another, or nested in time (0-5, 1-4, 2-3 s)
+    times = [(0, 1), (2, 3), (4, 5)] if order == "in_time" else [(0, 5), (1, 4), (2, 3)]
+    with bag.BagWriter(path) as writer:
+        writer.add_topic("/cam", bag.IMAGE_TYPE)
+        for pair in times:
+            for second in pair:
+                stamp = ORIGIN + second * 10**9
+                writer.write("/cam", stamp, bag.image_message(image, stamp))
+            writer.flush()  # closes the chunk
+    monkeypatch.setattr(bag, "MAX_HELD_BYTES", int(2.5 * 2 * image.nbytes))  # two chunks, not three
+    if order == "in_time":
+        assert len(list(bag.read_messages(path, ["/cam"]))) == 6
+        return
+    assert main(["bag", "info", str(path)]) == 2
+    error = one_line_error(capsys)
+    assert "b.mcap has chunks overlapping in time: reading it would hold" in error
+    assert "ros2 bag convert" in error
+
+
 def test_messages_compressed_one_by_one_decompress_within_the_bound(tmp_path, capsys, monkeypatch):
     from rosbags.rosbag2.enums import CompressionMode
 
