@@ -190,6 +190,8 @@ def test_broken_files_and_names_are_refused():
         parse_skeleton_text("1\n0\n7\n")
     with pytest.raises(ValueError, match="SsssCcccPpppRrrrAaaa"):
         NtuIds.parse("clip_0001")
+    with pytest.raises(ValueError, match="SsssCcccPpppRrrrAaaa"):  # Arabic-Indic digits read as 1
+        NtuIds.parse("S018C002P045R001A\u0661\u0662\u0660")
     assert NtuIds.parse("S018C002P045R001A120") == NtuIds(18, 2, 45, 1, 120)
 
 

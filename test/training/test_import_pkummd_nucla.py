@@ -210,6 +210,7 @@ SKELETON = np.ones((3, 20, 3)).tolist()
         ("text", "holds a string"),
         ({"file_name": ["a01_s01_e01_v01"], "skeletons": SKELETON}, "file_name is"),
         ({"file_name": "a01_s01_e01_v9999999999999999999999", "skeletons": SKELETON}, "above 9999"),
+        ({"file_name": "a01_s01_e01_v\u0661", "skeletons": SKELETON}, "is not like a01_s01_e01_v01"),
         ({"file_name": "a01_s01_e01_v01", "skeletons": SKELETON, "label": None}, "label is null"),
         ({"file_name": "a01_s01_e01_v01", "skeletons": SKELETON, "label": "3"}, 'label is "3"'),
         ({"file_name": "a01_s01_e01_v01", "skeletons": SKELETON, "label": 0}, "label is 0"),

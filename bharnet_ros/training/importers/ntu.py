@@ -42,7 +42,7 @@ from bharnet_ros.training.importers import (
     no_progress,
 )
 
-NAME_PATTERN = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
+NAME_PATTERN = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})", re.ASCII)
 FPS = 30.0  # Kinect v2 skeleton rate
 BODY_FIELDS = 10
 JOINT_FIELDS = 12

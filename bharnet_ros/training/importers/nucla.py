@@ -35,7 +35,7 @@ from bharnet_ros.training.importers import (
 )
 
 FPS = 30.0  # assumed, see the module docstring
-NAME_PATTERN = re.compile(r"a(\d+)_s(\d+)_e(\d+)_v(\d+)")
+NAME_PATTERN = re.compile(r"a(\d+)_s(\d+)_e(\d+)_v(\d+)", re.ASCII)
 KINECT_V1_JOINTS = (
     "hip_center", "spine", "shoulder_center", "head",
     "shoulder_left", "elbow_left", "wrist_left", "hand_left",

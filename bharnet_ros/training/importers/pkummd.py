@@ -39,7 +39,7 @@ NUM_ACTIONS = 51  # PKU-MMD's action classes; the largest label accepted without
 MAX_FRAME = 10_000_000  # a frame index past this (over 3 days at 30 fps) is a broken label file
 VALUES_PER_FRAME = 150  # 2 bodies x 25 joints x 3
 VIEW_CAMERAS = {"L": 1, "M": 2, "R": 3}
-VIDEO_ID = re.compile(r"\d{4}-[LMR]")
+VIDEO_ID = re.compile(r"\d{4}-[LMR]", re.ASCII)
 BENCHMARKS = ("xsub", "xview")
 SPLIT_FILES = {
     "xsub": ("cross_subject.txt", "cross-subject.txt", "cross_subject_v2.txt"),
