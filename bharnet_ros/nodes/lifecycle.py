@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -470,6 +471,9 @@ def spin_node(make_node: Callable[[], Any], args: list[str] | None = None) -> in
     return 0
 
 
+ERROR_PAUSE_SECONDS = 0.01  # after a spin error within this time of the last one (at most 100 a second)
+
+
 def spin_through_errors(executor: Executor, node: Any, stopping: Callable[[], bool] = lambda: False) -> None:
     """Spin until the executor or its context shuts down.
 
@@ -477,8 +481,10 @@ def spin_through_errors(executor: Executor, node: Any, stopping: Callable[[], bo
     raises on a /clock message with a negative time. Such an error is logged and counted
     on the node (:class:`CallbackErrorCount`), and spinning goes on, since one bad
     message must not stop the node; a node without that count (a tool's probe) raises it. Errors
-    while stopping belong to the shutdown and are dropped.
+    while stopping belong to the shutdown and are dropped. An error that recurs at once is followed
+    by a pause of :data:`ERROR_PAUSE_SECONDS`, so a cause that never clears cannot spin a core.
     """
+    last_error = -float("inf")
     while True:
         try:
             executor.spin()
@@ -491,6 +497,9 @@ def spin_through_errors(executor: Executor, node: Any, stopping: Callable[[], bo
             if not isinstance(node, CallbackErrorCount):
                 raise
             node.note_callback_error(err)
+            if time.monotonic() - last_error < ERROR_PAUSE_SECONDS:
+                time.sleep(ERROR_PAUSE_SECONDS)
+            last_error = time.monotonic()
 
 
 def _started(make_node: Callable[[], Any], args: list[str] | None) -> Any:

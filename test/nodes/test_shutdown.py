@@ -189,6 +189,31 @@ def test_a_spin_error_while_running_is_noted_and_spinning_goes_on():
     rclpy.shutdown(context=context)
 
 
+def test_an_error_that_recurs_at_once_pauses_spinning(monkeypatch):
+    """A cause that never clears (every spin fails at once) looped at full speed on one core."""
+    from bharnet_ros.nodes import lifecycle
+
+    context = Context()
+    rclpy.init(context=context)
+    pauses: list[float] = []
+    monkeypatch.setattr(lifecycle.time, "sleep", pauses.append)
+
+    class FailsFiveTimes:
+        spins = 0
+
+        def spin(self) -> None:
+            self.spins += 1
+            if self.spins <= 5:
+                raise RuntimeError("rclpy's time source failed")
+
+    executor, node = FailsFiveTimes(), _Noting()
+    executor.context = context
+    spin_through_errors(executor, node)
+    assert len(node.errors) == 5
+    assert pauses == [lifecycle.ERROR_PAUSE_SECONDS] * 4  # the first error is not paused after
+    rclpy.shutdown(context=context)
+
+
 def test_a_signal_during_the_start_up_check_ends_it_as_a_shutdown_not_an_error():
     """rclpy's SIGTERM handler shuts the context down without raising: the check for another graph,
     which runs while the node modules import, must not call into the dead context (an RCLError)."""
