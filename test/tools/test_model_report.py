@@ -150,3 +150,13 @@ def test_a_bad_config_is_one_line_naming_it(tmp_path, text, message):
         run(parse(["--config-dir", str(tmp_path), "--frames", "8", "--no-write"]))
     assert "bad.yaml" in str(raised.value)
     assert len(str(raised.value).splitlines()) == 1
+
+
+def test_the_table_in_docs_is_what_the_shipped_configs_measure(capsys):
+    """docs/model.md's cost table went stale once when the graph changed; it must be regenerated."""
+    doc = Path(__file__).resolve().parents[2] / "docs" / "model.md"
+    assert run(parse(["--no-write", "--output", "docs/model.md"])) == 0
+    measured = capsys.readouterr().out.strip()
+    text = doc.read_text(encoding="utf-8")
+    written = text[text.index(BEGIN_MARK) : text.index(END_MARK) + len(END_MARK)].strip()
+    assert written == measured, "run `bharnet model-report --output docs/model.md` and commit the table"
