@@ -111,7 +111,10 @@ PARAMS = (
         (0.05, 60.0),
     ),
     Param(
-        "max_persons", C.max_persons, "persons tracked at once (the stalest is dropped)", (1, MOST_PERSONS)
+        "max_persons",
+        C.max_persons,
+        "persons tracked at once (a newcomer evicts only a person silent for half person_timeout)",
+        (1, MOST_PERSONS),
     ),
     Param(
         "smoothing",

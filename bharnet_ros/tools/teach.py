@@ -307,7 +307,8 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     rehearse = parser.add_mutually_exclusive_group()
     rehearse.add_argument(
         "--rehearse", nargs="+", type=Path, metavar="DATA",
-        help="the base model's training data (default: the files in config.yaml beside --base)",
+        help="the base model's training data (default: the files in config.yaml beside --base; "
+        "for the shipped model, those of config/train/real_cpu.yaml)",
     )  # fmt: skip
     rehearse.add_argument("--no-rehearse", action="store_true", help="keep the old rows frozen instead")
     parser.add_argument(
