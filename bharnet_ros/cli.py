@@ -103,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # a name too long, a folder we may not write, a full disk
         print(f"bharnet {args.command}: error: {os_problem(err)}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as err:
+        if not err.name or err.name.split(".")[0] == "bharnet_ros":
+            raise  # our own module missing is a broken install, not a user's error
+        print(f"bharnet {args.command}: error: {missing_module(err.name)}", file=sys.stderr)
+        return 2
     except RecursionError:  # JSON, YAML or config overrides nested thousands deep
         print(
             f"bharnet {args.command}: error: an input (a JSON or YAML file, or an override) is nested "
@@ -113,6 +118,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bharnet {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+TRAINING_MODULES = ("torch", "onnx")  # training and export only: a robot installs them apart
+ROS_MODULES = ("rclpy", "rosidl_runtime_py", "std_msgs", "sensor_msgs", "diagnostic_msgs", "lifecycle_msgs")
+
+
+def missing_module(name: str) -> str:
+    """What is missing and how to install it, for a command that imported a module not installed."""
+    top = name.split(".")[0]
+    if top in TRAINING_MODULES:
+        fix = "training, export and the model tools need it: pip install -r requirements-training.txt"
+    elif top in ROS_MODULES:
+        fix = "source your ROS 2 install's setup file, or run `make setup` for this project's venv"
+    else:
+        fix = "pip install -r requirements-runtime.txt (or `make setup`)"
+    return f"the Python module {top} is not installed; {fix}"
 
 
 def os_problem(err: OSError) -> str:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bharnet_ros.model.checkpoint import CheckpointError
 from bharnet_ros.tools import UsageError, check_count
 from bharnet_ros.tools.outputs import check_output_folder, staged_folder
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
@@ -115,6 +114,7 @@ def check_model_fits(model: ModelUnderTest, data: SkeletonDataset, args: argpars
 
 def run(args: argparse.Namespace) -> int:
     from bharnet_ros.core.inference import InferenceError
+    from bharnet_ros.model.checkpoint import CheckpointError
     from bharnet_ros.training.data import load_datasets
     from bharnet_ros.training.evaluate import check_ensemble, evaluate, open_model, write_outputs
     from bharnet_ros.training.train import ConfigError

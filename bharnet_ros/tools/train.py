@@ -13,7 +13,6 @@ import argparse
 import os
 from pathlib import Path
 
-from bharnet_ros.model.checkpoint import CheckpointError
 from bharnet_ros.tools import UsageError, check_count
 from bharnet_ros.tools.evaluate import MOST_VIEWS
 from bharnet_ros.tools.outputs import check_output_folder
@@ -89,6 +88,7 @@ def overrides_from(args: argparse.Namespace, overrides: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bharnet_ros.model.checkpoint import CheckpointError
     from bharnet_ros.training.train import ConfigError, DivergedError, load_train_config, train
 
     config_path, overrides = split_items(args.items, args.resume is not None)
@@ -164,6 +164,7 @@ def check_run_folder(out: Path, loso: bool, force: bool) -> None:
 
 def run_loso(args: argparse.Namespace, config_path: str | None, overrides: list[str]) -> int:
     """``--loso``: one fold per held-out subject, then the pooled summary."""
+    from bharnet_ros.model.checkpoint import CheckpointError
     from bharnet_ros.training.crossval import cross_validate
     from bharnet_ros.training.train import ConfigError, DivergedError, load_train_config
 

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
-from bharnet_ros.model.config import ModelConfig, deep_merge, load_model_config
+torch = pytest.importorskip(
+    "torch", reason="the model tests need torch: pip install -r requirements-training.txt"
+)
+
+from bharnet_ros.model.config import ModelConfig, deep_merge, load_model_config  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "model"
 CONFIG_FILES = sorted(CONFIG_DIR.glob("*.yaml"))

@@ -68,7 +68,8 @@ def test_render_reports_fraction_of_peak():
 def test_flops_are_counted_on_the_onnx_graph(tmp_path):
     """A grouped 3x1 convolution and a batched matmul, counted from their shapes (2 FLOPs per MAC)."""
     import numpy as np
-    import onnx
+
+    onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     weight = numpy_helper.from_array(np.zeros((8, 2, 3, 1), np.float32), "w")  # 4 -> 8 channels, 2 groups
@@ -217,6 +218,7 @@ def test_out_is_checked_before_the_measurement(tiny_model, shared_file, tmp_path
 def test_a_dynamic_batch_export_is_fed_batch_1_with_a_0_1_hand_mask(tmp_path):
     """Its graph names the batch axis "batch" (a string, which numpy cannot size): the inputs take
     the recognizer's shapes, batch 1; the Noisy-OR hand mask is 0/1, as a real one."""
+    pytest.importorskip("torch")
     import numpy as np
 
     from bharnet_ros.core.preprocess import PreprocessConfig

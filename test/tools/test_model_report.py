@@ -18,6 +18,8 @@ from bharnet_ros.tools.model_report import (
     update_markdown,
 )
 
+pytest.importorskip("torch", reason="needs torch: pip install -r requirements-training.txt")
+
 TINY_BACKBONE = {"base_channels": 8, "stages": [[1, 1], [2, 2]]}
 
 

@@ -83,6 +83,7 @@ def test_folds_are_exported_with_the_test_mirror_their_run_was_scored_with(tmp_p
 
 
 def test_a_test_mirror_that_does_not_fit_the_fold_names_the_summary(tmp_path):
+    pytest.importorskip("torch")
     from bharnet_ros.core.paths import CHECKOUT
     from bharnet_ros.model.checkpoint import load_checkpoint
     from bharnet_ros.tools import UsageError

@@ -14,6 +14,8 @@ import yaml
 from bharnet_ros.cli import main
 from bharnet_ros.tools.synth import write_dataset
 
+pytest.importorskip("torch", reason="needs torch: pip install -r requirements-training.txt")
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "config/train/synth_cpu.yaml")
 

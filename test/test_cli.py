@@ -1,0 +1,54 @@
+"""The ``bharnet`` entry point on a machine that has the runtime dependencies only (a robot's ROS
+install plus requirements-runtime.txt): the commands that need torch or onnx say so in one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BLOCKER = '''
+import sys
+
+class Absent:
+    """torch and onnx as on a robot that never installed them."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "onnx"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, Absent())
+'''
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "config/train/real_cpu.yaml", "--out", "{out}"],
+        ["eval", "models/bharnet_e_expert_only.onnx", "{data}", "--out", "{out}"],
+        ["export", "models/bharnet_e.pt", "-o", "{out}.onnx"],
+        ["model-report", "--no-write"],
+    ],
+)
+def test_a_command_that_needs_torch_says_how_to_install_it(tmp_path, argv):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(BLOCKER)
+    out, data = tmp_path / "out", tmp_path / "data.npz"
+    data.write_bytes(b"")  # never read: the command stops first
+    argv = [a.format(out=out, data=data) for a in argv]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(REPO)])}
+    done = subprocess.run(
+        [sys.executable, "-m", "bharnet_ros.cli", *argv],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert "the Python module torch is not installed" in line
+    assert "pip install -r requirements-training.txt" in line
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
+    assert not Path(f"{out}.onnx").exists()
