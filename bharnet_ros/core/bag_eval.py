@@ -157,10 +157,12 @@ def check_labels_in_bag(annotations: Annotations, labels: Path | None, options: 
     is the longer of its log-time span and the span of the topic's header stamps: a bag recorded
     from a faster or slower replay has stamps spanning more or less than its log times.
     """
+    segments = annotations.relative_to(options.origin * 1e-9)
+    if not segments:
+        return
     last = last_header_stamp(options.bag, options.topic)
     length = max(bag_duration(options.bag), (last or options.origin) - options.origin) * 1e-9
-    segments = annotations.relative_to(options.origin * 1e-9)
-    if not segments or length <= 0:
+    if length <= 0:
         return
     slack = LABELS_SLACK_SECONDS
     if any(s.start <= length + slack and s.end >= -slack for s in segments):
