@@ -34,6 +34,7 @@ def check_output_file(
     Raises UsageError when the path is a folder, is one of ``inputs``, already exists (without
     ``force``) or cannot be created.
     """
+    _check_parent_steps(path, option)
     if path.is_dir():
         example = path / f"name{suffix or '.out'}"
         raise UsageError(f"{option} {path} is a folder; give a file name such as {example}")
@@ -63,6 +64,7 @@ def check_output_folder(
     needs ``force``; even then only the files the command writes are replaced.
     """
     inputs = list(inputs)  # walked twice
+    _check_parent_steps(path, option)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} {path} is a file; give a folder name")
     _check_not_an_input(path, inputs, option)
@@ -73,6 +75,8 @@ def check_output_folder(
             f"{option} {path} {problem}; pass --force to replace the files this command writes "
             "there (nothing else is touched) or choose a new folder"
         )
+    if path.is_dir():
+        _check_no_links(path, option)
     _check_creatable(path, option)
     return path
 
@@ -86,6 +90,7 @@ def check_document(
     must be a regular UTF-8 text file whose section markers are intact, else the update would fail
     after the long measurement (or, for a device such as /dev/null, replace it).
     """
+    _check_parent_steps(path, option)
     if path.is_dir():
         raise UsageError(f"{option} {path} is a folder; give the markdown file to update")
     _check_not_an_input(path, inputs, option)
@@ -106,6 +111,29 @@ def check_document(
         section_span(text, section, path)
     _check_creatable(path, option)
     return path
+
+
+def _check_parent_steps(path: Path, option: str) -> None:
+    """UsageError for a ``..`` after a folder that does not exist (``out/new/..``): the checks
+    would find no such path, while the writers, which create ``new``, land in ``out`` itself."""
+    for i, part in enumerate(path.parts):
+        if part == ".." and i and not Path(*path.parts[:i]).is_dir():
+            raise UsageError(
+                f"{option} {path}: {Path(*path.parts[:i])} is not an existing folder, so the '..' "
+                "after it is ambiguous; give the path without it"
+            )
+
+
+def _check_no_links(folder: Path, option: str) -> None:
+    """UsageError where an existing output folder holds a symbolic link: a command writing there
+    with --force would write through it, onto a file elsewhere (its own input, say)."""
+    for root, folders, files in os.walk(folder):
+        for name in (*folders, *files):
+            if os.path.islink(os.path.join(root, name)):
+                raise UsageError(
+                    f"{option} {folder} holds the symbolic link {Path(root, name)}, which this "
+                    "command's files could be written through; remove it or choose a new folder"
+                )
 
 
 def _check_not_an_input(path: Path, inputs: Iterable[Path | None], option: str) -> None:

@@ -14,6 +14,7 @@ from bharnet_ros.core.paths import CHECKOUT
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import (
     atomic_file,
+    check_document,
     check_output_file,
     check_output_folder,
     scratch_folder,
@@ -207,3 +208,29 @@ def test_a_terminated_write_leaves_nothing_behind(tmp_path):
     done = subprocess.run([sys.executable, "-c", TERMINATED_WRITER, str(out)], env=env, timeout=60)
     assert done.returncode == 143
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("check", [check_output_file, check_output_folder, check_document])
+def test_a_parent_step_after_a_missing_folder_is_refused_before_any_work(tmp_path, check):
+    """'out/new/..' passed the checks as a path that does not exist, and the writers, which make
+    'new', then replaced the files of 'out' itself without --force."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "summary.json").write_text("the user's")
+    with pytest.raises(
+        UsageError, match=r"new is not an existing folder, so the '\.\.' after it is ambiguous"
+    ):
+        check(tmp_path / "out" / "new" / ".." / "report.md")
+    (tmp_path / "out" / "new").mkdir()  # an existing folder: '..' is what the system makes of it
+    force = {} if check is check_document else {"force": True}
+    check(tmp_path / "out" / "new" / ".." / "elsewhere.md", **force)
+
+
+def test_an_output_folder_holding_a_link_is_refused_even_with_force(tmp_path):
+    """open-set --force wrote its labels through out/clip/labels.csv, a link to its input video."""
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"video")
+    (tmp_path / "out" / "clip").mkdir(parents=True)
+    (tmp_path / "out" / "clip" / "labels.csv").symlink_to(video)
+    with pytest.raises(UsageError, match="holds the symbolic link .*labels.csv"):
+        check_output_folder(tmp_path / "out", force=True)
+    assert video.read_bytes() == b"video"
