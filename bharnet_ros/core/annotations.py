@@ -30,6 +30,7 @@ import yaml
 
 from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.skeleton import TIME_LIMIT
+from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.yaml12 import load_yaml
 
 RELATIVE = ("start", "end", "label")
@@ -85,7 +86,8 @@ def load_annotations(path: str | Path) -> Annotations:
 def _read_text(path: Path) -> str:
     """The file's UTF-8 text; AnnotationError naming the file when it is not text or unreadable."""
     try:
-        return path.read_text(encoding="utf-8-sig")  # a BOM, as spreadsheets save CSV, is not a column name
+        # a BOM, as spreadsheets save CSV, is not a column name
+        return read_text_file(path, encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise AnnotationError(
             f"{path}: not a UTF-8 text file (byte {err.start}); give the labels as a .csv or .yaml text file"

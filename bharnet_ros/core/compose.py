@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from bharnet_ros.core.annotations import Segment
-from bharnet_ros.core.video import VideoReader
+from bharnet_ros.core.video import VideoError, VideoReader
 
 FOURCC = "mp4v"
 PAIR_HEIGHT = 480
@@ -65,18 +65,28 @@ def video_format(path: Path) -> tuple[float, tuple[int, int]]:
         return reader.info.fps, reader.info.size
 
 
+def check_pieces(pieces: Sequence[Piece]) -> tuple[float, tuple[int, int]]:
+    """The stream's (fps, (width, height)); ComposeError unless there are pieces, every clip opens
+    and all share frame rate and size (a stream is one camera). Cheap: no frame is decoded."""
+    if not pieces:
+        raise ComposeError("no clips to compose")
+    try:
+        formats = [video_format(piece.video) for piece in pieces]
+    except VideoError as err:
+        raise ComposeError(str(err)) from None
+    for piece, found in zip(pieces, formats, strict=True):
+        if found != formats[0]:
+            raise ComposeError(f"{piece.video} differs in frame rate or size from {pieces[0].video}")
+    return formats[0]
+
+
 def compose_stream(pieces: Sequence[Piece], output: Path) -> list[Segment]:
     """Write the pieces one after another into ``output`` (mp4); returns the labelled segments.
 
     All clips must share frame rate and size (a stream is one camera). Segment times are seconds
     from the first frame of ``output``.
     """
-    if not pieces:
-        raise ComposeError("no clips to compose")
-    fps, size = video_format(pieces[0].video)
-    for piece in pieces[1:]:
-        if video_format(piece.video) != (fps, size):
-            raise ComposeError(f"{piece.video} differs in frame rate or size from {pieces[0].video}")
+    fps, size = check_pieces(pieces)
     output.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(output), cv2.VideoWriter_fourcc(*FOURCC), fps, size)
     segments, written = [], 0

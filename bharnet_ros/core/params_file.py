@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from bharnet_ros.core.paths import share_file
+from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.yaml12 import NoAliasLoader
 
 GRAPH_PARAMS = "config/recognize.yaml"
@@ -28,7 +29,7 @@ def read_params_file(path: str | Path | None = None) -> dict[str, Any]:
     """The whole file as a mapping (the shipped ``config/recognize.yaml`` when ``path`` is empty)."""
     try:
         path = Path(path) if path else share_file(GRAPH_PARAMS)
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=NoAliasLoader) or {}
+        data = yaml.load(read_text_file(path), Loader=NoAliasLoader) or {}
     except UnicodeDecodeError:
         raise ParamsFileError(f"{path} is not a UTF-8 text file; give a YAML parameters file") from None
     except (OSError, ValueError, yaml.YAMLError) as err:  # ValueError: an integer of thousands of digits

@@ -36,6 +36,7 @@ from torch import nn
 
 from bharnet_ros.core.inference import MAX_TEMPERATURE, random_feed
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
+from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.model.attention import freeze_projections
 from bharnet_ros.model.bharnet import BHaRNetModel, ExpertizedModel, ExpertOnlyModel
 from bharnet_ros.model.checkpoint import Checkpoint, preprocess_mismatch
@@ -247,7 +248,7 @@ def calibration_for(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
     path = Path(path)
     check_calibratable(model, path)
     try:
-        entries = json.loads(path.read_text())
+        entries = json.loads(read_text_file(path))
     except UnicodeDecodeError:
         raise ExportError(f"cannot read the calibration {path}: it is not a JSON text file") from None
     except (OSError, ValueError, RecursionError) as err:  # ValueError: not JSON, a 5000-digit number

@@ -10,6 +10,7 @@ the run fails if memory grows faster than 1 MB/min or any buffer exceeds its bou
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -99,14 +100,17 @@ def _video_bag(video: str, bag: Path, seconds: float, rate: float = RATE_HZ) -> 
     from bharnet_ros.core.bag import BagWriter, image_message, seconds_to_ns
     from bharnet_ros.core.video import VideoError, VideoReader
 
+    needed = int(seconds * rate)
     try:
-        with VideoReader(video) as reader:
-            frames = [frame for _, frame in reader]
+        with VideoReader(video) as reader:  # no more frames than the bag loops over
+            frames = [frame for _, frame in itertools.islice(reader, needed)]
     except (VideoError, FileNotFoundError) as err:
         raise UsageError(f"{err}; pass --video") from None
+    if not frames:
+        raise UsageError(f"{video} holds no frame; pass another --video")
     with BagWriter(bag) as writer:
         writer.add_topic("/camera/image_raw", "sensor_msgs/msg/Image")
-        for i in range(int(seconds * rate)):
+        for i in range(needed):
             stamp = seconds_to_ns(1000.0 + i / rate)
             writer.write("/camera/image_raw", stamp, image_message(frames[i % len(frames)], stamp))
     return bag
@@ -180,13 +184,14 @@ def run_soak(args: argparse.Namespace) -> int:
     from bharnet_ros.tools import check_number
 
     check_number("--minutes", args.minutes, SHORTEST_SOAK, LONGEST_SOAK, "minutes")
-    samples, bounded = _soak(args.video, _check_inputs(args, "bench-soak"), args.minutes * 60.0)
+    samples, bounded, stalled = _soak(args.video, _check_inputs(args, "bench-soak"), args.minutes * 60.0)
     slope = _growth_mb_per_min(samples)
-    ok = slope <= MAX_GROWTH_MB_PER_MIN and bounded
+    ok = slope <= MAX_GROWTH_MB_PER_MIN and bounded and not stalled
     lines = [f"| {t / 60:5.1f} min | {rss:7.1f} MB |" for t, rss in samples]
     report = "\n".join([
         f"RSS growth after the first minute: **{slope:+.2f} MB/min** (limit {MAX_GROWTH_MB_PER_MIN} MB/min); "
-        f"buffers within their bounds: {'yes' if bounded else 'NO'}; result: **{'pass' if ok else 'FAIL'}**",
+        f"buffers within their bounds: {'yes' if bounded else 'NO'}; frames kept coming: "
+        f"{'NO, ' + stalled if stalled else 'yes'}; result: **{'pass' if ok else 'FAIL'}**",
         "", "| time | RSS |", "|---|---|", *lines,
     ])  # fmt: skip
     print(report)
@@ -197,14 +202,14 @@ def run_soak(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _soak(video: str, model: str, seconds: float) -> tuple[list[tuple[float, float]], bool]:
+def _soak(video: str, model: str, seconds: float) -> tuple[list[tuple[float, float]], bool, str]:
     from bharnet_ros.nodes.graph import GraphOptions
     from bharnet_ros.nodes.runner import running_graph
 
     with tempfile.TemporaryDirectory() as scratch:
         options = GraphOptions(video=video, model=model, params_file=_looping_params(Path(scratch)))
         with running_graph(options) as graph:
-            return _sample_rss(seconds, graph.node("recognizer"))
+            return _sample_rss(seconds, graph.node("recognizer"), graph.node("pose"))
 
 
 def _looping_params(folder: Path) -> str:
@@ -215,11 +220,15 @@ def _looping_params(folder: Path) -> str:
     return str(path)
 
 
-def _sample_rss(seconds: float, recognizer: Any) -> tuple[list[tuple[float, float]], bool]:
-    """(elapsed s, RSS MB) every 10 s, and whether every window buffer, the recognizer's per-person
-    state and the node's per-person counters stayed within their bounds."""
-    samples, bounded, start = [], True, time.monotonic()
+def _sample_rss(seconds: float, recognizer: Any, pose: Any) -> tuple[list[tuple[float, float]], bool, str]:
+    """(elapsed s, RSS MB) every 10 s; whether every window buffer, the recognizer's per-person
+    state and the node's per-person counters stayed within their bounds; and, where the pose node
+    took no new frame in a 10 s interval, when (a graph whose video stopped is no soak)."""
+    samples, bounded, start, stalled, frames_before = [], True, time.monotonic(), "", -1
     while (elapsed := time.monotonic() - start) < seconds:
+        if pose.frames_in == frames_before and not stalled:
+            stalled = f"no frame from {samples[-1][0] / 60:.1f} min on"
+        frames_before = pose.frames_in
         samples.append((elapsed, _rss_mb()))
         print(f"{elapsed / 60:5.1f} min  RSS {samples[-1][1]:.1f} MB", flush=True)
         if recognizer.recognizer is not None:
@@ -230,7 +239,7 @@ def _sample_rss(seconds: float, recognizer: Any) -> tuple[list[tuple[float, floa
             bounded &= len(recognizer.drops) <= 2 * windows.max_persons + 1
         time.sleep(min(10.0, max(seconds - elapsed, 0.0)))
     samples.append((time.monotonic() - start, _rss_mb()))
-    return samples, bounded
+    return samples, bounded, stalled
 
 
 def _rss_mb() -> float:

@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
+from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import atomic_file, check_output_file, terminated_as_interrupt
 from bharnet_ros.training.classes import relabel
@@ -242,7 +243,7 @@ def _pkummd(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
         if not args.class_names.is_file():
             raise UsageError(f"class-name file {args.class_names} not found")
         try:
-            text = args.class_names.read_text(encoding="utf-8")
+            text = read_text_file(args.class_names)
         except UnicodeDecodeError:
             raise UsageError(
                 f"class-name file {args.class_names} is not UTF-8 text; give one name per line"

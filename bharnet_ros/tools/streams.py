@@ -22,12 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bharnet_ros.core.text_files import read_text_file
+from bharnet_ros.core.video import is_video_file
 from bharnet_ros.tools import UsageError, check_seed
 from bharnet_ros.tools.outputs import atomic_file, check_output_folder, scratch_folder, staged_folder
 
@@ -89,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("no stream could be composed; check --subjects, --distances and the clip names")
     check_models(args, sorted({person for person, _ in streams.values()}))
     check_params_file(args.params_file)
+    check_clips(streams)
     results = {}
     for name, (person, pieces) in streams.items():
         results[name] = run_stream(args, person, pieces, args.out / name)
@@ -100,6 +104,17 @@ def run(args: argparse.Namespace) -> int:
     print(_pooled_line(summary))
     print(f"wrote {args.out}/summary.json")
     return 0
+
+
+def check_clips(streams: dict[str, tuple[str, list]]) -> None:
+    """Before the first stream runs: every clip of every stream opens, one camera's rate and size."""
+    from bharnet_ros.core.compose import ComposeError, check_pieces
+
+    for name, (_, pieces) in streams.items():
+        try:
+            check_pieces(pieces)
+        except ComposeError as err:
+            raise UsageError(f"stream {name}: {err}; fix or remove that clip") from None
 
 
 def check_gap(gap: float) -> None:
@@ -174,7 +189,7 @@ def person_streams(args: argparse.Namespace, person: str, skeletons: Any) -> dic
     clips: dict[str, list[tuple[str, Path]]] = {}
     for video in sorted((args.source / person).iterdir()):
         match = CLIP.match(video.stem)
-        if match and video.is_file():
+        if match and is_video_file(video):
             clips.setdefault(match["distance"], []).append((match["label"], video))
     wanted = [d for d in args.distances.split(",") if d] or sorted(clips)
     skipped = {s for s in args.skip.split(",") if s}
@@ -278,7 +293,7 @@ def fold_inputs(run: Path, person: str, expert_only: bool) -> tuple[Any, Any, di
             checkpoint = _mirrored(checkpoint, mirror, run / "summary.json")
         model = prepare_model(checkpoint, expert_only)
         calibration_file = run / "calibration.json"
-        calibration = calibration_for(calibration_file, model) if calibration_file.is_file() else None
+        calibration = calibration_for(calibration_file, model) if os.path.lexists(calibration_file) else None
     except (CheckpointError, ExportError) as err:
         raise UsageError(str(err)) from None
     return checkpoint, model, calibration
@@ -304,9 +319,14 @@ def _mirrored(checkpoint: Any, mirror: list[int], summary: Path) -> Any:
 def run_test_mirror(run: Path) -> list[int] | None:
     """The test-time mirroring a ``--loso`` run scored its folds with (None: not recorded; a value
     the fold's model cannot take is refused where it is applied, naming this file)."""
+    summary = run / "summary.json"
+    if not os.path.lexists(summary):
+        return None
     try:
-        mirror = json.loads((run / "summary.json").read_text()).get("test_mirror")
-    except (OSError, ValueError, AttributeError):
+        mirror = json.loads(read_text_file(summary)).get("test_mirror")
+    except OSError as err:
+        raise UsageError(f"cannot read {summary}: {err.strerror}; give the folder of a --loso run") from None
+    except (ValueError, AttributeError):
         return None
     return mirror if isinstance(mirror, list) else None
 

@@ -38,6 +38,7 @@ import numpy as np
 from bharnet_ros.core.calibration import calibrate
 from bharnet_ros.core.inference import shown
 from bharnet_ros.core.metrics import classification_report
+from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.training.data import (
     load_datasets,
@@ -225,7 +226,7 @@ def check_fold_config(folder: Path, fold: Mapping[str, Any]) -> None:
     stored = folder / "config.yaml"
     if not (folder / "last.pt").is_file() or not stored.is_file():
         return
-    old = _flat(load_yaml(stored.read_text(encoding="utf-8")) or {})
+    old = _flat(load_yaml(read_text_file(stored)) or {})
     new, defaults = _flat(absolute_paths(dict(fold))), _flat(DEFAULTS)
     changed = [
         key for key, value in new.items()

@@ -29,6 +29,7 @@ import yaml
 
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.skeleton import SkeletonSequence
+from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.training.classes import drop_empty_classes, relabel
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset, whole_number
@@ -383,7 +384,7 @@ def training_data_of(config_path: str | Path) -> TrainingData:
     """
     config_path = Path(config_path)
     try:
-        section = load_yaml(config_path.read_text(encoding="utf-8")).get("data") or {}
+        section = load_yaml(read_text_file(config_path)).get("data") or {}
         return TrainingData(
             [f for f in (resolve_path(p) for p in section.get("train") or []) if f.exists()],
             {str(k): str(v) for k, v in (section.get("relabel") or {}).items()},

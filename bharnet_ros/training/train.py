@@ -47,6 +47,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from bharnet_ros.core.inference import shown
 from bharnet_ros.core.metrics import classification_report
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_arrays
+from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.model.bharnet import BHaRNetModel, build_model
 from bharnet_ros.model.checkpoint import FORMAT_VERSION as CHECKPOINT_FORMAT
@@ -253,7 +254,7 @@ def _type_name(default: Any) -> str:
 def read_mapping(path: Path, what: str, hint: str) -> dict[str, Any]:
     """A YAML file holding one mapping (empty: {}); anything else is a ConfigError with ``hint``."""
     try:
-        data = load_yaml(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(read_text_file(path)) or {}
     except (UnicodeDecodeError, yaml.YAMLError) as err:
         raise ConfigError(f"{what} {path} is not readable YAML ({type(err).__name__}); {hint}") from None
     if not isinstance(data, Mapping):
@@ -1081,7 +1082,7 @@ def load_resume(folder: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any
                 f"cannot resume {folder}: {name} is missing; give a run folder of `bharnet train`"
             )
     try:
-        config = load_yaml((folder / "config.yaml").read_text(encoding="utf-8"))
+        config = load_yaml(read_text_file(folder / "config.yaml"))
     except yaml.YAMLError as err:
         raise ConfigError(
             f"cannot resume {folder}: config.yaml is not valid YAML ({err})".replace("\n", " ")

@@ -142,6 +142,31 @@ def test_soak_growth_ignores_the_warm_up_minute():
     assert _growth_mb_per_min(leaking) > 4.9
 
 
+@pytest.mark.parametrize("video_stops_after", [None, 25.0])
+def test_a_soak_whose_frames_stop_coming_fails(monkeypatch, video_stops_after):
+    """A truncated video stopped the source after 0.4 s, and two idle minutes passed as a soak."""
+    from types import SimpleNamespace
+
+    from bharnet_ros.tools import bench_pipeline
+
+    clock = SimpleNamespace(now=0.0)
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    class Pose:  # 30 frames a second until the video stops
+        @property
+        def frames_in(self) -> int:
+            end = clock.now if video_stops_after is None else min(clock.now, video_stops_after)
+            return int(30 * end)
+
+    monkeypatch.setattr(bench_pipeline, "time", SimpleNamespace(monotonic=lambda: clock.now, sleep=sleep))
+    monkeypatch.setattr(bench_pipeline, "_rss_mb", lambda: 100.0)
+    _, bounded, stalled = bench_pipeline._sample_rss(120.0, SimpleNamespace(recognizer=None), Pose())
+    assert bounded
+    assert stalled == ("" if video_stops_after is None else "no frame from 0.5 min on")
+
+
 def one_line_error(argv: list[str], capsys) -> str:
     """Run ``bharnet ARGV``; it must exit 2 with a single line on stderr, which is returned."""
     from bharnet_ros.cli import main

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bharnet_ros.cli import main
+from bharnet_ros.cli import build_parser, main
 from bharnet_ros.tools.open_set import rejection_rates
 
 
@@ -156,6 +157,41 @@ def test_streams_check_models_and_options_before_composing_anything(
     assert main(["streams", str(source), "--dataset", str(dataset), *extra, "--out", str(out)]) == 2
     assert message in one_line_error(capsys)
     assert not out.exists()  # nothing composed: a corrected rerun needs no --force
+
+
+@pytest.mark.parametrize("bad", ["cut_clip", "notes_beside", "fifo_params"])
+def test_streams_check_every_clip_and_the_params_file_before_the_first_stream(
+    clip_folder, tiny_model, tmp_path, capsys, bad
+):
+    """A clip that does not open failed only after earlier streams were scored (leaving their
+    folders, so a rerun needed --force); a notes file named like a clip was taken for one; a FIFO
+    as --params-file waited forever."""
+    source, dataset = clip_folder
+    second = source / "Q"
+    second.mkdir()
+    write_clip(second / "come_1_1m_upper.avi")
+    extra = []
+    if bad == "cut_clip":
+        (second / "back_1_1m_upper.avi").write_bytes(b"RIFF\0\0\0\0AVI not really")
+    if bad == "notes_beside":  # not a video: left out, the stream runs
+        (second / "stop_2_1m_notes.txt").write_text("take 2 was blurry\n")
+    if bad == "fifo_params":
+        os.mkfifo(tmp_path / "params.yaml")
+        extra = ["--params-file", str(tmp_path / "params.yaml")]
+    out = tmp_path / "streams"
+    argv = ["streams", str(source), "--dataset", str(dataset), "--model", str(tiny_model), "--out", str(out)]
+    if bad == "notes_beside":
+        from bharnet_ros.tools.streams import person_streams
+        from bharnet_ros.training.dataset import SkeletonDataset
+
+        args = build_parser(argv).parse_args(argv)
+        [(_, pieces)] = person_streams(args, "Q", SkeletonDataset.load(dataset)).items()
+        assert [piece.video.name for piece in pieces] == ["come_1_1m_upper.avi"]
+        return
+    assert main([*argv, *extra]) == 2
+    error = one_line_error(capsys)
+    assert ("back_1_1m_upper.avi" if bad == "cut_clip" else "not a regular file") in error
+    assert not out.exists()
 
 
 def test_streams_check_every_fold_of_a_cv_run_before_composing_anything(

@@ -1,0 +1,35 @@
+"""Small text inputs (parameter and config files, labels, run summaries), read within bounds.
+
+``Path.read_text`` reads whatever the path names: a FIFO waits for a writer forever, a device
+such as /dev/zero never ends, and a multi-gigabyte file is read whole before a parser sees it.
+These inputs are kilobytes, so anything that is not a regular file, or is larger than a bound,
+is refused as an OSError, which the callers already turn into one line naming the file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+MOST_TEXT_BYTES = 8 << 20  # a parameters file or labels of thousands of segments are well under this
+
+
+def read_text_file(path: str | Path, most_bytes: int = MOST_TEXT_BYTES, encoding: str = "utf-8") -> str:
+    """The text of ``path``; OSError when it is not a regular file or holds more than ``most_bytes``."""
+    path = Path(path)
+    with open(path, "rb", opener=_open_without_waiting) as stream:
+        mode = os.fstat(stream.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a pipe, socket or device"
+            raise OSError(errno.EINVAL, f"not a regular file ({kind})", str(path))
+        data = stream.read(most_bytes + 1)
+    if len(data) > most_bytes:
+        raise OSError(errno.EFBIG, f"larger than the {most_bytes} bytes such a file may hold", str(path))
+    return data.decode(encoding)
+
+
+def _open_without_waiting(path: str, flags: int) -> int:
+    """os.open that does not block on a FIFO without a writer (the check above then refuses it)."""
+    return os.open(path, flags | os.O_NONBLOCK)
