@@ -98,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except (UsageError, SkeletonError, FileNotFoundError) as err:
-        print(f"bharnet {args.command}: error: {err}", file=sys.stderr)
+        print(f"bharnet {args.command}: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except OSError as err:  # a name too long, a folder we may not write, a full disk
-        print(f"bharnet {args.command}: error: {os_problem(err)}", file=sys.stderr)
+        print(f"bharnet {args.command}: error: {one_line(os_problem(err))}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as err:
         if not err.name or err.name.split(".")[0] == "bharnet_ros":
@@ -134,6 +134,12 @@ def missing_module(name: str) -> str:
     else:
         fix = "pip install -r requirements-runtime.txt (or `make setup`)"
     return f"the Python module {top} is not installed; {fix}"
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped: a file name holding a
+    newline or a terminal escape must not split the error, or forge a line of its own."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def os_problem(err: OSError) -> str:

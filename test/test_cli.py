@@ -52,3 +52,12 @@ def test_a_command_that_needs_torch_says_how_to_install_it(tmp_path, argv):
     assert "Traceback" not in done.stderr
     assert not out.exists()
     assert not Path(f"{out}.onnx").exists()
+
+
+def test_an_error_naming_a_file_with_a_line_break_stays_one_line(tmp_path, capsys):
+    from bharnet_ros.cli import main
+
+    model = tmp_path / "forged\nbharnet eval: ok\x1b[2K.onnx"
+    assert main(["eval", str(model), str(tmp_path / "data.npz"), "--out", str(tmp_path / "out")]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "forged\\nbharnet eval: ok\\x1b[2K.onnx not found" in line

@@ -16,6 +16,7 @@ The demo writes ``OUT/bag``, ``OUT/labels.csv`` and ``OUT/report/``. A non-empty
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -40,6 +41,7 @@ SYNTH_TRUTH = {"fidget": "none", "idle": None}  # truth names in the model's voc
 PEOPLE = Path("../shared/data/hri_gestures")  # the real recordings, beside the project
 PEOPLE_SCRIPT = ("greeting", "stop", "come", "left", "right", "attention", "yes", "no")
 FPS = 30.0
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # --person, --distance: a folder and a file-name field
 SKELETON_TOPIC = "/bharnet/skeletons"
 
 
@@ -190,6 +192,9 @@ def _people_pieces(args: argparse.Namespace, people: Path) -> list[Piece]:
     """The clip of each scripted gesture of ``--person`` at ``--distance`` (UsageError if one is missing)."""
     from bharnet_ros.core.compose import Piece
 
+    for option, value in (("--person", args.person), ("--distance", args.distance)):
+        if not PLAIN_NAME.fullmatch(value) or set(value) == {"."}:
+            raise UsageError(f"{option} {value!r} is not a plain name such as S2 or 4m")
     folder = people / args.person
     pieces = []
     for label in PEOPLE_SCRIPT[:3] if args.short else PEOPLE_SCRIPT:

@@ -75,6 +75,8 @@ def test_a_refused_demo_leaves_no_out_folder(tmp_path, capsys):
         ["--synthetic", "--model", str(text)],  # not a model: refused before the graph's start-up wait
         ["--synthetic", "--rate", "nan"],
         ["--synthetic", "--seed=-1"],
+        ["--people", str(tmp_path), "--distance", "**"],  # a glob pattern: a ValueError traceback
+        ["--people", str(tmp_path), "--person", ".."],
     ):
         assert main(["demo", *argv, "--out", str(tmp_path / "out" / "demo")]) == 2
         error = capsys.readouterr().err.strip()
