@@ -72,6 +72,13 @@ class VideoReader(Closeable):
             raise VideoError(f"{self.path} is not a regular file (a folder or a device); give a video file")
         if not self.path.is_file():
             raise FileNotFoundError(f"video not found: {self.path}")
+        try:  # OpenCV crashes the process (SIGSEGV) on a name it cannot pass on as UTF-8
+            str(self.path).encode("utf-8")
+        except UnicodeEncodeError:
+            raise VideoError(
+                f"{str(self.path).encode('utf-8', 'backslashreplace').decode()}: the name is not valid "
+                "UTF-8, which OpenCV cannot open; rename the file"
+            ) from None
         self._capture = cv2.VideoCapture(str(self.path))
         if not self._capture.isOpened():
             raise VideoError(f"cannot open {self.path} as a video (unknown format or damaged file)")

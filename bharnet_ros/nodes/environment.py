@@ -54,8 +54,14 @@ def ignore_further_interrupts() -> None:
     """
     if threading.current_thread() is not threading.main_thread():
         return
-    uninstall_signal_handlers()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # one arriving now waits, then is ignored
+        uninstall_signal_handlers()
+    except KeyboardInterrupt:  # one already on its way when the mask went up
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 @contextmanager

@@ -115,7 +115,13 @@ def check_document(
 
 def _check_parent_steps(path: Path, option: str) -> None:
     """UsageError for a ``..`` after a folder that does not exist (``out/new/..``): the checks
-    would find no such path, while the writers, which create ``new``, land in ``out`` itself."""
+    would find no such path, while the writers, which create ``new``, land in ``out`` itself. Also
+    for a name that is not valid UTF-8, which OpenCV's writers crash on (SIGSEGV)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(path).encode("utf-8", "backslashreplace").decode()
+        raise UsageError(f"{option} {shown}: the name is not valid UTF-8; choose another") from None
     for i, part in enumerate(path.parts):
         if part == ".." and i and not Path(*path.parts[:i]).is_dir():
             raise UsageError(

@@ -62,6 +62,17 @@ def test_unreadable_file_raises_video_error(tmp_path):
         VideoReader(path)
 
 
+def test_a_name_that_is_not_utf8_is_a_video_error_not_a_crash(tmp_path):
+    """cv2.VideoCapture ended the whole process with SIGSEGV on such a name (bharnet run, teach)."""
+    import os
+
+    write_clip(tmp_path / "clip.avi")
+    odd = os.fsdecode(bytes(tmp_path) + b"/clip\xff.avi")  # a Latin-1 name on a UTF-8 system
+    os.rename(tmp_path / "clip.avi", odd)
+    with pytest.raises(VideoError, match="not valid UTF-8, which OpenCV cannot open; rename the file"):
+        VideoReader(odd)
+
+
 def test_list_videos_filters_by_extension(tmp_path):
     for name in ("b.mp4", "A.AVI", "c.mkv", "notes.txt", "clip.npz"):
         (tmp_path / name).write_bytes(b"")
