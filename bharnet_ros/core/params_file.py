@@ -40,15 +40,18 @@ def read_params_file(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def node_parameters(data: Mapping[str, Any], node: str) -> dict[str, Any]:
-    """The ``ros__parameters`` of ``node`` in a parameters mapping (any namespace wildcard);
-    ParamsFileError when they are not a mapping of names."""
+    """The ``ros__parameters`` that ``node`` gets from a parameters mapping, merged as rcl does:
+    every entry naming the node (in any namespace) or all nodes (``/**``), later entries winning;
+    ParamsFileError when one is not a mapping of names."""
+    merged: dict[str, Any] = {}
     for key, value in data.items():
-        if str(key).rstrip("/").split("/")[-1] == node and isinstance(value, Mapping):
+        name = str(key).strip("/").split("/")[-1]
+        if name in (node, "**") and isinstance(value, Mapping):
             values = value.get("ros__parameters") or {}
             if not isinstance(values, Mapping) or not all(isinstance(name, str) for name in values):
                 raise ParamsFileError(f"{key}: ros__parameters must map parameter names to values")
-            return dict(values)
-    return {}
+            merged.update(values)
+    return merged
 
 
 def recognizer_parameters(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -76,6 +76,16 @@ def check_options(options: Any) -> None:
         raise UsageError(f"--autostart {options.autostart!r} is not true or false")
     if options.backend and options.backend not in pose_backends():
         raise UsageError(f"--backend {options.backend!r} is not one of {', '.join(pose_backends())}")
+    for option, value in (
+        ("--video", options.video),
+        ("--model", options.model),
+        ("--params-file", options.params_file),
+    ):
+        if value and not str(value).isprintable():  # rcl reads the value as YAML: a newline becomes a space
+            shown = str(value).encode("unicode_escape").decode()
+            raise UsageError(
+                f"{option} {shown}: the name holds a line break or a control character; rename it"
+            )
     try:
         options.resolved_params_file()
     except FileNotFoundError as err:

@@ -234,3 +234,10 @@ def test_an_output_folder_holding_a_link_is_refused_even_with_force(tmp_path):
     with pytest.raises(UsageError, match="holds the symbolic link .*labels.csv"):
         check_output_folder(tmp_path / "out", force=True)
     assert video.read_bytes() == b"video"
+
+
+@pytest.mark.parametrize("check", [check_output_file, check_output_folder, check_document])
+def test_an_output_name_that_is_not_utf8_is_refused(tmp_path, check):
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/out\xff.md"))
+    with pytest.raises(UsageError, match=r"out\\udcff.md: the name is not valid UTF-8"):
+        check(odd)

@@ -43,6 +43,8 @@ def write_clip(path, frames: int) -> str:
         ("namespace_digit", "--namespace 'robot/1a' is invalid"),
         ("model", "--model: "),
         ("duration", "--duration nan is out of range"),
+        ("newline_video", "--video {tmp}/nl\\nname.avi: the name holds a line break"),
+        ("params_wildcard", "the pose node's backend must be one of holistic, hands_pose, multi, not 'nope'"),
     ],
 )
 def test_unusable_options_are_one_line_before_the_graph_starts(tmp_path, capsys, case, message):
@@ -52,6 +54,10 @@ def test_unusable_options_are_one_line_before_the_graph_starts(tmp_path, capsys,
     csv.write_text("a,b\n")
     backend = params_file(tmp_path / "backend.yaml", "pose", backend="nope")
     body_topic = params_file(tmp_path / "body_topic.yaml", "recognizer", body_topic="a b")
+    wildcard = tmp_path / "wildcard.yaml"
+    wildcard.write_text(
+        share_file("config/recognize.yaml").read_text() + "/**:\n  ros__parameters:\n    backend: nope\n"
+    )
     argv = {
         "text_video": ["--video", str(text)],
         "empty_video": ["--video", write_clip(tmp_path / "zero.avi", 0)],
@@ -67,11 +73,13 @@ def test_unusable_options_are_one_line_before_the_graph_starts(tmp_path, capsys,
         "namespace_digit": ["--namespace", "robot/1a"],
         "model": ["--model", str(csv)],
         "duration": ["--duration", "nan"],
+        "newline_video": ["--video", write_clip(tmp_path / "nl\nname.avi", 3)],  # rcl's YAML read a space
+        "params_wildcard": ["--params-file", str(wildcard)],  # rcl applies /** to every node
     }[case]
     assert main(["run", "--duration", "1", *argv]) == 2  # the last --duration counts
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1
-    assert message in error
+    assert message.replace("{tmp}", str(tmp_path)) in error
 
 
 def params_file(path, node: str, **values) -> str:
