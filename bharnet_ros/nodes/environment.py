@@ -43,6 +43,22 @@ def use_default_dds_profile(environ: dict[str, str] | None = None) -> str | None
     return environ[variable]
 
 
+MOST_DOMAIN_ID = 232  # the largest ROS_DOMAIN_ID Fast DDS's port mapping takes
+
+
+def domain_id_problem(environ: dict[str, str] | None = None) -> str:
+    """What is wrong with ``ROS_DOMAIN_ID`` ("" when it is unset, empty or a usable id): rcl
+    raises a traceback for text, and Fast DDS refuses ids past its port range."""
+    value = (os.environ if environ is None else environ).get("ROS_DOMAIN_ID", "").strip()
+    number = len(value) <= 3 and value.isascii() and value.isdigit()
+    if not value or (number and int(value) <= MOST_DOMAIN_ID):
+        return ""
+    return (
+        f"ROS_DOMAIN_ID={value[:40]!r} is not a ROS domain id; set a whole number from 0 to "
+        f"{MOST_DOMAIN_ID}, or unset it"
+    )
+
+
 def ignore_further_interrupts() -> None:
     """Ignore SIGINT from now until the process exits; entry points call this as teardown starts.
 

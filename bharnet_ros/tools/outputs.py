@@ -177,6 +177,20 @@ def _check_creatable(path: Path, option: str) -> None:
         raise UsageError(f"{option} {path} cannot be created: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {path} cannot be created: {parent} is not writable; choose another place")
+    most = _name_max(parent) - TEMPORARY_EXTRA
+    if len(os.fsencode(path.name)) > most:  # found only when the finished output is renamed into place
+        raise UsageError(f"{option} {path}: the name is longer than the {most} bytes that fit; shorten it")
+
+
+TEMPORARY_EXTRA = len(".") + len(".tmp-") + 8 + len(".partial")  # what a temporary name adds to it
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name the file system of ``folder`` takes (255 where it does not say)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
 
 
 def _temporary_name(path: Path) -> Path:

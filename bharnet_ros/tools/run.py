@@ -68,8 +68,11 @@ def check_options(options: Any) -> None:
     ``options`` is a ``nodes.graph.GraphOptions`` (not imported here: tools load without nodes/).
     """
     from bharnet_ros.core.inference import DEVICES
+    from bharnet_ros.nodes.environment import domain_id_problem
     from bharnet_ros.nodes.graph import AUTOSTART
 
+    if problem := domain_id_problem():
+        raise UsageError(problem)
     if options.device and options.device not in DEVICES:
         raise UsageError(f"--device {options.device!r} is not one of {', '.join(DEVICES)}")
     if options.autostart not in ("", *AUTOSTART):

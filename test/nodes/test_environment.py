@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from bharnet_ros.nodes.environment import FASTDDS_PROFILE_VAR, FASTRTPS_PROFILE_VAR, use_default_dds_profile
+from bharnet_ros.nodes.environment import (
+    FASTDDS_PROFILE_VAR,
+    FASTRTPS_PROFILE_VAR,
+    domain_id_problem,
+    use_default_dds_profile,
+)
 
 
 @pytest.mark.parametrize(
@@ -30,3 +35,16 @@ def test_a_profile_the_user_chose_is_kept(variable):
     environ = {"ROS_DISTRO": "jazzy", variable: "/etc/mine.xml"}
     assert use_default_dds_profile(environ) == "/etc/mine.xml"
     assert environ == {"ROS_DISTRO": "jazzy", variable: "/etc/mine.xml"}
+
+
+@pytest.mark.parametrize(
+    ("value", "usable"),
+    [("", True), ("0", True), (" 42 ", True), ("232", True), ("233", False), ("abc", False),
+     ("-1", False), ("\u0661", False), ("9" * 5000, False)],
+)  # fmt: skip
+def test_a_domain_id_rcl_or_fast_dds_would_refuse_is_named(value, usable):
+    """ROS_DOMAIN_ID=abc made bharnet run and teach record end in an RCLError traceback."""
+    problem = domain_id_problem({"ROS_DOMAIN_ID": value})
+    assert (problem == "") == usable
+    if not usable:
+        assert "is not a ROS domain id; set a whole number from 0 to 232, or unset it" in problem

@@ -241,3 +241,12 @@ def test_an_output_name_that_is_not_utf8_is_refused(tmp_path, check):
     odd = Path(os.fsdecode(bytes(tmp_path) + b"/out\xff.md"))
     with pytest.raises(UsageError, match=r"out\\udcff.md: the name is not valid UTF-8"):
         check(odd)
+
+
+def test_an_output_name_too_long_for_its_temporary_name_is_refused_before_the_work(tmp_path):
+    """A 249-character -o name is a valid file name, but its temporary name beside it is not: the
+    command failed only after every take was recorded, losing them."""
+    fits = "a" * (255 - 22 - len(".npz")) + ".npz"
+    assert check_output_file(tmp_path / fits) == tmp_path / fits
+    with pytest.raises(UsageError, match="the name is longer than the 233 bytes that fit; shorten it"):
+        check_output_file(tmp_path / ("a" * 245 + ".npz"))
