@@ -52,22 +52,32 @@ SHARED_DOMAIN_HINT = (
 Status = tuple[bytes, str, dict[str, Any]]  # diagnostics level, message, key values
 
 
+CALLBACK_ERROR_HOLD_SECONDS = 60.0  # diagnostics stay ERROR this long after a callback failed
+
+
 class CallbackErrorCount:
     """For a node: exceptions from its callbacks, logged (throttled) and counted, so that its
     diagnostics can say that it survived them and what the last one was."""
 
     callback_errors = 0
     last_callback_error = ""
+    last_callback_error_at = -float("inf")  # time.monotonic() of the last failure
 
     def with_callback_errors(self, status: Status) -> Status:
-        """``status``, turned ERROR and naming the last failure once a callback failed."""
+        """``status`` with the count and the last failure once a callback failed: ERROR for
+        :data:`CALLBACK_ERROR_HOLD_SECONDS` after a failure, then at least WARN (a few bad /clock
+        messages long ago must not hide for good that the node is fine, or that its video ended)."""
         level, message, values = status
         if not self.callback_errors:
             return status
         values["callback_errors"] = self.callback_errors
-        return ERROR, f"{self.callback_errors} callbacks failed, last: {self.last_callback_error}", values
+        failed = f"{self.callback_errors} callbacks failed, last: {self.last_callback_error}"
+        if time.monotonic() - self.last_callback_error_at <= CALLBACK_ERROR_HOLD_SECONDS:
+            return ERROR, failed, values
+        return max(level, WARN), f"{message}; {failed}", values
 
     def note_callback_error(self, err: Exception) -> None:
+        self.last_callback_error_at = time.monotonic()
         self.callback_errors += 1
         self.last_callback_error = f"{type(err).__name__}: {err}"[:200]
         self.get_logger().error(  # type: ignore[attr-defined]

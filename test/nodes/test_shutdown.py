@@ -226,3 +226,27 @@ def test_a_signal_during_the_start_up_check_ends_it_as_a_shutdown_not_an_error()
     rclpy.init(context=context)
     with pytest.raises(ExternalShutdownException):
         find_conflicts(GraphOptions(), context, wait=5.0, meanwhile=lambda: rclpy.shutdown(context=context))
+
+
+def test_callback_errors_turn_the_status_error_for_a_while_then_warn(monkeypatch):
+    """Five bad /clock messages left the video source ERROR for good, hiding that its video had
+    ended normally."""
+    from bharnet_ros.nodes import lifecycle
+    from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
+
+    class Counted(CallbackErrorCount):
+        def get_logger(self):
+            return rclpy.logging.get_logger("counted")
+
+    now = [1000.0]
+    monkeypatch.setattr(lifecycle.time, "monotonic", lambda: now[0])
+    node = Counted()
+    assert node.with_callback_errors((OK, "ended", {})) == (OK, "ended", {})
+    node.note_callback_error(RuntimeError("Seconds value must not be negative"))
+    level, message, values = node.with_callback_errors((OK, "ended", {}))
+    assert (level, values) == (ERROR, {"callback_errors": 1})
+    assert "Seconds value must not be negative" in message
+    now[0] += lifecycle.CALLBACK_ERROR_HOLD_SECONDS + 1
+    level, message, _ = node.with_callback_errors((OK, "ended", {}))
+    assert level == WARN
+    assert message.startswith("ended; 1 callbacks failed")
