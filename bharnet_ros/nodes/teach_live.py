@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rclpy.node import Node
-from rclpy.qos import QoSProfile
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.msg import PersonSkeletonArray
 from bharnet_ros.nodes.conversions import msg_to_frame
 from bharnet_ros.nodes.environment import private_node
 from bharnet_ros.nodes.graph import SKELETON_TOPIC
+from bharnet_ros.nodes.lifecycle import message_type_name, wrong_type_problem
 
 NO_PUBLISHER = "nobody publishes {topic}: start the graph first (bharnet run, or ros2 launch bharnet_ros ...)"
 
@@ -38,8 +39,11 @@ class LiveSkeletons:
         self._frames: list[SkeletonFrame] | None = None  # None while no take records
         self.bad_messages = 0  # skeletons that could not be read, during the current take
         self._last_problem = ""
-        self.subscription = node.create_subscription(
-            PersonSkeletonArray, topic, self._on_message, QoSProfile(depth=30)
+        self.subscription = node.create_subscription(  # best effort: takes reliable publishers too
+            PersonSkeletonArray,
+            topic,
+            self._on_message,
+            QoSProfile(depth=30, reliability=ReliabilityPolicy.BEST_EFFORT),
         )
         self.description = f"live {self.subscription.topic_name}"
 
@@ -58,15 +62,24 @@ class LiveSkeletons:
             )
         return frames
 
-    def publishers(self) -> int:
-        return self.node.count_publishers(self.subscription.topic_name)
+    def publishers(self) -> tuple[int, list[str]]:
+        """Publishers on the topic that send skeletons, and the types the others send."""
+        wanted = message_type_name(PersonSkeletonArray)
+        found = self.node.get_publishers_info_by_topic(self.subscription.topic_name)
+        return sum(p.topic_type == wanted for p in found), [
+            p.topic_type for p in found if p.topic_type != wanted
+        ]
 
     def wait_for_publisher(self, timeout: float) -> None:
-        """Return once the topic has a publisher; ValueError naming the fix after ``timeout`` s."""
+        """Return once the topic has a publisher of skeletons; ValueError naming the fix after
+        ``timeout`` s (a topic of another type, a camera topic say, would deliver nothing)."""
         deadline = time.monotonic() + timeout
-        while not self.publishers():
+        while not (found := self.publishers())[0]:
             if time.monotonic() > deadline:
-                raise ValueError(NO_PUBLISHER.format(topic=self.subscription.topic_name))
+                topic = self.subscription.topic_name
+                wanted = message_type_name(PersonSkeletonArray)
+                problem = wrong_type_problem(topic, wanted, found[1], "; give a skeleton topic with --topic")
+                raise ValueError(problem or NO_PUBLISHER.format(topic=topic))
             time.sleep(0.1)
 
     def _on_message(self, msg: PersonSkeletonArray) -> None:

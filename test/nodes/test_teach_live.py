@@ -102,7 +102,7 @@ def test_record_live_teach_and_swap_into_the_running_recognizer(
             perform(pose, source, seconds, wait)
 
     source = LiveSkeletons(probe, sleep=sleep)
-    assert wait(lambda: source.publishers() > 0 and recognizer.inputs and labels)
+    assert wait(lambda: source.publishers()[0] > 0 and recognizer.inputs and labels)
     assert wait(lambda: pose.publisher.get_subscription_count() >= 2)  # ours and the recognizer's
     out = io.StringIO()
     prompt = Prompt(io.StringIO("\n\n\n"), out, NoWait())  # redo the flagged take, keep two good ones
@@ -166,3 +166,42 @@ def test_unstamped_skeletons_are_timed_on_arrival_not_collapsed_into_one_frame(r
     assert stamps == sorted(stamps)
     assert len(set(stamps)) == 5
     assert "skeletons arrive with stamp 0" in capfd.readouterr().err
+
+
+def test_a_topic_of_another_type_is_named_not_blamed_on_the_person(ros, wait):
+    """--topic /camera/image_raw passed the wait (a publisher was there) and every take was then
+    flagged "no person"."""
+    import pytest
+    from sensor_msgs.msg import Image
+
+    from bharnet_ros.nodes.teach_live import live_skeletons
+
+    probe = ros.add(Node, "teach_wrong_topic_probe")
+    probe.create_publisher(Image, "/teach_camera", 10)
+    with (  # the recorder on a participant of its own, as in its own process
+        pytest.raises(ValueError, match=r"1 publisher\(s\) on /teach_camera send sensor_msgs/msg/Image"),
+        live_skeletons("/teach_camera", wait=2.0),
+    ):
+        pass
+
+
+def test_a_best_effort_skeleton_publisher_is_recorded(ros, wait):
+    """A best-effort publisher never reached the recorder's reliable subscription: no person, every take."""
+    from rclpy.qos import ReliabilityPolicy
+
+    probe = ros.add(Node, "teach_best_effort_probe")
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+    publisher = probe.create_publisher(PersonSkeletonArray, "/teach_best_effort", qos)
+    frame = generate_sequence("wave", np.random.default_rng(0)).frame(0)
+    source = LiveSkeletons(ros.add(Node, "teach_best_effort"), "/teach_best_effort")
+    source.wait_for_publisher(5.0)
+    assert wait(lambda: publisher.get_subscription_count() > 0)
+
+    def sleep(seconds: float) -> None:
+        for t in range(5):
+            frame.timestamp = 1000.0 + t / 30
+            publisher.publish(PersonSkeletonArray(persons=[frame_to_msg(frame, Header())]))
+        time.sleep(1.0)
+
+    source.sleep = sleep
+    assert len(source.record(1.0)) == 5
