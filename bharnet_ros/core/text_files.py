@@ -20,10 +20,8 @@ def read_text_file(path: str | Path, most_bytes: int = MOST_TEXT_BYTES, encoding
     """The text of ``path``; OSError when it is not a regular file or holds more than ``most_bytes``."""
     path = Path(path)
     with open(path, "rb", opener=_open_without_waiting) as stream:
-        mode = os.fstat(stream.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "a pipe, socket or device"
-            raise OSError(errno.EINVAL, f"not a regular file ({kind})", str(path))
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):  # a folder fails to open already
+            raise OSError(errno.EINVAL, "not a regular file (a pipe, socket or device)", str(path))
         data = stream.read(most_bytes + 1)
     if len(data) > most_bytes:
         raise OSError(errno.EFBIG, f"larger than the {most_bytes} bytes such a file may hold", str(path))
