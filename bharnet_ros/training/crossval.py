@@ -113,7 +113,8 @@ def cross_validate(
     out = Path(out)
     data = load_datasets(config["data"]["train"])
     held_out = fold_subjects(data, subjects)
-    excluded = set(config["data"]["exclude_subjects"])
+    # people who never train: left out, or validating (--train-people picks among the others)
+    excluded = {*config["data"]["exclude_subjects"], *(config["data"].get("val_subjects") or [])}
     people = [p for p in fold_subjects(data, None) if p not in excluded] if train_people is not None else []
     check_fold_classes(config, data, held_out, people, train_people)
     unknown = int((data.subject_names() == "").sum())

@@ -218,6 +218,8 @@ class DataSelection:
 
 def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
     """Apply a training config's ``data`` section (see the module docstring)."""
+    check_listed_once(section["train"], "the training data")
+    check_listed_once(section["val"] or [], "the validation data")
     data = vocabulary(load_datasets(section["train"]), section)
     notes: list[str] = []
     excluded = list(section.get("exclude_subjects") or [])
@@ -225,8 +227,9 @@ def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
         data = data.subset(np.flatnonzero(~subject_mask(data, excluded)))
         notes.append(f"left out subjects {', '.join(map(str, excluded))} (training and validation)")
     val_idx, how = _validation_indices(data, section, seed)
-    if section["val"] and not _other_splits(section):
-        check_apart(section["train"], section["val"])
+    if section["val"]:
+        if not _other_splits(section):
+            check_apart(section["train"], section["val"])
         val = vocabulary(load_datasets(section["val"], _named(section["val_split"])), section, strict=False)
         if excluded:
             val = val.subset(np.flatnonzero(~subject_mask(val, excluded)))
@@ -246,7 +249,18 @@ def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
 def _other_splits(section: Mapping[str, Any]) -> bool:
     """Whether training and validation take two different named splits (one file may hold both)."""
     train, val = section.get("train_split"), section.get("val_split")
-    return bool(train) and bool(val) and train != val
+    return train not in (None, AUTO) and val not in (None, AUTO) and train != val
+
+
+def check_listed_once(paths: Sequence[str | Path], what: str) -> None:
+    """DatasetError for a data file listed twice: its samples would count twice, and those that
+    validate would have a twin in training."""
+    seen: set[Path] = set()
+    for path in paths:
+        resolved = resolve_path(path).resolve()
+        if resolved in seen:
+            raise DatasetError(f"{path} is listed twice in {what}; give each data file once")
+        seen.add(resolved)
 
 
 def check_apart(train: Sequence[str | Path], val: Sequence[str | Path]) -> None:

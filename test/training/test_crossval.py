@@ -125,6 +125,12 @@ def test_train_people_keeps_the_next_people_after_the_held_out_one(cv_run, tiny_
     assert _config_of(out.parent / "one_person" / "fold_S3")["data"]["exclude_subjects"] == ["S3", "S2"]
     with pytest.raises(ConfigError, match="was trained without S2, S3, but this run leaves out S3"):
         cross_validate(config, out.parent / "one_person", ["S3"])  # the same --out, all the others
+    validating = load_train_config(  # S1 validates: K counts among S2 only, so the fold trains on S2
+        REPO / "config/train/synth_cpu.yaml",
+        [*tiny_run, f"data.train={train_files}", "preprocess.window_seconds=1.0", "data.val_subjects=[S1]"],
+    )
+    cross_validate(validating, out.parent / "val_person", ["S3"], train_people=1)
+    assert _config_of(out.parent / "val_person" / "fold_S3")["data"]["exclude_subjects"] == ["S3"]
 
 
 def test_unknown_subjects_are_refused(cv_run, tmp_path):

@@ -193,3 +193,20 @@ def test_a_long_list_of_classes_without_samples_is_shortened_in_the_note(tmp_pat
     )
     (note,) = [n for n in select_data(section(train=[str(path)])).notes if "without training samples" in n]
     assert note.endswith("unused00009 and 9990 more")
+
+
+def test_validation_files_count_with_a_named_training_split(tmp_path, people):
+    """data.train_split=tr with --val files dropped the files: no validation at all, silently."""
+    merged = load_datasets([str(p) for p in people])
+    subjects = merged.subject_names()
+    merged.splits = {"tr": np.flatnonzero(subjects != "S1")}
+    merged.save(tmp_path / "split.npz")
+    chosen = select_data(section(train=[str(tmp_path / "split.npz")], val=[str(people[0])], train_split="tr"))
+    assert chosen.val is not None and set(chosen.val.subject_names().tolist()) == {"S1"}
+    assert set(chosen.train.subject_names().tolist()) == {"S2", "S3"}
+
+
+def test_a_data_file_listed_twice_is_refused(people):
+    """Each sample loaded twice: 17 of 21 validation samples had a twin in training."""
+    with pytest.raises(DatasetError, match="is listed twice in the training data"):
+        select_data(section(train=[str(people[0]), str(people[0])], val_fraction=0.3))
