@@ -239,11 +239,14 @@ CALIBRATION_RANGES = {  # name: (whether a value is in range, the range in words
 }
 
 
-def calibration_for(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
+def calibration_for(
+    path: str | Path, model: BHaRNetModel, class_names: Sequence[str] | None = None
+) -> dict[str, float]:
     """The entry of a ``calibration.json`` (from ``bharnet train --loso``) that fits ``model``.
 
     Every problem (not JSON text, no entry for the model, a value that is no finite number in
-    range) is an ExportError naming the file and the entry, so the CLIs can refuse in one line.
+    range, an entry fitted on other ``class_names`` than the model's where both are known) is an
+    ExportError naming the file and the entry, so the CLIs can refuse in one line.
     """
     path = Path(path)
     check_calibratable(model, path)
@@ -257,6 +260,12 @@ def calibration_for(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
     entry = entries.get(key) if isinstance(entries, dict) else None
     if not isinstance(entry, dict) or not set(CALIBRATION_RANGES) <= set(entry):
         raise ExportError(f"{path} has no {key!r} calibration; give the calibration.json of a --loso run")
+    fitted = entry.get("class_names")
+    if class_names is not None and fitted is not None and list(fitted) != list(class_names):
+        raise ExportError(
+            f"{path} was fitted on a model of {len(fitted)} classes, not on this one's "
+            f"{len(class_names)}: give the calibration.json of the --loso run of this model's recipe"
+        )
     return {
         name: calibration_value(entry[name], name, f"{path}: the {key!r} calibration's")
         for name in CALIBRATION_RANGES

@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         checkpoint = load_checkpoint(args.checkpoint)
         model = prepare_model(checkpoint, args.expert_only)
-        calibration = calibration_for(args.calibration, model) if args.calibration else None
+        calibration = (
+            calibration_for(args.calibration, model, checkpoint.class_names) if args.calibration else None
+        )
     except (CheckpointError, ExportError) as err:
         raise UsageError(str(err)) from None
     try:

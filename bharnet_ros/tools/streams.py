@@ -293,7 +293,11 @@ def fold_inputs(run: Path, person: str, expert_only: bool) -> tuple[Any, Any, di
             checkpoint = _mirrored(checkpoint, mirror, run / "summary.json")
         model = prepare_model(checkpoint, expert_only)
         calibration_file = run / "calibration.json"
-        calibration = calibration_for(calibration_file, model) if os.path.lexists(calibration_file) else None
+        calibration = (
+            calibration_for(calibration_file, model, checkpoint.class_names)
+            if os.path.lexists(calibration_file)
+            else None
+        )
     except (CheckpointError, ExportError) as err:
         raise UsageError(str(err)) from None
     return checkpoint, model, calibration

@@ -373,7 +373,10 @@ def held_out_calibrations(result: Evaluation) -> dict[str, dict[str, float]]:
     logits = {"fused": result.scores["fused"]}
     if "expert_only" in result.branches:
         logits["expert_only"] = result.scores["body_expert"] + result.scores["hand_expert"]
-    return {name: calibrate(values, result.labels).to_dict() for name, values in logits.items()}
+    return {  # the classes with them: an export checks it is given the calibration of its classes
+        name: {**calibrate(values, result.labels).to_dict(), "class_names": list(result.class_names)}
+        for name, values in logits.items()
+    }
 
 
 def _safe(subject: str) -> str:

@@ -316,6 +316,10 @@ def test_a_noisy_or_model_takes_no_softmax_calibration(tiny_config, tmp_path):
         ('{"fused": {"temperature": 1.0, "none_threshold": -0.1}}', "out of range"),
         ('{"fused": {"temperature": 1.0, "none_threshold": 1.1}}', "out of range"),
         (
+            '{"fused": {"temperature": 1.0, "none_threshold": 0.3, "class_names": ["a", "b", "c"]}}',
+            "was fitted on a model of 3 classes, not on this one's 5",
+        ),
+        (
             '{"fused": {"temperature": 1%s, "none_threshold": 0.3}}' % ("0" * 400),
             "temperature 10000.*\\.\\.\\. is out of range",
         ),
@@ -331,7 +335,7 @@ def test_calibration_for_refuses_what_does_not_fit(expert, tmp_path, content, me
     if content is not None:
         path.write_text(content)
     with pytest.raises(ExportError, match=message):
-        calibration_for(path, expert[0])
+        calibration_for(path, expert[0], [f"c{i}" for i in range(5)])
 
 
 @pytest.mark.parametrize(
