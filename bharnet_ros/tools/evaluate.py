@@ -80,8 +80,10 @@ def select_for_eval(data: SkeletonDataset, labels: list[str], args: argparse.Nam
     """The samples to evaluate: ``--subjects`` only, known classes only with ``--known-only``."""
     from bharnet_ros.training.data import known_classes_only, subject_mask
 
-    if args.subjects:
+    if args.subjects is not None:  # "" (an unset shell variable) must not mean everyone
         subjects = [name.strip() for name in args.subjects.split(",") if name.strip()]
+        if not subjects:
+            raise UsageError(f"--subjects {args.subjects!r} names nobody; give people such as S1,S2")
         data = data.subset(np.flatnonzero(subject_mask(data, subjects)))
     if args.known_only:
         data, left_out = known_classes_only(data, labels)

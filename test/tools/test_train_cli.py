@@ -179,6 +179,16 @@ def test_eval_with_an_unknown_split_is_a_usage_error(trained, synth_folder, tmp_
     assert "no split 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("subjects", ["", " , "])
+def test_eval_subjects_naming_nobody_is_a_usage_error(trained, synth_folder, tmp_path, capsys, subjects):
+    """--subjects "" (an unset shell variable) scored everyone, the training people included."""
+    out = tmp_path / "out"
+    argv = ["eval", str(trained / "last.pt"), str(synth_folder), "--subjects", subjects, "--out", str(out)]
+    assert main(argv) == 2
+    assert "names nobody; give people such as S1,S2" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_eval_out_needs_force_and_keeps_other_files(trained, synth_folder, tmp_path, capsys):
     out = tmp_path / "eval"
     out.mkdir()
