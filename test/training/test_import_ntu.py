@@ -269,3 +269,24 @@ def test_a_file_larger_than_any_real_one_is_refused_unread(tmp_path, monkeypatch
     monkeypatch.setattr(importers, "MAX_TEXT_FILE_BYTES", len(ONE_BODY) - 1)
     with pytest.raises(DatasetError, match="is it the right file"):
         read_ntu_sample(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1\tdrink water\n2\teat meal\n", ["drink water", "eat meal"]),
+        ("index\tname\n1\tdrink water\n2\teat meal\n", ["drink water", "eat meal"]),  # read as class 0
+        ("drink water\neat meal\n", ["drink water", "eat meal"]),
+        ("2\teat meal\n1\tdrink water\n", None),
+        ("1\tdrink water\n3\teat meal\n", None),
+    ],
+)
+def test_class_names_are_placed_by_their_index(tmp_path, text, expected):
+    from bharnet_ros.training.importers.ntu import read_class_names
+
+    (tmp_path / "ntu120_class_names.tsv").write_text(text)
+    if expected is None:
+        with pytest.raises(DatasetError, match="indices 1, 2, 3, ... in order"):
+            read_class_names(tmp_path)
+    else:
+        assert read_class_names(tmp_path) == expected

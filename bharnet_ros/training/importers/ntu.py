@@ -419,9 +419,27 @@ def read_class_names(meta: Path) -> list[str]:
                 raise DatasetError(
                     f"{path} is not UTF-8 text; it should list one class name per line"
                 ) from None
-            lines = [line.strip() for line in text.splitlines() if line.strip()]
-            return [line.split("\t", 1)[1] if "\t" in line else line for line in lines]
+            return _names_in_label_order(path, [line.strip() for line in text.splitlines() if line.strip()])
     raise DatasetError(f"no class-name file in {meta}; expected one of {', '.join(CLASS_NAME_FILES)}")
+
+
+def _names_in_label_order(path: Path, lines: list[str]) -> list[str]:
+    """Names from ``index<TAB>name`` lines (placed by their 1-based index; a header line first is
+    skipped) or from plain lines in label order; DatasetError when the indices are not 1, 2, 3, ...
+    (a header read as class 0 shifted every label by one)."""
+    if not any("\t" in line for line in lines):
+        return lines
+    rows = [line.split("\t", 1) for line in lines]
+    if rows and not rows[0][0].strip().isdigit():
+        rows = rows[1:]  # a header such as "index<TAB>name"
+    indices = [row[0].strip() for row in rows]
+    if len(rows) != sum(len(row) == 2 for row in rows) or indices != [
+        str(i) for i in range(1, len(rows) + 1)
+    ]:
+        raise DatasetError(
+            f"{path}: the lines must be <index><TAB><name> with the indices 1, 2, 3, ... in order"
+        )
+    return [row[1].strip() for row in rows]
 
 
 def _class_names(meta: str | Path | None, num_classes: int, report: ImportReport) -> list[str]:
