@@ -48,7 +48,11 @@ def test_pkummd_segments_become_samples(tmp_path):
     assert (second.body[1, 5:, :, 3] == 1).all()
     assert dataset.splits["xsub_train"].tolist() == [0, 1]
     assert dataset.splits["xsub_val"].tolist() == []
-    assert [(item, reason) for item, reason, _ in report.skipped] == [("0003-M", "no label file")]
+    assert [(item, reason) for item, reason, _ in report.skipped] == [
+        ("0002-L_2", "empty segment"),  # reported, not dropped silently
+        ("0003-M", "no label file"),
+    ]
+    assert "lie past the video's end" in report.skipped[0][2]
 
 
 def test_pkummd_split_file_and_missing_pieces(tmp_path):

@@ -48,9 +48,14 @@ SPLIT_FILES = {
 
 
 def read_video(
-    skeleton_path: Path, label_path: Path, fps: float = FPS, num_classes: int = NUM_ACTIONS
+    skeleton_path: Path,
+    label_path: Path,
+    fps: float = FPS,
+    num_classes: int = NUM_ACTIONS,
+    report: ImportReport | None = None,
 ) -> list[Sample]:
-    """The labelled segments of one video; all-zero segments are left out.
+    """The labelled segments of one video; empty or all-zero segments are left out (as skips in
+    ``report``).
 
     A label file with a line that cannot be right (see :func:`read_labels`) refuses the whole
     video, so that it is reported rather than imported in part or with made-up labels.
@@ -67,6 +72,13 @@ def read_video(
         if len(segment) and np.any(segment):
             samples.append(
                 check_sample(segment_sample(f"{stem}_{k}", label - 1, segment, start, camera, fps), "world")
+            )
+        elif report is not None:  # counted, so that a label file for another video does not pass
+            where = "past the video's end" if not len(segment) else "where no body was recorded"
+            report.skip(
+                f"{stem}_{k}",
+                "empty segment",
+                f"label line {k + 1}: frames {start}..{end} lie {where} " f"({len(frames)} frames)",
             )
     return samples
 
@@ -175,7 +187,7 @@ def import_pkummd(
             report.skip(path.stem, "no label file", str(label_path))
             continue
         try:
-            samples.extend(read_video(path, label_path, fps, num_classes))
+            samples.extend(read_video(path, label_path, fps, num_classes, report))
         except (DatasetError, ValueError, OSError) as err:
             report.skip(path.stem, "unreadable video", str(err))
     names = class_names or [f"action {k}" for k in range(1, max((s.label for s in samples), default=0) + 2)]
