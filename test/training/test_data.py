@@ -202,7 +202,8 @@ def test_validation_files_count_with_a_named_training_split(tmp_path, people):
     merged.splits = {"tr": np.flatnonzero(subjects != "S1")}
     merged.save(tmp_path / "split.npz")
     chosen = select_data(section(train=[str(tmp_path / "split.npz")], val=[str(people[0])], train_split="tr"))
-    assert chosen.val is not None and set(chosen.val.subject_names().tolist()) == {"S1"}
+    assert chosen.val is not None
+    assert set(chosen.val.subject_names().tolist()) == {"S1"}
     assert set(chosen.train.subject_names().tolist()) == {"S2", "S3"}
 
 

@@ -223,6 +223,10 @@ SKELETON = np.ones((3, 20, 3)).tolist()
         ({"file_name": "a01_s01_e01_v01", "skeletons": SKELETON, "label": True}, "label is true"),
         ({"file_name": "a01_s01_e01_v01", "skeletons": SKELETON, "label": 10**400}, "label is 1000"),
         ({"file_name": "a01_s01_e01_v01", "skeletons": SKELETON, "label": "x" * 10**5}, "..."),
+        (
+            {"file_name": "a01_s01_e01_v01", "skeletons": SKELETON, "label": 5},
+            "disagrees with the file name's a01",
+        ),
         ({"file_name": "a07_s01_e01_v01", "skeletons": SKELETON}, "not an N-UCLA action"),
         ({"file_name": "a01_s01_e01_v01"}, "no 'skeletons'"),
         ({"file_name": "a01_s01_e01_v01", "skeletons": None}, "skeletons is null"),

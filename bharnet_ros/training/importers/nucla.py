@@ -80,6 +80,12 @@ def read_nucla_sample(path: Path, fps: float = FPS) -> Sample:
         raise DatasetError(f"file_name is {_shown(name)}; expected a name like a01_s01_e01_v01")
     action, subject, episode, view = _name_ids(name)
     label = _label(record["label"]) if "label" in record else _action_label(action)
+    if action in ACTIONS and label != _action_label(action):  # one of the two is wrong: trust neither
+        named = list(ACTIONS.values())
+        raise DatasetError(
+            f"label {label + 1} ({named[label]}) disagrees with the file name's a{action:02d} "
+            f"({ACTIONS[action]}); fix the file's label or its file_name"
+        )
     if "skeletons" not in record:
         raise DatasetError("no 'skeletons' entry; expected a list of frames of 20 joints x (x, y, z)")
     body = v1_to_ntu25(_joints(record["skeletons"]))
