@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.fp16:
         raise UsageError(FP16_UNSUPPORTED)
+    if args.output.suffix.lower() != ".onnx":  # eval and the node tell models apart by the suffix
+        raise UsageError(f"-o {args.output}: an export is an .onnx file; name it {args.output.stem}.onnx")
     check_output_file(args.output, [args.checkpoint, args.calibration], args.force)
     try:
         checkpoint = load_checkpoint(args.checkpoint)

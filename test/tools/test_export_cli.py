@@ -64,6 +64,14 @@ def test_missing_checkpoint_exits_2_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_an_export_named_other_than_onnx_is_refused(tmp_path, capsys):
+    """-o x.pt wrote an ONNX file that eval then called a corrupt checkpoint."""
+    code = main(["export", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "x.pt")])
+    assert code == 2
+    assert "an export is an .onnx file; name it x.onnx" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_a_checkpoint_with_nan_weights_exits_2_before_writing(checkpoint_path, tmp_path, capsys):
     """A diverged training's checkpoint would export a model that says NaN for everything."""
     raw = torch.load(checkpoint_path, weights_only=True)
@@ -143,7 +151,7 @@ def test_export_never_replaces_its_checkpoint_and_needs_force_for_an_existing_on
     original = checkpoint_path.read_bytes()
     for extra in ([], ["--force"]):
         assert main(["export", str(checkpoint_path), "-o", str(checkpoint_path), *extra]) == 2
-        assert "also an input" in capsys.readouterr().err
+        assert "an export is an .onnx file" in capsys.readouterr().err
     assert checkpoint_path.read_bytes() == original
     output = tmp_path / "model.onnx"
     output.write_text("an earlier export")
