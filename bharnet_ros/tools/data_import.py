@@ -130,8 +130,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"source {args.source} does not exist; give the {args.kind} data folder or file")
     extra = [getattr(args, name, None) for name in ("meta", "labels", "split_file", "class_names")]
     output = check_output_file(args.output, [args.source, *extra], args.force, suffix=".npz")
+    renamed_from: dict[str, str] = {}
     for pair in args.rename:  # before the import, which may take hours of pose stage
-        _rename_pair(pair)
+        old, _ = _rename_pair(pair)
+        if old in renamed_from:
+            raise UsageError(f"--rename renames {old!r} twice ({renamed_from[old]}, {pair}); keep one")
+        renamed_from[old] = pair
     try:
         with terminated_as_interrupt():  # a pose-stage pool is shut down, not left running
             dataset, report = IMPORTERS[args.kind](args)
@@ -274,8 +278,9 @@ def _videos(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
         raise UsageError(f"{args.source} is not a folder; give the folder that holds the videos")
     try:
         return import_videos(
-            args.source, args.backend, _progress(args), args.pattern, args.subject, args.jobs
-        )
+            args.source, args.backend, _progress(args), args.pattern, args.subject, args.jobs,
+            check_labels=lambda labels: _rename_mapping(labels, args.rename),  # before the pose stage
+        )  # fmt: skip
     except PatternError as err:
         raise UsageError(str(err)) from None
 

@@ -114,6 +114,10 @@ def test_eval_with_averages_models_and_refuses_other_classes(
         (["synth", "-o", "a" * 300], "File name too long"),
         (["import", "ntu", "n" * 300, "-o", "x.npz"], "File name too long"),
         (["import", "ntu", "config", "-o", "x.npz", "--rename", "a=b\tc"], "--rename 'a=b\\tc': NEW must be"),
+        (
+            ["import", "ntu", "config", "-o", "x.npz", "--rename", "a=b", "--rename", "a=c"],
+            "renames 'a' twice",
+        ),
         (["train", CONFIG, "--loso", "S1", "--views", "1000000000", "--out", "x"], "--views must be a whole"),
     ],
 )

@@ -172,3 +172,28 @@ def test_a_damaged_skeleton_file_gives_a_reason_not_an_exception(tmp_path, damag
     assert isinstance(outcome, str)
     assert outcome.startswith("unreadable skeleton file: ")
     assert outcome.split(": ", 1)[1]
+
+
+def test_labels_that_differ_only_in_case_are_refused_before_the_pose_stage(tmp_path):
+    """Yes_5 and yes_4 became two classes, "Yes" and "yes"."""
+    from bharnet_ros.training.importers.videos import import_videos
+
+    root = touch(tmp_path / "S7", "Yes_1_1m_upper.avi", "yes_2_1m_upper.avi")  # empty: never opened
+    with pytest.raises(DatasetError, match="name one gesture two ways, 'Yes' and 'yes'"):
+        import_videos(root, pattern=HRI)
+
+
+def test_the_class_names_are_checked_before_the_pose_stage(tmp_path):
+    """An unknown --rename OLD was found only after every video had gone through MediaPipe."""
+    from bharnet_ros.training.importers.videos import import_videos
+
+    root = touch(tmp_path / "S7", "stop_1_1m_upper.avi", "come_1_1m_upper.avi")
+    seen = []
+
+    def check(labels: list[str]) -> None:
+        seen.append(labels)
+        raise DatasetError("no class 'stpo'")
+
+    with pytest.raises(DatasetError, match="no class 'stpo'"):
+        import_videos(root, pattern=HRI, check_labels=check)
+    assert seen == [["come", "stop"]]

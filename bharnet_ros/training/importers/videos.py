@@ -29,7 +29,7 @@ import multiprocessing
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -40,6 +40,7 @@ import numpy as np
 from bharnet_ros.core.pose import PoseEstimator
 from bharnet_ros.core.skeleton import SkeletonFrame, SkeletonSequence
 from bharnet_ros.core.video import VideoError, VideoReader, is_video_file, list_videos
+from bharnet_ros.training.classes import same_words
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 from bharnet_ros.training.importers import ImportReport, Progress, no_progress
 
@@ -206,11 +207,24 @@ def import_videos(
     pattern: str | None = None,
     subject: str | None = None,
     jobs: int = 1,
+    check_labels: Callable[[list[str]], object] | None = None,
 ) -> tuple[SkeletonDataset, ImportReport]:
-    """One sample per video (see the module docstring); classes in sorted order."""
+    """One sample per video (see the module docstring); classes in sorted order.
+
+    ``check_labels`` sees the class names before the pose stage runs (hours for many videos), as
+    does the check that no two of them differ only in case or separators (``Yes`` and ``yes``).
+    """
     root = Path(root)
     report = ImportReport(notes=[f"videos: pose stage MediaPipe {backend}, model_complexity 1"])
     todo = find_jobs(root, pattern, subject, report)
+    labels = sorted({job.label for job in todo})
+    if twins := same_words(labels):
+        raise DatasetError(
+            f"the videos name one gesture two ways, {twins[0]!r} and {twins[1]!r}; rename the files "
+            "(or the class folders) to one spelling"
+        )
+    if check_labels is not None:
+        check_labels(labels)
     outcomes = _extract_all(todo, backend, jobs)
     kept = []
     for job in progress(todo):
