@@ -223,6 +223,11 @@ def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
     data = vocabulary(load_datasets(section["train"]), section)
     notes: list[str] = []
     excluded = list(section.get("exclude_subjects") or [])
+    if both := sorted(set(map(str, excluded)) & set(map(str, section.get("val_subjects") or []))):
+        raise DatasetError(
+            f"data.exclude_subjects and data.val_subjects both name {', '.join(both)}; a person is "
+            "either left out or validates"
+        )
     if excluded:
         data = data.subset(np.flatnonzero(~subject_mask(data, excluded)))
         notes.append(f"left out subjects {', '.join(map(str, excluded))} (training and validation)")
@@ -231,8 +236,8 @@ def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
         if not _other_splits(section):
             check_apart(section["train"], section["val"])
         val = vocabulary(load_datasets(section["val"], _named(section["val_split"])), section, strict=False)
-        if excluded:
-            val = val.subset(np.flatnonzero(~subject_mask(val, excluded)))
+        if excluded:  # where they are in the validation files at all
+            val = val.subset(np.flatnonzero(~np.isin(val.subject_names(), excluded)))
         how = f"validation: the files {', '.join(map(str, section['val']))}"
     else:
         val = data.subset(val_idx) if len(val_idx) else None

@@ -481,7 +481,8 @@ def _check_classes(data: SkeletonDataset) -> None:
             "every Action label must be; rename the class (its folder, or the label in the file)"
         )
     if len(set(data.class_names)) != len(data.class_names):
-        raise DatasetError("class names are not unique")
+        twice = next(name for i, name in enumerate(data.class_names) if name in data.class_names[:i])
+        raise DatasetError(f"class names are not unique: {shown(twice)} is named twice; name each class once")
     if len(data.labels) and (data.labels.min() < 0 or data.labels.max() >= len(data.class_names)):
         raise DatasetError(f"labels must be within 0..{len(data.class_names) - 1} (one per class name)")
     if data.hand_intensive is not None and len(data.hand_intensive) != len(data.class_names):

@@ -211,3 +211,22 @@ def test_a_data_file_listed_twice_is_refused(people):
     """Each sample loaded twice: 17 of 21 validation samples had a twin in training."""
     with pytest.raises(DatasetError, match="is listed twice in the training data"):
         select_data(section(train=[str(people[0]), str(people[0])], val_fraction=0.3))
+
+
+def test_a_person_left_out_need_not_be_in_the_validation_files(people):
+    """--loso S3 with validation files of S1 only was refused as 'S3 not in the data'."""
+    chosen = select_data(
+        section(train=[str(p) for p in people[1:]], val=[str(people[0])], exclude_subjects=["S3"])
+    )
+    assert set(chosen.train.subject_names().tolist()) == {"S2"}
+    assert set(chosen.val.subject_names().tolist()) == {"S1"}
+
+
+def test_a_person_both_left_out_and_validating_is_named(people):
+    with pytest.raises(DatasetError, match="both name S1; a person is either left out or validates"):
+        select_data(section(train=[str(p) for p in people], exclude_subjects=["S1"], val_subjects=["S1"]))
+
+
+def test_a_class_listed_twice_is_named(people):
+    with pytest.raises(DatasetError, match="'wave' is named twice"):
+        select_data(section(train=[str(p) for p in people], classes=["wave", "clap", "wave"]))
