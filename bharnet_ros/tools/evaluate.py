@@ -124,9 +124,13 @@ def run(args: argparse.Namespace) -> int:
     check_count("--batch-size", args.batch_size, 1, MOST_BATCH)
     check_count("--views", args.views, 1, MOST_VIEWS)
     check_count("the number of --with models", len(args.members), 0, MOST_MEMBERS)
+    seen: set[Path] = set()
     for path in (args.model, *args.members):
         if not path.exists():
             raise UsageError(f"model {path} not found; give a checkpoint (.pt) or an exported .onnx")
+        if path.resolve() in seen:  # an ensemble of one model twice only weighs it double
+            raise UsageError(f"{path} is given twice (MODEL and --with); give each model once")
+        seen.add(path.resolve())
     check_output_folder(args.out, [args.model, *args.members, args.dataset], args.force)
     try:
         model = open_model(args.model)

@@ -60,19 +60,19 @@ def test_eval_with_averages_models_and_refuses_other_classes(
     single, pair = tmp_path / "single", tmp_path / "pair"
     argv = ["eval", str(trained / "last.pt"), str(synth_folder), "--no-progress"]
     assert main([*argv, "--out", str(single)]) == 0
-    assert (
-        main([*argv, "--with", str(trained / "best.pt"), str(trained / "last.pt"), "--out", str(pair)]) == 0
-    )
-    assert "ensemble of 3 models" in capsys.readouterr().out
+    assert main([*argv, "--with", str(trained / "best.pt"), "--out", str(pair)]) == 0
+    assert "ensemble of 2 models" in capsys.readouterr().out
     alone, together = (json.loads((out / "summary.json").read_text()) for out in (single, pair))
     assert alone["ensemble_with"] == []
-    assert together["ensemble_with"] == [str(trained / "best.pt"), str(trained / "last.pt")]
+    assert together["ensemble_with"] == [str(trained / "best.pt")]
     assert together["num_samples"] == alone["num_samples"]
     assert set(together["branches_top1"]) == set(alone["branches_top1"])
     assert main([*argv, "--with", str(tiny_model), "--out", str(tmp_path / "mixed")]) == 2
     err = capsys.readouterr().err.strip()
     assert "has other classes than" in err
     assert len(err.splitlines()) == 1
+    assert main([*argv, "--with", str(trained / "last.pt"), "--out", str(tmp_path / "twice")]) == 2
+    assert "is given twice (MODEL and --with)" in capsys.readouterr().err
     assert not (tmp_path / "mixed").exists()
     assert main([*argv, "--with", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "gone")]) == 2
     assert "missing.pt not found" in capsys.readouterr().err
