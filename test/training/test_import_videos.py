@@ -133,6 +133,10 @@ def test_class_folders_keep_their_layout_and_note_a_missing_person(tmp_path):
     assert any("--subject" in note for note in report.notes)
     jobs, report = jobs_of(root, pattern=None, subject="ann")
     assert {job.attributes["subject"] for job in jobs} == {"ann"}
+    touch(root, "stop/S1/stop_3.avi")  # one level deeper: not read, but said so
+    jobs, report = jobs_of(root, pattern=None)
+    assert len(jobs) == 3
+    assert [(Path(item).name, reason) for item, reason, _ in report.skipped] == [("stop_3.avi", "not read")]
 
 
 @pytest.mark.parametrize(

@@ -147,9 +147,13 @@ def _class_folder_jobs(root: Path, subject: str | None, report: ImportReport) ->
     if not subject:
         report.notes.append("videos: no person recorded (one folder per class); --subject NAME sets one")
     attributes = {"subject": subject} if subject else {}
+    folders = sorted(d for d in root.iterdir() if d.is_dir())
+    for folder in folders:  # one level only: CLASS/<video>; deeper files are named, not lost unseen
+        for deeper in (p for d in folder.iterdir() if d.is_dir() for p in _videos_below(d)):
+            report.skip(str(deeper), "not read", f"below the class folder {folder.name}/ (one level is read)")
     return [
         VideoJob(video, folder.name, f"{folder.name}/{video.name}", dict(attributes))
-        for folder in sorted(d for d in root.iterdir() if d.is_dir())
+        for folder in folders
         for video in list_videos(folder) + sorted(p for p in folder.iterdir() if _is_skeleton_file(p))
     ]
 
