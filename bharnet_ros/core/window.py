@@ -150,7 +150,9 @@ class WindowBuffer:
         self._frames.clear()
 
     def push(self, frame: SkeletonFrame) -> PushResult:
-        """Add a frame; a stamp equal to the newest is ignored, an older one clears the buffer first.
+        """Add a frame; a stamp equal to the newest is ignored, an older one, or one more than the
+        window after it, clears the buffer first (the kept context frames would otherwise count as
+        history, and a one-frame window would be decided at once).
 
         The result is also kept in ``last_result``. Raises SkeletonError for a frame whose values or
         timestamp are not finite (e.g. arrays mutated after the frame was checked).
@@ -203,6 +205,13 @@ class WindowBuffer:
         if frame.timestamp < newest.timestamp:
             self._warn_rarely(
                 "person %d: timestamp went backwards (%.6f -> %.6f s); window buffer reset",
+                frame.person_id, newest.timestamp, frame.timestamp,
+            )  # fmt: skip
+            return PushResult.RESET
+        if frame.timestamp - newest.timestamp > self.seconds:  # none of the old frames is in its window
+            self._warn_rarely(
+                "person %d: timestamp jumped forward by more than the window (%.6f -> %.6f s); window "
+                "buffer reset",
                 frame.person_id, newest.timestamp, frame.timestamp,
             )  # fmt: skip
             return PushResult.RESET

@@ -134,6 +134,22 @@ def test_backwards_timestamp_resets_with_a_warning(caplog: pytest.LogCaptureFixt
     assert buffer.stats.resets == 1
 
 
+def test_a_jump_forward_past_the_window_resets_so_no_one_frame_window_is_decided(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """0.3 s of frames, then one 100 s later: its window held one frame, but the kept context made
+    it count as covered, and a decision came at once."""
+    buffer = WindowBuffer(seconds=2.0)
+    for t in range(10):
+        buffer.push(make_frame(t))  # 0.3 s at 30 fps
+    with caplog.at_level(logging.WARNING):
+        assert buffer.push(make_frame(10, stamp=100.3)) is PushResult.RESET
+    assert "jumped forward" in caplog.text
+    assert not buffer.ready(min_seconds=0.5)
+    assert buffer.push(make_frame(11, stamp=101.3)) is PushResult.ADDED  # a second later: one stream again
+    assert buffer.stats.resets == 1
+
+
 def test_duplicate_stamps_are_ignored_and_logged_sparingly(caplog: pytest.LogCaptureFixture) -> None:
     buffer = WindowBuffer(seconds=0.5)
     buffer.push(make_frame(0))
