@@ -30,6 +30,7 @@ from bharnet_ros.core.layouts import get_layout
 from bharnet_ros.core.onnx_graph import OnnxGraphError, unbounded_operators
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonSequence
+from bharnet_ros.core.text_files import read_regular_file
 from bharnet_ros.core.window import Window, finite_number
 
 logger = logging.getLogger(__name__)
@@ -300,7 +301,7 @@ class OnnxClassifier:
                     f"model is far smaller, and {MOST_MODEL_BYTES >> 20} MiB is the most loaded"
                 )
             if exists and regular:
-                return self.path.read_bytes()
+                return read_regular_file(self.path, MOST_MODEL_BYTES)
         except OSError as err:  # a name too long, a folder we may not enter, a file we may not read
             raise InferenceError(f"cannot read model file {self.path}: {err.strerror}") from None
         if not exists:

@@ -23,6 +23,9 @@ VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
 # Operators whose running time the graph's own data decides, and the domains of standard operators.
 UNBOUNDED_OPS = frozenset({"Loop", "Scan", "SequenceMap"})
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
+# An exported recognizer has a few thousand nodes and fields around them; walking a million
+# fields takes about a second here, and a file of millions of empty nodes must not hold a node.
+MOST_FIELDS = 1_000_000
 
 
 class OnnxGraphError(ValueError):
@@ -34,12 +37,13 @@ def operators(source: str | Path | bytes) -> set[tuple[str, str]]:
     ``source`` is the file or its bytes."""
     model = memoryview(source if isinstance(source, bytes) else Path(source).read_bytes())
     found: set[tuple[str, str]] = set()
-    pending = list(_messages(model, {MODEL_GRAPH: "graph", MODEL_FUNCTIONS: "function"}))
+    budget = [MOST_FIELDS]
+    pending = list(_messages(model, {MODEL_GRAPH: "graph", MODEL_FUNCTIONS: "function"}, budget))
     while pending:  # a stack, not recursion: nesting depth is the file's choice
         kind, message = pending.pop()
         node_field = GRAPH_NODE if kind == "graph" else FUNCTION_NODE
-        for _, node in _messages(message, {node_field: "node"}):
-            found.add(_node_operator(node, pending))
+        for _, node in _messages(message, {node_field: "node"}, budget):
+            found.add(_node_operator(node, pending, budget))
     return found
 
 
@@ -53,10 +57,12 @@ def unbounded_operators(source: str | Path | bytes) -> list[str]:
     )
 
 
-def _node_operator(node: memoryview, pending: list[tuple[str, memoryview]]) -> tuple[str, str]:
+def _node_operator(
+    node: memoryview, pending: list[tuple[str, memoryview]], budget: list[int]
+) -> tuple[str, str]:
     """The node's (domain, op_type); the subgraphs of its attributes go onto ``pending``."""
     op_type = domain = ""
-    for number, wire, value in _fields(node):
+    for number, wire, value in _fields(node, budget):
         if wire != LENGTH_DELIMITED:
             continue
         if number == NODE_OP_TYPE:
@@ -64,21 +70,27 @@ def _node_operator(node: memoryview, pending: list[tuple[str, memoryview]]) -> t
         elif number == NODE_DOMAIN:
             domain = _text(value)
         elif number == NODE_ATTRIBUTE:
-            pending.extend(_messages(value, {ATTRIBUTE_GRAPH: "graph", ATTRIBUTE_GRAPHS: "graph"}))
+            pending.extend(_messages(value, {ATTRIBUTE_GRAPH: "graph", ATTRIBUTE_GRAPHS: "graph"}, budget))
     return domain, op_type
 
 
-def _messages(data: memoryview, kinds: dict[int, str]) -> Iterator[tuple[str, memoryview]]:
+def _messages(data: memoryview, kinds: dict[int, str], budget: list[int]) -> Iterator[tuple[str, memoryview]]:
     """The embedded messages of ``data`` whose field numbers ``kinds`` names, with their kind."""
-    for number, wire, value in _fields(data):
+    for number, wire, value in _fields(data, budget):
         if number in kinds and wire == LENGTH_DELIMITED:
             yield kinds[number], value
 
 
-def _fields(data: memoryview) -> Iterator[tuple[int, int, memoryview]]:
-    """(field number, wire type, payload) of each field; fixed and varint payloads come empty."""
+def _fields(data: memoryview, budget: list[int]) -> Iterator[tuple[int, int, memoryview]]:
+    """(field number, wire type, payload) of each field; fixed and varint payloads come empty.
+    Each field spends one of ``budget[0]``; OnnxGraphError when none is left."""
     position = 0
     while position < len(data):
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise OnnxGraphError(
+                f"more than {MOST_FIELDS} protobuf fields around its nodes, far more than a recognizer has"
+            )
         key, position = _varint(data, position)
         number, wire = key >> 3, key & 7
         if wire == VARINT:

@@ -1,4 +1,4 @@
-"""Small text inputs (parameter and config files, labels, run summaries), read within bounds.
+"""Small inputs (parameter and config files, labels, run summaries, models), read within bounds.
 
 ``Path.read_text`` reads whatever the path names: a FIFO waits for a writer forever, a device
 such as /dev/zero never ends, and a multi-gigabyte file is read whole before a parser sees it.
@@ -18,14 +18,22 @@ MOST_TEXT_BYTES = 8 << 20  # a parameters file or labels of thousands of segment
 
 def read_text_file(path: str | Path, most_bytes: int = MOST_TEXT_BYTES, encoding: str = "utf-8") -> str:
     """The text of ``path``; OSError when it is not a regular file or holds more than ``most_bytes``."""
+    return read_regular_file(path, most_bytes).decode(encoding)
+
+
+def read_regular_file(path: str | Path, most_bytes: int) -> bytes:
+    """The bytes of ``path``; OSError when it is not a regular file, holds more than ``most_bytes``,
+    or would make the read wait (a kernel file such as /proc/kmsg looks regular and empty)."""
     path = Path(path)
     with open(path, "rb", opener=_open_without_waiting) as stream:
         if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):  # a folder fails to open already
             raise OSError(errno.EINVAL, "not a regular file (a pipe, socket or device)", str(path))
         data = stream.read(most_bytes + 1)
+    if data is None:  # nothing to read yet, and reading would block
+        raise OSError(errno.EAGAIN, "reading it would wait (not a file on disk)", str(path))
     if len(data) > most_bytes:
         raise OSError(errno.EFBIG, f"larger than the {most_bytes} bytes such a file may hold", str(path))
-    return data.decode(encoding)
+    return data
 
 
 def _open_without_waiting(path: str, flags: int) -> int:

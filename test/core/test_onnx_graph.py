@@ -60,3 +60,18 @@ def test_cut_off_or_foreign_bytes_are_an_error_not_a_hang(tiny_model, tmp_path, 
     broken.write_bytes(data[: len(data) - cut] if cut < 40 else b"\xff" * cut)
     with pytest.raises(OnnxGraphError):
         operators(broken)
+
+
+def test_a_file_of_millions_of_empty_nodes_is_refused_within_the_field_budget():
+    """A 100 MB file of 2-byte nodes held the recognizer's executor 40 s in this walk."""
+    from bharnet_ros.core.onnx_graph import MOST_FIELDS
+
+    graph = b"\x0a\x00" * (MOST_FIELDS + 1)  # field 1 (node), length 0
+    size, length = len(graph), b""
+    while True:  # the graph's length as a varint
+        byte, size = size & 0x7F, size >> 7
+        length += bytes([byte | (0x80 if size else 0)])
+        if not size:
+            break
+    with pytest.raises(OnnxGraphError, match=f"more than {MOST_FIELDS} protobuf fields"):
+        operators(b"\x3a" + length + graph)  # field 7 (graph) of the model
