@@ -145,6 +145,7 @@ PARAMS = (
 TROUBLES = (
     "bad_messages", "publish_failures", "unstamped_frames", "persons_refused", "nonfinite_scores",
     "incompatible_qos", "pairing_stalled", "frames_repeated", "wrong_type_publishers",
+    "resets_since_last_report",
 )  # fmt: skip
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Reliable; absorbs bursts from several persons, and the seconds a model swap on a GPU may take.
@@ -162,6 +163,7 @@ class RecognizerNode(ManagedNode):
         self.action_pub = self.labels_pub = None
         self.model_error = ""
         self.bad_messages = 0
+        self.resets_reported = 0  # window resets already reported on /diagnostics
         self.actions_published = 0
         self.processing = Percentiles()
         self.latency = Percentiles()
@@ -466,10 +468,12 @@ class RecognizerNode(ManagedNode):
             "frames_not_classified": windows.stats.frames_pushed - self.recognizer.windows_classified,
             "publish_failures": self.publish_failures,
             "resets": windows.stats.resets,
+            "resets_since_last_report": max(windows.stats.resets - self.resets_reported, 0),
             "model": self.recognizer.classifier.description,
             "model_swaps": self.model_swaps,
             "model_swaps_refused": self.model_refusals,
         }
+        self.resets_reported = windows.stats.resets
         if self.last_model_change:
             values["last_model_change"] = self.last_model_change
         if self.wrong_type_publishers:
@@ -495,6 +499,11 @@ class RecognizerNode(ManagedNode):
         if values["frames_repeated"]:
             parts.append(
                 f"{values['frames_repeated']} frames repeated their person's newest stamp and were ignored"
+            )
+        if values.get("resets_since_last_report"):
+            parts.append(
+                f"{values['resets_since_last_report']} window resets since the last report (stamps "
+                "going back or jumping ahead: a second clock on the topic?)"
             )
         if values["persons_refused"]:
             parts.append(f"more persons than max_persons: {values['persons_refused']} frames refused")

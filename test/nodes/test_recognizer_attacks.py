@@ -108,6 +108,19 @@ def test_one_message_of_many_skeletons_of_one_person_buys_one_frame(node, wait):
     assert not any(a.person_id == 7 for a in actions)
 
 
+def test_window_resets_warn_while_they_come_then_clear(node, wait):
+    """A second clock on the topic reset the windows 365 times, and /diagnostics stayed OK."""
+    recognizer, publisher, actions, statuses = node
+    skewed = [m for t in range(20) for m in (message(t, [1]), message(t, [1], start=95.0))]
+    publish(publisher, skewed, rate=120.0)
+    assert wait(lambda: recognizer.recognizer.windows.stats.resets >= 10)
+    assert wait(
+        lambda: level(statuses[-1]) == 1 and "window resets since the last report" in statuses[-1].message
+    )
+    publish(publisher, [message(t, [1], start=200.0) for t in range(40)])
+    assert wait(lambda: level(statuses[-1]) == 0)  # a steady stream again: the warning clears
+
+
 def test_one_huge_value_is_refused_and_confidences_stay_finite(node, wait):
     recognizer, publisher, actions, statuses = node
     messages = [message(t, [1]) for t in range(60)]
