@@ -398,15 +398,6 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
             return False
         return True
 
-    def split_publishers(self, topic: str, msg_type: Any) -> tuple[list[Any], list[str]]:
-        """The publishers on ``topic`` (resolved) that send ``msg_type``, and the types the others send."""
-        wanted = message_type_name(msg_type)
-        publishers = self.get_publishers_info_by_topic(topic)
-        return (
-            [info for info in publishers if info.topic_type == wanted],
-            [info.topic_type for info in publishers if info.topic_type != wanted],
-        )
-
     def find_wrong_types(
         self, hint: Callable[[str, list[str]], str] = lambda wanted, others: ""
     ) -> list[list[Any]]:
@@ -419,7 +410,7 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
         found, count, matched = [], 0, []
         for subscription in list(self.inputs):
             wanted = message_type_name(subscription.msg_type)
-            matching, others = self.split_publishers(subscription.topic_name, subscription.msg_type)
+            matching, others = split_publishers(self, subscription.topic_name, subscription.msg_type)
             matched.append(matching)
             problem = wrong_type_problem(subscription.topic_name, wanted, others, hint(wanted, others))
             if problem:
@@ -429,6 +420,17 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
             self.get_logger().warning("; ".join(found))
         self.wrong_type, self.wrong_type_publishers = found, count
         return matched
+
+
+def split_publishers(node: Any, topic: str, msg_type: Any) -> tuple[list[Any], list[str]]:
+    """The publishers on ``topic`` (resolved) that send ``msg_type``, and the types the others
+    send, as ``node`` sees the graph."""
+    wanted = message_type_name(msg_type)
+    publishers = node.get_publishers_info_by_topic(topic)
+    return (
+        [info for info in publishers if info.topic_type == wanted],
+        [info.topic_type for info in publishers if info.topic_type != wanted],
+    )
 
 
 def message_type_name(msg_type: Any) -> str:

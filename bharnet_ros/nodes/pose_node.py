@@ -43,12 +43,7 @@ from bharnet_ros.msg import PersonSkeletonArray
 from bharnet_ros.nodes.conversions import frame_to_msg, stamp_problem, stamp_to_seconds
 from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
-from bharnet_ros.nodes.lifecycle import (
-    MANAGED_PARAMS,
-    ManagedNode,
-    Status,
-    spin_node,
-)
+from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spin_node, split_publishers
 from bharnet_ros.nodes.parameters import Param
 
 try:  # a real ROS install has it; the PyPI wheels do not
@@ -147,7 +142,7 @@ class PoseNode(ManagedNode):
         compressed = self.params["compressed"]
         msg_type, topic = (CompressedImage, "image_raw/compressed") if compressed else (Image, "image_raw")
         resolved = self.resolve_topic_name(topic)
-        reliability = self._wanted_reliability(resolved, self.split_publishers(resolved, msg_type)[0])
+        reliability = self._wanted_reliability(resolved, split_publishers(self, resolved, msg_type)[0])
         profile = copy.copy(IMAGE_QOS)  # qos_overrides edit the profile they are given
         profile.reliability = reliability
         subscription = self.create_subscription(

@@ -56,12 +56,7 @@ from bharnet_ros.msg import Action, ActionClass, ActionLabels, PersonSkeletonArr
 from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp, stamp_to_seconds
 from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
-from bharnet_ros.nodes.lifecycle import (
-    MANAGED_PARAMS,
-    ManagedNode,
-    Status,
-    spin_node,
-)
+from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spin_node
 from bharnet_ros.nodes.pairing import subscribe_pair
 from bharnet_ros.nodes.parameters import Param, topic_name_problem
 
@@ -559,14 +554,6 @@ def _why(err: Exception) -> str:
     return str(err) if isinstance(err, InferenceError) else f"{type(err).__name__}: {err}"
 
 
-def main(args: list[str] | None = None) -> int:
-    return spin_node(RecognizerNode, args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def one_per_person(frames: list, refuse: Callable[[str], None]) -> list:
     """The first skeleton of each person id in one message (one camera frame); each further one is
     refused: a message of 1000 skeletons of one id with stamps apart bought 1000 inferences."""
@@ -579,3 +566,11 @@ def one_per_person(frames: list, refuse: Callable[[str], None]) -> list:
         seen.add(frame.person_id)
         kept.append(frame)
     return kept
+
+
+def main(args: list[str] | None = None) -> int:
+    return spin_node(RecognizerNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

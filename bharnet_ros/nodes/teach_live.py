@@ -22,7 +22,7 @@ from bharnet_ros.msg import PersonSkeletonArray
 from bharnet_ros.nodes.conversions import msg_to_frame
 from bharnet_ros.nodes.environment import private_node
 from bharnet_ros.nodes.graph import SKELETON_TOPIC
-from bharnet_ros.nodes.lifecycle import message_type_name, wrong_type_problem
+from bharnet_ros.nodes.lifecycle import message_type_name, split_publishers, wrong_type_problem
 
 NO_PUBLISHER = "nobody publishes {topic}: start the graph first (bharnet run, or ros2 launch bharnet_ros ...)"
 
@@ -63,12 +63,9 @@ class LiveSkeletons:
         return frames
 
     def publishers(self) -> tuple[int, list[str]]:
-        """Publishers on the topic that send skeletons, and the types the others send."""
-        wanted = message_type_name(PersonSkeletonArray)
-        found = self.node.get_publishers_info_by_topic(self.subscription.topic_name)
-        return sum(p.topic_type == wanted for p in found), [
-            p.topic_type for p in found if p.topic_type != wanted
-        ]
+        """How many publishers on the topic send skeletons, and the types the others send."""
+        matching, others = split_publishers(self.node, self.subscription.topic_name, PersonSkeletonArray)
+        return len(matching), others
 
     def wait_for_publisher(self, timeout: float) -> None:
         """Return once the topic has a publisher of skeletons; ValueError naming the fix after
