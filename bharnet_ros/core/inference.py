@@ -432,7 +432,12 @@ def shown(value: Any, limit: int = 40) -> str:
         text = repr(value)
     except ValueError:  # an int of more digits than Python converts to text
         return f"<{type(value).__name__} too large to show>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(text, limit)
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked where it was cut."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def plain_label(value: Any) -> bool:

@@ -34,7 +34,7 @@ import onnx
 import torch
 from torch import nn
 
-from bharnet_ros.core.inference import MAX_TEMPERATURE, random_feed
+from bharnet_ros.core.inference import MAX_TEMPERATURE, random_feed, shorten
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.model.attention import freeze_projections
@@ -292,8 +292,7 @@ def calibration_value(value: Any, name: str, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ExportError(f"{where} {name} {json.dumps(value)} is not a number; give a number {words}")
     if not (in_range(value) and math.isfinite(value)):  # range first: float() overflows on a 400-digit int
-        shown = json.dumps(value)
-        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        shown = shorten(json.dumps(value), 40)
         raise ExportError(f"{where} {name} {shown} is out of range; it must be a number {words}")
     return float(value)
 

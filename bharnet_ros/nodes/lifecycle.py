@@ -24,13 +24,19 @@ import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import InvalidHandle, NameValidationException, ParameterException
+from rclpy.exceptions import (
+    InvalidHandle,
+    NameValidationException,
+    ParameterException,
+    ParameterNotDeclaredException,
+)
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from rclpy.subscription import Subscription
 
+from bharnet_ros.core.inference import shorten
 from bharnet_ros.nodes.core_logging import route_core_logging, stop_routing_core_logging
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from bharnet_ros.nodes.environment import ignore_further_interrupts, use_default_dds_profile
@@ -53,6 +59,7 @@ Status = tuple[bytes, str, dict[str, Any]]  # diagnostics level, message, key va
 
 
 CALLBACK_ERROR_HOLD_SECONDS = 60.0  # diagnostics stay ERROR this long after a callback failed
+REFUSAL_CHARS = 300  # a refused request's reason, as logged and answered (a path can be megabytes)
 
 
 class CallbackErrorCount:
@@ -102,6 +109,8 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
         self.pending: set[str] = set()  # set since the last configure, applied by the next one
         self.publish_failures = 0
         self.transitions_refused = 0  # requests for a transition the current state does not offer
+        self.parameter_sets_refused = 0  # set requests refused, by us or by rclpy (type, range)
+        self.last_parameter_refusal = ""
         self.wrong_type: list[str] = []  # publishers of another type on an input topic, in words
         self.wrong_type_publishers = 0
         self.inputs: list[Subscription] = []  # flat: every rclpy subscription activate made
@@ -109,7 +118,7 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
         self.transition_error = ""  # why the last configure or activate failed
         self._configured_publishers: list[Any] = []
         self.add_on_set_parameters_callback(self._check_values)
-        self.add_post_set_parameters_callback(self._on_parameters_set)
+        self.add_post_set_parameters_callback(self.guarded(self._on_parameters_set))
         self.diagnostics = DiagnosticsPublisher(self)
         self.diagnostics_timer = self.create_timer(
             self.params["diagnostics_period"], self._on_timer, clock=Clock(clock_type=ClockType.STEADY_TIME)
@@ -256,6 +265,23 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
             return TransitionCallbackReturn.ERROR
         return super()._LifecycleNodeMixin__change_state(transition_id)
 
+    def _LifecycleNodeMixin__on_change_state(self, request: Any, response: Any) -> Any:  # noqa: N802
+        """Count a request by a label the current state does not offer (rclpy answers failure
+        silently), like one by id."""
+        label = request.transition.label
+        if label:
+            try:
+                self._state_machine.get_transition_by_label(label)
+            except RCLError:
+                state = self._state_machine.current_state[1]
+                self.transitions_refused += 1
+                self.get_logger().warning(
+                    f"transition {shorten(label, 40)!r} is not available in state {state}; refused"
+                )
+                response.success = False
+                return response
+        return super()._LifecycleNodeMixin__on_change_state(request, response)
+
     def start_automatically(self) -> None:
         """Configure and activate once the executor spins (what a lifecycle manager would do)."""
         self._autostart_timer = self.create_timer(0.0, self._autostart)
@@ -276,12 +302,18 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
             problem = param.problem(parameter.value) if param is not None else ""
             if problem:
                 return SetParametersResult(successful=False, reason=problem)
-        return self.check_set(parameters)
+        try:
+            return self.check_set(parameters)
+        except Exception as err:  # the client gets an answer, not a timeout
+            return SetParametersResult(successful=False, reason=f"{type(err).__name__}: {err}")
 
     def _on_parameters_set(self, parameters: list[Parameter]) -> None:
-        """After a successful set: apply live values now, note the others for the next configure."""
+        """After a successful set: apply live values now, note the others for the next configure.
+
+        A set that names a parameter twice ends with its last value, as rclpy stores it."""
+        newest = {p.name: p for p in parameters}.values()
         changed = [
-            p for p in parameters
+            p for p in newest
             if p.name in self.param_table and (p.value != self.params[p.name] or self.reapply(p))
         ]  # fmt: skip
         live = {p.name: p.value for p in changed if self._is_live(p.name)}
@@ -297,12 +329,30 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
             self.apply_live(set(live))
 
     def set_parameters(self, parameter_list: list[Parameter]) -> list[SetParametersResult]:
-        results = super().set_parameters(parameter_list)
-        return [self._say_when(result, [p]) for result, p in zip(results, parameter_list, strict=True)]
+        """One set per parameter, as rclpy does it, each through :meth:`set_parameters_atomically`."""
+        return [self.set_parameters_atomically([parameter]) for parameter in parameter_list]
 
     def set_parameters_atomically(self, parameter_list: list[Parameter]) -> SetParametersResult:
-        """Also what the ``set_parameters`` services call, so ``ros2 param set`` shows the reason."""
-        return self._say_when(super().set_parameters_atomically(parameter_list), parameter_list)
+        """Also what the ``set_parameters`` services call, so ``ros2 param set`` shows the reason.
+        Every refusal (ours, or rclpy's for a type, a range or a read-only parameter) is logged
+        and counted for /diagnostics."""
+        try:
+            result = super().set_parameters_atomically(parameter_list)
+        except ParameterNotDeclaredException as err:
+            self._note_refusal(parameter_list, str(err))
+            raise
+        if not result.successful:
+            result.reason = self._note_refusal(parameter_list, result.reason)
+        return self._say_when(result, parameter_list)
+
+    def _note_refusal(self, parameters: list[Parameter], reason: str) -> str:
+        """Log and count a refused set; the reason, cut to :data:`REFUSAL_CHARS`."""
+        reason = shorten(reason, REFUSAL_CHARS)
+        names = shorten(", ".join(p.name for p in parameters), 80)
+        self.parameter_sets_refused += 1
+        self.last_parameter_refusal = f"{names}: {reason}"
+        self.get_logger().warning(f"parameter set refused ({self.last_parameter_refusal})")
+        return reason
 
     def _say_when(self, result: SetParametersResult, parameters: list[Parameter]) -> SetParametersResult:
         """Successful sets of configure-time parameters say so in their reason.
@@ -346,6 +396,9 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
             level, message = max(level, WARN), f"{message}; {'; '.join(conflicts)}"
         if self.transitions_refused:
             values["transitions_refused"] = self.transitions_refused
+        if self.parameter_sets_refused:
+            values["parameter_sets_refused"] = self.parameter_sets_refused
+            values["last_parameter_refusal"] = self.last_parameter_refusal
         if self.pending:
             values["pending_reconfigure"] = ",".join(sorted(self.pending))
         if self.transition_error:

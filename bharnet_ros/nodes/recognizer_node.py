@@ -14,7 +14,10 @@ path again loads the file again if it changed on disk since it was loaded (a mod
 under the same name). A good one
 replaces the old model between two messages: every person's window is kept where the new model
 reads windows as the old one did (duration, frames, body layout), the class list is republished
-on ``bharnet/labels`` and the change is logged and reported on ``/diagnostics``.
+on ``bharnet/labels`` and the change is logged and reported on ``/diagnostics``. The old model
+is kept until the new one has classified its first live windows: if the new one fails on one, or
+is slower than ``stride_seconds`` per window, the old one comes back (and the ``model`` parameter
+with it), since a check on a still window at load time cannot see what real windows do.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import statistics
 import sys
 import threading
 import time
@@ -38,7 +42,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
 from std_msgs.msg import Header
 
-from bharnet_ros.core.inference import DEVICES, InferenceError
+from bharnet_ros.core.inference import DEVICES, InferenceError, shorten
 from bharnet_ros.core.params_file import MOST_THREADS
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
 from bharnet_ros.core.recognizer import (
@@ -148,6 +152,8 @@ SKELETON_QOS = QoSProfile(depth=120)
 # Seconds after a stamped message during which a stamp-0 one is refused rather than timed by the
 # node's clock: mixed into a stamped stream, our clock's time would reset every window it reaches.
 STAMPED_MEMORY = 5.0
+PROBATION_WINDOWS = 20  # a swapped-in model's first live windows, watched with the old model kept
+SLOWEST_STRIDE = 0.05  # seconds per window a swapped-in model may take when stride_seconds is below it
 
 
 class RecognizerNode(ManagedNode):
@@ -171,16 +177,19 @@ class RecognizerNode(ManagedNode):
         self.drops: dict[int, GapDropCounter] = {}  # per person: frames missing between stamps
         self.frames_dropped = 0  # of persons no longer tracked
         self.swap_lock = threading.Lock()  # a model swap never runs inside a push or a prune
-        self.staged_model: tuple[str, OnnxWindowClassifier, FileStamp] | None = None  # loaded, not in use
+        # loaded, not in use: the new ``model`` value, its classifier and file, and the value it replaces
+        self.staged_model: tuple[str, OnnxWindowClassifier, FileStamp, str] | None = None
         self.model_stamp: FileStamp = None  # the running model file's identity when it was loaded
-        self.model_swaps = self.model_refusals = 0
+        self.model_swaps = self.model_refusals = self.model_rollbacks = 0
+        self.probation: Probation | None = None  # the model a swap replaced, until the new one proves itself
+        self.restoring = False  # the node itself is setting ``model`` back after a rollback
         self.last_model_change = ""
         super().__init__("recognizer", PARAMS, **kwargs)
 
     def acquire(self) -> TransitionCallbackReturn:
-        self.staged_model = None
-        stamp = file_stamp(self._model_path(self.params["model"]))
+        self.staged_model = self.probation = None
         try:
+            stamp = file_stamp(self._model_path(self.params["model"]))
             classifier = self._load(self.params["model"])
         except Exception as err:  # no model file may stop the node (InferenceError says why)
             self.model_error = _why(err)
@@ -220,7 +229,7 @@ class RecognizerNode(ManagedNode):
         configure is a new stream, not a gap of dropped frames, and an old stamp says nothing
         about whether the new one is stamped. The counters on /diagnostics keep counting."""
         super().release()
-        self.recognizer = None
+        self.recognizer = self.probation = None
         self.action_pub = self.labels_pub = None
         self.frames_dropped += sum(counter.dropped for counter in self.drops.values())
         self.drops, self.last_stamped = {}, -math.inf
@@ -230,29 +239,32 @@ class RecognizerNode(ManagedNode):
         super().apply_live(names)
         if self.recognizer is not None:
             self.recognizer.apply_live(RecognizerConfig.from_params(self.params))
-        if "model" in names:
-            self._swap_model()
-        elif "none_threshold" in names and self.labels_pub is not None and self.labels_pub.is_activated:
-            self._publish_labels()  # the latched threshold follows the live value
+        swapped = "model" in names and self._swap_model()
+        if "none_threshold" in names and not swapped:
+            self._republish_labels()  # the latched threshold follows the live value
 
     def check_set(self, parameters: list[Parameter]) -> SetParametersResult:
         """Before a set of ``model`` succeeds: load and check the new file (refused if it fails).
 
-        Without a running model (unconfigured) the set is accepted as is: configure loads it. The
-        running model's own path is loaded again only if the file changed since it was loaded.
+        Without a running model (unconfigured) the file is checked on the CPU and dropped:
+        configure loads it. The running model's own path is loaded again only if the file changed
+        since it was loaded.
         """
         wanted = [p.value for p in parameters if p.name == "model"]
-        if not wanted or self.recognizer is None:
+        if not wanted or self.restoring:
             return SetParametersResult(successful=True)
-        stamp = file_stamp(self._model_path(wanted[-1]))
-        if wanted[-1] == self.params["model"] and stamp == self.model_stamp:
-            return SetParametersResult(successful=True)
+        self.staged_model = None  # one a refused or unchanged set left behind
         try:
-            self.staged_model = (wanted[-1], self._load(wanted[-1]), stamp)
+            stamp = file_stamp(self._model_path(wanted[-1]))
+            if self.recognizer is None:
+                self._load(wanted[-1], device="cpu")
+            elif wanted[-1] != self.params["model"] or stamp != self.model_stamp:
+                self.staged_model = (wanted[-1], self._load(wanted[-1]), stamp, self.params["model"])
         except Exception as err:  # no model file may stop the node (InferenceError says why)
             self.model_refusals += 1
-            reason = f"model not loaded, the old one keeps running: {_why(err)}"
-            self.last_model_change = f"refused {wanted[-1]}: {_why(err)}"[:300]
+            kept = "the old one keeps running" if self.recognizer is not None else "not configured"
+            reason = shorten(f"model not loaded, {kept}: {_why(err)}", 300)
+            self.last_model_change = shorten(f"refused {wanted[-1]}: {_why(err)}", 300)
             self.get_logger().warning(reason)
             return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
@@ -262,25 +274,71 @@ class RecognizerNode(ManagedNode):
         staged = self.staged_model
         return parameter.name == "model" and staged is not None and staged[0] == parameter.value
 
-    def _swap_model(self) -> None:
-        """Put the model that :meth:`check_set` checked in place of the running one."""
+    def _swap_model(self) -> bool:
+        """Put the model that :meth:`check_set` checked in place of the running one; whether it did.
+        The old one is kept on probation (:meth:`_watch_probation`)."""
         staged, self.staged_model = self.staged_model, None
         if staged is None or staged[0] != self.params["model"] or self.recognizer is None:
-            return
+            return False
         with self.swap_lock:
-            old = self.recognizer.classifier.description
+            old = self.recognizer.classifier
             kept = self.recognizer.replace_classifier(staged[1])
+            if self.probation is None:  # else the last model that proved itself stays the fallback
+                self.probation = Probation(staged[3], old, self.model_stamp)
+            self.probation.seconds, self.probation.pending = [], []
         self.model_swaps, self.model_stamp = self.model_swaps + 1, staged[2]
         windows = "windows kept" if kept else "windows reset (the new model reads other windows)"
-        self.last_model_change = f"{old} -> {staged[1].description}, {windows}"
+        self.last_model_change = shorten(f"{old.description} -> {staged[1].description}, {windows}", 300)
         self.get_logger().info(f"model swapped: {self.last_model_change}")
+        self._republish_labels()
+        return True
+
+    def _watch_probation(self) -> None:
+        """Judge the windows a swapped-in model classified since the last call. Rolls back on a
+        failure, or when it is slower than the stride: by the median from three windows on, before
+        that by one window ten times over. Ends the probation after :data:`PROBATION_WINDOWS`."""
+        probation = self.probation
+        errors = [error for error in probation.pending if isinstance(error, Exception)]
+        times = probation.seconds = probation.seconds + [t for t in probation.pending if isinstance(t, float)]
+        probation.pending = []
+        budget = max(self.params["stride_seconds"], SLOWEST_STRIDE)
+        median = statistics.median(times) if len(times) >= 3 else 0.0
+        worst = max(times, default=0.0) if len(times) < 3 else 0.0
+        if errors:
+            self._roll_back(f"failed on a live window ({_why(errors[0])})")
+        elif median > budget or worst > 10 * budget:
+            allowed = f"more than stride_seconds allows ({1000 * budget:.0f} ms)"
+            self._roll_back(f"takes {1000 * max(median, worst):.0f} ms per window, {allowed}")
+        elif len(times) >= PROBATION_WINDOWS:
+            self.probation = None
+
+    def _roll_back(self, why: str) -> None:
+        """Put the model a swap replaced back, and the ``model`` parameter with it."""
+        probation, self.probation = self.probation, None
+        with self.swap_lock:
+            failed = self.recognizer.classifier.description
+            self.recognizer.replace_classifier(probation.classifier)
+        self.model_stamp, self.model_rollbacks = probation.stamp, self.model_rollbacks + 1
+        back = f"rolled back to {probation.classifier.description}: {failed} {why}"
+        self.last_model_change = shorten(back, 300)
+        self.get_logger().error(f"model swap {self.last_model_change}")
+        self.restoring = True
+        try:
+            self.set_parameters([Parameter("model", value=probation.model)])
+        finally:
+            self.restoring = False
+        self._republish_labels()
+
+    def _republish_labels(self) -> None:
         if self.labels_pub is not None and self.labels_pub.is_activated:
             self._publish_labels()
 
-    def _load(self, model: str) -> OnnxWindowClassifier:
-        """The model file (empty: the default) on the configured device, checked by a dry run."""
+    def _load(self, model: str, device: str = "") -> OnnxWindowClassifier:
+        """The model file (empty: the default) on ``device`` (default: the configured one),
+        checked by a dry run."""
         with speaking_for(self):
-            return load_window_classifier(self._model_path(model), self.params["device"], **self._runtime())
+            path = self._model_path(model)
+            return load_window_classifier(path, device or self.params["device"], **self._runtime())
 
     @staticmethod
     def _model_path(model: str) -> str:
@@ -381,7 +439,7 @@ class RecognizerNode(ManagedNode):
             for frame in one_per_person(frames, self._refuse):
                 self.drops.setdefault(frame.person_id, GapDropCounter()).observe(frame.timestamp)
                 try:
-                    result = recognizer.push(frame, arrival=received)
+                    result = self._push(recognizer, frame, received)
                 except SkeletonError as err:
                     self._refuse(f"ignored a skeleton: {err}")
                     continue
@@ -389,6 +447,26 @@ class RecognizerNode(ManagedNode):
                     self._publish_action(result, action_header(result.stamp, msg), received)
         self._forget_drop_counters()
         self.processing.add(time.monotonic() - received)
+        if self.probation is not None and self.probation.pending:
+            self._watch_probation()
+
+    def _push(self, recognizer: Recognizer, frame: Any, received: float) -> ActionResult | None:
+        """One frame into the recognizer; while a swapped-in model is on probation, its windows are
+        timed and a failure is noted for :meth:`_watch_probation` (run once the lock is free)."""
+        probation = self.probation
+        if probation is None:
+            return recognizer.push(frame, arrival=received)
+        classified, start = recognizer.windows_classified, time.monotonic()
+        try:
+            result = recognizer.push(frame, arrival=received)
+        except SkeletonError:
+            raise
+        except Exception as err:
+            probation.pending.append(err)
+            return None
+        if recognizer.windows_classified > classified:
+            probation.pending.append(time.monotonic() - start)
+        return result
 
     def _forget_drop_counters(self) -> None:
         """Drop estimators of persons the recognizer no longer tracks (bounded under id churn)."""
@@ -467,6 +545,7 @@ class RecognizerNode(ManagedNode):
             "model": self.recognizer.classifier.description,
             "model_swaps": self.model_swaps,
             "model_swaps_refused": self.model_refusals,
+            "model_swaps_rolled_back": self.model_rollbacks,
         }
         self.resets_reported = windows.stats.resets
         if self.last_model_change:
@@ -530,6 +609,17 @@ class PairingCounts:
 
 
 FileStamp = tuple[int, int, int] | None
+
+
+@dataclass
+class Probation:
+    """The model a swap replaced, kept while the new one classifies its first live windows."""
+
+    model: str  # the ``model`` parameter's value for it
+    classifier: OnnxWindowClassifier
+    stamp: FileStamp
+    seconds: list[float] = field(default_factory=list)  # the new model's time per window so far
+    pending: list[float | Exception] = field(default_factory=list)  # windows not yet judged
 
 
 def file_stamp(path: str) -> FileStamp:

@@ -98,3 +98,40 @@ def test_a_stream_seen_again_after_a_new_configure_is_no_gap_of_dropped_frames(
     assert lifecycle("recognizer").set("deactivate", "cleanup", "configure", "activate")
     send(104.0, 10)  # the same person 3.7 s on, to the new recognizer after the reconfigure
     assert node.status()[2]["frames_dropped_upstream"] == 0
+
+
+def test_a_transition_by_an_unknown_label_is_refused_and_counted(ros, wait, tiny_model):
+    """``ros2 lifecycle set /recognizer bogus``: a label, not an id; refused like an id the state lacks."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    node = ros.add(RecognizerNode, parameter_overrides=[Parameter("model", value=str(tiny_model))])
+    assert wait(lambda: node._state_machine.current_state[1] == "active")
+    probe = ros.add(Node, "label_probe")
+    client = probe.create_client(ChangeState, "/recognizer/change_state")
+    assert client.wait_for_service(timeout_sec=20)
+    for label in ("bogus", "configure"):  # unknown, and known but not offered when active
+        future = client.call_async(ChangeState.Request(transition=Transition(label=label)))
+        assert wait(future.done)
+        assert not future.result().success
+    assert node.transitions_refused == 2
+    assert node._state_machine.current_state[1] == "active"
+
+
+def test_refused_parameter_sets_are_counted_and_reported(ros, wait, tiny_model, parameter_client):
+    """Refusals by our checks and by rclpy's (read-only, type, range) all reach /diagnostics."""
+    ros.add(RecognizerNode, parameter_overrides=[Parameter("model", value=str(tiny_model))])
+    probe = ros.add(Node, "diagnostics_probe")
+    statuses: list[DiagnosticStatus] = []
+    probe.create_subscription(DiagnosticArray, "/diagnostics", lambda a: statuses.extend(a.status), 10)
+    results = parameter_client("recognizer").set(
+        autostart=False, stride_seconds=-1.0, top_k="three", device="CUDA", smoothing=0.3
+    )
+    assert [r.successful for r in results.values()] == [False, False, False, False, True]
+
+    def reported() -> dict[str, str]:
+        values = {v.key: v.value for v in statuses[-1].values} if statuses else {}
+        return values if values.get("parameter_sets_refused") == "4" else {}
+
+    assert wait(reported)
+    assert reported()["last_parameter_refusal"].startswith("device: ")

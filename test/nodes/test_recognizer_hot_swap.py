@@ -177,3 +177,111 @@ def test_the_core_keeps_windows_but_restarts_smoothing_for_a_new_class_list(tiny
     assert recognizer.replace_classifier(load_window_classifier(str(models["four"])))
     assert len(recognizer.windows.get(0)) == 20
     assert "recognizer" not in recognizer.windows.get(0).state  # the old class list's average is gone
+
+
+def failing(window):
+    raise RuntimeError("a node the dry run never reached")
+
+
+def slow(classify):
+    def run(window):
+        time.sleep(0.2)  # more than the default stride of 0.15 s
+        return classify(window)
+
+    return run
+
+
+@pytest.mark.parametrize(("fault", "why"), [(failing, "failed on a live window"), (slow, "ms per window")])
+def test_a_swapped_in_model_that_fails_or_lags_on_live_windows_is_rolled_back(
+    ros, running, models, wait, parameter_client, fault, why
+):
+    """The load check sees one still window; real windows can fail or take seconds (a hostile
+    graph can tell them apart). The old model, kept on probation, comes back with its parameter."""
+    node, labels = running
+    client = parameter_client("recognizer")
+    before = client.get("model")["model"]
+    assert client.set(model=str(models["four"]))["model"].successful
+    new = node.recognizer.classifier
+    new.classify = failing if fault is failing else slow(new.classify)  # the ONNX Runtime edge
+    feed(ros, wait, frames=60)
+    assert wait(lambda: node.status()[2]["model_swaps_rolled_back"] == 1)
+    assert node.recognizer.classifier.class_names == ["idle", "wave", "stop"]
+    assert client.get("model")["model"] == before
+    assert why in node.status()[2]["last_model_change"]
+    assert wait(lambda: [c.class_name for c in labels[-1].class_map] == ["idle", "wave", "stop"])
+    assert node.callback_errors == 0
+
+
+def test_a_model_that_proves_itself_ends_its_probation(ros, running, models, wait, parameter_client):
+    node, _ = running
+    assert parameter_client("recognizer").set(model=str(models["four"]))["model"].successful
+    assert node.probation is not None
+    feed(ros, wait, frames=120)
+    assert wait(lambda: node.probation is None)
+    assert node.recognizer.classifier.class_names == FOUR
+
+
+def feed(ros, wait, frames: int, start: float = 200.0) -> None:
+    """Publish one person's frames from a new probe node, as a camera at 60 Hz would."""
+    publisher = ros.add(Node, "feeder").create_publisher(PersonSkeletonArray, "skeletons", 100)
+    assert wait(lambda: publisher.get_subscription_count() > 0)
+    for msg in messages(frames=frames, start=start):
+        publisher.publish(msg)
+        time.sleep(1 / 60)
+
+
+def test_a_set_naming_model_twice_ends_with_the_last_value_and_its_threshold(
+    running, models, wait, parameter_client
+):
+    """rclpy stores the last value of a name given twice; the node must run that one, and republish
+    the threshold set with it."""
+    node, labels = running
+    client = parameter_client("recognizer").client
+    running_model = node.params["model"]
+    future = client.set_parameters_atomically(
+        [
+            Parameter("model", value=str(models["four"])),
+            Parameter("model", value=running_model),
+            Parameter("none_threshold", value=0.7),
+        ]
+    )
+    assert wait(future.done)
+    assert future.result().result.successful
+    assert node.params["model"] == running_model == node.get_parameter("model").value
+    assert node.recognizer.classifier.class_names == ["idle", "wave", "stop"]
+    assert wait(lambda: labels[-1].threshold == pytest.approx(0.7))
+
+
+def test_a_model_set_while_unconfigured_is_checked(running, models, lifecycle, parameter_client):
+    node, _ = running
+    assert lifecycle("recognizer").set("deactivate", "cleanup")
+    client = parameter_client("recognizer")
+    result = client.set(model=str(models["broken"]))["model"]
+    assert not result.successful
+    assert "not configured" in result.reason
+    assert client.set(model=str(models["four"]))["model"].successful
+    assert lifecycle("recognizer").set("configure")
+    assert node.recognizer.classifier.class_names == FOUR
+
+
+def test_the_default_model_missing_is_a_refusal_not_a_silent_service(running, parameter_client, monkeypatch):
+    """``model: ""`` means the shipped model; an install without it answers the set with the reason."""
+    import bharnet_ros.nodes.recognizer_node as recognizer_node
+
+    def no_default():
+        raise FileNotFoundError("no default model installed")
+
+    monkeypatch.setattr(recognizer_node, "default_model", no_default)  # an install without models/
+    node, _ = running
+    result = parameter_client("recognizer").set(model="")["model"]
+    assert not result.successful
+    assert "no default model installed" in result.reason
+    assert node.callback_errors == 0
+
+
+def test_a_huge_model_path_is_cut_in_the_answer(running, parameter_client):
+    node, _ = running
+    result = parameter_client("recognizer").set(model="/nowhere/" + "m" * 100_000 + ".onnx")["model"]
+    assert not result.successful
+    assert len(result.reason) <= 300
+    assert len(node.status()[2]["last_model_change"]) <= 300

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bharnet_ros.core.inference import shorten
 from bharnet_ros.core.layouts import NTU25
 from bharnet_ros.training.dataset import DatasetError, Sample, SkeletonDataset
 from bharnet_ros.training.importers import (
@@ -169,8 +170,7 @@ def _joints(skeletons: object) -> np.ndarray:
 
 def _shown(value: object) -> str:
     """A JSON value as the file spells it, cut short (a giant value must not flood the report)."""
-    text = json.dumps(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return shorten(json.dumps(value), 40)
 
 
 def _kind(value: object) -> str:
