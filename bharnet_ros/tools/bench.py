@@ -95,7 +95,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ONNX",
         help="also time these exported models (default: the shipped default), e.g. two exports to compare",
     )
-    parser.add_argument("--no-shipped", action="store_true", help="skip the shipped model")
+    parser.add_argument(
+        "--no-shipped", action="store_true", help="skip the shipped model (not together with --shipped)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -451,6 +453,7 @@ def finish(
 def run_model(args: argparse.Namespace) -> int:
     """``bharnet bench model``."""
     check_counts(args)
+    check_choices(args)
     files = exported_files(args)
     if args.out is not None:
         check_document(args.out, [path for path, _ in files], section="bench-model")
@@ -479,6 +482,29 @@ def check_counts(args: argparse.Namespace) -> None:
         ("--agreement-windows", args.agreement_windows, MOST_WINDOWS),
     ):
         check_count(option, value, 1, most)
+
+
+def check_choices(args: argparse.Namespace) -> None:
+    """UsageError for options that contradict or repeat, before any work: ``--no-shipped`` silently
+    dropped the files of ``--shipped``, and a variant or file named twice was measured twice."""
+    if args.no_shipped and args.shipped is not None:
+        raise UsageError("--no-shipped and --shipped contradict each other; give one of them")
+    variant = first_repeat(args.variants)
+    if variant is not None:
+        raise UsageError(f"--variants names {variant} twice; give each variant once")
+    path = first_repeat([path.resolve() for path in args.shipped or []])
+    if path is not None:
+        raise UsageError(f"--shipped names {path} twice; give each file once")
+
+
+def first_repeat(values: list[Any]) -> Any | None:
+    """The first value that appears a second time in ``values``; None when all differ."""
+    seen = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
 
 
 def exported_files(args: argparse.Namespace) -> list[tuple[Path, dict[str, np.ndarray]]]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +32,10 @@ MAX_GROWTH_MB_PER_MIN = 1.0
 # --seconds of `pipeline`: one scripted gesture lasts 2 s; five minutes of 30 Hz camera frames is a
 # bag of several GB in the temporary folder
 SHORTEST_STREAM, LONGEST_STREAM = 2.0, 300.0
+# the temporary bag of raw camera frames (width x height x 3 bytes each, 30 a second): the default
+# video for 300 s is 2.1 GB, a 1080p one 187 MB a second; memory holds up to as much (the frames
+# the bag loops over)
+MOST_BAG_BYTES = 4 * 10**9
 # --minutes of `soak`: the growth is fitted after the first minute, so it needs more; at most a week
 SHORTEST_SOAK, LONGEST_SOAK = 2.0, 7 * 24 * 60.0
 
@@ -53,6 +59,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
     check_number("--seconds", args.seconds, SHORTEST_STREAM, LONGEST_STREAM, "seconds")
     model = _check_inputs(args, "bench-pipeline")
+    check_bag_size(args.video, args.seconds)
     with tempfile.TemporaryDirectory() as scratch:
         video_bag = _video_bag(args.video, Path(scratch) / "video", args.seconds)
         skeleton_bag = _skeleton_bag(Path(scratch) / "skeletons", args.seconds)
@@ -93,6 +100,39 @@ def _model(path: str) -> str:
     except (InferenceError, FileNotFoundError, ValueError) as err:
         raise UsageError(f"--model: {err}" if path else f"{err}; pass --model") from None
     return model
+
+
+def check_bag_size(video: str, seconds: float, rate: float = RATE_HZ) -> None:
+    """UsageError, before any work, where the temporary bag of raw frames (width x height x 3 bytes
+    a frame, ``seconds`` x ``rate`` frames) would be larger than :data:`MOST_BAG_BYTES` or than the
+    free space of the temporary folder: a large video filled GB of disk and memory unchecked."""
+    width, height = _frame_size(video)
+    frame_bytes = width * height * 3
+    needed = frame_bytes * int(seconds * rate)
+    folder = tempfile.gettempdir()
+    room, limit = min(
+        (MOST_BAG_BYTES, "the cap"), (shutil.disk_usage(folder).free, f"the free space in {folder}")
+    )
+    if needed <= room:
+        return
+    longest = math.floor(room / (frame_bytes * rate))
+    fix = f"lower --seconds to {longest} or less" if longest >= SHORTEST_STREAM else "pass a smaller --video"
+    raise UsageError(
+        f"--video {video} ({width}x{height}) for --seconds {seconds:g} needs a temporary bag of "
+        f"{needed / 1e9:.2f} GB of raw frames, more than {limit} ({room / 1e9:.2f} GB); {fix}"
+    )
+
+
+def _frame_size(video: str) -> tuple[int, int]:
+    """(width, height) of the video's first decoded frame."""
+    from bharnet_ros.core.video import VideoError, VideoReader
+
+    try:
+        with VideoReader(video) as reader:
+            _, frame = next(iter(reader))
+    except (VideoError, FileNotFoundError) as err:
+        raise UsageError(f"{err}; pass --video") from None
+    return frame.shape[1], frame.shape[0]
 
 
 def _video_bag(video: str, bag: Path, seconds: float, rate: float = RATE_HZ) -> Path:

@@ -5,12 +5,16 @@ With ``--backend multi`` a video gives one file per tracked person instead, ``<s
 beside where the single file would go. Every decoded frame becomes one sequence frame (zeros where
 nothing was found, or where that person was not seen), so frame ``t`` of every file matches frame
 ``t`` of the video and of the optional overlay mp4. Every output is checked before the first video
-is processed (existing files need ``--force``) and written atomically.
+is processed (existing files need ``--force``) and written atomically. With ``--force`` a multi run
+removes the ``<stem>_p<id>.npz`` files of an earlier run that it did not write again (ids it no
+longer finds), so the files beside the output are this run's result and nothing else.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import re
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -61,6 +65,7 @@ class Job:
     video: Path
     output: Path
     overlay: Path | None
+    stale: tuple[Path, ...] = ()  # per-person files of an earlier run, replaced or removed (--force)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,8 +104,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--num-poses must be in [1, {MAX_POSES}], got {args.num_poses}")
     stage = StageOptions(args.backend, args.num_poses, args.mirrored_input)
     folder = args.input if args.input.is_dir() else None
-    jobs = check_outputs(plan_jobs(args.input, args.output, args.overlay), args.force, stage.multi, folder)
-    skipped = 0
+    jobs, problems = usable_names(plan_jobs(args.input, args.output, args.overlay), folder is not None)
+    jobs = check_outputs(jobs, args.force, stage.multi, folder)
+    for problem in problems:  # after the checks: a refused run prints its one line only
+        print(f"bharnet extract: skipped: {problem}", file=sys.stderr)
+    skipped = len(problems)
     for job in jobs:
         try:
             print(extract_video(job, stage, args.max_frames))
@@ -110,6 +118,28 @@ def run(args: argparse.Namespace) -> int:
             print(f"bharnet extract: skipped: {err}", file=sys.stderr)
             skipped += 1
     return 1 if skipped else 0
+
+
+def usable_names(jobs: list[Job], in_folder: bool) -> tuple[list[Job], list[str]]:
+    """The jobs whose video name OpenCV can open (valid UTF-8), and why each other one is skipped.
+
+    In a folder such a video is skipped, as an undecodable one is, instead of failing the whole run
+    on its output name; a single video so named is a UsageError.
+    """
+    usable, problems = [], []
+    for job in jobs:
+        try:
+            str(job.video).encode("utf-8")
+        except UnicodeEncodeError:
+            shown = str(job.video).encode("utf-8", "backslashreplace").decode()
+            problems.append(
+                f"{shown}: the name is not valid UTF-8, which OpenCV cannot open; rename the file"
+            )
+            if not in_folder:
+                raise UsageError(problems[0]) from None
+            continue
+        usable.append(job)
+    return usable, problems
 
 
 def plan_jobs(source: Path, output: Path, overlay: Path | None) -> list[Job]:
@@ -144,13 +174,13 @@ def check_outputs(
     and no two jobs writing the same file (``clip.avi`` and ``clip.mp4`` both make ``clip.npz``).
 
     With ``per_person`` (``--backend multi``) the files are ``<stem>_p<id>.npz``, so any of those
-    already there counts as existing.
+    already there counts as existing; with ``force`` they are kept in the job as ``stale``.
     """
     _check_no_clashes(jobs)
     checked = []
     for job in jobs:
         output = check_output_file(job.output, [job.video, folder], force, suffix=".npz")
-        earlier = sorted(output.parent.glob(f"{output.stem}_p*.npz")) if per_person else []
+        earlier = person_files(output) if per_person else []
         if earlier and not force:
             raise UsageError(f"-o {earlier[0]} already exists; pass --force to replace it")
         overlay = job.overlay and check_output_file(
@@ -158,8 +188,16 @@ def check_outputs(
         )  # an MP4 writer: another suffix failed after the pose stage had run
         if overlay and overlay.absolute() == output.absolute():  # -o gained its .npz
             raise UsageError(f"-o and --overlay are the same file {output}; give them different names")
-        checked.append(Job(job.video, output, overlay))
+        checked.append(Job(job.video, output, overlay, tuple(earlier)))
     return checked
+
+
+def person_files(output: Path) -> list[Path]:
+    """The ``<stem>_p<id>.npz`` files beside ``output`` (sorted). The stem is escaped, since a name
+    such as ``clip[1]`` is a glob pattern, and only a number counts as an id (not ``clip_pan.npz``)."""
+    pattern = re.compile(re.escape(output.stem) + r"_p\d+\.npz")
+    found = output.parent.glob(glob.escape(output.stem) + "_p*.npz")
+    return sorted(path for path in found if pattern.fullmatch(path.name))
 
 
 def _check_no_clashes(jobs: list[Job]) -> None:
@@ -212,7 +250,18 @@ def extract_video(job: Job, stage: StageOptions, max_frames: int | None = None) 
         path = job.output.with_name(f"{job.output.stem}_p{person_id}.npz")
         _save(_timeline(seen, stamps, person_id, image_size), path)
         written.append((person_id, path, seen))
-    return _multi_summary(job, len(stamps), written)
+    removed = _remove_stale(job, {path.name for _, path, _ in written})
+    return _multi_summary(job, len(stamps), written) + removed
+
+
+def _remove_stale(job: Job, written: set[str]) -> str:
+    """Remove the earlier run's per-person files (found before the run, replaced by ``--force``) that
+    this run did not write again: left there they would read as this run's persons. Returns the note
+    for the summary line."""
+    gone = [path for path in job.stale if path.name not in written and path.is_file()]
+    for path in gone:
+        path.unlink()
+    return f"; removed the earlier run's {', '.join(p.name for p in gone)}" if gone else ""
 
 
 def _timeline(

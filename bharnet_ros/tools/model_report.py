@@ -32,6 +32,9 @@ END_MARK = f"<!-- {SECTION}:end -->"
 LARGE_DIFFERENCE = 0.10
 MODULE_OPS = ("convolution", "addmm")  # what module-hook profilers count
 MOST_FRAMES = 1000  # --frames: NTU clips have at most 300; 10**8 would ask for tens of GB
+DEFAULT_OUTPUT = "docs/model.md"  # of the source checkout, whatever the current folder
+# text that would end a section marker or open a comment, a code span, a table cell or a line
+MARKDOWN_BREAKERS = ("<!--", "-->", "`", "|", "\n", "\r")
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config-dir", type=Path, default=None, help="folder of model YAML files (default: config/model)"
     )
     parser.add_argument(
-        "-o", "--output", type=Path, default=Path("docs/model.md"), help="markdown file to update"
-    )
+        "-o", "--output", type=Path, default=None,
+        help=f"markdown file to update (default: {DEFAULT_OUTPUT} of the bharnet_ros source checkout, "
+        "from any folder; an installed copy has none, so give the file)",
+    )  # fmt: skip
     parser.add_argument("--frames", type=int, default=64, help="input window length T (default: 64)")
     parser.add_argument("--no-write", action="store_true", help="print the table, leave the file alone")
 
@@ -100,15 +105,35 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise UsageError(f"no model configs (*.yaml) in {config_dir}")
     check_configs(paths)
-    if not args.no_write:
-        check_document(args.output, [*paths, config_dir], option="--output", section=SECTION)
+    command = command_line(args)
+    check_shown("the command line (--config-dir, --output)", command, "give paths without it")
+    output = None if args.no_write else output_path(args.output)
+    if output is not None:
+        check_document(output, [*paths, config_dir], option="--output", section=SECTION)
     rows = [measure_or_explain(path, args.frames) for path in paths]
-    section = render_section(rows, command_line(args), args.frames)
+    section = render_section(rows, command, args.frames)
     print(section)
-    if not args.no_write:
-        update_markdown(args.output, section)
-        print(f"wrote {args.output}", file=sys.stderr)
+    if output is not None:
+        update_markdown(output, section)
+        print(f"wrote {output}", file=sys.stderr)
     return 0
+
+
+def output_path(given: Path | None) -> Path:
+    """``--output``, else docs/model.md of the source checkout. The default never means a docs/ tree
+    made in whatever folder the command runs from: where the checkout has no such file (an
+    installed copy), the user must name one."""
+    if given is not None:
+        return given
+    from bharnet_ros.core.paths import CHECKOUT
+
+    path = CHECKOUT / DEFAULT_OUTPUT
+    if not path.is_file():
+        raise UsageError(
+            f"no {DEFAULT_OUTPUT} of a bharnet_ros source checkout at {path}; "
+            "pass --output FILE.md, or --no-write to print the table only"
+        )
+    return path
 
 
 def default_config_dir() -> Path:
@@ -118,14 +143,24 @@ def default_config_dir() -> Path:
 
 
 def command_line(args: argparse.Namespace) -> str:
-    """The command as typed, for the record in the report."""
+    """The command as typed, for the record in the report; the default output as the checkout's
+    relative ``docs/model.md``, which is what it means there."""
     parts = ["bharnet", "model-report"]
     if args.config_dir is not None:
         parts += ["--config-dir", str(args.config_dir)]
     if args.frames != 64:
         parts += ["--frames", str(args.frames)]
-    parts += ["--output", str(args.output)]
+    parts += ["--output", str(args.output or DEFAULT_OUTPUT)]
     return shlex.join(parts)
+
+
+def check_shown(what: str, text: str, fix: str) -> None:
+    """UsageError where ``text``, written verbatim into the markdown, holds one of
+    :data:`MARKDOWN_BREAKERS`: a config named ``x <!-- model-report:end -->`` ended the generated
+    section early, so the next run refused the file."""
+    found = next((piece for piece in MARKDOWN_BREAKERS if piece in text), None)
+    if found is not None:
+        raise UsageError(f"{what} holds {found!r}, which would break the generated markdown; {fix}")
 
 
 def check_configs(paths: list[Path]) -> None:
@@ -136,6 +171,7 @@ def check_configs(paths: list[Path]) -> None:
 
     hint = "fix it or move it out of --config-dir"
     for path in paths:
+        check_shown(f"the name of {path}", path.stem, "rename the file")
         try:
             data = read_mapping(path, "model config", hint)
         except ConfigError as err:

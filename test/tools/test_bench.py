@@ -298,3 +298,63 @@ def test_a_pipeline_row_without_any_label_says_so_instead_of_nan():
     assert "nan" not in table
     timed = _pipeline_table([{**row, "latency": [0.1, 0.2], "cpu_cores": 0.1}], argparse.Namespace())
     assert "| 150 / 195 |" in timed
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--no-shipped", "--shipped", "/nonexistent.onnx"],
+            "--no-shipped and --shipped contradict each other",
+        ),
+        (["--variants", "expert_only", "expert_only"], "--variants names expert_only twice; give each"),
+        (["--shipped", "/tmp/x.onnx", "/tmp/../tmp/x.onnx"], "--shipped names /tmp/x.onnx twice"),
+    ],
+)
+def test_contradicting_or_repeated_choices_are_refused_before_any_work(monkeypatch, capsys, extra, message):
+    from bharnet_ros.tools import bench
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("measured before the refusal")
+
+    for name in ("matmul_peak", "measure_variant", "measure_file", "file_inputs"):
+        monkeypatch.setattr(bench, name, never)
+    assert message in one_line_error(["bench", "model", *extra], capsys)
+
+
+def write_clip(path: Path, size: tuple[int, int] = (64, 48), frames: int = 3) -> Path:
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, size)
+    for _ in range(frames):
+        writer.write(np.zeros((size[1], size[0], 3), np.uint8))
+    writer.release()
+    return path
+
+
+def test_a_pipeline_bag_larger_than_the_cap_or_the_free_space_is_refused_before_it_is_built(
+    tiny_model, tmp_path, monkeypatch, capsys
+):
+    """64 x 48 x 3 bytes at 30 Hz is 276,480 bytes a second: a 1080p video is 187 MB a second."""
+    from types import SimpleNamespace
+
+    from bharnet_ros.tools import bench_pipeline
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("built before the refusal")
+
+    monkeypatch.setattr(bench_pipeline, "_video_bag", never)
+    monkeypatch.setattr(bench_pipeline, "_skeleton_bag", never)
+    monkeypatch.setattr(bench_pipeline, "MOST_BAG_BYTES", 276_480 * 5)
+    video = str(write_clip(tmp_path / "clip.mp4"))
+    argv = ["bench", "pipeline", "--model", str(tiny_model), "--video", video, "--seconds", "10"]
+    err = one_line_error(argv, capsys)
+    assert f"--video {video} (64x48) for --seconds 10 needs a temporary bag of 0.00 GB" in err
+    assert "more than the cap (0.00 GB); lower --seconds to 5 or less" in err
+    monkeypatch.setattr(bench_pipeline, "MOST_BAG_BYTES", 10**12)
+    free = SimpleNamespace(disk_usage=lambda folder: SimpleNamespace(free=276_480))
+    monkeypatch.setattr(bench_pipeline, "shutil", free)
+    err = one_line_error(argv, capsys)
+    assert "more than the free space in " in err
+    assert err.endswith("; pass a smaller --video")  # not even the shortest stream fits

@@ -237,3 +237,87 @@ def test_an_overlay_of_a_video_with_an_unwritable_frame_rate_is_written_at_the_f
     assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(OVERLAY_FALLBACK_FPS)
     assert capture.read()[0]
     capture.release()
+
+
+class FakeStage:
+    """A pose stage that finds ``persons`` people (ids 0, 1, ...) on every frame, without MediaPipe."""
+
+    def __init__(self, persons: int) -> None:
+        self.persons = persons
+
+    def __enter__(self) -> FakeStage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def process(self, image: np.ndarray, timestamp: float) -> tuple[np.ndarray, list]:
+        from bharnet_ros.core.skeleton import SkeletonFrame
+
+        return image, [SkeletonFrame.empty(timestamp, person_id=i) for i in range(self.persons)]
+
+
+def find_persons(monkeypatch, persons: int) -> None:
+    from bharnet_ros.tools.extract import StageOptions
+
+    monkeypatch.setattr(StageOptions, "open", lambda self: FakeStage(persons))
+
+
+def test_earlier_person_files_of_a_stem_that_is_a_glob_pattern_need_force(tmp_path, monkeypatch, capsys):
+    """clip[1] as a glob matches clip1, not clip[1]: its own earlier files went unseen and were replaced."""
+    find_persons(monkeypatch, 2)
+    clip = tmp_path / "clip[1].mp4"
+    write_blank_clip(clip, frames=2)
+    (tmp_path / "clip1_p0.npz").write_text("another video's file")  # what the unescaped glob found
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["extract", str(clip), "-o", str(out), "--backend", "multi"]
+    assert main(argv) == 0
+    before = (out / "clip[1]_p0.npz").read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "clip[1]_p0.npz already exists; pass --force" in err
+    assert (out / "clip[1]_p0.npz").read_bytes() == before
+
+
+def test_force_removes_the_person_files_an_earlier_run_found_and_this_one_does_not(
+    tmp_path, monkeypatch, capsys
+):
+    clip = tmp_path / "clip.mp4"
+    write_blank_clip(clip, frames=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "clip_pan.npz").write_text("not a person file of this command")
+    (out / "clip_p1_p0.npz").write_text("the person file of a video called clip_p1")
+    argv = ["extract", str(clip), "-o", str(out), "--backend", "multi", "--force"]
+    find_persons(monkeypatch, 3)
+    assert main(argv) == 0
+    assert {p.name for p in out.glob("clip_p?.npz")} == {"clip_p0.npz", "clip_p1.npz", "clip_p2.npz"}
+    find_persons(monkeypatch, 1)
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "removed the earlier run's clip_p1.npz, clip_p2.npz" in capsys.readouterr().out
+    others = ["clip_p0.npz", "clip_p1_p0.npz", "clip_pan.npz"]
+    assert sorted(p.name for p in out.iterdir()) == others
+    find_persons(monkeypatch, 0)
+    assert main(argv) == 0
+    assert "nobody found, no file written; removed the earlier run's clip_p0.npz" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == others[1:]
+
+
+def test_a_video_whose_name_is_not_utf8_is_skipped_and_the_others_extracted(tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_blank_clip(videos / "good.mp4", frames=2)
+    good = (videos / "good.mp4").read_bytes()
+    with open(bytes(videos) + b"/bad\xff.mp4", "wb") as bad:
+        bad.write(good)
+    out = tmp_path / "out"
+    assert main(["extract", str(videos), "-o", str(out), "--backend", "hands_pose"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "skipped: " in err
+    assert "bad\\udcff.mp4: the name is not valid UTF-8, which OpenCV cannot open; rename the file" in err
+    assert [p.name for p in out.iterdir()] == ["good.npz"]

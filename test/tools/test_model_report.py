@@ -162,3 +162,52 @@ def test_the_table_in_docs_is_what_the_shipped_configs_measure(capsys):
     text = doc.read_text(encoding="utf-8")
     written = text[text.index(BEGIN_MARK) : text.index(END_MARK) + len(END_MARK)].strip()
     assert written == measured, "run `bharnet model-report --output docs/model.md` and commit the table"
+
+
+def test_the_default_output_is_the_checkouts_document_from_any_folder(tmp_path, monkeypatch, capsys):
+    import bharnet_ros.core.paths as paths
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    write_config(configs, "body_expert", "body_expert")
+    checkout, elsewhere = tmp_path / "checkout", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setattr(paths, "CHECKOUT", checkout)
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(UsageError, match="no docs/model.md of a bharnet_ros source checkout .*pass --output"):
+        run(parse(["--config-dir", str(configs), "--frames", "8"]))
+    (checkout / "docs").mkdir(parents=True)
+    (checkout / "docs" / "model.md").write_text("# Model\n\nnotes\n")
+    assert run(parse(["--config-dir", str(configs), "--frames", "8"])) == 0
+    assert "| `body_expert` |" in (checkout / "docs" / "model.md").read_text()
+    assert "--output docs/model.md`" in (checkout / "docs" / "model.md").read_text()
+    assert list(elsewhere.iterdir()) == []  # no docs/ tree made where the command ran
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert "default: docs/model.md of the bharnet_ros source checkout" in " ".join(
+        parser.format_help().split()
+    )
+
+
+@pytest.mark.parametrize("name", ["x <!-- model-report:end -->", "a | b", "tick`s", "open <!-- comment"])
+def test_a_config_name_that_would_break_the_markdown_is_refused(tmp_path, monkeypatch, name):
+    import bharnet_ros.tools.model_report as model_report
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    write_config(configs, "good", "body_expert")
+    write_config(configs, name, "body_expert")
+    doc = tmp_path / "model.md"
+    doc.write_text(f"# Model\n\n{BEGIN_MARK}\nold table\n{END_MARK}\n")
+    monkeypatch.setattr(model_report, "measure", lambda *_: pytest.fail("measured before the checks"))
+    with pytest.raises(UsageError, match="which would break the generated markdown; rename the file"):
+        run(parse(["--config-dir", str(configs), "--frames", "8", "--output", str(doc)]))
+    assert doc.read_text() == f"# Model\n\n{BEGIN_MARK}\nold table\n{END_MARK}\n"
+
+
+def test_a_command_line_that_would_break_the_markdown_is_refused(tmp_path):
+    configs = tmp_path / "x <!-- model-report:end -->"
+    configs.mkdir()
+    write_config(configs, "good", "body_expert")
+    with pytest.raises(UsageError, match=r"the command line \(--config-dir, --output\) holds '<!--'"):
+        run(parse(["--config-dir", str(configs), "--frames", "8", "--no-write"]))
