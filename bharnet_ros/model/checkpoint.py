@@ -503,6 +503,10 @@ def read_plain_data(path: str | Path, what: str = "checkpoint") -> dict[str, Any
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{what} {path} is a folder; give the file itself (e.g. {path / 'last.pt'})")
+    if path.exists() and not path.is_file():  # /dev/zero would be read for ever, a FIFO wait for a writer
+        raise CheckpointError(
+            f"{what} {path} is not a regular file (a pipe, socket or device); give the file"
+        )
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist; check the path")
     _check_archive(path, what)

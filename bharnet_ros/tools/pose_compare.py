@@ -6,6 +6,8 @@ per frame (the pose stage alone, decoding excluded). ``--pair LEFT RIGHT`` inste
 two clips side by side (``core.compose.compose_pair``) and reports, per track id of the multi back
 end, where the person stood and in how many frames they were seen. docs/pose_stage.md has the
 results. The measuring is :mod:`bharnet_ros.core.pose_eval`; this tool parses, prints and writes.
+Its input is checked before any work; a mistake is one line on stderr and exit code 2, as with
+``bharnet``.
 
 ``--people 1 2 3`` is issue #11's benchmark: for a fixed set of real HRI clip groups
 (:data:`PEOPLE_GROUPS`), N different people are composed side by side at run time (nothing is
@@ -31,7 +33,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-from bharnet_ros.core.compose import PAIR_CROP, Piece, compose_pair, compose_people, compose_stream
+from bharnet_ros.core.compose import (
+    PAIR_CROP,
+    ComposeError,
+    Piece,
+    compose_pair,
+    compose_people,
+    compose_stream,
+)
+from bharnet_ros.core.inference import InferenceError
 from bharnet_ros.core.params_file import read_params_file, set_node_parameters
 from bharnet_ros.core.paths import default_model
 from bharnet_ros.core.pose_eval import (
@@ -44,10 +54,11 @@ from bharnet_ros.core.pose_eval import (
     group_length,
     people_benchmark,
 )
-from bharnet_ros.core.pose_multi import NUM_POSES
+from bharnet_ros.core.pose_multi import MAX_POSES, NUM_POSES
 from bharnet_ros.core.pose_stage import ALL_BACKENDS, MULTI, PoseStage
 from bharnet_ros.core.recognizer import load_window_classifier
-from bharnet_ros.core.video import VideoReader
+from bharnet_ros.core.video import VideoError, VideoReader
+from bharnet_ros.tools import UsageError, check_count, check_number
 from bharnet_ros.tools.outputs import check_document
 from bharnet_ros.tools.report_doc import machine_facts, replace_section
 
@@ -313,11 +324,16 @@ def _progress(count: int, clips: Sequence[Path]) -> None:
 
 
 def _check_clips(groups: Sequence[Sequence[Path]], class_names: Sequence[str]) -> None:
-    """Exit with the reason when a clip is missing or its gesture is not one of the model's classes."""
+    """UsageError when a clip's gesture is not one of the model's classes (its accuracy would mean
+    nothing), or a clip is missing or no video."""
     unknown = sorted({clip_gesture(c) for g in groups for c in g} - set(class_names))
-    missing = [str(c) for g in groups for c in g if not c.is_file()]
-    if unknown or missing:
-        raise SystemExit(f"gestures the model does not know: {unknown}; missing clips: {missing}")
+    if unknown:
+        raise UsageError(
+            f"the model does not know the gestures {', '.join(unknown)} of the clip groups; "
+            "give a model trained on the hri_gestures classes (--model)"
+        )
+    for clip in dict.fromkeys(c for g in groups for c in g):
+        check_video(clip, "--data clip")
 
 
 def _write_section(
@@ -340,10 +356,28 @@ def _command(argv: Sequence[str]) -> str:
     return f"{prefix}python -m bharnet_ros.tools.pose_compare {shlex.join(argv)}"
 
 
+PROG = "python -m bharnet_ros.tools.pose_compare"
+MOST_FRAMES = 100_000  # frames per clip (--max-frames): over an hour at 20 fps
+LEAST_CROP = 2  # pixels of each clip's width: OpenCV cannot write a strip of one
+MOST_CROP = 8192  # beyond any clip's width (a wider crop keeps the whole clip)
+LONGEST_LIVE = 600.0  # seconds of replay through the live graph per number of people
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Compare back ends on clips, report a composed pair, or run the several-people benchmark."""
+    """Compare back ends on clips, report a composed pair, or run the several-people benchmark.
+    A mistake in the input is one line on stderr and exit code 2, as with ``bharnet``."""
+    from bharnet_ros.cli import one_line
+
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m bharnet_ros.tools.pose_compare", description=__doc__)
+    try:
+        return _run(argv)
+    except (UsageError, VideoError, ComposeError, InferenceError) as err:
+        print(f"{PROG}: error: {one_line(str(err))}", file=sys.stderr)
+        return 2
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
     parser.add_argument("clips", nargs="*", type=Path, help="videos of one person each")
     parser.add_argument("--backends", nargs="+", choices=ALL_BACKENDS, default=["holistic", MULTI])
     parser.add_argument("--max-frames", type=int, default=None, help="frames per clip at most")
@@ -352,17 +386,47 @@ def main(argv: list[str] | None = None) -> int:
     )
     _add_people_arguments(parser)
     args = parser.parse_args(argv)
+    if not (args.people or args.pair or args.clips):
+        parser.error("give clips to compare, --pair LEFT RIGHT, or --people N")
+    check_arguments(args)
     if args.people:
         return run_people(args, argv)
     if args.pair:
         print("\n".join(pair_report(*args.pair)))
         return 0
-    if not args.clips:
-        parser.error("give clips to compare, --pair LEFT RIGHT, or --people N")
     print(HEADER)
     for backend, counts in compare(args.clips, args.backends, args.max_frames).items():
         print(counts_row(counts, backend, len(args.clips)))
     return 0
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """UsageError for input that would fail, or measure nothing, only after the work: counts out of
+    range (``--groups 0`` failed, ``-9`` silently used one group, ``--max-frames 0`` reported
+    0 frames), an endless ``--live-seconds``, and clips that are missing or no video."""
+    if args.max_frames is not None:
+        check_count("--max-frames", args.max_frames, 1, MOST_FRAMES)
+    check_count("--num-poses", args.num_poses, 1, MAX_POSES)
+    check_count("--crop", args.crop, LEAST_CROP, MOST_CROP)
+    if args.groups is not None:
+        check_count("--groups", args.groups, 1, len(PEOPLE_GROUPS))
+    check_number("--live-seconds", args.live_seconds, 0.0, LONGEST_LIVE, "seconds (0 skips the replay)")
+    if args.people and not args.data.is_dir():
+        raise UsageError(f"--data {args.data} is not a folder; give the hri_gestures folder")
+    for clip in args.pair or args.clips:
+        check_video(clip, "--pair clip" if args.pair else "clip")
+
+
+def check_video(path: Path, what: str) -> None:
+    """UsageError unless ``path`` opens as a video and one frame decodes (a missing file, a folder
+    or a text file named .mp4 otherwise fail with a traceback in the middle of the work)."""
+    try:
+        with VideoReader(path):
+            pass
+    except FileNotFoundError:
+        raise UsageError(f"{what} {path} not found; check the path") from None
+    except VideoError as err:
+        raise UsageError(f"{what}: {err}") from None
 
 
 def _add_people_arguments(parser: argparse.ArgumentParser) -> None:

@@ -43,6 +43,8 @@ MOST_VIEWS = 100  # augmented windows per take (default 6): more only costs time
 MOST_STEPS = 100_000  # optimiser steps on the features (default 300)
 MOST_EPOCHS = 1000  # fine-tune epochs on a few takes
 MOST_DRAWS = 100  # random choices of takes per point of the curve
+CURVE_GROUPS = 50  # groups of teachers per --teachers value by default (CurvePlan.groups)
+MOST_GROUPS = 1000  # of them: a fit takes about 0.7 s on 2 cores, so 12 minutes per draw and --takes value
 MOST_DISTILL = 100.0  # weight of the fine-tune's distillation (beyond it the takes teach nothing)
 REHEARSAL_VIEWS = 4  # augmented windows rehearsed per sample (TeachSettings.rehearsal_views)
 
@@ -560,6 +562,11 @@ def _add_curve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--takes", type=counts, default=[1, 2, 3], help="takes per gesture (default 1,2,3)")
     parser.add_argument("--teachers", type=counts, default=[1, 2], help="people who teach (default 1,2)")
     parser.add_argument("--draws", type=int, default=3, help="random choices of takes per point (default 3)")
+    parser.add_argument(
+        "--groups", type=int, default=CURVE_GROUPS,
+        help=f"groups of teachers per --teachers value, at most: every group where there are no more, "
+        f"else so many drawn at random (default {CURVE_GROUPS}, at most {MOST_GROUPS})",
+    )  # fmt: skip
     parser.add_argument("--views", type=int, default=6, help="augmented windows per take (default 6)")
     parser.add_argument(
         "--test-mirror",
@@ -582,12 +589,14 @@ def run_curve(args: argparse.Namespace) -> int:
     from bharnet_ros.training.teach_curve import (
         CurvePlan,
         check_plan,
+        impossible_points,
         run_curve,
         score_reference,
         write_curve,
     )
 
     check_count("--draws", args.draws, 1, MOST_DRAWS)
+    check_count("--groups", args.groups, 1, MOST_GROUPS)
     check_count("--views", args.views, 1, MOST_VIEWS)
     _check_fit_options(args)
     checkpoints = [*args.base, *args.reference]
@@ -600,17 +609,23 @@ def run_curve(args: argparse.Namespace) -> int:
             views=args.views, **_fit_settings(args),
         ),
         args.test_mirror,
+        args.groups,
     )  # fmt: skip
     try:
         data = load_datasets(args.data)
         left_out = [rehearsal_beside(path).left_out for path in args.base]
         check_plan(data, plan, left_out)  # before the references are scored: a typo costs nothing
+        _print_skipped(impossible_points(data, plan))
         references = [score_reference(path, data, args.new) for path in args.reference]
         runs = run_curve(args.base, data, plan, show_progress=not args.no_progress)
     except (CheckpointError, DatasetError, ValueError) as err:
         raise UsageError(str(err)) from None
     if not runs:
-        raise UsageError("no point of the curve is possible: the teachers have fewer takes than asked for")
+        raise UsageError(
+            "no point of the curve is possible: no group of teachers leaves anyone the base models "
+            "never saw, with takes of the new gestures and old-class samples, to evaluate; add such "
+            "people to --data"
+        )
     about = {
         "base": [str(p) for p in args.base],
         "reference": [str(p) for p in args.reference],
@@ -621,3 +636,10 @@ def run_curve(args: argparse.Namespace) -> int:
         table = write_curve(folder, runs, plan, about, references)
     print(table + f"({len(runs)} fits in {about['seconds']:.0f} s; every fit in {args.out / 'runs.csv'})")
     return 0
+
+
+def _print_skipped(points: list[tuple[int, int]]) -> None:
+    """Say which (teachers, takes) pairs of the grid no group can give, before the work."""
+    if points:
+        pairs = ", ".join(f"{teachers} teacher(s) x {takes} take(s)" for teachers, takes in points)
+        print(f"skipped, as no group of teachers has takes for them (each gives one at least): {pairs}")

@@ -54,6 +54,11 @@ def load_data_file(path: str | Path) -> SkeletonDataset:
     path = resolve_path(path)
     if path.is_dir():
         return load_synth_folder(path)
+    if path.exists() and not path.is_file():  # /dev/zero would be read for ever, a FIFO wait for a writer
+        raise DatasetError(
+            f"data file {path} is not a regular file (a pipe, socket or device); give a dataset .npz "
+            "or a `bharnet synth` folder"
+        )
     if not path.is_file():
         raise DatasetError(f"data file {path} not found; give a dataset .npz or a `bharnet synth` folder")
     return SkeletonDataset.load(path)

@@ -9,8 +9,11 @@ The set-up, on real people only:
   ``config.yaml`` beside it, as ``bharnet teach train`` reads its rehearsal data); everyone else
   is *unseen* by it;
 * **teachers**: ``teachers`` people of the ``pool`` (default: everyone with takes of the new
-  gestures); only their takes of the new gestures teach, ``takes`` per gesture in total, drawn at
-  random ``draws`` times (the same draw is never counted twice);
+  gestures): every such group, or ``groups`` of them drawn at random where there are more
+  (:func:`teacher_groups`); only their takes of the new gestures teach, ``takes`` per gesture in
+  total split over the group (:func:`split_takes`), drawn at random ``draws`` times (the same draw
+  is never counted twice). A (teachers, takes) pair no group can give is skipped
+  (:func:`impossible_points`), but every value of ``takes`` and ``teachers`` must make a point;
 * **evaluation** on the people the base model never saw who did not teach: their takes of the new
   gestures, and their old-class samples for the old vocabulary, the model always choosing among
   every class. A choice of teachers that leaves nobody to evaluate is skipped;
@@ -38,6 +41,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -70,6 +74,8 @@ from bharnet_ros.training.teach import (
 )
 from bharnet_ros.training.train import progress_bar
 
+GROUPS = 50  # groups of teachers per number of teachers, by default: every group of the HRI data's 6
+
 
 @dataclass(frozen=True)
 class CurvePlan:
@@ -82,6 +88,7 @@ class CurvePlan:
     draws: int = 3
     settings: TeachSettings = field(default_factory=TeachSettings)
     test_mirror: bool = False  # score each window with its mirror image, as a mirroring export does
+    groups: int = GROUPS  # groups of teachers per number of teachers, at most (drawn where there are more)
 
 
 @dataclass
@@ -133,6 +140,7 @@ def run_curve(
     """Every fit of the plan for every base model, in order (base, teachers, takes, group, draw);
     ``show_progress`` draws progress bars on stderr."""
     check_plan(data, plan)
+    points = plan_points(data, plan)
     runs = []
     for path in base_paths:
         base = load_checkpoint(path)
@@ -145,27 +153,23 @@ def run_curve(
         name = Path(path).parent.name
         progress = f"features for {name}" if show_progress else None
         cached = cache_features(model, base, data, classes, plan, rehearsal_beside(path).left_out, progress)
-        pool = plan.pool or sorted(set(cached.new_subjects.tolist()))
-        points = [
-            (takes, list(group))
-            for teachers, takes in itertools.product(plan.teachers, plan.takes)
-            for group in itertools.combinations(pool, teachers)
-        ]
         for takes, group in progress_bar(points, show_progress, desc=f"fits on {name}", unit="point"):
-            runs.extend(runs_for_group(model, base, classes, cached, plan, group, takes, name))
+            runs.extend(runs_for_group(model, base, classes, cached, plan, list(group), takes, name))
     return runs
 
 
 def check_plan(data: SkeletonDataset, plan: CurvePlan, left_out: Sequence[Sequence[str]] = ()) -> None:
     """ValueError naming what the plan or the data lacks: a new gesture the data has no takes of,
-    a name given twice, a person of the pool without takes of the new gestures (who could never
-    teach), more teachers than the pool holds (besides the people each base left out, ``left_out``),
-    or more takes than any teacher has, so that a typo is not reported as "no point of the curve is
-    possible" (after the work) or silently left out."""
+    a name or number given twice, a person of the pool without takes of the new gestures (who could
+    never teach), more teachers than the pool holds (besides the people each base left out,
+    ``left_out``), or a value of ``takes`` or ``teachers`` that no group of teachers can give a
+    draw for, so that a typo is not reported as "no point of the curve is possible" (after the
+    work) or silently left out."""
     if not plan.new:
         raise ValueError("--new names no gesture; give the gestures to teach, e.g. --new come,stop")
-    for option, given in (("--new", plan.new), ("--pool", plan.pool)):
-        repeated = sorted({name for name in given if given.count(name) > 1})
+    given_twice = (("--new", plan.new), ("--pool", plan.pool), ("--takes", plan.takes))
+    for option, given in (*given_twice, ("--teachers", plan.teachers)):
+        repeated = sorted({str(name) for name in given if given.count(name) > 1})
         if repeated:
             raise ValueError(f"{option} names {', '.join(repeated)} more than once; give each once")
     names = np.array(data.class_names)[data.labels]
@@ -175,14 +179,113 @@ def check_plan(data: SkeletonDataset, plan: CurvePlan, left_out: Sequence[Sequen
             f"the data has no takes of {', '.join(unknown)} (--new); its classes are "
             f"{', '.join(sorted(set(names.tolist())))}"
         )
-    teachers = sorted(set(data.subject_names()[np.isin(names, plan.new)].tolist()))
-    _check_pool(plan, teachers, left_out)
+    _check_pool(plan, curve_pool(data, plan, everyone=True), left_out)
+    _check_takes(data, plan)
+
+
+def _check_takes(data: SkeletonDataset, plan: CurvePlan) -> None:
+    """Every value of --takes and of --teachers must make at least one point of the curve."""
+    most = most_takes(data, plan)
+    ranges = "; ".join(f"{n} teacher(s) give {_takes_range(n, most[n])}" for n in plan.teachers)
+    for takes in plan.takes:
+        if not any(n <= takes <= most[n] for n in plan.teachers):
+            raise ValueError(
+                f"--takes {takes} (per gesture, split over the teachers) fits no value of --teachers: "
+                f"{ranges}; ask for takes in those ranges"
+            )
+    for n in plan.teachers:
+        if not any(n <= takes <= most[n] for takes in plan.takes):
+            raise ValueError(
+                f"--teachers {n} fits no value of --takes "
+                f"{','.join(map(str, plan.takes))}: {n} teacher(s) give {_takes_range(n, most[n])}; "
+                f"add such a --takes value or drop {n} from --teachers"
+            )
+
+
+def _takes_range(teachers: int, most: int) -> str:
+    """``2 to 6 takes per gesture`` (each teacher gives one at least), or why they give none."""
+    if most < teachers:
+        return "no takes (no group of them has a take of every new gesture each)"
+    return f"{teachers} to {most} takes per gesture"
+
+
+def impossible_points(data: SkeletonDataset, plan: CurvePlan) -> list[tuple[int, int]]:
+    """The (teachers, takes) pairs of the plan that no group can draw: fewer takes than teachers
+    (each gives one at least), or more than any group has. They are skipped."""
+    most = most_takes(data, plan)
+    return [
+        (n, takes) for n, takes in itertools.product(plan.teachers, plan.takes) if not n <= takes <= most[n]
+    ]
+
+
+def plan_points(data: SkeletonDataset, plan: CurvePlan) -> list[tuple[int, tuple[str, ...]]]:
+    """(takes, group) of every point the curve fits, in order (teachers, takes, group): the groups
+    of :func:`teacher_groups` that can give that many takes of every new gesture."""
+    have = takes_each(data, plan.new)
+    groups = {
+        n: teacher_groups(curve_pool(data, plan), n, plan.groups, plan.settings.seed) for n in plan.teachers
+    }
+    return [
+        (takes, group)
+        for n, takes in itertools.product(plan.teachers, plan.takes)
+        for group in groups[n]
+        if n <= takes <= group_most(have, group)
+    ]
+
+
+def most_takes(data: SkeletonDataset, plan: CurvePlan) -> dict[int, int]:
+    """For each number of teachers, the most takes per gesture any of its groups can give."""
+    have, pool = takes_each(data, plan.new), curve_pool(data, plan)
+    return {
+        n: max(group_most(have, group) for group in teacher_groups(pool, n, plan.groups, plan.settings.seed))
+        for n in plan.teachers
+    }
+
+
+def curve_pool(data: SkeletonDataset, plan: CurvePlan, everyone: bool = False) -> list[str]:
+    """The people who may teach: ``plan.pool``, else (or with ``everyone``) all with takes of the
+    new gestures, sorted."""
+    if plan.pool and not everyone:
+        return list(plan.pool)
+    names = np.array(data.class_names)[data.labels]
+    return sorted(set(data.subject_names()[np.isin(names, plan.new)].tolist()))
+
+
+def takes_each(data: SkeletonDataset, new: Sequence[str]) -> dict[str, int]:
+    """Per person, the takes they have of the new gesture they have fewest of (what every gesture
+    can get from them)."""
+    names = np.array(data.class_names)[data.labels]
     people = data.subject_names()
-    most = max(int(np.sum((people == p) & (names == c))) for p in plan.pool or teachers for c in plan.new)
-    if min(plan.takes) > most:
-        raise ValueError(
-            f"--takes {min(plan.takes)}: no teacher has more than {most} takes of one gesture; ask for fewer"
-        )
+    return {
+        person: min(int(np.sum((people == person) & (names == gesture))) for gesture in new)
+        for person in sorted(set(people.tolist()))
+    }
+
+
+def split_takes(takes: int, teachers: int) -> list[int]:
+    """``takes`` split as evenly as possible over ``teachers``, the first ones giving one more."""
+    return [takes // teachers + (i < takes % teachers) for i in range(teachers)]
+
+
+def group_most(have: dict[str, int], group: Sequence[str]) -> int:
+    """The most takes per gesture :func:`split_takes` can ask of ``group`` (``have``: each one's
+    takes): all give the fewest anyone has, and the first ones who have more one more each."""
+    fewest = min(have.get(person, 0) for person in group)
+    leading = next((i for i, person in enumerate(group) if have.get(person, 0) <= fewest), len(group))
+    return len(group) * fewest + leading
+
+
+def teacher_groups(pool: Sequence[str], teachers: int, most: int, seed: int) -> list[tuple[str, ...]]:
+    """Every group of ``teachers`` people of ``pool`` (each in pool order) where there are at most
+    ``most``, else ``most`` different ones drawn at random (seeded): 20 people hold 184,756 groups
+    of 10, days of fits."""
+    if math.comb(len(pool), teachers) <= most:
+        return list(itertools.combinations(pool, teachers))
+    rng = np.random.default_rng([seed, teachers, len(pool)])
+    drawn: set[tuple[int, ...]] = set()
+    while len(drawn) < most:
+        drawn.add(tuple(sorted(rng.choice(len(pool), teachers, replace=False).tolist())))
+    return [tuple(pool[i] for i in group) for group in sorted(drawn)]
 
 
 def _check_pool(plan: CurvePlan, teachers: list[str], left_out: Sequence[Sequence[str]]) -> None:
@@ -323,7 +426,7 @@ def draw_takes(
 ) -> frozenset[int] | None:
     """Sample indices: ``takes`` per gesture split evenly over the teachers; None if one has too few."""
     labels = cached.new_eval.labels.numpy()
-    per_teacher = [takes // len(group) + (i < takes % len(group)) for i in range(len(group))]
+    per_teacher = split_takes(takes, len(group))
     chosen: list[int] = []
     for gesture in new:
         for person, count in zip(group, per_teacher, strict=True):

@@ -266,6 +266,15 @@ def test_a_folder_is_named_as_a_folder(tmp_path):
         load_checkpoint(tmp_path)
 
 
+def test_a_device_or_a_pipe_is_named_as_no_regular_file(tmp_path):
+    """They exist: "does not exist" would send the user looking for a typo (and a FIFO must not block)."""
+    fifo = tmp_path / "pipe.pt"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", fifo):
+        with pytest.raises(CheckpointError, match="is not a regular file"):
+            load_checkpoint(path)
+
+
 def resaved(path, **changes):
     """The checkpoint at ``path`` rewritten with ``changes`` to its raw dict (as a hostile file is)."""
     raw = torch.load(path, weights_only=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bharnet_ros.core.pose_eval import ComposedRun, Person
 from bharnet_ros.tools import pose_compare
 from bharnet_ros.tools.pose_compare import PEOPLE_GROUPS
@@ -44,3 +46,50 @@ def test_the_cli_writes_its_own_section(shared_file, monkeypatch, tmp_path):
     assert f"| 3 | 1 | {FRAMES} |" in text
     assert "3 people: id switches ≤ 1 per 100 frames: 0.00, **met**" in text
     assert "3 people: per-person accuracy within 5 points of alone: 100 % vs 100 %, **met**" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["{tmp}/missing.mp4"], "clip {tmp}/missing.mp4 not found; check the path"),
+        (["{tmp}"], "is not a regular file (a folder or a device); give a video file"),
+        (["{tmp}/text.mp4"], "cannot open {tmp}/text.mp4 as a video"),
+        (["--pair", "{tmp}/text.mp4", "{tmp}/text.mp4"], "--pair clip: cannot open {tmp}/text.mp4"),
+        (["--max-frames", "0", "{tmp}/text.mp4"], "--max-frames must be a whole number from 1 to 100000"),
+        (["--people", "1", "--groups", "0"], "--groups must be a whole number from 1 to 10, got 0"),
+        (["--people", "1", "--groups", "-9"], "--groups must be a whole number from 1 to 10, got -9"),
+        (["--people", "1", "--live-seconds", "inf"], "--live-seconds inf is out of range; give 0 to 600"),
+        (["--people", "1", "--live-seconds", "nan"], "--live-seconds nan is out of range"),
+        (["--people", "1", "--crop", "0"], "--crop must be a whole number from 2 to 8192, got 0"),
+        (["--people", "1", "--num-poses", "0"], "--num-poses must be a whole number from 1 to 16, got 0"),
+        (["--people", "1", "--data", "{tmp}/text.mp4"], "--data {tmp}/text.mp4 is not a folder"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2_before_any_work(tmp_path, monkeypatch, capsys, argv, message):
+    (tmp_path / "text.mp4").write_text("not a video\n")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the work started")
+
+    for name in ("people_benchmark", "compare", "pair_report", "load_window_classifier"):
+        monkeypatch.setattr(pose_compare, name, no_work)
+    argv = [arg.format(tmp=tmp_path) for arg in argv]
+    if "--people" in argv and "--data" not in argv:
+        argv += ["--data", str(tmp_path)]
+    assert pose_compare.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m bharnet_ros.tools.pose_compare: error: ")
+    assert message.format(tmp=tmp_path) in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_missing_clip_of_the_groups_is_one_line(tmp_path, monkeypatch, capsys):
+    class Model:
+        class_names = sorted({name.split("/")[1] for group in PEOPLE_GROUPS for name in group})
+
+    monkeypatch.setattr(pose_compare, "load_window_classifier", lambda path: Model())
+    argv = ["--people", "2", "--groups", "1", "--data", str(tmp_path), "--model", "m.onnx"]
+    assert pose_compare.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--data clip {tmp_path}/S1/attention_1_1m_upper.avi not found" in err
+    assert len(err.strip().splitlines()) == 1

@@ -153,6 +153,10 @@ def test_record_refuses_a_labels_file_naming_one_gesture_two_ways(tmp_path, caps
             ["curve", "--base", "b.pt", "--data", "d.npz", "--new", "x", "--views", "1000000"],
             "--views must be",
         ),
+        (
+            ["curve", "--base", "b.pt", "--data", "d.npz", "--new", "x", "--groups", "0"],
+            "--groups must be a whole number from 1 to 1000",
+        ),
     ],
 )
 def test_train_and_curve_counts_are_bounded(tmp_path, capsys, extra, message):
@@ -349,6 +353,9 @@ def test_train_output_may_not_go_into_the_rehearsal_data_of_the_base(teach_base,
         (["--new", "stop", "--pool", "ana,ana"], "--pool names ana more than once"),
         (["--new", ","], "--new names no gesture"),
         (["--new", "stop", "--teachers", "1,99"], "--teachers 99 needs that many people in the pool"),
+        (["--new", "stop", "--teachers", "1", "--takes", "1,1"], "--takes names 1 more than once"),
+        (["--new", "stop", "--teachers", "1,1"], "--teachers names 1 more than once"),
+        (["--new", "stop", "--teachers", "1", "--takes", "1,99"], "--takes 99 (per gesture, split over"),
     ],
 )
 def test_curve_names_an_unknown_gesture_or_person(teach_base, tmp_path, capsys, extra, message):
@@ -411,6 +418,39 @@ def test_curve_with_a_reference_writes_both_tables(teach_base, tmp_path, capsys)
     assert main([*args, "--force", "--test-mirror", "--no-progress"]) == 0
     assert capsys.readouterr().err == ""
     assert json.loads((tmp_path / "c" / "curve.json").read_text())["plan"]["test_mirror"] is True
+
+
+def test_curve_says_which_points_of_its_grid_no_group_can_give(teach_base, tmp_path, capsys, monkeypatch):
+    from bharnet_ros.training import teach_curve
+
+    people = [synth_takes(tmp_path / f"{p}.npz", ["idle", "stop"], p) for p in ("ana", "bo", "cy")]
+    base = fold_leaving_out(teach_base(), tmp_path / "old_bo", "bo")
+    monkeypatch.setattr(teach_curve, "runs_for_group", lambda *args: [])  # the fits are not the point
+    args = ["teach", "curve", "--base", str(base), "--data", *map(str, people), "--new", "stop"]
+    args += [
+        "--takes",
+        "1,3",
+        "--teachers",
+        "1,2",
+        "--views",
+        "1",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "c"),
+    ]
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("skipped, as no group of teachers has takes for them (each gives one at least): ")
+    assert "1 teacher(s) x 3 take(s), 2 teacher(s) x 1 take(s)" in out  # one teacher has 2 takes
+    assert "no point of the curve is possible: no group of teachers leaves anyone" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_cli_curve_groups_default_is_the_plan_s():
+    from bharnet_ros.tools.teach import CURVE_GROUPS
+    from bharnet_ros.training.teach_curve import CurvePlan
+
+    assert CurvePlan([], []).groups == CURVE_GROUPS
 
 
 def test_the_cli_names_as_many_rehearsed_views_as_the_fit_keeps():

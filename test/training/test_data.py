@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from bharnet_ros.cli import main
 from bharnet_ros.training.data import (
     known_classes_only,
     labels_for,
+    load_data_file,
     load_datasets,
     select_data,
     stratified_fraction,
@@ -64,6 +66,17 @@ def test_excluded_and_validation_subjects_never_train(people):
 def test_unknown_subjects_are_named_with_the_known_ones(people):
     with pytest.raises(DatasetError, match="S9.*S1, S2, S3"):
         select_data(section(train=[str(p) for p in people], val_subjects=["S9"]))
+
+
+def test_a_device_or_a_pipe_is_named_as_no_regular_file(tmp_path):
+    """They exist: "not found" would send the user looking for a typo (and a FIFO must not block)."""
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", fifo):
+        with pytest.raises(DatasetError, match="is not a regular file"):
+            load_data_file(path)
+    with pytest.raises(DatasetError, match="not found"):
+        load_data_file(tmp_path / "gone.npz")
 
 
 def test_auto_splits_train_on_everything_without_a_val_split(people):

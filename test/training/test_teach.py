@@ -3,8 +3,10 @@ rehearsed or held, and an export that the unchanged node loads (labels, experts,
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -18,6 +20,7 @@ from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.bharnet import build_model
 from bharnet_ros.model.checkpoint import make_checkpoint, save_checkpoint
 from bharnet_ros.model.export import ExportError, prepare_model
+from bharnet_ros.training import teach_curve
 from bharnet_ros.training.classes import same_words
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import SkeletonFeeder, mirror_label_map
@@ -44,8 +47,12 @@ from bharnet_ros.training.teach_curve import (
     SCORES,
     CurvePlan,
     check_plan,
+    draw_takes,
+    impossible_points,
+    plan_points,
     run_curve,
     score_reference,
+    teacher_groups,
     write_curve,
 )
 
@@ -370,15 +377,16 @@ def test_a_curve_plan_naming_an_unknown_gesture_or_person_says_which():
     with pytest.raises(ValueError, match="--teachers 2 needs that many people in the pool, which has 1"):
         check_plan(data, CurvePlan(["stop"], takes=[1], teachers=[1, 2]))
     check_plan(data, CurvePlan(["stop"], takes=[1], teachers=[1], pool=["ana"]))
-    with pytest.raises(ValueError, match="--takes 3: no teacher has more than 2 takes of one gesture"):
+    with pytest.raises(
+        ValueError, match="--takes 3 .* fits no value of --teachers: 1 teacher.s. give 1 to 2"
+    ):
         check_plan(data, CurvePlan(["stop"], takes=[3, 10**12], teachers=[1]))
-    check_plan(data, CurvePlan(["stop"], takes=[2, 10**12], teachers=[1]))  # some points are possible
     two = data.merge(takes_of(["stop"], subject="cy"))
-    check_plan(two, CurvePlan(["stop"], takes=[1], teachers=[2]))
+    check_plan(two, CurvePlan(["stop"], takes=[2], teachers=[2]))  # one take from each
     with pytest.raises(
         ValueError, match=r"--teachers 2 needs that many people besides those a base left out \(cy\)"
     ):
-        check_plan(two, CurvePlan(["stop"], takes=[1], teachers=[2]), left_out=[["bo"], ["cy"]])
+        check_plan(two, CurvePlan(["stop"], takes=[2], teachers=[2]), left_out=[["bo"], ["cy"]])
 
 
 @pytest.mark.parametrize(
@@ -393,6 +401,93 @@ def test_a_curve_plan_naming_nothing_or_a_name_twice_says_so(new, pool, message)
     data = takes_of(["idle", "stop"], subject="ana").merge(takes_of(["idle"], subject="bo"))
     with pytest.raises(ValueError, match=message):
         check_plan(data, CurvePlan(new, takes=[1], teachers=[1], pool=pool))
+
+
+@pytest.mark.parametrize(
+    ("takes", "teachers", "message"),
+    [
+        ([1, 1], [1], "--takes names 1 more than once"),
+        ([1, 2], [1, 1], "--teachers names 1 more than once"),
+    ],
+)
+def test_a_curve_plan_giving_a_number_twice_says_so(takes, teachers, message):
+    """The same point twice would repeat its fits and write its rows twice into runs.csv."""
+    data = takes_of(["idle", "stop"], subject="ana")
+    with pytest.raises(ValueError, match=message):
+        check_plan(data, CurvePlan(["stop"], takes=takes, teachers=teachers))
+
+
+def many_people(takes: dict[str, int]) -> SkeletonDataset:
+    """One old-class sample and ``takes[person]`` takes of stop per person."""
+    parts = [
+        takes_of(["idle"], 1, person).merge(takes_of(["stop"], n, person)) for person, n in takes.items()
+    ]
+    data = parts[0]
+    for part in parts[1:]:
+        data = data.merge(part)
+    return data
+
+
+def test_takes_count_over_all_the_teachers_of_a_point():
+    """--takes is per gesture in total, split over the group, as draw_takes draws them: ten people
+    with one take each give ten, one take cannot be split over ten people, and a value no group
+    can give is refused before any fit rather than left out of the table."""
+    nineteen = many_people({f"p{k:02d}": 1 for k in range(19)})
+    check_plan(nineteen, CurvePlan(["stop"], takes=[10], teachers=[10]))
+    with pytest.raises(
+        ValueError, match="--takes 1 .*fits no value of --teachers: 10 teacher.s. give 10 to 10 takes"
+    ):
+        check_plan(nineteen, CurvePlan(["stop"], takes=[1], teachers=[10]))
+    two = many_people({"ana": 2, "bo": 2})
+    with pytest.raises(ValueError, match="--takes 99 .*1 teacher.s. give 1 to 2 .*2 teacher.s. give 2 to 4"):
+        check_plan(two, CurvePlan(["stop"], takes=[1, 99], teachers=[1, 2]))
+    with pytest.raises(ValueError, match="--teachers 2 fits no value of --takes 1"):
+        check_plan(two, CurvePlan(["stop"], takes=[1], teachers=[1, 2]))
+    plan = CurvePlan(["stop"], takes=[1, 2, 3, 4], teachers=[1, 2])
+    check_plan(two, plan)
+    assert impossible_points(two, plan) == [(1, 3), (1, 4), (2, 1)]
+
+
+def test_the_points_are_exactly_the_groups_draw_takes_can_draw_from():
+    have = {"ana": 3, "bo": 1, "cy": 2, "di": 0}
+    data = many_people({p: n for p, n in have.items() if n}).merge(takes_of(["idle"], 1, "di"))
+    plan = CurvePlan(["stop"], takes=list(range(1, 8)), teachers=[1, 2, 3], pool=["cy", "ana", "bo"])
+    classes = ["idle", "stop"]
+    labels = np.array(classes)[data.labels]
+    new = labels == "stop"
+    cached = SimpleNamespace(
+        new_eval=SimpleNamespace(labels=torch.tensor(data.labels[new])),
+        new_subjects=data.subject_names()[new],
+    )
+    points = set(plan_points(data, plan))
+    for n, takes in itertools.product(plan.teachers, plan.takes):
+        for group in itertools.combinations(plan.pool, n):
+            drawn = draw_takes(cached, classes, ["stop"], list(group), takes, np.random.default_rng(0))
+            assert ((takes, group) in points) == (drawn is not None and takes >= n), (takes, group)
+
+
+def test_teacher_groups_are_all_of_them_or_a_seeded_sample_of_at_most_the_limit():
+    six = [f"S{k}" for k in range(1, 7)]
+    assert teacher_groups(six, 2, 50, 0) == list(itertools.combinations(six, 2))  # 15: every group
+    twenty = [f"p{k:02d}" for k in range(20)]
+    groups = teacher_groups(twenty, 10, 50, 0)  # of 184,756
+    assert len(groups) == len(set(groups)) == 50
+    assert all(len(g) == 10 and list(g) == sorted(g) for g in groups)  # in pool order, as draws expect
+    assert groups == teacher_groups(twenty, 10, 50, 0) != teacher_groups(twenty, 10, 50, 1)
+
+
+def test_the_curve_fits_at_most_the_plan_s_groups(base, tmp_path, monkeypatch):
+    people = [takes_of(["idle", "wave", "stop"], subject=p) for p in ("ana", "bo", "cy", "di")]
+    data = people[0].merge(people[1]).merge(people[2]).merge(people[3])
+    save_checkpoint(base, tmp_path / "fold_bo" / "last.pt")
+    (tmp_path / "fold_bo" / "config.yaml").write_text(yaml.safe_dump({"data": {"exclude_subjects": ["bo"]}}))
+    fitted = []
+    monkeypatch.setattr(teach_curve, "runs_for_group", lambda *args: fitted.append(args[5]) or [])
+    settings = TeachSettings(views=1, rehearsal_views=1, batch_size=8)
+    plan = CurvePlan(["stop"], takes=[2], teachers=[2], groups=2, settings=settings)
+    assert run_curve([tmp_path / "fold_bo" / "last.pt"], data, plan) == []
+    assert len(fitted) == 2  # of the 6 groups of 2 among 4 people
+    assert fitted == [list(g) for g in teacher_groups(["ana", "bo", "cy", "di"], 2, 2, settings.seed)]
 
 
 def test_a_reference_trained_with_every_gesture_is_scored_on_the_people_it_left_out(base, tmp_path):
