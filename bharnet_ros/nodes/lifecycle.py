@@ -225,9 +225,12 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
         self.release()
         return TransitionCallbackReturn.SUCCESS
 
-    def create_configured_publisher(self, msg_type: Any, topic: str, qos: QoSProfile | int) -> Any:
-        """A lifecycle publisher that :meth:`release` destroys again."""
-        publisher = self.create_lifecycle_publisher(msg_type, topic, qos)
+    def create_configured_publisher(
+        self, msg_type: Any, topic: str, qos: QoSProfile | int, **options: Any
+    ) -> Any:
+        """A lifecycle publisher that :meth:`release` destroys again (``options``: rclpy's, such as
+        ``event_callbacks``)."""
+        publisher = self.create_lifecycle_publisher(msg_type, topic, qos, **options)
         self._configured_publishers.append(publisher)
         return publisher
 

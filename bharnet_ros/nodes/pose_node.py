@@ -9,6 +9,10 @@ Configure reads the parameters and starts MediaPipe, so a new backend or thresho
 the next configure; ``publish_overlay`` applies at once. With ``backend: multi`` every person found
 gets their own PersonSkeleton, with the id of their track. The overlay topic exists only while
 ``publish_overlay`` is on.
+
+Lazy, as image_pipeline's nodes are (``lazy``, default on): while nobody subscribes to the
+skeletons or the overlay, the node does not subscribe to the camera, so MediaPipe costs nothing
+when the recognizer is deactivated. A publisher "matched" event subscribes again at once.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import time
 from typing import Any
 
 import numpy as np
-from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions, QoSPolicyKind
@@ -89,6 +93,12 @@ PARAMS = (
         "image subscription: auto (reliable when every publisher is, else best_effort), or either one",
         choices=(AUTO, *RELIABILITIES),
     ),
+    Param(
+        "lazy",
+        True,
+        "read the camera only while skeletons or overlay have a subscriber (no pose stage for nobody)",
+        live=True,
+    ),
     *MANAGED_PARAMS,
 )
 SKELETON_QOS = QoSProfile(depth=10)  # reliable: skeletons are small and every gap hurts a window
@@ -115,6 +125,7 @@ class PoseNode(ManagedNode):
         self.processing = Percentiles()
         self.rate_in = RateMeter()
         self.drops = GapDropCounter()
+        self.dropped_before = 0  # by earlier camera subscriptions (a lazy pause is no gap of lost frames)
         self.error = ""
         super().__init__("pose", PARAMS, **kwargs)
 
@@ -133,12 +144,39 @@ class PoseNode(ManagedNode):
             self.get_logger().error(self.error)
             return TransitionCallbackReturn.FAILURE
         self.error = ""
-        self.skeleton_pub = self.create_configured_publisher(PersonSkeletonArray, "skeletons", SKELETON_QOS)
+        self.skeleton_pub = self.create_configured_publisher(
+            PersonSkeletonArray, "skeletons", SKELETON_QOS, event_callbacks=self._reader_events()
+        )
         self._advertise_overlay(self.params["publish_overlay"])
         self.get_logger().info(f"pose stage ready: MediaPipe {self.params['backend']}")
         return TransitionCallbackReturn.SUCCESS
 
     def subscribe(self) -> list[Subscription]:
+        """The camera subscription, unless ``lazy`` and nobody reads what the node publishes."""
+        return self._camera_subscription() if self._readers_wanted() else []
+
+    def _readers_wanted(self) -> bool:
+        """Whether the camera is worth reading: not lazy, or a subscriber to skeletons or overlay."""
+        publishers = [p for p in (self.skeleton_pub, self.overlay_pub) if p is not None]
+        return not self.params["lazy"] or any(p.get_subscription_count() > 0 for p in publishers)
+
+    def _reader_events(self) -> PublisherEventCallbacks:
+        return PublisherEventCallbacks(matched=self.guarded(lambda info: self._follow_readers()))
+
+    def _follow_readers(self) -> None:
+        """While active, subscribe to the camera when readers came, and unsubscribe when the last
+        one left (``lazy``)."""
+        if self._state_machine.current_state[1] != "active":
+            return
+        wanted = self._readers_wanted()
+        if wanted and not self.inputs:
+            self.dropped_before += self.drops.dropped
+            self.drops = GapDropCounter()
+            self.inputs = self._camera_subscription()
+        elif not wanted and self.inputs:
+            self.unsubscribe()
+
+    def _camera_subscription(self) -> list[Subscription]:
         compressed = self.params["compressed"]
         msg_type, topic = (CompressedImage, "image_raw/compressed") if compressed else (Image, "image_raw")
         resolved = self.resolve_topic_name(topic)
@@ -204,7 +242,7 @@ class PoseNode(ManagedNode):
         self.get_logger().info(
             f"the image publishers call for a {wanted.name.lower()} subscription: subscribing again"
         )
-        old, self.inputs = self.inputs, self.subscribe()
+        old, self.inputs = self.inputs, self._camera_subscription()
         for subscription in old:
             self.destroy_subscription(subscription)
 
@@ -220,12 +258,16 @@ class PoseNode(ManagedNode):
         super().apply_live(names)
         if "publish_overlay" in names and self.skeleton_pub is not None:
             self._advertise_overlay(self.params["publish_overlay"])
+        if names & {"publish_overlay", "lazy"}:
+            self._follow_readers()
 
     def _advertise_overlay(self, wanted: bool) -> None:
         """Create the overlay publisher (enabled if the node is active) or destroy it."""
         if wanted and self.overlay_pub is None:
-            publisher = self.create_configured_publisher(Image, "overlay", qos_profile_sensor_data)
-            if self.inputs:  # active: a publisher made now missed the activate transition
+            publisher = self.create_configured_publisher(
+                Image, "overlay", qos_profile_sensor_data, event_callbacks=self._reader_events()
+            )
+            if self._state_machine.current_state[1] == "active":  # it missed the activate transition
                 publisher.on_activate(None)
             self.overlay_pub = publisher
         elif not wanted and self.overlay_pub is not None:
@@ -241,6 +283,7 @@ class PoseNode(ManagedNode):
         CompressedImage (``compressed`` left false) would otherwise look like no camera at all; and
         no publisher at all is most often a wrong ``camera_topic``.
         """
+        self._follow_readers()  # should a matched event have been missed
         matched = self.find_wrong_types(_hint)
         for matching in matched:
             self._follow_publishers(matching)
@@ -321,7 +364,7 @@ class PoseNode(ManagedNode):
             "processing_ms_p50": 1000 * timing["p50"],
             "processing_ms_p95": 1000 * timing["p95"],
             "frames_received": self.frames_in,
-            "frames_dropped_upstream": self.drops.dropped,
+            "frames_dropped_upstream": self.dropped_before + self.drops.dropped,
             "bad_frames": self.bad_frames,
             "frames_downscaled": self.frames_downscaled,
             "publish_failures": self.publish_failures,
@@ -337,6 +380,13 @@ class PoseNode(ManagedNode):
             return ERROR, self.error or "not configured", values
         if self.wrong_type:
             return WARN, "; ".join(self.wrong_type), values
+        values["camera_subscribed"] = int(bool(self.inputs))
+        if self._state_machine.current_state[1] == "active" and not self.inputs:
+            return (
+                OK,
+                "idle: nobody subscribes to skeletons or overlay, so the camera is not read (lazy)",
+                values,
+            )
         troubles = ["bad input frames seen"] if self.bad_frames else []
         troubles += ["publishing failed"] if self.publish_failures else []
         if self.image_publishers == 0 and self.inputs:  # a wrong camera_topic looks just like this

@@ -26,6 +26,8 @@ PHOTO = "images/gesture_photos/four_15a73593-b13e-4a1b-99bb-51775cfdfc42.jpg"
 # Best effort, as cameras publish, but deep: a probe slowed by a loaded machine drops nothing.
 PROBE_QOS = QoSProfile(depth=300, reliability=ReliabilityPolicy.BEST_EFFORT)
 
+EAGER = Parameter("lazy", value=False)  # reads the camera with no subscriber (tests of the camera side)
+
 
 @pytest.fixture
 def photo(shared_file) -> np.ndarray:
@@ -76,7 +78,11 @@ def test_the_image_subscription_follows_the_reliability_of_the_camera(ros, wait,
     fixed = ros.add(
         PoseNode,
         namespace="fixed",
-        parameter_overrides=[fast, Parameter("image_reliability", value="best_effort")],
+        parameter_overrides=[
+            fast,
+            Parameter("image_reliability", value="best_effort"),
+            Parameter("lazy", value=False),
+        ],
         cli_args=["--ros-args", "-r", "image_raw:=/image_raw"],  # the same camera
     )
     probe = ros.add(Node, "probe")
@@ -103,11 +109,11 @@ def test_qos_overrides_of_one_node_leave_the_next_one_best_effort(ros, wait):
     from bharnet_ros.nodes.pose_node import IMAGE_QOS
 
     reliable = Parameter("qos_overrides./image_raw.subscription.reliability", value="reliable")
-    first = ros.add(PoseNode, parameter_overrides=[reliable])
+    first = ros.add(PoseNode, parameter_overrides=[reliable, EAGER])
     assert wait(lambda: first.inputs)
     assert first.inputs[0].qos_profile.reliability == ReliabilityPolicy.RELIABLE
     assert IMAGE_QOS.reliability == ReliabilityPolicy.BEST_EFFORT  # the shared default is untouched
-    second = ros.add(PoseNode, namespace="second")
+    second = ros.add(PoseNode, namespace="second", parameter_overrides=[EAGER])
     assert wait(lambda: second.inputs)
     assert second.inputs[0].qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
 
@@ -274,7 +280,7 @@ def test_an_image_above_max_image_pixels_is_shrunk_counted_and_still_seen(
 def test_the_overlay_topic_exists_only_while_the_overlay_is_on(
     ros, wait, photo, make_image, parameter_client, lifecycle
 ):
-    pose = ros.add(PoseNode)  # the overlay is off by default
+    pose = ros.add(PoseNode, parameter_overrides=[EAGER])  # the overlay is off by default
     probe = ros.add(Node, "probe")
     overlays: list[Image] = []
     probe.create_subscription(Image, "overlay", overlays.append, qos_profile_sensor_data)
@@ -334,7 +340,7 @@ def test_multi_backend_publishes_every_person_with_their_own_id(multi_graph, wai
 def test_a_camera_publishing_another_type_on_the_image_topic_is_reported(ros, wait):
     """DDS drops messages of another type silently: a CompressedImage camera on the raw topic
     (``compressed`` left false) looked like no camera at all, with OK diagnostics."""
-    pose = ros.add(PoseNode, parameter_overrides=[Parameter("diagnostics_period", value=0.1)])
+    pose = ros.add(PoseNode, parameter_overrides=[Parameter("diagnostics_period", value=0.1), EAGER])
     assert wait(lambda: pose.inputs)
     context = rclpy.Context()  # a participant of its own: one participant refuses two types on a topic
     rclpy.init(context=context)
@@ -356,7 +362,7 @@ def test_a_camera_publishing_another_type_on_the_image_topic_is_reported(ros, wa
 
 
 def test_a_camera_topic_nobody_publishes_on_warns_and_a_camera_clears_it(ros, wait):
-    pose = ros.add(PoseNode, parameter_overrides=[Parameter("diagnostics_period", value=0.1)])
+    pose = ros.add(PoseNode, parameter_overrides=[Parameter("diagnostics_period", value=0.1), EAGER])
     assert wait(lambda: pose.image_publishers == 0)
     level, message, values = pose.status()
     assert (level, values["image_publishers"]) == (DiagnosticStatus.WARN, 0)
@@ -368,7 +374,7 @@ def test_a_camera_topic_nobody_publishes_on_warns_and_a_camera_clears_it(ros, wa
 
 
 def test_publish_failures_warn_on_diagnostics(ros, wait):
-    pose = ros.add(PoseNode)
+    pose = ros.add(PoseNode, parameter_overrides=[EAGER])
     assert wait(lambda: pose.inputs)
 
     class RefusingPublisher:  # the middleware edge: publish raises as rclpy does under overload
@@ -458,3 +464,27 @@ def test_mirrored_input_gives_a_mirror_camera_the_skeleton_a_normal_camera_gives
     mirrored = person_in(ros, wait, make_image, cv2.flip(photo, 1), "mirror", mirrored_input=True)
     assert np.abs(normal[33:]).sum() > 0, "the photo shows a hand"
     np.testing.assert_allclose(mirrored, normal, atol=0.01)
+
+
+def test_the_camera_is_read_only_while_someone_reads_the_skeletons(
+    ros, wait, photo, make_image, parameter_client, lifecycle
+):
+    """Lazy, as image_pipeline's nodes: no reader, no camera subscription, no pose stage. The
+    publisher's matched event subscribes at once; the last reader leaving unsubscribes."""
+    pose = ros.add(PoseNode)
+    assert wait(lambda: pose._state_machine.current_state[1] == "active")
+    assert not pose.inputs
+    assert "idle" in pose.status()[1]
+    probe = ros.add(Node, "probe")
+    camera = probe.create_publisher(Image, "image_raw", qos_profile_sensor_data)
+    received: list[PersonSkeletonArray] = []
+    reader = probe.create_subscription(PersonSkeletonArray, "skeletons", received.append, 50)
+    assert wait(lambda: pose.inputs and camera.get_subscription_count() == 1)
+    camera.publish(make_image(photo, 3_000_000_000))
+    assert wait(lambda: received)
+    probe.destroy_subscription(reader)
+    assert wait(lambda: not pose.inputs and camera.get_subscription_count() == 0)
+    assert parameter_client("pose").set(lazy=False)["lazy"].successful
+    assert wait(lambda: pose.inputs)  # reads again with nobody listening
+    assert lifecycle("pose").set("deactivate")
+    assert not pose.inputs
