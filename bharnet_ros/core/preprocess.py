@@ -51,6 +51,11 @@ MAX_PERSONS = 16
 SCALES = ("shoulder", "torso", "none")
 HAND_FRAMES = ("body", "wrist")
 MIN_SIZE = 1e-6  # body sizes below this (degenerate or unobserved) leave the scale at 1
+# The body size is at least this share of the body's extent (the longer side of the box around its
+# observed joints): shoulders collapsed onto one point by a bad detection made inputs of 1e5 that
+# the model answered with confidence 1. Real people are far above it: the shoulder width of the
+# HRI recordings is 0.15 to 0.48 of their extent.
+LEAST_SIZE_SHARE = 0.05
 # Joints that define centre and size, per layout: (left shoulder, right shoulder, left hip, right hip).
 ANCHORS = {
     "ntu25": tuple(NTU25.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")),
@@ -255,7 +260,8 @@ def body_centre_and_size(
     """Mean mid-shoulder ``(3,)`` and body size of one person ``(T, V, C)`` with validity ``(T, V)``.
 
     Only frames where both shoulders (and for ``torso`` both hips) were observed count. Without
-    such frames the centre is the mean of all observed joints and the size is 1.
+    such frames the centre is the mean of all observed joints and the size is 1. The size is at
+    least :data:`LEAST_SIZE_SHARE` of the body's extent.
     """
     left_s, right_s, left_h, right_h = ANCHORS[layout]
     xyz = subject[..., :3]
@@ -273,7 +279,15 @@ def body_centre_and_size(
         size = np.linalg.norm(mid_shoulder[torso] - mid_hip[torso], axis=-1).mean() if torso.any() else 1.0
     else:
         size = 1.0
-    return centre.astype(np.float32), float(size) if size > MIN_SIZE else 1.0
+    size = max(float(size), LEAST_SIZE_SHARE * _extent(xyz[valid]))
+    return centre.astype(np.float32), size if size > MIN_SIZE else 1.0
+
+
+def _extent(points: np.ndarray) -> float:
+    """The longer side of the x-y box around ``points`` (N, 3); 0 for none."""
+    if not len(points):
+        return 0.0
+    return float(np.max(points[:, :2].max(axis=0) - points[:, :2].min(axis=0)))
 
 
 def _pack(

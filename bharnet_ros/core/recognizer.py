@@ -79,7 +79,7 @@ class RecognizerConfig:
             (number(self.person_timeout) and self.person_timeout > 0, "person_timeout", "> 0"),
             (whole(self.max_persons, 1), "max_persons", "a whole number >= 1"),
             (number(self.smoothing) and 0 < self.smoothing <= 1, "smoothing", "in (0, 1]"),
-            (number(self.switch_margin) and 0 <= self.switch_margin <= 1, "switch_margin", "in [0, 1]"),
+            (number(self.switch_margin) and 0 <= self.switch_margin < 1, "switch_margin", "in [0, 1)"),
             (whole(self.top_k, 1), "top_k", "a whole number >= 1"),
             (number(self.none_threshold) and 0 <= self.none_threshold <= 1, "none_threshold", "in [0, 1]"),
         ]

@@ -15,8 +15,8 @@ class LabelSmoother:
     def __init__(self, alpha: float = 0.5, switch_margin: float = 0.1) -> None:
         if not 0 < alpha <= 1:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-        if not 0 <= switch_margin <= 1:  # NaN too: no lead would ever beat it, the label would freeze
-            raise ValueError(f"switch_margin must be in [0, 1], got {switch_margin}")
+        if not 0 <= switch_margin < 1:  # 1 or NaN: no lead would ever beat it, the label would freeze
+            raise ValueError(f"switch_margin must be in [0, 1), got {switch_margin}")
         self.alpha = alpha
         self.switch_margin = switch_margin
         self.probabilities: np.ndarray | None = None

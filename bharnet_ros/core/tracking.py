@@ -36,6 +36,10 @@ MAX_AGE = 0.5  # seconds a track survives without a detection
 MAX_COST = 0.75  # matches costing more are refused (cost is in [0, 1])
 BOX_WEIGHT = 0.5  # share of 1 - IoU in the cost; the rest is the keypoint distance
 VELOCITY_SMOOTHING = 0.5  # weight of the newest displacement in the velocity estimate
+# frames closer than this keep the track's velocity: a pixel of detector jitter over a microsecond is
+# a speed of a million pixels a second (a driver stamping a burst on receipt), and the prediction
+# would fly off and give a person standing still a new id (no camera runs pose at 200 fps)
+SHORTEST_VELOCITY_STEP = 0.005
 MAX_TRACKS = 128  # tracks kept at once, and so bodies accepted per frame
 MAX_TRACK_ID = PERSON_ID_RANGE[1]  # PersonSkeleton.person_id is an int32
 UNMATCHABLE = 1e6
@@ -248,7 +252,7 @@ class PersonTracker:
 def _follow(track: Track, box: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, when: float) -> None:
     """Move a track to its new detection and update its velocity (box centre, pixels per second)."""
     elapsed = when - track.last_seen
-    if elapsed > 0:
+    if elapsed >= SHORTEST_VELOCITY_STEP:
         with np.errstate(over="ignore", invalid="ignore"):  # stamps a hair apart: no speed to trust
             step = (_centre(box) - _centre(track.box)) / elapsed
             velocity = VELOCITY_SMOOTHING * step + (1.0 - VELOCITY_SMOOTHING) * track.velocity

@@ -126,8 +126,8 @@ PARAMS = (
     Param(
         "switch_margin",
         C.switch_margin,
-        "probability lead needed to change the label",
-        (0.0, 1.0),
+        "probability lead needed to change the label (below 1: no lead beats 1, the label would freeze)",
+        (0.0, 0.99),
         live=True,
     ),
     Param("top_k", C.top_k, "labels listed in each Action", (1, 100), live=True),

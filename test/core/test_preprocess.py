@@ -10,6 +10,7 @@ import pytest
 from bharnet_ros.core.layouts import MP33, NTU25
 from bharnet_ros.core.modalities import MODALITIES
 from bharnet_ros.core.preprocess import (
+    LEAST_SIZE_SHARE,
     PreprocessConfig,
     body_centre_and_size,
     preprocess_arrays,
@@ -391,9 +392,11 @@ def test_nothing_observed_gives_origin_and_unit():
     assert size == 1.0
 
 
-def test_coinciding_shoulders_leave_the_unit_at_one():
+def test_coinciding_shoulders_take_the_floor_and_a_single_point_the_unit():
     body, valid = shoulders_and_hips()
     body[:, NTU25.index("left_shoulder"), :3] = body[:, NTU25.index("right_shoulder"), :3]
+    assert body_centre_and_size(body, valid, "ntu25")[1] == pytest.approx(LEAST_SIZE_SHARE * 0.5, rel=1e-4)
+    body[..., :3] = body[:, NTU25.index("right_shoulder"), None, :3]  # every joint on one point
     assert body_centre_and_size(body, valid, "ntu25")[1] == 1.0
 
 
@@ -449,3 +452,15 @@ def test_config_without_a_version_is_read_as_the_current_one():
     data = PreprocessConfig(frames=8).to_dict()
     del data["version"]
     assert PreprocessConfig.from_dict(data) == PreprocessConfig(frames=8)
+
+
+def test_shoulders_collapsed_onto_a_point_cannot_blow_up_the_inputs():
+    """A bad detection put both shoulders on one point: divided by a width of 1e-4, the body became
+    coordinates of 1e4 that the model answered with confidence 1. The size keeps a floor relative to
+    the body's extent (real people stand far above it)."""
+    body, valid = shoulders_and_hips()
+    body[:, NTU25.index("right_shoulder"), 0] = 0.2 - 1e-4
+    _, size = body_centre_and_size(body, valid, "ntu25")
+    assert size == pytest.approx(LEAST_SIZE_SHARE * 0.5, rel=1e-4)  # the hips lie 0.5 below
+    body[:, NTU25.index("right_shoulder"), 0] = -0.2  # a normal width is left as it is
+    assert body_centre_and_size(body, valid, "ntu25")[1] == pytest.approx(0.4, rel=1e-6)

@@ -489,6 +489,7 @@ def test_an_exported_model_describes_itself(tiny_model, tmp_path):
     [
         ("switch_margin", float("nan")),  # no lead beats NaN: the first label would stay for good
         ("switch_margin", 1.5),
+        ("switch_margin", 1.0),  # no lead between two probabilities reaches 1: frozen too
         ("smoothing", 0.0),  # the average would never move
         ("smoothing", float("nan")),
         ("min_seconds", float("nan")),  # never ready
@@ -519,7 +520,7 @@ def test_the_config_refuses_values_that_would_stop_or_freeze_decisions(field, va
 def test_the_config_takes_its_limits():
     RecognizerConfig(
         window_seconds=60.0, stride_seconds=0.0, min_seconds=60.0, max_gap=0, person_timeout=1e-3,
-        max_persons=1, smoothing=1.0, switch_margin=1.0, top_k=1, none_threshold=1.0,
+        max_persons=1, smoothing=1.0, switch_margin=0.99, top_k=1, none_threshold=1.0,
     )  # fmt: skip
     RecognizerConfig(smoothing=0.01, switch_margin=0.0, none_threshold=0.0, max_gap=np.int64(3))
 

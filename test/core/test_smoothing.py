@@ -53,12 +53,12 @@ def test_after_reset_the_next_window_decides_alone():
     assert smoother.update([0.2, 0.8]) == (1, 0.8)
 
 
-@pytest.mark.parametrize("margin", [float("nan"), float("inf"), 1.5])
+@pytest.mark.parametrize("margin", [float("nan"), float("inf"), 1.5, 1.0])
 def test_a_margin_no_lead_can_beat_is_refused(margin):
     """With a NaN margin the comparison is always false: the first label would stay for good."""
     with pytest.raises(ValueError, match="switch_margin must be in"):
         LabelSmoother(0.5, margin)
-    LabelSmoother(0.5, 1.0)  # the largest margin allowed
+    LabelSmoother(0.5, 0.99)  # the node's largest margin
 
 
 @pytest.mark.parametrize("probabilities", [[np.nan, 0.5], [np.inf, 0.0], [], [[0.5, 0.5]]])
@@ -68,3 +68,12 @@ def test_scores_that_would_poison_the_average_are_refused(probabilities):
     with pytest.raises(ValueError, match="one finite probability per class"):
         smoother.update(probabilities)
     assert smoother.update([0.6, 0.4]) == (0, pytest.approx(0.6))  # the average is untouched
+
+
+
+def test_the_largest_margin_still_lets_a_steady_new_label_through():
+    """0.99, the node's upper bound, asks a lot but is reachable; 1 would freeze the label."""
+    smoother = LabelSmoother(alpha=0.5, switch_margin=0.99)
+    smoother.update(np.array([1.0, 0.0]))
+    labels = [smoother.update(np.array([0.0, 1.0]))[0] for _ in range(20)]
+    assert labels[-1] == 1

@@ -207,3 +207,14 @@ def test_any_frames_give_unique_bounded_ids(frames):
         assert all(0 <= pid <= MAX_TRACK_ID for pid in ids)
         assert len(tracker.tracks) <= 16
         assert sorted(tracker.active_ids) == sorted(set(tracker.active_ids))
+
+
+@pytest.mark.parametrize("step", [1e-9, 1e-6, 1e-3])
+def test_a_burst_of_frames_stamped_microseconds_apart_keeps_a_still_person_s_id(step):
+    """A pixel of jitter over a microsecond is a million pixels a second: the prediction flew off."""
+    tracker = PersonTracker()
+    t = 1.7e9 if step >= 1e-6 else 1000.0
+    (pid,) = detect(tracker, [person(300)], t)
+    assert detect(tracker, [person(301)], t + step) == [pid]
+    for k in range(1, 6):  # then a steady 30 fps, standing still with a pixel of jitter
+        assert detect(tracker, [person(300 + k % 2)], t + step + k / 30) == [pid]
