@@ -32,6 +32,10 @@ TIME_LIMIT = 1e10  # seconds (year 2286 in Unix time): below it, float64 stamps 
 MAX_IMAGE_SIDE = 2**31 - 1  # image sides are stored as int32 in sequence files
 PERSON_ID_RANGE = (-(2**31), 2**31 - 1)  # the int32 of PersonSkeleton.person_id (files store int64)
 FORMAT_VERSION = 1
+FILE_KEYS = (  # the arrays of a sequence file, all required
+    "format_version", "timestamps", "body", "hands", "hand_present",
+    "person_id", "layout", "space", "image_size",
+)  # fmt: skip
 
 
 class SkeletonError(ValueError):
@@ -67,7 +71,7 @@ class SkeletonFrame:
         self.person_id = _person_id(self.person_id)
         self.timestamp = timestamp_seconds(self.timestamp)
         _check_arrays(self.body[None], self.hands[None], self.hand_present[None], self.layout, self.space)
-        self.hand_present = self.hand_present & np.any(self.hands[..., :3] != 0.0, axis=(-2, -1))
+        self.hand_present = seen_hands(self.hands, self.hand_present)
 
     @property
     def body_present(self) -> bool:
@@ -106,6 +110,7 @@ class SkeletonSequence:
         self.image_size = _image_size(self.image_size)
         self.person_id = _person_id(self.person_id)
         _check_arrays(self.body, self.hands, self.hand_present, self.layout, self.space)
+        self.hand_present = seen_hands(self.hands, self.hand_present)
         if not np.isfinite(self.timestamps).all():
             raise SkeletonError("timestamps contain NaN or infinite values")
         if self.timestamps.shape != (len(self.body),):
@@ -163,23 +168,90 @@ class SkeletonSequence:
 
     @classmethod
     def load(cls, path: str | Path) -> SkeletonSequence:
-        """Read a file written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as data:
-            version = int(data["format_version"])
-            if version > FORMAT_VERSION:
-                raise SkeletonError(
-                    f"{path}: format version {version} is newer than this code ({FORMAT_VERSION})"
-                )
-            return cls(
-                timestamps=data["timestamps"],
-                body=data["body"],
-                hands=data["hands"],
-                hand_present=data["hand_present"],
-                person_id=int(data["person_id"]),
-                layout=str(data["layout"]),
-                space=str(data["space"]),
-                image_size=tuple(data["image_size"]),
-            )
+        """Read a file written by :meth:`save`, as strictly as a live frame is checked.
+
+        Content that breaks the contract (a missing key, a float or array where a whole number is
+        stored, an unknown format version) raises SkeletonError naming the file; numpy's own errors
+        for a file that is no readable .npz at all (cut, empty, not a zip) pass through.
+        """
+        data = np.load(path, allow_pickle=False)
+        try:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise SkeletonError("holds a single array (.npy), not the arrays of a sequence file")
+            with data:
+                arrays = _file_arrays(data)
+            return cls._from_arrays(arrays)
+        except SkeletonError as err:
+            raise SkeletonError(f"{path}: {err}") from None
+
+    @classmethod
+    def _from_arrays(cls, data: dict[str, np.ndarray]) -> SkeletonSequence:
+        """A sequence from the arrays of a sequence file; SkeletonError for any that is odd."""
+        version = _whole(_scalar(data["format_version"], "format_version"), "format_version")
+        if version > FORMAT_VERSION:
+            raise SkeletonError(f"format version {version} is newer than this code ({FORMAT_VERSION})")
+        if version < 1:
+            raise SkeletonError(f"format version {version} is no version (they start at 1)")
+        return cls(
+            timestamps=_number_array(data["timestamps"], "timestamps"),
+            body=_number_array(data["body"], "body"),
+            hands=_number_array(data["hands"], "hands"),
+            hand_present=_flags(data["hand_present"], "hand_present"),
+            person_id=_scalar(data["person_id"], "person_id"),
+            layout=_text(data["layout"], "layout"),
+            space=_text(data["space"], "space"),
+            image_size=_number_array(data["image_size"], "image_size"),
+        )
+
+
+def seen_hands(hands: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """The presence flags with every hand whose x, y, z are all zero marked absent: a publisher (or a
+    file) that sets the flag but holds no hand must not pass an empty hand off as a detection."""
+    return present & np.any(hands[..., :3] != 0.0, axis=(-2, -1))
+
+
+def _file_arrays(data: Any) -> dict[str, np.ndarray]:
+    """The arrays of an open sequence file; SkeletonError for a missing one, or one that would need
+    unpickling (numpy refuses it with a plain ValueError)."""
+    missing = [key for key in FILE_KEYS if key not in data]
+    if missing:
+        raise SkeletonError(f"missing arrays {missing}; the file is damaged or not a skeleton sequence")
+    try:
+        return {key: data[key] for key in FILE_KEYS}
+    except ValueError as err:
+        raise SkeletonError(f"holds an array that is no plain numbers or text ({err})") from None
+
+
+def _scalar(value: np.ndarray, name: str) -> Any:
+    """The one value of a 0-d file array; SkeletonError for arrays of any other shape."""
+    if value.ndim != 0:
+        raise SkeletonError(f"{name} must be a single value, got an array of shape {value.shape}")
+    return value[()]
+
+
+def _text(value: np.ndarray, name: str) -> str:
+    """A 0-d text array as str; SkeletonError for numbers or arrays of text."""
+    if value.dtype.kind != "U":
+        raise SkeletonError(f"{name} must be text, got {value.dtype} values")
+    return str(_scalar(value, name))
+
+
+def _number_array(value: np.ndarray, name: str) -> np.ndarray:
+    """A file array of real numbers, unchanged; SkeletonError for text, bools or complex numbers,
+    which a cast would turn into numbers silently (or fail on with a plain ValueError)."""
+    if value.dtype.kind not in "fiu":
+        raise SkeletonError(f"{name} holds {value.dtype} values, not real numbers")
+    return value
+
+
+def _flags(value: np.ndarray, name: str) -> np.ndarray:
+    """A file array of flags: bools, or whole numbers 0 and 1; SkeletonError for anything else (0.2
+    or 7 is no flag, though a cast to bool would read it as True)."""
+    if value.dtype.kind == "b":
+        return value
+    if value.dtype.kind not in "iu" or not np.isin(value, (0, 1)).all():
+        raise SkeletonError(f"{name} must hold bools (or 0 and 1), got {value.dtype} values")
+    return value.astype(bool)
 
 
 def _float_array(value: Any, name: str) -> np.ndarray:

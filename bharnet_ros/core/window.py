@@ -34,6 +34,9 @@ MAX_FRAMES = 512  # frames one buffer holds at most, whatever the frame rate (me
 PERSON_TIMEOUT = 1.0  # seconds without frames before a person is forgotten
 MAX_PERSONS = 4  # persons tracked at once
 MOST_PERSONS = 64  # the largest max_persons a recognizer takes
+# A forward gap in stamps resets a buffer only beyond the window AND this many seconds: a camera
+# slower than a short window (10 fps with a 0.05 s window) is not a clock jump.
+JUMP_FLOOR = 1.0
 
 
 class PushResult(enum.Enum):
@@ -41,7 +44,7 @@ class PushResult(enum.Enum):
 
     ADDED = "added"
     DUPLICATE = "duplicate"  # same timestamp as the newest frame: ignored
-    RESET = "reset"  # time went backwards or the layout changed: buffer cleared, frame starts anew
+    RESET = "reset"  # time jumped, or layout, space or image size changed: buffer cleared, frame starts anew
 
 
 @dataclass
@@ -109,6 +112,7 @@ class WindowBuffer:
             )
         self.seconds = float(seconds)
         self.max_gap = int(max_gap)
+        self.jump = max(self.seconds, JUMP_FLOOR)  # a longer forward gap in stamps is a clock jump
         self.min_step = min_step(self.seconds, self.max_gap, int(max_frames))
         self.stats = WindowStats()
         self.last_result: PushResult | None = None
@@ -150,9 +154,10 @@ class WindowBuffer:
         self._frames.clear()
 
     def push(self, frame: SkeletonFrame) -> PushResult:
-        """Add a frame; a stamp equal to the newest is ignored, an older one, or one more than the
-        window after it, clears the buffer first (the kept context frames would otherwise count as
-        history, and a one-frame window would be decided at once).
+        """Add a frame; a stamp equal to the newest is ignored. An older stamp, one more than ``jump``
+        seconds after the newest (the kept context frames would otherwise count as history, and a
+        one-frame window would be decided at once), or another layout, space or image size clears
+        the buffer first.
 
         The result is also kept in ``last_result``. Raises SkeletonError for a frame whose values or
         timestamp are not finite (e.g. arrays mutated after the frame was checked).
@@ -189,11 +194,7 @@ class WindowBuffer:
         if not self._frames:
             return PushResult.ADDED
         newest = self._frames[-1]
-        if frame.layout != newest.layout or frame.space != newest.space:
-            self._warn_rarely(
-                "person %d: layout/space changed from %s/%s to %s/%s; window buffer reset",
-                frame.person_id, newest.layout, newest.space, frame.layout, frame.space,
-            )  # fmt: skip
+        if self._source_changed(frame, newest):
             return PushResult.RESET
         if frame.timestamp == newest.timestamp:
             self._warn_rarely(
@@ -208,14 +209,31 @@ class WindowBuffer:
                 frame.person_id, newest.timestamp, frame.timestamp,
             )  # fmt: skip
             return PushResult.RESET
-        if frame.timestamp - newest.timestamp > self.seconds:  # none of the old frames is in its window
+        if frame.timestamp - newest.timestamp > self.jump:  # a clock jump, not a slow camera
             self._warn_rarely(
-                "person %d: timestamp jumped forward by more than the window (%.6f -> %.6f s); window "
-                "buffer reset",
-                frame.person_id, newest.timestamp, frame.timestamp,
+                "person %d: timestamp jumped forward by more than %g s (%.6f -> %.6f s); window buffer reset",
+                frame.person_id, self.jump, newest.timestamp, frame.timestamp,
             )  # fmt: skip
             return PushResult.RESET
         return PushResult.ADDED
+
+    def _source_changed(self, frame: SkeletonFrame, newest: SkeletonFrame) -> bool:
+        """Whether ``frame`` comes from another kind of source than the buffered frames (logged): a
+        window mixes neither layouts nor spaces, and it is read with one image size, so the aspect
+        correction of frames from a camera that changed resolution would be wrong."""
+        if frame.layout != newest.layout or frame.space != newest.space:
+            self._warn_rarely(
+                "person %d: layout/space changed from %s/%s to %s/%s; window buffer reset",
+                frame.person_id, newest.layout, newest.space, frame.layout, frame.space,
+            )  # fmt: skip
+            return True
+        if frame.image_size != newest.image_size:
+            self._warn_rarely(
+                "person %d: image size changed from %dx%d to %dx%d; window buffer reset",
+                frame.person_id, *newest.image_size, *frame.image_size,
+            )  # fmt: skip
+            return True
+        return False
 
     def _warn_rarely(self, message: str, *args: object) -> None:
         """Log the 1st, 10th, 100th, ... reset or ignored frame of each kind in this buffer: a

@@ -172,3 +172,74 @@ def test_any_frame_is_either_refused_or_within_the_contract(timestamp, value, jo
     assert 0.0 <= made.body[:, 3].min() <= made.body[:, 3].max() <= 1.0
     assert all(0 <= side < 2**31 for side in made.image_size)
     assert isinstance(made.person_id, int)
+
+
+def test_a_sequence_clears_hands_marked_present_but_empty_as_a_frame_does():
+    """Files and datasets build sequences, not frames: an empty hand flagged present reached the
+    model as a detection there, and as absent live."""
+    hands = np.zeros((3, 2, 21, 4), np.float32)
+    hands[:, 1, :, :3] = 0.5
+    present = np.ones((3, 2), bool)
+    sequence = SkeletonSequence(np.arange(3.0), np.zeros((3, 33, 4)), hands, present)
+    assert sequence.hand_present.tolist() == [[False, True]] * 3
+    live = SkeletonSequence.from_frames([sequence.frame(t) for t in range(3)])
+    np.testing.assert_array_equal(live.hand_present, sequence.hand_present)
+
+
+def saved_arrays(tmp_path) -> dict:
+    """The arrays of a sound sequence file (hands present in slot 0)."""
+    sequence = SkeletonSequence.from_frames([frame(0.0), frame(0.1)], image_size=(640, 480))
+    path = sequence.save(tmp_path / "s.npz")
+    with np.load(path) as data:
+        return dict(data)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"person_id": np.float64(3.9)}, "person_id must be a whole number"),
+        ({"person_id": np.float64(3.0)}, "person_id must be a whole number"),
+        ({"person_id": np.array([7])}, "person_id must be a single value"),
+        ({"format_version": np.str_("x")}, "format_version must be a whole number"),
+        ({"format_version": np.array([1])}, "format_version must be a single value"),
+        ({"format_version": np.int32(-5)}, "no version"),
+        ({"format_version": np.int32(0)}, "no version"),
+        ({"space": None}, r"missing arrays \['space'\]"),
+        ({"timestamps": None, "layout": None}, r"missing arrays \['timestamps', 'layout'\]"),
+        ({"layout": np.array(["mediapipe33"])}, "layout must be a single value"),
+        ({"layout": np.int32(3)}, "layout must be text"),
+        ({"image_size": np.array([640.5, 480.0])}, "whole number"),
+        ({"image_size": np.array([640])}, r"must be \(width, height\)"),
+        ({"hand_present": np.full((2, 2), 0.2)}, "hand_present must hold bools"),
+        ({"hand_present": np.full((2, 2), 7)}, "hand_present must hold bools"),
+        ({"body": np.full((2, 33, 4), "0.5")}, "body holds <U3 values"),
+        ({"timestamps": np.array([0, 1j])}, "timestamps holds complex128"),
+        ({"person_id": np.array(None, dtype=object)}, "no plain numbers or text"),
+    ],
+)
+def test_loading_is_as_strict_as_a_live_frame(tmp_path, change, message):
+    """A float id was truncated (3.9 -> 3), a one-element array taken for a number, and a missing
+    key or a bad version raised KeyError or a plain ValueError instead of SkeletonError."""
+    arrays = {key: value for key, value in {**saved_arrays(tmp_path), **change}.items() if value is not None}
+    path = tmp_path / "odd.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(SkeletonError, match=message) as caught:
+        SkeletonSequence.load(path)
+    assert str(path) in str(caught.value)
+
+
+def test_loading_takes_flags_stored_as_0_and_1_and_clears_empty_present_hands(tmp_path):
+    arrays = saved_arrays(tmp_path)
+    arrays["hand_present"] = np.array([[1, 1], [0, 1]], np.uint8)  # slot 1 holds no hand
+    arrays["hands"][:, 1] = 0.0
+    np.savez(tmp_path / "flags.npz", **arrays)
+    loaded = SkeletonSequence.load(tmp_path / "flags.npz")
+    assert loaded.hand_present.tolist() == [[True, False], [False, False]]
+    assert (loaded.person_id, loaded.image_size) == (4, (640, 480))
+    assert type(loaded.person_id) is int
+
+
+def test_a_single_array_file_is_refused_as_no_sequence(tmp_path):
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    with pytest.raises(SkeletonError, match="single array"):
+        SkeletonSequence.load(tmp_path / "one.npy")

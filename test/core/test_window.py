@@ -616,3 +616,81 @@ def test_a_stream_running_backwards_warns_at_1_10_and_100_resets(caplog: pytest.
     warnings = [r.getMessage() for r in caplog.records if "went backwards" in r.getMessage()]
     assert len(warnings) == 3
     assert "the 100th time for this person" in warnings[-1]
+
+
+def sized_frame(t: int, size: tuple[int, int], person_id: int = 0) -> SkeletonFrame:
+    """Frame ``t`` of the ramp, from an image of ``size`` (width, height)."""
+    frame = make_frame(t, person_id=person_id)
+    frame.image_size = size
+    return frame
+
+
+SIZE_CHANGES = [((1280, 720), (480, 640)), ((0, 0), (1280, 720)), ((640, 480), (0, 0))]
+
+
+@pytest.mark.parametrize(("old", "new"), SIZE_CHANGES)
+def test_an_image_size_change_resets_so_a_window_has_one_size(
+    old: tuple[int, int], new: tuple[int, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The window is read with one image size (its oldest frame's): after a camera changed
+    resolution the newest frames were aspect-corrected with the old one."""
+    buffer = WindowBuffer(seconds=2.0)
+    for t in range(30):
+        assert buffer.push(sized_frame(t, old)) is PushResult.ADDED
+    with caplog.at_level(logging.WARNING):
+        assert buffer.push(sized_frame(30, new)) is PushResult.RESET
+    assert f"person 0: image size changed from {old[0]}x{old[1]} to {new[0]}x{new[1]}" in caplog.text
+    assert buffer.push(sized_frame(31, new)) is PushResult.ADDED
+    assert len(buffer) == 2
+    assert buffer.window(length=8).sequence.image_size == new
+    assert buffer.stats.resets == 1
+
+
+def test_an_image_size_change_restarts_only_that_person_and_clears_their_state() -> None:
+    persons = WindowSet(seconds=2.0)
+    for t in range(5):
+        persons.push(sized_frame(t, (640, 480), person_id=1))
+        persons.push(make_frame(t, person_id=2))
+    persons.get(1).state["smoother"] = "kept until a reset"
+    persons.push(sized_frame(5, (1280, 720), person_id=1))
+    assert persons.get(1).state == {}
+    assert len(persons.get(1)) == 1
+    assert len(persons.get(2)) == 5
+    assert persons.stats.resets == 1
+
+
+@pytest.mark.parametrize("seconds", [0.05, 0.2, 0.5])
+def test_a_camera_slower_than_a_short_window_is_no_clock_jump(seconds: float) -> None:
+    """10 fps frames with a 0.05 s window: each frame came more than a window after the last, and
+    every one reset the buffer (and the person's smoother), so smoothing never acted."""
+    persons = WindowSet(seconds=seconds)
+    persons.push(make_frame(0, stamp=1000.0))
+    persons.get(0).state["smoother"] = "kept"
+    for k in range(1, 40):
+        persons.push(make_frame(k, stamp=1000.0 + k / 10))
+        assert persons.get(0).last_result is PushResult.ADDED
+    assert persons.stats.resets == persons.get(0).stats.resets == 0
+    assert persons.get(0).state == {"smoother": "kept"}
+    window = persons.get(0).window(length=4)
+    assert window is not None
+    assert window.stamp == pytest.approx(1003.9)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "gap", "result"),
+    [
+        (0.05, 0.9, PushResult.ADDED),  # under the 1 s floor: a stalled camera
+        (0.05, 1.2, PushResult.RESET),  # past the floor and the window
+        (2.0, 1.5, PushResult.ADDED),  # inside the window
+        (2.0, 2.5, PushResult.RESET),  # past the window, as before
+        (5.0, 4.0, PushResult.ADDED),
+    ],
+)
+def test_a_forward_gap_resets_beyond_both_the_window_and_the_floor(
+    seconds: float, gap: float, result: PushResult
+) -> None:
+    buffer = WindowBuffer(seconds=seconds)
+    assert buffer.jump == max(seconds, 1.0)
+    buffer.push(make_frame(0, stamp=50.0))
+    buffer.push(make_frame(1, stamp=50.1))
+    assert buffer.push(make_frame(2, stamp=50.1 + gap)) is result
