@@ -70,7 +70,6 @@ def test_scores_that_would_poison_the_average_are_refused(probabilities):
     assert smoother.update([0.6, 0.4]) == (0, pytest.approx(0.6))  # the average is untouched
 
 
-
 def test_the_largest_margin_still_lets_a_steady_new_label_through():
     """0.99, the node's upper bound, asks a lot but is reachable; 1 would freeze the label."""
     smoother = LabelSmoother(alpha=0.5, switch_margin=0.99)
