@@ -30,6 +30,9 @@ BODY_LAYOUTS = ("mediapipe33", "ntu25")  # layouts a frame's body may have (hand
 COORDINATE_LIMITS = {"image": 10.0, "world": 100.0}
 TIME_LIMIT = 1e10  # seconds (year 2286 in Unix time): below it, float64 stamps keep < 2 us precision
 MAX_IMAGE_SIDE = 2**31 - 1  # image sides are stored as int32 in sequence files
+# Width over height (or height over width) of a known image at most: the aspect correction
+# multiplies x by it, and a 2^31 x 1 "image" made coordinates of 1e9 (a 360-degree camera is 2:1)
+MAX_ASPECT = 100
 PERSON_ID_RANGE = (-(2**31), 2**31 - 1)  # the int32 of PersonSkeleton.person_id (files store int64)
 FORMAT_VERSION = 1
 FILE_KEYS = (  # the arrays of a sequence file, all required
@@ -290,6 +293,10 @@ def _image_size(value: Any) -> tuple[int, int]:
     size = (_whole(width, "image width"), _whole(height, "image height"))
     if not all(0 <= side <= MAX_IMAGE_SIDE for side in size):
         raise SkeletonError(f"image_size {size} must hold sides from 0 (unknown) to {MAX_IMAGE_SIDE} pixels")
+    if min(size) > 0 and max(size) > MAX_ASPECT * min(size):
+        raise SkeletonError(
+            f"image_size {size} is no camera image: one side is over {MAX_ASPECT} times the other"
+        )
     return size
 
 

@@ -106,6 +106,8 @@ def test_hands_marked_present_but_empty_count_as_absent():
         ({"image_size": (640.5, 480)}, "whole number"),
         ({"image_size": (-640, 480)}, "from 0"),
         ({"image_size": (2**31, 480)}, "from 0"),
+        ({"image_size": (2**31 - 1, 1)}, "no camera image"),  # x would be multiplied by 2^31
+        ({"image_size": (1, 101)}, "no camera image"),
         ({"person_id": 1.5}, "whole number"),
         ({"person_id": "7"}, "whole number"),
         ({"person_id": float("nan")}, "whole number"),
