@@ -11,7 +11,7 @@ import pytest
 from bharnet_ros.core.image import ImageError, to_rgb
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.core.pose import BACKENDS, PoseEstimator, assign_hand_slots, hand_slot_costs
-from bharnet_ros.core.skeleton import LEFT, RIGHT, SkeletonFrame
+from bharnet_ros.core.skeleton import LEFT, RIGHT, SkeletonError, SkeletonFrame
 from bharnet_ros.core.video import VideoReader
 
 PHOTOS = "images/gesture_photos"
@@ -120,8 +120,10 @@ def test_blank_image_gives_empty_frame(static_estimator):
 
 @pytest.mark.parametrize("backend", ["holistic", "hands_pose"])
 def test_a_frame_reports_the_camera_size_of_an_image_shrunk_for_mediapipe(static_estimator, backend):
-    frame = static_estimator(backend).estimate(np.zeros((9000, 30, 3), np.uint8), 1.0)
-    assert frame.image_size == (30, 9000)  # MediaPipe saw 8192 x 27, the camera gave 9000 x 30
+    frame = static_estimator(backend).estimate(np.zeros((9000, 100, 3), np.uint8), 1.0)
+    assert frame.image_size == (100, 9000)  # MediaPipe saw 8192 x 91, the camera gave 9000 x 100
+    with pytest.raises(SkeletonError, match="no camera image"):  # 300:1, x would be scaled by 300
+        static_estimator(backend).estimate(np.zeros((9000, 30, 3), np.uint8), 1.0)
 
 
 def test_mono_and_bgra_images_are_accepted(shared_files, static_estimator):
