@@ -13,7 +13,8 @@ file, so the model never sees inputs prepared two different ways. Steps, in orde
 4. **Normalisation** (per sequence, one translation and one scale for all frames, so motion of
    the whole body inside the window is kept): the centre is the mid-shoulder point averaged over
    frames where both shoulders were observed, and the body size is the mean 3-D shoulder width
-   over the same frames (``scale="torso"`` uses mid-shoulder to mid-hip instead). Shoulders are
+   over the same frames (``scale="torso"`` uses mid-shoulder to mid-hip instead), at least
+   :data:`LEAST_SIZE_SHARE` of the body's x-y extent. Shoulders are
    chosen because an upper-body camera framing (the usual HRI view) often loses the hips. Other
    persons and the hands use the first person's centre and size, so their relative positions are
    kept. ``hand_frame="wrist"`` instead expresses each hand relative to its own wrist landmark

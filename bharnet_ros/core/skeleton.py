@@ -285,7 +285,8 @@ def _whole(value: Any, what: str) -> int:
 
 
 def _image_size(value: Any) -> tuple[int, int]:
-    """(width, height) in pixels, each 0 (unknown) to MAX_IMAGE_SIDE; SkeletonError otherwise."""
+    """(width, height) in pixels, each 0 (unknown) to MAX_IMAGE_SIDE, one side at most MAX_ASPECT
+    times the other when both are known; SkeletonError otherwise."""
     try:
         width, height = value
     except (TypeError, ValueError):

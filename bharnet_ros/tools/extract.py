@@ -93,11 +93,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-frames", type=int, default=None, metavar="N", help="stop after N frames per video"
     )
-    parser.add_argument("--force", action="store_true", help="replace existing output files")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing output files (with --backend multi, also remove the earlier run's "
+        "<stem>_p<id>.npz that this run does not write again)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Extract every job; in a folder an undecodable video is skipped with a message (exit code 1)."""
+    """Extract every job; in a folder a video that cannot be decoded, or whose name is not valid
+    UTF-8, is skipped with a message (exit code 1)."""
     if args.max_frames is not None and args.max_frames < 1:
         raise UsageError(f"--max-frames must be at least 1, got {args.max_frames}")
     if not 1 <= args.num_poses <= MAX_POSES:

@@ -559,7 +559,10 @@ def _add_curve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pool", type=names, default=[], help="people who may teach (default: all with takes of --new)"
     )
-    parser.add_argument("--takes", type=counts, default=[1, 2, 3], help="takes per gesture (default 1,2,3)")
+    parser.add_argument(
+        "--takes", type=counts, default=[1, 2, 3],
+        help="takes per gesture in total, split over the teachers, at least one each (default 1,2,3)",
+    )  # fmt: skip
     parser.add_argument("--teachers", type=counts, default=[1, 2], help="people who teach (default 1,2)")
     parser.add_argument("--draws", type=int, default=3, help="random choices of takes per point (default 3)")
     parser.add_argument(
