@@ -18,6 +18,7 @@ must not overlap; gaps are allowed (time in a gap is not scored). Every problem 
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import itertools
@@ -158,8 +159,29 @@ def save_csv(path: str | Path, segments: list[Segment], absolute: bool = False) 
 
 
 def label_at(segments: list[Segment], t: float) -> str | None:
-    """The label of the segment containing ``t``, or None in a gap."""
+    """The label of the segment containing ``t``, or None in a gap (one look-up: a linear scan;
+    for many, :func:`labels_at`)."""
     return next((s.label for s in segments if s.contains(t)), None)
+
+
+def labels_at(segments: list[Segment], times: list[float]) -> list[str | None]:
+    """:func:`label_at` for each of ``times``, by bisection over the segments sorted by start.
+
+    A report looks up every decision of a long bag against a labels file of thousands of segments:
+    one scan per decision made that quadratic. Overlapping segments (only from code; files refuse
+    them) are looked up one by one, so the first in list order still wins.
+    """
+    order = sorted(segments, key=lambda s: s.start)
+    if any(b.start < a.end for a, b in itertools.pairwise(order)):
+        return [label_at(segments, t) for t in times]
+    starts = [s.start for s in order]
+    return [_label_in(order, starts, t) for t in times]
+
+
+def _label_in(order: list[Segment], starts: list[float], t: float) -> str | None:
+    """The label of the segment of ``order`` (sorted, not overlapping) containing ``t``, or None."""
+    k = bisect.bisect_right(starts, t) - 1
+    return order[k].label if k >= 0 and order[k].contains(t) else None
 
 
 def _is_content(line: str) -> bool:

@@ -1,10 +1,12 @@
 """Scoring the recognizer on a bag against annotations: the deterministic run, scores and report.
 
 The deterministic run reads the evaluated topic in bag order and drives the same core objects the
-nodes use, with the header stamps as the only clock, so every run gives the same decisions. The
-real-time run (replay into the live ROS graph) is ``bharnet_ros.nodes.bag_eval``; it plugs into
-:func:`evaluate_bag` as its ``replay``, so both modes share the options, scores and report. No
-rclpy here. Formats and metrics: docs/bags.md.
+nodes use, under the same per-message rules (``core.frame_rules``). Header stamps time the windows
+and decisions; the bag's log times (when the recorder received each message) stand for the node's
+arrival clock, which times persons out. Both are stored in the bag, so every run gives the same
+decisions. The real-time run (replay into the live ROS graph) is ``bharnet_ros.nodes.bag_eval``;
+it plugs into :func:`evaluate_bag` as its ``replay``, so both modes share the options, scores and
+report. No rclpy here. Formats and metrics: docs/bags.md.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bharnet_ros.core.annotations import AnnotationError, Annotations, Segment, label_at, load_annotations
+from bharnet_ros.core.annotations import AnnotationError, Annotations, Segment, labels_at, load_annotations
 from bharnet_ros.core.bag import (
     CAMERA_TYPES,
     CDR_STAMP_BYTES,
@@ -33,9 +35,9 @@ from bharnet_ros.core.bag import (
     describe_topics,
     read_messages,
     require_topic,
-    skeleton_frames,
     stamp_ns,
 )
+from bharnet_ros.core.frame_rules import FrameRules, one_per_person
 from bharnet_ros.core.params_file import (
     ParamsFileError,
     node_parameters,
@@ -43,6 +45,7 @@ from bharnet_ros.core.params_file import (
     recognizer_parameters,
 )
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
+from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.core.streaming_metrics import Decision, StreamMetrics, evaluate_stream, summarize
 
 # The pose node's parameters that shape its pose stage (``core.pose_stage.PoseStage``).
@@ -90,6 +93,12 @@ class EvalRun:
     predictions: list[Decision]
     latencies: list[float | None]  # per prediction: end-to-end (real time) or window processing seconds
     timing: dict[str, Any] = field(default_factory=dict)  # wall-clock measurements (vary between runs)
+    # skeletons refused as the recognizer node refuses them (its bad_messages); None: not counted
+    bad_skeletons: int | None = None
+
+    def refuse(self, why: str) -> None:
+        """Count one refused skeleton (``why`` is what the node would log)."""
+        self.bad_skeletons = (self.bad_skeletons or 0) + 1
 
 
 Replay = Callable[[EvalOptions, Path], EvalRun]  # a mode other than the deterministic one; Path: report
@@ -256,27 +265,34 @@ def first_stamp(bag: Path, topic: str) -> int:
 
 
 def evaluate_offline(options: EvalOptions) -> EvalRun:
-    """Decode, pose and recognize every frame in bag order, timed by the header stamps (no ROS)."""
+    """Decode, pose and recognize every frame in bag order, as the recognizer node would (no ROS).
+
+    Frames keep their header stamps; persons age on the log times, as the node's persons age on
+    their arrival, so one odd stamp (or an array header left at 0) cannot time everyone out. The
+    node's per-message rules refuse what it refuses, counted as ``bad_skeletons``.
+    """
     from bharnet_ros.core.image import ImageError
     from bharnet_ros.core.recognizer import Recognizer, RecognizerConfig
-    from bharnet_ros.core.skeleton import SkeletonError
 
     recognizer = Recognizer(_classifier(options), RecognizerConfig.from_params(options.recognizer))
     max_pixels = max_image_pixels(options.pose)
     estimator = _pose_stage(options) if options.msgtype in CAMERA_TYPES else None
-    run = EvalRun("deterministic", 0, 0, 0, 0, [], [])
+    run = EvalRun("deterministic", 0, 0, 0, 0, [], [], bad_skeletons=0)
+    rules = FrameRules(run.refuse)
     pose_seconds: list[float] = []
     started = time.perf_counter()
     try:
         for message in read_messages(options.bag, [options.topic]):
             run.frames += 1
+            arrival = message.log_time * 1e-9
             try:
                 persons = _frames_of(message.decode(), options.msgtype, estimator, max_pixels, pose_seconds)
             except (MessageError, ImageError, SkeletonError):
                 run.bad_frames += 1
                 continue
             run.processed += 1
-            _recognize(recognizer, persons, cdr_header_stamp(message.data), options.origin, run)
+            frames = _admitted(rules, persons, options.msgtype, arrival)
+            _recognize(recognizer, frames, arrival, options.origin, run)
     finally:
         if estimator is not None:
             estimator.close()
@@ -338,9 +354,10 @@ def _classifier(options: EvalOptions) -> Any:
 def _frames_of(
     msg: Any, msgtype: str, estimator: Any, max_pixels: int, pose_seconds: list[float]
 ) -> list[Any]:
-    """The persons of one message: pose-estimated from an image (none if nothing was found) or as stored."""
+    """The persons of one message: pose-estimated frames from an image (none if nothing was found),
+    or the stored PersonSkeleton messages (made frames by :func:`_admitted`)."""
     if msgtype == SKELETON_TYPE:
-        return skeleton_frames(msg)
+        return list(msg.persons)
     image = decode_camera_message(msg, msgtype, max_pixels)
     started = time.perf_counter()
     _, frames = estimator.process(image, stamp_ns(msg.header) * 1e-9)
@@ -348,11 +365,27 @@ def _frames_of(
     return [frame for frame in frames if frame.person_found]  # as the pose node
 
 
-def _recognize(recognizer: Any, persons: list[Any], stamp: int, origin: int, run: EvalRun) -> None:
-    recognizer.prune(stamp * 1e-9)
-    for frame in persons:
+def _admitted(rules: FrameRules, persons: list[Any], msgtype: str, arrival: float) -> list[Any]:
+    """The frames of one message that the recognizer node would take, by the node's own rules; a
+    frame stamped 0 is timed by the log time (``arrival``), as the node times it by its clock."""
+    if msgtype == SKELETON_TYPE:
+        frames = rules.frames(persons, arrival, lambda: arrival)
+    else:
+        frames = rules.timed(persons, arrival, lambda: arrival)
+    return one_per_person(frames, rules.refuse)
+
+
+def _recognize(recognizer: Any, frames: list[Any], arrival: float, origin: int, run: EvalRun) -> None:
+    """Push one message's frames as the node does: persons age on ``arrival`` (seconds of log time),
+    and a frame the model cannot take (its body layout) is counted and skipped, not fatal."""
+    recognizer.prune(arrival)
+    for frame in frames:
         started = time.perf_counter()
-        result = recognizer.push(frame)
+        try:
+            result = recognizer.push(frame, arrival=arrival)
+        except SkeletonError as err:
+            run.refuse(f"ignored a skeleton: {err}")
+            continue
         if result is not None:
             run.latencies.append(time.perf_counter() - started)
             relative = round(result.stamp - origin * 1e-9, 6)
@@ -386,16 +419,24 @@ def run_summary(
         "labels": str(labels) if labels else None,
         "time_base": "absolute" if annotations.absolute else "relative",
         "first_stamp": options.origin * 1e-9,
-        "counts": {
-            "frames": run.frames,
-            "processed": run.processed,
-            "dropped": run.dropped,
-            "bad_frames": run.bad_frames,
-            "actions": len(run.predictions),
-        },
+        "counts": run_counts(run),
         "metrics": metrics.as_dict(),
         "timing": run.timing,
     }
+
+
+def run_counts(run: EvalRun) -> dict[str, int | None]:
+    """The counts of summary.json; ``bad_skeletons`` only where the run counted them."""
+    counts = {
+        "frames": run.frames,
+        "processed": run.processed,
+        "dropped": run.dropped,
+        "bad_frames": run.bad_frames,
+        "actions": len(run.predictions),
+    }
+    if run.bad_skeletons is not None:
+        counts["bad_skeletons"] = run.bad_skeletons
+    return counts
 
 
 def silence_reason(options: EvalOptions, run: EvalRun) -> str | None:
@@ -451,10 +492,12 @@ def write_predictions(path: Path, run: EvalRun, segments: list[Segment]) -> None
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["stamp", "person_id", "label", "confidence", "truth", "latency_ms"])
-        for p, latency in zip(run.predictions, run.latencies, strict=True):
+        truths = labels_at(segments, [p.stamp for p in run.predictions])  # by bisection: long bags stay fast
+        for p, latency, truth in zip(run.predictions, run.latencies, truths, strict=True):
             shown = "" if latency is None or run.mode != "realtime" else f"{1000 * latency:.1f}"
-            truth = label_at(segments, p.stamp) or ""
-            writer.writerow([f"{p.stamp:.6f}", p.person_id, p.label, f"{p.confidence:.6f}", truth, shown])
+            writer.writerow(
+                [f"{p.stamp:.6f}", p.person_id, p.label, f"{p.confidence:.6f}", truth or "", shown]
+            )
 
 
 def plot_timeline(

@@ -1,17 +1,22 @@
-"""Translation between the skeleton contract (core) and the bharnet_ros ROS messages."""
+"""Translation between the skeleton contract (core) and the bharnet_ros ROS messages.
+
+Reading a skeleton message goes through ``core.frame_rules``, which the deterministic bag
+evaluation uses too, so both turn the same message into the same frames.
+"""
 
 from __future__ import annotations
 
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
-from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
-from bharnet_ros.core.skeleton_fields import frame_from_person, person_fields
+from bharnet_ros.core import frame_rules
+from bharnet_ros.core.skeleton import SkeletonFrame
+from bharnet_ros.core.skeleton_fields import person_fields
 from bharnet_ros.msg import PersonSkeleton
 
 
 def stamp_to_seconds(stamp: Time) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
+    return frame_rules.stamp_seconds(stamp)
 
 
 def seconds_to_stamp(seconds: float) -> Time:
@@ -25,20 +30,11 @@ def frame_to_msg(frame: SkeletonFrame, header: Header) -> PersonSkeleton:
 
 
 def stamp_problem(stamp: Time) -> str:
-    """Why a stamp is no time a clock gives ("" if it is one): nanoseconds that make a second or
-    more (they would wrap the stamps derived from it), or a time before 1970, which rclpy's
-    ``Time.from_msg`` refuses, so a subscriber of ours would fail on the stamp we passed on."""
-    if stamp.nanosec >= 1_000_000_000:
-        return f"stamp nanosec {stamp.nanosec} is not below 1e9"
-    if stamp.sec < 0:
-        return f"stamp sec {stamp.sec} is negative (before 1970)"
-    return ""
+    """Why a stamp is no time a clock gives ("" if it is one); see ``core.frame_rules.stamp_problem``."""
+    return frame_rules.stamp_problem(stamp)
 
 
 def msg_to_frame(msg: PersonSkeleton) -> SkeletonFrame:
     """Contract frame from a message; raises SkeletonError for wrong sizes, layouts, NaN values or
     a stamp no clock gives (:func:`stamp_problem`)."""
-    problem = stamp_problem(msg.header.stamp)
-    if problem:
-        raise SkeletonError(problem)
-    return frame_from_person(msg, stamp_to_seconds(msg.header.stamp))
+    return frame_rules.person_frame(msg)

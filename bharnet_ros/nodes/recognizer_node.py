@@ -23,13 +23,11 @@ with it), since a check on a still window at load time cannot see what real wind
 from __future__ import annotations
 
 import copy
-import math
 import os
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +40,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
 from std_msgs.msg import Header
 
+from bharnet_ros.core.frame_rules import FrameRules, one_per_person
 from bharnet_ros.core.inference import DEVICES, InferenceError, shorten
 from bharnet_ros.core.params_file import MOST_THREADS
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
@@ -57,7 +56,7 @@ from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
 from bharnet_ros.core.sync import attach_hands
 from bharnet_ros.core.window import MOST_PERSONS
 from bharnet_ros.msg import Action, ActionClass, ActionLabels, PersonSkeletonArray
-from bharnet_ros.nodes.conversions import msg_to_frame, seconds_to_stamp, stamp_to_seconds
+from bharnet_ros.nodes.conversions import seconds_to_stamp, stamp_to_seconds
 from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
 from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spin_node
@@ -149,9 +148,6 @@ TROUBLES = (
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Reliable; absorbs bursts from several persons, and the seconds a model swap on a GPU may take.
 SKELETON_QOS = QoSProfile(depth=120)
-# Seconds after a stamped message during which a stamp-0 one is refused rather than timed by the
-# node's clock: mixed into a stamped stream, our clock's time would reset every window it reaches.
-STAMPED_MEMORY = 5.0
 PROBATION_WINDOWS = 20  # a swapped-in model's first live windows, watched with the old model kept
 SLOWEST_STRIDE = 0.05  # seconds per window a swapped-in model may take when stride_seconds is below it
 
@@ -170,7 +166,7 @@ class RecognizerNode(ManagedNode):
         self.latency = Percentiles()
         self.rate_in = RateMeter()
         self.unstamped_frames = 0
-        self.last_stamped = -math.inf  # monotonic time of the last frame with a real stamp
+        self.rules = FrameRules(self._refuse)  # per message, as the deterministic bag eval applies them
         self.messages_lost = 0  # reported by the middleware
         self.incompatible_qos = 0  # publishers the middleware could not connect to us
         self.pairing = PairingCounts()  # with body_topic
@@ -232,7 +228,8 @@ class RecognizerNode(ManagedNode):
         self.recognizer = self.probation = None
         self.action_pub = self.labels_pub = None
         self.frames_dropped += sum(counter.dropped for counter in self.drops.values())
-        self.drops, self.last_stamped = {}, -math.inf
+        self.drops = {}
+        self.rules.forget()
 
     def apply_live(self, names: set[str]) -> None:
         """Decision settings go to the running recognizer; every person's window is kept."""
@@ -395,28 +392,15 @@ class RecognizerNode(ManagedNode):
         self.pairing.arrived[stream] += 1
 
     def _frames(self, msg: PersonSkeletonArray) -> list:
-        """Contract frames of a message; invalid persons are counted, logged and left out.
+        """Contract frames of a message by ``core.frame_rules``; invalid persons are counted, logged
+        and left out.
 
         An unstamped message (stamp 0, from a driver that never sets it) is timed by this node's
         clock instead, with a throttled warning and a counter, so its frames are not all duplicates;
-        within :data:`STAMPED_MEMORY` of a stamped frame it is refused instead (a second publisher).
+        within ``frame_rules.STAMPED_MEMORY`` s of a stamped frame (on the monotonic clock) it is refused
+        instead (a second publisher).
         """
-        frames = []
-        for person in msg.persons:
-            try:
-                frame = msg_to_frame(person)
-            except SkeletonError as err:
-                self._refuse(f"ignored a skeleton: {err}")
-                continue
-            if frame.timestamp != 0.0:
-                self.last_stamped = time.monotonic()
-            elif time.monotonic() - self.last_stamped < STAMPED_MEMORY:
-                self._refuse("ignored a skeleton with stamp 0 among stamped ones (a second publisher?)")
-                continue
-            else:
-                frame.timestamp = self._unstamped()
-            frames.append(frame)
-        return frames
+        return self.rules.frames(msg.persons, time.monotonic(), self._unstamped)
 
     def _unstamped(self) -> float:
         self.unstamped_frames += 1
@@ -642,20 +626,6 @@ def action_header(stamp: float, msg: PersonSkeletonArray) -> Header:
 def _why(err: Exception) -> str:
     """An error in one line: our own errors as they say it, others with their type."""
     return str(err) if isinstance(err, InferenceError) else f"{type(err).__name__}: {err}"
-
-
-def one_per_person(frames: list, refuse: Callable[[str], None]) -> list:
-    """The first skeleton of each person id in one message (one camera frame); each further one is
-    refused: a message of 1000 skeletons of one id with stamps apart bought 1000 inferences."""
-    seen: set[int] = set()
-    kept = []
-    for frame in frames:
-        if frame.person_id in seen:
-            refuse(f"ignored a second skeleton of person {frame.person_id} in one message")
-            continue
-        seen.add(frame.person_id)
-        kept.append(frame)
-    return kept
 
 
 def main(args: list[str] | None = None) -> int:

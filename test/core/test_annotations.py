@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bharnet_ros.core.annotations import (
     AnnotationError,
     Segment,
     label_at,
+    labels_at,
     load_annotations,
     parse_csv,
     parse_yaml,
@@ -55,6 +57,24 @@ def test_files_are_read_by_extension_and_csv_round_trips(tmp_path):
 def test_segments_are_half_open():
     segments = [Segment(0, 1, "idle"), Segment(1, 2, "wave")]
     assert [label_at(segments, t) for t in (0.0, 0.999, 1.0, 2.0)] == ["idle", "idle", "wave", None]
+
+
+def test_labels_at_answers_as_label_at_for_every_time():
+    """One look-up per decision of a long bag: a bisection over the sorted segments, with the same
+    answers as the scan, in gaps, on edges and before and after every segment; overlapping ones
+    (only from code) keep the scan's first-in-list-order answer."""
+    rng = np.random.default_rng(0)
+    edges = np.cumsum(rng.uniform(0.01, 1.0, 400))
+    segments = [
+        Segment(a, b, f"c{i % 7}") for i, (a, b) in enumerate(zip(edges[::2], edges[1::2], strict=True))
+    ]
+    rng.shuffle(segments)  # not sorted, as code may pass them
+    times = [-1.0, *edges, *rng.uniform(-1, edges[-1] + 1, 2000), edges[-1] + 5, float("nan")]
+    assert labels_at(segments, times) == [label_at(segments, t) for t in times]
+    overlapping = [Segment(0, 2, "long"), Segment(1, 3, "late"), Segment(0.5, 1.5, "inner")]
+    times = [0.25, 0.75, 1.25, 2.5, 3.0]
+    assert labels_at(overlapping, times) == [label_at(overlapping, t) for t in times]
+    assert labels_at([], [1.0]) == [None]
 
 
 @pytest.mark.parametrize(

@@ -219,3 +219,116 @@ def test_labels_are_checked_against_the_span_of_the_header_stamps(tmp_path, tiny
         return
     with pytest.raises(EvalError, match="no segment lies within the bag's 9.00 s"):
         check_labels_in_bag(annotations, tmp_path / "labels.csv", options)
+
+
+# --------------------------------------------------------------------------------------------------
+# The deterministic run takes and refuses what the recognizer node does
+# --------------------------------------------------------------------------------------------------
+
+WINDOWS = {"min_seconds": 0.4, "stride_seconds": 0.13, "window_seconds": 0.8}  # person_timeout: 1 s
+
+
+def person(frame, sec: int, nanosec: int, person_id: int = 0):
+    """A rosbags PersonSkeleton of ``frame`` with a header stamp of its own (any value, valid or not)."""
+    from bharnet_ros.core.skeleton_fields import person_fields
+
+    stamp = bag.message_class("builtin_interfaces/msg/Time")(sec=sec, nanosec=nanosec)
+    header = bag.message_class("std_msgs/msg/Header")(stamp=stamp, frame_id="camera")
+    fields = {**person_fields(frame), "person_id": person_id}
+    return bag.message_class("bharnet_ros/msg/PersonSkeleton")(header=header, **fields)
+
+
+def odd_bag(path: Path, odd=None, header_stamp=None) -> Path:
+    """The skeleton_bag's four seconds of person 0 (logged at their stamps), with ``odd(i, frame,
+    sec, nanosec)``'s extra persons after person 0 in message i, and the array header stamped
+    ``header_stamp`` (default: the frame's stamp)."""
+    sequence, _ = generate_scripted([("idle", 2.0), ("wave", 2.0)], np.random.default_rng(3))
+    with bag.BagWriter(path) as writer:
+        writer.add_topic(TOPIC, bag.SKELETON_TYPE)
+        for t in range(len(sequence)):
+            stamp = ORIGIN + round(sequence.timestamps[t] * 1e9)
+            sec, nanosec = divmod(stamp, 1_000_000_000)
+            persons = [person(sequence.frame(t), sec, nanosec)]
+            persons += odd(t, sequence.frame(t), sec, nanosec) if odd else []
+            header = bag.make_header(stamp if header_stamp is None else header_stamp, "camera")
+            writer.write(TOPIC, stamp, bag.message_class(bag.SKELETON_TYPE)(header=header, persons=persons))
+    return path
+
+
+def offline(path: Path, model: Path):
+    from bharnet_ros.core.bag_eval import evaluate_offline
+
+    options = EvalOptions(path, TOPIC, bag.SKELETON_TYPE, model, recognizer=WINDOWS, origin=ORIGIN)
+    return evaluate_offline(options)
+
+
+ODD_PERSONS = {  # what the recognizer node refuses (its bad_messages), and how often here
+    "nanosec of a second or more": (
+        lambda t, f, s, n: [person(f, s, 4_000_000_000)] if t % 10 == 5 else [],
+        12,
+    ),
+    "a time before 1970": (lambda t, f, s, n: [person(f, -5, 0)] if t % 10 == 5 else [], 12),
+    "stamp 0 among stamped frames": (lambda t, f, s, n: [person(f, 0, 0)] if t % 10 == 5 else [], 12),
+    "an older second skeleton of the id": (lambda t, f, s, n: [person(f, s - 1, n)], 120),
+}
+
+
+@pytest.mark.parametrize("case", ODD_PERSONS)
+def test_skeletons_the_node_refuses_are_refused_and_counted_offline(tmp_path, tiny_model, case):
+    """Each odd skeleton went into the recognizer: stamp 0 or one 4 s out timed everyone out on the
+    stamp clock, and an older second skeleton of the id reset the window every message, so the
+    bag gave no decision where the live node gives them all."""
+    odd, refused = ODD_PERSONS[case]
+    clean = offline(odd_bag(tmp_path / "clean"), tiny_model)
+    run = offline(odd_bag(tmp_path / "odd", odd), tiny_model)
+    assert len(clean.predictions) > 10
+    assert run.predictions == clean.predictions
+    assert (run.bad_skeletons, run.processed, run.bad_frames) == (refused, 120, 0)
+
+
+def test_one_persons_odd_clock_or_an_unstamped_array_header_times_nobody_out(tmp_path, tiny_model):
+    """Persons age on the log times, as on the node's arrival clock: a second person stamped 5 s
+    ahead (a skewed camera), or an array header left at 0, no longer timed person 0 out."""
+    clean = offline(odd_bag(tmp_path / "clean"), tiny_model)
+    ahead = offline(odd_bag(tmp_path / "ahead", lambda t, f, s, n: [person(f, s + 5, n, 1)]), tiny_model)
+    assert [p for p in ahead.predictions if p.person_id == 0] == clean.predictions
+    assert {p.person_id for p in ahead.predictions} == {0, 1}
+    assert offline(odd_bag(tmp_path / "header", header_stamp=0), tiny_model).predictions == clean.predictions
+
+
+def test_a_body_the_model_cannot_take_is_counted_and_the_run_goes_on(tmp_path, tiny_model, params_file):
+    """An ntu25 body (a depth tracker's) to a mediapipe33 model: Recognizer.push raised outside the
+    run's try, and the whole evaluation ended without a report."""
+    from bharnet_ros.core.skeleton import SkeletonFrame
+
+    def ntu(t, frame, sec, nanosec):
+        return (
+            [person(SkeletonFrame.empty(frame.timestamp, layout="ntu25"), sec, nanosec, 2)] if t == 20 else []
+        )
+
+    clean = offline(odd_bag(tmp_path / "clean"), tiny_model)
+    run = offline(odd_bag(tmp_path / "ntu", ntu), tiny_model)
+    assert (run.predictions, run.bad_skeletons) == (clean.predictions, 1)
+    summary = evaluate_bag(
+        tmp_path / "ntu", None, tmp_path / "report", model=tiny_model, params_file=params_file
+    )
+    assert summary["counts"]["bad_skeletons"] == 1
+
+
+def test_the_truth_column_finds_each_decisions_segment_by_bisection(tmp_path, monkeypatch):
+    """predictions.csv looked each decision's truth up with a scan of every segment: 24 000
+    decisions against 20 000 segments took 20 s; now each decision checks one segment."""
+    from bharnet_ros.core.annotations import label_at
+    from bharnet_ros.core.bag_eval import write_predictions
+
+    segments = [Segment(i * 0.18, i * 0.18 + 0.09, "a" if i % 2 else "b") for i in range(2000)]
+    predictions = [Decision(round(k * 0.15, 6), "a") for k in range(2400)]
+    expected = [label_at(segments, p.stamp) or "" for p in predictions]
+    checks, contains = [], Segment.contains
+    monkeypatch.setattr(Segment, "contains", lambda s, t: checks.append(t) or contains(s, t))
+    run = EvalRun("deterministic", 0, 0, 0, 0, predictions, [None] * len(predictions))
+    write_predictions(tmp_path / "p.csv", run, segments)
+    assert len(checks) <= len(predictions)  # a scan made some 2.4 million
+    rows = (tmp_path / "p.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[4] for row in rows] == expected
+    assert {"a", "b", ""} <= set(expected)

@@ -22,6 +22,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from std_msgs.msg import Header, String
 
+from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.core.sync import ApproximateSync
 from bharnet_ros.msg import Action, ActionLabels, PersonSkeletonArray
 from bharnet_ros.nodes.conversions import frame_to_msg, seconds_to_stamp, stamp_to_seconds
@@ -681,3 +682,62 @@ def test_min_seconds_set_live_delays_a_new_persons_first_decision(graph, wait, p
     assert wait(lambda: any(a.person_id == 3 for a in actions))
     first = min(stamp_to_seconds(a.header.stamp) for a in actions if a.person_id == 3)
     assert first - 100.0 == pytest.approx(1.0, abs=0.01)
+
+
+def odd_messages() -> list[PersonSkeletonArray]:
+    """Four seconds of person 0 at 30 Hz from 100 s, under array headers left at 0, with what the
+    node refuses mixed in (an older second skeleton of the id in every message, a stamp no clock
+    gives, stamp 0 among stamped frames, an ntu25 body) and a person 1 on a clock 5 s ahead."""
+    sequence = generate_sequence("wave", np.random.default_rng(0))
+    messages = []
+    for t in range(120):
+        seconds = 100.0 + t / 30
+
+        def person(stamp: Time, person_id: int = 0, frame: Any = None, t: int = t) -> Any:
+            frame = sequence.frame(t % len(sequence)) if frame is None else frame
+            frame.person_id = person_id
+            return frame_to_msg(frame, Header(stamp=stamp, frame_id="head_camera"))
+
+        persons = [person(seconds_to_stamp(seconds)), person(seconds_to_stamp(seconds - 0.001))]
+        if t % 10 == 8:
+            persons.append(person(seconds_to_stamp(seconds + 5.0), 1))
+        odd = {2: Time(sec=100, nanosec=3_900_000_000), 4: Time(sec=-1), 6: Time()}.get(t % 10)
+        if odd is not None:
+            persons.append(person(odd))
+        if t == 20:
+            ntu = SkeletonFrame.empty(seconds, layout="ntu25")
+            persons.append(person(seconds_to_stamp(seconds), 2, ntu))
+        messages.append(PersonSkeletonArray(header=Header(frame_id="head_camera"), persons=persons))
+    return messages
+
+
+def test_the_node_decides_as_the_deterministic_bag_eval_on_the_same_messages(
+    ros, wait, tiny_model, tmp_path, monkeypatch
+):
+    """`bharnet bag eval` promises the live node's decisions: both now go through the same
+    per-message rules (core.frame_rules) into the same Recognizer, and persons age on arrival (the
+    bag's log times). Odd frames had left the offline run with no decision, or ended it."""
+    from rclpy.serialization import serialize_message
+
+    from bharnet_ros.core import bag
+    from bharnet_ros.core.bag_eval import EvalOptions, evaluate_offline
+
+    messages = odd_messages()
+    with bag.BagWriter(tmp_path / "b") as writer:
+        writer.add_topic("/skeletons", bag.SKELETON_TYPE)
+        for t, msg in enumerate(messages):
+            writer.write_raw("/skeletons", round((100.0 + t / 30) * 1e9), serialize_message(msg))
+    options = EvalOptions(tmp_path / "b", "/skeletons", bag.SKELETON_TYPE, tiny_model, recognizer=SETTINGS)
+    offline = evaluate_offline(options)
+
+    recognizer, _, _, _ = start(ros, wait, tiny_model)
+    live: list[Any] = []
+    monkeypatch.setattr(recognizer, "_publish_action", lambda result, header, received: live.append(result))
+    for msg in messages:
+        recognizer._on_skeletons(msg)
+    assert [(p.stamp, p.label, p.person_id) for p in offline.predictions] == [
+        (round(r.stamp, 6), r.label, r.person_id) for r in live
+    ]
+    assert [p.confidence for p in offline.predictions] == pytest.approx([r.confidence for r in live])
+    assert {p.person_id for p in offline.predictions} == {0, 1}
+    assert offline.bad_skeletons == recognizer.bad_messages == 120 + 36 + 1
