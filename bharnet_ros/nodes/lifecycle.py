@@ -3,10 +3,11 @@
 * Parameters that really apply: live ones at once, the others on the next configure, which reads
   every parameter again (``Param.live`` / ``read_only`` in each node's table).
 * Symmetric resources: configure acquires (model, publishers) and cleanup/shutdown release them;
-  activate subscribes and deactivate unsubscribes. A transition that fails (a bad parameter, an
-  exception) leaves nothing half made and says why on ``/diagnostics``. The ``/diagnostics``
-  publisher and its timer live as long as the node, on the steady clock, so an unconfigured node
-  still reports why, and a paused ``/clock`` (sim time) does not silence it.
+  activate subscribes (a lazy node only once its output has readers) and deactivate unsubscribes.
+  A transition that fails (a bad parameter, an exception) leaves nothing half made and says why on
+  ``/diagnostics``. The ``/diagnostics`` publisher and its timer live as long as the node, on the
+  steady clock, so an unconfigured node still reports why, and a paused ``/clock`` (sim time) does
+  not silence it.
 * A warning when a second graph shares the ROS domain (same node name, or a second publisher on a
   topic only this node should publish).
 * Core (Python ``logging``) records on the node's logger, publishing that never raises, autostart,

@@ -15,9 +15,10 @@ under the same name). A good one
 replaces the old model between two messages: every person's window is kept where the new model
 reads windows as the old one did (duration, frames, body layout), the class list is republished
 on ``bharnet/labels`` and the change is logged and reported on ``/diagnostics``. The old model
-is kept until the new one has classified its first live windows: if the new one fails on one, or
-is slower than ``stride_seconds`` per window, the old one comes back (and the ``model`` parameter
-with it), since a check on a still window at load time cannot see what real windows do.
+is kept until the new one has classified its first 20 live windows: if the new one fails on one,
+or is slower than ``stride_seconds`` (at least 50 ms) per window, the old one comes back (and the
+``model`` parameter with it), since a check on a still window at load time cannot see what real
+windows do.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ PARAMS = (
         "model",
         "",
         f"ONNX model file; empty = {DEFAULT_MODEL} in the package share. A new file is loaded and "
-        "checked while the old model runs; a bad one is refused and the old model stays",
+        "checked while the old model runs; a bad one is refused and the old model stays, and one that "
+        "fails or lags on its first 20 live windows is rolled back",
         live=True,
     ),
     Param(
@@ -561,7 +563,7 @@ class RecognizerNode(ManagedNode):
         if values.get("resets_since_last_report"):
             parts.append(
                 f"{values['resets_since_last_report']} window resets since the last report (stamps "
-                "going back or jumping ahead: a second clock on the topic?)"
+                "going back or jumping ahead: a second clock on the topic?, or a new image size)"
             )
         if values["persons_refused"]:
             parts.append(f"more persons than max_persons: {values['persons_refused']} frames refused")
