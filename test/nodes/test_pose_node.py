@@ -144,11 +144,14 @@ def test_bad_images_are_counted_and_the_node_keeps_working(pose_graph, photo, ma
 def test_a_side_mediapipe_would_abort_on_is_shrunk_and_the_node_keeps_working(
     pose_graph, photo, make_image, wait
 ):
-    """A 1 x 32767 image fits max_image_pixels but would abort MediaPipe (and the process)."""
+    """A 100 x 9000 image fits max_image_pixels but would abort MediaPipe (and the process); a
+    1 x 32767 one is no camera image (one side over 100 times the other) and is counted."""
     pose, _, camera, received = pose_graph
-    camera.publish(make_image(np.zeros((1, 32767, 3), np.uint8), 1_000_000_000))
+    camera.publish(make_image(np.zeros((100, 9000, 3), np.uint8), 1_000_000_000))
     assert wait(lambda: len(received) == 1)
     assert pose.frames_downscaled == 1
+    camera.publish(make_image(np.zeros((1, 32767, 3), np.uint8), 1_500_000_000))
+    assert wait(lambda: pose.bad_frames == 1)
     camera.publish(make_image(photo, 2_000_000_000))
     assert wait(lambda: len(received) == 2)
     assert len(received[1].persons) == 1
