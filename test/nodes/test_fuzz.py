@@ -146,7 +146,11 @@ def test_no_message_kills_the_node_or_makes_a_non_finite_action(context, tiny_mo
 
 
 def check_batch(node: RecognizerNode, batch: list[PersonSkeletonArray]) -> None:
-    """Hand ``batch`` to the node's skeleton callback; then nothing failed and all stays bounded."""
+    """Hand ``batch`` to the node's skeleton callback, each message as a subscriber receives it
+    (serialized as DDS carries it and read back; examples by the thousand are too many to publish
+    one by one); then nothing failed and all stays bounded."""
+    from rclpy.serialization import deserialize_message, serialize_message
+
     published: list[Action] = []
     original = node.safe_publish
 
@@ -159,7 +163,7 @@ def check_batch(node: RecognizerNode, batch: list[PersonSkeletonArray]) -> None:
     try:
         callback = node.guarded(node._on_skeletons)
         for msg in batch:
-            callback(msg)
+            callback(deserialize_message(serialize_message(msg), PersonSkeletonArray))
     finally:
         node.safe_publish = original
     assert node.callback_errors == 0, node.last_callback_error

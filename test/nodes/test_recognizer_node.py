@@ -383,23 +383,23 @@ def _publish_pairs(hands, bodies, start: float, frames: int = 24, body_offset: f
         time.sleep(1 / 60)
 
 
-def test_lifecycle_transitions_follow_the_documented_table(ros, wait, tiny_model):
-    from rclpy.lifecycle import TransitionCallbackReturn
-
+def test_lifecycle_transitions_follow_the_documented_table(ros, wait, tiny_model, lifecycle):
+    """Through the change_state service, as ``ros2 lifecycle set`` drives it."""
     node = ros.add(
         RecognizerNode,
         parameter_overrides=[Parameter("model", value=str(tiny_model)), Parameter("autostart", value=False)],
     )
     assert node._autostart_timer is None  # nothing will configure it behind our back
     assert node.recognizer is None  # unconfigured: nothing loaded
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    client = lifecycle("recognizer")
+    assert client.set("configure")
     assert node.recognizer is not None
     assert not node.inputs  # inactive: not listening yet
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert client.set("activate")
     assert node.inputs
-    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert client.set("deactivate")
     assert not node.inputs
-    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert client.set("cleanup")
     assert node.recognizer is None
 
 
@@ -517,9 +517,7 @@ def test_a_bad_value_given_at_start_up_fails_configure_with_its_reason(ros, wait
     assert node.recognizer is None
 
 
-def test_a_failed_activate_leaves_no_subscription_behind(ros, tiny_model):
-    from rclpy.lifecycle import TransitionCallbackReturn
-
+def test_a_failed_activate_leaves_no_subscription_behind(ros, tiny_model, lifecycle):
     class FailingActivate(RecognizerNode):
         def subscribe(self):  # one subscription made, then a failure, as an invalid second topic does
             self.create_subscription(PersonSkeletonArray, "skeletons", lambda msg: None, 10)
@@ -530,12 +528,13 @@ def test_a_failed_activate_leaves_no_subscription_behind(ros, tiny_model):
         parameter_overrides=[Parameter("model", value=str(tiny_model)), Parameter("autostart", value=False)],
     )
     before = len(list(node.subscriptions))
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.trigger_activate() == TransitionCallbackReturn.FAILURE
+    client = lifecycle("recognizer")
+    assert client.set("configure")
+    assert not client.set("activate")
     assert len(list(node.subscriptions)) == before
     assert "activate failed: ValueError: second topic refused" in node.transition_error
-    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS  # back in inactive, cleanly
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert client.set("cleanup")  # back in inactive, cleanly
+    assert client.set("configure")
     assert node.transition_error == ""
 
 
@@ -711,9 +710,7 @@ def odd_messages() -> list[PersonSkeletonArray]:
     return messages
 
 
-def test_the_node_decides_as_the_deterministic_bag_eval_on_the_same_messages(
-    ros, wait, tiny_model, tmp_path, monkeypatch
-):
+def test_the_node_decides_as_the_deterministic_bag_eval_on_the_same_messages(ros, wait, tiny_model, tmp_path):
     """`bharnet bag eval` promises the live node's decisions: both now go through the same
     per-message rules (core.frame_rules) into the same Recognizer, and persons age on arrival (the
     bag's log times). Odd frames had left the offline run with no decision, or ended it."""
@@ -730,14 +727,12 @@ def test_the_node_decides_as_the_deterministic_bag_eval_on_the_same_messages(
     options = EvalOptions(tmp_path / "b", "/skeletons", bag.SKELETON_TYPE, tiny_model, recognizer=SETTINGS)
     offline = evaluate_offline(options)
 
-    recognizer, _, _, _ = start(ros, wait, tiny_model)
-    live: list[Any] = []
-    monkeypatch.setattr(recognizer, "_publish_action", lambda result, header, received: live.append(result))
-    for msg in messages:
-        recognizer._on_skeletons(msg)
+    recognizer, _, publisher, live = start(ros, wait, tiny_model)  # over Fast DDS, as a pose node sends
+    publish_all(publisher, messages, wait, recognizer, 120 + 12)  # person 0, and person 1 every 10th
+    assert wait(lambda: len(live) >= len(offline.predictions))
     assert [(p.stamp, p.label, p.person_id) for p in offline.predictions] == [
-        (round(r.stamp, 6), r.label, r.person_id) for r in live
+        (round(stamp_to_seconds(a.header.stamp), 6), a.label, a.person_id) for a in live
     ]
-    assert [p.confidence for p in offline.predictions] == pytest.approx([r.confidence for r in live])
+    assert [p.confidence for p in offline.predictions] == pytest.approx([a.confidence for a in live])
     assert {p.person_id for p in offline.predictions} == {0, 1}
     assert offline.bad_skeletons == recognizer.bad_messages == 120 + 36 + 1
