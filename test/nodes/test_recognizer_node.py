@@ -5,6 +5,7 @@ Skeleton streams come from the project's synthetic generator, so no video is nee
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 import types
@@ -290,9 +291,12 @@ def _stand_in_message_filters() -> types.ModuleType:
 
 @pytest.fixture(params=["core_sync", "message_filters_api"])
 def sync_path(request, monkeypatch) -> str:
-    """Both ways of pairing bodies and hands: core.sync (no message_filters) and message_filters' API."""
-    stand_in = None if request.param == "core_sync" else _stand_in_message_filters()
-    monkeypatch.setitem(sys.modules, "message_filters", stand_in)  # None makes the import fail
+    """Both ways of pairing bodies and hands: core.sync (no message_filters) and message_filters' API,
+    the real package where it is installed (a ROS install), else a stand-in of its API."""
+    if request.param == "core_sync":
+        monkeypatch.setitem(sys.modules, "message_filters", None)  # None makes the import fail
+    elif importlib.util.find_spec("message_filters") is None:
+        monkeypatch.setitem(sys.modules, "message_filters", _stand_in_message_filters())
     return request.param
 
 
