@@ -128,37 +128,54 @@ def test_record_live_teach_and_swap_into_the_running_recognizer(
     assert recognizer.status()[2]["model_swaps"] == 1
 
 
-def test_skeletons_that_cannot_be_read_during_a_take_are_counted_and_logged(ros, capfd):
-    node = ros.add(Node, "teach_bad_skeletons")
+def bad_messages(source: LiveSkeletons) -> int:
+    with source._lock:
+        return source.bad_messages
+
+
+def test_skeletons_that_cannot_be_read_during_a_take_are_counted_and_logged(ros, wait, capfd):
+    probe = ros.add(Node, "teach_bad_skeletons_probe")
+    publisher = probe.create_publisher(PersonSkeletonArray, "/teach_bad_skeletons", 10)
+    source = LiveSkeletons(ros.add(Node, "teach_bad_skeletons"), "/teach_bad_skeletons")
+    assert wait(lambda: publisher.get_subscription_count() > 0)
     frame = generate_sequence("wave", np.random.default_rng(0)).frame(0)
     good = PersonSkeletonArray(persons=[frame_to_msg(frame, Header())])
     bad = PersonSkeletonArray(persons=[frame_to_msg(frame, Header())])
     bad.persons[0].body = np.full(10, 0.5, np.float32)  # not four values per joint
 
-    def sleep(seconds: float) -> None:  # the messages arrive while the take records
+    def sleep(seconds: float) -> None:  # the messages arrive over DDS while the take records
         for msg in (good, bad, bad):
-            source._on_message(msg)
+            publisher.publish(msg)
+        assert wait(lambda: collected(source) == 1 and bad_messages(source) == 2)
 
-    source = LiveSkeletons(node, sleep=sleep)
+    source.sleep = sleep
     assert len(source.record(1.0)) == 1
     assert source.bad_messages == 2
     assert "2 skeletons of this take could not be read" in capfd.readouterr().err
-    source.sleep = lambda seconds: source._on_message(good)
-    source.record(1.0)
+
+    def sleep_good(seconds: float) -> None:
+        publisher.publish(good)
+        assert wait(lambda: collected(source) == 1)
+
+    source.sleep = sleep_good
+    assert len(source.record(1.0)) == 1
     assert source.bad_messages == 0  # counted per take
 
 
-def test_unstamped_skeletons_are_timed_on_arrival_not_collapsed_into_one_frame(ros, capfd):
+def test_unstamped_skeletons_are_timed_on_arrival_not_collapsed_into_one_frame(ros, wait, capfd):
     """A camera driver that never stamps: the pose node passes stamp 0 on, as the recognizer copes."""
-    node = ros.add(Node, "teach_unstamped")
+    probe = ros.add(Node, "teach_unstamped_probe")
+    publisher = probe.create_publisher(PersonSkeletonArray, "/teach_unstamped", 10)
+    source = LiveSkeletons(ros.add(Node, "teach_unstamped"), "/teach_unstamped")
+    assert wait(lambda: publisher.get_subscription_count() > 0)
     sequence = generate_sequence("wave", np.random.default_rng(0))
 
-    def sleep(seconds: float) -> None:
+    def sleep(seconds: float) -> None:  # one at a time, each awaited: arrivals apart, as a camera's are
         for t in range(5):
-            source._on_message(PersonSkeletonArray(persons=[frame_to_msg(sequence.frame(t), Header())]))
-            time.sleep(0.01)  # arrivals a little apart, as a camera's are
+            publisher.publish(PersonSkeletonArray(persons=[frame_to_msg(sequence.frame(t), Header())]))
+            assert wait(lambda t=t: collected(source) == t + 1)
 
-    source = LiveSkeletons(node, sleep=sleep)
+    source.sleep = sleep
     frames = source.record(1.0)
     stamps = [frame.timestamp for frame in frames]
     assert len(stamps) == 5
@@ -201,7 +218,7 @@ def test_a_best_effort_skeleton_publisher_is_recorded(ros, wait):
         for t in range(5):
             frame.timestamp = 1000.0 + t / 30
             publisher.publish(PersonSkeletonArray(persons=[frame_to_msg(frame, Header())]))
-        time.sleep(1.0)
+        assert wait(lambda: collected(source) == 5)
 
     source.sleep = sleep
     assert len(source.record(1.0)) == 5
