@@ -146,14 +146,16 @@ def eval_options(
     params_file: str = "",
     device: str = "cpu",
 ) -> EvalOptions:
-    """The options for ``bag``: its topic (:func:`choose_topic`), the model (default: the shipped one),
-    the pose and recognizer parameters of ``params_file`` and the first stamp on the topic."""
+    """The options for ``bag``: its topic (:func:`choose_topic`), the model (``model``, else the
+    recognizer's ``model`` in ``params_file``, else the shipped one), the pose and recognizer
+    parameters of ``params_file`` and the first stamp on the topic."""
     topic, msgtype = choose_topic(bag, topic)
-    model = model_path(model)
     params = read_params_file(params_file)
+    recognizer = recognizer_parameters(params)
+    model = model_path(model or _file_model(recognizer, params_file))
     return EvalOptions(
         bag=bag, topic=topic, msgtype=msgtype, model=model, device=device,
-        recognizer=recognizer_parameters(params), pose=node_parameters(params, "pose"),
+        recognizer=recognizer, pose=node_parameters(params, "pose"),
         origin=first_stamp(bag, topic), params_file=params_file,
     )  # fmt: skip
 
@@ -217,6 +219,15 @@ def choose_topic(bag: Path, requested: str | None) -> tuple[str, str]:
         problem = "no camera or skeleton topic" if not candidates else "several candidate topics"
         raise EvalError(f"{bag} has {problem}: {describe_topics(topics)}; pick one with --topic")
     return candidates[0], topics[candidates[0]]
+
+
+def _file_model(recognizer: dict[str, Any], params_file: str) -> Path | None:
+    """The recognizer's ``model`` in the parameters file (None where it is absent or empty, which
+    means the shipped model, as the node reads it)."""
+    model = recognizer.get("model", "")
+    if not isinstance(model, str):
+        raise EvalError(f"{params_file}: the recognizer's model must be a file name, not {model!r}")
+    return Path(model) if model else None
 
 
 def model_path(model: Path | None) -> Path:

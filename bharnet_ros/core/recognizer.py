@@ -258,8 +258,8 @@ class Recognizer:
         names = self.classifier.class_names
         class_id, confidence = state.smoother.update(np.asarray(scores.probabilities, np.float64))
         label = names[class_id]
-        if confidence < self.none_threshold and label != NONE:
-            label, class_id = NONE, names.index(NONE) if NONE in names else -1
+        if confidence < self.none_threshold and label != NONE:  # how far the best label is from sure
+            label, class_id, confidence = NONE, names.index(NONE) if NONE in names else -1, 1.0 - confidence
         top = scores.top(self.config.top_k)
         return ActionResult(
             person_id=pid,

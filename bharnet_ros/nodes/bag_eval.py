@@ -64,6 +64,7 @@ def graph_params_file(options: EvalOptions, out: Path) -> Path:
     data = read_params_file(options.params_file)
     compressed = options.msgtype == COMPRESSED_TYPE
     set_node_parameters(data, "pose", compressed=compressed, image_reliability="reliable")
+    set_node_parameters(data, "recognizer", model=str(options.model))  # the model in use, as the file says
     out.mkdir(parents=True, exist_ok=True)
     path = out / "params.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

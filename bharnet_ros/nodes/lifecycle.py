@@ -76,9 +76,9 @@ class CallbackErrorCount:
         :data:`CALLBACK_ERROR_HOLD_SECONDS` after a failure, then at least WARN (a few bad /clock
         messages long ago must not hide for good that the node is fine, or that its video ended)."""
         level, message, values = status
+        values["callback_errors"] = self.callback_errors
         if not self.callback_errors:
             return status
-        values["callback_errors"] = self.callback_errors
         failed = f"{self.callback_errors} callbacks failed, last: {self.last_callback_error}"
         if time.monotonic() - self.last_callback_error_at <= CALLBACK_ERROR_HOLD_SECONDS:
             return ERROR, failed, values
@@ -398,10 +398,9 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
         conflicts = self._check_graph()
         if conflicts:
             level, message = max(level, WARN), f"{message}; {'; '.join(conflicts)}"
-        if self.transitions_refused:
-            values["transitions_refused"] = self.transitions_refused
-        if self.parameter_sets_refused:
-            values["parameter_sets_refused"] = self.parameter_sets_refused
+        values["transitions_refused"] = self.transitions_refused
+        values["parameter_sets_refused"] = self.parameter_sets_refused
+        if self.last_parameter_refusal:
             values["last_parameter_refusal"] = self.last_parameter_refusal
         if self.pending:
             values["pending_reconfigure"] = ",".join(sorted(self.pending))

@@ -229,9 +229,14 @@ class RecognizerNode(ManagedNode):
         super().release()
         self.recognizer = self.probation = None
         self.action_pub = self.labels_pub = None
+        self.rules.forget()
+
+    def unsubscribe(self) -> None:
+        """Also forget each person's stamp gaps: a stream heard again after a deactivate is a new
+        stream, not seconds of frames dropped upstream."""
+        super().unsubscribe()
         self.frames_dropped += sum(counter.dropped for counter in self.drops.values())
         self.drops = {}
-        self.rules.forget()
 
     def apply_live(self, names: set[str]) -> None:
         """Decision settings go to the running recognizer; every person's window is kept."""

@@ -56,6 +56,20 @@ def test_options_come_from_the_bag_and_the_parameters_file(skeleton_bag, tiny_mo
     assert options.params_file == params_file
 
 
+def test_the_parameters_file_s_model_is_used_unless_model_is_given(skeleton_bag, tiny_model, tmp_path):
+    """The file's recognizer ``model`` is what the node would load: `bag eval --params-file` ran the
+    shipped model while its report's params.yaml named the file's."""
+    path = tmp_path / "with_model.yaml"
+    path.write_text(yaml.safe_dump({"/**/recognizer": {"ros__parameters": {"model": str(tiny_model)}}}))
+    assert eval_options(skeleton_bag, params_file=str(path)).model == tiny_model
+    other = tmp_path / "other.onnx"
+    other.write_bytes(tiny_model.read_bytes())
+    assert eval_options(skeleton_bag, model=other, params_file=str(path)).model == other  # --model wins
+    path.write_text(yaml.safe_dump({"/**/recognizer": {"ros__parameters": {"model": 5}}}))
+    with pytest.raises(EvalError, match="must be a file name"):
+        eval_options(skeleton_bag, params_file=str(path))
+
+
 @pytest.mark.parametrize(
     ("section", "message"),
     [

@@ -93,6 +93,8 @@ def test_low_confidence_becomes_none():
     assert last.label == "none"
     assert last.class_id == -1  # the model has no "none" class
     assert last.top_labels[0] in ("idle", "raise")  # the raw scores are still published
+    best = recognizer.person_states()[0].smoother.probabilities.max()
+    assert last.confidence == pytest.approx(1.0 - best)  # not the rejected label's: "none, 94 % sure"
     sure = [recognizer.push(frame((30 + i) / 30, hand=True)) for i in range(40)][-1]
     assert sure.label == "raise"
 
@@ -280,7 +282,7 @@ def test_live_settings_change_decisions_and_keep_windows_and_averages():
     assert len(recognizer.windows.get(0)) == 3
     assert [recognizer.push(frame(i / 30)) for i in range(3, 6)] == [None] * 3  # below 0.2 s of history
     first = recognizer.push(frame(6 / 30))  # smoothed (0.4, 0.6): "raise" leads by 0.2 < 0.25
-    assert (first.label, first.confidence) == ("none", pytest.approx(0.4))  # below 0.55
+    assert (first.label, first.confidence) == ("none", pytest.approx(0.6))  # 0.4 below 0.55: 1 - 0.4
     assert first.top_labels == ["raise"]  # top_k 1
     assert recognizer.push(frame(7 / 30)) is None  # stride 0.05 s
     assert recognizer.push(frame(8 / 30)).label == "raise"  # (0.3, 0.7) after the second window
