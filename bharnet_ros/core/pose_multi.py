@@ -69,7 +69,9 @@ class MultiPoseEstimator(Closeable):
     """Every person's body and hands per image, with track ids stable across frames.
 
     Frames must come in time order from one stream (VIDEO mode); use one estimator per video or
-    camera. ``close()`` (or ``with``) frees the MediaPipe graphs.
+    camera. ``close()`` (or ``with``) frees the MediaPipe graphs. ``next_id`` is the first new
+    person's id (default 0): an estimator that replaces another on the same stream takes the old
+    one's ``tracker.next_id``, so nobody gets an id the old one gave.
     """
 
     backend = "multi"
@@ -81,12 +83,13 @@ class MultiPoseEstimator(Closeable):
         min_tracking_confidence: float = 0.5,
         track_max_age: float = MAX_AGE,
         bundle_dir: str | None = None,
+        next_id: int | None = None,
     ) -> None:
         check_confidences(min_detection_confidence, min_tracking_confidence)
         if not 1 <= num_poses <= MAX_POSES:
             raise ValueError(f"num_poses must be in [1, {MAX_POSES}], got {num_poses}")
         self.num_poses = num_poses
-        self.tracker = PersonTracker(max_age=track_max_age)
+        self.tracker = PersonTracker(max_age=track_max_age, next_id=next_id)
         self._last_ms = -1
         self._hand_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hand_landmarker")
         self._pose, self._hands = _open_landmarkers(

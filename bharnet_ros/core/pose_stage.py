@@ -30,7 +30,11 @@ TAG_COLOR = (255, 255, 255)
 
 
 class PoseStage(Closeable):
-    """One video stream's pose stage; create one per stream (MediaPipe tracks between frames)."""
+    """One video stream's pose stage; create one per stream (MediaPipe tracks between frames).
+
+    ``next_person_id`` (``multi`` only) is the first new person's id: a stage that replaces
+    another on the same stream takes the old one's :attr:`next_person_id`, so ids are not reused.
+    """
 
     def __init__(
         self,
@@ -39,6 +43,7 @@ class PoseStage(Closeable):
         mirrored_input: bool = False,
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
+        next_person_id: int | None = None,
     ) -> None:
         if backend not in ALL_BACKENDS:
             raise ValueError(f"unknown pose backend {backend!r}; use one of {ALL_BACKENDS}")
@@ -49,13 +54,22 @@ class PoseStage(Closeable):
             "min_tracking_confidence": min_tracking_confidence,
         }
         if backend == MULTI:
-            self._estimator: PoseEstimator | MultiPoseEstimator = MultiPoseEstimator(num_poses, **confidences)
+            self._estimator: PoseEstimator | MultiPoseEstimator = MultiPoseEstimator(
+                num_poses, **confidences, next_id=next_person_id
+            )
         else:
             self._estimator = PoseEstimator(backend, **confidences)
 
     @property
     def multi(self) -> bool:
         return self.backend == MULTI
+
+    @property
+    def next_person_id(self) -> int | None:
+        """The id the next new person gets (``multi``); None for the single-person back ends (id 0)."""
+        if isinstance(self._estimator, MultiPoseEstimator):
+            return self._estimator.tracker.next_id
+        return None
 
     def close(self) -> None:
         """Free the MediaPipe graphs; safe to call twice."""

@@ -13,7 +13,9 @@ does for detections:
   then it is retired;
 * a detection no track claims starts a new track with a new id; ids are not reused, so a retired
   person's window cannot be continued by someone else. Ids count up to :data:`MAX_TRACK_ID` (the
-  message's int32 field) and only then start again at ``first_id``, skipping live ones;
+  message's int32 field) and only then start again at ``first_id``, skipping live ones. A tracker
+  rebuilt for the same stream (the pose node's reconfigure) takes the old one's ``next_id``, so its
+  ids do not start again at 0 while the recognizer may still hold a window for an old one;
 * at most ``max_tracks`` tracks are kept: a flaky detector whose bodies jump about starts a track
   per body per frame, and without the bound memory and matching time would grow with the frame
   rate times ``max_age``. The longest-unseen tracks make room first.
@@ -124,6 +126,9 @@ class PersonTracker:
     whose timestamp goes backwards (a bag loop, a restarted camera), or whose bodies have another
     number of keypoints than the tracked ones, retires every track: the people may be the same,
     but nothing says where they are now.
+
+    ``next_id`` is the id the first new track gets (default ``first_id``): give a rebuilt tracker
+    the old one's :attr:`next_id` and it goes on counting where that one stopped.
     """
 
     def __init__(
@@ -132,6 +137,7 @@ class PersonTracker:
         max_cost: float = MAX_COST,
         first_id: int = 0,
         max_tracks: int = MAX_TRACKS,
+        next_id: int | None = None,
     ) -> None:
         if not max_age >= 0 or not 0 < max_cost <= 1:
             raise ValueError(f"need max_age >= 0 and max_cost in (0, 1], got {max_age}, {max_cost}")
@@ -145,13 +151,18 @@ class PersonTracker:
         self.max_cost = max_cost
         self.tracks: list[Track] = []
         self.retired: list[int] = []  # ids retired by the latest update
-        self._next_id = self.first_id
+        self._next_id = self._checked_next_id(self.first_id if next_id is None else next_id)
         self._wrapped = False  # ids went past MAX_TRACK_ID once: new ones must skip live ones
         self._last_time: float | None = None
 
     @property
     def active_ids(self) -> list[int]:
         return [track.track_id for track in self.tracks]
+
+    @property
+    def next_id(self) -> int:
+        """The id the next new track gets (live ids are still skipped after a wrap)."""
+        return self._next_id
 
     def update(self, keypoints: np.ndarray, visible: np.ndarray, timestamp: float) -> list[int]:
         """Ids for the N bodies of one frame, in their order.
@@ -197,6 +208,13 @@ class PersonTracker:
                 f"{len(keypoints)} bodies in one frame; the tracker takes at most {self.max_tracks}"
             )
         return keypoints, visible
+
+    def _checked_next_id(self, next_id: int) -> int:
+        """``next_id`` as an int in [first_id, MAX_TRACK_ID]; ValueError otherwise."""
+        value = operator.index(next_id)
+        if not self.first_id <= value <= MAX_TRACK_ID:
+            raise ValueError(f"need next_id in [{self.first_id}, {MAX_TRACK_ID}], got {next_id}")
+        return value
 
     def _retire(self, timestamp: float, num_keypoints: int) -> list[int]:
         """Drop tracks unseen for longer than ``max_age``; all of them when time went backwards or

@@ -126,6 +126,7 @@ class PoseNode(ManagedNode):
         self.rate_in = RateMeter()
         self.drops = GapDropCounter()
         self.dropped_before = 0  # by earlier camera subscriptions (a lazy pause is no gap of lost frames)
+        self.next_person_id: int | None = None  # the multi tracker's next id, kept across reconfigures
         self.error = ""
         super().__init__("pose", PARAMS, **kwargs)
 
@@ -138,6 +139,9 @@ class PoseNode(ManagedNode):
                     mirrored_input=self.params["mirrored_input"],
                     min_detection_confidence=self.params["min_detection_confidence"],
                     min_tracking_confidence=self.params["min_tracking_confidence"],
+                    # where the stage release() closed stopped counting (none before the first):
+                    # a reused id would continue someone else's window in the recognizer
+                    next_person_id=self.next_person_id,
                 )
         except (ValueError, RuntimeError) as err:
             self.error = f"cannot start the pose stage: {err}"
@@ -170,11 +174,17 @@ class PoseNode(ManagedNode):
             return
         wanted = self._readers_wanted()
         if wanted and not self.inputs:
-            self.dropped_before += self.drops.dropped
-            self.drops = GapDropCounter()
             self.inputs = self._camera_subscription()
         elif not wanted and self.inputs:
             self.unsubscribe()
+
+    def unsubscribe(self) -> None:
+        """Also start the camera's stamp gaps afresh, and the persons seen: images heard again
+        after a pause (lazy idle, deactivate, a new configure) are no frames dropped upstream."""
+        super().unsubscribe()
+        self.dropped_before += self.drops.dropped
+        self.drops = GapDropCounter()
+        self.persons_seen = 0
 
     def _camera_subscription(self) -> list[Subscription]:
         compressed = self.params["compressed"]
@@ -247,9 +257,12 @@ class PoseNode(ManagedNode):
             self.destroy_subscription(subscription)
 
     def release(self) -> None:
+        """Free the publishers and the pose stage, keeping its next person id for the next configure."""
         super().release()
         self.skeleton_pub = self.overlay_pub = None
         if self.estimator is not None:
+            if self.estimator.next_person_id is not None:  # a single-person stage keeps the last multi count
+                self.next_person_id = self.estimator.next_person_id
             self.estimator.close()
             self.estimator = None
 

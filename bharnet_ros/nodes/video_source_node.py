@@ -4,10 +4,15 @@ For demos, tests and bag making; robots use their own camera driver. Frames are 
 node clock (sim time works) at the file's native rate or the ``rate`` parameter. It is not a
 lifecycle node and reads its parameters once, so they are read-only after start-up.
 
+A file waits for a subscriber to its image topic before its first frame, then plays from the
+start: the pose node subscribes only once its own skeletons are read, and the frames published
+before that were lost on the best-effort topic (the start of a gesture). A camera is live
+and publishes from the start.
+
 Whatever happens to the file or camera while it plays (deleted, cut short, unplugged), the node
 stops publishing frames, says why in the log, and keeps reporting on ``/diagnostics`` (on the
-steady clock, so a paused ``/clock`` does not silence it): playing, ended, failed, or waiting
-for a ``/clock`` under ``use_sim_time``.
+steady clock, so a paused ``/clock`` does not silence it): waiting for a subscriber, playing,
+ended, failed, or waiting for a ``/clock`` under ``use_sim_time``.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class VideoSourceNode(CallbackErrorCount, Node):
                 "give 0 for the file's own rate, or a rate from 0.01 to 240"
             )
         self.rate = self.params["rate"] or self._native_rate()
+        self.waiting = camera_number(self.params["video"]) is None  # a file waits for its first reader
         self.publisher = self.create_publisher(Image, "image_raw", qos_profile_sensor_data)
         self._frames = frames(self.params["video"], self.params["loop"])
         self.diagnostics = DiagnosticsPublisher(self)
@@ -104,6 +110,8 @@ class VideoSourceNode(CallbackErrorCount, Node):
 
     def _publish_next(self) -> None:
         """Publish the next frame; at the end, or on any failure of the source, stop and say why."""
+        if self.waiting and not self._reader_found():
+            return
         limit = self.params["max_frames"]
         if limit and self.frames_published >= limit:
             self._finish()
@@ -118,6 +126,16 @@ class VideoSourceNode(CallbackErrorCount, Node):
             return
         if self._publish(self._message(frame)):
             self.frames_published += 1
+
+    def _reader_found(self) -> bool:
+        """Whether the image topic has a subscriber yet (then the file plays); logs the wait once."""
+        if self.publisher.get_subscription_count() > 0:
+            self.waiting = False
+            return True
+        self.get_logger().info(
+            f"waiting for a subscriber on {self.publisher.topic_name} before the first frame", once=True
+        )
+        return False
 
     def _publish(self, msg: Image) -> bool:
         """Publish, counting and logging (throttled) what the middleware refuses instead of raising."""
@@ -158,10 +176,9 @@ class VideoSourceNode(CallbackErrorCount, Node):
 
     def status(self) -> tuple[bytes, str, dict[str, Any]]:
         """The diagnostics level, message and values."""
-        state = "failed" if self.error else "ended" if self.finished else "playing"
         values = {
             "video": self.params["video"],
-            "state": state,
+            "state": self._state(),
             "rate_hz": float(self.rate),
             "frames_published": self.frames_published,
             "publish_failures": self.publish_failures,
@@ -176,9 +193,17 @@ class VideoSourceNode(CallbackErrorCount, Node):
         if clock.ros_time_is_active and clock.now().nanoseconds == 0:
             message = "use_sim_time is on and no /clock has arrived: no frame is published until one does"
             return WARN, message, values
+        if self.waiting:
+            return OK, f"waiting for a subscriber on {self.publisher.topic_name}", values
         if self.publish_failures:
             return WARN, f"{self.publish_failures} frames could not be published", values
         return OK, "playing", values
+
+    def _state(self) -> str:
+        """failed, ended, waiting (a file with no subscriber yet) or playing."""
+        if self.error or self.finished:
+            return "failed" if self.error else "ended"
+        return "waiting" if self.waiting else "playing"
 
     def _report(self) -> None:
         level, message, values = self.status()

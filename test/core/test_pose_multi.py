@@ -228,3 +228,14 @@ def test_a_body_or_hand_far_outside_the_image_is_left_out_not_an_error():
     result = SimpleNamespace(hand_landmarks=[[point(0.5)] * 21, [point(-40.0)] * 21], handedness=[side, side])
     hands, sides, _ = _hands(result)
     assert hands.shape == (1, 21, 4)
+
+
+def test_a_multi_stage_starts_its_ids_at_the_next_person_id_it_is_given(shared_file, private_cache):
+    """The pose node hands a new stage the old one's count on a reconfigure, so ids are not reused."""
+    with PoseStage("multi", next_person_id=5) as stage, VideoReader(shared_file(GREETING)) as reader:
+        assert stage.next_person_id == 5
+        found = [stage.process(image, stamp)[1] for _, (stamp, image) in zip(range(10), reader, strict=False)]
+    assert [f.person_id for f in next(frames for frames in found if frames)] == [5]
+    assert stage.next_person_id == 6
+    with PoseStage("holistic") as single:
+        assert single.next_person_id is None, "single-person stages say 0 for everyone: no count"

@@ -218,3 +218,25 @@ def test_a_burst_of_frames_stamped_microseconds_apart_keeps_a_still_person_s_id(
     assert detect(tracker, [person(301)], t + step) == [pid]
     for k in range(1, 6):  # then a steady 30 fps, standing still with a pixel of jitter
         assert detect(tracker, [person(300 + k % 2)], t + step + k / 30) == [pid]
+
+
+def test_a_rebuilt_tracker_goes_on_counting_where_the_old_one_stopped():
+    """The pose node rebuilds its tracker on every configure: ids starting again at 0 let a new
+    person continue a window the recognizer still held for someone else."""
+    old = PersonTracker()
+    first = detect(old, [person(100), person(400)], 0.0)
+    assert old.next_id == 2
+    new = PersonTracker(next_id=old.next_id)
+    assert not set(detect(new, [person(100), person(400)], 0.05)) & set(first)
+    assert new.next_id == 4
+    assert PersonTracker().next_id == 0
+    wrapping = PersonTracker(next_id=MAX_TRACK_ID)
+    assert detect(wrapping, [person(100), person(400)], 0.0) == [MAX_TRACK_ID, 0]
+
+
+@pytest.mark.parametrize("next_id", [-1, MAX_TRACK_ID + 1, 1.5])
+def test_a_next_id_outside_the_id_range_is_refused(next_id):
+    with pytest.raises((ValueError, TypeError)):
+        PersonTracker(next_id=next_id)
+    with pytest.raises(ValueError, match="next_id"):
+        PersonTracker(first_id=10, next_id=5)

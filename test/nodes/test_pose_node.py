@@ -487,7 +487,33 @@ def test_the_camera_is_read_only_while_someone_reads_the_skeletons(
     assert wait(lambda: received)
     probe.destroy_subscription(reader)
     assert wait(lambda: not pose.inputs and camera.get_subscription_count() == 0)
+    assert pose.status()[2]["persons"] == 0  # nobody is seen while nothing is looked at
     assert parameter_client("pose").set(lazy=False)["lazy"].successful
     assert wait(lambda: pose.inputs)  # reads again with nobody listening
     assert lifecycle("pose").set("deactivate")
     assert not pose.inputs
+
+
+def test_track_ids_go_on_counting_across_a_reconfigure(multi_graph, wait, make_image, shared_file, lifecycle):
+    """Cleanup and configure rebuild the tracker: its ids started again at 0, so a new person could
+    continue a window the recognizer still held (``person_timeout``) for someone else."""
+    pose, camera, received = multi_graph
+    image = two_people(shared_file)
+    before = ids_heard(camera, received, wait, make_image(image, 1_000_000_000))
+    assert sorted(before) == [0, 1]
+    assert lifecycle("pose").set("deactivate", "cleanup", "configure", "activate")
+    after = ids_heard(camera, received, wait, make_image(image, 1_050_000_000))
+    assert len(after) == 2
+    assert not set(after) & set(before), "the new tracker gives no id the old one gave"
+
+
+def ids_heard(camera, received: list[PersonSkeletonArray], wait, image: Image) -> list[int]:
+    """Publish ``image`` until the pose node answers it (it may still be subscribing); the person ids."""
+    count = len(received)
+
+    def answered() -> bool:
+        camera.publish(image)
+        return wait(lambda: len(received) > count, timeout=1.0)
+
+    assert wait(answered, timeout=60)
+    return [p.person_id for p in received[-1].persons]

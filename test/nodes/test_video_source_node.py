@@ -19,6 +19,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 
+from bharnet_ros.nodes import video_source_node
 from bharnet_ros.nodes.video_source_node import MAX_RATE, VideoSourceNode
 
 # Best effort, as the camera topic is, but deep: a probe slowed by a loaded machine drops nothing.
@@ -97,10 +98,11 @@ def test_a_rate_too_slow_for_a_timer_is_refused_in_one_line(ros, tmp_path, rate)
         ros.add(VideoSourceNode, parameter_overrides=overrides)
 
 
-def write_clip(path, frames: int, fps: float = 25.0) -> str:
+def write_clip(path, frames: int, fps: float = 25.0, step: int = 1) -> str:
+    """A small MJPG clip whose frame i is grey level ``i * step`` all over."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
     for i in range(frames):
-        writer.write(np.full((48, 64, 3), i, np.uint8))
+        writer.write(np.full((48, 64, 3), i * step, np.uint8))
     writer.release()
     return str(path)
 
@@ -122,11 +124,19 @@ def _values(status: DiagnosticStatus) -> dict[str, str]:
     return {kv.key: kv.value for kv in status.values}
 
 
+def listen(ros) -> list[Image]:
+    """The images, heard by a subscriber of their own: a file waits for one before its first frame."""
+    images: list[Image] = []
+    ros.add(Node, "listener").create_subscription(Image, "image_raw", images.append, PROBE_QOS)
+    return images
+
+
 def test_a_looping_file_deleted_while_playing_stops_it_and_the_node_keeps_reporting(
     ros, wait, tmp_path, source_diagnostics
 ):
     """Reading the file again for the next loop found it gone: that used to kill the executor thread."""
     video = write_clip(tmp_path / "clip.avi", 5)
+    listen(ros)
     node = ros.add(
         VideoSourceNode,
         parameter_overrides=[
@@ -153,6 +163,7 @@ def test_a_looping_file_deleted_while_playing_stops_it_and_the_node_keeps_report
 
 def test_the_end_of_a_video_is_said_on_diagnostics_which_stay_alive(ros, wait, tmp_path, source_diagnostics):
     video = write_clip(tmp_path / "clip.avi", 4)
+    listen(ros)
     overrides = [Parameter("video", value=video), Parameter("diagnostics_period", value=0.1)]
     node = ros.add(VideoSourceNode, parameter_overrides=overrides)
     assert wait(lambda: any(_values(s)["state"] == "playing" for s in source_diagnostics))
@@ -201,3 +212,39 @@ def test_sim_time_without_a_clock_is_reported_not_silent(ros, wait, tmp_path, so
     assert last.level == DiagnosticStatus.WARN
     assert "no /clock" in last.message
     assert node.frames_published == 0
+
+
+def test_a_file_waits_for_a_subscriber_and_then_plays_from_its_first_frame(
+    ros, wait, tmp_path, source_diagnostics
+):
+    """``bharnet run --video F`` lost the clip's first 0.7 s: the lazy pose node subscribes only
+    once the recognizer reads its skeletons, and frames published before that went nowhere."""
+    video = write_clip(tmp_path / "clip.avi", 5, step=50)
+    overrides = [Parameter("video", value=video), Parameter("diagnostics_period", value=0.1)]
+    node = ros.add(VideoSourceNode, parameter_overrides=overrides)
+    assert wait(lambda: any(_values(s)["state"] == "waiting" for s in source_diagnostics))
+    waiting = next(s for s in source_diagnostics if _values(s)["state"] == "waiting")
+    assert waiting.level == DiagnosticStatus.OK
+    assert waiting.message.startswith("waiting for a subscriber")
+    assert node.frames_published == 0
+    images = listen(ros)
+    assert wait(lambda: node.finished and len(images) == 5)
+    assert [round(np.frombuffer(m.data, np.uint8).mean() / 50) for m in images] == [0, 1, 2, 3, 4]
+
+
+def test_a_camera_publishes_live_with_nobody_listening(ros, wait, monkeypatch, source_diagnostics):
+    """A camera is live: holding its frames back for a subscriber would only make them stale."""
+
+    class Camera:
+        def read(self) -> tuple[bool, np.ndarray]:
+            return True, np.zeros((48, 64, 3), np.uint8)
+
+        def release(self) -> None:
+            pass
+
+    monkeypatch.setattr(video_source_node, "open_camera", lambda number: Camera())
+    overrides = [Parameter("video", value="7"), Parameter("diagnostics_period", value=0.1)]
+    node = ros.add(VideoSourceNode, parameter_overrides=overrides)
+    assert wait(lambda: node.frames_published >= 3)
+    assert wait(lambda: any(_values(s)["state"] == "playing" for s in source_diagnostics))
+    node.timer.cancel()
