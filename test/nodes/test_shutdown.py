@@ -241,7 +241,7 @@ def test_callback_errors_turn_the_status_error_for_a_while_then_warn(monkeypatch
     now = [1000.0]
     monkeypatch.setattr(lifecycle.time, "monotonic", lambda: now[0])
     node = Counted()
-    assert node.with_callback_errors((OK, "ended", {})) == (OK, "ended", {})
+    assert node.with_callback_errors((OK, "ended", {})) == (OK, "ended", {"callback_errors": 0})
     node.note_callback_error(RuntimeError("Seconds value must not be negative"))
     level, message, values = node.with_callback_errors((OK, "ended", {}))
     assert (level, values) == (ERROR, {"callback_errors": 1})
