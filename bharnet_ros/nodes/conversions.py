@@ -9,14 +9,12 @@ from __future__ import annotations
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
-from bharnet_ros.core import frame_rules
+from bharnet_ros.core.frame_rules import person_frame as msg_to_frame
+from bharnet_ros.core.frame_rules import stamp_problem
+from bharnet_ros.core.frame_rules import stamp_seconds as stamp_to_seconds
 from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.core.skeleton_fields import person_fields
 from bharnet_ros.msg import PersonSkeleton
-
-
-def stamp_to_seconds(stamp: Time) -> float:
-    return frame_rules.stamp_seconds(stamp)
 
 
 def seconds_to_stamp(seconds: float) -> Time:
@@ -29,12 +27,4 @@ def frame_to_msg(frame: SkeletonFrame, header: Header) -> PersonSkeleton:
     return PersonSkeleton(header=header, **person_fields(frame))
 
 
-def stamp_problem(stamp: Time) -> str:
-    """Why a stamp is no time a clock gives ("" if it is one); see ``core.frame_rules.stamp_problem``."""
-    return frame_rules.stamp_problem(stamp)
-
-
-def msg_to_frame(msg: PersonSkeleton) -> SkeletonFrame:
-    """Contract frame from a message; raises SkeletonError for wrong sizes, layouts, NaN values or
-    a stamp no clock gives (:func:`stamp_problem`)."""
-    return frame_rules.person_frame(msg)
+__all__ = ["frame_to_msg", "msg_to_frame", "seconds_to_stamp", "stamp_problem", "stamp_to_seconds"]
