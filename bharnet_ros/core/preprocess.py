@@ -54,8 +54,8 @@ HAND_FRAMES = ("body", "wrist")
 MIN_SIZE = 1e-6  # body sizes below this (degenerate or unobserved) leave the scale at 1
 # The body size is at least this share of the body's extent (the longer side of the box around its
 # observed joints): shoulders collapsed onto one point by a bad detection made inputs of 1e5 that
-# the model answered with confidence 1. Real people are far above it: the shoulder width of the
-# HRI recordings is 0.15 to 0.48 of their extent.
+# the model answered with confidence 1. A person's shoulders span far more of their extent, so
+# the floor is meant for broken detections only.
 LEAST_SIZE_SHARE = 0.05
 # Joints that define centre and size, per layout: (left shoulder, right shoulder, left hip, right hip).
 ANCHORS = {
