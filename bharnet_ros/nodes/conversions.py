@@ -6,6 +6,9 @@ evaluation uses too, so both turn the same message into the same frames.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
+
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
@@ -22,9 +25,29 @@ def seconds_to_stamp(seconds: float) -> Time:
     return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 
+MOST_QUEUED_SECONDS = 60.0  # beyond this, a receive time says more about the wall clock than a queue
+
+
+def queued_seconds(info: Mapping[str, int] | None) -> float:
+    """How long a message waited between the middleware receiving it and its callback, from
+    rclpy's message info (``received_timestamp``, wall clock ns); 0 where the middleware gives none.
+    Bounded to [0, MOST_QUEUED_SECONDS], so a wall-clock jump cannot make up a wait."""
+    received = int((info or {}).get("received_timestamp", 0))
+    if received <= 0:
+        return 0.0
+    return min(max((time.time_ns() - received) * 1e-9, 0.0), MOST_QUEUED_SECONDS)
+
+
 def frame_to_msg(frame: SkeletonFrame, header: Header) -> PersonSkeleton:
     """Message for one person; ``header`` is the source image's, so stamp and frame_id carry over."""
     return PersonSkeleton(header=header, **person_fields(frame))
 
 
-__all__ = ["frame_to_msg", "msg_to_frame", "seconds_to_stamp", "stamp_problem", "stamp_to_seconds"]
+__all__ = [
+    "frame_to_msg",
+    "msg_to_frame",
+    "queued_seconds",
+    "seconds_to_stamp",
+    "stamp_problem",
+    "stamp_to_seconds",
+]

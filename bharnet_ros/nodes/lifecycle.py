@@ -94,12 +94,17 @@ class CallbackErrorCount:
         )
 
 
+class TransitionError(Exception):
+    """A transition cannot complete, for the reason given (a model file that does not load): the
+    node releases what it made, reports why as ``transition_error`` and stays up."""
+
+
 class ManagedNode(CallbackErrorCount, LifecycleNode):
     """A lifecycle node whose parameters apply, whose resources follow its transitions, and that
     never dies on a publish error.
 
-    Subclasses implement :meth:`acquire` (configure; return FAILURE and the node stays up,
-    inspectable and reconfigurable), :meth:`subscribe` (activate), :meth:`status` (diagnostics)
+    Subclasses implement :meth:`acquire` (configure; raise :class:`TransitionError` and the node
+    stays up, inspectable and reconfigurable), :meth:`subscribe` (activate), :meth:`status` (diagnostics)
     and extend :meth:`release` (cleanup and shutdown) and :meth:`apply_live`.
     """
 
@@ -131,9 +136,9 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
 
     # --- what subclasses provide -------------------------------------------------------------
 
-    def acquire(self) -> TransitionCallbackReturn:
-        """Configure: load what may fail and create the publishers (with ``create_configured_publisher``)."""
-        return TransitionCallbackReturn.SUCCESS
+    def acquire(self) -> None:
+        """Configure: load what may fail (raising :class:`TransitionError` with the reason) and
+        create the publishers (with ``create_configured_publisher``)."""
 
     def subscribe(self) -> list[Subscription]:
         """Activate: the input subscriptions."""
@@ -182,12 +187,13 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
         if problems:  # values given at start-up (YAML, launch) skip the on-set check
             return self._failed("configure", "; ".join(problems))
         try:
-            result = self.acquire()
+            self.acquire()
         except Exception as err:
             self.release()
-            return self._failed("configure", f"{type(err).__name__}: {err}")
+            why = str(err) if isinstance(err, TransitionError) else f"{type(err).__name__}: {err}"
+            return self._failed("configure", why)
         self.transition_error = ""
-        return result
+        return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         before = list(self.subscriptions)

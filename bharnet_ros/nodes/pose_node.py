@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
-from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions, QoSPolicyKind
 from rclpy.subscription import Subscription
@@ -47,7 +46,14 @@ from bharnet_ros.msg import PersonSkeletonArray
 from bharnet_ros.nodes.conversions import frame_to_msg, stamp_problem, stamp_to_seconds
 from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
-from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spin_node, split_publishers
+from bharnet_ros.nodes.lifecycle import (
+    MANAGED_PARAMS,
+    ManagedNode,
+    Status,
+    TransitionError,
+    spin_node,
+    split_publishers,
+)
 from bharnet_ros.nodes.parameters import Param
 
 try:  # a real ROS install has it; the PyPI wheels do not
@@ -127,10 +133,9 @@ class PoseNode(ManagedNode):
         self.drops = GapDropCounter()
         self.dropped_before = 0  # by earlier camera subscriptions (a lazy pause is no gap of lost frames)
         self.next_person_id: int | None = None  # the multi tracker's next id, kept across reconfigures
-        self.error = ""
         super().__init__("pose", PARAMS, **kwargs)
 
-    def acquire(self) -> TransitionCallbackReturn:
+    def acquire(self) -> None:
         try:
             with speaking_for(self):
                 self.estimator = PoseStage(
@@ -144,16 +149,12 @@ class PoseNode(ManagedNode):
                     next_person_id=self.next_person_id,
                 )
         except (ValueError, RuntimeError) as err:
-            self.error = f"cannot start the pose stage: {err}"
-            self.get_logger().error(self.error)
-            return TransitionCallbackReturn.FAILURE
-        self.error = ""
+            raise TransitionError(f"cannot start the pose stage: {err}") from None
         self.skeleton_pub = self.create_configured_publisher(
             PersonSkeletonArray, "skeletons", SKELETON_QOS, event_callbacks=self._reader_events()
         )
         self._advertise_overlay(self.params["publish_overlay"])
         self.get_logger().info(f"pose stage ready: MediaPipe {self.params['backend']}")
-        return TransitionCallbackReturn.SUCCESS
 
     def subscribe(self) -> list[Subscription]:
         """The camera subscription, unless ``lazy`` and nobody reads what the node publishes."""
@@ -390,7 +391,7 @@ class PoseNode(ManagedNode):
         if self.image_publishers is not None:
             values["image_publishers"] = self.image_publishers
         if self.estimator is None:
-            return ERROR, self.error or "not configured", values
+            return ERROR, "not configured", values
         if self.wrong_type:
             return WARN, "; ".join(self.wrong_type), values
         values["camera_subscribed"] = int(bool(self.inputs))

@@ -29,6 +29,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,10 +58,10 @@ from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
 from bharnet_ros.core.sync import attach_hands
 from bharnet_ros.core.window import MOST_PERSONS
 from bharnet_ros.msg import Action, ActionClass, ActionLabels, PersonSkeletonArray
-from bharnet_ros.nodes.conversions import seconds_to_stamp, stamp_to_seconds
+from bharnet_ros.nodes.conversions import queued_seconds, seconds_to_stamp, stamp_to_seconds
 from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
-from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, spin_node
+from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, TransitionError, spin_node
 from bharnet_ros.nodes.pairing import subscribe_pair
 from bharnet_ros.nodes.parameters import Param, topic_name_problem
 
@@ -70,8 +71,8 @@ PARAMS = (
         "model",
         "",
         f"ONNX model file; empty = {DEFAULT_MODEL} in the package share. A new file is loaded and "
-        "checked while the old model runs; a bad one is refused and the old model stays, and one that "
-        "fails or lags on its first 20 live windows is rolled back",
+        "checked before it replaces the running one (frames queue meanwhile); a bad one is refused and "
+        "the old model stays, and one that fails or lags on its first 20 live windows is rolled back",
         live=True,
     ),
     Param(
@@ -160,7 +161,6 @@ class RecognizerNode(ManagedNode):
     def __init__(self, **kwargs: Any) -> None:
         self.recognizer: Recognizer | None = None
         self.action_pub = self.labels_pub = None
-        self.model_error = ""
         self.bad_messages = 0
         self.resets_reported = 0  # window resets already reported on /diagnostics
         self.actions_published = 0
@@ -184,21 +184,18 @@ class RecognizerNode(ManagedNode):
         self.last_model_change = ""
         super().__init__("recognizer", PARAMS, **kwargs)
 
-    def acquire(self) -> TransitionCallbackReturn:
+    def acquire(self) -> None:
         self.staged_model = self.probation = None
         try:
             stamp = file_stamp(self._model_path(self.params["model"]))
             classifier = self._load(self.params["model"])
         except Exception as err:  # no model file may stop the node (InferenceError says why)
-            self.model_error = _why(err)
-            self.get_logger().error(f"cannot load the model: {err}")
-            return TransitionCallbackReturn.FAILURE
-        self.model_error, self.model_stamp = "", stamp
+            raise TransitionError(f"cannot load the model: {_why(err)}") from None
+        self.model_stamp = stamp
         self.recognizer = Recognizer(classifier, RecognizerConfig.from_params(self.params))
         self.get_logger().info(f"model {classifier.description} running on {classifier.providers}")
         self.action_pub = self.create_configured_publisher(Action, "action", QoSProfile(depth=10))
         self.labels_pub = self.create_configured_publisher(ActionLabels, "labels", LATCHED)
-        return TransitionCallbackReturn.SUCCESS
 
     def subscribe(self) -> list[Subscription]:
         """Skeletons; with ``body_topic``, hands from ours and bodies from there, paired by stamp."""
@@ -207,8 +204,12 @@ class RecognizerNode(ManagedNode):
             "event_callbacks": self._subscription_events(),
         }
         if not self.params["body_topic"]:
-            callback = self.guarded(self._on_skeletons)
+            guarded = self.guarded(self._on_skeletons)
             qos = copy.copy(SKELETON_QOS)  # qos_overrides edit the profile they are given
+
+            def callback(msg: PersonSkeletonArray, info: Mapping[str, int]) -> None:  # rclpy: info by arity
+                guarded(msg, info)
+
             return [self.create_subscription(PersonSkeletonArray, "skeletons", callback, qos, **options)]
         topics = ("skeletons", self.params["body_topic"])
         return subscribe_pair(
@@ -368,15 +369,15 @@ class RecognizerNode(ManagedNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         self.safe_publish(self.labels_pub, msg)
 
-    def _on_skeletons(self, msg: PersonSkeletonArray) -> None:
-        received = time.monotonic()
-        self._push_all(self._frames(msg), msg, received)
+    def _on_skeletons(self, msg: PersonSkeletonArray, info: Mapping[str, int] | None = None) -> None:
+        started = time.monotonic()
+        self._push_all(self._frames(msg), msg, started, started - queued_seconds(info))
 
     def _on_synchronised(self, hands_msg: PersonSkeletonArray, body_msg: PersonSkeletonArray) -> None:
-        received = time.monotonic()
+        started = time.monotonic()  # paired messages come without the middleware's receive time
         self.pairing.pairs += 1
         frames = attach_hands(self._frames(body_msg), self._frames(hands_msg))
-        self._push_all(frames, body_msg, received)
+        self._push_all(frames, body_msg, started, started)
 
     def _subscription_events(self) -> SubscriptionEventCallbacks:
         """Count what the middleware reports (where the RMW supports it): messages lost on the way,
@@ -421,35 +422,37 @@ class RecognizerNode(ManagedNode):
         self.bad_messages += 1
         self.get_logger().warning(why, throttle_duration_sec=5.0)
 
-    def _push_all(self, frames: list, msg: PersonSkeletonArray, received: float) -> None:
+    def _push_all(self, frames: list, msg: PersonSkeletonArray, started: float, received: float) -> None:
+        """``started``: when this callback began; ``received``: when the middleware had the message
+        (earlier by the time it queued behind slower callbacks, such as a model swap's check)."""
         recognizer = self.recognizer
         if recognizer is None:  # a message taken just before cleanup
             return
-        self.rate_in.tick(received)
+        self.rate_in.tick(started)
         with speaking_for(self), self.swap_lock:
             for frame in one_per_person(frames, self._refuse):
                 self.drops.setdefault(frame.person_id, GapDropCounter()).observe(frame.timestamp)
                 try:
-                    result = self._push(recognizer, frame, received)
+                    result = self._push(recognizer, frame, started)
                 except SkeletonError as err:
                     self._refuse(f"ignored a skeleton: {err}")
                     continue
                 if result is not None:
                     self._publish_action(result, action_header(result.stamp, msg), received)
         self._forget_drop_counters()
-        self.processing.add(time.monotonic() - received)
+        self.processing.add(time.monotonic() - started)
         if self.probation is not None and self.probation.pending:
             self._watch_probation()
 
-    def _push(self, recognizer: Recognizer, frame: Any, received: float) -> ActionResult | None:
+    def _push(self, recognizer: Recognizer, frame: Any, arrival: float) -> ActionResult | None:
         """One frame into the recognizer; while a swapped-in model is on probation, its windows are
         timed and a failure is noted for :meth:`_watch_probation` (run once the lock is free)."""
         probation = self.probation
         if probation is None:
-            return recognizer.push(frame, arrival=received)
+            return recognizer.push(frame, arrival=arrival)
         classified, start = recognizer.windows_classified, time.monotonic()
         try:
-            result = recognizer.push(frame, arrival=received)
+            result = recognizer.push(frame, arrival=arrival)
         except SkeletonError:
             raise
         except Exception as err:
@@ -505,7 +508,7 @@ class RecognizerNode(ManagedNode):
 
     def status(self) -> Status:
         if self.recognizer is None:
-            return ERROR, self.model_error or "not configured", {}
+            return ERROR, "not configured", {}
         timing, latency = self.processing.summary(), self.latency.summary()
         windows = self.recognizer.windows
         fills = [buffer.fill for _, buffer in windows.items()]

@@ -182,6 +182,7 @@ class VideoSourceNode(CallbackErrorCount, Node):
             "rate_hz": float(self.rate),
             "frames_published": self.frames_published,
             "publish_failures": self.publish_failures,
+            "callback_errors": self.callback_errors,  # 0 included, as on the lifecycle nodes
         }
         if self.error:
             return ERROR, f"stopped after {self.frames_published} frames: {self.error}", values

@@ -17,7 +17,7 @@ from std_msgs.msg import Header
 from bharnet_ros.core.inference import OnnxClassifier
 from bharnet_ros.core.recognizer import Recognizer, RecognizerConfig, load_window_classifier
 from bharnet_ros.msg import ActionLabels, PersonSkeletonArray
-from bharnet_ros.nodes.conversions import frame_to_msg, msg_to_frame, seconds_to_stamp
+from bharnet_ros.nodes.conversions import frame_to_msg, msg_to_frame, seconds_to_stamp, stamp_to_seconds
 from bharnet_ros.nodes.recognizer_node import RecognizerNode
 from bharnet_ros.training.synth import generate_sequence
 
@@ -290,3 +290,41 @@ def test_a_huge_model_path_is_cut_in_the_answer(running, parameter_client):
     assert not result.successful
     assert len(result.reason) <= 300
     assert len(node.status()[2]["last_model_change"]) <= 300
+
+
+def test_frames_queued_behind_a_swap_carry_their_wait_in_processing_latency(
+    ros, running, models, wait, parameter_client, monkeypatch
+):
+    """The executor checks a new model before it takes the next frame, so frames queue meanwhile;
+    their actions say how long they waited (Action.msg: from receiving the newest frame), so that
+    a robot can tell a stale burst from fresh decisions."""
+    import threading
+
+    from bharnet_ros.msg import Action
+
+    node, _ = running
+    loading, published = threading.Event(), threading.Event()
+    load = RecognizerNode._load
+
+    def slow_load(self, *args, **kwargs):
+        loading.set()
+        assert published.wait(timeout=60)
+        time.sleep(1.0)  # every frame published before this waits at least this long
+        return load(self, *args, **kwargs)
+
+    monkeypatch.setattr(RecognizerNode, "_load", slow_load)
+    probe = ros.add(Node, "robot")
+    actions: list[Action] = []
+    probe.create_subscription(Action, "action", actions.append, 10)
+    publisher = probe.create_publisher(PersonSkeletonArray, "skeletons", 100)
+    assert wait(lambda: publisher.get_subscription_count() > 0)
+    swap = threading.Thread(target=lambda: parameter_client("recognizer").set(model=str(models["four"])))
+    swap.start()
+    assert loading.wait(timeout=60)
+    for msg in messages(frames=30, start=300.0):
+        publisher.publish(msg)
+    published.set()
+    swap.join(timeout=120)
+    assert wait(lambda: any(stamp_to_seconds(a.header.stamp) >= 300.5 for a in actions))
+    queued = [a.processing_latency for a in actions if stamp_to_seconds(a.header.stamp) >= 300.0]
+    assert max(queued) >= 1.0, queued

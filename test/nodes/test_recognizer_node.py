@@ -220,15 +220,24 @@ def test_missing_model_fails_configure_but_the_node_stays_up(
     probe = ros.add(Node, "probe")
     statuses: list[DiagnosticArray] = []
     probe.create_subscription(DiagnosticArray, "/diagnostics", statuses.append, 10)
-    assert wait(lambda: "does not exist" in node.model_error)
+    assert wait(lambda: "cannot load the model" in node.transition_error)
+    assert "does not exist" in node.transition_error
     assert node.recognizer is None
-    assert wait(lambda: any(s.level == DiagnosticStatus.ERROR for a in statuses for s in a.status))
+
+    def failed_configure_reported() -> bool:
+        reports = [s for a in statuses for s in a.status if s.level == DiagnosticStatus.ERROR]
+        return any(
+            "does not exist" in {v.key: v.value for v in s.values}.get("transition_error", "")
+            for s in reports
+        )
+
+    assert wait(failed_configure_reported)  # a monitor reads the same key for every failed transition
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     result = parameter_client("recognizer").set(model=str(tmp_path / "broken.onnx"))["model"]
     assert not result.successful  # checked at the set, though no model runs yet
     assert "not a loadable ONNX model" in result.reason
     assert not lifecycle("recognizer").set("configure")  # reads the parameters again, and fails
-    assert "does not exist" in node.model_error
+    assert "does not exist" in node.transition_error
     assert node.recognizer is None
 
 
@@ -250,7 +259,7 @@ def test_cuda_request_runs_on_cuda_or_falls_back_to_cpu_and_says_so(ros, wait, t
             Parameter("require_device", value=True),
         ],
     )
-    assert wait(lambda: "could not use" in strict.model_error)
+    assert wait(lambda: "could not use" in strict.transition_error)
 
 
 class _StandInSubscriber:

@@ -174,6 +174,7 @@ def test_the_end_of_a_video_is_said_on_diagnostics_which_stay_alive(ros, wait, t
     assert last.level == DiagnosticStatus.OK
     assert last.message == "end of video after 4 frames"
     assert _values(last)["frames_published"] == "4"
+    assert _values(last)["callback_errors"] == "0"  # always there, as docs/nodes.md lists it
     assert not node.error
 
 
