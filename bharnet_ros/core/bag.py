@@ -19,9 +19,11 @@ import io
 import math
 import os
 import re
+import secrets
 import shutil
 import sqlite3
 import struct
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
 from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
+from ruamel.yaml import YAML, YAMLError
 
 from bharnet_ros.core.closeable import Closeable
 from bharnet_ros.core.image import MAX_IMAGE_PIXELS, decode_compressed, decode_image, fit_pixels
@@ -393,7 +396,19 @@ def read_messages(path: str | Path, topics: list[str] | None = None) -> Iterator
         for connection, log_time, data in reader.messages(connections=wanted):
             if not isinstance(data, bytes | bytearray | memoryview):  # a number in a .db3's data column
                 raise TypeError(f"a message of {connection.topic} holds {type(data).__name__}, not bytes")
-            yield BagMessage(connection.topic, connection.msgtype, log_time, bytes(data))
+            yield BagMessage(
+                connection.topic, connection.msgtype, _log_time(log_time, connection.topic), bytes(data)
+            )
+
+
+def _log_time(value: Any, topic: str) -> int:
+    """A message's log time as whole nanoseconds; TypeError for text or bytes in a .db3's timestamp
+    column (SQLite stores any value there), which the callers' arithmetic would fail on."""
+    if isinstance(value, float) and math.isfinite(value):  # SQLite keeps a fraction as REAL
+        return int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"a message of {topic} has the log time {shown(value, 40)}, not nanoseconds")
+    return value
 
 
 def require_topic(available: dict[str, str], topic: str, path: str | Path) -> str:
@@ -411,9 +426,11 @@ def describe_topics(available: dict[str, str]) -> str:
 
 
 # What rosbags and the storage libraries raise for a damaged file, besides ReaderError.
+# KeyError and AttributeError: rosbags looks fields up as written (a schema encoding it lacks, a
+# QoS profile without a depth or with a list for a name).
 DAMAGED = (
-    ReaderError, OSError, ValueError, TypeError, IndexError, struct.error, sqlite3.Error, apsw.Error,
-    storage_mcap.zstd.ZstdError,
+    ReaderError, OSError, ValueError, TypeError, IndexError, KeyError, AttributeError, struct.error,
+    sqlite3.Error, apsw.Error, storage_mcap.zstd.ZstdError,
 )  # fmt: skip
 MOST_NAME = 1000  # characters of a topic or type name: they go into one-line reports
 REBUILD = "move metadata.yaml aside and run `bharnet bag info` to rebuild it from the storage files"
@@ -446,6 +463,8 @@ def _open(path: str | Path) -> Iterator[Reader]:
     try:
         with Reader(path) as reader:
             _check_connections(reader, path)
+            _check_times(reader, path)
+            _check_chunks_listed_once(reader, path)
             _check_chunks_held(reader, path)
             yield reader
     except BagError:
@@ -459,13 +478,47 @@ def _open(path: str | Path) -> Iterator[Reader]:
 
 def _check_not_file_compressed(metadata: Path, path: Path) -> None:
     """BagError for a bag compressed file by file: the reader would inflate each whole storage file
-    to disk before reading a message, without a bound (64 kB of zstd wrote 2 GiB)."""
-    mode = re.search(r"^\s*compression_mode:\s*['\"]?(\w*)", metadata.read_text("utf-8", "replace"), re.M)
-    if mode and mode.group(1).lower() == "file":
+    to disk before reading a message, without a bound (64 kB of zstd wrote 2 GiB).
+
+    The mode is read as rosbags reads it, from the parsed YAML (a search of the text missed flow
+    mappings, quoted keys, tags and a nested decoy); metadata it cannot parse is left to rosbags,
+    which then refuses it without unpacking anything.
+    """
+    try:
+        info = YAML(typ="safe").load(metadata.read_text())["rosbag2_bagfile_information"]
+        mode = info.get("compression_mode", "")
+    except (YAMLError, OSError, ValueError, TypeError, KeyError, AttributeError):
+        return
+    if isinstance(mode, str) and mode.lower() == "file":
         raise BagError(
             f"{path} is compressed file by file, which is not read (it unpacks without bound); "
             "convert it first: ros2 bag convert, with compression_mode message or none"
         )
+
+
+def _check_times(reader: Reader, path: Path) -> None:
+    """BagError unless metadata.yaml's start time and duration are finite numbers (rosbags takes
+    them as written: a NaN duration made a bag 'nan s' long in the labels check)."""
+    metadata = getattr(reader.storage, "metadata", None)
+    if metadata is None:  # another rosbags release than the pinned one
+        return
+    for name, value in (("starting_time", metadata.start_time), ("duration", metadata.duration)):
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            raise BagError(
+                f"{path}: {name} in metadata.yaml holds {shown(value, 40)}, not nanoseconds; {REBUILD}"
+            )
+
+
+def _check_chunks_listed_once(reader: Reader, path: Path) -> None:
+    """BagError where an MCAP file's index lists one chunk twice: rosbags would read its messages
+    twice, and every count would double."""
+    for storage in getattr(reader.storage, "storages", []):
+        offsets = [chunk.chunk_start_offset for chunk in getattr(storage, "chunks", [])]
+        if len(set(offsets)) < len(offsets):
+            raise BagError(
+                f"{path}: {Path(storage.path).name} lists a chunk twice in its index (its messages would "
+                "be read twice); rewrite it: ros2 bag convert"
+            )
 
 
 def _check_chunks_held(reader: Reader, path: Path) -> None:
@@ -504,8 +557,7 @@ def _check_connections(reader: Reader, path: Path) -> None:
         )
     types: dict[str, str] = {}
     for c in reader.connections:
-        names = (c.topic, c.msgtype)
-        if not all(isinstance(n, str) and n.isprintable() and 0 < len(n) <= MOST_NAME for n in names):
+        if not (_is_name(c.topic) and _is_name(c.msgtype)):
             raise BagError(
                 f"{path}: topic {shown(c.topic, 80)} of type {shown(c.msgtype, 80)} in metadata.yaml is "
                 f"not a name (printable, 1 to {MOST_NAME} characters); {REBUILD}"
@@ -521,9 +573,17 @@ def _check_connections(reader: Reader, path: Path) -> None:
         types[c.topic] = c.msgtype
 
 
+def _is_name(value: Any) -> bool:
+    """Whether a topic or type name fits a one-line report: printable text of 1 to MOST_NAME characters."""
+    return isinstance(value, str) and value.isprintable() and 0 < len(value) <= MOST_NAME
+
+
 def _reason(err: Exception) -> str:
-    """A library's error message as one short line (YAML errors, for one, span several)."""
+    """A library's error message as one short line (YAML errors, for one, span several); a KeyError
+    says which key ("'depth'" alone says little)."""
     text = re.sub(r"\s+", " ", str(err)).strip().rstrip(".") or type(err).__name__
+    if isinstance(err, KeyError):
+        text = f"KeyError {text}"
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
 
 
@@ -609,11 +669,19 @@ _bound_rosbags()
 
 
 def storage_files(folder: str | Path) -> list[Path]:
-    """The .mcap and .db3 files of a bag folder, by name (a recovered copy replaces its original)."""
+    """The .mcap and .db3 files of a bag folder, by name (a recovered copy replaces its original).
+
+    Hidden files are none: a reindex's temporary copies (``.<name>.raw-….mcap``, left by a killed
+    run) and macOS's AppleDouble files (``._<name>.mcap``) would be read as more recordings.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    files = sorted(p for p in folder.iterdir() if p.suffix in STORAGE_SUFFIXES and p.is_file())
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix in STORAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
     recovered = {p.name.removesuffix(RECOVERED_SUFFIX) for p in files if p.name.endswith(RECOVERED_SUFFIX)}
     return [p for p in files if p.name.endswith(RECOVERED_SUFFIX) or p.stem not in recovered]
 
@@ -664,11 +732,16 @@ def _readable_storage(file: Path) -> tuple[Path, str | None]:
     except DAMAGED as err:
         if file.name.endswith(RECOVERED_SUFFIX):
             raise BagError(f"{file} cannot be read ({_reason(err)}); delete it and reindex again") from None
+        if mcap_has_footer(file):  # its writer closed it: no killed recording, so nothing to recover
+            raise BagError(
+                f"{file} cannot be read as a rosbag2 recording ({_reason(err)}); its writer finished it, "
+                "so there is nothing to recover: move it out of the bag folder"
+            ) from None
     recovered = file.with_name(file.stem + RECOVERED_SUFFIX)
-    raw = recovered.with_name(f".{recovered.stem}.raw-{os.getpid()}.mcap")
+    raw = recovered.with_name(f".{recovered.stem}.raw-{secrets.token_hex(4)}.mcap")
+    kept = recover_mcap(file, raw)  # refuses a name already taken, so what it removes below is its own
     try:
-        kept = recover_mcap(file, raw)
-        index_mcap(raw, recovered)
+        index_mcap(raw, recovered, origin=file)
     finally:
         raw.unlink(missing_ok=True)
     return (
@@ -698,6 +771,19 @@ def _check_sqlite_bag(file: Path) -> None:
         raise BagError(
             f"{file} is not a rosbag2 SQLite file ({_reason(err)}); move it out of the bag folder"
         ) from None
+
+
+MCAP_FOOTER_TAIL = 1 + 8 + 20 + len(MCAP_MAGIC)  # the footer record (opcode, length, fields) and the magic
+
+
+def mcap_has_footer(file: Path) -> bool:
+    """Whether an MCAP file ends with its footer record and closing magic: its writer finished it."""
+    if file.stat().st_size < len(MCAP_MAGIC) + MCAP_FOOTER_TAIL:
+        return False
+    with file.open("rb") as stream:
+        stream.seek(-MCAP_FOOTER_TAIL, os.SEEK_END)
+        tail = stream.read(MCAP_FOOTER_TAIL)
+    return tail[0] == MCAP_FOOTER and tail[1:9] == (20).to_bytes(8, "little") and tail[-8:] == MCAP_MAGIC
 
 
 def mcap_complete_end(file: Path) -> int:
@@ -748,30 +834,40 @@ def recover_mcap(source: Path, target: Path) -> int:
     return end
 
 
-def index_mcap(source: Path, target: Path) -> None:
+def index_mcap(source: Path, target: Path, origin: Path | None = None) -> None:
     """Rewrite a readable unindexed MCAP file (a recovered one) as a new indexed file, message by message.
 
     rosbags reads an unindexed file only while its log times never go backwards, and a recorder's
     log times are its wall clock, which can step back (NTP); indexed, each chunk is sorted when
     read and the chunks are merged. Messages are streamed, so memory holds one chunk (1 MiB).
     They are taken in file order with rosbags' record scan (``messages_scan``, which its
-    ``messages`` wraps with the order check).
+    ``messages`` wraps with the order check). Errors name ``origin``, the file ``source`` was
+    recovered from, where given. The bag is written in a new hidden folder beside ``target``.
     """
     if target.exists():
         raise BagError(f"{target} already exists; move it aside and reindex again")
-    holder = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
-        with Reader(source) as reader, Writer(holder, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        holder = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    except OSError as err:
+        raise BagError(
+            f"cannot write {target} ({err.strerror or err}); copy the bag somewhere writable"
+        ) from None
+    try:
+        with (
+            Reader(source) as reader,
+            Writer(holder / "bag", version=9, storage_plugin=StoragePlugin.MCAP) as writer,
+        ):
             by_id = {c.id: _copy_connection(writer, c) for c in reader.connections}
             for connection, log_time, data in reader.storage.messages_scan(reader.connections):
                 writer.write(by_id[connection.id], log_time, data)
-        os.replace(holder / f"{holder.name}.mcap", target)
+        os.replace(holder / "bag" / "bag.mcap", target)
     except OSError as err:
         raise BagError(
             f"cannot write {target} ({err.strerror or err}); copy the bag somewhere writable"
         ) from None
     except (*DAMAGED, WriterError) as err:
-        raise BagError(f"{source} cannot be indexed ({_reason(err)}); its records are damaged") from None
+        named = origin or source
+        raise BagError(f"{named} cannot be indexed ({_reason(err)}); its records are damaged") from None
     finally:
         shutil.rmtree(holder, ignore_errors=True)
 
@@ -790,12 +886,19 @@ def _copy_connection(writer: Writer, connection: Any) -> Any:
 
 
 def _create(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write a new file through a temporary name beside it; an existing ``path`` is never replaced."""
+    """Write a new file through a temporary name beside it; an existing ``path`` is never replaced,
+    and the temporary file is created anew (exclusively), so the one removed is always this run's."""
     if path.exists():
         raise BagError(f"{path} already exists; move it aside and reindex again")
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
     try:
-        with temporary.open("wb") as out:
+        out = temporary.open("xb")
+    except OSError as err:
+        raise BagError(
+            f"cannot write {path} ({err.strerror or err}); copy the bag somewhere writable"
+        ) from None
+    try:
+        with out:
             write(out)
         os.replace(temporary, path)
     except OSError as err:
@@ -818,6 +921,7 @@ def _metadata_of(files: list[Path], storage: str) -> dict[str, Any]:
                 last = reader.end_time - 1 if last is None else max(last, reader.end_time - 1)
             entries.append(_file_entry(file.name, reader.start_time, reader.end_time - 1, count))
             for connection in reader.connections:
+                _check_names(connection, file)
                 entry = topics.setdefault((connection.topic, connection.msgtype), _topic_entry(connection))
                 entry["message_count"] += connection.msgcount
     names = [name for name, _ in topics]
@@ -842,6 +946,17 @@ def _metadata_of(files: list[Path], storage: str) -> dict[str, Any]:
         "custom_data": None,
         "ros_distro": "rosbags",
     }
+
+
+def _check_names(connection: Any, file: Path) -> None:
+    """BagError for a storage file whose topic or type is no name: written into metadata.yaml, it
+    would be refused on reading (with advice to reindex, which would write it again)."""
+    if not (_is_name(connection.topic) and _is_name(connection.msgtype)):
+        raise BagError(
+            f"{file}: topic {shown(connection.topic, 80)} of type {shown(connection.msgtype, 80)} is not a "
+            f"name (printable, 1 to {MOST_NAME} characters), so it is no rosbag2 recording; "
+            "move it out of the bag folder"
+        )
 
 
 def _topic_entry(connection: Any) -> dict[str, Any]:

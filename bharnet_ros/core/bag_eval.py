@@ -35,9 +35,9 @@ from bharnet_ros.core.bag import (
     describe_topics,
     read_messages,
     require_topic,
-    stamp_ns,
 )
-from bharnet_ros.core.frame_rules import FrameRules, one_per_person
+from bharnet_ros.core.frame_rules import NANOSECONDS, FrameRules, one_per_person, stamp_problem, stamp_seconds
+from bharnet_ros.core.image import ImageError
 from bharnet_ros.core.params_file import (
     ParamsFileError,
     node_parameters,
@@ -60,6 +60,8 @@ LEGEND_LABELS = 20  # labels named in timeline.png's legend (colours repeat afte
 # How far outside the bag's time (seconds) annotations may lie before they are taken for another
 # bag's, or for the wrong unit or time base (log times and header stamps differ by a little).
 LABELS_SLACK_SECONDS = 1.0
+# The files of a report folder (params.yaml in real time only), checked before the run.
+REPORT_FILES = ("summary.json", "predictions.csv", "timeline.png", "params.yaml")
 
 
 class EvalError(ValueError):
@@ -77,8 +79,11 @@ class EvalOptions:
     device: str = "cpu"  # ONNX Runtime device: cpu, cuda or auto
     recognizer: Mapping[str, Any] = field(default_factory=dict)  # the recognizer node's parameters
     pose: Mapping[str, Any] = field(default_factory=dict)  # the pose node's parameters
-    origin: int = 0  # header stamp (ns) of the first message: time 0 of the report
+    origin: int = 0  # the first stamp (ns) on the topic: time 0 of the report
     params_file: str = ""  # the parameters file the two mappings come from ("" = the shipped one)
+    # True: the topic's frames are all stamped 0 (none has a usable stamp), so they are timed by a
+    # clock (the log times here), and ``origin`` is the first message's log time
+    unstamped: bool = False
 
 
 @dataclass
@@ -148,15 +153,16 @@ def eval_options(
 ) -> EvalOptions:
     """The options for ``bag``: its topic (:func:`choose_topic`), the model (``model``, else the
     recognizer's ``model`` in ``params_file``, else the shipped one), the pose and recognizer
-    parameters of ``params_file`` and the first stamp on the topic."""
+    parameters of ``params_file`` and time 0 (:func:`time_origin`)."""
     topic, msgtype = choose_topic(bag, topic)
     params = read_params_file(params_file)
     recognizer = recognizer_parameters(params)
     model = model_path(model or _file_model(recognizer, params_file))
+    origin, unstamped = time_origin(bag, topic)
     return EvalOptions(
         bag=bag, topic=topic, msgtype=msgtype, model=model, device=device,
         recognizer=recognizer, pose=node_parameters(params, "pose"),
-        origin=first_stamp(bag, topic), params_file=params_file,
+        origin=origin, params_file=params_file, unstamped=unstamped,
     )  # fmt: skip
 
 
@@ -242,32 +248,58 @@ def model_path(model: Path | None) -> Path:
         raise EvalError(f"no --model given and the default {DEFAULT_MODEL} is not installed") from None
 
 
-def first_stamp(bag: Path, topic: str) -> int:
-    """Header stamp (ns) of the first message on ``topic`` that deserializes: time 0 of relative
-    annotations (a damaged frame before it is counted as undecodable by the run).
+def time_origin(bag: Path, topic: str) -> tuple[int, bool]:
+    """Time 0 of the report (ns): the first stamp on ``topic`` that times a frame
+    (:func:`frame_stamp`), else the log time of the first message that deserializes; and whether
+    the topic is unstamped (no usable stamp, headers of 0), so that its frames are timed by the log
+    times. A damaged message is skipped (the run counts it as undecodable). A header stamp of 0
+    made time 0 the Unix epoch, and every decision then lay decades after the labels.
 
-    EvalError when the topic holds no such message, saying what metadata.yaml claims.
+    EvalError when the topic holds no message that deserializes, saying what metadata.yaml claims.
     """
-    seen, msgtype = 0, ""
+    seen, msgtype, first_log, zero = 0, "", None, False
     for message in read_messages(bag, [topic]):
         seen, msgtype = seen + 1, message.msgtype
         try:
-            message.decode()
+            msg = message.decode()
         except MessageError:
             continue
-        return cdr_header_stamp(message.data)
+        first_log = message.log_time if first_log is None else first_log
+        if stamp := frame_stamp(msg, msgtype):
+            return stamp, False
+        zero = zero or msg.header.stamp.sec == msg.header.stamp.nanosec == 0
+    if first_log is not None:
+        return first_log, zero
+    raise _no_message(bag, topic, seen, msgtype)
+
+
+def frame_stamp(msg: Any, msgtype: str) -> int:
+    """The stamp (ns) that times a message's frames, 0 where it has none a clock gives: its header
+    stamp, or for a skeleton array whose header is left at 0, its first stamped person's (the
+    recognizer times each person by their own header)."""
+    stamps = [msg.header.stamp]
+    if msgtype == SKELETON_TYPE:
+        stamps += [person.header.stamp for person in msg.persons]
+    for stamp in stamps:
+        if not stamp_problem(stamp) and (stamp.sec or stamp.nanosec):
+            return int(stamp.sec) * NANOSECONDS + int(stamp.nanosec)
+    return 0
+
+
+def _no_message(bag: Path, topic: str, seen: int, msgtype: str) -> EvalError:
+    """The EvalError for a topic without a message that deserializes: what is wrong, and what to do."""
     if seen:
-        raise EvalError(
+        return EvalError(
             f"{bag}: none of the {seen} messages on {topic} deserializes as {msgtype}; "
             "the topic's messages are damaged or of another type than its metadata says"
         )
     declared = bag_message_counts(bag).get(topic, 0)
     if declared:
-        raise EvalError(
+        return EvalError(
             f"{bag}: metadata.yaml counts {declared} messages on {topic}, but its storage files hold "
             "none of that topic and type; move metadata.yaml aside and run `bharnet bag info` to rebuild it"
         )
-    raise EvalError(f"{bag}: topic {topic} holds no messages; record some frames first")
+    return EvalError(f"{bag}: topic {topic} holds no messages; record some frames first")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -282,7 +314,6 @@ def evaluate_offline(options: EvalOptions) -> EvalRun:
     their arrival, so one odd stamp (or an array header left at 0) cannot time everyone out. The
     node's per-message rules refuse what it refuses, counted as ``bad_skeletons``.
     """
-    from bharnet_ros.core.image import ImageError
     from bharnet_ros.core.recognizer import Recognizer, RecognizerConfig
 
     recognizer = Recognizer(_classifier(options), RecognizerConfig.from_params(options.recognizer))
@@ -297,7 +328,8 @@ def evaluate_offline(options: EvalOptions) -> EvalRun:
             run.frames += 1
             arrival = message.log_time * 1e-9
             try:
-                persons = _frames_of(message.decode(), options.msgtype, estimator, max_pixels, pose_seconds)
+                msg = message.decode()
+                persons = _frames_of(msg, options.msgtype, estimator, max_pixels, arrival, pose_seconds)
             except (MessageError, ImageError, SkeletonError):
                 run.bad_frames += 1
                 continue
@@ -312,11 +344,17 @@ def evaluate_offline(options: EvalOptions) -> EvalRun:
 
 
 def check_replayable(options: EvalOptions) -> None:
-    """EvalError now rather than after the live graph's start-up wait: the model must load and the
-    pose section name a pose back end."""
+    """EvalError now rather than after the live graph's start-up wait: the model must load, the
+    frames must be stamped and the pose section name a pose back end."""
     from bharnet_ros.core.pose_stage import ALL_BACKENDS
 
     _classifier(options)
+    if options.unstamped:
+        raise EvalError(
+            f"{options.bag}: no frame on {options.topic} is stamped (header stamps of 0), so the live "
+            "nodes would time them by their own clock, which the report cannot place in the bag's time; "
+            "evaluate it without --realtime (frames are then timed by their log times), or record with stamps"
+        )
     backend = options.pose.get("backend", "holistic")
     if options.msgtype in CAMERA_TYPES and backend not in ALL_BACKENDS:
         raise EvalError(
@@ -363,17 +401,34 @@ def _classifier(options: EvalOptions) -> Any:
 
 
 def _frames_of(
-    msg: Any, msgtype: str, estimator: Any, max_pixels: int, pose_seconds: list[float]
+    msg: Any, msgtype: str, estimator: Any, max_pixels: int, arrival: float, pose_seconds: list[float]
 ) -> list[Any]:
-    """The persons of one message: pose-estimated frames from an image (none if nothing was found),
-    or the stored PersonSkeleton messages (made frames by :func:`_admitted`)."""
+    """The persons of one message: the stored PersonSkeleton messages (made frames by
+    :func:`_admitted`), or the frames the pose stage finds in an image (:func:`_camera_frames`)."""
     if msgtype == SKELETON_TYPE:
         return list(msg.persons)
+    return _camera_frames(msg, msgtype, estimator, max_pixels, arrival, pose_seconds)
+
+
+def _camera_frames(
+    msg: Any, msgtype: str, estimator: Any, max_pixels: int, arrival: float, pose_seconds: list[float]
+) -> list[Any]:
+    """The persons the pose node would publish for one image (none if nothing was found), by its
+    rules: an image whose stamp no clock gives is refused (ImageError: a bad frame) before it is
+    decoded; an unstamped one (0) is tracked on its log time, as the node tracks it on its clock.
+    The frames carry the image's stamp, as the node's skeletons carry its header."""
+    problem = stamp_problem(msg.header.stamp)
+    if problem:
+        raise ImageError(problem)
     image = decode_camera_message(msg, msgtype, max_pixels)
+    stamp = stamp_seconds(msg.header.stamp)
     started = time.perf_counter()
-    _, frames = estimator.process(image, stamp_ns(msg.header) * 1e-9)
+    _, frames = estimator.process(image, stamp or arrival)
     pose_seconds.append(time.perf_counter() - started)
-    return [frame for frame in frames if frame.person_found]  # as the pose node
+    found = [frame for frame in frames if frame.person_found]
+    for frame in found:
+        frame.timestamp = stamp
+    return found
 
 
 def _admitted(rules: FrameRules, persons: list[Any], msgtype: str, arrival: float) -> list[Any]:
@@ -459,7 +514,10 @@ def silence_reason(options: EvalOptions, run: EvalRun) -> str | None:
     from bharnet_ros.core.recognizer import RecognizerConfig
 
     messages = read_messages(options.bag, [options.topic])
-    stamps = [cdr_header_stamp(m.data) for m in messages if len(m.data) >= CDR_STAMP_BYTES]
+    if options.unstamped:  # each frame is timed by its log time
+        stamps = [m.log_time for m in messages]
+    else:
+        stamps = [cdr_header_stamp(m.data) for m in messages if len(m.data) >= CDR_STAMP_BYTES]
     span = (max(stamps) - min(stamps)) * 1e-9 if stamps else 0.0
     need = RecognizerConfig.from_params(options.recognizer).min_seconds
     if span == 0:

@@ -73,8 +73,10 @@ def graph_params_file(options: EvalOptions, out: Path) -> Path:
 
 def live_run(live: LiveRun, origin: int) -> EvalRun:
     """A replay's ``LiveRun`` as an EvalRun: decisions stamped relative to ``origin`` (ns), each with
-    its end-to-end latency (receive time - publish time of the frame it is for), and the counts."""
-    run = EvalRun("realtime", live.sent + live.undecodable, 0, None, live.undecodable, [], [])
+    its end-to-end latency (receive time - publish time of the frame it is for), and the counts
+    (images the pose node refuses for their stamps are bad frames, not dropped ones)."""
+    bad = live.undecodable + live.refused  # named as the deterministic run names them: bad frames
+    run = EvalRun("realtime", live.sent + live.undecodable, 0, None, bad, [], [])
     for received, data in live.actions:
         msg = typestore().deserialize_cdr(data, ACTION_TYPE)
         stamp = stamp_ns(msg.header)
@@ -85,7 +87,7 @@ def live_run(live: LiveRun, origin: int) -> EvalRun:
     if live.pose_stage:
         # as many of each stamp as were both sent and processed: a bag may repeat a stamp
         run.processed = sum((Counter(live.processed) & Counter(live.stamps_sent)).values())
-        run.dropped = live.sent - run.processed
+        run.dropped = live.sent - live.refused - run.processed
     else:
         run.processed = live.sent
     seconds = live.replay_seconds

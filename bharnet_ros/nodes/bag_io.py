@@ -9,6 +9,7 @@ not. Bag files themselves are read and written by ``bharnet_ros.core.bag`` (rosb
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import os
 import signal
@@ -36,6 +37,7 @@ from bharnet_ros.core.bag import (
     message_class,
     read_messages,
 )
+from bharnet_ros.core.frame_rules import stamp_problem
 from bharnet_ros.nodes.environment import private_node
 from bharnet_ros.nodes.graph import ACTION_TOPIC, SKELETON_TOPIC, GraphOptions
 from bharnet_ros.nodes.runner import running_graph
@@ -47,6 +49,9 @@ FLUSH_SECONDS = 1.0  # a killed recorder loses at most this much (the rest is on
 # recorded). It is well above the recognizer's person_timeout (1 s), so persons still time out.
 MAX_REPLAY_GAP_SECONDS = 5.0
 DRAIN_SECONDS = 0.2  # at the end, messages already received are taken from the queue and stored
+PRIVATE_DOMAIN_IDS = range(150, 230)  # ROS domains of replays (Fast DDS maps ids up to 232 to ports)
+# Lock files of those domains: machine-wide, whatever TMPDIR says, since a domain is machine-wide.
+DOMAIN_LOCKS = Path("/tmp")
 
 
 def message_type(msgtype: str) -> Any:
@@ -197,6 +202,7 @@ class LiveRun:
 
     sent: int = 0  # messages published
     undecodable: int = 0  # messages not published: their bytes are no message of the topic's type
+    refused: int = 0  # images published whose stamp no clock gives: the pose node refuses them
     published: dict[int, float] = field(default_factory=dict)  # frame stamp (ns) -> publish time
     stamps_sent: list[int] = field(default_factory=list)  # frame stamps (ns), repeated ones each time
     processed: list[int] = field(default_factory=list)  # stamps of skeleton messages from the pose stage
@@ -215,9 +221,44 @@ def replay_topic(options: GraphOptions, msgtype: str) -> str:
     return options.camera_topic
 
 
-def private_domain_id() -> int:
-    """A ROS domain of this process's own (150-229), so a replay never hears a robot's live graph."""
-    return 150 + os.getpid() % 80
+@contextmanager
+def private_domain() -> Iterator[int]:
+    """A ROS domain (150-229) that no other replay on the machine holds while the block runs, so a
+    replay hears neither a robot's live graph nor another replay (``150 + pid % 80`` let two runs
+    share one). Each domain is held by an flock on its lock file in :data:`DOMAIN_LOCKS`, which
+    dies with the process; the user's own ``ROS_DOMAIN_ID`` is never taken. BagError when all are held.
+    """
+    live = os.environ.get("ROS_DOMAIN_ID", "").strip()
+    start = os.getpid() % len(PRIVATE_DOMAIN_IDS)  # runs started together try different ones first
+    ids = [*PRIVATE_DOMAIN_IDS[start:], *PRIVATE_DOMAIN_IDS[:start]]
+    for domain in ids:
+        if str(domain) != live and (lock := _try_lock(domain)) is not None:
+            try:
+                yield domain
+            finally:
+                os.close(lock)
+            return
+    raise BagError(
+        f"ROS domains {PRIVATE_DOMAIN_IDS[0]}-{PRIVATE_DOMAIN_IDS[-1]} are all held by other replays on "
+        "this machine; wait for one to end"
+    )
+
+
+def _try_lock(domain: int) -> int | None:
+    """A descriptor holding ``domain``'s lock (flock), or None where another process holds it.
+
+    Opened read-only, so a lock file another user made can be locked too; not inherited by children.
+    """
+    try:
+        lock = os.open(DOMAIN_LOCKS / f"bharnet-replay-domain-{domain}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError:  # a file we may not open: count the domain as held
+        return None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock)
+        return None
+    return lock
 
 
 def run_graph_on_bag(
@@ -239,7 +280,7 @@ def run_graph_on_bag(
     """
     run = LiveRun(pose_stage=msgtype != SKELETON_TYPE)
     only = None if run.pose_stage else ("recognizer",)
-    with running_graph(options, only=only, domain_id=private_domain_id()) as graph:
+    with private_domain() as domain, running_graph(options, only=only, domain_id=domain) as graph:
         probe = Node("bag_replay", context=graph.context, use_global_arguments=False)
         publisher = probe.create_publisher(message_type(msgtype), replay_topic(options, msgtype), 10)
         _listen(probe, run)
@@ -290,13 +331,15 @@ def _replay(bag: str | Path, topic: str, publisher: Publisher, rate: float, run:
     """Publish the stored bytes at their log times' spacing divided by ``rate``.
 
     A message that does not deserialize is counted, not published (the nodes would get it as
-    garbage). A gap between log times is replayed as at most :data:`MAX_REPLAY_GAP_SECONDS`, and
-    log time running backwards as no wait, so the replay's length is bounded by its messages.
+    garbage). An image whose stamp no clock gives is published and counted as ``refused``: the
+    pose node refuses it, as the deterministic run does. A gap between log times is replayed as
+    at most :data:`MAX_REPLAY_GAP_SECONDS`, and log time running backwards as no wait, so the
+    replay's length is bounded by its messages.
     """
     due = previous_log = None
     for message in read_messages(bag, [topic]):
         try:
-            message.decode()
+            msg = message.decode()
         except MessageError:
             run.undecodable += 1
             continue
@@ -311,13 +354,22 @@ def _replay(bag: str | Path, topic: str, publisher: Publisher, rate: float, run:
             time.sleep(delay)
         published = time.monotonic()
         publisher.publish(message.data)
-        run.sent += 1
-        run.published[cdr_header_stamp(message.data)] = published
-        run.stamps_sent.append(cdr_header_stamp(message.data))
         run.schedule_lag_max = max(run.schedule_lag_max, published - due)
+        _count_sent(run, msg, message.data, published)
     if run.published:
         times = run.published.values()
         run.replay_seconds = max(times) - min(times)
+
+
+def _count_sent(run: LiveRun, msg: Any, data: bytes, published: float) -> None:
+    """Count one published message; an image the pose node refuses for its stamp is no frame it
+    could process (nor drop), so only its count is kept."""
+    run.sent += 1
+    if run.pose_stage and stamp_problem(msg.header.stamp):
+        run.refused += 1
+        return
+    run.published[cdr_header_stamp(data)] = published
+    run.stamps_sent.append(cdr_header_stamp(data))
 
 
 def _drain(run: LiveRun, quiet: float, limit: float = 15.0) -> None:

@@ -27,6 +27,7 @@ from bharnet_ros.core.bag import (
     MAX_RATE,
     MAX_STAMP_SECONDS,
     MIN_RATE,
+    STORAGE_SUFFIXES,
     STORAGES,
     VIDEO_START_SECONDS,
     BagError,
@@ -38,7 +39,7 @@ from bharnet_ros.core.bag import (
 from bharnet_ros.core.inference import DEVICES, shown
 from bharnet_ros.core.paths import DEFAULT_MODEL
 from bharnet_ros.tools import UsageError, check_number
-from bharnet_ros.tools.outputs import check_output_folder, staged_folder
+from bharnet_ros.tools.outputs import check_output_folder, staged_folder, terminated_as_interrupt
 
 MAX_RECORD_SECONDS = 7 * 24 * 3600.0  # --duration of `bag record`: a week
 MAX_WAIT_SECONDS = 3600.0  # --wait of `bag record`
@@ -116,10 +117,13 @@ def run_record_video(args: argparse.Namespace) -> int:
         )
     start_time = _start_time(args.start_time)
     check_input_file(args.video, "video")
-    check_output_folder(args.output, [args.video], args.force, "-o", empty_ok=False)
-    check_same_storage(args.output, args.storage)
+    output = named_folder(args.output)
+    check_output_folder(output, [args.video], args.force, "-o", empty_ok=False)
+    check_same_storage(output, args.storage)
+    suffix = next(s for s, storage in STORAGE_SUFFIXES.items() if storage == args.storage)
+    check_own_files(output, ["metadata.yaml", output.name + suffix], "-o")
     try:
-        with staged_folder(args.output) as staged:
+        with staged_folder(output) as staged:
             summary = write_video_bag(
                 args.video, staged, args.topic, rate=args.rate, storage=args.storage,
                 frame_id=args.frame_id, encoding=args.encoding, start_time=start_time,
@@ -130,6 +134,30 @@ def run_record_video(args: argparse.Namespace) -> int:
     span = (summary.last_stamp - summary.first_stamp) * 1e-9
     print(f"{args.output}: {summary.frames} frames of {summary.msgtype} on {summary.topic}, {span:.2f} s")
     return 0
+
+
+def named_folder(path: Path) -> Path:
+    """``path`` itself, or resolved where its last part names no folder (``.``, ``..``): a staged
+    output is named after that part, and ``-o .`` staged into the command's own ``..tmp-…``."""
+    return path.resolve() if path.name in ("", ".", "..") else path
+
+
+def check_own_files(folder: Path, names: list[str], option: str) -> None:
+    """UsageError, before the work, where ``folder`` is a dangling symbolic link or holds something
+    other than a file (a folder, say) under a name the command writes: either failed only when the
+    finished output was moved into place."""
+    if os.path.islink(folder) and not folder.exists():
+        raise UsageError(
+            f"{option} {folder} is a symbolic link to {os.readlink(folder)}, which does not exist; "
+            "give a folder, or create the link's target first"
+        )
+    for name in names:
+        there = folder / name
+        if os.path.lexists(there) and not there.is_file():
+            raise UsageError(
+                f"{option} {folder} holds {there}, which is no regular file, where this command writes "
+                f"its {name}; move it away or choose another folder"
+            )
 
 
 def check_same_storage(output: Path, storage: str) -> None:
@@ -205,7 +233,7 @@ def run_record(args: argparse.Namespace) -> int:
     for topic in args.topics:  # before waiting --wait seconds for a name no topic can have
         if problem := topic_name_problem(topic):
             raise UsageError(f"{problem}; give topics such as /bharnet/action")
-    if args.output.exists():
+    if os.path.lexists(args.output):  # a dangling link too: the recording would stop at once
         raise UsageError(f"-o {args.output} already exists; a recording always goes into a new bag folder")
     check_output_folder(args.output, option="-o")
     try:
@@ -237,7 +265,9 @@ def repair_if_unindexed(bag: Path) -> None:
     what it stored up to then becomes readable again. The note goes to stdout.
     """
     if bag.is_dir() and not os.path.lexists(bag / "metadata.yaml"):  # a dangling link: not ours to write
-        print(f"{bag}: {reindex_bag(bag)}")
+        with terminated_as_interrupt():  # a kill removes the temporary copies in the bag, as Ctrl-C does
+            note = reindex_bag(bag)
+        print(f"{bag}: {note}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,18 +307,20 @@ def run_eval(args: argparse.Namespace) -> int:
 
     The report is written into a staged folder that is moved into place at the end.
     """
-    from bharnet_ros.core.bag_eval import EvalError, evaluate_bag
+    from bharnet_ros.core.bag_eval import REPORT_FILES, EvalError, evaluate_bag
     from bharnet_ros.nodes.bag_eval import realtime_replay
 
     check_number("--rate", args.rate, MIN_REPLAY_RATE, MAX_REPLAY_RATE, "times the recorded speed")
     if args.labels is not None:
         check_input_file(args.labels, "labels file")
     params = Path(args.params_file) if args.params_file else None
-    check_output_folder(args.out, [args.bag, args.labels, args.model, params], args.force)
+    out = named_folder(args.out)
+    check_output_folder(out, [args.bag, args.labels, args.model, params], args.force)
+    check_own_files(out, list(REPORT_FILES), "--out")
     replay = realtime_replay(args.rate) if args.realtime else None
     try:
         repair_if_unindexed(args.bag)
-        with staged_folder(args.out) as staged:
+        with staged_folder(out) as staged:
             summary = evaluate_bag(
                 args.bag, args.labels, staged, model=args.model, topic=args.topic,
                 params_file=args.params_file, device=args.device, replay=replay,

@@ -346,3 +346,98 @@ def test_the_truth_column_finds_each_decisions_segment_by_bisection(tmp_path, mo
     rows = (tmp_path / "p.csv").read_text().splitlines()[1:]
     assert [row.split(",")[4] for row in rows] == expected
     assert {"a", "b", ""} <= set(expected)
+
+
+# --------------------------------------------------------------------------------------------------
+# Stamps no clock gives, and stamps of 0: as the nodes take them, and time 0 where there is one
+# --------------------------------------------------------------------------------------------------
+
+
+class FakePoseStage:
+    """Stands in for the pose stage: records the time each image is tracked at and finds nobody."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def process(self, image, timestamp: float):
+        self.times.append(timestamp)
+        return image, []
+
+    def close(self) -> None:
+        pass
+
+
+def camera_bag(path: Path, stamps: list[tuple[int, int]]) -> list[int]:
+    """Small images stamped ``(sec, nanosec)`` each (any values), logged 33 ms apart from ORIGIN."""
+    time_class = bag.message_class("builtin_interfaces/msg/Time")
+    header_class = bag.message_class("std_msgs/msg/Header")
+    log_times = [ORIGIN + i * 33_000_000 for i in range(len(stamps))]
+    with bag.BagWriter(path) as writer:
+        writer.add_topic("/cam", bag.IMAGE_TYPE)
+        for (sec, nanosec), log_time in zip(stamps, log_times, strict=True):
+            message = bag.image_message(np.zeros((16, 16, 3), np.uint8), 0, "cam")
+            message.header = header_class(stamp=time_class(sec=sec, nanosec=nanosec), frame_id="cam")
+            writer.write("/cam", log_time, message)
+    return log_times
+
+
+def test_images_the_pose_node_refuses_for_their_stamp_are_bad_frames_offline(
+    tmp_path, tiny_model, monkeypatch
+):
+    """The pose node refuses an image stamped with nanoseconds of a second or more, or before 1970
+    (a bad frame); the deterministic run posed them. A stamp of 0 is tracked on the log time, as the
+    node tracks it on its clock."""
+    from bharnet_ros.core import bag_eval
+
+    stage = FakePoseStage()
+    monkeypatch.setattr(bag_eval, "_pose_stage", lambda options: stage)
+    stamps = [(1000, 0), (1000, 1_500_000_000), (-1, 0), (0, 0), (1001, 0)]
+    log_times = camera_bag(tmp_path / "b", stamps)
+    options = EvalOptions(tmp_path / "b", "/cam", bag.IMAGE_TYPE, tiny_model, origin=1000 * 10**9)
+    run = bag_eval.evaluate_offline(options)
+    assert (run.frames, run.processed, run.bad_frames) == (5, 3, 2)
+    assert stage.times == [1000.0, log_times[3] * 1e-9, 1001.0]
+
+
+def unstamped_bag(path: Path) -> Path:
+    """The skeleton_bag's sequence with every stamp 0 (array and persons), logged from ORIGIN: a
+    driver that never sets the stamp."""
+    sequence, _ = generate_scripted([("idle", 2.0), ("wave", 2.0)], np.random.default_rng(3))
+    with bag.BagWriter(path) as writer:
+        writer.add_topic(TOPIC, bag.SKELETON_TYPE)
+        for t in range(len(sequence)):
+            log_time = ORIGIN + round(sequence.timestamps[t] * 1e9)
+            writer.write(TOPIC, log_time, bag.skeleton_array_message([sequence.frame(t)], 0))
+    return path
+
+
+def test_time_zero_is_the_first_stamp_that_times_a_frame(
+    tmp_path, skeleton_bag, tiny_model, labels, params_file
+):
+    """An array header left at 0 made time 0 the Unix epoch, and every decision went unscored."""
+    header_zero = odd_bag(tmp_path / "header_zero", header_stamp=0)
+    options = eval_options(header_zero, model=tiny_model)
+    assert options.origin == ORIGIN  # the first person's stamp
+    assert not options.unstamped
+    scored = evaluate_bag(header_zero, labels, tmp_path / "r1", model=tiny_model, params_file=params_file)
+    stamped = evaluate_bag(skeleton_bag, labels, tmp_path / "r2", model=tiny_model, params_file=params_file)
+    assert scored["metrics"] == stamped["metrics"]
+    assert scored["metrics"]["predictions_scored"] > 10
+
+
+def test_an_unstamped_topic_is_timed_from_its_first_log_time(tmp_path, tiny_model, labels, params_file):
+    """Frames stamped 0 are timed by their log times; time 0 was the epoch, decades before them."""
+    path = unstamped_bag(tmp_path / "unstamped")
+    options = eval_options(path, model=tiny_model)
+    assert options.origin == ORIGIN
+    assert options.unstamped
+    summary = evaluate_bag(path, labels, tmp_path / "report", model=tiny_model, params_file=params_file)
+    assert summary["first_stamp"] == pytest.approx(ORIGIN * 1e-9)
+    assert summary["metrics"]["predictions_unscored"] == 0
+    assert summary["metrics"]["predictions_scored"] > 10
+
+    def replay(options: EvalOptions, out: Path) -> EvalRun:
+        pytest.fail("the live graph would time the frames by its own clock")
+
+    with pytest.raises(EvalError, match=f"no frame on {TOPIC} is stamped .* evaluate it without --realtime"):
+        evaluate_bag(path, labels, tmp_path / "live", model=tiny_model, replay=replay)

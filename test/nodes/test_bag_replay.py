@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -180,3 +181,66 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+def test_images_the_pose_node_refuses_for_their_stamp_are_bad_frames_not_dropped(tmp_path, monkeypatch):
+    """They were counted as dropped, where the deterministic run counts them as bad frames."""
+    from bharnet_ros.nodes import bag_io
+    from bharnet_ros.nodes.bag_eval import live_run
+
+    time_class = bag.message_class("builtin_interfaces/msg/Time")
+    header_class = bag.message_class("std_msgs/msg/Header")
+    stamps = [(1000, 0), (1000, 1_500_000_000), (1001, 0)]
+    with bag.BagWriter(tmp_path / "b") as writer:
+        writer.add_topic("/cam", bag.IMAGE_TYPE)
+        for i, (sec, nanosec) in enumerate(stamps):
+            message = bag.image_message(np.zeros((4, 4, 3), np.uint8), 0)
+            message.header = header_class(stamp=time_class(sec=sec, nanosec=nanosec), frame_id="cam")
+            writer.write("/cam", 10**18 + i * 10**7, message)
+    published: list[bytes] = []
+    run = bag_io.LiveRun(pose_stage=True)
+    monkeypatch.setattr(bag_io, "time", FakeClock())
+    bag_io._replay(tmp_path / "b", "/cam", SimpleNamespace(publish=published.append), 1.0, run)
+    assert (run.sent, run.refused, len(published)) == (3, 1, 3)  # the node gets it, and refuses it
+    run.processed = [1000 * 10**9, 1001 * 10**9]  # the skeletons the pose node sent back
+    counts = live_run(run, 1000 * 10**9)
+    assert (counts.frames, counts.processed, counts.dropped, counts.bad_frames) == (3, 2, 0, 1)
+
+
+def test_a_log_time_that_is_no_number_ends_the_replay_with_one_line(tmp_path, monkeypatch):
+    """A text in a .db3's timestamp column failed the replay's arithmetic with a TypeError."""
+    import sqlite3
+
+    from bharnet_ros.nodes import bag_io
+
+    with bag.BagWriter(tmp_path / "b", "sqlite3") as writer:
+        writer.add_topic("/s", bag.SKELETON_TYPE)
+        for i in range(3):
+            message = bag.skeleton_array_message([], 10**18 + i)
+            writer.write("/s", 10**18 + i, message)
+    (database,) = (tmp_path / "b").glob("*.db3")
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE messages SET timestamp = 'late' WHERE id = 2")
+    monkeypatch.setattr(bag_io, "time", FakeClock())
+    run = bag_io.LiveRun(pose_stage=False)
+    with pytest.raises(bag.BagError, match="has the log time 'late', not nanoseconds"):
+        bag_io._replay(tmp_path / "b", "/s", SimpleNamespace(publish=lambda data: None), 1.0, run)
+
+
+def test_concurrent_replays_hold_different_private_domains(tmp_path, monkeypatch):
+    """Each replay took 150 + pid % 80, so two runs could share a domain and hear each other."""
+    from bharnet_ros.nodes import bag_io
+
+    monkeypatch.setattr(bag_io, "DOMAIN_LOCKS", tmp_path)
+    monkeypatch.setattr(bag_io, "PRIVATE_DOMAIN_IDS", range(150, 153))
+    monkeypatch.setenv("ROS_DOMAIN_ID", "151")  # the user's own domain is never taken
+    with bag_io.private_domain() as first, bag_io.private_domain() as second:
+        assert first != second
+        assert {first, second} == {150, 152}
+        with (
+            pytest.raises(bag.BagError, match="ROS domains 150-152 are all held by other replays"),
+            bag_io.private_domain(),
+        ):
+            pass
+    with bag_io.private_domain() as again:  # released at the end of the block
+        assert again in (150, 152)

@@ -675,6 +675,7 @@ def first_topic(info: dict) -> dict:
         ("topic_number", "topic 5 of type 'sensor_msgs/msg/Image' in metadata.yaml is not a name"),
         ("topic_forged", "topic '/x\\n/fake  42 messages\\x1b[31m' of type"),
         ("file_compressed", "is compressed file by file, which is not read"),
+        ("duration_nan", "duration in metadata.yaml holds nan, not nanoseconds"),
         ("count_text", "message count 'many' of /cam is not a count"),
         ("count_negative", "message count -5 of /cam is not a count"),
         ("topic_twice", "lists topic /cam twice (as sensor_msgs/msg/Image and bharnet_ros/msg/Action)"),
@@ -694,6 +695,7 @@ def test_metadata_that_is_no_rosbag2_metadata_is_a_one_line_error(
             name="/x\n/fake  42 messages\x1b[31m"
         ),
         "file_compressed": lambda m: m.update(compression_mode="FILE", compression_format="zstd"),
+        "duration_nan": lambda m: m["duration"].update(nanoseconds=float("nan")),  # a bag 'nan s' long
         "count_text": lambda m: first_topic(m).update(message_count="many"),
         "count_negative": lambda m: first_topic(m).update(message_count=-5),
         "topic_twice": lambda m: m["topics_with_message_count"].append(
@@ -1043,3 +1045,315 @@ def test_a_db3_message_whose_data_is_a_number_is_a_one_line_error(tmp_path):
         connection.execute("UPDATE messages SET data = 1125899906842624")  # 2**50: bytes() of it is 1 PB
     with pytest.raises(bag.BagError, match="holds int, not bytes"):
         list(bag.read_messages(path, ["/cam"]))
+
+
+# --------------------------------------------------------------------------------------------------
+# Crafted bags and killed runs: refused in one line before any work, and nothing left behind.
+# --------------------------------------------------------------------------------------------------
+
+
+def file_compressed_bag(path: Path, spelling: str) -> None:
+    """A bag compressed file by file (a zstd file of 1 MiB of zeros) whose metadata.yaml spells the
+    mode in a way a search of its lines missed; rosbags reads it as ``compression_mode: file``."""
+    from backports import zstd
+
+    path.mkdir()
+    (path / "b.mcap.zstd").write_bytes(zstd.compress(bytes(1 << 20)))
+    fields = [
+        "version: 9",
+        "storage_identifier: mcap",
+        "relative_file_paths: [b.mcap.zstd]",
+        "duration: {nanoseconds: 0}",
+        "starting_time: {nanoseconds_since_epoch: 0}",
+        "message_count: 0",
+        "topics_with_message_count: []",
+        "files: []",
+        "compression_format: zstd",
+    ]
+    if spelling == "flow":  # one line: no line starts with the key
+        text = "rosbag2_bagfile_information: {" + ", ".join([*fields, "compression_mode: file"]) + "}"
+    else:
+        mode = {
+            "quoted": ['"compression_mode": file'],
+            "tagged": ["compression_mode: !!str file"],
+            "decoy": ["custom_data:", "  compression_mode: none", "compression_mode: file"],  # nested first
+        }[spelling]
+        text = "\n".join(["rosbag2_bagfile_information:", *(f"  {line}" for line in [*mode, *fields])])
+    (path / "metadata.yaml").write_text(text + "\n")
+
+
+@pytest.mark.parametrize("spelling", ["flow", "quoted", "tagged", "decoy"])
+def test_a_file_compressed_bag_is_refused_however_its_yaml_spells_the_mode(
+    tmp_path, capsys, monkeypatch, spelling
+):
+    """A line search missed these, and rosbags unpacked the whole storage file into TMPDIR first
+    (17 kB became 480 MB)."""
+    import tempfile
+
+    file_compressed_bag(tmp_path / "b", spelling)
+    unpacked = tmp_path / "tmp"
+    unpacked.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(unpacked))
+    opened = []
+    monkeypatch.setattr(bag.Reader, "open", lambda reader: opened.append(reader))
+    assert main(["bag", "info", str(tmp_path / "b")]) == 2
+    assert "is compressed file by file, which is not read" in one_line_error(capsys)
+    assert opened == []  # refused before rosbags opened (and unpacked) anything
+    assert list(unpacked.iterdir()) == []
+
+
+def killed_recording(folder: Path, count: int = 40) -> Path:
+    """A bag folder holding what a SIGKILL leaves of a recording: an MCAP file of ``count`` skeleton
+    messages without footer, and no metadata.yaml."""
+    import shutil
+
+    writer = bag.BagWriter(folder.parent / f"{folder.name}_whole")
+    writer.add_topic("/bharnet/skeletons", bag.SKELETON_TYPE)
+    for i, data in enumerate(skeleton_payloads(count)):
+        writer.write_raw("/bharnet/skeletons", ORIGIN + i * PERIOD, data)
+    writer.flush()
+    folder.mkdir()
+    shutil.copyfile(
+        folder.parent / f"{folder.name}_whole" / f"{folder.name}_whole.mcap", folder / "killed.mcap"
+    )
+    writer.close()
+    return folder
+
+
+def test_reindex_takes_hidden_files_for_no_storage_files(tmp_path, capsys):
+    """A killed reindex's temporary copy was listed as a second storage file (every message read
+    twice), and macOS's AppleDouble file made the reindex fail."""
+    import shutil
+
+    killed = killed_recording(tmp_path / "killed")
+    shutil.copyfile(
+        tmp_path / "killed_whole" / "killed_whole.mcap", killed / ".killed.recovered.raw-774.mcap"
+    )
+    (killed / "._killed.mcap").write_bytes(b"\x00\x05\x16\x07" + bytes(4092))  # AppleDouble header
+    hidden = {p.name: p.read_bytes() for p in killed.iterdir() if p.name.startswith(".")}
+    assert main(["bag", "info", str(killed)]) == 0
+    assert capsys.readouterr().out.endswith(
+        "/bharnet/skeletons  bharnet_ros/msg/PersonSkeletonArray  40 messages\n"
+    )
+    metadata = yaml.safe_load((killed / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert metadata["relative_file_paths"] == ["killed.recovered.mcap"]
+    assert {name: (killed / name).read_bytes() for name in hidden} == hidden  # not ours: untouched
+
+
+SIGTERM_WHILE_INDEXING = """
+import os, signal, sys
+from bharnet_ros.cli import main
+from bharnet_ros.core import bag
+
+copy = bag._copy_connection
+
+def terminated(*args):
+    os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` while the recovered copy is indexed
+    return copy(*args)
+
+bag._copy_connection = terminated
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("action", ["info", "eval"])
+def test_sigterm_during_a_reindex_removes_its_temporary_files(tmp_path, action):
+    """SIGTERM killed the process without clean-up: a 368 MB temporary copy stayed in the bag, and
+    the next reindex listed it as a storage file."""
+    import subprocess
+    import sys
+
+    killed = killed_recording(tmp_path / "killed")
+    extra = ["--out", str(tmp_path / "report")] if action == "eval" else []
+    argv = [sys.executable, "-c", SIGTERM_WHILE_INDEXING, "bag", action, str(killed), *extra]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().endswith("interrupted")
+    assert sorted(p.name for p in killed.iterdir()) == ["killed.mcap"]
+    assert not (tmp_path / "report").exists()
+
+
+def test_reindex_never_removes_a_file_it_did_not_create(tmp_path, capsys, monkeypatch):
+    """A file already named like the reindex's temporary copy was reported as existing, then
+    deleted by the clean-up."""
+    killed = killed_recording(tmp_path / "killed")
+    recover, taken = bag.recover_mcap, []
+
+    def name_taken_first(source: Path, target: Path) -> int:
+        target.write_bytes(b"mine")  # another program's file under the temporary copy's name
+        taken.append(target)
+        return recover(source, target)
+
+    monkeypatch.setattr(bag, "recover_mcap", name_taken_first)
+    assert main(["bag", "info", str(killed)]) == 2
+    assert f"{taken[0]} already exists" in one_line_error(capsys)
+    assert taken[0].read_bytes() == b"mine"
+
+
+def test_a_temporary_name_that_is_taken_is_neither_overwritten_nor_removed(tmp_path, capsys, monkeypatch):
+    killed = killed_recording(tmp_path / "killed")
+    monkeypatch.setattr(bag.secrets, "token_hex", lambda size: "feed")
+    (killed / ".metadata.yaml.tmp-feed").write_bytes(b"mine")
+    assert main(["bag", "info", str(killed)]) == 2
+    assert f"cannot write {killed / 'metadata.yaml'} (File exists)" in one_line_error(capsys)
+    assert (killed / ".metadata.yaml.tmp-feed").read_bytes() == b"mine"
+
+
+def patched_storage(path: Path, old: bytes, new: bytes) -> None:
+    """Replace ``old`` with ``new`` (of the same length) everywhere in the bag's storage file."""
+    (storage,) = [p for p in path.iterdir() if p.suffix in bag.STORAGE_SUFFIXES]
+    data = storage.read_bytes()
+    assert old in data
+    assert len(old) == len(new)
+    storage.write_bytes(data.replace(old, new))
+
+
+def sqlite_update(path: Path, statement: str) -> None:
+    (database,) = path.glob("*.db3")
+    with sqlite3.connect(database) as connection:
+        connection.execute(statement)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("mcap_schema_encoding", "KeyError 'protobu'"),  # rosbags' table of schema encodings lacks it
+        ("mcap_schema_encoding_unindexed", "KeyError 'protobu'"),
+        ("sqlite_definition_encoding", "KeyError 'idl2'"),
+        ("sqlite_qos_without_depth", "KeyError 'depth'"),
+        ("sqlite_qos_list_for_a_name", "'list' object has no attribute 'upper'"),
+    ],
+)
+def test_storage_fields_rosbags_fails_on_are_one_line_errors(tmp_path, capsys, damage, message):
+    """rosbags raised KeyError and AttributeError for them: a traceback and exit code 1."""
+    path = tmp_path / "b"
+    write_camera_bag(path, smooth_images(2), storage="sqlite3" if damage.startswith("sqlite") else "mcap")
+    if damage.startswith("mcap"):
+        patched_storage(path, b"ros2msg", b"protobu")
+    if damage == "mcap_schema_encoding_unindexed":
+        (path / "metadata.yaml").unlink()  # reindexed: the file is complete, so nothing to recover
+    updates = {
+        "sqlite_definition_encoding": "UPDATE message_definitions SET encoding = 'idl2'",
+        "sqlite_qos_without_depth": "UPDATE topics SET offered_qos_profiles = '- {history: keep_last}'",
+        "sqlite_qos_list_for_a_name": "UPDATE topics SET offered_qos_profiles = '- {history: [1], depth: 1}'",
+    }
+    if damage in updates:
+        sqlite_update(path, updates[damage])
+    assert main(["bag", "info", str(path)]) == 2
+    error = one_line_error(capsys)
+    assert message in error
+    if damage == "mcap_schema_encoding_unindexed":
+        assert f"{path / 'b.mcap'} cannot be read as a rosbag2 recording" in error
+        assert sorted(p.name for p in path.iterdir()) == ["b.mcap"]
+
+
+@pytest.mark.parametrize("value", ["'late'", "x'00'"])
+def test_a_db3_log_time_that_is_no_number_is_a_one_line_error(tmp_path, capsys, value):
+    """The deterministic run failed on `log_time * 1e-9` with a TypeError traceback."""
+    path = tmp_path / "b"
+    raw_bag(path, skeleton_payloads(3))  # mcap; the same messages as SQLite below
+    sqlite_path = tmp_path / "s"
+    with bag.BagWriter(sqlite_path, "sqlite3") as writer:
+        writer.add_topic("/bharnet/skeletons", bag.SKELETON_TYPE)
+        for message in bag.read_messages(path):
+            writer.write_raw("/bharnet/skeletons", message.log_time, message.data)
+    sqlite_update(sqlite_path, f"UPDATE messages SET timestamp = {value} WHERE id = 2")
+    assert main(["bag", "eval", str(sqlite_path), "--out", str(tmp_path / "out")]) == 2
+    assert "has the log time" in one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def duplicate_first_chunk_index(storage: Path) -> None:
+    """Insert a copy of the first chunk index record at the start of the MCAP file's summary."""
+    data = storage.read_bytes()
+    summary = int.from_bytes(data[-37 + 9 : -37 + 17], "little")  # the footer's summary_start
+    at = summary
+    while data[at] != 0x08:  # chunk index
+        at += 9 + int.from_bytes(data[at + 1 : at + 9], "little")
+    record = data[at : at + 9 + int.from_bytes(data[at + 1 : at + 9], "little")]
+    storage.write_bytes(data[:summary] + record + data[summary:])
+
+
+def test_a_chunk_listed_twice_in_the_index_is_refused(tmp_path, capsys):
+    """rosbags read that chunk's messages twice: every count doubled, silently."""
+    path = tmp_path / "b"
+    raw_bag(path, skeleton_payloads(30))
+    duplicate_first_chunk_index(path / "b.mcap")
+    assert main(["bag", "info", str(path)]) == 2
+    assert "b.mcap lists a chunk twice in its index" in one_line_error(capsys)
+
+
+def test_reindex_refuses_a_storage_topic_that_is_no_name_without_writing_metadata(tmp_path, capsys):
+    """It wrote metadata.yaml, then refused it with the advice to reindex, which wrote it again."""
+    from rosbags.rosbag2 import Writer
+    from rosbags.rosbag2.enums import StoragePlugin
+
+    path = tmp_path / "b"
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connection = writer.add_connection("/x\n/fake", bag.SKELETON_TYPE, typestore=bag.typestore())
+        writer.write(connection, ORIGIN, skeleton_payloads(1)[0])
+    (path / "metadata.yaml").unlink()
+    assert main(["bag", "info", str(path)]) == 2
+    error = one_line_error(capsys)
+    assert "topic '/x\\n/fake' of type" in error
+    assert "move it out of the bag folder" in error
+    assert sorted(p.name for p in path.iterdir()) == ["b.mcap"]
+
+
+def test_a_complete_mcap_of_another_profile_is_named_itself(tmp_path, capsys):
+    """A Foxglove recording (profile not ros2) was 'recovered' as if cut off, and the error named a
+    temporary file that was gone, saying its records were damaged."""
+    path = tmp_path / "b"
+    raw_bag(path, skeleton_payloads(3))
+    (path / "metadata.yaml").unlink()
+    storage = path / "b.mcap"
+    storage.write_bytes(storage.read_bytes().replace(b"\x04\x00\x00\x00ros2", b"\x04\x00\x00\x00json", 1))
+    assert main(["bag", "info", str(path)]) == 2
+    error = one_line_error(capsys)
+    assert f"{storage} cannot be read as a rosbag2 recording (Profile is not ros2)" in error
+    assert sorted(p.name for p in path.iterdir()) == ["b.mcap"]
+
+
+@pytest.mark.parametrize("action", ["eval", "record-video"])
+def test_a_dangling_link_as_the_output_is_refused_before_the_work(tmp_path, capsys, monkeypatch, action):
+    """The command ran to the end, then failed with 'Not a directory'."""
+    from bharnet_ros.core import bag_eval
+
+    monkeypatch.setattr(bag_eval, "evaluate_bag", lambda *args, **kwargs: pytest.fail("the run started"))
+    monkeypatch.setattr(bag, "write_video_bag", lambda *args, **kwargs: pytest.fail("the run started"))
+    out = tmp_path / "out"
+    out.symlink_to(tmp_path / "nowhere")
+    raw_bag(tmp_path / "b", skeleton_payloads(3))
+    video = write_tiny_video(tmp_path / "three.avi")
+    argv = {
+        "eval": ["bag", "eval", str(tmp_path / "b"), "--out", str(out)],
+        "record-video": ["bag", "record-video", str(video), "-o", str(out)],
+    }[action]
+    assert main(argv) == 2
+    assert f"{out} is a symbolic link to {tmp_path / 'nowhere'}, which does not exist" in one_line_error(
+        capsys
+    )
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_folder_where_a_report_file_goes_is_refused_before_the_run(tmp_path, capsys, monkeypatch):
+    from bharnet_ros.core import bag_eval
+
+    monkeypatch.setattr(bag_eval, "evaluate_bag", lambda *args, **kwargs: pytest.fail("the run started"))
+    raw_bag(tmp_path / "b", skeleton_payloads(3))
+    (tmp_path / "out" / "summary.json").mkdir(parents=True)
+    assert main(["bag", "eval", str(tmp_path / "b"), "--out", str(tmp_path / "out"), "--force"]) == 2
+    assert "holds " + str(tmp_path / "out" / "summary.json") + ", which is no regular file" in one_line_error(
+        capsys
+    )
+
+
+def test_record_video_into_the_current_folder_names_the_bag_after_it(tmp_path, monkeypatch):
+    """`-o .` staged the bag in a folder named `..tmp-…` and then refused it as existing."""
+    video = write_tiny_video(tmp_path / "three.avi")
+    (tmp_path / "clip").mkdir()
+    monkeypatch.chdir(tmp_path / "clip")
+    assert main(["bag", "record-video", str(video), "-o", ".", "--force"]) == 0
+    assert sorted(p.name for p in (tmp_path / "clip").iterdir()) == ["clip.mcap", "metadata.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip", "three.avi"]
+    assert bag.bag_message_counts(tmp_path / "clip") == {"/camera/image_raw": 3}
