@@ -91,3 +91,16 @@ def test_core_and_tools_load_without_rclpy():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_runtime_path_never_imports_torch():
+    """core/ and nodes/ run on a robot that installed requirements-runtime.txt only (no torch):
+    every module is imported for real, so a chain of imports that reaches torch is caught too."""
+    names = [module_name(p) for p in modules("core", "nodes")]
+    script = "import importlib, sys\nfor name in sys.argv[1:]: importlib.import_module(name)\n"
+    script += "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    done = subprocess.run(
+        [sys.executable, "-c", script, *names], cwd=CHECKOUT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

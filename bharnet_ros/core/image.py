@@ -144,7 +144,7 @@ def decode_compressed_sized(data: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> tu
         image = cv2.imdecode(buffer, flag)
     except cv2.error as err:  # e.g. a PNG of under 8 px a side in some OpenCV builds
         raise ImageError(
-            f"compressed image ({buffer.size} bytes) could not be decoded: {_first_line(err)}"
+            f"compressed image ({buffer.size} bytes) could not be decoded: {_opencv_reason(err)}"
         ) from None
     if image is None:
         raise ImageError(f"compressed image data ({buffer.size} bytes) could not be decoded")
@@ -232,7 +232,9 @@ def _jpeg_size(data: memoryview) -> tuple[int, int, int]:
     raise ImageError(f"JPEG data ({len(data)} bytes) has no readable frame header (width and height)")
 
 
-def _first_line(err: Exception) -> str:
+def _opencv_reason(err: Exception) -> str:
+    """What an OpenCV error says went wrong: its last line (the lines before it name OpenCV's
+    source file and function), at most 160 characters; the error's type when it says nothing."""
     return str(err).strip().splitlines()[-1][:160] if str(err).strip() else type(err).__name__
 
 

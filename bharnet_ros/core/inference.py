@@ -365,13 +365,9 @@ class OnnxClassifier:
         feed = {name: self._batched(name, given[name]) for name in self.input_names}
         return dict(zip(self.output_names, self.session.run(None, feed), strict=True))
 
-    def predict_window(self, window: Window, image_size: tuple[int, int] | None = None) -> WindowScores:
-        """Preprocess a live window with the model's stored settings and predict.
-
-        ``image_size`` (width, height) enables the aspect correction where the window's sequence
-        does not carry it.
-        """
-        inputs = preprocess_sequence(window.sequence, self.preprocess, image_size)
+    def predict_window(self, window: Window) -> WindowScores:
+        """Preprocess a live window with the model's stored settings and predict."""
+        inputs = preprocess_sequence(window.sequence, self.preprocess)
         return self.predict(inputs.body, inputs.hand, inputs.hand_mask)
 
     def _batched(self, name: str, value: np.ndarray | None) -> np.ndarray:

@@ -24,13 +24,11 @@ import numpy as np
 
 from bharnet_ros.core.compose import PAIR_CROP, compose_people
 from bharnet_ros.core.inference import WindowScores
-from bharnet_ros.core.pose_stage import MULTI, PoseStage
+from bharnet_ros.core.pose_stage import MULTI, NOSE, PoseStage
 from bharnet_ros.core.recognizer import NONE, Recognizer, WindowClassifier
 from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.core.video import VideoReader
 from bharnet_ros.core.window import Window
-
-NOSE = 0
 
 
 @dataclass

@@ -19,13 +19,14 @@ import numpy as np
 
 from bharnet_ros.core.closeable import Closeable
 from bharnet_ros.core.draw import draw_skeleton
+from bharnet_ros.core.layouts import MP33
 from bharnet_ros.core.pose import BACKENDS, PoseEstimator
 from bharnet_ros.core.pose_multi import NUM_POSES, MultiPoseEstimator
 from bharnet_ros.core.skeleton import SkeletonFrame
 
 MULTI = "multi"
 ALL_BACKENDS = (*BACKENDS, MULTI)
-NOSE = 0
+NOSE = MP33.index("nose")  # where a person's id tag goes, and where they stand (core.pose_eval)
 TAG_COLOR = (255, 255, 255)
 
 

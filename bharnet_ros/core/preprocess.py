@@ -45,6 +45,7 @@ from bharnet_ros.core.modalities import (
     to_modality,
 )
 from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, SkeletonSequence
+from bharnet_ros.core.window import whole_number
 
 CONFIG_VERSION = 2  # 2 added window_seconds
 MAX_FRAMES = 10_000  # the model config's bounds: a file may not declare inputs beyond them
@@ -119,7 +120,7 @@ class PreprocessConfig:
             raise ValueError(f"preprocess config must be a mapping, not {type(data).__name__}")
         data = dict(data)
         version = data.pop("version", CONFIG_VERSION)
-        if not _whole(version, 1, None):
+        if not whole_number(version, 1):
             raise ValueError(f"preprocess config version {version!r} is not a whole number from 1")
         if version > CONFIG_VERSION:
             raise ValueError(
@@ -136,10 +137,9 @@ def _one_of(value: Any, allowed: Any) -> bool:
     return isinstance(value, str) and value in allowed
 
 
-def _whole(value: Any, low: int, high: int | None) -> bool:
-    """An int (numpy included, not a bool) in [low, high]."""
-    number = isinstance(value, int | np.integer) and not isinstance(value, bool)
-    return number and low <= value and (high is None or value <= high)
+def _whole(value: Any, low: int, high: int) -> bool:
+    """A whole number (``core.window.whole_number``) in [low, high]."""
+    return whole_number(value, low) and value <= high
 
 
 def _seconds(value: Any) -> bool:

@@ -210,10 +210,6 @@ class Recognizer:
                 self.config.switch_margin,
             )
 
-    def reset(self) -> None:
-        """Forget everyone (e.g. after the clock jumped)."""
-        self.windows.reset()
-
     def replace_classifier(self, classifier: WindowClassifier) -> bool:
         """Classify with ``classifier`` from the next frame on; True when every window was kept.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 
 import numpy as np
 
@@ -79,3 +80,39 @@ class GapDropCounter:
         self._last = stamp
         self.dropped += missing
         return missing
+
+
+class PersonDropCounter:
+    """Frames skipped upstream per person (a :class:`GapDropCounter` each), and their total.
+
+    Each person's stream has its own stamps, so each has its own gaps. The counters of persons no
+    longer tracked go once there are many (ids churn without end on a long run); what they counted
+    stays in :attr:`dropped`.
+    """
+
+    def __init__(self) -> None:
+        self._counters: dict[int, GapDropCounter] = {}
+        self._forgotten = 0  # frames counted by the counters that went
+
+    def __len__(self) -> int:
+        return len(self._counters)
+
+    def observe(self, person_id: int, stamp: float) -> int:
+        """Record a frame of ``person_id``; returns how many of their frames seem to be missing before it."""
+        return self._counters.setdefault(person_id, GapDropCounter()).observe(stamp)
+
+    def forget_untracked(self, tracked: Collection[int], most: int) -> None:
+        """Once more than ``most`` persons have counters, drop those of persons not in ``tracked``."""
+        if len(self._counters) > most:
+            for person_id in [p for p in self._counters if p not in tracked]:
+                self._forgotten += self._counters.pop(person_id).dropped
+
+    def forget_all(self) -> None:
+        """Drop every counter: a stream heard again later is a new stream, not a gap of lost frames."""
+        self._forgotten = self.dropped
+        self._counters = {}
+
+    @property
+    def dropped(self) -> int:
+        """Frames missing so far, of every person, tracked or not."""
+        return self._forgotten + sum(counter.dropped for counter in self._counters.values())

@@ -70,12 +70,8 @@ class StreamMetrics:
         return asdict(self)
 
 
-def segment_result(segment: Segment, predictions: list[Decision]) -> SegmentResult:
-    """Majority label, detection delay and label changes of the decisions inside ``segment``."""
-    return _result_of(segment, [p for p in predictions if segment.contains(p.stamp)])
-
-
 def _result_of(segment: Segment, inside: list[Decision]) -> SegmentResult:
+    """Majority label, detection delay and label changes of ``inside``, the decisions in ``segment``."""
     inside = sorted(inside, key=lambda p: (p.stamp, p.person_id))
     majority = majority_label([p.label for p in inside])
     first_correct = next((p.stamp for p in inside if p.label == segment.label), None)

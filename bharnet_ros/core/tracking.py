@@ -71,11 +71,6 @@ def body_box(keypoints: np.ndarray, visible: np.ndarray) -> np.ndarray:
     return np.concatenate([points.min(axis=0), points.max(axis=0)]).astype(np.float64)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes (see :func:`box_ious`)."""
-    return float(box_ious(np.reshape(a, (1, 4)), np.reshape(b, (1, 4)))[0, 0])
-
-
 def box_ious(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, M) intersection over union of N and M boxes.
 

@@ -31,6 +31,10 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 # containers estimate the count from the duration, so it can be off by a frame or two.
 MISSING_FRAMES_TOLERATED = 2
 MISSING_FRACTION_TOLERATED = 0.02
+# Frames per second a video source plays at live (the video source node's ``rate``):
+MAX_PLAY_RATE = 240.0  # the top of ``rate``, and of a file's own rate
+DEFAULT_PLAY_RATE = 30.0  # of a camera, or of a file that states no usable rate
+MIN_PLAY_RATE = 0.01  # a slower ``rate`` (other than 0) is refused, not a timer of years
 
 
 class VideoError(ValueError):
@@ -174,6 +178,52 @@ def open_camera(number: int) -> cv2.VideoCapture:
         capture.release()
         raise VideoError(f"camera {number} could not be opened (is it /dev/video{number}?)")
     return capture
+
+
+def play_frames(video: str, loop: bool) -> Iterator[np.ndarray]:
+    """BGR frames of a file (again and again with ``loop``) or of a camera given by its number.
+
+    A camera that stops delivering frames raises VideoError; closing the iterator releases the
+    file or the camera.
+    """
+    number = camera_number(video)
+    if number is not None:
+        capture = open_camera(number)
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    raise VideoError(f"camera {video} stopped delivering frames")
+                yield frame
+        finally:
+            capture.release()
+    while True:
+        with VideoReader(video) as reader:
+            for _, frame in reader:
+                yield frame
+        if not loop:
+            return
+
+
+def play_rate(video: str) -> tuple[float, str]:
+    """The rate to play ``video`` (a file or a camera number) at when none is given, and a note
+    for the log where it is not the file's stated rate ("" otherwise).
+
+    The file's own frame rate, at most :data:`MAX_PLAY_RATE` (some containers state 1000 fps, a
+    time base, not a frame rate); :data:`DEFAULT_PLAY_RATE` for a camera, a file that states none,
+    or one that states less than :data:`MIN_PLAY_RATE` (a damaged header: at its word the first
+    frame would come in hours).
+    """
+    if camera_number(video) is not None:
+        return DEFAULT_PLAY_RATE, ""
+    with VideoReader(video) as reader:
+        fps = reader.info.fps or DEFAULT_PLAY_RATE
+    stated = f"{video} states {fps:g} frames per second; publishing at"
+    if fps > MAX_PLAY_RATE:
+        return MAX_PLAY_RATE, f"{stated} {MAX_PLAY_RATE:g} (set 'rate' to choose)"
+    if fps < MIN_PLAY_RATE:
+        return DEFAULT_PLAY_RATE, f"{stated} {DEFAULT_PLAY_RATE:g} (set 'rate')"
+    return fps, ""
 
 
 def check_camera(number: int) -> None:

@@ -59,10 +59,6 @@ class WindowStats:
     persons_evicted: int = 0  # silent persons dropped to make room for a new one
     persons_refused: int = 0  # frames of new persons refused while every slot was busy
 
-    @property
-    def persons_dropped(self) -> int:
-        return self.persons_timed_out + self.persons_evicted
-
 
 @dataclass(frozen=True)
 class Window:

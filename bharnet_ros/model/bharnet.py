@@ -104,7 +104,9 @@ class PoolingAttention(nn.Module):
     the kept axis. The per-axis vectors are averaged into one ``(N, C)`` feature.
     """
 
-    def __init__(self, channels: int, keep_axes: tuple[str, ...], attention: AttentionConfig, residual: bool):
+    def __init__(
+        self, channels: int, keep_axes: tuple[str, ...], attention: AttentionConfig, residual: bool
+    ) -> None:
         super().__init__()
         self.residual = residual
         self.attentions = nn.ModuleDict({axis: make_attention(channels, attention) for axis in keep_axes})

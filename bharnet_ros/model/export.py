@@ -168,9 +168,9 @@ def build_metadata(
     labels: Sequence[str],
     preprocess: PreprocessConfig,
     hand_intensive: Sequence[str] | None,
-    precision: str = "fp32",
 ) -> dict[str, Any]:
-    """Metadata values (JSON-serialisable) keyed by :data:`METADATA_KEYS`."""
+    """Metadata values (JSON-serialisable) keyed by :data:`METADATA_KEYS`; the precision is fp32,
+    the only one export writes (:data:`FP16_UNSUPPORTED`)."""
     values = [
         METADATA_FORMAT,
         variant_name(model),
@@ -181,7 +181,7 @@ def build_metadata(
         input_shapes(model),
         output_names(model),
         expert_branches(model),
-        precision,
+        "fp32",
         bool(model.config.test_mirror),
     ]
     return dict(zip(METADATA_KEYS, values, strict=True))
@@ -195,15 +195,12 @@ def export_onnx(
     hand_intensive: Sequence[str] | None = None,
     opset: int = DEFAULT_OPSET,
     dynamic_batch: bool = False,
-    fp16: bool = False,
     calibration: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Write ``model`` as ONNX with our metadata; returns the metadata.
 
     The model is put in eval mode with its random features frozen first (it stays that way).
     """
-    if fp16:
-        raise ExportError(FP16_UNSUPPORTED)
     if opset < DEFAULT_OPSET:
         raise ExportError(f"opset {opset} is too old; use {DEFAULT_OPSET} or newer")
     check_preprocess_matches(model, preprocess)
@@ -306,19 +303,6 @@ def write_metadata(path: Path, metadata: Mapping[str, Any]) -> None:
         entry.key, entry.value = key, json.dumps(value)
     proto.producer_name = "bharnet_ros"
     onnx.save(proto, str(path))
-
-
-def op_types(path: str | Path) -> set[str]:
-    """Every node type in the graph (including nested subgraphs)."""
-    proto = onnx.load(str(path))
-    found: set[str] = set()
-    pending = [proto.graph]
-    while pending:
-        graph = pending.pop()
-        for node in graph.node:
-            found.add(node.op_type)
-            pending.extend(attr.g for attr in node.attribute if attr.type == onnx.AttributeProto.GRAPH)
-    return found
 
 
 def random_inputs(model: BHaRNetModel, seed: int = 0) -> dict[str, np.ndarray]:

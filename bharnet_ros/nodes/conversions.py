@@ -1,4 +1,4 @@
-"""Translation between the skeleton contract (core) and the bharnet_ros ROS messages.
+"""Translation between the core's data (skeleton frames, stamps, images) and ROS messages.
 
 Reading a skeleton message goes through ``core.frame_rules``, which the deterministic bag
 evaluation uses too, so both turn the same message into the same frames.
@@ -9,7 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+import numpy as np
 from builtin_interfaces.msg import Time
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from bharnet_ros.core.frame_rules import person_frame as msg_to_frame
@@ -43,8 +45,17 @@ def frame_to_msg(frame: SkeletonFrame, header: Header) -> PersonSkeleton:
     return PersonSkeleton(header=header, **person_fields(frame))
 
 
+def image_msg(image: np.ndarray, header: Header) -> Image:
+    """A BGR image (H, W, 3 uint8) as a ``bgr8`` sensor_msgs/Image with ``header``."""
+    height, width = image.shape[:2]
+    return Image(
+        header=header, height=height, width=width, encoding="bgr8", step=width * 3, data=image.tobytes()
+    )
+
+
 __all__ = [
     "frame_to_msg",
+    "image_msg",
     "msg_to_frame",
     "queued_seconds",
     "seconds_to_stamp",

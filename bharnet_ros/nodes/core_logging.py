@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.logging import LoggingSeverity
@@ -134,6 +134,6 @@ def stop_routing_core_logging(node: Node) -> None:
             core.setLevel(level)
 
 
-def speaking_for(node: Node):
+def speaking_for(node: Node) -> AbstractContextManager[None]:
     """Context manager: core records logged in this thread inside it belong to ``node``."""
     return _ROUTER.speaking_for(node)

@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bharnet_ros.core.paths import PACKAGE as PACKAGE  # re-exported for launch/recognize.launch.py
 from bharnet_ros.core.paths import share_file
 
-PACKAGE = "bharnet_ros"
 SKELETON_TOPIC = "bharnet/skeletons"  # relative names: a namespace moves the whole graph
 ACTION_TOPIC = "bharnet/action"
 LABELS_TOPIC = "bharnet/labels"
 OVERLAY_TOPIC = "bharnet/overlay"
 BACKENDS = ("holistic", "hands_pose", "multi")  # the pose node's backend (core.pose_stage.ALL_BACKENDS)
-AUTOSTART = ("true", "false")  # the words of a true/false launch argument (autostart, overlay, ...)
+FLAG_WORDS = ("true", "false")  # the words of a true/false launch argument (autostart, overlay, ...)
 
 
 def launch_flag(name: str, text: str) -> str:
@@ -25,7 +25,7 @@ def launch_flag(name: str, text: str) -> str:
     launch's own conditions read one: true or 1, false or 0, in any case (a parent launch file
     passes ``use_sim_time:=True``); ValueError naming the argument otherwise."""
     word = text.strip().lower()
-    if word in ("", *AUTOSTART):
+    if word in ("", *FLAG_WORDS):
         return word
     if word in ("1", "0"):
         return {"1": "true", "0": "false"}[word]

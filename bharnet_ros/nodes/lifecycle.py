@@ -94,12 +94,39 @@ class CallbackErrorCount:
         )
 
 
+class SafePublishing:
+    """For a node: publishing that never raises, with what the middleware refuses logged
+    (throttled) and counted in ``publish_failures`` for its diagnostics."""
+
+    publish_failures = 0
+
+    def safe_publish(self, publisher: Any, msg: Any) -> bool:
+        """Publish; whether it went out.
+
+        A publisher destroyed under a running callback, or a context already shut down by Ctrl-C,
+        means the node is being torn down: that is no failure and is not reported.
+        """
+        try:
+            publisher.publish(msg)
+        except InvalidHandle:
+            return False
+        except Exception as err:  # rclpy raises RCLError subclasses, under overload too
+            if not self.context.ok():  # type: ignore[attr-defined]
+                return False
+            self.publish_failures += 1
+            self.get_logger().warning(  # type: ignore[attr-defined]
+                f"publish on {_topic_name(publisher)} failed: {err}", throttle_duration_sec=5.0
+            )
+            return False
+        return True
+
+
 class TransitionError(Exception):
     """A transition cannot complete, for the reason given (a model file that does not load): the
     node releases what it made, reports why as ``transition_error`` and stays up."""
 
 
-class ManagedNode(CallbackErrorCount, LifecycleNode):
+class ManagedNode(CallbackErrorCount, SafePublishing, LifecycleNode):
     """A lifecycle node whose parameters apply, whose resources follow its transitions, and that
     never dies on a publish error.
 
@@ -113,7 +140,6 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
         self.param_table = {param.name: param for param in params}
         self.params = declare_parameters(self, params)  # the values in effect
         self.pending: set[str] = set()  # set since the last configure, applied by the next one
-        self.publish_failures = 0
         self.transitions_refused = 0  # requests for a transition the current state does not offer
         self.parameter_sets_refused = 0  # set requests refused, by us or by rclpy (type, range)
         self.last_parameter_refusal = ""
@@ -438,28 +464,6 @@ class ManagedNode(CallbackErrorCount, LifecycleNode):
                 found.append(f"{others} other publisher(s) on {topic}")
         return found
 
-    # --- publishing ------------------------------------------------------------------------------
-
-    def safe_publish(self, publisher: Any, msg: Any) -> bool:
-        """Publish, counting and logging (throttled) instead of raising when the middleware refuses.
-
-        A publisher destroyed under a running callback, or a context already shut down by Ctrl-C,
-        means the node is being torn down: that is no failure and is not reported.
-        """
-        try:
-            publisher.publish(msg)
-        except InvalidHandle:
-            return False
-        except Exception as err:  # rclpy raises RCLError subclasses, under overload too
-            if not self.context.ok():
-                return False
-            self.publish_failures += 1
-            self.get_logger().warning(
-                f"publish on {_topic_name(publisher)} failed: {err}", throttle_duration_sec=5.0
-            )
-            return False
-        return True
-
     def find_wrong_types(
         self, hint: Callable[[str, list[str]], str] = lambda wanted, others: ""
     ) -> list[list[Any]]:
@@ -535,7 +539,7 @@ def spin_node(make_node: Callable[[], Any], args: list[str] | None = None) -> in
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, FileNotFoundError, ParameterException, NameValidationException) as err:
-        print(f"error: {_one_line(err)}", file=sys.stderr)  # bad parameters or input: one line, exit 2
+        print(f"error: {one_line(err)}", file=sys.stderr)  # bad parameters or input: one line, exit 2
         return 2
     finally:
         ignore_further_interrupts()
@@ -586,6 +590,7 @@ def _started(make_node: Callable[[], Any], args: list[str] | None) -> Any:
         raise ValueError(str(err)) from None
 
 
-def _one_line(err: Exception) -> str:
-    """rclpy's parameter and name errors span lines (a caret under the bad character): join them."""
-    return " ".join(line.strip() for line in str(err).splitlines() if line.strip())[:300]
+def one_line(err: Exception, limit: int = 300) -> str:
+    """rclpy's parameter and name errors span lines (a caret under the bad character): join them,
+    keeping at most ``limit`` characters."""
+    return " ".join(line.strip() for line in str(err).splitlines() if line.strip())[:limit]

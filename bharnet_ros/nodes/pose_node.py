@@ -43,7 +43,7 @@ from bharnet_ros.core.pose_stage import ALL_BACKENDS, PoseStage, draw_persons
 from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
 from bharnet_ros.msg import PersonSkeletonArray
-from bharnet_ros.nodes.conversions import frame_to_msg, stamp_problem, stamp_to_seconds
+from bharnet_ros.nodes.conversions import frame_to_msg, image_msg, stamp_problem, stamp_to_seconds
 from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
 from bharnet_ros.nodes.lifecycle import (
@@ -290,8 +290,10 @@ class PoseNode(ManagedNode):
             self.destroy_lifecycle_publisher(publisher)
 
     def periodic(self) -> None:
-        """Count the image topic's publishers, and those of another message type (once per
-        diagnostics tick).
+        """Once per diagnostics tick: subscribe to the camera or stop as readers came or went (a
+        missed matched event), subscribe again where the camera's publishers call for the other
+        reliability (``image_reliability: auto``), and count the image topic's publishers, and
+        those of another message type.
 
         DDS never delivers another type's messages and says nothing, so a camera topic that carries
         CompressedImage (``compressed`` left false) would otherwise look like no camera at all; and
@@ -334,7 +336,8 @@ class PoseNode(ManagedNode):
         self.safe_publish(self.skeleton_pub, PersonSkeletonArray(header=msg.header, persons=persons))
         overlay = self.overlay_pub
         if overlay is not None and overlay.get_subscription_count() > 0:
-            self._publish_overlay(overlay, draw_persons(image, found, show_ids=estimator.multi), msg)
+            drawn = draw_persons(image, found, show_ids=estimator.multi)
+            self.safe_publish(overlay, image_msg(drawn, msg.header))
         self.processing.add(time.monotonic() - started)
 
     def _tracking_stamp(self, stamp: Any) -> float:
@@ -364,12 +367,6 @@ class PoseNode(ManagedNode):
                 raise ImageError(f"cv_bridge could not convert {msg.encoding!r}: {err}") from None
         image = decode_image(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian)
         return image, False
-
-    def _publish_overlay(self, publisher: Any, drawn: np.ndarray, msg: Image | CompressedImage) -> None:
-        overlay = Image(header=msg.header, height=drawn.shape[0], width=drawn.shape[1], encoding="bgr8")
-        overlay.step = drawn.shape[1] * 3
-        overlay.data = drawn.tobytes()
-        self.safe_publish(publisher, overlay)
 
     def status(self) -> Status:
         timing = self.processing.summary()

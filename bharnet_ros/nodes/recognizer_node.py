@@ -24,8 +24,6 @@ windows do.
 from __future__ import annotations
 
 import copy
-import os
-import statistics
 import sys
 import threading
 import time
@@ -44,6 +42,7 @@ from std_msgs.msg import Header
 
 from bharnet_ros.core.frame_rules import FrameRules, one_per_person
 from bharnet_ros.core.inference import DEVICES, InferenceError, shorten
+from bharnet_ros.core.model_swap import FileStamp, Probation, Verdict, file_stamp
 from bharnet_ros.core.params_file import MOST_THREADS
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
 from bharnet_ros.core.recognizer import (
@@ -54,7 +53,7 @@ from bharnet_ros.core.recognizer import (
     load_window_classifier,
 )
 from bharnet_ros.core.skeleton import SkeletonError
-from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
+from bharnet_ros.core.stats import Percentiles, PersonDropCounter, RateMeter
 from bharnet_ros.core.sync import attach_hands
 from bharnet_ros.core.window import MOST_PERSONS
 from bharnet_ros.msg import Action, ActionClass, ActionLabels, PersonSkeletonArray
@@ -151,8 +150,6 @@ TROUBLES = (
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Reliable; absorbs bursts from several persons, and the seconds a model swap on a GPU may take.
 SKELETON_QOS = QoSProfile(depth=120)
-PROBATION_WINDOWS = 20  # a swapped-in model's first live windows, watched with the old model kept
-SLOWEST_STRIDE = 0.05  # seconds per window a swapped-in model may take when stride_seconds is below it
 
 
 class RecognizerNode(ManagedNode):
@@ -172,14 +169,14 @@ class RecognizerNode(ManagedNode):
         self.messages_lost = 0  # reported by the middleware
         self.incompatible_qos = 0  # publishers the middleware could not connect to us
         self.pairing = PairingCounts()  # with body_topic
-        self.drops: dict[int, GapDropCounter] = {}  # per person: frames missing between stamps
-        self.frames_dropped = 0  # of persons no longer tracked
+        self.drops = PersonDropCounter()  # frames missing between each person's stamps
         self.swap_lock = threading.Lock()  # a model swap never runs inside a push or a prune
         # loaded, not in use: the new ``model`` value, its classifier and file, and the value it replaces
         self.staged_model: tuple[str, OnnxWindowClassifier, FileStamp, str] | None = None
         self.model_stamp: FileStamp = None  # the running model file's identity when it was loaded
         self.model_swaps = self.model_refusals = self.model_rollbacks = 0
-        self.probation: Probation | None = None  # the model a swap replaced, until the new one proves itself
+        # the model a swap replaced, until the new one proves itself
+        self.probation: Probation[Fallback] | None = None
         self.restoring = False  # the node itself is setting ``model`` back after a rollback
         self.last_model_change = ""
         super().__init__("recognizer", PARAMS, **kwargs)
@@ -236,8 +233,7 @@ class RecognizerNode(ManagedNode):
         """Also forget each person's stamp gaps: a stream heard again after a deactivate is a new
         stream, not seconds of frames dropped upstream."""
         super().unsubscribe()
-        self.frames_dropped += sum(counter.dropped for counter in self.drops.values())
-        self.drops = {}
+        self.drops.forget_all()
 
     def apply_live(self, names: set[str]) -> None:
         """Decision settings go to the running recognizer; every person's window is kept."""
@@ -281,7 +277,7 @@ class RecognizerNode(ManagedNode):
 
     def _swap_model(self) -> bool:
         """Put the model that :meth:`check_set` checked in place of the running one; whether it did.
-        The old one is kept on probation (:meth:`_watch_probation`)."""
+        The old one is kept on probation (``core.model_swap``)."""
         staged, self.staged_model = self.staged_model, None
         if staged is None or staged[0] != self.params["model"] or self.recognizer is None:
             return False
@@ -289,8 +285,8 @@ class RecognizerNode(ManagedNode):
             old = self.recognizer.classifier
             kept = self.recognizer.replace_classifier(staged[1])
             if self.probation is None:  # else the last model that proved itself stays the fallback
-                self.probation = Probation(staged[3], old, self.model_stamp)
-            self.probation.seconds, self.probation.pending = [], []
+                self.probation = Probation(Fallback(staged[3], old, self.model_stamp))
+            self.probation.restart()
         self.model_swaps, self.model_stamp = self.model_swaps + 1, staged[2]
         windows = "windows kept" if kept else "windows reset (the new model reads other windows)"
         self.last_model_change = shorten(f"{old.description} -> {staged[1].description}, {windows}", 300)
@@ -299,37 +295,26 @@ class RecognizerNode(ManagedNode):
         return True
 
     def _watch_probation(self) -> None:
-        """Judge the windows a swapped-in model classified since the last call. Rolls back on a
-        failure, or when it is slower than the stride: by the median from three windows on, before
-        that by one window ten times over. Ends the probation after :data:`PROBATION_WINDOWS`."""
-        probation = self.probation
-        errors = [error for error in probation.pending if isinstance(error, Exception)]
-        times = probation.seconds = probation.seconds + [t for t in probation.pending if isinstance(t, float)]
-        probation.pending = []
-        budget = max(self.params["stride_seconds"], SLOWEST_STRIDE)
-        median = statistics.median(times) if len(times) >= 3 else 0.0
-        worst = max(times, default=0.0) if len(times) < 3 else 0.0
-        if errors:
-            self._roll_back(f"failed on a live window ({_why(errors[0])})")
-        elif median > budget or worst > 10 * budget:
-            allowed = f"more than stride_seconds allows ({1000 * budget:.0f} ms)"
-            self._roll_back(f"takes {1000 * max(median, worst):.0f} ms per window, {allowed}")
-        elif len(times) >= PROBATION_WINDOWS:
+        """Act on the verdict on the windows a swapped-in model classified since the last call."""
+        verdict, why = self.probation.judge(self.params["stride_seconds"])
+        if verdict is Verdict.ROLL_BACK:
+            self._roll_back(why)
+        elif verdict is Verdict.DONE:
             self.probation = None
 
     def _roll_back(self, why: str) -> None:
         """Put the model a swap replaced back, and the ``model`` parameter with it."""
-        probation, self.probation = self.probation, None
+        fallback, self.probation = self.probation.fallback, None
         with self.swap_lock:
             failed = self.recognizer.classifier.description
-            self.recognizer.replace_classifier(probation.classifier)
-        self.model_stamp, self.model_rollbacks = probation.stamp, self.model_rollbacks + 1
-        back = f"rolled back to {probation.classifier.description}: {failed} {why}"
+            self.recognizer.replace_classifier(fallback.classifier)
+        self.model_stamp, self.model_rollbacks = fallback.stamp, self.model_rollbacks + 1
+        back = f"rolled back to {fallback.classifier.description}: {failed} {why}"
         self.last_model_change = shorten(back, 300)
         self.get_logger().error(f"model swap {self.last_model_change}")
         self.restoring = True
         try:
-            self.set_parameters([Parameter("model", value=probation.model)])
+            self.set_parameters([Parameter("model", value=fallback.model)])
         finally:
             self.restoring = False
         self._republish_labels()
@@ -353,7 +338,9 @@ class RecognizerNode(ManagedNode):
         return [self.action_pub.topic_name] if self.action_pub is not None else []
 
     def _runtime(self) -> dict[str, Any]:
-        """How the node opens a model: checked in a child process first, so that no file holds it."""
+        """How the node opens a model: checked first in a child process with a time and memory
+        limit (``core.model_check``), so that a graph that hangs or asks for gigabytes is refused
+        without stalling the node."""
         return {"require": self.params["require_device"], "threads": self.params["threads"], "isolated": True}
 
     def _publish_labels(self) -> None:
@@ -431,7 +418,7 @@ class RecognizerNode(ManagedNode):
         self.rate_in.tick(started)
         with speaking_for(self), self.swap_lock:
             for frame in one_per_person(frames, self._refuse):
-                self.drops.setdefault(frame.person_id, GapDropCounter()).observe(frame.timestamp)
+                self.drops.observe(frame.person_id, frame.timestamp)
                 try:
                     result = self._push(recognizer, frame, started)
                 except SkeletonError as err:
@@ -439,9 +426,10 @@ class RecognizerNode(ManagedNode):
                     continue
                 if result is not None:
                     self._publish_action(result, action_header(result.stamp, msg), received)
-        self._forget_drop_counters()
+        windows = recognizer.windows
+        self.drops.forget_untracked(windows.person_ids, 2 * windows.max_persons)  # bounded under id churn
         self.processing.add(time.monotonic() - started)
-        if self.probation is not None and self.probation.pending:
+        if self.probation is not None and self.probation.unjudged:
             self._watch_probation()
 
     def _push(self, recognizer: Recognizer, frame: Any, arrival: float) -> ActionResult | None:
@@ -456,18 +444,11 @@ class RecognizerNode(ManagedNode):
         except SkeletonError:
             raise
         except Exception as err:
-            probation.pending.append(err)
+            probation.failed(_why(err))
             return None
         if recognizer.windows_classified > classified:
-            probation.pending.append(time.monotonic() - start)
+            probation.timed(time.monotonic() - start)
         return result
-
-    def _forget_drop_counters(self) -> None:
-        """Drop estimators of persons the recognizer no longer tracks (bounded under id churn)."""
-        if len(self.drops) > 2 * self.recognizer.windows.max_persons:
-            tracked = set(self.recognizer.windows.person_ids)
-            self.frames_dropped += sum(c.dropped for p, c in self.drops.items() if p not in tracked)
-            self.drops = {p: c for p, c in self.drops.items() if p in tracked}
 
     def _publish_action(self, result: ActionResult, header: Header, received: float) -> None:
         body = result.expert_labels.get("body", ("", 0.0))
@@ -529,7 +510,7 @@ class RecognizerNode(ManagedNode):
             "persons_refused": self.recognizer.stats.persons_refused,
             "frames_received": windows.stats.frames_pushed,
             "frames_repeated": windows.stats.duplicates,
-            "frames_dropped_upstream": self.frames_dropped + sum(c.dropped for c in self.drops.values()),
+            "frames_dropped_upstream": self.drops.dropped,
             "messages_lost": self.messages_lost,
             "incompatible_qos": self.incompatible_qos,
             "frames_not_classified": windows.stats.frames_pushed - self.recognizer.windows_classified,
@@ -602,27 +583,13 @@ class PairingCounts:
         }  # fmt: skip
 
 
-FileStamp = tuple[int, int, int] | None
-
-
-@dataclass
-class Probation:
-    """The model a swap replaced, kept while the new one classifies its first live windows."""
+@dataclass(frozen=True)
+class Fallback:
+    """The model a swap replaced, put back if the new one fails its probation."""
 
     model: str  # the ``model`` parameter's value for it
     classifier: OnnxWindowClassifier
     stamp: FileStamp
-    seconds: list[float] = field(default_factory=list)  # the new model's time per window so far
-    pending: list[float | Exception] = field(default_factory=list)  # windows not yet judged
-
-
-def file_stamp(path: str) -> FileStamp:
-    """A file's identity and version (inode, size, modification time), None if it cannot be read."""
-    try:
-        info = os.stat(path)
-    except (OSError, ValueError):  # missing, a name too long, a NUL in the name
-        return None
-    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def action_header(stamp: float, msg: PersonSkeletonArray) -> Header:

@@ -21,7 +21,7 @@ from rclpy.node import Node
 
 from bharnet_ros.nodes.environment import ignore_further_interrupts, use_default_dds_profile
 from bharnet_ros.nodes.graph import ACTION_TOPIC, GraphOptions, NodeSpec, describe_graph, ros_arguments
-from bharnet_ros.nodes.lifecycle import spin_through_errors
+from bharnet_ros.nodes.lifecycle import one_line, spin_through_errors
 
 DISCOVERY_SECONDS = 3.0  # how long start-up looks for another graph (the node imports overlap it)
 WATCH_SECONDS = 15.0  # after start, a conflict the nodes find (slow discovery) still stops the graph
@@ -99,7 +99,7 @@ class NodeStartError(RuntimeError):
     (in the parameters file), a remapping rcl cannot parse, a video that went away."""
 
     def __init__(self, node: str, err: Exception) -> None:
-        text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        text = one_line(err, limit=400)
         super().__init__(f"the {node} node cannot start: {text or type(err).__name__}"[:400])
         self.node = node
 

@@ -2,7 +2,8 @@
 
 :class:`LiveSkeletons` subscribes to ``bharnet/skeletons`` (``PersonSkeletonArray``, as the pose
 node publishes it) and keeps the frames that arrive while a take records. Frames carry the pose
-stage's own stamps (the camera image's), which the takes are trimmed on. It is a
+stage's own stamps (the camera image's), which the takes are trimmed on. Skeletons are read by the
+rules the recognizer reads them by (``core.frame_rules``). It is a
 ``training.teach_record.TakeSource``; :func:`live_skeletons` gives one on a node of its own, with
 an executor thread, for the command line. Tests pass their own node.
 """
@@ -17,9 +18,9 @@ from contextlib import contextmanager
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
+from bharnet_ros.core.frame_rules import FrameRules, one_per_person
+from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.msg import PersonSkeletonArray
-from bharnet_ros.nodes.conversions import msg_to_frame
 from bharnet_ros.nodes.environment import private_node
 from bharnet_ros.nodes.graph import SKELETON_TOPIC
 from bharnet_ros.nodes.lifecycle import message_type_name, split_publishers, wrong_type_problem
@@ -37,8 +38,9 @@ class LiveSkeletons:
         self.sleep = sleep
         self._lock = threading.Lock()
         self._frames: list[SkeletonFrame] | None = None  # None while no take records
-        self.bad_messages = 0  # skeletons that could not be read, during the current take
+        self.bad_messages = 0  # skeletons refused during the current take
         self._last_problem = ""
+        self.rules = FrameRules(self._refuse)
         self.subscription = node.create_subscription(  # best effort: takes reliable publishers too
             PersonSkeletonArray,
             topic,
@@ -48,8 +50,9 @@ class LiveSkeletons:
         self.description = f"live {self.subscription.topic_name}"
 
     def record(self, seconds: float) -> list[SkeletonFrame]:
-        """The frames that arrive during the next ``seconds`` (wall time); skeletons that could not
-        be read are logged, so that a take flagged "no person" is not blamed on the person."""
+        """The frames that arrive during the next ``seconds`` (wall time); skeletons refused (they
+        could not be read, or broke a frame rule) are logged, so that a take flagged "no person" is
+        not blamed on the person."""
         with self._lock:
             self._frames, self.bad_messages = [], 0
         self.sleep(seconds)
@@ -57,7 +60,7 @@ class LiveSkeletons:
             frames, self._frames = self._frames, None
         if self.bad_messages:
             self.node.get_logger().warning(
-                f"{self.bad_messages} skeletons of this take could not be read ({self._last_problem}); "
+                f"{self.bad_messages} skeletons of this take were refused ({self._last_problem}); "
                 "check the publisher of the skeleton topic"
             )
         return frames
@@ -83,26 +86,26 @@ class LiveSkeletons:
         with self._lock:
             if self._frames is None:
                 return
-        frames, problems = [], []
-        arrived = self.node.get_clock().now().nanoseconds * 1e-9
-        for person in msg.persons:
-            try:
-                frames.append(msg_to_frame(person))
-            except SkeletonError as err:
-                problems.append(str(err))
-                continue
-            if frames[-1].timestamp == 0.0:  # a camera driver that never stamps: time it on arrival,
-                frames[-1].timestamp = arrived  # as the recognizer does, or the take is one frame
-                self.node.get_logger().warning(
-                    "skeletons arrive with stamp 0; timing them on arrival (fix the camera driver)",
-                    throttle_duration_sec=10.0,
-                )
+        frames = self.rules.frames(msg.persons, time.monotonic(), self._unstamped)
+        frames = one_per_person(frames, self._refuse)
         with self._lock:
             if self._frames is not None:
                 self._frames.extend(frames)
-                self.bad_messages += len(problems)
-                if problems:
-                    self._last_problem = problems[-1]
+
+    def _unstamped(self) -> float:
+        """The time of a skeleton stamped 0 (a camera driver that never stamps): its arrival on
+        this node's clock, as the recognizer times it, or the take would be one frame."""
+        self.node.get_logger().warning(
+            "skeletons arrive with stamp 0; timing them on arrival (fix the camera driver)",
+            throttle_duration_sec=10.0,
+        )
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def _refuse(self, why: str) -> None:
+        with self._lock:
+            if self._frames is not None:
+                self.bad_messages += 1
+                self._last_problem = why
 
 
 @contextmanager

@@ -19,24 +19,28 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
-from bharnet_ros.core.video import VideoError, VideoReader, camera_number, open_camera
+from bharnet_ros.core.video import (
+    DEFAULT_PLAY_RATE,
+    MAX_PLAY_RATE,
+    MIN_PLAY_RATE,
+    camera_number,
+    play_frames,
+    play_rate,
+)
+from bharnet_ros.nodes.conversions import image_msg
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
-from bharnet_ros.nodes.lifecycle import CallbackErrorCount, spin_node
+from bharnet_ros.nodes.lifecycle import CallbackErrorCount, SafePublishing, spin_node
 from bharnet_ros.nodes.parameters import Param, declare_parameters
 
-MAX_RATE = 240.0  # frames per second: the top of ``rate``, and of a file's own rate
-DEFAULT_RATE = 30.0  # frames per second of a camera, or of a file that states no usable rate
-MIN_RATE = 0.01  # frames per second: a slower ``rate`` (other than 0) is refused, not a timer of years
 PARAMS = (
     Param(
         "video",
@@ -47,8 +51,9 @@ PARAMS = (
     Param(
         "rate",
         0.0,
-        f"frames per second to publish; 0 = the file's own rate (30 for cameras), at most {MAX_RATE:g}",
-        (0.0, MAX_RATE),
+        f"frames per second to publish; 0 = the file's own rate ({DEFAULT_PLAY_RATE:g} for cameras), "
+        f"at most {MAX_PLAY_RATE:g}",
+        (0.0, MAX_PLAY_RATE),
         read_only=True,
     ),
     Param("loop", False, "start the file again at its end", read_only=True),
@@ -58,27 +63,26 @@ PARAMS = (
 )
 
 
-class VideoSourceNode(CallbackErrorCount, Node):
+class VideoSourceNode(CallbackErrorCount, SafePublishing, Node):
     """Reads frames on a timer and publishes them on ``image_raw``."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("video_source", **kwargs)
         self.params = declare_parameters(self, PARAMS)
         self.frames_published = 0
-        self.publish_failures = 0
         self.finished = False
         self.error = ""  # why playing stopped before the end, if it did
         if not self.params["video"]:
             raise ValueError("parameter 'video' is empty: set a video file or a camera number")
-        if 0 < self.params["rate"] < MIN_RATE:
+        if 0 < self.params["rate"] < MIN_PLAY_RATE:
             raise ValueError(
-                f"parameter 'rate' {self.params['rate']:g} is below {MIN_RATE:g} frames per second; "
-                "give 0 for the file's own rate, or a rate from 0.01 to 240"
+                f"parameter 'rate' {self.params['rate']:g} is below {MIN_PLAY_RATE:g} frames per second; "
+                f"give 0 for the file's own rate, or a rate from {MIN_PLAY_RATE:g} to {MAX_PLAY_RATE:g}"
             )
         self.rate = self.params["rate"] or self._native_rate()
         self.waiting = camera_number(self.params["video"]) is None  # a file waits for its first reader
         self.publisher = self.create_publisher(Image, "image_raw", qos_profile_sensor_data)
-        self._frames = frames(self.params["video"], self.params["loop"])
+        self._frames = play_frames(self.params["video"], self.params["loop"])
         self.diagnostics = DiagnosticsPublisher(self)
         self.diagnostics_timer = self.create_timer(
             self.params["diagnostics_period"], self._report, clock=Clock(clock_type=ClockType.STEADY_TIME)
@@ -89,24 +93,11 @@ class VideoSourceNode(CallbackErrorCount, Node):
         )
 
     def _native_rate(self) -> float:
-        """The file's own frame rate, at most :data:`MAX_RATE`; :data:`DEFAULT_RATE` for a camera, a
-        file that states none, or one that states less than :data:`MIN_RATE` (a damaged header)."""
-        video = self.params["video"]
-        if camera_number(video) is not None:
-            return DEFAULT_RATE
-        with VideoReader(video) as reader:
-            fps = reader.info.fps if reader.info.fps > 0 else DEFAULT_RATE
-        if fps > MAX_RATE:  # some containers state 1000 fps (a time base, not a frame rate)
-            self.get_logger().warning(
-                f"{video} states {fps:g} frames per second; publishing at {MAX_RATE:g} (set 'rate' to choose)"
-            )
-            return MAX_RATE
-        if fps < MIN_RATE:  # a damaged header: at its word the first frame would come in hours
-            self.get_logger().warning(
-                f"{video} states {fps:g} frames per second; publishing at {DEFAULT_RATE:g} (set 'rate')"
-            )
-            return DEFAULT_RATE
-        return fps
+        """The video's own rate (``core.video.play_rate``), saying so where it is not the file's."""
+        rate, note = play_rate(self.params["video"])
+        if note:
+            self.get_logger().warning(note)
+        return rate
 
     def _publish_next(self) -> None:
         """Publish the next frame; at the end, or on any failure of the source, stop and say why."""
@@ -124,7 +115,8 @@ class VideoSourceNode(CallbackErrorCount, Node):
         if frame is None:
             self._finish()
             return
-        if self._publish(self._message(frame)):
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.params["frame_id"])
+        if self.safe_publish(self.publisher, image_msg(frame, header)):
             self.frames_published += 1
 
     def _reader_found(self) -> bool:
@@ -136,28 +128,6 @@ class VideoSourceNode(CallbackErrorCount, Node):
             f"waiting for a subscriber on {self.publisher.topic_name} before the first frame", once=True
         )
         return False
-
-    def _publish(self, msg: Image) -> bool:
-        """Publish, counting and logging (throttled) what the middleware refuses instead of raising."""
-        try:
-            self.publisher.publish(msg)
-        except InvalidHandle:  # destroyed under a running callback: the node is being torn down
-            return False
-        except Exception as err:  # rclpy raises RCLError subclasses
-            if not self.context.ok():
-                return False
-            self.publish_failures += 1
-            self.get_logger().warning(f"publishing a frame failed: {err}", throttle_duration_sec=5.0)
-            return False
-        return True
-
-    def _message(self, frame: np.ndarray) -> Image:
-        msg = Image(height=frame.shape[0], width=frame.shape[1], encoding="bgr8", is_bigendian=0)
-        msg.step = frame.shape[1] * 3
-        msg.data = frame.tobytes()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self.params["frame_id"]
-        return msg
 
     def _finish(self, error: str = "") -> None:
         """Stop publishing and free the file or camera; ``error`` says why, when it is no normal end."""
@@ -210,31 +180,6 @@ class VideoSourceNode(CallbackErrorCount, Node):
         level, message, values = self.status()
         with contextlib.suppress(InvalidHandle):  # torn down under the timer
             self.diagnostics.publish(level, message, values)
-
-
-def frames(video: str, loop: bool) -> Iterator[np.ndarray]:
-    """BGR frames of a file (again and again with ``loop``) or of a camera given by its number.
-
-    A camera that stops delivering frames raises VideoError; closing the iterator releases the
-    file or the camera.
-    """
-    number = camera_number(video)
-    if number is not None:
-        capture = open_camera(number)
-        try:
-            while True:
-                ok, frame = capture.read()
-                if not ok:
-                    raise VideoError(f"camera {video} stopped delivering frames")
-                yield frame
-        finally:
-            capture.release()
-    while True:
-        with VideoReader(video) as reader:
-            for _, frame in reader:
-                yield frame
-        if not loop:
-            return
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,6 +1,8 @@
 """Implementations of the ``bharnet`` subcommands, imported lazily by ``bharnet_ros.cli``.
 
-Each module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+Each module that ``cli.SUBCOMMANDS`` names exposes ``add_arguments(parser)`` and
+``run(args) -> int``; the others serve them (``outputs``, ``report_doc``, ``bench_pipeline``) or
+run on their own (``python -m bharnet_ros.tools.pose_compare``).
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
             _measure("real video + MediaPipe + recognizer", video_bag, "/camera/image_raw", model),
             _measure("synthetic skeletons + recognizer", skeleton_bag, "/bharnet/skeletons", model),
         ]
-    table = _pipeline_table(rows, args)
+    table = _pipeline_table(rows)
     print(table)
     if args.out:
         from bharnet_ros.tools.report_doc import record_measurement
@@ -199,7 +199,7 @@ def _measure(name: str, bag: Path, topic: str, model: str, params_file: str = ""
     }
 
 
-def _pipeline_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+def _pipeline_table(rows: list[dict[str, Any]]) -> str:
     columns = ("input (30 Hz)", "frames", "processed FPS", "dropped", "classifier runs/s")
     columns += ("frame-to-label p50 / p95 ms", "CPU (cores)")
     lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]

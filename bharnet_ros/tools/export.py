@@ -31,9 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dynamic-batch", action="store_true", help="dynamic batch axis (adds If nodes; default batch 1)"
     )
-    parser.add_argument(
-        "--opset", type=int, default=17,
-        help="ONNX opset, from 17 to the highest the installed torch exporter writes (default 17)",
+    parser.add_argument(  # no default here: the oldest opset is model.export's, which imports torch
+        "--opset", type=int,
+        help="ONNX opset, from the oldest export supports (the default) to the highest the installed "
+        "torch exporter writes",
     )  # fmt: skip
     parser.add_argument(
         "--fp16", action="store_true", help="half precision (not supported yet; says what to do instead)"
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     """Export, check parity, print a summary; a parity failure exits with 1."""
     from bharnet_ros.model.checkpoint import CheckpointError, load_checkpoint
     from bharnet_ros.model.export import (
+        DEFAULT_OPSET,
         FP16_UNSUPPORTED,
         ExportError,
         ParityError,
@@ -56,12 +58,13 @@ def run(args: argparse.Namespace) -> int:
         prepare_model,
     )
 
-    if args.opset < 17:
-        raise UsageError(f"--opset {args.opset} is too old; use 17 or newer")
-    if args.opset > highest_opset():
+    opset = DEFAULT_OPSET if args.opset is None else args.opset
+    if opset < DEFAULT_OPSET:
+        raise UsageError(f"--opset {opset} is too old; use {DEFAULT_OPSET} or newer")
+    if opset > highest_opset():
         raise UsageError(
-            f"--opset {args.opset} is newer than torch {torch_version()}'s ONNX exporter writes; "
-            f"use 17 to {highest_opset()}"
+            f"--opset {opset} is newer than torch {torch_version()}'s ONNX exporter writes; "
+            f"use {DEFAULT_OPSET} to {highest_opset()}"
         )
     if args.fp16:
         raise UsageError(FP16_UNSUPPORTED)
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         with atomic_file(args.output) as temporary:
             metadata, diffs = export_checked(
                 model, temporary, checkpoint.class_names, checkpoint.preprocess_config,
-                checkpoint.hand_intensive, opset=args.opset, dynamic_batch=args.dynamic_batch,
+                checkpoint.hand_intensive, opset=opset, dynamic_batch=args.dynamic_batch,
                 calibration=calibration,
             )  # fmt: skip
     except ParityError as err:

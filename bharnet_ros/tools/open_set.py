@@ -20,10 +20,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bharnet_ros.core.recognizer import NONE
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import atomic_file, check_output_folder, scratch_folder, staged_folder
 
-NONE = "none"
 SUMMARY = "summary.json"
 
 

@@ -131,7 +131,6 @@ def group_clips(data: Path, group: Sequence[str]) -> list[Path]:
 
 PEOPLE_SECTION = "bench-people"
 LIVE_RATE_HZ = 20.0  # the clips' own frame rate
-NOSE = 0
 
 
 PEOPLE_HEADER = (

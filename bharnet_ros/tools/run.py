@@ -69,13 +69,13 @@ def check_options(options: Any) -> None:
     """
     from bharnet_ros.core.inference import DEVICES
     from bharnet_ros.nodes.environment import domain_id_problem
-    from bharnet_ros.nodes.graph import AUTOSTART
+    from bharnet_ros.nodes.graph import FLAG_WORDS
 
     if problem := domain_id_problem():
         raise UsageError(problem)
     if options.device and options.device not in DEVICES:
         raise UsageError(f"--device {options.device!r} is not one of {', '.join(DEVICES)}")
-    if options.autostart not in ("", *AUTOSTART):
+    if options.autostart not in ("", *FLAG_WORDS):
         raise UsageError(f"--autostart {options.autostart!r} is not true or false")
     if options.backend and options.backend not in pose_backends():
         raise UsageError(f"--backend {options.backend!r} is not one of {', '.join(pose_backends())}")

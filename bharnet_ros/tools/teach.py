@@ -593,10 +593,10 @@ def run_curve(args: argparse.Namespace) -> int:
         CurvePlan,
         check_plan,
         impossible_points,
-        run_curve,
         score_reference,
         write_curve,
     )
+    from bharnet_ros.training.teach_curve import run_curve as measure_curve  # this function's namesake
 
     check_count("--draws", args.draws, 1, MOST_DRAWS)
     check_count("--groups", args.groups, 1, MOST_GROUPS)
@@ -620,7 +620,7 @@ def run_curve(args: argparse.Namespace) -> int:
         check_plan(data, plan, left_out)  # before the references are scored: a typo costs nothing
         _print_skipped(impossible_points(data, plan))
         references = [score_reference(path, data, args.new) for path in args.reference]
-        runs = run_curve(args.base, data, plan, show_progress=not args.no_progress)
+        runs = measure_curve(args.base, data, plan, show_progress=not args.no_progress)
     except (CheckpointError, DatasetError, ValueError) as err:
         raise UsageError(str(err)) from None
     if not runs:

@@ -447,7 +447,7 @@ def teach(
     classes = vocabulary_for(base.class_names, takes.class_names, settings)
     old_rows = old_class_rows(base.class_names, classes)
     kept = rehearsal_samples(rehearsal, [classes[i] for i in old_rows], settings)
-    check_something_to_teach(base, takes, classes, settings, kept is not None)
+    check_something_to_teach(base, takes, classes, kept is not None)
     bars = ("features of the takes", "features of the rehearsal") if show_progress else (None, None)
     parts = [window_features(model, base, takes, classes, settings, settings.views, bars[0])]
     notes = refinement_notes([c for c in takes.class_names if c in base.class_names], kept is not None)
@@ -500,11 +500,7 @@ def rehearsal_samples(
 
 
 def check_something_to_teach(
-    base: Checkpoint,
-    takes: SkeletonDataset,
-    classes: Sequence[str],
-    settings: TeachSettings,
-    rehearsed: bool,
+    base: Checkpoint, takes: SkeletonDataset, classes: Sequence[str], rehearsed: bool
 ) -> None:
     """ValueError when the takes could not change the model at all.
 

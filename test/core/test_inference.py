@@ -161,7 +161,7 @@ def test_predict_window_uses_the_stored_preprocessing(model_path):
         buffer.push(demo_sequence(24).frame(t))
     window = buffer.window(length=FRAMES)
     classifier = OnnxClassifier(model_path, providers="cpu")
-    scores = classifier.predict_window(window, image_size=(640, 480))
+    scores = classifier.predict_window(window)
     assert scores.label in LABELS
     assert scores.finite()
 

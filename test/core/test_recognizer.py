@@ -142,7 +142,7 @@ def test_per_person_state_goes_with_the_window_under_id_churn():
     assert len(recognizer.windows) <= 4
     assert len(recognizer.person_states()) <= 4
     assert set(recognizer.person_states()) <= set(recognizer.windows.person_ids)
-    recognizer.reset()
+    recognizer.windows.reset()
     assert recognizer.person_states() == {}
 
 

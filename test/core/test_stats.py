@@ -2,7 +2,7 @@
 
 import pytest
 
-from bharnet_ros.core.stats import GapDropCounter, Percentiles, RateMeter
+from bharnet_ros.core.stats import GapDropCounter, Percentiles, PersonDropCounter, RateMeter
 
 
 def test_rate_meter_counts_events_in_its_window():
@@ -53,3 +53,23 @@ def test_frames_stamped_microseconds_apart_do_not_set_the_frame_period():
     for i in range(1, 100):
         counter.observe(101.0 + i / 30)
     assert counter.dropped == 0
+
+
+def test_dropped_frames_are_counted_per_person_and_kept_when_counters_go():
+    drops = PersonDropCounter()
+    for i in range(10):
+        drops.observe(1, i / 30)
+        drops.observe(2, 100 + i / 30)  # another clock: no gap between the two persons
+    assert drops.dropped == 0
+    assert drops.observe(1, 13 / 30) == 3
+    drops.forget_untracked([2], most=2)  # not more than 2 persons: nothing goes
+    assert len(drops) == 2
+    drops.observe(3, 0.0)
+    drops.forget_untracked([2], most=2)
+    assert len(drops) == 1  # persons 1 and 3 are no longer tracked
+    assert drops.dropped == 3  # what person 1 counted stays
+    drops.forget_all()
+    assert len(drops) == 0
+    assert drops.dropped == 3
+    drops.observe(2, 500.0)  # heard again after a pause: a new stream, no gap
+    assert drops.dropped == 3

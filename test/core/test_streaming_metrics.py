@@ -10,7 +10,6 @@ from bharnet_ros.core.streaming_metrics import (
     evaluate_stream,
     label_changes,
     majority_label,
-    segment_result,
     summarize,
 )
 
@@ -58,8 +57,10 @@ def test_a_decision_in_two_overlapping_segments_is_not_taken_off_the_unscored_tw
 
 
 def test_segment_end_is_exclusive_and_start_inclusive():
-    result = segment_result(Segment(2.0, 5.0, "wave"), predictions((2.0, "wave"), (5.0, "idle")))
+    metrics = evaluate_stream([Segment(2.0, 5.0, "wave")], predictions((2.0, "wave"), (5.0, "idle")))
+    [result] = metrics.per_segment
     assert (result.predictions, result.delay, result.correct) == (1, 0.0, True)
+    assert metrics.predictions_unscored == 1
 
 
 def test_majority_ties_go_to_the_label_seen_first():

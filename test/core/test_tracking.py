@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bharnet_ros.core.skeleton import SkeletonError
-from bharnet_ros.core.tracking import MAX_AGE, MAX_TRACK_ID, PersonTracker, body_box, box_iou
+from bharnet_ros.core.tracking import MAX_AGE, MAX_TRACK_ID, PersonTracker, body_box, box_ious
 
 FPS = 20.0
 # A stick figure (head, shoulders, elbows, wrists, hips) around its centre, in units of its height.
@@ -96,8 +96,7 @@ def test_box_and_overlap_helpers():
     visible[0] = False  # the head is not trusted
     box = body_box(points, visible)
     assert box[1] == pytest.approx(100 - 30)  # the shoulders are the top of what is visible
-    assert box_iou(box, box) == pytest.approx(1.0)
-    assert box_iou(box, box + 1000) == 0.0
+    assert box_ious(np.array([box]), np.array([box, box + 1000]))[0] == pytest.approx([1.0, 0.0])
 
 
 def test_bad_shapes_and_settings_are_refused():

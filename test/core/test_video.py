@@ -8,7 +8,17 @@ import cv2
 import numpy as np
 import pytest
 
-from bharnet_ros.core.video import VideoError, VideoReader, is_video_file, list_videos
+from bharnet_ros.core import video
+from bharnet_ros.core.video import (
+    DEFAULT_PLAY_RATE,
+    MAX_PLAY_RATE,
+    VideoError,
+    VideoReader,
+    is_video_file,
+    list_videos,
+    play_frames,
+    play_rate,
+)
 
 
 def write_clip(path, frames: int = 12, fps: float = 10.0, size: tuple[int, int] = (64, 48)) -> None:
@@ -135,3 +145,43 @@ def test_an_avi_with_drop_frames_is_complete_and_timed_by_its_container(tmp_path
         stamps = [t for t, _ in reader]  # not 'truncated': the header counts the drops
     kept = [i for i in range(100) if i not in dropped]
     assert stamps == pytest.approx([i / 25 for i in kept])
+
+
+def test_a_file_plays_once_or_looped(tmp_path):
+    path = tmp_path / "clip.mp4"
+    write_clip(path, frames=3)
+    assert len(list(play_frames(str(path), loop=False))) == 3
+    looped = play_frames(str(path), loop=True)
+    assert len([next(looped) for _ in range(7)]) == 7  # past the end, from the start again
+    looped.close()
+
+
+def test_a_camera_that_stops_delivering_is_an_error_and_is_released(monkeypatch):
+    class Camera:
+        reads, released = 0, False
+
+        def read(self):
+            self.reads += 1
+            return self.reads <= 2, np.zeros((4, 4, 3), np.uint8)
+
+        def release(self):
+            self.released = True
+
+    camera = Camera()
+    monkeypatch.setattr(video, "open_camera", lambda number: camera)
+    frames = play_frames("3", loop=False)
+    assert len([next(frames), next(frames)]) == 2
+    with pytest.raises(VideoError, match="camera 3 stopped delivering frames"):
+        next(frames)
+    assert camera.released
+
+
+def test_the_play_rate_is_the_files_own_within_bounds(tmp_path):
+    path = tmp_path / "clip.mp4"
+    write_clip(path, fps=10.0)
+    assert play_rate(str(path)) == (10.0, "")
+    write_clip(path, fps=1000.0)  # a time base, not a frame rate
+    rate, note = play_rate(str(path))
+    assert rate == MAX_PLAY_RATE
+    assert note == f"{path} states 1000 frames per second; publishing at 240 (set 'rate' to choose)"
+    assert play_rate("0") == (DEFAULT_PLAY_RATE, "")  # a camera states no rate

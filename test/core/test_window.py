@@ -252,7 +252,7 @@ def test_set_drops_a_person_after_the_timeout() -> None:
     assert persons.stats.persons_timed_out == 1
     assert persons.prune(3.0) == [2]
     assert len(persons) == 0
-    assert persons.stats.persons_dropped == 2
+    assert persons.stats.persons_timed_out == 2
 
 
 def test_returning_person_after_timeout_starts_a_fresh_buffer() -> None:

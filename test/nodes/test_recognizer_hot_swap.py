@@ -215,9 +215,9 @@ def test_a_swapped_in_model_that_fails_or_lags_on_live_windows_is_rolled_back(
 def test_a_model_that_proves_itself_ends_its_probation(
     ros, running, models, wait, parameter_client, monkeypatch
 ):
-    import bharnet_ros.nodes.recognizer_node as recognizer_node
+    from bharnet_ros.core import model_swap
 
-    monkeypatch.setattr(recognizer_node, "SLOWEST_STRIDE", 3600.0)  # no machine is too slow here
+    monkeypatch.setattr(model_swap, "SLOWEST_STRIDE", 3600.0)  # no machine is too slow here
     node, _ = running
     assert parameter_client("recognizer").set(model=str(models["four"]))["model"].successful
     assert node.probation is not None

@@ -151,7 +151,7 @@ def test_skeletons_that_cannot_be_read_during_a_take_are_counted_and_logged(ros,
     source.sleep = sleep
     assert len(source.record(1.0)) == 1
     assert source.bad_messages == 2
-    assert "2 skeletons of this take could not be read" in capfd.readouterr().err
+    assert "2 skeletons of this take were refused" in capfd.readouterr().err
 
     def sleep_good(seconds: float) -> None:
         publisher.publish(good)
@@ -222,3 +222,26 @@ def test_a_best_effort_skeleton_publisher_is_recorded(ros, wait):
 
     source.sleep = sleep
     assert len(source.record(1.0)) == 5
+
+
+def test_takes_follow_the_recognizers_frame_rules(ros, wait):
+    """One skeleton per person and message, and no stamp-0 skeleton among stamped ones (a second
+    publisher), as the recognizer reads the same topic."""
+    probe = ros.add(Node, "teach_rules_probe")
+    publisher = probe.create_publisher(PersonSkeletonArray, "/teach_rules", 10)
+    source = LiveSkeletons(ros.add(Node, "teach_rules"), "/teach_rules")
+    assert wait(lambda: publisher.get_subscription_count() > 0)
+    frame = generate_sequence("wave", np.random.default_rng(0)).frame(0)
+    stamped = Header(stamp=seconds_to_stamp(1000.0))
+    twice = PersonSkeletonArray(persons=[frame_to_msg(frame, stamped), frame_to_msg(frame, stamped)])
+    unstamped = PersonSkeletonArray(persons=[frame_to_msg(frame, Header())])
+
+    def sleep(seconds: float) -> None:
+        for msg in (twice, unstamped):
+            publisher.publish(msg)
+        assert wait(lambda: collected(source) == 1 and bad_messages(source) == 2)
+
+    source.sleep = sleep
+    [kept] = source.record(1.0)
+    assert kept.timestamp == 1000.0
+    assert source.bad_messages == 2

@@ -19,8 +19,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 
-from bharnet_ros.nodes import video_source_node
-from bharnet_ros.nodes.video_source_node import MAX_RATE, VideoSourceNode
+from bharnet_ros.core import video as core_video
+from bharnet_ros.core.video import MAX_PLAY_RATE
+from bharnet_ros.nodes.video_source_node import VideoSourceNode
 
 # Best effort, as the camera topic is, but deep: a probe slowed by a loaded machine drops nothing.
 PROBE_QOS = QoSProfile(depth=300, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -182,8 +183,8 @@ def test_a_file_rate_above_the_parameter_range_is_capped(ros, tmp_path):
     """A container stating 1000 fps published 1000 frames a second; ``rate`` allows at most 240."""
     video = write_clip(tmp_path / "fast.avi", 3, fps=1000.0)
     node = ros.add(VideoSourceNode, parameter_overrides=[Parameter("video", value=video)])
-    assert node.rate == MAX_RATE
-    assert abs(node.timer.timer_period_ns - 1e9 / MAX_RATE) < 2
+    assert node.rate == MAX_PLAY_RATE
+    assert abs(node.timer.timer_period_ns - 1e9 / MAX_PLAY_RATE) < 2
 
 
 def test_a_file_rate_below_the_parameter_range_plays_at_30(ros, tmp_path):
@@ -243,7 +244,7 @@ def test_a_camera_publishes_live_with_nobody_listening(ros, wait, monkeypatch, s
         def release(self) -> None:
             pass
 
-    monkeypatch.setattr(video_source_node, "open_camera", lambda number: Camera())
+    monkeypatch.setattr(core_video, "open_camera", lambda number: Camera())
     overrides = [Parameter("video", value="7"), Parameter("diagnostics_period", value=0.1)]
     node = ros.add(VideoSourceNode, parameter_overrides=overrides)
     assert wait(lambda: node.frames_published >= 3)

@@ -293,10 +293,10 @@ def test_a_pipeline_row_without_any_label_says_so_instead_of_nan():
     from bharnet_ros.tools.bench_pipeline import _pipeline_table
 
     row = {"name": "one frame", "frames": 1, "processed_fps": 1.0, "dropped": 0, "actions_per_s": 0.0}
-    table = _pipeline_table([{**row, "latency": [], "cpu_cores": 0.1}], argparse.Namespace())
+    table = _pipeline_table([{**row, "latency": [], "cpu_cores": 0.1}])
     assert "| no label came |" in table
     assert "nan" not in table
-    timed = _pipeline_table([{**row, "latency": [0.1, 0.2], "cpu_cores": 0.1}], argparse.Namespace())
+    timed = _pipeline_table([{**row, "latency": [0.1, 0.2], "cpu_cores": 0.1}])
     assert "| 150 / 195 |" in timed
 
 

@@ -143,6 +143,7 @@ def test_fp16_exits_2_with_advice(checkpoint_path, tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert "fp16" in err
+    assert "trt_fp16_enable" in err  # what to do instead
 
 
 def test_export_never_replaces_its_checkpoint_and_needs_force_for_an_existing_onnx(

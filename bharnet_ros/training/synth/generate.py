@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ def _performer(rng: np.random.Generator, left_handed: bool | None) -> _Performer
 def _gesture_tracks(
     name: str, who: _Performer, timing: Timing, t: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Dominant and other arm tracks (T, POSE_SIZE) of one class over the local time grid ``t``."""
+    """Dominant and other arm tracks (T, 24) of one class over the local time grid ``t``."""
     amplitude = who.motion.uniform(0.75, 1.25)
     motion = Motion(t, timing, who.subject, who.rest, amplitude, who.motion, who.shape)
     dominant, other = MOTIONS[name](motion)
@@ -125,7 +126,7 @@ def generate_sample(
     return SynthSample(sequence, class_name, who.subject.left_handed, (t1, t2))
 
 
-def generate_sequence(class_name: str, rng: np.random.Generator, **options) -> SkeletonSequence:
+def generate_sequence(class_name: str, rng: np.random.Generator, **options: Any) -> SkeletonSequence:
     """Just the sequence of :func:`generate_sample`."""
     return generate_sample(class_name, rng, **options).sequence
 

@@ -1,7 +1,8 @@
 """The classes' motions: hand orientations, gesture timing and one motion builder per class.
 
-Each builder returns (dominant arm, other arm) tracks (T, POSE_SIZE), both authored as right arms;
-``None`` for the other arm means it stays at rest.
+Each builder returns (dominant arm, other arm) tracks (T, 24) of arm poses
+(``kinematics.WRIST..SHAPE``), both authored as right arms; ``None`` for the other arm means it
+stays at rest.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class Motion:
 
     def stroke(self, poses: Sequence[np.ndarray], via: str = "neutral") -> np.ndarray:
         """Arm track: rest, rise through ``via`` to poses[0], move through the poses during the hold,
-        return through ``via`` to rest. Returns (T, POSE_SIZE)."""
+        return through ``via`` to rest. Returns (T, 24) arm poses."""
         t0, t1, t2, t3 = self.timing.marks
         keys = [(0.0, self.rest), (t0, self.rest), ((t0 + t1) / 2, self.via(poses[0], via))]
         keys += [(t1 + (t2 - t1) * i / max(len(poses) - 1, 1), p) for i, p in enumerate(poses)]

@@ -16,7 +16,6 @@ from bharnet_ros.training.synth.geometry import unit
 # Hand shape vector: MCP flexion of index..pinky (1 = 90 degrees), PIP/DIP curl of index..pinky
 # (1 = fully curled), finger spread, and the thumb tip's target position in the local frame.
 MCP, CURL, SPREAD, THUMB = slice(0, 4), slice(4, 8), 8, slice(9, 12)
-SHAPE_SIZE = 12
 PALM = [0, 5, 9, 13, 17]  # the wrist and the four finger knuckles: where the palm is
 
 _FINGER_MCP = np.array([[0.50, 0.16, 0.01], [0.53, 0.04, -0.01], [0.50, -0.085, 0.0], [0.45, -0.205, 0.02]])

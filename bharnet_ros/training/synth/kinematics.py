@@ -56,8 +56,8 @@ def sample_subject(rng: np.random.Generator, left_handed: bool | None = None) ->
 
 # Arm pose vector, authored for a right arm: wrist relative to the shoulder (m), finger direction,
 # palm direction, elbow direction hint, hand shape. The left arm is the mirror image of a right arm.
+# 24 values in all: the hand shape is the 12 of ``hands.MCP..THUMB``.
 WRIST, AXIS, NORMAL, ELBOW, SHAPE = slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 12), slice(12, 24)
-POSE_SIZE = 24
 
 
 def arm_pose(
