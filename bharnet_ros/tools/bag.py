@@ -118,10 +118,10 @@ def run_record_video(args: argparse.Namespace) -> int:
     start_time = _start_time(args.start_time)
     check_input_file(args.video, "video")
     output = named_folder(args.output)
-    check_output_folder(output, [args.video], args.force, "-o", empty_ok=False)
-    check_same_storage(output, args.storage)
     suffix = next(s for s, storage in STORAGE_SUFFIXES.items() if storage == args.storage)
-    check_own_files(output, ["metadata.yaml", output.name + suffix], "-o")
+    writes = ["metadata.yaml", output.name + suffix]
+    check_output_folder(output, [args.video], args.force, "-o", empty_ok=False, writes=writes)
+    check_same_storage(output, args.storage)
     try:
         with staged_folder(output) as staged:
             summary = write_video_bag(
@@ -140,24 +140,6 @@ def named_folder(path: Path) -> Path:
     """``path`` itself, or resolved where its last part names no folder (``.``, ``..``): a staged
     output is named after that part, and ``-o .`` staged into the command's own ``..tmp-…``."""
     return path.resolve() if path.name in ("", ".", "..") else path
-
-
-def check_own_files(folder: Path, names: list[str], option: str) -> None:
-    """UsageError, before the work, where ``folder`` is a dangling symbolic link or holds something
-    other than a file (a folder, say) under a name the command writes: either failed only when the
-    finished output was moved into place."""
-    if os.path.islink(folder) and not folder.exists():
-        raise UsageError(
-            f"{option} {folder} is a symbolic link to {os.readlink(folder)}, which does not exist; "
-            "give a folder, or create the link's target first"
-        )
-    for name in names:
-        there = folder / name
-        if os.path.lexists(there) and not there.is_file():
-            raise UsageError(
-                f"{option} {folder} holds {there}, which is no regular file, where this command writes "
-                f"its {name}; move it away or choose another folder"
-            )
 
 
 def check_same_storage(output: Path, storage: str) -> None:
@@ -315,8 +297,7 @@ def run_eval(args: argparse.Namespace) -> int:
         check_input_file(args.labels, "labels file")
     params = Path(args.params_file) if args.params_file else None
     out = named_folder(args.out)
-    check_output_folder(out, [args.bag, args.labels, args.model, params], args.force)
-    check_own_files(out, list(REPORT_FILES), "--out")
+    check_output_folder(out, [args.bag, args.labels, args.model, params], args.force, writes=REPORT_FILES)
     replay = realtime_replay(args.rate) if args.realtime else None
     try:
         repair_if_unindexed(args.bag)

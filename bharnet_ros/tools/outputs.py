@@ -57,14 +57,21 @@ def check_output_folder(
     force: bool = False,
     option: str = "--out",
     empty_ok: bool = True,
+    writes: Iterable[str] = (),
 ) -> Path:
     """A folder a command will write into, checked against the rule.
 
     An existing non-empty folder (or, with ``empty_ok`` False, any existing one, as for bags)
-    needs ``force``; even then only the files the command writes are replaced.
+    needs ``force``; even then only the files the command writes (``writes``, where it names
+    them) are replaced, so each of those must be a regular file where it exists.
     """
     inputs = list(inputs)  # walked twice
     _check_parent_steps(path, option)
+    if os.path.islink(path) and not path.exists():  # else found only when the result moves in
+        raise UsageError(
+            f"{option} {path} is a symbolic link to {os.readlink(path)}, which does not exist; "
+            "give a folder, or create the link's target first"
+        )
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} {path} is a file; give a folder name")
     _check_not_an_input(path, inputs, option)
@@ -77,8 +84,21 @@ def check_output_folder(
         )
     if path.is_dir():
         _check_no_links(path, option)
+        _check_own_files(path, writes, option)
     _check_creatable(path, option)
     return path
+
+
+def _check_own_files(folder: Path, names: Iterable[str], option: str) -> None:
+    """Something other than a file (a folder, say) under a name the command writes would fail
+    the command only when its finished output moves into place."""
+    for name in names:
+        there = folder / name
+        if os.path.lexists(there) and not there.is_file():
+            raise UsageError(
+                f"{option} {folder} holds {there}, which is no regular file, where this command writes "
+                f"its {name}; move it away or choose another folder"
+            )
 
 
 def check_document(

@@ -236,6 +236,17 @@ def test_an_output_folder_holding_a_link_is_refused_even_with_force(tmp_path):
     assert video.read_bytes() == b"video"
 
 
+def test_an_output_folder_that_is_a_dangling_link_or_holds_no_file_where_one_goes_is_refused(tmp_path):
+    """Either used to fail only when the finished output moved into place, after all the work."""
+    (tmp_path / "report").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(UsageError, match="symbolic link to .*nowhere, which does not exist"):
+        check_output_folder(tmp_path / "report", force=True)
+    (tmp_path / "out" / "summary.json").mkdir(parents=True)
+    with pytest.raises(UsageError, match="summary.json, which is no regular file"):
+        check_output_folder(tmp_path / "out", force=True, writes=["summary.json"])
+    assert check_output_folder(tmp_path / "out", force=True, writes=["other.csv"]) == tmp_path / "out"
+
+
 @pytest.mark.parametrize("check", [check_output_file, check_output_folder, check_document])
 def test_an_output_name_that_is_not_utf8_is_refused(tmp_path, check):
     odd = Path(os.fsdecode(bytes(tmp_path) + b"/out\xff.md"))
