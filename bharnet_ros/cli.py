@@ -84,6 +84,20 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args``, except that a command taking ``key=value`` overrides (it sets
+    ``late_overrides``) also takes them after its options (``--out DIR epochs=1``): argparse fills
+    the positional ``items`` once, from the words before the options, and would refuse later ones
+    with a usage error that does not say why."""
+    args, extras = parser.parse_known_args(argv)
+    late = getattr(args, "late_overrides", False) and all("=" in w and not w.startswith("-") for w in extras)
+    if extras and not late:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    if extras:
+        args.items = [*(args.items or []), *extras]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; user errors become one line on stderr and exit code 2."""
     from bharnet_ros.core.skeleton import SkeletonError
@@ -91,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import os
 import pickle
 import warnings
@@ -42,14 +43,25 @@ import torch
 from torch import nn
 
 from bharnet_ros.core.inference import plain_label
+from bharnet_ros.core.layouts import get_layout
 from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model.attention import CrossAttention, default_num_features
 from bharnet_ros.model.bharnet import BHaRNetModel, build_model
-from bharnet_ros.model.config import MAX_PARAMETERS, ModelConfig, config_from_dict, config_to_dict
+from bharnet_ros.model.config import (
+    MAX_PARAMETERS,
+    NUM_HANDS,
+    ModelConfig,
+    config_from_dict,
+    config_to_dict,
+)
 from bharnet_ros.model.graph import NUM_SUBSETS
 
 FORMAT_VERSION = 2  # 2: block 0 aggregates before projecting (graph_conv.mix, graph_conv.subset_bias)
 BLOCK0_PROJECTION = "graph_conv.project."
 REQUIRED_KEYS = ("format_version", "model_config", "state_dict", "class_names", "preprocess")
+# Values of one sample's largest activation (largest_activation): the paper's BHaRNet-E has about
+# 1.7 million; 100 million floats are 400 MB per sample, already more than a batch of them fits.
+MOST_ACTIVATION = 100_000_000
 
 
 class CheckpointError(ValueError):
@@ -285,8 +297,9 @@ def check_finite(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
 def meta_model(model_config: Mapping[str, Any]) -> nn.Module:
     """The model ``model_config`` describes, built on the ``meta`` device, which records shapes and
     allocates nothing, so a config whose width times depth is enormous costs only the construction.
-    CheckpointError (no path) if it describes no model, or one of more parameters and buffers than
-    any checkpoint may have (:data:`MAX_PARAMETERS`)."""
+    CheckpointError (no path) if it describes no model, one of more parameters and buffers than
+    any checkpoint may have (:data:`MAX_PARAMETERS`), or one whose activations would not fit in
+    memory (:data:`MOST_ACTIVATION`)."""
     try:
         config = config_from_dict(model_config)
         with torch.device("meta"):
@@ -299,7 +312,35 @@ def meta_model(model_config: Mapping[str, Any]) -> nn.Module:
             f"it describes a model of {size:,} parameters, more than the {MAX_PARAMETERS:,} a checkpoint "
             "may have (BHaRNet-E has about 3 million)"
         )
+    attends = any(isinstance(layer, CrossAttention) for layer in model.modules())
+    activation = largest_activation(config, attends)
+    if activation > MOST_ACTIVATION:
+        raise CheckpointError(
+            f"its largest activation has about {activation:,} values per sample (channels x frames x "
+            f"joints x persons), more than the {MOST_ACTIVATION:,} a model may have (the paper's "
+            "BHaRNet-E about 2 million): its first batch would ask for more memory than a machine has"
+        )
     return model
+
+
+def largest_activation(config: ModelConfig, attends: bool = True) -> int:
+    """About how many values one sample's largest activation holds: the widest block over every
+    frame, vertex and person (or hand), and, where the model ``attends``, the attention's random
+    features (or, exact, its token-by-token scores) over the tokens left after the temporal strides.
+
+    The parameter count does not bound it: a model of few, wide parameters over 10 000 frames of
+    16 persons is a small file whose first forward pass asks for hundreds of GB.
+    """
+    shape, backbone, attention = config.input, config.backbone, config.attention
+    places = get_layout(shape.body_layout).num_joints * max(shape.num_persons, NUM_HANDS)
+    widest = backbone.base_channels * max(multiplier for multiplier, _ in backbone.stages)
+    blocks = widest * shape.frames * places
+    if not attends:
+        return blocks
+    tokens = max(1, shape.frames // math.prod(stride for _, stride in backbone.stages)) * places
+    features = attention.num_features or default_num_features(attention.dim_head)
+    per_token = tokens if attention.kind == "softmax" else features
+    return max(blocks, attention.heads * tokens * per_token)
 
 
 def expected_tensors(model_config: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -114,12 +114,39 @@ def check_model_fits(model: ModelUnderTest, data: SkeletonDataset, args: argpars
         ) from None
 
 
+def check_views(models: list[ModelUnderTest], views: int) -> None:
+    """``--views N`` averages N windows of a time-window model (``preprocess.window_seconds`` > 0);
+    a frame-count model crops each clip once. Refused where no model has time windows (the option
+    would change nothing), named where only some have them."""
+    if views <= 1:
+        return
+    cropped = [m for m in models if m.preprocess.window_seconds <= 0]
+    if len(cropped) == len(models):
+        raise UsageError(
+            f"--views {views} needs a time-window model (preprocess.window_seconds > 0), but "
+            f"{models[0].path} crops each clip by frame count and is scored once; leave out --views"
+        )
+    for model in cropped:
+        print(f"note: {model.path} crops each clip by frame count: one view, not {views}")
+
+
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The options that chose and scored the samples, for summary.json."""
+    subjects = None if args.subjects is None else [s.strip() for s in args.subjects.split(",") if s.strip()]
+    return {
+        "subjects": subjects,
+        "known_only": args.known_only,
+        "views": args.views,
+        "causal_hands": args.causal_hands,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     from bharnet_ros.core.inference import InferenceError
     from bharnet_ros.model.checkpoint import CheckpointError
     from bharnet_ros.training.data import load_datasets
     from bharnet_ros.training.evaluate import check_ensemble, evaluate, open_model, write_outputs
-    from bharnet_ros.training.train import ConfigError
+    from bharnet_ros.training.train import ConfigError, memory_problem
 
     check_count("--batch-size", args.batch_size, 1, MOST_BATCH)
     check_count("--views", args.views, 1, MOST_VIEWS)
@@ -139,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
             check_ensemble(model, members)
         except ValueError as err:
             raise UsageError(f"{err}; check the models given to --with") from None
+        check_views([model, *members], args.views)
         data = select_for_eval(load_datasets([args.dataset], args.split), model.labels, args)
         for each in (model, *members):
             check_model_fits(each, data, args)
@@ -148,8 +176,12 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except (ConfigError, DatasetError, CheckpointError, InferenceError) as err:
         raise UsageError(str(err)) from None
+    except (RuntimeError, MemoryError) as err:
+        if (amount := memory_problem(err)) is None:
+            raise
+        raise UsageError(f"the evaluation ran out of memory ({amount}); lower --batch-size") from None
     with staged_folder(args.out) as staged:
-        values = write_outputs(staged, result, model, data, str(args.dataset), args.split)
+        values = write_outputs(staged, result, model, data, str(args.dataset), args.split, settings(args))
     print(format_summary(values))
     print(f"wrote {args.out}/summary.json, per_class.csv, groups.csv, predictions.csv, confusion.png")
     return 0

@@ -2,7 +2,7 @@
 
 ``bharnet train CONFIG [key=value ...] [--train FILES...] [--val FILES...] [--out DIR]`` or
 ``bharnet train --resume RUN [key=value ...]``. Overrides use dotted keys of the config
-(``optim.lr=0.05``, ``model.overrides.backbone.base_channels=32``) and come before the options.
+(``optim.lr=0.05``, ``model.overrides.backbone.base_channels=32``), before or after the options.
 ``--loso`` runs leave-one-subject-out cross-validation instead of one training run
 (``bharnet_ros.training.crossval``).
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bharnet_ros.tools import UsageError, check_count
@@ -50,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --loso: train each fold on only K of the other people (the K after the held-out "
         "one in sorted order), to see how accuracy grows with the number of people",
     )  # fmt: skip
+    parser.set_defaults(late_overrides=True)  # key=value after the options: cli.main
 
 
 def split_items(items: list[str], resume: bool) -> tuple[str | None, list[str]]:
@@ -88,9 +91,6 @@ def overrides_from(args: argparse.Namespace, overrides: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bharnet_ros.model.checkpoint import CheckpointError
-    from bharnet_ros.training.train import ConfigError, DivergedError, load_train_config, train
-
     config_path, overrides = split_items(args.items, args.resume is not None)
     overrides = overrides_from(args, overrides)
     if args.resume is not None and args.out is not None:
@@ -101,22 +101,49 @@ def run(args: argparse.Namespace) -> int:
         return run_loso(args, config_path, overrides)
     if args.train_people is not None or args.views != 1:
         raise UsageError("--train-people and --views work with --loso: add --loso S1,S2 (people to hold out)")
-    try:
-        if args.resume is not None:
-            folder = train({}, resume=args.resume, overrides=overrides)
-        else:
-            config = load_train_config(config_path, overrides)
-            check_out_beside_inputs(config, args.out, config_path)
-            folder = train(config, out=args.out)
-    except (ConfigError, DatasetError, CheckpointError, DivergedError) as err:
-        raise UsageError(str(err)) from None
+    with one_line_errors():
+        folder = train_once(args, config_path, overrides)
     if int(os.environ.get("RANK", "0")) == 0:  # torchrun: one line, not one per process
         print(f"run folder: {folder}")
     return 0
 
 
+def train_once(args: argparse.Namespace, config_path: str | None, overrides: list[str]) -> Path:
+    """One training run, new or resumed; returns its folder."""
+    from bharnet_ros.training.train import load_train_config, train
+
+    if args.resume is not None:
+        return train({}, resume=args.resume, overrides=overrides)
+    config = load_train_config(config_path, overrides)
+    check_out_beside_inputs(config, args.out, config_path)
+    return train(config, out=args.out)
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """The training errors a user can fix, as a UsageError: a config, data or checkpoint that
+    cannot be used, a divergence, and running out of memory (with what to lower)."""
+    from bharnet_ros.model.checkpoint import CheckpointError
+    from bharnet_ros.training.train import ConfigError, DivergedError, memory_problem
+
+    try:
+        yield
+    except (ConfigError, DatasetError, CheckpointError, DivergedError) as err:
+        raise UsageError(str(err)) from None
+    except (RuntimeError, MemoryError) as err:
+        amount = memory_problem(err)
+        if amount is None:
+            raise
+        raise UsageError(
+            f"training ran out of memory ({amount}); lower batch_size (or eval_batch_size), or the "
+            "model's size: model.overrides.input.frames, input.num_persons, backbone.base_channels"
+        ) from None
+
+
 # What a run (or a --loso fold) writes into its folder: an input of that name there would be replaced.
 RUN_FILES = frozenset({"config.yaml", "model.yaml", "last.pt", "best.pt", "resume.pt", "metrics.csv"})
+# What a run stopped in its first epoch leaves (a save cut off leaves a .partial file).
+UNFINISHED_RUN_FILES = frozenset({"config.yaml", "model.yaml", "last.pt.partial", "resume.pt.partial"})
 
 
 def check_out_beside_inputs(config: dict, out: Path | None, config_path: str | None) -> None:
@@ -144,29 +171,39 @@ def check_out_beside_inputs(config: dict, out: Path | None, config_path: str | N
 
 def check_run_folder(out: Path, loso: bool, force: bool) -> None:
     """``--out`` must be new or empty; with ``--loso`` it may also hold an earlier ``--loso`` run
-    (its folds are continued or re-scored). Anything else there needs ``--force``."""
+    (its folds are continued or re-scored). Anything else there needs ``--force``, but for a run
+    (its last.pt), which is continued with ``--resume`` and never replaced."""
     check_output_folder(out, force=True)  # a file or an unwritable place
-    if force or not out.is_dir():
+    if not out.is_dir():
         return
     from bharnet_ros.training.crossval import is_loso_output
 
     names = [entry.name for entry in out.iterdir()]
-    ours = [name for name in names if loso and is_loso_output(out / name)]
-    if len(ours) < len(names):
-        what = "a run of `bharnet train --loso`" if loso else "empty"
-        other = sorted(set(names) - set(ours))[:3]
-        hint = " (continue a run with --resume)" if "resume.pt" in names and not loso else ""
+    if "last.pt" in names and not loso:
         raise UsageError(
-            f"--out {out} is not {what}: it holds {', '.join(other)}; choose a new folder{hint}, "
-            "or pass --force to write there anyway"
+            f"--out {out} already holds a run (its last.pt), which is never replaced, not even with "
+            f"--force; continue it with --resume {out}, or choose a new folder"
         )
+    ours = [name for name in names if loso and is_loso_output(out / name)]
+    if force or len(ours) == len(names):
+        return
+    other = sorted(set(names) - set(ours))[:3]
+    if not loso and set(names) <= UNFINISHED_RUN_FILES:
+        raise UsageError(
+            f"--out {out} holds a run stopped before its first epoch ended ({', '.join(other)}, no "
+            "checkpoint); rerun with --force to start it again there, or choose a new folder"
+        )
+    what = "a run of `bharnet train --loso`" if loso else "empty"
+    raise UsageError(
+        f"--out {out} is not {what}: it holds {', '.join(other)}; choose a new folder, "
+        "or pass --force to write there anyway"
+    )
 
 
 def run_loso(args: argparse.Namespace, config_path: str | None, overrides: list[str]) -> int:
     """``--loso``: one fold per held-out subject, then the pooled summary."""
-    from bharnet_ros.model.checkpoint import CheckpointError
     from bharnet_ros.training.crossval import cross_validate
-    from bharnet_ros.training.train import ConfigError, DivergedError, load_train_config
+    from bharnet_ros.training.train import load_train_config
 
     if args.resume is not None or args.out is None:
         raise UsageError("--loso needs --out DIR (and no --resume: rerun with the same --out to continue)")
@@ -176,12 +213,15 @@ def run_loso(args: argparse.Namespace, config_path: str | None, overrides: list[
     subjects = None if args.loso == "all" else [s.strip() for s in args.loso.split(",") if s.strip()]
     if subjects is not None and (not subjects or len(set(subjects)) < len(subjects)):
         raise UsageError(f"--loso {args.loso!r}: name each person to hold out once, e.g. --loso S1,S2")
-    try:
+    with one_line_errors():
         config = load_train_config(config_path, overrides)
+        if args.views > 1 and config["preprocess"]["window_seconds"] <= 0:
+            raise UsageError(
+                f"--views {args.views} needs time windows (preprocess.window_seconds > 0); this config "
+                "crops each clip by frame count, so each test clip is scored once: leave out --views"
+            )
         check_out_beside_inputs(config, args.out, config_path)
         values = cross_validate(config, args.out, subjects, views=args.views, train_people=args.train_people)
-    except (ConfigError, DatasetError, CheckpointError, DivergedError) as err:
-        raise UsageError(str(err)) from None
     folds = ", ".join(f"{s} {100 * v:.1f} %" for s, v in values["folds_top1"].items())
     people = "" if args.train_people is None else f", trained on {args.train_people} of the others"
     print(f"leave-one-subject-out top-1 {100 * values['top1']:.2f} % ({folds}{people})")

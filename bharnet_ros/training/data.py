@@ -32,7 +32,7 @@ from bharnet_ros.core.skeleton import SkeletonSequence
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.training.classes import drop_empty_classes, relabel
-from bharnet_ros.training.dataset import DatasetError, SkeletonDataset, whole_number
+from bharnet_ros.training.dataset import DatasetError, SkeletonDataset, parse_digits
 
 SYNTH_VAL_EVERY = 5  # synth folders: sample i of a class goes to "val" when i % 5 == 4
 AUTO = "auto"
@@ -109,7 +109,7 @@ def _synth_row(folder: Path, row: dict, line: int, num_classes: int) -> tuple[st
     where = f"{folder}/index.csv line {line}"
     if not file or Path(file).is_absolute() or ".." in Path(file).parts:
         raise DatasetError(f"{where}: file {file!r} is not a file name inside the folder")
-    number = whole_number(label)
+    number = parse_digits(label)
     if number is None or number >= num_classes:
         raise DatasetError(f"{where}: label {label!r} is not 0..{num_classes - 1} (a line of classes.txt)")
     if flag not in ("0", "1"):
@@ -252,6 +252,8 @@ def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
     empty = sorted(set(data.class_names) - set(train.class_names))
     if empty:
         notes.append(f"classes without training samples left out: {name_list(empty)}")
+    if how != NO_VALIDATION and (val is None or not len(val)):  # e.g. a synth folder of < 5 per class
+        how = f"{how} holds no samples, so {NO_VALIDATION}"
     notes.append(how)
     return DataSelection(train, val, notes)
 
@@ -360,10 +362,13 @@ def _validation_indices(
     if fraction > 0:
         picked = stratified_fraction(data.labels, fraction, seed)
         return picked, f"validation: {100 * fraction:g} % of each class, drawn with seed {seed}"
-    return np.zeros(0, np.int64), (
-        "no validation data: every epoch is kept as last.pt and best.pt is not written "
-        "(set data.val_subjects, data.val_fraction, data.val_split or data.val)"
-    )
+    return np.zeros(0, np.int64), NO_VALIDATION
+
+
+NO_VALIDATION = (
+    "no validation data: every epoch is kept as last.pt and best.pt is not written "
+    "(set data.val_subjects, data.val_fraction, data.val_split or data.val)"
+)
 
 
 def _training_indices(data: SkeletonDataset, split: str | None, validation: set[int]) -> np.ndarray:

@@ -600,7 +600,7 @@ def _attribute_columns(rows: Sequence[dict[str, str]]) -> dict[str, np.ndarray]:
     return {key: np.array([str(row.get(key, "")) for row in rows], dtype=str) for key in keys}
 
 
-def whole_number(text: str, digits: int = 9) -> int | None:
+def parse_digits(text: str, digits: int = 9) -> int | None:
     """The number that ``text`` writes in at most ``digits`` ASCII digits, else None. File names
     and fields are read with it: ``str.isdigit`` also takes ``²`` and other scripts' digits, which
     ``int`` refuses, and numbers of thousands of digits."""

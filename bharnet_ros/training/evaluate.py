@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -373,10 +373,12 @@ def write_outputs(
     data: SkeletonDataset,
     dataset: str,
     split: str | None,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """All output files; returns the summary."""
+    """All output files; returns the summary. ``settings`` (the options that chose and scored the
+    samples: subjects, known_only, views, causal_hands) go into summary.json as they are."""
     out.mkdir(parents=True, exist_ok=True)
-    values = summary(result, model, dataset, split)
+    values = {**summary(result, model, dataset, split), **(settings or {})}
     values["groups"] = group_accuracies(data, result)
     write_groups(out / "groups.csv", values["groups"])
     (out / "summary.json").write_text(json.dumps(values, indent=2) + "\n")

@@ -4,7 +4,7 @@ A training config (``config/train/*.yaml``) names a model YAML and says how to f
 it; ``docs/training.md`` lists every key. :func:`load_train_config` reads one and applies
 ``dotted.key=value`` overrides; :func:`train` runs it and writes a run folder::
 
-    runs/<name>-<YYYYmmdd-HHMMSS>/
+    runs/<name>-<YYYYmmdd-HHMMSS>/   (-2, -3, ... added when taken; or --out DIR)
         config.yaml     the resolved training config (absolute data paths, overrides applied)
         model.yaml      the resolved model config (num_classes from the data)
         metrics.csv     one row per epoch: lr, train loss / top-1, validation metrics, seconds
@@ -13,7 +13,7 @@ it; ``docs/training.md`` lists every key. :func:`load_train_config` reads one an
                         not written without validation data (augmented training accuracy
                         would choose it)
         last.pt         checkpoint after the latest epoch
-        resume.pt       optimiser state and history for --resume (plain tensors and numbers)
+        resume.pt       optimiser state, history and the config for --resume (plain data)
 
 The recipe is DeGCN's (model_spec section 10): SGD with Nesterov momentum 0.9, weight decay 4e-4,
 linear warm-up then cosine decay (per iteration), label smoothing 0.1. Under ``torchrun``
@@ -25,6 +25,7 @@ metrics; only rank 0 writes files.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import math
@@ -61,6 +62,7 @@ from bharnet_ros.model.checkpoint import (
     plain,
     read_plain_data,
     save_checkpoint,
+    small_plain_data,
     upgrade_optimizer_state,
 )
 from bharnet_ros.model.config import config_from_dict, config_to_dict, deep_merge
@@ -72,6 +74,7 @@ from bharnet_ros.training.sampling import ClassBalancedSampler
 
 PREPROCESS_KEYS = ("modality", "normalise", "scale", "hand_frame", "aspect_correction", "window_seconds")
 FREE_FORM = ("model.overrides", "data.relabel")  # free-form mappings, checked where they are used
+NULLABLE = ("data.train_split", "data.val_split")  # null means something there (see DEFAULTS)
 CHECKED_WHERE_USED = ("augment.mirror_pairs",)  # "auto" or a list of pairs: AugmentConfig checks it
 
 DEFAULTS: dict[str, Any] = {
@@ -147,6 +150,22 @@ class DivergedError(RuntimeError):
     """The loss or the weights became NaN or infinite; the run stops before saving them."""
 
 
+def memory_problem(err: BaseException) -> str | None:
+    """How much memory a failed allocation asked for, in words, where ``err`` is running out of
+    memory (torch on CPU or CUDA, numpy); None for any other error. Commands turn it into one line."""
+    text = str(err)
+    full = isinstance(err, MemoryError) or (
+        isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+    )
+    if not full:
+        return None
+    if found := re.search(r"allocate (\d+) bytes", text):
+        return f"it asked for {int(found[1]) / 2**30:.1f} GiB more"
+    if found := re.search(r"allocate ([\d.]+ ?[KMGT]i?B)", text, re.IGNORECASE):
+        return f"it asked for {found[1]} more"
+    return "an allocation failed"
+
+
 # --- configs -----------------------------------------------------------------------------------
 
 
@@ -219,10 +238,10 @@ def load_train_config(
     return config
 
 
-def check_types(config: Mapping[str, Any], defaults: Mapping[str, Any], where: str = "") -> None:
+def check_types(config: dict[str, Any], defaults: Mapping[str, Any], where: str = "") -> None:
     """Each value has its default's type (a bool is no number, an int is a float), numbers are
     finite, and the free-form sections are mappings: what a typo'd override gives must not reach
-    training as text or NaN."""
+    training as text or NaN. An empty value is checked by :func:`check_empty`."""
     for key, default in defaults.items():
         path, value = f"{where}{key}", config[key]
         if path in CHECKED_WHERE_USED:
@@ -234,8 +253,25 @@ def check_types(config: Mapping[str, Any], defaults: Mapping[str, Any], where: s
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{path} must be a mapping (set its keys: {path}.KEY=VALUE), got {value!r}")
             check_types(value, default, path + ".")
-        elif default is not None and value is not None and not _same_type(value, default):
+        elif value is None:
+            check_empty(config, key, path, default)
+        elif default is not None and not _same_type(value, default):
             raise ConfigError(f"{path} must be {_type_name(default)}, got {value!r}")
+
+
+def check_empty(config: dict[str, Any], key: str, path: str, default: Any) -> None:
+    """An empty value (``seed=``, ``epochs: ~``, a key with nothing after it in a YAML file) is
+    refused where the default is a value: later checks would compare it with numbers, and a
+    switch would silently read it as false. An empty list setting is the empty list."""
+    if default is None or path in NULLABLE:
+        return
+    if isinstance(default, list):
+        config[key] = []
+        return
+    shown = str(default).lower() if isinstance(default, bool) else str(default)
+    raise ConfigError(
+        f"{path} is empty; give it {_type_name(default)} (the default is {shown}), or leave the key out"
+    )
 
 
 def _same_type(value: Any, default: Any) -> bool:
@@ -262,7 +298,7 @@ def read_mapping(path: Path, what: str, hint: str) -> dict[str, Any]:
     return dict(data)
 
 
-def validate_config(config: Mapping[str, Any]) -> None:
+def validate_config(config: dict[str, Any]) -> None:
     """Value checks that need no files; raises :class:`ConfigError`."""
     for key in ("train", "val", "val_subjects", "exclude_subjects"):
         if isinstance(config["data"][key], str | int):
@@ -525,13 +561,17 @@ def learning_rate(optim: Mapping[str, Any], epochs: int, progress: float) -> flo
 
 def make_optimizer(model: nn.Module, optim: Mapping[str, Any]) -> torch.optim.Optimizer:
     """SGD with (Nesterov) momentum and weight decay on every parameter, as in DeGCN."""
-    return torch.optim.SGD(
-        model.parameters(),
-        lr=float(optim["lr"]),
-        momentum=float(optim["momentum"]),
-        nesterov=bool(optim["nesterov"]) and float(optim["momentum"]) > 0,
-        weight_decay=float(optim["weight_decay"]),
-    )
+    return torch.optim.SGD(model.parameters(), lr=float(optim["lr"]), **sgd_settings(optim))
+
+
+def sgd_settings(optim: Mapping[str, Any]) -> dict[str, Any]:
+    """SGD's momentum, Nesterov switch (only with momentum) and weight decay from ``optim``."""
+    momentum = float(optim["momentum"])
+    return {
+        "momentum": momentum,
+        "nesterov": bool(optim["nesterov"]) and momentum > 0,
+        "weight_decay": float(optim["weight_decay"]),
+    }
 
 
 # --- loops -------------------------------------------------------------------------------------
@@ -773,8 +813,13 @@ def build_run(
     train_data, val_data = selection.train, selection.val
     class_names = list(train_data.class_names)
     mirror_map(config, class_names)
-    model_config = (resume_state or {}).get("model_config") or model_config_dict(config, class_names)
+    if resume_state is None:
+        model_config = model_config_dict(config, class_names)
+    else:
+        model_config = resumed_model_config(config, resume_state, class_names)
     preprocess = preprocess_from(config, model_config["input"])
+    if resume_state is not None:
+        check_same_inputs(preprocess, resume_state["preprocess"])
     check_loadable_size(model_config)
     base_model = build_model(model_config).to(env.device)
     notes = list(selection.notes)
@@ -808,30 +853,62 @@ def build_run(
     return run
 
 
-def continue_from(run: TrainingRun, state: Mapping[str, Any]) -> None:
-    """The optimiser, epoch, best score and history of a resumed run; CheckpointError (or
-    ConfigError, for data whose classes changed since) when resume.pt cannot be what it claims."""
-    if list(run.class_names) != list(state["class_names"]):
+def resumed_model_config(
+    config: Mapping[str, Any], state: Mapping[str, Any], class_names: Sequence[str]
+) -> dict[str, Any]:
+    """The model config of last.pt with what ``--resume`` may change: test-time mirroring
+    (``model.test_mirror``) and the label smoothing (``optim.label_smoothing``), which the
+    weights do not depend on; the layers stay those the weights were trained in."""
+    if list(class_names) != list(state["class_names"]):
         raise ConfigError(
-            f"the run's data now has the classes {run.class_names}, its weights {state['class_names']}: "
+            f"the run's data now has the classes {list(class_names)}, its weights {state['class_names']}: "
             "the data files changed since; start a new run"
         )
+    stored = state["model_config"]
+    loss = {**stored.get("loss", {}), "label_smoothing": config["optim"]["label_smoothing"]}
+    merged = {**stored, "loss": loss, "test_mirror": test_mirror_classes(config, class_names)}
+    try:
+        return plain(config_to_dict(config_from_dict(merged)))
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"the resumed run's model config: {err}") from None
+
+
+def check_same_inputs(preprocess: PreprocessConfig, trained: Mapping[str, Any]) -> None:
+    """ConfigError when the run's config (its config.yaml, perhaps edited) would preprocess other
+    inputs than last.pt's weights were trained on: they would silently mean something else."""
+    before = PreprocessConfig.from_dict(dict(trained)).to_dict()
+    now = preprocess.to_dict()
+    differ = [f"{key} {before[key]} in last.pt, {now[key]} now" for key in now if now[key] != before.get(key)]
+    if differ:
+        raise ConfigError(
+            f"--resume: the run's config.yaml asks for other inputs than its weights were trained on "
+            f"({', '.join(differ)}); restore its preprocess section, or start a new run"
+        )
+
+
+def continue_from(run: TrainingRun, state: Mapping[str, Any]) -> None:
+    """The optimiser, epoch, best score and history of a resumed run; CheckpointError when
+    resume.pt cannot be what it claims. The optimiser keeps its momentum buffers but takes the
+    config's settings (``optim.*`` overrides of ``--resume``)."""
     epoch, best, history = state["epoch"], state["best_top1"], state["history"]
     fields_ok = (
         isinstance(epoch, int) and not isinstance(epoch, bool) and 0 <= epoch <= LARGEST_COUNT
-        and isinstance(best, int | float) and isinstance(history, list)
-        and all(isinstance(row, dict) for row in history) and isinstance(state["optimizer"], dict)
+        and isinstance(best, int | float) and not isinstance(best, bool) and -1 <= best <= 1
+        and isinstance(state["optimizer"], dict)
     )  # fmt: skip
     names = [name for name, _ in run.base_model.named_parameters()]
     version = int(state.get("format_version", 1))  # resume.pt of format 1 has no version
     try:
         if not fields_ok:
-            raise ValueError("a field has the wrong type")
+            raise ValueError("a field has the wrong type or range")
+        check_history(history, epoch)
         optimizer_state = upgrade_optimizer_state(state["optimizer"], names, version)
         check_optimizer_buffers(
             optimizer_state, [p for group in run.optimizer.param_groups for p in group["params"]]
         )
         run.optimizer.load_state_dict(optimizer_state)
+        for group in run.optimizer.param_groups:
+            group.update(sgd_settings(run.config["optim"]))
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
         raise CheckpointError(
             f"{run.out / 'resume.pt'} does not fit this run ({str(err)[:120]}); it is damaged or from "
@@ -842,6 +919,22 @@ def continue_from(run: TrainingRun, state: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"{run.out} has trained {epoch} epochs already; to train on, resume with epochs=N above {epoch}"
         )
+
+
+def check_history(history: Any, epochs: int) -> None:
+    """ValueError unless ``history`` is what save_state writes: one row per finished epoch, in
+    order, each ``epoch`` (its number) and numbers by name. The metrics plot and the console line
+    read every row, after an epoch of training has replaced last.pt."""
+    if not isinstance(history, list) or len(history) != epochs:
+        count = len(history) if isinstance(history, list) else "no list of"
+        raise ValueError(f"{count} history rows for {epochs} epochs")
+    for number, row in enumerate(history, 1):
+        values_ok = isinstance(row, dict) and all(
+            isinstance(key, str) and isinstance(value, int | float) and not isinstance(value, bool)
+            for key, value in row.items()
+        )
+        if not values_ok or row.get("epoch") != number:
+            raise ValueError(f"history row {number} is not epoch {number} with numbers")
 
 
 def check_optimizer_buffers(state: Mapping[str, Any], params: Sequence[torch.Tensor]) -> None:
@@ -951,6 +1044,7 @@ def save_state(run: TrainingRun, epoch: int, metrics: dict[str, float], best: bo
         "history": run.history,
         "optimizer": run.optimizer.state_dict(),
         "format_version": CHECKPOINT_FORMAT,
+        "config": plain(run.config),  # what --resume compares config.yaml with (it may be edited)
     }
     partial = run.out / "resume.pt.partial"
     torch.save(state, partial)
@@ -1041,11 +1135,45 @@ def format_row(row: Mapping[str, float]) -> str:
 
 
 def run_folder(config: Mapping[str, Any], out: str | Path | None) -> Path:
-    """``out`` if given, else ``runs/<name>-<timestamp>`` under the working folder."""
+    """``out`` if given, else ``runs/<name>-<timestamp>`` under the working folder, with ``-2``,
+    ``-3``, ... added while that name is taken (two runs started in one second, or anything else
+    there): a default folder is always a new one."""
     if out is not None:
         return Path(out)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{config['name']}-{stamp}"
+    base = Path("runs") / f"{config['name']}-{stamp}"
+    folder, number = base, 1
+    while folder.exists() or folder.is_symlink():
+        number += 1
+        folder = base.with_name(f"{base.name}-{number}")
+    return folder
+
+
+def make_run_folder(folder: Path, default: bool) -> bool:
+    """Create the run folder; True if it was made here (nothing in it is anyone else's). A default
+    folder taken since :func:`run_folder` chose it (another run, this second) is a ConfigError."""
+    if default:
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            raise ConfigError(f"another run took the folder {folder} meanwhile; start again") from None
+        return True
+    if folder.is_dir():
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    return True
+
+
+def take_back_unfinished(run: TrainingRun, made: bool) -> None:
+    """Remove what a run stopped in its first epoch (Ctrl-C, divergence, out of memory) wrote in a
+    folder it made, so the same command can simply run again: config.yaml, model.yaml and the
+    folder. In a folder that was there before they stay (``--force`` replaces them)."""
+    if not made or run.history or run.start_epoch:
+        return
+    for name in ("config.yaml", "model.yaml"):
+        (run.out / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # something else appeared in it meanwhile: not ours to remove
+        run.out.rmdir()
 
 
 def write_config(run: TrainingRun) -> None:
@@ -1100,8 +1228,26 @@ def load_resume(folder: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any
             "they are not one run's pair (copied from another run, or a save was cut off): start a new run"
         )
     weights = {"model_config": checkpoint.model_config, "state_dict": checkpoint.state_dict}
-    state.update(weights, class_names=checkpoint.class_names)
+    state.update(weights, class_names=checkpoint.class_names, preprocess=checkpoint.preprocess)
     return folder, config, state
+
+
+def trained_config(folder: Path, state: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The config the run trained with, which ``--resume`` compares config.yaml and the overrides
+    with: the copy in resume.pt, or for a run written before resume.pt kept one, config.yaml."""
+    kept = state.get("config")
+    if kept is None:
+        return load_train_config(None, base=stored)
+    problem = "it is no small mapping" if not isinstance(kept, dict) or not small_plain_data(kept) else ""
+    if not problem:
+        try:
+            return load_train_config(None, base=kept)
+        except ConfigError as err:
+            problem = str(err)[:160]
+    raise CheckpointError(
+        f"{folder / 'resume.pt'}: its copy of the run's config is not valid ({problem}); the file is "
+        "damaged or was not written by bharnet train: start a new run"
+    )
 
 
 FIXED_ON_RESUME = ("model", "preprocess", "data")  # the weights' meaning: classes, inputs, layers
@@ -1124,7 +1270,8 @@ def check_loadable_size(model_config: Mapping[str, Any]) -> None:
         meta_model(model_config)
     except CheckpointError as err:
         raise ConfigError(
-            f"the model config: {err}; lower model.overrides.backbone.base_channels or the stages"
+            f"the model config: {err}; make it smaller (model.overrides.backbone.base_channels or "
+            "backbone.stages, input.frames, input.num_persons)"
         ) from None
 
 
@@ -1138,8 +1285,9 @@ def check_resumable(stored: Mapping[str, Any], config: Mapping[str, Any]) -> Non
     changed = [key for key in FIXED_ON_RESUME if meaning(stored[key]) != meaning(config[key])]
     if changed:
         raise ConfigError(
-            f"--resume continues the run as it was: its {', '.join(changed)} settings cannot change "
-            "(the weights were trained for them); start a new run, e.g. with model.init from it"
+            f"--resume continues the run as it was: its {', '.join(changed)} settings cannot change, "
+            "by an override or by an edit of its config.yaml (the weights were trained for them); "
+            "undo the change, or start a new run, e.g. with model.init from it"
         )
 
 
@@ -1158,7 +1306,7 @@ def train(
     if resume is not None:
         folder, stored, state = load_resume(resume)
         config = load_train_config(None, overrides, base=stored)
-        check_resumable(load_train_config(None, base=stored), config)
+        check_resumable(trained_config(folder, state, stored), config)
         out = folder
     config = absolute_paths(config)
     env = setup_distributed(config["device"])
@@ -1169,12 +1317,17 @@ def train(
             f"{folder} already holds a run; continue it with --resume {folder} or pick another --out"
         )
     run = build_run(config, folder, env, state)
-    if env.main:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_config(run)
-        for note in run.notes:
-            print(note, flush=True)
-    run_epochs(run)
+    made = False
+    try:
+        if env.main:
+            made = make_run_folder(folder, default=out is None)
+            write_config(run)
+            for note in run.notes:
+                print(note, flush=True)
+        run_epochs(run)
+    except BaseException:
+        take_back_unfinished(run, made)
+        raise
     if env.world > 1:
         dist.destroy_process_group()
     return folder

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -435,3 +436,32 @@ def test_a_class_list_of_another_length_than_the_heads_is_refused(saved, tmp_pat
     torch.save(data, tmp_path / "two.pt")
     with pytest.raises(CheckpointError, match="2 class names for a 5-class model"):
         load_checkpoint(tmp_path / "two.pt")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {
+            "input": {"frames": 10_000, "num_persons": 16},
+            "backbone": {"base_channels": 2048, "stages": [[1, 1]]},
+        },
+        {"variant": "bharnet_e", "input": {"frames": 2000}, "attention": {"kind": "softmax"}},  # scores
+    ],
+)
+def test_a_model_whose_activations_cannot_fit_is_refused_at_load(saved, overrides):
+    """Few parameters (a 25 MB file passes MAX_PARAMETERS) over 10 000 frames of 16 persons: its
+    first forward pass would ask for hundreds of GB. The bound counts the activations as well."""
+    _, path = saved
+    config = {"variant": "body_expert", "num_classes": 5, **overrides}
+    config_from_dict(config)  # each size alone passes validation
+    resaved(path, model_config=config, state_dict={})
+    with pytest.raises(CheckpointError, match=r"largest activation has about [\d,]+ values per sample"):
+        load_checkpoint(path)
+
+
+def test_every_shipped_model_config_is_far_within_the_activation_bound():
+    from bharnet_ros.model.checkpoint import MOST_ACTIVATION, largest_activation
+    from bharnet_ros.model.config import load_model_config
+
+    for path in sorted((Path(__file__).resolve().parents[2] / "config/model").glob("*.yaml")):
+        assert largest_activation(load_model_config(path, {"num_classes": 3})) < MOST_ACTIVATION / 10, path

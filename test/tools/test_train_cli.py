@@ -49,8 +49,23 @@ def test_train_then_eval_from_the_command_line(trained, synth_folder, tmp_path, 
     assert summary["split"] == "val"
     assert "top-1" in capsys.readouterr().out
     argv[-1] = str(tmp_path / "causal")  # hands filled as the live node fills them
-    assert main([*argv, "--no-progress", "--causal-hands", "--views", "2"]) == 0
-    assert json.loads((tmp_path / "causal" / "summary.json").read_text())["num_samples"] == 2
+    assert main([*argv, "--no-progress", "--causal-hands", "--known-only"]) == 0
+    causal = json.loads((tmp_path / "causal" / "summary.json").read_text())
+    assert causal["num_samples"] == 2
+    assert (causal["causal_hands"], causal["known_only"], causal["views"], causal["subjects"]) == (
+        True, True, 1, None,
+    )  # fmt: skip
+    assert (summary["causal_hands"], summary["known_only"]) == (False, False)
+
+
+def test_eval_views_of_a_frame_count_model_is_refused_not_ignored(trained, synth_folder, tmp_path, capsys):
+    """--views averages windows of time-window models; a frame-count model is scored on one crop."""
+    out = tmp_path / "views"
+    assert main(["eval", str(trained / "last.pt"), str(synth_folder), "--views", "5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--views 5 needs a time-window model" in err
+    assert not out.exists()
 
 
 def test_eval_with_averages_models_and_refuses_other_classes(
@@ -105,6 +120,8 @@ def test_eval_with_averages_models_and_refuses_other_classes(
         (["train", CONFIG, "epochs=true"], "epochs must be an integer, got True"),
         (["train", CONFIG, "batch_size=100000000000000000000"], "batch_size must be an integer from 1"),
         (["train", CONFIG, "seed=abc"], "seed must be an integer"),
+        (["train", CONFIG, "seed=", "--out", "x"], "seed is empty; give it an integer (the default is 0)"),
+        (["train", CONFIG, "device=~"], "device is empty; give it text (the default is auto)"),
         (["train", CONFIG, "device=abc"], "device must be auto, cpu, cuda or cuda:N"),
         (["train", CONFIG, "model=abc"], "model must be a mapping"),
         (["train", CONFIG, "model.overrides=abc"], "model.overrides must be a mapping"),
@@ -119,6 +136,7 @@ def test_eval_with_averages_models_and_refuses_other_classes(
             "renames 'a' twice",
         ),
         (["train", CONFIG, "--loso", "S1", "--views", "1000000000", "--out", "x"], "--views must be a whole"),
+        (["train", CONFIG, "--loso", "S1", "--views", "3", "--out", "x"], "--views 3 needs time windows"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(argv, message, capsys):
@@ -404,3 +422,79 @@ def test_a_config_of_another_name_may_live_in_the_run_folder(synth_folder, tiny_
     argv = ["train", str(out / "train.yaml"), *tiny_run, "--train", str(synth_folder), "--out", str(out)]
     assert main([*argv, "--force"]) == 0
     assert (out / "train.yaml").read_text() == Path(CONFIG).read_text()
+
+
+def test_running_out_of_memory_is_one_line_for_train_and_eval(
+    trained, synth_folder, tiny_run, tmp_path, monkeypatch, capsys
+):
+    """torch's allocation error (a page of C++ context) becomes one line saying what to lower."""
+    from bharnet_ros.training import evaluate as evaluate_module
+    from bharnet_ros.training import train as train_module
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+            "you tried to allocate 131072000000 bytes. Error code 12 (Cannot allocate memory)"
+        )
+
+    monkeypatch.setattr(train_module, "train", out_of_memory)
+    monkeypatch.setattr(evaluate_module, "evaluate", out_of_memory)
+    argv = ["train", CONFIG, *tiny_run, "--train", str(synth_folder), "--out", str(tmp_path / "run")]
+    eval_argv = ["eval", str(trained / "last.pt"), str(synth_folder), "--out", str(tmp_path / "eval")]
+    for command, fix in ((argv, "lower batch_size"), (eval_argv, "lower --batch-size")):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1
+        assert "ran out of memory (it asked for 122.1 GiB more)" in err
+        assert fix in err
+
+
+def test_a_folder_holding_a_run_is_never_advised_force(trained, synth_folder, tiny_run, tmp_path, capsys):
+    """A run (its last.pt) is continued with --resume, never replaced: the advice says so, with
+    --force as without (--force used to be advised, then refused)."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    argv = ["train", CONFIG, *tiny_run, "--train", str(synth_folder), "--out", str(run)]
+    for extra in ([], ["--force"]):
+        assert main([*argv, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"continue it with --resume {run}" in err
+        assert "--force to" not in err
+
+
+def test_a_run_stopped_before_its_first_epoch_ended_is_rerun_with_force(
+    synth_folder, tiny_run, tmp_path, capsys
+):
+    """What a run killed in its first epoch leaves (config.yaml, model.yaml, no checkpoint) cannot be
+    resumed; the refusal says that --force starts it again, which check_run_folder then allows."""
+    from bharnet_ros.tools.train import check_run_folder
+
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("config.yaml", "model.yaml"):
+        (out / name).write_text("stopped\n")
+    argv = ["train", CONFIG, *tiny_run, "--train", str(synth_folder), "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "stopped before its first epoch ended" in err
+    assert "rerun with --force" in err
+    check_run_folder(out, loso=False, force=True)  # allowed
+
+
+def test_overrides_after_the_options_are_overrides(tmp_path):
+    """``--out DIR epochs=1`` (or after --force, --loso) reads epochs=1 as an override; a stray word
+    without ``=`` is still a usage error."""
+    from bharnet_ros.cli import build_parser, parse_arguments
+
+    def items(*argv: str) -> list[str]:
+        return parse_arguments(build_parser(["train"]), ["train", *argv]).items
+
+    assert items(CONFIG, "--out", "x", "epochs=1") == [CONFIG, "epochs=1"]
+    assert items(CONFIG, "seed=2", "--force", "epochs=1", "--out", "x", "optim.lr=0.1") == [
+        CONFIG, "seed=2", "epochs=1", "optim.lr=0.1",
+    ]  # fmt: skip
+    assert items("--resume", "run", "epochs=3") == ["epochs=3"]
+    with pytest.raises(SystemExit):
+        items(CONFIG, "--out", "x", "stray")
+    with pytest.raises(SystemExit):  # only commands that take overrides read them late
+        parse_arguments(build_parser(["export"]), ["export", "c.pt", "-o", "x.onnx", "epochs=1"])

@@ -243,3 +243,15 @@ def test_a_person_both_left_out_and_validating_is_named(people):
 def test_a_class_listed_twice_is_named(people):
     with pytest.raises(DatasetError, match="'wave' is named twice"):
         select_data(section(train=[str(p) for p in people], classes=["wave", "clap", "wave"]))
+
+
+def test_an_empty_validation_split_says_there_is_no_validation_data(tmp_path):
+    """A synth folder of fewer than 5 per class has a split 'val' without samples: the run must say
+    it has no validation data (no best.pt), not that it validates on that split."""
+    from bharnet_ros.tools.synth import write_dataset
+
+    folder = tmp_path / "synth"
+    write_dataset(folder, ["wave", "clap"], per_class=3, seed=0, fps=30.0)
+    chosen = select_data(section(train=[str(folder)]))
+    assert chosen.val is None
+    assert "validation: split 'val' holds no samples, so no validation data" in chosen.notes[-1]

@@ -456,3 +456,167 @@ def test_an_onnx_model_of_more_classes_than_an_evaluation_takes_is_refused(tiny_
     monkeypatch.setattr(config, "MOST_CLASSES", 2)  # the tiny model has 3
     with pytest.raises(InferenceError, match="has 3 classes; an evaluation .* takes at most 2"):
         open_model(tiny_model)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "seed=",
+        "epochs=null",
+        "batch_size=",
+        "eval_batch_size=",
+        "eval_every=",
+        "device=~",
+        "name=",
+        "progress=",
+        "deterministic=",
+        "data.fill_hand_gaps=",
+        "optim.nesterov=",
+        "optim.lr=",
+        "augment.rotate_3d=",
+    ],
+)
+def test_an_empty_value_is_refused_naming_the_key_and_its_default(override):
+    """Not a TypeError from comparing None with a number, nor a switch silently read as false."""
+    key = override.partition("=")[0]
+    with pytest.raises(ConfigError, match=f"^{key} is empty; give it .* \\(the default is "):
+        load_train_config(REPO / "config/train/synth_cpu.yaml", [override])
+
+
+def test_an_empty_value_in_a_config_file_is_refused_and_empty_lists_and_splits_stay_allowed(tmp_path):
+    text = (REPO / "config/train/synth_cpu.yaml").read_text()
+    assert "\nepochs: " in text
+    empty = tmp_path / "empty.yaml"
+    empty.write_text(text.replace("\nepochs: ", "\nepochs: #"))
+    with pytest.raises(ConfigError, match="^epochs is empty; give it an integer"):
+        load_train_config(empty)
+    config = load_train_config(
+        REPO / "config/train/synth_cpu.yaml", ["data.classes=", "data.val_split=", "augment.mirror_never="]
+    )
+    assert config["data"]["classes"] == []
+    assert config["augment"]["mirror_never"] == []
+    assert config["data"]["val_split"] is None  # null: no validation split (documented)
+
+
+def test_resume_applies_optimiser_loss_and_test_mirror_overrides(trained_run, tmp_path):
+    """What ``--resume`` accepts and records in config.yaml is what the resumed epochs train with."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    done = load_checkpoint(run / "last.pt").epoch
+    changes = ["optim.momentum=0.5", "optim.nesterov=false", "optim.weight_decay=0.25"]
+    changes += ["optim.label_smoothing=0.5", "model.test_mirror=true", f"epochs={done + 1}"]
+    train({}, resume=run, overrides=changes)
+    group = torch.load(run / "resume.pt", weights_only=True)["optimizer"]["param_groups"][0]
+    assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.5, False, 0.25)
+    checkpoint = load_checkpoint(run / "last.pt")
+    assert checkpoint.model_config["loss"]["label_smoothing"] == 0.5
+    assert checkpoint.model_config["test_mirror"] == [0, 1, 2]  # no class of these is lateral
+    model_yaml = yaml.safe_load((run / "model.yaml").read_text())
+    assert model_yaml["test_mirror"] == [0, 1, 2]
+    assert model_yaml["loss"]["label_smoothing"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("edit", "older", "message"),
+    [
+        (lambda c: c["preprocess"].update(modality="bone"), False, "its preprocess settings cannot change"),
+        (lambda c: c["data"].update(val_split="train"), False, "its data settings cannot change"),
+        (
+            lambda c: c["preprocess"].update(modality="bone"),
+            True,
+            "other inputs than its weights were trained",
+        ),
+    ],
+)
+def test_resume_refuses_a_config_yaml_edited_since_the_run(trained_run, tmp_path, edit, older, message):
+    """config.yaml is compared with what the run trained with (resume.pt's copy of the config, and
+    for an ``older`` run without one, last.pt's inputs), not only with itself: an edit would
+    silently change the inputs or the data mid-run."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    if older:
+        state = torch.load(run / "resume.pt", weights_only=True)
+        del state["config"]
+        torch.save(state, run / "resume.pt")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    edit(config)
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    before = (run / "last.pt").read_bytes()
+    done = load_checkpoint(run / "last.pt").epoch
+    with pytest.raises(ConfigError, match=message):
+        train({}, resume=run, overrides=[f"epochs={done + 1}"])
+    assert (run / "last.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.update(history=[{"foo": 1.0}] * s["epoch"]), "is not epoch 1 with numbers"),
+        (lambda s: s["history"][0].update(train_loss="x"), "is not epoch 1 with numbers"),
+        (lambda s: s.update(history=s["history"] * 3), "history rows for"),
+        (lambda s: s.update(best_top1=float("nan")), "wrong type or range"),
+    ],
+)
+def test_resume_refuses_a_history_the_metrics_cannot_use_before_training(
+    trained_run, tmp_path, change, message
+):
+    """Found when resume.pt is read, not after an epoch replaced last.pt (the plot reads every row)."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    state = torch.load(run / "resume.pt", weights_only=True)
+    change(state)
+    torch.save(state, run / "resume.pt")
+    before = (run / "last.pt").read_bytes()
+    with pytest.raises(CheckpointError, match=message):
+        train({}, resume=run, overrides=[f"epochs={state['epoch'] + 1}"])
+    assert (run / "last.pt").read_bytes() == before
+
+
+def test_a_default_run_folder_is_always_a_new_one(tmp_path, monkeypatch):
+    """Two runs in one second (or anything else under that name) get folders of their own."""
+    from datetime import datetime, timedelta
+
+    from bharnet_ros.training.train import make_run_folder, run_folder
+
+    monkeypatch.chdir(tmp_path)
+    now = datetime.now()
+    for second in range(4):
+        stamp = (now + timedelta(seconds=second)).strftime("%Y%m%d-%H%M%S")
+        taken = tmp_path / "runs" / f"mine-{stamp}"
+        taken.mkdir(parents=True)
+        (taken / "config.yaml").write_text("someone's")
+        (taken.parent / f"{taken.name}-2").mkdir()
+    folder = run_folder({"name": "mine"}, None)
+    assert not folder.exists()
+    assert folder.parent == Path("runs")
+    assert folder.name.startswith("mine-")
+    assert make_run_folder(folder, default=True)
+    assert folder.is_dir()
+    with pytest.raises(ConfigError, match="another run took the folder"):
+        make_run_folder(folder, default=True)  # taken since run_folder chose it
+    assert make_run_folder(tmp_path / "given", default=False)
+    assert not make_run_folder(tmp_path / "given", default=False)  # --out: there already
+
+
+def test_a_run_stopped_in_its_first_epoch_takes_back_the_folder_it_made(
+    dataset_file, tiny_run, tmp_path, monkeypatch
+):
+    """Ctrl-C (or a divergence) before any checkpoint: the folder it made is removed, so the same
+    command can run again; a folder that was there before keeps what was written (--force reruns)."""
+    from bharnet_ros.training import train as train_module
+
+    def interrupted(run):
+        assert (run.out / "config.yaml").is_file()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "run_epochs", interrupted)
+    config = tiny_config(tiny_run, dataset_file)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, out=tmp_path / "new" / "run")
+    assert not (tmp_path / "new" / "run").exists()
+    assert (tmp_path / "new").is_dir()  # a parent it made on the way is left alone
+    given = tmp_path / "given"
+    given.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        train(config, out=given)
+    assert sorted(p.name for p in given.iterdir()) == ["config.yaml", "model.yaml"]

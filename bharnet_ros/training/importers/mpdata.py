@@ -38,7 +38,7 @@ import numpy as np
 
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.training.classes import drop_empty_classes, select_classes
-from bharnet_ros.training.dataset import UNKNOWN, DatasetError, Sample, SkeletonDataset, whole_number
+from bharnet_ros.training.dataset import UNKNOWN, DatasetError, Sample, SkeletonDataset, parse_digits
 from bharnet_ros.training.importers import ImportReport, Progress, check_fps, check_sample, no_progress
 
 FPS = 30.0  # assumed; the tutorial records webcam frames without timestamps
@@ -177,12 +177,12 @@ def _sequence_dirs(class_dir: Path) -> list[Path]:
 
 
 def _natural_key(path: Path) -> tuple[int, int | str]:
-    number = whole_number(path.stem)
+    number = parse_digits(path.stem)
     return (0, number) if number is not None else (1, path.stem)
 
 
 def _raw_sequence(seq_dir: Path, label: int, fps: float, mirrored: bool) -> Sample:
-    files = sorted((p for p in seq_dir.glob("*.npy") if whole_number(p.stem) is not None), key=_natural_key)
+    files = sorted((p for p in seq_dir.glob("*.npy") if parse_digits(p.stem) is not None), key=_natural_key)
     if not files:
         raise DatasetError("no numbered frame files (0.npy, 1.npy, ...)")
     vectors = [_read_frame(path) for path in files]

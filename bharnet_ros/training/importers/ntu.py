@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bharnet_ros.training.dataset import DatasetError, Sample, SkeletonDataset, whole_number
+from bharnet_ros.training.dataset import DatasetError, Sample, SkeletonDataset, parse_digits
 from bharnet_ros.training.importers import (
     ImportReport,
     Progress,
@@ -203,7 +203,7 @@ def _walk_frames(
 def _count(tokens: list[str], pos: int) -> int:
     if pos >= len(tokens):
         raise NtuFormatError("the file ends where a count was expected (truncated?)")
-    count = whole_number(tokens[pos], digits=18)  # the callers name a count too large for its field
+    count = parse_digits(tokens[pos], digits=18)  # the callers name a count too large for its field
     if count is None:
         raise NtuFormatError(f"expected a count at field {pos}, found {tokens[pos][:40]!r}")
     return count
