@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # torch-free at import time: only the chosen action loads tra
     from bharnet_ros.training.teach_takes import Take, TrimSettings
 
 DEFAULT_BASE = "models/bharnet_e.pt"  # the default model's checkpoint, where it ships
+FULL_MODEL = "models/bharnet_e.onnx"  # its export with all four branches (``--full``)
 DEFAULT_RECIPE = "config/train/real_cpu.yaml"  # its training data: rehearsal for the shipped base
 LONGEST_SECONDS = 600.0  # any duration of `record` (take, wait, trim): ten minutes is far beyond a gesture
 LONGEST_COUNTDOWN = 60  # seconds counted down before a take
@@ -352,14 +353,15 @@ def run_train(args: argparse.Namespace) -> int:
     if base_path.suffix.lower() == ".onnx":
         raise UsageError(f"--base {base_path} is an ONNX file, which cannot be taught; give its .pt file")
     rehearsal = _rehearsal_source(args, base_path)
-    inputs = [*args.takes, base_path, args.calibration, *(rehearsal.files if rehearsal else [])]
+    calibration = args.calibration or _shipped_calibration(args)
+    inputs = [*args.takes, base_path, calibration, *(rehearsal.files if rehearsal else [])]
     onnx_path = check_output_file(args.output, inputs, args.force, suffix=".onnx")
     checkpoint_path = check_output_file(onnx_path.with_suffix(".pt"), inputs, args.force)
     started = time.monotonic()
     try:
         base = load_checkpoint(base_path)
-        if args.calibration:  # read now: a bad file must not cost a fit and leave model.pt behind
-            check_calibration(base, args.calibration, not args.full)
+        if calibration:  # read now: a bad file must not cost a fit and leave model.pt behind
+            check_calibration(base, calibration, not args.full)
         takes = _load_takes(args.takes)
         rehearsal_data = _load_rehearsal(rehearsal)
         settings = TeachSettings(
@@ -375,7 +377,7 @@ def run_train(args: argparse.Namespace) -> int:
         save_checkpoint(result.checkpoint, temporary)
     try:
         with atomic_file(onnx_path) as temporary:
-            metadata, diffs = export_taught(result.checkpoint, temporary, not args.full, args.calibration)
+            metadata, diffs = export_taught(result.checkpoint, temporary, not args.full, calibration)
     except ExportError as err:
         print(f"bharnet teach train: EXPORT FAILED: {err}", file=sys.stderr)
         return 1
@@ -389,6 +391,23 @@ def run_train(args: argparse.Namespace) -> int:
     print("parity vs PyTorch: " + ", ".join(f"{case} max abs diff {d:.2e}" for case, d in diffs.items()))
     print(f"load it into the running recognizer: ros2 param set /recognizer model {onnx_path.resolve()}")
     return 0
+
+
+def _shipped_calibration(args: argparse.Namespace) -> Path | None:
+    """The shipped model's temperature and ``none`` threshold for a model taught from it, which adds
+    to its vocabulary (a replaced vocabulary has other probabilities). Without one the taught model
+    carries no threshold, and the node would never answer ``none`` for a low confidence."""
+    from bharnet_ros.core.paths import DEFAULT_MODEL
+
+    shipped = _shipped(FULL_MODEL if args.full else DEFAULT_MODEL)
+    if args.base is None and not args.replace and shipped.is_file():
+        print(f"calibration (temperature, none threshold) from {shipped}; --calibration gives another")
+        return shipped
+    print(
+        "no --calibration: the taught model carries no none threshold, so the recognizer will not "
+        "answer `none` for a low confidence (give a --loso calibration.json, docs/teaching.md)"
+    )
+    return None
 
 
 def _add_fit_options(parser: argparse.ArgumentParser) -> None:
@@ -491,6 +510,10 @@ def _load_takes(paths: list[Path]) -> SkeletonDataset:
     from bharnet_ros.training.data import load_datasets
     from bharnet_ros.training.teach_takes import unusable_samples
 
+    resolved = [p.resolve() for p in paths]
+    repeated = sorted({str(p) for p, r in zip(paths, resolved, strict=True) if resolved.count(r) > 1})
+    if repeated:  # every take would be taught twice
+        raise ValueError(f"{', '.join(repeated)} given more than once; give each takes file once")
     takes = load_datasets(paths)
     unusable = unusable_samples(takes)
     if unusable:
@@ -537,6 +560,8 @@ def _load_rehearsal(source: TrainingData | None) -> SkeletonDataset | None:
     if source is None:
         return None
     print(f"rehearsing the old gestures with {', '.join(str(f) for f in source.files)}")
+    if source.missing:
+        print(f"not found, so not rehearsed: {', '.join(str(f) for f in source.missing)}")
     return load_rehearsal(source)
 
 

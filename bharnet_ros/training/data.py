@@ -404,20 +404,24 @@ class TrainingData:
     files: list[Path] = field(default_factory=list)
     relabel: dict[str, str] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)
+    missing: list[Path] = field(default_factory=list)  # data files it names that are not here
 
 
 def training_data_of(config_path: str | Path) -> TrainingData:
-    """A training config's ``data``: the ``train`` files still there, ``relabel``, left-out people.
+    """A training config's ``data``: the ``train`` files still there (and those that are not),
+    ``relabel``, left-out people.
 
     A missing or unreadable config gives an empty record: callers then say the data is unknown.
     """
     config_path = Path(config_path)
     try:
         section = load_yaml(read_text_file(config_path)).get("data") or {}
+        named = [resolve_path(p) for p in section.get("train") or []]
         return TrainingData(
-            [f for f in (resolve_path(p) for p in section.get("train") or []) if f.exists()],
+            [f for f in named if f.exists()],
             {str(k): str(v) for k, v in (section.get("relabel") or {}).items()},
             [str(p) for p in section.get("exclude_subjects") or []],
+            [f for f in named if not f.exists()],
         )
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, TypeError):
         return TrainingData()

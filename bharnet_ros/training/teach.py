@@ -273,7 +273,7 @@ def vocabulary_for(base_classes: Sequence[str], taught: Sequence[str], settings:
     unknown = sorted(set(settings.keep) - set(base_classes))
     if unknown:
         known = ", ".join(base_classes)
-        raise ValueError(f"--keep names {unknown}, which the base model does not know ({known})")
+        raise ValueError(f"--keep names {', '.join(unknown)}, which the base model does not know ({known})")
     first = [c for c in base_classes if c in settings.keep] if settings.replace else list(base_classes)
     classes = first + [c for c in taught if c not in first]
     if pair := same_words(classes):
@@ -454,6 +454,7 @@ def teach(
     if kept is not None:
         parts.append(rehearsal_features(model, base, kept, classes, settings, bars[1]))
         notes.append(f"rehearsed {len(kept)} samples of {len(set(kept.labels.tolist()))} old classes")
+        notes.extend(unrehearsed_note([classes[i] for i in old_rows], kept))
     frozen = len(parts) == 1 and bool(old_rows)
     if frozen:
         notes.append("no rehearsal data: the old classes' rows stay as they were")
@@ -474,6 +475,19 @@ def teach(
         checkpoint, prepare_model(checkpoint), [c for c in classes if c not in base.class_names], notes,
         seconds, accuracy(model, heads, train),
     )  # fmt: skip
+
+
+def unrehearsed_note(old_classes: Sequence[str], kept: SkeletonDataset) -> list[str]:
+    """A note naming the old classes with no rehearsal sample (the data they were trained on is
+    not here): nothing holds them in place while the heads are fitted, so they may be forgotten."""
+    rehearsed = {kept.class_names[label] for label in set(kept.labels.tolist())}
+    missing = [name for name in old_classes if name not in rehearsed]
+    if not missing:
+        return []
+    return [
+        f"no rehearsal sample of {len(missing)} old classes ({', '.join(missing)}): they may be "
+        "forgotten; give their training data with --rehearse"
+    ]
 
 
 def refinement_notes(known: list[str], rehearsed: bool) -> list[str]:

@@ -146,7 +146,7 @@ def run_curve(
         base = load_checkpoint(path)
         known = sorted(set(plan.new) & set(base.class_names))
         if known:
-            raise ValueError(f"{path} already knows {known}; train the base model without them")
+            raise ValueError(f"{path} already knows {', '.join(known)}; train the base model without them")
         model = prepare_model(base)
         check_finetune(model, plan.settings)
         classes = vocabulary_for(base.class_names, plan.new, plan.settings)

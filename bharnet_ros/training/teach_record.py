@@ -237,14 +237,21 @@ REDO_QUESTION = "  not kept. Enter records it again, s skips it, q stops: "
 def record_interactively(
     source: TakeSource, plan: TakePlan, settings: TrimSettings, prompt: Prompt
 ) -> list[Take]:
-    """Every kept take and every take left flagged, in recording order (see the module docstring)."""
+    """Every kept take and every take left flagged, in recording order (see the module docstring).
+    Ctrl-C writes nothing, so it says what it throws away and how to keep it instead."""
     takes: list[Take] = []
-    for gesture in plan.gestures:
-        for number in range(1, plan.takes + 1):
-            outcome = _one_take(source, plan, settings, prompt, gesture, number)
-            if outcome is None:
-                return takes
-            takes.append(outcome)
+    try:
+        for gesture in plan.gestures:
+            for number in range(1, plan.takes + 1):
+                outcome = _one_take(source, plan, settings, prompt, gesture, number)
+                if outcome is None:
+                    return takes
+                takes.append(outcome)
+    except KeyboardInterrupt:
+        if takes:
+            kept = f"not written: the {len(takes)} takes so far"
+            prompt.say(f"{kept} (answer q at a prompt to end and keep them)")
+        raise
     return takes
 
 

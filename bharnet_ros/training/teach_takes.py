@@ -216,11 +216,14 @@ def problem_of(sequence: SkeletonSequence | None, hand_gesture: bool, settings: 
     """Why a trimmed take cannot be kept, in one line; empty when it can."""
     if sequence is None or len(sequence) == 0:
         return "no person: no skeleton arrived during the take (step into the camera's view)"
-    body = float((sequence.body[..., 3] > 0).any(axis=1).mean())
+    seen = (sequence.body[..., 3] > 0).any(axis=1)
+    body = float(seen.mean())
     if body < settings.min_body:
         return f"no person: a body in only {100 * body:.0f} % of the frames (step into the camera's view)"
-    gap = float(np.diff(sequence.timestamps).max(initial=0.0))
-    if gap > settings.max_gap:  # the pose stage sends nothing while it sees nobody
+    # Live, the pose stage sends nothing while it sees nobody; from a video or a bag, frames
+    # without a body: either way, the time between two frames with a body.
+    gap = float(np.diff(sequence.timestamps[seen]).max(initial=0.0))
+    if gap > settings.max_gap:
         return f"no person: nobody seen for {gap:.1f} s of the take (stay in the camera's view)"
     seconds = duration(sequence)
     if seconds < settings.min_seconds:

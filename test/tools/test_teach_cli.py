@@ -455,3 +455,33 @@ def test_the_cli_curve_groups_default_is_the_plan_s():
 
 def test_the_cli_names_as_many_rehearsed_views_as_the_fit_keeps():
     assert TeachSettings().rehearsal_views == REHEARSAL_VIEWS
+
+
+def test_a_model_taught_from_the_shipped_one_keeps_its_calibration_unless_the_vocabulary_is_replaced(capsys):
+    """Without a none threshold the node would never say `none` for a low confidence; the shipped
+    model's applies to a vocabulary it only adds to, not to one that replaces it."""
+    import argparse
+
+    from bharnet_ros.tools.teach import _shipped_calibration
+
+    def calibration(**options):
+        args = argparse.Namespace(**{"base": None, "replace": False, "full": False, **options})
+        return _shipped_calibration(args)
+
+    assert calibration().name == "bharnet_e_expert_only.onnx"  # the node's default model
+    assert calibration(full=True).name == "bharnet_e.onnx"
+    assert "calibration (temperature, none threshold) from" in capsys.readouterr().out
+    assert calibration(replace=True) is None
+    assert calibration(base=Path("run/last.pt")) is None
+    assert "no --calibration: the taught model carries no none threshold" in capsys.readouterr().out
+
+
+def test_train_refuses_the_same_takes_file_given_twice(base_checkpoint, tmp_path, capsys):
+    takes = synth_takes(tmp_path / "ana.npz", ["stop"], "ana")
+    out = tmp_path / "m.onnx"
+    again = tmp_path / "." / "ana.npz"  # the same file by another spelling
+    args = ["teach", "train", str(takes), str(again), "--base", str(base_checkpoint), "-o", str(out)]
+    assert main([*args, "--no-rehearse"]) == 2
+    err = capsys.readouterr().err
+    assert "given more than once; give each takes file once" in err
+    assert not out.exists()

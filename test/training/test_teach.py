@@ -93,6 +93,13 @@ def test_new_gestures_are_added_after_the_old_ones_which_are_rehearsed(base):
     assert all(torch.equal(base.state_dict[k], checkpoint.state_dict[k]) for k in backbone)  # frozen
 
 
+def test_old_classes_the_rehearsal_data_lacks_are_named(base):
+    """A checkout with only part of the base's training data rehearses only part of its classes."""
+    result = teach(base, takes_of(["stop"]), takes_of(["idle"]), FAST)
+    assert result.notes[0].startswith("rehearsed 2 samples of 1 old classes")
+    assert result.notes[1].startswith("no rehearsal sample of 1 old classes (wave): they may be forgotten")
+
+
 def test_without_rehearsal_the_old_rows_stay_exactly(base):
     result = teach(base, takes_of(["stop"]), None, FAST)
     assert result.notes == ["no rehearsal data: the old classes' rows stay as they were"]

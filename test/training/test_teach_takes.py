@@ -121,6 +121,19 @@ def test_a_take_where_the_person_was_missing_is_flagged_though_every_frame_that_
     assert take.problem == "no person: nobody seen for 1.1 s of the take (stay in the camera's view)"
 
 
+def test_a_take_where_the_pose_stage_saw_nobody_for_a_second_is_flagged():
+    """From a video or a bag the single-person stage gives a frame without a body for every image
+    where it sees nobody, so the frames come at the camera's pace through the gap."""
+    frames = [
+        SkeletonFrame(f.timestamp, 0 * f.body, 0 * f.hands, 0 * f.hand_present, 0)
+        if 54.0 <= f.timestamp <= 55.0  # in the middle of the wave
+        else f
+        for f in still_then_wave()
+    ]
+    take = make_take("wave", 1, frames, TrimSettings())
+    assert take.problem.startswith("no person: nobody seen for 1.1 s of the take")
+
+
 @pytest.mark.parametrize("frames", [2, 3, 4, 5])
 @pytest.mark.parametrize("mode", ["motion", "fixed"])
 def test_takes_of_a_few_frames_are_flagged_not_a_crash(frames, mode):
@@ -267,6 +280,25 @@ def test_a_flagged_take_is_never_kept_and_input_end_stops():
     assert not skipped[0].ok  # skipped: listed, not kept
     with pytest.raises(ValueError, match="no good take"):
         takes_dataset(skipped, "ana", ["wave"])
+
+
+class CtrlCAfter(io.StringIO):
+    """Input that answers with its lines, then is interrupted as Ctrl-C interrupts ``input``."""
+
+    def readline(self, *args) -> str:
+        line = super().readline(*args)
+        if not line:
+            raise KeyboardInterrupt
+        return line
+
+
+def test_ctrl_c_says_which_recorded_takes_it_throws_away_and_how_to_keep_them():
+    recording = RecordedFrames(still_then_wave(1.0, start=0.0) + still_then_wave(1.0, start=10.0), "clip")
+    out = io.StringIO()
+    prompt = Prompt(CtrlCAfter("\n"), out, FastClock())  # keeps take 1, then Ctrl-C at take 2's question
+    with pytest.raises(KeyboardInterrupt):
+        record_interactively(recording, TakePlan(["wave"], 2, 10.0, 0), TrimSettings(), prompt)
+    assert "not written: the 1 takes so far (answer q at a prompt to end and keep them)" in out.getvalue()
 
 
 def test_relative_labels_count_from_the_recordings_first_image_not_its_first_person():
