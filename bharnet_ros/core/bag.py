@@ -668,11 +668,15 @@ _bound_rosbags()
 # --------------------------------------------------------------------------------------------------
 
 
+NOT_STORAGE = re.compile(r"\._|\..*\.(raw|tmp)-[0-9a-f]+")  # AppleDouble, our own temporary copies
+
+
 def storage_files(folder: str | Path) -> list[Path]:
     """The .mcap and .db3 files of a bag folder, by name (a recovered copy replaces its original).
 
-    Hidden files are none: a reindex's temporary copies (``.<name>.raw-….mcap``, left by a killed
-    run) and macOS's AppleDouble files (``._<name>.mcap``) would be read as more recordings.
+    A reindex's temporary copies (``.<name>.raw-….mcap``, left by a killed run) and macOS's
+    AppleDouble files (``._<name>.mcap``) are none: they would be read as more recordings. Other
+    names with a leading dot are (``ros2 bag record -o .x`` writes ``.x_0.mcap``).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -680,7 +684,7 @@ def storage_files(folder: str | Path) -> list[Path]:
     files = sorted(
         p
         for p in folder.iterdir()
-        if p.suffix in STORAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        if p.suffix in STORAGE_SUFFIXES and not NOT_STORAGE.match(p.name) and p.is_file()
     )
     recovered = {p.name.removesuffix(RECOVERED_SUFFIX) for p in files if p.name.endswith(RECOVERED_SUFFIX)}
     return [p for p in files if p.name.endswith(RECOVERED_SUFFIX) or p.stem not in recovered]
@@ -732,11 +736,6 @@ def _readable_storage(file: Path) -> tuple[Path, str | None]:
     except DAMAGED as err:
         if file.name.endswith(RECOVERED_SUFFIX):
             raise BagError(f"{file} cannot be read ({_reason(err)}); delete it and reindex again") from None
-        if mcap_has_footer(file):  # its writer closed it: no killed recording, so nothing to recover
-            raise BagError(
-                f"{file} cannot be read as a rosbag2 recording ({_reason(err)}); its writer finished it, "
-                "so there is nothing to recover: move it out of the bag folder"
-            ) from None
     recovered = file.with_name(file.stem + RECOVERED_SUFFIX)
     raw = recovered.with_name(f".{recovered.stem}.raw-{secrets.token_hex(4)}.mcap")
     kept = recover_mcap(file, raw)  # refuses a name already taken, so what it removes below is its own
@@ -771,19 +770,6 @@ def _check_sqlite_bag(file: Path) -> None:
         raise BagError(
             f"{file} is not a rosbag2 SQLite file ({_reason(err)}); move it out of the bag folder"
         ) from None
-
-
-MCAP_FOOTER_TAIL = 1 + 8 + 20 + len(MCAP_MAGIC)  # the footer record (opcode, length, fields) and the magic
-
-
-def mcap_has_footer(file: Path) -> bool:
-    """Whether an MCAP file ends with its footer record and closing magic: its writer finished it."""
-    if file.stat().st_size < len(MCAP_MAGIC) + MCAP_FOOTER_TAIL:
-        return False
-    with file.open("rb") as stream:
-        stream.seek(-MCAP_FOOTER_TAIL, os.SEEK_END)
-        tail = stream.read(MCAP_FOOTER_TAIL)
-    return tail[0] == MCAP_FOOTER and tail[1:9] == (20).to_bytes(8, "little") and tail[-8:] == MCAP_MAGIC
 
 
 def mcap_complete_end(file: Path) -> int:
@@ -867,7 +853,10 @@ def index_mcap(source: Path, target: Path, origin: Path | None = None) -> None:
         ) from None
     except (*DAMAGED, WriterError) as err:
         named = origin or source
-        raise BagError(f"{named} cannot be indexed ({_reason(err)}); its records are damaged") from None
+        raise BagError(
+            f"{named} cannot be read as a rosbag2 recording ({_reason(err)}): its records are damaged or "
+            "of another kind; move it out of the bag folder"
+        ) from None
     finally:
         shutil.rmtree(holder, ignore_errors=True)
 
@@ -912,10 +901,11 @@ def _create(path: Path, write: Callable[[BinaryIO], None]) -> None:
 def _metadata_of(files: list[Path], storage: str) -> dict[str, Any]:
     """rosbag2 version 9 metadata (as rosbags' Writer writes it on close) of readable storage files."""
     topics: dict[tuple[str, str], dict[str, Any]] = {}
-    entries, first, last = [], None, None
+    entries, first, last, compressed = [], None, None, False
     for file in files:
         with Reader(file) as reader:
             count = reader.message_count
+            compressed = compressed or compressed_by_message(reader)
             if count:  # rosbags' end_time is one past the last message
                 first = reader.start_time if first is None else min(first, reader.start_time)
                 last = reader.end_time - 1 if last is None else max(last, reader.end_time - 1)
@@ -940,12 +930,22 @@ def _metadata_of(files: list[Path], storage: str) -> dict[str, Any]:
         "starting_time": total["starting_time"],
         "message_count": sum(entry["message_count"] for entry in entries),
         "topics_with_message_count": list(topics.values()),
-        "compression_format": "",
-        "compression_mode": "",
+        "compression_format": "zstd" if compressed else "",
+        "compression_mode": "message" if compressed else "",
         "files": entries,
         "custom_data": None,
         "ros_distro": "rosbags",
     }
+
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # a zstd frame's first bytes; a CDR message starts 00 01 (or 00 00)
+
+
+def compressed_by_message(reader: Reader) -> bool:
+    """Whether a storage file holds messages compressed one by one (rosbag2's ``compression_mode:
+    message``, always zstd): a rebuilt metadata.yaml must say so, or no message would decode."""
+    first = next(iter(reader.messages()), None)
+    return first is not None and bytes(first[2][:4]) == ZSTD_MAGIC
 
 
 def _check_names(connection: Any, file: Path) -> None:

@@ -9,10 +9,11 @@ not. Bag files themselves are read and written by ``bharnet_ros.core.bag`` (rosb
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import importlib
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,8 +51,7 @@ FLUSH_SECONDS = 1.0  # a killed recorder loses at most this much (the rest is on
 MAX_REPLAY_GAP_SECONDS = 5.0
 DRAIN_SECONDS = 0.2  # at the end, messages already received are taken from the queue and stored
 PRIVATE_DOMAIN_IDS = range(150, 230)  # ROS domains of replays (Fast DDS maps ids up to 232 to ports)
-# Lock files of those domains: machine-wide, whatever TMPDIR says, since a domain is machine-wide.
-DOMAIN_LOCKS = Path("/tmp")
+DOMAIN_HOLD_NAME = "bharnet-replay-domain-"  # + the id: a replay's hold on its domain (_hold)
 
 
 def message_type(msgtype: str) -> Any:
@@ -225,18 +225,15 @@ def replay_topic(options: GraphOptions, msgtype: str) -> str:
 def private_domain() -> Iterator[int]:
     """A ROS domain (150-229) that no other replay on the machine holds while the block runs, so a
     replay hears neither a robot's live graph nor another replay (``150 + pid % 80`` let two runs
-    share one). Each domain is held by an flock on its lock file in :data:`DOMAIN_LOCKS`, which
-    dies with the process; the user's own ``ROS_DOMAIN_ID`` is never taken. BagError when all are held.
+    share one). The user's own ``ROS_DOMAIN_ID`` is never taken. BagError when all are held.
     """
     live = os.environ.get("ROS_DOMAIN_ID", "").strip()
     start = os.getpid() % len(PRIVATE_DOMAIN_IDS)  # runs started together try different ones first
     ids = [*PRIVATE_DOMAIN_IDS[start:], *PRIVATE_DOMAIN_IDS[:start]]
     for domain in ids:
-        if str(domain) != live and (lock := _try_lock(domain)) is not None:
-            try:
+        if str(domain) != live and (holder := _hold(domain)) is not None:
+            with holder:
                 yield domain
-            finally:
-                os.close(lock)
             return
     raise BagError(
         f"ROS domains {PRIVATE_DOMAIN_IDS[0]}-{PRIVATE_DOMAIN_IDS[-1]} are all held by other replays on "
@@ -244,21 +241,20 @@ def private_domain() -> Iterator[int]:
     )
 
 
-def _try_lock(domain: int) -> int | None:
-    """A descriptor holding ``domain``'s lock (flock), or None where another process holds it.
-
-    Opened read-only, so a lock file another user made can be locked too; not inherited by children.
-    """
+def _hold(domain: int) -> socket.socket | None:
+    """A socket bound to ``domain``'s name in Linux's abstract namespace, or None where another
+    process holds it. The name lives as long as the socket, so a killed replay frees its domain;
+    it leaves no file behind and knows no users or permissions. It is per network namespace, as
+    the DDS traffic it keeps apart is."""
+    holder = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
-        lock = os.open(DOMAIN_LOCKS / f"bharnet-replay-domain-{domain}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
-    except OSError:  # a file we may not open: count the domain as held
-        return None
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(lock)
-        return None
-    return lock
+        holder.bind(f"\0{DOMAIN_HOLD_NAME}{domain}")
+    except OSError as err:
+        holder.close()
+        if err.errno == errno.EADDRINUSE:
+            return None
+        raise
+    return holder
 
 
 def run_graph_on_bag(

@@ -354,7 +354,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--base {base_path} is an ONNX file, which cannot be taught; give its .pt file")
     rehearsal = _rehearsal_source(args, base_path)
     calibration = args.calibration or _shipped_calibration(args)
-    inputs = [*args.takes, base_path, calibration, *(rehearsal.files if rehearsal else [])]
+    # the shipped model lends only its calibration, read before the fit: -o may replace it
+    inputs = [*args.takes, base_path, args.calibration, *(rehearsal.files if rehearsal else [])]
     onnx_path = check_output_file(args.output, inputs, args.force, suffix=".onnx")
     checkpoint_path = check_output_file(onnx_path.with_suffix(".pt"), inputs, args.force)
     started = time.monotonic()

@@ -17,8 +17,9 @@ Trimming (:class:`TrimSettings`):
 Checks, each giving a one-line reason; a flagged take is never kept (interactive recording asks
 for it again, headless recording skips and lists it):
 
-* no person: a body in fewer than ``min_body`` of the frames, no skeleton for more than
-  ``max_gap`` seconds (the pose stage sends nothing while it sees nobody), or no frames at all;
+* no person: a body in fewer than ``min_body`` of the frames, no body for more than ``max_gap``
+  seconds between two frames with one (live, the pose stage sends nothing while it sees nobody;
+  from a file, frames without a body), or no frames at all;
 * too short: less than ``min_seconds`` left after trimming;
 * no hands: a gesture the user marked as a hand gesture with a hand in fewer than ``min_hands``
   of the frames.
@@ -57,7 +58,7 @@ class TrimSettings:
     min_seconds: float = 0.5  # shorter takes are flagged
     min_body: float = 0.5  # fraction of frames with a body; fewer means nobody was there
     min_hands: float = 0.3  # hand gestures: fraction of frames with a hand
-    max_gap: float = 0.5  # seconds without any skeleton inside a take; longer means nobody was there
+    max_gap: float = 0.5  # seconds between two frames with a body inside a take; longer: nobody was there
 
     def __post_init__(self) -> None:
         if self.mode not in TRIM_MODES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from types import SimpleNamespace
@@ -231,7 +232,7 @@ def test_concurrent_replays_hold_different_private_domains(tmp_path, monkeypatch
     """Each replay took 150 + pid % 80, so two runs could share a domain and hear each other."""
     from bharnet_ros.nodes import bag_io
 
-    monkeypatch.setattr(bag_io, "DOMAIN_LOCKS", tmp_path)
+    monkeypatch.setattr(bag_io, "DOMAIN_HOLD_NAME", f"bharnet-test-{os.getpid()}-")  # not a real run's
     monkeypatch.setattr(bag_io, "PRIVATE_DOMAIN_IDS", range(150, 153))
     monkeypatch.setenv("ROS_DOMAIN_ID", "151")  # the user's own domain is never taken
     with bag_io.private_domain() as first, bag_io.private_domain() as second:

@@ -1140,6 +1140,17 @@ def test_reindex_takes_hidden_files_for_no_storage_files(tmp_path, capsys):
     assert {name: (killed / name).read_bytes() for name in hidden} == hidden  # not ours: untouched
 
 
+def test_a_storage_file_whose_name_starts_with_a_dot_is_still_read(tmp_path, capsys):
+    """``ros2 bag record -o .x`` names its files ``.x_0.mcap``: only AppleDouble files and our own
+    temporary copies are no storage."""
+    killed = killed_recording(tmp_path / ".x")
+    (killed / "killed.mcap").rename(killed / ".x_0.mcap")
+    assert main(["bag", "info", str(killed)]) == 0
+    assert capsys.readouterr().out.endswith(
+        "/bharnet/skeletons  bharnet_ros/msg/PersonSkeletonArray  40 messages\n"
+    )
+
+
 SIGTERM_WHILE_INDEXING = """
 import os, signal, sys
 from bharnet_ros.cli import main
@@ -1314,13 +1325,53 @@ def test_a_complete_mcap_of_another_profile_is_named_itself(tmp_path, capsys):
     assert sorted(p.name for p in path.iterdir()) == ["b.mcap"]
 
 
+def test_a_finished_mcap_whose_summary_is_damaged_is_recovered_from_its_records(tmp_path, capsys):
+    """Its data section is whole, so its messages can be read again (a footer does not mean that
+    there is nothing to recover)."""
+    path = tmp_path / "s1"
+    raw_bag(path, skeleton_payloads(3))
+    (path / "metadata.yaml").unlink()
+    storage = path / "s1.mcap"
+    data = bytearray(storage.read_bytes())
+    footer_fields = len(data) - 8 - 20  # before the closing magic: summary start, offsets, crc
+    summary = int.from_bytes(data[footer_fields : footer_fields + 8], "little")
+    data[summary + 1 : summary + 9] = (2**40).to_bytes(8, "little")  # its first record's length
+    storage.write_bytes(bytes(data))
+    assert main(["bag", "info", str(path)]) == 0
+    assert capsys.readouterr().out.endswith(
+        "/bharnet/skeletons  bharnet_ros/msg/PersonSkeletonArray  3 messages\n"
+    )
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_a_bag_compressed_message_by_message_is_reindexed_so_its_messages_decode(tmp_path, storage):
+    """A rebuilt metadata.yaml said no compression, and every message then failed to decode."""
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
+
+    path = tmp_path / "z"
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    writer = Writer(path, version=9, storage_plugin=plugin)
+    writer.set_compression(CompressionMode.MESSAGE, CompressionFormat.ZSTD)
+    with writer:
+        connection = writer.add_connection("/bharnet/skeletons", bag.SKELETON_TYPE, typestore=bag.typestore())
+        for i, data in enumerate(skeleton_payloads(3)):
+            writer.write(connection, ORIGIN + i * PERIOD, data)
+    (path / "metadata.yaml").unlink()
+    bag.reindex_bag(path)  # as bag info and bag eval do
+    messages = list(bag.read_messages(path))
+    assert len(messages) == 3
+    assert all(message.decode().persons for message in messages)
+
+
 @pytest.mark.parametrize("action", ["eval", "record-video"])
 def test_a_dangling_link_as_the_output_is_refused_before_the_work(tmp_path, capsys, monkeypatch, action):
     """The command ran to the end, then failed with 'Not a directory'."""
     from bharnet_ros.core import bag_eval
+    from bharnet_ros.tools import bag as tools_bag
 
-    monkeypatch.setattr(bag_eval, "evaluate_bag", lambda *args, **kwargs: pytest.fail("the run started"))
-    monkeypatch.setattr(bag, "write_video_bag", lambda *args, **kwargs: pytest.fail("the run started"))
+    started = lambda *args, **kwargs: pytest.fail("the run started")  # noqa: E731
+    monkeypatch.setattr(bag_eval, "evaluate_bag", started)
+    monkeypatch.setattr(tools_bag, "write_video_bag", started)  # the name the command calls
     out = tmp_path / "out"
     out.symlink_to(tmp_path / "nowhere")
     raw_bag(tmp_path / "b", skeleton_payloads(3))
