@@ -76,12 +76,17 @@ def format_summary(values: dict) -> str:
     return "\n".join(lines)
 
 
+def subject_list(args: argparse.Namespace) -> list[str] | None:
+    """The people ``--subjects`` names (None where it is not given)."""
+    return None if args.subjects is None else [s.strip() for s in args.subjects.split(",") if s.strip()]
+
+
 def select_for_eval(data: SkeletonDataset, labels: list[str], args: argparse.Namespace) -> SkeletonDataset:
     """The samples to evaluate: ``--subjects`` only, known classes only with ``--known-only``."""
     from bharnet_ros.training.data import known_classes_only, subject_mask
 
-    if args.subjects is not None:  # "" (an unset shell variable) must not mean everyone
-        subjects = [name.strip() for name in args.subjects.split(",") if name.strip()]
+    subjects = subject_list(args)
+    if subjects is not None:  # "" (an unset shell variable) must not mean everyone
         if not subjects:
             raise UsageError(f"--subjects {args.subjects!r} names nobody; give people such as S1,S2")
         data = data.subset(np.flatnonzero(subject_mask(data, subjects)))
@@ -132,9 +137,8 @@ def check_views(models: list[ModelUnderTest], views: int) -> None:
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
     """The options that chose and scored the samples, for summary.json."""
-    subjects = None if args.subjects is None else [s.strip() for s in args.subjects.split(",") if s.strip()]
     return {
-        "subjects": subjects,
+        "subjects": subject_list(args),
         "known_only": args.known_only,
         "views": args.views,
         "causal_hands": args.causal_hands,
