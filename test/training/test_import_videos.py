@@ -201,3 +201,26 @@ def test_the_class_names_are_checked_before_the_pose_stage(tmp_path):
     with pytest.raises(DatasetError, match="no class 'stpo'"):
         import_videos(root, pattern=HRI, check_labels=check)
     assert seen == [["come", "stop"]]
+
+
+def test_an_interruption_while_the_pose_pool_starts_is_not_hidden_by_its_shutdown(monkeypatch):
+    """SIGTERM (raised as KeyboardInterrupt) during the pool's start left its manager thread
+    unjoinable, and the pool's own shutdown raised a RuntimeError over it: exit 1, not 130."""
+    from bharnet_ros.training.importers import videos
+
+    class StartInterrupted:
+        """ProcessPoolExecutor at the edge: interrupted as it starts, then unjoinable, as the real one."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def map(self, *args, **kwargs):
+            raise KeyboardInterrupt
+
+        def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+            raise RuntimeError("cannot join thread before it is started")
+
+    monkeypatch.setattr(videos, "ProcessPoolExecutor", StartInterrupted)
+    jobs = [videos.VideoJob(Path(f"{name}.avi"), "wave", f"S1/{name}") for name in ("a", "b")]
+    with pytest.raises(KeyboardInterrupt):
+        list(videos._extract_all(jobs, "holistic", 2))

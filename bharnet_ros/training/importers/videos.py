@@ -263,16 +263,29 @@ def _extract_all(todo: list[VideoJob], backend: str, jobs: int) -> Iterator[Outc
         yield from (extract_video(path, backend) for path in paths)
         return
     context = multiprocessing.get_context("spawn")  # MediaPipe graphs must not cross a fork
-    with ProcessPoolExecutor(min(jobs, len(paths)), mp_context=context) as pool:
-        try:
-            yield from pool.map(extract_video, paths, [backend] * len(paths))
-        except BrokenProcessPool:
-            raise DatasetError(
-                "a pose-stage process died (out of memory?); import with fewer --jobs"
-            ) from None
-        except BaseException:  # Ctrl-C, SIGTERM: the workers would go on, or block on a pipe nobody reads
-            for child in multiprocessing.active_children():
-                child.terminate()
+    pool = ProcessPoolExecutor(min(jobs, len(paths)), mp_context=context)
+    stopped = False
+    try:
+        yield from pool.map(extract_video, paths, [backend] * len(paths))
+    except BrokenProcessPool:
+        raise DatasetError("a pose-stage process died (out of memory?); import with fewer --jobs") from None
+    except BaseException:  # Ctrl-C, SIGTERM: the workers would go on, or block on a pipe nobody reads
+        stopped = True
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise
+    finally:
+        _shut_down(pool, stopped)
+
+
+def _shut_down(pool: ProcessPoolExecutor, stopped: bool) -> None:
+    """Shut the pool down and wait for it; its work is cancelled where the command was ``stopped``.
+    A signal that came while the pool started its manager thread leaves a thread that cannot be
+    joined, and the pool's shutdown would then raise over the interruption."""
+    try:
+        pool.shutdown(wait=True, cancel_futures=stopped)
+    except RuntimeError:
+        if not stopped:
             raise
 
 
