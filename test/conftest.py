@@ -4,9 +4,9 @@ session's environment: a ROS domain of its own, and ROS logs and caches in a tem
 from __future__ import annotations
 
 import atexit
-import fcntl
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bharnet_ros.core.machine_hold import hold
 from bharnet_ros.core.task_bundles import CACHE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ MP_SIGNERS = ("25kamalesh", "AkashSharma095", "Atulkoirala", "Bhavyagokhroo")
 
 DOMAIN_OVERRIDE = "BHARNET_TEST_DOMAIN_ID"
 DOMAIN_IDS = range(1, 102)  # 0-101 are safe with the default port mapping on Linux; 0 is everyone's
-DOMAIN_LOCKS = Path("/tmp")  # machine-wide, whatever TMPDIR says: the domain is machine-wide too
+DOMAIN_HOLD_NAME = "bharnet-test-domain-"  # + the id: a test run's hold on its domain
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SESSION_OWNER = os.getpid()
 SESSION_TMP = Path(tempfile.mkdtemp(prefix="bharnet-test-"))  # this run's ROS logs and caches
@@ -41,43 +42,27 @@ def remove_session_tmp() -> None:
         shutil.rmtree(SESSION_TMP, ignore_errors=True)
 
 
-def try_lock(domain: int) -> int | None:
-    """A descriptor of ``domain``'s lock file, flock-ed, or None where another test run holds it.
+def claim_domain() -> tuple[int, socket.socket | None]:
+    """A ROS domain id for this session, and the hold (``core.machine_hold``) that reserves it
+    until this process exits.
 
-    Read-only, so that any user can lock a file another user made; children do not inherit it.
-    """
-    try:
-        lock = os.open(DOMAIN_LOCKS / f"bharnet-test-domain-{domain}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
-    except OSError:  # a file we may not open: count the id as taken
-        return None
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(lock)
-        return None
-    return lock
-
-
-def claim_domain() -> tuple[int, int | None]:
-    """A ROS domain id for this session, and the lock that reserves it until this process exits.
-
-    Each test run on the machine takes the first id no other run holds (the lock dies with its
+    Each test run on the machine takes the first id no other run holds (the hold dies with its
     process, so a crashed run frees its id), never the user's own ``ROS_DOMAIN_ID``: tests must
     not join a live graph, nor another run's, or the checks for a second graph fail.
-    ``BHARNET_TEST_DOMAIN_ID`` chooses the id instead (no lock).
+    ``BHARNET_TEST_DOMAIN_ID`` chooses the id instead (no hold).
     """
     if os.environ.get(DOMAIN_OVERRIDE):
         return int(os.environ[DOMAIN_OVERRIDE]), None
     live = os.environ.get("ROS_DOMAIN_ID", "").strip()
     for domain in DOMAIN_IDS:
-        if str(domain) != live and (lock := try_lock(domain)) is not None:
-            return domain, lock
+        if str(domain) != live and (holder := hold(f"{DOMAIN_HOLD_NAME}{domain}")) is not None:
+            return domain, holder
     held = f"ROS domain ids {DOMAIN_IDS[0]}-{DOMAIN_IDS[-1]} are all held by other test runs"
     raise RuntimeError(f"{held}; set {DOMAIN_OVERRIDE}")
 
 
 atexit.register(remove_session_tmp)
-DOMAIN_ID, DOMAIN_LOCK = claim_domain()  # the descriptor stays open (locked) all session
+DOMAIN_ID, DOMAIN_HOLD = claim_domain()  # the socket stays open (held) all session
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

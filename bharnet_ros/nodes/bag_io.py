@@ -9,11 +9,9 @@ not. Bag files themselves are read and written by ``bharnet_ros.core.bag`` (rosb
 
 from __future__ import annotations
 
-import errno
 import importlib
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +37,7 @@ from bharnet_ros.core.bag import (
     read_messages,
 )
 from bharnet_ros.core.frame_rules import stamp_problem
+from bharnet_ros.core.machine_hold import hold
 from bharnet_ros.nodes.environment import private_node
 from bharnet_ros.nodes.graph import ACTION_TOPIC, SKELETON_TOPIC, GraphOptions
 from bharnet_ros.nodes.runner import running_graph
@@ -51,7 +50,7 @@ FLUSH_SECONDS = 1.0  # a killed recorder loses at most this much (the rest is on
 MAX_REPLAY_GAP_SECONDS = 5.0
 DRAIN_SECONDS = 0.2  # at the end, messages already received are taken from the queue and stored
 PRIVATE_DOMAIN_IDS = range(150, 230)  # ROS domains of replays (Fast DDS maps ids up to 232 to ports)
-DOMAIN_HOLD_NAME = "bharnet-replay-domain-"  # + the id: a replay's hold on its domain (_hold)
+DOMAIN_HOLD_NAME = "bharnet-replay-domain-"  # + the id: a replay's hold on its domain (core.machine_hold)
 
 
 def message_type(msgtype: str) -> Any:
@@ -231,7 +230,7 @@ def private_domain() -> Iterator[int]:
     start = os.getpid() % len(PRIVATE_DOMAIN_IDS)  # runs started together try different ones first
     ids = [*PRIVATE_DOMAIN_IDS[start:], *PRIVATE_DOMAIN_IDS[:start]]
     for domain in ids:
-        if str(domain) != live and (holder := _hold(domain)) is not None:
+        if str(domain) != live and (holder := hold(f"{DOMAIN_HOLD_NAME}{domain}")) is not None:
             with holder:
                 yield domain
             return
@@ -239,22 +238,6 @@ def private_domain() -> Iterator[int]:
         f"ROS domains {PRIVATE_DOMAIN_IDS[0]}-{PRIVATE_DOMAIN_IDS[-1]} are all held by other replays on "
         "this machine; wait for one to end"
     )
-
-
-def _hold(domain: int) -> socket.socket | None:
-    """A socket bound to ``domain``'s name in Linux's abstract namespace, or None where another
-    process holds it. The name lives as long as the socket, so a killed replay frees its domain;
-    it leaves no file behind and knows no users or permissions. It is per network namespace, as
-    the DDS traffic it keeps apart is."""
-    holder = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        holder.bind(f"\0{DOMAIN_HOLD_NAME}{domain}")
-    except OSError as err:
-        holder.close()
-        if err.errno == errno.EADDRINUSE:
-            return None
-        raise
-    return holder
 
 
 def run_graph_on_bag(
