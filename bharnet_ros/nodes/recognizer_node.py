@@ -7,9 +7,9 @@ decides every ``stride_seconds`` and publishes ``none`` when no known gesture is
 The decision parameters (``Param.live``) apply to the running recognizer at once.
 
 Hot swap: setting ``model`` (``ros2 param set /recognizer model new.onnx``, i.e. the standard
-``~/set_parameters`` service) loads and checks the new model before the set returns, between two
-skeleton messages (the others queue meanwhile). A file that cannot be loaded refuses the set with
-the reason, and the old model stays. Setting the same
+``~/set_parameters`` service) loads and checks the new model before the set returns; the old one
+goes on deciding on the skeletons that come meanwhile (``nodes.serving``). A file that cannot be
+loaded refuses the set with the reason, and the old model stays. Setting the same
 path again loads the file again if it changed on disk since it was loaded (a model taught again
 under the same name). A good one
 replaces the old model between two messages: every person's window is kept where the new model
@@ -63,6 +63,7 @@ from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
 from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, TransitionError, spin_node
 from bharnet_ros.nodes.pairing import subscribe_pair
 from bharnet_ros.nodes.parameters import Param, topic_name_problem
+from bharnet_ros.nodes.serving import serve_while
 
 C = RecognizerConfig()
 PARAMS = (
@@ -70,7 +71,7 @@ PARAMS = (
         "model",
         "",
         f"ONNX model file; empty = {DEFAULT_MODEL} in the package share. A new file is loaded and "
-        "checked before it replaces the running one (frames queue meanwhile); a bad one is refused and "
+        "checked before it replaces the running one, which decides meanwhile; a bad one is refused and "
         "the old model stays, and one that fails or lags on its first 20 live windows is rolled back",
         live=True,
     ),
@@ -178,6 +179,7 @@ class RecognizerNode(ManagedNode):
         # the model a swap replaced, until the new one proves itself
         self.probation: Probation[Fallback] | None = None
         self.restoring = False  # the node itself is setting ``model`` back after a rollback
+        self.loading = False  # a set's model loads; skeletons are served by the waiting set
         self.last_model_change = ""
         super().__init__("recognizer", PARAMS, **kwargs)
 
@@ -260,7 +262,8 @@ class RecognizerNode(ManagedNode):
             if self.recognizer is None:
                 self._load(wanted[-1], device="cpu")
             elif wanted[-1] != self.params["model"] or stamp != self.model_stamp:
-                self.staged_model = (wanted[-1], self._load(wanted[-1]), stamp, self.params["model"])
+                classifier = self._load_serving(wanted[-1])
+                self.staged_model = (wanted[-1], classifier, stamp, self.params["model"])
         except Exception as err:  # no model file may stop the node (InferenceError says why)
             self.model_refusals += 1
             kept = "the old one keeps running" if self.recognizer is not None else "not configured"
@@ -322,6 +325,17 @@ class RecognizerNode(ManagedNode):
     def _republish_labels(self) -> None:
         if self.labels_pub is not None and self.labels_pub.is_activated:
             self._publish_labels()
+
+    def _load_serving(self, model: str) -> OnnxWindowClassifier:
+        """:meth:`_load` for a running node: the running model goes on deciding on the skeletons
+        that come while the new one loads and is checked (seconds). Their windows are not timed
+        for a probation, since the load competes with them for the CPU, and no verdict is acted
+        on before the set ends."""
+        self.loading = True
+        try:
+            return serve_while(lambda: self._load(model), self.inputs, self.note_callback_error)
+        finally:
+            self.loading = False
 
     def _load(self, model: str, device: str = "") -> OnnxWindowClassifier:
         """The model file (empty: the default) on ``device`` (default: the configured one),
@@ -411,7 +425,7 @@ class RecognizerNode(ManagedNode):
 
     def _push_all(self, frames: list, msg: PersonSkeletonArray, started: float, received: float) -> None:
         """``started``: when this callback began; ``received``: when the middleware had the message
-        (earlier by the time it queued behind slower callbacks, such as a model swap's check)."""
+        (earlier by the time it queued behind slower callbacks)."""
         recognizer = self.recognizer
         if recognizer is None:  # a message taken just before cleanup
             return
@@ -429,7 +443,7 @@ class RecognizerNode(ManagedNode):
         windows = recognizer.windows
         self.drops.forget_untracked(windows.person_ids, 2 * windows.max_persons)  # bounded under id churn
         self.processing.add(time.monotonic() - started)
-        if self.probation is not None and self.probation.unjudged:
+        if self.probation is not None and self.probation.unjudged and not self.loading:
             self._watch_probation()
 
     def _push(self, recognizer: Recognizer, frame: Any, arrival: float) -> ActionResult | None:
@@ -446,7 +460,7 @@ class RecognizerNode(ManagedNode):
         except Exception as err:
             probation.failed(_why(err))
             return None
-        if recognizer.windows_classified > classified:
+        if recognizer.windows_classified > classified and not self.loading:
             probation.timed(time.monotonic() - start)
         return result
 
