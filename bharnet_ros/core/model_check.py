@@ -7,7 +7,7 @@ at each run. No static reading bounds that, since exported graphs use the same o
 running node first opens a new file here: the child loads the same bytes, runs the same checks and
 dry run (:class:`~bharnet_ros.core.inference.OnnxClassifier`, on CPU), and is killed past
 :data:`CHECK_SECONDS`; its address space is capped at :data:`CHECK_MEMORY`. Only a file that
-passed is opened by the node itself, whose executor is then held for no longer than the child was.
+passed is opened by the node itself, whose load then takes no longer than the child's did.
 
 Run as ``python -m bharnet_ros.core.model_check NAME`` with the model's bytes on stdin: exit 0 if
 the model loads, else exit 1 with the reason as the last line of stdout.

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -149,7 +150,7 @@ TROUBLES = (
     "resets_since_last_report",
 )  # fmt: skip
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-# Reliable; absorbs bursts from several persons, and the seconds a model swap on a GPU may take.
+# Reliable; absorbs bursts from several persons, and frames that come while a callback is slow.
 SKELETON_QOS = QoSProfile(depth=120)
 
 
@@ -180,8 +181,17 @@ class RecognizerNode(ManagedNode):
         self.probation: Probation[Fallback] | None = None
         self.restoring = False  # the node itself is setting ``model`` back after a rollback
         self.loading = False  # a set's model loads; skeletons are served by the waiting set
+        self.spinning_thread: int | None = None  # the executor's, once it ran a callback
         self.last_model_change = ""
         super().__init__("recognizer", PARAMS, **kwargs)
+        self._thread_timer = self.create_timer(
+            0.0, self._note_spinning_thread, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        )
+
+    def _note_spinning_thread(self) -> None:
+        """Which thread spins the node: only that one may serve its subscriptions during a load."""
+        self.destroy_timer(self._thread_timer)
+        self.spinning_thread = threading.get_ident()
 
     def acquire(self) -> None:
         self.staged_model = self.probation = None
@@ -333,7 +343,12 @@ class RecognizerNode(ManagedNode):
         on before the set ends."""
         self.loading = True
         try:
-            return serve_while(lambda: self._load(model), self.inputs, self.note_callback_error)
+            if threading.get_ident() != self.spinning_thread:  # a set made by hand, not by the executor
+                return self._load(model)
+            subscriptions = list(self.subscriptions)  # the skeletons', and /clock's under use_sim_time
+            return serve_while(
+                lambda: self._load(model), subscriptions, self.note_callback_error, self.context
+            )
         finally:
             self.loading = False
 

@@ -322,7 +322,6 @@ def test_the_old_model_goes_on_deciding_while_a_new_one_loads(
         release.set()
         swap.join(timeout=120)
     assert decided, "no decision while the new model loaded"
-    assert all(a.label in ("idle", "wave", "stop", "none") for a in actions)  # the old model's
     assert results[0]["model"].successful
     assert node.recognizer.classifier.class_names == FOUR
 

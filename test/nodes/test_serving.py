@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from rclpy.node import Node
@@ -33,7 +34,7 @@ def test_messages_reach_their_callbacks_while_the_work_runs(topic, wait):
         done.set()
         return "loaded"
 
-    assert serve_while(work, [subscription], on_error=pytest.fail) == "loaded"
+    assert serve_while(work, [subscription], on_error=pytest.fail, context=subscriber.context) == "loaded"
     assert done.is_set()
     assert heard == ["0", "1", "2"]
 
@@ -48,7 +49,7 @@ def test_a_callback_with_message_info_gets_it(topic, wait):
         publisher.publish(String(data="x"))
         assert wait(lambda: infos)
 
-    serve_while(work, [subscription], on_error=pytest.fail)
+    serve_while(work, [subscription], on_error=pytest.fail, context=subscriber.context)
     assert infos[0]["received_timestamp"] > 0
 
 
@@ -68,5 +69,24 @@ def test_the_works_error_is_raised_and_a_callbacks_goes_to_on_error(topic, wait)
         raise OSError("the model file went away")
 
     with pytest.raises(OSError, match="went away"):
-        serve_while(work, [subscription], on_error=errors.append)
+        serve_while(work, [subscription], on_error=errors.append, context=subscriber.context)
     assert isinstance(errors[0], ValueError)
+
+
+def test_an_rclpy_that_cannot_serve_this_way_leaves_a_plain_wait(topic, wait, monkeypatch):
+    """A message is never taken and then dropped: the private API is looked up before a take."""
+    subscriber, publisher = topic
+    heard, errors = [], []
+    subscription = subscriber.create_subscription(String, "chatter", heard.append, 10)
+    monkeypatch.delattr(subscription, "_callback_type")  # as an rclpy before Iron lacks it
+    assert wait(lambda: publisher.get_subscription_count() > 0)
+
+    def work():
+        publisher.publish(String(data="x"))
+        time.sleep(0.2)
+        return "loaded"
+
+    assert serve_while(work, [subscription], on_error=errors.append, context=subscriber.context) == "loaded"
+    assert heard == []
+    assert len(errors) == 1
+    assert subscription.handle.take_message(String, False) is not None  # still there for the executor
