@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import numpy as np
@@ -113,6 +114,39 @@ def parameter_client(ros):
     """``parameter_client("recognizer")``: a parameter client for that node, on its own probe node."""
     probe = ros.add(Node, "parameter_probe")
     return lambda node_name: ParameterClient(probe, node_name)
+
+
+@pytest.fixture
+def held_swap(parameter_client, monkeypatch):
+    """``with held_swap(path) as results:`` sets the recognizer's ``model`` to ``path``, as ``ros2
+    param set`` would, with the new model's load held until the block ends; then ``results`` holds
+    the set's answer."""
+    from bharnet_ros.nodes.recognizer_node import RecognizerNode
+
+    @contextmanager
+    def hold(model: str) -> Iterator[list]:
+        loading, release = threading.Event(), threading.Event()
+        load = RecognizerNode._load
+
+        def held_load(self, *args, **kwargs):
+            loading.set()
+            assert release.wait(timeout=120)
+            return load(self, *args, **kwargs)
+
+        monkeypatch.setattr(RecognizerNode, "_load", held_load)
+        results: list = []
+        swap = threading.Thread(
+            target=lambda: results.append(parameter_client("recognizer").set(model=model))
+        )
+        swap.start()
+        try:
+            assert loading.wait(timeout=60)
+            yield results
+        finally:
+            release.set()
+            swap.join(timeout=120)
+
+    return hold
 
 
 TRANSITIONS = {

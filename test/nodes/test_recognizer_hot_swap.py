@@ -5,7 +5,6 @@ Through a real parameter client (``ros2 param set``), over Fast DDS, with tiny e
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -293,34 +292,14 @@ def test_a_huge_model_path_is_cut_in_the_answer(running, parameter_client):
     assert len(node.status()[2]["last_model_change"]) <= 300
 
 
-def test_the_old_model_goes_on_deciding_while_a_new_one_loads(
-    ros, running, models, wait, parameter_client, monkeypatch
-):
-    """A model's load and check take seconds (a child process, a GPU session); skeletons have an
-    executor thread of their own, so the robot keeps getting decisions meanwhile."""
+def test_the_old_model_goes_on_deciding_while_a_new_one_loads(ros, running, models, wait, held_swap):
+    """A model's load and check take seconds (a child process, a GPU session); the set that waits
+    for it serves the skeletons meanwhile (nodes/serving.py), so the robot keeps getting decisions."""
     node, _ = running
-    loading, release = threading.Event(), threading.Event()
-    load = RecognizerNode._load
-
-    def held_load(self, *args, **kwargs):
-        loading.set()
-        assert release.wait(timeout=120)
-        return load(self, *args, **kwargs)
-
-    monkeypatch.setattr(RecognizerNode, "_load", held_load)
     actions = listen_for_actions(ros, wait)
-    results = []
-    swap = threading.Thread(
-        target=lambda: results.append(parameter_client("recognizer").set(model=str(models["four"])))
-    )
-    swap.start()
-    try:
-        assert loading.wait(timeout=60)
+    with held_swap(str(models["four"])) as results:
         feed(ros, wait, frames=60, start=300.0)
         decided = wait(lambda: any(stamp_to_seconds(a.header.stamp) >= 300.5 for a in actions), timeout=60)
-    finally:
-        release.set()
-        swap.join(timeout=120)
     assert decided, "no decision while the new model loaded"
     assert results[0]["model"].successful
     assert node.recognizer.classifier.class_names == FOUR

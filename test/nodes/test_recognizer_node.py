@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
-import threading
 import time
 import types
 from typing import Any
@@ -377,34 +376,16 @@ def test_unstamped_bodies_and_hands_pair_by_arrival(ros, wait, tiny_model, sync_
 
 
 def test_paired_skeletons_are_decided_on_while_a_new_model_loads(
-    ros, wait, tiny_model, sync_path, parameter_client, monkeypatch, tmp_path
+    ros, wait, tiny_model, sync_path, held_swap, tmp_path
 ):
     """The load runs beside the skeletons (nodes/serving.py), the paired subscriptions too."""
     overrides = [Parameter("model", value=str(tiny_model)), Parameter("body_topic", value="/bodies")]
     node = ros.add(RecognizerNode, parameter_overrides=[*overrides, Parameter("min_seconds", value=0.5)])
     actions, hands, bodies = paired_inputs(ros, wait, node, "/bodies")
     new_model = shutil.copy(tiny_model, tmp_path / "new.onnx")
-    loading, release = threading.Event(), threading.Event()
-    load = RecognizerNode._load
-
-    def held_load(self, *args, **kwargs):
-        loading.set()
-        assert release.wait(timeout=120)
-        return load(self, *args, **kwargs)
-
-    monkeypatch.setattr(RecognizerNode, "_load", held_load)
-    results = []
-    swap = threading.Thread(
-        target=lambda: results.append(parameter_client("recognizer").set(model=str(new_model)))
-    )
-    swap.start()
-    try:
-        assert loading.wait(timeout=60)
+    with held_swap(str(new_model)) as results:
         _publish_pairs(hands, bodies, start=100.0)
         decided = wait(lambda: actions, timeout=60)
-    finally:
-        release.set()
-        swap.join(timeout=120)
     assert decided, "no decision while the new model loaded"
     assert results[0]["model"].successful
     assert "new.onnx" in node.recognizer.classifier.description
