@@ -181,12 +181,12 @@ class RecognizerNode(ManagedNode):
         self.probation: Probation[Fallback] | None = None
         self.restoring = False  # the node itself is setting ``model`` back after a rollback
         self.loading = False  # a set's model loads; skeletons are served by the waiting set
+        self.restore_model: str | None = None  # a rollback's ``model`` value, set once a set ended
         self.spinning_thread: int | None = None  # the executor's, once it ran a callback
         self.last_model_change = ""
         super().__init__("recognizer", PARAMS, **kwargs)
-        self._thread_timer = self.create_timer(
-            0.0, self._note_spinning_thread, clock=Clock(clock_type=ClockType.STEADY_TIME)
-        )
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)  # one-shot timers fire under a paused /clock
+        self._thread_timer = self.create_timer(0.0, self._note_spinning_thread, clock=self._steady)
 
     def _note_spinning_thread(self) -> None:
         """Which thread spins the node: only that one may serve its subscriptions during a load."""
@@ -298,8 +298,10 @@ class RecognizerNode(ManagedNode):
             old = self.recognizer.classifier
             kept = self.recognizer.replace_classifier(staged[1])
             if self.probation is None:  # else the last model that proved itself stays the fallback
-                self.probation = Probation(Fallback(staged[3], old, self.model_stamp))
+                replaced = staged[3] if self.restore_model is None else self.restore_model
+                self.probation = Probation(Fallback(replaced, old, self.model_stamp))
             self.probation.restart()
+        self.restore_model = None  # this set's value stands
         self.model_swaps, self.model_stamp = self.model_swaps + 1, staged[2]
         windows = "windows kept" if kept else "windows reset (the new model reads other windows)"
         self.last_model_change = shorten(f"{old.description} -> {staged[1].description}, {windows}", 300)
@@ -316,7 +318,8 @@ class RecognizerNode(ManagedNode):
             self.probation = None
 
     def _roll_back(self, why: str) -> None:
-        """Put the model a swap replaced back, and the ``model`` parameter with it."""
+        """Put the model a swap replaced back, and the ``model`` parameter with it: at once, or
+        during another set's load (whose callback serves this one) once that set ended."""
         fallback, self.probation = self.probation.fallback, None
         with self.swap_lock:
             failed = self.recognizer.classifier.description
@@ -325,12 +328,26 @@ class RecognizerNode(ManagedNode):
         back = f"rolled back to {fallback.classifier.description}: {failed} {why}"
         self.last_model_change = shorten(back, 300)
         self.get_logger().error(f"model swap {self.last_model_change}")
+        if self.loading:  # a set must not run inside a set
+            self.restore_model = fallback.model
+            self._restore_timer = self.create_timer(0.0, self._restore_after_set, clock=self._steady)
+        else:
+            self._set_model_back(fallback.model)
+        self._republish_labels()
+
+    def _restore_after_set(self) -> None:
+        """The ``model`` value of a rollback made during a load, unless that set put in a model."""
+        self.destroy_timer(self._restore_timer)
+        model, self.restore_model = self.restore_model, None
+        if model is not None:
+            self._set_model_back(model)
+
+    def _set_model_back(self, model: str) -> None:
         self.restoring = True
         try:
-            self.set_parameters([Parameter("model", value=fallback.model)])
+            self.set_parameters([Parameter("model", value=model)])
         finally:
             self.restoring = False
-        self._republish_labels()
 
     def _republish_labels(self) -> None:
         if self.labels_pub is not None and self.labels_pub.is_activated:
@@ -339,8 +356,7 @@ class RecognizerNode(ManagedNode):
     def _load_serving(self, model: str) -> OnnxWindowClassifier:
         """:meth:`_load` for a running node: the running model goes on deciding on the skeletons
         that come while the new one loads and is checked (seconds). Their windows are not timed
-        for a probation, since the load competes with them for the CPU, and no verdict is acted
-        on before the set ends."""
+        for a probation, since the load competes with them for the CPU; a failure still rolls back."""
         self.loading = True
         try:
             if threading.get_ident() != self.spinning_thread:  # a set made by hand, not by the executor
@@ -458,7 +474,7 @@ class RecognizerNode(ManagedNode):
         windows = recognizer.windows
         self.drops.forget_untracked(windows.person_ids, 2 * windows.max_persons)  # bounded under id churn
         self.processing.add(time.monotonic() - started)
-        if self.probation is not None and self.probation.unjudged and not self.loading:
+        if self.probation is not None and self.probation.unjudged:
             self._watch_probation()
 
     def _push(self, recognizer: Recognizer, frame: Any, arrival: float) -> ActionResult | None:

@@ -305,6 +305,31 @@ def test_the_old_model_goes_on_deciding_while_a_new_one_loads(ros, running, mode
     assert node.recognizer.classifier.class_names == FOUR
 
 
+@pytest.mark.parametrize("next_model", ["broken", "short"])
+def test_a_model_failing_while_another_loads_is_rolled_back_at_once(
+    ros, running, models, wait, parameter_client, held_swap, next_model
+):
+    """A swap during a probation: the failing model goes at once, and ``model`` follows once the
+    set ended, to the old model if the set was refused, else to the set's own."""
+    node, _ = running
+    client = parameter_client("recognizer")
+    before = client.get("model")["model"]
+    assert client.set(model=str(models["four"]))["model"].successful
+    node.recognizer.classifier.classify = failing  # the ONNX Runtime edge
+    with held_swap(str(models[next_model])) as results:
+        feed(ros, wait, frames=60)
+        rolled_back = wait(lambda: node.model_rollbacks == 1, timeout=60)
+        running_then = node.recognizer.classifier.class_names
+    assert rolled_back, "the failing model stayed while another loaded"
+    assert running_then == ["idle", "wave", "stop"]
+    assert results[0]["model"].successful == (next_model == "short")
+    expected = before if next_model == "broken" else str(models["short"])
+    assert wait(lambda: client.get("model")["model"] == expected)
+    if next_model == "short":
+        assert node.probation.fallback.model == before  # the model that proved itself
+    assert node.callback_errors == 0
+
+
 def test_frames_queued_behind_slow_windows_carry_their_wait_in_processing_latency(ros, running, wait):
     """Frames wait while a slow window is classified; their actions say how long (Action.msg: from
     receiving the newest frame), so that a robot can tell a stale burst from fresh decisions."""
