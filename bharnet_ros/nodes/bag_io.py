@@ -249,6 +249,7 @@ def run_graph_on_bag(
     rate: float = 1.0,
     ready_timeout: float = 90.0,
     drain: float = 1.5,
+    during: Callable[[Any, threading.Event], None] | None = None,
 ) -> LiveRun:
     """Start the pose and recognizer nodes in-process, replay ``topic`` with its timing, record actions.
 
@@ -256,6 +257,8 @@ def run_graph_on_bag(
     skeleton topic only the recognizer). Replay starts once every node is subscribed, and ends
     ``drain`` seconds after the last output arrived, so the final windows are not cut off. It all
     runs in a private ROS domain, so other graphs on the machine neither disturb nor see it.
+    ``during(graph, stop)`` runs in a thread of its own while the bag plays, until ``stop`` is set
+    (a benchmark's parameter sets, say).
     """
     run = LiveRun(pose_stage=msgtype != SKELETON_TYPE)
     only = None if run.pose_stage else ("recognizer",)
@@ -265,8 +268,15 @@ def run_graph_on_bag(
         _listen(probe, run)
         graph.add(probe)
         _wait_ready(probe, publisher, run.pose_stage, ready_timeout)
-        _replay(bag, topic, publisher, rate, run)
-        _drain(run, drain)
+        stop = threading.Event()
+        beside = threading.Thread(target=during or (lambda *_: None), args=(graph, stop), daemon=True)
+        beside.start()
+        try:
+            _replay(bag, topic, publisher, rate, run)
+            _drain(run, drain)
+        finally:
+            stop.set()
+            beside.join()
     return run
 
 

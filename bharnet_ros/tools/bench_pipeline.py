@@ -1,8 +1,10 @@
 """``bharnet bench pipeline`` and ``bharnet bench soak``: the whole graph at camera rate, measured.
 
 pipeline: a real video (looped to ``--seconds``) and a synthetic skeleton stream are replayed at
-30 Hz into the real nodes; pose-stage FPS, classifier rate, frame-to-label latency, CPU use and
-dropped frames are written to docs/benchmarks.md with the machine description and the command.
+30 Hz into the real nodes, the skeleton stream a second time with the recognizer's ``model`` set
+every :data:`SWAP_SECONDS` (the hot swap); pose-stage FPS, classifier rate, frame-to-label
+latency, CPU use and dropped frames are written to docs/benchmarks.md with the machine description
+and the command.
 soak: video source + pose + recognizer for ``--minutes`` at 30 Hz; RSS is sampled every 10 s and
 the run fails if memory grows faster than 1 MB/min or any buffer exceeds its bound.
 """
@@ -15,6 +17,7 @@ import math
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ SHORTEST_STREAM, LONGEST_STREAM = 2.0, 300.0
 # video for 300 s is 2.1 GB, a 1080p one 187 MB a second; memory holds up to as much (the frames
 # the bag loops over)
 MOST_BAG_BYTES = 4 * 10**9
+SWAP_SECONDS = 2.0  # between two sets of ``model`` in the hot-swap row
 # --minutes of `soak`: the growth is fitted after the first minute, so it needs more; at most a week
 SHORTEST_SOAK, LONGEST_SOAK = 2.0, 7 * 24 * 60.0
 
@@ -63,10 +67,17 @@ def run_pipeline(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         video_bag = _video_bag(args.video, Path(scratch) / "video", args.seconds)
         skeleton_bag = _skeleton_bag(Path(scratch) / "skeletons", args.seconds)
+        twin = shutil.copy(model, Path(scratch) / "twin.onnx")  # another file: each set loads one
+        swaps = SwapCount()
         rows = [
             _measure("real video + MediaPipe + recognizer", video_bag, "/camera/image_raw", model),
             _measure("synthetic skeletons + recognizer", skeleton_bag, "/bharnet/skeletons", model),
-        ]
+            _measure(
+                f"the same, `model` set every {SWAP_SECONDS:g} s", skeleton_bag, "/bharnet/skeletons", model,
+                during=swapping_models([model, str(twin)], swaps),
+            ),
+        ]  # fmt: skip
+        rows[-1]["name"] += f" ({swaps.done} swaps, {swaps.refused} refused)"
     table = _pipeline_table(rows)
     print(table)
     if args.out:
@@ -172,10 +183,13 @@ def _skeleton_bag(bag: Path, seconds: float) -> Path:
     return bag
 
 
-def _measure(name: str, bag: Path, topic: str, model: str, params_file: str = "") -> dict[str, Any]:
+def _measure(
+    name: str, bag: Path, topic: str, model: str, params_file: str = "", during: Any = None
+) -> dict[str, Any]:
     """Replay one bag at its own timing into the real nodes; CPU is this process's (all nodes).
 
-    ``params_file`` replaces config/recognize.yaml (e.g. the multi pose back end, for several people).
+    ``params_file`` replaces config/recognize.yaml (e.g. the multi pose back end, for several
+    people); ``during`` runs beside the replay (``run_graph_on_bag``).
     """
     from bharnet_ros.core.bag import bag_topics
     from bharnet_ros.nodes.bag_eval import live_run
@@ -184,7 +198,7 @@ def _measure(name: str, bag: Path, topic: str, model: str, params_file: str = ""
 
     options = GraphOptions(camera_topic="/camera/image_raw", model=model, params_file=params_file)
     cpu_before = time.process_time()
-    live = run_graph_on_bag(bag, topic, bag_topics(bag)[topic], options)
+    live = run_graph_on_bag(bag, topic, bag_topics(bag)[topic], options, during=during)
     cpu = time.process_time() - cpu_before
     run = live_run(live, origin=0)
     seconds = max(live.replay_seconds, 1e-9)
@@ -197,6 +211,40 @@ def _measure(name: str, bag: Path, topic: str, model: str, params_file: str = ""
         "latency": [v for v in run.latencies if v is not None],
         "cpu_cores": cpu / seconds,
     }
+
+
+@dataclass
+class SwapCount:
+    """The ``model`` sets a hot-swap row made, as the recognizer answered them."""
+
+    done: int = 0
+    refused: int = 0
+
+
+def swapping_models(models: list[str], count: SwapCount, period: float = SWAP_SECONDS) -> Any:
+    """A ``during`` for ``run_graph_on_bag``: sets the recognizer's ``model`` to each of
+    ``models`` in turn every ``period`` s, through its parameter service as ``ros2 param set``
+    does, and counts the answers in ``count``."""
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+
+    def swap(graph: Any, stop: Any) -> None:
+        node = graph.add(Node("bench_swapper", context=graph.context, use_global_arguments=False))
+        client = AsyncParameterClient(node, "recognizer")
+        client.wait_for_services(timeout_sec=period)
+        for model in itertools.cycle(models[1:] + models[:1]):
+            if stop.wait(period):
+                return
+            future = client.set_parameters([Parameter("model", value=model)])
+            while not future.done() and not stop.wait(0.01):
+                pass
+            if future.done() and future.result().results[0].successful:
+                count.done += 1
+            elif future.done():
+                count.refused += 1
+
+    return swap
 
 
 def _pipeline_table(rows: list[dict[str, Any]]) -> str:
