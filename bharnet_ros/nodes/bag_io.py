@@ -10,6 +10,7 @@ not. Bag files themselves are read and written by ``bharnet_ros.core.bag`` (rosb
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import signal
 import threading
@@ -22,6 +23,8 @@ from typing import Any
 
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -278,6 +281,39 @@ def run_graph_on_bag(
             stop.set()
             beside.join()
     return run
+
+
+@dataclass
+class SwapCount:
+    """The ``model`` sets :func:`swapping_models` made, as the recognizer answered them."""
+
+    done: int = 0
+    refused: int = 0
+
+
+def swapping_models(
+    models: list[str], count: SwapCount, period: float
+) -> Callable[[Any, threading.Event], None]:
+    """A ``during`` for :func:`run_graph_on_bag`: sets the recognizer's ``model`` to each of
+    ``models`` in turn every ``period`` s, through its parameter service as ``ros2 param set``
+    does, and counts the answers in ``count``."""
+
+    def swap(graph: Any, stop: threading.Event) -> None:
+        node = graph.add(Node("model_swapper", context=graph.context, use_global_arguments=False))
+        client = AsyncParameterClient(node, "recognizer")
+        client.wait_for_services(timeout_sec=period)
+        for model in itertools.cycle(models[1:] + models[:1]):
+            if stop.wait(period):
+                return
+            future = client.set_parameters([Parameter("model", value=model)])
+            while not future.done() and not stop.wait(0.01):
+                pass
+            if future.done() and future.result().results[0].successful:
+                count.done += 1
+            elif future.done():
+                count.refused += 1
+
+    return swap
 
 
 def _listen(probe: Node, run: LiveRun) -> None:

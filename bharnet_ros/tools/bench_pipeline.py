@@ -17,7 +17,6 @@ import math
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +66,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         video_bag = _video_bag(args.video, Path(scratch) / "video", args.seconds)
         skeleton_bag = _skeleton_bag(Path(scratch) / "skeletons", args.seconds)
+        from bharnet_ros.nodes.bag_io import SwapCount, swapping_models
+
         twin = shutil.copy(model, Path(scratch) / "twin.onnx")  # another file: each set loads one
         swaps = SwapCount()
         rows = [
@@ -74,7 +75,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
             _measure("synthetic skeletons + recognizer", skeleton_bag, "/bharnet/skeletons", model),
             _measure(
                 f"the same, `model` set every {SWAP_SECONDS:g} s", skeleton_bag, "/bharnet/skeletons", model,
-                during=swapping_models([model, str(twin)], swaps),
+                during=swapping_models([model, str(twin)], swaps, SWAP_SECONDS),
             ),
         ]  # fmt: skip
         rows[-1]["name"] += f" ({swaps.done} swaps, {swaps.refused} refused)"
@@ -211,40 +212,6 @@ def _measure(
         "latency": [v for v in run.latencies if v is not None],
         "cpu_cores": cpu / seconds,
     }
-
-
-@dataclass
-class SwapCount:
-    """The ``model`` sets a hot-swap row made, as the recognizer answered them."""
-
-    done: int = 0
-    refused: int = 0
-
-
-def swapping_models(models: list[str], count: SwapCount, period: float = SWAP_SECONDS) -> Any:
-    """A ``during`` for ``run_graph_on_bag``: sets the recognizer's ``model`` to each of
-    ``models`` in turn every ``period`` s, through its parameter service as ``ros2 param set``
-    does, and counts the answers in ``count``."""
-    from rclpy.node import Node
-    from rclpy.parameter import Parameter
-    from rclpy.parameter_client import AsyncParameterClient
-
-    def swap(graph: Any, stop: Any) -> None:
-        node = graph.add(Node("bench_swapper", context=graph.context, use_global_arguments=False))
-        client = AsyncParameterClient(node, "recognizer")
-        client.wait_for_services(timeout_sec=period)
-        for model in itertools.cycle(models[1:] + models[:1]):
-            if stop.wait(period):
-                return
-            future = client.set_parameters([Parameter("model", value=model)])
-            while not future.done() and not stop.wait(0.01):
-                pass
-            if future.done() and future.result().results[0].successful:
-                count.done += 1
-            elif future.done():
-                count.refused += 1
-
-    return swap
 
 
 def _pipeline_table(rows: list[dict[str, Any]]) -> str:

@@ -362,12 +362,13 @@ def test_a_pipeline_bag_larger_than_the_cap_or_the_free_space_is_refused_before_
 
 def test_the_hot_swap_row_sets_the_model_while_skeletons_play(tiny_model, tmp_path):
     """Through the recognizer's parameter service, in the replayed graph, every ``period`` s."""
+    from bharnet_ros.nodes.bag_io import SwapCount, swapping_models
     from bharnet_ros.tools import bench_pipeline
 
     bag = bench_pipeline._skeleton_bag(tmp_path / "skeletons", 4.0)
     twin = shutil.copy(tiny_model, tmp_path / "twin.onnx")
-    count = bench_pipeline.SwapCount()
-    swapping = bench_pipeline.swapping_models([str(tiny_model), str(twin)], count, period=0.5)
+    count = SwapCount()
+    swapping = swapping_models([str(tiny_model), str(twin)], count, period=0.5)
     row = bench_pipeline._measure("swaps", bag, "/bharnet/skeletons", str(tiny_model), during=swapping)
     assert count.done >= 2
     assert count.refused == 0
