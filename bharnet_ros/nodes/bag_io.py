@@ -272,14 +272,16 @@ def run_graph_on_bag(
         graph.add(probe)
         _wait_ready(probe, publisher, run.pose_stage, ready_timeout)
         stop = threading.Event()
-        beside = threading.Thread(target=during or (lambda *_: None), args=(graph, stop), daemon=True)
-        beside.start()
+        beside = threading.Thread(target=during, args=(graph, stop), daemon=True) if during else None
+        if beside is not None:
+            beside.start()
         try:
             _replay(bag, topic, publisher, rate, run)
             _drain(run, drain)
         finally:
             stop.set()
-            beside.join()
+            if beside is not None:
+                beside.join()
     return run
 
 

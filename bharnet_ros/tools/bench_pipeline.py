@@ -63,11 +63,11 @@ def run_pipeline(args: argparse.Namespace) -> int:
     check_number("--seconds", args.seconds, SHORTEST_STREAM, LONGEST_STREAM, "seconds")
     model = _check_inputs(args, "bench-pipeline")
     check_bag_size(args.video, args.seconds)
+    from bharnet_ros.nodes.bag_io import SwapCount, swapping_models
+
     with tempfile.TemporaryDirectory() as scratch:
         video_bag = _video_bag(args.video, Path(scratch) / "video", args.seconds)
         skeleton_bag = _skeleton_bag(Path(scratch) / "skeletons", args.seconds)
-        from bharnet_ros.nodes.bag_io import SwapCount, swapping_models
-
         twin = shutil.copy(model, Path(scratch) / "twin.onnx")  # another file: each set loads one
         swaps = SwapCount()
         rows = [
