@@ -7,6 +7,7 @@ the pose node is busy publishing when the first one lands.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,8 @@ import rclpy
 import yaml
 from rclpy.context import Context
 from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
 
 from bharnet_ros.core.paths import CHECKOUT, share_file
 from bharnet_ros.msg import PersonSkeletonArray
@@ -106,6 +109,23 @@ def test_a_ros2_run_node_exits_quietly_on_a_double_ctrl_c(wait, tiny_model):
     output = Output(process)
     try:
         assert wait(lambda: any("running on" in line for line in output.lines), timeout=90)
+        _interrupt_twice(process)
+        _assert_quiet_exit(process, output)
+    finally:
+        process.kill()
+
+
+def test_a_ctrl_c_during_a_model_swap_ends_the_node_quietly(ros, wait, tiny_model, tmp_path):
+    """The load runs in a thread while the parameter set serves the skeletons (nodes/serving.py)."""
+    process = _start(["bharnet_ros.nodes.recognizer_node", "--ros-args", "-p", f"model:={tiny_model}"])
+    output = Output(process)
+    try:
+        assert wait(lambda: any("running on" in line for line in output.lines), timeout=90)
+        client = AsyncParameterClient(ros.add(Node, "swapper"), "recognizer")
+        assert client.wait_for_services(timeout_sec=30)
+        new_model = shutil.copy(tiny_model, tmp_path / "new.onnx")
+        client.set_parameters([Parameter("model", value=str(new_model))])
+        time.sleep(0.3)  # the load (a child process checks the file first) is under way
         _interrupt_twice(process)
         _assert_quiet_exit(process, output)
     finally:
