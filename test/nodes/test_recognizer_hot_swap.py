@@ -5,6 +5,7 @@ Through a real parameter client (``ros2 param set``), over Fast DDS, with tiny e
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -303,6 +304,28 @@ def test_the_old_model_goes_on_deciding_while_a_new_one_loads(ros, running, mode
     assert decided, "no decision while the new model loaded"
     assert results[0]["model"].successful
     assert node.recognizer.classifier.class_names == FOUR
+
+
+def test_a_transition_asked_for_during_a_load_waits_for_the_swap(
+    ros, running, models, wait, held_swap, lifecycle
+):
+    """``ros2 lifecycle set`` while a model loads: the set ends first (the new model in place),
+    then the node deactivates; the old model decides until then."""
+    node, _ = running
+    transitions = lifecycle("recognizer")
+    answers = []
+    with held_swap(str(models["four"])) as results:
+        asking = threading.Thread(target=lambda: answers.append(transitions.set("deactivate")))
+        asking.start()
+        feed(ros, wait, frames=30)
+        state_then = node._state_machine.current_state[1]
+    asking.join(timeout=120)
+    assert state_then == "active"
+    assert results[0]["model"].successful
+    assert answers == [True]
+    assert node._state_machine.current_state[1] == "inactive"
+    assert node.recognizer.classifier.class_names == FOUR
+    assert node.callback_errors == 0
 
 
 @pytest.mark.parametrize("next_model", ["broken", "short"])
