@@ -387,7 +387,8 @@ class ManagedNode(CallbackErrorCount, SafePublishing, LifecycleNode):
         names = shorten(", ".join(p.name for p in parameters), 80)
         self.parameter_sets_refused += 1
         self.last_parameter_refusal = f"{names}: {reason}"
-        self.get_logger().warning(f"parameter set refused ({self.last_parameter_refusal})")
+        if self.context.ok():  # after Ctrl-C, the shutdown's refusals are no news
+            self.get_logger().warning(f"parameter set refused ({self.last_parameter_refusal})")
         return reason
 
     def _say_when(self, result: SetParametersResult, parameters: list[Parameter]) -> SetParametersResult:

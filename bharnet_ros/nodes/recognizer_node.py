@@ -275,6 +275,8 @@ class RecognizerNode(ManagedNode):
                 classifier = self._load_serving(wanted[-1])
                 self.staged_model = (wanted[-1], classifier, stamp, self.params["model"])
         except Exception as err:  # no model file may stop the node (InferenceError says why)
+            if not self.context.ok():  # Ctrl-C reached the check's child too: no refusal to report
+                return SetParametersResult(successful=False, reason="the node is shutting down")
             self.model_refusals += 1
             kept = "the old one keeps running" if self.recognizer is not None else "not configured"
             reason = shorten(f"model not loaded, {kept}: {_why(err)}", 300)
