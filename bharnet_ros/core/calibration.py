@@ -7,8 +7,11 @@ changes no decision, only how far a probability can be trusted. The expected cal
 (ECE) measures the gap between confidence and accuracy over equal-width confidence bins.
 
 The ``none`` threshold is then chosen on the same held-out predictions: the largest threshold
-that turns at most ``budget`` of the in-vocabulary samples from correct into ``none``. Motions
-outside the vocabulary are never used to choose it; they only measure it.
+that turns at most ``budget`` of the in-vocabulary samples from correct into ``none``. Where the
+model measures each window's feature distance from its training data
+(``model/feature_distance.py``), half of that budget goes first to a distance threshold, the
+smallest that turns at most that share into ``none``, and the confidence threshold gets what is
+left. Motions outside the vocabulary are never used to choose either; they only measure them.
 """
 
 from __future__ import annotations
@@ -106,11 +109,30 @@ def none_threshold(probabilities: np.ndarray, labels: np.ndarray, budget: float 
     probabilities, labels = check_predictions(probabilities, labels)
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == np.asarray(labels)
+    return confidence_threshold(confidence, correct, int(np.floor(budget * len(confidence))))
+
+
+def confidence_threshold(confidence: np.ndarray, correct: np.ndarray, allowed: int) -> float:
+    """The largest threshold below which at most ``allowed`` of the right samples' confidences lie."""
     right = np.sort(confidence[correct])
-    allowed = int(np.floor(budget * len(confidence)))
     if not len(right) or allowed >= len(right):
         return float(right[-1]) if len(right) else 0.0
     return float(right[allowed])
+
+
+def distance_threshold(distances: np.ndarray, correct: np.ndarray, budget: float) -> float:
+    """The smallest distance threshold that rejects at most ``budget`` of all samples among those
+    that are right (rejected: the distance is above it); 0 (off) where none is right."""
+    if not 0 <= budget <= 1:
+        raise ValueError(f"budget must be a fraction in [0, 1], got {budget}")
+    distances = np.asarray(distances, np.float64)
+    if distances.shape != np.shape(correct) or not np.isfinite(distances).all():
+        raise ValueError("need one finite distance per sample")
+    far = np.sort(distances[np.asarray(correct, bool)])[::-1]
+    if not len(far):
+        return 0.0
+    allowed = int(np.floor(budget * len(distances)))
+    return float(far[min(allowed, len(far) - 1)])
 
 
 @dataclass(frozen=True)
@@ -125,19 +147,32 @@ class Calibration:
     accuracy: float  # top-1 of the held-out samples it was fitted on
     accuracy_with_none: float  # the same, counting a rejection as wrong
     samples: int
+    distance_threshold: float = 0.0  # a feature distance above it says none; 0: no distance
 
     def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+        """The values, without a distance threshold where there is none (an export refuses 0)."""
+        values = asdict(self)
+        if not self.distance_threshold:
+            del values["distance_threshold"]
+        return values
 
 
-def calibrate(logits: np.ndarray, labels: np.ndarray, budget: float = 0.02) -> Calibration:
-    """Fit the temperature and the none threshold on held-out logits ``(N, K)`` and labels."""
+def calibrate(
+    logits: np.ndarray, labels: np.ndarray, budget: float = 0.02, distances: np.ndarray | None = None
+) -> Calibration:
+    """Fit the temperature and the none threshold on held-out logits ``(N, K)`` and labels, and a
+    distance threshold on their feature ``distances`` ``(N,)`` where given (module docstring)."""
     logits, labels = check_predictions(logits, labels)
     temperature = fit_temperature(logits, labels)
     before, after = softmax(logits), softmax(logits, temperature)
-    threshold = none_threshold(after, labels, budget)
     correct = after.argmax(axis=1) == labels
-    accepted = after.max(axis=1) >= threshold
+    far, familiar = 0.0, np.ones(len(labels), bool)
+    if distances is not None:
+        far = distance_threshold(distances, correct, budget / 2)
+        familiar = np.asarray(distances) <= far
+    left = int(np.floor(budget * len(labels))) - int((correct & ~familiar).sum())
+    threshold = confidence_threshold(after.max(axis=1)[familiar], correct[familiar], max(left, 0))
+    accepted = familiar & (after.max(axis=1) >= threshold)
     return Calibration(
         temperature=temperature,
         none_threshold=threshold,
@@ -147,4 +182,5 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, budget: float = 0.02) -> C
         accuracy=float(correct.mean()),
         accuracy_with_none=float((correct & accepted).mean()),
         samples=len(labels),
+        distance_threshold=far,
     )

@@ -47,6 +47,8 @@ DEVICES = ("cpu", "cuda", "auto")  # what the recognizer's device parameter and 
 METADATA_PREFIX = "bharnet."
 REQUIRED_METADATA = ("labels", "preprocess", "inputs", "outputs", "variant", "fusion")
 SUPPORTED_FORMAT = 1
+DISTANCE = "distance"  # the output of a model exported with a feature distance
+MAX_DISTANCE_THRESHOLD = 1e3  # in units of the training windows' distances (model/feature_distance.py)
 MAX_TEMPERATURE = 1e3  # a calibrated temperature is near 1; beyond this every class is equally likely
 MAX_CLASSES = 65536  # ActionClass.class_id on /bharnet/labels is a uint16
 MOST_MODEL_BYTES = 512 << 20  # BHaRNet at the paper's size is tens of MB; a file is read whole
@@ -66,7 +68,8 @@ class WindowScores:
     classifier has none). ``branches`` holds each branch's probabilities (K,) under the model's
     branch name (``body_expert``, ``hand_interactive``, ``body``, ...); ``experts`` says which of
     them is the body expert and which the hand expert (``{"body": "body_expert", ...}``), empty for
-    a single-branch model.
+    a single-branch model. ``distance`` is the window's feature distance from the training data,
+    in units of the training windows' own (None where the model has none).
     """
 
     labels: Sequence[str]
@@ -74,6 +77,7 @@ class WindowScores:
     logits: np.ndarray | None = None
     branches: Mapping[str, np.ndarray] = field(default_factory=dict)
     experts: Mapping[str, str] = field(default_factory=dict)
+    distance: float | None = None  # how unlike the training data the window is (model/feature_distance.py)
 
     def __post_init__(self) -> None:
         shape = np.shape(self.probabilities)
@@ -208,7 +212,7 @@ class OnnxClassifier:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.variant: str = self.metadata["variant"]
         self.fusion: str = self.metadata["fusion"]
-        self.branches = [name.removesuffix("_logits") for name in self.output_names if name != "logits"]
+        self.branches = [n.removesuffix("_logits") for n in self.output_names if n.endswith("_logits")]
         self.experts = checked_experts(self.metadata, self.branches, self.path)
         temperature = self.metadata.get("temperature")  # checked by checked_metadata
         self.temperature = 1.0 if temperature is None else float(temperature)
@@ -240,10 +244,10 @@ class OnnxClassifier:
         except Exception as err:  # ORT's own exception types
             raise InferenceError(f"{where}: a dry run failed ({str(err).splitlines()[0][:160]})") from None
         for name, value in zip(self.output_names, outputs, strict=True):
-            if value.shape != (1, len(self.labels)):
-                raise InferenceError(
-                    f"{where}: output {name} has shape {value.shape} for {len(self.labels)} labels"
-                )
+            shape, wanted = ((1,), "one window") if name == DISTANCE else ((1, len(self.labels)), None)
+            if value.shape != shape:
+                wanted = wanted or f"{len(self.labels)} labels"
+                raise InferenceError(f"{where}: output {name} has shape {value.shape} for {wanted}")
             if not np.isfinite(value).all():
                 raise InferenceError(f"{where}: output {name} is not finite on a still window")
 
@@ -261,7 +265,8 @@ class OnnxClassifier:
             )
 
     def _check_outputs(self, where: str) -> None:
-        """The graph's outputs are the metadata's: ``logits`` and ``<branch>_logits``, float tensors."""
+        """The graph's outputs are the metadata's: ``logits``, ``<branch>_logits`` and perhaps
+        ``distance``, float tensors; a distance threshold needs the distance."""
         declared = self.metadata["outputs"]
         if declared != self.output_names:
             raise InferenceError(
@@ -270,11 +275,13 @@ class OnnxClassifier:
         if "logits" not in self.output_names:
             raise InferenceError(f"{where}: no 'logits' output (outputs: {self.output_names})")
         for output in self.session.get_outputs():
-            named = output.name == "logits" or output.name.endswith("_logits")
+            named = output.name in ("logits", DISTANCE) or output.name.endswith("_logits")
             if not named or output.type != "tensor(float)":
                 raise InferenceError(
                     f"{where}: output {output.name} ({output.type}) is not a float tensor of logits"
                 )
+        if "distance_threshold" in self.metadata and DISTANCE not in self.output_names:
+            raise InferenceError(f"{where}: a distance_threshold, but no {DISTANCE!r} output")
 
     def _still_window_feed(self) -> dict[str, np.ndarray]:
         """A window of nobody moving, through the stored preprocessing as every live window goes:
@@ -360,7 +367,8 @@ class OnnxClassifier:
         hand: np.ndarray | None = None,
         hand_mask: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """The raw outputs of one sample by output name (``logits``, ``<branch>_logits``), batch axis kept."""
+        """The raw outputs of one sample by output name (``logits``, ``<branch>_logits``, ``distance``),
+        batch axis kept."""
         given = {"body": body, "hand": hand, "hand_mask": hand_mask}
         feed = {name: self._batched(name, given[name]) for name in self.input_names}
         return dict(zip(self.output_names, self.session.run(None, feed), strict=True))
@@ -393,6 +401,7 @@ class OnnxClassifier:
             logits=logits,
             branches=branches,
             experts=self.experts,
+            distance=float(outputs[DISTANCE][0]) if DISTANCE in outputs else None,
         )
 
 
@@ -447,6 +456,12 @@ def check_decision_metadata(metadata: dict[str, Any], path: Path) -> None:
     threshold = metadata.get("none_threshold")
     if threshold is not None and not (finite_number(threshold) and 0 <= threshold <= 1):
         raise InferenceError(f"{path}: metadata none_threshold {shown(threshold)} must be a number in [0, 1]")
+    distance = metadata.get("distance_threshold")
+    if distance is not None and not (finite_number(distance) and 0 < distance < MAX_DISTANCE_THRESHOLD):
+        raise InferenceError(
+            f"{path}: metadata distance_threshold {shown(distance)} must be a number above 0 and below "
+            f"{MAX_DISTANCE_THRESHOLD:g}"
+        )
     temperature = metadata.get("temperature")
     if temperature is not None and not (finite_number(temperature) and 0 < temperature < MAX_TEMPERATURE):
         raise InferenceError(

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bharnet_ros.core.hand_fill import MAX_GAP
-from bharnet_ros.core.inference import OnnxClassifier, WindowScores, shown
+from bharnet_ros.core.inference import MAX_DISTANCE_THRESHOLD, OnnxClassifier, WindowScores, shown
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.smoothing import LabelSmoother
 from bharnet_ros.core.window import (
@@ -65,6 +65,7 @@ class RecognizerConfig:
     switch_margin: float = 0.1  # probability lead another label needs to replace the current one
     top_k: int = 5
     none_threshold: float = 0.0  # smoothed confidence below this publishes "none"; 0 = the model's own
+    distance_threshold: float = 0.0  # feature distance above this publishes "none"; 0 = the model's own
 
     def __post_init__(self) -> None:
         """Refuse values that would silently stop decisions (a NaN switch margin or a smoothing of 0
@@ -82,6 +83,11 @@ class RecognizerConfig:
             (number(self.switch_margin) and 0 <= self.switch_margin < 1, "switch_margin", "in [0, 1)"),
             (whole(self.top_k, 1), "top_k", "a whole number >= 1"),
             (number(self.none_threshold) and 0 <= self.none_threshold <= 1, "none_threshold", "in [0, 1]"),
+            (
+                number(self.distance_threshold) and 0 <= self.distance_threshold <= MAX_DISTANCE_THRESHOLD,
+                "distance_threshold",
+                f"in [0, {MAX_DISTANCE_THRESHOLD:g}]",
+            ),
         ]
         for ok, name, bound in checks:
             if not ok:
@@ -101,6 +107,10 @@ class RecognizerConfig:
     def threshold_for(self, classifier: WindowClassifier) -> float:
         """The none threshold in use: this config's, else the model's calibrated one, else 0."""
         return self.none_threshold or float(getattr(classifier, "none_threshold", 0.0) or 0.0)
+
+    def distance_threshold_for(self, classifier: WindowClassifier) -> float:
+        """The distance threshold in use: this config's, else the model's calibrated one, else 0 (off)."""
+        return self.distance_threshold or float(getattr(classifier, "distance_threshold", 0.0) or 0.0)
 
 
 @dataclass
@@ -148,12 +158,14 @@ class Recognizer:
         c = self.config
         self.window_seconds = c.window_for(classifier)
         self.none_threshold = c.threshold_for(classifier)
+        self.distance_threshold = c.distance_threshold_for(classifier)
         self.windows = WindowSet(
             self.window_seconds, max_gap=c.max_gap, timeout=c.person_timeout, max_persons=c.max_persons
         )
         self.accepted_layouts = accepted_layouts(classifier.body_layout)
         self.stats = RecognizerStats()
         self.windows_classified = 0
+        self.windows_unfamiliar = 0  # windows farther than the distance threshold from the training data
 
     def push(self, frame: SkeletonFrame, arrival: float | None = None) -> ActionResult | None:
         """Add one frame; returns a decision when this person's stride is due and the window is ready.
@@ -204,6 +216,7 @@ class Recognizer:
         kept = {name: getattr(self.config, name) for name in window_settings}
         self.config = RecognizerConfig(**{**vars(config), **kept})
         self.none_threshold = self.config.threshold_for(self.classifier)
+        self.distance_threshold = self.config.distance_threshold_for(self.classifier)
         for state in self.person_states().values():
             state.smoother.alpha, state.smoother.switch_margin = (
                 self.config.smoothing,
@@ -228,6 +241,7 @@ class Recognizer:
         same_labels = list(classifier.class_names) == list(self.classifier.class_names)
         self.classifier = classifier
         self.none_threshold = self.config.threshold_for(classifier)
+        self.distance_threshold = self.config.distance_threshold_for(classifier)
         if not same_input:
             self.windows.reset()
             self.windows.seconds, self.window_seconds, self.accepted_layouts = seconds, seconds, layouts
@@ -254,7 +268,9 @@ class Recognizer:
         names = self.classifier.class_names
         class_id, confidence = state.smoother.update(np.asarray(scores.probabilities, np.float64))
         label = names[class_id]
-        if confidence < self.none_threshold and label != NONE:  # how far the best label is from sure
+        if self._unfamiliar(scores):
+            self.windows_unfamiliar += 1
+        if (confidence < self.none_threshold or self._unfamiliar(scores)) and label != NONE:
             label, class_id, confidence = NONE, names.index(NONE) if NONE in names else -1, 1.0 - confidence
         top = scores.top(self.config.top_k)
         return ActionResult(
@@ -269,6 +285,12 @@ class Recognizer:
             expert_labels=scores.expert_votes(),
             hand_fraction=float(window.hand_mask.any(axis=1).mean()),
         )
+
+    def _unfamiliar(self, scores: WindowScores) -> bool:
+        """Whether the window lies farther from the training data than the distance threshold."""
+        distance = scores.distance
+        threshold = self.distance_threshold
+        return bool(threshold) and distance is not None and not distance <= threshold  # NaN: unfamiliar
 
 
 def accepted_layouts(model_layout: str) -> tuple[str, ...]:
@@ -288,6 +310,7 @@ class OnnxWindowClassifier:
         self.window_seconds = classifier.preprocess.window_seconds
         self.body_layout = classifier.preprocess.body_layout
         self.none_threshold = float(classifier.metadata.get("none_threshold") or 0.0)
+        self.distance_threshold = float(classifier.metadata.get("distance_threshold") or 0.0)
         self.providers = classifier.providers
         marked = set(classifier.metadata.get("hand_intensive") or [])  # class names
         self.hand_intensive = [name in marked for name in self.class_names]

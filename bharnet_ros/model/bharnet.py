@@ -24,7 +24,8 @@ Variants (paper Sec. III and Table III):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from bharnet_ros.model.config import (
     config_from_dict,
     load_model_config,
 )
+from bharnet_ros.model.feature_distance import FeatureDistance
 from bharnet_ros.model.fusion import combine_logits, hand_reliability, noisy_or_logits
 from bharnet_ros.model.graph import stream_adjacencies
 from bharnet_ros.model.mirror import mirror_averaged
@@ -152,6 +154,9 @@ class BHaRNetModel(nn.Module):
         self.config = config
         self.fusion = config.fusion
         self.adjacency = stream_adjacencies(config.input.body_layout)
+        # Fitted on training data after training, never saved with the weights (its buffers are not
+        # persistent): with it, ``forward`` also returns each window's ``distance``.
+        self.feature_distance: FeatureDistance | None = None
 
     def make_backbone(self, stream: str, stop: int | None = None) -> Backbone:
         return Backbone(backbone_config(self.config, stream), self.adjacency[stream], stop)
@@ -174,6 +179,18 @@ class BHaRNetModel(nn.Module):
 
         Each variant computes one input in its ``forward_once``.
         """
+        distance = self.feature_distance
+        if distance is None:
+            return self.scored(body, hand, hand_mask)
+        with head_inputs(self, distance.branches) as features:
+            out = self.scored(body, hand, hand_mask)
+        windows = len(body if body is not None else hand)  # the mirror images follow the windows
+        return {**out, "distance": distance([features[name][:windows] for name in distance.branches])}
+
+    def scored(
+        self, body: torch.Tensor | None, hand: torch.Tensor | None, hand_mask: torch.Tensor | None
+    ) -> Outputs:
+        """The logits of ``forward``, without the distance."""
         if self.training or not self.config.test_mirror:
             return self.forward_once(body, hand, hand_mask)
         layout = self.config.input.body_layout
@@ -192,6 +209,34 @@ class BHaRNetModel(nn.Module):
         if reliability is not None:
             out["hand_reliability"] = reliability
         return out
+
+
+def classifier_heads(model: BHaRNetModel) -> dict[str, tuple[str, nn.Module]]:
+    """Each branch's classifier head and its name in the model's state_dict."""
+    names = {id(module): name for name, module in model.named_modules()}
+    heads = {}
+    for branch in model.branches:
+        head = model.head if isinstance(model, SingleStreamModel) else getattr(model, f"{branch}_head")
+        heads[branch] = (names[id(head)], head)
+    return heads
+
+
+@contextmanager
+def head_inputs(model: BHaRNetModel, branches: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """While open, the dict holds the pooled features the named branches' heads last took."""
+    caught: dict[str, torch.Tensor] = {}
+    heads = classifier_heads(model)
+    hooks = [
+        heads[branch][1].register_forward_pre_hook(
+            lambda _, args, branch=branch: caught.__setitem__(branch, args[0])
+        )
+        for branch in branches
+    ]
+    try:
+        yield caught
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 class SingleStreamModel(BHaRNetModel):
@@ -351,6 +396,8 @@ class ExpertOnlyModel(BHaRNetModel):
             for part in ("trunk", "expert_tail", "expert_head"):
                 name = f"{stream}_{part}"
                 setattr(self, name, getattr(full, name))
+        if full.feature_distance is not None and set(full.feature_distance.branches) <= set(self.branches):
+            self.feature_distance = full.feature_distance
 
     def load_full_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
         """Load the matching subset of a full BHaRNet-E state_dict (strict on that subset)."""

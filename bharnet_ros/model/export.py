@@ -34,7 +34,7 @@ import onnx
 import torch
 from torch import nn
 
-from bharnet_ros.core.inference import MAX_TEMPERATURE, random_feed, shorten
+from bharnet_ros.core.inference import MAX_DISTANCE_THRESHOLD, MAX_TEMPERATURE, random_feed, shorten
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.model.attention import freeze_projections
@@ -91,8 +91,10 @@ def output_branches(model: BHaRNetModel) -> list[str]:
 
 
 def output_names(model: BHaRNetModel) -> list[str]:
-    """``logits`` and, for multi-branch models, one ``<branch>_logits`` per branch."""
-    return ["logits", *(f"{name}_logits" for name in output_branches(model))]
+    """``logits``, for multi-branch models one ``<branch>_logits`` per branch, and ``distance``
+    where the model has a fitted feature distance."""
+    distance = ["distance"] if model.feature_distance is not None else []
+    return ["logits", *(f"{name}_logits" for name in output_branches(model)), *distance]
 
 
 def expert_branches(model: BHaRNetModel) -> dict[str, str]:
@@ -135,7 +137,8 @@ class ExportWrapper(nn.Module):
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(**dict(zip(self.inputs, tensors, strict=True)))
-        return (out["fused"], *(out[name] for name in self.branches))
+        distance = (out["distance"],) if "distance" in out else ()
+        return (out["fused"], *(out[name] for name in self.branches), *distance)
 
 
 def prepare_model(checkpoint: Checkpoint, expert_only: bool = False) -> BHaRNetModel:
@@ -226,6 +229,8 @@ def export_onnx(
     if calibration is not None:
         metadata["bharnet.temperature"] = float(calibration["temperature"])
         metadata["bharnet.none_threshold"] = float(calibration["none_threshold"])
+        if model.feature_distance is not None and "distance_threshold" in calibration:
+            metadata["bharnet.distance_threshold"] = float(calibration["distance_threshold"])
     write_metadata(path, metadata)
     return metadata
 
@@ -233,7 +238,12 @@ def export_onnx(
 CALIBRATION_RANGES = {  # name: (whether a value is in range, the range in words)
     "temperature": (lambda t: 0.0 < t < MAX_TEMPERATURE, f"above 0 and below {MAX_TEMPERATURE:g}"),
     "none_threshold": (lambda t: 0.0 <= t <= 1.0, "in [0, 1]"),
+    "distance_threshold": (
+        lambda t: 0.0 < t < MAX_DISTANCE_THRESHOLD,
+        f"above 0 and below {MAX_DISTANCE_THRESHOLD:g}",
+    ),
 }
+REQUIRED_CALIBRATION = ("temperature", "none_threshold")  # older calibrations have no distance
 
 
 def calibration_for(
@@ -255,7 +265,7 @@ def calibration_for(
         raise ExportError(f"cannot read the calibration {path} ({str(err)[:160]})") from None
     key = "expert_only" if isinstance(model, ExpertOnlyModel) else "fused"
     entry = entries.get(key) if isinstance(entries, dict) else None
-    if not isinstance(entry, dict) or not set(CALIBRATION_RANGES) <= set(entry):
+    if not isinstance(entry, dict) or not set(REQUIRED_CALIBRATION) <= set(entry):
         raise ExportError(f"{path} has no {key!r} calibration; give the calibration.json of a --loso run")
     fitted = entry.get("class_names")
     if class_names is not None and fitted is not None and list(fitted) != list(class_names):
@@ -266,6 +276,7 @@ def calibration_for(
     return {
         name: calibration_value(entry[name], name, f"{path}: the {key!r} calibration's")
         for name in CALIBRATION_RANGES
+        if name in entry
     }
 
 

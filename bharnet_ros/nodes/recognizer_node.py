@@ -42,7 +42,7 @@ from rclpy.subscription import Subscription
 from std_msgs.msg import Header
 
 from bharnet_ros.core.frame_rules import FrameRules, one_per_person
-from bharnet_ros.core.inference import DEVICES, InferenceError, shorten
+from bharnet_ros.core.inference import DEVICES, MAX_DISTANCE_THRESHOLD, InferenceError, shorten
 from bharnet_ros.core.model_swap import FileStamp, Probation, Verdict, file_stamp
 from bharnet_ros.core.params_file import MOST_THREADS
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
@@ -104,6 +104,14 @@ PARAMS = (
         C.none_threshold,
         "smoothed confidence below which the label is 'none'; 0 = the model's calibrated threshold",
         (0.0, 1.0),
+        live=True,
+    ),
+    Param(
+        "distance_threshold",
+        C.distance_threshold,
+        "feature distance from the training data above which a window's label is 'none'; "
+        "0 = the model's calibrated threshold (a model without a distance output ignores it)",
+        (0.0, MAX_DISTANCE_THRESHOLD),
         live=True,
     ),
     Param("max_gap", C.max_gap, "hand gaps up to this many frames are interpolated", (0, 256)),
@@ -547,6 +555,8 @@ class RecognizerNode(ManagedNode):
             "processing_ms_p95": 1000 * timing["p95"],
             "latency_ms_p95": 1000 * latency["p95"],
             "windows_classified": self.recognizer.windows_classified,
+            "windows_unfamiliar": self.recognizer.windows_unfamiliar,
+            "distance_threshold": self.recognizer.distance_threshold,
             "actions_published": self.actions_published,
             "persons": len(windows),
             "window_fill": max(fills, default=0.0),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import atomic_file, check_output_file
@@ -41,7 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--calibration", type=Path, metavar="JSON",
-        help="calibration.json of a `bharnet train --loso` run: temperature and none threshold",
+        help="calibration.json of a `bharnet train --loso` run: temperature, none threshold and, "
+        "with --distance-from, the distance threshold",
+    )  # fmt: skip
+    parser.add_argument(
+        "--distance-from", type=Path, metavar="CONFIG",
+        help="also output each window's feature distance from the training data of this training "
+        "config (a run's config.yaml, or config/train/*.yaml), fitted here",
     )  # fmt: skip
 
 
@@ -70,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(FP16_UNSUPPORTED)
     if args.output.suffix.lower() != ".onnx":  # eval and the node tell models apart by the suffix
         raise UsageError(f"-o {args.output}: an export is an .onnx file; name it {args.output.stem}.onnx")
-    check_output_file(args.output, [args.checkpoint, args.calibration], args.force)
+    check_output_file(args.output, [args.checkpoint, args.calibration, args.distance_from], args.force)
     try:
         checkpoint = load_checkpoint(args.checkpoint)
         model = prepare_model(checkpoint, args.expert_only)
@@ -79,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except (CheckpointError, ExportError) as err:
         raise UsageError(str(err)) from None
+    if args.distance_from is not None:
+        model.feature_distance = distance_of(model, checkpoint, args.distance_from)
     try:
         with atomic_file(args.output) as temporary:
             metadata, diffs = export_checked(
@@ -94,6 +103,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.output} ({metadata['bharnet.variant']}, inputs {metadata['bharnet.inputs']})")
     print("parity vs PyTorch: " + ", ".join(f"{case} max abs diff {d:.2e}" for case, d in diffs.items()))
     return 0
+
+
+def distance_of(model: Any, checkpoint: Any, config: Path) -> Any:
+    """The model's feature distance fitted on the training data ``config`` names, or UsageError."""
+    from bharnet_ros.training.feature_distance import distance_from_config
+
+    try:
+        return distance_from_config(model, checkpoint, config, progress="feature distance")
+    except ValueError as err:
+        raise UsageError(f"--distance-from {config}: {err}") from None
 
 
 # The highest opset of torch's TorchScript exporter (the one export uses) where torch does not

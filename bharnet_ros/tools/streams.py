@@ -282,6 +282,7 @@ def fold_inputs(run: Path, person: str, expert_only: bool) -> tuple[Any, Any, di
     run's test-time mirroring) and the run's calibration for it (None without calibration.json)."""
     from bharnet_ros.model.checkpoint import CheckpointError, load_checkpoint
     from bharnet_ros.model.export import ExportError, calibration_for, prepare_model
+    from bharnet_ros.training.feature_distance import distance_from_config
 
     checkpoint_path = run / f"fold_{person}" / "last.pt"
     if not checkpoint_path.is_file():
@@ -298,7 +299,11 @@ def fold_inputs(run: Path, person: str, expert_only: bool) -> tuple[Any, Any, di
             if os.path.lexists(calibration_file)
             else None
         )
-    except (CheckpointError, ExportError) as err:
+        if calibration and "distance_threshold" in calibration:  # fitted as the run's folds were
+            model.feature_distance = distance_from_config(
+                model, checkpoint, checkpoint_path.parent / "config.yaml"
+            )
+    except (CheckpointError, ExportError, ValueError) as err:
         raise UsageError(str(err)) from None
     return checkpoint, model, calibration
 

@@ -61,6 +61,7 @@ from bharnet_ros.training.evaluate import (
     write_per_class,
     write_predictions,
 )
+from bharnet_ros.training.feature_distance import fit_distance
 from bharnet_ros.training.train import (
     DEFAULTS,
     FREE_FORM,
@@ -195,6 +196,10 @@ def run_fold(
         fold["model"]["init"] = fold_experts(fold["model"]["init"], subject)
         train(fold, out=folder)
     model = open_model(folder / "last.pt", lambda ckpt: test_mirror_classes(config, ckpt.class_names))
+    trained = data.subset(np.flatnonzero(~subject_mask(data, excluded)))
+    model.runner.feature_distance = fit_distance(
+        model.runner, vocabulary(trained, config["data"]), model.labels, model.preprocess
+    )
     result = evaluate(model, test, progress=progress, views=views)
     write_outputs(folder / "test", result, model, test, f"subject {subject}", None)
     return test, result
@@ -309,6 +314,8 @@ def pooled(results: Sequence[tuple[SkeletonDataset, Evaluation]]) -> tuple[Skele
         subset = [first.class_names.index(n) for n in first.hand_intensive if n in first.class_names]
     report = classification_report(scores["fused"], labels, subset)
     predictions = np.argmax(scores["fused"], axis=1)
+    measured = all(r.distances is not None for _, r in results)
+    distances = np.concatenate([r.distances for _, r in results]) if measured else None
     evaluation = Evaluation(
         report,
         branch_accuracies(scores, labels),
@@ -317,6 +324,7 @@ def pooled(results: Sequence[tuple[SkeletonDataset, Evaluation]]) -> tuple[Skele
         scores,
         first.class_names,
         first.hand_intensive,
+        distances=distances,
     )
     return data, evaluation
 
@@ -374,7 +382,10 @@ def held_out_calibrations(result: Evaluation) -> dict[str, dict[str, float]]:
     if "expert_only" in result.branches:
         logits["expert_only"] = result.scores["body_expert"] + result.scores["hand_expert"]
     return {  # the classes with them: an export checks it is given the calibration of its classes
-        name: {**calibrate(values, result.labels).to_dict(), "class_names": list(result.class_names)}
+        name: {
+            **calibrate(values, result.labels, distances=result.distances).to_dict(),
+            "class_names": list(result.class_names),
+        }
         for name, values in logits.items()
     }
 

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from bharnet_ros.core.inference import DISTANCE
 from bharnet_ros.core.metrics import ClassificationReport, classification_report, top_k_accuracy
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.attention import freeze_projections
@@ -59,11 +60,13 @@ class ModelUnderTest:
         return self.runner.fusion
 
     def scores(self, body: torch.Tensor, hand: torch.Tensor, mask: torch.Tensor) -> dict[str, np.ndarray]:
-        """Per-branch scores ``(N, K)`` of a batch; ``fused`` is the prediction (logits)."""
+        """Per-branch scores ``(N, K)`` of a batch; ``fused`` is the prediction (logits); and the
+        feature ``distance`` ``(N,)`` where the model has one."""
         if self.kind == "checkpoint":
             with torch.no_grad():
                 outputs = self.runner(body, hand, mask)
-            return {name: value.numpy() for name, value in outputs.items() if value.ndim == 2}
+            kept = {name: v for name, v in outputs.items() if v.ndim == 2 or name == DISTANCE}
+            return {name: value.numpy() for name, value in kept.items()}
         rows = [
             self.runner.logits(b.numpy(), h.numpy(), m.numpy())
             for b, h, m in zip(body, hand, mask, strict=True)
@@ -71,6 +74,8 @@ class ModelUnderTest:
         out = {"fused": np.concatenate([row["logits"] for row in rows])}
         for name in self.runner.branches:  # logits, as the checkpoint gives them
             out[name] = np.concatenate([row[f"{name}_logits"] for row in rows])
+        if DISTANCE in self.runner.output_names:
+            out[DISTANCE] = np.concatenate([row[DISTANCE] for row in rows])
         return out
 
 
@@ -136,6 +141,7 @@ class Evaluation:
     class_names: list[str]
     hand_intensive: list[str] | None
     members: tuple[str, ...] = ()  # the models averaged with the first one (an ensemble)
+    distances: np.ndarray | None = None  # (N,) feature distances, where the model measures them
 
 
 def evaluate(
@@ -162,6 +168,7 @@ def evaluate(
     scores = mean_scores(
         model_scores(m, data, labels, batch_size, progress, views, causal_hands) for m in everyone
     )
+    distances = scores.pop(DISTANCE, None)
     flagged = subset_classes(data, model)
     subset = None if flagged is None else [model.labels.index(n) for n in flagged if n in model.labels]
     report = classification_report(scores["fused"], labels, subset)
@@ -170,7 +177,7 @@ def evaluate(
     summed = all(m.fusion == "mean" for m in everyone)
     return Evaluation(
         report, branch_accuracies(scores, labels, summed), labels, predictions, scores, list(model.labels),
-        flagged, members_used,
+        flagged, members_used, distances,
     )  # fmt: skip
 
 
@@ -333,13 +340,18 @@ def write_per_class(path: Path, result: Evaluation) -> None:
 
 
 def write_predictions(path: Path, data: SkeletonDataset, result: Evaluation) -> None:
-    """One row per sample: name, true class, predicted class, correct."""
+    """One row per sample: name, true class, predicted class, correct, and the feature distance
+    where the model measures one."""
+    distances = result.distances
+    extra = [DISTANCE] if distances is not None else []
+    names = result.class_names
     with open(path, "w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["name", "label", "prediction", "correct"])
-        for name, label, predicted in zip(data.names, result.labels, result.predictions, strict=True):
-            names = result.class_names
-            writer.writerow([name, names[label], names[predicted], int(label == predicted)])
+        writer.writerow(["name", "label", "prediction", "correct", *extra])
+        rows = zip(data.names, result.labels, result.predictions, strict=True)
+        for i, (name, label, predicted) in enumerate(rows):
+            far = [f"{distances[i]:.4g}"] if distances is not None else []
+            writer.writerow([name, names[label], names[predicted], int(label == predicted), *far])
 
 
 def plot_confusion(path: Path, confusion: np.ndarray, class_names: Sequence[str]) -> None:

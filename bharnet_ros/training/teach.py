@@ -54,11 +54,16 @@ import numpy as np
 import onnx
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import DataLoader
 
 from bharnet_ros.core.preprocess import PreprocessConfig
-from bharnet_ros.model.bharnet import BHaRNetModel, ExpertizedModel, SingleStreamModel, build_model
+from bharnet_ros.model.bharnet import (
+    BHaRNetModel,
+    ExpertizedModel,
+    build_model,
+    classifier_heads,
+    head_inputs,
+)
 from bharnet_ros.model.checkpoint import Checkpoint, make_checkpoint
 from bharnet_ros.model.export import (
     ExportError,
@@ -185,19 +190,9 @@ class Heads:
         return [*self.weight.values(), *self.bias.values()]
 
 
-def head_modules(model: BHaRNetModel) -> dict[str, tuple[str, nn.Module]]:
-    """Each branch's classifier head and its name in the model's state_dict."""
-    names = {id(module): name for name, module in model.named_modules()}
-    heads = {}
-    for branch in model.branches:
-        head = model.head if isinstance(model, SingleStreamModel) else getattr(model, f"{branch}_head")
-        heads[branch] = (names[id(head)], head)
-    return heads
-
-
 def base_heads(model: BHaRNetModel) -> Heads:
     """The model's own classifier rows."""
-    heads = head_modules(model)
+    heads = classifier_heads(model)
     return Heads(
         {b: head.fc.weight.detach().clone() for b, (_, head) in heads.items()},
         {b: head.fc.bias.detach().clone() for b, (_, head) in heads.items()},
@@ -226,31 +221,22 @@ def extract_features(
     data = labelled_by(data, classes)
     train = augment is not None
     feeder = SkeletonFeeder(data, preprocess, train=train, augment=augment, seed=seed)
-    caught: dict[str, torch.Tensor] = {}
-    hooks = [
-        head.register_forward_pre_hook(lambda _, args, branch=branch: caught.__setitem__(branch, args[0]))
-        for branch, (_, head) in head_modules(model).items()
-    ]
     parts = []
     passes = views if train else 1
     batches = progress_bar(
         view_batches(feeder, passes, batch_size), progress is not None, desc=progress, unit="batch",
         total=passes * math.ceil(len(feeder) / batch_size),
     )  # fmt: skip
-    try:
-        with torch.no_grad():
-            for first, (body, hand, mask, label) in batches:
-                model.forward_once(body, hand, mask)  # one feature row per window
-                plain, mirror_image = dict(caught), None
-                if mirrored:
-                    layout = model.config.input.body_layout
-                    model.forward_once(mirror_body(body, layout), mirror_hand(hand), mask)
-                    mirror_image = dict(caught)
-                samples = np.arange(first, first + len(label))
-                parts.append(Features(plain, mask, label, samples, mirror_image))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    with torch.no_grad(), head_inputs(model, model.branches) as caught:
+        for first, (body, hand, mask, label) in batches:
+            model.forward_once(body, hand, mask)  # one feature row per window
+            plain, mirror_image = dict(caught), None
+            if mirrored:
+                layout = model.config.input.body_layout
+                model.forward_once(mirror_body(body, layout), mirror_hand(hand), mask)
+                mirror_image = dict(caught)
+            samples = np.arange(first, first + len(label))
+            parts.append(Features(plain, mask, label, samples, mirror_image))
     return Features.concat(parts)
 
 
@@ -721,7 +707,7 @@ def taught_checkpoint(
     config = dict(base.model_config, num_classes=len(classes), test_mirror=mirror)
     model = build_model(config)
     state = dict(base.state_dict)
-    for branch, (prefix, _) in head_modules(model).items():
+    for branch, (prefix, _) in classifier_heads(model).items():
         state[f"{prefix}.fc.weight"] = heads.weight[branch].clone()
         state[f"{prefix}.fc.bias"] = heads.bias[branch].clone()
     model.load_state_dict(state)

@@ -7,6 +7,7 @@ import pytest
 
 from bharnet_ros.core.calibration import (
     calibrate,
+    distance_threshold,
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,
@@ -124,3 +125,35 @@ def test_the_none_budget_is_a_fraction(budget):
 def test_the_calibration_error_needs_a_bin():
     with pytest.raises(ValueError, match="at least one bin"):
         expected_calibration_error(np.full((2, 2), 0.5), np.array([0, 1]), bins=0)
+
+
+def test_the_distance_takes_half_the_budget_and_the_confidence_the_rest():
+    logits, labels = overconfident(samples=1000, seed=2)
+    rng = np.random.default_rng(2)
+    distances = rng.uniform(0.0, 2.0, len(labels))
+    result = calibrate(logits, labels, budget=0.04, distances=distances)
+    correct = softmax(logits, result.temperature).argmax(1) == labels
+    far = distances > result.distance_threshold
+    assert (correct & far).sum() <= 0.02 * len(labels)
+    assert (correct & far).sum() >= 0.02 * len(labels) - 1  # the smallest such threshold
+    assert result.accuracy - result.accuracy_with_none <= 0.04 + 1e-12
+    assert calibrate(logits, labels, budget=0.04).none_threshold >= result.none_threshold
+    assert result.to_dict()["distance_threshold"] == result.distance_threshold
+
+
+def test_without_distances_the_calibration_carries_no_distance_threshold():
+    logits, labels = overconfident(samples=200)
+    assert "distance_threshold" not in calibrate(logits, labels).to_dict()
+
+
+@pytest.mark.parametrize(
+    ("distances", "message"),
+    [(np.array([0.5, np.nan, 1.0]), "finite"), (np.array([0.5, 1.0]), "one finite distance per sample")],
+)
+def test_distances_must_be_finite_and_one_per_sample(distances, message):
+    with pytest.raises(ValueError, match=message):
+        distance_threshold(distances, np.array([True, True, False]), 0.02)
+
+
+def test_no_correct_sample_switches_the_distance_off():
+    assert distance_threshold(np.array([0.5, 1.0]), np.array([False, False]), 0.02) == 0.0

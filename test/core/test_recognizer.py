@@ -383,6 +383,37 @@ def test_the_models_calibrated_threshold_applies_unless_configured():
     assert configured.none_threshold == 0.3
 
 
+class DistanceClassifier(ScriptedClassifier):
+    """A scripted classifier whose windows come with feature distances, and a calibrated threshold."""
+
+    distance_threshold = 2.0
+
+    def __init__(self, script: list[list[float]], distances: list[float | None]) -> None:
+        super().__init__(script)
+        self.distances = distances
+
+    def classify(self, window: Window) -> WindowScores:
+        scores = super().classify(window)
+        return WindowScores(
+            scores.labels, scores.probabilities, distance=self.distances[len(self.windows) - 1]
+        )
+
+
+def test_a_window_far_from_the_training_data_says_none_and_is_counted():
+    script = [[0.9, 0.1]] * 5
+    distances = [1.0, 2.0, 2.5, float("nan"), None]  # None: a model without a distance
+    config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.0, smoothing=1.0, switch_margin=0.0)
+    recognizer = Recognizer(DistanceClassifier(script, distances), config)
+    assert recognizer.distance_threshold == 2.0  # the model's own
+    labels = [recognizer.push(frame(i / 30)).label for i in range(5)]
+    assert labels == ["idle", "idle", "none", "none", "idle"]  # at the threshold is familiar
+    assert recognizer.windows_unfamiliar == 2
+    recognizer.apply_live(RecognizerConfig(**{**vars(config), "distance_threshold": 3.0}))
+    assert recognizer.distance_threshold == 3.0
+    plain = Recognizer(ScriptedClassifier(script), RecognizerConfig(distance_threshold=0.0))
+    assert plain.distance_threshold == 0.0  # a model without a distance: off
+
+
 def test_window_settings_reach_the_window_set():
     config = RecognizerConfig(person_timeout=0.7, max_persons=2, max_gap=3)
     recognizer = Recognizer(HandRaisedClassifier(), config)
@@ -500,6 +531,9 @@ def test_an_exported_model_describes_itself(tiny_model, tmp_path):
         ("stride_seconds", float("nan")),
         ("none_threshold", float("nan")),
         ("none_threshold", 1.5),  # everything would be "none"
+        ("distance_threshold", -1.0),
+        ("distance_threshold", float("nan")),
+        ("distance_threshold", float("inf")),
         ("window_seconds", -1.0),
         ("window_seconds", 61.0),
         ("person_timeout", float("nan")),  # nobody would ever time out

@@ -452,7 +452,14 @@ def test_live_parameters_apply_at_once_and_keep_every_window(graph, wait, parame
     core = recognizer.recognizer
     buffered = len(core.windows.get(0))
     client = parameter_client("recognizer")
-    results = client.set(top_k=2, smoothing=0.8, switch_margin=0.2, none_threshold=0.6, stride_seconds=0.1)
+    results = client.set(
+        top_k=2,
+        smoothing=0.8,
+        switch_margin=0.2,
+        none_threshold=0.6,
+        stride_seconds=0.1,
+        distance_threshold=2.5,
+    )
     assert all(r.successful and not r.reason for r in results.values())
     assert client.get("top_k", "none_threshold") == {"top_k": 2, "none_threshold": 0.6}
     assert recognizer.recognizer is core
@@ -460,6 +467,8 @@ def test_live_parameters_apply_at_once_and_keep_every_window(graph, wait, parame
     config = core.config
     assert (config.top_k, config.smoothing, config.switch_margin, config.stride_seconds) == (2, 0.8, 0.2, 0.1)
     assert core.none_threshold == 0.6
+    assert core.distance_threshold == 2.5
+    assert recognizer.status()[2]["distance_threshold"] == 2.5
     publish_all(publisher, stream(frames=10, start=101.0), wait, recognizer, 40)
     assert wait(lambda: any(a.header.stamp.sec >= 101 for a in actions))
     later = [a for a in actions if a.header.stamp.sec >= 101]  # decided after the set
@@ -487,7 +496,8 @@ def test_read_only_and_out_of_range_sets_are_refused(ros, wait, tiny_model, para
         parameter_overrides=[Parameter("model", value=str(tiny_model)), Parameter("autostart", value=False)],
     )
     client = parameter_client("recognizer")
-    results = client.set(autostart=True, stride_seconds=-1.0, smoothing=0.3)
+    results = client.set(autostart=True, stride_seconds=-1.0, smoothing=0.3, distance_threshold=-1.0)
+    assert not results["distance_threshold"].successful
     assert not results["autostart"].successful
     assert "read-only" in results["autostart"].reason
     assert not results["stride_seconds"].successful

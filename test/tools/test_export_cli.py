@@ -217,3 +217,57 @@ def test_a_body_expert_with_noisy_or_fusion_exports_without_a_hand_mask(tmp_path
     assert main(["export", str(source), "-o", str(output)]) == 0
     assert "parity vs PyTorch" in capsys.readouterr().out
     assert OnnxClassifier(output, providers="cpu").input_names == ["body"]
+
+
+def test_the_distance_is_fitted_on_the_training_data_a_config_names(
+    checkpoint_path, tmp_path, person_file, capsys
+):
+    data = person_file(tmp_path, "S1", takes=2)  # its "wave" is one of the model's classes
+    config = tmp_path / "config.yaml"
+    config.write_text(f"data:\n  train: ['{data}']\n")
+    output = tmp_path / "model.onnx"
+    args = [
+        "export",
+        str(checkpoint_path),
+        "-o",
+        str(output),
+        "--expert-only",
+        "--distance-from",
+        str(config),
+    ]
+    assert main(args) == 0
+    classifier = OnnxClassifier(output, providers="cpu")
+    assert classifier.output_names[-1] == "distance"
+    assert "distance_threshold" not in classifier.metadata  # no calibration given: the node's parameter
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("data:\n  train: [missing.npz]\n", "its training data is not here"),
+        ("data: {}\n", "names no training data"),
+        ("not: [yaml", "names no training data"),
+    ],
+)
+def test_a_distance_config_without_its_data_exits_2_in_one_line(
+    checkpoint_path, tmp_path, content, message, capsys
+):
+    config = tmp_path / "config.yaml"
+    config.write_text(content)
+    output = tmp_path / "model.onnx"
+    assert main(["export", str(checkpoint_path), "-o", str(output), "--distance-from", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1
+    assert not output.exists()
+
+
+def test_a_distance_config_of_other_classes_exits_2(checkpoint_path, tmp_path, capsys):
+    data = tmp_path / "claps"
+    synth_args = ["synth", "-o", str(data), "--per-class", "2", "--seed", "1", "--classes", "clap"]
+    assert main(synth_args) == 0
+    config = tmp_path / "config.yaml"
+    config.write_text(f"data:\n  train: ['{data}']\n")
+    args = ["export", str(checkpoint_path), "-o", str(tmp_path / "m.onnx"), "--distance-from", str(config)]
+    assert main(args) == 2
+    assert "none of the model's classes" in capsys.readouterr().err

@@ -251,3 +251,27 @@ def test_open_set_skips_a_video_that_fails_while_recorded_and_keeps_the_others(
     assert "ends after" in summary["skipped"]["cut"]
     assert not (out / "cut").exists()  # its half-made folder is gone
     assert "pooled: none" in captured.out
+
+
+def test_a_run_calibrated_with_distances_exports_its_folds_with_their_own_distance(
+    teach_base, person_file, tmp_path
+):
+    from bharnet_ros.model.checkpoint import save_checkpoint
+    from bharnet_ros.tools import UsageError
+    from bharnet_ros.tools.streams import fold_inputs
+
+    run = tmp_path / "cv"
+    (run / "fold_P").mkdir(parents=True)
+    save_checkpoint(teach_base(), run / "fold_P" / "last.pt")  # idle and wave
+    data = person_file(tmp_path, "S1")  # has wave
+    (run / "fold_P" / "config.yaml").write_text(f"data:\n  train: ['{data}']\n")
+    entry = {"temperature": 1.5, "none_threshold": 0.3}
+    (run / "calibration.json").write_text(json.dumps({"expert_only": entry}))
+    assert fold_inputs(run, "P", expert_only=True)[1].feature_distance is None
+    (run / "calibration.json").write_text(json.dumps({"expert_only": {**entry, "distance_threshold": 2.0}}))
+    _, model, calibration = fold_inputs(run, "P", expert_only=True)
+    assert model.feature_distance is not None
+    assert calibration["distance_threshold"] == 2.0
+    data.unlink()
+    with pytest.raises(UsageError, match="its training data is not here"):
+        fold_inputs(run, "P", expert_only=True)

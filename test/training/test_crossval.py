@@ -58,6 +58,11 @@ def test_pooled_summary_covers_every_held_out_sample(cv_run):
     calibration = json.loads((out / "calibration.json").read_text())
     assert set(calibration) == {"fused", "expert_only"}
     assert calibration["fused"]["temperature"] > 0
+    # each fold measured its held-out windows' distance from its own training data
+    assert calibration["expert_only"]["distance_threshold"] > 0
+    header, *rows = (out / "predictions.csv").read_text().splitlines()
+    assert header.endswith(",distance")
+    assert all(float(row.rsplit(",", 1)[1]) >= 0 for row in rows)
 
 
 def test_a_finished_fold_is_not_trained_again(cv_run):

@@ -1,0 +1,63 @@
+"""The feature distance of a trained model, fitted to the data it was trained on.
+
+``model/feature_distance.py`` says what the distance is. It is fitted on augmented windows of the
+training data, as the model saw them in training, on BHaRNet-E's expertized branches (the ones its
+expert-only export keeps, so that both exports of one checkpoint measure the same distance), or on
+every branch of another variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.model.bharnet import BHaRNetModel, ExpertizedModel
+from bharnet_ros.model.checkpoint import Checkpoint
+from bharnet_ros.model.feature_distance import FeatureDistance, fit_feature_distance
+from bharnet_ros.training.data import training_data_of
+from bharnet_ros.training.dataset import SkeletonDataset
+from bharnet_ros.training.teach import TEACH_AUGMENT, extract_features, load_rehearsal
+
+DISTANCE_VIEWS = 8  # augmented windows per training sample
+
+
+def distance_branches(model: BHaRNetModel) -> list[str]:
+    """The branches whose features the distance is measured on."""
+    return [name for name in model.branches if name.endswith("_expert")] or list(model.branches)
+
+
+def fit_distance(
+    model: BHaRNetModel,
+    data: SkeletonDataset,
+    classes: Sequence[str],
+    preprocess: PreprocessConfig,
+    views: int = DISTANCE_VIEWS,
+    progress: str | None = None,
+) -> FeatureDistance:
+    """The distance of ``model`` (in eval mode) fitted on ``views`` augmented windows per sample of
+    ``data``, whose classes must be among ``classes`` (the model's, in its order)."""
+    if isinstance(model, ExpertizedModel):  # the same expertized features, without the attention
+        model = model.expert_only().eval()
+    features = extract_features(model, data, classes, preprocess, views, TEACH_AUGMENT, progress=progress)
+    return fit_feature_distance(
+        {name: features.branches[name] for name in distance_branches(model)}, features.labels
+    )
+
+
+def distance_from_config(
+    model: BHaRNetModel, checkpoint: Checkpoint, config: str | Path, progress: str | None = None
+) -> FeatureDistance:
+    """The distance of ``model`` (``checkpoint``'s) fitted on the training data of a training config
+    (its ``data.train`` as relabelled, without its left-out people). ValueError (a DatasetError
+    among them) when that data is not here or holds none of the model's classes."""
+    source = training_data_of(config)
+    if source.missing:
+        raise ValueError(f"its training data is not here ({', '.join(map(str, source.missing))})")
+    if not source.files:
+        raise ValueError("names no training data (data.train), or cannot be read")
+    data = load_rehearsal(source)
+    present = {name for name, count in zip(data.class_names, data.class_counts(), strict=True) if count}
+    if not present & set(checkpoint.class_names):
+        raise ValueError("its data holds none of the model's classes")
+    return fit_distance(model, data, checkpoint.class_names, checkpoint.preprocess_config, progress=progress)
