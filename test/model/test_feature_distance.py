@@ -12,7 +12,14 @@ import torch
 from bharnet_ros.core.inference import DISTANCE, InferenceError, OnnxClassifier
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.bharnet import build_model, head_inputs
-from bharnet_ros.model.export import ExportError, calibration_for, check_parity, export_onnx, output_names
+from bharnet_ros.model.export import (
+    ExportError,
+    ParityError,
+    calibration_for,
+    check_parity,
+    export_onnx,
+    output_names,
+)
 from bharnet_ros.model.feature_distance import SCALE_QUANTILE, FeatureDistance, fit_feature_distance
 from bharnet_ros.training.feature_distance import distance_branches
 
@@ -167,3 +174,22 @@ def test_a_calibration_without_a_distance_threshold_still_exports(tiny_config, t
     )
     with pytest.raises(ExportError, match="distance_threshold 0 is out of range"):
         calibration_for(path, model)
+
+
+def test_parity_holds_the_logits_to_their_own_scale_and_the_distance_to_its_own(tiny_config, tmp_path):
+    model = build_model(tiny_config("bharnet_e", SMALL)).expert_only().eval()
+    model.feature_distance = fitted(model)
+    preprocess = PreprocessConfig(frames=FRAMES, num_persons=1)
+    path = tmp_path / "model.onnx"
+    export_onnx(model, path, LABELS, preprocess)
+    forward = type(model).forward.__get__(model)
+    for name, message in [("fused", "logit scale"), (DISTANCE, "distance scale")]:
+
+        def shifted(*args, name=name, **kwargs):
+            out = dict(forward(*args, **kwargs))
+            out[name] = out[name] * 1.01  # 1 %: far beyond 1e-4 of either scale
+            return out
+
+        model.forward = shifted
+        with pytest.raises(ParityError, match=message):
+            check_parity(model, path, preprocess)
