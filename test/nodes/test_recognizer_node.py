@@ -776,3 +776,51 @@ def test_the_node_decides_as_the_deterministic_bag_eval_on_the_same_messages(ros
     assert [p.confidence for p in offline.predictions] == pytest.approx([a.confidence for a in live])
     assert {p.person_id for p in offline.predictions} == {0, 1}
     assert offline.bad_skeletons == recognizer.bad_messages == 120 + 36 + 1
+
+
+@pytest.fixture(scope="module")
+def distance_model(tmp_path_factory):
+    """The tiny model of conftest.py with a feature distance, and a threshold every window exceeds."""
+    import torch
+
+    from bharnet_ros.core.preprocess import PreprocessConfig
+    from bharnet_ros.model.bharnet import build_model, head_inputs
+    from bharnet_ros.model.export import export_onnx
+    from bharnet_ros.model.feature_distance import fit_feature_distance
+
+    config = {
+        "variant": "bharnet_e_expert_only",
+        "num_classes": len(CLASSES),
+        "input": {"frames": 16, "body_layout": "mediapipe33", "num_persons": 1},
+        "backbone": {"base_channels": 8},
+    }
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    with torch.no_grad(), head_inputs(model, model.branches) as features:
+        model.forward_once(torch.randn(8, 3, 16, 33, 1), torch.randn(8, 3, 16, 33, 2))
+        model.feature_distance = fit_feature_distance(dict(features), torch.arange(8) % 3)
+    path = tmp_path_factory.mktemp("model") / "distance.onnx"
+    preprocess = PreprocessConfig(body_layout="mediapipe33", frames=16, num_persons=1)
+    calibration = {"temperature": 1.0, "none_threshold": 0.0, "distance_threshold": 1e-6}
+    export_onnx(model, path, CLASSES, preprocess, calibration=calibration)
+    return path
+
+
+def test_windows_far_from_the_training_data_say_none_until_the_threshold_is_raised(
+    ros, wait, distance_model, parameter_client
+):
+    recognizer, _, publisher, actions = start(ros, wait, distance_model)
+    assert recognizer.recognizer.distance_threshold == 1e-6  # the model's own
+    publish_all(publisher, stream(frames=30), wait, recognizer, 30)
+    assert wait(lambda: len(actions) >= 3)
+    assert {a.label for a in actions} == {"none"}
+    assert all(a.top_labels[0] in CLASSES for a in actions)  # the raw scores still go out
+    assert recognizer.status()[2]["windows_unfamiliar"] == recognizer.recognizer.windows_classified
+    assert parameter_client("recognizer").set(distance_threshold=1000.0)["distance_threshold"].successful
+    publish_all(publisher, stream(frames=30, start=101.0), wait, recognizer, 60)
+
+    def later() -> list[Action]:  # decided after the set
+        return [a for a in actions if a.header.stamp.sec >= 101]
+
+    assert wait(lambda: len(later()) >= 3)
+    assert all(a.label in CLASSES for a in later())
