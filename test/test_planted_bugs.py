@@ -64,8 +64,8 @@ BUGS = {
     ),
     "parity checks only the first output": (
         "bharnet_ros/model/export.py",
-        "zip(expected, got, strict=True)",
-        "zip(expected[:1], got[:1], strict=True)",
+        "zip(names, expected, got, strict=True)",
+        "zip(names[:1], expected[:1], got[:1], strict=True)",
         "test/model/test_export.py::test_parity_checks_every_head_at_its_tolerance[hand_expert]",
     ),
 }
