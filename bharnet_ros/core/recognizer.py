@@ -268,9 +268,9 @@ class Recognizer:
         names = self.classifier.class_names
         class_id, confidence = state.smoother.update(np.asarray(scores.probabilities, np.float64))
         label = names[class_id]
-        if self._unfamiliar(scores):
-            self.windows_unfamiliar += 1
-        if (confidence < self.none_threshold or self._unfamiliar(scores)) and label != NONE:
+        unfamiliar = self._unfamiliar(scores)
+        self.windows_unfamiliar += unfamiliar
+        if (confidence < self.none_threshold or unfamiliar) and label != NONE:
             label, class_id, confidence = NONE, names.index(NONE) if NONE in names else -1, 1.0 - confidence
         top = scores.top(self.config.top_k)
         return ActionResult(
