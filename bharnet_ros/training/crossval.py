@@ -12,8 +12,9 @@ last epoch, so the pooled result estimates accuracy on new people. Output::
                                  logits (``fused``, and ``expert_only`` for BHaRNet-E), for
                                  ``bharnet export --calibration``
 
-A fold whose ``test/summary.json`` exists is not trained again, so an interrupted run continues
-where it stopped (``--loso`` with the same ``--out``). Every fold is scored with the config's
+A fold that finished training is not trained again, and one that a kill or Ctrl-C stopped between
+epochs continues from its last epoch, so an interrupted run goes on where it stopped (``--loso``
+with the same ``--out``). Every fold is scored with the config's
 test-time mirroring (``model.test_mirror``), also a fold trained before that setting changed:
 the weights do not depend on it, so a rerun with ``model.test_mirror=true`` re-scores a run.
 ``summary.json`` records the class map in use (``test_mirror``, empty when off), which ``bharnet
@@ -40,6 +41,7 @@ from bharnet_ros.core.inference import shown
 from bharnet_ros.core.metrics import classification_report
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.yaml12 import load_yaml
+from bharnet_ros.model.checkpoint import load_checkpoint
 from bharnet_ros.training.data import (
     load_datasets,
     name_list,
@@ -192,9 +194,7 @@ def run_fold(
     fold["data"]["exclude_subjects"] = excluded
     fold["data"]["val_subjects"] = [s for s in fold["data"]["val_subjects"] if s != subject]
     check_fold_config(folder, fold)
-    if not (folder / "last.pt").is_file():
-        fold["model"]["init"] = fold_experts(fold["model"]["init"], subject)
-        train(fold, out=folder)
+    finish_training(fold, folder, subject)
     model = open_model(folder / "last.pt", lambda ckpt: test_mirror_classes(config, ckpt.class_names))
     trained = data.subset(np.flatnonzero(~subject_mask(data, excluded)))
     model.runner.feature_distance = fit_distance(
@@ -203,6 +203,20 @@ def run_fold(
     result = evaluate(model, test, progress=progress, views=views)
     write_outputs(folder / "test", result, model, test, f"subject {subject}", None)
     return test, result
+
+
+def finish_training(fold: dict[str, Any], folder: Path, subject: str) -> None:
+    """Train the fold, or continue one that stopped before its last epoch (``--resume``): an
+    unfinished ``last.pt`` would be scored as the config's result."""
+    last = folder / "last.pt"
+    if not last.is_file():
+        fold["model"]["init"] = fold_experts(fold["model"]["init"], subject)
+        train(fold, out=folder)
+        return
+    done = load_checkpoint(last).epoch
+    if done < fold["epochs"]:
+        print(f"fold {subject}: {last} keeps epoch {done} of {fold['epochs']}; continuing it", flush=True)
+        train(fold, resume=folder)
 
 
 def check_fold_people(folder: Path, excluded: Sequence[str]) -> None:

@@ -75,6 +75,32 @@ def test_a_finished_fold_is_not_trained_again(cv_run):
     assert again["top1"] == values["top1"]
 
 
+def test_a_fold_stopped_between_epochs_continues_instead_of_being_scored(cv_run, tmp_path, monkeypatch):
+    """Ctrl-C after a fold's first of two epochs: the rerun finishes that fold, never scores the
+    half-trained last.pt as the config's result."""
+    from bharnet_ros.training import train as train_module
+
+    out, _, _ = cv_run
+    config = load_train_config(None, base=json.loads(json.dumps(_config_of(out / "fold_S1"))))
+    config["data"]["exclude_subjects"] = []
+    config["epochs"] = 2
+    save_state = train_module.save_state
+
+    def stop_after_first_epoch(run, epoch, *args, **kwargs):
+        save_state(run, epoch, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_state", stop_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        cross_validate(config, tmp_path / "out", ["S1"])
+    fold = tmp_path / "out" / "fold_S1"
+    assert load_checkpoint(fold / "last.pt").epoch == 1
+    monkeypatch.setattr(train_module, "save_state", save_state)
+    cross_validate(config, tmp_path / "out", ["S1"])
+    assert load_checkpoint(fold / "last.pt").epoch == 2
+    assert len((fold / "metrics.csv").read_text().splitlines()) == 3  # header and both epochs
+
+
 def test_a_rerun_with_test_mirror_rescores_the_trained_folds(cv_run, tmp_path):
     out, values, _ = cv_run
     assert values["test_mirror"] == []
