@@ -51,6 +51,8 @@ def distance_from_config(
     """The distance of ``model`` (``checkpoint``'s) fitted on the training data of a training config
     (its ``data.train`` as relabelled, without its left-out people). ValueError (a DatasetError
     among them) when that data is not here or holds none of the model's classes."""
+    if not Path(config).is_file():
+        raise ValueError("no such file; give a training config, e.g. config/train/real_cpu.yaml")
     source = training_data_of(config)
     if source.missing:
         raise ValueError(f"its training data is not here ({', '.join(map(str, source.missing))})")

@@ -247,13 +247,15 @@ def test_the_distance_is_fitted_on_the_training_data_a_config_names(
         ("data:\n  train: [missing.npz]\n", "its training data is not here"),
         ("data: {}\n", "names no training data"),
         ("not: [yaml", "names no training data"),
+        (None, "no such file"),
     ],
 )
 def test_a_distance_config_without_its_data_exits_2_in_one_line(
     checkpoint_path, tmp_path, content, message, capsys
 ):
     config = tmp_path / "config.yaml"
-    config.write_text(content)
+    if content is not None:
+        config.write_text(content)
     output = tmp_path / "model.onnx"
     assert main(["export", str(checkpoint_path), "-o", str(output), "--distance-from", str(config)]) == 2
     err = capsys.readouterr().err.strip()
