@@ -101,15 +101,16 @@ model: setup $(MODEL_DATA)
 # HRI person, each started from experts that never saw that person either, whose held-out scores
 # calibrate the shipped model (the robot's setting); one per signer in its own folder (the HRI
 # experts never saw a signer); then the streams of real clips, each person scored by their own fold.
+# Run again after an interruption, it continues where it stopped (finished folds and epochs stay).
 HRI_PEOPLE := S1,S2,S3,S4,S5,S6
 model-cv: setup $(MODEL_DATA) $(EXPERTS)
 	$(BIN)/bharnet train config/train/real_cpu_body_expert.yaml progress=false --loso $(HRI_PEOPLE) --out runs/cv_body
 	$(BIN)/bharnet train config/train/real_cpu_hand_expert.yaml progress=false --loso $(HRI_PEOPLE) --out runs/cv_hand
 	$(BIN)/bharnet train config/train/real_cpu.yaml $(call INIT_EXPERTS,cv) progress=false \
 	  --loso $(HRI_PEOPLE) --out runs/cv
+	cp runs/cv/calibration.json config/train/real_cpu_calibration.json
 	$(BIN)/bharnet train config/train/real_cpu.yaml $(call INIT_EXPERTS,real_cpu) progress=false \
 	  --loso 25kamalesh,AkashSharma095,Atulkoirala,Bhavyagokhroo --out runs/cv_signers
-	cp runs/cv/calibration.json config/train/real_cpu_calibration.json
 	$(BIN)/bharnet streams $(SHARED)/hri_gestures --dataset data/hri.npz --cv runs/cv --expert-only \
 	  --subjects $(HRI_PEOPLE) --out runs/streams --force
 
