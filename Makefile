@@ -78,11 +78,14 @@ MODEL_DATA := data/hri.npz data/signs.npz data/synth_extra/index.csv
 # the body and hand experts on the HRI people first, then BHaRNet-E started from them (paper IV-A).
 # The temperature and the none threshold come from config/train/real_cpu_calibration.json, which
 # `make model-cv` writes from people the folds never saw.
-EXPERTS := runs/real_cpu_body/last.pt runs/real_cpu_hand/last.pt
+# An expert counts as trained once `finished` is written after its last epoch (last.pt is written
+# after every epoch, so an interrupted training would otherwise pass for a finished one).
+EXPERTS := runs/real_cpu_body/finished runs/real_cpu_hand/finished
 INIT_EXPERTS = model.init.body=runs/$(1)_body model.init.hand=runs/$(1)_hand
-runs/real_cpu_%/last.pt: data/hri.npz
+runs/real_cpu_%/finished: data/hri.npz
 	rm -rf runs/real_cpu_$*
 	$(BIN)/bharnet train config/train/real_cpu_$*_expert.yaml progress=false --out runs/real_cpu_$*
+	touch $@
 
 model: setup $(MODEL_DATA)
 	rm -rf runs/real_cpu $(dir $(EXPERTS))
