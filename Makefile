@@ -104,7 +104,7 @@ model: setup $(MODEL_DATA)
 # HRI person, each started from experts that never saw that person either, whose held-out scores
 # calibrate the shipped model (the robot's setting); one per signer in its own folder (the HRI
 # experts never saw a signer); then the streams of real clips, each person scored by their own fold.
-# Run again after an interruption, it continues where it stopped (finished folds and epochs stay).
+# Rerun after an interruption: it continues where it stopped (finished folds and epochs stay).
 HRI_PEOPLE := S1,S2,S3,S4,S5,S6
 model-cv: setup $(MODEL_DATA) $(EXPERTS)
 	$(BIN)/bharnet train config/train/real_cpu_body_expert.yaml progress=false --loso $(HRI_PEOPLE) --out runs/cv_body
