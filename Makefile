@@ -138,18 +138,18 @@ people-curve: setup data/hri.npz
 TEACH_OLD := [attention,back,continue,left,'no',random,right,static,turnback,'yes']
 TEACH_BASES := runs/teach_base/fold_S4/last.pt runs/teach_base/fold_S5/last.pt runs/teach_base/fold_S6/last.pt
 TEACH_FOLD = "data.exclude_subjects=[$$p]" progress=false
-# Train into run folder $$f once: a run that `finished` marks is kept, an interrupted one trained again.
-TRAIN_ONCE = test -f $$f/finished || { rm -rf $$f && $(BIN)/bharnet train
-TRAINED = --out $$f && touch $$f/finished; } || exit 1
+# A run counts as trained once `finished` is written after its last epoch; an interrupted one
+# (last.pt is written after every epoch) is trained again.
 teach-curve: setup data/hri.npz data/signs.npz
 	for p in S4 S5 S6; do for r in teach teach_all; do \
 	  if [ $$r = teach ]; then c="data.classes=$(TEACH_OLD)"; else c="data.classes=[]"; fi; \
-	  for e in body hand; do f=runs/$${r}_$$e/fold_$$p; \
-	    $(TRAIN_ONCE) config/train/real_cpu_$${e}_expert.yaml "$$c" $(TEACH_FOLD) $(TRAINED); done; \
-	  f=runs/$${r}_base/fold_$$p; \
-	  $(TRAIN_ONCE) config/train/real_cpu.yaml "data.train=[data/hri.npz]" "data.relabel={}" "$$c" \
+	  for e in body hand; do f=runs/$${r}_$$e/fold_$$p; test -f $$f/finished || { rm -rf $$f && \
+	    $(BIN)/bharnet train config/train/real_cpu_$${e}_expert.yaml "$$c" $(TEACH_FOLD) \
+	    --out $$f && touch $$f/finished; } || exit 1; done; \
+	  f=runs/$${r}_base/fold_$$p; test -f $$f/finished || { rm -rf $$f && \
+	  $(BIN)/bharnet train config/train/real_cpu.yaml "data.train=[data/hri.npz]" "data.relabel={}" "$$c" \
 	    $(TEACH_FOLD) data.class_balance=0 epochs=40 model.init.body=runs/$${r}_body/fold_$$p \
-	    model.init.hand=runs/$${r}_hand/fold_$$p $(TRAINED); done; done
+	    model.init.hand=runs/$${r}_hand/fold_$$p --out $$f && touch $$f/finished; } || exit 1; done; done
 	$(BIN)/bharnet teach curve --base $(TEACH_BASES) --data data/hri.npz --new come,greeting,shrug,slowdown,stop \
 	  --reference runs/teach_all_base/fold_S4/last.pt runs/teach_all_base/fold_S5/last.pt \
 	  runs/teach_all_base/fold_S6/last.pt --takes 1,2,3,4,6 --out runs/teach_curve/hri --force
