@@ -76,8 +76,9 @@ MODEL_DATA := data/hri.npz data/signs.npz data/synth_extra/index.csv
 
 # Reproduce models/ (about an hour on 2 CPU cores, 15 minutes of it the pose stage on 270 clips):
 # the body and hand experts on the HRI people first, then BHaRNet-E started from them (paper IV-A).
-# The temperature and the none threshold come from config/train/real_cpu_calibration.json, which
-# `make model-cv` writes from people the folds never saw.
+# The temperature, the none threshold and the distance threshold come from
+# config/train/real_cpu_calibration.json, which `make model-cv` writes from people the folds never
+# saw; the feature distance is measured against the config's training data (--distance-from).
 # An expert counts as trained once `finished` is written after its last epoch (last.pt is written
 # after every epoch, so an interrupted training would otherwise pass for a finished one).
 EXPERTS := runs/real_cpu_body/finished runs/real_cpu_hand/finished
@@ -92,9 +93,9 @@ model: setup $(MODEL_DATA)
 	$(MAKE) $(EXPERTS)
 	$(BIN)/bharnet train config/train/real_cpu.yaml $(call INIT_EXPERTS,real_cpu) progress=false --out runs/real_cpu
 	$(BIN)/bharnet export runs/real_cpu/last.pt -o models/bharnet_e.onnx --force \
-	  --calibration config/train/real_cpu_calibration.json
+	  --calibration config/train/real_cpu_calibration.json --distance-from config/train/real_cpu.yaml
 	$(BIN)/bharnet export runs/real_cpu/last.pt -o models/bharnet_e_expert_only.onnx --expert-only --force \
-	  --calibration config/train/real_cpu_calibration.json
+	  --calibration config/train/real_cpu_calibration.json --distance-from config/train/real_cpu.yaml
 	cp runs/real_cpu/last.pt models/bharnet_e.pt
 	$(BIN)/bharnet open-set --model models/bharnet_e_expert_only.onnx $(SHARED)/videos/kinetics_tai_chi.mp4 \
 	  $(SHARED)/videos/hand_gestures_closeup.mp4 $(SHARED)/videos/sign_dobrii_den.mp4 \
