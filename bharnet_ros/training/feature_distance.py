@@ -11,7 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+
 from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.core.text_files import read_text_file
+from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.model.bharnet import BHaRNetModel, ExpertizedModel
 from bharnet_ros.model.checkpoint import Checkpoint
 from bharnet_ros.model.feature_distance import FeatureDistance, fit_feature_distance
@@ -53,13 +57,26 @@ def distance_from_config(
     among them) when that data is not here or holds none of the model's classes."""
     if not Path(config).is_file():
         raise ValueError("no such file; give a training config, e.g. config/train/real_cpu.yaml")
+    _check_yaml(config)
     source = training_data_of(config)
     if source.missing:
         raise ValueError(f"its training data is not here ({', '.join(map(str, source.missing))})")
     if not source.files:
-        raise ValueError("names no training data (data.train), or cannot be read")
+        raise ValueError("names no training data (data.train)")
     data = load_rehearsal(source)
     present = {name for name, count in zip(data.class_names, data.class_counts(), strict=True) if count}
     if not present & set(checkpoint.class_names):
         raise ValueError("its data holds none of the model's classes")
     return fit_distance(model, data, checkpoint.class_names, checkpoint.preprocess_config, progress=progress)
+
+
+def _check_yaml(config: str | Path) -> None:
+    """ValueError unless ``config`` reads as a YAML mapping (a training config)."""
+    try:
+        section = load_yaml(read_text_file(config))
+    except OSError as err:
+        raise ValueError(f"cannot be read: {err.strerror}") from None
+    except (UnicodeDecodeError, yaml.YAMLError):
+        section = None
+    if not isinstance(section, dict):
+        raise ValueError("is not a YAML training config; give one such as config/train/real_cpu.yaml")

@@ -246,7 +246,8 @@ def test_the_distance_is_fitted_on_the_training_data_a_config_names(
     [
         ("data:\n  train: [missing.npz]\n", "its training data is not here"),
         ("data: {}\n", "names no training data"),
-        ("not: [yaml", "names no training data"),
+        ("not: [yaml", "is not a YAML training config"),
+        ("- a list\n", "is not a YAML training config"),
         (None, "no such file"),
     ],
 )
