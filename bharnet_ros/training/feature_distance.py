@@ -55,7 +55,7 @@ def distance_from_config(
     """The distance of ``model`` (``checkpoint``'s) fitted on the training data of a training config
     (its ``data.train`` as relabelled, without its left-out people). ValueError (a DatasetError
     among them) when that data is not here or holds none of the model's classes."""
-    if not Path(config).is_file():
+    if not Path(config).exists():
         raise ValueError("no such file; give a training config, e.g. config/train/real_cpu.yaml")
     _check_yaml(config)
     source = training_data_of(config)

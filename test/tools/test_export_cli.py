@@ -248,6 +248,7 @@ def test_the_distance_is_fitted_on_the_training_data_a_config_names(
         ("data: {}\n", "names no training data"),
         ("not: [yaml", "is not a YAML training config"),
         ("- a list\n", "is not a YAML training config"),
+        ("", "is not a YAML training config"),
         (None, "no such file"),
     ],
 )
@@ -262,6 +263,23 @@ def test_a_distance_config_without_its_data_exits_2_in_one_line(
     err = capsys.readouterr().err.strip()
     assert message in err
     assert len(err.splitlines()) == 1
+    assert not output.exists()
+
+
+@pytest.mark.parametrize(("kind", "message"), [("folder", "Is a directory"), ("fifo", "not a regular file")])
+def test_a_distance_config_that_is_no_file_exits_2_without_waiting(
+    checkpoint_path, tmp_path, kind, message, capsys
+):
+    config = tmp_path / "config.yaml"
+    if kind == "folder":
+        config.mkdir()
+    else:
+        os.mkfifo(config)
+    output = tmp_path / "model.onnx"
+    assert main(["export", str(checkpoint_path), "-o", str(output), "--distance-from", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot be read" in err
+    assert message in err
     assert not output.exists()
 
 
