@@ -54,7 +54,8 @@ def distance_from_config(
 ) -> FeatureDistance:
     """The distance of ``model`` (``checkpoint``'s) fitted on the training data of a training config
     (its ``data.train`` as relabelled, without its left-out people). ValueError (a DatasetError
-    among them) when that data is not here or holds none of the model's classes."""
+    among them) when the config is not a readable YAML mapping, or its data is not here or holds
+    none of the model's classes."""
     if not Path(config).exists():
         raise ValueError("no such file; give a training config, e.g. config/train/real_cpu.yaml")
     _check_yaml(config)
