@@ -413,9 +413,17 @@ def training_data_of(config_path: str | Path) -> TrainingData:
 
     A missing or unreadable config gives an empty record: callers then say the data is unknown.
     """
-    config_path = Path(config_path)
     try:
-        section = load_yaml(read_text_file(config_path)).get("data") or {}
+        return training_data_in(load_yaml(read_text_file(Path(config_path))))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return TrainingData()
+
+
+def training_data_in(config: Any) -> TrainingData:
+    """:func:`training_data_of` for a config already parsed; an empty record where its ``data``
+    section is not shaped as a training config's."""
+    try:
+        section = config.get("data") or {}
         named = [resolve_path(p) for p in section.get("train") or []]
         return TrainingData(
             [f for f in named if f.exists()],
@@ -423,5 +431,5 @@ def training_data_of(config_path: str | Path) -> TrainingData:
             [str(p) for p in section.get("exclude_subjects") or []],
             [f for f in named if not f.exists()],
         )
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, TypeError):
+    except (AttributeError, TypeError):
         return TrainingData()

@@ -19,7 +19,7 @@ from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.model.bharnet import BHaRNetModel, ExpertizedModel
 from bharnet_ros.model.checkpoint import Checkpoint
 from bharnet_ros.model.feature_distance import FeatureDistance, fit_feature_distance
-from bharnet_ros.training.data import training_data_of
+from bharnet_ros.training.data import training_data_in
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.teach import TEACH_AUGMENT, extract_features, load_rehearsal
 
@@ -58,8 +58,7 @@ def distance_from_config(
     none of the model's classes."""
     if not Path(config).exists():
         raise ValueError("no such file; give a training config, e.g. config/train/real_cpu.yaml")
-    _check_yaml(config)
-    source = training_data_of(config)
+    source = training_data_in(_config_mapping(config))
     if source.missing:
         raise ValueError(f"its training data is not here ({', '.join(map(str, source.missing))})")
     if not source.files:
@@ -71,8 +70,8 @@ def distance_from_config(
     return fit_distance(model, data, checkpoint.class_names, checkpoint.preprocess_config, progress=progress)
 
 
-def _check_yaml(config: str | Path) -> None:
-    """ValueError unless ``config`` reads as a YAML mapping (a training config)."""
+def _config_mapping(config: str | Path) -> dict:
+    """The YAML mapping in ``config``; ValueError when it cannot be read or is not one."""
     try:
         section = load_yaml(read_text_file(config))
     except OSError as err:
@@ -81,3 +80,4 @@ def _check_yaml(config: str | Path) -> None:
         section = None
     if not isinstance(section, dict):
         raise ValueError("is not a YAML training config; give one such as config/train/real_cpu.yaml")
+    return section
