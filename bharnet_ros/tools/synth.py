@@ -2,7 +2,7 @@
 
 Output folder layout (training reads it directly; ``bharnet_ros.training.data.load_synth_folder``)::
 
-    OUT/classes.txt        class names, one per line, line number - 1 = label
+    OUT/classes.txt        the classes written (all, or --classes), one per line, line number - 1 = label
     OUT/index.csv          file,label,class_name,hand_intensive,seed
     OUT/<class>_<i>.npz    one SkeletonSequence per sample (SkeletonSequence.save)
 
@@ -87,7 +87,8 @@ def write_dataset(out: Path, classes: list[str], per_class: int, seed: int, fps:
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "classes.txt").write_text("".join(f"{name}\n" for name in synth.CLASS_NAMES))
+    # only the classes written: a class listed without samples would become an output nothing trains
+    (out / "classes.txt").write_text("".join(f"{name}\n" for name in classes))
     samples = synth.generate_dataset(per_class, seed, fps=fps, classes=classes)
     count = 0
     with open(out / "index.csv", "w", newline="") as index:
@@ -96,7 +97,8 @@ def write_dataset(out: Path, classes: list[str], per_class: int, seed: int, fps:
         for i, sample in enumerate(tqdm(samples, total=per_class * len(classes), unit="seq", desc="synth")):
             name = f"{sample.class_name}_{i % per_class:04d}.npz"
             sample.sequence.save(out / name)
-            writer.writerow([name, sample.label, sample.class_name, int(sample.hand_intensive), sample.seed])
+            label = classes.index(sample.class_name)
+            writer.writerow([name, label, sample.class_name, int(sample.hand_intensive), sample.seed])
             count += 1
     return count
 
