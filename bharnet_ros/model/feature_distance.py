@@ -25,6 +25,13 @@ SHRINK = 0.1  # weight of the scaled identity in the shared covariance
 SCALE_QUANTILE = 0.95  # the share of the training windows' distances that is one unit
 
 
+def distance_branches(branches: Sequence[str]) -> list[str]:
+    """Of a model's ``branches``, those the distance is measured on: BHaRNet-E's expertized ones
+    (which its expert-only export keeps, so both exports of one checkpoint measure the same
+    distance), or every branch of another variant."""
+    return [name for name in branches if name.endswith("_expert")] or list(branches)
+
+
 class FeatureDistance(nn.Module):
     """Squared Mahalanobis distance of pooled features to the nearest class mean, in training units.
 

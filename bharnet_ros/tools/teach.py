@@ -18,6 +18,7 @@ The recording and training code is in ``training/teach_record.py``, ``teach_take
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -330,6 +331,11 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--steps", type=int, default=300, help="optimiser steps on the features (default 300)"
     )
+    parser.add_argument(
+        "--no-distance", action="store_true",
+        help="fit no feature distance (default: fitted without a fine-tune, so the node can say none "
+        "for unfamiliar motion)",
+    )  # fmt: skip
     _add_fit_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.add_argument("--seed", type=int, default=0)
@@ -367,7 +373,7 @@ def run_train(args: argparse.Namespace) -> int:
         rehearsal_data = _load_rehearsal(rehearsal)
         settings = TeachSettings(
             args.replace, tuple(args.keep), args.views, steps=args.steps, seed=args.seed,
-            **_fit_settings(args),
+            distance=not args.no_distance, **_fit_settings(args),
         )  # fmt: skip
         result = teach(base, takes, rehearsal_data, settings, show_progress=not args.no_progress)
     except (CheckpointError, DatasetError, ExportError, ValueError) as err:
@@ -378,7 +384,9 @@ def run_train(args: argparse.Namespace) -> int:
         save_checkpoint(result.checkpoint, temporary)
     try:
         with atomic_file(onnx_path) as temporary:
-            metadata, diffs = export_taught(result.checkpoint, temporary, not args.full, calibration)
+            metadata, diffs = export_taught(
+                result.checkpoint, temporary, not args.full, calibration, result.distance
+            )
     except ExportError as err:
         print(f"bharnet teach train: EXPORT FAILED: {err}", file=sys.stderr)
         return 1
@@ -389,9 +397,22 @@ def run_train(args: argparse.Namespace) -> int:
         f"({', '.join(f'{step} {seconds:.0f} s' for step, seconds in result.seconds.items())})"
     )
     print(f"wrote {onnx_path} ({metadata['bharnet.variant']}) and {checkpoint_path}")
+    if result.distance is not None:
+        print(_distance_note(metadata))
     print("parity vs PyTorch: " + ", ".join(f"{case} max abs diff {d:.2e}" for case, d in diffs.items()))
     print(f"load it into the running recognizer: ros2 param set /recognizer model {onnx_path.resolve()}")
     return 0
+
+
+def _distance_note(metadata: dict[str, Any]) -> str:
+    """What the taught model's feature distance does in the node, for the command's output."""
+    threshold = metadata.get("bharnet.distance_threshold")
+    if threshold is not None:
+        return f"feature distance: the recognizer says none for a window farther than {threshold:.3g}"
+    return (
+        "feature distance: the model outputs it, but the calibration has no distance threshold, so "
+        "the recognizer's distance rule stays off unless its distance_threshold parameter is set"
+    )
 
 
 def _shipped_calibration(args: argparse.Namespace) -> Path | None:
@@ -402,7 +423,10 @@ def _shipped_calibration(args: argparse.Namespace) -> Path | None:
 
     shipped = _shipped(FULL_MODEL if args.full else DEFAULT_MODEL)
     if args.base is None and not args.replace and shipped.is_file():
-        print(f"calibration (temperature, none threshold) from {shipped}; --calibration gives another")
+        print(
+            f"calibration (temperature, none and distance thresholds) from {shipped}; "
+            "--calibration gives another"
+        )
         return shipped
     print(
         "no --calibration: the taught model carries no none threshold, so the recognizer will not "
@@ -602,6 +626,11 @@ def _add_curve(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="score each window with its mirror image, as the export does",
     )
+    parser.add_argument(
+        "--distance-threshold", type=float, metavar="T",
+        help="measure the share of windows the feature distance calls unfamiliar above T (default: "
+        "the shipped model's threshold; 0: not measured)",
+    )  # fmt: skip
     _add_fit_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.add_argument("--out", type=Path, required=True, help="folder for curve.md, curve.json, runs.csv")
@@ -628,6 +657,7 @@ def run_curve(args: argparse.Namespace) -> int:
     check_count("--groups", args.groups, 1, MOST_GROUPS)
     check_count("--views", args.views, 1, MOST_VIEWS)
     _check_fit_options(args)
+    threshold = _curve_distance_threshold(args.distance_threshold)
     checkpoints = [*args.base, *args.reference]
     run_folders = [path.parent for path in checkpoints if (path.parent / "config.yaml").is_file()]
     check_output_folder(args.out, [*checkpoints, *args.data, *run_folders], args.force)
@@ -639,6 +669,7 @@ def run_curve(args: argparse.Namespace) -> int:
         ),
         args.test_mirror,
         args.groups,
+        threshold,
     )  # fmt: skip
     try:
         data = load_datasets(args.data)
@@ -665,6 +696,31 @@ def run_curve(args: argparse.Namespace) -> int:
         table = write_curve(folder, runs, plan, about, references)
     print(table + f"({len(runs)} fits in {about['seconds']:.0f} s; every fit in {args.out / 'runs.csv'})")
     return 0
+
+
+def _curve_distance_threshold(given: float | None) -> float:
+    """--distance-threshold, checked; by default the shipped model's (0 where it carries none)."""
+    from bharnet_ros.core.inference import MAX_DISTANCE_THRESHOLD
+    from bharnet_ros.core.paths import DEFAULT_MODEL
+
+    if given is None:
+        return _carried_distance_threshold(_shipped(DEFAULT_MODEL))
+    if not 0.0 <= given < MAX_DISTANCE_THRESHOLD:  # also refuses nan
+        raise UsageError(
+            f"--distance-threshold must be 0 (not measured) or a number above 0 and below "
+            f"{MAX_DISTANCE_THRESHOLD:g}, not {given}"
+        )
+    return given
+
+
+def _carried_distance_threshold(model: Path) -> float:
+    """The distance threshold an exported model carries; 0 without one (or without the file)."""
+    import onnx
+
+    if not model.is_file():
+        return 0.0
+    props = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
+    return float(json.loads(props.get("bharnet.distance_threshold", "0")))
 
 
 def _print_skipped(points: list[tuple[int, int]]) -> None:

@@ -18,17 +18,12 @@ from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.model.bharnet import BHaRNetModel, ExpertizedModel
 from bharnet_ros.model.checkpoint import Checkpoint
-from bharnet_ros.model.feature_distance import FeatureDistance, fit_feature_distance
+from bharnet_ros.model.feature_distance import FeatureDistance, distance_branches, fit_feature_distance
 from bharnet_ros.training.data import training_data_in
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.teach import TEACH_AUGMENT, extract_features, load_rehearsal
 
 DISTANCE_VIEWS = 8  # augmented windows per training sample
-
-
-def distance_branches(model: BHaRNetModel) -> list[str]:
-    """The branches whose features the distance is measured on."""
-    return [name for name in model.branches if name.endswith("_expert")] or list(model.branches)
 
 
 def fit_distance(
@@ -45,7 +40,7 @@ def fit_distance(
         model = model.expert_only().eval()
     features = extract_features(model, data, classes, preprocess, views, TEACH_AUGMENT, progress=progress)
     return fit_feature_distance(
-        {name: features.branches[name] for name in distance_branches(model)}, features.labels
+        {name: features.branches[name] for name in distance_branches(model.branches)}, features.labels
     )
 
 

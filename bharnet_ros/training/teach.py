@@ -35,6 +35,12 @@ per branch: for BHaRNet-E the body and hand expertized and interactive branches)
    heads, as a normal checkpoint (``model/checkpoint.py``) with the base preprocessing, so
    ``bharnet export`` (here :func:`export_taught`: ``export_checked``) and the
    unchanged node run it.
+5. **Its feature distance** (``model/feature_distance.py``), so the node can still say ``none`` for
+   motion unlike anything the model knows: without a fine-tune the backbone is the base's, so the
+   windows already cached (every take's views and every rehearsal candidate, not only the least
+   sure ones, which would widen the old classes) give each class its mean and the shared
+   covariance. It is fitted only where every class of the taught vocabulary has windows: a class
+   without any would lie far from every mean, and its gestures would all be called unfamiliar.
 
 ``add`` puts the new gestures after the base vocabulary; ``replace`` keeps only the new gestures
 (and the base classes named in ``keep``, e.g. ``none``).
@@ -73,6 +79,7 @@ from bharnet_ros.model.export import (
     export_checked,
     prepare_model,
 )
+from bharnet_ros.model.feature_distance import FeatureDistance, distance_branches, fit_feature_distance
 from bharnet_ros.model.losses import build_loss
 from bharnet_ros.model.mirror import average_with_mirror, mirror_body, mirror_hand
 from bharnet_ros.training.classes import labelled_by, same_words
@@ -115,6 +122,7 @@ class TeachSettings:
     finetune_part: str = "all"  # "tails": BHaRNet-E's trunks stay, its tails, exchanges and heads train
     finetune_distill: float = 0.0  # weight of keeping the old classes' logits of the model before it
     finetune_balance: float = 1.0  # fine-tune sampling: 1 every class equally often, 0 each sample
+    distance: bool = True  # fit the taught model's feature distance (without a fine-tune)
     seed: int = 0
     augment: AugmentConfig = TEACH_AUGMENT
 
@@ -415,6 +423,7 @@ class TeachResult:
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     train_top1: float = float("nan")
+    distance: FeatureDistance | None = None  # the taught model's feature distance (also on ``model``)
 
 
 def teach(
@@ -436,9 +445,12 @@ def teach(
     check_something_to_teach(base, takes, classes, kept is not None)
     bars = ("features of the takes", "features of the rehearsal") if show_progress else (None, None)
     parts = [window_features(model, base, takes, classes, settings, settings.views, bars[0])]
+    windows = list(parts)  # every window, for the distance
     notes = refinement_notes([c for c in takes.class_names if c in base.class_names], kept is not None)
     if kept is not None:
-        parts.append(rehearsal_features(model, base, kept, classes, settings, bars[1]))
+        rehearsed, drawn = rehearsal_features(model, base, kept, classes, settings, bars[1])
+        parts.append(rehearsed)
+        windows.append(drawn)
         notes.append(f"rehearsed {len(kept)} samples of {len(set(kept.labels.tolist()))} old classes")
         notes.extend(unrehearsed_note([classes[i] for i in old_rows], kept))
     frozen = len(parts) == 1 and bool(old_rows)
@@ -450,6 +462,8 @@ def teach(
     heads = fit_heads(model, start, old_rows, train, settings, frozen_old=frozen)
     checkpoint = taught_checkpoint(base, classes, heads, hand_intensive_of(base, takes, classes))
     seconds = {"features": cached - started, "fit": time.monotonic() - cached}
+    distance, note = taught_distance(model, Features.concat(windows), classes, settings, frozen)
+    notes.extend(note)
     if settings.finetune_epochs > 0 and frozen:
         notes.append("no fine-tune without rehearsal data: it would forget the old classes")
     elif settings.finetune_epochs > 0:
@@ -457,10 +471,35 @@ def teach(
         checkpoint = finetune(checkpoint, data, settings, old_rows, show_progress)
         seconds["finetune"] = time.monotonic() - cached - seconds["fit"]
         notes.append(finetune_note(settings))
+    taught = prepare_model(checkpoint)
+    taught.feature_distance = distance
     return TeachResult(
-        checkpoint, prepare_model(checkpoint), [c for c in classes if c not in base.class_names], notes,
-        seconds, accuracy(model, heads, train),
+        checkpoint, taught, [c for c in classes if c not in base.class_names], notes, seconds,
+        accuracy(model, heads, train), distance,
     )  # fmt: skip
+
+
+def taught_distance(
+    model: BHaRNetModel, windows: Features, classes: Sequence[str], settings: TeachSettings, frozen: bool
+) -> tuple[FeatureDistance | None, list[str]]:
+    """The taught model's feature distance fitted on ``windows`` (of the frozen backbone
+    ``model``), or None and a note saying why there is none (see the module docstring)."""
+    if not settings.distance:
+        return None, []
+    missing = sorted(set(classes) - {classes[k] for k in windows.labels.unique().tolist()})
+    if settings.finetune_epochs > 0 and not frozen:
+        why = "the fine-tune moved the features it would be measured on"
+    elif missing:
+        why = f"no window of {', '.join(missing)} (give their training data with --rehearse)"
+    else:
+        return fit_window_distance(model, windows), []
+    return None, [f"no feature distance: {why}; the recognizer's distance rule is off for this model"]
+
+
+def fit_window_distance(model: BHaRNetModel, windows: Features) -> FeatureDistance:
+    """The feature distance of ``windows`` (features of ``model``'s branches, labelled)."""
+    branches = distance_branches(model.branches)
+    return fit_feature_distance({name: windows.branches[name] for name in branches}, windows.labels)
 
 
 def unrehearsed_note(old_classes: Sequence[str], kept: SkeletonDataset) -> list[str]:
@@ -659,9 +698,9 @@ def rehearsal_features(
     classes: Sequence[str],
     settings: TeachSettings,
     progress: str | None = None,
-) -> Features:
-    """The rehearsal windows: of ``rehearsal_candidates`` augmented windows per sample, the
-    ``rehearsal_views`` on which the base model is least sure of the sample's class.
+) -> tuple[Features, Features]:
+    """The rehearsal windows and every window drawn: of ``rehearsal_candidates`` augmented windows
+    per sample, the ``rehearsal_views`` on which the base model is least sure of the sample's class.
 
     The base model was trained on these samples, so it sees them more sharply than anyone else's
     gestures; new rows placed against its sharpest views take the old gestures of people it never
@@ -670,7 +709,7 @@ def rehearsal_features(
     """
     drawn = max(settings.rehearsal_candidates, settings.rehearsal_views)
     features = window_features(model, base, data, classes, settings, drawn, progress)
-    return features.select(least_sure(model, base, classes, features, settings.rehearsal_views))
+    return features.select(least_sure(model, base, classes, features, settings.rehearsal_views)), features
 
 
 def least_sure(
@@ -731,7 +770,8 @@ def load_rehearsal(source: TrainingData) -> SkeletonDataset:
 
 
 def calibration_from(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
-    """Temperature and none threshold from a ``calibration.json`` or an exported model's metadata.
+    """Temperature, none threshold and (where there is one) distance threshold from a
+    ``calibration.json`` or an exported model's metadata.
 
     Both are checked as ``bharnet export`` checks a calibration.json (finite numbers in range);
     every problem is an ExportError naming the file and the entry.
@@ -748,7 +788,9 @@ def calibration_from(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
     if not all(f"bharnet.{key}" in props for key in keys):
         raise ExportError(f"{path} carries no calibration (bharnet.temperature, bharnet.none_threshold)")
     return {
-        key: calibration_value(stored_value(props[f"bharnet.{key}"]), key, f"{path}: its") for key in keys
+        key: calibration_value(stored_value(props[f"bharnet.{key}"]), key, f"{path}: its")
+        for key in (*keys, "distance_threshold")
+        if f"bharnet.{key}" in props
     }
 
 
@@ -782,13 +824,19 @@ def check_calibration(base: Checkpoint, path: str | Path, expert_only: bool = Tr
 
 
 def export_taught(
-    checkpoint: Checkpoint, path: str | Path, expert_only: bool = True, calibration: str | Path | None = None
+    checkpoint: Checkpoint,
+    path: str | Path,
+    expert_only: bool = True,
+    calibration: str | Path | None = None,
+    distance: FeatureDistance | None = None,
 ) -> tuple[dict[str, Any], dict[str, float]]:
-    """Export like ``bharnet export`` (metadata, calibration) and check parity; (metadata, diffs).
+    """Export like ``bharnet export`` (metadata, calibration, ``distance`` as its output) and check
+    parity; (metadata, diffs).
 
     ``expert_only`` applies to BHaRNet-E only (:func:`export_model`).
     """
     model = export_model(checkpoint, expert_only)
+    model.feature_distance = distance
     entries = calibration_from(calibration, model) if calibration else None
     return export_checked(
         model, path, checkpoint.class_names, checkpoint.preprocess_config, checkpoint.hand_intensive,

@@ -30,6 +30,13 @@ samples, as ``bharnet teach train --finetune-epochs`` does, and the fine-tuned m
 With ``test_mirror`` every score averages each window with its mirror image, as the export of a
 mirroring base does (``model/mirror.py``); the fit itself is unchanged.
 
+With a ``distance_threshold``, each fit also fits the taught model's **feature distance** as
+``bharnet teach train`` does (``training.teach.taught_distance``) and measures which share of the
+unseen people's windows it calls unfamiliar (above the threshold), new gestures and old; and, for
+comparison, the distance of the base model before teaching, fitted on the same rehearsal windows
+(the old classes only). Not measured (nan) where teaching fits none: after a fine-tune, or where a
+class has no windows.
+
 **References** put the curve in proportion: models trained with every gesture, old and new, from
 the start, leaving out the same people as the bases. Scored on their left-out people as the taught
 models are, they say what the vocabulary loses by growing at all (a larger vocabulary is harder
@@ -47,10 +54,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from bharnet_ros.model.bharnet import BHaRNetModel
 from bharnet_ros.model.checkpoint import Checkpoint, load_checkpoint
 from bharnet_ros.model.export import prepare_model
+from bharnet_ros.model.feature_distance import FeatureDistance
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.teach import (
     Features,
@@ -62,6 +71,7 @@ from bharnet_ros.training.teach import (
     extract_features,
     finetune,
     fit_heads,
+    fit_window_distance,
     initial_heads,
     old_class_rows,
     per_class_cap,
@@ -69,6 +79,7 @@ from bharnet_ros.training.teach import (
     rehearsal_beside,
     rehearsal_features,
     taught_checkpoint,
+    taught_distance,
     teaching_set,
     vocabulary_for,
 )
@@ -89,6 +100,7 @@ class CurvePlan:
     settings: TeachSettings = field(default_factory=TeachSettings)
     test_mirror: bool = False  # score each window with its mirror image, as a mirroring export does
     groups: int = GROUPS  # groups of teachers per number of teachers, at most (drawn where there are more)
+    distance_threshold: float = 0.0  # above it a window is unfamiliar (0: the distance is not measured)
 
 
 @dataclass
@@ -107,6 +119,11 @@ class CurveRun:
     old_base_fused: float
     old_taught_fused: float
     old_as_new: float  # share of the old-vocabulary samples the taught model labels as a new gesture
+    # shares called unfamiliar by the feature distance (nan: not measured), before and after teaching
+    new_unfamiliar_base: float = math.nan
+    new_unfamiliar: float = math.nan
+    old_unfamiliar_base: float = math.nan
+    old_unfamiliar: float = math.nan
 
 
 SCORES = (
@@ -117,6 +134,10 @@ SCORES = (
     "old_base_fused",
     "old_taught_fused",
     "old_as_new",
+    "new_unfamiliar_base",
+    "new_unfamiliar",
+    "old_unfamiliar_base",
+    "old_unfamiliar",
 )
 
 
@@ -128,6 +149,7 @@ class CurveData:
     new_eval: Features  # centred windows of the same takes
     old_eval: Features  # centred windows of the unseen people's old-class samples
     rehearsal: Features | None  # old-class samples of the people the base model saw
+    rehearsal_windows: Features | None  # every window drawn of them (the distance's)
     new_subjects: np.ndarray  # subject of each sample of the new-gesture set
     old_subjects: np.ndarray
     unseen: list[str]  # the people the base model never saw
@@ -337,10 +359,10 @@ def cache_features(
             f"never saw (it left out {', '.join(left_out) or 'nobody'})"
         )
     augment, seed, batch = settings.augment, settings.seed, settings.batch_size
-    rehearsal = None
+    rehearsal = drawn = None
     if len(rehearse):
         rehearse = per_class_cap(rehearse, settings.rehearsal_per_class, seed)
-        rehearsal = rehearsal_features(model, base, rehearse, classes, settings, progress)
+        rehearsal, drawn = rehearsal_features(model, base, rehearse, classes, settings, progress)
     return CurveData(
         teach=extract_features(
             model, new_set, classes, preprocess, settings.views, augment, seed, batch, progress=progress
@@ -352,6 +374,7 @@ def cache_features(
             model, old_set, classes, preprocess, batch_size=batch, mirrored=plan.test_mirror
         ),
         rehearsal=rehearsal,
+        rehearsal_windows=drawn,
         new_subjects=new_set.subject_names(),
         old_subjects=old_set.subject_names(),
         unseen=unseen,
@@ -380,6 +403,7 @@ def runs_for_group(
     if plan.test_mirror:
         base_rows = base_rows.mirrored_for(base.class_names)
     new_rows = [classes.index(c) for c in plan.new]
+    before = base_distance(model, cached, plan)
     runs, drawn = [], set()
     for draw in range(plan.draws):
         rng = np.random.default_rng([plan.settings.seed, takes, draw, *map(ord, "".join(group))])
@@ -405,9 +429,45 @@ def runs_for_group(
             )
         ]
         scores.append(share_labelled_new(taught, heads, tuned_old, new_rows))
+        after = distance_for(model, base, classes, cached, chosen, plan)
+        scores.extend(
+            unfamiliar(distance, features, plan.distance_threshold)
+            for features in (new_eval, old_eval)
+            for distance in (before, after)
+        )
         who = sorted(set(cached.new_subjects[np.isin(cached.new_subjects, evaluated)].tolist()))
         runs.append(CurveRun(base_name, "+".join(group), takes, draw, "+".join(who), *scores))
     return runs
+
+
+def base_distance(model: BHaRNetModel, cached: CurveData, plan: CurvePlan) -> FeatureDistance | None:
+    """The base model's feature distance, fitted on the rehearsal windows (None: not measured)."""
+    if not plan.distance_threshold or cached.rehearsal_windows is None:
+        return None
+    return fit_window_distance(model, cached.rehearsal_windows)
+
+
+def distance_for(
+    model: BHaRNetModel, base: Checkpoint, classes: list[str], cached: CurveData, chosen: frozenset[int],
+    plan: CurvePlan,
+) -> FeatureDistance | None:  # fmt: skip
+    """The feature distance ``bharnet teach train`` would fit on these takes (None: it fits none)."""
+    if not plan.distance_threshold:
+        return None
+    parts = [cached.teach.select(np.isin(cached.teach.samples, sorted(chosen)))]
+    if cached.rehearsal_windows is not None:
+        parts.append(cached.rehearsal_windows)
+    frozen = cached.rehearsal is None and bool(old_class_rows(base.class_names, classes))
+    return taught_distance(model, Features.concat(parts), classes, plan.settings, frozen)[0]
+
+
+def unfamiliar(distance: FeatureDistance | None, features: Features, threshold: float) -> float:
+    """The share of ``features``' windows farther than ``threshold`` (nan without a distance)."""
+    if distance is None or not len(features):
+        return math.nan
+    with torch.no_grad():
+        values = distance([features.branches[name] for name in distance.branches])
+    return float((values > threshold).float().mean())
 
 
 def share_labelled_new(model: BHaRNetModel, heads: Heads, old: Features, new_rows: list[int]) -> float:
@@ -559,8 +619,8 @@ def markdown_table(rows: Sequence[dict[str, float | int]]) -> str:
     lines = [
         "| teachers | takes per gesture | fits | new gestures, unseen people (worst fit) | "
         "old vocabulary: base → taught | old vocabulary taken for a new gesture | "
-        "fused model: new, old base → taught |",
-        "|---|---|---|---|---|---|---|",
+        "fused model: new, old base → taught | called unfamiliar (base → taught): new, old |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         delta = 100 * (r["old_taught"] - r["old_base"])
@@ -569,9 +629,18 @@ def markdown_table(rows: Sequence[dict[str, float | int]]) -> str:
             f"({100 * r['new_top1_min']:.1f} %) | {100 * r['old_base']:.1f} → {100 * r['old_taught']:.1f} % "
             f"({delta:+.1f}) | {100 * r['old_as_new']:.1f} % "
             f"| {100 * r['new_top1_fused']:.1f} %, {100 * r['old_base_fused']:.1f} → "
-            f"{100 * r['old_taught_fused']:.1f} % |"
+            f"{100 * r['old_taught_fused']:.1f} % | {unfamiliar_cell(r)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def unfamiliar_cell(row: dict[str, float | int]) -> str:
+    """The shares the feature distance calls unfamiliar, before → after teaching ("not measured")."""
+    keys = ("new_unfamiliar_base", "new_unfamiliar", "old_unfamiliar_base", "old_unfamiliar")
+    if any(math.isnan(row[key]) for key in keys):
+        return "not measured"
+    new_before, new_after, old_before, old_after = (100 * row[key] for key in keys)
+    return f"{new_before:.1f} → {new_after:.1f} %, {old_before:.1f} → {old_after:.1f} %"
 
 
 def write_curve(

@@ -20,8 +20,12 @@ from bharnet_ros.model.export import (
     export_onnx,
     output_names,
 )
-from bharnet_ros.model.feature_distance import SCALE_QUANTILE, FeatureDistance, fit_feature_distance
-from bharnet_ros.training.feature_distance import distance_branches
+from bharnet_ros.model.feature_distance import (
+    SCALE_QUANTILE,
+    FeatureDistance,
+    distance_branches,
+    fit_feature_distance,
+)
 
 FRAMES = 16
 SMALL = {
@@ -88,7 +92,7 @@ def fitted(model, seed: int = 0) -> FeatureDistance:
     generator = torch.Generator().manual_seed(seed)
     body = torch.randn(32, 3, FRAMES, 25, 1, generator=generator)
     hand = torch.randn(32, 3, FRAMES, 25, 2, generator=generator)
-    branches = distance_branches(model)
+    branches = distance_branches(model.branches)
     with torch.no_grad(), head_inputs(model, branches) as features:
         model.forward_once(body, hand, torch.ones(32, FRAMES))
         captured = {name: features[name] for name in branches}
@@ -99,7 +103,7 @@ def fitted(model, seed: int = 0) -> FeatureDistance:
 def test_a_model_with_a_distance_returns_one_per_window_unchanged_by_test_time_mirroring(tiny_config, mirror):
     config = tiny_config("bharnet_e", {**SMALL, "test_mirror": [1, 0, 2, 3, 4] if mirror else []})
     model = build_model(config).eval()
-    assert distance_branches(model) == ["body_expert", "hand_expert"]
+    assert distance_branches(model.branches) == ["body_expert", "hand_expert"]
     plain = model(torch.zeros(2, 3, FRAMES, 25, 1), torch.zeros(2, 3, FRAMES, 25, 2))
     assert DISTANCE not in plain
     model.feature_distance = fitted(model)
@@ -120,7 +124,7 @@ def test_the_distance_is_no_weight_of_the_model_and_the_expert_only_model_shares
     assert set(model.state_dict()) == keys  # a checkpoint saves the same tensors
     assert model.expert_only().feature_distance is model.feature_distance
     other = build_model(tiny_config("score_fusion", SMALL)).eval()
-    assert distance_branches(other) == ["body", "hand"]
+    assert distance_branches(other.branches) == ["body", "hand"]
 
 
 @pytest.mark.parametrize("expert_only", [False, True])

@@ -12,6 +12,7 @@ import pytest
 from bharnet_ros.cli import main
 from bharnet_ros.core.bag import write_video_bag
 from bharnet_ros.core.inference import OnnxClassifier
+from bharnet_ros.core.paths import DEFAULT_MODEL, share_file
 from bharnet_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from bharnet_ros.tools.teach import DEFAULT_BASE, REHEARSAL_VIEWS
 from bharnet_ros.training.dataset import SkeletonDataset
@@ -157,6 +158,13 @@ def test_record_refuses_a_labels_file_naming_one_gesture_two_ways(tmp_path, caps
             ["curve", "--base", "b.pt", "--data", "d.npz", "--new", "x", "--groups", "0"],
             "--groups must be a whole number from 1 to 1000",
         ),
+        *[
+            (
+                ["curve", "--base", "b.pt", "--data", "d.npz", "--new", "x", "--distance-threshold", bad],
+                "--distance-threshold must be 0 (not measured) or a number above 0 and below 1000",
+            )
+            for bad in ("-1", "nan", "inf", "1000")
+        ],
     ],
 )
 def test_train_and_curve_counts_are_bounded(tmp_path, capsys, extra, message):
@@ -195,13 +203,20 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     assert "features of the rehearsal" in bars
     assert "taught stop, clap (4 classes in all" in text
     assert "parity vs PyTorch" in text
+    assert "feature distance: the model outputs it, but the calibration has no distance threshold" in text
     classifier = OnnxClassifier(out, providers="cpu")
     assert classifier.labels == ["idle", "wave", "stop", "clap"]
     assert classifier.variant == "bharnet_e_expert_only"
+    assert "distance" in classifier.output_names
     assert load_checkpoint(tmp_path / "taught.pt").class_names == classifier.labels
     assert main([*args, "--no-rehearse"]) == 2  # the outputs exist: --force replaces them
     assert "already exists" in capsys.readouterr().err
     assert main([*args, "--no-rehearse", "--force", "--steps", "5"]) == 0
+    assert "no feature distance: no window of idle, wave" in capsys.readouterr().out
+    assert "distance" not in OnnxClassifier(out, providers="cpu").output_names
+    assert main([*args, "--rehearse", str(rehearsal), "--force", "--steps", "5", "--no-distance"]) == 0
+    assert "feature distance" not in capsys.readouterr().out
+    assert "distance" not in OnnxClassifier(out, providers="cpu").output_names
     tuned = [*args, "--rehearse", str(rehearsal), "--force", "--steps", "5", "--finetune-epochs", "1"]
     assert main(tuned) == 0
     text, bars = capsys.readouterr()
@@ -417,7 +432,12 @@ def test_curve_with_a_reference_writes_both_tables(teach_base, tmp_path, capsys)
     assert "--rehearsal-candidates must be a whole number from 4 to 100" in capsys.readouterr().err
     assert main([*args, "--force", "--test-mirror", "--no-progress"]) == 0
     assert capsys.readouterr().err == ""
-    assert json.loads((tmp_path / "c" / "curve.json").read_text())["plan"]["test_mirror"] is True
+    plan = json.loads((tmp_path / "c" / "curve.json").read_text())["plan"]
+    assert plan["test_mirror"] is True
+    shipped = OnnxClassifier(share_file(DEFAULT_MODEL), providers="cpu").metadata["distance_threshold"]
+    assert plan["distance_threshold"] == pytest.approx(shipped)  # the shipped model's, by default
+    assert main([*args, "--force", "--no-progress", "--distance-threshold", "0"]) == 0
+    assert "| not measured |" in capsys.readouterr().out
 
 
 def test_curve_says_which_points_of_its_grid_no_group_can_give(teach_base, tmp_path, capsys, monkeypatch):
@@ -470,7 +490,7 @@ def test_a_model_taught_from_the_shipped_one_keeps_its_calibration_unless_the_vo
 
     assert calibration().name == "bharnet_e_expert_only.onnx"  # the node's default model
     assert calibration(full=True).name == "bharnet_e.onnx"
-    assert "calibration (temperature, none threshold) from" in capsys.readouterr().out
+    assert "calibration (temperature, none and distance thresholds) from" in capsys.readouterr().out
     assert calibration(replace=True) is None
     assert calibration(base=Path("run/last.pt")) is None
     assert "no --calibration: the taught model carries no none threshold" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -29,12 +30,14 @@ from bharnet_ros.training.teach import (
     Features,
     TeachSettings,
     base_heads,
+    calibration_from,
     check_calibration,
     distillation,
     dropped,
     expert_logits,
     export_taught,
     extract_features,
+    fit_window_distance,
     least_sure,
     load_rehearsal,
     rehearsal_beside,
@@ -102,7 +105,7 @@ def test_old_classes_the_rehearsal_data_lacks_are_named(base):
 
 def test_without_rehearsal_the_old_rows_stay_exactly(base):
     result = teach(base, takes_of(["stop"]), None, FAST)
-    assert result.notes == ["no rehearsal data: the old classes' rows stay as they were"]
+    assert result.notes[0] == "no rehearsal data: the old classes' rows stay as they were"
     for branch, weight in base_heads(result.model).weight.items():
         assert torch.equal(weight[:2], base.state_dict[f"{branch}_head.fc.weight"])
 
@@ -146,11 +149,12 @@ def test_rehearsal_keeps_the_views_the_base_model_is_least_sure_of(base):
         chosen = np.intersect1d(mine, kept)
         assert len(chosen) == 2
         assert sure[chosen].max() <= np.setdiff1d(sure[mine], sure[chosen]).min()
-    rehearsed = rehearsal_features(model, base, data, classes, settings)
+    rehearsed, every = rehearsal_features(model, base, data, classes, settings)
     assert torch.equal(rehearsed.branches["body_expert"], drawn.select(kept).branches["body_expert"])
+    assert torch.equal(every.branches["body_expert"], drawn.branches["body_expert"])  # the distance's
     plain = replace(settings, rehearsal_candidates=2)  # no choice: the first two views, as drawn
     expected = window_features(model, base, data, classes, plain, 2)
-    got = rehearsal_features(model, base, data, classes, plain)
+    got, _ = rehearsal_features(model, base, data, classes, plain)
     assert torch.equal(got.branches["hand_expert"], expected.branches["hand_expert"])
 
 
@@ -293,6 +297,54 @@ def test_the_export_keeps_experts_preprocess_and_calibration_and_passes_parity(b
     assert again.metadata["none_threshold"] == 0.4
 
 
+def test_the_taught_model_carries_a_distance_fitted_on_every_class_and_exports_it(base, tmp_path):
+    takes, rehearsal = takes_of(["stop"]), takes_of(["idle", "wave"])
+    result = teach(base, takes, rehearsal, FAST)
+    distance = result.distance
+    assert result.model.feature_distance is distance
+    assert distance.branches == ("body_expert", "hand_expert")
+    assert distance.means.shape[1] == 3  # idle, wave and stop: a mean each
+    # the new gesture's windows lie nearer the taught distance's classes than the base's
+    classes = result.checkpoint.class_names
+    windows = extract_features(result.model, takes, classes, base.preprocess_config)
+    before = fit_window_distance(result.model, window_features(
+        result.model, base, rehearsal, classes, FAST, FAST.rehearsal_candidates
+    ))  # fmt: skip
+    new = [windows.branches[name] for name in distance.branches]
+    assert float(distance(new).mean()) < float(before(new).mean())
+    entry = {"temperature": 1.5, "none_threshold": 0.4, "distance_threshold": 2.0}
+    (tmp_path / "calibration.json").write_text(json.dumps({"expert_only": entry}))
+    metadata, _ = export_taught(
+        result.checkpoint, tmp_path / "m.onnx", True, tmp_path / "calibration.json", distance
+    )
+    assert metadata["bharnet.distance_threshold"] == 2.0
+    classifier = OnnxClassifier(tmp_path / "m.onnx", providers="cpu")
+    assert classifier.metadata["distance_threshold"] == 2.0
+    assert "distance" in classifier.output_names
+    # a taught model's stored calibration passes the distance threshold on to the next teaching
+    assert calibration_from(tmp_path / "m.onnx", result.model.expert_only()) == entry
+
+
+@pytest.mark.parametrize(
+    ("old", "settings", "note"),
+    [
+        (["idle"], FAST, "no feature distance: no window of wave (give their training data with --rehearse)"),
+        (None, FAST, "no feature distance: no window of idle, wave"),
+        (["idle", "wave"], replace(FAST, finetune_epochs=1), "no feature distance: the fine-tune moved"),
+        (["idle", "wave"], replace(FAST, distance=False), None),
+    ],
+)
+def test_no_distance_where_a_class_has_no_window_after_a_fine_tune_or_when_asked(base, old, settings, note):
+    result = teach(base, takes_of(["stop"]), takes_of(old) if old else None, settings)
+    assert result.distance is None
+    assert result.model.feature_distance is None
+    said = [n for n in result.notes if n.startswith("no feature distance")]
+    assert said == ([] if note is None else [said[0]])
+    if note is not None:
+        assert said[0].startswith(note)
+        assert said[0].endswith("the recognizer's distance rule is off for this model")
+
+
 def test_a_bad_calibration_is_refused_before_teaching(base, tmp_path):
     calibration = tmp_path / "calibration.json"
     calibration.write_text(json.dumps({"expert_only": {"temperature": None, "none_threshold": 0.4}}))
@@ -363,15 +415,18 @@ def test_the_curve_teaches_from_seen_people_and_evaluates_the_one_left_out(base,
     section = {"train": [], "exclude_subjects": ["bo"]}
     (tmp_path / "fold_bo" / "config.yaml").write_text(yaml.safe_dump({"data": section}))
     settings = TeachSettings(views=1, rehearsal_views=1, steps=5, batch_size=8)
-    plan = CurvePlan(["stop"], takes=[1, 2, 3], teachers=[1, 2], draws=2, settings=settings)
+    plan = CurvePlan(["stop"], [1, 2, 3], [1, 2], draws=2, settings=settings, distance_threshold=1.0)
     runs = run_curve([tmp_path / "fold_bo" / "last.pt"], data, plan)
     assert {r.evaluated for r in runs} == {"bo"}  # only the person the base never saw
     assert {r.teachers for r in runs} == {"ana", "cy", "ana+cy"}
     assert {(r.teachers, r.takes) for r in runs} >= {("ana", 1), ("ana", 2), ("ana+cy", 2)}
     assert all(r.takes <= 2 * r.teachers.count("+") + 2 for r in runs)  # 2 takes per person at most
     assert all(0.0 <= r.old_as_new <= 1.0 - r.old_taught + 1e-6 for r in runs)  # taken for new: wrong
+    shares = ("new_unfamiliar_base", "new_unfamiliar", "old_unfamiliar_base", "old_unfamiliar")
+    assert all(0.0 <= getattr(r, name) <= 1.0 for r in runs for name in shares)
     table = write_curve(tmp_path / "curve", runs, plan, {"base": "fold_bo"})
     assert table.startswith("| teachers | takes per gesture |")
+    assert "not measured" not in table
     assert {"runs.csv", "curve.json", "curve.md"} <= {p.name for p in (tmp_path / "curve").iterdir()}
 
 
@@ -520,7 +575,7 @@ def test_a_curve_with_a_fine_tune_scores_the_fine_tuned_model(base, tmp_path):
         views=1, rehearsal_views=1, steps=5, batch_size=8, finetune_epochs=1, finetune_part="tails",
         finetune_distill=1.0,
     )  # fmt: skip
-    plan = CurvePlan(["stop"], takes=[1], teachers=[1], draws=1, settings=settings)
+    plan = CurvePlan(["stop"], takes=[1], teachers=[1], draws=1, settings=settings, distance_threshold=1.0)
     heads_only = CurvePlan(
         ["stop"], takes=[1], teachers=[1], draws=1, settings=replace(settings, finetune_epochs=0)
     )
@@ -529,7 +584,11 @@ def test_a_curve_with_a_fine_tune_scores_the_fine_tuned_model(base, tmp_path):
     [plain] = run_curve([tmp_path / "fold_bo" / "last.pt"], data, heads_only)
     assert (tuned.teachers, tuned.evaluated) == ("ana", "bo")
     assert tuned.old_base == plain.old_base  # the base model is scored as it is
-    assert all(0.0 <= getattr(tuned, name) <= 1.0 for name in SCORES)
+    taught_distance = ("new_unfamiliar", "old_unfamiliar")  # none is fitted after a fine-tune
+    assert all(0.0 <= getattr(tuned, name) <= 1.0 for name in SCORES if name not in taught_distance)
+    assert all(math.isnan(getattr(tuned, name)) for name in taught_distance)
+    assert "| not measured |" in write_curve(tmp_path / "curve", [tuned], plan, {})
+    assert all(math.isnan(getattr(plain, name)) for name in SCORES if "unfamiliar" in name)  # no threshold
 
 
 def test_the_curve_scores_mirrored_features_as_the_mirroring_model_does(base):
@@ -555,7 +614,7 @@ def test_a_mirrored_curve_records_it_and_scores_in_range(base, tmp_path):
     save_checkpoint(base, tmp_path / "fold_bo" / "last.pt")
     (tmp_path / "fold_bo" / "config.yaml").write_text(yaml.safe_dump({"data": {"exclude_subjects": ["bo"]}}))
     settings = TeachSettings(views=1, rehearsal_views=1, steps=5, batch_size=8)
-    plan = CurvePlan(["stop"], takes=[1], teachers=[1], draws=1, settings=settings, test_mirror=True)
+    plan = CurvePlan(["stop"], [1], [1], draws=1, settings=settings, test_mirror=True, distance_threshold=1.0)
     [run] = run_curve([tmp_path / "fold_bo" / "last.pt"], people[0].merge(people[1]), plan)
     assert all(0.0 <= getattr(run, name) <= 1.0 for name in SCORES)
     write_curve(tmp_path / "curve", [run], plan, {"base": "fold_bo"})
