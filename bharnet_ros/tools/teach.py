@@ -719,8 +719,13 @@ def _carried_distance_threshold(model: Path) -> float:
 
     if not model.is_file():
         return 0.0
-    props = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
-    return float(json.loads(props.get("bharnet.distance_threshold", "0")))
+    try:
+        props = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
+        return float(json.loads(props.get("bharnet.distance_threshold", "0")))
+    except Exception as err:  # onnx raises its own decode errors; the value may be no number
+        raise UsageError(
+            f"cannot read the distance threshold of {model} ({str(err)[:120]}); give --distance-threshold"
+        ) from None
 
 
 def _print_skipped(points: list[tuple[int, int]]) -> None:

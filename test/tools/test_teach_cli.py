@@ -505,3 +505,18 @@ def test_train_refuses_the_same_takes_file_given_twice(base_checkpoint, tmp_path
     err = capsys.readouterr().err
     assert "given more than once; give each takes file once" in err
     assert not out.exists()
+
+
+def test_curve_names_a_shipped_model_whose_distance_threshold_cannot_be_read(tmp_path, monkeypatch):
+    from bharnet_ros.tools import UsageError
+    from bharnet_ros.tools import teach as teach_tool
+
+    bad = tmp_path / "m.onnx"
+    monkeypatch.setattr(teach_tool, "_shipped", lambda relative: bad)
+    assert teach_tool._curve_distance_threshold(None) == 0.0  # no shipped model: not measured
+    bad.write_bytes(b"\xff\xff\xff\xff")
+    with pytest.raises(
+        UsageError, match=r"cannot read the distance threshold of .*; give --distance-threshold"
+    ):
+        teach_tool._curve_distance_threshold(None)
+    assert teach_tool._curve_distance_threshold(1.5) == 1.5  # a given one is not read from the model
