@@ -32,7 +32,8 @@ mirroring base does (``model/mirror.py``); the fit itself is unchanged.
 
 With a ``distance_threshold``, each fit also fits the taught model's **feature distance** as
 ``bharnet teach train`` does (``training.teach.taught_distance``) and measures which share of the
-unseen people's windows it calls unfamiliar (above the threshold), new gestures and old; and, for
+unseen people's windows it calls unfamiliar (above the threshold), new gestures and old, and the
+new gestures' top-1 with the node's rule (a window called unfamiliar says none); and, for
 comparison, the distance of the base model before teaching, fitted on the same rehearsal windows
 (the old classes only). Not measured (nan) where teaching fits none: after a fine-tune, or where a
 class has no windows.
@@ -124,6 +125,7 @@ class CurveRun:
     new_unfamiliar: float = math.nan
     old_unfamiliar_base: float = math.nan
     old_unfamiliar: float = math.nan
+    new_top1_distance: float = math.nan  # new gestures right and not called unfamiliar (the node's view)
 
 
 SCORES = (
@@ -138,6 +140,7 @@ SCORES = (
     "new_unfamiliar",
     "old_unfamiliar_base",
     "old_unfamiliar",
+    "new_top1_distance",
 )
 
 
@@ -435,6 +438,7 @@ def runs_for_group(
             for features in (new_eval, old_eval)
             for distance in (before, after)
         )
+        scores.append(right_and_familiar(taught, heads, tuned_new, after, plan.distance_threshold))
         who = sorted(set(cached.new_subjects[np.isin(cached.new_subjects, evaluated)].tolist()))
         runs.append(CurveRun(base_name, "+".join(group), takes, draw, "+".join(who), *scores))
     return runs
@@ -468,6 +472,19 @@ def unfamiliar(distance: FeatureDistance | None, features: Features, threshold: 
     with torch.no_grad():
         values = distance([features.branches[name] for name in distance.branches])
     return float((values > threshold).float().mean())
+
+
+def right_and_familiar(
+    model: BHaRNetModel, heads: Heads, features: Features, distance: FeatureDistance | None, threshold: float
+) -> float:
+    """Top-1 (expert-only) with the distance rule: a window farther than ``threshold`` says none,
+    so it counts as wrong (nan without a distance)."""
+    if distance is None or not len(features):
+        return math.nan
+    right = predictions(model, heads, features) == features.labels
+    with torch.no_grad():
+        near = distance([features.branches[name] for name in distance.branches]) <= threshold
+    return float((right & near).float().mean())
 
 
 def share_labelled_new(model: BHaRNetModel, heads: Heads, old: Features, new_rows: list[int]) -> float:
@@ -637,10 +654,13 @@ def markdown_table(rows: Sequence[dict[str, float | int]]) -> str:
 def unfamiliar_cell(row: dict[str, float | int]) -> str:
     """The shares the feature distance calls unfamiliar, before → after teaching ("not measured")."""
     keys = ("new_unfamiliar_base", "new_unfamiliar", "old_unfamiliar_base", "old_unfamiliar")
-    if any(math.isnan(row[key]) for key in keys):
+    if any(math.isnan(row[key]) for key in (*keys, "new_top1_distance")):
         return "not measured"
     new_before, new_after, old_before, old_after = (100 * row[key] for key in keys)
-    return f"{new_before:.1f} → {new_after:.1f} %, {old_before:.1f} → {old_after:.1f} %"
+    return (
+        f"{new_before:.1f} → {new_after:.1f} %, {old_before:.1f} → {old_after:.1f} %; "
+        f"new top-1 with the rule {100 * row['new_top1_distance']:.1f} %"
+    )
 
 
 def write_curve(

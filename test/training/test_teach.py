@@ -424,6 +424,8 @@ def test_the_curve_teaches_from_seen_people_and_evaluates_the_one_left_out(base,
     assert all(0.0 <= r.old_as_new <= 1.0 - r.old_taught + 1e-6 for r in runs)  # taken for new: wrong
     shares = ("new_unfamiliar_base", "new_unfamiliar", "old_unfamiliar_base", "old_unfamiliar")
     assert all(0.0 <= getattr(r, name) <= 1.0 for r in runs for name in shares)
+    # with the distance rule a window is right only if it is also near: never more than without it
+    assert all(r.new_top1 - r.new_unfamiliar - 1e-6 <= r.new_top1_distance <= r.new_top1 for r in runs)
     table = write_curve(tmp_path / "curve", runs, plan, {"base": "fold_bo"})
     assert table.startswith("| teachers | takes per gesture |")
     assert "not measured" not in table
@@ -584,7 +586,7 @@ def test_a_curve_with_a_fine_tune_scores_the_fine_tuned_model(base, tmp_path):
     [plain] = run_curve([tmp_path / "fold_bo" / "last.pt"], data, heads_only)
     assert (tuned.teachers, tuned.evaluated) == ("ana", "bo")
     assert tuned.old_base == plain.old_base  # the base model is scored as it is
-    taught_distance = ("new_unfamiliar", "old_unfamiliar")  # none is fitted after a fine-tune
+    taught_distance = ("new_unfamiliar", "old_unfamiliar", "new_top1_distance")  # none after a fine-tune
     assert all(0.0 <= getattr(tuned, name) <= 1.0 for name in SCORES if name not in taught_distance)
     assert all(math.isnan(getattr(tuned, name)) for name in taught_distance)
     assert "| not measured |" in write_curve(tmp_path / "curve", [tuned], plan, {})
