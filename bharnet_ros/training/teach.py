@@ -443,33 +443,28 @@ def teach(
     old_rows = old_class_rows(base.class_names, classes)
     kept = rehearsal_samples(rehearsal, [classes[i] for i in old_rows], settings)
     check_something_to_teach(base, takes, classes, kept is not None)
-    bars = ("features of the takes", "features of the rehearsal") if show_progress else (None, None)
-    parts = [window_features(model, base, takes, classes, settings, settings.views, bars[0])]
-    windows = list(parts)  # every window, for the distance
-    notes = refinement_notes([c for c in takes.class_names if c in base.class_names], kept is not None)
-    if kept is not None:
-        rehearsed, drawn = rehearsal_features(model, base, kept, classes, settings, bars[1])
-        parts.append(rehearsed)
-        windows.append(drawn)
-        notes.append(f"rehearsed {len(kept)} samples of {len(set(kept.labels.tolist()))} old classes")
-        notes.extend(unrehearsed_note([classes[i] for i in old_rows], kept))
-    frozen = len(parts) == 1 and bool(old_rows)
+    train, windows, notes = teaching_windows(model, base, takes, kept, classes, settings, show_progress)
+    frozen = kept is None and bool(old_rows)
     if frozen:
         notes.append("no rehearsal data: the old classes' rows stay as they were")
-    train = Features.concat(parts)
     cached = time.monotonic()
     start = initial_heads(base_heads(model), base.class_names, classes, train)
     heads = fit_heads(model, start, old_rows, train, settings, frozen_old=frozen)
     checkpoint = taught_checkpoint(base, classes, heads, hand_intensive_of(base, takes, classes))
-    seconds = {"features": cached - started, "fit": time.monotonic() - cached}
-    distance, note = taught_distance(model, Features.concat(windows), classes, settings, frozen)
+    fitted = time.monotonic()
+    seconds = {"features": cached - started, "fit": fitted - cached}
+    distance, note = taught_distance(model, windows, classes, settings, frozen)
     notes.extend(note)
+    if distance is not None:
+        seconds["distance"] = time.monotonic() - fitted
     if settings.finetune_epochs > 0 and frozen:
         notes.append("no fine-tune without rehearsal data: it would forget the old classes")
     elif settings.finetune_epochs > 0:
-        data = teaching_set(takes, kept, classes)
-        checkpoint = finetune(checkpoint, data, settings, old_rows, show_progress)
-        seconds["finetune"] = time.monotonic() - cached - seconds["fit"]
+        tuning = time.monotonic()
+        checkpoint = finetune(
+            checkpoint, teaching_set(takes, kept, classes), settings, old_rows, show_progress
+        )
+        seconds["finetune"] = time.monotonic() - tuning
         notes.append(finetune_note(settings))
     taught = prepare_model(checkpoint)
     taught.feature_distance = distance
@@ -477,6 +472,30 @@ def teach(
         checkpoint, taught, [c for c in classes if c not in base.class_names], notes, seconds,
         accuracy(model, heads, train), distance,
     )  # fmt: skip
+
+
+def teaching_windows(
+    model: BHaRNetModel,
+    base: Checkpoint,
+    takes: SkeletonDataset,
+    kept: SkeletonDataset | None,
+    classes: Sequence[str],
+    settings: TeachSettings,
+    show_progress: bool = False,
+) -> tuple[Features, Features, list[str]]:
+    """The windows the heads are fitted on (the takes' views and the rehearsed ones), every window
+    computed (for the distance), and notes on what was rehearsed."""
+    bars = ("features of the takes", "features of the rehearsal") if show_progress else (None, None)
+    parts = [window_features(model, base, takes, classes, settings, settings.views, bars[0])]
+    windows = list(parts)
+    notes = refinement_notes([c for c in takes.class_names if c in base.class_names], kept is not None)
+    if kept is not None:
+        rehearsed, drawn = rehearsal_features(model, base, kept, classes, settings, bars[1])
+        parts.append(rehearsed)
+        windows.append(drawn)
+        notes.append(f"rehearsed {len(kept)} samples of {len(set(kept.labels.tolist()))} old classes")
+        notes.extend(unrehearsed_note([c for c in classes if c in base.class_names], kept))
+    return Features.concat(parts), Features.concat(windows), notes
 
 
 def taught_distance(

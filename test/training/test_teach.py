@@ -304,6 +304,7 @@ def test_the_taught_model_carries_a_distance_fitted_on_every_class_and_exports_i
     assert result.model.feature_distance is distance
     assert distance.branches == ("body_expert", "hand_expert")
     assert distance.means.shape[1] == 3  # idle, wave and stop: a mean each
+    assert list(result.seconds) == ["features", "fit", "distance"]  # its time, for the output
     # the new gesture's windows lie nearer the taught distance's classes than the base's
     classes = result.checkpoint.class_names
     windows = extract_features(result.model, takes, classes, base.preprocess_config)
