@@ -469,9 +469,7 @@ def unfamiliar(distance: FeatureDistance | None, features: Features, threshold: 
     """The share of ``features``' windows farther than ``threshold`` (nan without a distance)."""
     if distance is None or not len(features):
         return math.nan
-    with torch.no_grad():
-        values = distance([features.branches[name] for name in distance.branches])
-    return float((values > threshold).float().mean())
+    return float((window_distances(distance, features) > threshold).float().mean())
 
 
 def right_and_familiar(
@@ -482,9 +480,14 @@ def right_and_familiar(
     if distance is None or not len(features):
         return math.nan
     right = predictions(model, heads, features) == features.labels
-    with torch.no_grad():
-        near = distance([features.branches[name] for name in distance.branches]) <= threshold
+    near = window_distances(distance, features) <= threshold
     return float((right & near).float().mean())
+
+
+def window_distances(distance: FeatureDistance, features: Features) -> torch.Tensor:
+    """Each window's feature distance ``(N,)``."""
+    with torch.no_grad():
+        return distance([features.branches[name] for name in distance.branches])
 
 
 def share_labelled_new(model: BHaRNetModel, heads: Heads, old: Features, new_rows: list[int]) -> float:
