@@ -18,7 +18,6 @@ The recording and training code is in ``training/teach_record.py``, ``teach_take
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -714,14 +713,21 @@ def _curve_distance_threshold(given: float | None) -> float:
 
 
 def _carried_distance_threshold(model: Path) -> float:
-    """The distance threshold an exported model carries; 0 without one (or without the file)."""
+    """The distance threshold an exported model carries, checked as an export checks it; 0 without
+    one (or without the file)."""
     import onnx
+
+    from bharnet_ros.model.export import calibration_value
+    from bharnet_ros.training.teach import stored_value
 
     if not model.is_file():
         return 0.0
     try:
         props = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
-        return float(json.loads(props.get("bharnet.distance_threshold", "0")))
+        if "bharnet.distance_threshold" not in props:
+            return 0.0
+        value = stored_value(props["bharnet.distance_threshold"])
+        return calibration_value(value, "distance_threshold", f"{model}: its")
     except Exception as err:  # onnx raises its own decode errors; the value may be no number
         raise UsageError(
             f"cannot read the distance threshold of {model} ({str(err)[:120]}); give --distance-threshold"

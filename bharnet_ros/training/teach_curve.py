@@ -157,6 +157,7 @@ class CurveData:
     old_subjects: np.ndarray
     unseen: list[str]  # the people the base model never saw
     samples: dict[str, SkeletonDataset]  # "new", "old" and "rehearsal": the samples behind them
+    base_distance: FeatureDistance | None = None  # the base's, on the rehearsal windows (if measured)
 
 
 def run_curve(
@@ -382,6 +383,7 @@ def cache_features(
         old_subjects=old_set.subject_names(),
         unseen=unseen,
         samples={"new": new_set, "old": old_set, "rehearsal": rehearse},
+        base_distance=base_distance(model, drawn, plan),
     )
 
 
@@ -406,7 +408,7 @@ def runs_for_group(
     if plan.test_mirror:
         base_rows = base_rows.mirrored_for(base.class_names)
     new_rows = [classes.index(c) for c in plan.new]
-    before = base_distance(model, cached, plan)
+    before = cached.base_distance
     runs, drawn = [], set()
     for draw in range(plan.draws):
         rng = np.random.default_rng([plan.settings.seed, takes, draw, *map(ord, "".join(group))])
@@ -444,11 +446,11 @@ def runs_for_group(
     return runs
 
 
-def base_distance(model: BHaRNetModel, cached: CurveData, plan: CurvePlan) -> FeatureDistance | None:
+def base_distance(model: BHaRNetModel, windows: Features | None, plan: CurvePlan) -> FeatureDistance | None:
     """The base model's feature distance, fitted on the rehearsal windows (None: not measured)."""
-    if not plan.distance_threshold or cached.rehearsal_windows is None:
+    if not plan.distance_threshold or windows is None:
         return None
-    return fit_window_distance(model, cached.rehearsal_windows)
+    return fit_window_distance(model, windows)
 
 
 def distance_for(
