@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # torch-free at import time: only the chosen action loads tra
     from bharnet_ros.core.annotations import Annotations
     from bharnet_ros.training.data import TrainingData
     from bharnet_ros.training.dataset import SkeletonDataset
+    from bharnet_ros.training.teach import TeachResult
     from bharnet_ros.training.teach_record import Recording
     from bharnet_ros.training.teach_takes import Take, TrimSettings
 
@@ -332,8 +333,8 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-distance", action="store_true",
-        help="fit no feature distance (default: fitted without a fine-tune, so the node can say none "
-        "for unfamiliar motion)",
+        help="fit no feature distance (default: fitted, so the node can say none for unfamiliar "
+        "motion; after a fine-tune it costs a second feature pass)",
     )  # fmt: skip
     _add_fit_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
@@ -392,7 +393,8 @@ def run_train(args: argparse.Namespace) -> int:
     classes = metadata["bharnet.labels"]
     print(
         f"taught {', '.join(result.new_classes) or 'no new class'} ({len(classes)} classes in all; "
-        f"training windows top-1 {100 * result.train_top1:.0f} %) in {time.monotonic() - started:.0f} s "
+        f"training windows top-1 {100 * result.train_top1:.0f} %{_before_finetune(result)}) in "
+        f"{time.monotonic() - started:.0f} s "
         f"({', '.join(f'{step} {seconds:.0f} s' for step, seconds in result.seconds.items())})"
     )
     print(f"wrote {onnx_path} ({metadata['bharnet.variant']}) and {checkpoint_path}")
@@ -401,6 +403,11 @@ def run_train(args: argparse.Namespace) -> int:
     print("parity vs PyTorch: " + ", ".join(f"{case} max abs diff {d:.2e}" for case, d in diffs.items()))
     print(f"load it into the running recognizer: ros2 param set /recognizer model {onnx_path.resolve()}")
     return 0
+
+
+def _before_finetune(result: TeachResult) -> str:
+    """Which model the training windows' top-1 is of: the fitted heads, before any fine-tune."""
+    return " before the fine-tune" if "finetune" in result.seconds else ""
 
 
 def _distance_note(metadata: dict[str, Any]) -> str:

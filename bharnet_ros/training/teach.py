@@ -39,8 +39,11 @@ per branch: for BHaRNet-E the body and hand expertized and interactive branches)
    motion unlike anything the model knows: without a fine-tune the backbone is the base's, so the
    windows already cached (every take's views and every rehearsal candidate, not only the least
    sure ones, which would widen the old classes) give each class its mean and the shared
-   covariance. It is fitted only where every class of the taught vocabulary has windows: a class
-   without any would lie far from every mean, and its gestures would all be called unfamiliar.
+   covariance. A fine-tune moves the features, so its model computes its own windows once more:
+   every take's views and ``rehearsal_views`` per rehearsal sample (a second pass costs time, and
+   the candidates' surplus only sharpens the estimates). It is fitted only where every class of
+   the taught vocabulary has windows: a class without any would lie far from every mean, and its
+   gestures would all be called unfamiliar.
 
 ``add`` puts the new gestures after the base vocabulary; ``replace`` keeps only the new gestures
 (and the base classes named in ``keep``, e.g. ``none``).
@@ -122,7 +125,7 @@ class TeachSettings:
     finetune_part: str = "all"  # "tails": BHaRNet-E's trunks stay, its tails, exchanges and heads train
     finetune_distill: float = 0.0  # weight of keeping the old classes' logits of the model before it
     finetune_balance: float = 1.0  # fine-tune sampling: 1 every class equally often, 0 each sample
-    distance: bool = True  # fit the taught model's feature distance (without a fine-tune)
+    distance: bool = True  # fit the taught model's feature distance
     seed: int = 0
     augment: AugmentConfig = TEACH_AUGMENT
 
@@ -422,7 +425,7 @@ class TeachResult:
     new_classes: list[str]
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-    train_top1: float = float("nan")
+    train_top1: float = float("nan")  # of the fitted heads on the training windows, before any fine-tune
     distance: FeatureDistance | None = None  # the taught model's feature distance (also on ``model``)
 
 
@@ -453,10 +456,8 @@ def teach(
     checkpoint = taught_checkpoint(base, classes, heads, hand_intensive_of(base, takes, classes))
     fitted = time.monotonic()
     seconds = {"features": cached - started, "fit": fitted - cached}
-    distance, note = taught_distance(model, windows, classes, settings, frozen)
+    fits_distance, note = distance_plan(windows, classes, settings)
     notes.extend(note)
-    if distance is not None:
-        seconds["distance"] = time.monotonic() - fitted
     if settings.finetune_epochs > 0 and frozen:
         notes.append("no fine-tune without rehearsal data: it would forget the old classes")
     elif settings.finetune_epochs > 0:
@@ -467,10 +468,15 @@ def teach(
         seconds["finetune"] = time.monotonic() - tuning
         notes.append(finetune_note(settings))
     taught = prepare_model(checkpoint)
-    taught.feature_distance = distance
+    if fits_distance:
+        measuring = time.monotonic()
+        if "finetune" in seconds:  # the fine-tune moved the features: the tuned model's own windows
+            windows = distance_windows(taught, checkpoint, takes, kept, classes, settings, show_progress)
+        taught.feature_distance = fit_window_distance(taught, windows)
+        seconds["distance"] = time.monotonic() - measuring
     return TeachResult(
         checkpoint, taught, [c for c in classes if c not in base.class_names], notes, seconds,
-        accuracy(model, heads, train), distance,
+        accuracy(model, heads, train), taught.feature_distance,
     )  # fmt: skip
 
 
@@ -498,21 +504,41 @@ def teaching_windows(
     return Features.concat(parts), Features.concat(windows), notes
 
 
-def taught_distance(
-    model: BHaRNetModel, windows: Features, classes: Sequence[str], settings: TeachSettings, frozen: bool
-) -> tuple[FeatureDistance | None, list[str]]:
-    """The taught model's feature distance fitted on ``windows`` (of the frozen backbone
-    ``model``), or None and a note saying why there is none (see the module docstring)."""
+def distance_plan(
+    windows: Features, classes: Sequence[str], settings: TeachSettings
+) -> tuple[bool, list[str]]:
+    """Whether teaching fits a feature distance on windows of these samples, and else a note why
+    not: a class of the taught vocabulary without a window (see the module docstring). No note
+    where ``settings.distance`` is off: that was asked for."""
     if not settings.distance:
-        return None, []
+        return False, []
     missing = sorted(set(classes) - {classes[k] for k in windows.labels.unique().tolist()})
-    if settings.finetune_epochs > 0 and not frozen:
-        why = "the fine-tune moved the features it would be measured on"
-    elif missing:
-        why = f"no window of {', '.join(missing)} (give their training data with --rehearse)"
-    else:
-        return fit_window_distance(model, windows), []
-    return None, [f"no feature distance: {why}; the recognizer's distance rule is off for this model"]
+    if not missing:
+        return True, []
+    return False, [
+        f"no feature distance: no window of {', '.join(missing)} (give their training data with "
+        "--rehearse); the recognizer's distance rule is off for this model"
+    ]
+
+
+def distance_windows(
+    model: BHaRNetModel,
+    checkpoint: Checkpoint,
+    takes: SkeletonDataset,
+    kept: SkeletonDataset | None,
+    classes: Sequence[str],
+    settings: TeachSettings,
+    show_progress: bool = False,
+) -> Features:
+    """The windows a fine-tuned ``model``'s distance is fitted on: every take's views and
+    ``rehearsal_views`` per rehearsal sample."""
+    bars = ("takes, fine-tuned", "rehearsal, fine-tuned") if show_progress else (None, None)
+    parts = [window_features(model, checkpoint, takes, classes, settings, settings.views, bars[0])]
+    if kept is not None:
+        parts.append(
+            window_features(model, checkpoint, kept, classes, settings, settings.rehearsal_views, bars[1])
+        )
+    return Features.concat(parts)
 
 
 def fit_window_distance(model: BHaRNetModel, windows: Features) -> FeatureDistance:

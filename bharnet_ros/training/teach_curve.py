@@ -26,16 +26,18 @@ prediction (the node's default export) and the fused one, and the share of the o
 that the new rows took (old samples labelled as a new gesture). The backbone is the base model's, so
 these are the exported model's scores on the same centred windows. With a fine-tune
 (``finetune_epochs`` > 0) each fit also trains the whole network on its takes and the rehearsal
-samples, as ``bharnet teach train --finetune-epochs`` does, and the fine-tuned model is scored.
+samples, as ``bharnet teach train --finetune-epochs`` does, and the fine-tuned model is scored
+(as there, not without rehearsal data, where every person the base saw is left out).
 With ``test_mirror`` every score averages each window with its mirror image, as the export of a
 mirroring base does (``model/mirror.py``); the fit itself is unchanged.
 
 With a ``distance_threshold``, each fit also fits the taught model's **feature distance** as
-``bharnet teach train`` does (``training.teach.taught_distance``) and measures which share of the
+``bharnet teach train`` does (``training.teach.teach``) and measures which share of the
 unseen people's windows it calls unfamiliar (above the threshold), new gestures and old, and the
 new gestures' top-1 with the node's rule (a window called unfamiliar says none); and, for
 comparison, the distance of the base model before teaching, fitted on the same rehearsal windows
-(the old classes only). Not measured (nan) where teaching fits none: after a fine-tune, or where a
+(the old classes only). After a fine-tune the taught distance is fitted, and the shares measured,
+on the fine-tuned model's own features. Not measured (nan) where teaching fits none: where a
 class has no windows.
 
 **References** put the curve in proportion: models trained with every gesture, old and new, from
@@ -69,6 +71,8 @@ from bharnet_ros.training.teach import (
     accuracy,
     base_heads,
     check_finetune,
+    distance_plan,
+    distance_windows,
     extract_features,
     finetune,
     fit_heads,
@@ -80,7 +84,6 @@ from bharnet_ros.training.teach import (
     rehearsal_beside,
     rehearsal_features,
     taught_checkpoint,
-    taught_distance,
     teaching_set,
     vocabulary_for,
 )
@@ -417,11 +420,9 @@ def runs_for_group(
             continue
         drawn.add(chosen)
         heads = fit_for(model, base, classes, cached, np.array(sorted(chosen)), plan.settings)
-        taught, tuned_new, tuned_old = model, new_eval, old_eval
-        if plan.settings.finetune_epochs > 0:
-            taught, heads, tuned_new, tuned_old = finetuned_for(
-                base, classes, cached, chosen, heads, evaluated, plan
-            )
+        taught, heads, tuned_new, tuned_old, after = taught_for(
+            model, base, classes, cached, chosen, heads, evaluated, plan, (new_eval, old_eval)
+        )
         if plan.test_mirror:
             heads = heads.mirrored_for(classes)
         scores = [
@@ -434,11 +435,14 @@ def runs_for_group(
             )
         ]
         scores.append(share_labelled_new(taught, heads, tuned_old, new_rows))
-        after = distance_for(model, base, classes, cached, chosen, plan)
         scores.extend(
             unfamiliar(distance, features, plan.distance_threshold)
-            for features in (new_eval, old_eval)
-            for distance in (before, after)
+            for distance, features in (
+                (before, new_eval),
+                (after, tuned_new),
+                (before, old_eval),
+                (after, tuned_old),
+            )
         )
         scores.append(right_and_familiar(taught, heads, tuned_new, after, plan.distance_threshold))
         who = sorted(set(cached.new_subjects[np.isin(cached.new_subjects, evaluated)].tolist()))
@@ -453,18 +457,24 @@ def base_distance(model: BHaRNetModel, windows: Features | None, plan: CurvePlan
     return fit_window_distance(model, windows)
 
 
-def distance_for(
+def taught_for(
     model: BHaRNetModel, base: Checkpoint, classes: list[str], cached: CurveData, chosen: frozenset[int],
-    plan: CurvePlan,
-) -> FeatureDistance | None:  # fmt: skip
-    """The feature distance ``bharnet teach train`` would fit on these takes (None: it fits none)."""
-    if not plan.distance_threshold:
-        return None
-    parts = [cached.teach.select(np.isin(cached.teach.samples, sorted(chosen)))]
-    if cached.rehearsal_windows is not None:
-        parts.append(cached.rehearsal_windows)
-    frozen = cached.rehearsal is None and bool(old_class_rows(base.class_names, classes))
-    return taught_distance(model, Features.concat(parts), classes, plan.settings, frozen)[0]
+    heads: Heads, evaluated: list[str], plan: CurvePlan, scored: tuple[Features, Features],
+) -> tuple[BHaRNetModel, Heads, Features, Features, FeatureDistance | None]:  # fmt: skip
+    """What ``bharnet teach train`` makes of these takes and fitted heads: the model, its rows, its
+    features of the evaluated people's new and old samples (``scored``, the base's, where the
+    backbone stays) and its feature distance (None where it fits none, or none is measured).
+    As there, no fine-tune without rehearsal data."""
+    windows = None
+    if plan.distance_threshold:
+        parts = [cached.teach.select(np.isin(cached.teach.samples, sorted(chosen)))]
+        if cached.rehearsal_windows is not None:
+            parts.append(cached.rehearsal_windows)
+        windows = Features.concat(parts)
+    measured = windows is not None and distance_plan(windows, classes, plan.settings)[0]
+    if plan.settings.finetune_epochs > 0 and cached.rehearsal is not None:
+        return finetuned_for(base, classes, cached, chosen, heads, evaluated, plan, measured)
+    return model, heads, *scored, fit_window_distance(model, windows) if measured else None
 
 
 def unfamiliar(distance: FeatureDistance | None, features: Features, threshold: float) -> float:
@@ -535,14 +545,20 @@ def fit_for(
 
 def finetuned_for(
     base: Checkpoint, classes: list[str], cached: CurveData, chosen: frozenset[int], heads: Heads,
-    evaluated: list[str], plan: CurvePlan,
-) -> tuple[BHaRNetModel, Heads, Features, Features]:  # fmt: skip
+    evaluated: list[str], plan: CurvePlan, measured: bool,
+) -> tuple[BHaRNetModel, Heads, Features, Features, FeatureDistance | None]:  # fmt: skip
     """The fit's heads and the whole network fine-tuned on its takes and the rehearsal; the model,
-    its rows and its features of the evaluated people's new and old samples."""
+    its rows, its features of the evaluated people's new and old samples, and (if ``measured``)
+    its own feature distance."""
     settings, samples = plan.settings, cached.samples
-    data = teaching_set(samples["new"].subset(sorted(chosen)), samples["rehearsal"], classes)
+    takes = samples["new"].subset(sorted(chosen))
+    data = teaching_set(takes, samples["rehearsal"], classes)
     old_rows = old_class_rows(base.class_names, classes)
     model = prepare_model(finetune(taught_checkpoint(base, classes, heads, None), data, settings, old_rows))
+    distance = None
+    if measured:
+        windows = distance_windows(model, base, takes, samples["rehearsal"], classes, settings)
+        distance = fit_window_distance(model, windows)
     scored = [
         extract_features(
             model,
@@ -554,7 +570,7 @@ def finetuned_for(
         )  # fmt: skip
         for part, subjects in (("new", cached.new_subjects), ("old", cached.old_subjects))
     ]
-    return model, base_heads(model), scored[0], scored[1]
+    return model, base_heads(model), scored[0], scored[1], distance
 
 
 @dataclass

@@ -221,9 +221,14 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     assert main(tuned) == 0
     text, bars = capsys.readouterr()
     assert "fine-tune epoch 1/1" in bars
+    assert "rehearsal, fine-tuned" in bars  # the distance's second feature pass
     assert "fine-tuned the whole network for 1 epoch(s)" in text
     assert "finetune" in text  # its time, beside the features' and the fit's
-    assert OnnxClassifier(out, providers="cpu").labels == ["idle", "wave", "stop", "clap"]
+    assert "% before the fine-tune)" in text  # the top-1 of the heads' windows, not of the export
+    assert "feature distance: " in text
+    tuned_model = OnnxClassifier(out, providers="cpu")
+    assert tuned_model.labels == ["idle", "wave", "stop", "clap"]
+    assert "distance" in tuned_model.output_names
     assert main([*args, "--force", "--finetune-epochs", "-1"]) == 2
     assert "--finetune-epochs must be a whole number from 0 to 1000" in capsys.readouterr().err
     for bad in ("nan", "1", "-0.1"):

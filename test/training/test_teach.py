@@ -32,6 +32,7 @@ from bharnet_ros.training.teach import (
     base_heads,
     calibration_from,
     check_calibration,
+    distance_windows,
     distillation,
     dropped,
     expert_logits,
@@ -40,6 +41,7 @@ from bharnet_ros.training.teach import (
     fit_window_distance,
     least_sure,
     load_rehearsal,
+    per_class_cap,
     rehearsal_beside,
     rehearsal_features,
     teach,
@@ -331,11 +333,10 @@ def test_the_taught_model_carries_a_distance_fitted_on_every_class_and_exports_i
     [
         (["idle"], FAST, "no feature distance: no window of wave (give their training data with --rehearse)"),
         (None, FAST, "no feature distance: no window of idle, wave"),
-        (["idle", "wave"], replace(FAST, finetune_epochs=1), "no feature distance: the fine-tune moved"),
         (["idle", "wave"], replace(FAST, distance=False), None),
     ],
 )
-def test_no_distance_where_a_class_has_no_window_after_a_fine_tune_or_when_asked(base, old, settings, note):
+def test_no_distance_where_a_class_has_no_window_or_when_asked(base, old, settings, note):
     result = teach(base, takes_of(["stop"]), takes_of(old) if old else None, settings)
     assert result.distance is None
     assert result.model.feature_distance is None
@@ -344,6 +345,27 @@ def test_no_distance_where_a_class_has_no_window_after_a_fine_tune_or_when_asked
     if note is not None:
         assert said[0].startswith(note)
         assert said[0].endswith("the recognizer's distance rule is off for this model")
+
+
+def test_a_fine_tuned_model_fits_its_distance_on_its_own_features(base):
+    takes, rehearsal = takes_of(["stop"]), takes_of(["idle", "wave"])
+    tuned = teach(base, takes, rehearsal, replace(FAST, finetune_epochs=1))
+    assert not [n for n in tuned.notes if n.startswith("no feature distance")]
+    assert list(tuned.seconds) == ["features", "fit", "finetune", "distance"]  # fitted once, after it
+    assert tuned.model.feature_distance is tuned.distance
+    kept = per_class_cap(rehearsal, FAST.rehearsal_per_class, FAST.seed)
+    classes = tuned.checkpoint.class_names
+    windows = distance_windows(tuned.model, tuned.checkpoint, takes, kept, classes, FAST)
+    assert len(windows) == FAST.views * len(takes) + FAST.rehearsal_views * len(kept)
+    expected = fit_window_distance(tuned.model, windows)
+    assert torch.allclose(tuned.distance.means, expected.means)  # the fine-tuned model's windows
+    assert tuned.distance.scale == pytest.approx(expected.scale)
+    plain = teach(base, takes, rehearsal, FAST).distance  # the same takes without a fine-tune
+    assert not torch.allclose(tuned.distance.means, plain.means)
+    # a replaced vocabulary of new gestures only is fine-tuned on its takes alone, and measured on them
+    only_new = teach(base, takes_of(["stop", "clap"]), None, replace(FAST, replace=True, finetune_epochs=1))
+    assert "finetune" in only_new.seconds
+    assert only_new.distance.means.shape[1] == 2
 
 
 def test_a_bad_calibration_is_refused_before_teaching(base, tmp_path):
@@ -587,11 +609,26 @@ def test_a_curve_with_a_fine_tune_scores_the_fine_tuned_model(base, tmp_path):
     [plain] = run_curve([tmp_path / "fold_bo" / "last.pt"], data, heads_only)
     assert (tuned.teachers, tuned.evaluated) == ("ana", "bo")
     assert tuned.old_base == plain.old_base  # the base model is scored as it is
-    taught_distance = ("new_unfamiliar", "old_unfamiliar", "new_top1_distance")  # none after a fine-tune
-    assert all(0.0 <= getattr(tuned, name) <= 1.0 for name in SCORES if name not in taught_distance)
-    assert all(math.isnan(getattr(tuned, name)) for name in taught_distance)
-    assert "| not measured |" in write_curve(tmp_path / "curve", [tuned], plan, {})
+    assert all(0.0 <= getattr(tuned, name) <= 1.0 for name in SCORES)  # the distance's shares too
+    assert "| not measured |" not in write_curve(tmp_path / "curve", [tuned], plan, {})
     assert all(math.isnan(getattr(plain, name)) for name in SCORES if "unfamiliar" in name)  # no threshold
+
+
+def test_a_curve_without_rehearsal_data_does_not_fine_tune_as_teach_train_does_not(
+    base, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("bharnet_ros.training.teach_curve.finetune", pytest.fail)
+    data = takes_of(["stop"], subject="ana").merge(takes_of(["idle", "wave", "stop"], subject="bo"))
+    save_checkpoint(base, tmp_path / "fold_bo" / "last.pt")  # ana shows no old class: nothing to rehearse
+    section = {"train": [], "exclude_subjects": ["bo"]}
+    (tmp_path / "fold_bo" / "config.yaml").write_text(yaml.safe_dump({"data": section}))
+    settings = TeachSettings(views=1, steps=5, batch_size=8)
+    plans = [
+        CurvePlan(["stop"], takes=[1], teachers=[1], draws=1, settings=replace(settings, finetune_epochs=e))
+        for e in (0, 1)
+    ]  # fmt: skip
+    [plain], [tuned] = (run_curve([tmp_path / "fold_bo" / "last.pt"], data, plan) for plan in plans)
+    assert all(getattr(tuned, n) == getattr(plain, n) for n in SCORES if not math.isnan(getattr(plain, n)))
 
 
 def test_the_curve_scores_mirrored_features_as_the_mirroring_model_does(base):
