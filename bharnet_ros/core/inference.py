@@ -98,8 +98,9 @@ class WindowScores:
         return float(np.max(self.probabilities))
 
     def finite(self) -> bool:
-        """Whether the fused probabilities are all finite numbers."""
-        return bool(np.isfinite(self.probabilities).all())
+        """Whether the fused probabilities, and the distance where there is one, are finite numbers."""
+        distance_ok = self.distance is None or bool(np.isfinite(self.distance))
+        return distance_ok and bool(np.isfinite(self.probabilities).all())
 
     def top(self, k: int) -> list[tuple[str, float]]:
         """The ``k`` most probable labels with their probabilities, best first (ties: label order)."""

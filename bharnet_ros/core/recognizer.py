@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bharnet_ros.core.hand_fill import MAX_GAP
-from bharnet_ros.core.inference import MAX_DISTANCE_THRESHOLD, OnnxClassifier, WindowScores, shown
+from bharnet_ros.core.inference import DISTANCE, MAX_DISTANCE_THRESHOLD, OnnxClassifier, WindowScores, shown
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.smoothing import LabelSmoother
 from bharnet_ros.core.window import (
@@ -109,7 +109,10 @@ class RecognizerConfig:
         return self.none_threshold or float(getattr(classifier, "none_threshold", 0.0) or 0.0)
 
     def distance_threshold_for(self, classifier: WindowClassifier) -> float:
-        """The distance threshold in use: this config's, else the model's calibrated one, else 0 (off)."""
+        """The distance threshold in use: this config's, else the model's calibrated one, else 0
+        (off); 0 for a model without a distance output, which the threshold cannot apply to."""
+        if not getattr(classifier, "outputs_distance", True):
+            return 0.0
         return self.distance_threshold or float(getattr(classifier, "distance_threshold", 0.0) or 0.0)
 
 
@@ -146,7 +149,7 @@ class RecognizerStats:
 
     incompatible_layout: int = 0  # a body layout the model cannot use
     persons_refused: int = 0  # new persons while every slot was busy
-    nonfinite_scores: int = 0  # a window whose scores were not finite (the person was reset)
+    nonfinite_scores: int = 0  # a window whose scores or distance were not finite (the person was reset)
 
 
 class Recognizer:
@@ -290,7 +293,7 @@ class Recognizer:
         """Whether the window lies farther from the training data than the distance threshold."""
         distance = scores.distance
         threshold = self.distance_threshold
-        return bool(threshold) and distance is not None and not distance <= threshold  # NaN: unfamiliar
+        return bool(threshold) and distance is not None and distance > threshold
 
 
 def accepted_layouts(model_layout: str) -> tuple[str, ...]:
@@ -311,6 +314,7 @@ class OnnxWindowClassifier:
         self.body_layout = classifier.preprocess.body_layout
         self.none_threshold = float(classifier.metadata.get("none_threshold") or 0.0)
         self.distance_threshold = float(classifier.metadata.get("distance_threshold") or 0.0)
+        self.outputs_distance = DISTANCE in classifier.output_names
         self.providers = classifier.providers
         marked = set(classifier.metadata.get("hand_intensive") or [])  # class names
         self.hand_intensive = [name in marked for name in self.class_names]

@@ -494,6 +494,7 @@ class RecognizerNode(ManagedNode):
         if probation is None:
             return recognizer.push(frame, arrival=arrival)
         classified, start = recognizer.windows_classified, time.monotonic()
+        nonfinite = recognizer.stats.nonfinite_scores
         try:
             result = recognizer.push(frame, arrival=arrival)
         except SkeletonError:
@@ -501,7 +502,9 @@ class RecognizerNode(ManagedNode):
         except Exception as err:
             probation.failed(_why(err))
             return None
-        if recognizer.windows_classified > classified and not self.loading:
+        if recognizer.stats.nonfinite_scores > nonfinite:  # it answered, with no number to act on
+            probation.failed("scores or distance not finite")
+        elif recognizer.windows_classified > classified and not self.loading:
             probation.timed(time.monotonic() - start)
         return result
 

@@ -400,18 +400,32 @@ class DistanceClassifier(ScriptedClassifier):
 
 
 def test_a_window_far_from_the_training_data_says_none_and_is_counted():
-    script = [[0.9, 0.1]] * 5
-    distances = [1.0, 2.0, 2.5, float("nan"), None]  # None: a model without a distance
+    script = [[0.9, 0.1]] * 6
+    distances = [1.0, 2.0, 2.5, float("nan"), float("inf"), None]  # None: a model without a distance
     config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.0, smoothing=1.0, switch_margin=0.0)
     recognizer = Recognizer(DistanceClassifier(script, distances), config)
     assert recognizer.distance_threshold == 2.0  # the model's own
-    labels = [recognizer.push(frame(i / 30)).label for i in range(5)]
-    assert labels == ["idle", "idle", "none", "none", "idle"]  # at the threshold is familiar
-    assert recognizer.windows_unfamiliar == 2
+    results = [recognizer.push(frame(i / 30)) for i in range(6)]
+    labels = [None if result is None else result.label for result in results]
+    assert labels == ["idle", "idle", "none", None, None, "idle"]  # at the threshold is familiar
+    assert recognizer.windows_unfamiliar == 1
+    assert recognizer.stats.nonfinite_scores == 2  # a distance that is no number: nothing to decide on
     recognizer.apply_live(RecognizerConfig(**{**vars(config), "distance_threshold": 3.0}))
     assert recognizer.distance_threshold == 3.0
     plain = Recognizer(ScriptedClassifier(script), RecognizerConfig(distance_threshold=0.0))
     assert plain.distance_threshold == 0.0  # a model without a distance: off
+
+
+def test_a_model_without_a_distance_output_has_the_distance_rule_off_whatever_the_parameter():
+    script = [[0.9, 0.1]]
+    without = DistanceClassifier(script, [None])
+    without.outputs_distance = False
+    recognizer = Recognizer(without, RecognizerConfig(distance_threshold=2.5))
+    assert recognizer.distance_threshold == 0.0  # /diagnostics shows the rule off, not 2.5
+    recognizer.replace_classifier(DistanceClassifier(script, [1.0]))
+    assert recognizer.distance_threshold == 2.5  # the parameter again, for a model with a distance
+    recognizer.replace_classifier(without)
+    assert recognizer.distance_threshold == 0.0
 
 
 def test_window_settings_reach_the_window_set():
@@ -467,6 +481,7 @@ def test_two_label_changes_in_a_row_without_frames_in_between():
 
 def test_load_window_classifier_runs_one_cpu_thread_by_default(tiny_model):
     classifier = load_window_classifier(str(tiny_model))
+    assert not classifier.outputs_distance  # exported without --distance-from
     assert classifier.onnx.requested == ["CPUExecutionProvider"]
     assert classifier.providers == ["CPUExecutionProvider"]
     assert classifier.onnx.session.get_session_options().intra_op_num_threads == 1

@@ -42,6 +42,7 @@ def test_a_shipped_model_loads_with_its_metadata_and_decides(path: Path):
     assert set(metadata.get("hand_intensive") or []) <= set(classifier.class_names)
     assert 0.0 < classifier.none_threshold < 1.0
     assert classifier.distance_threshold > 0.0  # unfamiliar motion reads as "none" (--distance-from)
+    assert classifier.outputs_distance
     assert metadata["test_mirror"] is True  # each window averaged with its mirror image
     assert classifier.description.endswith(", test-time mirroring)")  # on /diagnostics
     recognizer = Recognizer(classifier, RecognizerConfig())

@@ -5,6 +5,7 @@ Through a real parameter client (``ros2 param set``), over Fast DDS, with tiny e
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -180,8 +181,11 @@ def test_the_core_keeps_windows_but_restarts_smoothing_for_a_new_class_list(tiny
     assert "recognizer" not in recognizer.windows.get(0).state  # the old class list's average is gone
 
 
-def failing(window):
-    raise RuntimeError("a node the dry run never reached")
+def failing(classify):
+    def run(window):
+        raise RuntimeError("a node the dry run never reached")
+
+    return run
 
 
 def slow(classify):
@@ -192,7 +196,21 @@ def slow(classify):
     return run
 
 
-@pytest.mark.parametrize(("fault", "why"), [(failing, "failed on a live window"), (slow, "ms per window")])
+def not_finite(classify):
+    def run(window):
+        return dataclasses.replace(classify(window), distance=float("nan"))  # no decision to publish
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("fault", "why"),
+    [
+        (failing, "failed on a live window"),
+        (slow, "ms per window"),
+        (not_finite, "scores or distance not finite"),
+    ],
+)
 def test_a_swapped_in_model_that_fails_or_lags_on_live_windows_is_rolled_back(
     ros, running, models, wait, parameter_client, fault, why
 ):
@@ -203,7 +221,7 @@ def test_a_swapped_in_model_that_fails_or_lags_on_live_windows_is_rolled_back(
     before = client.get("model")["model"]
     assert client.set(model=str(models["four"]))["model"].successful
     new = node.recognizer.classifier
-    new.classify = failing if fault is failing else slow(new.classify)  # the ONNX Runtime edge
+    new.classify = fault(new.classify)  # the ONNX Runtime edge
     feed(ros, wait, frames=60)
     assert wait(lambda: node.status()[2]["model_swaps_rolled_back"] == 1)
     assert node.recognizer.classifier.class_names == ["idle", "wave", "stop"]
@@ -338,7 +356,7 @@ def test_a_model_failing_while_another_loads_is_rolled_back_at_once(
     client = parameter_client("recognizer")
     before = client.get("model")["model"]
     assert client.set(model=str(models["four"]))["model"].successful
-    node.recognizer.classifier.classify = failing  # the ONNX Runtime edge
+    node.recognizer.classifier.classify = failing(None)  # the ONNX Runtime edge
     with held_swap(str(models[next_model])) as results:
         feed(ros, wait, frames=60)
         rolled_back = wait(lambda: node.model_rollbacks == 1, timeout=60)

@@ -467,8 +467,9 @@ def test_live_parameters_apply_at_once_and_keep_every_window(graph, wait, parame
     config = core.config
     assert (config.top_k, config.smoothing, config.switch_margin, config.stride_seconds) == (2, 0.8, 0.2, 0.1)
     assert core.none_threshold == 0.6
-    assert core.distance_threshold == 2.5
-    assert recognizer.status()[2]["distance_threshold"] == 2.5
+    assert config.distance_threshold == 2.5
+    assert core.distance_threshold == 0.0  # this model outputs no distance: the rule is off, and says so
+    assert recognizer.status()[2]["distance_threshold"] == 0.0
     publish_all(publisher, stream(frames=10, start=101.0), wait, recognizer, 40)
     assert wait(lambda: any(a.header.stamp.sec >= 101 for a in actions))
     later = [a for a in actions if a.header.stamp.sec >= 101]  # decided after the set
