@@ -194,7 +194,7 @@ def preprocess_arrays(
             _correct_aspect(body, hands, image_size)
     body_valid = _observed(body)
     if config.normalise:
-        _normalise(body, hands, body_valid, layout, config)
+        _normalise(body, hands, present, body_valid, layout, config)
     body[~body_valid] = 0.0  # absent hands are zeroed by the packing's mask
     return _pack(body, hands, present, layout, config)
 
@@ -243,10 +243,16 @@ def _correct_aspect(body: np.ndarray, hands: np.ndarray, image_size: tuple[int, 
 
 
 def _normalise(
-    body: np.ndarray, hands: np.ndarray, body_valid: np.ndarray, layout: str, config: PreprocessConfig
+    body: np.ndarray,
+    hands: np.ndarray,
+    present: np.ndarray,
+    body_valid: np.ndarray,
+    layout: str,
+    config: PreprocessConfig,
 ) -> None:
     """Centre on the subject's mean mid-shoulder and divide by its body size (in place)."""
-    centre, size = body_centre_and_size(body[0], body_valid[0], layout, config.scale)
+    seen_hands = hands[present][..., :3].reshape(-1, 3)
+    centre, size = body_centre_and_size(body[0], body_valid[0], layout, config.scale, seen_hands)
     body[..., :3] = (body[..., :3] - centre) / size
     if config.hand_frame == "wrist":
         wrists = hands[:, :, :1, :3].copy()
@@ -256,13 +262,19 @@ def _normalise(
 
 
 def body_centre_and_size(
-    subject: np.ndarray, valid: np.ndarray, layout: str, scale: str = "shoulder"
+    subject: np.ndarray,
+    valid: np.ndarray,
+    layout: str,
+    scale: str = "shoulder",
+    hand_points: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Mean mid-shoulder ``(3,)`` and body size of one person ``(T, V, C)`` with validity ``(T, V)``.
 
     Only frames where both shoulders (and for ``torso`` both hips) were observed count. Without
     such frames the centre is the mean of all observed joints and the size is 1. The size is at
-    least :data:`LEAST_SIZE_SHARE` of the body's extent.
+    least :data:`LEAST_SIZE_SHARE` of the extent of the body's observed joints and of
+    ``hand_points`` ``(N, 3)`` (the present hands' joints, divided by the same size: shoulders
+    detected on one point must not blow the hands up).
     """
     left_s, right_s, left_h, right_h = ANCHORS[layout]
     xyz = subject[..., :3]
@@ -280,7 +292,8 @@ def body_centre_and_size(
         size = np.linalg.norm(mid_shoulder[torso] - mid_hip[torso], axis=-1).mean() if torso.any() else 1.0
     else:
         size = 1.0
-    size = max(float(size), LEAST_SIZE_SHARE * _extent(xyz[valid]))
+    points = xyz[valid] if hand_points is None else np.concatenate([xyz[valid], hand_points])
+    size = max(float(size), LEAST_SIZE_SHARE * _extent(points))
     return centre.astype(np.float32), size if size > MIN_SIZE else 1.0
 
 

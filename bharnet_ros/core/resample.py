@@ -108,7 +108,8 @@ def time_window_sampling(timestamps: np.ndarray, end: float, duration: float, le
         raise ValueError("need at least one timestamp")
     if length <= 0 or not duration > 0:
         raise ValueError(f"need length > 0 and duration > 0, got {length}, {duration}")
-    instants = end - duration + (np.arange(1, length + 1, dtype=np.float64) * (duration / length))
+    steps_back = (length - 1 - np.arange(length, dtype=np.float64)) / length
+    instants = end - duration * steps_back  # the last one is end exactly, not a rounding below it
     lo = np.clip(np.searchsorted(stamps, instants, side="right") - 1, 0, len(stamps) - 1)
     hi = np.minimum(lo + 1, len(stamps) - 1)
     span = stamps[hi] - stamps[lo]

@@ -70,7 +70,7 @@ class SkeletonFrame:
         self.body = _float_array(self.body, "body")
         self.hands = _float_array(self.hands, "hands")
         self.hand_present = np.asarray(self.hand_present, dtype=bool)
-        self.image_size = _image_size(self.image_size)
+        self.image_size = checked_image_size(self.image_size)
         self.person_id = _person_id(self.person_id)
         self.timestamp = timestamp_seconds(self.timestamp)
         _check_arrays(self.body[None], self.hands[None], self.hand_present[None], self.layout, self.space)
@@ -110,12 +110,14 @@ class SkeletonSequence:
         self.body = _float_array(self.body, "body")
         self.hands = _float_array(self.hands, "hands")
         self.hand_present = np.asarray(self.hand_present, dtype=bool)
-        self.image_size = _image_size(self.image_size)
+        self.image_size = checked_image_size(self.image_size)
         self.person_id = _person_id(self.person_id)
         _check_arrays(self.body, self.hands, self.hand_present, self.layout, self.space)
         self.hand_present = seen_hands(self.hands, self.hand_present)
         if not np.isfinite(self.timestamps).all():
             raise SkeletonError("timestamps contain NaN or infinite values")
+        if np.abs(self.timestamps).max(initial=0.0) > TIME_LIMIT:
+            raise SkeletonError(f"timestamps beyond ±{TIME_LIMIT:g} s (year 2286 as a Unix time)")
         if self.timestamps.shape != (len(self.body),):
             raise SkeletonError(f"timestamps {self.timestamps.shape} do not match {len(self.body)} frames")
         if np.any(np.diff(self.timestamps) < 0):
@@ -266,13 +268,16 @@ def _float_array(value: Any, name: str) -> np.ndarray:
 
 
 def timestamp_seconds(value: Any) -> float:
-    """A timestamp as a finite float; SkeletonError for None, text that is no number, NaN or inf."""
+    """A timestamp as a float within ±:data:`TIME_LIMIT`; SkeletonError for None, text that is no
+    number, NaN, inf, or a stamp so large that frames 1/30 s apart round to one instant."""
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         raise SkeletonError(f"timestamp {value!r} is not a number of seconds") from None
     if not np.isfinite(seconds):
         raise SkeletonError(f"timestamp {seconds} is not a finite number of seconds")
+    if abs(seconds) > TIME_LIMIT:
+        raise SkeletonError(f"timestamp {seconds:g} is beyond ±{TIME_LIMIT:g} s (year 2286 as a Unix time)")
     return seconds
 
 
@@ -284,7 +289,7 @@ def _whole(value: Any, what: str) -> int:
         raise SkeletonError(f"{what} must be a whole number, got {value!r}") from None
 
 
-def _image_size(value: Any) -> tuple[int, int]:
+def checked_image_size(value: Any) -> tuple[int, int]:
     """(width, height) in pixels, each 0 (unknown) to MAX_IMAGE_SIDE, one side at most MAX_ASPECT
     times the other when both are known; SkeletonError otherwise."""
     try:

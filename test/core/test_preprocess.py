@@ -464,3 +464,22 @@ def test_shoulders_collapsed_onto_a_point_cannot_blow_up_the_inputs():
     assert size == pytest.approx(LEAST_SIZE_SHARE * 0.5, rel=1e-4)  # the hips lie 0.5 below
     body[:, NTU25.index("right_shoulder"), 0] = -0.2  # a normal width is left as it is
     assert body_centre_and_size(body, valid, "ntu25")[1] == pytest.approx(0.4, rel=1e-6)
+
+
+def test_hands_of_a_collapsed_body_stay_bounded_too():
+    """Only the shoulders seen, 2e-6 apart: the floor was the body's extent alone (zero here), so a
+    normal hand divided by it became values of 1e5. The present hands count in the extent."""
+    frames = 4
+    body = np.zeros((frames, MP33.num_joints, 4), np.float32)
+    body[:, MP33.index("left_shoulder")] = (0.5 + 1e-6, 0.5, 0.0, 1.0)
+    body[:, MP33.index("right_shoulder")] = (0.5 - 1e-6, 0.5, 0.0, 1.0)
+    hands = np.zeros((frames, 2, 21, 4), np.float32)
+    spread = np.linspace(0.2, 0.3, 21, dtype=np.float32)
+    hands[:, 0, :, 0], hands[:, 0, :, 1], hands[:, 0, :, 3] = spread, spread, 1.0
+    present = np.zeros((frames, 2), bool)
+    present[:, 0] = True
+    for hand_frame in ("body", "wrist"):
+        config = PreprocessConfig(body_layout="mediapipe33", frames=frames, hand_frame=hand_frame)
+        inputs = preprocess_arrays(body, hands, present, "mediapipe33", "image", config)
+        assert np.abs(inputs.hand).max() < 100, hand_frame  # 1 / LEAST_SIZE_SHARE at most, not 1e5
+        assert np.abs(inputs.body).max() < 100

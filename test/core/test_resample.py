@@ -258,3 +258,14 @@ def test_integer_masks_work_like_bool_masks() -> None:
     out = sampling.apply_mask(np.array([1, 1, 0, 1]))
     assert out.dtype == bool
     np.testing.assert_array_equal(out, sampling.apply_mask(np.array([True, True, False, True])))
+
+
+def test_the_last_instant_is_the_newest_frame_exactly() -> None:
+    """end - duration + length * (duration / length) rounded below end, so the newest frame came
+    blended with the one before at weight 1 - 1e-12, and a hand seen only in it was dropped."""
+    stamps = np.array([0.0, 0.1, 0.2, 0.3])
+    sampling = time_window_sampling(stamps, end=0.3, duration=2.5, length=32)
+    assert sampling.lo[-1] == 3
+    assert sampling.weight[-1] == 0.0
+    mask = np.array([False, False, False, True])
+    assert sampling.apply_mask(mask)[-1]

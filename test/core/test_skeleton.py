@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame, SkeletonSequence
+from bharnet_ros.core.skeleton import TIME_LIMIT, SkeletonError, SkeletonFrame, SkeletonSequence
 
 
 def frame(t: float, value: float = 0.5) -> SkeletonFrame:
@@ -170,6 +170,7 @@ def test_any_frame_is_either_refused_or_within_the_contract(timestamp, value, jo
     except SkeletonError:
         return
     assert np.isfinite(made.timestamp)
+    assert abs(made.timestamp) <= TIME_LIMIT  # frames 1/30 s apart stay apart
     assert np.abs(made.body[:, :3]).max() <= 10.0
     assert 0.0 <= made.body[:, 3].min() <= made.body[:, 3].max() <= 1.0
     assert all(0 <= side < 2**31 for side in made.image_size)
@@ -245,3 +246,14 @@ def test_a_single_array_file_is_refused_as_no_sequence(tmp_path):
     np.save(tmp_path / "one.npy", np.zeros(3))
     with pytest.raises(SkeletonError, match="single array"):
         SkeletonSequence.load(tmp_path / "one.npy")
+
+
+def test_stamps_too_large_to_tell_frames_apart_are_refused_in_frames_and_sequences():
+    """At 1e17 s, frames 1/30 s apart round to one float64 instant: every frame was a duplicate."""
+    with pytest.raises(SkeletonError, match="beyond"):
+        frame(1e17)
+    with pytest.raises(SkeletonError, match="beyond"):
+        SkeletonSequence(
+            np.array([1e17, 1e17 + 1]), np.zeros((2, 33, 4)), np.zeros((2, 2, 21, 4)), np.zeros((2, 2))
+        )
+    assert frame(TIME_LIMIT).timestamp == TIME_LIMIT  # the bound itself is a stamp
