@@ -190,7 +190,9 @@ def decode_camera_message(msg: Any, msgtype: str, max_pixels: int = MAX_IMAGE_PI
     node shrinks it (its ``max_image_pixels``); ImageError if its fields are bad."""
     if msgtype == COMPRESSED_TYPE:
         return decode_compressed(msg.data, max_pixels)
-    image = decode_image(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian)
+    image = decode_image(
+        msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian, max_pixels
+    )
     return fit_pixels(image, max_pixels)
 
 

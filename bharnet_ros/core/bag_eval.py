@@ -37,7 +37,7 @@ from bharnet_ros.core.bag import (
     require_topic,
 )
 from bharnet_ros.core.frame_rules import NANOSECONDS, FrameRules, one_per_person, stamp_problem, stamp_seconds
-from bharnet_ros.core.image import ImageError
+from bharnet_ros.core.image import ImageError, camera_message_size
 from bharnet_ros.core.params_file import (
     ParamsFileError,
     node_parameters,
@@ -423,7 +423,7 @@ def _camera_frames(
     image = decode_camera_message(msg, msgtype, max_pixels)
     stamp = stamp_seconds(msg.header.stamp)
     started = time.perf_counter()
-    _, frames = estimator.process(image, stamp or arrival)
+    _, frames = estimator.process(image, stamp or arrival, camera_message_size(msg))
     pose_seconds.append(time.perf_counter() - started)
     found = [frame for frame in frames if frame.person_found]
     for frame in found:

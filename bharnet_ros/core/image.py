@@ -6,6 +6,7 @@ width, encoding, step, data), so nodes, bag readers and tests share it without c
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import cv2
@@ -99,9 +100,13 @@ def _checked(image: Any) -> np.ndarray:
 
 
 def decode_image(
-    height: int, width: int, encoding: str, step: int, data: Any, is_bigendian: int = 0
+    height: int, width: int, encoding: str, step: int, data: Any, is_bigendian: int = 0, max_pixels: int = 0
 ) -> np.ndarray:
-    """BGR uint8 (H, W, 3) from the fields of a ``sensor_msgs/Image``; ImageError if they are inconsistent."""
+    """BGR uint8 (H, W, 3) from the fields of a ``sensor_msgs/Image``; ImageError if they are inconsistent.
+
+    Above 4 × ``max_pixels`` (0: no limit) only every n-th row and column is read, so a huge
+    image is never copied whole (the caller shrinks it to ``max_pixels`` after, as any image).
+    """
     if encoding not in ENCODINGS:
         raise ImageError(f"unsupported image encoding {encoding!r}; use one of {sorted(ENCODINGS)}")
     channels, dtype, conversion = ENCODINGS[encoding]
@@ -117,12 +122,20 @@ def decode_image(
         raise ImageError(
             f"image data is truncated: {buffer.size} bytes, {encoding} {width}x{height} needs {step * height}"
         )
-    rows = buffer[: step * height].reshape(height, step)[:, :row_bytes]
-    pixels = rows.copy().view(np.dtype(dtype).newbyteorder(">" if is_bigendian else "<"))
-    pixels = pixels.reshape(height, width, channels)
+    every = _read_every(width * height, max_pixels)
+    rows = buffer[: step * height].reshape(height, step)[::every, :row_bytes]
+    pixels = rows.view(np.dtype(dtype).newbyteorder(">" if is_bigendian else "<"))
+    pixels = pixels.reshape(len(rows), width, channels)[:, ::every].copy()  # writable, not the message's
     if pixels.dtype.itemsize == 2:  # 16-bit mono: keep the top byte
         pixels = (pixels >> 8).astype(np.uint8)
     return pixels if conversion is None else cv2.cvtColor(pixels, conversion)
+
+
+def _read_every(pixels: int, max_pixels: int) -> int:
+    """Every how many rows and columns a raw image of ``pixels`` is read: 1 up to 4 × ``max_pixels``."""
+    if max_pixels <= 0 or pixels <= 4 * max_pixels:
+        return 1
+    return math.ceil(math.sqrt(pixels / (4 * max_pixels)))
 
 
 def decode_compressed(data: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
@@ -150,6 +163,14 @@ def decode_compressed_sized(data: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> tu
         raise ImageError(f"compressed image data ({buffer.size} bytes) could not be decoded")
     fitted = fit_pixels(image, max_pixels)
     return fitted, fitted is not image or flag != cv2.IMREAD_COLOR
+
+
+def camera_message_size(msg: Any) -> tuple[int, int]:
+    """(width, height) of a ``sensor_msgs/Image`` or ``CompressedImage`` as the camera sent it,
+    before any shrinking (a compressed image's from its header)."""
+    if hasattr(msg, "format"):  # CompressedImage
+        return compressed_size(np.frombuffer(msg.data, np.uint8))
+    return int(msg.width), int(msg.height)
 
 
 def compressed_size(buffer: np.ndarray) -> tuple[int, int]:

@@ -26,7 +26,7 @@ import numpy as np
 from bharnet_ros.core.closeable import Closeable
 from bharnet_ros.core.image import camera_size, to_rgb
 from bharnet_ros.core.layouts import MP33
-from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, LEFT, RIGHT, SkeletonFrame
+from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, LEFT, RIGHT, SkeletonFrame, checked_image_size
 
 BACKENDS = ("holistic", "hands_pose")
 POSE_LEFT_WRIST, POSE_RIGHT_WRIST = 15, 16  # MediaPipe Pose: subject's left / right wrist
@@ -107,6 +107,7 @@ class PoseEstimator(Closeable):
         """Find the body and hands in one image; absent parts are zeros (hands: ``hand_present`` False)."""
         if not self._graphs:
             raise RuntimeError("PoseEstimator is closed; create a new one")
+        size = checked_image_size(camera_size(image_bgr))  # before MediaPipe's tracking sees it
         rgb = to_rgb(image_bgr)
         rgb.flags.writeable = False  # lets MediaPipe wrap the buffer without a copy
         height, width = rgb.shape[:2]
@@ -114,7 +115,7 @@ class PoseEstimator(Closeable):
             body, hands = self._run_holistic(rgb)
         else:
             body, hands = self._run_hands_pose(rgb, width, height)
-        return _frame(timestamp, person_id, body, hands, camera_size(image_bgr))
+        return _frame(timestamp, person_id, body, hands, size)
 
     def _run_holistic(self, rgb: np.ndarray) -> tuple[np.ndarray | None, list[np.ndarray | None]]:
         # Holistic's left_hand_landmarks is the subject's left hand (not mirrored like legacy Hands).

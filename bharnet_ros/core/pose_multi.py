@@ -44,6 +44,7 @@ from bharnet_ros.core.skeleton import (
     SkeletonError,
     SkeletonFrame,
     check_plausible,
+    checked_image_size,
     timestamp_seconds,
 )
 from bharnet_ros.core.task_bundles import ensure_bundles
@@ -91,6 +92,7 @@ class MultiPoseEstimator(Closeable):
         self.num_poses = num_poses
         self.tracker = PersonTracker(max_age=track_max_age, next_id=next_id)
         self._last_ms = -1
+        self._clock_shift = 0  # ms added to the stamps so that the video clock only goes forward
         self._hand_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hand_landmarker")
         self._pose, self._hands = _open_landmarkers(
             num_poses, min_detection_confidence, min_tracking_confidence, bundle_dir
@@ -113,6 +115,7 @@ class MultiPoseEstimator(Closeable):
         if self._pose is None:
             raise RuntimeError("MultiPoseEstimator is closed; create a new one")
         timestamp = _checked_stamp(timestamp)
+        size = checked_image_size(camera_size(image_bgr))  # before the clock, MediaPipe or the tracker
         rgb = to_rgb(image_bgr)
         height, width = rgb.shape[:2]
         mp = import_mediapipe()
@@ -127,7 +130,7 @@ class MultiPoseEstimator(Closeable):
         hands, present = self._hands_per_body(found_hands, bodies, (width, height))
         ids = self.tracker.update(*_tracker_input(bodies, (width, height)), timestamp)
         frames = [
-            _person(timestamp, pid, body, hands[i], present[i], camera_size(image_bgr))
+            _person(timestamp, pid, body, hands[i], present[i], size)
             for i, (pid, body) in enumerate(zip(ids, bodies, strict=True))
         ]
         return sorted(frames, key=lambda frame: frame.person_id)
@@ -154,9 +157,16 @@ class MultiPoseEstimator(Closeable):
         return per_body, present
 
     def _video_ms(self, timestamp: float) -> int:
-        """VIDEO mode needs strictly increasing integer milliseconds, whatever the camera stamps."""
-        self._last_ms = max(int(round(timestamp * 1000.0)), self._last_ms + 1)
-        return self._last_ms
+        """VIDEO mode needs strictly increasing integer milliseconds, whatever the camera stamps.
+        A stamp at or before the last one shifts the clock past it, so the frames after it keep
+        their spacing (one far-future stamp pinned the clock to 1 ms a frame, which MediaPipe's
+        landmark smoothing reads as frames 1 ms apart)."""
+        ms = int(round(timestamp * 1000.0)) + self._clock_shift
+        if ms <= self._last_ms:
+            self._clock_shift += self._last_ms + 1 - ms
+            ms = self._last_ms + 1
+        self._last_ms = ms
+        return ms
 
 
 def assign_hands_to_bodies(

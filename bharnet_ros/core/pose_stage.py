@@ -22,7 +22,7 @@ from bharnet_ros.core.draw import draw_skeleton
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.core.pose import BACKENDS, PoseEstimator
 from bharnet_ros.core.pose_multi import NUM_POSES, MultiPoseEstimator
-from bharnet_ros.core.skeleton import SkeletonFrame
+from bharnet_ros.core.skeleton import SkeletonFrame, checked_image_size
 
 MULTI = "multi"
 ALL_BACKENDS = (*BACKENDS, MULTI)
@@ -76,16 +76,26 @@ class PoseStage(Closeable):
         """Free the MediaPipe graphs; safe to call twice."""
         self._estimator.close()
 
-    def process(self, image_bgr: np.ndarray, timestamp: float) -> tuple[np.ndarray, list[SkeletonFrame]]:
+    def process(
+        self, image_bgr: np.ndarray, timestamp: float, camera_size: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, list[SkeletonFrame]]:
         """(the image the landmarks refer to, the persons' frames) for one camera image.
 
         Single-person backends return exactly one frame (check ``person_found``); ``multi``
-        returns one frame per person found, ordered by id.
+        returns one frame per person found, ordered by id. ``camera_size`` (width, height) is the
+        camera's, for an image shrunk before it came here; the frames report it as their
+        ``image_size`` (landmarks are normalised, so the shrinking does not move them).
         """
         image = unmirror(image_bgr) if self.mirrored_input else image_bgr
         if isinstance(self._estimator, MultiPoseEstimator):
-            return image, self._estimator.estimate(image, timestamp)
-        return image, [self._estimator.estimate(image, timestamp)]
+            frames = self._estimator.estimate(image, timestamp)
+        else:
+            frames = [self._estimator.estimate(image, timestamp)]
+        if camera_size is not None:
+            size = checked_image_size(camera_size)
+            for frame in frames:
+                frame.image_size = size
+        return image, frames
 
 
 def unmirror(image: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from bharnet_ros.core.image import (
     IMAGE_PIXELS_RANGE,
     MAX_IMAGE_PIXELS,
     ImageError,
+    camera_message_size,
     decode_compressed_sized,
     decode_image,
     fit_pixels,
@@ -323,9 +324,10 @@ class PoseNode(ManagedNode):
             image, shrunk = self._decode(msg)
             fitted = fit_pixels(image, self.params["max_image_pixels"])
             self.frames_downscaled += int(shrunk or fitted is not image)
+            camera = camera_message_size(msg) if shrunk or fitted is not image else None
             image = fitted
             with speaking_for(self):
-                image, frames = estimator.process(image, stamp)
+                image, frames = estimator.process(image, stamp, camera)
         except (ImageError, SkeletonError) as err:
             self.bad_frames += 1
             self.get_logger().warning(f"skipped an image: {err}", throttle_duration_sec=5.0)
@@ -365,8 +367,9 @@ class PoseNode(ManagedNode):
                 return _CV_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="bgr8"), False
             except Exception as err:  # cv_bridge raises its own error types
                 raise ImageError(f"cv_bridge could not convert {msg.encoding!r}: {err}") from None
-        image = decode_image(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian)
-        return image, False
+        limit = self.params["max_image_pixels"]
+        image = decode_image(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian, limit)
+        return image, image.shape[:2] != (msg.height, msg.width)
 
     def status(self) -> Status:
         timing = self.processing.summary()

@@ -44,6 +44,7 @@ from bharnet_ros.core.bag import (
     skeleton_frames,
     stamp_ns,
 )
+from bharnet_ros.core.image import camera_message_size
 from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.training.teach_takes import Take, TrimSettings, make_take
 
@@ -116,7 +117,8 @@ def bag_frames(path: str | Path, topic: str | None = None, backend: str = "holis
             if stage is None:
                 frames.extend(skeleton_frames(msg))
             else:
-                frames.extend(stage.process(decode_camera_message(msg, msgtype), stamps[-1])[1])
+                image = decode_camera_message(msg, msgtype)
+                frames.extend(stage.process(image, stamps[-1], camera_message_size(msg))[1])
     return Recording(frames, (min(stamps), max(stamps)) if stamps else None)
 
 

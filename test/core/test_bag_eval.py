@@ -359,7 +359,7 @@ class FakePoseStage:
     def __init__(self) -> None:
         self.times: list[float] = []
 
-    def process(self, image, timestamp: float):
+    def process(self, image, timestamp: float, camera_size=None):
         self.times.append(timestamp)
         return image, []
 

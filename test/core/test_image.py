@@ -7,6 +7,7 @@ import pytest
 from bharnet_ros.core.image import (
     MAX_SIDE,
     ImageError,
+    camera_message_size,
     compressed_size,
     decode_compressed,
     decode_image,
@@ -187,3 +188,31 @@ def test_a_frame_header_hidden_behind_a_marker_without_length_is_not_missed(leng
 def test_a_jpeg_without_a_frame_header_is_an_image_error(data):
     with pytest.raises(ImageError, match="no readable frame header"):
         decode_compressed(data)
+
+
+def test_a_camera_message_size_is_the_size_sent_before_any_shrinking():
+    from types import SimpleNamespace
+
+    ok, jpeg = cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))
+    assert ok
+    compressed = SimpleNamespace(format="jpeg", data=jpeg.tobytes())
+    assert camera_message_size(compressed) == (64, 48)  # from the header, before a reduced decode
+    raw = SimpleNamespace(width=640, height=480, encoding="bgr8", data=b"")
+    assert camera_message_size(raw) == (640, 480)
+
+
+@pytest.mark.parametrize(("encoding", "itemsize"), [("mono8", 1), ("mono16", 2), ("bgr8", 1)])
+def test_a_huge_raw_image_is_read_sparsely_not_copied_whole(encoding, itemsize):
+    """A 16k x 16k mono8 message became 1 GB of copies before it was shrunk: above 4 x max_pixels
+    only every n-th row and column is read (rows padded, as a step allows)."""
+    channels = 3 if encoding == "bgr8" else 1
+    height, width, pad = 300, 400, 7
+    step = width * channels * itemsize + pad
+    values = np.arange(height * step, dtype=np.uint64) % 251
+    data = values.astype(np.uint8).tobytes()
+    whole = decode_image(height, width, encoding, step, data, is_bigendian=1)
+    sparse = decode_image(height, width, encoding, step, data, is_bigendian=1, max_pixels=100 * 75)
+    assert sparse.shape == (150, 200, 3)  # every 2nd row and column: 120000 > 4 x 7500
+    np.testing.assert_array_equal(sparse, whole[::2, ::2])
+    assert sparse.flags.writeable
+    assert decode_image(height, width, encoding, step, data, max_pixels=400 * 75).shape == (300, 400, 3)

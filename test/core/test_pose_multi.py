@@ -167,6 +167,22 @@ def test_a_bad_stamp_is_refused_and_the_frames_after_it_go_on(bundle_cache):
         assert estimator.estimate(blank, 0.5) == [], "a stamp going back is fine"
 
 
+def test_the_video_clock_keeps_the_frames_spacing_after_a_stamp_from_the_future(bundle_cache):
+    with MultiPoseEstimator(num_poses=1, bundle_dir=str(bundle_cache)) as estimator:
+        clock = [estimator._video_ms(t) for t in (1.0, 2147483647.0, 1.1, 1.2, 1.2, 1.25)]
+    assert clock[:2] == [1000, 2147483647000]
+    assert np.diff(clock[1:]).tolist() == [1, 100, 1, 50]  # the later frames keep their spacing
+
+
+def test_a_strip_no_camera_gives_is_refused_before_the_clock_or_the_tracker_move(bundle_cache):
+    """A 20000 x 150 strip ran MediaPipe and the tracker, then was refused per person (or, with
+    nobody found, returned [] uncounted): refused first, as the stamps are."""
+    with MultiPoseEstimator(num_poses=1, bundle_dir=str(bundle_cache)) as estimator:
+        with pytest.raises(SkeletonError, match="no camera image"):
+            estimator.estimate(np.zeros((150, 20000, 3), np.uint8), 1.0)
+        assert estimator._last_ms == -1  # MediaPipe's video clock did not advance
+
+
 def flipped_copy(source: Path, target: Path, frames: int) -> Path:
     """The first frames of a clip mirrored by OpenCV, stored losslessly (FFV1)."""
     with VideoReader(source) as reader:

@@ -219,11 +219,11 @@ def test_images_that_come_while_one_is_processed_leave_only_the_newest(
 def held_once(process, entered: threading.Event, release: threading.Event):
     """``process`` that, on its first call, says so and waits for ``release`` (bounded) first."""
 
-    def run(image, stamp):
+    def run(image, stamp, camera_size=None):
         if not entered.is_set():
             entered.set()
             release.wait(timeout=120)
-        return process(image, stamp)
+        return process(image, stamp, camera_size)
 
     return run
 
@@ -278,6 +278,8 @@ def test_an_image_above_max_image_pixels_is_shrunk_counted_and_still_seen(
     assert wait(lambda: received)
     assert pose.frames_downscaled == 1
     assert len(received[0].persons) == 1  # the person is still found at 200x150
+    person = received[0].persons[0]  # the camera's size, as the contract says: not the shrunk one
+    assert (person.image_width, person.image_height) == (photo.shape[1], photo.shape[0])
 
 
 def test_the_overlay_topic_exists_only_while_the_overlay_is_on(
