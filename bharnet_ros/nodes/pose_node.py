@@ -38,6 +38,7 @@ from bharnet_ros.core.image import (
     decode_compressed_sized,
     decode_image,
     fit_pixels,
+    to_bgr,
 )
 from bharnet_ros.core.pose_multi import MAX_POSES, NUM_POSES
 from bharnet_ros.core.pose_stage import ALL_BACKENDS, PoseStage, draw_persons
@@ -364,9 +365,10 @@ class PoseNode(ManagedNode):
             return decode_compressed_sized(msg.data, self.params["max_image_pixels"])
         if msg.encoding not in ENCODINGS and _CV_BRIDGE is not None:
             try:
-                return _CV_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="bgr8"), False
+                converted = _CV_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="bgr8")
             except Exception as err:  # cv_bridge raises its own error types
                 raise ImageError(f"cv_bridge could not convert {msg.encoding!r}: {err}") from None
+            return to_bgr(converted), False  # checked as any image: an empty one is a bad frame
         limit = self.params["max_image_pixels"]
         image = decode_image(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian, limit)
         return image, image.shape[:2] != (msg.height, msg.width)

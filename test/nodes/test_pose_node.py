@@ -157,6 +157,23 @@ def test_a_side_mediapipe_would_abort_on_is_shrunk_and_the_node_keeps_working(
     assert len(received[1].persons) == 1
 
 
+def test_an_empty_image_from_cv_bridge_is_a_bad_frame_not_a_callback_error(pose_graph, wait, monkeypatch):
+    """cv_bridge (where installed) converts encodings our decoding lacks; what it returns is
+    checked like any image, so a 0 x 0 result is counted, not a division by zero in the callback."""
+
+    class EmptyBridge:
+        def imgmsg_to_cv2(self, msg, desired_encoding):
+            return np.zeros((0, 0, 3), np.uint8)
+
+    monkeypatch.setattr("bharnet_ros.nodes.pose_node._CV_BRIDGE", EmptyBridge())
+    pose, _, camera, _ = pose_graph
+    camera.publish(
+        Image(header=Header(stamp=Time(sec=1)), height=2, width=2, encoding="yuv422", step=4, data=bytes(8))
+    )
+    assert wait(lambda: pose.bad_frames == 1)
+    assert pose.callback_errors == 0
+
+
 def test_compressed_images_that_cannot_be_decoded_are_counted(ros, photo, wait, parameter_client):
     """A 4 x 4 PNG, a PNG bomb's header and a BMP: counted as bad frames, and the next JPEG works."""
     pose = ros.add(PoseNode, parameter_overrides=[Parameter("compressed", value=True)])
