@@ -324,8 +324,9 @@ class PoseNode(ManagedNode):
             stamp = self._tracking_stamp(msg.header.stamp)
             image, shrunk = self._decode(msg)
             fitted = fit_pixels(image, self.params["max_image_pixels"])
-            self.frames_downscaled += int(shrunk or fitted is not image)
-            camera = camera_message_size(msg) if shrunk or fitted is not image else None
+            downscaled = shrunk or fitted is not image
+            self.frames_downscaled += int(downscaled)
+            camera = camera_message_size(msg) if downscaled else None  # the frames report the camera's size
             image = fitted
             with speaking_for(self):
                 image, frames = estimator.process(image, stamp, camera)
