@@ -99,7 +99,8 @@ def _read_text(path: Path) -> str:
 
 def parse_csv(text: str, source: str = "<csv>") -> Annotations:
     """Segments from CSV text with a ``start,end,label`` or ``start_stamp,end_stamp,label`` header."""
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if _is_content(line)]
+    rows = enumerate((line.removesuffix("\r") for line in text.split("\n")), 1)  # not at \x1c or \u2028
+    lines = [(n, line) for n, line in rows if _is_content(line)]
     if not lines:
         raise AnnotationError(f"{source}: no header row; the first line must be {','.join(RELATIVE)}")
     header_line = lines[0][0]
@@ -119,8 +120,8 @@ def parse_csv(text: str, source: str = "<csv>") -> Annotations:
 
 def _csv_values(line: str, where: str) -> list[str]:
     try:
-        return next(csv.reader(io.StringIO(line)))
-    except csv.Error as err:  # e.g. a field over the csv module's 131072 characters
+        return next(csv.reader(io.StringIO(line), strict=True))  # strict: a quote left open is an error
+    except csv.Error as err:  # e.g. a field over the csv module's 131072 characters, an open quote
         raise AnnotationError(f"{where}: not a CSV row ({err})") from None
 
 

@@ -250,8 +250,9 @@ def record_interactively(
                     return takes
                 takes.append(outcome)
     except KeyboardInterrupt:
-        if takes:
-            kept = f"not written: the {len(takes)} takes so far"
+        good = sum(take.ok for take in takes)
+        if good:
+            kept = f"not written: the {good} good takes so far"
             prompt.say(f"{kept} (answer q at a prompt to end and keep them)")
         raise
     return takes

@@ -44,6 +44,7 @@ from bharnet_ros.training.dataset import SkeletonDataset
 TRIM_MODES = ("motion", "fixed", "none")
 SMOOTHING_SECONDS = 0.2  # motion energy is averaged over this long
 MIN_MOTION = 0.3  # peak energy (shoulder widths per second) below which a take counts as still
+PRESENT_SHARE = 0.5  # of the most-seen person's frames with a body: there for the take
 MOVING_JOINTS = ("left_elbow", "right_elbow", "left_wrist", "right_wrist")
 
 
@@ -115,23 +116,24 @@ def duration(sequence: SkeletonSequence | None) -> float:
 
 
 def main_person(frames: Iterable[SkeletonFrame]) -> SkeletonSequence | None:
-    """The frames of the person seen most often (with a body), in time order, one per stamp.
+    """The frames of the person performing, in time order, one per stamp.
 
-    The pose stage may report several people (``backend: multi``); the one performing is the one
-    who was there throughout. Frames of other people are dropped.
+    The pose stage may report several people (``backend: multi``). Of those seen (with a body)
+    in at least :data:`PRESENT_SHARE` of the most-seen one's frames, the performer is the one
+    who moves most: a bystander standing still throughout is seen as often. Frames of other
+    people are dropped.
     """
     by_person: dict[int, dict[float, SkeletonFrame]] = {}
     for frame in frames:
         by_person.setdefault(frame.person_id, {})[frame.timestamp] = frame
     if not by_person:
         return None
-
-    def presence(person_id: int) -> tuple[int, int]:
-        seen = by_person[person_id].values()
-        return sum(f.body_present for f in seen), len(by_person[person_id])
-
-    chosen = by_person[max(by_person, key=presence)]
-    return SkeletonSequence.from_frames([chosen[t] for t in sorted(chosen)])
+    people = {
+        pid: SkeletonSequence.from_frames([seen[t] for t in sorted(seen)]) for pid, seen in by_person.items()
+    }
+    bodies = {pid: sum(frame.body_present for frame in seen.values()) for pid, seen in by_person.items()}
+    there = [pid for pid in people if bodies[pid] >= PRESENT_SHARE * max(bodies.values())]
+    return people[max(there, key=lambda pid: (float(motion_energy(people[pid]).mean()), bodies[pid]))]
 
 
 def motion_energy(sequence: SkeletonSequence) -> np.ndarray:
@@ -227,6 +229,8 @@ def problem_of(sequence: SkeletonSequence | None, hand_gesture: bool, settings: 
     if gap > settings.max_gap:
         return f"no person: nobody seen for {gap:.1f} s of the take (stay in the camera's view)"
     seconds = duration(sequence)
+    if len(sequence) < 2:  # whatever --min-seconds says: training needs a motion, not a moment
+        return "too short: a single frame of motion (a take needs two frames at least)"
     if seconds < settings.min_seconds:
         return f"too short: {seconds:.2f} s of motion, at least {settings.min_seconds:g} s needed"
     hands = float(sequence.hand_present.any(axis=1).mean())

@@ -29,6 +29,16 @@ def test_relative_csv_skips_comments_and_sorts_segments():
     assert annotations.relative_to(100.0) == list(annotations.segments)
 
 
+def test_a_commented_row_stays_a_comment_whatever_unicode_calls_a_line_break():
+    """str.splitlines also breaks at \\x1c-\\x1e, \\x85 and \\u2028: a row commented out
+    behind one came back as a segment, and line numbers were off."""
+    for separator in ("\u2028", "\x1c", "\x85"):
+        text = f"start,end,label\n0,1,idle\n# old take{separator}5,6,stop\n2,3,wave\n"
+        assert [seg.label for seg in parse_csv(text).segments] == ["idle", "wave"]
+    with pytest.raises(AnnotationError, match="line 4: end 'x' is not a number"):
+        parse_csv("# a note\u2028more of it\nstart,end,label\n0,1,idle\n2,x,wave\n")
+
+
 def test_a_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_reads_as_any_other(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_bytes("start,end,label\n0,2.5,idle\n".encode("utf-8-sig"))
@@ -102,6 +112,7 @@ def test_labels_at_answers_as_label_at_for_every_time():
         ("# made by hand\n\nstart,end," + "l" * 200_000 + "\n", "line 3: not a CSV row"),
         ("start,end,label\n0,1," + "w" * 201 + "\n", "is not printable text of at most 200"),
         ("start,end,label\n0,1,wa\tve\n", "is not printable text"),
+        ('start,end,label\n0,2,"wave\n', "line 2: not a CSV row (unexpected end of data)"),
     ],
 )
 def test_bad_csv_files_say_what_and_where(tmp_path, text, message):

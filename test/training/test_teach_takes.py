@@ -157,6 +157,24 @@ def test_the_main_person_is_kept_when_several_are_seen():
     assert take.sequence.person_id == 0
 
 
+def test_the_performer_is_kept_not_a_bystander_seen_as_often():
+    """Both in view, one standing still: the one seen in most frames was kept as the gesture (a
+    performer missed in a single frame lost), and nothing flagged it."""
+    frames = still_then_wave()
+    still = frames[0]
+    for bystander_id in (0, 9):  # before and after the performer's id
+        performer = [SkeletonFrame(f.timestamp, f.body, f.hands, f.hand_present, 5) for f in frames[1:]]
+        bystander = [SkeletonFrame(f.timestamp, still.body, person_id=bystander_id) for f in frames]
+        take = make_take("wave", 1, bystander + performer, TrimSettings())
+        assert take.sequence.person_id == 5, bystander_id
+
+
+def test_a_single_frame_take_is_too_short_even_with_min_seconds_0():
+    """teach train refuses a one-frame sample: it must not be written as a good take."""
+    take = make_take("wave", 1, still_then_wave()[40:41], TrimSettings(min_seconds=0.0))
+    assert take.problem.startswith("too short: a single frame")
+
+
 def takes_of(subject: str) -> list[Take]:
     good = make_take("wave", 1, still_then_wave(), TrimSettings(), source="clip.mp4")
     second = make_take("wave", 2, still_then_wave(start=80.0), TrimSettings(), source="clip.mp4")
@@ -298,7 +316,9 @@ def test_ctrl_c_says_which_recorded_takes_it_throws_away_and_how_to_keep_them():
     prompt = Prompt(CtrlCAfter("\n"), out, FastClock())  # keeps take 1, then Ctrl-C at take 2's question
     with pytest.raises(KeyboardInterrupt):
         record_interactively(recording, TakePlan(["wave"], 2, 10.0, 0), TrimSettings(), prompt)
-    assert "not written: the 1 takes so far (answer q at a prompt to end and keep them)" in out.getvalue()
+    assert (
+        "not written: the 1 good takes so far (answer q at a prompt to end and keep them)" in out.getvalue()
+    )
 
 
 def test_relative_labels_count_from_the_recordings_first_image_not_its_first_person():
