@@ -458,9 +458,10 @@ def teach(
     seconds = {"features": cached - started, "fit": fitted - cached}
     fits_distance, note = distance_plan(windows, classes, settings)
     notes.extend(note)
+    tuned = settings.finetune_epochs > 0 and not frozen
     if settings.finetune_epochs > 0 and frozen:
         notes.append("no fine-tune without rehearsal data: it would forget the old classes")
-    elif settings.finetune_epochs > 0:
+    elif tuned:
         tuning = time.monotonic()
         checkpoint = finetune(
             checkpoint, teaching_set(takes, kept, classes), settings, old_rows, show_progress
@@ -470,7 +471,7 @@ def teach(
     taught = prepare_model(checkpoint)
     if fits_distance:
         measuring = time.monotonic()
-        if "finetune" in seconds:  # the fine-tune moved the features: the tuned model's own windows
+        if tuned:  # the fine-tune moved the features: the tuned model's own windows
             windows = distance_windows(taught, checkpoint, takes, kept, classes, settings, show_progress)
         taught.feature_distance = fit_window_distance(taught, windows)
         seconds["distance"] = time.monotonic() - measuring

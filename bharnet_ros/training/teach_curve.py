@@ -419,7 +419,7 @@ def runs_for_group(
         if chosen is None or chosen in drawn:
             continue
         drawn.add(chosen)
-        heads = fit_for(model, base, classes, cached, np.array(sorted(chosen)), plan.settings)
+        heads = fit_for(model, base, classes, cached, chosen, plan.settings)
         taught, heads, tuned_new, tuned_old, after = taught_for(
             model, base, classes, cached, chosen, heads, evaluated, plan, (new_eval, old_eval)
         )
@@ -465,12 +465,11 @@ def taught_for(
     features of the evaluated people's new and old samples (``scored``, the base's, where the
     backbone stays) and its feature distance (None where it fits none, or none is measured).
     As there, no fine-tune without rehearsal data."""
-    windows = None
-    if plan.distance_threshold:
-        parts = [cached.teach.select(np.isin(cached.teach.samples, sorted(chosen)))]
-        if cached.rehearsal_windows is not None:
-            parts.append(cached.rehearsal_windows)
-        windows = Features.concat(parts)
+    windows = (
+        with_rehearsal(chosen_takes(cached, chosen), cached.rehearsal_windows)
+        if plan.distance_threshold
+        else None
+    )
     measured = windows is not None and distance_plan(windows, classes, plan.settings)[0]
     if plan.settings.finetune_epochs > 0 and cached.rehearsal is not None:
         return finetuned_for(base, classes, cached, chosen, heads, evaluated, plan, measured)
@@ -529,15 +528,22 @@ def draw_takes(
     return frozenset(chosen)
 
 
+def chosen_takes(cached: CurveData, chosen: frozenset[int]) -> Features:
+    """The cached windows of the takes ``chosen`` (sample indices)."""
+    return cached.teach.select(np.isin(cached.teach.samples, sorted(chosen)))
+
+
+def with_rehearsal(takes: Features, rehearsal: Features | None) -> Features:
+    """The takes' windows and the rehearsal's, where there is rehearsal data."""
+    return takes if rehearsal is None else Features.concat([takes, rehearsal])
+
+
 def fit_for(
-    model: BHaRNetModel, base: Checkpoint, classes: list[str], cached: CurveData, chosen: np.ndarray,
+    model: BHaRNetModel, base: Checkpoint, classes: list[str], cached: CurveData, chosen: frozenset[int],
     settings: TeachSettings,
 ) -> Heads:  # fmt: skip
     """The heads ``bharnet teach train`` would fit on these takes (and the rehearsal)."""
-    parts = [cached.teach.select(np.isin(cached.teach.samples, chosen))]
-    if cached.rehearsal is not None:
-        parts.append(cached.rehearsal)
-    train = Features.concat(parts)
+    train = with_rehearsal(chosen_takes(cached, chosen), cached.rehearsal)
     old_rows = old_class_rows(base.class_names, classes)
     start = initial_heads(base_heads(model), base.class_names, classes, train)
     return fit_heads(model, start, old_rows, train, settings, frozen_old=cached.rehearsal is None)
