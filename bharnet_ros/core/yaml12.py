@@ -1,8 +1,9 @@
-"""YAML read as ROS 2 and YAML 1.2 read it: ``yes``, ``no``, ``on`` and ``off`` stay text, and
-``1e30`` is a number.
+"""YAML read as YAML 1.2 reads it: ``yes``, ``no``, ``on`` and ``off`` stay text, ``1e30`` is a
+number, and ``010`` is ten.
 
 PyYAML follows YAML 1.1, where the HRI gesture names ``yes`` and ``no`` become booleans (so
-``data.classes=[stop,yes]`` named a class ``True``) and ``1e30`` stays text. Training configs,
+``data.classes=[stop,yes]`` named a class ``True``), ``1e30`` stays text, ``010`` is the octal 8
+and ``1:30`` is the base-60 90 (so ``epochs: 010`` trained 8 epochs). Training configs,
 their ``key=value`` overrides and model configs are read with :func:`load_yaml` instead.
 Neither loader takes aliases (:class:`NoAliasLoader`).
 """
@@ -15,6 +16,7 @@ from typing import IO, Any
 import yaml
 
 BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
 FLOAT = re.compile(
     r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
@@ -39,19 +41,28 @@ class NoAliasLoader(yaml.SafeLoader):
 
 
 class Yaml12Loader(NoAliasLoader):
-    """NoAliasLoader with the YAML 1.2 core schema's booleans and floats."""
+    """NoAliasLoader with the YAML 1.2 core schema's booleans, integers and floats."""
+
+    def construct_yaml_int(self, node: yaml.Node) -> int:
+        """Decimal, ``0o`` octal or ``0x`` hexadecimal, as the core schema writes them."""
+        text = self.construct_scalar(node)
+        base = {"0o": 8, "0x": 16}.get(text[:2], 10)
+        return int(text[2:] if base != 10 else text, base)
 
 
 Yaml12Loader.yaml_implicit_resolvers = {
     first: [
         (tag, regexp)
         for tag, regexp in resolvers
-        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")
+        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
     ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", BOOL, list("tTfF"))
+# before the floats, whose pattern also matches "12"
+Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:int", INT, list("-+0123456789"))
 Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT, list("-+0123456789."))
+Yaml12Loader.add_constructor("tag:yaml.org,2002:int", Yaml12Loader.construct_yaml_int)
 
 
 def load_yaml(source: str | IO[str]) -> Any:

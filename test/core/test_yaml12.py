@@ -19,10 +19,21 @@ from bharnet_ros.core.yaml12 import NoAliasLoader, load_yaml
         ("[1e30, 1.0e30, -2E-3, 2.5, .5, 12, -7]", [1e30, 1e30, -2e-3, 2.5, 0.5, 12, -7]),
         ("[.inf, -.inf, ~, null]", [math.inf, -math.inf, None, None]),
         ("'yes'", "yes"),
+        ("[010, 0o10, 0x1F, 1:30, 1_000]", [10, 8, 31, "1:30", "1_000"]),  # YAML 1.1: 8, 8, 31, 90, 1000
     ],
 )
 def test_values_read_as_yaml_1_2(text, value):
     assert load_yaml(text) == value
+
+
+def test_integers_stay_integers():
+    """``epochs: 50`` must not become 50.0: the float pattern matches it too."""
+    assert [type(v) for v in load_yaml("[50, -7, 010, 2.0]")] == [int, int, int, float]
+
+
+def test_an_integer_tag_that_is_no_integer_is_a_yaml_error():
+    with pytest.raises(yaml.YAMLError, match="cannot be read"):
+        load_yaml("!!int 0b101")
 
 
 def test_nan_is_a_number():
