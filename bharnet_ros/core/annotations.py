@@ -10,9 +10,10 @@ Two time bases, chosen by the field names so a file says what it means:
 CSV: a header row ``start,end,label`` (or ``start_stamp,end_stamp,label``), then one segment per
 row; blank lines and lines starting with ``#`` are skipped. YAML: a list of mappings with the same
 keys, read as YAML 1.2 reads it (:func:`~bharnet_ros.core.yaml12.load_yaml`), so the labels ``yes``
-and ``no`` stay text and ``010`` is ten seconds; a label YAML reads as anything but text (``true``, ``3``, a list) is refused
-rather than turned into a different class name. A segment covers ``start <= t < end``. Segments
-must not overlap; gaps are allowed (time in a gap is not scored). Every problem raises
+and ``no`` stay text and ``010`` is ten seconds; a label YAML reads as anything but text
+(``true``, ``3``, a list) is refused rather than turned into a different class name. A segment
+covers ``start <= t < end``. Segments must not overlap; gaps are allowed (time in a gap is not
+scored). Every problem raises
 :class:`AnnotationError` naming the file and the line.
 """
 

@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from bharnet_ros.core.annotations import parse_csv
+from bharnet_ros.core.annotations import Segment, parse_csv
 from bharnet_ros.core.skeleton import SkeletonFrame, SkeletonSequence
 from bharnet_ros.training.data import load_datasets
 from bharnet_ros.training.dataset import SkeletonDataset
@@ -17,6 +17,7 @@ from bharnet_ros.training.teach_record import (
     Prompt,
     RecordedFrames,
     TakePlan,
+    _frames_inside,
     cut_takes,
     record_interactively,
 )
@@ -212,6 +213,22 @@ def test_a_labels_file_cuts_takes_and_flags_bad_segments():
     assert takes[0].ok
     assert takes[1].problem.startswith("too short")
     assert takes[2].problem.startswith("outside the recording: [30, 35) s lies outside its [0, ")
+
+
+def test_a_segments_frames_are_those_it_contains_in_recording_order():
+    """The look-up by bisection keeps what a scan of every frame finds: frames out of order, stamps
+    shared by two frames, and segments that start or end exactly on a frame."""
+    rng = np.random.default_rng(3)
+    stamps = np.round(rng.uniform(100.0, 110.0, 300), 1)  # about three frames per stamp
+    pose = still_then_wave()[0]
+    frames = [SkeletonFrame(float(t), pose.body, pose.hands, pose.hand_present, 0) for t in stamps]
+    inside = _frames_inside(frames, 100.0)
+    edges = [0.0, 0.5, 2.3, 5.0, 9.9, 10.0, 12.0]
+    for start in edges:
+        for end in edges:
+            segment = Segment(start, end, "wave")
+            scanned = [f for f in frames if segment.contains(f.timestamp - 100.0)]
+            assert [id(f) for f in inside(segment)] == [id(f) for f in scanned]
 
 
 def test_a_segment_outside_the_recording_is_not_blamed_on_a_missing_person():
