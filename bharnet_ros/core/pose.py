@@ -26,7 +26,16 @@ import numpy as np
 from bharnet_ros.core.closeable import Closeable
 from bharnet_ros.core.image import camera_size, to_rgb
 from bharnet_ros.core.layouts import MP33
-from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, LEFT, RIGHT, SkeletonFrame, checked_image_size
+from bharnet_ros.core.skeleton import (
+    CHANNELS,
+    HAND_JOINTS,
+    LEFT,
+    RIGHT,
+    SkeletonError,
+    SkeletonFrame,
+    check_plausible,
+    checked_image_size,
+)
 
 BACKENDS = ("holistic", "hands_pose")
 POSE_LEFT_WRIST, POSE_RIGHT_WRIST = 15, 16  # MediaPipe Pose: subject's left / right wrist
@@ -66,10 +75,27 @@ def hand_slot_costs(
 
 
 def _landmarks(landmark_list: Any, with_visibility: bool) -> np.ndarray | None:
-    """(N, 4) float32 from a MediaPipe NormalizedLandmarkList; None where it holds non-finite values."""
+    """(N, 4) float32 from a MediaPipe NormalizedLandmarkList; None where the contract would refuse
+    it (:func:`plausible_landmarks`): that part is left out, and the frame keeps the others."""
     rows = [(p.x, p.y, p.z, p.visibility if with_visibility else 1.0) for p in landmark_list.landmark]
     array = np.asarray(rows, dtype=np.float32)
-    return array if np.isfinite(array).all() else None
+    return array if plausible_landmarks(array) else None
+
+
+def plausible_landmarks(points: np.ndarray) -> bool:
+    """Whether the skeleton contract takes these image-space landmarks: finite, within
+    :data:`~bharnet_ros.core.skeleton.COORDINATE_LIMITS`, scores in [0, 1].
+
+    MediaPipe can place one joint of a strange frame far outside the image; checked per body or
+    hand, that costs the part, where the contract's check of the whole frame cost its other parts.
+    """
+    if not np.isfinite(points).all():
+        return False
+    try:
+        check_plausible(points, np.zeros((0, CHANNELS), np.float32), "image")
+    except SkeletonError:
+        return False
+    return True
 
 
 class PoseEstimator(Closeable):

@@ -35,6 +35,7 @@ from bharnet_ros.core.pose import (
     POSE_RIGHT_WRIST,
     check_confidences,
     import_mediapipe,
+    plausible_landmarks,
 )
 from bharnet_ros.core.skeleton import (
     CHANNELS,
@@ -43,7 +44,6 @@ from bharnet_ros.core.skeleton import (
     RIGHT,
     SkeletonError,
     SkeletonFrame,
-    check_plausible,
     checked_image_size,
     timestamp_seconds,
 )
@@ -239,18 +239,7 @@ def _body(landmarks: list[Any]) -> np.ndarray | None:
     contract refuses (non-finite, or far outside the image after a strange frame): that body is
     left out, and the frame's other persons and the tracker go on."""
     array = np.array([(p.x, p.y, p.z, p.visibility or 0.0) for p in landmarks], np.float32)
-    return array if array.shape == (MP33.num_joints, CHANNELS) and _plausible(array) else None
-
-
-def _plausible(points: np.ndarray) -> bool:
-    """Finite landmarks that the skeleton contract takes in image space (``check_plausible``)."""
-    if not np.isfinite(points).all():
-        return False
-    try:
-        check_plausible(points, np.zeros((0, CHANNELS), np.float32), "image")
-    except SkeletonError:
-        return False
-    return True
+    return array if array.shape == (MP33.num_joints, CHANNELS) and plausible_landmarks(array) else None
 
 
 def _hands(result: Any) -> tuple[np.ndarray, list[int], list[float]]:
@@ -258,7 +247,7 @@ def _hands(result: Any) -> tuple[np.ndarray, list[int], list[float]]:
     hands, sides, scores = [], [], []
     for landmarks, handedness in zip(result.hand_landmarks, result.handedness, strict=False):
         hand = np.array([(p.x, p.y, p.z, 1.0) for p in landmarks], np.float32)
-        if hand.shape == (HAND_JOINTS, CHANNELS) and _plausible(hand) and handedness:
+        if hand.shape == (HAND_JOINTS, CHANNELS) and plausible_landmarks(hand) and handedness:
             hands.append(hand)
             sides.append(LEFT if handedness[0].category_name == "Left" else RIGHT)
             scores.append(float(handedness[0].score))

@@ -217,3 +217,30 @@ def test_a_mediapipe_without_the_legacy_api_is_named_with_the_fix(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", missing)  # the edge: which wheel is installed
     with pytest.raises(RuntimeError, match="runs on mediapipe==0.10.21.*requirements-runtime.txt"):
         import_mediapipe("mediapipe.python.solutions.holistic")
+
+
+def test_a_landmark_far_outside_the_image_costs_its_part_not_the_frame():
+    """One body joint MediaPipe placed at x = 50 (the contract takes up to ±10 in image space):
+    the body is left out and the frame keeps both hands, where the contract refused all of it."""
+    from types import SimpleNamespace
+
+    def landmarks(count: int, x: float = 0.5, wild: float | None = None) -> SimpleNamespace:
+        points = [SimpleNamespace(x=x, y=0.5, z=0.0, visibility=0.9) for _ in range(count)]
+        if wild is not None:
+            points[-1].x = wild
+        return SimpleNamespace(landmark=points)
+
+    result = SimpleNamespace(
+        pose_landmarks=landmarks(33, wild=50.0),
+        left_hand_landmarks=landmarks(21, 0.6),
+        right_hand_landmarks=None,
+    )
+    estimator = PoseEstimator.__new__(PoseEstimator)  # MediaPipe's output is the edge, not the subject
+    estimator.backend = "holistic"
+    estimator._graphs = {"holistic": SimpleNamespace(process=lambda rgb: result)}
+    frame = estimator.estimate(np.zeros((48, 64, 3), np.uint8), 1.0)
+    assert not frame.body.any()
+    assert frame.hand_present.tolist() == [True, False]
+    assert np.allclose(frame.hands[0, :, 0], 0.6)
+    result.pose_landmarks = landmarks(33, wild=-9.5)  # within the contract: kept
+    assert estimator.estimate(np.zeros((48, 64, 3), np.uint8), 2.0).body[-1, 0] == pytest.approx(-9.5)
