@@ -20,8 +20,10 @@ file, so the model never sees inputs prepared two different ways. Steps, in orde
    kept. ``hand_frame="wrist"`` instead expresses each hand relative to its own wrist landmark
    (still divided by the body size), which drops where the hand is but keeps its shape and size.
 5. **Absent data stays zero**: a joint with all four channels zero (the contract's "not
-   observed"), a hand slot not present in a frame, missing persons and the dummy hand vertices are
-   exactly zero after every step, and bones or motion that involve an absent joint are zero too.
+   observed") or, with ``min_score`` > 0, a body joint scored below it (MediaPipe also places the
+   joints it cannot see: the legs of an upper-body view at 1 m have a mean visibility of 0.27), a
+   hand slot not present in a frame, missing persons and the dummy hand vertices are exactly zero
+   after every step, and bones or motion that involve an absent joint are zero too.
 6. **Modality** (joint, bone, joint_motion, bone_motion) and packing into body ``(C, T, V, M)``,
    hand ``(C, T, V, 2)`` float32 and the per-frame hand mask ``(T,)``. Scores are dropped
    (``channels=3``) unless ``channels=4``.
@@ -47,7 +49,7 @@ from bharnet_ros.core.modalities import (
 from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, SkeletonSequence
 from bharnet_ros.core.window import whole_number
 
-CONFIG_VERSION = 2  # 2 added window_seconds
+CONFIG_VERSION = 3  # 2 added window_seconds, 3 min_score
 MAX_FRAMES = 10_000  # the model config's bounds: a file may not declare inputs beyond them
 MAX_PERSONS = 16
 SCALES = ("shoulder", "torso", "none")
@@ -83,6 +85,7 @@ class PreprocessConfig:
     hand_frame: str = "body"  # body: the body's normalised frame | wrist: relative to each wrist
     aspect_correction: bool = True  # image space: x, z *= width / height when the size is known
     window_seconds: float = 0.0  # > 0: T frames sampled by time over this many seconds (any fps)
+    min_score: float = 0.0  # body joints scored below it count as not observed (0: all kept)
 
     def __post_init__(self) -> None:
         """Every field of its own type and range: these settings come from files (checkpoints, ONNX
@@ -104,6 +107,7 @@ class PreprocessConfig:
                 _seconds(self.window_seconds),
                 "window_seconds must be 0 (frame-count windows) or a duration up to 60 s",
             ),
+            (_share(self.min_score), "min_score must be a number from 0 (keep every joint) to 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -143,8 +147,15 @@ def _whole(value: Any, low: int, high: int) -> bool:
 
 
 def _seconds(value: Any) -> bool:
-    number = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-    return number and 0.0 <= value <= 60.0
+    return _number(value) and 0.0 <= value <= 60.0
+
+
+def _share(value: Any) -> bool:
+    return _number(value) and 0.0 <= value <= 1.0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -193,6 +204,8 @@ def preprocess_arrays(
         if config.aspect_correction:
             _correct_aspect(body, hands, image_size)
     body_valid = _observed(body)
+    if config.min_score > 0:
+        body_valid &= body[..., 3] >= config.min_score
     if config.normalise:
         _normalise(body, hands, present, body_valid, layout, config)
     body[~body_valid] = 0.0  # absent hands are zeroed by the packing's mask

@@ -72,7 +72,15 @@ from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder, mirror_label_map
 from bharnet_ros.training.sampling import ClassBalancedSampler
 
-PREPROCESS_KEYS = ("modality", "normalise", "scale", "hand_frame", "aspect_correction", "window_seconds")
+PREPROCESS_KEYS = (
+    "modality",
+    "normalise",
+    "scale",
+    "hand_frame",
+    "aspect_correction",
+    "window_seconds",
+    "min_score",
+)
 FREE_FORM = ("model.overrides", "data.relabel")  # free-form mappings, checked where they are used
 NULLABLE = ("data.train_split", "data.val_split")  # null means something there (see DEFAULTS)
 CHECKED_WHERE_USED = ("augment.mirror_pairs",)  # "auto" or a list of pairs: AugmentConfig checks it
@@ -101,6 +109,7 @@ DEFAULTS: dict[str, Any] = {
         "hand_frame": "body",
         "aspect_correction": True,
         "window_seconds": 0.0,  # > 0: windows of this duration sampled by time (any frame rate)
+        "min_score": 0.0,  # body joints scored below it count as not observed
     },
     "data": {
         "train": [],  # dataset .npz files or `bharnet synth` folders (merged)
@@ -532,7 +541,7 @@ def check_expert_inputs(stream: str, expert: Checkpoint, preprocess: PreprocessC
         "scale",
         "normalise",
         "aspect_correction",
-        *(("hand_frame",) if stream == "hand" else ()),
+        *(("hand_frame",) if stream == "hand" else ("min_score",)),
     )
     differ = [
         f"{key} {getattr(theirs, key)} vs {getattr(preprocess, key)}"

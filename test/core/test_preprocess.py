@@ -422,6 +422,11 @@ def test_coinciding_shoulders_take_the_floor_and_a_single_point_the_unit():
         ),
         ({"window_seconds": -1.0}, "window_seconds must be 0"),
         ({"window_seconds": "2"}, "window_seconds must be 0"),
+        ({"min_score": True}, r"min_score must be a number from 0 \(keep every joint\) to 1"),
+        ({"min_score": float("nan")}, "min_score must be a number"),
+        ({"min_score": -0.1}, "min_score must be a number"),
+        ({"min_score": 1.5}, "min_score must be a number"),
+        ({"min_score": "0.5"}, "min_score must be a number"),
     ],
 )
 def test_config_bounds(options, message):
@@ -446,6 +451,36 @@ def test_stored_configs_with_impossible_versions_or_types_are_refused(data, mess
 def test_config_edges_that_are_allowed():
     assert PreprocessConfig(frames=1, num_persons=1, window_seconds=60.0).window_seconds == 60.0
     assert PreprocessConfig(frames=1, num_persons=1).frames == 1
+
+
+def test_joints_scored_below_min_score_are_absent_and_set_neither_centre_nor_unit():
+    """The legs MediaPipe places in an upper-body view, and a shoulder it guessed in some frames:
+    with ``min_score`` they are not observed, exactly as if they had been all zeros."""
+    arrays = world_sequence()
+    left, right = NTU25.index("left_shoulder"), NTU25.index("right_shoulder")
+    legs = [NTU25.index(n) for n in ("left_knee", "right_knee", "left_ankle", "right_ankle")]
+    guessed = arrays["body"].copy()
+    guessed[:, legs, 3] = 0.2
+    guessed[3::4, left, 3] = 0.49
+    guessed[3::4, left, :3] += 5.0  # a wild guess: it must not move the centre
+    zeroed = arrays["body"].copy()
+    zeroed[:, legs] = 0.0
+    zeroed[3::4, left] = 0.0
+    config = PreprocessConfig(frames=FRAMES, min_score=0.5)
+    out = run({**arrays, "body": guessed}, config)
+    np.testing.assert_array_equal(out.body, run({**arrays, "body": zeroed}, config).body)
+    np.testing.assert_array_equal(
+        out.body, run({**arrays, "body": zeroed}, PreprocessConfig(frames=FRAMES)).body
+    )
+    assert not out.body[:, :, legs].any()
+    assert run({**arrays, "body": guessed}, PreprocessConfig(frames=FRAMES)).body[:, :, legs].any()
+
+
+def test_a_stored_config_of_version_2_keeps_every_joint():
+    data = PreprocessConfig(frames=8).to_dict()
+    del data["min_score"]
+    data["version"] = 2
+    assert PreprocessConfig.from_dict(data).min_score == 0.0
 
 
 def test_config_without_a_version_is_read_as_the_current_one():

@@ -266,6 +266,9 @@ def test_an_experts_head_for_other_classes_is_not_copied_and_other_inputs_are_re
     bones = dataclasses.replace(_preprocess(), modality="bone")
     with pytest.raises(ConfigError, match="read its inputs otherwise \\(modality joint vs bone\\)"):
         init_from_experts(model, {"body": tmp_path / "body"}, list(CLASSES), bones)
+    scored = dataclasses.replace(_preprocess(), min_score=0.5)  # it saw the legs MediaPipe guessed
+    with pytest.raises(ConfigError, match="read its inputs otherwise \\(min_score 0.0 vs 0.5\\)"):
+        init_from_experts(model, {"body": tmp_path / "body"}, list(CLASSES), scored)
 
 
 def test_the_default_models_experts_fit_its_streams(tmp_path):
