@@ -49,7 +49,9 @@ REQUIRED_METADATA = ("labels", "preprocess", "inputs", "outputs", "variant", "fu
 SUPPORTED_FORMAT = 1
 DISTANCE = "distance"  # the output of a model exported with a feature distance
 MAX_DISTANCE_THRESHOLD = 1e3  # in units of the training windows' distances (model/feature_distance.py)
+INPUT_RANKS = {"body": 5, "hand": 5, "hand_mask": 2}  # the only inputs an exported model has
 MAX_TEMPERATURE = 1e3  # a calibrated temperature is near 1; beyond this every class is equally likely
+MIN_TEMPERATURE = 1e-3  # below it every probability is 0 or 1, and the none threshold never fires
 MAX_CLASSES = 65536  # ActionClass.class_id on /bharnet/labels is a uint16
 MOST_MODEL_BYTES = 512 << 20  # BHaRNet at the paper's size is tens of MB; a file is read whole
 MAX_LABEL_LENGTH = 200  # a class name is published in every Action; it is a name, not a document
@@ -419,11 +421,17 @@ def checked_metadata(
     if len(set(labels)) != len(labels):
         raise InferenceError(f"{path}: metadata labels repeat a name")
     shapes_ok = isinstance(inputs, dict) and all(
-        isinstance(shape, list) and all(isinstance(d, int) and d > 0 for d in shape)
-        for shape in inputs.values()
+        name in INPUT_RANKS
+        and isinstance(shape, list)
+        and len(shape) == INPUT_RANKS[name]
+        and all(isinstance(d, int) and d > 0 for d in shape)
+        for name, shape in inputs.items()
     )
     if not shapes_ok or not ({"body", "hand"} & set(inputs)):
-        raise InferenceError(f"{path}: metadata inputs must map body/hand/hand_mask to static shapes")
+        raise InferenceError(
+            f"{path}: metadata inputs {shown(inputs, 160)} must map body and hand to static shapes of "
+            "5 dimensions (batch, channels, frames, joints, persons) and hand_mask to 2 (batch, frames)"
+        )
     check_decision_metadata(metadata, path)
     try:
         preprocess = PreprocessConfig.from_dict(metadata["preprocess"])
@@ -464,10 +472,12 @@ def check_decision_metadata(metadata: dict[str, Any], path: Path) -> None:
             f"{MAX_DISTANCE_THRESHOLD:g}"
         )
     temperature = metadata.get("temperature")
-    if temperature is not None and not (finite_number(temperature) and 0 < temperature < MAX_TEMPERATURE):
+    if temperature is not None and not (
+        finite_number(temperature) and MIN_TEMPERATURE <= temperature < MAX_TEMPERATURE
+    ):
         raise InferenceError(
-            f"{path}: metadata temperature {shown(temperature)} must be a number above 0 and below "
-            f"{MAX_TEMPERATURE:g}"
+            f"{path}: metadata temperature {shown(temperature)} must be a number from {MIN_TEMPERATURE:g} "
+            f"to below {MAX_TEMPERATURE:g}"
         )
     labels = metadata["labels"]
     if len(labels) > MAX_CLASSES:

@@ -61,10 +61,14 @@ def check_in_child(path: Path, model: bytes, seconds: float | None = None) -> No
     if said:
         raise InferenceError(said[-1][:400])
     errors = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    reason = errors[-1][:200] if errors else "no message"
+    if done.returncode > 0:  # the child's Python raised: a file unlike any export
+        raise InferenceError(
+            f"{path}: the model cannot be loaded ({reason}); export it with `bharnet export`"
+        )
     raise InferenceError(
-        f"{path}: the model's check ended with exit status {done.returncode} "
-        f"({errors[-1][:200] if errors else 'no message'}); a graph that needs more than "
-        f"{CHECK_MEMORY >> 30} GiB of memory ends this way"
+        f"{path}: the model's check ended by signal {-done.returncode} ({reason}); a graph that needs "
+        f"more than {CHECK_MEMORY >> 30} GiB of memory ends this way"
     )
 
 

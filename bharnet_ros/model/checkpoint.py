@@ -407,7 +407,7 @@ def check_fields(data: Mapping[str, Any], path: str | Path) -> None:
         or (_distinct_texts(hand) and _distinct_texts(names) and set(hand) <= set(names)),  # names of classes
         "epoch": isinstance(epoch, int) and not isinstance(epoch, bool),
         "metrics": metrics is None
-        or (isinstance(metrics, dict) and all(isinstance(v, int | float) for v in metrics.values())),
+        or (isinstance(metrics, dict) and all(isinstance(k, str) and _float(v) for k, v in metrics.items())),
     }
     wrong = [field for field, ok in valid.items() if not ok]
     if wrong:
@@ -415,6 +415,14 @@ def check_fields(data: Mapping[str, Any], path: str | Path) -> None:
             f"{path}: its {wrong[0]} is not what bharnet writes; the file is damaged or was not "
             "written by save_checkpoint"
         )
+
+
+def _float(value: Any) -> bool:
+    """A number that float() takes (not a bool, nor an int of hundreds of digits: a fine-tune's
+    checkpoint converts its metrics, and would fail only once trained)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, float) or abs(value) < 2**1023
 
 
 def _distinct_texts(values: Any) -> bool:

@@ -34,7 +34,14 @@ import onnx
 import torch
 from torch import nn
 
-from bharnet_ros.core.inference import DISTANCE, MAX_DISTANCE_THRESHOLD, MAX_TEMPERATURE, random_feed, shorten
+from bharnet_ros.core.inference import (
+    DISTANCE,
+    MAX_DISTANCE_THRESHOLD,
+    MAX_TEMPERATURE,
+    MIN_TEMPERATURE,
+    random_feed,
+    shorten,
+)
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.model.attention import freeze_projections
@@ -236,7 +243,10 @@ def export_onnx(
 
 
 CALIBRATION_RANGES = {  # name: (whether a value is in range, the range in words)
-    "temperature": (lambda t: 0.0 < t < MAX_TEMPERATURE, f"above 0 and below {MAX_TEMPERATURE:g}"),
+    "temperature": (
+        lambda t: MIN_TEMPERATURE <= t < MAX_TEMPERATURE,
+        f"from {MIN_TEMPERATURE:g} to below {MAX_TEMPERATURE:g}",
+    ),
     "none_threshold": (lambda t: 0.0 <= t <= 1.0, "in [0, 1]"),
     "distance_threshold": (
         lambda t: 0.0 < t < MAX_DISTANCE_THRESHOLD,
@@ -268,7 +278,12 @@ def calibration_for(
     if not isinstance(entry, dict) or not set(REQUIRED_CALIBRATION) <= set(entry):
         raise ExportError(f"{path} has no {key!r} calibration; give the calibration.json of a --loso run")
     fitted = entry.get("class_names")
-    if class_names is not None and fitted is not None and list(fitted) != list(class_names):
+    if fitted is not None and not (isinstance(fitted, list) and all(isinstance(n, str) for n in fitted)):
+        raise ExportError(
+            f"{path}: the {key!r} calibration's class_names {shorten(json.dumps(fitted), 40)} is not a "
+            "list of class names; give the calibration.json of a --loso run"
+        )
+    if class_names is not None and fitted is not None and fitted != list(class_names):
         raise ExportError(
             f"{path} was fitted on a model of {len(fitted)} classes, not on this one's "
             f"{len(class_names)}: give the calibration.json of the --loso run of this model's recipe"
@@ -298,7 +313,8 @@ def calibration_value(value: Any, name: str, where: str) -> float:
     """
     in_range, words = CALIBRATION_RANGES[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ExportError(f"{where} {name} {json.dumps(value)} is not a number; give a number {words}")
+        shown = shorten(json.dumps(value), 40)
+        raise ExportError(f"{where} {name} {shown} is not a number; give a number {words}")
     if not (in_range(value) and math.isfinite(value)):  # range first: float() overflows on a 400-digit int
         shown = shorten(json.dumps(value), 40)
         raise ExportError(f"{where} {name} {shown} is out of range; it must be a number {words}")

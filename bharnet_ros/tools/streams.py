@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--subjects", help="comma-separated people (default: every folder)")
     parser.add_argument("--distances", default="", help="comma-separated distances (default: all)")
-    parser.add_argument("--skip", default="random", help="labels left out of the streams (default random)")
+    parser.add_argument("--skip", default=None, help="labels left out of the streams (default random)")
     parser.add_argument(
         "--gap", type=float, default=1.5,
         help=f"seconds of standing still between gestures, 0 to {MAX_GAP:g} (default 1.5)",
@@ -83,9 +83,11 @@ def run(args: argparse.Namespace) -> int:
         skeletons = SkeletonDataset.load(args.dataset)
     except (DatasetError, FileNotFoundError) as err:
         raise UsageError(str(err)) from None
+    people = _people(args)
+    check_names(args, people)
     streams = {
         f"{person}_{distance}": (person, pieces)
-        for person in _people(args)
+        for person in people
         for distance, pieces in person_streams(args, person, skeletons).items()
     }
     if not streams:
@@ -182,17 +184,47 @@ def _people(args: argparse.Namespace) -> list[str]:
     return people
 
 
+def check_names(args: argparse.Namespace, people: list[str]) -> None:
+    """UsageError for a --distances or --skip name that no clip of ``people`` has: a typo there
+    silently dropped a distance, or scored the ``random`` clips as gestures."""
+    per_person = [person_clips(args.source / person) for person in people]
+    given = {
+        "--distances": (_names(args.distances), {distance for clips in per_person for distance in clips}),
+        "--skip": (
+            _names(args.skip or ""),
+            {label for clips in per_person for found in clips.values() for label, _ in found},
+        ),
+    }
+    for option, (names, known) in given.items():
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise UsageError(
+                f"{option} names {', '.join(unknown)}, which no clip of {', '.join(people)} has; "
+                f"the clips have {', '.join(sorted(known))}"
+            )
+
+
+def _names(text: str) -> list[str]:
+    return [name for name in text.split(",") if name]
+
+
+def person_clips(folder: Path) -> dict[str, list[tuple[str, Path]]]:
+    """Per distance, (label, video) of the clips in one person's folder."""
+    clips: dict[str, list[tuple[str, Path]]] = {}
+    for video in sorted(folder.iterdir()):
+        match = CLIP.match(video.stem)
+        if match and is_video_file(video):
+            clips.setdefault(match["distance"], []).append((match["label"], video))
+    return clips
+
+
 def person_streams(args: argparse.Namespace, person: str, skeletons: Any) -> dict[str, list]:
     """Per distance, the pieces of one stream: shuffled gestures with still stretches between."""
     from bharnet_ros.core.compose import Piece
 
-    clips: dict[str, list[tuple[str, Path]]] = {}
-    for video in sorted((args.source / person).iterdir()):
-        match = CLIP.match(video.stem)
-        if match and is_video_file(video):
-            clips.setdefault(match["distance"], []).append((match["label"], video))
-    wanted = [d for d in args.distances.split(",") if d] or sorted(clips)
-    skipped = {s for s in args.skip.split(",") if s}
+    clips = person_clips(args.source / person)
+    wanted = _names(args.distances) or sorted(clips)
+    skipped = {"random"} if args.skip is None else set(_names(args.skip))
     rng = np.random.default_rng([args.seed, sum(map(ord, person))])
     streams = {}
     for distance in wanted:
@@ -261,14 +293,15 @@ def record_and_score(args: argparse.Namespace, person: str, pieces: list, folder
 
 
 def fold_model(run: Path, person: str, folder: Path, expert_only: bool) -> Path:
-    """The ONNX export of the fold of ``run`` that held ``person`` out."""
-    from bharnet_ros.model.export import ExportError, export_onnx
+    """The ONNX export of the fold of ``run`` that held ``person`` out, checked against PyTorch and
+    loaded as the node loads it, as every export is."""
+    from bharnet_ros.model.export import ExportError, export_checked
 
     checkpoint, model, calibration = fold_inputs(run, person, expert_only)
     path = folder / "model.onnx"
     try:
         with atomic_file(path) as temporary:
-            export_onnx(
+            export_checked(
                 model, temporary, checkpoint.class_names, checkpoint.preprocess_config,
                 checkpoint.hand_intensive, calibration=calibration,
             )  # fmt: skip

@@ -172,7 +172,7 @@ def test_predict_window_uses_the_stored_preprocessing(model_path):
         ({"labels": ["a", "b", "c"]}, "shape \\(1, 5\\) for 3 labels"),
         ({"labels": {"0": "wave"}}, "labels must be a non-empty list"),
         ({"preprocess": {**PREPROCESS.to_dict(), "frames": 64}}, "64 frames in metadata"),
-        ({"inputs": {"skeleton": [1, 3, 16, 25, 1], "hand": [1, 3, 16, 25, 2]}}, "graph inputs"),
+        ({"inputs": {"skeleton": [1, 3, 16, 25, 1], "hand": [1, 3, 16, 25, 2]}}, "must map body and hand"),
         ({"inputs": {"body": [1, 3, 16, 25, 1]}}, "graph inputs"),
         ({"preprocess": {"frames": "many"}}, "preprocess is unusable"),
         ({"experts": {"body": "body_expert"}}, "metadata experts"),
@@ -186,12 +186,22 @@ def test_predict_window_uses_the_stored_preprocessing(model_path):
         ({"variant": "v" * 10**6}, "variant 'vvv.*\\.\\.\\. must be printable text of at most 200"),
         ({"hand_intensive": ["wave\n"]}, "hand_intensive \\['wave\\\\n'\\] must be a list of class names"),
         ({"preprocess": {**PREPROCESS.to_dict(), "num_persons": 2}}, "its preprocessing makes other inputs"),
-        ({"temperature": float("nan")}, "metadata temperature nan must be a number above 0 and below 1000"),
+        ({"temperature": float("nan")}, "metadata temperature nan must be a number from 0.001 to below 1000"),
+        ({"temperature": 1e-300}, "metadata temperature 1e-300 must be a number from 0.001"),
+        (
+            {"inputs": {"body": [1, 3, FRAMES, 25, 1], "extra": [1, 3]}},
+            "metadata inputs .* must map body and hand",
+        ),
+        (
+            {"inputs": {"body": [1, 3, FRAMES, 25], "hand": [1, 3, FRAMES, 25, 2]}},
+            "static shapes of 5 dimensions",
+        ),
+        ({"inputs": {"body": [1, 3, FRAMES, 25, 1], "hand_mask": [FRAMES]}}, "hand_mask to 2"),
         ({"temperature": -3}, "metadata temperature -3"),
         ({"temperature": "hot"}, "metadata temperature 'hot'"),
         ({"temperature": 1e300}, r"metadata temperature 1e\+300"),
         ({"labels": [f"c{i}" for i in range(65537)]}, "65537 labels, more than /bharnet/labels holds"),
-        ({"temperature": 10**400}, "metadata temperature 10000000000.*\\.\\.\\. must be a number above 0"),
+        ({"temperature": 10**400}, "metadata temperature 10000000000.*\\.\\.\\. must be a number from 0.001"),
         ({"format_version": 10**400}, "metadata format 10000000000.*\\.\\.\\. is newer than this code"),
         ({"fusion": "max"}, "metadata fusion 'max' must be one of \\('mean', 'noisy_or'\\)"),
         ({"labels": ["wave", "point\n\x1b[2J", "stop", "come", "none"]}, "names \\(printable, 1 to 200"),
@@ -222,20 +232,6 @@ def test_temperature_in_the_metadata_softens_probabilities(model_path, tmp_path)
     assert warm.label == plain.label
     assert warm.score < plain.score
     np.testing.assert_allclose(warm.logits, plain.logits, rtol=1e-6)
-
-
-def test_a_temperature_near_zero_gives_finite_one_hot_probabilities(model_path, tmp_path):
-    """logits / 1e-300 overflowed float32 to inf, and inf - inf made every window NaN."""
-    body = np.random.default_rng(0).normal(size=(3, FRAMES, 25, 1)).astype(np.float32)
-    hand = np.zeros((3, FRAMES, 25, 2), np.float32)
-    proto = onnx.load(str(model_path))
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "bharnet.temperature", "1e-300"
-    onnx.save(proto, str(tmp_path / "cold.onnx"))
-    cold = OnnxClassifier(tmp_path / "cold.onnx", providers="cpu").predict(body, hand)
-    assert cold.finite()
-    assert cold.score == 1.0
-    assert cold.label == LABELS[int(np.argmax(cold.logits))]
 
 
 @pytest.mark.parametrize("temperature", [1e-38, 0.05, 1.0, 1e30])
@@ -411,3 +407,24 @@ def test_a_model_check_that_cannot_start_loads_the_model_unchecked_with_a_warnin
     with caplog.at_level(logging.WARNING):
         assert OnnxClassifier(model_path, providers="cpu", isolated=True).labels == LABELS
     assert "could not start a child process" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("child", "message"),
+    [
+        ("raise KeyError('extra')", "the model cannot be loaded \\(KeyError: 'extra'\\); export it with"),
+        (
+            "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+            "ended by signal 9 \\(no message\\); a graph that needs more than 4 GiB",
+        ),
+    ],
+)
+def test_a_child_check_that_fails_says_how(model_path, monkeypatch, child, message):
+    """Any failure of the child was put down to memory, which sent the operator the wrong way."""
+    import sys
+
+    from bharnet_ros.core import model_check
+
+    monkeypatch.setattr(model_check, "_child_command", lambda path: [sys.executable, "-c", child])
+    with pytest.raises(InferenceError, match=message):
+        OnnxClassifier(model_path, providers="cpu", isolated=True)

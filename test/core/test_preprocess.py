@@ -457,7 +457,7 @@ def test_joints_scored_below_min_score_are_absent_and_set_neither_centre_nor_uni
     """The legs MediaPipe places in an upper-body view, and a shoulder it guessed in some frames:
     with ``min_score`` they are not observed, exactly as if they had been all zeros."""
     arrays = world_sequence()
-    left, right = NTU25.index("left_shoulder"), NTU25.index("right_shoulder")
+    left = NTU25.index("left_shoulder")
     legs = [NTU25.index(n) for n in ("left_knee", "right_knee", "left_ankle", "right_ankle")]
     guessed = arrays["body"].copy()
     guessed[:, legs, 3] = 0.2

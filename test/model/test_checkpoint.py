@@ -244,6 +244,9 @@ def test_weights_of_another_dtype_are_refused_not_cast(saved, dtype):
         ("class_names", [1, 2, 3, 4, 5]),
         ("class_names", ["a"] * 5),
         ("metrics", 5),
+        ("metrics", {"top1": 10**400}),  # float() of it failed only once a fine-tune had trained
+        ("metrics", {"top1": True}),
+        ("metrics", {3: 0.5}),
         ("preprocess", {"frames": "many"}),
         ("state_dict", "x"),
         ("hand_intensive", 3),

@@ -287,7 +287,16 @@ def test_a_noisy_or_model_takes_no_softmax_calibration(tiny_config, tmp_path):
         ('{"fused": [1, 2]}', "has no 'fused' calibration"),
         (
             '{"fused": {"temperature": 0.0, "none_threshold": 0.3}}',
-            "the 'fused' calibration's temperature 0.0 is out of range; it must be a number above 0",
+            "the 'fused' calibration's temperature 0.0 is out of range; it must be a number from 0.001",
+        ),
+        ('{"fused": {"temperature": 1e-300, "none_threshold": 0.3}}', "temperature 1e-300 is out of range"),
+        (
+            '{"fused": {"temperature": 1.0, "none_threshold": 0.3, "class_names": 24}}',
+            "class_names 24 is not a list of class names",
+        ),
+        (
+            '{"fused": {"temperature": 1.0, "none_threshold": 0.3, "class_names": [1, 2, 3, 4, 5]}}',
+            "class_names \\[1, 2, 3, 4, 5\\] is not a list of class names",
         ),
         ('{"fused": {"temperature": 1e3, "none_threshold": 0.3}}', "out of range"),
         ('{"fused": {"temperature": 1.0, "none_threshold": -0.1}}', "out of range"),
@@ -324,6 +333,10 @@ def test_calibration_for_refuses_what_does_not_fit(expert, tmp_path, content, me
         ('{"fused": {"temperature": 1.0, "none_threshold": NaN}}', "none_threshold NaN is out of range"),
         ('{"fused": {"temperature": Infinity, "none_threshold": 0.5}}', "temperature Infinity is out of"),
         ('{"fused": {"temperature": -1, "none_threshold": 0.5}}', "temperature -1 is out of range"),
+        (
+            '{"fused": {"temperature": "%s", "none_threshold": 0.5}}' % ("x" * 300_000),
+            'temperature "%s... is not a number' % ("x" * 36),
+        ),
     ],
 )
 def test_a_bad_calibration_value_is_named_with_its_file(expert, tmp_path, content, message):

@@ -141,6 +141,8 @@ def one_line_error(capsys) -> str:
         (["--model", "{model}", "--gap", "1e30"], "--gap must be a number of seconds from 0 to 60"),
         (["--model", "{model}", "--seed=-1"], "--seed must be a whole number from 0 to 4294967295"),
         (["--model", "{model}", "--params-file", "{stride_abc}"], "the recognizer's parameters"),
+        (["--model", "{model}", "--distances", "1m,4n"], "--distances names 4n, which no clip of P has; "),
+        (["--model", "{model}", "--skip", "randm"], "--skip names randm, which no clip of P has; the clips"),
     ],
 )
 def test_streams_check_models_and_options_before_composing_anything(
@@ -275,3 +277,27 @@ def test_a_run_calibrated_with_distances_exports_its_folds_with_their_own_distan
     data.unlink()
     with pytest.raises(UsageError, match="its training data is not here"):
         fold_inputs(run, "P", expert_only=True)
+
+
+def test_a_fold_export_that_disagrees_with_its_checkpoint_is_not_used(teach_base, tmp_path, monkeypatch):
+    """Fold models were exported unchecked, so a graph computing something else would have scored
+    the published streams; now they pass the parity check every export passes."""
+    from bharnet_ros.model import export
+    from bharnet_ros.model.checkpoint import save_checkpoint
+    from bharnet_ros.tools import UsageError
+    from bharnet_ros.tools.streams import fold_model
+
+    run = tmp_path / "cv"
+    (run / "fold_P").mkdir(parents=True)
+    save_checkpoint(teach_base(), run / "fold_P" / "last.pt")
+    (tmp_path / "out").mkdir()
+    assert fold_model(run, "P", tmp_path / "out", expert_only=True).is_file()
+
+    def differs(*args, **kwargs):
+        raise export.ParityError("ONNX Runtime and PyTorch differ by 0.5")
+
+    monkeypatch.setattr(export, "check_parity", differs)
+    (tmp_path / "out" / "model.onnx").unlink()
+    with pytest.raises(UsageError, match="differ by 0.5"):
+        fold_model(run, "P", tmp_path / "out", expert_only=True)
+    assert not (tmp_path / "out" / "model.onnx").exists()
