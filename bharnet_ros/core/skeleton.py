@@ -9,6 +9,7 @@ explains coordinate spaces and units; this module is the single definition in co
 from __future__ import annotations
 
 import operator
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,10 @@ BODY_LAYOUTS = ("mediapipe33", "ntu25")  # layouts a frame's body may have (hand
 # the image (MediaPipe extrapolates); world space allows a large room. Beyond these a value is
 # garbage (FLT_MAX, 1e30) that would overflow the model's arithmetic.
 COORDINATE_LIMITS = {"image": 10.0, "world": 100.0}
+# A zip (.npz) whose arrays would unpack to more than this many times its size, and more than a
+# floor, is refused before loading: skeleton arrays compress about 1.5 times, zeros a thousand.
+MOST_EXPANSION = 50
+SEQUENCE_FILE_FLOOR = 64 << 20  # bytes: a sequence file of 10 minutes at 30 fps holds about 22 MB
 TIME_LIMIT = 1e10  # seconds (year 2286 in Unix time): below it, float64 stamps keep < 2 us precision
 MAX_IMAGE_SIDE = 2**31 - 1  # image sides are stored as int32 in sequence files
 # Width over height (or height over width) of a known image at most: the aspect correction
@@ -179,6 +184,9 @@ class SkeletonSequence:
         stored, an unknown format version) raises SkeletonError naming the file; numpy's own errors
         for a file that is no readable .npz at all (cut, empty, not a zip) pass through.
         """
+        problem = unpacking_problem(Path(path), SEQUENCE_FILE_FLOOR)
+        if problem:
+            raise SkeletonError(f"{path}: {problem}")
         data = np.load(path, allow_pickle=False)
         try:
             if not isinstance(data, np.lib.npyio.NpzFile):
@@ -338,12 +346,32 @@ def _check_arrays(body: np.ndarray, hands: np.ndarray, present: np.ndarray, layo
         "hand_present": (present, (t, 2)),
     }
     for name, (array, shape) in expected.items():
-        if array.shape != shape:
+        if array.shape[1:] != shape[1:]:
             raise SkeletonError(
                 f"{name} has shape {array.shape[1:]}, the {layout} contract needs {shape[1:]}"
             )
+        if array.shape != shape:  # one frame per body frame
+            raise SkeletonError(f"{name} holds {len(array)} frames and body {t}; give both the same frames")
     if not (np.isfinite(body).all() and np.isfinite(hands).all()):
         raise SkeletonError("skeleton contains NaN or infinite values; drop the frame or zero the joints")
     if space not in SPACES:
         raise SkeletonError(f"unknown coordinate space {space!r}; use one of {SPACES}")
     check_plausible(body, hands, space)
+
+
+def unpacking_problem(path: Path, floor: int) -> str | None:
+    """Why the arrays of the .npz ``path`` are not unpacked: they would take more than
+    :data:`MOST_EXPANSION` times its size and more than ``floor`` bytes (a small file of zeros
+    claims gigabytes). None for a file that is fine, or no zip archive (left to its loader to name)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(member.file_size for member in archive.infolist())
+        size = path.stat().st_size
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+    if declared <= max(floor, MOST_EXPANSION * size):
+        return None
+    return (
+        f"would unpack {size / 2**20:.1f} MiB into {declared / 2**30:.1f} GiB of arrays, far more than "
+        "skeleton data compresses; it is refused (a damaged or hostile file)"
+    )

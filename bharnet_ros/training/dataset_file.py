@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS
+from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, unpacking_problem
 from bharnet_ros.training.dataset import ID_FIELDS, DatasetError, SkeletonDataset, read_only_zeros
 
 FORMAT_NAME = "bharnet_ros.skeleton_dataset"
@@ -27,10 +26,8 @@ FORMAT_VERSION = 2  # 2: per-sample string attributes
 SAMPLE_KEYS = ("offsets", "labels", "names", "persons", *ID_FIELDS, "image_sizes")
 HAND_KEYS = ("hands", "hand_present")
 ATTRIBUTE_PREFIX = "attribute_"  # file key of attribute column <name>
-# A file whose arrays would unpack to more than this many times its size (and over the floor) is
-# refused before loading: skeleton arrays compress about 1.5 times, a zip bomb of zeros a thousand.
-MOST_EXPANSION = 50
-EXPANSION_FLOOR = 1 << 30  # bytes
+EXPANSION_FLOOR = 1 << 30  # bytes a dataset file may unpack to whatever it holds (core.skeleton)
+REAL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # a narrower one would be widened on load
 
 
 def save_dataset(data: SkeletonDataset, path: str | Path) -> Path:
@@ -63,10 +60,11 @@ def load_dataset(path: str | Path) -> SkeletonDataset:
     missing = [key for key in stored if key not in arrays]
     if missing:
         raise DatasetError(f"{path}: missing arrays {missing}; the file is damaged or not a dataset")
-    for key in ("body", "timestamps", "hands"):  # text or complex numbers would be cast, silently
-        if key in arrays and arrays[key].dtype.kind not in "fiu":
+    for key in ("body", "timestamps", "hands"):  # text or complex numbers would be cast, silently,
+        if key in arrays and arrays[key].dtype not in REAL_DTYPES:  # and bytes widened eightfold
             raise DatasetError(
-                f"{path}: {key} holds {arrays[key].dtype} values, not real numbers; the file is damaged"
+                f"{path}: {key} holds {arrays[key].dtype} values, not real numbers of 32 or 64 bits; "
+                "the file is damaged"
             )
     if not header.get("hands_stored", True):
         frames = arrays["body"].shape[:2]
@@ -128,19 +126,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _check_expansion(path: Path) -> None:
-    """DatasetError when the arrays would unpack to far more than the file holds (see
-    :data:`MOST_EXPANSION`); a file that is no zip archive is left to the loader to name."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            declared = sum(member.file_size for member in archive.infolist())
-        size = path.stat().st_size
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return
-    if declared > max(EXPANSION_FLOOR, MOST_EXPANSION * size):
-        raise DatasetError(
-            f"{path} would unpack {size / 2**20:.1f} MiB into {declared / 2**30:.1f} GiB of arrays, far more "
-            "than skeleton data compresses; it is refused (a damaged or hostile file)"
-        )
+    """DatasetError when the arrays would unpack to far more than the file holds."""
+    problem = unpacking_problem(path, EXPANSION_FLOOR)
+    if problem:
+        raise DatasetError(f"{path} {problem}")
 
 
 def _unreadable(path: Path, err: Exception, inside: bool = False) -> str:

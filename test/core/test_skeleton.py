@@ -257,3 +257,24 @@ def test_stamps_too_large_to_tell_frames_apart_are_refused_in_frames_and_sequenc
             np.array([1e17, 1e17 + 1]), np.zeros((2, 33, 4)), np.zeros((2, 2, 21, 4)), np.zeros((2, 2))
         )
     assert frame(TIME_LIMIT).timestamp == TIME_LIMIT  # the bound itself is a stamp
+
+
+def test_a_sequence_file_that_would_unpack_to_far_more_than_it_holds_is_refused_unread(tmp_path):
+    """A 1 MB file of zeros dropped among the clips of `import videos` took 1 GB of memory."""
+    frames = 200_000  # 105 MB of zeros, a few hundred kB packed
+    sequence = SkeletonSequence(
+        np.arange(2) / 30.0, np.zeros((2, 33, 4)), np.zeros((2, 2, 21, 4)), np.zeros((2, 2), bool)
+    )
+    path = sequence.save(tmp_path / "fine.npz")
+    assert len(SkeletonSequence.load(path)) == 2
+    with np.load(path, allow_pickle=False) as raw:
+        arrays = {key: raw[key] for key in raw.files}
+    arrays["body"] = np.zeros((frames, 33, 4), np.float32)
+    np.savez_compressed(tmp_path / "bomb.npz", **arrays)
+    with pytest.raises(SkeletonError, match="bomb.npz: would unpack .* MiB into .* GiB of arrays, far more"):
+        SkeletonSequence.load(tmp_path / "bomb.npz")
+
+
+def test_arrays_of_other_lengths_than_the_body_are_named_as_such():
+    with pytest.raises(SkeletonError, match="hands holds 1 frames and body 2; give both the same frames"):
+        SkeletonSequence(np.arange(2.0), np.zeros((2, 33, 4)), np.zeros((1, 2, 21, 4)), np.zeros((2, 2)))

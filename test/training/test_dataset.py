@@ -185,8 +185,11 @@ def rewrite(path, **header_changes) -> None:
     np.savez(path, **arrays)
 
 
-@pytest.mark.parametrize(("key", "kind"), [("body", complex), ("timestamps", str), ("hands", complex)])
-def test_arrays_of_text_or_complex_numbers_are_refused_not_cast(tmp_path, key, kind):
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [("body", complex), ("timestamps", str), ("hands", complex), ("body", np.uint8), ("hands", np.float16)],
+)
+def test_arrays_other_than_32_or_64_bit_floats_are_refused_not_cast(tmp_path, key, kind):
     path = small_dataset().save(tmp_path / "set.npz")
     with np.load(path, allow_pickle=False) as raw:
         arrays = {name: raw[name] for name in raw.files}
