@@ -107,7 +107,26 @@ def test_a_videos_folder_given_as_src_belongs_to_the_person_above_it(tmp_path):
     assert [job.attributes["subject"] for job in jobs] == ["S7"]  # was "videos", for everyone
 
 
-@pytest.mark.parametrize("field", ["fps", "source"])
+def test_per_person_files_of_a_multi_extract_keep_their_fields_and_say_their_track(tmp_path):
+    """``bharnet extract --backend multi`` writes <stem>_p<id>.npz: the pattern read one field
+    too many there, and each take became a class of its own."""
+    root = touch(
+        tmp_path / "S7", "turn_back_1_1m_upper_p0.npz", "turn_back_1_1m_upper_p12.npz", "x_2_4m_full.npz"
+    )
+    jobs, _ = jobs_of(root)
+    assert [(job.label, job.name, job.attributes) for job in jobs] == [
+        ("turn_back", "S7/turn_back_1_1m_upper_p0", {**FIELDS_1M, "track": "0"}),
+        ("turn_back", "S7/turn_back_1_1m_upper_p12", {**FIELDS_1M, "track": "12"}),
+        ("x", "S7/x_2_4m_full", {"subject": "S7", "take": "2", "distance": "4m", "framing": "full"}),
+    ]
+    own = touch(tmp_path / "S8", "wave_p1.npz", "hello_p2.avi")  # _p1 is the take here
+    assert [job.attributes["take"] for job in jobs_of(own, "{label}_{take}")[0]] == ["p2", "p1"]
+
+
+FIELDS_1M = {"subject": "S7", "take": "1", "distance": "1m", "framing": "upper"}
+
+
+@pytest.mark.parametrize("field", ["fps", "source", "track"])
 def test_a_pattern_field_the_import_sets_itself_is_refused(field):
     with pytest.raises(PatternError, match=f"{{{field}}} is an attribute the import sets itself"):
         compile_pattern(f"{{label}}_{{{field}}}")
@@ -123,12 +142,12 @@ def test_fields_with_nothing_between_them_are_refused_not_guessed():
 
 
 def test_class_folders_keep_their_layout_and_note_a_missing_person(tmp_path):
-    root = touch(tmp_path / "own", "wave/a.avi", "wave/a.npz", "stop/b.mp4")
+    root = touch(tmp_path / "own", "wave/a.avi", "wave/c.npz", "stop/b.mp4")
     jobs, report = jobs_of(root, pattern=None)
     assert [(job.label, job.name, job.attributes) for job in jobs] == [
         ("stop", "stop/b.mp4", {}),
         ("wave", "wave/a.avi", {}),
-        ("wave", "wave/a.npz", {}),
+        ("wave", "wave/c.npz", {}),
     ]
     assert any("--subject" in note for note in report.notes)
     jobs, report = jobs_of(root, pattern=None, subject="ann")
@@ -155,6 +174,20 @@ def test_two_files_with_one_sample_name_are_refused_when_listed(tmp_path, clash)
     assert "\n" not in message
     assert all(name in message for name in clash)
     assert "come_1_1m_upper" not in message
+
+
+@pytest.mark.parametrize("clash", [("wave/x.avi", "wave/x.npz"), ("wave/x.avi", "wave/x.mp4")])
+def test_one_clip_twice_in_a_class_folder_is_refused(tmp_path, clash):
+    """Class-folder names keep the extension, so a video and the skeleton file beside it (or
+    two encodings of one clip) became two samples, one perhaps in training, one in validation."""
+    root = touch(tmp_path / "classes", *clash, "wave/y.avi")
+    with pytest.raises(DatasetError, match="give the same sample name") as refused:
+        jobs_of(root, pattern=None)
+    assert all(name in str(refused.value) for name in clash)
+    assert [job.name for job in jobs_of(touch(tmp_path / "fine", "wave/x.avi", "wave/y.npz"), None)[0]] == [
+        "wave/x.avi",
+        "wave/y.npz",
+    ]
 
 
 @pytest.mark.parametrize(

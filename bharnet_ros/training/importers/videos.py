@@ -77,7 +77,8 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     if taken:
         raise PatternError(
             f"--pattern {pattern!r}: {{{taken[0]}}} is an attribute the import sets itself (the video's "
-            "measured frame rate, the import folder); name the field otherwise, e.g. {file_fps}"
+            "measured frame rate, the import folder, the person's track in a per-person skeleton file); "
+            "name the field otherwise, e.g. {file_fps}"
         )
     texts = FIELD.split(pattern)[0::2]  # the literal text before, between and after the fields
     if any("{" in text or "}" in text for text in texts):  # {Take}, {0}: read as text, matching nothing
@@ -130,17 +131,27 @@ def _pattern_jobs(root: Path, pattern: str, subject: str | None, report: ImportR
     regex = compile_pattern(pattern)
     jobs = []
     for video in _videos_below(root):
-        match = regex.match(video.stem)
+        stem, track = _track_of(video)
+        match = regex.match(stem)
+        if match is None and track:  # a name that ends in _p<digits> of its own
+            track, match = "", regex.match(video.stem)
         if match is None:
             report.skip(str(video), "name does not match --pattern", pattern)
             continue
-        fields = match.groupdict()
+        fields = {**match.groupdict(), **({"track": track} if track else {})}
         person = fields.pop("subject", None) or subject or _person_folder(root, video, report)
         label = fields.pop("label")
         attributes = {"subject": person, **fields} if person else dict(fields)
         name = f"{person}/{video.stem}" if person else video.stem
         jobs.append(VideoJob(video, label, name, attributes))
     return jobs
+
+
+def _track_of(path: Path) -> tuple[str, str]:
+    """The stem the pattern reads and the person's track id of a per-person skeleton file of
+    ``bharnet extract --backend multi`` (``<stem>_p<id>.npz``); ("" for other files)."""
+    person_file = TRACK_SUFFIX.fullmatch(path.stem) if _is_skeleton_file(path) else None
+    return (person_file["stem"], person_file["track"]) if person_file else (path.stem, "")
 
 
 def _class_folder_jobs(root: Path, subject: str | None, report: ImportReport) -> list[VideoJob]:
@@ -159,10 +170,12 @@ def _class_folder_jobs(root: Path, subject: str | None, report: ImportReport) ->
 
 
 def check_unique_names(jobs: list[VideoJob], root: Path) -> None:
-    """DatasetError listing the files behind each sample name that more than one file gives."""
+    """DatasetError listing the files behind each sample name that more than one file gives. With
+    class folders the name keeps the file's extension, so the clash is found on the stem: a video
+    and its skeleton file beside it are one clip, imported twice."""
     paths: dict[str, list[Path]] = {}
     for job in jobs:
-        paths.setdefault(job.name, []).append(job.path)
+        paths.setdefault(str(Path(job.name).with_name(job.path.stem)), []).append(job.path)
     clashes = [files for files in paths.values() if len(files) > 1]
     if not clashes:
         return
@@ -182,7 +195,8 @@ def _is_skeleton_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".npz"
 
 
-RESERVED_FIELDS = {"fps", "source"}  # attributes every imported sample gets from the import itself
+RESERVED_FIELDS = {"fps", "source", "track"}  # attributes the import sets itself
+TRACK_SUFFIX = re.compile(r"(?P<stem>.+)_p(?P<track>\d+)")  # bharnet extract --backend multi
 MEDIA_FOLDER = re.compile(r"(.*[_\-\s])?videos?", re.IGNORECASE)  # videos, dynamic_videos, ...
 
 
