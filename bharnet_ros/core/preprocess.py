@@ -54,6 +54,7 @@ MAX_FRAMES = 10_000  # the model config's bounds: a file may not declare inputs 
 MAX_PERSONS = 16
 SCALES = ("shoulder", "torso", "none")
 HAND_FRAMES = ("body", "wrist")
+LEAST_WINDOW_SECONDS = 0.05  # a window of a frame at 20 fps; 5e-324 s made the feeder divide by zero
 MIN_SIZE = 1e-6  # body sizes below this (degenerate or unobserved) leave the scale at 1
 # The body size is at least this share of the body's extent (the longer side of the box around its
 # observed joints): shoulders collapsed onto one point by a bad detection made inputs of 1e5 that
@@ -105,7 +106,8 @@ class PreprocessConfig:
             (type(self.aspect_correction) is bool, "aspect_correction must be true or false"),
             (
                 _seconds(self.window_seconds),
-                "window_seconds must be 0 (frame-count windows) or a duration up to 60 s",
+                f"window_seconds must be 0 (frame-count windows) or a duration from {LEAST_WINDOW_SECONDS:g} "
+                "to 60 s",
             ),
             (_share(self.min_score), "min_score must be a number from 0 (keep every joint) to 1"),
         ]
@@ -147,7 +149,7 @@ def _whole(value: Any, low: int, high: int) -> bool:
 
 
 def _seconds(value: Any) -> bool:
-    return _number(value) and 0.0 <= value <= 60.0
+    return _number(value) and (value == 0.0 or LEAST_WINDOW_SECONDS <= value <= 60.0)
 
 
 def _share(value: Any) -> bool:

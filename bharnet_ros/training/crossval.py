@@ -150,6 +150,11 @@ def check_fold_classes(
     always_out = {*config["data"]["exclude_subjects"], *config["data"]["val_subjects"]}
     every_class = set(data.labels.tolist())
     for subject in held_out:
+        if not (names == subject).any():  # its fold would train for nothing, then fail to score
+            raise DatasetError(
+                f"{subject} has no sample in the classes trained on (data.classes, data.relabel), so "
+                "their fold would test nothing; leave them out of --loso or keep their classes"
+            )
         left_out = sorted({*always_out, subject, *unused_people(people, subject, train_people)})
         trained = set(data.labels[~np.isin(names, left_out)].tolist())
         missing = sorted(data.class_names[label] for label in every_class - trained)
@@ -193,6 +198,7 @@ def run_fold(
     fold = copy.deepcopy(config)
     fold["data"]["exclude_subjects"] = excluded
     fold["data"]["val_subjects"] = [s for s in fold["data"]["val_subjects"] if s != subject]
+    fold["model"]["init"] = fold_experts(fold["model"]["init"], subject)
     check_fold_config(folder, fold)
     finish_training(fold, folder, subject)
     model = open_model(folder / "last.pt", lambda ckpt: test_mirror_classes(config, ckpt.class_names))
@@ -210,7 +216,6 @@ def finish_training(fold: dict[str, Any], folder: Path, subject: str) -> None:
     unfinished ``last.pt`` would be scored as the config's result."""
     last = folder / "last.pt"
     if not last.is_file():
-        fold["model"]["init"] = fold_experts(fold["model"]["init"], subject)
         train(fold, out=folder)
         return
     done = load_checkpoint(last).epoch
@@ -232,11 +237,11 @@ def check_fold_people(folder: Path, excluded: Sequence[str]) -> None:
         )
 
 
-# What a fold's reuse does not depend on: how it is run and scored, not what it learns. The experts
-# (model.init) are checked by fold_experts when a fold trains, and the people by check_fold_people.
+# What a fold's reuse does not depend on: how it is run and scored, not what it learns. The people
+# are checked by check_fold_people; the experts (model.init) are compared as the fold's own files.
 REUSE_IGNORES = (
     "name", "progress", "workers", "eval_batch_size", "deterministic", "device", "model.test_mirror",
-    "model.init", "data.exclude_subjects",
+    "data.exclude_subjects",
 )  # fmt: skip
 
 
@@ -255,7 +260,8 @@ def check_fold_config(folder: Path, fold: Mapping[str, Any]) -> None:
     if changed:
         shown = ", ".join(f"{k} {old.get(k, defaults.get(k))!r} -> {new[k]!r}" for k in changed[:3])
         raise ConfigError(f"{folder} was trained with another config ({shown}); give another --out")
-    newer = [f for f in new["data.train"] if Path(f).is_file() and _mtime(f) > _mtime(folder / "last.pt")]
+    inputs = [*new["data.train"], *(new.get(f"model.init.{stream}") for stream in ("body", "hand"))]
+    newer = [f for f in inputs if f and Path(f).is_file() and _mtime(f) > _mtime(folder / "last.pt")]
     if newer:
         raise ConfigError(f"{newer[0]} changed after {folder} was trained; give another --out")
 
@@ -300,7 +306,8 @@ def fold_experts(init: Mapping[str, Any] | None, subject: str) -> dict[str, str 
 
 
 def left_out_of(checkpoint: Path, subject: str) -> bool:
-    """Whether the run that wrote ``checkpoint`` never trained on ``subject`` (its ``config.yaml``)."""
+    """Whether the run that wrote ``checkpoint`` never trained on ``subject`` (its ``config.yaml``),
+    nor validated on them (a ``best.pt`` chosen on the held-out person carries them in too)."""
     config = checkpoint.parent / "config.yaml"
     if not config.is_file():
         raise ConfigError(
@@ -310,9 +317,11 @@ def left_out_of(checkpoint: Path, subject: str) -> bool:
     trained = training_data_of(config)
     if subject in trained.left_out:
         return True
-    if not trained.files:
-        raise ConfigError(f"cannot tell whether {checkpoint} was trained on {subject}: its data is not here")
-    return subject not in load_datasets(trained.files).subject_names()
+    missing = [*trained.missing, *(f for f in trained.validation if not f.exists())]
+    if missing or not trained.files:
+        shown = f"its data file {missing[0]} is not here" if missing else "its data is not here"
+        raise ConfigError(f"cannot tell whether {checkpoint} was trained on {subject}: {shown}")
+    return subject not in load_datasets([*trained.files, *trained.validation]).subject_names()
 
 
 def pooled(results: Sequence[tuple[SkeletonDataset, Evaluation]]) -> tuple[SkeletonDataset, Evaluation]:

@@ -233,6 +233,9 @@ def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
             f"data.exclude_subjects and data.val_subjects both name {', '.join(both)}; a person is "
             "either left out or validates"
         )
+    chosen = [key for key in ("val_subjects", "val_fraction") if section.get(key)]
+    if section["val"] and chosen:  # the files would validate, and these people would train unsaid
+        raise DatasetError(f"data.val and data.{chosen[0]} both choose the validation data; give one of them")
     if excluded:
         data = data.subset(np.flatnonzero(~subject_mask(data, excluded)))
         notes.append(f"left out subjects {', '.join(map(str, excluded))} (training and validation)")
@@ -405,6 +408,7 @@ class TrainingData:
     relabel: dict[str, str] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)
     missing: list[Path] = field(default_factory=list)  # data files it names that are not here
+    validation: list[Path] = field(default_factory=list)  # its data.val files, here or not
 
 
 def training_data_of(config_path: str | Path) -> TrainingData:
@@ -430,6 +434,7 @@ def training_data_in(config: Any) -> TrainingData:
             {str(k): str(v) for k, v in (section.get("relabel") or {}).items()},
             [str(p) for p in section.get("exclude_subjects") or []],
             [f for f in named if not f.exists()],
+            [resolve_path(p) for p in section.get("val") or []],
         )
     except (AttributeError, TypeError):
         return TrainingData()

@@ -207,8 +207,9 @@ def apply_override(config: dict[str, Any], keys: Sequence[str], value: Any) -> N
                 value = deep_merge(node.get(key) or {}, value)
             node[key] = value
             return
-        if not isinstance(node.get(key), dict):
-            node[key] = {}
+        if not isinstance(node.get(key), dict):  # e.g. cleared by model.init=null: its defaults again
+            section = defaults.get(key) if isinstance(defaults, Mapping) else None
+            node[key] = copy.deepcopy(dict(section)) if isinstance(section, Mapping) else {}
         node = node[key]
         defaults = defaults.get(key, {}) if isinstance(defaults, Mapping) else {}
 
@@ -1224,6 +1225,8 @@ def load_resume(folder: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any
         raise ConfigError(
             f"cannot resume {folder}: config.yaml is not valid YAML ({err})".replace("\n", " ")
         ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot resume {folder}: config.yaml is not a UTF-8 text file") from None
     if not isinstance(config, dict):
         raise ConfigError(f"cannot resume {folder}: config.yaml is not a training config")
     checkpoint = load_checkpoint(folder / "last.pt")

@@ -418,9 +418,10 @@ def test_coinciding_shoulders_take_the_floor_and_a_single_point_the_unit():
         ({"window_seconds": float("nan")}, "window_seconds must be 0"),
         (
             {"window_seconds": 60.5},
-            r"window_seconds must be 0 \(frame-count windows\) or a duration up to 60 s",
+            r"window_seconds must be 0 \(frame-count windows\) or a duration from 0.05 to 60 s",
         ),
         ({"window_seconds": -1.0}, "window_seconds must be 0"),
+        ({"window_seconds": 5e-324}, "window_seconds must be 0"),
         ({"window_seconds": "2"}, "window_seconds must be 0"),
         ({"min_score": True}, r"min_score must be a number from 0 \(keep every joint\) to 1"),
         ({"min_score": float("nan")}, "min_score must be a number"),

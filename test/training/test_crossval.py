@@ -136,6 +136,17 @@ def test_a_rerun_with_another_config_or_newer_data_is_refused(cv_run, tmp_path):
         os.utime(files[1], (stamp.st_atime, stamp.st_mtime))
 
 
+def test_a_rerun_from_other_experts_is_refused_not_reused(cv_run, tmp_path):
+    """model.init was not compared: a rerun from experts (or from others) reported the folds trained
+    without them as its own result."""
+    out, _, _ = cv_run
+    config = load_train_config(None, base=json.loads(json.dumps(_config_of(out / "fold_S1"))))
+    config["data"]["exclude_subjects"] = []
+    config["model"]["init"] = {"body": str(out / "fold_S3" / "last.pt"), "hand": None}
+    with pytest.raises(ConfigError, match="trained with another config \\(model.init.body None -> "):
+        cross_validate(config, out, ["S3"])
+
+
 def test_train_people_keeps_the_next_people_after_the_held_out_one(cv_run, tiny_run):
     out, _, files = cv_run
     assert unused_people(["S1", "S2", "S3", "S4"], "S3", 2) == ["S2"]  # trains on S4, S1
@@ -229,6 +240,42 @@ def test_an_expert_that_saw_the_held_out_person_is_refused(cv_run, tmp_path):
         (tmp_path / "run" / "config.yaml").write_text(text)
         with pytest.raises(ConfigError, match="its data is not here"):
             fold_experts({"body": str(tmp_path / "run")}, "S1")
+
+
+def test_an_expert_whose_data_is_gone_or_that_validated_on_the_person_is_refused(cv_run, tmp_path):
+    """Only the data files still there were searched for the person, and never data.val: an
+    expert whose best.pt the held-out person chose passed as one that never saw them."""
+    out, _, files = cv_run
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(out / "fold_S3" / "last.pt", run / "last.pt")
+    (run / "config.yaml").write_text(f"data:\n  train: ['{files[1]}', '{tmp_path / 'moved_S1.npz'}']\n")
+    with pytest.raises(ConfigError, match="its data file .*moved_S1.npz is not here"):
+        fold_experts({"body": str(run)}, "S1")
+    (run / "config.yaml").write_text(f"data:\n  train: ['{files[1]}']\n  val: ['{files[0]}']\n")
+    with pytest.raises(ConfigError, match="trained on S1, the person this fold holds out"):
+        fold_experts({"body": str(run)}, "S1")
+    assert fold_experts({"body": str(run)}, "S3")["body"] == str(run / "last.pt")
+
+
+def test_a_held_out_person_without_a_sample_in_the_vocabulary_is_refused_before_any_fold(
+    cv_run, tiny_run, tmp_path
+):
+    """Their fold trained for minutes, then failed with a KeyError traceback: nothing to test."""
+    _, _, files = cv_run
+    data = SkeletonDataset.load(files[2])
+    data.class_names = [f"s3_{name}" for name in data.class_names]  # S3 performs nothing the others do
+    other = SkeletonDataset(**{f: getattr(data, f) for f in data.__dataclass_fields__}).save(
+        tmp_path / "S3.npz"
+    )
+    train_files = f"['{files[0]}', '{files[1]}', '{other}']"
+    config = load_train_config(
+        REPO / "config/train/synth_cpu.yaml",
+        [*tiny_run, f"data.train={train_files}", "data.classes=[wave, clap]"],
+    )
+    with pytest.raises(DatasetError, match="S3 has no sample in the classes trained on"):
+        cross_validate(config, tmp_path / "out", ["S1", "S3"])
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_class_only_the_held_out_person_performs_is_refused_before_any_fold(cv_run, tiny_run, tmp_path):

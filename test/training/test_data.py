@@ -235,6 +235,13 @@ def test_a_person_left_out_need_not_be_in_the_validation_files(people):
     assert set(chosen.val.subject_names().tolist()) == {"S1"}
 
 
+@pytest.mark.parametrize("other", [{"val_subjects": ["S2"]}, {"val_fraction": 0.3}])
+def test_validation_files_and_validating_people_or_shares_are_refused_together(people, other):
+    """With data.val the people of val_subjects trained, and nothing said so."""
+    with pytest.raises(DatasetError, match=f"data.val and data.{next(iter(other))} both choose"):
+        select_data(section(train=[str(p) for p in people[1:]], val=[str(people[0])], **other))
+
+
 def test_a_person_both_left_out_and_validating_is_named(people):
     with pytest.raises(DatasetError, match="both name S1; a person is either left out or validates"):
         select_data(section(train=[str(p) for p in people], exclude_subjects=["S1"], val_subjects=["S1"]))

@@ -182,6 +182,16 @@ def test_a_mapping_override_sets_its_keys_and_keeps_the_rest_of_the_section():
     assert config["model"]["init"] == {"body": "a.pt", "hand": None}
 
 
+def test_a_section_cleared_then_set_by_key_starts_from_its_defaults():
+    """optim=null optim.lr=0.1 left the section without its other keys: a KeyError traceback."""
+    path = REPO / "config/train/synth_cpu.yaml"
+    config = load_train_config(
+        path, ["optim=null", "optim.lr=0.1", "model.init=null", "model.init.body=a.pt"]
+    )
+    assert (config["optim"]["lr"], config["optim"]["momentum"]) == (0.1, 0.9)
+    assert config["model"]["init"] == {"body": "a.pt", "hand": None}
+
+
 def test_test_mirror_needs_a_boolean_and_centred_skeletons():
     path = REPO / "config/train/synth_cpu.yaml"
     with pytest.raises(ConfigError, match="test_mirror must be true or false"):
@@ -549,6 +559,14 @@ def test_resume_refuses_a_config_yaml_edited_since_the_run(trained_run, tmp_path
     with pytest.raises(ConfigError, match=message):
         train({}, resume=run, overrides=[f"epochs={done + 1}"])
     assert (run / "last.pt").read_bytes() == before
+
+
+def test_resume_of_a_run_whose_config_is_no_text_is_refused_in_one_line(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "config.yaml").write_bytes(b"\xff\xfe garbage")
+    with pytest.raises(ConfigError, match="config.yaml is not a UTF-8 text file"):
+        train({}, resume=run, overrides=["epochs=9"])
 
 
 @pytest.mark.parametrize(
