@@ -353,9 +353,10 @@ class SkeletonFeeder(Dataset):
         """Choose the epoch whose random crops and augmentations items draw."""
         self.epoch = int(epoch)
 
-    def rng(self, index: int) -> np.random.Generator:
-        """The generator of item ``index`` in the current epoch."""
-        return np.random.default_rng([self.seed, self.epoch, index])
+    def rng(self, draw: int) -> np.random.Generator:
+        """The generator of ``draw`` (an item's index, or a repeat's: ``training.sampling``) in the
+        current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, draw])
 
     def hands_of(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The subject's hands ``(T, 2, 21, 4)`` and presence ``(T, 2)``, gap-filled when enabled."""
@@ -368,8 +369,9 @@ class SkeletonFeeder(Dataset):
             self._filled[index] = (hands, present)
         return hands, present
 
-    def __getitem__(self, index: int) -> Item:
-        rng = self.rng(index)
+    def __getitem__(self, draw: int) -> Item:
+        """Item ``draw % len(self)``, cropped and augmented by the draw's own generator."""
+        rng, index = self.rng(draw), draw % len(self.data)
         sample = self.data.sample(index)
         persons = min(sample.body.shape[0], self.preprocess.num_persons)
         body = sample.body[:persons]

@@ -13,6 +13,10 @@ out without making epochs longer:
 An epoch keeps the dataset's length. Within a class, samples are drawn without replacement, cycling
 through fresh permutations, so a rare class repeats its samples and a common one shows a different
 subset each epoch. Like ``DistributedSampler``, every process takes its own shard of the same order.
+
+A sample's k-th draw in an epoch is yielded as ``index + k * N`` (N samples): the feeder reads
+sample ``index % N`` and seeds its crop and augmentation from the whole number, so a repeat is
+augmented afresh instead of being the same input again (first draws keep their seeds).
 """
 
 from __future__ import annotations
@@ -86,8 +90,18 @@ class ClassBalancedSampler(Sampler[int]):
         return rng.permutation(np.concatenate(parts))
 
     def __iter__(self) -> Iterator[int]:
-        order = self.epoch_order()[: self.num_samples * self.num_replicas]
+        order = with_repeats(self.epoch_order(), len(self.labels))[: self.num_samples * self.num_replicas]
         return iter(order[self.rank :: self.num_replicas].tolist())
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+def with_repeats(order: np.ndarray, samples: int) -> np.ndarray:
+    """``order`` with each index's k-th occurrence as ``index + k * samples`` (module docstring)."""
+    seen: dict[int, int] = {}
+    draws = np.empty_like(order)
+    for position, index in enumerate(order.tolist()):
+        repeat = seen[index] = seen.get(index, -1) + 1
+        draws[position] = index + repeat * samples
+    return draws

@@ -147,6 +147,9 @@ def test_items_are_deterministic_per_seed_epoch_and_index(data):
     eval_feeder = SkeletonFeeder(data, config, train=False, seed=7)
     eval_feeder.set_epoch(5)
     assert torch.equal(eval_feeder[0][0], SkeletonFeeder(data, config)[0][0])
+    repeat = first[2 + len(data)]  # the sample's second draw in an epoch (training.sampling)
+    assert int(repeat[3]) == int(first[2][3])
+    assert not torch.equal(repeat[1], first[2][1])  # augmented afresh, not the same input again
 
 
 def test_items_do_not_depend_on_the_number_of_workers(data):

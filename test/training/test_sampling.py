@@ -23,7 +23,7 @@ class LabelsOnly(list):
 
 
 def drawn_counts(sampler: ClassBalancedSampler) -> np.ndarray:
-    return np.bincount(LABELS[list(sampler)], minlength=3)
+    return np.bincount(LABELS[np.array(list(sampler)) % len(LABELS)], minlength=3)
 
 
 @pytest.mark.parametrize(
@@ -70,9 +70,21 @@ def test_the_order_is_shuffled_and_reproducible_per_seed_and_epoch():
 
 def test_processes_take_disjoint_shards_of_one_order():
     shards = [list(ClassBalancedSampler(LABELS, 1.0, num_replicas=4, rank=r, seed=5)) for r in range(4)]
-    whole = ClassBalancedSampler(LABELS, 1.0, seed=5).epoch_order()
+    whole = list(ClassBalancedSampler(LABELS, 1.0, seed=5))
     assert all(len(shard) == len(LABELS) // 4 for shard in shards)
-    assert sorted(np.concatenate(shards).tolist()) == sorted(whole[: 4 * (len(LABELS) // 4)].tolist())
+    assert sorted(np.concatenate(shards).tolist()) == sorted(whole[: 4 * (len(LABELS) // 4)])
+
+
+def test_a_repeated_sample_is_drawn_as_its_own_item():
+    """The feeder seeded an item from (seed, epoch, index): a sample the balanced sampler drew four
+    times in an epoch came out as one input, four times."""
+    labels = [0] * 8 + [1]  # the one sample of class 1 is drawn about four times an epoch
+    draws = list(ClassBalancedSampler(labels, 1.0, seed=2))
+    repeats = sorted(d for d in draws if d % len(labels) == 8)
+    assert len(repeats) > 1
+    assert repeats == [8 + k * len(labels) for k in range(len(repeats))]
+    others = [d for d in draws if d % len(labels) != 8]
+    assert len(set(others)) == len(others)
 
 
 def test_an_empty_dataset_yields_nothing():
@@ -99,5 +111,5 @@ def test_tied_classes_share_the_draws_left_over_across_epochs():
     draws = np.zeros(3)
     for epoch in range(300):
         sampler.set_epoch(epoch)
-        draws += np.bincount(np.asarray(labels)[list(sampler)], minlength=3)
+        draws += np.bincount(np.asarray(labels)[np.array(list(sampler)) % len(labels)], minlength=3)
     assert np.allclose(draws / 300, 10 / 3, atol=0.15)
