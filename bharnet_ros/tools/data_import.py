@@ -57,7 +57,7 @@ def _ntu_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--benchmark",
         choices=("xsub", "xset", "xview"),
-        help="split pair to record (default: the official ones)",
+        help="split pair to record (default: all three)",
     )
     parser.add_argument(
         "--meta", type=Path, metavar="DIR",

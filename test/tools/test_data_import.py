@@ -23,7 +23,7 @@ def test_import_ntu_with_metadata(ntu_samples, ntu_meta, tmp_path, capsys):
     dataset = SkeletonDataset.load(out)
     assert len(dataset) == 6
     assert dataset.class_names[54] == "hugging other person"
-    assert sorted(dataset.splits) == ["xsub_train", "xsub_val", "xview_train", "xview_val"]
+    assert sorted(dataset.splits) == [f"{b}_{p}" for b in ("xset", "xsub", "xview") for p in ("train", "val")]
     printed = capsys.readouterr().out
     assert "6 samples, 403 frames, 60 classes (6 with samples)" in printed
     assert "skipped: 0" in printed

@@ -325,16 +325,17 @@ def import_ntu(
     ``meta`` is a folder with the class names (``ntu120_class_names.tsv`` or the mmaction2 label
     maps) and the official missing-skeleton lists; listed samples are skipped. Without it the
     classes are named A001... and nothing is skipped. ``benchmarks`` picks split pairs among
-    xsub, xview and xset (default: xsub + xview for NTU60 data, xsub + xset for NTU120 data).
+    xsub, xview and xset (default: all three; each is defined for every setup and camera).
     """
     report = ImportReport()
     files = find_skeleton_files(Path(source))
     missing = read_missing_lists(Path(meta)) if meta is not None else {}
+    names = read_class_names(Path(meta)) if meta is not None else None  # before hours of parsing
     samples = _read_samples(files, missing, report, progress)
     num_classes = NTU120_ACTIONS if any(s.label >= NTU60_ACTIONS for s in samples) else NTU60_ACTIONS
-    class_names = _class_names(meta, num_classes, report)
+    class_names = _class_names(meta, names, num_classes, report)
     setups = np.array([s.setup for s in samples], np.int64)
-    chosen = benchmarks or default_benchmarks(setups)
+    chosen = benchmarks or BENCHMARKS  # all three, so that separately imported halves merge whole
     splits = ntu_splits(
         np.array([s.subject for s in samples], np.int64),
         np.array([s.camera for s in samples], np.int64),
@@ -442,23 +443,17 @@ def _names_in_label_order(path: Path, lines: list[str]) -> list[str]:
     return [row[1].strip() for row in rows]
 
 
-def _class_names(meta: str | Path | None, num_classes: int, report: ImportReport) -> list[str]:
-    if meta is None:
+def _class_names(
+    meta: str | Path | None, names: list[str] | None, num_classes: int, report: ImportReport
+) -> list[str]:
+    if meta is None or names is None:
         report.notes.append("ntu: no metadata folder, so classes are named A001... and no list is applied")
         return [f"A{a:03d}" for a in range(1, num_classes + 1)]
-    names = read_class_names(Path(meta))
     if len(names) < num_classes:
         raise DatasetError(
             f"the class-name file in {meta} has {len(names)} names, the data needs {num_classes}"
         )
     return names[:num_classes]
-
-
-def default_benchmarks(setups: np.ndarray) -> tuple[str, ...]:
-    """xsub + xview for NTU60 data (setups 1-17), xsub + xset when NTU120 setups are present."""
-    if len(setups) and setups.max() > NTU60_MAX_SETUP:
-        return ("xsub", "xset")
-    return ("xsub", "xview")
 
 
 def ntu_splits(
