@@ -78,6 +78,7 @@ def test_real_samples_frame_counts_bodies_and_ids(real):
     assert dataset.class_names[57] == "handshaking"
     assert dataset.num_classes == 60  # only NTU60 actions present
     assert dataset.subjects.tolist() == [1, 20, 20, 20, 20, 20]
+    assert dataset.subject_names().tolist() == ["P001", *["P020"] * 5]  # not N-UCLA's s01 when merged
     assert dataset.cameras.tolist() == [1, 3, 3, 3, 3, 3]
     assert dataset.setups.tolist() == [1, 17, 17, 17, 17, 17]
     assert dataset.replications.tolist() == [1, 2, 2, 2, 2, 2]

@@ -101,6 +101,7 @@ def test_nucla_maps_kinect_v1_joints_to_ntu25_by_name(tmp_path):
     assert dataset.class_names == list(ACTIONS.values())
     assert dataset.class_names[6] == "donning"
     assert dataset.subjects.tolist() == [1, 5, 2]
+    assert dataset.subject_names().tolist() == ["s01", "s05", "s02"]  # not NTU's P001 when merged
     assert dataset.cameras.tolist() == [1, 2, 3]
     assert dataset.replications.tolist() == [1, 0, 3]
     assert dataset.splits["xview_train"].tolist() == [0, 1]

@@ -307,6 +307,7 @@ def read_ntu_sample(path: str | Path) -> Sample:
         camera=ids.camera,
         setup=ids.setup,
         replication=ids.replication,
+        attributes={"subject": f"P{ids.subject:03d}"},  # as NTU names them: no other data's "1"
     )
     return check_sample(sample, "world")
 

@@ -101,6 +101,7 @@ def read_nucla_sample(path: Path, fps: float = FPS) -> Sample:
         subject=subject,
         camera=view,
         replication=episode,
+        attributes={"subject": f"s{subject:02d}"},  # as N-UCLA names them: no other data's "1"
     )
     return check_sample(sample, "world")
 
