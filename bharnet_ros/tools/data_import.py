@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     except DatasetError as err:
         raise UsageError(str(err)) from None
 
-    dataset = renamed(dataset, args.rename, report)
+    dataset = renamed(dataset, args.rename, report, getattr(args, "labels_before", ()))
     if not len(dataset):
         raise UsageError(f"no samples imported from {args.source} ({_why(report)}); check SRC and options")
     with atomic_file(output) as temporary:
@@ -160,14 +160,25 @@ def _why(report: ImportReport) -> str:
     return f"{reasons}; {Path(item).name}: {detail}" if detail else reasons
 
 
-def renamed(dataset: SkeletonDataset, pairs: list[str], report: ImportReport) -> SkeletonDataset:
+def renamed(
+    dataset: SkeletonDataset,
+    pairs: list[str],
+    report: ImportReport,
+    labels_before: list[str] | tuple[()] = (),
+) -> SkeletonDataset:
     """``dataset`` with its classes renamed by ``OLD=NEW`` pairs (``--rename``).
 
     A NEW that is already a class (or the NEW of another pair) merges the classes: their samples
     share one label, placed where the first of them was, so the class names stay unique and the
-    file stays loadable. Each merge is noted in the report and in the dataset's notes.
+    file stays loadable. Each merge is noted in the report and in the dataset's notes. A pair whose
+    OLD was a class before the import (``labels_before``, the videos' labels) but kept no sample
+    (nobody found in its videos) is noted and skipped, not refused after the pose stage's hours.
     """
-    mapping = _rename_mapping(dataset.class_names, pairs)
+    gone = [pair for pair in pairs if _rename_pair(pair)[0] in set(labels_before) - set(dataset.class_names)]
+    report.notes.extend(
+        f"--rename {pair}: no sample of that class was kept, so it is not renamed" for pair in gone
+    )
+    mapping = _rename_mapping(dataset.class_names, [pair for pair in pairs if pair not in gone])
     names = [mapping.get(name, name) for name in dataset.class_names]
     notes = _merge_notes(dataset.class_names, names)
     result = relabel(dataset, dict(zip(dataset.class_names, names, strict=True)), list(dict.fromkeys(names)))
@@ -279,10 +290,17 @@ def _videos(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
     try:
         return import_videos(
             args.source, args.backend, _progress(args), args.pattern, args.subject, args.jobs,
-            check_labels=lambda labels: _rename_mapping(labels, args.rename),  # before the pose stage
+            check_labels=lambda labels: _checked_labels(args, labels),  # before the pose stage
         )  # fmt: skip
     except PatternError as err:
         raise UsageError(str(err)) from None
+
+
+def _checked_labels(args: argparse.Namespace, labels: list[str]) -> None:
+    """--rename against the videos' labels, before the pose stage; the labels are kept for
+    :func:`renamed`, since a class whose videos show nobody keeps no sample."""
+    _rename_mapping(labels, args.rename)
+    args.labels_before = list(labels)
 
 
 IMPORTERS = {"ntu": _ntu, "mpdata": _mpdata, "pkummd": _pkummd, "nucla": _nucla, "videos": _videos}

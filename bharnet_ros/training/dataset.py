@@ -443,7 +443,7 @@ def _check_frame_arrays(data: SkeletonDataset) -> None:
 def _check_sample_arrays(data: SkeletonDataset) -> None:
     """Per-sample columns: lengths, offsets that tile the frame axis, unique names."""
     n = len(data.labels)
-    for key in ("names", "persons", *ID_FIELDS):
+    for key in ("labels", "names", "persons", *ID_FIELDS):
         if getattr(data, key).shape != (n,):
             raise DatasetError(f"{key} has shape {getattr(data, key).shape}, expected ({n},)")
     if data.image_sizes.shape != (n, 2):

@@ -441,6 +441,25 @@ def test_rename_onto_an_existing_class_merges_the_two(tmp_path, capsys):
     assert "classes come, left merged into 'left'" in capsys.readouterr().out
 
 
+def test_a_rename_of_a_class_whose_videos_show_nobody_is_noted_not_refused_after_the_pose_stage(
+    tmp_path, capsys
+):
+    """It passed the check before the pose stage and failed after it, throwing the import away."""
+    from bharnet_ros.core.skeleton import SkeletonSequence
+
+    person = tmp_path / "people" / "S7"
+    skeleton_files(person, "come_1_1m_upper")
+    SkeletonSequence(
+        np.arange(3) / 15.0, np.zeros((3, 33, 4)), np.zeros((3, 2, 21, 4)), np.zeros((3, 2))
+    ).save(person / "stop_1_1m_upper.npz")  # nobody in it
+    out = tmp_path / "own.npz"
+    argv = ["import", "videos", str(tmp_path / "people"), "--pattern", HRI_PATTERN, "-o", str(out)]
+    assert main([*argv, "--rename", "stop=halt", "--no-progress"]) == 0
+    assert SkeletonDataset.load(out).class_names == ["come"]
+    assert "--rename stop=halt: no sample of that class was kept" in capsys.readouterr().out
+    assert main([*argv, "--rename", "stp=halt", "--no-progress", "--force"]) == 2  # a typo still is one
+
+
 def test_a_merge_keeps_class_order_and_hand_flags(tmp_path):
     from bharnet_ros.tools.data_import import renamed
     from bharnet_ros.training import synth

@@ -167,6 +167,10 @@ def test_subset_and_split_keep_order_and_renumber_splits():
         (lambda d: d.update(timestamps=d["timestamps"][::-1].copy()), "backwards"),
         (lambda d: d.update(image_sizes=np.full((4, 2), -1)), "image_sizes must be 0"),
         (lambda d: d.update(image_sizes=np.full((4, 2), 2**62)), "image_sizes must be 0"),
+        (
+            lambda d: d.update(labels=np.zeros((4, 2), np.int64)),
+            "labels has shape \\(4, 2\\), expected \\(4,\\)",
+        ),
     ],
 )
 def test_broken_arrays_are_refused(change, message):
