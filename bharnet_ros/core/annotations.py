@@ -67,10 +67,12 @@ class Annotations:
     absolute: bool
 
     def relative_to(self, origin: float) -> list[Segment]:
-        """Segments in seconds since ``origin`` (the first frame's stamp); relative ones stay as they are."""
+        """Segments in seconds since ``origin`` (the first frame's stamp), to the microsecond as
+        decisions are (a float near 1.7e9 carries 2e-7 s of error: a decision stamped on a segment's
+        start fell in the segment before); relative ones stay as they are."""
         if not self.absolute:
             return list(self.segments)
-        return [Segment(s.start - origin, s.end - origin, s.label) for s in self.segments]
+        return [Segment(round(s.start - origin, 6), round(s.end - origin, 6), s.label) for s in self.segments]
 
 
 def load_annotations(path: str | Path) -> Annotations:
@@ -250,6 +252,8 @@ def _label(value: Any, where: str) -> str:
 
 def _seconds(value: Any, name: str, where: str) -> float:
     try:
+        if isinstance(value, str) and "_" in value:  # float() reads 1_0 as 10
+            raise ValueError(value)
         seconds = float(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of hundreds of digits
         raise AnnotationError(f"{where}: {name} {shown(value)} is not a number of seconds") from None

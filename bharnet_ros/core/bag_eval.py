@@ -100,10 +100,13 @@ class EvalRun:
     timing: dict[str, Any] = field(default_factory=dict)  # wall-clock measurements (vary between runs)
     # skeletons refused as the recognizer node refuses them (its bad_messages); None: not counted
     bad_skeletons: int | None = None
+    first_refusal: str = ""  # why the first refused skeleton was refused
+    classes: list[str] = field(default_factory=list)  # what the model can say ([]: not known here)
 
     def refuse(self, why: str) -> None:
         """Count one refused skeleton (``why`` is what the node would log)."""
         self.bad_skeletons = (self.bad_skeletons or 0) + 1
+        self.first_refusal = self.first_refusal or why
 
 
 Replay = Callable[[EvalOptions, Path], EvalRun]  # a mode other than the deterministic one; Path: report
@@ -130,15 +133,16 @@ def evaluate_bag(
         annotations = load_annotations(labels) if labels else Annotations((), absolute=False)
         options = eval_options(bag, topic=topic, model=model, params_file=params_file, device=device)
         check_labels_in_bag(annotations, labels, options)
-        if replay is not None:
-            check_replayable(options)
+        classes = check_replayable(options) if replay is not None else []
         run = replay(options, out) if replay is not None else evaluate_offline(options)
+        run.classes = run.classes or classes
     except (AnnotationError, BagError, ParamsFileError) as err:
         raise EvalError(str(err)) from None
     segments = annotations.relative_to(options.origin * 1e-9)
     metrics = evaluate_stream(segments, run.predictions)
     summary = run_summary(options, labels, annotations, run, metrics)
     summary["silence"] = silence_reason(options, run)
+    summary["warnings"] = scoring_warnings(segments, run, metrics)
     write_report(out, summary, run, segments, metrics)
     return summary
 
@@ -316,10 +320,11 @@ def evaluate_offline(options: EvalOptions) -> EvalRun:
     """
     from bharnet_ros.core.recognizer import Recognizer, RecognizerConfig
 
-    recognizer = Recognizer(_classifier(options), RecognizerConfig.from_params(options.recognizer))
+    classifier = _classifier(options)
+    recognizer = Recognizer(classifier, RecognizerConfig.from_params(options.recognizer))
     max_pixels = max_image_pixels(options.pose)
     estimator = _pose_stage(options) if options.msgtype in CAMERA_TYPES else None
-    run = EvalRun("deterministic", 0, 0, 0, 0, [], [], bad_skeletons=0)
+    run = EvalRun("deterministic", 0, 0, 0, 0, [], [], bad_skeletons=0, classes=list(classifier.class_names))
     rules = FrameRules(run.refuse)
     pose_seconds: list[float] = []
     started = time.perf_counter()
@@ -343,12 +348,12 @@ def evaluate_offline(options: EvalOptions) -> EvalRun:
     return run
 
 
-def check_replayable(options: EvalOptions) -> None:
+def check_replayable(options: EvalOptions) -> list[str]:
     """EvalError now rather than after the live graph's start-up wait: the model must load, the
     frames must be stamped and the pose section name a pose back end."""
     from bharnet_ros.core.pose_stage import ALL_BACKENDS
 
-    _classifier(options)
+    classes = list(_classifier(options).class_names)
     if options.unstamped:
         raise EvalError(
             f"{options.bag}: no frame on {options.topic} is stamped (header stamps of 0), so the live "
@@ -360,6 +365,7 @@ def check_replayable(options: EvalOptions) -> None:
         raise EvalError(
             f"the parameters file's pose backend {backend!r} is none of {', '.join(ALL_BACKENDS)}"
         )
+    return classes
 
 
 def max_image_pixels(pose: Mapping[str, Any]) -> int:
@@ -511,6 +517,11 @@ def silence_reason(options: EvalOptions, run: EvalRun) -> str | None:
     advance, or span less than the history a first decision needs, silently gives no action."""
     if run.predictions or not run.processed:
         return None
+    if run.bad_skeletons:
+        return (
+            f"no action: {run.bad_skeletons} skeletons were refused as the recognizer node refuses them "
+            f"(the first: {run.first_refusal}); fix what publishes them"
+        )
     from bharnet_ros.core.recognizer import RecognizerConfig
 
     messages = read_messages(options.bag, [options.topic])
@@ -541,6 +552,27 @@ def silence_reason(options: EvalOptions, run: EvalRun) -> str | None:
         "no action: no window was classified; check that the frames show a person (for a camera "
         "bag, run the pose stage on the video: bharnet extract)"
     )
+
+
+def scoring_warnings(segments: list[Segment], run: EvalRun, metrics: StreamMetrics) -> list[str]:
+    """What makes a score of a run against its labels misleading, said rather than left to a 0 %:
+    labels the model cannot say (a typo, another model's classes), and decisions mostly outside
+    every labelled segment (the labels' time base or another recording)."""
+    warnings = []
+    known = set(run.classes)
+    unknown = sorted({s.label for s in segments} - known - {"none"}) if known else []
+    if unknown:
+        warnings.append(
+            f"labels the model has no class for, so never scored right: {', '.join(unknown[:5])}"
+            f"{' ...' if len(unknown) > 5 else ''}; check their spelling against the model's classes"
+        )
+    decided = len(run.predictions)
+    if segments and decided and metrics.predictions_unscored * 2 > decided:
+        warnings.append(
+            f"{metrics.predictions_unscored} of {decided} decisions lie in no labelled segment; check that "
+            "the labels are this bag's and their time base (start/end from the first frame, or stamps)"
+        )
+    return warnings
 
 
 def write_report(

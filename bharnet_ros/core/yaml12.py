@@ -41,7 +41,21 @@ class NoAliasLoader(yaml.SafeLoader):
 
 
 class Yaml12Loader(NoAliasLoader):
-    """NoAliasLoader with the YAML 1.2 core schema's booleans, integers and floats."""
+    """NoAliasLoader with the YAML 1.2 core schema's booleans, integers and floats, and without
+    duplicate keys (YAML forbids them; PyYAML kept the last, so ``{label: a, label: b}`` was b)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = repr(self.construct_object(key_node, deep=True))  # a list key is no set member
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key[:40]} is given twice; keep one", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
     def construct_yaml_int(self, node: yaml.Node) -> int:
         """Decimal, ``0o`` octal or ``0x`` hexadecimal, as the core schema writes them."""

@@ -355,8 +355,11 @@ def format_table(summary: dict[str, Any], out: Path) -> str:
         ("processed FPS", "n/a" if fps is None else f"{fps:.1f}"),
         ("report", f"{out}/summary.json, timeline.png, predictions.csv"),
     ]  # fmt: skip
+    if c.get("bad_skeletons"):
+        rows.insert(1, ("refused skeletons", str(c["bad_skeletons"])))
     if summary.get("silence"):
         rows.insert(1, ("why no action", summary["silence"]))
+    rows[1:1] = [("warning", warning) for warning in summary.get("warnings", [])]
     title = f"bag eval ({summary['mode']}) of {summary['topic']} in {summary['bag']}"
     return "\n".join([title, *(f"  {name:<20}{value}" for name, value in rows)])
 

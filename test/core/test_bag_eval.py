@@ -441,3 +441,48 @@ def test_an_unstamped_topic_is_timed_from_its_first_log_time(tmp_path, tiny_mode
 
     with pytest.raises(EvalError, match=f"no frame on {TOPIC} is stamped .* evaluate it without --realtime"):
         evaluate_bag(path, labels, tmp_path / "live", model=tiny_model, replay=replay)
+
+
+def test_labels_the_model_cannot_say_and_decisions_outside_them_are_warned_of(
+    tmp_path, skeleton_bag, tiny_model, params_file
+):
+    """A capitalised label, or labels of another recording, scored 0 % with nothing said."""
+    typo = save_csv(tmp_path / "typo.csv", [Segment(0.0, 2.0, "Idle"), Segment(2.0, 4.0, "wave")])
+    summary = evaluate_bag(skeleton_bag, typo, tmp_path / "a", model=tiny_model, params_file=params_file)
+    assert summary["warnings"] == [
+        "labels the model has no class for, so never scored right: Idle; check their spelling against "
+        "the model's classes"
+    ]
+    late = save_csv(tmp_path / "late.csv", [Segment(3.9, 30.0, "wave")])
+    summary = evaluate_bag(skeleton_bag, late, tmp_path / "b", model=tiny_model, params_file=params_file)
+    assert "decisions lie in no labelled segment" in summary["warnings"][0]
+
+
+def test_absolute_labels_place_a_decision_on_a_boundary_as_relative_ones_do(
+    tmp_path, skeleton_bag, tiny_model, params_file
+):
+    """start_stamp - origin carried 2e-7 s of float error: a decision stamped exactly on a
+    segment's start was scored in the segment before."""
+    origin = ORIGIN * 1e-9
+    relative = save_csv(tmp_path / "rel.csv", [Segment(0.0, 0.8, "idle"), Segment(0.8, 4.0, "wave")])
+    stamped = [Segment(origin, origin + 0.8, "idle"), Segment(origin + 0.8, origin + 4.0, "wave")]
+    absolute = save_csv(tmp_path / "abs.csv", stamped, absolute=True)
+    runs = [
+        evaluate_bag(skeleton_bag, labels, tmp_path / name, model=tiny_model, params_file=params_file)
+        for name, labels in (("rel", relative), ("abs", absolute))
+    ]
+    assert runs[0]["metrics"] == runs[1]["metrics"]
+    rows = [(tmp_path / name / "predictions.csv").read_text() for name in ("rel", "abs")]
+    assert rows[0] == rows[1]
+
+
+def test_a_run_whose_skeletons_were_all_refused_says_so(tmp_path, tiny_model):
+    from bharnet_ros.core.bag_eval import silence_reason
+
+    run = EvalRun("deterministic", 120, 120, 0, 0, [], [], bad_skeletons=120)
+    run.first_refusal = "ignored a skeleton: nanosec 4000000000 is a second or more"
+    options = EvalOptions(tmp_path / "none", TOPIC, bag.SKELETON_TYPE, tiny_model)
+    assert silence_reason(options, run) == (
+        "no action: 120 skeletons were refused as the recognizer node refuses them (the first: ignored a "
+        "skeleton: nanosec 4000000000 is a second or more); fix what publishes them"
+    )
