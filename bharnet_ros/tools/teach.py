@@ -359,7 +359,7 @@ def run_train(args: argparse.Namespace) -> int:
     if base_path.suffix.lower() == ".onnx":
         raise UsageError(f"--base {base_path} is an ONNX file, which cannot be taught; give its .pt file")
     rehearsal = _rehearsal_source(args, base_path)
-    calibration = args.calibration or _shipped_calibration(args)
+    calibration = args.calibration or _shipped_calibration(args, base_path)
     # the shipped model lends only its calibration, read before the fit: -o may replace it
     inputs = [*args.takes, base_path, args.calibration, *(rehearsal.files if rehearsal else [])]
     onnx_path = check_output_file(args.output, inputs, args.force, suffix=".onnx")
@@ -370,7 +370,8 @@ def run_train(args: argparse.Namespace) -> int:
         if calibration:  # read now: a bad file must not cost a fit and leave model.pt behind
             check_calibration(base, calibration, not args.full)
         takes = _load_takes(args.takes)
-        rehearsal_data = _load_rehearsal(rehearsal)
+        taught = [name for name in takes.class_names if name not in base.class_names]
+        rehearsal_data = _load_rehearsal(rehearsal, taught)
         settings = TeachSettings(
             args.replace, tuple(args.keep), args.views, steps=args.steps, seed=args.seed,
             distance=not args.no_distance, **_fit_settings(args),
@@ -421,14 +422,14 @@ def _distance_note(metadata: dict[str, Any]) -> str:
     )
 
 
-def _shipped_calibration(args: argparse.Namespace) -> Path | None:
+def _shipped_calibration(args: argparse.Namespace, base_path: Path) -> Path | None:
     """The shipped model's temperature and ``none`` threshold for a model taught from it, which adds
     to its vocabulary (a replaced vocabulary has other probabilities). Without one the taught model
     carries no threshold, and the node would never answer ``none`` for a low confidence."""
     from bharnet_ros.core.paths import DEFAULT_MODEL
 
     shipped = _shipped(FULL_MODEL if args.full else DEFAULT_MODEL)
-    if args.base is None and not args.replace and shipped.is_file():
+    if _is_shipped_base(base_path) and not args.replace and shipped.is_file():
         print(
             f"calibration (temperature, none and distance thresholds) from {shipped}; "
             "--calibration gives another"
@@ -575,7 +576,7 @@ def _rehearsal_source(args: argparse.Namespace, base_path: Path) -> TrainingData
     if args.rehearse:
         return TrainingData(list(args.rehearse))
     source = rehearsal_beside(base_path)
-    if not source.files and args.base is None:
+    if not source.files and _is_shipped_base(base_path):
         source = training_data_of(_shipped(DEFAULT_RECIPE))
     if not source.files:
         raise UsageError(
@@ -585,7 +586,7 @@ def _rehearsal_source(args: argparse.Namespace, base_path: Path) -> TrainingData
     return source
 
 
-def _load_rehearsal(source: TrainingData | None) -> SkeletonDataset | None:
+def _load_rehearsal(source: TrainingData | None, taught: list[str]) -> SkeletonDataset | None:
     from bharnet_ros.training.teach import load_rehearsal
 
     if source is None:
@@ -593,7 +594,22 @@ def _load_rehearsal(source: TrainingData | None) -> SkeletonDataset | None:
     print(f"rehearsing the old gestures with {', '.join(str(f) for f in source.files)}")
     if source.missing:
         print(f"not found, so not rehearsed: {', '.join(str(f) for f in source.missing)}")
-    return load_rehearsal(source)
+    data = load_rehearsal(source, taught)
+    if clash := [name for name in taught if name in source.relabel]:
+        print(
+            f"the rehearsal's {', '.join(clash)} samples are left out: the base model learnt them as "
+            f"{', '.join(sorted({source.relabel[name] for name in clash}))}, and they are taught anew here"
+        )
+    return data
+
+
+def _is_shipped_base(base_path: Path) -> bool:
+    """Whether ``base_path`` is the shipped default model's checkpoint, named or by default."""
+    shipped = _shipped(DEFAULT_BASE)
+    try:
+        return shipped.is_file() and base_path.resolve().samefile(shipped)
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------------------------------

@@ -49,8 +49,8 @@ def distance_from_config(
 ) -> FeatureDistance:
     """The distance of ``model`` (``checkpoint``'s) fitted on the training data of a training config
     (its ``data.train`` as relabelled, without its left-out people). ValueError (a DatasetError
-    among them) when the config is not a readable YAML mapping, or its data is not here or holds
-    none of the model's classes."""
+    among them) when the config is not a readable YAML mapping, or its data is not here or lacks
+    one of the model's classes."""
     if not Path(config).exists():
         raise ValueError("no such file; give a training config, e.g. config/train/real_cpu.yaml")
     source = training_data_in(_config_mapping(config))
@@ -60,8 +60,13 @@ def distance_from_config(
         raise ValueError("names no training data (data.train)")
     data = load_rehearsal(source)
     present = {name for name, count in zip(data.class_names, data.class_counts(), strict=True) if count}
-    if not present & set(checkpoint.class_names):
-        raise ValueError("its data holds none of the model's classes")
+    lacking = [name for name in checkpoint.class_names if name not in present]
+    if lacking:  # a class without samples has no mean: its every window would lie far, so none
+        shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+        raise ValueError(
+            f"its data holds no sample of the model's {shown}, whose windows would then all read as "
+            "unfamiliar; give the config the model was trained with (a taught model has its own distance)"
+        )
     return fit_distance(model, data, checkpoint.class_names, checkpoint.preprocess_config, progress=progress)
 
 

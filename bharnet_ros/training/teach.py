@@ -65,6 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from bharnet_ros.core.inference import shorten
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.bharnet import (
     BHaRNetModel,
@@ -81,6 +82,7 @@ from bharnet_ros.model.export import (
     check_calibratable,
     export_checked,
     prepare_model,
+    variant_name,
 )
 from bharnet_ros.model.feature_distance import FeatureDistance, distance_branches, fit_feature_distance
 from bharnet_ros.model.losses import build_loss
@@ -446,6 +448,8 @@ def teach(
     old_rows = old_class_rows(base.class_names, classes)
     kept = rehearsal_samples(rehearsal, [classes[i] for i in old_rows], settings)
     check_something_to_teach(base, takes, classes, kept is not None)
+    if settings.finetune_epochs > 0 and kept is not None:
+        check_mergeable(takes, kept)
     train, windows, notes = teaching_windows(model, base, takes, kept, classes, settings, show_progress)
     frozen = kept is None and bool(old_rows)
     if frozen:
@@ -601,6 +605,17 @@ def check_something_to_teach(
         "data its rows stay frozen, so the takes would not be used: record a new gesture, or rehearse "
         "(--rehearse DATA, or drop --no-rehearse) to refine the known classes"
     )
+
+
+def check_mergeable(takes: SkeletonDataset, rehearsal: SkeletonDataset) -> None:
+    """ValueError, before minutes of features and fit, where a fine-tune could not train the takes
+    and the rehearsal together: one dataset holds one skeleton layout in one space."""
+    if (takes.layout, takes.space) != (rehearsal.layout, rehearsal.space):
+        raise ValueError(
+            f"the takes are {takes.layout} skeletons in {takes.space} space and the rehearsal data "
+            f"{rehearsal.layout} in {rehearsal.space}: a fine-tune trains them together, so give "
+            "rehearsal data recorded as the takes were (MediaPipe), or teach without --finetune-epochs"
+        )
 
 
 def teaching_set(
@@ -805,9 +820,15 @@ def rehearsal_beside(checkpoint_path: str | Path) -> TrainingData:
     return training_data_of(Path(checkpoint_path).parent / "config.yaml")
 
 
-def load_rehearsal(source: TrainingData) -> SkeletonDataset:
-    """The rehearsal data: the files merged, relabelled as the base run did, its left-out people dropped."""
+def load_rehearsal(source: TrainingData, taught: Sequence[str] = ()) -> SkeletonDataset:
+    """The rehearsal data: the files merged, relabelled as the base run did, its left-out people dropped.
+
+    Samples of a ``taught`` class (a new gesture the base run had merged into another class, as
+    the default recipe merges ``clap`` into ``none``) are dropped first: relabelled, they would
+    teach that the new gesture is the other class."""
     data = load_datasets(source.files)
+    if clash := [name for name in taught if name in data.class_names]:
+        data = data.subset(np.flatnonzero(~np.isin(data.labels, [data.class_names.index(n) for n in clash])))
     merges = {k: v for k, v in source.relabel.items() if k in data.class_names}
     data = vocabulary(data, {"relabel": merges, "classes": []})
     if source.left_out:
@@ -831,6 +852,12 @@ def calibration_from(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
     except Exception as err:  # onnx raises its own decode errors
         raise ExportError(f"cannot read {path} ({str(err).splitlines()[0][:120]})") from None
     keys = ("temperature", "none_threshold")
+    theirs, ours = stored_value(props.get("bharnet.variant", "null")), variant_name(model)
+    if theirs != ours:  # the full model's temperature is not the expert-only export's
+        raise ExportError(
+            f"{path} is a {shorten(str(theirs), 40)} model and this export a {ours} one, whose "
+            "probabilities differ; give the calibration of the same variant (--full for the full model)"
+        )
     if not all(f"bharnet.{key}" in props for key in keys):
         raise ExportError(f"{path} carries no calibration (bharnet.temperature, bharnet.none_threshold)")
     return {

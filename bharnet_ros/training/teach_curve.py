@@ -49,6 +49,7 @@ to choose from) rather than by being taught.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import math
@@ -129,6 +130,7 @@ class CurveRun:
     old_unfamiliar_base: float = math.nan
     old_unfamiliar: float = math.nan
     new_top1_distance: float = math.nan  # new gestures right and not called unfamiliar (the node's view)
+    teacher_count: int = 1  # people in ``teachers`` (a name may hold the "+" that joins them)
 
 
 SCORES = (
@@ -446,7 +448,8 @@ def runs_for_group(
         )
         scores.append(right_and_familiar(taught, heads, tuned_new, after, plan.distance_threshold))
         who = sorted(set(cached.new_subjects[np.isin(cached.new_subjects, evaluated)].tolist()))
-        runs.append(CurveRun(base_name, "+".join(group), takes, draw, "+".join(who), *scores))
+        run = CurveRun(base_name, "+".join(group), takes, draw, "+".join(who), *scores)
+        runs.append(dataclasses.replace(run, teacher_count=len(group)))
     return runs
 
 
@@ -647,9 +650,9 @@ def reference_table(references: Sequence[ReferenceRun]) -> str:
 def summarise(runs: Sequence[CurveRun]) -> list[dict[str, float | int]]:
     """One row per (teachers, takes): the mean over runs, and the worst run on the new gestures."""
     rows = []
-    keys = sorted({(r.teachers.count("+") + 1, r.takes) for r in runs})
+    keys = sorted({(r.teacher_count, r.takes) for r in runs})
     for teachers, takes in keys:
-        mine = [r for r in runs if r.teachers.count("+") + 1 == teachers and r.takes == takes]
+        mine = [r for r in runs if r.teacher_count == teachers and r.takes == takes]
         row: dict[str, float | int] = {"teachers": teachers, "takes": takes, "runs": len(mine)}
         for name in SCORES:
             row[name] = float(np.mean([getattr(r, name) for r in mine]))

@@ -291,4 +291,11 @@ def test_a_distance_config_of_other_classes_exits_2(checkpoint_path, tmp_path, c
     config.write_text(f"data:\n  train: ['{data}']\n")
     args = ["export", str(checkpoint_path), "-o", str(tmp_path / "m.onnx"), "--distance-from", str(config)]
     assert main(args) == 2
-    assert "none of the model's classes" in capsys.readouterr().err
+    assert "holds no sample of the model's wave, point, stop" in capsys.readouterr().err
+    more = tmp_path / "some"  # some of the classes: the others would always be unfamiliar
+    assert main(["synth", "-o", str(more), "--per-class", "2", "--seed", "1", "--classes", "wave,stop"]) == 0
+    config.write_text(f"data:\n  train: ['{more}']\n")
+    assert main(args) == 2
+    assert (
+        "holds no sample of the model's point, whose windows would then all read" in capsys.readouterr().err
+    )

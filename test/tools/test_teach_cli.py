@@ -487,14 +487,15 @@ def test_a_model_taught_from_the_shipped_one_keeps_its_calibration_unless_the_vo
     model's applies to a vocabulary it only adds to, not to one that replaces it."""
     import argparse
 
-    from bharnet_ros.tools.teach import _shipped_calibration
+    from bharnet_ros.tools.teach import DEFAULT_BASE, _shipped, _shipped_calibration
 
-    def calibration(**options):
-        args = argparse.Namespace(**{"base": None, "replace": False, "full": False, **options})
-        return _shipped_calibration(args)
+    def calibration(base=None, **options):
+        args = argparse.Namespace(**{"base": base, "replace": False, "full": False, **options})
+        return _shipped_calibration(args, base or _shipped(DEFAULT_BASE))
 
     assert calibration().name == "bharnet_e_expert_only.onnx"  # the node's default model
     assert calibration(full=True).name == "bharnet_e.onnx"
+    assert calibration(base=Path(DEFAULT_BASE)).name == "bharnet_e_expert_only.onnx"  # named: the same
     assert "calibration (temperature, none and distance thresholds) from" in capsys.readouterr().out
     assert calibration(replace=True) is None
     assert calibration(base=Path("run/last.pt")) is None

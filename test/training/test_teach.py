@@ -57,6 +57,7 @@ from bharnet_ros.training.teach_curve import (
     plan_points,
     run_curve,
     score_reference,
+    summarise,
     teacher_groups,
     write_curve,
 )
@@ -392,6 +393,48 @@ def test_a_models_stored_calibration_is_checked_like_a_file(base, tmp_path):
     onnx.save(proto, str(model))
     with pytest.raises(ExportError, match=r"m\.onnx: its temperature \"abc\" is not a number"):
         check_calibration(base, model)
+
+
+def test_a_models_stored_calibration_of_the_other_variant_is_refused(base, tmp_path):
+    """The full model's temperature went into the expert-only export silently (and back)."""
+    model = tmp_path / "m.onnx"
+    export_taught(base, model, calibration=None)  # expert-only
+    with pytest.raises(ExportError, match="is a bharnet_e_expert_only model and this export a bharnet_e one"):
+        check_calibration(base, model, expert_only=False)
+
+
+def test_rehearsal_samples_of_a_taught_gesture_the_base_had_merged_away_are_left_out(tmp_path):
+    """The recipe merges clap into none: taught as a gesture of its own, the rehearsal's claps had
+    been fitted as none beside the user's claps as clap."""
+    from bharnet_ros.training.data import TrainingData
+
+    path = takes_of(["idle", "clap"], per_class=3).save(tmp_path / "rehearsal.npz")
+    source = TrainingData([path], {"clap": "none"})
+    assert load_rehearsal(source).class_counts().tolist() == [3, 3]  # idle, none (the claps)
+    kept = load_rehearsal(source, taught=["clap"])
+    assert dict(zip(kept.class_names, kept.class_counts().tolist(), strict=False)) in (
+        {"idle": 3},
+        {"idle": 3, "none": 0},
+    )
+
+
+def test_rehearsal_of_another_layout_is_refused_before_a_fine_tune_s_work(base, monkeypatch):
+    from bharnet_ros.training import teach as teach_module
+
+    rehearsal = takes_of(["idle", "wave"])
+    rehearsal.space = "world"  # as MediaPipe's world landmarks are
+    monkeypatch.setattr(teach_module, "teaching_windows", lambda *a, **k: pytest.fail("features first"))
+    with pytest.raises(
+        ValueError, match="the takes are mediapipe33 skeletons in image space and the rehearsal"
+    ):
+        teach(base, takes_of(["stop"]), rehearsal, replace(FAST, finetune_epochs=1))
+
+
+def test_the_curve_counts_teachers_not_the_plus_signs_in_their_names():
+    from bharnet_ros.training.teach_curve import CurveRun
+
+    run = CurveRun("base", "ana+bo", 2, 0, "cy", **dict.fromkeys(SCORES, 0.5))  # one teacher: "ana+bo"
+    assert [row["teachers"] for row in summarise([run])] == [1]
 
 
 def test_a_base_of_another_variant_exports_whole_instead_of_failing_after_the_fit(tmp_path):
