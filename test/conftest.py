@@ -70,7 +70,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # traffic stay on this machine, in a domain of this session's own; logs go to the session folder
 # unless ROS_LOG_DIR is set.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_localhost.xml"))
+# the variable the sourced Fast DDS reads, as nodes.environment.use_default_dds_profile picks it:
+# Fast DDS 2 (Jazzy, under colcon test) reads only the old name
+FAST_DDS_2 = os.environ.get("ROS_DISTRO", "").lower() in ("humble", "iron", "jazzy")
+PROFILE_VAR = "FASTRTPS_DEFAULT_PROFILES_FILE" if FAST_DDS_2 else "FASTDDS_DEFAULT_PROFILES_FILE"
+os.environ.setdefault(PROFILE_VAR, str(REPO / "config" / "fastdds_localhost.xml"))
 os.environ.setdefault("ROS_HOME", str(SESSION_TMP / "ros"))
 os.environ["ROS_LOG_DIR"] = os.environ.get("ROS_LOG_DIR") or str(SESSION_TMP / "ros" / "log")
 os.environ["ROS_DOMAIN_ID"] = str(DOMAIN_ID)
