@@ -20,9 +20,16 @@ import numpy as np
 
 
 def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate shapes and label range; returns float scores ``(N, K)`` and int labels ``(N,)``."""
+    """Validate shapes, finiteness and label range; returns float scores ``(N, K)`` and int labels
+    ``(N,)``. NaN scores are refused: a sort puts them last and argmax first, so top-1 and the
+    confusion matrix would disagree."""
     scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    given = np.asarray(labels).reshape(-1)
+    labels = given.astype(np.int64)
+    if given.dtype.kind not in "iub" and not np.array_equal(given, labels):
+        raise ValueError("labels must be whole class indices")
+    if np.isnan(scores).any():
+        raise ValueError("scores hold NaN; a model that outputs them cannot be scored")
     if scores.ndim != 2:
         raise ValueError(f"scores must be (N, K), got shape {scores.shape}")
     if len(scores) != len(labels):

@@ -1022,6 +1022,8 @@ def validate(run: TrainingRun) -> dict[str, float]:
         return {}
     indices, logits = predict(run.model, run.val_loader, run.env, run.show_progress)
     logits = gather_predictions(indices, logits, run.env, len(run.val_labels))
+    if np.isnan(logits["fused"]).any():  # finite weights, overflowing logits: the loop says it diverged
+        return {"val_loss": math.nan}
     subset = None
     if run.hand_intensive:
         subset = [run.class_names.index(name) for name in run.hand_intensive]

@@ -84,3 +84,13 @@ def test_bad_inputs_are_errors():
         top_k_accuracy(SCORES, LABELS[:2])
     with pytest.raises(ValueError, match=r"\(N, K\)"):
         top_k_accuracy(SCORES[0], LABELS[:1])
+
+
+def test_nan_scores_and_fractional_labels_are_refused():
+    """A sort put NaN last and argmax first: top-1 said right where the confusion matrix said wrong;
+    a label of 2.7 was read as class 2."""
+    with pytest.raises(ValueError, match="scores hold NaN"):
+        classification_report(np.array([[np.nan, 1.0, 0.0], [0.0, 2.0, 1.0]]), np.array([1, 1]))
+    with pytest.raises(ValueError, match="labels must be whole class indices"):
+        top_k_accuracy(np.eye(3), np.array([0.9, 1.2, 2.7]))
+    assert top_k_accuracy(np.eye(3), np.array([0.0, 1.0, 2.0])) == 1.0  # whole numbers as floats are fine
