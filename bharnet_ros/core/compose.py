@@ -89,6 +89,11 @@ def compose_stream(pieces: Sequence[Piece], output: Path) -> list[Segment]:
     fps, size = check_pieces(pieces)
     output.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(output), cv2.VideoWriter_fourcc(*FOURCC), fps, size)
+    if not writer.isOpened():  # silent otherwise: the segments came back and no video was written
+        raise ComposeError(
+            f"the clips' {fps:g} fps and {size[0]}x{size[1]} frames cannot be written as {FOURCC} video "
+            "(it takes 0.01 to 65535 fps and frames of at least 2x2); use clips a camera gives"
+        )
     segments, written = [], 0
     try:
         for piece in pieces:

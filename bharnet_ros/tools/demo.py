@@ -9,13 +9,15 @@ with latencies, plus a timeline plot. Without those recordings the input is a sc
 the project's synthetic gestures, stored as a skeleton bag and replayed into the recognizer node.
 ``--video`` runs the full pipeline on any video instead.
 
-The demo writes ``OUT/bag``, ``OUT/labels.csv`` and ``OUT/report/``. A non-empty OUT needs
-``--force``, and even then only those files are replaced: nothing else in OUT is deleted.
+The demo writes ``OUT/bag``, ``OUT/labels.csv``, ``OUT/report/`` and, from real people,
+``OUT/stream.mp4``. A non-empty OUT needs ``--force``, and even then only those files are replaced:
+nothing else in OUT is deleted. OUT may not lie inside the people folder it plays.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,7 +83,12 @@ def run(args: argparse.Namespace) -> int:
     people = None if video or args.synthetic else _people_folder(args.people)
     check_inputs(video, args.model)
     pieces = _people_pieces(args, people) if people else []
-    check_output_folder(args.out, [video, args.model], args.force)
+    check_output_folder(
+        args.out, [video, args.model, people], args.force, writes=("labels.csv", "stream.mp4")
+    )
+    for folder in ("bag", "report"):  # found only when the replay's results move in, else
+        if os.path.lexists(args.out / folder) and not (args.out / folder).is_dir():
+            raise UsageError(f"--out {args.out} holds {args.out / folder}, which is no folder; move it away")
     bag = args.out / "bag"
     with _removed_if_left_empty(args.out), staged_folder(bag) as staged:
         if video:

@@ -189,6 +189,8 @@ def check_outputs(
         earlier = person_files(output) if per_person else []
         if earlier and not force:
             raise UsageError(f"-o {earlier[0]} already exists; pass --force to replace it")
+        for path in earlier:  # replaced or removed: each as -o is checked (a pipe, a link to the video)
+            check_output_file(path, [job.video, folder], force, suffix=".npz")
         overlay = job.overlay and check_output_file(
             job.overlay, [job.video, folder], force, "--overlay", suffix=".mp4"
         )  # an MP4 writer: another suffix failed after the pose stage had run

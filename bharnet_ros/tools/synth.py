@@ -76,7 +76,7 @@ def _check(args: argparse.Namespace) -> list[str]:
     classes = _classes(args.classes)
     check_output_folder(args.out, force=args.force, option="-o")
     if args.preview is not None:
-        if args.preview.absolute() == args.out.absolute():
+        if args.preview.resolve() == args.out.resolve():  # resolved: r/../s2.png is s2.png
             raise UsageError("--preview and -o name the same path; give the preview its own .png name")
         check_output_file(args.preview, force=args.force, option="--preview")
     return classes

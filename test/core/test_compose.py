@@ -70,3 +70,14 @@ def test_motion_onset_is_when_a_wrist_leaves_its_first_position():
     onset = motion_onset(t, body, (11, 12), (15, 16))
     assert 1.0 < onset < 1.3
     assert motion_onset(t, np.zeros_like(body), (11, 12), (15, 16)) == 0.0
+
+
+def test_clips_the_stream_writer_cannot_take_are_named_not_written_as_nothing(tmp_path):
+    """1x1 frames: the mp4 writer refused them silently, and segments came back for no video."""
+    tiny = tmp_path / "tiny.avi"  # MJPG takes 1x1 frames; the stream's mp4 writer does not
+    writer = cv2.VideoWriter(str(tiny), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (1, 1))
+    for _ in range(5):
+        writer.write(np.zeros((1, 1, 3), np.uint8))
+    writer.release()
+    with pytest.raises(ComposeError, match="1x1 frames cannot be written"):
+        compose_stream([Piece(tiny, "wave")], tmp_path / "out.mp4")

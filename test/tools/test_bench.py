@@ -373,3 +373,19 @@ def test_the_hot_swap_row_sets_the_model_while_skeletons_play(tiny_model, tmp_pa
     assert count.done >= 2
     assert count.refused == 0
     assert row["latency"], "no decision came"
+
+
+@pytest.mark.parametrize("runs", [1, 3, 6, 30])
+def test_as_many_runs_are_timed_as_asked(runs):
+    """--torch-runs 6 timed 4 calls (6 // 4 rounds), and --runs 1 timed 4."""
+    from bharnet_ros.tools.bench import Candidate, interleaved_timings
+
+    (timing,) = interleaved_timings([Candidate("python", 1, lambda: None, runs)])
+    assert len(timing.samples) == runs
+
+
+def test_the_matmul_peak_is_the_one_the_models_threads_reach():
+    from bharnet_ros.tools.bench import matmul_peak
+
+    peak = matmul_peak(1, size=64, repeats=2)
+    assert peak["peak"] == peak["torch"]

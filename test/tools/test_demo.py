@@ -166,3 +166,26 @@ def test_demo_without_options_plays_the_people_beside_the_checkout(tmp_path, mon
     assert f"no greeting clip at 4m in {people.resolve() / 'S2'}" in capsys.readouterr().err
     assert calls == []
     assert not (tmp_path / "elsewhere" / "out").exists()
+
+
+def test_demo_output_inside_the_people_it_plays_or_with_a_file_for_a_folder_is_refused_first(
+    tmp_path, shared_file, tiny_model, capsys
+):
+    """OUT inside the people folder was written (the next run would read its stream back as a
+    clip), and a file named report failed only after the whole replay."""
+    people = tmp_path / "people" / "S6"
+    people.mkdir(parents=True)
+    for name in ("greeting_3_6m_full.avi", "stop_3_6m_full.avi", "come_3_6m_full.avi"):
+        (people / name).symlink_to(shared_file(f"hri_gestures/S6/{name}"))
+    argv = ["demo", "--short", "--people", str(tmp_path / "people"), "--person", "S6", "--distance", "6m"]
+    assert main([*argv, "--model", str(tiny_model), "--out", str(people / "demo")]) == 2
+    assert "is inside the input folder" in capsys.readouterr().err
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "report").write_text("notes\n")
+    assert (
+        main(["demo", "--synthetic", "--short", "--model", str(tiny_model), "--out", str(out), "--force"])
+        == 2
+    )
+    assert "which is no folder; move it away" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["report"]

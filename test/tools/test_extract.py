@@ -321,3 +321,18 @@ def test_a_video_whose_name_is_not_utf8_is_skipped_and_the_others_extracted(tmp_
     assert "skipped: " in err
     assert "bad\\udcff.mp4: the name is not valid UTF-8, which OpenCV cannot open; rename the file" in err
     assert [p.name for p in out.iterdir()] == ["good.npz"]
+
+
+def test_an_earlier_per_person_file_that_is_a_pipe_is_refused_even_with_force(tmp_path):
+    """--backend multi writes <stem>_p<id>.npz, which skipped the output checks -o gets: --force
+    put a file in a FIFO's place."""
+    import os
+
+    from bharnet_ros.tools import UsageError
+    from bharnet_ros.tools.extract import Job, check_outputs
+
+    video = tmp_path / "in.mp4"
+    video.write_bytes(b"")
+    os.mkfifo(tmp_path / "y_p0.npz")
+    with pytest.raises(UsageError, match="y_p0.npz is not a regular file"):
+        check_outputs([Job(video, tmp_path / "y.npz", None)], force=True, per_person=True)

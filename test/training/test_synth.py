@@ -345,3 +345,12 @@ def test_cli_reports_user_mistakes(tmp_path, capsys, extra, message):
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_a_preview_named_as_the_output_through_dot_dot_is_refused_before_generating(tmp_path, capsys):
+    """r/../s.png is s.png: the clash was found after the whole dataset had been generated."""
+    (tmp_path / "r").mkdir()
+    args = ["synth", "-o", str(tmp_path / "s.png"), "--preview", str(tmp_path / "r" / ".." / "s.png")]
+    assert main([*args, "--per-class", "1", "--classes", "wave"]) == 2
+    assert "--preview and -o name the same path" in capsys.readouterr().err
+    assert not (tmp_path / "s.png").exists()
