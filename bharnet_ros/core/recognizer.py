@@ -269,7 +269,8 @@ class Recognizer:
             state.smoother.reset()
             return None
         names = self.classifier.class_names
-        class_id, confidence = state.smoother.update(np.asarray(scores.probabilities, np.float64))
+        state.smoother.update(np.asarray(scores.probabilities, np.float64))
+        class_id, confidence = state.smoother.confident(self.none_threshold)
         label = names[class_id]
         unfamiliar = self._unfamiliar(scores)
         self.windows_unfamiliar += unfamiliar

@@ -40,6 +40,19 @@ class LabelSmoother:
             self.label = best
         return self.label, float(self.probabilities[self.label])
 
+    def confident(self, threshold: float) -> tuple[int, float]:
+        """The held label and its smoothed probability, unless that is below ``threshold`` while
+        the best class reaches it: then the best class becomes the label. Hysteresis keeps a label
+        against small leads, not against a rival the ``none`` rule would have published. Call after
+        :meth:`update`; with neither label confident, the best class and its probability."""
+        if self.probabilities is None or self.label is None:
+            raise RuntimeError("confident() needs an update() first")
+        best = int(np.argmax(self.probabilities))
+        if self.probabilities[self.label] < threshold <= self.probabilities[best]:
+            self.label = best
+        held = self.label if self.probabilities[self.label] >= threshold else best
+        return held, float(self.probabilities[held])
+
     def reset(self) -> None:
         self.probabilities = None
         self.label = None

@@ -281,8 +281,8 @@ def test_live_settings_change_decisions_and_keep_windows_and_averages():
     assert recognizer.none_threshold == 0.55
     assert len(recognizer.windows.get(0)) == 3
     assert [recognizer.push(frame(i / 30)) for i in range(3, 6)] == [None] * 3  # below 0.2 s of history
-    first = recognizer.push(frame(6 / 30))  # smoothed (0.4, 0.6): "raise" leads by 0.2 < 0.25
-    assert (first.label, first.confidence) == ("none", pytest.approx(0.6))  # 0.4 below 0.55: 1 - 0.4
+    first = recognizer.push(frame(6 / 30))  # smoothed (0.4, 0.6): "raise" leads by 0.2 < 0.25, but
+    assert (first.label, first.confidence) == ("raise", pytest.approx(0.6))  # idle's 0.4 is below 0.55
     assert first.top_labels == ["raise"]  # top_k 1
     assert recognizer.push(frame(7 / 30)) is None  # stride 0.05 s
     assert recognizer.push(frame(8 / 30)).label == "raise"  # (0.3, 0.7) after the second window
@@ -630,3 +630,16 @@ def test_any_stream_gives_finite_decisions_and_bounded_state(steps):
             assert result.window_start <= result.stamp
         assert len(recognizer.windows) <= 3
         assert all(len(buffer) <= buffer.maxlen for _, buffer in recognizer.windows.items())
+
+
+def test_a_held_label_below_the_none_threshold_gives_way_to_a_rival_above_it():
+    """Hysteresis held idle at 0.28 while stop had 0.37 against a threshold of 0.30: the node said
+    none (1 - 0.28) for as long as the input lasted, where the calibrated rule says stop."""
+    config = RecognizerConfig(
+        stride_seconds=0.0, min_seconds=0.0, smoothing=1.0, switch_margin=0.5, none_threshold=0.5
+    )
+    probabilities = [[0.9, 0.1]] + [[0.45, 0.55]] * 2 + [[0.28, 0.72]] + [[0.6, 0.4]]
+    recognizer = Recognizer(ScriptedClassifier(probabilities), config)
+    decided = [recognizer.push(frame(i / 30)) for i in range(5)]
+    labels = [(d.label, round(d.confidence, 2)) for d in decided]
+    assert labels == [("idle", 0.9), ("raise", 0.55), ("raise", 0.55), ("raise", 0.72), ("idle", 0.6)]
