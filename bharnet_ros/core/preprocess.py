@@ -14,7 +14,7 @@ file, so the model never sees inputs prepared two different ways. Steps, in orde
    the whole body inside the window is kept): the centre is the mid-shoulder point averaged over
    frames where both shoulders were observed, and the body size is the mean 3-D shoulder width
    over the same frames (``scale="torso"`` uses mid-shoulder to mid-hip instead), at least
-   :data:`LEAST_SIZE_SHARE` of the body's x-y extent. Shoulders are
+   :data:`LEAST_SIZE_SHARE` of the body's extent (the longest side of its box). Shoulders are
    chosen because an upper-body camera framing (the usual HRI view) often loses the hips. Other
    persons and the hands use the first person's centre and size, so their relative positions are
    kept. ``hand_frame="wrist"`` instead expresses each hand relative to its own wrist landmark
@@ -313,10 +313,11 @@ def body_centre_and_size(
 
 
 def _extent(points: np.ndarray) -> float:
-    """The longer side of the x-y box around ``points`` (N, 3); 0 for none."""
+    """The longest side of the box around ``points`` (N, 3); 0 for none. Depth counts too: over x
+    and y alone, shoulders on one point and a legal z of 9 made inputs of 4e6."""
     if not len(points):
         return 0.0
-    return float(np.max(points[:, :2].max(axis=0) - points[:, :2].min(axis=0)))
+    return float(np.max(points[:, :3].max(axis=0) - points[:, :3].min(axis=0)))
 
 
 def _pack(

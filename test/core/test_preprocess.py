@@ -519,3 +519,18 @@ def test_hands_of_a_collapsed_body_stay_bounded_too():
         inputs = preprocess_arrays(body, hands, present, "mediapipe33", "image", config)
         assert np.abs(inputs.hand).max() < 100, hand_frame  # 1 / LEAST_SIZE_SHARE at most, not 1e5
         assert np.abs(inputs.body).max() < 100
+
+
+def test_depth_counts_in_the_extent_that_floors_the_body_size():
+    """Shoulders on one point, the joints on one pixel but spread in z (legal up to 10 in image
+    space): over x and y alone the floor was 2e-6, and z came out as 4e6."""
+    frames = 3
+    body = np.zeros((frames, MP33.num_joints, 4), np.float32)
+    body[..., :2], body[..., 3] = 0.5, 1.0
+    body[:, :, 2] = np.linspace(-9.0, 9.0, MP33.num_joints)
+    body[:, 11, 0] += 1e-7  # the shoulders, 1e-7 apart
+    out = preprocess_arrays(
+        body, np.zeros((frames, 2, 21, 4)), np.zeros((frames, 2), bool), "mediapipe33", "image",
+        PreprocessConfig(body_layout="mediapipe33", frames=frames),
+    )  # fmt: skip
+    assert np.abs(out.body).max() <= 1.0 / LEAST_SIZE_SHARE + 1e-3
