@@ -275,10 +275,11 @@ class WindowSet:
     """One :class:`WindowBuffer` per person id, with bounded memory whatever the input.
 
     Each person has their own timeline: a stamp going backwards resets only that person, so two
-    cameras (or a tracker) with skewed clocks do not wipe each other out. Age is measured on the
-    *arrival* clock passed to :meth:`push` (the node's receive time; by default the frame's own
-    stamp, as in bag replay): a person whose last frame arrived more than ``timeout`` seconds ago
-    is dropped. At most ``max_persons`` buffers exist. A new person is admitted only by evicting
+    cameras (or a tracker) with skewed clocks do not wipe each other out, given an arrival clock.
+    Age is measured on the *arrival* clock passed to :meth:`push` (the node's receive time, or the
+    log time in bag replay; by default the frame's own stamp): a person whose last frame arrived
+    more than ``timeout`` seconds ago is dropped. Without an arrival clock, persons on clocks
+    further apart than ``timeout`` time each other out at every frame: pass one. At most ``max_persons`` buffers exist. A new person is admitted only by evicting
     the stalest one, and only if that one has been silent for ``evict_after`` seconds: persons who
     are being served keep their windows, and the newcomer is refused and counted
     (``stats.persons_refused``). Everything a caller keeps per person lives in the buffer's
