@@ -279,11 +279,11 @@ class WindowSet:
     Age is measured on the *arrival* clock passed to :meth:`push` (the node's receive time, or the
     log time in bag replay; by default the frame's own stamp): a person whose last frame arrived
     more than ``timeout`` seconds ago is dropped. Without an arrival clock, persons on clocks
-    further apart than ``timeout`` time each other out at every frame: pass one. At most ``max_persons`` buffers exist. A new person is admitted only by evicting
-    the stalest one, and only if that one has been silent for ``evict_after`` seconds: persons who
-    are being served keep their windows, and the newcomer is refused and counted
-    (``stats.persons_refused``). Everything a caller keeps per person lives in the buffer's
-    ``state``, so it is dropped with the buffer.
+    further apart than ``timeout`` time each other out at every frame: pass one. At most
+    ``max_persons`` buffers exist. A new person is admitted only by evicting the stalest one, and
+    only if that one has been silent for ``evict_after`` seconds: persons who are being served keep
+    their windows, and the newcomer is refused and counted (``stats.persons_refused``). Everything
+    a caller keeps per person lives in the buffer's ``state``, so it is dropped with the buffer.
     """
 
     def __init__(

@@ -219,12 +219,11 @@ def test_a_body_expert_with_noisy_or_fusion_exports_without_a_hand_mask(tmp_path
     assert OnnxClassifier(output, providers="cpu").input_names == ["body"]
 
 
-def test_the_distance_is_fitted_on_the_training_data_a_config_names(
-    checkpoint_path, tmp_path, person_file, capsys
-):
-    data = person_file(tmp_path, "S1", takes=2)  # its "wave" is one of the model's classes
+def test_the_distance_is_fitted_on_the_training_data_a_config_names(checkpoint_path, tmp_path, capsys):
+    data = tmp_path / "data"  # every class of the model, "point" by the recipe's relabel
+    assert main(["synth", "-o", str(data), "--per-class", "2", "--classes", "wave,pointing,stop"]) == 0
     config = tmp_path / "config.yaml"
-    config.write_text(f"data:\n  train: ['{data}']\n")
+    config.write_text(f"data:\n  train: ['{data}']\n  relabel: {{pointing: point}}\n")
     output = tmp_path / "model.onnx"
     args = [
         "export",
