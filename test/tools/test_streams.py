@@ -255,17 +255,18 @@ def test_open_set_skips_a_video_that_fails_while_recorded_and_keeps_the_others(
     assert "pooled: none" in captured.out
 
 
-def test_a_run_calibrated_with_distances_exports_its_folds_with_their_own_distance(
-    teach_base, person_file, tmp_path
-):
+def test_a_run_calibrated_with_distances_exports_its_folds_with_their_own_distance(teach_base, tmp_path):
     from bharnet_ros.model.checkpoint import save_checkpoint
     from bharnet_ros.tools import UsageError
     from bharnet_ros.tools.streams import fold_inputs
+    from bharnet_ros.training.dataset import SkeletonDataset
+    from bharnet_ros.training.synth import generate_sequence
 
     run = tmp_path / "cv"
     (run / "fold_P").mkdir(parents=True)
     save_checkpoint(teach_base(), run / "fold_P" / "last.pt")  # idle and wave
-    data = person_file(tmp_path, "S1")  # has wave
+    sequences = [generate_sequence(c, np.random.default_rng(k)) for k, c in enumerate(["idle", "wave"] * 2)]
+    data = SkeletonDataset.from_sequences(sequences, [0, 1, 0, 1], ["idle", "wave"]).save(tmp_path / "S1.npz")
     (run / "fold_P" / "config.yaml").write_text(f"data:\n  train: ['{data}']\n")
     entry = {"temperature": 1.5, "none_threshold": 0.3}
     (run / "calibration.json").write_text(json.dumps({"expert_only": entry}))
