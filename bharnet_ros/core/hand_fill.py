@@ -64,17 +64,36 @@ def sort_hands(
     hands, present = _check_hands(hands, present)
     hands = np.where(present[..., None, None], hands, 0).astype(np.float32)
     present = present.copy()
-    last = np.zeros((2, 2))
-    last_seen = np.full(2, -(memory + 2))
+    sorter = HandSorter(memory, jump)
     for t in range(len(hands)):
-        known = t - last_seen - 1 <= memory
-        if _should_swap(hands[t], present[t], last, known, jump):
+        if sorter.swaps(hands[t], present[t]):
             hands[t] = hands[t, ::-1].copy()
             present[t] = present[t, ::-1].copy()
-        for slot in np.flatnonzero(present[t]):
-            last[slot] = hands[t, slot, WRIST, :2]
-            last_seen[slot] = t
     return hands, present
+
+
+class HandSorter:
+    """The slot tracks of :func:`sort_hands`, one frame at a time: the live window sorts each
+    frame as it arrives, so its slots follow the person's whole history as training's do over a
+    clip, not only the frames its buffer still holds."""
+
+    def __init__(self, memory: int = MAX_GAP, jump: float = JUMP) -> None:
+        self.memory, self.jump = memory, jump
+        self.last = np.zeros((2, 2))
+        self.last_seen = np.full(2, -(memory + 2))
+        self.frames = 0
+
+    def swaps(self, hand_pair: np.ndarray, present: np.ndarray) -> bool:
+        """Whether the frame's (2, 21, 4) hands belong in each other's slot; the tracks then
+        follow the frame as sorted."""
+        known = self.frames - self.last_seen - 1 <= self.memory
+        swap = _should_swap(hand_pair, present, self.last, known, self.jump)
+        for slot in np.flatnonzero(present):
+            kept = 1 - slot if swap else slot
+            self.last[kept] = hand_pair[slot, WRIST, :2]
+            self.last_seen[kept] = self.frames
+        self.frames += 1
+        return swap
 
 
 def _should_swap(

@@ -13,6 +13,7 @@ has the semantics for robot developers.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import math
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bharnet_ros.core.hand_fill import MAX_GAP, fill_hands
+from bharnet_ros.core.hand_fill import MAX_GAP, HandSorter, interpolate_gaps
 from bharnet_ros.core.resample import time_window_sampling
 from bharnet_ros.core.skeleton import SkeletonFrame, SkeletonSequence
 
@@ -115,6 +116,7 @@ class WindowBuffer:
         self.last_arrival = 0.0  # when the newest frame arrived (the owner's clock; see WindowSet)
         self.state: dict[str, Any] = {}  # per-person state of the buffer's owner, dropped with it
         self._frames: deque[SkeletonFrame] = deque(maxlen=max_frames)
+        self._sorter = HandSorter(self.max_gap)  # hand slots, sorted as each frame arrives
         self._resets_logged: dict[str, int] = {}  # reset warnings by message, for throttling
 
     def __len__(self) -> int:
@@ -146,8 +148,9 @@ class WindowBuffer:
         return bool(self._frames) and self.covered >= min(need, self.seconds) - stamp_slack(self.newest_stamp)
 
     def clear(self) -> None:
-        """Drop all frames (counters are kept)."""
+        """Drop all frames and the hands' tracks (counters are kept)."""
         self._frames.clear()
+        self._sorter = HandSorter(self.max_gap)
 
     def push(self, frame: SkeletonFrame) -> PushResult:
         """Add a frame; a stamp equal to the newest is ignored. An older stamp, one more than ``jump``
@@ -166,13 +169,21 @@ class WindowBuffer:
         else:
             if result is PushResult.RESET:
                 self.stats.resets += 1
-                self._frames.clear()
+                self.clear()
             if self._newest_is_provisional():
                 self._frames.pop()  # thinning: the new frame takes the place of the newest
-            self._frames.append(frame)
+            self._frames.append(self._sorted(frame))
             self._forget_old(frame.timestamp)
         self.last_result = result
         return result
+
+    def _sorted(self, frame: SkeletonFrame) -> SkeletonFrame:
+        """The frame with its hands in the slots their tracks give (``core.hand_fill.sort_hands``)."""
+        if not self._sorter.swaps(frame.hands, frame.hand_present):
+            return frame
+        return dataclasses.replace(
+            frame, hands=frame.hands[::-1].copy(), hand_present=frame.hand_present[::-1].copy()
+        )
 
     def _newest_is_provisional(self) -> bool:
         """Whether the newest frame lies within ``min_step`` of the one before it; the next frame
@@ -243,14 +254,15 @@ class WindowBuffer:
     def window(self, length: int = LENGTH, min_seconds: float = 0.0) -> Window | None:
         """The newest ``seconds`` as exactly ``length`` frames, or None below ``min_seconds`` of history.
 
-        Hands are sorted and short gaps filled over all buffered frames (timestamps as the time
-        axis), then body, hands, hand mask and timestamps share one sampling by time. Before the
+        Hands, sorted into their slots as each frame arrived, have short gaps filled over all
+        buffered frames (timestamps as the time axis), then body, hands, hand mask and timestamps
+        share one sampling by time. Before the
         oldest frame the window holds that frame's pose.
         """
         if not self._frames or not self.ready(min_seconds):
             return None
         source = SkeletonSequence.from_frames(list(self._frames))
-        hands, mask = fill_hands(source.hands, source.hand_present, source.timestamps, self.max_gap)
+        hands, mask = interpolate_gaps(source.hands, source.hand_present, source.timestamps, self.max_gap)
         stamps = source.timestamps
         end = float(stamps[-1])
         sampling = time_window_sampling(stamps, end, self.seconds, length)

@@ -694,3 +694,26 @@ def test_a_forward_gap_resets_beyond_both_the_window_and_the_floor(
     buffer.push(make_frame(0, stamp=50.0))
     buffer.push(make_frame(1, stamp=50.1))
     assert buffer.push(make_frame(2, stamp=50.1 + gap)) is result
+
+
+def test_hand_slots_follow_the_whole_history_not_only_what_the_buffer_still_holds() -> None:
+    """Both hands still, the detector's labels swapped for good after 1 s: the window sorted its
+    buffer afresh each time, so once the frames before the swap scrolled out the two hands traded
+    slots between two decisions with no motion at all, where training sorts from the clip's start."""
+    from bharnet_ros.core.hand_fill import fill_hands
+
+    buffer = WindowBuffer(seconds=1.0)
+    hands = np.zeros((2, 21, 4), np.float32)
+    hands[0, :, 0], hands[1, :, 0], hands[..., 1], hands[..., 3] = 0.3, 0.7, 0.5, 1.0
+    body = np.zeros((33, 4), np.float32)
+    history = []
+    for t in range(150):  # 5 s at 30 fps
+        seen = hands if t < 30 else hands[::-1]
+        frame = SkeletonFrame(t / 30, body, seen.copy(), np.array([True, True]))
+        history.append(frame)
+        buffer.push(frame)
+        window = buffer.window(length=8)
+        assert window.sequence.hands[-1, 0, 0, 0] == pytest.approx(0.3), t  # the left hand stays left
+    stacked = np.stack([f.hands for f in history])
+    trained, _ = fill_hands(stacked, np.ones((150, 2), bool), np.arange(150) / 30)
+    assert np.allclose(trained[:, 0, 0, 0], 0.3)  # as the feeder sorts a clip
