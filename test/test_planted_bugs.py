@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 BUGS = {
     "hand gaps filled by frame index": (
         "bharnet_ros/core/window.py",
-        "fill_hands(source.hands, source.hand_present, source.timestamps, self.max_gap)",
-        "fill_hands(source.hands, source.hand_present, None, self.max_gap)",
+        "interpolate_gaps(source.hands, source.hand_present, source.timestamps, self.max_gap)",
+        "interpolate_gaps(source.hands, source.hand_present, None, self.max_gap)",
         "test/core/test_window.py::test_hand_gaps_are_filled_along_time_not_frame_index",
     ),
     "centre averaged over frames without a shoulder": (
