@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -164,7 +165,7 @@ def renamed(
     dataset: SkeletonDataset,
     pairs: list[str],
     report: ImportReport,
-    labels_before: list[str] | tuple[()] = (),
+    labels_before: Sequence[str] = (),
 ) -> SkeletonDataset:
     """``dataset`` with its classes renamed by ``OLD=NEW`` pairs (``--rename``).
 

@@ -17,7 +17,6 @@ nothing else in OUT is deleted. OUT may not lie inside the people folder it play
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,12 +82,8 @@ def run(args: argparse.Namespace) -> int:
     people = None if video or args.synthetic else _people_folder(args.people)
     check_inputs(video, args.model)
     pieces = _people_pieces(args, people) if people else []
-    check_output_folder(
-        args.out, [video, args.model, people], args.force, writes=("labels.csv", "stream.mp4")
-    )
-    for folder in ("bag", "report"):  # found only when the replay's results move in, else
-        if os.path.lexists(args.out / folder) and not (args.out / folder).is_dir():
-            raise UsageError(f"--out {args.out} holds {args.out / folder}, which is no folder; move it away")
+    writes = ("labels.csv", "stream.mp4", "bag/", "report/")
+    check_output_folder(args.out, [video, args.model, people], args.force, writes=writes)
     bag = args.out / "bag"
     with _removed_if_left_empty(args.out), staged_folder(bag) as staged:
         if video:

@@ -63,7 +63,8 @@ def check_output_folder(
 
     An existing non-empty folder (or, with ``empty_ok`` False, any existing one, as for bags)
     needs ``force``; even then only the files the command writes (``writes``, where it names
-    them) are replaced, so each of those must be a regular file where it exists.
+    them; ``name/`` for a folder) are replaced, so each of those must be a regular file (or a
+    folder) where it exists.
     """
     inputs = list(inputs)  # walked twice
     _check_parent_steps(path, option)
@@ -91,10 +92,14 @@ def check_output_folder(
 
 def _check_own_files(folder: Path, names: Iterable[str], option: str) -> None:
     """Something other than a file (a folder, say) under a name the command writes would fail
-    the command only when its finished output moves into place."""
+    the command only when its finished output moves into place. A name ending in ``/`` is a folder
+    the command writes, where a file would fail it likewise."""
     for name in names:
         there = folder / name
-        if os.path.lexists(there) and not there.is_file():
+        if name.endswith("/"):
+            if os.path.lexists(there) and not there.is_dir():
+                raise UsageError(f"{option} {folder} holds {there}, which is no folder; move it away")
+        elif os.path.lexists(there) and not there.is_file():
             raise UsageError(
                 f"{option} {folder} holds {there}, which is no regular file, where this command writes "
                 f"its {name}; move it away or choose another folder"

@@ -49,7 +49,6 @@ to choose from) rather than by being taught.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import itertools
 import json
 import math
@@ -448,8 +447,10 @@ def runs_for_group(
         )
         scores.append(right_and_familiar(taught, heads, tuned_new, after, plan.distance_threshold))
         who = sorted(set(cached.new_subjects[np.isin(cached.new_subjects, evaluated)].tolist()))
-        run = CurveRun(base_name, "+".join(group), takes, draw, "+".join(who), *scores)
-        runs.append(dataclasses.replace(run, teacher_count=len(group)))
+        run = CurveRun(
+            base_name, "+".join(group), takes, draw, "+".join(who), *scores, teacher_count=len(group)
+        )
+        runs.append(run)
     return runs
 
 
