@@ -214,7 +214,7 @@ def tiny_model(tmp_path_factory):
     }
     model = build_model(config).eval()
     path = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    preprocess = PreprocessConfig(body_layout="mediapipe33", frames=16, num_persons=1)
+    preprocess = PreprocessConfig(body_layout="mediapipe33", frames=16, num_persons=1, space="image")
     export_onnx(model, path, TINY_MODEL_CLASSES, preprocess, hand_intensive=["stop"])
     return path
 

@@ -294,7 +294,7 @@ class OnnxClassifier:
         layout = self.preprocess.body_layout
         sequence = SkeletonSequence(
             np.arange(t) / 30.0, np.zeros((t, get_layout(layout).num_joints, 4)), np.zeros((t, 2, 21, 4)),
-            np.zeros((t, 2), bool), layout=layout,
+            np.zeros((t, 2), bool), layout=layout, space=self.preprocess.space or "image",
         )  # fmt: skip
         inputs = preprocess_sequence(sequence, self.preprocess)
         given = {"body": inputs.body, "hand": inputs.hand, "hand_mask": inputs.hand_mask}

@@ -2,7 +2,8 @@
 
 Training, export checks and the ROS node all call :func:`preprocess_sequence` (or
 :func:`preprocess_arrays`) with the :class:`PreprocessConfig` stored in the checkpoint and the ONNX
-file, so the model never sees inputs prepared two different ways. Steps, in order:
+file, so the model never sees inputs prepared two different ways. The config records the
+coordinate space of the training data, and skeletons in another space are refused. Steps, in order:
 
 1. **Layout**: a ``mediapipe33`` body is mapped to ``ntu25`` (``layouts.mp33_to_ntu25``) when the
    model's body layout is ``ntu25``; detected hands refine the NTU hand joints.
@@ -46,10 +47,10 @@ from bharnet_ros.core.modalities import (
     pack_hands,
     to_modality,
 )
-from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, SkeletonSequence
+from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, SPACES, SkeletonSequence
 from bharnet_ros.core.window import whole_number
 
-CONFIG_VERSION = 3  # 2 added window_seconds, 3 min_score
+CONFIG_VERSION = 4  # 2 added window_seconds, 3 min_score, 4 space
 MAX_FRAMES = 10_000  # the model config's bounds: a file may not declare inputs beyond them
 MAX_PERSONS = 16
 SCALES = ("shoulder", "torso", "none")
@@ -87,6 +88,9 @@ class PreprocessConfig:
     aspect_correction: bool = True  # image space: x, z *= width / height when the size is known
     window_seconds: float = 0.0  # > 0: T frames sampled by time over this many seconds (any fps)
     min_score: float = 0.0  # body joints scored below it count as not observed (0: all kept)
+    # The coordinate space of the skeletons the model was trained on; other input is refused (an
+    # image-space model reads metres as fractions of the image). "" = not recorded (before version 4).
+    space: str = ""
 
     def __post_init__(self) -> None:
         """Every field of its own type and range: these settings come from files (checkpoints, ONNX
@@ -110,6 +114,7 @@ class PreprocessConfig:
                 "to 60 s",
             ),
             (_share(self.min_score), "min_score must be a number from 0 (keep every joint) to 1"),
+            (_one_of(self.space, ("", *SPACES)), f"space must be one of {SPACES} (or empty: not recorded)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -197,6 +202,9 @@ def preprocess_arrays(
     ``body`` is ``(T, V, 4)`` or ``(P, T, V, 4)`` (person 0 is the subject that defines the
     normalisation); ``hands`` ``(T, 2, 21, 4)`` and ``hand_present`` ``(T, 2)`` are the subject's.
     """
+    problem = space_problem(space, config)
+    if problem:
+        raise ValueError(problem)
     body = _as_persons(np.array(body, dtype=np.float32))
     hands = np.array(hands, dtype=np.float32)
     present = np.asarray(hand_present, dtype=bool)
@@ -212,6 +220,13 @@ def preprocess_arrays(
         _normalise(body, hands, present, body_valid, layout, config)
     body[~body_valid] = 0.0  # absent hands are zeroed by the packing's mask
     return _pack(body, hands, present, layout, config)
+
+
+def space_problem(space: str, config: PreprocessConfig) -> str | None:
+    """Why skeletons in ``space`` cannot feed a model of ``config`` (None when they can)."""
+    if not config.space or space == config.space:
+        return None
+    return f"cannot feed {space}-space skeletons to a model trained on {config.space}-space skeletons"
 
 
 def _as_persons(body: np.ndarray) -> np.ndarray:

@@ -43,6 +43,7 @@ class WindowClassifier(Protocol):
     window_length: int
     window_seconds: float  # 0 when the model was trained on frame counts
     body_layout: str  # the model's body layout; frames must have it or map to it
+    space: str  # the coordinate space the model was trained in; frames must have it ("" = any)
     providers: list[str]  # the execution providers really running the model (diagnostics)
     description: str  # the model in a few words (logs, /bharnet/labels)
     hand_intensive: list[bool]  # per class: whether the hands carry it (/bharnet/labels)
@@ -148,6 +149,7 @@ class RecognizerStats:
     """Frames the recognizer turned away, by reason (for diagnostics)."""
 
     incompatible_layout: int = 0  # a body layout the model cannot use
+    incompatible_space: int = 0  # a coordinate space the model was not trained in
     persons_refused: int = 0  # new persons while every slot was busy
     nonfinite_scores: int = 0  # a window whose scores or distance were not finite (the person was reset)
 
@@ -166,6 +168,7 @@ class Recognizer:
             self.window_seconds, max_gap=c.max_gap, timeout=c.person_timeout, max_persons=c.max_persons
         )
         self.accepted_layouts = accepted_layouts(classifier.body_layout)
+        self.space = classifier.space
         self.stats = RecognizerStats()
         self.windows_classified = 0
         self.windows_unfamiliar = 0  # windows farther than the distance threshold from the training data
@@ -175,13 +178,9 @@ class Recognizer:
 
         ``arrival`` is when the frame arrived (the node's clock; default: its stamp), which times
         persons out. Raises SkeletonError, before touching any state, for a frame the model cannot
-        use (its body layout), so a caller can count and drop it.
+        use (its body layout or coordinate space), so a caller can count and drop it.
         """
-        if self.accepted_layouts and frame.layout not in self.accepted_layouts:
-            self.stats.incompatible_layout += 1
-            raise SkeletonError(
-                f"a {frame.layout} body cannot feed this model (it takes {', '.join(self.accepted_layouts)})"
-            )
+        self._check_input(frame)
         buffer = self.windows.push(frame, arrival)
         if buffer is None:
             self.stats.persons_refused += 1
@@ -197,6 +196,20 @@ class Recognizer:
             return None
         state.last_decision = frame.timestamp
         return self._decide(frame.person_id, window, state)
+
+    def _check_input(self, frame: SkeletonFrame) -> None:
+        """SkeletonError (counted) for a frame of a body layout or a space the model cannot take."""
+        if self.accepted_layouts and frame.layout not in self.accepted_layouts:
+            self.stats.incompatible_layout += 1
+            raise SkeletonError(
+                f"a {frame.layout} body cannot feed this model (it takes {', '.join(self.accepted_layouts)})"
+            )
+        if self.space and frame.space != self.space:
+            self.stats.incompatible_space += 1
+            raise SkeletonError(
+                f"a {frame.space}-space skeleton cannot feed this model (it was trained on "
+                f"{self.space}-space skeletons)"
+            )
 
     def prune(self, now: float) -> list[int]:
         """Forget persons whose last frame arrived more than ``person_timeout`` before (or after) ``now``;
@@ -230,16 +243,17 @@ class Recognizer:
         """Classify with ``classifier`` from the next frame on; True when every window was kept.
 
         The windows stay when the new model reads them as the old one did: the same window
-        duration in use, the same number of frames and the same body layouts. Otherwise everyone
+        duration in use, the same number of frames, body layouts and space. Otherwise everyone
         starts afresh (the window counters are kept). A person's smoothed average is over the old
         class list, so it restarts unless the class lists are identical.
         """
         seconds = self.config.window_for(classifier)
         layouts = accepted_layouts(classifier.body_layout)
-        same_input = (seconds, classifier.window_length, layouts) == (
+        same_input = (seconds, classifier.window_length, layouts, classifier.space) == (
             self.window_seconds,
             self.classifier.window_length,
             self.accepted_layouts,
+            self.space,
         )
         same_labels = list(classifier.class_names) == list(self.classifier.class_names)
         self.classifier = classifier
@@ -248,6 +262,7 @@ class Recognizer:
         if not same_input:
             self.windows.reset()
             self.windows.seconds, self.window_seconds, self.accepted_layouts = seconds, seconds, layouts
+            self.space = classifier.space
             return False
         if not same_labels:
             for _, buffer in self.windows.items():
@@ -313,6 +328,7 @@ class OnnxWindowClassifier:
         self.window_length = classifier.frames
         self.window_seconds = classifier.preprocess.window_seconds
         self.body_layout = classifier.preprocess.body_layout
+        self.space = classifier.preprocess.space
         self.none_threshold = float(classifier.metadata.get("none_threshold") or 0.0)
         self.distance_threshold = float(classifier.metadata.get("distance_threshold") or 0.0)
         self.outputs_distance = DISTANCE in classifier.output_names

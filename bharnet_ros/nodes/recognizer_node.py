@@ -565,6 +565,7 @@ class RecognizerNode(ManagedNode):
             "window_fill": max(fills, default=0.0),
             "bad_messages": self.bad_messages,
             "incompatible_layout": self.recognizer.stats.incompatible_layout,
+            "incompatible_space": self.recognizer.stats.incompatible_space,
             "nonfinite_scores": self.recognizer.stats.nonfinite_scores,
             "unstamped_frames": self.unstamped_frames,
             "persons_refused": self.recognizer.stats.persons_refused,

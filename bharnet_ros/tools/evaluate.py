@@ -101,7 +101,8 @@ def select_for_eval(data: SkeletonDataset, labels: list[str], args: argparse.Nam
 
 def check_model_fits(model: ModelUnderTest, data: SkeletonDataset, args: argparse.Namespace) -> None:
     """Preprocess one sample for the model before the long run, so a model built for another
-    skeleton layout (e.g. mediapipe33 against NTU data) is a one-line error, not a traceback."""
+    skeleton layout (e.g. mediapipe33 against NTU data) or trained in another coordinate space is
+    a one-line error, not a traceback."""
     from bharnet_ros.core.preprocess import preprocess_arrays
     from bharnet_ros.training.feeder import check_samples
 
@@ -115,7 +116,8 @@ def check_model_fits(model: ModelUnderTest, data: SkeletonDataset, args: argpars
         )  # fmt: skip
     except ValueError as err:
         raise UsageError(
-            f"{model.path} does not fit {args.dataset}: {err}; evaluate it on data of its own layout"
+            f"{model.path} does not fit {args.dataset}: {err}; evaluate it on data of its own layout and "
+            "space"
         ) from None
 
 

@@ -66,7 +66,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from bharnet_ros.core.inference import shorten
-from bharnet_ros.core.preprocess import PreprocessConfig
+from bharnet_ros.core.preprocess import PreprocessConfig, space_problem
 from bharnet_ros.model.bharnet import (
     BHaRNetModel,
     ExpertizedModel,
@@ -448,6 +448,7 @@ def teach(
     old_rows = old_class_rows(base.class_names, classes)
     kept = rehearsal_samples(rehearsal, [classes[i] for i in old_rows], settings)
     check_something_to_teach(base, takes, classes, kept is not None)
+    check_space(base, takes, kept)
     if settings.finetune_epochs > 0 and kept is not None:
         check_mergeable(takes, kept)
     train, windows, notes = teaching_windows(model, base, takes, kept, classes, settings, show_progress)
@@ -605,6 +606,15 @@ def check_something_to_teach(
         "data its rows stay frozen, so the takes would not be used: record a new gesture, or rehearse "
         "(--rehearse DATA, or drop --no-rehearse) to refine the known classes"
     )
+
+
+def check_space(base: Checkpoint, takes: SkeletonDataset, rehearsal: SkeletonDataset | None) -> None:
+    """ValueError, before any feature is computed, for takes or rehearsal data in a coordinate
+    space other than the base model's training data (metres read as fractions of the image)."""
+    for what, data in (("the takes", takes), ("the rehearsal data", rehearsal)):
+        problem = None if data is None else space_problem(data.space, base.preprocess_config)
+        if problem:
+            raise ValueError(f"{what}: {problem}; record them with the pose stage the base model learnt from")
 
 
 def check_mergeable(takes: SkeletonDataset, rehearsal: SkeletonDataset) -> None:

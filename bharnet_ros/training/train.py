@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from bharnet_ros.core.inference import shown
 from bharnet_ros.core.metrics import classification_report
-from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_arrays
+from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_arrays, space_problem
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.model.bharnet import BHaRNetModel, build_model
@@ -369,8 +369,11 @@ def check_paths(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"data.relabel must map names to names (e.g. {{clap: none}}), not {relabel!r}")
 
 
-def preprocess_from(config: Mapping[str, Any], model_input: Mapping[str, Any]) -> PreprocessConfig:
-    """The model's PreprocessConfig: shape keys from the model's ``input``, the rest from the config."""
+def preprocess_from(
+    config: Mapping[str, Any], model_input: Mapping[str, Any], space: str
+) -> PreprocessConfig:
+    """The model's PreprocessConfig: shape keys from the model's ``input``, the coordinate space
+    from the training data, the rest from the config."""
     section = config["preprocess"]
     try:
         return PreprocessConfig(
@@ -378,6 +381,7 @@ def preprocess_from(config: Mapping[str, Any], model_input: Mapping[str, Any]) -
             frames=model_input["frames"],
             num_persons=model_input["num_persons"],
             channels=model_input["channels"],
+            space=space,
             **{key: section[key] for key in PREPROCESS_KEYS},
         )
     except ValueError as err:
@@ -532,8 +536,8 @@ def init_from_experts(
 
 def check_expert_inputs(stream: str, expert: Checkpoint, preprocess: PreprocessConfig | None) -> None:
     """ConfigError where an expert read its inputs otherwise than the model's ``stream`` will (bone
-    vectors against joints, a hand expert's hands in the body's frame against the wrist's): its
-    weights would mean something else there."""
+    vectors against joints, a hand expert's hands in the body's frame against the wrist's, metres
+    against fractions of the image): its weights would mean something else there."""
     if preprocess is None:
         return
     theirs = expert.preprocess_config
@@ -543,6 +547,7 @@ def check_expert_inputs(stream: str, expert: Checkpoint, preprocess: PreprocessC
         "normalise",
         "aspect_correction",
         *(("hand_frame",) if stream == "hand" else ("min_score",)),
+        *(("space",) if theirs.space and preprocess.space else ()),  # "": not recorded (older files)
     )
     differ = [
         f"{key} {getattr(theirs, key)} vs {getattr(preprocess, key)}"
@@ -827,7 +832,7 @@ def build_run(
         model_config = model_config_dict(config, class_names)
     else:
         model_config = resumed_model_config(config, resume_state, class_names)
-    preprocess = preprocess_from(config, model_config["input"])
+    preprocess = preprocess_from(config, model_config["input"], train_data.space)
     if resume_state is not None:
         check_same_inputs(preprocess, resume_state["preprocess"])
     check_loadable_size(model_config)
@@ -888,6 +893,8 @@ def check_same_inputs(preprocess: PreprocessConfig, trained: Mapping[str, Any]) 
     inputs than last.pt's weights were trained on: they would silently mean something else."""
     before = PreprocessConfig.from_dict(dict(trained)).to_dict()
     now = preprocess.to_dict()
+    if not before["space"]:  # weights from before the space was recorded: the data tells it now
+        before["space"] = now["space"]
     differ = [f"{key} {before[key]} in last.pt, {now[key]} now" for key in now if now[key] != before.get(key)]
     if differ:
         raise ConfigError(
@@ -988,6 +995,12 @@ def check_data_fits(
     for data in (train_data, val_data):
         if data is None or not len(data):
             continue
+        problem = space_problem(data.space, preprocess)
+        if problem:
+            raise ConfigError(
+                f"data.val: {problem}; validate on data in the training data's space "
+                f"(import both the same way)"
+            )
         sample = data.sample(0)
         persons = min(len(sample.body), preprocess.num_persons)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -164,6 +165,30 @@ def test_predict_window_uses_the_stored_preprocessing(model_path):
     scores = classifier.predict_window(window)
     assert scores.label in LABELS
     assert scores.finite()
+
+
+@pytest.mark.parametrize("space", ["image", "world"])
+def test_a_model_of_either_space_loads_and_refuses_windows_of_the_other(
+    model_path, tmp_path, with_metadata, space
+):
+    """The load dry-runs a window of the model's own space; a live window of the other is refused."""
+    preprocess = {**PREPROCESS.to_dict(), "space": space}
+    classifier = OnnxClassifier(with_metadata(model_path, tmp_path / "m.onnx", preprocess=preprocess), "cpu")
+    assert classifier.preprocess.space == space
+    assert classifier.predict_window(window_in(space)).finite()
+    other = "world" if space == "image" else "image"
+    with pytest.raises(
+        ValueError, match=f"cannot feed {other}-space skeletons to a model trained on {space}"
+    ):
+        classifier.predict_window(window_in(other))
+
+
+def window_in(space: str):
+    """A window of the demo gesture, its frames in ``space``."""
+    buffer = WindowBuffer(seconds=1.0)
+    for t in range(24):
+        buffer.push(dataclasses.replace(demo_sequence(24).frame(t), space=space))
+    return buffer.window(length=FRAMES)
 
 
 @pytest.mark.parametrize(

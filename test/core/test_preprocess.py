@@ -129,6 +129,17 @@ def test_ntu_skeleton_cannot_feed_a_mediapipe_model():
         run(world_sequence(), PreprocessConfig(body_layout="mediapipe33"))
 
 
+def test_skeletons_of_another_space_than_the_training_data_cannot_feed_the_model():
+    """Metres read as fractions of the image (or the reverse) would be classified as if they were."""
+    with pytest.raises(ValueError, match="cannot feed world-space skeletons to a model trained on image"):
+        run(world_sequence(), PreprocessConfig(frames=FRAMES, space="image"))
+    with pytest.raises(ValueError, match="cannot feed image-space skeletons to a model trained on world"):
+        preprocess_sequence(mediapipe_sequence(), PreprocessConfig(frames=FRAMES, space="world"))
+    same = run(world_sequence(), PreprocessConfig(frames=FRAMES, space="world"))
+    unrecorded = run(world_sequence(), PreprocessConfig(frames=FRAMES))
+    np.testing.assert_array_equal(same.body, unrecorded.body)
+
+
 def test_aspect_correction_uses_image_size():
     """A square in pixels is a square after correction, whatever the image's aspect ratio."""
     sequence = mediapipe_sequence(image_size=(640, 480))
@@ -428,6 +439,8 @@ def test_coinciding_shoulders_take_the_floor_and_a_single_point_the_unit():
         ({"min_score": -0.1}, "min_score must be a number"),
         ({"min_score": 1.5}, "min_score must be a number"),
         ({"min_score": "0.5"}, "min_score must be a number"),
+        ({"space": "metres"}, r"space must be one of \('image', 'world'\) \(or empty: not recorded\)"),
+        ({"space": None}, "space must be one of"),
     ],
 )
 def test_config_bounds(options, message):
@@ -482,6 +495,13 @@ def test_a_stored_config_of_version_2_keeps_every_joint():
     del data["min_score"]
     data["version"] = 2
     assert PreprocessConfig.from_dict(data).min_score == 0.0
+
+
+def test_a_stored_config_of_version_3_has_no_space_and_takes_either():
+    data = PreprocessConfig(frames=8, space="image").to_dict()
+    del data["space"]
+    data["version"] = 3
+    assert PreprocessConfig.from_dict(data).space == ""
 
 
 def test_config_without_a_version_is_read_as_the_current_one():

@@ -21,6 +21,7 @@ class HandRaisedClassifier:
     window_length = 16
     window_seconds = 16 / 30
     body_layout = "ntu25"  # takes mediapipe33 bodies (mapped) and ntu25
+    space = "image"
     description = "hand-raised stand-in"
 
     def __init__(self) -> None:
@@ -155,6 +156,25 @@ def test_a_body_layout_the_model_cannot_use_is_refused_before_any_state_changes(
         recognizer.push(ntu)
     assert recognizer.stats.incompatible_layout == 1
     assert len(recognizer.windows) == 0
+
+
+def test_a_space_the_model_was_not_trained_in_is_refused_before_any_state_changes():
+    recognizer = Recognizer(HandRaisedClassifier())  # trained on image-space skeletons
+    metres = SkeletonFrame(0.0, np.full((33, 4), 0.5, np.float32), space="world")
+    with pytest.raises(SkeletonError, match="a world-space skeleton cannot feed this model.*image-space"):
+        recognizer.push(metres)
+    assert (recognizer.stats.incompatible_space, recognizer.stats.incompatible_layout) == (1, 0)
+    assert len(recognizer.windows) == 0
+    recognizer.push(frame(0.0))  # image-space frames still go through
+    assert len(recognizer.windows) == 1
+
+
+def test_a_model_that_did_not_record_its_space_takes_either():
+    classifier = HandRaisedClassifier()
+    classifier.space = ""  # exported before the space was recorded
+    recognizer = Recognizer(classifier)
+    recognizer.push(SkeletonFrame(0.0, np.full((33, 4), 0.5, np.float32), space="world"))
+    assert recognizer.stats.incompatible_space == 0
 
 
 class NaNOnceClassifier(HandRaisedClassifier):
@@ -299,10 +319,18 @@ def test_live_settings_reach_people_who_arrive_later():
 class OtherClassifier(HandRaisedClassifier):
     """The stand-in with other class names, window, layout or calibrated threshold."""
 
-    def __init__(self, names=("idle", "raise"), length=16, seconds=16 / 30, layout="ntu25", threshold=0.0):
+    def __init__(
+        self,
+        names=("idle", "raise"),
+        length=16,
+        seconds=16 / 30,
+        layout="ntu25",
+        threshold=0.0,
+        space="image",
+    ):
         super().__init__()
         self.class_names, self.window_length, self.window_seconds = list(names), length, seconds
-        self.body_layout, self.none_threshold = layout, threshold
+        self.body_layout, self.none_threshold, self.space = layout, threshold, space
 
 
 def swap_after(frames: int, new: HandRaisedClassifier) -> tuple[Recognizer, bool]:
@@ -339,8 +367,9 @@ def test_a_model_with_other_labels_keeps_windows_but_restarts_averages():
         OtherClassifier(length=8),
         OtherClassifier(seconds=1.0),
         OtherClassifier(layout="mediapipe33"),
+        OtherClassifier(space="world"),
     ],
-    ids=["frames", "seconds", "layout"],
+    ids=["frames", "seconds", "layout", "space"],
 )
 def test_a_model_that_reads_windows_differently_starts_everyone_afresh(new):
     recognizer, kept = swap_after(5, new)
@@ -349,8 +378,10 @@ def test_a_model_that_reads_windows_differently_starts_everyone_afresh(new):
     assert recognizer.window_seconds == new.window_seconds
     assert recognizer.windows.seconds == new.window_seconds
     assert recognizer.accepted_layouts == accepted_layouts(new.body_layout)
-    recognizer.push(frame(5 / 30))
-    assert recognizer.windows.get(0).seconds == new.window_seconds
+    assert recognizer.space == new.space
+    if new.space == "image":
+        recognizer.push(frame(5 / 30))
+        assert recognizer.windows.get(0).seconds == new.window_seconds
 
 
 def test_accepted_layouts():

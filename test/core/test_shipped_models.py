@@ -45,6 +45,7 @@ def test_a_shipped_model_loads_with_its_metadata_and_decides(path: Path):
     assert classifier.outputs_distance
     assert metadata["test_mirror"] is True  # each window averaged with its mirror image
     assert classifier.description.endswith(", test-time mirroring)")  # on /diagnostics
+    assert classifier.space == "image"  # trained on the pose stage's output: metres are refused
     recognizer = Recognizer(classifier, RecognizerConfig())
     sequence = generate_sequence("thumbs_up", np.random.default_rng(7))
     decisions = [d for t in range(len(sequence)) if (d := recognizer.push(sequence.frame(t)))]

@@ -94,6 +94,19 @@ def test_a_hand_layout_as_a_body_is_refused_and_the_node_keeps_going(node, wait)
     assert level(statuses[-1]) == 1  # WARN names the refusals
 
 
+def test_a_skeleton_in_metres_for_an_image_space_model_is_refused_and_counted(node, wait):
+    """A world-space tracker on the skeleton topic: its metres would read as fractions of the image."""
+    recognizer, publisher, actions, statuses = node
+    metres = message(0, [9])
+    metres.persons[0].space = "world"
+    publish(publisher, [metres] * 3)
+    publish(publisher, [message(t, [1]) for t in range(40)])
+    assert wait(lambda: any(a.person_id == 1 for a in actions))
+    assert wait(lambda: int(latest(statuses).get("incompatible_space", 0)) == 3)
+    assert int(latest(statuses)["bad_messages"]) == 3
+    assert not any(a.person_id == 9 for a in actions)
+
+
 def test_one_message_of_many_skeletons_of_one_person_buys_one_frame(node, wait):
     """1000 skeletons of one id, stamped 0.2 s apart, in one message gave 997 inferences and
     starved every other person for 18 s."""

@@ -38,7 +38,7 @@ def export_tiny(path, labels, frames=16):
         "input": {"frames": frames, "body_layout": "mediapipe33", "num_persons": 1},
         "backbone": {"base_channels": 8},
     }
-    preprocess = PreprocessConfig(body_layout="mediapipe33", frames=frames, num_persons=1)
+    preprocess = PreprocessConfig(body_layout="mediapipe33", frames=frames, num_persons=1, space="image")
     export_onnx(build_model(config).eval(), path, labels, preprocess, hand_intensive=["follow_me"])
     return path
 

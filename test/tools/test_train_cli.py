@@ -224,24 +224,34 @@ def test_eval_out_needs_force_and_keeps_other_files(trained, synth_folder, tmp_p
     assert [p.name for p in tmp_path.iterdir()] == ["eval"]  # no staging folder left
 
 
-def test_eval_of_a_model_built_for_another_layout_is_one_line(tiny_model, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("layout", "space", "message"),
+    [
+        ("ntu25", "image", "cannot feed a ntu25 skeleton to a model built for mediapipe33"),
+        ("mediapipe33", "world", "cannot feed world-space skeletons to a model trained on image-space"),
+    ],
+)
+def test_eval_of_a_model_built_for_another_layout_or_space_is_one_line(
+    tiny_model, tmp_path, capsys, layout, space, message
+):
     import numpy as np
 
+    from bharnet_ros.core.layouts import LAYOUTS
     from bharnet_ros.training.dataset import Sample, SkeletonDataset
 
-    body = np.zeros((1, 20, 25, 4), np.float32)
+    body = np.zeros((1, 20, LAYOUTS[layout].num_joints, 4), np.float32)
     body[..., :3], body[..., 3] = 0.1, 1.0
     samples = [
         Sample(f"s{i}", i, body, np.zeros((1, 20, 2, 21, 4)), np.zeros((1, 20, 2), bool), np.arange(20) / 30)
         for i in range(3)
     ]
-    data = SkeletonDataset.from_samples(samples, ["idle", "wave", "stop"], "ntu25", "world")
-    path = data.save(tmp_path / "ntu_like.npz")
+    data = SkeletonDataset.from_samples(samples, ["idle", "wave", "stop"], layout, space)
+    path = data.save(tmp_path / "other.npz")
     assert main(["eval", str(tiny_model), str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "does not fit" in err
-    assert "ntu25" in err
+    assert f"does not fit {path}: {message}" in err
+    assert err.endswith("evaluate it on data of its own layout and space")
 
 
 class RunsCode:

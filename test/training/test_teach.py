@@ -428,6 +428,20 @@ def test_rehearsal_of_another_layout_is_refused_before_a_fine_tune_s_work(base, 
         teach(base, takes_of(["stop"]), rehearsal, replace(FAST, finetune_epochs=1))
 
 
+@pytest.mark.parametrize("which", ["takes", "rehearsal"])
+def test_data_in_another_space_than_the_base_models_is_refused_before_any_work(base, monkeypatch, which):
+    """World landmarks taught to an image-space model would be read as fractions of the image."""
+    from bharnet_ros.training import teach as teach_module
+
+    imaged = replace(base, preprocess={**base.preprocess, "space": "image"})
+    takes, rehearsal = takes_of(["stop"]), takes_of(["idle", "wave"])
+    (takes if which == "takes" else rehearsal).space = "world"
+    monkeypatch.setattr(teach_module, "teaching_windows", lambda *a, **k: pytest.fail("features first"))
+    what = "the takes" if which == "takes" else "the rehearsal data"
+    with pytest.raises(ValueError, match=f"{what}: cannot feed world-space skeletons to a model trained on"):
+        teach(imaged, takes, rehearsal, FAST)
+
+
 def test_the_curve_counts_teachers_not_the_plus_signs_in_their_names():
     from bharnet_ros.training.teach_curve import CurveRun
 

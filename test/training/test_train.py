@@ -279,6 +279,11 @@ def test_an_experts_head_for_other_classes_is_not_copied_and_other_inputs_are_re
     scored = dataclasses.replace(_preprocess(), min_score=0.5)  # it saw the legs MediaPipe guessed
     with pytest.raises(ConfigError, match="read its inputs otherwise \\(min_score 0.0 vs 0.5\\)"):
         init_from_experts(model, {"body": tmp_path / "body"}, list(CLASSES), scored)
+    imaged = _expert_run(expert, list(CLASSES), tmp_path / "imaged", space="image")
+    metres = dataclasses.replace(_preprocess(), space="world")
+    with pytest.raises(ConfigError, match="read its inputs otherwise \\(space image vs world\\)"):
+        init_from_experts(model, {"body": imaged}, list(CLASSES), metres)
+    assert init_from_experts(model, {"body": tmp_path / "body"}, list(CLASSES), metres)  # its space unknown
 
 
 def test_the_default_models_experts_fit_its_streams(tmp_path):
@@ -297,14 +302,14 @@ def test_the_default_models_experts_fit_its_streams(tmp_path):
         assert torch.equal(model.state_dict()[f"{stream}_trunk.stem.weight"], own["backbone.stem.weight"])
 
 
-def _expert_run(expert, classes: list[str], folder: Path) -> Path:
+def _expert_run(expert, classes: list[str], folder: Path, space: str = "") -> Path:
     """A run folder holding ``expert`` as its ``last.pt``, as ``bharnet train`` leaves one."""
     from bharnet_ros.core.preprocess import PreprocessConfig
 
     folder.mkdir()
     shape = expert.config.input
     preprocess = PreprocessConfig(
-        body_layout=shape.body_layout, frames=shape.frames, num_persons=shape.num_persons
+        body_layout=shape.body_layout, frames=shape.frames, num_persons=shape.num_persons, space=space
     )
     return save_checkpoint(make_checkpoint(expert, classes, preprocess), folder / "last.pt")
 
@@ -408,6 +413,29 @@ def ntu_like_file(path: Path) -> Path:
             )
         )
     return SkeletonDataset.from_samples(samples, list(CLASSES), "ntu25", "world").save(path)
+
+
+def test_a_run_records_the_coordinate_space_of_its_data(trained_run):
+    """The synthetic gestures are image-space skeletons: the model refuses metres in use."""
+    assert load_checkpoint(trained_run / "last.pt").preprocess_config.space == "image"
+
+
+def test_validation_data_of_another_space_is_refused_before_any_work(tiny_run, dataset_file, tmp_path):
+    config = tiny_config(tiny_run, dataset_file, f"data.val=['{ntu_like_file(tmp_path / 'ntu.npz')}']")
+    with pytest.raises(ConfigError, match="data.val: cannot feed world-space skeletons to a model trained"):
+        train(config, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_trained_before_the_space_was_recorded_resumes_and_records_it(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    older = load_checkpoint(run / "last.pt")
+    older.preprocess = {**older.preprocess, "version": 3}
+    del older.preprocess["space"]
+    save_checkpoint(older, run / "last.pt")
+    train({}, resume=run, overrides=[f"epochs={older.epoch + 1}"])
+    assert load_checkpoint(run / "last.pt").preprocess_config.space == "image"
 
 
 def test_data_of_a_layout_the_model_cannot_take_is_refused_before_any_work(tiny_run, tmp_path):
