@@ -120,7 +120,7 @@ def evaluate_bag(
     model: Path | None = None,
     topic: str | None = None,
     params_file: str = "",
-    device: str = "cpu",
+    device: str = "",
     replay: Replay | None = None,
 ) -> dict[str, Any]:
     """Run the recognizer over ``bag``, score it against ``labels`` and write the report into ``out``.
@@ -153,15 +153,17 @@ def eval_options(
     topic: str | None = None,
     model: Path | None = None,
     params_file: str = "",
-    device: str = "cpu",
+    device: str = "",
 ) -> EvalOptions:
     """The options for ``bag``: its topic (:func:`choose_topic`), the model (``model``, else the
-    recognizer's ``model`` in ``params_file``, else the shipped one), the pose and recognizer
-    parameters of ``params_file`` and time 0 (:func:`time_origin`)."""
+    recognizer's ``model`` in ``params_file``, else the shipped one), the device (``device``, else
+    the recognizer's, else cpu), the pose and recognizer parameters of ``params_file`` and time 0
+    (:func:`time_origin`)."""
     topic, msgtype = choose_topic(bag, topic)
     params = read_params_file(params_file)
     recognizer = recognizer_parameters(params)
     model = model_path(model or _file_model(recognizer, params_file))
+    device = device or _file_device(recognizer, params_file)
     origin, unstamped = time_origin(bag, topic)
     return EvalOptions(
         bag=bag, topic=topic, msgtype=msgtype, model=model, device=device,
@@ -238,6 +240,18 @@ def _file_model(recognizer: dict[str, Any], params_file: str) -> Path | None:
     if not isinstance(model, str):
         raise EvalError(f"{params_file}: the recognizer's model must be a file name, not {model!r}")
     return Path(model) if model else None
+
+
+def _file_device(recognizer: dict[str, Any], params_file: str) -> str:
+    """The recognizer's ``device`` in the parameters file, else cpu (as the node reads it)."""
+    from bharnet_ros.core.inference import DEVICES
+
+    device = recognizer.get("device") or "cpu"
+    if not isinstance(device, str) or device not in DEVICES:
+        raise EvalError(
+            f"{params_file}: the recognizer's device must be one of {', '.join(DEVICES)}, not {device!r}"
+        )
+    return device
 
 
 def model_path(model: Path | None) -> Path:

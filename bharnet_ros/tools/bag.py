@@ -267,7 +267,10 @@ def _add_eval(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force", action="store_true", help="replace the report files in a non-empty --out (nothing else)"
     )
-    parser.add_argument("--model", type=Path, default=None, help=f"ONNX model (default {DEFAULT_MODEL})")
+    parser.add_argument(
+        "--model", type=Path, default=None,
+        help=f"ONNX model (default: the recognizer's model in --params-file, else {DEFAULT_MODEL})",
+    )  # fmt: skip
     parser.add_argument(
         "--topic", default=None,
         help="topic to evaluate (default: the bharnet skeleton topic if present, else the camera topic)",
@@ -280,7 +283,10 @@ def _add_eval(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--params-file", default="", help="graph parameters YAML (default config/recognize.yaml)"
     )
-    parser.add_argument("--device", choices=DEVICES, default="cpu", help="ONNX Runtime device")
+    parser.add_argument(
+        "--device", choices=DEVICES, default="",
+        help="ONNX Runtime device (default: the recognizer's device in --params-file, else cpu)",
+    )  # fmt: skip
     parser.set_defaults(bag_run=run_eval)
 
 

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     help_text = {
         "camera_topic": "sensor_msgs/Image topic of the camera",
         "video": "play this video file (or camera number) through the video source node instead",
-        "model": "ONNX model (default: the model shipped in models/)",
+        "model": "ONNX model; empty = the one in the parameters file (else the model shipped in models/)",
         "device": "ONNX Runtime device: cpu, cuda or auto; empty = the one in the parameters file",
         "backend": "pose backend: holistic, hands_pose or multi; empty = the one in the parameters file",
         "params_file": "parameters YAML (default: config/recognize.yaml)",

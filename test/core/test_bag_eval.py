@@ -70,6 +70,18 @@ def test_the_parameters_file_s_model_is_used_unless_model_is_given(skeleton_bag,
         eval_options(skeleton_bag, params_file=str(path))
 
 
+def test_the_parameters_file_s_device_is_used_unless_device_is_given(skeleton_bag, tiny_model, tmp_path):
+    """`device: cuda` in the file the node runs with was replaced by cpu without a word."""
+    path = tmp_path / "with_device.yaml"
+    path.write_text(yaml.safe_dump({"/**/recognizer": {"ros__parameters": {"device": "auto"}}}))
+    assert eval_options(skeleton_bag, model=tiny_model, params_file=str(path)).device == "auto"
+    assert eval_options(skeleton_bag, model=tiny_model, params_file=str(path), device="cpu").device == "cpu"
+    assert eval_options(skeleton_bag, model=tiny_model).device == "cpu"  # the shipped file's
+    path.write_text(yaml.safe_dump({"/**/recognizer": {"ros__parameters": {"device": "gpu"}}}))
+    with pytest.raises(EvalError, match="the recognizer's device must be one of cpu, cuda, auto, not 'gpu'"):
+        eval_options(skeleton_bag, model=tiny_model, params_file=str(path))
+
+
 @pytest.mark.parametrize(
     ("section", "message"),
     [
