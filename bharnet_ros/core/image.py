@@ -71,7 +71,9 @@ def to_rgb(image: Any) -> np.ndarray:
 
 def camera_size(image: np.ndarray) -> tuple[int, int]:
     """(width, height) of an image as the camera gave it, before any shrinking for MediaPipe:
-    the size a skeleton frame reports (landmarks are normalized, so shrinking does not move them)."""
+    the size a skeleton frame reports (landmarks are normalized, so shrinking does not move them).
+    ImageError for what :func:`to_rgb` refuses."""
+    check_image(image)
     return int(image.shape[1]), int(image.shape[0])
 
 
@@ -87,6 +89,12 @@ def _channels(image: np.ndarray) -> int:
 
 
 def _checked(image: Any) -> np.ndarray:
+    """``image`` as a contiguous (H, W) or (H, W, 3 or 4) array; ImageError as :func:`check_image`."""
+    check_image(image)
+    return np.ascontiguousarray(image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image)
+
+
+def check_image(image: Any) -> None:
     """Raise ImageError unless ``image`` is a non-empty uint8 array with 1, 3 or 4 channels."""
     if not isinstance(image, np.ndarray):
         raise ImageError(f"got {type(image).__name__}, {_EXPECTED}")
@@ -96,7 +104,6 @@ def _checked(image: Any) -> np.ndarray:
         raise ImageError(f"got shape {image.shape}; {_EXPECTED}")
     if image.size == 0:
         raise ImageError(f"got an empty image of shape {image.shape}; {_EXPECTED}")
-    return np.ascontiguousarray(image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image)
 
 
 def decode_image(
@@ -153,8 +160,8 @@ def decode_compressed_sized(data: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> tu
     buffer = np.frombuffer(data, np.uint8)
     width, height = compressed_size(buffer)
     flag = _decode_flag(width * height, max_pixels)
-    try:
-        image = cv2.imdecode(buffer, flag)
+    try:  # EXIF rotation ignored: the pixels must match the header's size, which the message reports
+        image = cv2.imdecode(buffer, flag | cv2.IMREAD_IGNORE_ORIENTATION)
     except cv2.error as err:  # e.g. a PNG of under 8 px a side in some OpenCV builds
         raise ImageError(
             f"compressed image ({buffer.size} bytes) could not be decoded: {_opencv_reason(err)}"

@@ -64,6 +64,9 @@ UNMATCHABLE = 1e6
 # Seconds (about 30,000 years): MediaPipe counts microseconds in an int64, and a stamp beyond its
 # range would stay the VIDEO-mode clock's floor, failing every later frame.
 MAX_TIMESTAMP = 1e12
+# The most MediaPipe's video clock moves per frame: a gap longer than this reads as this long to
+# its landmark smoothing (the tracker has the real stamps), and the clock stays in int64.
+MAX_CLOCK_STEP_MS = 1000
 
 
 class MultiPoseEstimator(Closeable):
@@ -91,8 +94,8 @@ class MultiPoseEstimator(Closeable):
             raise ValueError(f"num_poses must be in [1, {MAX_POSES}], got {num_poses}")
         self.num_poses = num_poses
         self.tracker = PersonTracker(max_age=track_max_age, next_id=next_id)
-        self._last_ms = -1
-        self._clock_shift = 0  # ms added to the stamps so that the video clock only goes forward
+        self._last_ms = -1  # MediaPipe's video clock
+        self._last_stamp: float | None = None  # the camera stamp it was last moved for
         self._hand_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hand_landmarker")
         self._pose, self._hands = _open_landmarkers(
             num_poses, min_detection_confidence, min_tracking_confidence, bundle_dir
@@ -106,16 +109,21 @@ class MultiPoseEstimator(Closeable):
                 landmarker.close()
         self._pose = self._hands = None
 
-    def estimate(self, image_bgr: np.ndarray, timestamp: float) -> list[SkeletonFrame]:
+    def estimate(
+        self, image_bgr: np.ndarray, timestamp: float, source_size: tuple[int, int] | None = None
+    ) -> list[SkeletonFrame]:
         """The persons in one image, ordered by id; an empty list when nobody is found.
 
-        ImageError for an image and SkeletonError for a stamp the stage cannot use, raised before
-        anything changes, so one bad frame never stalls the ones after it.
+        ``source_size`` (width, height) is the camera's, for an image shrunk before it came here:
+        the tracker measures in its pixels, so a change of the shrinking moves nobody. ImageError
+        for an image and SkeletonError for a stamp the stage cannot use, raised before anything
+        changes, so one bad frame never stalls the ones after it.
         """
         if self._pose is None:
             raise RuntimeError("MultiPoseEstimator is closed; create a new one")
         timestamp = _checked_stamp(timestamp)
         size = checked_image_size(camera_size(image_bgr))  # before the clock, MediaPipe or the tracker
+        tracked = size if source_size is None else checked_image_size(source_size)
         rgb = to_rgb(image_bgr)
         height, width = rgb.shape[:2]
         mp = import_mediapipe()
@@ -128,7 +136,7 @@ class MultiPoseEstimator(Closeable):
             found_hands = hands_job.result()  # even when the pose failed: one call at a time each
         bodies = [body for body in map(_body, found) if body is not None]
         hands, present = self._hands_per_body(found_hands, bodies, (width, height))
-        ids = self.tracker.update(*_tracker_input(bodies, (width, height)), timestamp)
+        ids = self.tracker.update(*_tracker_input(bodies, tracked), timestamp)
         frames = [
             _person(timestamp, pid, body, hands[i], present[i], size)
             for i, (pid, body) in enumerate(zip(ids, bodies, strict=True))
@@ -158,14 +166,16 @@ class MultiPoseEstimator(Closeable):
 
     def _video_ms(self, timestamp: float) -> int:
         """VIDEO mode needs strictly increasing integer milliseconds, whatever the camera stamps.
-        A stamp at or before the last one shifts the clock past it, so the frames after it keep
-        their spacing (one far-future stamp pinned the clock to 1 ms a frame, which MediaPipe's
-        landmark smoothing reads as frames 1 ms apart)."""
-        ms = int(round(timestamp * 1000.0)) + self._clock_shift
-        if ms <= self._last_ms:
-            self._clock_shift += self._last_ms + 1 - ms
-            ms = self._last_ms + 1
-        self._last_ms = ms
+        The clock moves by the stamps' step, at least 1 ms and at most :data:`MAX_CLOCK_STEP_MS`, so
+        the frames after a jump keep their spacing (one far-future stamp once pinned it to 1 ms a
+        frame, which MediaPipe's landmark smoothing reads as frames 1 ms apart) and stamps jumping
+        back and forth cannot push it past the int64 microseconds MediaPipe counts in."""
+        if self._last_stamp is None:
+            ms = int(round(timestamp * 1000.0))
+        else:
+            step = int(round((timestamp - self._last_stamp) * 1000.0))
+            ms = self._last_ms + min(max(step, 1), MAX_CLOCK_STEP_MS)
+        self._last_ms, self._last_stamp = ms, timestamp
         return ms
 
 

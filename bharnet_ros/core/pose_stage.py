@@ -19,6 +19,7 @@ import numpy as np
 
 from bharnet_ros.core.closeable import Closeable
 from bharnet_ros.core.draw import draw_skeleton
+from bharnet_ros.core.image import check_image
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.core.pose import BACKENDS, PoseEstimator
 from bharnet_ros.core.pose_multi import NUM_POSES, MultiPoseEstimator
@@ -88,7 +89,7 @@ class PoseStage(Closeable):
         """
         image = unmirror(image_bgr) if self.mirrored_input else image_bgr
         if isinstance(self._estimator, MultiPoseEstimator):
-            frames = self._estimator.estimate(image, timestamp)
+            frames = self._estimator.estimate(image, timestamp, camera_size)
         else:
             frames = [self._estimator.estimate(image, timestamp)]
         if camera_size is not None:
@@ -99,9 +100,9 @@ class PoseStage(Closeable):
 
 
 def unmirror(image: np.ndarray) -> np.ndarray:
-    """The image flipped left to right: a mirrored camera's view as a normal camera sees it."""
-    if not isinstance(image, np.ndarray) or image.ndim < 2:
-        return image  # the pose stage's own check reports what is wrong with it
+    """The image flipped left to right: a mirrored camera's view as a normal camera sees it.
+    ImageError for what the pose stage refuses."""
+    check_image(image)
     return cv2.flip(image, 1)
 
 

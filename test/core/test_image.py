@@ -201,6 +201,28 @@ def test_a_camera_message_size_is_the_size_sent_before_any_shrinking():
     assert camera_message_size(raw) == (640, 480)
 
 
+def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """``jpeg`` with an EXIF segment whose Orientation tag rotates it, as phone cameras write."""
+    tiff = b"MM\x00*\x00\x00\x00\x08" + b"\x00\x01" + b"\x01\x12\x00\x03\x00\x00\x00\x01"
+    tiff += orientation.to_bytes(2, "big") + b"\x00\x00" + b"\x00\x00\x00\x00"
+    body = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body + jpeg[2:]
+
+
+@pytest.mark.parametrize("max_pixels", [0, 800])
+def test_a_jpeg_s_exif_rotation_is_ignored_so_the_pixels_match_the_size_it_reports(max_pixels):
+    """OpenCV turned a JPEG tagged Orientation 6 upright while its size came from the header: x and
+    y divided by swapped sides (camera images carry no orientation)."""
+    from types import SimpleNamespace
+
+    ok, jpeg = cv2.imencode(".jpg", np.zeros((20, 40, 3), np.uint8))
+    rotated = with_exif_orientation(jpeg.tobytes(), 6)
+    image = decode_compressed(rotated, max_pixels=max_pixels)
+    width, height = camera_message_size(SimpleNamespace(format="jpeg", data=rotated))
+    assert (width, height) == (40, 20)
+    assert image.shape[1] / image.shape[0] == width / height
+
+
 @pytest.mark.parametrize(("encoding", "itemsize"), [("mono8", 1), ("mono16", 2), ("bgr8", 1)])
 def test_a_huge_raw_image_is_read_sparsely_not_copied_whole(encoding, itemsize):
     """A 16k x 16k mono8 message became 1 GB of copies before it was shrunk: above 4 x max_pixels

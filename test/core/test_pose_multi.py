@@ -13,6 +13,7 @@ import pytest
 
 from bharnet_ros.core import task_bundles
 from bharnet_ros.core.compose import compose_pair
+from bharnet_ros.core.image import ImageError
 from bharnet_ros.core.pose_multi import MultiPoseEstimator, assign_hands_to_bodies
 from bharnet_ros.core.pose_stage import PoseStage
 from bharnet_ros.core.skeleton import LEFT, RIGHT, SkeletonError
@@ -170,8 +171,19 @@ def test_a_bad_stamp_is_refused_and_the_frames_after_it_go_on(bundle_cache):
 def test_the_video_clock_keeps_the_frames_spacing_after_a_stamp_from_the_future(bundle_cache):
     with MultiPoseEstimator(num_poses=1, bundle_dir=str(bundle_cache)) as estimator:
         clock = [estimator._video_ms(t) for t in (1.0, 2147483647.0, 1.1, 1.2, 1.2, 1.25)]
-    assert clock[:2] == [1000, 2147483647000]
+    assert clock[:2] == [1000, 2000]  # a jump moves it by 1 s at most
     assert np.diff(clock[1:]).tolist() == [1, 100, 1, 50]  # the later frames keep their spacing
+
+
+def test_stamps_jumping_back_and_forth_keep_the_video_clock_small(bundle_cache):
+    """Two clocks on one topic: each jump back once added its size to the clock, which passed
+    int64 microseconds after some thousand frames, and every frame after failed."""
+    with MultiPoseEstimator(num_poses=1, bundle_dir=str(bundle_cache)) as estimator:
+        clock = [estimator._video_ms(t) for _ in range(5000) for t in (2147483647.0, 1.0)]
+        blank = np.zeros((120, 160, 3), np.uint8)
+        assert estimator.estimate(blank, 1.5) == []
+    assert np.all(np.diff(clock) >= 1)
+    assert clock[-1] < 2147483647000 + 10_000 * 1000
 
 
 def test_a_strip_no_camera_gives_is_refused_before_the_clock_or_the_tracker_move(bundle_cache):
@@ -244,6 +256,30 @@ def test_a_body_or_hand_far_outside_the_image_is_left_out_not_an_error():
     result = SimpleNamespace(hand_landmarks=[[point(0.5)] * 21, [point(-40.0)] * 21], handedness=[side, side])
     hands, sides, _ = _hands(result)
     assert hands.shape == (1, 21, 4)
+
+
+def test_a_change_of_the_shrinking_keeps_everyone_s_id(shared_file, private_cache):
+    """`ros2 param set /pose max_image_pixels` shrinks the next images: the tracker measured in the
+    shrunk image's pixels, so everyone jumped and got a new id."""
+    with PoseStage("multi") as stage, VideoReader(shared_file(GREETING)) as reader:
+        ids = []
+        for index, (stamp, image) in zip(range(16), reader, strict=False):
+            height, width = image.shape[:2]
+            shown = image if index < 8 else cv2.resize(image, (width // 2, height // 2))
+            ids.append([f.person_id for f in stage.process(shown, stamp, (width, height))[1]])
+    assert ids[-1] == ids[7] == [0]
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+@pytest.mark.parametrize("backend", ["holistic", "multi"])
+def test_what_is_no_image_is_an_image_error_in_every_stage(backend, mirrored, private_cache):
+    """None, a list or a 1-D array gave AttributeError or IndexError, and a bool image through the
+    mirroring a cv2.error: pose_stage.md promises ImageError for each."""
+    bad = [None, [[0, 0]], np.zeros(8, np.uint8), np.zeros((8, 8), bool), np.zeros((2, 8, 8, 3), np.uint8)]
+    with PoseStage(backend, mirrored_input=mirrored) as stage:
+        for image in bad:
+            with pytest.raises(ImageError):
+                stage.process(image, 1.0)
 
 
 def test_a_multi_stage_starts_its_ids_at_the_next_person_id_it_is_given(shared_file, private_cache):
