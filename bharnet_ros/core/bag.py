@@ -413,6 +413,13 @@ def _log_time(value: Any, topic: str) -> int:
     return value
 
 
+def candidate_topics(available: dict[str, str]) -> list[str]:
+    """The topics a reader of skeletons can take by default: the skeleton topics, else the camera
+    topics (sorted); a caller takes one only where it is alone."""
+    skeletons = sorted(t for t, m in available.items() if m == SKELETON_TYPE)
+    return skeletons or sorted(t for t, m in available.items() if m in CAMERA_TYPES)
+
+
 def require_topic(available: dict[str, str], topic: str, path: str | Path) -> str:
     """The type of ``topic``; BagError naming the topics the bag does have when it is missing."""
     if topic not in available:

@@ -30,6 +30,7 @@ from bharnet_ros.core.bag import (
     bag_duration,
     bag_message_counts,
     bag_topics,
+    candidate_topics,
     cdr_header_stamp,
     decode_camera_message,
     describe_topics,
@@ -224,9 +225,7 @@ def choose_topic(bag: Path, requested: str | None) -> tuple[str, str]:
                 f"{SKELETON_TYPE}; the bag has {describe_topics(topics)}"
             )
         return requested, msgtype
-    skeletons = [t for t, m in sorted(topics.items()) if m == SKELETON_TYPE]
-    cameras = [t for t, m in sorted(topics.items()) if m in CAMERA_TYPES]
-    candidates = skeletons or cameras
+    candidates = candidate_topics(topics)
     if len(candidates) != 1:
         problem = "no camera or skeleton topic" if not candidates else "several candidate topics"
         raise EvalError(f"{bag} has {problem}: {describe_topics(topics)}; pick one with --topic")

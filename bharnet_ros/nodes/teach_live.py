@@ -24,6 +24,7 @@ from bharnet_ros.msg import PersonSkeletonArray
 from bharnet_ros.nodes.environment import private_node
 from bharnet_ros.nodes.graph import SKELETON_TOPIC
 from bharnet_ros.nodes.lifecycle import message_type_name, split_publishers, wrong_type_problem
+from bharnet_ros.training.teach_record import RecordingEndedError
 
 NO_PUBLISHER = "nobody publishes {topic}: start the graph first (bharnet run, or ros2 launch bharnet_ros ...)"
 
@@ -39,6 +40,7 @@ class LiveSkeletons:
         self._lock = threading.Lock()
         self._frames: list[SkeletonFrame] | None = None  # None while no take records
         self.bad_messages = 0  # skeletons refused during the current take
+        self.messages = 0  # skeleton arrays received during the current take
         self._last_problem = ""
         self.rules = FrameRules(self._refuse)
         self.subscription = node.create_subscription(  # best effort: takes reliable publishers too
@@ -52,12 +54,19 @@ class LiveSkeletons:
     def record(self, seconds: float) -> list[SkeletonFrame]:
         """The frames that arrive during the next ``seconds`` (wall time); skeletons refused (they
         could not be read, or broke a frame rule) are logged, so that a take flagged "no person" is
-        not blamed on the person."""
+        not blamed on the person. The pose node publishes an array for every image, an empty one
+        when it sees nobody, so a take without any message means the graph stopped:
+        RecordingEndedError says so (the good takes so far are kept)."""
         with self._lock:
-            self._frames, self.bad_messages = [], 0
+            self._frames, self.bad_messages, self.messages = [], 0, 0
         self.sleep(seconds)
         with self._lock:
             frames, self._frames = self._frames, None
+        if not self.messages:
+            raise RecordingEndedError(
+                f"no skeleton message arrived on {self.subscription.topic_name} for {seconds:g} s: is the "
+                "graph (camera and pose node) still running?"
+            )
         if self.bad_messages:
             self.node.get_logger().warning(
                 f"{self.bad_messages} skeletons of this take were refused ({self._last_problem}); "
@@ -91,6 +100,7 @@ class LiveSkeletons:
         with self._lock:
             if self._frames is not None:
                 self._frames.extend(frames)
+                self.messages += 1
 
     def _unstamped(self) -> float:
         """The time of a skeleton stamped 0 (a camera driver that never stamps): its arrival on

@@ -250,7 +250,14 @@ def _recording(args: argparse.Namespace) -> Recording:
     print(f"running the pose stage on {args.video or args.bag} ...", flush=True)
     if args.video:
         return video_frames(args.video, args.backend)
-    return bag_frames(args.bag, args.topic, args.backend)
+    recording = bag_frames(args.bag, args.topic, args.backend)
+    if recording.skipped:
+        print(
+            f"skipped {recording.skipped} messages of {args.bag} that could not be read "
+            f"(the last: {recording.last_problem})",
+            file=sys.stderr,
+        )
+    return recording
 
 
 def _headless_takes(args: argparse.Namespace, settings: TrimSettings, annotations: Annotations) -> list[Take]:
@@ -284,6 +291,8 @@ def _write_takes(takes: list[Take], args: argparse.Namespace, output: Path) -> i
     from bharnet_ros.training.teach_takes import takes_dataset
 
     flagged = [take for take in takes if not take.ok]
+    for take in flagged:
+        print(f"skipped {take.gesture} take {take.number}: {take.problem}", file=sys.stderr)
     gestures = args.gestures or list(dict.fromkeys(take.gesture for take in takes))
     try:
         data = takes_dataset(takes, args.subject, gestures, args.hand_gestures)
@@ -295,8 +304,6 @@ def _write_takes(takes: list[Take], args: argparse.Namespace, output: Path) -> i
         f"{name} {int(n)}" for name, n in zip(data.class_names, data.class_counts(), strict=True)
     )
     print(f"wrote {output}: {len(data)} takes ({per_class}) of {args.subject}")
-    for take in flagged:
-        print(f"skipped {take.gesture} take {take.number}: {take.problem}", file=sys.stderr)
     return 1 if flagged else 0
 
 

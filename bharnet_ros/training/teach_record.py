@@ -31,22 +31,26 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from bharnet_ros.core.annotations import Annotations, Segment
 from bharnet_ros.core.bag import (
     CAMERA_TYPES,
     SKELETON_TYPE,
     BagError,
+    MessageError,
     bag_topics,
+    candidate_topics,
     decode_camera_message,
+    describe_topics,
     read_messages,
     require_topic,
     skeleton_frames,
-    stamp_ns,
 )
-from bharnet_ros.core.image import camera_message_size
-from bharnet_ros.core.skeleton import SkeletonFrame
+from bharnet_ros.core.bag_eval import frame_stamp
+from bharnet_ros.core.frame_rules import stamp_problem
+from bharnet_ros.core.image import ImageError, camera_message_size
+from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.training.teach_takes import Take, TrimSettings, make_take
 
 
@@ -71,7 +75,7 @@ class WallClock:
 
 
 class RecordingEndedError(Exception):
-    """A file source has no frames left for another take."""
+    """The source can give no more takes: a file has no frames left, or the live graph stopped."""
 
 
 @dataclass
@@ -81,6 +85,8 @@ class Recording:
 
     frames: list[SkeletonFrame]
     span: tuple[float, float] | None
+    skipped: int = 0  # messages of a bag that could not be read, and so gave no frame
+    last_problem: str = ""  # why the last of them was skipped
 
 
 def video_frames(path: str | Path, backend: str = "holistic", mirrored: bool = False) -> Recording:
@@ -100,7 +106,10 @@ def video_frames(path: str | Path, backend: str = "holistic", mirrored: bool = F
 def bag_frames(path: str | Path, topic: str | None = None, backend: str = "holistic") -> Recording:
     """A bag's skeletons: its PersonSkeletonArray topic, else its camera topic through the pose stage.
 
-    ``topic`` picks one; by default the first skeleton topic, else the first camera topic.
+    ``topic`` picks one; by default the bag's only skeleton topic, else its only camera topic. Each
+    message is timed by its stamp, or where it has none (a camera driver that never stamps) by its
+    log time, as ``bharnet bag eval`` times it. A message that cannot be read (damaged, an image
+    that does not decode, a stamp no clock gives) is skipped and counted, as the nodes skip it.
     """
     available = bag_topics(path)
     topic = topic or default_topic(available, path)
@@ -109,27 +118,44 @@ def bag_frames(path: str | Path, topic: str | None = None, backend: str = "holis
         raise BagError(f"{path}: topic {topic} holds {msgtype}, neither skeletons nor camera images")
     from bharnet_ros.core.pose_stage import PoseStage
 
-    frames: list[SkeletonFrame] = []
+    recording = Recording([], None)
     stamps: list[float] = []
     with PoseStage(backend) if msgtype != SKELETON_TYPE else nullcontext() as stage:
         for message in read_messages(path, [topic]):
-            msg = message.decode()
-            stamps.append(stamp_ns(msg.header) * 1e-9)
-            if stage is None:
-                frames.extend(skeleton_frames(msg))
-            else:
-                image = decode_camera_message(msg, msgtype)
-                frames.extend(stage.process(image, stamps[-1], camera_message_size(msg))[1])
-    return Recording(frames, (min(stamps), max(stamps)) if stamps else None)
+            try:
+                found, when = _message_frames(message, msgtype, stage)
+            except (MessageError, ImageError, SkeletonError) as err:
+                recording.skipped, recording.last_problem = recording.skipped + 1, str(err)
+                continue
+            stamps.append(when)
+            recording.frames.extend(found)
+    recording.span = (min(stamps), max(stamps)) if stamps else None
+    return recording
+
+
+def _message_frames(message: Any, msgtype: str, stage: Any) -> tuple[list[SkeletonFrame], float]:
+    """The frames of one bag message (``stage``: the pose stage for images) and its time (s)."""
+    msg = message.decode()
+    when = (frame_stamp(msg, msgtype) or message.log_time) * 1e-9
+    if stage is None:
+        frames = skeleton_frames(msg)
+        for frame in frames:
+            frame.timestamp = frame.timestamp or when
+        return frames, when
+    if problem := stamp_problem(msg.header.stamp):
+        raise ImageError(problem)
+    image = decode_camera_message(msg, msgtype)
+    return stage.process(image, when, camera_message_size(msg))[1], when
 
 
 def default_topic(available: dict[str, str], path: str | Path) -> str:
-    """The bag's first skeleton topic, else its first camera topic."""
-    for wanted in ((SKELETON_TYPE,), CAMERA_TYPES):
-        found = sorted(topic for topic, msgtype in available.items() if msgtype in wanted)
-        if found:
-            return found[0]
-    raise BagError(f"{path} has neither a skeleton nor a camera topic; it has {sorted(available)}")
+    """The bag's only skeleton topic, else its only camera topic; BagError naming them otherwise
+    (a depth camera beside a colour one would be cut silently, or fail on its encoding)."""
+    candidates = candidate_topics(available)
+    if len(candidates) != 1:
+        problem = "neither a skeleton nor a camera topic" if not candidates else "several candidate topics"
+        raise BagError(f"{path} has {problem}: {describe_topics(available)}; pick one with --topic")
+    return candidates[0]
 
 
 class RecordedFrames:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Header
@@ -20,7 +21,7 @@ from bharnet_ros.nodes.teach_live import LiveSkeletons
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.synth import generate_sequence
 from bharnet_ros.training.teach import TeachSettings, export_taught, teach
-from bharnet_ros.training.teach_record import Prompt, TakePlan, record_interactively
+from bharnet_ros.training.teach_record import Prompt, RecordingEndedError, TakePlan, record_interactively
 from bharnet_ros.training.teach_takes import TrimSettings, takes_dataset
 
 BASE_CLASSES = ["idle", "wave"]
@@ -52,6 +53,13 @@ class ScriptedPose:
             self.publisher.publish(PersonSkeletonArray(header=header, persons=[frame_to_msg(frame, header)]))
             self.takes[-1].append(frame.timestamp)
             self.sent += 1
+
+
+def nobody(pose: ScriptedPose, source: LiveSkeletons, wait: Callable[..., bool]) -> None:
+    """An empty array, as the pose node publishes for an image in which it sees nobody."""
+    header = Header(stamp=seconds_to_stamp(pose.stamp), frame_id="camera")
+    pose.publisher.publish(PersonSkeletonArray(header=header))
+    assert wait(lambda: source.messages > 0)
 
 
 def collected(source: LiveSkeletons) -> int:
@@ -100,6 +108,8 @@ def test_record_live_teach_and_swap_into_the_running_recognizer(
         calls.append(seconds)
         if len(calls) > 1:
             perform(pose, source, seconds, wait)
+        else:
+            nobody(pose, source, wait)
 
     source = LiveSkeletons(probe, sleep=sleep)
     assert wait(lambda: source.publishers()[0] > 0 and recognizer.inputs and labels)
@@ -110,7 +120,7 @@ def test_record_live_teach_and_swap_into_the_running_recognizer(
     takes = record_interactively(source, plan, TrimSettings(min_seconds=0.5), prompt)
     text = out.getvalue()
     assert "perform `clap` now (take 1 of 2)" in text
-    assert "FLAGGED: no person: no skeleton arrived" in text  # the first take: nobody published yet
+    assert "FLAGGED: no person: no skeleton arrived" in text  # the first take: nobody in view
     assert [(t.gesture, t.number, t.ok) for t in takes] == [("clap", 1, True), ("clap", 2, True)]
     assert all(t.seconds > 0.5 for t in takes)
     for take, stamps in zip(takes, pose.takes, strict=True):  # trimmed on the publisher's stamps
@@ -160,6 +170,22 @@ def test_skeletons_that_cannot_be_read_during_a_take_are_counted_and_logged(ros,
     source.sleep = sleep_good
     assert len(source.record(1.0)) == 1
     assert source.bad_messages == 0  # counted per take
+
+
+def test_a_take_without_any_message_stops_the_session_saying_the_graph_stopped(ros, wait):
+    """The pose node publishes an array for every image: silence is a stopped graph, which every
+    take blamed on the person ("no person", again at each redo)."""
+    probe = ros.add(Node, "teach_silent_probe")
+    probe.create_publisher(PersonSkeletonArray, "/teach_silent", 10)
+    source = LiveSkeletons(ros.add(Node, "teach_silent"), "/teach_silent", sleep=lambda seconds: None)
+    with pytest.raises(
+        RecordingEndedError, match="no skeleton message arrived on /teach_silent for 1.2 s: is the"
+    ):
+        source.record(1.2)
+    out = io.StringIO()
+    plan = TakePlan(["clap"], takes=2, seconds=1.2, countdown=0)
+    assert record_interactively(source, plan, TrimSettings(), Prompt(io.StringIO(""), out, NoWait())) == []
+    assert "stopping: no skeleton message arrived" in out.getvalue()
 
 
 def test_unstamped_skeletons_are_timed_on_arrival_not_collapsed_into_one_frame(ros, wait, capfd):
