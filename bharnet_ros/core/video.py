@@ -217,7 +217,12 @@ def play_rate(video: str) -> tuple[float, str]:
     if camera_number(video) is not None:
         return DEFAULT_PLAY_RATE, ""
     with VideoReader(video) as reader:
-        fps = reader.info.fps or DEFAULT_PLAY_RATE
+        fps = reader.info.fps
+    if not fps:
+        return (
+            DEFAULT_PLAY_RATE,
+            f"{video} states no frame rate; publishing at {DEFAULT_PLAY_RATE:g} (set 'rate')",
+        )
     stated = f"{video} states {fps:g} frames per second; publishing at"
     if fps > MAX_PLAY_RATE:
         return MAX_PLAY_RATE, f"{stated} {MAX_PLAY_RATE:g} (set 'rate' to choose)"
@@ -229,6 +234,16 @@ def play_rate(video: str) -> tuple[float, str]:
 def check_camera(number: int) -> None:
     """VideoError unless camera ``number`` opens (opened and released again)."""
     open_camera(number).release()
+
+
+def check_source(video: str) -> None:
+    """VideoError unless ``video`` opens: a camera given by its number, else a video file."""
+    number = camera_number(video)
+    if number is not None:
+        check_camera(number)
+        return
+    with VideoReader(video):
+        pass
 
 
 def is_video_file(path: str | Path) -> bool:

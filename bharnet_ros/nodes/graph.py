@@ -64,8 +64,24 @@ class NodeSpec:
     lifecycle: bool = False  # a managed node, which the launch file starts as a LifecycleNode
 
 
+def camera_topic_problem(topic: str) -> str:
+    """Why the image topics of the nodes cannot be remapped to ``topic`` ("" when they can)."""
+    if "{" in topic or "}" in topic:  # valid in a topic name, not as a remapping's target
+        return "substitutions such as {node} cannot be remapped to"
+    if topic.startswith("~"):
+        return (
+            "a private name (~) is another topic in each node, so the camera and the pose node would not meet"
+        )
+    return ""
+
+
 def describe_graph(options: GraphOptions) -> list[NodeSpec]:
-    """The nodes for these options, in start order (source, pose, recognizer)."""
+    """The nodes for these options, in start order (source, pose, recognizer); ValueError for a
+    camera topic the nodes cannot share."""
+    if problem := camera_topic_problem(options.camera_topic):
+        raise ValueError(
+            f"camera_topic {options.camera_topic!r}: {problem}; give a topic such as camera/image_raw"
+        )
     common = {"use_sim_time": True} if options.use_sim_time else {}  # false: as the parameters file
     nodes = []
     if options.video:

@@ -33,6 +33,7 @@ from bharnet_ros.core.video import (
     MAX_PLAY_RATE,
     MIN_PLAY_RATE,
     camera_number,
+    check_source,
     play_frames,
     play_rate,
 )
@@ -79,6 +80,7 @@ class VideoSourceNode(CallbackErrorCount, SafePublishing, Node):
                 f"parameter 'rate' {self.params['rate']:g} is below {MIN_PLAY_RATE:g} frames per second; "
                 f"give 0 for the file's own rate, or a rate from {MIN_PLAY_RATE:g} to {MAX_PLAY_RATE:g}"
             )
+        check_source(self.params["video"])  # whatever the rate: a typo must not wait for a reader
         self.rate = self.params["rate"] or self._native_rate()
         self.waiting = camera_number(self.params["video"]) is None  # a file waits for its first reader
         self.publisher = self.create_publisher(Image, "image_raw", qos_profile_sensor_data)
@@ -145,7 +147,8 @@ class VideoSourceNode(CallbackErrorCount, SafePublishing, Node):
             self.get_logger().info(f"end of video after {self.frames_published} frames")
 
     def status(self) -> tuple[bytes, str, dict[str, Any]]:
-        """The diagnostics level, message and values."""
+        """The diagnostics level, message and values; callback failures are added to the state,
+        not put in its place (one bad /clock message long ago must not hide that the video ended)."""
         values = {
             "video": self.params["video"],
             "state": self._state(),
@@ -154,10 +157,12 @@ class VideoSourceNode(CallbackErrorCount, SafePublishing, Node):
             "publish_failures": self.publish_failures,
             "callback_errors": self.callback_errors,  # 0 included, as on the lifecycle nodes
         }
+        return self.with_callback_errors(self._state_status(values))
+
+    def _state_status(self, values: dict[str, Any]) -> tuple[bytes, str, dict[str, Any]]:
+        """Level and message of the playing state."""
         if self.error:
             return ERROR, f"stopped after {self.frames_published} frames: {self.error}", values
-        if self.callback_errors:
-            return self.with_callback_errors((OK, "", values))
         if self.finished:
             return OK, f"end of video after {self.frames_published} frames", values
         clock = self.get_clock()

@@ -102,16 +102,17 @@ def check_options(options: Any) -> None:
 
 def check_names(camera_topic: str, namespace: str) -> None:
     """The camera topic and the namespace must be valid ROS names (rcl raises deep inside otherwise)."""
+    from bharnet_ros.nodes.graph import camera_topic_problem
     from bharnet_ros.nodes.parameters import topic_name_problem
 
     if not camera_topic:
         raise UsageError("--camera-topic is empty; give a topic such as camera/image_raw")
     if problem := topic_name_problem(camera_topic):
         raise UsageError(f"--camera-topic {problem}; give a topic such as camera/image_raw")
-    if "{" in camera_topic or "}" in camera_topic:  # valid in a topic name, not as a remapping's target
+    if problem := camera_topic_problem(camera_topic):
         raise UsageError(
-            f"--camera-topic {camera_topic!r}: substitutions such as {{node}} cannot be remapped to; "
-            "give the topic name itself, such as camera/image_raw"
+            f"--camera-topic {camera_topic!r}: {problem}; give the topic name itself, such as "
+            "camera/image_raw"
         )
     if namespace and namespace != "/" and not NAMESPACE.fullmatch(namespace):
         raise UsageError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import types
 
@@ -51,6 +52,15 @@ def test_default_camera_topic_is_relative_so_a_namespace_moves_it():
     pose = describe_graph(GraphOptions(namespace="robot1"))[0]
     assert ("image_raw", "camera/image_raw") in pose.remappings
     assert ("image_raw/compressed", "camera/image_raw/compressed") in pose.remappings
+
+
+@pytest.mark.parametrize(
+    ("topic", "message"), [("~/image", "a private name"), ("{node}/image", "substitutions")]
+)
+def test_a_camera_topic_the_nodes_cannot_share_is_refused_for_the_launch_file_too(topic, message):
+    """The launch file checks nothing itself: each node would resolve ~/image to a topic of its own."""
+    with pytest.raises(ValueError, match=f"camera_topic '{re.escape(topic)}': {message}"):
+        describe_graph(GraphOptions(camera_topic=topic, video="clip.mp4"))
 
 
 def test_backend_overrides_the_pose_parameter_only_when_given():

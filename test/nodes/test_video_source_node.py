@@ -3,6 +3,7 @@ and diagnostics that say when the video ended or failed."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import time
@@ -82,13 +83,19 @@ def test_sim_time_stamps_frames_with_the_clock(ros, wait, shared_file):
     node.timer.cancel()
 
 
-def test_missing_video_is_refused_with_a_clear_error(ros, tmp_path):
+@pytest.mark.parametrize("rate", [0.0, 15.0])
+def test_missing_video_is_refused_with_a_clear_error(ros, tmp_path, rate):
+    """With a rate given, the file was opened only once a reader came: a typo sat waiting, OK."""
+    missing = [Parameter("video", value=str(tmp_path / "missing.mp4")), Parameter("rate", value=rate)]
     with pytest.raises(FileNotFoundError, match="missing.mp4"):
-        ros.add(
-            VideoSourceNode, parameter_overrides=[Parameter("video", value=str(tmp_path / "missing.mp4"))]
-        )
+        ros.add(VideoSourceNode, parameter_overrides=missing)
     with pytest.raises(ValueError, match="'video' is empty"):
         ros.add(VideoSourceNode)
+
+
+def test_a_camera_that_is_not_there_is_refused_at_start(ros):
+    with pytest.raises(core_video.VideoError, match="camera 9999 could not be opened"):
+        ros.add(VideoSourceNode, parameter_overrides=[Parameter("video", value="9999")])
 
 
 @pytest.mark.parametrize("rate", [1e-300, 1e-10, 0.001])
@@ -177,6 +184,10 @@ def test_the_end_of_a_video_is_said_on_diagnostics_which_stay_alive(ros, wait, t
     assert _values(last)["frames_published"] == "4"
     assert _values(last)["callback_errors"] == "0"  # always there, as docs/nodes.md lists it
     assert not node.error
+    node.note_callback_error(RuntimeError("a bad /clock message"))
+    node.last_callback_error_at -= 3600  # long ago: the end of the video shows again, with it
+    level, message, _ = node.status()
+    assert (level, message.split(";")[0]) == (DiagnosticStatus.WARN, "end of video after 4 frames")
 
 
 def test_a_file_rate_above_the_parameter_range_is_capped(ros, tmp_path):
@@ -197,6 +208,22 @@ def test_a_file_rate_below_the_parameter_range_plays_at_30(ros, tmp_path):
     video.write_bytes(bytes(data))
     node = ros.add(VideoSourceNode, parameter_overrides=[Parameter("video", value=str(video))])
     assert node.rate == 30.0
+
+
+def test_a_file_without_a_frame_rate_plays_at_30_and_says_so(monkeypatch, tmp_path):
+    video = write_clip(tmp_path / "clip.avi", 3)
+    real = core_video.VideoReader
+
+    class NoRate(real):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.info = dataclasses.replace(self.info, fps=0.0)
+
+    monkeypatch.setattr(core_video, "VideoReader", NoRate)
+    assert core_video.play_rate(video) == (
+        30.0,
+        f"{video} states no frame rate; publishing at 30 (set 'rate')",
+    )
 
 
 def test_sim_time_without_a_clock_is_reported_not_silent(ros, wait, tmp_path, source_diagnostics):

@@ -37,6 +37,10 @@ def write_clip(path, frames: int) -> str:
         ("long_number", "--video: video not found: 99999999999999999999999"),
         ("camera_topic", "--camera-topic 'bad topic' is no valid topic name"),
         ("camera_topic_substitution", "--camera-topic '{node}/x': substitutions such as {node} cannot"),
+        (
+            "camera_topic_private",
+            "--camera-topic '~/image': a private name (~) is another topic in each node",
+        ),
         ("params_backend", "the pose node's backend must be one of holistic, hands_pose, multi, not 'nope'"),
         ("params_body_topic", "the recognizer node's body_topic 'a b' is no valid topic name"),
         ("namespace", "--namespace 'a b' is invalid"),
@@ -67,6 +71,7 @@ def test_unusable_options_are_one_line_before_the_graph_starts(tmp_path, capsys,
         "long_number": ["--video", "99999999999999999999999"],  # no camera number, a file name
         "camera_topic": ["--camera-topic", "bad topic"],
         "camera_topic_substitution": ["--camera-topic", "{node}/x"],
+        "camera_topic_private": ["--camera-topic", "~/image"],
         "params_backend": ["--params-file", backend],
         "params_body_topic": ["--params-file", body_topic],
         "namespace": ["--namespace", "a b"],
