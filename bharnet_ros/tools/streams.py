@@ -312,7 +312,9 @@ def fold_model(run: Path, person: str, folder: Path, expert_only: bool) -> Path:
 
 def fold_inputs(run: Path, person: str, expert_only: bool) -> tuple[Any, Any, dict[str, float] | None]:
     """The checkpoint of the fold of ``run`` that held ``person`` out, its model to export (with the
-    run's test-time mirroring) and the run's calibration for it (None without calibration.json)."""
+    run's test-time mirroring) and its calibration (None without one): the fold's own, fitted on
+    the other folds' people, else (a run of one fold, or one written before 2026-12-07) the run's,
+    which pools ``person`` too."""
     from bharnet_ros.model.checkpoint import CheckpointError, load_checkpoint
     from bharnet_ros.model.export import ExportError, calibration_for, prepare_model
     from bharnet_ros.training.feature_distance import distance_from_config
@@ -326,7 +328,11 @@ def fold_inputs(run: Path, person: str, expert_only: bool) -> tuple[Any, Any, di
         if mirror is not None:
             checkpoint = _mirrored(checkpoint, mirror, run / "summary.json")
         model = prepare_model(checkpoint, expert_only)
-        calibration_file = run / "calibration.json"
+        calibration_file = checkpoint_path.parent / "calibration.json"
+        if not os.path.lexists(calibration_file):
+            calibration_file = run / "calibration.json"
+            if os.path.lexists(calibration_file):
+                print(f"{person}: no fold calibration in {run}; using the run's, fitted on {person} too")
         calibration = (
             calibration_for(calibration_file, model, checkpoint.class_names)
             if os.path.lexists(calibration_file)

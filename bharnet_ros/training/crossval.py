@@ -341,7 +341,7 @@ def pooled(results: Sequence[tuple[SkeletonDataset, Evaluation]]) -> tuple[Skele
     distances = np.concatenate([r.distances for _, r in results]) if measured else None
     evaluation = Evaluation(
         report,
-        branch_accuracies(scores, labels),
+        branch_accuracies(scores, labels, summed="expert_only" in first.branches),  # not Noisy-OR's
         labels,
         predictions,
         scores,
@@ -392,11 +392,26 @@ def write_pooled(
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(values, indent=2) + "\n")
     (out / "calibration.json").write_text(json.dumps(values["calibration"], indent=2) + "\n")
+    write_fold_calibrations(out, subjects, results)
     write_groups(out / "groups.csv", values["groups"])
     write_per_class(out / "per_class.csv", result)
     write_predictions(out / "predictions.csv", data, result)
     plot_confusion(out / "confusion.png", result.report.confusion, result.class_names)
     return values
+
+
+def write_fold_calibrations(
+    out: Path, subjects: Sequence[str], results: Sequence[tuple[SkeletonDataset, Evaluation]]
+) -> None:
+    """``fold_<subject>/calibration.json`` from the held-out logits of every other fold: what a
+    fold model is scored with on its own person (``bharnet streams --cv``) must not have been fitted
+    on that person's clips. Not written where there is no other fold."""
+    for index, subject in enumerate(subjects):
+        others = [result for k, result in enumerate(results) if k != index]
+        if others:
+            calibration = held_out_calibrations(pooled(others)[1])
+            path = out / f"fold_{_safe(subject)}" / "calibration.json"
+            path.write_text(json.dumps(calibration, indent=2) + "\n")
 
 
 def held_out_calibrations(result: Evaluation) -> dict[str, dict[str, float]]:

@@ -275,6 +275,9 @@ def test_a_run_calibrated_with_distances_exports_its_folds_with_their_own_distan
     _, model, calibration = fold_inputs(run, "P", expert_only=True)
     assert model.feature_distance is not None
     assert calibration["distance_threshold"] == 2.0
+    other_people = {"expert_only": {**entry, "temperature": 2.5, "distance_threshold": 3.0}}
+    (run / "fold_P" / "calibration.json").write_text(json.dumps(other_people))
+    assert fold_inputs(run, "P", expert_only=True)[2]["temperature"] == 2.5  # not fitted on P
     data.unlink()
     with pytest.raises(UsageError, match="its training data is not here"):
         fold_inputs(run, "P", expert_only=True)

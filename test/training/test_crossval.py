@@ -65,6 +65,44 @@ def test_pooled_summary_covers_every_held_out_sample(cv_run):
     assert all(float(row.rsplit(",", 1)[1]) >= 0 for row in rows)
 
 
+def test_each_fold_gets_a_calibration_fitted_on_the_other_folds_only(cv_run):
+    """`streams --cv` scored each person with the run's calibration, which their own clips helped fit."""
+    out, _, _ = cv_run
+    run_wide = json.loads((out / "calibration.json").read_text())
+    for subject in ("S1", "S3"):
+        own = json.loads((out / f"fold_{subject}" / "calibration.json").read_text())
+        assert set(own) == set(run_wide) == {"fused", "expert_only"}
+        assert own != run_wide  # the other fold's 4 clips, not all 8
+    assert json.loads((out / "fold_S1" / "calibration.json").read_text()) != json.loads(
+        (out / "fold_S3" / "calibration.json").read_text()
+    )
+
+
+def test_pooled_folds_of_a_noisy_or_model_report_no_summed_expert_only(cv_run):
+    """Each Noisy-OR fold leaves expert_only out (its export weighs the hand by presence); the
+    pooled summary added the plain sum of the experts back."""
+    import numpy as np
+
+    from bharnet_ros.core.metrics import classification_report
+    from bharnet_ros.training.crossval import pooled
+    from bharnet_ros.training.evaluate import Evaluation, branch_accuracies
+
+    _, _, files = cv_run
+    data = SkeletonDataset.load(files[0])
+    labels = np.asarray(data.labels)
+    rng = np.random.default_rng(0)
+    names = ("fused", "body_expert", "body_interactive", "hand_expert", "hand_interactive")
+    scores = {name: rng.normal(size=(len(data), len(data.class_names))) for name in names}
+
+    def fold(summed: bool) -> Evaluation:
+        branches = branch_accuracies(scores, labels, summed=summed)
+        report = classification_report(scores["fused"], labels)
+        return Evaluation(report, branches, labels, labels, scores, list(data.class_names), None)
+
+    assert "expert_only" in pooled([(data, fold(summed=True))])[1].branches
+    assert "expert_only" not in pooled([(data, fold(summed=False))])[1].branches
+
+
 def test_a_finished_fold_is_not_trained_again(cv_run):
     out, values, files = cv_run
     stamp = (out / "fold_S1" / "last.pt").stat().st_mtime_ns
