@@ -24,6 +24,7 @@ import shutil
 import sqlite3
 import struct
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ ENCODINGS = ("bgr8", "rgb8", "mono8", "jpeg")  # what record-video writes; jpeg 
 JPEG_QUALITY = 90
 STORAGE_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
 RECOVERED_SUFFIX = ".recovered.mcap"  # the complete records of a cut-off MCAP file, made by reindex_bag
+# A storage file written this recently may still be recorded: reindexing it would freeze a partial
+# copy that later reads as the whole bag (recorders flush about once a second).
+QUIET_SECONDS = 5.0
 MAX_STAMP_SECONDS = 2**31 - 1  # builtin_interfaces/Time.sec is an int32 (and never negative here)
 # A video's first frame is stamped this many seconds by default: ROS reads a header stamp of 0 as
 # "not set", so a recognizer would time that frame by its own clock and then see time run backwards.
@@ -681,7 +685,9 @@ NOT_STORAGE = re.compile(r"\._|\..*\.(raw|tmp)-[0-9a-f]+")  # AppleDouble, our o
 
 
 def storage_files(folder: str | Path) -> list[Path]:
-    """The .mcap and .db3 files of a bag folder, by name (a recovered copy replaces its original).
+    """The .mcap and .db3 files of a bag folder, in recording order (``x_2`` before ``x_10``, as
+    rosbag2 splits number them); a recovered copy replaces its original, unless the original was
+    written after it (the recording went on: the copy is stale, and reindexing says so).
 
     A reindex's temporary copies (``.<name>.raw-….mcap``, left by a killed run) and macOS's
     AppleDouble files (``._<name>.mcap``) are none: they would be read as more recordings. Other
@@ -691,12 +697,32 @@ def storage_files(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         return []
     files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.suffix in STORAGE_SUFFIXES and not NOT_STORAGE.match(p.name) and p.is_file()
+        (
+            p
+            for p in folder.iterdir()
+            if p.suffix in STORAGE_SUFFIXES and not NOT_STORAGE.match(p.name) and p.is_file()
+        ),
+        key=_recording_order,
     )
-    recovered = {p.name.removesuffix(RECOVERED_SUFFIX) for p in files if p.name.endswith(RECOVERED_SUFFIX)}
-    return [p for p in files if p.name.endswith(RECOVERED_SUFFIX) or p.stem not in recovered]
+    originals = {p.name: p for p in files}
+    recovered = {
+        p.name.removesuffix(RECOVERED_SUFFIX) + ".mcap": p
+        for p in files
+        if p.name.endswith(RECOVERED_SUFFIX)
+        and (p.name.removesuffix(RECOVERED_SUFFIX) + ".mcap") in originals
+    }
+    stale = {
+        copy for name, copy in recovered.items() if originals[name].stat().st_mtime > copy.stat().st_mtime
+    }
+    replaced = {name for name, copy in recovered.items() if copy not in stale}
+    return [p for p in files if p not in stale and p.name not in replaced]
+
+
+def _recording_order(path: Path) -> tuple[str, int, str]:
+    """Sort key of a storage file: its name's stem, then the split number it ends with."""
+    base = path.name.removesuffix(RECOVERED_SUFFIX).removesuffix(path.suffix)
+    match = re.fullmatch(r"(.*?)(\d+)", base)
+    return (match[1], int(match[2]), path.name) if match else (base, -1, path.name)
 
 
 def reindex_bag(folder: str | Path) -> str:
@@ -714,6 +740,7 @@ def reindex_bag(folder: str | Path) -> str:
     storages = {STORAGE_SUFFIXES[p.suffix] for p in files}
     if not files:
         raise BagError(f"{folder} is not a rosbag2 folder (no metadata.yaml, no .mcap or .db3 file)")
+    _check_quiet(files)
     if len(storages) > 1:
         raise BagError(f"{folder} holds both .mcap and .db3 files; keep the files of one bag only")
     readable, notes = [], []
@@ -731,6 +758,18 @@ def reindex_bag(folder: str | Path) -> str:
         f"no metadata.yaml (the recording was not closed); rebuilt it: {count} messages, {topics} topic(s)"
     )
     return "; ".join([rebuilt, *notes])
+
+
+def _check_quiet(files: list[Path]) -> None:
+    """BagError for a storage file written in the last :data:`QUIET_SECONDS`: a bag still being
+    recorded has no metadata.yaml yet, and a copy of it now would be taken for all of it."""
+    for file in files:
+        age = time.time() - file.stat().st_mtime
+        if age < QUIET_SECONDS:
+            raise BagError(
+                f"{file} was written {max(age, 0.0):.1f} s ago: is it still being recorded? Run this "
+                "again once the recorder has stopped"
+            )
 
 
 def _readable_storage(file: Path) -> tuple[Path, str | None]:

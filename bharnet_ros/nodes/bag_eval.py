@@ -9,6 +9,7 @@ run either mode imports this module and stays free of rclpy in the deterministic
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 
 def realtime_replay(rate: float = 1.0) -> Replay:
     """The real-time mode for ``core.bag_eval.evaluate_bag``: replay at ``rate`` times recorded speed."""
-    if rate <= 0:
-        raise ValueError(f"the replay rate must be positive, got {rate}")
+    if not (math.isfinite(rate) and rate > 0):  # NaN waited never: the bag went out at once
+        raise ValueError(f"the replay rate must be a positive finite number, got {rate}")
     return partial(evaluate_realtime, rate=rate)
 
 

@@ -71,8 +71,9 @@ def _add_record_video(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", type=Path, help="video file")
     parser.add_argument("-o", "--output", type=Path, required=True, help="new bag folder")
     parser.add_argument(
-        "--topic", default="/camera/image_raw", help="camera topic (default /camera/image_raw)"
-    )
+        "--topic", default=None,
+        help="camera topic (default /camera/image_raw; with --encoding jpeg, /camera/image_raw/compressed)",
+    )  # fmt: skip
     parser.add_argument(
         "--rate", type=float, default=0.0,
         help=f"restamp at HZ frames/s, {MIN_RATE} to {MAX_RATE:g} (default 0: video time)",
@@ -106,6 +107,8 @@ def run_record_video(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-frames must not be negative, got {args.max_frames}")
     if args.rate != 0:
         check_number("--rate", args.rate, MIN_RATE, MAX_RATE, "frames/s, or 0 for the video's own times")
+    if args.topic is None:  # image_transport's names: compressed images live on <base>/compressed
+        args.topic = "/camera/image_raw" + ("/compressed" if args.encoding == "jpeg" else "")
     if not args.topic.startswith("/"):
         raise UsageError(f"--topic {args.topic!r} must be an absolute name such as /camera/image_raw")
     if problem := topic_name_problem(args.topic):
@@ -172,7 +175,7 @@ def _start_time(text: str) -> float:
         seconds = float(text)
     except ValueError:
         raise UsageError(f"--start-time {text!r} is neither seconds since the epoch nor 'now'") from None
-    if math.isfinite(seconds) and round(seconds * 1e9) == 0:  # whole nanoseconds: 5e-10 s is 0 too
+    if math.isfinite(seconds) and abs(seconds) <= 5e-10:  # whole nanoseconds: 5e-10 s is 0 too
         raise UsageError(
             f"--start-time {text} is stamp 0 to ROS, which means 'not stamped'; give seconds since "
             "the epoch, or now"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -21,6 +22,13 @@ from bharnet_ros.training.synth import generate_scripted
 
 ORIGIN = 1_700_000_000_000_000_000  # ns: a wall-clock-like start, as in a live recording
 PERIOD = 33_333_333
+
+
+@pytest.fixture(autouse=True)
+def recordings_are_over(monkeypatch):
+    """The bags of these tests are reindexed the moment they are written; a real one only once its
+    recorder has stopped (test_a_bag_still_being_written_is_not_reindexed)."""
+    monkeypatch.setattr(bag, "QUIET_SECONDS", 0.0)
 
 
 def smooth_images(count: int = 4, height: int = 48, width: int = 64) -> list[np.ndarray]:
@@ -391,6 +399,52 @@ def test_a_killed_recording_is_reindexed_then_read_and_evaluated(
     assert summary["counts"]["actions"] > 0
 
 
+def killed_bag(folder: Path, frames: int = 30, name: str = "live") -> Path:
+    """An MCAP bag of ``frames`` skeleton messages whose writer never closed it (no metadata.yaml)."""
+    sequence, _ = generate_scripted([("wave", 2.0)], np.random.default_rng(0))
+    writer = bag.BagWriter(folder)
+    writer.add_topic("/s", bag.SKELETON_TYPE)
+    for t in range(frames):
+        stamp = ORIGIN + t * 10**8
+        writer.write("/s", stamp, bag.skeleton_array_message([sequence.frame(t)], stamp))
+    writer.flush()
+    return folder
+
+
+def test_a_bag_still_being_written_is_not_reindexed(tmp_path, capsys, monkeypatch):
+    """`bag info` on a bag being recorded froze a partial copy that later read as the whole bag."""
+    monkeypatch.setattr(bag, "QUIET_SECONDS", 5.0)
+    path = killed_bag(tmp_path / "live")
+    assert main(["bag", "info", str(path)]) == 2
+    assert "was written 0.0 s ago: is it still being recorded?" in one_line_error(capsys)
+    assert not (path / "metadata.yaml").exists()
+    assert not any(p.name.endswith(bag.RECOVERED_SUFFIX) for p in path.iterdir())
+
+
+def test_a_recovered_copy_older_than_its_recording_is_not_taken_for_it(tmp_path, capsys):
+    path = killed_bag(tmp_path / "b")
+    (storage,) = bag.storage_files(path)
+    copy = storage.with_name(storage.stem + bag.RECOVERED_SUFFIX)
+    copy.write_bytes(b"an earlier reindex")
+    os.utime(copy, (1, 1))  # older than the recording, which went on after it
+    assert bag.storage_files(path) == [storage]
+    assert main(["bag", "info", str(path)]) == 2
+    assert f"{copy} already exists; move it aside" in one_line_error(capsys)
+
+
+def test_split_files_are_read_in_recording_order_not_by_name():
+    names = ["x_0.mcap", "x_1.mcap", "x_10.mcap", "x_11.mcap", "x_2.mcap", "x_9.recovered.mcap"]
+    ordered = sorted((Path(n) for n in names), key=bag._recording_order)
+    assert [p.name for p in ordered] == [
+        "x_0.mcap",
+        "x_1.mcap",
+        "x_2.mcap",
+        "x_9.recovered.mcap",
+        "x_10.mcap",
+        "x_11.mcap",
+    ]
+
+
 def test_a_bag_folder_without_anything_recorded_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "b.mcap").write_bytes(b"")
@@ -530,6 +584,7 @@ def write_tiny_video(path: Path, frames: int = 3) -> Path:
         ("--start-time", "1e-10", "--start-time 1e-10 is stamp 0 to ROS"),
         ("--start-time", "5e-10", "--start-time 5e-10 is stamp 0 to ROS"),
         ("--start-time", "3e9", "--start-time 3000000000.0 is out of range"),
+        ("--start-time", "1e300", "--start-time 1e+300 is out of range"),  # overflowed to a traceback
         ("--start-time", "2147483647", "frame 3 would be stamped past 2147483647 s"),
         ("--rate", "inf", "--rate inf is out of range"),
         ("--rate", "nan", "--rate nan is out of range"),
@@ -545,6 +600,21 @@ def test_record_video_refuses_unusable_stamps_and_names(tmp_path, capsys, option
     assert main(["bag", "record-video", str(video), "-o", str(tmp_path / "sub" / "b"), option, value]) == 2
     assert message in one_line_error(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["three.avi"]  # no bag, staging or parent folder
+
+
+def test_record_video_puts_jpeg_images_on_the_compressed_topic(tmp_path):
+    """image_transport's convention, which the pose node subscribes by: <base>/compressed."""
+    video = write_tiny_video(tmp_path / "three.avi")
+    assert main(["bag", "record-video", str(video), "-o", str(tmp_path / "b"), "--encoding", "jpeg"]) == 0
+    assert bag.bag_topics(tmp_path / "b") == {"/camera/image_raw/compressed": bag.COMPRESSED_TYPE}
+
+
+@pytest.mark.parametrize("rate", [float("nan"), float("inf"), 0.0, -1.0])
+def test_a_replay_rate_that_is_no_positive_finite_number_is_refused(rate):
+    from bharnet_ros.nodes.bag_eval import realtime_replay
+
+    with pytest.raises(ValueError, match="the replay rate must be a positive finite number"):
+        realtime_replay(rate)
 
 
 def test_record_video_stamps_reach_the_last_ros_time(tmp_path):
@@ -1155,6 +1225,8 @@ SIGTERM_WHILE_INDEXING = """
 import os, signal, sys
 from bharnet_ros.cli import main
 from bharnet_ros.core import bag
+
+bag.QUIET_SECONDS = 0.0  # reindexed the moment it is written, as in the tests in this process
 
 copy = bag._copy_connection
 
