@@ -25,7 +25,7 @@ import sqlite3
 import struct
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,10 +228,13 @@ class BagWriter(Closeable):
         self._connections: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
 
-    def add_topic(self, topic: str, msgtype: str) -> None:
-        """Declare a topic and its type (definition and hash come from the typestore)."""
+    def add_topic(self, topic: str, msgtype: str, qos: Sequence[Any] = ()) -> None:
+        """Declare a topic and its type (definition and hash come from the typestore); ``qos``:
+        its publishers' profiles (rosbags ``Qos``), which ``ros2 bag play`` replays it with."""
         message_class(msgtype)
-        self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=typestore())
+        self._connections[topic] = self._writer.add_connection(
+            topic, msgtype, typestore=typestore(), offered_qos_profiles=list(qos)
+        )
         self.counts[topic] = 0
 
     def write_raw(self, topic: str, log_time: int, data: bytes | memoryview) -> None:

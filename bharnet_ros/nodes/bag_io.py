@@ -83,6 +83,30 @@ def matching_qos(node: Node, topic: str) -> QoSProfile:
     )
 
 
+def offered_qos(node: Node, topic: str) -> list[Any]:
+    """The QoS profiles the publishers of ``topic`` offer, as rosbag2 stores them in metadata.yaml:
+    ``ros2 bag play`` replays a topic with them (a latched /bharnet/labels stays latched)."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    def span(duration: Any) -> QosTime:
+        return QosTime(*divmod(int(duration.nanoseconds), 1_000_000_000))
+
+    return [
+        Qos(
+            QosHistory(int(q.history)),
+            int(q.depth),
+            QosReliability(int(q.reliability)),
+            QosDurability(int(q.durability)),
+            span(q.deadline),
+            span(q.lifespan),
+            QosLiveliness(int(q.liveliness)),
+            span(q.liveliness_lease_duration),
+            bool(q.avoid_ros_namespace_conventions),
+        )  # fmt: skip
+        for q in (info.qos_profile for info in node.get_publishers_info_by_topic(topic))
+    ]
+
+
 def discover_types(node: Node, topics: list[str], wait: float) -> dict[str, str]:
     """Types of ``topics`` from the ROS graph, waiting up to ``wait`` s for them to appear.
 
@@ -134,7 +158,7 @@ def record_topics(
             message_class(msgtype)
         with _stop_on_sigterm(stop), BagWriter(bag, storage) as writer:
             for topic, msgtype in types.items():
-                writer.add_topic(topic, msgtype)
+                writer.add_topic(topic, msgtype, offered_qos(node, topic))
                 node.create_subscription(
                     classes[topic], topic, _writer_callback(writer, topic, progress),
                     matching_qos(node, topic),

@@ -61,6 +61,21 @@ def test_record_live_topics_with_their_types(ros, wait, tmp_path, make_image):
     assert np.array_equal(bag.decode_camera_message(first, bag.IMAGE_TYPE), pixels)
     labels = [m.decode().label for m in bag.read_messages(tmp_path / "b", ["/rec/action"])]
     assert [label for label in labels if label != "label-1"] == [f"label{i}" for i in range(5)]
+    offered = recorded_qos(tmp_path / "b")  # what `ros2 bag play` publishes them with
+    assert [q["reliability"] for q in offered["/rec/image_raw"]] == ["best_effort"]
+    assert [q["reliability"] for q in offered["/rec/action"]] == ["reliable"]
+
+
+def recorded_qos(folder) -> dict[str, list[dict]]:
+    """Each topic's offered_qos_profiles in the bag's metadata.yaml."""
+    info = yaml.safe_load((folder / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    topics = {}
+    for entry in info["topics_with_message_count"]:
+        profiles = entry["topic_metadata"]["offered_qos_profiles"]
+        topics[entry["topic_metadata"]["name"]] = (
+            yaml.safe_load(profiles) if isinstance(profiles, str) else profiles
+        )
+    return topics
 
 
 def test_recording_a_type_the_typestore_lacks_leaves_no_bag(ros, wait, tmp_path, capsys):
