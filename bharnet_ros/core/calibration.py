@@ -99,7 +99,8 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
 
 
 def none_threshold(probabilities: np.ndarray, labels: np.ndarray, budget: float = 0.02) -> float:
-    """The largest confidence threshold that rejects at most ``budget`` of the samples that are right.
+    """The largest confidence threshold that turns right samples numbering at most ``budget`` of all
+    samples into ``none`` (a cost of at most ``budget`` in accuracy).
 
     Rejected means: the top probability is below the threshold, so the label becomes ``none``.
     ValueError for a budget outside [0, 1] (a negative one indexed from the end).
@@ -143,7 +144,7 @@ class Calibration:
     none_threshold: float
     ece_before: float
     ece_after: float
-    budget: float  # fraction of correct in-vocabulary samples the threshold may turn into none
+    budget: float  # accuracy the thresholds may cost: right samples turned into none, as a share of all
     accuracy: float  # top-1 of the held-out samples it was fitted on
     accuracy_with_none: float  # the same, counting a rejection as wrong
     samples: int
