@@ -305,11 +305,13 @@ def fill_up_to(
     return np.concatenate([filled, hands[stop:]]), np.concatenate([mask, present[stop:]])
 
 
-def valid_length(body: np.ndarray, present: np.ndarray) -> int:
-    """Frames up to the last one with any body joint or hand: trailing empty frames are dropped."""
+def observed_span(body: np.ndarray, present: np.ndarray) -> tuple[int, int]:
+    """(first, stop): the frames from the first to the last one with any body joint or hand. Empty
+    frames before and after are dropped: the live node gets no frame while nobody is seen, and a
+    window reaching past a person's first or last frame holds that pose."""
     frames = np.any(body != 0.0, axis=(0, 2, 3)) | np.any(present, axis=1)
     observed = np.flatnonzero(frames)
-    return int(observed[-1]) + 1 if len(observed) else body.shape[1]
+    return (int(observed[0]), int(observed[-1]) + 1) if len(observed) else (0, body.shape[1])
 
 
 class SkeletonFeeder(Dataset):
@@ -417,7 +419,9 @@ class SkeletonFeeder(Dataset):
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One temporal sampling to T frames for body ``(P, T, V, 4)`` and the hands."""
-        sampling = self.sampling(valid_length(body, present), timestamps, rng)
+        first, stop = observed_span(body, present)
+        body, hands, present, timestamps = body[:, first:], hands[first:], present[first:], timestamps[first:]
+        sampling = self.sampling(stop - first, timestamps, rng)
         if self.causal_fill and self.fill_gaps and present.any():
             hands, present = fill_up_to(hands, present, timestamps, int(sampling.hi.max()) + 1)
         by_time = body.transpose(1, 0, 2, 3)  # (T, P, V, 4): time first for the sampling

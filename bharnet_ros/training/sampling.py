@@ -77,11 +77,17 @@ class ClassBalancedSampler(Sampler[int]):
         """Reseed for ``epoch``, so every process draws the same order."""
         self.epoch = epoch
 
+    def rng(self) -> np.random.Generator:
+        """The epoch's generator, a stream of its own: ``[seed, epoch]`` is the feeder's
+        ``[seed, epoch, 0]`` (numpy pads with zeros), so draw 0 was augmented with the sampler's
+        tie-break numbers."""
+        return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch], spawn_key=(1,)))
+
     def epoch_order(self) -> np.ndarray:
         """The whole epoch's indices, before sharding."""
         if not len(self.labels):
             return self.labels
-        rng = np.random.default_rng([self.seed, self.epoch])
+        rng = self.rng()
         classes, inverse = np.unique(self.labels, return_inverse=True)
         counts = np.bincount(inverse, minlength=len(classes))
         quotas = class_quotas(counts, len(self.labels), self.balance, rng)

@@ -110,6 +110,32 @@ def ramp_dataset(frames: int = 60) -> SkeletonDataset:
     return SkeletonDataset.from_sequences([sequence], [0], ["ramp"])
 
 
+@pytest.mark.parametrize("window_seconds", [0.0, 1.0])
+def test_empty_frames_before_the_person_appears_are_no_part_of_the_clip(window_seconds):
+    """5 HRI clips start with frames in which MediaPipe found nobody: their early windows showed a
+    body vanishing, which the live node (no frame while nobody is seen) never shows."""
+    plain = ramp_dataset(60)
+    sample = plain.sample(0)
+    lead = 20
+    late = Sample(
+        "late", 0,
+        np.concatenate([np.zeros((1, lead, 33, 4), np.float32), sample.body], axis=1),
+        np.concatenate([np.zeros((1, lead, 2, 21, 4), np.float32), sample.hands], axis=1),
+        np.concatenate([np.zeros((1, lead, 2), bool), sample.hand_present], axis=1),
+        np.concatenate([np.arange(lead) / 30.0, sample.timestamps + lead / 30.0]),
+    )  # fmt: skip
+    late_data = SkeletonDataset.from_samples([late], ["ramp"], "mediapipe33", "image")
+    config = PreprocessConfig(
+        body_layout="mediapipe33", frames=T, num_persons=1, normalise=False, window_seconds=window_seconds
+    )
+    for view in (0.0, 0.5, 1.0):
+        feeders = [SkeletonFeeder(d, config) for d in (plain, late_data)]
+        for feeder in feeders:
+            feeder.view = view
+        assert torch.equal(feeders[0][0][0], feeders[1][0][0])
+        assert torch.equal(feeders[0][0][2], feeders[1][0][2])
+
+
 def test_crop_is_identical_for_body_and_hands():
     raw = PreprocessConfig(body_layout="mediapipe33", frames=T, num_persons=1, normalise=False)
     feeder = SkeletonFeeder(ramp_dataset(), raw, train=True, augment=NO_AUGMENT, seed=0)

@@ -87,6 +87,19 @@ def test_a_repeated_sample_is_drawn_as_its_own_item():
     assert len(set(others)) == len(others)
 
 
+def test_the_order_draws_from_no_stream_an_item_s_augmentation_draws_from():
+    """numpy pads a seed list with zeros: the sampler's [seed, epoch] was the feeder's
+    [seed, epoch, 0], so draw 0 was augmented with the sampler's own tie-break numbers."""
+    from bharnet_ros.training.feeder import SkeletonFeeder
+
+    sampler = ClassBalancedSampler(LABELS.tolist(), 1.0, seed=0)
+    sampler.set_epoch(3)
+    feeder = SkeletonFeeder.__new__(SkeletonFeeder)  # only its seeding is used here
+    feeder.seed, feeder.epoch = 0, 3
+    ours = sampler.rng().random(8)
+    assert all(not np.allclose(feeder.rng(draw).random(8), ours) for draw in range(len(LABELS)))
+
+
 def test_an_empty_dataset_yields_nothing():
     assert list(ClassBalancedSampler([], 1.0)) == []
 
