@@ -177,6 +177,9 @@ def open_camera(number: int) -> cv2.VideoCapture:
     if not capture.isOpened():
         capture.release()
         raise VideoError(f"camera {number} could not be opened (is it /dev/video{number}?)")
+    # The newest frame, not the oldest of a queue (V4L2 keeps 4): a frame read on a timer slower
+    # than the camera would be several periods old and stamped as taken now.
+    capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
     return capture
 
 

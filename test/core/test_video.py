@@ -185,3 +185,24 @@ def test_the_play_rate_is_the_files_own_within_bounds(tmp_path):
     assert rate == MAX_PLAY_RATE
     assert note == f"{path} states 1000 frames per second; publishing at 240 (set 'rate' to choose)"
     assert play_rate("0") == (DEFAULT_PLAY_RATE, "")  # a camera states no rate
+
+
+def test_a_camera_is_asked_for_its_newest_frame_not_a_queued_one(monkeypatch):
+    """V4L2 queues 4 frames: read on a 30 Hz timer they were ~133 ms old, stamped as taken now."""
+
+    settings = {}
+
+    class Capture:
+        def __init__(self, number):
+            self.number = number
+
+        def isOpened(self):  # noqa: N802 - OpenCV's name
+            return True
+
+        def set(self, key, value):
+            settings[key] = value
+            return True
+
+    monkeypatch.setattr(video.cv2, "VideoCapture", Capture)
+    assert video.open_camera(3).number == 3
+    assert settings == {cv2.CAP_PROP_BUFFERSIZE: 1}
