@@ -28,7 +28,18 @@ import numpy as np
 
 from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.layouts import get_layout
-from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, MAX_IMAGE_SIDE, SPACES, SkeletonSequence
+from bharnet_ros.core.skeleton import (
+    BODY_LAYOUTS,
+    CHANNELS,
+    HAND_JOINTS,
+    MAX_IMAGE_SIDE,
+    SPACES,
+    TIME_LIMIT,
+    SkeletonError,
+    SkeletonSequence,
+    check_plausible,
+    seen_hands,
+)
 
 UNKNOWN = -1  # subject, camera, setup or replication id that the source does not give
 ID_FIELDS = ("subjects", "cameras", "setups", "replications")
@@ -111,9 +122,11 @@ class SkeletonDataset:
     attributes: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N,) str per sample
 
     def __post_init__(self) -> None:
+        _check_whole_numbers(self)
         self._coerce()
         _check_vocabulary(self)
         _check_frame_arrays(self)
+        self.hand_present = seen_hands(self.hands, self.hand_present)  # as frames and sequences do
         _check_sample_arrays(self)
         _check_classes(self)
         self.splits = {name: _checked_split(name, idx, len(self)) for name, idx in self.splits.items()}
@@ -414,7 +427,25 @@ def _num_joints(layout: str) -> int:
         raise DatasetError(str(err)) from None
 
 
+def _check_whole_numbers(data: SkeletonDataset) -> None:
+    """Flags that are bools (or 0 and 1) and counts that are whole numbers, before they are cast:
+    a flag of 0.2 became True, an image width of 640.7 became 640 (the skeleton contract)."""
+    present = np.asarray(data.hand_present)
+    if present.dtype != bool and not np.isin(present, (0, 1)).all():
+        raise DatasetError("hand_present must hold bools (or 0 and 1)")
+    for key in ("persons", *ID_FIELDS, "image_sizes"):
+        values = np.asarray(getattr(data, key))
+        if values.dtype.kind == "f" and not (
+            np.isfinite(values).all() and (values == np.round(values)).all()
+        ):
+            raise DatasetError(f"{key} must hold whole numbers")
+
+
 def _check_vocabulary(data: SkeletonDataset) -> None:
+    if data.layout not in BODY_LAYOUTS:
+        raise DatasetError(
+            f"{data.layout!r} is not a body layout; a body is one of {', '.join(BODY_LAYOUTS)}"
+        )
     _num_joints(data.layout)
     if data.space not in SPACES:
         raise DatasetError(f"unknown coordinate space {data.space!r}; use one of {SPACES}")
@@ -436,8 +467,14 @@ def _check_frame_arrays(data: SkeletonDataset) -> None:
         raise DatasetError("body needs at least one person slot (M >= 1)")
     if not (np.isfinite(data.body).all() and np.isfinite(data.timestamps).all()):
         raise DatasetError("body or timestamps contain NaN or infinite values; zero missing joints instead")
-    if data.has_hands and not np.isfinite(data.hands).all():
+    if not np.isfinite(data.hands).all():  # flagged or not: a hand's values are read as they are
         raise DatasetError("hands contain NaN or infinite values; zero missing joints instead")
+    if np.abs(data.timestamps).max(initial=0.0) > TIME_LIMIT:
+        raise DatasetError(f"timestamps beyond ±{TIME_LIMIT:g} s (the skeleton contract)")
+    try:
+        check_plausible(data.body, data.hands, data.space)
+    except SkeletonError as err:
+        raise DatasetError(f"{err} (the skeleton contract)") from None
 
 
 def _check_sample_arrays(data: SkeletonDataset) -> None:

@@ -171,6 +171,14 @@ def test_subset_and_split_keep_order_and_renumber_splits():
             lambda d: d.update(labels=np.zeros((4, 2), np.int64)),
             "labels has shape \\(4, 2\\), expected \\(4,\\)",
         ),
+        # the skeleton contract, as frames, sequences and sequence files hold it
+        (lambda d: d["body"].__setitem__((0, 0, 0, 3), 1.5), "body scores must lie in \\[0, 1\\]"),
+        (lambda d: d["body"].__setitem__((0, 0, 0, 0), 1e6), "coordinates beyond ±10"),
+        (lambda d: d.update(timestamps=d["timestamps"] + 1e12), "timestamps beyond"),
+        (lambda d: d.update(hand_present=np.zeros_like(d["hand_present"]), hands=unflagged_nan(d)), "NaN"),
+        (lambda d: d.update(layout="hand21", body=d["body"][:, :, :21]), "'hand21' is not a body layout"),
+        (lambda d: d.update(hand_present=d["hand_present"] * 0.2), "hand_present must hold bools"),
+        (lambda d: d.update(image_sizes=np.full((4, 2), 640.7)), "image_sizes must hold whole numbers"),
     ],
 )
 def test_broken_arrays_are_refused(change, message):
@@ -178,6 +186,23 @@ def test_broken_arrays_are_refused(change, message):
     change(fields)
     with pytest.raises(DatasetError, match=message):
         SkeletonDataset(**fields)
+
+
+def unflagged_nan(fields: dict) -> np.ndarray:
+    hands = np.array(fields["hands"])
+    hands[0, 0, 0, 0, 0] = np.nan
+    return hands
+
+
+def test_a_hand_flagged_present_but_holding_nothing_is_absent_as_in_a_sequence():
+    """The model was fed an empty hand as a detection (the wrist's depth added to zeros)."""
+    fields = dict(vars(small_dataset()))
+    fields["hands"] = np.array(fields["hands"])
+    fields["hands"][0, :3] = 0.0
+    fields["hand_present"] = np.ones_like(fields["hand_present"])
+    data = SkeletonDataset(**fields)
+    assert not data.hand_present[0, :3].any()
+    assert np.array_equal(data.sample(0).hand_present[0], data.sequence(0).hand_present)
 
 
 def rewrite(path, **header_changes) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from bharnet_ros.core import bag
 from bharnet_ros.core.annotations import Annotations, Segment
+from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.training.synth import generate_scripted
 from bharnet_ros.training.teach_record import bag_frames, cut_takes
 from bharnet_ros.training.teach_takes import TrimSettings
@@ -69,3 +70,16 @@ def test_an_unreadable_message_is_skipped_and_counted_not_fatal(tmp_path):
     assert recording.skipped == 1
     assert "is no bharnet_ros/msg/PersonSkeletonArray" in recording.last_problem
     assert all(take.ok for take in takes_of(recording))
+
+
+def test_a_person_stamp_no_clock_gives_is_refused_as_the_recognizer_refuses_it():
+    """nanosec 3e9 wrapped into 3 more seconds, and a negative second was taken, on this path only."""
+    sequence, _ = generate_scripted([("wave", 1.0)], np.random.default_rng(0))
+    for sec, nanosec in ((5, 3_000_000_000), (-5, 0)):
+        message = bag.skeleton_array_message([sequence.frame(0)], ORIGIN)
+        stamp = message.persons[0].header.stamp
+        message.persons[0].header = type(message.persons[0].header)(
+            stamp=type(stamp)(sec=sec, nanosec=nanosec), frame_id="camera"
+        )
+        with pytest.raises(SkeletonError, match="stamp"):
+            bag.skeleton_frames(message)
