@@ -34,10 +34,7 @@ from bharnet_ros.core.skeleton import (
     HAND_JOINTS,
     MAX_IMAGE_SIDE,
     SPACES,
-    TIME_LIMIT,
-    SkeletonError,
     SkeletonSequence,
-    check_plausible,
     seen_hands,
 )
 
@@ -469,12 +466,6 @@ def _check_frame_arrays(data: SkeletonDataset) -> None:
         raise DatasetError("body or timestamps contain NaN or infinite values; zero missing joints instead")
     if not np.isfinite(data.hands).all():  # flagged or not: a hand's values are read as they are
         raise DatasetError("hands contain NaN or infinite values; zero missing joints instead")
-    if np.abs(data.timestamps).max(initial=0.0) > TIME_LIMIT:
-        raise DatasetError(f"timestamps beyond ±{TIME_LIMIT:g} s (the skeleton contract)")
-    try:
-        check_plausible(data.body, data.hands, data.space)
-    except SkeletonError as err:
-        raise DatasetError(f"{err} (the skeleton contract)") from None
 
 
 def _check_sample_arrays(data: SkeletonDataset) -> None:

@@ -171,10 +171,8 @@ def test_subset_and_split_keep_order_and_renumber_splits():
             lambda d: d.update(labels=np.zeros((4, 2), np.int64)),
             "labels has shape \\(4, 2\\), expected \\(4,\\)",
         ),
-        # the skeleton contract, as frames, sequences and sequence files hold it
-        (lambda d: d["body"].__setitem__((0, 0, 0, 3), 1.5), "body scores must lie in \\[0, 1\\]"),
-        (lambda d: d["body"].__setitem__((0, 0, 0, 0), 1e6), "coordinates beyond ±10"),
-        (lambda d: d.update(timestamps=d["timestamps"] + 1e12), "timestamps beyond"),
+        # the skeleton contract, as frames, sequences and sequence files hold it (its bounds on
+        # values are the feeder's check_samples, which names the sample: test_feeder.py)
         (lambda d: d.update(hand_present=np.zeros_like(d["hand_present"]), hands=unflagged_nan(d)), "NaN"),
         (lambda d: d.update(layout="hand21", body=d["body"][:, :, :21]), "'hand21' is not a body layout"),
         (lambda d: d.update(hand_present=d["hand_present"] * 0.2), "hand_present must hold bools"),
