@@ -168,7 +168,6 @@ class Recognizer:
             self.window_seconds, max_gap=c.max_gap, timeout=c.person_timeout, max_persons=c.max_persons
         )
         self.accepted_layouts = accepted_layouts(classifier.body_layout)
-        self.space = classifier.space
         self.stats = RecognizerStats()
         self.windows_classified = 0
         self.windows_unfamiliar = 0  # windows farther than the distance threshold from the training data
@@ -196,6 +195,11 @@ class Recognizer:
             return None
         state.last_decision = frame.timestamp
         return self._decide(frame.person_id, window, state)
+
+    @property
+    def space(self) -> str:
+        """The coordinate space frames must have ("" = any): the model's."""
+        return self.classifier.space
 
     def _check_input(self, frame: SkeletonFrame) -> None:
         """SkeletonError (counted) for a frame of a body layout or a space the model cannot take."""
@@ -262,7 +266,6 @@ class Recognizer:
         if not same_input:
             self.windows.reset()
             self.windows.seconds, self.window_seconds, self.accepted_layouts = seconds, seconds, layouts
-            self.space = classifier.space
             return False
         if not same_labels:
             for _, buffer in self.windows.items():

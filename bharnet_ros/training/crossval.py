@@ -329,17 +329,22 @@ def pooled(results: Sequence[tuple[SkeletonDataset, Evaluation]]) -> tuple[Skele
     data = results[0][0]
     for part, _ in results[1:]:
         data = data.merge(part)
-    first = results[0][1]
-    scores = {name: np.concatenate([r.scores[name] for _, r in results]) for name in first.scores}
-    labels = np.concatenate([r.labels for _, r in results])
+    return data, pooled_evaluation([result for _, result in results])
+
+
+def pooled_evaluation(results: Sequence[Evaluation]) -> Evaluation:
+    """All folds' predictions as one evaluation (without their samples)."""
+    first = results[0]
+    scores = {name: np.concatenate([r.scores[name] for r in results]) for name in first.scores}
+    labels = np.concatenate([r.labels for r in results])
     subset = None
     if first.hand_intensive is not None:
         subset = [first.class_names.index(n) for n in first.hand_intensive if n in first.class_names]
     report = classification_report(scores["fused"], labels, subset)
     predictions = np.argmax(scores["fused"], axis=1)
-    measured = all(r.distances is not None for _, r in results)
-    distances = np.concatenate([r.distances for _, r in results]) if measured else None
-    evaluation = Evaluation(
+    measured = all(r.distances is not None for r in results)
+    distances = np.concatenate([r.distances for r in results]) if measured else None
+    return Evaluation(
         report,
         branch_accuracies(scores, labels, summed="expert_only" in first.branches),  # not Noisy-OR's
         labels,
@@ -349,7 +354,6 @@ def pooled(results: Sequence[tuple[SkeletonDataset, Evaluation]]) -> tuple[Skele
         first.hand_intensive,
         distances=distances,
     )
-    return data, evaluation
 
 
 POOLED_FILES = ("summary.json", "calibration.json", "groups.csv", "per_class.csv", "predictions.csv")
@@ -407,9 +411,9 @@ def write_fold_calibrations(
     fold model is scored with on its own person (``bharnet streams --cv``) must not have been fitted
     on that person's clips. Not written where there is no other fold."""
     for index, subject in enumerate(subjects):
-        others = [result for k, result in enumerate(results) if k != index]
+        others = [result for k, (_, result) in enumerate(results) if k != index]
         if others:
-            calibration = held_out_calibrations(pooled(others)[1])
+            calibration = held_out_calibrations(pooled_evaluation(others))
             path = out / f"fold_{_safe(subject)}" / "calibration.json"
             path.write_text(json.dumps(calibration, indent=2) + "\n")
 
