@@ -771,10 +771,11 @@ def reindex_bag(folder: str | Path) -> str:
 
 def _check_quiet(files: list[Path]) -> None:
     """BagError for a storage file written in the last :data:`QUIET_SECONDS`: a bag still being
-    recorded has no metadata.yaml yet, and a copy of it now would be taken for all of it."""
+    recorded has no metadata.yaml yet, and a copy of it now would be taken for all of it. A time
+    further ahead than that is another machine's clock (a copied bag), not a recording."""
     for file in files:
         age = time.time() - file.stat().st_mtime
-        if age < QUIET_SECONDS:
+        if abs(age) < QUIET_SECONDS:
             raise BagError(
                 f"{file} was written {max(age, 0.0):.1f} s ago: is it still being recorded? Run this "
                 "again once the recorder has stopped"
