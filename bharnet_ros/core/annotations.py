@@ -154,11 +154,14 @@ def parse_yaml(text: str, source: str = "<yaml>") -> Annotations:
 
 
 def save_csv(path: str | Path, segments: list[Segment], absolute: bool = False) -> Path:
-    """Write segments as annotation CSV (``repr`` of each float, so reading back is exact)."""
+    """Write segments as annotation CSV (``repr`` of each float, so reading back is exact; a label
+    with a comma or a quote is quoted, so it reads back too)."""
     path = Path(path)
-    columns = ABSOLUTE if absolute else RELATIVE
-    lines = [",".join(columns), *(f"{s.start!r},{s.end!r},{s.label}" for s in segments)]
-    path.write_text("\n".join(lines) + "\n")
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(ABSOLUTE if absolute else RELATIVE)
+    writer.writerows((repr(s.start), repr(s.end), s.label) for s in segments)
+    path.write_text(text.getvalue())
     return path
 
 

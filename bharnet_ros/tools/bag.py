@@ -39,7 +39,12 @@ from bharnet_ros.core.bag import (
 from bharnet_ros.core.inference import DEVICES, shown
 from bharnet_ros.core.paths import DEFAULT_MODEL
 from bharnet_ros.tools import UsageError, check_number
-from bharnet_ros.tools.outputs import check_output_folder, staged_folder, terminated_as_interrupt
+from bharnet_ros.tools.outputs import (
+    check_output_folder,
+    named_folder,
+    staged_folder,
+    terminated_as_interrupt,
+)
 
 MAX_RECORD_SECONDS = 7 * 24 * 3600.0  # --duration of `bag record`: a week
 MAX_WAIT_SECONDS = 3600.0  # --wait of `bag record`
@@ -137,12 +142,6 @@ def run_record_video(args: argparse.Namespace) -> int:
     span = (summary.last_stamp - summary.first_stamp) * 1e-9
     print(f"{args.output}: {summary.frames} frames of {summary.msgtype} on {summary.topic}, {span:.2f} s")
     return 0
-
-
-def named_folder(path: Path) -> Path:
-    """``path`` itself, or resolved where its last part names no folder (``.``, ``..``): a staged
-    output is named after that part, and ``-o .`` staged into the command's own ``..tmp-…``."""
-    return path.resolve() if path.name in ("", ".", "..") else path
 
 
 def check_same_storage(output: Path, storage: str) -> None:

@@ -151,7 +151,13 @@ def run(args: argparse.Namespace) -> int:
     from bharnet_ros.core.inference import InferenceError
     from bharnet_ros.model.checkpoint import CheckpointError
     from bharnet_ros.training.data import load_datasets
-    from bharnet_ros.training.evaluate import check_ensemble, evaluate, open_model, write_outputs
+    from bharnet_ros.training.evaluate import (
+        OUTPUT_FILES,
+        check_ensemble,
+        evaluate,
+        open_model,
+        write_outputs,
+    )
     from bharnet_ros.training.train import ConfigError, memory_problem
 
     check_count("--batch-size", args.batch_size, 1, MOST_BATCH)
@@ -164,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         if path.resolve() in seen:  # an ensemble of one model twice only weighs it double
             raise UsageError(f"{path} is given twice (MODEL and --with); give each model once")
         seen.add(path.resolve())
-    check_output_folder(args.out, [args.model, *args.members, args.dataset], args.force)
+    check_output_folder(args.out, [args.model, *args.members, args.dataset], args.force, writes=OUTPUT_FILES)
     try:
         model = open_model(args.model)
         members = [open_model(path) for path in args.members]
@@ -189,5 +195,5 @@ def run(args: argparse.Namespace) -> int:
     with staged_folder(args.out) as staged:
         values = write_outputs(staged, result, model, data, str(args.dataset), args.split, settings(args))
     print(format_summary(values))
-    print(f"wrote {args.out}/summary.json, per_class.csv, groups.csv, predictions.csv, confusion.png")
+    print(f"wrote {args.out}/{', '.join(OUTPUT_FILES)}")
     return 0

@@ -58,6 +58,9 @@ PAPER_ROWS = {
 }
 
 
+PAPER_INPUT = "C = 3, V = 25, body M = 2"  # NTU RGB+D: the input of the paper's counts
+
+
 @dataclass(frozen=True)
 class Measurement:
     """Cost of one config: parameters and FlopCounterMode FLOPs per aten op."""
@@ -67,6 +70,12 @@ class Measurement:
     num_classes: int
     params: int
     flops_by_op: dict[str, int]
+    input_shape: str = PAPER_INPUT  # channels, joints and body persons of its input
+
+    @property
+    def paper(self) -> PaperRow | None:
+        """The paper's row of its variant, where it was measured on the paper's (NTU) input."""
+        return PAPER_ROWS.get(self.variant) if self.input_shape == PAPER_INPUT else None
 
     @property
     def total_flops(self) -> int:
@@ -215,6 +224,7 @@ def measure(path: Path, frames: int) -> Measurement:
         num_classes=config.num_classes,
         params=sum(p.numel() for p in model.parameters()),
         flops_by_op=by_op,
+        input_shape=f"C = {config.input.channels}, V = {vertices}, body M = {config.input.num_persons}",
     )
 
 
@@ -226,7 +236,7 @@ def difference(measured: float, paper: float) -> str:
 
 
 def render_row(row: Measurement) -> str:
-    paper = PAPER_ROWS.get(row.variant)
+    paper = row.paper
     cells = [
         f"`{row.name}`",
         f"{row.params / 1e6:.3f}",
@@ -258,8 +268,8 @@ def render_section(rows: list[Measurement], command: str, frames: int) -> str:
     lines = [
         BEGIN_MARK,
         "",
-        f"Produced by `{command}` (batch 1, C = 3, T = {frames}, V = 25, body M = 2, hands 2 x 21 "
-        "padded to 25; FLOPs from `torch.utils.flop_counter.FlopCounterMode`, MACs = FLOPs / 2; "
+        f"Produced by `{command}` (batch 1, T = {frames}, {input_text(rows)}, hands 2 x 21 "
+        "padded to V; FLOPs from `torch.utils.flop_counter.FlopCounterMode`, MACs = FLOPs / 2; "
         "matmul = `bmm`/`mm`, conv+linear = `convolution`/`addmm`).",
         "",
         *header,
@@ -271,11 +281,21 @@ def render_section(rows: list[Measurement], command: str, frames: int) -> str:
     return "\n".join(lines)
 
 
+def input_text(rows: list[Measurement]) -> str:
+    """The input the rows were measured on; where configs differ, each row's, and paper rows only
+    beside those measured on the paper's input."""
+    shapes = sorted({row.input_shape for row in rows})
+    if len(shapes) == 1:
+        return shapes[0]
+    each = "; ".join(f"`{row.name}` {row.input_shape}" for row in rows)
+    return f"each config's own input: {each}; compared with the paper only at {PAPER_INPUT}"
+
+
 def large_difference_notes(rows: list[Measurement]) -> list[str]:
     """One explained line per comparison outside +-10 %."""
     notes = []
     for row in rows:
-        paper = PAPER_ROWS.get(row.variant)
+        paper = row.paper
         if paper is None:
             continue
         params, module, total = row.params / 1e6, row.module_macs / 1e9, row.total_flops / 2e9

@@ -51,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
     from bharnet_ros.tools.streams import check_model, check_params_file
 
     check_videos(args.videos)
-    check_output_folder(args.out, [*args.videos, args.model], args.force)
     stems = [v.stem for v in args.videos]
     if len(set(stems)) != len(stems):
         raise UsageError("two videos share a file name; give each a distinct name")
@@ -60,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     odd = [str(v) for v in args.videos if v.stem in ("", ".", "..")]
     if odd:  # '...mp4' has the stem '..': its folder would be the parent of --out
         raise UsageError(f"{odd[0]}: a video named only by dots has no folder of its own in --out; rename it")
+    writes = (SUMMARY, *(f"{stem}/" for stem in stems))
+    check_output_folder(args.out, [*args.videos, args.model], args.force, writes=writes)
     no_command = {NONE, *no_command_classes(args.no_command, check_model(args.model))}
     check_params_file(args.params_file)
     results, skipped = {}, {}

@@ -270,6 +270,12 @@ def atomic_file(path: Path) -> Iterator[Path]:
         raise
 
 
+def named_folder(path: Path) -> Path:
+    """``path`` itself, or resolved where its last part names no folder (``.``, ``..``): a staged
+    output is named after that part, and ``--out ..`` would stage into the current folder."""
+    return path.resolve() if path.name in ("", ".", "..") else path
+
+
 @contextmanager
 def staged_folder(path: Path) -> Iterator[Path]:
     """Yield a not-yet-existing folder to write into; its contents are moved to ``path`` on success.
@@ -278,6 +284,7 @@ def staged_folder(path: Path) -> Iterator[Path]:
     and lives in a temporary folder beside it. Moving replaces files of the same names only; when
     the block fails the temporary folder, which this run created, is removed.
     """
+    path = named_folder(path)
     made = _make_parents(path)
     holder = path.parent / f".{path.name}.tmp-{secrets.token_hex(4)}"
     holder.mkdir()

@@ -78,7 +78,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.source} is not a folder of per-person clip folders")
     check_gap(args.gap)
     check_seed(args.seed)
-    check_output_folder(args.out, [args.source, args.dataset, args.model, args.cv], args.force)
     try:
         skeletons = SkeletonDataset.load(args.dataset)
     except (DatasetError, FileNotFoundError) as err:
@@ -92,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     }
     if not streams:
         raise UsageError("no stream could be composed; check --subjects, --distances and the clip names")
+    writes = ("summary.json", *(f"{name}/" for name in streams))
+    check_output_folder(args.out, [args.source, args.dataset, args.model, args.cv], args.force, writes=writes)
     check_models(args, sorted({person for person, _ in streams.values()}))
     check_params_file(args.params_file)
     check_clips(streams)
@@ -135,7 +136,9 @@ def check_models(args: argparse.Namespace, people: list[str]) -> None:
         return
     if not args.cv.is_dir():
         raise UsageError(f"--cv {args.cv} is not a folder; give the --out folder of `bharnet train --loso`")
-    missing = [p for p in people if not (args.cv / f"fold_{p}" / "last.pt").is_file()]
+    from bharnet_ros.training.crossval import fold_folder
+
+    missing = [p for p in people if not (fold_folder(args.cv, p) / "last.pt").is_file()]
     if missing:
         raise UsageError(
             f"--cv {args.cv} has no fold for {', '.join(missing)} (fold_<person>/last.pt); give a "
@@ -317,9 +320,10 @@ def fold_inputs(run: Path, person: str, expert_only: bool) -> tuple[Any, Any, di
     which pools ``person`` too."""
     from bharnet_ros.model.checkpoint import CheckpointError, load_checkpoint
     from bharnet_ros.model.export import ExportError, calibration_for, prepare_model
+    from bharnet_ros.training.crossval import fold_folder
     from bharnet_ros.training.feature_distance import distance_from_config
 
-    checkpoint_path = run / f"fold_{person}" / "last.pt"
+    checkpoint_path = fold_folder(run, person) / "last.pt"
     if not checkpoint_path.is_file():
         raise UsageError(f"{checkpoint_path} not found; give the --out folder of `bharnet train --loso`")
     try:

@@ -127,7 +127,7 @@ def cross_validate(
     for subject in held_out:
         left_out = [subject, *unused_people(people, subject, train_people)]
         print(f"fold {subject}: training without {', '.join(left_out)}", flush=True)
-        folder = out / f"fold_{_safe(subject)}"
+        folder = fold_folder(out, subject)
         results.append(run_fold(config, data, left_out, folder, progress, views))
     mirror = test_mirror_classes(config, results[0][1].class_names)
     return write_pooled(out, held_out, results, views, train_people, mirror)
@@ -294,7 +294,7 @@ def fold_experts(init: Mapping[str, Any] | None, subject: str) -> dict[str, str 
         if not path:
             chosen[stream] = None
             continue
-        folder = resolve_path(path) / f"fold_{_safe(subject)}"
+        folder = fold_folder(resolve_path(path), subject)
         checkpoint = expert_file(folder if folder.is_dir() else path)
         if not left_out_of(checkpoint, subject):
             raise ConfigError(
@@ -414,7 +414,7 @@ def write_fold_calibrations(
         others = [result for k, (_, result) in enumerate(results) if k != index]
         if others:
             calibration = held_out_calibrations(pooled_evaluation(others))
-            path = out / f"fold_{_safe(subject)}" / "calibration.json"
+            path = fold_folder(out, subject) / "calibration.json"
             path.write_text(json.dumps(calibration, indent=2) + "\n")
 
 
@@ -430,6 +430,11 @@ def held_out_calibrations(result: Evaluation) -> dict[str, dict[str, float]]:
         }
         for name, values in logits.items()
     }
+
+
+def fold_folder(run: Path, subject: str) -> Path:
+    """The folder of the fold of ``run`` that holds ``subject`` out (a name safe on every file system)."""
+    return run / f"fold_{_safe(subject)}"
 
 
 def _safe(subject: str) -> str:

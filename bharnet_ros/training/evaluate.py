@@ -378,6 +378,9 @@ def plot_confusion(path: Path, confusion: np.ndarray, class_names: Sequence[str]
     plt.close(fig)
 
 
+OUTPUT_FILES = ("summary.json", "per_class.csv", "groups.csv", "predictions.csv", "confusion.png")
+
+
 def write_outputs(
     out: Path,
     result: Evaluation,

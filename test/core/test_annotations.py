@@ -60,6 +60,8 @@ def test_files_are_read_by_extension_and_csv_round_trips(tmp_path):
     segments = [Segment(0.0, 1.0 / 3.0, "idle"), Segment(1.0 / 3.0, 2.0, "wave")]
     path = save_csv(tmp_path / "labels.csv", segments)
     assert list(load_annotations(path).segments) == segments
+    quoted = [Segment(0.0, 1.0, "wave,hand"), Segment(1.0, 2.0, '"yes" sign')]  # class names may hold both
+    assert list(load_annotations(save_csv(tmp_path / "quoted.csv", quoted)).segments) == quoted
     (tmp_path / "labels.yml").write_text("- {start: 0, end: 1, label: stop}\n")
     assert load_annotations(tmp_path / "labels.yml").segments == (Segment(0, 1, "stop"),)
 

@@ -223,3 +223,22 @@ def test_a_measurement_far_below_the_paper_is_not_called_an_excess(tmp_path):
     assert "all MACs" in notes
     assert "fewer than the paper counts" in notes
     assert "excess" not in notes
+
+
+def test_a_config_of_another_layout_reports_its_own_input_and_no_paper_row(tmp_path):
+    """The paper counted at NTU's 25 joints and two bodies; a MediaPipe-layout config is not its row."""
+    from bharnet_ros.tools.model_report import render_section
+
+    ntu = measure(write_config(tmp_path, "body_expert", "body_expert"), frames=4)
+    path = write_config(tmp_path, "mp_body", "body_expert")
+    config = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**config, "input": {"body_layout": "mediapipe33", "num_persons": 1}}))
+    mediapipe = measure(path, frames=4)
+    assert mediapipe.input_shape == "C = 3, V = 33, body M = 1"
+    assert mediapipe.paper is None
+    assert ntu.paper is not None
+    section = render_section([ntu, mediapipe], "bharnet model-report", 4)
+    assert "`mp_body` C = 3, V = 33, body M = 1" in section
+    assert "| `mp_body` |" in section
+    assert "- | - | - | - |" in section
+    assert "`mp_body`: all MACs" not in section

@@ -157,6 +157,21 @@ def test_a_staged_folder_that_would_land_a_file_on_a_folder_moves_nothing(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
 
 
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_staged_folder_named_by_dots_writes_into_the_folder_it_names(tmp_path, monkeypatch, name):
+    here = tmp_path / "parent" / "here"
+    here.mkdir(parents=True)
+    (here / "user.txt").write_text("mine")
+    monkeypatch.chdir(here)
+    with staged_folder(Path(name)) as staged:  # `eval --out .. --force`
+        staged.mkdir()
+        (staged / "summary.json").write_text("new")
+    target = here if name == "." else here.parent
+    assert (target / "summary.json").read_text() == "new"
+    assert (here / "user.txt").read_text() == "mine"  # the current folder's files stay where they are
+    assert sorted(p.name for p in here.parent.iterdir()) == ["here", "summary.json"][: 1 + (name == "..")]
+
+
 def test_a_scratch_folder_is_removed_after_use_unless_kept_or_there_before(tmp_path):
     with scratch_folder(tmp_path / "bag") as bag:
         bag.mkdir()

@@ -216,6 +216,21 @@ def test_streams_check_every_fold_of_a_cv_run_before_composing_anything(
     assert not out.exists()
 
 
+def test_a_person_whose_name_is_not_a_safe_folder_name_finds_their_fold(tmp_path):
+    import argparse
+
+    from bharnet_ros.tools import UsageError
+    from bharnet_ros.tools.streams import check_models
+
+    run = tmp_path / "cv"
+    (run / "fold_S_1").mkdir(parents=True)
+    (run / "fold_S_1" / "last.pt").write_bytes(b"")  # `train --loso` names the fold of 'S 1' so
+    args = argparse.Namespace(cv=run, model=None, expert_only=True)
+    with pytest.raises(UsageError, match="fold_S_1/last.pt") as err:
+        check_models(args, ["S 1"])
+    assert "has no fold" not in str(err.value)  # found, and refused only as an empty checkpoint
+
+
 def test_open_set_checks_its_videos_and_model_before_recording_any(tmp_path, tiny_model, capsys):
     good = write_clip(tmp_path / "good.avi")
     (tmp_path / "broken.mp4").write_text("not a video\n")

@@ -224,6 +224,19 @@ def test_eval_out_needs_force_and_keeps_other_files(trained, synth_folder, tmp_p
     assert [p.name for p in tmp_path.iterdir()] == ["eval"]  # no staging folder left
 
 
+def test_eval_refuses_a_folder_in_the_place_of_an_output_file_before_evaluating(
+    trained, synth_folder, tmp_path, capsys, monkeypatch
+):
+    import bharnet_ros.training.evaluate as evaluation
+
+    out = tmp_path / "eval"
+    (out / "predictions.csv").mkdir(parents=True)
+    monkeypatch.setattr(evaluation, "open_model", lambda path: pytest.fail("evaluated before the check"))
+    argv = ["eval", str(trained / "last.pt"), str(synth_folder), "--out", str(out), "--force"]
+    assert main(argv) == 2
+    assert "predictions.csv, which is no regular file" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("layout", "space", "message"),
     [
