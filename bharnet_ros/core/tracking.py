@@ -10,7 +10,9 @@ does for detections:
   keypoint distance relative to the body's size; a pair costing more than ``max_cost`` is never
   matched;
 * a track survives misses for ``max_age`` seconds (a person hidden for a moment keeps their id),
-  then it is retired;
+  then it is retired: a frame more than ``max_age`` after the track was last seen retires it when
+  it does not find it. A person seen in every frame of a slow camera (or after a stall) keeps
+  their id however far apart the frames are;
 * a detection no track claims starts a new track with a new id; ids are not reused, so a retired
   person's window cannot be continued by someone else. Ids count up to :data:`MAX_TRACK_ID` (the
   message's int32 field) and only then start again at ``first_id``, skipping live ones. A tracker
@@ -168,9 +170,10 @@ class PersonTracker:
         """
         keypoints, visible = self._checked(keypoints, visible)
         timestamp = timestamp_seconds(timestamp)
-        self.retired = self._retire(timestamp, keypoints.shape[1])
+        self.retired = self._reset_if_discontinuous(timestamp, keypoints.shape[1])
         boxes = np.array([body_box(k, v) for k, v in zip(keypoints, visible, strict=True)]).reshape(-1, 4)
         matches = self._match(boxes, keypoints, visible, timestamp)
+        self.retired += self._retire_missed(timestamp, matches.values())
         self.retired += self._make_room(len(boxes) - len(matches), matches.values())
         ids = []
         for index, (box, points, seen) in enumerate(zip(boxes, keypoints, visible, strict=True)):
@@ -211,16 +214,21 @@ class PersonTracker:
             raise ValueError(f"need next_id in [{self.first_id}, {MAX_TRACK_ID}], got {next_id}")
         return value
 
-    def _retire(self, timestamp: float, num_keypoints: int) -> list[int]:
-        """Drop tracks unseen for longer than ``max_age``; all of them when time went backwards or
-        the bodies have another number of keypoints."""
+    def _reset_if_discontinuous(self, timestamp: float, num_keypoints: int) -> list[int]:
+        """Retire every track when time went backwards or the bodies have another number of keypoints."""
         went_back = self._last_time is not None and timestamp < self._last_time
-        if went_back or any(len(t.keypoints) != num_keypoints for t in self.tracks):
-            retired = self.reset()
-            self._last_time = timestamp
-            return retired
+        retired = (
+            self.reset() if went_back or any(len(t.keypoints) != num_keypoints for t in self.tracks) else []
+        )
         self._last_time = timestamp
-        old = {t.track_id for t in self.tracks if timestamp - t.last_seen > self.max_age}
+        return retired
+
+    def _retire_missed(self, timestamp: float, claimed: Iterable[Track]) -> list[int]:
+        """Drop the tracks this frame did not find that were last seen more than ``max_age`` ago."""
+        kept = {id(track) for track in claimed}
+        old = {
+            t.track_id for t in self.tracks if id(t) not in kept and timestamp - t.last_seen > self.max_age
+        }
         self.tracks = [t for t in self.tracks if t.track_id not in old]
         return sorted(old)
 

@@ -64,12 +64,28 @@ def test_a_short_miss_keeps_the_id_and_a_long_one_retires_it():
     assert second != first
 
 
+@pytest.mark.parametrize("fps", [30.0, 1.9, 1.0, 0.1])
+def test_a_person_in_every_frame_keeps_their_id_however_slow_the_camera(fps):
+    tracker = PersonTracker()
+    ids = {pid for frame in range(6) for pid in detect(tracker, [person(200)], frame / fps)}
+    assert len(ids) == 1
+    assert tracker.retired == []
+
+
+def test_a_frame_after_a_long_gap_retires_only_the_tracks_it_does_not_find():
+    tracker = PersonTracker()
+    a, b = detect(tracker, [person(100), person(400)], 0.0)
+    assert detect(tracker, [person(101)], 3 * MAX_AGE) == [a]  # a stall: one of them left meanwhile
+    assert tracker.retired == [b]
+
+
 def test_ids_are_never_reused():
     tracker = PersonTracker()
     seen = []
     for visit in range(6):
         t = visit * 2 * MAX_AGE  # each visit starts after the previous track retired
         (pid,) = detect(tracker, [person(300)], t)
+        assert detect(tracker, [], t + 1.5 * MAX_AGE) == []  # frames without them in between
         seen.append(pid)
     assert seen == sorted(set(seen)), "a new id for every visit, counting up"
 
