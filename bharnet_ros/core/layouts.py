@@ -212,8 +212,11 @@ def mp33_to_ntu25(
 
 
 def _blend(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """The point ``t`` of the way from ``a`` to ``b``; absent (all zeros) where either is absent,
+    as in :func:`_mean_joints`, not a point pulled toward the origin."""
     out = a + t * (b - a)
     out[..., 3] = np.minimum(a[..., 3], b[..., 3])
+    out[~a.any(axis=-1) | ~b.any(axis=-1)] = 0.0
     return out
 
 

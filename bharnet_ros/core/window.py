@@ -172,17 +172,21 @@ class WindowBuffer:
                 self.clear()
             if self._newest_is_provisional():
                 self._frames.pop()  # thinning: the new frame takes the place of the newest
-            self._frames.append(self._sorted(frame))
+            self._frames.append(self._owned(frame))
             self._forget_old(frame.timestamp)
         self.last_result = result
         return result
 
-    def _sorted(self, frame: SkeletonFrame) -> SkeletonFrame:
-        """The frame with its hands in the slots their tracks give (``core.hand_fill.sort_hands``)."""
-        if not self._sorter.swaps(frame.hands, frame.hand_present):
-            return frame
+    def _owned(self, frame: SkeletonFrame) -> SkeletonFrame:
+        """A copy of the frame for the buffer alone (a caller that writes each pose into the same
+        arrays cannot change the frames already kept), with its hands in the slots their tracks
+        give (``core.hand_fill.sort_hands``)."""
+        order = slice(None, None, -1) if self._sorter.swaps(frame.hands, frame.hand_present) else slice(None)
         return dataclasses.replace(
-            frame, hands=frame.hands[::-1].copy(), hand_present=frame.hand_present[::-1].copy()
+            frame,
+            body=frame.body.copy(),
+            hands=frame.hands[order].copy(),
+            hand_present=frame.hand_present[order].copy(),
         )
 
     def _newest_is_provisional(self) -> bool:

@@ -69,6 +69,11 @@ def test_derived_joint_is_as_reliable_as_its_worst_source():
     body[MP33.index("left_hip")] = 0.0  # not seen at all: the derived joint is absent too
     assert not mp33_to_ntu25(body)[NTU25.index("spine_base")].any()
     assert mp33_to_ntu25(body)[NTU25.index("spine_shoulder")].any()  # its sources were seen
+    assert not mp33_to_ntu25(body)[NTU25.index("spine_mid")].any()  # half-way to an absent joint
+    body = mp_body()
+    body[[MP33.index("left_ear"), MP33.index("right_ear")]] = 0.0
+    assert not mp33_to_ntu25(body)[NTU25.index("head")].any()
+    assert not mp33_to_ntu25(body)[NTU25.index("neck")].any()
 
 
 def test_detected_hand_replaces_the_coarse_hand_joints_only_where_present():

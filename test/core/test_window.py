@@ -212,6 +212,20 @@ def test_nan_frames_never_reach_the_buffer() -> None:
     assert buffer.stats.frames_pushed == 1
 
 
+def test_a_caller_reusing_its_arrays_cannot_change_frames_already_buffered() -> None:
+    buffer = WindowBuffer(seconds=2.0)
+    body, hands = np.zeros((33, 4), np.float32), np.zeros((2, 21, 4), np.float32)
+    for t in range(1, 61):  # one preallocated array per field, written with each new pose
+        body[:] = t * RAMP
+        body[:, 3] = 1.0
+        hands[:] = t * RAMP
+        buffer.push(SkeletonFrame(t / FPS, body, hands, np.array([True, True])))
+    body[0, 0] = np.nan  # nor break the windows after it was pushed
+    window = buffer.window(length=60)
+    np.testing.assert_allclose(window.sequence.body[:, 0, 1], np.arange(1, 61) * RAMP, atol=1e-6)
+    np.testing.assert_allclose(window.sequence.hands[:, 1, 0, 0], np.arange(1, 61) * RAMP, atol=1e-6)
+
+
 def test_buffer_rejects_other_types() -> None:
     with pytest.raises(TypeError):
         WindowBuffer().push(np.zeros((33, 4)))  # type: ignore[arg-type]
