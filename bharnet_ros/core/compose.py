@@ -12,6 +12,7 @@ videos are written where the caller says, from clips the caller owns.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -114,26 +115,35 @@ def side_by_side(videos: Sequence[Path], output: Path, height: int = 480) -> int
 
     The result lasts as long as the shortest clip and plays at the first clip's rate.
     """
-    readers = [iter(VideoReader(v)) for v in videos]
+    if not videos:
+        raise ComposeError("no clips to put side by side")
     fps, _ = video_format(videos[0])
     writer, written = None, 0
-    try:
-        for frames in zip(*readers, strict=False):
-            tiles = [
-                cv2.resize(image, (round(image.shape[1] * height / image.shape[0]), height))
-                for _, image in frames
-            ]
-            canvas = np.concatenate(tiles, axis=1)
-            if writer is None:
-                writer = cv2.VideoWriter(
-                    str(output), cv2.VideoWriter_fourcc(*FOURCC), fps, canvas.shape[1::-1]
-                )
-            writer.write(canvas)
-            written += 1
-    finally:
-        if writer is not None:
-            writer.release()
+    with contextlib.ExitStack() as open_readers:
+        readers = [open_readers.enter_context(VideoReader(v)) for v in videos]
+        try:
+            for frames in zip(*readers, strict=False):
+                tiles = [
+                    cv2.resize(image, (round(image.shape[1] * height / image.shape[0]), height))
+                    for _, image in frames
+                ]
+                canvas = np.concatenate(tiles, axis=1)
+                if writer is None:
+                    writer = _opened_writer(output, fps, canvas.shape[1::-1])
+                writer.write(canvas)
+                written += 1
+        finally:
+            if writer is not None:
+                writer.release()
     return written
+
+
+def _opened_writer(output: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    """A video writer of ``output``; ComposeError where OpenCV cannot open one (it says nothing)."""
+    writer = cv2.VideoWriter(str(output), cv2.VideoWriter_fourcc(*FOURCC), fps, size)
+    if not writer.isOpened():
+        raise ComposeError(f"cannot write {output} as {FOURCC} video at {fps:g} fps, {size[0]}x{size[1]}")
+    return writer
 
 
 def compose_pair(

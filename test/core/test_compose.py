@@ -59,6 +59,14 @@ def test_side_by_side_puts_people_next_to_each_other(tmp_path):
     assert abs(float(image[:, 68:].mean()) - 200) < 10
 
 
+def test_side_by_side_says_when_it_wrote_nothing(tmp_path):
+    left = clip(tmp_path / "l.mp4", 4, 40)
+    with pytest.raises(ComposeError, match="cannot write"):
+        side_by_side([left, left], tmp_path / "missing" / "both.mp4", height=48)
+    with pytest.raises(ComposeError, match="no clips"):
+        side_by_side([], tmp_path / "none.mp4")
+
+
 def test_motion_onset_is_when_a_wrist_leaves_its_first_position():
     t = np.arange(40) / 20.0
     body = np.zeros((40, 33, 4), np.float32)
