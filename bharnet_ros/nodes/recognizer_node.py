@@ -176,6 +176,8 @@ class RecognizerNode(ManagedNode):
         self.rate_in = RateMeter()
         self.unstamped_frames = 0
         self.rules = FrameRules(self._refuse)  # per message, as the deterministic bag eval applies them
+        # with body_topic, the body stream's own: one stream's stamps say nothing of the other's
+        self.body_rules = FrameRules(self._refuse)
         self.messages_lost = 0  # reported by the middleware
         self.incompatible_qos = 0  # publishers the middleware could not connect to us
         self.pairing = PairingCounts()  # with body_topic
@@ -248,6 +250,7 @@ class RecognizerNode(ManagedNode):
         self.recognizer = self.probation = None
         self.action_pub = self.labels_pub = None
         self.rules.forget()
+        self.body_rules.forget()
 
     def unsubscribe(self) -> None:
         """Also forget each person's stamp gaps: a stream heard again after a deactivate is a new
@@ -418,7 +421,7 @@ class RecognizerNode(ManagedNode):
     def _on_synchronised(self, hands_msg: PersonSkeletonArray, body_msg: PersonSkeletonArray) -> None:
         started = time.monotonic()  # paired messages come without the middleware's receive time
         self.pairing.pairs += 1
-        frames = attach_hands(self._frames(body_msg), self._frames(hands_msg))
+        frames = attach_hands(self._frames(body_msg, self.body_rules), self._frames(hands_msg))
         self._push_all(frames, body_msg, started, started)
 
     def _subscription_events(self) -> SubscriptionEventCallbacks:
@@ -441,16 +444,16 @@ class RecognizerNode(ManagedNode):
     def _count_arrival(self, stream: int) -> None:
         self.pairing.arrived[stream] += 1
 
-    def _frames(self, msg: PersonSkeletonArray) -> list:
+    def _frames(self, msg: PersonSkeletonArray, rules: FrameRules | None = None) -> list:
         """Contract frames of a message by ``core.frame_rules``; invalid persons are counted, logged
         and left out.
 
         An unstamped message (stamp 0, from a driver that never sets it) is timed by this node's
         clock instead, with a throttled warning and a counter, so its frames are not all duplicates;
         within ``frame_rules.STAMPED_MEMORY`` s of a stamped frame (on the monotonic clock) it is refused
-        instead (a second publisher).
+        instead (a second publisher on the same topic; ``rules`` are that topic's).
         """
-        return self.rules.frames(msg.persons, time.monotonic(), self._unstamped)
+        return (rules or self.rules).frames(msg.persons, time.monotonic(), self._unstamped)
 
     def _unstamped(self) -> float:
         self.unstamped_frames += 1

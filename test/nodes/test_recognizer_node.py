@@ -375,6 +375,30 @@ def test_unstamped_bodies_and_hands_pair_by_arrival(ros, wait, tiny_model, sync_
     assert node.unstamped_frames > 0
 
 
+@pytest.mark.parametrize("unstamped", ["bodies", "hands"])
+def test_a_stream_that_never_stamps_pairs_with_a_stamped_one(ros, wait, tiny_model, sync_path, unstamped):
+    """A tracker that never stamps beside our stamped skeletons (or a camera that never stamps
+    beside a stamped tracker): each stream's stamp-0 rule is its own, so none is taken for a second
+    publisher among the other's stamped messages."""
+    overrides = [Parameter("model", value=str(tiny_model)), Parameter("body_topic", value="/bodies")]
+    node = ros.add(RecognizerNode, parameter_overrides=[*overrides, Parameter("min_seconds", value=0.3)])
+    actions, hands, bodies = paired_inputs(ros, wait, node, "/bodies")
+    now = time.time()  # the stamped stream's clock is the node's, so the two pair by time
+    for ours, tracked in zip(stream(0, 40, now), stream(0, 40, now), strict=True):
+        for person in tracked.persons:
+            person.person_id = 42
+        never_stamped = tracked if unstamped == "bodies" else ours
+        for person in never_stamped.persons:
+            person.header.stamp = never_stamped.header.stamp = Time()
+        hands.publish(ours)
+        bodies.publish(tracked)
+        time.sleep(1 / 30)
+    assert wait(lambda: node.pairing.pairs >= 20)
+    assert wait(lambda: actions)
+    assert node.bad_messages == 0
+    assert node.unstamped_frames > 0
+
+
 def test_paired_skeletons_are_decided_on_while_a_new_model_loads(
     ros, wait, tiny_model, sync_path, held_swap, tmp_path
 ):
