@@ -108,23 +108,27 @@ def offered_qos(node: Node, topic: str) -> list[Any]:
 
 
 def discover_types(node: Node, topics: list[str], wait: float) -> dict[str, str]:
-    """Types of ``topics`` from the ROS graph, waiting up to ``wait`` s for them to appear.
+    """Types of ``topics`` from their publishers, waiting up to ``wait`` s for one on each.
 
-    Raises BagError naming the topics that are missing and the ones the graph does have.
+    A topic only subscribed to (a pose node already listening to a camera not yet started) has no
+    publisher yet: recording it at once would subscribe without knowing the QoS to match, and a
+    best-effort camera starting later would never connect. Raises BagError naming the topics
+    without a publisher and the ones the graph does have.
     """
     deadline = time.monotonic() + wait
     while True:
-        known = {name: types[0] for name, types in node.get_topic_names_and_types()}
-        missing = [t for t in topics if t not in known]
+        publishers = {t: node.get_publishers_info_by_topic(t) for t in topics}
+        missing = [t for t in topics if not publishers[t]]
         if not missing or time.monotonic() >= deadline:
             break
         time.sleep(0.1)
     if missing:
+        known = {name: types[0] for name, types in node.get_topic_names_and_types()}
         raise BagError(
             f"no publisher of {', '.join(missing)} appeared within {wait:g} s; the graph has "
             f"{describe_topics(known)}; start the publisher first or raise --wait"
         )
-    return {t: known[t] for t in topics}
+    return {t: publishers[t][0].topic_type for t in topics}
 
 
 def _full_name(topic: str) -> str:

@@ -66,6 +66,30 @@ def test_record_live_topics_with_their_types(ros, wait, tmp_path, make_image):
     assert [q["reliability"] for q in offered["/rec/action"]] == ["reliable"]
 
 
+def test_a_topic_only_subscribed_to_waits_for_its_publisher(ros, wait, tmp_path, make_image):
+    """A pose node already listening to a camera that starts later: the recorder waits for the
+    camera, and matches its best-effort QoS (a reliable subscription would never connect)."""
+    listener = ros.add(Node, "listener")
+    listener.create_subscription(Image, "/late/image_raw", lambda msg: None, qos_profile_sensor_data)
+    stop, counts, progress = threading.Event(), {}, {}
+
+    def record() -> None:
+        counts.update(
+            record_topics(tmp_path / "b", ["/late/image_raw"], wait=20, stop=stop, progress=progress)
+        )
+
+    recorder = threading.Thread(target=record)
+    recorder.start()
+    time.sleep(1.0)  # the recorder sees the topic, subscribed only
+    images = ros.add(Node, "camera").create_publisher(Image, "/late/image_raw", qos_profile_sensor_data)
+    image = make_image(np.zeros((4, 6, 3), np.uint8), stamp_ns=1_000_000_000)
+    received = wait(lambda: images.publish(image) or progress.get("/late/image_raw"))
+    stop.set()
+    recorder.join(timeout=10)
+    assert received
+    assert counts["/late/image_raw"] > 0
+
+
 def recorded_qos(folder) -> dict[str, list[dict]]:
     """Each topic's offered_qos_profiles in the bag's metadata.yaml."""
     info = yaml.safe_load((folder / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
