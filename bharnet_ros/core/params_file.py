@@ -7,6 +7,7 @@ scored with ``bharnet bag eval`` runs with the settings the robot runs with.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,19 +40,32 @@ def read_params_file(path: str | Path | None = None) -> dict[str, Any]:
     return dict(data)
 
 
-def node_parameters(data: Mapping[str, Any], node: str) -> dict[str, Any]:
-    """The ``ros__parameters`` that ``node`` gets from a parameters mapping, merged as rcl does:
-    every entry naming the node (in any namespace) or all nodes (``/**``), later entries winning;
-    ParamsFileError when one is not a mapping of names."""
+def node_parameters(data: Mapping[str, Any], node: str, namespace: str = "") -> dict[str, Any]:
+    """The ``ros__parameters`` that ``node`` in ``namespace`` (default the root) gets from a
+    parameters mapping, merged as rcl does: every entry whose name matches the node's full name
+    (``/robot1/recognizer``; ``/**`` stands for any namespaces, ``*`` for one part, a name without
+    a leading ``/`` is from the root), later entries winning; ParamsFileError when one is not a
+    mapping of names. A shared file's ``/robot2/recognizer`` is not ``/robot1``'s."""
+    full_name = f"/{namespace.strip('/')}/{node}".replace("//", "/")
     merged: dict[str, Any] = {}
     for key, value in data.items():
-        name = str(key).strip("/").split("/")[-1]
-        if name in (node, "**") and isinstance(value, Mapping):
+        if _names_node(str(key), full_name) and isinstance(value, Mapping):
             values = value.get("ros__parameters") or {}
             if not isinstance(values, Mapping) or not all(isinstance(name, str) for name in values):
                 raise ParamsFileError(f"{key}: ros__parameters must map parameter names to values")
             merged.update(values)
     return merged
+
+
+def _names_node(key: str, full_name: str) -> bool:
+    """Whether a parameters-file entry ``key`` applies to the node ``full_name`` (rcl's wildcards)."""
+    if key.strip() in ("/**", "**"):
+        return True
+    pattern = "".join(
+        "(/[^/]+)*" if part == "**" else "/[^/]+" if part == "*" else "/" + re.escape(part)
+        for part in key.strip().strip("/").split("/")
+    )
+    return re.fullmatch(pattern, full_name) is not None
 
 
 def recognizer_parameters(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,9 +85,10 @@ def recognizer_parameters(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def set_node_parameters(data: dict[str, Any], node: str, **values: Any) -> None:
-    """Set ``values`` in ``node``'s ``ros__parameters`` (in place), adding the node if missing."""
-    for key, value in data.items():
-        if str(key).rstrip("/").split("/")[-1] == node and isinstance(value, dict):
-            value.setdefault("ros__parameters", {}).update(values)
-            return
-    data[f"/**/{node}"] = {"ros__parameters": dict(values)}
+    """Set ``values`` for ``node`` in any namespace (in place), in the file's last entry, which no
+    other entry overrides (later entries win): the ``/**/node`` entry, moved to the end."""
+    key = f"/**/{node}"
+    entry = data.pop(key, None)
+    entry = dict(entry) if isinstance(entry, Mapping) else {}
+    entry["ros__parameters"] = {**(entry.get("ros__parameters") or {}), **values}
+    data[key] = entry

@@ -145,7 +145,9 @@ def check_model(options: Any) -> None:
     from bharnet_ros.core.recognizer import load_window_classifier
 
     try:
-        configured = node_parameters(read_params_file(options.resolved_params_file()), "recognizer")
+        configured = node_parameters(
+            read_params_file(options.resolved_params_file()), "recognizer", options.namespace
+        )
     except ParamsFileError as err:
         raise UsageError(f"--params-file: {err}") from None
     try:
@@ -172,7 +174,7 @@ def check_text_parameters(options: Any) -> None:
     except ParamsFileError as err:
         raise UsageError(f"--params-file: {err}") from None
     for spec in describe_graph(options):
-        configured = node_parameters(data, spec.name)
+        configured = node_parameters(data, spec.name, options.namespace)
         for param in importlib.import_module(spec.module).PARAMS:
             value = configured.get(param.name)
             if param.name in spec.parameters or not isinstance(value, str):

@@ -15,7 +15,7 @@ import yaml
 from bharnet_ros.cli import main
 from bharnet_ros.core.paths import CHECKOUT, share_file
 from bharnet_ros.nodes.graph import GraphOptions
-from bharnet_ros.tools import run
+from bharnet_ros.tools import UsageError, run
 
 
 def write_clip(path, frames: int) -> str:
@@ -114,6 +114,39 @@ def test_a_parameters_file_value_rclpy_refuses_is_one_line_and_exit_2(tmp_path, 
     assert len(errors) == 1, done.stderr
     assert message in errors[0]
     assert "Traceback" not in done.stderr
+
+
+def test_a_shared_parameters_file_is_read_for_the_graphs_own_namespace(tmp_path, tiny_model):
+    """rcl gives /robot2/recognizer's values to that node only: robot1's graph is not judged by them."""
+    data = yaml.safe_load(share_file("config/recognize.yaml").read_text())
+    data["/robot1/recognizer"] = {"ros__parameters": {"model": str(tiny_model)}}
+    data["/robot2/recognizer"] = {"ros__parameters": {"model": str(tmp_path / "missing.onnx")}}
+    data["/robot2/pose"] = {"ros__parameters": {"backend": "nope"}}
+    path = tmp_path / "robots.yaml"
+    path.write_text(yaml.safe_dump(data))
+    video = write_clip(tmp_path / "three.avi", 3)
+    run.check_options(GraphOptions(video=video, params_file=str(path), namespace="robot1"))
+    with pytest.raises(UsageError, match="missing.onnx"):
+        run.check_options(GraphOptions(video=video, params_file=str(path), namespace="robot2"))
+
+
+def test_parameters_file_entries_match_node_names_as_rcl_does():
+    from bharnet_ros.core.params_file import node_parameters, set_node_parameters
+
+    data = {
+        "/**": {"ros__parameters": {"a": 1}},
+        "/**/recognizer": {"ros__parameters": {"b": 1}},
+        "recognizer": {"ros__parameters": {"c": 1}},  # the root's
+        "/*/recognizer": {"ros__parameters": {"d": 1}},
+        "/robot2/recognizer": {"ros__parameters": {"b": 2}},
+    }
+    assert node_parameters(data, "recognizer") == {"a": 1, "b": 1, "c": 1}
+    assert node_parameters(data, "recognizer", "robot1") == {"a": 1, "b": 1, "d": 1}
+    assert node_parameters(data, "recognizer", "/robot2") == {"a": 1, "b": 2, "d": 1}
+    assert node_parameters(data, "recognizer", "lab/robot2") == {"a": 1, "b": 1}
+    set_node_parameters(data, "recognizer", c=3)  # last, so that no other entry overrides it
+    assert list(data)[-1] == "/**/recognizer"
+    assert node_parameters(data, "recognizer") == {"a": 1, "b": 1, "c": 3}
 
 
 def test_usable_options_pass_the_checks(tmp_path, tiny_model, monkeypatch):
