@@ -527,11 +527,33 @@ def init_from_experts(
                         "persons and input.motion"
                     )
                 update[target] = value
+        check_stream_covered(model, stream, checkpoint.state_dict, update, path)
         own.update(update)
         head_note = " (heads not copied: other classes)" if skipped_head else ""
         notes.append(f"initialised the {stream} stream from {path}: {len(update)} tensors{head_note}")
     model.load_state_dict(own)
     return notes
+
+
+def check_stream_covered(
+    model: BHaRNetModel, stream: str, expert: Mapping[str, Any], update: Mapping[str, Any], path: str | Path
+) -> None:
+    """ConfigError where the expert leaves part of its stream's backbone untouched (an expert of
+    fewer blocks): the rest would start random while the run said the stream was initialised."""
+    if model.config.variant == "bharnet_e":
+        parts = {f"{stream}_trunk", f"{stream}_expert_tail", f"{stream}_interactive_tail"}
+    else:
+        parts = {
+            expert_key_map(model, stream, key)[0].split(".")[0]
+            for key in expert
+            if not key.startswith("head.")
+        }
+    missing = [key for key in model.state_dict() if key.split(".")[0] in parts and key not in update]
+    if missing:
+        raise ConfigError(
+            f"model.init.{stream}: {path} gives no weights for {len(missing)} of the model's {stream} "
+            f"backbone tensors (e.g. {missing[0]}); train the expert with the model's backbone stages"
+        )
 
 
 def check_expert_inputs(stream: str, expert: Checkpoint, preprocess: PreprocessConfig | None) -> None:

@@ -260,6 +260,16 @@ def test_experts_initialise_the_streams_of_bharnet_e(tmp_path):
     moving = build_model({**small, "variant": "bharnet_e", "input": {**small["input"], "motion": True}})
     with pytest.raises(ConfigError, match="input.motion"):
         init_from_experts(moving, {"body": paths["body"]})
+    shallow = build_model(
+        {**small, "variant": "body_expert", "backbone": {"base_channels": 8, "stages": [[1, 1]]}}
+    )
+    _expert_run(shallow, list(CLASSES), tmp_path / "shallow")  # its blocks fit the trunk's first ones
+    with pytest.raises(ConfigError, match="gives no weights for .* body backbone tensors"):
+        init_from_experts(model, {"body": tmp_path / "shallow"})
+    fusion = build_model({**small, "variant": "score_fusion"})
+    assert len(init_from_experts(fusion, paths)) == 2
+    with pytest.raises(ConfigError, match="gives no weights"):
+        init_from_experts(fusion, {"body": tmp_path / "shallow"})
 
 
 def test_an_experts_head_for_other_classes_is_not_copied_and_other_inputs_are_refused(tmp_path):
