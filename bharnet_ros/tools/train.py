@@ -30,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--train", nargs="+", metavar="FILE", help="training data: dataset .npz or synth folders"
     )
     parser.add_argument(
-        "--val", nargs="+", metavar="FILE", help="validation data (default: the training files)"
+        "--val",
+        nargs="+",
+        metavar="FILE",
+        help="validation data (default: the training files' val split, data.val_subjects or "
+        "data.val_fraction, else none)",
     )
     parser.add_argument("--out", type=Path, help="run folder (default: runs/<name>-<timestamp>)")
     parser.add_argument(
@@ -85,7 +89,9 @@ def overrides_from(args: argparse.Namespace, overrides: list[str]) -> list[str]:
         files = [f for f in given if f not in stray]
         out.extend(stray)
         if files:
-            quoted = ", ".join(f"'{Path(f).expanduser().resolve()}'" for f in files)
+            quoted = ", ".join(
+                "'{}'".format(str(Path(f).expanduser().resolve()).replace("'", "''")) for f in files
+            )
             out.append(f"data.{key}=[{quoted}]")
     return out
 

@@ -335,6 +335,7 @@ def validate_config(config: dict[str, Any]) -> None:
         raise ConfigError(f"model.test_mirror must be true or false, got {config['model']['test_mirror']!r}")
     if config["model"]["test_mirror"] and not config["preprocess"]["normalise"]:
         raise ConfigError("model.test_mirror needs preprocess.normalise: true (it mirrors centred skeletons)")
+    check_overrides_keep_out(config["model"]["overrides"] or {})
     try:
         AugmentConfig.from_dict(config["augment"])
     except (ValueError, TypeError) as err:
@@ -406,6 +407,26 @@ def model_config_dict(config: Mapping[str, Any], class_names: Sequence[str]) -> 
         raise ConfigError(f"model config {path}: {err}") from None
 
 
+# model config entries the training sets itself, each from the key that controls it
+SET_BY_TRAINING = {
+    ("num_classes",): "the data's classes (data.relabel to merge or rename them)",
+    ("loss", "label_smoothing"): "optim.label_smoothing",
+    ("test_mirror",): "model.test_mirror",
+}
+
+
+def check_overrides_keep_out(overrides: Mapping[str, Any]) -> None:
+    """ConfigError for a ``model.overrides`` entry the training would replace without a word."""
+    for path, owner in SET_BY_TRAINING.items():
+        section: Any = overrides
+        for part in path[:-1]:
+            section = section.get(part) if isinstance(section, Mapping) else None
+        if isinstance(section, Mapping) and path[-1] in section:
+            raise ConfigError(
+                f"model.overrides.{'.'.join(path)} is set by the training from {owner}; set that"
+            )
+
+
 def test_mirror_classes(config: Mapping[str, Any], class_names: Sequence[str]) -> list[int]:
     """The model config's ``test_mirror`` for ``class_names``: the training mirror's class map, or []."""
     if not config["model"]["test_mirror"]:
@@ -438,6 +459,12 @@ def setup_distributed(device: str) -> Dist:
         raise ConfigError(
             f"device={device}, but this PyTorch sees no CUDA GPU; train with device=cpu (or auto), "
             "or install a CUDA build of PyTorch on a machine with a GPU"
+        )
+    index = int(device.partition(":")[2] or 0) if device.startswith("cuda") else 0
+    if index >= max(torch.cuda.device_count(), 1):
+        raise ConfigError(
+            f"device={device}, but this machine has {torch.cuda.device_count()} GPU(s), cuda:0 to "
+            f"cuda:{torch.cuda.device_count() - 1}; choose one of them"
         )
     if world <= 1:
         return Dist(1, 0, torch.device(device))

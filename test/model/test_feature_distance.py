@@ -187,7 +187,7 @@ def test_parity_holds_the_logits_to_their_own_scale_and_the_distance_to_its_own(
     path = tmp_path / "model.onnx"
     export_onnx(model, path, LABELS, preprocess)
     forward = type(model).forward.__get__(model)
-    for name, message in [("fused", "logit scale"), (DISTANCE, "distance scale")]:
+    for name, message in [("fused", "in logits: "), (DISTANCE, f"in {DISTANCE}: ")]:
 
         def shifted(*args, name=name, **kwargs):
             out = dict(forward(*args, **kwargs))

@@ -521,3 +521,17 @@ def test_overrides_after_the_options_are_overrides(tmp_path):
         items(CONFIG, "--out", "x", "stray")
     with pytest.raises(SystemExit):  # only commands that take overrides read them late
         parse_arguments(build_parser(["export"]), ["export", "c.pt", "-o", "x.onnx", "epochs=1"])
+
+
+def test_train_and_val_files_may_have_any_name(tmp_path):
+    """--train and --val become YAML overrides: a quote in a path must stay part of it."""
+    import argparse
+
+    from bharnet_ros.tools.train import overrides_from
+    from bharnet_ros.training.train import load_train_config
+
+    names = [tmp_path / "it's.npz", tmp_path / "a, b [c].npz"]
+    args = argparse.Namespace(train=[str(p) for p in names], val=[str(names[0])])
+    config = load_train_config(CONFIG, overrides_from(args, []))
+    assert config["data"]["train"] == [str(p) for p in names]
+    assert config["data"]["val"] == [str(names[0])]

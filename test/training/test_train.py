@@ -166,6 +166,9 @@ def test_overrides_apply_with_dotted_keys_and_yaml_values():
         ("name=../elsewhere", "name must be a plain folder name"),
         ("name=/abs", "name must be a plain folder name"),
         ("optim={lrr: 0.1}", "unknown config key 'optim.lrr'"),
+        ("model.overrides.loss.label_smoothing=0.5", "set by the training from optim.label_smoothing"),
+        ("model.overrides.num_classes=7", "model.overrides.num_classes is set by the training from the data"),
+        ("model.overrides.test_mirror=[0]", "set by the training from model.test_mirror"),
     ],
 )
 def test_bad_overrides_are_clear_errors(override, message):
@@ -679,3 +682,16 @@ def test_a_run_stopped_in_its_first_epoch_takes_back_the_folder_it_made(
     with pytest.raises(KeyboardInterrupt):
         train(config, out=given)
     assert sorted(p.name for p in given.iterdir()) == ["config.yaml", "model.yaml"]
+
+
+def test_a_gpu_number_the_machine_lacks_is_one_line(monkeypatch):
+    """It passed to ``.to(device)`` after the data loaded: a CUDA traceback (the edge faked: no GPU here)."""
+    import torch
+
+    from bharnet_ros.training.train import setup_distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match="device=cuda:5, but this machine has 1 GPU"):
+        setup_distributed("cuda:5")
+    assert setup_distributed("cuda:0").device == torch.device("cuda:0")
