@@ -11,7 +11,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 MOST_TEXT_BYTES = 8 << 20  # a parameters file or labels of thousands of segments are well under this
 
@@ -25,15 +28,23 @@ def read_regular_file(path: str | Path, most_bytes: int) -> bytes:
     """The bytes of ``path``; OSError when it is not a regular file, holds more than ``most_bytes``,
     or would make the read wait (a kernel file such as /proc/kmsg looks regular and empty)."""
     path = Path(path)
-    with open(path, "rb", opener=_open_without_waiting) as stream:
-        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):  # a folder fails to open already
-            raise OSError(errno.EINVAL, "not a regular file (a pipe, socket or device)", str(path))
+    with open_regular_file(path) as stream:
         data = stream.read(most_bytes + 1)
     if data is None:  # nothing to read yet, and reading would block
         raise OSError(errno.EAGAIN, "reading it would wait (not a file on disk)", str(path))
     if len(data) > most_bytes:
         raise OSError(errno.EFBIG, f"larger than the {most_bytes} bytes such a file may hold", str(path))
     return data
+
+
+@contextmanager
+def open_regular_file(path: str | Path) -> Iterator[BinaryIO]:
+    """``path`` open for reading in binary; OSError when it is not a regular file (a FIFO is
+    refused, not waited on; a device such as /dev/zero, which never ends, too)."""
+    with open(path, "rb", opener=_open_without_waiting) as stream:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):  # a folder fails to open already
+            raise OSError(errno.EINVAL, "not a regular file (a pipe, socket or device)", str(path))
+        yield stream
 
 
 def _open_without_waiting(path: str, flags: int) -> int:

@@ -425,16 +425,18 @@ def _num_joints(layout: str) -> int:
 
 
 def _check_whole_numbers(data: SkeletonDataset) -> None:
-    """Flags that are bools (or 0 and 1) and counts that are whole numbers, before they are cast:
-    a flag of 0.2 became True, an image width of 640.7 became 640 (the skeleton contract)."""
+    """Flags that are bools (or 0 and 1) and labels, offsets and counts that are whole numbers,
+    before they are cast: a flag of 0.2 became True, an image width of 640.7 became 640, a label
+    of 0.9 class 0 (the skeleton contract)."""
     present = np.asarray(data.hand_present)
     if present.dtype != bool and not np.isin(present, (0, 1)).all():
         raise DatasetError("hand_present must hold bools (or 0 and 1)")
-    for key in ("persons", *ID_FIELDS, "image_sizes"):
+    for key in ("labels", "offsets", "persons", *ID_FIELDS, "image_sizes"):
         values = np.asarray(getattr(data, key))
-        if values.dtype.kind == "f" and not (
-            np.isfinite(values).all() and (values == np.round(values)).all()
-        ):
+        if values.dtype.kind not in "biuf" or (
+            values.dtype.kind == "f"
+            and not (np.isfinite(values).all() and (values == np.round(values)).all())
+        ):  # a label of 0.9 became class 0; text or complex numbers were cast as well
             raise DatasetError(f"{key} must hold whole numbers")
 
 

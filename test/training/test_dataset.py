@@ -177,6 +177,9 @@ def test_subset_and_split_keep_order_and_renumber_splits():
         (lambda d: d.update(layout="hand21", body=d["body"][:, :, :21]), "'hand21' is not a body layout"),
         (lambda d: d.update(hand_present=d["hand_present"] * 0.2), "hand_present must hold bools"),
         (lambda d: d.update(image_sizes=np.full((4, 2), 640.7)), "image_sizes must hold whole numbers"),
+        (lambda d: d.update(labels=d["labels"] + 0.9), "labels must hold whole numbers"),  # was class 0
+        (lambda d: d.update(labels=d["labels"].astype(str)), "labels must hold whole numbers"),
+        (lambda d: d.update(offsets=d["offsets"] + 0.5), "offsets must hold whole numbers"),
     ],
 )
 def test_broken_arrays_are_refused(change, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -9,14 +10,15 @@ import pytest
 
 from bharnet_ros.training import importers
 from bharnet_ros.training.dataset import DatasetError, Sample
-from bharnet_ros.training.importers import check_fps, check_sample, check_text_file_size
+from bharnet_ros.training.importers import check_fps, check_sample, read_input_text
 
 
 def sample(frames: int) -> Sample:
+    """A clip of a body seen at the middle of the image, every joint (score 1), no hands."""
     return Sample(
         name="clip",
         label=0,
-        body=np.zeros((1, frames, 25, 4), np.float32),
+        body=np.full((1, frames, 25, 4), (0.5, 0.5, 0.0, 1.0), np.float32),
         hands=np.zeros((1, frames, 2, 21, 4), np.float32),
         hand_present=np.zeros((1, frames, 2), bool),
         timestamps=np.arange(frames) / 30.0,
@@ -70,7 +72,57 @@ def test_a_sample_training_would_refuse_is_skipped_at_import_by_name(space, dama
 def test_text_files_over_the_bound_are_refused_before_reading(tmp_path, monkeypatch):
     path = tmp_path / "big.json"
     path.write_text("x" * 100)
-    check_text_file_size(path, "test file")
+    assert read_input_text(path, "test file") == "x" * 100
     monkeypatch.setattr(importers, "MAX_TEXT_FILE_BYTES", 99)
     with pytest.raises(DatasetError, match="big.json: 100 bytes"):
-        check_text_file_size(path, "test file")
+        read_input_text(path, "test file")
+
+
+def test_every_importer_refuses_a_pipe_or_a_device_among_its_files(tmp_path):
+    """A FIFO waited for a writer forever (the import hung); a link to /dev/zero filled the memory."""
+    from bharnet_ros.training.importers import mpdata, ntu, nucla, pkummd
+
+    fifo = tmp_path / "S001C001P001R001A001.skeleton"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.npy"
+    zero.symlink_to("/dev/zero")
+    readers = [
+        lambda path: ntu.read_skeleton_file(path),
+        lambda path: nucla._read_record(path),
+        lambda path: pkummd._data_lines(path, "PKU-MMD skeleton file"),
+        lambda path: pkummd.read_split_file(path),
+        lambda path: mpdata._read_frame(path),
+        lambda path: mpdata.read_npz(path, ("pose",), 1 << 20),
+    ]
+    for read in readers:
+        for path in (fifo, zero):
+            with pytest.raises(OSError, match="not a regular file"):
+                read(path)
+
+
+def test_an_npy_header_of_a_negative_item_size_is_refused_unread():
+    """'<V99999999999999999999' parses with itemsize -1: the size check passed and read(-1) read all."""
+    import io
+
+    from bharnet_ros.training.importers.mpdata import read_npy
+
+    header = {"descr": "<V99999999999999999999", "fortran_order": False, "shape": (2,)}
+    stream = io.BytesIO()
+    np.lib.format.write_array_header_1_0(stream, header)
+    stream.write(b"\0" * 1000)
+    stream.seek(0)
+    with pytest.raises(DatasetError, match="declares shape"):
+        read_npy(stream, "pose.npy", 100)
+
+
+def test_a_sample_in_which_nobody_was_found_is_skipped():
+    """MP_Data and N-UCLA took all-zero recordings as samples of their class, score 0 throughout."""
+    empty = sample(3)
+    empty.body[:] = 0.0
+    empty.hands[:] = 0.0
+    empty.hand_present[:] = False
+    with pytest.raises(DatasetError, match="clip: nobody in any frame"):
+        check_sample(empty, "image")
+    empty.hand_present[0, 1, 0] = True  # a hand alone is somebody
+    empty.hands[0, 1, 0] = 0.5
+    assert check_sample(empty, "image") is empty

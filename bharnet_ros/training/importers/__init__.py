@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from bharnet_ros.core.skeleton import TIME_LIMIT, SkeletonError, check_plausible
+from bharnet_ros.core.text_files import read_regular_file
 from bharnet_ros.training.dataset import DatasetError, Sample
 
 # Wraps the list of files an importer walks through, e.g. with a tqdm progress bar.
@@ -56,18 +57,22 @@ def check_fps(fps: float) -> float:
     return float(fps)
 
 
-def check_text_file_size(path: Path, what: str) -> None:
-    """DatasetError if ``path`` is larger than :data:`MAX_TEXT_FILE_BYTES` (checked before reading)."""
+def read_input_text(path: Path, what: str, encoding: str = "utf-8", errors: str = "replace") -> str:
+    """The text of one input file; DatasetError, unread, when it is larger than
+    :data:`MAX_TEXT_FILE_BYTES`, and OSError when it is no regular file (a FIFO found among the
+    samples would wait for a writer forever, a link to /dev/zero fill the memory)."""
     size = path.stat().st_size
     if size > MAX_TEXT_FILE_BYTES:
         raise DatasetError(
             f"{path.name}: {size} bytes, more than the {MAX_TEXT_FILE_BYTES >> 20} MiB a {what} holds; "
             "is it the right file?"
         )
+    return read_regular_file(path, MAX_TEXT_FILE_BYTES).decode(encoding, errors)
 
 
 def check_sample(sample: Sample, space: str) -> Sample:
-    """``sample`` unchanged, or DatasetError if it has no frame, a NaN or infinite value, or a value
+    """``sample`` unchanged, or DatasetError if it has no frame, nobody in any frame (as the other
+    importers skip a clip without a person), a NaN or infinite value, or a value
     training would refuse: coordinates beyond the skeleton contract's limits in ``space``, scores
     outside [0, 1], timestamps beyond :data:`~bharnet_ros.core.skeleton.TIME_LIMIT`.
 
@@ -78,6 +83,8 @@ def check_sample(sample: Sample, space: str) -> Sample:
     if sample.num_frames == 0:
         raise DatasetError(f"{sample.name}: no frames; a sample needs at least one")
     require_finite(sample)
+    if not sample.body.any() and not sample.hand_present.any():  # a label on nobody teaches nothing
+        raise DatasetError(f"{sample.name}: nobody in any frame (no body joint, no hand); no person found")
     try:
         check_plausible(sample.body, sample.hands, space)
     except SkeletonError as err:

@@ -37,6 +37,7 @@ from typing import IO
 import numpy as np
 
 from bharnet_ros.core.layouts import MP33
+from bharnet_ros.core.text_files import open_regular_file
 from bharnet_ros.training.classes import drop_empty_classes, select_classes
 from bharnet_ros.training.dataset import UNKNOWN, DatasetError, Sample, SkeletonDataset, parse_digits
 from bharnet_ros.training.importers import ImportReport, Progress, check_fps, check_sample, no_progress
@@ -197,7 +198,7 @@ def _raw_sequence(seq_dir: Path, label: int, fps: float, mirrored: bool) -> Samp
 
 def _read_frame(path: Path) -> np.ndarray:
     """One raw frame vector, its size checked from the .npy header before it is read."""
-    with path.open("rb") as stream:
+    with open_regular_file(path) as stream:  # a FIFO among the frames is refused, not waited on
         return read_npy(stream, path.name, MAX_FRAME_BYTES)
 
 
@@ -222,7 +223,7 @@ def read_npy(stream: IO[bytes], name: str, max_bytes: int) -> np.ndarray:
     if dtype.hasobject:
         raise DatasetError(f"{name} holds Python objects; save plain arrays (numbers or text)")
     size = math.prod(shape) * dtype.itemsize
-    if min(shape, default=0) < 0 or size > max_bytes:
+    if min(shape, default=0) < 0 or dtype.itemsize <= 0 or size > max_bytes:  # '<V99…9': itemsize -1
         raise DatasetError(
             f"{name} declares shape {shape} of {dtype}, more than the {max_bytes} bytes allowed "
             "here; the file is damaged or not what it is named"
@@ -236,7 +237,7 @@ def read_npy(stream: IO[bytes], name: str, max_bytes: int) -> np.ndarray:
 def read_npz(path: Path, keys: tuple[str, ...], max_bytes: int) -> dict[str, np.ndarray]:
     """The arrays ``keys`` of an .npz file that has them, together at most ``max_bytes``."""
     arrays: dict[str, np.ndarray] = {}
-    with zipfile.ZipFile(path) as archive:
+    with open_regular_file(path) as stream, zipfile.ZipFile(stream) as archive:
         members = set(archive.namelist())
         for key in (key for key in keys if f"{key}.npy" in members):
             with _open_member(archive, f"{key}.npy") as stream:

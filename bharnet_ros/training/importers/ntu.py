@@ -38,8 +38,8 @@ from bharnet_ros.training.importers import (
     ImportReport,
     Progress,
     check_sample,
-    check_text_file_size,
     no_progress,
+    read_input_text,
 )
 
 NAME_PATTERN = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})", re.ASCII)
@@ -146,8 +146,7 @@ class SkeletonFile:
 def read_skeleton_file(path: str | Path) -> SkeletonFile:
     """Parse one ``.skeleton`` file (CRLF or LF); one larger than any real one is refused unread."""
     path = Path(path)
-    check_text_file_size(path, ".skeleton file")
-    return parse_skeleton_text(path.read_text(encoding="ascii", errors="replace"))
+    return parse_skeleton_text(read_input_text(path, ".skeleton file", encoding="ascii"))
 
 
 def parse_skeleton_text(text: str) -> SkeletonFile:
@@ -405,7 +404,7 @@ def read_missing_lists(meta: Path) -> dict[str, str]:
         raise DatasetError(f"metadata folder {meta} not found; point --meta at the ntu_meta folder")
     missing: dict[str, str] = {}
     for path in sorted(meta.glob(MISSING_LIST_GLOB)):
-        for match in NAME_PATTERN.finditer(path.read_text(encoding="utf-8", errors="replace")):
+        for match in NAME_PATTERN.finditer(read_input_text(path, "missing-skeleton list")):
             missing.setdefault(match.group(0), path.name)
     return missing
 

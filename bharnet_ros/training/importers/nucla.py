@@ -31,8 +31,8 @@ from bharnet_ros.training.importers import (
     Progress,
     check_fps,
     check_sample,
-    check_text_file_size,
     no_progress,
+    read_input_text,
 )
 
 FPS = 30.0  # assumed, see the module docstring
@@ -108,9 +108,8 @@ def read_nucla_sample(path: Path, fps: float = FPS) -> Sample:
 
 def _read_record(path: Path) -> dict:
     """The JSON object of one file; size, syntax and top-level type checked."""
-    check_text_file_size(path, "N-UCLA .json file")
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(read_input_text(path, "N-UCLA .json file", errors="strict"))
     except RecursionError:
         raise DatasetError("JSON nested too deeply to be an N-UCLA sample") from None
     except ValueError as err:  # also UnicodeDecodeError and JSONDecodeError

@@ -30,8 +30,8 @@ from bharnet_ros.training.importers import (
     Progress,
     check_fps,
     check_sample,
-    check_text_file_size,
     no_progress,
+    read_input_text,
 )
 
 FPS = 30.0  # PKU-MMD records at 30 fps (dataset page)
@@ -104,8 +104,7 @@ def read_labels(path: Path, num_classes: int = NUM_ACTIONS) -> np.ndarray:
 
 def _data_lines(path: Path, what: str) -> list[str]:
     """The non-blank lines of a text file of bounded size; DatasetError if there are none."""
-    check_text_file_size(path, what)
-    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    lines = [line for line in read_input_text(path, what).splitlines() if line.strip()]
     if not lines:
         raise DatasetError(f"{path.name}: the {what} is empty")
     return lines
@@ -146,7 +145,7 @@ def read_split_file(path: Path) -> tuple[set[str], set[str]]:
     train: set[str] = set()
     test: set[str] = set()
     current = train
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in read_input_text(path, "PKU-MMD split file").splitlines():
         lowered = line.lower()
         if "train" in lowered:
             current = train
