@@ -18,6 +18,7 @@ The recording and training code is in ``training/teach_record.py``, ``teach_take
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -365,6 +366,8 @@ def run_train(args: argparse.Namespace) -> int:
     base_path = args.base or _default_base()
     if base_path.suffix.lower() == ".onnx":
         raise UsageError(f"--base {base_path} is an ONNX file, which cannot be taught; give its .pt file")
+    if not base_path.is_file():  # before its rehearsal data is looked for beside it
+        raise UsageError(f"--base {base_path} is no checkpoint file; give a .pt file (a run's last.pt)")
     rehearsal = _rehearsal_source(args, base_path)
     calibration = args.calibration or _shipped_calibration(args, base_path)
     # the shipped model lends only its calibration, read before the fit: -o may replace it
@@ -388,13 +391,13 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     for note in result.notes:
         print(note)
-    with atomic_file(checkpoint_path) as temporary:
-        save_checkpoint(result.checkpoint, temporary)
-    try:
+    try:  # both files or neither: a checkpoint beside another model's export would be taken for its own
         with atomic_file(onnx_path) as temporary:
             metadata, diffs = export_taught(
                 result.checkpoint, temporary, not args.full, calibration, result.distance
             )
+            with atomic_file(checkpoint_path) as checkpoint_file:
+                save_checkpoint(result.checkpoint, checkpoint_file)
     except ExportError as err:
         print(f"bharnet teach train: EXPORT FAILED: {err}", file=sys.stderr)
         return 1
@@ -554,6 +557,8 @@ def _load_takes(paths: list[Path]) -> SkeletonDataset:
     if repeated:  # every take would be taught twice
         raise ValueError(f"{', '.join(repeated)} given more than once; give each takes file once")
     takes = load_datasets(paths)
+    if not len(takes):
+        raise ValueError(f"{', '.join(map(str, paths))} hold no take; record some with bharnet teach record")
     unusable = unusable_samples(takes)
     if unusable:
         name, problem = unusable[0]
@@ -575,16 +580,16 @@ def _rehearsal_source(args: argparse.Namespace, base_path: Path) -> TrainingData
     Without any, the old classes would be mistaken for new ones, so that needs --no-rehearse.
     Found before the work, so that the output can be checked against its files.
     """
-    from bharnet_ros.training.data import TrainingData, training_data_of
+    from bharnet_ros.training.data import training_data_of
     from bharnet_ros.training.teach import rehearsal_beside
 
     if args.no_rehearse or (args.replace and not args.keep):
         return None
-    if args.rehearse:
-        return TrainingData(list(args.rehearse))
     source = rehearsal_beside(base_path)
     if not source.files and _is_shipped_base(base_path):
         source = training_data_of(_shipped(DEFAULT_RECIPE))
+    if args.rehearse:  # other files; the base run's relabelling and people left out still hold
+        return dataclasses.replace(source, files=list(args.rehearse), missing=[])
     if not source.files:
         raise UsageError(
             "no training data of the base model to rehearse the old gestures with: give it with "
@@ -702,7 +707,7 @@ def run_curve(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         data = load_datasets(args.data)
-        left_out = [rehearsal_beside(path).left_out for path in args.base]
+        left_out = [rehearsal_beside(path).unseen for path in args.base]
         check_plan(data, plan, left_out)  # before the references are scored: a typo costs nothing
         _print_skipped(impossible_points(data, plan))
         references = [score_reference(path, data, args.new) for path in args.reference]

@@ -409,6 +409,12 @@ class TrainingData:
     left_out: list[str] = field(default_factory=list)
     missing: list[Path] = field(default_factory=list)  # data files it names that are not here
     validation: list[Path] = field(default_factory=list)  # its data.val files, here or not
+    validated: list[str] = field(default_factory=list)  # its data.val_subjects: not trained on either
+
+    @property
+    def unseen(self) -> list[str]:
+        """The people of its data it never trained on: left out, or kept for validation."""
+        return [*self.left_out, *(p for p in self.validated if p not in self.left_out)]
 
 
 def training_data_of(config_path: str | Path) -> TrainingData:
@@ -435,6 +441,7 @@ def training_data_in(config: Any) -> TrainingData:
             [str(p) for p in section.get("exclude_subjects") or []],
             [f for f in named if not f.exists()],
             [resolve_path(p) for p in section.get("val") or []],
+            [str(p) for p in section.get("val_subjects") or []],
         )
     except (AttributeError, TypeError):
         return TrainingData()

@@ -51,6 +51,7 @@ per branch: for BHaRNet-E the body and hand expertized and interactive branches)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -195,12 +196,42 @@ class Heads:
         bias = {n: b.detach().clone().requires_grad_(trainable) for n, b in self.bias.items()}
         return Heads(weight, bias, self.mirror)
 
-    def mirrored_for(self, classes: Sequence[str]) -> Heads:
+    def mirrored_for(self, base: Checkpoint, classes: Sequence[str]) -> Heads:
         """These rows, scoring with test-time mirroring for the vocabulary ``classes`` (their order)."""
-        return Heads(self.weight, self.bias, tuple(mirror_label_map(list(classes)).tolist()))
+        return Heads(self.weight, self.bias, tuple(mirror_classes(base, classes)))
 
     def tensors(self) -> list[torch.Tensor]:
         return [*self.weight.values(), *self.bias.values()]
+
+
+def mirror_classes(base: Checkpoint, classes: Sequence[str]) -> list[int]:
+    """Each class's twin in ``classes`` when mirrored (-1: none). The base's classes keep the twins
+    its ``test_mirror`` records (an explicit ``augment.mirror_pairs`` or ``mirror_never`` of its
+    recipe); new classes pair by their names (``auto``), among themselves where the base's are
+    explicit. By names alone where the base records nothing, or paired by names itself."""
+    auto = mirror_label_map(list(classes)).tolist()
+    recorded = list(base.model_config.get("test_mirror") or [])
+    if not recorded or recorded == mirror_label_map(list(base.class_names)).tolist():
+        return auto
+    index = {name: i for i, name in enumerate(classes)}
+    twins = []
+    for i, name in enumerate(classes):
+        if name in base.class_names:
+            twin = recorded[base.class_names.index(name)]
+            twins.append(index.get(base.class_names[twin], -1) if twin >= 0 else -1)
+        else:
+            twins.append(auto[i] if auto[i] < 0 or classes[auto[i]] not in base.class_names else -1)
+    return twins
+
+
+def mirrored_augment(augment: AugmentConfig, base: Checkpoint, classes: Sequence[str]) -> AugmentConfig:
+    """``augment`` mirroring the windows of ``classes`` as :func:`mirror_classes` pairs them."""
+    twins = mirror_classes(base, classes)
+    if twins == mirror_label_map(list(classes)).tolist():
+        return augment
+    pairs = [[classes[i], classes[j]] for i, j in enumerate(twins) if j > i]
+    never = [classes[i] for i, j in enumerate(twins) if j < 0]
+    return dataclasses.replace(augment, mirror_pairs=pairs, mirror_never=tuple(never))
 
 
 def base_heads(model: BHaRNetModel) -> Heads:
@@ -445,6 +476,7 @@ def teach(
     model = prepare_model(base)
     check_finetune(model, settings)
     classes = vocabulary_for(base.class_names, takes.class_names, settings)
+    settings = dataclasses.replace(settings, augment=mirrored_augment(settings.augment, base, classes))
     old_rows = old_class_rows(base.class_names, classes)
     kept = rehearsal_samples(rehearsal, [classes[i] for i in old_rows], settings)
     check_something_to_teach(base, takes, classes, kept is not None)
@@ -813,7 +845,7 @@ def taught_checkpoint(
     base: Checkpoint, classes: Sequence[str], heads: Heads, hand_intensive: list[str] | None
 ) -> Checkpoint:
     """The base checkpoint with ``classes`` and the heads' rows in place of its classifier."""
-    mirror = mirror_label_map(list(classes)).tolist() if base.model_config.get("test_mirror") else []
+    mirror = mirror_classes(base, classes) if base.model_config.get("test_mirror") else []
     config = dict(base.model_config, num_classes=len(classes), test_mirror=mirror)
     model = build_model(config)
     state = dict(base.state_dict)

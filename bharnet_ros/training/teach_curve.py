@@ -49,6 +49,7 @@ to choose from) rather than by being taught.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import math
@@ -78,6 +79,7 @@ from bharnet_ros.training.teach import (
     fit_heads,
     fit_window_distance,
     initial_heads,
+    mirrored_augment,
     old_class_rows,
     per_class_cap,
     predictions,
@@ -182,7 +184,7 @@ def run_curve(
         classes = vocabulary_for(base.class_names, plan.new, plan.settings)
         name = Path(path).parent.name
         progress = f"features for {name}" if show_progress else None
-        cached = cache_features(model, base, data, classes, plan, rehearsal_beside(path).left_out, progress)
+        cached = cache_features(model, base, data, classes, plan, rehearsal_beside(path).unseen, progress)
         for takes, group in progress_bar(points, show_progress, desc=f"fits on {name}", unit="point"):
             runs.extend(runs_for_group(model, base, classes, cached, plan, list(group), takes, name))
     return runs
@@ -341,6 +343,11 @@ def _check_pool(plan: CurvePlan, teachers: list[str], left_out: Sequence[Sequenc
             )
 
 
+def mirrored_settings(settings: TeachSettings, base: Checkpoint, classes: Sequence[str]) -> TeachSettings:
+    """``settings`` whose augmentation mirrors ``classes`` as the taught model scores them."""
+    return dataclasses.replace(settings, augment=mirrored_augment(settings.augment, base, classes))
+
+
 def cache_features(
     model: BHaRNetModel,
     base: Checkpoint,
@@ -352,7 +359,7 @@ def cache_features(
 ) -> CurveData:
     """Features of every window the plan uses with this base model, computed once; ``progress``
     names a progress bar on stderr (None: no bar)."""
-    settings, preprocess = plan.settings, base.preprocess_config
+    settings, preprocess = mirrored_settings(plan.settings, base, classes), base.preprocess_config
     names = np.array(data.class_names)[data.labels]
     subjects = data.subject_names()
     old = np.isin(names, base.class_names)
@@ -410,7 +417,7 @@ def runs_for_group(
         return []
     base_rows = base_heads(model)
     if plan.test_mirror:
-        base_rows = base_rows.mirrored_for(base.class_names)
+        base_rows = base_rows.mirrored_for(base, base.class_names)
     new_rows = [classes.index(c) for c in plan.new]
     before = cached.base_distance
     runs, drawn = [], set()
@@ -425,7 +432,7 @@ def runs_for_group(
             model, base, classes, cached, chosen, heads, evaluated, plan, (new_eval, old_eval)
         )
         if plan.test_mirror:
-            heads = heads.mirrored_for(classes)
+            heads = heads.mirrored_for(base, classes)
         scores = [
             accuracy(scorer, rows, features, expert_only)
             for expert_only in (True, False)
@@ -560,7 +567,7 @@ def finetuned_for(
     """The fit's heads and the whole network fine-tuned on its takes and the rehearsal; the model,
     its rows, its features of the evaluated people's new and old samples, and (if ``measured``)
     its own feature distance."""
-    settings, samples = plan.settings, cached.samples
+    settings, samples = mirrored_settings(plan.settings, base, classes), cached.samples
     takes = samples["new"].subset(sorted(chosen))
     data = teaching_set(takes, samples["rehearsal"], classes)
     old_rows = old_class_rows(base.class_names, classes)
@@ -603,7 +610,7 @@ def score_reference(path: str | Path, data: SkeletonDataset, new: Sequence[str])
     """The reference's top-1 on its left-out people's new-gesture and old-vocabulary samples."""
     reference = load_checkpoint(path)
     missing = sorted(set(new) - set(reference.class_names))
-    left_out = rehearsal_beside(path).left_out
+    left_out = rehearsal_beside(path).unseen
     if missing or not left_out:
         raise ValueError(
             f"{path} is no reference: it must be trained with every gesture (it lacks {missing}) "

@@ -526,3 +526,57 @@ def test_curve_names_a_shipped_model_whose_distance_threshold_cannot_be_read(tmp
     ):
         teach_tool._curve_distance_threshold(None)
     assert teach_tool._curve_distance_threshold(1.5) == 1.5  # a given one is not read from the model
+
+
+def test_rehearse_replaces_only_the_files_and_keeps_the_base_runs_relabelling_and_people_left_out(
+    teach_base, tmp_path
+):
+    """--rehearse with the recipe's own files: none took its samples from relabels, and a fold's
+    held-out person was rehearsed."""
+    import argparse
+
+    from bharnet_ros.tools.teach import _rehearsal_source
+
+    base = save_checkpoint(teach_base(), tmp_path / "run" / "last.pt")
+    config = "data:\n  train: [elsewhere/old.npz]\n  relabel: {clap: idle}\n  exclude_subjects: [S4]\n"
+    (tmp_path / "run" / "config.yaml").write_text(config)
+    given = synth_takes(tmp_path / "old.npz", ["idle", "wave"], "bo")
+    args = argparse.Namespace(no_rehearse=False, replace=False, keep=[], rehearse=[given])
+    source = _rehearsal_source(args, base)
+    assert source.files == [given]
+    assert source.missing == []
+    assert source.relabel == {"clap": "idle"}
+    assert source.left_out == ["S4"]
+
+
+def test_train_names_a_missing_base_and_an_empty_takes_file_in_one_line(base_checkpoint, tmp_path, capsys):
+    takes = synth_takes(tmp_path / "ana.npz", ["stop"], "ana")
+    out = ["-o", str(tmp_path / "m.onnx")]
+    assert main(["teach", "train", str(takes), "--base", str(tmp_path / "nope.pt"), *out]) == 2
+    assert "--base " + str(tmp_path / "nope.pt") + " is no checkpoint file" in capsys.readouterr().err
+    empty = SkeletonDataset.load(takes).subset([])
+    empty.save(tmp_path / "empty.npz")
+    argv = ["teach", "train", str(tmp_path / "empty.npz"), "--base", str(base_checkpoint), "--no-rehearse"]
+    assert main([*argv, *out]) == 2
+    assert "hold no take" in capsys.readouterr().err
+
+
+def test_a_failed_export_leaves_both_earlier_files_as_they_were(
+    base_checkpoint, tmp_path, capsys, monkeypatch
+):
+    from bharnet_ros.model.export import ExportError
+
+    takes = synth_takes(tmp_path / "ana.npz", ["stop"], "ana")
+    out = tmp_path / "taught.onnx"
+    out.write_bytes(b"old onnx")
+    out.with_suffix(".pt").write_bytes(b"old checkpoint")
+
+    def fail(*args, **kwargs):
+        raise ExportError("parity: made to fail")
+
+    monkeypatch.setattr("bharnet_ros.training.teach.export_taught", fail)
+    argv = ["teach", "train", str(takes), "--base", str(base_checkpoint), "--no-rehearse", "--steps", "2"]
+    assert main([*argv, "-o", str(out), "--force", "--views", "1"]) == 1
+    assert "EXPORT FAILED" in capsys.readouterr().err
+    assert out.read_bytes() == b"old onnx"
+    assert out.with_suffix(".pt").read_bytes() == b"old checkpoint"  # not a checkpoint of another model

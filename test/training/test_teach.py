@@ -693,7 +693,7 @@ def test_the_curve_scores_mirrored_features_as_the_mirroring_model_does(base):
     classes = base.class_names
     model = prepare_model(base)
     features = extract_features(model, data, classes, base.preprocess_config, mirrored=True)
-    logits = base_heads(model).mirrored_for(classes).logits(features)
+    logits = base_heads(model).mirrored_for(base, classes).logits(features)
     mirroring = prepare_model(base.with_test_mirror(mirror_label_map(classes).tolist()))
     feeder = SkeletonFeeder(data, base.preprocess_config, train=False)
     body, hand, mask, _ = next(iter(DataLoader(feeder, batch_size=len(data))))
@@ -714,3 +714,41 @@ def test_a_mirrored_curve_records_it_and_scores_in_range(base, tmp_path):
     assert all(0.0 <= getattr(run, name) <= 1.0 for name in SCORES)
     write_curve(tmp_path / "curve", [run], plan, {"base": "fold_bo"})
     assert json.loads((tmp_path / "curve" / "curve.json").read_text())["plan"]["test_mirror"] is True
+
+
+def test_a_taught_model_keeps_the_mirror_twins_its_base_was_trained_with():
+    """A base trained with augment.mirror_never: [left, right] records -1 for both; teaching once
+    paired them again by their names, and averaged left with the mirrored right."""
+    from types import SimpleNamespace
+
+    from bharnet_ros.training.feeder import AugmentConfig, mirror_label_map
+    from bharnet_ros.training.teach import mirror_classes, mirrored_augment
+
+    old = ["left", "right", "wave"]
+    never = mirror_label_map(old, never=("left", "right")).tolist()
+    assert never == [-1, -1, 2]
+    base = SimpleNamespace(class_names=old, model_config={"test_mirror": never})
+    classes = [*old, "point_left", "point_right", "stop"]
+    assert mirror_classes(base, classes) == [-1, -1, 2, 4, 3, 5]
+    augment = mirrored_augment(AugmentConfig(mirror=0.5), base, classes)
+    assert mirror_label_map(classes, augment.mirror_pairs, augment.mirror_never).tolist() == [
+        -1,
+        -1,
+        2,
+        4,
+        3,
+        5,
+    ]
+    auto = SimpleNamespace(class_names=old, model_config={"test_mirror": mirror_label_map(old).tolist()})
+    assert mirror_classes(auto, classes) == mirror_label_map(classes).tolist()  # by names, as before
+    assert mirrored_augment(AugmentConfig(mirror=0.5), auto, classes) == AugmentConfig(mirror=0.5)
+    crossed = SimpleNamespace(class_names=["a", "b"], model_config={"test_mirror": [1, 0]})  # explicit pairs
+    assert mirror_classes(crossed, ["b", "c", "a"]) == [2, 1, 0]
+
+
+def test_people_kept_for_validation_count_as_unseen():
+    from bharnet_ros.training.data import training_data_in
+
+    data = training_data_in({"data": {"exclude_subjects": ["S4"], "val_subjects": ["S5", "S4"]}})
+    assert data.left_out == ["S4"]
+    assert data.unseen == ["S4", "S5"]
