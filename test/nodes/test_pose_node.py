@@ -417,10 +417,11 @@ def test_unstamped_images_are_tracked_on_the_node_clock_so_persons_who_left_age_
 ):
     _, camera, received = multi_graph
     image = two_people(shared_file)
-    for pause in (0.0, 1.5):  # then longer away than the tracker's patience (0.5 s)
+    # they leave: an empty frame longer after them than the tracker's patience (0.5 s), then back
+    for pause, frame in ((0.0, image), (1.0, np.zeros_like(image)), (0.1, image)):
         time.sleep(pause)
         count = len(received)
-        camera.publish(make_image(image, 0))  # a driver that never stamps
+        camera.publish(make_image(frame, 0))  # a driver that never stamps
         assert wait(lambda n=count: len(received) > n)
     first, again = (
         sorted(p.person_id for p in received[0].persons),
