@@ -59,8 +59,9 @@ format: setup
 # real ROS graph, or scripted synthetic gestures where those recordings are absent.
 # `make demo VIDEO=clip.mp4` runs the full pipeline (MediaPipe included) on a video instead.
 VIDEO ?=
+export VIDEO  # read by the shell as one word, whatever its spaces or quotes
 demo: setup
-	$(BIN)/bharnet demo --force $(if $(VIDEO),--video $(VIDEO))
+	$(BIN)/bharnet demo --force $(if $(VIDEO),--video "$$VIDEO")
 
 # Data of the default model (models/README.md): six HRI people, four signers, synthetic hand shapes.
 SHARED ?= ../shared/data

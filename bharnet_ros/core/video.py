@@ -11,6 +11,7 @@ reported as damaged when the last frame has been read, rather than passing as a 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import cv2
 import numpy as np
 
 from bharnet_ros.core.closeable import Closeable
+from bharnet_ros.core.skeleton import SkeletonError, checked_image_size
 
 # FFmpeg's own lines about a damaged file ("moov atom not found") would come before, and garble,
 # the one-line error the tools give; a value the user set is kept.
@@ -86,17 +88,31 @@ class VideoReader(Closeable):
         self._capture = cv2.VideoCapture(str(self.path))
         if not self._capture.isOpened():
             raise VideoError(f"cannot open {self.path} as a video (unknown format or damaged file)")
+        # a phone stores a portrait video on its side with a rotation for players to apply: upright
+        self._capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
         self.info = _read_info(self.path, self._capture)
         ok, self._first = self._capture.read()
         if not ok:
             self.close()
             raise VideoError(f"{self.path} opened but no frame could be decoded (damaged or empty video)")
+        self.info = self._checked_size(self._first)
         self._container_start = self._container_time()
         self._container_last = 0.0
         # Drop frames are AVI's; elsewhere (a phone's variable-rate MP4) the stated rate is an average
         # and the container's times would ratchet ahead of it. In an AVI, until its times run backwards.
         self._trust_container = self.path.suffix.lower() == ".avi"
         self._dropped = 0  # frames the container's times skip (empty AVI chunks)
+
+    def _checked_size(self, frame: np.ndarray) -> VideoInfo:
+        """The info with the size of the frames as decoded (turned upright; the header gives the
+        stored size); VideoError for frames no camera gives, so a folder run skips the file."""
+        size = (frame.shape[1], frame.shape[0])
+        try:
+            checked_image_size(size)
+        except SkeletonError as err:
+            self.close()
+            raise VideoError(f"{self.path}: {err}") from None
+        return dataclasses.replace(self.info, width=size[0], height=size[1])
 
     def close(self) -> None:
         """Release the decoder; safe to call twice."""

@@ -185,7 +185,13 @@ def check_outputs(
     _check_no_clashes(jobs)
     checked = []
     for job in jobs:
-        output = check_output_file(job.output, [job.video, folder], force, suffix=".npz")
+        # a multi run never writes the single file: one of an earlier run is neither refused nor replaced
+        output = check_output_file(job.output, [job.video, folder], force or per_person, suffix=".npz")
+        if per_person and output.exists():
+            print(
+                f"note: {output} (one person's, from an earlier run) stays; move it away before "
+                "importing the folder, or its person is imported twice", file=sys.stderr,
+            )  # fmt: skip
         earlier = person_files(output) if per_person else []
         if earlier and not force:
             raise UsageError(f"-o {earlier[0]} already exists; pass --force to replace it")

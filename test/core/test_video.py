@@ -206,3 +206,36 @@ def test_a_camera_is_asked_for_its_newest_frame_not_a_queued_one(monkeypatch):
     monkeypatch.setattr(video.cv2, "VideoCapture", Capture)
     assert video.open_camera(3).number == 3
     assert settings == {cv2.CAP_PROP_BUFFERSIZE: 1}
+
+
+def phone_video(path, upright: np.ndarray, frames: int = 3) -> None:
+    """``upright`` stored on its side with a 90° rotation in the track header, as a phone stores a
+    portrait video (MP4 ``tkhd`` matrix; players and the reader turn it back)."""
+    stored = cv2.rotate(upright, cv2.ROTATE_90_CLOCKWISE)
+    height, width = stored.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (width, height))
+    for _ in range(frames):
+        writer.write(stored)
+    writer.release()
+    data = bytearray(path.read_bytes())
+    matrix = data.find(b"tkhd") + 4 + 40  # version 0: flags, times, id, duration, layer... then the matrix
+    struct.pack_into(">9i", data, matrix, 0, -65536, 0, 65536, 0, 0, 0, 0, 1 << 30)
+    path.write_bytes(bytes(data))
+
+
+def test_a_phones_portrait_video_is_read_upright(tmp_path):
+    upright = np.zeros((96, 64, 3), np.uint8)
+    upright[:24] = 255  # a bright band at the top
+    phone_video(tmp_path / "phone.mp4", upright)
+    with VideoReader(tmp_path / "phone.mp4") as reader:
+        assert reader.info.size == (64, 96)
+        _, image = next(iter(reader))
+    assert image.shape == upright.shape
+    assert image[:24].mean() > 200
+    assert image[48:].mean() < 50
+
+
+def test_a_video_of_frames_no_camera_gives_is_a_video_error_naming_it(tmp_path):
+    write_clip(tmp_path / "thin.avi", frames=2, size=(640, 4))
+    with pytest.raises(VideoError, match="thin.avi: image_size \\(640, 4\\) is no camera image"):
+        VideoReader(tmp_path / "thin.avi")

@@ -336,3 +336,17 @@ def test_an_earlier_per_person_file_that_is_a_pipe_is_refused_even_with_force(tm
     os.mkfifo(tmp_path / "y_p0.npz")
     with pytest.raises(UsageError, match="y_p0.npz is not a regular file"):
         check_outputs([Job(video, tmp_path / "y.npz", None)], force=True, per_person=True)
+
+
+def test_a_multi_run_neither_needs_force_for_nor_replaces_a_single_runs_file(tmp_path, monkeypatch, capsys):
+    """It never writes clip.npz: --force was demanded for it, and then it stayed all the same."""
+    find_persons(monkeypatch, 1)
+    clip = tmp_path / "clip.mp4"
+    write_blank_clip(clip, frames=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "clip.npz").write_text("an earlier single-person run's file")
+    assert main(["extract", str(clip), "-o", str(out), "--backend", "multi"]) == 0
+    assert (out / "clip.npz").read_text() == "an earlier single-person run's file"
+    assert (out / "clip_p0.npz").is_file()
+    assert "clip.npz (one person's, from an earlier run) stays" in capsys.readouterr().err
