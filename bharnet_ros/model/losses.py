@@ -11,7 +11,8 @@ expert-only export (those branches alone) stands on its own.
 With ``fusion: noisy_or`` the complementary term is a binary cross-entropy of the Noisy-OR fused
 probabilities against the one-hot label. When the outputs carry ``hand_reliability`` (the model
 was given a hand mask), the individual terms of hand branches are weighted per sample by it, so
-clips without hands do not train the hand experts on noise.
+clips without hands do not train the hand experts on noise through those terms (the mean-fusion
+complementary term, the paper's, averages every branch unweighted).
 
     total = individual_weight * sum(individual terms) + complementary_weight * complementary
             + expert_weight * sum(expertized-branch terms)       (BHaRNet-E only)

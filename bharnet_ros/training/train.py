@@ -740,17 +740,28 @@ def diverged_after(
 
 
 def check_every_branch_learns(model: BHaRNetModel, initialised: bool) -> None:
-    """Refuse BHaRNet-E without the complementary term and without an expert term when nothing
-    initialises it: its expertized branches would get no gradient, stay random, and still count in
-    every prediction (and the expert-only export would be random)."""
-    loss = model.config.loss
-    untrained = [b for b in model.branches if b not in model.individual_branches]
-    if untrained and not loss.complementary and loss.expert_weight <= 0 and not initialised:
+    """Refuse a model with branches no loss term of positive weight reaches, unless trained experts
+    initialise them (and always when no branch is reached: the loss would be 0): they would get no
+    gradient, stay random, and still count in every prediction (and the expert-only export would
+    be random). A weight of 0 leaves a term out as ``complementary: false`` does."""
+    unreached = unreached_branches(model)
+    if unreached and (not initialised or len(unreached) == len(model.branches)):
         raise ConfigError(
-            f"with loss.complementary: false and loss.expert_weight: 0 the branches {untrained} never "
-            "learn but count in every prediction; set loss.complementary: true or loss.expert_weight > 0, "
-            "or start them from trained experts (model.init)"
+            f"no loss term of positive weight reaches {unreached}: they never learn but count in every "
+            "prediction; set loss.complementary: true with complementary_weight > 0, or a positive "
+            "individual_weight or expert_weight, or start them from trained experts (model.init)"
         )
+
+
+def unreached_branches(model: BHaRNetModel) -> list[str]:
+    """The branches of ``model`` whose loss terms all have weight 0 (or are switched off)."""
+    loss = model.config.loss
+    if len(model.branches) > 1 and loss.complementary and loss.complementary_weight > 0:
+        return []  # the complementary term reaches every branch
+    reached = set(model.individual_branches) if loss.individual_weight > 0 else set()
+    if loss.expert_weight > 0:
+        reached |= {b for b in model.branches if b.endswith("_expert") and b not in model.individual_branches}
+    return [b for b in model.branches if b not in reached]
 
 
 def uses_hands(model: BHaRNetModel) -> bool:

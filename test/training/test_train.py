@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -497,8 +498,23 @@ def test_evaluating_a_model_that_scores_nan_is_refused(trained_run, dataset_file
 
 def test_bharnet_e_whose_expert_branches_could_never_learn_is_refused(dataset_file, tiny_run, tmp_path):
     silent = ["model.overrides.loss.complementary=false", "model.overrides.loss.expert_weight=0"]
-    with pytest.raises(ConfigError, match=r"\['body_expert', 'hand_expert'\] never learn"):
+    with pytest.raises(ConfigError, match=r"reaches \['body_expert', 'hand_expert'\]: they never learn"):
         train(tiny_config(tiny_run, dataset_file, *silent), out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("weights", "unreached"),
+    [
+        ({"complementary_weight": 0.0}, "['body_expert', 'hand_expert']"),  # the paper's loss, its sum at 0
+        ({"complementary": False, "expert_weight": 0.5, "individual_weight": 0.0}, "interactive"),
+    ],
+)
+def test_a_loss_term_of_weight_zero_counts_as_left_out(dataset_file, tiny_run, tmp_path, weights, unreached):
+    """A weight of 0 passed the check on the switches, and its branches stayed random."""
+    overrides = [f"model.overrides.loss.{key}={str(value).lower()}" for key, value in weights.items()]
+    with pytest.raises(ConfigError, match=re.escape(unreached)):
+        train(tiny_config(tiny_run, dataset_file, *overrides), out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
