@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from bharnet_ros.core.layouts import MP33
-from bharnet_ros.core.skeleton import SkeletonSequence
+from bharnet_ros.core.skeleton import COORDINATE_LIMITS, SkeletonSequence
 from bharnet_ros.training.synth.geometry import axis_rotation, smooth_wiggle
 from bharnet_ros.training.synth.hands import PALM
 from bharnet_ros.training.synth.kinematics import Subject
@@ -124,7 +124,7 @@ _ARM_JOINTS = [
 def _inside_frame(xy: np.ndarray) -> np.ndarray:
     """About 1 well inside the image, 0.7 on its border, near 0 a few percent outside."""
     margin = np.minimum(np.minimum(xy[..., 0], 1 - xy[..., 0]), np.minimum(xy[..., 1], 1 - xy[..., 1]))
-    return 1.0 / (1.0 + np.exp(-(margin + 0.01) / 0.012))
+    return 1.0 / (1.0 + np.exp(np.minimum(-(margin + 0.01) / 0.012, 700.0)))  # far out: 0, no overflow
 
 
 @dataclass(frozen=True)
@@ -302,6 +302,11 @@ def observe(
     body_out += _body_noise(view, style, camera, rng)
     hands_out += _hand_noise(view, style, camera, rng)
     hands_out[..., 2] -= hands_out[..., :1, 2]  # hand depth stays relative to its (noisy) wrist
+    # a camera close and pitched down puts the feet many image heights below the frame; the pose
+    # estimator guesses them near it (and the contract refuses coordinates beyond its limit)
+    limit = COORDINATE_LIMITS["image"]
+    np.clip(body_out, -limit, limit, out=body_out)
+    np.clip(hands_out, -limit, limit, out=hands_out)
     body_arr = np.concatenate([body_out, vis[..., None]], -1)
     hands_arr = np.concatenate([hands_out, scores[..., None]], -1) * present[..., None, None]
     return SkeletonSequence(t, body_arr, hands_arr, present, image_size=(camera.width, camera.height))
