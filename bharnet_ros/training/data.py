@@ -347,12 +347,15 @@ def _named(split: str | None) -> str | None:
 def _validation_indices(
     data: SkeletonDataset, section: Mapping[str, Any], seed: int
 ) -> tuple[np.ndarray, str]:
-    """Validation sample indices inside ``data`` and a sentence saying how they were chosen."""
+    """Validation sample indices inside ``data`` and a sentence saying how they were chosen. Subjects
+    and a fraction are taken from the named ``train_split`` only (not from its test split)."""
     if section["val"]:
         return np.zeros(0, np.int64), ""
+    members = _split_members(data, section.get("train_split"))
     if section.get("val_subjects"):
         subjects = list(section["val_subjects"])
-        return np.flatnonzero(subject_mask(data, subjects)), f"validation: subjects {', '.join(subjects)}"
+        chosen = members[subject_mask(data, subjects)[members]]
+        return chosen, f"validation: subjects {', '.join(subjects)}"
     split = section["val_split"]
     if split == AUTO and "val" in data.splits:
         split = "val"
@@ -363,8 +366,8 @@ def _validation_indices(
         return np.sort(data.splits[split]), f"validation: split {split!r}"
     fraction = float(section.get("val_fraction") or 0.0)
     if fraction > 0:
-        picked = stratified_fraction(data.labels, fraction, seed)
-        return picked, f"validation: {100 * fraction:g} % of each class, drawn with seed {seed}"
+        picked = members[stratified_fraction(data.labels[members], fraction, seed)]
+        return np.sort(picked), f"validation: {100 * fraction:g} % of each class, drawn with seed {seed}"
     return np.zeros(0, np.int64), NO_VALIDATION
 
 
@@ -375,17 +378,21 @@ NO_VALIDATION = (
 
 
 def _training_indices(data: SkeletonDataset, split: str | None, validation: set[int]) -> np.ndarray:
-    if split in (None, AUTO):
-        members = np.arange(len(data))
-    elif split in data.splits:
-        members = np.sort(data.splits[split])
-    else:
-        known = ", ".join(sorted(data.splits)) or "none"
-        raise DatasetError(
-            f"no split {split!r} in the training data; available: {known} "
-            f"(data.train_split=auto trains on every sample that does not validate)"
-        )
+    members = _split_members(data, split)
     return np.array([i for i in members.tolist() if i not in validation], np.int64)
+
+
+def _split_members(data: SkeletonDataset, split: str | None) -> np.ndarray:
+    """The sorted indices of a named split; every sample for none (or ``auto``)."""
+    if split in (None, AUTO):
+        return np.arange(len(data))
+    if split in data.splits:
+        return np.sort(data.splits[split])
+    known = ", ".join(sorted(data.splits)) or "none"
+    raise DatasetError(
+        f"no split {split!r} in the training data; available: {known} "
+        f"(data.train_split=auto trains on every sample that does not validate)"
+    )
 
 
 def stratified_fraction(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:

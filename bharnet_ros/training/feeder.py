@@ -145,7 +145,9 @@ def mirror_label_map(class_names: list[str], pairs: Any = "auto", never: tuple[s
     ``auto`` pairs classes whose names differ only by a ``left``/``right`` word (``left`` and
     ``right``; ``point_left`` and ``point_right``); a class with such a word and no twin in the
     vocabulary is never mirrored, since its mirror image is a gesture the model does not know.
-    Explicit ``pairs`` replace the automatic ones; ``never`` adds classes that are not mirrored.
+    Explicit ``pairs`` replace the automatic ones (a class named by a ``left``/``right`` word that
+    they do not pair is never mirrored: it would be trained as its own mirror image); ``never``
+    adds classes that are not mirrored.
     """
     index = {name: i for i, name in enumerate(class_names)}
     target = np.arange(len(class_names), dtype=np.int64)
@@ -167,6 +169,9 @@ def mirror_label_map(class_names: list[str], pairs: Any = "auto", never: tuple[s
                 )
             paired |= {first, second}
             target[index[first]], target[index[second]] = index[second], index[first]
+        for name, i in index.items():
+            if name not in paired and any(word in LATERAL for word in name_words(name)):
+                target[i] = -1
     for name in never:
         if name not in index:
             raise ValueError(f"augment.mirror_never names {name!r}, not among the classes")

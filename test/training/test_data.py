@@ -93,6 +93,19 @@ def test_val_fraction_is_stratified_and_disjoint(people):
     assert not set(chosen.val.names.tolist()) & set(chosen.train.names.tolist())
 
 
+@pytest.mark.parametrize("choice", [{"val_fraction": 0.25}, {"val_subjects": ["S1", "S3"]}])
+def test_validation_is_drawn_from_the_named_training_split_only(people, tmp_path, choice):
+    """With train_split: train, val_fraction drew from every sample: the test split's too."""
+    data = load_datasets([str(p) for p in people])
+    test = np.flatnonzero(data.subject_names() == "S3")
+    data.splits = {"train": np.flatnonzero(data.subject_names() != "S3"), "test": test}
+    data.save(tmp_path / "split.npz")
+    chosen = select_data(section(train=[str(tmp_path / "split.npz")], train_split="train", **choice), seed=3)
+    assert len(chosen.val)
+    assert "S3" not in set(chosen.val.subject_names().tolist())
+    assert "S3" not in set(chosen.train.subject_names().tolist())
+
+
 def test_stratified_fraction_keeps_one_sample_of_each_class_for_training():
     picked = stratified_fraction(np.array([0, 0, 1, 2, 2, 2]), 0.9, seed=0)
     assert np.bincount(np.array([0, 0, 1, 2, 2, 2])[picked], minlength=3).tolist() == [1, 0, 2]

@@ -278,7 +278,11 @@ def test_training_time_windows_overlap_the_clip_and_vary():
 def test_mirror_label_map_pairs_lateral_classes_and_never_mirrors_a_lone_one():
     names = ["left", "right", "point_left", "point_right", "wave", "swipe_left"]
     assert mirror_label_map(names).tolist() == [1, 0, 3, 2, 4, -1]
-    assert mirror_label_map(names, [["wave", "swipe_left"]]).tolist() == [0, 1, 2, 3, 5, 4]
+    # explicit pairs: the lateral classes they leave out are never mirrored (a mirrored point_left
+    # was trained as point_left); [] mirrors no lateral class at all
+    assert mirror_label_map(names, [["wave", "swipe_left"]]).tolist() == [-1, -1, -1, -1, 5, 4]
+    assert mirror_label_map(names, [["point_left", "point_right"]]).tolist() == [-1, -1, 3, 2, 4, -1]
+    assert mirror_label_map(names, []).tolist() == [-1, -1, -1, -1, 4, -1]
     assert mirror_label_map(names, never=("wave",)).tolist()[4] == -1
     with pytest.raises(ValueError, match="not among the classes"):
         mirror_label_map(names, [["wave", "jump"]])
