@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,6 +73,23 @@ def _mpdata_arguments(parser: argparse.ArgumentParser) -> None:
         "--mirrored", action="store_true", help="the webcam frames were mirrored (selfie view)"
     )
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate to assume (default: 30)")
+    parser.add_argument(
+        "--image-size", type=_image_size, default=(0, 0), metavar="WxH",
+        help="the camera's frame size, e.g. 640x480, for the aspect correction (default: unknown)",
+    )  # fmt: skip
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    """``WxH`` as a camera image size; argparse reports a ValueError as an invalid value."""
+    from bharnet_ros.core.skeleton import SkeletonError, checked_image_size
+
+    found = re.fullmatch(r"([0-9]{1,9})[xX]([0-9]{1,9})", text.strip())
+    if not found or min(size := (int(found[1]), int(found[2]))) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is no WxH image size such as 640x480")
+    try:
+        return checked_image_size(size)
+    except SkeletonError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _videos_arguments(parser: argparse.ArgumentParser) -> None:
@@ -239,7 +257,7 @@ def _ntu(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
 
 def _mpdata(args: argparse.Namespace) -> tuple[SkeletonDataset, ImportReport]:
     classes = _class_list(args.classes) if args.classes is not None else None
-    return import_mpdata(args.source, classes, args.fps, args.mirrored, _progress(args))
+    return import_mpdata(args.source, classes, args.fps, args.mirrored, _progress(args), args.image_size)
 
 
 def _class_list(text: str) -> list[str]:

@@ -452,3 +452,17 @@ def training_data_in(config: Any) -> TrainingData:
         )
     except (AttributeError, TypeError):
         return TrainingData()
+
+
+def uncorrected_aspect_note(data: SkeletonDataset, aspect_correction: bool) -> list[str]:
+    """A note where image-space samples of unknown image size will train without the aspect
+    correction the live node applies to every camera frame (their y is then about 4/3 of it at 4:3)."""
+    if not aspect_correction or data.space != "image" or not len(data):
+        return []
+    unknown = int((np.asarray(data.image_sizes).min(axis=1) == 0).sum())
+    if not unknown:
+        return []
+    return [
+        f"{unknown} of {len(data)} training samples have no image size: their aspect stays uncorrected, "
+        "while the live node corrects its camera's (import them with the camera's size)"
+    ]

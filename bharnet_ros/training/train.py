@@ -67,7 +67,14 @@ from bharnet_ros.model.checkpoint import (
 )
 from bharnet_ros.model.config import config_from_dict, config_to_dict, deep_merge
 from bharnet_ros.model.losses import build_loss, seed_everything
-from bharnet_ros.training.data import AUTO, hand_intensive_names, labels_for, resolve_path, select_data
+from bharnet_ros.training.data import (
+    AUTO,
+    hand_intensive_names,
+    labels_for,
+    resolve_path,
+    select_data,
+    uncorrected_aspect_note,
+)
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.feeder import AugmentConfig, SkeletonFeeder, mirror_label_map
 from bharnet_ros.training.sampling import ClassBalancedSampler
@@ -897,7 +904,7 @@ def build_run(
         check_same_inputs(preprocess, resume_state["preprocess"])
     check_loadable_size(model_config)
     base_model = build_model(model_config).to(env.device)
-    notes = list(selection.notes)
+    notes = [*selection.notes, *uncorrected_aspect_note(train_data, preprocess.aspect_correction)]
     if resume_state is None:
         check_every_branch_learns(base_model, any((config["model"]["init"] or {}).values()))
         notes += init_from_experts(base_model, config["model"]["init"] or {}, class_names, preprocess)

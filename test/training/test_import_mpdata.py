@@ -264,3 +264,25 @@ def test_a_signer_file_packed_with_an_unknown_compression_is_skipped(tmp_path):
     [(item, _, detail)] = report.skipped
     assert item == "signer_odd.npz"
     assert "cannot be unpacked" in detail
+
+
+def test_the_cameras_image_size_can_be_given_so_training_corrects_the_aspect(shared_file, tmp_path, capsys):
+    """Neither format stores it: signs.npz trained uncorrected while the live node corrects."""
+    from bharnet_ros.cli import main
+    from bharnet_ros.training.data import uncorrected_aspect_note
+    from bharnet_ros.training.dataset import SkeletonDataset
+
+    path = shared_file("mp_holistic_signs/signer_Atulkoirala.npz")
+    unknown, _ = import_mpdata(path)
+    assert uncorrected_aspect_note(unknown, True)[0].startswith(f"{len(unknown)} of {len(unknown)} training")
+    assert uncorrected_aspect_note(unknown, False) == []
+    out = tmp_path / "signs.npz"
+    assert main(["import", "mpdata", str(path), "-o", str(out), "--image-size", "640x480"]) == 0
+    sized = SkeletonDataset.load(out)
+    assert sized.image_sizes.tolist() == [[640, 480]] * len(sized)
+    assert uncorrected_aspect_note(sized, True) == []
+    capsys.readouterr()
+    for bad in ("640", "0x480", "64000x4"):
+        with pytest.raises(SystemExit):
+            main(["import", "mpdata", str(path), "-o", str(tmp_path / "x.npz"), "--image-size", bad])
+        assert "--image-size" in capsys.readouterr().err

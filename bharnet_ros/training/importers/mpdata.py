@@ -27,6 +27,7 @@ from a mirrored (selfie) camera, ``mirrored=True`` flips x back and swaps the si
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zipfile
 import zlib
@@ -329,8 +330,12 @@ def import_mpdata(
     fps: float = FPS,
     mirrored: bool = False,
     progress: Progress = no_progress,
+    image_size: tuple[int, int] = (0, 0),
 ) -> tuple[SkeletonDataset, ImportReport]:
     """Import a signer ``.npz``, a folder of them, or a raw ``MP_Data`` folder (or its parent).
+
+    Neither stores the camera's image size; ``image_size`` (width, height) gives it, so that
+    training corrects the aspect as the live node does (0, 0: unknown, left uncorrected).
 
     Signer files get subject ids 1, 2, ... in file-name order (and the signer's name as the
     ``subject`` attribute) and are merged by class name; raw folders have no subject id.
@@ -353,6 +358,15 @@ def import_mpdata(
         dataset = read_mp_data(root, classes, fps, mirrored, report, progress)
     if classes is None:  # a class the user asked for stays, even without samples
         dataset = drop_empty_classes(dataset, report)
+    if min(image_size) > 0:
+        sizes = np.tile(np.asarray(image_size, np.int64), (len(dataset), 1))
+        dataset = dataclasses.replace(dataset, image_sizes=sizes)
+        dataset.notes.append(f"mpdata: frames of {image_size[0]}x{image_size[1]} pixels (--image-size)")
+    else:
+        dataset.notes.append(
+            "mpdata: image size unknown, so training leaves these samples' aspect uncorrected while "
+            "the live node corrects its camera's (give the camera's with --image-size WxH)"
+        )
     report.notes.extend(dataset.notes)
     return dataset, report
 
