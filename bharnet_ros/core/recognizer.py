@@ -46,7 +46,7 @@ class WindowClassifier(Protocol):
     space: str  # the coordinate space the model was trained in; frames must have it ("" = any)
     providers: list[str]  # the execution providers really running the model (diagnostics)
     description: str  # the model in a few words (logs, /bharnet/labels)
-    hand_intensive: list[bool]  # per class: whether the hands carry it (/bharnet/labels)
+    hand_intensive: list[bool]  # per class: whether the hands carry it (/bharnet/labels); [] if unknown
 
     def classify(self, window: Window) -> WindowScores:
         """The window's scores: fused probabilities, and the experts' where the model has them."""
@@ -293,7 +293,8 @@ class Recognizer:
         unfamiliar = self._unfamiliar(scores)
         self.windows_unfamiliar += unfamiliar
         if (confidence < self.none_threshold or unfamiliar) and label != NONE:
-            label, class_id, confidence = NONE, names.index(NONE) if NONE in names else -1, 1.0 - confidence
+            best = float(np.max(state.smoother.probabilities))  # not the held label's: 1 - the best's
+            label, class_id, confidence = NONE, names.index(NONE) if NONE in names else -1, 1.0 - best
         top = scores.top(self.config.top_k)
         return ActionResult(
             person_id=pid,
@@ -336,8 +337,8 @@ class OnnxWindowClassifier:
         self.distance_threshold = float(classifier.metadata.get("distance_threshold") or 0.0)
         self.outputs_distance = DISTANCE in classifier.output_names
         self.providers = classifier.providers
-        marked = set(classifier.metadata.get("hand_intensive") or [])  # class names
-        self.hand_intensive = [name in marked for name in self.class_names]
+        marked = classifier.metadata.get("hand_intensive")  # class names; None: not known
+        self.hand_intensive = [] if marked is None else [name in set(marked) for name in self.class_names]
         mirrored = ", test-time mirroring" if classifier.metadata.get("test_mirror") is True else ""
         self.description = f"{classifier.path.name} ({classifier.variant}{mirrored})"
 

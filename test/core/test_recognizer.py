@@ -447,6 +447,17 @@ def test_a_window_far_from_the_training_data_says_none_and_is_counted():
     assert plain.distance_threshold == 0.0  # a model without a distance: off
 
 
+def test_a_none_of_the_distance_rule_is_as_sure_as_the_best_label_is_not():
+    """Under the switching margin the held label need not be the best: the confidence of the none
+    was 1 - the held label's probability, not 1 - the best label's (docs/nodes.md)."""
+    script = [[0.6, 0.4], [0.45, 0.55], [0.45, 0.55]]
+    config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.0, smoothing=1.0, switch_margin=0.2)
+    recognizer = Recognizer(DistanceClassifier(script, [1.0, 1.0, 5.0]), config)
+    results = [recognizer.push(frame(i / 30)) for i in range(3)]
+    assert [r.label for r in results] == ["idle", "idle", "none"]  # idle held against a 0.1 lead
+    assert results[2].confidence == pytest.approx(0.45)  # 1 - raise's 0.55
+
+
 def test_a_model_without_a_distance_output_has_the_distance_rule_off_whatever_the_parameter():
     script = [[0.9, 0.1]]
     without = DistanceClassifier(script, [None])
@@ -555,6 +566,13 @@ def test_an_exported_model_describes_itself(tiny_model, tmp_path):
     assert classifier.body_layout == "mediapipe33"
     assert classifier.hand_intensive == [False, False, True]
     assert classifier.none_threshold == 0.0
+    unflagged = tmp_path / "unflagged.onnx"  # trained on data that says nothing of hands
+    proto = onnx.load(str(tiny_model))
+    for entry in proto.metadata_props:
+        if entry.key == "bharnet.hand_intensive":
+            entry.value = "null"
+    onnx.save(proto, str(unflagged))
+    assert load_window_classifier(str(unflagged)).hand_intensive == []  # unknown, not "none of them"
     assert classifier.description == "tiny.onnx (bharnet_e_expert_only)"
     proto = onnx.load(str(tiny_model))
     entry = proto.metadata_props.add()
