@@ -41,9 +41,9 @@ from bharnet_ros.core.frame_rules import NANOSECONDS, FrameRules, one_per_person
 from bharnet_ros.core.image import ImageError, camera_message_size
 from bharnet_ros.core.params_file import (
     ParamsFileError,
-    node_parameters,
     read_params_file,
     recognizer_parameters,
+    root_parameters,
 )
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
 from bharnet_ros.core.skeleton import SkeletonError
@@ -168,7 +168,7 @@ def eval_options(
     origin, unstamped = time_origin(bag, topic)
     return EvalOptions(
         bag=bag, topic=topic, msgtype=msgtype, model=model, device=device,
-        recognizer=recognizer, pose=node_parameters(params, "pose"),
+        recognizer=recognizer, pose=root_parameters(params, "pose"),
         origin=origin, params_file=params_file, unstamped=unstamped,
     )  # fmt: skip
 

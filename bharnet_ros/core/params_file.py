@@ -68,12 +68,28 @@ def _names_node(key: str, full_name: str) -> bool:
     return re.fullmatch(pattern, full_name) is not None
 
 
+def root_parameters(data: Mapping[str, Any], node: str) -> dict[str, Any]:
+    """:func:`node_parameters` of ``node`` at the root namespace, where the offline tools run their
+    graph; ParamsFileError where the file names the node only in other namespaces (a robot's file
+    keyed ``/robot1/recognizer``), whose values, its model among them, would be passed over."""
+    applies = [
+        str(k) for k in data if str(k).strip() not in ("/**", "**") and _names_node(str(k), f"/{node}")
+    ]
+    elsewhere = [str(k) for k in data if str(k).strip("/ ").split("/")[-1] == node and str(k) not in applies]
+    if elsewhere and not applies:
+        raise ParamsFileError(
+            f"its {node} entries ({', '.join(elsewhere)}) are for other namespaces, which this command "
+            f"(running its nodes at the root) would pass over; key them /**/{node}"
+        )
+    return node_parameters(data, node)
+
+
 def recognizer_parameters(data: Mapping[str, Any]) -> dict[str, Any]:
     """The recognizer's ``ros__parameters``, checked as the recognizer reads them (offline tools
     have no rclpy to refuse a bad value); ParamsFileError naming the problem."""
     from bharnet_ros.core.recognizer import RecognizerConfig
 
-    values = node_parameters(data, "recognizer")
+    values = root_parameters(data, "recognizer")
     try:
         RecognizerConfig.from_params(values)
     except (ValueError, TypeError) as err:
@@ -85,10 +101,16 @@ def recognizer_parameters(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def set_node_parameters(data: dict[str, Any], node: str, **values: Any) -> None:
-    """Set ``values`` for ``node`` in any namespace (in place), in the file's last entry, which no
-    other entry overrides (later entries win): the ``/**/node`` entry, moved to the end."""
-    key = f"/**/{node}"
-    entry = data.pop(key, None)
-    entry = dict(entry) if isinstance(entry, Mapping) else {}
-    entry["ros__parameters"] = {**(entry.get("ros__parameters") or {}), **values}
-    data[key] = entry
+    """Set ``values`` for ``node`` (in place): in its ``/**/node`` entry (added if missing), taken
+    out of every other entry that gives them to the node at the root, so that no entry overrides
+    them whatever the order; the entries' other values stay where they were."""
+    own = f"/**/{node}"
+    for key, entry in data.items():
+        others = isinstance(entry, dict) and isinstance(entry.get("ros__parameters"), dict) and key != own
+        if others and _names_node(str(key), f"/{node}"):
+            for name in values:
+                entry["ros__parameters"].pop(name, None)
+    entry = data.get(own)
+    if not isinstance(entry, dict) or not isinstance(entry.get("ros__parameters", {}), dict):
+        entry = data[own] = {}
+    entry.setdefault("ros__parameters", {}).update(values)

@@ -82,7 +82,11 @@ PARAMS = (
         "ONNX Runtime device: cpu, cuda (falls back to cpu unless require_device) or auto",
         choices=DEVICES,
     ),
-    Param("require_device", False, "fail configure instead of falling back to CPU"),
+    Param(
+        "require_device",
+        False,
+        "fail configure instead of falling back to CPU (device cuda; auto never falls back)",
+    ),
     Param("threads", 1, "ONNX Runtime intra-op threads (1 leaves a core to MediaPipe)", (0, MOST_THREADS)),
     Param("window_seconds", C.window_seconds, "window duration in seconds; 0 = the model's own", (0.0, 60.0)),
     Param(

@@ -56,6 +56,22 @@ def test_options_come_from_the_bag_and_the_parameters_file(skeleton_bag, tiny_mo
     assert options.params_file == params_file
 
 
+def test_a_robots_file_keyed_by_its_namespace_is_refused_not_passed_over(skeleton_bag, tiny_model, tmp_path):
+    """/robot1/recognizer is not the root's recognizer, which bag eval runs: its model and
+    thresholds were passed over without a word (the shipped model ran)."""
+    from bharnet_ros.core.params_file import ParamsFileError, read_params_file, root_parameters
+
+    path = tmp_path / "robot1.yaml"
+    path.write_text(yaml.safe_dump({"/robot1/recognizer": {"ros__parameters": {"model": str(tiny_model)}}}))
+    with pytest.raises(ParamsFileError, match=r"/robot1/recognizer\) are for other namespaces"):
+        root_parameters(read_params_file(path), "recognizer")
+    with pytest.raises(EvalError, match=r"key them /\*\*/recognizer"):
+        evaluate_bag(skeleton_bag, None, tmp_path / "out", model=tiny_model, params_file=str(path))
+    both = {"/robot1/recognizer": {"ros__parameters": {}}, "recognizer": {"ros__parameters": {"top_k": 2}}}
+    path.write_text(yaml.safe_dump(both))  # the root's own entry is there: the others are another robot's
+    assert root_parameters(read_params_file(path), "recognizer") == {"top_k": 2}
+
+
 def test_the_parameters_file_s_model_is_used_unless_model_is_given(skeleton_bag, tiny_model, tmp_path):
     """The file's recognizer ``model`` is what the node would load: `bag eval --params-file` ran the
     shipped model while its report's params.yaml named the file's."""

@@ -144,9 +144,12 @@ def test_parameters_file_entries_match_node_names_as_rcl_does():
     assert node_parameters(data, "recognizer", "robot1") == {"a": 1, "b": 1, "d": 1}
     assert node_parameters(data, "recognizer", "/robot2") == {"a": 1, "b": 2, "d": 1}
     assert node_parameters(data, "recognizer", "lab/robot2") == {"a": 1, "b": 1}
-    set_node_parameters(data, "recognizer", c=3)  # last, so that no other entry overrides it
-    assert list(data)[-1] == "/**/recognizer"
+    set_node_parameters(data, "recognizer", c=3)  # no other entry overrides it, whatever the order
     assert node_parameters(data, "recognizer") == {"a": 1, "b": 1, "c": 3}
+    data["/recognizer"] = {"ros__parameters": {"b": 5}}  # a more specific entry after /**/recognizer
+    set_node_parameters(data, "recognizer", model="m.onnx")
+    assert node_parameters(data, "recognizer") == {"a": 1, "b": 5, "c": 3, "model": "m.onnx"}
+    assert list(data)[:2] == ["/**", "/**/recognizer"]  # the entries stay where they were
 
 
 def test_usable_options_pass_the_checks(tmp_path, tiny_model, monkeypatch):
