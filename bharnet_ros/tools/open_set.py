@@ -59,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     odd = [str(v) for v in args.videos if v.stem in ("", ".", "..")]
     if odd:  # '...mp4' has the stem '..': its folder would be the parent of --out
         raise UsageError(f"{odd[0]}: a video named only by dots has no folder of its own in --out; rename it")
-    writes = (SUMMARY, *(f"{stem}/" for stem in stems))
+    writes = (
+        SUMMARY,
+        *(f"{stem}/{entry}" for stem in stems for entry in ("", "labels.csv", "bag/", "report/")),
+    )
     check_output_folder(args.out, [*args.videos, args.model], args.force, writes=writes)
     no_command = {NONE, *no_command_classes(args.no_command, check_model(args.model))}
     check_params_file(args.params_file)

@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+STREAM_FILES = ("stream.mp4", "labels.csv", "model.onnx", "bag/", "report/")  # in each stream's folder
+
+
 def run(args: argparse.Namespace) -> int:
     from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if not streams:
         raise UsageError("no stream could be composed; check --subjects, --distances and the clip names")
-    writes = ("summary.json", *(f"{name}/" for name in streams))
+    writes = ("summary.json", *(f"{name}/{entry}" for name in streams for entry in ("", *STREAM_FILES)))
     check_output_folder(args.out, [args.source, args.dataset, args.model, args.cv], args.force, writes=writes)
     check_models(args, sorted({person for person, _ in streams.values()}))
     check_params_file(args.params_file)

@@ -74,7 +74,7 @@ def _check(args: argparse.Namespace) -> list[str]:
     if args.preview is not None and args.preview.suffix.lower() != ".png":
         raise UsageError(f"--preview must name a .png file, got {args.preview}")
     classes = _classes(args.classes)
-    check_output_folder(args.out, force=args.force, option="-o")
+    check_output_folder(args.out, force=args.force, option="-o", writes=("classes.txt", "index.csv"))
     if args.preview is not None:
         if args.preview.resolve() == args.out.resolve():  # resolved: r/../s2.png is s2.png
             raise UsageError("--preview and -o name the same path; give the preview its own .png name")

@@ -694,7 +694,8 @@ def run_curve(args: argparse.Namespace) -> int:
     threshold = _curve_distance_threshold(args.distance_threshold)
     checkpoints = [*args.base, *args.reference]
     run_folders = [path.parent for path in checkpoints if (path.parent / "config.yaml").is_file()]
-    check_output_folder(args.out, [*checkpoints, *args.data, *run_folders], args.force)
+    writes = ("runs.csv", "curve.json", "curve.md")
+    check_output_folder(args.out, [*checkpoints, *args.data, *run_folders], args.force, writes=writes)
     started = time.monotonic()
     plan = CurvePlan(
         args.new, args.takes, args.teachers, args.pool, args.draws,

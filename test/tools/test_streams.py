@@ -251,6 +251,9 @@ def test_open_set_checks_its_videos_and_model_before_recording_any(tmp_path, tin
     assert main([*argv, str(dots)]) == 2
     assert "a video named only by dots has no folder of its own" in one_line_error(capsys)
     assert not out.exists()
+    (out / "good" / "labels.csv").mkdir(parents=True)  # found after its video was recorded
+    assert main([*argv, str(good), "--force"]) == 2
+    assert "labels.csv, which is no regular file" in one_line_error(capsys)
 
 
 def test_open_set_skips_a_video_that_fails_while_recorded_and_keeps_the_others(

@@ -580,3 +580,12 @@ def test_a_failed_export_leaves_both_earlier_files_as_they_were(
     assert "EXPORT FAILED" in capsys.readouterr().err
     assert out.read_bytes() == b"old onnx"
     assert out.with_suffix(".pt").read_bytes() == b"old checkpoint"  # not a checkpoint of another model
+
+
+def test_curve_refuses_a_folder_in_the_place_of_its_table_before_any_fit(teach_base, tmp_path, capsys):
+    data = synth_takes(tmp_path / "ana.npz", ["idle", "stop"], "ana")
+    base = fold_leaving_out(teach_base(), tmp_path / "old_bo", "bo")
+    (tmp_path / "c" / "runs.csv").mkdir(parents=True)
+    args = ["teach", "curve", "--base", str(base), "--data", str(data), "--new", "stop"]
+    assert main([*args, "--out", str(tmp_path / "c"), "--force"]) == 2
+    assert "runs.csv, which is no regular file" in capsys.readouterr().err

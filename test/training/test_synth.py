@@ -367,3 +367,9 @@ def test_a_camera_close_and_pitched_down_gives_a_sample_in_the_contract():
         warnings.simplefilter("error", RuntimeWarning)  # no overflow in the visibility either
         sample = synth.generate_sample("idle", np.random.default_rng(73920))
     assert np.abs(sample.sequence.body[..., :3]).max() <= COORDINATE_LIMITS["image"]
+
+
+def test_cli_refuses_a_folder_in_the_place_of_its_index_before_generating(tmp_path, capsys):
+    (tmp_path / "set" / "index.csv").mkdir(parents=True)
+    assert main(["synth", "-o", str(tmp_path / "set"), "--per-class", "1", "--force"]) == 2
+    assert "index.csv, which is no regular file" in capsys.readouterr().err
