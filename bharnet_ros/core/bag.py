@@ -255,7 +255,8 @@ class BagWriter(Closeable):
 
     def flush(self) -> None:
         """Put every message written so far into the storage file, so a killed process loses only
-        what came after (the bag is then read back through :func:`reindex_bag`).
+        what came after (the bag is then read back through :func:`reindex_bag`), and mark the file
+        as written now: a recording of a quiet topic must not look finished (:data:`QUIET_SECONDS`).
 
         rosbags keeps MCAP messages in a 1 MiB chunk in memory, and SQLite ones in a transaction,
         until the bag is closed; this closes the chunk or commits early. It reaches into rosbags'
@@ -268,6 +269,10 @@ class BagWriter(Closeable):
             storage.bio.flush()
         elif isinstance(storage, Sqlite3Writer):
             storage.conn.commit()
+        if storage is not None:  # recent even while nothing comes: a bag still recording looks so
+            for file in self.path.iterdir():
+                if file.suffix in STORAGE_SUFFIXES:
+                    os.utime(file)
 
     def close(self) -> None:
         """Finish the bag (writes metadata.yaml); safe to call twice."""
@@ -426,11 +431,13 @@ def _log_time(value: Any, topic: str) -> int:
     return value
 
 
-def candidate_topics(available: dict[str, str]) -> list[str]:
+def candidate_topics(available: dict[str, str], counts: dict[str, int] | None = None) -> list[str]:
     """The topics a reader of skeletons can take by default: the skeleton topics, else the camera
-    topics (sorted); a caller takes one only where it is alone."""
-    skeletons = sorted(t for t, m in available.items() if m == SKELETON_TYPE)
-    return skeletons or sorted(t for t, m in available.items() if m in CAMERA_TYPES)
+    topics (sorted), of those that hold messages where ``counts`` says (an empty skeleton topic
+    beside a camera's would be chosen and found empty); a caller takes one only where it is alone."""
+    held = {t: m for t, m in available.items() if counts is None or counts.get(t, 0) > 0}
+    skeletons = sorted(t for t, m in held.items() if m == SKELETON_TYPE)
+    return skeletons or sorted(t for t, m in held.items() if m in CAMERA_TYPES)
 
 
 def require_topic(available: dict[str, str], topic: str, path: str | Path) -> str:

@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bharnet_ros.core.annotations import AnnotationError, Annotations, Segment, labels_at, load_annotations
 from bharnet_ros.core.bag import (
     CAMERA_TYPES,
     CDR_STAMP_BYTES,
+    COMPRESSED_TYPE,
     SKELETON_TYPE,
     BagError,
     MessageError,
@@ -44,6 +47,7 @@ from bharnet_ros.core.params_file import (
     read_params_file,
     recognizer_parameters,
     root_parameters,
+    set_node_parameters,
 )
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
 from bharnet_ros.core.skeleton import SkeletonError
@@ -61,7 +65,7 @@ LEGEND_LABELS = 20  # labels named in timeline.png's legend (colours repeat afte
 # How far outside the bag's time (seconds) annotations may lie before they are taken for another
 # bag's, or for the wrong unit or time base (log times and header stamps differ by a little).
 LABELS_SLACK_SECONDS = 1.0
-# The files of a report folder (params.yaml in real time only), checked before the run.
+# The files of a report folder, checked before the run.
 REPORT_FILES = ("summary.json", "predictions.csv", "timeline.png", "params.yaml")
 
 
@@ -136,6 +140,8 @@ def evaluate_bag(
         check_labels_in_bag(annotations, labels, options)
         classes = check_replayable(options) if replay is not None else []
         run = replay(options, out) if replay is not None else evaluate_offline(options)
+        if replay is None:  # the live graph wrote it to start with
+            write_params_file(options, out)
         run.classes = run.classes or classes
     except (AnnotationError, BagError, ParamsFileError) as err:
         raise EvalError(str(err)) from None
@@ -225,7 +231,7 @@ def choose_topic(bag: Path, requested: str | None) -> tuple[str, str]:
                 f"{SKELETON_TYPE}; the bag has {describe_topics(topics)}"
             )
         return requested, msgtype
-    candidates = candidate_topics(topics)
+    candidates = candidate_topics(topics, bag_message_counts(bag)) or candidate_topics(topics)
     if len(candidates) != 1:
         problem = "no camera or skeleton topic" if not candidates else "several candidate topics"
         raise EvalError(f"{bag} has {problem}: {describe_topics(topics)}; pick one with --topic")
@@ -586,6 +592,22 @@ def scoring_warnings(segments: list[Segment], run: EvalRun, metrics: StreamMetri
             "the labels are this bag's and their time base (start/end from the first frame, or stamps)"
         )
     return warnings
+
+
+def write_params_file(options: EvalOptions, out: Path) -> Path:
+    """``out/params.yaml``, the parameters the run used (both modes; the live graph starts with it):
+    the options' parameters file, with the pose node's ``compressed`` set
+    to whether the bag holds CompressedImage (the pose node then reads the ``/compressed`` topic),
+    and its image subscription reliable like the replay's publisher from the start (``auto`` would
+    switch to it on a diagnostics tick, perhaps in the middle of the replay)."""
+    data = read_params_file(options.params_file)
+    compressed = options.msgtype == COMPRESSED_TYPE
+    set_node_parameters(data, "pose", compressed=compressed, image_reliability="reliable")
+    set_node_parameters(data, "recognizer", model=str(options.model))  # the model in use, as the file says
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "params.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 def write_report(

@@ -15,11 +15,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from bharnet_ros.core.bag import ACTION_TYPE, COMPRESSED_TYPE, stamp_ns, typestore
-from bharnet_ros.core.bag_eval import EvalError, EvalOptions, EvalRun, Replay
-from bharnet_ros.core.params_file import read_params_file, set_node_parameters
+from bharnet_ros.core.bag_eval import EvalError, EvalOptions, EvalRun, Replay, write_params_file
 from bharnet_ros.core.streaming_metrics import Decision, summarize
 from bharnet_ros.nodes.graph import GraphOptions
 
@@ -48,28 +45,13 @@ def evaluate_realtime(options: EvalOptions, out: Path, rate: float = 1.0) -> Eva
     )
     graph = GraphOptions(
         camera_topic=camera, model=str(options.model), device=options.device,
-        params_file=str(graph_params_file(options, out)),
+        params_file=str(write_params_file(options, out)),
     )  # fmt: skip
     try:
         live = run_graph_on_bag(options.bag, options.topic, options.msgtype, graph, rate=rate)
     except NodeStartError as err:  # a parameter rclpy refuses, as `bharnet run` reports it
         raise EvalError(str(err)) from None
     return live_run(live, options.origin)
-
-
-def graph_params_file(options: EvalOptions, out: Path) -> Path:
-    """``out/params.yaml``: the options' parameters file, with the pose node's ``compressed`` set
-    to whether the bag holds CompressedImage (the pose node then reads the ``/compressed`` topic),
-    and its image subscription reliable like the replay's publisher from the start (``auto`` would
-    switch to it on a diagnostics tick, perhaps in the middle of the replay)."""
-    data = read_params_file(options.params_file)
-    compressed = options.msgtype == COMPRESSED_TYPE
-    set_node_parameters(data, "pose", compressed=compressed, image_reliability="reliable")
-    set_node_parameters(data, "recognizer", model=str(options.model))  # the model in use, as the file says
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "params.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 def live_run(live: LiveRun, origin: int) -> EvalRun:

@@ -39,6 +39,7 @@ from bharnet_ros.core.bag import (
     SKELETON_TYPE,
     BagError,
     MessageError,
+    bag_message_counts,
     bag_topics,
     candidate_topics,
     decode_camera_message,
@@ -151,7 +152,7 @@ def _message_frames(message: Any, msgtype: str, stage: Any) -> tuple[list[Skelet
 def default_topic(available: dict[str, str], path: str | Path) -> str:
     """The bag's only skeleton topic, else its only camera topic; BagError naming them otherwise
     (a depth camera beside a colour one would be cut silently, or fail on its encoding)."""
-    candidates = candidate_topics(available)
+    candidates = candidate_topics(available, bag_message_counts(path)) or candidate_topics(available)
     if len(candidates) != 1:
         problem = "neither a skeleton nor a camera topic" if not candidates else "several candidate topics"
         raise BagError(f"{path} has {problem}: {describe_topics(available)}; pick one with --topic")

@@ -127,7 +127,10 @@ def test_the_deterministic_run_scores_and_writes_the_report(
     assert summary["counts"]["actions"] == summary["metrics"]["predictions_scored"] > 10
     assert json.loads((tmp_path / "report" / "summary.json").read_text()) == summary
     written = {p.name for p in (tmp_path / "report").iterdir()}
-    assert written == {"summary.json", "predictions.csv", "timeline.png"}
+    assert written == {"summary.json", "predictions.csv", "timeline.png", "params.yaml"}
+    used = yaml.safe_load((tmp_path / "report" / "params.yaml").read_text())  # a real-time report's
+    assert used["/**/recognizer"]["ros__parameters"]["model"] == str(tiny_model)  # was left beside it
+    assert used["/**/recognizer"]["ros__parameters"]["min_seconds"] == 0.4
 
 
 def test_another_mode_plugs_in_as_replay(tmp_path, skeleton_bag, tiny_model, labels):
@@ -514,3 +517,17 @@ def test_a_run_whose_skeletons_were_all_refused_says_so(tmp_path, tiny_model):
         "no action: 120 skeletons were refused as the recognizer node refuses them (the first: ignored a "
         "skeleton: nanosec 4000000000 is a second or more); fix what publishes them"
     )
+
+
+def test_an_empty_skeleton_topic_beside_a_camera_with_frames_is_not_the_default(tmp_path):
+    """It was chosen, then refused as holding no messages: 'record some frames first'."""
+    from bharnet_ros.core.bag_eval import choose_topic
+
+    path = tmp_path / "camera_and_nothing"
+    with bag.BagWriter(path) as writer:
+        writer.add_topic(TOPIC, bag.SKELETON_TYPE)  # a pose node that never published
+        writer.add_topic("/camera/image_raw", bag.IMAGE_TYPE)
+        for t in range(3):
+            stamp = ORIGIN + t * 10**8
+            writer.write("/camera/image_raw", stamp, bag.image_message(np.zeros((4, 6, 3), np.uint8), stamp))
+    assert choose_topic(path, None) == ("/camera/image_raw", bag.IMAGE_TYPE)

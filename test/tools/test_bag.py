@@ -425,6 +425,19 @@ def test_a_bag_still_being_written_is_not_reindexed(tmp_path, capsys, monkeypatc
     assert main(["bag", "info", str(path)]) == 0
 
 
+def test_a_recording_of_a_quiet_topic_still_looks_recent(tmp_path):
+    """A flush with nothing new wrote nothing, so a recording of a rarely published topic looked
+    finished after 5 s, and `bag info` froze a partial copy of it."""
+    writer = bag.BagWriter(tmp_path / "quiet")
+    writer.add_topic("/s", bag.SKELETON_TYPE)
+    writer.flush()
+    (storage,) = [p for p in (tmp_path / "quiet").iterdir() if p.suffix == ".mcap"]
+    os.utime(storage, (time.time() - 60,) * 2)  # a minute without a message
+    writer.flush()  # nothing written since
+    assert time.time() - storage.stat().st_mtime < 5  # QUIET_SECONDS, which the tests here set to 0
+    writer.close()
+
+
 def test_a_recovered_copy_older_than_its_recording_is_not_taken_for_it(tmp_path, capsys):
     path = killed_bag(tmp_path / "b")
     (storage,) = bag.storage_files(path)
