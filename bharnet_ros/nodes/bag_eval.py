@@ -57,8 +57,8 @@ def evaluate_realtime(options: EvalOptions, out: Path, rate: float = 1.0) -> Eva
 def live_run(live: LiveRun, origin: int) -> EvalRun:
     """A replay's ``LiveRun`` as an EvalRun: decisions stamped relative to ``origin`` (ns), each with
     its end-to-end latency (receive time - publish time of the frame it is for), and the counts
-    (images the pose node refuses for their stamps are bad frames, not dropped ones)."""
-    bad = live.undecodable + live.refused  # named as the deterministic run names them: bad frames
+    (images the pose node refuses, for their stamps or their pixels, are bad frames, not dropped ones)."""
+    bad = live.undecodable + live.refused + live.unusable  # as the deterministic run names them
     run = EvalRun("realtime", live.sent + live.undecodable, 0, None, bad, [], [])
     for received, data in live.actions:
         msg = typestore().deserialize_cdr(data, ACTION_TYPE)
@@ -70,7 +70,7 @@ def live_run(live: LiveRun, origin: int) -> EvalRun:
     if live.pose_stage:
         # as many of each stamp as were both sent and processed: a bag may repeat a stamp
         run.processed = sum((Counter(live.processed) & Counter(live.stamps_sent)).values())
-        run.dropped = live.sent - live.refused - run.processed
+        run.dropped = live.sent - live.refused - live.unusable - run.processed
     else:
         run.processed = live.sent
     seconds = live.replay_seconds

@@ -39,6 +39,7 @@ from bharnet_ros.core.bag import (
     message_class,
     read_messages,
 )
+from bharnet_ros.core.bag_eval import frame_stamp
 from bharnet_ros.core.frame_rules import stamp_problem
 from bharnet_ros.core.machine_hold import hold
 from bharnet_ros.nodes.environment import private_node
@@ -233,6 +234,7 @@ class LiveRun:
     sent: int = 0  # messages published
     undecodable: int = 0  # messages not published: their bytes are no message of the topic's type
     refused: int = 0  # images published whose stamp no clock gives: the pose node refuses them
+    unusable: int = 0  # images published that the pose node could not use (pixels that do not decode)
     published: dict[int, float] = field(default_factory=dict)  # frame stamp (ns) -> publish time
     stamps_sent: list[int] = field(default_factory=list)  # frame stamps (ns), repeated ones each time
     processed: list[int] = field(default_factory=list)  # stamps of skeleton messages from the pose stage
@@ -306,6 +308,8 @@ def run_graph_on_bag(
         try:
             _replay(bag, topic, publisher, rate, run)
             _drain(run, drain)
+            if run.pose_stage:  # its refusals for other reasons than the stamp: bad frames, not dropped
+                run.unusable = max(0, graph.node("pose").bad_frames - run.refused)
         finally:
             stop.set()
             if beside is not None:
@@ -423,8 +427,11 @@ def _count_sent(run: LiveRun, msg: Any, data: bytes, published: float) -> None:
     if run.pose_stage and stamp_problem(msg.header.stamp):
         run.refused += 1
         return
-    run.published[cdr_header_stamp(data)] = published
-    run.stamps_sent.append(cdr_header_stamp(data))
+    # skeletons go straight to the recognizer, whose actions carry each person's stamp (an array
+    # header may be left at 0); images come back as arrays with the image's header
+    stamp = cdr_header_stamp(data) if run.pose_stage else frame_stamp(msg, SKELETON_TYPE)
+    run.published[stamp] = published
+    run.stamps_sent.append(stamp)
 
 
 def _drain(run: LiveRun, quiet: float, limit: float = 15.0) -> None:

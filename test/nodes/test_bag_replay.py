@@ -247,6 +247,38 @@ def test_images_the_pose_node_refuses_for_their_stamp_are_bad_frames_not_dropped
     assert (counts.frames, counts.processed, counts.dropped, counts.bad_frames) == (3, 2, 0, 1)
 
 
+def test_images_the_pose_node_cannot_decode_are_bad_frames_not_dropped():
+    """A cut-off JPEG (or a depth topic's encoding) counted as dropped: the pose node too slow."""
+    from bharnet_ros.nodes import bag_io
+    from bharnet_ros.nodes.bag_eval import live_run
+
+    stamps = [1000 * 10**9 + i for i in range(3)]
+    run = bag_io.LiveRun(sent=3, unusable=1, stamps_sent=stamps, processed=stamps[:2])
+    counts = live_run(run, stamps[0])
+    assert (counts.frames, counts.processed, counts.dropped, counts.bad_frames) == (3, 2, 0, 1)
+
+
+def test_skeletons_whose_array_header_is_left_at_0_are_timed_by_their_persons(tmp_path, monkeypatch):
+    """The actions carry each person's stamp: keyed by the array's 0, no latency was found."""
+    from bharnet_ros.nodes import bag_io
+    from bharnet_ros.training.synth import generate_scripted
+
+    sequence, _ = generate_scripted([("wave", 0.2)], np.random.default_rng(0))
+    header_class = bag.message_class("std_msgs/msg/Header")
+    time_class = bag.message_class("builtin_interfaces/msg/Time")
+    stamps = [10**18 + round(t * 1e9) for t in sequence.timestamps[:3]]
+    with bag.BagWriter(tmp_path / "b") as writer:
+        writer.add_topic("/s", bag.SKELETON_TYPE)
+        for t, stamp in enumerate(stamps):
+            message = bag.skeleton_array_message([sequence.frame(t)], stamp)
+            message.header = header_class(stamp=time_class(sec=0, nanosec=0), frame_id="camera")
+            writer.write("/s", stamp, message)
+    run = bag_io.LiveRun(pose_stage=False)
+    monkeypatch.setattr(bag_io, "time", FakeClock())
+    bag_io._replay(tmp_path / "b", "/s", SimpleNamespace(publish=lambda data: None), 1.0, run)
+    assert sorted(run.published) == stamps
+
+
 def test_a_log_time_that_is_no_number_ends_the_replay_with_one_line(tmp_path, monkeypatch):
     """A text in a .db3's timestamp column failed the replay's arithmetic with a TypeError."""
     import sqlite3
