@@ -221,13 +221,20 @@ def finish_training(fold: dict[str, Any], folder: Path, subject: str) -> None:
     done = load_checkpoint(last).epoch
     if done < fold["epochs"]:
         print(f"fold {subject}: {last} keeps epoch {done} of {fold['epochs']}; continuing it", flush=True)
-        train(fold, resume=folder)
+        train(fold, resume=folder, overrides=how_it_runs(fold))
+
+
+def how_it_runs(fold: Mapping[str, Any]) -> list[str]:
+    """This run's settings of how a fold is run (not what it learns), as overrides for continuing
+    it: a fold stopped on a GPU machine continues on the CPU of this one, with its workers."""
+    return [f"{key}={json.dumps(fold[key])}" for key in ("device", "workers", "progress", "eval_batch_size")]
 
 
 def check_fold_people(folder: Path, excluded: Sequence[str]) -> None:
-    """Refuse to reuse a fold that left out other people (say, another ``--train-people``)."""
+    """Refuse to reuse a fold that left out other people (say, another ``--train-people``); a fold
+    that saved no epoch is no fold yet (its folder is trained anew)."""
     config = folder / "config.yaml"
-    if not config.is_file():
+    if not config.is_file() or not (folder / "last.pt").is_file():
         return
     recorded = set(training_data_of(config).left_out)
     if recorded != set(excluded):

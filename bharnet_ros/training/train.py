@@ -1125,7 +1125,9 @@ def save_state(run: TrainingRun, epoch: int, metrics: dict[str, float], best: bo
 
     ``--resume`` needs last.pt and resume.pt of one epoch: resume.pt is written aside first and put
     in place right after last.pt, so a kill leaves both of the old epoch or (but for the instant
-    between two renames) both of the new one.
+    between two renames) both of the new one. best.pt is written before either: resume.pt records
+    the best score, and a kill between them left a run whose best.pt never came (a resumed run
+    rewrites it only for a better score).
     """
     checkpoint = make_checkpoint(
         run.base_model, run.class_names, run.preprocess, run.hand_intensive, epoch, metrics
@@ -1140,22 +1142,27 @@ def save_state(run: TrainingRun, epoch: int, metrics: dict[str, float], best: bo
     }
     partial = run.out / "resume.pt.partial"
     torch.save(state, partial)
-    save_checkpoint(checkpoint, run.out / "last.pt")
-    os.replace(partial, run.out / "resume.pt")
     if best:
         save_checkpoint(checkpoint, run.out / "best.pt")
+    save_checkpoint(checkpoint, run.out / "last.pt")
+    os.replace(partial, run.out / "resume.pt")
 
 
 def write_metrics(run: TrainingRun) -> None:
-    """metrics.csv (every epoch so far) and metrics.png."""
+    """metrics.csv (every epoch so far) and metrics.png, each written aside and renamed into place:
+    a stop while they are written must not leave a finished run's files cut short for good."""
     keys: list[str] = []
     for row in run.history:
         keys += [key for key in row if key not in keys]
-    with open(run.out / "metrics.csv", "w", newline="") as stream:
+    partial = run.out / "metrics.csv.partial"
+    with open(partial, "w", newline="") as stream:
         writer = csv.DictWriter(stream, keys)
         writer.writeheader()
         writer.writerows(run.history)
-    plot_metrics(run.history, run.out / "metrics.png")
+    os.replace(partial, run.out / "metrics.csv")
+    plot = run.out / "metrics.partial.png"  # the suffix tells matplotlib the format
+    plot_metrics(run.history, plot)
+    os.replace(plot, run.out / "metrics.png")
 
 
 def plot_metrics(history: Sequence[Mapping[str, float]], path: Path) -> None:
@@ -1260,9 +1267,9 @@ def take_back_unfinished(run: TrainingRun, made: bool) -> None:
     """Remove what a run stopped in its first epoch (Ctrl-C, divergence, out of memory) wrote in a
     folder it made, so the same command can simply run again: config.yaml, model.yaml and the
     folder. In a folder that was there before they stay (``--force`` replaces them)."""
-    if not made or run.history or run.start_epoch:
+    if not made or (run.out / "last.pt").exists() or run.start_epoch:  # an epoch was saved
         return
-    for name in ("config.yaml", "model.yaml"):
+    for name in ("config.yaml", "model.yaml", "resume.pt.partial"):
         (run.out / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # something else appeared in it meanwhile: not ours to remove
         run.out.rmdir()
@@ -1377,6 +1384,8 @@ def check_resumable(stored: Mapping[str, Any], config: Mapping[str, Any]) -> Non
         return plain({k: v for k, v in section.items() if k != "test_mirror"})
 
     changed = [key for key in FIXED_ON_RESUME if meaning(stored[key]) != meaning(config[key])]
+    if stored.get("seed") != config["seed"] and config["data"].get("val_fraction"):
+        changed.append("seed (it draws data.val_fraction's validation samples, some trained on)")
     if changed:
         raise ConfigError(
             f"--resume continues the run as it was: its {', '.join(changed)} settings cannot change, "

@@ -343,3 +343,18 @@ def test_folds_test_in_the_vocabulary_they_trained_in(cv_run, tiny_run, tmp_path
     )
     values = cross_validate(config, tmp_path / "out", ["S1"])
     assert values["num_samples"] == 2  # S1's wave and clap; its left and right are not in the vocabulary
+
+
+def test_a_fold_is_continued_as_this_run_runs_and_one_that_saved_no_epoch_is_no_fold_yet(tmp_path):
+    """A fold stopped on a GPU machine was continued with device=cuda from its config.yaml on a CPU
+    one; a fold killed in its first epoch was refused as 'trained without' other people."""
+    from bharnet_ros.training.crossval import check_fold_people, how_it_runs
+    from bharnet_ros.training.train import load_train_config
+
+    fold = {"device": "cpu", "workers": 0, "progress": False, "eval_batch_size": 8}
+    stored = load_train_config(REPO / "config/train/synth_cpu.yaml", ["device=cuda", "workers=3"])
+    continued = load_train_config(None, how_it_runs(fold), base=stored)
+    assert {key: continued[key] for key in fold} == fold
+    (tmp_path / "fold_S1").mkdir()
+    (tmp_path / "fold_S1" / "config.yaml").write_text("data:\n  exclude_subjects: [S1, S3]\n")
+    check_fold_people(tmp_path / "fold_S1", ["S1"])  # no last.pt: trained anew

@@ -711,3 +711,66 @@ def test_a_gpu_number_the_machine_lacks_is_one_line(monkeypatch):
     with pytest.raises(ConfigError, match="device=cuda:5, but this machine has 1 GPU"):
         setup_distributed("cuda:5")
     assert setup_distributed("cuda:0").device == torch.device("cuda:0")
+
+
+def test_a_stop_while_best_pt_is_written_leaves_no_run_that_claims_a_best_it_lacks(
+    dataset_file, tiny_run, tmp_path, monkeypatch
+):
+    """resume.pt recorded the new best score before best.pt was written: a stop between them left
+    a run whose resumed epochs never beat it, and so never wrote best.pt."""
+    import bharnet_ros.training.train as training
+
+    real = training.save_checkpoint
+
+    def stopped(checkpoint, path):
+        if Path(path).name == "best.pt":
+            raise KeyboardInterrupt
+        return real(checkpoint, path)
+
+    monkeypatch.setattr(training, "save_checkpoint", stopped)
+    config = tiny_config(tiny_run, dataset_file, "data.train_split=train", "data.val_split=val")
+    with pytest.raises(KeyboardInterrupt):
+        train(config, out=tmp_path / "run")
+    run = tmp_path / "run"
+    assert not (run / "resume.pt").exists() or (run / "best.pt").exists()
+
+
+def test_a_stop_in_the_first_epoch_takes_back_everything_the_run_wrote(
+    dataset_file, tiny_run, tmp_path, monkeypatch
+):
+    import bharnet_ros.training.train as training
+
+    def stopped(checkpoint, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tiny_run, dataset_file), out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # its config.yaml, model.yaml and resume.pt.partial too
+
+
+def test_metrics_are_written_aside_and_renamed(dataset_file, tiny_run, tmp_path, monkeypatch):
+    """A stop while metrics.csv was rewritten left it cut short, and the finished run kept it so."""
+    import csv as csv_module
+
+    def stopped(self, rows):
+        raise KeyboardInterrupt
+
+    run = train(tiny_config(tiny_run, dataset_file, "epochs=2"), out=tmp_path / "run")
+    before = (run / "metrics.csv").read_text()
+    monkeypatch.setattr(csv_module.DictWriter, "writerows", stopped)
+    from bharnet_ros.training.train import TrainingRun, write_metrics
+
+    fake = TrainingRun.__new__(TrainingRun)
+    fake.out, fake.history = run, [{"epoch": 1}]
+    with pytest.raises(KeyboardInterrupt):
+        write_metrics(fake)
+    assert (run / "metrics.csv").read_text() == before
+
+
+def test_resume_refuses_another_seed_where_the_seed_drew_the_validation_samples(
+    dataset_file, tiny_run, tmp_path
+):
+    run = train(tiny_config(tiny_run, dataset_file, "data.val_fraction=0.5"), out=tmp_path / "run")
+    with pytest.raises(ConfigError, match="seed \\(it draws data.val_fraction"):
+        train({}, resume=run, overrides=["seed=7", "epochs=2"])
