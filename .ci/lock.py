@@ -8,8 +8,10 @@ import importlib.metadata
 
 SKIP = {"bharnet-ros", "pip"}
 
+# A local label (torch's +cpu) is left out: PyPI serves no such file, and ==2.13.0 still takes a
+# 2.13.0+cpu wheel where one is at hand (PEP 440 ignores the label, and it sorts first).
 pins = {
-    f"{dist.metadata['Name']}=={dist.version}"
+    f"{dist.metadata['Name']}=={dist.version.split('+')[0]}"
     for dist in importlib.metadata.distributions()
     if dist._path.suffix == ".dist-info" and dist.metadata["Name"] not in SKIP
 }

@@ -12,6 +12,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bharnet_ros.core.skeleton import MAX_ASPECT
+
 _TO_RGB = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}
 _TO_BGR = {1: cv2.COLOR_GRAY2BGR, 4: cv2.COLOR_BGRA2BGR}
 _EXPECTED = "expected a uint8 BGR image (H, W, 3), mono (H, W) or (H, W, 1), or BGRA (H, W, 4)"
@@ -287,5 +289,10 @@ def fit_pixels(image: np.ndarray, max_pixels: int) -> np.ndarray:
         scale = min(scale, (max_pixels / (height * width)) ** 0.5)
     if scale >= 1.0:
         return image
-    size = (max(1, int(width * scale)), max(1, int(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    new_width, new_height = max(1, int(width * scale)), max(1, int(height * scale))
+    # the short side rounded down must not make a camera's 100:1 frame "no camera image"
+    if new_width >= new_height:
+        new_height = max(new_height, math.ceil(new_width / MAX_ASPECT))
+    else:
+        new_width = max(new_width, math.ceil(new_height / MAX_ASPECT))
+    return cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_AREA)

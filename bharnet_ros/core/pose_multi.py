@@ -30,12 +30,17 @@ from bharnet_ros.core.closeable import Closeable
 from bharnet_ros.core.image import camera_size, to_rgb
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.core.pose import (
+    HAND_GATE,
     HAND_WRIST,
+    POSE_LEFT_SHOULDER,
     POSE_LEFT_WRIST,
+    POSE_RIGHT_SHOULDER,
     POSE_RIGHT_WRIST,
     check_confidences,
+    distinct_hands,
     import_mediapipe,
     plausible_landmarks,
+    shoulder_widths,
 )
 from bharnet_ros.core.skeleton import (
     CHANNELS,
@@ -52,14 +57,8 @@ from bharnet_ros.core.tracking import MAX_AGE, PersonTracker
 
 NUM_POSES = 4  # persons per image by default
 MAX_POSES = 16
-POSE_LEFT_SHOULDER, POSE_RIGHT_SHOULDER = 11, 12
 VISIBLE = 0.5  # body joints at least this visible feed the tracker
-# A hand's wrist farther than this many shoulder widths from a pose wrist is not that wrist's hand.
-# Measured on real clips: a hand's own pose wrist lies within 0.2 shoulder widths; hands of a person
-# the pose detector missed lay 1 to 3 widths from the nearest other wrist.
-HAND_GATE = 0.6
 LABEL_PENALTY = 0.5  # shoulder widths added when the Tasks handedness label names the other side
-MIN_SHOULDER_FRACTION = 0.02  # shoulder-width floor, as a fraction of the image diagonal (side views)
 UNMATCHABLE = 1e6
 # Seconds (about 30,000 years): MediaPipe counts microseconds in an int64, and a stamp beyond its
 # range would stay the VIDEO-mode clock's floor, failing every later frame.
@@ -149,6 +148,8 @@ class MultiPoseEstimator(Closeable):
         """(B, 2, 21, 4) hands and (B, 2) presence: the found hands assigned to the bodies' wrists."""
         hands, sides, scores = _hands(result)
         scale = np.array(size, np.float64)
+        kept = distinct_hands(hands[..., :2] * scale, scores)  # a copy would take the other wrist
+        hands, sides, scores = hands[kept], [sides[i] for i in kept], [scores[i] for i in kept]
         slots = assign_hands_to_bodies(
             hands[:, HAND_WRIST, :2] * scale,
             sides,
@@ -193,8 +194,7 @@ def assign_hands_to_bodies(
     if not len(hand_wrists) or not len(body_points):
         return slots
     wrists = body_points[:, :2].reshape(-1, 2)  # column 2b + side
-    shoulder = np.linalg.norm(body_points[:, 2] - body_points[:, 3], axis=1)
-    widths = np.repeat(np.maximum(shoulder, MIN_SHOULDER_FRACTION * image_diagonal), 2)
+    widths = np.repeat(shoulder_widths(body_points[:, 2:], image_diagonal), 2)
     costs = np.linalg.norm(hand_wrists[:, None, :] - wrists[None, :, :], axis=-1) / widths[None, :]
     costs[costs > HAND_GATE] = UNMATCHABLE
     column_sides = np.tile([LEFT, RIGHT], len(body_points))

@@ -132,6 +132,16 @@ def test_a_side_longer_than_mediapipe_takes_is_shrunk():
     assert fit_pixels(np.zeros((40000, 8, 3), np.uint8), 0).shape[0] == MAX_SIDE
 
 
+def test_a_shrunk_camera_image_stays_a_camera_image():
+    """10000 x 100 (a line camera, as the contract allows) became 8192 x 81: refused as no camera image."""
+    from bharnet_ros.core.skeleton import checked_image_size
+
+    shrunk = fit_pixels(np.zeros((100, 10000), np.uint8), 8192 * 81)
+    checked_image_size((shrunk.shape[1], shrunk.shape[0]))
+    tall = fit_pixels(np.zeros((10000, 100), np.uint8), 8192 * 81)
+    checked_image_size((tall.shape[1], tall.shape[0]))
+
+
 def test_fit_pixels_leaves_small_images_alone():
     small = np.zeros((48, 64, 3), np.uint8)
     assert fit_pixels(small, 64 * 48) is small

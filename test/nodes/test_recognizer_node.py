@@ -806,7 +806,7 @@ def test_the_node_decides_as_the_deterministic_bag_eval_on_the_same_messages(ros
 @pytest.fixture(scope="module")
 def distance_model(tmp_path_factory):
     """The tiny model of conftest.py with a feature distance, and a threshold every window exceeds."""
-    import torch
+    torch = pytest.importorskip("torch", reason="needs torch: pip install -r requirements-training.txt")
 
     from bharnet_ros.core.preprocess import PreprocessConfig
     from bharnet_ros.model.bharnet import build_model, head_inputs
