@@ -141,7 +141,7 @@ def evaluate_bag(
         classes = check_replayable(options) if replay is not None else []
         run = replay(options, out) if replay is not None else evaluate_offline(options)
         if replay is None:  # the live graph wrote it to start with
-            write_params_file(options, out)
+            write_params_file(options, out, live=False)
         run.classes = run.classes or classes
     except (AnnotationError, BagError, ParamsFileError) as err:
         raise EvalError(str(err)) from None
@@ -164,8 +164,8 @@ def eval_options(
 ) -> EvalOptions:
     """The options for ``bag``: its topic (:func:`choose_topic`), the model (``model``, else the
     recognizer's ``model`` in ``params_file``, else the shipped one), the device (``device``, else
-    the recognizer's, else cpu), the pose and recognizer parameters of ``params_file`` and time 0
-    (:func:`time_origin`)."""
+    the recognizer's, else cpu), the pose (for a camera topic) and recognizer parameters of
+    ``params_file`` and time 0 (:func:`time_origin`)."""
     topic, msgtype = choose_topic(bag, topic)
     params = read_params_file(params_file)
     recognizer = recognizer_parameters(params)
@@ -174,7 +174,7 @@ def eval_options(
     origin, unstamped = time_origin(bag, topic)
     return EvalOptions(
         bag=bag, topic=topic, msgtype=msgtype, model=model, device=device,
-        recognizer=recognizer, pose=root_parameters(params, "pose"),
+        recognizer=recognizer, pose=root_parameters(params, "pose") if msgtype in CAMERA_TYPES else {},
         origin=origin, params_file=params_file, unstamped=unstamped,
     )  # fmt: skip
 
@@ -594,15 +594,17 @@ def scoring_warnings(segments: list[Segment], run: EvalRun, metrics: StreamMetri
     return warnings
 
 
-def write_params_file(options: EvalOptions, out: Path) -> Path:
-    """``out/params.yaml``, the parameters the run used (both modes; the live graph starts with it):
-    the options' parameters file, with the pose node's ``compressed`` set
-    to whether the bag holds CompressedImage (the pose node then reads the ``/compressed`` topic),
-    and its image subscription reliable like the replay's publisher from the start (``auto`` would
-    switch to it on a diagnostics tick, perhaps in the middle of the replay)."""
+def write_params_file(options: EvalOptions, out: Path, live: bool = True) -> Path:
+    """``out/params.yaml``, the parameters the run used: the options' parameters file with the
+    model in use as the recognizer's ``model``. For the ``live`` graph, which starts with it, the
+    pose node's ``compressed`` is also set to whether the bag holds CompressedImage (the pose node
+    then reads the ``/compressed`` topic), and its image subscription is reliable like the replay's
+    publisher from the start (``auto`` would switch to it on a diagnostics tick, perhaps in the
+    middle of the replay)."""
     data = read_params_file(options.params_file)
-    compressed = options.msgtype == COMPRESSED_TYPE
-    set_node_parameters(data, "pose", compressed=compressed, image_reliability="reliable")
+    if live:
+        compressed = options.msgtype == COMPRESSED_TYPE
+        set_node_parameters(data, "pose", compressed=compressed, image_reliability="reliable")
     set_node_parameters(data, "recognizer", model=str(options.model))  # the model in use, as the file says
     out.mkdir(parents=True, exist_ok=True)
     path = out / "params.yaml"

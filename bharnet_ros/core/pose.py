@@ -81,13 +81,11 @@ def assign_hand_slots(costs: np.ndarray) -> list[int | None]:
     Each hand goes to its cheapest slot. When two hands want the same slot the cheaper one keeps it
     and the other is dropped: on sign_dobrii_den.mp4 legacy Hands once returned the same crossed
     hand twice (mean joint distance 7 px), and moving the copy to the other slot would invent a hand.
-    A hand whose costs are all infinite (too far from the body's wrists) is dropped.
     """
     slots: list[int | None] = [None] * len(costs)
     preferred = np.argmin(costs, axis=1) if len(costs) else np.zeros(0, int)
-    placeable = np.isfinite(costs).any(axis=1) if len(costs) else np.zeros(0, bool)
     for slot in (LEFT, RIGHT):
-        wanting = np.flatnonzero((preferred == slot) & placeable)
+        wanting = np.flatnonzero(preferred == slot)
         if len(wanting):
             slots[int(wanting[np.argmin(costs[wanting, slot])])] = slot
     return slots
@@ -204,11 +202,6 @@ class PoseEstimator(Closeable):
         costs = hand_slot_costs(
             hands[:, HAND_WRIST, :2] * scale, pose_wrists, [s for _, s, _ in found], hands[:, 0, 3]
         )
-        if body is not None:  # another person's hand is no hand of this body (as the multi backend)
-            shoulders = body[None, [POSE_LEFT_SHOULDER, POSE_RIGHT_SHOULDER], :2] * scale
-            width_px = shoulder_widths(shoulders, float(np.hypot(width, height)))[0]
-            far = (costs / width_px > HAND_GATE).all(axis=1)
-            costs[far] = np.inf
         for hand, slot in zip(hands, assign_hand_slots(costs), strict=True):
             if slot is not None:
                 slots[slot] = hand

@@ -309,7 +309,8 @@ def run_graph_on_bag(
             _replay(bag, topic, publisher, rate, run)
             _drain(run, drain)
             if run.pose_stage:  # its refusals for other reasons than the stamp: bad frames, not dropped
-                run.unusable = max(0, graph.node("pose").bad_frames - run.refused)
+                pose = graph.node("pose")
+                run.unusable = pose.bad_frames - pose.stamps_refused
         finally:
             stop.set()
             if beside is not None:

@@ -126,6 +126,9 @@ class PoseNode(ManagedNode):
         self.skeleton_pub = self.overlay_pub = None
         self.frames_in = 0
         self.bad_frames = 0
+        self.stamps_refused = (
+            0  # of the bad frames, those refused for their stamp (bag eval tells them apart)
+        )
         self.frames_downscaled = 0
         self.persons_seen = 0  # in the newest processed image
         self.image_publishers: int | None = None  # on the image topic, any type; None: not looked yet
@@ -350,6 +353,7 @@ class PoseNode(ManagedNode):
         else persons would never age out of the tracker. The skeletons keep the image's header."""
         problem = stamp_problem(stamp)
         if problem:
+            self.stamps_refused += 1
             raise ImageError(problem)
         if stamp.sec == 0 and stamp.nanosec == 0:
             self.get_logger().warning(

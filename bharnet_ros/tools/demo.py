@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_number("--rate", args.rate, MIN_REPLAY_RATE, MAX_REPLAY_RATE, "times the recorded speed")
     check_seed(args.seed)
-    if args.video:  # `make demo VIDEO=~/clip.mp4` passes the tilde on as it is
-        args.video = str(Path(args.video).expanduser())
+    if args.video == "~" or str(args.video).startswith("~/"):  # `make demo VIDEO=~/clip.mp4` keeps it
+        args.video = str(Path.home() / str(args.video)[2:])
     video = Path(args.video) if args.video else None
     people = None if video or args.synthetic else _people_folder(args.people)
     check_inputs(video, args.model)

@@ -166,10 +166,17 @@ def check_model(model: Path | None) -> list[str]:
 
 def check_params_file(params_file: str) -> None:
     """The graph parameters file parses (empty: the shipped one), checked before any work."""
-    from bharnet_ros.core.params_file import ParamsFileError, read_params_file, recognizer_parameters
+    from bharnet_ros.core.params_file import (
+        ParamsFileError,
+        read_params_file,
+        recognizer_parameters,
+        root_parameters,
+    )
 
     try:
-        recognizer_parameters(read_params_file(params_file))
+        data = read_params_file(params_file)
+        recognizer_parameters(data)
+        root_parameters(data, "pose")  # these commands' bags are camera bags: the pose node runs
     except ParamsFileError as err:
         raise UsageError(f"--params-file: {err}") from None
     except UnicodeDecodeError:

@@ -47,12 +47,14 @@ def labels(tmp_path) -> Path:
     return save_csv(tmp_path / "labels.csv", [Segment(0.0, 2.0, "idle"), Segment(2.0, 4.0, "wave")])
 
 
-def test_options_come_from_the_bag_and_the_parameters_file(skeleton_bag, tiny_model, params_file):
+def test_options_come_from_the_bag_and_the_parameters_file(skeleton_bag, tiny_model, params_file, tmp_path):
     options = eval_options(skeleton_bag, model=tiny_model, params_file=params_file)
     assert (options.topic, options.msgtype, options.origin) == (TOPIC, bag.SKELETON_TYPE, ORIGIN)
     assert options.recognizer == {"min_seconds": 0.4, "stride_seconds": 0.13, "window_seconds": 0.8}
     assert options.pose == {}
-    assert eval_options(skeleton_bag, model=tiny_model).pose["backend"] == "holistic"  # the shipped file
+    assert eval_options(skeleton_bag, model=tiny_model).pose == {}  # skeletons: no pose node runs
+    camera_bag(tmp_path / "cam", [(1000, 0), (1000, 33_000_000)])
+    assert eval_options(tmp_path / "cam", model=tiny_model).pose["backend"] == "holistic"  # the shipped file
     assert options.params_file == params_file
 
 
@@ -131,6 +133,7 @@ def test_the_deterministic_run_scores_and_writes_the_report(
     used = yaml.safe_load((tmp_path / "report" / "params.yaml").read_text())  # a real-time report's
     assert used["/**/recognizer"]["ros__parameters"]["model"] == str(tiny_model)  # was left beside it
     assert used["/**/recognizer"]["ros__parameters"]["min_seconds"] == 0.4
+    assert "/**/pose" not in used  # the live graph's settings for the replay are not the run's
 
 
 def test_another_mode_plugs_in_as_replay(tmp_path, skeleton_bag, tiny_model, labels):

@@ -136,10 +136,10 @@ def test_a_shrunk_camera_image_stays_a_camera_image():
     """10000 x 100 (a line camera, as the contract allows) became 8192 x 81: refused as no camera image."""
     from bharnet_ros.core.skeleton import checked_image_size
 
-    shrunk = fit_pixels(np.zeros((100, 10000), np.uint8), 8192 * 81)
-    checked_image_size((shrunk.shape[1], shrunk.shape[0]))
-    tall = fit_pixels(np.zeros((10000, 100), np.uint8), 8192 * 81)
-    checked_image_size((tall.shape[1], tall.shape[0]))
+    for shape, most in (((100, 10000), 8192 * 81), ((10000, 100), 8192 * 81), ((10, 1000), 5000)):
+        shrunk = fit_pixels(np.zeros(shape, np.uint8), most)
+        checked_image_size((shrunk.shape[1], shrunk.shape[0]))
+        assert shrunk.size <= most  # the long side gives back what the short one gained
 
 
 def test_fit_pixels_leaves_small_images_alone():

@@ -246,24 +246,6 @@ def test_a_landmark_far_outside_the_image_costs_its_part_not_the_frame():
     assert estimator.estimate(np.zeros((48, 64, 3), np.uint8), 2.0).body[-1, 0] == pytest.approx(-9.5)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_another_persons_hand_is_no_hand_of_the_body(shared_files, static_estimator, backend):
-    """Two people side by side, one body found: hands_pose gave it the other man's hand, at his
-    hip 2.5 shoulder widths from the body's wrist (Holistic finds hands from the body's wrists)."""
-    from bharnet_ros.core.pose import HAND_GATE, shoulder_widths
-
-    paths = shared_files(PHOTOS, "*.jpg", 40)
-    pair = np.hstack([cv2.resize(cv2.imread(str(paths[i])), (384, 384)) for i in (2, 12)])
-    frame = static_estimator(backend).estimate(pair, 0.0)
-    size = np.array([pair.shape[1], pair.shape[0]])
-    assert frame.body_present
-    width = shoulder_widths(frame.body[None, [11, 12], :2] * size, float(np.hypot(*size)))[0]
-    for slot in np.flatnonzero(frame.hand_present):
-        wrists = frame.body[[15, 16], :2] * size
-        nearest = np.linalg.norm(wrists - frame.hands[slot, 0, :2] * size, axis=-1).min()
-        assert nearest <= HAND_GATE * width, (slot, nearest / width)
-
-
 def test_a_hand_found_twice_is_one_hand():
     """A detector's copy of a hand (2 to 7 px off) took the other wrist: an invented hand."""
     from bharnet_ros.core.pose import distinct_hands

@@ -16,6 +16,7 @@ import yaml
 from bharnet_ros.cli import main
 from bharnet_ros.core import bag
 from bharnet_ros.core.annotations import Segment, save_csv
+from bharnet_ros.core.bag_eval import REPORT_FILES
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.core.video import VideoReader
@@ -551,7 +552,7 @@ def test_eval_report_folder_needs_force_and_keeps_other_files(tmp_path, tiny_mod
     assert main([*argv, "--params-file", fast_params]) == 2
     assert "is not empty; pass --force" in one_line_error(capsys)
     assert main([*argv, "--params-file", fast_params, "--force"]) == 0
-    assert {"notes.txt", "summary.json", "timeline.png", "predictions.csv"} == {p.name for p in out.iterdir()}
+    assert {"notes.txt", *REPORT_FILES} == {p.name for p in out.iterdir()}  # params.yaml too: the run used it
     assert main(["bag", "eval", str(skeleton_bag), "--out", str(skeleton_bag), "--force"]) == 2
     assert "also an input" in one_line_error(capsys)
     labels = out / "predictions.csv"  # a report's own file name, given as the input

@@ -189,3 +189,12 @@ def test_demo_output_inside_the_people_it_plays_or_with_a_file_for_a_folder_is_r
     )
     assert "which is no folder; move it away" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["report"]
+
+
+def test_a_video_named_from_home_is_found_and_a_tilde_name_stays_a_name(tmp_path, capsys, monkeypatch):
+    """make demo VIDEO=~/clip.mp4 hands the tilde on; ~user/ expanded to a traceback when no such user."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main(["demo", "--video", "~/absent.mp4", "--out", str(tmp_path / "out")]) == 2
+    assert f"video not found: {tmp_path / 'absent.mp4'}" in capsys.readouterr().err
+    assert main(["demo", "--video", "~nosuchuser/clip.mp4", "--out", str(tmp_path / "out")]) == 2
+    assert "video not found: ~nosuchuser/clip.mp4" in capsys.readouterr().err
