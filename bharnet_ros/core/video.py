@@ -85,7 +85,12 @@ class VideoReader(Closeable):
                 f"{str(self.path).encode('utf-8', 'backslashreplace').decode()}: the name is not valid "
                 "UTF-8, which OpenCV cannot open; rename the file"
             ) from None
-        self._capture = cv2.VideoCapture(str(self.path))
+        level = cv2.getLogLevel()
+        cv2.setLogLevel(0)  # a file it cannot read: our one line, not OpenCV's warnings before it
+        try:
+            self._capture = cv2.VideoCapture(str(self.path))
+        finally:
+            cv2.setLogLevel(level)
         if not self._capture.isOpened():
             raise VideoError(f"cannot open {self.path} as a video (unknown format or damaged file)")
         # a phone stores a portrait video on its side with a rotation for players to apply: upright

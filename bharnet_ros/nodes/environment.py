@@ -77,6 +77,7 @@ def ignore_further_interrupts() -> None:
         pass
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a supervisor's follow-up: not a death by signal
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 

@@ -91,6 +91,9 @@ class RunningGraph:
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         for node in self.nodes:
+            release = getattr(node, "release", None)  # a managed node's MediaPipe graphs, ONNX session
+            if callable(release):
+                release()
             node.destroy_node()
 
 
@@ -240,8 +243,10 @@ def run_graph(options: GraphOptions, duration: float = 0.0, discovery: float = D
     the wrong type or range in the parameters file) is one line and exit code 2 too. Teardown
     ignores further Ctrl-C (the process is exiting).
     """
+    up = False
     try:
         with running_graph(options, discovery=discovery, standalone=True) as graph:
+            up = True
             conflicts = _wait(graph, duration)
             if conflicts:
                 raise GraphConflictError(conflicts)
@@ -252,7 +257,9 @@ def run_graph(options: GraphOptions, duration: float = 0.0, discovery: float = D
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        if not up:  # still starting (the look for another graph, the nodes' creation)
+            print("bharnet run: interrupted", file=sys.stderr)
+            return 130
     return 0
 
 

@@ -270,3 +270,41 @@ def test_callback_errors_turn_the_status_error_for_a_while_then_warn(monkeypatch
     level, message, _ = node.with_callback_errors((OK, "ended", {}))
     assert level == WARN
     assert message.startswith("ended; 1 callbacks failed")
+
+
+def test_a_signal_while_the_graph_starts_is_an_interruption(monkeypatch, capsys):
+    """It ended with exit code 0 and no word, where nodes.md promises 'interrupted' and 130."""
+    from contextlib import contextmanager
+
+    from rclpy.executors import ExternalShutdownException
+
+    from bharnet_ros.nodes import runner
+    from bharnet_ros.nodes.graph import GraphOptions
+
+    @contextmanager
+    def interrupted_start(*args, **kwargs):
+        raise ExternalShutdownException  # the signal, as rclpy turns it into one while nodes are made
+        yield
+
+    monkeypatch.setattr(runner, "running_graph", interrupted_start)
+    assert runner.run_graph(GraphOptions()) == 130
+    assert "bharnet run: interrupted" in capsys.readouterr().err
+
+
+def test_a_graph_torn_down_releases_what_its_nodes_configured(tiny_model, looping_video):
+    """Destroying a node left its MediaPipe graphs and ONNX session to the garbage collector:
+    threads and some 200 MB piled up per graph in a process that starts several."""
+    from bharnet_ros.nodes.bag_io import private_domain
+    from bharnet_ros.nodes.graph import GraphOptions
+    from bharnet_ros.nodes.runner import running_graph
+
+    video, params_file = looping_video
+    options = GraphOptions(video=video, model=str(tiny_model), params_file=params_file)
+    with private_domain() as domain, running_graph(options, domain_id=domain) as graph:
+        deadline = time.monotonic() + 60
+        while graph.node("pose").estimator is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pose, recognizer = graph.node("pose"), graph.node("recognizer")
+        assert pose.estimator is not None
+    assert pose.estimator is None
+    assert recognizer.recognizer is None
