@@ -357,39 +357,22 @@ def test_bodies_that_never_pair_are_reported_not_silently_dropped(ros, wait, tin
     assert node.status()[0] == OK
 
 
-def test_unstamped_bodies_and_hands_pair_by_arrival(ros, wait, tiny_model, sync_path):
+@pytest.mark.parametrize("unstamped", ["both", "bodies", "hands"])
+def test_streams_that_never_stamp_pair_by_arrival(ros, wait, tiny_model, sync_path, unstamped):
     """A camera and a tracker that never stamp: pairing by stamp 0 paired once, then dropped the
-    rest as late; they pair by when they come, and the recognizer times them by its clock."""
+    rest as late; they pair by when they come, and the recognizer times them by its clock. With
+    only one of them unstamped, each stream's stamp-0 rule is its own, so neither is taken for a
+    second publisher among the other's stamped messages."""
     overrides = [Parameter("model", value=str(tiny_model)), Parameter("body_topic", value="/bodies")]
     node = ros.add(RecognizerNode, parameter_overrides=[*overrides, Parameter("min_seconds", value=0.3)])
     actions, hands, bodies = paired_inputs(ros, wait, node, "/bodies")
-    for ours, tracked in zip(stream(0, 40, 1.0), stream(0, 40, 1.0), strict=True):
-        for msg in (ours, tracked):
-            for person in msg.persons:
-                person.header.stamp = msg.header.stamp = Time()
-        hands.publish(ours)
-        bodies.publish(tracked)
-        time.sleep(1 / 30)
-    assert wait(lambda: node.pairing.pairs >= 20)
-    assert wait(lambda: actions)
-    assert node.unstamped_frames > 0
-
-
-@pytest.mark.parametrize("unstamped", ["bodies", "hands"])
-def test_a_stream_that_never_stamps_pairs_with_a_stamped_one(ros, wait, tiny_model, sync_path, unstamped):
-    """A tracker that never stamps beside our stamped skeletons (or a camera that never stamps
-    beside a stamped tracker): each stream's stamp-0 rule is its own, so none is taken for a second
-    publisher among the other's stamped messages."""
-    overrides = [Parameter("model", value=str(tiny_model)), Parameter("body_topic", value="/bodies")]
-    node = ros.add(RecognizerNode, parameter_overrides=[*overrides, Parameter("min_seconds", value=0.3)])
-    actions, hands, bodies = paired_inputs(ros, wait, node, "/bodies")
-    now = time.time()  # the stamped stream's clock is the node's, so the two pair by time
+    now = time.time()  # a stamped stream's clock is the node's, so the two pair by time
     for ours, tracked in zip(stream(0, 40, now), stream(0, 40, now), strict=True):
         for person in tracked.persons:
             person.person_id = 42
-        never_stamped = tracked if unstamped == "bodies" else ours
-        for person in never_stamped.persons:
-            person.header.stamp = never_stamped.header.stamp = Time()
+        for msg in {"both": (ours, tracked), "bodies": (tracked,), "hands": (ours,)}[unstamped]:
+            for person in msg.persons:
+                person.header.stamp = msg.header.stamp = Time()
         hands.publish(ours)
         bodies.publish(tracked)
         time.sleep(1 / 30)
