@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
@@ -40,39 +39,7 @@ from bharnet_ros.core.skeleton import (
 
 BACKENDS = ("holistic", "hands_pose")
 POSE_LEFT_WRIST, POSE_RIGHT_WRIST = 15, 16  # MediaPipe Pose: subject's left / right wrist
-POSE_LEFT_SHOULDER, POSE_RIGHT_SHOULDER = 11, 12
 HAND_WRIST = 0
-HAND_MIDDLE_BASE = 9  # the middle finger's MCP: wrist to it is the hand's size
-# A hand's wrist farther than this many shoulder widths from a pose wrist is not that wrist's hand.
-# Measured on real clips: a hand's own pose wrist lies within 0.2 shoulder widths; hands of a person
-# the pose detector missed lay 1 to 3 widths from the nearest other wrist.
-HAND_GATE = 0.6
-MIN_SHOULDER_FRACTION = 0.02  # shoulder-width floor, as a fraction of the image diagonal (side views)
-# Two hands whose joints lie this close (mean distance, in hand sizes) are one hand found twice: hand
-# detectors return a copy now and then (7 px apart on sign_dobrii_den.mp4, 2 px on kinetics_tai_chi.mp4)
-DUPLICATE_HAND = 0.25
-
-
-def shoulder_widths(shoulders_px: np.ndarray, image_diagonal: float) -> np.ndarray:
-    """(B,) each body's shoulder width in pixels, from (B, 2, 2) shoulders, at least
-    :data:`MIN_SHOULDER_FRACTION` of the image diagonal (a person seen side-on)."""
-    width = np.linalg.norm(shoulders_px[:, 0] - shoulders_px[:, 1], axis=-1)
-    return np.maximum(width, MIN_SHOULDER_FRACTION * image_diagonal)
-
-
-def distinct_hands(hands_px: np.ndarray, scores: Sequence[float]) -> list[int]:
-    """Indices (in order) of the hands of (H, 21, 2) pixel landmarks to keep: a hand whose joints
-    lie within :data:`DUPLICATE_HAND` hand sizes of a surer one's is its copy (placed in the other
-    slot, it would invent a hand)."""
-    kept: list[int] = []
-    for index in np.argsort(-np.asarray(scores, np.float64), kind="stable").tolist():
-        size = max(
-            float(np.linalg.norm(hands_px[index, HAND_MIDDLE_BASE] - hands_px[index, HAND_WRIST])), 1.0
-        )
-        apart = [float(np.linalg.norm(hands_px[index] - hands_px[k], axis=-1).mean()) for k in kept]
-        if all(distance > DUPLICATE_HAND * size for distance in apart):
-            kept.append(index)
-    return sorted(kept)
 
 
 def assign_hand_slots(costs: np.ndarray) -> list[int | None]:

@@ -20,6 +20,7 @@ two rather than their sum (docs/benchmarks.md, "Several people").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,17 +31,12 @@ from bharnet_ros.core.closeable import Closeable
 from bharnet_ros.core.image import camera_size, to_rgb
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.core.pose import (
-    HAND_GATE,
     HAND_WRIST,
-    POSE_LEFT_SHOULDER,
     POSE_LEFT_WRIST,
-    POSE_RIGHT_SHOULDER,
     POSE_RIGHT_WRIST,
     check_confidences,
-    distinct_hands,
     import_mediapipe,
     plausible_landmarks,
-    shoulder_widths,
 )
 from bharnet_ros.core.skeleton import (
     CHANNELS,
@@ -57,8 +53,18 @@ from bharnet_ros.core.tracking import MAX_AGE, PersonTracker
 
 NUM_POSES = 4  # persons per image by default
 MAX_POSES = 16
+POSE_LEFT_SHOULDER, POSE_RIGHT_SHOULDER = 11, 12
+HAND_MIDDLE_BASE = 9  # the middle finger's MCP: wrist to it is the hand's size
 VISIBLE = 0.5  # body joints at least this visible feed the tracker
+# A hand's wrist farther than this many shoulder widths from a pose wrist is not that wrist's hand.
+# Measured on real clips: a hand's own pose wrist lies within 0.2 shoulder widths; hands of a person
+# the pose detector missed lay 1 to 3 widths from the nearest other wrist.
+HAND_GATE = 0.6
 LABEL_PENALTY = 0.5  # shoulder widths added when the Tasks handedness label names the other side
+MIN_SHOULDER_FRACTION = 0.02  # shoulder-width floor, as a fraction of the image diagonal (side views)
+# Two hands whose joints lie this close (mean distance, in hand sizes) are one hand found twice: hand
+# detectors return a copy now and then (7 px apart on sign_dobrii_den.mp4, 2 px on kinetics_tai_chi.mp4)
+DUPLICATE_HAND = 0.25
 UNMATCHABLE = 1e6
 # Seconds (about 30,000 years): MediaPipe counts microseconds in an int64, and a stamp beyond its
 # range would stay the VIDEO-mode clock's floor, failing every later frame.
@@ -178,6 +184,26 @@ class MultiPoseEstimator(Closeable):
             ms = self._last_ms + min(max(step, 1), MAX_CLOCK_STEP_MS)
         self._last_ms, self._last_stamp = ms, timestamp
         return ms
+
+
+def shoulder_widths(shoulders_px: np.ndarray, image_diagonal: float) -> np.ndarray:
+    """(B,) each body's shoulder width in pixels, from (B, 2, 2) shoulders, at least
+    :data:`MIN_SHOULDER_FRACTION` of the image diagonal (a person seen side-on)."""
+    width = np.linalg.norm(shoulders_px[:, 0] - shoulders_px[:, 1], axis=-1)
+    return np.maximum(width, MIN_SHOULDER_FRACTION * image_diagonal)
+
+
+def distinct_hands(hands_px: np.ndarray, scores: Sequence[float]) -> list[int]:
+    """Indices (in order) of the hands of (H, 21, 2) pixel landmarks to keep: a hand whose joints
+    lie within :data:`DUPLICATE_HAND` hand sizes of a surer one's is its copy (placed in the other
+    slot, it would invent a hand)."""
+    kept: list[int] = []
+    sizes = np.maximum(np.linalg.norm(hands_px[:, HAND_MIDDLE_BASE] - hands_px[:, HAND_WRIST], axis=-1), 1.0)
+    for index in np.argsort(-np.asarray(scores, np.float64), kind="stable").tolist():
+        apart = [float(np.linalg.norm(hands_px[index] - hands_px[k], axis=-1).mean()) for k in kept]
+        if all(distance > DUPLICATE_HAND * sizes[index] for distance in apart):
+            kept.append(index)
+    return sorted(kept)
 
 
 def assign_hands_to_bodies(

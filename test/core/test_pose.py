@@ -244,14 +244,3 @@ def test_a_landmark_far_outside_the_image_costs_its_part_not_the_frame():
     assert np.allclose(frame.hands[0, :, 0], 0.6)
     result.pose_landmarks = landmarks(33, wild=-9.5)  # within the contract: kept
     assert estimator.estimate(np.zeros((48, 64, 3), np.uint8), 2.0).body[-1, 0] == pytest.approx(-9.5)
-
-
-def test_a_hand_found_twice_is_one_hand():
-    """A detector's copy of a hand (2 to 7 px off) took the other wrist: an invented hand."""
-    from bharnet_ros.core.pose import distinct_hands
-
-    hand = np.stack([np.linspace(300, 320, 21), np.full(21, 300.0)], axis=-1)  # 9 px wrist to middle base
-    copy, clasped = hand + 1.5, hand + np.array([0.0, 12.0])  # the other hand, 1.3 hand sizes away
-    assert distinct_hands(np.stack([hand, copy]), [0.8, 0.9]) == [1]  # the surer of the two
-    assert distinct_hands(np.stack([hand, clasped]), [0.9, 0.8]) == [0, 1]
-    assert distinct_hands(np.zeros((0, 21, 2)), []) == []

@@ -291,3 +291,14 @@ def test_a_multi_stage_starts_its_ids_at_the_next_person_id_it_is_given(shared_f
     assert stage.next_person_id == 6
     with PoseStage("holistic") as single:
         assert single.next_person_id is None, "single-person stages say 0 for everyone: no count"
+
+
+def test_a_hand_found_twice_is_one_hand():
+    """A detector's copy of a hand (2 to 7 px off) took the other wrist: an invented hand."""
+    from bharnet_ros.core.pose_multi import distinct_hands
+
+    hand = np.stack([np.linspace(300, 320, 21), np.full(21, 300.0)], axis=-1)  # 9 px wrist to middle base
+    copy, clasped = hand + 1.5, hand + np.array([0.0, 12.0])  # the other hand, 1.3 hand sizes away
+    assert distinct_hands(np.stack([hand, copy]), [0.8, 0.9]) == [1]  # the surer of the two
+    assert distinct_hands(np.stack([hand, clasped]), [0.9, 0.8]) == [0, 1]
+    assert distinct_hands(np.zeros((0, 21, 2)), []) == []
