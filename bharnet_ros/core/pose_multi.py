@@ -186,13 +186,6 @@ class MultiPoseEstimator(Closeable):
         return ms
 
 
-def shoulder_widths(shoulders_px: np.ndarray, image_diagonal: float) -> np.ndarray:
-    """(B,) each body's shoulder width in pixels, from (B, 2, 2) shoulders, at least
-    :data:`MIN_SHOULDER_FRACTION` of the image diagonal (a person seen side-on)."""
-    width = np.linalg.norm(shoulders_px[:, 0] - shoulders_px[:, 1], axis=-1)
-    return np.maximum(width, MIN_SHOULDER_FRACTION * image_diagonal)
-
-
 def distinct_hands(hands_px: np.ndarray, scores: Sequence[float]) -> list[int]:
     """Indices (in order) of the hands of (H, 21, 2) pixel landmarks to keep: a hand whose joints
     lie within :data:`DUPLICATE_HAND` hand sizes of a surer one's is its copy (placed in the other
@@ -220,7 +213,8 @@ def assign_hands_to_bodies(
     if not len(hand_wrists) or not len(body_points):
         return slots
     wrists = body_points[:, :2].reshape(-1, 2)  # column 2b + side
-    widths = np.repeat(shoulder_widths(body_points[:, 2:], image_diagonal), 2)
+    shoulder = np.linalg.norm(body_points[:, 2] - body_points[:, 3], axis=1)
+    widths = np.repeat(np.maximum(shoulder, MIN_SHOULDER_FRACTION * image_diagonal), 2)
     costs = np.linalg.norm(hand_wrists[:, None, :] - wrists[None, :, :], axis=-1) / widths[None, :]
     costs[costs > HAND_GATE] = UNMATCHABLE
     column_sides = np.tile([LEFT, RIGHT], len(body_points))

@@ -45,7 +45,8 @@ class VideoError(ValueError):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the container says about a video; ``frame_count`` is the header's estimate (0 if unknown)."""
+    """What the container says about a video, but for the size, which is that of its frames as
+    decoded (upright); ``frame_count`` is the header's estimate (0 if unknown)."""
 
     path: Path
     frame_count: int

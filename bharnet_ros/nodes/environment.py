@@ -60,7 +60,8 @@ def domain_id_problem(environ: dict[str, str] | None = None) -> str:
 
 
 def ignore_further_interrupts() -> None:
-    """Ignore SIGINT from now until the process exits; entry points call this as teardown starts.
+    """Ignore SIGINT and SIGTERM from now until the process exits; entry points call this as
+    teardown starts.
 
     ``timeout -s INT`` and a terminal's Ctrl-C signal the whole process group, so a second SIGINT
     often lands while the nodes are being destroyed or the interpreter exits, and would leave a

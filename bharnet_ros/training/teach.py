@@ -224,6 +224,11 @@ def mirror_classes(base: Checkpoint, classes: Sequence[str]) -> list[int]:
     return twins
 
 
+def mirrored_settings(settings: TeachSettings, base: Checkpoint, classes: Sequence[str]) -> TeachSettings:
+    """``settings`` whose augmentation mirrors ``classes`` as the taught model scores them."""
+    return dataclasses.replace(settings, augment=mirrored_augment(settings.augment, base, classes))
+
+
 def mirrored_augment(augment: AugmentConfig, base: Checkpoint, classes: Sequence[str]) -> AugmentConfig:
     """``augment`` mirroring the windows of ``classes`` as :func:`mirror_classes` pairs them."""
     twins = mirror_classes(base, classes)
@@ -476,7 +481,7 @@ def teach(
     model = prepare_model(base)
     check_finetune(model, settings)
     classes = vocabulary_for(base.class_names, takes.class_names, settings)
-    settings = dataclasses.replace(settings, augment=mirrored_augment(settings.augment, base, classes))
+    settings = mirrored_settings(settings, base, classes)
     old_rows = old_class_rows(base.class_names, classes)
     kept = rehearsal_samples(rehearsal, [classes[i] for i in old_rows], settings)
     check_something_to_teach(base, takes, classes, kept is not None)

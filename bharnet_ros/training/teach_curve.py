@@ -49,7 +49,6 @@ to choose from) rather than by being taught.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import itertools
 import json
 import math
@@ -79,7 +78,7 @@ from bharnet_ros.training.teach import (
     fit_heads,
     fit_window_distance,
     initial_heads,
-    mirrored_augment,
+    mirrored_settings,
     old_class_rows,
     per_class_cap,
     predictions,
@@ -341,11 +340,6 @@ def _check_pool(plan: CurvePlan, teachers: list[str], left_out: Sequence[Sequenc
                 f"--teachers {max(plan.teachers)} needs that many people besides those a base left out "
                 f"({', '.join(held_out)}), and the pool has {free}"
             )
-
-
-def mirrored_settings(settings: TeachSettings, base: Checkpoint, classes: Sequence[str]) -> TeachSettings:
-    """``settings`` whose augmentation mirrors ``classes`` as the taught model scores them."""
-    return dataclasses.replace(settings, augment=mirrored_augment(settings.augment, base, classes))
 
 
 def cache_features(

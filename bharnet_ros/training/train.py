@@ -762,12 +762,11 @@ def check_every_branch_learns(model: BHaRNetModel, initialised: bool) -> None:
 
 def unreached_branches(model: BHaRNetModel) -> list[str]:
     """The branches of ``model`` whose loss terms all have weight 0 (or are switched off)."""
-    loss = model.config.loss
-    if len(model.branches) > 1 and loss.complementary and loss.complementary_weight > 0:
+    loss, weights = build_loss(model), model.config.loss
+    if loss.uses_complementary and weights.complementary_weight > 0:
         return []  # the complementary term reaches every branch
-    reached = set(model.individual_branches) if loss.individual_weight > 0 else set()
-    if loss.expert_weight > 0:
-        reached |= {b for b in model.branches if b.endswith("_expert") and b not in model.individual_branches}
+    reached = set(loss.individual_branches) if weights.individual_weight > 0 else set()
+    reached |= set(loss.expert_branches)  # none unless expert_weight > 0
     return [b for b in model.branches if b not in reached]
 
 
@@ -1264,12 +1263,13 @@ def make_run_folder(folder: Path, default: bool) -> bool:
 
 
 def take_back_unfinished(run: TrainingRun, made: bool) -> None:
-    """Remove what a run stopped in its first epoch (Ctrl-C, divergence, out of memory) wrote in a
-    folder it made, so the same command can simply run again: config.yaml, model.yaml and the
-    folder. In a folder that was there before they stay (``--force`` replaces them)."""
+    """Remove what a run stopped before it saved its first epoch (Ctrl-C, divergence, out of memory:
+    no last.pt) wrote in a folder it made, so the same command can simply run again: config.yaml,
+    model.yaml, a best.pt or resume.pt.partial written before the stop, and the folder. In a folder
+    that was there before they stay (``--force`` replaces them)."""
     if not made or (run.out / "last.pt").exists() or run.start_epoch:  # an epoch was saved
         return
-    for name in ("config.yaml", "model.yaml", "resume.pt.partial"):
+    for name in ("config.yaml", "model.yaml", "best.pt", "resume.pt.partial"):
         (run.out / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # something else appeared in it meanwhile: not ours to remove
         run.out.rmdir()

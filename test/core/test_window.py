@@ -222,7 +222,9 @@ def test_a_caller_reusing_its_arrays_cannot_change_frames_already_buffered() -> 
         buffer.push(SkeletonFrame(t / FPS, body, hands, np.array([True, True])))
     body[0, 0] = np.nan  # nor break the windows after it was pushed
     window = buffer.window(length=60)
-    np.testing.assert_allclose(window.sequence.body[:, 0, 1], np.arange(1, 61) * RAMP, atol=1e-6)
+    np.testing.assert_allclose(
+        window.sequence.body[:, 0, :2], np.repeat(np.arange(1, 61)[:, None], 2, 1) * RAMP, atol=1e-6
+    )
     np.testing.assert_allclose(window.sequence.hands[:, 1, 0, 0], np.arange(1, 61) * RAMP, atol=1e-6)
 
 
