@@ -58,6 +58,9 @@ def person_frame(person: Any) -> SkeletonFrame:
     return frame_from_person(person, stamp_seconds(person.header.stamp))
 
 
+MOST_PER_MESSAGE = 256  # skeletons read of one message (a window set serves at most 64 persons)
+
+
 class FrameRules:
     """The per-message rules, with the one thing they remember: when a stamped skeleton last came.
 
@@ -73,7 +76,14 @@ class FrameRules:
     def frames(
         self, persons: Iterable[Any], now: float, unstamped: Callable[[], float]
     ) -> list[SkeletonFrame]:
-        """Contract frames of one message's persons; each refused one is reported and left out."""
+        """Contract frames of one message's persons; each refused one is reported and left out.
+        Only the first :data:`MOST_PER_MESSAGE` are read: parsing thousands of skeletons of one
+        message took longer than a camera frame, and a window set serves 64 persons at most."""
+        persons = list(persons)
+        if len(persons) > MOST_PER_MESSAGE:
+            extra = len(persons) - MOST_PER_MESSAGE
+            self.refuse(f"ignored {extra} skeletons past the first {MOST_PER_MESSAGE} of one message")
+            persons = persons[:MOST_PER_MESSAGE]
         frames = []
         for person in persons:
             try:
@@ -82,7 +92,7 @@ class FrameRules:
                 self.refuse(f"ignored a skeleton: {err}")
                 continue
             frames.append(frame)
-        return self.timed(frames, now, unstamped)
+        return self.timed(one_per_person(frames, self.refuse), now, unstamped)  # a duplicate is not timed
 
     def timed(
         self, frames: Iterable[SkeletonFrame], now: float, unstamped: Callable[[], float]

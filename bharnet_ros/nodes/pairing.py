@@ -18,6 +18,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.subscription import Subscription
 
+from bharnet_ros.core.frame_rules import stamp_problem
 from bharnet_ros.core.sync import ApproximateSync
 from bharnet_ros.nodes.conversions import stamp_to_seconds
 
@@ -53,8 +54,11 @@ def stamp_on_arrival(node: Any, msg: Any) -> None:
     """Give an unstamped message (stamp 0: a driver that never stamps) its arrival time on ``node``'s
     clock, in place, so that it pairs by when it came: at 0, every message after the first would
     be older than the last pair and dropped as late. The persons keep their own stamps (0), which
-    the recognizer times by its clock as it times all unstamped frames."""
-    if msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0:
+    the recognizer times by its clock as it times all unstamped frames. An array stamp no clock
+    gives (negative, nanosec of 1e9 and more) is treated so too: message_filters' synchroniser would
+    raise on it in the subscription's callback (its persons are judged by their own stamps)."""
+    stamp = msg.header.stamp
+    if (stamp.sec == 0 and stamp.nanosec == 0) or stamp_problem(stamp):  # rclpy's Time raises on those
         msg.header.stamp = node.get_clock().now().to_msg()
 
 
@@ -110,6 +114,7 @@ def _pair_with_message_filters(
             stamp_on_arrival(node, msg)
 
         source.registerCallback(arrived)
-    synchroniser = message_filters.ApproximateTimeSynchronizer(inputs, queue_size, slop)
+    # it pairs stamps closer than the slop, strictly: at 0, nothing would ever pair
+    synchroniser = message_filters.ApproximateTimeSynchronizer(inputs, queue_size, max(slop, 1e-9))
     synchroniser.registerCallback(callback)
     return [wrapper.sub for wrapper in inputs]

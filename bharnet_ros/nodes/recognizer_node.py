@@ -41,7 +41,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
 from std_msgs.msg import Header
 
-from bharnet_ros.core.frame_rules import FrameRules, one_per_person
+from bharnet_ros.core.frame_rules import FrameRules, one_per_person, stamp_problem
 from bharnet_ros.core.inference import DEVICES, MAX_DISTANCE_THRESHOLD, InferenceError, shorten
 from bharnet_ros.core.model_swap import FileStamp, Probation, Verdict, file_stamp
 from bharnet_ros.core.params_file import MOST_THREADS
@@ -487,7 +487,7 @@ class RecognizerNode(ManagedNode):
                     self._refuse(f"ignored a skeleton: {err}")
                     continue
                 if result is not None:
-                    self._publish_action(result, action_header(result.stamp, msg), received)
+                    self._publish_action(result, action_header(frame.person_id, result.stamp, msg), received)
         windows = recognizer.windows
         self.drops.forget_untracked(windows.person_ids, 2 * windows.max_persons)  # bounded under id churn
         self.processing.add(time.monotonic() - started)
@@ -660,11 +660,18 @@ class Fallback:
     stamp: FileStamp
 
 
-def action_header(stamp: float, msg: PersonSkeletonArray) -> Header:
+def action_header(person_id: int, stamp: float, msg: PersonSkeletonArray) -> Header:
     """An Action's header: the newest frame's own stamp, to the nanosecond as it came (this node's
     clock for an unstamped frame), and the camera frame_id of the message it came in. Looked up
-    only when a decision is published, not for every message."""
-    own = (p.header.stamp for p in msg.persons if stamp_to_seconds(p.header.stamp) == stamp)
+    only when a decision is published, not for every message: the person's own skeleton (not
+    another's a float cannot tell apart at epoch times, nor one refused for a stamp no clock gives)."""
+    own = (
+        p.header.stamp
+        for p in msg.persons
+        if p.person_id == person_id
+        and not stamp_problem(p.header.stamp)
+        and stamp_to_seconds(p.header.stamp) == stamp
+    )
     return Header(stamp=next(own, None) or seconds_to_stamp(stamp), frame_id=msg.header.frame_id)
 
 

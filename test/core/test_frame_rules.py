@@ -62,3 +62,23 @@ def test_only_the_first_skeleton_of_each_person_in_a_message_is_kept(refused):
     assert [(f.person_id, f.timestamp) for f in kept] == [(0, 1.0), (1, 1.0)]
     assert refused == [f"ignored a second skeleton of person {i} in one message" for i in (0, 1)]
     assert np.array_equal(kept[0].body, frames[0].body)
+
+
+def test_a_second_skeleton_of_a_person_is_refused_before_it_is_timed(refused):
+    """50 unstamped skeletons of one id counted 50 unstamped frames, and read the clock 50 times."""
+    rules = FrameRules(refused.append)
+    clock_reads = []
+    kept = rules.frames([person(0, 0, 3)] * 50, 10.0, lambda: clock_reads.append(1) or 7.0)
+    assert len(kept) == 1
+    assert len(clock_reads) == 1
+    assert len(refused) == 49
+
+
+def test_a_message_of_thousands_of_skeletons_is_read_only_so_far(refused):
+    """Every skeleton was parsed and checked: 5000 of them took longer than a camera frame."""
+    from bharnet_ros.core.frame_rules import MOST_PER_MESSAGE
+
+    rules = FrameRules(refused.append)
+    kept = rules.frames([person(1, 0, i) for i in range(MOST_PER_MESSAGE + 100)], 10.0, lambda: 7.0)
+    assert len(kept) == MOST_PER_MESSAGE
+    assert refused == [f"ignored 100 skeletons past the first {MOST_PER_MESSAGE} of one message"]

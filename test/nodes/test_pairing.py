@@ -159,3 +159,16 @@ def test_each_subscription_gets_its_own_copy_of_the_qos_to_override(ros, wait):
         TOPICS[1]: [ReliabilityPolicy.RELIABLE],
     }
     assert QOS.reliability == ReliabilityPolicy.RELIABLE
+
+
+def test_an_array_stamp_no_clock_gives_pairs_by_arrival_instead_of_raising(ros):
+    """message_filters' synchroniser makes an rclpy Time of it, which raises on negative seconds."""
+    from builtin_interfaces.msg import Time
+    from rclpy.time import Time as RclpyTime
+
+    node = ros.add(Node, "stamper")
+    for bad in (Time(sec=-5), Time(sec=1, nanosec=1_500_000_000)):
+        msg = PersonSkeletonArray(header=Header(stamp=bad))
+        pairing.stamp_on_arrival(node, msg)
+        RclpyTime.from_msg(msg.header.stamp)  # what message_filters does with it
+        assert msg.header.stamp.sec > 1_000_000  # the node's clock

@@ -832,3 +832,21 @@ def test_windows_far_from_the_training_data_say_none_until_the_threshold_is_rais
 
     assert wait(lambda: len(later()) >= 3)
     assert all(a.label in CLASSES for a in later())
+
+
+def test_an_actions_stamp_is_its_own_persons_not_another_skeletons_of_the_message():
+    """Looked up by float seconds alone, it took a refused skeleton's stamp (nanosec 1e9 and more,
+    a time no clock gives), or another person's 100 ns apart at epoch times."""
+    from bharnet_ros.nodes.recognizer_node import action_header
+
+    def skeleton(person_id: int, sec: int, nanosec: int) -> types.SimpleNamespace:
+        return types.SimpleNamespace(person_id=person_id, header=Header(stamp=Time(sec=sec, nanosec=nanosec)))
+
+    msg = types.SimpleNamespace(
+        header=Header(frame_id="camera"),
+        persons=[skeleton(1, 99, 1_300_000_000), skeleton(2, 1_764_000_000, 400_000_100),
+                 skeleton(0, 100, 300_000_000), skeleton(3, 1_764_000_000, 400_000_000)],
+    )  # fmt: skip
+    assert action_header(0, 100.3, msg).stamp == Time(sec=100, nanosec=300_000_000)
+    assert action_header(3, 1_764_000_000.4, msg).stamp == Time(sec=1_764_000_000, nanosec=400_000_000)
+    assert action_header(0, 100.3, msg).frame_id == "camera"
