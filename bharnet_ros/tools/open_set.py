@@ -175,7 +175,8 @@ def pooled(results: dict[str, dict[str, Any]], no_command: set[str]) -> dict[str
     for name, result in results.items():
         counts = _label_counts(result)
         pooled_counts += counts
-        per_video[name] = {**rejection_rates(counts, no_command), "labels": dict(counts.most_common(4))}
+        labels = dict(counts.most_common())  # every label: the rates count each decision
+        per_video[name] = {**rejection_rates(counts, no_command), "labels": labels}
     return {
         **rejection_rates(pooled_counts, no_command),
         "no_command": sorted(no_command),

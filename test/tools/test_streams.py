@@ -334,3 +334,14 @@ def test_a_pose_section_only_under_another_namespace_is_refused_before_any_work(
     path.write_text("/**/recognizer:\n  ros__parameters: {top_k: 3}\n/robot1/pose:\n  ros__parameters: {}\n")
     with pytest.raises(UsageError, match=r"--params-file: its pose entries \(/robot1/pose\)"):
         check_params_file(str(path))
+
+
+def test_open_set_summary_lists_every_label_given(monkeypatch):
+    """Only the four commonest were kept: a video's labels no longer added up to its decisions."""
+    from bharnet_ros.tools import open_set
+
+    counts = Counter({"slowdown": 10, "static": 4, "random": 4, "back": 3, "none": 1})
+    monkeypatch.setattr(open_set, "_label_counts", lambda result: counts)
+    row = open_set.pooled({"sign": {}}, {"none", "random", "static"})["per_video"]["sign"]
+    assert row["labels"] == dict(counts)
+    assert sum(row["labels"].values()) == row["decisions"]
