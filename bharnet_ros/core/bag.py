@@ -434,10 +434,15 @@ def _log_time(value: Any, topic: str) -> int:
 def candidate_topics(available: dict[str, str], counts: dict[str, int] | None = None) -> list[str]:
     """The topics a reader of skeletons can take by default: the skeleton topics, else the camera
     topics (sorted), of those that hold messages where ``counts`` says (an empty skeleton topic
-    beside a camera's would be chosen and found empty); a caller takes one only where it is alone."""
+    beside a camera's would be chosen and found empty), else of all; a caller takes one only where
+    it is alone."""
+
+    def of(topics: dict[str, str]) -> list[str]:
+        skeletons = sorted(t for t, m in topics.items() if m == SKELETON_TYPE)
+        return skeletons or sorted(t for t, m in topics.items() if m in CAMERA_TYPES)
+
     held = {t: m for t, m in available.items() if counts is None or counts.get(t, 0) > 0}
-    skeletons = sorted(t for t, m in held.items() if m == SKELETON_TYPE)
-    return skeletons or sorted(t for t, m in held.items() if m in CAMERA_TYPES)
+    return of(held) or of(available)
 
 
 def require_topic(available: dict[str, str], topic: str, path: str | Path) -> str:

@@ -231,7 +231,7 @@ def choose_topic(bag: Path, requested: str | None) -> tuple[str, str]:
                 f"{SKELETON_TYPE}; the bag has {describe_topics(topics)}"
             )
         return requested, msgtype
-    candidates = candidate_topics(topics, bag_message_counts(bag)) or candidate_topics(topics)
+    candidates = candidate_topics(topics, bag_message_counts(bag))
     if len(candidates) != 1:
         problem = "no camera or skeleton topic" if not candidates else "several candidate topics"
         raise EvalError(f"{bag} has {problem}: {describe_topics(topics)}; pick one with --topic")
@@ -460,10 +460,8 @@ def _admitted(rules: FrameRules, persons: list[Any], msgtype: str, arrival: floa
     """The frames of one message that the recognizer node would take, by the node's own rules; a
     frame stamped 0 is timed by the log time (``arrival``), as the node times it by its clock."""
     if msgtype == SKELETON_TYPE:
-        frames = rules.frames(persons, arrival, lambda: arrival)
-    else:
-        frames = rules.timed(persons, arrival, lambda: arrival)
-    return one_per_person(frames, rules.refuse)
+        return rules.frames(persons, arrival, lambda: arrival)  # one per person already
+    return one_per_person(rules.timed(persons, arrival, lambda: arrival), rules.refuse)
 
 
 def _recognize(recognizer: Any, frames: list[Any], arrival: float, origin: int, run: EvalRun) -> None:

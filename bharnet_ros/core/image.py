@@ -292,12 +292,9 @@ def fit_pixels(image: np.ndarray, max_pixels: int) -> np.ndarray:
     new_width, new_height = max(1, int(width * scale)), max(1, int(height * scale))
     # the short side rounded down must not make a camera's 100:1 frame "no camera image"; the long
     # side then gives back the pixels the short one gained
-    if new_width >= new_height:
-        new_height = max(new_height, math.ceil(new_width / MAX_ASPECT))
-        if max_pixels > 0:
-            new_width = max(1, min(new_width, max_pixels // new_height))
-    else:
-        new_width = max(new_width, math.ceil(new_height / MAX_ASPECT))
-        if max_pixels > 0:
-            new_height = max(1, min(new_height, max_pixels // new_width))
-    return cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_AREA)
+    long, short = max(new_width, new_height), min(new_width, new_height)
+    short = max(short, math.ceil(long / MAX_ASPECT))
+    if max_pixels > 0:
+        long = max(1, min(long, max_pixels // short))
+    size = (long, short) if new_width >= new_height else (short, long)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

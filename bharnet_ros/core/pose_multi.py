@@ -28,6 +28,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from bharnet_ros.core.closeable import Closeable
+from bharnet_ros.core.hand_fill import MIDDLE_MCP
 from bharnet_ros.core.image import camera_size, to_rgb
 from bharnet_ros.core.layouts import MP33
 from bharnet_ros.core.pose import (
@@ -54,7 +55,6 @@ from bharnet_ros.core.tracking import MAX_AGE, PersonTracker
 NUM_POSES = 4  # persons per image by default
 MAX_POSES = 16
 POSE_LEFT_SHOULDER, POSE_RIGHT_SHOULDER = 11, 12
-HAND_MIDDLE_BASE = 9  # the middle finger's MCP: wrist to it is the hand's size
 VISIBLE = 0.5  # body joints at least this visible feed the tracker
 # A hand's wrist farther than this many shoulder widths from a pose wrist is not that wrist's hand.
 # Measured on real clips: a hand's own pose wrist lies within 0.2 shoulder widths; hands of a person
@@ -154,10 +154,11 @@ class MultiPoseEstimator(Closeable):
         """(B, 2, 21, 4) hands and (B, 2) presence: the found hands assigned to the bodies' wrists."""
         hands, sides, scores = _hands(result)
         scale = np.array(size, np.float64)
-        kept = distinct_hands(hands[..., :2] * scale, scores)  # a copy would take the other wrist
+        pixels = hands[..., :2] * scale
+        kept = distinct_hands(pixels, scores)  # a copy would take the other wrist
         hands, sides, scores = hands[kept], [sides[i] for i in kept], [scores[i] for i in kept]
         slots = assign_hands_to_bodies(
-            hands[:, HAND_WRIST, :2] * scale,
+            pixels[kept, HAND_WRIST],
             sides,
             np.array([_wrists_and_shoulders(body, scale) for body in bodies]).reshape(-1, 4, 2),
             float(np.hypot(*size)),
@@ -191,7 +192,7 @@ def distinct_hands(hands_px: np.ndarray, scores: Sequence[float]) -> list[int]:
     lie within :data:`DUPLICATE_HAND` hand sizes of a surer one's is its copy (placed in the other
     slot, it would invent a hand)."""
     kept: list[int] = []
-    sizes = np.maximum(np.linalg.norm(hands_px[:, HAND_MIDDLE_BASE] - hands_px[:, HAND_WRIST], axis=-1), 1.0)
+    sizes = np.maximum(np.linalg.norm(hands_px[:, MIDDLE_MCP] - hands_px[:, HAND_WRIST], axis=-1), 1.0)
     for index in np.argsort(-np.asarray(scores, np.float64), kind="stable").tolist():
         apart = [float(np.linalg.norm(hands_px[index] - hands_px[k], axis=-1).mean()) for k in kept]
         if all(distance > DUPLICATE_HAND * sizes[index] for distance in apart):

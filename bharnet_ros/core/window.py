@@ -13,7 +13,7 @@ has the semantics for robot developers.
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import enum
 import logging
 import math
@@ -182,12 +182,11 @@ class WindowBuffer:
         arrays cannot change the frames already kept), with its hands in the slots their tracks
         give (``core.hand_fill.sort_hands``)."""
         order = slice(None, None, -1) if self._sorter.swaps(frame.hands, frame.hand_present) else slice(None)
-        return dataclasses.replace(
-            frame,
-            body=frame.body.copy(),
-            hands=frame.hands[order].copy(),
-            hand_present=frame.hand_present[order].copy(),
-        )
+        owned = copy.copy(frame)  # not dataclasses.replace: the frame was checked at the door already
+        owned.body = frame.body.copy()
+        owned.hands = frame.hands[order].copy()
+        owned.hand_present = frame.hand_present[order].copy()
+        return owned
 
     def _newest_is_provisional(self) -> bool:
         """Whether the newest frame lies within ``min_step`` of the one before it; the next frame

@@ -41,7 +41,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
 from std_msgs.msg import Header
 
-from bharnet_ros.core.frame_rules import FrameRules, one_per_person, stamp_problem
+from bharnet_ros.core.frame_rules import FrameRules, stamp_problem
 from bharnet_ros.core.inference import DEVICES, MAX_DISTANCE_THRESHOLD, InferenceError, shorten
 from bharnet_ros.core.model_swap import FileStamp, Probation, Verdict, file_stamp
 from bharnet_ros.core.params_file import MOST_THREADS
@@ -479,7 +479,7 @@ class RecognizerNode(ManagedNode):
             return
         self.rate_in.tick(started)
         with speaking_for(self), self.swap_lock:
-            for frame in one_per_person(frames, self._refuse):
+            for frame in frames:  # one per person: FrameRules.frames kept the first of each
                 self.drops.observe(frame.person_id, frame.timestamp)
                 try:
                     result = self._push(recognizer, frame, started)

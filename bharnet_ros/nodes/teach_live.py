@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from bharnet_ros.core.frame_rules import FrameRules, one_per_person
+from bharnet_ros.core.frame_rules import FrameRules
 from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.msg import PersonSkeletonArray
 from bharnet_ros.nodes.environment import private_node
@@ -95,8 +95,7 @@ class LiveSkeletons:
         with self._lock:
             if self._frames is None:
                 return
-        frames = self.rules.frames(msg.persons, time.monotonic(), self._unstamped)
-        frames = one_per_person(frames, self._refuse)
+        frames = self.rules.frames(msg.persons, time.monotonic(), self._unstamped)  # one per person
         with self._lock:
             if self._frames is not None:
                 self._frames.extend(frames)

@@ -152,7 +152,7 @@ def _message_frames(message: Any, msgtype: str, stage: Any) -> tuple[list[Skelet
 def default_topic(available: dict[str, str], path: str | Path) -> str:
     """The bag's only skeleton topic, else its only camera topic; BagError naming them otherwise
     (a depth camera beside a colour one would be cut silently, or fail on its encoding)."""
-    candidates = candidate_topics(available, bag_message_counts(path)) or candidate_topics(available)
+    candidates = candidate_topics(available, bag_message_counts(path))
     if len(candidates) != 1:
         problem = "neither a skeleton nor a camera topic" if not candidates else "several candidate topics"
         raise BagError(f"{path} has {problem}: {describe_topics(available)}; pick one with --topic")
