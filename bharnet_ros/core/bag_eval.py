@@ -169,7 +169,7 @@ def eval_options(
     topic, msgtype = choose_topic(bag, topic)
     params = read_params_file(params_file)
     recognizer = recognizer_parameters(params)
-    model = model_path(model or _file_model(recognizer, params_file))
+    model = chosen_model(model, params_file)
     device = device or _file_device(recognizer, params_file)
     origin, unstamped = time_origin(bag, topic)
     return EvalOptions(
@@ -236,6 +236,13 @@ def choose_topic(bag: Path, requested: str | None) -> tuple[str, str]:
         problem = "no camera or skeleton topic" if not candidates else "several candidate topics"
         raise EvalError(f"{bag} has {problem}: {describe_topics(topics)}; pick one with --topic")
     return candidates[0], topics[candidates[0]]
+
+
+def chosen_model(model: Path | None, params_file: str) -> Path:
+    """The model a bag evaluation runs: ``model``, else the recognizer's ``model`` in
+    ``params_file``, else the shipped one; EvalError when that file is not there."""
+    recognizer = recognizer_parameters(read_params_file(params_file))
+    return model_path(model or _file_model(recognizer, params_file))
 
 
 def _file_model(recognizer: dict[str, Any], params_file: str) -> Path | None:

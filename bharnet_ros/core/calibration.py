@@ -27,20 +27,29 @@ TEMPERATURE_RANGE = (0.05, 20.0)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature`` (the node's own, :func:`inference.softmax`).
-    ValueError for a temperature that is not > 0 (0 divides by zero, a negative one silently turns
-    the ranking upside down)."""
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    """Row-wise softmax of ``logits / temperature`` (the node's own, :func:`inference.softmax`);
+    ValueError for a temperature that is not > 0."""
+    check_temperature(temperature)
     return inference.softmax(logits, temperature)
 
 
+def check_temperature(temperature: float) -> None:
+    """ValueError for a temperature that is not > 0: 0 divides by zero, and a negative one silently
+    turns the ranking upside down."""
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+
+
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
-    """Mean NLL of the true labels under ``softmax(logits / temperature)``."""
+    """Mean NLL of the true labels under ``softmax(logits / temperature)``, from log-probabilities:
+    a probability that rounds to 0 still costs what it should, so a confidently wrong sample keeps
+    pulling the temperature up."""
     logits, labels = check_predictions(logits, labels)
-    probabilities = softmax(logits, temperature)
-    picked = probabilities[np.arange(len(labels)), labels]
-    return float(-np.log(np.maximum(picked, 1e-12)).mean())
+    check_temperature(temperature)
+    scaled = logits / temperature
+    top = scaled.max(axis=1)
+    log_total = top + np.log(np.exp(scaled - top[:, None]).sum(axis=1))
+    return float((log_total - scaled[np.arange(len(labels)), labels]).mean())
 
 
 def check_predictions(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -283,16 +283,34 @@ def calibration_for(
             f"{path}: the {key!r} calibration's class_names {shorten(json.dumps(fitted), 40)} is not a "
             "list of class names; give the calibration.json of a --loso run"
         )
-    if class_names is not None and fitted is not None and fitted != list(class_names):
+    if class_names is not None and fitted is not None:
+        check_fitted_classes(path, fitted, class_names)
+    if entry.get("views", 1) != 1:  # an average of windows is surer than the one the node decides on
+        views = shorten(str(entry["views"]), 20)
         raise ExportError(
-            f"{path} was fitted on a model of {len(fitted)} classes, not on this one's "
-            f"{len(class_names)}: give the calibration.json of the --loso run of this model's recipe"
+            f"{path}: the {key!r} calibration was fitted on logits averaged over {views} windows per "
+            "clip, the node decides on one; give the calibration.json of a --loso run with --views 1"
         )
     return {
         name: calibration_value(entry[name], name, f"{path}: the {key!r} calibration's")
         for name in CALIBRATION_RANGES
         if name in entry
     }
+
+
+def check_fitted_classes(path: str | Path, fitted: Sequence[str], class_names: Sequence[str]) -> None:
+    """ExportError where a calibration was fitted on other classes, or the same in another order,
+    than ``class_names``: its temperature and thresholds belong to another model."""
+    if list(fitted) == list(class_names):
+        return
+    if len(fitted) != len(class_names):
+        what = f"a model of {len(fitted)} classes, not on this one's {len(class_names)}"
+    else:
+        ours, theirs = next((a, b) for a, b in zip(class_names, fitted, strict=True) if a != b)
+        what = f"other classes or another order ({shorten(theirs, 40)} where this has {shorten(ours, 40)})"
+    raise ExportError(
+        f"{path} was fitted on {what}: give the calibration of the --loso run of this model's recipe"
+    )
 
 
 def check_calibratable(model: BHaRNetModel, path: str | Path) -> None:

@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
         *(f"{stem}/{entry}" for stem in stems for entry in ("", "labels.csv", "bag/", "report/")),
     )
     check_output_folder(args.out, [*args.videos, args.model], args.force, writes=writes)
-    no_command = {NONE, *no_command_classes(args.no_command, check_model(args.model))}
     check_params_file(args.params_file)
+    no_command = {NONE, *no_command_classes(args.no_command, check_model(args.model, args.params_file))}
     results, skipped = {}, {}
     for video in args.videos:
         try:

@@ -96,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("no stream could be composed; check --subjects, --distances and the clip names")
     writes = ("summary.json", *(f"{name}/{entry}" for name in streams for entry in ("", *STREAM_FILES)))
     check_output_folder(args.out, [args.source, args.dataset, args.model, args.cv], args.force, writes=writes)
-    check_models(args, sorted({person for person, _ in streams.values()}))
     check_params_file(args.params_file)
+    check_models(args, sorted({person for person, _ in streams.values()}))
     check_clips(streams)
     results = {}
     for name, (person, pieces) in streams.items():
@@ -135,7 +135,7 @@ def check_gap(gap: float) -> None:
 def check_models(args: argparse.Namespace, people: list[str]) -> None:
     """Before any stream is composed: --model opens, or --cv has a usable fold for each of ``people``."""
     if args.cv is None:
-        check_model(args.model)
+        check_model(args.model, args.params_file)
         return
     if not args.cv.is_dir():
         raise UsageError(f"--cv {args.cv} is not a folder; give the --out folder of `bharnet train --loso`")
@@ -151,15 +151,16 @@ def check_models(args: argparse.Namespace, people: list[str]) -> None:
         fold_inputs(args.cv, person, args.expert_only)
 
 
-def check_model(model: Path | None) -> list[str]:
-    """The class names of an ONNX model the recognizer can load (None: the shipped one must be
-    installed), checked before any video is composed or recorded; UsageError with the reason."""
-    from bharnet_ros.core.bag_eval import EvalError, model_path
+def check_model(model: Path | None, params_file: str) -> list[str]:
+    """The class names of the ONNX model the evaluation will run (None: the recognizer's model in
+    ``params_file``, else the shipped one), checked before any video is composed or recorded;
+    UsageError with the reason."""
+    from bharnet_ros.core.bag_eval import EvalError, chosen_model
     from bharnet_ros.core.inference import InferenceError
     from bharnet_ros.core.recognizer import load_window_classifier
 
     try:
-        return list(load_window_classifier(str(model_path(model)), "cpu").class_names)
+        return list(load_window_classifier(str(chosen_model(model, params_file)), "cpu").class_names)
     except (EvalError, InferenceError, ValueError) as err:
         raise UsageError(f"cannot load the model: {err}") from None
 

@@ -202,7 +202,7 @@ def run_fold(
     check_fold_config(folder, fold)
     finish_training(fold, folder, subject)
     model = open_model(folder / "last.pt", lambda ckpt: test_mirror_classes(config, ckpt.class_names))
-    trained = data.subset(np.flatnonzero(~subject_mask(data, excluded)))
+    trained = data.subset(np.flatnonzero(~subject_mask(data, [*excluded, *fold["data"]["val_subjects"]])))
     model.runner.feature_distance = fit_distance(
         model.runner, vocabulary(trained, config["data"]), model.labels, model.preprocess
     )
@@ -399,11 +399,11 @@ def write_pooled(
         "folds_branches_top1": fold_branches,
         "groups": group_accuracies(data, result),
     }
-    values["calibration"] = held_out_calibrations(result)
+    values["calibration"] = held_out_calibrations(result, views)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(values, indent=2) + "\n")
     (out / "calibration.json").write_text(json.dumps(values["calibration"], indent=2) + "\n")
-    write_fold_calibrations(out, subjects, results)
+    write_fold_calibrations(out, subjects, results, views)
     write_groups(out / "groups.csv", values["groups"])
     write_per_class(out / "per_class.csv", result)
     write_predictions(out / "predictions.csv", data, result)
@@ -412,7 +412,7 @@ def write_pooled(
 
 
 def write_fold_calibrations(
-    out: Path, subjects: Sequence[str], results: Sequence[tuple[SkeletonDataset, Evaluation]]
+    out: Path, subjects: Sequence[str], results: Sequence[tuple[SkeletonDataset, Evaluation]], views: int = 1
 ) -> None:
     """``fold_<subject>/calibration.json`` from the held-out logits of every other fold: what a
     fold model is scored with on its own person (``bharnet streams --cv``) must not have been fitted
@@ -420,13 +420,14 @@ def write_fold_calibrations(
     for index, subject in enumerate(subjects):
         others = [result for k, (_, result) in enumerate(results) if k != index]
         if others:
-            calibration = held_out_calibrations(pooled_evaluation(others))
+            calibration = held_out_calibrations(pooled_evaluation(others), views)
             path = fold_folder(out, subject) / "calibration.json"
             path.write_text(json.dumps(calibration, indent=2) + "\n")
 
 
-def held_out_calibrations(result: Evaluation) -> dict[str, dict[str, float]]:
-    """Calibration of the fused logits and, for BHaRNet-E, of its expert-only sum."""
+def held_out_calibrations(result: Evaluation, views: int = 1) -> dict[str, dict[str, Any]]:
+    """Calibration of the fused logits and, for BHaRNet-E, of its expert-only sum, with the number
+    of windows per clip they averaged (the node decides on one: an export refuses more)."""
     logits = {"fused": result.scores["fused"]}
     if "expert_only" in result.branches:
         logits["expert_only"] = result.scores["body_expert"] + result.scores["hand_expert"]
@@ -434,6 +435,7 @@ def held_out_calibrations(result: Evaluation) -> dict[str, dict[str, float]]:
         name: {
             **calibrate(values, result.labels, distances=result.distances).to_dict(),
             "class_names": list(result.class_names),
+            "views": views,
         }
         for name, values in logits.items()
     }

@@ -81,6 +81,7 @@ from bharnet_ros.model.export import (
     calibration_for,
     calibration_value,
     check_calibratable,
+    check_fitted_classes,
     export_checked,
     prepare_model,
     variant_name,
@@ -868,7 +869,8 @@ def rehearsal_beside(checkpoint_path: str | Path) -> TrainingData:
 
 
 def load_rehearsal(source: TrainingData, taught: Sequence[str] = ()) -> SkeletonDataset:
-    """The rehearsal data: the files merged, relabelled as the base run did, its left-out people dropped.
+    """The rehearsal data: the files merged, relabelled as the base run did, without the people it
+    never trained on (left out, or kept for validation: a curve measures those as unseen).
 
     Samples of a ``taught`` class (a new gesture the base run had merged into another class, as
     the default recipe merges ``clap`` into ``none``) are dropped first: relabelled, they would
@@ -878,21 +880,23 @@ def load_rehearsal(source: TrainingData, taught: Sequence[str] = ()) -> Skeleton
         data = data.subset(np.flatnonzero(~np.isin(data.labels, [data.class_names.index(n) for n in clash])))
     merges = {k: v for k, v in source.relabel.items() if k in data.class_names}
     data = vocabulary(data, {"relabel": merges, "classes": []})
-    if source.left_out:
-        data = data.subset(np.flatnonzero(~np.isin(data.subject_names(), source.left_out)))
+    if source.unseen:
+        data = data.subset(np.flatnonzero(~np.isin(data.subject_names(), source.unseen)))
     return data
 
 
-def calibration_from(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
+def calibration_from(
+    path: str | Path, model: BHaRNetModel, class_names: Sequence[str] | None = None
+) -> dict[str, float]:
     """Temperature, none threshold and (where there is one) distance threshold from a
-    ``calibration.json`` or an exported model's metadata.
+    ``calibration.json`` or an exported model's metadata, fitted on ``class_names`` where given.
 
     Both are checked as ``bharnet export`` checks a calibration.json (finite numbers in range);
     every problem is an ExportError naming the file and the entry.
     """
     path = Path(path)
     if path.suffix.lower() != ".onnx":
-        return calibration_for(path, model)
+        return calibration_for(path, model, class_names)
     check_calibratable(model, path)
     try:
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
@@ -907,6 +911,9 @@ def calibration_from(path: str | Path, model: BHaRNetModel) -> dict[str, float]:
         )
     if not all(f"bharnet.{key}" in props for key in keys):
         raise ExportError(f"{path} carries no calibration (bharnet.temperature, bharnet.none_threshold)")
+    labels = stored_value(props.get("bharnet.labels", "null"))
+    if class_names is not None and isinstance(labels, list):
+        check_fitted_classes(path, [str(label) for label in labels], class_names)
     return {
         key: calibration_value(stored_value(props[f"bharnet.{key}"]), key, f"{path}: its")
         for key in (*keys, "distance_threshold")
@@ -940,7 +947,7 @@ def check_calibration(base: Checkpoint, path: str | Path, expert_only: bool = Tr
     A taught model has the base's variant, so the base says which entry (fused or expert-only) the
     export takes; a bad file is then refused before minutes of fitting, not after.
     """
-    return calibration_from(path, export_model(base, expert_only))
+    return calibration_from(path, export_model(base, expert_only), base.class_names)
 
 
 def export_taught(

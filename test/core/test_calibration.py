@@ -32,6 +32,23 @@ def test_fit_temperature_recovers_the_true_temperature():
     assert negative_log_likelihood(logits, labels, temperature) < negative_log_likelihood(logits, labels)
 
 
+def test_confidently_wrong_samples_cost_their_full_log_likelihood():
+    """Their probabilities round to 0: a loss capped there let the fit stop at T 0.56, where the
+    true minimum is near 1.6."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0.0, 1.0, (270, 24))
+    labels = rng.integers(0, 24, 270)
+    logits[np.arange(270), labels] += 6.0
+    for row, margin in zip((0, 1, 2), (90.0, 120.0, 150.0), strict=True):
+        logits[row, (labels[row] + 1) % 24] += margin
+    assert negative_log_likelihood(logits, labels) > 360.0 / 270  # each costs at least its margin
+    temperature = fit_temperature(logits, labels)
+    assert 1.2 < temperature < 2.5
+    best = negative_log_likelihood(logits, labels, temperature)
+    for nearby in (0.9 * temperature, 1.1 * temperature):
+        assert best <= negative_log_likelihood(logits, labels, nearby)
+
+
 def test_calibration_lowers_the_ece_and_keeps_every_decision():
     logits, labels = overconfident()
     result = calibrate(logits, labels)

@@ -308,6 +308,15 @@ def test_a_noisy_or_model_takes_no_softmax_calibration(tiny_config, tmp_path):
             "was fitted on a model of 3 classes, not on this one's 5",
         ),
         (
+            '{"fused": {"temperature": 1.0, "none_threshold": 0.3, '
+            '"class_names": ["c1", "c0", "c2", "c3", "c4"]}}',
+            "fitted on other classes or another order \\(c1 where this has c0\\)",
+        ),
+        (
+            '{"fused": {"temperature": 1.0, "none_threshold": 0.3, "views": 3}}',
+            "averaged over 3 windows per clip, the node decides on one",
+        ),
+        (
             '{"fused": {"temperature": 1%s, "none_threshold": 0.3}}' % ("0" * 400),
             "temperature 10000.*\\.\\.\\. is out of range",
         ),

@@ -345,3 +345,19 @@ def test_open_set_summary_lists_every_label_given(monkeypatch):
     row = open_set.pooled({"sign": {}}, {"none", "random", "static"})["per_video"]["sign"]
     assert row["labels"] == dict(counts)
     assert sum(row["labels"].values()) == row["decisions"]
+
+
+def test_open_set_checks_the_classes_of_the_model_its_params_file_names(tmp_path, tiny_model, capsys):
+    good = write_clip(tmp_path / "good.avi")
+    params = tmp_path / "params.yaml"
+    params.write_text(f"recognizer:\n  ros__parameters:\n    model: {tiny_model}\n")
+    out = tmp_path / "open"
+    argv = ["open-set", str(good), "--params-file", str(params), "--out", str(out)]
+    assert main([*argv, "--no-command", "random"]) == 2  # a class of the shipped model, not of this one
+    error = one_line_error(capsys)
+    assert "--no-command names random, not classes of the model" in error
+    assert "idle, wave, stop" in error
+    params.write_text(f"recognizer:\n  ros__parameters:\n    model: {tmp_path / 'gone.onnx'}\n")
+    assert main(argv) == 2
+    assert "gone.onnx" in one_line_error(capsys)
+    assert not out.exists()

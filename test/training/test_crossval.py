@@ -58,6 +58,7 @@ def test_pooled_summary_covers_every_held_out_sample(cv_run):
     calibration = json.loads((out / "calibration.json").read_text())
     assert set(calibration) == {"fused", "expert_only"}
     assert calibration["fused"]["temperature"] > 0
+    assert calibration["fused"]["views"] == 1  # the node's one window: an export refuses averages
     # each fold measured its held-out windows' distance from its own training data
     assert calibration["expert_only"]["distance_threshold"] > 0
     header, *rows = (out / "predictions.csv").read_text().splitlines()
@@ -185,7 +186,7 @@ def test_a_rerun_from_other_experts_is_refused_not_reused(cv_run, tmp_path):
         cross_validate(config, out, ["S3"])
 
 
-def test_train_people_keeps_the_next_people_after_the_held_out_one(cv_run, tiny_run):
+def test_train_people_keeps_the_next_people_after_the_held_out_one(cv_run, tiny_run, monkeypatch):
     out, _, files = cv_run
     assert unused_people(["S1", "S2", "S3", "S4"], "S3", 2) == ["S2"]  # trains on S4, S1
     assert unused_people(["S1", "S2", "S3"], "S1", None) == []
@@ -209,8 +210,19 @@ def test_train_people_keeps_the_next_people_after_the_held_out_one(cv_run, tiny_
         REPO / "config/train/synth_cpu.yaml",
         [*tiny_run, f"data.train={train_files}", "preprocess.window_seconds=1.0", "data.val_subjects=[S1]"],
     )
+    from bharnet_ros.training import crossval
+
+    fitted_on = []
+
+    def recorded(runner, data, *args, **kwargs):
+        fitted_on.append(sorted(set(data.subject_names())))
+        return fit_distance(runner, data, *args, **kwargs)
+
+    fit_distance = crossval.fit_distance
+    monkeypatch.setattr(crossval, "fit_distance", recorded)
     cross_validate(validating, out.parent / "val_person", ["S3"], train_people=1)
     assert _config_of(out.parent / "val_person" / "fold_S3")["data"]["exclude_subjects"] == ["S3"]
+    assert fitted_on == [["S2"]]  # the distance of the data the fold trained on: S1 only validated
 
 
 def test_unknown_subjects_are_refused(cv_run, tmp_path):

@@ -393,6 +393,27 @@ def test_a_models_stored_calibration_is_checked_like_a_file(base, tmp_path):
         check_calibration(base, model)
 
 
+def test_a_calibration_of_another_models_classes_is_refused_before_teaching(base, tmp_path):
+    """Its temperature and thresholds were fitted on other classes: export refused it, teach took it."""
+    calibration = tmp_path / "calibration.json"
+    entry = {"temperature": 2.0, "none_threshold": 0.4, "class_names": ["a", "b", "c"]}
+    calibration.write_text(json.dumps({"expert_only": entry}))
+    with pytest.raises(ExportError, match="fitted on a model of 3 classes"):
+        check_calibration(base, calibration)
+    model = tmp_path / "m.onnx"
+    export_taught(base, model, calibration=None)
+    proto = onnx.load(str(model))
+    for key, value in (("bharnet.temperature", "2.0"), ("bharnet.none_threshold", "0.4")):
+        added = proto.metadata_props.add()
+        added.key, added.value = key, value
+    for prop in proto.metadata_props:
+        if prop.key == "bharnet.labels":
+            prop.value = json.dumps(list(reversed(base.class_names)))
+    onnx.save(proto, str(model))
+    with pytest.raises(ExportError, match="fitted on other classes or another order"):
+        check_calibration(base, model)
+
+
 def test_a_models_stored_calibration_of_the_other_variant_is_refused(base, tmp_path):
     """The full model's temperature went into the expert-only export silently (and back)."""
     model = tmp_path / "m.onnx"
@@ -414,6 +435,16 @@ def test_rehearsal_samples_of_a_taught_gesture_the_base_had_merged_away_are_left
         {"idle": 3},
         {"idle": 3, "none": 0},
     )
+
+
+def test_rehearsal_leaves_out_the_people_the_base_never_trained_on(tmp_path, person_file):
+    """A person kept for validation is unseen by the base (a curve measures them): rehearsing, or
+    fitting the distance on, their clips trained on them after all."""
+    from bharnet_ros.training.data import TrainingData
+
+    files = [person_file(tmp_path, person, takes=1) for person in ("S1", "S2", "S3")]
+    source = TrainingData(files, left_out=["S3"], validated=["S1"])
+    assert sorted(set(load_rehearsal(source).subject_names())) == ["S2"]
 
 
 def test_rehearsal_of_another_layout_is_refused_before_a_fine_tune_s_work(base, monkeypatch):
