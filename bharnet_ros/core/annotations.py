@@ -12,8 +12,8 @@ row; blank lines and lines starting with ``#`` are skipped. YAML: a list of mapp
 keys, read as YAML 1.2 reads it (:func:`~bharnet_ros.core.yaml12.load_yaml`), so the labels ``yes``
 and ``no`` stay text and ``010`` is ten seconds; a label YAML reads as anything but text
 (``true``, ``3``, a list) is refused rather than turned into a different class name. A segment
-covers ``start <= t < end``. Segments must not overlap; gaps are allowed (time in a gap is not
-scored). Every problem raises
+covers ``start <= t < end``, its bounds taken 10 µs early (:data:`BOUNDARY_SLACK`). Segments
+must not overlap; gaps are allowed (time in a gap is not scored). Every problem raises
 :class:`AnnotationError` naming the file and the line.
 """
 
@@ -35,6 +35,11 @@ from bharnet_ros.core.skeleton import TIME_LIMIT
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.yaml12 import load_yaml
 
+# A decision up to this long before a segment's bound is taken at the bound. A stamp near 1.7e9 s
+# read as a float is 0.2 µs off, which rounding to the µs can make 1 µs: a decision stamped exactly
+# on a segment's first frame (in integer nanoseconds) fell in the segment before. Frames come at
+# most every millisecond, so no other frame's decision moves.
+BOUNDARY_SLACK = 1e-5
 RELATIVE = ("start", "end", "label")
 ABSOLUTE = ("start_stamp", "end_stamp", "label")
 
@@ -56,7 +61,7 @@ class Segment:
         return self.end - self.start
 
     def contains(self, t: float) -> bool:
-        return self.start <= t < self.end
+        return self.start <= t + BOUNDARY_SLACK < self.end
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,7 @@ class Annotations:
 
     def relative_to(self, origin: float) -> list[Segment]:
         """Segments in seconds since ``origin`` (the first frame's stamp), to the microsecond as
-        decisions are (a float near 1.7e9 carries 2e-7 s of error: a decision stamped on a segment's
-        start fell in the segment before); relative ones stay as they are."""
+        decisions are; relative ones stay as they are."""
         if not self.absolute:
             return list(self.segments)
         return [Segment(round(s.start - origin, 6), round(s.end - origin, 6), s.label) for s in self.segments]
@@ -187,7 +191,7 @@ def labels_at(segments: list[Segment], times: list[float]) -> list[str | None]:
 
 def _label_in(order: list[Segment], starts: list[float], t: float) -> str | None:
     """The label of the segment of ``order`` (sorted, not overlapping) containing ``t``, or None."""
-    k = bisect.bisect_right(starts, t) - 1
+    k = bisect.bisect_right(starts, t + BOUNDARY_SLACK) - 1
     return order[k].label if k >= 0 and order[k].contains(t) else None
 
 

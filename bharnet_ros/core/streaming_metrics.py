@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bharnet_ros.core.annotations import Segment
+from bharnet_ros.core.annotations import BOUNDARY_SLACK, Segment
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def decisions_inside(segments: list[Segment], predictions: list[Decision]) -> li
     starts = [segments[i].start for i in order]
     found: list[list[Decision]] = [[] for _ in segments]
     for p in predictions:
-        k = bisect.bisect_right(starts, p.stamp) - 1
+        k = bisect.bisect_right(starts, p.stamp + BOUNDARY_SLACK) - 1
         if k >= 0 and segments[order[k]].contains(p.stamp):
             found[order[k]].append(p)
     return found

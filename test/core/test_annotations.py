@@ -71,6 +71,22 @@ def test_segments_are_half_open():
     assert [label_at(segments, t) for t in (0.0, 0.999, 1.0, 2.0)] == ["idle", "idle", "wave", None]
 
 
+def test_a_decision_on_a_segments_first_frame_is_in_that_segment_whatever_the_float_error():
+    """A frame stamped 1700000046.821274426 s: its decision, from integer nanoseconds, lies at
+    46.821274 s; the segment starting on it, read as a float and rounded to the µs, at 46.821275 s.
+    The decision fell in the segment before (realtime bag eval: 3 % of random stamps)."""
+    origin = 1700000000.0
+    annotations = parse_csv(
+        "start_stamp,end_stamp,label\n0,1700000046.821274426,idle\n" "1700000046.821274426,1700000050,wave\n"
+    )
+    segments = annotations.relative_to(origin)
+    decision = round((1700000046821274426 - 1700000000 * 10**9) * 1e-9, 6)
+    assert segments[1].start - decision == pytest.approx(1e-6)
+    assert label_at(segments, decision) == labels_at(segments, [decision])[0] == "wave"
+    assert label_at(segments, decision - 1e-3) == "idle"  # a frame a millisecond earlier stays before
+    assert label_at([Segment(0, 1, "idle")], 1.0 - 2e-6) is None  # and the end moves as the start does
+
+
 def test_labels_at_answers_as_label_at_for_every_time():
     """One look-up per decision of a long bag: a bisection over the sorted segments, with the same
     answers as the scan, in gaps, on edges and before and after every segment; overlapping ones

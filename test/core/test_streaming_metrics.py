@@ -104,6 +104,9 @@ class CountedStamp(float):
     __lt__, __le__ = _counted(float.__lt__), _counted(float.__le__)
     __gt__, __ge__ = _counted(float.__gt__), _counted(float.__ge__)
 
+    def __add__(self, other):  # a bound's slack added to the stamp keeps it counted
+        return CountedStamp(float(self) + other)
+
 
 class ComparisonBudget:
     """At most ``limit`` comparisons; one more fails at once, so a quadratic match fails in
