@@ -1,7 +1,8 @@
 """Classification metrics from scores and labels (numpy only).
 
-Shared by ``bharnet eval`` and by evaluations on recorded bags, so every accuracy this project
-reports is computed one way. Conventions:
+Shared by ``bharnet eval`` and ``bharnet train --loso``, so every clip accuracy this project
+reports is computed one way (streams on recorded bags are scored by ``streaming_metrics``).
+Conventions:
 
 * ``scores`` is ``(N, K)``: any monotone per-class score (logits or probabilities); only the
   ranking per row matters. ``labels`` is ``(N,)`` with values in ``0..K-1``.
@@ -24,19 +25,27 @@ def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     ``(N,)``. NaN scores are refused: a sort puts them last and argmax first, so top-1 and the
     confusion matrix would disagree."""
     scores = np.asarray(scores, dtype=np.float64)
-    given = np.asarray(labels).reshape(-1)
-    labels = given.astype(np.int64)
-    if given.dtype.kind not in "iub" and not np.array_equal(given, labels):
-        raise ValueError("labels must be whole class indices")
     if np.isnan(scores).any():
         raise ValueError("scores hold NaN; a model that outputs them cannot be scored")
     if scores.ndim != 2:
         raise ValueError(f"scores must be (N, K), got shape {scores.shape}")
+    labels = class_indices(labels, scores.shape[1])
     if len(scores) != len(labels):
         raise ValueError(f"{len(scores)} score rows but {len(labels)} labels")
-    if len(labels) and (labels.min() < 0 or labels.max() >= scores.shape[1]):
-        raise ValueError(f"labels must lie in 0..{scores.shape[1] - 1}")
     return scores, labels
+
+
+def class_indices(values: np.ndarray, num_classes: int, name: str = "labels") -> np.ndarray:
+    """``values`` flat as int64; ValueError unless each is a whole number in 0..num_classes-1 (a cast
+    would make 1.5 class 1, and NaN some class)."""
+    given = np.asarray(values).reshape(-1)
+    floats = given.dtype.kind == "f" and np.isfinite(given).all() and np.array_equal(given, np.round(given))
+    if given.size and given.dtype.kind not in "iub" and not floats:
+        raise ValueError(f"{name} must be whole class indices")
+    indices = given.astype(np.int64)
+    if len(indices) and (indices.min() < 0 or indices.max() >= num_classes):
+        raise ValueError(f"{name} must lie in 0..{num_classes - 1}")
+    return indices
 
 
 def top_k_hits(scores: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
@@ -57,13 +66,10 @@ def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int = 1) -> float:
 
 def confusion_matrix(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """``(K, K)`` int64 counts; row = true class, column = predicted class."""
-    predictions = np.asarray(predictions, dtype=np.int64).reshape(-1)
-    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    predictions = class_indices(predictions, num_classes, "predictions")
+    labels = class_indices(labels, num_classes)
     if len(predictions) != len(labels):
         raise ValueError(f"{len(predictions)} predictions but {len(labels)} labels")
-    for name, values in (("predictions", predictions), ("labels", labels)):
-        if len(values) and (values.min() < 0 or values.max() >= num_classes):
-            raise ValueError(f"{name} must lie in 0..{num_classes - 1}")
     flat = labels * num_classes + predictions
     return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
@@ -85,14 +91,16 @@ def mean_class_accuracy(confusion: np.ndarray) -> float:
     return float(accuracy[present].mean()) if present.any() else float("nan")
 
 
-def subset_accuracy(predictions: np.ndarray, labels: np.ndarray, classes: Sequence[int]) -> tuple[float, int]:
+def subset_accuracy(
+    predictions: np.ndarray, labels: np.ndarray, classes: Sequence[int], num_classes: int
+) -> tuple[float, int]:
     """Top-1 accuracy over the samples whose true class is in ``classes``, and their count.
 
     Used for the hand-intensive subset: predictions outside the subset count as wrong, as in
     the paper's subset numbers (the model still chooses among all classes).
     """
-    predictions = np.asarray(predictions, dtype=np.int64).reshape(-1)
-    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    predictions = class_indices(predictions, num_classes, "predictions")
+    labels = class_indices(labels, num_classes)
     members = np.isin(labels, np.asarray(list(classes), dtype=np.int64))
     count = int(members.sum())
     if count == 0:
@@ -137,7 +145,7 @@ def classification_report(
     per_class, counts = per_class_accuracy(confusion)
     subset_value, subset_count = (None, 0)
     if subset is not None:
-        subset_value, subset_count = subset_accuracy(predictions, labels, subset)
+        subset_value, subset_count = subset_accuracy(predictions, labels, subset, scores.shape[1])
     return ClassificationReport(
         num_samples=len(labels),
         top1=top_k_accuracy(scores, labels, 1),

@@ -31,7 +31,8 @@ class LabelSmoother:
         if probabilities.ndim != 1 or not probabilities.size or not np.isfinite(probabilities).all():
             raise ValueError(f"need one finite probability per class, got {probabilities}")
         if self.probabilities is None or self.probabilities.shape != probabilities.shape:
-            self.probabilities = probabilities.copy()
+            self.probabilities = probabilities.copy()  # other classes: the held label meant another
+            self.label = None
         else:
             self.probabilities = self.alpha * probabilities + (1 - self.alpha) * self.probabilities
         best = int(np.argmax(self.probabilities))

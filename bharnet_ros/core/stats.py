@@ -60,7 +60,8 @@ class GapDropCounter:
     :data:`MAX_COUNTED_GAP` is a pause or a clock jump (a bag looping, one frame stamped 0), not
     frames lost: it counts nothing and does not enter the period estimate. Nor does one shorter than
     :data:`MIN_FRAME_PERIOD` (frames stamped microseconds apart), which would make every ordinary
-    gap look like thousands of lost frames.
+    gap look like thousands of lost frames. A frame older than the newest (delivered late) is not
+    a gap either; a jump back by more than :data:`MAX_COUNTED_GAP` restarts the count from it.
     """
 
     def __init__(self, history: int = 100) -> None:
@@ -77,7 +78,8 @@ class GapDropCounter:
                 missing = max(round(gap / float(np.percentile(self._gaps, 10))) - 1, 0)
             if gap >= MIN_FRAME_PERIOD:
                 self._gaps.append(gap)
-        self._last = stamp
+        if self._last is None or stamp > self._last or stamp < self._last - MAX_COUNTED_GAP:
+            self._last = stamp  # a frame arriving late leaves it: the next gap is from the newest
         self.dropped += missing
         return missing
 

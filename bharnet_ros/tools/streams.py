@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     check_params_file(args.params_file)
     check_models(args, sorted({person for person, _ in streams.values()}))
     check_clips(streams)
+    if note := onsets_missing_note(skeletons, streams):
+        print(note, flush=True)
     results = {}
     for name, (person, pieces) in streams.items():
         results[name] = run_stream(args, person, pieces, args.out / name)
@@ -260,14 +262,32 @@ def clip_onset(skeletons: Any, person: str, stem: str) -> float:
     from bharnet_ros.core.compose import motion_onset
     from bharnet_ros.core.layouts import MP33
 
-    names = skeletons.names.tolist()
-    name = next((n for n in (f"{person}/{stem}", stem) if n in names), None)
+    name = clip_sample(skeletons, person, stem)
     if name is None:
         return 0.0
-    sample = skeletons.sample(names.index(name))
+    sample = skeletons.sample(skeletons.names.tolist().index(name))
     shoulders = (MP33.index("left_shoulder"), MP33.index("right_shoulder"))
     wrists = (MP33.index("left_wrist"), MP33.index("right_wrist"))
     return motion_onset(sample.timestamps, sample.body[0], shoulders, wrists)
+
+
+def clip_sample(skeletons: Any, person: str, stem: str) -> str | None:
+    """The dataset's sample name of one person's clip (qualified by the person, or bare), if any."""
+    names = set(skeletons.names.tolist())
+    return next((n for n in (f"{person}/{stem}", stem) if n in names), None)
+
+
+def onsets_missing_note(skeletons: Any, streams: dict[str, tuple[str, list]]) -> str | None:
+    """A note where some scored clips are not in --dataset: their delay runs from the clip's start,
+    lead-in included, so the stream's time to a correct label reads longer than it is."""
+    scored = [(person, p.video.stem) for person, pieces in streams.values() for p in pieces if p.label]
+    missing = sum(clip_sample(skeletons, person, stem) is None for person, stem in scored)
+    if not missing:
+        return None
+    return (
+        f"note: {missing} of {len(scored)} clips are not in --dataset; their delays are measured "
+        "from the clip's start, not from the motion's onset (give the dataset imported from these clips)"
+    )
 
 
 def run_stream(args: argparse.Namespace, person: str, pieces: list, folder: Path) -> dict[str, Any]:

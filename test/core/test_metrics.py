@@ -56,11 +56,28 @@ def test_per_class_and_mean_class_skip_empty_classes():
 
 
 def test_subset_accuracy_counts_predictions_outside_the_subset_as_wrong():
-    value, count = subset_accuracy(np.array([0, 1, 1, 2]), LABELS, [0])
+    value, count = subset_accuracy(np.array([0, 1, 1, 2]), LABELS, [0], 3)
     assert (value, count) == (0.5, 2)
-    value, count = subset_accuracy(np.array([0]), np.array([0]), [5])
+    value, count = subset_accuracy(np.array([0]), np.array([0]), [5], 6)
     assert math.isnan(value)
     assert count == 0
+
+
+@pytest.mark.parametrize(
+    ("predictions", "labels", "message"),
+    [
+        ([0.9, 1.5, 1.2, 2.7], [0, 0, 1, 2], "predictions must be whole class indices"),
+        ([0, 1, 1, 2], [0.5, 0, 1, 2], "labels must be whole class indices"),
+        ([float("nan"), 1, 1, 2], [0, 0, 1, 2], "predictions must be whole class indices"),
+        ([0, 1, 1, 2], [-1, 0, 1, 5], "labels must lie in 0..2"),
+    ],
+)
+def test_confusion_and_subset_refuse_what_is_no_class_index(predictions, labels, message):
+    """A cast made 1.5 class 1 and NaN some class, without a word."""
+    with pytest.raises(ValueError, match=message):
+        confusion_matrix(np.array(predictions), np.array(labels), 3)
+    with pytest.raises(ValueError, match=message):
+        subset_accuracy(np.array(predictions), np.array(labels), [0], 3)
 
 
 def test_report_and_json_summary():

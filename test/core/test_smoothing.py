@@ -76,3 +76,10 @@ def test_the_largest_margin_still_lets_a_steady_new_label_through():
     smoother.update(np.array([1.0, 0.0]))
     labels = [smoother.update(np.array([0.0, 1.0]))[0] for _ in range(20)]
     assert labels[-1] == 1
+
+
+def test_fewer_classes_than_before_start_the_label_afresh():
+    """The held label was class 5 of six; with three classes it raised an IndexError."""
+    smoother = LabelSmoother()
+    smoother.update(np.array([0, 0, 0, 0, 0, 1.0]))
+    assert smoother.update(np.array([1.0, 0, 0])) == (0, 1.0)

@@ -45,6 +45,15 @@ def test_a_clock_jump_is_no_burst_of_lost_frames():
     assert counter.dropped == 2
 
 
+def test_a_frame_delivered_late_is_no_gap_before_the_next():
+    """Frame 10 again after frame 14: the next frame's gap was measured from frame 10, four frames
+    that had all arrived were counted as lost."""
+    counter = GapDropCounter()
+    for i in [*range(15), 10, *range(15, 20)]:
+        counter.observe(i / 30)
+    assert counter.dropped == 0
+
+
 def test_frames_stamped_microseconds_apart_do_not_set_the_frame_period():
     """A burst stamped 1 µs apart, a pause, then an ordinary 30 Hz stream: nothing was lost."""
     counter = GapDropCounter()

@@ -37,7 +37,9 @@ def test_a_stream_of_one_persons_clips_is_composed_recorded_and_scored(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["streams"] == 1
     assert summary["segments"] == 2
-    assert "S6_6m: segments" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "S6_6m: segments" in printed
+    assert "note: 2 of 2 clips are not in --dataset; their delays are measured from the clip" in printed
     assert main([*argv, "--out", str(out)]) == 2  # an existing report is not overwritten
 
 
