@@ -209,10 +209,15 @@ class OnnxClassifier:
 
             check_in_child(self.path, model)
         self.session = self._open_session(model, threads)
-        self.metadata = read_metadata(self.session, self.path)
+        try:  # ONNX Runtime decodes these strings itself
+            self.metadata = read_metadata(self.session, self.path)
+            self.input_names = [i.name for i in self.session.get_inputs()]
+            self.output_names = [o.name for o in self.session.get_outputs()]
+        except UnicodeDecodeError:
+            raise InferenceError(
+                f"{self.path}: its metadata or tensor names are not UTF-8 text; export it with bharnet export"
+            ) from None
         self.labels, self.preprocess, self.input_shapes = checked_metadata(self.metadata, self.path)
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
         self.variant: str = self.metadata["variant"]
         self.fusion: str = self.metadata["fusion"]
         self.branches = [n.removesuffix("_logits") for n in self.output_names if n.endswith("_logits")]

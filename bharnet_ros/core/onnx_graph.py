@@ -20,8 +20,14 @@ NODE_OP_TYPE, NODE_ATTRIBUTE, NODE_DOMAIN = 4, 5, 7
 ATTRIBUTE_GRAPH, ATTRIBUTE_GRAPHS = 6, 11
 FUNCTION_NODE = 7
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
-# Operators whose running time the graph's own data decides, and the domains of standard operators.
-UNBOUNDED_OPS = frozenset({"Loop", "Scan", "SequenceMap"})
+# Operators whose running time the graph's own data decides, or whose results chance decides (a
+# check in a child process would then have seen another run than the node's: a coin feeding a
+# tensor's size passes the child half the time, then takes gigabytes in the node), and the domains
+# of standard operators.
+UNBOUNDED_OPS = frozenset(
+    {"Loop", "Scan", "SequenceMap"}
+    | {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial", "Bernoulli"}
+)
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
 # An exported recognizer has a few thousand nodes and fields around them; walking a million
 # fields takes about a second here, and a file of millions of empty nodes must not hold a node.

@@ -36,6 +36,11 @@ from bharnet_ros.core.window import (
 NONE = "none"  # the label of "no known gesture"
 
 
+class IncompatibleFrameError(SkeletonError):
+    """A well-formed frame of a body layout or a coordinate space the model cannot take: a fault
+    of the model for these skeletons as much as of the frame (a swapped-in model is rolled back)."""
+
+
 class WindowClassifier(Protocol):
     """What the recognizer and the node need from a model (ONNX Runtime in production)."""
 
@@ -202,15 +207,15 @@ class Recognizer:
         return self.classifier.space
 
     def _check_input(self, frame: SkeletonFrame) -> None:
-        """SkeletonError (counted) for a frame of a body layout or a space the model cannot take."""
+        """IncompatibleFrameError (counted) for a frame of a body layout or a space the model cannot take."""
         if self.accepted_layouts and frame.layout not in self.accepted_layouts:
             self.stats.incompatible_layout += 1
-            raise SkeletonError(
+            raise IncompatibleFrameError(
                 f"a {frame.layout} body cannot feed this model (it takes {', '.join(self.accepted_layouts)})"
             )
         if self.space and frame.space != self.space:
             self.stats.incompatible_space += 1
-            raise SkeletonError(
+            raise IncompatibleFrameError(
                 f"a {frame.space}-space skeleton cannot feed this model (it was trained on "
                 f"{self.space}-space skeletons)"
             )

@@ -48,6 +48,7 @@ from bharnet_ros.core.params_file import MOST_THREADS
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
 from bharnet_ros.core.recognizer import (
     ActionResult,
+    IncompatibleFrameError,
     OnnxWindowClassifier,
     Recognizer,
     RecognizerConfig,
@@ -85,7 +86,7 @@ PARAMS = (
     Param(
         "require_device",
         False,
-        "fail configure instead of falling back to CPU (device cuda; auto never falls back)",
+        "fail configure instead of falling back to CPU (device cuda, or auto whose CUDA fails to start)",
     ),
     Param("threads", 1, "ONNX Runtime intra-op threads (1 leaves a core to MediaPipe)", (0, MOST_THREADS)),
     Param("window_seconds", C.window_seconds, "window duration in seconds; 0 = the model's own", (0.0, 60.0)),
@@ -496,7 +497,8 @@ class RecognizerNode(ManagedNode):
 
     def _push(self, recognizer: Recognizer, frame: Any, arrival: float) -> ActionResult | None:
         """One frame into the recognizer; while a swapped-in model is on probation, its windows are
-        timed and a failure is noted for :meth:`_watch_probation` (run once the lock is free)."""
+        timed and a failure (a frame of a layout or space it cannot take among them) is noted for
+        :meth:`_watch_probation` (run once the lock is free)."""
         probation = self.probation
         if probation is None:
             return recognizer.push(frame, arrival=arrival)
@@ -504,6 +506,9 @@ class RecognizerNode(ManagedNode):
         nonfinite = recognizer.stats.nonfinite_scores
         try:
             result = recognizer.push(frame, arrival=arrival)
+        except IncompatibleFrameError as err:  # the skeletons the old model took: this one never will
+            probation.failed(str(err))
+            raise
         except SkeletonError:
             raise
         except Exception as err:

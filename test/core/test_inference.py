@@ -296,6 +296,17 @@ def test_metadata_that_is_no_usable_json_is_refused_in_one_line(model_path, tmp_
     assert len(str(refused.value)) < 400
 
 
+def test_metadata_that_is_no_utf8_text_is_refused_in_one_line(model_path, tmp_path):
+    """ONNX Runtime raised UnicodeDecodeError reading it: a traceback from `bharnet eval`."""
+    marked = raw_metadata(model_path, tmp_path / "marked.onnx", "note", "MARKMARK")
+    content = marked.read_bytes()
+    assert content.count(b"MARKMARK") == 1
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(content.replace(b"MARKMARK", b"\xff\xfe\xff\xfe\xff\xfe\xff\xfe"))
+    with pytest.raises(InferenceError, match="metadata or tensor names are not UTF-8 text"):
+        OnnxClassifier(broken, providers="cpu")
+
+
 def hand_built(model_path: Path, target: Path, tail: list[onnx.NodeProto], output_type: int) -> Path:
     """A graph of our inputs whose ``logits`` come out of ``tail`` (from ``flat_logits``), carrying
     the metadata of ``model_path`` made to match it: what a hostile or foreign exporter could write."""

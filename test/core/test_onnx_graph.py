@@ -54,6 +54,19 @@ def test_a_loop_inside_a_branch_and_a_custom_operator_are_found(tmp_path):
     assert unbounded_operators(path) == ["Loop", "lab::Warp"]
 
 
+def test_operators_whose_results_chance_decides_are_found(tmp_path):
+    """A coin feeding a tensor's size passed the child check half the time, then took 10 GiB in
+    the node's own dry run."""
+    nodes = [
+        helper.make_node("RandomUniformLike", ["x"], ["r"]),
+        helper.make_node("Bernoulli", ["r"], ["b"]),
+        helper.make_node("Add", ["x", "b"], ["z"]),
+    ]
+    graph = helper.make_graph(nodes, "g", [scalar("x")], [scalar("z")])
+    path = save(graph, tmp_path / "coin.onnx")
+    assert unbounded_operators(path) == ["Bernoulli", "RandomUniformLike"]
+
+
 def test_operators_of_model_local_functions_count(tmp_path):
     scan = helper.make_node("Scan", ["x"], ["y"], body=helper.make_graph([], "b", [], []), num_scan_inputs=1)
     function = helper.make_function("lab", "Sweep", ["x"], ["y"], [scan], [helper.make_opsetid("", 17)])

@@ -49,7 +49,8 @@ def models(tmp_path_factory, with_metadata):
     folder = tmp_path_factory.mktemp("swap")
     (folder / "broken.onnx").write_bytes(b"not a model")
     four = export_tiny(folder / "four.onnx", FOUR)
-    two_persons = {**OnnxClassifier(four, providers="cpu").preprocess.to_dict(), "num_persons": 2}
+    preprocess = OnnxClassifier(four, providers="cpu").preprocess.to_dict()
+    two_persons, world = {**preprocess, "num_persons": 2}, {**preprocess, "space": "world"}
     return {
         "four": four,
         "short": export_tiny(folder / "short.onnx", FOUR, frames=8),
@@ -61,6 +62,7 @@ def models(tmp_path_factory, with_metadata):
         "version_null": with_metadata(four, folder / "version.onnx", format_version=None),
         "temperature_nan": with_metadata(four, folder / "temperature.onnx", temperature=float("nan")),
         "preprocess_lies": with_metadata(four, folder / "persons.onnx", preprocess=two_persons),
+        "world_space": with_metadata(four, folder / "world.onnx", preprocess=world),
         "a_folder": folder,
     }
 
@@ -229,6 +231,22 @@ def test_a_swapped_in_model_that_fails_or_lags_on_live_windows_is_rolled_back(
     assert why in node.status()[2]["last_model_change"]
     assert wait(lambda: [c.class_name for c in labels[-1].class_map] == ["idle", "wave", "stop"])
     assert node.callback_errors == 0
+
+
+def test_a_swapped_in_model_of_another_space_than_the_skeletons_is_rolled_back(
+    ros, running, models, wait, parameter_client
+):
+    """It loads (its check window is in its own space), then refuses every live skeleton: the node
+    published nothing for good, and the probation, judging no window, never ended."""
+    node, labels = running
+    client = parameter_client("recognizer")
+    before = client.get("model")["model"]
+    assert client.set(model=str(models["world_space"]))["model"].successful
+    feed(ros, wait, frames=20)
+    assert wait(lambda: node.status()[2]["model_swaps_rolled_back"] == 1)
+    assert client.get("model")["model"] == before
+    assert "world-space" in node.status()[2]["last_model_change"]
+    assert wait(lambda: [c.class_name for c in labels[-1].class_map] == ["idle", "wave", "stop"])
 
 
 def test_a_model_that_proves_itself_ends_its_probation(
