@@ -360,18 +360,22 @@ MOST_FRAMES = 100_000  # frames per clip (--max-frames): over an hour at 20 fps
 LEAST_CROP = 2  # pixels of each clip's width: OpenCV cannot write a strip of one
 MOST_CROP = 8192  # beyond any clip's width (a wider crop keeps the whole clip)
 LONGEST_LIVE = 600.0  # seconds of replay through the live graph per number of people
+SHORTEST_LIVE = 1.0  # a replay shorter holds too few frames for a window
 
 
 def main(argv: list[str] | None = None) -> int:
     """Compare back ends on clips, report a composed pair, or run the several-people benchmark.
     A mistake in the input is one line on stderr and exit code 2, as with ``bharnet``."""
-    from bharnet_ros.cli import one_line
+    from bharnet_ros.cli import one_line, os_problem
 
     argv = sys.argv[1:] if argv is None else argv
     try:
         return _run(argv)
     except (UsageError, VideoError, ComposeError, InferenceError) as err:
         print(f"{PROG}: error: {one_line(str(err))}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a name too long, a folder we may not write, a full disk
+        print(f"{PROG}: error: {one_line(os_problem(err))}", file=sys.stderr)
         return 2
 
 
@@ -387,16 +391,39 @@ def _run(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not (args.people or args.pair or args.clips):
         parser.error("give clips to compare, --pair LEFT RIGHT, or --people N")
+    check_mode(args, parser)
     check_arguments(args)
     if args.people:
         return run_people(args, argv)
     if args.pair:
-        print("\n".join(pair_report(*args.pair)))
+        print("\n".join(pair_report(*args.pair, crop=args.crop)))
         return 0
     print(HEADER)
     for backend, counts in compare(args.clips, args.backends, args.max_frames).items():
         print(counts_row(counts, backend, len(args.clips)))
     return 0
+
+
+# The options each mode reads: any other given to it was silently ignored (`--out` wrote no doc).
+MODE_OPTIONS = {
+    "clips": {"backends", "max_frames"},
+    "--pair": {"crop"},
+    "--people": {"max_frames", "num_poses", "crop", "groups", "data", "model", "live_seconds", "out"},
+}
+
+
+def check_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """UsageError for two modes at once, or for an option the chosen mode does not read."""
+    modes = [
+        mode for mode, given in zip(MODE_OPTIONS, (args.clips, args.pair, args.people), strict=True) if given
+    ]
+    if len(modes) > 1:
+        raise UsageError(f"give one of clips, --pair or --people, not {' and '.join(modes)}")
+    options = set().union(*MODE_OPTIONS.values())
+    ignored = sorted(o for o in options - MODE_OPTIONS[modes[0]] if getattr(args, o) != parser.get_default(o))
+    if ignored:
+        option = "--" + ignored[0].replace("_", "-")
+        raise UsageError(f"{option} does not apply to {modes[0]}; leave it out")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -410,6 +437,10 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.groups is not None:
         check_count("--groups", args.groups, 1, len(PEOPLE_GROUPS))
     check_number("--live-seconds", args.live_seconds, 0.0, LONGEST_LIVE, "seconds (0 skips the replay)")
+    if 0 < args.live_seconds < SHORTEST_LIVE:  # less than a frame, found only after the benchmark
+        raise UsageError(
+            f"--live-seconds {args.live_seconds} is too short; give 0 or at least {SHORTEST_LIVE}"
+        )
     if args.people and not args.data.is_dir():
         raise UsageError(f"--data {args.data} is not a folder; give the hri_gestures folder")
     for clip in args.pair or args.clips:

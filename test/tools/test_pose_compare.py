@@ -63,6 +63,22 @@ def test_the_cli_writes_its_own_section(shared_file, monkeypatch, tmp_path):
         (["--people", "1", "--crop", "0"], "--crop must be a whole number from 2 to 8192, got 0"),
         (["--people", "1", "--num-poses", "0"], "--num-poses must be a whole number from 1 to 16, got 0"),
         (["--people", "1", "--data", "{tmp}/text.mp4"], "--data {tmp}/text.mp4 is not a folder"),
+        (
+            ["--people", "1", "--live-seconds", "0.01"],
+            "--live-seconds 0.01 is too short",
+        ),
+        (["{tmp}/text.mp4", "--out", "{tmp}/doc.md"], "--out does not apply to clips; leave it out"),
+        (["{tmp}/text.mp4", "--model", "m.onnx"], "--model does not apply to clips"),
+        (
+            ["--pair", "{tmp}/a.mp4", "{tmp}/b.mp4", "--max-frames", "3"],
+            "--max-frames does not apply to --pair",
+        ),
+        (["--people", "1", "--backends", "holistic"], "--backends does not apply to --people"),
+        (
+            ["{tmp}/text.mp4", "--people", "1"],
+            "not clips and --people",
+        ),
+        (["{tmp}/" + "a" * 300 + ".mp4"], "File name too long"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2_before_any_work(tmp_path, monkeypatch, capsys, argv, message):
