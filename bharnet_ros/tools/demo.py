@@ -9,9 +9,11 @@ with latencies, plus a timeline plot. Without those recordings the input is a sc
 the project's synthetic gestures, stored as a skeleton bag and replayed into the recognizer node.
 ``--video`` runs the full pipeline on any video instead.
 
-The demo writes ``OUT/bag``, ``OUT/labels.csv``, ``OUT/report/`` and, from real people,
-``OUT/stream.mp4``. A non-empty OUT needs ``--force``, and even then only those files are replaced:
-nothing else in OUT is deleted. OUT may not lie inside the people folder it plays.
+The demo writes ``OUT/bag``, ``OUT/labels.csv`` (not for ``--video``), ``OUT/report/`` and, from
+real people, ``OUT/stream.mp4``. A non-empty OUT needs ``--force``, and even then only those files
+are replaced (an earlier run's labels.csv or stream.mp4 that this input does not write is
+removed, so it cannot be taken for this recording's): nothing else in OUT is deleted. OUT may not
+lie inside the people folder it plays.
 """
 
 from __future__ import annotations
@@ -94,12 +96,23 @@ def run(args: argparse.Namespace) -> int:
             labels, what = _people_input(args, people, pieces, staged)
         else:
             labels, what = _scripted_input(args, staged), "scripted synthetic gestures"
+    _remove_stale(args.out, labels is not None, bool(people))
     print(f"input: {bag} ({what})")
     summary = _evaluate(bag, labels, args.out / "report", args.model, args.rate)
     print(format_table(summary, args.out / "report"))
     if labels is not None:
         print_timeline(summary["metrics"]["per_segment"])
     return 0
+
+
+def _remove_stale(out: Path, labelled: bool, streamed: bool) -> None:
+    """Remove the truth and the stream an earlier demo left in ``out`` (replaced with ``--force``)
+    that this input did not write: beside a new video's bag, another recording's labels.csv would
+    score it wrongly."""
+    for name, written in (("labels.csv", labelled), ("stream.mp4", streamed)):
+        path = out / name
+        if not written and path.is_file() and not path.is_symlink():
+            path.unlink()
 
 
 def check_inputs(video: Path | None, model: Path | None) -> None:

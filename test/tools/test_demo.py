@@ -38,14 +38,16 @@ def test_demo_never_deletes_a_users_files(tmp_path, tiny_model, capsys):
     (out / "report").mkdir(parents=True)
     (out / "report" / "notes.txt").write_text("my notes")
     (out / "thesis.tex").write_text("my thesis")
+    (out / "stream.mp4").write_bytes(b"an earlier demo's stream of real people")
     argv = ["demo", "--synthetic", "--short", "--rate", "2", "--model", str(tiny_model), "--out", str(out)]
     assert main(argv) == 2
     assert "is not empty; pass --force" in capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == ["report", "thesis.tex"]
+    assert sorted(p.name for p in out.iterdir()) == ["report", "stream.mp4", "thesis.tex"]
     assert main([*argv, "--force"]) == 0
     assert (out / "thesis.tex").read_text() == "my thesis"
     assert (out / "report" / "notes.txt").read_text() == "my notes"
     assert (out / "report" / "summary.json").is_file()
+    # the demo's own stream, which this input does not write, is gone: it was another recording's
     assert sorted(p.name for p in out.iterdir()) == ["bag", "labels.csv", "report", "thesis.tex"]
 
 
