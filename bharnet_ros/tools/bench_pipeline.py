@@ -168,11 +168,20 @@ def _video_bag(video: str, bag: Path, seconds: float, rate: float = RATE_HZ) -> 
     return bag
 
 
+def gesture_script(classes: list[str], seconds: float) -> list[tuple[str, float]]:
+    """Gestures of 2 s each, the classes in turn, filling ``seconds`` (the last takes the rest):
+    as long as the video stream it is measured beside."""
+    count = max(int(seconds // 2), 1)
+    script = [(classes[i % len(classes)], 2.0) for i in range(count)]
+    script[-1] = (script[-1][0], seconds - 2.0 * (count - 1))
+    return script
+
+
 def _skeleton_bag(bag: Path, seconds: float) -> Path:
     from bharnet_ros.core.bag import SKELETON_TYPE, BagWriter, seconds_to_ns, skeleton_array_message
     from bharnet_ros.training.synth import CLASS_NAMES, generate_scripted
 
-    script = [(CLASS_NAMES[i % len(CLASS_NAMES)], 2.0) for i in range(int(seconds / 2))]
+    script = gesture_script(CLASS_NAMES, seconds)
     sequence, _ = generate_scripted(script, np.random.default_rng(0), fps=RATE_HZ)
     with BagWriter(bag) as writer:
         writer.add_topic("/bharnet/skeletons", SKELETON_TYPE)

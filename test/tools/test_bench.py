@@ -389,3 +389,14 @@ def test_the_matmul_peak_is_the_one_the_models_threads_reach():
 
     peak = matmul_peak(1, size=64, repeats=2)
     assert peak["peak"] == peak["torch"]
+
+
+@pytest.mark.parametrize("seconds", [3.9, 5.0, 20.0, 2.0])
+def test_the_skeleton_stream_is_as_long_as_the_video_stream(seconds):
+    """Its script was whole 2 s gestures: 3.9 s of video beside 2 s of skeletons."""
+    from bharnet_ros.tools.bench_pipeline import gesture_script
+
+    script = gesture_script(["a", "b", "c"], seconds)
+    assert sum(duration for _, duration in script) == pytest.approx(seconds)
+    assert all(duration >= 2.0 for _, duration in script)
+    assert [label for label, _ in script][:3] == ["a", "b", "c"][: len(script)]
