@@ -61,7 +61,7 @@ from bharnet_ros.core.resample import (
     crop_resize_indices,
     time_window_sampling,
 )
-from bharnet_ros.core.skeleton import COORDINATE_LIMITS, TIME_LIMIT
+from bharnet_ros.core.skeleton import COORDINATE_LIMITS, TIME_LIMIT, SkeletonSequence
 from bharnet_ros.training.classes import name_words
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 
@@ -310,13 +310,16 @@ def fill_up_to(
     return np.concatenate([filled, hands[stop:]]), np.concatenate([mask, present[stop:]])
 
 
-def observed_span(body: np.ndarray, present: np.ndarray) -> tuple[int, int]:
-    """(first, stop): the frames from the first to the last one with any body joint or hand. Empty
-    frames before and after are dropped: the live node gets no frame while nobody is seen, and a
-    window reaching past a person's first or last frame holds that pose."""
+def observed_frames(body: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """The indices of the frames with any body joint or hand (all of them where none has one).
+
+    Empty frames are dropped wherever they lie: the live node gets no frame while nobody is seen,
+    so a window reaching past a person's first or last frame holds that pose, and one across a
+    moment the person was lost blends the frames either side, as the window buffer does.
+    """
     frames = np.any(body != 0.0, axis=(0, 2, 3)) | np.any(present, axis=1)
     observed = np.flatnonzero(frames)
-    return (int(observed[0]), int(observed[-1]) + 1) if len(observed) else (0, body.shape[1])
+    return observed if len(observed) else np.arange(body.shape[1])
 
 
 class SkeletonFeeder(Dataset):
@@ -370,20 +373,27 @@ class SkeletonFeeder(Dataset):
         if index in self._filled:
             return self._filled[index]
         sample = self.data.sample(index)
-        hands, present = np.array(sample.hands[0]), np.array(sample.hand_present[0])
+        seen = self.seen(sample)
+        hands, present = sample.hands[0][seen], sample.hand_present[0][seen]
         if self.fill_gaps and present.any() and not self.causal_fill:  # causal: in crop()
-            hands, present = fill_hands(hands, present, sample.timestamps)
+            hands, present = fill_hands(hands, present, sample.timestamps[seen])
             self._filled[index] = (hands, present)
         return hands, present
+
+    def seen(self, sample: SkeletonSequence) -> np.ndarray:
+        """The frames of ``sample`` the model learns from (:func:`observed_frames`)."""
+        persons = min(sample.body.shape[0], self.preprocess.num_persons)
+        return observed_frames(sample.body[:persons], sample.hand_present[0])
 
     def __getitem__(self, draw: int) -> Item:
         """Item ``draw % len(self)``, cropped and augmented by the draw's own generator."""
         rng, index = self.rng(draw), draw % len(self.data)
         sample = self.data.sample(index)
-        persons = min(sample.body.shape[0], self.preprocess.num_persons)
-        body = sample.body[:persons]
+        persons, seen = min(sample.body.shape[0], self.preprocess.num_persons), self.seen(sample)
         hands, present = self.hands_of(index)
-        body, hands, present = self.crop(body, hands, present, sample.timestamps, rng)
+        body, hands, present = self.crop(
+            sample.body[:persons, seen], hands, present, sample.timestamps[seen], rng
+        )
         label = int(self.labels[index])
         body, hands, present, label = self.augment_raw(body, hands, present, label, rng)
         inputs = preprocess_arrays(
@@ -424,9 +434,7 @@ class SkeletonFeeder(Dataset):
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One temporal sampling to T frames for body ``(P, T, V, 4)`` and the hands."""
-        first, stop = observed_span(body, present)
-        body, hands, present, timestamps = body[:, first:], hands[first:], present[first:], timestamps[first:]
-        sampling = self.sampling(stop - first, timestamps, rng)
+        sampling = self.sampling(len(timestamps), timestamps, rng)
         if self.causal_fill and self.fill_gaps and present.any():
             hands, present = fill_up_to(hands, present, timestamps, int(sampling.hi.max()) + 1)
         by_time = body.transpose(1, 0, 2, 3)  # (T, P, V, 4): time first for the sampling

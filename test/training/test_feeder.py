@@ -136,6 +136,38 @@ def test_empty_frames_before_the_person_appears_are_no_part_of_the_clip(window_s
         assert torch.equal(feeders[0][0][2], feeders[1][0][2])
 
 
+@pytest.mark.parametrize("window_seconds", [0.0, 1.0])
+def test_a_moment_the_person_was_lost_is_no_part_of_the_clip_either(window_seconds):
+    """`bharnet extract` keeps an empty frame where nobody was found; the live window never gets
+    one, and blends the frames either side. Training showed the body vanishing instead."""
+    sample = ramp_dataset(60).sample(0)
+    lost = np.arange(20, 30)
+    kept = np.setdiff1d(np.arange(60), lost)
+    blanked = [np.array(part) for part in (sample.body, sample.hands, sample.hand_present)]
+    for part in blanked:
+        part[:, lost] = 0
+    clips = [
+        Sample(
+            "gap",
+            0,
+            sample.body[:, kept],
+            sample.hands[:, kept],
+            sample.hand_present[:, kept],
+            sample.timestamps[kept],
+        ),
+        Sample("blank", 0, *blanked, sample.timestamps),
+    ]
+    data = [SkeletonDataset.from_samples([clip], ["ramp"], "mediapipe33", "image") for clip in clips]
+    config = PreprocessConfig(
+        body_layout="mediapipe33", frames=T, num_persons=1, normalise=False, window_seconds=window_seconds
+    )
+    for view in (0.0, 0.5, 1.0):
+        feeders = [SkeletonFeeder(d, config) for d in data]
+        for feeder in feeders:
+            feeder.view = view
+        assert all(torch.equal(a, b) for a, b in zip(feeders[0][0], feeders[1][0], strict=True))
+
+
 def test_crop_is_identical_for_body_and_hands():
     raw = PreprocessConfig(body_layout="mediapipe33", frames=T, num_persons=1, normalise=False)
     feeder = SkeletonFeeder(ramp_dataset(), raw, train=True, augment=NO_AUGMENT, seed=0)
