@@ -245,8 +245,9 @@ def _map_layout(
     if layout == target:
         return body, layout
     if (layout, target) == ("mediapipe33", "ntu25"):
-        mapped = np.stack([mp33_to_ntu25(person, hands, present) for person in body])
-        return mapped, target
+        # the hands are the subject's (person 0): another person's, or an empty slot's, stay the pose's
+        mapped = [mp33_to_ntu25(body[0], hands, present), *(mp33_to_ntu25(person) for person in body[1:])]
+        return np.stack(mapped), target
     raise ValueError(f"cannot feed a {layout} skeleton to a model built for {target}")
 
 

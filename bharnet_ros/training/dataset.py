@@ -32,6 +32,7 @@ from bharnet_ros.core.skeleton import (
     BODY_LAYOUTS,
     CHANNELS,
     HAND_JOINTS,
+    MAX_ASPECT,
     MAX_IMAGE_SIDE,
     SPACES,
     SkeletonSequence,
@@ -480,6 +481,14 @@ def _check_sample_arrays(data: SkeletonDataset) -> None:
     if np.any(data.image_sizes < 0) or np.any(data.image_sizes > MAX_IMAGE_SIDE):
         raise DatasetError(
             f"image_sizes must be 0 (unknown) to {MAX_IMAGE_SIDE} pixels a side (the skeleton contract)"
+        )
+    sizes = data.image_sizes.astype(np.int64)
+    narrow = (sizes.min(axis=1) > 0) & (sizes.max(axis=1) > MAX_ASPECT * sizes.min(axis=1))
+    if narrow.any():  # training would squash y by the ratio, where the node refuses such frames
+        first = int(np.argmax(narrow))
+        raise DatasetError(
+            f"sample {data.names[first]}: image size {tuple(sizes[first].tolist())} is no camera image "
+            f"(one side over {MAX_ASPECT} times the other); give its real size, or 0 0 for unknown"
         )
     offsets = data.offsets
     if offsets.shape != (n + 1,) or offsets[0] != 0 or offsets[-1] != len(data.timestamps):

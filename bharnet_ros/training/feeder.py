@@ -310,16 +310,21 @@ def fill_up_to(
     return np.concatenate([filled, hands[stop:]]), np.concatenate([mask, present[stop:]])
 
 
-def observed_frames(body: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """The indices of the frames with any body joint or hand (all of them where none has one).
+def observed_frames(body: np.ndarray, present: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    """The indices of the frames a live window would hold: those with any body joint or hand (all
+    of them where none has one), the first of frames sharing a stamp.
 
     Empty frames are dropped wherever they lie: the live node gets no frame while nobody is seen,
     so a window reaching past a person's first or last frame holds that pose, and one across a
-    moment the person was lost blends the frames either side, as the window buffer does.
+    moment the person was lost blends the frames either side, as the window buffer does. The
+    buffer also ignores a frame stamped like its newest, where resampling would read the last.
     """
     frames = np.any(body != 0.0, axis=(0, 2, 3)) | np.any(present, axis=1)
     observed = np.flatnonzero(frames)
-    return observed if len(observed) else np.arange(body.shape[1])
+    observed = observed if len(observed) else np.arange(body.shape[1])
+    stamps, advancing = timestamps[observed], np.ones(len(observed), bool)
+    advancing[1:] = stamps[1:] > stamps[:-1]
+    return observed[advancing]
 
 
 class SkeletonFeeder(Dataset):
@@ -383,7 +388,7 @@ class SkeletonFeeder(Dataset):
     def seen(self, sample: SkeletonSequence) -> np.ndarray:
         """The frames of ``sample`` the model learns from (:func:`observed_frames`)."""
         persons = min(sample.body.shape[0], self.preprocess.num_persons)
-        return observed_frames(sample.body[:persons], sample.hand_present[0])
+        return observed_frames(sample.body[:persons], sample.hand_present[0], sample.timestamps)
 
     def __getitem__(self, draw: int) -> Item:
         """Item ``draw % len(self)``, cropped and augmented by the draw's own generator."""

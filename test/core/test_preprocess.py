@@ -554,3 +554,17 @@ def test_depth_counts_in_the_extent_that_floors_the_body_size():
         PreprocessConfig(body_layout="mediapipe33", frames=frames),
     )  # fmt: skip
     assert np.abs(out.body).max() <= 1.0 / LEAST_SIZE_SHARE + 1e-3
+
+
+def test_the_subjects_hands_go_to_the_subject_alone_when_mapped_to_ntu25():
+    """Each person's NTU hand joints came from the subject's hands: a padded, empty second slot
+    got six phantom joints, breaking "a missing person is exactly zero after every step"."""
+    rng = np.random.default_rng(0)
+    body = rng.uniform(0.3, 0.7, (2, FRAMES, MP33.num_joints, 4)).astype(np.float32)
+    body[1] = 0.0  # no second person
+    hands = rng.uniform(0.3, 0.7, (FRAMES, 2, 21, 4)).astype(np.float32)
+    present = np.ones((FRAMES, 2), bool)
+    config = PreprocessConfig(body_layout="ntu25", frames=FRAMES, num_persons=2, normalise=False)
+    inputs = preprocess_arrays(body, hands, present, "mediapipe33", "image", config)
+    assert not inputs.body[..., 1].any()  # (C, T, V, M): the empty slot stays empty
+    assert inputs.body[..., 0].any()

@@ -167,6 +167,10 @@ def test_subset_and_split_keep_order_and_renumber_splits():
         (lambda d: d.update(timestamps=d["timestamps"][::-1].copy()), "backwards"),
         (lambda d: d.update(image_sizes=np.full((4, 2), -1)), "image_sizes must be 0"),
         (lambda d: d.update(image_sizes=np.full((4, 2), 2**62)), "image_sizes must be 0"),
+        (  # training squashed y to 1e-9 where the node refuses such a frame
+            lambda d: d.update(image_sizes=np.tile([2**31 - 1, 1], (4, 1))),
+            "image size \\(2147483647, 1\\) is no camera image",
+        ),
         (
             lambda d: d.update(labels=np.zeros((4, 2), np.int64)),
             "labels has shape \\(4, 2\\), expected \\(4,\\)",

@@ -168,6 +168,26 @@ def test_a_moment_the_person_was_lost_is_no_part_of_the_clip_either(window_secon
         assert all(torch.equal(a, b) for a, b in zip(feeders[0][0], feeders[1][0], strict=True))
 
 
+def test_a_frame_stamped_like_the_one_before_is_read_as_the_live_window_reads_it():
+    """The buffer ignores it and keeps the first; resampling read the last (0.05 apart here)."""
+    sample = ramp_dataset(60).sample(0)
+    stamps = np.array(sample.timestamps)
+    stamps[31] = stamps[30]  # frame 31 repeats frame 30's stamp with its own pose
+    repeated = Sample("repeat", 0, sample.body, sample.hands, sample.hand_present, stamps)
+    kept = np.setdiff1d(np.arange(60), [31])
+    first = Sample(
+        "first", 0, sample.body[:, kept], sample.hands[:, kept], sample.hand_present[:, kept], stamps[kept]
+    )
+    data = [
+        SkeletonDataset.from_samples([clip], ["ramp"], "mediapipe33", "image") for clip in (repeated, first)
+    ]
+    config = PreprocessConfig(
+        body_layout="mediapipe33", frames=T, num_persons=1, normalise=False, window_seconds=1.0
+    )
+    feeders = [SkeletonFeeder(d, config) for d in data]
+    assert all(torch.equal(a, b) for a, b in zip(feeders[0][0], feeders[1][0], strict=True))
+
+
 def test_crop_is_identical_for_body_and_hands():
     raw = PreprocessConfig(body_layout="mediapipe33", frames=T, num_persons=1, normalise=False)
     feeder = SkeletonFeeder(ramp_dataset(), raw, train=True, augment=NO_AUGMENT, seed=0)
