@@ -26,7 +26,11 @@ from bharnet_ros.nodes.graph import SKELETON_TOPIC
 from bharnet_ros.nodes.lifecycle import message_type_name, split_publishers, wrong_type_problem
 from bharnet_ros.training.teach_record import RecordingEndedError
 
-NO_PUBLISHER = "nobody publishes {topic}: start the graph first (bharnet run, or ros2 launch bharnet_ros ...)"
+NO_PUBLISHER = (
+    "nobody publishes {topic}: start the graph first (bharnet run, or ros2 launch bharnet_ros ...), "
+    "or give it longer to be found with --wait"
+)
+DISCOVERY_SECONDS = 2.0  # a publisher already running is found within this (DDS discovery)
 
 
 class LiveSkeletons:
@@ -81,8 +85,10 @@ class LiveSkeletons:
 
     def wait_for_publisher(self, timeout: float) -> None:
         """Return once the topic has a publisher of skeletons; ValueError naming the fix after
-        ``timeout`` s (a topic of another type, a camera topic say, would deliver nothing)."""
-        deadline = time.monotonic() + timeout
+        ``timeout`` s, or :data:`DISCOVERY_SECONDS` where that is longer: a graph already running
+        is not found the instant the node starts (a topic of another type, a camera topic say,
+        would deliver nothing)."""
+        deadline = time.monotonic() + max(timeout, DISCOVERY_SECONDS)
         while not (found := self.publishers())[0]:
             if time.monotonic() > deadline:
                 topic = self.subscription.topic_name

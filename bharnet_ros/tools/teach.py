@@ -234,11 +234,11 @@ def _check_source(args: argparse.Namespace) -> None:
     source = args.video or args.bag
     if source is not None and not source.exists():
         raise UsageError(f"{'--video' if args.video else '--bag'} {source} not found; check the path")
-    if source is None and args.topic:
+    if source is None:  # live: rclpy raises on a bad topic name or domain id
         from bharnet_ros.nodes.environment import domain_id_problem
         from bharnet_ros.nodes.parameters import topic_name_problem
 
-        if problem := topic_name_problem(args.topic):
+        if args.topic and (problem := topic_name_problem(args.topic)):
             raise UsageError(f"--topic {problem}; give a topic such as bharnet/skeletons")
         if problem := domain_id_problem():
             raise UsageError(problem)

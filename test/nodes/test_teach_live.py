@@ -228,6 +228,22 @@ def test_a_topic_of_another_type_is_named_not_blamed_on_the_person(ros, wait):
         pass
 
 
+def test_a_graph_found_a_moment_after_the_recorder_starts_is_not_called_missing(ros):
+    """`--wait 0` looked once, before discovery could find a graph that was running: 'start the
+    graph first', whatever the user did."""
+    import threading
+
+    source = LiveSkeletons(ros.add(Node, "teach_discovery"), "/teach_discovery")
+    probe = ros.add(Node, "teach_discovery_probe")
+    late = threading.Timer(0.5, lambda: probe.create_publisher(PersonSkeletonArray, "/teach_discovery", 10))
+    late.start()
+    try:
+        source.wait_for_publisher(0.0)
+    finally:
+        late.join()
+    assert source.publishers()[0] == 1
+
+
 def test_a_best_effort_skeleton_publisher_is_recorded(ros, wait):
     """A best-effort publisher never reached the recorder's reliable subscription: no person, every take."""
     from rclpy.qos import ReliabilityPolicy

@@ -110,6 +110,16 @@ def test_record_option_mistakes_are_one_line_errors(tmp_path, capsys, extra, mes
     assert not (tmp_path / "t.npz").exists()
 
 
+def test_a_bad_domain_id_is_one_line_for_the_default_live_topic_too(tmp_path, capsys, monkeypatch):
+    """Checked only with --topic: the default live recording gave rclpy's traceback."""
+    monkeypatch.setenv("ROS_DOMAIN_ID", "abc")
+    argv = ["teach", "record", "--gestures", "wave", "--subject", "a", "-o", str(tmp_path / "t.npz")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "ROS_DOMAIN_ID='abc' is not a ROS domain id" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_record_refuses_hand_gestures_missing_from_the_labels(tmp_path, labels, capsys):
     """Checked once the labels are read, before the pose stage runs on the video."""
     video = tmp_path / "v.avi"
