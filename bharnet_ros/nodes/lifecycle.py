@@ -181,7 +181,8 @@ class ManagedNode(CallbackErrorCount, SafePublishing, LifecycleNode):
         """Live parameters ``names`` were just set (``self.params`` holds the new values)."""
         if "diagnostics_period" in names:
             self.diagnostics_timer.timer_period_ns = int(self.params["diagnostics_period"] * 1e9)
-            self.diagnostics_timer.reset()  # else the tick already due under the old period comes first
+            if not self.diagnostics_timer.is_canceled():  # a finalized node said so once: no more
+                self.diagnostics_timer.reset()  # else the tick already due under the old period comes first
 
     def check_set(self, parameters: list[Parameter]) -> SetParametersResult:
         """A set whose every value passed its own check: what it would cost to apply it (e.g.
@@ -252,10 +253,12 @@ class ManagedNode(CallbackErrorCount, SafePublishing, LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.release()
+        self.transition_error = ""  # a transition succeeded: the failure before it is over
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.release()
+        self.transition_error = ""
         return TransitionCallbackReturn.SUCCESS
 
     def create_configured_publisher(

@@ -40,6 +40,7 @@ from bharnet_ros.core.image import (
     fit_pixels,
     to_bgr,
 )
+from bharnet_ros.core.inference import shown
 from bharnet_ros.core.pose_multi import MAX_POSES, NUM_POSES
 from bharnet_ros.core.pose_stage import ALL_BACKENDS, PoseStage, draw_persons
 from bharnet_ros.core.skeleton import SkeletonError
@@ -237,8 +238,11 @@ class PoseNode(ManagedNode):
         subscription's value, so it could not follow the publishers: this node reads the given
         override itself (from rclpy's store of the start-up values) and declares none for it."""
         topic = topic or (self.inputs[0].topic_name if self.inputs else "")
-        override = self._parameter_overrides.get(f"qos_overrides.{topic}.subscription.reliability")
+        name = f"qos_overrides.{topic}.subscription.reliability"
+        override = self._parameter_overrides.get(name)
         chosen = str(override.value).lower() if override is not None else self.params["image_reliability"]
+        if override is not None and chosen not in (*RELIABILITIES, "system_default"):  # as rclpy refuses
+            raise ValueError(f"{name} {shown(override.value)} is not best_effort, reliable or system_default")
         return chosen if chosen in RELIABILITIES else AUTO  # system_default: what the publishers offer
 
     def _wanted_reliability(self, topic: str, publishers: list[Any]) -> ReliabilityPolicy:

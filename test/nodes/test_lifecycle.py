@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy._rclpy_pybind11 import RCLError
@@ -43,7 +45,7 @@ def test_a_transition_the_state_lacks_is_refused_and_the_node_lives_on(
 
 
 def test_diagnostics_name_the_lifecycle_state_and_a_shut_down_node_falls_silent(
-    ros, wait, lifecycle, tiny_model
+    ros, wait, lifecycle, tiny_model, parameter_client
 ):
     overrides = [Parameter("model", value=str(tiny_model)), Parameter("diagnostics_period", value=0.1)]
     node = ros.add(RecognizerNode, parameter_overrides=overrides)
@@ -69,6 +71,20 @@ def test_diagnostics_name_the_lifecycle_state_and_a_shut_down_node_falls_silent(
     assert wait(lambda: latest("finalized") is not None)
     assert "shut down (finalized)" in latest("finalized").message
     assert wait(lambda: node.diagnostics_timer.is_canceled()), "the finalized status is the last"
+    # a later set of its period restarted the cancelled timer: "finalized" again, every period
+    said = len(statuses)
+    assert parameter_client("recognizer").set(diagnostics_period=0.2)["diagnostics_period"].successful
+    time.sleep(0.5)
+    assert len(statuses) == said
+
+
+def test_a_node_shut_down_after_a_failed_configure_reports_no_failure(ros, wait, lifecycle, tiny_model):
+    """The configure failure stayed in its diagnostics for good, an ERROR after a clean shutdown."""
+    overrides = [Parameter("model", value=str(tiny_model)), Parameter("device", value="")]
+    node = ros.add(RecognizerNode, parameter_overrides=overrides)
+    assert wait(lambda: "configure failed" in node.transition_error)
+    assert lifecycle("recognizer").set("shutdown")
+    assert node.transition_error == ""
 
 
 def skeletons(start: float, frames: int) -> list[PersonSkeletonArray]:

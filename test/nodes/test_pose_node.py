@@ -118,6 +118,16 @@ def test_qos_overrides_of_one_node_leave_the_next_one_best_effort(ros, wait):
     assert second.inputs[0].qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
 
 
+def test_a_misspelt_reliability_override_fails_activate_with_the_reason(ros, wait):
+    """It became auto without a word: a reliable subscription where best effort was asked for. The
+    recognizer's override, which rclpy reads, is refused the same way."""
+    typo = Parameter("qos_overrides./image_raw.subscription.reliability", value="besteffort")
+    pose = ros.add(PoseNode, parameter_overrides=[typo, EAGER])
+    assert wait(lambda: "activate failed" in pose.transition_error)
+    assert "'besteffort' is not best_effort, reliable or system_default" in pose.transition_error
+    assert not pose.inputs
+
+
 @pytest.mark.parametrize(
     "corrupt",
     [
