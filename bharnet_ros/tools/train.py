@@ -80,9 +80,13 @@ def overrides_from(args: argparse.Namespace, overrides: list[str]) -> list[str]:
     """Add --train/--val as data overrides (YAML lists of quoted paths).
 
     ``key=value`` items that argparse swallowed into a file list (overrides written after
-    ``--train``) and that name no existing file are moved back to the overrides.
+    ``--train``) and that name no existing file are moved back to the overrides, as is one
+    swallowed by a bare ``--loso`` (which then holds out everyone, as written).
     """
     out = list(overrides)
+    if args.loso is not None and "=" in args.loso:
+        out.append(args.loso)
+        args.loso = "all"
     for key in ("train", "val"):
         given = getattr(args, key) or []
         stray = [f for f in given if "=" in f and not Path(f).exists()]

@@ -523,6 +523,17 @@ def test_overrides_after_the_options_are_overrides(tmp_path):
         parse_arguments(build_parser(["export"]), ["export", "c.pt", "-o", "x.onnx", "epochs=1"])
 
 
+def test_an_override_after_a_bare_loso_is_an_override():
+    """`--loso epochs=1` held out a person named 'epochs=1'; a bare --loso means everyone."""
+    from bharnet_ros.cli import build_parser, parse_arguments
+    from bharnet_ros.tools.train import overrides_from
+
+    argv = ["train", CONFIG, "--out", "x", "--loso", "epochs=1"]
+    args = parse_arguments(build_parser(argv), argv)
+    assert overrides_from(args, []) == ["epochs=1"]
+    assert args.loso == "all"
+
+
 def test_train_and_val_files_may_have_any_name(tmp_path):
     """--train and --val become YAML overrides: a quote in a path must stay part of it."""
     import argparse
