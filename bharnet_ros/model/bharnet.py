@@ -184,7 +184,7 @@ class BHaRNetModel(nn.Module):
             return self.scored(body, hand, hand_mask)
         with head_inputs(self, distance.branches) as features:
             out = self.scored(body, hand, hand_mask)
-        windows = len(body if body is not None else hand)  # the mirror images follow the windows
+        windows = (body if body is not None else hand).shape[0]  # traced: an export of any batch size
         return {**out, "distance": distance([features[name][:windows] for name in distance.branches])}
 
     def scored(

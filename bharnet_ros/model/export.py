@@ -22,6 +22,7 @@ and on realistic inputs and compares every output to PyTorch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
@@ -360,12 +361,15 @@ def realistic_inputs(
 ) -> dict[str, np.ndarray]:
     """Inputs from a synthetic wave (``training.synth.demo_sequence``) through the real preprocessing.
 
-    Zeros where data is absent. The generator is imported here, not at module level, because the
-    training package imports this one.
+    Zeros where data is absent. The wave is read in the model's coordinate space (its numbers are
+    a plausible skeleton in either): a model of world-space skeletons refuses image-space ones. The
+    generator is imported here, not at module level, because the training package imports this one.
     """
     from bharnet_ros.training.synth import demo_sequence
 
     sequence = demo_sequence(preprocess.frames, seed)
+    if preprocess.space and preprocess.space != sequence.space:
+        sequence = dataclasses.replace(sequence, space=preprocess.space)
     batched = preprocess_sequence(sequence, preprocess).batched()
     return {name: batched[name] for name in input_names(model)}
 

@@ -146,6 +146,27 @@ def test_the_export_outputs_the_distance_with_parity_and_its_threshold(tiny_conf
     assert np.isfinite(classifier.predict(body, hand).distance)
 
 
+@pytest.mark.parametrize("mirror", [False, True])
+def test_a_dynamic_batch_export_gives_one_distance_per_window(tiny_config, tmp_path, mirror):
+    """The slice of the windows was traced as [:1]: at batch 3, one distance, the first window's."""
+    import onnxruntime as ort
+
+    config = tiny_config("bharnet_e", {**SMALL, "test_mirror": [1, 0, 2, 3, 4] if mirror else []})
+    model = build_model(config).eval()
+    model.feature_distance = fitted(model)
+    path = tmp_path / "model.onnx"
+    export_onnx(model, path, LABELS, PreprocessConfig(frames=FRAMES, num_persons=1), dynamic_batch=True)
+    body = np.random.default_rng(0).normal(size=(3, 3, FRAMES, 25, 1)).astype(np.float32)
+    hand = np.random.default_rng(1).normal(size=(3, 3, FRAMES, 25, 2)).astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    got = dict(zip(names, session.run(None, {"body": body, "hand": hand}), strict=True))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(body), torch.from_numpy(hand))["distance"].numpy()
+    assert got[DISTANCE].shape == (3,)
+    assert np.allclose(got[DISTANCE], expected, rtol=1e-4)
+
+
 def test_a_threshold_without_a_distance_output_is_refused(tiny_config, tmp_path):
     model = build_model(tiny_config("bharnet_e", SMALL)).expert_only().eval()
     path = tmp_path / "model.onnx"
