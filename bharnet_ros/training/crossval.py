@@ -431,6 +431,8 @@ def held_out_calibrations(result: Evaluation, views: int = 1) -> dict[str, dict[
     logits = {"fused": result.scores["fused"]}
     if "expert_only" in result.branches:
         logits["expert_only"] = result.scores["body_expert"] + result.scores["hand_expert"]
+    elif set(result.scores) == {"fused", "body_expert", "hand_expert"}:  # trained as the expert-only
+        logits["expert_only"] = result.scores["fused"]  # model: an export of it asks for this entry
     return {  # the classes with them: an export checks it is given the calibration of its classes
         name: {
             **calibrate(values, result.labels, distances=result.distances).to_dict(),

@@ -55,6 +55,7 @@ from bharnet_ros.model.checkpoint import FORMAT_VERSION as CHECKPOINT_FORMAT
 from bharnet_ros.model.checkpoint import (
     Checkpoint,
     CheckpointError,
+    checked_version,
     load_checkpoint,
     make_checkpoint,
     meta_model,
@@ -980,7 +981,8 @@ def continue_from(run: TrainingRun, state: Mapping[str, Any]) -> None:
         and isinstance(state["optimizer"], dict)
     )  # fmt: skip
     names = [name for name, _ in run.base_model.named_parameters()]
-    version = int(state.get("format_version", 1))  # resume.pt of format 1 has no version
+    # resume.pt of format 1 has no version
+    version = checked_version(state.get("format_version", 1), run.out / "resume.pt")
     try:
         if not fields_ok:
             raise ValueError("a field has the wrong type or range")

@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bharnet_ros.model.checkpoint import load_checkpoint
@@ -370,3 +371,22 @@ def test_a_fold_is_continued_as_this_run_runs_and_one_that_saved_no_epoch_is_no_
     (tmp_path / "fold_S1").mkdir()
     (tmp_path / "fold_S1" / "config.yaml").write_text("data:\n  exclude_subjects: [S1, S3]\n")
     check_fold_people(tmp_path / "fold_S1", ["S1"])  # no last.pt: trained anew
+
+
+def test_a_model_trained_expert_only_gets_the_calibration_its_export_asks_for():
+    """Its export looks up `expert_only`; its --loso run wrote only `fused`, so it was refused."""
+    from bharnet_ros.core.metrics import classification_report
+    from bharnet_ros.training.crossval import held_out_calibrations
+    from bharnet_ros.training.evaluate import Evaluation
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 60)
+    body, hand = rng.normal(size=(60, 3)), rng.normal(size=(60, 3))
+    body[np.arange(60), labels] += 3.0
+    scores = {"fused": body + hand, "body_expert": body, "hand_expert": hand}
+    result = Evaluation(
+        classification_report(scores["fused"], labels), {}, labels, scores["fused"].argmax(1), scores,
+        ["a", "b", "c"], None,
+    )  # fmt: skip
+    calibrations = held_out_calibrations(result)
+    assert calibrations["expert_only"] == calibrations["fused"]

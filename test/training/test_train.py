@@ -633,6 +633,9 @@ def test_resume_of_a_run_whose_config_is_no_text_is_refused_in_one_line(trained_
         (lambda s: s["history"][0].update(train_loss="x"), "is not epoch 1 with numbers"),
         (lambda s: s.update(history=s["history"] * 3), "history rows for"),
         (lambda s: s.update(best_top1=float("nan")), "wrong type or range"),
+        (lambda s: s.update(format_version=None), "its format_version is no whole number"),  # TypeError
+        (lambda s: s.update(format_version="2"), "its format_version is no whole number"),  # taken as 2
+        (lambda s: s.update(format_version=99), "checkpoint format 99 is newer than this code"),
     ],
 )
 def test_resume_refuses_a_history_the_metrics_cannot_use_before_training(
