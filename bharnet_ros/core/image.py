@@ -54,6 +54,12 @@ JPEG_SIGNATURE = b"\xff\xd8"
 # of the image in each: a few hundred kB held a node for seconds. Cameras send one scan (baseline).
 JPEG_SCAN = b"\xff\xda"
 MOST_SCAN_PIXELS = 32 * MAX_IMAGE_PIXELS  # a 4K image in 32 scans, 8192 x 8192 in 3; under 1 s here
+# A progressive JPEG (start-of-frame C2, C6, CA, CE) keeps every DCT coefficient of the full image,
+# 2 bytes per pixel and component, whatever scale it is decoded at: 300 bytes claiming 8192 x 8192
+# took 460 MB. Held to what a PNG at the compressed limit costs as BGR.
+_JPEG_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+MOST_COEFFICIENT_BYTES = 3 * MAX_COMPRESSED_PIXELS
+_JPEG_MAX_FILL = 1024  # fill bytes before a marker's code; real files have none or a few
 
 
 class ImageError(ValueError):
@@ -156,8 +162,9 @@ def decode_compressed(data: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarr
 def decode_compressed_sized(data: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, bool]:
     """:func:`decode_compressed`, and whether the image was larger than the limits (so shrunk).
 
-    A JPEG larger than ``max_pixels`` decodes at 1/2, 1/4 or 1/8 scale, so a huge one never takes
-    its full memory; one claiming more than :data:`MAX_COMPRESSED_PIXELS` is refused before decoding.
+    A baseline JPEG larger than ``max_pixels`` decodes at 1/2, 1/4 or 1/8 scale, so a huge one
+    never takes its full memory (a progressive one does: :func:`compressed_size` bounds it); one
+    claiming more than :data:`MAX_COMPRESSED_PIXELS` is refused before decoding.
     """
     buffer = np.frombuffer(data, np.uint8)
     width, height = compressed_size(buffer)
@@ -189,8 +196,9 @@ def compressed_size(buffer: np.ndarray) -> tuple[int, int]:
     if head.startswith(PNG_SIGNATURE):
         size, kind = _png_size(memoryview(buffer)), "PNG"
     elif head.startswith(JPEG_SIGNATURE):
-        width, height, frame = _jpeg_size(memoryview(buffer))
+        width, height, frame = _jpeg_size(buffer)
         size, kind = (width, height), "JPEG"
+        _check_coefficients(buffer, frame, width * height)
     else:
         raise ImageError(
             f"compressed image data ({buffer.size} bytes) is neither JPEG nor PNG; publish image_transport's "
@@ -235,15 +243,30 @@ def _scan_count(data: np.ndarray) -> int:
     return int(np.count_nonzero((data[:-1] == JPEG_SCAN[0]) & (data[1:] == JPEG_SCAN[1])))
 
 
-def _jpeg_size(data: memoryview) -> tuple[int, int, int]:
-    """(width, height, where the frame header starts) from a JPEG's start-of-frame segment;
-    ImageError if there is none."""
+def _check_coefficients(buffer: np.ndarray, frame: int, pixels: int) -> None:
+    """ImageError for a progressive JPEG whose full-size coefficients exceed :data:`MOST_COEFFICIENT_BYTES`
+    (``frame``: where its start-of-frame marker code is)."""
+    components = int(buffer[frame + 8]) if frame + 8 < buffer.size else 3
+    needed = 2 * pixels * components
+    if buffer[frame] in _JPEG_PROGRESSIVE and needed > MOST_COEFFICIENT_BYTES:
+        raise ImageError(
+            f"a progressive JPEG of {pixels} pixels in {components} components needs {needed >> 20} MB "
+            f"to decode at any scale (at most {MOST_COEFFICIENT_BYTES >> 20} MB); send baseline JPEGs, "
+            "as cameras do"
+        )
+
+
+def _jpeg_size(data: np.ndarray) -> tuple[int, int, int]:
+    """(width, height, where the frame header's marker code is) from a JPEG's start-of-frame
+    segment; ImageError if there is none."""
     at = 2
     for _ in range(_JPEG_MAX_SEGMENTS):
         if at >= len(data) or data[at] != 0xFF:  # each segment starts with a marker
             break
-        while at < len(data) and data[at] == 0xFF:  # fill bytes before the marker's code
-            at += 1
+        codes = np.flatnonzero(data[at : at + _JPEG_MAX_FILL + 1] != 0xFF)  # fill bytes before the code
+        if not len(codes):  # a run of fill bytes, megabytes of them, walked one by one took seconds
+            break
+        at += int(codes[0])
         if at + 3 > len(data):
             break
         marker, length = data[at], int.from_bytes(data[at + 1 : at + 3], "big")

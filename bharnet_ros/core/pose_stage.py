@@ -88,12 +88,12 @@ class PoseStage(Closeable):
         ``image_size`` (landmarks are normalised, so the shrinking does not move them).
         """
         image = unmirror(image_bgr) if self.mirrored_input else image_bgr
+        size = None if camera_size is None else checked_image_size(camera_size)  # before MediaPipe tracks it
         if isinstance(self._estimator, MultiPoseEstimator):
             frames = self._estimator.estimate(image, timestamp, camera_size)
         else:
             frames = [self._estimator.estimate(image, timestamp)]
-        if camera_size is not None:
-            size = checked_image_size(camera_size)
+        if size is not None:
             for frame in frames:
                 frame.image_size = size
         return image, frames

@@ -173,6 +173,31 @@ def test_a_jpeg_of_many_scans_is_refused_before_decoding_and_a_progressive_one_d
         decode_compressed(scans)
 
 
+def test_a_progressive_jpeg_claiming_a_huge_frame_is_refused_before_decoding():
+    """Its coefficients are kept at full size whatever the decode scale: 300 bytes claiming
+    8192 x 8192 took 460 MB. A baseline one of that size decodes at 1/4 scale."""
+    ok, progressive = cv2.imencode(".jpg", bgr_image(), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    data = bytearray(progressive.tobytes())
+    sof = data.index(b"\xff\xc2")
+    data[sof + 5 : sof + 9] = (8192).to_bytes(2, "big") * 2
+    with pytest.raises(
+        ImageError, match="a progressive JPEG of 67108864 pixels in 3 components needs 384 MB"
+    ):
+        decode_compressed(bytes(data))
+    assert compressed_size(np.frombuffer(jpeg_claiming(8192, 8192), np.uint8)) == (8192, 8192)
+
+
+def test_a_run_of_fill_bytes_is_read_only_as_far_as_a_jpeg_has_them():
+    """Walked byte by byte in Python, 50 MB of 0xFF held the image callback for 4 s: the reader
+    now looks for the marker's code within the few fill bytes a real file may have."""
+    valid = jpeg_claiming(64, 48)[3:]  # after the first marker's 0xFF
+    padded = b"\xff\xd8" + b"\xff" * 10 + valid
+    assert compressed_size(np.frombuffer(padded, np.uint8)) == (64, 48)
+    flooded = b"\xff\xd8" + b"\xff" * 5000 + valid
+    with pytest.raises(ImageError, match="no readable frame header"):
+        decode_compressed(flooded)
+
+
 def jpeg_hiding(width: int, height: int, length_after_rst: bool) -> bytes:
     """A real 64x48 JPEG preceded by a copy of its segments claiming ``width`` x ``height``, after
     an RST marker (which has no length). With ``length_after_rst``, two bytes after the marker give

@@ -244,3 +244,17 @@ def test_a_landmark_far_outside_the_image_costs_its_part_not_the_frame():
     assert np.allclose(frame.hands[0, :, 0], 0.6)
     result.pose_landmarks = landmarks(33, wild=-9.5)  # within the contract: kept
     assert estimator.estimate(np.zeros((48, 64, 3), np.uint8), 2.0).body[-1, 0] == pytest.approx(-9.5)
+
+
+@pytest.mark.parametrize("backend", ["holistic", "hands_pose"])
+def test_an_image_refused_for_its_camera_size_never_reaches_mediapipe(backend, monkeypatch):
+    """The shrunk image went through MediaPipe before the camera's 20000 x 1 was refused: a frame
+    counted as bad moved the next good frame's joints by 20 px (MediaPipe tracks across frames)."""
+    from bharnet_ros.core.pose_stage import PoseStage
+
+    with PoseStage(backend) as stage:
+        calls = []
+        monkeypatch.setattr(stage._estimator, "estimate", lambda *args, **kwargs: calls.append(args))
+        with pytest.raises(SkeletonError, match="no camera image"):
+            stage.process(np.zeros((82, 8192, 3), np.uint8), 1.0, camera_size=(20000, 1))
+    assert calls == []
