@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from bharnet_ros.core.annotations import Annotations, Segment
+from bharnet_ros.core.annotations import BOUNDARY_SLACK, Annotations, Segment
 from bharnet_ros.core.bag import (
     CAMERA_TYPES,
     SKELETON_TYPE,
@@ -217,7 +217,8 @@ def _frames_inside(
     seconds = [frames[i].timestamp - origin for i in order]
 
     def inside(segment: Segment) -> list[SkeletonFrame]:
-        first, last = bisect.bisect_left(seconds, segment.start), bisect.bisect_left(seconds, segment.end)
+        start, end = segment.start - BOUNDARY_SLACK, segment.end - BOUNDARY_SLACK  # as Segment.contains
+        first, last = bisect.bisect_left(seconds, start), bisect.bisect_left(seconds, end)
         return [frames[i] for i in sorted(order[first:last])]
 
     return inside
