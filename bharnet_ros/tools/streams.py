@@ -85,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
         skeletons = SkeletonDataset.load(args.dataset)
     except (DatasetError, FileNotFoundError) as err:
         raise UsageError(str(err)) from None
+    if skeletons.layout != "mediapipe33":  # the motion onsets are read from MediaPipe's joints
+        raise UsageError(
+            f"--dataset {args.dataset} holds {skeletons.layout} skeletons; give the clips' own, "
+            "from bharnet import videos (mediapipe33)"
+        )
     people = _people(args)
     check_names(args, people)
     streams = {

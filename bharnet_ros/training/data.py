@@ -31,7 +31,7 @@ from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.skeleton import SkeletonSequence
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.yaml12 import load_yaml
-from bharnet_ros.training.classes import drop_empty_classes, relabel
+from bharnet_ros.training.classes import drop_empty_classes, relabel, same_words
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset, parse_digits
 
 SYNTH_VAL_EVERY = 5  # synth folders: sample i of a class goes to "val" when i % 5 == 4
@@ -119,6 +119,8 @@ def _synth_row(folder: Path, row: dict, line: int, num_classes: int) -> tuple[st
 
 def _synth_sequence(folder: Path, file: str) -> SkeletonSequence:
     """One sample file of a synth folder; any damage is a DatasetError naming it."""
+    if not (folder / file).is_file():  # a FIFO or a link to /dev/zero would hang the zip reader
+        raise DatasetError(f"{folder / file} is no regular file; run bharnet synth again")
     try:
         return SkeletonSequence.load(folder / file)
     except Exception as err:  # numpy and zipfile fail on damaged files in many ways
@@ -146,13 +148,17 @@ def load_datasets(paths: Sequence[str | Path], split: str | None = None) -> Skel
     """
     if not paths:
         raise DatasetError("no data files; set data.train in the config or pass --train FILES")
+    check_listed_once(paths, "the data files")  # its samples would count twice
     parts = [load_data_file(path) for path in paths]
     names = [name for part in parts for name in part.names.tolist()]
     if len(set(names)) != len(names):
         parts = [part.with_name_prefix(tag) for part, tag in zip(parts, _file_tags(paths), strict=True)]
     data = parts[0]
-    for part in parts[1:]:
-        data = data.merge(part)
+    for path, part in zip(paths[1:], parts[1:], strict=True):
+        try:
+            data = data.merge(part)
+        except DatasetError as err:  # which of several files does not fit
+            raise DatasetError(f"{path}: {err}") from None
     if split is None:
         return data
     if split not in data.splits:
@@ -328,10 +334,21 @@ def vocabulary(data: SkeletonDataset, section: Mapping[str, Any], strict: bool =
     since it is a typo there. Validation files need only some of the classes (one held-out person's
     gestures), so with ``strict`` off the names they lack are passed over."""
     merges = {str(k): str(v) for k, v in (section.get("relabel") or {}).items()}
+    chained = sorted({v for k, v in merges.items() if v != k and merges.get(v, v) != v})
+    if chained:  # applied once, {a: b, b: a} swapped the names and {a: b, b: c} split a from c
+        raise DatasetError(
+            f"data.relabel maps classes to {name_list(chained)}, which it maps on again; "
+            "give each class its final name"
+        )
     unknown = sorted(set(merges) - set(data.class_names))
     if unknown and strict:
         raise DatasetError(f"data.relabel names {unknown}, not among the classes {data.class_names}")
     merged = [merges.get(name, name) for name in data.class_names]
+    if twins := same_words(list(dict.fromkeys(merged))):  # merged files spell one gesture two ways
+        raise DatasetError(
+            f"the classes {twins[0]!r} and {twins[1]!r} are one gesture by their words; "
+            f"merge them with data.relabel ({{{twins[1]}: {twins[0]}}})"
+        )
     wanted = [str(name) for name in section.get("classes") or dict.fromkeys(merged)]
     missing = sorted(set(wanted) - set(merged))
     if missing and strict:

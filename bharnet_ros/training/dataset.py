@@ -28,6 +28,7 @@ import numpy as np
 
 from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.layouts import get_layout
+from bharnet_ros.core.preprocess import MAX_PERSONS
 from bharnet_ros.core.skeleton import (
     BODY_LAYOUTS,
     CHANNELS,
@@ -462,8 +463,8 @@ def _check_frame_arrays(data: SkeletonDataset) -> None:
     for name, (array, shape) in expected.items():
         if array.shape != shape:
             raise DatasetError(f"{name} has shape {array.shape}, expected {shape} ({data.layout} layout)")
-    if m < 1:
-        raise DatasetError("body needs at least one person slot (M >= 1)")
+    if not 1 <= m <= MAX_PERSONS:  # an empty file of 10**12 slots made a merge pad every other to them
+        raise DatasetError(f"body needs 1 to {MAX_PERSONS} person slots (a model's most), not {m}")
     if not (np.isfinite(data.body).all() and np.isfinite(data.timestamps).all()):
         raise DatasetError("body or timestamps contain NaN or infinite values; zero missing joints instead")
     if not np.isfinite(data.hands).all():  # flagged or not: a hand's values are read as they are

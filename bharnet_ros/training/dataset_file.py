@@ -79,7 +79,7 @@ def load_dataset(path: str | Path) -> SkeletonDataset:
             hand_intensive=header.get("hand_intensive"),
             splits={name: np.asarray(idx, np.int64) for name, idx in header.get("splits", {}).items()},
             notes=header.get("notes", []),
-            attributes=_stored_attributes(arrays, header, path),
+            attributes=_stored_attributes(arrays, header),
         )
     except DatasetError as err:
         raise DatasetError(f"{path}: {err}") from None
@@ -150,16 +150,16 @@ def _starts_like_a_pickle(path: Path) -> bool:
         return stream.read(1) == b"\x80"
 
 
-def _stored_attributes(arrays: dict[str, np.ndarray], header: dict, path: Path) -> dict[str, np.ndarray]:
+def _stored_attributes(arrays: dict[str, np.ndarray], header: dict) -> dict[str, np.ndarray]:
     """The attribute columns the header lists (none in version-1 files)."""
     names = header.get("attributes", [])
     missing = [name for name in names if ATTRIBUTE_PREFIX + name not in arrays]
     if missing:
-        raise DatasetError(f"{path}: attribute arrays {missing} are missing; the file is damaged")
+        raise DatasetError(f"attribute arrays {missing} are missing; the file is damaged")
     columns = {name: arrays[ATTRIBUTE_PREFIX + name] for name in names}
     for name, values in columns.items():
         if values.dtype.kind != "U":
-            raise DatasetError(f"{path}: attribute {name!r} is not a string array")
+            raise DatasetError(f"attribute {name!r} is not a string array")
     return columns
 
 
@@ -168,8 +168,8 @@ def _parse_header(raw: np.ndarray | None, path: Path) -> dict:
         raise DatasetError(f"{path} has no dataset header; it is not a bharnet_ros dataset file")
     try:
         header = json.loads(str(raw))
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path}: the header is not valid JSON ({err})") from None
+    except (ValueError, RecursionError) as err:  # bad JSON, a 5000-digit number, nesting 100 000 deep
+        raise DatasetError(f"{path}: the header is not usable JSON ({str(err)[:120]})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise DatasetError(f"{path} is not a {FORMAT_NAME} file")
     version = header.get("version")

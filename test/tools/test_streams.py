@@ -363,3 +363,17 @@ def test_open_set_checks_the_classes_of_the_model_its_params_file_names(tmp_path
     assert main(argv) == 2
     assert "gone.onnx" in one_line_error(capsys)
     assert not out.exists()
+
+
+def test_streams_refuse_a_dataset_of_another_body_layout(clip_folder, tiny_model, tmp_path, capsys):
+    """Onsets were read from MediaPipe's joint numbers in NTU skeletons, without a word."""
+    from bharnet_ros.training.dataset import SkeletonDataset
+
+    source, dataset = clip_folder
+    data = SkeletonDataset.load(dataset)
+    fields = {f: getattr(data, f) for f in data.__dataclass_fields__}
+    ntu = SkeletonDataset(**{**fields, "body": data.body[:, :, :25], "layout": "ntu25"})
+    path = ntu.save(tmp_path / "ntu.npz")
+    argv = ["streams", str(source), "--dataset", str(path), "--model", str(tiny_model)]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    assert "holds ntu25 skeletons; give the clips' own" in one_line_error(capsys)

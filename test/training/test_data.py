@@ -129,6 +129,35 @@ def test_relabel_of_an_unknown_class_is_an_error(people):
         select_data(section(train=[str(people[0])], relabel={"jump": "none"}))
 
 
+@pytest.mark.parametrize("relabel", [{"left": "right", "right": "left"}, {"left": "right", "right": "wave"}])
+def test_a_relabel_that_maps_a_class_on_twice_is_refused(people, relabel):
+    """Applied once, a swap renamed every sample to the other class, and a chain split the classes."""
+    with pytest.raises(DatasetError, match="data.relabel maps classes to .*, which it maps on again"):
+        select_data(section(train=[str(people[0])], relabel=relabel))
+
+
+def test_one_gesture_spelt_two_ways_by_merged_files_is_refused_until_relabelled(tmp_path, people):
+    """S1's Clap and S2's clap trained as two classes, with no note."""
+    data = SkeletonDataset.load(people[0])
+    data.class_names = [name.capitalize() if name == "clap" else name for name in data.class_names]
+    fields = {f: getattr(data, f) for f in data.__dataclass_fields__}
+    capital = SkeletonDataset(**fields).save(tmp_path / "capital.npz")
+    files = [str(capital), str(people[1])]
+    with pytest.raises(DatasetError, match="the classes 'Clap' and 'clap' are one gesture by their words"):
+        select_data(section(train=files))
+    assert "clap" in select_data(section(train=files, relabel={"Clap": "clap"})).train.class_names
+
+
+def test_a_file_listed_twice_or_that_does_not_fit_is_named(tmp_path, people):
+    with pytest.raises(DatasetError, match="is listed twice"):
+        load_datasets([people[0], people[0].parent / ".." / people[0].parent.name / people[0].name])
+    data = SkeletonDataset.load(people[1])
+    fields = {f: getattr(data, f) for f in data.__dataclass_fields__}
+    world = SkeletonDataset(**{**fields, "space": "world"}).save(tmp_path / "world.npz")
+    with pytest.raises(DatasetError, match=f"^{world}: cannot merge"):
+        load_datasets([people[0], world])
+
+
 def test_classes_without_training_samples_are_left_out_with_a_note(tmp_path, people):
     data = SkeletonDataset.load(people[0])
     data.class_names = [*data.class_names, "blank"]
@@ -159,7 +188,7 @@ def test_labels_for_unknown_classes_suggests_a_fix(people):
         ("wave_0000.npz,²,wave,0,1", "label '²' is not 0.."),
         ("wave_0000.npz," + "0" * 5000 + ",wave,0,1", "is not 0.."),
         ("wave_0000.npz,0,wave,yes,1", "hand_intensive 'yes' is neither 0 nor 1"),
-        ("missing.npz,0,wave,0,1", "missing.npz cannot be read"),
+        ("missing.npz,0,wave,0,1", "missing.npz is no regular file"),
         ("classes.txt,0,wave,0,1", "classes.txt cannot be read"),
     ],
 )
@@ -171,6 +200,17 @@ def test_a_synth_folder_row_that_cannot_be_true_is_named(tmp_path, row, message)
     with pytest.raises(DatasetError) as err:
         load_datasets([folder])
     assert message in str(err.value)
+
+
+def test_a_synth_folder_row_naming_a_pipe_is_refused_not_waited_on(tmp_path):
+    """The zip reader opened it and waited for a writer, for ever."""
+    folder = tmp_path / "set"
+    assert main(["synth", "-o", str(folder), "--per-class", "1", "--seed", "0", "--classes", "wave"]) == 0
+    os.mkfifo(folder / "pipe.npz")
+    with open(folder / "index.csv", "a") as index:
+        index.write("pipe.npz,0,wave,0,1\n")
+    with pytest.raises(DatasetError, match="pipe.npz is no regular file"):
+        load_datasets([folder])
 
 
 def test_one_class_with_training_samples_is_refused(people):

@@ -193,6 +193,16 @@ def test_broken_arrays_are_refused(change, message):
         SkeletonDataset(**fields)
 
 
+def test_more_person_slots_than_a_model_takes_are_refused():
+    """An empty 2.5 kB file of 10**12 slots loaded; merging it padded every other file to them."""
+    fields = dict(vars(small_dataset()))
+    slots = 17
+    for key in ("body", "hands", "hand_present"):
+        fields[key] = np.zeros((slots, *fields[key].shape[1:]), fields[key].dtype)
+    with pytest.raises(DatasetError, match="body needs 1 to 16 person slots \\(a model's most\\), not 17"):
+        SkeletonDataset(**fields)
+
+
 def unflagged_nan(fields: dict) -> np.ndarray:
     hands = np.array(fields["hands"])
     hands[0, 0, 0, 0, 0] = np.nan
@@ -263,6 +273,37 @@ def test_a_header_value_out_of_any_range_is_one_dataset_error(tmp_path, header, 
     rewrite(path, **header)
     with pytest.raises(DatasetError, match=message):
         SkeletonDataset.load(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"format": 1%s}' % ("0" * 5000), "the header is not usable JSON"),  # Python's digit limit
+        ("[" * 100_000 + "]" * 100_000, "the header is not usable JSON"),
+    ],
+)
+def test_a_header_that_is_no_usable_json_names_the_file(tmp_path, text, message):
+    """A 5000-digit number raised a plain ValueError: a traceback from eval and streams."""
+    path = small_dataset().save(tmp_path / "set.npz")
+    with np.load(path, allow_pickle=False) as raw:
+        arrays = {key: raw[key] for key in raw.files}
+    arrays["header"] = np.array(text)
+    np.savez(path, **arrays)
+    with pytest.raises(DatasetError, match=f"{path}: {message}"):
+        SkeletonDataset.load(path)
+
+
+def test_a_broken_attribute_names_its_file_once(tmp_path):
+    data = small_dataset()
+    data.attributes["subject"] = np.array(["a"] * len(data))
+    path = data.save(tmp_path / "set.npz")
+    with np.load(path, allow_pickle=False) as raw:
+        arrays = {key: raw[key] for key in raw.files}
+    arrays["attribute_subject"] = np.zeros(len(data))
+    np.savez(path, **arrays)
+    with pytest.raises(DatasetError) as refused:
+        SkeletonDataset.load(path)
+    assert str(refused.value) == f"{path}: attribute 'subject' is not a string array"
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "text"])
