@@ -216,6 +216,20 @@ def skeleton_frames(msg: Any) -> list[SkeletonFrame]:
 # --------------------------------------------------------------------------------------------------
 
 
+SQLITE_URI_CHARACTERS = "#?%"  # rosbags opens SQLite by a URI built from the path, unescaped
+
+
+def check_sqlite_path(path: str | Path) -> None:
+    """BagError for a SQLite bag whose path holds ``#``, ``?`` or ``%``: rosbags cuts the path
+    there, so a recording went to another file outside its folder, reported as written."""
+    absolute = str(Path(path).absolute())
+    if odd := next((c for c in SQLITE_URI_CHARACTERS if c in absolute), None):
+        raise BagError(
+            f"{path}: a SQLite bag's path may not hold {odd!r} (rosbags would read or write another "
+            "file); rename it, or use the mcap storage"
+        )
+
+
 class BagWriter(Closeable):
     """A rosbag2 being written: ``add_topic`` once per topic, then ``write`` messages or raw CDR.
 
@@ -228,6 +242,8 @@ class BagWriter(Closeable):
         self.path = Path(path)
         if self.path.exists():
             raise BagError(f"{self.path} already exists; choose a new bag folder or delete the old one")
+        if storage == "sqlite3":
+            check_sqlite_path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = Writer(self.path, version=9, storage_plugin=STORAGES[storage])
         self._writer.open()
@@ -464,7 +480,7 @@ def describe_topics(available: dict[str, str]) -> str:
 # QoS profile without a depth or with a list for a name).
 DAMAGED = (
     ReaderError, OSError, ValueError, TypeError, IndexError, KeyError, AttributeError, struct.error,
-    sqlite3.Error, apsw.Error, storage_mcap.zstd.ZstdError,
+    OverflowError, sqlite3.Error, apsw.Error, storage_mcap.zstd.ZstdError,
 )  # fmt: skip
 MOST_NAME = 1000  # characters of a topic or type name: they go into one-line reports
 REBUILD = "move metadata.yaml aside and run `bharnet bag info` to rebuild it from the storage files"
@@ -494,6 +510,8 @@ def _open(path: str | Path) -> Iterator[Reader]:
             "remove it, a bag holds plain files only"
         )
     _check_not_file_compressed(metadata, path)
+    if any(p.suffix == ".db3" for p in path.iterdir()):
+        check_sqlite_path(path)
     try:
         with Reader(path) as reader:
             _check_connections(reader, path)
@@ -644,13 +662,15 @@ def _bound_rosbags() -> None:
     read_exact = storage_mcap.read_exact
 
     def read_within_file(stream: BinaryIO, size: int) -> bytes:
-        if not isinstance(stream, io.BytesIO):  # a BytesIO allocates only what it holds
+        if isinstance(stream, io.BytesIO):  # a chunk: allocates only what it holds
+            left = stream.getbuffer().nbytes - stream.tell()
+        else:
             left = os.fstat(stream.fileno()).st_size - stream.tell()
-            if size > left:
-                raise ReaderError(
-                    f"Truncated record at offset {stream.tell()}: expected {size} bytes, "
-                    f"the file holds {left}"
-                )
+        if size > left:  # a length of 2**64 - 1 overflowed seek and read
+            raise ReaderError(
+                f"Truncated record at offset {stream.tell()}: expected {size} bytes, "
+                f"the file holds {left}"
+            )
         return read_exact(stream, size)
 
     read_within_file.bounded = True  # type: ignore[attr-defined]
@@ -827,7 +847,7 @@ def _roll_back_unfinished(file: Path) -> None:
             connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
         finally:
             connection.close()
-    except sqlite3.Error as err:
+    except (sqlite3.Error, ValueError) as err:  # ValueError: a schema that is not UTF-8
         raise BagError(f"{file} is not a readable SQLite bag ({_reason(err)})") from None
 
 
@@ -973,17 +993,21 @@ def _metadata_of(files: list[Path], storage: str) -> dict[str, Any]:
     topics: dict[tuple[str, str], dict[str, Any]] = {}
     entries, first, last, compressed = [], None, None, False
     for file in files:
-        with Reader(file) as reader:
-            count = reader.message_count
-            compressed = compressed or compressed_by_message(reader)
-            if count:  # rosbags' end_time is one past the last message
-                first = reader.start_time if first is None else min(first, reader.start_time)
-                last = reader.end_time - 1 if last is None else max(last, reader.end_time - 1)
-            entries.append(_file_entry(file.name, reader.start_time, reader.end_time - 1, count))
-            for connection in reader.connections:
-                _check_names(connection, file)
-                entry = topics.setdefault((connection.topic, connection.msgtype), _topic_entry(connection))
-                entry["message_count"] += connection.msgcount
+        try:  # a file whose index reads can still hold a damaged chunk
+            with Reader(file) as reader:
+                count = reader.message_count
+                compressed = compressed or compressed_by_message(reader)
+                if count:  # rosbags' end_time is one past the last message
+                    first = reader.start_time if first is None else min(first, reader.start_time)
+                    last = reader.end_time - 1 if last is None else max(last, reader.end_time - 1)
+                entries.append(_file_entry(file.name, reader.start_time, reader.end_time - 1, count))
+                connections = list(reader.connections)
+        except DAMAGED as err:
+            raise BagError(f"{file} cannot be read ({_reason(err)}); it is damaged") from None
+        for connection in connections:
+            _check_names(connection, file)
+            entry = topics.setdefault((connection.topic, connection.msgtype), _topic_entry(connection))
+            entry["message_count"] += connection.msgcount
     names = [name for name, _ in topics]
     if twice := next((name for name in names if names.count(name) > 1), None):
         kinds = " and ".join(msgtype for name, msgtype in topics if name == twice)

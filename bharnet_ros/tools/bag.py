@@ -130,6 +130,7 @@ def run_record_video(args: argparse.Namespace) -> int:
     writes = ["metadata.yaml", output.name + suffix]
     check_output_folder(output, [args.video], args.force, "-o", empty_ok=False, writes=writes)
     check_same_storage(output, args.storage)
+    check_storage_path(output, args.storage)
     try:
         with staged_folder(output) as staged:
             summary = write_video_bag(
@@ -220,6 +221,7 @@ def run_record(args: argparse.Namespace) -> int:
     if os.path.lexists(args.output):  # a dangling link too: the recording would stop at once
         raise UsageError(f"-o {args.output} already exists; a recording always goes into a new bag folder")
     check_output_folder(args.output, option="-o")
+    check_storage_path(args.output, args.storage)
     try:
         counts = record_topics(
             args.output, args.topics, duration=args.duration, storage=args.storage, wait=args.wait
@@ -228,6 +230,17 @@ def run_record(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     print(f"{args.output}: " + ", ".join(f"{topic} {count}" for topic, count in counts.items()))
     return 0
+
+
+def check_storage_path(output: Path, storage: str) -> None:
+    """UsageError, before any work, for an output path the storage cannot be written under."""
+    from bharnet_ros.core.bag import check_sqlite_path
+
+    if storage == "sqlite3":
+        try:
+            check_sqlite_path(output)
+        except BagError as err:
+            raise UsageError(str(err)) from None
 
 
 def run_info(args: argparse.Namespace) -> int:

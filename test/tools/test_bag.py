@@ -851,6 +851,69 @@ def test_length_fields_beyond_the_file_are_refused_before_reading(tmp_path, caps
     assert "cannot be read" in error
 
 
+def first_message_in_chunk(data: bytes) -> int:
+    """Offset of the first message record inside the first (uncompressed) chunk of an MCAP file."""
+    at = first_chunk(data) + 9 + 8 + 8 + 8 + 4  # opcode, length, start and end times, size, crc
+    compression = int.from_bytes(data[at : at + 4], "little")
+    assert compression == 0, "an uncompressed chunk"
+    at += 4 + 8  # no compression name, the records' length
+    while data[at] != 0x05:
+        at += 9 + int.from_bytes(data[at + 1 : at + 9], "little")
+    return at
+
+
+@pytest.mark.parametrize("action", ["eval", "reindex"])
+def test_a_record_length_beyond_any_index_inside_a_chunk_is_a_one_line_error(tmp_path, capsys, action):
+    """2**64 - 1 overflowed seek and read in the chunk (OverflowError: a traceback), and a reindex
+    of such a file read its first message unguarded."""
+    path = tmp_path / "b"
+    write_camera_bag(path, smooth_images(3))
+    storage = path / "b.mcap"
+    data = bytearray(storage.read_bytes())
+    at = first_message_in_chunk(bytes(data))
+    data[at + 1 : at + 9] = b"\xff" * 8 if action == "eval" else (10_000_000).to_bytes(8, "little")
+    storage.write_bytes(bytes(data))
+    if action == "reindex":
+        (path / "metadata.yaml").unlink()
+        os.utime(storage, (1e9, 1e9))  # long finished: reindexed, not taken for a live recording
+    argv = (
+        ["bag", "eval", str(path), "--out", str(tmp_path / "out")]
+        if action == "eval"
+        else ["bag", "info", str(path)]
+    )
+    assert main(argv) == 2
+    assert "cannot be read" in one_line_error(capsys)
+
+
+def test_a_sqlite_bag_path_holding_a_uri_character_is_refused(tmp_path, capsys, monkeypatch):
+    """rosbags cut the path at '#': the database went to ./.take, outside the bag, and the run
+    reported success; reading such a bag sent the user to move valid data away."""
+    monkeypatch.chdir(tmp_path)
+    video = write_tiny_video(tmp_path / "v.avi")
+    assert main(["bag", "record-video", str(video), "-o", "take#2", "--storage", "sqlite3"]) == 2
+    assert "a SQLite bag's path may not hold '#'" in one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.avi"]
+    assert main(["bag", "record-video", str(video), "-o", "take2", "--storage", "sqlite3"]) == 0
+    capsys.readouterr()
+    (tmp_path / "take2").rename(tmp_path / "r%1")
+    assert main(["bag", "info", "r%1"]) == 2
+    assert "a SQLite bag's path may not hold '%'" in one_line_error(capsys)
+
+
+def test_a_sqlite_bag_whose_schema_is_not_utf8_is_a_one_line_error(tmp_path, capsys):
+    """SQLite's text came back as a UnicodeDecodeError during the reindex: a traceback."""
+    path = tmp_path / "b"
+    write_camera_bag(path, smooth_images(2), storage="sqlite3")
+    (path / "metadata.yaml").unlink()
+    storage = path / "b.db3"
+    data = storage.read_bytes()
+    at = data.index(b"message_definitions")  # the table's name in sqlite_master
+    storage.write_bytes(data[:at] + b"\x80" + data[at + 1 :])
+    os.utime(storage, (1e9, 1e9))
+    assert main(["bag", "info", str(path)]) == 2
+    assert "is not a readable SQLite bag" in one_line_error(capsys)
+
+
 def compressed_bag(path: Path, mode, images: list[np.ndarray]) -> None:
     """A bag written by rosbags itself with zstd compression (MCAP chunks, or each message)."""
     from rosbags.rosbag2 import Writer
