@@ -15,7 +15,7 @@ import csv
 import itertools
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,14 +210,26 @@ def check_labels_in_bag(annotations: Annotations, labels: Path | None, options: 
 
 
 def last_header_stamp(bag: Path, topic: str) -> int | None:
-    """The latest header stamp (ns) on ``topic``, from each message's first bytes (no image is
-    decoded); None when no message holds a header."""
-    latest = None
-    for message in read_messages(bag, [topic]):
-        if len(message.data) >= CDR_STAMP_BYTES:
-            stamp = cdr_header_stamp(message.data)
-            latest = stamp if latest is None else max(latest, stamp)
-    return latest
+    """The latest stamp (ns) that times a frame on ``topic`` (:func:`message_stamps`); None when
+    no message holds one."""
+    return max(message_stamps(read_messages(bag, [topic])), default=None)
+
+
+def message_stamps(messages: Iterable[Any]) -> list[int]:
+    """The stamp of each message that has one: a camera image's header stamp, read from its first
+    bytes (no image is decoded), a skeleton array's :func:`frame_stamp` (its persons' where its own
+    header is 0, as the recognizer times them); damaged messages are passed over."""
+    stamps = []
+    for message in messages:
+        if message.msgtype != SKELETON_TYPE:
+            if len(message.data) >= CDR_STAMP_BYTES:
+                stamps.append(cdr_header_stamp(message.data))
+            continue
+        try:
+            stamps.append(frame_stamp(message.decode(), SKELETON_TYPE))
+        except MessageError:
+            continue
+    return stamps
 
 
 def choose_topic(bag: Path, requested: str | None) -> tuple[str, str]:
@@ -549,10 +561,8 @@ def silence_reason(options: EvalOptions, run: EvalRun) -> str | None:
     from bharnet_ros.core.recognizer import RecognizerConfig
 
     messages = read_messages(options.bag, [options.topic])
-    if options.unstamped:  # each frame is timed by its log time
-        stamps = [m.log_time for m in messages]
-    else:
-        stamps = [cdr_header_stamp(m.data) for m in messages if len(m.data) >= CDR_STAMP_BYTES]
+    # an unstamped topic's frames are timed by their log times
+    stamps = [m.log_time for m in messages] if options.unstamped else message_stamps(messages)
     span = (max(stamps) - min(stamps)) * 1e-9 if stamps else 0.0
     need = RecognizerConfig.from_params(options.recognizer).min_seconds
     if span == 0:
