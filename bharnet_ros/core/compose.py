@@ -13,6 +13,7 @@ videos are written where the caller says, from clips the caller owns.
 from __future__ import annotations
 
 import contextlib
+import math
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -88,6 +89,8 @@ def compose_stream(pieces: Sequence[Piece], output: Path) -> list[Segment]:
     from the first frame of ``output``.
     """
     fps, size = check_pieces(pieces)
+    if bad := next((p for p in pieces if not (math.isfinite(p.onset) and p.onset >= 0)), None):
+        raise ComposeError(f"{bad.video}: onset {bad.onset} s is no time in the clip; give 0 or more")
     output.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(output), cv2.VideoWriter_fourcc(*FOURCC), fps, size)
     if not writer.isOpened():  # silent otherwise: the segments came back and no video was written
@@ -95,19 +98,27 @@ def compose_stream(pieces: Sequence[Piece], output: Path) -> list[Segment]:
             f"the clips' {fps:g} fps and {size[0]}x{size[1]} frames cannot be written as {FOURCC} video "
             "(it takes 0.01 to 65535 fps and frames of at least 2x2); use clips a camera gives"
         )
-    segments, written = [], 0
+    frames, written = [], 0  # (label, first frame, end frame) in frames of the stream
     try:
         for piece in pieces:
-            first = written
-            for _, image in clip_frames(piece):
+            first, onset_frame = written, None
+            for stamp, image in clip_frames(piece):
+                if onset_frame is None and stamp >= piece.start + piece.onset - 1e-9:
+                    onset_frame = written  # by the clip's stamps: a clip that dropped frames has gaps
                 writer.write(image)
                 written += 1
-            if piece.label is not None and written > first:
-                start = min(first / fps + piece.onset, written / fps)
-                segments.append(Segment(round(start, 6), round(written / fps, 6), piece.label))
+            if piece.label is None or written == first:  # unscored, or no frame of it in the stream
+                continue
+            if onset_frame is None:
+                raise ComposeError(
+                    f"{piece.video}: onset {piece.onset:g} s lies past the clip's last frame; "
+                    "give the onsets of these clips (their dataset)"
+                )
+            frames.append((piece.label, onset_frame, written))
     finally:
         writer.release()
-    return segments
+    rate = video_format(output)[0]  # as written: the container rounds the rate (14.286 for 100/7)
+    return [Segment(round(first / rate, 6), round(end / rate, 6), label) for label, first, end in frames]
 
 
 def side_by_side(videos: Sequence[Path], output: Path, height: int = 480) -> int:

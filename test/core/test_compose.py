@@ -12,13 +12,29 @@ from bharnet_ros.core.compose import ComposeError, Piece, compose_stream, motion
 from bharnet_ros.core.video import VideoReader
 
 
-def clip(path: Path, frames: int, value: int, fps: float = 10.0, size: tuple[int, int] = (64, 48)) -> Path:
+def clip(
+    path: Path,
+    frames: int,
+    value: int,
+    fps: float = 10.0,
+    size: tuple[int, int] = (64, 48),
+    fourcc: str = "mp4v",
+) -> Path:
     """A small video whose every pixel of frame i is ``value + i`` (so frames can be told apart)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
     for i in range(frames):
         writer.write(np.full((size[1], size[0], 3), value + i, np.uint8))
     writer.release()
     return path
+
+
+def exact_rate(avi: Path, rate: int, scale: int) -> Path:
+    """The AVI with its stream header's rate set to rate/scale exactly (OpenCV writes 3 decimals)."""
+    data = bytearray(avi.read_bytes())
+    at = data.index(b"strh") + 28  # dwScale, then dwRate
+    data[at : at + 8] = scale.to_bytes(4, "little") + rate.to_bytes(4, "little")
+    avi.write_bytes(bytes(data))
+    return avi
 
 
 def levels(path: Path) -> list[int]:
@@ -36,6 +52,26 @@ def test_a_stream_plays_the_pieces_in_order_and_labels_their_segments(tmp_path):
     assert abs(seen[10] - 100) <= 8  # lossy mp4: grey levels move a little
     assert abs(seen[29] - 119) <= 8
     assert [(s.start, s.end, s.label) for s in segments] == [(1.5, 3.0, "wave")]
+
+
+def test_segments_are_timed_at_the_rate_the_stream_was_written_with(tmp_path):
+    """The container keeps 3 decimals (100/7 fps is written 14.286): segment times at the clip's
+    exact rate drifted past the stream's frames, a frame a segment after about 30 frames."""
+    gesture = exact_rate(clip(tmp_path / "wave.avi", 60, 100, fourcc="MJPG"), 100, 7)
+    still = exact_rate(clip(tmp_path / "still.avi", 40, 10, fourcc="MJPG"), 100, 7)
+    segments = compose_stream([Piece(still, None), Piece(gesture, "wave")], tmp_path / "stream.mp4")
+    with VideoReader(tmp_path / "stream.mp4") as reader:
+        stamps = [stamp for stamp, _ in reader]
+    assert segments[0].start == pytest.approx(stamps[40], abs=1e-6)  # the gesture's first frame
+
+
+@pytest.mark.parametrize("onset", [-3.0, float("nan"), 6.0])
+def test_an_onset_outside_the_clip_is_refused_not_a_segment_labels_refuse(tmp_path, onset):
+    """An onset past the clip's end gave a segment of no length, which bag eval then refused
+    after the whole stream was recorded; a negative one a segment before the stream."""
+    gesture = clip(tmp_path / "wave.mp4", 20, 100)
+    with pytest.raises(ComposeError, match="onset"):
+        compose_stream([Piece(gesture, "wave", onset=onset)], tmp_path / "stream.mp4")
 
 
 def test_clips_of_another_rate_or_size_are_refused(tmp_path):
