@@ -205,14 +205,20 @@ def _middle_strip(clip: Path, output: Path, width: int, max_frames: int | None =
 
 
 def motion_onset(
-    timestamps: np.ndarray, body: np.ndarray, shoulders: tuple[int, int], wrists: tuple[int, int]
+    timestamps: np.ndarray,
+    body: np.ndarray,
+    shoulders: tuple[int, int],
+    wrists: tuple[int, int],
+    aspect: float = 1.0,
 ) -> float:
     """Seconds from the first frame until a wrist has moved ``ONSET_SHOULDER_WIDTHS`` from its start.
 
-    ``body`` is ``(T, V, C)`` with x, y first. A clip whose wrists never move that far (a pose held
-    from the first frame, or standing still) starts at 0.
+    ``body`` is ``(T, V, C)`` with x, y first; ``aspect`` is the image's width over its height,
+    which x is scaled by (image-space x and y are fractions of different lengths: at 4:3 a raised
+    arm read as 0.26 shoulder widths). A clip whose wrists never move that far (a pose held from
+    the first frame, or standing still) starts at 0.
     """
-    xy = np.asarray(body, np.float64)[..., :2]
+    xy = np.asarray(body, np.float64)[..., :2] * np.array([aspect, 1.0])
     seen = np.all(xy[:, list(shoulders) + list(wrists)] != 0.0, axis=(1, 2))
     if not seen.any():
         return 0.0

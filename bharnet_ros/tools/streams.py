@@ -273,7 +273,9 @@ def clip_onset(skeletons: Any, person: str, stem: str) -> float:
     sample = skeletons.sample(skeletons.names.tolist().index(name))
     shoulders = (MP33.index("left_shoulder"), MP33.index("right_shoulder"))
     wrists = (MP33.index("left_wrist"), MP33.index("right_wrist"))
-    return motion_onset(sample.timestamps, sample.body[0], shoulders, wrists)
+    width, height = (int(side) for side in sample.image_size)
+    aspect = width / height if width > 0 and height > 0 else 1.0
+    return motion_onset(sample.timestamps, sample.body[0], shoulders, wrists, aspect)
 
 
 def clip_sample(skeletons: Any, person: str, stem: str) -> str | None:

@@ -116,6 +116,19 @@ def test_motion_onset_is_when_a_wrist_leaves_its_first_position():
     assert motion_onset(t, np.zeros_like(body), (11, 12), (15, 16)) == 0.0
 
 
+def test_motion_onset_measures_shoulder_widths_in_pixels_not_in_fractions():
+    """At 4:3 the shoulders' x-distance is 4/3 of what its fraction says: a wrist raised by 0.08 of
+    the image's height was 0.4 fraction-widths, but 0.3 shoulder widths."""
+    t = np.arange(40) / 20.0
+    body = np.zeros((40, 33, 4), np.float32)
+    body[:, 11, :2], body[:, 12, :2] = [0.6, 0.4], [0.4, 0.4]  # 0.2 of 640 px: 128 px apart
+    body[:, 15, :2], body[:, 16, :2] = [0.62, 0.8], [0.38, 0.8]
+    body[20:, 16, 1] = 0.8 - 0.08  # 38 px: 0.4 fraction-widths, 0.3 shoulder widths
+    body[30:, 16, 1] = 0.8 - 0.2  # 96 px, 0.75 shoulder widths
+    assert motion_onset(t, body, (11, 12), (15, 16)) == 1.0
+    assert motion_onset(t, body, (11, 12), (15, 16), aspect=640 / 480) == 1.5
+
+
 def test_clips_the_stream_writer_cannot_take_are_named_not_written_as_nothing(tmp_path):
     """1x1 frames: the mp4 writer refused them silently, and segments came back for no video."""
     tiny = tmp_path / "tiny.avi"  # MJPG takes 1x1 frames; the stream's mp4 writer does not
