@@ -17,8 +17,11 @@ from bharnet_ros.training.importers import ImportReport
 
 
 def name_words(name: str) -> tuple[str, ...]:
-    """A class name's words, lower case: ``Turn_Left``, ``turn-left`` and ``turn left`` alike."""
-    return tuple(re.split(r"[\s_-]+", name.strip().lower()))
+    """A class name's words, lower case: ``Turn_Left``, ``turn-left``, ``turn left``, ``TurnLeft``
+    and ``turn.left`` alike (any character but a letter or digit parts words, and so does a capital
+    after a small letter: a ``left`` word found in each is what pairs lateral classes)."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name.strip())
+    return tuple(word for word in re.split(r"[\W_]+", spaced.lower()) if word) or (name.strip().lower(),)
 
 
 def same_words(names: Sequence[str]) -> tuple[str, str] | None:

@@ -175,6 +175,9 @@ def mirror_label_map(class_names: list[str], pairs: Any = "auto", never: tuple[s
     for name in never:
         if name not in index:
             raise ValueError(f"augment.mirror_never names {name!r}, not among the classes")
+        twin = target[index[name]]
+        if twin >= 0 and twin != index[name]:  # its twin, mirrored, would become it after all
+            target[twin] = -1
         target[index[name]] = -1
     return target
 

@@ -346,6 +346,16 @@ def test_lateral_names_pair_whatever_their_case_and_separators():
     assert mirror_label_map(["Turn_Left", "Turn_Right"]).tolist() == [1, 0]
     assert mirror_label_map(["turn left", "turn right", "wave"]).tolist() == [1, 0, 2]
     assert mirror_label_map(["swipe-left", "swipe_right"]).tolist() == [1, 0]
+    # no separator at all: half of them were mirrored into the other gesture under their own label
+    assert mirror_label_map(["TurnLeft", "TurnRight", "Wave"]).tolist() == [1, 0, 2]
+    assert mirror_label_map(["turn.left", "turn.right", "point(left)"]).tolist() == [1, 0, -1]
+
+
+def test_a_class_never_mirrored_is_never_made_by_mirroring_its_twin():
+    """mirror_never: [left] still mirrored right samples into left ones, which the user had ruled out."""
+    names = ["left", "right", "wave"]
+    assert mirror_label_map(names, never=("left",)).tolist() == [-1, -1, 2]
+    assert mirror_label_map(names, [["left", "right"]], ("right",)).tolist() == [-1, -1, 2]
 
 
 def test_hand_dropout_runs_shorter_than_a_tenth_of_the_window():
