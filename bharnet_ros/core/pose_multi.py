@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,7 @@ from bharnet_ros.core.skeleton import (
     checked_image_size,
     timestamp_seconds,
 )
-from bharnet_ros.core.task_bundles import ensure_bundles
+from bharnet_ros.core.task_bundles import BundleError, ensure_bundles
 from bharnet_ros.core.tracking import MAX_AGE, PersonTracker
 
 NUM_POSES = 4  # persons per image by default
@@ -257,12 +258,22 @@ def _open_landmarkers(
         min_hand_presence_confidence=detection,
         min_tracking_confidence=tracking,
     )
-    pose = vision.PoseLandmarker.create_from_options(pose_options)
+    pose = _landmarker(vision.PoseLandmarker, pose_options, bundles.pose)
     try:
-        return pose, vision.HandLandmarker.create_from_options(hand_options)
+        return pose, _landmarker(vision.HandLandmarker, hand_options, bundles.hand)
     except BaseException:
         pose.close()
         raise
+
+
+def _landmarker(kind: Any, options: Any, bundle: Path) -> Any:
+    """A landmarker of ``kind``; BundleError naming the bundle where MediaPipe cannot load it."""
+    try:
+        return kind.create_from_options(options)
+    except (RuntimeError, ValueError) as err:
+        raise BundleError(
+            f"{bundle} cannot be loaded ({str(err).strip()[:160]}); delete it to rebuild"
+        ) from None
 
 
 def _body(landmarks: list[Any]) -> np.ndarray | None:

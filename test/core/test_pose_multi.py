@@ -52,6 +52,64 @@ def test_bundles_are_built_once_from_the_wheels_models(bundle_cache):
     assert sorted(p.name for p in bundle_cache.iterdir()) == sorted([bundles.pose.name, bundles.hand.name])
 
 
+@pytest.mark.parametrize("damage", ["empty", "cut", "garbage", "other_bundle"])
+def test_a_damaged_bundle_is_built_again_readable_by_every_user(bundle_cache, tmp_path, damage):
+    """A file cut off by a power cut was trusted at every start, and MediaPipe failed on it with a
+    message naming no file; bundles were the owner's alone, so a cache built at set-up by another
+    user served no node."""
+    import os
+    import shutil
+
+    folder = tmp_path / "cache"
+    shutil.copytree(bundle_cache, folder)
+    bundles = task_bundles.ensure_bundles(folder)
+    good = bundles.pose.read_bytes()
+    members = members_of(bundles.pose)
+    broken = {
+        "empty": b"",
+        "cut": good[: len(good) // 2],
+        "garbage": b"not a zip" * 100,
+        "other_bundle": bundles.hand.read_bytes(),
+    }[damage]
+    bundles.pose.write_bytes(broken)
+    (folder / f".{bundles.pose.stem}-killed.task").write_bytes(b"a build killed long ago")
+    os.utime(folder / f".{bundles.pose.stem}-killed.task", (1e9, 1e9))
+    assert members_of(task_bundles.ensure_bundles(folder).pose) == members
+    assert bundles.pose.stat().st_mode & 0o044 == 0o044 & ~_umask()
+    assert sorted(p.name for p in folder.iterdir()) == sorted([bundles.pose.name, bundles.hand.name])
+
+
+def members_of(bundle: Path) -> list[tuple[str, int, int]]:
+    with zipfile.ZipFile(bundle) as opened:
+        return [(info.filename, info.file_size, info.CRC) for info in opened.infolist()]
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_bundle_that_cannot_be_built_is_one_line(tmp_path, monkeypatch, capsys):
+    """A RuntimeError: `bharnet extract --backend multi` printed a 49-line double traceback."""
+    from bharnet_ros.cli import main
+
+    (tmp_path / "file").write_text("a file where the cache folder should be\n")
+    monkeypatch.setenv(task_bundles.CACHE_ENV, str(tmp_path / "file"))
+    video = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for _ in range(3):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    assert main(["extract", str(video), "-o", str(tmp_path / "x.npz"), "--backend", "multi"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot build pose_landmarker" in err
+    assert "set BHARNET_CACHE_DIR to a writable folder" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv(task_bundles.CACHE_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
