@@ -318,6 +318,8 @@ def read_mapping(path: Path, what: str, hint: str) -> dict[str, Any]:
 
 def validate_config(config: dict[str, Any]) -> None:
     """Value checks that need no files; raises :class:`ConfigError`."""
+    if not isinstance(config["data"], Mapping):  # read below before the type checks
+        raise ConfigError(f"data must be a mapping (set its keys: data.KEY=VALUE), got {config['data']!r}")
     for key in ("train", "val", "val_subjects", "exclude_subjects"):
         if isinstance(config["data"][key], str | int):
             config["data"][key] = [config["data"][key]]
@@ -338,6 +340,10 @@ def validate_config(config: dict[str, Any]) -> None:
     for key, most in OPTIM_LIMITS.items():
         if not isinstance(optim[key], int | float) or not 0 <= optim[key] <= most:
             raise ConfigError(f"optim.{key} must be a number from 0 to {most:g}, got {optim[key]!r}")
+    if optim["label_smoothing"] >= 1:  # all the target on the other classes: nothing is learned
+        raise ConfigError(f"optim.label_smoothing must be below 1, got {optim['label_smoothing']!r}")
+    if optim["min_lr"] > optim["lr"]:  # the cosine "decay" would raise the rate
+        raise ConfigError(f"optim.min_lr {optim['min_lr']!r} is above optim.lr {optim['lr']!r}; lower it")
     check_paths(config)
     if not isinstance(config["model"]["test_mirror"], bool):
         raise ConfigError(f"model.test_mirror must be true or false, got {config['model']['test_mirror']!r}")
@@ -478,6 +484,11 @@ def setup_distributed(device: str) -> Dist:
         return Dist(1, 0, torch.device(device))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.startswith("cuda"):
+        if local_rank >= torch.cuda.device_count():
+            raise ConfigError(
+                f"torchrun started process {local_rank} on a machine of {torch.cuda.device_count()} "
+                "GPU(s); give --nproc_per_node at most that"
+            )
         torch.cuda.set_device(local_rank)
         chosen = torch.device("cuda", local_rank)
     else:
@@ -624,8 +635,8 @@ def check_expert_inputs(stream: str, expert: Checkpoint, preprocess: PreprocessC
 def learning_rate(optim: Mapping[str, Any], epochs: int, progress: float) -> float:
     """LR at ``progress`` epochs: linear warm-up to ``lr``, then cosine down to ``min_lr``."""
     base, low, warmup = float(optim["lr"]), float(optim["min_lr"]), float(optim["warmup_epochs"])
-    if progress < warmup:
-        return base * (progress + 1e-3) / warmup
+    if progress < warmup:  # at most lr: a warm-up of 1e-9 epochs made the first step 1e6 times it
+        return base * min(1.0, (progress + 1e-3) / warmup)
     span = max(epochs - warmup, 1e-9)
     fraction = min(max((progress - warmup) / span, 0.0), 1.0)
     return low + 0.5 * (base - low) * (1.0 + math.cos(math.pi * fraction))
@@ -875,7 +886,12 @@ def make_loaders(
 ) -> tuple[DistributedSampler | ClassBalancedSampler, DataLoader, DataLoader | None]:
     """Training loader over :func:`training_sampler` and a val loader."""
     sampler = training_sampler(config, env, train_feeder)
-    per_process = max(1, config["batch_size"] // env.world)
+    if config["batch_size"] % env.world:  # the global batch, split evenly: 64 over 3 trained 63
+        raise ConfigError(
+            f"batch_size {config['batch_size']} does not split evenly over {env.world} processes; "
+            f"give a multiple of {env.world}"
+        )
+    per_process = config["batch_size"] // env.world
     drop = len(train_feeder) // env.world >= per_process  # keep one short batch for tiny sets
     options = {"num_workers": config["workers"], "pin_memory": env.device.type == "cuda"}
     train_loader = DataLoader(train_feeder, per_process, sampler=sampler, drop_last=drop, **options)
@@ -918,6 +934,12 @@ def build_run(
     fill = data_cfg["fill_hand_gaps"]
     train_feeder = SkeletonFeeder(train_data, preprocess, True, augment, config["seed"], fill)
     notes.append(mirror_note(class_names, train_feeder.mirror_to, augment.mirror))
+    if (warmup := config["optim"]["warmup_epochs"]) > config["epochs"]:
+        notes.append(
+            f"optim.warmup_epochs {warmup:g} is longer than the {config['epochs']} epochs: the learning "
+            f"rate reaches {learning_rate(config['optim'], config['epochs'], config['epochs']):.3g} of "
+            f"optim.lr {config['optim']['lr']:g} and never decays"
+        )
     val_feeder, val_labels = None, np.zeros(0, np.int64)
     if val_data is not None and len(val_data):
         val_labels = labels_for(val_data, class_names)

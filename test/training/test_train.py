@@ -170,6 +170,10 @@ def test_overrides_apply_with_dotted_keys_and_yaml_values():
         ("model.overrides.loss.label_smoothing=0.5", "set by the training from optim.label_smoothing"),
         ("model.overrides.num_classes=7", "model.overrides.num_classes is set by the training from the data"),
         ("model.overrides.test_mirror=[0]", "set by the training from model.test_mirror"),
+        ("data=null", "data must be a mapping"),  # read before the type checks: a traceback
+        ("data=abc", "data must be a mapping"),
+        ("optim.min_lr=1", "optim.min_lr 1 is above optim.lr"),  # the decay raised the rate 20-fold
+        ("optim.label_smoothing=1", "optim.label_smoothing must be below 1"),  # found after the data
     ],
 )
 def test_bad_overrides_are_clear_errors(override, message):
@@ -231,6 +235,18 @@ def test_warmup_then_cosine_schedule():
     assert learning_rate(optim, 80, 5.0) == pytest.approx(0.1)
     assert learning_rate(optim, 80, 42.5) == pytest.approx(0.05)
     assert learning_rate(optim, 80, 80.0) == pytest.approx(0.0, abs=1e-12)
+    # a warm-up shorter than its 1e-3 start: the first step was lr * 1e-3 / warmup, 1e6 times lr
+    assert learning_rate({**optim, "warmup_epochs": 1e-9}, 80, 0.0) == pytest.approx(0.1)
+
+
+def test_a_global_batch_that_does_not_split_over_the_processes_is_refused():
+    """batch_size is the global batch: 64 over 3 processes trained 63, 2 over 4 trained 4."""
+    from bharnet_ros.training.train import Dist, make_loaders
+
+    feeder = type("Feeder", (), {"labels": np.zeros(12, np.int64), "__len__": lambda self: 12})()
+    config = {"batch_size": 64, "workers": 0, "seed": 0, "data": {"class_balance": 1.0}}
+    with pytest.raises(ConfigError, match="batch_size 64 does not split evenly over 3 processes"):
+        make_loaders(config, Dist(world=3), feeder, None)
 
 
 def test_experts_initialise_the_streams_of_bharnet_e(tmp_path):
