@@ -84,7 +84,7 @@ def overrides_from(args: argparse.Namespace, overrides: list[str]) -> list[str]:
     swallowed by a bare ``--loso`` (which then holds out everyone, as written).
     """
     out = list(overrides)
-    if args.loso is not None and "=" in args.loso:
+    if "=" in (getattr(args, "loso", None) or ""):
         out.append(args.loso)
         args.loso = "all"
     for key in ("train", "val"):
