@@ -297,7 +297,9 @@ class Recognizer:
         label = names[class_id]
         unfamiliar = self._unfamiliar(scores)
         self.windows_unfamiliar += unfamiliar
-        if (confidence < self.none_threshold or unfamiliar) and label != NONE:
+        # a none the rules make (the none class too, below the threshold) reports 1 - the best's
+        # probability; the none class held at or above it, its own, whatever the distance says
+        if confidence < self.none_threshold or (unfamiliar and label != NONE):
             best = float(np.max(state.smoother.probabilities))  # not the held label's: 1 - the best's
             label, class_id, confidence = NONE, names.index(NONE) if NONE in names else -1, 1.0 - best
         top = scores.top(self.config.top_k)

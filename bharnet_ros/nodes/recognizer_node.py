@@ -100,7 +100,7 @@ PARAMS = (
     Param(
         "min_seconds",
         C.min_seconds,
-        "seconds of history before a person's first decision",
+        "seconds of history before a person's first decision (at most the window)",
         (0.0, 60.0),
         live=True,
     ),

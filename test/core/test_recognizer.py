@@ -458,6 +458,18 @@ def test_a_none_of_the_distance_rule_is_as_sure_as_the_best_label_is_not():
     assert results[2].confidence == pytest.approx(0.45)  # 1 - raise's 0.55
 
 
+def test_a_none_class_below_the_threshold_reports_one_minus_the_best_as_every_rule_made_none():
+    """The none class best at 0.55 under a 0.6 threshold reported 0.55, where the rule says 0.45:
+    the same message meant two things, depending on hidden hysteresis."""
+    classifier = ScriptedClassifier([[0.4, 0.55, 0.05], [0.3, 0.7, 0.0]])
+    classifier.class_names = ["idle", "none", "raise"]
+    config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.0, smoothing=1.0, none_threshold=0.6)
+    recognizer = Recognizer(classifier, config)
+    results = [recognizer.push(frame(i / 30)) for i in range(2)]
+    assert [(r.label, r.class_id) for r in results] == [("none", 1), ("none", 1)]
+    assert [r.confidence for r in results] == pytest.approx([0.45, 0.7])  # made by the rule; the class's own
+
+
 def test_a_model_without_a_distance_output_has_the_distance_rule_off_whatever_the_parameter():
     script = [[0.9, 0.1]]
     without = DistanceClassifier(script, [None])
