@@ -381,14 +381,19 @@ def test_a_bad_calibration_is_refused_before_teaching(base, tmp_path):
         check_calibration(base, calibration)  # the default export is expert-only: its entry is needed
 
 
+def exported_with(base, path, props: dict[str, str]):
+    """``base`` exported to ``path`` with these metadata entries set (added or replaced)."""
+    export_taught(base, path, calibration=None)
+    proto = onnx.load(str(path))
+    kept = {entry.key: entry.value for entry in proto.metadata_props}
+    onnx.helper.set_model_props(proto, {**kept, **props})
+    onnx.save(proto, str(path))
+    return path
+
+
 def test_a_models_stored_calibration_is_checked_like_a_file(base, tmp_path):
-    model = tmp_path / "m.onnx"
-    export_taught(base, model, calibration=None)
-    proto = onnx.load(str(model))
-    for key, value in (("bharnet.temperature", '"abc"'), ("bharnet.none_threshold", "NaN")):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(model))
+    props = {"bharnet.temperature": '"abc"', "bharnet.none_threshold": "NaN"}
+    model = exported_with(base, tmp_path / "m.onnx", props)
     with pytest.raises(ExportError, match=r"m\.onnx: its temperature \"abc\" is not a number"):
         check_calibration(base, model)
 
@@ -400,16 +405,9 @@ def test_a_calibration_of_another_models_classes_is_refused_before_teaching(base
     calibration.write_text(json.dumps({"expert_only": entry}))
     with pytest.raises(ExportError, match="fitted on a model of 3 classes"):
         check_calibration(base, calibration)
-    model = tmp_path / "m.onnx"
-    export_taught(base, model, calibration=None)
-    proto = onnx.load(str(model))
-    for key, value in (("bharnet.temperature", "2.0"), ("bharnet.none_threshold", "0.4")):
-        added = proto.metadata_props.add()
-        added.key, added.value = key, value
-    for prop in proto.metadata_props:
-        if prop.key == "bharnet.labels":
-            prop.value = json.dumps(list(reversed(base.class_names)))
-    onnx.save(proto, str(model))
+    labels = json.dumps(list(reversed(base.class_names)))
+    props = {"bharnet.temperature": "2.0", "bharnet.none_threshold": "0.4", "bharnet.labels": labels}
+    model = exported_with(base, tmp_path / "m.onnx", props)
     with pytest.raises(ExportError, match="fitted on other classes or another order"):
         check_calibration(base, model)
 
