@@ -257,3 +257,54 @@ def test_an_interruption_while_the_pose_pool_starts_is_not_hidden_by_its_shutdow
     jobs = [videos.VideoJob(Path(f"{name}.avi"), "wave", f"S1/{name}") for name in ("a", "b")]
     with pytest.raises(KeyboardInterrupt):
         list(videos._extract_all(jobs, "holistic", 2))
+
+
+def test_a_linked_person_folder_is_read_and_a_link_loop_ends(tmp_path):
+    """rglob did not enter linked folders: S2's clips were left out, 'skipped: 0'."""
+    elsewhere = touch(tmp_path / "disk2" / "S2", "come_1_1m_upper.npz")
+    root = touch(tmp_path / "people" / "S1", "wave_1_1m_upper.npz")
+    (root.parent / "S2").symlink_to(elsewhere)
+    (root / "loop").symlink_to(root)
+    jobs, _ = jobs_of(root.parent)
+    assert [job.name for job in jobs] == ["S1/wave_1_1m_upper", "S2/come_1_1m_upper"]
+
+
+def test_hidden_files_and_macos_copies_are_passed_over(tmp_path):
+    """A folder copied from a Mac was refused outright: '._wave' and 'wave', one gesture two ways."""
+    root = touch(tmp_path / "people", "S1/wave_1_1m_upper.npz", "__MACOSX/S1/._wave_1_1m_upper.npz")
+    touch(root, "S1/._wave_1_1m_upper.npz", "S1/.hidden_1_1m_upper.avi", ".cache/S9/come_1_1m_upper.npz")
+    jobs, _ = jobs_of(root)
+    assert [job.name for job in jobs] == ["S1/wave_1_1m_upper"]
+
+
+def test_files_no_folder_reads_are_listed_not_dropped(tmp_path):
+    """A pipe among the clips, and videos lying beside the class folders, left 'skipped: 0'."""
+    import os
+
+    root = touch(tmp_path / "people", "S1/wave_1_1m_upper.npz")
+    os.mkfifo(root / "S1" / "come_1_1m_upper.npz")
+    _, report = jobs_of(root)
+    assert [(Path(path).name, reason) for path, reason, _ in report.skipped] == [
+        ("come_1_1m_upper.npz", "not a regular file")
+    ]
+    classes = touch(tmp_path / "clips", "wave/a.npz", "come.npz")
+    jobs, report = jobs_of(classes, pattern=None, subject="S1")
+    assert [job.name for job in jobs] == ["wave/a.npz"]
+    assert [(Path(path).name, reason) for path, reason, _ in report.skipped] == [("come.npz", "not read")]
+
+
+def test_one_label_in_composed_and_decomposed_unicode_is_one_class(tmp_path):
+    """macOS writes names decomposed: 'café' from a Mac and from Linux were two classes printed alike."""
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    root = touch(tmp_path / "people", f"S1/{composed}_1_1m_upper.npz", f"S2/{decomposed}_1_1m_upper.npz")
+    jobs, _ = jobs_of(root)
+    assert {job.label for job in jobs} == {composed}
+
+
+def test_a_class_name_that_cannot_be_saved_is_refused_before_the_pose_stage(tmp_path, monkeypatch):
+    from bharnet_ros.training.importers import videos
+
+    root = touch(tmp_path / "S7", "w" * 201 + "_1_1m_upper.avi", "stop_1_1m_upper.avi")
+    monkeypatch.setattr(videos, "_extract_all", lambda *args: pytest.fail("the pose stage ran"))
+    with pytest.raises(DatasetError, match="is not printable text of at most 200 characters"):
+        videos.import_videos(root, pattern=HRI)

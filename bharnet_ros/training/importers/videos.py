@@ -26,7 +26,9 @@ imported with different patterns without running MediaPipe again.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -37,9 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.pose import PoseEstimator
 from bharnet_ros.core.skeleton import SkeletonFrame, SkeletonSequence
-from bharnet_ros.core.video import VideoError, VideoReader, is_video_file, list_videos
+from bharnet_ros.core.video import VIDEO_EXTENSIONS, VideoError, VideoReader, list_videos
 from bharnet_ros.training.classes import same_words
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 from bharnet_ros.training.importers import ImportReport, Progress, no_progress
@@ -130,16 +133,16 @@ def find_jobs(root: Path, pattern: str | None, subject: str | None, report: Impo
 def _pattern_jobs(root: Path, pattern: str, subject: str | None, report: ImportReport) -> list[VideoJob]:
     regex = compile_pattern(pattern)
     jobs = []
-    for video in _videos_below(root):
+    for video in _videos_below(root, report):
         stem, track = _track_of(video)
-        match = regex.match(stem)
+        match = regex.match(_nfc(stem))
         if match is None and track:  # a name that ends in _p<digits> of its own
-            track, match = "", regex.match(video.stem)
+            track, match = "", regex.match(_nfc(video.stem))
         if match is None:
             report.skip(str(video), "name does not match --pattern", pattern)
             continue
         fields = {**match.groupdict(), **({"track": track} if track else {})}
-        person = fields.pop("subject", None) or subject or _person_folder(root, video, report)
+        person = _nfc(fields.pop("subject", None) or subject or _person_folder(root, video, report))
         label = fields.pop("label")
         attributes = {"subject": person, **fields} if person else dict(fields)
         name = f"{person}/{video.stem}" if person else video.stem
@@ -158,14 +161,17 @@ def _class_folder_jobs(root: Path, subject: str | None, report: ImportReport) ->
     if not subject:
         report.notes.append("videos: no person recorded (one folder per class); --subject NAME sets one")
     attributes = {"subject": subject} if subject else {}
-    folders = sorted(d for d in root.iterdir() if d.is_dir())
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not _hidden(d.name))
+    for loose in list_videos(root) + sorted(p for p in root.iterdir() if _is_skeleton_file(p)):
+        report.skip(str(loose), "not read", "not in a class folder (the folder's name is the class)")
     for folder in folders:  # one level only: CLASS/<video>; deeper files are named, not lost unseen
         for deeper in (p for d in folder.iterdir() if d.is_dir() for p in _videos_below(d)):
             report.skip(str(deeper), "not read", f"below the class folder {folder.name}/ (one level is read)")
     return [
-        VideoJob(video, folder.name, f"{folder.name}/{video.name}", dict(attributes))
+        VideoJob(video, _nfc(folder.name), _nfc(f"{folder.name}/{video.name}"), dict(attributes))
         for folder in folders
         for video in list_videos(folder) + sorted(p for p in folder.iterdir() if _is_skeleton_file(p))
+        if not _hidden(video.name)
     ]
 
 
@@ -187,8 +193,38 @@ def check_unique_names(jobs: list[VideoJob], root: Path) -> None:
     )
 
 
-def _videos_below(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if is_video_file(p) or _is_skeleton_file(p))
+def _videos_below(root: Path, report: ImportReport | None = None) -> list[Path]:
+    """The videos and skeleton files anywhere below ``root``, through linked folders (each read
+    once: a link loop ends). Hidden files and folders (``.x``, macOS's ``__MACOSX`` and ``._x``
+    copies) are passed over, and files of a clip's name that are no regular file (a FIFO, a link
+    to a device) are listed in ``report``, not dropped unseen."""
+    found, seen = [], set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders[:] = sorted(d for d in subfolders if not _hidden(d))
+        for name in files:
+            path = Path(folder) / name
+            if _hidden(name) or path.suffix.lower() not in (*VIDEO_EXTENSIONS, ".npz"):
+                continue
+            if path.is_file():
+                found.append(path)
+            elif report is not None:
+                report.skip(str(path), "not a regular file", "a pipe, a device or a broken link")
+    return sorted(found)
+
+
+def _nfc(text: str) -> str:
+    """``text`` in Unicode's composed form: macOS names files decomposed (``cafe`` and an accent),
+    Linux composed, and the two spellings of one gesture were two classes printed alike."""
+    return unicodedata.normalize("NFC", text)
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
 
 
 def _is_skeleton_file(path: Path) -> bool:
@@ -207,10 +243,11 @@ def _person_folder(root: Path, video: Path, report: ImportReport) -> str:
     people = [part for part in video.relative_to(root).parts[:-1] if not MEDIA_FOLDER.fullmatch(part)]
     if people:
         return people[0]
-    named = [folder.name for folder in (root.resolve(), *root.resolve().parents) if folder.name]
-    person = next((name for name in named if not MEDIA_FOLDER.fullmatch(name)), root.resolve().name)
+    folders = [folder for folder in (root.resolve(), *root.resolve().parents) if folder.name]
+    taken = next((f for f in folders if not MEDIA_FOLDER.fullmatch(f.name)), root.resolve())
+    person = taken.name
     note = (
-        f"videos: files not in a person's folder get the person {person!r} (the name of {root}); "
+        f"videos: files not in a person's folder get the person {person!r} (the name of {taken}); "
         "--subject NAME overrides"
     )
     if note not in report.notes:
@@ -240,6 +277,11 @@ def import_videos(
         raise DatasetError(
             f"the videos name one gesture two ways, {twins[0]!r} and {twins[1]!r}; rename the files "
             "(or the class folders) to one spelling"
+        )
+    if bad := next((label for label in labels if not plain_label(label)), None):
+        raise DatasetError(  # found now, not after the pose stage ran on every video
+            f"the class name {shown(bad)} is not printable text of at most {MAX_LABEL_LENGTH} "
+            "characters; rename the files (or the class folders)"
         )
     if check_labels is not None:
         check_labels(labels)
