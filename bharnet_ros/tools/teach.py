@@ -500,6 +500,13 @@ def _check_fit_options(args: argparse.Namespace) -> None:
     ):
         if not 0.0 <= value < 1.0:  # also refuses nan
             raise UsageError(f"{option} must be in [0, 1), not {value}")
+    shaping = {
+        "--finetune-part": args.finetune_part != "all",
+        "--finetune-distill": args.finetune_distill != 0,
+        "--finetune-balance": args.finetune_balance != 1.0,
+    }
+    if not args.finetune_epochs and (given := next((o for o, on in shaping.items() if on), None)):
+        raise UsageError(f"{given} shapes a fine-tune, which runs only with --finetune-epochs N; add it")
 
 
 def _fit_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -599,7 +606,7 @@ def _rehearsal_source(args: argparse.Namespace, base_path: Path) -> TrainingData
 
 
 def _load_rehearsal(source: TrainingData | None, taught: list[str]) -> SkeletonDataset | None:
-    from bharnet_ros.training.teach import load_rehearsal
+    from bharnet_ros.training.teach import load_rehearsal, taught_in
 
     if source is None:
         return None
@@ -607,7 +614,7 @@ def _load_rehearsal(source: TrainingData | None, taught: list[str]) -> SkeletonD
     if source.missing:
         print(f"not found, so not rehearsed: {', '.join(str(f) for f in source.missing)}")
     data = load_rehearsal(source, taught)
-    if clash := [name for name in taught if name in source.relabel]:
+    if clash := taught_in(list(source.relabel), taught):
         print(
             f"the rehearsal's {', '.join(clash)} samples are left out: the base model learnt them as "
             f"{', '.join(sorted({source.relabel[name] for name in clash}))}, and they are taught anew here"

@@ -89,7 +89,7 @@ from bharnet_ros.model.export import (
 from bharnet_ros.model.feature_distance import FeatureDistance, distance_branches, fit_feature_distance
 from bharnet_ros.model.losses import build_loss
 from bharnet_ros.model.mirror import average_with_mirror, mirror_body, mirror_hand
-from bharnet_ros.training.classes import labelled_by, same_words
+from bharnet_ros.training.classes import labelled_by, name_words, same_words
 from bharnet_ros.training.data import (
     TrainingData,
     known_classes_only,
@@ -868,6 +868,13 @@ def rehearsal_beside(checkpoint_path: str | Path) -> TrainingData:
     return training_data_of(Path(checkpoint_path).parent / "config.yaml")
 
 
+def taught_in(names: Sequence[str], taught: Sequence[str]) -> list[str]:
+    """The names among ``names`` that are a taught gesture by their words (``clap`` for a taught
+    ``Clap``): a base that merged them away learnt them as another class."""
+    words = {name_words(name) for name in taught}
+    return [name for name in names if name_words(name) in words]
+
+
 def load_rehearsal(source: TrainingData, taught: Sequence[str] = ()) -> SkeletonDataset:
     """The rehearsal data: the files merged, relabelled as the base run did, without the people it
     never trained on (left out, or kept for validation: a curve measures those as unseen).
@@ -876,7 +883,7 @@ def load_rehearsal(source: TrainingData, taught: Sequence[str] = ()) -> Skeleton
     the default recipe merges ``clap`` into ``none``) are dropped first: relabelled, they would
     teach that the new gesture is the other class."""
     data = load_datasets(source.files)
-    if clash := [name for name in taught if name in data.class_names]:
+    if clash := taught_in(data.class_names, taught):
         data = data.subset(np.flatnonzero(~np.isin(data.labels, [data.class_names.index(n) for n in clash])))
     merges = {k: v for k, v in source.relabel.items() if k in data.class_names}
     data = vocabulary(data, {"relabel": merges, "classes": []})

@@ -85,6 +85,7 @@ from bharnet_ros.training.teach import (
     rehearsal_beside,
     rehearsal_features,
     taught_checkpoint,
+    taught_in,
     teaching_set,
     vocabulary_for,
 )
@@ -178,6 +179,10 @@ def run_curve(
         known = sorted(set(plan.new) & set(base.class_names))
         if known:
             raise ValueError(f"{path} already knows {', '.join(known)}; train the base model without them")
+        relabel = rehearsal_beside(path).relabel
+        if merged := taught_in(list(relabel), plan.new):  # learnt under another name: not new to it
+            learnt = ", ".join(f"{name} as {relabel[name]}" for name in merged)
+            raise ValueError(f"{path} learnt {learnt} (its data.relabel); train the base model without them")
         model = prepare_model(base)
         check_finetune(model, plan.settings)
         classes = vocabulary_for(base.class_names, plan.new, plan.settings)

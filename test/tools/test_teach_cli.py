@@ -259,6 +259,12 @@ def test_train_adds_gestures_and_exports_a_model_the_node_loads(base_checkpoint,
     with pytest.raises(SystemExit):
         main([*args, "--force", "--finetune-part", "trunk"])
     assert "invalid choice: 'trunk'" in capsys.readouterr().err
+    for shaping in (["--finetune-part", "tails"], ["--finetune-distill", "2"], ["--finetune-balance", "0"]):
+        assert main([*args, "--force", *shaping]) == 2  # ignored without a fine-tune, silently
+        assert (
+            f"{shaping[0]} shapes a fine-tune, which runs only with --finetune-epochs N"
+            in capsys.readouterr().err
+        )
     tails = ["--finetune-epochs", "1", "--finetune-part", "tails", "--finetune-distill", "2"]
     assert main([*args, "--rehearse", str(rehearsal), "--force", "--steps", "5", *tails]) == 0
     assert "fine-tuned the tails and heads for 1 epoch(s), keeping the old classes' logits (weight 2)" in (
@@ -396,6 +402,17 @@ def test_curve_names_an_unknown_gesture_or_person(teach_base, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert message in err
     assert "no point of the curve" not in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_curve_refuses_a_gesture_the_base_learnt_under_another_name(teach_base, tmp_path, capsys):
+    """The base merged Stop into idle: it saw every seen person's stops, yet they counted as new."""
+    data = synth_takes(tmp_path / "ana.npz", ["idle", "stop"], "ana")
+    base = fold_leaving_out(teach_base(), tmp_path / "old_bo", "bo")
+    (base.parent / "config.yaml").write_text("data:\n  exclude_subjects: [bo]\n  relabel: {Stop: idle}\n")
+    args = ["teach", "curve", "--base", str(base), "--data", str(data), "--out", str(tmp_path / "c")]
+    assert main([*args, "--new", "stop", "--teachers", "1", "--takes", "1"]) == 2
+    assert "learnt Stop as idle (its data.relabel)" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
 
 
