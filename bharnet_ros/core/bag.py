@@ -216,17 +216,19 @@ def skeleton_frames(msg: Any) -> list[SkeletonFrame]:
 # --------------------------------------------------------------------------------------------------
 
 
-SQLITE_URI_CHARACTERS = "#?%"  # rosbags opens SQLite by a URI built from the path, unescaped
+# What a SQLite URI built from a path without escaping reads otherwise, as rosbags builds it:
+# # and ? end the path, and % with two hex digits is another character.
+SQLITE_URI_HAZARD = re.compile(r"[#?]|%[0-9A-Fa-f]{2}")
 
 
 def check_sqlite_path(path: str | Path) -> None:
-    """BagError for a SQLite bag whose path holds ``#``, ``?`` or ``%``: rosbags cuts the path
-    there, so a recording went to another file outside its folder, reported as written."""
-    absolute = str(Path(path).absolute())
-    if odd := next((c for c in SQLITE_URI_CHARACTERS if c in absolute), None):
+    """BagError for a SQLite bag whose path holds ``#``, ``?`` or ``%41``: rosbags cuts the path
+    there or reads another name, so a recording went to another file outside its folder, reported
+    as written."""
+    if odd := SQLITE_URI_HAZARD.search(str(Path(path).absolute())):
         raise BagError(
-            f"{path}: a SQLite bag's path may not hold {odd!r} (rosbags would read or write another "
-            "file); rename it, or use the mcap storage"
+            f"{path}: a SQLite bag's path may not hold {odd.group()!r} (rosbags would read or write "
+            "another file); rename it, or use the mcap storage"
         )
 
 

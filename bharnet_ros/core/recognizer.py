@@ -323,6 +323,13 @@ class Recognizer:
         return bool(threshold) and distance is not None and distance > threshold
 
 
+def takes_frame(classifier: WindowClassifier, frame: SkeletonFrame) -> bool:
+    """Whether ``classifier`` reads a frame of this body layout and coordinate space."""
+    layouts = accepted_layouts(classifier.body_layout)
+    space = getattr(classifier, "space", "")
+    return (not layouts or frame.layout in layouts) and (not space or frame.space == space)
+
+
 def accepted_layouts(model_layout: str) -> tuple[str, ...]:
     """Body layouts a model built for ``model_layout`` can take (preprocessing maps MP33 to NTU25)."""
     if model_layout == "ntu25":

@@ -48,6 +48,7 @@ class Percentiles:
 
 
 MAX_COUNTED_GAP = 10.0  # seconds
+MOST_LATE = 1.0  # seconds: a frame older than the newest by more is a restart (a bag loop), not late
 MIN_FRAME_PERIOD = 1e-3  # seconds: no camera runs above 1000 Hz, so a shorter gap is not a period
 
 
@@ -61,7 +62,8 @@ class GapDropCounter:
     frames lost: it counts nothing and does not enter the period estimate. Nor does one shorter than
     :data:`MIN_FRAME_PERIOD` (frames stamped microseconds apart), which would make every ordinary
     gap look like thousands of lost frames. A frame older than the newest (delivered late) is not
-    a gap either; a jump back by more than :data:`MAX_COUNTED_GAP` restarts the count from it.
+    a gap either; a jump back by more than :data:`MOST_LATE` (a bag looping, a camera restarting)
+    restarts the count from it.
     """
 
     def __init__(self, history: int = 100) -> None:
@@ -78,7 +80,7 @@ class GapDropCounter:
                 missing = max(round(gap / float(np.percentile(self._gaps, 10))) - 1, 0)
             if gap >= MIN_FRAME_PERIOD:
                 self._gaps.append(gap)
-        if self._last is None or stamp > self._last or stamp < self._last - MAX_COUNTED_GAP:
+        if self._last is None or stamp > self._last or stamp < self._last - MOST_LATE:
             self._last = stamp  # a frame arriving late leaves it: the next gap is from the newest
         self.dropped += missing
         return missing

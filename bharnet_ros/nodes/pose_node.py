@@ -69,6 +69,7 @@ except ImportError:
 
 AUTO = "auto"
 RELIABILITIES = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
+FOLLOWING = ("system_default", "best_available")  # overrides that follow the publishers, as auto does
 
 PARAMS = (
     Param(
@@ -241,8 +242,11 @@ class PoseNode(ManagedNode):
         name = f"qos_overrides.{topic}.subscription.reliability"
         override = self._parameter_overrides.get(name)
         chosen = str(override.value).lower() if override is not None else self.params["image_reliability"]
-        if override is not None and chosen not in (*RELIABILITIES, "system_default"):  # as rclpy refuses
-            raise ValueError(f"{name} {shown(override.value)} is not best_effort, reliable or system_default")
+        if override is not None and chosen not in (*RELIABILITIES, *FOLLOWING):  # a typo: not auto silently
+            raise ValueError(
+                f"{name} {shown(override.value)} is none of best_effort, reliable, best_available, "
+                "system_default"
+            )
         return chosen if chosen in RELIABILITIES else AUTO  # system_default: what the publishers offer
 
     def _wanted_reliability(self, topic: str, publishers: list[Any]) -> ReliabilityPolicy:

@@ -53,6 +53,7 @@ from bharnet_ros.core.recognizer import (
     Recognizer,
     RecognizerConfig,
     load_window_classifier,
+    takes_frame,
 )
 from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.core.stats import Percentiles, PersonDropCounter, RateMeter
@@ -506,8 +507,9 @@ class RecognizerNode(ManagedNode):
         nonfinite = recognizer.stats.nonfinite_scores
         try:
             result = recognizer.push(frame, arrival=arrival)
-        except IncompatibleFrameError as err:  # the skeletons the old model took: this one never will
-            probation.failed(str(err))
+        except IncompatibleFrameError as err:
+            if takes_frame(probation.fallback.classifier, frame):  # the old model took it: this never will
+                probation.failed(str(err))
             raise
         except SkeletonError:
             raise

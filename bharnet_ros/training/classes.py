@@ -17,11 +17,12 @@ from bharnet_ros.training.importers import ImportReport
 
 
 def name_words(name: str) -> tuple[str, ...]:
-    """A class name's words, lower case: ``Turn_Left``, ``turn-left``, ``turn left``, ``TurnLeft``
-    and ``turn.left`` alike (any character but a letter or digit parts words, and so does a capital
-    after a small letter: a ``left`` word found in each is what pairs lateral classes)."""
+    """A class name's words, lower case: ``Turn_Left``, ``turn-left``, ``turn left``, ``TurnLeft``,
+    ``turn.left`` and ``turn(left)`` alike (spaces, ``_-./()[]`` and a capital after a small letter
+    part words: a ``left`` word found in each is what pairs lateral classes). Other symbols stay
+    in their word: ``volume+`` and ``volume-`` are two gestures."""
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name.strip())
-    return tuple(word for word in re.split(r"[\W_]+", spaced.lower()) if word) or (name.strip().lower(),)
+    return tuple(re.split(r"[\s_\-./()\[\]]+", spaced.lower()))
 
 
 def same_words(names: Sequence[str]) -> tuple[str, str] | None:

@@ -4,13 +4,21 @@ The classifier is a stand-in here: this test is about windowing and decisions, n
 (the ONNX classifier has its own tests).
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bharnet_ros.core.inference import WindowScores
-from bharnet_ros.core.recognizer import Recognizer, RecognizerConfig, accepted_layouts, load_window_classifier
+from bharnet_ros.core.recognizer import (
+    Recognizer,
+    RecognizerConfig,
+    accepted_layouts,
+    load_window_classifier,
+    takes_frame,
+)
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.window import Window
 
@@ -704,3 +712,16 @@ def test_a_held_label_below_the_none_threshold_gives_way_to_a_rival_above_it():
     decided = [recognizer.push(frame(i / 30)) for i in range(5)]
     labels = [(d.label, round(d.confidence, 2)) for d in decided]
     assert labels == [("idle", 0.9), ("raise", 0.55), ("raise", 0.55), ("raise", 0.72), ("idle", 0.6)]
+
+
+def test_whether_a_model_takes_a_frame_follows_its_layout_and_space():
+    """A swapped-in model is rolled back for a frame only the old model took: a stray publisher of
+    another space, refused by both, rolled back every swap."""
+    classifier = HandRaisedClassifier()
+    image = frame(0.0)
+    assert takes_frame(classifier, image)
+    world = dataclasses.replace(image, space="world")
+    classifier.space = "image"
+    assert not takes_frame(classifier, world)
+    classifier.body_layout = "ntu25"  # takes MediaPipe's 33 joints too, mapped
+    assert takes_frame(classifier, image)

@@ -54,6 +54,16 @@ def test_a_frame_delivered_late_is_no_gap_before_the_next():
     assert counter.dropped == 0
 
 
+def test_a_short_bag_looping_restarts_the_count_and_keeps_counting():
+    """A 3 s bag played again jumps back 3 s: taken as late frames, every drop after it was missed."""
+    counter = GapDropCounter()
+    for i in range(90):
+        counter.observe(i / 30)
+    for i in range(0, 90, 2):  # the second loop loses every other frame
+        counter.observe(i / 30)
+    assert counter.dropped == 44
+
+
 def test_frames_stamped_microseconds_apart_do_not_set_the_frame_period():
     """A burst stamped 1 µs apart, a pause, then an ordinary 30 Hz stream: nothing was lost."""
     counter = GapDropCounter()

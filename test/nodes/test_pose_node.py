@@ -124,8 +124,18 @@ def test_a_misspelt_reliability_override_fails_activate_with_the_reason(ros, wai
     typo = Parameter("qos_overrides./image_raw.subscription.reliability", value="besteffort")
     pose = ros.add(PoseNode, parameter_overrides=[typo, EAGER])
     assert wait(lambda: "activate failed" in pose.transition_error)
-    assert "'besteffort' is not best_effort, reliable or system_default" in pose.transition_error
+    assert "'besteffort' is none of best_effort, reliable, best_available, system_default" in (
+        pose.transition_error
+    )
     assert not pose.inputs
+
+
+def test_a_reliability_override_rclpy_takes_follows_the_publishers(ros, wait):
+    """best_available is rclpy's own word for what auto does: it was refused with the typos."""
+    override = Parameter("qos_overrides./image_raw.subscription.reliability", value="best_available")
+    pose = ros.add(PoseNode, parameter_overrides=[override, EAGER])
+    assert wait(lambda: pose.inputs)
+    assert pose.transition_error == ""
 
 
 @pytest.mark.parametrize(

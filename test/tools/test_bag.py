@@ -895,9 +895,11 @@ def test_a_sqlite_bag_path_holding_a_uri_character_is_refused(tmp_path, capsys, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.avi"]
     assert main(["bag", "record-video", str(video), "-o", "take2", "--storage", "sqlite3"]) == 0
     capsys.readouterr()
-    (tmp_path / "take2").rename(tmp_path / "r%1")
-    assert main(["bag", "info", "r%1"]) == 2
-    assert "a SQLite bag's path may not hold '%'" in one_line_error(capsys)
+    (tmp_path / "take2").rename(tmp_path / "r%41")  # read as rA
+    assert main(["bag", "info", "r%41"]) == 2
+    assert "a SQLite bag's path may not hold '%41'" in one_line_error(capsys)
+    (tmp_path / "r%41").rename(tmp_path / "run_100%")  # a % SQLite reads as itself
+    assert main(["bag", "info", "run_100%"]) == 0
 
 
 def test_a_sqlite_bag_whose_schema_is_not_utf8_is_a_one_line_error(tmp_path, capsys):

@@ -351,6 +351,14 @@ def test_lateral_names_pair_whatever_their_case_and_separators():
     assert mirror_label_map(["turn.left", "turn.right", "point(left)"]).tolist() == [1, 0, -1]
 
 
+def test_names_told_apart_by_a_symbol_are_two_gestures():
+    """volume+ and volume- were one gesture by their words once every symbol parted words."""
+    from bharnet_ros.training.classes import same_words
+
+    assert same_words(["volume+", "volume-", "zoom+", "+1", "-1"]) is None
+    assert same_words(["Turn_Left", "turnLeft"]) == ("Turn_Left", "turnLeft")
+
+
 def test_a_class_never_mirrored_is_never_made_by_mirroring_its_twin():
     """mirror_never: [left] still mirrored right samples into left ones, which the user had ruled out."""
     names = ["left", "right", "wave"]
