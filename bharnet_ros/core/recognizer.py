@@ -326,8 +326,9 @@ class Recognizer:
 def takes_frame(classifier: WindowClassifier, frame: SkeletonFrame) -> bool:
     """Whether ``classifier`` reads a frame of this body layout and coordinate space."""
     layouts = accepted_layouts(classifier.body_layout)
-    space = getattr(classifier, "space", "")
-    return (not layouts or frame.layout in layouts) and (not space or frame.space == space)
+    return (not layouts or frame.layout in layouts) and (
+        not classifier.space or frame.space == classifier.space
+    )
 
 
 def accepted_layouts(model_layout: str) -> tuple[str, ...]:

@@ -128,9 +128,8 @@ class PoseNode(ManagedNode):
         self.skeleton_pub = self.overlay_pub = None
         self.frames_in = 0
         self.bad_frames = 0
-        self.stamps_refused = (
-            0  # of the bad frames, those refused for their stamp (bag eval tells them apart)
-        )
+        # of the bad frames, those refused for their stamp (bag eval tells them apart)
+        self.stamps_refused = 0
         self.frames_downscaled = 0
         self.persons_seen = 0  # in the newest processed image
         self.image_publishers: int | None = None  # on the image topic, any type; None: not looked yet

@@ -376,12 +376,13 @@ class SkeletonFeeder(Dataset):
         current epoch."""
         return np.random.default_rng([self.seed, self.epoch, draw])
 
-    def hands_of(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The subject's hands ``(T, 2, 21, 4)`` and presence ``(T, 2)``, gap-filled when enabled."""
+    def hands_of(
+        self, index: int, sample: SkeletonSequence, seen: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The subject's hands ``(T, 2, 21, 4)`` and presence ``(T, 2)`` in the ``seen`` frames of
+        sample ``index``, gap-filled when enabled."""
         if index in self._filled:
             return self._filled[index]
-        sample = self.data.sample(index)
-        seen = self.seen(sample)
         hands, present = sample.hands[0][seen], sample.hand_present[0][seen]
         if self.fill_gaps and present.any() and not self.causal_fill:  # causal: in crop()
             hands, present = fill_hands(hands, present, sample.timestamps[seen])
@@ -398,7 +399,7 @@ class SkeletonFeeder(Dataset):
         rng, index = self.rng(draw), draw % len(self.data)
         sample = self.data.sample(index)
         persons, seen = min(sample.body.shape[0], self.preprocess.num_persons), self.seen(sample)
-        hands, present = self.hands_of(index)
+        hands, present = self.hands_of(index, sample, seen)
         body, hands, present = self.crop(
             sample.body[:persons, seen], hands, present, sample.timestamps[seen], rng
         )
