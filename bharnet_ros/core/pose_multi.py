@@ -96,6 +96,11 @@ class MultiPoseEstimator(Closeable):
         next_id: int | None = None,
     ) -> None:
         check_confidences(min_detection_confidence, min_tracking_confidence)
+        if np.float32(min_tracking_confidence) <= 0:  # MediaPipe aborts the process on it
+            raise ValueError(
+                "min_tracking_confidence must be above 0 for the multi backend (its hand tracker "
+                f"needs a positive threshold), got {min_tracking_confidence}"
+            )
         if not 1 <= num_poses <= MAX_POSES:
             raise ValueError(f"num_poses must be in [1, {MAX_POSES}], got {num_poses}")
         self.num_poses = num_poses

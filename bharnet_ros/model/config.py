@@ -130,6 +130,10 @@ class ModelConfig:
             (self.fusion in ("mean", "noisy_or"), f"fusion {self.fusion!r} not in ('mean', 'noisy_or')"),
             (set(self.pam.keep_axes) <= set(PAM_AXES), f"pam.keep_axes must come from {PAM_AXES}"),
             (len(self.pam.keep_axes) > 0, "pam.keep_axes is empty"),
+            (
+                len(set(self.pam.keep_axes)) == len(self.pam.keep_axes),
+                "pam.keep_axes names an axis twice (each kept axis has one attention)",
+            ),
             (self.expertized.interaction in INTERACTIONS, f"interaction not in {INTERACTIONS}"),
             (self.attention.kind in ("favor", "softmax"), "attention.kind must be favor or softmax"),
             (
@@ -166,8 +170,9 @@ class ModelConfig:
             ("backbone.base_channels", self.backbone.base_channels, 4096),
             ("attention.heads", self.attention.heads, 64),
             ("attention.dim_head", self.attention.dim_head, 1024),
-            ("attention.num_features", self.attention.num_features or 1, 65_536),
         ]
+        if self.attention.num_features is not None:  # None: the default, d ln d
+            sizes.append(("attention.num_features", self.attention.num_features, 65_536))
         checks = [
             (1 <= value <= most, f"{name} must be 1..{most}, not {value}") for name, value, most in sizes
         ]

@@ -210,7 +210,9 @@ class ManagedNode(CallbackErrorCount, SafePublishing, LifecycleNode):
         self.params = read_parameters(self, tuple(self.param_table.values()))
         self.pending.clear()
         self.callback_errors, self.last_callback_error = 0, ""
-        problems = list(filter(None, (p.problem(self.params[p.name]) for p in self.param_table.values())))
+        problems = list(
+            filter(None, (self._problem(p, self.params[p.name]) for p in self.param_table.values()))
+        )
         if problems:  # values given at start-up (YAML, launch) skip the on-set check
             return self._failed("configure", "; ".join(problems))
         try:
@@ -334,11 +336,14 @@ class ManagedNode(CallbackErrorCount, SafePublishing, LifecycleNode):
 
     # --- parameters ------------------------------------------------------------------------------
 
+    def _problem(self, param: Param, value: Any) -> str:
+        return param.problem(value, self.get_name(), self.get_namespace())
+
     def _check_values(self, parameters: list[Parameter]) -> SetParametersResult:
         """Refuse text that is not one of a parameter's choices, or fails its check, at the set."""
         for parameter in parameters:
             param = self.param_table.get(parameter.name)
-            problem = param.problem(parameter.value) if param is not None else ""
+            problem = self._problem(param, parameter.value) if param is not None else ""
             if problem:
                 return SetParametersResult(successful=False, reason=problem)
         try:

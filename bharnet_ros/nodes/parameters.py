@@ -31,10 +31,11 @@ class Param:
     read_only: bool = False
     live: bool = False
     choices: tuple[str, ...] = ()
-    check: Callable[[Any], str] | None = None
+    check: Callable[[Any, str, str], str] | None = None
 
-    def problem(self, value: Any) -> str:
-        """Why ``value`` cannot be set (ROS checks types itself), or "".
+    def problem(self, value: Any, node_name: str = "node", namespace: str = "/") -> str:
+        """Why ``value`` cannot be set (ROS checks types itself), or "", for the node of that name
+        and namespace (a topic name is expanded within them).
 
         The range is checked again: ROS lets a float within a relative 1e-6 past a bound through
         (``Node.PARAM_REL_TOL``), which the core would then refuse when the value is applied.
@@ -45,7 +46,7 @@ class Param:
             low, high = self.limits
             if not low <= value <= high:
                 return f"{self.name} must be from {_number(low)} to {_number(high)}, not {value!r}"
-        return self.check(value) if self.check is not None else ""
+        return self.check(value, node_name, namespace) if self.check is not None else ""
 
     def descriptor(self) -> ParameterDescriptor:
         descriptor = ParameterDescriptor(
@@ -95,15 +96,16 @@ def defaults(params: tuple[Param, ...]) -> dict[str, Any]:
     return {param.name: param.default for param in params}
 
 
-def topic_name_problem(name: str) -> str:
-    """Why ``name`` is no valid topic name (as a node would expand it), or "" (also for empty)."""
+def topic_name_problem(name: str, node_name: str = "node", namespace: str = "/") -> str:
+    """Why ``name`` is no valid topic name as that node would expand it, or "" (also for empty):
+    the namespace counts towards the length and fills in ``{ns}``."""
     from rclpy.expand_topic_name import expand_topic_name
     from rclpy.validate_full_topic_name import validate_full_topic_name
 
     if not name:
         return ""
     try:
-        validate_full_topic_name(expand_topic_name(name, "node", "/"))
+        validate_full_topic_name(expand_topic_name(name, node_name, namespace))
     except Exception as err:  # rclpy raises ValueError or InvalidTopicNameException
         return f"{name!r} is no valid topic name ({str(err).splitlines()[0][:160]})"
     return ""

@@ -97,7 +97,7 @@ def check_options(options: Any) -> None:
     if options.video:
         check_video(options.video)
     check_model(options)
-    check_text_parameters(options)
+    check_file_parameters(options)
 
 
 def check_names(camera_topic: str, namespace: str) -> None:
@@ -158,11 +158,11 @@ def check_model(options: Any) -> None:
         raise UsageError(f"{where}: {err}") from None
 
 
-def check_text_parameters(options: Any) -> None:
-    """The parameters file's text values with a fixed set of values or a check (the pose node's
-    ``backend``, the recognizer's ``body_topic``) must pass it: the node's configure would refuse
-    the value and the graph would run without that node. Values the options override are checked
-    as options; wrong types and ranges are rclpy's to refuse when the node starts."""
+def check_file_parameters(options: Any) -> None:
+    """The parameters file's values must pass the nodes' own checks (the pose node's ``backend``,
+    the recognizer's ``body_topic``, every range): the node's configure would refuse the value and
+    the graph would run without that node. rclpy lets a number just past a bound through at start-up.
+    Values the options override are checked as options; wrong types are rclpy's to refuse."""
     import importlib
 
     from bharnet_ros.core.params_file import ParamsFileError, node_parameters, read_params_file
@@ -177,9 +177,9 @@ def check_text_parameters(options: Any) -> None:
         configured = node_parameters(data, spec.name, options.namespace)
         for param in importlib.import_module(spec.module).PARAMS:
             value = configured.get(param.name)
-            if param.name in spec.parameters or not isinstance(value, str):
+            if param.name in spec.parameters or value is None:
                 continue
-            if problem := param.problem(value):
+            if problem := param.problem(value, spec.name, "/" + options.namespace.strip("/")):
                 named = problem if problem.startswith(param.name) else f"{param.name} {problem}"
                 raise UsageError(f"{path}: the {spec.name} node's {named}")
 

@@ -199,6 +199,13 @@ def test_frames_follow_the_contract(pair_frames):
     assert frame.hands.shape == (2, 21, 4)
 
 
+@pytest.mark.parametrize("tracking", [0.0, 1e-300])
+def test_a_tracking_threshold_mediapipe_would_abort_on_is_refused(tracking, tmp_path):
+    # the hand landmarker checks its association threshold > 0 (as a float32) by aborting
+    with pytest.raises(ValueError, match="min_tracking_confidence must be above 0"):
+        MultiPoseEstimator(min_tracking_confidence=tracking, bundle_dir=str(tmp_path))
+
+
 def test_blank_images_find_nobody_and_closed_estimators_refuse(bundle_cache):
     before = set(threading.enumerate())
     estimator = MultiPoseEstimator(num_poses=2, bundle_dir=str(bundle_cache))

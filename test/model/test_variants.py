@@ -128,6 +128,8 @@ def test_config_typos_and_bad_options_are_rejected(tiny_config):
         tiny_config("bharnet_p", {"pam": {"keep_axis": ["time"]}})
     with pytest.raises(ValueError, match="keep_axes"):
         tiny_config("bharnet_p", {"pam": {"keep_axes": ["channel"]}})
+    with pytest.raises(ValueError, match="keep_axes names an axis twice"):
+        tiny_config("bharnet_p", {"pam": {"keep_axes": ["time", "time"]}})
     with pytest.raises(ValueError, match="split_block"):
         tiny_config("bharnet_e", {"expertized": {"split_block": 11}})
     with pytest.raises(ValueError, match="variant"):
@@ -143,6 +145,7 @@ def test_config_typos_and_bad_options_are_rejected(tiny_config):
         ({"num_classes": 0}, "num_classes must be 1..4096"),
         ({"backbone": {"base_channels": 10**9}}, "backbone.base_channels must be 1..4096"),
         ({"attention": {"heads": 0}}, "attention.heads must be 1..64"),
+        ({"attention": {"num_features": 0}}, "attention.num_features must be 1..65536, not 0"),
         ({"input": {"frames": 0}}, "input.frames must be 1..10000"),
         ({"backbone": {"stages": [[1, 9], [1, 1]]}, "expertized": {"split_block": 1}}, "backbone.stages"),
         ({"backbone": {"stages": [[1], [1, 1]]}, "expertized": {"split_block": 1}}, "backbone.stages"),

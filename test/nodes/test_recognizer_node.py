@@ -553,6 +553,19 @@ def test_text_parameters_outside_their_choices_are_refused_at_the_set(ros, tiny_
     assert (node.get_parameter("device").value, node.get_parameter("body_topic").value) == ("cpu", "")
 
 
+def test_a_topic_name_is_checked_as_the_node_in_its_namespace_expands_it(ros, tiny_model, parameter_client):
+    ros.add(
+        RecognizerNode,
+        namespace="/robot1",
+        parameter_overrides=[Parameter("model", value=str(tiny_model)), Parameter("autostart", value=False)],
+    )
+    client = parameter_client("/robot1/recognizer")
+    assert client.set(body_topic="{ns}/bodies")["body_topic"].successful, "it reads /robot1/bodies"
+    too_long = client.set(body_topic="b" * 240)["body_topic"]  # with /robot1/ over rcl's limit
+    assert not too_long.successful
+    assert "no valid topic name" in too_long.reason
+
+
 def test_a_bad_value_given_at_start_up_fails_configure_with_its_reason(ros, wait, tiny_model):
     node = ros.add(
         RecognizerNode,
