@@ -62,7 +62,7 @@ class RecognizerConfig:
     """Window and decision settings; the node exposes each as a ROS parameter."""
 
     window_seconds: float = 0.0  # window duration; 0 = the model's own (its training window)
-    stride_seconds: float = 0.15  # classify a person's window at most this often (sensor time)
+    stride_seconds: float = 0.15  # classify a person's window this often on average (sensor time)
     min_seconds: float = 0.5  # history needed before a person's first decision
     max_gap: int = MAX_GAP  # hand gaps up to this many frames are interpolated
     person_timeout: float = PERSON_TIMEOUT  # seconds without frames before a person's window is dropped
@@ -139,6 +139,29 @@ class ActionResult:
 
 
 @dataclass
+class DecisionClock:
+    """When a person's next decision is due, in sensor time: one stride after the previous one was
+    due, not after the frame that made it, so decisions come every stride on average whatever the
+    frame rate (from the frame, each interval ran to the next frame). Strides are counted from an
+    anchor, as adding one each time drifts at epoch stamps; falling behind (a gap) or another
+    stride starts a new anchor, so decisions never catch up in a burst."""
+
+    anchor: float | None = None
+    stride: float = 0.0
+    count: int = 0
+
+    def due(self) -> float | None:
+        return None if self.anchor is None else self.anchor + self.count * self.stride
+
+    def decided(self, stamp: float, stride: float) -> None:
+        ahead = self.anchor is not None and self.anchor + (self.count + 1) * stride > stamp
+        if ahead and stride == self.stride:
+            self.count += 1
+        else:
+            self.anchor, self.stride, self.count = stamp, stride, 1
+
+
+@dataclass
 class PersonState:
     """What the recognizer keeps per person, stored in the person's window buffer (one owner).
 
@@ -146,7 +169,7 @@ class PersonState:
     """
 
     smoother: LabelSmoother
-    last_decision: float | None = None  # stamp of the person's last decision
+    decisions: DecisionClock = field(default_factory=DecisionClock)
 
 
 @dataclass
@@ -192,13 +215,13 @@ class Recognizer:
         state = self._state(buffer)
         if buffer.last_result is PushResult.DUPLICATE:
             return None
-        last = state.last_decision
-        if last is not None and frame.timestamp - last < self.config.stride_seconds - stamp_slack(last):
+        due = state.decisions.due()
+        if due is not None and frame.timestamp < due - stamp_slack(due):
             return None
         window = buffer.window(self.classifier.window_length, min_seconds=self.config.min_seconds)
         if window is None:
             return None
-        state.last_decision = frame.timestamp
+        state.decisions.decided(frame.timestamp, self.config.stride_seconds)
         return self._decide(frame.person_id, window, state)
 
     @property

@@ -83,6 +83,37 @@ def test_stride_is_in_sensor_time_whatever_the_frame_rate():
         assert np.diff(stamps).min() >= 0.2 - 1e-9
 
 
+@pytest.mark.parametrize("fps", [12, 20, 25, 60])
+def test_decisions_come_at_the_strides_rate_when_frames_do_not_divide_it(fps):
+    """From the deciding frame's stamp, each interval ran to the next frame: 5 to 6 a second."""
+    config = RecognizerConfig(stride_seconds=0.15, min_seconds=0.0, smoothing=1.0)
+    recognizer = Recognizer(HandRaisedClassifier(), config)
+    stamps = [r.stamp for i in range(fps * 30) if (r := recognizer.push(frame(i / fps))) is not None]
+    assert len(stamps) == pytest.approx(30 / 0.15, abs=1)
+    assert np.diff(stamps).min() >= 0.15 - 1 / fps - 1e-9
+
+
+def test_a_live_change_of_stride_applies_from_the_next_decision():
+    config = RecognizerConfig(stride_seconds=0.1, min_seconds=0.0, smoothing=1.0)
+    recognizer = Recognizer(HandRaisedClassifier(), config)
+    for i in range(600):  # 20 s: 200 strides counted from the first decision
+        recognizer.push(frame(i / 30))
+    recognizer.apply_live(RecognizerConfig(stride_seconds=1.0, min_seconds=0.0, smoothing=1.0))
+    stamps = [r.stamp for i in range(600, 690) if (r := recognizer.push(frame(i / 30))) is not None]
+    assert len(stamps) == 3  # the one already due, then one a second
+    assert np.diff(stamps).min() == pytest.approx(1.0)
+
+
+def test_decisions_do_not_catch_up_after_a_gap():
+    config = RecognizerConfig(stride_seconds=0.2, min_seconds=0.0, smoothing=1.0, window_seconds=5.0)
+    recognizer = Recognizer(HandRaisedClassifier(), config)
+    times = [i / 30 for i in range(30)] + [2.0 + i / 30 for i in range(30)]  # a 1 s gap
+    stamps = [r.stamp for t in times if (r := recognizer.push(frame(t))) is not None]
+    after = [s for s in stamps if s >= 2.0]
+    assert after[0] == 2.0
+    assert np.diff(after).min() >= 0.2 - 1e-9
+
+
 def test_the_window_duration_comes_from_the_model_unless_configured():
     assert Recognizer(HandRaisedClassifier()).window_seconds == pytest.approx(16 / 30)
     configured = Recognizer(HandRaisedClassifier(), RecognizerConfig(window_seconds=3.0))
