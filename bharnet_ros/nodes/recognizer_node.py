@@ -218,6 +218,7 @@ class RecognizerNode(ManagedNode):
             raise TransitionError(f"cannot load the model: {_why(err)}") from None
         self.model_stamp = stamp
         self.recognizer = Recognizer(classifier, RecognizerConfig.from_params(self.params))
+        self.resets_reported = 0  # its window set counts from 0
         self.get_logger().info(f"model {classifier.description} running on {classifier.providers}")
         self.action_pub = self.create_configured_publisher(Action, "action", QoSProfile(depth=10))
         self.labels_pub = self.create_configured_publisher(ActionLabels, "labels", LATCHED)
@@ -251,7 +252,8 @@ class RecognizerNode(ManagedNode):
     def release(self) -> None:
         """Drop the model and the per-person stream state: a stream seen again after a new
         configure is a new stream, not a gap of dropped frames, and an old stamp says nothing
-        about whether the new one is stamped. The counters on /diagnostics keep counting."""
+        about whether the new one is stamped. The node's counters on /diagnostics keep counting;
+        those of frames and windows start again with the next configure's window set."""
         super().release()
         self.recognizer = self.probation = None
         self.action_pub = self.labels_pub = None

@@ -134,6 +134,24 @@ def test_window_resets_warn_while_they_come_then_clear(node, wait):
     assert wait(lambda: level(statuses[-1]) == 0)  # a steady stream again: the warning clears
 
 
+def test_window_resets_warn_again_after_a_reconfigure(node, wait, lifecycle, parameter_client):
+    """The new model's window set counts from 0: resets before its first report went unreported."""
+    recognizer, publisher, actions, statuses = node
+    skewed = [m for t in range(20) for m in (message(t, [1]), message(t, [1], start=95.0))]
+    publish(publisher, skewed, rate=120.0)
+    assert wait(lambda: recognizer.resets_reported >= 10)
+    client = parameter_client("recognizer")
+    assert client.set(diagnostics_period=60.0)["diagnostics_period"].successful  # no report for now
+    assert lifecycle("recognizer").set("deactivate", "cleanup", "configure", "activate")
+    publish(publisher, [m for t in range(4) for m in (message(t, [1]), message(t, [1], start=95.0))])
+    assert wait(lambda: recognizer.recognizer.windows.stats.resets >= 3)
+    reported = len(statuses)
+    assert client.set(diagnostics_period=0.2)["diagnostics_period"].successful
+    assert wait(lambda: len(statuses) > reported)
+    assert level(statuses[reported]) == 1
+    assert "window resets since the last report" in statuses[reported].message
+
+
 def test_one_huge_value_is_refused_and_confidences_stay_finite(node, wait):
     recognizer, publisher, actions, statuses = node
     messages = [message(t, [1]) for t in range(60)]
