@@ -31,8 +31,11 @@ class ApproximateSync:
     when time goes backwards: items at or before a matched pair are dropped, whatever order they
     came in, and an item arriving at or before its stream's last paired stamp is dropped as late
     (counted in ``late``). One stamp more than :data:`RESTART_GAP` before that is a restart (a bag
-    loop, a camera restarted) and starts over, so no single message can stall the pairing. Each
-    queue keeps at most ``queue_size`` items, so memory is bounded whatever the input rates.
+    loop, a camera restarted) and starts over, so no single message can stall the pairing. Until
+    the other stream follows it back, that stream's items more than :data:`RESTART_GAP` ahead of
+    the restarted one are from the old timeline and dropped as late (queued, they paired with the
+    new timeline once it reached their stamps). Each queue keeps at most ``queue_size`` items, so
+    memory is bounded whatever the input rates.
     """
 
     def __init__(self, slop: float = 0.05, queue_size: int = 10) -> None:
@@ -41,6 +44,8 @@ class ApproximateSync:
         self.slop = slop
         self._queues: tuple[deque, deque] = (deque(maxlen=queue_size), deque(maxlen=queue_size))
         self._last = [-math.inf, -math.inf]  # each stream's newest paired stamp
+        self._newest = [-math.inf, -math.inf]  # each stream's newest stamp since the last restart
+        self._restarted: int | None = None  # the stream that went back, until the other follows
         self.late = 0
 
     def add(self, stream: int, stamp: float, item: Any) -> tuple[Any, Any] | None:
@@ -52,10 +57,11 @@ class ApproximateSync:
             raise ValueError(f"stream must be 0 or 1, got {stream!r}")
         stream, stamp = int(stream), timestamp_seconds(stamp)
         if stamp < self._last[stream] - RESTART_GAP:
-            self._restart()
-        elif stamp <= self._last[stream]:
+            self._restart(stream)
+        elif stamp <= self._last[stream] or self._old_timeline(stream, stamp):
             self.late += 1
             return None
+        self._newest[stream] = max(self._newest[stream], stamp)
         other = self._queues[1 - stream]
         partner = min(other, key=lambda entry: abs(entry[0] - stamp), default=None)
         if partner is None or abs(partner[0] - stamp) > self.slop:
@@ -73,10 +79,21 @@ class ApproximateSync:
         queue.clear()
         queue.extend(kept)
 
-    def _restart(self) -> None:
+    def _old_timeline(self, stream: int, stamp: float) -> bool:
+        """Whether the item is from before the other stream's restart (that stream now far behind)."""
+        if self._restarted != 1 - stream:
+            return False
+        if stamp > self._newest[1 - stream] + RESTART_GAP:
+            return True
+        self._restarted = None  # this stream went back too
+        return False
+
+    def _restart(self, stream: int) -> None:
         for queue in self._queues:
             queue.clear()
         self._last = [-math.inf, -math.inf]
+        self._newest = [-math.inf, -math.inf]
+        self._restarted = stream
 
 
 def attach_hands(bodies: list[SkeletonFrame], hand_sources: list[SkeletonFrame]) -> list[SkeletonFrame]:

@@ -80,6 +80,24 @@ def test_a_bag_loop_restarts_the_pairing():
     assert sync.add(1, 0.0, "b0") == ("a0", "b0"), "stamps far back are a restart, not late items"
 
 
+def test_an_item_of_the_old_timeline_after_a_restart_pairs_with_nothing_new():
+    """Hands trail bodies: the last old hand came after the first new body, waited in the queue
+    and paired with the new body of its stamp ten seconds later (a previous run's hands)."""
+    sync = ApproximateSync(slop=0.02, queue_size=30)
+    pairs = []
+    for i in range(300):
+        pairs += [sync.add(1, 1000 + i / 30, ("body", 1)), sync.add(0, 1000 + i / 30, ("hand", 1))]
+    pairs.append(sync.add(1, 1000.0, ("body", 2)))  # the clock restarts
+    pairs.append(sync.add(0, 1010.0, ("hand", 1)))
+    pairs.append(sync.add(0, 1000.0, ("hand", 2)))
+    for i in range(1, 301):
+        pairs += [sync.add(0, 1000 + i / 30, ("hand", 2)), sync.add(1, 1000 + i / 30, ("body", 2))]
+    runs = [(hand[1], body[1]) for hand, body in filter(None, pairs)]
+    assert set(runs) == {(1, 1), (2, 2)}
+    assert runs.count((2, 2)) == 301
+    assert sync.late == 1
+
+
 def test_a_flood_of_one_side_stays_bounded_and_pairing_goes_on():
     sync = ApproximateSync(slop=0.01, queue_size=5)
     for i in range(10_000):
