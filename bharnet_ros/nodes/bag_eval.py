@@ -15,8 +15,15 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bharnet_ros.core.bag import ACTION_TYPE, COMPRESSED_TYPE, stamp_ns, typestore
-from bharnet_ros.core.bag_eval import EvalError, EvalOptions, EvalRun, Replay, write_params_file
+from bharnet_ros.core.bag import ACTION_TYPE, COMPRESSED_TYPE, stamp_ns, stamp_seconds, typestore
+from bharnet_ros.core.bag_eval import (
+    EvalError,
+    EvalOptions,
+    EvalRun,
+    Replay,
+    relative_seconds,
+    write_params_file,
+)
 from bharnet_ros.core.streaming_metrics import Decision, summarize
 from bharnet_ros.nodes.graph import GraphOptions
 
@@ -63,7 +70,7 @@ def live_run(live: LiveRun, origin: int) -> EvalRun:
     for received, data in live.actions:
         msg = typestore().deserialize_cdr(data, ACTION_TYPE)
         stamp = stamp_ns(msg.header)
-        relative = round((stamp - origin) * 1e-9, 6)
+        relative = relative_seconds(stamp_seconds(msg.header), origin)
         run.predictions.append(Decision(relative, msg.label, int(msg.person_id), float(msg.confidence)))
         published = live.published.get(stamp)
         run.latencies.append(None if published is None else received - published)

@@ -19,6 +19,7 @@ from bharnet_ros.cli import main
 from bharnet_ros.core import bag
 from bharnet_ros.core.annotations import Segment, save_csv
 from bharnet_ros.core.paths import share_file
+from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.msg import Action
 from bharnet_ros.nodes.bag_io import record_topics
 
@@ -206,6 +207,36 @@ def test_frames_that_repeat_a_stamp_count_each_time_they_are_processed():
     run = bag_io.LiveRun(sent=3, stamps_sent=[stamp] * 3, published={stamp: 1.0}, processed=[stamp] * 2)
     counts = live_run(run, stamp)
     assert (counts.processed, counts.dropped) == (2, 1)  # a set of stamps had counted 1 and 2
+
+
+def test_a_realtime_decision_is_timed_as_the_deterministic_run_times_its_frame():
+    """From integer nanoseconds, one decision of eight at epoch stamps came 1 us off."""
+    from rclpy.serialization import serialize_message
+
+    from bharnet_ros.core.bag_eval import relative_seconds
+    from bharnet_ros.nodes import bag_io
+    from bharnet_ros.nodes.bag_eval import live_run
+
+    origin = 1_764_000_000_123_456_789
+    stamps = [origin + i * 33_333_333 for i in range(400)]
+    actions = []
+    for stamp in stamps:
+        action = Action(label="a")
+        action.header.stamp.sec, action.header.stamp.nanosec = divmod(stamp, 10**9)
+        actions.append((1.0, serialize_message(action)))
+    times = [d.stamp for d in live_run(bag_io.LiveRun(actions=actions), origin).predictions]
+    person = SkeletonFrame(
+        0.0,
+        np.zeros((33, 4), np.float32),
+        np.zeros((2, 21, 4), np.float32),
+        np.zeros(2, bool),
+        1,
+        "mediapipe33",
+        "image",
+        (64, 48),
+    )
+    frames = [bag.skeleton_frames(bag.skeleton_array_message([person], s))[0] for s in stamps]
+    assert times == [relative_seconds(frame.timestamp, origin) for frame in frames]
 
 
 class FakeClock:
