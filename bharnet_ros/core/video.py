@@ -12,6 +12,7 @@ reported as damaged when the last frame has been read, rather than passing as a 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -228,6 +229,36 @@ def play_frames(video: str, loop: bool) -> Iterator[np.ndarray]:
                 yield frame
         if not loop:
             return
+
+
+class FramePacer:
+    """When a file's frames are due on a clock that may tick slower than they come (a ``/clock`` at
+    10 Hz, a timer late on a loaded machine): every frame, stamped on the file's own schedule, as
+    many in one tick as are due. Stamped with the tick, a 30 fps file on a 10 Hz clock had played
+    its gestures three times slower. More than :data:`MOST_BEHIND_SECONDS` behind, or on a clock
+    gone back, the schedule starts again from the tick (no burst of a minute of frames)."""
+
+    MOST_BEHIND_SECONDS = 1.0
+
+    def __init__(self, rate: float) -> None:
+        self.period = 1e9 / rate  # nanoseconds
+        self.most_due = max(1, math.ceil(rate * self.MOST_BEHIND_SECONDS))
+        self.anchor = 0  # clock time (ns) of the schedule's first frame
+        self.count = 0  # frames due since the anchor (0: no schedule yet)
+        self.last = -1  # the newest stamp given
+
+    def due(self, now: int) -> list[int]:
+        """The stamps (ns, at most ``now``) of the frames to publish at clock time ``now``."""
+        if self.count == 0 or now < self.last:
+            self.anchor, self.count = now, 0
+        # half a period early counts: a tick a little before its frame's time would hold it back
+        due = math.floor((now - self.anchor) / self.period + 0.5) + 1 - self.count
+        if due > self.most_due:
+            self.anchor, self.count, due = now, 0, 1
+        stamps = [min(self.anchor + round((self.count + i) * self.period), now) for i in range(due)]
+        self.count += len(stamps)
+        self.last = stamps[-1] if stamps else self.last
+        return stamps
 
 
 def play_rate(video: str) -> tuple[float, str]:

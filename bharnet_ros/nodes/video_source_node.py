@@ -1,7 +1,8 @@
 """Video source node: publishes a video file or a V4L2 camera as sensor_msgs/Image (bgr8).
 
 For demos, tests and bag making; robots use their own camera driver. Frames are stamped with the
-node clock (sim time works) at the file's native rate or the ``rate`` parameter. It is not a
+node clock (sim time works) at the file's native rate or the ``rate`` parameter; a file's frames
+keep their spacing in their stamps when the timer ticks slower (``core.video.FramePacer``). It is not a
 lifecycle node and reads its parameters once, so they are read-only after start-up.
 
 A file waits for a subscriber to its image topic before its first frame, then plays from the
@@ -25,6 +26,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
@@ -32,6 +34,7 @@ from bharnet_ros.core.video import (
     DEFAULT_PLAY_RATE,
     MAX_PLAY_RATE,
     MIN_PLAY_RATE,
+    FramePacer,
     camera_number,
     check_source,
     play_frames,
@@ -83,6 +86,7 @@ class VideoSourceNode(CallbackErrorCount, SafePublishing, Node):
         check_source(self.params["video"])  # whatever the rate: a typo must not wait for a reader
         self.rate = self.params["rate"] or self._native_rate()
         self.waiting = camera_number(self.params["video"]) is None  # a file waits for its first reader
+        self.pacer = FramePacer(self.rate) if self.waiting else None  # a camera is stamped as read
         self.publisher = self.create_publisher(Image, "image_raw", qos_profile_sensor_data)
         self._frames = play_frames(self.params["video"], self.params["loop"])
         self.diagnostics = DiagnosticsPublisher(self)
@@ -102,24 +106,36 @@ class VideoSourceNode(CallbackErrorCount, SafePublishing, Node):
         return rate
 
     def _publish_next(self) -> None:
-        """Publish the next frame; at the end, or on any failure of the source, stop and say why."""
+        """Publish the frames due now; at the end, or on any failure of the source, stop and say why."""
         if self.waiting and not self._reader_found():
             return
+        now = self.get_clock().now()
+        stamps = [now] if self.pacer is None else self._file_stamps(now)
+        for stamp in stamps:
+            if not self._publish_one(stamp):
+                return
+
+    def _file_stamps(self, now: Time) -> list[Time]:
+        return [Time(nanoseconds=ns, clock_type=now.clock_type) for ns in self.pacer.due(now.nanoseconds)]
+
+    def _publish_one(self, stamp: Time) -> bool:
+        """Publish the next frame; False once playing has stopped (the end, the limit, a failure)."""
         limit = self.params["max_frames"]
         if limit and self.frames_published >= limit:
             self._finish()
-            return
+            return False
         try:
             frame = next(self._frames, None)
         except Exception as err:  # a deleted, damaged or unplugged source must not stop the node
             self._finish(str(err) or type(err).__name__)
-            return
+            return False
         if frame is None:
             self._finish()
-            return
-        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.params["frame_id"])
+            return False
+        header = Header(stamp=stamp.to_msg(), frame_id=self.params["frame_id"])
         if self.safe_publish(self.publisher, image_msg(frame, header)):
             self.frames_published += 1
+        return True
 
     def _reader_found(self) -> bool:
         """Whether the image topic has a subscriber yet (then the file plays); logs the wait once."""

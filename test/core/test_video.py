@@ -239,3 +239,27 @@ def test_a_video_of_frames_no_camera_gives_is_a_video_error_naming_it(tmp_path):
     write_clip(tmp_path / "thin.avi", frames=2, size=(640, 4))
     with pytest.raises(VideoError, match="thin.avi: image_size \\(640, 4\\) is no camera image"):
         VideoReader(tmp_path / "thin.avi")
+
+
+def test_a_files_frames_keep_their_spacing_on_a_clock_that_ticks_slower():
+    """One frame per tick of a 10 Hz /clock, stamped with the tick, played a 30 fps file 3x slower."""
+    pacer = video.FramePacer(30.0)
+    stamps = [stamp for tick in range(10) for stamp in pacer.due(5 * 10**9 + tick * 10**8)]
+    assert len(stamps) == 28  # frames 0..27 are due by 0.9 s (27 * 33.3 ms)
+    assert np.allclose(np.diff(stamps), 1e9 / 30, atol=1)
+
+
+def test_a_timer_with_jitter_gives_one_frame_per_tick():
+    pacer = video.FramePacer(20.0)
+    jitter = np.random.default_rng(0).uniform(-5e6, 5e6, 100).astype(int)  # +-5 ms
+    counts = [len(pacer.due(10**9 + i * 50_000_000 + int(j))) for i, j in enumerate(jitter)]
+    assert set(counts[1:]) == {1}
+
+
+def test_a_clock_gone_back_or_far_ahead_starts_the_schedule_again():
+    pacer = video.FramePacer(30.0)
+    pacer.due(100 * 10**9)
+    pacer.due(100 * 10**9 + 10**8)
+    assert pacer.due(50 * 10**9) == [50 * 10**9], "a /clock reset: stamps follow it back"
+    assert pacer.due(3600 * 10**9) == [3600 * 10**9], "an hour ahead: one frame, no burst of them"
+    assert len(pacer.due(3600 * 10**9 + 10**8)) == 3

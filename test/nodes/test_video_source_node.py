@@ -83,6 +83,25 @@ def test_sim_time_stamps_frames_with_the_clock(ros, wait, shared_file):
     node.timer.cancel()
 
 
+def test_a_clock_slower_than_the_file_keeps_its_frames_spacing(ros, wait, tmp_path):
+    """Under a 10 Hz /clock a 30 fps file went out one frame per tick, stamped with the tick: its
+    gestures reached the recognizer three times slower than they were filmed."""
+    clip = write_clip(tmp_path / "counting.avi", 40, fps=30.0, step=6)
+    probe = ros.add(Node, "probe")
+    clock = probe.create_publisher(Clock, "/clock", 10)
+    images: list[Image] = []
+    node = heard_source(ros, wait, probe, images, video=clip, use_sim_time=True)
+    for step in range(16):  # 1.5 s of sim time in 0.1 s steps
+        clock.publish(Clock(clock=Time(sec=100 + step // 10, nanosec=step % 10 * 100_000_000)))
+        time.sleep(0.05)
+    assert wait(lambda: node.finished)
+    assert wait(lambda: len(images) == 40)
+    numbers = np.array([round(int(m.data[0]) / 6) for m in images])
+    stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in images])
+    assert np.array_equal(numbers, np.arange(40))
+    assert np.allclose(stamps - stamps[0], numbers / 30, atol=1e-6)
+
+
 @pytest.mark.parametrize("rate", [0.0, 15.0])
 def test_missing_video_is_refused_with_a_clear_error(ros, tmp_path, rate):
     """With a rate given, the file was opened only once a reader came: a typo sat waiting, OK."""
