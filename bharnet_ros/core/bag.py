@@ -208,12 +208,7 @@ def skeleton_frames(msg: Any) -> list[SkeletonFrame]:
     for person in msg.persons:
         if problem := stamp_problem(person.header.stamp):
             raise SkeletonError(problem)
-    return [frame_from_person(person, stamp_seconds(person.header)) for person in msg.persons]
-
-
-def stamp_seconds(header: Any) -> float:
-    """A header's stamp in float seconds, as the recognizer reads it."""
-    return stamp_ns(header) * 1e-9
+    return [frame_from_person(person, stamp_ns(person.header) * 1e-9) for person in msg.persons]
 
 
 # --------------------------------------------------------------------------------------------------

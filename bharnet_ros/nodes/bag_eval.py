@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bharnet_ros.core.bag import ACTION_TYPE, COMPRESSED_TYPE, stamp_ns, stamp_seconds, typestore
+from bharnet_ros.core.bag import ACTION_TYPE, COMPRESSED_TYPE, stamp_ns, typestore
 from bharnet_ros.core.bag_eval import (
     EvalError,
     EvalOptions,
@@ -24,6 +24,7 @@ from bharnet_ros.core.bag_eval import (
     relative_seconds,
     write_params_file,
 )
+from bharnet_ros.core.frame_rules import stamp_seconds
 from bharnet_ros.core.streaming_metrics import Decision, summarize
 from bharnet_ros.nodes.graph import GraphOptions
 
@@ -70,7 +71,7 @@ def live_run(live: LiveRun, origin: int) -> EvalRun:
     for received, data in live.actions:
         msg = typestore().deserialize_cdr(data, ACTION_TYPE)
         stamp = stamp_ns(msg.header)
-        relative = relative_seconds(stamp_seconds(msg.header), origin)
+        relative = relative_seconds(stamp_seconds(msg.header.stamp), origin)
         run.predictions.append(Decision(relative, msg.label, int(msg.person_id), float(msg.confidence)))
         published = live.published.get(stamp)
         run.latencies.append(None if published is None else received - published)

@@ -214,6 +214,7 @@ def test_a_realtime_decision_is_timed_as_the_deterministic_run_times_its_frame()
     from rclpy.serialization import serialize_message
 
     from bharnet_ros.core.bag_eval import relative_seconds
+    from bharnet_ros.core.frame_rules import person_frame
     from bharnet_ros.nodes import bag_io
     from bharnet_ros.nodes.bag_eval import live_run
 
@@ -235,7 +236,7 @@ def test_a_realtime_decision_is_timed_as_the_deterministic_run_times_its_frame()
         "image",
         (64, 48),
     )
-    frames = [bag.skeleton_frames(bag.skeleton_array_message([person], s))[0] for s in stamps]
+    frames = [person_frame(bag.skeleton_array_message([person], s).persons[0]) for s in stamps]
     assert times == [relative_seconds(frame.timestamp, origin) for frame in frames]
 
 
