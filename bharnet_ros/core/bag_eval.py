@@ -50,6 +50,7 @@ from bharnet_ros.core.params_file import (
     set_node_parameters,
 )
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model
+from bharnet_ros.core.plots import plain_text_figure
 from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.core.streaming_metrics import Decision, StreamMetrics, evaluate_stream, summarize
 
@@ -660,13 +661,11 @@ def write_predictions(path: Path, run: EvalRun, segments: list[Segment]) -> None
             )
 
 
+@plain_text_figure
 def plot_timeline(
     path: Path, segments: list[Segment], predictions: list[Decision], metrics: StreamMetrics, mode: str
 ) -> None:
     """Two lanes over bag time: annotated segments and the predicted label between decisions."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     labels = sorted({s.label for s in segments} | {p.label for p in predictions})

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 
 from bharnet_ros.core.inference import DISTANCE
 from bharnet_ros.core.metrics import ClassificationReport, classification_report, top_k_accuracy
+from bharnet_ros.core.plots import plain_text_figure
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.attention import freeze_projections
 from bharnet_ros.model.checkpoint import Checkpoint, CheckpointError, load_checkpoint
@@ -354,11 +355,9 @@ def write_predictions(path: Path, data: SkeletonDataset, result: Evaluation) -> 
             writer.writerow([name, names[label], names[predicted], int(label == predicted), *far])
 
 
+@plain_text_figure
 def plot_confusion(path: Path, confusion: np.ndarray, class_names: Sequence[str]) -> None:
     """Row-normalised confusion matrix as a PNG (class names on the axes up to 40 classes)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     counts = confusion.sum(axis=1, keepdims=True)
