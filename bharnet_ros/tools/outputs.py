@@ -86,6 +86,8 @@ def check_output_folder(
     if path.is_dir():
         _check_no_links(path, option)
         _check_own_files(path, writes, option)
+        if not os.access(path, os.W_OK | os.X_OK):  # found only when the finished files move in
+            raise UsageError(f"{option} {path} is not writable; choose another folder")
     _check_creatable(path, option)
     return path
 

@@ -96,6 +96,16 @@ def test_an_output_folder_needs_force_when_not_empty(tmp_path):
         check_output_folder(tmp_path / "user.txt")
 
 
+def test_an_existing_output_folder_that_is_not_writable_is_refused_before_the_work(tmp_path, monkeypatch):
+    """Only the folder above was checked: `eval --out ro` evaluated, then failed to move its files in."""
+    readonly = tmp_path / "ro"
+    readonly.mkdir(mode=0o555)
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != readonly and access(p, mode))  # root may
+    with pytest.raises(UsageError, match="ro is not writable; choose another folder"):
+        check_output_folder(readonly)
+
+
 def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_behind(tmp_path):
     target = tmp_path / "out.npz"
     target.write_text("old")
