@@ -81,8 +81,11 @@ def subject_list(args: argparse.Namespace) -> list[str] | None:
     return None if args.subjects is None else [s.strip() for s in args.subjects.split(",") if s.strip()]
 
 
-def select_for_eval(data: SkeletonDataset, labels: list[str], args: argparse.Namespace) -> SkeletonDataset:
-    """The samples to evaluate: ``--subjects`` only, known classes only with ``--known-only``."""
+def select_for_eval(
+    data: SkeletonDataset, labels: list[str], args: argparse.Namespace
+) -> tuple[SkeletonDataset, dict[str, int]]:
+    """The samples to evaluate (``--subjects`` only, known classes only with ``--known-only``), and
+    the samples left out per class the model does not know."""
     from bharnet_ros.training.data import known_classes_only, subject_mask
 
     subjects = subject_list(args)
@@ -90,13 +93,17 @@ def select_for_eval(data: SkeletonDataset, labels: list[str], args: argparse.Nam
         if not subjects:
             raise UsageError(f"--subjects {args.subjects!r} names nobody; give people such as S1,S2")
         data = data.subset(np.flatnonzero(subject_mask(data, subjects)))
+    left_out: dict[str, int] = {}
     if args.known_only:
         data, left_out = known_classes_only(data, labels)
         if left_out:
-            print(f"left out the samples of {', '.join(left_out)} (classes the model does not know)")
+            print(
+                f"left out {sum(left_out.values())} samples of {', '.join(left_out)} "
+                "(classes the model does not know)"
+            )
     if not len(data):
         raise UsageError("no samples left to evaluate; check --split, --subjects and the classes")
-    return data
+    return data, left_out
 
 
 def check_model_fits(model: ModelUnderTest, data: SkeletonDataset, args: argparse.Namespace) -> None:
@@ -137,11 +144,13 @@ def check_views(models: list[ModelUnderTest], views: int) -> None:
         print(f"note: {model.path} crops each clip by frame count: one view, not {views}")
 
 
-def settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The options that chose and scored the samples, for summary.json."""
+def settings(args: argparse.Namespace, left_out: dict[str, int]) -> dict[str, Any]:
+    """The options that chose and scored the samples, and the samples ``--known-only`` left out per
+    class, for summary.json."""
     return {
         "subjects": subject_list(args),
         "known_only": args.known_only,
+        "left_out": left_out,
         "views": args.views,
         "causal_hands": args.causal_hands,
     }
@@ -179,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise UsageError(f"{err}; check the models given to --with") from None
         check_views([model, *members], args.views)
-        data = select_for_eval(load_datasets([args.dataset], args.split), model.labels, args)
+        data, left_out = select_for_eval(load_datasets([args.dataset], args.split), model.labels, args)
         for each in (model, *members):
             check_model_fits(each, data, args)
         result = evaluate(
@@ -193,7 +202,9 @@ def run(args: argparse.Namespace) -> int:
             raise
         raise UsageError(f"the evaluation ran out of memory ({amount}); lower --batch-size") from None
     with staged_folder(args.out) as staged:
-        values = write_outputs(staged, result, model, data, str(args.dataset), args.split, settings(args))
+        values = write_outputs(
+            staged, result, model, data, str(args.dataset), args.split, settings(args, left_out)
+        )
     print(format_summary(values))
     print(f"wrote {args.out}/{', '.join(OUTPUT_FILES)}")
     return 0

@@ -19,6 +19,7 @@ imported separately both have ``attention_1_1m_upper``). :func:`select_data` the
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,12 +193,12 @@ def labels_for(data: SkeletonDataset, class_names: Sequence[str], known_as: str 
 
 def known_classes_only(
     data: SkeletonDataset, class_names: Sequence[str]
-) -> tuple[SkeletonDataset, list[str]]:
-    """The samples whose class is in ``class_names``, and the names of the classes left out."""
+) -> tuple[SkeletonDataset, dict[str, int]]:
+    """The samples whose class is in ``class_names``, and the classes left out with their counts."""
     known = set(class_names)
-    left_out = sorted({data.class_names[label] for label in data.labels} - known)
-    keep = [i for i, label in enumerate(data.labels.tolist()) if data.class_names[label] in known]
-    return data.subset(keep), left_out
+    names = [data.class_names[label] for label in data.labels.tolist()]
+    keep = [i for i, name in enumerate(names) if name in known]
+    return data.subset(keep), dict(sorted(Counter(name for name in names if name not in known).items()))
 
 
 def hand_intensive_names(data: SkeletonDataset) -> list[str] | None:

@@ -58,6 +58,18 @@ def test_train_then_eval_from_the_command_line(trained, synth_folder, tmp_path, 
     assert (summary["causal_hands"], summary["known_only"]) == (False, False)
 
 
+def test_eval_known_only_counts_and_records_what_it_leaves_out(trained, tmp_path, capsys):
+    """It named the classes only; summary.json did not say what was left out."""
+    mixed = tmp_path / "mixed"
+    write_dataset(mixed, ["wave", "thumbs_up", "clap"], per_class=2, seed=1, fps=30.0)
+    out = tmp_path / "known"
+    argv = ["eval", str(trained / "last.pt"), str(mixed), "--known-only", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    assert "left out 2 samples of clap (classes the model does not know)" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["num_samples"], summary["left_out"]) == (4, {"clap": 2})
+
+
 def test_eval_views_of_a_frame_count_model_is_refused_not_ignored(trained, synth_folder, tmp_path, capsys):
     """--views averages windows of time-window models; a frame-count model is scored on one crop."""
     out = tmp_path / "views"
