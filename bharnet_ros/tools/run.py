@@ -100,6 +100,10 @@ def check_options(options: Any) -> None:
     check_file_parameters(options)
 
 
+# The longest name the graph uses (a parameter service of its longest node name).
+LONGEST_NAME = "video_source/set_parameters_atomically"
+
+
 def check_names(camera_topic: str, namespace: str) -> None:
     """The camera topic and the namespace must be valid ROS names (rcl raises deep inside otherwise)."""
     from bharnet_ros.nodes.graph import camera_topic_problem
@@ -119,6 +123,13 @@ def check_names(camera_topic: str, namespace: str) -> None:
             f"--namespace {namespace!r} is invalid: use letters, digits and '_' in '/'-separated parts "
             "that do not start with a digit, e.g. robot1 or /lab/robot1"
         )
+    within = "/" + namespace.strip("/")
+    for name in (camera_topic, LONGEST_NAME):  # rcl limits a whole name to 247 characters
+        if topic_name_problem(name, "node", within):
+            raise UsageError(
+                f"--namespace is too long: {name} under it is no valid name ({len(within)} characters "
+                "leave too few for the graph's names); shorten it"
+            )
 
 
 def check_video(video: str) -> None:
