@@ -459,17 +459,25 @@ def training_data_in(config: Any) -> TrainingData:
     section is not shaped as a training config's."""
     try:
         section = config.get("data") or {}
-        named = [resolve_path(p) for p in section.get("train") or []]
+        named = [resolve_path(p) for p in _one_or_many(section.get("train"))]
         return TrainingData(
             [f for f in named if f.exists()],
             {str(k): str(v) for k, v in (section.get("relabel") or {}).items()},
-            [str(p) for p in section.get("exclude_subjects") or []],
+            [str(p) for p in _one_or_many(section.get("exclude_subjects"))],
             [f for f in named if not f.exists()],
-            [resolve_path(p) for p in section.get("val") or []],
-            [str(p) for p in section.get("val_subjects") or []],
+            [resolve_path(p) for p in _one_or_many(section.get("val"))],
+            [str(p) for p in _one_or_many(section.get("val_subjects"))],
         )
     except (AttributeError, TypeError):
         return TrainingData()
+
+
+def _one_or_many(value: Any) -> list:
+    """A data key as a list: train accepts one file or person bare (``train: a.npz``), which
+    iterated letter by letter."""
+    if value is None or value == "":
+        return []
+    return [value] if isinstance(value, str | int) else list(value)
 
 
 def uncorrected_aspect_note(data: SkeletonDataset, aspect_correction: bool) -> list[str]:

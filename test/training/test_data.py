@@ -315,3 +315,14 @@ def test_an_empty_validation_split_says_there_is_no_validation_data(tmp_path):
     chosen = select_data(section(train=[str(folder)]))
     assert chosen.val is None
     assert "validation: split 'val' holds no samples, so no validation data" in chosen.notes[-1]
+
+
+def test_a_training_config_naming_one_file_or_person_bare_reads_it_whole(tmp_path):
+    """train accepts `train: a.npz`; the record read it letter by letter (export --distance-from
+    refused it, naming the letters as missing files)."""
+    from bharnet_ros.training.data import training_data_in
+
+    data_file = tmp_path / "hri.npz"
+    data_file.write_bytes(b"")
+    record = training_data_in({"data": {"train": str(data_file), "exclude_subjects": "S1", "val": ""}})
+    assert (record.files, record.missing, record.left_out, record.validation) == ([data_file], [], ["S1"], [])
