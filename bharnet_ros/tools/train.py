@@ -183,10 +183,13 @@ def check_run_folder(out: Path, loso: bool, force: bool) -> None:
     """``--out`` must be new or empty; with ``--loso`` it may also hold an earlier ``--loso`` run
     (its folds are continued or re-scored). Anything else there needs ``--force``, but for a run
     (its last.pt), which is continued with ``--resume`` and never replaced."""
-    check_output_folder(out, force=True)  # a file or an unwritable place
+    from bharnet_ros.training.crossval import POOLED_FILES, loso_outputs
+
+    # a file or an unwritable place, or a folder where a file the run writes goes (found after an epoch)
+    writes = (*POOLED_FILES, "confusion.png") if loso else (*RUN_FILES, "metrics.png")
+    check_output_folder(out, force=True, writes=writes)
     if not out.is_dir():
         return
-    from bharnet_ros.training.crossval import is_loso_output
 
     names = [entry.name for entry in out.iterdir()]
     if "last.pt" in names and not loso:
@@ -194,7 +197,7 @@ def check_run_folder(out: Path, loso: bool, force: bool) -> None:
             f"--out {out} already holds a run (its last.pt), which is never replaced, not even with "
             f"--force; continue it with --resume {out}, or choose a new folder"
         )
-    ours = [name for name in names if loso and is_loso_output(out / name)]
+    ours = set(loso_outputs(out)) & set(names) if loso else set()
     if force or len(ours) == len(names):
         return
     other = sorted(set(names) - set(ours))[:3]

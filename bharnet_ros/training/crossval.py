@@ -364,11 +364,27 @@ def pooled_evaluation(results: Sequence[Evaluation]) -> Evaluation:
 
 
 POOLED_FILES = ("summary.json", "calibration.json", "groups.csv", "per_class.csv", "predictions.csv")
+LOSO_KIND = "leave-one-subject-out"  # summary.json's kind
 
 
-def is_loso_output(path: Path) -> bool:
-    """Whether ``path``, in an ``--out`` folder, is something cross-validation writes there."""
-    return path.name in (*POOLED_FILES, "confusion.png") or (path.name.startswith("fold_") and path.is_dir())
+def loso_outputs(out: Path) -> list[str]:
+    """The names in ``out`` that an earlier cross-validation wrote: its folds (folders ``fold_*``
+    holding a run's config.yaml) and, where its summary.json says it is one, the pooled files. An
+    `eval` report has the same file names, and --loso overwrote it without --force."""
+    folds = [p.name for p in out.glob("fold_*") if p.is_dir() and _fold_or_empty(p)]
+    return [*folds, *POOLED_FILES, "confusion.png"] if _pooled_here(out) else folds
+
+
+def _fold_or_empty(folder: Path) -> bool:
+    return (folder / "config.yaml").is_file() or not any(folder.iterdir())
+
+
+def _pooled_here(out: Path) -> bool:
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("kind") == LOSO_KIND
 
 
 def write_pooled(
@@ -384,7 +400,7 @@ def write_pooled(
     folds = {s: float(r.report.top1) for s, (_, r) in zip(subjects, results, strict=True)}
     fold_branches = {s: r.branches for s, (_, r) in zip(subjects, results, strict=True)}
     values = {
-        "kind": "leave-one-subject-out",
+        "kind": LOSO_KIND,
         "subjects": list(subjects),
         "views": views,
         "train_people": train_people,

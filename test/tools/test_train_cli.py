@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from bharnet_ros.cli import main
+from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.synth import write_dataset
 
 pytest.importorskip("torch", reason="needs torch: pip install -r requirements-training.txt")
@@ -514,6 +515,46 @@ def test_a_run_stopped_before_its_first_epoch_ended_is_rerun_with_force(
     assert "stopped before its first epoch ended" in err
     assert "rerun with --force" in err
     check_run_folder(out, loso=False, force=True)  # allowed
+
+
+def test_loso_continues_only_what_a_loso_run_wrote(tmp_path):
+    """An `eval` report (the pooled files' names) or a user's fold_notes/ passed for an earlier
+    --loso run, and its summary.json was overwritten without --force."""
+    import json
+
+    from bharnet_ros.tools.train import check_run_folder
+
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "summary.json").write_text(json.dumps({"top1": 0.5}))
+    (report / "predictions.csv").write_text("sample,true\n")
+    with pytest.raises(UsageError, match="is not a run of `bharnet train --loso`"):
+        check_run_folder(report, loso=True, force=False)
+    notes = tmp_path / "notes"
+    (notes / "fold_notes").mkdir(parents=True)
+    (notes / "fold_notes" / "mine.txt").write_text("mine")
+    with pytest.raises(UsageError, match="it holds fold_notes"):
+        check_run_folder(notes, loso=True, force=False)
+    earlier = tmp_path / "earlier"
+    (earlier / "fold_S1").mkdir(parents=True)
+    (earlier / "fold_S1" / "config.yaml").write_text("epochs: 1\n")
+    (earlier / "fold_S2").mkdir()  # made, then stopped
+    (earlier / "summary.json").write_text(json.dumps({"kind": "leave-one-subject-out"}))
+    (earlier / "confusion.png").write_bytes(b"")
+    check_run_folder(earlier, loso=True, force=False)
+
+
+@pytest.mark.parametrize(
+    ("loso", "name"), [(False, "resume.pt"), (False, "metrics.csv"), (True, "groups.csv")]
+)
+def test_a_folder_where_a_run_writes_a_file_is_refused_even_with_force(tmp_path, loso, name):
+    """--force let a run start, and it failed after its first epoch; a folder named resume.pt left
+    a run that could neither resume nor start again."""
+    from bharnet_ros.tools.train import check_run_folder
+
+    (tmp_path / "out" / name).mkdir(parents=True)
+    with pytest.raises(UsageError, match=name):
+        check_run_folder(tmp_path / "out", loso=loso, force=True)
 
 
 def test_overrides_after_the_options_are_overrides(tmp_path):
