@@ -268,7 +268,7 @@ def check_fold_config(folder: Path, fold: Mapping[str, Any]) -> None:
         shown = ", ".join(f"{k} {old.get(k, defaults.get(k))!r} -> {new[k]!r}" for k in changed[:3])
         raise ConfigError(f"{folder} was trained with another config ({shown}); give another --out")
     inputs = [*new["data.train"], *(new.get(f"model.init.{stream}") for stream in ("body", "hand"))]
-    newer = [f for f in inputs if f and Path(f).is_file() and _mtime(f) > _mtime(folder / "last.pt")]
+    newer = [f for f in inputs if f and _changed(Path(f)) > _mtime(folder / "last.pt")]
     if newer:
         raise ConfigError(f"{newer[0]} changed after {folder} was trained; give another --out")
 
@@ -287,6 +287,16 @@ def _flat(config: Mapping[str, Any], where: str = "") -> dict[str, Any]:
 
 def _mtime(path: str | Path) -> float:
     return Path(path).stat().st_mtime
+
+
+def _changed(path: Path) -> float:
+    """When an input last changed: a file's time; a run folder's last.pt; a synth dataset
+    folder's newest file (a folder was skipped, so regenerated synthetic data passed)."""
+    if path.is_dir():
+        if (path / "last.pt").is_file():
+            return _mtime(path / "last.pt")
+        return max((_mtime(f) for f in path.iterdir() if f.is_file()), default=0.0)
+    return _mtime(path) if path.is_file() else 0.0
 
 
 def fold_experts(init: Mapping[str, Any] | None, subject: str) -> dict[str, str | None]:

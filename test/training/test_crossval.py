@@ -176,6 +176,28 @@ def test_a_rerun_with_another_config_or_newer_data_is_refused(cv_run, tmp_path):
         os.utime(files[1], (stamp.st_atime, stamp.st_mtime))
 
 
+def test_a_fold_trained_before_its_synthetic_data_folder_changed_is_refused(tmp_path):
+    """A folder in data.train was skipped: regenerated synthetic data passed the reuse check."""
+    import yaml
+
+    from bharnet_ros.training.crossval import check_fold_config
+    from bharnet_ros.training.train import absolute_paths
+
+    synth, fold = tmp_path / "synth", tmp_path / "fold_S1"
+    synth.mkdir()
+    fold.mkdir()
+    (synth / "wave_0000.npz").write_bytes(b"")
+    config = load_train_config(None, base={"data": {"train": [str(synth)]}, "model": {"config": "m.yaml"}})
+    (fold / "config.yaml").write_text(yaml.safe_dump(absolute_paths(config)))
+    (fold / "last.pt").write_bytes(b"")
+    stamp = (fold / "last.pt").stat().st_mtime
+    os.utime(synth / "wave_0000.npz", (stamp - 60, stamp - 60))
+    check_fold_config(fold, config)  # trained after the data
+    os.utime(synth / "wave_0000.npz", (stamp + 60, stamp + 60))
+    with pytest.raises(ConfigError, match="synth changed after .*fold_S1 was trained"):
+        check_fold_config(fold, config)
+
+
 def test_a_rerun_from_other_experts_is_refused_not_reused(cv_run, tmp_path):
     """model.init was not compared: a rerun from experts (or from others) reported the folds trained
     without them as its own result."""
