@@ -171,12 +171,19 @@ def check_out_beside_inputs(config: dict, out: Path | None, config_path: str | N
     given = [resolve_path(path) for path in [model["config"], *(model["init"] or {}).values()] if path]
     for path in [*given, *([Path(config_path)] if config_path else [])]:
         path = path / "last.pt" if path.is_dir() else path
-        inside = folder.exists() and path.resolve().is_relative_to(folder.resolve())
-        if inside and path.name in RUN_FILES:
+        if folder.exists() and _written_by_run(path.resolve(), folder.resolve()):
             raise UsageError(
                 f"--out {folder} holds the input {path}, which this run's own {path.name} would "
                 "replace; write the run to another folder"
             )
+
+
+def _written_by_run(path: Path, folder: Path) -> bool:
+    """Whether a run in ``folder`` (or a --loso fold of it) writes a file at ``path``; one in a
+    subfolder of the user's (an expert's run there) is left alone."""
+    where = path.parent
+    in_fold = where.parent == folder and where.name.startswith("fold_")
+    return path.name in RUN_FILES and (where == folder or in_fold)
 
 
 def check_run_folder(out: Path, loso: bool, force: bool) -> None:

@@ -177,6 +177,26 @@ def test_train_never_writes_over_its_own_configs_even_with_force(
     assert config.read_text() == Path(CONFIG).read_text()
 
 
+@pytest.mark.parametrize(
+    ("expert", "refused"), [("last.pt", True), ("fold_S1/last.pt", True), ("body/last.pt", False)]
+)
+def test_only_an_input_the_run_writes_over_is_refused(tmp_path, expert, refused):
+    """An expert's run in a subfolder of --out was refused, though the run writes --out/last.pt."""
+    from bharnet_ros.tools.train import check_out_beside_inputs
+    from bharnet_ros.training.train import load_train_config
+
+    out = tmp_path / "out"
+    (out / expert).parent.mkdir(parents=True)
+    (out / expert).write_bytes(b"")
+    init = {"body": str(out / expert), "hand": None}
+    config = load_train_config(None, base={"model": {"config": "m.yaml", "init": init}})
+    if not refused:
+        check_out_beside_inputs(config, out, None)
+        return
+    with pytest.raises(UsageError, match="which this run's own last.pt would replace"):
+        check_out_beside_inputs(config, out, None)
+
+
 def test_validating_on_the_training_files_is_refused(synth_folder, tiny_run, tmp_path, capsys):
     argv = ["train", CONFIG, *tiny_run, "--train", str(synth_folder), "--val", str(synth_folder)]
     assert main([*argv, "--out", str(tmp_path / "run")]) == 2
