@@ -221,9 +221,11 @@ def _from_dict(cls: type, data: Mapping[str, Any], where: str) -> Any:
     for name, value in data.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            if not isinstance(value, Mapping | None):
+            if value is None:  # its keys commented out: read as defaults, it replaced a set section
+                raise ValueError(f"model config {where}.{name} is empty; give its keys or leave it out")
+            if not isinstance(value, Mapping):
                 raise ValueError(f"model config {where}.{name} must be a mapping, got {value!r}")
-            values[name] = _from_dict(hint, value or {}, f"{where}.{name}")
+            values[name] = _from_dict(hint, value, f"{where}.{name}")
         else:
             _check_scalar(hint, value, f"{where}.{name}")
             values[name] = _as_tuples(value)

@@ -128,6 +128,8 @@ def test_config_typos_and_bad_options_are_rejected(tiny_config):
         tiny_config("bharnet_p", {"pam": {"keep_axis": ["time"]}})
     with pytest.raises(ValueError, match="keep_axes"):
         tiny_config("bharnet_p", {"pam": {"keep_axes": ["channel"]}})
+    with pytest.raises(ValueError, match="model config .*loss is empty; give its keys or leave it out"):
+        tiny_config("bharnet_e", {"loss": None})  # keys commented out: the defaults replaced the set ones
     with pytest.raises(ValueError, match="keep_axes names an axis twice"):
         tiny_config("bharnet_p", {"pam": {"keep_axes": ["time", "time"]}})
     with pytest.raises(ValueError, match="split_block"):
