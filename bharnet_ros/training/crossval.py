@@ -312,6 +312,11 @@ def fold_experts(init: Mapping[str, Any] | None, subject: str) -> dict[str, str 
             chosen[stream] = None
             continue
         folder = fold_folder(resolve_path(path), subject)
+        if not folder.is_dir() and any(resolve_path(path).glob("fold_*/")):
+            raise ConfigError(
+                f"model.init.{stream}: the --loso folder {path} has no fold for {subject} ({folder.name}); "
+                f"train the experts with --loso {subject} there first"
+            )
         checkpoint = expert_file(folder if folder.is_dir() else path)
         if not left_out_of(checkpoint, subject):
             raise ConfigError(

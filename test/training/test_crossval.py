@@ -299,6 +299,10 @@ def test_an_expert_that_saw_the_held_out_person_is_refused(cv_run, tmp_path):
     # fold_S3 trained on S1 and S2: fine for the S3 fold, a leak for the S1 fold
     assert fold_experts({"body": str(out / "fold_S3"), "hand": None}, "S3")["body"].endswith("last.pt")
     assert fold_experts({"body": str(out)}, "S1") == {"body": str(out / "fold_S1" / "last.pt")}
+    with pytest.raises(
+        ConfigError, match="has no fold for S2 \\(fold_S2\\); train the experts with --loso S2"
+    ):
+        fold_experts({"body": str(out)}, "S2")  # it said that its last.pt does not exist
     with pytest.raises(ConfigError, match="trained on S1, the person this fold holds out"):
         fold_experts({"body": str(out / "fold_S3")}, "S1")
     alone = tmp_path / "expert.pt"
