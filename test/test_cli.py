@@ -61,3 +61,27 @@ def test_an_error_naming_a_file_with_a_line_break_stays_one_line(tmp_path, capsy
     assert main(["eval", str(model), str(tmp_path / "data.npz"), "--out", str(tmp_path / "out")]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert "forged\\nbharnet eval: ok\\x1b[2K.onnx not found" in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "m.onnx", "d.npz", "--out", ""],
+        ["train", "c.yaml", "--out", " "],
+        ["export", "m.pt", "-o", ""],
+        ["synth", "-o", ""],
+        ["bag", "eval", "b", "--labels", "l.csv", "--out", ""],
+    ],
+)
+def test_an_empty_output_option_is_refused_not_read_as_the_current_folder(
+    tmp_path, monkeypatch, capsys, argv
+):
+    """An unset $OUT in `--out $OUT` trained (or wrote) into the folder the command ran from."""
+    from bharnet_ros.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    assert "is empty; give a file or folder name" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -42,6 +42,7 @@ from bharnet_ros.tools import UsageError, check_number
 from bharnet_ros.tools.outputs import (
     check_output_folder,
     named_folder,
+    output_option,
     staged_folder,
     terminated_as_interrupt,
 )
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _add_record_video(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", type=Path, help="video file")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="new bag folder")
+    parser.add_argument("-o", "--output", type=output_option, required=True, help="new bag folder")
     parser.add_argument(
         "--topic", default=None,
         help="camera topic (default /camera/image_raw; with --encoding jpeg, /camera/image_raw/compressed)",
@@ -195,7 +196,7 @@ def check_input_file(path: Path, what: str) -> None:
 
 def _add_record(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("topics", nargs="+", metavar="TOPIC", help="topics to record, e.g. /bharnet/action")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="new bag folder")
+    parser.add_argument("-o", "--output", type=output_option, required=True, help="new bag folder")
     parser.add_argument(
         "--duration", type=float, default=0.0, help="stop after S seconds, at most a week (default: Ctrl-C)"
     )
@@ -278,7 +279,7 @@ def _add_eval(parser: argparse.ArgumentParser) -> None:
         "--labels", type=Path, default=None,
         help="annotation .csv or .yaml (docs/bags.md); without it only decisions and timing are reported",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, required=True, help="report folder")
+    parser.add_argument("--out", type=output_option, required=True, help="report folder")
     parser.add_argument(
         "--force", action="store_true", help="replace the report files in a non-empty --out (nothing else)"
     )

@@ -36,7 +36,7 @@ import numpy as np
 
 from bharnet_ros.core.paths import default_model, share_file
 from bharnet_ros.tools import UsageError, check_count
-from bharnet_ros.tools.outputs import check_document
+from bharnet_ros.tools.outputs import check_document, output_option
 from bharnet_ros.tools.report_doc import command_line, machine_facts, replace_section
 
 # variant key -> (YAML, expert-only, description)
@@ -79,7 +79,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="models to measure"
     )
-    parser.add_argument("--out", type=Path, help="markdown file to update (e.g. docs/benchmarks.md)")
+    parser.add_argument("--out", type=output_option, help="markdown file to update (e.g. docs/benchmarks.md)")
     parser.add_argument("--runs", type=int, default=40, help="timed runs per ONNX Runtime measurement")
     parser.add_argument("--torch-runs", type=int, default=10, help="timed runs per PyTorch measurement")
     parser.add_argument("--threads", type=int, default=2, help="threads for PyTorch, the peak and ORT (max)")

@@ -26,7 +26,7 @@ import yaml
 from bharnet_ros.core.params_file import read_params_file, set_node_parameters
 from bharnet_ros.core.paths import default_model
 from bharnet_ros.tools import UsageError
-from bharnet_ros.tools.outputs import check_document
+from bharnet_ros.tools.outputs import check_document, output_option
 
 RATE_HZ = 30.0
 DEFAULT_VIDEO = "../shared/data/videos/sign_dobrii_den.mp4"
@@ -47,14 +47,18 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", default=DEFAULT_VIDEO, help="real video to replay (looped)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each replayed stream")
     parser.add_argument("--model", default="", help="ONNX model (default: the shipped one)")
-    parser.add_argument("--out", type=Path, default=None, help="markdown file to update (docs/benchmarks.md)")
+    parser.add_argument(
+        "--out", type=output_option, default=None, help="markdown file to update (docs/benchmarks.md)"
+    )
 
 
 def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", default=DEFAULT_VIDEO, help="real video played in a loop")
     parser.add_argument("--minutes", type=float, default=10.0, help="soak duration")
     parser.add_argument("--model", default="", help="ONNX model (default: the shipped one)")
-    parser.add_argument("--out", type=Path, default=None, help="markdown file to update (docs/benchmarks.md)")
+    parser.add_argument(
+        "--out", type=output_option, default=None, help="markdown file to update (docs/benchmarks.md)"
+    )
 
 
 def run_pipeline(args: argparse.Namespace) -> int:

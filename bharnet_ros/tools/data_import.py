@@ -19,7 +19,7 @@ from tqdm import tqdm
 from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.tools import UsageError
-from bharnet_ros.tools.outputs import atomic_file, check_output_file, terminated_as_interrupt
+from bharnet_ros.tools.outputs import atomic_file, check_output_file, output_option, terminated_as_interrupt
 from bharnet_ros.training.classes import relabel
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 from bharnet_ros.training.importers import ImportReport, Progress, no_progress
@@ -133,7 +133,9 @@ def _kind(kinds: argparse._SubParsersAction, name: str, what: str, source: str) 
         name, help=f"import {what}", description=f"Import {what} into one dataset file."
     )
     parser.add_argument("source", metavar="SRC", type=Path, help=source)
-    parser.add_argument("-o", "--output", required=True, type=Path, help="dataset file to write (.npz)")
+    parser.add_argument(
+        "-o", "--output", required=True, type=output_option, help="dataset file to write (.npz)"
+    )
     parser.add_argument(
         "--rename", action="append", default=[], metavar="OLD=NEW",
         help="rename a class, e.g. iloveyou=i_love_you to match a model's class names; a NEW that is "

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bharnet_ros.tools import UsageError
-from bharnet_ros.tools.outputs import atomic_file, check_output_folder, staged_folder
+from bharnet_ros.tools.outputs import atomic_file, check_output_folder, output_option, staged_folder
 
 if TYPE_CHECKING:
     from bharnet_ros.core.compose import Piece
@@ -50,7 +50,9 @@ SKELETON_TOPIC = "/bharnet/skeletons"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", default="", help="run the full pipeline on this video file instead")
-    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for the bag and report")
+    parser.add_argument(
+        "--out", type=output_option, default=Path("out/demo"), help="folder for the bag and report"
+    )
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic performer")
     parser.add_argument(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bharnet_ros.tools import UsageError, check_count
-from bharnet_ros.tools.outputs import check_output_folder, staged_folder
+from bharnet_ros.tools.outputs import check_output_folder, output_option, staged_folder
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--with", dest="members", type=Path, nargs="+", default=[], metavar="MODEL",
         help="average these models' logits with MODEL's (an ensemble; same classes, any preprocessing)",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--out", type=output_option, required=True, help="output folder")
     parser.add_argument("--force", action="store_true", help="replace the report files in a non-empty --out")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size for checkpoints (default 32)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from bharnet_ros.tools import UsageError
-from bharnet_ros.tools.outputs import atomic_file, check_output_file
+from bharnet_ros.tools.outputs import atomic_file, check_output_file, output_option
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bharnet export``."""
     parser.add_argument("checkpoint", type=Path, help="checkpoint written by training (.pt)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="ONNX file to write")
+    parser.add_argument("-o", "--output", type=output_option, required=True, help="ONNX file to write")
     parser.add_argument("--force", action="store_true", help="replace an existing ONNX file")
     parser.add_argument(
         "--expert-only",

@@ -36,7 +36,7 @@ from bharnet_ros.core.video import (
     list_videos,
 )
 from bharnet_ros.tools import UsageError
-from bharnet_ros.tools.outputs import atomic_file, check_output_file
+from bharnet_ros.tools.outputs import atomic_file, check_output_file, output_option
 
 OVERLAY_FALLBACK_FPS = 25.0  # for the overlay writer when the source states no usable frame rate
 OVERLAY_FPS_RANGE = (1.0, 240.0)  # what the overlay keeps of a source's rate (mp4v takes < 65536)
@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bharnet extract`` (called by ``bharnet_ros.cli`` when the subcommand is chosen)."""
     parser.add_argument("input", metavar="VIDEO_OR_DIR", type=Path, help="a video file or a folder of videos")
     parser.add_argument(
-        "-o", "--output", required=True, type=Path,
+        "-o", "--output", required=True, type=output_option,
         help="output .npz for a video; output folder (one <stem>.npz per video) for a folder",
     )  # fmt: skip
     parser.add_argument(

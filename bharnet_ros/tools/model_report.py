@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bharnet_ros.tools import UsageError, check_count
-from bharnet_ros.tools.outputs import check_document
+from bharnet_ros.tools.outputs import check_document, output_option
 from bharnet_ros.tools.report_doc import write_section
 
 SECTION = "model-report"
@@ -102,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config-dir", type=Path, default=None, help="folder of model YAML files (default: config/model)"
     )
     parser.add_argument(
-        "-o", "--output", type=Path, default=None,
+        "-o", "--output", type=output_option, default=None,
         help=f"markdown file to update (default: {DEFAULT_OUTPUT} of the bharnet_ros source checkout, "
         "from any folder; an installed copy has none, so give the file)",
     )  # fmt: skip

@@ -22,7 +22,13 @@ from typing import Any
 
 from bharnet_ros.core.recognizer import NONE
 from bharnet_ros.tools import UsageError
-from bharnet_ros.tools.outputs import atomic_file, check_output_folder, scratch_folder, staged_folder
+from bharnet_ros.tools.outputs import (
+    atomic_file,
+    check_output_folder,
+    output_option,
+    scratch_folder,
+    staged_folder,
+)
 
 SUMMARY = "summary.json"
 
@@ -32,7 +38,7 @@ DEFAULT_NO_COMMAND = ("random", "static")  # the HRI set's "do nothing" classes
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("videos", nargs="+", type=Path, help="videos of motion outside the vocabulary")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--out", type=output_option, required=True, help="output folder")
     parser.add_argument("--force", action="store_true", help="reuse a non-empty --out")
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
     parser.add_argument("--params-file", default="", help="graph parameters (default config/recognize.yaml)")

@@ -11,6 +11,7 @@ moved in at the end; ``--force`` replaces only the files of the same names.
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import shutil
@@ -49,6 +50,14 @@ def check_output_file(
         raise UsageError(f"{option} {path} already exists; {FORCE_HINT}")
     _check_creatable(path, option)
     return path
+
+
+def output_option(text: str) -> Path:
+    """An output option's path (an argparse type): an empty one, such as an unset ``$OUT``, read
+    as the current folder and wrote there."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a file or folder name")
+    return Path(text)
 
 
 def check_output_folder(

@@ -59,7 +59,7 @@ from bharnet_ros.core.pose_stage import ALL_BACKENDS, MULTI, PoseStage
 from bharnet_ros.core.recognizer import load_window_classifier
 from bharnet_ros.core.video import VideoError, VideoReader
 from bharnet_ros.tools import UsageError, check_count, check_number
-from bharnet_ros.tools.outputs import check_document
+from bharnet_ros.tools.outputs import check_document, output_option
 from bharnet_ros.tools.report_doc import machine_facts, replace_section
 
 
@@ -473,7 +473,9 @@ def _add_people_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--live-seconds", type=float, default=20.0, help="replay through the real graph (0 = skip)"
     )
-    group.add_argument("--out", type=Path, default=None, help="markdown file to update (docs/benchmarks.md)")
+    group.add_argument(
+        "--out", type=output_option, default=None, help="markdown file to update (docs/benchmarks.md)"
+    )
 
 
 if __name__ == "__main__":

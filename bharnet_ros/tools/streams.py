@@ -32,7 +32,13 @@ import numpy as np
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.video import is_video_file
 from bharnet_ros.tools import UsageError, check_seed
-from bharnet_ros.tools.outputs import atomic_file, check_output_folder, scratch_folder, staged_folder
+from bharnet_ros.tools.outputs import (
+    atomic_file,
+    check_output_folder,
+    output_option,
+    scratch_folder,
+    staged_folder,
+)
 
 CLIP = re.compile(r"^(?P<label>.+?)_(?P<take>[^_]+)_(?P<distance>[^_]+)_(?P<framing>[^_]+)$")
 IDLE_LABEL = "static"  # standing still: the filler between gestures, not scored
@@ -46,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset", type=Path, required=True, help="the clips' skeletons (bharnet import videos)"
     )
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--out", type=output_option, required=True, help="output folder")
     parser.add_argument("--force", action="store_true", help="reuse a non-empty --out")
     models = parser.add_mutually_exclusive_group(required=True)
     models.add_argument("--model", type=Path, help="ONNX model for every person")

@@ -20,7 +20,13 @@ import numpy as np
 
 from bharnet_ros.core.layouts import HAND21, MP33
 from bharnet_ros.tools import UsageError, check_count, check_seed
-from bharnet_ros.tools.outputs import atomic_file, check_output_file, check_output_folder, staged_folder
+from bharnet_ros.tools.outputs import (
+    atomic_file,
+    check_output_file,
+    check_output_folder,
+    output_option,
+    staged_folder,
+)
 from bharnet_ros.training import synth
 
 _SIDE_COLOURS = ("tab:blue", "tab:red")  # subject's left, right
@@ -30,7 +36,7 @@ MOST_PER_CLASS = 10_000  # samples per class: the four-digit file names, and hou
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-o", "--out", type=Path, required=True, help="output folder (created; must be empty)"
+        "-o", "--out", type=output_option, required=True, help="output folder (created; must be empty)"
     )
     parser.add_argument(
         "--per-class", type=int, default=50, metavar="N", help="samples per class (default 50)"

@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bharnet_ros.tools import UsageError, check_count, check_seed
-from bharnet_ros.tools.outputs import atomic_file, check_output_file, check_output_folder, staged_folder
+from bharnet_ros.tools.outputs import (
+    atomic_file,
+    check_output_file,
+    check_output_folder,
+    output_option,
+    staged_folder,
+)
 
 if TYPE_CHECKING:  # torch-free at import time: only the chosen action loads training code
     from bharnet_ros.core.annotations import Annotations
@@ -93,7 +99,9 @@ def _add_record(parser: argparse.ArgumentParser) -> None:
         "--topic", default=None,
         help="live: the skeleton topic (default bharnet/skeletons); bag: the topic to read",
     )  # fmt: skip
-    parser.add_argument("-o", "--output", type=Path, required=True, help="dataset file to write (.npz)")
+    parser.add_argument(
+        "-o", "--output", type=output_option, required=True, help="dataset file to write (.npz)"
+    )
     parser.add_argument("--subject", required=True, help="who performs (stored as the subject attribute)")
     parser.add_argument(
         "--gestures", type=names, default=[], help="interactive: gesture names, e.g. follow_me,stop"
@@ -315,7 +323,7 @@ def _write_takes(takes: list[Take], args: argparse.Namespace, output: Path) -> i
 
 def _add_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("takes", nargs="+", type=Path, help="dataset files from `teach record` (merged)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="ONNX model to write")
+    parser.add_argument("-o", "--output", type=output_option, required=True, help="ONNX model to write")
     parser.add_argument("--base", type=Path, help=f"checkpoint to start from (default {DEFAULT_BASE})")
     parser.add_argument("--replace", action="store_true", help="the new gestures replace the base vocabulary")
     parser.add_argument("--keep", type=names, default=[], help="--replace: base classes to keep, e.g. none")
@@ -674,7 +682,9 @@ def _add_curve(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     _add_fit_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
-    parser.add_argument("--out", type=Path, required=True, help="folder for curve.md, curve.json, runs.csv")
+    parser.add_argument(
+        "--out", type=output_option, required=True, help="folder for curve.md, curve.json, runs.csv"
+    )
     parser.add_argument("--force", action="store_true", help="replace the files of an earlier run")
     parser.set_defaults(teach_run=run_curve)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bharnet_ros.tools import UsageError, check_count
 from bharnet_ros.tools.evaluate import MOST_VIEWS
-from bharnet_ros.tools.outputs import check_output_folder
+from bharnet_ros.tools.outputs import check_output_folder, output_option
 from bharnet_ros.training.dataset import DatasetError
 
 
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="validation data (default: the training files' val split, data.val_subjects or "
         "data.val_fraction, else none)",
     )
-    parser.add_argument("--out", type=Path, help="run folder (default: runs/<name>-<timestamp>)")
+    parser.add_argument("--out", type=output_option, help="run folder (default: runs/<name>-<timestamp>)")
     parser.add_argument(
         "--force", action="store_true",
         help="write into a non-empty --out that is not a run of this command (only its files are replaced)",
