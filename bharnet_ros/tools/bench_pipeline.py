@@ -29,7 +29,7 @@ from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import check_document, output_option
 
 RATE_HZ = 30.0
-DEFAULT_VIDEO = "../shared/data/videos/sign_dobrii_den.mp4"
+DEFAULT_VIDEO = "../shared/data/videos/sign_dobrii_den.mp4"  # beside the checkout (default_video)
 MAX_GROWTH_MB_PER_MIN = 1.0
 # --seconds of `pipeline`: one scripted gesture lasts 2 s; five minutes of 30 Hz camera frames is a
 # bag of several GB in the temporary folder
@@ -44,7 +44,9 @@ SHORTEST_SOAK, LONGEST_SOAK = 2.0, 7 * 24 * 60.0
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--video", default=DEFAULT_VIDEO, help="real video to replay (looped)")
+    parser.add_argument(
+        "--video", default=None, help=f"real video to replay (looped; default {DEFAULT_VIDEO})"
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each replayed stream")
     parser.add_argument("--model", default="", help="ONNX model (default: the shipped one)")
     parser.add_argument(
@@ -53,7 +55,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--video", default=DEFAULT_VIDEO, help="real video played in a loop")
+    parser.add_argument(
+        "--video", default=None, help=f"real video played in a loop (default {DEFAULT_VIDEO})"
+    )
     parser.add_argument("--minutes", type=float, default=10.0, help="soak duration")
     parser.add_argument("--model", default="", help="ONNX model (default: the shipped one)")
     parser.add_argument(
@@ -98,10 +102,20 @@ def _check_inputs(args: argparse.Namespace, section: str) -> str:
     from bharnet_ros.tools.run import check_video
 
     model = _model(args.model)
+    args.video = args.video or default_video()
     check_video(args.video)
     if args.out:
         check_document(args.out, [Path(model), Path(args.video)], section=section)
     return model
+
+
+def default_video() -> str:
+    """The shared sign video beside the checkout, from whatever folder the command runs in (it was
+    looked for from the current folder)."""
+    from bharnet_ros.core.paths import CHECKOUT
+
+    beside = CHECKOUT / DEFAULT_VIDEO
+    return str(beside.resolve()) if beside.is_file() else DEFAULT_VIDEO
 
 
 def _model(path: str) -> str:
@@ -252,7 +266,8 @@ def run_soak(args: argparse.Namespace) -> int:
     from bharnet_ros.tools import check_number
 
     check_number("--minutes", args.minutes, SHORTEST_SOAK, LONGEST_SOAK, "minutes")
-    samples, bounded, stalled = _soak(args.video, _check_inputs(args, "bench-soak"), args.minutes * 60.0)
+    model = _check_inputs(args, "bench-soak")  # also resolves the default --video
+    samples, bounded, stalled = _soak(args.video, model, args.minutes * 60.0)
     slope = _growth_mb_per_min(samples)
     ok = slope <= MAX_GROWTH_MB_PER_MIN and bounded and not stalled
     lines = [f"| {t / 60:5.1f} min | {rss:7.1f} MB |" for t, rss in samples]

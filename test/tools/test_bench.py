@@ -221,6 +221,17 @@ def test_a_missing_video_is_refused_up_front(tiny_model, capsys):
         assert "--video: video not found: /nonexistent/v.mp4" in one_line_error(argv, capsys)
 
 
+def test_the_default_video_is_found_beside_the_checkout_from_any_folder(
+    tiny_model, shared_file, tmp_path, monkeypatch, capsys
+):
+    """It was looked for from the current folder: `video not found` outside the checkout."""
+    video = shared_file("videos/sign_dobrii_den.mp4")
+    monkeypatch.chdir(tmp_path)
+    for action in ("pipeline", "soak"):
+        argv = ["bench", action, "--model", str(tiny_model), "--out", str(video)]  # stops at the check
+        assert "is also an input of this command" in one_line_error(argv, capsys)
+
+
 def test_out_is_checked_before_the_measurement(tiny_model, shared_file, tmp_path, capsys):
     video = str(shared_file("videos/sign_dobrii_den.mp4"))
     binary = tmp_path / "binary.md"
