@@ -420,13 +420,27 @@ def measure_variant(key: str, args: argparse.Namespace, workdir: Path) -> ModelR
     return finish(name, flops, candidates, int8, path, inputs, args, workdir)
 
 
+def file_labels(paths: list[Path]) -> list[str]:
+    """Each file's shortest trailing part of its path that no other file ends with: two exports
+    both named model.onnx (runs/a/, runs/b/) read alike in every row."""
+    labels = []
+    for path in paths:
+        parts = path.absolute().parts
+        others = [other.absolute().parts for other in paths if other.absolute() != path.absolute()]
+        depth = next(
+            (n for n in range(1, len(parts) + 1) if all(o[-n:] != parts[-n:] for o in others)), len(parts)
+        )
+        labels.append("/".join(parts[-depth:]))
+    return labels
+
+
 def measure_file(
-    path: Path, inputs: dict[str, np.ndarray], args: argparse.Namespace, workdir: Path
+    path: Path, label: str, inputs: dict[str, np.ndarray], args: argparse.Namespace, workdir: Path
 ) -> ModelResult:
     """Time an exported model as it is (the shipped default): ONNX Runtime only, on ``inputs``
-    (from :func:`file_inputs`, made before any timing)."""
+    (from :func:`file_inputs`, made before any timing); ``label`` names it in the table."""
     flops = onnx_flops(path)
-    name = f"shipped `{path.name}`" if path.resolve() == default_model().resolve() else f"file `{path.name}`"
+    name = f"shipped `{label}`" if path.resolve() == default_model().resolve() else f"file `{label}`"
     print(f"[{name}] {shown_gflops(flops)} GFLOPs per window", file=sys.stderr)
     return finish(name, flops, ort_candidates(path, inputs, args, workdir), {}, path, inputs, args, workdir)
 
@@ -463,7 +477,11 @@ def run_model(args: argparse.Namespace) -> int:
     peak_before = matmul_peak(args.threads)
     with tempfile.TemporaryDirectory(prefix="bharnet_bench_") as tmp:
         results = [measure_variant(key, args, Path(tmp)) for key in args.variants]
-        results += [measure_file(path, inputs, args, Path(tmp)) for path, inputs in files]
+        labels = file_labels([path for path, _ in files])
+        results += [
+            measure_file(path, label, inputs, args, Path(tmp))
+            for (path, inputs), label in zip(files, labels, strict=True)
+        ]
     peak_after = matmul_peak(args.threads)
     machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     peak = {k: max(peak_before[k], peak_after[k]) for k in peak_before}

@@ -48,6 +48,15 @@ def test_exported_files_to_time(tmp_path, tiny_model):
         exported_files(parse(["model", "--shipped", str(tmp_path / "text.onnx")]))
 
 
+def test_files_of_one_name_are_told_apart_by_their_folders(tmp_path):
+    """Two exports both named model.onnx read alike in every row of the table."""
+    from bharnet_ros.tools.bench import file_labels
+
+    paths = [tmp_path / "runA" / "model.onnx", tmp_path / "runB" / "model.onnx", tmp_path / "other.onnx"]
+    assert file_labels(paths) == ["runA/model.onnx", "runB/model.onnx", "other.onnx"]
+    assert file_labels([Path("models/a.onnx")]) == ["a.onnx"]
+
+
 def fake_section(windows_per_s: float, flops: int | None = 2_000_000_000) -> str:
     timing = Timing("ONNX Runtime fp32", 2, [1.0 / windows_per_s] * 4)
     result = ModelResult("BHaRNet-E expert-only", flops, [timing], {"Conv": 0.5}, {})
