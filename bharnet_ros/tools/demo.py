@@ -54,21 +54,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=output_option, default=Path("out/demo"), help="folder for the bag and report"
     )
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic performer")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the synthetic performer (default 7)")
     parser.add_argument(
         "--people", type=Path, default=None,
         help=f"real recordings DIR/<person>/<gesture>_<take>_<distance>_<framing>.avi (default {PEOPLE} "
         "where it exists; else synthetic gestures)",
     )  # fmt: skip
-    parser.add_argument("--person", default="S2", help="whose clips to play (default S2)")
-    parser.add_argument("--distance", default="4m", help="which distance's clips (default 4m)")
+    parser.add_argument("--person", default=None, help="whose clips to play (default S2)")
+    parser.add_argument("--distance", default=None, help="which distance's clips (default 4m)")
     parser.add_argument(
         "--synthetic", action="store_true", help="the synthetic script even where people exist"
     )
     parser.add_argument(
         "--rate", type=float, default=1.0, help="replay speed factor, 0.01 to 100 (default 1)"
     )
-    parser.add_argument("--short", action="store_true", help="a 5-second script instead of 22 s (for tests)")
+    parser.add_argument(
+        "--short", action="store_true",
+        help="a short script (for tests): 3 real clips instead of 8, or 5 s of synthetic gestures for 22 s",
+    )  # fmt: skip
     parser.add_argument(
         "--force",
         action="store_true",
@@ -81,11 +84,12 @@ def run(args: argparse.Namespace) -> int:
     from bharnet_ros.tools.bag import MAX_REPLAY_RATE, MIN_REPLAY_RATE, format_table
 
     check_number("--rate", args.rate, MIN_REPLAY_RATE, MAX_REPLAY_RATE, "times the recorded speed")
-    check_seed(args.seed)
     if args.video == "~" or str(args.video).startswith("~/"):  # `make demo VIDEO=~/clip.mp4` keeps it
         args.video = str(Path.home() / str(args.video)[2:])
     video = Path(args.video) if args.video else None
     people = None if video or args.synthetic else _people_folder(args.people)
+    check_options_used(args, video, people)
+    check_seed(args.seed)
     check_inputs(video, args.model)
     pieces = _people_pieces(args, people) if people else []
     writes = ("labels.csv", "stream.mp4", "bag/", "report/")
@@ -105,6 +109,25 @@ def run(args: argparse.Namespace) -> int:
     if labels is not None:
         print_timeline(summary["metrics"]["per_segment"])
     return 0
+
+
+def check_options_used(args: argparse.Namespace, video: Path | None, people: Path | None) -> None:
+    """Refuse the options this input would ignore (a demo of --video with --person S3 played the
+    video and said nothing), then fill in the defaults of those it uses."""
+    if video and args.synthetic:
+        raise UsageError("--video and --synthetic are two inputs; give one")
+    if video or args.synthetic:
+        ignored = [name for name in ("people", "person", "distance") if getattr(args, name) is not None]
+        if ignored:
+            raise UsageError(
+                f"--{ignored[0]} chooses real recordings, which --{'video' if video else 'synthetic'} "
+                "does not play; leave it out"
+            )
+    if (video or people) and args.seed is not None:
+        played = "the video" if video else f"real people's clips ({people})"
+        raise UsageError(f"--seed picks the synthetic performer, and the demo plays {played}; leave it out")
+    args.person, args.distance = args.person or "S2", args.distance or "4m"
+    args.seed = 7 if args.seed is None else args.seed
 
 
 def _remove_stale(out: Path, labelled: bool, streamed: bool) -> None:

@@ -79,6 +79,12 @@ def test_a_refused_demo_leaves_no_out_folder(tmp_path, capsys):
         ["--synthetic", "--seed=-1"],
         ["--people", str(tmp_path), "--distance", "**"],  # a glob pattern: a ValueError traceback
         ["--people", str(tmp_path), "--person", ".."],
+        ["--video", str(text), "--synthetic"],  # options the input ignores were dropped silently
+        ["--video", str(text), "--person", "S3"],
+        ["--synthetic", "--distance", "1m"],
+        ["--synthetic", "--people", str(tmp_path)],
+        ["--video", str(text), "--seed", "5"],
+        ["--people", str(tmp_path), "--seed", "5"],
     ):
         assert main(["demo", *argv, "--out", str(tmp_path / "out" / "demo")]) == 2
         error = capsys.readouterr().err.strip()
