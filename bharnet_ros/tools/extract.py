@@ -200,8 +200,6 @@ def check_outputs(
         overlay = job.overlay and check_output_file(
             job.overlay, [job.video, folder], force, "--overlay", suffix=".mp4"
         )  # an MP4 writer: another suffix failed after the pose stage had run
-        if overlay and overlay.absolute() == output.absolute():  # -o gained its .npz
-            raise UsageError(f"-o and --overlay are the same file {output}; give them different names")
         checked.append(Job(job.video, output, overlay, tuple(earlier)))
     return checked
 
@@ -218,8 +216,6 @@ def _check_no_clashes(jobs: list[Job]) -> None:
     """UsageError when two videos would write the same output file (the second would replace the first)."""
     writers: dict[Path, Path] = {}
     for job in jobs:
-        if job.overlay is not None and job.overlay.absolute() == job.output.absolute():
-            raise UsageError(f"-o and --overlay are the same file {job.output}; give them different names")
         for path in filter(None, (job.output, job.overlay)):
             first = writers.setdefault(path.absolute(), job.video)
             if first != job.video:

@@ -64,7 +64,8 @@ def _classes(text: str | None) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in synth.CLASS_NAMES]
     if unknown or not names:
-        raise UsageError(f"unknown class(es) {unknown}; choose from {', '.join(synth.CLASS_NAMES)}")
+        what = f"unknown class(es) {unknown}" if unknown else f"--classes {text!r} names no class"
+        raise UsageError(f"{what}; choose from {', '.join(synth.CLASS_NAMES)}")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:  # the same files would be written twice and listed twice in index.csv
         raise UsageError(f"--classes names {', '.join(repeated)} more than once; give each class once")

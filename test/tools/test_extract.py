@@ -218,11 +218,12 @@ def test_outputs_inside_the_input_folder_are_refused(tmp_path, capsys, where):
     assert sorted(p.name for p in videos.iterdir()) == ["clip.avi"]
 
 
-def test_npz_and_overlay_of_one_video_must_differ(tmp_path, capsys):
-    write_blank_clip(tmp_path / "clip.mp4", frames=2)
-    target = str(tmp_path / "clip.npz")
-    assert main(["extract", str(tmp_path / "clip.mp4"), "-o", target, "--overlay", target]) == 2
-    assert "-o and --overlay are the same file" in capsys.readouterr().err
+def test_one_name_for_npz_and_overlay_writes_both_files(tmp_path):
+    """Each gains its own suffix (x.npz, x.mp4); the same name was refused as the same file."""
+    write_blank_clip(tmp_path / "clip.avi", frames=2)
+    target = str(tmp_path / "x")
+    assert main(["extract", str(tmp_path / "clip.avi"), "-o", target, "--overlay", target]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.avi", "x.mp4", "x.npz"]
 
 
 @pytest.mark.parametrize("fps", [0.0, 0.001, 90000.0])
