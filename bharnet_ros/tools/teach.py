@@ -262,7 +262,7 @@ def _recording(args: argparse.Namespace) -> Recording:
     recording = bag_frames(args.bag, args.topic, args.backend)
     if recording.skipped:
         print(
-            f"skipped {recording.skipped} messages of {args.bag} that could not be read "
+            f"skipped {recording.skipped} messages or skeletons of {args.bag} the nodes would refuse "
             f"(the last: {recording.last_problem})",
             file=sys.stderr,
         )

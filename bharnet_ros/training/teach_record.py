@@ -46,10 +46,9 @@ from bharnet_ros.core.bag import (
     describe_topics,
     read_messages,
     require_topic,
-    skeleton_frames,
 )
 from bharnet_ros.core.bag_eval import frame_stamp
-from bharnet_ros.core.frame_rules import stamp_problem
+from bharnet_ros.core.frame_rules import FrameRules, nanoseconds_to_seconds, stamp_problem
 from bharnet_ros.core.image import ImageError, camera_message_size
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.training.teach_takes import Take, TrimSettings, make_take
@@ -86,8 +85,11 @@ class Recording:
 
     frames: list[SkeletonFrame]
     span: tuple[float, float] | None
-    skipped: int = 0  # messages of a bag that could not be read, and so gave no frame
+    skipped: int = 0  # messages of a bag that could not be read, or skeletons the nodes would refuse
     last_problem: str = ""  # why the last of them was skipped
+
+    def refuse(self, problem: str) -> None:
+        self.skipped, self.last_problem = self.skipped + 1, problem
 
 
 def video_frames(path: str | Path, backend: str = "holistic", mirrored: bool = False) -> Recording:
@@ -110,7 +112,8 @@ def bag_frames(path: str | Path, topic: str | None = None, backend: str = "holis
     ``topic`` picks one; by default the bag's only skeleton topic, else its only camera topic. Each
     message is timed by its stamp, or where it has none (a camera driver that never stamps) by its
     log time, as ``bharnet bag eval`` times it. A message that cannot be read (damaged, an image
-    that does not decode, a stamp no clock gives) is skipped and counted, as the nodes skip it.
+    that does not decode, a stamp no clock gives) is skipped and counted, as the nodes skip it; of
+    skeletons, each one the recognizer refuses (``core.frame_rules``), not its whole message.
     """
     available = bag_topics(path)
     topic = topic or default_topic(available, path)
@@ -120,13 +123,14 @@ def bag_frames(path: str | Path, topic: str | None = None, backend: str = "holis
     from bharnet_ros.core.pose_stage import PoseStage
 
     recording = Recording([], None)
+    rules = FrameRules(recording.refuse)  # a bad skeleton costs itself, as in the nodes
     stamps: list[float] = []
     with PoseStage(backend) if msgtype != SKELETON_TYPE else nullcontext() as stage:
         for message in read_messages(path, [topic]):
             try:
-                found, when = _message_frames(message, msgtype, stage)
+                found, when = _message_frames(message, msgtype, stage, rules)
             except (MessageError, ImageError, SkeletonError) as err:
-                recording.skipped, recording.last_problem = recording.skipped + 1, str(err)
+                recording.refuse(str(err))
                 continue
             stamps.append(when)
             recording.frames.extend(found)
@@ -134,15 +138,15 @@ def bag_frames(path: str | Path, topic: str | None = None, backend: str = "holis
     return recording
 
 
-def _message_frames(message: Any, msgtype: str, stage: Any) -> tuple[list[SkeletonFrame], float]:
-    """The frames of one bag message (``stage``: the pose stage for images) and its time (s)."""
+def _message_frames(
+    message: Any, msgtype: str, stage: Any, rules: FrameRules
+) -> tuple[list[SkeletonFrame], float]:
+    """The frames of one bag message (``stage``: the pose stage for images; ``rules``: the nodes'
+    rules for skeletons) and its time (s)."""
     msg = message.decode()
-    when = (frame_stamp(msg, msgtype) or message.log_time) * 1e-9
+    when = nanoseconds_to_seconds(frame_stamp(msg, msgtype) or message.log_time)
     if stage is None:
-        frames = skeleton_frames(msg)
-        for frame in frames:
-            frame.timestamp = frame.timestamp or when
-        return frames, when
+        return rules.frames(msg.persons, message.log_time * 1e-9, lambda: when), when
     if problem := stamp_problem(msg.header.stamp):
         raise ImageError(problem)
     image = decode_camera_message(msg, msgtype)

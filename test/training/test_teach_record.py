@@ -4,6 +4,7 @@ tested through the command line (test/tools/test_teach_cli.py)."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,6 @@ import pytest
 
 from bharnet_ros.core import bag
 from bharnet_ros.core.annotations import Annotations, Segment
-from bharnet_ros.core.skeleton import SkeletonError
 from bharnet_ros.training.synth import generate_scripted
 from bharnet_ros.training.teach_record import bag_frames, cut_takes
 from bharnet_ros.training.teach_takes import TrimSettings
@@ -72,14 +72,36 @@ def test_an_unreadable_message_is_skipped_and_counted_not_fatal(tmp_path):
     assert all(take.ok for take in takes_of(recording))
 
 
-def test_a_person_stamp_no_clock_gives_is_refused_as_the_recognizer_refuses_it():
+def test_a_person_stamp_no_clock_gives_is_refused_as_the_recognizer_refuses_it(tmp_path):
     """nanosec 3e9 wrapped into 3 more seconds, and a negative second was taken, on this path only."""
     sequence, _ = generate_scripted([("wave", 1.0)], np.random.default_rng(0))
-    for sec, nanosec in ((5, 3_000_000_000), (-5, 0)):
-        message = bag.skeleton_array_message([sequence.frame(0)], ORIGIN)
-        stamp = message.persons[0].header.stamp
-        message.persons[0].header = type(message.persons[0].header)(
-            stamp=type(stamp)(sec=sec, nanosec=nanosec), frame_id="camera"
-        )
-        with pytest.raises(SkeletonError, match="stamp"):
-            bag.skeleton_frames(message)
+    with bag.BagWriter(tmp_path / "b") as writer:
+        writer.add_topic(TOPIC, bag.SKELETON_TYPE)
+        for i, (sec, nanosec) in enumerate(((5, 3_000_000_000), (-5, 0))):
+            message = bag.skeleton_array_message([sequence.frame(0)], ORIGIN)
+            stamp = message.persons[0].header.stamp
+            message.persons[0].header = type(message.persons[0].header)(
+                stamp=type(stamp)(sec=sec, nanosec=nanosec), frame_id="camera"
+            )
+            writer.write(TOPIC, ORIGIN + i, message)
+    recording = bag_frames(tmp_path / "b")
+    assert (recording.frames, recording.skipped) == ([], 2)
+    assert "stamp" in recording.last_problem
+
+
+def test_a_bad_skeleton_costs_itself_not_its_message(tmp_path):
+    """One bad person of a message dropped the performer too (the nodes drop the bad one only),
+    and a second skeleton of one id replaced the first."""
+    sequence, _ = generate_scripted([("wave", 1.0)], np.random.default_rng(0))
+    with bag.BagWriter(tmp_path / "b") as writer:
+        writer.add_topic(TOPIC, bag.SKELETON_TYPE)
+        for t in range(10):
+            performer, other, twin = sequence.frame(t), copy.deepcopy(sequence.frame(t)), sequence.frame(t)
+            other.person_id, twin.body = 7, twin.body * 0.5
+            message = bag.skeleton_array_message([performer, other, twin], ORIGIN + t * 10**8)
+            message.persons[1].body[0] = np.nan
+            writer.write(TOPIC, ORIGIN + t * 10**8, message)
+    recording = bag_frames(tmp_path / "b")
+    assert len(recording.frames) == 10
+    assert all(np.array_equal(f.body, sequence.frame(t).body) for t, f in enumerate(recording.frames))
+    assert recording.skipped == 20  # the NaN person and the second skeleton of id 0, each time
