@@ -207,6 +207,8 @@ def mp33_to_ntu25(
     out[..., NTU25.index("spine_mid"), :] = _blend(base, top, 0.5)
     out[..., NTU25.index("neck"), :] = _blend(top, out[..., NTU25.index("head"), :], NECK_TOWARD_HEAD)
     if hands is not None:
+        if hand_present is None:  # indexing a 0-d array of None failed deep inside
+            raise ValueError("hands need their hand_present flags (..., 2): which slots hold a hand")
         _overwrite_hand_joints(out, np.asarray(hands, np.float32), np.asarray(hand_present, bool))
     return out
 

@@ -327,8 +327,9 @@ def check_plausible(body: np.ndarray, hands: np.ndarray, space: str) -> None:
     """SkeletonError for coordinates beyond :data:`COORDINATE_LIMITS` in ``space`` or scores outside
     [0, 1], in arrays of any leading shape whose last axis is the four channels."""
     limit = COORDINATE_LIMITS[space]
-    if np.abs(body[..., :3]).max(initial=0.0) > limit or np.abs(hands[..., :3]).max(initial=0.0) > limit:
-        raise SkeletonError(f"coordinates beyond ±{limit:g} are not plausible in {space} space")
+    for name, array in (("body", body), ("hand", hands)):
+        if np.abs(array[..., :3]).max(initial=0.0) > limit:
+            raise SkeletonError(f"{name} coordinates beyond ±{limit:g} are not plausible in {space} space")
     for name, scores in (("body", body[..., 3]), ("hand", hands[..., 3])):
         if scores.size and (scores.min() < 0.0 or scores.max() > 1.0):
             raise SkeletonError(f"{name} scores must lie in [0, 1]")
@@ -339,6 +340,8 @@ def _check_arrays(body: np.ndarray, hands: np.ndarray, present: np.ndarray, layo
     if layout not in BODY_LAYOUTS:
         raise SkeletonError(f"{layout!r} is not a body layout; a body is one of {', '.join(BODY_LAYOUTS)}")
     v = get_layout(layout).num_joints
+    if np.ndim(body) == 0:  # len() of it was a TypeError, outside every caller's SkeletonError
+        raise SkeletonError(f"body has shape (), the {layout} contract needs (frames, {v}, {CHANNELS})")
     t = len(body)
     expected = {
         "body": (body, (t, v, CHANNELS)),
@@ -352,8 +355,11 @@ def _check_arrays(body: np.ndarray, hands: np.ndarray, present: np.ndarray, layo
             )
         if array.shape != shape:  # one frame per body frame
             raise SkeletonError(f"{name} holds {len(array)} frames and body {t}; give both the same frames")
-    if not (np.isfinite(body).all() and np.isfinite(hands).all()):
-        raise SkeletonError("skeleton contains NaN or infinite values; drop the frame or zero the joints")
+    for name, array in (("body", body), ("hands", hands)):
+        if not np.isfinite(array).all():
+            raise SkeletonError(
+                f"skeleton contains NaN or infinite values in its {name}; drop the frame or zero the joints"
+            )
     if space not in SPACES:
         raise SkeletonError(f"unknown coordinate space {space!r}; use one of {SPACES}")
     check_plausible(body, hands, space)

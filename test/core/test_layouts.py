@@ -62,6 +62,11 @@ def test_mapping_derives_spine_and_neck():
     np.testing.assert_allclose(ntu[NTU25.index("left_wrist"), :2], (0.7, 0.6))
 
 
+def test_hands_without_their_flags_are_refused_by_name():
+    with pytest.raises(ValueError, match="hands need their hand_present flags"):
+        mp33_to_ntu25(mp_body(), np.zeros((2, 21, 4), np.float32))
+
+
 def test_derived_joint_is_as_reliable_as_its_worst_source():
     body = mp_body()
     body[MP33.index("left_hip"), 3] = 0.2

@@ -26,10 +26,12 @@ def test_empty_frame_keeps_the_timeline():
         ({"body": np.zeros((25, 4))}, "mediapipe33 contract"),
         ({"body": np.zeros((33, 3))}, "mediapipe33 contract"),
         ({"hands": np.zeros((2, 20, 4))}, "hands"),
-        ({"body": np.full((33, 4), np.nan)}, "NaN"),
+        ({"body": np.full((33, 4), np.nan)}, "NaN or infinite values in its body"),
+        ({"hands": np.full((2, 21, 4), np.inf)}, "NaN or infinite values in its hands"),
+        ({"hands": np.full((2, 21, 4), 1e38)}, "hand coordinates beyond ±10 are not plausible"),
         ({"body": np.zeros((33, 4)), "layout": "coco17"}, "not a body layout"),
         ({"body": np.zeros((21, 4)), "layout": "hand21"}, "not a body layout"),
-        ({"body": np.full((33, 4), 1e38)}, "not plausible in image space"),
+        ({"body": np.full((33, 4), 1e38)}, "body coordinates beyond ±10 are not plausible in image space"),
         ({"body": np.full((25, 4), 3e30), "layout": "ntu25", "space": "world"}, "plausible"),
         ({"body": np.full((33, 4), 2.0)}, "scores must lie in"),
         ({"body": np.zeros((33, 4)), "space": "pixels"}, "coordinate space"),
@@ -218,6 +220,7 @@ def saved_arrays(tmp_path) -> dict:
         ({"body": np.full((2, 33, 4), "0.5")}, "body holds <U3 values"),
         ({"timestamps": np.array([0, 1j])}, "timestamps holds complex128"),
         ({"person_id": np.array(None, dtype=object)}, "no plain numbers or text"),
+        ({"body": np.float32(0)}, r"body has shape \(\), the mediapipe33 contract needs"),  # a TypeError
     ],
 )
 def test_loading_is_as_strict_as_a_live_frame(tmp_path, change, message):

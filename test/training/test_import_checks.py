@@ -54,9 +54,13 @@ def test_a_sample_without_frames_is_refused_by_name():
         (
             "world",
             lambda s: s.body.__setitem__((0, 1, 3, 0), 1e30),
-            "coordinates beyond ±100 are not plausible",
+            "body coordinates beyond ±100 are not plausible",
         ),
-        ("image", lambda s: s.hands.__setitem__((0, 1, 0, 3, 1), 11.0), "coordinates beyond ±10 are not"),
+        (
+            "image",
+            lambda s: s.hands.__setitem__((0, 1, 0, 3, 1), 11.0),
+            "hand coordinates beyond ±10 are not",
+        ),
         ("world", lambda s: s.body.__setitem__((0, 0, 0, 3), 1.5), "body scores must lie in [0, 1]"),
         ("world", lambda s: s.timestamps.__setitem__(1, 1e300), "timestamps beyond ±1e+10 s"),
     ],
