@@ -7,8 +7,8 @@ does for detections:
 * each track's last box and keypoints are moved ahead by its velocity (people crossing in front
   of each other keep going the way they went), then tracks and detections are matched by
   ``scipy.optimize.linear_sum_assignment`` on a cost mixing box overlap (1 - IoU) and the mean
-  keypoint distance relative to the body's size; a pair costing more than ``max_cost`` is never
-  matched;
+  keypoint distance relative to the body's size; a pair costing more than ``max_cost``, or whose
+  keypoints lie more than :data:`KEYPOINT_GATE` body sizes apart, is never matched;
 * a track survives misses for ``max_age`` seconds (a person hidden for a moment keeps their id),
   then it is retired: a frame more than ``max_age`` after the track was last seen retires it when
   it does not find it. A person seen in every frame of a slow camera (or after a stall) keeps
@@ -39,6 +39,10 @@ from bharnet_ros.core.skeleton import PERSON_ID_RANGE, timestamp_seconds
 MAX_AGE = 0.5  # seconds a track survives without a detection
 MAX_COST = 0.75  # matches costing more are refused (cost is in [0, 1])
 BOX_WEIGHT = 0.5  # share of 1 - IoU in the cost; the rest is the keypoint distance
+# a detection whose keypoints lie further from a track's (predicted) ones, in body sizes, is
+# someone else: with the cost alone, a person standing beside one the detector missed for a frame
+# took their id (0.6 body sizes away, the boxes overlapping by an outstretched arm)
+KEYPOINT_GATE = 0.5
 VELOCITY_SMOOTHING = 0.5  # weight of the newest displacement in the velocity estimate
 # frames closer than this keep the track's velocity: a pixel of detector jitter over a microsecond is
 # a speed of a million pixels a second (a driver stamping a burst on receipt), and the prediction
@@ -61,9 +65,10 @@ class Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
     hits: int = 1
 
-    def predicted(self, timestamp: float) -> tuple[np.ndarray, np.ndarray]:
-        """Box and keypoints moved ahead to ``timestamp`` at the track's velocity."""
-        shift = self.velocity * max(0.0, timestamp - self.last_seen)
+    def predicted(self, timestamp: float, max_age: float = MAX_AGE) -> tuple[np.ndarray, np.ndarray]:
+        """Box and keypoints moved ahead to ``timestamp`` at the track's velocity, for at most
+        ``max_age`` seconds (after a stall, a still person's jitter carried the guess off them)."""
+        shift = self.velocity * min(max(0.0, timestamp - self.last_seen), max_age)
         return self.box + np.tile(shift, 2), self.keypoints + shift
 
 
@@ -101,11 +106,18 @@ def keypoint_distances(a: np.ndarray, b: np.ndarray, shared: np.ndarray, scale: 
 
 
 def match_costs(
-    tracks: list[Track], boxes: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, when: float
+    tracks: list[Track],
+    boxes: np.ndarray,
+    keypoints: np.ndarray,
+    visible: np.ndarray,
+    when: float,
+    max_age: float = MAX_AGE,
 ) -> np.ndarray:
     """(detections, tracks) costs in [0, 1] of giving each detection to each track (0: the same
-    place and pose); NaN where coordinates too large for float64 overflowed."""
-    predicted = [track.predicted(when) for track in tracks]
+    place and pose); inf where the keypoints lie more than :data:`KEYPOINT_GATE` body sizes from
+    the track's (a neighbour, whatever the boxes' overlap); NaN where coordinates too large for
+    float64 overflowed."""
+    predicted = [track.predicted(when, max_age) for track in tracks]
     predicted_boxes = np.array([box for box, _ in predicted]).reshape(-1, 4)
     predicted_points = np.array([points for _, points in predicted])
     track_boxes = np.array([track.box for track in tracks]).reshape(-1, 4)
@@ -113,7 +125,7 @@ def match_costs(
     scale = _body_scales(boxes, track_boxes)
     overlap = 1.0 - box_ious(boxes, predicted_boxes)
     distance = keypoint_distances(keypoints, predicted_points, shared, scale)
-    return BOX_WEIGHT * overlap + (1.0 - BOX_WEIGHT) * distance
+    return np.where(distance > KEYPOINT_GATE, np.inf, BOX_WEIGHT * overlap + (1.0 - BOX_WEIGHT) * distance)
 
 
 class PersonTracker:
@@ -239,7 +251,7 @@ class PersonTracker:
         if not self.tracks or not len(boxes):
             return {}
         with np.errstate(over="ignore", invalid="ignore"):
-            costs = match_costs(self.tracks, boxes, keypoints, visible, timestamp)
+            costs = match_costs(self.tracks, boxes, keypoints, visible, timestamp, self.max_age)
         costs[~(costs <= self.max_cost)] = UNMATCHABLE  # NaN from overflowing coordinates too
         rows, columns = linear_sum_assignment(costs)
         return {
@@ -271,20 +283,19 @@ class PersonTracker:
 
 
 def _follow(track: Track, box: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, when: float) -> None:
-    """Move a track to its new detection and update its velocity (box centre, pixels per second)."""
+    """Move a track to its new detection and update its velocity (pixels per second), from the
+    keypoints seen in both frames: the box's edge jumps when a joint turns visible or not (an ankle
+    gave a man standing still 543 px/s, and his neighbour his id once he was missed)."""
     elapsed = when - track.last_seen
-    if elapsed >= SHORTEST_VELOCITY_STEP:
+    shared = visible & track.visible
+    if elapsed >= SHORTEST_VELOCITY_STEP and shared.any():
         with np.errstate(over="ignore", invalid="ignore"):  # stamps a hair apart: no speed to trust
-            step = (_centre(box) - _centre(track.box)) / elapsed
+            step = (keypoints[shared] - track.keypoints[shared]).mean(axis=0) / elapsed
             velocity = VELOCITY_SMOOTHING * step + (1.0 - VELOCITY_SMOOTHING) * track.velocity
         track.velocity = velocity if np.isfinite(velocity).all() else np.zeros(2)
     track.box, track.keypoints, track.visible = box, keypoints, visible
     track.last_seen = when
     track.hits += 1
-
-
-def _centre(box: np.ndarray) -> np.ndarray:
-    return box[:2] / 2.0 + box[2:] / 2.0  # no overflow near the float64 limit
 
 
 def _areas(boxes: np.ndarray) -> np.ndarray:

@@ -192,6 +192,31 @@ def test_stamps_a_hair_apart_give_no_runaway_velocity():
     assert detect(tracker, [person(203)], 0.05) == [pid]
 
 
+def test_a_neighbour_never_takes_the_id_of_a_person_missed_for_a_frame():
+    """The hug clip: a man standing still got 543 px/s from his box's edge (an ankle turning
+    visible), and when the detector missed him his neighbour took his id."""
+    tracker = PersonTracker()
+    arm_out = person(200)
+    arm_out[6] = [340.0, 260.0]  # an arm stretched out, not seen at first
+    hidden = np.ones((1, len(FIGURE)), bool)
+    hidden[0, 6] = False
+    (first,) = tracker.update(arm_out[None], hidden, 0.0)
+    tracker.update(arm_out[None], hidden, 0.05)
+    assert tracker.update(arm_out[None], np.ones_like(hidden), 0.10) == [first]  # the box grows
+    assert np.abs(tracker.tracks[0].velocity).max() < 1.0, "nobody moved"
+    assert detect(tracker, [person(300)], 0.15) != [first]  # him missed, his neighbour found
+
+
+@pytest.mark.parametrize("stall", [10.0, 60.0])
+def test_a_still_person_keeps_their_id_after_a_stall(stall):
+    """Jitter's small speed, carried over a long gap, moved the guess off them."""
+    tracker = PersonTracker()
+    (pid,) = detect(tracker, [person(200)], 0.0)
+    for i in range(1, 10):
+        detect(tracker, [person(200 + (i % 2) * 3.0)], i / FPS)  # 3 px of jitter
+    assert detect(tracker, [person(201)], 9 / FPS + stall) == [pid]
+
+
 def test_another_keypoint_count_retires_every_track():
     tracker = PersonTracker()
     (first,) = detect(tracker, [person(100)], 0.0)
