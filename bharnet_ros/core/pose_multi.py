@@ -62,6 +62,7 @@ VISIBLE = 0.5  # body joints at least this visible feed the tracker
 # the pose detector missed lay 1 to 3 widths from the nearest other wrist.
 HAND_GATE = 0.6
 LABEL_PENALTY = 0.5  # shoulder widths added when the Tasks handedness label names the other side
+DROP_COST = HAND_GATE + LABEL_PENALTY  # a hand given to nobody: the worst a match can cost
 MIN_SHOULDER_FRACTION = 0.02  # shoulder-width floor, as a fraction of the image diagonal (side views)
 # Two hands whose joints lie this close (mean distance, in hand sizes) are one hand found twice: hand
 # detectors return a copy now and then (7 px apart on sign_dobrii_den.mp4, 2 px on kinetics_tai_chi.mp4)
@@ -214,7 +215,9 @@ def assign_hands_to_bodies(
     ``hand_wrists`` (H, 2) and ``body_points`` (B, 4, 2) (left wrist, right wrist, left shoulder,
     right shoulder) are pixels; ``hand_sides`` holds each hand's Tasks label as a slot. Costs
     are wrist distances in the body's shoulder widths plus :data:`LABEL_PENALTY` where the label
-    names the other side; one hand per wrist, the assignment with the least total cost.
+    names the other side; one hand per wrist, the assignment with the least total cost. Leaving a
+    hand out costs as much as the worst match it could have (:data:`DROP_COST`): with forced
+    matches only, a stray hand near a body pushed that body's own hand onto the neighbour's wrist.
     """
     slots: list[tuple[int, int] | None] = [None] * len(hand_wrists)
     if not len(hand_wrists) or not len(body_points):
@@ -226,8 +229,10 @@ def assign_hands_to_bodies(
     costs[costs > HAND_GATE] = UNMATCHABLE
     column_sides = np.tile([LEFT, RIGHT], len(body_points))
     costs += LABEL_PENALTY * (np.asarray(hand_sides)[:, None] != column_sides[None, :])
-    for row, column in zip(*linear_sum_assignment(costs), strict=True):
-        if costs[row, column] < UNMATCHABLE:
+    drops = np.full((len(hand_wrists), len(hand_wrists)), UNMATCHABLE)
+    np.fill_diagonal(drops, DROP_COST)  # column 2B + h: hand h goes to nobody
+    for row, column in zip(*linear_sum_assignment(np.hstack([costs, drops])), strict=True):
+        if column < len(wrists) and costs[row, column] < UNMATCHABLE:
             slots[int(row)] = (int(column) // 2, int(column_sides[column]))
     return slots
 

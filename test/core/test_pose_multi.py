@@ -137,6 +137,16 @@ def test_one_hand_per_wrist_and_far_hands_are_dropped():
     assert slots == [(0, LEFT), None, None], "the nearer copy keeps the wrist; the far hand is nobody's"
 
 
+def test_a_stray_hand_never_moves_a_body_s_own_hand_to_a_neighbour():
+    """Placing as many hands as possible came first: a missed person's hand beside A's left wrist
+    took it, and A's own hand, 3 px from that wrist and labelled left, went to B's right wrist."""
+    a = [[360, 320], [240, 320], [340, 200], [260, 200]]  # left wrist, right wrist, shoulders
+    b = [[520, 320], [400, 320], [500, 200], [420, 200]]
+    hands = np.array([[362, 322], [345, 335]], np.float64)  # A's own, and a stranger's
+    slots = assign_hands_to_bodies(hands, [LEFT, RIGHT], np.array([a, b], np.float64), 1000.0)
+    assert slots == [(0, LEFT), None]
+
+
 def test_the_tasks_label_settles_hands_between_both_wrists():
     folded = [[190, 300], [210, 300], [240, 150], [160, 150]]  # both wrists in front of the chest
     bodies = np.array([folded], np.float64)
