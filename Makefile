@@ -1,6 +1,7 @@
 # Set-up and everyday commands. The README's two commands are `make demo` and `make test`;
 # both create .venv and install everything on first use.
 PYTHON ?= python3.11
+PIP_ARGS ?=  # e.g. --extra-index-url https://download.pytorch.org/whl/cpu (torch's CPU build)
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Files that change what `pip install .` puts into the venv (messages, executables, share/).
@@ -20,10 +21,11 @@ setup: $(VENV)/.installed
 check-system:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (apt-get install python3.11 python3.11-venv python3.11-dev)"; exit 1; }
 	@command -v cmake >/dev/null && command -v g++ >/dev/null || { echo "error: cmake and g++ are needed to build msg/; run: apt-get install cmake g++"; exit 1; }
+	@/sbin/ldconfig -p | grep -q 'libGL\.so\.1' && /sbin/ldconfig -p | grep -q 'libgthread-2\.0\.so\.0' || { echo "error: OpenCV (from MediaPipe) needs libGL and GLib; run: apt-get install libgl1 libglib2.0-0"; exit 1; }
 
 $(VENV)/.dependencies: requirements.lock | check-system
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_ARGS) -r requirements.lock
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.dependencies $(PACKAGE_FILES)

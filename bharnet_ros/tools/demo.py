@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -108,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(summary, args.out / "report"))
     if labels is not None:
         print_timeline(summary["metrics"]["per_segment"])
+    else:  # a video has no truth: say what was recognized, and when
+        print_recognized(args.out / "report" / "predictions.csv")
     return 0
 
 
@@ -227,7 +230,14 @@ def _people_folder(given: Path | None) -> Path | None:
     from bharnet_ros.core.paths import CHECKOUT
 
     beside = [CHECKOUT / PEOPLE, PEOPLE]  # beside the checkout wherever the demo runs from
-    return next((folder.resolve() for folder in beside if folder.is_dir()), None)
+    found = next((folder.resolve() for folder in beside if folder.is_dir()), None)
+    if found is None:  # an installed copy run outside the checkout does not see them
+        print(
+            f"note: no real recordings at {beside[0]} or {beside[1].absolute()}; playing synthetic "
+            "gestures (give --people DIR for the recordings)",
+            file=sys.stderr,
+        )
+    return found
 
 
 def _people_pieces(args: argparse.Namespace, people: Path) -> list[Piece]:
@@ -274,6 +284,34 @@ def _video_input(args: argparse.Namespace, bag: Path) -> None:
     except (BagError, ValueError) as err:
         raise UsageError(str(err)) from None
     return
+
+
+def print_recognized(predictions: Path) -> None:
+    """Each person's runs of one label, from the report's predictions.csv (``none`` left out)."""
+    import csv
+
+    with predictions.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    print("\n  time (s)      person  recognized")
+    for person, start, end, label in label_runs(rows):
+        print(f"  {start:5.1f}-{end:5.1f}  {person:>6}  {label}")
+    if not any(row["label"] != "none" for row in rows):
+        print("  (no gesture recognized)")
+
+
+def label_runs(rows: list[dict]) -> list[tuple[str, float, float, str]]:
+    """(person, first stamp, last stamp, label) of each run of one label per person, none left out."""
+    runs: list[list] = []
+    last: dict[str, list] = {}
+    for row in rows:
+        person, stamp, label = row["person_id"], float(row["stamp"]), row["label"]
+        run = last.get(person)
+        if run is not None and run[3] == label:
+            run[2] = stamp
+            continue
+        last[person] = [person, stamp, stamp, label]
+        runs.append(last[person])
+    return [tuple(run) for run in runs if run[3] != "none"]
 
 
 def print_timeline(segments: list[dict]) -> None:

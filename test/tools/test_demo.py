@@ -158,7 +158,9 @@ def test_demo_without_options_or_recordings_plays_the_synthetic_script(tmp_path,
     with pytest.raises(StoppedBeforeGraphError):
         main(["demo"])
     out = Path("out/demo")  # --out's default, in the working folder (tmp_path/elsewhere)
-    assert "(scripted synthetic gestures)" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "(scripted synthetic gestures)" in printed.out
+    assert "note: no real recordings at" in printed.err  # an installed copy run elsewhere said nothing
     assert calls == [{"bag": out / "bag", "labels": out / "labels.csv", "model": None, "rate": 1.0}]
     assert bag_topics(out / "bag") == {"/bharnet/skeletons": SKELETON_TYPE}  # skeletons, no camera
     assert bag_message_counts(out / "bag")["/bharnet/skeletons"] == 22 * 30  # the 22 s script at 30 fps
@@ -206,3 +208,18 @@ def test_a_video_named_from_home_is_found_and_a_tilde_name_stays_a_name(tmp_path
     assert f"video not found: {tmp_path / 'absent.mp4'}" in capsys.readouterr().err
     assert main(["demo", "--video", "~nosuchuser/clip.mp4", "--out", str(tmp_path / "out")]) == 2
     assert "video not found: ~nosuchuser/clip.mp4" in capsys.readouterr().err
+
+
+def test_a_video_demo_says_what_was_recognized_and_when(tmp_path, capsys):
+    """With no truth to score, a video's demo printed `segment accuracy 0/0` and no label at all."""
+    rows = [(0.5, 0, "none"), (1.0, 0, "wave"), (1.2, 1, "stop"), (1.5, 0, "wave"), (2.0, 0, "none")]
+    path = tmp_path / "predictions.csv"
+    path.write_text("stamp,person_id,label,confidence,truth,latency_ms\n")
+    with path.open("a") as file:
+        file.writelines(f"{t},{p},{label},0.9,,\n" for t, p, label in rows)
+    demo.print_recognized(path)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines[2:]] == [
+        ["1.0-", "1.5", "0", "wave"],
+        ["1.2-", "1.2", "1", "stop"],
+    ]
