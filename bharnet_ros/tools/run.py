@@ -69,14 +69,16 @@ def check_options(options: Any) -> None:
     """
     from bharnet_ros.core.inference import DEVICES
     from bharnet_ros.nodes.environment import domain_id_problem
-    from bharnet_ros.nodes.graph import FLAG_WORDS
+    from bharnet_ros.nodes.graph import launch_flag
 
     if problem := domain_id_problem():
         raise UsageError(problem)
     if options.device and options.device not in DEVICES:
         raise UsageError(f"--device {options.device!r} is not one of {', '.join(DEVICES)}")
-    if options.autostart not in ("", *FLAG_WORDS):
-        raise UsageError(f"--autostart {options.autostart!r} is not true or false")
+    try:  # read as the launch argument reads it: True, 1, FALSE, 0 as well
+        options.autostart = launch_flag("autostart", options.autostart)
+    except ValueError:
+        raise UsageError(f"--autostart {options.autostart!r} is not true or false (nor 1 or 0)") from None
     if options.backend and options.backend not in pose_backends():
         raise UsageError(f"--backend {options.backend!r} is not one of {', '.join(pose_backends())}")
     for option, value in (

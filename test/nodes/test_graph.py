@@ -106,6 +106,10 @@ def test_bharnet_run_refuses_an_autostart_other_than_true_or_false():
     assert parser.parse_args(["--autostart", "false"]).autostart == "false"
     with pytest.raises(UsageError, match="--autostart 'no' is not true or false"):
         run.run(parser.parse_args(["--autostart", "no"]))
+    for word, read in (("True", "true"), ("1", "true"), ("FALSE", "false"), ("0", "false")):
+        options = GraphOptions(autostart=word)  # as the launch argument takes them; `run` refused them
+        run.check_options(options)
+        assert options.autostart == read
 
 
 def test_a_path_with_a_quote_reaches_the_node_as_it_is(ros, tmp_path):
