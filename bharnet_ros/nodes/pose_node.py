@@ -274,8 +274,10 @@ class PoseNode(ManagedNode):
         super().release()
         self.skeleton_pub = self.overlay_pub = None
         if self.estimator is not None:
-            if self.estimator.next_person_id is not None:  # a single-person stage keeps the last multi count
+            if self.estimator.next_person_id is not None:
                 self.next_person_id = self.estimator.next_person_id
+            else:  # it published id 0: a multi stage next must not give 0 to whoever it finds first
+                self.next_person_id = max(self.next_person_id or 0, 1)
             self.estimator.close()
             self.estimator = None
 

@@ -547,6 +547,23 @@ def test_track_ids_go_on_counting_across_a_reconfigure(multi_graph, wait, make_i
     assert not set(after) & set(before), "the new tracker gives no id the old one gave"
 
 
+def test_a_multi_stage_after_a_single_person_one_gives_nobody_its_id_0(
+    multi_graph, wait, make_image, shared_file, lifecycle, parameter_client
+):
+    """The single-person back ends publish id 0; a multi stage built next started counting at 0,
+    so whoever it found first continued that person's window."""
+    pose, camera, received = multi_graph
+    image = two_people(shared_file)
+    assert parameter_client("pose").set(backend="holistic")["backend"].successful
+    assert lifecycle("pose").set("deactivate", "cleanup", "configure", "activate")
+    assert ids_heard(camera, received, wait, make_image(image, 1_000_000_000)) == [0]
+    assert parameter_client("pose").set(backend="multi")["backend"].successful
+    assert lifecycle("pose").set("deactivate", "cleanup", "configure", "activate")
+    after = ids_heard(camera, received, wait, make_image(image, 1_050_000_000))
+    assert len(after) == 2
+    assert 0 not in after
+
+
 def ids_heard(camera, received: list[PersonSkeletonArray], wait, image: Image) -> list[int]:
     """Publish ``image`` until the pose node answers it (it may still be subscribing); the person ids."""
     count = len(received)
