@@ -21,6 +21,9 @@ from bharnet_ros.core.skeleton import SkeletonFrame, timestamp_seconds
 from bharnet_ros.core.window import MOST_PERSONS
 
 WRIST_NAMES = ("left_wrist", "right_wrist")
+SHOULDER_NAMES = ("left_shoulder", "right_shoulder")
+WRIST_GATE = 1.0  # mean wrist distance, in the body's shoulder widths, beyond which hands are not its
+SMALLEST_WIDTH = {"image": 0.05, "world": 0.2}  # a shoulder width for a body whose shoulders coincide
 RESTART_GAP = 1.0  # seconds a stamp may lie behind the last pair before it counts as a restart
 
 
@@ -129,7 +132,9 @@ def _wrists(frame: SkeletonFrame) -> np.ndarray:
 def _hand_source_per_body(
     bodies: list[SkeletonFrame], candidates: list[SkeletonFrame]
 ) -> list[SkeletonFrame | None]:
-    """The pose-stage person per body, one-to-one by least total wrist distance (None: nobody).
+    """The pose-stage person per body, one-to-one by least total wrist distance (None: nobody);
+    never one whose wrists lie more than :data:`WRIST_GATE` shoulder widths from the body's (the
+    tracker saw A, the pose stage only B across the room, and A got B's hands).
 
     At most :data:`MOST_MATCHED` of each are matched (the rest get no hands): the assignment grows
     with the cube of their number, and a message of a thousand persons froze the node for seconds.
@@ -144,6 +149,14 @@ def _hand_source_per_body(
         body_wrists = np.stack([_wrists(bodies[i]) for i in rows])  # (B, 2, 2)
         hand_wrists = np.stack([_wrists(c) for c in usable])  # (H, 2, 2)
         costs = np.linalg.norm(body_wrists[:, None] - hand_wrists[None], axis=-1).sum(-1)
+        widths = np.array([_shoulder_width(bodies[i]) for i in rows])
         for row, column in zip(*linear_sum_assignment(costs), strict=True):
-            chosen[rows[row]] = usable[column]
+            if costs[row, column] / 2 <= WRIST_GATE * widths[row]:
+                chosen[rows[row]] = usable[column]
     return chosen
+
+
+def _shoulder_width(frame: SkeletonFrame) -> float:
+    layout = get_layout(frame.layout)
+    left, right = (frame.body[layout.index(name), :2] for name in SHOULDER_NAMES)
+    return max(float(np.linalg.norm(left - right)), SMALLEST_WIDTH[frame.space])

@@ -161,6 +161,15 @@ def test_one_pose_person_gives_their_hands_to_one_body_only():
     assert merged[1].hands[0, 0, 0] == pytest.approx(0.9)
 
 
+def test_a_body_gets_no_hands_of_a_person_across_the_room():
+    """The tracker saw A, the pose stage only B, 0.8 image widths away: A got B's hands."""
+    merged = attach_hands(
+        [frame(NTU25, [(0.1, 0.5), (0.15, 0.5)], 1)],
+        [frame(MP33, [(0.9, 0.5), (0.95, 0.5)], hands_value=0.5)],
+    )
+    assert not merged[0].hand_present.any()
+
+
 def test_bodies_not_found_and_other_spaces_get_no_hands():
     empty = SkeletonFrame.empty(1.0, "ntu25", person_id=4)
     world = frame(NTU25, [(0.2, 0.5), (0.3, 0.5)], 5, space="world")
