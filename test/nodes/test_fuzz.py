@@ -2,9 +2,11 @@
 
 Hypothesis builds PersonSkeletonArray messages with random layouts, array lengths, values (NaN,
 infinities, FLT_MAX, denormals), person ids and stamps, and hands each one to the real recognizer
-node's subscription callback with a real ONNX model (a fresh node per example). After every
-message: no callback failed, every published confidence is finite, and what the node keeps per
-person stays bounded.
+node's subscription callback with a real ONNX model (a fresh node per example). Each example
+starts with a message the model takes, then mixes skeletons the model would take with one field
+fuzzed and skeletons fuzzed field by field (alone, the latter hardly ever reached the model). After
+every example: an action was published, no callback failed, every published confidence is finite,
+and what the node keeps per person stays bounded.
 
 ``make test`` runs a short search (``BHARNET_FUZZ_EXAMPLES``, default 60); ``make fuzz`` a long one.
 """
@@ -79,10 +81,49 @@ def people(draw) -> PersonSkeleton:
 
 
 @st.composite
-def messages(draw) -> PersonSkeletonArray:
-    persons = draw(st.lists(people(), max_size=6))
+def valid_people(draw, fuzzed: bool = True) -> PersonSkeleton:
+    """A skeleton the tiny model takes (MediaPipe layout, image space, values in [0, 1]), with
+    (``fuzzed``) at most one field replaced by fuzz: drawn field by field, as in :func:`people`,
+    hardly any message ever reached the model."""
+    stamp = Time(sec=draw(st.integers(1, 10**6)), nanosec=draw(st.integers(0, 999_999_999)))
+    person = PersonSkeleton(
+        header=Header(stamp=stamp, frame_id="camera"),
+        person_id=draw(st.integers(0, 6)),
+        body_layout="mediapipe33",
+        space="image",
+        image_width=640,
+        image_height=480,
+        body=np.nan_to_num(draw(arrays(st.just(132)))).clip(0.0, 1.0),
+        left_hand=np.nan_to_num(draw(arrays(st.just(84)))).clip(0.0, 1.0),
+        left_hand_present=True,
+    )
+    field = (
+        draw(st.sampled_from(["", "body", "left_hand", "body_layout", "space", "header"])) if fuzzed else ""
+    )
+    if field in ("body", "left_hand"):
+        setattr(person, field, draw(arrays()))
+    elif field == "body_layout":
+        person.body_layout = draw(LAYOUTS)
+    elif field == "space":
+        person.space = "world"
+    elif field == "header":
+        person.header = Header(stamp=draw(stamps()))
+    return person
+
+
+@st.composite
+def messages(draw, persons: st.SearchStrategy | None = None) -> PersonSkeletonArray:
+    persons = draw(st.lists(people() if persons is None else persons, max_size=6))
     header = persons[0].header if persons else Header(stamp=draw(stamps()))
     return PersonSkeletonArray(header=header, persons=persons)
+
+
+@st.composite
+def batches(draw) -> list[PersonSkeletonArray]:
+    """A first message the model takes whole (so every example reaches recognition), then
+    messages of valid people with one field fuzzed, and of people fuzzed field by field."""
+    first = draw(messages(valid_people(fuzzed=False)).filter(lambda m: len(m.persons) > 0))
+    return [first, *draw(st.lists(st.one_of(messages(valid_people()), messages()), max_size=7))]
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +180,7 @@ def fresh_node(context, model) -> Iterator[RecognizerNode]:
     ],
     **CI_SETTINGS,
 )
-@given(batch=st.lists(messages(), min_size=1, max_size=8))
+@given(batch=batches())
 def test_no_message_kills_the_node_or_makes_a_non_finite_action(context, tiny_model, batch):
     with fresh_node(context, tiny_model) as node:
         check_batch(node, batch)
@@ -167,6 +208,7 @@ def check_batch(node: RecognizerNode, batch: list[PersonSkeletonArray]) -> None:
     finally:
         node.safe_publish = original
     assert node.callback_errors == 0, node.last_callback_error
+    assert published, "the first message reaches the model: what the checks below look at"
     assert all(np.isfinite(a.confidence) and np.all(np.isfinite(a.top_scores)) for a in published)
     recognizer = node.recognizer
     assert len(recognizer.windows) <= recognizer.windows.max_persons
