@@ -301,3 +301,21 @@ def write_person_file(folder: Path, subject: str, takes: int = 2) -> Path:
 def person_file():
     """``person_file(folder, "S1", takes=2)``: see :func:`write_person_file`."""
     return write_person_file
+
+
+@pytest.fixture
+def children():
+    """``children(pid)``: the processes whose parent is ``pid`` (from /proc)."""
+
+    def of(pid: int) -> set[int]:
+        found = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(stat.parent.name))
+        return found
+
+    return of

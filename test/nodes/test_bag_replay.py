@@ -81,7 +81,7 @@ def test_a_topic_only_subscribed_to_waits_for_its_publisher(ros, wait, tmp_path,
 
     recorder = threading.Thread(target=record)
     recorder.start()
-    time.sleep(1.0)  # the recorder sees the topic, subscribed only
+    assert wait(lambda: "bag_recorder" in listener.get_node_names())  # it sees the topic, subscribed only
     images = ros.add(Node, "camera").create_publisher(Image, "/late/image_raw", qos_profile_sensor_data)
     image = make_image(np.zeros((4, 6, 3), np.uint8), stamp_ns=1_000_000_000)
     received = wait(lambda: images.publish(image) or progress.get("/late/image_raw"))

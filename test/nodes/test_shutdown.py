@@ -115,7 +115,7 @@ def test_a_ros2_run_node_exits_quietly_on_a_double_ctrl_c(wait, tiny_model):
         process.kill()
 
 
-def test_a_ctrl_c_during_a_model_swap_ends_the_node_quietly(ros, wait, tiny_model, tmp_path):
+def test_a_ctrl_c_during_a_model_swap_ends_the_node_quietly(ros, wait, tiny_model, tmp_path, children):
     """The load runs in a thread while the parameter set serves the skeletons (nodes/serving.py)."""
     process = _start(["bharnet_ros.nodes.recognizer_node", "--ros-args", "-p", f"model:={tiny_model}"])
     output = Output(process)
@@ -123,9 +123,13 @@ def test_a_ctrl_c_during_a_model_swap_ends_the_node_quietly(ros, wait, tiny_mode
         assert wait(lambda: any("running on" in line for line in output.lines), timeout=90)
         client = AsyncParameterClient(ros.add(Node, "swapper"), "recognizer")
         assert client.wait_for_services(timeout_sec=30)
-        new_model = shutil.copy(tiny_model, tmp_path / "new.onnx")
-        client.set_parameters([Parameter("model", value=str(new_model))])
-        time.sleep(0.3)  # the load (a child process checks the file first) is under way
+        models = [shutil.copy(tiny_model, tmp_path / "new.onnx"), str(tiny_model)]
+        caught = False
+        for attempt in range(5):  # until a set is caught while a child process checks its file
+            client.set_parameters([Parameter("model", value=str(models[attempt % 2]))])
+            if caught := wait(lambda: bool(children(process.pid)), timeout=10):
+                break
+        assert caught, "no swap was caught under way"
         _interrupt_twice(process)
         _assert_quiet_exit(process, output)
     finally:

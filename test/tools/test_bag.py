@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -418,7 +419,7 @@ def test_a_bag_still_being_written_is_not_reindexed(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(bag, "QUIET_SECONDS", 5.0)
     path = killed_bag(tmp_path / "live")
     assert main(["bag", "info", str(path)]) == 2
-    assert "was written 0.0 s ago: is it still being recorded?" in one_line_error(capsys)
+    assert re.search(r"was written \d+\.\d s ago: is it still being recorded\?", one_line_error(capsys))
     assert not (path / "metadata.yaml").exists()
     assert not any(p.name.endswith(bag.RECOVERED_SUFFIX) for p in path.iterdir())
     (storage,) = bag.storage_files(path)

@@ -339,20 +339,7 @@ def skeleton_files(folder, *stems: str) -> None:
         synth.generate_sequence("wave", np.random.default_rng(i), fps=15.0).save(folder / f"{stem}.npz")
 
 
-def children(pid: int) -> set[int]:
-    """The processes whose parent is ``pid`` (from /proc)."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
-
-
-def test_sigterm_during_a_pooled_import_leaves_no_pose_stage_process_behind(tmp_path, shared_file):
+def test_sigterm_during_a_pooled_import_leaves_no_pose_stage_process_behind(tmp_path, shared_file, children):
     layout = {"S2": ["left_2_4m_full.avi", "come_1_1m_upper.avi", "yes_1_1m_upper.avi"]}
     source = hri_clips(shared_file, tmp_path / "hri", layout)
     argv = ["import", "videos", str(source), "--pattern", HRI_PATTERN, "-o", str(tmp_path / "o.npz")]
