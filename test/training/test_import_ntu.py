@@ -301,3 +301,17 @@ def test_class_names_are_placed_by_their_index(tmp_path, text, expected):
             read_class_names(tmp_path)
     else:
         assert read_class_names(tmp_path) == expected
+
+
+def test_a_linked_folder_of_samples_is_read(tmp_path):
+    """rglob passed linked folders over: the import said `skipped: 0` with the linked samples missing."""
+    elsewhere, source = tmp_path / "elsewhere", tmp_path / "ntu"
+    elsewhere.mkdir()
+    source.mkdir()
+    (elsewhere / "S001C001P001R001A002.skeleton").write_text(skeleton_text([[("7", standing(0, 0, 0))]]))
+    (source / "S001C001P001R001A003.skeleton").write_text(skeleton_text([[("7", standing(0, 0, 0))]]))
+    (source / "linked").symlink_to(elsewhere)
+    (source / "loop").symlink_to(source)  # read once, not forever
+    dataset, report = import_ntu(source)
+    assert dataset.names.tolist() == ["S001C001P001R001A002", "S001C001P001R001A003"]
+    assert report.skipped == []

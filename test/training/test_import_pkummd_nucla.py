@@ -90,6 +90,15 @@ def test_a_nucla_file_repeating_a_file_name_is_skipped_by_name(tmp_path):
     assert [(item, why) for item, why, _ in report.skipped] == [("z_copy", "duplicate sample")]
 
 
+def test_a_linked_nucla_folder_is_read(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "nucla").mkdir()
+    write_nucla(tmp_path / "elsewhere", "a02_s01_e01_v01", 2, 4)
+    (tmp_path / "nucla" / "view1").symlink_to(tmp_path / "elsewhere")
+    dataset, _ = import_nucla(tmp_path / "nucla")  # "no .json files under" it
+    assert dataset.names.tolist() == ["a02_s01_e01_v01"]
+
+
 def test_nucla_maps_kinect_v1_joints_to_ntu25_by_name(tmp_path):
     first = write_nucla(tmp_path, "a01_s01_e01_v01", 1, 12)
     write_nucla(tmp_path, "a12_s02_e03_v03", 10, 7, flat=True)

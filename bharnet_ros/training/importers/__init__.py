@@ -8,6 +8,7 @@ needs the network; all read local copies of the datasets.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,37 @@ MIN_FPS = 0.1  # one frame per 10 s: no skeleton source records slower; a smalle
 # The largest text file (.skeleton, .json) read whole; real ones are at most a few MB. Bounds the
 # memory a wrong or hostile file can take before its content is checked.
 MAX_TEXT_FILE_BYTES = 64 << 20
+
+
+def files_below(root: Path, suffixes: Iterable[str], report: ImportReport | None = None) -> list[Path]:
+    """The files of those suffixes (any case) anywhere below ``root``, sorted, through linked
+    folders (each read once: a link loop ends; ``Path.rglob`` passed linked folders over without a
+    word). Hidden files and folders (``.x``, macOS's ``__MACOSX`` and ``._x`` copies) are passed
+    over, and files of those suffixes that are no regular file (a FIFO, a link to a device) are
+    listed in ``report``, not dropped unseen."""
+    wanted = {suffix.lower() for suffix in suffixes}
+    found, seen = [], set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders[:] = sorted(d for d in subfolders if not hidden(d))
+        for name in files:
+            path = Path(folder) / name
+            if hidden(name) or path.suffix.lower() not in wanted:
+                continue
+            if path.is_file():
+                found.append(path)
+            elif report is not None:
+                report.skip(str(path), "not a regular file", "a pipe, a device or a broken link")
+    return sorted(found)
+
+
+def hidden(name: str) -> bool:
+    """A hidden file or folder, or macOS's archive leftovers."""
+    return name.startswith(".") or name == "__MACOSX"
 
 
 def no_progress(items: list[Any]) -> Iterable[Any]:

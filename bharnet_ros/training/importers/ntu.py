@@ -38,6 +38,7 @@ from bharnet_ros.training.importers import (
     ImportReport,
     Progress,
     check_sample,
+    files_below,
     no_progress,
     read_input_text,
 )
@@ -392,7 +393,7 @@ def find_skeleton_files(source: Path) -> list[Path]:
         if source.suffix != ".skeleton":
             raise DatasetError(f"{source} is not a .skeleton file")
         return [source]
-    files = sorted(source.rglob("*.skeleton"), key=lambda path: (path.name, str(path)))
+    files = sorted(files_below(source, [".skeleton"]), key=lambda path: (path.name, str(path)))
     if not files:
         raise DatasetError(f"no .skeleton files under {source}; unpack the NTU skeleton zip there")
     return files

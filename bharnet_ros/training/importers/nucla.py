@@ -31,6 +31,7 @@ from bharnet_ros.training.importers import (
     Progress,
     check_fps,
     check_sample,
+    files_below,
     no_progress,
     read_input_text,
 )
@@ -189,7 +190,7 @@ def import_nucla(
     source = Path(source)
     if not source.is_dir():
         raise FileNotFoundError(f"{source} is not a folder; give the folder of N-UCLA .json files")
-    files = sorted(source.rglob("*.json"))
+    files = files_below(source, [".json"])
     if not files:
         raise DatasetError(f"no .json files under {source}")
     report = ImportReport()

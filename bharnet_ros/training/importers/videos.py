@@ -26,7 +26,6 @@ imported with different patterns without running MediaPipe again.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 import unicodedata
 import zipfile
@@ -45,7 +44,7 @@ from bharnet_ros.core.skeleton import SkeletonFrame, SkeletonSequence
 from bharnet_ros.core.video import VIDEO_EXTENSIONS, VideoError, VideoReader, list_videos
 from bharnet_ros.training.classes import same_words
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
-from bharnet_ros.training.importers import ImportReport, Progress, no_progress
+from bharnet_ros.training.importers import ImportReport, Progress, files_below, hidden, no_progress
 
 FIELD = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
@@ -133,7 +132,7 @@ def find_jobs(root: Path, pattern: str | None, subject: str | None, report: Impo
 def _pattern_jobs(root: Path, pattern: str, subject: str | None, report: ImportReport) -> list[VideoJob]:
     regex = compile_pattern(pattern)
     jobs = []
-    for video in _videos_below(root, report):
+    for video in files_below(root, CLIP_SUFFIXES, report):
         stem, track = _track_of(video)
         match = regex.match(_nfc(stem))
         if match is None and track:  # a name that ends in _p<digits> of its own
@@ -161,17 +160,17 @@ def _class_folder_jobs(root: Path, subject: str | None, report: ImportReport) ->
     if not subject:
         report.notes.append("videos: no person recorded (one folder per class); --subject NAME sets one")
     attributes = {"subject": subject} if subject else {}
-    folders = sorted(d for d in root.iterdir() if d.is_dir() and not _hidden(d.name))
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not hidden(d.name))
     for loose in list_videos(root) + sorted(p for p in root.iterdir() if _is_skeleton_file(p)):
         report.skip(str(loose), "not read", "not in a class folder (the folder's name is the class)")
     for folder in folders:  # one level only: CLASS/<video>; deeper files are named, not lost unseen
-        for deeper in (p for d in folder.iterdir() if d.is_dir() for p in _videos_below(d)):
+        for deeper in (p for d in folder.iterdir() if d.is_dir() for p in files_below(d, CLIP_SUFFIXES)):
             report.skip(str(deeper), "not read", f"below the class folder {folder.name}/ (one level is read)")
     return [
         VideoJob(video, _nfc(folder.name), _nfc(f"{folder.name}/{video.name}"), dict(attributes))
         for folder in folders
         for video in list_videos(folder) + sorted(p for p in folder.iterdir() if _is_skeleton_file(p))
-        if not _hidden(video.name)
+        if not hidden(video.name)
     ]
 
 
@@ -193,38 +192,10 @@ def check_unique_names(jobs: list[VideoJob], root: Path) -> None:
     )
 
 
-def _videos_below(root: Path, report: ImportReport | None = None) -> list[Path]:
-    """The videos and skeleton files anywhere below ``root``, through linked folders (each read
-    once: a link loop ends). Hidden files and folders (``.x``, macOS's ``__MACOSX`` and ``._x``
-    copies) are passed over, and files of a clip's name that are no regular file (a FIFO, a link
-    to a device) are listed in ``report``, not dropped unseen."""
-    found, seen = [], set()
-    for folder, subfolders, files in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:
-            subfolders[:] = []
-            continue
-        seen.add(real)
-        subfolders[:] = sorted(d for d in subfolders if not _hidden(d))
-        for name in files:
-            path = Path(folder) / name
-            if _hidden(name) or path.suffix.lower() not in (*VIDEO_EXTENSIONS, ".npz"):
-                continue
-            if path.is_file():
-                found.append(path)
-            elif report is not None:
-                report.skip(str(path), "not a regular file", "a pipe, a device or a broken link")
-    return sorted(found)
-
-
 def _nfc(text: str) -> str:
     """``text`` in Unicode's composed form: macOS names files decomposed (``cafe`` and an accent),
     Linux composed, and the two spellings of one gesture were two classes printed alike."""
     return unicodedata.normalize("NFC", text)
-
-
-def _hidden(name: str) -> bool:
-    return name.startswith(".") or name == "__MACOSX"
 
 
 def _is_skeleton_file(path: Path) -> bool:
@@ -232,6 +203,7 @@ def _is_skeleton_file(path: Path) -> bool:
 
 
 RESERVED_FIELDS = {"fps", "source", "track"}  # attributes the import sets itself
+CLIP_SUFFIXES = (*VIDEO_EXTENSIONS, ".npz")  # videos, and skeleton files bharnet extract wrote
 TRACK_SUFFIX = re.compile(r"(?P<stem>.+)_p(?P<track>\d+)")  # bharnet extract --backend multi
 MEDIA_FOLDER = re.compile(r"(.*[_\-\s])?videos?", re.IGNORECASE)  # videos, dynamic_videos, ...
 
