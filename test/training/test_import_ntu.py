@@ -160,12 +160,13 @@ def test_missing_skeleton_list_entries_are_skipped(shared_file, ntu_meta, tmp_pa
     source = shared_file("ntu_samples/S017C003P020R002A054.skeleton")
     shutil.copy(source, tmp_path / source.name)
     shutil.copy(source, tmp_path / "S017C003P020R001A059.skeleton")  # named in the official lists
+    shutil.copy(source, tmp_path / "S017C003P020R001A059_copy.skeleton")  # so is its copy
     (tmp_path / "S001C001P001R001A001.skeleton").write_text("3\n1\n")  # truncated
     dataset, report = import_ntu(tmp_path, ntu_meta)
     assert dataset.names.tolist() == ["S017C003P020R002A054"]
     reasons = {item: reason for item, reason, _ in report.skipped}
     assert reasons == {
-        "S017C003P020R001A059": "in the official missing-skeleton list",
+        "S017C003P020R001A059": "in the official missing-skeleton list",  # both files
         "S001C001P001R001A001": "unreadable .skeleton file",
     }
     details = {item: detail for item, _, detail in report.skipped}
@@ -206,6 +207,15 @@ def test_broken_files_and_names_are_refused():
     with pytest.raises(ValueError, match="SsssCcccPpppRrrrAaaa"):  # Arabic-Indic digits read as 1
         NtuIds.parse("S018C002P045R001A\u0661\u0662\u0660")
     assert NtuIds.parse("S018C002P045R001A120") == NtuIds(18, 2, 45, 1, 120)
+    assert NtuIds.parse("S018C002P045R001A120_copy").name == "S018C002P045R001A120"
+    # ids outside NTU's ranges were read and put in splits (camera 0 in xview_val, setup 999 in
+    # xset_val), and A0501 was read as A050
+    for name, field in (("S001C000P001R001A050", "C000"), ("S999C001P001R001A050", "S999"),
+                        ("S001C001P107R001A050", "P107"), ("S001C001P001R003A050", "R003")):  # fmt: skip
+        with pytest.raises(NtuFormatError, match=f"{field} in .* is no NTU id"):
+            NtuIds.parse(name)
+    with pytest.raises(ValueError, match="SsssCcccPpppRrrrAaaa"):
+        NtuIds.parse("S001C001P001R001A0501")
 
 
 def test_benchmark_rules():

@@ -43,7 +43,8 @@ from bharnet_ros.training.importers import (
     read_input_text,
 )
 
-NAME_PATTERN = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})", re.ASCII)
+# not inside a longer number: A0501 is no A050
+NAME_PATTERN = re.compile(r"(?<!\d)S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})(?!\d)", re.ASCII)
 FPS = 30.0  # Kinect v2 skeleton rate
 BODY_FIELDS = 10
 JOINT_FIELDS = 12
@@ -60,6 +61,7 @@ MAX_ACTORS = 2
 NTU60_MAX_SETUP = 17
 NTU60_ACTIONS = 60
 NTU120_ACTIONS = 120
+ID_RANGES = (32, 3, 106, 2, NTU120_ACTIONS)  # setups, cameras, performers, replications, actions
 # Official X-Sub training subjects. The NTU120 list starts with the 20 NTU60 ones and NTU60 has
 # subjects 1-40 only, so this one set gives both benchmarks.
 XSUB_TRAIN_SUBJECTS = frozenset(
@@ -106,7 +108,23 @@ class NtuIds:
                 f"{name!r} does not contain exactly one NTU sample name (SsssCcccPpppRrrrAaaa); "
                 "rename the file so that it does, e.g. S001C001P001R001A001.skeleton"
             )
-        return cls(*(int(group) for group in matches[0]))
+        ids = cls(*(int(group) for group in matches[0]))
+        for letter, value, most in zip(
+            "SCPRA", (ids.setup, ids.camera, ids.subject, ids.replication, ids.action), ID_RANGES, strict=True
+        ):
+            if not 1 <= value <= most:
+                raise NtuFormatError(
+                    f"{letter}{value:03d} in {name!r} is no NTU id ({letter}001..{letter}{most:03d}); "
+                    "it would land in the wrong split"
+                )
+        return ids
+
+    @property
+    def name(self) -> str:
+        """The sample's own name: a file named ``..._copy`` is the same sample."""
+        return (
+            f"S{self.setup:03d}C{self.camera:03d}P{self.subject:03d}R{self.replication:03d}A{self.action:03d}"
+        )
 
 
 @dataclass
@@ -286,8 +304,6 @@ def read_ntu_sample(path: str | Path) -> Sample:
     """One ``.skeleton`` file as a denoised two-slot sample; raises ValueError if unusable."""
     path = Path(path)
     ids = NtuIds.parse(path.stem)
-    if not 1 <= ids.action <= NTU120_ACTIONS:
-        raise NtuFormatError(f"action A{ids.action:03d} in the name; NTU actions are A001..A120")
     parsed = read_skeleton_file(path)
     actors = assign_actors(rank_bodies(parsed.bodies))
     body, present = actor_arrays(actors, parsed.num_frames)
@@ -365,17 +381,26 @@ _NOTES = (
 )
 
 
+def _sample_name(path: Path) -> str:
+    """The sample name in a file's name (the duplicate and missing-list checks use it: a copy
+    named ..._copy passed both), or the file's stem where it holds none (reading it says why)."""
+    try:
+        return NtuIds.parse(path.stem).name
+    except ValueError:
+        return path.stem
+
+
 def _read_samples(
     files: list[Path], missing: dict[str, str], report: ImportReport, progress: Progress
 ) -> list[Sample]:
     samples: list[Sample] = []
     seen: set[str] = set()
     for path in progress(files):
-        name = path.stem
-        if name in seen:
-            report.skip(name, "duplicate sample name", str(path))
-        elif name in missing:
+        name = _sample_name(path)
+        if name in missing:
             report.skip(name, "in the official missing-skeleton list", missing[name])
+        elif name in seen:
+            report.skip(name, "duplicate sample name", str(path))
         else:
             try:
                 samples.append(read_ntu_sample(path))
