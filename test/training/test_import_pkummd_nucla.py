@@ -99,6 +99,16 @@ def test_a_linked_nucla_folder_is_read(tmp_path):
     assert dataset.names.tolist() == ["a02_s01_e01_v01"]
 
 
+@pytest.mark.parametrize("name", ["a02_s01_e01_v09", "a02_s00_e01_v01", "a02_s01_e00_v00"])  # e00 is fine
+def test_a_nucla_name_of_no_view_or_subject_is_skipped_by_name(tmp_path, name):
+    """View 9 and view 0 were imported into xview_val."""
+    write_nucla(tmp_path, "a02_s01_e01_v01", 2, 4)
+    write_nucla(tmp_path, name, 2, 4)
+    dataset, report = import_nucla(tmp_path)
+    assert dataset.names.tolist() == ["a02_s01_e01_v01"]
+    assert "names no N-UCLA subject (from s01) and view (v01..v03)" in report.skipped[0][2]
+
+
 def test_nucla_maps_kinect_v1_joints_to_ntu25_by_name(tmp_path):
     first = write_nucla(tmp_path, "a01_s01_e01_v01", 1, 12)
     write_nucla(tmp_path, "a12_s02_e03_v03", 10, 7, flat=True)

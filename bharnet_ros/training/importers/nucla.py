@@ -60,6 +60,7 @@ ACTIONS = {
     5: "sit down", 6: "stand up", 8: "donning", 9: "doffing", 11: "throw", 12: "carry",
 }  # fmt: skip
 XVIEW_TRAIN_VIEWS = frozenset((1, 2))
+VIEWS = 3  # cameras v1..v3
 MAX_ID = 9999  # action, subject, episode and view numbers in the file name have two digits
 MAX_NAME_CHARS = 255  # the longest file_name kept as a sample name
 
@@ -131,6 +132,11 @@ def _name_ids(name: str) -> tuple[int, int, int, int]:
     if max(ids) > MAX_ID:
         raise DatasetError(
             f"file name {_shown(name)} has a number above {MAX_ID}; expected like a01_s01_e01_v01"
+        )
+    if not 1 <= ids[3] <= VIEWS or ids[1] < 1:  # view 9 or 0 went into xview_val (episodes count from 0)
+        raise DatasetError(
+            f"file name {_shown(name)} names no N-UCLA subject (from s01) and view (v01..v{VIEWS:02d}); "
+            "expected like a01_s01_e00_v01"
         )
     return ids
 
