@@ -242,6 +242,53 @@ def test_raw_frame_files_are_checked_before_allocating(tmp_path, frame, reason):
     assert reason in detail
 
 
+def raw_tree(root, classes=("hello",), sequences=("0", "1")):
+    for name in classes:
+        for seq in sequences:
+            (root / "MP_Data" / name / seq).mkdir(parents=True)
+            for f in range(3):
+                np.save(
+                    root / "MP_Data" / name / seq / f"{f}.npy",
+                    frame_vector(3, 3, left=True, right=True, seed=f),
+                )
+    return root / "MP_Data"
+
+
+@pytest.mark.parametrize(
+    ("write", "reason"),
+    [
+        (
+            lambda seq: np.save(seq / "1.npy", np.zeros(1662, "datetime64[s]")),
+            "datetime64[s] values, not numbers",
+        ),
+        (lambda seq: np.save(seq / "01.npy", np.zeros(1662)), "two frame files have one number"),
+    ],
+    ids=["a date frame (a traceback)", "05.npy and 5.npy (one frame read twice)"],
+)
+def test_a_raw_sequence_of_odd_frames_is_skipped_by_name(tmp_path, write, reason):
+    write(raw_tree(tmp_path) / "hello" / "1")
+    dataset, report = import_mpdata(tmp_path)
+    assert dataset.names.tolist() == ["hello/0"]
+    [(item, why, detail)] = report.skipped
+    assert (item, why) == ("hello/1", "unreadable sequence")
+    assert reason in detail
+
+
+def test_mp_data_is_read_whatever_npz_file_lies_beside_it(tmp_path):
+    """An earlier import's output beside MP_Data turned the import into a signer import, which failed."""
+    raw_tree(tmp_path)
+    np.savez(tmp_path / "old_output.npz", x=np.zeros(3))
+    dataset, _ = import_mpdata(tmp_path)
+    assert dataset.names.tolist() == ["hello/0", "hello/1"]
+
+
+def test_raw_class_folders_left_out_by_classes_are_noted(tmp_path):
+    raw_tree(tmp_path, classes=("hello", "thanks"))
+    dataset, report = import_mpdata(tmp_path, classes=["thanks"])
+    assert dataset.class_names == ["thanks"]
+    assert "classes left out (not in --classes): hello" in report.notes
+
+
 @pytest.mark.parametrize("fps", [float("nan"), float("-inf"), 0.0, -1.0, 1001.0])
 def test_a_bad_frame_rate_is_refused(tmp_path, fps):
     """The frame rate is checked before the source is read, so any source will do."""

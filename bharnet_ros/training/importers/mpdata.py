@@ -151,7 +151,10 @@ def read_mp_data(
 ) -> SkeletonDataset:
     """Read ``root/<class>/<sequence>/<frame>.npy``; classes in the given order, else sorted."""
     report = report if report is not None else ImportReport()
-    classes = classes if classes is not None else sorted(p.name for p in root.iterdir() if _has_sequences(p))
+    found = sorted(p.name for p in root.iterdir() if _has_sequences(p))
+    if classes is not None and (left_out := [name for name in found if name not in classes]):
+        report.notes.append(f"classes left out (not in --classes): {', '.join(left_out)}")
+    classes = classes if classes is not None else found
     if not classes:
         raise DatasetError(f"no <class>/<sequence>/<frame>.npy folders under {root}")
     for name in classes:
@@ -187,6 +190,8 @@ def _raw_sequence(seq_dir: Path, label: int, fps: float, mirrored: bool) -> Samp
     files = sorted((p for p in seq_dir.glob("*.npy") if parse_digits(p.stem) is not None), key=_natural_key)
     if not files:
         raise DatasetError("no numbered frame files (0.npy, 1.npy, ...)")
+    if len({int(p.stem) for p in files}) < len(files):  # 05.npy and 5.npy: one frame twice
+        raise DatasetError("two frame files have one number (such as 5.npy and 05.npy)")
     vectors = [_read_frame(path) for path in files]
     if len({v.shape for v in vectors}) != 1:
         raise DatasetError("frame vectors differ in length")
@@ -200,7 +205,10 @@ def _raw_sequence(seq_dir: Path, label: int, fps: float, mirrored: bool) -> Samp
 def _read_frame(path: Path) -> np.ndarray:
     """One raw frame vector, its size checked from the .npy header before it is read."""
     with open_regular_file(path) as stream:  # a FIFO among the frames is refused, not waited on
-        return read_npy(stream, path.name, MAX_FRAME_BYTES)
+        vector = read_npy(stream, path.name, MAX_FRAME_BYTES)
+    if vector.dtype.kind not in "iuf":  # a date or a record among float frames broke the stacking
+        raise DatasetError(f"{path.name} holds {vector.dtype} values, not numbers")
+    return vector
 
 
 # --- bounded .npy / .npz reading ---------------------------------------------------------------
@@ -348,7 +356,14 @@ def import_mpdata(
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist; give MP_Data, a signer_*.npz or a folder of them")
     report = ImportReport()
-    signer_files = [source] if source.is_file() else sorted(source.glob("*.npz"))
+    # MP_Data wins over .npz files beside it (an earlier import's output, say)
+    signer_files = (
+        [source]
+        if source.is_file()
+        else []
+        if (source / "MP_Data").is_dir()
+        else sorted(source.glob("*.npz"))
+    )
     if signer_files:
         dataset = _read_signers(signer_files, fps, mirrored, report, progress)
         if classes is not None:
