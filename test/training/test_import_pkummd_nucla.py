@@ -55,6 +55,19 @@ def test_pkummd_segments_become_samples(tmp_path):
     assert "lie past the video's end" in report.skipped[0][2]
 
 
+def test_a_pkummd_person_recorded_as_body_2_only_comes_first(tmp_path):
+    """The first slot stayed empty, and a one-person model trained on zeros under the label."""
+    rows = write_pku(tmp_path)
+    rows[:, :75] = 0.0
+    np.savetxt(tmp_path / "skeleton" / "0002-L.txt", rows, fmt="%.6f")
+    dataset, _ = import_pkummd(tmp_path)
+    assert dataset.names.tolist() == ["0002-L_1"]  # the first segment had nobody: left out
+    sample = dataset.sample(0)
+    np.testing.assert_allclose(sample.body[0, 5, :, :3], rows[30, 75:].reshape(25, 3), atol=1e-6)
+    assert not sample.body[1].any()
+    assert dataset.persons.tolist() == [1]
+
+
 def test_pkummd_split_file_and_missing_pieces(tmp_path):
     write_pku(tmp_path)
     train, test = read_split_file(tmp_path / "cross_subject.txt")

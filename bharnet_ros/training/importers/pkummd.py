@@ -123,9 +123,13 @@ def _label_problem(row: np.ndarray, num_classes: int) -> str:
 
 
 def segment_sample(name: str, label: int, segment: np.ndarray, start: int, camera: int, fps: float) -> Sample:
-    """(T, 150) rows -> a two-person sample; score 1 where the body is present in the frame."""
+    """(T, 150) rows -> a two-person sample; score 1 where the body is present in the frame. A
+    body seen in the segment comes first: one stored in the second slot only left the first empty,
+    and a one-person model (which reads the first slot) trained on zeros under the label."""
     t = len(segment)
     xyz = segment.reshape(t, 2, 25, 3).transpose(1, 0, 2, 3)  # (M, T, V, 3)
+    if not np.any(xyz[0]) and np.any(xyz[1]):
+        xyz = xyz[::-1]
     present = np.abs(xyz).sum(axis=(2, 3)) > 0  # (M, T)
     body = np.concatenate([xyz, np.broadcast_to(present[:, :, None, None], (2, t, 25, 1))], axis=-1)
     return Sample(
