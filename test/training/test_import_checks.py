@@ -82,6 +82,17 @@ def test_text_files_over_the_bound_are_refused_before_reading(tmp_path, monkeypa
         read_input_text(path, "test file")
 
 
+def test_a_sample_text_file_is_bounded_by_what_parsing_it_takes(tmp_path):
+    """64 MiB of "10 " took 1.6 GB to parse before its counts were refused."""
+    from bharnet_ros.training.importers import LONG_TEXT_FILE_BYTES
+
+    path = tmp_path / "big.skeleton"
+    path.write_bytes(b"10 " * (6 << 20))  # 18 MiB
+    with pytest.raises(DatasetError, match="more than the 16 MiB a .skeleton file holds"):
+        read_input_text(path, ".skeleton file")
+    assert len(read_input_text(path, "PKU-MMD skeleton file", most_bytes=LONG_TEXT_FILE_BYTES)) == 18 << 20
+
+
 def test_every_importer_refuses_a_pipe_or_a_device_among_its_files(tmp_path):
     """A FIFO waited for a writer forever (the import hung); a link to /dev/zero filled the memory."""
     from bharnet_ros.training.importers import mpdata, ntu, nucla, pkummd

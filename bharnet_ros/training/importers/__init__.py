@@ -26,8 +26,10 @@ Progress = Callable[[list[Any]], Iterable[Any]]
 MAX_FPS = 1000.0  # no skeleton source records faster; a larger --fps is a typo
 MIN_FPS = 0.1  # one frame per 10 s: no skeleton source records slower; a smaller --fps is a typo
 # The largest text file (.skeleton, .json) read whole; real ones are at most a few MB. Bounds the
-# memory a wrong or hostile file can take before its content is checked.
-MAX_TEXT_FILE_BYTES = 64 << 20
+# memory a wrong or hostile file can take before its content is checked: parsing takes about 26
+# times the text (one Python object per number), so 64 MiB of "10 " took 1.6 GB.
+MAX_TEXT_FILE_BYTES = 16 << 20
+LONG_TEXT_FILE_BYTES = 32 << 20  # a PKU-MMD skeleton file: a whole video of up to ~10 000 frames
 
 
 def files_below(root: Path, suffixes: Iterable[str], report: ImportReport | None = None) -> list[Path]:
@@ -89,17 +91,19 @@ def check_fps(fps: float) -> float:
     return float(fps)
 
 
-def read_input_text(path: Path, what: str, encoding: str = "utf-8", errors: str = "replace") -> str:
-    """The text of one input file; DatasetError, unread, when it is larger than
-    :data:`MAX_TEXT_FILE_BYTES`, and OSError when it is no regular file (a FIFO found among the
-    samples would wait for a writer forever, a link to /dev/zero fill the memory)."""
+def read_input_text(
+    path: Path, what: str, encoding: str = "utf-8", errors: str = "replace", most_bytes: int | None = None
+) -> str:
+    """The text of one input file; DatasetError, unread, when it is larger than ``most_bytes``
+    (:data:`MAX_TEXT_FILE_BYTES` by default), and OSError when it is no regular file (a FIFO found
+    among the samples would wait for a writer forever, a link to /dev/zero fill the memory)."""
+    most = most_bytes or MAX_TEXT_FILE_BYTES
     size = path.stat().st_size
-    if size > MAX_TEXT_FILE_BYTES:
+    if size > most:
         raise DatasetError(
-            f"{path.name}: {size} bytes, more than the {MAX_TEXT_FILE_BYTES >> 20} MiB a {what} holds; "
-            "is it the right file?"
+            f"{path.name}: {size} bytes, more than the {most >> 20} MiB a {what} holds; is it the right file?"
         )
-    return read_regular_file(path, MAX_TEXT_FILE_BYTES).decode(encoding, errors)
+    return read_regular_file(path, most).decode(encoding, errors)
 
 
 def check_sample(sample: Sample, space: str) -> Sample:

@@ -26,6 +26,7 @@ import numpy as np
 
 from bharnet_ros.training.dataset import UNKNOWN, DatasetError, Sample, SkeletonDataset
 from bharnet_ros.training.importers import (
+    LONG_TEXT_FILE_BYTES,
     ImportReport,
     Progress,
     check_fps,
@@ -104,7 +105,11 @@ def read_labels(path: Path, num_classes: int = NUM_ACTIONS) -> np.ndarray:
 
 def _data_lines(path: Path, what: str) -> list[str]:
     """The non-blank lines of a text file of bounded size; DatasetError if there are none."""
-    lines = [line for line in read_input_text(path, what).splitlines() if line.strip()]
+    lines = [
+        line
+        for line in read_input_text(path, what, most_bytes=LONG_TEXT_FILE_BYTES).splitlines()
+        if line.strip()
+    ]
     if not lines:
         raise DatasetError(f"{path.name}: the {what} is empty")
     return lines
