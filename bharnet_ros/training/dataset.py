@@ -20,6 +20,7 @@ evaluations group by. Version 2 of the format added them; version-1 files load w
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -501,8 +502,12 @@ def _check_sample_arrays(data: SkeletonDataset) -> None:
     steps[starts[(starts > 0) & (starts < len(data.timestamps))] - 1] = 0.0  # samples restart the clock
     if np.any(steps < 0):
         raise DatasetError("timestamps go backwards inside a sample; split it where time jumps back")
-    if len(set(data.names.tolist())) != n:
-        raise DatasetError("sample names are not unique; rename duplicates before building the dataset")
+    if len(set(names := data.names.tolist())) != n:
+        twice = next(name for name, count in Counter(names).items() if count > 1)
+        raise DatasetError(
+            f"sample names are not unique ({shown(twice)} more than once); rename duplicates before "
+            "building the dataset"
+        )
     if np.any((data.persons < 0) | (data.persons > data.body.shape[0])):
         raise DatasetError(f"persons must be within 0..{data.body.shape[0]}")
     for key, values in data.attributes.items():
