@@ -384,7 +384,7 @@ def test_version_1_files_load_without_attributes(tmp_path):
 def test_merge_unions_attributes_and_prefixes_keep_names_apart():
     first = with_attributes(small_dataset(), distance=["1m"] * 4)
     second = with_attributes(small_dataset(), take=["1", "2", "3", "4"])
-    with pytest.raises(DatasetError, match="not unique \('clip0' more than once\)"):
+    with pytest.raises(DatasetError, match=r"not unique \('clip0' more than once\)"):
         first.merge(second)
     merged = first.with_name_prefix("a").merge(second.with_name_prefix("b"))
     assert merged.names.tolist()[3:5] == ["a/clip3", "b/clip0"]
