@@ -1022,6 +1022,7 @@ def continue_from(run: TrainingRun, state: Mapping[str, Any]) -> None:
             "another run: start a new one"
         ) from None
     run.start_epoch, run.best_top1, run.history = epoch, float(best), [dict(row) for row in history]
+    restore_random_state(run.base_model, state, run.out / "resume.pt")
     if epoch >= run.config["epochs"]:
         raise ConfigError(
             f"{run.out} has trained {epoch} epochs already; to train on, resume with epochs=N above {epoch}"
@@ -1143,6 +1144,32 @@ def validate(run: TrainingRun) -> dict[str, float]:
     return metrics
 
 
+def random_state(model: nn.Module) -> dict[str, Any]:
+    """What a resumed run needs to draw as the run would have gone on: torch's random state
+    (dropout, the attention's redraws) and how far each attention is from its next redraw. The
+    seed alone restarted both, so a resumed run redrew its projections at other steps."""
+    redraws = [m.calls_since_redraw for m in model.modules() if hasattr(m, "calls_since_redraw")]
+    return {"torch_rng": torch.get_rng_state(), "redraws": redraws}
+
+
+def restore_random_state(model: nn.Module, state: Mapping[str, Any], path: Path) -> None:
+    """:func:`random_state` back in place (a resume.pt written before it kept one: the seed's)."""
+    if "torch_rng" not in state:
+        return
+    counters = [m for m in model.modules() if hasattr(m, "calls_since_redraw")]
+    redraws = state.get("redraws")
+    try:
+        if not isinstance(redraws, list) or len(redraws) != len(counters):
+            raise ValueError("its redraw counters do not match the model's attentions")
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in redraws):
+            raise ValueError("a redraw counter is no count")
+        torch.set_rng_state(state["torch_rng"])
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise CheckpointError(f"{path} does not fit this run ({str(err)[:120]}); start a new one") from None
+    for module, count in zip(counters, redraws, strict=True):
+        module.calls_since_redraw = count
+
+
 def save_state(run: TrainingRun, epoch: int, metrics: dict[str, float], best: bool) -> None:
     """last.pt, best.pt (when improved) and resume.pt; rank 0 only.
 
@@ -1162,6 +1189,7 @@ def save_state(run: TrainingRun, epoch: int, metrics: dict[str, float], best: bo
         "optimizer": run.optimizer.state_dict(),
         "format_version": CHECKPOINT_FORMAT,
         "config": plain(run.config),  # what --resume compares config.yaml with (it may be edited)
+        **random_state(run.base_model),
     }
     partial = run.out / "resume.pt.partial"
     torch.save(state, partial)

@@ -397,6 +397,21 @@ def test_a_run_that_diverges_in_its_first_epoch_stops_without_a_checkpoint(datas
     assert not (tmp_path / "run" / "best.pt").exists()
 
 
+def test_a_resumed_run_ends_where_the_uninterrupted_run_ends(dataset_file, tiny_run, tmp_path):
+    """The seed restarted torch's random state and each attention's redraw count on resume, so a
+    resumed run redrew its projections at other steps and with other numbers."""
+    extra = [
+        f"data.train=['{dataset_file}']", "data.train_split=train", "data.val_split=val",
+        "model.overrides.attention.redraw_interval=2", "model.overrides.backbone.dropout=0.3",
+    ]  # fmt: skip
+    config = load_train_config(REPO / "config/train/synth_cpu.yaml", [*tiny_run, *extra, "epochs=2"])
+    whole = train(config, out=tmp_path / "whole")
+    halves = train({**config, "epochs": 1}, out=tmp_path / "halves")
+    train({}, resume=halves, overrides=["epochs=2"])
+    one, other = (load_checkpoint(folder / "last.pt").state_dict for folder in (whole, halves))
+    assert all(torch.equal(one[key], other[key]) for key in one)
+
+
 def test_a_resumed_run_that_diverges_keeps_its_finite_checkpoints(trained_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
