@@ -70,6 +70,7 @@ from bharnet_ros.training.train import (
     ConfigError,
     absolute_paths,
     expert_file,
+    mirror_map,
     test_mirror_classes,
     train,
 )
@@ -204,8 +205,9 @@ def run_fold(
     model = open_model(folder / "last.pt", lambda ckpt: test_mirror_classes(config, ckpt.class_names))
     trained = data.subset(np.flatnonzero(~subject_mask(data, [*excluded, *fold["data"]["val_subjects"]])))
     model.runner.feature_distance = fit_distance(
-        model.runner, vocabulary(trained, config["data"]), model.labels, model.preprocess
-    )
+        model.runner, vocabulary(trained, config["data"]), model.labels, model.preprocess,
+        twins=mirror_map(config, model.labels).tolist(),
+    )  # fmt: skip
     result = evaluate(model, test, progress=progress, views=views)
     write_outputs(folder / "test", result, model, test, f"subject {subject}", None)
     return test, result

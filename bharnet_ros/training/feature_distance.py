@@ -21,7 +21,13 @@ from bharnet_ros.model.checkpoint import Checkpoint
 from bharnet_ros.model.feature_distance import FeatureDistance, distance_branches, fit_feature_distance
 from bharnet_ros.training.data import training_data_in
 from bharnet_ros.training.dataset import SkeletonDataset
-from bharnet_ros.training.teach import TEACH_AUGMENT, extract_features, load_rehearsal
+from bharnet_ros.training.teach import (
+    TEACH_AUGMENT,
+    extract_features,
+    load_rehearsal,
+    mirror_classes,
+    twin_augment,
+)
 
 DISTANCE_VIEWS = 8  # augmented windows per training sample
 
@@ -33,12 +39,16 @@ def fit_distance(
     preprocess: PreprocessConfig,
     views: int = DISTANCE_VIEWS,
     progress: str | None = None,
+    twins: Sequence[int] | None = None,
 ) -> FeatureDistance:
     """The distance of ``model`` (in eval mode) fitted on ``views`` augmented windows per sample of
-    ``data``, whose classes must be among ``classes`` (the model's, in its order)."""
+    ``data``, whose classes must be among ``classes`` (the model's, in its order), each mirrored
+    into its twin in ``classes`` as training mirrored it (-1: never; None: paired by their names;
+    mirrored under its own label, a swipe_in that looks like swipe_out pulled the means together)."""
     if isinstance(model, ExpertizedModel):  # the same expertized features, without the attention
         model = model.expert_only().eval()
-    features = extract_features(model, data, classes, preprocess, views, TEACH_AUGMENT, progress=progress)
+    augment = TEACH_AUGMENT if twins is None else twin_augment(TEACH_AUGMENT, classes, twins)
+    features = extract_features(model, data, classes, preprocess, views, augment, progress=progress)
     return fit_feature_distance(
         {name: features.branches[name] for name in distance_branches(model.branches)}, features.labels
     )
@@ -67,7 +77,9 @@ def distance_from_config(
             f"its data holds no sample of the model's {shown}, whose windows would then all read as "
             "unfamiliar; give the config the model was trained with (a taught model has its own distance)"
         )
-    return fit_distance(model, data, checkpoint.class_names, checkpoint.preprocess_config, progress=progress)
+    twins = mirror_classes(checkpoint, checkpoint.class_names)
+    classes, preprocess = checkpoint.class_names, checkpoint.preprocess_config
+    return fit_distance(model, data, classes, preprocess, progress=progress, twins=twins)
 
 
 def _config_mapping(config: str | Path) -> dict:

@@ -232,7 +232,12 @@ def mirrored_settings(settings: TeachSettings, base: Checkpoint, classes: Sequen
 
 def mirrored_augment(augment: AugmentConfig, base: Checkpoint, classes: Sequence[str]) -> AugmentConfig:
     """``augment`` mirroring the windows of ``classes`` as :func:`mirror_classes` pairs them."""
-    twins = mirror_classes(base, classes)
+    return twin_augment(augment, classes, mirror_classes(base, classes))
+
+
+def twin_augment(augment: AugmentConfig, classes: Sequence[str], twins: Sequence[int]) -> AugmentConfig:
+    """``augment`` mirroring each class into its twin (-1: never mirrored)."""
+    twins = list(twins)
     if twins == mirror_label_map(list(classes)).tolist():
         return augment
     pairs = [[classes[i], classes[j]] for i, j in enumerate(twins) if j > i]
