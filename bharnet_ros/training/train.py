@@ -934,18 +934,13 @@ def build_run(
     fill = data_cfg["fill_hand_gaps"]
     train_feeder = SkeletonFeeder(train_data, preprocess, True, augment, config["seed"], fill)
     notes.append(mirror_note(class_names, train_feeder.mirror_to, augment.mirror))
-    if (warmup := config["optim"]["warmup_epochs"]) > config["epochs"]:
-        notes.append(
-            f"optim.warmup_epochs {warmup:g} is longer than the {config['epochs']} epochs: the learning "
-            f"rate reaches {learning_rate(config['optim'], config['epochs'], config['epochs']):.3g} of "
-            f"optim.lr {config['optim']['lr']:g} and never decays"
-        )
     val_feeder, val_labels = None, np.zeros(0, np.int64)
     if val_data is not None and len(val_data):
         val_labels = labels_for(val_data, class_names)
         val_feeder = SkeletonFeeder(val_data, preprocess, False, fill_gaps=fill, labels=val_labels)
     check_data_fits(base_model, preprocess, train_data, val_data)  # after the feeders' sample checks
     sampler, train_loader, val_loader = make_loaders(config, env, train_feeder, val_feeder)
+    notes += warmup_note(config, len(train_loader))
     optimizer = make_optimizer(model, config["optim"])
     run = TrainingRun(
         config, out, env, model_config, preprocess, class_names, hand_intensive_names(train_data), model,
@@ -955,6 +950,20 @@ def build_run(
     if resume_state is not None:
         continue_from(run, resume_state)
     return run
+
+
+def warmup_note(config: Mapping[str, Any], steps: int) -> list[str]:
+    """A note where the warm-up lasts the whole run (its last step still warming up): the learning
+    rate then never decays. At the LR of that last step; the note had come only for a warm-up
+    longer than the epochs, at an LR no step reached."""
+    optim, epochs = config["optim"], config["epochs"]
+    last = epochs - 1 / max(steps, 1)
+    if optim["warmup_epochs"] <= last:
+        return []
+    return [
+        f"optim.warmup_epochs {optim['warmup_epochs']:g} lasts the whole {epochs} epochs: the learning rate "
+        f"reaches {learning_rate(optim, epochs, last):.3g} of optim.lr {optim['lr']:g} and never decays"
+    ]
 
 
 def resumed_model_config(

@@ -229,6 +229,24 @@ def test_every_shipped_training_config_loads():
         assert (REPO / config["model"]["config"]).is_file(), path
 
 
+@pytest.mark.parametrize(
+    ("warmup", "epochs", "steps", "noted"),
+    [
+        (5, 5, 20, "reaches 0.099 of"),
+        (4.99, 5, 20, "reaches 0.0992 of"),
+        (5, 1, 1, "reaches 2e-05 of"),
+        (4, 5, 20, ""),
+    ],
+)
+def test_a_warmup_lasting_the_whole_run_is_noted_at_the_rate_reached(warmup, epochs, steps, noted):
+    """Only a warm-up longer than the epochs was noted, at a rate no step reaches (0.02 for 2e-05)."""
+    from bharnet_ros.training.train import warmup_note
+
+    config = {"optim": {"lr": 0.1, "min_lr": 0.0, "warmup_epochs": warmup}, "epochs": epochs}
+    notes = warmup_note(config, steps)
+    assert (noted in notes[0]) if noted else notes == []
+
+
 def test_warmup_then_cosine_schedule():
     optim = {"lr": 0.1, "min_lr": 0.0, "warmup_epochs": 5}
     assert learning_rate(optim, 80, 0.0) < 0.001
