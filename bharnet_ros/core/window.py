@@ -102,10 +102,10 @@ class WindowBuffer:
             finite_number(seconds)
             and seconds > 0
             and whole_number(max_gap, 0)
-            and whole_number(max_frames, 2)
+            and whole_number(max_frames, 3)
         ):
             raise ValueError(
-                f"need seconds > 0, max_gap >= 0 and max_frames >= 2, got {seconds}, {max_gap}, {max_frames}"
+                f"need seconds > 0, max_gap >= 0 and max_frames >= 3, got {seconds}, {max_gap}, {max_frames}"
             )
         self.seconds = float(seconds)
         self.max_gap = int(max_gap)

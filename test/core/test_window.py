@@ -390,7 +390,7 @@ def test_errors_name_what_is_wrong() -> None:
     with pytest.raises(SkeletonError, match="skeleton contains NaN or infinite values"):
         buffer.push(frame)
     with pytest.raises(
-        ValueError, match=r"need seconds > 0, max_gap >= 0 and max_frames >= 2, got 1.0, -1, 5"
+        ValueError, match=r"need seconds > 0, max_gap >= 0 and max_frames >= 3, got 1.0, -1, 5"
     ):
         WindowBuffer(1.0, -1, 5)
     with pytest.raises(ValueError, match=r"need timeout > 0 and max_persons >= 1, got 1.0, 0"):
@@ -398,16 +398,26 @@ def test_errors_name_what_is_wrong() -> None:
 
 
 def test_settings_at_their_bounds_are_allowed() -> None:
-    assert WindowBuffer(max_gap=0, max_frames=2).maxlen == 2
-    persons = WindowSet(max_gap=0, max_frames=2, max_persons=1)
+    assert WindowBuffer(max_gap=0, max_frames=3).maxlen == 3
+    persons = WindowSet(max_gap=0, max_frames=3, max_persons=1)
     persons.push(make_frame(0))
-    assert persons.get(0).maxlen == 2
+    assert persons.get(0).maxlen == 3
     assert persons.get(0).max_gap == 0
 
 
-@pytest.mark.parametrize("kwargs", [{"max_gap": -1}, {"max_frames": 1}])
+def test_the_smallest_buffer_still_spans_its_window() -> None:
+    """Two frames were allowed: thinned to one per window, the buffer spanned W only now and then."""
+    buffer = WindowBuffer(1.0, max_gap=0, max_frames=3)
+    ready = 0
+    for i in range(300):
+        buffer.push(make_frame(i / 30))
+        ready += buffer.window(4) is not None
+    assert ready >= 250
+
+
+@pytest.mark.parametrize("kwargs", [{"max_gap": -1}, {"max_frames": 2}])
 def test_set_checks_the_buffer_settings_before_any_frame(kwargs: dict) -> None:
-    with pytest.raises(ValueError, match="max_gap >= 0 and max_frames >= 2"):
+    with pytest.raises(ValueError, match="max_gap >= 0 and max_frames >= 3"):
         WindowSet(**kwargs)
 
 
