@@ -15,15 +15,20 @@ the model loads, else exit 1 with the reason as the last line of stdout.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import math
 import os
 import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 CHECK_SECONDS = 20.0  # an exported model loads and runs once in well under a second
 CHECK_MEMORY = 4 << 30  # address space: ONNX Runtime and NumPy need a few hundred MB of it
+PARENT_VARIABLE, SECONDS_VARIABLE = "BHARNET_CHECK_PARENT", "BHARNET_CHECK_SECONDS"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding bharnet_ros
 
 logger = logging.getLogger(__name__)
@@ -42,7 +47,7 @@ def check_in_child(path: Path, model: bytes, seconds: float | None = None) -> No
             input=model,
             capture_output=True,
             timeout=seconds,
-            env=_child_env(),
+            env=_child_env(seconds),
             check=False,
         )
     except subprocess.TimeoutExpired:
@@ -77,10 +82,12 @@ def _child_command(path: Path) -> list[str]:
     return [sys.executable, "-P", "-m", "bharnet_ros.core.model_check", str(path)]
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(seconds: float) -> dict[str, str]:
     """This process's environment, with the package's own folder after PYTHONPATH (an overlay
-    sourced later keeps its place) and UTF-8 for the reason the child prints."""
+    sourced later keeps its place), UTF-8 for the reason the child prints, and what the child
+    needs to end itself: this process's id and the time budget."""
     env = dict(os.environ, PYTHONIOENCODING="utf-8")
+    env[PARENT_VARIABLE], env[SECONDS_VARIABLE] = str(os.getpid()), repr(float(seconds))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (env.get("PYTHONPATH"), str(PACKAGE_ROOT))))
     return env
 
@@ -92,9 +99,28 @@ def _cap_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
+def _end_with_parent() -> None:
+    """Linux: this process ends when the node that started it does, and after its time budget in
+    CPU seconds, whoever waits for it. The parent's timeout lived in the parent: a node stopped by
+    Ctrl-C mid-check left its child folding a hostile graph for as long as that took."""
+    seconds = float(os.environ.get(SECONDS_VARIABLE) or CHECK_SECONDS)
+    soft = math.ceil(seconds) + 1
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 5 if hard == resource.RLIM_INFINITY else hard))
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # no prctl (not Linux): the CPU budget still ends it
+        return
+    parent = os.environ.get(PARENT_VARIABLE)
+    if parent and os.getppid() != int(parent):  # the node ended before the death signal was set
+        os._exit(1)
+
+
 def main() -> int:
-    """The child: cap the address space, then load and dry-run the bytes on stdin."""
+    """The child: cap the address space and the time, then load and dry-run the bytes on stdin."""
     _cap_memory()
+    _end_with_parent()
     from bharnet_ros.core.inference import InferenceError, OnnxClassifier
 
     name = sys.argv[1] if len(sys.argv) > 1 else "model"

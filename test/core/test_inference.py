@@ -426,6 +426,57 @@ def test_a_model_whose_load_computes_for_long_is_refused_by_the_child_check(
         OnnxClassifier(hostile, providers="cpu", isolated=True)
 
 
+CHECKING_NODE = """
+import sys
+from pathlib import Path
+from bharnet_ros.core.model_check import check_in_child
+path = Path(sys.argv[1])
+check_in_child(path, path.read_bytes(), 600.0)
+"""
+
+
+def test_the_check_child_ends_itself_past_its_budget_or_with_its_parent(model_path, tmp_path, children):
+    """Its timeout lived in the node: a node stopped mid-check (Ctrl-C, SIGTERM) left the child
+    folding the hostile graph, an orphan, for as long as that took."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bharnet_ros.core import model_check
+
+    tail = costly({"x": [1, 1, 2048, 2048], "w": [1, 1, 512, 512]}, "Conv")  # folded at load: minutes
+    hostile = hand_built(model_path, tmp_path / "slow.onnx", tail, onnx.TensorProto.FLOAT)
+    env = model_check._child_env(1.0)
+    alone = subprocess.run(
+        model_check._child_command(hostile), input=hostile.read_bytes(), env=env, capture_output=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert alone.returncode == -signal.SIGXCPU  # its own CPU budget, nobody waiting for it
+    node = subprocess.Popen([sys.executable, "-c", CHECKING_NODE, str(hostile)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (checking := children(node.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert checking, "the check never started"
+        node.kill()
+        node.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(map(running, checking)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(running, checking)), "the check outlived its node"
+    finally:
+        node.kill()
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is no zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_a_model_that_asks_for_gigabytes_is_refused_by_the_child_check(model_path, tmp_path):
     tail = costly({"huge": [1 << 31]}, "Abs")  # 8 GiB of floats at each run
     hostile = hand_built(model_path, tmp_path / "huge.onnx", tail, onnx.TensorProto.FLOAT)
