@@ -39,6 +39,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_policy_name_from_kind
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 from std_msgs.msg import Header
 
 from bharnet_ros.core.frame_rules import FrameRules, stamp_problem
@@ -198,6 +199,7 @@ class RecognizerNode(ManagedNode):
         self.restoring = False  # the node itself is setting ``model`` back after a rollback
         self.loading = False  # a set's model loads; skeletons are served by the waiting set
         self.restore_model: str | None = None  # a rollback's ``model`` value, set once a set ended
+        self._restore_timer: Timer | None = None  # the one-shot timer that sets it
         self.spinning_thread: int | None = None  # the executor's, once it ran a callback
         self.last_model_change = ""
         super().__init__("recognizer", PARAMS, **kwargs)
@@ -351,7 +353,8 @@ class RecognizerNode(ManagedNode):
         self.get_logger().error(f"model swap {self.last_model_change}")
         if self.loading:  # a set must not run inside a set
             self.restore_model = fallback.model
-            self._restore_timer = self.create_timer(0.0, self._restore_after_set, clock=self._steady)
+            if self._restore_timer is None:  # one pending: a second one orphaned the first, for good
+                self._restore_timer = self.create_timer(0.0, self._restore_after_set, clock=self._steady)
         else:
             self._set_model_back(fallback.model)
         self._republish_labels()
@@ -359,6 +362,7 @@ class RecognizerNode(ManagedNode):
     def _restore_after_set(self) -> None:
         """The ``model`` value of a rollback made during a load, unless that set put in a model."""
         self.destroy_timer(self._restore_timer)
+        self._restore_timer = None
         model, self.restore_model = self.restore_model, None
         if model is not None:
             self._set_model_back(model)

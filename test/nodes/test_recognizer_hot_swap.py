@@ -364,6 +364,32 @@ def test_a_transition_asked_for_during_a_load_waits_for_the_swap(
     assert node.callback_errors == 0
 
 
+def test_two_rollbacks_during_one_load_leave_one_timer_to_set_the_model_back(ros, tiny_model):
+    """Each rollback made its own one-shot timer, kept in one slot: the first to fire destroyed
+    the second, and nothing destroyed the first, which then fired on every executor turn."""
+    from bharnet_ros.core.model_swap import Probation
+    from bharnet_ros.nodes.recognizer_node import Fallback
+
+    overrides = [Parameter("model", value=str(tiny_model)), Parameter("autostart", value=False)]
+    node = RecognizerNode(context=ros.context, parameter_overrides=overrides)
+    try:  # not spinning: the timers are counted, not run
+        node.trigger_configure()
+        assert node.recognizer is not None
+        before = len(list(node.timers))
+        node.loading = True  # a set's load under way
+        for _ in range(2):  # one failing swap, then another, in that load
+            node.probation = Probation(
+                Fallback(str(tiny_model), node.recognizer.classifier, node.model_stamp)
+            )
+            node._roll_back("failed on a live window")
+        assert len(list(node.timers)) == before + 1
+        node.loading = False
+        node._restore_after_set()
+        assert len(list(node.timers)) == before
+    finally:
+        node.destroy_node()
+
+
 @pytest.mark.parametrize("next_model", ["broken", "short"])
 def test_a_model_failing_while_another_loads_is_rolled_back_at_once(
     ros, running, models, wait, parameter_client, held_swap, next_model
