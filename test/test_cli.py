@@ -71,6 +71,7 @@ def test_an_error_naming_a_file_with_a_line_break_stays_one_line(tmp_path, capsy
         ["export", "m.pt", "-o", ""],
         ["synth", "-o", ""],
         ["bag", "eval", "b", "--labels", "l.csv", "--out", ""],
+        ["extract", "v.mp4", "-o", "x", "--overlay", ""],
     ],
 )
 def test_an_empty_output_option_is_refused_not_read_as_the_current_folder(

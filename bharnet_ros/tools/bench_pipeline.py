@@ -102,7 +102,7 @@ def _check_inputs(args: argparse.Namespace, section: str) -> str:
     from bharnet_ros.tools.run import check_video
 
     model = _model(args.model)
-    args.video = args.video or default_video()
+    args.video = default_video() if args.video is None else args.video
     check_video(args.video)
     if args.out:
         check_document(args.out, [Path(model), Path(args.video)], section=section)

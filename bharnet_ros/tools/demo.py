@@ -119,6 +119,8 @@ def check_options_used(args: argparse.Namespace, video: Path | None, people: Pat
     video and said nothing), then fill in the defaults of those it uses."""
     if video and args.synthetic:
         raise UsageError("--video and --synthetic are two inputs; give one")
+    if video and args.short:
+        raise UsageError("--short shortens the scripted inputs; --video plays the whole video")
     if video or args.synthetic:
         ignored = [name for name in ("people", "person", "distance") if getattr(args, name) is not None]
         if ignored:
@@ -129,7 +131,8 @@ def check_options_used(args: argparse.Namespace, video: Path | None, people: Pat
     if (video or people) and args.seed is not None:
         played = "the video" if video else f"real people's clips ({people})"
         raise UsageError(f"--seed picks the synthetic performer, and the demo plays {played}; leave it out")
-    args.person, args.distance = args.person or "S2", args.distance or "4m"
+    args.person = "S2" if args.person is None else args.person  # "" is checked as a name, not S2
+    args.distance = "4m" if args.distance is None else args.distance
     args.seed = 7 if args.seed is None else args.seed
 
 

@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output .npz for a video; output folder (one <stem>.npz per video) for a folder",
     )  # fmt: skip
     parser.add_argument(
-        "--overlay", type=Path, default=None,
+        "--overlay", type=output_option, default=None,
         help="also write an mp4 with the skeleton drawn (a folder when the input is a folder)",
     )  # fmt: skip
     parser.add_argument(

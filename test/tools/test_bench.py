@@ -228,6 +228,8 @@ def test_a_missing_video_is_refused_up_front(tiny_model, capsys):
     for action in ("pipeline", "soak"):
         argv = ["bench", action, "--model", str(tiny_model), "--video", "/nonexistent/v.mp4"]
         assert "--video: video not found: /nonexistent/v.mp4" in one_line_error(argv, capsys)
+        argv = ["bench", action, "--model", str(tiny_model), "--video", ""]  # not the default video
+        assert "--video: " in one_line_error(argv, capsys)
 
 
 def test_the_default_video_is_found_beside_the_checkout_from_any_folder(

@@ -85,6 +85,8 @@ def test_a_refused_demo_leaves_no_out_folder(tmp_path, capsys):
         ["--synthetic", "--people", str(tmp_path)],
         ["--video", str(text), "--seed", "5"],
         ["--people", str(tmp_path), "--seed", "5"],
+        ["--video", str(text), "--short"],
+        ["--people", str(tmp_path), "--person", ""],  # read as S2
     ):
         assert main(["demo", *argv, "--out", str(tmp_path / "out" / "demo")]) == 2
         error = capsys.readouterr().err.strip()

@@ -278,8 +278,9 @@ def test_mp_data_is_read_whatever_npz_file_lies_beside_it(tmp_path):
     """An earlier import's output beside MP_Data turned the import into a signer import, which failed."""
     raw_tree(tmp_path)
     np.savez(tmp_path / "old_output.npz", x=np.zeros(3))
-    dataset, _ = import_mpdata(tmp_path)
+    dataset, report = import_mpdata(tmp_path)
     assert dataset.names.tolist() == ["hello/0", "hello/1"]
+    assert "left out the .npz files beside it: old_output.npz" in " ".join(report.notes)
 
 
 def test_raw_class_folders_left_out_by_classes_are_noted(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -322,6 +323,9 @@ def test_a_linked_folder_of_samples_is_read(tmp_path):
     (source / "S001C001P001R001A003.skeleton").write_text(skeleton_text([[("7", standing(0, 0, 0))]]))
     (source / "linked").symlink_to(elsewhere)
     (source / "loop").symlink_to(source)  # read once, not forever
+    (source / "S001C001P002R001A050.skeleton").symlink_to(tmp_path / "gone")  # listed, not dropped unseen
     dataset, report = import_ntu(source)
     assert dataset.names.tolist() == ["S001C001P001R001A002", "S001C001P001R001A003"]
-    assert report.skipped == []
+    assert [(Path(item).name, why) for item, why, _ in report.skipped] == [
+        ("S001C001P002R001A050.skeleton", "not a regular file")
+    ]

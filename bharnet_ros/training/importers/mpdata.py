@@ -356,14 +356,14 @@ def import_mpdata(
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist; give MP_Data, a signer_*.npz or a folder of them")
     report = ImportReport()
-    # MP_Data wins over .npz files beside it (an earlier import's output, say)
-    signer_files = (
-        [source]
-        if source.is_file()
-        else []
-        if (source / "MP_Data").is_dir()
-        else sorted(source.glob("*.npz"))
-    )
+    # MP_Data wins over .npz files beside it (an earlier import's output, say), which are named
+    beside = [] if source.is_file() else sorted(source.glob("*.npz"))
+    raw = source.is_dir() and (source / "MP_Data").is_dir()
+    if raw and beside:
+        report.notes.append(
+            f"read MP_Data/; left out the .npz files beside it: {', '.join(p.name for p in beside)}"
+        )
+    signer_files = [source] if source.is_file() else [] if raw else beside
     if signer_files:
         dataset = _read_signers(signer_files, fps, mirrored, report, progress)
         if classes is not None:

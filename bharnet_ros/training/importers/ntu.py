@@ -345,7 +345,7 @@ def import_ntu(
     xsub, xview and xset (default: all three; each is defined for every setup and camera).
     """
     report = ImportReport()
-    files = find_skeleton_files(Path(source))
+    files = find_skeleton_files(Path(source), report)
     missing = read_missing_lists(Path(meta)) if meta is not None else {}
     names = read_class_names(Path(meta)) if meta is not None else None  # before hours of parsing
     samples = _read_samples(files, missing, report, progress)
@@ -410,15 +410,16 @@ def _read_samples(
     return samples
 
 
-def find_skeleton_files(source: Path) -> list[Path]:
-    """``source`` itself if it is a ``.skeleton`` file, else every one below it, sorted by name."""
+def find_skeleton_files(source: Path, report: ImportReport | None = None) -> list[Path]:
+    """``source`` itself if it is a ``.skeleton`` file, else every one below it, sorted by name
+    (those that are no regular file listed in ``report``)."""
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist; give an NTU .skeleton file or a folder of them")
     if source.is_file():
         if source.suffix != ".skeleton":
             raise DatasetError(f"{source} is not a .skeleton file")
         return [source]
-    files = sorted(files_below(source, [".skeleton"]), key=lambda path: (path.name, str(path)))
+    files = sorted(files_below(source, [".skeleton"], report), key=lambda path: (path.name, str(path)))
     if not files:
         raise DatasetError(f"no .skeleton files under {source}; unpack the NTU skeleton zip there")
     return files

@@ -196,10 +196,10 @@ def import_nucla(
     source = Path(source)
     if not source.is_dir():
         raise FileNotFoundError(f"{source} is not a folder; give the folder of N-UCLA .json files")
-    files = files_below(source, [".json"])
-    if not files:
-        raise DatasetError(f"no .json files under {source}")
     report = ImportReport()
+    files = files_below(source, [".json"], report)
+    if not files and not report.skipped:
+        raise DatasetError(f"no .json files under {source}")
     samples, seen = [], set()
     for path in progress(files):
         try:
