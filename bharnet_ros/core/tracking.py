@@ -39,10 +39,11 @@ from bharnet_ros.core.skeleton import PERSON_ID_RANGE, timestamp_seconds
 MAX_AGE = 0.5  # seconds a track survives without a detection
 MAX_COST = 0.75  # matches costing more are refused (cost is in [0, 1])
 BOX_WEIGHT = 0.5  # share of 1 - IoU in the cost; the rest is the keypoint distance
-# a detection whose keypoints lie further from a track's (predicted) ones, in body sizes, is
-# someone else: with the cost alone, a person standing beside one the detector missed for a frame
-# took their id (0.6 body sizes away, the boxes overlapping by an outstretched arm)
+# a detection whose keypoints lie further from a followed track's (predicted) ones, in body sizes,
+# is someone else: with the cost alone, a person standing beside one the detector missed for a
+# frame took their id (0.6 body sizes away, the boxes overlapping by an outstretched arm)
 KEYPOINT_GATE = 0.5
+MOVING = 0.5  # body sizes a second: slower tracks are extrapolated for at most max_age
 VELOCITY_SMOOTHING = 0.5  # weight of the newest displacement in the velocity estimate
 # frames closer than this keep the track's velocity: a pixel of detector jitter over a microsecond is
 # a speed of a million pixels a second (a driver stamping a burst on receipt), and the prediction
@@ -66,9 +67,14 @@ class Track:
     hits: int = 1
 
     def predicted(self, timestamp: float, max_age: float = MAX_AGE) -> tuple[np.ndarray, np.ndarray]:
-        """Box and keypoints moved ahead to ``timestamp`` at the track's velocity, for at most
-        ``max_age`` seconds (after a stall, a still person's jitter carried the guess off them)."""
-        shift = self.velocity * min(max(0.0, timestamp - self.last_seen), max_age)
+        """Box and keypoints moved ahead to ``timestamp`` at the track's velocity. A track slower
+        than :data:`MOVING` body sizes a second is moved for at most ``max_age`` seconds: its speed
+        is a still person's jitter, which carried the guess off them after a stall."""
+        elapsed = max(0.0, timestamp - self.last_seen)
+        size = float(np.sqrt(max(_areas(self.box[None])[0], 1.0)))
+        if float(np.linalg.norm(self.velocity)) < MOVING * size:
+            elapsed = min(elapsed, max_age)
+        shift = self.velocity * elapsed
         return self.box + np.tile(shift, 2), self.keypoints + shift
 
 
@@ -125,7 +131,11 @@ def match_costs(
     scale = _body_scales(boxes, track_boxes)
     overlap = 1.0 - box_ious(boxes, predicted_boxes)
     distance = keypoint_distances(keypoints, predicted_points, shared, scale)
-    return np.where(distance > KEYPOINT_GATE, np.inf, BOX_WEIGHT * overlap + (1.0 - BOX_WEIGHT) * distance)
+    # no shared keypoint: the boxes decide; a track seen once has no velocity yet, and a runner
+    # at 5 fps moves more than the gate between its first two frames
+    gates = np.array([KEYPOINT_GATE if track.hits > 1 else np.inf for track in tracks])
+    gated = (distance > gates[None, :]) & shared.any(axis=-1)
+    return np.where(gated, np.inf, BOX_WEIGHT * overlap + (1.0 - BOX_WEIGHT) * distance)
 
 
 class PersonTracker:

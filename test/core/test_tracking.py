@@ -217,6 +217,24 @@ def test_a_still_person_keeps_their_id_after_a_stall(stall):
     assert detect(tracker, [person(201)], 9 / FPS + stall) == [pid]
 
 
+def test_a_body_seen_with_no_sure_joint_keeps_its_id_by_its_box():
+    """No shared keypoint read as far away: each such frame made a new id (a ghost)."""
+    tracker = PersonTracker()
+    (pid,) = detect(tracker, [person(200)], 0.0)
+    unsure = np.zeros((1, len(FIGURE)), bool)
+    assert [tracker.update(person(200)[None], unsure, i / FPS) for i in range(1, 5)] == [[pid]] * 4
+
+
+@pytest.mark.parametrize(("fps", "speed", "stall"), [(10, 150, 1.2), (10, 250, 1.2), (5, 450, 0.0)])
+def test_a_moving_person_keeps_their_id_across_a_stall_or_at_a_low_rate(fps, speed, stall):
+    """A walker's guess was moved for at most half a second of a longer stall, and a runner at 5 fps
+    moved more than the gate between the two frames that give a track its velocity."""
+    tracker = PersonTracker()
+    times = [i / fps for i in range(20)] + [19 / fps + stall + i / fps for i in range(1, 6)]
+    ids = [detect(tracker, [person(100 + speed * t, height=300)], t) for t in times]
+    assert ids == [ids[0]] * len(times)
+
+
 def test_another_keypoint_count_retires_every_track():
     tracker = PersonTracker()
     (first,) = detect(tracker, [person(100)], 0.0)
