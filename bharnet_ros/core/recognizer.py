@@ -150,8 +150,14 @@ class DecisionClock:
     stride: float = 0.0
     count: int = 0
 
-    def due(self) -> float | None:
-        return None if self.anchor is None else self.anchor + self.count * self.stride
+    def due(self, stride: float) -> float | None:
+        """When the next decision is due at ``stride`` (one just changed counts from the last
+        decision's due time: lowered from 10 s, the old stride had to run out first)."""
+        if self.anchor is None:
+            return None
+        if stride == self.stride:
+            return self.anchor + self.count * stride
+        return self.anchor + (self.count - 1) * self.stride + stride
 
     def decided(self, stamp: float, stride: float) -> None:
         ahead = self.anchor is not None and self.anchor + (self.count + 1) * stride > stamp
@@ -215,7 +221,7 @@ class Recognizer:
         state = self._state(buffer)
         if buffer.last_result is PushResult.DUPLICATE:
             return None
-        due = state.decisions.due()
+        due = state.decisions.due(self.config.stride_seconds)
         if due is not None and frame.timestamp < due - stamp_slack(due):
             return None
         window = buffer.window(self.classifier.window_length, min_seconds=self.config.min_seconds)

@@ -95,7 +95,7 @@ PARAMS = (
     Param(
         "stride_seconds",
         C.stride_seconds,
-        "classify a person's window at most this often",
+        "classify a person's window this often on average (sensor time)",
         (0.0, 10.0),
         live=True,
     ),

@@ -104,6 +104,18 @@ def test_a_live_change_of_stride_applies_from_the_next_decision():
     assert np.diff(stamps).min() == pytest.approx(1.0)
 
 
+def test_a_stride_lowered_live_applies_from_the_last_decision():
+    """Lowered from 10 s to 0.1 s, the old stride had to run out: no decision for 10 s."""
+    config = RecognizerConfig(stride_seconds=10.0, min_seconds=0.0, smoothing=1.0)
+    recognizer = Recognizer(HandRaisedClassifier(), config)
+    for i in range(30):
+        recognizer.push(frame(i / 30))
+    recognizer.apply_live(RecognizerConfig(stride_seconds=0.1, min_seconds=0.0, smoothing=1.0))
+    stamps = [r.stamp for i in range(30, 60) if (r := recognizer.push(frame(i / 30))) is not None]
+    assert stamps[0] == pytest.approx(1.0)
+    assert len(stamps) == 10
+
+
 def test_decisions_do_not_catch_up_after_a_gap():
     config = RecognizerConfig(stride_seconds=0.2, min_seconds=0.0, smoothing=1.0, window_seconds=5.0)
     recognizer = Recognizer(HandRaisedClassifier(), config)
