@@ -236,9 +236,11 @@ class FramePacer:
     10 Hz, a timer late on a loaded machine): every frame, stamped on the file's own schedule, as
     many in one tick as are due. Stamped with the tick, a 30 fps file on a 10 Hz clock had played
     its gestures three times slower. More than :data:`MOST_BEHIND_SECONDS` behind, or on a clock
-    gone back, the schedule starts again from the tick (no burst of a minute of frames)."""
+    gone back, the schedule starts again from the tick: a source slower than its rate (decoding a
+    large file on a loaded machine) plays slower, as before, instead of in bursts of a second of
+    frames stamped a second late that held the executor."""
 
-    MOST_BEHIND_SECONDS = 1.0
+    MOST_BEHIND_SECONDS = 0.25
 
     def __init__(self, rate: float) -> None:
         self.period = 1e9 / rate  # nanoseconds

@@ -263,3 +263,16 @@ def test_a_clock_gone_back_or_far_ahead_starts_the_schedule_again():
     assert pacer.due(50 * 10**9) == [50 * 10**9], "a /clock reset: stamps follow it back"
     assert pacer.due(3600 * 10**9) == [3600 * 10**9], "an hour ahead: one frame, no burst of them"
     assert len(pacer.due(3600 * 10**9 + 10**8)) == 3
+
+
+def test_a_source_slower_than_its_rate_plays_slower_not_in_bursts():
+    """Each tick owed more frames than the last until a second was due: one callback then held the
+    executor for over a second and sent frames stamped a second late."""
+    pacer = video.FramePacer(30.0)
+    now, largest, oldest = 10**9, 0, 0
+    for _ in range(200):
+        stamps = pacer.due(now)
+        largest, oldest = max(largest, len(stamps)), max(oldest, now - stamps[0])
+        now += len(stamps) * 45_000_000 + 33_333_333  # 45 ms to publish each frame, then the next tick
+    assert largest <= 9  # at most a quarter second of frames at once
+    assert oldest <= 0.3e9
