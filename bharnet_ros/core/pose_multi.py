@@ -97,11 +97,8 @@ class MultiPoseEstimator(Closeable):
         next_id: int | None = None,
     ) -> None:
         check_confidences(min_detection_confidence, min_tracking_confidence)
-        if np.float32(min_tracking_confidence) <= 0:  # MediaPipe aborts the process on it
-            raise ValueError(
-                "min_tracking_confidence must be above 0 for the multi backend (its hand tracker "
-                f"needs a positive threshold), got {min_tracking_confidence}"
-            )
+        if problem := tracking_confidence_problem(min_tracking_confidence):
+            raise ValueError(problem)
         if not 1 <= num_poses <= MAX_POSES:
             raise ValueError(f"num_poses must be in [1, {MAX_POSES}], got {num_poses}")
         self.num_poses = num_poses
@@ -192,6 +189,17 @@ class MultiPoseEstimator(Closeable):
             ms = self._last_ms + min(max(step, 1), MAX_CLOCK_STEP_MS)
         self._last_ms, self._last_stamp = ms, timestamp
         return ms
+
+
+def tracking_confidence_problem(tracking: float) -> str:
+    """Why the multi backend cannot take this ``min_tracking_confidence``, or "": MediaPipe's hand
+    tracker aborts the whole process on a threshold that is 0 as a float32."""
+    if np.float32(tracking) > 0:
+        return ""
+    return (
+        "min_tracking_confidence must be above 0 for the multi backend (its hand tracker needs a "
+        f"positive threshold), got {tracking}"
+    )
 
 
 def distinct_hands(hands_px: np.ndarray, scores: Sequence[float]) -> list[int]:

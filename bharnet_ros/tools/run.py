@@ -195,6 +195,17 @@ def check_file_parameters(options: Any) -> None:
             if problem := param.problem(value, spec.name, "/" + options.namespace.strip("/")):
                 named = problem if problem.startswith(param.name) else f"{param.name} {problem}"
                 raise UsageError(f"{path}: the {spec.name} node's {named}")
+        if spec.name == "pose" and (problem := _pose_settings_problem({**configured, **spec.parameters})):
+            raise UsageError(f"{path}: the pose node's {problem}")
+
+
+def _pose_settings_problem(values: dict) -> str:
+    """What the pose node's configure would refuse in a combination of its values."""
+    from bharnet_ros.core.pose_multi import tracking_confidence_problem
+
+    if values.get("backend") != "multi":
+        return ""
+    return tracking_confidence_problem(values.get("min_tracking_confidence", 0.5))
 
 
 def pose_backends() -> tuple[str, ...]:

@@ -45,6 +45,7 @@ def write_clip(path, frames: int) -> str:
         ("params_body_topic", "the recognizer node's body_topic 'a b' is no valid topic name"),
         # rclpy lets a float within 1e-6 of a bound through; the recognizer's configure refuses it
         ("params_past_bound", "the recognizer node's smoothing must be from 0.01 to 1, not 1.0000005"),
+        ("params_multi_tracking", "the pose node's min_tracking_confidence must be above 0 for the multi"),
         ("namespace", "--namespace 'a b' is invalid"),
         ("namespace_digit", "--namespace 'robot/1a' is invalid"),
         ("namespace_long", "--namespace is too long: camera/image_raw under it"),
@@ -64,6 +65,7 @@ def test_unusable_options_are_one_line_before_the_graph_starts(tmp_path, capsys,
     backend = params_file(tmp_path / "backend.yaml", "pose", backend="nope")
     body_topic = params_file(tmp_path / "body_topic.yaml", "recognizer", body_topic="a b")
     past_bound = params_file(tmp_path / "past_bound.yaml", "recognizer", smoothing=1.0000005)
+    multi = params_file(tmp_path / "multi.yaml", "pose", backend="multi", min_tracking_confidence=0.0)
     wildcard = tmp_path / "wildcard.yaml"
     wildcard.write_text(
         share_file("config/recognize.yaml").read_text() + "/**:\n  ros__parameters:\n    backend: nope\n"
@@ -81,6 +83,7 @@ def test_unusable_options_are_one_line_before_the_graph_starts(tmp_path, capsys,
         "params_backend": ["--params-file", backend],
         "params_body_topic": ["--params-file", body_topic],
         "params_past_bound": ["--params-file", past_bound],
+        "params_multi_tracking": ["--params-file", multi],
         "namespace": ["--namespace", "a b"],
         "namespace_digit": ["--namespace", "robot/1a"],
         "namespace_long": ["--namespace", "a" * 232],  # rclpy's exception came out as a traceback
