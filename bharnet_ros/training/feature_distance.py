@@ -21,13 +21,8 @@ from bharnet_ros.model.checkpoint import Checkpoint
 from bharnet_ros.model.feature_distance import FeatureDistance, distance_branches, fit_feature_distance
 from bharnet_ros.training.data import training_data_in
 from bharnet_ros.training.dataset import SkeletonDataset
-from bharnet_ros.training.teach import (
-    TEACH_AUGMENT,
-    extract_features,
-    load_rehearsal,
-    mirror_classes,
-    twin_augment,
-)
+from bharnet_ros.training.feeder import AugmentConfig, mirror_label_map
+from bharnet_ros.training.teach import TEACH_AUGMENT, extract_features, load_rehearsal, twin_augment
 
 DISTANCE_VIEWS = 8  # augmented windows per training sample
 
@@ -63,7 +58,8 @@ def distance_from_config(
     one of the model's classes."""
     if not Path(config).exists():
         raise ValueError("no such file; give a training config, e.g. config/train/real_cpu.yaml")
-    source = training_data_in(_config_mapping(config))
+    mapping = _config_mapping(config)
+    source = training_data_in(mapping)
     if source.missing:
         raise ValueError(f"its training data is not here ({', '.join(map(str, source.missing))})")
     if not source.files:
@@ -77,9 +73,20 @@ def distance_from_config(
             f"its data holds no sample of the model's {shown}, whose windows would then all read as "
             "unfamiliar; give the config the model was trained with (a taught model has its own distance)"
         )
-    twins = mirror_classes(checkpoint, checkpoint.class_names)
     classes, preprocess = checkpoint.class_names, checkpoint.preprocess_config
+    twins = _training_twins(mapping, classes)
     return fit_distance(model, data, classes, preprocess, progress=progress, twins=twins)
+
+
+def _training_twins(config: dict, classes: Sequence[str]) -> list[int]:
+    """Each class's twin as the config's training mirrored it (its ``augment.mirror_pairs`` and
+    ``mirror_never``), as a --loso fold's distance is fitted: the checkpoint records them only where
+    test-time mirroring is on."""
+    try:
+        augment = AugmentConfig.from_dict(config.get("augment"))
+        return mirror_label_map(list(classes), augment.mirror_pairs, tuple(augment.mirror_never)).tolist()
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"its augment section does not fit the model's classes ({str(err)[:160]})") from None
 
 
 def _config_mapping(config: str | Path) -> dict:

@@ -33,3 +33,33 @@ def test_the_fit_mirrors_each_class_into_its_twin_as_training_did(monkeypatch):
     assert [list(pair) for pair in augment.mirror_pairs] == [["swipe_in", "swipe_out"]]
     assert augment.mirror_never == ("wave",)
     assert augment_of_fit(monkeypatch) is TEACH_AUGMENT  # by names where nothing is recorded
+
+
+def test_export_and_streams_fit_with_the_twins_of_the_config_the_folds_used(monkeypatch, tmp_path):
+    """They took the checkpoint's test_mirror record, which is empty where test-time mirroring is
+    off: the pairs by names, where the folds' distance used the recipe's mirror_never."""
+    from types import SimpleNamespace
+
+    config = tmp_path / "train.yaml"
+    config.write_text("augment:\n  mirror_never: [swipe_in, swipe_out]\n")
+    given = []
+
+    def fit(model, data, classes, preprocess, progress=None, twins=None):
+        given.append(twins)
+        raise FittedError
+
+    monkeypatch.setattr(
+        feature_distance, "training_data_in", lambda _: SimpleNamespace(missing=[], files=[config])
+    )
+    monkeypatch.setattr(
+        feature_distance,
+        "load_rehearsal",
+        lambda _: SimpleNamespace(
+            class_names=["swipe_in", "swipe_out", "wave"], class_counts=lambda: [1, 1, 1]
+        ),
+    )
+    monkeypatch.setattr(feature_distance, "fit_distance", fit)
+    checkpoint = SimpleNamespace(class_names=["swipe_in", "swipe_out", "wave"], preprocess_config=None)
+    with pytest.raises(FittedError):
+        feature_distance.distance_from_config(None, checkpoint, config)
+    assert given == [[-1, -1, 2]]
