@@ -81,7 +81,7 @@ class CallbackErrorCount:
             return status
         failed = f"{self.callback_errors} callbacks failed, last: {self.last_callback_error}"
         if time.monotonic() - self.last_callback_error_at <= CALLBACK_ERROR_HOLD_SECONDS:
-            return ERROR, failed, values
+            return ERROR, f"{message}; {failed}", values  # added: it replaced why the video stopped
         return max(level, WARN), f"{message}; {failed}", values
 
     def note_callback_error(self, err: Exception) -> None:
@@ -430,8 +430,9 @@ class ManagedNode(CallbackErrorCount, SafePublishing, LifecycleNode):
         self.guarded(self.periodic)()
         level, message, values = self.status()
         state = values["lifecycle_state"] = self._state_machine.current_state[1]
-        if state == "inactive" and level == OK:
-            level, message = WARN, "inactive: configured but not processing; activate it"
+        if state == "inactive":  # said whatever else is wrong: an old WARN hid it for good
+            inactive = "inactive: configured but not processing; activate it"
+            level, message = max(level, WARN), inactive if level == OK else f"{inactive}; {message}"
         if state == "finalized":
             level, message = WARN, "shut down (finalized); start the node again to use it"
             self.diagnostics_timer.cancel()  # this status is its last

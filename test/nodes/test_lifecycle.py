@@ -151,3 +151,36 @@ def test_refused_parameter_sets_are_counted_and_reported(ros, wait, tiny_model, 
 
     assert wait(reported)
     assert reported()["last_parameter_refusal"].startswith("device: ")
+
+
+def statuses_of(node) -> list[DiagnosticStatus]:
+    """What the node's diagnostics timer publishes, as it publishes it."""
+    published: list[DiagnosticStatus] = []
+    publish = node.diagnostics.publish
+    node.diagnostics.publish = lambda *args: published.append(publish(*args)) or published[-1]
+    return published
+
+
+def test_diagnostics_say_inactive_whatever_else_they_say_and_stay_one_line(ros, tmp_path, tiny_model):
+    """An old WARN (one bad message) hid for good that the node was inactive; a callback error
+    replaced the node's own message for a minute; line breaks of a file name went into it."""
+    overrides = [Parameter("model", value=str(tiny_model)), Parameter("autostart", value=False)]
+    node = ros.add(RecognizerNode, namespace="/robot7", parameter_overrides=overrides)
+    published = statuses_of(node)
+    node.trigger_configure()
+    node.trigger_activate()
+    bad = skeletons(100.0, 1)[0]
+    bad.persons[0].body[0] = float("nan")
+    node._on_skeletons(bad)
+    node.trigger_deactivate()
+    node._on_timer()
+    assert published[-1].level == DiagnosticStatus.WARN
+    assert "inactive: configured but not processing" in published[-1].message
+    assert "bad input" in published[-1].message
+    node.note_callback_error(RuntimeError("boom\nsecond line"))
+    node._on_timer()
+    assert published[-1].level == DiagnosticStatus.ERROR
+    assert published[-1].message.startswith("inactive: configured but not processing")
+    assert "boom\\nsecond line" in published[-1].message
+    assert "\n" not in published[-1].message
+    assert published[-1].hardware_id == "bharnet_ros/robot7"  # two robots apart on an aggregator
