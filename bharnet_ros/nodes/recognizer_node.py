@@ -36,7 +36,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, qos_policy_name_from_kind
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
@@ -186,7 +186,8 @@ class RecognizerNode(ManagedNode):
         # with body_topic, the body stream's own: one stream's stamps say nothing of the other's
         self.body_rules = FrameRules(self._refuse)
         self.messages_lost = 0  # reported by the middleware
-        self.incompatible_qos = 0  # publishers the middleware could not connect to us
+        self.incompatible_qos = 0  # publishers the middleware could not connect to us, ever
+        self.unreachable_publishers = 0  # those on the skeleton topics now whose QoS cannot reach us
         self.pairing = PairingCounts()  # with body_topic
         self.drops = PersonDropCounter()  # frames missing between each person's stamps
         self.swap_lock = threading.Lock()  # a model swap never runs inside a push or a prune
@@ -563,7 +564,11 @@ class RecognizerNode(ManagedNode):
         if recognizer is not None:
             with speaking_for(self), self.swap_lock:
                 recognizer.prune(time.monotonic())  # persons age on the arrival clock
-        self.find_wrong_types()  # a body tracker's own message on body_topic, say
+        matched = self.find_wrong_types()  # a body tracker's own message on body_topic, say
+        self.unreachable_publishers = sum(
+            unreachable(subscription, publishers)
+            for subscription, publishers in zip(list(self.inputs), matched, strict=False)
+        )
 
     def status(self) -> Status:
         if self.recognizer is None:
@@ -593,7 +598,8 @@ class RecognizerNode(ManagedNode):
             "frames_repeated": windows.stats.duplicates,
             "frames_dropped_upstream": self.drops.dropped,
             "messages_lost": self.messages_lost,
-            "incompatible_qos": self.incompatible_qos,
+            "incompatible_qos": self.unreachable_publishers,  # now: the WARN clears once they leave
+            "incompatible_qos_seen": self.incompatible_qos,
             "frames_not_classified": windows.stats.frames_pushed - self.recognizer.windows_classified,
             "publish_failures": self.publish_failures,
             "resets": windows.stats.resets,
@@ -642,6 +648,19 @@ class RecognizerNode(ManagedNode):
         if values.get("pairing_stalled"):
             parts.append("skeletons arrive but bodies and hands do not pair: check sync_slop and both clocks")
         return "; ".join(parts) or "running"
+
+
+def unreachable(subscription: Subscription, publishers: list[Any]) -> int:
+    """How many of ``publishers`` (of the subscription's topic and type) cannot reach it: best
+    effort for a reliable subscription, volatile for a transient-local one."""
+    wanted = subscription.qos_profile
+    reliable = wanted.reliability == ReliabilityPolicy.RELIABLE
+    latched = wanted.durability == DurabilityPolicy.TRANSIENT_LOCAL
+    return sum(
+        (reliable and info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT)
+        or (latched and info.qos_profile.durability == DurabilityPolicy.VOLATILE)
+        for info in publishers
+    )
 
 
 @dataclass

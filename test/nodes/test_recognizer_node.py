@@ -631,11 +631,16 @@ def test_a_publisher_whose_qos_cannot_reach_the_recognizer_is_reported(graph, ro
     recognizer = graph[0]
     tracker = ros.add(Node, "best_effort_tracker")
     quiet = PublisherEventCallbacks(incompatible_qos=lambda info: None)  # its own side is not tested
-    tracker.create_publisher(PersonSkeletonArray, "skeletons", qos_profile_sensor_data, event_callbacks=quiet)
+    publisher = tracker.create_publisher(
+        PersonSkeletonArray, "skeletons", qos_profile_sensor_data, event_callbacks=quiet
+    )
     assert wait(lambda: recognizer.incompatible_qos > 0)
-    level, message, values = recognizer.status()
-    assert level == WARN
-    assert "a publisher's QoS cannot reach the skeleton subscription" in message
+    assert wait(lambda: recognizer.status()[0] == WARN)
+    assert "a publisher's QoS cannot reach the skeleton subscription" in recognizer.status()[1]
+    tracker.destroy_publisher(publisher)  # the warning stayed for good after it left
+    assert wait(lambda: recognizer.status()[2]["incompatible_qos"] == 0)
+    assert recognizer.status()[2]["incompatible_qos_seen"] == 1
+    assert "QoS cannot reach" not in recognizer.status()[1]
 
 
 def reconfigure(lifecycle, recognizer, publisher, wait) -> None:
