@@ -44,6 +44,7 @@ BOX_WEIGHT = 0.5  # share of 1 - IoU in the cost; the rest is the keypoint dista
 # frame took their id (0.6 body sizes away, the boxes overlapping by an outstretched arm)
 KEYPOINT_GATE = 0.5
 MOVING = 0.5  # body sizes a second: slower tracks are extrapolated for at most max_age
+TOP_SPEED = 2.0  # body sizes a second a person seen once may have moved (the gate widens by it)
 VELOCITY_SMOOTHING = 0.5  # weight of the newest displacement in the velocity estimate
 # frames closer than this keep the track's velocity: a pixel of detector jitter over a microsecond is
 # a speed of a million pixels a second (a driver stamping a burst on receipt), and the prediction
@@ -131,9 +132,15 @@ def match_costs(
     scale = _body_scales(boxes, track_boxes)
     overlap = 1.0 - box_ious(boxes, predicted_boxes)
     distance = keypoint_distances(keypoints, predicted_points, shared, scale)
-    # no shared keypoint: the boxes decide; a track seen once has no velocity yet, and a runner
-    # at 5 fps moves more than the gate between its first two frames
-    gates = np.array([KEYPOINT_GATE if track.hits > 1 else np.inf for track in tracks])
+    # no shared keypoint: the boxes decide; a track seen once has no velocity yet, so its gate
+    # widens with the time since (a runner at 5 fps moves more than the gate between its first two
+    # frames; a neighbour 33 ms later is still someone else)
+    gates = np.array(
+        [
+            KEYPOINT_GATE + (TOP_SPEED * max(0.0, when - track.last_seen) if track.hits == 1 else 0.0)
+            for track in tracks
+        ]
+    )
     gated = (distance > gates[None, :]) & shared.any(axis=-1)
     return np.where(gated, np.inf, BOX_WEIGHT * overlap + (1.0 - BOX_WEIGHT) * distance)
 

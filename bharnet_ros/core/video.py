@@ -235,12 +235,14 @@ class FramePacer:
     """When a file's frames are due on a clock that may tick slower than they come (a ``/clock`` at
     10 Hz, a timer late on a loaded machine): every frame, stamped on the file's own schedule, as
     many in one tick as are due. Stamped with the tick, a 30 fps file on a 10 Hz clock had played
-    its gestures three times slower. More than :data:`MOST_BEHIND_SECONDS` behind, or on a clock
-    gone back, the schedule starts again from the tick: a source slower than its rate (decoding a
-    large file on a loaded machine) plays slower, as before, instead of in bursts of a second of
-    frames stamped a second late that held the executor."""
+    its gestures three times slower. More than :data:`MOST_BEHIND_SECONDS` behind, on a clock gone
+    back, or after a tick whose frames took longer to publish than they last (:meth:`published`: a
+    source slower than its rate, such as a large file decoded on a loaded machine), the schedule
+    starts again from the tick: such a source plays slower, as before, not in growing bursts of
+    frames stamped late that held the executor, while a clock that ticks coarsely (3 Hz) still
+    gets every frame on time."""
 
-    MOST_BEHIND_SECONDS = 0.25
+    MOST_BEHIND_SECONDS = 1.0
 
     def __init__(self, rate: float) -> None:
         self.period = 1e9 / rate  # nanoseconds
@@ -261,6 +263,12 @@ class FramePacer:
         self.count += len(stamps)
         self.last = stamps[-1] if stamps else self.last
         return stamps
+
+    def published(self, frames: int, seconds: float) -> None:
+        """The last tick's ``frames`` took ``seconds`` (a steady clock) to read and publish: slower
+        than they last, the source cannot keep the rate, and the next tick starts afresh."""
+        if frames > 1 and seconds > frames * self.period * 1e-9:
+            self.count = 0
 
 
 def play_rate(video: str) -> tuple[float, str]:

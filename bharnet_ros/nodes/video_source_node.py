@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from typing import Any
 
 from rclpy.clock import Clock, ClockType
@@ -109,11 +110,13 @@ class VideoSourceNode(CallbackErrorCount, SafePublishing, Node):
         """Publish the frames due now; at the end, or on any failure of the source, stop and say why."""
         if self.waiting and not self._reader_found():
             return
-        now = self.get_clock().now()
+        now, started = self.get_clock().now(), time.monotonic()
         stamps = [now] if self.pacer is None else self._file_stamps(now)
         for stamp in stamps:
             if not self._publish_one(stamp):
                 return
+        if self.pacer is not None:
+            self.pacer.published(len(stamps), time.monotonic() - started)
 
     def _file_stamps(self, now: Time) -> list[Time]:
         return [Time(nanoseconds=ns, clock_type=now.clock_type) for ns in self.pacer.due(now.nanoseconds)]

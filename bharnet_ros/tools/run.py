@@ -203,9 +203,14 @@ def _pose_settings_problem(values: dict) -> str:
     """What the pose node's configure would refuse in a combination of its values."""
     from bharnet_ros.core.pose_multi import tracking_confidence_problem
 
-    if values.get("backend") != "multi":
-        return ""
-    return tracking_confidence_problem(values.get("min_tracking_confidence", 0.5))
+    tracking = values.get("min_tracking_confidence", 0.5)
+    if (
+        values.get("backend") != "multi"
+        or isinstance(tracking, bool)
+        or not isinstance(tracking, int | float)
+    ):
+        return ""  # another type is rclpy's to refuse
+    return tracking_confidence_problem(tracking)
 
 
 def pose_backends() -> tuple[str, ...]:

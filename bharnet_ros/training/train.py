@@ -1158,7 +1158,8 @@ def random_state(model: nn.Module) -> dict[str, Any]:
     (dropout, the attention's redraws) and how far each attention is from its next redraw. The
     seed alone restarted both, so a resumed run redrew its projections at other steps."""
     redraws = [m.calls_since_redraw for m in model.modules() if hasattr(m, "calls_since_redraw")]
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []  # dropout on a GPU
+    # dropout on a GPU: this rank's device (every rank seeds alike and draws alike)
+    cuda = [torch.cuda.get_rng_state()] if torch.cuda.is_initialized() else []
     return {"torch_rng": torch.get_rng_state(), "cuda_rng": cuda, "redraws": redraws}
 
 
@@ -1175,8 +1176,8 @@ def restore_random_state(model: nn.Module, state: Mapping[str, Any], path: Path)
             raise ValueError("a redraw counter is no count")
         torch.set_rng_state(state["torch_rng"])
         cuda = state.get("cuda_rng") or []
-        if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
+        if cuda and torch.cuda.is_available():
+            torch.cuda.set_rng_state(cuda[0])
     except (ValueError, TypeError, RuntimeError) as err:
         raise CheckpointError(f"{path} does not fit this run ({str(err)[:120]}); start a new one") from None
     for module, count in zip(counters, redraws, strict=True):

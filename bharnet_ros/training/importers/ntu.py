@@ -420,7 +420,7 @@ def find_skeleton_files(source: Path, report: ImportReport | None = None) -> lis
             raise DatasetError(f"{source} is not a .skeleton file")
         return [source]
     files = sorted(files_below(source, [".skeleton"], report), key=lambda path: (path.name, str(path)))
-    if not files:
+    if not files and not (report and report.skipped):
         raise DatasetError(f"no .skeleton files under {source}; unpack the NTU skeleton zip there")
     return files
 
