@@ -217,6 +217,14 @@ def test_a_still_person_keeps_their_id_after_a_stall(stall):
     assert detect(tracker, [person(201)], 9 / FPS + stall) == [pid]
 
 
+def test_a_neighbour_never_takes_the_id_of_a_person_seen_once_and_missed_next():
+    """Without a gate for tracks seen once, a neighbour 0.58 body sizes away took the id a frame
+    later, and a detector alternating between two people gave each id both of them."""
+    tracker = PersonTracker()
+    (first,) = detect(tracker, [person(200)], 0.0)
+    assert detect(tracker, [person(260)], 1 / 30) != [first]
+
+
 def test_a_body_seen_with_no_sure_joint_keeps_its_id_by_its_box():
     """No shared keypoint read as far away: each such frame made a new id (a ghost)."""
     tracker = PersonTracker()

@@ -178,3 +178,9 @@ def test_usable_options_pass_the_checks(tmp_path, tiny_model, monkeypatch):
     parser = argparse.ArgumentParser()
     run.add_arguments(parser)
     assert parser.parse_args(["--duration", "2"]).duration == 2.0
+
+
+@pytest.mark.parametrize("tracking", ["x", [0.0], True])
+def test_a_wrongly_typed_tracking_threshold_is_left_to_rclpy(tracking):
+    """The multi check converted the raw YAML value first: a traceback for a string."""
+    assert run._pose_settings_problem({"backend": "multi", "min_tracking_confidence": tracking}) == ""
