@@ -21,8 +21,8 @@ from bharnet_ros.model.checkpoint import Checkpoint
 from bharnet_ros.model.feature_distance import FeatureDistance, distance_branches, fit_feature_distance
 from bharnet_ros.training.data import training_data_in
 from bharnet_ros.training.dataset import SkeletonDataset
-from bharnet_ros.training.feeder import AugmentConfig, mirror_label_map
 from bharnet_ros.training.teach import TEACH_AUGMENT, extract_features, load_rehearsal, twin_augment
+from bharnet_ros.training.train import mirror_map
 
 DISTANCE_VIEWS = 8  # augmented windows per training sample
 
@@ -83,8 +83,7 @@ def _training_twins(config: dict, classes: Sequence[str]) -> list[int]:
     ``mirror_never``), as a --loso fold's distance is fitted: the checkpoint records them only where
     test-time mirroring is on."""
     try:
-        augment = AugmentConfig.from_dict(config.get("augment"))
-        return mirror_label_map(list(classes), augment.mirror_pairs, tuple(augment.mirror_never)).tolist()
+        return mirror_map({"augment": config.get("augment")}, classes).tolist()
     except (ValueError, TypeError) as err:
         raise ValueError(f"its augment section does not fit the model's classes ({str(err)[:160]})") from None
 

@@ -1157,17 +1157,22 @@ def random_state(model: nn.Module) -> dict[str, Any]:
     """What a resumed run needs to draw as the run would have gone on: torch's random state
     (dropout, the attention's redraws) and how far each attention is from its next redraw. The
     seed alone restarted both, so a resumed run redrew its projections at other steps."""
-    redraws = [m.calls_since_redraw for m in model.modules() if hasattr(m, "calls_since_redraw")]
+    redraws = [m.calls_since_redraw for m in _redrawing(model)]
     # dropout on a GPU: this rank's device (every rank seeds alike and draws alike)
     cuda = [torch.cuda.get_rng_state()] if torch.cuda.is_initialized() else []
     return {"torch_rng": torch.get_rng_state(), "cuda_rng": cuda, "redraws": redraws}
+
+
+def _redrawing(model: nn.Module) -> list[nn.Module]:
+    """The model's attentions that redraw their projections, in module order."""
+    return [m for m in model.modules() if hasattr(m, "calls_since_redraw")]
 
 
 def restore_random_state(model: nn.Module, state: Mapping[str, Any], path: Path) -> None:
     """:func:`random_state` back in place (a resume.pt written before it kept one: the seed's)."""
     if "torch_rng" not in state:
         return
-    counters = [m for m in model.modules() if hasattr(m, "calls_since_redraw")]
+    counters = _redrawing(model)
     redraws = state.get("redraws")
     try:
         if not isinstance(redraws, list) or len(redraws) != len(counters):
