@@ -54,11 +54,16 @@ JPEG_SIGNATURE = b"\xff\xd8"
 # of the image in each: a few hundred kB held a node for seconds. Cameras send one scan (baseline).
 JPEG_SCAN = b"\xff\xda"
 MOST_SCAN_PIXELS = 32 * MAX_IMAGE_PIXELS  # a 4K image in 32 scans, 8192 x 8192 in 3; under 1 s here
-# A progressive JPEG (start-of-frame C2, C6, CA, CE) keeps every DCT coefficient of the full image,
-# 2 bytes per pixel and component, whatever scale it is decoded at: 300 bytes claiming 8192 x 8192
-# took 460 MB. Held to what a PNG at the compressed limit costs as BGR.
+# A progressive JPEG (start-of-frame C2, C6, CA, CE), or a baseline one in several scans (one per
+# component), keeps every DCT coefficient of the full image, 2 bytes per pixel and component,
+# whatever scale it is decoded at: 300 bytes claiming 8192 x 8192 took 460 MB. Held to what a PNG at
+# the compressed limit costs as BGR.
 _JPEG_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
 MOST_COEFFICIENT_BYTES = 3 * MAX_COMPRESSED_PIXELS
+# A PNG decodes every sample at full size before it is shrunk: 8192 x 8192 in 16-bit RGBA (half a
+# MB of zeros) held the image callback for 2 s. Held to 8-bit RGB at the compressed limit.
+MOST_PNG_SAMPLE_BYTES = 3 * MAX_COMPRESSED_PIXELS
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type: grey, RGB, palette, grey+alpha, RGBA
 _JPEG_MAX_FILL = 1024  # fill bytes before a marker's code; real files have none or a few
 
 
@@ -162,8 +167,9 @@ def decode_compressed(data: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarr
 def decode_compressed_sized(data: Any, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, bool]:
     """:func:`decode_compressed`, and whether the image was larger than the limits (so shrunk).
 
-    A baseline JPEG larger than ``max_pixels`` decodes at 1/2, 1/4 or 1/8 scale, so a huge one
-    never takes its full memory (a progressive one does: :func:`compressed_size` bounds it); one
+    A baseline JPEG larger than ``max_pixels`` decodes at 1/2, 1/4 or 1/8 scale, so a huge one in
+    one scan never takes its full memory (a progressive or multi-scan one does:
+    :func:`compressed_size` bounds it); one
     claiming more than :data:`MAX_COMPRESSED_PIXELS` is refused before decoding.
     """
     buffer = np.frombuffer(data, np.uint8)
@@ -192,13 +198,12 @@ def camera_message_size(msg: Any) -> tuple[int, int]:
 def compressed_size(buffer: np.ndarray) -> tuple[int, int]:
     """(width, height) that a JPEG or PNG declares, read from its header without decoding it;
     ImageError if it claims more than :data:`MAX_COMPRESSED_PIXELS`."""
-    head, frame = buffer[:24].tobytes(), 0
+    head, frame, scans = buffer[:24].tobytes(), 0, 1
     if head.startswith(PNG_SIGNATURE):
         size, kind = _png_size(memoryview(buffer)), "PNG"
     elif head.startswith(JPEG_SIGNATURE):
         width, height, frame = _jpeg_size(buffer)
-        size, kind = (width, height), "JPEG"
-        _check_coefficients(buffer, frame, width * height)
+        size, kind, scans = (width, height), "JPEG", _scan_count(buffer[frame:])
     else:
         raise ImageError(
             f"compressed image data ({buffer.size} bytes) is neither JPEG nor PNG; publish image_transport's "
@@ -208,7 +213,10 @@ def compressed_size(buffer: np.ndarray) -> tuple[int, int]:
         raise ImageError(
             f"a {kind} of {size[0]}x{size[1]} pixels is too large to decode (at most {MAX_COMPRESSED_PIXELS})"
         )
-    scans = _scan_count(buffer[frame:]) if kind == "JPEG" else 1
+    if kind == "JPEG":
+        _check_coefficients(buffer, frame, size[0] * size[1], scans)
+    else:
+        _check_png_samples(buffer, size[0] * size[1])
     if scans * size[0] * size[1] > MOST_SCAN_PIXELS:
         raise ImageError(
             f"a JPEG of {size[0]}x{size[1]} pixels in {scans} scans would take seconds to decode (each "
@@ -238,21 +246,36 @@ def _png_size(data: memoryview) -> tuple[int, int]:
     return int.from_bytes(data[ihdr : ihdr + 4], "big"), int.from_bytes(data[ihdr + 4 : ihdr + 8], "big")
 
 
+def _check_png_samples(buffer: np.ndarray, pixels: int) -> None:
+    """ImageError for a PNG whose decoded samples exceed :data:`MOST_PNG_SAMPLE_BYTES`."""
+    ihdr = len(PNG_SIGNATURE) + 8
+    depth, colour = int(buffer[ihdr + 8]), int(buffer[ihdr + 9])
+    channels = _PNG_CHANNELS.get(colour, 4)
+    needed = pixels * channels * max(depth, 8) // 8
+    if needed > MOST_PNG_SAMPLE_BYTES:
+        raise ImageError(
+            f"a PNG of {pixels} pixels in {channels} channels of {depth} bits decodes to {needed >> 20} MB "
+            f"(at most {MOST_PNG_SAMPLE_BYTES >> 20} MB); send 8-bit RGB or mono PNGs, or smaller ones"
+        )
+
+
 def _scan_count(data: np.ndarray) -> int:
     """Start-of-scan markers in JPEG data after its frame header (a thumbnail before it has its own)."""
     return int(np.count_nonzero((data[:-1] == JPEG_SCAN[0]) & (data[1:] == JPEG_SCAN[1])))
 
 
-def _check_coefficients(buffer: np.ndarray, frame: int, pixels: int) -> None:
-    """ImageError for a progressive JPEG whose full-size coefficients exceed :data:`MOST_COEFFICIENT_BYTES`
-    (``frame``: where its start-of-frame marker code is)."""
+def _check_coefficients(buffer: np.ndarray, frame: int, pixels: int, scans: int) -> None:
+    """ImageError for a progressive or multi-scan JPEG whose full-size coefficients exceed
+    :data:`MOST_COEFFICIENT_BYTES` (``frame``: where its start-of-frame marker code is)."""
     components = int(buffer[frame + 8]) if frame + 8 < buffer.size else 3
     needed = 2 * pixels * components
-    if buffer[frame] in _JPEG_PROGRESSIVE and needed > MOST_COEFFICIENT_BYTES:
+    progressive = buffer[frame] in _JPEG_PROGRESSIVE
+    if (progressive or scans > 1) and needed > MOST_COEFFICIENT_BYTES:
+        kind = "progressive JPEG" if progressive else f"JPEG in {scans} scans"
         raise ImageError(
-            f"a progressive JPEG of {pixels} pixels in {components} components needs {needed >> 20} MB "
-            f"to decode at any scale (at most {MOST_COEFFICIENT_BYTES >> 20} MB); send baseline JPEGs, "
-            "as cameras do"
+            f"a {kind} of {pixels} pixels in {components} components needs {needed >> 20} MB "
+            f"to decode at any scale (at most {MOST_COEFFICIENT_BYTES >> 20} MB); send baseline JPEGs "
+            "in one scan, as cameras do"
         )
 
 

@@ -330,10 +330,9 @@ class PoseNode(ManagedNode):
         started = time.monotonic()
         self.frames_in += 1
         self.rate_in.tick(started)
-        stamp = stamp_to_seconds(msg.header.stamp)
-        self.drops.observe(stamp)
         try:
             stamp = self._tracking_stamp(msg.header.stamp)
+            self.drops.observe(stamp_to_seconds(msg.header.stamp))  # a refused stamp is no gap
             image, shrunk = self._decode(msg)
             fitted = fit_pixels(image, self.params["max_image_pixels"])
             downscaled = shrunk or fitted is not image

@@ -83,15 +83,24 @@ def test_a_huge_jpeg_is_decoded_small_and_fitted():
     assert decode_compressed(jpeg.tobytes(), max_pixels=0).shape == (3000, 4000, 3)  # no limit: full size
 
 
-def png_header(width: int, height: int) -> bytes:
-    """The first bytes of a PNG declaring ``width`` x ``height`` (what a decompression bomb sends)."""
-    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+def png_header(width: int, height: int, depth: int = 8, colour: int = 2) -> bytes:
+    """The first bytes of a PNG declaring ``width`` x ``height`` (what a decompression bomb sends),
+    in samples of ``depth`` bits of PNG colour type ``colour`` (2: RGB)."""
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([depth, colour, 0, 0, 0])
     return b"\x89PNG\r\n\x1a\n" + len(ihdr).to_bytes(4, "big") + b"IHDR" + ihdr + b"\0" * 64
 
 
 def test_a_png_claiming_too_many_pixels_is_refused_unread():
     with pytest.raises(ImageError, match="40000x40000 pixels is too large"):
         decode_compressed(png_header(40000, 40000))
+
+
+def test_a_png_decoding_to_more_samples_than_8_bit_rgb_at_the_limit_is_refused_unread():
+    """Half a MB of 16-bit RGBA zeros claiming 8192 x 8192 held the image callback for 2 s."""
+    with pytest.raises(ImageError, match="in 4 channels of 16 bits decodes to 512 MB"):
+        decode_compressed(png_header(8192, 8192, 16, 6))
+    for depth, colour in [(8, 2), (16, 0), (8, 3), (1, 0)]:
+        assert compressed_size(np.frombuffer(png_header(8192, 8192, depth, colour), np.uint8)) == (8192, 8192)
 
 
 @pytest.mark.parametrize("chunk", ["IHDR", "IDAT"])
@@ -185,6 +194,16 @@ def test_a_progressive_jpeg_claiming_a_huge_frame_is_refused_before_decoding():
     ):
         decode_compressed(bytes(data))
     assert compressed_size(np.frombuffer(jpeg_claiming(8192, 8192), np.uint8)) == (8192, 8192)
+
+
+def test_a_baseline_jpeg_in_several_scans_claiming_a_huge_frame_is_refused_before_decoding():
+    """A baseline JPEG with one scan per component keeps its coefficients at full size too: 200
+    bytes claiming 8192 x 8192 in 3 scans took 460 MB. In one scan it decodes at 1/4 scale."""
+    scans = jpeg_claiming(8192, 8192)[:-2] + b"\xff\xda\x00\x08" * 2 + b"\xff\xd9"
+    with pytest.raises(ImageError, match="a JPEG in 3 scans of 67108864 pixels in 3 components needs 384 MB"):
+        decode_compressed(scans)
+    small = jpeg_claiming(64, 48)[:-2] + b"\xff\xda\x00\x08" * 2 + b"\xff\xd9"
+    assert compressed_size(np.frombuffer(small, np.uint8)) == (64, 48)
 
 
 def test_a_run_of_fill_bytes_is_read_only_as_far_as_a_jpeg_has_them():

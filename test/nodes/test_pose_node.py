@@ -161,6 +161,24 @@ def test_bad_images_are_counted_and_the_node_keeps_working(pose_graph, photo, ma
     assert [m.header.stamp.sec for m in received] == [2]
 
 
+def test_an_image_refused_for_its_stamp_is_not_counted_as_frames_dropped_upstream(
+    pose_graph, photo, make_image, wait
+):
+    """Its stamp is no time: read as up to 4 s ahead, it made a gap of about 90 frames at 30 fps."""
+    pose, _, camera, received = pose_graph
+    period = 1_000_000_000 // 30
+    for i in range(8):
+        camera.publish(make_image(photo, 1_000_000_000 + i * period))
+        assert wait(lambda i=i: len(received) == i + 1)
+    bad = make_image(photo, 1_000_000_000 + 8 * period)
+    bad.header.stamp.nanosec = 4_000_000_000
+    camera.publish(bad)
+    assert wait(lambda: pose.bad_frames == 1)
+    camera.publish(make_image(photo, 1_000_000_000 + 8 * period))  # the frame, stamped right
+    assert wait(lambda: len(received) == 9)
+    assert pose.status()[2]["frames_dropped_upstream"] == 0
+
+
 def test_a_side_mediapipe_would_abort_on_is_shrunk_and_the_node_keeps_working(
     pose_graph, photo, make_image, wait
 ):
