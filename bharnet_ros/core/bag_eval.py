@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bharnet_ros.core.annotations import AnnotationError, Annotations, Segment, labels_at, load_annotations
 from bharnet_ros.core.bag import (
     CAMERA_TYPES,
@@ -44,6 +42,7 @@ from bharnet_ros.core.frame_rules import NANOSECONDS, FrameRules, one_per_person
 from bharnet_ros.core.image import ImageError, camera_message_size
 from bharnet_ros.core.params_file import (
     ParamsFileError,
+    dump_params_file,
     read_params_file,
     recognizer_parameters,
     root_parameters,
@@ -631,7 +630,7 @@ def write_params_file(options: EvalOptions, out: Path, live: bool = True) -> Pat
     set_node_parameters(data, "recognizer", model=str(options.model))  # the model in use, as the file says
     out.mkdir(parents=True, exist_ok=True)
     path = out / "params.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(dump_params_file(data))
     return path
 
 

@@ -7,7 +7,9 @@ scored with ``bharnet bag eval`` runs with the settings the robot runs with.
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,18 +28,136 @@ class ParamsFileError(ValueError):
     """A parameter file that cannot be read; the message names the file and the problem."""
 
 
+# How rcl's parameter parser types an unquoted value (quoted ones, and ``!!str``, stay text): these
+# words are booleans; then C's strtol (base 0: 010 is eight, 0x1F) within 64 bits; then strtod,
+# where a result out of range (1e400, 1e-310) leaves the text; else text. PyYAML's YAML 1.1 kept
+# ``n`` as text (true in Python), ``5e-1`` as text, and read ``08`` as the base-60-free 8.
+RCL_TRUE = frozenset("Y y yes Yes YES true True TRUE on On ON".split())
+RCL_FALSE = frozenset("N n no No NO false False FALSE off Off OFF".split())
+_RCL_NAN = frozenset((".nan", ".NaN", ".NAN"))
+_RCL_INF = {f"{sign}.{word}": sign != "-" for sign in ("", "+", "-") for word in ("inf", "Inf", "INF")}
+_C_INTEGER = re.compile(r"[+-]?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+_C_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_C_HEX_FLOAT = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?")
+_C_SPECIAL = re.compile(r"([+-]?)(?:(inf(?:inity)?)|nan(?:\([0-9A-Za-z_]*\))?)", re.I)
+
+
+def rcl_scalar(text: str) -> Any:
+    """An unquoted parameter value as rcl types it (None for no value, which rcl refuses)."""
+    if not text:
+        return None
+    if text in RCL_TRUE or text in RCL_FALSE:
+        return text in RCL_TRUE
+    if _C_INTEGER.fullmatch(text):
+        digits = text.lstrip("+-")
+        base = 16 if digits[:2] in ("0x", "0X") else 8 if digits.startswith("0") and len(digits) > 1 else 10
+        value = int(text, base) if base == 10 else int(text[0] + digits if text[0] == "-" else digits, base)
+        if -(1 << 63) <= value < 1 << 63:
+            return value
+    if text in _RCL_NAN:
+        return math.nan
+    if text in _RCL_INF:
+        return math.inf if _RCL_INF[text] else -math.inf
+    return _c_float(text)
+
+
+def _c_float(text: str) -> Any:
+    """``text`` as C's strtod reads the whole of it, or ``text`` where it is no number or out of range."""
+    if special := _C_SPECIAL.fullmatch(text):
+        value = math.inf if special.group(2) else math.nan
+        return -value if special.group(1) == "-" else value
+    if _C_HEX_FLOAT.fullmatch(text):  # exact, so never out of range below
+        value = float.fromhex(text)
+        return text if math.isinf(value) else value
+    if not _C_DECIMAL.fullmatch(text):
+        return text
+    value, mantissa = float(text), re.split(r"[eE]", text)[0]
+    underflow = 0 < abs(value) < sys.float_info.min or (value == 0 and mantissa.strip("0.+-"))
+    return text if math.isinf(value) or underflow else value
+
+
+class RclLoader(NoAliasLoader):
+    """Parameter files as rcl reads them: values typed by :func:`rcl_scalar`, keys kept as text,
+    and a name given twice merged (a node's two blocks both apply; of a parameter, the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        merged: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a parameters file's keys are names", key_node.start_mark
+                )
+            value = self.construct_object(value_node, deep=True)
+            before = merged.get(key_node.value)
+            both = isinstance(before, dict) and isinstance(value, dict)
+            merged[key_node.value] = _merged(before, value) if both else value
+        return merged
+
+
+def _merged(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """``after`` over ``before``, mappings within both merged too."""
+    merged = dict(before)
+    for key, value in after.items():
+        both = isinstance(merged.get(key), dict) and isinstance(value, dict)
+        merged[key] = _merged(merged[key], value) if both else value
+    return merged
+
+
+RclLoader.yaml_implicit_resolvers = {}
+RclLoader.add_implicit_resolver("!rcl", re.compile(r".*", re.S), None)
+RclLoader.add_constructor("!rcl", lambda loader, node: rcl_scalar(loader.construct_scalar(node)))
+
+
+class RclDumper(yaml.SafeDumper):
+    """Writes a parameters file that rcl reads back as written: text it would take for another
+    type (``n``, ``010``, ``1e5``) is quoted."""
+
+    def represent_str(self, data: str) -> yaml.ScalarNode:
+        style = '"' if rcl_scalar(data) != data else None
+        return self.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+RclDumper.add_representer(str, RclDumper.represent_str)
+
+
+def dump_params_file(data: Mapping[str, Any]) -> str:
+    """``data`` as parameters-file text (:class:`RclDumper`), in its order."""
+    return yaml.dump(dict(data), Dumper=RclDumper, sort_keys=False)
+
+
 def read_params_file(path: str | Path | None = None) -> dict[str, Any]:
-    """The whole file as a mapping (the shipped ``config/recognize.yaml`` when ``path`` is empty)."""
+    """The whole file as a mapping of full node names to their entries (the shipped
+    ``config/recognize.yaml`` when ``path`` is empty), read as rcl reads it (:class:`RclLoader`;
+    namespaces nested as ``robot1: {recognizer: ...}`` give ``robot1/recognizer``)."""
     try:
         path = Path(path) if path else share_file(GRAPH_PARAMS)
-        data = yaml.load(read_text_file(path), Loader=NoAliasLoader) or {}
+        data = yaml.load(read_text_file(path), Loader=RclLoader) or {}
     except UnicodeDecodeError:
         raise ParamsFileError(f"{path} is not a UTF-8 text file; give a YAML parameters file") from None
     except (OSError, ValueError, yaml.YAMLError) as err:  # ValueError: an integer of thousands of digits
         raise ParamsFileError(f"cannot read the parameters file: {err}".replace("\n", " ")[:400]) from None
     if not isinstance(data, Mapping):
         raise ParamsFileError(f"{path}: a parameters file maps node names to ros__parameters")
-    return dict(data)
+    return _node_entries(data)
+
+
+def _node_entries(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Entries keyed by full node name: a mapping without ``ros__parameters`` whose values are all
+    mappings is a namespace around node entries, as rcl reads it."""
+    entries: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix.rstrip('/')}/{str(key).strip('/')}" if prefix else str(key)
+        nested = (
+            isinstance(value, Mapping)
+            and value
+            and "ros__parameters" not in value
+            and all(isinstance(v, Mapping) for v in value.values())
+        )
+        found = _node_entries(value, name) if nested else {name: value}
+        for full, entry in found.items():
+            both = isinstance(entries.get(full), dict) and isinstance(entry, dict)
+            entries[full] = _merged(entries[full], entry) if both else entry
+    return entries
 
 
 def node_parameters(data: Mapping[str, Any], node: str, namespace: str = "") -> dict[str, Any]:
@@ -85,11 +205,17 @@ def root_parameters(data: Mapping[str, Any], node: str) -> dict[str, Any]:
 
 
 def recognizer_parameters(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The recognizer's ``ros__parameters``, checked as the recognizer reads them (offline tools
-    have no rclpy to refuse a bad value); ParamsFileError naming the problem."""
+    """The recognizer's ``ros__parameters`` for an offline evaluation, checked as the recognizer
+    reads them (offline tools have no rclpy to refuse a bad value); ParamsFileError naming the
+    problem, also for a ``body_topic`` (a second topic, which an evaluation has no bodies from)."""
     from bharnet_ros.core.recognizer import RecognizerConfig
 
     values = root_parameters(data, "recognizer")
+    if values.get("body_topic"):
+        raise ParamsFileError(
+            f"the recognizer's body_topic ({values['body_topic']!r}) pairs bodies from a second topic, "
+            "which a bag evaluation does not replay; leave it empty in this file"
+        )
     try:
         RecognizerConfig.from_params(values)
     except (ValueError, TypeError) as err:

@@ -46,11 +46,17 @@ def evaluate_realtime(options: EvalOptions, out: Path, rate: float = 1.0) -> Eva
     BagError when the graph does not come up, EvalError when a node refuses its parameters.
     """
     from bharnet_ros.nodes.bag_io import run_graph_on_bag  # rclpy: only now (see the module doc)
+    from bharnet_ros.nodes.graph import camera_topic_problem
     from bharnet_ros.nodes.runner import NodeStartError
 
     camera = (
         options.topic.removesuffix("/compressed") if options.msgtype == COMPRESSED_TYPE else options.topic
     )
+    if problem := camera_topic_problem(camera):  # a bag from another tool may have such a name
+        raise EvalError(
+            f"{options.topic}: the live graph cannot subscribe to it ({problem}); evaluate the bag "
+            "without --realtime"
+        )
     graph = GraphOptions(
         camera_topic=camera, model=str(options.model), device=options.device,
         params_file=str(write_params_file(options, out)),

@@ -71,6 +71,44 @@ class Param:
         return "applies at once" if self.live else ON_CONFIGURE
 
 
+_TYPE_WORDS = {
+    "BOOL": "true or false",
+    "INTEGER": "a whole number",
+    "DOUBLE": "a number with a decimal point (1.0, not 1)",
+    "STRING": "text",
+}
+
+
+def file_value_problem(param: Param, value: Any, node_name: str = "node", namespace: str = "/") -> str:
+    """Why a parameters file's ``value`` cannot start the node (rclpy refuses a type other than the
+    default's, such as 1 for a float, when it declares the parameter), or :meth:`Param.problem`.
+    Checked before a graph starts or a bag is scored offline, where nothing else would refuse it."""
+    from rclpy.parameter import Parameter
+
+    expected = Parameter.Type.from_parameter_value(param.default)
+    try:
+        given = Parameter.Type.from_parameter_value(value)
+    except TypeError:
+        given = None
+    if given != expected:
+        wanted = _TYPE_WORDS.get(expected.name, expected.name.lower().replace("_", " "))
+        return f"{param.name} must be {wanted}, not {value!r}"
+    return param.problem(value, node_name, namespace)
+
+
+def file_parameters_problem(
+    params: tuple[Param, ...], values: dict[str, Any], node_name: str, namespace: str = "/", skip: Any = ()
+) -> str:
+    """The first of ``values`` (a node's entries in a parameters file) that the node would refuse,
+    as "<name> <problem>", or ""; the names in ``skip`` (set otherwise) are not checked."""
+    for param in params:
+        if param.name in skip or param.name not in values:
+            continue
+        if problem := file_value_problem(param, values[param.name], node_name, namespace):
+            return problem if problem.startswith(param.name) else f"{param.name} {problem}"
+    return ""
+
+
 def _number(value: float) -> str:
     """A bound as a user types it: 1 for 1.0, 1073741824 for 1 << 30."""
     return str(value) if isinstance(value, int) else f"{value:g}"

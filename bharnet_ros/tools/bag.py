@@ -313,8 +313,10 @@ def run_eval(args: argparse.Namespace) -> int:
     """
     from bharnet_ros.core.bag_eval import REPORT_FILES, EvalError, evaluate_bag
     from bharnet_ros.nodes.bag_eval import realtime_replay
+    from bharnet_ros.tools.streams import check_params_file
 
     check_number("--rate", args.rate, MIN_REPLAY_RATE, MAX_REPLAY_RATE, "times the recorded speed")
+    check_params_file(args.params_file)
     if args.labels is not None:
         check_input_file(args.labels, "labels file")
     params = Path(args.params_file) if args.params_file else None

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from bharnet_ros.core.params_file import read_params_file, set_node_parameters
+from bharnet_ros.core.params_file import dump_params_file, read_params_file, set_node_parameters
 from bharnet_ros.core.paths import default_model
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import check_document, output_option
@@ -299,7 +298,7 @@ def _looping_params(folder: Path) -> str:
     params = read_params_file()
     set_node_parameters(params, "video_source", loop=True, rate=RATE_HZ)
     path = folder / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
+    path.write_text(dump_params_file(params))
     return str(path)
 
 

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from bharnet_ros.core.compose import (
     PAIR_CROP,
@@ -42,7 +41,7 @@ from bharnet_ros.core.compose import (
     compose_stream,
 )
 from bharnet_ros.core.inference import InferenceError
-from bharnet_ros.core.params_file import read_params_file, set_node_parameters
+from bharnet_ros.core.params_file import dump_params_file, read_params_file, set_node_parameters
 from bharnet_ros.core.paths import default_model
 from bharnet_ros.core.pose_eval import (
     ComposedRun,
@@ -211,7 +210,7 @@ def multi_params(folder: Path, num_poses: int) -> str:
     params = read_params_file()
     set_node_parameters(params, "pose", backend=MULTI, num_poses=num_poses)
     path = folder / "multi_params.yaml"
-    path.write_text(yaml.safe_dump(params))
+    path.write_text(dump_params_file(params))
     return str(path)
 
 

@@ -173,28 +173,26 @@ def check_model(options: Any) -> None:
 
 def check_file_parameters(options: Any) -> None:
     """The parameters file's values must pass the nodes' own checks (the pose node's ``backend``,
-    the recognizer's ``body_topic``, every range): the node's configure would refuse the value and
-    the graph would run without that node. rclpy lets a number just past a bound through at start-up.
-    Values the options override are checked as options; wrong types are rclpy's to refuse."""
+    the recognizer's ``body_topic``, every type and range): the node's configure would refuse the
+    value and the graph would run without that node, or rclpy would refuse the node. rclpy lets a
+    number just past a bound through at start-up. Values the options override are checked as options."""
     import importlib
 
     from bharnet_ros.core.params_file import ParamsFileError, node_parameters, read_params_file
     from bharnet_ros.nodes.graph import describe_graph
+    from bharnet_ros.nodes.parameters import file_parameters_problem
 
     path = options.resolved_params_file()
     try:
         data = read_params_file(path)
     except ParamsFileError as err:
         raise UsageError(f"--params-file: {err}") from None
+    namespace = "/" + options.namespace.strip("/")
     for spec in describe_graph(options):
         configured = node_parameters(data, spec.name, options.namespace)
-        for param in importlib.import_module(spec.module).PARAMS:
-            value = configured.get(param.name)
-            if param.name in spec.parameters or value is None:
-                continue
-            if problem := param.problem(value, spec.name, "/" + options.namespace.strip("/")):
-                named = problem if problem.startswith(param.name) else f"{param.name} {problem}"
-                raise UsageError(f"{path}: the {spec.name} node's {named}")
+        params = importlib.import_module(spec.module).PARAMS
+        if problem := file_parameters_problem(params, configured, spec.name, namespace, spec.parameters):
+            raise UsageError(f"{path}: the {spec.name} node's {problem}")
         if spec.name == "pose" and (problem := _pose_settings_problem({**configured, **spec.parameters})):
             raise UsageError(f"{path}: the pose node's {problem}")
 

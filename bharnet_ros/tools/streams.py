@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -179,18 +180,24 @@ def check_model(model: Path | None, params_file: str) -> list[str]:
 
 
 def check_params_file(params_file: str) -> None:
-    """The graph parameters file parses (empty: the shipped one), checked before any work."""
+    """The graph parameters file (empty: the shipped one) parses and its pose and recognizer values
+    are ones the nodes take (the deterministic mode has no rclpy to refuse a type or range that the
+    real-time mode's nodes would), checked before any work."""
     from bharnet_ros.core.params_file import (
         ParamsFileError,
         read_params_file,
         recognizer_parameters,
         root_parameters,
     )
+    from bharnet_ros.nodes import pose_node, recognizer_node
+    from bharnet_ros.nodes.parameters import file_parameters_problem
 
     try:
         data = read_params_file(params_file)
         recognizer_parameters(data)
-        root_parameters(data, "pose")  # these commands' bags are camera bags: the pose node runs
+        for node, module in (("recognizer", recognizer_node), ("pose", pose_node)):
+            if problem := file_parameters_problem(module.PARAMS, root_parameters(data, node), node):
+                raise ParamsFileError(f"the {node} node's {problem}")
     except ParamsFileError as err:
         raise UsageError(f"--params-file: {err}") from None
     except UnicodeDecodeError:
@@ -252,9 +259,9 @@ def person_streams(args: argparse.Namespace, person: str, skeletons: Any) -> dic
     clips = person_clips(args.source / person)
     wanted = _names(args.distances) or sorted(clips)
     skipped = {"random"} if args.skip is None else set(_names(args.skip))
-    rng = np.random.default_rng([args.seed, sum(map(ord, person))])
     streams = {}
-    for distance in wanted:
+    for distance in wanted:  # each stream its own order, whichever others are composed
+        rng = np.random.default_rng([args.seed, zlib.crc32(person.encode()), zlib.crc32(distance.encode())])
         gestures = [(label, v) for label, v in clips.get(distance, []) if label not in skipped | {IDLE_LABEL}]
         idle = [v for label, v in clips.get(distance, []) if label == IDLE_LABEL]
         pieces = []

@@ -406,18 +406,29 @@ class FakePoseStage:
         pass
 
 
-def camera_bag(path: Path, stamps: list[tuple[int, int]]) -> list[int]:
-    """Small images stamped ``(sec, nanosec)`` each (any values), logged 33 ms apart from ORIGIN."""
+def camera_bag(path: Path, stamps: list[tuple[int, int]], topic: str = "/cam") -> list[int]:
+    """Small images on ``topic`` stamped ``(sec, nanosec)`` each (any values), logged 33 ms apart
+    from ORIGIN."""
     time_class = bag.message_class("builtin_interfaces/msg/Time")
     header_class = bag.message_class("std_msgs/msg/Header")
     log_times = [ORIGIN + i * 33_000_000 for i in range(len(stamps))]
     with bag.BagWriter(path) as writer:
-        writer.add_topic("/cam", bag.IMAGE_TYPE)
+        writer.add_topic(topic, bag.IMAGE_TYPE)
         for (sec, nanosec), log_time in zip(stamps, log_times, strict=True):
             message = bag.image_message(np.zeros((16, 16, 3), np.uint8), 0, "cam")
             message.header = header_class(stamp=time_class(sec=sec, nanosec=nanosec), frame_id="cam")
-            writer.write("/cam", log_time, message)
+            writer.write(topic, log_time, message)
     return log_times
+
+
+def test_a_camera_topic_the_live_graph_cannot_take_is_refused_in_realtime_with_one_line(tmp_path, tiny_model):
+    """A bag from another tool on /cam{x}/image (record-video refuses the name) ended the real-time
+    mode in a traceback from the graph's description."""
+    from bharnet_ros.nodes.bag_eval import realtime_replay
+
+    camera_bag(tmp_path / "b", [(1000, 0), (1001, 0)], topic="/cam{x}/image")
+    with pytest.raises(EvalError, match=r"/cam\{x\}/image: the live graph cannot subscribe to it"):
+        evaluate_bag(tmp_path / "b", None, tmp_path / "out", model=tiny_model, replay=realtime_replay())
 
 
 def test_images_the_pose_node_refuses_for_their_stamp_are_bad_frames_offline(

@@ -569,7 +569,24 @@ def test_eval_report_folder_needs_force_and_keeps_other_files(tmp_path, tiny_mod
             b"a: &a [1, 2]\nrecognizer:\n  ros__parameters:\n    max_gap: *a\n",
             "aliases (*name) are not supported",
         ),
+        (  # the deterministic mode took what the real-time mode's nodes refuse
+            b"/**/recognizer:\n  ros__parameters:\n    window_seconds: 1\n",
+            "the recognizer node's window_seconds must be a number with a decimal point (1.0, not 1), not 1",
+        ),
+        (
+            b"/**/recognizer:\n  ros__parameters:\n    person_timeout: 120.0\n",
+            "the recognizer node's person_timeout must be from 0.05 to 60, not 120.0",
+        ),
+        (
+            b"/**/pose:\n  ros__parameters:\n    num_poses: two\n",
+            "the pose node's num_poses must be a whole number, not 'two'",
+        ),
+        (  # the deterministic mode dropped it; the real-time one waited for bodies and said nothing
+            b"/**/recognizer:\n  ros__parameters:\n    body_topic: /tracker/bodies\n",
+            "body_topic ('/tracker/bodies') pairs bodies from a second topic",
+        ),
     ],
+    ids=["binary", "alias", "int_for_float", "range", "text_for_int", "body_topic"],
 )
 def test_eval_with_a_parameters_file_it_cannot_read_is_one_line(
     tmp_path, tiny_model, capsys, content, message

@@ -111,14 +111,14 @@ def params_file(path, node: str, **values) -> str:
 @pytest.mark.parametrize(
     ("node", "values", "message"),
     [
-        ("pose", {"num_poses": "two"}, "the pose node cannot start: Trying to set parameter 'num_poses'"),
+        ("pose", {"num_poses": "two"}, "the pose node's num_poses must be a whole number, not 'two'"),
         ("video_source", {"rate": -5.0}, "the video_source node's rate must be from 0 to 240, not -5.0"),
     ],
     ids=["type", "range"],
 )
 def test_a_parameters_file_value_rclpy_refuses_is_one_line_and_exit_2(tmp_path, node, values, message):
-    """A wrong type is refused by rclpy while the node is created, after the checks (that was a
-    traceback, exit 1); a range by the checks."""
+    """A wrong type and a range are refused by the checks before the nodes start (rclpy's refusal
+    of a type while the node was created was a traceback, exit 1)."""
     params = params_file(tmp_path / "params.yaml", node, **values)
     video = write_clip(tmp_path / "clip.avi", 3)
     argv = [sys.executable, "-m", "bharnet_ros.cli", "run", "--duration", "5", "--params-file", params]

@@ -6,6 +6,7 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -377,3 +378,23 @@ def test_streams_refuse_a_dataset_of_another_body_layout(clip_folder, tiny_model
     argv = ["streams", str(source), "--dataset", str(path), "--model", str(tiny_model)]
     assert main([*argv, "--out", str(tmp_path / "out")]) == 2
     assert "holds ntu25 skeletons; give the clips' own" in one_line_error(capsys)
+
+
+def test_a_persons_stream_at_one_distance_is_the_same_whichever_others_are_composed(tmp_path):
+    """One generator for all of a person's distances gave S3's 4 m stream another gesture order
+    when it was composed alone (the docs' --distances 4m example) than in the full run."""
+    from bharnet_ros.tools.streams import person_streams
+
+    person = tmp_path / "src" / "P"
+    person.mkdir(parents=True)
+    for distance in ("1m", "4m", "6m"):
+        for label in ("come", "back", "stop", "left", "right", "yes"):
+            (person / f"{label}_1_{distance}_upper.avi").write_bytes(b"")
+    orders = {}
+    for distances in ("", "4m", "6m,4m"):
+        argv = ["streams", str(tmp_path / "src"), "--dataset", "x.npz", "--model", "m.onnx", "--out", "o"]
+        argv += ["--distances", distances]
+        args = build_parser(argv).parse_args(argv)
+        streams = person_streams(args, "P", SimpleNamespace(names=np.array([])))  # no onsets known
+        orders[distances] = [piece.label for piece in streams["4m"]]
+    assert orders["4m"] == orders[""] == orders["6m,4m"]
