@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from bharnet_ros.core.layouts import get_layout
-from bharnet_ros.core.onnx_graph import OnnxGraphError, unbounded_operators
+from bharnet_ros.core.onnx_graph import OnnxGraphError, external_tensors, unbounded_operators
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonSequence
 from bharnet_ros.core.text_files import read_regular_file
@@ -261,11 +261,18 @@ class OnnxClassifier:
 
     def _check_operators(self, model: bytes) -> None:
         """Refuse graphs that could run without end (a Loop with a huge trip count hangs the dry
-        run, and with it configure) or that need a custom operator library."""
+        run, and with it configure), that need a custom operator library, or whose weights lie in
+        a side file."""
         try:
-            unbounded = unbounded_operators(model)
+            unbounded, external = unbounded_operators(model), external_tensors(model)
         except OnnxGraphError as err:
             raise InferenceError(f"{self.path} is not a loadable ONNX model ({err})") from None
+        if external:
+            raise InferenceError(
+                f"{self.path}: {external} of its tensors keep their data in a side file (ONNX external "
+                "data), which would be read from the working folder, not checked with the model; export "
+                "it as one file with `bharnet export`"
+            )
         if unbounded:
             raise InferenceError(
                 f"{self.path}: the graph uses {', '.join(unbounded)}, which no exported BHaRNet model "
@@ -490,6 +497,10 @@ def check_decision_metadata(metadata: dict[str, Any], path: Path) -> None:
     flags = metadata.get("hand_intensive")
     if flags is not None and not (isinstance(flags, list) and all(plain_label(x) for x in flags)):
         raise InferenceError(f"{path}: metadata hand_intensive {shown(flags)} must be a list of class names")
+    if flags is not None and (strangers := [x for x in flags if x not in labels]):
+        raise InferenceError(  # no class would be marked, and eval would count no hand-intensive class
+            f"{path}: metadata hand_intensive names {shown(strangers)}, which are not among its labels"
+        )
     if not plain_label(metadata["variant"]):  # it goes into logs and /diagnostics
         raise InferenceError(
             f"{path}: metadata variant {shown(metadata['variant'])} must be printable text of at most "

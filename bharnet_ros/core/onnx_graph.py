@@ -13,12 +13,34 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-# Field numbers of onnx.proto (ModelProto, GraphProto, NodeProto, AttributeProto, FunctionProto).
-MODEL_GRAPH, MODEL_FUNCTIONS = 7, 25
-GRAPH_NODE = 1
+# Field numbers of onnx.proto (ModelProto, GraphProto, NodeProto, AttributeProto, FunctionProto,
+# TrainingInfoProto, SparseTensorProto, TensorProto).
+MODEL_GRAPH, MODEL_TRAINING_INFO, MODEL_FUNCTIONS = 7, 20, 25
+GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_SPARSE_INITIALIZER = 1, 5, 15
 NODE_OP_TYPE, NODE_ATTRIBUTE, NODE_DOMAIN = 4, 5, 7
-ATTRIBUTE_GRAPH, ATTRIBUTE_GRAPHS = 6, 11
+ATTRIBUTE_TENSOR, ATTRIBUTE_GRAPH, ATTRIBUTE_TENSORS, ATTRIBUTE_GRAPHS = 5, 6, 10, 11
+ATTRIBUTE_SPARSE_TENSOR, ATTRIBUTE_SPARSE_TENSORS = 22, 23
 FUNCTION_NODE = 7
+TRAINING_INITIALIZATION, TRAINING_ALGORITHM = 1, 2
+SPARSE_VALUES, SPARSE_INDICES = 1, 2
+TENSOR_EXTERNAL_DATA, TENSOR_DATA_LOCATION = 13, 14
+# What each kind of message holds that can hold a tensor, for :func:`external_tensors`.
+_HOLDING_TENSORS = {
+    "model": {MODEL_GRAPH: "graph", MODEL_TRAINING_INFO: "training", MODEL_FUNCTIONS: "function"},
+    "training": {TRAINING_INITIALIZATION: "graph", TRAINING_ALGORITHM: "graph"},
+    "graph": {GRAPH_NODE: "node", GRAPH_INITIALIZER: "tensor", GRAPH_SPARSE_INITIALIZER: "sparse"},
+    "function": {FUNCTION_NODE: "node"},
+    "node": {NODE_ATTRIBUTE: "attribute"},
+    "attribute": {
+        ATTRIBUTE_TENSOR: "tensor",
+        ATTRIBUTE_TENSORS: "tensor",
+        ATTRIBUTE_GRAPH: "graph",
+        ATTRIBUTE_GRAPHS: "graph",
+        ATTRIBUTE_SPARSE_TENSOR: "sparse",
+        ATTRIBUTE_SPARSE_TENSORS: "sparse",
+    },  # fmt: skip
+    "sparse": {SPARSE_VALUES: "tensor", SPARSE_INDICES: "tensor"},
+}
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
 # Operators whose running time the graph's own data decides, or whose results chance decides (a
 # check in a child process would then have seen another run than the node's: a coin feeding a
@@ -63,6 +85,34 @@ def unbounded_operators(source: str | Path | bytes) -> list[str]:
     )
 
 
+def external_tensors(source: str | Path | bytes) -> int:
+    """How many tensors of the model keep their data in a side file (ONNX external data).
+
+    ONNX Runtime reads such a file relative to the working folder when a model is loaded from its
+    bytes, and anew at each load: a check of the model would not have seen what the node loads.
+    """
+    model = memoryview(source if isinstance(source, bytes) else Path(source).read_bytes())
+    budget, found = [MOST_FIELDS], 0
+    pending: list[tuple[str, memoryview]] = [("model", model)]
+    while pending:  # a stack, not recursion: nesting depth is the file's choice
+        kind, message = pending.pop()
+        if kind == "tensor":
+            found += _is_external(message, budget)
+        else:
+            pending.extend(_messages(message, _HOLDING_TENSORS[kind], budget))
+    return found
+
+
+def _is_external(tensor: memoryview, budget: list[int]) -> bool:
+    """Whether a TensorProto names external data or says its data lies outside the file."""
+    for number, wire, value in _fields(tensor, budget):
+        if number == TENSOR_EXTERNAL_DATA and wire == LENGTH_DELIMITED:
+            return True
+        if number == TENSOR_DATA_LOCATION and wire == VARINT and _varint(value, 0)[0] != 0:
+            return True
+    return False
+
+
 def _node_operator(
     node: memoryview, pending: list[tuple[str, memoryview]], budget: list[int]
 ) -> tuple[str, str]:
@@ -88,8 +138,8 @@ def _messages(data: memoryview, kinds: dict[int, str], budget: list[int]) -> Ite
 
 
 def _fields(data: memoryview, budget: list[int]) -> Iterator[tuple[int, int, memoryview]]:
-    """(field number, wire type, payload) of each field; fixed and varint payloads come empty.
-    Each field spends one of ``budget[0]``; OnnxGraphError when none is left."""
+    """(field number, wire type, payload) of each field; a varint's payload is its encoded bytes,
+    a fixed one comes empty. Each field spends one of ``budget[0]``; OnnxGraphError when none is left."""
     position = 0
     while position < len(data):
         budget[0] -= 1
@@ -100,8 +150,9 @@ def _fields(data: memoryview, budget: list[int]) -> Iterator[tuple[int, int, mem
         key, position = _varint(data, position)
         number, wire = key >> 3, key & 7
         if wire == VARINT:
+            start = position
             _, position = _varint(data, position)
-            value = data[0:0]
+            value = data[start:position]
         elif wire in (FIXED64, FIXED32):
             position += 8 if wire == FIXED64 else 4
             value = data[0:0]

@@ -51,6 +51,7 @@ from bharnet_ros.core.skeleton import CHANNELS, HAND_JOINTS, SPACES, SkeletonSeq
 from bharnet_ros.core.window import whole_number
 
 CONFIG_VERSION = 4  # 2 added window_seconds, 3 min_score, 4 space
+ADDED_IN_VERSION = {"window_seconds": 2, "min_score": 3, "space": 4}  # later keys: every other is 1
 MAX_FRAMES = 10_000  # the model config's bounds: a file may not declare inputs beyond them
 MAX_PERSONS = 16
 SCALES = ("shoulder", "torso", "none")
@@ -126,7 +127,8 @@ class PreprocessConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
-        """Inverse of :meth:`to_dict`; unknown keys or a newer version are errors, not ignored."""
+        """Inverse of :meth:`to_dict`; unknown keys, a newer version or keys missing that the
+        stated version has are errors, not ignored (only keys added later take their defaults)."""
         if not isinstance(data, dict):
             raise ValueError(f"preprocess config must be a mapping, not {type(data).__name__}")
         data = dict(data)
@@ -141,6 +143,12 @@ class PreprocessConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"preprocess config: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        missing = sorted(k for k in known - set(data) if ADDED_IN_VERSION.get(k, 1) <= version)
+        if missing:  # filled with defaults, the model would silently get other inputs
+            raise ValueError(
+                f"preprocess config of version {version} lacks {missing}, which that version has; "
+                "export the model again"
+            )
         return cls(**data)
 
 

@@ -83,6 +83,16 @@ def test_unknown_provider_name_is_an_error():
         provider_names(["gpu"])
 
 
+def test_a_model_whose_weights_lie_in_a_side_file_is_refused(model_path, tmp_path, monkeypatch):
+    """ONNX Runtime read the side file from the working folder, in the check's child and again in
+    the node: the node could load weights the check never saw."""
+    side = tmp_path / "side.onnx"
+    onnx.save(onnx.load(str(model_path)), str(side), save_as_external_data=True, location="w.bin")
+    monkeypatch.chdir(tmp_path)  # where ONNX Runtime finds w.bin
+    with pytest.raises(InferenceError, match=r"of its tensors keep their data in a side file"):
+        OnnxClassifier(side)
+
+
 def test_missing_file_non_onnx_file_and_foreign_model(model_path, tmp_path):
     with pytest.raises(InferenceError, match="does not exist"):
         OnnxClassifier(tmp_path / "nothing.onnx")
@@ -205,6 +215,8 @@ def window_in(space: str):
         ({"none_threshold": float("nan")}, "none_threshold nan"),
         ({"none_threshold": "0.3"}, "none_threshold '0.3'"),
         ({"hand_intensive": 5}, "hand_intensive 5 must be a list of class names"),
+        ({"hand_intensive": ["not_a_class"]}, "hand_intensive names .*, which are not among"),
+        ({"preprocess": {k: v for k, v in PREPROCESS.to_dict().items() if k != "hand_frame"}}, "lacks"),
         ({"format_version": None}, "format_version None is not a whole number"),
         ({"format_version": [1]}, "format_version \\[1\\]"),
         ({"variant": 3}, "variant 3 must be printable text"),

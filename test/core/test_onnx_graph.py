@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import struct
+
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from onnx.external_data_helper import set_external_data
 
-from bharnet_ros.core.onnx_graph import OnnxGraphError, operators, unbounded_operators
+from bharnet_ros.core.onnx_graph import OnnxGraphError, external_tensors, operators, unbounded_operators
 
 
 def save(graph: onnx.GraphProto, path, functions=()) -> str:
@@ -98,3 +101,33 @@ def test_a_file_of_millions_of_empty_nodes_is_refused_within_the_field_budget():
             break
     with pytest.raises(OnnxGraphError, match=f"more than {MOST_FIELDS} protobuf fields"):
         operators(b"\x3a" + length + graph)  # field 7 (graph) of the model
+
+
+@pytest.mark.parametrize("where", ["initializer", "constant", "nested_constant", "sparse"])
+def test_tensors_whose_data_lies_in_a_side_file_are_counted_wherever_they_are(tmp_path, where):
+    """ONNX Runtime read a side file from the working folder when the model came as bytes."""
+    weights = helper.make_tensor("w", TensorProto.FLOAT, [4], struct.pack("<4f", 1, 2, 3, 4), raw=True)
+    constant = helper.make_node("Constant", [], ["w"], value=weights)
+    nested = helper.make_graph([constant], "then", [], [scalar("w")])
+    branch = helper.make_node("If", ["c"], ["w"], then_branch=nested, else_branch=nested)
+    sparse = helper.make_sparse_tensor(
+        weights,
+        helper.make_tensor("i", TensorProto.INT64, [4], struct.pack("<4q", 0, 1, 2, 3), raw=True),
+        [4],
+    )
+    nodes = {"initializer": [], "constant": [constant], "nested_constant": [branch], "sparse": []}[where]
+    graph = helper.make_graph(
+        [*nodes, helper.make_node("Identity", ["w"], ["y"])], "g", [scalar("c")], [scalar("y")],
+        initializer=[weights] if where == "initializer" else [],
+        sparse_initializer=[sparse] if where == "sparse" else [],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert external_tensors(model.SerializeToString()) == 0
+    if where == "sparse":  # onnx's saving leaves sparse tensors in the file
+        set_external_data(model.graph.sparse_initializer[0].values, "w.bin")
+        model.graph.sparse_initializer[0].values.data_location = TensorProto.EXTERNAL
+    path = str(tmp_path / "side.onnx")
+    onnx.save(
+        model, path, save_as_external_data=True, location="w.bin", size_threshold=0, convert_attribute=True
+    )
+    assert external_tensors(path) == (2 if where == "nested_constant" else 1)  # in both branches

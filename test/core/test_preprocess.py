@@ -504,6 +504,18 @@ def test_a_stored_config_of_version_3_has_no_space_and_takes_either():
     assert PreprocessConfig.from_dict(data).space == ""
 
 
+@pytest.mark.parametrize(("version", "key"), [(4, "hand_frame"), (4, "window_seconds"), (2, "frames")])
+def test_a_stored_config_lacking_a_key_its_version_has_is_refused(version, key):
+    """A version 4 model without hand_frame and window_seconds loaded as a body-frame, frame-count
+    model: another input, scored with confidence 1, and no error."""
+    data = {**PreprocessConfig(frames=8).to_dict(), "version": version}
+    for later in ("min_score", "space") if version == 2 else ():
+        del data[later]
+    del data[key]
+    with pytest.raises(ValueError, match=f"version {version} lacks \\['{key}'\\]"):
+        PreprocessConfig.from_dict(data)
+
+
 def test_config_without_a_version_is_read_as_the_current_one():
     data = PreprocessConfig(frames=8).to_dict()
     del data["version"]
