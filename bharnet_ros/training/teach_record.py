@@ -205,7 +205,9 @@ def cut_takes(
             takes.append(Take(segment.label, number, None, problem, source))
             continue
         inside = inside_of(segment)
-        takes.append(make_take(segment.label, number, inside, settings, segment.label in marked, source))
+        takes.append(
+            make_take(segment.label, number, inside, settings, segment.label in marked, source, takes)
+        )
     return takes
 
 
@@ -297,7 +299,7 @@ def record_interactively(
     try:
         for gesture in plan.gestures:
             for number in range(1, plan.takes + 1):
-                outcome = _one_take(source, plan, settings, prompt, gesture, number)
+                outcome = _one_take(source, plan, settings, prompt, gesture, number, takes)
                 if outcome is None:
                     return takes
                 takes.append(outcome)
@@ -311,9 +313,16 @@ def record_interactively(
 
 
 def _one_take(
-    source: TakeSource, plan: TakePlan, settings: TrimSettings, prompt: Prompt, gesture: str, number: int
+    source: TakeSource,
+    plan: TakePlan,
+    settings: TrimSettings,
+    prompt: Prompt,
+    gesture: str,
+    number: int,
+    kept: Sequence[Take] = (),
 ) -> Take | None:
-    """Record until the user keeps a good take or skips a flagged one; None to stop altogether."""
+    """Record until the user keeps a good take or skips a flagged one (``kept``: the takes so
+    far); None to stop altogether."""
     while True:
         prompt.countdown(f"perform `{gesture}` now (take {number} of {plan.takes})", plan.countdown)
         try:
@@ -321,7 +330,8 @@ def _one_take(
         except RecordingEndedError as err:
             prompt.say(f"stopping: {err}")
             return None
-        take = make_take(gesture, number, frames, settings, gesture in plan.hand_gestures, source.description)
+        hand = gesture in plan.hand_gestures
+        take = make_take(gesture, number, frames, settings, hand, source.description, kept)
         prompt.say("  " + take.line())
         answer = _answer(prompt, take.ok)
         if answer is None or answer == "q":

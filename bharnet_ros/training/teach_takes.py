@@ -121,11 +121,12 @@ def main_person(frames: Iterable[SkeletonFrame]) -> SkeletonSequence | None:
     The pose stage may report several people (``backend: multi``). Of those seen (with a body)
     in at least :data:`PRESENT_SHARE` of the most-seen one's frames, the performer is the one
     who moves most: a bystander standing still throughout is seen as often. Frames of other
-    people are dropped.
+    people are dropped. Skeletons of one id in another layout or space (a second pose stage on
+    the topic) count as another person, as the recognizer starts such a window afresh.
     """
-    by_person: dict[int, dict[float, SkeletonFrame]] = {}
+    by_person: dict[tuple[int, str, str], dict[float, SkeletonFrame]] = {}
     for frame in frames:
-        by_person.setdefault(frame.person_id, {})[frame.timestamp] = frame
+        by_person.setdefault((frame.person_id, frame.layout, frame.space), {})[frame.timestamp] = frame
     if not by_person:
         return None
     people = {
@@ -249,12 +250,26 @@ def make_take(
     settings: TrimSettings,
     hand_gesture: bool = False,
     source: str = "",
+    kept: Sequence[Take] = (),
 ) -> Take:
-    """Trim and check one take's frames."""
+    """Trim and check one take's frames; ``kept``: the session's takes so far, whose skeleton
+    layout and space it must share (one dataset holds one)."""
     sequence = main_person(frames)
     if sequence is not None:
         sequence = trim(sequence, settings)
-    return Take(gesture, number, sequence, problem_of(sequence, hand_gesture, settings), source)
+    problem = problem_of(sequence, hand_gesture, settings) or format_problem(sequence, kept)
+    return Take(gesture, number, sequence, problem, source)
+
+
+def format_problem(sequence: SkeletonSequence | None, kept: Sequence[Take]) -> str:
+    """Why a take cannot join the good takes in ``kept``: skeletons of another layout or space."""
+    first = next((t.sequence for t in kept if t.ok and t.sequence is not None), None)
+    if sequence is None or first is None or (sequence.layout, sequence.space) == (first.layout, first.space):
+        return ""
+    return (
+        f"other skeletons: {sequence.layout} in {sequence.space} space, where the takes kept so far are "
+        f"{first.layout} in {first.space} space (one dataset holds one; record from one pose stage)"
+    )
 
 
 def takes_dataset(

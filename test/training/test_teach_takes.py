@@ -158,6 +158,33 @@ def test_the_main_person_is_kept_when_several_are_seen():
     assert take.sequence.person_id == 0
 
 
+def world_copy(frames: list[SkeletonFrame]) -> list[SkeletonFrame]:
+    """``frames`` as a second pose stage on the topic would send them: same id, metres."""
+    return [
+        SkeletonFrame(f.timestamp + 0.01, f.body, f.hands, f.hand_present, f.person_id, space="world")
+        for f in frames
+    ]
+
+
+def test_skeletons_of_one_id_in_another_space_are_another_person_not_an_end_to_the_session():
+    """Mixed in one sequence they raised SkeletonError: the interactive session ended and its good
+    takes were lost."""
+    frames = still_then_wave()
+    take = make_take("wave", 1, frames + world_copy(frames[:10]), TrimSettings())
+    assert take.ok
+    assert take.sequence.space == "image"
+
+
+def test_a_take_of_other_skeletons_than_the_kept_ones_is_flagged_when_it_is_cut():
+    """Each take was ok alone; writing then failed ("sequences mix layouts or spaces"), nothing written."""
+    frames = still_then_wave(start=10.0) + world_copy(still_then_wave(start=20.0))
+    labels = parse_csv("start,end,label\n0,8,wave\n10,18,wave\n")
+    takes = cut_takes(frames, labels, TrimSettings(), source="rec")
+    assert takes[0].ok
+    assert takes[1].problem.startswith("other skeletons: mediapipe33 in world space, where the takes kept")
+    assert len(takes_dataset(takes, "ana", ["wave"])) == 1
+
+
 def test_the_performer_is_kept_not_a_bystander_seen_as_often():
     """Both in view, one standing still: the one seen in most frames was kept as the gesture (a
     performer missed in a single frame lost), and nothing flagged it."""
