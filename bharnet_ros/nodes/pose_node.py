@@ -376,13 +376,18 @@ class PoseNode(ManagedNode):
         lacks (e.g. YUV) go to cv_bridge where it is installed."""
         if isinstance(msg, CompressedImage):
             return decode_compressed_sized(msg.data, self.params["max_image_pixels"])
+        limit = self.params["max_image_pixels"]
         if msg.encoding not in ENCODINGS and _CV_BRIDGE is not None:
+            if limit > 0 and int(msg.height) * int(msg.width) > 4 * limit:  # cv_bridge copies it whole
+                raise ImageError(
+                    f"a {msg.width}x{msg.height} {msg.encoding} image is over 4 times max_image_pixels "
+                    f"({limit}), which only {', '.join(ENCODINGS)} images may be (read in part)"
+                )
             try:
                 converted = _CV_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="bgr8")
             except Exception as err:  # cv_bridge raises its own error types
                 raise ImageError(f"cv_bridge could not convert {msg.encoding!r}: {err}") from None
             return to_bgr(converted), False  # checked as any image: an empty one is a bad frame
-        limit = self.params["max_image_pixels"]
         image = decode_image(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian, limit)
         return image, image.shape[:2] != (msg.height, msg.width)
 

@@ -212,6 +212,29 @@ def test_an_empty_image_from_cv_bridge_is_a_bad_frame_not_a_callback_error(pose_
     assert pose.callback_errors == 0
 
 
+def test_a_huge_image_for_cv_bridge_is_a_bad_frame_before_it_is_copied(pose_graph, wait, monkeypatch):
+    """Our decoding reads a huge raw image in part; cv_bridge copies and converts it whole first."""
+    converted = []
+
+    class Bridge:
+        def imgmsg_to_cv2(self, msg, desired_encoding):
+            converted.append(msg.width)
+            return np.zeros((msg.height, msg.width, 3), np.uint8)
+
+    monkeypatch.setattr("bharnet_ros.nodes.pose_node._CV_BRIDGE", Bridge())
+    pose, _, camera, received = pose_graph
+    side = 2 * int(np.sqrt(pose.params["max_image_pixels"])) + 2  # over 4 times the pixels
+    huge = Image(header=Header(stamp=Time(sec=1)), height=side, width=side, encoding="yuv422", step=2 * side)
+    huge.data = bytes(2 * side * side)
+    camera.publish(huge)
+    assert wait(lambda: pose.bad_frames == 1)
+    camera.publish(
+        Image(header=Header(stamp=Time(sec=2)), height=4, width=4, encoding="yuv422", step=8, data=bytes(32))
+    )
+    assert wait(lambda: received)
+    assert converted == [4]
+
+
 def test_compressed_images_that_cannot_be_decoded_are_counted(ros, photo, wait, parameter_client):
     """A 4 x 4 PNG, a PNG bomb's header and a BMP: counted as bad frames, and the next JPEG works."""
     pose = ros.add(PoseNode, parameter_overrides=[Parameter("compressed", value=True)])
