@@ -24,6 +24,7 @@ from bharnet_ros.core import inference
 
 ECE_BINS = 15
 TEMPERATURE_RANGE = (0.05, 20.0)
+MAX_SCORE = 1e150  # float32 logits end at 3.4e38; far beyond, 1 / T and differences overflow
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -46,7 +47,7 @@ def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature:
     pulling the temperature up."""
     logits, labels = check_predictions(logits, labels)
     check_temperature(temperature)
-    scaled = logits / temperature
+    scaled = (logits - logits.max(axis=1, keepdims=True)) / temperature  # 1e308 / 0.05 overflowed
     top = scaled.max(axis=1)
     log_total = top + np.log(np.exp(scaled - top[:, None]).sum(axis=1))
     return float((log_total - scaled[np.arange(len(labels)), labels]).mean())
@@ -68,6 +69,8 @@ def check_predictions(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
     if not np.isfinite(scores).all():  # a NaN would make every fitted value NaN without a word
         bad = int((~np.isfinite(scores).all(axis=1)).sum())
         raise ValueError(f"{bad} of {len(scores)} score rows are not finite (NaN or inf): a diverged model?")
+    if np.abs(scores).max() > MAX_SCORE:  # scaled by 1 / T, such a one overflows to inf, then NaN
+        raise ValueError(f"scores reach {np.abs(scores).max():.3g}, beyond {MAX_SCORE:g}: a diverged model?")
     return scores, labels.astype(np.int64)
 
 
@@ -145,6 +148,20 @@ def distance_threshold(distances: np.ndarray, correct: np.ndarray, budget: float
     return float(far[min(allowed, len(far) - 1)])
 
 
+def check_calibratable(logits: np.ndarray, labels: np.ndarray) -> None:
+    """ValueError where held-out predictions cannot fit a temperature: of one class, or all right
+    (the likelihood then grows without end as T falls, the fit lands on its lower bound, and the
+    none threshold on 1.0, so the node would answer ``none`` to nearly every window)."""
+    if len(np.unique(labels)) < 2:
+        raise ValueError(f"the {len(labels)} held-out samples are all of one class: nothing to calibrate")
+    if (logits.argmax(axis=1) == labels).all():
+        raise ValueError(
+            f"every one of the {len(labels)} held-out predictions is right, so no temperature fits "
+            "(it would sharpen every probability to 1); calibrate on more held-out people, or export "
+            "without a calibration"
+        )
+
+
 @dataclass(frozen=True)
 class Calibration:
     """What a model's metadata carries to turn logits into trustworthy probabilities and ``none``."""
@@ -173,6 +190,7 @@ def calibrate(
     """Fit the temperature and the none threshold on held-out logits ``(N, K)`` and labels, and a
     distance threshold on their feature ``distances`` ``(N,)`` where given (module docstring)."""
     logits, labels = check_predictions(logits, labels)
+    check_calibratable(logits, labels)
     temperature = fit_temperature(logits, labels)
     before, after = softmax(logits), softmax(logits, temperature)
     correct = after.argmax(axis=1) == labels

@@ -342,7 +342,7 @@ class Recognizer:
             top_labels=[name for name, _ in top],
             top_scores=[score for _, score in top],
             expert_labels=scores.expert_votes(),
-            hand_fraction=float(window.hand_mask.any(axis=1).mean()),
+            hand_fraction=window.hand_fraction,
         )
 
     def _unfamiliar(self, scores: WindowScores) -> bool:

@@ -95,6 +95,12 @@ def resize_indices(start: int, stop: int, length: int) -> TimeSampling:
     return TimeSampling(lo + start, hi + start, weight)
 
 
+def window_instants(end: float, duration: float, length: int) -> np.ndarray:
+    """The ``length`` instants of :func:`time_window_sampling`, the last one ``end`` exactly."""
+    steps_back = (length - 1 - np.arange(length, dtype=np.float64)) / length
+    return end - duration * steps_back
+
+
 def time_window_sampling(timestamps: np.ndarray, end: float, duration: float, length: int) -> TimeSampling:
     """Sampling of ``length`` instants evenly spread over ``(end - duration, end]`` by timestamp.
 
@@ -108,8 +114,7 @@ def time_window_sampling(timestamps: np.ndarray, end: float, duration: float, le
         raise ValueError("need at least one timestamp")
     if length <= 0 or not duration > 0:
         raise ValueError(f"need length > 0 and duration > 0, got {length}, {duration}")
-    steps_back = (length - 1 - np.arange(length, dtype=np.float64)) / length
-    instants = end - duration * steps_back  # the last one is end exactly, not a rounding below it
+    instants = window_instants(end, duration, length)
     lo = np.clip(np.searchsorted(stamps, instants, side="right") - 1, 0, len(stamps) - 1)
     hi = np.minimum(lo + 1, len(stamps) - 1)
     span = stamps[hi] - stamps[lo]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from bharnet_ros.core.hand_fill import MAX_GAP, HandSorter, interpolate_gaps
-from bharnet_ros.core.resample import time_window_sampling
+from bharnet_ros.core.resample import time_window_sampling, window_instants
 from bharnet_ros.core.skeleton import SkeletonFrame, SkeletonSequence
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class Window:
     first_stamp: float  # where the window starts (its oldest frame, if it holds less than W)
     stamp: float  # newest source frame used
     source_frames: int  # source frames inside the window
+    padding: int = 0  # leading instants before the oldest frame, which repeat it (always < T)
 
     @property
     def hand_mask(self) -> np.ndarray:
@@ -81,6 +82,12 @@ class Window:
     @property
     def duration(self) -> float:
         return self.stamp - self.first_stamp
+
+    @property
+    def hand_fraction(self) -> float:
+        """Share of the instants from the oldest frame on with a hand (seen or filled in); the
+        ``padding`` before it repeats that frame, hand and all, and says nothing of the person."""
+        return float(self.hand_mask[self.padding :].any(axis=1).mean())
 
 
 class WindowBuffer:
@@ -283,7 +290,8 @@ class WindowBuffer:
             image_size=source.image_size,
         )
         inside = stamps > end - self.seconds + stamp_slack(end)
-        return Window(sequence, max(float(stamps[0]), end - self.seconds), end, int(inside.sum()))
+        padding = int(np.count_nonzero(window_instants(end, self.seconds, length) < stamps[0]))
+        return Window(sequence, max(float(stamps[0]), end - self.seconds), end, int(inside.sum()), padding)
 
 
 class WindowSet:

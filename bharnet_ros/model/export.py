@@ -276,6 +276,10 @@ def calibration_for(
         raise ExportError(f"cannot read the calibration {path} ({str(err)[:160]})") from None
     key = "expert_only" if isinstance(model, ExpertOnlyModel) else "fused"
     entry = entries.get(key) if isinstance(entries, dict) else None
+    if isinstance(entry, dict) and "unfit" in entry:
+        raise ExportError(
+            f"{path}: no {key!r} calibration could be fitted: {shorten(str(entry['unfit']), 240)}"
+        )
     if not isinstance(entry, dict) or not set(REQUIRED_CALIBRATION) <= set(entry):
         raise ExportError(f"{path} has no {key!r} calibration; give the calibration.json of a --loso run")
     fitted = entry.get("class_names")

@@ -468,12 +468,20 @@ def held_out_calibrations(result: Evaluation, views: int = 1) -> dict[str, dict[
         logits["expert_only"] = result.scores["fused"]  # model: an export of it asks for this entry
     return {  # the classes with them: an export checks it is given the calibration of its classes
         name: {
-            **calibrate(values, result.labels, distances=result.distances).to_dict(),
+            **_fitted(values, result),
             "class_names": list(result.class_names),
             "views": views,
         }
         for name, values in logits.items()
     }
+
+
+def _fitted(logits: np.ndarray, result: Evaluation) -> dict[str, Any]:
+    """The calibration's values, or why none fits (``unfit``, which an export refuses in words)."""
+    try:
+        return calibrate(logits, result.labels, distances=result.distances).to_dict()
+    except ValueError as err:
+        return {"unfit": str(err)}
 
 
 def fold_folder(run: Path, subject: str) -> Path:

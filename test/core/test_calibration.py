@@ -99,6 +99,34 @@ def test_calibration_of_extreme_logits_is_finite():
     assert all(np.isfinite(value) for value in result.to_dict().values())
 
 
+def test_logits_near_the_float_limit_are_refused_and_float32_ones_fit_without_overflow():
+    """Divided by T = 0.05, 1.7e308 overflowed: NaN likelihoods, and the search drifted to its
+    upper bound without a word."""
+    logits = np.array([[1.7e308, -1.7e308], [-1.7e308, 1.7e308], [0.0, 0.0], [1.7e308, 0.0]])
+    labels = np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="scores reach 1.7e\\+308, beyond 1e\\+150"):
+        calibrate(logits, labels)
+    with np.errstate(over="raise", invalid="raise"):  # no overflow, no NaN
+        limit = logits / 1.7e308 * np.finfo(np.float32).max
+        assert np.isfinite(negative_log_likelihood(limit, labels, 0.05))
+        assert fit_temperature(limit, labels) == pytest.approx(20.0, rel=1e-3)  # confidently wrong: the top
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ([0, 1, 2, 3] * 15, "every one of the 60 held-out predictions is right"),
+        ([2] * 60, "all of one class"),
+    ],
+)
+def test_held_out_predictions_that_fit_no_temperature_are_refused(labels, message):
+    """All right, the fit landed on T = 0.05 and the none threshold on 1.0: the node said none
+    to nearly every window."""
+    logits = np.eye(5)[labels] * 3.0
+    with pytest.raises(ValueError, match=message):
+        calibrate(logits, np.array(labels))
+
+
 @pytest.mark.parametrize(
     ("scores", "labels"),
     [

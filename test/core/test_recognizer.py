@@ -578,6 +578,15 @@ def test_hand_fraction_is_the_share_of_frames_with_a_hand():
     assert results[-1].hand_fraction == pytest.approx(0.5, abs=1 / 16)
 
 
+def test_hand_fraction_counts_no_instant_before_the_persons_first_frame():
+    """Until a window is full, the instants before the oldest frame repeat it: a hand seen in the
+    first of 16 frames read as 0.75 and won the hand_fraction recipe over someone gesturing."""
+    config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.5, window_seconds=2.0, max_gap=0)
+    recognizer = Recognizer(HandRaisedClassifier(), config)
+    results = [recognizer.push(frame(i / 30, hand=i == 0)) for i in range(16)]
+    assert results[-1].hand_fraction == pytest.approx(0.2)  # one of the 5 instants the 0.5 s cover
+
+
 def test_two_label_changes_in_a_row_without_frames_in_between():
     recognizer, _ = swap_after(5, OtherClassifier(names=("rest", "wave")))
     assert recognizer.replace_classifier(OtherClassifier(names=("a", "b")))

@@ -299,6 +299,10 @@ def test_a_noisy_or_model_takes_no_softmax_calibration(tiny_config, tmp_path):
         ("[]", "has no 'fused' calibration; give the calibration.json of a --loso run"),
         ('{"fused": {"temperature": 1.0}}', "has no 'fused' calibration"),
         ('{"fused": [1, 2]}', "has no 'fused' calibration"),
+        (  # a --loso run whose held-out predictions were all right
+            '{"fused": {"unfit": "every one of the 60 held-out predictions is right"}}',
+            "no 'fused' calibration could be fitted: every one of the 60 held-out predictions is right",
+        ),
         (
             '{"fused": {"temperature": 0.0, "none_threshold": 0.3}}',
             "the 'fused' calibration's temperature 0.0 is out of range; it must be a number from 0.001",

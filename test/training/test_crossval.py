@@ -416,3 +416,20 @@ def test_a_model_trained_expert_only_gets_the_calibration_its_export_asks_for():
     )  # fmt: skip
     calibrations = held_out_calibrations(result)
     assert calibrations["expert_only"] == calibrations["fused"]
+
+
+def test_held_out_predictions_that_fit_no_calibration_say_why_instead_of_ending_the_run():
+    """A run whose held-out predictions were all right: its folds are kept and scored, and the
+    calibration says why there is none (an export refuses it in those words)."""
+    from bharnet_ros.core.metrics import classification_report
+    from bharnet_ros.training.crossval import held_out_calibrations
+    from bharnet_ros.training.evaluate import Evaluation
+
+    labels = np.arange(60) % 3
+    fused = np.eye(3)[labels] * 4.0
+    result = Evaluation(
+        classification_report(fused, labels), {}, labels, labels, {"fused": fused}, ["a", "b", "c"], None
+    )
+    fused_entry = held_out_calibrations(result)["fused"]
+    assert fused_entry["unfit"].startswith("every one of the 60 held-out predictions is right")
+    assert fused_entry["class_names"] == ["a", "b", "c"]
