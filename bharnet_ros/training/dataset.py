@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,12 @@ ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 class DatasetError(ValueError):
     """A dataset (arrays or file) that breaks the format; the message says what and where."""
+
+
+def _attribute_column(values: Any) -> np.ndarray:
+    """An attribute's values as text, one-dimensional where given as a list or a 0-d value."""
+    column = np.asarray(values, dtype=str)
+    return column.reshape(-1) if column.ndim == 0 else column
 
 
 @dataclass
@@ -145,7 +152,8 @@ class SkeletonDataset:
         if self.hand_intensive is not None:
             self.hand_intensive = [bool(flag) for flag in self.hand_intensive]
         self.notes = [str(note) for note in self.notes]
-        self.attributes = {str(k): np.asarray(v, dtype=str).reshape(-1) for k, v in self.attributes.items()}
+        # one value per sample: a 2-D array is refused by the checks, not flattened into a column
+        self.attributes = {str(k): _attribute_column(v) for k, v in self.attributes.items()}
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -511,7 +519,7 @@ def _check_sample_arrays(data: SkeletonDataset) -> None:
     if np.any((data.persons < 0) | (data.persons > data.body.shape[0])):
         raise DatasetError(f"persons must be within 0..{data.body.shape[0]}")
     for key, values in data.attributes.items():
-        if not ATTRIBUTE_NAME.match(key):
+        if not ATTRIBUTE_NAME.fullmatch(key):  # match's $ let "subject\n" through
             raise DatasetError(f"attribute name {key!r} must be lower-case letters, digits and _")
         if values.shape != (n,):
             raise DatasetError(f"attribute {key!r} has {len(values)} values for {n} samples")

@@ -120,9 +120,13 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise DatasetError(f"{path} is a single array, not a dataset (.npz with a header)")
     with data:
         try:
-            return {key: data[key] for key in data.files}
+            arrays = {key: data[key] for key in data.files}
         except Exception as err:
             raise DatasetError(_unreadable(path, err, inside=True)) from None
+    raw = next((key for key, value in arrays.items() if not isinstance(value, np.ndarray)), None)
+    if raw is not None:  # numpy hands back the bytes of a member that is no .npy array
+        raise DatasetError(f"{path}: its member {raw!r} is not a numpy array; the file is damaged")
+    return arrays
 
 
 def _check_expansion(path: Path) -> None:

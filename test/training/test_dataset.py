@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -306,6 +307,22 @@ def test_a_broken_attribute_names_its_file_once(tmp_path):
     assert str(refused.value) == f"{path}: attribute 'subject' is not a string array"
 
 
+@pytest.mark.parametrize("member", ["header", "body", "attribute_subject"])
+def test_a_member_that_is_no_numpy_array_is_one_dataset_error(tmp_path, member):
+    """numpy hands back such a member's bytes: `'bytes' object has no attribute 'dtype'`."""
+    path = with_attributes(small_dataset(), subject=["a"] * 4).save(tmp_path / "set.npz")
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members[f"{member}.npy"] = b"{}"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    with pytest.raises(
+        DatasetError, match=f"its member '{member}' is not a numpy array; the file is damaged"
+    ):
+        SkeletonDataset.load(path)
+
+
 @pytest.mark.parametrize("damage", ["empty", "truncated", "text"])
 def test_a_damaged_file_is_one_dataset_error(tmp_path, damage):
     path = small_dataset().save(tmp_path / "set.npz")
@@ -394,7 +411,12 @@ def test_merge_unions_attributes_and_prefixes_keep_names_apart():
 
 @pytest.mark.parametrize(
     ("columns", "message"),
-    [({"Distance": ["1m"] * 4}, "lower-case"), ({"distance": ["1m"] * 3}, "3 values for 4 samples")],
+    [
+        ({"Distance": ["1m"] * 4}, "lower-case"),
+        ({"distance": ["1m"] * 3}, "3 values for 4 samples"),
+        ({"subject\n": ["a"] * 4}, "lower-case"),  # re.match's $ let it through
+        ({"distance": [["1m", "4m"], ["6m", "1m"]]}, "for 4 samples"),  # was flattened into a column
+    ],
 )
 def test_bad_attributes_are_refused(columns, message):
     with pytest.raises(DatasetError, match=message):
