@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    from bharnet_ros.tools import report_doc
+
+    report_doc.ARGUMENTS[:] = argv  # the command a measurement records, whoever called main
     try:
         return int(args.run(args) or 0)
     except (UsageError, SkeletonError, FileNotFoundError) as err:

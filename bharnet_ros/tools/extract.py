@@ -40,6 +40,7 @@ from bharnet_ros.tools.outputs import atomic_file, check_output_file, output_opt
 
 OVERLAY_FALLBACK_FPS = 25.0  # for the overlay writer when the source states no usable frame rate
 OVERLAY_FPS_RANGE = (1.0, 240.0)  # what the overlay keeps of a source's rate (mp4v takes < 65536)
+OVERLAY_SIDES = (2, 4096)  # the mp4v writer refuses a side of 1 px or of 8192 and more (DCI 8K)
 
 
 @dataclass(frozen=True)
@@ -108,12 +109,20 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-frames must be at least 1, got {args.max_frames}")
     if not 1 <= args.num_poses <= MAX_POSES:
         raise UsageError(f"--num-poses must be in [1, {MAX_POSES}], got {args.num_poses}")
+    if args.num_poses != NUM_POSES and args.backend != "multi":
+        raise UsageError(f"--num-poses counts persons for --backend multi; {args.backend} follows one person")
     stage = StageOptions(args.backend, args.num_poses, args.mirrored_input)
     folder = args.input if args.input.is_dir() else None
     jobs, problems = usable_names(plan_jobs(args.input, args.output, args.overlay), folder is not None)
     jobs = check_outputs(jobs, args.force, stage.multi, folder)
     for problem in problems:  # after the checks: a refused run prints its one line only
         print(f"bharnet extract: skipped: {problem}", file=sys.stderr)
+    for job in jobs if stage.multi else []:
+        if job.output.exists():  # a multi run never writes the single file
+            print(
+                f"note: {job.output} (one person's, from an earlier run) stays; move it away before "
+                "importing the folder, or its person is imported twice", file=sys.stderr,
+            )  # fmt: skip
     skipped = len(problems)
     for job in jobs:
         try:
@@ -155,7 +164,7 @@ def plan_jobs(source: Path, output: Path, overlay: Path | None) -> list[Job]:
         if not videos:
             raise UsageError(f"no video files in {source} (looked for {', '.join(VIDEO_EXTENSIONS)})")
         for name, path, suffix in (("-o", output, ".npz"), ("--overlay", overlay, ".mp4")):
-            if path is not None and path.suffix.lower() == suffix:
+            if path is not None and path.suffix.lower() == suffix and not path.is_dir():
                 raise UsageError(f"input {source} is a folder, so {name} must be a folder, not {path}")
         return [
             Job(v, output / f"{v.stem}.npz", None if overlay is None else overlay / f"{v.stem}.mp4")
@@ -187,11 +196,6 @@ def check_outputs(
     for job in jobs:
         # a multi run never writes the single file: one of an earlier run is neither refused nor replaced
         output = check_output_file(job.output, [job.video, folder], force or per_person, suffix=".npz")
-        if per_person and output.exists():
-            print(
-                f"note: {output} (one person's, from an earlier run) stays; move it away before "
-                "importing the folder, or its person is imported twice", file=sys.stderr,
-            )  # fmt: skip
         earlier = person_files(output) if per_person else []
         if earlier and not force:
             raise UsageError(f"-o {earlier[0]} already exists; pass --force to replace it")
@@ -324,11 +328,22 @@ class Overlay:
 
     def _open(self, size: tuple[int, int]) -> cv2.VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._size = size
-        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
-        if not writer.isOpened():
-            raise UsageError(f"cannot write overlay video {self.destination}; is its folder writable?")
+        self._size = overlay_size(size)
+        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self._size)
+        if not writer.isOpened():  # a VideoError: a folder run skips this video, not the rest
+            raise VideoError(
+                f"cannot write overlay video {self.destination} ({self._size[0]}x{self._size[1]}); "
+                "is its folder writable?"
+            )
         return writer
+
+
+def overlay_size(size: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) the overlay is written at: the frames' own, shrunk (aspect kept) so that the
+    longer side is at most :data:`OVERLAY_SIDES`' upper end, and each side at least its lower end."""
+    low, high = OVERLAY_SIDES
+    scale = min(1.0, high / max(size))
+    return tuple(max(low, round(side * scale)) for side in size)  # type: ignore[return-value]
 
 
 def _summary(job: Job, sequence: SkeletonSequence, path: Path) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bharnet_ros.tools import UsageError, check_count
-from bharnet_ros.tools.outputs import check_document, output_option
+from bharnet_ros.tools.outputs import check_document, check_shown, output_option
 from bharnet_ros.tools.report_doc import write_section
 
 SECTION = "model-report"
@@ -33,8 +33,6 @@ LARGE_DIFFERENCE = 0.10
 MODULE_OPS = ("convolution", "addmm")  # what module-hook profilers count
 MOST_FRAMES = 1000  # --frames: NTU clips have at most 300; 10**8 would ask for tens of GB
 DEFAULT_OUTPUT = "docs/model.md"  # of the source checkout, whatever the current folder
-# text that would end a section marker or open a comment, a code span, a table cell or a line
-MARKDOWN_BREAKERS = ("<!--", "-->", "`", "|", "\n", "\r")
 
 
 @dataclass(frozen=True)
@@ -113,6 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Measure every config, print the table and update the markdown file."""
     check_count("--frames", args.frames, 4, MOST_FRAMES)
+    if args.no_write and args.output is not None:
+        raise UsageError("--no-write leaves every file alone, so --output would name none; give one of them")
     config_dir = Path(args.config_dir or default_config_dir())
     paths = sorted(config_dir.glob("*.yaml"))
     if not paths:
@@ -165,15 +165,6 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--frames", str(args.frames)]
     parts += ["--output", str(args.output or DEFAULT_OUTPUT)]
     return shlex.join(parts)
-
-
-def check_shown(what: str, text: str, fix: str) -> None:
-    """UsageError where ``text``, written verbatim into the markdown, holds one of
-    :data:`MARKDOWN_BREAKERS`: a config named ``x <!-- model-report:end -->`` ended the generated
-    section early, so the next run refused the file."""
-    found = next((piece for piece in MARKDOWN_BREAKERS if piece in text), None)
-    if found is not None:
-        raise UsageError(f"{what} holds {found!r}, which would break the generated markdown; {fix}")
 
 
 def check_configs(paths: list[Path]) -> None:

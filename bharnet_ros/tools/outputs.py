@@ -117,6 +117,19 @@ def _check_own_files(folder: Path, names: Iterable[str], option: str) -> None:
             )
 
 
+# text that would end a section marker or open a comment, a code span, a table cell or a line
+MARKDOWN_BREAKERS = ("<!--", "-->", "`", "|", "\n", "\r")
+
+
+def check_shown(what: str, text: str, fix: str) -> None:
+    """UsageError where ``text``, written verbatim into the markdown, holds one of
+    :data:`MARKDOWN_BREAKERS`: a config named ``x <!-- model-report:end -->`` ended the generated
+    section early, so the next run refused the file."""
+    found = next((piece for piece in MARKDOWN_BREAKERS if piece in text), None)
+    if found is not None:
+        raise UsageError(f"{what} holds {found!r}, which would break the generated markdown; {fix}")
+
+
 def check_document(
     path: Path, inputs: Iterable[Path | None] = (), option: str = "--out", section: str = ""
 ) -> Path:
@@ -145,6 +158,10 @@ def check_document(
         from bharnet_ros.tools.report_doc import section_span
 
         section_span(text, section, path)
+    if section:  # the section opens with the command that wrote it (report_doc.record_measurement)
+        from bharnet_ros.tools.report_doc import command_line
+
+        check_shown("the command line", command_line(), "give names without it")
     _check_creatable(path, option)
     return path
 

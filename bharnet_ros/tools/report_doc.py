@@ -62,9 +62,12 @@ def record_measurement(path: Path, name: str, body: str) -> None:
     replace_section(path, name, "\n".join(lines))
 
 
+ARGUMENTS: list[str] = []  # what `bharnet` was given (set by cli.main); sys.argv's where empty
+
+
 def command_line() -> str:
     """The command that is running, as a user would type it."""
-    return "bharnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return "bharnet " + " ".join(shlex.quote(a) for a in (ARGUMENTS or sys.argv[1:]))
 
 
 def machine_lines() -> list[str]:

@@ -6,6 +6,8 @@ import argparse
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from bharnet_ros.tools import UsageError
@@ -222,6 +224,32 @@ def test_a_model_that_does_not_load_is_refused_up_front(tmp_path, capsys):
         assert "is not a loadable ONNX model" in one_line_error(
             ["bench", action, "--model", str(junk)], capsys
         )
+
+
+def test_a_command_line_that_would_break_the_generated_markdown_is_refused_before_any_work(
+    tiny_model, tmp_path, capsys
+):
+    """The section opens with the command: a video named with the end marker made a second end
+    marker, and every later run refused the file."""
+    video = tmp_path / "x<!-- bench-pipeline:end -->.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for _ in range(3):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    argv = [
+        "bench",
+        "pipeline",
+        "--model",
+        str(tiny_model),
+        "--video",
+        str(video),
+        "--out",
+        str(tmp_path / "m.md"),
+    ]
+    assert "the command line holds '<!--', which would break the generated markdown" in one_line_error(
+        argv, capsys
+    )
+    assert not (tmp_path / "m.md").exists()
 
 
 def test_a_missing_video_is_refused_up_front(tiny_model, capsys):

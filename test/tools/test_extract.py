@@ -240,6 +240,29 @@ def test_an_overlay_of_a_video_with_an_unwritable_frame_rate_is_written_at_the_f
     capture.release()
 
 
+@pytest.mark.parametrize(("height", "width"), [(100, 8192), (1, 1), (4320, 8192)])
+def test_an_overlay_of_frames_the_writer_cannot_take_at_their_size_is_written_shrunk_or_padded(
+    tmp_path, height, width
+):
+    """The mp4v writer refuses a side of 1 px or of 8192 and more: an 8K video stopped a whole
+    folder run with "is its folder writable?"."""
+    from bharnet_ros.tools.extract import OVERLAY_SIDES, Overlay
+
+    path = tmp_path / "overlay.mp4"
+    overlay = Overlay(path, 10.0)
+    overlay.write(np.zeros((height, width, 3), np.uint8), [], 0.0, show_ids=False)
+    overlay.close()
+    capture = cv2.VideoCapture(str(path))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    assert OVERLAY_SIDES[0] <= min(frame.shape[:2])
+    assert max(frame.shape[:2]) <= OVERLAY_SIDES[1]
+    assert (
+        frame.shape[1] / frame.shape[0] == pytest.approx(width / height, rel=0.05) or min(height, width) < 2
+    )
+
+
 class FakeStage:
     """A pose stage that finds ``persons`` people (ids 0, 1, ...) on every frame, without MediaPipe."""
 
@@ -351,3 +374,37 @@ def test_a_multi_run_neither_needs_force_for_nor_replaces_a_single_runs_file(tmp
     assert (out / "clip.npz").read_text() == "an earlier single-person run's file"
     assert (out / "clip_p0.npz").is_file()
     assert "clip.npz (one person's, from an earlier run) stays" in capsys.readouterr().err
+
+
+def test_a_refused_multi_run_prints_its_one_line_only(tmp_path, monkeypatch, capsys):
+    """The note on an earlier single-person file came before the refusal of the per-person one."""
+    find_persons(monkeypatch, 1)
+    clip = tmp_path / "clip.mp4"
+    write_blank_clip(clip, frames=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "clip.npz").write_text("an earlier single-person run's file")
+    (out / "clip_p0.npz").write_text("an earlier multi run's file")
+    assert main(["extract", str(clip), "-o", str(out), "--backend", "multi"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "clip_p0.npz already exists; pass --force" in err
+
+
+def test_num_poses_without_the_multi_backend_is_refused(tmp_path, capsys):
+    write_blank_clip(tmp_path / "clip.avi", frames=2)
+    assert (
+        main(["extract", str(tmp_path / "clip.avi"), "-o", str(tmp_path / "x.npz"), "--num-poses", "3"]) == 2
+    )
+    assert "--num-poses counts persons for --backend multi" in capsys.readouterr().err
+
+
+def test_an_existing_folder_named_like_a_file_takes_a_folders_outputs(tmp_path, monkeypatch):
+    find_persons(monkeypatch, 1)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_blank_clip(videos / "clip.mp4", frames=2)
+    out = tmp_path / "res.npz"
+    out.mkdir()
+    assert main(["extract", str(videos), "-o", str(out)]) == 0
+    assert (out / "clip.npz").is_file()
