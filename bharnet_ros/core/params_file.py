@@ -11,6 +11,7 @@ import math
 import re
 import sys
 from collections.abc import Mapping
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -62,23 +63,41 @@ def rcl_scalar(text: str) -> Any:
 
 
 def _c_float(text: str) -> Any:
-    """``text`` as C's strtod reads the whole of it, or ``text`` where it is no number or out of range."""
+    """``text`` as C's strtod reads the whole of it, or ``text`` where it is no number or out of
+    range (strtod's ERANGE: beyond the largest float, or below the smallest normal one and inexact)."""
     if special := _C_SPECIAL.fullmatch(text):
         value = math.inf if special.group(2) else math.nan
         return -value if special.group(1) == "-" else value
-    if _C_HEX_FLOAT.fullmatch(text):  # exact, so never out of range below
-        value = float.fromhex(text)
-        return text if math.isinf(value) else value
-    if not _C_DECIMAL.fullmatch(text):
+    hexadecimal = bool(_C_HEX_FLOAT.fullmatch(text))
+    if not hexadecimal and not _C_DECIMAL.fullmatch(text):
         return text
-    value, mantissa = float(text), re.split(r"[eE]", text)[0]
-    underflow = 0 < abs(value) < sys.float_info.min or (value == 0 and mantissa.strip("0.+-"))
-    return text if math.isinf(value) or underflow else value
+    try:
+        value = float.fromhex(text) if hexadecimal else float(text)
+    except OverflowError:  # a hexadecimal one past 2 ** 1024
+        return text
+    mantissa = re.split(r"[pP]" if hexadecimal else r"[eE]", text)[0].lstrip("+-")
+    lost = value == 0 and (mantissa[2:] if hexadecimal else mantissa).strip("0.")
+    if math.isinf(value) or lost:  # out of range either way
+        return text
+    if value and abs(value) < sys.float_info.min:  # subnormal: out of range where digits were lost
+        exact = _hex_fraction(text) if hexadecimal else Fraction(text)
+        return value if Fraction(value) == exact else text
+    return value
+
+
+def _hex_fraction(text: str) -> Fraction:
+    """The exact value of a C hexadecimal float such as ``-0x1.8p-3``."""
+    sign, digits, exponent = re.fullmatch(r"([+-]?)0[xX]([0-9a-fA-F.]+)(?:[pP]([+-]?[0-9]+))?", text).groups()
+    whole, _, fraction = digits.partition(".")
+    mantissa = int((whole or "0") + fraction, 16)
+    value = Fraction(mantissa) * Fraction(2) ** (int(exponent or 0) - 4 * len(fraction))
+    return -value if sign == "-" else value
 
 
 class RclLoader(NoAliasLoader):
-    """Parameter files as rcl reads them: values typed by :func:`rcl_scalar`, keys kept as text,
-    and a name given twice merged (a node's two blocks both apply; of a parameter, the last)."""
+    """Parameter files as rcl reads them: values typed by :func:`rcl_scalar` (whatever their YAML
+    tag but ``!!str``), keys kept as text, arrays of one type, and a name given twice merged (a
+    node's two blocks both apply; of a parameter, :func:`_repeated`)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         merged: dict[str, Any] = {}
@@ -88,24 +107,63 @@ class RclLoader(NoAliasLoader):
                     None, None, "a parameters file's keys are names", key_node.start_mark
                 )
             value = self.construct_object(value_node, deep=True)
-            before = merged.get(key_node.value)
-            both = isinstance(before, dict) and isinstance(value, dict)
-            merged[key_node.value] = _merged(before, value) if both else value
+            merged[key_node.value] = (
+                _repeated(merged[key_node.value], value) if key_node.value in merged else value
+            )
         return merged
+
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list[Any]:
+        values = super().construct_sequence(node, deep=True)
+        if len({type(v) for v in values}) > 1:  # rcl refuses the whole file
+            raise yaml.constructor.ConstructorError(
+                None, None, "an array mixes types (rcl takes arrays of one type)", node.start_mark
+            )
+        return values
+
+    def construct_untagged(self, node: yaml.Node) -> Any:
+        """A scalar by rcl's rules, whatever tag it carries (rcl reads only ``!!str``)."""
+        if isinstance(node, yaml.ScalarNode):
+            return rcl_scalar(self.construct_scalar(node))
+        if isinstance(node, yaml.SequenceNode):
+            return self.construct_sequence(node)
+        return self.construct_mapping(node)
+
+
+def _repeated(before: Any, after: Any) -> Any:
+    """A name's value where the file gives it twice, as rcl merges them: rcl keeps one value per
+    type, a later one of the same type replacing it, and the node takes the first type of
+    :data:`_TYPE_ORDER` that has one (1 then 2.5 is 1; x then 3.0 is 3.0)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return _merged(before, after)
+    return before if _type_rank(before) < _type_rank(after) else after
+
+
+_TYPE_ORDER = (bool, int, float, str)  # then arrays, by the type of their items in the same order
+
+
+def _type_rank(value: Any) -> int:
+    """Where ``value``'s type comes in :data:`_TYPE_ORDER` (arrays after every single value)."""
+    if isinstance(value, list):
+        return len(_TYPE_ORDER) + 1 + (_type_rank(value[0]) if value else len(_TYPE_ORDER))
+    return next(
+        (rank for rank, kind in enumerate(_TYPE_ORDER) if type(value) is kind), 2 * len(_TYPE_ORDER) + 2
+    )
 
 
 def _merged(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """``after`` over ``before``, mappings within both merged too."""
+    """``after`` over ``before`` by :func:`_repeated`, mappings within both merged too."""
     merged = dict(before)
     for key, value in after.items():
-        both = isinstance(merged.get(key), dict) and isinstance(value, dict)
-        merged[key] = _merged(merged[key], value) if both else value
+        merged[key] = _repeated(merged[key], value) if key in merged else value
     return merged
 
 
 RclLoader.yaml_implicit_resolvers = {}
 RclLoader.add_implicit_resolver("!rcl", re.compile(r".*", re.S), None)
-RclLoader.add_constructor("!rcl", lambda loader, node: rcl_scalar(loader.construct_scalar(node)))
+RclLoader.add_constructor("!rcl", RclLoader.construct_untagged)
+for _tag in ("bool", "int", "float", "null", "timestamp", "binary"):
+    RclLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", RclLoader.construct_untagged)
+RclLoader.add_constructor(None, RclLoader.construct_untagged)  # any other tag: rcl ignores it
 
 
 class RclDumper(yaml.SafeDumper):
@@ -142,21 +200,25 @@ def read_params_file(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def _node_entries(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Entries keyed by full node name: a mapping without ``ros__parameters`` whose values are all
-    mappings is a namespace around node entries, as rcl reads it."""
+    """Entries keyed by full node name, as rcl reads them: within a name's mapping, ``ros__parameters``
+    are that node's, and every other mapping a name nested below it (``robot1: {recognizer: ...}``)."""
     entries: dict[str, Any] = {}
+
+    def add(name: str, entry: Any) -> None:
+        entries[name] = _repeated(entries[name], entry) if name in entries else entry
+
     for key, value in data.items():
         name = f"{prefix.rstrip('/')}/{str(key).strip('/')}" if prefix else str(key)
-        nested = (
-            isinstance(value, Mapping)
-            and value
-            and "ros__parameters" not in value
-            and all(isinstance(v, Mapping) for v in value.values())
-        )
-        found = _node_entries(value, name) if nested else {name: value}
-        for full, entry in found.items():
-            both = isinstance(entries.get(full), dict) and isinstance(entry, dict)
-            entries[full] = _merged(entries[full], entry) if both else entry
+        if not isinstance(value, Mapping):
+            add(name, value)
+            continue
+        if "ros__parameters" in value or not value:
+            add(
+                name, {k: v for k, v in value.items() if k == "ros__parameters" or not isinstance(v, Mapping)}
+            )
+        nested = {k: v for k, v in value.items() if k != "ros__parameters" and isinstance(v, Mapping)}
+        for full, entry in _node_entries(nested, name).items():
+            add(full, entry)
     return entries
 
 

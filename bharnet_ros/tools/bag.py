@@ -311,12 +311,11 @@ def run_eval(args: argparse.Namespace) -> int:
 
     The report is written into a staged folder that is moved into place at the end.
     """
-    from bharnet_ros.core.bag_eval import REPORT_FILES, EvalError, evaluate_bag
+    from bharnet_ros.core.bag_eval import CAMERA_TYPES, REPORT_FILES, EvalError, choose_topic, evaluate_bag
     from bharnet_ros.nodes.bag_eval import realtime_replay
     from bharnet_ros.tools.streams import check_params_file
 
     check_number("--rate", args.rate, MIN_REPLAY_RATE, MAX_REPLAY_RATE, "times the recorded speed")
-    check_params_file(args.params_file)
     if args.labels is not None:
         check_input_file(args.labels, "labels file")
     params = Path(args.params_file) if args.params_file else None
@@ -325,6 +324,8 @@ def run_eval(args: argparse.Namespace) -> int:
     replay = realtime_replay(args.rate) if args.realtime else None
     try:
         repair_if_unindexed(args.bag)
+        _, msgtype = choose_topic(args.bag, args.topic)
+        check_params_file(args.params_file, pose=msgtype in CAMERA_TYPES)  # a skeleton bag runs no pose node
         with staged_folder(out) as staged:
             summary = evaluate_bag(
                 args.bag, args.labels, staged, model=args.model, topic=args.topic,

@@ -179,10 +179,10 @@ def check_model(model: Path | None, params_file: str) -> list[str]:
         raise UsageError(f"cannot load the model: {err}") from None
 
 
-def check_params_file(params_file: str) -> None:
-    """The graph parameters file (empty: the shipped one) parses and its pose and recognizer values
-    are ones the nodes take (the deterministic mode has no rclpy to refuse a type or range that the
-    real-time mode's nodes would), checked before any work."""
+def check_params_file(params_file: str, pose: bool = True) -> None:
+    """The graph parameters file (empty: the shipped one) parses and its recognizer values, and
+    with ``pose`` (camera bags) its pose values, are ones the nodes take (the deterministic mode has
+    no rclpy to refuse a type or range that the real-time mode's nodes would), checked before any work."""
     from bharnet_ros.core.params_file import (
         ParamsFileError,
         read_params_file,
@@ -195,7 +195,7 @@ def check_params_file(params_file: str) -> None:
     try:
         data = read_params_file(params_file)
         recognizer_parameters(data)
-        for node, module in (("recognizer", recognizer_node), ("pose", pose_node)):
+        for node, module in (("recognizer", recognizer_node), ("pose", pose_node))[: 1 + pose]:
             if problem := file_parameters_problem(module.PARAMS, root_parameters(data, node), node):
                 raise ParamsFileError(f"the {node} node's {problem}")
     except ParamsFileError as err:

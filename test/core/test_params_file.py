@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bharnet_ros.core.params_file import dump_params_file, node_parameters, read_params_file
+from bharnet_ros.core.params_file import ParamsFileError, dump_params_file, node_parameters, read_params_file
 
 VALUES = [
     *("y n Y N yes No ON off true FALSE yEs oN tRue".split()),
@@ -16,6 +16,8 @@ VALUES = [
     *("0x1p3 -0x1p3 0x1.8 1e400 -1e400 1e-310 1e-400 1.8e308 1.7976931348623157e308".split()),
     *("9223372036854775807 9223372036854775808 -9223372036854775808 -9223372036854775809".split()),
     *("0x7FFFFFFFFFFFFFFF 0x8000000000000000 ~ null 1:30 2001-12-14 yes!".split()),
+    *("0x1p1024 0x1p-1074 0x1.8p-1075 0x1p-99999 1e-99999 -0x0p9 0x.0".split()),
+    *("!!bool n|!!float 1|!!int 1.5|!!null 3".split("|")),
     "'5'",
     '"yes"',
     "'010'",
@@ -75,6 +77,39 @@ def test_nested_namespaces_and_repeated_blocks_apply_as_in_rcl(tmp_path):
             path, "recognizer", "/" + namespace
         )
     assert node_parameters(data, "recognizer", "robot1") == {"a": 6, "b": 2, "c": 1, "d": 4, "e": 7}
+
+
+def test_a_namespace_with_parameters_of_its_own_keeps_the_nodes_below_it(tmp_path):
+    path = tmp_path / "both.yaml"
+    path.write_text(
+        "/**:\n  ros__parameters: {a: 1}\n  recognizer:\n    ros__parameters: {b: 2}\n"
+        "robot1:\n  ros__parameters: {c: 3}\n  recognizer:\n    ros__parameters: {d: 4}\n"
+    )
+    data = read_params_file(path)
+    for namespace in ("", "robot1"):
+        assert node_parameters(data, "recognizer", namespace) == rcl_parameters(
+            path, "recognizer", "/" + namespace
+        )
+
+
+def test_a_parameter_given_twice_takes_the_value_rcl_takes(tmp_path):
+    """rcl keeps one value per type and the node reads bool, then int, float, text and arrays."""
+    values = ["1", "2.5", "x", "3.0", "true", "[1, 2]", "[x]", "2"]
+    path = tmp_path / "twice.yaml"
+    lines = [f"p{i}_{j}: {a}\n    p{i}_{j}: {b}" for i, a in enumerate(values) for j, b in enumerate(values)]
+    path.write_text("/**/recognizer:\n  ros__parameters:\n    " + "\n    ".join(lines) + "\n")
+    assert node_parameters(read_params_file(path), "recognizer") == rcl_parameters(path, "recognizer")
+    path.write_text(
+        "/**/recognizer:\n  ros__parameters: {a: x}\n/**/recognizer:\n  ros__parameters: {a: 2.5}\n"
+    )
+    assert node_parameters(read_params_file(path), "recognizer") == rcl_parameters(path, "recognizer")
+
+
+def test_an_array_of_mixed_types_is_refused_as_rcl_refuses_it(tmp_path):
+    path = tmp_path / "mixed.yaml"
+    path.write_text("/**/recognizer:\n  ros__parameters:\n    a: [1, 2.0]\n")
+    with pytest.raises(ParamsFileError, match="an array mixes types"):
+        read_params_file(path)
 
 
 @pytest.mark.parametrize("text", ["n", "yes", "010", "1e5", ".nan", "0x1F", "true", "plain", ""])

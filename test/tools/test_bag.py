@@ -578,15 +578,15 @@ def test_eval_report_folder_needs_force_and_keeps_other_files(tmp_path, tiny_mod
             "the recognizer node's person_timeout must be from 0.05 to 60, not 120.0",
         ),
         (
-            b"/**/pose:\n  ros__parameters:\n    num_poses: two\n",
-            "the pose node's num_poses must be a whole number, not 'two'",
+            b"/**/recognizer:\n  ros__parameters:\n    autostart: 'no'\n",
+            "the recognizer node's autostart must be true or false, not 'no'",
         ),
         (  # the deterministic mode dropped it; the real-time one waited for bodies and said nothing
             b"/**/recognizer:\n  ros__parameters:\n    body_topic: /tracker/bodies\n",
             "body_topic ('/tracker/bodies') pairs bodies from a second topic",
         ),
     ],
-    ids=["binary", "alias", "int_for_float", "range", "text_for_int", "body_topic"],
+    ids=["binary", "alias", "int_for_float", "range", "text_for_bool", "body_topic"],
 )
 def test_eval_with_a_parameters_file_it_cannot_read_is_one_line(
     tmp_path, tiny_model, capsys, content, message
@@ -599,6 +599,20 @@ def test_eval_with_a_parameters_file_it_cannot_read_is_one_line(
     assert main([*argv, "--params-file", str(params)]) == 2
     assert message in one_line_error(capsys)
     assert not (tmp_path / "report").exists()
+
+
+def test_eval_of_a_skeleton_bag_leaves_the_pose_section_alone(tmp_path, tiny_model):
+    """A skeleton bag runs no pose node: a robot's file with its pose section under a namespace,
+    or with a value the pose node would refuse, was refused for it."""
+    skeleton_bag = tmp_path / "skeleton_bag"
+    scripted_skeleton_bag(skeleton_bag)
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "/**/recognizer:\n  ros__parameters: {window_seconds: 2.0}\n"
+        "/robot1/pose:\n  ros__parameters: {backend: multi}\n/**/pose:\n  ros__parameters: {num_poses: two}\n"
+    )
+    argv = ["bag", "eval", str(skeleton_bag), "--out", str(tmp_path / "report"), "--model", str(tiny_model)]
+    assert main([*argv, "--params-file", str(params)]) == 0
 
 
 def write_tiny_video(path: Path, frames: int = 3) -> Path:
