@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _classes(text: str | None) -> list[str]:
-    if not text:
+    if text is None:  # an empty --classes (an unset variable) names none, as "," does
         return list(synth.CLASS_NAMES)
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in synth.CLASS_NAMES]

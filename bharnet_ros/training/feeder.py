@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -139,11 +140,30 @@ EVAL_COVER = 0.8  # evaluation windows overlap the clip (or the window) by at le
 LATERAL = {"left": "right", "right": "left"}
 
 
+def lateral_key(name: str) -> str:
+    """A class name lower-cased without separators: ``TurnLeft``, ``TURNLEFT``, ``turn_left`` and
+    ``turn.left`` are all ``turnleft``, so a ``left`` inside it is found however it is written."""
+    return "".join(name_words(name))
+
+
+def is_lateral(name: str) -> bool:
+    """Whether a class name holds ``left`` or ``right`` (``swipe_left2``, ``lefthand_raise`` too):
+    such a class mirrored is another gesture. A name such as ``upright`` counts as well, and is
+    then never mirrored, which costs augmentation, not labels."""
+    key = lateral_key(name)
+    return "left" in key or "right" in key
+
+
+def _swapped(key: str) -> str:
+    return re.sub("left|right", lambda found: LATERAL[found.group()], key)
+
+
 def mirror_label_map(class_names: list[str], pairs: Any = "auto", never: tuple[str, ...] = ()) -> np.ndarray:
     """(K,) the class each class becomes when mirrored, -1 where a class is never mirrored.
 
-    ``auto`` pairs classes whose names differ only by a ``left``/``right`` word (``left`` and
-    ``right``; ``point_left`` and ``point_right``); a class with such a word and no twin in the
+    ``auto`` pairs classes whose names differ only by ``left``/``right`` (``left`` and ``right``;
+    ``point_left`` and ``point_right``; ``TURNLEFT`` and ``TURNRIGHT``); a lateral class
+    (:func:`is_lateral`) with no twin in the
     vocabulary is never mirrored, since its mirror image is a gesture the model does not know.
     Explicit ``pairs`` replace the automatic ones (a class named by a ``left``/``right`` word that
     they do not pair is never mirrored: it would be trained as its own mirror image); ``never``
@@ -152,11 +172,12 @@ def mirror_label_map(class_names: list[str], pairs: Any = "auto", never: tuple[s
     index = {name: i for i, name in enumerate(class_names)}
     target = np.arange(len(class_names), dtype=np.int64)
     if pairs == "auto":
-        by_words = {name_words(name): i for name, i in index.items()}
+        by_key: dict[str, int] = {}
         for name, i in index.items():
-            words = name_words(name)
-            if any(word in LATERAL for word in words):
-                target[i] = by_words.get(tuple(LATERAL.get(word, word) for word in words), -1)
+            by_key.setdefault(lateral_key(name), i)
+        for name, i in index.items():
+            if is_lateral(name):
+                target[i] = by_key.get(_swapped(lateral_key(name)), -1)
     else:
         paired: set[str] = set()
         for first, second in pairs:
@@ -170,7 +191,7 @@ def mirror_label_map(class_names: list[str], pairs: Any = "auto", never: tuple[s
             paired |= {first, second}
             target[index[first]], target[index[second]] = index[second], index[first]
         for name, i in index.items():
-            if name not in paired and any(word in LATERAL for word in name_words(name)):
+            if name not in paired and is_lateral(name):
                 target[i] = -1
     for name in never:
         if name not in index:

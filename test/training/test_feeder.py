@@ -351,6 +351,23 @@ def test_lateral_names_pair_whatever_their_case_and_separators():
     assert mirror_label_map(["turn.left", "turn.right", "point(left)"]).tolist() == [1, 0, -1]
 
 
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["TURNLEFT", "TURNRIGHT"],
+        ["turnleft", "turnright"],
+        ["swipe_left2", "swipe_right2"],
+        ["lefthand_raise", "righthand_raise"],
+    ],
+)
+def test_left_and_right_inside_a_word_pair_too(names):
+    """Not a word of its own, the pair was mirrored under its own labels (trained to confuse them)
+    and test-time mirroring averaged each with its own mirror image, a tie."""
+    assert mirror_label_map([*names, "wave"]).tolist() == [1, 0, 2]
+    assert mirror_label_map([names[0], "wave"]).tolist() == [-1, 1]  # no twin: never mirrored
+    assert mirror_label_map([*names, "wave"], []).tolist() == [-1, -1, 2]
+
+
 def test_names_told_apart_by_a_symbol_are_two_gestures():
     """volume+ and volume- were one gesture by their words once every symbol parted words."""
     from bharnet_ros.training.classes import same_words

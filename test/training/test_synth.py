@@ -335,6 +335,7 @@ def test_cli_writes_a_labelled_set(tmp_path, capsys):
         (["--seed", "-1"], "--seed"),
         (["--classes", "jump"], "unknown class"),
         (["--classes", ","], "--classes ',' names no class; choose from"),
+        (["--classes", ""], "--classes '' names no class; choose from"),  # an unset variable: all 14
         (["--preview", "x.jpg"], ".png"),
         (["--per-class", "100000000"], "--per-class must be a whole number from 1 to 10000, got 100000000"),
         (["--classes", "wave,ok_sign,wave"], "--classes names wave more than once; give each class once"),
