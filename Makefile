@@ -21,6 +21,7 @@ setup: $(VENV)/.installed
 check-system:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (apt-get install python3.11 python3.11-venv python3.11-dev)"; exit 1; }
 	@command -v cmake >/dev/null && command -v g++ >/dev/null || { echo "error: cmake and g++ are needed to build msg/; run: apt-get install cmake g++"; exit 1; }
+	@$(PYTHON) -c "import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" || { echo "error: the messages are built against Python's headers (Python.h); run: apt-get install python3.11-dev"; exit 1; }
 	@/sbin/ldconfig -p | grep -q 'libGL\.so\.1' && /sbin/ldconfig -p | grep -q 'libgthread-2\.0\.so\.0' || { echo "error: OpenCV (from MediaPipe) needs libGL and GLib; run: apt-get install libgl1 libglib2.0-0"; exit 1; }
 
 $(VENV)/.dependencies: requirements.lock | check-system

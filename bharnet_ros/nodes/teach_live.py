@@ -136,3 +136,28 @@ def live_skeletons(topic: str = SKELETON_TOPIC, wait: float = 10.0) -> Iterator[
         finally:
             executor.shutdown(timeout_sec=5)
             thread.join(timeout=5)
+
+
+SWAP_ANSWER_SECONDS = 120.0  # the recognizer checks a model in a child process before it answers
+
+
+def set_model(model: str, node_name: str = "/recognizer", wait: float = 10.0) -> tuple[bool, str]:
+    """Set ``model`` on the running recognizer as ``ros2 param set`` does (the hot swap, for a venv
+    without the ROS 2 command line): whether it took the model, and its reason where it did not.
+    RuntimeError when no node of that name answers within ``wait`` seconds."""
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+
+    with private_node("bharnet_teach_swap") as (node, executor):
+        client = AsyncParameterClient(node, node_name)
+        if not client.wait_for_services(timeout_sec=wait):
+            raise RuntimeError(
+                f"no node {node_name} answered within {wait:g} s: start the graph first (bharnet run, or "
+                "ros2 launch bharnet_ros ...), or name the recognizer with --node"
+            )
+        future = client.set_parameters([Parameter("model", value=model)])
+        executor.spin_until_future_complete(future, timeout_sec=SWAP_ANSWER_SECONDS)
+        if not future.done():
+            raise RuntimeError(f"{node_name} did not answer within {SWAP_ANSWER_SECONDS:g} s")
+        result = future.result().results[0]
+        return result.successful, result.reason

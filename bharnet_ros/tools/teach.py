@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bharnet_ros.tools import UsageError, check_count, check_seed
+from bharnet_ros.tools import UsageError, check_count, check_number, check_seed
 from bharnet_ros.tools.outputs import (
     atomic_file,
     check_output_file,
@@ -64,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_record(actions.add_parser("record", help="record takes of new gestures (live, video or bag)"))
     _add_train(actions.add_parser("train", help="add the recorded gestures to the model and export it"))
     _add_curve(actions.add_parser("curve", help="measure the learning curve on real people"))
+    _add_swap(actions.add_parser("swap", help="load a model into the running recognizer (hot swap)"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +85,39 @@ def counts(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give positive whole numbers such as 1,3,5")
     return values
+
+
+# --------------------------------------------------------------------------------------------------
+# swap
+# --------------------------------------------------------------------------------------------------
+
+
+def _add_swap(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="the exported model (.onnx) to load")
+    parser.add_argument(
+        "--node", default="/recognizer", help="the recognizer's full name (default /recognizer)"
+    )
+    parser.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the node (default 10)")
+    parser.set_defaults(teach_run=run_swap)
+
+
+def run_swap(args: argparse.Namespace) -> int:
+    """``ros2 param set <node> model <file>`` for a venv without the ROS 2 command line: the node
+    checks the file and answers; a model it refuses leaves the old one running."""
+    from bharnet_ros.nodes.teach_live import set_model
+    from bharnet_ros.tools.bag import check_input_file
+
+    check_number("--wait", args.wait, 0.1, 600.0, "seconds")
+    check_input_file(args.model, "model")
+    path = str(args.model.resolve())  # the node may run in another folder
+    try:
+        took, reason = set_model(path, args.node, args.wait)
+    except RuntimeError as err:
+        raise UsageError(str(err)) from None
+    if not took:
+        raise UsageError(f"{args.node} refused {path}: {reason}")
+    print(f"{args.node} now runs {path}")
+    return 0
 
 
 # --------------------------------------------------------------------------------------------------

@@ -287,3 +287,29 @@ def test_takes_follow_the_recognizers_frame_rules(ros, wait):
     [kept] = source.record(1.0)
     assert kept.timestamp == 1000.0
     assert source.bad_messages == 2
+
+
+def test_teach_swap_sets_the_running_recognizers_model_as_ros2_param_set_does(
+    ros, wait, tiny_model, tmp_path, capsys
+):
+    """The venv has no `ros2` command line: the README's hot swap step needs one of ours."""
+    import shutil
+
+    from rclpy.parameter import Parameter
+
+    from bharnet_ros.cli import main
+    from bharnet_ros.nodes.recognizer_node import RecognizerNode
+
+    recognizer = ros.add(RecognizerNode, parameter_overrides=[Parameter("model", value=str(tiny_model))])
+    assert wait(lambda: recognizer.recognizer is not None)
+    copy = shutil.copy(tiny_model, tmp_path / "copy.onnx")
+    assert main(["teach", "swap", str(copy), "--wait", "20"]) == 0
+    assert capsys.readouterr().out.strip() == f"/recognizer now runs {copy}"
+    assert recognizer.get_parameter("model").value == str(copy)
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    assert main(["teach", "swap", str(broken), "--wait", "20"]) == 2
+    assert f"/recognizer refused {broken}: " in capsys.readouterr().err
+    assert recognizer.get_parameter("model").value == str(copy)  # the old one keeps running
+    assert main(["teach", "swap", str(copy), "--node", "/nobody", "--wait", "1"]) == 2
+    assert "no node /nobody answered within 1 s" in capsys.readouterr().err
