@@ -362,14 +362,20 @@ def test_an_earlier_per_person_file_that_is_a_pipe_is_refused_even_with_force(tm
         check_outputs([Job(video, tmp_path / "y.npz", None)], force=True, per_person=True)
 
 
-def test_a_multi_run_neither_needs_force_for_nor_replaces_a_single_runs_file(tmp_path, monkeypatch, capsys):
-    """It never writes clip.npz: --force was demanded for it, and then it stayed all the same."""
+def single_runs_file(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    """A clip, and an output folder holding a single-person run's clip.npz; one person found."""
     find_persons(monkeypatch, 1)
     clip = tmp_path / "clip.mp4"
     write_blank_clip(clip, frames=2)
     out = tmp_path / "out"
     out.mkdir()
     (out / "clip.npz").write_text("an earlier single-person run's file")
+    return clip, out
+
+
+def test_a_multi_run_neither_needs_force_for_nor_replaces_a_single_runs_file(tmp_path, monkeypatch, capsys):
+    """It never writes clip.npz: --force was demanded for it, and then it stayed all the same."""
+    clip, out = single_runs_file(tmp_path, monkeypatch)
     assert main(["extract", str(clip), "-o", str(out), "--backend", "multi"]) == 0
     assert (out / "clip.npz").read_text() == "an earlier single-person run's file"
     assert (out / "clip_p0.npz").is_file()
@@ -378,12 +384,7 @@ def test_a_multi_run_neither_needs_force_for_nor_replaces_a_single_runs_file(tmp
 
 def test_a_refused_multi_run_prints_its_one_line_only(tmp_path, monkeypatch, capsys):
     """The note on an earlier single-person file came before the refusal of the per-person one."""
-    find_persons(monkeypatch, 1)
-    clip = tmp_path / "clip.mp4"
-    write_blank_clip(clip, frames=2)
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "clip.npz").write_text("an earlier single-person run's file")
+    clip, out = single_runs_file(tmp_path, monkeypatch)
     (out / "clip_p0.npz").write_text("an earlier multi run's file")
     assert main(["extract", str(clip), "-o", str(out), "--backend", "multi"]) == 2
     err = capsys.readouterr().err
