@@ -104,8 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     from bharnet_ros.tools import UsageError
 
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(argv)
-    args = parse_arguments(parser, argv)
+    try:  # building the parser imports the command's modules: a Ctrl-C may come meanwhile
+        parser = build_parser(argv)
+        args = parse_arguments(parser, argv)
+    except KeyboardInterrupt:
+        print(f"bharnet {argv[0] if argv else ''}: interrupted".replace("  ", " "), file=sys.stderr)
+        return 130
     if not hasattr(args, "run"):
         parser.print_help()
         return 2

@@ -86,3 +86,16 @@ def test_an_empty_output_option_is_refused_not_read_as_the_current_folder(
     assert stop.value.code == 2
     assert "is empty; give a file or folder name" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_ctrl_c_while_the_command_is_being_set_up_is_one_line_and_exit_130(monkeypatch, capsys):
+    """Building the parser imports the command's modules (numpy, the nodes' graph): a Ctrl-C in
+    the first moments of `bharnet run` came out as a traceback."""
+    from bharnet_ros import cli
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["run", "--video", "clip.mp4"]) == 130
+    assert capsys.readouterr().err == "bharnet run: interrupted\n"

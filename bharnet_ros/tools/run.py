@@ -126,7 +126,13 @@ def check_names(camera_topic: str, namespace: str) -> None:
             "that do not start with a digit, e.g. robot1 or /lab/robot1"
         )
     within = "/" + namespace.strip("/")
-    for name in (camera_topic, LONGEST_NAME):  # rcl limits a whole name to 247 characters
+    # rcl limits a whole name to 247 characters; with compressed: true the pose node reads /compressed
+    for name in (camera_topic, LONGEST_NAME, f"{camera_topic.rstrip('/')}/compressed"):
+        if topic_name_problem(name, "node", within) and within == "/":
+            raise UsageError(
+                f"--camera-topic is too long: {name}, which the pose node reads with compressed: true, "
+                "is no valid name (rcl takes 247 characters); shorten it"
+            )
         if topic_name_problem(name, "node", within):
             raise UsageError(
                 f"--namespace is too long: {name} under it is no valid name ({len(within)} characters "

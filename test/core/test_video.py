@@ -256,6 +256,19 @@ def test_a_timer_with_jitter_gives_one_frame_per_tick():
     assert set(counts[1:]) == {1}
 
 
+def test_frames_after_a_late_first_tick_stay_one_period_apart():
+    """Anchored on a first tick 20 ms late, later ticks on time were "early": each stamp was cut
+    to its tick, so the stamps followed the timer's jitter (80, 105, 95, 120 ms apart)."""
+    pacer = video.FramePacer(10.0)
+    ticks = [20, 100, 205, 300, 430, 500, 610, 700, 810, 900]  # ms: late first, then late or on time
+    stamps = [stamp for tick in ticks for stamp in pacer.due(10**9 + tick * 10**6)]
+    assert len(stamps) == len(ticks)
+    assert all(stamp <= 10**9 + tick * 10**6 for stamp, tick in zip(stamps, ticks, strict=True))
+    assert np.diff(stamps)[1:].tolist() == [100_000_000] * (len(ticks) - 2)
+    early = [stamp for tick in (995, 1100, 1210) for stamp in pacer.due(10**9 + tick * 10**6)]
+    assert np.diff(early).tolist() == [100_000_000] * 2  # a tick 5 ms early moves the schedule once
+
+
 def test_a_clock_gone_back_or_far_ahead_starts_the_schedule_again():
     pacer = video.FramePacer(30.0)
     pacer.due(100 * 10**9)

@@ -51,6 +51,10 @@ def write_clip(path, frames: int) -> str:
         ("namespace_long", "--namespace is too long: camera/image_raw under it"),
         ("namespace_long_service", "--namespace is too long: video_source/set_parameters_atomically"),
         ("namespace_long_topic", "--namespace is too long: camera/ccc"),
+        (
+            "camera_topic_compressed_long",
+            "--camera-topic is too long: /aaaa",
+        ),  # the pose node failed for good
         ("model", "--model: "),
         ("duration", "--duration nan is out of range"),
         ("newline_video", "--video {tmp}/nl\\nname.avi: the name holds a line break"),
@@ -89,6 +93,7 @@ def test_unusable_options_are_one_line_before_the_graph_starts(tmp_path, capsys,
         "namespace_long": ["--namespace", "a" * 232],  # rclpy's exception came out as a traceback
         "namespace_long_service": ["--namespace", "a" * 220],
         "namespace_long_topic": ["--namespace", "a" * 180, "--camera-topic", "camera/" + "c" * 80],
+        "camera_topic_compressed_long": ["--camera-topic", "/" + "a" * 240],
         "model": ["--model", str(csv)],
         "duration": ["--duration", "nan"],
         "newline_video": ["--video", write_clip(tmp_path / "nl\nname.avi", 3)],  # rcl's YAML read a space
