@@ -121,9 +121,18 @@ class RclLoader(NoAliasLoader):
         return values
 
     def construct_untagged(self, node: yaml.Node) -> Any:
-        """A scalar by rcl's rules, whatever tag it carries (rcl reads only ``!!str``)."""
+        """A scalar by rcl's rules, whatever tag it carries (rcl reads only ``!!str``); an empty
+        one is refused, as rcl refuses the file ("no value")."""
         if isinstance(node, yaml.ScalarNode):
-            return rcl_scalar(self.construct_scalar(node))
+            value = rcl_scalar(self.construct_scalar(node))
+            if value is None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    "no value (rcl refuses the file; write the value, or quote '' for text)",
+                    node.start_mark,
+                )
+            return value
         if isinstance(node, yaml.SequenceNode):
             return self.construct_sequence(node)
         return self.construct_mapping(node)
@@ -200,25 +209,31 @@ def read_params_file(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def _node_entries(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Entries keyed by full node name, as rcl reads them: within a name's mapping, ``ros__parameters``
-    are that node's, and every other mapping a name nested below it (``robot1: {recognizer: ...}``)."""
+    """Entries keyed by full node name, in the order rcl ranks them (where each first appears):
+    within a name's mapping, ``ros__parameters`` are that node's, and every other mapping a name
+    nested below it (``robot1: {recognizer: ...}``). ParamsFileError for a nested name holding
+    ``/``, which rcl reads otherwise than it looks (the names after it stay below its first part)."""
     entries: dict[str, Any] = {}
 
     def add(name: str, entry: Any) -> None:
         entries[name] = _repeated(entries[name], entry) if name in entries else entry
 
     for key, value in data.items():
+        if prefix and "/" in str(key).strip("/"):
+            raise ParamsFileError(
+                f"the name {key!r} nested under {prefix!r} holds '/', which rcl reads otherwise than it "
+                "looks; nest each part on its own, or give the node's full name at the top level"
+            )
         name = f"{prefix.rstrip('/')}/{str(key).strip('/')}" if prefix else str(key)
-        if not isinstance(value, Mapping):
+        if not isinstance(value, Mapping) or not value:
             add(name, value)
             continue
-        if "ros__parameters" in value or not value:
-            add(
-                name, {k: v for k, v in value.items() if k == "ros__parameters" or not isinstance(v, Mapping)}
-            )
-        nested = {k: v for k, v in value.items() if k != "ros__parameters" and isinstance(v, Mapping)}
-        for full, entry in _node_entries(nested, name).items():
-            add(full, entry)
+        for inner, item in value.items():
+            if inner == "ros__parameters" or not isinstance(item, Mapping):
+                add(name, {inner: item})
+            else:
+                for full, entry in _node_entries({inner: item}, name).items():
+                    add(full, entry)
     return entries
 
 

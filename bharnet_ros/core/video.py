@@ -259,9 +259,10 @@ class FramePacer:
         due = math.floor((now - self.anchor) / self.period + 0.5) + 1 - self.count
         if due > self.most_due:
             self.anchor, self.count, due = now, 0, 1
-        if due > 0 and (early := self.anchor + round((self.count + due - 1) * self.period) - now) > 0:
-            self.anchor -= early  # the tick came before its frame's time: the schedule moves, not one stamp
-        stamps = [self.anchor + round((self.count + i) * self.period) for i in range(due)]
+        early = self.anchor + round((self.count + due - 1) * self.period) - now
+        if due > 0 and early > 0 and self.count == 1:  # the first tick was late: the schedule moves
+            self.anchor -= early  # once; moved at every early tick, it ran ahead of the file's rate
+        stamps = [min(self.anchor + round((self.count + i) * self.period), now) for i in range(due)]
         self.count += len(stamps)
         self.last = stamps[-1] if stamps else self.last
         return stamps

@@ -126,17 +126,19 @@ def check_names(camera_topic: str, namespace: str) -> None:
             "that do not start with a digit, e.g. robot1 or /lab/robot1"
         )
     within = "/" + namespace.strip("/")
-    # rcl limits a whole name to 247 characters; with compressed: true the pose node reads /compressed
-    for name in (camera_topic, LONGEST_NAME, f"{camera_topic.rstrip('/')}/compressed"):
-        if topic_name_problem(name, "node", within) and within == "/":
-            raise UsageError(
-                f"--camera-topic is too long: {name}, which the pose node reads with compressed: true, "
-                "is no valid name (rcl takes 247 characters); shorten it"
-            )
+    # rcl limits a whole name to 247 characters: the graph's longest under the namespace, and the
+    # camera topic's (with compressed: true the pose node reads its /compressed twin)
+    if topic_name_problem(LONGEST_NAME, "node", within):
+        raise UsageError(
+            f"--namespace is too long: {LONGEST_NAME} under it is no valid name ({len(within)} characters "
+            "leave too few for the graph's names); shorten it"
+        )
+    for name in (camera_topic, f"{camera_topic.rstrip('/')}/compressed"):
         if topic_name_problem(name, "node", within):
+            under = f" under --namespace {within}" if within != "/" and not name.startswith("/") else ""
             raise UsageError(
-                f"--namespace is too long: {name} under it is no valid name ({len(within)} characters "
-                "leave too few for the graph's names); shorten it"
+                f"--camera-topic is too long: {name}{under}, which the pose node reads (with compressed: "
+                f"true, the /compressed one), is no valid name (rcl takes 247 characters); shorten it"
             )
 
 

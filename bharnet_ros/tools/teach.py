@@ -109,15 +109,32 @@ def run_swap(args: argparse.Namespace) -> int:
 
     check_number("--wait", args.wait, 0.1, 600.0, "seconds")
     check_input_file(args.model, "model")
+    node = full_node_name(args.node)
     path = str(args.model.resolve())  # the node may run in another folder
     try:
-        took, reason = set_model(path, args.node, args.wait)
+        took, reason = set_model(path, node, args.wait)
     except RuntimeError as err:
         raise UsageError(str(err)) from None
     if not took:
-        raise UsageError(f"{args.node} refused {path}: {reason}")
-    print(f"{args.node} now runs {path}")
+        raise UsageError(f"{node} refused {path}: {reason}")
+    print(f"{node} now runs {path}")
     return 0
+
+
+def full_node_name(text: str) -> str:
+    """``--node`` as a full node name (``recognizer`` is ``/recognizer``); UsageError for a name no
+    node can have (rclpy raised on it, a traceback)."""
+    from rclpy.validate_namespace import validate_namespace
+    from rclpy.validate_node_name import validate_node_name
+
+    namespace, _, base = text.strip().rstrip("/").rpartition("/")
+    try:
+        validate_namespace(namespace or "/")
+        validate_node_name(base)
+    except Exception as err:  # rclpy's InvalidNodeNameException, InvalidNamespaceException
+        reason = str(err).splitlines()[0].rstrip(": ")
+        raise UsageError(f"--node {text!r} names no node ({reason}); give one such as /recognizer") from None
+    return f"{namespace.rstrip('/')}/{base}"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -105,6 +105,37 @@ def test_a_parameter_given_twice_takes_the_value_rcl_takes(tmp_path):
     assert node_parameters(read_params_file(path), "recognizer") == rcl_parameters(path, "recognizer")
 
 
+def test_entries_rank_where_they_first_appear_as_in_rcl(tmp_path):
+    """The parent's own parameters came first whatever the file's order: a nested node's value
+    won where rcl gives the parent's."""
+    path = tmp_path / "order.yaml"
+    path.write_text(
+        "/**:\n  recognizer:\n    ros__parameters: {smoothing: 0.5, c: 1}\n"
+        "/**:\n  ros__parameters: {smoothing: 1.0}\n"
+        "robot1: {recognizer: {ros__parameters: {c: 1}}, ros__parameters: {c: 2}}\n"
+    )
+    data = read_params_file(path)
+    for namespace in ("", "robot1"):
+        assert node_parameters(data, "recognizer", namespace) == rcl_parameters(
+            path, "recognizer", "/" + namespace
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("/**:\n  cam/pose:\n    ros__parameters: {num_poses: 2}\n", "nested under '/\\*\\*' holds '/'"),
+        ("/**/recognizer:\n  ros__parameters:\n    model:\n", "no value"),
+        ("/**/recognizer:\n  ros__parameters:\n", "no value"),
+    ],
+)
+def test_files_rcl_refuses_or_reads_otherwise_than_they_look_are_refused(tmp_path, text, message):
+    path = tmp_path / "odd.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsFileError, match=message):
+        read_params_file(path)
+
+
 def test_an_array_of_mixed_types_is_refused_as_rcl_refuses_it(tmp_path):
     path = tmp_path / "mixed.yaml"
     path.write_text("/**/recognizer:\n  ros__parameters:\n    a: [1, 2.0]\n")

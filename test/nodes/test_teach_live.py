@@ -313,3 +313,6 @@ def test_teach_swap_sets_the_running_recognizers_model_as_ros2_param_set_does(
     assert recognizer.get_parameter("model").value == str(copy)  # the old one keeps running
     assert main(["teach", "swap", str(copy), "--node", "/nobody", "--wait", "1"]) == 2
     assert "no node /nobody answered within 1 s" in capsys.readouterr().err
+    for odd in ("/recognizer//x", "a b", "1abc", "~"):  # rclpy raised on these: a traceback
+        assert main(["teach", "swap", str(copy), "--node", odd]) == 2
+        assert f"--node {odd!r} names no node" in capsys.readouterr().err

@@ -48,9 +48,9 @@ def write_clip(path, frames: int) -> str:
         ("params_multi_tracking", "the pose node's min_tracking_confidence must be above 0 for the multi"),
         ("namespace", "--namespace 'a b' is invalid"),
         ("namespace_digit", "--namespace 'robot/1a' is invalid"),
-        ("namespace_long", "--namespace is too long: camera/image_raw under it"),
+        ("namespace_long", "--namespace is too long: video_source/set_parameters_atomically under it"),
         ("namespace_long_service", "--namespace is too long: video_source/set_parameters_atomically"),
-        ("namespace_long_topic", "--namespace is too long: camera/ccc"),
+        ("namespace_long_topic", "--camera-topic is too long: camera/ccc"),
         (
             "camera_topic_compressed_long",
             "--camera-topic is too long: /aaaa",
