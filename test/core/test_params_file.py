@@ -71,12 +71,14 @@ def test_nested_namespaces_and_repeated_blocks_apply_as_in_rcl(tmp_path):
         "/**/recognizer:\n  ros__parameters: {a: 5, a: 6}\n"
         "/**/recognizer:\n  ros__parameters: {e: 7}\n"
     )
-    data = read_params_file(path)
-    for namespace in ("", "robot1", "a/b"):
-        assert node_parameters(data, "recognizer", namespace) == rcl_parameters(
-            path, "recognizer", "/" + namespace
-        )
-    assert node_parameters(data, "recognizer", "robot1") == {"a": 6, "b": 2, "c": 1, "d": 4, "e": 7}
+    assert_read_as_rcl_reads_it(path, ("", "robot1", "a/b"))
+    assert node_parameters(read_params_file(path), "recognizer", "robot1") == {
+        "a": 6,
+        "b": 2,
+        "c": 1,
+        "d": 4,
+        "e": 7,
+    }
 
 
 def test_a_namespace_with_parameters_of_its_own_keeps_the_nodes_below_it(tmp_path):
@@ -85,8 +87,13 @@ def test_a_namespace_with_parameters_of_its_own_keeps_the_nodes_below_it(tmp_pat
         "/**:\n  ros__parameters: {a: 1}\n  recognizer:\n    ros__parameters: {b: 2}\n"
         "robot1:\n  ros__parameters: {c: 3}\n  recognizer:\n    ros__parameters: {d: 4}\n"
     )
+    assert_read_as_rcl_reads_it(path, ("", "robot1"))
+
+
+def assert_read_as_rcl_reads_it(path, namespaces) -> None:
+    """The recognizer in each of ``namespaces`` gets from the file what rcl gives it."""
     data = read_params_file(path)
-    for namespace in ("", "robot1"):
+    for namespace in namespaces:
         assert node_parameters(data, "recognizer", namespace) == rcl_parameters(
             path, "recognizer", "/" + namespace
         )
@@ -114,11 +121,7 @@ def test_entries_rank_where_they_first_appear_as_in_rcl(tmp_path):
         "/**:\n  ros__parameters: {smoothing: 1.0}\n"
         "robot1: {recognizer: {ros__parameters: {c: 1}}, ros__parameters: {c: 2}}\n"
     )
-    data = read_params_file(path)
-    for namespace in ("", "robot1"):
-        assert node_parameters(data, "recognizer", namespace) == rcl_parameters(
-            path, "recognizer", "/" + namespace
-        )
+    assert_read_as_rcl_reads_it(path, ("", "robot1"))
 
 
 @pytest.mark.parametrize(
