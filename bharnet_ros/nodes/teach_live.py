@@ -161,3 +161,18 @@ def set_model(model: str, node_name: str = "/recognizer", wait: float = 10.0) ->
             raise RuntimeError(f"{node_name} did not answer within {SWAP_ANSWER_SECONDS:g} s")
         result = future.result().results[0]
         return result.successful, result.reason
+
+
+def full_node_name(text: str) -> str:
+    """``text`` as a full node name (``recognizer`` is ``/recognizer``); ValueError, with rclpy's
+    reason, for a name no node can have (rclpy raised on it deep in the parameter client)."""
+    from rclpy.validate_namespace import validate_namespace
+    from rclpy.validate_node_name import validate_node_name
+
+    namespace, _, base = text.strip().rstrip("/").rpartition("/")
+    try:
+        validate_namespace(namespace or "/")
+        validate_node_name(base)
+    except Exception as err:  # rclpy's InvalidNodeNameException, InvalidNamespaceException
+        raise ValueError(str(err).splitlines()[0].rstrip(": ")) from None
+    return f"{namespace.rstrip('/')}/{base}"

@@ -104,12 +104,17 @@ def _add_swap(parser: argparse.ArgumentParser) -> None:
 def run_swap(args: argparse.Namespace) -> int:
     """``ros2 param set <node> model <file>`` for a venv without the ROS 2 command line: the node
     checks the file and answers; a model it refuses leaves the old one running."""
-    from bharnet_ros.nodes.teach_live import set_model
+    from bharnet_ros.nodes.teach_live import full_node_name, set_model
     from bharnet_ros.tools.bag import check_input_file
 
     check_number("--wait", args.wait, 0.1, 600.0, "seconds")
     check_input_file(args.model, "model")
-    node = full_node_name(args.node)
+    try:
+        node = full_node_name(args.node)
+    except ValueError as err:
+        raise UsageError(
+            f"--node {args.node!r} names no node ({err}); give one such as /recognizer"
+        ) from None
     path = str(args.model.resolve())  # the node may run in another folder
     try:
         took, reason = set_model(path, node, args.wait)
@@ -119,22 +124,6 @@ def run_swap(args: argparse.Namespace) -> int:
         raise UsageError(f"{node} refused {path}: {reason}")
     print(f"{node} now runs {path}")
     return 0
-
-
-def full_node_name(text: str) -> str:
-    """``--node`` as a full node name (``recognizer`` is ``/recognizer``); UsageError for a name no
-    node can have (rclpy raised on it, a traceback)."""
-    from rclpy.validate_namespace import validate_namespace
-    from rclpy.validate_node_name import validate_node_name
-
-    namespace, _, base = text.strip().rstrip("/").rpartition("/")
-    try:
-        validate_namespace(namespace or "/")
-        validate_node_name(base)
-    except Exception as err:  # rclpy's InvalidNodeNameException, InvalidNamespaceException
-        reason = str(err).splitlines()[0].rstrip(": ")
-        raise UsageError(f"--node {text!r} names no node ({reason}); give one such as /recognizer") from None
-    return f"{namespace.rstrip('/')}/{base}"
 
 
 # --------------------------------------------------------------------------------------------------
