@@ -13,6 +13,7 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,6 @@ def file_value_problem(param: Param, value: Any, node_name: str = "node", namesp
     """Why a parameters file's ``value`` cannot start the node (rclpy refuses a type other than the
     default's, such as 1 for a float, when it declares the parameter), or :meth:`Param.problem`.
     Checked before a graph starts or a bag is scored offline, where nothing else would refuse it."""
-    from rclpy.parameter import Parameter
-
     expected = Parameter.Type.from_parameter_value(param.default)
     try:
         given = Parameter.Type.from_parameter_value(value)

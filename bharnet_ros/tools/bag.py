@@ -186,6 +186,34 @@ def _start_time(text: str) -> float:
     )
 
 
+def check_params_file(params_file: str, pose: bool = True) -> None:
+    """The graph parameters file (empty: the shipped one) parses and its recognizer values, and
+    with ``pose`` (camera bags) its pose values, are ones the nodes take (the deterministic mode has
+    no rclpy to refuse a type or range that the real-time mode's nodes would), checked before any work."""
+    from bharnet_ros.core.params_file import (
+        ParamsFileError,
+        read_params_file,
+        recognizer_parameters,
+        root_parameters,
+    )
+    from bharnet_ros.nodes import pose_node, recognizer_node
+    from bharnet_ros.nodes.parameters import file_parameters_problem
+
+    try:
+        data = read_params_file(params_file)
+        recognizer_parameters(data)
+        for node, module in (("recognizer", recognizer_node), ("pose", pose_node))[: 1 + pose]:
+            if problem := file_parameters_problem(module.PARAMS, root_parameters(data, node), node):
+                raise ParamsFileError(f"the {node} node's {problem}")
+    except ParamsFileError as err:
+        raise UsageError(f"--params-file: {err}") from None
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"--params-file {params_file} is not a YAML text file; give a ROS 2 parameters file "
+            "such as config/recognize.yaml"
+        ) from None
+
+
 def check_input_file(path: Path, what: str) -> None:
     """The input ``path`` must be an existing file (checked before any output is made)."""
     if not path.exists():
@@ -313,7 +341,6 @@ def run_eval(args: argparse.Namespace) -> int:
     """
     from bharnet_ros.core.bag_eval import CAMERA_TYPES, REPORT_FILES, EvalError, choose_topic, evaluate_bag
     from bharnet_ros.nodes.bag_eval import realtime_replay
-    from bharnet_ros.tools.streams import check_params_file
 
     check_number("--rate", args.rate, MIN_REPLAY_RATE, MAX_REPLAY_RATE, "times the recorded speed")
     if args.labels is not None:

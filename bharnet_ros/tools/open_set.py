@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate every video, write summary.json, print the rates; exit code 1 when a video was skipped."""
-    from bharnet_ros.tools.streams import check_model, check_params_file
+    from bharnet_ros.tools.bag import check_params_file
+    from bharnet_ros.tools.streams import check_model
 
     check_videos(args.videos)
     stems = [v.stem for v in args.videos]

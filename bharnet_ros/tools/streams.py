@@ -33,6 +33,7 @@ import numpy as np
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.video import is_video_file
 from bharnet_ros.tools import UsageError, check_seed
+from bharnet_ros.tools.bag import check_params_file
 from bharnet_ros.tools.outputs import (
     atomic_file,
     check_output_folder,
@@ -177,34 +178,6 @@ def check_model(model: Path | None, params_file: str) -> list[str]:
         return list(load_window_classifier(str(chosen_model(model, params_file)), "cpu").class_names)
     except (EvalError, InferenceError, ValueError) as err:
         raise UsageError(f"cannot load the model: {err}") from None
-
-
-def check_params_file(params_file: str, pose: bool = True) -> None:
-    """The graph parameters file (empty: the shipped one) parses and its recognizer values, and
-    with ``pose`` (camera bags) its pose values, are ones the nodes take (the deterministic mode has
-    no rclpy to refuse a type or range that the real-time mode's nodes would), checked before any work."""
-    from bharnet_ros.core.params_file import (
-        ParamsFileError,
-        read_params_file,
-        recognizer_parameters,
-        root_parameters,
-    )
-    from bharnet_ros.nodes import pose_node, recognizer_node
-    from bharnet_ros.nodes.parameters import file_parameters_problem
-
-    try:
-        data = read_params_file(params_file)
-        recognizer_parameters(data)
-        for node, module in (("recognizer", recognizer_node), ("pose", pose_node))[: 1 + pose]:
-            if problem := file_parameters_problem(module.PARAMS, root_parameters(data, node), node):
-                raise ParamsFileError(f"the {node} node's {problem}")
-    except ParamsFileError as err:
-        raise UsageError(f"--params-file: {err}") from None
-    except UnicodeDecodeError:
-        raise UsageError(
-            f"--params-file {params_file} is not a YAML text file; give a ROS 2 parameters file "
-            "such as config/recognize.yaml"
-        ) from None
 
 
 def _people(args: argparse.Namespace) -> list[str]:

@@ -331,7 +331,7 @@ def test_a_fold_export_that_disagrees_with_its_checkpoint_is_not_used(teach_base
 def test_a_pose_section_only_under_another_namespace_is_refused_before_any_work(tmp_path):
     """It was refused only once the first video's bag and labels were written."""
     from bharnet_ros.tools import UsageError
-    from bharnet_ros.tools.streams import check_params_file
+    from bharnet_ros.tools.bag import check_params_file
 
     path = tmp_path / "robot.yaml"
     path.write_text("/**/recognizer:\n  ros__parameters: {top_k: 3}\n/robot1/pose:\n  ros__parameters: {}\n")
