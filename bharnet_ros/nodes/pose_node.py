@@ -163,8 +163,16 @@ class PoseNode(ManagedNode):
         self.get_logger().info(f"pose stage ready: MediaPipe {self.params['backend']}")
 
     def subscribe(self) -> list[Subscription]:
-        """The camera subscription, unless ``lazy`` and nobody reads what the node publishes."""
+        """The camera subscription, unless ``lazy`` and nobody reads what the node publishes. A
+        mistyped reliability override fails activate even then, not the first reader's callback."""
+        self._reliability_setting(self.resolve_topic_name(self._camera_topic()[1]))
         return self._camera_subscription() if self._readers_wanted() else []
+
+    def _camera_topic(self) -> tuple[type, str]:
+        """The image message type and relative topic that ``compressed`` calls for."""
+        return (
+            (CompressedImage, "image_raw/compressed") if self.params["compressed"] else (Image, "image_raw")
+        )
 
     def _readers_wanted(self) -> bool:
         """Whether the camera is worth reading: not lazy, or a subscriber to skeletons or overlay."""
@@ -194,8 +202,7 @@ class PoseNode(ManagedNode):
         self.persons_seen = 0
 
     def _camera_subscription(self) -> list[Subscription]:
-        compressed = self.params["compressed"]
-        msg_type, topic = (CompressedImage, "image_raw/compressed") if compressed else (Image, "image_raw")
+        msg_type, topic = self._camera_topic()
         resolved = self.resolve_topic_name(topic)
         reliability = self._wanted_reliability(resolved, split_publishers(self, resolved, msg_type)[0])
         profile = copy.copy(IMAGE_QOS)  # qos_overrides edit the profile they are given

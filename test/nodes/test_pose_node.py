@@ -118,11 +118,13 @@ def test_qos_overrides_of_one_node_leave_the_next_one_best_effort(ros, wait):
     assert second.inputs[0].qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
 
 
-def test_a_misspelt_reliability_override_fails_activate_with_the_reason(ros, wait):
+@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
+def test_a_misspelt_reliability_override_fails_activate_with_the_reason(ros, wait, lazy):
     """It became auto without a word: a reliable subscription where best effort was asked for. The
-    recognizer's override, which rclpy reads, is refused the same way."""
+    recognizer's override, which rclpy reads, is refused the same way. A lazy node with no reader
+    yet had become active and failed in every later callback instead."""
     typo = Parameter("qos_overrides./image_raw.subscription.reliability", value="besteffort")
-    pose = ros.add(PoseNode, parameter_overrides=[typo, EAGER])
+    pose = ros.add(PoseNode, parameter_overrides=[typo, Parameter("lazy", value=lazy)])
     assert wait(lambda: "activate failed" in pose.transition_error)
     assert "'besteffort' is none of best_effort, reliable, best_available, system_default" in (
         pose.transition_error
