@@ -211,9 +211,13 @@ class Recognizer:
 
         ``arrival`` is when the frame arrived (the node's clock; default: its stamp), which times
         persons out. Raises SkeletonError, before touching any state, for a frame the model cannot
-        use (its body layout or coordinate space), so a caller can count and drop it.
+        use (its body layout or coordinate space), so a caller can count and drop it. A frame in
+        which nobody was seen is left out, as the pose stage and the training feeder leave it: the
+        window blends the frames either side, and a person nobody sees times out.
         """
         self._check_input(frame)
+        if not frame.person_found:
+            return None
         buffer = self.windows.push(frame, arrival)
         if buffer is None:
             self.stats.persons_refused += 1

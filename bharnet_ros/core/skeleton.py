@@ -218,9 +218,14 @@ class SkeletonSequence:
 
 
 def seen_hands(hands: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """The presence flags with every hand whose x, y, z are all zero marked absent: a publisher (or a
-    file) that sets the flag but holds no hand must not pass an empty hand off as a detection."""
-    return present & np.any(hands[..., :3] != 0.0, axis=(-2, -1))
+    """The presence flags with every hand whose x, y, z are all zero marked absent, and every hand
+    with a joint not observed (all four channels zero): a publisher (or a file) that sets the flag
+    but holds no hand must not pass an empty hand off as a detection, and a hand is all 21 joints
+    or none, as MediaPipe gives it (a missing fingertip would be normalised as a point at the
+    image's corner, several shoulder widths away)."""
+    some_point = np.any(hands[..., :3] != 0.0, axis=(-2, -1))
+    every_joint = np.all(np.any(hands != 0.0, axis=-1), axis=-1)
+    return present & some_point & every_joint
 
 
 def _file_arrays(data: Any) -> dict[str, np.ndarray]:

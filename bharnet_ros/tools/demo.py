@@ -11,14 +11,15 @@ the project's synthetic gestures, stored as a skeleton bag and replayed into the
 
 The demo writes ``OUT/bag``, ``OUT/labels.csv`` (not for ``--video``), ``OUT/report/`` and, from
 real people, ``OUT/stream.mp4``. A non-empty OUT needs ``--force``, and even then only those files
-are replaced (an earlier run's labels.csv or stream.mp4 that this input does not write is
-removed, so it cannot be taken for this recording's): nothing else in OUT is deleted. OUT may not
+are replaced: nothing else in OUT is changed. A labels.csv or stream.mp4 that this input does not
+write stays, with a note that it is not this recording's (it may be the user's own annotations). OUT may not
 lie inside the people folder it plays.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             labels, what = _people_input(args, people, pieces, staged)
         else:
             labels, what = _scripted_input(args, staged), "scripted synthetic gestures"
-    _remove_stale(args.out, labels is not None, bool(people))
+    _note_others(args.out, labels is not None, bool(people))
     print(f"input: {bag} ({what})")
     summary = _evaluate(bag, labels, args.out / "report", args.model, args.rate)
     print(format_table(summary, args.out / "report"))
@@ -136,14 +137,13 @@ def check_options_used(args: argparse.Namespace, video: Path | None, people: Pat
     args.seed = 7 if args.seed is None else args.seed
 
 
-def _remove_stale(out: Path, labelled: bool, streamed: bool) -> None:
-    """Remove the truth and the stream an earlier demo left in ``out`` (replaced with ``--force``)
-    that this input did not write: beside a new video's bag, another recording's labels.csv would
-    score it wrongly."""
+def _note_others(out: Path, labelled: bool, streamed: bool) -> None:
+    """Say which labels.csv or stream.mp4 in ``out`` this input did not write: beside a new video's
+    bag, another recording's labels.csv could be taken for its truth. They are not removed, as
+    nothing shows an earlier demo wrote them (they were a user's annotations, deleted)."""
     for name, written in (("labels.csv", labelled), ("stream.mp4", streamed)):
-        path = out / name
-        if not written and path.is_file() and not path.is_symlink():
-            path.unlink()
+        if not written and os.path.lexists(out / name):
+            print(f"note: {out / name} is not this recording's (this input writes none); left as it was")
 
 
 def check_inputs(video: Path | None, model: Path | None) -> None:

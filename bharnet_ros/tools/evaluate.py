@@ -8,6 +8,7 @@ prints the summary. A non-empty DIR needs ``--force``, which replaces those file
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -172,13 +173,13 @@ def run(args: argparse.Namespace) -> int:
     check_count("--batch-size", args.batch_size, 1, MOST_BATCH)
     check_count("--views", args.views, 1, MOST_VIEWS)
     check_count("the number of --with models", len(args.members), 0, MOST_MEMBERS)
-    seen: set[Path] = set()
+    seen: list[Path] = []
     for path in (args.model, *args.members):
         if not path.exists():
             raise UsageError(f"model {path} not found; give a checkpoint (.pt) or an exported .onnx")
-        if path.resolve() in seen:  # an ensemble of one model twice only weighs it double
+        if any(os.path.samefile(path, other) for other in seen):  # one model twice weighs it double
             raise UsageError(f"{path} is given twice (MODEL and --with); give each model once")
-        seen.add(path.resolve())
+        seen.append(path)
     check_output_folder(args.out, [args.model, *args.members, args.dataset], args.force, writes=OUTPUT_FILES)
     try:
         model = open_model(args.model)

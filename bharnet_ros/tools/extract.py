@@ -7,7 +7,8 @@ nothing was found, or where that person was not seen), so frame ``t`` of every f
 ``t`` of the video and of the optional overlay mp4. Every output is checked before the first video
 is processed (existing files need ``--force``) and written atomically. With ``--force`` a multi run
 removes the ``<stem>_p<id>.npz`` files of an earlier run that it did not write again (ids it no
-longer finds), so the files beside the output are this run's result and nothing else.
+longer finds), so the files beside the output are this run's result; a file of such a name that
+is no sequence of that person is not an earlier run's, and stays.
 """
 
 from __future__ import annotations
@@ -270,12 +271,26 @@ def extract_video(job: Job, stage: StageOptions, max_frames: int | None = None) 
 
 def _remove_stale(job: Job, written: set[str]) -> str:
     """Remove the earlier run's per-person files (found before the run, replaced by ``--force``) that
-    this run did not write again: left there they would read as this run's persons. Returns the note
-    for the summary line."""
-    gone = [path for path in job.stale if path.name not in written and path.is_file()]
+    this run did not write again: left there they would read as this run's persons. A file counts
+    as an earlier run's only where it is a sequence of the person its name gives; any other is
+    kept, and named. Returns the note for the summary line."""
+    left = [path for path in job.stale if path.name not in written and path.is_file()]
+    gone = [path for path in left if _person_file(path)]
     for path in gone:
         path.unlink()
-    return f"; removed the earlier run's {', '.join(p.name for p in gone)}" if gone else ""
+    kept = [path for path in left if path not in gone]
+    notes = [f"removed the earlier run's {', '.join(p.name for p in gone)}"] if gone else []
+    notes += [f"kept {', '.join(p.name for p in kept)}, which no run wrote"] if kept else []
+    return "".join(f"; {note}" for note in notes)
+
+
+def _person_file(path: Path) -> bool:
+    """Whether ``path`` is a skeleton sequence of the person its ``_p<id>`` name gives (as written here)."""
+    try:
+        sequence = SkeletonSequence.load(path)
+    except Exception:  # anything not a sequence file is not this command's to delete
+        return False
+    return path.stem.endswith(f"_p{sequence.person_id}")
 
 
 def _timeline(

@@ -48,7 +48,7 @@ def check_output_file(
         raise UsageError(f"{option} {path} is not a regular file (a device or a pipe); give a file name")
     if path.exists() and not force:
         raise UsageError(f"{option} {path} already exists; {FORCE_HINT}")
-    _check_creatable(path, option)
+    _check_creatable(Path(os.path.realpath(path)), option)  # a link's target is what gets written
     return path
 
 
@@ -222,8 +222,9 @@ def _same_path(a: Path, b: Path) -> bool:
 
 
 def _check_creatable(path: Path, option: str) -> None:
-    """The nearest existing folder above ``path`` must be a writable folder."""
-    parent = path.absolute().parent
+    """The nearest existing folder above ``path`` (or ``path``, an existing folder, which a staged
+    output writes into) must be a writable folder."""
+    parent = path.absolute() if path.is_dir() else path.absolute().parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
@@ -309,12 +310,16 @@ def staged_folder(path: Path) -> Iterator[Path]:
     """Yield a not-yet-existing folder to write into; its contents are moved to ``path`` on success.
 
     The staged folder has the same name as ``path`` (a bag names its storage file after its folder)
-    and lives in a temporary folder beside it. Moving replaces files of the same names only; when
-    the block fails the temporary folder, which this run created, is removed.
+    and lives in a temporary folder inside ``path`` where that exists, else beside it: on the file
+    system the results move to, whatever is mounted or linked there (a container's volume had
+    failed every command after its work, as a rename cannot cross file systems). Moving replaces
+    files of the same names only; when the block fails the temporary folder, which this run
+    created, is removed.
     """
     path = named_folder(path)
     made = _make_parents(path)
-    holder = path.parent / f".{path.name}.tmp-{secrets.token_hex(4)}"
+    place = path if path.is_dir() else path.parent
+    holder = place / f".{path.name}.tmp-{secrets.token_hex(4)}"
     holder.mkdir()
     staged = holder / path.name
     done = False

@@ -915,7 +915,9 @@ def calibration_from(
     except Exception as err:  # onnx raises its own decode errors
         raise ExportError(f"cannot read {path} ({str(err).splitlines()[0][:120]})") from None
     keys = ("temperature", "none_threshold")
-    theirs, ours = stored_value(props.get("bharnet.variant", "null")), variant_name(model)
+    if "bharnet.variant" not in props:
+        raise ExportError(f"{path} carries no bharnet metadata; give a model that `bharnet export` wrote")
+    theirs, ours = stored_value(props["bharnet.variant"]), variant_name(model)
     if theirs != ours:  # the full model's temperature is not the expert-only export's
         raise ExportError(
             f"{path} is a {shorten(str(theirs), 40)} model and this export a {ours} one, whose "

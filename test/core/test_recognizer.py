@@ -185,6 +185,18 @@ def test_prune_forgets_people_who_left(recognizer):
     assert 3 not in recognizer.windows
 
 
+def test_frames_in_which_nobody_was_seen_are_left_out_as_the_feeder_leaves_them(recognizer):
+    """They were zeros inside the window where training blends the frames either side, and kept
+    deciding for a person nobody saw."""
+    for i in range(7):
+        recognizer.push(frame(i / 30))
+    for i in range(7, 60):
+        assert recognizer.push(SkeletonFrame.empty(i / 30)) is None
+    window = recognizer.windows.get(0).window(16)
+    assert window.sequence.body[..., :3].min() == 0.5  # no all-zero instant
+    assert recognizer.prune(now=2.0) == [0]  # the person times out: nobody was seen for 1.8 s
+
+
 def test_per_person_state_goes_with_the_window_under_id_churn():
     """Thousands of short-lived ids: nothing the recognizer keeps grows with them."""
     config = RecognizerConfig(stride_seconds=0.0, min_seconds=0.0, max_persons=4, person_timeout=0.2)

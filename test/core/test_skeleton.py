@@ -191,6 +191,16 @@ def test_a_sequence_clears_hands_marked_present_but_empty_as_a_frame_does():
     np.testing.assert_array_equal(live.hand_present, sequence.hand_present)
 
 
+def test_a_hand_with_a_joint_not_observed_is_absent():
+    """An OpenPose-style publisher sends 0 for a fingertip it did not find: the zeros were normalised
+    as a point at the image's corner, 7 shoulder widths away, and flipped the decision."""
+    hands = np.full((2, 21, 4), 0.4, np.float32)
+    hands[1, 4] = 0.0  # the right thumb tip, not observed
+    hands[0, 0, 2] = 0.0  # the left wrist's relative depth, 0 as MediaPipe gives it: observed
+    made = SkeletonFrame(0.0, np.full((33, 4), 0.5, np.float32), hands, np.ones(2, bool))
+    assert made.hand_present.tolist() == [True, False]
+
+
 def saved_arrays(tmp_path) -> dict:
     """The arrays of a sound sequence file (hands present in slot 0)."""
     sequence = SkeletonSequence.from_frames([frame(0.0), frame(0.1)], image_size=(640, 480))

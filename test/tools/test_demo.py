@@ -38,7 +38,7 @@ def test_demo_never_deletes_a_users_files(tmp_path, tiny_model, capsys):
     (out / "report").mkdir(parents=True)
     (out / "report" / "notes.txt").write_text("my notes")
     (out / "thesis.tex").write_text("my thesis")
-    (out / "stream.mp4").write_bytes(b"an earlier demo's stream of real people")
+    (out / "stream.mp4").write_bytes(b"the user's own stream")
     argv = ["demo", "--synthetic", "--short", "--rate", "2", "--model", str(tiny_model), "--out", str(out)]
     assert main(argv) == 2
     assert "is not empty; pass --force" in capsys.readouterr().err
@@ -47,8 +47,16 @@ def test_demo_never_deletes_a_users_files(tmp_path, tiny_model, capsys):
     assert (out / "thesis.tex").read_text() == "my thesis"
     assert (out / "report" / "notes.txt").read_text() == "my notes"
     assert (out / "report" / "summary.json").is_file()
-    # the demo's own stream, which this input does not write, is gone: it was another recording's
-    assert sorted(p.name for p in out.iterdir()) == ["bag", "labels.csv", "report", "thesis.tex"]
+    # a stream this input does not write was deleted as an earlier demo's: nothing showed it was
+    assert (out / "stream.mp4").read_bytes() == b"the user's own stream"
+    assert "stream.mp4 is not this recording's" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [
+        "bag",
+        "labels.csv",
+        "report",
+        "stream.mp4",
+        "thesis.tex",
+    ]
 
 
 def test_demo_plays_real_people_through_the_whole_graph(tmp_path, shared_file, tiny_model, capsys):

@@ -325,10 +325,13 @@ def test_force_removes_the_person_files_an_earlier_run_found_and_this_one_does_n
     assert "removed the earlier run's clip_p1.npz, clip_p2.npz" in capsys.readouterr().out
     others = ["clip_p0.npz", "clip_p1_p0.npz", "clip_pan.npz"]
     assert sorted(p.name for p in out.iterdir()) == others
+    (out / "clip_p9.npz").write_text("the user's own file, named like a person's")  # was deleted
     find_persons(monkeypatch, 0)
     assert main(argv) == 0
-    assert "nobody found, no file written; removed the earlier run's clip_p0.npz" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == others[1:]
+    printed = capsys.readouterr().out
+    assert "nobody found, no file written; removed the earlier run's clip_p0.npz" in printed
+    assert "kept clip_p9.npz, which no run wrote" in printed
+    assert sorted(p.name for p in out.iterdir()) == sorted([*others[1:], "clip_p9.npz"])
 
 
 def test_a_video_whose_name_is_not_utf8_is_skipped_and_the_others_extracted(tmp_path, capsys):

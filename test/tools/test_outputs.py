@@ -37,6 +37,15 @@ def test_an_output_file_is_checked_against_inputs_existence_and_folders(tmp_path
     assert check_output_file(tmp_path / "new" / "out", suffix=".npz") == tmp_path / "new" / "out.npz"
 
 
+def test_an_output_link_is_checked_where_it_points(tmp_path):
+    """The link's own folder was checked, and the command failed only when writing, after its work."""
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    link = tmp_path / "out.npz"
+    link.symlink_to(tmp_path / "notes.txt" / "out.npz")
+    with pytest.raises(UsageError, match="notes.txt is a file, not a folder"):
+        check_output_file(link)
+
+
 def test_an_output_inside_an_input_folder_is_refused_even_with_force(tmp_path):
     """The next run would read it back as input (a skeleton file among the videos, say)."""
     source = tmp_path / "recordings"
@@ -148,6 +157,33 @@ def test_a_staged_folder_replaces_only_files_of_the_same_names(tmp_path):
         interrupted_write()
     assert (out / "summary.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+@pytest.fixture
+def mounted(tmp_path):
+    """A folder that is a file system of its own (a container's volume), where this machine may mount."""
+    folder = tmp_path / "volume"
+    folder.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(folder)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_staged_folder_moves_into_a_mounted_or_linked_folder(tmp_path, mounted):
+    """`--out /res` on a volume: the rename from beside it crossed file systems, and the finished
+    work was thrown away with "Invalid cross-device link"."""
+    (mounted / "user.txt").write_text("mine")
+    link = tmp_path / "link"
+    link.symlink_to(mounted)
+    for out in (mounted, link):
+        check_output_folder(out, force=True)
+        with staged_folder(out) as staged:
+            staged.mkdir()
+            (staged / "summary.json").write_text(out.name)
+        assert (mounted / "summary.json").read_text() == out.name
+    assert sorted(p.name for p in mounted.iterdir()) == ["summary.json", "user.txt"]
 
 
 def test_a_staged_folder_that_would_land_a_file_on_a_folder_moves_nothing(tmp_path):

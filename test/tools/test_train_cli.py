@@ -101,6 +101,9 @@ def test_eval_with_averages_models_and_refuses_other_classes(
     assert len(err.splitlines()) == 1
     assert main([*argv, "--with", str(trained / "last.pt"), "--out", str(tmp_path / "twice")]) == 2
     assert "is given twice (MODEL and --with)" in capsys.readouterr().err
+    os.link(trained / "last.pt", tmp_path / "same.pt")  # a hard link had passed as a second model
+    assert main([*argv, "--with", str(tmp_path / "same.pt"), "--out", str(tmp_path / "twice")]) == 2
+    assert "is given twice (MODEL and --with)" in capsys.readouterr().err
     assert not (tmp_path / "mixed").exists()
     assert main([*argv, "--with", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "gone")]) == 2
     assert "missing.pt not found" in capsys.readouterr().err

@@ -418,6 +418,12 @@ def test_a_models_stored_calibration_of_the_other_variant_is_refused(base, tmp_p
     export_taught(base, model, calibration=None)  # expert-only
     with pytest.raises(ExportError, match="is a bharnet_e_expert_only model and this export a bharnet_e one"):
         check_calibration(base, model, expert_only=False)
+    plain = tmp_path / "plain.onnx"
+    stripped = onnx.load(str(model))
+    del stripped.metadata_props[:]
+    onnx.save(stripped, str(plain))
+    with pytest.raises(ExportError, match="plain.onnx carries no bharnet metadata"):  # 'is a None model'
+        check_calibration(base, plain)
 
 
 def test_rehearsal_samples_of_a_taught_gesture_the_base_had_merged_away_are_left_out(tmp_path):
