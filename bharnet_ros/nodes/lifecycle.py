@@ -121,6 +121,9 @@ class SafePublishing:
         return True
 
 
+MOST_QUEUE_DEPTH = 2**31 - 1  # what rmw's queue depth takes
+
+
 class TransitionError(Exception):
     """A transition cannot complete, for the reason given (a model file that does not load): the
     node releases what it made, reports why as ``transition_error`` and stays up."""
@@ -271,6 +274,19 @@ class ManagedNode(CallbackErrorCount, SafePublishing, LifecycleNode):
         publisher = self.create_lifecycle_publisher(msg_type, topic, qos, **options)
         self._configured_publishers.append(publisher)
         return publisher
+
+    def create_subscription(self, msg_type: Any, topic: str, *args: Any, **options: Any) -> Subscription:
+        """rclpy's, after checking a ``qos_overrides`` depth given at start-up for this topic: rclpy
+        failed activate on one out of range with a pybind signature that named no parameter."""
+        if options.get("qos_overriding_options") is not None:
+            name = f"qos_overrides.{self.resolve_topic_name(topic)}.subscription.depth"
+            override = self._parameter_overrides.get(name)
+            depth = override.value if override is not None else 1
+            if type(depth) is not int or not 1 <= depth <= MOST_QUEUE_DEPTH:
+                raise ValueError(
+                    f"{name} {shorten(repr(depth), 40)} is no depth from 1 to {MOST_QUEUE_DEPTH}"
+                )
+        return super().create_subscription(msg_type, topic, *args, **options)
 
     def unsubscribe(self) -> None:
         """Destroy every input subscription, so no callback runs once the node is inactive."""

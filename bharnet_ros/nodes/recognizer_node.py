@@ -515,9 +515,10 @@ class RecognizerNode(ManagedNode):
         try:
             result = recognizer.push(frame, arrival=arrival)
         except IncompatibleFrameError as err:
-            if takes_frame(probation.fallback.classifier, frame):  # the old model took it: this never will
-                probation.failed(str(err))
-            raise
+            if not takes_frame(probation.fallback.classifier, frame):
+                raise
+            probation.failed(str(err))  # the old model took it: this never will. The swap is at
+            return None  # fault, not the input: no bad message, which had kept the node at WARN
         except SkeletonError:
             raise
         except Exception as err:

@@ -247,6 +247,7 @@ def test_a_swapped_in_model_of_another_space_than_the_skeletons_is_rolled_back(
     assert client.get("model")["model"] == before
     assert "world-space" in node.status()[2]["last_model_change"]
     assert wait(lambda: [c.class_name for c in labels[-1].class_map] == ["idle", "wave", "stop"])
+    assert node.status()[2]["bad_messages"] == 0  # the input was fine: the swap was at fault
 
 
 def test_a_model_that_proves_itself_ends_its_probation(

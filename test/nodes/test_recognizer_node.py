@@ -242,6 +242,18 @@ def test_missing_model_fails_configure_but_the_node_stays_up(
     assert node.recognizer is None
 
 
+@pytest.mark.parametrize("depth", [0, 2**31, "10"])
+def test_a_queue_depth_override_out_of_range_fails_activate_naming_it(ros, wait, tiny_model, depth):
+    """rclpy's reason was a pybind signature cut at 300 characters (2**31), or an rmw error, that
+    named no parameter; 0 became the middleware's default depth without a word."""
+    name = "qos_overrides./skeletons.subscription.depth"
+    overrides = [Parameter("model", value=str(tiny_model)), Parameter(name, value=depth)]
+    node = ros.add(RecognizerNode, parameter_overrides=overrides)
+    assert wait(lambda: "activate failed" in node.transition_error)
+    assert f"{name} {depth!r} is no depth from 1 to 2147483647" in node.transition_error
+    assert not node.inputs
+
+
 def test_cuda_request_runs_on_cuda_or_falls_back_to_cpu_and_says_so(ros, wait, tiny_model):
     node = ros.add(
         RecognizerNode,
