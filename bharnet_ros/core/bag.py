@@ -393,7 +393,15 @@ class BagMessage:
 
     def decode(self) -> Any:
         """The rosbags message object; MessageError when the bytes are no such message (damaged,
-        cut off, or of another type than the topic's)."""
+        cut off, or of another type than the topic's), or a skeleton array of more skeletons than
+        :data:`MOST_DECODED_SKELETONS` (each becomes Python objects: 120 MB of empty skeletons,
+        10 KB compressed in a bag, took 4 GB)."""
+        count = skeleton_count(self.data) if self.msgtype == SKELETON_TYPE else None
+        if count is not None and count > MOST_DECODED_SKELETONS:
+            raise MessageError(
+                f"a message on {self.topic} (log time {self.log_time} ns) holds {count} skeletons, "
+                f"more than the {MOST_DECODED_SKELETONS} a message is read with"
+            )
         try:
             return typestore().deserialize_cdr(self.data, self.msgtype)
         except (SerdeError, struct.error, ValueError, IndexError) as err:
@@ -401,6 +409,24 @@ class BagMessage:
                 f"a message on {self.topic} (log time {self.log_time} ns) is no {self.msgtype} "
                 f"({_reason(err)})"
             ) from None
+
+
+MOST_DECODED_SKELETONS = 1024  # 4x the skeletons a message is read for (frame_rules.MOST_PER_MESSAGE)
+
+
+def skeleton_count(data: bytes) -> int | None:
+    """How many skeletons a serialized PersonSkeletonArray says it holds, read from its CDR without
+    decoding it (None where the bytes end first): the header's stamp and frame_id, then the
+    sequence's length, aligned to 4 bytes from the end of the 4-byte encapsulation."""
+    if len(data) < 16:
+        return None
+    order = "<" if data[1] == 1 else ">"  # representation CDR_LE (0x0001) or CDR_BE (0x0000)
+    (frame_id_bytes,) = struct.unpack_from(order + "I", data, 12)
+    at = 16 + frame_id_bytes
+    at += -(at - 4) % 4
+    if at + 4 > len(data):
+        return None
+    return struct.unpack_from(order + "I", data, at)[0]
 
 
 def bag_topics(path: str | Path) -> dict[str, str]:
