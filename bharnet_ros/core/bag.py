@@ -540,6 +540,9 @@ def _open(path: str | Path) -> Iterator[Reader]:
     _check_not_file_compressed(metadata, path)
     if any(p.suffix == ".db3" for p in path.iterdir()):
         check_sqlite_path(path)
+    for file in sorted(path.iterdir()):  # whatever its name: metadata.yaml chooses the storage
+        if file.is_file() and _starts_with(file, SQLITE_MAGIC):
+            check_sqlite_schema(file)
     try:
         with Reader(path) as reader:
             _check_connections(reader, path)
@@ -566,13 +569,18 @@ def _check_not_file_compressed(metadata: Path, path: Path) -> None:
     """
     try:
         info = YAML(typ="safe").load(metadata.read_text())["rosbag2_bagfile_information"]
-        mode = info.get("compression_mode", "")
+        mode, files = info.get("compression_mode", ""), info.get("relative_file_paths", [])
     except (YAMLError, OSError, ValueError, TypeError, KeyError, AttributeError):
         return
     if isinstance(mode, str) and mode.lower() == "file":
         raise BagError(
             f"{path} is compressed file by file, which is not read (it unpacks without bound); "
             "convert it first: ros2 bag convert, with compression_mode message or none"
+        )
+    names = [Path(str(name)).name for name in files] if isinstance(files, list) else []
+    if twice := next((name for name in names if names.count(name) > 1), None):  # rosbags opened each
+        raise BagError(
+            f"{path}: metadata.yaml names {twice} more than once (it would be read twice); {REBUILD}"
         )
 
 
@@ -626,16 +634,11 @@ def _check_chunks_held(reader: Reader, path: Path) -> None:
 
 
 def _check_connections(reader: Reader, path: Path) -> None:
-    """BagError unless metadata.yaml names each storage file once and gives every topic a text name,
-    one text type and a message count (rosbags takes it as written: a number where a name belongs,
-    or a file or topic listed twice, would pass)."""
-    files = [Path(storage.path).name for storage in getattr(reader.storage, "storages", [])]
-    if len(set(files)) < len(files):
-        twice = next(name for name in files if files.count(name) > 1)
-        raise BagError(
-            f"{path}: metadata.yaml names {twice} more than once (it would be read twice); {REBUILD}"
-        )
+    """BagError unless metadata.yaml gives every topic a text name, one text type and a message
+    count (rosbags takes it as written: a number where a name belongs, or a topic listed with two
+    types, would pass). A topic recorded under two QoS profiles is listed once per profile."""
     types: dict[str, str] = {}
+    listed: set[tuple[str, str, str]] = set()
     for c in reader.connections:
         if not (_is_name(c.topic) and _is_name(c.msgtype)):
             raise BagError(
@@ -644,13 +647,14 @@ def _check_connections(reader: Reader, path: Path) -> None:
             )
         if not isinstance(c.msgcount, int) or isinstance(c.msgcount, bool) or c.msgcount < 0:
             raise BagError(f"{path}: message count {c.msgcount!r} of {c.topic} is not a count; {REBUILD}")
-        if c.topic in types:
-            kinds = c.msgtype if types[c.topic] == c.msgtype else f"{types[c.topic]} and {c.msgtype}"
+        if types.setdefault(c.topic, c.msgtype) != c.msgtype:
             raise BagError(
-                f"{path}: metadata.yaml lists topic {c.topic} twice (as {kinds}), where rosbag2 lists "
-                f"each topic once with its one type; {REBUILD}"
+                f"{path}: metadata.yaml lists topic {c.topic} as {types[c.topic]} and {c.msgtype}, where "
+                f"rosbag2 keeps one type per topic; {REBUILD}"
             )
-        types[c.topic] = c.msgtype
+        if (c.topic, c.msgtype, str(c.ext)) in listed:  # its messages would be read twice
+            raise BagError(f"{path}: metadata.yaml lists topic {c.topic} twice alike; {REBUILD}")
+        listed.add((c.topic, c.msgtype, str(c.ext)))
 
 
 def _is_name(value: Any) -> bool:
@@ -846,11 +850,17 @@ def _readable_storage(file: Path) -> tuple[Path, str | None]:
     """A storage file rosbags can open: the file itself, or the recovered copy of a cut-off MCAP."""
     if file.suffix == ".db3":
         _roll_back_unfinished(file)
+        check_sqlite_schema(file)
         _check_sqlite_bag(file)
         return file, None
     try:
         with Reader(file):
+            pass
+        if file.name.endswith(RECOVERED_SUFFIX) or mcap_summary_start(file) != 0:
             return file, None
+        recovered = file.with_name(file.stem + RECOVERED_SUFFIX)  # complete, but with no index
+        index_mcap(file, recovered)
+        return recovered, f"{file.name} has no index; its messages were copied to {recovered.name}, indexed"
     except DAMAGED as err:
         if file.name.endswith(RECOVERED_SUFFIX):
             raise BagError(f"{file} cannot be read ({_reason(err)}); delete it and reindex again") from None
@@ -879,6 +889,53 @@ def _roll_back_unfinished(file: Path) -> None:
         raise BagError(f"{file} is not a readable SQLite bag ({_reason(err)})") from None
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_sqlite_schema(file: Path) -> None:
+    """BagError for a SQLite file whose tables run code when read: a view, a trigger, a virtual
+    table or a generated column. SQLite runs them inside the reader, out of reach of Ctrl-C and
+    SIGTERM: a 188 KB file's endless view filled 45 GB of temporary disk, and a 24 KB file's
+    generated column took 23 GB of memory."""
+    try:
+        connection = sqlite3.connect(file)
+        try:
+            problem = _schema_problem(connection)
+        finally:
+            connection.close()
+    except (sqlite3.Error, ValueError) as err:  # ValueError: a schema that is not UTF-8
+        raise BagError(f"{file} is not a readable SQLite bag ({_reason(err)})") from None
+    if problem:
+        raise BagError(
+            f"{file} {problem}, which SQLite would run while reading it; a rosbag2 file holds plain "
+            "tables only: record the bag again"
+        )
+
+
+def _starts_with(file: Path, magic: bytes) -> bool:
+    try:
+        with file.open("rb") as stream:
+            return stream.read(len(magic)) == magic
+    except OSError:
+        return False  # rosbags names an unreadable file itself
+
+
+def _schema_problem(connection: sqlite3.Connection) -> str:
+    """What in the schema would run code when the bag is read ("" where nothing does)."""
+    objects = connection.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+    for kind, name, sql in objects:
+        if kind in ("view", "trigger"):
+            return f"holds the {kind} {shown(name)}"
+        if kind == "table" and (sql or "").lstrip().upper().startswith("CREATE VIRTUAL"):
+            return f"holds the virtual table {shown(name)}"
+    for kind, name, _ in objects:
+        quoted = '"' + str(name).replace('"', '""') + '"'
+        columns = connection.execute(f"PRAGMA table_xinfo({quoted})").fetchall() if kind == "table" else []
+        if generated := [column[1] for column in columns if column[6] in (2, 3)]:  # hidden: 2, 3 generated
+            return f"has the generated column {shown(generated[0])} in its table {shown(name)}"
+    return ""
+
+
 def _check_sqlite_bag(file: Path) -> None:
     """A .db3 file must hold rosbag2's tables; any other SQLite file (or an empty one) is refused."""
     try:
@@ -888,6 +945,22 @@ def _check_sqlite_bag(file: Path) -> None:
         raise BagError(
             f"{file} is not a rosbag2 SQLite file ({_reason(err)}); move it out of the bag folder"
         ) from None
+
+
+def mcap_summary_start(file: Path) -> int | None:
+    """Where an MCAP file's summary (its index) starts, from its footer: 0 where it has none (a
+    recorder's ``noSummary``), whose messages rosbags reads only while their log times never go
+    back; None where the file ends in no footer."""
+    footer = 1 + 8 + 20  # opcode, length, summary start, summary offset start, CRC
+    size = file.stat().st_size
+    if size < len(MCAP_MAGIC) + footer + len(MCAP_MAGIC):
+        return None
+    with file.open("rb") as stream:
+        stream.seek(size - len(MCAP_MAGIC) - footer)
+        record = stream.read(footer + len(MCAP_MAGIC))
+    if record[0] != MCAP_FOOTER or record[footer:] != MCAP_MAGIC:
+        return None
+    return int.from_bytes(record[9:17], "little")
 
 
 def mcap_complete_end(file: Path) -> int:
@@ -1018,7 +1091,7 @@ def _create(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 def _metadata_of(files: list[Path], storage: str) -> dict[str, Any]:
     """rosbag2 version 9 metadata (as rosbags' Writer writes it on close) of readable storage files."""
-    topics: dict[tuple[str, str], dict[str, Any]] = {}
+    topics: dict[tuple[str, str, str], dict[str, Any]] = {}  # one per topic, type and QoS, as rosbag2
     entries, first, last, compressed = [], None, None, False
     for file in files:
         try:  # a file whose index reads can still hold a damaged chunk
@@ -1034,11 +1107,14 @@ def _metadata_of(files: list[Path], storage: str) -> dict[str, Any]:
             raise BagError(f"{file} cannot be read ({_reason(err)}); it is damaged") from None
         for connection in connections:
             _check_names(connection, file)
-            entry = topics.setdefault((connection.topic, connection.msgtype), _topic_entry(connection))
-            entry["message_count"] += connection.msgcount
-    names = [name for name, _ in topics]
-    if twice := next((name for name in names if names.count(name) > 1), None):
-        kinds = " and ".join(msgtype for name, msgtype in topics if name == twice)
+            made = _topic_entry(connection)
+            key = (connection.topic, connection.msgtype, str(made["topic_metadata"]["offered_qos_profiles"]))
+            topics.setdefault(key, made)["message_count"] += connection.msgcount
+    kinds_of: dict[str, dict[str, None]] = {}  # the types of each topic, in the order found
+    for name, msgtype, _ in topics:
+        kinds_of.setdefault(name, {})[msgtype] = None
+    if twice := next((name for name, kinds in kinds_of.items() if len(kinds) > 1), None):
+        kinds = " and ".join(kinds_of[twice])
         raise BagError(
             f"{files[0].parent}: the storage files hold topic {twice} as {kinds}, where rosbag2 keeps "
             "one type per topic; they were not written by one rosbag2 recording"

@@ -87,6 +87,11 @@ class VideoReader(Closeable):
                 f"{str(self.path).encode('utf-8', 'backslashreplace').decode()}: the name is not valid "
                 "UTF-8, which OpenCV cannot open; rename the file"
             ) from None
+        if re.search(r"%\d*d", self.path.name) and self.path.suffix.lower() not in VIDEO_EXTENSIONS:
+            raise VideoError(  # FFmpeg reads frame%03d.png as frame000.png, frame001.png, ...
+                f"{self.path}: OpenCV reads a name with {re.search(r'%[0-9]*d', self.path.name).group()} "
+                "as a numbered image sequence, not this file; rename it"
+            )
         level = cv2.getLogLevel()
         cv2.setLogLevel(0)  # a file it cannot read: our one line, not OpenCV's warnings before it
         try:

@@ -73,6 +73,14 @@ def test_unreadable_file_raises_video_error(tmp_path):
         VideoReader(path)
 
 
+def test_an_image_named_like_a_numbered_sequence_is_refused_not_read_as_others(tmp_path):
+    """`frame%03d.png` was read as frame000.png, frame001.png, ...: other files than the one named."""
+    for name in ("frame%03d.png", "frame000.png", "frame001.png"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(VideoError, match="as a numbered image sequence, not this file; rename it"):
+        VideoReader(tmp_path / "frame%03d.png")
+
+
 def test_a_name_that_is_not_utf8_is_a_video_error_not_a_crash(tmp_path):
     """cv2.VideoCapture ended the whole process with SIGSEGV on such a name (bharnet run, teach)."""
     import os

@@ -798,7 +798,8 @@ def first_topic(info: dict) -> dict:
         ("duration_nan", "duration in metadata.yaml holds nan, not nanoseconds"),
         ("count_text", "message count 'many' of /cam is not a count"),
         ("count_negative", "message count -5 of /cam is not a count"),
-        ("topic_twice", "lists topic /cam twice (as sensor_msgs/msg/Image and bharnet_ros/msg/Action)"),
+        ("topic_twice", "lists topic /cam as sensor_msgs/msg/Image and bharnet_ros/msg/Action"),
+        ("topic_alike", "lists topic /cam twice alike"),
         ("file_twice", "names b.mcap more than once"),
         ("oversized", "bytes, more than rosbag2 metadata ever does (at most 100 are read)"),
     ],
@@ -824,6 +825,7 @@ def test_metadata_that_is_no_rosbag2_metadata_is_a_one_line_error(
                 "topic_metadata": {**first_topic(m)["topic_metadata"], "type": bag.ACTION_TYPE},
             }
         ),
+        "topic_alike": lambda m: m["topics_with_message_count"].append(first_topic(m)),
         "file_twice": lambda m: m["relative_file_paths"].append("b.mcap"),
         "zstd_garbage": lambda m: m.update(compression_mode="message", compression_format="zstd"),
     }
@@ -1206,6 +1208,28 @@ def test_a_killed_recording_whose_clock_stepped_back_is_still_read(tmp_path, cap
     ]
 
 
+def test_a_complete_recording_without_an_index_whose_clock_stepped_back_is_read(tmp_path, capsys):
+    """A recorder's noSummary file is complete but has no index: it was kept as it was, and rosbags
+    refused it ("not in timestamp order"), however often the advice to reindex was followed."""
+    payloads = skeleton_payloads(40)
+    with bag.BagWriter(tmp_path / "recording") as writer:
+        writer.add_topic("/bharnet/skeletons", bag.SKELETON_TYPE)
+        for i, data in enumerate(payloads):
+            writer.write_raw("/bharnet/skeletons", ORIGIN + i * PERIOD - 5_000_000_000 * (i >= 20), data)
+    path = tmp_path / "plain"
+    path.mkdir()
+    bag.recover_mcap(tmp_path / "recording" / "recording.mcap", path / "plain.mcap")  # records, footer
+    assert bag.mcap_summary_start(path / "plain.mcap") == 0
+    assert main(["bag", "info", str(path)]) == 0
+    assert (
+        "plain.mcap has no index; its messages were copied to plain.recovered.mcap" in capsys.readouterr().out
+    )
+    log_times = [m.log_time for m in bag.read_messages(path, ["/bharnet/skeletons"])]
+    assert len(log_times) == 40
+    assert log_times == sorted(log_times)
+    assert bag.mcap_summary_start(path / "plain.recovered.mcap") > 0
+
+
 def test_a_pipe_in_the_bag_folder_is_refused_not_waited_on(tmp_path, capsys):
     """A tarball can hold a named pipe; opening it as the storage file waited for a writer forever."""
     import os
@@ -1216,6 +1240,42 @@ def test_a_pipe_in_the_bag_folder_is_refused_not_waited_on(tmp_path, capsys):
     os.mkfifo(path / "b.mcap")
     assert main(["bag", "info", str(path)]) == 2
     assert f"{path / 'b.mcap'} in the bag folder is not a regular file" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("metadata", [True, False], ids=["as_written", "reindexed"])
+def test_a_topic_recorded_under_two_qos_profiles_is_read_whole(tmp_path, metadata):
+    """rosbag2 lists such a topic once per profile: that metadata was refused, and a reindex listed
+    it once, so rosbags, which matches storage and metadata by profile, read half the messages."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+    from rosbags.rosbag2 import Writer
+    from rosbags.rosbag2.enums import StoragePlugin
+
+    def profile(reliability: int) -> Qos:
+        never = QosTime(0, 0)
+        return Qos(
+            QosHistory(1), 10, QosReliability(reliability), QosDurability(2), never, never,
+            QosLiveliness(1), never, False,
+        )  # fmt: skip
+
+    path = tmp_path / "b"
+    payloads = skeleton_payloads(60)
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connections = [
+            writer.add_connection(
+                "/bharnet/skeletons",
+                bag.SKELETON_TYPE,
+                typestore=bag.typestore(),
+                offered_qos_profiles=[profile(r)],
+            )
+            for r in (1, 2)
+        ]
+        for i, data in enumerate(payloads):
+            writer.write(connections[i >= 30], ORIGIN + i * PERIOD, data)
+    if not metadata:
+        (path / "metadata.yaml").unlink()
+        bag.reindex_bag(path)
+    assert bag.bag_message_counts(path) == {"/bharnet/skeletons": 60}
+    assert len(list(bag.read_messages(path, ["/bharnet/skeletons"]))) == 60
 
 
 def test_storage_holding_a_topic_with_two_types_is_not_reindexed(tmp_path, capsys):
@@ -1244,6 +1304,44 @@ def test_a_db3_message_whose_data_is_a_number_is_a_one_line_error(tmp_path):
         connection.execute("UPDATE messages SET data = 1125899906842624")  # 2**50: bytes() of it is 1 PB
     with pytest.raises(bag.BagError, match="holds int, not bytes"):
         list(bag.read_messages(path, ["/cam"]))
+
+
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c"
+HOSTILE_SCHEMAS = {
+    "view": (
+        "DROP TABLE message_definitions",
+        "CREATE VIEW message_definitions AS SELECT x AS id, 'a' AS topic_type, 'ros2msg' AS encoding, "
+        f"'' AS encoded_message_definition, '' AS type_description_hash FROM ({ENDLESS})",
+    ),
+    "trigger": ("CREATE TRIGGER t AFTER INSERT ON topics BEGIN SELECT 1; END",),
+    "generated": (
+        "ALTER TABLE messages RENAME TO old",
+        "CREATE TABLE messages(id INTEGER PRIMARY KEY, topic_id INTEGER, timestamp INTEGER, "
+        "data BLOB GENERATED ALWAYS AS (zeroblob(300000000)) VIRTUAL)",
+    ),
+}
+
+
+@pytest.mark.parametrize("metadata", [True, False], ids=["read", "reindexed"])
+@pytest.mark.parametrize("hostile", list(HOSTILE_SCHEMAS))
+def test_a_db3_whose_schema_runs_code_is_refused_before_it_is_read(tmp_path, capsys, hostile, metadata):
+    """SQLite runs views and generated columns inside the reader, where Ctrl-C and SIGTERM cannot
+    stop it: an endless view filled 45 GB of disk, a generated column took 23 GB of memory."""
+    path = tmp_path / "b"
+    write_camera_bag(path, smooth_images(2), storage="sqlite3")
+    (database,) = path.glob("*.db3")
+    with sqlite3.connect(database) as connection:
+        for statement in HOSTILE_SCHEMAS[hostile]:
+            connection.execute(statement)
+    connection.close()
+    if not metadata:
+        (path / "metadata.yaml").unlink()
+    assert main(["bag", "info", str(path)]) == 2
+    error = one_line_error(capsys)
+    assert "which SQLite would run while reading it" in error
+    assert {"view": "the view 'message_definitions'", "trigger": "the trigger 't'"}.get(
+        hostile, "the generated column 'data'"
+    ) in error
 
 
 # --------------------------------------------------------------------------------------------------
