@@ -51,7 +51,12 @@ from bharnet_ros.core.image import MAX_IMAGE_PIXELS, decode_compressed, decode_i
 from bharnet_ros.core.inference import shown
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
-from bharnet_ros.core.skeleton_fields import frame_from_person, person_fields
+from bharnet_ros.core.skeleton_fields import (
+    MOST_DECODED_SKELETONS,
+    frame_from_person,
+    person_fields,
+    skeleton_count,
+)
 
 # In dependency order: a message comes after the ones it contains.
 PACKAGE_MESSAGES = ("PersonSkeleton", "PersonSkeletonArray", "Action", "ActionClass", "ActionLabels")
@@ -409,24 +414,6 @@ class BagMessage:
                 f"a message on {self.topic} (log time {self.log_time} ns) is no {self.msgtype} "
                 f"({_reason(err)})"
             ) from None
-
-
-MOST_DECODED_SKELETONS = 1024  # 4x the skeletons a message is read for (frame_rules.MOST_PER_MESSAGE)
-
-
-def skeleton_count(data: bytes) -> int | None:
-    """How many skeletons a serialized PersonSkeletonArray says it holds, read from its CDR without
-    decoding it (None where the bytes end first): the header's stamp and frame_id, then the
-    sequence's length, aligned to 4 bytes from the end of the 4-byte encapsulation."""
-    if len(data) < 16:
-        return None
-    order = "<" if data[1] == 1 else ">"  # representation CDR_LE (0x0001) or CDR_BE (0x0000)
-    (frame_id_bytes,) = struct.unpack_from(order + "I", data, 12)
-    at = 16 + frame_id_bytes
-    at += -(at - 4) % 4
-    if at + 4 > len(data):
-        return None
-    return struct.unpack_from(order + "I", data, at)[0]
 
 
 def bag_topics(path: str | Path) -> dict[str, str]:

@@ -38,6 +38,7 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.serialization import deserialize_message
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
 from std_msgs.msg import Header
@@ -57,6 +58,7 @@ from bharnet_ros.core.recognizer import (
     takes_frame,
 )
 from bharnet_ros.core.skeleton import SkeletonError
+from bharnet_ros.core.skeleton_fields import MOST_DECODED_SKELETONS, skeleton_count
 from bharnet_ros.core.stats import Percentiles, PersonDropCounter, RateMeter
 from bharnet_ros.core.sync import attach_hands
 from bharnet_ros.core.window import MOST_PERSONS
@@ -233,13 +235,15 @@ class RecognizerNode(ManagedNode):
             "event_callbacks": self._subscription_events(),
         }
         if not self.params["body_topic"]:
-            guarded = self.guarded(self._on_skeletons)
+            guarded = self.guarded(self._on_serialized_skeletons)
             qos = copy.copy(SKELETON_QOS)  # qos_overrides edit the profile they are given
 
-            def callback(msg: PersonSkeletonArray, info: Mapping[str, int]) -> None:  # rclpy: info by arity
-                guarded(msg, info)
+            def callback(raw: bytes, info: Mapping[str, int]) -> None:  # rclpy: info by arity
+                guarded(raw, info)
 
-            return [self.create_subscription(PersonSkeletonArray, "skeletons", callback, qos, **options)]
+            return [
+                self.create_subscription(PersonSkeletonArray, "skeletons", callback, qos, raw=True, **options)
+            ]
         topics = ("skeletons", self.params["body_topic"])
         return subscribe_pair(
             self, PersonSkeletonArray, topics, self.guarded(self._on_synchronised), self.params["sync_slop"],
@@ -426,6 +430,17 @@ class RecognizerNode(ManagedNode):
         msg.hand_intensive = list(classifier.hand_intensive)
         msg.header.stamp = self.get_clock().now().to_msg()
         self.safe_publish(self.labels_pub, msg)
+
+    def _on_serialized_skeletons(self, raw: bytes, info: Mapping[str, int] | None = None) -> None:
+        """A message as the middleware gave it, counted before it is decoded: each skeleton becomes
+        Python objects, and 2 million empty ones (120 MB) took 4 GB."""
+        count = skeleton_count(raw)
+        if count is not None and count > MOST_DECODED_SKELETONS:
+            self._refuse(
+                f"ignored a message of {count} skeletons, more than the {MOST_DECODED_SKELETONS} read"
+            )
+            return
+        self._on_skeletons(deserialize_message(raw, PersonSkeletonArray), info)
 
     def _on_skeletons(self, msg: PersonSkeletonArray, info: Mapping[str, int] | None = None) -> None:
         started = time.monotonic()

@@ -26,7 +26,7 @@ from std_msgs.msg import Header, String
 
 from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.core.sync import ApproximateSync
-from bharnet_ros.msg import Action, ActionLabels, PersonSkeletonArray
+from bharnet_ros.msg import Action, ActionLabels, PersonSkeleton, PersonSkeletonArray
 from bharnet_ros.nodes.conversions import frame_to_msg, seconds_to_stamp, stamp_to_seconds
 from bharnet_ros.nodes.diagnostics import OK, WARN
 from bharnet_ros.nodes.recognizer_node import RecognizerNode
@@ -150,6 +150,18 @@ def test_nan_landmarks_are_ignored_and_counted(graph, wait):
         time.sleep(1 / 60)
     assert wait(lambda: recognizer.bad_messages == 1)
     assert wait(lambda: _received(recognizer) == 19)
+
+
+def test_a_message_of_too_many_skeletons_is_refused_before_it_is_decoded(graph, wait):
+    """Each skeleton became Python objects: 2 million empty ones (120 MB) took 4 GB."""
+    from bharnet_ros.core.skeleton_fields import MOST_DECODED_SKELETONS
+
+    recognizer, _, publisher, _ = graph
+    messages = list(stream(frames=20))
+    crowd = messages[10]
+    crowd.persons = [PersonSkeleton(header=crowd.header)] * (MOST_DECODED_SKELETONS + 1)
+    publish_all(publisher, messages, wait, recognizer, 19)
+    assert recognizer.bad_messages == 1  # one message, not 256 empty skeletons and the rest ignored
 
 
 @pytest.mark.parametrize(
