@@ -834,24 +834,26 @@ def _check_quiet(files: list[Path]) -> None:
 
 
 def _readable_storage(file: Path) -> tuple[Path, str | None]:
-    """A storage file rosbags can open: the file itself, or the recovered copy of a cut-off MCAP."""
+    """A storage file rosbags can open: the file itself, or the indexed copy of a cut-off MCAP (its
+    complete records) or of an MCAP without index."""
     if file.suffix == ".db3":
         _roll_back_unfinished(file)
         check_sqlite_schema(file)
         _check_sqlite_bag(file)
         return file, None
+    recovered = file.with_name(file.stem + RECOVERED_SUFFIX)
     try:
         with Reader(file):
-            pass
-        if file.name.endswith(RECOVERED_SUFFIX) or mcap_summary_start(file) != 0:
-            return file, None
-        recovered = file.with_name(file.stem + RECOVERED_SUFFIX)  # complete, but with no index
-        index_mcap(file, recovered)
-        return recovered, f"{file.name} has no index; its messages were copied to {recovered.name}, indexed"
+            opened = True
     except DAMAGED as err:
         if file.name.endswith(RECOVERED_SUFFIX):
             raise BagError(f"{file} cannot be read ({_reason(err)}); delete it and reindex again") from None
-    recovered = file.with_name(file.stem + RECOVERED_SUFFIX)
+        opened = False
+    if opened and (file.name.endswith(RECOVERED_SUFFIX) or mcap_summary_start(file) != 0):
+        return file, None
+    if opened:  # complete, but with no index
+        index_mcap(file, recovered)
+        return recovered, f"{file.name} has no index; its messages were copied to {recovered.name}, indexed"
     raw = recovered.with_name(f".{recovered.stem}.raw-{secrets.token_hex(4)}.mcap")
     kept = recover_mcap(file, raw)  # refuses a name already taken, so what it removes below is its own
     try:
