@@ -57,6 +57,7 @@ from bharnet_ros.core.skeleton_fields import (
     person_fields,
     skeleton_count,
 )
+from bharnet_ros.core.stats import first_repeat
 
 # In dependency order: a message comes after the ones it contains.
 PACKAGE_MESSAGES = ("PersonSkeleton", "PersonSkeletonArray", "Action", "ActionClass", "ActionLabels")
@@ -565,7 +566,7 @@ def _check_not_file_compressed(metadata: Path, path: Path) -> None:
             "convert it first: ros2 bag convert, with compression_mode message or none"
         )
     names = [Path(str(name)).name for name in files] if isinstance(files, list) else []
-    if twice := next((name for name in names if names.count(name) > 1), None):  # rosbags opened each
+    if twice := first_repeat(names):  # rosbags opened each
         raise BagError(
             f"{path}: metadata.yaml names {twice} more than once (it would be read twice); {REBUILD}"
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Hashable, Iterable
 
 import numpy as np
 
@@ -120,3 +120,13 @@ class PersonDropCounter:
     def dropped(self) -> int:
         """Frames missing so far, of every person, tracked or not."""
         return self._forgotten + sum(counter.dropped for counter in self._counters.values())
+
+
+def first_repeat(values: Iterable[Hashable]) -> Hashable | None:
+    """The first value that appears a second time in ``values``; None when all differ."""
+    seen = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None

@@ -173,8 +173,9 @@ class ModelConfig:
         ]
         if self.attention.num_features is not None:  # None: the default, d ln d
             sizes.append(("attention.num_features", self.attention.num_features, 65_536))
-        checks = [
-            (1 <= value <= most, f"{name} must be 1..{most}, not {value}") for name, value, most in sizes
+        checks = [  # a whole number: True passed as 1, and 2.0 failed deep inside torch
+            (type(value) is int and 1 <= value <= most, f"{name} must be 1..{most}, not {value!r}")
+            for name, value, most in sizes
         ]
         stages_ok = _are_stages(self.backbone.stages)
         widest = self._widest() if stages_ok else 0
@@ -200,7 +201,8 @@ class ModelConfig:
 def _are_stages(stages: Any) -> bool:
     """1 to 64 blocks, each a (channel multiplier 1..64, temporal stride 1..4) pair."""
     pairs = all(isinstance(s, tuple | list) and len(s) == 2 for s in stages)
-    return 1 <= len(stages) <= 64 and pairs and all(1 <= m <= 64 and 1 <= t <= 4 for m, t in stages)
+    whole = pairs and all(type(m) is int and type(t) is int for m, t in stages)  # not True, not 2.0
+    return 1 <= len(stages) <= 64 and whole and all(1 <= m <= 64 and 1 <= t <= 4 for m, t in stages)
 
 
 def _is_class_map(values: Any, num_classes: int) -> bool:

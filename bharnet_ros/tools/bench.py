@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from bharnet_ros.core.paths import default_model, share_file
+from bharnet_ros.core.stats import first_repeat
 from bharnet_ros.tools import UsageError, check_count
 from bharnet_ros.tools.outputs import check_document, output_option
 from bharnet_ros.tools.report_doc import command_line, machine_facts, replace_section
@@ -515,16 +516,6 @@ def check_choices(args: argparse.Namespace) -> None:
     path = first_repeat([path.resolve() for path in args.shipped or []])
     if path is not None:
         raise UsageError(f"--shipped names {path} twice; give each file once")
-
-
-def first_repeat(values: list[Any]) -> Any | None:
-    """The first value that appears a second time in ``values``; None when all differ."""
-    seen = set()
-    for value in values:
-        if value in seen:
-            return value
-        seen.add(value)
-    return None
 
 
 def exported_files(args: argparse.Namespace) -> list[tuple[Path, dict[str, np.ndarray]]]:

@@ -227,6 +227,10 @@ def run_loso(args: argparse.Namespace, config_path: str | None, overrides: list[
 
     if args.resume is not None or args.out is None:
         raise UsageError("--loso needs --out DIR (and no --resume: rerun with the same --out to continue)")
+    if int(os.environ.get("WORLD_SIZE", "1") or "1") > 1:  # the other ranks scored folds not yet saved
+        raise UsageError(
+            "--loso runs in one process, not under torchrun; run `bharnet train ... --loso` itself"
+        )
     check_count("--views", args.views, 1, MOST_VIEWS)
     if args.train_people is not None and args.train_people < 1:
         raise UsageError(f"--train-people must be at least 1, got {args.train_people}")

@@ -30,6 +30,7 @@ import yaml
 
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.skeleton import SkeletonSequence
+from bharnet_ros.core.stats import first_repeat
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.training.classes import drop_empty_classes, relabel, same_words
@@ -87,6 +88,8 @@ def load_synth_folder(folder: Path) -> SkeletonDataset:
     if not rows:
         raise DatasetError(f"{folder}/index.csv lists no samples")
     entries = [_synth_row(folder, row, k + 2, len(class_names)) for k, row in enumerate(rows)]
+    if twice := first_repeat(Path(file) for file, _, _ in entries):  # before any file loads (memory)
+        raise DatasetError(f"{folder}/index.csv lists {twice} more than once; list each sample once")
     flags = [False] * len(class_names)
     for _, label, hand_intensive in entries:
         flags[label] = flags[label] or hand_intensive
@@ -478,6 +481,20 @@ def _one_or_many(value: Any) -> list:
     if value is None or value == "":
         return []
     return [value] if isinstance(value, str | int) else list(value)
+
+
+def still_clock_note(data: SkeletonDataset) -> list[str]:
+    """A note where samples of several frames have timestamps that never advance (all 0, say): the
+    feeder reads a clip by its stamps, so such a clip trains as its first frame alone."""
+    starts, ends = data.offsets[:-1], data.offsets[1:]
+    several = ends - starts > 1
+    still = int((data.timestamps[ends[several] - 1] == data.timestamps[starts[several]]).sum())
+    if not still:
+        return []
+    return [
+        f"{still} of {len(data)} training samples have timestamps that never advance: each "
+        "trains as its first frame alone (give each frame its time, e.g. frame / fps)"
+    ]
 
 
 def uncorrected_aspect_note(data: SkeletonDataset, aspect_correction: bool) -> list[str]:

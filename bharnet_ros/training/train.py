@@ -74,6 +74,7 @@ from bharnet_ros.training.data import (
     labels_for,
     resolve_path,
     select_data,
+    still_clock_note,
     uncorrected_aspect_note,
 )
 from bharnet_ros.training.dataset import SkeletonDataset
@@ -215,7 +216,11 @@ def apply_override(config: dict[str, Any], keys: Sequence[str], value: Any) -> N
                 value = deep_merge(node.get(key) or {}, value)
             node[key] = value
             return
-        if not isinstance(node.get(key), dict):  # e.g. cleared by model.init=null: its defaults again
+        if node.get(key) is not None and not isinstance(node.get(key), dict):
+            raise ConfigError(  # a later nested override had quietly put the defaults in its place
+                f"{path} is {shown(node.get(key), 40)}, not a section; give {path}.<key>=... or a mapping"
+            )
+        if node.get(key) is None:  # e.g. cleared by model.init=null: its defaults again
             section = defaults.get(key) if isinstance(defaults, Mapping) else None
             node[key] = copy.deepcopy(dict(section)) if isinstance(section, Mapping) else {}
         node = node[key]
@@ -920,7 +925,11 @@ def build_run(
         check_same_inputs(preprocess, resume_state["preprocess"])
     check_loadable_size(model_config)
     base_model = build_model(model_config).to(env.device)
-    notes = [*selection.notes, *uncorrected_aspect_note(train_data, preprocess.aspect_correction)]
+    notes = [
+        *selection.notes,
+        *uncorrected_aspect_note(train_data, preprocess.aspect_correction),
+        *still_clock_note(train_data),
+    ]
     if resume_state is None:
         check_every_branch_learns(base_model, any((config["model"]["init"] or {}).values()))
         notes += init_from_experts(base_model, config["model"]["init"] or {}, class_names, preprocess)

@@ -599,6 +599,15 @@ def test_overrides_after_the_options_are_overrides(tmp_path):
         parse_arguments(build_parser(["export"]), ["export", "c.pt", "-o", "x.onnx", "epochs=1"])
 
 
+def test_loso_under_torchrun_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """Only rank 0 saves a fold: the other ranks opened its last.pt before it was written and
+    failed with "check the path"."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", CONFIG, "--out", str(tmp_path / "cv"), "--loso"]) == 2
+    assert "--loso runs in one process, not under torchrun" in capsys.readouterr().err
+    assert not (tmp_path / "cv").exists()
+
+
 def test_an_override_after_a_bare_loso_is_an_override():
     """`--loso epochs=1` held out a person named 'epochs=1'; a bare --loso means everyone."""
     from bharnet_ros.cli import build_parser, parse_arguments

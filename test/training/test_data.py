@@ -189,6 +189,7 @@ def test_labels_for_unknown_classes_suggests_a_fix(people):
         ("wave_0000.npz," + "0" * 5000 + ",wave,0,1", "is not 0.."),
         ("wave_0000.npz,0,wave,yes,1", "hand_intensive 'yes' is neither 0 nor 1"),
         ("missing.npz,0,wave,0,1", "missing.npz is no regular file"),
+        ("./wave_0000.npz,0,wave,0,1", "lists wave_0000.npz more than once"),  # 12,000 rows took 3 GB
         ("classes.txt,0,wave,0,1", "classes.txt cannot be read"),
     ],
 )
@@ -326,3 +327,25 @@ def test_a_training_config_naming_one_file_or_person_bare_reads_it_whole(tmp_pat
     data_file.write_bytes(b"")
     record = training_data_in({"data": {"train": str(data_file), "exclude_subjects": "S1", "val": ""}})
     assert (record.files, record.missing, record.left_out, record.validation) == ([data_file], [], ["S1"], [])
+
+
+def test_samples_whose_clock_never_advances_are_noted():
+    """All-zero stamps are valid, and the feeder read each such clip as its first frame: a
+    'temporal' model trained on still poses, with no word."""
+    from bharnet_ros.core.skeleton import SkeletonSequence
+    from bharnet_ros.training.data import still_clock_note
+
+    def clip(stamps: list[float]) -> SkeletonSequence:
+        frames = len(stamps)
+        body = np.full((frames, 33, 4), 0.5, np.float32)
+        return SkeletonSequence(
+            np.array(stamps), body, np.zeros((frames, 2, 21, 4)), np.zeros((frames, 2), bool)
+        )
+
+    data = SkeletonDataset.from_sequences(
+        [clip([0.0] * 5), clip([0.0, 0.1]), clip([7.0])], [0, 1, 1], ["a", "b"]
+    )
+    assert still_clock_note(data) == [
+        "1 of 3 training samples have timestamps that never advance: each trains as its first frame "
+        "alone (give each frame its time, e.g. frame / fps)"
+    ]

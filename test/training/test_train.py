@@ -181,6 +181,14 @@ def test_bad_overrides_are_clear_errors(override, message):
         load_train_config(REPO / "config/train/synth_cpu.yaml", [override])
 
 
+def test_a_section_set_to_no_mapping_is_refused_when_a_nested_key_follows():
+    """`data=5` then --train's data.train=...: the defaults had quietly taken the section's place."""
+    with pytest.raises(ConfigError, match="data is 5, not a section"):
+        load_train_config(REPO / "config/train/synth_cpu.yaml", ["data=5", "data.train=[x.npz]"])
+    config = load_train_config(REPO / "config/train/synth_cpu.yaml", ["model.init=null", "model.init.body=b"])
+    assert config["model"]["init"]["body"] == "b"  # a section cleared with null takes its defaults again
+
+
 def test_a_mapping_override_sets_its_keys_and_keeps_the_rest_of_the_section():
     config = load_train_config(
         REPO / "config/train/synth_cpu.yaml", ["optim={lr: 0.01}", "model.init={body: a.pt}"]
