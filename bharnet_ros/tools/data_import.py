@@ -230,6 +230,13 @@ def _rename_mapping(class_names: list[str], pairs: list[str]) -> dict[str, str]:
         if old not in class_names:
             raise UsageError(f"--rename {pair!r}: no class {old!r}; the classes are {', '.join(class_names)}")
         mapping[old] = new
+    chained = next((old for old, new in mapping.items() if new in mapping and mapping[new] != new), None)
+    if chained is not None:  # each pair applies once: hello=thanks thanks=bye merged nothing, silently
+        renamed = mapping[chained]
+        raise UsageError(
+            f"--rename {chained}={renamed} and {renamed}={mapping[renamed]}: {renamed} is both renamed and "
+            f"a new name; to merge, rename each old class to the final name ({chained}={mapping[renamed]})"
+        )
     return mapping
 
 

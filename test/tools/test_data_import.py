@@ -107,6 +107,16 @@ def test_rename_of_an_unknown_class_is_a_one_line_error(tmp_path, shared_file, c
     assert "no class 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("pairs", [["hello=thanks", "thanks=bye"], ["hello=thanks", "thanks=hello"]])
+def test_chained_renames_are_refused_as_data_relabel_refuses_them(tmp_path, shared_file, capsys, pairs):
+    """Each pair applied once: hello=thanks thanks=bye merged nothing, and said nothing."""
+    source = shared_file("mp_holistic_signs/signer_25kamalesh.npz")
+    argv = ["import", "mpdata", str(source), "-o", str(tmp_path / "x.npz")]
+    assert main([*argv, *(f"--rename={pair}" for pair in pairs)]) == 2
+    assert "thanks is both renamed and a new name" in capsys.readouterr().err
+    assert not (tmp_path / "x.npz").exists()
+
+
 def hri_clips(shared_file, root, layout: dict[str, list[str]]):
     """Link real HRI clips into ``root/<person>/<clip>`` (links only; nothing is copied)."""
     for person, clips in layout.items():

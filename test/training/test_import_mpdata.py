@@ -195,11 +195,19 @@ def npy_header(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
     [
         (npy_header((10**11,)), "declares shape (100000000000,)"),
         (npy_header((-5,)), "declares shape (-5,)"),
+        (npy_header((65 << 20,), "|i1"), "declares shape (68157440,)"),  # 1 GiB of int8 took 12 GB
         (npy_header((2, 3, 33, 4)), "truncated"),
         (npy_header((2,), "|O"), "Python objects"),
         (b"not an array", "magic"),
     ],
-    ids=["huge shape", "negative shape", "truncated", "objects", "no magic"],
+    ids=[
+        "huge shape",
+        "negative shape",
+        "int8 past 64 MiB with the rest",
+        "truncated",
+        "objects",
+        "no magic",
+    ],
 )
 def test_signer_array_headers_are_checked_before_allocating(tmp_path, member, reason):
     arrays = signer_arrays()

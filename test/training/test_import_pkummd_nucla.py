@@ -181,6 +181,8 @@ def test_nucla_refuses_other_benchmarks_and_empty_folders(tmp_path):
         ("\n", "the PKU-MMD label file is empty"),
         ("3,0\n", "expected lines"),
         ("a,b,c,d\n", "could not convert"),
+        ("3,0,20,1\n3,0,20,1\n", "action line 1 is given twice"),  # each line copies its frames
+        ("3,0,30,1\n3,0,29,1\n3,1,30,1\n", "cover 88 frames of a 30-frame video"),
     ],
 )
 def test_pkummd_bad_label_lines_refuse_that_video_only(tmp_path, labels, reason):

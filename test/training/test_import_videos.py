@@ -164,6 +164,7 @@ def test_class_folders_keep_their_layout_and_note_a_missing_person(tmp_path):
         ("S7/x_1_1m_upper.avi", "S7/x_1_1m_upper.npz"),  # bharnet extract -o the video folder
         ("S7/x_1_1m_upper.avi", "S7/x_1_1m_upper.mp4"),
         ("S7/sub/x_1_1m_upper.avi", "S7/x_1_1m_upper.avi"),
+        ("S7/x_1_1m_upper.avi", "S7/x_1_1m_upper_p1.npz"),  # a person's file of --backend multi: twice
     ],
 )
 def test_two_files_with_one_sample_name_are_refused_when_listed(tmp_path, clash):
@@ -176,7 +177,14 @@ def test_two_files_with_one_sample_name_are_refused_when_listed(tmp_path, clash)
     assert "come_1_1m_upper" not in message
 
 
-@pytest.mark.parametrize("clash", [("wave/x.avi", "wave/x.npz"), ("wave/x.avi", "wave/x.mp4")])
+@pytest.mark.parametrize(
+    "clash",
+    [
+        ("wave/x.avi", "wave/x.npz"),
+        ("wave/x.avi", "wave/x.mp4"),
+        ("wave/caf\u00e9.avi", "wave/cafe\u0301.avi"),  # one NFC name: found after the pose stage
+    ],
+)
 def test_one_clip_twice_in_a_class_folder_is_refused(tmp_path, clash):
     """Class-folder names keep the extension, so a video and the skeleton file beside it (or
     two encodings of one clip) became two samples, one perhaps in training, one in validation."""
@@ -184,10 +192,13 @@ def test_one_clip_twice_in_a_class_folder_is_refused(tmp_path, clash):
     with pytest.raises(DatasetError, match="give the same sample name") as refused:
         jobs_of(root, pattern=None)
     assert all(name in str(refused.value) for name in clash)
-    assert [job.name for job in jobs_of(touch(tmp_path / "fine", "wave/x.avi", "wave/y.npz"), None)[0]] == [
+    fine = touch(tmp_path / "fine", "wave/x.avi", "wave/y.npz", "wave/z_p0.npz", "wave/z_p1.npz")
+    assert [job.name for job in jobs_of(fine, None)[0]] == [
         "wave/x.avi",
         "wave/y.npz",
-    ]
+        "wave/z_p0.npz",
+        "wave/z_p1.npz",
+    ]  # two persons of one video are two samples
 
 
 @pytest.mark.parametrize(
@@ -209,6 +220,21 @@ def test_a_damaged_skeleton_file_gives_a_reason_not_an_exception(tmp_path, damag
     assert isinstance(outcome, str)
     assert outcome.startswith("unreadable skeleton file: ")
     assert outcome.split(": ", 1)[1]
+
+
+def test_a_skeleton_file_no_pose_stage_writes_is_skipped_not_fatal(tmp_path):
+    """An ntu25 world-space file loaded, then made the whole import fail after the pose stage."""
+    from bharnet_ros.core.skeleton import SkeletonSequence
+
+    body, hands = np.full((3, 25, 4), 0.5), np.zeros((3, 2, 21, 4))
+    kinect = SkeletonSequence(
+        np.arange(3.0), body, hands, np.zeros((3, 2), bool), layout="ntu25", space="world"
+    )
+    outcome = read_skeleton_file(kinect.save(tmp_path / "kinect.npz"))
+    assert outcome == (
+        "unreadable skeleton file: a ntu25 skeleton in world space, where bharnet extract writes "
+        "mediapipe33 in image space"
+    )
 
 
 def test_labels_that_differ_only_in_case_are_refused_before_the_pose_stage(tmp_path):

@@ -50,8 +50,9 @@ HAND_JOINTS = 21
 SIGNER_PREFIX = "signer_"
 SIGNER_KEYS = ("pose", "left_hand", "right_hand", "label", "class_names", "seq_id")  # seq_id optional
 # Array sizes the headers may declare, checked before numpy allocates anything: a real signer file
-# holds a few MB, a raw frame vector 2172 numbers.
-MAX_SIGNER_BYTES = 1 << 30
+# holds 2.8 MB (int8 arrays grow twelvefold on import: 1 GiB in a 1 MB file took 12 GB), a raw
+# frame vector 2172 numbers.
+MAX_SIGNER_BYTES = 64 << 20
 MAX_FRAME_BYTES = 1 << 16
 # What a truncated or damaged .npy/.npz raises besides DatasetError: numpy's ValueError, the zip
 # reader's BadZipFile, zlib's error inside a member, EOFError, KeyError for a lost member, OSError.

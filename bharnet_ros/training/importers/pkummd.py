@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bharnet_ros.core.stats import first_repeat
 from bharnet_ros.training.dataset import UNKNOWN, DatasetError, Sample, SkeletonDataset
 from bharnet_ros.training.importers import (
     LONG_TEXT_FILE_BYTES,
@@ -65,6 +66,7 @@ def read_video(
     if frames.shape[1] != VALUES_PER_FRAME:
         raise DatasetError(f"{skeleton_path.name}: {frames.shape[1]} values per frame, expected 150")
     labels = read_labels(label_path, num_classes)
+    _check_coverage(labels, len(frames), label_path)
     stem = skeleton_path.stem
     camera = VIEW_CAMERAS.get(stem[-1], UNKNOWN) if VIDEO_ID.fullmatch(stem) else UNKNOWN
     samples = []
@@ -82,6 +84,20 @@ def read_video(
                 f"label line {k + 1}: frames {start}..{end} lie {where} " f"({len(frames)} frames)",
             )
     return samples
+
+
+def _check_coverage(labels: np.ndarray, frames: int, label_path: Path) -> None:
+    """DatasetError for label lines that repeat, or that together cover more than twice the video:
+    each line copies its frames, so a few KB of repeated lines took gigabytes."""
+    rows = [tuple(row) for row in labels.tolist()]
+    if (twice := first_repeat(rows)) is not None:
+        raise DatasetError(f"{label_path.name}: action line {rows.index(twice) + 1} is given twice")
+    covered = int(sum(max(0, min(end, frames) - start) for _, start, end in rows))
+    if covered > 2 * frames:
+        raise DatasetError(
+            f"{label_path.name}: its action lines cover {covered} frames of a {frames}-frame video, "
+            "more than twice over; they overlap where actions follow each other"
+        )
 
 
 def read_labels(path: Path, num_classes: int = NUM_ACTIONS) -> np.ndarray:

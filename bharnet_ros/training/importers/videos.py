@@ -179,9 +179,10 @@ def check_unique_names(jobs: list[VideoJob], root: Path) -> None:
     class folders the name keeps the file's extension, so the clash is found on the stem: a video
     and its skeleton file beside it are one clip, imported twice."""
     paths: dict[str, list[Path]] = {}
-    for job in jobs:
-        paths.setdefault(str(Path(job.name).with_name(job.path.stem)), []).append(job.path)
-    clashes = [files for files in paths.values() if len(files) > 1]
+    for job in jobs:  # by the stem the pattern reads (wave_1 of wave_1_p1.npz), in NFC as names are
+        stem = _track_of(job.path)[0]
+        paths.setdefault(str(Path(job.name).with_name(_nfc(stem))), []).append(job.path)
+    clashes = [files for files in paths.values() if len(files) > 1 and _one_clip_twice(files)]
     if not clashes:
         return
     shown = "; ".join(" and ".join(str(p.relative_to(root)) for p in files) for files in clashes[:3])
@@ -190,6 +191,14 @@ def check_unique_names(jobs: list[VideoJob], root: Path) -> None:
         f"files under {root} give the same sample name: {shown}{more}; keep one file per name "
         "(move the .npz files of bharnet extract to a folder of their own, or rename)"
     )
+
+
+def _one_clip_twice(files: list[Path]) -> bool:
+    """Whether files of one stem hold a clip twice: a video beside a skeleton file of it, or two
+    files of one person's track (the persons of one video, ``_p0`` and ``_p1``, are two samples)."""
+    tracks = [_track_of(path)[1] for path in files]
+    videos = [path for path in files if not _is_skeleton_file(path)]
+    return bool(videos) or len(set(tracks)) < len(tracks)
 
 
 def _nfc(text: str) -> str:
@@ -339,6 +348,11 @@ def read_skeleton_file(path: Path) -> Outcome:
         sequence = SkeletonSequence.load(path)
     except Exception as err:  # any damage (empty, cut, not a zip) skips this one file, reported
         return f"unreadable skeleton file: {_damage(err)}"
+    if (sequence.layout, sequence.space) != ("mediapipe33", "image"):  # one such failed the whole import
+        return (
+            f"unreadable skeleton file: a {sequence.layout} skeleton in {sequence.space} space, where "
+            "bharnet extract writes mediapipe33 in image space"
+        )
     if not sequence.body.any():
         return "no person found: "
     steps = np.diff(sequence.timestamps)
