@@ -20,7 +20,7 @@ from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import atomic_file, check_output_file, output_option, terminated_as_interrupt
-from bharnet_ros.training.classes import relabel
+from bharnet_ros.training.classes import relabel, same_words
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 from bharnet_ros.training.importers import ImportReport, Progress, no_progress
 from bharnet_ros.training.importers.mpdata import import_mpdata
@@ -157,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         if old in renamed_from:
             raise UsageError(f"--rename renames {old!r} twice ({renamed_from[old]}, {pair}); keep one")
         renamed_from[old] = pair
+    _check_no_chain(dict(map(_rename_pair, args.rename)))
     try:
         with terminated_as_interrupt():  # a pose-stage pool is shut down, not left running
             dataset, report = IMPORTERS[args.kind](args)
@@ -164,6 +165,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
 
     dataset = renamed(dataset, args.rename, report, getattr(args, "labels_before", ()))
+    if twins := same_words(dataset.class_names):  # signer files spelling Hello and hello: two classes
+        raise UsageError(
+            f"the classes {twins[0]!r} and {twins[1]!r} are one word spelt two ways; merge them with "
+            f"--rename {twins[1]}={twins[0]}"
+        )
     if not len(dataset):
         raise UsageError(f"no samples imported from {args.source} ({_why(report)}); check SRC and options")
     with atomic_file(output) as temporary:
@@ -230,14 +236,19 @@ def _rename_mapping(class_names: list[str], pairs: list[str]) -> dict[str, str]:
         if old not in class_names:
             raise UsageError(f"--rename {pair!r}: no class {old!r}; the classes are {', '.join(class_names)}")
         mapping[old] = new
+    return mapping
+
+
+def _check_no_chain(mapping: dict[str, str]) -> None:
+    """UsageError where a NEW is another pair's OLD: each pair applies once, so hello=thanks
+    thanks=bye merged nothing, and said nothing (``data.relabel`` refuses the same)."""
     chained = next((old for old, new in mapping.items() if new in mapping and mapping[new] != new), None)
-    if chained is not None:  # each pair applies once: hello=thanks thanks=bye merged nothing, silently
+    if chained is not None:
         renamed = mapping[chained]
         raise UsageError(
             f"--rename {chained}={renamed} and {renamed}={mapping[renamed]}: {renamed} is both renamed and "
             f"a new name; to merge, rename each old class to the final name ({chained}={mapping[renamed]})"
         )
-    return mapping
 
 
 def _merge_notes(old_names: list[str], new_names: list[str]) -> list[str]:

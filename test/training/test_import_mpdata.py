@@ -342,3 +342,17 @@ def test_the_cameras_image_size_can_be_given_so_training_corrects_the_aspect(sha
         with pytest.raises(SystemExit):
             main(["import", "mpdata", str(path), "-o", str(tmp_path / "x.npz"), "--image-size", bad])
         assert "--image-size" in capsys.readouterr().err
+
+
+def test_signer_files_spelling_one_class_two_ways_are_refused_unless_renamed(tmp_path, capsys):
+    """Two classes, Hello and hello, were written without a word; training refused them later."""
+    from bharnet_ros.cli import main
+
+    (tmp_path / "signers").mkdir()
+    for signer, names in (("a", ["Hello", "thanks"]), ("b", ["hello", "thanks"])):
+        arrays = {**signer_arrays(), "class_names": np.array(names)}
+        np.savez(tmp_path / "signers" / f"signer_{signer}.npz", **arrays)
+    argv = ["import", "mpdata", str(tmp_path / "signers"), "-o", str(tmp_path / "x.npz"), "--no-progress"]
+    assert main(argv) == 2
+    assert "'Hello' and 'hello' are one word spelt two ways" in capsys.readouterr().err
+    assert main([*argv, "--rename", "hello=Hello"]) == 0

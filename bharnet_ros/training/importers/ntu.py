@@ -14,8 +14,10 @@ The steps follow the preprocessing that DeGCN, CTR-GCN and SGN share (model_spec
    their joints; over their plausible frames where that is smaller).
 3. **Actors.** The body with the most motion starts actor slot 0. Each next body joins slot 0 if
    it shares no frame with what is there, else slot 1 under the same rule, else it is dropped.
-   (The reference scripts compare first/last-frame intervals; sharing no frame is the same test
-   for bodies tracked without gaps.)
+   (The reference scripts compare a slot's first-to-last interval instead, so they differ in two
+   rare cases: a body inside a gap between a slot's bodies joins that slot here, not there; and
+   two bodies that share exactly one boundary frame are kept apart here, where the reference puts
+   them in one slot and one overwrites the other's frame.)
 4. **Frames.** Frames where no actor was kept (including frames with zero bodies) are dropped;
    timestamps keep the original frame index / 30 fps, so dropped frames show as gaps in time.
 
