@@ -25,7 +25,7 @@ import numpy as np
 from bharnet_ros.core.params_file import dump_params_file, read_params_file, set_node_parameters
 from bharnet_ros.core.paths import default_model
 from bharnet_ros.tools import UsageError
-from bharnet_ros.tools.outputs import check_document, output_option
+from bharnet_ros.tools.outputs import check_document, output_option, terminated_as_interrupt
 
 RATE_HZ = 30.0
 DEFAULT_VIDEO = "../shared/data/videos/sign_dobrii_den.mp4"  # beside the checkout (default_video)
@@ -72,7 +72,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     check_bag_size(args.video, args.seconds)
     from bharnet_ros.nodes.bag_io import SwapCount, swapping_models
 
-    with tempfile.TemporaryDirectory() as scratch:
+    # SIGTERM (`timeout`) removes the bags as Ctrl-C does: 7 MB per second of stream were left
+    with terminated_as_interrupt(), tempfile.TemporaryDirectory() as scratch:
         video_bag = _video_bag(args.video, Path(scratch) / "video", args.seconds)
         skeleton_bag = _skeleton_bag(Path(scratch) / "skeletons", args.seconds)
         twin = shutil.copy(model, Path(scratch) / "twin.onnx")  # another file: each set loads one
@@ -232,8 +233,9 @@ def _measure(
     return {
         "name": name,
         "frames": run.frames,
-        "processed_fps": run.processed / seconds,
-        "dropped": run.frames - run.processed,
+        # without a pose stage nothing counts what the recognizer took: the replay's count is no measure
+        "processed_fps": run.processed / seconds if live.pose_stage else None,
+        "dropped": run.dropped,
         "actions_per_s": len(run.predictions) / seconds,
         "latency": [v for v in run.latencies if v is not None],
         "cpu_cores": cpu / seconds,
@@ -248,8 +250,10 @@ def _pipeline_table(rows: list[dict[str, Any]]) -> str:
         latency = "no label came"  # too short a video for a first decision
         if r["latency"]:
             latency = " / ".join(f"{np.percentile(r['latency'], q) * 1000:.0f}" for q in (50, 95))
+        processed = "n/a" if r["processed_fps"] is None else f"{r['processed_fps']:.1f}"
+        dropped = "n/a" if r["dropped"] is None else str(r["dropped"])
         lines.append(
-            f"| {r['name']} | {r['frames']} | {r['processed_fps']:.1f} | {r['dropped']} | "
+            f"| {r['name']} | {r['frames']} | {processed} | {dropped} | "
             f"{r['actions_per_s']:.1f} | {latency} | {r['cpu_cores']:.2f} |"
         )
     return "\n".join(lines)

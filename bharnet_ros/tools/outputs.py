@@ -152,7 +152,8 @@ def check_document(
             raise UsageError(f"{option} {path} is not a UTF-8 text file; give a markdown file") from None
         except OSError as err:
             raise UsageError(f"{option} {path} cannot be read: {err.strerror or err}") from None
-    if path.suffix.lower() not in (".md", ".markdown"):  # a section appended to YAML or code breaks it
+    target = Path(os.path.realpath(path))  # a link's target is what gets written
+    if target.suffix.lower() not in (".md", ".markdown"):  # a section appended to YAML or code breaks it
         raise UsageError(f"{option} {path} is not a markdown file (.md); give the markdown file to update")
     if section and path.exists():
         from bharnet_ros.tools.report_doc import section_span
@@ -162,7 +163,7 @@ def check_document(
         from bharnet_ros.tools.report_doc import command_line
 
         check_shown("the command line", command_line(), "give names without it")
-    _check_creatable(path, option)
+    _check_creatable(target, option)
     return path
 
 

@@ -348,6 +348,11 @@ def test_a_pipeline_row_without_any_label_says_so_instead_of_nan():
     assert "nan" not in table
     timed = _pipeline_table([{**row, "latency": [0.1, 0.2], "cpu_cores": 0.1}])
     assert "| 150 / 195 |" in timed
+    # skeletons straight into the recognizer: nothing counts what it took, so nothing is claimed
+    uncounted = _pipeline_table(
+        [{**row, "processed_fps": None, "dropped": None, "latency": [], "cpu_cores": 0.1}]
+    )
+    assert "| one frame | 1 | n/a | n/a |" in uncounted
 
 
 @pytest.mark.parametrize(
@@ -450,3 +455,25 @@ def test_the_skeleton_stream_is_as_long_as_the_video_stream(seconds):
     assert sum(duration for _, duration in script) == pytest.approx(seconds)
     assert all(duration >= 2.0 for _, duration in script)
     assert [label for label, _ in script][:3] == ["a", "b", "c"][: len(script)]
+
+
+def test_a_terminated_bench_leaves_no_exports_behind(tmp_path, monkeypatch):
+    """`timeout` (SIGTERM) left the temporary exports, 21 MB a run; Ctrl-C removed them."""
+    import os
+    import signal
+    import tempfile
+
+    from bharnet_ros.cli import main
+    from bharnet_ros.tools import bench
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(bench, "matmul_peak", lambda threads: {"float32": 1.0})
+
+    def terminated(key, args, folder):
+        (folder / f"{key}.onnx").write_bytes(b"an export")
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the measurement")
+
+    monkeypatch.setattr(bench, "measure_variant", terminated)
+    assert main(["bench", "model", "--variants", "expert_only", "--no-shipped"]) == 130
+    assert list(tmp_path.iterdir()) == []

@@ -46,6 +46,15 @@ def test_an_output_link_is_checked_where_it_points(tmp_path):
         check_output_file(link)
 
 
+def test_a_document_link_is_checked_where_it_points(tmp_path):
+    """`-o codelink.md` linked to code.py appended markdown to the code."""
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "codelink.md").symlink_to(tmp_path / "code.py")
+    with pytest.raises(UsageError, match="codelink.md is not a markdown file"):
+        check_document(tmp_path / "codelink.md")
+    assert (tmp_path / "code.py").read_text() == "x = 1\n"
+
+
 def test_an_output_inside_an_input_folder_is_refused_even_with_force(tmp_path):
     """The next run would read it back as input (a skeleton file among the videos, say)."""
     source = tmp_path / "recordings"
