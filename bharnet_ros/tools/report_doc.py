@@ -28,14 +28,22 @@ def replace_section(path: Path, name: str, body: str, title: str = "# Benchmarks
 def write_section(path: Path, name: str, section: str, title: str) -> None:
     """Replace the span of section ``name`` in ``path`` by ``section`` (its markers included), or
     append it; a file that does not exist yet starts with ``title``."""
-    text = path.read_text(encoding="utf-8") if path.exists() else title + "\n"
+    text = _read_as_is(path) if path.exists() else title + "\n"
     span = section_span(text, name, path)
+    ending = "\r\n" if "\r\n" in text else "\n"  # the file's own line ending, kept everywhere else
+    section = section.replace("\n", ending)
     if span is None:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
+        text = text.rstrip("\r\n") + ending * 2 + section + ending
     else:
         text = text[: span[0]] + section + text[span[1] :]
     with atomic_file(path) as temporary:  # an interrupted update leaves the old file, not half of it
-        temporary.write_text(text, encoding="utf-8")
+        temporary.write_bytes(text.encode("utf-8"))  # bytes: no line ending translated
+
+
+def _read_as_is(path: Path) -> str:
+    """The text of ``path`` with its line endings untouched (a CRLF file had been rewritten whole)."""
+    with open(path, encoding="utf-8", newline="") as stream:
+        return stream.read()
 
 
 def section_span(text: str, name: str, path: Path) -> tuple[int, int] | None:
@@ -48,6 +56,11 @@ def section_span(text: str, name: str, path: Path) -> tuple[int, int] | None:
     if not begins and not ends:
         return None
     if len(begins) == len(ends) == 1 and begins[0] < ends[0]:
+        if other := re.search(r"<!-- [\w-]+:(begin|end)\b", text[begins[0] + 1 : ends[0] - len(end_mark)]):
+            raise UsageError(  # replacing the span would delete that section's marker and text
+                f"{path}: the generated section {name!r} holds another section's marker "
+                f"({other.group()} ...); mend the markers by hand"
+            )
         return begins[0], ends[0]
     raise UsageError(
         f"{path} holds {len(begins)} begin and {len(ends)} end markers of the generated section {name!r}"

@@ -131,6 +131,34 @@ def test_report_sections_are_replaced_in_place(tmp_path):
     assert any(line.startswith("* CPU:") for line in machine_lines())
 
 
+def test_a_crlf_document_keeps_its_line_endings_outside_the_section(tmp_path):
+    """A rerun had rewritten every line ending of the file, not just its own section."""
+    from bharnet_ros.tools.report_doc import replace_section
+
+    path = tmp_path / "bench.md"
+    path.write_bytes(b"# Benchmarks\r\n\r\nhand-written notes\r\n")
+    replace_section(path, "bench-soak", "first\nsecond")
+    data = path.read_bytes()
+    assert data.startswith(b"# Benchmarks\r\n\r\nhand-written notes\r\n")
+    assert b"first\r\nsecond" in data
+    assert b"\n" not in data.replace(b"\r\n", b"")
+
+
+def test_a_section_holding_another_sections_marker_is_left_as_it_is(tmp_path):
+    """Updating the outer section deleted the inner one's begin marker, and its next run failed."""
+    from bharnet_ros.tools.report_doc import replace_section
+
+    path = tmp_path / "bench.md"
+    text = (
+        "# B\n<!-- bench-model:begin (x) -->\na\n<!-- bench-pipeline:begin (x) -->\nb\n"
+        "<!-- bench-model:end -->\nc\n<!-- bench-pipeline:end -->\n"
+    )
+    path.write_text(text)
+    with pytest.raises(UsageError, match="holds another section's marker"):
+        replace_section(path, "bench-model", "new")
+    assert path.read_text() == text
+
+
 def test_a_section_whose_markers_are_broken_is_left_as_it_is(tmp_path):
     """A begin marker whose end was deleted: replacing up to the next run's end marker would
     delete the hand-written text between them."""
