@@ -110,7 +110,10 @@ def _cpuinfo() -> list[str]:
 
 
 def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    """The installed version of ``name``, or of its GPU build (``onnxruntime-gpu`` provides onnxruntime)."""
+    for distribution in (name, f"{name}-gpu"):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
