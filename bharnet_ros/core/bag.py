@@ -55,7 +55,7 @@ from bharnet_ros.core.skeleton_fields import (
     MOST_DECODED_SKELETONS,
     frame_from_person,
     person_fields,
-    skeleton_count,
+    too_many_skeletons,
 )
 from bharnet_ros.core.stats import first_repeat
 
@@ -402,8 +402,8 @@ class BagMessage:
         cut off, or of another type than the topic's), or a skeleton array of more skeletons than
         :data:`MOST_DECODED_SKELETONS` (each becomes Python objects: 120 MB of empty skeletons,
         10 KB compressed in a bag, took 4 GB)."""
-        count = skeleton_count(self.data) if self.msgtype == SKELETON_TYPE else None
-        if count is not None and count > MOST_DECODED_SKELETONS:
+        count = too_many_skeletons(self.data) if self.msgtype == SKELETON_TYPE else None
+        if count is not None:
             raise MessageError(
                 f"a message on {self.topic} (log time {self.log_time} ns) holds {count} skeletons, "
                 f"more than the {MOST_DECODED_SKELETONS} a message is read with"
@@ -525,7 +525,7 @@ def _open(path: str | Path) -> Iterator[Reader]:
             f"{odd} in the bag folder is not a regular file (a pipe, socket or device); "
             "remove it, a bag holds plain files only"
         )
-    _check_not_file_compressed(metadata, path)
+    _check_metadata_before_reading(metadata, path)
     if any(p.suffix == ".db3" for p in path.iterdir()):
         check_sqlite_path(path)
     for file in sorted(path.iterdir()):  # whatever its name: metadata.yaml chooses the storage
@@ -547,9 +547,11 @@ def _open(path: str | Path) -> Iterator[Reader]:
         ) from None
 
 
-def _check_not_file_compressed(metadata: Path, path: Path) -> None:
-    """BagError for a bag compressed file by file: the reader would inflate each whole storage file
-    to disk before reading a message, without a bound (64 kB of zstd wrote 2 GiB).
+def _check_metadata_before_reading(metadata: Path, path: Path) -> None:
+    """BagError for what rosbags would act on before any check after it could: a bag compressed
+    file by file (the reader would inflate each whole storage file to disk before reading a
+    message, without a bound: 64 kB of zstd wrote 2 GiB), and a storage file named more than once
+    (rosbags opens each entry: 300 of them took 4.4 GB).
 
     The mode is read as rosbags reads it, from the parsed YAML (a search of the text missed flow
     mappings, quoted keys, tags and a nested decoy); metadata it cannot parse is left to rosbags,

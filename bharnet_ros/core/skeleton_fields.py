@@ -82,3 +82,10 @@ def skeleton_count(data: bytes) -> int | None:
     if at + 4 > len(data):
         return None
     return struct.unpack_from(order + "I", data, at)[0]
+
+
+def too_many_skeletons(data: bytes) -> int | None:
+    """The count a serialized PersonSkeletonArray claims where it is over :data:`MOST_DECODED_SKELETONS`
+    (refused before decoding, by the bag reader and the recognizer alike); None where it is not."""
+    count = skeleton_count(data)
+    return count if count is not None and count > MOST_DECODED_SKELETONS else None

@@ -58,7 +58,7 @@ from bharnet_ros.core.recognizer import (
     takes_frame,
 )
 from bharnet_ros.core.skeleton import SkeletonError
-from bharnet_ros.core.skeleton_fields import MOST_DECODED_SKELETONS, skeleton_count
+from bharnet_ros.core.skeleton_fields import MOST_DECODED_SKELETONS, too_many_skeletons
 from bharnet_ros.core.stats import Percentiles, PersonDropCounter, RateMeter
 from bharnet_ros.core.sync import attach_hands
 from bharnet_ros.core.window import MOST_PERSONS
@@ -434,8 +434,8 @@ class RecognizerNode(ManagedNode):
     def _on_serialized_skeletons(self, raw: bytes, info: Mapping[str, int] | None = None) -> None:
         """A message as the middleware gave it, counted before it is decoded: each skeleton becomes
         Python objects, and 2 million empty ones (120 MB) took 4 GB."""
-        count = skeleton_count(raw)
-        if count is not None and count > MOST_DECODED_SKELETONS:
+        count = too_many_skeletons(raw)
+        if count is not None:
             self._refuse(
                 f"ignored a message of {count} skeletons, more than the {MOST_DECODED_SKELETONS} read"
             )
