@@ -20,6 +20,7 @@ machine description and the command. ``bench`` has sub-subcommands so that ``ben
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -390,6 +391,7 @@ class ModelResult:
     timings: list[Timing]
     op_shares: dict[str, float]
     int8: dict[str, dict[str, float]]  # quantisation label -> accuracy vs fp32
+    about: str = ""  # what a file row timed: its inputs and content (the variants share the header's)
 
 
 def measure_variant(key: str, args: argparse.Namespace, workdir: Path) -> ModelResult:
@@ -443,7 +445,17 @@ def measure_file(
     flops = onnx_flops(path)
     name = f"shipped `{label}`" if path.resolve() == default_model().resolve() else f"file `{label}`"
     print(f"[{name}] {shown_gflops(flops)} GFLOPs per window", file=sys.stderr)
-    return finish(name, flops, ort_candidates(path, inputs, args, workdir), {}, path, inputs, args, workdir)
+    result = finish(name, flops, ort_candidates(path, inputs, args, workdir), {}, path, inputs, args, workdir)
+    result.about = file_about(path, inputs)
+    return result
+
+
+def file_about(path: Path, inputs: dict[str, np.ndarray]) -> str:
+    """What a file's rows timed: its own input shapes and weights, and which file (by SHA-256), since
+    the variants' header (live input, untrained weights) does not describe them."""
+    shapes = ", ".join(f"{name} `{tuple(array.shape)}`" for name, array in inputs.items())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return f"the file as exported, batch 1 on its own inputs ({shapes}), its own weights; SHA-256 {digest}…"
 
 
 def finish(
@@ -555,10 +567,12 @@ def file_inputs(path: Path, option: str) -> dict[str, np.ndarray]:
 def render(machine: dict[str, str], peak: dict[str, float], results: list[ModelResult], command: str) -> str:
     """The markdown section: command, machine, peak, the table, int8 accuracy and ORT op shares."""
     lines = [
-        f"Produced by `{command}`. Batch 1, live input: body `(1, 3, 64, 25, 1)` (ntu25, one person), "
+        f"Produced by `{command}`. The BHaRNet-E rows: batch 1, live input: body `(1, 3, 64, 25, 1)` "
+        "(ntu25, one person), "
         "hands `(1, 3, 64, 25, 2)`; untrained weights with BatchNorm statistics from random data "
         "(speed does not depend on training). Windows/s = 1 / mean latency; GFLOP/s and % of peak "
-        "follow from it; min ms is the fastest run (closest to an idle machine).",
+        "follow from it; min ms is the fastest run (closest to an idle machine). A file's rows (shipped or "
+        "given) time that file as it is, described below the table.",
         "",
         *(f"* {k}: {v}" for k, v in machine.items()),
         f"* fp32 matmul peak ({PEAK_SIZE}^2, best of before/after the runs): torch on the benchmark's "
@@ -589,6 +603,8 @@ def render(machine: dict[str, str], peak: dict[str, float], results: list[ModelR
                 f"(half demo windows through the preprocessing, half noise): top-1 agreement "
                 f"{100 * q['agreement']:.0f} %, max probability difference {q['max_prob_diff']:.3f}"
             )
+        if result.about:
+            lines.append(f"* {name}: {result.about}")
         shares = ", ".join(f"{op} {100 * share:.0f} %" for op, share in result.op_shares.items())
         lines.append(f"* {name} ONNX Runtime fp32 kernel time by op type: {shares}")
     return "\n".join(lines)

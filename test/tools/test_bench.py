@@ -76,6 +76,24 @@ def test_render_reports_fraction_of_peak():
     assert "| 100.0 | n/a | n/a |" in uncounted
 
 
+def test_file_rows_say_what_they_timed(tiny_model):
+    """The header describes the variants (live input, untrained weights); a file's rows ran on the
+    file's own inputs and weights, so the section says which shapes and which file."""
+    import hashlib
+
+    from bharnet_ros.tools.bench import file_about, file_inputs
+
+    inputs = file_inputs(tiny_model, "--shipped")
+    about = file_about(tiny_model, inputs)
+    timing = Timing("ONNX Runtime fp32", 2, [0.01] * 4)
+    result = ModelResult("file `m.onnx`", None, [timing], {"Conv": 1.0}, {}, about)
+    section = render({"CPU": "test cpu"}, {"numpy": 1.0, "torch": 1.0, "peak": 1.0}, [result], "bench")
+    for name, array in inputs.items():
+        assert f"{name} `{tuple(array.shape)}`" in section
+    assert hashlib.sha256(tiny_model.read_bytes()).hexdigest()[:16] in section
+    assert "its own weights" in section
+
+
 def test_flops_are_counted_on_the_onnx_graph(tmp_path):
     """A grouped 3x1 convolution and a batched matmul, counted from their shapes (2 FLOPs per MAC)."""
     import numpy as np
