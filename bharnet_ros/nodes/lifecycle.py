@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
@@ -57,6 +57,7 @@ SHARED_DOMAIN_HINT = (
     "NAME, or namespace:=NAME for the launch file) or its own ROS_DOMAIN_ID"
 )
 Status = tuple[bytes, str, dict[str, Any]]  # diagnostics level, message, key values
+T = TypeVar("T")  # what a guarded callback returns
 
 
 CALLBACK_ERROR_HOLD_SECONDS = 60.0  # diagnostics stay ERROR this long after a callback failed
@@ -430,15 +431,17 @@ class ManagedNode(CallbackErrorCount, SafePublishing, LifecycleNode):
 
     # --- diagnostics and graph checks ------------------------------------------------------------
 
-    def guarded(self, callback: Callable[..., None]) -> Callable[..., None]:
+    def guarded(self, callback: Callable[..., T]) -> Callable[..., T | None]:
         """``callback`` that cannot stop its executor thread: an exception is logged (throttled),
-        counted in ``callback_errors`` and turns the diagnostics ERROR until the next configure."""
+        counted in ``callback_errors`` and turns the diagnostics ERROR until the next configure
+        (and the call returns None)."""
 
-        def run(*args: Any) -> None:
+        def run(*args: Any) -> T | None:
             try:
-                callback(*args)
+                return callback(*args)
             except Exception as err:
                 self.note_callback_error(err)
+                return None
 
         return run
 

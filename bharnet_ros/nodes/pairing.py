@@ -1,14 +1,14 @@
 """Two topics paired by approximate stamp time: message_filters where installed, core.sync otherwise.
 
-Both ways go through :func:`subscribe_pair`, which returns the plain rclpy subscriptions it made.
-The node keeps them in one flat list and destroys each on deactivate, whichever way made them:
-message_filters' ``Subscriber`` objects are only wrappers around such a subscription (its ``sub``),
-so dropping the wrapper alone would leave the subscription live.
+Both ways go through :func:`subscribe_pair`, which makes the rclpy subscriptions itself (serialized,
+so that a node checks a message before decoding it) and returns them; the node keeps them in one
+flat list and destroys each on deactivate. message_filters gives only the synchroniser.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 from collections.abc import Callable
 from types import ModuleType
@@ -16,6 +16,7 @@ from typing import Any
 
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
+from rclpy.serialization import deserialize_message
 from rclpy.subscription import Subscription
 
 from bharnet_ros.core.frame_rules import stamp_problem
@@ -34,20 +35,44 @@ def subscribe_pair(
     qos: QoSProfile,
     queue_size: int = 30,
     on_arrival: Callable[[int], None] = lambda stream: None,
+    decode: Callable[[bytes], Any | None] | None = None,
     **options: Any,
 ) -> list[Subscription]:
     """Call ``callback(first, second)`` for messages of the two topics whose stamps are within ``slop``.
 
-    ``on_arrival(stream)`` is called for every message of topic ``stream`` (0 or 1) as it comes,
-    paired or not, so that a node can say when one arrives and nothing pairs. ``options`` go to each
-    ``create_subscription`` (e.g. ``qos_overriding_options``), each with its own copy of ``qos``,
-    since qos_overrides edit the profile they are given.
+    Each message comes serialized and is decoded by ``decode`` (by default, as ``msg_type``), so that
+    a node can refuse one before decoding it (returning None): decoding is where a hostile message
+    costs memory. ``on_arrival(stream)`` is called for every decoded message of topic ``stream``
+    (0 or 1) as it comes, paired or not, so that a node can say when one arrives and nothing pairs.
+    ``options`` go to each ``create_subscription`` (e.g. ``qos_overriding_options``), each with its
+    own copy of ``qos``, since qos_overrides edit the profile they are given.
     """
-    args = (node, msg_type, topics, callback, slop, qos, queue_size, on_arrival)
+    decode = decode or (lambda raw: deserialize_message(raw, msg_type))
     message_filters = _message_filters()
     if message_filters is None:
-        return _pair_with_core_sync(*args, **options)
-    return _pair_with_message_filters(message_filters, *args, **options)
+        sync = ApproximateSync(slop=slop, queue_size=queue_size)
+
+        def pair(stream: int, msg: Any) -> None:
+            paired = sync.add(stream, stamp_to_seconds(msg.header.stamp), msg)
+            if paired is not None:
+                callback(*paired)
+
+        sinks = [functools.partial(pair, stream) for stream in range(2)]
+    else:
+        sinks = _message_filters_sinks(message_filters, callback, slop, queue_size)
+
+    def subscribe(stream: int, topic: str) -> Subscription:
+        def on_raw(raw: bytes) -> None:
+            msg = decode(raw)
+            if msg is None:
+                return
+            on_arrival(stream)
+            stamp_on_arrival(node, msg)
+            sinks[stream](msg)
+
+        return node.create_subscription(msg_type, topic, on_raw, copy.copy(qos), raw=True, **options)
+
+    return [subscribe(stream, topic) for stream, topic in enumerate(topics)]
 
 
 def stamp_on_arrival(node: Any, msg: Any) -> None:
@@ -69,52 +94,29 @@ def _message_filters() -> ModuleType | None:
         return None
 
 
-def _pair_with_core_sync(
-    node, msg_type, topics, callback, slop, qos, queue_size, on_arrival, **options: Any
-) -> list[Subscription]:
-    sync = ApproximateSync(slop=slop, queue_size=queue_size)
+class _Input:
+    """An input of message_filters' synchroniser, fed by our own subscription: message_filters'
+    ``Subscriber`` decodes every message, and a message is checked before it is decoded."""
 
-    def feed(stream: int) -> Callable[[Any], None]:
-        def on_message(msg: Any) -> None:
-            on_arrival(stream)
-            stamp_on_arrival(node, msg)
-            pair = sync.add(stream, stamp_to_seconds(msg.header.stamp), msg)
-            if pair is not None:
-                callback(*pair)
+    def __init__(self) -> None:
+        self.callbacks: list[tuple[Callable[..., None], tuple]] = []
 
-        return on_message
+    def registerCallback(self, callback: Callable[..., None], *args: Any) -> int:  # noqa: N802 (its API)
+        self.callbacks.append((callback, args))
+        return len(self.callbacks) - 1
 
-    return [
-        node.create_subscription(msg_type, topic, feed(i), copy.copy(qos), **options)
-        for i, topic in enumerate(topics)
-    ]
+    def signal(self, msg: Any) -> None:
+        for callback, args in self.callbacks:
+            callback(msg, *args)
 
 
-def _pair_with_message_filters(
-    message_filters: ModuleType,
-    node,
-    msg_type,
-    topics,
-    callback,
-    slop,
-    qos,
-    queue_size,
-    on_arrival,
-    **options: Any,
-) -> list[Subscription]:
-    """The synchroniser stays alive through the subscriptions' callbacks, which refer to it."""
-    inputs = [
-        message_filters.Subscriber(node, msg_type, topic, qos_profile=copy.copy(qos), **options)
-        for topic in topics
-    ]
-    for stream, source in enumerate(inputs):  # registered before the synchroniser's: called first
-
-        def arrived(msg: Any, stream: int = stream) -> None:
-            on_arrival(stream)
-            stamp_on_arrival(node, msg)
-
-        source.registerCallback(arrived)
+def _message_filters_sinks(
+    message_filters: ModuleType, callback: PairCallback, slop: float, queue_size: int
+) -> list[Callable[[Any], None]]:
+    """Where each topic's decoded messages go to be paired by message_filters' synchroniser, which
+    stays alive through the inputs' callbacks that refer to it."""
+    inputs = [_Input(), _Input()]
     # it pairs stamps closer than the slop, strictly: at 0, nothing would ever pair
     synchroniser = message_filters.ApproximateTimeSynchronizer(inputs, queue_size, max(slop, 1e-9))
     synchroniser.registerCallback(callback)
-    return [wrapper.sub for wrapper in inputs]
+    return [source.signal for source in inputs]

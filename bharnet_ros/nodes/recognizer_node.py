@@ -247,7 +247,7 @@ class RecognizerNode(ManagedNode):
         topics = ("skeletons", self.params["body_topic"])
         return subscribe_pair(
             self, PersonSkeletonArray, topics, self.guarded(self._on_synchronised), self.params["sync_slop"],
-            SKELETON_QOS, on_arrival=self._count_arrival, **options,
+            SKELETON_QOS, on_arrival=self._count_arrival, decode=self.guarded(self._decode), **options,
         )  # fmt: skip
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -432,15 +432,20 @@ class RecognizerNode(ManagedNode):
         self.safe_publish(self.labels_pub, msg)
 
     def _on_serialized_skeletons(self, raw: bytes, info: Mapping[str, int] | None = None) -> None:
-        """A message as the middleware gave it, counted before it is decoded: each skeleton becomes
-        Python objects, and 2 million empty ones (120 MB) took 4 GB."""
+        msg = self._decode(raw)
+        if msg is not None:
+            self._on_skeletons(msg, info)
+
+    def _decode(self, raw: bytes) -> PersonSkeletonArray | None:
+        """A message as the middleware gave it, counted before it is decoded (None if refused): each
+        skeleton becomes Python objects, and 2 million empty ones (120 MB) took 4 GB."""
         count = too_many_skeletons(raw)
         if count is not None:
             self._refuse(
                 f"ignored a message of {count} skeletons, more than the {MOST_DECODED_SKELETONS} read"
             )
-            return
-        self._on_skeletons(deserialize_message(raw, PersonSkeletonArray), info)
+            return None
+        return deserialize_message(raw, PersonSkeletonArray)
 
     def _on_skeletons(self, msg: PersonSkeletonArray, info: Mapping[str, int] | None = None) -> None:
         started = time.monotonic()

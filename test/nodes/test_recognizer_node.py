@@ -287,22 +287,7 @@ def test_cuda_request_runs_on_cuda_or_falls_back_to_cpu_and_says_so(ros, wait, t
     assert wait(lambda: "could not use" in strict.transition_error)
 
 
-class _StandInSubscriber:
-    """message_filters.Subscriber's API: one rclpy subscription, kept in ``sub``."""
-
-    def __init__(self, node, msg_type, topic, qos_profile=10, **kwargs) -> None:
-        self.callbacks = []
-        self.sub = node.create_subscription(msg_type, topic, self._signal, qos_profile, **kwargs)
-
-    def registerCallback(self, callback, *args) -> None:  # noqa: N802 (message_filters' name)
-        self.callbacks.append((callback, args))
-
-    def _signal(self, *msgs) -> None:
-        for callback, args in self.callbacks:
-            callback(*msgs, *args)
-
-
-class _StandInSynchronizer(_StandInSubscriber):
+class _StandInSynchronizer:
     """message_filters.ApproximateTimeSynchronizer's API for two inputs, pairing with core.sync."""
 
     def __init__(self, inputs, queue_size: int, slop: float) -> None:
@@ -311,15 +296,19 @@ class _StandInSynchronizer(_StandInSubscriber):
         for stream, source in enumerate(inputs):
             source.registerCallback(self._add, stream)
 
+    def registerCallback(self, callback, *args) -> None:  # noqa: N802 (message_filters' name)
+        self.callbacks.append((callback, args))
+
     def _add(self, msg, stream: int) -> None:
         pair = self.pairing.add(stream, stamp_to_seconds(msg.header.stamp), msg)
         if pair is not None:
-            self._signal(*pair)
+            for callback, args in self.callbacks:
+                callback(*pair, *args)
 
 
 def _stand_in_message_filters() -> types.ModuleType:
     module = types.ModuleType("message_filters")
-    module.Subscriber, module.ApproximateTimeSynchronizer = _StandInSubscriber, _StandInSynchronizer
+    module.ApproximateTimeSynchronizer = _StandInSynchronizer
     return module
 
 
@@ -379,6 +368,26 @@ def test_bodies_that_never_pair_are_reported_not_silently_dropped(ros, wait, tin
     _publish_pairs(hands, bodies, start=200.0, frames=10)
     assert wait(lambda: node.pairing.pairs > 0)
     assert node.status()[0] == OK
+
+
+@pytest.mark.parametrize("crowded", ["skeletons", "bodies"])
+def test_paired_messages_of_too_many_skeletons_are_refused_before_decoding(
+    ros, wait, tiny_model, sync_path, crowded
+):
+    """With body_topic too: each skeleton became Python objects before it was counted."""
+    from bharnet_ros.core.skeleton_fields import MOST_DECODED_SKELETONS
+
+    overrides = [Parameter("model", value=str(tiny_model)), Parameter("body_topic", value="/bodies")]
+    node = ros.add(RecognizerNode, parameter_overrides=overrides)
+    _, hands, bodies = paired_inputs(ros, wait, node, "/bodies")
+    crowd = next(stream(0, 1, 100.0))
+    crowd.persons = [PersonSkeleton(header=crowd.header)] * (MOST_DECODED_SKELETONS + 1)
+    {"skeletons": hands, "bodies": bodies}[crowded].publish(crowd)
+    assert wait(lambda: node.bad_messages == 1)
+    _publish_pairs(hands, bodies, start=200.0, frames=4)
+    assert wait(lambda: node.pairing.pairs > 0)
+    assert node.pairing.arrived == [4, 4]  # the refused one never reached the pairing
+    assert node.callback_errors == 0
 
 
 @pytest.mark.parametrize("unstamped", ["both", "bodies", "hands"])
