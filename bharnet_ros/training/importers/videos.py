@@ -41,7 +41,7 @@ import numpy as np
 from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.pose import PoseEstimator
 from bharnet_ros.core.skeleton import SkeletonFrame, SkeletonSequence
-from bharnet_ros.core.video import VIDEO_EXTENSIONS, VideoError, VideoReader, list_videos
+from bharnet_ros.core.video import VIDEO_EXTENSIONS, VideoError, VideoReader
 from bharnet_ros.training.classes import same_words
 from bharnet_ros.training.dataset import DatasetError, SkeletonDataset
 from bharnet_ros.training.importers import ImportReport, Progress, files_below, hidden, no_progress
@@ -161,17 +161,30 @@ def _class_folder_jobs(root: Path, subject: str | None, report: ImportReport) ->
         report.notes.append("videos: no person recorded (one folder per class); --subject NAME sets one")
     attributes = {"subject": subject} if subject else {}
     folders = sorted(d for d in root.iterdir() if d.is_dir() and not hidden(d.name))
-    for loose in list_videos(root) + sorted(p for p in root.iterdir() if _is_skeleton_file(p)):
+    for loose in _clips_in(root, report):
         report.skip(str(loose), "not read", "not in a class folder (the folder's name is the class)")
     for folder in folders:  # one level only: CLASS/<video>; deeper files are named, not lost unseen
         for deeper in (p for d in folder.iterdir() if d.is_dir() for p in files_below(d, CLIP_SUFFIXES)):
             report.skip(str(deeper), "not read", f"below the class folder {folder.name}/ (one level is read)")
     return [
-        VideoJob(video, _nfc(folder.name), _nfc(f"{folder.name}/{video.name}"), dict(attributes))
+        VideoJob(clip, _nfc(folder.name), _nfc(f"{folder.name}/{clip.name}"), dict(attributes))
         for folder in folders
-        for video in list_videos(folder) + sorted(p for p in folder.iterdir() if _is_skeleton_file(p))
-        if not hidden(video.name)
+        for clip in _clips_in(folder, report)
     ]
+
+
+def _clips_in(folder: Path, report: ImportReport) -> list[Path]:
+    """The videos, then the skeleton files, directly in ``folder``; one of their names that is no
+    regular file (a pipe, a device, a broken link) is listed in ``report``, not dropped unseen."""
+    found = []
+    for path in folder.iterdir():
+        if hidden(path.name) or path.suffix.lower() not in CLIP_SUFFIXES:
+            continue
+        if path.is_file():
+            found.append(path)
+        elif not path.is_dir():
+            report.skip(str(path), "not a regular file", "a pipe, a device or a broken link")
+    return sorted(found, key=lambda path: (_is_skeleton_file(path), path.name))
 
 
 def check_unique_names(jobs: list[VideoJob], root: Path) -> None:
