@@ -240,6 +240,8 @@ class LiveRun:
     processed: list[int] = field(default_factory=list)  # stamps of skeleton messages from the pose stage
     actions: list[tuple[float, bytes]] = field(default_factory=list)  # (receive time, Action CDR)
     replay_seconds: float = 0.0  # first to last publish
+    busy_cpu_seconds: float = 0.0  # this process's CPU from the first publish to the end of the drain
+    busy_seconds: float = 0.0  # wall time of the same span (the nodes' start-up is in neither)
     schedule_lag_max: float = 0.0  # worst delay of a publish behind the bag's timing
     pose_stage: bool = True  # False: skeletons were replayed straight into the recognizer
 
@@ -306,8 +308,11 @@ def run_graph_on_bag(
         if beside is not None:
             beside.start()
         try:
+            cpu_started, started = time.process_time(), time.monotonic()
             _replay(bag, topic, publisher, rate, run)
             _drain(run, drain)
+            run.busy_cpu_seconds = time.process_time() - cpu_started
+            run.busy_seconds = time.monotonic() - started
             if run.pose_stage:  # its refusals for other reasons than the stamp: bad frames, not dropped
                 pose = graph.node("pose")
                 run.unusable = pose.bad_frames - pose.stamps_refused

@@ -216,7 +216,9 @@ def _skeleton_bag(bag: Path, seconds: float) -> Path:
 def _measure(
     name: str, bag: Path, topic: str, model: str, params_file: str = "", during: Any = None
 ) -> dict[str, Any]:
-    """Replay one bag at its own timing into the real nodes; CPU is this process's (all nodes).
+    """Replay one bag at its own timing into the real nodes; CPU is this process's (all nodes), from
+    the first message to the end of the drain: the nodes' start-up (model and MediaPipe loads) is
+    not the pipeline's load.
 
     ``params_file`` replaces config/recognize.yaml (e.g. the multi pose back end, for several
     people); ``during`` runs beside the replay (``run_graph_on_bag``).
@@ -227,9 +229,7 @@ def _measure(
     from bharnet_ros.nodes.graph import GraphOptions
 
     options = GraphOptions(camera_topic="/camera/image_raw", model=model, params_file=params_file)
-    cpu_before = time.process_time()
     live = run_graph_on_bag(bag, topic, bag_topics(bag)[topic], options, during=during)
-    cpu = time.process_time() - cpu_before
     run = live_run(live, origin=0)
     seconds = max(live.replay_seconds, 1e-9)
     return {
@@ -240,7 +240,7 @@ def _measure(
         "dropped": run.dropped,
         "actions_per_s": len(run.predictions) / seconds,
         "latency": [v for v in run.latencies if v is not None],
-        "cpu_cores": cpu / seconds,
+        "cpu_cores": live.busy_cpu_seconds / max(live.busy_seconds, 1e-9),
     }
 
 

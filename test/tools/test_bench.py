@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 
@@ -475,6 +476,27 @@ def test_the_hot_swap_row_sets_the_model_while_skeletons_play(tiny_model, tmp_pa
     assert count.done >= 1  # each set checks the model in a child first: how many fit depends on the CPU
     assert count.refused == 0
     assert row["latency"], "no decision came"
+
+
+def test_the_pipelines_cpu_leaves_out_the_nodes_start_up(tiny_model, tmp_path, monkeypatch):
+    """Model and MediaPipe loads had counted as the pipeline's load (~20 % of a 20 s row). A start-up
+    made to cost 100 s of CPU must not show in the row."""
+    import time
+
+    from bharnet_ros.nodes import bag_io
+    from bharnet_ros.tools import bench_pipeline
+
+    bag = bench_pipeline._skeleton_bag(tmp_path / "skeletons", 2.0)
+    start_up, real_cpu, real_ready = [0.0], time.process_time, bag_io._wait_ready
+
+    def ready(*args) -> None:
+        real_ready(*args)
+        start_up[0] = 100.0
+
+    monkeypatch.setattr(bag_io, "_wait_ready", ready)
+    monkeypatch.setattr(time, "process_time", lambda: real_cpu() + start_up[0])
+    row = bench_pipeline._measure("skeletons", bag, "/bharnet/skeletons", str(tiny_model))
+    assert 0 < row["cpu_cores"] <= (os.cpu_count() or 1)
 
 
 @pytest.mark.parametrize("runs", [1, 3, 6, 30])
