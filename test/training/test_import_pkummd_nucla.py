@@ -101,6 +101,13 @@ def test_a_nucla_file_repeating_a_file_name_is_skipped_by_name(tmp_path):
     dataset, report = import_nucla(tmp_path)
     assert dataset.names.tolist() == ["a02_s01_e01_v01"]
     assert [(item, why) for item, why, _ in report.skipped] == [("z_copy", "duplicate sample")]
+    record["file_name"] = "a2_s1_e1_v1_copy"  # the same recording under another spelling
+    (tmp_path / "z_copy.json").write_text(json.dumps(record))
+    dataset, report = import_nucla(tmp_path)
+    assert dataset.names.tolist() == ["a02_s01_e01_v01"]
+    assert [(item, why, detail) for item, why, detail in report.skipped] == [
+        ("z_copy", "duplicate sample", "a2_s1_e1_v1_copy, as a02_s01_e01_v01, came in an earlier file")
+    ]
 
 
 def test_a_linked_nucla_folder_is_read(tmp_path):

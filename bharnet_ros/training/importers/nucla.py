@@ -200,17 +200,20 @@ def import_nucla(
     files = files_below(source, [".json"], report)
     if not files and not report.skipped:
         raise DatasetError(f"no .json files under {source}")
-    samples, seen = [], set()
+    samples, seen = [], {}  # (action, subject, episode, view) -> the file_name that named it first
     for path in progress(files):
         try:
             sample = read_nucla_sample(path, fps)
         except (ValueError, OSError) as err:  # DatasetError is a ValueError
             report.skip(path.stem, "unreadable sample", str(err))
             continue
-        if sample.name in seen:
-            report.skip(path.stem, "duplicate sample", f"its file_name {sample.name} came in an earlier file")
+        clip = _name_ids(sample.name)  # a01_s01_e01_v01 and a1_s1_e1_v1_copy are one recording
+        if clip in seen:
+            earlier = seen[clip]
+            which = f"its file_name {earlier}" if earlier == sample.name else f"{sample.name}, as {earlier},"
+            report.skip(path.stem, "duplicate sample", f"{which} came in an earlier file")
             continue
-        seen.add(sample.name)
+        seen[clip] = sample.name
         samples.append(sample)
     views = np.array([s.camera for s in samples], np.int64)
     train = np.isin(views, sorted(XVIEW_TRAIN_VIEWS))
