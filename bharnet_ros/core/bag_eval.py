@@ -40,6 +40,7 @@ from bharnet_ros.core.bag import (
 )
 from bharnet_ros.core.frame_rules import NANOSECONDS, FrameRules, one_per_person, stamp_problem, stamp_seconds
 from bharnet_ros.core.image import ImageError, camera_message_size
+from bharnet_ros.core.inference import InferenceError
 from bharnet_ros.core.params_file import (
     ParamsFileError,
     dump_params_file,
@@ -494,6 +495,10 @@ def _recognize(recognizer: Any, frames: list[Any], arrival: float, origin: int, 
         except SkeletonError as err:
             run.refuse(f"ignored a skeleton: {err}")
             continue
+        except InferenceError as err:  # it passed the load check, and fails on the bag's windows
+            raise EvalError(
+                f"{err}; this model cannot be evaluated (export it with bharnet export)"
+            ) from None
         if result is not None:
             run.latencies.append(time.perf_counter() - started)
             relative = relative_seconds(result.stamp, origin)

@@ -48,6 +48,7 @@ METADATA_PREFIX = "bharnet."
 REQUIRED_METADATA = ("labels", "preprocess", "inputs", "outputs", "variant", "fusion")
 SUPPORTED_FORMAT = 1
 DISTANCE = "distance"  # the output of a model exported with a feature distance
+RESERVED_BRANCHES = ("fused", DISTANCE)  # what eval calls the fused logits and the distance
 MAX_DISTANCE_THRESHOLD = 1e3  # in units of the training windows' distances (model/feature_distance.py)
 INPUT_RANKS = {"body": 5, "hand": 5, "hand_mask": 2}  # the only inputs an exported model has
 MAX_TEMPERATURE = 1e3  # a calibrated temperature is near 1; beyond this every class is equally likely
@@ -247,17 +248,26 @@ class OnnxClassifier:
             feed = self._still_window_feed()
         except (ValueError, SkeletonError) as err:
             raise InferenceError(f"{where}: its preprocessing makes other inputs ({err})") from None
+        outputs = self._run(feed, f"{where}: a dry run failed")
+        for name, value in outputs.items():
+            if not np.isfinite(value).all():
+                raise InferenceError(f"{where}: output {name} is not finite on a still window")
+
+    def _run(self, feed: dict[str, np.ndarray], failed: str) -> dict[str, np.ndarray]:
+        """The outputs of one window by name, each of the shape the metadata promises; otherwise
+        InferenceError starting with ``failed``. A graph can pass the still window of the load
+        check and fail, or change its output's shape, on a real one."""
         try:
             outputs = self.session.run(None, feed)
         except Exception as err:  # ORT's own exception types
-            raise InferenceError(f"{where}: a dry run failed ({str(err).splitlines()[0][:160]})") from None
-        for name, value in zip(self.output_names, outputs, strict=True):
+            raise InferenceError(f"{failed} ({str(err).splitlines()[0][:160]})") from None
+        named = dict(zip(self.output_names, outputs, strict=True))
+        for name, value in named.items():
             shape, wanted = ((1,), "one window") if name == DISTANCE else ((1, len(self.labels)), None)
             if value.shape != shape:
                 wanted = wanted or f"{len(self.labels)} labels"
-                raise InferenceError(f"{where}: output {name} has shape {value.shape} for {wanted}")
-            if not np.isfinite(value).all():
-                raise InferenceError(f"{where}: output {name} is not finite on a still window")
+                raise InferenceError(f"{failed}: output {name} has shape {value.shape} for {wanted}")
+        return named
 
     def _check_operators(self, model: bytes) -> None:
         """Refuse graphs that could run without end (a Loop with a huge trip count hangs the dry
@@ -294,6 +304,12 @@ class OnnxClassifier:
             if not named or output.type != "tensor(float)":
                 raise InferenceError(
                     f"{where}: output {output.name} ({output.type}) is not a float tensor of logits"
+                )
+            branch = output.name.removesuffix("_logits")
+            if output.name.endswith("_logits") and (branch in RESERVED_BRANCHES or not branch.isidentifier()):
+                raise InferenceError(  # eval keeps the fused logits and the distance by these names
+                    f"{where}: output {output.name} names no branch (a branch is a name like body_expert, "
+                    f"not {' or '.join(RESERVED_BRANCHES)})"
                 )
         if "distance_threshold" in self.metadata and DISTANCE not in self.output_names:
             raise InferenceError(f"{where}: a distance_threshold, but no {DISTANCE!r} output")
@@ -386,7 +402,7 @@ class OnnxClassifier:
         batch axis kept."""
         given = {"body": body, "hand": hand, "hand_mask": hand_mask}
         feed = {name: self._batched(name, given[name]) for name in self.input_names}
-        return dict(zip(self.output_names, self.session.run(None, feed), strict=True))
+        return self._run(feed, f"{self.path}: the model failed on a window")
 
     def predict_window(self, window: Window) -> WindowScores:
         """Preprocess a live window with the model's stored settings and predict."""

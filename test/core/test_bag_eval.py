@@ -136,6 +136,22 @@ def test_the_deterministic_run_scores_and_writes_the_report(
     assert "/**/pose" not in used  # the live graph's settings for the replay are not the run's
 
 
+def test_a_model_that_fails_on_the_bags_windows_is_one_eval_error(
+    tmp_path, skeleton_bag, tiny_model, params_file, labels, monkeypatch
+):
+    """It passed the load check (a still window) and failed on real ones: ORT's traceback had ended
+    the run (core/inference.py's tests build such graphs; here the failure is given)."""
+    from bharnet_ros.core.inference import InferenceError, OnnxClassifier
+
+    def fails(self, *args):
+        raise InferenceError(f"{self.path}: the model failed on a window (indices out of bounds)")
+
+    monkeypatch.setattr(OnnxClassifier, "logits", fails)
+    with pytest.raises(EvalError, match="failed on a window .*; this model cannot be evaluated"):
+        evaluate_bag(skeleton_bag, labels, tmp_path / "report", model=tiny_model, params_file=params_file)
+    assert not (tmp_path / "report").exists()
+
+
 def test_another_mode_plugs_in_as_replay(tmp_path, skeleton_bag, tiny_model, labels):
     seen: list[tuple[EvalOptions, Path]] = []
 

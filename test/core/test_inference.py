@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from pathlib import Path
 
@@ -398,6 +399,79 @@ def test_graphs_that_could_hang_or_give_no_float_logits_are_refused_before_a_run
     hostile = hand_built(model_path, tmp_path / "hostile.onnx", tail, output_type)
     with pytest.raises(InferenceError, match=message):
         OnnxClassifier(hostile, providers="cpu")
+
+
+def on_real_windows(tail: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
+    """``moving``, 1 where the body input is not all zeros (a real window) and 0 on the load
+    check's still window, then ``tail``: a graph that behaves at load and not after."""
+    helper, tensor = onnx.helper, onnx.TensorProto
+    zero = helper.make_tensor("zero_f", tensor.FLOAT, [], [0.0])
+    return [
+        helper.make_node("Constant", [], ["zero_f"], value=zero),
+        helper.make_node("Abs", ["body"], ["size"]),
+        helper.make_node("ReduceMax", ["size"], ["largest"], keepdims=0),
+        helper.make_node("Greater", ["largest", "zero_f"], ["moves"]),
+        helper.make_node("Cast", ["moves"], ["moving"], to=tensor.INT64),
+        *tail,
+    ]
+
+
+def constant(name: str, values: list[int]) -> onnx.NodeProto:
+    tensor = onnx.helper.make_tensor(name, onnx.TensorProto.INT64, [len(values)], values)
+    return onnx.helper.make_node("Constant", [], [name], value=tensor)
+
+
+FAILS_ON_REAL_WINDOWS = {
+    "fails": [  # gathers logit 5 of 5 once the body moves
+        constant("five", [5]),
+        onnx.helper.make_node("Mul", ["moving", "five"], ["index"]),
+        onnx.helper.make_node("Gather", ["flat_logits", "index"], ["picked"], axis=1),
+        onnx.helper.make_node("ReduceSum", ["picked"], ["picked_sum"], keepdims=0),
+        onnx.helper.make_node("Mul", ["picked_sum", "zero_f"], ["nothing"]),
+        onnx.helper.make_node("Add", ["flat_logits", "nothing"], ["logits"]),
+    ],
+    "widens": [  # twice as many logits as labels once the body moves
+        constant("one", [1]),
+        onnx.helper.make_node("Add", ["moving", "one"], ["times"]),
+        onnx.helper.make_node("Concat", ["one", "times"], ["repeats"], axis=0),
+        onnx.helper.make_node("Tile", ["flat_logits", "repeats"], ["logits"]),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"), [("fails", "indices"), ("widens", r"output logits has shape \(1, 10\)")]
+)
+def test_a_model_that_fails_only_on_real_windows_raises_inference_error(model_path, tmp_path, kind, message):
+    """It passes the load check's still window; eval and bag eval had ended in ORT's traceback or
+    in an IndexError far from the model, and a wider output had been cut to the labels silently."""
+    graph = hand_built(model_path, tmp_path / f"{kind}.onnx", on_real_windows(FAILS_ON_REAL_WINDOWS[kind]), 1)
+    classifier = OnnxClassifier(graph, providers="cpu")
+    moving = np.ones((3, FRAMES, 25, 1))
+    with pytest.raises(InferenceError, match=f"the model failed on a window.*{message}"):
+        classifier.predict(moving, np.zeros((3, FRAMES, 25, 2)))
+
+
+@pytest.mark.parametrize("branch", ["fused", "distance", "", "a b"])
+def test_a_branch_output_named_as_evals_own_scores_is_refused(model_path, tmp_path, branch):
+    """eval keeps the fused logits and the distance beside the branches, by these names: a branch
+    called ``fused`` had been scored in the fused logits' place."""
+    helper = onnx.helper
+    graph = hand_built(
+        model_path, tmp_path / "branch.onnx", [helper.make_node("Identity", ["flat_logits"], ["logits"])], 1
+    )
+    proto = onnx.load(str(graph))
+    proto.graph.node.append(helper.make_node("Identity", ["flat_logits"], [f"{branch}_logits"]))
+    proto.graph.output.append(
+        helper.make_tensor_value_info(f"{branch}_logits", onnx.TensorProto.FLOAT, [1, 5])
+    )
+    props = {entry.key: entry.value for entry in proto.metadata_props}
+    props["bharnet.outputs"] = json.dumps(["logits", f"{branch}_logits"])
+    del proto.metadata_props[:]
+    helper.set_model_props(proto, props)
+    onnx.save(proto, str(graph))
+    with pytest.raises(InferenceError, match=f"output {branch}_logits names no branch"):
+        OnnxClassifier(graph, providers="cpu")
 
 
 def costly(inputs: dict[str, list[int]], op: str) -> list[onnx.NodeProto]:
