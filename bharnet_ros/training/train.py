@@ -1064,15 +1064,17 @@ def check_history(history: Any, epochs: int) -> None:
 
 
 def check_optimizer_buffers(state: Mapping[str, Any], params: Sequence[torch.Tensor]) -> None:
-    """ValueError unless every per-parameter buffer of a stored optimiser ``state`` (momentum, ...)
-    is a dense tensor of its parameter's shape and dtype with finite values, checked before the
+    """ValueError unless every per-parameter buffer of a stored optimiser ``state`` (SGD's momentum)
+    is None or a dense tensor of its parameter's shape and dtype with finite values, checked before the
     optimiser takes them: it checks none of it, and casts first, so a few stored bytes that claim
     10^11 elements would be allocated."""
     for index, buffers in dict(state.get("state") or {}).items():
         param = params[index]
         for name, value in dict(buffers).items():
-            if not torch.is_tensor(value) or value.dim() == 0:
+            if value is None:  # SGD's momentum before the first step
                 continue
+            if not torch.is_tensor(value):
+                raise ValueError(f"a {name} that is {type(value).__name__}, not a tensor")
             if value.shape != param.shape or value.dtype != param.dtype or not value.is_contiguous():
                 kind = "" if value.is_contiguous() else "non-dense "
                 raise ValueError(

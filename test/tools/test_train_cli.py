@@ -339,6 +339,8 @@ def test_resume_from_an_unsafe_or_truncated_state_is_one_line(trained, tmp_path,
         ("double buffer", "and torch.float64 for a parameter of"),
         ("spread buffer", "does not fit this run (a non-dense momentum_buffer of shape"),
         ("nan buffer", "does not fit this run (a momentum_buffer holds NaN"),
+        ("text buffer", "does not fit this run (a momentum_buffer that is str, not a tensor"),
+        ("scalar buffer", "does not fit this run (a momentum_buffer of shape () and torch.float32"),
     ],
 )
 def test_resume_from_a_state_of_wrong_fields_is_one_line(trained, tmp_path, capsys, change, message):
@@ -355,6 +357,8 @@ def test_resume_from_a_state_of_wrong_fields_is_one_line(trained, tmp_path, caps
             "double buffer": buffers["momentum_buffer"].double(),
             "spread buffer": torch.zeros(1).expand(buffers["momentum_buffer"].shape),  # the right shape
             "nan buffer": torch.full_like(buffers["momentum_buffer"], float("nan")),
+            "text buffer": "x",  # torch took both, and failed in the first step, after the data loaded
+            "scalar buffer": torch.tensor(1.0),
         }[change]
     else:
         state[change] = {"epoch": "abc", "history": 5, "optimizer": {"state": {}, "param_groups": []}}[change]
