@@ -34,7 +34,7 @@ from rclpy.exceptions import (
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
 
 from bharnet_ros.core.inference import shorten
@@ -123,6 +123,7 @@ class SafePublishing:
 
 
 MOST_QUEUE_DEPTH = 2**31 - 1  # what rmw's queue depth takes
+HISTORIES = {"KEEP_LAST", "KEEP_ALL", "SYSTEM_DEFAULT"}  # rclpy's HistoryPolicy names a subscription takes
 
 
 class TransitionError(Exception):
@@ -277,17 +278,28 @@ class ManagedNode(CallbackErrorCount, SafePublishing, LifecycleNode):
         return publisher
 
     def create_subscription(self, msg_type: Any, topic: str, *args: Any, **options: Any) -> Subscription:
-        """rclpy's, after checking a ``qos_overrides`` depth given at start-up for this topic: rclpy
-        failed activate on one out of range with a pybind signature that named no parameter."""
+        """rclpy's, after :meth:`check_queue_overrides` where overrides apply."""
         if options.get("qos_overriding_options") is not None:
-            name = f"qos_overrides.{self.resolve_topic_name(topic)}.subscription.depth"
-            override = self._parameter_overrides.get(name)
-            depth = override.value if override is not None else 1
-            if type(depth) is not int or not 1 <= depth <= MOST_QUEUE_DEPTH:
-                raise ValueError(
-                    f"{name} {shorten(repr(depth), 40)} is no depth from 1 to {MOST_QUEUE_DEPTH}"
-                )
+            self.check_queue_overrides(topic)
         return super().create_subscription(msg_type, topic, *args, **options)
+
+    def check_queue_overrides(self, topic: str) -> None:
+        """ValueError naming the parameter for a ``qos_overrides`` depth or history given at start-up
+        for this topic that no subscription can take: rclpy failed on them with a pybind signature
+        or a bare RuntimeError that named no parameter. A node that subscribes later (``lazy``)
+        checks them at activate too, not in the first reader's callback."""
+        where = f"qos_overrides.{self.resolve_topic_name(topic)}.subscription"
+        depth = self._parameter_overrides.get(f"{where}.depth")
+        value = depth.value if depth is not None else 1
+        if type(value) is not int or not 1 <= value <= MOST_QUEUE_DEPTH:
+            raise ValueError(
+                f"{where}.depth {shorten(repr(value), 40)} is no depth from 1 to {MOST_QUEUE_DEPTH}"
+            )
+        history = self._parameter_overrides.get(f"{where}.history")
+        value = history.value if history is not None else "keep_last"
+        if not isinstance(value, str) or value.upper() not in HISTORIES:
+            names = ", ".join(sorted(HISTORIES)).lower()
+            raise ValueError(f"{where}.history {shorten(repr(value), 40)} is none of {names}")
 
     def unsubscribe(self) -> None:
         """Destroy every input subscription, so no callback runs once the node is inactive."""
@@ -623,3 +635,16 @@ def one_line(err: Exception, limit: int = 300) -> str:
     """rclpy's parameter and name errors span lines (a caret under the bad character): join them,
     keeping at most ``limit`` characters."""
     return " ".join(line.strip() for line in str(err).splitlines() if line.strip())[:limit]
+
+
+def unreachable(subscription: Subscription, publishers: list[Any]) -> int:
+    """How many of ``publishers`` (of the subscription's topic and type) cannot reach it: best
+    effort for a reliable subscription, volatile for a transient-local one."""
+    wanted = subscription.qos_profile
+    reliable = wanted.reliability == ReliabilityPolicy.RELIABLE
+    latched = wanted.durability == DurabilityPolicy.TRANSIENT_LOCAL
+    return sum(
+        (reliable and info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT)
+        or (latched and info.qos_profile.durability == DurabilityPolicy.VOLATILE)
+        for info in publishers
+    )

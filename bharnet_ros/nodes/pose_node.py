@@ -56,6 +56,7 @@ from bharnet_ros.nodes.lifecycle import (
     TransitionError,
     spin_node,
     split_publishers,
+    unreachable,
 )
 from bharnet_ros.nodes.parameters import Param
 
@@ -133,6 +134,7 @@ class PoseNode(ManagedNode):
         self.frames_downscaled = 0
         self.persons_seen = 0  # in the newest processed image
         self.image_publishers: int | None = None  # on the image topic, any type; None: not looked yet
+        self.unreachable_publishers = 0  # cameras of the image type whose QoS cannot reach us, now
         self.reliability = ReliabilityPolicy.BEST_EFFORT  # what the image subscription asked for
         self.processing = Percentiles()
         self.rate_in = RateMeter()
@@ -164,8 +166,10 @@ class PoseNode(ManagedNode):
 
     def subscribe(self) -> list[Subscription]:
         """The camera subscription, unless ``lazy`` and nobody reads what the node publishes. A
-        mistyped reliability override fails activate even then, not the first reader's callback."""
-        self._reliability_setting(self.resolve_topic_name(self._camera_topic()[1]))
+        mistyped QoS override fails activate even then, not the first reader's callback."""
+        topic = self._camera_topic()[1]
+        self._reliability_setting(self.resolve_topic_name(topic))
+        self.check_queue_overrides(topic)
         return self._camera_subscription() if self._readers_wanted() else []
 
     def _camera_topic(self) -> tuple[type, str]:
@@ -326,6 +330,10 @@ class PoseNode(ManagedNode):
             self._follow_publishers(matching)
         anyone = sum(map(len, matched)) + self.wrong_type_publishers
         self.image_publishers = anyone if self.inputs else None
+        self.unreachable_publishers = sum(
+            unreachable(subscription, publishers)
+            for subscription, publishers in zip(list(self.inputs), matched, strict=False)
+        )  # after auto reliability followed them: those left are the user's to fix
 
     def exclusive_topics(self) -> list[str]:
         return [self.skeleton_pub.topic_name] if self.skeleton_pub is not None else []
@@ -417,6 +425,7 @@ class PoseNode(ManagedNode):
             values["wrong_type_publishers"] = self.wrong_type_publishers
         if self.image_publishers is not None:
             values["image_publishers"] = self.image_publishers
+            values["incompatible_qos"] = self.unreachable_publishers
         if self.estimator is None:
             return ERROR, "not configured", values
         if self.wrong_type:
@@ -430,6 +439,11 @@ class PoseNode(ManagedNode):
             )
         troubles = ["bad input frames seen"] if self.bad_frames else []
         troubles += ["publishing failed"] if self.publish_failures else []
+        if self.unreachable_publishers and self.inputs:
+            troubles += [
+                f"{self.unreachable_publishers} image publishers' QoS cannot reach the camera subscription "
+                "(best effort for reliable): nothing of theirs arrives; set image_reliability to auto"
+            ]
         if self.image_publishers == 0 and self.inputs:  # a wrong camera_topic looks just like this
             troubles += [f"nothing publishes on {self.inputs[0].topic_name}; check camera_topic"]
         return (WARN, "; ".join(troubles), values) if troubles else (OK, "running", values)

@@ -36,7 +36,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_policy_name_from_kind
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.serialization import deserialize_message
 from rclpy.subscription import Subscription
@@ -66,7 +66,14 @@ from bharnet_ros.msg import Action, ActionClass, ActionLabels, PersonSkeletonArr
 from bharnet_ros.nodes.conversions import queued_seconds, seconds_to_stamp, stamp_to_seconds
 from bharnet_ros.nodes.core_logging import speaking_for
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN
-from bharnet_ros.nodes.lifecycle import MANAGED_PARAMS, ManagedNode, Status, TransitionError, spin_node
+from bharnet_ros.nodes.lifecycle import (
+    MANAGED_PARAMS,
+    ManagedNode,
+    Status,
+    TransitionError,
+    spin_node,
+    unreachable,
+)
 from bharnet_ros.nodes.pairing import subscribe_pair
 from bharnet_ros.nodes.parameters import Param, topic_name_problem
 from bharnet_ros.nodes.serving import serve_while
@@ -669,19 +676,6 @@ class RecognizerNode(ManagedNode):
         if values.get("pairing_stalled"):
             parts.append("skeletons arrive but bodies and hands do not pair: check sync_slop and both clocks")
         return "; ".join(parts) or "running"
-
-
-def unreachable(subscription: Subscription, publishers: list[Any]) -> int:
-    """How many of ``publishers`` (of the subscription's topic and type) cannot reach it: best
-    effort for a reliable subscription, volatile for a transient-local one."""
-    wanted = subscription.qos_profile
-    reliable = wanted.reliability == ReliabilityPolicy.RELIABLE
-    latched = wanted.durability == DurabilityPolicy.TRANSIENT_LOCAL
-    return sum(
-        (reliable and info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT)
-        or (latched and info.qos_profile.durability == DurabilityPolicy.VOLATILE)
-        for info in publishers
-    )
 
 
 @dataclass

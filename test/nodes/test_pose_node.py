@@ -132,6 +132,46 @@ def test_a_misspelt_reliability_override_fails_activate_with_the_reason(ros, wai
     assert not pose.inputs
 
 
+@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
+@pytest.mark.parametrize(
+    ("policy", "value", "message"),
+    [
+        ("depth", 0, "depth 0 is no depth from 1 to 2147483647"),
+        ("history", "bogus", "history 'bogus' is none of keep_all, keep_last, system_default"),
+    ],
+)
+def test_a_queue_override_no_subscription_takes_fails_activate_lazy_or_not(
+    ros, wait, lazy, policy, value, message
+):
+    """Lazy and with no reader yet, the node had become active and OK, then failed in every
+    diagnostics tick once a reader came, its status still saying that nobody subscribes."""
+    override = Parameter(f"qos_overrides./image_raw.subscription.{policy}", value=value)
+    pose = ros.add(PoseNode, parameter_overrides=[override, Parameter("lazy", value=lazy)])
+    assert wait(lambda: "activate failed" in pose.transition_error)
+    assert f"qos_overrides./image_raw.subscription.{message}" in pose.transition_error
+    assert not pose.inputs
+
+
+def test_a_camera_whose_qos_cannot_reach_the_subscription_is_reported(ros, wait):
+    """A best-effort camera to a subscription made reliable by the user: nothing of it ever
+    arrives. Only the log had said so; /diagnostics stayed OK, 'running'."""
+    reliable = Parameter("image_reliability", value="reliable")
+    pose = ros.add(PoseNode, parameter_overrides=[reliable, EAGER])
+    probe = ros.add(Node, "probe")
+    quiet = PublisherEventCallbacks(incompatible_qos=lambda info: None)
+    probe.create_publisher(Image, "image_raw", qos_profile_sensor_data, event_callbacks=quiet)
+    assert wait(lambda: pose.inputs)
+
+    def reported() -> bool:
+        pose.periodic()
+        return pose.status()[2].get("incompatible_qos") == 1
+
+    assert wait(reported)
+    level, message, _ = pose.status()
+    assert level == DiagnosticStatus.WARN
+    assert "1 image publishers' QoS cannot reach the camera subscription" in message
+
+
 def test_a_reliability_override_rclpy_takes_follows_the_publishers(ros, wait):
     """best_available is rclpy's own word for what auto does: it was refused with the typos."""
     override = Parameter("qos_overrides./image_raw.subscription.reliability", value="best_available")
