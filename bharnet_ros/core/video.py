@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from bharnet_ros.core.closeable import Closeable
+from bharnet_ros.core.inference import shorten
 from bharnet_ros.core.skeleton import SkeletonError, checked_image_size
 
 # FFmpeg's own lines about a damaged file ("moov atom not found") would come before, and garble,
@@ -76,10 +77,14 @@ class VideoReader(Closeable):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if self.path.exists() and not self.path.is_file():
-            raise VideoError(f"{self.path} is not a regular file (a folder or a device); give a video file")
+        try:
+            self.path.stat()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"video not found: {self.path}") from None
+        except OSError as err:  # a name too long, a folder not to be entered: no FileNotFoundError
+            raise VideoError(f"cannot open video {shorten(str(self.path), 120)}: {err.strerror}") from None
         if not self.path.is_file():
-            raise FileNotFoundError(f"video not found: {self.path}")
+            raise VideoError(f"{self.path} is not a regular file (a folder or a device); give a video file")
         try:  # OpenCV crashes the process (SIGSEGV) on a name it cannot pass on as UTF-8
             str(self.path).encode("utf-8")
         except UnicodeEncodeError:

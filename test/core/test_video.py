@@ -66,6 +66,16 @@ def test_missing_file_raises_file_not_found(tmp_path):
         VideoReader(tmp_path / "nope.mp4")
 
 
+def test_a_name_the_system_cannot_look_up_is_a_video_error(tmp_path):
+    """A name too long, or a path through a file: Path.exists raised a bare OSError, and the video
+    source node's entry point ended in a traceback (it reports ValueErrors in one line)."""
+    with pytest.raises(VideoError, match=r"cannot open video .*/a+\.\.\.: File name too long"):
+        VideoReader(tmp_path / ("a" * 300 + ".mp4"))
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(VideoError, match="notes.txt/clip.mp4: Not a directory"):
+        VideoReader(tmp_path / "notes.txt" / "clip.mp4")
+
+
 def test_unreadable_file_raises_video_error(tmp_path):
     path = tmp_path / "notes.mp4"
     path.write_text("not a video")
