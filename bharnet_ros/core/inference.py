@@ -230,9 +230,10 @@ class OnnxClassifier:
         self._check_graph()
 
     def _check_graph(self) -> None:
-        """The metadata must describe the real graph: same inputs and shapes, one logit per label,
-        and a dry run on a still window must give finite outputs. Otherwise the model is refused here, at
-        load (configure), not at the first window."""
+        """The metadata must describe the real graph: same inputs and shapes, one logit per label;
+        a dry run on a still window must give finite outputs, and one on a moving window (random
+        inputs) outputs of the same shapes. Otherwise the model is refused here, at load
+        (configure), not at the first window."""
         where = f"{self.path}: the model's metadata disagrees with its graph"
         self._check_outputs(where)
         graph = {i.name: [d if isinstance(d, int) else 1 for d in i.shape] for i in self.session.get_inputs()}
@@ -252,6 +253,9 @@ class OnnxClassifier:
         for name, value in outputs.items():
             if not np.isfinite(value).all():
                 raise InferenceError(f"{where}: output {name} is not finite on a still window")
+        # a graph can compute what it likes from its input: one that is cheap on a still window and
+        # costs minutes or gigabytes on any other is caught here too, in the isolated check's budget
+        self._run(random_feed(self.input_shapes), f"{where}: a dry run on a moving window failed")
 
     def _run(self, feed: dict[str, np.ndarray], failed: str) -> dict[str, np.ndarray]:
         """The outputs of one window by name, each of the shape the metadata promises; otherwise

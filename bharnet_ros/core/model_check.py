@@ -5,7 +5,9 @@ of standard operators (a convolution of two ``ConstantOfShape`` tensors) make ON
 constant folding run for an hour when the session is created, or expand a constant to gigabytes
 at each run. No static reading bounds that, since exported graphs use the same operators. So a
 running node first opens a new file here: the child loads the same bytes, runs the same checks and
-dry run (:class:`~bharnet_ros.core.inference.OnnxClassifier`, on CPU), and is killed past
+dry runs, on a still window and a moving one (:class:`~bharnet_ros.core.inference.OnnxClassifier`,
+on CPU; a graph can key its cost on any property of its input, so this bounds the cost of those
+two windows, not of every window), and is killed past
 :data:`CHECK_SECONDS`; its address space is capped at :data:`CHECK_MEMORY`. Only a file that
 passed is opened by the node itself, whose load then takes no longer than the child's did.
 

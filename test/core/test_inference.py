@@ -401,16 +401,18 @@ def test_graphs_that_could_hang_or_give_no_float_logits_are_refused_before_a_run
         OnnxClassifier(hostile, providers="cpu")
 
 
-def on_real_windows(tail: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
-    """``moving``, 1 where the body input is not all zeros (a real window) and 0 on the load
-    check's still window, then ``tail``: a graph that behaves at load and not after."""
+def on_real_windows(tail: list[onnx.NodeProto], above: float = 0.0) -> list[onnx.NodeProto]:
+    """``moving``, 1 where some body input exceeds ``above`` in size (0: any window but the load
+    check's still one) and 0 otherwise, then ``tail``: a graph that behaves at load and not after."""
     helper, tensor = onnx.helper, onnx.TensorProto
     zero = helper.make_tensor("zero_f", tensor.FLOAT, [], [0.0])
+    bound = helper.make_tensor("above", tensor.FLOAT, [], [above])
     return [
         helper.make_node("Constant", [], ["zero_f"], value=zero),
+        helper.make_node("Constant", [], ["above"], value=bound),
         helper.make_node("Abs", ["body"], ["size"]),
         helper.make_node("ReduceMax", ["size"], ["largest"], keepdims=0),
-        helper.make_node("Greater", ["largest", "zero_f"], ["moves"]),
+        helper.make_node("Greater", ["largest", "above"], ["moves"]),
         helper.make_node("Cast", ["moves"], ["moving"], to=tensor.INT64),
         *tail,
     ]
@@ -443,11 +445,12 @@ FAILS_ON_REAL_WINDOWS = {
     ("kind", "message"), [("fails", "indices"), ("widens", r"output logits has shape \(1, 10\)")]
 )
 def test_a_model_that_fails_only_on_real_windows_raises_inference_error(model_path, tmp_path, kind, message):
-    """It passes the load check's still window; eval and bag eval had ended in ORT's traceback or
-    in an IndexError far from the model, and a wider output had been cut to the labels silently."""
-    graph = hand_built(model_path, tmp_path / f"{kind}.onnx", on_real_windows(FAILS_ON_REAL_WINDOWS[kind]), 1)
-    classifier = OnnxClassifier(graph, providers="cpu")
-    moving = np.ones((3, FRAMES, 25, 1))
+    """It passes the load check's windows (keyed on inputs above 100 here); eval and bag eval had
+    ended in ORT's traceback or in an IndexError far from the model, and a wider output had been
+    cut to the labels silently."""
+    tail = on_real_windows(FAILS_ON_REAL_WINDOWS[kind], above=100.0)
+    classifier = OnnxClassifier(hand_built(model_path, tmp_path / f"{kind}.onnx", tail, 1), providers="cpu")
+    moving = np.full((3, FRAMES, 25, 1), 1000.0)
     with pytest.raises(InferenceError, match=f"the model failed on a window.*{message}"):
         classifier.predict(moving, np.zeros((3, FRAMES, 25, 2)))
 
@@ -569,6 +572,27 @@ def test_a_model_that_asks_for_gigabytes_is_refused_by_the_child_check(model_pat
     with pytest.raises(InferenceError, match="huge.onnx: .*a dry run failed") as refused:
         OnnxClassifier(hostile, providers="cpu", isolated=True)
     assert "\n" not in str(refused.value)
+
+
+def test_a_model_that_asks_for_gigabytes_only_on_moving_windows_is_refused_by_the_child_check(
+    model_path, tmp_path
+):
+    """Cheap on the still window, 8 GiB on any other: it passed the check and took the memory in
+    the node itself, at its first live window."""
+    helper, tensor = onnx.helper, onnx.TensorProto
+    tail = [
+        constant("elements", [1 << 31]),
+        helper.make_node("Mul", ["moving", "elements"], ["count"]),  # 0 or 2^31 floats
+        helper.make_node(
+            "ConstantOfShape", ["count"], ["huge"], value=helper.make_tensor("v", tensor.FLOAT, [1], [1.0])
+        ),
+        helper.make_node("ReduceSum", ["huge"], ["total"], keepdims=0),
+        helper.make_node("Mul", ["total", "zero_f"], ["nothing"]),
+        helper.make_node("Add", ["flat_logits", "nothing"], ["logits"]),
+    ]
+    hostile = hand_built(model_path, tmp_path / "moving.onnx", on_real_windows(tail), tensor.FLOAT)
+    with pytest.raises(InferenceError, match="moving.onnx: .*a dry run on a moving window failed"):
+        OnnxClassifier(hostile, providers="cpu", isolated=True)
 
 
 def test_a_model_check_that_cannot_start_loads_the_model_unchecked_with_a_warning(
