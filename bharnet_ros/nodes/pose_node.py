@@ -442,7 +442,8 @@ class PoseNode(ManagedNode):
         if self.unreachable_publishers and self.inputs:
             troubles += [
                 f"{self.unreachable_publishers} image publishers' QoS cannot reach the camera subscription "
-                "(best effort for reliable): nothing of theirs arrives; set image_reliability to auto"
+                "(best effort for reliable): nothing of theirs arrives; set image_reliability to auto "
+                "(and drop its qos_overrides)"
             ]
         if self.image_publishers == 0 and self.inputs:  # a wrong camera_topic looks just like this
             troubles += [f"nothing publishes on {self.inputs[0].topic_name}; check camera_topic"]

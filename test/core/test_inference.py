@@ -455,7 +455,7 @@ def test_a_model_that_fails_only_on_real_windows_raises_inference_error(model_pa
         classifier.predict(moving, np.zeros((3, FRAMES, 25, 2)))
 
 
-@pytest.mark.parametrize("branch", ["fused", "distance", "", "a b"])
+@pytest.mark.parametrize("branch", ["fused", "distance", "expert_only", "", "a b"])
 def test_a_branch_output_named_as_evals_own_scores_is_refused(model_path, tmp_path, branch):
     """eval keeps the fused logits and the distance beside the branches, by these names: a branch
     called ``fused`` had been scored in the fused logits' place."""

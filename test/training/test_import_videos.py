@@ -320,12 +320,14 @@ def test_files_no_folder_reads_are_listed_not_dropped(tmp_path):
     os.mkfifo(classes / "wave" / "b.avi")  # in class folders too
     (classes / "wave" / "c.mp4").symlink_to(tmp_path / "gone.mp4")
     (classes / "wave" / "d.avi").mkdir()  # a folder is not a clip, nor a refusal
+    os.mkfifo(classes / "wave" / "d.avi" / "e.avi")  # one level deeper: named too
     jobs, report = jobs_of(classes, pattern=None, subject="S1")
     assert [job.name for job in jobs] == ["wave/a.npz"]
     assert sorted((Path(path).name, reason) for path, reason, _ in report.skipped) == [
         ("b.avi", "not a regular file"),
         ("c.mp4", "not a regular file"),
         ("come.npz", "not read"),
+        ("e.avi", "not a regular file"),
     ]
 
 

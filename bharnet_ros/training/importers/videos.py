@@ -164,7 +164,9 @@ def _class_folder_jobs(root: Path, subject: str | None, report: ImportReport) ->
     for loose in _clips_in(root, report):
         report.skip(str(loose), "not read", "not in a class folder (the folder's name is the class)")
     for folder in folders:  # one level only: CLASS/<video>; deeper files are named, not lost unseen
-        for deeper in (p for d in folder.iterdir() if d.is_dir() for p in files_below(d, CLIP_SUFFIXES)):
+        for deeper in (
+            p for d in folder.iterdir() if d.is_dir() for p in files_below(d, CLIP_SUFFIXES, report)
+        ):
             report.skip(str(deeper), "not read", f"below the class folder {folder.name}/ (one level is read)")
     return [
         VideoJob(clip, _nfc(folder.name), _nfc(f"{folder.name}/{clip.name}"), dict(attributes))
