@@ -311,7 +311,7 @@ class OnnxClassifier:
                 )
             branch = output.name.removesuffix("_logits")
             if output.name.endswith("_logits") and (branch in RESERVED_BRANCHES or not branch.isidentifier()):
-                raise InferenceError(  # eval keeps the fused logits and the distance by these names
+                raise InferenceError(  # eval keeps what it computes itself by these names
                     f"{where}: output {output.name} names no branch (a branch is a name like body_expert, "
                     f"not {' or '.join(RESERVED_BRANCHES)})"
                 )
