@@ -38,6 +38,7 @@ def test_a_stream_of_one_persons_clips_is_composed_recorded_and_scored(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["streams"] == 1
     assert summary["segments"] == 2
+    assert summary["streams_without_gap"] == []
     printed = capsys.readouterr().out
     assert "S6_6m: segments" in printed
     assert "note: 2 of 2 clips are not in --dataset; their delays are measured from the clip" in printed
@@ -398,3 +399,22 @@ def test_a_persons_stream_at_one_distance_is_the_same_whichever_others_are_compo
         streams = person_streams(args, "P", SimpleNamespace(names=np.array([])))  # no onsets known
         orders[distances] = [piece.label for piece in streams["4m"]]
     assert orders["4m"] == orders[""] == orders["6m,4m"]
+
+
+def test_a_stream_without_a_still_clip_at_its_distance_is_named(tmp_path):
+    """The HRI recordings have S1's static clip at 4 m only: S1's 1 m and 6 m streams played their
+    gestures back to back, without --gap, and were pooled with the others without a word."""
+    from bharnet_ros.tools.streams import person_streams, streams_without_gap
+
+    person = tmp_path / "src" / "S1"
+    person.mkdir(parents=True)
+    for distance in ("1m", "4m"):
+        for label in ("come", "stop"):
+            (person / f"{label}_1_{distance}_upper.avi").write_bytes(b"")
+    (person / "static_1_4m_upper.avi").write_bytes(b"")
+    argv = ["streams", str(tmp_path / "src"), "--dataset", "x.npz", "--model", "m.onnx", "--out", "o"]
+    args = build_parser(argv).parse_args(argv)
+    streams = person_streams(args, "S1", SimpleNamespace(names=np.array([])))
+    named = {f"S1_{distance}": ("S1", pieces) for distance, pieces in streams.items()}
+    assert streams_without_gap(named) == ["S1_1m"]
+    assert [piece.label for piece in streams["4m"]].count(None) == 2  # a still stretch before each
