@@ -417,6 +417,11 @@ def run_train(args: argparse.Namespace) -> int:
     if not base_path.is_file():  # before its rehearsal data is looked for beside it
         raise UsageError(f"--base {base_path} is no checkpoint file; give a .pt file (a run's last.pt)")
     rehearsal = _rehearsal_source(args, base_path)
+    if args.replace and args.calibration:  # its thresholds were fitted to the base's classes' scores
+        raise UsageError(
+            f"--calibration {args.calibration} was fitted for the base model's classes, and --replace "
+            "teaches another vocabulary, whose scores and distances it does not fit; drop --calibration"
+        )
     calibration = args.calibration or _shipped_calibration(args, base_path)
     # the shipped model lends only its calibration, read before the fit: -o may replace it
     inputs = [*args.takes, base_path, args.calibration, *(rehearsal.files if rehearsal else [])]

@@ -312,6 +312,21 @@ def test_train_refuses_a_bad_calibration_before_teaching_and_writes_nothing(
     assert "is not a JSON text file" in capsys.readouterr().err
 
 
+def test_train_refuses_a_calibration_for_a_replaced_vocabulary(base_checkpoint, tmp_path, capsys):
+    """The base's calibration was accepted: its distance threshold, of another model's unit, made
+    the taught model answer none even to its own takes."""
+    takes = synth_takes(tmp_path / "ana.npz", ["stop", "come_here"], "ana")
+    calibration = tmp_path / "calibration.json"
+    calibration.write_text('{"expert_only": {"temperature": 1.2, "none_threshold": 0.5}}')
+    out = tmp_path / "m.onnx"
+    args = ["teach", "train", str(takes), "--base", str(base_checkpoint), "-o", str(out), "--no-rehearse"]
+    assert main([*args, "--replace", "--calibration", str(calibration)]) == 2
+    err = capsys.readouterr().err
+    assert "was fitted for the base model's classes, and --replace teaches another vocabulary" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 def test_train_refuses_takes_that_could_not_change_the_model(base_checkpoint, tmp_path, capsys):
     takes = synth_takes(tmp_path / "ana.npz", ["wave"], "ana")  # the base knows wave already
     out = tmp_path / "m.onnx"
