@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import math
 import sys
 import time
@@ -616,7 +617,13 @@ def _load_takes(paths: list[Path]) -> SkeletonDataset:
     repeated = sorted({str(p) for p, r in zip(paths, resolved, strict=True) if resolved.count(r) > 1})
     if repeated:  # every take would be taught twice
         raise ValueError(f"{', '.join(repeated)} given more than once; give each takes file once")
-    takes = load_datasets(paths)
+    takes = load_datasets(paths)  # checks each file (size, type) before its bytes are hashed here
+    digests = [
+        hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else str(path) for path in resolved
+    ]
+    copies = sorted({str(p) for p, d in zip(paths, digests, strict=True) if digests.count(d) > 1})
+    if copies:
+        raise ValueError(f"{', '.join(copies)} hold the same takes (a copy); give each takes file once")
     if not len(takes):
         raise ValueError(f"{', '.join(map(str, paths))} hold no take; record some with bharnet teach record")
     unusable = unusable_samples(takes)

@@ -553,6 +553,12 @@ def test_train_refuses_the_same_takes_file_given_twice(base_checkpoint, tmp_path
     err = capsys.readouterr().err
     assert "given more than once; give each takes file once" in err
     assert not out.exists()
+    copy = tmp_path / "copy.npz"  # a copy's takes were taught twice, weighing double, without a word
+    copy.write_bytes(takes.read_bytes())
+    args = ["teach", "train", str(takes), str(copy), "--base", str(base_checkpoint), "-o", str(out)]
+    assert main([*args, "--no-rehearse"]) == 2
+    assert "hold the same takes (a copy); give each takes file once" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_curve_names_a_shipped_model_whose_distance_threshold_cannot_be_read(tmp_path, monkeypatch):
