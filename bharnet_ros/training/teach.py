@@ -561,22 +561,13 @@ def distance_plan(
     where ``settings.distance`` is off: that was asked for."""
     if not settings.distance:
         return False, []
-    counts = {
-        classes[k]: n for k, n in zip(*np.unique(windows.labels.numpy(), return_counts=True), strict=True)
-    }
-    missing = sorted(set(classes) - set(counts))
-    if missing:
-        return False, [
-            f"no feature distance: no window of {', '.join(missing)} (give their training data with "
-            "--rehearse); the recognizer's distance rule is off for this model"
-        ]
-    single = sorted(name for name, n in counts.items() if n < 2)
-    if single:  # a class's spread from one window is none: every other window would lie infinitely far
-        return False, [
-            f"no feature distance: one window of {', '.join(single)} gives no spread (give more takes, "
-            "or --views 2 or more); the recognizer's distance rule is off for this model"
-        ]
-    return True, []
+    missing = sorted(set(classes) - {classes[k] for k in windows.labels.unique().tolist()})
+    if not missing:
+        return True, []
+    return False, [
+        f"no feature distance: no window of {', '.join(missing)} (give their training data with "
+        "--rehearse); the recognizer's distance rule is off for this model"
+    ]
 
 
 def distance_windows(
