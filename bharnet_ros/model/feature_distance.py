@@ -69,7 +69,9 @@ def fit_feature_distance(
     features: Mapping[str, torch.Tensor], labels: torch.Tensor, shrink: float = SHRINK
 ) -> FeatureDistance:
     """The class means and shared covariance of training windows' features (``branch -> (N, D)``),
-    with ``scale`` set from their own distances. ValueError when there are too few windows."""
+    with ``scale`` set from their own distances. ValueError when there are too few windows, or when
+    they do not vary within any class (one window per class): with no spread to measure, every
+    other window would lie some 1e24 units away, and a threshold would answer none to everything."""
     labels = np.asarray(labels, np.int64)
     if len(labels) < 2 or not features:
         raise ValueError(f"need at least two training windows and one branch, got {len(labels)}")
@@ -82,6 +84,8 @@ def fit_feature_distance(
         mean = np.stack([x[labels == k].mean(axis=0) for k in classes])
         centred = x - mean[np.searchsorted(classes, labels)]
         covariance = centred.T @ centred / len(x)
+        if not np.trace(covariance) > 0:
+            raise ValueError("the windows do not vary within any class (one window of each, or copies)")
         spread = max(np.trace(covariance) / len(covariance), 1e-12)
         covariance = (1.0 - shrink) * covariance + shrink * spread * np.eye(len(covariance))
         means.append(mean)

@@ -521,7 +521,8 @@ def teach(
         measuring = time.monotonic()
         if tuned:  # the fine-tune moved the features: the tuned model's own windows
             windows = distance_windows(taught, checkpoint, takes, kept, classes, settings, show_progress)
-        taught.feature_distance = fit_window_distance(taught, windows)
+        taught.feature_distance, note = spread_distance(taught, windows)
+        notes.extend(note)
         seconds["distance"] = time.monotonic() - measuring
     return TeachResult(
         checkpoint, taught, [c for c in classes if c not in base.class_names], notes, seconds,
@@ -594,6 +595,18 @@ def fit_window_distance(model: BHaRNetModel, windows: Features) -> FeatureDistan
     """The feature distance of ``windows`` (features of ``model``'s branches, labelled)."""
     branches = distance_branches(model.branches)
     return fit_feature_distance({name: windows.branches[name] for name in branches}, windows.labels)
+
+
+def spread_distance(model: BHaRNetModel, windows: Features) -> tuple[FeatureDistance | None, list[str]]:
+    """The feature distance of ``windows``, or None and a note where they give no spread to measure
+    it by (one window of each class: a single take of each, seen once)."""
+    try:
+        return fit_window_distance(model, windows), []
+    except ValueError as error:
+        return None, [
+            f"no feature distance: {error} (give more takes, or --views 2 or more); the recognizer's "
+            "distance rule is off for this model"
+        ]
 
 
 def unrehearsed_note(old_classes: Sequence[str], kept: SkeletonDataset) -> list[str]:

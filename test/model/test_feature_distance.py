@@ -87,6 +87,15 @@ def test_too_few_or_non_finite_features_are_refused():
         fit_feature_distance({"a": torch.full((4, 3), float("nan"))}, torch.zeros(4))
 
 
+def test_windows_without_spread_within_a_class_are_refused():
+    """One window of each class leaves nothing to measure a spread by: the floored covariance put
+    every other window some 1e24 units away."""
+    with pytest.raises(ValueError, match="do not vary within any class"):
+        fit_feature_distance({"a": torch.randn(3, 8)}, torch.arange(3))
+    one_class_varies = fit_feature_distance({"a": torch.randn(4, 8)}, torch.tensor([0, 0, 1, 2]))
+    assert one_class_varies(torch.randn(2, 8).unsqueeze(0)).max() < 1e6
+
+
 def fitted(model, seed: int = 0) -> FeatureDistance:
     """A distance fitted on the model's own features of random windows."""
     generator = torch.Generator().manual_seed(seed)

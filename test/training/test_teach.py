@@ -346,6 +346,18 @@ def test_no_distance_where_a_class_has_no_window_or_when_asked(base, old, settin
         assert said[0].endswith("the recognizer's distance rule is off for this model")
 
 
+def test_no_distance_where_no_class_has_two_windows(base):
+    """A new vocabulary of one take each, seen once, has no spread: the distance had put every
+    other window some 1e24 units away, so a distance threshold answered none to everything."""
+    settings = replace(FAST, replace=True, views=1)
+    result = teach(base, takes_of(["stop", "clap"], per_class=1), None, settings)
+    assert result.distance is None
+    assert result.model.feature_distance is None
+    (said,) = [n for n in result.notes if n.startswith("no feature distance")]
+    assert "do not vary within any class" in said
+    assert said.endswith("distance rule is off for this model")
+
+
 def test_a_fine_tuned_model_fits_its_distance_on_its_own_features(base):
     takes, rehearsal = takes_of(["stop"]), takes_of(["idle", "wave"])
     tuned = teach(base, takes, rehearsal, replace(FAST, finetune_epochs=1))
