@@ -15,6 +15,7 @@ import dataclasses
 import math
 import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +101,9 @@ class VideoReader(Closeable):
         level = cv2.getLogLevel()
         cv2.setLogLevel(0)  # a file it cannot read: our one line, not OpenCV's warnings before it
         try:
-            self._capture = cv2.VideoCapture(str(self.path))
+            # OpenCV's binding keeps a reference to the name it is given: one interned string per
+            # name, not a new one stranded at each reopen of a looped file (80 bytes a loop)
+            self._capture = cv2.VideoCapture(sys.intern(str(self.path)))
         finally:
             cv2.setLogLevel(level)
         if not self._capture.isOpened():

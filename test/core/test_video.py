@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
+import tracemalloc
 
 import cv2
 import numpy as np
@@ -173,6 +174,26 @@ def test_a_file_plays_once_or_looped(tmp_path):
     looped = play_frames(str(path), loop=True)
     assert len([next(looped) for _ in range(7)]) == 7  # past the end, from the start again
     looped.close()
+
+
+def test_reopening_a_looped_file_strands_no_memory(tmp_path):
+    """OpenCV keeps a reference to the file name it opens: a new name string at every reopen of a
+    looped file was never freed."""
+    path = tmp_path / "clip.mp4"
+    write_clip(path, frames=1)
+    looped = play_frames(str(path), loop=True)
+    for _ in range(20):
+        next(looped)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for _ in range(300):
+            next(looped)
+        grown = tracemalloc.take_snapshot().compare_to(before, "filename")
+    finally:
+        tracemalloc.stop()
+        looped.close()
+    assert sum(max(stat.count_diff, 0) for stat in grown) < 100  # a new name at each of the 300
 
 
 def test_a_camera_that_stops_delivering_is_an_error_and_is_released(monkeypatch):
