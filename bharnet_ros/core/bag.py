@@ -50,10 +50,9 @@ from bharnet_ros.core.closeable import Closeable
 from bharnet_ros.core.image import MAX_IMAGE_PIXELS, decode_compressed, decode_image, fit_pixels
 from bharnet_ros.core.inference import shown
 from bharnet_ros.core.paths import share_file
-from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
+from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.core.skeleton_fields import (
     MOST_DECODED_SKELETONS,
-    frame_from_person,
     person_fields,
     too_many_skeletons,
 )
@@ -204,17 +203,6 @@ def decode_camera_message(msg: Any, msgtype: str, max_pixels: int = MAX_IMAGE_PI
         msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian, max_pixels
     )
     return fit_pixels(image, max_pixels)
-
-
-def skeleton_frames(msg: Any) -> list[SkeletonFrame]:
-    """Contract frames of a deserialized PersonSkeletonArray; SkeletonError for malformed persons
-    and for stamps no clock gives, as the recognizer refuses them (``core.frame_rules``)."""
-    from bharnet_ros.core.frame_rules import stamp_problem
-
-    for person in msg.persons:
-        if problem := stamp_problem(person.header.stamp):
-            raise SkeletonError(problem)
-    return [frame_from_person(person, stamp_ns(person.header) * 1e-9) for person in msg.persons]
 
 
 # --------------------------------------------------------------------------------------------------

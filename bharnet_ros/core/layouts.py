@@ -42,11 +42,6 @@ class SkeletonLayout:
         """(child, parent) pairs of the tree, root excluded: the graph's inward edges."""
         return tuple((j, p) for j, p in enumerate(self.parents) if j != p)
 
-    @property
-    def bone_pairs(self) -> tuple[tuple[int, int], ...]:
-        """(child, parent) for every joint; the root pairs with itself and gets a zero bone."""
-        return tuple(enumerate(self.parents))
-
     def index(self, joint_name: str) -> int:
         return self.joint_names.index(joint_name)
 

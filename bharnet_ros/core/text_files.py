@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 MOST_TEXT_BYTES = 8 << 20  # a parameters file or labels of thousands of segments are well under this
+# A training or model config is a few kilobytes; its YAML parser (pure Python) holds some 300 times
+# a text's size while it reads it, so 8 MiB of list took 2.7 GB and two minutes before a refusal.
+MOST_CONFIG_BYTES = 256 << 10
 
 
 def read_text_file(path: str | Path, most_bytes: int = MOST_TEXT_BYTES, encoding: str = "utf-8") -> str:

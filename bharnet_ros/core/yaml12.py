@@ -79,6 +79,18 @@ Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT, list("-+012
 Yaml12Loader.add_constructor("tag:yaml.org,2002:int", Yaml12Loader.construct_yaml_int)
 
 
+def yaml_problem(err: yaml.YAMLError, limit: int = 200) -> str:
+    """What is wrong in a YAML text and on which line, in one line: the loader's own reason (a key
+    given twice, an alias), not only the error's class."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem:
+        where = f"line {err.problem_mark.line + 1}: " if err.problem_mark else ""
+        text = where + err.problem
+    else:
+        text = str(err)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def load_yaml(source: str | IO[str]) -> Any:
     """The YAML document in ``source`` (text or an open file), read with :class:`Yaml12Loader`."""
     try:

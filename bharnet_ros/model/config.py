@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bharnet_ros.core.text_files import MOST_CONFIG_BYTES, read_text_file
 from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.model.backbone import DEFAULT_STAGES
 
@@ -136,12 +137,12 @@ class ModelConfig:
             ),
             (self.expertized.interaction in INTERACTIONS, f"interaction not in {INTERACTIONS}"),
             (self.attention.kind in ("favor", "softmax"), "attention.kind must be favor or softmax"),
+            *self._size_checks(),
             (
                 not self.variant.startswith("bharnet_e")
                 or 0 < self.expertized.split_block <= len(self.backbone.stages),
                 f"expertized.split_block must be in 1..{len(self.backbone.stages)}",
             ),
-            *self._size_checks(),
             (isinstance(self.input.motion, bool), "input.motion must be true or false"),
             (
                 not self.test_mirror or _is_class_map(self.test_mirror, self.num_classes),
@@ -279,9 +280,7 @@ def config_from_dict(data: Mapping[str, Any], overrides: Mapping[str, Any] | Non
 
 def load_model_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
     """Read a ``config/model/*.yaml`` file."""
-    with open(path, encoding="utf-8") as stream:
-        data = load_yaml(stream) or {}
-    return config_from_dict(data, overrides)
+    return config_from_dict(load_yaml(read_text_file(path, MOST_CONFIG_BYTES)) or {}, overrides)
 
 
 def config_to_dict(config: ModelConfig) -> dict[str, Any]:

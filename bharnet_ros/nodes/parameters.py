@@ -128,11 +128,6 @@ def read_parameters(node: Node, params: tuple[Param, ...]) -> dict[str, Any]:
     return {param.name: node.get_parameter(param.name).value for param in params}
 
 
-def defaults(params: tuple[Param, ...]) -> dict[str, Any]:
-    """Name -> default, e.g. to write config/recognize.yaml or to describe the graph."""
-    return {param.name: param.default for param in params}
-
-
 def topic_name_problem(name: str, node_name: str = "node", namespace: str = "/") -> str:
     """Why ``name`` is no valid topic name as that node would expand it, or "" (also for empty):
     the namespace counts towards the length and fills in ``{ns}``."""

@@ -27,15 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="training config (config/train/*.yaml; left out with --resume) and dotted-key overrides",
     )  # fmt: skip
     parser.add_argument(
-        "--train", nargs="+", metavar="FILE", help="training data: dataset .npz or synth folders"
-    )
+        "--train", nargs="+", action="extend", metavar="FILE",
+        help="training data: dataset .npz or synth folders, in place of the config's data.train "
+        "(given twice, both lists count)",
+    )  # fmt: skip
     parser.add_argument(
-        "--val",
-        nargs="+",
-        metavar="FILE",
-        help="validation data (default: the training files' val split, data.val_subjects or "
-        "data.val_fraction, else none)",
-    )
+        "--val", nargs="+", action="extend", metavar="FILE",
+        help="validation data, in place of the config's data.val (default: the training files' val "
+        "split, data.val_subjects or data.val_fraction, else none)",
+    )  # fmt: skip
     parser.add_argument("--out", type=output_option, help="run folder (default: runs/<name>-<timestamp>)")
     parser.add_argument(
         "--force", action="store_true",
@@ -92,6 +92,8 @@ def overrides_from(args: argparse.Namespace, overrides: list[str]) -> list[str]:
         stray = [f for f in given if "=" in f and not Path(f).exists()]
         files = [f for f in given if f not in stray]
         out.extend(stray)
+        if files and any(o.startswith(f"data.{key}=") for o in out):
+            raise UsageError(f"give the {key} data once: --{key} or data.{key}=, not both")
         if files:
             quoted = ", ".join(
                 "'{}'".format(str(Path(f).expanduser().resolve()).replace("'", "''")) for f in files

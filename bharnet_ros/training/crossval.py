@@ -398,7 +398,7 @@ def _fold_or_empty(folder: Path) -> bool:
 
 def _pooled_here(out: Path) -> bool:
     try:
-        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        summary = json.loads(read_text_file(out / "summary.json"))
     except (OSError, ValueError):
         return False
     return isinstance(summary, dict) and summary.get("kind") == LOSO_KIND

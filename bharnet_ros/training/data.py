@@ -19,6 +19,7 @@ imported separately both have ``attention_1_1m_upper``). :func:`select_data` the
 from __future__ import annotations
 
 import csv
+import io
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,10 +80,9 @@ def load_synth_folder(folder: Path) -> SkeletonDataset:
         )
     try:
         class_names = [
-            line.strip() for line in (folder / "classes.txt").read_text().splitlines() if line.strip()
+            line.strip() for line in read_text_file(folder / "classes.txt").splitlines() if line.strip()
         ]
-        with open(folder / "index.csv", newline="") as stream:
-            rows = list(csv.DictReader(stream))
+        rows = list(csv.DictReader(io.StringIO(read_text_file(folder / "index.csv"), newline="")))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DatasetError(f"{folder}: classes.txt or index.csv cannot be read ({err})") from None
     if not rows:
@@ -373,7 +373,13 @@ def _validation_indices(
     if section["val"]:
         return np.zeros(0, np.int64), ""
     members = _split_members(data, section.get("train_split"))
+    fraction = float(section.get("val_fraction") or 0.0)
     if section.get("val_subjects"):
+        if fraction > 0 or section["val_split"] not in (None, AUTO):
+            raise DatasetError(
+                "data.val_subjects choose the validation samples, so data.val_fraction or data.val_split "
+                "would not be used; keep one of them"
+            )
         subjects = list(section["val_subjects"])
         chosen = members[subject_mask(data, subjects)[members]]
         return chosen, f"validation: subjects {', '.join(subjects)}"
@@ -384,8 +390,12 @@ def _validation_indices(
         if split not in data.splits:
             known = ", ".join(sorted(data.splits)) or "none"
             raise DatasetError(f"no split {split!r} in the training data; available: {known}")
+        if fraction > 0:
+            raise DatasetError(
+                f"data.val_fraction {fraction:g} would not be used: the data's split {split!r} validates; "
+                "set data.val_split=null to validate on a fraction instead, or drop data.val_fraction"
+            )
         return np.sort(data.splits[split]), f"validation: split {split!r}"
-    fraction = float(section.get("val_fraction") or 0.0)
     if fraction > 0:
         picked = members[stratified_fraction(data.labels[members], fraction, seed)]
         return np.sort(picked), f"validation: {100 * fraction:g} % of each class, drawn with seed {seed}"

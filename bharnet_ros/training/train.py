@@ -48,8 +48,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from bharnet_ros.core.inference import shown
 from bharnet_ros.core.metrics import classification_report
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_arrays, space_problem
-from bharnet_ros.core.text_files import read_text_file
-from bharnet_ros.core.yaml12 import load_yaml
+from bharnet_ros.core.text_files import MOST_CONFIG_BYTES, read_text_file
+from bharnet_ros.core.yaml12 import load_yaml, yaml_problem
 from bharnet_ros.model.bharnet import BHaRNetModel, build_model
 from bharnet_ros.model.checkpoint import FORMAT_VERSION as CHECKPOINT_FORMAT
 from bharnet_ros.model.checkpoint import (
@@ -313,9 +313,13 @@ def _type_name(default: Any) -> str:
 def read_mapping(path: Path, what: str, hint: str) -> dict[str, Any]:
     """A YAML file holding one mapping (empty: {}); anything else is a ConfigError with ``hint``."""
     try:
-        data = load_yaml(read_text_file(path)) or {}
-    except (UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"{what} {path} is not readable YAML ({type(err).__name__}); {hint}") from None
+        data = load_yaml(read_text_file(path, MOST_CONFIG_BYTES)) or {}
+    except OSError as err:
+        raise ConfigError(f"{what} {path} cannot be read ({err.strerror or err}); {hint}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text; {hint}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{what} {path} is not readable YAML ({yaml_problem(err)}); {hint}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{what} {path} is not a YAML mapping; {hint}")
     return dict(data)
@@ -943,6 +947,7 @@ def build_run(
     fill = data_cfg["fill_hand_gaps"]
     train_feeder = SkeletonFeeder(train_data, preprocess, True, augment, config["seed"], fill)
     notes.append(mirror_note(class_names, train_feeder.mirror_to, augment.mirror))
+    notes += idle_augment_note(augment, train_data.space, preprocess.window_seconds)
     val_feeder, val_labels = None, np.zeros(0, np.int64)
     if val_data is not None and len(val_data):
         val_labels = labels_for(val_data, class_names)
@@ -959,6 +964,24 @@ def build_run(
     if resume_state is not None:
         continue_from(run, resume_state)
     return run
+
+
+def idle_augment_note(augment: AugmentConfig, space: str, window_seconds: float) -> list[str]:
+    """A note naming augmentations set away from their defaults that this run cannot apply: the
+    rotation of the other coordinate space, and the time-window ones on a frame-count model."""
+    default = AugmentConfig()
+    idle = ["rotate_2d" if space == "world" else "rotate_3d"]
+    if window_seconds <= 0:
+        idle += ["speed", "min_cover"]
+    changed = [
+        f"augment.{key}={getattr(augment, key):g}"
+        for key in idle
+        if getattr(augment, key) != getattr(default, key)
+    ]
+    if not changed:
+        return []
+    windows = "a time window" if window_seconds > 0 else "frame-count windows"
+    return [f"{', '.join(changed)}: no effect on {space}-space data with {windows}; see docs/training.md"]
 
 
 def warmup_note(config: Mapping[str, Any], steps: int) -> list[str]:
@@ -1394,7 +1417,7 @@ def load_resume(folder: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any
         config = load_yaml(read_text_file(folder / "config.yaml"))
     except yaml.YAMLError as err:
         raise ConfigError(
-            f"cannot resume {folder}: config.yaml is not valid YAML ({err})".replace("\n", " ")
+            f"cannot resume {folder}: config.yaml is not valid YAML ({yaml_problem(err)})"
         ) from None
     except UnicodeDecodeError:
         raise ConfigError(f"cannot resume {folder}: config.yaml is not a UTF-8 text file") from None

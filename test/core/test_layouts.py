@@ -30,7 +30,6 @@ def test_known_sizes_roots_and_bones():
     assert (NTU25.num_joints, NTU25.joint_names[NTU25.root]) == (25, "spine_shoulder")
     assert (MP33.num_joints, MP33.joint_names[MP33.root]) == (33, "nose")
     assert (HAND21.num_joints, len(HAND21.edges)) == (21, 20)
-    assert HAND21.bone_pairs[0] == (0, 0)
     assert (NTU25.index("left_hand_tip"), NTU25.parents[NTU25.index("left_hand_tip")]) == (21, 22)
     # every finger starts at the wrist: no palm loop
     assert [HAND21.parents[j] for j in (1, 5, 9, 13, 17)] == [0] * 5

@@ -153,6 +153,7 @@ def test_config_typos_and_bad_options_are_rejected(tiny_config):
         ({"backbone": {"stages": [[1], [1, 1]]}, "expertized": {"split_block": 1}}, "backbone.stages"),
         ({"backbone": {"stages": [[1, 1], [1, True]]}, "expertized": {"split_block": 1}}, "backbone.stages"),
         ({"backbone": {"stages": [[1, 1], [2, 2.0]]}, "expertized": {"split_block": 1}}, "backbone.stages"),
+        ({"backbone": {"stages": []}}, "backbone.stages must be 1..64 blocks"),  # not split_block in 1..0
         ({"attention": {"num_features": True}}, "attention.num_features must be 1..65536, not True"),
         ({"backbone": {"dropout": 1.0}}, "backbone.dropout must be in [0, 1)"),
         ({"backbone": {"base_channels": 4096}}, "the widest layer must be at most 4096 channels"),

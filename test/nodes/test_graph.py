@@ -14,7 +14,6 @@ import yaml
 from bharnet_ros.core.paths import CHECKOUT
 from bharnet_ros.nodes import pose_node, recognizer_node, video_source_node
 from bharnet_ros.nodes.graph import GraphOptions, describe_graph, launch_flag, ros_arguments
-from bharnet_ros.nodes.parameters import defaults
 from bharnet_ros.nodes.runner import create_node
 from bharnet_ros.tools import UsageError, run
 
@@ -30,7 +29,7 @@ def test_yaml_lists_exactly_the_declared_parameters_and_defaults():
     config = yaml.safe_load((CHECKOUT / "config" / "recognize.yaml").read_text())
     for node, params in NODE_PARAMS.items():
         in_yaml = config[f"/**/{node}"]["ros__parameters"]
-        declared = {k: v for k, v in defaults(params).items() if k != "video"}  # from the launch argument
+        declared = {p.name: p.default for p in params if p.name != "video"}  # from the launch argument
         assert set(in_yaml) <= set(declared), f"{node}: unknown keys {set(in_yaml) - set(declared)}"
         assert set(declared) <= set(in_yaml), f"{node}: undocumented {set(declared) - set(in_yaml)}"
         differing = {k: (in_yaml[k], v) for k, v in declared.items() if in_yaml[k] != v}

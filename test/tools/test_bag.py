@@ -18,6 +18,7 @@ from bharnet_ros.cli import main
 from bharnet_ros.core import bag
 from bharnet_ros.core.annotations import Segment, save_csv
 from bharnet_ros.core.bag_eval import REPORT_FILES
+from bharnet_ros.core.frame_rules import person_frame
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.core.video import VideoReader
@@ -132,14 +133,15 @@ def test_skeleton_messages_round_trip(tmp_path):
         writer.write("/s", ORIGIN, bag.skeleton_array_message([frame], ORIGIN))
         writer.write("/s", ORIGIN + PERIOD, bag.skeleton_array_message([], ORIGIN + PERIOD))
     first, empty = (m.decode() for m in bag.read_messages(tmp_path / "b", ["/s"]))
-    (back,) = bag.skeleton_frames(first)
+    (person,) = first.persons
+    back = person_frame(person)
     assert isinstance(back, SkeletonFrame)
     assert back.timestamp == pytest.approx(ORIGIN * 1e-9)
     assert np.array_equal(back.body, frame.body)
     assert np.array_equal(back.hands, frame.hands)
     assert list(back.hand_present) == [True, False]
     assert (back.layout, back.space, back.image_size) == (frame.layout, frame.space, frame.image_size)
-    assert bag.skeleton_frames(empty) == []
+    assert list(empty.persons) == []
 
 
 def test_record_video_stamps_frames_with_video_time(tmp_path, shared_file):

@@ -623,6 +623,18 @@ def test_an_override_after_a_bare_loso_is_an_override():
     assert args.loso == "all"
 
 
+def test_train_given_twice_trains_on_both_lists_and_not_beside_data_train(tmp_path):
+    """The second --train had replaced the first without a word."""
+    from bharnet_ros.cli import build_parser, parse_arguments
+    from bharnet_ros.tools.train import overrides_from
+
+    argv = ["train", CONFIG, "--train", "a.npz", "b.npz", "--train", "c.npz", "--out", "x"]
+    args = parse_arguments(build_parser(argv), argv)
+    assert args.train == ["a.npz", "b.npz", "c.npz"]
+    with pytest.raises(UsageError, match="give the train data once: --train or data.train=, not both"):
+        overrides_from(args, ["data.train=[d.npz]"])
+
+
 def test_train_and_val_files_may_have_any_name(tmp_path):
     """--train and --val become YAML overrides: a quote in a path must stay part of it."""
     import argparse

@@ -106,6 +106,26 @@ def test_validation_is_drawn_from_the_named_training_split_only(people, tmp_path
     assert "S3" not in set(chosen.train.subject_names().tolist())
 
 
+@pytest.mark.parametrize(
+    ("choice", "message"),
+    [
+        (
+            {"val_fraction": 0.25},
+            "val_fraction 0.25 would not be used: the data's split 'val' validates",
+        ),
+        ({"val_subjects": ["S1"], "val_fraction": 0.25}, "data.val_subjects choose the validation samples"),
+        ({"val_subjects": ["S1"], "val_split": "val"}, "data.val_subjects choose the validation samples"),
+    ],
+)
+def test_a_validation_setting_another_overrules_is_refused(people, tmp_path, choice, message):
+    """A val_fraction on data with a val split, or beside val_subjects, was dropped without a word."""
+    data = load_datasets([str(p) for p in people])
+    data.splits = {"val": np.flatnonzero(data.subject_names() == "S2")}
+    data.save(tmp_path / "split.npz")
+    with pytest.raises(DatasetError, match=message):
+        select_data(section(train=[str(tmp_path / "split.npz")], **choice))
+
+
 def test_stratified_fraction_keeps_one_sample_of_each_class_for_training():
     picked = stratified_fraction(np.array([0, 0, 1, 2, 2, 2]), 0.9, seed=0)
     assert np.bincount(np.array([0, 0, 1, 2, 2, 2])[picked], minlength=3).tolist() == [1, 0, 2]

@@ -18,9 +18,11 @@ from bharnet_ros.model.checkpoint import CheckpointError, load_checkpoint, make_
 from bharnet_ros.training import synth
 from bharnet_ros.training.dataset import Sample, SkeletonDataset
 from bharnet_ros.training.evaluate import evaluate, open_model, write_outputs
+from bharnet_ros.training.feeder import AugmentConfig
 from bharnet_ros.training.train import (
     ConfigError,
     DivergedError,
+    idle_augment_note,
     init_from_experts,
     learning_rate,
     load_train_config,
@@ -187,6 +189,35 @@ def test_a_section_set_to_no_mapping_is_refused_when_a_nested_key_follows():
         load_train_config(REPO / "config/train/synth_cpu.yaml", ["data=5", "data.train=[x.npz]"])
     config = load_train_config(REPO / "config/train/synth_cpu.yaml", ["model.init=null", "model.init.body=b"])
     assert config["model"]["init"]["body"] == "b"  # a section cleared with null takes its defaults again
+
+
+def test_augmentations_this_run_cannot_apply_are_named():
+    """augment.speed on a frame-count model, rotate_3d on image data: trained without them, silently."""
+    assert idle_augment_note(AugmentConfig(), "image", 0.0) == []
+    (note,) = idle_augment_note(AugmentConfig(speed=0.5, rotate_3d=1.0, rotate_2d=0.2), "image", 0.0)
+    assert note.startswith("augment.rotate_3d=1, augment.speed=0.5: no effect on image-space data")
+    (note,) = idle_augment_note(AugmentConfig(rotate_2d=0.2, speed=0.5), "world", 2.0)
+    assert note.startswith("augment.rotate_2d=0.2: no effect on world-space data with a time window")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "epochs: 1\nepochs: 2\n",
+            r"YAML \(line 2: the key 'epochs' is given twice; keep one\)",
+        ),
+        ("a: &x 1\nb: *x\n", r"line 2: YAML aliases \(\*name\) are not supported"),
+        ("x: [" + "a," * 150_000 + "a]\n", r"cannot be read \(larger than the 262144 bytes"),
+    ],
+    ids=["key twice", "alias", "300 kB"],
+)
+def test_an_unreadable_config_says_what_and_where(tmp_path, text, message):
+    """The error had named only the exception's class (ConstructorError); an 8 MB list had taken
+    2.7 GB and two minutes to parse before any refusal."""
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_train_config(tmp_path / "c.yaml")
 
 
 def test_a_mapping_override_sets_its_keys_and_keeps_the_rest_of_the_section():
@@ -831,6 +862,7 @@ def test_metrics_are_written_aside_and_renamed(dataset_file, tiny_run, tmp_path,
 def test_resume_refuses_another_seed_where_the_seed_drew_the_validation_samples(
     dataset_file, tiny_run, tmp_path
 ):
-    run = train(tiny_config(tiny_run, dataset_file, "data.val_fraction=0.5"), out=tmp_path / "run")
+    config = tiny_config(tiny_run, dataset_file, "data.val_fraction=0.5", "data.val_split=null")
+    run = train(config, out=tmp_path / "run")
     with pytest.raises(ConfigError, match="seed \\(it draws data.val_fraction"):
         train({}, resume=run, overrides=["seed=7", "epochs=2"])

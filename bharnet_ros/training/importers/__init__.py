@@ -84,7 +84,7 @@ class ImportReport:
 
 
 def check_fps(fps: float) -> float:
-    """``fps`` if it is a usable frame rate (finite, above 0, at most :data:`MAX_FPS`), else
+    """``fps`` if it is a usable frame rate (from :data:`MIN_FPS` to :data:`MAX_FPS`), else
     DatasetError; a zero, negative or NaN rate would make every timestamp wrong."""
     if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
         raise DatasetError(f"--fps {fps} is not a frame rate; give a number from {MIN_FPS:g} to {MAX_FPS:g}")
@@ -130,12 +130,9 @@ def check_sample(sample: Sample, space: str) -> Sample:
     return sample
 
 
-def require_finite(sample: Sample) -> Sample:
-    """``sample`` unchanged, or DatasetError naming it and its first bad frame.
-
-    Importers call this per file, so one file with a NaN or infinite coordinate or time is
-    skipped and reported by name instead of failing the whole import when the dataset is built.
-    """
+def require_finite(sample: Sample) -> None:
+    """DatasetError naming ``sample`` and its first frame with a NaN or infinite coordinate or time
+    (:func:`check_sample`'s first test)."""
     bad = ~np.isfinite(sample.timestamps)
     for values in (sample.body, sample.hands):
         bad |= ~np.isfinite(values).all(axis=tuple(i for i in range(values.ndim) if i != 1))
@@ -145,4 +142,3 @@ def require_finite(sample: Sample) -> Sample:
             f"{sample.name}: NaN or infinite values in {int(bad.sum())} frame(s), the first at frame "
             f"{frame}; fix or remove the file"
         )
-    return sample

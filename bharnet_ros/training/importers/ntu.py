@@ -60,7 +60,6 @@ MIN_TRACKED_FRAMES = 11  # bodies seen in this many frames or fewer are noise
 SPREAD_RATIO = 0.8  # a frame is plausible when its x-extent <= 0.8 * its y-extent
 SPREAD_NOISE_FRACTION = 0.69754  # bodies with at least this share of implausible frames are noise
 MAX_ACTORS = 2
-NTU60_MAX_SETUP = 17
 NTU60_ACTIONS = 60
 NTU120_ACTIONS = 120
 ID_RANGES = (32, 3, 106, 2, NTU120_ACTIONS)  # setups, cameras, performers, replications, actions
@@ -444,11 +443,13 @@ def read_class_names(meta: Path) -> list[str]:
         path = meta / file_name
         if path.is_file():
             try:
-                text = path.read_text(encoding="utf-8")
+                text = read_input_text(path, "class-name file", errors="strict")
             except UnicodeDecodeError:
                 raise DatasetError(
                     f"{path} is not UTF-8 text; it should list one class name per line"
                 ) from None
+            except OSError as err:
+                raise DatasetError(f"{path} cannot be read ({err.strerror or err})") from None
             return _names_in_label_order(path, [line.strip() for line in text.splitlines() if line.strip()])
     raise DatasetError(f"no class-name file in {meta}; expected one of {', '.join(CLASS_NAME_FILES)}")
 
