@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
+from bharnet_ros.core.labels import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.skeleton import TIME_LIMIT
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.yaml12 import load_yaml

@@ -48,7 +48,7 @@ from ruamel.yaml import YAML, YAMLError
 
 from bharnet_ros.core.closeable import Closeable
 from bharnet_ros.core.image import MAX_IMAGE_PIXELS, decode_compressed, decode_image, fit_pixels
-from bharnet_ros.core.inference import shown
+from bharnet_ros.core.labels import shown
 from bharnet_ros.core.paths import share_file
 from bharnet_ros.core.skeleton import SkeletonFrame
 from bharnet_ros.core.skeleton_fields import (

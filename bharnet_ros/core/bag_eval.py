@@ -411,7 +411,7 @@ def max_image_pixels(pose: Mapping[str, Any]) -> int:
     """The pose section's ``max_image_pixels`` (the node's default when absent), which offline
     decoding shrinks images to as the pose node does; EvalError for a value the node refuses."""
     from bharnet_ros.core.image import IMAGE_PIXELS_RANGE, MAX_IMAGE_PIXELS
-    from bharnet_ros.core.inference import shown
+    from bharnet_ros.core.labels import shown
 
     value = pose.get("max_image_pixels", MAX_IMAGE_PIXELS)
     low, high = IMAGE_PIXELS_RANGE
@@ -688,8 +688,8 @@ def plot_timeline(
     axis.set_yticks([0.5, 1.5], ["predicted", "truth"])
     axis.set_xlabel("seconds since the first frame")
     axis.set_xlim(0, max(end, 1e-3))
-    axis.set_title(f"{mode}: segment accuracy {_percent(metrics.segment_accuracy)}, "
-                   f"frame accuracy {_percent(metrics.frame_accuracy)}")  # fmt: skip
+    axis.set_title(f"{mode}: segment accuracy {percent_text(metrics.segment_accuracy)}, "
+                   f"frame accuracy {percent_text(metrics.frame_accuracy)}")  # fmt: skip
     shown = labels[:LEGEND_LABELS]  # a labels file may name thousands; the legend stays readable
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[label]) for label in shown]
     if len(labels) > len(shown):
@@ -701,5 +701,6 @@ def plot_timeline(
     plt.close(figure)
 
 
-def _percent(value: float | None) -> str:
+def percent_text(value: float | None) -> str:
+    """A share as "12.3 %", or "n/a" where there is none (no segment, no frame scored)."""
     return "n/a" if value is None else f"{100 * value:.1f} %"

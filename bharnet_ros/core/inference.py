@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bharnet_ros.core.labels import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.layouts import get_layout
 from bharnet_ros.core.onnx_graph import OnnxGraphError, external_tensors, unbounded_operators
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
@@ -55,7 +56,6 @@ MAX_TEMPERATURE = 1e3  # a calibrated temperature is near 1; beyond this every c
 MIN_TEMPERATURE = 1e-3  # below it every probability is 0 or 1, and the none threshold never fires
 MAX_CLASSES = 65536  # ActionClass.class_id on /bharnet/labels is a uint16
 MOST_MODEL_BYTES = 512 << 20  # BHaRNet at the paper's size is tens of MB; a file is read whole
-MAX_LABEL_LENGTH = 200  # a class name is published in every Action; it is a name, not a document
 FUSIONS = ("mean", "noisy_or")
 
 
@@ -470,25 +470,6 @@ def checked_metadata(
     except (ValueError, TypeError) as err:
         raise InferenceError(f"{path}: metadata preprocess is unusable ({err})") from None
     return list(labels), preprocess, {str(k): list(v) for k, v in inputs.items()}
-
-
-def shown(value: Any, limit: int = 40) -> str:
-    """``repr(value)`` cut to ``limit`` characters: a hostile file's values go into one-line messages."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int of more digits than Python converts to text
-        return f"<{type(value).__name__} too large to show>"
-    return shorten(text, limit)
-
-
-def shorten(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, marked where it was cut."""
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
-
-
-def plain_label(value: Any) -> bool:
-    """A class name that can go into every Action and a terminal: printable text of sane length."""
-    return isinstance(value, str) and 0 < len(value) <= MAX_LABEL_LENGTH and value.isprintable()
 
 
 def check_decision_metadata(metadata: dict[str, Any], path: Path) -> None:

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from bharnet_ros.core.hand_fill import MAX_GAP
-from bharnet_ros.core.inference import DISTANCE, MAX_DISTANCE_THRESHOLD, OnnxClassifier, WindowScores, shown
+from bharnet_ros.core.inference import DISTANCE, MAX_DISTANCE_THRESHOLD, OnnxClassifier, WindowScores
+from bharnet_ros.core.labels import shown
 from bharnet_ros.core.skeleton import SkeletonError, SkeletonFrame
 from bharnet_ros.core.smoothing import LabelSmoother
 from bharnet_ros.core.window import (

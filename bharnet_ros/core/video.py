@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from bharnet_ros.core.closeable import Closeable
-from bharnet_ros.core.inference import shorten
+from bharnet_ros.core.labels import shorten
 from bharnet_ros.core.skeleton import SkeletonError, checked_image_size
 
 # FFmpeg's own lines about a damaged file ("moov atom not found") would come before, and garble,

@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bharnet_ros.core.inference import plain_label
+from bharnet_ros.core.labels import plain_label
 from bharnet_ros.core.layouts import get_layout
 from bharnet_ros.core.preprocess import PreprocessConfig
 from bharnet_ros.model.attention import CrossAttention, default_num_features
@@ -426,7 +426,7 @@ def _float(value: Any) -> bool:
 
 
 def _distinct_texts(values: Any) -> bool:
-    """Distinct names an Action and a terminal can carry (``core.inference.plain_label``)."""
+    """Distinct names an Action and a terminal can carry (``core.labels.plain_label``)."""
     return (
         isinstance(values, list | tuple)
         and all(plain_label(v) for v in values)

@@ -41,8 +41,8 @@ from bharnet_ros.core.inference import (
     MAX_TEMPERATURE,
     MIN_TEMPERATURE,
     random_feed,
-    shorten,
 )
+from bharnet_ros.core.labels import shorten
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.model.attention import freeze_projections

@@ -37,7 +37,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
 
-from bharnet_ros.core.inference import shorten
+from bharnet_ros.core.labels import shorten
 from bharnet_ros.nodes.core_logging import route_core_logging, stop_routing_core_logging
 from bharnet_ros.nodes.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from bharnet_ros.nodes.environment import ignore_further_interrupts, use_default_dds_profile

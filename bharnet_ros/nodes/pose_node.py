@@ -40,7 +40,7 @@ from bharnet_ros.core.image import (
     fit_pixels,
     to_bgr,
 )
-from bharnet_ros.core.inference import shown
+from bharnet_ros.core.labels import shown
 from bharnet_ros.core.pose_multi import MAX_POSES, NUM_POSES
 from bharnet_ros.core.pose_stage import ALL_BACKENDS, PoseStage, draw_persons
 from bharnet_ros.core.skeleton import SkeletonError

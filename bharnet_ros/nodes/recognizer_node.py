@@ -44,7 +44,8 @@ from rclpy.timer import Timer
 from std_msgs.msg import Header
 
 from bharnet_ros.core.frame_rules import FrameRules, stamp_problem
-from bharnet_ros.core.inference import DEVICES, MAX_DISTANCE_THRESHOLD, InferenceError, shorten
+from bharnet_ros.core.inference import DEVICES, MAX_DISTANCE_THRESHOLD, InferenceError
+from bharnet_ros.core.labels import shorten
 from bharnet_ros.core.model_swap import FileStamp, Probation, Verdict, file_stamp
 from bharnet_ros.core.params_file import MOST_THREADS
 from bharnet_ros.core.paths import DEFAULT_MODEL, default_model

@@ -36,7 +36,8 @@ from bharnet_ros.core.bag import (
     reindex_bag,
     write_video_bag,
 )
-from bharnet_ros.core.inference import DEVICES, shown
+from bharnet_ros.core.inference import DEVICES
+from bharnet_ros.core.labels import shown
 from bharnet_ros.core.paths import DEFAULT_MODEL
 from bharnet_ros.tools import UsageError, check_number
 from bharnet_ros.tools.outputs import (
@@ -369,10 +370,6 @@ def run_eval(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f} %"
-
-
 def _seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f} s"
 
@@ -386,6 +383,8 @@ def _milliseconds(stats: dict[str, Any]) -> str:
 
 def format_table(summary: dict[str, Any], out: Path) -> str:
     """A few aligned lines for the terminal."""
+    from bharnet_ros.core.bag_eval import percent_text as percent
+
     m, c, t = summary["metrics"], summary["counts"], summary["timing"]
     realtime = summary["mode"] == "realtime"
     timing_name, timing = (
@@ -398,8 +397,8 @@ def format_table(summary: dict[str, Any], out: Path) -> str:
     rows = [
         ("frames", f"{c['frames']} in bag, {c['processed']} processed, dropped {_count(c['dropped'])}, "
                    f"{c['bad_frames']} undecodable, {c['actions']} actions"),
-        ("segment accuracy", f"{m['segments_correct']}/{m['segments']} ({_percent(m['segment_accuracy'])})"),
-        ("frame accuracy", f"{scored} ({_percent(m['frame_accuracy'])})"),
+        ("segment accuracy", f"{m['segments_correct']}/{m['segments']} ({percent(m['segment_accuracy'])})"),
+        ("frame accuracy", f"{scored} ({percent(m['frame_accuracy'])})"),
         ("detection delay", f"mean {_seconds(m['delay_mean'])}, max {_seconds(m['delay_max'])} "
                             f"({m['segments_detected']}/{m['segments']} segments detected)"),
         ("label flicker", "n/a" if flicker is None else f"{flicker:.1f} changes/min"),

@@ -76,14 +76,14 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
     # SIGTERM (`timeout`) removes the bags as Ctrl-C does: 7 MB per second of stream were left
     with terminated_as_interrupt(), tempfile.TemporaryDirectory() as scratch:
-        video_bag = _video_bag(args.video, Path(scratch) / "video", args.seconds)
+        video_bag = video_bag_of(args.video, Path(scratch) / "video", args.seconds)
         skeleton_bag = _skeleton_bag(Path(scratch) / "skeletons", args.seconds)
         twin = shutil.copy(model, Path(scratch) / "twin.onnx")  # another file: each set loads one
         swaps = SwapCount()
         rows = [
-            _measure("real video + MediaPipe + recognizer", video_bag, "/camera/image_raw", model),
-            _measure("synthetic skeletons + recognizer", skeleton_bag, "/bharnet/skeletons", model),
-            _measure(
+            measure_run("real video + MediaPipe + recognizer", video_bag, "/camera/image_raw", model),
+            measure_run("synthetic skeletons + recognizer", skeleton_bag, "/bharnet/skeletons", model),
+            measure_run(
                 f"the same, `model` set every {SWAP_SECONDS:g} s", skeleton_bag, "/bharnet/skeletons", model,
                 during=swapping_models([model, str(twin)], swaps, SWAP_SECONDS),
             ),
@@ -167,7 +167,7 @@ def _frame_size(video: str) -> tuple[int, int]:
     return frame.shape[1], frame.shape[0]
 
 
-def _video_bag(video: str, bag: Path, seconds: float, rate: float = RATE_HZ) -> Path:
+def video_bag_of(video: str, bag: Path, seconds: float, rate: float = RATE_HZ) -> Path:
     """The video's frames, looped to ``seconds``, stamped at exactly ``rate`` (30 Hz; bgr8 Image)."""
     from bharnet_ros.core.bag import BagWriter, image_message, seconds_to_ns
     from bharnet_ros.core.video import VideoError, VideoReader
@@ -213,7 +213,7 @@ def _skeleton_bag(bag: Path, seconds: float) -> Path:
     return bag
 
 
-def _measure(
+def measure_run(
     name: str, bag: Path, topic: str, model: str, params_file: str = "", during: Any = None
 ) -> dict[str, Any]:
     """Replay one bag at its own timing into the real nodes; CPU is this process's (all nodes), from

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
+from bharnet_ros.core.labels import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.tools import UsageError
 from bharnet_ros.tools.outputs import atomic_file, check_output_file, output_option, terminated_as_interrupt

@@ -190,7 +190,7 @@ def live_latency(
 ) -> dict[str, Any]:
     """Replay ``count``-person compositions (the groups one after another, looped to ``seconds``) at
     20 Hz into the real pose and recognizer nodes, with the multi back end; bench_pipeline's figures."""
-    from bharnet_ros.tools.bench_pipeline import _measure, _video_bag
+    from bharnet_ros.tools.bench_pipeline import measure_run, video_bag_of
 
     pieces, frames = [], 0
     for index, group in enumerate(groups):
@@ -201,8 +201,8 @@ def live_latency(
         pieces.append(Piece(path))
     stream = folder / f"stream_{count}.mp4"
     compose_stream(pieces, stream)
-    bag = _video_bag(str(stream), folder / f"bag_{count}", seconds, rate=LIVE_RATE_HZ)
-    return _measure(f"{count}", bag, "/camera/image_raw", model, multi_params(folder, num_poses))
+    bag = video_bag_of(str(stream), folder / f"bag_{count}", seconds, rate=LIVE_RATE_HZ)
+    return measure_run(f"{count}", bag, "/camera/image_raw", model, multi_params(folder, num_poses))
 
 
 def multi_params(folder: Path, num_poses: int) -> str:

@@ -391,7 +391,7 @@ def fold_inputs(run: Path, person: str, expert_only: bool) -> tuple[Any, Any, di
 def _mirrored(checkpoint: Any, mirror: list[int], summary: Path) -> Any:
     """``checkpoint`` with the run's test-time mirroring; UsageError naming ``summary`` if its
     ``test_mirror`` does not fit the fold's model (a hand-edited or damaged summary)."""
-    from bharnet_ros.core.inference import shown
+    from bharnet_ros.core.labels import shown
     from bharnet_ros.model.config import config_from_dict
 
     mirrored = checkpoint.with_test_mirror(mirror)

@@ -196,7 +196,7 @@ def run_record(args: argparse.Namespace) -> int:
 
 def _check_record_options(args: argparse.Namespace) -> None:
     """Refuse option mistakes before the pose stage runs; strips --subject."""
-    from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
+    from bharnet_ros.core.labels import MAX_LABEL_LENGTH, plain_label, shown
 
     if args.labels and not (args.video or args.bag):
         raise UsageError("--labels cuts a recording: give it with --video or --bag")
@@ -253,7 +253,7 @@ def _check_seconds(flag: str, value: float, positive: bool = False) -> None:
 def _check_unique(flag: str, gestures: list[str]) -> None:
     """Each name once (a repeated gesture would record twice under one name, one set of takes
     overwriting the other's numbers), and each one a name an Action can carry."""
-    from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
+    from bharnet_ros.core.labels import MAX_LABEL_LENGTH, plain_label, shown
     from bharnet_ros.training.classes import same_words
 
     repeated = sorted({name for name in gestures if gestures.count(name) > 1})

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from bharnet_ros.core.calibration import calibrate
-from bharnet_ros.core.inference import shown
+from bharnet_ros.core.labels import shown
 from bharnet_ros.core.metrics import classification_report
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.core.yaml12 import load_yaml

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
+from bharnet_ros.core.labels import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.layouts import get_layout
 from bharnet_ros.core.preprocess import MAX_PERSONS
 from bharnet_ros.core.skeleton import (

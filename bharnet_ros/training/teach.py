@@ -66,7 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from bharnet_ros.core.inference import shorten
+from bharnet_ros.core.labels import shorten
 from bharnet_ros.core.preprocess import PreprocessConfig, space_problem
 from bharnet_ros.model.bharnet import (
     BHaRNetModel,

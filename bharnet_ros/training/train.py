@@ -45,7 +45,7 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from bharnet_ros.core.inference import shown
+from bharnet_ros.core.labels import shown
 from bharnet_ros.core.metrics import classification_report
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_arrays, space_problem
 from bharnet_ros.core.text_files import MOST_CONFIG_BYTES, read_text_file

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bharnet_ros.core.inference import shorten
+from bharnet_ros.core.labels import shorten
 from bharnet_ros.core.layouts import NTU25
 from bharnet_ros.training.dataset import DatasetError, Sample, SkeletonDataset
 from bharnet_ros.training.importers import (

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bharnet_ros.core.inference import MAX_LABEL_LENGTH, plain_label, shown
+from bharnet_ros.core.labels import MAX_LABEL_LENGTH, plain_label, shown
 from bharnet_ros.core.pose import PoseEstimator
 from bharnet_ros.core.skeleton import SkeletonFrame, SkeletonSequence
 from bharnet_ros.core.video import VIDEO_EXTENSIONS, VideoError, VideoReader
