@@ -41,9 +41,13 @@ def save_dataset(data: SkeletonDataset, path: str | Path) -> Path:
         path = path.with_name(path.name + ".npz")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as handle:
-        np.savez_compressed(handle, **_file_arrays(data))
-    os.replace(partial, path)
+    try:
+        with open(partial, "wb") as handle:
+            np.savez_compressed(handle, **_file_arrays(data))
+        os.replace(partial, path)
+    except BaseException:  # a full disk, an interrupt: no half-written file left beside the target
+        partial.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -43,6 +43,19 @@ def small_dataset(class_names=("wave", "point", "stop"), prefix: str = "clip") -
     )
 
 
+def test_a_save_that_fails_leaves_no_partial_file(tmp_path, monkeypatch):
+    """A full disk or an interrupt while compressing left ``set.npz.partial`` beside the target."""
+    from bharnet_ros.training import dataset_file
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(dataset_file.np, "savez_compressed", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        small_dataset().save(tmp_path / "set.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
 def kinect_sample(name: str, persons: int, frames: int, label: int = 0) -> Sample:
     body = np.zeros((persons, frames, 25, 4), np.float32)
     body[..., 3] = 1.0
