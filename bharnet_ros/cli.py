@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from bharnet_ros.core.labels import error_line
+
 # name -> (module implementing it, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
@@ -166,7 +168,7 @@ def one_line(text: str) -> str:
 def os_problem(err: OSError) -> str:
     """One line for an error of the operating system: the file it concerns, shortened, and why."""
     if err.filename is None or err.strerror is None:
-        return str(err).splitlines()[0][:300] if str(err) else type(err).__name__
+        return error_line(err, 300)
     name = str(err.filename)
     shown = name if len(name) <= 120 else f"{name[:60]}...{name[-40:]}"
     return f"{shown}: {err.strerror}"

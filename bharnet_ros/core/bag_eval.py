@@ -41,6 +41,7 @@ from bharnet_ros.core.bag import (
 from bharnet_ros.core.frame_rules import NANOSECONDS, FrameRules, one_per_person, stamp_problem, stamp_seconds
 from bharnet_ros.core.image import ImageError, camera_message_size
 from bharnet_ros.core.inference import InferenceError
+from bharnet_ros.core.labels import error_line, shown
 from bharnet_ros.core.params_file import (
     ParamsFileError,
     dump_params_file,
@@ -411,7 +412,6 @@ def max_image_pixels(pose: Mapping[str, Any]) -> int:
     """The pose section's ``max_image_pixels`` (the node's default when absent), which offline
     decoding shrinks images to as the pose node does; EvalError for a value the node refuses."""
     from bharnet_ros.core.image import IMAGE_PIXELS_RANGE, MAX_IMAGE_PIXELS
-    from bharnet_ros.core.labels import shown
 
     value = pose.get("max_image_pixels", MAX_IMAGE_PIXELS)
     low, high = IMAGE_PIXELS_RANGE
@@ -431,7 +431,7 @@ def _pose_stage(options: EvalOptions) -> Any:
     try:
         return PoseStage(**settings)
     except (ValueError, TypeError, RuntimeError) as err:
-        raise EvalError(f"the parameters file's pose section: {str(err).splitlines()[0][:200]}") from None
+        raise EvalError(f"the parameters file's pose section: {error_line(err)}") from None
 
 
 def _classifier(options: EvalOptions) -> Any:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from bharnet_ros.core.labels import MAX_LABEL_LENGTH, plain_label, shown
+from bharnet_ros.core.labels import MAX_LABEL_LENGTH, error_line, plain_label, shown
 from bharnet_ros.core.layouts import get_layout
 from bharnet_ros.core.onnx_graph import OnnxGraphError, external_tensors, unbounded_operators
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
@@ -264,7 +264,7 @@ class OnnxClassifier:
         try:
             outputs = self.session.run(None, feed)
         except Exception as err:  # ORT's own exception types
-            raise InferenceError(f"{failed} ({str(err).splitlines()[0][:160]})") from None
+            raise InferenceError(f"{failed} ({error_line(err, 160)})") from None
         named = dict(zip(self.output_names, outputs, strict=True))
         for name, value in named.items():
             shape, wanted = ((1,), "one window") if name == DISTANCE else ((1, len(self.labels)), None)
@@ -363,7 +363,7 @@ class OnnxClassifier:
                 warnings.simplefilter("ignore", UserWarning)
                 return ort.InferenceSession(model, options, providers=self.requested)
         except Exception as err:  # ORT raises its own exception types for malformed files
-            first = str(err).splitlines()[0][:200]
+            first = error_line(err)
             raise InferenceError(f"{self.path} is not a loadable ONNX model ({first})") from None
 
     def _verify_providers(self, require: bool) -> None:

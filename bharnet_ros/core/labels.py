@@ -25,3 +25,10 @@ def shorten(text: str, limit: int) -> str:
 def plain_label(value: Any) -> bool:
     """A class name that can go into every Action and a terminal: printable text of sane length."""
     return isinstance(value, str) and 0 < len(value) <= MAX_LABEL_LENGTH and value.isprintable()
+
+
+def error_line(err: BaseException, limit: int = 200) -> str:
+    """An exception's first line of text, cut to ``limit``; its class name where it has no text
+    (a library's bare exception would otherwise leave an empty pair of brackets, or an IndexError)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return shorten(lines[0], limit) if lines else type(err).__name__

@@ -42,7 +42,7 @@ from bharnet_ros.core.inference import (
     MIN_TEMPERATURE,
     random_feed,
 )
-from bharnet_ros.core.labels import shorten
+from bharnet_ros.core.labels import error_line, shorten
 from bharnet_ros.core.preprocess import PreprocessConfig, preprocess_sequence
 from bharnet_ros.core.text_files import read_text_file
 from bharnet_ros.model.attention import freeze_projections
@@ -420,7 +420,7 @@ def onnx_runtime(path: str | Path) -> Callable[[Mapping[str, np.ndarray]], list[
     import onnxruntime as ort
 
     def failed(err: Exception) -> ExportError:
-        return ExportError(f"ONNX Runtime cannot run the exported graph ({str(err).splitlines()[0][:160]})")
+        return ExportError(f"ONNX Runtime cannot run the exported graph ({error_line(err, 160)})")
 
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -15,6 +15,8 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from bharnet_ros.core.labels import error_line
+
 
 @dataclass(frozen=True)
 class Param:
@@ -139,5 +141,5 @@ def topic_name_problem(name: str, node_name: str = "node", namespace: str = "/")
     try:
         validate_full_topic_name(expand_topic_name(name, node_name, namespace))
     except Exception as err:  # rclpy raises ValueError or InvalidTopicNameException
-        return f"{name!r} is no valid topic name ({str(err).splitlines()[0][:160]})"
+        return f"{name!r} is no valid topic name ({error_line(err, 160)})"
     return ""

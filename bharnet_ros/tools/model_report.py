@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bharnet_ros.core.labels import error_line
 from bharnet_ros.tools import UsageError, check_count
 from bharnet_ros.tools.outputs import check_document, check_shown, output_option
 from bharnet_ros.tools.report_doc import write_section
@@ -191,7 +192,7 @@ def measure_or_explain(path: Path, frames: int) -> Measurement:
     try:
         return measure(path, frames)
     except (RuntimeError, ValueError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        first = error_line(err, 300)
         raise UsageError(f"{path} cannot be built: {first}; fix it or move it out of --config-dir") from None
 
 

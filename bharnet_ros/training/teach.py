@@ -66,7 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from bharnet_ros.core.labels import shorten
+from bharnet_ros.core.labels import error_line, shorten
 from bharnet_ros.core.preprocess import PreprocessConfig, space_problem
 from bharnet_ros.model.bharnet import (
     BHaRNetModel,
@@ -926,7 +926,7 @@ def calibration_from(
     try:
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     except Exception as err:  # onnx raises its own decode errors
-        raise ExportError(f"cannot read {path} ({str(err).splitlines()[0][:120]})") from None
+        raise ExportError(f"cannot read {path} ({error_line(err, 120)})") from None
     keys = ("temperature", "none_threshold")
     if "bharnet.variant" not in props:
         raise ExportError(f"{path} carries no bharnet metadata; give a model that `bharnet export` wrote")
