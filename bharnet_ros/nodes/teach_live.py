@@ -31,6 +31,9 @@ NO_PUBLISHER = (
     "or give it longer to be found with --wait"
 )
 DISCOVERY_SECONDS = 2.0  # a publisher already running is found within this (DDS discovery)
+# Skeletons one take keeps: 11 minutes of one person at 30 fps. A publisher far faster than any
+# camera (or many people per message) would otherwise fill the memory while the take records.
+MOST_TAKE_FRAMES = 20_000
 
 
 class LiveSkeletons:
@@ -45,6 +48,7 @@ class LiveSkeletons:
         self._frames: list[SkeletonFrame] | None = None  # None while no take records
         self.bad_messages = 0  # skeletons refused during the current take
         self.messages = 0  # skeleton arrays received during the current take
+        self.overflow = 0  # skeletons past MOST_TAKE_FRAMES in the current take, not kept
         self._last_problem = ""
         self.rules = FrameRules(self._refuse)
         self.subscription = node.create_subscription(  # best effort: takes reliable publishers too
@@ -62,7 +66,7 @@ class LiveSkeletons:
         when it sees nobody, so a take without any message means the graph stopped:
         RecordingEndedError says so (the good takes so far are kept)."""
         with self._lock:
-            self._frames, self.bad_messages, self.messages = [], 0, 0
+            self._frames, self.bad_messages, self.messages, self.overflow = [], 0, 0, 0
         self.sleep(seconds)
         with self._lock:
             frames, self._frames = self._frames, None
@@ -75,6 +79,11 @@ class LiveSkeletons:
             self.node.get_logger().warning(
                 f"{self.bad_messages} skeletons of this take were refused ({self._last_problem}); "
                 "check the publisher of the skeleton topic"
+            )
+        if self.overflow:
+            self.node.get_logger().warning(
+                f"{self.overflow} skeletons past the first {MOST_TAKE_FRAMES} of this take were not kept "
+                "(a publisher far faster than a camera?); check the publisher of the skeleton topic"
             )
         return frames
 
@@ -104,7 +113,9 @@ class LiveSkeletons:
         frames = self.rules.frames(msg.persons, time.monotonic(), self._unstamped)  # one per person
         with self._lock:
             if self._frames is not None:
-                self._frames.extend(frames)
+                room = max(MOST_TAKE_FRAMES - len(self._frames), 0)
+                self._frames.extend(frames[:room])
+                self.overflow += max(len(frames) - room, 0)
                 self.messages += 1
 
     def _unstamped(self) -> float:

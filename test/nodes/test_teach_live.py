@@ -172,6 +172,29 @@ def test_skeletons_that_cannot_be_read_during_a_take_are_counted_and_logged(ros,
     assert source.bad_messages == 0  # counted per take
 
 
+def test_a_take_keeps_a_bounded_number_of_skeletons(ros, wait, capfd, monkeypatch):
+    """A publisher far faster than a camera filled the memory while a take recorded."""
+    from bharnet_ros.nodes import teach_live
+
+    monkeypatch.setattr(teach_live, "MOST_TAKE_FRAMES", 2)
+    probe = ros.add(Node, "teach_flood_probe")
+    publisher = probe.create_publisher(PersonSkeletonArray, "/teach_flood", 10)
+    source = LiveSkeletons(ros.add(Node, "teach_flood"), "/teach_flood")
+    assert wait(lambda: publisher.get_subscription_count() > 0)
+    frame = generate_sequence("wave", np.random.default_rng(0)).frame(0)
+
+    def sleep(seconds: float) -> None:
+        for k in range(3):
+            publisher.publish(
+                PersonSkeletonArray(persons=[frame_to_msg(frame, Header(stamp=seconds_to_stamp(k + 1.0)))])
+            )
+        assert wait(lambda: source.messages == 3)
+
+    source.sleep = sleep
+    assert len(source.record(1.0)) == 2
+    assert "1 skeletons past the first 2 of this take were not kept" in capfd.readouterr().err
+
+
 def test_a_take_without_any_message_stops_the_session_saying_the_graph_stopped(ros, wait):
     """The pose node publishes an array for every image: silence is a stopped graph, which every
     take blamed on the person ("no person", again at each redo)."""
