@@ -325,7 +325,8 @@ def with_motion(x: torch.Tensor) -> torch.Tensor:
     """Joints ``(N, C, T, V, M)`` with their velocities ``x[t+1] - x[t]`` appended as channels.
 
     A velocity is zero where the joint is absent (all channels zero) in either frame, and in the
-    last frame, as in ``core.modalities.motion``: a hand that appears is not a jump from the origin.
+    last frame, as the preprocessing masks its motion modalities (``core.preprocess``): a hand that
+    appears is not a jump from the origin.
     """
     observed = (x != 0).any(dim=1, keepdim=True)
     both = observed[:, :, 1:] & observed[:, :, :-1]
