@@ -231,8 +231,9 @@ class DataSelection:
     notes: list[str] = field(default_factory=list)
 
 
-def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
-    """Apply a training config's ``data`` section (see the module docstring)."""
+def select_data(section: Mapping[str, Any], seed: int = 0, resumed: bool = False) -> DataSelection:
+    """Apply a training config's ``data`` section (see the module docstring); ``resumed``: a run that
+    continues, whose data settings were accepted when it began."""
     check_listed_once(section["train"], "the training data")
     check_listed_once(section["val"] or [], "the validation data")
     data = vocabulary(load_datasets(section["train"]), section)
@@ -249,7 +250,7 @@ def select_data(section: Mapping[str, Any], seed: int = 0) -> DataSelection:
     if excluded:
         data = data.subset(np.flatnonzero(~subject_mask(data, excluded)))
         notes.append(f"left out subjects {', '.join(map(str, excluded))} (training and validation)")
-    val_idx, how = _validation_indices(data, section, seed)
+    val_idx, how = _validation_indices(data, section, seed, resumed)
     if section["val"]:
         if not _other_splits(section):
             check_apart(section["train"], section["val"])
@@ -366,23 +367,26 @@ def _named(split: str | None) -> str | None:
 
 
 def _validation_indices(
-    data: SkeletonDataset, section: Mapping[str, Any], seed: int
+    data: SkeletonDataset, section: Mapping[str, Any], seed: int, resumed: bool = False
 ) -> tuple[np.ndarray, str]:
     """Validation sample indices inside ``data`` and a sentence saying how they were chosen. Subjects
-    and a fraction are taken from the named ``train_split`` only (not from its test split)."""
+    and a fraction are taken from the named ``train_split`` only (not from its test split). A
+    setting another one overrules is refused, except in a ``resumed`` run begun before that was
+    (its data settings cannot change): the sentence then names it."""
     if section["val"]:
         return np.zeros(0, np.int64), ""
     members = _split_members(data, section.get("train_split"))
     fraction = float(section.get("val_fraction") or 0.0)
     if section.get("val_subjects"):
+        unused = ""
         if fraction > 0 or section["val_split"] not in (None, AUTO):
-            raise DatasetError(
+            unused = _overruled(
                 "data.val_subjects choose the validation samples, so data.val_fraction or data.val_split "
-                "would not be used; keep one of them"
-            )
+                "would not be used; keep one of them", resumed,
+            )  # fmt: skip
         subjects = list(section["val_subjects"])
         chosen = members[subject_mask(data, subjects)[members]]
-        return chosen, f"validation: subjects {', '.join(subjects)}"
+        return chosen, f"validation: subjects {', '.join(subjects)}{unused}"
     split = section["val_split"]
     if split == AUTO and "val" in data.splits:
         split = "val"
@@ -390,16 +394,25 @@ def _validation_indices(
         if split not in data.splits:
             known = ", ".join(sorted(data.splits)) or "none"
             raise DatasetError(f"no split {split!r} in the training data; available: {known}")
+        unused = ""
         if fraction > 0:
-            raise DatasetError(
+            unused = _overruled(
                 f"data.val_fraction {fraction:g} would not be used: the data's split {split!r} validates; "
-                "set data.val_split=null to validate on a fraction instead, or drop data.val_fraction"
+                "set data.val_split=null to validate on a fraction instead, or drop data.val_fraction",
+                resumed,
             )
-        return np.sort(data.splits[split]), f"validation: split {split!r}"
+        return np.sort(data.splits[split]), f"validation: split {split!r}{unused}"
     if fraction > 0:
         picked = members[stratified_fraction(data.labels[members], fraction, seed)]
         return np.sort(picked), f"validation: {100 * fraction:g} % of each class, drawn with seed {seed}"
     return np.zeros(0, np.int64), NO_VALIDATION
+
+
+def _overruled(problem: str, resumed: bool) -> str:
+    """DatasetError for a validation setting another overrules; in a resumed run, the note to add."""
+    if not resumed:
+        raise DatasetError(problem)
+    return f" ({problem.split(':')[0].split(';')[0]}, as when the run began)"
 
 
 NO_VALIDATION = (

@@ -14,12 +14,12 @@ from pathlib import Path
 import yaml
 
 from bharnet_ros.core.preprocess import PreprocessConfig
-from bharnet_ros.core.text_files import read_text_file
+from bharnet_ros.core.text_files import MOST_CONFIG_BYTES, read_text_file
 from bharnet_ros.core.yaml12 import load_yaml
 from bharnet_ros.model.bharnet import BHaRNetModel, ExpertizedModel
 from bharnet_ros.model.checkpoint import Checkpoint
 from bharnet_ros.model.feature_distance import FeatureDistance, distance_branches, fit_feature_distance
-from bharnet_ros.training.data import training_data_in
+from bharnet_ros.training.data import name_list, training_data_in
 from bharnet_ros.training.dataset import SkeletonDataset
 from bharnet_ros.training.teach import TEACH_AUGMENT, extract_features, load_rehearsal, twin_augment
 from bharnet_ros.training.train import mirror_map
@@ -61,7 +61,7 @@ def distance_from_config(
     mapping = _config_mapping(config)
     source = training_data_in(mapping)
     if source.missing:
-        raise ValueError(f"its training data is not here ({', '.join(map(str, source.missing))})")
+        raise ValueError(f"its training data is not here ({name_list([str(p) for p in source.missing], 5)})")
     if not source.files:
         raise ValueError("names no training data (data.train)")
     data = load_rehearsal(source)
@@ -91,7 +91,7 @@ def _training_twins(config: dict, classes: Sequence[str]) -> list[int]:
 def _config_mapping(config: str | Path) -> dict:
     """The YAML mapping in ``config``; ValueError when it cannot be read or is not one."""
     try:
-        section = load_yaml(read_text_file(config))
+        section = load_yaml(read_text_file(config, MOST_CONFIG_BYTES))
     except OSError as err:
         raise ValueError(f"cannot be read: {err.strerror}") from None
     except (UnicodeDecodeError, yaml.YAMLError):

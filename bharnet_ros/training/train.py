@@ -916,7 +916,7 @@ def build_run(
 ) -> TrainingRun:
     """Load data, build model, loss, optimiser and loaders; restore state when resuming."""
     data_cfg = config["data"]
-    selection = select_data(data_cfg, config["seed"])
+    selection = select_data(data_cfg, config["seed"], resumed=resume_state is not None)
     train_data, val_data = selection.train, selection.val
     class_names = list(train_data.class_names)
     mirror_map(config, class_names)

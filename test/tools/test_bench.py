@@ -447,7 +447,7 @@ def test_a_pipeline_bag_larger_than_the_cap_or_the_free_space_is_refused_before_
     def never(*_args, **_kwargs):
         raise AssertionError("built before the refusal")
 
-    monkeypatch.setattr(bench_pipeline, "_video_bag", never)
+    monkeypatch.setattr(bench_pipeline, "video_bag_of", never)
     monkeypatch.setattr(bench_pipeline, "_skeleton_bag", never)
     monkeypatch.setattr(bench_pipeline, "MOST_BAG_BYTES", 276_480 * 5)
     video = str(write_clip(tmp_path / "clip.mp4"))
@@ -472,7 +472,7 @@ def test_the_hot_swap_row_sets_the_model_while_skeletons_play(tiny_model, tmp_pa
     twin = shutil.copy(tiny_model, tmp_path / "twin.onnx")
     count = SwapCount()
     swapping = swapping_models([str(tiny_model), str(twin)], count, period=0.5)
-    row = bench_pipeline._measure("swaps", bag, "/bharnet/skeletons", str(tiny_model), during=swapping)
+    row = bench_pipeline.measure_run("swaps", bag, "/bharnet/skeletons", str(tiny_model), during=swapping)
     assert count.done >= 1  # each set checks the model in a child first: how many fit depends on the CPU
     assert count.refused == 0
     assert row["latency"], "no decision came"
@@ -495,7 +495,7 @@ def test_the_pipelines_cpu_leaves_out_the_nodes_start_up(tiny_model, tmp_path, m
 
     monkeypatch.setattr(bag_io, "_wait_ready", ready)
     monkeypatch.setattr(time, "process_time", lambda: real_cpu() + start_up[0])
-    row = bench_pipeline._measure("skeletons", bag, "/bharnet/skeletons", str(tiny_model))
+    row = bench_pipeline.measure_run("skeletons", bag, "/bharnet/skeletons", str(tiny_model))
     assert 0 < row["cpu_cores"] <= (os.cpu_count() or 1)
 
 

@@ -126,6 +126,19 @@ def test_a_validation_setting_another_overrules_is_refused(people, tmp_path, cho
         select_data(section(train=[str(tmp_path / "split.npz")], **choice))
 
 
+def test_a_resumed_run_keeps_the_validation_it_began_with_and_says_what_was_unused(people, tmp_path):
+    """A run begun before the refusal could not be resumed: its data settings cannot change."""
+    data = load_datasets([str(p) for p in people])
+    data.splits = {"val": np.flatnonzero(data.subject_names() == "S2")}
+    data.save(tmp_path / "split.npz")
+    chosen = select_data(section(train=[str(tmp_path / "split.npz")], val_fraction=0.25), resumed=True)
+    assert set(chosen.val.subject_names().tolist()) == {"S2"}
+    assert (
+        "validation: split 'val' (data.val_fraction 0.25 would not be used, as when the run began)"
+        in chosen.notes
+    )
+
+
 def test_stratified_fraction_keeps_one_sample_of_each_class_for_training():
     picked = stratified_fraction(np.array([0, 0, 1, 2, 2, 2]), 0.9, seed=0)
     assert np.bincount(np.array([0, 0, 1, 2, 2, 2])[picked], minlength=3).tolist() == [1, 0, 2]

@@ -63,3 +63,16 @@ def test_export_and_streams_fit_with_the_twins_of_the_config_the_folds_used(monk
     with pytest.raises(FittedError):
         feature_distance.distance_from_config(None, checkpoint, config)
     assert given == [[-1, -1, 2]]
+
+
+def test_a_config_too_large_or_naming_many_missing_files_is_one_short_line(tmp_path):
+    """--distance-from parsed megabytes of YAML (35 s, 0.7 GB) where train refuses them, and listed
+    every missing file in its one line."""
+    big = tmp_path / "big.yaml"
+    big.write_text("data:\n  train: [" + "a," * 150_000 + "a]\n")
+    with pytest.raises(ValueError, match="cannot be read: .*larger than the 262144 bytes"):
+        feature_distance.distance_from_config(None, None, big)
+    many = tmp_path / "many.yaml"
+    many.write_text("data:\n  train: [" + ", ".join(f"gone_{k}.npz" for k in range(50)) + "]\n")
+    with pytest.raises(ValueError, match=r"its training data is not here \(.*gone_4.npz and 45 more\)$"):
+        feature_distance.distance_from_config(None, None, many)
