@@ -123,14 +123,10 @@ class BHaRNetLoss(nn.Module):
         return terms
 
 
-def build_loss(model: BHaRNetModel, config: LossConfig | None = None) -> BHaRNetLoss:
-    """The loss matching a model's branches; ``config`` defaults to the model config's ``loss``."""
+def build_loss(model: BHaRNetModel) -> BHaRNetLoss:
+    """The loss matching a model's branches, weighted as its config's ``loss`` says."""
     return BHaRNetLoss(
-        model.branches,
-        model.individual_branches,
-        model.hand_branches,
-        model.fusion,
-        config or model.config.loss,
+        model.branches, model.individual_branches, model.hand_branches, model.fusion, model.config.loss
     )
 
 
