@@ -102,7 +102,7 @@ class VideoReader(Closeable):
         cv2.setLogLevel(0)  # a file it cannot read: our one line, not OpenCV's warnings before it
         try:
             # OpenCV's binding keeps a reference to the name it is given: one interned string per
-            # name, not a new one stranded at each reopen of a looped file (80 bytes a loop)
+            # name, not a new one stranded at each reopen of a looped file (some 64 bytes a loop)
             self._capture = cv2.VideoCapture(sys.intern(str(self.path)))
         finally:
             cv2.setLogLevel(level)

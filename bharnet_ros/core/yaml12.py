@@ -15,6 +15,8 @@ from typing import IO, Any
 
 import yaml
 
+from bharnet_ros.core.labels import shorten
+
 BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
 FLOAT = re.compile(
@@ -87,8 +89,7 @@ def yaml_problem(err: yaml.YAMLError, limit: int = 200) -> str:
         text = where + err.problem
     else:
         text = str(err)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+    return shorten(" ".join(text.split()), limit)
 
 
 def load_yaml(source: str | IO[str]) -> Any:
