@@ -381,9 +381,11 @@ def _validation_indices(
         unused = ""
         if fraction > 0 or section["val_split"] not in (None, AUTO):
             unused = _overruled(
+                "data.val_fraction or data.val_split would not be used",
                 "data.val_subjects choose the validation samples, so data.val_fraction or data.val_split "
-                "would not be used; keep one of them", resumed,
-            )  # fmt: skip
+                "would not be used; keep one of them",
+                resumed,
+            )
         subjects = list(section["val_subjects"])
         chosen = members[subject_mask(data, subjects)[members]]
         return chosen, f"validation: subjects {', '.join(subjects)}{unused}"
@@ -397,6 +399,7 @@ def _validation_indices(
         unused = ""
         if fraction > 0:
             unused = _overruled(
+                f"data.val_fraction {fraction:g} would not be used",
                 f"data.val_fraction {fraction:g} would not be used: the data's split {split!r} validates; "
                 "set data.val_split=null to validate on a fraction instead, or drop data.val_fraction",
                 resumed,
@@ -408,11 +411,12 @@ def _validation_indices(
     return np.zeros(0, np.int64), NO_VALIDATION
 
 
-def _overruled(problem: str, resumed: bool) -> str:
-    """DatasetError for a validation setting another overrules; in a resumed run, the note to add."""
+def _overruled(unused: str, problem: str, resumed: bool) -> str:
+    """DatasetError for a validation setting another overrules; in a resumed run, the note naming
+    the ``unused`` setting."""
     if not resumed:
         raise DatasetError(problem)
-    return f" ({problem.split(':')[0].split(';')[0]}, as when the run began)"
+    return f" ({unused}, as when the run began)"
 
 
 NO_VALIDATION = (
